@@ -1,0 +1,132 @@
+// Package client is how the CLI talks to the daemon: JSON over HTTP with
+// the bearer token, errors decoded from the daemon's error format.
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/neullabs/ringlet/token"
+)
+
+// Client calls one daemon.
+type Client struct {
+	base string
+	tok  token.Token
+	hc   *http.Client
+}
+
+// New returns a client for the daemon at base (http://host:port).
+func New(base string, tok token.Token) *Client {
+	return &Client{
+		base: strings.TrimRight(base, "/"),
+		tok:  tok,
+		hc: &http.Client{
+			Timeout: 30 * time.Second,
+			// The daemon never redirects; following one could send the
+			// token elsewhere.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
+	}
+}
+
+// BaseURL is the daemon's address.
+func (c *Client) BaseURL() string { return c.base }
+
+// Token is the token the client authenticates with.
+func (c *Client) Token() token.Token { return c.tok }
+
+// Error is an error answered by the daemon.
+type Error struct {
+	Status  int
+	Code    string
+	Message string
+}
+
+func (e *Error) Error() string { return e.Message }
+
+// ErrNotRunning means nothing is listening at the daemon's address.
+var ErrNotRunning = errors.New("the ringlet daemon is not running")
+
+// Do sends a request with in (if not nil) as its JSON body and decodes a
+// successful JSON answer into out (if not nil).
+func (c *Client) Do(ctx context.Context, method, path string, in, out any) error {
+	raw, err := c.Raw(ctx, method, path, in)
+	if err != nil {
+		return err
+	}
+	if out == nil {
+		return nil
+	}
+	if err := json.Unmarshal(raw, out); err != nil {
+		return fmt.Errorf("decode daemon answer to %s %s: %w", method, path, err)
+	}
+	return nil
+}
+
+// Raw sends a request and returns the body of a successful answer.
+func (c *Client) Raw(ctx context.Context, method, path string, in any) ([]byte, error) {
+	var body io.Reader
+	if in != nil {
+		if b, ok := in.([]byte); ok {
+			body = bytes.NewReader(b)
+		} else {
+			b, err := json.Marshal(in)
+			if err != nil {
+				return nil, err
+			}
+			body = bytes.NewReader(b)
+		}
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	if err != nil {
+		return nil, fmt.Errorf("invalid daemon address %q: %w", c.base, err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Authorization", "Bearer "+c.tok.Value())
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		if IsConnRefused(err) {
+			return nil, fmt.Errorf("%w (nothing answers at %s)", ErrNotRunning, c.base)
+		}
+		return nil, fmt.Errorf("reach the daemon at %s: %w", c.base, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return nil, fmt.Errorf("read daemon answer: %w", err)
+	}
+	if resp.StatusCode >= 300 {
+		var e struct {
+			Error struct {
+				Code    string `json:"code"`
+				Message string `json:"message"`
+			} `json:"error"`
+		}
+		if json.Unmarshal(data, &e) != nil || e.Error.Message == "" {
+			return nil, &Error{Status: resp.StatusCode, Code: "unknown", Message: fmt.Sprintf("daemon answered %s", resp.Status)}
+		}
+		return nil, &Error{Status: resp.StatusCode, Code: e.Error.Code, Message: e.Error.Message}
+	}
+	return data, nil
+}
+
+// IsConnRefused reports whether err means no process listens at the address.
+func IsConnRefused(err error) bool {
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		return true
+	}
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial" && errors.Is(op.Err, syscall.ECONNREFUSED)
+}

@@ -1,0 +1,355 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/pelletier/go-toml/v2"
+
+	"github.com/neullabs/ringlet/privatefile"
+)
+
+// Config is the content of config.toml. Empty fields take their defaults;
+// only keys the user set are written back.
+type Config struct {
+	Daemon      DaemonConfig      `toml:"daemon"`
+	Credentials CredentialsConfig `toml:"credentials"`
+	Audit       AuditConfig       `toml:"audit"`
+}
+
+// DaemonConfig is the [daemon] table.
+type DaemonConfig struct {
+	Listen      string `toml:"listen"`
+	IdleTimeout string `toml:"idle_timeout"`
+	LogLevel    string `toml:"log_level"`
+}
+
+// CredentialsConfig is the [credentials] table.
+type CredentialsConfig struct {
+	Backend string `toml:"backend"`
+}
+
+// AuditConfig is the [audit] table.
+type AuditConfig struct {
+	Path string `toml:"path"`
+	Sync string `toml:"sync"`
+}
+
+// DefaultListen is the daemon's address unless daemon.listen says otherwise.
+const DefaultListen = "127.0.0.1:8765"
+
+// Key describes one config key.
+type Key struct {
+	Name    string
+	Help    string
+	Allowed []string // the accepted values, when they are a fixed set
+	def     func(Paths) string
+	field   func(*Config) *string
+	check   func(string) error
+}
+
+// Default returns the key's value when it is not set.
+func (k Key) Default(p Paths) string { return k.def(p) }
+
+// Keys lists every config key, in the order `config list` shows them.
+var Keys = []Key{
+	{
+		Name:  "daemon.listen",
+		Help:  "address the daemon listens on; loopback only (use --listen for anything else)",
+		def:   func(Paths) string { return DefaultListen },
+		field: func(c *Config) *string { return &c.Daemon.Listen },
+		check: func(v string) error { _, err := ParseListen(v, false); return err },
+	},
+	{
+		Name:  "daemon.idle_timeout",
+		Help:  "how long a daemon started without --stay-alive waits with no requests and no sessions before it exits (0 = never)",
+		def:   func(Paths) string { return "10m" },
+		field: func(c *Config) *string { return &c.Daemon.IdleTimeout },
+		check: func(v string) error { _, err := parseIdle(v); return err },
+	},
+	{
+		Name:    "daemon.log_level",
+		Help:    "daemon log level",
+		Allowed: []string{"debug", "info", "warn", "error"},
+		def:     func(Paths) string { return "info" },
+		field:   func(c *Config) *string { return &c.Daemon.LogLevel },
+	},
+	{
+		Name:    "credentials.backend",
+		Help:    "where provider keys are stored: the OS keyring, the 0600 file, or auto (keyring when reachable)",
+		Allowed: []string{"auto", "keyring", "file"},
+		def:     func(Paths) string { return "auto" },
+		field:   func(c *Config) *string { return &c.Credentials.Backend },
+	},
+	{
+		Name:  "audit.path",
+		Help:  "the SQLite audit database (absolute or ~/ path)",
+		def:   func(p Paths) string { return p.DefaultAuditPath() },
+		field: func(c *Config) *string { return &c.Audit.Path },
+		check: checkPath,
+	},
+	{
+		Name:    "audit.sync",
+		Help:    "normal: a committed record survives a crash of the daemon; full: it also survives power loss (an fsync per batch)",
+		Allowed: []string{"normal", "full"},
+		def:     func(Paths) string { return "normal" },
+		field:   func(c *Config) *string { return &c.Audit.Sync },
+	},
+}
+
+// LookupKey finds a key by name.
+func LookupKey(name string) (Key, error) {
+	for _, k := range Keys {
+		if k.Name == name {
+			return k, nil
+		}
+	}
+	return Key{}, fmt.Errorf("unknown config key %q; known keys: %s", name, strings.Join(keyNames(), ", "))
+}
+
+func keyNames() []string {
+	names := make([]string, len(Keys))
+	for i, k := range Keys {
+		names[i] = k.Name
+	}
+	return names
+}
+
+// ValidateValue checks value for the key.
+func (k Key) ValidateValue(value string) error {
+	if k.Allowed != nil && !slices.Contains(k.Allowed, value) {
+		return fmt.Errorf("invalid value %q for %s; accepted values: %s", value, k.Name, strings.Join(k.Allowed, ", "))
+	}
+	if k.check != nil {
+		if err := k.check(value); err != nil {
+			return fmt.Errorf("invalid value %q for %s: %w", value, k.Name, err)
+		}
+	}
+	return nil
+}
+
+// Get returns the value set in c for the key and whether it is set.
+func (k Key) Get(c *Config) (string, bool) {
+	v := *k.field(c)
+	return v, v != ""
+}
+
+// Set stores value for the key after validating it.
+func (k Key) Set(c *Config, value string) error {
+	if err := k.ValidateValue(value); err != nil {
+		return err
+	}
+	*k.field(c) = value
+	return nil
+}
+
+// Unset removes the key so its default applies.
+func (k Key) Unset(c *Config) { *k.field(c) = "" }
+
+// Validate checks every key that is set.
+func (c *Config) Validate() error {
+	var errs []error
+	for _, k := range Keys {
+		if v, ok := k.Get(c); ok {
+			errs = append(errs, k.ValidateValue(v))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Listen is the effective daemon.listen.
+func (c *Config) Listen() string { return or(c.Daemon.Listen, DefaultListen) }
+
+// IdleTimeout is the effective daemon.idle_timeout.
+func (c *Config) IdleTimeout() time.Duration {
+	d, _ := parseIdle(or(c.Daemon.IdleTimeout, "10m"))
+	return d
+}
+
+// LogLevel is the effective daemon.log_level.
+func (c *Config) LogLevel() slog.Level {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(or(c.Daemon.LogLevel, "info")))
+	return l
+}
+
+// AuditSync is the effective audit.sync.
+func (c *Config) AuditSync() string { return or(c.Audit.Sync, "normal") }
+
+// AuditPath is the effective audit.path, with ~ expanded.
+func (c *Config) AuditPath(p Paths) (string, error) {
+	if c.Audit.Path == "" {
+		return p.DefaultAuditPath(), nil
+	}
+	return p.ExpandHome(c.Audit.Path)
+}
+
+func or(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}
+
+func parseIdle(v string) (time.Duration, error) {
+	if v == "0" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 {
+		return 0, errors.New("want a duration such as 10m, 1h30m or 0 for never")
+	}
+	if d > 0 && d < time.Second {
+		return 0, errors.New("want at least 1s, or 0 for never")
+	}
+	return d, nil
+}
+
+func checkPath(v string) error {
+	if strings.ContainsAny(v, "\x00\n\r") {
+		return errors.New("a path cannot contain NUL or newlines")
+	}
+	if v != "~" && !strings.HasPrefix(v, "~/") && !filepath.IsAbs(v) {
+		return errors.New("want an absolute path or one starting with ~/")
+	}
+	return nil
+}
+
+// Listen describes a parsed listen address.
+type Listen struct {
+	Host     string // as written: an IP literal or localhost; empty means every interface
+	Port     int
+	Loopback bool
+}
+
+// Addr is the address to pass to net.Listen.
+func (l Listen) Addr() string { return net.JoinHostPort(l.Host, strconv.Itoa(l.Port)) }
+
+// ParseListen parses a HOST:PORT listen address. Unless explicit is true
+// (the user typed --listen), a non-loopback address is refused.
+func ParseListen(addr string, explicit bool) (Listen, error) {
+	const want = "want HOST:PORT such as 127.0.0.1:8765, where HOST is an IP address or localhost"
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return Listen{}, fmt.Errorf("invalid listen address %q: %s", addr, want)
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 0 || n > 65535 {
+		return Listen{}, fmt.Errorf("invalid listen address %q: port must be a number from 0 to 65535", addr)
+	}
+	l := Listen{Host: host, Port: n}
+	switch {
+	case strings.EqualFold(host, "localhost"):
+		l.Host, l.Loopback = "localhost", true
+	case host == "":
+	default:
+		ip := net.ParseIP(host)
+		if ip == nil || strings.Contains(host, "%") {
+			return Listen{}, fmt.Errorf("invalid listen address %q: %s", addr, want)
+		}
+		l.Loopback = ip.IsLoopback()
+	}
+	if !l.Loopback && !explicit {
+		return Listen{}, fmt.Errorf("%q is not a loopback address; the daemon binds only 127.0.0.1, ::1 or localhost unless you pass --listen explicitly", addr)
+	}
+	return l, nil
+}
+
+// maxFileSize bounds config.toml; a larger file is a mistake, not a config.
+const maxFileSize = 1 << 20
+
+// Load reads config.toml. A missing file is an empty config. Unknown keys,
+// malformed TOML and invalid values are errors that name the file and line.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return &Config{}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read config file %s: %w", path, unwrapPath(err))
+	}
+	if len(data) > maxFileSize {
+		return nil, fmt.Errorf("config file %s is larger than 1 MiB; it is not a ringlet config", path)
+	}
+	c, err := Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("config file %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// Parse decodes and validates config TOML.
+func Parse(data []byte) (*Config, error) {
+	var c Config
+	dec := toml.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil {
+		var strict *toml.StrictMissingError
+		if errors.As(err, &strict) && len(strict.Errors) > 0 {
+			e := strict.Errors[0]
+			row, _ := e.Position()
+			return nil, fmt.Errorf("line %d: unknown key %q; known keys: %s", row, strings.Join(e.Key(), "."), strings.Join(keyNames(), ", "))
+		}
+		var de *toml.DecodeError
+		if errors.As(err, &de) {
+			row, col := de.Position()
+			return nil, fmt.Errorf("line %d column %d: %s; fix the file or remove it to use the defaults", row, col, de.Error())
+		}
+		return nil, fmt.Errorf("%s; fix the file or remove it to use the defaults", err)
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// Marshal encodes the keys that are set, grouped by table.
+func (c *Config) Marshal() ([]byte, error) {
+	tables := map[string]map[string]string{}
+	for _, k := range Keys {
+		v, ok := k.Get(c)
+		if !ok {
+			continue
+		}
+		table, name, _ := strings.Cut(k.Name, ".")
+		if tables[table] == nil {
+			tables[table] = map[string]string{}
+		}
+		tables[table][name] = v
+	}
+	return toml.Marshal(tables)
+}
+
+// Save writes c to path atomically, creating the 0700 config directory if
+// needed. The file holds no secrets but is kept private all the same.
+func Save(path string, c *Config) error {
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	data, err := c.Marshal()
+	if err != nil {
+		return fmt.Errorf("encode config: %w", err)
+	}
+	if err := privatefile.EnsureDir(filepath.Dir(path)); err != nil {
+		return fmt.Errorf("config directory: %w", err)
+	}
+	return privatefile.WriteAtomic(path, data, privatefile.FileMode)
+}
+
+func unwrapPath(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}

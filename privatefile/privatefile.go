@@ -1,0 +1,214 @@
+// Package privatefile creates, checks and replaces files that only their
+// owner may read: the daemon's bearer token, the config and, later, the
+// credentials fallback file.
+//
+// Files are created with their final mode in the same open(2) call, never
+// written first and chmod-ed after, and replaced through a temporary file in
+// the same directory that is synced and renamed over the old one, so a
+// reader sees either the old or the new content and never a torn write.
+// Files that are symbolic links, not owned by the caller, or readable by
+// group or others are refused rather than silently repaired: a key that was
+// world-readable may already have been copied, and the user needs to know.
+package privatefile
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+)
+
+// DirMode is the mode of directories that hold private files.
+const DirMode fs.FileMode = 0o700
+
+// FileMode is the mode of private files.
+const FileMode fs.FileMode = 0o600
+
+// EnsureDir creates dir (and its parents) with mode 0700 when it is missing.
+// An existing directory that group or others can write is refused: anyone
+// who can write it can swap the files inside.
+func EnsureDir(dir string) error {
+	if err := os.MkdirAll(dir, DirMode); err != nil {
+		return fmt.Errorf("create directory %s: %w", dir, unwrapPath(err))
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("check directory %s: %w", dir, unwrapPath(err))
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("%s is not a directory", dir)
+	}
+	if fi.Mode().Perm()&0o022 != 0 {
+		return fmt.Errorf("refusing directory %s: group or others can write it (mode %04o); fix it with: chmod 700 %s", dir, fi.Mode().Perm(), dir)
+	}
+	return nil
+}
+
+// Check verifies that the file at path is a regular file owned by the
+// current user that neither group nor others can read or write. The
+// returned error says how to fix what it found. A missing file yields an
+// error that matches fs.ErrNotExist.
+func Check(path string) error {
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return err
+	}
+	return checkInfo(path, fi)
+}
+
+func checkInfo(path string, fi fs.FileInfo) error {
+	if fi.Mode()&fs.ModeSymlink != 0 {
+		return fmt.Errorf("refusing %s: it is a symbolic link; replace it with a regular file (mode 0600) or remove it", path)
+	}
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("refusing %s: it is not a regular file", path)
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Geteuid() {
+		return fmt.Errorf("refusing %s: it is owned by uid %d, not by you (uid %d); remove it or fix it with: chown %d %s", path, st.Uid, os.Geteuid(), os.Geteuid(), path)
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		return fmt.Errorf("refusing %s: group or others can access it (mode %04o); fix it with: chmod 600 %s", path, perm, path)
+	}
+	return nil
+}
+
+// Read returns the content of the private file at path after the checks of
+// Check, reading at most limit bytes. The file is opened without following
+// symbolic links and the checks run on the opened file, so it cannot be
+// swapped between check and read.
+func Read(path string, limit int64) ([]byte, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		if errors.Is(err, syscall.ELOOP) {
+			return nil, fmt.Errorf("refusing %s: it is a symbolic link; replace it with a regular file (mode 0600) or remove it", path)
+		}
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if err := checkInfo(path, fi); err != nil {
+		return nil, err
+	}
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, unwrapPath(err))
+	}
+	if int64(len(data)) > limit {
+		return nil, fmt.Errorf("refusing %s: it is larger than %d bytes", path, limit)
+	}
+	return data, nil
+}
+
+// Create writes data to a new file at path with mode 0600. It fails with an
+// error matching fs.ErrExist when the path exists, so two processes racing
+// to create the same file cannot both win.
+func Create(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, FileMode)
+	if err != nil {
+		// Callers name the path; errors.Is(err, fs.ErrExist) still holds.
+		return unwrapPath(err)
+	}
+	if err := writeSync(f, data); err != nil {
+		os.Remove(path)
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+// WriteAtomic replaces the file at path with data: a temporary file with
+// mode perm is written in the same directory, synced, and renamed over path.
+// Readers see the old content or the new, never a mix; on error the old file
+// is untouched and the temporary file is removed.
+func WriteAtomic(path string, data []byte, perm fs.FileMode) error {
+	dir := filepath.Dir(path)
+	tmp, err := createTemp(dir, filepath.Base(path), perm)
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, unwrapPath(err))
+	}
+	name := tmp.Name()
+	if err := writeSync(tmp, data); err != nil {
+		os.Remove(name)
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Rename(name, path); err != nil {
+		os.Remove(name)
+		return fmt.Errorf("replace %s: %w", path, unwrapPath(err))
+	}
+	return syncDir(dir)
+}
+
+// RemoveStaleTemps deletes temporary files that WriteAtomic left beside
+// path when its process was killed between writing and renaming. Call it
+// only while holding the lock that serialises writers of path: then no
+// temporary file of path can be in use.
+func RemoveStaleTemps(path string) error {
+	dir := filepath.Dir(path)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	prefix := "." + filepath.Base(path) + ".tmp-"
+	var errs []error
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Name(), prefix) || !e.Type().IsRegular() {
+			continue
+		}
+		if err := os.Remove(filepath.Join(dir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func createTemp(dir, base string, perm fs.FileMode) (*os.File, error) {
+	for range 10 {
+		var b [8]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return nil, err
+		}
+		name := filepath.Join(dir, "."+base+".tmp-"+hex.EncodeToString(b[:]))
+		f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, perm)
+		if errors.Is(err, fs.ErrExist) {
+			continue
+		}
+		return f, err
+	}
+	return nil, errors.New("no free temporary file name")
+}
+
+func writeSync(f *os.File, data []byte) error {
+	_, werr := f.Write(data)
+	serr := f.Sync()
+	cerr := f.Close()
+	return unwrapPath(errors.Join(werr, serr, cerr))
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("sync directory %s: %w", dir, unwrapPath(err))
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil && !errors.Is(err, syscall.EINVAL) {
+		return fmt.Errorf("sync directory %s: %w", dir, unwrapPath(err))
+	}
+	return nil
+}
+
+// unwrapPath drops the *fs.PathError wrapper so messages name the path once.
+func unwrapPath(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
