@@ -1,0 +1,160 @@
+// Package audit is Ringlet's append-only audit log: one SQLite record per
+// action, committed before the action is acknowledged, chained by SHA-256
+// so that editing, removing or reordering records is detectable, with the
+// chain's tip anchored in a file outside the database.
+package audit
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Kinds of record.
+const (
+	KindDaemonStart      = "daemon.start"
+	KindDaemonStop       = "daemon.stop"
+	KindAuthFailure      = "auth.failure"
+	KindTokenRotate      = "token.rotate"
+	KindCredentialSet    = "credential.set"
+	KindCredentialRemove = "credential.remove"
+	KindProfileCreate    = "profile.create"
+	KindProfileDelete    = "profile.delete"
+	KindProfileLaunch    = "profile.launch"
+	KindSessionStart     = "session.start"
+	KindSessionEnd       = "session.end"
+	KindToolCall         = "tool.call"
+	KindHookDecision     = "hook.decision"
+	KindProviderRequest  = "provider.request"
+	KindSandboxViolation = "sandbox.violation"
+)
+
+// Kinds lists every kind, for validation and completion.
+var Kinds = []string{
+	KindDaemonStart, KindDaemonStop, KindAuthFailure, KindTokenRotate,
+	KindCredentialSet, KindCredentialRemove, KindProfileCreate, KindProfileDelete,
+	KindProfileLaunch, KindSessionStart, KindSessionEnd, KindToolCall,
+	KindHookDecision, KindProviderRequest, KindSandboxViolation,
+}
+
+// Decisions.
+const (
+	Allow = "allow"
+	Deny  = "deny"
+	Error = "error"
+)
+
+// Actors that are not a token.
+const (
+	ActorAdmin  = "admin"  // the daemon's admin token
+	ActorCLI    = "cli"    // the ringlet CLI acting on local files directly
+	ActorDaemon = "daemon" // the daemon itself
+)
+
+// Record is one audit event. Seq, PrevHash and Hash are set by the log.
+type Record struct {
+	Seq              int64           `json:"seq"`
+	Time             time.Time       `json:"time"`
+	Kind             string          `json:"kind"`
+	Profile          string          `json:"profile,omitempty"`
+	Session          string          `json:"session,omitempty"`
+	Actor            string          `json:"actor,omitempty"`
+	Target           string          `json:"target,omitempty"`
+	Decision         string          `json:"decision,omitempty"`
+	Status           int64           `json:"status,omitempty"`
+	Duration         time.Duration   `json:"duration_ns,omitempty"`
+	BytesIn          int64           `json:"bytes_in,omitempty"`
+	BytesOut         int64           `json:"bytes_out,omitempty"`
+	TokensIn         int64           `json:"tokens_in,omitempty"`
+	TokensOut        int64           `json:"tokens_out,omitempty"`
+	TokensCacheRead  int64           `json:"tokens_cache_read,omitempty"`
+	TokensCacheWrite int64           `json:"tokens_cache_write,omitempty"`
+	Detail           json.RawMessage `json:"detail,omitempty"`
+	PrevHash         string          `json:"prev_hash,omitempty"`
+	Hash             string          `json:"hash,omitempty"`
+}
+
+// sanitize makes every text field valid UTF-8 so that what is stored,
+// hashed and printed is the same string. Control characters are kept as
+// data; printers escape them.
+func (r *Record) sanitize() {
+	for _, p := range []*string{&r.Kind, &r.Profile, &r.Session, &r.Actor, &r.Target, &r.Decision} {
+		if !utf8.ValidString(*p) {
+			*p = strings.ToValidUTF8(*p, "\uFFFD")
+		}
+	}
+	if len(r.Detail) > 0 && !json.Valid(r.Detail) {
+		b, _ := json.Marshal(map[string]string{"invalid_detail": strings.ToValidUTF8(string(r.Detail), "\uFFFD")})
+		r.Detail = b
+	}
+}
+
+// Canonical is the byte encoding that a record's hash covers: every field
+// but the hashes, in a fixed order, integers as 8 big-endian bytes and
+// strings length-prefixed, so no two different records encode the same.
+func (r *Record) Canonical() []byte {
+	b := make([]byte, 0, 256+len(r.Detail))
+	b = append(b, "ringlet-audit-v1"...)
+	u := func(v int64) { b = binary.BigEndian.AppendUint64(b, uint64(v)) }
+	s := func(v string) { u(int64(len(v))); b = append(b, v...) }
+	u(r.Seq)
+	u(r.Time.UnixNano())
+	s(r.Kind)
+	s(r.Profile)
+	s(r.Session)
+	s(r.Actor)
+	s(r.Target)
+	s(r.Decision)
+	u(r.Status)
+	u(int64(r.Duration))
+	u(r.BytesIn)
+	u(r.BytesOut)
+	u(r.TokensIn)
+	u(r.TokensOut)
+	u(r.TokensCacheRead)
+	u(r.TokensCacheWrite)
+	s(string(r.Detail))
+	return b
+}
+
+// chainHash is SHA-256(prev || canonical(r)).
+func chainHash(prev []byte, r *Record) []byte {
+	h := sha256.New()
+	h.Write(prev)
+	h.Write(r.Canonical())
+	return h.Sum(nil)
+}
+
+var genesis = make([]byte, sha256.Size)
+
+// Keyed makes values matchable but not readable: two equal values give the
+// same string, and without the key neither can be recovered or guessed.
+type Keyed struct{ key []byte }
+
+// NewKeyed returns an HMAC-SHA-256 keyer. The key lives in the credential
+// store, not in the database.
+func NewKeyed(key []byte) *Keyed { return &Keyed{key: append([]byte(nil), key...)} }
+
+// Sum returns "hmac:" and the first 16 bytes of HMAC-SHA-256(value), hex.
+func (k *Keyed) Sum(value string) string {
+	m := hmac.New(sha256.New, k.key)
+	m.Write([]byte(value))
+	return "hmac:" + hex.EncodeToString(m.Sum(nil)[:16])
+}
+
+// DetailJSON encodes a detail map; it never fails for maps of plain values.
+func DetailJSON(v map[string]any) json.RawMessage {
+	if len(v) == 0 {
+		return nil
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil
+	}
+	return b
+}

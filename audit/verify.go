@@ -1,0 +1,104 @@
+package audit
+
+import (
+	"bytes"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+)
+
+// VerifyResult is what verify found.
+type VerifyResult struct {
+	Path      string `json:"path"`
+	OK        bool   `json:"ok"`
+	Records   int64  `json:"records"`
+	FirstSeq  int64  `json:"first_seq,omitempty"`
+	LastSeq   int64  `json:"last_seq,omitempty"`
+	LastHash  string `json:"last_hash,omitempty"`
+	AnchorSeq int64  `json:"anchor_seq,omitempty"`
+	// BadSeq is the first record found edited, missing or out of place.
+	BadSeq  int64  `json:"bad_seq,omitempty"`
+	Problem string `json:"problem,omitempty"`
+}
+
+func checkExists(path string) error {
+	fi, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("no audit log at %s (the daemon creates it on first start; see audit.path)", path)
+	}
+	if err != nil {
+		return fmt.Errorf("audit log %s: %w", path, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("audit log %s is not a regular file", path)
+	}
+	return nil
+}
+
+// Verify walks the hash chain of the database at path from the first
+// record and checks it reaches the anchor beside it. It reports the first
+// record that was edited, removed or reordered. An error means the walk
+// could not be done; a broken chain is a result with OK false.
+func Verify(path string) (VerifyResult, error) {
+	res := VerifyResult{Path: path}
+	anchorSeq, anchorHash, anchored, err := ReadAnchor(path)
+	if err != nil {
+		return res, err
+	}
+	db, err := OpenReader(path)
+	if err != nil {
+		return res, err
+	}
+	defer db.Close()
+	stmt, _, err := db.Prepare("SELECT " + selectCols + " FROM records ORDER BY seq")
+	if err != nil {
+		return res, fmt.Errorf("read audit log: %w", describe(err))
+	}
+	defer stmt.Close()
+	fail := func(seq int64, format string, args ...any) (VerifyResult, error) {
+		res.BadSeq, res.Problem = seq, fmt.Sprintf(format, args...)
+		return res, nil
+	}
+	prev := genesis
+	var last int64
+	var anchoredHash string
+	for stmt.Step() {
+		r := scan(stmt)
+		storedPrev, _ := hex.DecodeString(r.PrevHash)
+		stored, _ := hex.DecodeString(r.Hash)
+		switch {
+		case r.Seq != last+1 && last == 0:
+			return fail(1, "records 1 to %d are missing: the log does not start at record 1", r.Seq-1)
+		case r.Seq != last+1:
+			return fail(last+1, "record %d is missing: the sequence jumps from %d to %d (records were removed)", last+1, last, r.Seq)
+		case !bytes.Equal(storedPrev, prev):
+			return fail(r.Seq, "record %d does not follow record %d: its chain link differs (records were reordered or replaced)", r.Seq, last)
+		case !bytes.Equal(chainHash(prev, &r), stored):
+			return fail(r.Seq, "record %d was edited: its content does not match its hash", r.Seq)
+		}
+		if res.Records == 0 {
+			res.FirstSeq = r.Seq
+		}
+		res.Records++
+		last, prev = r.Seq, stored
+		if anchored && r.Seq == anchorSeq {
+			anchoredHash = r.Hash
+		}
+	}
+	if err := stmt.Err(); err != nil {
+		return res, fmt.Errorf("read audit log: %w", describe(err))
+	}
+	res.LastSeq, res.LastHash, res.AnchorSeq = last, hex.EncodeToString(prev), anchorSeq
+	switch {
+	case !anchored && res.Records > 0:
+		return fail(last, "no anchor file %s: removal of the last records cannot be ruled out (copy the .anchor file together with the database)", AnchorPath(path))
+	case anchored && anchorSeq > last:
+		return fail(last+1, "the last records were removed: the anchor names record %d but the database ends at record %d (truncated, or replaced by an older copy)", anchorSeq, last)
+	case anchored && anchorSeq > 0 && anchoredHash != anchorHash:
+		return fail(anchorSeq, "record %d differs from the anchored record: the database was replaced or rewritten", anchorSeq)
+	}
+	res.OK = true
+	return res, nil
+}
