@@ -1,0 +1,46 @@
+# Ringlet. `make run` runs the daemon; `make test` installs what the tests
+# need (as root) and runs them all.
+GO      ?= go
+PKG     := github.com/neullabs/ringlet
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X $(PKG)/version.Version=$(VERSION)
+BIN     := bin/ringlet
+
+.PHONY: all build run test deps check bench fuzz clean
+
+all: build
+
+build:
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/ringlet
+
+# The daemon with its defaults: 127.0.0.1:8765, token created on first run.
+run: build
+	./$(BIN) daemon --stay-alive
+
+# Installs missing system packages when run as root; otherwise lists them.
+deps:
+	@.ci/deps
+
+check:
+	@test -z "$$(gofmt -l .)" || { echo "gofmt needed on:"; gofmt -l .; exit 1; }
+	$(GO) vet ./...
+	GOOS=darwin $(GO) build ./...
+
+test: deps check
+	$(GO) test -race -count=1 -timeout 15m ./...
+
+# Each benchmark measures its baseline in the same run and prints the ratio.
+bench: deps
+	$(GO) test -run '^$$' -bench . -benchtime 2s -count 1 ./gateway
+	$(GO) test -run '^$$' -bench . -benchtime 15x -count 1 ./test/bench
+
+# A short run of every fuzz target; `go test -fuzz` on one for longer.
+fuzz:
+	@for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime 15s $$pkg || exit 1; \
+	  done; \
+	done
+
+clean:
+	rm -rf bin

@@ -1,0 +1,358 @@
+package cli
+
+import (
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/spf13/cobra"
+
+	"github.com/neullabs/ringlet/audit"
+)
+
+// auditDB is the database the CLI reads and writes: --db, else the one the
+// running daemon uses, else audit.path.
+func (a *app) auditDB(flag string) (string, error) {
+	if flag != "" {
+		return a.auditPath(nil, flag)
+	}
+	paths, err := a.needPaths()
+	if err != nil {
+		return "", err
+	}
+	if st, ok := readState(paths); ok && processAlive(st.PID) && st.AuditLog != "" {
+		return st.AuditLog, nil
+	}
+	cfg, err := a.loadConfig()
+	if err != nil {
+		return "", err
+	}
+	return cfg.AuditPath(paths)
+}
+
+// recordCLI commits an audit record for an action the CLI performs itself
+// (actor cli). When it cannot be written the action must not happen.
+func (a *app) recordCLI(ctx context.Context, r audit.Record) error {
+	path, err := a.auditDB("")
+	if err != nil {
+		return err
+	}
+	cfg, err := a.loadConfig()
+	if err != nil {
+		return err
+	}
+	l, err := audit.Open(audit.Options{Path: path, Sync: cfg.AuditSync()})
+	if err != nil {
+		return fmt.Errorf("refused: the action could not be recorded in the audit log: %w", err)
+	}
+	defer l.Close()
+	r.Actor = audit.ActorCLI
+	if _, err := l.Append(ctx, r); err != nil {
+		return fmt.Errorf("refused: the action could not be recorded in the audit log: %w", err)
+	}
+	return nil
+}
+
+func (a *app) auditCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "audit",
+		Short: "Query, verify and follow the audit log",
+		Long: `Every action (daemon start and stop, authentication failures, token
+rotation, credential changes, and later profile launches, tool calls, hook
+decisions and provider requests) is committed to an SQLite audit log before
+it is acknowledged. Records are chained by SHA-256 and the chain's tip is
+anchored in a file beside the database, so 'audit verify' finds records
+that were edited, removed or reordered.
+
+query and verify read the database directly (read-only, safe while the
+daemon writes); tail follows the daemon's live stream.`,
+		Example: `  ringlet audit query --since 2026-05-01 --profile work
+  ringlet audit query --kind auth.failure --since 24h --json
+  ringlet audit verify
+  ringlet audit tail --kind credential.set`,
+	}
+	cmd.AddCommand(a.auditQueryCmd(), a.auditVerifyCmd(), a.auditTailCmd())
+	return cmd
+}
+
+func completeKinds(cmd *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+	return audit.Kinds, cobra.ShellCompDirectiveNoFileComp
+}
+
+func (a *app) auditQueryCmd() *cobra.Command {
+	var (
+		since, until, profile, session, decision, cursor, db string
+		kinds                                                []string
+		limit                                                int
+		asJSON, asCSV                                        bool
+	)
+	cmd := &cobra.Command{
+		Use:   "query",
+		Short: "Print audit records, newest first",
+		Long: `Print audit records, newest first. Times are YYYY-MM-DD (local midnight),
+RFC 3339, or a duration ago (30m, 24h, 7d). Text fields are printed with
+control characters escaped. With more records than --limit, the last line
+(or next_cursor in --json) gives the --cursor for the next page.`,
+		Example: `  ringlet audit query --since 2026-05-01 --profile work
+  ringlet audit query --since 7d --kind credential.set,credential.remove --csv > changes.csv
+  ringlet audit query --decision deny --limit 20 --json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if asJSON && asCSV {
+				return usagef("--json and --csv contradict each other; pass one")
+			}
+			q := url.Values{}
+			set := func(flag, key, v string) {
+				if cmd.Flags().Changed(flag) {
+					q.Set(key, v)
+				}
+			}
+			set("since", "since", since)
+			set("until", "until", until)
+			set("profile", "profile", profile)
+			set("session", "session", session)
+			set("decision", "decision", decision)
+			set("cursor", "cursor", cursor)
+			q.Set("limit", strconv.Itoa(limit))
+			for _, k := range kinds {
+				q.Add("kind", k)
+			}
+			f, err := audit.ParseFilter(q, time.Now(), time.Local)
+			if err != nil {
+				return usageError{err}
+			}
+			path, err := a.auditDB(db)
+			if err != nil {
+				return err
+			}
+			recs, next, err := audit.Query(cmd.Context(), path, f)
+			if err != nil {
+				return err
+			}
+			switch {
+			case asJSON:
+				if recs == nil {
+					recs = []audit.Record{}
+				}
+				out := map[string]any{"records": recs, "next_cursor": nil}
+				if next > 0 {
+					out["next_cursor"] = strconv.FormatInt(next, 10)
+				}
+				return writeJSONOut(a.stdio.Out, out)
+			case asCSV:
+				return writeAuditCSV(a.stdio.Out, recs)
+			}
+			if len(recs) == 0 {
+				fmt.Fprintln(a.stdio.Out, "no matching records")
+				return nil
+			}
+			t := newTable(a.stdio.Out)
+			t.row("SEQ", "TIME", "KIND", "PROFILE", "SESSION", "ACTOR", "TARGET", "DECISION", "STATUS", "DETAIL")
+			for _, r := range recs {
+				t.row(auditRow(r)...)
+			}
+			if err := t.flush(); err != nil {
+				return err
+			}
+			if next > 0 {
+				fmt.Fprintf(a.stdio.Out, "more: --cursor %d\n", next)
+			}
+			return nil
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&since, "since", "", "records at or after this time")
+	fl.StringVar(&until, "until", "", "records before this time")
+	fl.StringVar(&profile, "profile", "", "only this profile")
+	fl.StringSliceVar(&kinds, "kind", nil, "only these kinds (repeatable or comma-separated)")
+	fl.StringVar(&session, "session", "", "only this session")
+	fl.StringVar(&decision, "decision", "", "only allow, deny or error")
+	fl.IntVar(&limit, "limit", audit.DefaultLimit, "at most this many records")
+	fl.StringVar(&cursor, "cursor", "", "continue after a previous page")
+	fl.BoolVar(&asJSON, "json", false, "print JSON")
+	fl.BoolVar(&asCSV, "csv", false, "print CSV")
+	fl.StringVar(&db, "db", "", "read this database instead of the daemon's")
+	cmd.RegisterFlagCompletionFunc("kind", completeKinds)
+	cmd.RegisterFlagCompletionFunc("decision", cobra.FixedCompletions([]string{"allow", "deny", "error"}, cobra.ShellCompDirectiveNoFileComp))
+	return cmd
+}
+
+func auditRow(r audit.Record) []string {
+	status := ""
+	if r.Status != 0 {
+		status = strconv.FormatInt(r.Status, 10)
+	}
+	return []string{strconv.FormatInt(r.Seq, 10), r.Time.Local().Format("2006-01-02 15:04:05.000"), r.Kind, r.Profile, r.Session, r.Actor, r.Target, r.Decision, status, string(r.Detail)}
+}
+
+// writeAuditCSV prints records as CSV. Control characters are escaped like
+// in the table, and a field that a spreadsheet would run as a formula is
+// prefixed with a quote.
+func writeAuditCSV(w interface{ Write([]byte) (int, error) }, recs []audit.Record) error {
+	cw := csv.NewWriter(w)
+	cw.Write([]string{"seq", "time", "kind", "profile", "session", "actor", "target", "decision", "status", "detail", "hash"})
+	for _, r := range recs {
+		row := append(auditRow(r), r.Hash)
+		row[1] = r.Time.Format(time.RFC3339Nano)
+		for i, f := range row {
+			f = printable(f)
+			if f != "" && strings.ContainsRune("=+-@", rune(f[0])) && i != 8 {
+				f = "'" + f
+			}
+			row[i] = f
+		}
+		cw.Write(row)
+	}
+	cw.Flush()
+	return cw.Error()
+}
+
+func (a *app) auditVerifyCmd() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "verify [PATH]",
+		Short: "Check the audit log's hash chain and anchor",
+		Long: `Walk the hash chain of the audit database from its first record and check
+that it reaches the anchor file beside it (PATH.anchor). Exits 0 when the
+log is intact and 1 naming the first record that was edited, removed or
+reordered, or when the last records were cut off or the database was
+replaced by an older copy.
+
+It cannot detect a rewrite by someone who can also rewrite the anchor file
+(the same user, or root): the anchor protects against truncation and
+rollback, not against an attacker with your privileges.`,
+		Example: `  ringlet audit verify
+  ringlet audit verify ~/.ringlet/audit.db --json`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			flag := ""
+			if len(args) == 1 {
+				flag = args[0]
+			}
+			path, err := a.auditDB(flag)
+			if err != nil {
+				return err
+			}
+			res, err := audit.Verify(path)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				if err := writeJSONOut(a.stdio.Out, res); err != nil {
+					return err
+				}
+			} else if res.OK {
+				fmt.Fprintf(a.stdio.Out, "audit log %s is intact: %d records, chain and anchor verified up to record %d\n", path, res.Records, res.LastSeq)
+			}
+			if !res.OK {
+				if !asJSON {
+					fmt.Fprintf(a.stdio.Err, "ringlet: audit log %s is NOT intact: %s\n", path, res.Problem)
+				}
+				return silentExit{}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func (a *app) auditTailCmd() *cobra.Command {
+	var kinds []string
+	var profile string
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "tail",
+		Short: "Follow audit records live as the daemon commits them",
+		Long: `Follow the daemon's live stream of audit records (the WebSocket at
+/api/events) until Ctrl-C. A reader that falls too far behind is
+disconnected by the daemon rather than slowing it down; tail then exits 1.`,
+		Example: `  ringlet audit tail
+  ringlet audit tail --kind auth.failure --json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			for _, k := range kinds {
+				for _, part := range strings.Split(k, ",") {
+					if _, err := audit.ParseFilter(url.Values{"kind": {part}}, time.Now(), time.Local); err != nil {
+						return usageError{err}
+					}
+				}
+			}
+			c, err := a.ensureDaemon(cmd.Context())
+			if err != nil {
+				return err
+			}
+			q := url.Values{}
+			for _, k := range kinds {
+				q.Add("kind", k)
+			}
+			if profile != "" {
+				q.Set("profile", profile)
+			}
+			u := strings.Replace(c.BaseURL(), "http", "ws", 1) + "/api/events?" + q.Encode()
+			h := http.Header{}
+			h.Set("Authorization", "Bearer "+c.Token().Value())
+			conn, _, err := websocket.Dial(cmd.Context(), u, &websocket.DialOptions{HTTPHeader: h})
+			if err != nil {
+				return fmt.Errorf("connect to the event stream: %w", err)
+			}
+			defer conn.CloseNow()
+			conn.SetReadLimit(1 << 20)
+			if !asJSON {
+				fmt.Fprintln(a.stdio.Err, "following audit records; Ctrl-C to stop")
+			}
+			for {
+				_, data, err := conn.Read(cmd.Context())
+				if err != nil {
+					if cmd.Context().Err() != nil {
+						return nil
+					}
+					if st := websocket.CloseStatus(err); st != -1 {
+						return fmt.Errorf("the daemon closed the stream: %s", closeReason(err))
+					}
+					return fmt.Errorf("event stream: %w", err)
+				}
+				if asJSON {
+					fmt.Fprintln(a.stdio.Out, string(data))
+					continue
+				}
+				var r audit.Record
+				if err := json.Unmarshal(data, &r); err != nil {
+					continue
+				}
+				fmt.Fprintln(a.stdio.Out, strings.Join(nonEmpty(auditRow(r)), "  "))
+			}
+		},
+	}
+	cmd.Flags().StringSliceVar(&kinds, "kind", nil, "only these kinds")
+	cmd.Flags().StringVar(&profile, "profile", "", "only this profile")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON record per line")
+	cmd.RegisterFlagCompletionFunc("kind", completeKinds)
+	return cmd
+}
+
+func closeReason(err error) string {
+	var ce websocket.CloseError
+	if errors.As(err, &ce) && ce.Reason != "" {
+		return ce.Reason
+	}
+	return err.Error()
+}
+
+func nonEmpty(fields []string) []string {
+	out := fields[:0]
+	for _, f := range fields {
+		if f != "" {
+			out = append(out, printable(f))
+		}
+	}
+	return out
+}

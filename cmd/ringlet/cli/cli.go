@@ -1,0 +1,132 @@
+// Package cli builds the ringlet command line. Commands are made by
+// constructors over one app value; there is no global command state, so
+// tests can run Main many times in one process.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/neullabs/ringlet/config"
+)
+
+// Exit codes, the same for every command.
+const (
+	ExitOK    = 0 // success
+	ExitError = 1 // the command failed; stderr has one line saying why
+	ExitUsage = 2 // the command line was wrong (unknown flag, missing argument)
+)
+
+// Stdio are the streams a command reads and writes.
+type Stdio struct {
+	In  io.Reader
+	Out io.Writer
+	Err io.Writer
+}
+
+// app is the state shared by all commands of one invocation.
+type app struct {
+	ctx     context.Context
+	stdio   Stdio
+	getenv  func(string) string
+	environ func() []string
+
+	paths    config.Paths
+	pathsErr error
+	ran      bool // set once a command's RunE starts: later errors are not usage errors
+	notified bool // the "started the daemon" line was printed
+}
+
+// usageError marks an error in how the command was invoked (exit 2).
+type usageError struct{ error }
+
+func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
+
+// Main runs the ringlet command line with args (without the program name)
+// and returns the process exit code.
+func Main(ctx context.Context, args []string, stdio Stdio, getenv func(string) string, environ func() []string) int {
+	a := &app{ctx: ctx, stdio: stdio, getenv: getenv, environ: environ}
+	a.paths, a.pathsErr = config.PathsFromEnv(getenv)
+	root := a.rootCmd()
+	root.SetArgs(args)
+	root.SetIn(stdio.In)
+	root.SetOut(stdio.Out)
+	root.SetErr(stdio.Err)
+	cmd, err := root.ExecuteContextC(ctx)
+	if err == nil {
+		return ExitOK
+	}
+	if errors.As(err, new(silentExit)) {
+		return ExitError
+	}
+	var ue usageError
+	if errors.As(err, &ue) || !a.ran {
+		path := "ringlet"
+		if cmd != nil {
+			path = cmd.CommandPath()
+		}
+		fmt.Fprintf(stdio.Err, "ringlet: %s (see '%s --help')\n", oneLine(err), path)
+		return ExitUsage
+	}
+	fmt.Fprintln(stdio.Err, "ringlet: "+oneLine(err))
+	return ExitError
+}
+
+// oneLine folds a (possibly joined) error into one line.
+func oneLine(err error) string {
+	return strings.Join(strings.Fields(strings.ReplaceAll(err.Error(), "\n", "; ")), " ")
+}
+
+func (a *app) rootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "ringlet",
+		Short: "Ringlet stands between AI coding agents and the keys, tools and machine they touch",
+		Long: `Ringlet is one local daemon between AI coding agents and everything they touch:
+provider APIs (it injects your keys so agents never see them), MCP tool
+servers (every call can be vetoed by a hook), and your machine (agents run
+in a sandbox). Every action lands in an audit log.
+
+The daemon listens on 127.0.0.1:8765 and every request needs the bearer
+token in ~/.config/ringlet/http_token. Commands that need the daemon start
+it in the background when it is not running.
+
+Environment:
+  RINGLET_URL     daemon address for scripts (default from the config)
+  RINGLET_TOKEN   bearer token for scripts (default: the http_token file)
+  XDG_CONFIG_HOME, XDG_STATE_HOME, XDG_DATA_HOME   where files live
+
+Exit codes: 0 success, 1 error, 2 usage error.`,
+		Example: `  ringlet daemon                 # run the daemon in the foreground
+  ringlet daemon status          # is it running, where, for how long
+  ringlet config list            # every setting with its default
+  ringlet completion bash > /etc/bash_completion.d/ringlet`,
+		SilenceErrors: true,
+		SilenceUsage:  true,
+		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			a.ran = true
+			return nil
+		},
+	}
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	root.AddCommand(a.daemonCmd(), a.configCmd(), a.keychainCmd(), a.auditCmd(), a.versionCmd(), a.apiCmd())
+	return root
+}
+
+// needPaths returns the resolved paths or the reason they could not be.
+func (a *app) needPaths() (config.Paths, error) {
+	return a.paths, a.pathsErr
+}
+
+// loadConfig reads config.toml.
+func (a *app) loadConfig() (*config.Config, error) {
+	p, err := a.needPaths()
+	if err != nil {
+		return nil, err
+	}
+	return config.Load(p.ConfigFile())
+}

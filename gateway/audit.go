@@ -1,0 +1,100 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/neullabs/ringlet/audit"
+)
+
+// Auditor is the audit log as the gateway uses it: Append returns once the
+// record is committed, or an error when it could not be, in which case the
+// action must be refused.
+type Auditor interface {
+	Append(ctx context.Context, r audit.Record) (audit.Record, error)
+}
+
+// PublishRecords streams committed records to /api/events subscribers; the
+// audit log calls it after each commit.
+func (s *Server) PublishRecords(recs []audit.Record) {
+	for _, r := range recs {
+		s.bus.publish(r)
+	}
+}
+
+// record writes r to the audit log before the action it describes goes
+// ahead. With the log off, the record is only streamed.
+func (s *Server) record(ctx context.Context, r audit.Record) error {
+	if s.opts.Audit == nil {
+		if r.Time.IsZero() {
+			r.Time = time.Now().UTC()
+		}
+		s.bus.publish(r)
+		return nil
+	}
+	_, err := s.opts.Audit.Append(context.WithoutCancel(ctx), r)
+	if err != nil {
+		s.log.Error("audit record not written; refusing the action", "kind", r.Kind, "err", err)
+	}
+	return err
+}
+
+// recordOr503 records r and reports whether the action may proceed; when
+// it may not, it has answered 503.
+func (s *Server) recordOr503(w http.ResponseWriter, req *http.Request, r audit.Record) bool {
+	if err := s.record(req.Context(), r); err != nil {
+		writeError(w, http.StatusServiceUnavailable, "audit_unavailable", "refused: the action could not be recorded in the audit log ("+rootCause(err)+")")
+		return false
+	}
+	return true
+}
+
+func rootCause(err error) string {
+	for {
+		u := errors.Unwrap(err)
+		if u == nil {
+			return err.Error()
+		}
+		if errors.Is(err, audit.ErrUnavailable) && !errors.Is(u, audit.ErrUnavailable) {
+			return u.Error()
+		}
+		err = u
+	}
+}
+
+var auditOff = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	writeError(w, http.StatusNotFound, "audit_disabled", "the daemon runs with --no-audit-log; there is no audit log to read")
+})
+
+func (s *Server) handleAuditQuery(w http.ResponseWriter, r *http.Request) {
+	f, err := audit.ParseFilter(r.URL.Query(), time.Now(), time.UTC)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "bad_filter", err.Error())
+		return
+	}
+	recs, next, err := audit.Query(r.Context(), s.opts.AuditPath, f)
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, "audit_unavailable", err.Error())
+		return
+	}
+	if recs == nil {
+		recs = []audit.Record{}
+	}
+	out := map[string]any{"records": recs, "next_cursor": nil}
+	if next > 0 {
+		out["next_cursor"] = strconv.FormatInt(next, 10)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) handleAuditVerify(w http.ResponseWriter, r *http.Request) {
+	res, err := audit.Verify(s.opts.AuditPath)
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, "audit_unavailable", err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}

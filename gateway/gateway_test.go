@@ -1,0 +1,206 @@
+package gateway
+
+import (
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/neullabs/ringlet/token"
+)
+
+// testToken is a well-formed admin token; otherToken is another one of the
+// same length.
+const (
+	testToken  = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	otherToken = "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210"
+	testPort   = 8765
+	testHost   = "127.0.0.1:8765"
+)
+
+// newTestServer returns a server whose Host guard expects port.
+func newTestServer(t *testing.T, port int) *Server {
+	t.Helper()
+	s, err := New(Options{Token: token.FromString(testToken), TokenFile: filepath.Join(t.TempDir(), "http_token")})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	s.port.Store(int64(port))
+	t.Cleanup(s.closeStream)
+	return s
+}
+
+// newTestHandler returns a server and its full handler for port 8765.
+func newTestHandler(t *testing.T) (*Server, http.Handler) {
+	t.Helper()
+	s := newTestServer(t, testPort)
+	return s, s.Handler()
+}
+
+// newLiveServer starts an httptest server in front of a Server whose Host
+// guard knows the listener's port.
+func newLiveServer(t *testing.T, opts Options) (*Server, *httptest.Server) {
+	t.Helper()
+	if opts.Token.IsZero() {
+		opts.Token = token.FromString(testToken)
+	}
+	if opts.TokenFile == "" {
+		opts.TokenFile = filepath.Join(t.TempDir(), "http_token")
+	}
+	s, err := New(opts)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	ts := httptest.NewUnstartedServer(nil)
+	_, port, err := net.SplitHostPort(ts.Listener.Addr().String())
+	if err != nil {
+		t.Fatalf("listener address: %v", err)
+	}
+	n, _ := strconv.Atoi(port)
+	s.port.Store(int64(n))
+	ts.Config.Handler = s.Handler()
+	ts.Start()
+	t.Cleanup(func() {
+		s.closeStream()
+		ts.Close()
+	})
+	return s, ts
+}
+
+// newRequest builds a request from loopback with the test token.
+func newRequest(method, target string, body io.Reader) *http.Request {
+	r := httptest.NewRequest(method, target, body)
+	r.Host = testHost
+	r.Header.Set("Authorization", "Bearer "+testToken)
+	return r
+}
+
+// serve runs r through h and returns the response.
+func serve(t *testing.T, h http.Handler, r *http.Request) *http.Response {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, r)
+	resp := rec.Result()
+	t.Cleanup(func() { resp.Body.Close() })
+	assertNoCORS(t, resp)
+	return resp
+}
+
+// assertNoCORS fails when a response carries any Access-Control-* header:
+// the daemon must never opt a web page into reading its answers.
+func assertNoCORS(t *testing.T, resp *http.Response) {
+	t.Helper()
+	for k := range resp.Header {
+		if strings.HasPrefix(http.CanonicalHeaderKey(k), "Access-Control-") {
+			t.Errorf("response has header %s: %q, want no Access-Control-* header", k, resp.Header.Values(k))
+		}
+	}
+}
+
+// readBody returns the response body as a string.
+func readBody(t *testing.T, resp *http.Response) string {
+	t.Helper()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("read body: %v", err)
+	}
+	return string(b)
+}
+
+// assertError checks status, the JSON content type and the error code of
+// an error response, and returns the decoded body.
+func assertError(t *testing.T, resp *http.Response, status int, code string) apiError {
+	t.Helper()
+	if resp.StatusCode != status {
+		t.Errorf("status: got %d, want %d", resp.StatusCode, status)
+	}
+	if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
+		t.Errorf("Content-Type: got %q, want %q", ct, "application/json")
+	}
+	body := readBody(t, resp)
+	var e apiError
+	dec := json.NewDecoder(strings.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&e); err != nil {
+		t.Fatalf("decode error body %q: %v", body, err)
+	}
+	if e.Error.Code != code {
+		t.Errorf("error code: got %q, want %q (body %s)", e.Error.Code, code, body)
+	}
+	if e.Error.Message == "" {
+		t.Errorf("error message: got empty, want a sentence (body %s)", body)
+	}
+	return e
+}
+
+func TestNewRequiresToken(t *testing.T) {
+	t.Parallel()
+	s, err := New(Options{})
+	if err == nil {
+		t.Fatalf("New without token: got %v, nil error; want an error", s)
+	}
+}
+
+func TestNewDefaults(t *testing.T) {
+	t.Parallel()
+	s, err := New(Options{Token: token.FromString(testToken)})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	if got, want := s.opts.MaxBodyBytes, int64(1<<20); got != want {
+		t.Errorf("MaxBodyBytes: got %d, want %d", got, want)
+	}
+	if s.opts.ShutdownTimeout <= 0 {
+		t.Errorf("ShutdownTimeout: got %v, want a positive default", s.opts.ShutdownTimeout)
+	}
+	if s.log == nil {
+		t.Errorf("logger: got nil, want a discard logger")
+	}
+}
+
+func TestVersionWithToken(t *testing.T) {
+	t.Parallel()
+	_, h := newTestHandler(t)
+	resp := serve(t, h, newRequest(http.MethodGet, "/api/version", nil))
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status: got %d, want %d", resp.StatusCode, http.StatusOK)
+	}
+	var v struct {
+		Version string `json:"version"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&v); err != nil {
+		t.Fatalf("decode: %v", err)
+	}
+	if v.Version == "" {
+		t.Errorf("version: got empty, want a version string")
+	}
+	for k, want := range map[string]string{"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"} {
+		if got := resp.Header.Get(k); got != want {
+			t.Errorf("%s: got %q, want %q", k, got, want)
+		}
+	}
+}
+
+func TestStatus(t *testing.T) {
+	t.Parallel()
+	_, h := newTestHandler(t)
+	resp := serve(t, h, newRequest(http.MethodGet, "/api/status", nil))
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status: got %d, want %d", resp.StatusCode, http.StatusOK)
+	}
+	var st Status
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		t.Fatalf("decode: %v", err)
+	}
+	if st.RequestsActive != 0 {
+		t.Errorf("requests_in_flight: got %d, want 0 (the status request itself is not counted)", st.RequestsActive)
+	}
+	if st.IdleTimeout != "never" {
+		t.Errorf("idle_timeout: got %q, want %q", st.IdleTimeout, "never")
+	}
+}

@@ -1,0 +1,72 @@
+package gateway
+
+import (
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+)
+
+// hostGuard refuses requests that a web page could have made: a Host that
+// is not one of the daemon's own names (DNS rebinding: evil.example
+// resolving to 127.0.0.1) and any cross-site Origin or Sec-Fetch-Site.
+// It runs before authentication so a browser cannot even probe for a valid
+// token, and the daemon never sends CORS headers, so a browser will not
+// hand a page the answer to a request that got through.
+type hostGuard struct {
+	hosts   map[string]bool // lower-case host:port values accepted in Host
+	origins map[string]bool // lower-case origins accepted in Origin
+	onDeny  func(reason string, r *http.Request)
+}
+
+// newHostGuard accepts 127.0.0.1, localhost and [::1] on port, plus
+// extraHost (the host of an explicit --listen) when it names one.
+func newHostGuard(port int, extraHost string, onDeny func(string, *http.Request)) *hostGuard {
+	g := &hostGuard{hosts: map[string]bool{}, origins: map[string]bool{}, onDeny: onDeny}
+	names := []string{"127.0.0.1", "localhost", "::1"}
+	if extraHost != "" && net.ParseIP(extraHost) != nil && !net.ParseIP(extraHost).IsUnspecified() {
+		names = append(names, extraHost)
+	}
+	p := strconv.Itoa(port)
+	for _, n := range names {
+		hp := strings.ToLower(net.JoinHostPort(n, p))
+		g.hosts[hp] = true
+		g.origins["http://"+hp] = true
+		if port == 80 {
+			h := strings.ToLower(n)
+			if strings.Contains(n, ":") {
+				h = "[" + h + "]"
+			}
+			g.hosts[h] = true
+			g.origins["http://"+h] = true
+		}
+	}
+	return g
+}
+
+func (g *hostGuard) middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !g.hosts[strings.ToLower(r.Host)] {
+			g.onDeny("host", r)
+			writeError(w, http.StatusForbidden, "forbidden_host", "the Host header does not name this daemon; connect to 127.0.0.1, localhost or [::1] on the daemon's port")
+			return
+		}
+		if origins, ok := r.Header["Origin"]; ok {
+			if len(origins) != 1 || !g.origins[strings.ToLower(origins[0])] {
+				g.onDeny("origin", r)
+				writeError(w, http.StatusForbidden, "forbidden_origin", "cross-origin requests are not allowed")
+				return
+			}
+		}
+		switch r.Header.Get("Sec-Fetch-Site") {
+		case "", "same-origin", "none":
+		default:
+			// same-site is refused too: a page on another localhost port
+			// is same-site with the daemon but must not reach it.
+			g.onDeny("origin", r)
+			writeError(w, http.StatusForbidden, "forbidden_origin", "cross-site requests are not allowed")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}

@@ -1,0 +1,111 @@
+package gateway
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/neullabs/ringlet/audit"
+	"github.com/neullabs/ringlet/credentials"
+)
+
+// KeyStore is the credential store as the gateway uses it. Nothing here
+// ever returns or logs a key.
+type KeyStore interface {
+	List() ([]credentials.Entry, error)
+	Set(credentials.Ref, credentials.Secret) (credentials.Entry, error)
+	Remove(credentials.Ref) (credentials.Entry, error)
+}
+
+func (s *Server) keychainRoutes(r chi.Router) {
+	r.Get("/", s.handleKeychainList)
+	r.Put("/{provider}/{alias}", s.handleKeychainSet)
+	r.Delete("/{provider}/{alias}", s.handleKeychainRemove)
+}
+
+func (s *Server) handleKeychainList(w http.ResponseWriter, r *http.Request) {
+	entries, err := s.opts.Keys.List()
+	if err != nil {
+		s.keychainError(w, err)
+		return
+	}
+	if entries == nil {
+		entries = []credentials.Entry{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"entries": entries})
+}
+
+func keychainRef(w http.ResponseWriter, r *http.Request) (credentials.Ref, bool) {
+	ref, err := credentials.NewRef(chi.URLParam(r, "provider"), chi.URLParam(r, "alias"))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "invalid_name", err.Error())
+		return credentials.Ref{}, false
+	}
+	return ref, true
+}
+
+func (s *Server) handleKeychainSet(w http.ResponseWriter, r *http.Request) {
+	ref, ok := keychainRef(w, r)
+	if !ok {
+		return
+	}
+	var body struct {
+		Key string `json:"key"`
+	}
+	if !decodeJSON(w, r, &body) {
+		return
+	}
+	if err := credentials.ValidateKey(body.Key); err != nil {
+		writeError(w, http.StatusBadRequest, "invalid_key", err.Error())
+		return
+	}
+	if !s.recordOr503(w, r, audit.Record{Kind: audit.KindCredentialSet, Actor: audit.ActorAdmin, Target: ref.String(), Decision: audit.Allow}) {
+		return
+	}
+	e, err := s.opts.Keys.Set(ref, credentials.NewSecret(body.Key))
+	if err != nil {
+		s.recordFailure(r, audit.KindCredentialSet, ref, err)
+		s.keychainError(w, err)
+		return
+	}
+	s.log.Info("credential stored", "credential", ref.String(), "backend", e.Backend)
+	writeJSON(w, http.StatusOK, e)
+}
+
+func (s *Server) handleKeychainRemove(w http.ResponseWriter, r *http.Request) {
+	ref, ok := keychainRef(w, r)
+	if !ok {
+		return
+	}
+	if !s.recordOr503(w, r, audit.Record{Kind: audit.KindCredentialRemove, Actor: audit.ActorAdmin, Target: ref.String(), Decision: audit.Allow}) {
+		return
+	}
+	e, err := s.opts.Keys.Remove(ref)
+	if err != nil {
+		s.recordFailure(r, audit.KindCredentialRemove, ref, err)
+		s.keychainError(w, err)
+		return
+	}
+	s.log.Info("credential removed", "credential", ref.String(), "backend", e.Backend)
+	writeJSON(w, http.StatusOK, e)
+}
+
+// recordFailure follows an allowed record whose action then failed.
+func (s *Server) recordFailure(r *http.Request, kind string, ref credentials.Ref, err error) {
+	status := int64(http.StatusServiceUnavailable)
+	if errors.Is(err, credentials.ErrNotFound) {
+		status = http.StatusNotFound
+	}
+	_ = s.record(r.Context(), audit.Record{Kind: kind, Actor: audit.ActorAdmin, Target: ref.String(), Decision: audit.Error, Status: status,
+		Detail: audit.DetailJSON(map[string]any{"error": err.Error()})})
+}
+
+func (s *Server) keychainError(w http.ResponseWriter, err error) {
+	if errors.Is(err, credentials.ErrNotFound) {
+		writeError(w, http.StatusNotFound, "not_found", err.Error())
+		return
+	}
+	s.log.Error("credential store", "err", err)
+	writeError(w, http.StatusServiceUnavailable, "credential_store_unavailable", err.Error())
+}

@@ -1,0 +1,121 @@
+package gateway
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/neullabs/ringlet/version"
+)
+
+// metrics holds the daemon's Prometheus collectors in a registry of its
+// own, so tests can build many servers in one process.
+type metrics struct {
+	reg          *prometheus.Registry
+	requests     *prometheus.CounterVec
+	duration     *prometheus.HistogramVec
+	inFlight     prometheus.Gauge
+	authFailures *prometheus.CounterVec
+	guardDenials *prometheus.CounterVec
+	rotations    prometheus.Counter
+	streams      prometheus.Gauge
+}
+
+var authFailureReasons = []string{"missing", "malformed", "invalid", "query_token"}
+
+func newMetrics() *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ringlet_http_requests_total",
+			Help: "HTTP requests answered by the daemon, by route pattern, method and status code.",
+		}, []string{"route", "method", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "ringlet_http_request_duration_seconds",
+			Help:    "Time from request start until the handler returned, by route pattern and method.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}, []string{"route", "method"}),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "ringlet_http_requests_in_flight",
+			Help: "HTTP requests being served, WebSocket and streaming connections included.",
+		}),
+		authFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ringlet_auth_failures_total",
+			Help: "Requests refused for missing or wrong credentials, by reason.",
+		}, []string{"reason"}),
+		guardDenials: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ringlet_http_forbidden_total",
+			Help: "Requests refused before authentication for a foreign Host or a cross-site Origin, by reason.",
+		}, []string{"reason"}),
+		rotations: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ringlet_token_rotations_total",
+			Help: "Times the admin token was rotated while the daemon ran.",
+		}),
+		streams: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "ringlet_event_streams",
+			Help: "Open /api/events WebSocket connections.",
+		}),
+	}
+	for _, r := range authFailureReasons {
+		m.authFailures.WithLabelValues(r)
+	}
+	for _, r := range []string{"host", "origin"} {
+		m.guardDenials.WithLabelValues(r)
+	}
+	v := version.Get()
+	build := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name:        "ringlet_build_info",
+		Help:        "Always 1; the labels describe the running build.",
+		ConstLabels: prometheus.Labels{"version": v.Version, "revision": v.Revision, "goversion": v.GoVersion},
+	})
+	build.Set(1)
+	m.reg.MustRegister(m.requests, m.duration, m.inFlight, m.authFailures, m.guardDenials, m.rotations, m.streams, build,
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	return m
+}
+
+func (m *metrics) handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{ErrorLog: nil, Registry: m.reg})
+}
+
+var knownMethods = map[string]bool{
+	http.MethodGet: true, http.MethodHead: true, http.MethodPost: true, http.MethodPut: true,
+	http.MethodPatch: true, http.MethodDelete: true, http.MethodOptions: true,
+}
+
+// middleware counts and times every request. Labels are the chi route
+// pattern, never the raw path, so an attacker cannot blow up the number of
+// series by requesting random URLs.
+func (m *metrics) middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		m.inFlight.Inc()
+		ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
+		defer func() {
+			m.inFlight.Dec()
+			route := "none"
+			if rc := chi.RouteContext(r.Context()); rc != nil && rc.RoutePattern() != "" {
+				route = rc.RoutePattern()
+			}
+			method := r.Method
+			if !knownMethods[method] {
+				method = "other"
+			}
+			code := ww.Status()
+			if code == 0 {
+				code = http.StatusOK
+			}
+			m.requests.WithLabelValues(route, method, strconv.Itoa(code)).Inc()
+			m.duration.WithLabelValues(route, method).Observe(time.Since(start).Seconds())
+		}()
+		next.ServeHTTP(ww, r)
+	})
+}

@@ -1,0 +1,372 @@
+// Package gateway is the daemon's HTTP face: the loopback listener, the
+// Host/Origin guard and bearer-token authentication in front of every
+// route, the REST API, the event stream and the metrics endpoint.
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/neullabs/ringlet/audit"
+
+	"github.com/neullabs/ringlet/token"
+	"github.com/neullabs/ringlet/version"
+)
+
+// Options configure a Server. Zero values take the documented defaults.
+type Options struct {
+	// Token is the admin bearer token; TokenFile is where it lives, so
+	// rotation can replace it.
+	Token     token.Token
+	TokenFile string
+	// ListenHost is the host of an explicit --listen that is not a
+	// loopback name; requests may then name it in Host. Empty otherwise.
+	ListenHost string
+	// StayAlive disables the idle exit.
+	StayAlive bool
+	// IdleTimeout is how long the daemon runs with no request and nothing
+	// open before it exits, unless StayAlive. 0 means never.
+	IdleTimeout time.Duration
+	// MaxBodyBytes bounds JSON API request bodies. Default 1 MiB.
+	MaxBodyBytes int64
+	// ShutdownTimeout bounds the graceful shutdown. Default 10s.
+	ShutdownTimeout time.Duration
+	// Audit receives a record of every action before it is acknowledged;
+	// nil means the audit log is off (records still go to /api/events).
+	Audit Auditor
+	// AuditPath is the database that /api/audit reads.
+	AuditPath string
+	// Keyed makes secret-looking values matchable but not readable.
+	Keyed *audit.Keyed
+	// Collectors are extra metrics to serve on /metrics.
+	Collectors []prometheus.Collector
+	// Keys is the credential store behind /api/keychain; nil answers 501.
+	Keys KeyStore
+	// Logger receives the daemon's log. Default: discard.
+	Logger *slog.Logger
+}
+
+// Server is the daemon's HTTP server.
+type Server struct {
+	opts    Options
+	log     *slog.Logger
+	metrics *metrics
+	auth    *authenticator
+	bus     *eventBus
+	started time.Time
+
+	listenAddr atomic.Value // string, set by Serve
+	port       atomic.Int64
+
+	inFlight     atomic.Int64
+	lastActivity atomic.Int64 // unix nanoseconds
+
+	stopOnce sync.Once
+	stopCh   chan string // carries the reason of the first stop request
+
+	closing     context.Context // ends when shutdown starts
+	closeStream context.CancelFunc
+	streams     sync.WaitGroup
+}
+
+// New returns a Server; Serve starts it.
+func New(opts Options) (*Server, error) {
+	if opts.Token.IsZero() {
+		return nil, errors.New("gateway: no admin token")
+	}
+	if opts.MaxBodyBytes <= 0 {
+		opts.MaxBodyBytes = 1 << 20
+	}
+	if opts.ShutdownTimeout <= 0 {
+		opts.ShutdownTimeout = 10 * time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{
+		opts:    opts,
+		log:     opts.Logger,
+		metrics: newMetrics(),
+		bus:     newEventBus(),
+		started: time.Now(),
+		stopCh:  make(chan string, 1),
+	}
+	s.closing, s.closeStream = context.WithCancel(context.Background())
+	s.metrics.reg.MustRegister(opts.Collectors...)
+	s.auth = newAuthenticator(opts.Token, s.authFailed)
+	s.lastActivity.Store(time.Now().UnixNano())
+	return s, nil
+}
+
+func (s *Server) authFailed(reason string, r *http.Request) {
+	s.metrics.authFailures.WithLabelValues(reason).Inc()
+	// The path is logged, never the query or headers: they may carry a
+	// token someone pasted in the wrong place.
+	s.log.Warn("authentication failed", "reason", reason, "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr)
+	detail := map[string]any{"reason": reason, "remote": r.RemoteAddr}
+	if tok, _, ok := credential(r); ok && s.opts.Keyed != nil {
+		// Matchable (the same wrong token shows up as the same value)
+		// but not readable.
+		detail["token"] = s.opts.Keyed.Sum(tok)
+	}
+	s.recordDenial(r, http.StatusUnauthorized, detail)
+}
+
+func (s *Server) guardDenied(reason string, r *http.Request) {
+	s.metrics.guardDenials.WithLabelValues(reason).Inc()
+	s.log.Warn("cross-site or foreign-host request refused", "reason", reason, "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr)
+	detail := map[string]any{"reason": reason, "remote": r.RemoteAddr, "host": r.Host}
+	if o := r.Header.Get("Origin"); o != "" {
+		detail["origin"] = o
+	}
+	s.recordDenial(r, http.StatusForbidden, detail)
+}
+
+// recordDenial audits a refused request. The request is refused whether
+// or not the record is written.
+func (s *Server) recordDenial(r *http.Request, status int, detail map[string]any) {
+	_ = s.record(r.Context(), audit.Record{Kind: audit.KindAuthFailure, Target: r.Method + " " + r.URL.Path, Decision: audit.Deny, Status: int64(status), Detail: audit.DetailJSON(detail)})
+}
+
+// Handler returns the daemon's routes behind its middleware chain. The
+// guard and authentication run before any route, so every endpoint,
+// /metrics included, needs the token.
+func (s *Server) Handler() http.Handler {
+	r := chi.NewRouter()
+	// metrics wraps recoverer so a panic is counted as the 500 it answers.
+	r.Use(s.metrics.middleware, s.recoverer, s.activity)
+	r.Use(newHostGuard(int(s.port.Load()), s.opts.ListenHost, s.guardDenied).middleware)
+	r.Use(s.auth.middleware)
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "not_found", "no such endpoint: "+r.URL.Path)
+	})
+	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" is not allowed on "+r.URL.Path)
+	})
+
+	r.Method(http.MethodGet, "/metrics", s.metrics.handler())
+	r.Route("/api", func(r chi.Router) {
+		r.Use(limitBody(s.opts.MaxBodyBytes, 30*time.Second))
+		r.Get("/version", s.handleVersion)
+		r.Get("/status", s.handleStatus)
+		r.Post("/daemon/stop", s.handleStop)
+		r.Post("/daemon/rotate-token", s.handleRotate)
+		r.Get("/events", s.handleEvents)
+		if s.opts.Keys != nil {
+			r.Route("/keychain", s.keychainRoutes)
+		} else {
+			r.Handle("/keychain", notImplemented("/api/keychain"))
+			r.Handle("/keychain/*", notImplemented("/api/keychain"))
+		}
+		if s.opts.AuditPath != "" {
+			r.Get("/audit", s.handleAuditQuery)
+			r.Get("/audit/verify", s.handleAuditVerify)
+		} else {
+			r.Handle("/audit", auditOff)
+			r.Handle("/audit/*", auditOff)
+		}
+		for _, g := range []string{"profiles", "sessions", "hooks", "usage", "mcp"} {
+			h := notImplemented("/api/" + g)
+			r.Handle("/"+g, h)
+			r.Handle("/"+g+"/*", h)
+		}
+	})
+	r.Handle("/mcp", notImplemented("the MCP endpoint"))
+	r.Handle("/mcp/*", notImplemented("the MCP endpoint"))
+	r.Handle("/proxy", notImplemented("the provider proxy"))
+	r.Handle("/proxy/*", notImplemented("the provider proxy"))
+	return r
+}
+
+// recoverer turns a handler panic into a JSON 500; the stack goes to the
+// log, never to the client.
+func (s *Server) recoverer(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				s.log.Error("handler panic", "path", r.URL.Path, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+				writeError(w, http.StatusInternalServerError, "internal", "internal error; the daemon log has the details")
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+// activity tracks in-flight requests and the time of the last one, for
+// the idle exit.
+func (s *Server) activity(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.inFlight.Add(1)
+		defer func() {
+			s.lastActivity.Store(time.Now().UnixNano())
+			s.inFlight.Add(-1)
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+// Stop asks a running Serve to shut down gracefully.
+func (s *Server) Stop(reason string) {
+	s.stopOnce.Do(func() { s.stopCh <- reason })
+}
+
+// Serve answers requests on ln until ctx ends, Stop is called, a client
+// asks the daemon to stop, or the daemon has been idle for IdleTimeout. It
+// then shuts down gracefully within ShutdownTimeout. The returned reason
+// says why it stopped.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) (reason string, err error) {
+	if tcp, ok := ln.Addr().(*net.TCPAddr); ok {
+		s.port.Store(int64(tcp.Port))
+	}
+	s.listenAddr.Store(ln.Addr().String())
+	srv := &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		// No server-wide ReadTimeout or WriteTimeout: they would cut
+		// WebSockets and provider streams. JSON routes get a per-request
+		// read deadline from limitBody instead.
+		IdleTimeout:    2 * time.Minute,
+		MaxHeaderBytes: 64 << 10,
+		ErrorLog:       slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+
+	idleCtx, stopIdle := context.WithCancel(ctx)
+	var idleWG sync.WaitGroup
+	idleWG.Go(func() { s.watchIdle(idleCtx) })
+	defer func() {
+		stopIdle()
+		idleWG.Wait()
+	}()
+
+	select {
+	case <-ctx.Done():
+		reason = "signal"
+	case reason = <-s.stopCh:
+	case err := <-serveErr:
+		return "error", fmt.Errorf("serve: %w", err)
+	}
+	s.log.Info("daemon stopping", "reason", reason)
+	if err := s.record(context.Background(), audit.Record{Kind: audit.KindDaemonStop, Actor: audit.ActorDaemon, Decision: audit.Allow,
+		Detail: audit.DetailJSON(map[string]any{"reason": reason, "uptime_seconds": int64(time.Since(s.started).Seconds())})}); err != nil {
+		s.log.Error("could not audit the daemon stop", "err", err)
+	}
+	s.closeStream()
+
+	sctx, cancel := context.WithTimeout(context.Background(), s.opts.ShutdownTimeout)
+	defer cancel()
+	err = srv.Shutdown(sctx)
+	if err != nil {
+		srv.Close()
+		err = fmt.Errorf("shutdown: %w", err)
+	}
+	done := make(chan struct{})
+	go func() { s.streams.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-sctx.Done():
+	}
+	<-serveErr
+	return reason, err
+}
+
+// watchIdle stops the server once nothing has happened for IdleTimeout.
+// Open WebSockets and in-flight requests count as activity.
+func (s *Server) watchIdle(ctx context.Context) {
+	d := s.opts.IdleTimeout
+	if s.opts.StayAlive || d <= 0 {
+		return
+	}
+	t := time.NewTicker(min(max(d/4, 250*time.Millisecond), 30*time.Second))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			last := time.Unix(0, s.lastActivity.Load())
+			if s.inFlight.Load() == 0 && time.Since(last) >= d {
+				s.Stop(fmt.Sprintf("idle for %s with no requests or sessions", d))
+				return
+			}
+		}
+	}
+}
+
+// Status is the body of GET /api/status.
+type Status struct {
+	Version        string  `json:"version"`
+	PID            int     `json:"pid"`
+	Listen         string  `json:"listen"`
+	Started        string  `json:"started"`
+	UptimeSeconds  float64 `json:"uptime_seconds"`
+	StayAlive      bool    `json:"stay_alive"`
+	IdleTimeout    string  `json:"idle_timeout"`
+	RequestsActive int64   `json:"requests_in_flight"`
+	EventStreams   int     `json:"event_streams"`
+	Sessions       int     `json:"sessions"`
+	Profiles       int     `json:"profiles"`
+}
+
+func (s *Server) handleVersion(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, version.Get())
+}
+
+func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
+	addr, _ := s.listenAddr.Load().(string)
+	idle := "never"
+	if !s.opts.StayAlive && s.opts.IdleTimeout > 0 {
+		idle = s.opts.IdleTimeout.String()
+	}
+	s.bus.mu.Lock()
+	streams := len(s.bus.subs)
+	s.bus.mu.Unlock()
+	writeJSON(w, http.StatusOK, Status{
+		Version:        version.Get().Version,
+		PID:            os.Getpid(),
+		Listen:         addr,
+		Started:        s.started.UTC().Format(time.RFC3339),
+		UptimeSeconds:  time.Since(s.started).Round(time.Millisecond).Seconds(),
+		StayAlive:      s.opts.StayAlive,
+		IdleTimeout:    idle,
+		RequestsActive: s.inFlight.Load() - 1, // not counting this request
+		EventStreams:   streams,
+	})
+}
+
+func (s *Server) handleStop(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusAccepted, map[string]any{"stopping": true, "pid": os.Getpid()})
+	s.Stop("stop requested")
+}
+
+func (s *Server) handleRotate(w http.ResponseWriter, r *http.Request) {
+	if !s.recordOr503(w, r, audit.Record{Kind: audit.KindTokenRotate, Actor: audit.ActorAdmin, Target: s.opts.TokenFile, Decision: audit.Allow}) {
+		return
+	}
+	t, err := token.Replace(s.opts.TokenFile)
+	if err != nil {
+		s.log.Error("token rotation failed", "err", err)
+		writeError(w, http.StatusInternalServerError, "rotate_failed", "could not write the new token file; the old token stays valid: "+err.Error())
+		return
+	}
+	s.auth.set(t)
+	s.metrics.rotations.Inc()
+	s.log.Info("token rotated", "file", s.opts.TokenFile)
+	writeJSON(w, http.StatusOK, map[string]any{"rotated": true, "token_file": s.opts.TokenFile})
+}
