@@ -32,6 +32,7 @@ test: deps check
 # Each benchmark measures its baseline in the same run and prints the ratio.
 bench: deps
 	$(GO) test -run '^$$' -bench . -benchtime 2s -count 1 ./gateway
+	$(GO) test -run '^$$' -bench . -benchtime 50000x -count 1 ./audit
 	$(GO) test -run '^$$' -bench . -benchtime 15x -count 1 ./test/bench
 
 # A short run of every fuzz target; `go test -fuzz` on one for longer.

@@ -59,6 +59,11 @@ type Log struct {
 	queue   chan *pending
 	metrics *Metrics
 
+	// pendingN counts records handed to Append and not yet committed or
+	// failed, including those whose callers are about to queue them: the
+	// writer waits briefly for those to fill a batch.
+	pendingN atomic.Int64
+
 	closeOnce sync.Once
 	closed    chan struct{}
 	done      chan struct{}
@@ -222,13 +227,16 @@ func (l *Log) Append(ctx context.Context, r Record) (Record, error) {
 		return Record{}, fmt.Errorf("%w: %w", ErrUnavailable, ErrClosed)
 	default:
 	}
+	l.pendingN.Add(1)
 	select {
 	case l.queue <- p:
 		l.metrics.queueDepth.Inc()
 	case <-l.closed:
+		l.pendingN.Add(-1)
 		pendingPool.Put(p)
 		return Record{}, fmt.Errorf("%w: %w", ErrUnavailable, ErrClosed)
 	case <-ctx.Done():
+		l.pendingN.Add(-1)
 		pendingPool.Put(p)
 		return Record{}, fmt.Errorf("%w: %w", ErrUnavailable, ctx.Err())
 	}
@@ -254,7 +262,42 @@ func (l *Log) Close() error {
 	return nil
 }
 
+// maxLinger bounds how long the writer waits for callers that are about to
+// queue a record, so that concurrent writers share a transaction. A lone
+// writer never waits: nobody else is pending.
+const maxLinger = time.Millisecond
+
+// fill adds queued records to batch: first whatever is queued, then, while
+// more callers are known to be on their way, what arrives within maxLinger.
+func (l *Log) fill(batch []*pending, linger *time.Timer) []*pending {
+	for len(batch) < maxBatch {
+		select {
+		case p := <-l.queue:
+			batch = append(batch, p)
+			continue
+		default:
+		}
+		if l.pendingN.Load() <= int64(len(batch)) {
+			return batch
+		}
+		break
+	}
+	linger.Reset(maxLinger)
+	defer linger.Stop()
+	for len(batch) < maxBatch && l.pendingN.Load() > int64(len(batch)) {
+		select {
+		case p := <-l.queue:
+			batch = append(batch, p)
+		case <-linger.C:
+			return batch
+		}
+	}
+	return batch
+}
+
 func (l *Log) run() {
+	linger := time.NewTimer(time.Hour)
+	linger.Stop()
 	defer close(l.done)
 	defer l.closeDB()
 	defer l.anchor.close()
@@ -276,15 +319,7 @@ func (l *Log) run() {
 			}
 		}
 		batch = append(batch[:0], first)
-	fill:
-		for len(batch) < maxBatch {
-			select {
-			case p := <-l.queue:
-				batch = append(batch, p)
-			default:
-				break fill
-			}
-		}
+		batch = l.fill(batch, linger)
 		l.metrics.queueDepth.Sub(float64(len(batch)))
 		l.commit(batch)
 	}
@@ -294,6 +329,8 @@ func (l *Log) run() {
 func (l *Log) commit(batch []*pending) {
 	start := time.Now()
 	recs, err := l.write(batch)
+	// These callers are released below; they no longer count as pending.
+	l.pendingN.Add(-int64(len(batch)))
 	l.metrics.commitSeconds.Observe(time.Since(start).Seconds())
 	l.metrics.batchSize.Observe(float64(len(batch)))
 	if err != nil {
