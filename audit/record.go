@@ -32,6 +32,7 @@ const (
 	KindHookDecision     = "hook.decision"
 	KindProviderRequest  = "provider.request"
 	KindSandboxViolation = "sandbox.violation"
+	KindProviderAdd      = "provider.add"
 )
 
 // Kinds lists every kind, for validation and completion.
@@ -39,7 +40,7 @@ var Kinds = []string{
 	KindDaemonStart, KindDaemonStop, KindAuthFailure, KindTokenRotate,
 	KindCredentialSet, KindCredentialRemove, KindProfileCreate, KindProfileDelete,
 	KindProfileLaunch, KindSessionStart, KindSessionEnd, KindToolCall,
-	KindHookDecision, KindProviderRequest, KindSandboxViolation,
+	KindHookDecision, KindProviderRequest, KindSandboxViolation, KindProviderAdd,
 }
 
 // Decisions.
@@ -91,6 +92,10 @@ func (r *Record) sanitize() {
 	if len(r.Detail) > 0 && !json.Valid(r.Detail) {
 		b, _ := json.Marshal(map[string]string{"invalid_detail": strings.ToValidUTF8(string(r.Detail), "\uFFFD")})
 		r.Detail = b
+	} else if !utf8.Valid(r.Detail) {
+		// json.Valid accepts invalid UTF-8 inside strings, the only place
+		// a byte above 0x7F may appear, so replacing it keeps valid JSON.
+		r.Detail = json.RawMessage(strings.ToValidUTF8(string(r.Detail), "\uFFFD"))
 	}
 }
 

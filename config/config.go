@@ -25,6 +25,7 @@ type Config struct {
 	Daemon      DaemonConfig      `toml:"daemon"`
 	Credentials CredentialsConfig `toml:"credentials"`
 	Audit       AuditConfig       `toml:"audit"`
+	Proxy       ProxyConfig       `toml:"proxy"`
 }
 
 // DaemonConfig is the [daemon] table.
@@ -37,6 +38,12 @@ type DaemonConfig struct {
 // CredentialsConfig is the [credentials] table.
 type CredentialsConfig struct {
 	Backend string `toml:"backend"`
+}
+
+// AuditConfig is the [audit] table.
+// ProxyConfig is the [proxy] table.
+type ProxyConfig struct {
+	IdleTimeout string `toml:"idle_timeout"`
 }
 
 // AuditConfig is the [audit] table.
@@ -104,6 +111,13 @@ var Keys = []Key{
 		Allowed: []string{"normal", "full"},
 		def:     func(Paths) string { return "normal" },
 		field:   func(c *Config) *string { return &c.Audit.Sync },
+	},
+	{
+		Name:  "proxy.idle_timeout",
+		Help:  "end a provider answer that sends nothing for this long (0 = never); streams have no overall limit",
+		def:   func(Paths) string { return "5m" },
+		field: func(c *Config) *string { return &c.Proxy.IdleTimeout },
+		check: func(v string) error { _, err := parseIdle(v); return err },
 	},
 }
 
@@ -181,6 +195,12 @@ func (c *Config) LogLevel() slog.Level {
 	var l slog.Level
 	_ = l.UnmarshalText([]byte(or(c.Daemon.LogLevel, "info")))
 	return l
+}
+
+// ProxyIdleTimeout is the effective proxy.idle_timeout.
+func (c *Config) ProxyIdleTimeout() time.Duration {
+	d, _ := parseIdle(or(c.Proxy.IdleTimeout, "5m"))
+	return d
 }
 
 // AuditSync is the effective audit.sync.

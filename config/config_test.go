@@ -217,6 +217,7 @@ func TestKeys(t *testing.T) {
 		"credentials.backend": "auto",
 		"audit.path":          "/s/audit.db",
 		"audit.sync":          "normal",
+		"proxy.idle_timeout":  "5m",
 	}
 	if len(Keys) != len(defaults) {
 		t.Errorf("Keys: got %d keys, want %d", len(Keys), len(defaults))

@@ -2,9 +2,9 @@ package gateway
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/neullabs/ringlet/audit"
@@ -52,17 +52,16 @@ func (s *Server) recordOr503(w http.ResponseWriter, req *http.Request, r audit.R
 	return true
 }
 
+// rootCause is the part of a failed record's error that tells the user
+// what to do. The audit log reports "<ErrUnavailable>: <cause>" and may
+// only format the cause (disk full, read-only), not wrap it, so the cause
+// is taken from the message rather than by unwrapping.
 func rootCause(err error) string {
-	for {
-		u := errors.Unwrap(err)
-		if u == nil {
-			return err.Error()
-		}
-		if errors.Is(err, audit.ErrUnavailable) && !errors.Is(u, audit.ErrUnavailable) {
-			return u.Error()
-		}
-		err = u
+	msg := err.Error()
+	if _, cause, ok := strings.Cut(msg, audit.ErrUnavailable.Error()+": "); ok && cause != "" {
+		return cause
 	}
+	return msg
 }
 
 var auditOff = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -16,6 +16,7 @@ type KeyStore interface {
 	List() ([]credentials.Entry, error)
 	Set(credentials.Ref, credentials.Secret) (credentials.Entry, error)
 	Remove(credentials.Ref) (credentials.Entry, error)
+	Get(credentials.Ref) (credentials.Secret, error)
 }
 
 func (s *Server) keychainRoutes(r chi.Router) {

@@ -47,6 +47,16 @@ func (f *kcFakeStore) Set(r credentials.Ref, s credentials.Secret) (credentials.
 	return credentials.Entry{Provider: r.Provider, Alias: r.Alias, Backend: "file", Created: time.Now(), Updated: time.Now()}, nil
 }
 
+func (f *kcFakeStore) Get(r credentials.Ref) (credentials.Secret, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	k, ok := f.keys[r]
+	if !ok {
+		return credentials.Secret{}, credentials.ErrNotFound
+	}
+	return credentials.NewSecret(k), nil
+}
+
 func (f *kcFakeStore) Remove(r credentials.Ref) (credentials.Entry, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

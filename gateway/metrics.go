@@ -25,9 +25,15 @@ type metrics struct {
 	guardDenials *prometheus.CounterVec
 	rotations    prometheus.Counter
 	streams      prometheus.Gauge
+	sessions     prometheus.Gauge
+
+	providerRequests *prometheus.CounterVec
+	providerSeconds  *prometheus.HistogramVec
+	providerTTFB     *prometheus.HistogramVec
+	tokens           *prometheus.CounterVec
 }
 
-var authFailureReasons = []string{"missing", "malformed", "invalid", "query_token"}
+var authFailureReasons = []string{"missing", "malformed", "invalid", "query_token", "invalid_session"}
 
 func newMetrics() *metrics {
 	m := &metrics{
@@ -62,6 +68,20 @@ func newMetrics() *metrics {
 			Help: "Open /api/events WebSocket connections.",
 		}),
 	}
+	m.sessions = prometheus.NewGauge(prometheus.GaugeOpts{Name: "ringlet_sessions", Help: "Live agent sessions."})
+	m.providerRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "ringlet_provider_requests_total", Help: "Requests forwarded to providers, by provider, status and model.",
+	}, []string{"provider", "code", "model"})
+	latency := []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300}
+	m.providerSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "ringlet_provider_request_duration_seconds", Help: "Time from forwarding a provider request to the end of its answer.", Buckets: latency,
+	}, []string{"provider"})
+	m.providerTTFB = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "ringlet_provider_time_to_first_byte_seconds", Help: "Time from forwarding a provider request to the first byte of its answer.", Buckets: latency,
+	}, []string{"provider"})
+	m.tokens = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "ringlet_provider_tokens_total", Help: "Tokens reported by providers, by profile, model and type (input, output, cache_read, cache_write).",
+	}, []string{"profile", "model", "type"})
 	for _, r := range authFailureReasons {
 		m.authFailures.WithLabelValues(r)
 	}
@@ -76,6 +96,7 @@ func newMetrics() *metrics {
 	})
 	build.Set(1)
 	m.reg.MustRegister(m.requests, m.duration, m.inFlight, m.authFailures, m.guardDenials, m.rotations, m.streams, build,
+		m.sessions, m.providerRequests, m.providerSeconds, m.providerTTFB, m.tokens,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)

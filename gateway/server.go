@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/neullabs/ringlet/audit"
+	"github.com/neullabs/ringlet/profile"
 
 	"github.com/neullabs/ringlet/token"
 	"github.com/neullabs/ringlet/version"
@@ -54,6 +55,16 @@ type Options struct {
 	Collectors []prometheus.Collector
 	// Keys is the credential store behind /api/keychain; nil answers 501.
 	Keys KeyStore
+	// Profiles stores profiles; CatalogDir holds providers.toml and
+	// agents.toml. Without Profiles, /api/profiles and /proxy answer 501.
+	Profiles   *profile.Store
+	CatalogDir string
+	// ProxyIdleTimeout ends a provider answer that sends nothing for this
+	// long. 0 means no limit. There is never an overall limit on streams.
+	ProxyIdleTimeout time.Duration
+	// AuditHealthy reports whether the audit log can be written; provider
+	// requests are refused while it cannot.
+	AuditHealthy func() bool
 	// Logger receives the daemon's log. Default: discard.
 	Logger *slog.Logger
 }
@@ -76,6 +87,9 @@ type Server struct {
 	stopOnce sync.Once
 	stopCh   chan string // carries the reason of the first stop request
 
+	sessions *sessionTable
+	proxy    http.Handler
+
 	closing     context.Context // ends when shutdown starts
 	closeStream context.CancelFunc
 	streams     sync.WaitGroup
@@ -96,13 +110,15 @@ func New(opts Options) (*Server, error) {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{
-		opts:    opts,
-		log:     opts.Logger,
-		metrics: newMetrics(),
-		bus:     newEventBus(),
-		started: time.Now(),
-		stopCh:  make(chan string, 1),
+		opts:     opts,
+		log:      opts.Logger,
+		metrics:  newMetrics(),
+		bus:      newEventBus(),
+		started:  time.Now(),
+		stopCh:   make(chan string, 1),
+		sessions: newSessionTable(),
 	}
+	s.proxy = s.newReverseProxy()
 	s.closing, s.closeStream = context.WithCancel(context.Background())
 	s.metrics.reg.MustRegister(opts.Collectors...)
 	s.auth = newAuthenticator(opts.Token, s.authFailed)
@@ -148,45 +164,68 @@ func (s *Server) Handler() http.Handler {
 	// metrics wraps recoverer so a panic is counted as the 500 it answers.
 	r.Use(s.metrics.middleware, s.recoverer, s.activity)
 	r.Use(newHostGuard(int(s.port.Load()), s.opts.ListenHost, s.guardDenied).middleware)
-	r.Use(s.auth.middleware)
-	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+	// Unknown paths need the token too: no probing without it.
+	r.NotFound(s.auth.middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no such endpoint: "+r.URL.Path)
-	})
-	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+	})).ServeHTTP)
+	r.MethodNotAllowed(s.auth.middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" is not allowed on "+r.URL.Path)
-	})
+	})).ServeHTTP)
 
-	r.Method(http.MethodGet, "/metrics", s.metrics.handler())
-	r.Route("/api", func(r chi.Router) {
-		r.Use(limitBody(s.opts.MaxBodyBytes, 30*time.Second))
-		r.Get("/version", s.handleVersion)
-		r.Get("/status", s.handleStatus)
-		r.Post("/daemon/stop", s.handleStop)
-		r.Post("/daemon/rotate-token", s.handleRotate)
-		r.Get("/events", s.handleEvents)
-		if s.opts.Keys != nil {
-			r.Route("/keychain", s.keychainRoutes)
-		} else {
-			r.Handle("/keychain", notImplemented("/api/keychain"))
-			r.Handle("/keychain/*", notImplemented("/api/keychain"))
-		}
-		if s.opts.AuditPath != "" {
-			r.Get("/audit", s.handleAuditQuery)
-			r.Get("/audit/verify", s.handleAuditVerify)
-		} else {
-			r.Handle("/audit", auditOff)
-			r.Handle("/audit/*", auditOff)
-		}
-		for _, g := range []string{"profiles", "sessions", "hooks", "usage", "mcp"} {
-			h := notImplemented("/api/" + g)
-			r.Handle("/"+g, h)
-			r.Handle("/"+g+"/*", h)
-		}
+	// The provider proxy takes session tokens only, never the admin token.
+	if s.opts.Profiles != nil && s.opts.Keys != nil {
+		r.Handle("/proxy/*", http.HandlerFunc(s.handleProxy))
+	} else {
+		r.Handle("/proxy/*", s.auth.middleware(notImplemented("the provider proxy")))
+	}
+
+	// Everything else takes the admin token only.
+	r.Group(func(r chi.Router) {
+		r.Use(s.auth.middleware)
+		r.Method(http.MethodGet, "/metrics", s.metrics.handler())
+		r.Route("/api", func(r chi.Router) {
+			r.Use(limitBody(s.opts.MaxBodyBytes, 30*time.Second))
+			r.Get("/version", s.handleVersion)
+			r.Get("/status", s.handleStatus)
+			r.Post("/daemon/stop", s.handleStop)
+			r.Post("/daemon/rotate-token", s.handleRotate)
+			r.Get("/events", s.handleEvents)
+			if s.opts.Keys != nil {
+				r.Route("/keychain", s.keychainRoutes)
+			} else {
+				r.Handle("/keychain", notImplemented("/api/keychain"))
+				r.Handle("/keychain/*", notImplemented("/api/keychain"))
+			}
+			if s.opts.AuditPath != "" {
+				r.Get("/audit", s.handleAuditQuery)
+				r.Get("/audit/verify", s.handleAuditVerify)
+				r.Get("/usage", s.handleUsage)
+			} else {
+				r.Handle("/audit", auditOff)
+				r.Handle("/audit/*", auditOff)
+				r.Handle("/usage", auditOff)
+			}
+			if s.opts.Profiles != nil && s.opts.Keys != nil {
+				r.Route("/profiles", s.profileRoutes)
+				r.Route("/sessions", s.sessionRoutes)
+				r.Route("/providers", s.providerRoutes)
+				r.Get("/agents", s.handleAgents)
+			} else {
+				for _, g := range []string{"profiles", "sessions", "providers", "agents"} {
+					r.Handle("/"+g, notImplemented("/api/"+g))
+					r.Handle("/"+g+"/*", notImplemented("/api/"+g))
+				}
+			}
+			for _, g := range []string{"hooks", "mcp"} {
+				h := notImplemented("/api/" + g)
+				r.Handle("/"+g, h)
+				r.Handle("/"+g+"/*", h)
+			}
+		})
+		r.Handle("/mcp", notImplemented("the MCP endpoint"))
+		r.Handle("/mcp/*", notImplemented("the MCP endpoint"))
+		r.Handle("/proxy", notImplemented("the provider proxy"))
 	})
-	r.Handle("/mcp", notImplemented("the MCP endpoint"))
-	r.Handle("/mcp/*", notImplemented("the MCP endpoint"))
-	r.Handle("/proxy", notImplemented("the provider proxy"))
-	r.Handle("/proxy/*", notImplemented("the provider proxy"))
 	return r
 }
 
@@ -263,6 +302,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) (reason string, err
 		return "error", fmt.Errorf("serve: %w", err)
 	}
 	s.log.Info("daemon stopping", "reason", reason)
+	s.endAllSessions("daemon stopped")
 	if err := s.record(context.Background(), audit.Record{Kind: audit.KindDaemonStop, Actor: audit.ActorDaemon, Decision: audit.Allow,
 		Detail: audit.DetailJSON(map[string]any{"reason": reason, "uptime_seconds": int64(time.Since(s.started).Seconds())})}); err != nil {
 		s.log.Error("could not audit the daemon stop", "err", err)
@@ -301,7 +341,7 @@ func (s *Server) watchIdle(ctx context.Context) {
 			return
 		case <-t.C:
 			last := time.Unix(0, s.lastActivity.Load())
-			if s.inFlight.Load() == 0 && time.Since(last) >= d {
+			if s.inFlight.Load() == 0 && s.sessions.count() == 0 && time.Since(last) >= d {
 				s.Stop(fmt.Sprintf("idle for %s with no requests or sessions", d))
 				return
 			}
@@ -347,6 +387,7 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 		IdleTimeout:    idle,
 		RequestsActive: s.inFlight.Load() - 1, // not counting this request
 		EventStreams:   streams,
+		Sessions:       s.sessions.count(),
 	})
 }
 

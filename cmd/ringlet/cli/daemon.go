@@ -25,6 +25,7 @@ import (
 	"github.com/neullabs/ringlet/credentials"
 	"github.com/neullabs/ringlet/gateway"
 	"github.com/neullabs/ringlet/privatefile"
+	"github.com/neullabs/ringlet/profile"
 	"github.com/neullabs/ringlet/token"
 	"github.com/neullabs/ringlet/version"
 )
@@ -200,18 +201,26 @@ func (a *app) runDaemon(ctx context.Context, f daemonFlags, listenExplicit bool)
 		logger.Warn("the audit log is off (--no-audit-log): actions are not recorded")
 	}
 	idle := cfg.IdleTimeout()
+	var healthy func() bool
+	if log != nil {
+		healthy = log.Healthy
+	}
 	srv, err = gateway.New(gateway.Options{
-		Audit:       auditor,
-		AuditPath:   auditPath,
-		Keyed:       keyed,
-		Collectors:  collectors,
-		Keys:        keys,
-		Token:       tok,
-		TokenFile:   paths.TokenFile(),
-		ListenHost:  listenHostForGuard(listen),
-		StayAlive:   f.stayAlive,
-		IdleTimeout: idle,
-		Logger:      logger,
+		Profiles:         profile.NewStore(paths.ConfigDir, paths.DataDir),
+		CatalogDir:       paths.ConfigDir,
+		ProxyIdleTimeout: cfg.ProxyIdleTimeout(),
+		AuditHealthy:     healthy,
+		Audit:            auditor,
+		AuditPath:        auditPath,
+		Keyed:            keyed,
+		Collectors:       collectors,
+		Keys:             keys,
+		Token:            tok,
+		TokenFile:        paths.TokenFile(),
+		ListenHost:       listenHostForGuard(listen),
+		StayAlive:        f.stayAlive,
+		IdleTimeout:      idle,
+		Logger:           logger,
 	})
 	if err != nil {
 		return err

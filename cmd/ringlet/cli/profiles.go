@@ -1,0 +1,666 @@
+package cli
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/neullabs/ringlet/audit"
+	"github.com/neullabs/ringlet/client"
+	"github.com/neullabs/ringlet/credentials"
+	"github.com/neullabs/ringlet/gateway"
+	"github.com/neullabs/ringlet/profile"
+	"github.com/neullabs/ringlet/provider"
+)
+
+func (a *app) profilesCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     "profiles",
+		Aliases: []string{"profile"},
+		Short:   "Create and manage profiles: an agent, a provider, a model and a workspace",
+		Long: `A profile binds a coding agent (claude, codex, opencode, or any command)
+to a provider and its key, a model and a workspace, under an alias. Each
+profile has its own HOME ($XDG_DATA_HOME/ringlet/profiles/<alias>/home),
+so agent config, history and caches never mix between profiles.
+
+The key lives in the credential store as <provider>/<alias>; the agent
+only ever gets a session token, which the daemon swaps for the key.`,
+		Example: `  ringlet profiles create claude work --provider anthropic --model claude-sonnet-4-5
+  eval "$(ringlet profiles env work)" && claude
+  ringlet profiles list
+  ringlet profiles inspect work --json
+  ringlet profiles delete work --yes --purge-key`,
+	}
+	cmd.AddCommand(a.profilesCreateCmd(), a.profilesListCmd(), a.profilesInspectCmd(), a.profilesDeleteCmd(), a.profilesEnvCmd())
+	return cmd
+}
+
+func (a *app) profilesCreateCmd() *cobra.Command {
+	var req gateway.ProfileRequest
+	var command string
+	var skipKey bool
+	cmd := &cobra.Command{
+		Use:   "create AGENT ALIAS --provider ID",
+		Short: "Create a profile (asks for the provider key if it is not stored yet)",
+		Long: `Create a profile. AGENT is one of 'ringlet agents list' (generic needs
+--command). When no key is stored under <provider>/<alias>, it is read
+without echo from the terminal, or from standard input when that is not a
+terminal; --skip-key creates the profile without one.`,
+		Example: `  ringlet profiles create claude work --provider anthropic --workspace ~/src/app
+  printf '%s' "$KEY" | ringlet profiles create codex oa --provider openai --model gpt-4.1
+  ringlet profiles create generic bot --provider openai --command 'python agent.py'`,
+		Args: exactArgs(2, "AGENT ALIAS"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			req.Agent, req.Alias = args[0], args[1]
+			if err := credentials.ValidateName("profile", req.Alias); err != nil {
+				return usageError{err}
+			}
+			if req.Provider == "" {
+				return usagef("--provider is required ('ringlet providers list' shows them)")
+			}
+			if command != "" {
+				req.Command = strings.Fields(command)
+			}
+			if req.Workspace != "" {
+				w, err := filepath.Abs(req.Workspace)
+				if err != nil {
+					return err
+				}
+				req.Workspace = w
+			}
+			c, err := a.ensureDaemon(cmd.Context())
+			if err != nil {
+				return err
+			}
+			ref, err := credentials.NewRef(req.Provider, req.Alias)
+			if err != nil {
+				return usageError{err}
+			}
+			var keys struct{ Entries []credentials.Entry }
+			if err := c.Do(cmd.Context(), "GET", "/api/keychain", nil, &keys); err != nil {
+				return err
+			}
+			var key string
+			if !skipKey && !hasKey(keys.Entries, ref) {
+				key, err = a.readKey(ref, false)
+				if err != nil {
+					return fmt.Errorf("%w (or pass --skip-key and store it later with 'ringlet keychain set %s %s')", err, ref.Provider, ref.Alias)
+				}
+			}
+			var view gateway.ProfileView
+			if err := c.Do(cmd.Context(), "POST", "/api/profiles", req, &view); err != nil {
+				return err
+			}
+			if key != "" {
+				if err := c.Do(cmd.Context(), "PUT", "/api/keychain/"+ref.Provider+"/"+ref.Alias, map[string]string{"key": key}, nil); err != nil {
+					return fmt.Errorf("profile %s was created but its key could not be stored: %w", req.Alias, err)
+				}
+				view.Key = "stored"
+			}
+			fmt.Fprintf(a.stdio.Out, "created profile %s (%s via %s); key: %s; home: %s\n", view.Alias, view.Agent, view.Provider, view.Key, view.Home)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&req.Provider, "provider", "", "provider id (required)")
+	f.StringVar(&req.Model, "model", "", "model to use")
+	f.StringVar(&req.Workspace, "workspace", "", "the project directory the agent works in")
+	f.StringVar(&req.Endpoint, "endpoint", "", "a named endpoint of the provider instead of its base URL")
+	f.StringVar(&command, "command", "", "for the generic agent: the command to run (split on spaces)")
+	f.BoolVar(&skipKey, "skip-key", false, "do not ask for the key now")
+	cmd.RegisterFlagCompletionFunc("provider", a.completeProviders)
+	return cmd
+}
+
+func hasKey(entries []credentials.Entry, ref credentials.Ref) bool {
+	for _, e := range entries {
+		if e.Ref() == ref && (e.Status == "ok" || e.Status == "unindexed") {
+			return true
+		}
+	}
+	return false
+}
+
+func (a *app) completeProviders(cmd *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+	cat, err := profile.LoadCatalog(a.paths.ConfigDir)
+	if err != nil {
+		return nil, cobra.ShellCompDirectiveError
+	}
+	return cat.ProviderIDs(), cobra.ShellCompDirectiveNoFileComp
+}
+
+func (a *app) profilesListCmd() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:     "list",
+		Short:   "List profiles",
+		Example: "  ringlet profiles list --json",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.ensureDaemon(cmd.Context())
+			if err != nil {
+				return err
+			}
+			var out struct{ Profiles []gateway.ProfileView }
+			if err := c.Do(cmd.Context(), "GET", "/api/profiles", nil, &out); err != nil {
+				return err
+			}
+			if asJSON {
+				if out.Profiles == nil {
+					out.Profiles = []gateway.ProfileView{}
+				}
+				return writeJSONOut(a.stdio.Out, out.Profiles)
+			}
+			if len(out.Profiles) == 0 {
+				fmt.Fprintln(a.stdio.Out, "no profiles; create one with 'ringlet profiles create <agent> <alias> --provider <id>'")
+				return nil
+			}
+			t := newTable(a.stdio.Out)
+			t.row("ALIAS", "AGENT", "PROVIDER", "MODEL", "KEY", "SESSIONS", "WORKSPACE")
+			for _, p := range out.Profiles {
+				t.row(p.Alias, p.Agent, p.Provider, p.Model, p.Key, strconv.Itoa(p.Sessions), p.Workspace)
+			}
+			return t.flush()
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func (a *app) profilesInspectCmd() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:     "inspect ALIAS",
+		Short:   "Show a profile; the key only as stored or missing",
+		Example: "  ringlet profiles inspect work",
+		Args:    exactArgs(1, "ALIAS"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := credentials.ValidateName("profile", args[0]); err != nil {
+				return usageError{err}
+			}
+			c, err := a.ensureDaemon(cmd.Context())
+			if err != nil {
+				return err
+			}
+			var v gateway.ProfileView
+			if err := c.Do(cmd.Context(), "GET", "/api/profiles/"+args[0], nil, &v); err != nil {
+				return err
+			}
+			if asJSON {
+				return writeJSONOut(a.stdio.Out, v)
+			}
+			t := newTable(a.stdio.Out)
+			t.row("alias", v.Alias)
+			t.row("agent", v.Agent)
+			t.row("provider", v.Provider)
+			t.row("model", v.Model)
+			t.row("endpoint", v.Endpoint)
+			t.row("workspace", v.Workspace)
+			t.row("command", strings.Join(v.Command, " "))
+			t.row("key", v.Key)
+			t.row("home", v.Home)
+			t.row("sessions", strconv.Itoa(v.Sessions))
+			t.row("created", v.Created.Format(time.RFC3339))
+			return t.flush()
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func (a *app) profilesDeleteCmd() *cobra.Command {
+	var yes, purge bool
+	cmd := &cobra.Command{
+		Use:   "delete ALIAS",
+		Short: "Delete a profile and its HOME (and, with --purge-key, its key)",
+		Long: `Delete a profile and its HOME directory, ending its sessions. On a terminal
+it asks first; scripts pass --yes.`,
+		Example: "  ringlet profiles delete work --yes --purge-key",
+		Args:    exactArgs(1, "ALIAS"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			alias := args[0]
+			if err := credentials.ValidateName("profile", alias); err != nil {
+				return usageError{err}
+			}
+			if !yes {
+				f, ok := a.stdio.In.(*os.File)
+				if !ok || !term.IsTerminal(int(f.Fd())) {
+					return usagef("refusing to delete profile %s without confirmation: pass --yes", alias)
+				}
+				what := "its HOME directory"
+				if purge {
+					what += " and its key"
+				}
+				fmt.Fprintf(a.stdio.Err, "Delete profile %s, %s? [y/N] ", alias, what)
+				line, _ := bufio.NewReader(f).ReadString('\n')
+				if ans := strings.ToLower(strings.TrimSpace(line)); ans != "y" && ans != "yes" {
+					return errors.New("not deleted")
+				}
+			}
+			c, err := a.ensureDaemon(cmd.Context())
+			if err != nil {
+				return err
+			}
+			path := "/api/profiles/" + alias
+			if purge {
+				path += "?purge_key=true"
+			}
+			var out struct {
+				KeyRemoved bool `json:"key_removed"`
+			}
+			if err := c.Do(cmd.Context(), "DELETE", path, nil, &out); err != nil {
+				return err
+			}
+			msg := "deleted profile " + alias + " and its HOME"
+			if out.KeyRemoved {
+				msg += "; removed its key"
+			}
+			fmt.Fprintln(a.stdio.Out, msg)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation")
+	cmd.Flags().BoolVar(&purge, "purge-key", false, "also remove the profile's key from the credential store")
+	return cmd
+}
+
+func (a *app) profilesEnvCmd() *cobra.Command {
+	var ttl string
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "env ALIAS",
+		Short: "Start a session and print the shell exports an agent needs",
+		Long: `Start a session for the profile and print the environment its agent needs
+to reach the provider through Ringlet: the base URL of the daemon's proxy
+and the session token in place of the key. The real key is never printed.
+The session lasts until --ttl (default 12h) or 'ringlet sessions revoke'.
+
+The agent runs without Ringlet's sandbox this way.`,
+		Example: `  eval "$(ringlet profiles env work)" && claude
+  ringlet profiles env work --ttl 1h --json`,
+		Args: exactArgs(1, "ALIAS"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := credentials.ValidateName("profile", args[0]); err != nil {
+				return usageError{err}
+			}
+			body := map[string]string{"profile": args[0]}
+			if ttl != "" {
+				body["ttl"] = ttl
+			}
+			c, err := a.ensureDaemon(cmd.Context())
+			if err != nil {
+				return err
+			}
+			var st gateway.SessionStarted
+			if err := c.Do(cmd.Context(), "POST", "/api/sessions", body, &st); err != nil {
+				return err
+			}
+			if asJSON {
+				return writeJSONOut(a.stdio.Out, st)
+			}
+			fmt.Fprintf(a.stdio.Out, "# ringlet session %s for profile %s, until %s; end it with: ringlet sessions revoke %s\n",
+				st.ID, st.Profile, st.Expires.Local().Format(time.RFC3339), st.ID)
+			fmt.Fprintf(a.stdio.Out, "export RINGLET_SESSION=%s\n", shellQuote(st.ID))
+			for _, e := range st.Launch.Env {
+				fmt.Fprintf(a.stdio.Out, "export %s=%s\n", e.Name, shellQuote(e.Value))
+			}
+			if len(st.Launch.Args) > 0 && len(st.Launch.Command) > 0 {
+				quoted := make([]string, 0, len(st.Launch.Args))
+				for _, arg := range st.Launch.Args {
+					quoted = append(quoted, shellQuote(arg))
+				}
+				fmt.Fprintf(a.stdio.Out, "alias %s=%s\n", st.Launch.Command[0], shellQuote(st.Launch.Command[0]+" "+strings.Join(quoted, " ")))
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&ttl, "ttl", "", "session lifetime (1m to 720h; default 12h)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the session as JSON (includes the token)")
+	return cmd
+}
+
+// shellQuote quotes s for POSIX shells.
+func shellQuote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+func (a *app) providersCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "providers",
+		Short: "List, inspect and add LLM providers",
+		Example: `  ringlet providers list
+  ringlet providers add local --base-url http://127.0.0.1:8080 --format openai --auth bearer`,
+	}
+	var asJSON bool
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List providers",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cat, err := profile.LoadCatalog(a.paths.ConfigDir)
+			if err != nil {
+				return err
+			}
+			var out []profile.Provider
+			for _, id := range cat.ProviderIDs() {
+				out = append(out, cat.Providers[id])
+			}
+			if asJSON {
+				return writeJSONOut(a.stdio.Out, out)
+			}
+			t := newTable(a.stdio.Out)
+			t.row("ID", "FORMAT", "AUTH", "BASE URL", "SOURCE")
+			for _, p := range out {
+				src := "providers.toml"
+				if p.Builtin {
+					src = "built-in"
+				}
+				t.row(p.ID, p.Format, p.Auth, p.BaseURL, src)
+			}
+			return t.flush()
+		},
+	}
+	list.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	var inspectJSON bool
+	inspect := &cobra.Command{
+		Use:               "inspect ID",
+		Short:             "Show a provider",
+		Args:              exactArgs(1, "ID"),
+		ValidArgsFunction: a.completeProviders,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cat, err := profile.LoadCatalog(a.paths.ConfigDir)
+			if err != nil {
+				return err
+			}
+			p, err := cat.Provider(args[0])
+			if err != nil {
+				return err
+			}
+			if inspectJSON {
+				return writeJSONOut(a.stdio.Out, p)
+			}
+			t := newTable(a.stdio.Out)
+			t.row("id", p.ID)
+			t.row("name", p.Name)
+			t.row("base url", p.BaseURL)
+			t.row("format", p.Format)
+			t.row("auth", p.Auth)
+			for name, u := range p.Endpoints {
+				t.row("endpoint "+name, u)
+			}
+			return t.flush()
+		},
+	}
+	inspect.Flags().BoolVar(&inspectJSON, "json", false, "print JSON")
+	var p profile.Provider
+	add := &cobra.Command{
+		Use:   "add ID --base-url URL --format anthropic|openai --auth x-api-key|bearer",
+		Short: "Add (or override) a provider in providers.toml",
+		Long: `Add a provider. The base URL is where the proxy sends requests; the agent's
+SDK path is appended to it (for OpenAI-style APIs include /v1). Plain http
+is accepted only for loopback hosts.`,
+		Example: `  ringlet providers add fake --base-url http://127.0.0.1:9999 --format anthropic --auth x-api-key`,
+		Args:    exactArgs(1, "ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p.ID = args[0]
+			if err := p.Validate(); err != nil {
+				return usageError{err}
+			}
+			c, err := a.ensureDaemon(cmd.Context())
+			if err != nil {
+				return err
+			}
+			var got profile.Provider
+			if err := c.Do(cmd.Context(), "POST", "/api/providers", map[string]any{"id": p.ID, "name": p.Name, "base_url": p.BaseURL, "format": p.Format, "auth": p.Auth}, &got); err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdio.Out, "added provider %s (%s, %s) at %s\n", got.ID, got.Format, got.Auth, got.BaseURL)
+			return nil
+		},
+	}
+	add.Flags().StringVar(&p.BaseURL, "base-url", "", "the provider's API base URL (required)")
+	add.Flags().StringVar(&p.Format, "format", "", "wire format: anthropic or openai (required)")
+	add.Flags().StringVar(&p.Auth, "auth", "", "how the key is sent: x-api-key or bearer (required)")
+	add.Flags().StringVar(&p.Name, "name", "", "display name")
+	for _, f := range []string{"base-url", "format", "auth"} {
+		add.MarkFlagRequired(f)
+	}
+	add.RegisterFlagCompletionFunc("format", cobra.FixedCompletions([]string{"anthropic", "openai"}, cobra.ShellCompDirectiveNoFileComp))
+	add.RegisterFlagCompletionFunc("auth", cobra.FixedCompletions([]string{"x-api-key", "bearer"}, cobra.ShellCompDirectiveNoFileComp))
+	cmd.AddCommand(list, inspect, add)
+	return cmd
+}
+
+func (a *app) agentsCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "agents", Short: "List the coding agents Ringlet knows how to launch"}
+	var asJSON bool
+	list := &cobra.Command{
+		Use:     "list",
+		Short:   "List agents and how each is pointed at Ringlet",
+		Example: "  ringlet agents list --json",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cat, err := profile.LoadCatalog(a.paths.ConfigDir)
+			if err != nil {
+				return err
+			}
+			var out []profile.Agent
+			for _, id := range cat.AgentIDs() {
+				out = append(out, cat.Agents[id])
+			}
+			if asJSON {
+				return writeJSONOut(a.stdio.Out, out)
+			}
+			t := newTable(a.stdio.Out)
+			t.row("ID", "NAME", "COMMAND", "FORMATS")
+			for _, ag := range out {
+				cmdline := strings.Join(ag.Command, " ")
+				if cmdline == "" {
+					cmdline = "(--command)"
+				}
+				t.row(ag.ID, ag.Name, cmdline, strings.Join(ag.Formats, ","))
+			}
+			return t.flush()
+		},
+	}
+	list.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	cmd.AddCommand(list)
+	return cmd
+}
+
+func (a *app) sessionsCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "sessions",
+		Short: "List, inspect and revoke agent sessions",
+		Long: `A session is the credential scope of one agent run: its token works only
+on the provider proxy of its profile, never on the admin API. Revoking it
+takes effect at once, open streams included.`,
+		Example: `  ringlet sessions list
+  ringlet sessions revoke s_1a2b3c4d5e6f7a8b`,
+	}
+	var asJSON bool
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List live sessions",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.daemonClient()
+			var out struct{ Sessions []gateway.SessionInfo }
+			if err == nil {
+				err = c.Do(cmd.Context(), "GET", "/api/sessions", nil, &out)
+			}
+			if errors.Is(err, client.ErrNotRunning) {
+				err, out.Sessions = nil, nil // no daemon, no sessions
+			}
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				if out.Sessions == nil {
+					out.Sessions = []gateway.SessionInfo{}
+				}
+				return writeJSONOut(a.stdio.Out, out.Sessions)
+			}
+			if len(out.Sessions) == 0 {
+				fmt.Fprintln(a.stdio.Out, "no live sessions")
+				return nil
+			}
+			t := newTable(a.stdio.Out)
+			t.row("ID", "PROFILE", "AGENT", "PROVIDER", "REQUESTS", "STARTED", "EXPIRES")
+			for _, s := range out.Sessions {
+				t.row(s.ID, s.Profile, s.Agent, s.Provider, strconv.FormatInt(s.Requests, 10), s.Created.Local().Format(time.DateTime), s.Expires.Local().Format(time.DateTime))
+			}
+			return t.flush()
+		},
+	}
+	list.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	var inspectJSON bool
+	inspect := &cobra.Command{
+		Use:   "inspect ID",
+		Short: "Show a live session",
+		Args:  exactArgs(1, "ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.ensureDaemon(cmd.Context())
+			if err != nil {
+				return err
+			}
+			var s gateway.SessionInfo
+			if err := c.Do(cmd.Context(), "GET", "/api/sessions/"+url.PathEscape(args[0]), nil, &s); err != nil {
+				return err
+			}
+			if inspectJSON {
+				return writeJSONOut(a.stdio.Out, s)
+			}
+			t := newTable(a.stdio.Out)
+			t.row("id", s.ID)
+			t.row("profile", s.Profile)
+			t.row("agent", s.Agent)
+			t.row("provider", s.Provider)
+			t.row("requests", strconv.FormatInt(s.Requests, 10))
+			t.row("started", s.Created.Format(time.RFC3339))
+			t.row("expires", s.Expires.Format(time.RFC3339))
+			return t.flush()
+		},
+	}
+	inspect.Flags().BoolVar(&inspectJSON, "json", false, "print JSON")
+	revoke := &cobra.Command{
+		Use:     "revoke ID",
+		Short:   "End a session now: its token stops working and its streams are cut",
+		Example: "  ringlet sessions revoke \"$RINGLET_SESSION\"",
+		Args:    exactArgs(1, "ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.ensureDaemon(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if err := c.Do(cmd.Context(), "DELETE", "/api/sessions/"+url.PathEscape(args[0]), nil, nil); err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdio.Out, "revoked session %s\n", args[0])
+			return nil
+		},
+	}
+	cmd.AddCommand(list, inspect, revoke)
+	return cmd
+}
+
+func (a *app) usageCmd() *cobra.Command {
+	var since, until, prof, by, db string
+	var asJSON, asCSV bool
+	cmd := &cobra.Command{
+		Use:   "usage",
+		Short: "Token usage and cost from the provider requests in the audit log",
+		Long: `Sum the tokens that providers reported for requests through the proxy,
+by day (UTC), model or profile, with the cost where the model's price is
+known (the built-in table, overridable by prices.toml in the config dir).`,
+		Example: `  ringlet usage --since 7d --by model
+  ringlet usage --profile work --since 2026-05-01 --csv`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if asJSON && asCSV {
+				return usagef("--json and --csv contradict each other; pass one")
+			}
+			if by != "day" && by != "model" && by != "profile" {
+				return usagef("--by must be day, model or profile")
+			}
+			q := url.Values{}
+			if since != "" {
+				q.Set("since", since)
+			}
+			if until != "" {
+				q.Set("until", until)
+			}
+			if prof != "" {
+				q.Set("profile", prof)
+			}
+			f, err := audit.ParseFilter(q, time.Now(), time.Local)
+			if err != nil {
+				return usageError{err}
+			}
+			path, err := a.auditDB(db)
+			if err != nil {
+				return err
+			}
+			prices, err := provider.LoadPrices(a.paths.ConfigDir)
+			if err != nil {
+				return err
+			}
+			rows, err := audit.UsageReport(cmd.Context(), path, f, by, prices.Cost)
+			if err != nil {
+				return err
+			}
+			cost := func(r audit.UsageRow) string {
+				if r.CostUSD == nil {
+					return "unknown"
+				}
+				s := fmt.Sprintf("%.4f", *r.CostUSD)
+				if r.Unpriced > 0 {
+					s += fmt.Sprintf(" (+%d unpriced)", r.Unpriced)
+				}
+				return s
+			}
+			switch {
+			case asJSON:
+				if rows == nil {
+					rows = []audit.UsageRow{}
+				}
+				return writeJSONOut(a.stdio.Out, map[string]any{"by": by, "rows": rows})
+			case asCSV:
+				fmt.Fprintln(a.stdio.Out, by+",requests,input_tokens,output_tokens,cache_read_tokens,cache_write_tokens,cost_usd")
+				for _, r := range rows {
+					fmt.Fprintf(a.stdio.Out, "%s,%d,%d,%d,%d,%d,%s\n", printable(r.Key), r.Requests, r.Input, r.Output, r.CacheRead, r.CacheWrite, cost(r))
+				}
+				return nil
+			}
+			if len(rows) == 0 {
+				fmt.Fprintln(a.stdio.Out, "no provider requests in that range")
+				return nil
+			}
+			t := newTable(a.stdio.Out)
+			t.row(strings.ToUpper(by), "REQUESTS", "INPUT", "OUTPUT", "CACHE READ", "CACHE WRITE", "COST USD")
+			for _, r := range rows {
+				t.row(r.Key, strconv.FormatInt(r.Requests, 10), strconv.FormatInt(r.Input, 10), strconv.FormatInt(r.Output, 10), strconv.FormatInt(r.CacheRead, 10), strconv.FormatInt(r.CacheWrite, 10), cost(r))
+			}
+			return t.flush()
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&since, "since", "", "from this time (YYYY-MM-DD, RFC 3339, or 24h / 7d ago)")
+	f.StringVar(&until, "until", "", "before this time")
+	f.StringVar(&prof, "profile", "", "only this profile")
+	f.StringVar(&by, "by", "day", "group by day, model or profile")
+	f.BoolVar(&asJSON, "json", false, "print JSON")
+	f.BoolVar(&asCSV, "csv", false, "print CSV")
+	f.StringVar(&db, "db", "", "read this audit database instead of the daemon's")
+	cmd.RegisterFlagCompletionFunc("by", cobra.FixedCompletions([]string{"day", "model", "profile"}, cobra.ShellCompDirectiveNoFileComp))
+	return cmd
+}

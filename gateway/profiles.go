@@ -1,0 +1,276 @@
+package gateway
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/neullabs/ringlet/audit"
+	"github.com/neullabs/ringlet/credentials"
+	"github.com/neullabs/ringlet/profile"
+	"github.com/neullabs/ringlet/provider"
+)
+
+func (s *Server) profileRoutes(r chi.Router) {
+	r.Get("/", s.handleProfileList)
+	r.Post("/", s.handleProfileCreate)
+	r.Get("/{alias}", s.handleProfileGet)
+	r.Delete("/{alias}", s.handleProfileDelete)
+}
+
+func (s *Server) providerRoutes(r chi.Router) {
+	r.Get("/", s.handleProviderList)
+	r.Post("/", s.handleProviderAdd)
+	r.Get("/{id}", s.handleProviderGet)
+}
+
+// profileError maps profile, catalog and credential errors to statuses.
+func (s *Server) profileError(w http.ResponseWriter, err error) {
+	switch {
+	case errors.Is(err, profile.ErrNotFound):
+		writeError(w, http.StatusNotFound, "not_found", err.Error())
+	case errors.Is(err, profile.ErrExists):
+		writeError(w, http.StatusConflict, "exists", err.Error())
+	case errors.Is(err, errNoKey):
+		writeError(w, http.StatusConflict, "missing_key", err.Error())
+	case errors.Is(err, audit.ErrUnavailable):
+		writeError(w, http.StatusServiceUnavailable, "audit_unavailable", "refused: the action could not be recorded in the audit log ("+rootCause(err)+")")
+	case strings.HasPrefix(err.Error(), "invalid ") || strings.HasPrefix(err.Error(), "unknown ") ||
+		strings.Contains(err.Error(), "workspace") || strings.HasPrefix(err.Error(), "agent ") || strings.HasPrefix(err.Error(), "provider "):
+		writeError(w, http.StatusBadRequest, "invalid_profile", err.Error())
+	default:
+		s.log.Error("profile operation failed", "err", err)
+		writeError(w, http.StatusInternalServerError, "internal", err.Error())
+	}
+}
+
+// ProfileView is a profile as the API shows it: where its key is, never
+// the key.
+type ProfileView struct {
+	profile.Profile
+	Home     string `json:"home"`
+	Key      string `json:"key"` // "stored (keyring)", "stored (file)", "missing"
+	Sessions int    `json:"sessions"`
+}
+
+func (s *Server) view(p profile.Profile, keys []credentials.Entry) ProfileView {
+	v := ProfileView{Profile: p, Home: s.opts.Profiles.Home(p.Alias), Key: "missing"}
+	for _, e := range keys {
+		if e.Ref() == p.CredentialRef() && (e.Status == "ok" || e.Status == "unindexed") {
+			v.Key = "stored (" + e.Backend + ")"
+		}
+	}
+	for _, sess := range s.sessions.list() {
+		if sess.Profile.Alias == p.Alias {
+			v.Sessions++
+		}
+	}
+	return v
+}
+
+func (s *Server) handleProfileList(w http.ResponseWriter, r *http.Request) {
+	ps, err := s.opts.Profiles.List()
+	if err != nil {
+		s.profileError(w, err)
+		return
+	}
+	keys, _ := s.opts.Keys.List()
+	out := make([]ProfileView, 0, len(ps))
+	for _, p := range ps {
+		out = append(out, s.view(p, keys))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"profiles": out})
+}
+
+func (s *Server) handleProfileGet(w http.ResponseWriter, r *http.Request) {
+	p, err := s.opts.Profiles.Get(chi.URLParam(r, "alias"))
+	if err != nil {
+		s.profileError(w, err)
+		return
+	}
+	keys, _ := s.opts.Keys.List()
+	writeJSON(w, http.StatusOK, s.view(p, keys))
+}
+
+// ProfileRequest is the body of POST /api/profiles.
+type ProfileRequest struct {
+	Alias     string   `json:"alias"`
+	Agent     string   `json:"agent"`
+	Provider  string   `json:"provider"`
+	Model     string   `json:"model,omitempty"`
+	Workspace string   `json:"workspace,omitempty"`
+	Endpoint  string   `json:"endpoint,omitempty"`
+	Command   []string `json:"command,omitempty"`
+}
+
+func (s *Server) handleProfileCreate(w http.ResponseWriter, r *http.Request) {
+	var req ProfileRequest
+	if !decodeJSON(w, r, &req) {
+		return
+	}
+	cat, err := profile.LoadCatalog(s.opts.CatalogDir)
+	if err != nil {
+		s.profileError(w, err)
+		return
+	}
+	p := profile.Profile{Alias: req.Alias, Agent: req.Agent, Provider: req.Provider, Model: req.Model, Workspace: req.Workspace, Endpoint: req.Endpoint, Command: req.Command}
+	if err := p.Validate(cat); err != nil {
+		s.profileError(w, err)
+		return
+	}
+	if !s.recordOr503(w, r, audit.Record{Kind: audit.KindProfileCreate, Profile: p.Alias, Actor: audit.ActorAdmin, Target: p.Agent + "@" + p.Provider, Decision: audit.Allow,
+		Detail: audit.DetailJSON(map[string]any{"agent": p.Agent, "provider": p.Provider, "model": p.Model, "workspace": p.Workspace})}) {
+		return
+	}
+	created, err := s.opts.Profiles.Create(cat, p)
+	if err != nil {
+		_ = s.record(r.Context(), audit.Record{Kind: audit.KindProfileCreate, Profile: p.Alias, Actor: audit.ActorAdmin, Decision: audit.Error, Detail: audit.DetailJSON(map[string]any{"error": err.Error()})})
+		s.profileError(w, err)
+		return
+	}
+	s.log.Info("profile created", "profile", created.Alias, "agent", created.Agent, "provider", created.Provider)
+	keys, _ := s.opts.Keys.List()
+	w.Header().Set("Location", "/api/profiles/"+created.Alias)
+	writeJSON(w, http.StatusCreated, s.view(created, keys))
+}
+
+func (s *Server) handleProfileDelete(w http.ResponseWriter, r *http.Request) {
+	alias := chi.URLParam(r, "alias")
+	p, err := s.opts.Profiles.Get(alias)
+	if err != nil {
+		s.profileError(w, err)
+		return
+	}
+	purge := r.URL.Query().Get("purge_key") == "true"
+	if !s.recordOr503(w, r, audit.Record{Kind: audit.KindProfileDelete, Profile: alias, Actor: audit.ActorAdmin, Decision: audit.Allow,
+		Detail: audit.DetailJSON(map[string]any{"purge_key": purge})}) {
+		return
+	}
+	for _, sess := range s.sessions.list() {
+		if sess.Profile.Alias == alias {
+			s.endSession(r.Context(), sess.ID, "profile deleted", audit.ActorAdmin)
+		}
+	}
+	if _, err := s.opts.Profiles.Delete(alias); err != nil {
+		s.profileError(w, err)
+		return
+	}
+	keyRemoved := false
+	if purge {
+		if !s.recordOr503(w, r, audit.Record{Kind: audit.KindCredentialRemove, Profile: alias, Actor: audit.ActorAdmin, Target: p.CredentialRef().String(), Decision: audit.Allow}) {
+			return
+		}
+		if _, err := s.opts.Keys.Remove(p.CredentialRef()); err == nil {
+			keyRemoved = true
+		} else if !errors.Is(err, credentials.ErrNotFound) {
+			s.keychainError(w, err)
+			return
+		}
+	}
+	s.log.Info("profile deleted", "profile", alias, "key_removed", keyRemoved)
+	writeJSON(w, http.StatusOK, map[string]any{"deleted": alias, "key_removed": keyRemoved})
+}
+
+func (s *Server) handleProviderList(w http.ResponseWriter, r *http.Request) {
+	cat, err := profile.LoadCatalog(s.opts.CatalogDir)
+	if err != nil {
+		s.profileError(w, err)
+		return
+	}
+	out := []profile.Provider{}
+	for _, id := range cat.ProviderIDs() {
+		out = append(out, cat.Providers[id])
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"providers": out})
+}
+
+func (s *Server) handleProviderGet(w http.ResponseWriter, r *http.Request) {
+	cat, err := profile.LoadCatalog(s.opts.CatalogDir)
+	if err != nil {
+		s.profileError(w, err)
+		return
+	}
+	p, err := cat.Provider(chi.URLParam(r, "id"))
+	if err != nil {
+		writeError(w, http.StatusNotFound, "not_found", err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, p)
+}
+
+func (s *Server) handleProviderAdd(w http.ResponseWriter, r *http.Request) {
+	var p profile.Provider
+	var body struct {
+		ID        string            `json:"id"`
+		Name      string            `json:"name"`
+		BaseURL   string            `json:"base_url"`
+		Format    string            `json:"format"`
+		Auth      string            `json:"auth"`
+		Endpoints map[string]string `json:"endpoints"`
+	}
+	if !decodeJSON(w, r, &body) {
+		return
+	}
+	p = profile.Provider{ID: body.ID, Name: body.Name, BaseURL: body.BaseURL, Format: body.Format, Auth: body.Auth, Endpoints: body.Endpoints}
+	if err := p.Validate(); err != nil {
+		writeError(w, http.StatusBadRequest, "invalid_provider", err.Error())
+		return
+	}
+	cat, err := profile.LoadCatalog(s.opts.CatalogDir)
+	if err != nil {
+		s.profileError(w, err)
+		return
+	}
+	if !s.recordOr503(w, r, audit.Record{Kind: audit.KindProviderAdd, Actor: audit.ActorAdmin, Target: p.ID, Decision: audit.Allow,
+		Detail: audit.DetailJSON(map[string]any{"provider": p.ID, "base_url": p.BaseURL, "format": p.Format, "auth": p.Auth})}) {
+		return
+	}
+	if err := cat.AddProvider(p); err != nil {
+		writeError(w, http.StatusBadRequest, "invalid_provider", err.Error())
+		return
+	}
+	s.log.Info("provider added", "provider", p.ID, "base_url", p.BaseURL)
+	writeJSON(w, http.StatusCreated, cat.Providers[p.ID])
+}
+
+func (s *Server) handleAgents(w http.ResponseWriter, r *http.Request) {
+	cat, err := profile.LoadCatalog(s.opts.CatalogDir)
+	if err != nil {
+		s.profileError(w, err)
+		return
+	}
+	out := []profile.Agent{}
+	for _, id := range cat.AgentIDs() {
+		out = append(out, cat.Agents[id])
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"agents": out})
+}
+
+func (s *Server) handleUsage(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	by := q.Get("by")
+	q.Del("by")
+	f, err := audit.ParseFilter(q, time.Now(), time.UTC)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "bad_filter", err.Error())
+		return
+	}
+	prices, err := provider.LoadPrices(s.opts.CatalogDir)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "bad_prices", err.Error())
+		return
+	}
+	rows, err := audit.UsageReport(r.Context(), s.opts.AuditPath, f, by, prices.Cost)
+	if err != nil {
+		if strings.HasPrefix(err.Error(), "invalid by") {
+			writeError(w, http.StatusBadRequest, "bad_filter", err.Error())
+			return
+		}
+		writeError(w, http.StatusServiceUnavailable, "audit_unavailable", err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"by": by, "rows": rows})
+}

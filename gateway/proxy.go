@@ -1,0 +1,360 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/neullabs/ringlet/audit"
+	"github.com/neullabs/ringlet/profile"
+	"github.com/neullabs/ringlet/provider"
+)
+
+// MaxProxyBody bounds a provider request body (prompts with images).
+const MaxProxyBody = 32 << 20
+
+// CleanProxyPath checks the part of a /proxy request path after "/proxy"
+// (still percent-encoded) and returns it if it can only name a path under
+// the provider's base URL. Dot segments, encoded slashes, backslashes and
+// dots, empty segments and '@' are refused: none appears in a provider API
+// path, and each is a known way to walk a key out from under the base.
+func CleanProxyPath(escaped string) (string, error) {
+	if escaped == "" || escaped[0] != '/' || escaped == "/" {
+		return "", errors.New("no API path after /proxy")
+	}
+	lower := strings.ToLower(escaped)
+	for _, bad := range []string{"%2f", "%5c", "%2e", "%00", "%40", "\\", "//", "@", "%25"} {
+		if strings.Contains(lower, bad) {
+			return "", fmt.Errorf("the path may not contain %q", bad)
+		}
+	}
+	for _, seg := range strings.Split(escaped[1:], "/") {
+		if seg == "." || seg == ".." {
+			return "", errors.New("the path may not contain dot segments")
+		}
+	}
+	for _, c := range escaped {
+		if c < 0x21 || c == 0x7f || c > 0x7e {
+			return "", errors.New("the path contains a control or non-ASCII character")
+		}
+	}
+	return escaped, nil
+}
+
+// upstreamURL joins a checked path to the base and verifies the result
+// still points at the base's host and under its path.
+func upstreamURL(base *url.URL, path, rawQuery string) (*url.URL, error) {
+	u, err := url.Parse(base.String() + path)
+	if err != nil || u.Scheme != base.Scheme || u.Host != base.Host || u.User != nil ||
+		!strings.HasPrefix(u.EscapedPath(), base.EscapedPath()+"/") {
+		return nil, errors.New("the path does not stay under the provider's base URL")
+	}
+	u.RawQuery = rawQuery
+	return u, nil
+}
+
+// proxyState travels with one proxied request through ReverseProxy.
+type proxyState struct {
+	sess      *session
+	target    *url.URL
+	body      []byte
+	model     string
+	start     time.Time
+	bytesOut  int64
+	ttfb      time.Duration
+	status    int
+	usage     provider.Usage
+	err       error
+	cancel    context.CancelFunc
+	recorded  sync.Once
+	streaming bool
+	method    string
+}
+
+type proxyStateKey struct{}
+
+var bodyPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+type bufferPool struct{ p sync.Pool }
+
+func (b *bufferPool) Get() []byte {
+	if v := b.p.Get(); v != nil {
+		return *(v.(*[]byte))
+	}
+	return make([]byte, 32<<10)
+}
+func (b *bufferPool) Put(v []byte) { b.p.Put(&v) }
+
+func (s *Server) newReverseProxy() *httputil.ReverseProxy {
+	tr := &http.Transport{
+		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          256,
+		MaxIdleConnsPerHost:   64,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: time.Second,
+		// No proxy from the environment: the daemon reads no environment
+		// below cmd, and a key must go only where the profile says.
+		Proxy: nil,
+	}
+	return &httputil.ReverseProxy{
+		Rewrite:        s.rewrite,
+		Transport:      tr,
+		BufferPool:     &bufferPool{},
+		FlushInterval:  0, // text/event-stream is flushed per write by ReverseProxy itself
+		ModifyResponse: s.modifyResponse,
+		ErrorHandler:   s.proxyError,
+		ErrorLog:       nil,
+	}
+}
+
+// rewrite builds the outbound request. ReverseProxy has already removed
+// hop-by-hop headers (including any named in the client's Connection
+// header) and forwarding headers before this runs, so the key added here
+// cannot be stripped by a client.
+func (s *Server) rewrite(pr *httputil.ProxyRequest) {
+	st := pr.In.Context().Value(proxyStateKey{}).(*proxyState)
+	out := pr.Out
+	out.URL = st.target
+	out.Host = st.target.Host
+	h := out.Header
+	for _, k := range []string{"Authorization", "X-Api-Key", "Api-Key", "Proxy-Authorization", "Cookie", "Forwarded", "X-Real-Ip", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"} {
+		h.Del(k)
+	}
+	switch st.sess.Provider.Auth {
+	case profile.AuthXAPIKey:
+		h.Set("X-Api-Key", st.sess.key.Reveal())
+	default:
+		h.Set("Authorization", "Bearer "+st.sess.key.Reveal())
+	}
+	out.Body = io.NopCloser(bytes.NewReader(st.body))
+	out.ContentLength = int64(len(st.body))
+	out.GetBody = nil
+	if len(st.body) == 0 && pr.In.Method == http.MethodGet {
+		out.Body = http.NoBody
+	}
+}
+
+// modifyResponse redacts the key from headers and wraps the body so usage
+// is read, the key redacted and the end recorded as the bytes pass.
+func (s *Server) modifyResponse(resp *http.Response) error {
+	st := resp.Request.Context().Value(proxyStateKey{}).(*proxyState)
+	key := st.sess.key.Reveal()
+	for name, vals := range resp.Header {
+		for i, v := range vals {
+			if strings.Contains(v, key) {
+				resp.Header[name][i] = provider.RedactString(v, key)
+			}
+		}
+	}
+	// Cookies from the provider are for the provider, not for the agent
+	// that holds only a session token.
+	resp.Header.Del("Set-Cookie")
+	st.status = resp.StatusCode
+	ct := resp.Header.Get("Content-Type")
+	st.streaming = strings.HasPrefix(strings.ToLower(ct), "text/event-stream")
+	// Redaction may change the length; bodies are re-framed.
+	resp.Header.Del("Content-Length")
+	resp.ContentLength = -1
+	resp.Body = &meteredBody{rc: resp.Body, st: st, s: s, meter: provider.NewMeter(ct), red: provider.NewRedactor(key), idle: s.opts.ProxyIdleTimeout}
+	return nil
+}
+
+// meteredBody is the upstream response body as the client receives it.
+type meteredBody struct {
+	rc    io.ReadCloser
+	st    *proxyState
+	s     *Server
+	meter *provider.Meter
+	red   *provider.Redactor
+	out   []byte
+	buf   [32 << 10]byte
+	eof   bool
+	idle  time.Duration
+	timer *time.Timer
+}
+
+func (b *meteredBody) Read(p []byte) (int, error) {
+	for len(b.out) == 0 {
+		if b.eof {
+			b.finish(nil)
+			return 0, io.EOF
+		}
+		if b.idle > 0 {
+			if b.timer == nil {
+				b.timer = time.AfterFunc(b.idle, b.st.cancel)
+			} else {
+				b.timer.Reset(b.idle)
+			}
+		}
+		n, err := b.rc.Read(b.buf[:])
+		if n > 0 {
+			if b.st.ttfb == 0 {
+				b.st.ttfb = time.Since(b.st.start)
+			}
+			b.meter.Write(b.buf[:n])
+			b.out = b.red.Process(b.buf[:n])
+		}
+		if err == io.EOF {
+			b.eof = true
+			b.out = append(b.out, b.red.Flush()...)
+		} else if err != nil {
+			b.finish(err)
+			return 0, err
+		}
+	}
+	n := copy(p, b.out)
+	b.out = b.out[n:]
+	b.st.bytesOut += int64(n)
+	return n, nil
+}
+
+func (b *meteredBody) Close() error {
+	if b.timer != nil {
+		b.timer.Stop()
+	}
+	err := b.rc.Close()
+	if !b.eof {
+		b.finish(errors.New("the client went away before the end of the answer"))
+	}
+	return err
+}
+
+func (b *meteredBody) finish(err error) {
+	b.st.usage = b.meter.Usage()
+	if err != nil && b.st.err == nil {
+		b.st.err = err
+	}
+	b.s.recordProvider(b.st)
+}
+
+func (s *Server) proxyError(w http.ResponseWriter, r *http.Request, err error) {
+	st := r.Context().Value(proxyStateKey{}).(*proxyState)
+	st.err = err
+	st.status = http.StatusBadGateway
+	msg := "the provider could not be reached"
+	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+		msg = "the request was cancelled"
+	}
+	s.log.Warn("provider request failed", "provider", st.sess.Provider.ID, "session", st.sess.ID, "err", provider.RedactString(err.Error(), st.sess.key.Reveal()))
+	s.recordProvider(st)
+	writeError(w, http.StatusBadGateway, "upstream_unreachable", msg+" ("+st.sess.Provider.ID+")")
+}
+
+var modelLabelRE = regexp.MustCompile(`^[A-Za-z0-9._:/@-]{1,80}$`)
+
+// recordProvider writes the request's provider.request record and metrics,
+// once.
+func (s *Server) recordProvider(st *proxyState) {
+	st.recorded.Do(func() {
+		dur := time.Since(st.start)
+		model := st.usage.Model
+		if model == "" {
+			model = st.model
+		}
+		decision := audit.Allow
+		detail := map[string]any{"model": model, "provider": st.sess.Provider.ID, "method": st.method, "complete": st.usage.Complete || !st.streaming && st.err == nil, "stream": st.streaming, "ttfb_ns": st.ttfb.Nanoseconds()}
+		if st.err != nil {
+			decision = audit.Error
+			detail["error"] = provider.RedactString(st.err.Error(), st.sess.key.Reveal())
+			detail["complete"] = false
+		}
+		_ = s.record(context.Background(), audit.Record{
+			Kind: audit.KindProviderRequest, Profile: st.sess.Profile.Alias, Session: st.sess.ID, Actor: st.sess.tokenID,
+			Target: st.target.Path, Decision: decision, Status: int64(st.status), Duration: dur,
+			BytesIn: int64(len(st.body)), BytesOut: st.bytesOut,
+			TokensIn: st.usage.Input, TokensOut: st.usage.Output, TokensCacheRead: st.usage.CacheRead, TokensCacheWrite: st.usage.CacheWrite,
+			Detail: audit.DetailJSON(detail),
+		})
+		label := "other"
+		if modelLabelRE.MatchString(model) {
+			label = model
+		}
+		m := s.metrics
+		m.providerRequests.WithLabelValues(st.sess.Provider.ID, strconv.Itoa(st.status), label).Inc()
+		m.providerSeconds.WithLabelValues(st.sess.Provider.ID).Observe(dur.Seconds())
+		if st.ttfb > 0 {
+			m.providerTTFB.WithLabelValues(st.sess.Provider.ID).Observe(st.ttfb.Seconds())
+		}
+		for typ, n := range map[string]int64{"input": st.usage.Input, "output": st.usage.Output, "cache_read": st.usage.CacheRead, "cache_write": st.usage.CacheWrite} {
+			if n > 0 {
+				m.tokens.WithLabelValues(st.sess.Profile.Alias, label, typ).Add(float64(n))
+			}
+		}
+	})
+}
+
+// handleProxy forwards a session's request to its provider with the real
+// key. Only a session token is accepted here; the admin token is not.
+func (s *Server) handleProxy(w http.ResponseWriter, r *http.Request) {
+	sess := s.sessionFor(r)
+	if sess == nil {
+		s.authFailed("invalid_session", r)
+		w.Header().Set("WWW-Authenticate", `Bearer realm="ringlet-proxy"`)
+		writeError(w, http.StatusUnauthorized, "unauthorized", "the proxy needs a live session token (x-api-key or Authorization: Bearer); start a session with 'ringlet profiles env <profile>'")
+		return
+	}
+	if !strings.HasPrefix(r.RequestURI, "/") {
+		writeError(w, http.StatusBadRequest, "bad_path", "absolute-form request targets are not accepted")
+		return
+	}
+	rest, err := CleanProxyPath(strings.TrimPrefix(r.URL.EscapedPath(), "/proxy"))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "bad_path", err.Error())
+		return
+	}
+	target, err := upstreamURL(sess.base, rest, r.URL.RawQuery)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "bad_path", err.Error())
+		return
+	}
+	if s.opts.AuditHealthy != nil && !s.opts.AuditHealthy() {
+		writeError(w, http.StatusServiceUnavailable, "audit_unavailable", "refused: the audit log cannot be written, so provider requests are not forwarded")
+		return
+	}
+	if r.ContentLength > MaxProxyBody {
+		writeError(w, http.StatusRequestEntityTooLarge, "body_too_large", fmt.Sprintf("request body is larger than the %d-byte limit", MaxProxyBody))
+		return
+	}
+	// The body is read whole before forwarding: the audit and hooks need
+	// it, and streaming an unread body into ReverseProxy truncates fast
+	// SSE answers on HTTP/1 (golang/go#40747).
+	buf := bodyPool.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer func() {
+		if buf.Cap() <= 4<<20 {
+			bodyPool.Put(buf)
+		}
+	}()
+	if _, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, MaxProxyBody)); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeError(w, http.StatusRequestEntityTooLarge, "body_too_large", fmt.Sprintf("request body is larger than the %d-byte limit", MaxProxyBody))
+			return
+		}
+		writeError(w, http.StatusBadRequest, "bad_request", "could not read the request body")
+		return
+	}
+	sess.requests.Add(1)
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	// A revoked session's streams end at once.
+	stop := context.AfterFunc(sess.ctx, cancel)
+	defer stop()
+	st := &proxyState{sess: sess, target: target, body: buf.Bytes(), start: time.Now(), cancel: cancel, method: r.Method}
+	st.model = provider.RequestModel(st.body)
+	ctx = context.WithValue(ctx, proxyStateKey{}, st)
+	s.proxy.ServeHTTP(w, r.WithContext(ctx))
+}

@@ -1,0 +1,245 @@
+package gateway
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/neullabs/ringlet/audit"
+	"github.com/neullabs/ringlet/credentials"
+	"github.com/neullabs/ringlet/profile"
+	"github.com/neullabs/ringlet/token"
+)
+
+// benchBody is a ~1 KB chat request.
+var benchBody = []byte(`{"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[{"role":"user","content":"` + strings.Repeat("lorem ipsum ", 80) + `"}]}`)
+
+const benchAnswer = `{"id":"msg_1","type":"message","role":"assistant","model":"claude-sonnet-4-5","content":[{"type":"text","text":"ok"}],"stop_reason":"end_turn","usage":{"input_tokens":250,"output_tokens":2}}`
+
+// benchUpstream answers JSON, or with "stream":true 200 SSE events spaced
+// by sseGap.
+func benchUpstream(sseGap time.Duration) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if !bytes.Contains(body, []byte(`"stream":true`)) {
+			w.Header().Set("Content-Type", "application/json")
+			io.WriteString(w, benchAnswer)
+			return
+		}
+		w.Header().Set("Content-Type", "text/event-stream")
+		f := w.(http.Flusher)
+		io.WriteString(w, "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"model\":\"claude-sonnet-4-5\",\"usage\":{\"input_tokens\":250,\"output_tokens\":1}}}\n\n")
+		f.Flush()
+		for i := range 200 {
+			time.Sleep(sseGap)
+			fmt.Fprintf(w, "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"t%d\"}}\n\n", i)
+			f.Flush()
+		}
+		io.WriteString(w, "event: message_delta\ndata: {\"type\":\"message_delta\",\"usage\":{\"output_tokens\":200}}\n\nevent: message_stop\ndata: {\"type\":\"message_stop\"}\n\n")
+	})
+}
+
+type benchSetup struct {
+	direct, bare, ringlet string // base URLs
+	token                 string // session token for ringlet
+	client                *http.Client
+}
+
+func newBenchSetup(b *testing.B, sseGap time.Duration) *benchSetup {
+	b.Helper()
+	dir := b.TempDir()
+	up := httptest.NewServer(benchUpstream(sseGap))
+	b.Cleanup(up.Close)
+
+	// The bar: a bare ReverseProxy that only adds the key header.
+	upURL, _ := url.Parse(up.URL)
+	bareProxy := &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) {
+		pr.SetURL(upURL)
+		pr.Out.Header.Set("X-Api-Key", "sk-bench")
+	}}
+	bare := httptest.NewServer(bareProxy)
+	b.Cleanup(bare.Close)
+
+	// Ringlet with everything on: file credentials, audit, metrics, usage.
+	keys, err := credentials.Open(credentials.Options{Dir: dir, Backend: credentials.BackendFile})
+	if err != nil {
+		b.Fatal(err)
+	}
+	cat, err := profile.LoadCatalog(dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cat.AddProvider(profile.Provider{ID: "fake", BaseURL: up.URL, Format: "anthropic", Auth: profile.AuthXAPIKey}); err != nil {
+		b.Fatal(err)
+	}
+	profiles := profile.NewStore(dir, dir)
+	if _, err := profiles.Create(cat, profile.Profile{Alias: "bench", Agent: "claude", Provider: "fake"}); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := keys.Set(credentials.Ref{Provider: "fake", Alias: "bench"}, credentials.NewSecret("sk-bench")); err != nil {
+		b.Fatal(err)
+	}
+	log, err := audit.Open(audit.Options{Path: dir + "/audit.db"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { log.Close() })
+	tok, _ := token.Generate()
+	s, err := New(Options{Token: tok, TokenFile: dir + "/http_token", Keys: keys, Profiles: profiles, CatalogDir: dir,
+		Audit: log, AuditPath: log.Path(), AuditHealthy: log.Healthy, Keyed: audit.NewKeyed([]byte("k")), Collectors: log.Metrics().Collectors()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ln := httptest.NewUnstartedServer(nil)
+	s.port.Store(int64(ln.Listener.Addr().(*net.TCPAddr).Port))
+	ln.Config.Handler = s.Handler()
+	ln.Start()
+	b.Cleanup(ln.Close)
+	_, sessTok, err := s.startSession(context.Background(), "bench", time.Hour, audit.ActorAdmin)
+	if err != nil {
+		b.Fatal(err)
+	}
+	tr := &http.Transport{MaxIdleConns: 256, MaxIdleConnsPerHost: 128}
+	b.Cleanup(tr.CloseIdleConnections)
+	return &benchSetup{direct: up.URL, bare: bare.URL, ringlet: ln.URL + "/proxy", token: sessTok, client: &http.Client{Transport: tr}}
+}
+
+func (bs *benchSetup) post(b *testing.B, base string, body []byte) *http.Response {
+	req, _ := http.NewRequest("POST", base+"/v1/messages", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Api-Key", bs.token)
+	req.Header.Set("Anthropic-Version", "2023-06-01")
+	resp, err := bs.client.Do(req)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if resp.StatusCode != 200 {
+		data, _ := io.ReadAll(resp.Body)
+		b.Fatalf("%s: got status %d (%s), want 200", base, resp.StatusCode, data)
+	}
+	return resp
+}
+
+func p50(v []time.Duration) time.Duration {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+func us(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1000 }
+
+// BenchmarkProxyLatency: one client, non-streaming ~1 KB POSTs, straight
+// to the upstream, through a bare ReverseProxy, and through Ringlet,
+// interleaved. Target: Ringlet's added p50 at most 1.3x the bare proxy's.
+func BenchmarkProxyLatency(b *testing.B) {
+	bs := newBenchSetup(b, 0)
+	targets := []string{bs.direct, bs.bare, bs.ringlet}
+	lat := make([][]time.Duration, len(targets))
+	for _, t := range targets { // warm connections
+		resp := bs.post(b, t, benchBody)
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	b.ResetTimer()
+	for range b.N {
+		for i, t := range targets {
+			start := time.Now()
+			resp := bs.post(b, t, benchBody)
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			lat[i] = append(lat[i], time.Since(start))
+		}
+	}
+	b.StopTimer()
+	d, bare, r := p50(lat[0]), p50(lat[1]), p50(lat[2])
+	b.ReportMetric(us(d), "direct-p50-µs")
+	b.ReportMetric(us(bare-d), "bare-added-µs")
+	b.ReportMetric(us(r-d), "ringlet-added-µs")
+	b.ReportMetric(float64(r-d)/float64(bare-d), "added-ratio")
+	b.ReportMetric(0, "ns/op")
+}
+
+// BenchmarkProxyThroughput: 32 concurrent clients for each target in turn.
+// Target: Ringlet keeps at least 30% of direct throughput.
+func BenchmarkProxyThroughput(b *testing.B) {
+	bs := newBenchSetup(b, 0)
+	rate := func(base string) float64 {
+		const workers = 32
+		per := max(b.N/workers, 1)
+		start := time.Now()
+		var wg sync.WaitGroup
+		for range workers {
+			wg.Go(func() {
+				for range per {
+					resp := bs.post(b, base, benchBody)
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+			})
+		}
+		wg.Wait()
+		return float64(per*workers) / time.Since(start).Seconds()
+	}
+	b.ResetTimer()
+	d, bare, r := rate(bs.direct), rate(bs.bare), rate(bs.ringlet)
+	b.StopTimer()
+	b.ReportMetric(d, "direct-req/s")
+	b.ReportMetric(bare, "bare-req/s")
+	b.ReportMetric(r, "ringlet-req/s")
+	b.ReportMetric(bare/d, "bare-share")
+	b.ReportMetric(r/d, "ringlet-share")
+	b.ReportMetric(0, "ns/op")
+}
+
+// BenchmarkProxySSE: a 200-event stream (1 ms apart) straight and through
+// Ringlet. Targets: added time to first event at most 1 ms at p50; total
+// stream time within 5% of direct.
+func BenchmarkProxySSE(b *testing.B) {
+	bs := newBenchSetup(b, time.Millisecond)
+	body := bytes.Replace(benchBody, []byte(`"max_tokens":1024`), []byte(`"max_tokens":1024,"stream":true`), 1)
+	run := func(base string) (first, total time.Duration) {
+		start := time.Now()
+		resp := bs.post(b, base, body)
+		defer resp.Body.Close()
+		sc := bufio.NewScanner(resp.Body)
+		events := 0
+		for sc.Scan() {
+			if strings.HasPrefix(sc.Text(), "data:") {
+				if events == 0 {
+					first = time.Since(start)
+				}
+				events++
+			}
+		}
+		if events != 203 {
+			b.Fatalf("%s: got %d events, want 203", base, events)
+		}
+		return first, time.Since(start)
+	}
+	var df, dt, rf, rt []time.Duration
+	b.ResetTimer()
+	for range b.N {
+		f, t := run(bs.direct)
+		df, dt = append(df, f), append(dt, t)
+		f, t = run(bs.ringlet)
+		rf, rt = append(rf, f), append(rt, t)
+	}
+	b.StopTimer()
+	b.ReportMetric(us(p50(rf)-p50(df)), "added-first-event-µs")
+	b.ReportMetric(float64(p50(dt).Milliseconds()), "direct-stream-ms")
+	b.ReportMetric(float64(p50(rt).Milliseconds()), "ringlet-stream-ms")
+	b.ReportMetric(float64(p50(rt))/float64(p50(dt)), "stream-time-ratio")
+	b.ReportMetric(0, "ns/op")
+}

@@ -1,0 +1,335 @@
+package gateway
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/neullabs/ringlet/audit"
+	"github.com/neullabs/ringlet/credentials"
+	"github.com/neullabs/ringlet/profile"
+)
+
+// SessionTokenPrefix starts every session token, so a leaked one is
+// recognisable (and greppable) as Ringlet's.
+const SessionTokenPrefix = "rlt_"
+
+// errSessionEnded cancels the streams of a session that was revoked or
+// expired.
+var errSessionEnded = errors.New("session ended")
+
+// session is the credential scope of one agent run. The key is read from
+// the credential store when the session starts and dropped when it ends,
+// so the proxy does not ask the keyring on every request.
+type session struct {
+	ID       string
+	Profile  profile.Profile
+	Provider profile.Provider
+	base     *url.URL
+	key      credentials.Secret
+	hash     [32]byte
+	Created  time.Time
+	Expires  time.Time
+	tokenID  string // HMAC of the token: matchable in the audit, not usable
+	ctx      context.Context
+	cancel   context.CancelCauseFunc
+	requests atomic.Int64
+}
+
+// SessionInfo is what the API shows of a session: never its token or key.
+type SessionInfo struct {
+	ID       string    `json:"id"`
+	Profile  string    `json:"profile"`
+	Provider string    `json:"provider"`
+	Agent    string    `json:"agent"`
+	Created  time.Time `json:"created"`
+	Expires  time.Time `json:"expires"`
+	Requests int64     `json:"requests"`
+}
+
+func (s *session) info() SessionInfo {
+	return SessionInfo{ID: s.ID, Profile: s.Profile.Alias, Provider: s.Provider.ID, Agent: s.Profile.Agent, Created: s.Created, Expires: s.Expires, Requests: s.requests.Load()}
+}
+
+type sessionTable struct {
+	mu     sync.RWMutex
+	byID   map[string]*session
+	byHash map[[32]byte]*session
+}
+
+func newSessionTable() *sessionTable {
+	return &sessionTable{byID: map[string]*session{}, byHash: map[[32]byte]*session{}}
+}
+
+func (t *sessionTable) count() int {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return len(t.byID)
+}
+
+// lookup finds the live session of a token. The map is keyed by the
+// token's SHA-256, so a lookup reveals nothing about other tokens.
+func (t *sessionTable) lookup(tok string) *session {
+	h := sha256.Sum256([]byte(tok))
+	t.mu.RLock()
+	s := t.byHash[h]
+	t.mu.RUnlock()
+	return s
+}
+
+func (t *sessionTable) add(s *session) {
+	t.mu.Lock()
+	t.byID[s.ID] = s
+	t.byHash[s.hash] = s
+	t.mu.Unlock()
+}
+
+// remove takes a session out; the caller ends it. It reports whether the
+// session was still there (so it is ended once).
+func (t *sessionTable) remove(id string) (*session, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s, ok := t.byID[id]
+	if ok {
+		delete(t.byID, id)
+		delete(t.byHash, s.hash)
+	}
+	return s, ok
+}
+
+func (t *sessionTable) list() []*session {
+	t.mu.RLock()
+	out := make([]*session, 0, len(t.byID))
+	for _, s := range t.byID {
+		out = append(out, s)
+	}
+	t.mu.RUnlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].Created.Before(out[j].Created) })
+	return out
+}
+
+func randomString(n int, enc func([]byte) string) (string, error) {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	return enc(b), nil
+}
+
+// DefaultSessionTTL bounds a session that nobody ends.
+const DefaultSessionTTL = 12 * time.Hour
+
+// startSession creates a session for a profile: the key must be stored.
+func (s *Server) startSession(ctx context.Context, alias string, ttl time.Duration, actor string) (*session, string, error) {
+	if s.opts.Profiles == nil || s.opts.Keys == nil {
+		return nil, "", errors.New("profiles are not available in this daemon")
+	}
+	p, err := s.opts.Profiles.Get(alias)
+	if err != nil {
+		return nil, "", err
+	}
+	cat, err := profile.LoadCatalog(s.opts.CatalogDir)
+	if err != nil {
+		return nil, "", err
+	}
+	prov, err := cat.Provider(p.Provider)
+	if err != nil {
+		return nil, "", err
+	}
+	baseStr := prov.BaseURL
+	if p.Endpoint != "" {
+		baseStr = prov.Endpoints[p.Endpoint]
+	}
+	base, err := profile.ParseBaseURL(baseStr)
+	if err != nil {
+		return nil, "", err
+	}
+	key, err := s.opts.Keys.Get(p.CredentialRef())
+	if errors.Is(err, credentials.ErrNotFound) {
+		return nil, "", fmt.Errorf("%w: no key is stored for profile %s; store it with 'ringlet keychain set %s %s'", errNoKey, alias, p.Provider, alias)
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	id, err := randomString(8, hex.EncodeToString)
+	if err != nil {
+		return nil, "", err
+	}
+	secret, err := randomString(32, base64.RawURLEncoding.EncodeToString)
+	if err != nil {
+		return nil, "", err
+	}
+	tok := SessionTokenPrefix + secret
+	if ttl <= 0 {
+		ttl = DefaultSessionTTL
+	}
+	now := time.Now().UTC()
+	sess := &session{ID: "s_" + id, Profile: p, Provider: prov, base: base, key: key, hash: sha256.Sum256([]byte(tok)), Created: now, Expires: now.Add(ttl)}
+	if s.opts.Keyed != nil {
+		sess.tokenID = s.opts.Keyed.Sum(tok)
+	}
+	sess.ctx, sess.cancel = context.WithCancelCause(context.Background())
+	err = s.record(ctx, audit.Record{Kind: audit.KindSessionStart, Profile: alias, Session: sess.ID, Actor: actor, Target: prov.ID, Decision: audit.Allow,
+		Detail: audit.DetailJSON(map[string]any{"agent": p.Agent, "provider": prov.ID, "base_url": base.String(), "expires": sess.Expires.Format(time.RFC3339), "token": sess.tokenID})})
+	if err != nil {
+		return nil, "", err
+	}
+	s.sessions.add(sess)
+	s.metrics.sessions.Set(float64(s.sessions.count()))
+	return sess, tok, nil
+}
+
+var errNoKey = errors.New("missing key")
+
+// endSession revokes a session at once: its token stops working and its
+// open streams are cut.
+func (s *Server) endSession(ctx context.Context, id, reason, actor string) (*session, bool) {
+	sess, ok := s.sessions.remove(id)
+	if !ok {
+		return nil, false
+	}
+	sess.cancel(errSessionEnded)
+	s.metrics.sessions.Set(float64(s.sessions.count()))
+	s.lastActivity.Store(time.Now().UnixNano())
+	_ = s.record(ctx, audit.Record{Kind: audit.KindSessionEnd, Profile: sess.Profile.Alias, Session: sess.ID, Actor: actor, Decision: audit.Allow,
+		Duration: time.Since(sess.Created), Detail: audit.DetailJSON(map[string]any{"reason": reason, "requests": sess.requests.Load()})})
+	return sess, true
+}
+
+// sessionFor returns the live session of a request's token, ending an
+// expired one.
+func (s *Server) sessionFor(r *http.Request) *session {
+	tok := r.Header.Get("X-Api-Key")
+	if tok == "" {
+		if h := r.Header.Get("Authorization"); len(h) > 7 && strings.EqualFold(h[:7], "Bearer ") {
+			tok = strings.TrimSpace(h[7:])
+		}
+	}
+	if !strings.HasPrefix(tok, SessionTokenPrefix) {
+		return nil
+	}
+	sess := s.sessions.lookup(tok)
+	if sess == nil {
+		return nil
+	}
+	if time.Now().After(sess.Expires) {
+		s.endSession(r.Context(), sess.ID, "expired", audit.ActorDaemon)
+		return nil
+	}
+	return sess
+}
+
+func (s *Server) sessionRoutes(r chi.Router) {
+	r.Get("/", s.handleSessionList)
+	r.Post("/", s.handleSessionStart)
+	r.Get("/{id}", s.handleSessionGet)
+	r.Delete("/{id}", s.handleSessionRevoke)
+}
+
+// SessionStarted is the answer to POST /api/sessions: the only time the
+// session token is shown.
+type SessionStarted struct {
+	SessionInfo
+	Token   string         `json:"token"`
+	BaseURL string         `json:"base_url"`
+	Launch  profile.Launch `json:"launch"`
+}
+
+func (s *Server) handleSessionStart(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		Profile string `json:"profile"`
+		TTL     string `json:"ttl"`
+	}
+	if !decodeJSON(w, r, &body) {
+		return
+	}
+	var ttl time.Duration
+	if body.TTL != "" {
+		d, err := time.ParseDuration(body.TTL)
+		if err != nil || d < time.Minute || d > 30*24*time.Hour {
+			writeError(w, http.StatusBadRequest, "bad_request", "ttl must be a duration from 1m to 720h")
+			return
+		}
+		ttl = d
+	}
+	sess, tok, err := s.startSession(r.Context(), body.Profile, ttl, audit.ActorAdmin)
+	if err != nil {
+		s.profileError(w, err)
+		return
+	}
+	baseURL := "http://" + r.Host + "/proxy"
+	cat, err := profile.LoadCatalog(s.opts.CatalogDir)
+	var launch profile.Launch
+	if err == nil {
+		if a, err := cat.Agent(sess.Profile.Agent); err == nil {
+			launch = a.LaunchFor(sess.Profile, sess.Provider, baseURL, tok)
+		}
+	}
+	w.Header().Set("Location", "/api/sessions/"+sess.ID)
+	writeJSON(w, http.StatusCreated, SessionStarted{SessionInfo: sess.info(), Token: tok, BaseURL: baseURL, Launch: launch})
+}
+
+func (s *Server) handleSessionList(w http.ResponseWriter, r *http.Request) {
+	now := time.Now()
+	out := []SessionInfo{}
+	for _, sess := range s.sessions.list() {
+		if now.After(sess.Expires) {
+			s.endSession(r.Context(), sess.ID, "expired", audit.ActorDaemon)
+			continue
+		}
+		if p := r.URL.Query().Get("profile"); p != "" && p != sess.Profile.Alias {
+			continue
+		}
+		out = append(out, sess.info())
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"sessions": out})
+}
+
+func (s *Server) findSession(w http.ResponseWriter, r *http.Request) *session {
+	id := chi.URLParam(r, "id")
+	s.sessions.mu.RLock()
+	sess := s.sessions.byID[id]
+	s.sessions.mu.RUnlock()
+	if sess == nil {
+		writeError(w, http.StatusNotFound, "not_found", "no live session "+id+" ('ringlet sessions list' shows them)")
+	}
+	return sess
+}
+
+func (s *Server) handleSessionGet(w http.ResponseWriter, r *http.Request) {
+	if sess := s.findSession(w, r); sess != nil {
+		writeJSON(w, http.StatusOK, sess.info())
+	}
+}
+
+func (s *Server) handleSessionRevoke(w http.ResponseWriter, r *http.Request) {
+	sess := s.findSession(w, r)
+	if sess == nil {
+		return
+	}
+	if _, ok := s.endSession(r.Context(), sess.ID, "revoked", audit.ActorAdmin); !ok {
+		writeError(w, http.StatusNotFound, "not_found", "no live session "+sess.ID)
+		return
+	}
+	writeJSON(w, http.StatusOK, sess.info())
+}
+
+// endAllSessions ends every session when the daemon stops.
+func (s *Server) endAllSessions(reason string) {
+	for _, sess := range s.sessions.list() {
+		s.endSession(context.Background(), sess.ID, reason, audit.ActorDaemon)
+	}
+}

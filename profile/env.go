@@ -1,0 +1,79 @@
+package profile
+
+import (
+	"sort"
+	"strings"
+
+	"github.com/neullabs/ringlet/provider"
+)
+
+// Launch is what an agent needs to reach its provider through Ringlet.
+type Launch struct {
+	Command []string `json:"command"`
+	Args    []string `json:"args,omitempty"`
+	Env     []EnvVar `json:"env"`
+}
+
+// EnvVar is one environment variable.
+type EnvVar struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
+}
+
+// LaunchFor fills the agent's templates for a session: baseURL is where
+// the agent sends provider requests (the daemon's /proxy), token is the
+// session token that stands in for the key.
+func (a Agent) LaunchFor(p Profile, prov Provider, baseURL, token string) Launch {
+	fill := func(s string) (string, bool) {
+		if strings.Contains(s, "{model}") && p.Model == "" {
+			return "", false
+		}
+		r := strings.NewReplacer("{base_url}", baseURL, "{token}", token, "{model}", p.Model)
+		return r.Replace(s), true
+	}
+	env := map[string]string{}
+	if a.StandardEnv {
+		switch prov.Format {
+		case provider.FormatAnthropic:
+			env["ANTHROPIC_BASE_URL"], env["ANTHROPIC_API_KEY"] = baseURL, token
+			if p.Model != "" {
+				env["ANTHROPIC_MODEL"] = p.Model
+			}
+		case provider.FormatOpenAI:
+			env["OPENAI_BASE_URL"], env["OPENAI_API_KEY"] = baseURL, token
+			if p.Model != "" {
+				env["OPENAI_MODEL"] = p.Model
+			}
+		}
+	}
+	for k, v := range a.Env {
+		if fv, ok := fill(v); ok {
+			env[k] = fv
+		}
+	}
+	l := Launch{Command: a.Command}
+	if len(p.Command) > 0 {
+		l.Command = p.Command
+	}
+	// Args come in flag/value pairs in the catalog ("-c", "x={model}");
+	// a pair whose value needs a missing model is dropped whole.
+	for i := 0; i < len(a.Args); i++ {
+		v, ok := fill(a.Args[i])
+		if !ok {
+			if i > 0 && strings.HasPrefix(a.Args[i-1], "-") && len(l.Args) > 0 {
+				l.Args = l.Args[:len(l.Args)-1]
+			}
+			continue
+		}
+		l.Args = append(l.Args, v)
+	}
+	names := make([]string, 0, len(env))
+	for k := range env {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		l.Env = append(l.Env, EnvVar{k, env[k]})
+	}
+	return l
+}

@@ -1,0 +1,222 @@
+package profile
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/pelletier/go-toml/v2"
+
+	"github.com/neullabs/ringlet/credentials"
+	"github.com/neullabs/ringlet/privatefile"
+)
+
+// Profile binds an agent to a provider, a model and a workspace under an
+// alias. It holds no secret: the key is in the credential store under
+// <provider>/<alias>.
+type Profile struct {
+	Alias     string    `toml:"-" json:"alias"`
+	Agent     string    `toml:"agent" json:"agent"`
+	Provider  string    `toml:"provider" json:"provider"`
+	Model     string    `toml:"model,omitempty" json:"model,omitempty"`
+	Workspace string    `toml:"workspace,omitempty" json:"workspace,omitempty"`
+	Endpoint  string    `toml:"endpoint,omitempty" json:"endpoint,omitempty"`
+	Command   []string  `toml:"command,omitempty" json:"command,omitempty"`
+	Created   time.Time `toml:"created" json:"created"`
+}
+
+// CredentialRef is where the profile's key lives.
+func (p Profile) CredentialRef() credentials.Ref {
+	return credentials.Ref{Provider: p.Provider, Alias: p.Alias}
+}
+
+// ErrNotFound means there is no such profile.
+var ErrNotFound = errors.New("no such profile")
+
+// ErrExists means a profile with that alias exists.
+var ErrExists = errors.New("profile exists")
+
+// Store keeps one TOML file per profile and one HOME directory each.
+type Store struct {
+	dir      string // $XDG_CONFIG_HOME/ringlet/profiles
+	homeRoot string // $XDG_DATA_HOME/ringlet/profiles
+}
+
+// NewStore returns a store with profile files in configDir/profiles and
+// HOMEs in dataDir/profiles/<alias>/home.
+func NewStore(configDir, dataDir string) *Store {
+	return &Store{dir: filepath.Join(configDir, "profiles"), homeRoot: filepath.Join(dataDir, "profiles")}
+}
+
+// Home is the profile's own HOME directory.
+func (s *Store) Home(alias string) string { return filepath.Join(s.homeRoot, alias, "home") }
+
+func (s *Store) path(alias string) string { return filepath.Join(s.dir, alias+".toml") }
+
+// Validate checks p against the catalog.
+func (p *Profile) Validate(c *Catalog) error {
+	if err := credentials.ValidateName("profile", p.Alias); err != nil {
+		return err
+	}
+	a, err := c.Agent(p.Agent)
+	if err != nil {
+		return err
+	}
+	prov, err := c.Provider(p.Provider)
+	if err != nil {
+		return err
+	}
+	if !a.Supports(prov) {
+		return fmt.Errorf("agent %s speaks %s, but provider %s speaks %s", a.ID, strings.Join(a.Formats, "/"), prov.ID, prov.Format)
+	}
+	if p.Endpoint != "" {
+		if _, ok := prov.Endpoints[p.Endpoint]; !ok {
+			return fmt.Errorf("provider %s has no endpoint %q", prov.ID, p.Endpoint)
+		}
+	}
+	if len(a.Command) == 0 && len(p.Command) == 0 {
+		return fmt.Errorf("agent %s needs --command: the program to run", a.ID)
+	}
+	if len(a.Command) > 0 && len(p.Command) > 0 {
+		return fmt.Errorf("agent %s has its own command; --command is only for the generic agent", a.ID)
+	}
+	if strings.ContainsAny(p.Model, "\x00\n\r\"'") || len(p.Model) > 200 {
+		return errors.New("invalid model name")
+	}
+	if p.Workspace != "" {
+		if err := CheckWorkspace(p.Workspace); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// CheckWorkspace refuses workspaces that are not plain absolute
+// directories: a workspace is bound read-write into the agent's sandbox.
+func CheckWorkspace(w string) error {
+	if strings.ContainsAny(w, "\x00\n\r") || strings.HasPrefix(w, "-") {
+		return fmt.Errorf("invalid workspace %q: no newlines, and it must not start with -", w)
+	}
+	if !filepath.IsAbs(w) || filepath.Clean(w) != w {
+		return fmt.Errorf("invalid workspace %q: want a clean absolute path", w)
+	}
+	real, err := filepath.EvalSymlinks(w)
+	if err != nil {
+		return fmt.Errorf("workspace %s: %w", w, unwrapPath(err))
+	}
+	fi, err := os.Stat(real)
+	if err != nil {
+		return fmt.Errorf("workspace %s: %w", w, unwrapPath(err))
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("workspace %s is not a directory", w)
+	}
+	if real == "/" {
+		return fmt.Errorf("workspace %s is the root directory; choose a project directory", w)
+	}
+	return nil
+}
+
+// Create validates and stores a new profile and makes its HOME (0700).
+func (s *Store) Create(c *Catalog, p Profile) (Profile, error) {
+	if err := p.Validate(c); err != nil {
+		return Profile{}, err
+	}
+	if p.Created.IsZero() {
+		p.Created = time.Now().UTC().Truncate(time.Second)
+	}
+	data, err := toml.Marshal(p)
+	if err != nil {
+		return Profile{}, err
+	}
+	if err := privatefile.EnsureDir(s.dir); err != nil {
+		return Profile{}, err
+	}
+	if err := privatefile.Create(s.path(p.Alias), data); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return Profile{}, fmt.Errorf("profile %s already exists (delete it first, or choose another alias): %w", p.Alias, ErrExists)
+		}
+		return Profile{}, fmt.Errorf("write profile %s: %w", p.Alias, err)
+	}
+	if err := privatefile.EnsureDir(s.Home(p.Alias)); err != nil {
+		os.Remove(s.path(p.Alias))
+		return Profile{}, fmt.Errorf("profile HOME: %w", err)
+	}
+	return p, nil
+}
+
+// Get reads one profile.
+func (s *Store) Get(alias string) (Profile, error) {
+	if err := credentials.ValidateName("profile", alias); err != nil {
+		return Profile{}, err
+	}
+	data, err := privatefile.Read(s.path(alias), 1<<20)
+	if errors.Is(err, fs.ErrNotExist) {
+		return Profile{}, fmt.Errorf("no profile %q ('ringlet profiles list' shows them): %w", alias, ErrNotFound)
+	}
+	if err != nil {
+		return Profile{}, fmt.Errorf("profile %s: %w", alias, err)
+	}
+	var p Profile
+	dec := toml.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&p); err != nil {
+		return Profile{}, fmt.Errorf("profile file %s is not valid: %v", s.path(alias), err)
+	}
+	p.Alias = alias
+	return p, nil
+}
+
+// List reads every profile, sorted by alias.
+func (s *Store) List() ([]Profile, error) {
+	entries, err := os.ReadDir(s.dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []Profile
+	for _, e := range entries {
+		alias, ok := strings.CutSuffix(e.Name(), ".toml")
+		if !ok || credentials.ValidateName("profile", alias) != nil {
+			continue
+		}
+		p, err := s.Get(alias)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Alias < out[j].Alias })
+	return out, nil
+}
+
+// Delete removes a profile and its HOME.
+func (s *Store) Delete(alias string) (Profile, error) {
+	p, err := s.Get(alias)
+	if err != nil {
+		return Profile{}, err
+	}
+	if err := os.Remove(s.path(alias)); err != nil {
+		return Profile{}, fmt.Errorf("delete profile %s: %w", alias, err)
+	}
+	if err := os.RemoveAll(filepath.Join(s.homeRoot, alias)); err != nil {
+		return p, fmt.Errorf("delete the HOME of profile %s: %w", alias, err)
+	}
+	return p, nil
+}
+
+func unwrapPath(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}

@@ -1,0 +1,279 @@
+// Package provider knows the wire formats of LLM provider APIs that the
+// proxy forwards: how each authenticates, and where each reports token
+// usage, in JSON answers and in SSE streams, so usage can be counted from
+// the bytes as they pass without holding them up.
+package provider
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+)
+
+// Wire formats.
+const (
+	FormatAnthropic = "anthropic" // Anthropic Messages
+	FormatOpenAI    = "openai"    // OpenAI Chat Completions and Responses
+)
+
+// Usage is what a response reported about itself.
+type Usage struct {
+	Model      string `json:"model,omitempty"`
+	Input      int64  `json:"input_tokens"`
+	Output     int64  `json:"output_tokens"`
+	CacheRead  int64  `json:"cache_read_tokens"`
+	CacheWrite int64  `json:"cache_write_tokens"`
+	// Complete is true when the answer ended as its format says a
+	// complete answer ends (message_stop, [DONE], response.completed, or a
+	// whole JSON body).
+	Complete bool `json:"complete"`
+}
+
+// maxLine bounds one SSE line and a buffered JSON body; usage beyond it is
+// not counted, but the bytes still pass through untouched.
+const maxLine = 4 << 20
+
+// Meter reads usage from a response body as it streams by. Write never
+// fails and never holds data back; Usage is valid after the last Write.
+type Meter struct {
+	sse      bool
+	buf      []byte // partial SSE line, or the JSON body
+	overflow bool
+	event    string // current SSE event name
+	u        Usage
+}
+
+// NewMeter returns a meter for a response with the given Content-Type.
+func NewMeter(contentType string) *Meter {
+	return &Meter{sse: strings.HasPrefix(strings.ToLower(strings.TrimSpace(contentType)), "text/event-stream")}
+}
+
+// Write feeds the next bytes of the body.
+func (m *Meter) Write(p []byte) (int, error) {
+	n := len(p)
+	if !m.sse {
+		if !m.overflow {
+			if len(m.buf)+len(p) > maxLine {
+				m.overflow, m.buf = true, nil
+			} else {
+				m.buf = append(m.buf, p...)
+			}
+		}
+		return n, nil
+	}
+	for len(p) > 0 {
+		i := bytes.IndexByte(p, '\n')
+		if i < 0 {
+			m.appendLine(p)
+			break
+		}
+		m.appendLine(p[:i])
+		if !m.overflow {
+			m.line(bytes.TrimSuffix(m.buf, []byte{'\r'}))
+		}
+		m.buf, m.overflow = m.buf[:0], false
+		p = p[i+1:]
+	}
+	return n, nil
+}
+
+func (m *Meter) appendLine(p []byte) {
+	if m.overflow {
+		return
+	}
+	if len(m.buf)+len(p) > maxLine {
+		m.overflow, m.buf = true, m.buf[:0]
+		return
+	}
+	m.buf = append(m.buf, p...)
+}
+
+// Usage returns what was read. For a JSON body it parses the body now.
+func (m *Meter) Usage() Usage {
+	if !m.sse && !m.overflow && len(m.buf) > 0 {
+		var body wireBody
+		if json.Unmarshal(m.buf, &body) == nil {
+			m.u = body.usage()
+			m.u.Complete = true
+		}
+		m.buf = nil
+	}
+	return m.u
+}
+
+// line handles one SSE line.
+func (m *Meter) line(l []byte) {
+	switch {
+	case len(l) == 0:
+		m.event = ""
+	case bytes.HasPrefix(l, []byte("event:")):
+		m.event = string(bytes.TrimSpace(l[len("event:"):]))
+	case bytes.HasPrefix(l, []byte("data:")):
+		m.data(bytes.TrimSpace(l[len("data:"):]))
+	}
+}
+
+func (m *Meter) data(d []byte) {
+	if bytes.Equal(d, []byte("[DONE]")) {
+		m.u.Complete = true
+		return
+	}
+	if len(d) == 0 || d[0] != '{' {
+		return
+	}
+	var ev wireEvent
+	if json.Unmarshal(d, &ev) != nil {
+		return
+	}
+	typ := ev.Type
+	if typ == "" {
+		typ = m.event
+	}
+	switch typ {
+	case "message_start": // Anthropic
+		if ev.Message != nil {
+			m.u.Model = ev.Message.Model
+			m.mergeAnthropic(ev.Message.Usage)
+		}
+	case "message_delta":
+		m.mergeAnthropic(ev.Usage)
+	case "message_stop":
+		m.u.Complete = true
+	case "response.completed", "response.incomplete", "response.failed": // OpenAI Responses
+		if ev.Response != nil {
+			if ev.Response.Model != "" {
+				m.u.Model = ev.Response.Model
+			}
+			if ev.Response.Usage != nil {
+				m.u.Input, m.u.Output = ev.Response.Usage.InputTokens, ev.Response.Usage.OutputTokens
+				m.u.CacheRead = ev.Response.Usage.inputCached()
+			}
+		}
+		m.u.Complete = typ == "response.completed"
+	case "response.created":
+		if ev.Response != nil && ev.Response.Model != "" {
+			m.u.Model = ev.Response.Model
+		}
+	default: // OpenAI Chat Completions chunks carry no type
+		if ev.Object == "chat.completion.chunk" || ev.Choices != nil {
+			if ev.Model != "" {
+				m.u.Model = ev.Model
+			}
+			if ev.Usage != nil {
+				m.u.Input, m.u.Output = ev.Usage.PromptTokens, ev.Usage.CompletionTokens
+				m.u.CacheRead = ev.Usage.promptCached()
+			}
+		}
+	}
+}
+
+// mergeAnthropic folds an Anthropic usage object in: message_start holds
+// the input side, message_delta the cumulative output (and, on some
+// versions, updated input counts).
+func (m *Meter) mergeAnthropic(u *wireUsage) {
+	if u == nil {
+		return
+	}
+	if u.InputTokens > 0 {
+		m.u.Input = u.InputTokens
+	}
+	if u.OutputTokens > 0 {
+		m.u.Output = u.OutputTokens
+	}
+	if u.CacheReadInputTokens > 0 {
+		m.u.CacheRead = u.CacheReadInputTokens
+	}
+	if u.CacheCreationInputTokens > 0 {
+		m.u.CacheWrite = u.CacheCreationInputTokens
+	}
+}
+
+type wireUsage struct {
+	// Anthropic, OpenAI Responses
+	InputTokens              int64 `json:"input_tokens"`
+	OutputTokens             int64 `json:"output_tokens"`
+	CacheReadInputTokens     int64 `json:"cache_read_input_tokens"`
+	CacheCreationInputTokens int64 `json:"cache_creation_input_tokens"`
+	InputTokensDetails       *struct {
+		CachedTokens int64 `json:"cached_tokens"`
+	} `json:"input_tokens_details"`
+	// OpenAI Chat Completions
+	PromptTokens        int64 `json:"prompt_tokens"`
+	CompletionTokens    int64 `json:"completion_tokens"`
+	PromptTokensDetails *struct {
+		CachedTokens int64 `json:"cached_tokens"`
+	} `json:"prompt_tokens_details"`
+}
+
+func (u *wireUsage) inputCached() int64 {
+	if u.InputTokensDetails != nil {
+		return u.InputTokensDetails.CachedTokens
+	}
+	return 0
+}
+
+func (u *wireUsage) promptCached() int64 {
+	if u.PromptTokensDetails != nil {
+		return u.PromptTokensDetails.CachedTokens
+	}
+	return 0
+}
+
+type wireEvent struct {
+	Type    string          `json:"type"`
+	Object  string          `json:"object"`
+	Model   string          `json:"model"`
+	Choices json.RawMessage `json:"choices"`
+	Usage   *wireUsage      `json:"usage"`
+	Message *struct {
+		Model string     `json:"model"`
+		Usage *wireUsage `json:"usage"`
+	} `json:"message"`
+	Response *struct {
+		Model string     `json:"model"`
+		Usage *wireUsage `json:"usage"`
+	} `json:"response"`
+}
+
+// wireBody is a non-streaming answer of any of the formats.
+type wireBody struct {
+	Object string     `json:"object"`
+	Model  string     `json:"model"`
+	Usage  *wireUsage `json:"usage"`
+}
+
+func (b *wireBody) usage() Usage {
+	u := Usage{Model: b.Model}
+	if b.Usage == nil {
+		return u
+	}
+	w := b.Usage
+	switch {
+	case w.PromptTokens > 0 || w.CompletionTokens > 0 || b.Object == "chat.completion":
+		u.Input, u.Output, u.CacheRead = w.PromptTokens, w.CompletionTokens, w.promptCached()
+	default:
+		u.Input, u.Output = w.InputTokens, w.OutputTokens
+		u.CacheRead = w.CacheReadInputTokens + w.inputCached()
+		u.CacheWrite = w.CacheCreationInputTokens
+	}
+	return u
+}
+
+// RequestModel reads the "model" field of a request body, if any.
+func RequestModel(body []byte) string {
+	var v struct {
+		Model string `json:"model"`
+	}
+	if json.Unmarshal(body, &v) != nil {
+		return ""
+	}
+	return v.Model
+}
+
+// IsStream reports whether a request body asks for a streamed answer.
+func IsStream(body []byte) bool {
+	var v struct {
+		Stream bool `json:"stream"`
+	}
+	return json.Unmarshal(body, &v) == nil && v.Stream
+}
