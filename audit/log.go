@@ -64,6 +64,11 @@ type Log struct {
 	// writer waits briefly for those to fill a batch.
 	pendingN atomic.Int64
 
+	// queueing is held for reading while an Append checks closed and
+	// queues its record, and for writing while Close closes closed: no
+	// record can be queued after the writer has drained the queue and
+	// stopped, where nobody would ever answer its caller.
+	queueing  sync.RWMutex
 	closeOnce sync.Once
 	closed    chan struct{}
 	done      chan struct{}
@@ -221,8 +226,10 @@ func (l *Log) Append(ctx context.Context, r Record) (Record, error) {
 	r.sanitize()
 	p := pendingPool.Get().(*pending)
 	p.rec = r
+	l.queueing.RLock()
 	select {
 	case <-l.closed:
+		l.queueing.RUnlock()
 		pendingPool.Put(p)
 		return Record{}, fmt.Errorf("%w: %w", ErrUnavailable, ErrClosed)
 	default:
@@ -231,15 +238,13 @@ func (l *Log) Append(ctx context.Context, r Record) (Record, error) {
 	select {
 	case l.queue <- p:
 		l.metrics.queueDepth.Inc()
-	case <-l.closed:
-		l.pendingN.Add(-1)
-		pendingPool.Put(p)
-		return Record{}, fmt.Errorf("%w: %w", ErrUnavailable, ErrClosed)
 	case <-ctx.Done():
+		l.queueing.RUnlock()
 		l.pendingN.Add(-1)
 		pendingPool.Put(p)
 		return Record{}, fmt.Errorf("%w: %w", ErrUnavailable, ctx.Err())
 	}
+	l.queueing.RUnlock()
 	// Once queued, the record's fate is decided by the writer; waiting for
 	// it is bounded by the commit, so the caller's context is not consulted
 	// again: returning early could acknowledge an action whose record is
@@ -257,7 +262,11 @@ func (l *Log) Append(ctx context.Context, r Record) (Record, error) {
 // Close stops accepting records, commits what is queued and closes the
 // database.
 func (l *Log) Close() error {
-	l.closeOnce.Do(func() { close(l.closed) })
+	l.closeOnce.Do(func() {
+		l.queueing.Lock()
+		close(l.closed)
+		l.queueing.Unlock()
+	})
 	<-l.done
 	return nil
 }
@@ -357,7 +366,7 @@ func (l *Log) commit(batch []*pending) {
 
 func (l *Log) write(batch []*pending) (recs []Record, err error) {
 	if err := l.db.Exec("BEGIN IMMEDIATE"); err != nil {
-		return nil, describe(err)
+		return nil, l.describe(err)
 	}
 	defer func() {
 		if err != nil && !l.db.GetAutocommit() {
@@ -366,7 +375,7 @@ func (l *Log) write(batch []*pending) (recs []Record, err error) {
 	}()
 	seq, prev, err := l.readTip()
 	if err != nil {
-		return nil, describe(err)
+		return nil, l.describe(err)
 	}
 	recs = make([]Record, len(batch))
 	for i, p := range batch {
@@ -376,13 +385,13 @@ func (l *Log) write(batch []*pending) (recs []Record, err error) {
 		h := chainHash(prev, &r)
 		r.PrevHash, r.Hash = hex.EncodeToString(prev), hex.EncodeToString(h)
 		if err := l.bindInsert(&r, prev, h); err != nil {
-			return nil, describe(err)
+			return nil, l.describe(err)
 		}
 		prev = h
 		recs[i] = r
 	}
 	if err := l.db.Exec("COMMIT"); err != nil {
-		return nil, describe(err)
+		return nil, l.describe(err)
 	}
 	// The anchor is written after the commit: a crash in between leaves it
 	// behind the database, which verify accepts; the reverse would look
@@ -452,6 +461,29 @@ func describe(err error) error {
 		return fmt.Errorf("I/O error writing the audit log (%v)", err)
 	}
 	return err
+}
+
+// describe is describe for a failed write, which also recognises a full
+// disk. ncruces/go-sqlite3 (v0.37.0) reports one as SQLITE_IOERR_WRITE,
+// not SQLITE_FULL: its ENOSPC check is a type assertion that the
+// *fs.PathError from os.File.WriteAt defeats. An I/O error while the file
+// system holding the log has almost no space left is taken for the full
+// disk it most likely is.
+func (l *Log) describe(err error) error {
+	if errors.Is(err, sqlite3.IOERR) && lowOnSpace(filepath.Dir(l.opts.Path)) {
+		return describe(sqlite3.FULL)
+	}
+	return describe(err)
+}
+
+// lowOnSpace reports whether the file system holding dir has less than
+// 1 MiB available.
+func lowOnSpace(dir string) bool {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return false
+	}
+	return uint64(st.Bavail)*uint64(st.Bsize) < 1<<20
 }
 
 // AnchorPath is the anchor file beside a database.

@@ -1,0 +1,306 @@
+package audit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+var (
+	// queryNow is "now" for relative times.
+	queryNow = time.Date(2026, 5, 10, 15, 30, 0, 0, time.UTC)
+	// queryLoc is a zone away from UTC, so that midnight is visibly local.
+	queryLoc = time.FixedZone("UTC+2", 2*60*60)
+)
+
+func TestParseTime(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		in      string
+		want    time.Time
+		wantErr bool
+	}{
+		{in: "2026-05-01", want: time.Date(2026, 5, 1, 0, 0, 0, 0, queryLoc)},
+		{in: " 2026-05-01 ", want: time.Date(2026, 5, 1, 0, 0, 0, 0, queryLoc)},
+		{in: "2026-05-01T12:00:00Z", want: time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)},
+		{in: "2026-05-01T12:00:00.5+02:00", want: time.Date(2026, 5, 1, 10, 0, 0, 5e8, time.UTC)},
+		{in: "30m", want: queryNow.Add(-30 * time.Minute)},
+		{in: "24h", want: queryNow.Add(-24 * time.Hour)},
+		{in: "1h30m", want: queryNow.Add(-90 * time.Minute)},
+		{in: "7d", want: queryNow.AddDate(0, 0, -7)},
+		{in: "0d", want: queryNow},
+		{in: "garbage", wantErr: true},
+		{in: "", wantErr: true},
+		{in: "7", wantErr: true},
+		{in: "-30m", wantErr: true},
+		{in: "-1d", wantErr: true},
+		{in: "1.5d", wantErr: true},
+		{in: "2026-02-30", wantErr: true},
+		{in: "2026-05-01 12:00", wantErr: true},
+		{in: "100001d", wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			t.Parallel()
+			got, err := ParseTime(tt.in, queryNow, queryLoc)
+			if tt.wantErr {
+				if err == nil || !strings.Contains(err.Error(), "want YYYY-MM-DD, RFC 3339") {
+					t.Errorf("ParseTime(%q): got (%v, %v), want an error naming the accepted forms", tt.in, got, err)
+				}
+				return
+			}
+			if err != nil || !got.Equal(tt.want) {
+				t.Errorf("ParseTime(%q): got (%v, %v), want %v", tt.in, got, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestParseFilter(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		query   string
+		want    Filter
+		wantErr string
+	}{
+		{name: "empty", query: "", want: Filter{Limit: DefaultLimit}},
+		{name: "kinds repeated and comma-separated", query: "kind=tool.call&kind=auth.failure,+hook.decision,",
+			want: Filter{Limit: DefaultLimit, Kinds: []string{KindToolCall, KindAuthFailure, KindHookDecision}}},
+		{name: "every field", query: "profile=work&session=s1&decision=deny&limit=5&cursor=42&since=2026-05-01&until=24h",
+			want: Filter{Limit: 5, Before: 42, Profile: "work", Session: "s1", Decision: Deny,
+				Since: time.Date(2026, 5, 1, 0, 0, 0, 0, queryLoc), Until: queryNow.Add(-24 * time.Hour)}},
+		{name: "since relative", query: "since=7d", want: Filter{Limit: DefaultLimit, Since: queryNow.AddDate(0, 0, -7)}},
+		{name: "last value wins", query: "profile=a&profile=b", want: Filter{Limit: DefaultLimit, Profile: "b"}},
+		{name: "limit 1", query: "limit=1", want: Filter{Limit: 1}},
+		{name: "limit max", query: "limit=10000", want: Filter{Limit: MaxLimit}},
+		{name: "unknown parameter", query: "order=asc", wantErr: `unknown filter "order"; filters: since, until, kind, profile, session, decision, limit, cursor`},
+		{name: "unknown kind", query: "kind=tool.call,tool.cal", wantErr: `unknown kind "tool.cal"; kinds: daemon.start,`},
+		{name: "bad decision", query: "decision=maybe", wantErr: `invalid decision "maybe"; accepted values: allow, deny, error`},
+		{name: "decision case", query: "decision=Allow", wantErr: `invalid decision "Allow"`},
+		{name: "limit 0", query: "limit=0", wantErr: "invalid limit: limit must be from 1 to 10000"},
+		{name: "limit 10001", query: "limit=10001", wantErr: "invalid limit: limit must be from 1 to 10000"},
+		{name: "limit negative", query: "limit=-1", wantErr: "invalid limit: limit must be from 1 to 10000"},
+		{name: "limit abc", query: "limit=abc", wantErr: "invalid limit: limit must be a number"},
+		{name: "limit empty", query: "limit=", wantErr: "invalid limit: limit must be a number"},
+		{name: "cursor 0", query: "cursor=0", wantErr: "invalid cursor: cursor must be a positive record number"},
+		{name: "cursor negative", query: "cursor=-5", wantErr: "invalid cursor: cursor must be a positive record number"},
+		{name: "cursor abc", query: "cursor=abc", wantErr: "invalid cursor: cursor must be a number"},
+		{name: "since garbage", query: "since=yesterday", wantErr: `invalid since: invalid time "yesterday"`},
+		{name: "until garbage", query: "until=soon", wantErr: `invalid until: invalid time "soon"`},
+		{name: "until equals since", query: "since=2026-05-01&until=2026-05-01", wantErr: "until must be after since"},
+		{name: "until before since", query: "since=1h&until=2h", wantErr: "until must be after since"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			q, err := url.ParseQuery(tt.query)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := ParseFilter(q, queryNow, queryLoc)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Errorf("ParseFilter(%q): got (%+v, %v), want an error containing %q", tt.query, got, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("ParseFilter(%q): %v", tt.query, err)
+			}
+			if !filterEqual(got, tt.want) {
+				t.Errorf("ParseFilter(%q):\ngot  %+v\nwant %+v", tt.query, got, tt.want)
+			}
+		})
+	}
+}
+
+func filterEqual(a, b Filter) bool {
+	return a.Since.Equal(b.Since) && a.Until.Equal(b.Until) && slices.Equal(a.Kinds, b.Kinds) &&
+		a.Profile == b.Profile && a.Session == b.Session && a.Decision == b.Decision &&
+		a.Limit == b.Limit && a.Before == b.Before
+}
+
+// queryBase is the time of the first record of queryLog; record i is i
+// hours later.
+var queryBase = time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
+
+// queryLog stores 30 records that vary in every filtered field.
+func queryLog(t *testing.T) (string, []Record) {
+	t.Helper()
+	kinds := []string{KindToolCall, KindAuthFailure, KindHookDecision, KindProviderRequest, KindSessionStart}
+	profiles := []string{"work", "home", "ci"}
+	decisions := []string{Allow, Deny, Error}
+	path := dbPath(t)
+	l := openLog(t, Options{Path: path})
+	var recs []Record
+	for i := range 30 {
+		r, err := l.Append(t.Context(), Record{
+			Time:     queryBase.Add(time.Duration(i) * time.Hour),
+			Kind:     kinds[i%len(kinds)],
+			Profile:  profiles[i%len(profiles)],
+			Session:  fmt.Sprintf("s%d", i%4),
+			Decision: decisions[(i/2)%len(decisions)],
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs = append(recs, r)
+	}
+	l.Close()
+	return path, recs
+}
+
+func seqsOf(recs []Record) []int64 {
+	out := []int64{}
+	for _, r := range recs {
+		out = append(out, r.Seq)
+	}
+	return out
+}
+
+func TestQueryFilters(t *testing.T) {
+	t.Parallel()
+	path, recs := queryLog(t)
+	hour := func(i int) time.Time { return queryBase.Add(time.Duration(i) * time.Hour) }
+	tests := []struct {
+		name   string
+		filter Filter
+		want   func(r Record) bool
+	}{
+		{"everything", Filter{}, func(Record) bool { return true }},
+		{"one kind", Filter{Kinds: []string{KindAuthFailure}}, func(r Record) bool { return r.Kind == KindAuthFailure }},
+		{"two kinds", Filter{Kinds: []string{KindToolCall, KindSessionStart}}, func(r Record) bool {
+			return r.Kind == KindToolCall || r.Kind == KindSessionStart
+		}},
+		{"profile", Filter{Profile: "home"}, func(r Record) bool { return r.Profile == "home" }},
+		{"session", Filter{Session: "s3"}, func(r Record) bool { return r.Session == "s3" }},
+		{"decision", Filter{Decision: Deny}, func(r Record) bool { return r.Decision == Deny }},
+		{"since is inclusive", Filter{Since: hour(10)}, func(r Record) bool { return !r.Time.Before(hour(10)) }},
+		{"until is exclusive", Filter{Until: hour(5)}, func(r Record) bool { return r.Time.Before(hour(5)) }},
+		{"window", Filter{Since: hour(3), Until: hour(20)}, func(r Record) bool {
+			return !r.Time.Before(hour(3)) && r.Time.Before(hour(20))
+		}},
+		{"cursor", Filter{Before: 10}, func(r Record) bool { return r.Seq < 10 }},
+		{"combined", Filter{Kinds: []string{KindToolCall, KindHookDecision}, Profile: "work", Decision: Allow}, func(r Record) bool {
+			return (r.Kind == KindToolCall || r.Kind == KindHookDecision) && r.Profile == "work" && r.Decision == Allow
+		}},
+		{"no match", Filter{Profile: "nobody"}, func(Record) bool { return false }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got, next, err := Query(t.Context(), path, tt.filter)
+			if err != nil {
+				t.Fatalf("Query: %v", err)
+			}
+			var want []Record
+			for _, r := range slices.Backward(recs) {
+				if tt.want(r) {
+					want = append(want, r)
+				}
+			}
+			if !slices.Equal(seqsOf(got), seqsOf(want)) {
+				t.Errorf("Query %+v: got seqs %v, want %v", tt.filter, seqsOf(got), seqsOf(want))
+			}
+			if next != 0 {
+				t.Errorf("Query %+v: got cursor %d, want 0 (one page)", tt.filter, next)
+			}
+		})
+	}
+}
+
+// TestQueryPages follows the cursor and checks that the pages hold every
+// matching record once, newest first, and that the last page says so.
+func TestQueryPages(t *testing.T) {
+	t.Parallel()
+	path, recs := queryLog(t)
+	tests := []struct {
+		name      string
+		filter    Filter
+		wantPages int
+	}{
+		{"limit 7 of 30", Filter{Limit: 7}, 5},
+		{"limit 10 of 30", Filter{Limit: 10}, 3},
+		{"limit 1 of 30", Filter{Limit: 1}, 30},
+		{"limit 30 of 30", Filter{Limit: 30}, 1},
+		{"limit 100 of 30", Filter{Limit: 100}, 1},
+		{"limit 2 of 6 tool calls", Filter{Limit: 2, Kinds: []string{KindToolCall}}, 3},
+		{"limit 4 of 6 tool calls", Filter{Limit: 4, Kinds: []string{KindToolCall}}, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var want []int64
+			for _, r := range slices.Backward(recs) {
+				if len(tt.filter.Kinds) == 0 || slices.Contains(tt.filter.Kinds, r.Kind) {
+					want = append(want, r.Seq)
+				}
+			}
+			var got []int64
+			f := tt.filter
+			pages := 0
+			for {
+				page, next, err := Query(t.Context(), path, f)
+				if err != nil {
+					t.Fatalf("Query page %d: %v", pages+1, err)
+				}
+				pages++
+				if len(page) > f.Limit || len(page) == 0 {
+					t.Fatalf("page %d: got %d records, want 1 to %d", pages, len(page), f.Limit)
+				}
+				got = append(got, seqsOf(page)...)
+				if next == 0 {
+					break
+				}
+				if next != page[len(page)-1].Seq {
+					t.Fatalf("page %d: got cursor %d, want the last seq on the page %d", pages, next, page[len(page)-1].Seq)
+				}
+				if pages > len(recs) {
+					t.Fatalf("more than %d pages: the cursor does not advance", len(recs))
+				}
+				f.Before = next
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("seqs over all pages: got %v, want %v", got, want)
+			}
+			if pages != tt.wantPages {
+				t.Errorf("pages: got %d, want %d", pages, tt.wantPages)
+			}
+		})
+	}
+}
+
+func TestQueryErrors(t *testing.T) {
+	t.Parallel()
+	_, _, err := Query(t.Context(), dbPath(t), Filter{})
+	if err == nil || !strings.Contains(err.Error(), "no audit log at") {
+		t.Errorf("Query of a missing log: got %v, want an error saying there is no audit log", err)
+	}
+
+	path, _ := queryLog(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if _, _, err := Query(ctx, path, Filter{}); !errors.Is(err, context.Canceled) {
+		t.Errorf("Query with a cancelled context: got %v, want %v", err, context.Canceled)
+	}
+}
+
+// TestQueryWhileWriting reads a log that another connection is writing.
+func TestQueryWhileWriting(t *testing.T) {
+	t.Parallel()
+	path := dbPath(t)
+	l := openLog(t, Options{Path: path})
+	for i := range 5 {
+		appendN(t, l, 1)
+		if got := len(allRecords(t, path)); got != i+1 {
+			t.Fatalf("Query after %d appends: got %d records, want %d", i+1, got, i+1)
+		}
+	}
+	mustVerifyOK(t, path, 5)
+}
