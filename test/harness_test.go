@@ -43,6 +43,15 @@ type env struct {
 	Umask string
 	// Cred, when set, runs the binary as that user.
 	Cred *syscall.Credential
+	// ExtraEnv is added to the environment of every process, e.g.
+	// DBUS_SESSION_BUS_ADDRESS for a private Secret Service.
+	ExtraEnv []string
+	// Dir, when set, is the working directory of every process.
+	Dir string
+	// ShellWords, when set, starts daemons through `sh -c` with their
+	// arguments unquoted, so the shell expands them (~ against Home) the
+	// way it would for a user typing them.
+	ShellWords bool
 
 	transcript lockedBuffer
 	daemons    []*daemon
@@ -80,7 +89,7 @@ func (e *env) Environ() []string {
 		// timeout expire between two commands.
 		env = append(env, "GORACE=atexit_sleep_ms=0")
 	}
-	return env
+	return append(env, e.ExtraEnv...)
 }
 
 func (e *env) ConfigDir() string { return filepath.Join(e.ConfigHome, "ringlet") }
@@ -102,6 +111,7 @@ func (e *env) Token() string {
 func (e *env) command(ctx context.Context, name string, args ...string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Env = e.Environ()
+	cmd.Dir = e.Dir
 	if e.Cred != nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: e.Cred}
 	}
@@ -122,11 +132,27 @@ func (e *env) Run(args ...string) (stdout, stderr string, code int) {
 	return stdout, stderr, code
 }
 
+// RunInput is Run with stdin as the standard input (not a terminal).
+func (e *env) RunInput(stdin string, args ...string) (stdout, stderr string, code int) {
+	e.t.Helper()
+	stdout, stderr, code, err := e.execInput(strings.NewReader(stdin), args...)
+	if err != nil {
+		e.t.Fatalf("ringlet %s: %v\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), err, stdout, stderr)
+	}
+	return stdout, stderr, code
+}
+
 // exec is Run that returns failures to start or wait instead of failing.
 func (e *env) exec(args ...string) (stdout, stderr string, code int, err error) {
+	return e.execInput(nil, args...)
+}
+
+// execInput is exec with stdin (nil: no input).
+func (e *env) execInput(stdin io.Reader, args ...string) (stdout, stderr string, code int, err error) {
 	ctx, cancel := context.WithTimeout(e.t.Context(), runTimeout)
 	defer cancel()
 	cmd := e.command(ctx, ringletBin, args...)
+	cmd.Stdin = stdin
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err = cmd.Run()
@@ -188,8 +214,16 @@ func (e *env) SpawnDaemon(extraArgs ...string) *daemon {
 	d := &daemon{e: e, Addr: addr, URL: "http://" + net.JoinHostPort(host, port), done: make(chan struct{})}
 
 	name := ringletBin
-	if e.Umask != "" {
-		// exec keeps the pid, so the child is the daemon itself.
+	// Through sh, exec keeps the pid, so the child is the daemon itself.
+	switch {
+	case e.ShellWords:
+		script := `exec "$0" ` + strings.Join(args, " ")
+		if e.Umask != "" {
+			script = `umask ` + e.Umask + `; ` + script
+		}
+		args = []string{"-c", script, ringletBin}
+		name = "sh"
+	case e.Umask != "":
 		args = append([]string{"-c", `umask ` + e.Umask + `; exec "$0" "$@"`, ringletBin}, args...)
 		name = "sh"
 	}
@@ -323,6 +357,42 @@ func (d *daemon) Get(path, token string, hdr http.Header) (status int, header ht
 	defer resp.Body.Close()
 	body, err = io.ReadAll(resp.Body)
 	return resp.StatusCode, resp.Header, body, err
+}
+
+// Do sends method path with token (none when empty) and a JSON body
+// (none when empty).
+func (d *daemon) Do(method, path, token, body string) (status int, header http.Header, respBody []byte, err error) {
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, d.URL+path, rd)
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	defer resp.Body.Close()
+	respBody, err = io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header, respBody, err
+}
+
+// MustDo is Do that fails t on a transport error.
+func (d *daemon) MustDo(t *testing.T, method, path, token, body string) (int, http.Header, []byte) {
+	t.Helper()
+	status, h, respBody, err := d.Do(method, path, token, body)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	return status, h, respBody
 }
 
 // MustGet is Get that fails t on a transport error. It takes t so that
