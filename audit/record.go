@@ -33,6 +33,8 @@ const (
 	KindProviderRequest  = "provider.request"
 	KindSandboxViolation = "sandbox.violation"
 	KindProviderAdd      = "provider.add"
+	KindHookAdd          = "hook.add"
+	KindHookRemove       = "hook.remove"
 )
 
 // Kinds lists every kind, for validation and completion.
@@ -40,7 +42,7 @@ var Kinds = []string{
 	KindDaemonStart, KindDaemonStop, KindAuthFailure, KindTokenRotate,
 	KindCredentialSet, KindCredentialRemove, KindProfileCreate, KindProfileDelete,
 	KindProfileLaunch, KindSessionStart, KindSessionEnd, KindToolCall,
-	KindHookDecision, KindProviderRequest, KindSandboxViolation, KindProviderAdd,
+	KindHookDecision, KindProviderRequest, KindSandboxViolation, KindProviderAdd, KindHookAdd, KindHookRemove,
 }
 
 // Decisions.

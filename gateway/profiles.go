@@ -3,6 +3,7 @@ package gateway
 import (
 	"errors"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -10,6 +11,7 @@ import (
 
 	"github.com/neullabs/ringlet/audit"
 	"github.com/neullabs/ringlet/credentials"
+	"github.com/neullabs/ringlet/hook"
 	"github.com/neullabs/ringlet/profile"
 	"github.com/neullabs/ringlet/provider"
 )
@@ -131,6 +133,14 @@ func (s *Server) handleProfileCreate(w http.ResponseWriter, r *http.Request) {
 		s.profileError(w, err)
 		return
 	}
+	if created.Agent == "claude" && s.opts.Executable != "" {
+		// One 'hooks add' then guards Claude Code's own tools too.
+		if err := hook.InstallClaude(filepath.Join(s.opts.Profiles.Home(created.Alias), ".claude"), s.opts.Executable); err != nil {
+			s.log.Error("could not install the Claude Code hook", "profile", created.Alias, "err", err)
+			writeError(w, http.StatusInternalServerError, "internal", "profile created, but its Claude Code hook could not be installed: "+err.Error())
+			return
+		}
+	}
 	s.log.Info("profile created", "profile", created.Alias, "agent", created.Agent, "provider", created.Provider)
 	keys, _ := s.opts.Keys.List()
 	w.Header().Set("Location", "/api/profiles/"+created.Alias)
@@ -157,6 +167,11 @@ func (s *Server) handleProfileDelete(w http.ResponseWriter, r *http.Request) {
 	if _, err := s.opts.Profiles.Delete(alias); err != nil {
 		s.profileError(w, err)
 		return
+	}
+	if s.opts.Hooks != nil {
+		if err := s.opts.Hooks.DeleteProfile(alias); err != nil {
+			s.log.Error("could not delete the profile's hooks", "profile", alias, "err", err)
+		}
 	}
 	keyRemoved := false
 	if purge {

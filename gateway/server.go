@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/neullabs/ringlet/audit"
+	"github.com/neullabs/ringlet/hook"
 	"github.com/neullabs/ringlet/profile"
 
 	"github.com/neullabs/ringlet/token"
@@ -55,6 +56,10 @@ type Options struct {
 	Collectors []prometheus.Collector
 	// Keys is the credential store behind /api/keychain; nil answers 501.
 	Keys KeyStore
+	// Hooks stores each profile's hooks.
+	Hooks *hook.Store
+	// Executable is the ringlet binary, for hooks that agents run.
+	Executable string
 	// Profiles stores profiles; CatalogDir holds providers.toml and
 	// agents.toml. Without Profiles, /api/profiles and /proxy answer 501.
 	Profiles   *profile.Store
@@ -179,6 +184,14 @@ func (s *Server) Handler() http.Handler {
 		r.Handle("/proxy/*", s.auth.middleware(notImplemented("the provider proxy")))
 	}
 
+	// A session's own scope: hook checks (the MCP gateway joins later).
+	if s.opts.Profiles != nil && s.opts.Hooks != nil {
+		r.Route("/session", func(r chi.Router) {
+			r.Use(limitBody(s.opts.MaxBodyBytes, 30*time.Second))
+			r.Post("/hooks/check", s.handleHookCheck)
+		})
+	}
+
 	// Everything else takes the admin token only.
 	r.Group(func(r chi.Router) {
 		r.Use(s.auth.middleware)
@@ -216,7 +229,13 @@ func (s *Server) Handler() http.Handler {
 					r.Handle("/"+g+"/*", notImplemented("/api/"+g))
 				}
 			}
-			for _, g := range []string{"hooks", "mcp"} {
+			if s.opts.Profiles != nil && s.opts.Hooks != nil {
+				r.Route("/hooks", s.hookRoutes)
+			} else {
+				r.Handle("/hooks", notImplemented("/api/hooks"))
+				r.Handle("/hooks/*", notImplemented("/api/hooks"))
+			}
+			for _, g := range []string{"mcp"} {
 				h := notImplemented("/api/" + g)
 				r.Handle("/"+g, h)
 				r.Handle("/"+g+"/*", h)

@@ -275,7 +275,7 @@ func (s *Server) handleSessionStart(w http.ResponseWriter, r *http.Request) {
 	var launch profile.Launch
 	if err == nil {
 		if a, err := cat.Agent(sess.Profile.Agent); err == nil {
-			launch = a.LaunchFor(sess.Profile, sess.Provider, baseURL, tok)
+			launch = a.LaunchFor(sess.Profile, sess.Provider, baseURL, tok, s.opts.Profiles.Home(sess.Profile.Alias))
 		}
 	}
 	w.Header().Set("Location", "/api/sessions/"+sess.ID)

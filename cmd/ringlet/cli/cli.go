@@ -64,6 +64,10 @@ func Main(ctx context.Context, args []string, stdio Stdio, getenv func(string) s
 	if errors.As(err, new(silentExit)) {
 		return ExitError
 	}
+	var code exitCode
+	if errors.As(err, &code) {
+		return int(code)
+	}
 	var ue usageError
 	if errors.As(err, &ue) || !a.ran {
 		path := "ringlet"
@@ -113,7 +117,7 @@ Exit codes: 0 success, 1 error, 2 usage error.`,
 		},
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(a.daemonCmd(), a.configCmd(), a.keychainCmd(), a.auditCmd(), a.profilesCmd(), a.providersCmd(), a.agentsCmd(), a.sessionsCmd(), a.usageCmd(), a.versionCmd(), a.apiCmd())
+	root.AddCommand(a.daemonCmd(), a.configCmd(), a.keychainCmd(), a.auditCmd(), a.profilesCmd(), a.providersCmd(), a.agentsCmd(), a.sessionsCmd(), a.usageCmd(), a.hooksCmd(), a.hookAdapterCmd(), a.versionCmd(), a.apiCmd())
 	return root
 }
 

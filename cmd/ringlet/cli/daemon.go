@@ -24,6 +24,7 @@ import (
 	"github.com/neullabs/ringlet/config"
 	"github.com/neullabs/ringlet/credentials"
 	"github.com/neullabs/ringlet/gateway"
+	"github.com/neullabs/ringlet/hook"
 	"github.com/neullabs/ringlet/privatefile"
 	"github.com/neullabs/ringlet/profile"
 	"github.com/neullabs/ringlet/token"
@@ -205,7 +206,13 @@ func (a *app) runDaemon(ctx context.Context, f daemonFlags, listenExplicit bool)
 	if log != nil {
 		healthy = log.Healthy
 	}
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("find the ringlet binary: %w", err)
+	}
 	srv, err = gateway.New(gateway.Options{
+		Hooks:            hook.NewStore(paths.ConfigDir),
+		Executable:       exe,
 		Profiles:         profile.NewStore(paths.ConfigDir, paths.DataDir),
 		CatalogDir:       paths.ConfigDir,
 		ProxyIdleTimeout: cfg.ProxyIdleTimeout(),

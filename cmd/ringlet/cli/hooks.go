@@ -1,0 +1,318 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/neullabs/ringlet/credentials"
+	"github.com/neullabs/ringlet/gateway"
+	"github.com/neullabs/ringlet/hook"
+)
+
+func (a *app) hooksCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "hooks",
+		Short: "Guard tool calls with shell hooks that can refuse them",
+		Long: `A pre-tool-use hook runs before every tool call an agent of the profile
+makes (Claude Code's own Bash, Write and Edit included, and MCP tools once
+the MCP gateway lands). It runs as /bin/sh -c with a minimal environment:
+
+  PATH, LANG, HOME (the profile's), RINGLET_EVENT, RINGLET_PROFILE,
+  RINGLET_SESSION, RINGLET_TOOL_NAME, RINGLET_TOOL_INPUT (the tool's
+  arguments as JSON)
+
+and the same event as JSON on stdin. Exit 0 allows. Any other exit, a
+signal, a timeout, a failure to start, more than 64 KiB of output, or
+processes left running deny: hooks fail closed. The first line of stderr is
+the reason the agent is given. Several hooks must all allow.`,
+		Example: `  ringlet hooks add work --on pre-tool-use \
+    --shell 'echo "$RINGLET_TOOL_INPUT" | grep -qv "rm -rf"'
+  ringlet hooks add work --on pre-tool-use --match '^Bash$' --shell './check.sh' --timeout 5s
+  ringlet hooks list work
+  ringlet hooks export work > hooks.json && ringlet hooks import other hooks.json`,
+	}
+	cmd.AddCommand(a.hooksAddCmd(), a.hooksListCmd(), a.hooksRemoveCmd(), a.hooksImportCmd(), a.hooksExportCmd())
+	return cmd
+}
+
+func profileArg(args []string) (string, error) {
+	if err := credentials.ValidateName("profile", args[0]); err != nil {
+		return "", usageError{err}
+	}
+	return args[0], nil
+}
+
+func (a *app) hooksAddCmd() *cobra.Command {
+	var req gateway.HookRequest
+	cmd := &cobra.Command{
+		Use:     "add PROFILE --on pre-tool-use|post-tool-use --shell CMD",
+		Short:   "Add a hook to a profile",
+		Example: `  ringlet hooks add work --on pre-tool-use --shell 'echo "$RINGLET_TOOL_INPUT" | grep -qv "rm -rf"'`,
+		Args:    exactArgs(1, "PROFILE"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p, err := profileArg(args)
+			if err != nil {
+				return err
+			}
+			req.Profile = p
+			h := hook.Hook{Profile: p, Event: req.Event, Shell: req.Shell, Match: req.Match}
+			if req.Timeout != "" {
+				if h.Timeout, err = time.ParseDuration(req.Timeout); err != nil {
+					return usagef("--timeout must be a duration such as 10s")
+				}
+			}
+			if err := h.Validate(); err != nil {
+				return usageError{err}
+			}
+			c, err := a.ensureDaemon(cmd.Context())
+			if err != nil {
+				return err
+			}
+			var got hook.Hook
+			if err := c.Do(cmd.Context(), "POST", "/api/hooks", req, &got); err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdio.Out, "added hook %s to profile %s (%s)\n", got.ID, got.Profile, got.Event)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&req.Event, "on", "", "pre-tool-use or post-tool-use (required)")
+	cmd.Flags().StringVar(&req.Shell, "shell", "", "the command, run with /bin/sh -c (required)")
+	cmd.Flags().StringVar(&req.Match, "match", "", "run only for tools whose name matches this regular expression")
+	cmd.Flags().StringVar(&req.Timeout, "timeout", "", "deny if the hook runs longer (default 10s)")
+	cmd.MarkFlagRequired("on")
+	cmd.MarkFlagRequired("shell")
+	cmd.RegisterFlagCompletionFunc("on", cobra.FixedCompletions([]string{hook.PreToolUse, hook.PostToolUse}, cobra.ShellCompDirectiveNoFileComp))
+	return cmd
+}
+
+func (a *app) hooksListCmd() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:     "list PROFILE",
+		Short:   "List a profile's hooks in the order they run",
+		Example: "  ringlet hooks list work --json",
+		Args:    exactArgs(1, "PROFILE"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p, err := profileArg(args)
+			if err != nil {
+				return err
+			}
+			c, err := a.ensureDaemon(cmd.Context())
+			if err != nil {
+				return err
+			}
+			var out struct{ Hooks []hook.Hook }
+			if err := c.Do(cmd.Context(), "GET", "/api/hooks?profile="+p, nil, &out); err != nil {
+				return err
+			}
+			if asJSON {
+				if out.Hooks == nil {
+					out.Hooks = []hook.Hook{}
+				}
+				return writeJSONOut(a.stdio.Out, out.Hooks)
+			}
+			if len(out.Hooks) == 0 {
+				fmt.Fprintf(a.stdio.Out, "profile %s has no hooks\n", p)
+				return nil
+			}
+			t := newTable(a.stdio.Out)
+			t.row("ID", "EVENT", "MATCH", "TIMEOUT", "SHELL")
+			for _, h := range out.Hooks {
+				match := h.Match
+				if match == "" {
+					match = "*"
+				}
+				t.row(h.ID, h.Event, match, h.Timeout.String(), h.Shell)
+			}
+			return t.flush()
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func (a *app) hooksRemoveCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:     "remove PROFILE ID",
+		Aliases: []string{"rm"},
+		Short:   "Remove a hook",
+		Example: "  ringlet hooks remove work h_1a2b3c4d",
+		Args:    exactArgs(2, "PROFILE ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p, err := profileArg(args)
+			if err != nil {
+				return err
+			}
+			c, err := a.ensureDaemon(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if err := c.Do(cmd.Context(), "DELETE", "/api/hooks/"+p+"/"+args[1], nil, nil); err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdio.Out, "removed hook %s from profile %s\n", args[1], p)
+			return nil
+		},
+	}
+}
+
+func (a *app) hooksImportCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:     "import PROFILE FILE",
+		Short:   "Add the hooks in a JSON file (as written by export); all or none",
+		Example: "  ringlet hooks import work hooks.json",
+		Args:    exactArgs(2, "PROFILE FILE"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p, err := profileArg(args)
+			if err != nil {
+				return err
+			}
+			data, err := a.readData("@" + args[1])
+			if args[1] == "-" {
+				data, err = a.readData("-")
+			}
+			if err != nil {
+				return err
+			}
+			var hooks []hook.Hook
+			dec := json.NewDecoder(bytes.NewReader(data))
+			dec.DisallowUnknownFields()
+			if err := dec.Decode(&hooks); err != nil {
+				return fmt.Errorf("%s is not a hooks file (a JSON array as written by 'ringlet hooks export'): %v", args[1], err)
+			}
+			c, err := a.ensureDaemon(cmd.Context())
+			if err != nil {
+				return err
+			}
+			var out struct{ Hooks []hook.Hook }
+			if err := c.Do(cmd.Context(), "POST", "/api/hooks/"+p+"/import", hooks, &out); err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdio.Out, "imported %d hook(s) into profile %s\n", len(out.Hooks), p)
+			return nil
+		},
+	}
+}
+
+func (a *app) hooksExportCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:     "export PROFILE",
+		Short:   "Print a profile's hooks as JSON",
+		Example: "  ringlet hooks export work > hooks.json",
+		Args:    exactArgs(1, "PROFILE"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p, err := profileArg(args)
+			if err != nil {
+				return err
+			}
+			c, err := a.ensureDaemon(cmd.Context())
+			if err != nil {
+				return err
+			}
+			raw, err := c.Raw(cmd.Context(), "GET", "/api/hooks/"+p+"/export", nil)
+			if err != nil {
+				return err
+			}
+			_, err = a.stdio.Out.Write(raw)
+			return err
+		},
+	}
+}
+
+// hookAdapterCmd is what agents run as their own hook. Claude Code runs
+// `ringlet hook claude-pre-tool-use` before every tool call (Ringlet
+// writes it into the profile's .claude/settings.json).
+func (a *app) hookAdapterCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "hook",
+		Short: "Adapters that agents run as their own hooks",
+	}
+	cmd.AddCommand(&cobra.Command{
+		Use:   "claude-pre-tool-use",
+		Short: "Claude Code PreToolUse hook: ask Ringlet whether the tool call may run",
+		Long: `Reads Claude Code's PreToolUse event JSON on stdin, asks the daemon to run
+the profile's pre-tool-use hooks on tool_name and tool_input with the
+session token, and answers in Claude Code's protocol: exit 0 allows; exit 2
+with the reason on stderr blocks (Claude Code blocks only on exit 2). If
+the daemon cannot be asked, it blocks.
+
+It finds the daemon and the session through RINGLET_HOOK_URL and
+RINGLET_SESSION_TOKEN, or else ANTHROPIC_BASE_URL (…/proxy) and
+ANTHROPIC_API_KEY (the session token), which 'ringlet profiles env' sets.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			reason, allow := a.claudePreToolUse(cmd.Context())
+			if allow {
+				return nil
+			}
+			fmt.Fprintln(a.stdio.Err, reason)
+			return exitCode(2)
+		},
+	})
+	return cmd
+}
+
+// exitCode ends the command with a given code, having printed its output.
+type exitCode int
+
+func (e exitCode) Error() string { return "" }
+
+func (a *app) claudePreToolUse(ctx context.Context) (reason string, allow bool) {
+	const blocked = "ringlet: blocked: "
+	data, err := io.ReadAll(io.LimitReader(a.stdio.In, 8<<20))
+	if err != nil {
+		return blocked + "could not read the hook event", false
+	}
+	var ev struct {
+		HookEventName string          `json:"hook_event_name"`
+		ToolName      string          `json:"tool_name"`
+		ToolInput     json.RawMessage `json:"tool_input"`
+	}
+	if err := json.Unmarshal(data, &ev); err != nil || ev.ToolName == "" {
+		return blocked + "the hook event from Claude Code is not valid JSON with a tool_name", false
+	}
+	base := a.getenv("RINGLET_HOOK_URL")
+	tok := a.getenv("RINGLET_SESSION_TOKEN")
+	if base == "" {
+		base = strings.TrimSuffix(strings.TrimSuffix(a.getenv("ANTHROPIC_BASE_URL"), "/"), "/proxy")
+	}
+	if tok == "" {
+		tok = a.getenv("ANTHROPIC_API_KEY")
+	}
+	if base == "" || !strings.HasPrefix(tok, gateway.SessionTokenPrefix) {
+		return blocked + "no Ringlet session in the environment (ANTHROPIC_BASE_URL / ANTHROPIC_API_KEY from 'ringlet profiles env')", false
+	}
+	body, _ := json.Marshal(gateway.HookCheck{Event: hook.PreToolUse, ToolName: ev.ToolName, ToolInput: ev.ToolInput})
+	req, err := http.NewRequestWithContext(ctx, "POST", base+"/session/hooks/check", bytes.NewReader(body))
+	if err != nil {
+		return blocked + "invalid Ringlet address", false
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+tok)
+	hc := &http.Client{Timeout: 11 * time.Minute, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return blocked + "could not reach the Ringlet daemon to check the hooks", false
+	}
+	defer resp.Body.Close()
+	var d hook.Decision
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&d) != nil {
+		return fmt.Sprintf("%sthe Ringlet daemon could not check the hooks (HTTP %d)", blocked, resp.StatusCode), false
+	}
+	if d.Allow {
+		return "", true
+	}
+	if d.Reason == "" {
+		d.Reason = "a Ringlet hook refused this tool call"
+	}
+	return d.Reason, false
+}

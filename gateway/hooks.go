@@ -1,0 +1,227 @@
+package gateway
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/neullabs/ringlet/audit"
+	"github.com/neullabs/ringlet/credentials"
+	"github.com/neullabs/ringlet/hook"
+)
+
+func (s *Server) hookRoutes(r chi.Router) {
+	r.Get("/", s.handleHookList)
+	r.Post("/", s.handleHookAdd)
+	r.Delete("/{profile}/{id}", s.handleHookRemove)
+	r.Post("/{profile}/import", s.handleHookImport)
+	r.Get("/{profile}/export", s.handleHookExport)
+}
+
+// HookRequest is the body of POST /api/hooks.
+type HookRequest struct {
+	Profile string `json:"profile"`
+	Event   string `json:"event"`
+	Shell   string `json:"shell"`
+	Match   string `json:"match,omitempty"`
+	Timeout string `json:"timeout,omitempty"`
+}
+
+func (s *Server) hookError(w http.ResponseWriter, err error) {
+	switch {
+	case errors.Is(err, hook.ErrNotFound):
+		writeError(w, http.StatusNotFound, "not_found", err.Error())
+	default:
+		s.profileError(w, err)
+	}
+}
+
+func (s *Server) knownProfile(w http.ResponseWriter, alias string) bool {
+	if err := credentials.ValidateName("profile", alias); err != nil {
+		writeError(w, http.StatusBadRequest, "invalid_profile", err.Error())
+		return false
+	}
+	if _, err := s.opts.Profiles.Get(alias); err != nil {
+		s.profileError(w, err)
+		return false
+	}
+	return true
+}
+
+func (s *Server) handleHookList(w http.ResponseWriter, r *http.Request) {
+	alias := r.URL.Query().Get("profile")
+	if !s.knownProfile(w, alias) {
+		return
+	}
+	hooks, err := s.opts.Hooks.List(alias)
+	if err != nil {
+		s.hookError(w, err)
+		return
+	}
+	if hooks == nil {
+		hooks = []hook.Hook{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"hooks": hooks})
+}
+
+func (s *Server) handleHookAdd(w http.ResponseWriter, r *http.Request) {
+	var req HookRequest
+	if !decodeJSON(w, r, &req) {
+		return
+	}
+	if !s.knownProfile(w, req.Profile) {
+		return
+	}
+	h := hook.Hook{Profile: req.Profile, Event: req.Event, Shell: req.Shell, Match: req.Match}
+	if req.Timeout != "" {
+		d, err := time.ParseDuration(req.Timeout)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "invalid_hook", "timeout must be a duration such as 10s")
+			return
+		}
+		h.Timeout = d
+	}
+	if err := h.Validate(); err != nil {
+		writeError(w, http.StatusBadRequest, "invalid_hook", err.Error())
+		return
+	}
+	if !s.recordOr503(w, r, audit.Record{Kind: audit.KindHookAdd, Profile: req.Profile, Actor: audit.ActorAdmin, Target: h.Event, Decision: audit.Allow,
+		Detail: audit.DetailJSON(map[string]any{"shell": h.Shell, "match": h.Match, "timeout": h.Timeout.String()})}) {
+		return
+	}
+	added, err := s.opts.Hooks.Add(h)
+	if err != nil {
+		s.hookError(w, err)
+		return
+	}
+	s.log.Info("hook added", "profile", added.Profile, "hook", added.ID, "event", added.Event)
+	writeJSON(w, http.StatusCreated, added)
+}
+
+func (s *Server) handleHookRemove(w http.ResponseWriter, r *http.Request) {
+	alias, id := chi.URLParam(r, "profile"), chi.URLParam(r, "id")
+	if !s.knownProfile(w, alias) {
+		return
+	}
+	if !s.recordOr503(w, r, audit.Record{Kind: audit.KindHookRemove, Profile: alias, Actor: audit.ActorAdmin, Target: id, Decision: audit.Allow}) {
+		return
+	}
+	removed, err := s.opts.Hooks.Remove(alias, id)
+	if err != nil {
+		s.hookError(w, err)
+		return
+	}
+	s.log.Info("hook removed", "profile", alias, "hook", id)
+	writeJSON(w, http.StatusOK, removed)
+}
+
+func (s *Server) handleHookImport(w http.ResponseWriter, r *http.Request) {
+	alias := chi.URLParam(r, "profile")
+	if !s.knownProfile(w, alias) {
+		return
+	}
+	var in []hook.Hook
+	if !decodeJSON(w, r, &in) {
+		return
+	}
+	for i := range in {
+		in[i].Profile = alias
+		if err := in[i].Validate(); err != nil {
+			writeError(w, http.StatusBadRequest, "invalid_hook", "hook "+strconv.Itoa(i+1)+": "+err.Error())
+			return
+		}
+	}
+	if !s.recordOr503(w, r, audit.Record{Kind: audit.KindHookAdd, Profile: alias, Actor: audit.ActorAdmin, Target: "import", Decision: audit.Allow,
+		Detail: audit.DetailJSON(map[string]any{"count": len(in)})}) {
+		return
+	}
+	added, err := s.opts.Hooks.Import(alias, in)
+	if err != nil {
+		s.hookError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, map[string]any{"hooks": added})
+}
+
+func (s *Server) handleHookExport(w http.ResponseWriter, r *http.Request) {
+	alias := chi.URLParam(r, "profile")
+	if !s.knownProfile(w, alias) {
+		return
+	}
+	hooks, err := s.opts.Hooks.List(alias)
+	if err != nil {
+		s.hookError(w, err)
+		return
+	}
+	if hooks == nil {
+		hooks = []hook.Hook{}
+	}
+	writeJSON(w, http.StatusOK, hooks)
+}
+
+// HookCheck is the body of POST /session/hooks/check.
+type HookCheck struct {
+	Event     string          `json:"event"`
+	ToolName  string          `json:"tool_name"`
+	ToolInput json.RawMessage `json:"tool_input"`
+}
+
+// handleHookCheck evaluates a session's profile's hooks on a tool call.
+// Every hook that runs and the outcome are audited; if a record cannot be
+// written, the call is refused.
+func (s *Server) handleHookCheck(w http.ResponseWriter, r *http.Request) {
+	sess := s.sessionFor(r)
+	if sess == nil {
+		s.authFailed("invalid_session", r)
+		writeError(w, http.StatusUnauthorized, "unauthorized", "hook checks need a live session token")
+		return
+	}
+	var req HookCheck
+	if !decodeJSON(w, r, &req) {
+		return
+	}
+	if req.Event == "" {
+		req.Event = hook.PreToolUse
+	}
+	if req.Event != hook.PreToolUse && req.Event != hook.PostToolUse {
+		writeError(w, http.StatusBadRequest, "bad_request", "event must be pre-tool-use or post-tool-use")
+		return
+	}
+	d := s.checkHooks(r, sess, req)
+	writeJSON(w, http.StatusOK, d)
+}
+
+func (s *Server) checkHooks(r *http.Request, sess *session, req HookCheck) hook.Decision {
+	start := time.Now()
+	hooks, err := s.opts.Hooks.List(sess.Profile.Alias)
+	if err != nil {
+		return hook.Decision{Allow: false, Reason: "ringlet could not read the profile's hooks; refused"}
+	}
+	ev := hook.Event{Event: req.Event, Profile: sess.Profile.Alias, Session: sess.ID, ToolName: req.ToolName, ToolInput: req.ToolInput}
+	final, ran := hook.Evaluate(r.Context(), hooks, ev, hook.Env{Home: s.opts.Profiles.Home(sess.Profile.Alias)})
+	for _, d := range ran {
+		decision := audit.Allow
+		if !d.Allow {
+			decision = audit.Deny
+		}
+		if err := s.record(r.Context(), audit.Record{Kind: audit.KindHookDecision, Profile: sess.Profile.Alias, Session: sess.ID, Actor: sess.tokenID,
+			Target: req.ToolName, Decision: decision, Status: int64(d.ExitCode), Duration: d.Duration,
+			Detail: audit.DetailJSON(map[string]any{"hook": d.HookID, "event": req.Event, "reason": d.Reason})}); err != nil {
+			return hook.Decision{Allow: false, Reason: "refused: the hook decision could not be recorded in the audit log"}
+		}
+	}
+	decision := audit.Allow
+	if !final.Allow {
+		decision = audit.Deny
+	}
+	if err := s.record(r.Context(), audit.Record{Kind: audit.KindToolCall, Profile: sess.Profile.Alias, Session: sess.ID, Actor: sess.tokenID,
+		Target: req.ToolName, Decision: decision, Duration: time.Since(start), BytesIn: int64(len(req.ToolInput)),
+		Detail: audit.DetailJSON(map[string]any{"event": req.Event, "hooks": len(ran), "reason": final.Reason, "via": "agent"})}); err != nil {
+		return hook.Decision{Allow: false, Reason: "refused: the tool call could not be recorded in the audit log"}
+	}
+	return final
+}

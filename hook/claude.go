@@ -1,0 +1,92 @@
+package hook
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/neullabs/ringlet/privatefile"
+)
+
+// ClaudeAdapterArg is the ringlet subcommand Claude Code runs as its
+// PreToolUse hook.
+const ClaudeAdapterArg = "hook claude-pre-tool-use"
+
+// InstallClaude writes, into configDir/settings.json (the profile's Claude
+// Code config dir), a PreToolUse hook with matcher "*" that runs
+// `<ringlet> hook claude-pre-tool-use`, so every tool call Claude Code
+// makes (Bash, Write, Edit and MCP tools alike) is checked against the
+// profile's hooks. Other settings in the file are kept.
+func InstallClaude(configDir, ringlet string) error {
+	if err := privatefile.EnsureDir(configDir); err != nil {
+		return err
+	}
+	path := filepath.Join(configDir, "settings.json")
+	settings := map[string]any{}
+	data, err := os.ReadFile(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return err
+	default:
+		if err := json.Unmarshal(data, &settings); err != nil {
+			return fmt.Errorf("%s is not valid JSON; fix it so Ringlet can add its hook: %v", path, err)
+		}
+	}
+	hooks, _ := settings["hooks"].(map[string]any)
+	if hooks == nil {
+		hooks = map[string]any{}
+	}
+	command := shellQuote(ringlet) + " " + ClaudeAdapterArg
+	entry := map[string]any{
+		"matcher": "*",
+		"hooks":   []any{map[string]any{"type": "command", "command": command, "timeout": 600}},
+	}
+	// Replace an earlier Ringlet entry, keep the user's own.
+	var kept []any
+	if pre, ok := hooks["PreToolUse"].([]any); ok {
+		for _, e := range pre {
+			if !isRingletEntry(e) {
+				kept = append(kept, e)
+			}
+		}
+	}
+	hooks["PreToolUse"] = append([]any{entry}, kept...)
+	settings["hooks"] = hooks
+	out, err := json.MarshalIndent(settings, "", "  ")
+	if err != nil {
+		return err
+	}
+	return privatefile.WriteAtomic(path, append(out, '\n'), privatefile.FileMode)
+}
+
+func isRingletEntry(e any) bool {
+	m, ok := e.(map[string]any)
+	if !ok {
+		return false
+	}
+	hs, _ := m["hooks"].([]any)
+	for _, h := range hs {
+		if hm, ok := h.(map[string]any); ok {
+			if c, _ := hm["command"].(string); len(c) >= len(ClaudeAdapterArg) && c[len(c)-len(ClaudeAdapterArg):] == ClaudeAdapterArg {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func shellQuote(s string) string {
+	out := "'"
+	for _, r := range s {
+		if r == '\'' {
+			out += `'\''`
+		} else {
+			out += string(r)
+		}
+	}
+	return out + "'"
+}
