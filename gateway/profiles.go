@@ -106,6 +106,11 @@ type ProfileRequest struct {
 	Workspace string   `json:"workspace,omitempty"`
 	Endpoint  string   `json:"endpoint,omitempty"`
 	Command   []string `json:"command,omitempty"`
+	Network   string   `json:"network,omitempty"`
+	ReadOnly  []string `json:"ro,omitempty"`
+	ReadWrite []string `json:"rw,omitempty"`
+	// AllowGitConfig lets the agent write .git/hooks and .git/config.
+	AllowGitConfig bool `json:"allow_git_config,omitempty"`
 }
 
 func (s *Server) handleProfileCreate(w http.ResponseWriter, r *http.Request) {
@@ -118,13 +123,14 @@ func (s *Server) handleProfileCreate(w http.ResponseWriter, r *http.Request) {
 		s.profileError(w, err)
 		return
 	}
-	p := profile.Profile{Alias: req.Alias, Agent: req.Agent, Provider: req.Provider, Model: req.Model, Workspace: req.Workspace, Endpoint: req.Endpoint, Command: req.Command}
+	p := profile.Profile{Alias: req.Alias, Agent: req.Agent, Provider: req.Provider, Model: req.Model, Workspace: req.Workspace, Endpoint: req.Endpoint, Command: req.Command,
+		Network: req.Network, ReadOnly: req.ReadOnly, ReadWrite: req.ReadWrite, AllowGitConfig: req.AllowGitConfig}
 	if err := p.Validate(cat); err != nil {
 		s.profileError(w, err)
 		return
 	}
 	if !s.recordOr503(w, r, audit.Record{Kind: audit.KindProfileCreate, Profile: p.Alias, Actor: audit.ActorAdmin, Target: p.Agent + "@" + p.Provider, Decision: audit.Allow,
-		Detail: audit.DetailJSON(map[string]any{"agent": p.Agent, "provider": p.Provider, "model": p.Model, "workspace": p.Workspace})}) {
+		Detail: audit.DetailJSON(map[string]any{"agent": p.Agent, "provider": p.Provider, "model": p.Model, "workspace": p.Workspace, "network": p.Network, "ro": p.ReadOnly, "rw": p.ReadWrite, "allow_git_config": p.AllowGitConfig})}) {
 		return
 	}
 	created, err := s.opts.Profiles.Create(cat, p)

@@ -56,6 +56,9 @@ type Options struct {
 	Collectors []prometheus.Collector
 	// Keys is the credential store behind /api/keychain; nil answers 501.
 	Keys KeyStore
+	// SocketDir is where per-session socket directories are made
+	// (default: the temp dir).
+	SocketDir string
 	// Hooks stores each profile's hooks.
 	Hooks *hook.Store
 	// Executable is the ringlet binary, for hooks that agents run.
@@ -94,6 +97,8 @@ type Server struct {
 
 	sessions *sessionTable
 	proxy    http.Handler
+	sockMu   sync.Mutex
+	sockets  map[string]*sessionSocket
 
 	closing     context.Context // ends when shutdown starts
 	closeStream context.CancelFunc
@@ -122,6 +127,7 @@ func New(opts Options) (*Server, error) {
 		started:  time.Now(),
 		stopCh:   make(chan string, 1),
 		sessions: newSessionTable(),
+		sockets:  map[string]*sessionSocket{},
 	}
 	s.proxy = s.newReverseProxy()
 	s.closing, s.closeStream = context.WithCancel(context.Background())

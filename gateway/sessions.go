@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -202,6 +203,7 @@ func (s *Server) endSession(ctx context.Context, id, reason, actor string) (*ses
 		return nil, false
 	}
 	sess.cancel(errSessionEnded)
+	s.closeSessionSocket(sess)
 	s.metrics.sessions.Set(float64(s.sessions.count()))
 	s.lastActivity.Store(time.Now().UnixNano())
 	_ = s.record(ctx, audit.Record{Kind: audit.KindSessionEnd, Profile: sess.Profile.Alias, Session: sess.ID, Actor: actor, Decision: audit.Allow,
@@ -237,6 +239,30 @@ func (s *Server) sessionRoutes(r chi.Router) {
 	r.Post("/", s.handleSessionStart)
 	r.Get("/{id}", s.handleSessionGet)
 	r.Delete("/{id}", s.handleSessionRevoke)
+	r.Post("/{id}/launch", s.handleSessionLaunch)
+}
+
+// handleSessionLaunch records that a session's agent is being launched,
+// with a summary of its sandbox policy; the CLI runs nothing until this
+// record is committed.
+func (s *Server) handleSessionLaunch(w http.ResponseWriter, r *http.Request) {
+	sess := s.findSession(w, r)
+	if sess == nil {
+		return
+	}
+	var body map[string]any
+	if !decodeJSON(w, r, &body) {
+		return
+	}
+	decision := audit.Allow
+	if sb, _ := body["sandbox"].(bool); !sb {
+		s.log.Warn("agent launched WITHOUT a sandbox", "profile", sess.Profile.Alias, "session", sess.ID)
+	}
+	if !s.recordOr503(w, r, audit.Record{Kind: audit.KindProfileLaunch, Profile: sess.Profile.Alias, Session: sess.ID, Actor: audit.ActorAdmin,
+		Target: sess.Profile.Agent, Decision: decision, Detail: audit.DetailJSON(body)}) {
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"recorded": true})
 }
 
 // SessionStarted is the answer to POST /api/sessions: the only time the
@@ -246,12 +272,21 @@ type SessionStarted struct {
 	Token   string         `json:"token"`
 	BaseURL string         `json:"base_url"`
 	Launch  profile.Launch `json:"launch"`
+	Socket  string         `json:"socket,omitempty"` // the per-session socket, when asked for
+	Home    string         `json:"home"`             // the profile's HOME on the host
 }
 
 func (s *Server) handleSessionStart(w http.ResponseWriter, r *http.Request) {
 	var body struct {
 		Profile string `json:"profile"`
 		TTL     string `json:"ttl"`
+		// Socket asks for a per-session Unix socket that serves only this
+		// session's scope, for an agent in a sandbox with no network.
+		Socket bool `json:"socket"`
+		// BaseURL and Home are what the agent sees inside its sandbox
+		// (the forwarder's URL, its HOME path), for its launch templates.
+		BaseURL string `json:"base_url"`
+		Home    string `json:"home"`
 	}
 	if !decodeJSON(w, r, &body) {
 		return
@@ -271,15 +306,32 @@ func (s *Server) handleSessionStart(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	baseURL := "http://" + r.Host + "/proxy"
+	if body.BaseURL != "" {
+		baseURL = body.BaseURL
+	}
+	home := s.opts.Profiles.Home(sess.Profile.Alias)
+	if body.Home != "" {
+		home = body.Home
+	}
+	var socket string
+	if body.Socket {
+		socket, err = s.openSessionSocket(sess)
+		if err != nil {
+			s.endSession(r.Context(), sess.ID, "socket failed", audit.ActorDaemon)
+			s.log.Error("session socket", "session", sess.ID, "err", err)
+			writeError(w, http.StatusInternalServerError, "internal", "could not open the session socket: "+err.Error())
+			return
+		}
+	}
 	cat, err := profile.LoadCatalog(s.opts.CatalogDir)
 	var launch profile.Launch
 	if err == nil {
 		if a, err := cat.Agent(sess.Profile.Agent); err == nil {
-			launch = a.LaunchFor(sess.Profile, sess.Provider, baseURL, tok, s.opts.Profiles.Home(sess.Profile.Alias))
+			launch = a.LaunchFor(sess.Profile, sess.Provider, baseURL, tok, home)
 		}
 	}
 	w.Header().Set("Location", "/api/sessions/"+sess.ID)
-	writeJSON(w, http.StatusCreated, SessionStarted{SessionInfo: sess.info(), Token: tok, BaseURL: baseURL, Launch: launch})
+	writeJSON(w, http.StatusCreated, SessionStarted{SessionInfo: sess.info(), Token: tok, BaseURL: baseURL, Launch: launch, Socket: socket, Home: s.opts.Profiles.Home(sess.Profile.Alias)})
 }
 
 func (s *Server) handleSessionList(w http.ResponseWriter, r *http.Request) {
@@ -320,7 +372,15 @@ func (s *Server) handleSessionRevoke(w http.ResponseWriter, r *http.Request) {
 	if sess == nil {
 		return
 	}
-	if _, ok := s.endSession(r.Context(), sess.ID, "revoked", audit.ActorAdmin); !ok {
+	reason := "revoked"
+	if q := r.URL.Query(); q.Get("reason") == "exited" {
+		// The CLI ends a 'profiles run' session when its agent exits.
+		reason = "agent exited"
+		if code, err := strconv.Atoi(q.Get("exit_code")); err == nil {
+			reason = "agent exited with code " + strconv.Itoa(code)
+		}
+	}
+	if _, ok := s.endSession(r.Context(), sess.ID, reason, audit.ActorAdmin); !ok {
 		writeError(w, http.StatusNotFound, "not_found", "no live session "+sess.ID)
 		return
 	}

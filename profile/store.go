@@ -21,14 +21,19 @@ import (
 // alias. It holds no secret: the key is in the credential store under
 // <provider>/<alias>.
 type Profile struct {
-	Alias     string    `toml:"-" json:"alias"`
-	Agent     string    `toml:"agent" json:"agent"`
-	Provider  string    `toml:"provider" json:"provider"`
-	Model     string    `toml:"model,omitempty" json:"model,omitempty"`
-	Workspace string    `toml:"workspace,omitempty" json:"workspace,omitempty"`
-	Endpoint  string    `toml:"endpoint,omitempty" json:"endpoint,omitempty"`
-	Command   []string  `toml:"command,omitempty" json:"command,omitempty"`
-	Created   time.Time `toml:"created" json:"created"`
+	Alias     string   `toml:"-" json:"alias"`
+	Agent     string   `toml:"agent" json:"agent"`
+	Provider  string   `toml:"provider" json:"provider"`
+	Model     string   `toml:"model,omitempty" json:"model,omitempty"`
+	Workspace string   `toml:"workspace,omitempty" json:"workspace,omitempty"`
+	Endpoint  string   `toml:"endpoint,omitempty" json:"endpoint,omitempty"`
+	Command   []string `toml:"command,omitempty" json:"command,omitempty"`
+	// Sandbox settings for 'profiles run'.
+	Network        string    `toml:"network,omitempty" json:"network,omitempty"` // provider (default), none, host
+	ReadOnly       []string  `toml:"ro,omitempty" json:"ro,omitempty"`
+	ReadWrite      []string  `toml:"rw,omitempty" json:"rw,omitempty"`
+	AllowGitConfig bool      `toml:"allow_git_config,omitempty" json:"allow_git_config,omitempty"`
+	Created        time.Time `toml:"created" json:"created"`
 }
 
 // CredentialRef is where the profile's key lives.
@@ -92,6 +97,19 @@ func (p *Profile) Validate(c *Catalog) error {
 	if p.Workspace != "" {
 		if err := CheckWorkspace(p.Workspace); err != nil {
 			return err
+		}
+	}
+	switch p.Network {
+	case "", "provider", "none", "host":
+	default:
+		return fmt.Errorf("invalid network %q; accepted values: provider, none, host", p.Network)
+	}
+	for _, d := range append(append([]string{}, p.ReadOnly...), p.ReadWrite...) {
+		if strings.ContainsAny(d, "\x00\n\r") || strings.HasPrefix(d, "-") || !filepath.IsAbs(d) || filepath.Clean(d) != d {
+			return fmt.Errorf("invalid extra path %q: want a clean absolute path without newlines", d)
+		}
+		if _, err := os.Stat(d); err != nil {
+			return fmt.Errorf("extra path %s: %w", d, unwrapPath(err))
 		}
 	}
 	return nil

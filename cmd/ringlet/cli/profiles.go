@@ -40,7 +40,7 @@ only ever gets a session token, which the daemon swaps for the key.`,
   ringlet profiles inspect work --json
   ringlet profiles delete work --yes --purge-key`,
 	}
-	cmd.AddCommand(a.profilesCreateCmd(), a.profilesListCmd(), a.profilesInspectCmd(), a.profilesDeleteCmd(), a.profilesEnvCmd())
+	cmd.AddCommand(a.profilesCreateCmd(), a.profilesListCmd(), a.profilesInspectCmd(), a.profilesDeleteCmd(), a.profilesEnvCmd(), a.profilesRunCmd())
 	return cmd
 }
 
@@ -76,6 +76,13 @@ terminal; --skip-key creates the profile without one.`,
 					return err
 				}
 				req.Workspace = w
+			}
+			for _, list := range [][]string{req.ReadOnly, req.ReadWrite} {
+				for i, d := range list {
+					if abs, err := filepath.Abs(d); err == nil && !strings.ContainsAny(d, "\n\r") && !strings.HasPrefix(d, "-") {
+						list[i] = abs
+					}
+				}
 			}
 			c, err := a.ensureDaemon(cmd.Context())
 			if err != nil {
@@ -117,6 +124,10 @@ terminal; --skip-key creates the profile without one.`,
 	f.StringVar(&req.Endpoint, "endpoint", "", "a named endpoint of the provider instead of its base URL")
 	f.StringVar(&command, "command", "", "for the generic agent: the command to run (split on spaces)")
 	f.BoolVar(&skipKey, "skip-key", false, "do not ask for the key now")
+	f.StringVar(&req.Network, "network", "", "sandbox network for 'profiles run': provider (default: only Ringlet's proxy), none, or host (warned)")
+	f.StringSliceVar(&req.ReadOnly, "ro", nil, "extra path bound read-only into the sandbox (repeatable)")
+	f.StringSliceVar(&req.ReadWrite, "rw", nil, "extra path bound read-write into the sandbox (repeatable)")
+	f.BoolVar(&req.AllowGitConfig, "allow-git-config", false, "let the sandboxed agent write .git/hooks and .git/config")
 	cmd.RegisterFlagCompletionFunc("provider", a.completeProviders)
 	return cmd
 }

@@ -1,0 +1,359 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"sync"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/neullabs/ringlet/credentials"
+	"github.com/neullabs/ringlet/gateway"
+	"github.com/neullabs/ringlet/profile"
+	"github.com/neullabs/ringlet/sandbox"
+)
+
+func (a *app) profilesRunCmd() *cobra.Command {
+	var noSandbox bool
+	cmd := &cobra.Command{
+		Use:   "run ALIAS [-- AGENT-ARGS...]",
+		Short: "Run the profile's agent in the sandbox, attached to this terminal",
+		Long: `Start a session and run the profile's agent inside the sandbox (bubblewrap on
+Linux), attached to this terminal; return the agent's exit code; end the
+session however the agent exits.
+
+The agent sees a constructed filesystem: the system read-only, empty /home,
+/root, /tmp and /run, its profile's HOME at your home path, and the
+workspace (the profile's, or the current directory) read-write, with
+.git/hooks and .git/config read-only unless the profile allows them. With
+the default network (provider) it has no network at all except a forwarder
+on 127.0.0.1:8765 inside the sandbox to this session's socket: the provider
+proxy with the real key added by the daemon, and hook checks.
+
+If bubblewrap is missing or cannot create a sandbox here, run refuses and
+says how to fix it. --no-sandbox is an explicit, warned and audited opt-out.`,
+		Example: `  ringlet profiles run work
+  ringlet profiles run work -- -p "fix the failing test"
+  ringlet profiles run bot --no-sandbox`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := credentials.ValidateName("profile", args[0]); err != nil {
+				return usageError{err}
+			}
+			code, err := a.runProfile(cmd.Context(), args[0], args[1:], noSandbox)
+			if err != nil {
+				return err
+			}
+			if code != 0 {
+				return exitCode(code)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&noSandbox, "no-sandbox", false, "run the agent WITHOUT a sandbox, with your privileges (warned and audited)")
+	return cmd
+}
+
+// runProfile runs an agent and returns its exit code.
+func (a *app) runProfile(ctx context.Context, alias string, extra []string, noSandbox bool) (int, error) {
+	var bwrap string
+	if !noSandbox {
+		var err error
+		if bwrap, err = sandbox.Find(); err != nil {
+			return 0, err
+		}
+		if runtime.GOOS == "linux" {
+			if err := sandbox.Check(bwrap); err != nil {
+				return 0, err
+			}
+		}
+	}
+	c, err := a.ensureDaemon(ctx)
+	if err != nil {
+		return 0, err
+	}
+	var view gateway.ProfileView
+	if err := c.Do(ctx, "GET", "/api/profiles/"+alias, nil, &view); err != nil {
+		return 0, err
+	}
+	cat, err := profile.LoadCatalog(a.paths.ConfigDir)
+	if err != nil {
+		return 0, err
+	}
+	agent, err := cat.Agent(view.Agent)
+	if err != nil {
+		return 0, err
+	}
+	command := agent.Command
+	if len(view.Command) > 0 {
+		command = view.Command
+	}
+	if len(command) == 0 {
+		return 0, fmt.Errorf("profile %s has no command to run", alias)
+	}
+	program, err := exec.LookPath(command[0])
+	if err != nil {
+		return 0, fmt.Errorf("cannot find the agent's program %q on PATH: install it first", command[0])
+	}
+	program, _ = filepath.Abs(program)
+	workspace := view.Workspace
+	if workspace == "" {
+		if workspace, err = os.Getwd(); err != nil {
+			return 0, err
+		}
+	}
+	if err := sandbox.CheckPath("workspace", workspace); err != nil {
+		return 0, usageError{err}
+	}
+	homePath := a.getenv("HOME")
+	if sandbox.CheckPath("home", homePath) != nil {
+		homePath = "/home/ringlet"
+	}
+	network := view.Network
+	if network == "" {
+		network = sandbox.NetProvider
+	}
+	if noSandbox {
+		network = sandbox.NetHost
+		fmt.Fprintf(a.stdio.Err, "ringlet: warning: running %s WITHOUT a sandbox: it can read and write everything you can\n", alias)
+	} else if network == sandbox.NetHost {
+		fmt.Fprintf(a.stdio.Err, "ringlet: warning: profile %s uses network = host: the agent shares your network, localhost included\n", alias)
+	}
+
+	req := map[string]any{"profile": alias}
+	if !noSandbox {
+		req["home"] = homePath
+		if network == sandbox.NetProvider {
+			req["socket"] = true
+			req["base_url"] = fmt.Sprintf("http://127.0.0.1:%d/proxy", sandbox.ForwarderPort)
+		}
+	}
+	var st gateway.SessionStarted
+	if err := c.Do(ctx, "POST", "/api/sessions", req, &st); err != nil {
+		return 0, err
+	}
+	exit := -1
+	defer func() {
+		ectx := context.WithoutCancel(ctx)
+		path := "/api/sessions/" + st.ID + "?reason=exited&exit_code=" + strconv.Itoa(exit)
+		if err := c.Do(ectx, "DELETE", path, nil, nil); err != nil {
+			fmt.Fprintf(a.stdio.Err, "ringlet: could not end session %s: %v\n", st.ID, err)
+		}
+	}()
+
+	env := []string{"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=" + homePath, "LANG=" + orDefault(a.getenv("LANG"), "C.UTF-8")}
+	if t := a.getenv("TERM"); t != "" {
+		env = append(env, "TERM="+t)
+	}
+	for _, e := range st.Launch.Env {
+		env = append(env, e.Name+"="+e.Value)
+	}
+	argv := append(append([]string{program}, st.Launch.Args...), extra...)
+
+	if noSandbox {
+		summary := map[string]any{"sandbox": false, "command": program, "workspace": workspace}
+		if err := c.Do(ctx, "POST", "/api/sessions/"+st.ID+"/launch", summary, nil); err != nil {
+			return 0, err
+		}
+		unsafeEnv := append(env[:0:0], env...)
+		unsafeEnv[1] = "HOME=" + st.Home
+		exit, err = a.runAttached(ctx, argv, unsafeEnv, workspace)
+		return exit, err
+	}
+
+	runtimeDirs, err := sandbox.RuntimeDirs(program)
+	if err != nil {
+		return 0, err
+	}
+	ringlet, err := os.Executable()
+	if err != nil {
+		return 0, err
+	}
+	pol := &sandbox.Policy{
+		Workspace: workspace, Home: st.Home, HomePath: homePath, Command: argv, Env: env,
+		ReadOnly: view.ReadOnly, ReadWrite: view.ReadWrite, Network: network, Socket: st.Socket, Ringlet: ringlet,
+		AllowGitConfig: view.AllowGitConfig, Runtime: runtimeDirs,
+	}
+	bargs, err := pol.Args(bwrap)
+	if err != nil {
+		return 0, usageError{err}
+	}
+	summary := pol.Summary()
+	summary["sandbox"] = true
+	if err := c.Do(ctx, "POST", "/api/sessions/"+st.ID+"/launch", summary, nil); err != nil {
+		return 0, err
+	}
+	exit, err = a.runAttached(ctx, bargs, nil, "")
+	return exit, err
+}
+
+func orDefault(v, d string) string {
+	if v == "" {
+		return d
+	}
+	return v
+}
+
+// runAttached runs argv on this terminal, forwarding SIGINT, SIGTERM and
+// SIGHUP, and returns its exit code.
+func (a *app) runAttached(ctx context.Context, argv, env []string, dir string) (int, error) {
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = env
+	if env == nil {
+		cmd.Env = []string{}
+	}
+	cmd.Dir = dir
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = a.stdio.In, a.stdio.Out, a.stdio.Err
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+	if err := cmd.Start(); err != nil {
+		return 0, fmt.Errorf("start the agent: %w", err)
+	}
+	done := make(chan struct{})
+	var fwd sync.WaitGroup
+	fwd.Go(func() {
+		for {
+			select {
+			case s := <-sigs:
+				cmd.Process.Signal(s)
+			case <-done:
+				return
+			}
+		}
+	})
+	err := cmd.Wait()
+	close(done)
+	fwd.Wait()
+	var exitErr *exec.ExitError
+	if errors.As(err, &exitErr) {
+		if ws, ok := exitErr.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return 128 + int(ws.Signal()), nil
+		}
+		return exitErr.ExitCode(), nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	return 0, nil
+}
+
+func (a *app) sandboxCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "sandbox",
+		Short: "Check the sandbox, and the forwarder that runs inside it",
+	}
+	var port int
+	var socket string
+	fwd := &cobra.Command{
+		Use:    "forward --socket PATH --port N -- COMMAND [ARGS...]",
+		Short:  "Inside a sandbox: forward 127.0.0.1:N to the session socket and run COMMAND",
+		Hidden: true,
+		Args:   cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			code, err := forwardAndRun(cmd.Context(), socket, port, args, a.stdio)
+			if err != nil {
+				return err
+			}
+			if code != 0 {
+				return exitCode(code)
+			}
+			return nil
+		},
+	}
+	fwd.Flags().StringVar(&socket, "socket", sandbox.InsideSocket, "the session socket")
+	fwd.Flags().IntVar(&port, "port", sandbox.ForwarderPort, "the port to listen on, on 127.0.0.1")
+	cmd.AddCommand(fwd, a.sandboxCheckCmd())
+	return cmd
+}
+
+// forwardAndRun listens on 127.0.0.1:port inside the sandbox's network
+// namespace, relays each connection to the session socket byte for byte,
+// and runs the agent as its child, returning its exit code.
+func forwardAndRun(ctx context.Context, socket string, port int, argv []string, stdio Stdio) (int, error) {
+	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+	if err != nil {
+		return 0, fmt.Errorf("sandbox forwarder: %w", err)
+	}
+	defer ln.Close()
+	var conns sync.WaitGroup
+	conns.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns.Go(func() { relay(c, socket) })
+		}
+	})
+	path, err := exec.LookPath(argv[0])
+	if err != nil {
+		ln.Close()
+		return 127, fmt.Errorf("cannot run %s inside the sandbox: %w", argv[0], err)
+	}
+	cmd := exec.Command(path, argv[1:]...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdio.In, stdio.Out, stdio.Err
+	cmd.Env = os.Environ()
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+	if err := cmd.Start(); err != nil {
+		ln.Close()
+		return 127, err
+	}
+	done := make(chan struct{})
+	var fwd sync.WaitGroup
+	fwd.Go(func() {
+		for {
+			select {
+			case s := <-sigs:
+				cmd.Process.Signal(s)
+			case <-done:
+				return
+			}
+		}
+	})
+	err = cmd.Wait()
+	close(done)
+	fwd.Wait()
+	ln.Close()
+	var exitErr *exec.ExitError
+	if errors.As(err, &exitErr) {
+		if ws, ok := exitErr.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return 128 + int(ws.Signal()), nil
+		}
+		return exitErr.ExitCode(), nil
+	}
+	return 0, err
+}
+
+func relay(c net.Conn, socket string) {
+	defer c.Close()
+	u, err := net.Dial("unix", socket)
+	if err != nil {
+		return
+	}
+	defer u.Close()
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		io.Copy(u, c)
+		if uc, ok := u.(*net.UnixConn); ok {
+			uc.CloseWrite()
+		}
+	})
+	io.Copy(c, u)
+	if tc, ok := c.(*net.TCPConn); ok {
+		tc.CloseWrite()
+	}
+	wg.Wait()
+}

@@ -1,0 +1,140 @@
+package cli
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/neullabs/ringlet/sandbox"
+)
+
+// probe is one escape attempt run inside a throwaway sandbox; it passes
+// when the shell snippet exits 0 (each snippet exits 0 only when the
+// escape failed).
+type probe struct {
+	name, script string
+	// hostCheck, when set, must also hold on the host after the run.
+	hostCheck func() bool
+}
+
+func sandboxProbes(hostHome, configDir, daemonPort string) []probe {
+	ps := []probe{
+		{name: "host home is not visible", script: fmt.Sprintf(`! ls -A %q/.ssh >/dev/null 2>&1 && ! test -e %q/.bash_history`, hostHome, hostHome)},
+		{name: "Ringlet's config dir (token, keys) is not visible", script: fmt.Sprintf(`! test -e %q`, configDir)},
+		{name: "system dirs are read-only", script: `! touch /usr/.ringlet-probe 2>/dev/null && ! touch /etc/.ringlet-probe 2>/dev/null`},
+		{name: "writes outside the workspace never reach the host", script: `for d in / /var /opt /home /root /tmp; do touch "$d/.ringlet-probe-escape" 2>/dev/null; done; true`,
+			hostCheck: func() bool {
+				for _, d := range []string{"/", "/var", "/opt", "/home", "/root", "/tmp", hostHome} {
+					if _, err := os.Lstat(filepath.Join(d, ".ringlet-probe-escape")); err == nil {
+						return false
+					}
+				}
+				return true
+			}},
+		{name: "no capabilities", script: `grep -q '^CapEff:[[:space:]]*0*$' /proc/self/status`},
+		{name: "no new privileges", script: `grep -q '^NoNewPrivs:[[:space:]]*1$' /proc/self/status`},
+		{name: "host processes are not visible", script: `test "$(ls /proc | grep -c '^[0-9]')" -lt 10`},
+		{name: "no host sockets", script: `! find / -xdev -type s 2>/dev/null | grep -q .`},
+	}
+	if daemonPort != "" {
+		ps = append(ps, probe{name: "the daemon's TCP port is unreachable", script: fmt.Sprintf(`! (exec 3<>/dev/tcp/127.0.0.1/%s) 2>/dev/null`, daemonPort)})
+	}
+	return ps
+}
+
+func (a *app) sandboxCheckCmd() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "check",
+		Short: "Show whether the sandbox works here, and run escape probes in a throwaway sandbox",
+		Long: `Check that bubblewrap is installed and can create a sandbox on this machine
+(saying how to fix it when not), then run escape probes inside a throwaway
+sandbox built like an agent's (empty HOME and workspace, no network) and
+print a pass/fail table. Exits 1 if the sandbox does not work or any probe
+fails.`,
+		Example: "  ringlet sandbox check",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if runtime.GOOS != "linux" {
+				return fmt.Errorf("sandbox check runs its probes on Linux only")
+			}
+			bwrap, err := sandbox.Find()
+			if err != nil {
+				return err
+			}
+			if err := sandbox.Check(bwrap); err != nil {
+				return err
+			}
+			tmp, err := os.MkdirTemp("", "ringlet-check-")
+			if err != nil {
+				return err
+			}
+			defer os.RemoveAll(tmp)
+			ws, home := filepath.Join(tmp, "ws"), filepath.Join(tmp, "home")
+			for _, d := range []string{ws, home} {
+				if err := os.Mkdir(d, 0o700); err != nil {
+					return err
+				}
+			}
+			hostHome := a.getenv("HOME")
+			port := ""
+			if st, ok := readState(a.paths); ok && processAlive(st.PID) {
+				if i := strings.LastIndex(st.Listen, ":"); i >= 0 {
+					port = st.Listen[i+1:]
+				}
+			}
+			type result struct {
+				Probe  string `json:"probe"`
+				Passed bool   `json:"passed"`
+			}
+			var results []result
+			failed := 0
+			for _, p := range sandboxProbes(hostHome, a.paths.ConfigDir, port) {
+				pol := &sandbox.Policy{Workspace: ws, Home: home, HomePath: "/home/probe", Command: []string{"/bin/bash", "-c", p.script},
+					Env: []string{"PATH=/usr/bin:/bin", "HOME=/home/probe"}, Network: sandbox.NetNone}
+				argv, err := pol.Args(bwrap)
+				if err != nil {
+					return err
+				}
+				var out bytes.Buffer
+				c := exec.Command(argv[0], argv[1:]...)
+				c.Stdout, c.Stderr = &out, &out
+				ok := c.Run() == nil
+				if ok && p.hostCheck != nil {
+					ok = p.hostCheck()
+				}
+				if !ok {
+					failed++
+				}
+				results = append(results, result{p.name, ok})
+			}
+			if asJSON {
+				writeJSONOut(a.stdio.Out, map[string]any{"bwrap": bwrap, "probes": results})
+			} else {
+				fmt.Fprintf(a.stdio.Out, "sandbox: %s works here\n", bwrap)
+				t := newTable(a.stdio.Out)
+				t.row("RESULT", "PROBE")
+				for _, r := range results {
+					res := "PASS"
+					if !r.Passed {
+						res = "FAIL"
+					}
+					t.row(res, r.Probe)
+				}
+				t.flush()
+			}
+			if failed > 0 {
+				return fmt.Errorf("%d sandbox probe(s) failed", failed)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}

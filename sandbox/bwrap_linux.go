@@ -1,0 +1,119 @@
+package sandbox
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// Args returns the bubblewrap command line for the policy: bwrap, its
+// options, "--", then the command. What the child sees is built, not
+// inherited: read-only system dirs, empty tmpfs over /home, /root, /tmp,
+// /run and /var/tmp, the profile's HOME and the workspace read-write, and
+// nothing else of the host. It never binds $XDG_RUNTIME_DIR, D-Bus, SSH or
+// GPG agent sockets, docker.sock, X11 or Ringlet's own config dir.
+func (p *Policy) Args(bwrap string) ([]string, error) {
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	a := []string{bwrap,
+		"--die-with-parent", "--new-session", "--unshare-all", "--cap-drop", "ALL", "--clearenv"}
+	if p.Network == NetHost {
+		a = append(a, "--share-net")
+	}
+	for _, d := range systemDirs {
+		fi, err := os.Lstat(d)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			continue
+		case err != nil:
+			return nil, err
+		case fi.Mode()&fs.ModeSymlink != 0:
+			// Merged /usr: /bin -> usr/bin and the like.
+			target, err := os.Readlink(d)
+			if err != nil {
+				return nil, err
+			}
+			a = append(a, "--symlink", target, d)
+		default:
+			a = append(a, "--ro-bind", d, d)
+		}
+	}
+	for _, d := range tmpfsDirs {
+		a = append(a, "--tmpfs", d)
+	}
+	a = append(a, "--proc", "/proc", "--dev", "/dev")
+	for _, d := range p.Runtime {
+		a = append(a, "--ro-bind", d, d)
+	}
+	for _, d := range p.ReadOnly {
+		a = append(a, "--ro-bind", d, d)
+	}
+	a = append(a, "--bind", p.Home, p.HomePath)
+	a = append(a, "--bind", p.Workspace, p.Workspace)
+	for _, d := range p.ReadWrite {
+		a = append(a, "--bind", d, d)
+	}
+	if !p.AllowGitConfig {
+		// Code the agent runs must not plant something that later runs
+		// on the host: git hooks and config (core.fsmonitor, aliases).
+		for _, g := range []string{".git/hooks", ".git/config"} {
+			path := filepath.Join(p.Workspace, g)
+			if _, err := os.Lstat(path); err == nil {
+				a = append(a, "--ro-bind", path, path)
+			}
+		}
+	}
+	if p.Network == NetProvider {
+		a = append(a, "--dir", InsideDir,
+			"--ro-bind", p.Ringlet, InsideBinary,
+			"--bind", p.Socket, InsideSocket)
+	}
+	for _, kv := range p.Env {
+		k, v, _ := strings.Cut(kv, "=")
+		a = append(a, "--setenv", k, v)
+	}
+	a = append(a, "--chdir", p.Workspace, "--")
+	if p.Network == NetProvider {
+		// The ringlet binary runs first inside, as the forwarder from
+		// 127.0.0.1:ForwarderPort to the session socket, and then runs
+		// the agent as its child.
+		a = append(a, InsideBinary, "sandbox", "forward", "--socket", InsideSocket, "--port", strconv.Itoa(ForwarderPort), "--")
+	}
+	return append(a, p.Command...), nil
+}
+
+// Find returns the bubblewrap binary, or an error that says how to
+// install it.
+func Find() (string, error) {
+	p, err := exec.LookPath("bwrap")
+	if err != nil {
+		return "", errors.New("bubblewrap (bwrap) is not installed; install it (Debian/Ubuntu: sudo apt-get install bubblewrap; Fedora: sudo dnf install bubblewrap) — Ringlet never runs an agent unsandboxed unless you pass --no-sandbox")
+	}
+	return p, nil
+}
+
+// Check runs a trivial command in a sandbox to see whether this machine
+// allows it, and explains how to fix it when not.
+func Check(bwrap string) error {
+	cmd := exec.Command(bwrap, "--die-with-parent", "--unshare-all", "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev", "--", "/bin/true")
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		return nil
+	}
+	msg := strings.TrimSpace(string(out))
+	hint := ""
+	if v, rerr := os.ReadFile("/proc/sys/kernel/apparmor_restrict_unprivileged_userns"); rerr == nil && strings.TrimSpace(string(v)) == "1" {
+		hint = "; Ubuntu's AppArmor blocks unprivileged user namespaces (kernel.apparmor_restrict_unprivileged_userns=1): allow bwrap with an AppArmor profile, or run: sudo sysctl kernel.apparmor_restrict_unprivileged_userns=0"
+	} else if v, rerr := os.ReadFile("/proc/sys/kernel/unprivileged_userns_clone"); rerr == nil && strings.TrimSpace(string(v)) == "0" {
+		hint = "; unprivileged user namespaces are disabled: sudo sysctl kernel.unprivileged_userns_clone=1"
+	} else if v, rerr := os.ReadFile("/proc/sys/user/max_user_namespaces"); rerr == nil && strings.TrimSpace(string(v)) == "0" {
+		hint = "; user namespaces are disabled: sudo sysctl user.max_user_namespaces=15000"
+	}
+	return fmt.Errorf("bubblewrap cannot create a sandbox here (%s)%s", msg, hint)
+}

@@ -1,0 +1,33 @@
+//go:build darwin
+
+package sandbox
+
+import (
+	"errors"
+	"os/exec"
+)
+
+// Args returns the sandbox-exec command line on macOS. The agent reaches
+// Ringlet through a per-session listener on localhost (there are no
+// network namespaces), which the profile allows and nothing else.
+func (p *Policy) Args(sandboxExec string) ([]string, error) {
+	prof, err := p.SBPL(ForwarderPort)
+	if err != nil {
+		return nil, err
+	}
+	return append([]string{sandboxExec, "-p", prof, "--"}, p.Command...), nil
+}
+
+// Find returns sandbox-exec.
+func Find() (string, error) {
+	p, err := exec.LookPath("sandbox-exec")
+	if err != nil {
+		return "", errors.New("sandbox-exec is missing; it ships with macOS at /usr/bin/sandbox-exec")
+	}
+	return p, nil
+}
+
+// Check runs /usr/bin/true under a deny-default profile.
+func Check(sandboxExec string) error {
+	return exec.Command(sandboxExec, "-p", "(version 1)(allow default)", "/usr/bin/true").Run()
+}

@@ -1,0 +1,16 @@
+//go:build !linux && !darwin
+
+package sandbox
+
+import "errors"
+
+var errUnsupported = errors.New("Ringlet's sandbox supports Linux (bubblewrap) and macOS (sandbox-exec) only")
+
+// Args is not available on this platform.
+func (p *Policy) Args(string) ([]string, error) { return nil, errUnsupported }
+
+// Find is not available on this platform.
+func Find() (string, error) { return "", errUnsupported }
+
+// Check is not available on this platform.
+func Check(string) error { return errUnsupported }

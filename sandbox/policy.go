@@ -1,0 +1,191 @@
+// Package sandbox builds the native sandbox an agent runs in: bubblewrap
+// on Linux, sandbox-exec on macOS. The policy is data (what is bound
+// where, which network the agent gets); the platform file turns it into a
+// command line.
+package sandbox
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// Network modes.
+const (
+	// NetProvider: a fresh network namespace with loopback only; the
+	// agent reaches Ringlet's session socket through a forwarder on
+	// 127.0.0.1 inside the sandbox, and nothing else.
+	NetProvider = "provider"
+	// NetNone: loopback only, no way out at all.
+	NetNone = "none"
+	// NetHost: the host's network (an explicit, warned opt-in).
+	NetHost = "host"
+)
+
+// Paths inside the sandbox.
+const (
+	InsideDir    = "/run/ringlet"
+	InsideSocket = InsideDir + "/session.sock"
+	InsideBinary = InsideDir + "/ringlet"
+	// ForwarderPort is where the forwarder listens inside the sandbox's
+	// own network namespace.
+	ForwarderPort = 8765
+)
+
+// Policy describes one sandboxed run.
+type Policy struct {
+	Workspace      string   `json:"workspace"` // bound read-write, the working directory
+	Home           string   `json:"home"`      // the profile's HOME on the host
+	HomePath       string   `json:"home_path"` // where HOME appears inside
+	Command        []string `json:"command"`   // absolute program path, then args
+	Env            []string `json:"-"`         // KEY=VALUE, the whole environment
+	ReadOnly       []string `json:"ro,omitempty"`
+	ReadWrite      []string `json:"rw,omitempty"`
+	Network        string   `json:"network"`
+	Socket         string   `json:"-"` // the session socket on the host (NetProvider)
+	Ringlet        string   `json:"-"` // the ringlet binary on the host (NetProvider)
+	AllowGitConfig bool     `json:"allow_git_config,omitempty"`
+	// Runtime lists directories outside the system dirs that the program
+	// needs (its own install dir, a Node prefix), bound read-only.
+	Runtime []string `json:"runtime,omitempty"`
+}
+
+// systemDirs are bound read-only from the host.
+var systemDirs = []string{"/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/opt"}
+
+// tmpfsDirs hide the host's content under empty, private filesystems.
+var tmpfsDirs = []string{"/home", "/root", "/tmp", "/run", "/var/tmp"}
+
+// CheckPath refuses paths that could be mistaken for options or break the
+// argument list: they must be clean, absolute, and free of newlines.
+func CheckPath(what, p string) error {
+	switch {
+	case p == "":
+		return fmt.Errorf("%s is empty", what)
+	case strings.ContainsAny(p, "\x00\n\r"):
+		return fmt.Errorf("%s %q contains a newline or NUL", what, p)
+	case strings.HasPrefix(p, "-"):
+		return fmt.Errorf("%s %q starts with '-'", what, p)
+	case !filepath.IsAbs(p):
+		return fmt.Errorf("%s %q is not an absolute path", what, p)
+	case filepath.Clean(p) != p:
+		return fmt.Errorf("%s %q is not a clean path", what, p)
+	}
+	return nil
+}
+
+// Validate checks the policy before anything is started.
+func (p *Policy) Validate() error {
+	var errs []error
+	errs = append(errs, CheckPath("workspace", p.Workspace), CheckPath("profile HOME", p.Home), CheckPath("home path", p.HomePath))
+	if p.Workspace != "" && CheckPath("workspace", p.Workspace) == nil {
+		real, err := filepath.EvalSymlinks(p.Workspace)
+		switch {
+		case err != nil:
+			errs = append(errs, fmt.Errorf("workspace %s: %w", p.Workspace, err))
+		case real == "/":
+			errs = append(errs, fmt.Errorf("workspace %s resolves to /; choose a project directory", p.Workspace))
+		default:
+			if fi, err := os.Stat(real); err != nil || !fi.IsDir() {
+				errs = append(errs, fmt.Errorf("workspace %s is not a directory", p.Workspace))
+			}
+		}
+	}
+	if len(p.Command) == 0 {
+		errs = append(errs, errors.New("no command to run"))
+	} else {
+		errs = append(errs, CheckPath("command", p.Command[0]))
+	}
+	for _, d := range append(append(append([]string{}, p.ReadOnly...), p.ReadWrite...), p.Runtime...) {
+		errs = append(errs, CheckPath("extra path", d))
+	}
+	switch p.Network {
+	case NetProvider:
+		errs = append(errs, CheckPath("session socket", p.Socket), CheckPath("ringlet binary", p.Ringlet))
+	case NetNone, NetHost:
+	default:
+		errs = append(errs, fmt.Errorf("network %q; accepted values: provider, none, host", p.Network))
+	}
+	for _, kv := range p.Env {
+		if !strings.Contains(kv, "=") || strings.ContainsRune(kv, 0) {
+			errs = append(errs, fmt.Errorf("invalid environment entry"))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Summary is what the audit records of a policy: paths and modes, never
+// the environment (it holds the session token).
+func (p *Policy) Summary() map[string]any {
+	envNames := make([]string, 0, len(p.Env))
+	for _, kv := range p.Env {
+		k, _, _ := strings.Cut(kv, "=")
+		envNames = append(envNames, k)
+	}
+	sort.Strings(envNames)
+	return map[string]any{
+		"workspace": p.Workspace, "home": p.HomePath, "network": p.Network,
+		"ro": p.ReadOnly, "rw": p.ReadWrite, "runtime": p.Runtime,
+		"git_config_writable": p.AllowGitConfig, "command": p.Command[0], "env": envNames,
+	}
+}
+
+// RuntimeDirs returns the directories to bind so that program (an
+// absolute path) can run: the directory of its resolved target when that
+// lies outside the system dirs (an npm-installed CLI, a binary in
+// ~/.local/bin).
+func RuntimeDirs(program string) ([]string, error) {
+	var out []string
+	add := func(p string) {
+		d := filepath.Dir(p)
+		if !underSystem(d) {
+			out = append(out, d)
+		}
+	}
+	add(program)
+	real, err := filepath.EvalSymlinks(program)
+	if err != nil {
+		return nil, err
+	}
+	if real != program {
+		add(real)
+		// npm installs a bin symlink to a script inside a package; the
+		// package root (where package.json is) holds what it loads.
+		if root := packageRoot(real); root != "" && !underSystem(root) {
+			out = append(out, root)
+		}
+	}
+	sort.Strings(out)
+	return dedupe(out), nil
+}
+
+func packageRoot(p string) string {
+	for d := filepath.Dir(p); d != "/" && d != "."; d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, "package.json")); err == nil {
+			return d
+		}
+	}
+	return ""
+}
+
+func underSystem(p string) bool {
+	for _, s := range systemDirs {
+		if p == s || strings.HasPrefix(p, s+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+func dedupe(s []string) []string {
+	var out []string
+	for i, v := range s {
+		if i == 0 || v != s[i-1] {
+			out = append(out, v)
+		}
+	}
+	return out
+}
