@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -34,7 +35,9 @@ func CleanProxyPath(escaped string) (string, error) {
 		return "", errors.New("no API path after /proxy")
 	}
 	lower := strings.ToLower(escaped)
-	for _, bad := range []string{"%2f", "%5c", "%2e", "%00", "%40", "\\", "//", "@", "%25"} {
+	// A raw '?' or '#' never reaches here from a request path, and joined
+	// to the base it would cut "/..#" down to a dot segment.
+	for _, bad := range []string{"%2f", "%5c", "%2e", "%00", "%40", "\\", "//", "@", "%25", "?", "#"} {
 		if strings.Contains(lower, bad) {
 			return "", fmt.Errorf("the path may not contain %q", bad)
 		}
@@ -116,7 +119,10 @@ func (s *Server) newReverseProxy() *httputil.ReverseProxy {
 		FlushInterval:  0, // text/event-stream is flushed per write by ReverseProxy itself
 		ModifyResponse: s.modifyResponse,
 		ErrorHandler:   s.proxyError,
-		ErrorLog:       nil,
+		// Without it, ReverseProxy writes its errors (an upstream body
+		// that breaks off) with the standard logger, past the daemon's
+		// log and its level.
+		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 }
 

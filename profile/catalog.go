@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -178,7 +179,7 @@ func ParseBaseURL(s string) (*url.URL, error) {
 	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
 		return nil, fmt.Errorf("base URL %q: want https://host[/path]", s)
 	}
-	if u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" {
+	if u.User != nil || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || u.Opaque != "" {
 		return nil, fmt.Errorf("base URL %q: no user info, query or fragment allowed", s)
 	}
 	if strings.Contains(u.Path, "..") || strings.Contains(u.Path, "//") || strings.Contains(s, "\\") {
@@ -195,7 +196,9 @@ func isLoopbackHost(h string) bool {
 	if h == "localhost" {
 		return true
 	}
-	return strings.HasPrefix(h, "127.") || h == "::1"
+	// Parsed, not matched by prefix: "127.example.com" is a DNS name.
+	ip, err := netip.ParseAddr(h)
+	return err == nil && ip.IsLoopback()
 }
 
 // Validate checks an agent definition.
@@ -270,7 +273,8 @@ func (c *Catalog) AddProvider(p Provider) error {
 	u, _ := ParseBaseURL(p.BaseURL)
 	p.BaseURL = u.String()
 	f.Providers[p.ID] = p
-	data, err := toml.Marshal(catalogFile{Providers: f.Providers})
+	// Agents defined in providers.toml are kept, not dropped.
+	data, err := toml.Marshal(f)
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 package provider
 
 import (
+	"bytes"
 	_ "embed"
 	"errors"
 	"fmt"
@@ -85,8 +86,11 @@ func LoadPrices(dir string) (Prices, error) {
 	if err != nil {
 		return nil, err
 	}
+	// A misspelt key would otherwise price those tokens at zero.
 	var f priceFile
-	if err := toml.Unmarshal(data, &f); err != nil {
+	dec := toml.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&f); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	for k, v := range f.Models {
