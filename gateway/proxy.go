@@ -179,6 +179,8 @@ func (s *Server) modifyResponse(resp *http.Response) error {
 }
 
 // meteredBody is the upstream response body as the client receives it.
+var readBufs = sync.Pool{New: func() any { return new([32 << 10]byte) }}
+
 type meteredBody struct {
 	rc    io.ReadCloser
 	st    *proxyState
@@ -186,7 +188,7 @@ type meteredBody struct {
 	meter *provider.Meter
 	red   *provider.Redactor
 	out   []byte
-	buf   [32 << 10]byte
+	buf   *[32 << 10]byte // from readBufs; returned on Close
 	eof   bool
 	idle  time.Duration
 	timer *time.Timer
@@ -205,13 +207,18 @@ func (b *meteredBody) Read(p []byte) (int, error) {
 				b.timer.Reset(b.idle)
 			}
 		}
+		if b.buf == nil {
+			b.buf = readBufs.Get().(*[32 << 10]byte)
+		}
 		n, err := b.rc.Read(b.buf[:])
 		if n > 0 {
 			if b.st.ttfb == 0 {
 				b.st.ttfb = time.Since(b.st.start)
 			}
 			b.meter.Write(b.buf[:n])
-			b.out = b.red.Process(b.buf[:n])
+			// Process may return a slice of buf itself; copy out what is
+			// left so buf can go back to the pool.
+			b.out = append(b.out[:0], b.red.Process(b.buf[:n])...)
 		}
 		if err == io.EOF {
 			b.eof = true
@@ -232,6 +239,10 @@ func (b *meteredBody) Close() error {
 		b.timer.Stop()
 	}
 	err := b.rc.Close()
+	if b.buf != nil {
+		readBufs.Put(b.buf)
+		b.buf = nil
+	}
 	if !b.eof {
 		b.finish(errors.New("the client went away before the end of the answer"))
 	}
