@@ -109,3 +109,37 @@ func UsageReport(ctx context.Context, path string, f Filter, by string, cost Cos
 	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
 	return out, nil
 }
+
+// OpenSessions returns the session.start records that have no session.end:
+// sessions a daemon lost when it stopped without ending them (a crash, a
+// kill -9). The daemon ends them in the log when it starts again.
+func OpenSessions(ctx context.Context, path string) ([]Record, error) {
+	db, err := OpenReader(path)
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	stmt, _, err := db.Prepare(`SELECT ` + selectCols + ` FROM records WHERE kind = ? AND session != ''
+		AND session NOT IN (SELECT session FROM records WHERE kind = ?) ORDER BY seq`)
+	if err != nil {
+		return nil, fmt.Errorf("find open sessions: %w", describe(err))
+	}
+	defer stmt.Close()
+	if err := stmt.BindText(1, KindSessionStart); err != nil {
+		return nil, err
+	}
+	if err := stmt.BindText(2, KindSessionEnd); err != nil {
+		return nil, err
+	}
+	var out []Record
+	for stmt.Step() {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		out = append(out, scan(stmt))
+	}
+	if err := stmt.Err(); err != nil {
+		return nil, fmt.Errorf("find open sessions: %w", describe(err))
+	}
+	return out, nil
+}

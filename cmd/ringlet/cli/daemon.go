@@ -244,6 +244,22 @@ func (a *app) runDaemon(ctx context.Context, f daemonFlags, listenExplicit bool)
 		if err != nil {
 			return fmt.Errorf("refusing to start: %w", err)
 		}
+		// Sessions live in the daemon's memory: any that a previous daemon
+		// did not end (it crashed or was killed) are over now, and the log
+		// says so.
+		lost, err := audit.OpenSessions(ctx, auditPath)
+		if err != nil {
+			return fmt.Errorf("refusing to start: %w", err)
+		}
+		for _, r := range lost {
+			if _, err := auditor.Append(ctx, audit.Record{Kind: audit.KindSessionEnd, Profile: r.Profile, Session: r.Session, Actor: audit.ActorDaemon, Decision: audit.Allow,
+				Detail: audit.DetailJSON(map[string]any{"reason": "lost: the daemon that ran it stopped without ending it", "started_seq": r.Seq})}); err != nil {
+				return fmt.Errorf("refusing to start: %w", err)
+			}
+		}
+		if len(lost) > 0 {
+			logger.Warn("ended sessions lost by the previous daemon", "count", len(lost))
+		}
 	}
 	logger.Info("daemon listening", "addr", state.Listen, "pid", state.PID, "version", state.Version, "stay_alive", f.stayAlive, "idle_timeout", idle.String())
 	if ready != nil {
