@@ -6,7 +6,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X $(PKG)/version.Version=$(VERSION)
 BIN     := bin/ringlet
 
-.PHONY: all build run test deps check bench fuzz clean
+.PHONY: all build run test deps node-deps check bench fuzz clean
 
 all: build
 
@@ -21,12 +21,17 @@ run: build
 deps:
 	@.ci/deps
 
+# The npm packages of the client tests in test/node (the provider SDKs and
+# Claude Code), at the versions in its package-lock.json.
+node-deps:
+	@test -d test/node/node_modules || npm ci --prefix test/node --no-audit --no-fund
+
 check:
 	@test -z "$$(gofmt -l .)" || { echo "gofmt needed on:"; gofmt -l .; exit 1; }
 	$(GO) vet ./...
 	GOOS=darwin $(GO) build ./...
 
-test: deps check
+test: deps node-deps check
 	$(GO) test -race -count=1 -timeout 15m ./...
 
 # Each benchmark measures its baseline in the same run and prints the ratio.

@@ -16,7 +16,11 @@ const (
 	FormatOpenAI    = "openai"    // OpenAI Chat Completions and Responses
 )
 
-// Usage is what a response reported about itself.
+// Usage is what a response reported about itself. Input counts the input
+// tokens that were not read from the cache, in every format: Anthropic
+// reports them that way, while OpenAI's prompt_tokens and input_tokens
+// include the cached tokens, which are subtracted here so that a price
+// table applies its input and cache-read prices once each.
 type Usage struct {
 	Model      string `json:"model,omitempty"`
 	Input      int64  `json:"input_tokens"`
@@ -144,9 +148,9 @@ func (m *Meter) data(d []byte) {
 			if ev.Response.Model != "" {
 				m.u.Model = ev.Response.Model
 			}
-			if ev.Response.Usage != nil {
-				m.u.Input, m.u.Output = ev.Response.Usage.InputTokens, ev.Response.Usage.OutputTokens
-				m.u.CacheRead = ev.Response.Usage.inputCached()
+			if u := ev.Response.Usage; u != nil {
+				m.u.CacheRead = u.inputCached()
+				m.u.Input, m.u.Output = uncached(u.InputTokens, m.u.CacheRead), u.OutputTokens
 			}
 		}
 		m.u.Complete = typ == "response.completed"
@@ -159,9 +163,9 @@ func (m *Meter) data(d []byte) {
 			if ev.Model != "" {
 				m.u.Model = ev.Model
 			}
-			if ev.Usage != nil {
-				m.u.Input, m.u.Output = ev.Usage.PromptTokens, ev.Usage.CompletionTokens
-				m.u.CacheRead = ev.Usage.promptCached()
+			if u := ev.Usage; u != nil {
+				m.u.CacheRead = u.promptCached()
+				m.u.Input, m.u.Output = uncached(u.PromptTokens, m.u.CacheRead), u.CompletionTokens
 			}
 		}
 	}
@@ -250,13 +254,21 @@ func (b *wireBody) usage() Usage {
 	w := b.Usage
 	switch {
 	case w.PromptTokens > 0 || w.CompletionTokens > 0 || b.Object == "chat.completion":
-		u.Input, u.Output, u.CacheRead = w.PromptTokens, w.CompletionTokens, w.promptCached()
+		u.CacheRead = w.promptCached()
+		u.Input, u.Output = uncached(w.PromptTokens, u.CacheRead), w.CompletionTokens
 	default:
-		u.Input, u.Output = w.InputTokens, w.OutputTokens
+		// Anthropic (cache_read_input_tokens, not part of input_tokens)
+		// or OpenAI Responses (input_tokens_details, part of input_tokens).
+		u.Input, u.Output = uncached(w.InputTokens, w.inputCached()), w.OutputTokens
 		u.CacheRead = w.CacheReadInputTokens + w.inputCached()
 		u.CacheWrite = w.CacheCreationInputTokens
 	}
 	return u
+}
+
+// uncached is an OpenAI input count without its cached part.
+func uncached(total, cached int64) int64 {
+	return max(total-cached, 0)
 }
 
 // RequestModel reads the "model" field of a request body, if any.

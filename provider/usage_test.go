@@ -46,9 +46,11 @@ const (
 )
 
 var (
+	// OpenAI reports prompt/input tokens including cached ones; the meter
+	// stores the uncached part, like Anthropic, so prices apply once each.
 	anthropicSSEUsage  = Usage{Model: "claude-sonnet-4-5-20250929", Input: 25, Output: 15, CacheRead: 2000, CacheWrite: 100, Complete: true}
-	openAIChatSSEUsage = Usage{Model: "gpt-4o-2024-08-06", Input: 12, Output: 7, CacheRead: 4, Complete: true}
-	responsesSSEUsage  = Usage{Model: "gpt-4.1-2025-04-14", Input: 30, Output: 5, CacheRead: 10, Complete: true}
+	openAIChatSSEUsage = Usage{Model: "gpt-4o-2024-08-06", Input: 8, Output: 7, CacheRead: 4, Complete: true}
+	responsesSSEUsage  = Usage{Model: "gpt-4.1-2025-04-14", Input: 20, Output: 5, CacheRead: 10, Complete: true}
 	incompleteUsage    = Usage{Model: "o4-mini", Input: 40, Output: 64, Complete: false}
 )
 
@@ -278,7 +280,7 @@ func TestMeterJSON(t *testing.T) {
 		{
 			"openai chat",
 			`{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],"usage":{"prompt_tokens":100,"completion_tokens":50,"total_tokens":150,"prompt_tokens_details":{"cached_tokens":60,"audio_tokens":0}}}`,
-			Usage{Model: "gpt-4o-mini", Input: 100, Output: 50, CacheRead: 60, Complete: true},
+			Usage{Model: "gpt-4o-mini", Input: 40, Output: 50, CacheRead: 60, Complete: true},
 		},
 		{
 			"openai chat without details",
@@ -293,7 +295,7 @@ func TestMeterJSON(t *testing.T) {
 		{
 			"openai responses",
 			`{"id":"resp_1","object":"response","status":"completed","model":"gpt-4.1","usage":{"input_tokens":30,"input_tokens_details":{"cached_tokens":10},"output_tokens":5,"total_tokens":35}}`,
-			Usage{Model: "gpt-4.1", Input: 30, Output: 5, CacheRead: 10, Complete: true},
+			Usage{Model: "gpt-4.1", Input: 20, Output: 5, CacheRead: 10, Complete: true},
 		},
 		{"no usage", `{"model":"m"}`, Usage{Model: "m", Complete: true}},
 		{"not json", `<html>bad gateway</html>`, Usage{}},
