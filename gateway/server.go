@@ -95,10 +95,12 @@ type Server struct {
 	stopOnce sync.Once
 	stopCh   chan string // carries the reason of the first stop request
 
-	sessions *sessionTable
-	proxy    http.Handler
-	sockMu   sync.Mutex
-	sockets  map[string]*sessionSocket
+	sessions  *sessionTable
+	proxy     http.Handler
+	sockMu    sync.Mutex
+	sockets   map[string]*sessionSocket
+	termMu    sync.Mutex
+	terminals map[string]*terminal
 
 	closing     context.Context // ends when shutdown starts
 	closeStream context.CancelFunc
@@ -120,14 +122,15 @@ func New(opts Options) (*Server, error) {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{
-		opts:     opts,
-		log:      opts.Logger,
-		metrics:  newMetrics(),
-		bus:      newEventBus(),
-		started:  time.Now(),
-		stopCh:   make(chan string, 1),
-		sessions: newSessionTable(),
-		sockets:  map[string]*sessionSocket{},
+		opts:      opts,
+		log:       opts.Logger,
+		metrics:   newMetrics(),
+		bus:       newEventBus(),
+		started:   time.Now(),
+		stopCh:    make(chan string, 1),
+		sessions:  newSessionTable(),
+		sockets:   map[string]*sessionSocket{},
+		terminals: map[string]*terminal{},
 	}
 	s.proxy = s.newReverseProxy()
 	s.closing, s.closeStream = context.WithCancel(context.Background())
@@ -229,6 +232,7 @@ func (s *Server) Handler() http.Handler {
 				r.Route("/sessions", s.sessionRoutes)
 				r.Route("/providers", s.providerRoutes)
 				r.Get("/agents", s.handleAgents)
+				r.Get("/terminals", s.handleTerminalList)
 			} else {
 				for _, g := range []string{"profiles", "sessions", "providers", "agents"} {
 					r.Handle("/"+g, notImplemented("/api/"+g))

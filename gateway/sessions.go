@@ -240,6 +240,10 @@ func (s *Server) sessionRoutes(r chi.Router) {
 	r.Get("/{id}", s.handleSessionGet)
 	r.Delete("/{id}", s.handleSessionRevoke)
 	r.Post("/{id}/launch", s.handleSessionLaunch)
+	r.Post("/{id}/terminal", s.handleTerminalStart)
+	r.Get("/{id}/terminal", s.handleTerminalAttach)
+	r.Get("/{id}/terminal/info", s.handleTerminalInfo)
+	r.Delete("/{id}/terminal", s.handleTerminalKill)
 }
 
 // handleSessionLaunch records that a session's agent is being launched,

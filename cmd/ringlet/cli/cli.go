@@ -40,6 +40,7 @@ type app struct {
 	pathsErr error
 	ran      bool // set once a command's RunE starts: later errors are not usage errors
 	notified bool // the "started the daemon" line was printed
+	remote   bool // profiles run --remote
 }
 
 // usageError marks an error in how the command was invoked (exit 2).
@@ -117,7 +118,7 @@ Exit codes: 0 success, 1 error, 2 usage error.`,
 		},
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(a.daemonCmd(), a.configCmd(), a.keychainCmd(), a.auditCmd(), a.profilesCmd(), a.providersCmd(), a.agentsCmd(), a.sessionsCmd(), a.usageCmd(), a.hooksCmd(), a.hookAdapterCmd(), a.sandboxCmd(), a.versionCmd(), a.apiCmd())
+	root.AddCommand(a.daemonCmd(), a.configCmd(), a.keychainCmd(), a.auditCmd(), a.profilesCmd(), a.providersCmd(), a.agentsCmd(), a.sessionsCmd(), a.usageCmd(), a.hooksCmd(), a.hookAdapterCmd(), a.sandboxCmd(), a.terminalCmd(), a.versionCmd(), a.apiCmd())
 	return root
 }
 

@@ -1,0 +1,377 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"os"
+	"os/exec"
+	"slices"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/creack/pty"
+	"github.com/go-chi/chi/v5"
+
+	"github.com/neullabs/ringlet/audit"
+)
+
+// scrollbackSize bounds what a terminal keeps for viewers who attach late.
+const scrollbackSize = 256 << 10
+
+// viewerBuffer is how many output chunks a viewer may fall behind before
+// it is dropped; the session never waits for a viewer.
+const viewerBuffer = 512
+
+// terminal is an agent the daemon runs under a pseudo-terminal, for
+// 'profiles run --remote'. Viewers attach over a WebSocket.
+type terminal struct {
+	sess    *session
+	cmd     *exec.Cmd
+	pty     *os.File
+	started time.Time
+
+	mu       sync.Mutex
+	scroll   []byte
+	viewers  map[*termViewer]struct{}
+	exited   bool
+	exitCode int
+	done     chan struct{}
+}
+
+type termViewer struct {
+	ch   chan []byte
+	slow chan struct{}
+}
+
+// TerminalInfo describes a remote terminal.
+type TerminalInfo struct {
+	Session  string    `json:"session"`
+	Profile  string    `json:"profile"`
+	Started  time.Time `json:"started"`
+	PID      int       `json:"pid"`
+	Running  bool      `json:"running"`
+	ExitCode int       `json:"exit_code"`
+	Viewers  int       `json:"viewers"`
+}
+
+func (t *terminal) info() TerminalInfo {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return TerminalInfo{Session: t.sess.ID, Profile: t.sess.Profile.Alias, Started: t.started, PID: t.cmd.Process.Pid,
+		Running: !t.exited, ExitCode: t.exitCode, Viewers: len(t.viewers)}
+}
+
+// TerminalStart is the body of POST /api/sessions/{id}/terminal: the
+// command line to run (the sandbox's, built by the CLI), its environment
+// and the initial window size.
+type TerminalStart struct {
+	Argv []string `json:"argv"`
+	// ArgsViaFD passes Argv[1:] to the program on descriptor 3, NUL
+	// separated, as bwrap's --args 3 reads them: a command line is
+	// readable by everyone in /proc, and these carry the session token.
+	ArgsViaFD bool     `json:"args_via_fd,omitempty"`
+	Env       []string `json:"env"`
+	Dir       string   `json:"dir"`
+	Cols      uint16   `json:"cols"`
+	Rows      uint16   `json:"rows"`
+}
+
+func (s *Server) handleTerminalStart(w http.ResponseWriter, r *http.Request) {
+	sess := s.findSession(w, r)
+	if sess == nil {
+		return
+	}
+	var req TerminalStart
+	if !decodeJSON(w, r, &req) {
+		return
+	}
+	if len(req.Argv) == 0 || req.Argv[0] == "" || req.Argv[0][0] != '/' {
+		writeError(w, http.StatusBadRequest, "bad_request", "argv must start with an absolute program path")
+		return
+	}
+	s.termMu.Lock()
+	_, exists := s.terminals[sess.ID]
+	s.termMu.Unlock()
+	if exists {
+		writeError(w, http.StatusConflict, "exists", "session "+sess.ID+" already has a terminal")
+		return
+	}
+	cmd := exec.Command(req.Argv[0], req.Argv[1:]...)
+	var argsW *os.File
+	var optArgs []string
+	if req.ArgsViaFD {
+		pr, pw, err := os.Pipe()
+		if err != nil {
+			writeError(w, http.StatusInternalServerError, "internal", err.Error())
+			return
+		}
+		defer pr.Close()
+		argsW = pw
+		// bwrap reads options from the descriptor; the command itself
+		// (after "--") must stay on its command line.
+		dd := slices.Index(req.Argv, "--")
+		if dd < 1 {
+			pr.Close()
+			pw.Close()
+			writeError(w, http.StatusBadRequest, "bad_request", "args_via_fd needs a -- before the command")
+			return
+		}
+		optArgs = req.Argv[1:dd]
+		cmd = exec.Command(req.Argv[0], append([]string{"--args", "3"}, req.Argv[dd:]...)...)
+		cmd.ExtraFiles = []*os.File{pr}
+	}
+	cmd.Env = req.Env
+	if cmd.Env == nil {
+		cmd.Env = []string{}
+	}
+	cmd.Dir = req.Dir
+	size := &pty.Winsize{Cols: max(req.Cols, 20), Rows: max(req.Rows, 5)}
+	f, err := pty.StartWithSize(cmd, size)
+	if argsW != nil {
+		if err == nil {
+			var args []byte
+			for _, a := range optArgs {
+				args = append(append(args, a...), 0)
+			}
+			argsW.Write(args)
+		}
+		argsW.Close()
+	}
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "start_failed", "could not start the agent: "+err.Error())
+		return
+	}
+	t := &terminal{sess: sess, cmd: cmd, pty: f, started: time.Now().UTC(), viewers: map[*termViewer]struct{}{}, done: make(chan struct{})}
+	s.termMu.Lock()
+	s.terminals[sess.ID] = t
+	s.termMu.Unlock()
+	s.streams.Add(1)
+	go func() {
+		defer s.streams.Done()
+		s.runTerminal(t)
+	}()
+	s.log.Info("remote terminal started", "session", sess.ID, "pid", cmd.Process.Pid)
+	writeJSON(w, http.StatusCreated, t.info())
+}
+
+// runTerminal copies the agent's output to the scrollback and viewers
+// until it exits, then ends the session.
+func (s *Server) runTerminal(t *terminal) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := t.pty.Read(buf)
+		if n > 0 {
+			chunk := append([]byte(nil), buf[:n]...)
+			t.mu.Lock()
+			t.scroll = append(t.scroll, chunk...)
+			if over := len(t.scroll) - scrollbackSize; over > 0 {
+				t.scroll = append(t.scroll[:0], t.scroll[over:]...)
+			}
+			for v := range t.viewers {
+				select {
+				case v.ch <- chunk:
+				default:
+					close(v.slow)
+					delete(t.viewers, v)
+				}
+			}
+			t.mu.Unlock()
+		}
+		if err != nil {
+			break
+		}
+	}
+	err := t.cmd.Wait()
+	t.pty.Close()
+	code := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			code = 128 + int(ws.Signal())
+		}
+	}
+	// Whatever the agent left in its process group goes with it.
+	syscall.Kill(-t.cmd.Process.Pid, syscall.SIGKILL)
+	t.mu.Lock()
+	t.exited, t.exitCode = true, code
+	t.mu.Unlock()
+	close(t.done)
+	s.endSession(context.Background(), t.sess.ID, "agent exited with code "+itoaInt(code), audit.ActorDaemon)
+}
+
+func itoaInt(i int) string { return strconv.Itoa(i) }
+
+func (s *Server) terminalFor(w http.ResponseWriter, r *http.Request) *terminal {
+	id := chi.URLParam(r, "id")
+	s.termMu.Lock()
+	t := s.terminals[id]
+	s.termMu.Unlock()
+	if t == nil {
+		writeError(w, http.StatusNotFound, "not_found", "no remote terminal for session "+id)
+	}
+	return t
+}
+
+func (s *Server) handleTerminalList(w http.ResponseWriter, r *http.Request) {
+	s.termMu.Lock()
+	ts := make([]*terminal, 0, len(s.terminals))
+	for _, t := range s.terminals {
+		ts = append(ts, t)
+	}
+	s.termMu.Unlock()
+	out := make([]TerminalInfo, 0, len(ts))
+	for _, t := range ts {
+		out = append(out, t.info())
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"terminals": out})
+}
+
+func (s *Server) handleTerminalInfo(w http.ResponseWriter, r *http.Request) {
+	if t := s.terminalFor(w, r); t != nil {
+		writeJSON(w, http.StatusOK, t.info())
+	}
+}
+
+// handleTerminalKill ends the agent's whole process group and so its
+// session.
+func (s *Server) handleTerminalKill(w http.ResponseWriter, r *http.Request) {
+	t := s.terminalFor(w, r)
+	if t == nil {
+		return
+	}
+	syscall.Kill(-t.cmd.Process.Pid, syscall.SIGKILL)
+	select {
+	case <-t.done:
+	case <-time.After(10 * time.Second):
+		writeError(w, http.StatusInternalServerError, "internal", "the agent did not exit within 10s of SIGKILL")
+		return
+	}
+	s.termMu.Lock()
+	delete(s.terminals, t.sess.ID)
+	s.termMu.Unlock()
+	writeJSON(w, http.StatusOK, t.info())
+}
+
+// termControl is a text message from a viewer.
+type termControl struct {
+	Type   string `json:"type"` // resize, signal
+	Cols   uint16 `json:"cols,omitempty"`
+	Rows   uint16 `json:"rows,omitempty"`
+	Signal string `json:"signal,omitempty"` // INT, TERM, HUP, KILL
+}
+
+var termSignals = map[string]syscall.Signal{"INT": syscall.SIGINT, "TERM": syscall.SIGTERM, "HUP": syscall.SIGHUP, "KILL": syscall.SIGKILL, "QUIT": syscall.SIGQUIT}
+
+// handleTerminalAttach is the WebSocket a viewer attaches with: binary
+// frames carry terminal bytes both ways, text frames carry JSON control
+// messages. The scrollback is sent first.
+func (s *Server) handleTerminalAttach(w http.ResponseWriter, r *http.Request) {
+	t := s.terminalFor(w, r)
+	if t == nil {
+		return
+	}
+	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{"bearer"}})
+	if err != nil {
+		return
+	}
+	s.streams.Add(1)
+	defer s.streams.Done()
+	c.SetReadLimit(1 << 20)
+	v := &termViewer{ch: make(chan []byte, viewerBuffer), slow: make(chan struct{})}
+	t.mu.Lock()
+	backlog := append([]byte(nil), t.scroll...)
+	exited := t.exited
+	if !exited {
+		t.viewers[v] = struct{}{}
+	}
+	t.mu.Unlock()
+	defer func() {
+		t.mu.Lock()
+		delete(t.viewers, v)
+		t.mu.Unlock()
+	}()
+	ctx := r.Context()
+	write := func(b []byte) error {
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		return c.Write(wctx, websocket.MessageBinary, b)
+	}
+	if len(backlog) > 0 && write(backlog) != nil {
+		return
+	}
+	if exited {
+		c.Close(websocket.StatusNormalClosure, "the agent has exited")
+		return
+	}
+	// Input from the viewer.
+	inputDone := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		defer close(inputDone)
+		for {
+			typ, data, err := c.Read(context.WithoutCancel(ctx))
+			if err != nil {
+				return
+			}
+			if typ == websocket.MessageBinary {
+				t.pty.Write(data)
+				continue
+			}
+			var m termControl
+			if json.Unmarshal(data, &m) != nil {
+				continue
+			}
+			switch m.Type {
+			case "resize":
+				if m.Cols > 0 && m.Rows > 0 {
+					pty.Setsize(t.pty, &pty.Winsize{Cols: m.Cols, Rows: m.Rows})
+				}
+			case "signal":
+				if sig, ok := termSignals[m.Signal]; ok {
+					syscall.Kill(-t.cmd.Process.Pid, sig)
+				}
+			}
+		}
+	})
+	defer wg.Wait()
+	for {
+		select {
+		case b := <-v.ch:
+			if write(b) != nil {
+				c.CloseNow()
+				return
+			}
+		case <-v.slow:
+			c.Close(websocket.StatusPolicyViolation, "viewer too slow; reattach to see the scrollback")
+			return
+		case <-t.done:
+			// Drain what is left, then say goodbye.
+		drain:
+			for {
+				select {
+				case b := <-v.ch:
+					write(b)
+				default:
+					break drain
+				}
+			}
+			c.Close(websocket.StatusNormalClosure, "the agent exited with code "+itoaInt(t.info().ExitCode))
+			return
+		case <-inputDone:
+			c.CloseNow()
+			return
+		case <-ctx.Done():
+			c.Close(websocket.StatusPolicyViolation, "token rotated")
+			return
+		case <-s.closing.Done():
+			c.Close(websocket.StatusGoingAway, "daemon shutting down")
+			return
+		}
+	}
+}
