@@ -112,6 +112,10 @@ func (s *Server) handleHookRemove(w http.ResponseWriter, r *http.Request) {
 	}
 	removed, err := s.opts.Hooks.Remove(alias, id)
 	if err != nil {
+		// The record above said allow; say it did not happen (as a
+		// failed profile create does).
+		_ = s.record(r.Context(), audit.Record{Kind: audit.KindHookRemove, Profile: alias, Actor: audit.ActorAdmin, Target: id, Decision: audit.Error,
+			Detail: audit.DetailJSON(map[string]any{"error": err.Error()})})
 		s.hookError(w, err)
 		return
 	}

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/neullabs/ringlet/privatefile"
 )
@@ -14,6 +15,13 @@ import (
 // ClaudeAdapterArg is the ringlet subcommand Claude Code runs as its
 // PreToolUse hook.
 const ClaudeAdapterArg = "hook claude-pre-tool-use"
+
+// claudeFailClosed follows the adapter in the hook command. Claude Code
+// blocks a tool call only when its hook exits 2 and goes ahead on any
+// other failure, such as 127 from a ringlet binary that has moved since
+// the profile was created or that a sandbox does not show: every failure
+// to run the adapter must block too.
+const claudeFailClosed = " || exit 2"
 
 // InstallClaude writes, into configDir/settings.json (the profile's Claude
 // Code config dir), a PreToolUse hook with matcher "*" that runs
@@ -35,12 +43,15 @@ func InstallClaude(configDir, ringlet string) error {
 		if err := json.Unmarshal(data, &settings); err != nil {
 			return fmt.Errorf("%s is not valid JSON; fix it so Ringlet can add its hook: %v", path, err)
 		}
+		if settings == nil { // the file held null
+			settings = map[string]any{}
+		}
 	}
 	hooks, _ := settings["hooks"].(map[string]any)
 	if hooks == nil {
 		hooks = map[string]any{}
 	}
-	command := shellQuote(ringlet) + " " + ClaudeAdapterArg
+	command := shellQuote(ringlet) + " " + ClaudeAdapterArg + claudeFailClosed
 	entry := map[string]any{
 		"matcher": "*",
 		"hooks":   []any{map[string]any{"type": "command", "command": command, "timeout": 600}},
@@ -71,7 +82,8 @@ func isRingletEntry(e any) bool {
 	hs, _ := m["hooks"].([]any)
 	for _, h := range hs {
 		if hm, ok := h.(map[string]any); ok {
-			if c, _ := hm["command"].(string); len(c) >= len(ClaudeAdapterArg) && c[len(c)-len(ClaudeAdapterArg):] == ClaudeAdapterArg {
+			c, _ := hm["command"].(string)
+			if strings.HasSuffix(strings.TrimSuffix(c, claudeFailClosed), ClaudeAdapterArg) {
 				return true
 			}
 		}

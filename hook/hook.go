@@ -15,12 +15,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
+	"unicode/utf8"
 )
 
 // Events.
@@ -136,6 +139,7 @@ func run(ctx context.Context, h Hook, ev Event, env Env) Decision {
 	if bytes.IndexByte(input, 0) >= 0 {
 		return deny(-1, "hook %s: the tool input contains a NUL byte; refused", h.ID)
 	}
+	ev.ToolInput = input // stdin and RINGLET_TOOL_INPUT say the same
 	stdin, err := json.Marshal(ev)
 	if err != nil {
 		return deny(-1, "hook %s: could not encode the event; refused", h.ID)
@@ -181,8 +185,14 @@ func run(ctx context.Context, h Hook, ev Event, env Env) Decision {
 	}
 	cmd.Cancel = func() error { killGroup(); return nil }
 	// After the shell exits, wait at most this long for its output pipes:
-	// a grandchild holding them open must not hold up the decision.
-	cmd.WaitDelay = 200 * time.Millisecond
+	// a grandchild holding them open must not hold up the decision. Past
+	// it the pipes are closed with whatever is unread, so it must also
+	// outlast a busy daemon's scheduling delays (200ms did not: 200
+	// concurrent hooks lost their stderr and could be refused).
+	cmd.WaitDelay = 2 * time.Second
+	if err := closeInheritedOnExec(); err != nil {
+		return deny(-1, "hook %s could not start: ringlet could not close its own descriptors (%v); refused", h.ID, err)
+	}
 	if err := cmd.Start(); err != nil {
 		return deny(-1, "hook %s could not start (%v); refused", h.ID, err)
 	}
@@ -245,6 +255,14 @@ func run(ctx context.Context, h Hook, ev Event, env Env) Decision {
 func Evaluate(ctx context.Context, hooks []Hook, ev Event, env Env) (Decision, []Decision) {
 	var ran []Decision
 	for _, h := range hooks {
+		if h.Event == ev.Event && h.Match != "" {
+			// Only a hand-edited file gets here; skipping the hook
+			// would fail open.
+			if _, err := regexp.Compile(h.Match); err != nil {
+				d := Decision{HookID: h.ID, ExitCode: -1, Reason: fmt.Sprintf("hook %s has an invalid match (%v); refused", h.ID, err)}
+				return d, append(ran, d)
+			}
+		}
 		if !h.Matches(ev.Event, ev.ToolName) {
 			continue
 		}
@@ -264,9 +282,29 @@ func firstLine(b []byte) string {
 	}
 	s = strings.TrimSpace(strings.ToValidUTF8(s, "\uFFFD"))
 	if len(s) > maxReason {
-		s = s[:maxReason] + "…"
+		cut := maxReason
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut-- // never split a character
+		}
+		s = s[:cut] + "…"
 	}
 	return s
+}
+
+// closeInheritedOnExec marks every descriptor above 2 close-on-exec. Go
+// opens its own files that way, but descriptors the daemon inherited from
+// whoever started it are not, and a hook must get none of them.
+func closeInheritedOnExec() error {
+	entries, err := os.ReadDir("/dev/fd")
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if fd, err := strconv.Atoi(e.Name()); err == nil && fd > 2 {
+			syscall.CloseOnExec(fd)
+		}
+	}
+	return nil
 }
 
 // outputBudget is the 64 KiB that stdout and stderr share; past it the

@@ -70,7 +70,8 @@ func Main(ctx context.Context, args []string, stdio Stdio, getenv func(string) s
 		return int(code)
 	}
 	var ue usageError
-	if errors.As(err, &ue) || !a.ran {
+	// Cobra checks required flags after the pre-run hook that sets ran.
+	if errors.As(err, &ue) || !a.ran || strings.HasPrefix(err.Error(), "required flag(s)") {
 		path := "ringlet"
 		if cmd != nil {
 			path = cmd.CommandPath()

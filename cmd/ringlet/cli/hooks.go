@@ -62,6 +62,15 @@ func (a *app) hooksAddCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// Checked here, not with MarkFlagRequired: cobra checks
+			// required flags after PersistentPreRunE, so a missing one
+			// would exit 1 instead of 2.
+			if req.Event == "" {
+				return usagef("--on is required: pre-tool-use or post-tool-use")
+			}
+			if req.Shell == "" {
+				return usagef("--shell is required: the command the hook runs")
+			}
 			req.Profile = p
 			h := hook.Hook{Profile: p, Event: req.Event, Shell: req.Shell, Match: req.Match}
 			if req.Timeout != "" {
@@ -88,8 +97,6 @@ func (a *app) hooksAddCmd() *cobra.Command {
 	cmd.Flags().StringVar(&req.Shell, "shell", "", "the command, run with /bin/sh -c (required)")
 	cmd.Flags().StringVar(&req.Match, "match", "", "run only for tools whose name matches this regular expression")
 	cmd.Flags().StringVar(&req.Timeout, "timeout", "", "deny if the hook runs longer (default 10s)")
-	cmd.MarkFlagRequired("on")
-	cmd.MarkFlagRequired("shell")
 	cmd.RegisterFlagCompletionFunc("on", cobra.FixedCompletions([]string{hook.PreToolUse, hook.PostToolUse}, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
 }
