@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"slices"
 	"strconv"
 	"sync"
 	"syscall"
@@ -71,14 +70,14 @@ func (t *terminal) info() TerminalInfo {
 // and the initial window size.
 type TerminalStart struct {
 	Argv []string `json:"argv"`
-	// ArgsViaFD passes Argv[1:] to the program on descriptor 3, NUL
-	// separated, as bwrap's --args 3 reads them: a command line is
-	// readable by everyone in /proc, and these carry the session token.
-	ArgsViaFD bool     `json:"args_via_fd,omitempty"`
-	Env       []string `json:"env"`
-	Dir       string   `json:"dir"`
-	Cols      uint16   `json:"cols"`
-	Rows      uint16   `json:"rows"`
+	// FD3, when set, is handed to the program on descriptor 3 (bwrap's
+	// --args 3 reads its options there): a command line is readable by
+	// everyone in /proc, and the options carry the session token.
+	FD3  []byte   `json:"fd3,omitempty"`
+	Env  []string `json:"env"`
+	Dir  string   `json:"dir"`
+	Cols uint16   `json:"cols"`
+	Rows uint16   `json:"rows"`
 }
 
 func (s *Server) handleTerminalStart(w http.ResponseWriter, r *http.Request) {
@@ -103,8 +102,7 @@ func (s *Server) handleTerminalStart(w http.ResponseWriter, r *http.Request) {
 	}
 	cmd := exec.Command(req.Argv[0], req.Argv[1:]...)
 	var argsW *os.File
-	var optArgs []string
-	if req.ArgsViaFD {
+	if len(req.FD3) > 0 {
 		pr, pw, err := os.Pipe()
 		if err != nil {
 			writeError(w, http.StatusInternalServerError, "internal", err.Error())
@@ -112,17 +110,6 @@ func (s *Server) handleTerminalStart(w http.ResponseWriter, r *http.Request) {
 		}
 		defer pr.Close()
 		argsW = pw
-		// bwrap reads options from the descriptor; the command itself
-		// (after "--") must stay on its command line.
-		dd := slices.Index(req.Argv, "--")
-		if dd < 1 {
-			pr.Close()
-			pw.Close()
-			writeError(w, http.StatusBadRequest, "bad_request", "args_via_fd needs a -- before the command")
-			return
-		}
-		optArgs = req.Argv[1:dd]
-		cmd = exec.Command(req.Argv[0], append([]string{"--args", "3"}, req.Argv[dd:]...)...)
 		cmd.ExtraFiles = []*os.File{pr}
 	}
 	cmd.Env = req.Env
@@ -134,11 +121,8 @@ func (s *Server) handleTerminalStart(w http.ResponseWriter, r *http.Request) {
 	f, err := pty.StartWithSize(cmd, size)
 	if argsW != nil {
 		if err == nil {
-			var args []byte
-			for _, a := range optArgs {
-				args = append(append(args, a...), 0)
-			}
-			argsW.Write(args)
+			// bwrap reads all its options first; a pipe holds 64 KiB.
+			argsW.Write(req.FD3)
 		}
 		argsW.Close()
 	}

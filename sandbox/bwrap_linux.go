@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -18,8 +19,34 @@ import (
 // nothing else of the host. It never binds $XDG_RUNTIME_DIR, D-Bus, SSH or
 // GPG agent sockets, docker.sock, X11 or Ringlet's own config dir.
 func (p *Policy) Args(bwrap string) ([]string, error) {
-	if err := p.Validate(); err != nil {
+	opts, command, err := p.build(bwrap)
+	if err != nil {
 		return nil, err
+	}
+	return append(append(opts, "--"), command...), nil
+}
+
+// ArgsFD is Args with bwrap's options moved off its command line, which
+// every user of the host can read in /proc, to file descriptor 3 (bwrap
+// --args 3): they carry the agent's environment, session token included.
+// The caller passes opts, NUL-separated, on fd 3, e.g. through a pipe.
+func (p *Policy) ArgsFD(bwrap string) (argv []string, opts []byte, err error) {
+	o, command, err := p.build(bwrap)
+	if err != nil {
+		return nil, nil, err
+	}
+	var b bytes.Buffer
+	for _, s := range o[1:] {
+		b.WriteString(s)
+		b.WriteByte(0)
+	}
+	return append([]string{bwrap, "--args", "3", "--"}, command...), b.Bytes(), nil
+}
+
+// build returns bwrap and its options, and the command that follows "--".
+func (p *Policy) build(bwrap string) (opts, command []string, err error) {
+	if err := p.Validate(); err != nil {
+		return nil, nil, err
 	}
 	a := []string{bwrap,
 		"--die-with-parent", "--new-session", "--unshare-all", "--cap-drop", "ALL", "--clearenv"}
@@ -32,12 +59,12 @@ func (p *Policy) Args(bwrap string) ([]string, error) {
 		case errors.Is(err, fs.ErrNotExist):
 			continue
 		case err != nil:
-			return nil, err
+			return nil, nil, err
 		case fi.Mode()&fs.ModeSymlink != 0:
 			// Merged /usr: /bin -> usr/bin and the like.
 			target, err := os.Readlink(d)
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			a = append(a, "--symlink", target, d)
 		default:
@@ -62,12 +89,25 @@ func (p *Policy) Args(bwrap string) ([]string, error) {
 	if !p.AllowGitConfig {
 		// Code the agent runs must not plant something that later runs
 		// on the host: git hooks and config (core.fsmonitor, aliases).
+		// .git is bound onto itself first: a mount point cannot be
+		// renamed or removed, so the agent cannot move it aside and put a
+		// .git of its own in its place.
+		git := filepath.Join(p.Workspace, ".git")
+		if fi, err := os.Lstat(git); err == nil && fi.IsDir() {
+			a = append(a, "--bind", git, git)
+		}
 		for _, g := range []string{".git/hooks", ".git/config"} {
 			path := filepath.Join(p.Workspace, g)
 			if _, err := os.Lstat(path); err == nil {
 				a = append(a, "--ro-bind", path, path)
 			}
 		}
+	}
+	if p.Ringlet != "" {
+		// The Claude Code hook in the profile's settings.json runs ringlet
+		// by its host path. Bound after HOME and the workspace, so that
+		// neither hides it (~/go/bin/ringlet).
+		a = append(a, "--ro-bind", p.Ringlet, p.Ringlet)
 	}
 	if p.Network == NetProvider {
 		a = append(a, "--dir", InsideDir,
@@ -78,14 +118,14 @@ func (p *Policy) Args(bwrap string) ([]string, error) {
 		k, v, _ := strings.Cut(kv, "=")
 		a = append(a, "--setenv", k, v)
 	}
-	a = append(a, "--chdir", p.Workspace, "--")
+	a = append(a, "--chdir", p.Workspace)
 	if p.Network == NetProvider {
 		// The ringlet binary runs first inside, as the forwarder from
 		// 127.0.0.1:ForwarderPort to the session socket, and then runs
 		// the agent as its child.
-		a = append(a, InsideBinary, "sandbox", "forward", "--socket", InsideSocket, "--port", strconv.Itoa(ForwarderPort), "--")
+		command = []string{InsideBinary, "sandbox", "forward", "--socket", InsideSocket, "--port", strconv.Itoa(ForwarderPort), "--"}
 	}
-	return append(a, p.Command...), nil
+	return a, append(command, p.Command...), nil
 }
 
 // Find returns the bubblewrap binary, or an error that says how to

@@ -18,6 +18,13 @@ func (p *Policy) Args(sandboxExec string) ([]string, error) {
 	return append([]string{sandboxExec, "-p", prof, "--"}, p.Command...), nil
 }
 
+// ArgsFD is Args: sandbox-exec's command line carries no secret, so
+// there are no options to pass on a file descriptor.
+func (p *Policy) ArgsFD(sandboxExec string) (argv []string, opts []byte, err error) {
+	argv, err = p.Args(sandboxExec)
+	return argv, nil, err
+}
+
 // Find returns sandbox-exec.
 func Find() (string, error) {
 	p, err := exec.LookPath("sandbox-exec")

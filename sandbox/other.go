@@ -9,6 +9,9 @@ var errUnsupported = errors.New("Ringlet's sandbox supports Linux (bubblewrap) a
 // Args is not available on this platform.
 func (p *Policy) Args(string) ([]string, error) { return nil, errUnsupported }
 
+// ArgsFD is not available on this platform.
+func (p *Policy) ArgsFD(string) ([]string, []byte, error) { return nil, nil, errUnsupported }
+
 // Find is not available on this platform.
 func Find() (string, error) { return "", errUnsupported }
 

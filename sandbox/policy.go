@@ -46,7 +46,7 @@ type Policy struct {
 	ReadWrite      []string `json:"rw,omitempty"`
 	Network        string   `json:"network"`
 	Socket         string   `json:"-"` // the session socket on the host (NetProvider)
-	Ringlet        string   `json:"-"` // the ringlet binary on the host (NetProvider)
+	Ringlet        string   `json:"-"` // the ringlet binary on the host; also shown at this path
 	AllowGitConfig bool     `json:"allow_git_config,omitempty"`
 	// Runtime lists directories outside the system dirs that the program
 	// needs (its own install dir, a Node prefix), bound read-only.
@@ -106,6 +106,9 @@ func (p *Policy) Validate() error {
 	case NetProvider:
 		errs = append(errs, CheckPath("session socket", p.Socket), CheckPath("ringlet binary", p.Ringlet))
 	case NetNone, NetHost:
+		if p.Ringlet != "" {
+			errs = append(errs, CheckPath("ringlet binary", p.Ringlet))
+		}
 	default:
 		errs = append(errs, fmt.Errorf("network %q; accepted values: provider, none, host", p.Network))
 	}
@@ -162,8 +165,20 @@ func RuntimeDirs(program string) ([]string, error) {
 	return dedupe(out), nil
 }
 
+// packageRoot is the npm package that holds p: the nearest directory
+// above it with a package.json that sits in a node_modules directory (or
+// in a @scope there). Not any directory with a package.json: a dist/
+// inside the package may have one, and so may ~ (npm install run there),
+// which would bind the whole home.
 func packageRoot(p string) string {
 	for d := filepath.Dir(p); d != "/" && d != "."; d = filepath.Dir(d) {
+		parent := filepath.Dir(d)
+		if strings.HasPrefix(filepath.Base(parent), "@") {
+			parent = filepath.Dir(parent)
+		}
+		if filepath.Base(parent) != "node_modules" {
+			continue
+		}
 		if _, err := os.Stat(filepath.Join(d, "package.json")); err == nil {
 			return d
 		}

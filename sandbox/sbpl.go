@@ -52,8 +52,12 @@ func (p *Policy) SBPL(forwarderPort int) (string, error) {
 	}
 	w(")")
 	if !p.AllowGitConfig {
-		w(";; Nothing the agent runs may plant code that later runs on the host.")
-		w("(deny file-write* (subpath %s) (literal %s))", q(filepath.Join(p.Workspace, ".git", "hooks")), q(filepath.Join(p.Workspace, ".git", "config")))
+		w(";; Nothing the agent runs may plant code that later runs on the host:")
+		w(";; not in hooks or config, not by moving .git aside, not by a commondir")
+		w(";; that points git at a config of the agent's.")
+		git := filepath.Join(p.Workspace, ".git")
+		w("(deny file-write* (literal %s) (subpath %s) (literal %s) (literal %s))",
+			q(git), q(filepath.Join(git, "hooks")), q(filepath.Join(git, "config")), q(filepath.Join(git, "commondir")))
 	}
 	switch p.Network {
 	case NetHost:

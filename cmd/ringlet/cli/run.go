@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 
@@ -24,7 +25,7 @@ import (
 )
 
 func (a *app) profilesRunCmd() *cobra.Command {
-	var noSandbox bool
+	var noSandbox, remote bool
 	cmd := &cobra.Command{
 		Use:   "run ALIAS [-- AGENT-ARGS...]",
 		Short: "Run the profile's agent in the sandbox, attached to this terminal",
@@ -50,6 +51,10 @@ says how to fix it. --no-sandbox is an explicit, warned and audited opt-out.`,
 			if err := credentials.ValidateName("profile", args[0]); err != nil {
 				return usageError{err}
 			}
+			if remote && noSandbox {
+				return usagef("--remote runs the agent in the sandbox; it cannot be combined with --no-sandbox")
+			}
+			a.remote = remote
 			code, err := a.runProfile(cmd.Context(), args[0], args[1:], noSandbox)
 			if err != nil {
 				return err
@@ -61,6 +66,7 @@ says how to fix it. --no-sandbox is an explicit, warned and audited opt-out.`,
 		},
 	}
 	cmd.Flags().BoolVar(&noSandbox, "no-sandbox", false, "run the agent WITHOUT a sandbox, with your privileges (warned and audited)")
+	cmd.Flags().BoolVar(&remote, "remote", false, "let the daemon run the agent under a pseudo-terminal; attach with 'ringlet terminal attach'")
 	return cmd
 }
 
@@ -112,8 +118,20 @@ func (a *app) runProfile(ctx context.Context, alias string, extra []string, noSa
 			return 0, err
 		}
 	}
-	if err := sandbox.CheckPath("workspace", workspace); err != nil {
+	// What the sandbox would refuse is refused before a session starts,
+	// so a bad profile never gets as far as session.start.
+	if err := profile.CheckWorkspace(workspace); err != nil {
 		return 0, usageError{err}
+	}
+	for _, d := range append(append([]string{workspace}, view.ReadOnly...), view.ReadWrite...) {
+		if err := sandbox.CheckPath("path", d); err != nil {
+			return 0, usageError{err}
+		}
+		if !noSandbox {
+			if err := a.exposesOwnFiles(d); err != nil {
+				return 0, err
+			}
+		}
 	}
 	homePath := a.getenv("HOME")
 	if sandbox.CheckPath("home", homePath) != nil {
@@ -144,6 +162,9 @@ func (a *app) runProfile(ctx context.Context, alias string, extra []string, noSa
 	}
 	exit := -1
 	defer func() {
+		if a.remote && exit == remoteStarted {
+			return // the daemon ends the session when the agent exits
+		}
 		ectx := context.WithoutCancel(ctx)
 		path := "/api/sessions/" + st.ID + "?reason=exited&exit_code=" + strconv.Itoa(exit)
 		if err := c.Do(ectx, "DELETE", path, nil, nil); err != nil {
@@ -175,6 +196,11 @@ func (a *app) runProfile(ctx context.Context, alias string, extra []string, noSa
 	if err != nil {
 		return 0, err
 	}
+	for _, d := range runtimeDirs {
+		if err := a.exposesOwnFiles(d); err != nil {
+			return 0, err
+		}
+	}
 	ringlet, err := os.Executable()
 	if err != nil {
 		return 0, err
@@ -184,7 +210,9 @@ func (a *app) runProfile(ctx context.Context, alias string, extra []string, noSa
 		ReadOnly: view.ReadOnly, ReadWrite: view.ReadWrite, Network: network, Socket: st.Socket, Ringlet: ringlet,
 		AllowGitConfig: view.AllowGitConfig, Runtime: runtimeDirs,
 	}
-	bargs, err := pol.Args(bwrap)
+	// bwrap's options carry the session token, so they go on a pipe, not
+	// on a command line that every user can read in /proc.
+	bargs, opts, err := pol.ArgsFD(bwrap)
 	if err != nil {
 		return 0, usageError{err}
 	}
@@ -193,8 +221,62 @@ func (a *app) runProfile(ctx context.Context, alias string, extra []string, noSa
 	if err := c.Do(ctx, "POST", "/api/sessions/"+st.ID+"/launch", summary, nil); err != nil {
 		return 0, err
 	}
-	exit, err = a.runAttached(ctx, bargs, nil, "")
+	if a.remote {
+		cols, rows := a.termSize()
+		var info gateway.TerminalInfo
+		start := gateway.TerminalStart{Argv: bargs, FD3: opts, Env: []string{}, Cols: cols, Rows: rows}
+		if err := c.Do(ctx, "POST", "/api/sessions/"+st.ID+"/terminal", start, &info); err != nil {
+			return 0, err
+		}
+		exit = remoteStarted
+		fmt.Fprintf(a.stdio.Out, "started %s remotely in session %s (pid %d); attach with: ringlet terminal attach %s\n", alias, st.ID, info.PID, st.ID)
+		return 0, nil
+	}
+	var files []*os.File
+	if opts != nil {
+		r, w, err := os.Pipe()
+		if err != nil {
+			return 0, err
+		}
+		var wrote sync.WaitGroup
+		defer wrote.Wait()
+		wrote.Go(func() {
+			w.Write(opts)
+			w.Close()
+		})
+		files = append(files, r)
+	}
+	exit, err = a.runAttached(ctx, bargs, nil, "", files...)
 	return exit, err
+}
+
+// remoteStarted marks a session that the daemon now owns.
+const remoteStarted = -2
+
+// exposesOwnFiles refuses a path to bind into the sandbox that is or holds
+// Ringlet's token, keys, audit or profile HOMEs (a workspace of ~, when
+// run from ~ with no workspace), or lies inside them.
+func (a *app) exposesOwnFiles(p string) error {
+	for _, own := range []string{a.paths.ConfigDir, a.paths.StateDir, a.paths.DataDir} {
+		if own != "" && overlaps(p, own) {
+			return usagef("%s would show Ringlet's own files (%s) to the agent; choose a project directory", p, own)
+		}
+	}
+	return nil
+}
+
+// overlaps reports whether one of two paths is the other or inside it,
+// symbolic links resolved where they can be.
+func overlaps(a, b string) bool {
+	real := func(p string) string {
+		if r, err := filepath.EvalSymlinks(p); err == nil {
+			return r
+		}
+		return filepath.Clean(p)
+	}
+	a, b = real(a), real(b)
+	within := func(p, dir string) bool { return dir == "/" || strings.HasPrefix(p, dir+"/") }
+	return a == b || within(a, b) || within(b, a)
 }
 
 func orDefault(v, d string) string {
@@ -205,8 +287,9 @@ func orDefault(v, d string) string {
 }
 
 // runAttached runs argv on this terminal, forwarding SIGINT, SIGTERM and
-// SIGHUP, and returns its exit code.
-func (a *app) runAttached(ctx context.Context, argv, env []string, dir string) (int, error) {
+// SIGHUP, and returns its exit code. files are passed as fds 3, 4, ...
+// and closed here.
+func (a *app) runAttached(ctx context.Context, argv, env []string, dir string, files ...*os.File) (int, error) {
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = env
 	if env == nil {
@@ -214,10 +297,15 @@ func (a *app) runAttached(ctx context.Context, argv, env []string, dir string) (
 	}
 	cmd.Dir = dir
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = a.stdio.In, a.stdio.Out, a.stdio.Err
+	cmd.ExtraFiles = files
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
-	if err := cmd.Start(); err != nil {
+	err := cmd.Start()
+	for _, f := range files {
+		f.Close()
+	}
+	if err != nil {
 		return 0, fmt.Errorf("start the agent: %w", err)
 	}
 	done := make(chan struct{})
@@ -232,7 +320,7 @@ func (a *app) runAttached(ctx context.Context, argv, env []string, dir string) (
 			}
 		}
 	})
-	err := cmd.Wait()
+	err = cmd.Wait()
 	close(done)
 	fwd.Wait()
 	var exitErr *exec.ExitError

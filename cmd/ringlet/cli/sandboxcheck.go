@@ -40,7 +40,11 @@ func sandboxProbes(hostHome, configDir, daemonPort string) []probe {
 		{name: "no capabilities", script: `grep -q '^CapEff:[[:space:]]*0*$' /proc/self/status`},
 		{name: "no new privileges", script: `grep -q '^NoNewPrivs:[[:space:]]*1$' /proc/self/status`},
 		{name: "host processes are not visible", script: `test "$(ls /proc | grep -c '^[0-9]')" -lt 10`},
-		{name: "no host sockets", script: `! find / -xdev -type s 2>/dev/null | grep -q .`},
+		// Not find -xdev: every bind mount is another device, so it
+		// would look at nothing. And find -type s trusts the directory
+		// entry, which for a socket bound onto a placeholder file says
+		// "file": every mount point is tested as well.
+		{name: "no host sockets", script: `! find / -path /proc -prune -o -type s -print 2>/dev/null | grep -q . && ! cut -d' ' -f5 /proc/self/mountinfo | while read -r m; do test -S "$m" && echo "$m"; done | grep -q .`},
 	}
 	if daemonPort != "" {
 		ps = append(ps, probe{name: "the daemon's TCP port is unreachable", script: fmt.Sprintf(`! (exec 3<>/dev/tcp/127.0.0.1/%s) 2>/dev/null`, daemonPort)})
