@@ -125,8 +125,8 @@ terminal; --skip-key creates the profile without one.`,
 	f.StringVar(&command, "command", "", "for the generic agent: the command to run (split on spaces)")
 	f.BoolVar(&skipKey, "skip-key", false, "do not ask for the key now")
 	f.StringVar(&req.Network, "network", "", "sandbox network for 'profiles run': provider (default: only Ringlet's proxy), none, or host (warned)")
-	f.StringSliceVar(&req.ReadOnly, "ro", nil, "extra path bound read-only into the sandbox (repeatable)")
-	f.StringSliceVar(&req.ReadWrite, "rw", nil, "extra path bound read-write into the sandbox (repeatable)")
+	f.StringArrayVar(&req.ReadOnly, "ro", nil, "extra path bound read-only into the sandbox (repeatable)")
+	f.StringArrayVar(&req.ReadWrite, "rw", nil, "extra path bound read-write into the sandbox (repeatable)")
 	f.BoolVar(&req.AllowGitConfig, "allow-git-config", false, "let the sandboxed agent write .git/hooks and .git/config")
 	cmd.RegisterFlagCompletionFunc("provider", a.completeProviders)
 	return cmd

@@ -308,32 +308,7 @@ func (a *app) runAttached(ctx context.Context, argv, env []string, dir string, f
 	if err != nil {
 		return 0, fmt.Errorf("start the agent: %w", err)
 	}
-	done := make(chan struct{})
-	var fwd sync.WaitGroup
-	fwd.Go(func() {
-		for {
-			select {
-			case s := <-sigs:
-				cmd.Process.Signal(s)
-			case <-done:
-				return
-			}
-		}
-	})
-	err = cmd.Wait()
-	close(done)
-	fwd.Wait()
-	var exitErr *exec.ExitError
-	if errors.As(err, &exitErr) {
-		if ws, ok := exitErr.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			return 128 + int(ws.Signal()), nil
-		}
-		return exitErr.ExitCode(), nil
-	}
-	if err != nil {
-		return 0, err
-	}
-	return 0, nil
+	return waitForwarding(cmd, sigs)
 }
 
 func (a *app) sandboxCmd() *cobra.Command {
@@ -399,6 +374,14 @@ func forwardAndRun(ctx context.Context, socket string, port int, argv []string, 
 		ln.Close()
 		return 127, err
 	}
+	defer ln.Close()
+	return waitForwarding(cmd, sigs)
+}
+
+// waitForwarding waits for a started child, passing it the signals that
+// arrive on sigs, and returns its exit code (128+N when a signal killed
+// it), as a shell would.
+func waitForwarding(cmd *exec.Cmd, sigs <-chan os.Signal) (int, error) {
 	done := make(chan struct{})
 	var fwd sync.WaitGroup
 	fwd.Go(func() {
@@ -411,10 +394,9 @@ func forwardAndRun(ctx context.Context, socket string, port int, argv []string, 
 			}
 		}
 	})
-	err = cmd.Wait()
+	err := cmd.Wait()
 	close(done)
 	fwd.Wait()
-	ln.Close()
 	var exitErr *exec.ExitError
 	if errors.As(err, &exitErr) {
 		if ws, ok := exitErr.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
