@@ -35,6 +35,7 @@ const (
 	KindProviderAdd      = "provider.add"
 	KindHookAdd          = "hook.add"
 	KindHookRemove       = "hook.remove"
+	KindProfileUpdate    = "profile.update"
 )
 
 // Kinds lists every kind, for validation and completion.
@@ -42,7 +43,7 @@ var Kinds = []string{
 	KindDaemonStart, KindDaemonStop, KindAuthFailure, KindTokenRotate,
 	KindCredentialSet, KindCredentialRemove, KindProfileCreate, KindProfileDelete,
 	KindProfileLaunch, KindSessionStart, KindSessionEnd, KindToolCall,
-	KindHookDecision, KindProviderRequest, KindSandboxViolation, KindProviderAdd, KindHookAdd, KindHookRemove,
+	KindHookDecision, KindProviderRequest, KindSandboxViolation, KindProviderAdd, KindHookAdd, KindHookRemove, KindProfileUpdate,
 }
 
 // Decisions.

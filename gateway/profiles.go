@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"encoding/json"
 	"errors"
 	"net/http"
 	"path/filepath"
@@ -21,6 +22,83 @@ func (s *Server) profileRoutes(r chi.Router) {
 	r.Post("/", s.handleProfileCreate)
 	r.Get("/{alias}", s.handleProfileGet)
 	r.Delete("/{alias}", s.handleProfileDelete)
+	r.Patch("/{alias}", s.handleProfileUpdate)
+}
+
+// ProfileUpdate is the body of PATCH /api/profiles/{alias}: the fields to
+// change; absent fields stay as they are.
+type ProfileUpdate struct {
+	Model          *string   `json:"model,omitempty"`
+	Workspace      *string   `json:"workspace,omitempty"`
+	Endpoint       *string   `json:"endpoint,omitempty"`
+	Network        *string   `json:"network,omitempty"`
+	ReadOnly       *[]string `json:"ro,omitempty"`
+	ReadWrite      *[]string `json:"rw,omitempty"`
+	AllowGitConfig *bool     `json:"allow_git_config,omitempty"`
+}
+
+func (s *Server) handleProfileUpdate(w http.ResponseWriter, r *http.Request) {
+	alias := chi.URLParam(r, "alias")
+	var u ProfileUpdate
+	if !decodeJSON(w, r, &u) {
+		return
+	}
+	cat, err := profile.LoadCatalog(s.opts.CatalogDir)
+	if err != nil {
+		s.profileError(w, err)
+		return
+	}
+	change := func(p *profile.Profile) {
+		set := func(dst *string, v *string) {
+			if v != nil {
+				*dst = *v
+			}
+		}
+		set(&p.Model, u.Model)
+		set(&p.Workspace, u.Workspace)
+		set(&p.Endpoint, u.Endpoint)
+		set(&p.Network, u.Network)
+		if u.ReadOnly != nil {
+			p.ReadOnly = *u.ReadOnly
+		}
+		if u.ReadWrite != nil {
+			p.ReadWrite = *u.ReadWrite
+		}
+		if u.AllowGitConfig != nil {
+			p.AllowGitConfig = *u.AllowGitConfig
+		}
+	}
+	// Refuse an invalid change before it is recorded as allowed.
+	cur, err := s.opts.Profiles.Get(alias)
+	if err != nil {
+		s.profileError(w, err)
+		return
+	}
+	change(&cur)
+	if err := cur.Validate(cat); err != nil {
+		s.profileError(w, err)
+		return
+	}
+	if !s.recordOr503(w, r, audit.Record{Kind: audit.KindProfileUpdate, Profile: alias, Actor: audit.ActorAdmin, Decision: audit.Allow, Detail: mustJSON(u)}) {
+		return
+	}
+	p, err := s.opts.Profiles.Update(cat, alias, change)
+	if err != nil {
+		_ = s.record(r.Context(), audit.Record{Kind: audit.KindProfileUpdate, Profile: alias, Actor: audit.ActorAdmin, Decision: audit.Error, Detail: audit.DetailJSON(map[string]any{"error": err.Error()})})
+		s.profileError(w, err)
+		return
+	}
+	s.log.Info("profile updated", "profile", alias)
+	keys, _ := s.opts.Keys.List()
+	writeJSON(w, http.StatusOK, s.view(p, keys))
+}
+
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil
+	}
+	return b
 }
 
 func (s *Server) providerRoutes(r chi.Router) {

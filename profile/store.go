@@ -216,6 +216,30 @@ func (s *Store) List() ([]Profile, error) {
 	return out, nil
 }
 
+// Update applies change to a stored profile, validates the result against
+// the catalog and replaces the file atomically. The alias and creation
+// time cannot change.
+func (s *Store) Update(c *Catalog, alias string, change func(*Profile)) (Profile, error) {
+	p, err := s.Get(alias)
+	if err != nil {
+		return Profile{}, err
+	}
+	created := p.Created
+	change(&p)
+	p.Alias, p.Created = alias, created
+	if err := p.Validate(c); err != nil {
+		return Profile{}, err
+	}
+	data, err := toml.Marshal(p)
+	if err != nil {
+		return Profile{}, err
+	}
+	if err := privatefile.WriteAtomic(s.path(alias), data, privatefile.FileMode); err != nil {
+		return Profile{}, fmt.Errorf("write profile %s: %w", alias, err)
+	}
+	return p, nil
+}
+
 // Delete removes a profile and its HOME.
 func (s *Store) Delete(alias string) (Profile, error) {
 	p, err := s.Get(alias)

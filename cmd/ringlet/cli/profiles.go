@@ -40,7 +40,7 @@ only ever gets a session token, which the daemon swaps for the key.`,
   ringlet profiles inspect work --json
   ringlet profiles delete work --yes --purge-key`,
 	}
-	cmd.AddCommand(a.profilesCreateCmd(), a.profilesListCmd(), a.profilesInspectCmd(), a.profilesDeleteCmd(), a.profilesEnvCmd(), a.profilesRunCmd())
+	cmd.AddCommand(a.profilesCreateCmd(), a.profilesListCmd(), a.profilesInspectCmd(), a.profilesDeleteCmd(), a.profilesEnvCmd(), a.profilesRunCmd(), a.profilesSetCmd())
 	return cmd
 }
 
@@ -673,5 +673,90 @@ known (the built-in table, overridable by prices.toml in the config dir).`,
 	f.BoolVar(&asCSV, "csv", false, "print CSV")
 	f.StringVar(&db, "db", "", "read this audit database instead of the daemon's")
 	cmd.RegisterFlagCompletionFunc("by", cobra.FixedCompletions([]string{"day", "model", "profile"}, cobra.ShellCompDirectiveNoFileComp))
+	return cmd
+}
+
+func (a *app) profilesSetCmd() *cobra.Command {
+	var model, workspace, endpoint, network string
+	var ro, rw []string
+	var allowGit bool
+	cmd := &cobra.Command{
+		Use:   "set ALIAS [flags]",
+		Short: "Change a profile's model, workspace, endpoint or sandbox settings",
+		Long: `Change the given settings of a profile; the others stay as they are. --ro
+and --rw replace the whole list (pass --ro '' to clear it). Live sessions
+keep the settings they started with.`,
+		Example: `  ringlet profiles set work --model claude-opus-4-1
+  ringlet profiles set work --network none --ro /usr/share/dict
+  ringlet profiles set work --allow-git-config=false`,
+		Args: exactArgs(1, "ALIAS"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			alias := args[0]
+			if err := credentials.ValidateName("profile", alias); err != nil {
+				return usageError{err}
+			}
+			var u gateway.ProfileUpdate
+			fl := cmd.Flags()
+			if fl.NFlag() == 0 {
+				return usagef("nothing to change: pass at least one of --model, --workspace, --endpoint, --network, --ro, --rw, --allow-git-config")
+			}
+			if fl.Changed("model") {
+				u.Model = &model
+			}
+			if fl.Changed("workspace") {
+				w, err := filepath.Abs(workspace)
+				if err != nil || workspace == "" {
+					return usagef("--workspace needs a directory")
+				}
+				u.Workspace = &w
+			}
+			if fl.Changed("endpoint") {
+				u.Endpoint = &endpoint
+			}
+			if fl.Changed("network") {
+				u.Network = &network
+			}
+			paths := func(in []string) *[]string {
+				out := []string{}
+				for _, d := range in {
+					if d == "" {
+						continue
+					}
+					if abs, err := filepath.Abs(d); err == nil && !strings.ContainsAny(d, "\n\r") && !strings.HasPrefix(d, "-") {
+						d = abs
+					}
+					out = append(out, d)
+				}
+				return &out
+			}
+			if fl.Changed("ro") {
+				u.ReadOnly = paths(ro)
+			}
+			if fl.Changed("rw") {
+				u.ReadWrite = paths(rw)
+			}
+			if fl.Changed("allow-git-config") {
+				u.AllowGitConfig = &allowGit
+			}
+			c, err := a.ensureDaemon(cmd.Context())
+			if err != nil {
+				return err
+			}
+			var v gateway.ProfileView
+			if err := c.Do(cmd.Context(), "PATCH", "/api/profiles/"+alias, u, &v); err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdio.Out, "updated profile %s\n", v.Alias)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&model, "model", "", "model to use (empty for the agent's default)")
+	f.StringVar(&workspace, "workspace", "", "the project directory the agent works in")
+	f.StringVar(&endpoint, "endpoint", "", "a named endpoint of the provider (empty for its base URL)")
+	f.StringVar(&network, "network", "", "sandbox network: provider, none or host")
+	f.StringArrayVar(&ro, "ro", nil, "extra read-only path (repeatable; replaces the list)")
+	f.StringArrayVar(&rw, "rw", nil, "extra read-write path (repeatable; replaces the list)")
+	f.BoolVar(&allowGit, "allow-git-config", false, "let the sandboxed agent write .git/hooks and .git/config")
 	return cmd
 }

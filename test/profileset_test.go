@@ -1,0 +1,68 @@
+package test
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+// TestProfilesSet changes a profile's settings through the CLI and checks
+// that an invalid change is refused before it is recorded or written.
+func TestProfilesSet(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.StartDaemon()
+	hkRun(t, e, "providers", "add", "local", "--base-url", "http://127.0.0.1:9", "--format", "anthropic", "--auth", "x-api-key")
+	if _, stderr, code := e.RunInput("sk-set-canary", "profiles", "create", "generic", "box", "--provider", "local", "--command", "/bin/true"); code != 0 {
+		t.Fatalf("profiles create: exit %d, stderr %q", code, stderr)
+	}
+	inspect := func() map[string]any {
+		var v map[string]any
+		if err := json.Unmarshal([]byte(hkRun(t, e, "profiles", "inspect", "box", "--json")), &v); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+
+	hkRun(t, e, "profiles", "set", "box", "--model", "m-1", "--network", "none", "--ro", "/usr/share", "--ro", "/usr/include")
+	v := inspect()
+	if v["model"] != "m-1" || v["network"] != "none" {
+		t.Errorf("after set: got model %v network %v, want m-1 none", v["model"], v["network"])
+	}
+	if ro, _ := v["ro"].([]any); len(ro) != 2 || ro[0] != "/usr/share" || ro[1] != "/usr/include" {
+		t.Errorf("after set: got ro %v, want [/usr/share /usr/include]", v["ro"])
+	}
+
+	for _, tc := range []struct {
+		name string
+		args []string
+		code int
+	}{
+		{"nothing to change", []string{"profiles", "set", "box"}, 2},
+		{"bad network", []string{"profiles", "set", "box", "--network", "bogus"}, 1},
+		{"missing ro path", []string{"profiles", "set", "box", "--ro", "/no/such/dir"}, 1},
+		{"unknown profile", []string{"profiles", "set", "nope", "--model", "x"}, 1},
+		{"invalid alias", []string{"profiles", "set", "Bad", "--model", "x"}, 2},
+	} {
+		stdout, stderr, code := e.Run(tc.args...)
+		if code != tc.code || stdout != "" || !strings.HasPrefix(stderr, "ringlet: ") || strings.Count(strings.TrimSpace(stderr), "\n") != 0 {
+			t.Errorf("%s: got exit %d, stdout %q, stderr %q; want exit %d and one ringlet: line", tc.name, code, stdout, stderr, tc.code)
+		}
+	}
+	if v2 := inspect(); v2["network"] != "none" || v2["model"] != "m-1" {
+		t.Errorf("after refused changes: got model %v network %v, want them unchanged", v2["model"], v2["network"])
+	}
+
+	var q struct {
+		Records []struct {
+			Decision string          `json:"decision"`
+			Detail   json.RawMessage `json:"detail"`
+		} `json:"records"`
+	}
+	if err := json.Unmarshal([]byte(hkRun(t, e, "audit", "query", "--kind", "profile.update", "--json")), &q); err != nil {
+		t.Fatal(err)
+	}
+	if len(q.Records) != 1 || q.Records[0].Decision != "allow" || !strings.Contains(string(q.Records[0].Detail), `"m-1"`) {
+		t.Errorf("profile.update records: got %+v, want exactly the one allowed change", q.Records)
+	}
+}
