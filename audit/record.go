@@ -36,6 +36,7 @@ const (
 	KindHookAdd          = "hook.add"
 	KindHookRemove       = "hook.remove"
 	KindProfileUpdate    = "profile.update"
+	KindSandboxEgress    = "sandbox.egress"
 )
 
 // Kinds lists every kind, for validation and completion.
@@ -43,7 +44,7 @@ var Kinds = []string{
 	KindDaemonStart, KindDaemonStop, KindAuthFailure, KindTokenRotate,
 	KindCredentialSet, KindCredentialRemove, KindProfileCreate, KindProfileDelete,
 	KindProfileLaunch, KindSessionStart, KindSessionEnd, KindToolCall,
-	KindHookDecision, KindProviderRequest, KindSandboxViolation, KindProviderAdd, KindHookAdd, KindHookRemove, KindProfileUpdate,
+	KindHookDecision, KindProviderRequest, KindSandboxViolation, KindProviderAdd, KindHookAdd, KindHookRemove, KindProfileUpdate, KindSandboxEgress,
 }
 
 // Decisions.

@@ -81,8 +81,17 @@ func (s *Server) openSessionSocket(sess *session) (string, error) {
 			r.Post("/hooks/check", s.handleHookCheck)
 		})
 	}
+	// CONNECT (egress to --allow-host hosts) comes before the Host guard:
+	// its Host is the target, by definition not this daemon.
+	handler := http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if req.Method == http.MethodConnect {
+			s.handleConnect(w, req, sess)
+			return
+		}
+		r.ServeHTTP(w, req)
+	})
 	ss := &sessionSocket{dir: dir, path: path, done: make(chan struct{}),
-		srv: &http.Server{Handler: r, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10,
+		srv: &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10,
 			BaseContext: func(net.Listener) context.Context { return sess.ctx }}}
 	s.sockMu.Lock()
 	s.sockets[sess.ID] = ss

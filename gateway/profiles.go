@@ -35,6 +35,7 @@ type ProfileUpdate struct {
 	ReadOnly       *[]string `json:"ro,omitempty"`
 	ReadWrite      *[]string `json:"rw,omitempty"`
 	AllowGitConfig *bool     `json:"allow_git_config,omitempty"`
+	AllowHosts     *[]string `json:"allow_hosts,omitempty"`
 }
 
 func (s *Server) handleProfileUpdate(w http.ResponseWriter, r *http.Request) {
@@ -66,6 +67,9 @@ func (s *Server) handleProfileUpdate(w http.ResponseWriter, r *http.Request) {
 		}
 		if u.AllowGitConfig != nil {
 			p.AllowGitConfig = *u.AllowGitConfig
+		}
+		if u.AllowHosts != nil {
+			p.AllowHosts = *u.AllowHosts
 		}
 	}
 	// Refuse an invalid change before it is recorded as allowed.
@@ -188,7 +192,8 @@ type ProfileRequest struct {
 	ReadOnly  []string `json:"ro,omitempty"`
 	ReadWrite []string `json:"rw,omitempty"`
 	// AllowGitConfig lets the agent write .git/hooks and .git/config.
-	AllowGitConfig bool `json:"allow_git_config,omitempty"`
+	AllowGitConfig bool     `json:"allow_git_config,omitempty"`
+	AllowHosts     []string `json:"allow_hosts,omitempty"`
 }
 
 func (s *Server) handleProfileCreate(w http.ResponseWriter, r *http.Request) {
@@ -202,13 +207,13 @@ func (s *Server) handleProfileCreate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p := profile.Profile{Alias: req.Alias, Agent: req.Agent, Provider: req.Provider, Model: req.Model, Workspace: req.Workspace, Endpoint: req.Endpoint, Command: req.Command,
-		Network: req.Network, ReadOnly: req.ReadOnly, ReadWrite: req.ReadWrite, AllowGitConfig: req.AllowGitConfig}
+		Network: req.Network, ReadOnly: req.ReadOnly, ReadWrite: req.ReadWrite, AllowGitConfig: req.AllowGitConfig, AllowHosts: req.AllowHosts}
 	if err := p.Validate(cat); err != nil {
 		s.profileError(w, err)
 		return
 	}
 	if !s.recordOr503(w, r, audit.Record{Kind: audit.KindProfileCreate, Profile: p.Alias, Actor: audit.ActorAdmin, Target: p.Agent + "@" + p.Provider, Decision: audit.Allow,
-		Detail: audit.DetailJSON(map[string]any{"agent": p.Agent, "provider": p.Provider, "model": p.Model, "workspace": p.Workspace, "network": p.Network, "ro": p.ReadOnly, "rw": p.ReadWrite, "allow_git_config": p.AllowGitConfig})}) {
+		Detail: audit.DetailJSON(map[string]any{"agent": p.Agent, "provider": p.Provider, "model": p.Model, "workspace": p.Workspace, "network": p.Network, "ro": p.ReadOnly, "rw": p.ReadWrite, "allow_git_config": p.AllowGitConfig, "allow_hosts": p.AllowHosts})}) {
 		return
 	}
 	created, err := s.opts.Profiles.Create(cat, p)

@@ -5,9 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -29,11 +32,15 @@ type Profile struct {
 	Endpoint  string   `toml:"endpoint,omitempty" json:"endpoint,omitempty"`
 	Command   []string `toml:"command,omitempty" json:"command,omitempty"`
 	// Sandbox settings for 'profiles run'.
-	Network        string    `toml:"network,omitempty" json:"network,omitempty"` // provider (default), none, host
-	ReadOnly       []string  `toml:"ro,omitempty" json:"ro,omitempty"`
-	ReadWrite      []string  `toml:"rw,omitempty" json:"rw,omitempty"`
-	AllowGitConfig bool      `toml:"allow_git_config,omitempty" json:"allow_git_config,omitempty"`
-	Created        time.Time `toml:"created" json:"created"`
+	Network        string   `toml:"network,omitempty" json:"network,omitempty"` // provider (default), none, host
+	ReadOnly       []string `toml:"ro,omitempty" json:"ro,omitempty"`
+	ReadWrite      []string `toml:"rw,omitempty" json:"rw,omitempty"`
+	AllowGitConfig bool     `toml:"allow_git_config,omitempty" json:"allow_git_config,omitempty"`
+	// AllowHosts are host names (host or host:port; port 443 when
+	// omitted) the sandboxed agent may reach through Ringlet's CONNECT
+	// proxy, besides its provider.
+	AllowHosts []string  `toml:"allow_hosts,omitempty" json:"allow_hosts,omitempty"`
+	Created    time.Time `toml:"created" json:"created"`
 }
 
 // CredentialRef is where the profile's key lives.
@@ -104,6 +111,11 @@ func (p *Profile) Validate(c *Catalog) error {
 	default:
 		return fmt.Errorf("invalid network %q; accepted values: provider, none, host", p.Network)
 	}
+	for _, h := range p.AllowHosts {
+		if err := CheckAllowHost(h); err != nil {
+			return err
+		}
+	}
 	for _, d := range append(append([]string{}, p.ReadOnly...), p.ReadWrite...) {
 		if strings.ContainsAny(d, "\x00\n\r") || strings.HasPrefix(d, "-") || !filepath.IsAbs(d) || filepath.Clean(d) != d {
 			return fmt.Errorf("invalid extra path %q: want a clean absolute path without newlines", d)
@@ -111,6 +123,27 @@ func (p *Profile) Validate(c *Catalog) error {
 		if _, err := os.Stat(d); err != nil {
 			return fmt.Errorf("extra path %s: %w", d, unwrapPath(err))
 		}
+	}
+	return nil
+}
+
+var hostRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,62})?(\.[a-z0-9]([a-z0-9-]{0,62})?)*(:[0-9]{1,5})?$`)
+
+// CheckAllowHost checks an --allow-host entry: a lower-case host name
+// (not an IP address: egress is allowed by name), optionally with a port.
+func CheckAllowHost(h string) error {
+	if !hostRE.MatchString(h) || len(h) > 260 {
+		return fmt.Errorf("invalid --allow-host %q: want a lower-case host name such as github.com, optionally with :port", h)
+	}
+	host := h
+	if i := strings.LastIndexByte(h, ':'); i >= 0 {
+		host = h[:i]
+		if n, err := strconv.Atoi(h[i+1:]); err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("invalid --allow-host %q: the port must be 1 to 65535", h)
+		}
+	}
+	if net.ParseIP(host) != nil {
+		return fmt.Errorf("invalid --allow-host %q: name a host, not an IP address", h)
 	}
 	return nil
 }

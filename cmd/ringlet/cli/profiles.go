@@ -128,6 +128,7 @@ terminal; --skip-key creates the profile without one.`,
 	f.StringArrayVar(&req.ReadOnly, "ro", nil, "extra path bound read-only into the sandbox (repeatable)")
 	f.StringArrayVar(&req.ReadWrite, "rw", nil, "extra path bound read-write into the sandbox (repeatable)")
 	f.BoolVar(&req.AllowGitConfig, "allow-git-config", false, "let the sandboxed agent write .git/hooks and .git/config")
+	f.StringArrayVar(&req.AllowHosts, "allow-host", nil, "a host the sandboxed agent may reach over HTTPS through Ringlet's CONNECT proxy (repeatable; host or host:port)")
 	cmd.RegisterFlagCompletionFunc("provider", a.completeProviders)
 	return cmd
 }
@@ -678,7 +679,7 @@ known (the built-in table, overridable by prices.toml in the config dir).`,
 
 func (a *app) profilesSetCmd() *cobra.Command {
 	var model, workspace, endpoint, network string
-	var ro, rw []string
+	var ro, rw, allowHosts []string
 	var allowGit bool
 	cmd := &cobra.Command{
 		Use:   "set ALIAS [flags]",
@@ -698,7 +699,7 @@ keep the settings they started with.`,
 			var u gateway.ProfileUpdate
 			fl := cmd.Flags()
 			if fl.NFlag() == 0 {
-				return usagef("nothing to change: pass at least one of --model, --workspace, --endpoint, --network, --ro, --rw, --allow-git-config")
+				return usagef("nothing to change: pass at least one of --model, --workspace, --endpoint, --network, --ro, --rw, --allow-git-config, --allow-host")
 			}
 			if fl.Changed("model") {
 				u.Model = &model
@@ -738,6 +739,15 @@ keep the settings they started with.`,
 			if fl.Changed("allow-git-config") {
 				u.AllowGitConfig = &allowGit
 			}
+			if fl.Changed("allow-host") {
+				hosts := []string{}
+				for _, h := range allowHosts {
+					if h != "" {
+						hosts = append(hosts, h)
+					}
+				}
+				u.AllowHosts = &hosts
+			}
 			c, err := a.ensureDaemon(cmd.Context())
 			if err != nil {
 				return err
@@ -758,5 +768,6 @@ keep the settings they started with.`,
 	f.StringArrayVar(&ro, "ro", nil, "extra read-only path (repeatable; replaces the list)")
 	f.StringArrayVar(&rw, "rw", nil, "extra read-write path (repeatable; replaces the list)")
 	f.BoolVar(&allowGit, "allow-git-config", false, "let the sandboxed agent write .git/hooks and .git/config")
+	f.StringArrayVar(&allowHosts, "allow-host", nil, "hosts the sandboxed agent may reach over HTTPS (repeatable; replaces the list; '' clears it)")
 	return cmd
 }

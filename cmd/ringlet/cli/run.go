@@ -179,6 +179,12 @@ func (a *app) runProfile(ctx context.Context, alias string, extra []string, noSa
 	for _, e := range st.Launch.Env {
 		env = append(env, e.Name+"="+e.Value)
 	}
+	if network == sandbox.NetProvider && len(view.AllowHosts) > 0 && !noSandbox {
+		// HTTPS to the allowed hosts goes through the CONNECT proxy on the
+		// forwarder; the provider (plain http to the forwarder) does not.
+		proxy := fmt.Sprintf("http://127.0.0.1:%d", sandbox.ForwarderPort)
+		env = append(env, "HTTPS_PROXY="+proxy, "https_proxy="+proxy, "NO_PROXY=127.0.0.1,localhost", "no_proxy=127.0.0.1,localhost")
+	}
 	argv := append(append([]string{program}, st.Launch.Args...), extra...)
 
 	if noSandbox {

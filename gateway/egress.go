@@ -1,0 +1,90 @@
+package gateway
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/neullabs/ringlet/audit"
+)
+
+// handleConnect is the HTTP CONNECT proxy on a session socket: the only
+// way out of a provider-network sandbox besides the provider itself. It
+// tunnels to hosts the profile names with --allow-host (by name; port 443
+// unless the entry gives one) and refuses everything else. Each tunnel,
+// allowed or refused, is audited. The socket belongs to one sandbox, which
+// is what authenticates the request.
+func (s *Server) handleConnect(w http.ResponseWriter, r *http.Request, sess *session) {
+	target := strings.ToLower(r.Host)
+	host, port, err := net.SplitHostPort(target)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "bad_request", "CONNECT needs host:port")
+		return
+	}
+	allowed := false
+	for _, a := range sess.Profile.AllowHosts {
+		if a == target || (a == host && port == "443") {
+			allowed = true
+			break
+		}
+	}
+	rec := audit.Record{Profile: sess.Profile.Alias, Session: sess.ID, Actor: sess.tokenID, Target: target}
+	if !allowed {
+		rec.Kind, rec.Decision, rec.Status = audit.KindSandboxViolation, audit.Deny, http.StatusForbidden
+		rec.Detail = audit.DetailJSON(map[string]any{"reason": "egress to a host the profile does not allow"})
+		_ = s.record(r.Context(), rec)
+		writeError(w, http.StatusForbidden, "egress_denied", "the sandbox may not reach "+target+"; allow it with 'ringlet profiles set "+sess.Profile.Alias+" --allow-host "+host+"'")
+		return
+	}
+	rec.Kind, rec.Decision = audit.KindSandboxEgress, audit.Allow
+	if err := s.record(r.Context(), rec); err != nil {
+		writeError(w, http.StatusServiceUnavailable, "audit_unavailable", "refused: the connection could not be recorded in the audit log")
+		return
+	}
+	d := net.Dialer{Timeout: 10 * time.Second}
+	up, err := d.DialContext(r.Context(), "tcp", net.JoinHostPort(host, port))
+	if err != nil {
+		writeError(w, http.StatusBadGateway, "upstream_unreachable", "could not connect to "+target)
+		return
+	}
+	rc := http.NewResponseController(w)
+	w.WriteHeader(http.StatusOK)
+	if err := rc.Flush(); err != nil {
+		up.Close()
+		return
+	}
+	conn, buf, err := rc.Hijack()
+	if err != nil {
+		up.Close()
+		return
+	}
+	s.streams.Add(1)
+	go func() {
+		defer s.streams.Done()
+		splice(sess.ctx, conn, buf.Reader, up)
+	}()
+}
+
+// splice copies both ways until either side closes or the session ends.
+func splice(ctx context.Context, client net.Conn, pending io.Reader, up net.Conn) {
+	stop := context.AfterFunc(ctx, func() {
+		client.Close()
+		up.Close()
+	})
+	defer stop()
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		io.Copy(up, io.MultiReader(pending, client))
+		if tc, ok := up.(*net.TCPConn); ok {
+			tc.CloseWrite()
+		}
+	})
+	io.Copy(client, up)
+	client.Close()
+	wg.Wait()
+	up.Close()
+}
