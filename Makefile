@@ -22,9 +22,11 @@ deps:
 	@.ci/deps
 
 # The npm packages of the client tests in test/node (the provider SDKs and
-# Claude Code), at the versions in its package-lock.json.
+# Claude Code) and test/mcpnode (the MCP SDK and reference MCP servers), at
+# the versions in their package-lock.json.
 node-deps:
 	@test -d test/node/node_modules || npm ci --prefix test/node --no-audit --no-fund
+	@test -d test/mcpnode/node_modules || npm ci --prefix test/mcpnode --no-audit --no-fund
 
 check:
 	@test -z "$$(gofmt -l .)" || { echo "gofmt needed on:"; gofmt -l .; exit 1; }

@@ -37,6 +37,9 @@ const (
 	KindHookRemove       = "hook.remove"
 	KindProfileUpdate    = "profile.update"
 	KindSandboxEgress    = "sandbox.egress"
+	KindMCPAdd           = "mcp.add"
+	KindMCPRemove        = "mcp.remove"
+	KindMCPApprove       = "mcp.approve"
 )
 
 // Kinds lists every kind, for validation and completion.
@@ -45,6 +48,7 @@ var Kinds = []string{
 	KindCredentialSet, KindCredentialRemove, KindProfileCreate, KindProfileDelete,
 	KindProfileLaunch, KindSessionStart, KindSessionEnd, KindToolCall,
 	KindHookDecision, KindProviderRequest, KindSandboxViolation, KindProviderAdd, KindHookAdd, KindHookRemove, KindProfileUpdate, KindSandboxEgress,
+	KindMCPAdd, KindMCPRemove, KindMCPApprove,
 }
 
 // Decisions.

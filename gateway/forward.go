@@ -75,6 +75,10 @@ func (s *Server) openSessionSocket(sess *session) (string, error) {
 		writeError(w, http.StatusNotFound, "not_found", "a session socket serves only /proxy and /session")
 	})
 	r.Handle("/proxy/*", http.HandlerFunc(s.handleProxy))
+	if s.mcp != nil {
+		// The profile's MCP gateway, for this session's token only.
+		r.Handle("/mcp", http.HandlerFunc(s.handleMCP))
+	}
 	if s.opts.Hooks != nil {
 		r.Route("/session", func(r chi.Router) {
 			r.Use(limitBody(s.opts.MaxBodyBytes, 30*time.Second))

@@ -262,6 +262,9 @@ func (s *Server) handleProfileDelete(w http.ResponseWriter, r *http.Request) {
 			s.log.Error("could not delete the profile's hooks", "profile", alias, "err", err)
 		}
 	}
+	// A profile created again under this alias starts with no upstream
+	// MCP servers and no pinned tools.
+	s.forgetMCPProfile(alias)
 	keyRemoved := false
 	if purge {
 		if !s.recordOr503(w, r, audit.Record{Kind: audit.KindCredentialRemove, Profile: alias, Actor: audit.ActorAdmin, Target: p.CredentialRef().String(), Decision: audit.Allow}) {

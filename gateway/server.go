@@ -21,6 +21,7 @@ import (
 
 	"github.com/neullabs/ringlet/audit"
 	"github.com/neullabs/ringlet/hook"
+	"github.com/neullabs/ringlet/mcp"
 	"github.com/neullabs/ringlet/profile"
 
 	"github.com/neullabs/ringlet/token"
@@ -61,6 +62,11 @@ type Options struct {
 	SocketDir string
 	// Hooks stores each profile's hooks.
 	Hooks *hook.Store
+	// MCPStore holds each profile's upstream MCP servers; without it (or
+	// Profiles), /mcp and /api/mcp answer 501.
+	MCPStore *mcp.Store
+	// MCPPath is the PATH upstream MCP servers run with.
+	MCPPath string
 	// Executable is the ringlet binary, for hooks that agents run.
 	Executable string
 	// Profiles stores profiles; CatalogDir holds providers.toml and
@@ -97,6 +103,7 @@ type Server struct {
 
 	sessions  *sessionTable
 	proxy     http.Handler
+	mcp       *mcpGateway
 	sockMu    sync.Mutex
 	sockets   map[string]*sessionSocket
 	termMu    sync.Mutex
@@ -133,6 +140,7 @@ func New(opts Options) (*Server, error) {
 		terminals: map[string]*terminal{},
 	}
 	s.proxy = s.newReverseProxy()
+	s.mcp = s.newMCP()
 	s.closing, s.closeStream = context.WithCancel(context.Background())
 	s.metrics.reg.MustRegister(opts.Collectors...)
 	s.auth = newAuthenticator(opts.Token, s.authFailed)
@@ -201,6 +209,9 @@ func (s *Server) Handler() http.Handler {
 		})
 	}
 
+	// The admin token or a session token; which one decides what it sees.
+	s.mountMCP(r)
+
 	// Everything else takes the admin token only.
 	r.Group(func(r chi.Router) {
 		r.Use(s.auth.middleware)
@@ -245,14 +256,8 @@ func (s *Server) Handler() http.Handler {
 				r.Handle("/hooks", notImplemented("/api/hooks"))
 				r.Handle("/hooks/*", notImplemented("/api/hooks"))
 			}
-			for _, g := range []string{"mcp"} {
-				h := notImplemented("/api/" + g)
-				r.Handle("/"+g, h)
-				r.Handle("/"+g+"/*", h)
-			}
+			s.mountMCPAPI(r)
 		})
-		r.Handle("/mcp", notImplemented("the MCP endpoint"))
-		r.Handle("/mcp/*", notImplemented("the MCP endpoint"))
 		r.Handle("/proxy", notImplemented("the provider proxy"))
 	})
 	return r

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -25,6 +26,7 @@ import (
 	"github.com/neullabs/ringlet/credentials"
 	"github.com/neullabs/ringlet/gateway"
 	"github.com/neullabs/ringlet/hook"
+	"github.com/neullabs/ringlet/mcp"
 	"github.com/neullabs/ringlet/privatefile"
 	"github.com/neullabs/ringlet/profile"
 	"github.com/neullabs/ringlet/token"
@@ -212,6 +214,8 @@ func (a *app) runDaemon(ctx context.Context, f daemonFlags, listenExplicit bool)
 	}
 	srv, err = gateway.New(gateway.Options{
 		Hooks:            hook.NewStore(paths.ConfigDir),
+		MCPStore:         mcp.NewStore(paths.ConfigDir),
+		MCPPath:          a.getenv("PATH"),
 		Executable:       exe,
 		Profiles:         profile.NewStore(paths.ConfigDir, paths.DataDir),
 		CatalogDir:       paths.ConfigDir,
@@ -267,7 +271,13 @@ func (a *app) runDaemon(ctx context.Context, f daemonFlags, listenExplicit bool)
 		ready.Close()
 		ready = nil
 	}
+	// Upstream MCP servers are children of the daemon: they stop with it.
+	mcpCtx, stopMCP := context.WithCancel(context.Background())
+	var mcpDone sync.WaitGroup
+	mcpDone.Go(func() { srv.RunMCP(mcpCtx) })
 	reason, err := srv.Serve(ctx, ln)
+	stopMCP()
+	mcpDone.Wait()
 	logger.Info("daemon stopped", "reason", reason)
 	return err
 }

@@ -1,0 +1,282 @@
+package cli
+
+import (
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/neullabs/ringlet/gateway"
+	"github.com/neullabs/ringlet/mcp"
+)
+
+func (a *app) mcpCmd() *cobra.Command {
+	var stdio bool
+	cmd := &cobra.Command{
+		Use:   "mcp",
+		Short: "The MCP gateway: upstream MCP servers per profile, and a stdio bridge",
+		Long: `The daemon serves MCP (streamable HTTP) at /mcp. With the admin token a
+client sees Ringlet's controls as tools; with a session token it sees its
+own session and the tools of its profile's MCP servers, as <server>__<tool>.
+Every call to those passes the profile's pre-tool-use hooks first.
+
+An MCP server added to a profile runs as a child of the daemon when a
+session of the profile first uses MCP, with only PATH, HOME (the
+profile's) and LANG in its environment. The first time Ringlet sees a tool
+it pins a hash of its definition; if the server later changes the tool, it
+is hidden until 'ringlet mcp approve'.
+
+'ringlet mcp --stdio' is an MCP server on stdin/stdout for clients that
+only spawn stdio servers; it forwards to the daemon with RINGLET_TOKEN,
+else RINGLET_SESSION_TOKEN, else the admin token in the http_token file.`,
+		Example: `  ringlet mcp add work fs -- npx -y @modelcontextprotocol/server-filesystem ~/src/app
+  ringlet mcp list work
+  ringlet mcp approve work fs
+  ringlet mcp remove work fs
+  claude mcp add ringlet -- ringlet mcp --stdio`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if !stdio {
+				return cmd.Help()
+			}
+			return a.mcpStdio(cmd)
+		},
+	}
+	cmd.Flags().BoolVar(&stdio, "stdio", false, "serve MCP on stdin/stdout, bridged to the daemon's /mcp (stdout carries only JSON-RPC)")
+	cmd.AddCommand(a.mcpAddCmd(), a.mcpListCmd(), a.mcpRemoveCmd(), a.mcpApproveCmd())
+	return cmd
+}
+
+// mcpStdio bridges stdin/stdout to /mcp. Nothing but JSON-RPC may reach
+// stdout: every message for a human goes to stderr.
+func (a *app) mcpStdio(cmd *cobra.Command) error {
+	tok := a.getenv("RINGLET_TOKEN")
+	if tok == "" {
+		tok = a.getenv("RINGLET_SESSION_TOKEN")
+	}
+	var base string
+	if tok != "" {
+		// A session exists only in a running daemon: find it, never start one.
+		paths, err := a.needPaths()
+		if err != nil {
+			return err
+		}
+		if base, err = a.daemonURL(paths); err != nil {
+			return err
+		}
+	} else {
+		c, err := a.ensureDaemon(cmd.Context())
+		if err != nil {
+			return err
+		}
+		base, tok = c.BaseURL(), c.Token().Value()
+	}
+	b := &mcp.Bridge{
+		URL:   strings.TrimRight(base, "/") + "/mcp",
+		Token: tok,
+		In:    a.stdio.In,
+		Out:   a.stdio.Out,
+		Log:   slog.New(slog.NewTextHandler(a.stdio.Err, &slog.HandlerOptions{Level: slog.LevelWarn})),
+	}
+	return b.Run(cmd.Context())
+}
+
+func (a *app) mcpAddCmd() *cobra.Command {
+	var timeout, serverURL string
+	cmd := &cobra.Command{
+		Use:   "add PROFILE NAME (-- COMMAND [ARGS...] | --url URL)",
+		Short: "Add an MCP server to a profile",
+		Long: `Add an MCP server to a profile: a stdio server (a command) or a
+streamable HTTP server (--url; plain http only on loopback).
+
+A stdio server starts when a session of the profile first uses MCP, as a
+child of the daemon, in the profile's workspace (else its HOME), with only
+PATH, HOME and LANG in its environment: no key and no daemon token. Its
+tools appear to the profile's sessions as NAME__TOOL.`,
+		Example: `  ringlet mcp add work fs -- npx -y @modelcontextprotocol/server-filesystem ~/src/app
+  ringlet mcp add work everything --timeout 2m -- npx -y @modelcontextprotocol/server-everything
+  ringlet mcp add work tracker --url https://mcp.example.com/mcp`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if serverURL != "" {
+				if cmd.ArgsLenAtDash() >= 0 || len(args) != 2 {
+					return usagef("%s --url needs PROFILE NAME and no command", cmd.CommandPath())
+				}
+				return nil
+			}
+			if cmd.ArgsLenAtDash() != 2 || len(args) < 3 {
+				return usagef("%s needs PROFILE NAME -- COMMAND [ARGS...], or PROFILE NAME --url URL", cmd.CommandPath())
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p, err := profileArg(args)
+			if err != nil {
+				return err
+			}
+			req := gateway.MCPServerRequest{Profile: p, Name: args[1], Command: args[2:], URL: serverURL, Timeout: timeout}
+			c := mcp.ServerConfig{Name: req.Name, Command: req.Command, URL: req.URL}
+			if timeout != "" {
+				if c.Timeout, err = time.ParseDuration(timeout); err != nil {
+					return usagef("--timeout must be a duration such as 60s")
+				}
+			}
+			if err := c.Validate(); err != nil {
+				return usageError{err}
+			}
+			cl, err := a.ensureDaemon(cmd.Context())
+			if err != nil {
+				return err
+			}
+			var got mcp.ServerConfig
+			if err := cl.Do(cmd.Context(), "POST", "/api/mcp/servers", req, &got); err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdio.Out, "added MCP server %s to profile %s; its tools appear as %s__<tool> once a session uses them\n", got.Name, p, got.Name)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&timeout, "timeout", "", "refuse a tool call the server has not answered within this long (default 60s)")
+	cmd.Flags().StringVar(&serverURL, "url", "", "the endpoint of a streamable HTTP MCP server, instead of a command")
+	return cmd
+}
+
+func (a *app) mcpListCmd() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "list PROFILE",
+		Short: "List a profile's MCP servers, their state and their tools",
+		Long: `List a profile's MCP servers: whether each runs, and if not why; and each
+tool: visible, changed (hidden until 'ringlet mcp approve') or invalid
+(with the reason).`,
+		Example: "  ringlet mcp list work --json",
+		Args:    exactArgs(1, "PROFILE"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p, err := profileArg(args)
+			if err != nil {
+				return err
+			}
+			c, err := a.ensureDaemon(cmd.Context())
+			if err != nil {
+				return err
+			}
+			var out struct {
+				Servers []mcp.ServerStatus `json:"servers"`
+			}
+			if err := c.Do(cmd.Context(), "GET", "/api/mcp/servers?profile="+url.QueryEscape(p), nil, &out); err != nil {
+				return err
+			}
+			if asJSON {
+				if out.Servers == nil {
+					out.Servers = []mcp.ServerStatus{}
+				}
+				return writeJSONOut(a.stdio.Out, out.Servers)
+			}
+			if len(out.Servers) == 0 {
+				fmt.Fprintf(a.stdio.Out, "profile %s has no MCP servers\n", p)
+				return nil
+			}
+			t := newTable(a.stdio.Out)
+			t.row("NAME", "STATE", "TOOLS", "COMMAND OR URL")
+			for _, s := range out.Servers {
+				visible := 0
+				for _, tl := range s.Tools {
+					if tl.State == mcp.ToolVisible {
+						visible++
+					}
+				}
+				state := s.State
+				if s.Error != "" {
+					state += ": " + s.Error
+				}
+				target := s.URL
+				if target == "" {
+					target = strings.Join(s.Command, " ")
+				}
+				t.row(s.Name, state, fmt.Sprintf("%d/%d", visible, len(s.Tools)), target)
+			}
+			if err := t.flush(); err != nil {
+				return err
+			}
+			for _, s := range out.Servers {
+				for _, tl := range s.Tools {
+					if tl.State != mcp.ToolVisible {
+						fmt.Fprintf(a.stdio.Out, "%s: tool %s is %s: %s\n", s.Name, printable(tl.Name), tl.State, printable(tl.Reason))
+					}
+				}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func (a *app) mcpRemoveCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:     "remove PROFILE NAME",
+		Aliases: []string{"rm"},
+		Short:   "Stop and remove a profile's MCP server",
+		Example: "  ringlet mcp remove work fs",
+		Args:    exactArgs(2, "PROFILE NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p, err := profileArg(args)
+			if err != nil {
+				return err
+			}
+			if err := mcp.ValidateServerName(args[1]); err != nil {
+				return usageError{err}
+			}
+			c, err := a.ensureDaemon(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if err := c.Do(cmd.Context(), "DELETE", "/api/mcp/servers/"+p+"/"+args[1], nil, nil); err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdio.Out, "removed MCP server %s from profile %s\n", args[1], p)
+			return nil
+		},
+	}
+}
+
+func (a *app) mcpApproveCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "approve PROFILE SERVER",
+		Short: "Trust an MCP server's tools as they are now, showing again those that changed",
+		Long: `Pin the current definition (name, description, schemas, annotations) of
+every tool of a server. Tools hidden because the server changed them since
+they were first seen appear again. The approval, with the tools it
+changed, is recorded in the audit log.`,
+		Example: "  ringlet mcp approve work fs",
+		Args:    exactArgs(2, "PROFILE SERVER"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p, err := profileArg(args)
+			if err != nil {
+				return err
+			}
+			if err := mcp.ValidateServerName(args[1]); err != nil {
+				return usageError{err}
+			}
+			c, err := a.ensureDaemon(cmd.Context())
+			if err != nil {
+				return err
+			}
+			var out struct {
+				Approved []string `json:"approved"`
+				Tools    int      `json:"tools"`
+			}
+			if err := c.Do(cmd.Context(), "POST", "/api/mcp/servers/"+p+"/"+args[1]+"/approve", nil, &out); err != nil {
+				return err
+			}
+			if len(out.Approved) == 0 {
+				fmt.Fprintf(a.stdio.Out, "no tool of %s had changed; its %d tool(s) stay pinned\n", args[1], out.Tools)
+				return nil
+			}
+			fmt.Fprintf(a.stdio.Out, "approved the changed tool(s) of %s: %s\n", args[1], strings.Join(out.Approved, ", "))
+			return nil
+		},
+	}
+}

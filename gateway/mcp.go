@@ -1,0 +1,387 @@
+package gateway
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/neullabs/ringlet/audit"
+	"github.com/neullabs/ringlet/hook"
+	"github.com/neullabs/ringlet/mcp"
+	"github.com/neullabs/ringlet/version"
+)
+
+// mcpGateway is the daemon's side of the MCP gateway: /mcp for the admin
+// token and session tokens, and /api/mcp/servers for the upstream servers.
+type mcpGateway struct {
+	srv *mcp.Server
+
+	apiOnce sync.Once
+	api     http.Handler // the daemon's own routes, for admin tools
+}
+
+// newMCP builds the MCP gateway; nil without profiles or an MCP store,
+// and then /mcp answers 501.
+func (s *Server) newMCP() *mcpGateway {
+	if s.opts.MCPStore == nil || s.opts.Profiles == nil {
+		return nil
+	}
+	return &mcpGateway{srv: mcp.New(mcp.Options{
+		Store:   s.opts.MCPStore,
+		Launch:  s.mcpLaunch,
+		Path:    s.opts.MCPPath,
+		Version: version.Get().Version,
+		Logger:  s.log.With("component", "mcp"),
+	})}
+}
+
+// mcpLaunch is where a profile's upstream servers run: HOME is the
+// profile's, the working directory its workspace (else its HOME).
+func (s *Server) mcpLaunch(alias string) (mcp.Launch, error) {
+	p, err := s.opts.Profiles.Get(alias)
+	if err != nil {
+		return mcp.Launch{}, err
+	}
+	l := mcp.Launch{Home: s.opts.Profiles.Home(alias)}
+	l.Dir = l.Home
+	if fi, err := os.Stat(p.Workspace); p.Workspace != "" && err == nil && fi.IsDir() {
+		l.Dir = p.Workspace
+	}
+	return l, nil
+}
+
+// RunMCP runs the MCP gateway until ctx ends, then stops the upstream
+// servers it started and waits for them.
+func (s *Server) RunMCP(ctx context.Context) error {
+	if s.mcp == nil {
+		<-ctx.Done()
+		return nil
+	}
+	return s.mcp.srv.Run(ctx)
+}
+
+// forgetMCPProfile stops a deleted profile's upstream servers and removes
+// their definitions.
+func (s *Server) forgetMCPProfile(alias string) {
+	if s.mcp == nil {
+		return
+	}
+	if err := s.mcp.srv.ForgetProfile(alias); err != nil {
+		s.log.Error("could not remove the profile's MCP servers", "profile", alias, "err", err)
+	}
+}
+
+// mountMCP serves /mcp. It is outside the admin-only group: both the
+// admin token and session tokens are accepted there, and which one
+// authenticated decides what the caller sees.
+func (s *Server) mountMCP(r chi.Router) {
+	if s.mcp == nil {
+		h := s.auth.middleware(notImplemented("the MCP endpoint"))
+		r.Handle("/mcp", h)
+		r.Handle("/mcp/*", h)
+		return
+	}
+	r.Handle("/mcp", http.HandlerFunc(s.handleMCP))
+	r.Handle("/mcp/*", s.auth.middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "not_found", "the MCP endpoint is /mcp")
+	})))
+}
+
+// mountMCPAPI serves /api/mcp on the admin router.
+func (s *Server) mountMCPAPI(r chi.Router) {
+	if s.mcp == nil {
+		h := notImplemented("/api/mcp")
+		r.Handle("/mcp", h)
+		r.Handle("/mcp/*", h)
+		return
+	}
+	r.Route("/mcp/servers", func(r chi.Router) {
+		r.Get("/", s.handleMCPList)
+		r.Post("/", s.handleMCPAdd)
+		r.Delete("/{profile}/{name}", s.handleMCPRemove)
+		r.Post("/{profile}/{name}/approve", s.handleMCPApprove)
+	})
+}
+
+// mcpBinding is what an MCP session id is bound to: a hash of the token
+// that created it, so the id is worthless with any other token.
+func mcpBinding(tok string) string {
+	h := sha256.Sum256([]byte("ringlet-mcp-session\x00" + tok))
+	return hex.EncodeToString(h[:])
+}
+
+// handleMCP authenticates a /mcp request and hands it to the gateway with
+// its caller. Only Authorization: Bearer is read: the admin token, or a
+// live session token (rlt_…). Nothing else authenticates, an MCP session
+// id least of all.
+func (s *Server) handleMCP(w http.ResponseWriter, r *http.Request) {
+	fail := func(reason string) {
+		s.authFailed(reason, r)
+		w.Header().Set("WWW-Authenticate", `Bearer realm="ringlet"`)
+		msg := authMessages[reason]
+		if reason == "invalid_session" {
+			msg = "this session token is not valid (revoked or expired); start a new session"
+		}
+		writeError(w, http.StatusUnauthorized, "unauthorized", msg)
+	}
+	if len(r.Header.Values("Authorization")) == 0 {
+		reason := "missing"
+		if q := r.URL.Query(); q.Has("token") || q.Has("access_token") {
+			reason = "query_token"
+		}
+		fail(reason)
+		return
+	}
+	tok, reason, ok := credential(r)
+	if !ok {
+		fail(reason)
+		return
+	}
+	ctx, cancel := context.WithCancelCause(r.Context())
+	defer cancel(nil)
+	var caller *mcp.Caller
+	var ends context.Context
+	if strings.HasPrefix(tok, SessionTokenPrefix) {
+		sess := s.liveSession(r.Context(), tok)
+		if sess == nil {
+			fail("invalid_session")
+			return
+		}
+		caller = &mcp.Caller{Binding: mcpBinding(tok), Profile: sess.Profile.Alias, Session: sess.ID,
+			API: s.sessionAPI(sess), Vet: s.mcpVet(sess)}
+		ends = sess.ctx
+	} else {
+		gen, ok := s.auth.check(tok)
+		if !ok {
+			fail("invalid")
+			return
+		}
+		caller = &mcp.Caller{Binding: mcpBinding(tok), API: s.adminAPI(r)}
+		ends = gen.ctx
+	}
+	// Streams end when the token stops working or the daemon stops.
+	stop := context.AfterFunc(ends, func() { cancel(context.Cause(ends)) })
+	defer stop()
+	stopClosing := context.AfterFunc(s.closing, func() { cancel(errors.New("daemon stopping")) })
+	defer stopClosing()
+	s.mcp.srv.ServeHTTP(w, r.WithContext(mcp.WithCaller(ctx, caller)))
+}
+
+// liveSession returns the live session of a session token, ending an
+// expired one.
+func (s *Server) liveSession(ctx context.Context, tok string) *session {
+	sess := s.sessions.lookup(tok)
+	if sess == nil {
+		return nil
+	}
+	if time.Now().After(sess.Expires) {
+		s.endSession(ctx, sess.ID, "expired", audit.ActorDaemon)
+		return nil
+	}
+	return sess
+}
+
+// adminAPI runs admin tools through the daemon's own routes, with the
+// token, Host and peer of the MCP request, so they are validated, audited
+// and refused exactly like the same REST call.
+func (s *Server) adminAPI(outer *http.Request) http.Handler {
+	authz, host, remote := outer.Header.Get("Authorization"), outer.Host, outer.RemoteAddr
+	s.mcp.apiOnce.Do(func() { s.mcp.api = s.Handler() })
+	api := s.mcp.api
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Host, r.RemoteAddr = host, remote
+		r.Header.Set("Authorization", authz)
+		// The context still holds chi's routing state of the /mcp request;
+		// the router would take this request for a sub-route of it.
+		api.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), chi.RouteCtxKey, nil)))
+	})
+}
+
+// sessionAPI answers a session's own tools: its info, and the audit and
+// usage queries of /api with the session fixed to it.
+func (s *Server) sessionAPI(sess *session) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet {
+			writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" is not allowed")
+			return
+		}
+		q := r.URL.Query()
+		q.Del("profile")
+		q.Set("session", sess.ID)
+		r.URL.RawQuery = q.Encode()
+		switch r.URL.Path {
+		case "/info":
+			writeJSON(w, http.StatusOK, sess.info())
+		case "/audit":
+			if s.opts.AuditPath == "" {
+				auditOff(w, r)
+				return
+			}
+			s.handleAuditQuery(w, r)
+		case "/usage":
+			if s.opts.AuditPath == "" {
+				auditOff(w, r)
+				return
+			}
+			s.handleUsage(w, r)
+		default:
+			writeError(w, http.StatusNotFound, "not_found", "no such session endpoint")
+		}
+	})
+}
+
+// mcpVet runs the profile's pre-tool-use hooks on an upstream tool call.
+// checkHooks audits every hook decision and the call, and refuses the
+// call when a record cannot be written.
+func (s *Server) mcpVet(sess *session) func(context.Context, string, json.RawMessage) mcp.Verdict {
+	return func(ctx context.Context, tool string, input json.RawMessage) mcp.Verdict {
+		if s.opts.Hooks == nil {
+			return mcp.Verdict{Reason: "refused: this daemon cannot check hooks"}
+		}
+		r, err := http.NewRequestWithContext(ctx, http.MethodPost, "/mcp", nil)
+		if err != nil {
+			return mcp.Verdict{Reason: "refused: " + err.Error()}
+		}
+		d := s.checkHooks(r, sess, HookCheck{Event: hook.PreToolUse, ToolName: tool, ToolInput: input})
+		return mcp.Verdict{Allow: d.Allow, Reason: d.Reason}
+	}
+}
+
+// MCPServerRequest is the body of POST /api/mcp/servers.
+type MCPServerRequest struct {
+	Profile string   `json:"profile"`
+	Name    string   `json:"name"`
+	Command []string `json:"command,omitempty"`
+	URL     string   `json:"url,omitempty"`
+	Timeout string   `json:"timeout,omitempty"`
+}
+
+func (s *Server) mcpError(w http.ResponseWriter, err error) {
+	switch {
+	case errors.Is(err, mcp.ErrNotFound):
+		writeError(w, http.StatusNotFound, "not_found", err.Error())
+	case errors.Is(err, mcp.ErrExists):
+		writeError(w, http.StatusConflict, "exists", err.Error())
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		writeError(w, http.StatusGatewayTimeout, "timeout", err.Error())
+	default:
+		s.log.Error("MCP server operation failed", "err", err)
+		writeError(w, http.StatusInternalServerError, "internal", err.Error())
+	}
+}
+
+func (s *Server) handleMCPList(w http.ResponseWriter, r *http.Request) {
+	alias := r.URL.Query().Get("profile")
+	if !s.knownProfile(w, alias) {
+		return
+	}
+	out, err := s.mcp.srv.Servers(alias)
+	if err != nil {
+		s.mcpError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"servers": out})
+}
+
+func (s *Server) handleMCPAdd(w http.ResponseWriter, r *http.Request) {
+	var req MCPServerRequest
+	if !decodeJSON(w, r, &req) {
+		return
+	}
+	if !s.knownProfile(w, req.Profile) {
+		return
+	}
+	c := mcp.ServerConfig{Name: req.Name, Command: req.Command, URL: req.URL}
+	if req.Timeout != "" {
+		d, err := time.ParseDuration(req.Timeout)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "invalid_mcp_server", "timeout must be a duration such as 60s")
+			return
+		}
+		c.Timeout = d
+	}
+	if err := c.Validate(); err != nil {
+		writeError(w, http.StatusBadRequest, "invalid_mcp_server", err.Error())
+		return
+	}
+	if !s.recordOr503(w, r, audit.Record{Kind: audit.KindMCPAdd, Profile: req.Profile, Actor: audit.ActorAdmin, Target: c.Name, Decision: audit.Allow,
+		Detail: audit.DetailJSON(map[string]any{"command": c.Command, "url": c.URL, "timeout": c.Timeout.String()})}) {
+		return
+	}
+	added, err := s.mcp.srv.AddServer(req.Profile, c)
+	if err != nil {
+		s.mcpError(w, err)
+		return
+	}
+	s.log.Info("MCP server added", "profile", req.Profile, "server", added.Name)
+	writeJSON(w, http.StatusCreated, added)
+}
+
+func (s *Server) handleMCPRemove(w http.ResponseWriter, r *http.Request) {
+	alias, name := chi.URLParam(r, "profile"), chi.URLParam(r, "name")
+	if !s.knownProfile(w, alias) {
+		return
+	}
+	if err := mcp.ValidateServerName(name); err != nil {
+		writeError(w, http.StatusBadRequest, "invalid_mcp_server", err.Error())
+		return
+	}
+	if !s.recordOr503(w, r, audit.Record{Kind: audit.KindMCPRemove, Profile: alias, Actor: audit.ActorAdmin, Target: name, Decision: audit.Allow}) {
+		return
+	}
+	removed, err := s.mcp.srv.RemoveServer(alias, name)
+	if err != nil {
+		s.mcpError(w, err)
+		return
+	}
+	s.log.Info("MCP server removed", "profile", alias, "server", name)
+	writeJSON(w, http.StatusOK, removed)
+}
+
+// handleMCPApprove re-pins a server's current tools, showing again those
+// hidden because they changed. What is approved is audited first.
+func (s *Server) handleMCPApprove(w http.ResponseWriter, r *http.Request) {
+	alias, name := chi.URLParam(r, "profile"), chi.URLParam(r, "name")
+	if !s.knownProfile(w, alias) {
+		return
+	}
+	if err := mcp.ValidateServerName(name); err != nil {
+		writeError(w, http.StatusBadRequest, "invalid_mcp_server", err.Error())
+		return
+	}
+	// Within the CLI client's 30s: a server that is slower to start
+	// answers 504 and can be approved once it runs.
+	ctx, cancel := context.WithTimeout(r.Context(), 25*time.Second)
+	defer cancel()
+	current, changed, err := s.mcp.srv.Pending(ctx, alias, name)
+	if err != nil {
+		s.mcpError(w, err)
+		return
+	}
+	if changed == nil {
+		changed = []string{}
+	}
+	hashes := map[string]string{}
+	for _, t := range changed {
+		hashes[t] = current[t]
+	}
+	if !s.recordOr503(w, r, audit.Record{Kind: audit.KindMCPApprove, Profile: alias, Actor: audit.ActorAdmin, Target: name, Decision: audit.Allow,
+		Detail: audit.DetailJSON(map[string]any{"changed": changed, "hashes": hashes, "tools": len(current)})}) {
+		return
+	}
+	if err := s.mcp.srv.Approve(alias, name, current); err != nil {
+		s.mcpError(w, err)
+		return
+	}
+	s.log.Info("MCP server tools approved", "profile", alias, "server", name, "changed", len(changed))
+	writeJSON(w, http.StatusOK, map[string]any{"profile": alias, "server": name, "approved": changed, "tools": len(current)})
+}

@@ -1,0 +1,62 @@
+package mcp
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+)
+
+// Caller is who an MCP request comes from, as the gateway authenticated it.
+// The package never sees a token: the gateway decides the audience from
+// the token that authenticated the request and hands over a Caller.
+type Caller struct {
+	// Binding identifies the credential (a hash of the token). An MCP
+	// session belongs to the binding that created it; another credential
+	// presenting its id is refused.
+	Binding string
+	// Profile and Session name the Ringlet session of a session token.
+	// Both are empty for the admin token.
+	Profile string
+	Session string
+	// API answers the caller's tools in process: for the admin token the
+	// daemon's REST API with that token, for a session token the session's
+	// own read-only endpoints (/info, /audit, /usage).
+	API http.Handler
+	// Vet runs the profile's pre-tool-use hooks on an upstream tool call
+	// and audits the decision. It must fail closed. Nil for the admin
+	// token, which has no upstream tools.
+	Vet func(ctx context.Context, tool string, input json.RawMessage) Verdict
+}
+
+// Admin reports whether the caller holds the admin token.
+func (c *Caller) Admin() bool { return c.Session == "" }
+
+// scope is the MCP server a caller belongs to: "admin" or "profile:P".
+func (c *Caller) scope() string {
+	if c.Admin() {
+		return scopeAdmin
+	}
+	return "profile:" + c.Profile
+}
+
+const scopeAdmin = "admin"
+
+// Verdict is the outcome of vetting a tool call.
+type Verdict struct {
+	Allow  bool
+	Reason string
+}
+
+type callerKey struct{}
+
+// WithCaller returns ctx carrying c; the gateway sets it on every /mcp
+// request before handing it to Server.ServeHTTP.
+func WithCaller(ctx context.Context, c *Caller) context.Context {
+	return context.WithValue(ctx, callerKey{}, c)
+}
+
+// CallerFrom returns the caller of a request, or nil.
+func CallerFrom(ctx context.Context) *Caller {
+	c, _ := ctx.Value(callerKey{}).(*Caller)
+	return c
+}

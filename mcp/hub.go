@@ -1,0 +1,381 @@
+package mcp
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	mcpgo "github.com/mark3labs/mcp-go/mcp"
+	"github.com/mark3labs/mcp-go/server"
+)
+
+// toolNameRE is the MCP 2025-11-25 rule for tool names: 1 to 128 ASCII
+// letters, digits, '_', '-' and '.'.
+var toolNameRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,128}$`)
+
+// exposedName is how a session sees an upstream tool: <server>__<tool>.
+func exposedName(srv, tool string) (string, error) {
+	if !toolNameRE.MatchString(tool) {
+		return "", fmt.Errorf("the tool name %q breaks MCP's naming rules (1 to 128 letters, digits, '_', '-', '.')", tool)
+	}
+	name := srv + "__" + tool
+	if len(name) > 128 {
+		return "", fmt.Errorf("%s is longer than MCP's 128-character limit", name)
+	}
+	return name, nil
+}
+
+// Tool states in ServerStatus.
+const (
+	ToolVisible = "visible" // served to the profile's sessions
+	ToolChanged = "changed" // differs from its pin: hidden until approved
+	ToolInvalid = "invalid" // cannot be served (name or schema)
+)
+
+// ServerStatus is an upstream server as 'ringlet mcp list' shows it.
+type ServerStatus struct {
+	ServerConfig
+	State   string       `json:"state"`
+	Error   string       `json:"error,omitempty"`
+	RetryAt *time.Time   `json:"retry_at,omitempty"`
+	Tools   []ToolStatus `json:"tools"`
+}
+
+// ToolStatus is one tool of an upstream server.
+type ToolStatus struct {
+	Name    string `json:"name"`              // as the server lists it
+	Exposed string `json:"exposed,omitempty"` // <server>__<tool>
+	State   string `json:"state"`
+	Reason  string `json:"reason,omitempty"`
+}
+
+// hub is one profile's MCP server: the session tools plus the tools of
+// the profile's upstream servers. Every session of the profile shares it;
+// no session of another profile reaches it.
+type hub struct {
+	srv     *Server
+	profile string
+	ep      *endpoint
+
+	mu     sync.Mutex
+	ups    map[string]*upstream
+	order  []string
+	loaded bool
+	report map[string][]ToolStatus
+
+	pubMu     sync.Mutex // serialises publish
+	published map[string]string
+}
+
+func newHub(s *Server, profile string) *hub {
+	h := &hub{srv: s, profile: profile, ups: map[string]*upstream{}}
+	hooks := &server.Hooks{}
+	hooks.AddBeforeListTools(func(ctx context.Context, _ any, _ *mcpgo.ListToolsRequest) { h.ensureAll(ctx) })
+	hooks.AddBeforeCallTool(func(ctx context.Context, _ any, req *mcpgo.CallToolRequest) {
+		// A client may call a tool it remembers without listing first.
+		if strings.Contains(req.Params.Name, "__") && h.ep.mcp.GetTool(req.Params.Name) == nil {
+			h.ensureAll(ctx)
+		}
+	})
+	m := server.NewMCPServer("ringlet", s.opts.Version,
+		server.WithToolCapabilities(true),
+		server.WithRecovery(),
+		server.WithHooks(hooks),
+		server.WithInstructions(sessionInstructions),
+	)
+	m.AddTools(sessionTools()...)
+	h.ep = s.newEndpoint(m, "profile:"+profile)
+	return h
+}
+
+// load reads the profile's servers once.
+func (h *hub) load() {
+	h.mu.Lock()
+	loaded := h.loaded
+	h.mu.Unlock()
+	if !loaded {
+		h.reload()
+	}
+}
+
+// reload brings the upstreams in line with the store: removed servers are
+// stopped, new ones wait idle until used.
+func (h *hub) reload() {
+	var cfgs []ServerConfig
+	if h.srv.opts.Store != nil {
+		var err error
+		if cfgs, err = h.srv.opts.Store.List(h.profile); err != nil {
+			h.srv.log.Error("could not read the MCP servers", "profile", h.profile, "err", err)
+		}
+	}
+	h.mu.Lock()
+	old := h.ups
+	h.ups, h.order, h.loaded = map[string]*upstream{}, nil, true
+	for _, c := range cfgs {
+		// An upstream's definition never changes while it runs (pins are
+		// read from the store when tools are published).
+		u := old[c.Name]
+		if u == nil || !u.cfg.Created.Equal(c.Created) || !equalArgv(u.cfg.Command, c.Command) || u.cfg.URL != c.URL || u.cfg.Timeout != c.Timeout {
+			u = newUpstream(h, c)
+		}
+		h.ups[c.Name] = u
+		h.order = append(h.order, c.Name)
+	}
+	var gone []*upstream
+	for name, u := range old {
+		if h.ups[name] != u {
+			gone = append(gone, u)
+		}
+	}
+	h.mu.Unlock()
+	stopEach(gone)
+	h.publish()
+}
+
+func equalArgv(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func stopEach(ups []*upstream) {
+	var wg sync.WaitGroup
+	for _, u := range ups {
+		wg.Go(u.stop)
+	}
+	wg.Wait()
+}
+
+func (h *hub) upstreams() []*upstream {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make([]*upstream, 0, len(h.order))
+	for _, n := range h.order {
+		out = append(out, h.ups[n])
+	}
+	return out
+}
+
+func (h *hub) upstream(name string) *upstream {
+	h.load()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.ups[name]
+}
+
+func (h *hub) stopAll() { stopEach(h.upstreams()) }
+
+// ensureAll starts the upstreams that never ran and waits for them (and
+// for those starting), bounded by the start timeout; one that failed is
+// retried in the background once its backoff has passed, so a broken
+// server does not hold up every listing.
+func (h *hub) ensureAll(ctx context.Context) {
+	h.load()
+	ctx, cancel := context.WithTimeout(ctx, h.srv.opts.StartTimeout+time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, u := range h.upstreams() {
+		state, _, _, _ := u.snapshot()
+		switch state {
+		case StateIdle, StateStarting:
+			wg.Go(func() { u.ensure(ctx) })
+		case StateFailed:
+			u.ensure(doneCtx)
+		}
+	}
+	wg.Wait()
+	h.publish()
+}
+
+// doneCtx is already cancelled: ensure with it only kicks off a start.
+var doneCtx = func() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}()
+
+// publish serves the visible tools of the running upstreams. A tool seen
+// for the first time is pinned; one that no longer matches its pin is
+// hidden. Sessions are told (tools/list_changed) when the set changes.
+func (h *hub) publish() {
+	h.pubMu.Lock()
+	defer h.pubMu.Unlock()
+	var tools []server.ServerTool
+	published := map[string]string{}
+	report := map[string][]ToolStatus{}
+	for _, u := range h.upstreams() {
+		state, _, _, list := u.snapshot()
+		if state != StateRunning || len(list) == 0 {
+			continue
+		}
+		seen := make(map[string]string, len(list))
+		for _, t := range list {
+			seen[t.Name] = t.hash
+		}
+		pins, err := h.srv.pins(h.profile, u.cfg.Name, seen)
+		if err != nil {
+			// Without a pin nothing is served: the check cannot be skipped.
+			h.srv.log.Error("could not pin MCP tools; hiding them", "profile", h.profile, "server", u.cfg.Name, "err", err)
+			for _, t := range list {
+				report[u.cfg.Name] = append(report[u.cfg.Name], ToolStatus{Name: t.Name, State: ToolInvalid, Reason: "its pin could not be stored: " + err.Error()})
+			}
+			continue
+		}
+		for _, t := range list {
+			ts := ToolStatus{Name: t.Name}
+			exposed, err := exposedName(u.cfg.Name, t.Name)
+			var def mcpgo.Tool
+			if err == nil {
+				ts.Exposed = exposed
+				def, err = t.definition(exposed)
+			}
+			switch {
+			case err != nil:
+				ts.State, ts.Reason = ToolInvalid, err.Error()
+			case published[exposed] != "":
+				ts.State, ts.Reason = ToolInvalid, "the server lists this name twice"
+			case pins[t.Name] != t.hash:
+				ts.State = ToolChanged
+				ts.Reason = fmt.Sprintf("changed since it was approved; hidden until 'ringlet mcp approve %s %s'", h.profile, u.cfg.Name)
+			default:
+				ts.State = ToolVisible
+				published[exposed] = t.hash
+				tools = append(tools, server.ServerTool{Tool: def, Handler: h.forward(u, t.Name, exposed)})
+			}
+			report[u.cfg.Name] = append(report[u.cfg.Name], ts)
+		}
+	}
+	h.mu.Lock()
+	h.report = report
+	h.mu.Unlock()
+	if h.published != nil && maps.Equal(published, h.published) {
+		return
+	}
+	h.published = published
+	h.ep.mcp.SetTools(append(sessionTools(), tools...)...)
+}
+
+// definition is the tool as a session sees it: renamed, with the
+// server's own schemas passed through unchanged.
+func (t upstreamTool) definition(exposed string) (mcpgo.Tool, error) {
+	def := mcpgo.Tool{Name: exposed, Title: t.Title, Description: t.Description}
+	def.RawInputSchema = t.InputSchema
+	if len(bytes.TrimSpace(def.RawInputSchema)) == 0 {
+		def.RawInputSchema = json.RawMessage(`{"type":"object"}`)
+	}
+	if !isObject(def.RawInputSchema) {
+		return mcpgo.Tool{}, errors.New("its inputSchema is not a JSON object")
+	}
+	if len(t.OutputSchema) > 0 && string(t.OutputSchema) != "null" {
+		if !isObject(t.OutputSchema) {
+			return mcpgo.Tool{}, errors.New("its outputSchema is not a JSON object")
+		}
+		def.RawOutputSchema = t.OutputSchema
+	}
+	if len(t.Annotations) > 0 && string(t.Annotations) != "null" {
+		if err := json.Unmarshal(t.Annotations, &def.Annotations); err != nil {
+			return mcpgo.Tool{}, fmt.Errorf("its annotations are invalid: %v", err)
+		}
+	}
+	// mcp-go panics on a tool whose x-mcp-header annotations it rejects.
+	if err := mcpgo.ValidateParamHeaderAnnotations(&def); err != nil {
+		return mcpgo.Tool{}, err
+	}
+	return def, nil
+}
+
+func isObject(raw json.RawMessage) bool {
+	raw = bytes.TrimSpace(raw)
+	return len(raw) > 0 && raw[0] == '{' && json.Valid(raw)
+}
+
+// forward is the handler of one upstream tool. The arguments are put in
+// their final form once; the hooks judge those bytes and those bytes are
+// what the upstream receives.
+func (h *hub) forward(u *upstream, tool, exposed string) server.ToolHandlerFunc {
+	return func(ctx context.Context, req mcpgo.CallToolRequest) (*mcpgo.CallToolResult, error) {
+		c := CallerFrom(ctx)
+		if c == nil || c.Admin() || c.Profile != h.profile || c.Vet == nil {
+			// Unreachable through ServeHTTP, which routes by profile.
+			return mcpgo.NewToolResultError("this tool belongs to another profile"), nil
+		}
+		args, err := finalArgs(req.Params.RawArguments)
+		if err != nil {
+			return mcpgo.NewToolResultError(err.Error()), nil
+		}
+		if v := c.Vet(ctx, exposed, args); !v.Allow {
+			reason := v.Reason
+			if reason == "" {
+				reason = "a Ringlet hook refused this tool call"
+			}
+			return mcpgo.NewToolResultError(reason), nil
+		}
+		res, err := u.call(ctx, tool, args)
+		if err != nil {
+			return mcpgo.NewToolResultError(fmt.Sprintf("%s: %v", exposed, err)), nil
+		}
+		return res, nil
+	}
+}
+
+// finalArgs is the one encoding of a call's arguments: compact, with the
+// escaping encoding/json applies, so that encoding it again (as mcp-go's
+// client does) yields the same bytes.
+func finalArgs(raw json.RawMessage) (json.RawMessage, error) {
+	if len(bytes.TrimSpace(raw)) == 0 || string(bytes.TrimSpace(raw)) == "null" {
+		return json.RawMessage("{}"), nil
+	}
+	if !isObject(raw) {
+		return nil, errors.New("tool arguments must be a JSON object")
+	}
+	b, err := json.Marshal(json.RawMessage(raw))
+	if err != nil {
+		return nil, fmt.Errorf("invalid tool arguments: %v", err)
+	}
+	return b, nil
+}
+
+// status reports the upstreams for 'ringlet mcp list'; cfgs are their
+// definitions as stored now.
+func (h *hub) status(cfgs []ServerConfig) []ServerStatus {
+	h.load()
+	h.mu.Lock()
+	report := h.report
+	h.mu.Unlock()
+	stored := map[string]ServerConfig{}
+	for _, c := range cfgs {
+		stored[c.Name] = c
+	}
+	var out []ServerStatus
+	for _, u := range h.upstreams() {
+		state, lastErr, retryAt, _ := u.snapshot()
+		cfg, ok := stored[u.cfg.Name]
+		if !ok {
+			continue
+		}
+		st := ServerStatus{ServerConfig: cfg, State: state, Error: lastErr, Tools: report[u.cfg.Name]}
+		st.Pins = nil
+		if state == StateFailed {
+			t := retryAt.UTC().Truncate(time.Second)
+			st.RetryAt = &t
+		}
+		if st.Tools == nil {
+			st.Tools = []ToolStatus{}
+		}
+		out = append(out, st)
+	}
+	return out
+}

@@ -1,0 +1,105 @@
+// Package testserver is an upstream MCP server for Ringlet's tests: an
+// mcp-go stdio server whose tools and failures the tests drive. It runs
+// as the mcp package's test binary re-executed, and as the mcptestserver
+// command for the gateway and end-to-end tests.
+package testserver
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	mcpgo "github.com/mark3labs/mcp-go/mcp"
+	"github.com/mark3labs/mcp-go/server"
+)
+
+// Run is an mcp-go stdio server with tools the tests drive:
+//
+//	echo        answers with its raw arguments
+//	slow        sleeps for its "ms" argument, then answers
+//	crash       exits the process with status 3 and "boom" on stderr
+//	set_desc    changes echo's description (and says tools/list_changed)
+//
+// -record appends every line the server receives to a file; -env writes
+// its environment and -pid its process id to a file; -bad-tool adds a tool
+// whose name breaks MCP's rules; -desc is echo's first description; -die
+// exits at once; -hang never answers.
+func Run(args []string) int {
+	fs := flag.NewFlagSet("mcp-test-server", flag.ContinueOnError)
+	record := fs.String("record", "", "")
+	envFile := fs.String("env", "", "")
+	badTool := fs.Bool("bad-tool", false, "")
+	desc := fs.String("desc", "Echo the arguments back.", "")
+	die := fs.Bool("die", false, "")
+	hang := fs.Bool("hang", false, "")
+	pidFile := fs.String("pid", "", "")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *envFile != "" {
+		os.WriteFile(*envFile, []byte(strings.Join(os.Environ(), "\n")), 0o600)
+	}
+	if *pidFile != "" {
+		os.WriteFile(*pidFile, []byte(strconv.Itoa(os.Getpid())), 0o600)
+	}
+	if *die {
+		fmt.Fprintln(os.Stderr, "cannot start: no config")
+		return 1
+	}
+	if *hang {
+		time.Sleep(time.Hour)
+	}
+	s := New(*desc)
+	s.AddTool(mcpgo.NewTool("crash"), func(ctx context.Context, req mcpgo.CallToolRequest) (*mcpgo.CallToolResult, error) {
+		fmt.Fprintln(os.Stderr, "boom")
+		os.Exit(3)
+		return nil, nil
+	})
+	if *badTool {
+		s.AddTool(mcpgo.NewTool("bad name!"), echo)
+	}
+	var in io.Reader = os.Stdin
+	if *record != "" {
+		f, err := os.OpenFile(*record, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+		if err != nil {
+			return 1
+		}
+		defer f.Close()
+		in = io.TeeReader(os.Stdin, f)
+	}
+	if err := server.NewStdioServer(s).Listen(context.Background(), in, os.Stdout); err != nil && err != io.EOF && err != context.Canceled {
+		fmt.Fprintln(os.Stderr, err)
+	}
+	return 0
+}
+
+func echo(ctx context.Context, req mcpgo.CallToolRequest) (*mcpgo.CallToolResult, error) {
+	return mcpgo.NewToolResultText(string(req.Params.RawArguments)), nil
+}
+
+// New is the server with the tools echo (described by desc), slow and
+// set_desc, for any transport.
+func New(desc string) *server.MCPServer {
+	s := server.NewMCPServer("test-upstream", "1.0.0", server.WithToolCapabilities(true))
+	echoTool := func(d string) mcpgo.Tool {
+		return mcpgo.NewTool("echo", mcpgo.WithDescription(d), mcpgo.WithString("text", mcpgo.Description("What to echo.")))
+	}
+	s.AddTool(echoTool(desc), echo)
+	s.AddTool(mcpgo.NewTool("slow", mcpgo.WithNumber("ms")), func(ctx context.Context, req mcpgo.CallToolRequest) (*mcpgo.CallToolResult, error) {
+		select {
+		case <-time.After(time.Duration(req.GetFloat("ms", 0)) * time.Millisecond):
+		case <-ctx.Done():
+		}
+		return mcpgo.NewToolResultText("slept"), nil
+	})
+	s.AddTool(mcpgo.NewTool("set_desc", mcpgo.WithString("desc")), func(ctx context.Context, req mcpgo.CallToolRequest) (*mcpgo.CallToolResult, error) {
+		s.AddTool(echoTool(req.GetString("desc", "")), echo)
+		return mcpgo.NewToolResultText("ok"), nil
+	})
+	return s
+}

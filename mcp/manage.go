@@ -1,0 +1,146 @@
+package mcp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+)
+
+// These are the operations behind /api/mcp/servers. The gateway checks
+// the profile exists and audits each change before calling them.
+
+var errNoStore = errors.New("this daemon has no MCP server store")
+
+func (s *Server) pins(profile, name string, seen map[string]string) (map[string]string, error) {
+	if s.opts.Store == nil {
+		return nil, errNoStore
+	}
+	return s.opts.Store.pin(profile, name, seen)
+}
+
+// Servers reports a profile's upstream servers and their tools.
+func (s *Server) Servers(profile string) ([]ServerStatus, error) {
+	if s.opts.Store == nil {
+		return nil, errNoStore
+	}
+	cfgs, err := s.opts.Store.List(profile)
+	if err != nil {
+		return nil, err
+	}
+	h, err := s.hub(profile)
+	if err != nil {
+		return nil, err
+	}
+	out := h.status(cfgs)
+	if out == nil {
+		out = []ServerStatus{}
+	}
+	return out, nil
+}
+
+// AddServer stores a new upstream server; it starts when a session of the
+// profile next uses MCP.
+func (s *Server) AddServer(profile string, c ServerConfig) (ServerConfig, error) {
+	if s.opts.Store == nil {
+		return ServerConfig{}, errNoStore
+	}
+	added, err := s.opts.Store.Add(profile, c)
+	if err != nil {
+		return ServerConfig{}, err
+	}
+	if h, err := s.hub(profile); err == nil {
+		h.reload()
+	}
+	return added, nil
+}
+
+// RemoveServer stops and forgets an upstream server.
+func (s *Server) RemoveServer(profile, name string) (ServerConfig, error) {
+	if s.opts.Store == nil {
+		return ServerConfig{}, errNoStore
+	}
+	removed, err := s.opts.Store.Remove(profile, name)
+	if err != nil {
+		return ServerConfig{}, err
+	}
+	if h, err := s.hub(profile); err == nil {
+		h.reload()
+	}
+	removed.Pins = nil
+	return removed, nil
+}
+
+// Pending starts the server if needed and returns the hashes of its
+// current tools and the names of those that differ from their pins (new
+// tools are pinned on first sight and never pending).
+func (s *Server) Pending(ctx context.Context, profile, name string) (current map[string]string, changed []string, err error) {
+	if s.opts.Store == nil {
+		return nil, nil, errNoStore
+	}
+	h, err := s.hub(profile)
+	if err != nil {
+		return nil, nil, err
+	}
+	u := h.upstream(name)
+	if u == nil {
+		return nil, nil, notFound(profile, name)
+	}
+	if err := u.ensure(ctx); err != nil {
+		return nil, nil, fmt.Errorf("MCP server %s is not running, so its tools cannot be approved: %w", name, err)
+	}
+	_, _, _, tools := u.snapshot()
+	current = map[string]string{}
+	for _, t := range tools {
+		current[t.Name] = t.hash
+	}
+	pins, err := s.pins(profile, name, current)
+	if err != nil {
+		return nil, nil, err
+	}
+	for tool, hash := range current {
+		if pins[tool] != hash {
+			changed = append(changed, tool)
+		}
+	}
+	slices.Sort(changed)
+	return current, changed, nil
+}
+
+// Approve pins exactly the given hashes, which Pending returned and the
+// gateway audited: a tool that changed again since stays hidden.
+func (s *Server) Approve(profile, name string, current map[string]string) error {
+	if s.opts.Store == nil {
+		return errNoStore
+	}
+	if err := s.opts.Store.approve(profile, name, maps.Clone(current)); err != nil {
+		return err
+	}
+	h, err := s.hub(profile)
+	if err != nil {
+		return err
+	}
+	h.reload()
+	return nil
+}
+
+// ForgetProfile stops a deleted profile's upstream servers and removes
+// their definitions, so a new profile of the same name starts clean.
+func (s *Server) ForgetProfile(profile string) error {
+	s.mu.Lock()
+	h := s.hubs[profile]
+	delete(s.hubs, profile)
+	s.mu.Unlock()
+	if h != nil {
+		h.stopAll()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		h.ep.http.Shutdown(ctx)
+		cancel()
+	}
+	if s.opts.Store == nil {
+		return nil
+	}
+	return s.opts.Store.DeleteProfile(profile)
+}

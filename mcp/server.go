@@ -1,0 +1,310 @@
+// Package mcp is Ringlet's MCP gateway, built on github.com/mark3labs/mcp-go:
+// one Streamable HTTP endpoint with two audiences that never meet. The
+// admin token sees Ringlet's own controls as tools; a session token sees
+// read-only tools about its own session and the tools of its profile's
+// upstream MCP servers, which this package runs as children of the daemon
+// and aggregates as <server>__<tool>. Every upstream call is vetted (the
+// profile's pre-tool-use hooks) before a byte reaches the upstream.
+//
+// The gateway authenticates every request and says who the caller is
+// (WithCaller); this package never sees or checks a token.
+package mcp
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	mcpgo "github.com/mark3labs/mcp-go/mcp"
+	"github.com/mark3labs/mcp-go/server"
+)
+
+// Launch is where a profile's upstream servers run.
+type Launch struct {
+	Home string // their HOME: the profile's
+	Dir  string // their working directory
+}
+
+// Options configure a Server. Zero values take the documented defaults.
+type Options struct {
+	// Store holds each profile's upstream servers; nil means none.
+	Store *Store
+	// Launch says where a profile's upstream servers run. Required with
+	// Store.
+	Launch func(profile string) (Launch, error)
+	// Path is the PATH of upstream servers. Default /usr/local/bin:/usr/bin:/bin.
+	Path string
+	// Version is the server version reported to clients.
+	Version string
+	// MaxBody bounds one posted message. Default DefaultMaxBody.
+	MaxBody int64
+	// StartTimeout bounds starting an upstream and listing its tools.
+	// Default 30s.
+	StartTimeout time.Duration
+	// SessionIdleTTL ends MCP sessions idle this long. Default 1h.
+	SessionIdleTTL time.Duration
+	// Logger receives the gateway's log. Default: discard.
+	Logger *slog.Logger
+}
+
+// ProtocolVersions are the MCP revisions Ringlet serves, newest first.
+// 2026-07-28 (stateless, no sessions), which mcp-go v1.2.1 also
+// implements, is not offered: Ringlet binds MCP sessions to tokens.
+// initialize negotiates: a client asking for one of these gets it, any
+// other version (older or newer) is answered with 2025-11-25.
+var ProtocolVersions = mcpgo.LegacyProtocolVersions()
+
+// endpoint is one MCP server with its HTTP transport.
+type endpoint struct {
+	mcp   *server.MCPServer
+	http  *server.StreamableHTTPServer
+	scope string
+}
+
+// Server is the MCP gateway.
+type Server struct {
+	opts  Options
+	log   *slog.Logger
+	ids   *boundSessions
+	admin *endpoint
+
+	ctx    context.Context // ends on Close; upstream children live in it
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // upstream watchers and background starts
+
+	mu     sync.Mutex
+	hubs   map[string]*hub
+	closed bool
+}
+
+// New returns a Server; Run or Close ends it.
+func New(opts Options) *Server {
+	if opts.MaxBody <= 0 {
+		opts.MaxBody = DefaultMaxBody
+	}
+	if opts.StartTimeout <= 0 {
+		opts.StartTimeout = 30 * time.Second
+	}
+	if opts.SessionIdleTTL <= 0 {
+		opts.SessionIdleTTL = time.Hour
+	}
+	if opts.Path == "" {
+		opts.Path = "/usr/local/bin:/usr/bin:/bin"
+	}
+	if opts.Version == "" {
+		opts.Version = "dev"
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{opts: opts, log: opts.Logger, ids: newBoundSessions(), hubs: map[string]*hub{}}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	adm := server.NewMCPServer("ringlet", opts.Version,
+		server.WithToolCapabilities(false),
+		server.WithRecovery(),
+		server.WithInputSchemaValidation(),
+		server.WithInstructions(adminInstructions),
+	)
+	adm.AddTools(adminTools()...)
+	s.admin = s.newEndpoint(adm, scopeAdmin)
+	return s
+}
+
+func (s *Server) newEndpoint(m *server.MCPServer, scope string) *endpoint {
+	return &endpoint{mcp: m, scope: scope, http: server.NewStreamableHTTPServer(m,
+		server.WithSessionIdManagerResolver(resolver{t: s.ids, scope: scope}),
+		server.WithStreamableHTTPProtocolVersions(ProtocolVersions...),
+		server.WithSessionIdleTTL(s.opts.SessionIdleTTL),
+		server.WithStreamableHTTPLogger(s.log),
+	)}
+}
+
+// Run serves until ctx ends, then stops every upstream server.
+func (s *Server) Run(ctx context.Context) error {
+	<-ctx.Done()
+	s.Close()
+	return nil
+}
+
+// Close stops every upstream server and ends every MCP session. It waits
+// for the children to exit.
+func (s *Server) Close() {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.closed = true
+	hubs := make([]*hub, 0, len(s.hubs))
+	for _, h := range s.hubs {
+		hubs = append(hubs, h)
+	}
+	s.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, h := range hubs {
+		h.stopAll()
+		h.ep.http.Shutdown(ctx)
+	}
+	s.admin.http.Shutdown(ctx)
+	s.cancel()
+	s.wg.Wait()
+}
+
+// hub returns the profile's hub, creating it on first use.
+func (s *Server) hub(profile string) (*hub, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, errClosed
+	}
+	h := s.hubs[profile]
+	if h == nil {
+		h = newHub(s, profile)
+		s.hubs[profile] = h
+	}
+	return h, nil
+}
+
+var errClosed = errors.New("the MCP gateway is shutting down")
+
+// ServeHTTP is the /mcp endpoint. The caller must be in the request
+// context (WithCaller). Messages are vetted here, before mcp-go decodes
+// them, and an Mcp-Session-Id must belong to the caller's credential.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	c := CallerFrom(r.Context())
+	if c == nil || c.Binding == "" || c.API == nil {
+		writeRPCError(w, http.StatusInternalServerError, -32603, nil, "the request reached the MCP gateway without an authenticated caller")
+		return
+	}
+	ep := s.admin
+	if !c.Admin() {
+		h, err := s.hub(c.Profile)
+		if err != nil {
+			writeRPCError(w, http.StatusServiceUnavailable, -32603, nil, err.Error())
+			return
+		}
+		ep = h.ep
+	}
+	sid := r.Header.Get(server.HeaderKeySessionID)
+	switch r.Method {
+	case http.MethodPost:
+		// A deadline while the body is read, none after: a tool call may
+		// stream its answer for a long time.
+		rc := http.NewResponseController(w)
+		_ = rc.SetReadDeadline(time.Now().Add(30 * time.Second))
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.opts.MaxBody))
+		_ = rc.SetReadDeadline(time.Time{})
+		if err != nil {
+			var tooBig *http.MaxBytesError
+			if errors.As(err, &tooBig) {
+				writeRPCError(w, http.StatusRequestEntityTooLarge, codeInvalidRequest, nil, "the message is larger than the "+strconv.FormatInt(s.opts.MaxBody, 10)+"-byte limit")
+				return
+			}
+			writeRPCError(w, http.StatusBadRequest, codeParseError, nil, "could not read the body")
+			return
+		}
+		m, werr := checkMessage(body)
+		if werr != nil {
+			writeRPCError(w, werr.status, werr.code, nil, werr.msg)
+			return
+		}
+		if v := modernVersion(m, r.Header); v != "" {
+			writeUnsupportedVersion(w, m.ID, v)
+			return
+		}
+		if v := r.Header.Get(mcpgo.HeaderProtocolVersion); v != "" && !slices.Contains(ProtocolVersions, v) {
+			writeRPCError(w, http.StatusBadRequest, codeInvalidRequest, m.ID, "unsupported MCP-Protocol-Version "+strconv.Quote(v))
+			return
+		}
+		if m.Method == string(mcpgo.MethodInitialize) {
+			if s.ids.full(c.Binding) {
+				writeRPCError(w, http.StatusTooManyRequests, codeInvalidRequest, m.ID, "this token holds too many MCP sessions; end some (HTTP DELETE) or let them idle out")
+				return
+			}
+		} else if !s.sessionOK(w, m.ID, sid, c, ep.scope) {
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		r.ContentLength = int64(len(body))
+	case http.MethodGet, http.MethodDelete:
+		if !s.sessionOK(w, nil, sid, c, ep.scope) {
+			return
+		}
+	default:
+		w.Header().Set("Allow", "GET, POST, DELETE")
+		writeRPCError(w, http.StatusMethodNotAllowed, codeInvalidRequest, nil, r.Method+" is not allowed on /mcp")
+		return
+	}
+	ep.http.ServeHTTP(w, r)
+}
+
+// sessionOK checks that sid is a live MCP session of c on scope.
+func (s *Server) sessionOK(w http.ResponseWriter, id json.RawMessage, sid string, c *Caller, scope string) bool {
+	if sid == "" {
+		writeRPCError(w, http.StatusBadRequest, codeInvalidRequest, id, "Mcp-Session-Id header required: send initialize first and use the session id it returns")
+		return false
+	}
+	if !s.ids.check(sid, c, scope) {
+		// The same answer whether the id never existed, ended, or belongs
+		// to another credential.
+		writeRPCError(w, http.StatusNotFound, codeInvalidRequest, id, "no such MCP session for this token; send initialize to start a new one")
+		return false
+	}
+	return true
+}
+
+// modernVersion returns the protocol version of a message that uses the
+// stateless protocol core (2026-07-28 or later), which has no sessions.
+func modernVersion(m *message, h http.Header) string {
+	if v := h.Get(mcpgo.HeaderProtocolVersion); mcpgo.IsModernProtocol(v) {
+		return v
+	}
+	var v string
+	if raw, ok := m.Params.Meta[mcpgo.MetaKeyProtocolVersion]; ok && json.Unmarshal(raw, &v) == nil && mcpgo.IsModernProtocol(v) {
+		return v
+	}
+	return ""
+}
+
+func writeUnsupportedVersion(w http.ResponseWriter, id json.RawMessage, v string) {
+	e := mcpgo.UnsupportedProtocolVersionError{Version: v, Supported: ProtocolVersions}.JSONRPCError()
+	if len(id) == 0 {
+		id = json.RawMessage("null")
+	}
+	body, _ := json.Marshal(struct {
+		JSONRPC string          `json:"jsonrpc"`
+		ID      json.RawMessage `json:"id"`
+		Error   any             `json:"error"`
+	}{"2.0", id, e.Error})
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusBadRequest)
+	w.Write(append(body, '\n'))
+}
+
+// Sessions is the number of live MCP sessions.
+func (s *Server) Sessions() int { return s.ids.count() }
+
+// spawn runs f in a goroutine that Close waits for. Once the server is
+// closed it runs nothing and reports false.
+func (s *Server) spawn(f func()) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		f()
+	}()
+	return true
+}

@@ -1,0 +1,392 @@
+package mcp
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	mcpgo "github.com/mark3labs/mcp-go/mcp"
+	"github.com/mark3labs/mcp-go/server"
+
+	"github.com/neullabs/ringlet/audit"
+)
+
+// Ringlet's own tools are thin: each builds one request to the daemon's
+// REST API (for the admin token) or to the session's own endpoints (for a
+// session token) and runs it in process through Caller.API, so MCP, REST
+// and the CLI share validation, audit records and errors.
+
+// Patterns of the names tools accept; the REST handlers check them again.
+const (
+	aliasPattern    = `^[a-z0-9][a-z0-9._-]{0,63}$`
+	sessionPattern  = `^s_[0-9a-f]{16}$`
+	hookPattern     = `^h_[0-9a-f]{8}$`
+	timePattern     = `^[0-9A-Za-z:.+-]{1,40}$`
+	cursorPattern   = `^[1-9][0-9]{0,18}$`
+	durationPattern = `^[0-9]{1,6}(\.[0-9]{1,3})?(ms|s|m)$`
+)
+
+const adminInstructions = `Ringlet's controls: profiles (an agent bound to a provider, model and workspace), their sessions, pre-tool-use hooks that can refuse tool calls, the tamper-evident audit log and token usage. Reads are safe; profiles_delete, sessions_revoke and hooks_remove change things at once and are audited. No tool returns a key.`
+
+const sessionInstructions = `Ringlet session tools: read-only facts about this session (its profile, expiry, audit records and token usage), plus the tools of the profile's MCP servers, named <server>__<tool>. Every call to those is checked by the profile's hooks first; a refused call returns an error result with the reason.`
+
+func timeProp(name, what string) mcpgo.ToolOption {
+	return mcpgo.WithString(name, mcpgo.Description(what+": YYYY-MM-DD, RFC 3339 (2026-05-01T12:00:00Z) or a duration ago (30m, 24h, 7d)."), mcpgo.Pattern(timePattern))
+}
+
+func annotate(title string, readOnly, destructive, idempotent bool) mcpgo.ToolOption {
+	return mcpgo.WithToolAnnotation(mcpgo.ToolAnnotation{
+		Title:           title,
+		ReadOnlyHint:    mcpgo.ToBoolPtr(readOnly),
+		DestructiveHint: mcpgo.ToBoolPtr(destructive),
+		IdempotentHint:  mcpgo.ToBoolPtr(idempotent),
+		OpenWorldHint:   mcpgo.ToBoolPtr(false),
+	})
+}
+
+func strict() mcpgo.ToolOption { return mcpgo.WithSchemaAdditionalProperties(false) }
+
+// adminTools are the admin audience's tools.
+func adminTools() []server.ServerTool {
+	kinds := mcpgo.Items(map[string]any{"type": "string", "enum": audit.Kinds})
+	return []server.ServerTool{
+		{Tool: mcpgo.NewTool("profiles_list",
+			mcpgo.WithDescription("List every Ringlet profile: its agent, provider, model, workspace, HOME, whether its provider key is stored (never the key) and how many sessions it has open."),
+			annotate("List profiles", true, false, true), strict()),
+			Handler: apiTool(func(a struct{}) (string, string, any) { return "GET", "/api/profiles", nil })},
+		{Tool: mcpgo.NewTool("profiles_inspect",
+			mcpgo.WithDescription("Show one profile by alias: agent, provider, model, workspace, HOME, key status (stored or missing, never the key) and open sessions."),
+			mcpgo.WithString("alias", mcpgo.Required(), mcpgo.Description("The profile's alias, e.g. work."), mcpgo.Pattern(aliasPattern)),
+			annotate("Inspect a profile", true, false, true), strict()),
+			Handler: apiTool(func(a struct {
+				Alias string `json:"alias"`
+			}) (string, string, any) {
+				return "GET", "/api/profiles/" + url.PathEscape(a.Alias), nil
+			})},
+		{Tool: mcpgo.NewTool("profiles_create",
+			mcpgo.WithDescription("Create a profile that binds an agent (claude, codex, opencode, generic) to a provider and model. It does not store the provider key: the user stores it with 'ringlet keychain set PROVIDER ALIAS'. Fails if the alias exists."),
+			mcpgo.WithString("alias", mcpgo.Required(), mcpgo.Description("New profile alias: 1 to 64 lower-case letters, digits, '.', '_' or '-'."), mcpgo.Pattern(aliasPattern)),
+			mcpgo.WithString("agent", mcpgo.Required(), mcpgo.Description("Agent id from the catalog, e.g. claude, codex, opencode or generic."), mcpgo.Pattern(aliasPattern)),
+			mcpgo.WithString("provider", mcpgo.Required(), mcpgo.Description("Provider id from the catalog, e.g. anthropic, openai or openrouter."), mcpgo.Pattern(aliasPattern)),
+			mcpgo.WithString("model", mcpgo.Description("Model name passed to the agent, e.g. claude-sonnet-4-5."), mcpgo.MaxLength(200)),
+			mcpgo.WithString("workspace", mcpgo.Description("Absolute path of the project directory the agent works in."), mcpgo.MaxLength(4096)),
+			mcpgo.WithString("endpoint", mcpgo.Description("Named endpoint of the provider, when it has several."), mcpgo.Pattern(aliasPattern)),
+			annotate("Create a profile", false, false, false), strict()),
+			Handler: apiTool(func(a struct {
+				Alias     string `json:"alias"`
+				Agent     string `json:"agent"`
+				Provider  string `json:"provider"`
+				Model     string `json:"model,omitempty"`
+				Workspace string `json:"workspace,omitempty"`
+				Endpoint  string `json:"endpoint,omitempty"`
+			}) (string, string, any) {
+				return "POST", "/api/profiles", a
+			})},
+		{Tool: mcpgo.NewTool("profiles_delete",
+			mcpgo.WithDescription("Delete a profile: its open sessions are revoked at once and its hooks removed. With purge_key, its provider key is deleted from the credential store too. Cannot be undone."),
+			mcpgo.WithString("alias", mcpgo.Required(), mcpgo.Description("Alias of the profile to delete."), mcpgo.Pattern(aliasPattern)),
+			mcpgo.WithBoolean("purge_key", mcpgo.Description("Also delete the profile's provider key. Default false."), mcpgo.DefaultBool(false)),
+			annotate("Delete a profile", false, true, false), strict()),
+			Handler: apiTool(func(a struct {
+				Alias    string `json:"alias"`
+				PurgeKey bool   `json:"purge_key"`
+			}) (string, string, any) {
+				p := "/api/profiles/" + url.PathEscape(a.Alias)
+				if a.PurgeKey {
+					p += "?purge_key=true"
+				}
+				return "DELETE", p, nil
+			})},
+		{Tool: mcpgo.NewTool("sessions_list",
+			mcpgo.WithDescription("List live sessions (one per agent run): id, profile, provider, agent, creation and expiry times, request count. Never a token."),
+			mcpgo.WithString("profile", mcpgo.Description("Only sessions of this profile."), mcpgo.Pattern(aliasPattern)),
+			annotate("List sessions", true, false, true), strict()),
+			Handler: apiTool(func(a struct {
+				Profile string `json:"profile"`
+			}) (string, string, any) {
+				return "GET", "/api/sessions" + query("profile", a.Profile), nil
+			})},
+		{Tool: mcpgo.NewTool("sessions_revoke",
+			mcpgo.WithDescription("Revoke a session at once: its token stops working and its open streams are cut. The agent using it loses provider access until a new session starts."),
+			mcpgo.WithString("id", mcpgo.Required(), mcpgo.Description("Session id, e.g. s_0123456789abcdef (sessions_list shows them)."), mcpgo.Pattern(sessionPattern)),
+			annotate("Revoke a session", false, true, true), strict()),
+			Handler: apiTool(func(a struct {
+				ID string `json:"id"`
+			}) (string, string, any) {
+				return "DELETE", "/api/sessions/" + url.PathEscape(a.ID), nil
+			})},
+		{Tool: mcpgo.NewTool("audit_query",
+			mcpgo.WithDescription("Query the audit log, newest first: every daemon start, session, tool call, hook decision, provider request and configuration change. Pass next_cursor from a previous answer as cursor for the next page."),
+			timeProp("since", "Only records at or after this time"),
+			timeProp("until", "Only records before this time"),
+			mcpgo.WithArray("kind", mcpgo.Description("Only these kinds of record."), kinds),
+			mcpgo.WithString("profile", mcpgo.Description("Only records of this profile."), mcpgo.Pattern(aliasPattern)),
+			mcpgo.WithString("session", mcpgo.Description("Only records of this session."), mcpgo.Pattern(sessionPattern)),
+			mcpgo.WithString("decision", mcpgo.Description("Only records with this decision."), mcpgo.Enum(audit.Allow, audit.Deny, audit.Error)),
+			mcpgo.WithInteger("limit", mcpgo.Description("Records per page, default 100."), mcpgo.Min(1), mcpgo.Max(audit.MaxLimit)),
+			mcpgo.WithString("cursor", mcpgo.Description("next_cursor of the previous page."), mcpgo.Pattern(cursorPattern)),
+			annotate("Query the audit log", true, false, true), strict()),
+			Handler: apiTool(func(a auditArgs) (string, string, any) { return "GET", "/api/audit" + a.encode(), nil })},
+		{Tool: mcpgo.NewTool("audit_verify",
+			mcpgo.WithDescription("Verify the audit log's hash chain and anchor: reports whether any record was edited, removed, reordered or cut off, and the first bad record if so."),
+			annotate("Verify the audit log", true, false, true), strict()),
+			Handler: apiTool(func(a struct{}) (string, string, any) { return "GET", "/api/audit/verify", nil })},
+		{Tool: mcpgo.NewTool("usage_summary",
+			mcpgo.WithDescription("Sum provider token usage and cost from the audit log, grouped by day, model or profile."),
+			timeProp("since", "Only usage at or after this time"),
+			timeProp("until", "Only usage before this time"),
+			mcpgo.WithString("profile", mcpgo.Description("Only usage of this profile."), mcpgo.Pattern(aliasPattern)),
+			mcpgo.WithString("by", mcpgo.Description("Grouping, default day."), mcpgo.Enum("day", "model", "profile")),
+			annotate("Summarise usage", true, false, true), strict()),
+			Handler: apiTool(func(a usageArgs) (string, string, any) { return "GET", "/api/usage" + a.encode(), nil })},
+		{Tool: mcpgo.NewTool("hooks_list",
+			mcpgo.WithDescription("List a profile's hooks in the order they run: id, event, tool-name match, timeout and shell command."),
+			mcpgo.WithString("profile", mcpgo.Required(), mcpgo.Description("Profile alias."), mcpgo.Pattern(aliasPattern)),
+			annotate("List hooks", true, false, true), strict()),
+			Handler: apiTool(func(a struct {
+				Profile string `json:"profile"`
+			}) (string, string, any) {
+				return "GET", "/api/hooks" + query("profile", a.Profile), nil
+			})},
+		{Tool: mcpgo.NewTool("hooks_add",
+			mcpgo.WithDescription("Add a shell hook to a profile. A pre-tool-use hook runs before every matching tool call of the profile's agents (their own tools and MCP tools) as /bin/sh -c with the call in RINGLET_TOOL_NAME and RINGLET_TOOL_INPUT; exit 0 allows, anything else refuses the call with the first line of stderr as the reason. Returns the new hook's id."),
+			mcpgo.WithString("profile", mcpgo.Required(), mcpgo.Description("Profile alias."), mcpgo.Pattern(aliasPattern)),
+			mcpgo.WithString("event", mcpgo.Required(), mcpgo.Description("When the hook runs."), mcpgo.Enum("pre-tool-use", "post-tool-use")),
+			mcpgo.WithString("shell", mcpgo.Required(), mcpgo.Description(`The command, e.g. echo "$RINGLET_TOOL_INPUT" | grep -qv "rm -rf".`), mcpgo.MinLength(1), mcpgo.MaxLength(16384)),
+			mcpgo.WithString("match", mcpgo.Description("Regular expression on the tool name; the hook runs only for tools it matches. Default: every tool."), mcpgo.MaxLength(1024)),
+			mcpgo.WithString("timeout", mcpgo.Description("Refuse the call if the hook runs longer, 100ms to 5m. Default 10s."), mcpgo.Pattern(durationPattern)),
+			annotate("Add a hook", false, false, false), strict()),
+			Handler: apiTool(func(a struct {
+				Profile string `json:"profile"`
+				Event   string `json:"event"`
+				Shell   string `json:"shell"`
+				Match   string `json:"match,omitempty"`
+				Timeout string `json:"timeout,omitempty"`
+			}) (string, string, any) {
+				return "POST", "/api/hooks", a
+			})},
+		{Tool: mcpgo.NewTool("hooks_remove",
+			mcpgo.WithDescription("Remove one hook from a profile; the tool calls it guarded are no longer checked by it."),
+			mcpgo.WithString("profile", mcpgo.Required(), mcpgo.Description("Profile alias."), mcpgo.Pattern(aliasPattern)),
+			mcpgo.WithString("id", mcpgo.Required(), mcpgo.Description("Hook id, e.g. h_1a2b3c4d (hooks_list shows them)."), mcpgo.Pattern(hookPattern)),
+			annotate("Remove a hook", false, true, true), strict()),
+			Handler: apiTool(func(a struct {
+				Profile string `json:"profile"`
+				ID      string `json:"id"`
+			}) (string, string, any) {
+				return "DELETE", "/api/hooks/" + url.PathEscape(a.Profile) + "/" + url.PathEscape(a.ID), nil
+			})},
+		{Tool: mcpgo.NewTool("keychain_list",
+			mcpgo.WithDescription("List the provider keys Ringlet stores, by name only (provider/alias, backend, status, dates). No tool ever returns a key."),
+			annotate("List stored keys", true, false, true), strict()),
+			Handler: apiTool(func(a struct{}) (string, string, any) { return "GET", "/api/keychain", nil })},
+	}
+}
+
+// sessionTools are the session audience's own tools; they see only the
+// caller's session.
+func sessionTools() []server.ServerTool {
+	kinds := mcpgo.Items(map[string]any{"type": "string", "enum": audit.Kinds})
+	return []server.ServerTool{
+		{Tool: mcpgo.NewTool("session_info",
+			mcpgo.WithDescription("Show this session: its id, profile, provider, agent, creation and expiry times and request count."),
+			annotate("This session", true, false, true), strict()),
+			Handler: apiTool(func(a struct{}) (string, string, any) { return "GET", "/info", nil })},
+		{Tool: mcpgo.NewTool("session_audit",
+			mcpgo.WithDescription("Read this session's own audit records, newest first: its tool calls, hook decisions and provider requests. Pass next_cursor from a previous answer as cursor for the next page."),
+			timeProp("since", "Only records at or after this time"),
+			timeProp("until", "Only records before this time"),
+			mcpgo.WithArray("kind", mcpgo.Description("Only these kinds of record."), kinds),
+			mcpgo.WithString("decision", mcpgo.Description("Only records with this decision."), mcpgo.Enum(audit.Allow, audit.Deny, audit.Error)),
+			mcpgo.WithInteger("limit", mcpgo.Description("Records per page, default 100."), mcpgo.Min(1), mcpgo.Max(audit.MaxLimit)),
+			mcpgo.WithString("cursor", mcpgo.Description("next_cursor of the previous page."), mcpgo.Pattern(cursorPattern)),
+			annotate("This session's audit records", true, false, true), strict()),
+			Handler: apiTool(func(a sessionAuditArgs) (string, string, any) {
+				return "GET", "/audit" + auditArgs{Since: a.Since, Until: a.Until, Kind: a.Kind, Decision: a.Decision, Limit: a.Limit, Cursor: a.Cursor}.encode(), nil
+			})},
+		{Tool: mcpgo.NewTool("session_usage",
+			mcpgo.WithDescription("Sum this session's provider token usage and cost, grouped by day or model."),
+			timeProp("since", "Only usage at or after this time"),
+			timeProp("until", "Only usage before this time"),
+			mcpgo.WithString("by", mcpgo.Description("Grouping, default day."), mcpgo.Enum("day", "model")),
+			annotate("This session's usage", true, false, true), strict()),
+			Handler: apiTool(func(a sessionUsageArgs) (string, string, any) {
+				return "GET", "/usage" + usageArgs{Since: a.Since, Until: a.Until, By: a.By}.encode(), nil
+			})},
+	}
+}
+
+type auditArgs struct {
+	Since    string   `json:"since"`
+	Until    string   `json:"until"`
+	Kind     []string `json:"kind"`
+	Profile  string   `json:"profile"`
+	Session  string   `json:"session"`
+	Decision string   `json:"decision"`
+	Limit    int      `json:"limit"`
+	Cursor   string   `json:"cursor"`
+}
+
+func (a auditArgs) encode() string {
+	q := url.Values{}
+	set(q, "since", a.Since)
+	set(q, "until", a.Until)
+	if len(a.Kind) > 0 {
+		q.Set("kind", strings.Join(a.Kind, ","))
+	}
+	set(q, "profile", a.Profile)
+	set(q, "session", a.Session)
+	set(q, "decision", a.Decision)
+	if a.Limit > 0 {
+		q.Set("limit", strconv.Itoa(a.Limit))
+	}
+	set(q, "cursor", a.Cursor)
+	return encode(q)
+}
+
+// The session tools' arguments have no profile or session: the session
+// is the caller's, and an argument naming another is refused as unknown.
+type sessionAuditArgs struct {
+	Since    string   `json:"since"`
+	Until    string   `json:"until"`
+	Kind     []string `json:"kind"`
+	Decision string   `json:"decision"`
+	Limit    int      `json:"limit"`
+	Cursor   string   `json:"cursor"`
+}
+
+type sessionUsageArgs struct {
+	Since string `json:"since"`
+	Until string `json:"until"`
+	By    string `json:"by"`
+}
+
+type usageArgs struct {
+	Since   string `json:"since"`
+	Until   string `json:"until"`
+	Profile string `json:"profile"`
+	By      string `json:"by"`
+}
+
+func (a usageArgs) encode() string {
+	q := url.Values{}
+	set(q, "since", a.Since)
+	set(q, "until", a.Until)
+	set(q, "profile", a.Profile)
+	set(q, "by", a.By)
+	return encode(q)
+}
+
+func set(q url.Values, k, v string) {
+	if v != "" {
+		q.Set(k, v)
+	}
+}
+
+func query(k, v string) string {
+	q := url.Values{}
+	set(q, k, v)
+	return encode(q)
+}
+
+func encode(q url.Values) string {
+	if len(q) == 0 {
+		return ""
+	}
+	return "?" + q.Encode()
+}
+
+// apiTool makes a tool handler from a function that maps the tool's
+// arguments (decoded strictly into A) to one API request.
+func apiTool[A any](route func(A) (method, target string, body any)) server.ToolHandlerFunc {
+	return func(ctx context.Context, req mcpgo.CallToolRequest) (*mcpgo.CallToolResult, error) {
+		c := CallerFrom(ctx)
+		if c == nil || c.API == nil {
+			return mcpgo.NewToolResultError("no authenticated caller"), nil
+		}
+		var a A
+		raw, _ := req.GetRawArguments().(json.RawMessage)
+		if len(bytes.TrimSpace(raw)) == 0 || string(raw) == "null" {
+			raw = json.RawMessage("{}")
+		}
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&a); err != nil {
+			return mcpgo.NewToolResultError("invalid arguments: " + err.Error()), nil
+		}
+		method, target, body := route(a)
+		return callAPI(ctx, c.API, method, target, body), nil
+	}
+}
+
+// callAPI runs one request through api in process and turns the answer
+// into a tool result: the JSON body on success, the error message with
+// isError on failure.
+func callAPI(ctx context.Context, api http.Handler, method, target string, body any) *mcpgo.CallToolResult {
+	var rd *bytes.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return mcpgo.NewToolResultError("could not encode the request: " + err.Error())
+		}
+		rd = bytes.NewReader(b)
+	} else {
+		rd = bytes.NewReader(nil)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, target, rd)
+	if err != nil {
+		return mcpgo.NewToolResultError("invalid request: " + err.Error())
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	rec := newRecorder()
+	api.ServeHTTP(rec, req)
+	out := bytes.TrimSpace(rec.body.Bytes())
+	if rec.status >= 300 {
+		var e struct {
+			Error struct {
+				Code    string `json:"code"`
+				Message string `json:"message"`
+			} `json:"error"`
+		}
+		if json.Unmarshal(out, &e) == nil && e.Error.Message != "" {
+			return mcpgo.NewToolResultError(fmt.Sprintf("%s (%s, HTTP %d)", e.Error.Message, e.Error.Code, rec.status))
+		}
+		return mcpgo.NewToolResultError(fmt.Sprintf("the daemon answered HTTP %d", rec.status))
+	}
+	res := mcpgo.NewToolResultText(string(out))
+	if len(out) > 0 && out[0] == '{' && json.Valid(out) {
+		res.StructuredContent = json.RawMessage(out)
+	}
+	return res
+}
+
+// recorder is the response writer of an in-process API call.
+type recorder struct {
+	header http.Header
+	status int
+	body   bytes.Buffer
+}
+
+func newRecorder() *recorder { return &recorder{header: http.Header{}} }
+
+func (r *recorder) Header() http.Header { return r.header }
+
+func (r *recorder) WriteHeader(code int) {
+	if r.status == 0 {
+		r.status = code
+	}
+}
+
+func (r *recorder) Write(p []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	return r.body.Write(p)
+}

@@ -1,0 +1,697 @@
+package mcp
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+	"unicode"
+
+	"github.com/mark3labs/mcp-go/client"
+	"github.com/mark3labs/mcp-go/client/transport"
+	mcpgo "github.com/mark3labs/mcp-go/mcp"
+)
+
+// Upstream states, as 'ringlet mcp list' shows them.
+const (
+	StateIdle     = "idle"     // not started: it starts when a session of the profile uses MCP
+	StateStarting = "starting" // being started
+	StateRunning  = "running"  // its tools are served
+	StateFailed   = "failed"   // it could not start or it exited; retried after a backoff
+	stateStopped  = "stopped"  // removed or shutting down
+)
+
+// Limits of an upstream.
+const (
+	maxLine       = 16 << 20 // one JSON-RPC message from an upstream
+	maxTools      = 1000     // tools of one upstream
+	maxListPages  = 100
+	maxBackoff    = time.Minute
+	stableRun     = time.Minute // a run this long resets the backoff
+	stderrTail    = 4 << 10
+	stopGrace     = 2 * time.Second
+	upstreamProto = mcpgo.ProtocolVersion20251125
+)
+
+// upstreamTool is one tool as its server listed it.
+type upstreamTool struct {
+	Name         string          `json:"name"`
+	Title        string          `json:"title,omitempty"`
+	Description  string          `json:"description,omitempty"`
+	InputSchema  json.RawMessage `json:"inputSchema,omitempty"`
+	OutputSchema json.RawMessage `json:"outputSchema,omitempty"`
+	Annotations  json.RawMessage `json:"annotations,omitempty"`
+	hash         string
+}
+
+// upstream is one stdio MCP server of a profile, a child of the daemon.
+// It starts on first use, restarts with a backoff after it exits, and its
+// failure never touches the other upstreams.
+type upstream struct {
+	hub *hub
+	cfg ServerConfig
+
+	mu        sync.Mutex
+	state     string
+	lastErr   string
+	failures  int
+	retryAt   time.Time
+	startDone chan struct{} // closed when the current start attempt ends
+	conn      *conn
+	tools     []upstreamTool
+	ids       atomic.Int64
+}
+
+// conn is one run of an upstream: its process and MCP client.
+type conn struct {
+	cmd     *exec.Cmd
+	client  *client.Client
+	tr      transport.Interface
+	stderr  *tail
+	started time.Time
+	exited  chan struct{} // closed once the process has been waited for (or an HTTP connection closed)
+	once    sync.Once
+	exitErr error
+}
+
+func (c *conn) markExited() { c.once.Do(func() { close(c.exited) }) }
+
+func newUpstream(h *hub, cfg ServerConfig) *upstream {
+	return &upstream{hub: h, cfg: cfg, state: StateIdle}
+}
+
+func backoff(failures int) time.Duration {
+	d := 500 * time.Millisecond
+	for i := 1; i < failures && d < maxBackoff; i++ {
+		d *= 2
+	}
+	return min(d, maxBackoff)
+}
+
+// ensure starts the upstream if it is not running and its backoff has
+// passed, and waits for the attempt (or ctx). The start itself runs in
+// the server's context, so a caller that gives up does not abort it for
+// the others.
+func (u *upstream) ensure(ctx context.Context) error {
+	for {
+		u.mu.Lock()
+		switch u.state {
+		case StateRunning:
+			u.mu.Unlock()
+			return nil
+		case stateStopped:
+			u.mu.Unlock()
+			return errors.New("the server was removed")
+		case StateStarting:
+			ch := u.startDone
+			u.mu.Unlock()
+			select {
+			case <-ch:
+				continue
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		case StateFailed:
+			if wait := time.Until(u.retryAt); wait > 0 {
+				err := fmt.Errorf("%s (retrying in %s)", u.lastErr, wait.Round(time.Second))
+				u.mu.Unlock()
+				return err
+			}
+		}
+		u.state, u.startDone = StateStarting, make(chan struct{})
+		ch := u.startDone
+		u.mu.Unlock()
+		if !u.hub.srv.spawn(u.start) {
+			u.mu.Lock()
+			u.state = stateStopped
+			close(u.startDone)
+			u.mu.Unlock()
+			return errClosed
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// start runs one start attempt and publishes the outcome.
+func (u *upstream) start() {
+	c, tools, err := u.launch()
+	u.mu.Lock()
+	if err == nil {
+		select {
+		case <-c.exited:
+			err = c.describeExit()
+		default:
+		}
+	}
+	stop := false
+	switch {
+	case u.state == stateStopped:
+		stop = err == nil
+	case err != nil:
+		u.failLocked(err.Error(), 0)
+	default:
+		u.state, u.conn, u.tools, u.lastErr = StateRunning, c, tools, ""
+	}
+	close(u.startDone)
+	u.mu.Unlock()
+	if stop {
+		u.hub.srv.stopConn(c)
+	}
+	if err != nil {
+		u.hub.srv.log.Warn("MCP server could not start", "profile", u.hub.profile, "server", u.cfg.Name, "err", err)
+	}
+	u.hub.publish()
+}
+
+// failLocked records a failure; ran is how long the failed run lasted.
+func (u *upstream) failLocked(reason string, ran time.Duration) {
+	if ran >= stableRun {
+		u.failures = 0
+	}
+	u.failures++
+	u.state, u.lastErr, u.conn, u.tools = StateFailed, reason, nil, nil
+	u.retryAt = time.Now().Add(backoff(u.failures))
+}
+
+// exited is called by the process watcher of c.
+func (u *upstream) exited(c *conn) {
+	u.mu.Lock()
+	current := u.conn == c
+	if current && u.state == StateRunning {
+		u.failLocked(c.describeExit().Error(), time.Since(c.started))
+	}
+	u.mu.Unlock()
+	if current {
+		u.hub.srv.log.Warn("MCP server exited", "profile", u.hub.profile, "server", u.cfg.Name, "err", c.describeExit())
+		u.hub.publish()
+	}
+}
+
+// stop ends the upstream for good.
+func (u *upstream) stop() {
+	u.mu.Lock()
+	c := u.conn
+	u.state, u.conn, u.tools = stateStopped, nil, nil
+	u.mu.Unlock()
+	if c != nil {
+		u.hub.srv.stopConn(c)
+	}
+}
+
+// snapshot returns what 'mcp list' and publishing need.
+func (u *upstream) snapshot() (state, lastErr string, retryAt time.Time, tools []upstreamTool) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.state, u.lastErr, u.retryAt, u.tools
+}
+
+// launch connects (starting the process of a stdio server), initializes
+// MCP and lists the tools.
+func (u *upstream) launch() (*conn, []upstreamTool, error) {
+	srv := u.hub.srv
+	var c *conn
+	var err error
+	if u.cfg.URL != "" {
+		c, err = u.dial()
+	} else {
+		c, err = u.spawn()
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	c.client = client.NewClient(c.tr, client.WithProtocolVersion(upstreamProto))
+	c.client.OnNotification(func(n mcpgo.JSONRPCNotification) {
+		if n.Method == string(mcpgo.MethodNotificationToolsListChanged) {
+			u.relist(c)
+		}
+	})
+	ctx, cancel := context.WithTimeout(srv.ctx, srv.opts.StartTimeout)
+	defer cancel()
+	fail := func(err error) (*conn, []upstreamTool, error) {
+		srv.killConn(c)
+		if ee := c.describeExit(); c.cmd != nil && c.hasExited() && ee != nil {
+			return nil, nil, fmt.Errorf("%v; %v", err, ee)
+		}
+		return nil, nil, err
+	}
+	if err := c.client.Start(srv.ctx); err != nil {
+		return fail(err)
+	}
+	init := mcpgo.InitializeRequest{}
+	init.Params.ProtocolVersion = upstreamProto
+	init.Params.ClientInfo = mcpgo.Implementation{Name: "ringlet", Version: srv.opts.Version}
+	res, err := c.client.Initialize(ctx, init)
+	if err != nil {
+		return fail(fmt.Errorf("initialize: %w", timeoutHint(err, srv.opts.StartTimeout)))
+	}
+	if res.Capabilities.Tools == nil {
+		return c, nil, nil
+	}
+	tools, err := u.listTools(ctx, c)
+	if err != nil {
+		return fail(fmt.Errorf("list tools: %w", timeoutHint(err, srv.opts.StartTimeout)))
+	}
+	return c, tools, nil
+}
+
+// dial prepares the transport of a streamable HTTP server. It follows no
+// redirect: the server's URL is the only place calls go.
+func (u *upstream) dial() (*conn, error) {
+	hc := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	tr, err := transport.NewStreamableHTTP(u.cfg.URL, transport.WithHTTPBasicClient(hc), transport.WithContinuousListening(),
+		transport.WithHTTPLogger(u.hub.srv.log))
+	if err != nil {
+		return nil, err
+	}
+	return &conn{tr: tr, stderr: &tail{}, exited: make(chan struct{}), started: time.Now()}, nil
+}
+
+// spawn starts the process of a stdio server.
+func (u *upstream) spawn() (*conn, error) {
+	srv := u.hub.srv
+	if srv.opts.Launch == nil {
+		return nil, errors.New("the daemon cannot start MCP servers")
+	}
+	where, err := srv.opts.Launch(u.hub.profile)
+	if err != nil {
+		return nil, err
+	}
+	bin, err := lookPath(u.cfg.Command[0], srv.opts.Path)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, u.cfg.Command[1:]...)
+	cmd.Args[0] = u.cfg.Command[0]
+	// Nothing of the daemon's environment: no key, no token.
+	cmd.Env = []string{"PATH=" + srv.opts.Path, "HOME=" + where.Home, "LANG=C.UTF-8"}
+	cmd.Dir = where.Dir
+	cmd.SysProcAttr = childAttr()
+	// A grandchild that keeps stderr open must not hold up Wait.
+	cmd.WaitDelay = stopGrace
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	c := &conn{cmd: cmd, stderr: &tail{}, exited: make(chan struct{})}
+	cmd.Stderr = c.stderr
+	// The daemon may hold descriptors it inherited without close-on-exec;
+	// an upstream gets none of them.
+	if err := closeInheritedOnExec(); err != nil {
+		return nil, fmt.Errorf("close the daemon's inherited descriptors: %w", err)
+	}
+	// Started under the server's lock, so a closing server either never
+	// sees the process or waits for its watcher.
+	srv.mu.Lock()
+	if srv.closed {
+		srv.mu.Unlock()
+		return nil, errClosed
+	}
+	if err := cmd.Start(); err != nil {
+		srv.mu.Unlock()
+		return nil, fmt.Errorf("start %s: %w", u.cfg.Command[0], err)
+	}
+	c.started = time.Now()
+	srv.wg.Add(1)
+	srv.mu.Unlock()
+	go func() {
+		defer srv.wg.Done()
+		c.exitErr = cmd.Wait()
+		// Whatever the server left in its process group goes with it.
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		c.markExited()
+		u.exited(c)
+	}()
+	c.tr = transport.NewIO(&lineLimit{r: stdout, max: maxLine}, stdin, nil)
+	return c, nil
+}
+
+func timeoutHint(err error, d time.Duration) error {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("no answer within %s", d)
+	}
+	if errors.Is(err, transport.ErrTransportClosed) {
+		return errors.New("the server closed its output")
+	}
+	return err
+}
+
+// listTools reads every page of tools/list, keeping each definition's raw
+// schemas (mcp-go's Tool type would drop schema keywords it does not
+// model).
+func (u *upstream) listTools(ctx context.Context, c *conn) ([]upstreamTool, error) {
+	var out []upstreamTool
+	cursor := ""
+	for range maxListPages {
+		params := map[string]any{}
+		if cursor != "" {
+			params["cursor"] = cursor
+		}
+		resp, err := c.tr.SendRequest(ctx, transport.JSONRPCRequest{JSONRPC: mcpgo.JSONRPC_VERSION,
+			ID: mcpgo.NewRequestId("ringlet-" + strconv.FormatInt(u.ids.Add(1), 10)), Method: string(mcpgo.MethodToolsList), Params: params})
+		if err != nil {
+			return nil, err
+		}
+		if resp.Error != nil {
+			return nil, fmt.Errorf("error %d: %s", resp.Error.Code, resp.Error.Message)
+		}
+		var page struct {
+			Tools      []json.RawMessage `json:"tools"`
+			NextCursor string            `json:"nextCursor"`
+		}
+		if err := json.Unmarshal(resp.Result, &page); err != nil {
+			return nil, fmt.Errorf("invalid tools/list answer: %w", err)
+		}
+		for _, raw := range page.Tools {
+			var t upstreamTool
+			if err := json.Unmarshal(raw, &t); err != nil {
+				return nil, fmt.Errorf("invalid tool definition: %w", err)
+			}
+			t.hash = toolHash(t)
+			out = append(out, t)
+		}
+		if len(out) > maxTools {
+			return nil, fmt.Errorf("the server lists more than %d tools", maxTools)
+		}
+		if page.NextCursor == "" {
+			return out, nil
+		}
+		cursor = page.NextCursor
+	}
+	return nil, fmt.Errorf("tools/list did not end within %d pages", maxListPages)
+}
+
+// relist re-reads the tools of c after the server said they changed.
+func (u *upstream) relist(c *conn) {
+	srv := u.hub.srv
+	srv.spawn(func() {
+		ctx, cancel := context.WithTimeout(srv.ctx, srv.opts.StartTimeout)
+		defer cancel()
+		tools, err := u.listTools(ctx, c)
+		u.mu.Lock()
+		current := u.conn == c
+		if current && err == nil {
+			u.tools = tools
+		}
+		u.mu.Unlock()
+		if !current {
+			return
+		}
+		if err != nil {
+			srv.log.Warn("MCP server tools could not be listed again", "profile", u.hub.profile, "server", u.cfg.Name, "err", err)
+			return
+		}
+		u.hub.publish()
+	})
+}
+
+// call forwards one tool call with exactly args as its arguments. An HTTP
+// server that no longer knows its session (it restarted, or expired it)
+// never ran the call, so the session is re-initialized and the call sent
+// once more.
+func (u *upstream) call(ctx context.Context, tool string, args json.RawMessage) (*mcpgo.CallToolResult, error) {
+	ctx, cancel := context.WithTimeout(ctx, u.cfg.Timeout)
+	defer cancel()
+	for attempt := 0; ; attempt++ {
+		if err := u.ensure(ctx); err != nil {
+			return nil, err
+		}
+		u.mu.Lock()
+		c := u.conn
+		u.mu.Unlock()
+		if c == nil {
+			return nil, errors.New("the server is not running")
+		}
+		req := mcpgo.CallToolRequest{}
+		req.Params.Name = tool
+		req.Params.RawArguments = args
+		res, err := c.client.CallTool(ctx, req)
+		switch {
+		case err == nil:
+			return res, nil
+		case errors.Is(err, context.DeadlineExceeded):
+			return nil, fmt.Errorf("no answer within %s", u.cfg.Timeout)
+		case errors.Is(err, transport.ErrTransportClosed):
+			return nil, errors.New("the server exited during the call")
+		case errors.Is(err, transport.ErrSessionTerminated) && attempt == 0:
+			u.drop(c, "its session ended", true)
+			continue
+		case c.cmd == nil && isTransportError(err):
+			// The HTTP server cannot be reached: its tools go until it can.
+			u.drop(c, err.Error(), false)
+			return nil, err
+		default:
+			return nil, err
+		}
+	}
+}
+
+// isTransportError reports whether err means the server could not be
+// reached (not an error it answered).
+func isTransportError(err error) bool {
+	var e *transport.Error
+	return errors.As(err, &e)
+}
+
+// drop ends the current connection c after a failure; now skips the
+// backoff, for a session that only needs initializing again.
+func (u *upstream) drop(c *conn, reason string, now bool) {
+	u.mu.Lock()
+	current := u.conn == c && u.state == StateRunning
+	if current {
+		u.failLocked(reason, time.Since(c.started))
+		if now {
+			u.retryAt = time.Now()
+			u.failures--
+		}
+	}
+	u.mu.Unlock()
+	if current {
+		u.hub.srv.stopConn(c)
+		u.hub.publish()
+	}
+}
+
+// stopConn ends a run: stdin is closed so the server can exit by itself,
+// then its process group gets SIGTERM and, after a grace period, SIGKILL.
+func (s *Server) stopConn(c *conn) {
+	s.endConn(c, []syscall.Signal{0, syscall.SIGTERM, syscall.SIGKILL})
+}
+
+// killConn ends a run that failed to start, without waiting for it.
+func (s *Server) killConn(c *conn) { s.endConn(c, []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL}) }
+
+func (s *Server) endConn(c *conn, signals []syscall.Signal) {
+	if c.client != nil {
+		c.client.Close()
+	} else {
+		c.tr.Close()
+	}
+	if c.cmd == nil {
+		c.markExited()
+		return
+	}
+	for _, sig := range signals {
+		if sig != 0 {
+			syscall.Kill(-c.cmd.Process.Pid, sig)
+		}
+		select {
+		case <-c.exited:
+			return
+		case <-time.After(stopGrace):
+		}
+	}
+	<-c.exited
+}
+
+func (c *conn) hasExited() bool {
+	select {
+	case <-c.exited:
+		return true
+	default:
+		return false
+	}
+}
+
+// describeExit says how the process ended, with the last line it wrote to
+// stderr.
+func (c *conn) describeExit() error {
+	if !c.hasExited() {
+		return nil
+	}
+	msg := "exited"
+	var ee *exec.ExitError
+	switch {
+	case c.exitErr == nil:
+		msg = "exited with status 0"
+	case errors.As(c.exitErr, &ee):
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			msg = "killed by " + ws.Signal().String()
+		} else {
+			msg = "exited with status " + strconv.Itoa(ee.ExitCode())
+		}
+	default:
+		msg = "exited: " + c.exitErr.Error()
+	}
+	if l := c.stderr.lastLine(); l != "" {
+		msg += ": " + l
+	}
+	return errors.New(msg)
+}
+
+// lookPath finds name in path (the upstream's PATH, not the daemon's).
+func lookPath(name, path string) (string, error) {
+	if strings.Contains(name, "/") {
+		if err := executable(name); err != nil {
+			return "", fmt.Errorf("%s: %w", name, err)
+		}
+		return name, nil
+	}
+	for _, dir := range filepath.SplitList(path) {
+		if dir == "" || !filepath.IsAbs(dir) {
+			continue
+		}
+		p := filepath.Join(dir, name)
+		if executable(p) == nil {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("%s: not found in PATH %s", name, path)
+}
+
+func executable(p string) error {
+	fi, err := os.Stat(p)
+	if err != nil {
+		return err
+	}
+	if fi.IsDir() || fi.Mode().Perm()&0o111 == 0 {
+		return errors.New("not an executable file")
+	}
+	return nil
+}
+
+// toolHash is what pinning compares: SHA-256 over the canonical JSON of
+// the tool's name, title, description, input and output schemas and
+// annotations, so a server cannot change what the model reads about a
+// tool, or how a client treats it, without the user approving it.
+func toolHash(t upstreamTool) string {
+	v := map[string]any{"name": t.Name, "title": t.Title, "description": t.Description}
+	for k, raw := range map[string]json.RawMessage{"inputSchema": t.InputSchema, "outputSchema": t.OutputSchema, "annotations": t.Annotations} {
+		if c, err := canonical(raw); err == nil {
+			v[k] = c
+		} else {
+			v[k] = string(raw)
+		}
+	}
+	b, _ := json.Marshal(v)
+	sum := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+// canonical decodes raw keeping numbers as written, so that re-encoding it
+// sorts object keys and drops insignificant space and nothing else.
+func canonical(raw json.RawMessage) (any, error) {
+	if len(raw) == 0 {
+		return nil, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// lineLimit fails a read once a line grows past max, which ends the
+// transport instead of growing a buffer without bound.
+type lineLimit struct {
+	r   io.Reader
+	max int
+	n   int
+}
+
+func (l *lineLimit) Read(p []byte) (int, error) {
+	n, err := l.r.Read(p)
+	for _, b := range p[:n] {
+		if b == '\n' {
+			l.n = 0
+		} else if l.n++; l.n > l.max {
+			return 0, fmt.Errorf("the server wrote a line longer than %d bytes", l.max)
+		}
+	}
+	return n, err
+}
+
+// tail keeps the last bytes a process wrote to stderr.
+type tail struct {
+	mu  sync.Mutex
+	buf []byte
+}
+
+func (t *tail) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.buf = append(t.buf, p...)
+	if len(t.buf) > stderrTail {
+		t.buf = append(t.buf[:0:0], t.buf[len(t.buf)-stderrTail:]...)
+	}
+	return len(p), nil
+}
+
+// lastLine is the last non-empty line, bounded and with control
+// characters replaced, fit for a status line.
+func (t *tail) lastLine() string {
+	t.mu.Lock()
+	s := string(t.buf)
+	t.mu.Unlock()
+	lines := strings.Split(strings.TrimSpace(strings.ToValidUTF8(s, "\uFFFD")), "\n")
+	l := strings.TrimSpace(lines[len(lines)-1])
+	l = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return ' '
+		}
+		return r
+	}, l)
+	if len(l) > 300 {
+		l = l[:300] + "…"
+	}
+	return l
+}
+
+// closeInheritedOnExec marks every descriptor above 2 close-on-exec. Go
+// opens its own files that way; descriptors the daemon inherited from
+// whoever started it are not.
+func closeInheritedOnExec() error {
+	entries, err := os.ReadDir("/dev/fd")
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if fd, err := strconv.Atoi(e.Name()); err == nil && fd > 2 {
+			syscall.CloseOnExec(fd)
+		}
+	}
+	return nil
+}

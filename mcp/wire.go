@@ -1,0 +1,135 @@
+package mcp
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"unicode/utf8"
+)
+
+// Limits on what /mcp accepts. Both are checked before any decoder sees
+// the body, so a hostile message costs one linear scan.
+const (
+	// DefaultMaxBody bounds one JSON-RPC message posted to /mcp.
+	DefaultMaxBody = 4 << 20
+	// MaxDepth bounds the nesting of objects and arrays in a message.
+	MaxDepth = 64
+)
+
+// JSON-RPC error codes.
+const (
+	codeParseError     = -32700
+	codeInvalidRequest = -32600
+)
+
+// wireError is a message refused before it reached the MCP server.
+type wireError struct {
+	status int // HTTP status
+	code   int // JSON-RPC code
+	msg    string
+}
+
+func (e *wireError) Error() string { return e.msg }
+
+// message is the envelope of a vetted JSON-RPC message.
+type message struct {
+	ID     json.RawMessage `json:"id"`
+	Method string          `json:"method"`
+	Params struct {
+		Meta map[string]json.RawMessage `json:"_meta"`
+	} `json:"params"`
+}
+
+func (m *message) isRequest() bool { return m.Method != "" && len(m.ID) > 0 && string(m.ID) != "null" }
+
+// checkMessage vets the body of a POST: one JSON-RPC message (an object:
+// batches were removed from MCP in 2025-06-18), valid UTF-8 (the standard
+// decoder would silently replace invalid bytes, so what a hook approved
+// and what was forwarded could differ), valid JSON, nesting at most
+// MaxDepth.
+func checkMessage(body []byte) (*message, *wireError) {
+	trimmed := bytes.TrimLeft(body, " \t\r\n")
+	if len(trimmed) == 0 {
+		return nil, &wireError{http.StatusBadRequest, codeInvalidRequest, "empty body; send one JSON-RPC message"}
+	}
+	if !utf8.Valid(body) {
+		return nil, &wireError{http.StatusBadRequest, codeParseError, "the body is not valid UTF-8"}
+	}
+	if trimmed[0] == '[' {
+		return nil, &wireError{http.StatusBadRequest, codeInvalidRequest, "JSON-RPC batches are not supported; send one message per request"}
+	}
+	if d := depth(body); d > MaxDepth {
+		return nil, &wireError{http.StatusBadRequest, codeInvalidRequest, fmt.Sprintf("the message nests deeper than %d levels", MaxDepth)}
+	}
+	if !json.Valid(body) {
+		return nil, &wireError{http.StatusBadRequest, codeParseError, "the body is not valid JSON"}
+	}
+	if trimmed[0] != '{' {
+		return nil, &wireError{http.StatusBadRequest, codeInvalidRequest, "a JSON-RPC message must be a JSON object"}
+	}
+	var m message
+	if err := json.Unmarshal(body, &m); err != nil {
+		return nil, &wireError{http.StatusBadRequest, codeInvalidRequest, "not a JSON-RPC message: " + err.Error()}
+	}
+	return &m, nil
+}
+
+// depth is the deepest nesting of objects and arrays in data, ignoring
+// brackets inside strings. It stops counting once past MaxDepth.
+func depth(data []byte) int {
+	d, deepest := 0, 0
+	inString, escaped := false, false
+	for _, c := range data {
+		switch {
+		case inString:
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == '{' || c == '[':
+			d++
+			if d > deepest {
+				deepest = d
+				if deepest > MaxDepth {
+					return deepest
+				}
+			}
+		case c == '}' || c == ']':
+			d--
+		}
+	}
+	return deepest
+}
+
+// writeRPCError answers with a JSON-RPC error object. id is the raw id of
+// the message when it could be read, else null.
+func writeRPCError(w http.ResponseWriter, status, code int, id json.RawMessage, msg string) {
+	if len(id) == 0 {
+		id = json.RawMessage("null")
+	}
+	body, _ := json.Marshal(struct {
+		JSONRPC string          `json:"jsonrpc"`
+		ID      json.RawMessage `json:"id"`
+		Error   struct {
+			Code    int    `json:"code"`
+			Message string `json:"message"`
+		} `json:"error"`
+	}{JSONRPC: "2.0", ID: id, Error: struct {
+		Code    int    `json:"code"`
+		Message string `json:"message"`
+	}{code, msg}})
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Length", strconv.Itoa(len(body)+1))
+	w.WriteHeader(status)
+	w.Write(append(body, '\n'))
+}
