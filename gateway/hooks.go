@@ -195,11 +195,13 @@ func (s *Server) handleHookCheck(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad_request", "event must be pre-tool-use or post-tool-use")
 		return
 	}
-	d := s.checkHooks(r, sess, req)
+	d := s.checkHooks(r, sess, req, "agent")
 	writeJSON(w, http.StatusOK, d)
 }
 
-func (s *Server) checkHooks(r *http.Request, sess *session, req HookCheck) hook.Decision {
+// via says who asked: "agent" (its own hook adapter, e.g. Claude Code's
+// PreToolUse) or "mcp" (a call through the MCP gateway).
+func (s *Server) checkHooks(r *http.Request, sess *session, req HookCheck, via string) hook.Decision {
 	start := time.Now()
 	hooks, err := s.opts.Hooks.List(sess.Profile.Alias)
 	if err != nil {
@@ -224,7 +226,7 @@ func (s *Server) checkHooks(r *http.Request, sess *session, req HookCheck) hook.
 	}
 	if err := s.record(r.Context(), audit.Record{Kind: audit.KindToolCall, Profile: sess.Profile.Alias, Session: sess.ID, Actor: sess.tokenID,
 		Target: req.ToolName, Decision: decision, Duration: time.Since(start), BytesIn: int64(len(req.ToolInput)),
-		Detail: audit.DetailJSON(map[string]any{"event": req.Event, "hooks": len(ran), "reason": final.Reason, "via": "agent"})}); err != nil {
+		Detail: audit.DetailJSON(map[string]any{"event": req.Event, "hooks": len(ran), "reason": final.Reason, "via": via})}); err != nil {
 		return hook.Decision{Allow: false, Reason: "refused: the tool call could not be recorded in the audit log"}
 	}
 	return final

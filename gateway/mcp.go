@@ -251,7 +251,7 @@ func (s *Server) mcpVet(sess *session) func(context.Context, string, json.RawMes
 		if err != nil {
 			return mcp.Verdict{Reason: "refused: " + err.Error()}
 		}
-		d := s.checkHooks(r, sess, HookCheck{Event: hook.PreToolUse, ToolName: tool, ToolInput: input})
+		d := s.checkHooks(r, sess, HookCheck{Event: hook.PreToolUse, ToolName: tool, ToolInput: input}, "mcp")
 		return mcp.Verdict{Allow: d.Allow, Reason: d.Reason}
 	}
 }
