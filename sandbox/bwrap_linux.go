@@ -75,13 +75,17 @@ func (p *Policy) build(bwrap string) (opts, command []string, err error) {
 		a = append(a, "--tmpfs", d)
 	}
 	a = append(a, "--proc", "/proc", "--dev", "/dev")
+	// HOME first, then the read-only paths, so that an agent installed
+	// under the user's home (~/.local/bin/claude) or an --ro path there is
+	// shown on top of the profile's HOME instead of hidden by it; Validate
+	// refuses paths that would hide the HOME itself.
+	a = append(a, "--bind", p.Home, p.HomePath)
 	for _, d := range p.Runtime {
 		a = append(a, "--ro-bind", d, d)
 	}
 	for _, d := range p.ReadOnly {
 		a = append(a, "--ro-bind", d, d)
 	}
-	a = append(a, "--bind", p.Home, p.HomePath)
 	a = append(a, "--bind", p.Workspace, p.Workspace)
 	for _, d := range p.ReadWrite {
 		a = append(a, "--bind", d, d)

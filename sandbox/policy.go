@@ -101,6 +101,11 @@ func (p *Policy) Validate() error {
 	}
 	for _, d := range append(append(append([]string{}, p.ReadOnly...), p.ReadWrite...), p.Runtime...) {
 		errs = append(errs, CheckPath("extra path", d))
+		// A path that is or holds the home path would cover the profile's
+		// HOME with the host's.
+		if d == "/" || (p.HomePath != "" && (d == p.HomePath || strings.HasPrefix(p.HomePath, d+"/"))) {
+			errs = append(errs, fmt.Errorf("extra path %s would cover the agent's HOME (%s); bind something inside it instead", d, p.HomePath))
+		}
 	}
 	switch p.Network {
 	case NetProvider:
