@@ -15,6 +15,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/neullabs/ringlet/audit"
+	"github.com/neullabs/ringlet/credentials"
 	"github.com/neullabs/ringlet/hook"
 	"github.com/neullabs/ringlet/mcp"
 	"github.com/neullabs/ringlet/version"
@@ -36,8 +37,19 @@ func (s *Server) newMCP() *mcpGateway {
 		return nil
 	}
 	return &mcpGateway{srv: mcp.New(mcp.Options{
-		Store:   s.opts.MCPStore,
-		Launch:  s.mcpLaunch,
+		Store:  s.opts.MCPStore,
+		Launch: s.mcpLaunch,
+		Credential: func(ref string) (string, error) {
+			r, err := credentials.ParseRef(ref)
+			if err != nil {
+				return "", err
+			}
+			k, err := s.opts.Keys.Get(r)
+			if err != nil {
+				return "", err
+			}
+			return k.Reveal(), nil
+		},
 		Path:    s.opts.MCPPath,
 		Version: version.Get().Version,
 		Logger:  s.log.With("component", "mcp"),
@@ -263,6 +275,9 @@ type MCPServerRequest struct {
 	Command []string `json:"command,omitempty"`
 	URL     string   `json:"url,omitempty"`
 	Timeout string   `json:"timeout,omitempty"`
+	// Credential (provider/alias) is sent to an HTTP server as a bearer
+	// token by the gateway; the agent never sees it.
+	Credential string `json:"credential,omitempty"`
 }
 
 func (s *Server) mcpError(w http.ResponseWriter, err error) {
@@ -300,7 +315,7 @@ func (s *Server) handleMCPAdd(w http.ResponseWriter, r *http.Request) {
 	if !s.knownProfile(w, req.Profile) {
 		return
 	}
-	c := mcp.ServerConfig{Name: req.Name, Command: req.Command, URL: req.URL}
+	c := mcp.ServerConfig{Name: req.Name, Command: req.Command, URL: req.URL, Credential: req.Credential}
 	if req.Timeout != "" {
 		d, err := time.ParseDuration(req.Timeout)
 		if err != nil {
@@ -314,7 +329,7 @@ func (s *Server) handleMCPAdd(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !s.recordOr503(w, r, audit.Record{Kind: audit.KindMCPAdd, Profile: req.Profile, Actor: audit.ActorAdmin, Target: c.Name, Decision: audit.Allow,
-		Detail: audit.DetailJSON(map[string]any{"command": c.Command, "url": c.URL, "timeout": c.Timeout.String()})}) {
+		Detail: audit.DetailJSON(map[string]any{"command": c.Command, "url": c.URL, "credential": c.Credential, "timeout": c.Timeout.String()})}) {
 		return
 	}
 	added, err := s.mcp.srv.AddServer(req.Profile, c)

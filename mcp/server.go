@@ -42,6 +42,9 @@ type Options struct {
 	Launch func(profile string) (Launch, error)
 	// Path is the PATH of upstream servers. Default /usr/local/bin:/usr/bin:/bin.
 	Path string
+	// Credential returns the key stored under provider/alias, for HTTP
+	// servers added with --credential. Nil means none can be used.
+	Credential func(ref string) (string, error)
 	// Version is the server version reported to clients.
 	Version string
 	// MaxBody bounds one posted message. Default DefaultMaxBody.

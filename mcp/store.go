@@ -47,6 +47,10 @@ type ServerConfig struct {
 	Command []string `json:"command,omitempty"`
 	// URL is the endpoint of a streamable HTTP server (instead of Command).
 	URL string `json:"url,omitempty"`
+	// Credential names a key in the credential store (provider/alias)
+	// that the gateway sends to an HTTP server as Authorization: Bearer.
+	// The key is read when a request is made and never reaches the agent.
+	Credential string `json:"credential,omitempty"`
 	// Timeout bounds one tool call. Zero means DefaultCallTimeout.
 	Timeout time.Duration `json:"timeout_ns,omitempty"`
 	Created time.Time     `json:"created"`
@@ -66,6 +70,8 @@ func ValidateServerName(name string) error {
 }
 
 // Validate checks a definition and fills the default timeout.
+var credentialRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}/[a-z0-9][a-z0-9._-]{0,63}$`)
+
 func (c *ServerConfig) Validate() error {
 	if err := ValidateServerName(c.Name); err != nil {
 		return err
@@ -79,6 +85,14 @@ func (c *ServerConfig) Validate() error {
 		}
 	case len(c.Command) == 0 || strings.TrimSpace(c.Command[0]) == "":
 		return errors.New("an MCP server needs a command or a URL: ringlet mcp add PROFILE NAME -- COMMAND [ARGS...], or --url URL")
+	}
+	if c.Credential != "" {
+		if c.URL == "" {
+			return errors.New("--credential is for HTTP servers (--url); a stdio server gets no keys")
+		}
+		if !credentialRE.MatchString(c.Credential) {
+			return fmt.Errorf("invalid --credential %q: want <provider>/<alias>", c.Credential)
+		}
 	}
 	if len(c.Command) > maxArgv {
 		return fmt.Errorf("the command has more than %d arguments", maxArgv)

@@ -276,8 +276,27 @@ func (u *upstream) launch() (*conn, []upstreamTool, error) {
 // redirect: the server's URL is the only place calls go.
 func (u *upstream) dial() (*conn, error) {
 	hc := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	tr, err := transport.NewStreamableHTTP(u.cfg.URL, transport.WithHTTPBasicClient(hc), transport.WithContinuousListening(),
-		transport.WithHTTPLogger(u.hub.srv.log))
+	opts := []transport.StreamableHTTPCOption{transport.WithHTTPBasicClient(hc), transport.WithContinuousListening(),
+		transport.WithHTTPLogger(u.hub.srv.log)}
+	if ref := u.cfg.Credential; ref != "" {
+		get := u.hub.srv.opts.Credential
+		if get == nil {
+			return nil, errors.New("this daemon cannot read credentials for MCP servers")
+		}
+		if _, err := get(ref); err != nil {
+			return nil, fmt.Errorf("credential %s: %w", ref, err)
+		}
+		// Read from the store for each request rather than kept in a
+		// long-lived string; a key that disappears fails the request.
+		opts = append(opts, transport.WithHTTPHeaderFunc(func(context.Context) map[string]string {
+			key, err := get(ref)
+			if err != nil {
+				return nil
+			}
+			return map[string]string{"Authorization": "Bearer " + key}
+		}))
+	}
+	tr, err := transport.NewStreamableHTTP(u.cfg.URL, opts...)
 	if err != nil {
 		return nil, err
 	}

@@ -85,7 +85,7 @@ func (a *app) mcpStdio(cmd *cobra.Command) error {
 }
 
 func (a *app) mcpAddCmd() *cobra.Command {
-	var timeout, serverURL string
+	var timeout, serverURL, credential string
 	cmd := &cobra.Command{
 		Use:   "add PROFILE NAME (-- COMMAND [ARGS...] | --url URL)",
 		Short: "Add an MCP server to a profile",
@@ -116,8 +116,8 @@ tools appear to the profile's sessions as NAME__TOOL.`,
 			if err != nil {
 				return err
 			}
-			req := gateway.MCPServerRequest{Profile: p, Name: args[1], Command: args[2:], URL: serverURL, Timeout: timeout}
-			c := mcp.ServerConfig{Name: req.Name, Command: req.Command, URL: req.URL}
+			req := gateway.MCPServerRequest{Profile: p, Name: args[1], Command: args[2:], URL: serverURL, Timeout: timeout, Credential: credential}
+			c := mcp.ServerConfig{Name: req.Name, Command: req.Command, URL: req.URL, Credential: credential}
 			if timeout != "" {
 				if c.Timeout, err = time.ParseDuration(timeout); err != nil {
 					return usagef("--timeout must be a duration such as 60s")
@@ -140,6 +140,7 @@ tools appear to the profile's sessions as NAME__TOOL.`,
 	}
 	cmd.Flags().StringVar(&timeout, "timeout", "", "refuse a tool call the server has not answered within this long (default 60s)")
 	cmd.Flags().StringVar(&serverURL, "url", "", "the endpoint of a streamable HTTP MCP server, instead of a command")
+	cmd.Flags().StringVar(&credential, "credential", "", "for --url: a stored key (provider/alias) the gateway sends as Authorization: Bearer; the agent never sees it")
 	return cmd
 }
 
