@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // Args returns the bubblewrap command line for the policy: bwrap, its
@@ -52,6 +53,9 @@ func (p *Policy) build(bwrap string) (opts, command []string, err error) {
 		"--die-with-parent", "--new-session", "--unshare-all", "--cap-drop", "ALL", "--clearenv"}
 	if p.Network == NetHost {
 		a = append(a, "--share-net")
+	}
+	if p.NoNestedUserns {
+		a = append(a, "--unshare-user", "--disable-userns")
 	}
 	for _, d := range systemDirs {
 		fi, err := os.Lstat(d)
@@ -140,6 +144,22 @@ func Find() (string, error) {
 		return "", errors.New("bubblewrap (bwrap) is not installed; install it (Debian/Ubuntu: sudo apt-get install bubblewrap; Fedora: sudo dnf install bubblewrap) — Ringlet never runs an agent unsandboxed unless you pass --no-sandbox")
 	}
 	return p, nil
+}
+
+var (
+	usernsOnce      sync.Once
+	usernsSupported bool
+)
+
+// DisableUsernsSupported reports whether bwrap knows --disable-userns
+// (bubblewrap 0.8 and later) and it works here, by trying it once.
+func DisableUsernsSupported(bwrap string) bool {
+	usernsOnce.Do(func() {
+		cmd := exec.Command(bwrap, "--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent",
+			"--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev", "--", "/bin/true")
+		usernsSupported = cmd.Run() == nil
+	})
+	return usernsSupported
 }
 
 // Check runs a trivial command in a sandbox to see whether this machine

@@ -48,6 +48,10 @@ type Policy struct {
 	Socket         string   `json:"-"` // the session socket on the host (NetProvider)
 	Ringlet        string   `json:"-"` // the ringlet binary on the host; also shown at this path
 	AllowGitConfig bool     `json:"allow_git_config,omitempty"`
+	// NoNestedUserns adds --unshare-user --disable-userns, so the agent
+	// cannot create user namespaces of its own (and mount inside them).
+	// It needs bubblewrap 0.8 or later; see DisableUsernsSupported.
+	NoNestedUserns bool `json:"no_nested_userns,omitempty"`
 	// Runtime lists directories outside the system dirs that the program
 	// needs (its own install dir, a Node prefix), bound read-only.
 	Runtime []string `json:"runtime,omitempty"`

@@ -609,7 +609,7 @@ exit 0`)
 			t.Errorf("got %q, want mount to be refused", out)
 		}
 		if strings.Contains(out, "MOUNTED IN A NESTED NAMESPACE") {
-			t.Logf("KNOWN GAP: the agent can create a nested user namespace and mount in it (bwrap --disable-userns, bubblewrap >= 0.8, would stop it)")
+			t.Errorf("got %q: the agent created a nested user namespace and mounted in it; want --disable-userns to refuse it", out)
 		}
 	})
 

@@ -216,6 +216,13 @@ func (a *app) runProfile(ctx context.Context, alias string, extra []string, noSa
 		ReadOnly: view.ReadOnly, ReadWrite: view.ReadWrite, Network: network, Socket: st.Socket, Ringlet: ringlet,
 		AllowGitConfig: view.AllowGitConfig, Runtime: runtimeDirs,
 	}
+	if runtime.GOOS == "linux" {
+		if sandbox.DisableUsernsSupported(bwrap) {
+			pol.NoNestedUserns = true
+		} else {
+			fmt.Fprintln(a.stdio.Err, "ringlet: warning: this bubblewrap cannot stop the agent from creating nested user namespaces (needs bubblewrap 0.8 or later)")
+		}
+	}
 	// bwrap's options carry the session token, so they go on a pipe, not
 	// on a command line that every user can read in /proc.
 	bargs, opts, err := pol.ArgsFD(bwrap)

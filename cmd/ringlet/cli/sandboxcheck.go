@@ -39,6 +39,7 @@ func sandboxProbes(hostHome, configDir, daemonPort string) []probe {
 			}},
 		{name: "no capabilities", script: `grep -q '^CapEff:[[:space:]]*0*$' /proc/self/status`},
 		{name: "no new privileges", script: `grep -q '^NoNewPrivs:[[:space:]]*1$' /proc/self/status`},
+		{name: "no nested user namespaces (no mounting)", script: `! unshare -Ur true 2>/dev/null`},
 		{name: "host processes are not visible", script: `test "$(ls /proc | grep -c '^[0-9]')" -lt 10`},
 		// Not find -xdev: every bind mount is another device, so it
 		// would look at nothing. And find -type s trusts the directory
@@ -101,7 +102,8 @@ fails.`,
 			failed := 0
 			for _, p := range sandboxProbes(hostHome, a.paths.ConfigDir, port) {
 				pol := &sandbox.Policy{Workspace: ws, Home: home, HomePath: "/home/probe", Command: []string{"/bin/bash", "-c", p.script},
-					Env: []string{"PATH=/usr/bin:/bin", "HOME=/home/probe"}, Network: sandbox.NetNone}
+					Env: []string{"PATH=/usr/bin:/bin", "HOME=/home/probe"}, Network: sandbox.NetNone,
+					NoNestedUserns: sandbox.DisableUsernsSupported(bwrap)}
 				argv, err := pol.Args(bwrap)
 				if err != nil {
 					return err
