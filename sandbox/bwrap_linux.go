@@ -103,8 +103,16 @@ func (p *Policy) build(bwrap string) (opts, command []string, err error) {
 		git := filepath.Join(p.Workspace, ".git")
 		if fi, err := os.Lstat(git); err == nil && fi.IsDir() {
 			a = append(a, "--bind", git, git)
+			// A repository without a hooks directory gets an empty,
+			// read-only one, so the agent cannot create it (bwrap makes
+			// the empty mount point on the host, as git init would).
+			hooks := filepath.Join(git, "hooks")
+			if _, err := os.Lstat(hooks); errors.Is(err, fs.ErrNotExist) {
+				a = append(a, "--tmpfs", hooks, "--remount-ro", hooks)
+			}
 		}
-		for _, g := range []string{".git/hooks", ".git/config"} {
+		// commondir points git at another directory for config and hooks.
+		for _, g := range []string{".git/hooks", ".git/config", ".git/commondir"} {
 			path := filepath.Join(p.Workspace, g)
 			if _, err := os.Lstat(path); err == nil {
 				a = append(a, "--ro-bind", path, path)

@@ -25,8 +25,8 @@ func (o op) is(flag string, args ...string) bool {
 // bwrapArity is the number of operands of each option Args may emit. An
 // option that is not here fails the test: a new one is a visible change.
 var bwrapArity = map[string]int{
-	"--die-with-parent": 0, "--new-session": 0, "--unshare-all": 0, "--share-net": 0, "--clearenv": 0,
-	"--cap-drop": 1, "--tmpfs": 1, "--proc": 1, "--dev": 1, "--dir": 1, "--chdir": 1,
+	"--die-with-parent": 0, "--new-session": 0, "--unshare-all": 0, "--share-net": 0, "--clearenv": 0, "--unshare-user": 0, "--disable-userns": 0,
+	"--cap-drop": 1, "--tmpfs": 1, "--proc": 1, "--dev": 1, "--dir": 1, "--remount-ro": 1, "--chdir": 1,
 	"--symlink": 2, "--ro-bind": 2, "--bind": 2, "--setenv": 2,
 }
 
@@ -374,5 +374,42 @@ func TestFindAndCheck(t *testing.T) {
 	err := Check(broken)
 	if err == nil || !strings.Contains(err.Error(), "bubblewrap cannot create a sandbox here (bwrap: setting up uid map: Permission denied)") {
 		t.Errorf("Check of a failing bwrap: got %v, want bubblewrap's own message in it", err)
+	}
+}
+
+// TestArgsGitWithoutHooks: a repository with no hooks directory gets an
+// empty read-only one, so the agent cannot create .git/hooks; an existing
+// commondir is read-only.
+func TestArgsGitWithoutHooks(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	ws := filepath.Join(root, "ws")
+	home := filepath.Join(root, "home")
+	for _, d := range []string{filepath.Join(ws, ".git"), home} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(ws, ".git", "commondir"), []byte("../..\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := &Policy{Workspace: ws, Home: home, HomePath: "/home/u", Command: []string{"/bin/true"}, Network: NetNone, NoNestedUserns: true}
+	args, err := p.Args("/usr/bin/bwrap")
+	if err != nil {
+		t.Fatal(err)
+	}
+	joined := strings.Join(args, " ")
+	hooks := filepath.Join(ws, ".git", "hooks")
+	for _, want := range []string{
+		"--tmpfs " + hooks + " --remount-ro " + hooks,
+		"--ro-bind " + filepath.Join(ws, ".git", "commondir") + " " + filepath.Join(ws, ".git", "commondir"),
+		"--unshare-user --disable-userns",
+	} {
+		if !strings.Contains(joined, want) {
+			t.Errorf("args: got %q, want %q in them", joined, want)
+		}
+	}
+	if _, err := os.Stat(hooks); err == nil {
+		t.Errorf("building the args created %s on the host; only bwrap may, when it runs", hooks)
 	}
 }

@@ -38,3 +38,7 @@ func Find() (string, error) {
 func Check(sandboxExec string) error {
 	return exec.Command(sandboxExec, "-p", "(version 1)(allow default)", "/usr/bin/true").Run()
 }
+
+// DisableUsernsSupported is a bubblewrap feature; macOS has no user
+// namespaces to disable.
+func DisableUsernsSupported(string) bool { return false }

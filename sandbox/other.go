@@ -17,3 +17,6 @@ func Find() (string, error) { return "", errUnsupported }
 
 // Check is not available on this platform.
 func Check(string) error { return errUnsupported }
+
+// DisableUsernsSupported is not available on this platform.
+func DisableUsernsSupported(string) bool { return false }
