@@ -118,7 +118,10 @@ func (s *Server) handleTerminalStart(w http.ResponseWriter, r *http.Request) {
 	}
 	cmd.Dir = req.Dir
 	size := &pty.Winsize{Cols: max(req.Cols, 20), Rows: max(req.Rows, 5)}
-	f, err := pty.StartWithSize(cmd, size)
+	// The pty is not made bwrap's controlling terminal: the agent inside
+	// (after bwrap's --new-session) takes it as its own, so that resizes
+	// reach it as SIGWINCH. bwrap leads a process group, for kill.
+	f, err := startOnPTY(cmd, size)
 	if argsW != nil {
 		if err == nil {
 			// bwrap reads all its options first; a pipe holds 64 KiB.
@@ -358,4 +361,25 @@ func (s *Server) handleTerminalAttach(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+}
+
+// startOnPTY starts cmd with a new pseudo-terminal on its stdio, in a
+// process group of its own, without making it the controlling terminal.
+func startOnPTY(cmd *exec.Cmd, size *pty.Winsize) (*os.File, error) {
+	master, slave, err := pty.Open()
+	if err != nil {
+		return nil, err
+	}
+	defer slave.Close()
+	if err := pty.Setsize(master, size); err != nil {
+		master.Close()
+		return nil, err
+	}
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		master.Close()
+		return nil, err
+	}
+	return master, nil
 }

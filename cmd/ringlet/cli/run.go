@@ -15,8 +15,11 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
+	"github.com/creack/pty"
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 
 	"github.com/neullabs/ringlet/credentials"
 	"github.com/neullabs/ringlet/gateway"
@@ -259,6 +262,10 @@ func (a *app) runProfile(ctx context.Context, alias string, extra []string, noSa
 		})
 		files = append(files, r)
 	}
+	if in, out, ok := a.terminals(); ok {
+		exit, err = runOnPTY(in, out, bargs, files)
+		return exit, err
+	}
 	exit, err = a.runAttached(ctx, bargs, nil, "", files...)
 	return exit, err
 }
@@ -380,10 +387,29 @@ func forwardAndRun(ctx context.Context, socket string, port int, argv []string, 
 	cmd := exec.Command(path, argv[1:]...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdio.In, stdio.Out, stdio.Err
 	cmd.Env = os.Environ()
+	if f, ok := stdio.In.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		// bwrap's --new-session left us without a controlling terminal.
+		// The agent gets the pseudo-terminal on its stdin as its own, in a
+		// session of its own: the line discipline then sends it SIGINT on
+		// Ctrl-C and SIGWINCH on resize. The pty is Ringlet's, not the
+		// user's terminal, so TIOCSTI on it reaches only the agent itself.
+		// When the terminal is the user's own (stdin a terminal, stdout
+		// not, so no pty of Ringlet's), it is another session's controlling
+		// terminal and the kernel refuses to hand it over (EPERM): then
+		// the agent runs without one, as before.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+	}
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
-	if err := cmd.Start(); err != nil {
+	err = cmd.Start()
+	if errors.Is(err, syscall.EPERM) && cmd.SysProcAttr != nil {
+		cmd = exec.Command(path, argv[1:]...)
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = stdio.In, stdio.Out, stdio.Err
+		cmd.Env = os.Environ()
+		err = cmd.Start()
+	}
+	if err != nil {
 		ln.Close()
 		return 127, err
 	}
@@ -439,4 +465,79 @@ func relay(c net.Conn, socket string) {
 		tc.CloseWrite()
 	}
 	wg.Wait()
+}
+
+// terminals returns the user's terminal when both stdin and stdout are one.
+func (a *app) terminals() (in, out *os.File, ok bool) {
+	in, ok1 := a.stdio.In.(*os.File)
+	out, ok2 := a.stdio.Out.(*os.File)
+	if !ok1 || !ok2 || !term.IsTerminal(int(in.Fd())) || !term.IsTerminal(int(out.Fd())) {
+		return nil, nil, false
+	}
+	return in, out, true
+}
+
+// runOnPTY runs argv (bwrap) on a new pseudo-terminal that Ringlet owns,
+// relaying the user's terminal to it in raw mode and following its size.
+// The agent inside never holds the user's real terminal, so nothing it
+// does (TIOCSTI included) can type into the user's shell, and it still
+// gets Ctrl-C as SIGINT and window-size changes as SIGWINCH.
+func runOnPTY(in, out *os.File, argv []string, files []*os.File) (int, error) {
+	master, slave, err := pty.Open()
+	if err != nil {
+		return 0, fmt.Errorf("open a pseudo-terminal: %w", err)
+	}
+	defer master.Close()
+	_ = pty.InheritSize(in, master)
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = []string{}
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
+	cmd.ExtraFiles = files
+	err = cmd.Start()
+	slave.Close()
+	for _, f := range files {
+		f.Close()
+	}
+	if err != nil {
+		return 0, fmt.Errorf("start the agent: %w", err)
+	}
+	if old, err := term.MakeRaw(int(in.Fd())); err == nil {
+		defer term.Restore(int(in.Fd()), old)
+	}
+	winch := make(chan os.Signal, 1)
+	signal.Notify(winch, syscall.SIGWINCH)
+	// SIGINT and friends reach the agent through the pty as keystrokes;
+	// sent to this process (kill), they are passed on to bwrap.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(winch)
+	defer signal.Stop(sigs)
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			select {
+			case <-winch:
+				_ = pty.InheritSize(in, master)
+			case <-done:
+				return
+			}
+		}
+	})
+	// Keystrokes to the agent; this copy ends with the process (the read
+	// on the user's terminal is not interruptible, so it is not waited for).
+	go io.Copy(master, in)
+	outDone := make(chan struct{})
+	go func() {
+		io.Copy(out, master)
+		close(outDone)
+	}()
+	code, err := waitForwarding(cmd, sigs)
+	close(done)
+	wg.Wait()
+	select {
+	case <-outDone:
+	case <-time.After(500 * time.Millisecond):
+	}
+	return code, err
 }
