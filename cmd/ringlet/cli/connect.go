@@ -98,6 +98,16 @@ func (a *app) ensureDaemon(ctx context.Context) (*client.Client, error) {
 	return a.daemonClient()
 }
 
+// call sends one request to the daemon (starting it when needed) and
+// decodes the answer into out.
+func (a *app) call(ctx context.Context, method, path string, in, out any) error {
+	c, err := a.ensureDaemon(ctx)
+	if err != nil {
+		return err
+	}
+	return c.Do(ctx, method, path, in, out)
+}
+
 // startBackground starts `ringlet daemon --detached` in a new session and
 // waits until it reports ready (or why it could not start) on a pipe.
 func (a *app) startBackground(ctx context.Context, stayAlive bool, extra []string) (daemonState, error) {

@@ -81,12 +81,8 @@ func (a *app) hooksAddCmd() *cobra.Command {
 			if err := h.Validate(); err != nil {
 				return usageError{err}
 			}
-			c, err := a.ensureDaemon(cmd.Context())
-			if err != nil {
-				return err
-			}
 			var got hook.Hook
-			if err := c.Do(cmd.Context(), "POST", "/api/hooks", req, &got); err != nil {
+			if err := a.call(cmd.Context(), "POST", "/api/hooks", req, &got); err != nil {
 				return err
 			}
 			fmt.Fprintf(a.stdio.Out, "added hook %s to profile %s (%s)\n", got.ID, got.Profile, got.Event)
@@ -113,12 +109,8 @@ func (a *app) hooksListCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			c, err := a.ensureDaemon(cmd.Context())
-			if err != nil {
-				return err
-			}
 			var out struct{ Hooks []hook.Hook }
-			if err := c.Do(cmd.Context(), "GET", "/api/hooks?profile="+p, nil, &out); err != nil {
+			if err := a.call(cmd.Context(), "GET", "/api/hooks?profile="+p, nil, &out); err != nil {
 				return err
 			}
 			if asJSON {
@@ -159,11 +151,7 @@ func (a *app) hooksRemoveCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			c, err := a.ensureDaemon(cmd.Context())
-			if err != nil {
-				return err
-			}
-			if err := c.Do(cmd.Context(), "DELETE", "/api/hooks/"+p+"/"+args[1], nil, nil); err != nil {
+			if err := a.call(cmd.Context(), "DELETE", "/api/hooks/"+p+"/"+args[1], nil, nil); err != nil {
 				return err
 			}
 			fmt.Fprintf(a.stdio.Out, "removed hook %s from profile %s\n", args[1], p)
@@ -196,12 +184,8 @@ func (a *app) hooksImportCmd() *cobra.Command {
 			if err := dec.Decode(&hooks); err != nil {
 				return fmt.Errorf("%s is not a hooks file (a JSON array as written by 'ringlet hooks export'): %v", args[1], err)
 			}
-			c, err := a.ensureDaemon(cmd.Context())
-			if err != nil {
-				return err
-			}
 			var out struct{ Hooks []hook.Hook }
-			if err := c.Do(cmd.Context(), "POST", "/api/hooks/"+p+"/import", hooks, &out); err != nil {
+			if err := a.call(cmd.Context(), "POST", "/api/hooks/"+p+"/import", hooks, &out); err != nil {
 				return err
 			}
 			fmt.Fprintf(a.stdio.Out, "imported %d hook(s) into profile %s\n", len(out.Hooks), p)

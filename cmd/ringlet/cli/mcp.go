@@ -230,11 +230,7 @@ func (a *app) mcpRemoveCmd() *cobra.Command {
 			if err := mcp.ValidateServerName(args[1]); err != nil {
 				return usageError{err}
 			}
-			c, err := a.ensureDaemon(cmd.Context())
-			if err != nil {
-				return err
-			}
-			if err := c.Do(cmd.Context(), "DELETE", "/api/mcp/servers/"+p+"/"+args[1], nil, nil); err != nil {
+			if err := a.call(cmd.Context(), "DELETE", "/api/mcp/servers/"+p+"/"+args[1], nil, nil); err != nil {
 				return err
 			}
 			fmt.Fprintf(a.stdio.Out, "removed MCP server %s from profile %s\n", args[1], p)

@@ -158,12 +158,8 @@ func (a *app) profilesListCmd() *cobra.Command {
 		Example: "  ringlet profiles list --json",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.ensureDaemon(cmd.Context())
-			if err != nil {
-				return err
-			}
 			var out struct{ Profiles []gateway.ProfileView }
-			if err := c.Do(cmd.Context(), "GET", "/api/profiles", nil, &out); err != nil {
+			if err := a.call(cmd.Context(), "GET", "/api/profiles", nil, &out); err != nil {
 				return err
 			}
 			if asJSON {
@@ -199,12 +195,8 @@ func (a *app) profilesInspectCmd() *cobra.Command {
 			if err := credentials.ValidateName("profile", args[0]); err != nil {
 				return usageError{err}
 			}
-			c, err := a.ensureDaemon(cmd.Context())
-			if err != nil {
-				return err
-			}
 			var v gateway.ProfileView
-			if err := c.Do(cmd.Context(), "GET", "/api/profiles/"+args[0], nil, &v); err != nil {
+			if err := a.call(cmd.Context(), "GET", "/api/profiles/"+args[0], nil, &v); err != nil {
 				return err
 			}
 			if asJSON {
@@ -308,12 +300,8 @@ The agent runs without Ringlet's sandbox this way.`,
 			if ttl != "" {
 				body["ttl"] = ttl
 			}
-			c, err := a.ensureDaemon(cmd.Context())
-			if err != nil {
-				return err
-			}
 			var st gateway.SessionStarted
-			if err := c.Do(cmd.Context(), "POST", "/api/sessions", body, &st); err != nil {
+			if err := a.call(cmd.Context(), "POST", "/api/sessions", body, &st); err != nil {
 				return err
 			}
 			if asJSON {
@@ -427,12 +415,8 @@ is accepted only for loopback hosts.`,
 			if err := p.Validate(); err != nil {
 				return usageError{err}
 			}
-			c, err := a.ensureDaemon(cmd.Context())
-			if err != nil {
-				return err
-			}
 			var got profile.Provider
-			if err := c.Do(cmd.Context(), "POST", "/api/providers", map[string]any{"id": p.ID, "name": p.Name, "base_url": p.BaseURL, "format": p.Format, "auth": p.Auth}, &got); err != nil {
+			if err := a.call(cmd.Context(), "POST", "/api/providers", map[string]any{"id": p.ID, "name": p.Name, "base_url": p.BaseURL, "format": p.Format, "auth": p.Auth}, &got); err != nil {
 				return err
 			}
 			fmt.Fprintf(a.stdio.Out, "added provider %s (%s, %s) at %s\n", got.ID, got.Format, got.Auth, got.BaseURL)
@@ -541,12 +525,8 @@ takes effect at once, open streams included.`,
 		Short: "Show a live session",
 		Args:  exactArgs(1, "ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.ensureDaemon(cmd.Context())
-			if err != nil {
-				return err
-			}
 			var s gateway.SessionInfo
-			if err := c.Do(cmd.Context(), "GET", "/api/sessions/"+url.PathEscape(args[0]), nil, &s); err != nil {
+			if err := a.call(cmd.Context(), "GET", "/api/sessions/"+url.PathEscape(args[0]), nil, &s); err != nil {
 				return err
 			}
 			if inspectJSON {
@@ -570,11 +550,7 @@ takes effect at once, open streams included.`,
 		Example: "  ringlet sessions revoke \"$RINGLET_SESSION\"",
 		Args:    exactArgs(1, "ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.ensureDaemon(cmd.Context())
-			if err != nil {
-				return err
-			}
-			if err := c.Do(cmd.Context(), "DELETE", "/api/sessions/"+url.PathEscape(args[0]), nil, nil); err != nil {
+			if err := a.call(cmd.Context(), "DELETE", "/api/sessions/"+url.PathEscape(args[0]), nil, nil); err != nil {
 				return err
 			}
 			fmt.Fprintf(a.stdio.Out, "revoked session %s\n", args[0])
@@ -748,12 +724,8 @@ keep the settings they started with.`,
 				}
 				u.AllowHosts = &hosts
 			}
-			c, err := a.ensureDaemon(cmd.Context())
-			if err != nil {
-				return err
-			}
 			var v gateway.ProfileView
-			if err := c.Do(cmd.Context(), "PATCH", "/api/profiles/"+alias, u, &v); err != nil {
+			if err := a.call(cmd.Context(), "PATCH", "/api/profiles/"+alias, u, &v); err != nil {
 				return err
 			}
 			fmt.Fprintf(a.stdio.Out, "updated profile %s\n", v.Alias)

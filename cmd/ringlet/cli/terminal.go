@@ -49,12 +49,8 @@ func (a *app) terminalCmd() *cobra.Command {
 		Short: "List remote terminals",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.ensureDaemon(cmd.Context())
-			if err != nil {
-				return err
-			}
 			var out struct{ Terminals []gateway.TerminalInfo }
-			if err := c.Do(cmd.Context(), "GET", "/api/terminals", nil, &out); err != nil {
+			if err := a.call(cmd.Context(), "GET", "/api/terminals", nil, &out); err != nil {
 				return err
 			}
 			if asJSON {
@@ -86,12 +82,8 @@ func (a *app) terminalCmd() *cobra.Command {
 		Short: "Show a remote terminal",
 		Args:  exactArgs(1, "SESSION"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.ensureDaemon(cmd.Context())
-			if err != nil {
-				return err
-			}
 			var ti gateway.TerminalInfo
-			if err := c.Do(cmd.Context(), "GET", "/api/sessions/"+url.PathEscape(args[0])+"/terminal/info", nil, &ti); err != nil {
+			if err := a.call(cmd.Context(), "GET", "/api/sessions/"+url.PathEscape(args[0])+"/terminal/info", nil, &ti); err != nil {
 				return err
 			}
 			if infoJSON {
@@ -116,12 +108,8 @@ func (a *app) terminalCmd() *cobra.Command {
 		Short: "Kill the agent's whole process group and end its session",
 		Args:  exactArgs(1, "SESSION"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.ensureDaemon(cmd.Context())
-			if err != nil {
-				return err
-			}
 			var ti gateway.TerminalInfo
-			if err := c.Do(cmd.Context(), "DELETE", "/api/sessions/"+url.PathEscape(args[0])+"/terminal", nil, &ti); err != nil {
+			if err := a.call(cmd.Context(), "DELETE", "/api/sessions/"+url.PathEscape(args[0])+"/terminal", nil, &ti); err != nil {
 				return err
 			}
 			fmt.Fprintf(a.stdio.Out, "killed the agent of session %s (exit %d)\n", ti.Session, ti.ExitCode)
