@@ -3,6 +3,7 @@ package credentials
 import (
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/godbus/dbus/v5"
 )
@@ -14,6 +15,29 @@ const secretsName = "org.freedesktop.secrets"
 // absent means there is none (auto falls back to the file); a non-nil err
 // means one exists but cannot be used (auto must not fall back).
 func probeKeyring(addr string) (absent string, err error) {
+	type result struct {
+		absent string
+		err    error
+	}
+	ch := make(chan result, 1)
+	// godbus has no deadline for the handshake or property reads: a bus
+	// socket that accepts but never answers would hang the daemon's start.
+	go func() {
+		a, err := probeBus(addr)
+		ch <- result{a, err}
+	}()
+	select {
+	case r := <-ch:
+		return r.absent, r.err
+	case <-time.After(probeTimeout):
+		return "", fmt.Errorf("the D-Bus session bus did not answer within %s; fix or unset DBUS_SESSION_BUS_ADDRESS, or set credentials.backend to file", probeTimeout)
+	}
+}
+
+// probeTimeout bounds the whole Secret Service probe.
+const probeTimeout = 5 * time.Second
+
+func probeBus(addr string) (absent string, err error) {
 	if addr == "" {
 		return "no D-Bus session bus (DBUS_SESSION_BUS_ADDRESS is unset and $XDG_RUNTIME_DIR/bus does not exist)", nil
 	}
