@@ -422,7 +422,19 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 		RequestsActive: s.inFlight.Load() - 1, // not counting this request
 		EventStreams:   streams,
 		Sessions:       s.sessions.count(),
+		Profiles:       s.profileCount(),
 	})
+}
+
+func (s *Server) profileCount() int {
+	if s.opts.Profiles == nil {
+		return 0
+	}
+	ps, err := s.opts.Profiles.List()
+	if err != nil {
+		return 0
+	}
+	return len(ps)
 }
 
 func (s *Server) handleStop(w http.ResponseWriter, r *http.Request) {

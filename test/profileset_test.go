@@ -16,6 +16,12 @@ func TestProfilesSet(t *testing.T) {
 	if _, stderr, code := e.RunInput("sk-set-canary", "profiles", "create", "generic", "box", "--provider", "local", "--command", "/bin/true"); code != 0 {
 		t.Fatalf("profiles create: exit %d, stderr %q", code, stderr)
 	}
+	var st struct {
+		Profiles int `json:"profiles"`
+	}
+	if err := json.Unmarshal([]byte(hkRun(t, e, "daemon", "status", "--json")), &st); err != nil || st.Profiles != 1 {
+		t.Errorf("daemon status: got profiles %d (%v), want 1", st.Profiles, err)
+	}
 	inspect := func() map[string]any {
 		var v map[string]any
 		if err := json.Unmarshal([]byte(hkRun(t, e, "profiles", "inspect", "box", "--json")), &v); err != nil {
