@@ -92,4 +92,23 @@ connect example.com:443
 			t.Errorf("audit for %s: got %q, want %q (all: %v)", k, got[k], v, got)
 		}
 	}
+
+	// sandbox check with the profile's settings: every probe passes.
+	var check struct {
+		Probes []struct {
+			Probe  string `json:"probe"`
+			Passed bool   `json:"passed"`
+		} `json:"probes"`
+	}
+	if err := json.Unmarshal([]byte(hkRun(t, e, "sandbox", "check", "--profile", "box", "--json")), &check); err != nil || len(check.Probes) < 8 {
+		t.Fatalf("sandbox check --profile box --json: %v, %d probes", err, len(check.Probes))
+	}
+	for _, p := range check.Probes {
+		if !p.Passed {
+			t.Errorf("sandbox check --profile box: probe %q failed", p.Probe)
+		}
+	}
+	if _, stderr, code := e.Run("sandbox", "check", "--profile", "nope"); code != 1 || !strings.Contains(stderr, "no profile") {
+		t.Errorf("sandbox check --profile nope: got exit %d, stderr %q; want 1 naming the missing profile", code, stderr)
+	}
 }

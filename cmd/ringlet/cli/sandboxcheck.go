@@ -11,6 +11,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/neullabs/ringlet/credentials"
+	"github.com/neullabs/ringlet/gateway"
 	"github.com/neullabs/ringlet/sandbox"
 )
 
@@ -55,6 +57,7 @@ func sandboxProbes(hostHome, configDir, daemonPort string) []probe {
 
 func (a *app) sandboxCheckCmd() *cobra.Command {
 	var asJSON bool
+	var profileName string
 	cmd := &cobra.Command{
 		Use:   "check",
 		Short: "Show whether the sandbox works here, and run escape probes in a throwaway sandbox",
@@ -62,8 +65,10 @@ func (a *app) sandboxCheckCmd() *cobra.Command {
 (saying how to fix it when not), then run escape probes inside a throwaway
 sandbox built like an agent's (empty HOME and workspace, no network) and
 print a pass/fail table. Exits 1 if the sandbox does not work or any probe
-fails.`,
-		Example: "  ringlet sandbox check",
+fails. With --profile, the throwaway sandbox also gets that profile's extra
+--ro/--rw paths and .git setting (its network stays none, and the probes
+never touch the profile's workspace or HOME).`,
+		Example: "  ringlet sandbox check\n  ringlet sandbox check --profile work --json",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if runtime.GOOS != "linux" {
@@ -87,6 +92,18 @@ fails.`,
 					return err
 				}
 			}
+			var extraRO, extraRW []string
+			allowGit := false
+			if profileName != "" {
+				if err := credentials.ValidateName("profile", profileName); err != nil {
+					return usageError{err}
+				}
+				var view gateway.ProfileView
+				if err := a.call(cmd.Context(), "GET", "/api/profiles/"+profileName, nil, &view); err != nil {
+					return err
+				}
+				extraRO, extraRW, allowGit = view.ReadOnly, view.ReadWrite, view.AllowGitConfig
+			}
 			hostHome := a.getenv("HOME")
 			port := ""
 			if st, ok := readState(a.paths); ok && processAlive(st.PID) {
@@ -103,6 +120,7 @@ fails.`,
 			for _, p := range sandboxProbes(hostHome, a.paths.ConfigDir, port) {
 				pol := &sandbox.Policy{Workspace: ws, Home: home, HomePath: "/home/probe", Command: []string{"/bin/bash", "-c", p.script},
 					Env: []string{"PATH=/usr/bin:/bin", "HOME=/home/probe"}, Network: sandbox.NetNone,
+					ReadOnly: extraRO, ReadWrite: extraRW, AllowGitConfig: allowGit,
 					NoNestedUserns: sandbox.DisableUsernsSupported(bwrap)}
 				argv, err := pol.Args(bwrap)
 				if err != nil {
@@ -142,5 +160,6 @@ fails.`,
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	cmd.Flags().StringVar(&profileName, "profile", "", "also apply this profile's extra paths")
 	return cmd
 }
