@@ -296,7 +296,7 @@ func Load(path string) (*Config, error) {
 		return &Config{}, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read config file %s: %w", path, unwrapPath(err))
+		return nil, fmt.Errorf("read config file %s: %w", path, privatefile.WithoutPath(err))
 	}
 	if len(data) > maxFileSize {
 		return nil, fmt.Errorf("config file %s is larger than 1 MiB; it is not a ringlet config", path)
@@ -364,12 +364,4 @@ func Save(path string, c *Config) error {
 		return fmt.Errorf("config directory: %w", err)
 	}
 	return privatefile.WriteAtomic(path, data, privatefile.FileMode)
-}
-
-func unwrapPath(err error) error {
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
 }

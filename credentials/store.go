@@ -1,10 +1,8 @@
 package credentials
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"path/filepath"
 	"sort"
 	"sync"
@@ -155,16 +153,9 @@ type indexFile struct {
 }
 
 func (s *Store) readIndex() ([]Entry, error) {
-	data, err := privatefile.Read(s.index, 16<<20)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("keychain index: %w", err)
-	}
 	var ix indexFile
-	if err := json.Unmarshal(data, &ix); err != nil {
-		return nil, fmt.Errorf("keychain index %s is not valid JSON; fix or remove it ('ringlet keychain set' rebuilds entries)", s.index)
+	if _, err := privatefile.ReadJSON(s.index, 16<<20, &ix); err != nil {
+		return nil, fmt.Errorf("keychain index: %w", err)
 	}
 	for _, e := range ix.Entries {
 		if _, err := NewRef(e.Provider, e.Alias); err != nil {
@@ -179,11 +170,7 @@ func (s *Store) writeIndex(entries []Entry) error {
 	for i := range entries {
 		entries[i].Status, entries[i].Detail = "", ""
 	}
-	data, err := json.MarshalIndent(indexFile{Version: 1, Entries: entries}, "", "  ")
-	if err != nil {
-		return err
-	}
-	return privatefile.WriteAtomic(s.index, append(data, '\n'), privatefile.FileMode)
+	return privatefile.WriteJSON(s.index, indexFile{Version: 1, Entries: entries})
 }
 
 // withIndex runs f on the index under an exclusive lock and saves what f

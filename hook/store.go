@@ -3,7 +3,6 @@ package hook
 import (
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -42,32 +41,18 @@ func (s *Store) List(profile string) ([]Hook, error) {
 }
 
 func (s *Store) read(profile string) ([]Hook, error) {
-	data, err := privatefile.Read(s.path(profile), 4<<20)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("hooks of %s: %w", profile, err)
-	}
 	var f file
-	if err := json.Unmarshal(data, &f); err != nil {
-		return nil, fmt.Errorf("hooks file %s is not valid JSON; fix or remove it", s.path(profile))
+	if _, err := privatefile.ReadJSON(s.path(profile), 4<<20, &f); err != nil {
+		return nil, fmt.Errorf("hooks of %s: %w", profile, err)
 	}
 	return f.Hooks, nil
 }
 
 func (s *Store) write(profile string, hooks []Hook) error {
-	if err := privatefile.EnsureDir(s.dir); err != nil {
-		return err
-	}
 	if hooks == nil {
 		hooks = []Hook{}
 	}
-	data, err := json.MarshalIndent(file{Version: 1, Hooks: hooks}, "", "  ")
-	if err != nil {
-		return err
-	}
-	return privatefile.WriteAtomic(s.path(profile), append(data, '\n'), privatefile.FileMode)
+	return privatefile.WriteJSON(s.path(profile), file{Version: 1, Hooks: hooks})
 }
 
 func newID() (string, error) {

@@ -1,8 +1,6 @@
 package mcp
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -172,37 +170,22 @@ func (s *Store) List(profile string) ([]ServerConfig, error) {
 }
 
 func (s *Store) read(profile string) ([]ServerConfig, error) {
-	data, err := privatefile.Read(s.path(profile), 4<<20)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
+	var f storeFile
+	found, err := privatefile.ReadJSON(s.path(profile), 4<<20, &f)
 	if err != nil {
 		return nil, fmt.Errorf("MCP servers of %s: %w", profile, err)
 	}
-	var f storeFile
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&f); err != nil {
-		return nil, fmt.Errorf("MCP servers file %s is not valid (%v); fix or remove it", s.path(profile), err)
-	}
-	if f.Version != 1 {
+	if found && f.Version != 1 {
 		return nil, fmt.Errorf("MCP servers file %s has version %d; this ringlet reads version 1", s.path(profile), f.Version)
 	}
 	return f.Servers, nil
 }
 
 func (s *Store) write(profile string, servers []ServerConfig) error {
-	if err := privatefile.EnsureDir(s.dir); err != nil {
-		return err
-	}
 	if servers == nil {
 		servers = []ServerConfig{}
 	}
-	data, err := json.MarshalIndent(storeFile{Version: 1, Servers: servers}, "", "  ")
-	if err != nil {
-		return err
-	}
-	return privatefile.WriteAtomic(s.path(profile), append(data, '\n'), privatefile.FileMode)
+	return privatefile.WriteJSON(s.path(profile), storeFile{Version: 1, Servers: servers})
 }
 
 // Add validates c and appends it to the profile's servers.

@@ -12,8 +12,10 @@
 package privatefile
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -35,11 +37,11 @@ const FileMode fs.FileMode = 0o600
 // who can write it can swap the files inside.
 func EnsureDir(dir string) error {
 	if err := os.MkdirAll(dir, DirMode); err != nil {
-		return fmt.Errorf("create directory %s: %w", dir, unwrapPath(err))
+		return fmt.Errorf("create directory %s: %w", dir, WithoutPath(err))
 	}
 	fi, err := os.Stat(dir)
 	if err != nil {
-		return fmt.Errorf("check directory %s: %w", dir, unwrapPath(err))
+		return fmt.Errorf("check directory %s: %w", dir, WithoutPath(err))
 	}
 	if !fi.IsDir() {
 		return fmt.Errorf("%s is not a directory", dir)
@@ -100,7 +102,7 @@ func Read(path string, limit int64) ([]byte, error) {
 	}
 	data, err := io.ReadAll(io.LimitReader(f, limit+1))
 	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", path, unwrapPath(err))
+		return nil, fmt.Errorf("read %s: %w", path, WithoutPath(err))
 	}
 	if int64(len(data)) > limit {
 		return nil, fmt.Errorf("refusing %s: it is larger than %d bytes", path, limit)
@@ -115,7 +117,7 @@ func Create(path string, data []byte) error {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, FileMode)
 	if err != nil {
 		// Callers name the path; errors.Is(err, fs.ErrExist) still holds.
-		return unwrapPath(err)
+		return WithoutPath(err)
 	}
 	if err := writeSync(f, data); err != nil {
 		os.Remove(path)
@@ -132,7 +134,7 @@ func WriteAtomic(path string, data []byte, perm fs.FileMode) error {
 	dir := filepath.Dir(path)
 	tmp, err := createTemp(dir, filepath.Base(path), perm)
 	if err != nil {
-		return fmt.Errorf("write %s: %w", path, unwrapPath(err))
+		return fmt.Errorf("write %s: %w", path, WithoutPath(err))
 	}
 	name := tmp.Name()
 	if err := writeSync(tmp, data); err != nil {
@@ -141,7 +143,7 @@ func WriteAtomic(path string, data []byte, perm fs.FileMode) error {
 	}
 	if err := os.Rename(name, path); err != nil {
 		os.Remove(name)
-		return fmt.Errorf("replace %s: %w", path, unwrapPath(err))
+		return fmt.Errorf("replace %s: %w", path, WithoutPath(err))
 	}
 	return syncDir(dir)
 }
@@ -189,26 +191,62 @@ func writeSync(f *os.File, data []byte) error {
 	_, werr := f.Write(data)
 	serr := f.Sync()
 	cerr := f.Close()
-	return unwrapPath(errors.Join(werr, serr, cerr))
+	return WithoutPath(errors.Join(werr, serr, cerr))
 }
 
 func syncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
-		return fmt.Errorf("sync directory %s: %w", dir, unwrapPath(err))
+		return fmt.Errorf("sync directory %s: %w", dir, WithoutPath(err))
 	}
 	defer d.Close()
 	if err := d.Sync(); err != nil && !errors.Is(err, syscall.EINVAL) {
-		return fmt.Errorf("sync directory %s: %w", dir, unwrapPath(err))
+		return fmt.Errorf("sync directory %s: %w", dir, WithoutPath(err))
 	}
 	return nil
 }
 
-// unwrapPath drops the *fs.PathError wrapper so messages name the path once.
-func unwrapPath(err error) error {
+// WithoutPath drops the *fs.PathError wrapper, for messages that name the
+// path themselves and should not name it twice.
+func WithoutPath(err error) error {
 	var pe *fs.PathError
 	if errors.As(err, &pe) {
 		return pe.Err
 	}
 	return err
+}
+
+// ReadJSON decodes the private JSON file at path (at most limit bytes,
+// with the checks of Read) into v, refusing unknown fields and trailing
+// data. It reports false, and no error, when the file does not exist.
+func ReadJSON(path string, limit int64, v any) (bool, error) {
+	data, err := Read(path, limit)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return false, fmt.Errorf("%s is not valid JSON (%v); fix or remove it", path, err)
+	}
+	if dec.More() {
+		return false, fmt.Errorf("%s is not valid JSON (data after the value); fix or remove it", path)
+	}
+	return true, nil
+}
+
+// WriteJSON writes v as indented JSON to path with WriteAtomic (mode 0600),
+// creating its 0700 directory when needed.
+func WriteJSON(path string, v any) error {
+	if err := EnsureDir(filepath.Dir(path)); err != nil {
+		return err
+	}
+	data, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", path, err)
+	}
+	return WriteAtomic(path, append(data, '\n'), FileMode)
 }

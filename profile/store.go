@@ -121,7 +121,7 @@ func (p *Profile) Validate(c *Catalog) error {
 			return fmt.Errorf("invalid extra path %q: want a clean absolute path without newlines", d)
 		}
 		if _, err := os.Stat(d); err != nil {
-			return fmt.Errorf("extra path %s: %w", d, unwrapPath(err))
+			return fmt.Errorf("extra path %s: %w", d, privatefile.WithoutPath(err))
 		}
 	}
 	return nil
@@ -159,11 +159,11 @@ func CheckWorkspace(w string) error {
 	}
 	real, err := filepath.EvalSymlinks(w)
 	if err != nil {
-		return fmt.Errorf("workspace %s: %w", w, unwrapPath(err))
+		return fmt.Errorf("workspace %s: %w", w, privatefile.WithoutPath(err))
 	}
 	fi, err := os.Stat(real)
 	if err != nil {
-		return fmt.Errorf("workspace %s: %w", w, unwrapPath(err))
+		return fmt.Errorf("workspace %s: %w", w, privatefile.WithoutPath(err))
 	}
 	if !fi.IsDir() {
 		return fmt.Errorf("workspace %s is not a directory", w)
@@ -286,12 +286,4 @@ func (s *Store) Delete(alias string) (Profile, error) {
 		return p, fmt.Errorf("delete the HOME of profile %s: %w", alias, err)
 	}
 	return p, nil
-}
-
-func unwrapPath(err error) error {
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
 }
