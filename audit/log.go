@@ -39,6 +39,16 @@ const maxBatch = 1000
 // record must be refused.
 var ErrUnavailable = errors.New("the audit log cannot be written")
 
+// UnavailableError is how Append fails: it matches ErrUnavailable, and
+// Reason says why, in words a user can act on ("the disk holding the audit
+// log is full; free space to resume").
+type UnavailableError struct{ Reason error }
+
+func (e *UnavailableError) Error() string   { return ErrUnavailable.Error() + ": " + e.Reason.Error() }
+func (e *UnavailableError) Unwrap() []error { return []error{ErrUnavailable, e.Reason} }
+
+func unavailable(reason error) error { return &UnavailableError{Reason: reason} }
+
 // ErrClosed means the log has been closed.
 var ErrClosed = errors.New("the audit log is closed")
 
@@ -231,7 +241,7 @@ func (l *Log) Append(ctx context.Context, r Record) (Record, error) {
 	case <-l.closed:
 		l.queueing.RUnlock()
 		pendingPool.Put(p)
-		return Record{}, fmt.Errorf("%w: %w", ErrUnavailable, ErrClosed)
+		return Record{}, unavailable(ErrClosed)
 	default:
 	}
 	l.pendingN.Add(1)
@@ -242,7 +252,7 @@ func (l *Log) Append(ctx context.Context, r Record) (Record, error) {
 		l.queueing.RUnlock()
 		l.pendingN.Add(-1)
 		pendingPool.Put(p)
-		return Record{}, fmt.Errorf("%w: %w", ErrUnavailable, ctx.Err())
+		return Record{}, unavailable(ctx.Err())
 	}
 	l.queueing.RUnlock()
 	// Once queued, the record's fate is decided by the writer; waiting for
@@ -346,7 +356,7 @@ func (l *Log) commit(batch []*pending) {
 		l.healthy.Store(false)
 		l.metrics.healthy.Set(0)
 		l.metrics.failures.Add(float64(len(batch)))
-		err = fmt.Errorf("%w: %v", ErrUnavailable, err)
+		err = unavailable(err)
 		for _, p := range batch {
 			p.done <- err
 		}

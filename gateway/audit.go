@@ -2,9 +2,9 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/neullabs/ringlet/audit"
@@ -53,15 +53,13 @@ func (s *Server) recordOr503(w http.ResponseWriter, req *http.Request, r audit.R
 }
 
 // rootCause is the part of a failed record's error that tells the user
-// what to do. The audit log reports "<ErrUnavailable>: <cause>" and may
-// only format the cause (disk full, read-only), not wrap it, so the cause
-// is taken from the message rather than by unwrapping.
+// what to do.
 func rootCause(err error) string {
-	msg := err.Error()
-	if _, cause, ok := strings.Cut(msg, audit.ErrUnavailable.Error()+": "); ok && cause != "" {
-		return cause
+	var ue *audit.UnavailableError
+	if errors.As(err, &ue) {
+		return ue.Reason.Error()
 	}
-	return msg
+	return err.Error()
 }
 
 var auditOff = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
