@@ -39,6 +39,7 @@ type session struct {
 	ID       string
 	Profile  profile.Profile
 	Provider profile.Provider
+	Agent    profile.Agent
 	base     *url.URL
 	key      credentials.Secret
 	hash     [32]byte
@@ -150,6 +151,10 @@ func (s *Server) startSession(ctx context.Context, alias string, ttl time.Durati
 	if err != nil {
 		return nil, "", err
 	}
+	agent, err := cat.Agent(p.Agent)
+	if err != nil {
+		return nil, "", err
+	}
 	baseStr := prov.BaseURL
 	if p.Endpoint != "" {
 		baseStr = prov.Endpoints[p.Endpoint]
@@ -178,7 +183,7 @@ func (s *Server) startSession(ctx context.Context, alias string, ttl time.Durati
 		ttl = DefaultSessionTTL
 	}
 	now := time.Now().UTC()
-	sess := &session{ID: "s_" + id, Profile: p, Provider: prov, base: base, key: key, hash: sha256.Sum256([]byte(tok)), Created: now, Expires: now.Add(ttl)}
+	sess := &session{ID: "s_" + id, Profile: p, Provider: prov, Agent: agent, base: base, key: key, hash: sha256.Sum256([]byte(tok)), Created: now, Expires: now.Add(ttl)}
 	if s.opts.Keyed != nil {
 		sess.tokenID = s.opts.Keyed.Sum(tok)
 	}
@@ -327,13 +332,7 @@ func (s *Server) handleSessionStart(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	cat, err := profile.LoadCatalog(s.opts.CatalogDir)
-	var launch profile.Launch
-	if err == nil {
-		if a, err := cat.Agent(sess.Profile.Agent); err == nil {
-			launch = a.LaunchFor(sess.Profile, sess.Provider, baseURL, tok, home)
-		}
-	}
+	launch := sess.Agent.LaunchFor(sess.Profile, sess.Provider, baseURL, tok, home)
 	w.Header().Set("Location", "/api/sessions/"+sess.ID)
 	writeJSON(w, http.StatusCreated, SessionStarted{SessionInfo: sess.info(), Token: tok, BaseURL: baseURL, Launch: launch, Socket: socket, Home: s.opts.Profiles.Home(sess.Profile.Alias)})
 }
