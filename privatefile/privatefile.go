@@ -112,11 +112,35 @@ func Read(path string, limit int64) ([]byte, error) {
 
 // Create writes data to a new file at path with mode 0600. It fails with an
 // error matching fs.ErrExist when the path exists, so two processes racing
-// to create the same file cannot both win.
+// to create the same file cannot both win. The file appears whole: data is
+// written to a temporary file that is then hard-linked to path, so a reader
+// racing the creator (a CLI reading the daemon's new token) never sees it
+// empty or half written.
 func Create(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	tmp, err := createTemp(dir, filepath.Base(path), FileMode)
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, WithoutPath(err))
+	}
+	name := tmp.Name()
+	defer os.Remove(name)
+	if err := writeSync(tmp, data); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Link(name, path); err != nil {
+		if errors.Is(err, fs.ErrExist) || !errors.Is(err, syscall.EPERM) && !errors.Is(err, syscall.ENOTSUP) {
+			// Callers name the path; errors.Is(err, fs.ErrExist) still holds.
+			return WithoutPath(err)
+		}
+		// A file system without hard links: create in place.
+		return createInPlace(path, data)
+	}
+	return syncDir(dir)
+}
+
+func createInPlace(path string, data []byte) error {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, FileMode)
 	if err != nil {
-		// Callers name the path; errors.Is(err, fs.ErrExist) still holds.
 		return WithoutPath(err)
 	}
 	if err := writeSync(f, data); err != nil {
@@ -212,6 +236,10 @@ func WithoutPath(err error) error {
 	var pe *fs.PathError
 	if errors.As(err, &pe) {
 		return pe.Err
+	}
+	var le *os.LinkError
+	if errors.As(err, &le) {
+		return le.Err
 	}
 	return err
 }

@@ -3,6 +3,7 @@ package privatefile
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -103,6 +104,50 @@ func TestCreate(t *testing.T) {
 	}
 	if got, _ := os.ReadFile(path); string(got) != "first" {
 		t.Errorf("content after a refused Create: got %q, want %q", got, "first")
+	}
+}
+
+// TestCreateAppearsWhole has a reader poll the path while Create writes
+// it: the reader sees no file or the whole content, never an empty or
+// partial file, and no temporary file is left behind.
+func TestCreateAppearsWhole(t *testing.T) {
+	t.Parallel()
+	content := bytes.Repeat([]byte("0123456789abcdef"), 4096)
+	for i := range 50 {
+		dir := t.TempDir()
+		path := filepath.Join(dir, "token")
+		done := make(chan struct{})
+		seen := make(chan string, 1)
+		go func() {
+			defer close(seen)
+			for {
+				data, err := os.ReadFile(path)
+				if err == nil && !bytes.Equal(data, content) {
+					seen <- fmt.Sprintf("%d of %d bytes", len(data), len(content))
+					return
+				}
+				select {
+				case <-done:
+					return
+				default:
+				}
+			}
+		}()
+		err := Create(path, content)
+		close(done)
+		if bad, ok := <-seen; ok {
+			t.Fatalf("round %d: a reader saw %s", i, bad)
+		}
+		if err != nil {
+			t.Fatalf("Create: %v", err)
+		}
+		entries, _ := os.ReadDir(dir)
+		if len(entries) != 1 {
+			t.Fatalf("round %d: directory holds %d entries after Create, want only the file", i, len(entries))
+		}
+		if got := perm(t, path); got != 0o600 {
+			t.Fatalf("mode %04o, want 0600", got)
+		}
 	}
 }
 
