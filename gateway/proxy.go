@@ -3,6 +3,7 @@ package gateway
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -72,7 +73,6 @@ type proxyState struct {
 	sess      *session
 	target    *url.URL
 	body      []byte
-	model     string
 	start     time.Time
 	bytesOut  int64
 	ttfb      time.Duration
@@ -171,10 +171,57 @@ func (s *Server) modifyResponse(resp *http.Response) error {
 	st.status = resp.StatusCode
 	ct := resp.Header.Get("Content-Type")
 	st.streaming = strings.HasPrefix(strings.ToLower(ct), "text/event-stream")
-	// Redaction may change the length; bodies are re-framed.
+	mb := &meteredBody{rc: resp.Body, st: st, s: s, meter: provider.NewMeter(ct), red: provider.NewRedactor(key), idle: s.opts.ProxyIdleTimeout}
+	if !st.streaming && resp.ContentLength >= 0 && resp.ContentLength <= maxWholeAnswer {
+		// A plain answer of known size is read whole: it keeps an exact
+		// Content-Length after redaction, so ReverseProxy sends it in one
+		// write instead of flushing chunk by chunk.
+		mb.whole = true
+		body, err := io.ReadAll(mb)
+		mb.rc.Close()
+		mb.release()
+		if err != nil {
+			// ReverseProxy closes resp.Body and hands err to proxyError,
+			// which records the request.
+			resp.Body = http.NoBody
+			return err
+		}
+		resp.Body = &wholeBody{Reader: bytes.NewReader(body), mb: mb}
+		resp.ContentLength = int64(len(body))
+		resp.Header.Set("Content-Length", strconv.Itoa(len(body)))
+		return nil
+	}
+	// Redaction may change the length; bodies of unknown size are
+	// re-framed.
 	resp.Header.Del("Content-Length")
 	resp.ContentLength = -1
-	resp.Body = &meteredBody{rc: resp.Body, st: st, s: s, meter: provider.NewMeter(ct), red: provider.NewRedactor(key), idle: s.opts.ProxyIdleTimeout}
+	resp.Body = mb
+	return nil
+}
+
+// maxWholeAnswer bounds the non-streaming answers that are buffered whole;
+// larger ones pass through as they arrive.
+const maxWholeAnswer = 4 << 20
+
+// wholeBody is an answer read whole (and metered) by modifyResponse. Its
+// record is committed before the read that hands out its last bytes, so a
+// client never holds a complete answer whose record could still be lost.
+type wholeBody struct {
+	*bytes.Reader
+	mb *meteredBody
+}
+
+func (b *wholeBody) Read(p []byte) (int, error) {
+	if b.Reader.Len() <= len(p) {
+		b.mb.finish(nil)
+	}
+	return b.Reader.Read(p)
+}
+
+func (b *wholeBody) Close() error {
+	if b.Reader.Len() > 0 {
+		b.mb.finish(errors.New("the client went away before the end of the answer"))
+	}
 	return nil
 }
 
@@ -192,12 +239,15 @@ type meteredBody struct {
 	eof   bool
 	idle  time.Duration
 	timer *time.Timer
+	whole bool // read whole by modifyResponse; wholeBody finishes it
 }
 
 func (b *meteredBody) Read(p []byte) (int, error) {
 	for len(b.out) == 0 {
 		if b.eof {
-			b.finish(nil)
+			if !b.whole {
+				b.finish(nil)
+			}
 			return 0, io.EOF
 		}
 		if b.idle > 0 {
@@ -224,7 +274,9 @@ func (b *meteredBody) Read(p []byte) (int, error) {
 			b.eof = true
 			b.out = append(b.out, b.red.Flush()...)
 		} else if err != nil {
-			b.finish(err)
+			if !b.whole {
+				b.finish(err)
+			}
 			return 0, err
 		}
 	}
@@ -235,18 +287,23 @@ func (b *meteredBody) Read(p []byte) (int, error) {
 }
 
 func (b *meteredBody) Close() error {
-	if b.timer != nil {
-		b.timer.Stop()
-	}
 	err := b.rc.Close()
-	if b.buf != nil {
-		readBufs.Put(b.buf)
-		b.buf = nil
-	}
+	b.release()
 	if !b.eof {
 		b.finish(errors.New("the client went away before the end of the answer"))
 	}
 	return err
+}
+
+// release stops the idle timer and returns the read buffer to its pool.
+func (b *meteredBody) release() {
+	if b.timer != nil {
+		b.timer.Stop()
+	}
+	if b.buf != nil {
+		readBufs.Put(b.buf)
+		b.buf = nil
+	}
 }
 
 func (b *meteredBody) finish(err error) {
@@ -272,6 +329,17 @@ func (s *Server) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 
 var modelLabelRE = regexp.MustCompile(`^[A-Za-z0-9._:/@-]{1,80}$`)
 
+// providerDetail is the detail of a provider.request record.
+type providerDetail struct {
+	Complete bool   `json:"complete"`
+	Error    string `json:"error,omitempty"`
+	Method   string `json:"method"`
+	Model    string `json:"model"`
+	Provider string `json:"provider"`
+	Stream   bool   `json:"stream"`
+	TTFBNs   int64  `json:"ttfb_ns"`
+}
+
 // recordProvider writes the request's provider.request record and metrics,
 // once.
 func (s *Server) recordProvider(st *proxyState) {
@@ -279,21 +347,25 @@ func (s *Server) recordProvider(st *proxyState) {
 		dur := time.Since(st.start)
 		model := st.usage.Model
 		if model == "" {
-			model = st.model
+			// Only when the answer did not name it: parsing the request
+			// costs more than the rest of the record.
+			model = provider.RequestModel(st.body)
 		}
 		decision := audit.Allow
-		detail := map[string]any{"model": model, "provider": st.sess.Provider.ID, "method": st.method, "complete": st.usage.Complete || !st.streaming && st.err == nil, "stream": st.streaming, "ttfb_ns": st.ttfb.Nanoseconds()}
+		detail := providerDetail{Complete: st.usage.Complete || !st.streaming && st.err == nil, Method: st.method, Model: model,
+			Provider: st.sess.Provider.ID, Stream: st.streaming, TTFBNs: st.ttfb.Nanoseconds()}
 		if st.err != nil {
 			decision = audit.Error
-			detail["error"] = provider.RedactString(st.err.Error(), st.sess.key.Reveal())
-			detail["complete"] = false
+			detail.Error = provider.RedactString(st.err.Error(), st.sess.key.Reveal())
+			detail.Complete = false
 		}
+		detailJSON, _ := json.Marshal(detail)
 		_ = s.record(context.Background(), audit.Record{
 			Kind: audit.KindProviderRequest, Profile: st.sess.Profile.Alias, Session: st.sess.ID, Actor: st.sess.tokenID,
 			Target: st.target.Path, Decision: decision, Status: int64(st.status), Duration: dur,
 			BytesIn: int64(len(st.body)), BytesOut: st.bytesOut,
 			TokensIn: st.usage.Input, TokensOut: st.usage.Output, TokensCacheRead: st.usage.CacheRead, TokensCacheWrite: st.usage.CacheWrite,
-			Detail: audit.DetailJSON(detail),
+			Detail: detailJSON,
 		})
 		label := "other"
 		if modelLabelRE.MatchString(model) {
@@ -305,9 +377,12 @@ func (s *Server) recordProvider(st *proxyState) {
 		if st.ttfb > 0 {
 			m.providerTTFB.WithLabelValues(st.sess.Provider.ID).Observe(st.ttfb.Seconds())
 		}
-		for typ, n := range map[string]int64{"input": st.usage.Input, "output": st.usage.Output, "cache_read": st.usage.CacheRead, "cache_write": st.usage.CacheWrite} {
-			if n > 0 {
-				m.tokens.WithLabelValues(st.sess.Profile.Alias, label, typ).Add(float64(n))
+		for _, t := range [...]struct {
+			typ string
+			n   int64
+		}{{"input", st.usage.Input}, {"output", st.usage.Output}, {"cache_read", st.usage.CacheRead}, {"cache_write", st.usage.CacheWrite}} {
+			if t.n > 0 {
+				m.tokens.WithLabelValues(st.sess.Profile.Alias, label, t.typ).Add(float64(t.n))
 			}
 		}
 	})
@@ -371,7 +446,6 @@ func (s *Server) handleProxy(w http.ResponseWriter, r *http.Request) {
 	stop := context.AfterFunc(sess.ctx, cancel)
 	defer stop()
 	st := &proxyState{sess: sess, target: target, body: buf.Bytes(), start: time.Now(), cancel: cancel, method: r.Method}
-	st.model = provider.RequestModel(st.body)
 	ctx = context.WithValue(ctx, proxyStateKey{}, st)
 	s.proxy.ServeHTTP(w, r.WithContext(ctx))
 }

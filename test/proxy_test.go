@@ -451,6 +451,23 @@ func TestProxyStreaming(t *testing.T) {
 			t.Errorf("provider.request: got status %d, detail %v; want 200 and complete false", recs[0].Status, d)
 		}
 	})
+
+	t.Run("upstream cuts a JSON answer short", func(t *testing.T) {
+		s := w.startSession("p1")
+		w.fake.CutJSON.Store(true)
+		defer w.fake.CutJSON.Store(false)
+		status, _, body := w.send(t, "POST", "/v1/messages", anthropicHeaders(s.Token), `{"model":"claude-sonnet-4-5","max_tokens":64,"messages":[{"role":"user","content":"hi"}]}`)
+		if status != http.StatusBadGateway || !strings.Contains(string(body), "upstream_unreachable") {
+			t.Errorf("got %d %s, want 502 upstream_unreachable (never half an answer as if it were whole)", status, body)
+		}
+		if r := w.lastRequest(t); !r.Aborted {
+			t.Error("the fake did not cut its answer")
+		}
+		recs := w.waitRecords(t, s.ID, 1)
+		if d := recs[0].Detail; d["complete"] != false || recs[0].Decision != "error" || recs[0].Status != http.StatusBadGateway {
+			t.Errorf("provider.request: got decision %s, status %d, detail %v; want error, 502, complete false", recs[0].Decision, recs[0].Status, d)
+		}
+	})
 	w.assertNoKeyLeak(t, key)
 }
 

@@ -21,6 +21,7 @@ import (
 	"io"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -115,6 +116,9 @@ type Provider struct {
 	// DieAfter, when > 0, makes a stream end abruptly after that many
 	// SSE events: the connection is closed without the end of the body.
 	DieAfter atomic.Int64
+	// CutJSON makes JSON answers declare their full Content-Length, send
+	// half of the body and close the connection.
+	CutJSON atomic.Bool
 	// EchoKey makes every answer echo the key it received: in the
 	// X-Fake-Echo-Key response header, and in the body (an error body for
 	// JSON requests, a text delta for streams, flushed in two halves so
@@ -310,6 +314,16 @@ func (a *answer) writeJSON(code int, v any) {
 		h.Set("X-Request-Id", randomID("req_"))
 	}
 	a.setStatus(code)
+	if a.p.CutJSON.Load() {
+		h.Set("Content-Length", strconv.Itoa(len(data)))
+		a.w.WriteHeader(code)
+		a.w.Write(data[:len(data)/2])
+		a.w.(http.Flusher).Flush()
+		a.p.mu.Lock()
+		a.rec.Aborted = true
+		a.p.mu.Unlock()
+		panic(http.ErrAbortHandler)
+	}
 	a.w.WriteHeader(code)
 	if a.r.Method != http.MethodHead {
 		a.w.Write(data)
