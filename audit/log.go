@@ -61,27 +61,31 @@ type Options struct {
 	OnCommit func([]Record)
 }
 
-// Log appends records through one writer goroutine that commits them in
-// batches: callers wait until their own record is committed.
+// Log appends records in group commits: callers wait until their own
+// record is committed, and callers that arrive together share one
+// transaction.
+//
+// There is no writer goroutine. The first caller to find no commit in
+// progress leads: it takes every waiting record (up to maxBatch) into one
+// transaction, releases their callers and hands the lead to the next
+// waiting caller, if any. Callers that arrive during a commit wait and go
+// into the next one. A lone caller commits its own record on its own
+// goroutine, without waking another: on an idle daemon, a hand-off to a
+// writer goroutine and back costs more than the commit.
 type Log struct {
 	opts    Options
 	anchor  *anchorFile
-	queue   chan *pending
 	metrics *Metrics
 
-	// pendingN counts records handed to Append and not yet committed or
-	// failed, including those whose callers are about to queue them: the
-	// writer waits briefly for those to fill a batch.
-	pendingN atomic.Int64
+	// mu guards waiting, leading and closed.
+	mu      sync.Mutex
+	idle    sync.Cond // broadcast when leading turns false
+	waiting []*pending
+	leading bool
+	closed  bool
+	batch   []*pending // the leader's; reused
 
-	// queueing is held for reading while an Append checks closed and
-	// queues its record, and for writing while Close closes closed: no
-	// record can be queued after the writer has drained the queue and
-	// stopped, where nobody would ever answer its caller.
-	queueing  sync.RWMutex
 	closeOnce sync.Once
-	closed    chan struct{}
-	done      chan struct{}
 	healthy   atomic.Bool
 
 	db     *sqlite3.Conn
@@ -97,7 +101,7 @@ type pending struct {
 var pendingPool = sync.Pool{New: func() any { return &pending{done: make(chan error, 1)} }}
 
 // Open opens (creating if needed) the database at opts.Path with mode 0600
-// in a 0700 directory, and starts the writer. Close stops it.
+// in a 0700 directory. Close closes it.
 func Open(opts Options) (*Log, error) {
 	if opts.Sync == "" {
 		opts.Sync = SyncNormal
@@ -121,7 +125,8 @@ func Open(opts Options) (*Log, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open audit log %s: %w", opts.Path, err)
 	}
-	l := &Log{opts: opts, db: db, queue: make(chan *pending, 4*maxBatch), closed: make(chan struct{}), done: make(chan struct{}), metrics: newMetrics()}
+	l := &Log{opts: opts, db: db, metrics: newMetrics(), batch: make([]*pending, 0, maxBatch)}
+	l.idle.L = &l.mu
 	if err := l.init(); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open audit log %s: %w", opts.Path, err)
@@ -133,7 +138,6 @@ func Open(opts Options) (*Log, error) {
 	}
 	l.healthy.Store(true)
 	l.metrics.healthy.Set(1)
-	go l.run()
 	return l, nil
 }
 
@@ -224,8 +228,8 @@ func (l *Log) Healthy() bool { return l.healthy.Load() }
 // Metrics returns the log's Prometheus collectors.
 func (l *Log) Metrics() *Metrics { return l.metrics }
 
-// Append hands r to the writer and waits until it is committed. It returns
-// the record as stored (with Seq and hashes). An error wraps
+// Append commits r, alone or with records appended at the same time, and
+// returns it as stored (with Seq and hashes). An error wraps
 // ErrUnavailable: the record was not written and the action that needed it
 // must be refused.
 func (l *Log) Append(ctx context.Context, r Record) (Record, error) {
@@ -234,32 +238,59 @@ func (l *Log) Append(ctx context.Context, r Record) (Record, error) {
 	}
 	r.Time = r.Time.UTC()
 	r.sanitize()
+	if err := ctx.Err(); err != nil {
+		return Record{}, unavailable(err)
+	}
 	p := pendingPool.Get().(*pending)
 	p.rec = r
-	l.queueing.RLock()
-	select {
-	case <-l.closed:
-		l.queueing.RUnlock()
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
 		pendingPool.Put(p)
 		return Record{}, unavailable(ErrClosed)
-	default:
 	}
-	l.pendingN.Add(1)
-	select {
-	case l.queue <- p:
-		l.metrics.queueDepth.Inc()
-	case <-ctx.Done():
-		l.queueing.RUnlock()
-		l.pendingN.Add(-1)
-		pendingPool.Put(p)
-		return Record{}, unavailable(ctx.Err())
+	l.waiting = append(l.waiting, p)
+	l.metrics.queueDepth.Inc()
+	if l.leading {
+		l.mu.Unlock()
+		// Once waiting, the record's fate is decided by a leader; the
+		// caller's context is not consulted again: returning early could
+		// acknowledge an action whose record is then lost.
+		if err := <-p.done; err != errLead {
+			return release(p, err)
+		}
+		l.mu.Lock()
 	}
-	l.queueing.RUnlock()
-	// Once queued, the record's fate is decided by the writer; waiting for
-	// it is bounded by the commit, so the caller's context is not consulted
-	// again: returning early could acknowledge an action whose record is
-	// then lost.
-	err := <-p.done
+	// Leading: p is waiting[0], as a new leader finds nobody waiting and a
+	// handed lead goes to the head of the line.
+	l.leading = true
+	n := min(len(l.waiting), maxBatch)
+	batch := append(l.batch[:0], l.waiting[:n]...)
+	rest := copy(l.waiting, l.waiting[n:])
+	clear(l.waiting[rest:])
+	l.waiting = l.waiting[:rest]
+	l.metrics.queueDepth.Sub(float64(n))
+	l.mu.Unlock()
+
+	l.commit(batch)
+	clear(batch)
+
+	l.mu.Lock()
+	if len(l.waiting) > 0 {
+		l.waiting[0].done <- errLead
+	} else {
+		l.leading = false
+		l.idle.Broadcast()
+	}
+	l.mu.Unlock()
+	return release(p, <-p.done)
+}
+
+// errLead tells a waiting caller that it leads the next commit.
+var errLead = errors.New("lead the next commit")
+
+// release returns p to its pool with the outcome of its record.
+func release(p *pending, err error) (Record, error) {
 	out := p.rec
 	p.rec = Record{}
 	pendingPool.Put(p)
@@ -269,87 +300,26 @@ func (l *Log) Append(ctx context.Context, r Record) (Record, error) {
 	return out, nil
 }
 
-// Close stops accepting records, commits what is queued and closes the
-// database.
+// Close stops accepting records, lets the records already waiting be
+// committed, and closes the database.
 func (l *Log) Close() error {
 	l.closeOnce.Do(func() {
-		l.queueing.Lock()
-		close(l.closed)
-		l.queueing.Unlock()
+		l.mu.Lock()
+		l.closed = true
+		for l.leading {
+			l.idle.Wait()
+		}
+		l.mu.Unlock()
+		l.anchor.close()
+		l.closeDB()
 	})
-	<-l.done
 	return nil
-}
-
-// maxLinger bounds how long the writer waits for callers that are about to
-// queue a record, so that concurrent writers share a transaction. A lone
-// writer never waits: nobody else is pending.
-const maxLinger = time.Millisecond
-
-// fill adds queued records to batch: first whatever is queued, then, while
-// more callers are known to be on their way, what arrives within maxLinger.
-func (l *Log) fill(batch []*pending, linger *time.Timer) []*pending {
-	for len(batch) < maxBatch {
-		select {
-		case p := <-l.queue:
-			batch = append(batch, p)
-			continue
-		default:
-		}
-		if l.pendingN.Load() <= int64(len(batch)) {
-			return batch
-		}
-		break
-	}
-	linger.Reset(maxLinger)
-	defer linger.Stop()
-	for len(batch) < maxBatch && l.pendingN.Load() > int64(len(batch)) {
-		select {
-		case p := <-l.queue:
-			batch = append(batch, p)
-		case <-linger.C:
-			return batch
-		}
-	}
-	return batch
-}
-
-func (l *Log) run() {
-	linger := time.NewTimer(time.Hour)
-	linger.Stop()
-	defer close(l.done)
-	defer l.closeDB()
-	defer l.anchor.close()
-	batch := make([]*pending, 0, maxBatch)
-	for {
-		var first *pending
-		select {
-		case first = <-l.queue:
-		case <-l.closed:
-			// Drain what was queued before Close.
-			for {
-				select {
-				case p := <-l.queue:
-					l.metrics.queueDepth.Dec()
-					l.commit([]*pending{p})
-				default:
-					return
-				}
-			}
-		}
-		batch = append(batch[:0], first)
-		batch = l.fill(batch, linger)
-		l.metrics.queueDepth.Sub(float64(len(batch)))
-		l.commit(batch)
-	}
 }
 
 // commit writes one batch in one transaction and releases its callers.
 func (l *Log) commit(batch []*pending) {
 	start := time.Now()
 	recs, err := l.write(batch)
-	// These callers are released below; they no longer count as pending.
-	l.pendingN.Add(-int64(len(batch)))
 	l.metrics.commitSeconds.Observe(time.Since(start).Seconds())
 	l.metrics.batchSize.Observe(float64(len(batch)))
 	if err != nil {
@@ -381,6 +351,13 @@ func (l *Log) write(batch []*pending) (recs []Record, err error) {
 	defer func() {
 		if err != nil && !l.db.GetAutocommit() {
 			l.db.Exec("ROLLBACK")
+		}
+	}()
+	// A commit runs on a caller's goroutine, whose panic the HTTP server
+	// would recover from: the batch fails instead, and the lead passes on.
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("audit commit failed: %v", v)
 		}
 	}()
 	seq, prev, err := l.readTip()
@@ -609,7 +586,7 @@ func newMetrics() *Metrics {
 			Name: "ringlet_audit_write_failures_total", Help: "Audit records that could not be written; their actions were refused.",
 		}),
 		queueDepth: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "ringlet_audit_queue_depth", Help: "Audit records waiting for the writer.",
+			Name: "ringlet_audit_queue_depth", Help: "Audit records waiting for a commit.",
 		}),
 		healthy: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "ringlet_audit_writable", Help: "1 when the last audit commit succeeded, 0 while the log cannot be written and actions are refused.",

@@ -81,7 +81,7 @@ func TestAppendConcurrent(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	// Close waits for the writer, so every OnCommit call has returned.
+	// Close waits for the last commit, so every OnCommit call has returned.
 	if err := l.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
@@ -150,8 +150,8 @@ func TestAppendCanceled(t *testing.T) {
 	mustVerifyOK(t, path, ok)
 }
 
-// TestCloseDrainsQueue holds the writer inside OnCommit (which must not
-// block in production; here it is the only way to pause the writer) so
+// TestCloseDrainsQueue holds a leader inside OnCommit (which must not
+// block in production; here it is the only way to pause commits) so
 // that records are queued, not yet committed, when Close is called.
 func TestCloseDrainsQueue(t *testing.T) {
 	t.Parallel()
@@ -169,8 +169,14 @@ func TestCloseDrainsQueue(t *testing.T) {
 			committed = append(committed, r.Seq)
 		}
 	}})
-	appendN(t, l, 1)
-	within(t, "the writer to call OnCommit", blocked)
+	// The first record's commit blocks in OnCommit, on the goroutine of
+	// the caller that leads it; the others wait behind it.
+	first := make(chan error, 1)
+	go func() {
+		_, err := l.Append(context.Background(), testRecord(0))
+		first <- err
+	}()
+	within(t, "the leader to call OnCommit", blocked)
 
 	errs := make(chan error, n)
 	for i := range n {
@@ -184,17 +190,17 @@ func TestCloseDrainsQueue(t *testing.T) {
 	closed := make(chan error, 1)
 	go func() { closed <- l.Close() }()
 	waitFor(t, "Close to stop accepting records", func() bool {
-		select {
-		case <-l.closed:
-			return true
-		default:
-			return false
-		}
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return l.closed
 	})
 	if _, err := l.Append(t.Context(), testRecord(n)); !errors.Is(err, ErrClosed) {
 		t.Errorf("Append during Close: got %v, want an error matching ErrClosed", err)
 	}
 	close(release)
+	if err := within(t, "the first Append to return", first); err != nil {
+		t.Errorf("first Append: %v", err)
+	}
 	for range n {
 		if err := within(t, "a queued Append to return", errs); err != nil {
 			t.Errorf("Append queued before Close: got %v, want nil", err)
