@@ -4,12 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/http/httputil"
 	"net/url"
 	"slices"
 	"strings"
@@ -20,36 +18,9 @@ import (
 	"github.com/neullabs/ringlet/audit"
 	"github.com/neullabs/ringlet/credentials"
 	"github.com/neullabs/ringlet/profile"
+	"github.com/neullabs/ringlet/test/bench/benchnet"
 	"github.com/neullabs/ringlet/token"
 )
-
-// benchBody is a ~1 KB chat request.
-var benchBody = []byte(`{"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[{"role":"user","content":"` + strings.Repeat("lorem ipsum ", 80) + `"}]}`)
-
-const benchAnswer = `{"id":"msg_1","type":"message","role":"assistant","model":"claude-sonnet-4-5","content":[{"type":"text","text":"ok"}],"stop_reason":"end_turn","usage":{"input_tokens":250,"output_tokens":2}}`
-
-// benchUpstream answers JSON, or with "stream":true 200 SSE events spaced
-// by sseGap.
-func benchUpstream(sseGap time.Duration) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		if !bytes.Contains(body, []byte(`"stream":true`)) {
-			w.Header().Set("Content-Type", "application/json")
-			io.WriteString(w, benchAnswer)
-			return
-		}
-		w.Header().Set("Content-Type", "text/event-stream")
-		f := w.(http.Flusher)
-		io.WriteString(w, "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"model\":\"claude-sonnet-4-5\",\"usage\":{\"input_tokens\":250,\"output_tokens\":1}}}\n\n")
-		f.Flush()
-		for i := range 200 {
-			time.Sleep(sseGap)
-			fmt.Fprintf(w, "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"t%d\"}}\n\n", i)
-			f.Flush()
-		}
-		io.WriteString(w, "event: message_delta\ndata: {\"type\":\"message_delta\",\"usage\":{\"output_tokens\":200}}\n\nevent: message_stop\ndata: {\"type\":\"message_stop\"}\n\n")
-	})
-}
 
 type benchSetup struct {
 	direct, bare, ringlet string // base URLs
@@ -60,16 +31,12 @@ type benchSetup struct {
 func newBenchSetup(b *testing.B, sseGap time.Duration) *benchSetup {
 	b.Helper()
 	dir := b.TempDir()
-	up := httptest.NewServer(benchUpstream(sseGap))
+	up := httptest.NewServer(benchnet.Upstream(sseGap))
 	b.Cleanup(up.Close)
 
 	// The bar: a bare ReverseProxy that only adds the key header.
 	upURL, _ := url.Parse(up.URL)
-	bareProxy := &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) {
-		pr.SetURL(upURL)
-		pr.Out.Header.Set("X-Api-Key", "sk-bench")
-	}}
-	bare := httptest.NewServer(bareProxy)
+	bare := httptest.NewServer(benchnet.Bare(upURL))
 	b.Cleanup(bare.Close)
 
 	// Ringlet with everything on: file credentials, audit, metrics, usage.
@@ -88,7 +55,7 @@ func newBenchSetup(b *testing.B, sseGap time.Duration) *benchSetup {
 	if _, err := profiles.Create(cat, profile.Profile{Alias: "bench", Agent: "claude", Provider: "fake"}); err != nil {
 		b.Fatal(err)
 	}
-	if _, err := keys.Set(credentials.Ref{Provider: "fake", Alias: "bench"}, credentials.NewSecret("sk-bench")); err != nil {
+	if _, err := keys.Set(credentials.Ref{Provider: "fake", Alias: "bench"}, credentials.NewSecret(benchnet.Key)); err != nil {
 		b.Fatal(err)
 	}
 	log, err := audit.Open(audit.Options{Path: dir + "/audit.db"})
@@ -119,7 +86,11 @@ func newBenchSetup(b *testing.B, sseGap time.Duration) *benchSetup {
 func (bs *benchSetup) post(b *testing.B, base string, body []byte) *http.Response {
 	req, _ := http.NewRequest("POST", base+"/v1/messages", bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("X-Api-Key", bs.token)
+	if base == bs.direct {
+		req.Header.Set("X-Api-Key", benchnet.Key)
+	} else {
+		req.Header.Set("X-Api-Key", bs.token)
+	}
 	req.Header.Set("Anthropic-Version", "2023-06-01")
 	resp, err := bs.client.Do(req)
 	if err != nil {
@@ -148,7 +119,7 @@ func BenchmarkProxyLatency(b *testing.B) {
 	targets := []string{bs.direct, bs.bare, bs.ringlet}
 	lat := make([][]time.Duration, len(targets))
 	for _, t := range targets { // warm connections
-		resp := bs.post(b, t, benchBody)
+		resp := bs.post(b, t, benchnet.Body)
 		io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
 	}
@@ -156,7 +127,7 @@ func BenchmarkProxyLatency(b *testing.B) {
 	for range b.N {
 		for i, t := range targets {
 			start := time.Now()
-			resp := bs.post(b, t, benchBody)
+			resp := bs.post(b, t, benchnet.Body)
 			io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
 			lat[i] = append(lat[i], time.Since(start))
@@ -183,7 +154,7 @@ func BenchmarkProxyThroughput(b *testing.B) {
 		for range workers {
 			wg.Go(func() {
 				for range per {
-					resp := bs.post(b, base, benchBody)
+					resp := bs.post(b, base, benchnet.Body)
 					io.Copy(io.Discard, resp.Body)
 					resp.Body.Close()
 				}
@@ -208,7 +179,7 @@ func BenchmarkProxyThroughput(b *testing.B) {
 // stream time within 5% of direct.
 func BenchmarkProxySSE(b *testing.B) {
 	bs := newBenchSetup(b, time.Millisecond)
-	body := bytes.Replace(benchBody, []byte(`"max_tokens":1024`), []byte(`"max_tokens":1024,"stream":true`), 1)
+	body := benchnet.StreamBody
 	run := func(base string) (first, total time.Duration) {
 		start := time.Now()
 		resp := bs.post(b, base, body)
@@ -223,8 +194,8 @@ func BenchmarkProxySSE(b *testing.B) {
 				events++
 			}
 		}
-		if events != 203 {
-			b.Fatalf("%s: got %d events, want 203", base, events)
+		if events != benchnet.StreamEvents {
+			b.Fatalf("%s: got %d events, want %d", base, events, benchnet.StreamEvents)
 		}
 		return first, time.Since(start)
 	}

@@ -31,7 +31,7 @@ func build(b *testing.B) (ringlet, bare string) {
 		if buildErr != nil {
 			return
 		}
-		for _, t := range [][2]string{{"ringlet", "../../cmd/ringlet"}, {"bareserver", "./bareserver"}} {
+		for _, t := range [][2]string{{"ringlet", "../../cmd/ringlet"}, {"bareserver", "./bareserver"}, {"benchproxy", "./benchproxy"}} {
 			out, err := exec.Command("go", "build", "-o", filepath.Join(binDir, t[0]), t[1]).CombinedOutput()
 			if err != nil {
 				buildErr = fmt.Errorf("build %s: %v\n%s", t[0], err, out)
