@@ -180,6 +180,41 @@ func TestRuntimeDirs(t *testing.T) {
 		}
 	})
 
+	t.Run("installed dependencies beside the package are bound", func(t *testing.T) {
+		t.Parallel()
+		// Codex CLI: a launcher package whose native binary is in an
+		// optional dependency installed beside it; one dependency nested
+		// in the package, one not installed, one name that tries to climb.
+		nm := filepath.Join(t.TempDir(), "node_modules")
+		pkg := filepath.Join(nm, "@openai", "codex")
+		native := filepath.Join(nm, "@openai", "codex-linux-x64")
+		helper := filepath.Join(nm, "helper")
+		writeJSON := func(path, body string) {
+			t.Helper()
+			mkfile(t, path)
+			if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		writeJSON(filepath.Join(pkg, "package.json"), `{"optionalDependencies":{"@openai/codex-linux-x64":"npm:@openai/codex@1-linux-x64","@openai/codex-darwin-arm64":"1"},
+			"dependencies":{"nested":"1","../../etc":"1","@x/../../y":"1"}}`)
+		writeJSON(filepath.Join(pkg, "node_modules", "nested", "package.json"), `{}`)
+		writeJSON(filepath.Join(native, "package.json"), `{"dependencies":{"helper":"1"}}`)
+		writeJSON(filepath.Join(helper, "package.json"), `{"dependencies":{"@openai/codex":"1"}}`)
+		mkfile(t, filepath.Join(pkg, "bin", "codex.js"))
+		symlink(t, filepath.Join(pkg, "bin", "codex.js"), filepath.Join(nm, ".bin", "codex"))
+
+		got, err := RuntimeDirs(filepath.Join(nm, ".bin", "codex"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []string{filepath.Join(nm, ".bin"), pkg, filepath.Join(pkg, "bin"), native, helper}
+		slices.Sort(want)
+		if !slices.Equal(got, want) {
+			t.Errorf("got %v, want %v", got, want)
+		}
+	})
+
 	t.Run("unscoped package", func(t *testing.T) {
 		t.Parallel()
 		prefix := t.TempDir()
@@ -249,4 +284,17 @@ func FuzzCheckPath(f *testing.F) {
 			t.Errorf("CheckPath accepted %q", p)
 		}
 	})
+}
+
+func TestValidPackageName(t *testing.T) {
+	t.Parallel()
+	for name, want := range map[string]bool{
+		"pkg": true, "@scope/pkg": true, "lodash.merge": true,
+		"": false, "..": false, ".": false, "../x": false, "@scope/..": false, "@x/../../y": false,
+		"a/b": false, "@scope": false, "@/x": false, "@s/a/b": false, `a\b`: false, "a\x00": false,
+	} {
+		if got := validPackageName(name); got != want {
+			t.Errorf("validPackageName(%q) = %v, want %v", name, got, want)
+		}
+	}
 }
