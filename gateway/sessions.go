@@ -155,6 +155,9 @@ func (s *Server) startSession(ctx context.Context, alias string, ttl time.Durati
 	if err != nil {
 		return nil, "", err
 	}
+	if err := s.opts.Profiles.EnsureHomeDirs(alias, agent.HomeDirs); err != nil {
+		return nil, "", err
+	}
 	baseStr := prov.BaseURL
 	if p.Endpoint != "" {
 		baseStr = prov.Endpoints[p.Endpoint]

@@ -57,7 +57,11 @@ type Agent struct {
 	// provider's format: ANTHROPIC_BASE_URL and ANTHROPIC_API_KEY, or
 	// OPENAI_BASE_URL and OPENAI_API_KEY.
 	StandardEnv bool `toml:"standard_env,omitempty" json:"standard_env,omitempty"`
-	Builtin     bool `toml:"-" json:"builtin"`
+	// HomeDirs are directories, relative to the profile's HOME, that the
+	// agent needs to exist before it starts (Codex refuses to run when
+	// its CODEX_HOME is missing). They are created 0700 at session start.
+	HomeDirs []string `toml:"home_dirs,omitempty" json:"home_dirs,omitempty"`
+	Builtin  bool     `toml:"-" json:"builtin"`
 }
 
 type catalogFile struct {
@@ -212,6 +216,11 @@ func (a Agent) Validate() error {
 	for _, f := range a.Formats {
 		if f != provider.FormatAnthropic && f != provider.FormatOpenAI {
 			return fmt.Errorf("agent %s: format %q; accepted values: anthropic, openai", a.ID, f)
+		}
+	}
+	for _, d := range a.HomeDirs {
+		if !filepath.IsLocal(d) || d != filepath.Clean(d) || strings.ContainsAny(d, "\x00\n\r") {
+			return fmt.Errorf("agent %s: home_dirs entry %q must be a clean path inside the profile's HOME (like \".codex\")", a.ID, d)
 		}
 	}
 	return nil

@@ -124,6 +124,9 @@ func TestLoadCatalogErrors(t *testing.T) {
 		{"bad provider id", "providers.toml", "[providers.X]\n" + ok, []string{"provider"}},
 		{"agent without formats", "agents.toml", "[agents.y]\ncommand = [\"y\"]\n", []string{"formats"}},
 		{"agent with bad format", "agents.toml", "[agents.y]\nformats = [\"gemini\"]\n", []string{"gemini"}},
+		{"home_dirs climbing out", "agents.toml", "[agents.y]\nformats = [\"openai\"]\nhome_dirs = [\"../x\"]\n", []string{"home_dirs", "../x"}},
+		{"home_dirs absolute", "agents.toml", "[agents.y]\nformats = [\"openai\"]\nhome_dirs = [\"/etc\"]\n", []string{"home_dirs", "/etc"}},
+		{"home_dirs not clean", "agents.toml", "[agents.y]\nformats = [\"openai\"]\nhome_dirs = [\"a//b\"]\n", []string{"home_dirs"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

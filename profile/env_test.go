@@ -56,6 +56,10 @@ func TestLaunchFor(t *testing.T) {
 		t.Fatal(err)
 	}
 	codexProvider := `model_providers.ringlet={name="Ringlet",base_url="` + testBaseURL + `",env_key="RINGLET_SESSION_TOKEN",wire_api="responses"}`
+	// Off: analytics and plugin sync (traffic to chatgpt.com and
+	// github.com), and the session token in the commands Codex runs.
+	codexQuiet := []string{"-c", "analytics.enabled=false", "-c", "features.plugins=false", "-c", `shell_environment_policy.exclude=["RINGLET_SESSION_TOKEN"]`}
+	codexEnv := map[string]string{"RINGLET_SESSION_TOKEN": testToken, "CODEX_HOME": testHome + "/.codex"}
 	tests := []struct {
 		name     string
 		agent    string
@@ -86,14 +90,14 @@ func TestLaunchFor(t *testing.T) {
 			name: "codex with a model", agent: "codex", provider: "openai",
 			profile:  Profile{Model: "gpt-5-codex"},
 			wantCmd:  []string{"codex"},
-			wantArgs: []string{"-c", "model_provider=ringlet", "-c", codexProvider, "-c", "model=gpt-5-codex"},
-			wantEnv:  map[string]string{"RINGLET_SESSION_TOKEN": testToken},
+			wantArgs: append([]string{"-c", "model_provider=ringlet", "-c", codexProvider, "-c", "model=gpt-5-codex"}, codexQuiet...),
+			wantEnv:  codexEnv,
 		},
 		{
 			name: "codex without a model drops the model pair", agent: "codex", provider: "openrouter",
 			wantCmd:  []string{"codex"},
-			wantArgs: []string{"-c", "model_provider=ringlet", "-c", codexProvider},
-			wantEnv:  map[string]string{"RINGLET_SESSION_TOKEN": testToken},
+			wantArgs: append([]string{"-c", "model_provider=ringlet", "-c", codexProvider}, codexQuiet...),
+			wantEnv:  codexEnv,
 		},
 		{
 			name: "generic on openai", agent: "generic", provider: "openai",
@@ -128,8 +132,8 @@ func TestLaunchFor(t *testing.T) {
 			name: "codex with a template-like model", agent: "codex", provider: "openai",
 			profile:  Profile{Model: "{token}"},
 			wantCmd:  []string{"codex"},
-			wantArgs: []string{"-c", "model_provider=ringlet", "-c", codexProvider, "-c", "model={token}"},
-			wantEnv:  map[string]string{"RINGLET_SESSION_TOKEN": testToken},
+			wantArgs: append([]string{"-c", "model_provider=ringlet", "-c", codexProvider, "-c", "model={token}"}, codexQuiet...),
+			wantEnv:  codexEnv,
 		},
 	}
 	for _, tt := range tests {

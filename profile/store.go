@@ -202,6 +202,38 @@ func (s *Store) Create(c *Catalog, p Profile) (Profile, error) {
 	return p, nil
 }
 
+// EnsureHomeDirs creates the directories dirs (relative, validated by
+// Agent.Validate) inside alias's HOME, 0700, refusing to follow a symlink
+// out of it.
+func (s *Store) EnsureHomeDirs(alias string, dirs []string) error {
+	home := s.Home(alias)
+	for _, d := range dirs {
+		if !filepath.IsLocal(d) {
+			return fmt.Errorf("profile HOME directory %q is not inside the HOME", d)
+		}
+		// The agent can write its HOME: a symlink planted there must not
+		// lead the daemon to create directories elsewhere.
+		path := home
+		for _, part := range strings.Split(d, string(filepath.Separator)) {
+			path = filepath.Join(path, part)
+			fi, err := os.Lstat(path)
+			if errors.Is(err, fs.ErrNotExist) {
+				if err := os.Mkdir(path, privatefile.DirMode); err != nil {
+					return fmt.Errorf("profile HOME directory %s: %w", d, privatefile.WithoutPath(err))
+				}
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("profile HOME directory %s: %w", d, privatefile.WithoutPath(err))
+			}
+			if !fi.IsDir() {
+				return fmt.Errorf("profile HOME directory %s: %s is not a directory (a symlink is refused); remove it", d, path)
+			}
+		}
+	}
+	return nil
+}
+
 // Get reads one profile.
 func (s *Store) Get(alias string) (Profile, error) {
 	if err := credentials.ValidateName("profile", alias); err != nil {

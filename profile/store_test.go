@@ -290,3 +290,42 @@ func TestCheckWorkspace(t *testing.T) {
 		}
 	}
 }
+
+// TestEnsureHomeDirs creates an agent's directories in the profile's HOME
+// and refuses to follow a symlink the agent planted there.
+func TestEnsureHomeDirs(t *testing.T) {
+	t.Parallel()
+	e := newStoreEnv(t)
+	if _, err := e.store.Create(e.cat, Profile{Alias: "cx", Agent: "codex", Provider: "openai"}); err != nil {
+		t.Fatal(err)
+	}
+	home := e.store.Home("cx")
+	if err := e.store.EnsureHomeDirs("cx", []string{".codex", "a/b"}); err != nil {
+		t.Fatalf("EnsureHomeDirs: %v", err)
+	}
+	for _, d := range []string{".codex", "a", "a/b"} {
+		fi, err := os.Lstat(filepath.Join(home, d))
+		if err != nil || !fi.IsDir() || fi.Mode().Perm() != 0o700 {
+			t.Errorf("%s: got %v (err %v), want a 0700 directory", d, fi, err)
+		}
+	}
+	// Again: nothing to do, no error.
+	if err := e.store.EnsureHomeDirs("cx", []string{".codex"}); err != nil {
+		t.Errorf("EnsureHomeDirs on existing directories: %v", err)
+	}
+
+	outside := t.TempDir()
+	if err := os.Symlink(outside, filepath.Join(home, ".evil")); err != nil {
+		t.Fatal(err)
+	}
+	err := e.store.EnsureHomeDirs("cx", []string{".evil/x"})
+	if err == nil || !strings.Contains(err.Error(), "symlink") {
+		t.Errorf("through a planted symlink: got %v, want an error naming the symlink", err)
+	}
+	if entries, _ := os.ReadDir(outside); len(entries) != 0 {
+		t.Errorf("the symlink's target got %d entries, want none", len(entries))
+	}
+	if err := e.store.EnsureHomeDirs("cx", []string{"../x"}); err == nil {
+		t.Error("a directory outside HOME: got no error, want one")
+	}
+}

@@ -194,14 +194,17 @@ func TestSDKClients(t *testing.T) {
 }
 
 // claudeBin is Claude Code as npm installed it in test/node.
-func claudeBin(t *testing.T) string {
+func claudeBin(t *testing.T) string { return nodeBin(t, "claude") }
+
+// nodeBin is the executable name that npm installed in test/node.
+func nodeBin(t *testing.T, name string) string {
 	t.Helper()
-	bin, err := filepath.Abs(filepath.Join(nodeDir, "node_modules", ".bin", "claude"))
+	bin, err := filepath.Abs(filepath.Join(nodeDir, "node_modules", ".bin", name))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(bin); err != nil {
-		t.Fatalf("Claude Code is not installed in test/node: %v", err)
+		t.Fatalf("%s is not installed in test/node: %v", name, err)
 	}
 	return bin
 }

@@ -19,6 +19,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"slices"
 	"strconv"
@@ -126,8 +127,10 @@ type Provider struct {
 	EchoKey atomic.Bool
 	// ToolUse, when set, makes an Anthropic answer a tool_use of the
 	// "Bash" tool with input {"command": *ToolUse} and stop_reason
-	// "tool_use", unless the last user message already carries a
-	// tool_result (then the answer is text, so agent loops end).
+	// "tool_use", and a Responses answer a function_call of Codex's
+	// "exec_command" tool with arguments {"cmd": *ToolUse}, unless the
+	// conversation already carries a tool result (then the answer is text,
+	// so agent loops end).
 	ToolUse atomic.Pointer[string]
 	// Usage, when set, replaces DefaultUsage.
 	Usage atomic.Pointer[Usage]
@@ -368,6 +371,7 @@ type requestBody struct {
 		Role    string          `json:"role"`
 		Content json.RawMessage `json:"content"`
 	} `json:"messages"`
+	Input json.RawMessage `json:"input"` // Responses
 }
 
 func (a *answer) parse() (requestBody, bool) {
@@ -400,6 +404,9 @@ func (a *answer) wantsToolUse(b requestBody) (string, bool) {
 		return "", false
 	}
 	if n := len(b.Messages); n > 0 && bytes.Contains(b.Messages[n-1].Content, []byte(`"tool_result"`)) {
+		return "", false
+	}
+	if bytes.Contains(b.Input, []byte(`"function_call_output"`)) {
 		return "", false
 	}
 	return *cmd, true
@@ -653,6 +660,14 @@ func (a *answer) responses() {
 		return map[string]any{"id": msgID, "type": "message", "status": status, "role": "assistant", "content": content}
 	}
 	done := message("completed", []any{part(text)})
+	cmd, toolUse := a.wantsToolUse(b)
+	var call map[string]any
+	if toolUse {
+		args, _ := json.Marshal(map[string]string{"cmd": cmd})
+		call = map[string]any{"id": randomID("fc_fake"), "type": "function_call", "status": "completed", "call_id": randomID("call_fake"),
+			"name": "exec_command", "arguments": string(args)}
+		done = call
+	}
 	if !b.Stream {
 		a.setUsage(u)
 		a.writeJSON(http.StatusOK, response("completed", []any{done}, responsesUsage(u)))
@@ -667,6 +682,19 @@ func (a *answer) responses() {
 		fields["sequence_number"] = seq
 		seq++
 		return a.event(typ, fields)
+	}
+	if toolUse {
+		started := maps.Clone(call)
+		started["status"], started["arguments"] = "in_progress", ""
+		ok = ev("response.created", map[string]any{"response": response("in_progress", []any{}, nil)})
+		ok = ok && ev("response.output_item.added", map[string]any{"output_index": 0, "item": started})
+		ok = ok && ev("response.function_call_arguments.delta", map[string]any{"item_id": call["id"], "output_index": 0, "delta": call["arguments"]})
+		ok = ok && ev("response.function_call_arguments.done", map[string]any{"item_id": call["id"], "output_index": 0, "arguments": call["arguments"]})
+		ok = ok && ev("response.output_item.done", map[string]any{"output_index": 0, "item": call})
+		if ok && ev("response.completed", map[string]any{"response": response("completed", []any{call}, responsesUsage(u))}) {
+			a.setUsage(u)
+		}
+		return
 	}
 	ok = ev("response.created", map[string]any{"response": response("in_progress", []any{}, nil)})
 	ok = ok && ev("response.in_progress", map[string]any{"response": response("in_progress", []any{}, nil)})

@@ -222,6 +222,53 @@ func TestToolUse(t *testing.T) {
 	}
 }
 
+// TestResponsesToolUse: with ToolUse set, a Responses stream is a
+// function_call of Codex's exec_command tool; once the input carries its
+// output, the answer is text.
+func TestResponsesToolUse(t *testing.T) {
+	t.Parallel()
+	p := New(testKey)
+	cmd := "touch marker"
+	p.ToolUse.Store(&cmd)
+	srv := httptest.NewServer(p)
+	defer srv.Close()
+
+	resp := post(t, srv, "/v1/responses", openaiHdr, `{"model":"m","stream":true,"input":[{"type":"message","role":"user","content":[{"type":"input_text","text":"go"}]}]}`)
+	evs, err := readSSE(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var call struct{ Type, Name, Arguments, CallID string }
+	var completed bool
+	for _, e := range evs {
+		var v struct {
+			Item struct {
+				Type, Name, Arguments string
+				CallID                string `json:"call_id"`
+			} `json:"item"`
+		}
+		json.Unmarshal([]byte(e.Data), &v)
+		switch e.Name {
+		case "response.output_item.done":
+			call = struct{ Type, Name, Arguments, CallID string }{v.Item.Type, v.Item.Name, v.Item.Arguments, v.Item.CallID}
+		case "response.completed":
+			completed = true
+		}
+	}
+	var args map[string]string
+	json.Unmarshal([]byte(call.Arguments), &args)
+	if call.Type != "function_call" || call.Name != "exec_command" || args["cmd"] != cmd || call.CallID == "" || !completed {
+		t.Errorf("got item %+v (completed %v), want a function_call of exec_command with cmd %q, then response.completed", call, completed, cmd)
+	}
+
+	resp = post(t, srv, "/v1/responses", openaiHdr, `{"model":"m","input":[{"type":"function_call_output","call_id":"c","output":"ok"}]}`)
+	m := decode(t, resp.Body)
+	out, _ := m["output"].([]any)
+	if len(out) != 1 || out[0].(map[string]any)["type"] != "message" {
+		t.Errorf("after a function_call_output: got output %v, want one message", m["output"])
+	}
+}
+
 func TestChatCompletions(t *testing.T) {
 	t.Parallel()
 	p := New(testKey)
