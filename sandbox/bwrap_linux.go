@@ -94,6 +94,9 @@ func (p *Policy) build(bwrap string) (opts, command []string, err error) {
 	for _, d := range p.ReadWrite {
 		a = append(a, "--bind", d, d)
 	}
+	for _, f := range p.Pinned {
+		a = append(a, "--ro-bind", f, f)
+	}
 	if !p.AllowGitConfig {
 		// Code the agent runs must not plant something that later runs
 		// on the host: git hooks and config (core.fsmonitor, aliases).

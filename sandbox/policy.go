@@ -56,6 +56,10 @@ type Policy struct {
 	// Runtime lists directories outside the system dirs that the program
 	// needs (its own install dir, a Node prefix), bound read-only.
 	Runtime []string `json:"runtime,omitempty"`
+	// Pinned are files in the read-write trees that are hard links to
+	// files outside them (see OutsideLinks), bound read-only onto
+	// themselves so that no write through them reaches the outside file.
+	Pinned []string `json:"pinned,omitempty"`
 }
 
 // systemDirs are bound read-only from the host.
@@ -104,6 +108,9 @@ func (p *Policy) Validate() error {
 	} else {
 		errs = append(errs, CheckPath("command", p.Command[0]))
 	}
+	for _, f := range p.Pinned {
+		errs = append(errs, CheckPath("pinned file", f))
+	}
 	for _, d := range append(append(append([]string{}, p.ReadOnly...), p.ReadWrite...), p.Runtime...) {
 		errs = append(errs, CheckPath("extra path", d))
 		// A path that is or holds the home path would cover the profile's
@@ -141,7 +148,7 @@ func (p *Policy) Summary() map[string]any {
 	sort.Strings(envNames)
 	return map[string]any{
 		"workspace": p.Workspace, "home": p.HomePath, "network": p.Network,
-		"ro": p.ReadOnly, "rw": p.ReadWrite, "runtime": p.Runtime,
+		"ro": p.ReadOnly, "rw": p.ReadWrite, "runtime": p.Runtime, "pinned_hard_links": len(p.Pinned),
 		"git_config_writable": p.AllowGitConfig, "command": p.Command[0], "env": envNames,
 	}
 }

@@ -51,6 +51,14 @@ func (p *Policy) SBPL(forwarderPort int) (string, error) {
 		w("  (subpath %s)", q(d))
 	}
 	w(")")
+	if len(p.Pinned) > 0 {
+		w(";; Hard links in the workspace to files outside it are those files.")
+		w("(deny file-write*")
+		for _, f := range p.Pinned {
+			w("  (literal %s)", q(f))
+		}
+		w(")")
+	}
 	if !p.AllowGitConfig {
 		w(";; Nothing the agent runs may plant code that later runs on the host:")
 		w(";; not in hooks or config, not by moving .git aside, not by a commondir")

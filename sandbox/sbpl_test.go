@@ -56,6 +56,11 @@ func TestSBPLGolden(t *testing.T) {
 			p.AllowGitConfig = true
 			return p
 		}},
+		{"pinned", func() *Policy {
+			p := sbplPolicy(t, root, NetNone)
+			p.Pinned = []string{filepath.Join(p.Workspace, "linked-elsewhere.txt")}
+			return p
+		}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -214,10 +214,19 @@ func (a *app) runProfile(ctx context.Context, alias string, extra []string, noSa
 	if err != nil {
 		return 0, err
 	}
+	// A hard link in the workspace to a file outside it is that file:
+	// each one is bound read-only onto itself.
+	pinned, err := sandbox.PinnedFiles(append([]string{workspace}, view.ReadWrite...)...)
+	if err != nil {
+		return 0, err
+	}
+	if len(pinned) > 0 {
+		fmt.Fprintf(a.stdio.Err, "ringlet: %d file(s) in the workspace are hard links to files outside it (the first: %s); they are read-only in the sandbox\n", len(pinned), pinned[0])
+	}
 	pol := &sandbox.Policy{
 		Workspace: workspace, Home: st.Home, HomePath: homePath, Command: argv, Env: env,
 		ReadOnly: view.ReadOnly, ReadWrite: view.ReadWrite, Network: network, Socket: st.Socket, Ringlet: ringlet,
-		AllowGitConfig: view.AllowGitConfig, Runtime: runtimeDirs,
+		AllowGitConfig: view.AllowGitConfig, Runtime: runtimeDirs, Pinned: pinned,
 	}
 	if runtime.GOOS == "linux" {
 		if sandbox.DisableUsernsSupported(bwrap) {

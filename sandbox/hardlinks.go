@@ -1,0 +1,97 @@
+package sandbox
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"path/filepath"
+	"sort"
+	"syscall"
+)
+
+// MaxOutsideLinks bounds the files that OutsideLinks pins read-only; a
+// tree with more is refused.
+const MaxOutsideLinks = 4096
+
+// OutsideLinks returns the regular files under root that are hard links to
+// files outside it: their link count is higher than the number of their
+// names found under root. The sandbox binds root read-write, and such a
+// file is the outside file itself (one inode), so writing it from inside
+// would change a file the agent must not reach. The caller binds each one
+// read-only onto itself, which also keeps it from being removed or
+// renamed. Symbolic links are not followed. A directory the user cannot
+// list is skipped (a database volume owned by another user): the agent,
+// the same user without capabilities, cannot list it either.
+func OutsideLinks(root string) ([]string, error) {
+	type inode struct{ dev, ino uint64 }
+	type seen struct {
+		nlink uint64
+		paths []string
+	}
+	files := map[inode]*seen{}
+	err := filepath.WalkDir(root, func(path string, de fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrPermission) && path != root {
+				return fs.SkipDir
+			}
+			return err
+		}
+		if !de.Type().IsRegular() {
+			return nil
+		}
+		fi, err := de.Info()
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil // removed while we walked
+		}
+		if err != nil {
+			return err
+		}
+		st, ok := fi.Sys().(*syscall.Stat_t)
+		if !ok || uint64(st.Nlink) < 2 {
+			return nil
+		}
+		k := inode{uint64(st.Dev), uint64(st.Ino)}
+		s := files[k]
+		if s == nil {
+			s = &seen{nlink: uint64(st.Nlink)}
+			files[k] = s
+		}
+		s.paths = append(s.paths, path)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("check %s for hard links to files outside it: %w", root, err)
+	}
+	var out []string
+	for _, s := range files {
+		if uint64(len(s.paths)) < s.nlink {
+			out = append(out, s.paths...)
+		}
+	}
+	sort.Strings(out)
+	if len(out) > MaxOutsideLinks {
+		return nil, fmt.Errorf("%s holds %d hard links to files outside it (the first: %s); writes through them would change those files, and more than %d cannot be pinned read-only: replace them with copies (for a local git clone, clone with --no-hardlinks)",
+			root, len(out), out[0], MaxOutsideLinks)
+	}
+	return out, nil
+}
+
+// PinnedFiles is OutsideLinks over every read-write tree of a sandbox,
+// with the same bound.
+func PinnedFiles(trees ...string) ([]string, error) {
+	var out []string
+	for _, t := range trees {
+		files, err := OutsideLinks(t)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, files...)
+	}
+	sort.Strings(out)
+	out = dedupe(out)
+	if len(out) > MaxOutsideLinks {
+		return nil, fmt.Errorf("the workspace and read-write paths hold %d hard links to files outside them (the first: %s); more than %d cannot be pinned read-only: replace them with copies",
+			len(out), out[0], MaxOutsideLinks)
+	}
+	return out, nil
+}
