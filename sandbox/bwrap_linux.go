@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -100,26 +99,15 @@ func (p *Policy) build(bwrap string) (opts, command []string, err error) {
 	if !p.AllowGitConfig {
 		// Code the agent runs must not plant something that later runs
 		// on the host: git hooks and config (core.fsmonitor, aliases).
-		// .git is bound onto itself first: a mount point cannot be
-		// renamed or removed, so the agent cannot move it aside and put a
-		// .git of its own in its place.
-		git := filepath.Join(p.Workspace, ".git")
-		if fi, err := os.Lstat(git); err == nil && fi.IsDir() {
-			a = append(a, "--bind", git, git)
-			// A repository without a hooks directory gets an empty,
-			// read-only one, so the agent cannot create it (bwrap makes
-			// the empty mount point on the host, as git init would).
-			hooks := filepath.Join(git, "hooks")
-			if _, err := os.Lstat(hooks); errors.Is(err, fs.ErrNotExist) {
-				a = append(a, "--tmpfs", hooks, "--remount-ro", hooks)
-			}
+		g := guardGit(p.Workspace)
+		for _, d := range g.Self {
+			a = append(a, "--bind", d, d)
 		}
-		// commondir points git at another directory for config and hooks.
-		for _, g := range []string{".git/hooks", ".git/config", ".git/commondir"} {
-			path := filepath.Join(p.Workspace, g)
-			if _, err := os.Lstat(path); err == nil {
-				a = append(a, "--ro-bind", path, path)
-			}
+		for _, d := range g.Empty {
+			a = append(a, "--tmpfs", d, "--remount-ro", d)
+		}
+		for _, d := range g.ReadOnly {
+			a = append(a, "--ro-bind", d, d)
 		}
 	}
 	if p.Ringlet != "" {

@@ -242,7 +242,7 @@ func TestArgsGit(t *testing.T) {
 		t.Parallel()
 		p := validPolicy(t, NetNone)
 		gitWorkspace(t, p)
-		want := []string{"--bind /.git", "--ro-bind /.git/hooks", "--ro-bind /.git/config"}
+		want := []string{"--bind /.git", "--ro-bind /.git/config", "--ro-bind /.git/hooks"}
 		if got := gitBinds(t, p); !slices.Equal(got, want) {
 			t.Errorf("got %q, want %q", got, want)
 		}

@@ -61,11 +61,34 @@ func (p *Policy) SBPL(forwarderPort int) (string, error) {
 	}
 	if !p.AllowGitConfig {
 		w(";; Nothing the agent runs may plant code that later runs on the host:")
-		w(";; not in hooks or config, not by moving .git aside, not by a commondir")
-		w(";; that points git at a config of the agent's.")
-		git := filepath.Join(p.Workspace, ".git")
-		w("(deny file-write* (literal %s) (subpath %s) (literal %s) (literal %s))",
-			q(git), q(filepath.Join(git, "hooks")), q(filepath.Join(git, "config")), q(filepath.Join(git, "commondir")))
+		w(";; not in hooks or config, not by moving a git directory aside.")
+		g := guardGit(p.Workspace)
+		var rules []string
+		for _, d := range g.Self {
+			rules = append(rules, "(literal "+q(d)+")")
+		}
+		// Unlike bubblewrap binds, these rules also forbid creating a
+		// missing commondir or config.worktree.
+		for _, d := range g.Dirs {
+			rules = append(rules, "(subpath "+q(filepath.Join(d, "hooks"))+")")
+			for _, f := range []string{"config", "config.worktree", "commondir"} {
+				rules = append(rules, "(literal "+q(filepath.Join(d, f))+")")
+			}
+		}
+		if g.File != "" {
+			rules = append(rules, "(literal "+q(g.File)+")")
+		}
+		if g.HooksPath != "" {
+			rules = append(rules, "(subpath "+q(g.HooksPath)+")")
+		}
+		if len(rules) == 0 {
+			// No repository yet: git init inside must not create one
+			// whose hooks the host would run.
+			git := filepath.Join(p.Workspace, ".git")
+			rules = append(rules, "(literal "+q(git)+")", "(subpath "+q(filepath.Join(git, "hooks"))+")",
+				"(literal "+q(filepath.Join(git, "config"))+")", "(literal "+q(filepath.Join(git, "commondir"))+")")
+		}
+		w("(deny file-write* %s)", strings.Join(rules, " "))
 	}
 	switch p.Network {
 	case NetHost:
