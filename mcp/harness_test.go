@@ -191,6 +191,7 @@ func (c *testClient) send(method, body string, extra ...string) *httptest.Respon
 type rpcMsg struct {
 	ID     json.RawMessage `json:"id"`
 	Method string          `json:"method"`
+	Params json.RawMessage `json:"params"`
 	Result json.RawMessage `json:"result"`
 	Error  *struct {
 		Code    int             `json:"code"`

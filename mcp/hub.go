@@ -323,11 +323,36 @@ func (h *hub) forward(u *upstream, tool, exposed string) server.ToolHandlerFunc 
 			}
 			return mcpgo.NewToolResultError(reason), nil
 		}
-		res, err := u.call(ctx, tool, args)
+		res, err := u.call(ctx, tool, args, progressRelay(ctx, req))
 		if err != nil {
 			return mcpgo.NewToolResultError(fmt.Sprintf("%s: %v", exposed, err)), nil
 		}
 		return res, nil
+	}
+}
+
+// progressRelay returns, for a call whose client asked for progress, what
+// sends the upstream's progress to that client under the client's own
+// token; nil when it did not ask.
+func progressRelay(ctx context.Context, req mcpgo.CallToolRequest) func(mcpgo.NotificationParams) {
+	if req.Params.Meta == nil || req.Params.Meta.ProgressToken == nil {
+		return nil
+	}
+	theirs := req.Params.Meta.ProgressToken
+	srv := server.ServerFromContext(ctx)
+	if srv == nil {
+		return nil
+	}
+	return func(p mcpgo.NotificationParams) {
+		out := map[string]any{"progressToken": theirs}
+		for _, k := range []string{"progress", "total", "message"} {
+			if v, ok := p.AdditionalFields[k]; ok {
+				out[k] = v
+			}
+		}
+		// The call may have ended meanwhile; a late notification is
+		// dropped.
+		_ = srv.SendNotificationToClient(ctx, "notifications/progress", out)
 	}
 }
 

@@ -74,6 +74,12 @@ type upstream struct {
 	conn      *conn
 	tools     []upstreamTool
 	ids       atomic.Int64
+
+	// progress maps the progress tokens Ringlet sent with calls in flight
+	// to where the upstream's notifications/progress go: the caller's own
+	// token, on the caller's session. Ringlet's tokens are its own, so
+	// that two clients' tokens never meet on one upstream connection.
+	progress sync.Map // string -> func(mcpgo.NotificationParams)
 }
 
 // conn is one run of an upstream: its process and MCP client.
@@ -239,8 +245,14 @@ func (u *upstream) launch() (*conn, []upstreamTool, error) {
 	}
 	c.client = client.NewClient(c.tr, client.WithProtocolVersion(upstreamProto))
 	c.client.OnNotification(func(n mcpgo.JSONRPCNotification) {
-		if n.Method == string(mcpgo.MethodNotificationToolsListChanged) {
+		switch n.Method {
+		case string(mcpgo.MethodNotificationToolsListChanged):
 			u.relist(c)
+		case "notifications/progress":
+			tok, _ := n.Params.AdditionalFields["progressToken"].(string)
+			if relay, ok := u.progress.Load(tok); ok {
+				relay.(func(mcpgo.NotificationParams))(n.Params)
+			}
 		}
 	})
 	ctx, cancel := context.WithTimeout(srv.ctx, srv.opts.StartTimeout)
@@ -448,10 +460,18 @@ func (u *upstream) relist(c *conn) {
 // call forwards one tool call with exactly args as its arguments. An HTTP
 // server that no longer knows its session (it restarted, or expired it)
 // never ran the call, so the session is re-initialized and the call sent
-// once more.
-func (u *upstream) call(ctx context.Context, tool string, args json.RawMessage) (*mcpgo.CallToolResult, error) {
+// once more. With onProgress, the call asks for progress and the
+// upstream's notifications/progress for it are handed to onProgress.
+func (u *upstream) call(ctx context.Context, tool string, args json.RawMessage, onProgress func(mcpgo.NotificationParams)) (*mcpgo.CallToolResult, error) {
 	ctx, cancel := context.WithTimeout(ctx, u.cfg.Timeout)
 	defer cancel()
+	var meta *mcpgo.Meta
+	if onProgress != nil {
+		tok := "ringlet-progress-" + strconv.FormatInt(u.ids.Add(1), 10)
+		u.progress.Store(tok, onProgress)
+		defer u.progress.Delete(tok)
+		meta = &mcpgo.Meta{ProgressToken: tok}
+	}
 	for attempt := 0; ; attempt++ {
 		if err := u.ensure(ctx); err != nil {
 			return nil, err
@@ -465,6 +485,7 @@ func (u *upstream) call(ctx context.Context, tool string, args json.RawMessage) 
 		req := mcpgo.CallToolRequest{}
 		req.Params.Name = tool
 		req.Params.RawArguments = args
+		req.Params.Meta = meta
 		res, err := c.client.CallTool(ctx, req)
 		switch {
 		case err == nil:

@@ -69,7 +69,7 @@ func TestUpstreamToolsPerProfile(t *testing.T) {
 	w.addServer("a", "up", upstreamCommand(t, "-record", rec))
 	a := w.client(t, "a1")
 	a.initialize("2025-11-25")
-	want := []string{"session_audit", "session_info", "session_usage", "up__crash", "up__echo", "up__set_desc", "up__slow"}
+	want := []string{"session_audit", "session_info", "session_usage", "up__crash", "up__echo", "up__progress", "up__set_desc", "up__slow"}
 	if got := a.toolNames(); !slices.Equal(got, want) {
 		t.Errorf("profile a's tools: got %v, want %v", got, want)
 	}
@@ -379,5 +379,62 @@ func TestForgetProfile(t *testing.T) {
 	}
 	if cfgs, err := w.store.List("a"); err != nil || len(cfgs) != 0 {
 		t.Errorf("servers after ForgetProfile: got %v, %v, want none", cfgs, err)
+	}
+}
+
+// TestUpstreamProgressIsRelayed: a client that asks for progress gets the
+// upstream's notifications/progress under its own token, on its own call's
+// stream; the upstream sees only a token of Ringlet's; a client that does
+// not ask gets none.
+func TestUpstreamProgressIsRelayed(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	w.addServer("a", "up", upstreamCommand(t))
+	c := w.client(t, "a1")
+	c.initialize("2025-11-25")
+	c.toolNames()
+
+	body := `{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"up__progress","arguments":{"steps":3},"_meta":{"progressToken":"client-tok-1"}}}`
+	rec := c.post(body)
+	var progress []map[string]any
+	var result rpcMsg
+	for _, m := range messages(t, rec) {
+		switch {
+		case m.Method == "notifications/progress":
+			var p map[string]any
+			json.Unmarshal(m.Params, &p)
+			progress = append(progress, p)
+		case string(m.ID) == "5":
+			result = m
+		}
+	}
+	if result.Error != nil || result.Result == nil {
+		t.Fatalf("tools/call: got %+v, want a result", result)
+	}
+	var r toolResult
+	json.Unmarshal(result.Result, &r)
+	if upstreamTok := r.text(); !strings.HasPrefix(upstreamTok, "ringlet-progress-") {
+		t.Errorf("the upstream got progress token %q, want one of Ringlet's own", upstreamTok)
+	}
+	if len(progress) != 3 {
+		t.Fatalf("got %d progress notifications (%s), want 3", len(progress), rec.Body.String())
+	}
+	for i, p := range progress {
+		if p["progressToken"] != "client-tok-1" || p["progress"] != float64(i+1) || p["total"] != float64(3) || p["message"] != "step "+strconv.Itoa(i+1) {
+			t.Errorf("notification %d: got %v, want the client's token, progress %d of 3", i, p, i+1)
+		}
+	}
+
+	// Without a token: no notifications, and the upstream is not asked.
+	rec = c.post(`{"jsonrpc":"2.0","id":6,"method":"tools/call","params":{"name":"up__progress","arguments":{"steps":2}}}`)
+	for _, m := range messages(t, rec) {
+		if m.Method != "" {
+			t.Errorf("got %s without asking for progress", m.Method)
+		}
+	}
+	var r2 toolResult
+	json.Unmarshal(answer(t, rec, 6).Result, &r2)
+	if r2.text() != "<nil>" {
+		t.Errorf("without a client token the upstream got token %q, want none", r2.text())
 	}
 }

@@ -379,6 +379,10 @@ type nodeResult struct {
 			Content []struct{ Type, Text string }
 			IsError bool `json:"isError"`
 		} `json:"result"`
+		Progress []struct {
+			Progress float64 `json:"progress"`
+			Total    float64 `json:"total"`
+		} `json:"progress"`
 	} `json:"steps"`
 }
 
@@ -464,6 +468,7 @@ func TestMCPWithTheOfficialSDK(t *testing.T) {
 		map[string]any{"call": "everything__echo", "args": map[string]any{"message": "hello through ringlet"}},
 		map[string]any{"call": "fs__read_text_file", "args": map[string]any{"path": filepath.Join(dir, "hello.txt")}},
 		map[string]any{"call": "session_info"},
+		map[string]any{"call": "everything__trigger-long-running-operation", "args": map[string]any{"duration": 0.3, "steps": 3}, "progress": true},
 	}})
 	for _, want := range []string{"everything__echo", "fs__read_text_file", "session_info"} {
 		if !slices.Contains(work.Steps[0].Tools, want) {
@@ -481,6 +486,14 @@ func TestMCPWithTheOfficialSDK(t *testing.T) {
 	}
 	if text, isErr := work.text(3); isErr || !strings.Contains(text, `"profile":"work"`) {
 		t.Errorf("session_info: got %v %q", isErr, text)
+	}
+	// everything's progress reaches the client, under the client's token
+	// (the SDK matches it to the call).
+	if text, isErr := work.text(4); isErr || !strings.Contains(text, "Long running operation completed") {
+		t.Errorf("everything__trigger-long-running-operation: got %v %q", isErr, text)
+	}
+	if p := work.Steps[4].Progress; len(p) != 3 || p[0].Progress != 1 || p[2].Progress != 3 || p[2].Total != 3 {
+		t.Errorf("progress of the long-running operation: got %+v, want 1, 2, 3 of 3", p)
 	}
 
 	// Another profile's session sees none of it and cannot call it.

@@ -2,7 +2,8 @@
 // tests (../mcp_test.go). argv[2] is a JSON plan:
 //   {"url": "http://127.0.0.1:PORT/mcp"}            streamable HTTP, token from RINGLET_TEST_TOKEN
 //   {"stdio": {"command": "...", "args": [...]}}     a stdio server (ringlet mcp --stdio), env from this process
-//   "steps": [{"list": true}, {"call": "tool", "args": {...}}]
+//   "steps": [{"list": true}, {"call": "tool", "args": {...}, "progress": true}]
+//   (with "progress", the call asks for progress and the step lists what came)
 // It prints one JSON object: the negotiated version, the session id and
 // each step's result or error.
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
@@ -28,7 +29,10 @@ try {
         const r = await client.listTools();
         out.steps.push({ tools: r.tools.map((t) => t.name).sort() });
       } else if (step.call) {
-        out.steps.push({ result: await client.callTool({ name: step.call, arguments: step.args ?? {} }) });
+        const progress = [];
+        const opts = step.progress ? { onprogress: (p) => progress.push(p) } : undefined;
+        const result = await client.callTool({ name: step.call, arguments: step.args ?? {} }, undefined, opts);
+        out.steps.push(step.progress ? { result, progress } : { result });
       }
     } catch (e) {
       out.steps.push({ error: String(e?.message ?? e) });

@@ -24,6 +24,8 @@ import (
 //	slow        sleeps for its "ms" argument, then answers
 //	crash       exits the process with status 3 and "boom" on stderr
 //	set_desc    changes echo's description (and says tools/list_changed)
+//	progress    sends "steps" notifications/progress for the call's
+//	            progress token (if it has one), then answers with the token
 //
 // -record appends every line the server receives to a file; -env writes
 // its environment and -pid its process id to a file; -bad-tool adds a tool
@@ -96,6 +98,24 @@ func New(desc string) *server.MCPServer {
 		case <-ctx.Done():
 		}
 		return mcpgo.NewToolResultText("slept"), nil
+	})
+	s.AddTool(mcpgo.NewTool("progress", mcpgo.WithNumber("steps")), func(ctx context.Context, req mcpgo.CallToolRequest) (*mcpgo.CallToolResult, error) {
+		var tok any
+		if req.Params.Meta != nil {
+			tok = req.Params.Meta.ProgressToken
+		}
+		steps := int(req.GetFloat("steps", 3))
+		for i := 1; tok != nil && i <= steps; i++ {
+			s.SendNotificationToClient(ctx, "notifications/progress", map[string]any{
+				"progressToken": tok, "progress": i, "total": steps, "message": fmt.Sprintf("step %d", i)})
+		}
+		if tok != nil {
+			// mcp-go's stdio server writes notifications from a goroutine
+			// of its own, so the answer could overtake them; a pause lets
+			// them out first, as from a server that writes in order.
+			time.Sleep(100 * time.Millisecond)
+		}
+		return mcpgo.NewToolResultText(fmt.Sprint(tok)), nil
 	})
 	s.AddTool(mcpgo.NewTool("set_desc", mcpgo.WithString("desc")), func(ctx context.Context, req mcpgo.CallToolRequest) (*mcpgo.CallToolResult, error) {
 		s.AddTool(echoTool(req.GetString("desc", "")), echo)
