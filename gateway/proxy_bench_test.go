@@ -11,7 +11,6 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -26,6 +25,7 @@ type benchSetup struct {
 	direct, bare, ringlet string // base URLs
 	token                 string // session token for ringlet
 	client                *http.Client
+	bench                 *benchnet.Client
 }
 
 func newBenchSetup(b *testing.B, sseGap time.Duration) *benchSetup {
@@ -80,7 +80,9 @@ func newBenchSetup(b *testing.B, sseGap time.Duration) *benchSetup {
 	}
 	tr := &http.Transport{MaxIdleConns: 256, MaxIdleConnsPerHost: 128}
 	b.Cleanup(tr.CloseIdleConnections)
-	return &benchSetup{direct: up.URL, bare: bare.URL, ringlet: ln.URL + "/proxy", token: sessTok, client: &http.Client{Transport: tr}}
+	hc := &http.Client{Transport: tr}
+	return &benchSetup{direct: up.URL, bare: bare.URL, ringlet: ln.URL + "/proxy", token: sessTok, client: hc,
+		bench: &benchnet.Client{HTTP: hc, Upstream: up.URL, Token: sessTok}}
 }
 
 func (bs *benchSetup) post(b *testing.B, base string, body []byte) *http.Response {
@@ -116,30 +118,13 @@ func us(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1000 }
 // interleaved. Target: Ringlet's added p50 at most 1.3x the bare proxy's.
 func BenchmarkProxyLatency(b *testing.B) {
 	bs := newBenchSetup(b, 0)
-	targets := []string{bs.direct, bs.bare, bs.ringlet}
-	lat := make([][]time.Duration, len(targets))
-	for _, t := range targets { // warm connections
-		resp := bs.post(b, t, benchnet.Body)
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-	}
 	b.ResetTimer()
-	for range b.N {
-		for i, t := range targets {
-			start := time.Now()
-			resp := bs.post(b, t, benchnet.Body)
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			lat[i] = append(lat[i], time.Since(start))
-		}
-	}
+	lat, err := bs.bench.LatencyP50(1, b.N, []string{bs.direct, bs.bare, bs.ringlet})
 	b.StopTimer()
-	d, bare, r := p50(lat[0]), p50(lat[1]), p50(lat[2])
-	b.ReportMetric(us(d), "direct-p50-µs")
-	b.ReportMetric(us(bare-d), "bare-added-µs")
-	b.ReportMetric(us(r-d), "ringlet-added-µs")
-	b.ReportMetric(float64(r-d)/float64(bare-d), "added-ratio")
-	b.ReportMetric(0, "ns/op")
+	if err != nil {
+		b.Fatal(err)
+	}
+	benchnet.ReportLatency(b, lat)
 }
 
 // BenchmarkProxyThroughput: 32 concurrent clients for each target in turn.
@@ -148,30 +133,16 @@ func BenchmarkProxyThroughput(b *testing.B) {
 	bs := newBenchSetup(b, 0)
 	rate := func(base string) float64 {
 		const workers = 32
-		per := max(b.N/workers, 1)
-		start := time.Now()
-		var wg sync.WaitGroup
-		for range workers {
-			wg.Go(func() {
-				for range per {
-					resp := bs.post(b, base, benchnet.Body)
-					io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-				}
-			})
+		r, err := bs.bench.Rate(base, workers, max(b.N/workers, 1))
+		if err != nil {
+			b.Fatal(err)
 		}
-		wg.Wait()
-		return float64(per*workers) / time.Since(start).Seconds()
+		return r
 	}
 	b.ResetTimer()
 	d, bare, r := rate(bs.direct), rate(bs.bare), rate(bs.ringlet)
 	b.StopTimer()
-	b.ReportMetric(d, "direct-req/s")
-	b.ReportMetric(bare, "bare-req/s")
-	b.ReportMetric(r, "ringlet-req/s")
-	b.ReportMetric(bare/d, "bare-share")
-	b.ReportMetric(r/d, "ringlet-share")
-	b.ReportMetric(0, "ns/op")
+	benchnet.ReportRates(b, d, bare, r)
 }
 
 // BenchmarkProxySSE: a 200-event stream (1 ms apart) straight and through

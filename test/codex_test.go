@@ -34,14 +34,9 @@ func TestCodex(t *testing.T) {
 	w := newProxyWorld(t)
 	key := w.newProfile("codex", "cx", "fakeoa", "--model", "gpt-5.5")
 	s := w.startSession("cx")
-	var view struct {
-		Home string `json:"home"`
-	}
-	if err := json.Unmarshal([]byte(mustRun(t, w.e, "profiles", "inspect", "cx", "--json")), &view); err != nil || view.Home == "" {
-		t.Fatalf("profiles inspect cx --json: got home %q (%v), want the profile's HOME", view.Home, err)
-	}
+	home := w.profileHome("cx")
 	env := s.Env()
-	codexHome := filepath.Join(view.Home, ".codex")
+	codexHome := filepath.Join(home, ".codex")
 	if env["RINGLET_SESSION_TOKEN"] != s.Token || env["CODEX_HOME"] != codexHome || env["OPENAI_API_KEY"] != "" {
 		t.Errorf("launch env: got %v, want RINGLET_SESSION_TOKEN = the session token, CODEX_HOME = %s and no OPENAI_API_KEY", env, codexHome)
 	}
@@ -51,7 +46,7 @@ func TestCodex(t *testing.T) {
 	if !slices.Contains(s.Launch.Args, `model_providers.ringlet={name="Ringlet",base_url="`+s.BaseURL+`",env_key="RINGLET_SESSION_TOKEN",wire_api="responses"}`) {
 		t.Errorf("launch args: got %q, want the ringlet model provider on %s", s.Launch.Args, s.BaseURL)
 	}
-	cenv := clientEnv(t, s, view.Home, key)
+	cenv := clientEnv(t, s, home, key)
 	work := t.TempDir()
 	codex := func(t *testing.T, prompt string) string {
 		t.Helper()

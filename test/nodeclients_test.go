@@ -220,12 +220,7 @@ func TestClaudeCode(t *testing.T) {
 	w := newProxyWorld(t)
 	key := w.newProfile("claude", "cc", "fake", "--model", "claude-sonnet-4-5")
 	s := w.startSession("cc")
-	var view struct {
-		Home string `json:"home"`
-	}
-	if err := json.Unmarshal([]byte(mustRun(t, w.e, "profiles", "inspect", "cc", "--json")), &view); err != nil || view.Home == "" {
-		t.Fatalf("profiles inspect cc --json: got home %q (%v), want the profile's HOME", view.Home, err)
-	}
+	home := w.profileHome("cc")
 	env := s.Env()
 	for name, want := range map[string]string{"ANTHROPIC_BASE_URL": s.BaseURL, "ANTHROPIC_API_KEY": s.Token, "ANTHROPIC_MODEL": "claude-sonnet-4-5"} {
 		if env[name] != want {
@@ -236,7 +231,7 @@ func TestClaudeCode(t *testing.T) {
 		t.Errorf("launch command: got %v, want [claude]", s.Launch.Command)
 	}
 
-	cenv := clientEnv(t, s, view.Home, key, "DISABLE_TELEMETRY=1", "DISABLE_AUTOUPDATER=1", "DISABLE_ERROR_REPORTING=1")
+	cenv := clientEnv(t, s, home, key, "DISABLE_TELEMETRY=1", "DISABLE_AUTOUPDATER=1", "DISABLE_ERROR_REPORTING=1")
 	work := t.TempDir()
 	claude := func(t *testing.T, extra ...string) claudeResult {
 		t.Helper()

@@ -119,6 +119,18 @@ func (s proxySession) Env() map[string]string {
 	return m
 }
 
+// profileHome is the profile's HOME on the host, from `profiles inspect`.
+func (w *proxyWorld) profileHome(alias string) string {
+	w.t.Helper()
+	var view struct {
+		Home string `json:"home"`
+	}
+	if err := json.Unmarshal([]byte(mustRun(w.t, w.e, "profiles", "inspect", alias, "--json")), &view); err != nil || view.Home == "" {
+		w.t.Fatalf("profiles inspect %s --json: got home %q (%v), want the profile's HOME", alias, view.Home, err)
+	}
+	return view.Home
+}
+
 // startSession starts a session with `profiles env ALIAS --json`.
 func (w *proxyWorld) startSession(alias string) proxySession {
 	w.t.Helper()

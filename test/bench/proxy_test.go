@@ -1,17 +1,14 @@
 package bench
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -26,8 +23,7 @@ import (
 // key in the file credential store, audit, metrics and usage on.
 type proxyWorld struct {
 	direct, bare, ringlet string // base URLs
-	token                 string // session token
-	client                *http.Client
+	client                *benchnet.Client
 }
 
 func newProxyWorld(b *testing.B) *proxyWorld {
@@ -83,7 +79,7 @@ func newProxyWorld(b *testing.B) *proxyWorld {
 	tr := &http.Transport{MaxIdleConns: 256, MaxIdleConnsPerHost: 128}
 	b.Cleanup(tr.CloseIdleConnections)
 	w := &proxyWorld{direct: "http://" + upAddr, bare: "http://" + bareAddr, ringlet: "http://" + daemonAddr + "/proxy",
-		token: sess.Token, client: &http.Client{Transport: tr}}
+		client: &benchnet.Client{HTTP: &http.Client{Transport: tr}, Upstream: "http://" + upAddr, Token: sess.Token}}
 	for _, base := range []string{w.direct, w.bare} {
 		waitUp(b, base)
 	}
@@ -108,64 +104,19 @@ func waitUp(b *testing.B, base string) {
 	}
 }
 
-// post sends the ~1 KB chat request and reads the whole answer; the
-// upstream itself is sent the key, the proxies the session token. It may
-// run on any goroutine, so a failure is an Error and a false.
-func (w *proxyWorld) post(b *testing.B, base string) bool {
-	req, _ := http.NewRequest("POST", base+"/v1/messages", bytes.NewReader(benchnet.Body))
-	req.Header.Set("Content-Type", "application/json")
-	if base == w.direct {
-		req.Header.Set("X-Api-Key", benchnet.Key)
-	} else {
-		req.Header.Set("X-Api-Key", w.token)
-	}
-	req.Header.Set("Anthropic-Version", "2023-06-01")
-	resp, err := w.client.Do(req)
-	if err != nil {
-		b.Error(err)
-		return false
-	}
-	data, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err != nil || resp.StatusCode != http.StatusOK || string(data) != benchnet.Answer {
-		b.Errorf("%s: got %d %q (%v), want 200 and the upstream's answer", base, resp.StatusCode, data, err)
-		return false
-	}
-	return true
-}
-
 // BenchmarkProxyProcessLatency: one client, non-streaming ~1 KB POSTs
 // straight to the upstream, through the bare proxy and through the ringlet
 // daemon, interleaved. Target: ringlet's added p50 at most 1.3 times the
 // bare proxy's.
 func BenchmarkProxyProcessLatency(b *testing.B) {
 	w := newProxyWorld(b)
-	targets := []string{w.direct, w.bare, w.ringlet}
-	for range 200 { // warm connections, JIT-free but caches and pools
-		for _, t := range targets {
-			if !w.post(b, t) {
-				b.FailNow()
-			}
-		}
-	}
-	lat := make([][]time.Duration, len(targets))
 	b.ResetTimer()
-	for range b.N {
-		for i, t := range targets {
-			start := time.Now()
-			if !w.post(b, t) {
-				b.FailNow()
-			}
-			lat[i] = append(lat[i], time.Since(start))
-		}
-	}
+	p50, err := w.client.LatencyP50(200, b.N, []string{w.direct, w.bare, w.ringlet})
 	b.StopTimer()
-	d, bare, r := median(lat[0]), median(lat[1]), median(lat[2])
-	b.ReportMetric(us(d), "direct-p50-µs")
-	b.ReportMetric(us(bare-d), "bare-added-µs")
-	b.ReportMetric(us(r-d), "ringlet-added-µs")
-	b.ReportMetric(float64(r-d)/float64(bare-d), "added-ratio")
-	b.ReportMetric(0, "ns/op")
+	if err != nil {
+		b.Fatal(err)
+	}
+	benchnet.ReportLatency(b, p50)
 }
 
 // BenchmarkProxyProcessThroughput: 32 concurrent clients against each
@@ -174,23 +125,11 @@ func BenchmarkProxyProcessThroughput(b *testing.B) {
 	w := newProxyWorld(b)
 	const workers = 32
 	rate := func(base string) float64 {
-		per := max(b.N/workers, 1)
-		start := time.Now()
-		var wg sync.WaitGroup
-		for range workers {
-			wg.Go(func() {
-				for range per {
-					if !w.post(b, base) {
-						return
-					}
-				}
-			})
+		r, err := w.client.Rate(base, workers, max(b.N/workers, 1))
+		if err != nil {
+			b.Fatal(err)
 		}
-		wg.Wait()
-		if b.Failed() {
-			b.FailNow()
-		}
-		return float64(per*workers) / time.Since(start).Seconds()
+		return r
 	}
 	for _, t := range []string{w.direct, w.bare, w.ringlet} {
 		rate(t) // warm: 32 connections each
@@ -203,13 +142,5 @@ func BenchmarkProxyProcessThroughput(b *testing.B) {
 		d, bare, r = append(d, rate(w.direct)), append(bare, rate(w.bare)), append(r, rate(w.ringlet))
 	}
 	b.StopTimer()
-	dm, bm, rm := slices.Max(d), slices.Max(bare), slices.Max(r)
-	b.ReportMetric(dm, "direct-req/s")
-	b.ReportMetric(bm, "bare-req/s")
-	b.ReportMetric(rm, "ringlet-req/s")
-	b.ReportMetric(bm/dm, "bare-share")
-	b.ReportMetric(rm/dm, "ringlet-share")
-	b.ReportMetric(0, "ns/op")
+	benchnet.ReportRates(b, slices.Max(d), slices.Max(bare), slices.Max(r))
 }
-
-func us(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1000 }

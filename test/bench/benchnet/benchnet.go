@@ -10,7 +10,9 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -65,4 +67,108 @@ func Bare(upstream *url.URL) http.Handler {
 		pr.SetURL(upstream)
 		pr.Out.Header.Set("X-Api-Key", Key)
 	}}
+}
+
+// Client posts Body to a target and reads the whole answer, sending the
+// key to the upstream itself and token to the proxies. It may run on any
+// goroutine: a failure is returned, not reported.
+type Client struct {
+	HTTP     *http.Client
+	Upstream string // the upstream's base URL: it is sent the key
+	Token    string // what the proxies are sent
+}
+
+// Post sends the ~1 KB chat request to base and checks the answer.
+func (c *Client) Post(base string) error {
+	req, _ := http.NewRequest("POST", base+"/v1/messages", bytes.NewReader(Body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Anthropic-Version", "2023-06-01")
+	if base == c.Upstream {
+		req.Header.Set("X-Api-Key", Key)
+	} else {
+		req.Header.Set("X-Api-Key", c.Token)
+	}
+	resp, err := c.HTTP.Do(req)
+	if err != nil {
+		return err
+	}
+	data, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK || string(data) != Answer {
+		return fmt.Errorf("%s: got %d %q (%v), want 200 and the upstream's answer", base, resp.StatusCode, data, err)
+	}
+	return nil
+}
+
+// LatencyP50 posts to each of targets in turn, rounds times after warm
+// rounds, and returns each target's p50.
+func (c *Client) LatencyP50(warm, rounds int, targets []string) ([]time.Duration, error) {
+	lat := make([][]time.Duration, len(targets))
+	for r := range warm + rounds {
+		for i, t := range targets {
+			start := time.Now()
+			if err := c.Post(t); err != nil {
+				return nil, err
+			}
+			if r >= warm {
+				lat[i] = append(lat[i], time.Since(start))
+			}
+		}
+	}
+	out := make([]time.Duration, len(targets))
+	for i, l := range lat {
+		slices.Sort(l)
+		out[i] = l[len(l)/2]
+	}
+	return out, nil
+}
+
+// Rate is the requests per second to base of workers clients posting per
+// times each, one after another.
+func (c *Client) Rate(base string, workers, per int) (float64, error) {
+	start := time.Now()
+	errs := make(chan error, workers)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for range per {
+				if err := c.Post(base); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		return 0, err
+	}
+	return float64(workers*per) / time.Since(start).Seconds(), nil
+}
+
+// Reporter is the part of testing.B the reports need.
+type Reporter interface{ ReportMetric(float64, string) }
+
+// ReportLatency reports the p50s of direct, bare and ringlet (in that
+// order) as the added latencies and their ratio.
+func ReportLatency(b Reporter, p50 []time.Duration) {
+	us := func(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1000 }
+	d, bare, r := p50[0], p50[1], p50[2]
+	b.ReportMetric(us(d), "direct-p50-µs")
+	b.ReportMetric(us(bare-d), "bare-added-µs")
+	b.ReportMetric(us(r-d), "ringlet-added-µs")
+	b.ReportMetric(float64(r-d)/float64(bare-d), "added-ratio")
+	b.ReportMetric(0, "ns/op")
+}
+
+// ReportRates reports the rates of direct, bare and ringlet (in that
+// order) and the proxies' shares of direct.
+func ReportRates(b Reporter, d, bare, r float64) {
+	b.ReportMetric(d, "direct-req/s")
+	b.ReportMetric(bare, "bare-req/s")
+	b.ReportMetric(r, "ringlet-req/s")
+	b.ReportMetric(bare/d, "bare-share")
+	b.ReportMetric(r/d, "ringlet-share")
+	b.ReportMetric(0, "ns/op")
 }
