@@ -230,7 +230,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		if m.Method == string(mcpgo.MethodInitialize) {
 			if s.ids.full(c.Binding) {
-				writeRPCError(w, http.StatusTooManyRequests, codeInvalidRequest, m.ID, "this token holds too many MCP sessions; end some (HTTP DELETE) or let them idle out")
+				if old := s.ids.oldest(c.Binding); old != "" {
+					s.endSession(r.Context(), ep, old)
+				}
+			}
+			if s.ids.full(c.Binding) {
+				// Only when initializes race for the last places.
+				w.Header().Set("Retry-After", "1")
+				writeRPCError(w, http.StatusTooManyRequests, codeInvalidRequest, m.ID, "this token holds too many MCP sessions; end some (HTTP DELETE) or try again")
 				return
 			}
 		} else if !s.sessionOK(w, m.ID, sid, c, ep.scope) {
@@ -249,6 +256,26 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	ep.http.ServeHTTP(w, r)
 }
+
+// endSession ends the MCP session id of the caller in ctx as a DELETE from
+// its client would, so mcp-go drops its state too; its client's next
+// request gets 404 and initializes again, as after an idle timeout.
+func (s *Server) endSession(ctx context.Context, ep *endpoint, id string) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodDelete, "/mcp", nil)
+	if err != nil {
+		return
+	}
+	req.Header.Set(server.HeaderKeySessionID, id)
+	ep.http.ServeHTTP(discard{h: http.Header{}}, req)
+	s.log.Info("ended the least recently used MCP session of a token at its limit", "limit", maxSessionsPerBinding)
+}
+
+// discard is a ResponseWriter that drops everything.
+type discard struct{ h http.Header }
+
+func (d discard) Header() http.Header         { return d.h }
+func (d discard) Write(b []byte) (int, error) { return len(b), nil }
+func (d discard) WriteHeader(int)             {}
 
 // sessionOK checks that sid is a live MCP session of c on scope.
 func (s *Server) sessionOK(w http.ResponseWriter, id json.RawMessage, sid string, c *Caller, scope string) bool {

@@ -244,24 +244,43 @@ func TestMethodsAndStreams(t *testing.T) {
 	}
 }
 
-func TestTooManySessions(t *testing.T) {
+// TestSessionLimitEndsTheLeastRecentlyUsed: clients that never send
+// DELETE (the MCP Inspector CLI, the conformance suite) must not lock a
+// token out. At the limit, a new session ends the token's least recently
+// used one, whose client then gets 404 and can initialize again; the
+// others, and other tokens' sessions, are untouched.
+func TestSessionLimitEndsTheLeastRecentlyUsed(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t)
-	for i := range maxSessionsPerBinding {
-		c := w.client(t, "b1")
-		c.initialize("2025-11-25")
-		if c.sid == "" {
+	clients := make([]*testClient, maxSessionsPerBinding)
+	for i := range clients {
+		clients[i] = w.client(t, "b1")
+		clients[i].initialize("2025-11-25")
+		if clients[i].sid == "" {
 			t.Fatalf("session %d got no id", i)
 		}
 	}
-	c := w.client(t, "b1")
-	rec := c.post(`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}`)
-	if rec.Code != http.StatusTooManyRequests {
-		t.Errorf("session %d: got HTTP %d, want 429", maxSessionsPerBinding+1, rec.Code)
+	other := w.client(t, "a1")
+	other.initialize("2025-11-25")
+	// The first client is used again, so the second is now the least
+	// recently used.
+	if m := clients[0].call("tools/list", nil); m.Error != nil {
+		t.Fatalf("tools/list: %s", m.Error.Message)
 	}
-	// Another credential is not affected.
-	w.client(t, "a1").initialize("2025-11-25")
+	extra := w.client(t, "b1")
+	extra.initialize("2025-11-25")
+	if extra.sid == "" {
+		t.Fatal("the session past the limit got no id")
+	}
 	if got := w.srv.Sessions(); got != maxSessionsPerBinding+1 {
-		t.Errorf("live sessions: got %d, want %d", got, maxSessionsPerBinding+1)
+		t.Errorf("live sessions: got %d, want %d (the limit for b1, one for a1)", got, maxSessionsPerBinding+1)
+	}
+	if rec := clients[1].post(`{"jsonrpc":"2.0","id":9,"method":"tools/list"}`); rec.Code != http.StatusNotFound {
+		t.Errorf("the least recently used session: got HTTP %d, want 404 (ended)", rec.Code)
+	}
+	for _, c := range []*testClient{clients[0], clients[2], extra, other} {
+		if m := c.call("tools/list", nil); m.Error != nil {
+			t.Errorf("a session that was not the least recently used: %s", m.Error.Message)
+		}
 	}
 }

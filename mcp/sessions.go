@@ -6,13 +6,16 @@ import (
 	"errors"
 	"net/http"
 	"sync"
+	"time"
 
 	"github.com/mark3labs/mcp-go/server"
 )
 
 // maxSessionsPerBinding bounds the MCP sessions one credential holds open,
 // so a client that never ends its sessions cannot grow the table without
-// bound (idle ones are swept anyway).
+// bound (idle ones are swept anyway). At the bound, a new session ends the
+// credential's least recently used one: clients that never send DELETE
+// (the MCP Inspector CLI, the conformance suite) must not lock a token out.
 const maxSessionsPerBinding = 256
 
 var errNoSession = errors.New("no such MCP session")
@@ -35,6 +38,7 @@ type boundSessions struct {
 type boundSession struct {
 	binding string
 	scope   string
+	used    time.Time // created or last presented
 }
 
 func newBoundSessions() *boundSessions {
@@ -49,7 +53,26 @@ func (t *boundSessions) check(id string, c *Caller, scope string) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	s, ok := t.byID[id]
-	return ok && s.binding == c.Binding && s.scope == scope
+	if !ok || s.binding != c.Binding || s.scope != scope {
+		return false
+	}
+	s.used = time.Now()
+	t.byID[id] = s
+	return true
+}
+
+// oldest is binding's least recently used session, or "" if it has none.
+func (t *boundSessions) oldest(binding string) string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var id string
+	var at time.Time
+	for k, s := range t.byID {
+		if s.binding == binding && (id == "" || s.used.Before(at)) {
+			id, at = k, s.used
+		}
+	}
+	return id
 }
 
 func (t *boundSessions) full(binding string) bool {
@@ -67,7 +90,7 @@ func (t *boundSessions) add(binding, scope string) string {
 	}
 	id := "rmcp_" + hex.EncodeToString(b[:])
 	t.mu.Lock()
-	t.byID[id] = boundSession{binding: binding, scope: scope}
+	t.byID[id] = boundSession{binding: binding, scope: scope, used: time.Now()}
 	t.per[binding]++
 	t.mu.Unlock()
 	return id
