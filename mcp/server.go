@@ -113,10 +113,14 @@ func New(opts Options) *Server {
 	adm := server.NewMCPServer("ringlet", opts.Version,
 		server.WithToolCapabilities(false),
 		server.WithRecovery(),
-		server.WithInputSchemaValidation(),
 		server.WithInstructions(adminInstructions),
 	)
-	adm.AddTools(adminTools()...)
+	tools, err := validated(adminTools())
+	if err != nil {
+		// The schemas are Ringlet's own and snapshot-tested.
+		panic("ringlet admin tool schemas: " + err.Error())
+	}
+	adm.AddTools(tools...)
 	s.admin = s.newEndpoint(adm, scopeAdmin)
 	return s
 }

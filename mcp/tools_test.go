@@ -208,3 +208,36 @@ func TestSessionToolsSeeOnlyTheirSession(t *testing.T) {
 		t.Errorf("refused arguments reached the API: %+v", calls)
 	}
 }
+
+// TestAdminToolArgumentErrors: arguments that break a tool's schema are
+// refused before the API is called, with messages a model can act on
+// (not the validator's Go structures).
+func TestAdminToolArgumentErrors(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	c := w.client(t, "admin")
+	c.initialize("2025-11-25")
+	for _, tc := range []struct {
+		tool string
+		args any
+		want []string
+	}{
+		{"profiles_inspect", map[string]any{"bogus": 1}, []string{"missing property 'alias'", "'bogus' not allowed"}},
+		{"profiles_inspect", map[string]any{"alias": "Not Valid!"}, []string{"alias: ", "does not match pattern"}},
+		{"sessions_revoke", map[string]any{"id": 7}, []string{"id: ", "want string"}},
+	} {
+		r := c.tool(tc.tool, tc.args)
+		text := r.text()
+		if !r.IsError || strings.Contains(text, "&{") || !strings.HasPrefix(text, "invalid arguments: ") {
+			t.Errorf("%s %v: got %v %q, want an error saying what is wrong", tc.tool, tc.args, r.IsError, text)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(text, w) {
+				t.Errorf("%s %v: got %q, want it to contain %q", tc.tool, tc.args, text, w)
+			}
+		}
+	}
+	if calls := w.apiCalls(); len(calls) != 0 {
+		t.Errorf("the API was called %d times, want none for invalid arguments", len(calls))
+	}
+}
