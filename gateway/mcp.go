@@ -8,6 +8,7 @@ import (
 	"errors"
 	"net/http"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -18,6 +19,8 @@ import (
 	"github.com/neullabs/ringlet/credentials"
 	"github.com/neullabs/ringlet/hook"
 	"github.com/neullabs/ringlet/mcp"
+	"github.com/neullabs/ringlet/profile"
+	"github.com/neullabs/ringlet/sandbox"
 	"github.com/neullabs/ringlet/version"
 )
 
@@ -68,7 +71,43 @@ func (s *Server) mcpLaunch(alias string) (mcp.Launch, error) {
 	if fi, err := os.Stat(p.Workspace); p.Workspace != "" && err == nil && fi.IsDir() {
 		l.Dir = p.Workspace
 	}
+	l.Sandbox = func(cfg mcp.ServerConfig, argv, env []string) ([]string, []byte, error) {
+		return mcpSandbox(p, l, cfg, argv, env)
+	}
 	return l, nil
+}
+
+// mcpSandbox runs a profile's stdio MCP server in the profile's sandbox:
+// the system read-only, its HOME (at its own path) and workspace
+// read-write with their guards (git hooks and config, hard links to
+// outside files), the profile's and the server's --ro/--rw paths, no
+// network unless the server was added with --network host. It sees no
+// daemon socket, token, key or other profile.
+func mcpSandbox(p profile.Profile, l mcp.Launch, cfg mcp.ServerConfig, argv, env []string) ([]string, []byte, error) {
+	tool, err := sandbox.Find()
+	if err != nil {
+		return nil, nil, err
+	}
+	runtimeDirs, err := sandbox.RuntimeDirs(argv[0])
+	if err != nil {
+		return nil, nil, err
+	}
+	rw := append(append([]string{}, p.ReadWrite...), cfg.ReadWrite...)
+	pinned, err := sandbox.PinnedFiles(append([]string{l.Dir}, rw...)...)
+	if err != nil {
+		return nil, nil, err
+	}
+	network := sandbox.NetNone
+	if cfg.Network == mcp.NetworkHost {
+		network = sandbox.NetHost
+	}
+	pol := &sandbox.Policy{
+		Workspace: l.Dir, Home: l.Home, HomePath: l.Home, Command: argv, Env: env,
+		ReadOnly: append(append([]string{}, p.ReadOnly...), cfg.ReadOnly...), ReadWrite: rw,
+		Network: network, AllowGitConfig: p.AllowGitConfig, Runtime: runtimeDirs, Pinned: pinned,
+		NoNestedUserns: runtime.GOOS == "linux" && sandbox.DisableUsernsSupported(tool),
+	}
+	return pol.ArgsFD(tool)
 }
 
 // RunMCP runs the MCP gateway until ctx ends, then stops the upstream
@@ -278,6 +317,11 @@ type MCPServerRequest struct {
 	// Credential (provider/alias) is sent to an HTTP server as a bearer
 	// token by the gateway; the agent never sees it.
 	Credential string `json:"credential,omitempty"`
+	// The sandbox of a stdio server (see mcp.ServerConfig).
+	ReadOnly  []string `json:"ro,omitempty"`
+	ReadWrite []string `json:"rw,omitempty"`
+	Network   string   `json:"network,omitempty"`
+	NoSandbox bool     `json:"no_sandbox,omitempty"`
 }
 
 func (s *Server) mcpError(w http.ResponseWriter, err error) {
@@ -315,7 +359,8 @@ func (s *Server) handleMCPAdd(w http.ResponseWriter, r *http.Request) {
 	if !s.knownProfile(w, req.Profile) {
 		return
 	}
-	c := mcp.ServerConfig{Name: req.Name, Command: req.Command, URL: req.URL, Credential: req.Credential}
+	c := mcp.ServerConfig{Name: req.Name, Command: req.Command, URL: req.URL, Credential: req.Credential,
+		ReadOnly: req.ReadOnly, ReadWrite: req.ReadWrite, Network: req.Network, NoSandbox: req.NoSandbox}
 	if req.Timeout != "" {
 		d, err := time.ParseDuration(req.Timeout)
 		if err != nil {
@@ -328,9 +373,23 @@ func (s *Server) handleMCPAdd(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid_mcp_server", err.Error())
 		return
 	}
+	for _, p := range append(append([]string{}, c.ReadOnly...), c.ReadWrite...) {
+		if _, err := os.Stat(p); err != nil {
+			writeError(w, http.StatusBadRequest, "invalid_mcp_server", "--ro/--rw path "+p+" does not exist here")
+			return
+		}
+	}
+	detail := map[string]any{"command": c.Command, "url": c.URL, "credential": c.Credential, "timeout": c.Timeout.String()}
+	if c.URL == "" {
+		detail["sandbox"] = !c.NoSandbox
+		detail["ro"], detail["rw"], detail["network"] = c.ReadOnly, c.ReadWrite, c.Network
+	}
 	if !s.recordOr503(w, r, audit.Record{Kind: audit.KindMCPAdd, Profile: req.Profile, Actor: audit.ActorAdmin, Target: c.Name, Decision: audit.Allow,
-		Detail: audit.DetailJSON(map[string]any{"command": c.Command, "url": c.URL, "credential": c.Credential, "timeout": c.Timeout.String()})}) {
+		Detail: audit.DetailJSON(detail)}) {
 		return
+	}
+	if c.NoSandbox {
+		s.log.Warn("MCP server added without a sandbox: it runs with the daemon's privileges", "profile", req.Profile, "server", c.Name)
 	}
 	added, err := s.mcp.srv.AddServer(req.Profile, c)
 	if err != nil {

@@ -135,7 +135,9 @@ func (w *world) vets() []vetCall {
 // addServer stores an upstream for profile p.
 func (w *world) addServer(p, name string, argv []string) {
 	w.t.Helper()
-	if _, err := w.srv.AddServer(p, ServerConfig{Name: name, Command: argv, Timeout: 10 * time.Second}); err != nil {
+	// The gateway's logic is tested here; the daemon's sandbox for servers
+	// is tested end to end (test/mcpsandbox_test.go).
+	if _, err := w.srv.AddServer(p, ServerConfig{Name: name, Command: argv, Timeout: 10 * time.Second, NoSandbox: true}); err != nil {
 		w.t.Fatalf("AddServer: %v", err)
 	}
 }

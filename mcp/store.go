@@ -1,6 +1,8 @@
 package mcp
 
 import (
+	"github.com/neullabs/ringlet/sandbox"
+
 	"errors"
 	"fmt"
 	"io/fs"
@@ -51,13 +53,28 @@ type ServerConfig struct {
 	Credential string `json:"credential,omitempty"`
 	// Timeout bounds one tool call. Zero means DefaultCallTimeout.
 	Timeout time.Duration `json:"timeout_ns,omitempty"`
-	Created time.Time     `json:"created"`
+	// A stdio server runs in the profile's sandbox: the system read-only,
+	// the profile's HOME and workspace (and its --ro/--rw paths), and
+	// ReadOnly and ReadWrite besides; Network is "none" (the default:
+	// loopback only) or "host". NoSandbox runs it as a plain child of the
+	// daemon instead: an explicit, audited opt-out.
+	ReadOnly  []string  `json:"ro,omitempty"`
+	ReadWrite []string  `json:"rw,omitempty"`
+	Network   string    `json:"network,omitempty"`
+	NoSandbox bool      `json:"no_sandbox,omitempty"`
+	Created   time.Time `json:"created"`
 	// Pins maps each upstream tool name to the hash of its definition
 	// when it was first seen or last approved.
 	Pins map[string]string `json:"pins,omitempty"`
 	// Approved is when 'ringlet mcp approve' last re-pinned the tools.
 	Approved *time.Time `json:"approved,omitempty"`
 }
+
+// Networks of a sandboxed stdio server.
+const (
+	NetworkNone = "none" // loopback only (the default)
+	NetworkHost = "host" // the host's network
+)
 
 // ValidateServerName checks <server>.
 func ValidateServerName(name string) error {
@@ -90,6 +107,22 @@ func (c *ServerConfig) Validate() error {
 		}
 		if !credentialRE.MatchString(c.Credential) {
 			return fmt.Errorf("invalid --credential %q: want <provider>/<alias>", c.Credential)
+		}
+	}
+	if c.URL != "" && (len(c.ReadOnly)+len(c.ReadWrite) > 0 || c.Network != "" || c.NoSandbox) {
+		return errors.New("--ro, --rw, --network and --no-sandbox are for stdio servers; an HTTP server runs elsewhere")
+	}
+	switch c.Network {
+	case "", NetworkNone, NetworkHost:
+	default:
+		return fmt.Errorf("invalid --network %q; accepted values: none, host", c.Network)
+	}
+	if c.NoSandbox && (len(c.ReadOnly)+len(c.ReadWrite) > 0 || c.Network != "") {
+		return errors.New("--no-sandbox runs the server unconfined; --ro, --rw and --network do not apply")
+	}
+	for _, p := range append(append([]string{}, c.ReadOnly...), c.ReadWrite...) {
+		if err := sandbox.CheckPath("--ro/--rw path", p); err != nil {
+			return err
 		}
 	}
 	if len(c.Command) > maxArgv {

@@ -329,10 +329,26 @@ func (u *upstream) spawn() (*conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(bin, u.cfg.Command[1:]...)
-	cmd.Args[0] = u.cfg.Command[0]
 	// Nothing of the daemon's environment: no key, no token.
-	cmd.Env = []string{"PATH=" + srv.opts.Path, "HOME=" + where.Home, "LANG=C.UTF-8"}
+	env := []string{"PATH=" + srv.opts.Path, "HOME=" + where.Home, "LANG=C.UTF-8"}
+	var cmd *exec.Cmd
+	var fd3 []byte
+	if u.cfg.NoSandbox {
+		cmd = exec.Command(bin, u.cfg.Command[1:]...)
+		cmd.Args[0] = u.cfg.Command[0]
+		cmd.Env = env
+	} else {
+		if where.Sandbox == nil {
+			return nil, errors.New("MCP servers cannot be sandboxed here; remove it and add it again with --no-sandbox to run it unconfined")
+		}
+		argv, opts, err := where.Sandbox(u.cfg, append([]string{bin}, u.cfg.Command[1:]...), env)
+		if err != nil {
+			return nil, fmt.Errorf("sandbox: %w", err)
+		}
+		cmd = exec.Command(argv[0], argv[1:]...)
+		cmd.Env = []string{"PATH=" + srv.opts.Path, "LANG=C.UTF-8"}
+		fd3 = opts
+	}
 	cmd.Dir = where.Dir
 	cmd.SysProcAttr = childAttr()
 	// A grandchild that keeps stderr open must not hold up Wait.
@@ -347,6 +363,18 @@ func (u *upstream) spawn() (*conn, error) {
 	}
 	c := &conn{cmd: cmd, stderr: &tail{}, exited: make(chan struct{})}
 	cmd.Stderr = c.stderr
+	// The sandbox's options (bwrap --args 3) go on a pipe: they hold no
+	// secret, but keep the command line short.
+	var optsW *os.File
+	if fd3 != nil {
+		r, w, err := os.Pipe()
+		if err != nil {
+			return nil, err
+		}
+		defer r.Close()
+		cmd.ExtraFiles = []*os.File{r}
+		optsW = w
+	}
 	// The daemon may hold descriptors it inherited without close-on-exec;
 	// an upstream gets none of them.
 	if err := closeInheritedOnExec(); err != nil {
@@ -361,7 +389,16 @@ func (u *upstream) spawn() (*conn, error) {
 	}
 	if err := cmd.Start(); err != nil {
 		srv.mu.Unlock()
+		if optsW != nil {
+			optsW.Close()
+		}
 		return nil, fmt.Errorf("start %s: %w", u.cfg.Command[0], err)
+	}
+	if optsW != nil {
+		go func() {
+			optsW.Write(fd3)
+			optsW.Close()
+		}()
 	}
 	c.started = time.Now()
 	srv.wg.Add(1)

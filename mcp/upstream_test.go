@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -69,7 +70,7 @@ func TestUpstreamToolsPerProfile(t *testing.T) {
 	w.addServer("a", "up", upstreamCommand(t, "-record", rec))
 	a := w.client(t, "a1")
 	a.initialize("2025-11-25")
-	want := []string{"session_audit", "session_info", "session_usage", "up__crash", "up__echo", "up__progress", "up__set_desc", "up__slow"}
+	want := []string{"session_audit", "session_info", "session_usage", "up__crash", "up__echo", "up__probe", "up__progress", "up__set_desc", "up__slow"}
 	if got := a.toolNames(); !slices.Equal(got, want) {
 		t.Errorf("profile a's tools: got %v, want %v", got, want)
 	}
@@ -304,7 +305,7 @@ func TestInvalidToolNamesSkipped(t *testing.T) {
 func TestUpstreamCallTimeout(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t)
-	if _, err := w.srv.AddServer("a", ServerConfig{Name: "up", Command: upstreamCommand(t), Timeout: time.Second}); err != nil {
+	if _, err := w.srv.AddServer("a", ServerConfig{Name: "up", Command: upstreamCommand(t), Timeout: time.Second, NoSandbox: true}); err != nil {
 		t.Fatal(err)
 	}
 	c := w.client(t, "a1")
@@ -436,5 +437,64 @@ func TestUpstreamProgressIsRelayed(t *testing.T) {
 	json.Unmarshal(answer(t, rec, 6).Result, &r2)
 	if r2.text() != "<nil>" {
 		t.Errorf("without a client token the upstream got token %q, want none", r2.text())
+	}
+}
+
+// TestUpstreamRunsThroughTheSandbox: a stdio server not added with
+// NoSandbox is started through Launch.Sandbox, with the options it returns
+// on file descriptor 3; without a Sandbox it does not start at all.
+func TestUpstreamRunsThroughTheSandbox(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	optsFile := filepath.Join(dir, "fd3")
+	var gotArgv, gotEnv []string
+	var mu sync.Mutex
+	w := newWorld(t, func(o *Options) {
+		launch := o.Launch
+		o.Launch = func(p string) (Launch, error) {
+			l, err := launch(p)
+			if p == "a" {
+				// A stand-in for bwrap: it saves what fd 3 carries, then
+				// runs the command.
+				l.Sandbox = func(cfg ServerConfig, argv, env []string) ([]string, []byte, error) {
+					mu.Lock()
+					gotArgv, gotEnv = argv, env
+					mu.Unlock()
+					return append([]string{"/bin/sh", "-c", `cat <&3 > "$0"; exec "$@"`, optsFile}, argv...), []byte("--opts-for-" + cfg.Name), nil
+				}
+			}
+			return l, err
+		}
+	})
+	for _, p := range []string{"a", "b"} {
+		if _, err := w.srv.AddServer(p, ServerConfig{Name: "up", Command: upstreamCommand(t), Timeout: 10 * time.Second}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := w.client(t, "a1")
+	c.initialize("2025-11-25")
+	if r := c.tool("up__echo", map[string]any{"text": "hi"}); r.IsError || r.text() != `{"text":"hi"}` {
+		t.Fatalf("up__echo through the sandbox: got %v %q", r.IsError, r.text())
+	}
+	if data, _ := os.ReadFile(optsFile); string(data) != "--opts-for-up" {
+		t.Errorf("fd 3: got %q, want the sandbox's options", data)
+	}
+	mu.Lock()
+	if len(gotArgv) == 0 || !filepath.IsAbs(gotArgv[0]) || slices.ContainsFunc(gotEnv, func(kv string) bool {
+		return !strings.HasPrefix(kv, "PATH=") && !strings.HasPrefix(kv, "HOME=") && !strings.HasPrefix(kv, "LANG=")
+	}) {
+		t.Errorf("the sandbox was asked for argv %q, env %q; want the resolved program and only PATH, HOME and LANG", gotArgv, gotEnv)
+	}
+	mu.Unlock()
+
+	// Profile b's launch cannot sandbox: its server does not start.
+	b := w.client(t, "b1")
+	b.initialize("2025-11-25")
+	if names := b.toolNames(); slices.Contains(names, "up__echo") {
+		t.Errorf("b's tools: got %v, want no up__ tools from a server that cannot be sandboxed", names)
+	}
+	st, err := w.srv.Servers("b")
+	if err != nil || len(st) != 1 || !strings.Contains(st[0].Error, "--no-sandbox") {
+		t.Errorf("b's server status: got %+v, want an error that says how to run it unconfined", st)
 	}
 }

@@ -445,6 +445,25 @@ func freePort(t *testing.T) int {
 // pidGone reports whether pid no longer runs. A zombie counts as gone: a
 // daemon the CLI started in the background is reparented when the CLI
 // exits, and its new parent may be slow to reap it.
+// markedProcesses are the live (not zombie) processes on the host whose
+// command line contains marker.
+func markedProcesses(marker string) []int {
+	entries, _ := os.ReadDir("/proc")
+	var out []int
+	for _, de := range entries {
+		pid, err := strconv.Atoi(de.Name())
+		if err != nil {
+			continue
+		}
+		cmdline, err := os.ReadFile("/proc/" + de.Name() + "/cmdline")
+		if err != nil || !bytes.Contains(cmdline, []byte(marker)) || pidGone(pid) {
+			continue
+		}
+		out = append(out, pid)
+	}
+	return out
+}
+
 func pidGone(pid int) bool {
 	if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
 		return true

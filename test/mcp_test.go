@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -214,10 +213,12 @@ func callText(t *testing.T, m rpcLine) (string, bool) {
 
 // mcpServers is `ringlet mcp list PROFILE --json`.
 type mcpServerView struct {
-	Name  string `json:"name"`
-	State string `json:"state"`
-	Error string `json:"error"`
-	Tools []struct {
+	Name      string `json:"name"`
+	State     string `json:"state"`
+	Error     string `json:"error"`
+	Network   string `json:"network"`
+	NoSandbox bool   `json:"no_sandbox"`
+	Tools     []struct {
 		Name, Exposed, State, Reason string
 	} `json:"tools"`
 }
@@ -238,7 +239,13 @@ func TestMCPCommands(t *testing.T) {
 	t.Parallel()
 	bin := buildMCPTestServer(t)
 	e, _ := newMCPEnv(t)
-	rec, pidFile := filepath.Join(e.Root, "received"), filepath.Join(e.Root, "pid")
+	// The server runs in the profile's sandbox: what it writes is in a
+	// directory added with --rw.
+	files := filepath.Join(e.Root, "up-files")
+	if err := os.MkdirAll(files, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	rec, pidFile := filepath.Join(files, "received"), filepath.Join(files, "pid")
 
 	for _, tc := range []struct {
 		args []string
@@ -248,6 +255,10 @@ func TestMCPCommands(t *testing.T) {
 		{[]string{"mcp", "add", "work", "up"}, 2},
 		{[]string{"mcp", "add", "work", "up", "x", "--", "y"}, 2},
 		{[]string{"mcp", "add", "nope", "up", "--", "x"}, 1},
+		{[]string{"mcp", "add", "work", "up", "--network", "wifi", "--", "x"}, 2},
+		{[]string{"mcp", "add", "work", "up", "--no-sandbox", "--rw", "/tmp", "--", "x"}, 2},
+		{[]string{"mcp", "add", "work", "up", "--url", "http://127.0.0.1:9/mcp", "--ro", "/tmp"}, 2},
+		{[]string{"mcp", "add", "work", "up", "--ro", "/nonexistent-" + sbRandomHex(4), "--", "x"}, 1},
 		{[]string{"mcp", "list"}, 2},
 		{[]string{"mcp", "remove", "work", "missing"}, 1},
 	} {
@@ -255,7 +266,7 @@ func TestMCPCommands(t *testing.T) {
 			t.Errorf("ringlet %s: exit %d, stderr %q; want exit %d with one ringlet: line", strings.Join(tc.args, " "), code, stderr, tc.code)
 		}
 	}
-	out := mcpRun(t, e, "mcp", "add", "work", "up", "--timeout", "20s", "--", bin, "-record", rec, "-pid", pidFile)
+	out := mcpRun(t, e, "mcp", "add", "work", "up", "--timeout", "20s", "--rw", files, "--", bin, "-record", rec, "-pid", pidFile)
 	if !strings.Contains(out, "added MCP server up to profile work") {
 		t.Errorf("mcp add: got %q", out)
 	}
@@ -333,10 +344,14 @@ func TestMCPCommands(t *testing.T) {
 		}
 	}
 
-	pid, _ := strconv.Atoi(readFile(t, pidFile))
+	// Its pid is one of the sandbox's own pid namespace: the host's
+	// processes are found by the pid file's path on their command line.
+	if len(markedProcesses(pidFile)) == 0 {
+		t.Fatal("no process on the host runs the server")
+	}
 	mcpRun(t, e, "mcp", "remove", "work", "up")
-	if !waitFor(10*time.Second, func() bool { return pidGone(pid) }) {
-		t.Errorf("the removed server (pid %d) still runs", pid)
+	if !waitFor(10*time.Second, func() bool { return len(markedProcesses(pidFile)) == 0 }) {
+		t.Errorf("the removed server still runs: %v", markedProcesses(pidFile))
 	}
 	e.AssertNoSecret(e.Token())
 }
@@ -356,14 +371,16 @@ func TestMCPUpstreamsStopWithDaemon(t *testing.T) {
 	t.Parallel()
 	bin := buildMCPTestServer(t)
 	e, d := newMCPEnv(t)
-	pidFile := filepath.Join(e.Root, "pid")
-	mcpRun(t, e, "mcp", "add", "work", "up", "--", bin, "-pid", pidFile)
+	marker := filepath.Join(e.Root, "pid-"+sbRandomHex(4))
+	mcpRun(t, e, "mcp", "add", "work", "up", "--", bin, "-pid", marker)
 	stdioBridge(t, e, []string{"RINGLET_SESSION_TOKEN=" + mcpSessionToken(t, e, "work")}, stdioInit, stdioInitialized, `{"jsonrpc":"2.0","id":2,"method":"tools/list"}`)
-	pid, _ := strconv.Atoi(readFile(t, pidFile))
+	if len(markedProcesses(marker)) == 0 {
+		t.Fatal("no process on the host runs the server")
+	}
 	mcpRun(t, e, "daemon", "stop")
 	d.Wait()
-	if !waitFor(5*time.Second, func() bool { return pidGone(pid) }) {
-		t.Errorf("the upstream (pid %d) outlived the daemon", pid)
+	if !waitFor(5*time.Second, func() bool { return len(markedProcesses(marker)) == 0 }) {
+		t.Errorf("the upstream outlived the daemon: %v", markedProcesses(marker))
 	}
 }
 
@@ -450,17 +467,23 @@ func TestMCPWithTheOfficialSDK(t *testing.T) {
 	}
 
 	// everything runs behind a tee, so the test sees every byte it gets.
-	rec := filepath.Join(e.Root, "everything.in")
-	mcpRun(t, e, "mcp", "add", "work", "everything", "--", "/bin/sh", "-c", `tee -a "$0" | exec node "$1" stdio`,
-		rec, filepath.Join(modules, "server-everything", "dist", "index.js"))
+	// Both run in the profile's sandbox, with test/mcpnode's packages
+	// read-only and their own directories read-write.
+	recDir := filepath.Join(e.Root, "rec")
 	dir := filepath.Join(e.Root, "shared")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
+	for _, d := range []string{recDir, dir} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
 	}
+	rec := filepath.Join(recDir, "everything.in")
+	nodeModules := filepath.Dir(modules)
+	mcpRun(t, e, "mcp", "add", "work", "everything", "--ro", nodeModules, "--rw", recDir, "--", "/bin/sh", "-c", `tee -a "$0" | exec node "$1" stdio`,
+		rec, filepath.Join(modules, "server-everything", "dist", "index.js"))
 	if err := os.WriteFile(filepath.Join(dir, "hello.txt"), []byte("hello from the workspace"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	mcpRun(t, e, "mcp", "add", "work", "fs", "--", "node", filepath.Join(modules, "server-filesystem", "dist", "index.js"), dir)
+	mcpRun(t, e, "mcp", "add", "work", "fs", "--ro", nodeModules, "--rw", dir, "--", "node", filepath.Join(modules, "server-filesystem", "dist", "index.js"), dir)
 
 	workTok, otherTok := mcpSessionToken(t, e, "work"), mcpSessionToken(t, e, "other")
 	work := runSDK(t, e, workTok, map[string]any{"url": url, "steps": []any{

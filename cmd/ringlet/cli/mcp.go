@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -85,7 +86,9 @@ func (a *app) mcpStdio(cmd *cobra.Command) error {
 }
 
 func (a *app) mcpAddCmd() *cobra.Command {
-	var timeout, serverURL, credential string
+	var timeout, serverURL, credential, network string
+	var ro, rw []string
+	var noSandbox bool
 	cmd := &cobra.Command{
 		Use:   "add PROFILE NAME (-- COMMAND [ARGS...] | --url URL)",
 		Short: "Add an MCP server to a profile",
@@ -94,10 +97,15 @@ streamable HTTP server (--url; plain http only on loopback).
 
 A stdio server starts when a session of the profile first uses MCP, as a
 child of the daemon, in the profile's workspace (else its HOME), with only
-PATH, HOME and LANG in its environment: no key and no daemon token. Its
-tools appear to the profile's sessions as NAME__TOOL.`,
-		Example: `  ringlet mcp add work fs -- npx -y @modelcontextprotocol/server-filesystem ~/src/app
-  ringlet mcp add work everything --timeout 2m -- npx -y @modelcontextprotocol/server-everything
+PATH, HOME and LANG in its environment: no key and no daemon token. It
+runs in the profile's sandbox: it sees the system read-only, the profile's
+HOME and workspace (and the profile's --ro/--rw paths), what --ro and --rw
+add, and no network but loopback unless --network host. --no-sandbox runs
+it unconfined (warned and audited). Its tools appear to the profile's
+sessions as NAME__TOOL.`,
+		Example: `  ringlet mcp add work fs --ro /usr/local/lib/node_modules -- node /usr/local/lib/node_modules/@modelcontextprotocol/server-filesystem/dist/index.js ~/src/app
+  ringlet mcp add work everything --network host --timeout 2m -- npx -y @modelcontextprotocol/server-everything
+  ringlet mcp add work legacy --no-sandbox -- /opt/legacy/mcp-server
   ringlet mcp add work tracker --url https://mcp.example.com/mcp`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if serverURL != "" {
@@ -116,8 +124,16 @@ tools appear to the profile's sessions as NAME__TOOL.`,
 			if err != nil {
 				return err
 			}
-			req := gateway.MCPServerRequest{Profile: p, Name: args[1], Command: args[2:], URL: serverURL, Timeout: timeout, Credential: credential}
-			c := mcp.ServerConfig{Name: req.Name, Command: req.Command, URL: req.URL, Credential: credential}
+			if ro, err = absPaths(ro); err != nil {
+				return err
+			}
+			if rw, err = absPaths(rw); err != nil {
+				return err
+			}
+			req := gateway.MCPServerRequest{Profile: p, Name: args[1], Command: args[2:], URL: serverURL, Timeout: timeout, Credential: credential,
+				ReadOnly: ro, ReadWrite: rw, Network: network, NoSandbox: noSandbox}
+			c := mcp.ServerConfig{Name: req.Name, Command: req.Command, URL: req.URL, Credential: credential,
+				ReadOnly: ro, ReadWrite: rw, Network: network, NoSandbox: noSandbox}
 			if timeout != "" {
 				if c.Timeout, err = time.ParseDuration(timeout); err != nil {
 					return usagef("--timeout must be a duration such as 60s")
@@ -134,6 +150,9 @@ tools appear to the profile's sessions as NAME__TOOL.`,
 			if err := cl.Do(cmd.Context(), "POST", "/api/mcp/servers", req, &got); err != nil {
 				return err
 			}
+			if noSandbox {
+				fmt.Fprintf(a.stdio.Err, "ringlet: warning: MCP server %s runs without a sandbox, with your privileges\n", got.Name)
+			}
 			fmt.Fprintf(a.stdio.Out, "added MCP server %s to profile %s; its tools appear as %s__<tool> once a session uses them\n", got.Name, p, got.Name)
 			return nil
 		},
@@ -141,7 +160,37 @@ tools appear to the profile's sessions as NAME__TOOL.`,
 	cmd.Flags().StringVar(&timeout, "timeout", "", "refuse a tool call the server has not answered within this long (default 60s)")
 	cmd.Flags().StringVar(&serverURL, "url", "", "the endpoint of a streamable HTTP MCP server, instead of a command")
 	cmd.Flags().StringVar(&credential, "credential", "", "for --url: a stored key (provider/alias) the gateway sends as Authorization: Bearer; the agent never sees it")
+	cmd.Flags().StringArrayVar(&ro, "ro", nil, "for a stdio server: a host path it may read (repeatable)")
+	cmd.Flags().StringArrayVar(&rw, "rw", nil, "for a stdio server: a host path it may read and write (repeatable)")
+	cmd.Flags().StringVar(&network, "network", "", "for a stdio server: none (default; loopback only) or host")
+	cmd.Flags().BoolVar(&noSandbox, "no-sandbox", false, "for a stdio server: run it unconfined, with your privileges (warned and audited)")
 	return cmd
+}
+
+// sandboxOf says how a server is confined, for mcp list.
+func sandboxOf(c mcp.ServerConfig) string {
+	switch {
+	case c.URL != "":
+		return "-"
+	case c.NoSandbox:
+		return "OFF"
+	case c.Network == mcp.NetworkHost:
+		return "yes, host network"
+	}
+	return "yes"
+}
+
+// absPaths makes the --ro/--rw paths absolute, from the current directory.
+func absPaths(paths []string) ([]string, error) {
+	out := make([]string, len(paths))
+	for i, p := range paths {
+		abs, err := filepath.Abs(p)
+		if err != nil {
+			return nil, usagef("--ro/--rw %s: %v", p, err)
+		}
+		out[i] = abs
+	}
+	return out, nil
 }
 
 func (a *app) mcpListCmd() *cobra.Command {
@@ -180,7 +229,7 @@ tool: visible, changed (hidden until 'ringlet mcp approve') or invalid
 				return nil
 			}
 			t := newTable(a.stdio.Out)
-			t.row("NAME", "STATE", "TOOLS", "COMMAND OR URL")
+			t.row("NAME", "STATE", "TOOLS", "SANDBOX", "COMMAND OR URL")
 			for _, s := range out.Servers {
 				visible := 0
 				for _, tl := range s.Tools {
@@ -196,7 +245,7 @@ tool: visible, changed (hidden until 'ringlet mcp approve') or invalid
 				if target == "" {
 					target = strings.Join(s.Command, " ")
 				}
-				t.row(s.Name, state, fmt.Sprintf("%d/%d", visible, len(s.Tools)), target)
+				t.row(s.Name, state, fmt.Sprintf("%d/%d", visible, len(s.Tools)), sandboxOf(s.ServerConfig), target)
 			}
 			if err := t.flush(); err != nil {
 				return err

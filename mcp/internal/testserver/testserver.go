@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -24,6 +25,8 @@ import (
 //	slow        sleeps for its "ms" argument, then answers
 //	crash       exits the process with status 3 and "boom" on stderr
 //	set_desc    changes echo's description (and says tools/list_changed)
+//	probe       reads the file "read" and/or connects to "connect" (host:port),
+//	            answering what it could: for the sandbox tests
 //	progress    sends "steps" notifications/progress for the call's
 //	            progress token (if it has one), then answers with the token
 //
@@ -98,6 +101,32 @@ func New(desc string) *server.MCPServer {
 		case <-ctx.Done():
 		}
 		return mcpgo.NewToolResultText("slept"), nil
+	})
+	s.AddTool(mcpgo.NewTool("probe", mcpgo.WithString("read"), mcpgo.WithString("write"), mcpgo.WithString("connect")), func(ctx context.Context, req mcpgo.CallToolRequest) (*mcpgo.CallToolResult, error) {
+		var out []string
+		if p := req.GetString("read", ""); p != "" {
+			if data, err := os.ReadFile(p); err != nil {
+				out = append(out, "read failed")
+			} else {
+				out = append(out, "read: "+string(data))
+			}
+		}
+		if p := req.GetString("write", ""); p != "" {
+			if err := os.WriteFile(p, []byte("written by the server"), 0o644); err != nil {
+				out = append(out, "write failed")
+			} else {
+				out = append(out, "wrote")
+			}
+		}
+		if a := req.GetString("connect", ""); a != "" {
+			if c, err := net.DialTimeout("tcp", a, 2*time.Second); err != nil {
+				out = append(out, "connect failed")
+			} else {
+				c.Close()
+				out = append(out, "connected")
+			}
+		}
+		return mcpgo.NewToolResultText(strings.Join(out, "\n")), nil
 	})
 	s.AddTool(mcpgo.NewTool("progress", mcpgo.WithNumber("steps")), func(ctx context.Context, req mcpgo.CallToolRequest) (*mcpgo.CallToolResult, error) {
 		var tok any
