@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/neullabs/ringlet/audit"
 	"github.com/neullabs/ringlet/credentials"
+	"github.com/neullabs/ringlet/hook"
 	"github.com/neullabs/ringlet/profile"
 )
 
@@ -157,6 +159,15 @@ func (s *Server) startSession(ctx context.Context, alias string, ttl time.Durati
 	}
 	if err := s.opts.Profiles.EnsureHomeDirs(alias, agent.HomeDirs); err != nil {
 		return nil, "", err
+	}
+	if p.Agent == "claude" && s.opts.Executable != "" {
+		// Kept current at every session: a profile created before the
+		// ringlet binary moved, or before Ringlet wrote the hook, still
+		// has its Claude Code tools checked. Without it they would not
+		// be, so the session is refused.
+		if err := hook.InstallClaude(filepath.Join(s.opts.Profiles.Home(alias), ".claude"), s.opts.Executable); err != nil {
+			return nil, "", fmt.Errorf("the Claude Code hook of profile %s could not be written: %w", alias, err)
+		}
 	}
 	baseStr := prov.BaseURL
 	if p.Endpoint != "" {

@@ -1,9 +1,11 @@
 package hook
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -28,7 +30,18 @@ const claudeFailClosed = " || exit 2"
 // `<ringlet> hook claude-pre-tool-use`, so every tool call Claude Code
 // makes (Bash, Write, Edit and MCP tools alike) is checked against the
 // profile's hooks. Other settings in the file are kept.
+//
+// It runs at every session start, so a profile keeps the hook (and the
+// ringlet path in it) current. The agent can write its HOME: a symlink in
+// place of the config dir or the file is refused rather than followed, so
+// the daemon never writes where the agent points it; an unchanged file is
+// not rewritten, and numbers keep their exact text.
 func InstallClaude(configDir, ringlet string) error {
+	for _, p := range []string{configDir, filepath.Join(configDir, "settings.json")} {
+		if fi, err := os.Lstat(p); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
+			return fmt.Errorf("%s is a symbolic link; Ringlet does not follow it to add its Claude Code hook: remove it", p)
+		}
+	}
 	if err := privatefile.EnsureDir(configDir); err != nil {
 		return err
 	}
@@ -40,8 +53,13 @@ func InstallClaude(configDir, ringlet string) error {
 	case err != nil:
 		return err
 	default:
-		if err := json.Unmarshal(data, &settings); err != nil {
+		dec := json.NewDecoder(bytes.NewReader(data))
+		dec.UseNumber()
+		if err := dec.Decode(&settings); err != nil {
 			return fmt.Errorf("%s is not valid JSON; fix it so Ringlet can add its hook: %v", path, err)
+		}
+		if _, err := dec.Token(); err != io.EOF {
+			return fmt.Errorf("%s is not valid JSON; fix it so Ringlet can add its hook: text after the settings object", path)
 		}
 		if settings == nil { // the file held null
 			settings = map[string]any{}
@@ -71,7 +89,11 @@ func InstallClaude(configDir, ringlet string) error {
 	if err != nil {
 		return err
 	}
-	return privatefile.WriteAtomic(path, append(out, '\n'), privatefile.FileMode)
+	out = append(out, '\n')
+	if bytes.Equal(out, data) {
+		return nil
+	}
+	return privatefile.WriteAtomic(path, out, privatefile.FileMode)
 }
 
 func isRingletEntry(e any) bool {

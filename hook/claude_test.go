@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 const testRinglet = "/opt/ringlet/bin/ringlet"
@@ -237,4 +238,66 @@ func TestInstallClaudeNull(t *testing.T) {
 		t.Fatalf("InstallClaude: %v", err)
 	}
 	assertRingletEntry(t, preToolUse(t, readSettings(t, dir))[0], testRinglet)
+}
+
+// TestInstallClaudeKeepsNumbersAndUnchangedFiles: numbers keep their exact
+// text (no float64 round trip), and a file that already holds the hook is
+// not rewritten (it runs at every session start).
+func TestInstallClaudeKeepsNumbersAndUnchangedFiles(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "settings.json")
+	if err := os.WriteFile(path, []byte(`{"cleanupPeriodDays": 12345678901234567890, "ratio": 1.50}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := InstallClaude(dir, testRinglet); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(path)
+	if !strings.Contains(string(data), "12345678901234567890") || !strings.Contains(string(data), "1.50") {
+		t.Errorf("settings.json: got %s, want the numbers as written", data)
+	}
+	old := time.Now().Add(-time.Hour).Truncate(time.Second)
+	if err := os.Chtimes(path, old, old); err != nil {
+		t.Fatal(err)
+	}
+	if err := InstallClaude(dir, testRinglet); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(path); err != nil || !fi.ModTime().Equal(old) {
+		t.Errorf("an install that changes nothing rewrote the file (mtime %v, want %v)", fi.ModTime(), old)
+	}
+}
+
+// TestInstallClaudeRefusesSymlinks: the agent can write its HOME; a
+// symlink in place of .claude or settings.json must not lead the daemon to
+// write elsewhere.
+func TestInstallClaudeRefusesSymlinks(t *testing.T) {
+	t.Parallel()
+	for _, which := range []string{"dir", "file"} {
+		home, elsewhere := t.TempDir(), t.TempDir()
+		configDir := filepath.Join(home, ".claude")
+		target := filepath.Join(elsewhere, "settings.json")
+		if err := os.WriteFile(target, []byte(`{"mine": true}`), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if which == "dir" {
+			if err := os.Symlink(elsewhere, configDir); err != nil {
+				t.Fatal(err)
+			}
+		} else {
+			if err := os.Mkdir(configDir, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(target, filepath.Join(configDir, "settings.json")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := InstallClaude(configDir, testRinglet); err == nil || !strings.Contains(err.Error(), "symbolic link") {
+			t.Errorf("%s symlink: got %v, want a refusal naming the symbolic link", which, err)
+		}
+		if data, _ := os.ReadFile(target); string(data) != `{"mine": true}` {
+			t.Errorf("%s symlink: the file it points to became %s", which, data)
+		}
+	}
 }

@@ -270,3 +270,38 @@ func runClaude(t *testing.T, dir string, env []string, args ...string) claudeRes
 	}
 	return res
 }
+
+// TestClaudeHookReinstalledAtSessionStart: a claude profile whose
+// settings.json lost Ringlet's hook (a profile from before the hook, or a
+// ringlet binary that moved) gets it back when a session starts; one whose
+// .claude was replaced by a symlink is refused a session rather than left
+// unguarded or written through the link.
+func TestClaudeHookReinstalledAtSessionStart(t *testing.T) {
+	t.Parallel()
+	w := newProxyWorld(t)
+	w.newProfile("claude", "cc", "fake")
+	home := w.profileHome("cc")
+	settings := filepath.Join(home, ".claude", "settings.json")
+	if err := os.WriteFile(settings, []byte(`{"model": "claude-sonnet-4-5"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	w.startSession("cc")
+	data, err := os.ReadFile(settings)
+	if err != nil || !strings.Contains(string(data), "hook claude-pre-tool-use || exit 2") || !strings.Contains(string(data), `"model": "claude-sonnet-4-5"`) {
+		t.Errorf("settings.json after a session start: got %s (%v), want Ringlet's hook back and the user's model kept", data, err)
+	}
+
+	elsewhere := t.TempDir()
+	if err := os.RemoveAll(filepath.Join(home, ".claude")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(elsewhere, filepath.Join(home, ".claude")); err != nil {
+		t.Fatal(err)
+	}
+	if _, stderr, code := w.e.Run("profiles", "env", "cc"); code == 0 || !strings.Contains(stderr, "symbolic link") {
+		t.Errorf("profiles env with .claude a symlink: exit %d, stderr %q; want a refusal naming the symlink", code, stderr)
+	}
+	if entries, _ := os.ReadDir(elsewhere); len(entries) != 0 {
+		t.Errorf("the symlink's target got %d entries, want none", len(entries))
+	}
+}
