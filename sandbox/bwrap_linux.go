@@ -93,13 +93,13 @@ func (p *Policy) build(bwrap string) (opts, command []string, err error) {
 	for _, d := range p.ReadWrite {
 		a = append(a, "--bind", d, d)
 	}
-	for _, f := range p.Pinned {
-		a = append(a, "--ro-bind", f, f)
-	}
 	if !p.AllowGitConfig {
 		// Code the agent runs must not plant something that later runs
 		// on the host: git hooks and config (core.fsmonitor, aliases).
-		g := guardGit(p.Workspace)
+		g, err := guardGit(p.Workspace)
+		if err != nil {
+			return nil, nil, err
+		}
 		for _, d := range g.Self {
 			a = append(a, "--bind", d, d)
 		}
@@ -109,6 +109,11 @@ func (p *Policy) build(bwrap string) (opts, command []string, err error) {
 		for _, d := range g.ReadOnly {
 			a = append(a, "--ro-bind", d, d)
 		}
+	}
+	// Pinned hard links last: a later bind of a directory that holds one
+	// (.git onto itself, for a clone made with hard links) would cover it.
+	for _, f := range p.Pinned {
+		a = append(a, "--ro-bind", f, f)
 	}
 	if p.Ringlet != "" {
 		// The Claude Code hook in the profile's settings.json runs ringlet

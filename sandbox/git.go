@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -44,14 +45,23 @@ const maxGitDirs = 256
 //   - its git directory: .git, or the directory a .git file names (a
 //     worktree or submodule checkout) when that lies inside ws; the .git
 //     file itself is read-only, so the agent cannot point it elsewhere;
-//   - in each git directory, and in the git directories of submodules
-//     under its modules/: hooks, config, config.worktree and commondir;
+//   - in each git directory, in the git directories of submodules under
+//     its modules/ and of linked worktrees under its worktrees/: hooks,
+//     config, config.worktree and commondir;
+//   - the .git files of the submodule checkouts .gitmodules names;
 //   - core.hooksPath when the repository sets it to a directory inside ws
 //     (husky's .husky/_, a .githooks directory), read from git itself.
 //
+// Every directory between ws and a guarded path is bound onto itself, so
+// that the agent cannot rename it aside and build an unguarded one in its
+// place. A guarded path, or a directory on the way to it, that is a
+// symbolic link is an error: bubblewrap would follow it on the host when
+// binding, and git on the host would follow it when reading.
+//
 // It cannot guard a new commondir or config.worktree that the agent
-// creates: bubblewrap can only bind what exists.
-func guardGit(ws string) gitGuard {
+// creates, nor a repository created inside ws: bubblewrap can only bind
+// what exists.
+func guardGit(ws string) (gitGuard, error) {
 	var g gitGuard
 	// Paths git reports are resolved; ws may be a path through a symlink,
 	// and the sandbox shows the workspace at ws.
@@ -75,9 +85,10 @@ func guardGit(ws string) gitGuard {
 	case err != nil:
 		// No repository here; a hooksPath from the global config may
 		// still point inside.
+	case fi.Mode()&fs.ModeSymlink != 0:
+		return g, fmt.Errorf("%s is a symbolic link; Ringlet cannot keep git's hooks and config read-only through it: replace it with the directory, or use --allow-git-config", dotgit)
 	case fi.IsDir():
 		gitDir = dotgit
-		g.Self = append(g.Self, dotgit)
 	case fi.Mode().IsRegular():
 		g.ReadOnly = append(g.ReadOnly, dotgit)
 		g.File = dotgit
@@ -87,9 +98,16 @@ func guardGit(ws string) gitGuard {
 	}
 	if gitDir != "" {
 		dirs := []string{gitDir}
-		dirs = append(dirs, moduleGitDirs(filepath.Join(gitDir, "modules"))...)
+		for _, under := range []string{"modules", "worktrees"} {
+			found, err := gitDirsUnder(filepath.Join(gitDir, under))
+			if err != nil {
+				return g, err
+			}
+			dirs = append(dirs, found...)
+		}
 		g.Dirs = dirs
 		for _, d := range dirs {
+			g.Self = append(g.Self, d)
 			hooks := filepath.Join(d, "hooks")
 			if exists(hooks) {
 				g.ReadOnly = append(g.ReadOnly, hooks)
@@ -102,6 +120,11 @@ func guardGit(ws string) gitGuard {
 				}
 			}
 		}
+		for _, sub := range submodulePaths(ws) {
+			if fi, err := os.Lstat(filepath.Join(sub, ".git")); err == nil && !fi.IsDir() {
+				g.ReadOnly = append(g.ReadOnly, filepath.Join(sub, ".git"))
+			}
+		}
 	}
 	if hp, ok := inWS(hooksPath(ws)); ok && hp != ws {
 		g.HooksPath = hp
@@ -111,10 +134,53 @@ func guardGit(ws string) gitGuard {
 			g.Empty = append(g.Empty, hp)
 		}
 	}
-	sort.Strings(g.ReadOnly)
-	sort.Strings(g.Empty)
-	g.ReadOnly, g.Empty = dedupe(g.ReadOnly), dedupe(g.Empty)
-	return g
+	// Nothing on the way may be a symlink, and every directory on the way
+	// stays where it is.
+	for _, p := range append(append(append([]string{}, g.ReadOnly...), g.Empty...), g.Self...) {
+		for d := p; within(d, ws) && d != ws; d = filepath.Dir(d) {
+			fi, err := os.Lstat(d)
+			if errors.Is(err, fs.ErrNotExist) && d == p {
+				continue // an Empty mount point bwrap creates
+			}
+			if err != nil {
+				return g, fmt.Errorf("check %s: %w", d, err)
+			}
+			if fi.Mode()&fs.ModeSymlink != 0 {
+				return g, fmt.Errorf("%s is a symbolic link; Ringlet cannot keep git's hooks and config read-only through it: replace it, or use --allow-git-config", d)
+			}
+			if d != p && fi.IsDir() {
+				g.Self = append(g.Self, d)
+			}
+		}
+	}
+	for _, l := range []*[]string{&g.Self, &g.ReadOnly, &g.Empty} {
+		sort.Strings(*l)
+		*l = dedupe(*l)
+	}
+	// Outer directories first: a bind onto an inner one must come after
+	// the bind of the directory that holds it.
+	sort.Slice(g.Self, func(i, j int) bool { return strings.Count(g.Self[i], "/") < strings.Count(g.Self[j], "/") })
+	return g, nil
+}
+
+// submodulePaths are the checkouts .gitmodules names, inside ws.
+func submodulePaths(ws string) []string {
+	data, err := os.ReadFile(filepath.Join(ws, ".gitmodules"))
+	if err != nil || len(data) > 1<<20 {
+		return nil
+	}
+	var out []string
+	for _, line := range strings.Split(string(data), "\n") {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), "=")
+		if !ok || strings.TrimSpace(k) != "path" {
+			continue
+		}
+		p := filepath.Join(ws, strings.TrimSpace(v))
+		if within(p, ws) && p != ws && len(out) < maxGitDirs {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 func exists(p string) bool {
@@ -155,13 +221,21 @@ func gitdirOf(dotgit string) string {
 	return real
 }
 
-// moduleGitDirs are the git directories of submodules under modules
-// (nested ones included): directories holding a HEAD file.
-func moduleGitDirs(modules string) []string {
+// gitDirsUnder are the git directories under dir (a modules/ or
+// worktrees/ directory; nested submodules included): directories holding
+// a HEAD file.
+func gitDirsUnder(modules string) ([]string, error) {
 	var out []string
+	var link string
 	filepath.WalkDir(modules, func(p string, de fs.DirEntry, err error) error {
 		if err != nil || len(out) >= maxGitDirs {
 			return fs.SkipDir
+		}
+		if de.Type()&fs.ModeSymlink != 0 && p != modules {
+			// Outside objects/, refs/ and logs/, a link here can only
+			// point git on the host somewhere else.
+			link = p
+			return fs.SkipAll
 		}
 		if !de.IsDir() {
 			return nil
@@ -174,7 +248,10 @@ func moduleGitDirs(modules string) []string {
 		}
 		return nil
 	})
-	return out
+	if link != "" {
+		return nil, fmt.Errorf("%s is a symbolic link; Ringlet cannot keep git's hooks and config read-only through it: replace it, or use --allow-git-config", link)
+	}
+	return out, nil
 }
 
 // hooksPath is the repository's core.hooksPath as git on the host sees it

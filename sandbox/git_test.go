@@ -46,16 +46,53 @@ func TestGuardGit(t *testing.T) {
 		writeText(t, filepath.Join(ws, ".git", "modules", "lib", "config"), "[core]\n")
 		writeText(t, filepath.Join(ws, ".git", "modules", "lib", "modules", "inner", "HEAD"), "ref: refs/heads/main\n")
 		writeText(t, filepath.Join(ws, ".git", "modules", "lib", "modules", "inner", "config"), "[core]\n")
-		g := guardGit(ws)
-		if want := []string{ws + "/.git"}; !slices.Equal(g.Self, want) {
-			t.Errorf("Self: got %v, want %v", g.Self, want)
+		writeText(t, filepath.Join(ws, ".git", "worktrees", "wt", "HEAD"), "ref: refs/heads/wt\n")
+		writeText(t, filepath.Join(ws, ".git", "worktrees", "wt", "commondir"), "../..\n")
+		writeText(t, filepath.Join(ws, ".gitmodules"), "[submodule \"lib\"]\n\tpath = vendor/lib\n\turl = x\n[submodule \"up\"]\n\tpath = ../../etc\n")
+		writeText(t, filepath.Join(ws, "vendor", "lib", ".git"), "gitdir: ../../.git/modules/lib\n")
+		g := mustGuard(t, ws)
+		// Every git directory, and every directory on the way to a guarded
+		// path, outer ones first.
+		wantSelf := []string{"/.git", "/vendor", "/.git/modules", "/.git/worktrees", "/vendor/lib", "/.git/modules/lib", "/.git/worktrees/wt",
+			"/.git/modules/lib/modules", "/.git/modules/lib/modules/inner"}
+		if got := rel(ws, g.Self); !slices.Equal(got, wantSelf) {
+			t.Errorf("Self: got %v, want %v", got, wantSelf)
 		}
-		wantRO := []string{"/.git/config", "/.git/hooks", "/.git/modules/lib/config", "/.git/modules/lib/hooks", "/.git/modules/lib/modules/inner/config"}
+		wantRO := []string{"/.git/config", "/.git/hooks", "/.git/modules/lib/config", "/.git/modules/lib/hooks", "/.git/modules/lib/modules/inner/config",
+			"/.git/worktrees/wt/commondir", "/vendor/lib/.git"}
 		if got := rel(ws, g.ReadOnly); !slices.Equal(got, wantRO) {
 			t.Errorf("ReadOnly: got %v, want %v", got, wantRO)
 		}
-		if got, want := rel(ws, g.Empty), []string{"/.git/modules/lib/modules/inner/hooks"}; !slices.Equal(got, want) {
+		if got, want := rel(ws, g.Empty), []string{"/.git/modules/lib/modules/inner/hooks", "/.git/worktrees/wt/hooks"}; !slices.Equal(got, want) {
 			t.Errorf("Empty: got %v, want %v", got, want)
+		}
+	})
+
+	t.Run("symlinks on the way are refused", func(t *testing.T) {
+		for _, plant := range []func(ws, outside string) error{
+			func(ws, outside string) error { return os.Symlink(outside, filepath.Join(ws, ".git")) },
+			func(ws, outside string) error {
+				mkdirs(t, filepath.Join(ws, ".git"))
+				return os.Symlink(filepath.Join(outside, "id_rsa"), filepath.Join(ws, ".git", "commondir"))
+			},
+			func(ws, outside string) error {
+				mkdirs(t, filepath.Join(ws, ".git", "modules"))
+				return os.Symlink(outside, filepath.Join(ws, ".git", "modules", "x"))
+			},
+			func(ws, outside string) error {
+				mkdirs(t, filepath.Join(ws, ".git", "modules", "x"))
+				writeText(t, filepath.Join(ws, ".git", "modules", "x", "HEAD"), "ref: x\n")
+				return os.Symlink(filepath.Join(outside, "id_rsa"), filepath.Join(ws, ".git", "modules", "x", "config"))
+			},
+		} {
+			ws, outside := t.TempDir(), t.TempDir()
+			writeText(t, filepath.Join(outside, "id_rsa"), "secret")
+			if err := plant(ws, outside); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := guardGit(ws); err == nil || !strings.Contains(err.Error(), "symbolic link") {
+				t.Errorf("got %v, want an error naming the symbolic link", err)
+			}
 		}
 	})
 
@@ -63,7 +100,7 @@ func TestGuardGit(t *testing.T) {
 		ws, main := t.TempDir(), t.TempDir()
 		mkdirs(t, filepath.Join(main, "worktrees", "wt", "hooks"))
 		writeText(t, filepath.Join(ws, ".git"), "gitdir: "+filepath.Join(main, "worktrees", "wt")+"\n")
-		g := guardGit(ws)
+		g := mustGuard(t, ws)
 		if got, want := rel(ws, g.ReadOnly), []string{"/.git"}; !slices.Equal(got, want) || len(g.Self)+len(g.Empty) != 0 {
 			t.Errorf("got %+v, want only the .git file read-only (the git directory is not in the sandbox)", g)
 		}
@@ -75,7 +112,7 @@ func TestGuardGit(t *testing.T) {
 		writeText(t, filepath.Join(ws, "meta", "gitdir", "config"), "[core]\n")
 		writeText(t, filepath.Join(ws, "meta", "gitdir", "commondir"), "..\n")
 		writeText(t, filepath.Join(ws, ".git"), "gitdir: meta/gitdir\n")
-		g := guardGit(ws)
+		g := mustGuard(t, ws)
 		if got, want := rel(ws, g.ReadOnly), []string{"/.git", "/meta/gitdir/commondir", "/meta/gitdir/config"}; !slices.Equal(got, want) {
 			t.Errorf("ReadOnly: got %v, want %v", got, want)
 		}
@@ -113,7 +150,7 @@ func TestGuardGit(t *testing.T) {
 				if tc.exists {
 					mkdirs(t, filepath.Join(ws, tc.hooksPath))
 				}
-				g := guardGit(ws)
+				g := mustGuard(t, ws)
 				if got := rel(ws, g.ReadOnly); !slices.Equal(got, tc.wantRO) {
 					t.Errorf("ReadOnly: got %v, want %v", got, tc.wantRO)
 				}
@@ -123,4 +160,13 @@ func TestGuardGit(t *testing.T) {
 			})
 		}
 	})
+}
+
+func mustGuard(t *testing.T, ws string) gitGuard {
+	t.Helper()
+	g, err := guardGit(ws)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g
 }

@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"syscall"
 )
 
@@ -19,9 +21,9 @@ const MaxOutsideLinks = 4096
 // file is the outside file itself (one inode), so writing it from inside
 // would change a file the agent must not reach. The caller binds each one
 // read-only onto itself, which also keeps it from being removed or
-// renamed. Symbolic links are not followed. A directory the user cannot
-// list is skipped (a database volume owned by another user): the agent,
-// the same user without capabilities, cannot list it either.
+// renamed. Symbolic links are not followed (but a root reached through
+// one is walked). A directory of another user's that this user cannot
+// list is skipped; one of the user's own is an error.
 func OutsideLinks(root string) ([]string, error) {
 	type inode struct{ dev, ino uint64 }
 	type seen struct {
@@ -29,10 +31,29 @@ func OutsideLinks(root string) ([]string, error) {
 		paths []string
 	}
 	files := map[inode]*seen{}
-	err := filepath.WalkDir(root, func(path string, de fs.DirEntry, err error) error {
+	// A root reached through a symlink (a workspace taken from $PWD) is
+	// walked where it is and reported under root, where the sandbox
+	// binds it.
+	real, err := filepath.EvalSymlinks(root)
+	if err != nil {
+		return nil, fmt.Errorf("check %s for hard links to files outside it: %w", root, err)
+	}
+	err = filepath.WalkDir(real, func(path string, de fs.DirEntry, err error) error {
+		if real != root && (path == real || strings.HasPrefix(path, real+"/")) {
+			path = root + strings.TrimPrefix(path, real)
+		}
 		if err != nil {
-			if errors.Is(err, fs.ErrPermission) && path != root {
-				return fs.SkipDir
+			// A directory of another user's that this user cannot list
+			// (a database volume) is skipped: the agent cannot list or
+			// change it either. One of the user's own could be made
+			// listable again from inside, so it must be checked.
+			if errors.Is(err, fs.ErrPermission) && path != root && de != nil && de.IsDir() {
+				if fi, lerr := de.Info(); lerr == nil {
+					if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Getuid() {
+						return fs.SkipDir
+					}
+				}
+				return fmt.Errorf("cannot list %s; make it readable (chmod u+rx) so Ringlet can check it for hard links", path)
 			}
 			return err
 		}

@@ -70,6 +70,19 @@ func TestOutsideLinks(t *testing.T) {
 		t.Errorf("PinnedFiles: got %v, want %v", got, want)
 	}
 
+	// The same tree reached through a symlink, reported under the link.
+	via := filepath.Join(t.TempDir(), "via")
+	if err := os.Symlink(root, via); err != nil {
+		t.Fatal(err)
+	}
+	got, err = OutsideLinks(via)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{filepath.Join(via, "both1"), filepath.Join(via, "both2"), filepath.Join(via, "plain"), filepath.Join(via, "sub", "deep", "secret")}; !slices.Equal(got, want) {
+		t.Errorf("through a symlink: got %v, want %v", got, want)
+	}
+
 	if _, err := OutsideLinks(filepath.Join(root, "missing")); err == nil {
 		t.Error("a missing tree: got no error, want one")
 	}

@@ -62,7 +62,10 @@ func (p *Policy) SBPL(forwarderPort int) (string, error) {
 	if !p.AllowGitConfig {
 		w(";; Nothing the agent runs may plant code that later runs on the host:")
 		w(";; not in hooks or config, not by moving a git directory aside.")
-		g := guardGit(p.Workspace)
+		g, err := guardGit(p.Workspace)
+		if err != nil {
+			return "", err
+		}
 		var rules []string
 		for _, d := range g.Self {
 			rules = append(rules, "(literal "+q(d)+")")

@@ -41,6 +41,16 @@ func TestSandboxGitGuards(t *testing.T) {
 	writeFile(t, filepath.Join(mod, "config"), "[core]\n", 0o644)
 	writeFile(t, filepath.Join(mod, "hooks", "pre-commit.sample"), "#!/bin/sh\n", 0o755)
 
+	// A local clone hard-links its objects: one of them is a file outside.
+	outsideObj := filepath.Join(root, "other-repo-object")
+	writeFile(t, outsideObj, "object", 0o444)
+	if err := os.MkdirAll(filepath.Join(repo, ".git", "objects", "ab"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link(outsideObj, filepath.Join(repo, ".git", "objects", "ab", "cdef")); err != nil {
+		t.Fatal(err)
+	}
+
 	w.create(t, "sk-ant-wt-"+sbRandomHex(8), "wt", "--workspace", wt)
 	w.create(t, "sk-ant-repo-"+sbRandomHex(8), "repo", "--workspace", repo)
 
@@ -56,15 +66,48 @@ exit 0`)
 echo 'touch /tmp/pwned' 2>/dev/null > .husky/_/pre-commit && echo "WROTE husky hook"
 echo 'touch /tmp/pwned' 2>/dev/null > .git/modules/lib/hooks/post-checkout && echo "WROTE submodule hook"
 printf '[core]\n\tfsmonitor = touch /tmp/pwned\n' 2>/dev/null >> .git/modules/lib/config && echo "WROTE submodule config"
+mv .git/modules/lib .git/modules/lib.old 2>/dev/null && echo "MOVED submodule git dir"
+mv .git/modules .git/modules.old 2>/dev/null && echo "MOVED modules"
+mv .husky .husky.old 2>/dev/null && echo "MOVED husky"
+chmod u+w .git/objects/ab/cdef 2>/dev/null; echo changed 2>/dev/null >> .git/objects/ab/cdef && echo "WROTE object"
 echo ok > notes.txt && echo "WROTE notes"
 exit 0`)
-	if strings.Contains(out, "WROTE husky") || strings.Contains(out, "WROTE submodule") || !strings.Contains(out, "WROTE notes") {
-		t.Errorf("repository: got %q, want hooksPath and the submodule's hooks and config refused, and the working tree writable", out)
+	for _, bad := range []string{"WROTE husky", "WROTE submodule", "MOVED", "WROTE object"} {
+		if strings.Contains(out, bad) {
+			t.Errorf("repository: got %q, want hooksPath, the submodule's hooks and config, their directories and the hard-linked object guarded", out)
+			break
+		}
+	}
+	if !strings.Contains(out, "WROTE notes") {
+		t.Errorf("repository: got %q, want the working tree writable", out)
+	}
+	if data, _ := os.ReadFile(outsideObj); string(data) != "object" {
+		t.Errorf("the outside object became %q", data)
 	}
 	os.Remove(filepath.Join(repo, "notes.txt"))
+	// A guarded path that is a symlink would be followed on the host by
+	// the bind (showing the host file inside) and by git: refused.
+	linked := filepath.Join(root, "linked")
+	writeFile(t, filepath.Join(linked, ".git", "HEAD"), "ref: refs/heads/main\n", 0o644)
+	if err := os.Symlink(canaryTarget(t, root), filepath.Join(linked, ".git", "commondir")); err != nil {
+		t.Fatal(err)
+	}
+	w.create(t, "sk-ant-ln-"+sbRandomHex(8), "ln", "--workspace", linked)
+	if stdout, stderr, code := w.sh(t, "ln", "cat .git/commondir"); code == 0 || !strings.Contains(stderr, "symbolic link") || strings.Contains(stdout, "host canary") {
+		t.Errorf("a symlinked .git/commondir: exit %d, stdout %q, stderr %q; want the run refused, naming the link", code, stdout, stderr)
+	}
+
 	for dir, snap := range before {
 		if d := diffSnapshots(snap, snapshot(t, dir)); len(d) > 0 {
 			t.Errorf("%s changed on the host: %v", dir, d)
 		}
 	}
+}
+
+// canaryTarget is a host file outside every workspace.
+func canaryTarget(t *testing.T, root string) string {
+	t.Helper()
+	p := filepath.Join(root, "host-canary")
+	writeFile(t, p, "host canary", 0o644)
+	return p
 }
