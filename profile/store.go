@@ -212,13 +212,20 @@ func (s *Store) EnsureHomeDirs(alias string, dirs []string) error {
 			return fmt.Errorf("profile HOME directory %q is not inside the HOME", d)
 		}
 		// The agent can write its HOME: a symlink planted there must not
-		// lead the daemon to create directories elsewhere.
+		// lead the daemon to create directories elsewhere, even one
+		// swapped in between the check and the mkdir (os.Root).
+		root, err := os.OpenRoot(home)
+		if err != nil {
+			return fmt.Errorf("profile HOME: %w", err)
+		}
+		defer root.Close()
+		rel := ""
 		path := home
 		for _, part := range strings.Split(d, string(filepath.Separator)) {
-			path = filepath.Join(path, part)
-			fi, err := os.Lstat(path)
+			rel, path = filepath.Join(rel, part), filepath.Join(path, part)
+			fi, err := root.Lstat(rel)
 			if errors.Is(err, fs.ErrNotExist) {
-				if err := os.Mkdir(path, privatefile.DirMode); err != nil {
+				if err := root.Mkdir(rel, privatefile.DirMode); err != nil {
 					return fmt.Errorf("profile HOME directory %s: %w", d, privatefile.WithoutPath(err))
 				}
 				continue
