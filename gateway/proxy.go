@@ -81,6 +81,7 @@ type proxyState struct {
 	err       error
 	cancel    context.CancelFunc
 	recorded  sync.Once
+	recordErr error // the provider.request record could not be written
 	streaming bool
 	method    string
 }
@@ -172,12 +173,19 @@ func (s *Server) modifyResponse(resp *http.Response) error {
 	ct := resp.Header.Get("Content-Type")
 	st.streaming = strings.HasPrefix(strings.ToLower(ct), "text/event-stream")
 	mb := &meteredBody{rc: resp.Body, st: st, s: s, meter: provider.NewMeter(ct), red: provider.NewRedactor(key), idle: s.opts.ProxyIdleTimeout}
+	if resp.Request.Method == http.MethodHead || resp.StatusCode == http.StatusNoContent || resp.StatusCode == http.StatusNotModified {
+		// No body: the headers (Content-Length included) stay as they are.
+		resp.Body = mb
+		return nil
+	}
 	if !st.streaming && resp.ContentLength >= 0 && resp.ContentLength <= maxWholeAnswer {
 		// A plain answer of known size is read whole: it keeps an exact
 		// Content-Length after redaction, so ReverseProxy sends it in one
 		// write instead of flushing chunk by chunk.
 		mb.whole = true
-		body, err := io.ReadAll(mb)
+		buf := bytes.NewBuffer(make([]byte, 0, resp.ContentLength+512))
+		_, err := buf.ReadFrom(mb)
+		body := buf.Bytes()
 		mb.rc.Close()
 		mb.release()
 		if err != nil {
@@ -199,9 +207,9 @@ func (s *Server) modifyResponse(resp *http.Response) error {
 	return nil
 }
 
-// maxWholeAnswer bounds the non-streaming answers that are buffered whole;
-// larger ones pass through as they arrive.
-const maxWholeAnswer = 4 << 20
+// maxWholeAnswer bounds the non-streaming answers that are buffered whole
+// (model answers are a few KiB); larger ones pass through as they arrive.
+const maxWholeAnswer = 1 << 20
 
 // wholeBody is an answer read whole (and metered) by modifyResponse. Its
 // record is committed before the read that hands out its last bytes, so a
@@ -213,7 +221,10 @@ type wholeBody struct {
 
 func (b *wholeBody) Read(p []byte) (int, error) {
 	if b.Reader.Len() <= len(p) {
-		b.mb.finish(nil)
+		// No record, no end of the answer: the client's read fails.
+		if err := b.mb.finish(nil); err != nil {
+			return 0, err
+		}
 	}
 	return b.Reader.Read(p)
 }
@@ -246,7 +257,11 @@ func (b *meteredBody) Read(p []byte) (int, error) {
 	for len(b.out) == 0 {
 		if b.eof {
 			if !b.whole {
-				b.finish(nil)
+				// A stream whose record cannot be written ends without its
+				// clean end.
+				if err := b.finish(nil); err != nil {
+					return 0, err
+				}
 			}
 			return 0, io.EOF
 		}
@@ -306,12 +321,15 @@ func (b *meteredBody) release() {
 	}
 }
 
-func (b *meteredBody) finish(err error) {
+// finish records the request, once; it reports whether the record could
+// not be written.
+func (b *meteredBody) finish(err error) error {
 	b.st.usage = b.meter.Usage()
 	if err != nil && b.st.err == nil {
 		b.st.err = err
 	}
 	b.s.recordProvider(b.st)
+	return b.st.recordErr
 }
 
 func (s *Server) proxyError(w http.ResponseWriter, r *http.Request, err error) {
@@ -360,7 +378,7 @@ func (s *Server) recordProvider(st *proxyState) {
 			detail.Complete = false
 		}
 		detailJSON, _ := json.Marshal(detail)
-		_ = s.record(context.Background(), audit.Record{
+		st.recordErr = s.record(context.Background(), audit.Record{
 			Kind: audit.KindProviderRequest, Profile: st.sess.Profile.Alias, Session: st.sess.ID, Actor: st.sess.tokenID,
 			Target: st.target.Path, Decision: decision, Status: int64(st.status), Duration: dur,
 			BytesIn: int64(len(st.body)), BytesOut: st.bytesOut,
