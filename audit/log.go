@@ -272,17 +272,21 @@ func (l *Log) Append(ctx context.Context, r Record) (Record, error) {
 	l.metrics.queueDepth.Sub(float64(n))
 	l.mu.Unlock()
 
-	l.commit(batch)
-	clear(batch)
-
-	l.mu.Lock()
-	if len(l.waiting) > 0 {
-		l.waiting[0].done <- errLead
-	} else {
-		l.leading = false
-		l.idle.Broadcast()
-	}
-	l.mu.Unlock()
+	func() {
+		// The lead passes on however the commit ends.
+		defer func() {
+			l.mu.Lock()
+			if len(l.waiting) > 0 {
+				l.waiting[0].done <- errLead
+			} else {
+				l.leading = false
+				l.idle.Broadcast()
+			}
+			l.mu.Unlock()
+		}()
+		l.commit(batch)
+		clear(batch)
+	}()
 	return release(p, <-p.done)
 }
 
@@ -340,7 +344,11 @@ func (l *Log) commit(batch []*pending) {
 		p.done <- nil
 	}
 	if l.opts.OnCommit != nil {
-		l.opts.OnCommit(recs)
+		// A notification hook: its failure must not stop the log.
+		func() {
+			defer func() { _ = recover() }()
+			l.opts.OnCommit(recs)
+		}()
 	}
 }
 

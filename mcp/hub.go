@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
@@ -323,7 +324,15 @@ func (h *hub) forward(u *upstream, tool, exposed string) server.ToolHandlerFunc 
 			}
 			return mcpgo.NewToolResultError(reason), nil
 		}
-		res, err := u.call(ctx, tool, args, progressRelay(ctx, req))
+		relay, relayed := progressRelay(ctx, req)
+		res, err := u.call(ctx, tool, args, relay)
+		if relayed != nil && relayed.Load() {
+			// mcp-go's streamable server writes a notification from a
+			// goroutine of its own and drops one that goroutine still
+			// holds when the answer goes out; a moment lets the last
+			// progress out first.
+			time.Sleep(5 * time.Millisecond)
+		}
 		if err != nil {
 			return mcpgo.NewToolResultError(fmt.Sprintf("%s: %v", exposed, err)), nil
 		}
@@ -334,16 +343,18 @@ func (h *hub) forward(u *upstream, tool, exposed string) server.ToolHandlerFunc 
 // progressRelay returns, for a call whose client asked for progress, what
 // sends the upstream's progress to that client under the client's own
 // token; nil when it did not ask.
-func progressRelay(ctx context.Context, req mcpgo.CallToolRequest) func(mcpgo.NotificationParams) {
+func progressRelay(ctx context.Context, req mcpgo.CallToolRequest) (func(mcpgo.NotificationParams), *atomic.Bool) {
 	if req.Params.Meta == nil || req.Params.Meta.ProgressToken == nil {
-		return nil
+		return nil, nil
 	}
 	theirs := req.Params.Meta.ProgressToken
 	srv := server.ServerFromContext(ctx)
 	if srv == nil {
-		return nil
+		return nil, nil
 	}
+	relayed := new(atomic.Bool)
 	return func(p mcpgo.NotificationParams) {
+		relayed.Store(true)
 		out := map[string]any{"progressToken": theirs}
 		for _, k := range []string{"progress", "total", "message"} {
 			if v, ok := p.AdditionalFields[k]; ok {
@@ -353,7 +364,7 @@ func progressRelay(ctx context.Context, req mcpgo.CallToolRequest) func(mcpgo.No
 		// The call may have ended meanwhile; a late notification is
 		// dropped.
 		_ = srv.SendNotificationToClient(ctx, "notifications/progress", out)
-	}
+	}, relayed
 }
 
 // finalArgs is the one encoding of a call's arguments: compact, with the

@@ -365,39 +365,47 @@ func (u *upstream) spawn() (*conn, error) {
 	cmd.SysProcAttr = childAttr()
 	// A grandchild that keeps stderr open must not hold up Wait.
 	cmd.WaitDelay = stopGrace
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		return nil, err
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
 	c := &conn{cmd: cmd, stderr: &tail{}, exited: make(chan struct{})}
 	cmd.Stderr = c.stderr
-	// The sandbox's options (bwrap --args 3) go on a pipe: they hold no
-	// secret, but keep the command line short.
-	var optsW *os.File
-	if fd3 != nil {
-		r, w, err := os.Pipe()
-		if err != nil {
-			return nil, err
-		}
-		defer r.Close()
-		cmd.ExtraFiles = []*os.File{r}
-		optsW = w
-	}
 	// The daemon may hold descriptors it inherited without close-on-exec;
 	// an upstream gets none of them.
 	if err := closeInheritedOnExec(); err != nil {
 		return nil, fmt.Errorf("close the daemon's inherited descriptors: %w", err)
 	}
 	// Started under the server's lock, so a closing server either never
-	// sees the process or waits for its watcher.
+	// sees the process or waits for its watcher. The pipes are made only
+	// once it is sure to start: a failed Start closes them, nothing else
+	// would.
 	srv.mu.Lock()
 	if srv.closed {
 		srv.mu.Unlock()
 		return nil, errClosed
+	}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		srv.mu.Unlock()
+		return nil, err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		stdin.Close()
+		srv.mu.Unlock()
+		return nil, err
+	}
+	// The sandbox's options (bwrap --args 3) go on a pipe: they hold no
+	// secret, but keep the command line short.
+	var optsW *os.File
+	if fd3 != nil {
+		r, w, err := os.Pipe()
+		if err != nil {
+			stdin.Close()
+			stdout.Close()
+			srv.mu.Unlock()
+			return nil, err
+		}
+		defer r.Close()
+		cmd.ExtraFiles = []*os.File{r}
+		optsW = w
 	}
 	if err := cmd.Start(); err != nil {
 		srv.mu.Unlock()
