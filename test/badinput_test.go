@@ -6,8 +6,10 @@ import (
 	"io/fs"
 	"net"
 	"os"
+	"os/user"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -247,7 +249,21 @@ func runSnap(t *testing.T, e *env, snapRoot string, wants []string, args ...stri
 }
 
 // nobody is the unprivileged user root tests run the binary as.
-const nobody = 65534
+var nobody = unprivilegedUID()
+
+// unprivilegedUID is the user the unprivileged tests run as: the one .ci/run
+// creates (RINGLET_TEST_USER), else nobody (65534). Its uid also serves as
+// the gid of the test processes.
+func unprivilegedUID() int {
+	if name := os.Getenv("RINGLET_TEST_USER"); name != "" {
+		if u, err := user.Lookup(name); err == nil {
+			if uid, err := strconv.Atoi(u.Uid); err == nil {
+				return uid
+			}
+		}
+	}
+	return 65534
+}
 
 // unwritableConfigDir makes the config directory one ringlet cannot write
 // and returns what the error must mention. Root ignores permissions, so as
@@ -280,7 +296,7 @@ func unwritableConfigDir(t *testing.T, e *env) []string {
 			}
 		}
 		chmod(t, e.ConfigDir(), 0o500)
-		e.Cred = &syscall.Credential{Uid: nobody, Gid: nobody}
+		e.Cred = &syscall.Credential{Uid: uint32(nobody), Gid: uint32(nobody)}
 		if _, _, code, err := e.exec("version"); err == nil && code == 0 {
 			return []string{e.ConfigDir(), "permission denied"}
 		}

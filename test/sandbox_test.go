@@ -284,7 +284,7 @@ func TestSandboxUnprivileged(t *testing.T) {
 		t.Skip("running as a user already; the root half of the suite is the other test")
 	}
 	t.Parallel()
-	cred := &syscall.Credential{Uid: nobody, Gid: nobody}
+	cred := &syscall.Credential{Uid: uint32(nobody), Gid: uint32(nobody)}
 
 	t.Run("sandbox check", func(t *testing.T) {
 		t.Parallel()
