@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"os"
 	"runtime"
@@ -85,8 +86,13 @@ func (s *Server) mcpLaunch(alias string) (mcp.Launch, error) {
 // daemon socket, token, key or other profile.
 func mcpSandbox(p profile.Profile, l mcp.Launch, cfg mcp.ServerConfig, argv, env []string) ([]string, []byte, error) {
 	tool, err := sandbox.Find()
+	if err == nil {
+		// bwrap's own failure (user namespaces blocked) would reach 'mcp
+		// list' as a closed transport; this says what to do.
+		err = sandbox.Check(tool)
+	}
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("%w; or run this server unconfined: ringlet mcp remove %s %s, then add it again with --no-sandbox", err, p.Alias, cfg.Name)
 	}
 	runtimeDirs, err := sandbox.RuntimeDirs(argv[0])
 	if err != nil {

@@ -2,6 +2,7 @@ package test
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -81,5 +82,41 @@ func TestMCPServerSandbox(t *testing.T) {
 	}
 	if sandboxed["loose"] != false || sandboxed["boxed"] != true {
 		t.Errorf("mcp.add audit: got sandbox %v, want loose false and boxed true", sandboxed)
+	}
+}
+
+// TestMCPServerWithoutSandbox: where bubblewrap is missing, a sandboxed
+// server does not start (fail closed) and mcp list says how to fix it or
+// run it unconfined; a --no-sandbox one still starts.
+func TestMCPServerWithoutSandbox(t *testing.T) {
+	t.Parallel()
+	bin := buildMCPTestServer(t)
+	e := newEnv(t)
+	// A PATH without bwrap for the daemon and what it starts.
+	noBwrap := t.TempDir()
+	for _, tool := range []string{"sh", "true", "cat"} {
+		if p, err := exec.LookPath(tool); err == nil {
+			if err := os.Symlink(p, filepath.Join(noBwrap, tool)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	e.ExtraEnv = append(e.ExtraEnv, "PATH="+noBwrap)
+	e.StartDaemon()
+	mcpRun(t, e, "providers", "add", "local", "--base-url", "http://127.0.0.1:9", "--format", "anthropic", "--auth", "x-api-key")
+	if out, stderr, code := e.RunInput("sk-ant-nobwrap", "profiles", "create", "generic", "work", "--provider", "local", "--command", "true"); code != 0 {
+		t.Fatalf("profiles create: exit %d, %q %q", code, out, stderr)
+	}
+	mcpRun(t, e, "mcp", "add", "work", "boxed", "--", bin)
+	e.Run("mcp", "add", "work", "loose", "--no-sandbox", "--", bin)
+	got := stdioBridge(t, e, []string{"RINGLET_SESSION_TOKEN=" + mcpSessionToken(t, e, "work")}, stdioInit, stdioInitialized, `{"jsonrpc":"2.0","id":2,"method":"tools/list"}`)
+	tools := string(got["2"].Result)
+	if strings.Contains(tools, "boxed__") || !strings.Contains(tools, "loose__echo") {
+		t.Errorf("tools/list: got %s, want loose's tools and none of boxed's", tools)
+	}
+	for _, s := range mcpServers(t, e, "work") {
+		if s.Name == "boxed" && (!strings.Contains(s.Error, "bubblewrap") || !strings.Contains(s.Error, "--no-sandbox")) {
+			t.Errorf("mcp list: boxed's error %q, want one naming bubblewrap and --no-sandbox", s.Error)
+		}
 	}
 }
