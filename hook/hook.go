@@ -15,15 +15,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"os/exec"
 	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 	"unicode/utf8"
+
+	"github.com/neullabs/ringlet/internal/child"
 )
 
 // Events.
@@ -176,7 +176,7 @@ func run(ctx context.Context, h Hook, ev Event, env Env) Decision {
 	out := &boundedBuffer{budget: budget}
 	stderr := &boundedBuffer{budget: budget}
 	cmd.Stdout, cmd.Stderr = out, stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = child.Attr()
 	// The whole group goes, not just the shell: a hook may fork.
 	killGroup := func() {
 		if cmd.Process != nil {
@@ -190,7 +190,7 @@ func run(ctx context.Context, h Hook, ev Event, env Env) Decision {
 	// outlast a busy daemon's scheduling delays (200ms did not: 200
 	// concurrent hooks lost their stderr and could be refused).
 	cmd.WaitDelay = 2 * time.Second
-	if err := closeInheritedOnExec(); err != nil {
+	if err := child.CloseInheritedOnExec(); err != nil {
 		return deny(-1, "hook %s could not start: ringlet could not close its own descriptors (%v); refused", h.ID, err)
 	}
 	if err := cmd.Start(); err != nil {
@@ -289,22 +289,6 @@ func firstLine(b []byte) string {
 		s = s[:cut] + "…"
 	}
 	return s
-}
-
-// closeInheritedOnExec marks every descriptor above 2 close-on-exec. Go
-// opens its own files that way, but descriptors the daemon inherited from
-// whoever started it are not, and a hook must get none of them.
-func closeInheritedOnExec() error {
-	entries, err := os.ReadDir("/dev/fd")
-	if err != nil {
-		return err
-	}
-	for _, e := range entries {
-		if fd, err := strconv.Atoi(e.Name()); err == nil && fd > 2 {
-			syscall.CloseOnExec(fd)
-		}
-	}
-	return nil
 }
 
 // outputBudget is the 64 KiB that stdout and stderr share; past it the

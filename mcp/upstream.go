@@ -25,6 +25,8 @@ import (
 	"github.com/mark3labs/mcp-go/client"
 	"github.com/mark3labs/mcp-go/client/transport"
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
+
+	"github.com/neullabs/ringlet/internal/child"
 )
 
 // Upstream states, as 'ringlet mcp list' shows them.
@@ -362,14 +364,14 @@ func (u *upstream) spawn() (*conn, error) {
 		fd3 = opts
 	}
 	cmd.Dir = where.Dir
-	cmd.SysProcAttr = childAttr()
+	cmd.SysProcAttr = child.Attr()
 	// A grandchild that keeps stderr open must not hold up Wait.
 	cmd.WaitDelay = stopGrace
 	c := &conn{cmd: cmd, stderr: &tail{}, exited: make(chan struct{})}
 	cmd.Stderr = c.stderr
 	// The daemon may hold descriptors it inherited without close-on-exec;
 	// an upstream gets none of them.
-	if err := closeInheritedOnExec(); err != nil {
+	if err := child.CloseInheritedOnExec(); err != nil {
 		return nil, fmt.Errorf("close the daemon's inherited descriptors: %w", err)
 	}
 	// Started under the server's lock, so a closing server either never
@@ -775,20 +777,4 @@ func (t *tail) lastLine() string {
 		l = l[:300] + "…"
 	}
 	return l
-}
-
-// closeInheritedOnExec marks every descriptor above 2 close-on-exec. Go
-// opens its own files that way; descriptors the daemon inherited from
-// whoever started it are not.
-func closeInheritedOnExec() error {
-	entries, err := os.ReadDir("/dev/fd")
-	if err != nil {
-		return err
-	}
-	for _, e := range entries {
-		if fd, err := strconv.Atoi(e.Name()); err == nil && fd > 2 {
-			syscall.CloseOnExec(fd)
-		}
-	}
-	return nil
 }
