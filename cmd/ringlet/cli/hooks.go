@@ -113,15 +113,8 @@ func (a *app) hooksListCmd() *cobra.Command {
 			if err := a.call(cmd.Context(), "GET", "/api/hooks?profile="+p, nil, &out); err != nil {
 				return err
 			}
-			if asJSON {
-				if out.Hooks == nil {
-					out.Hooks = []hook.Hook{}
-				}
-				return writeJSONOut(a.stdio.Out, out.Hooks)
-			}
-			if len(out.Hooks) == 0 {
-				fmt.Fprintf(a.stdio.Out, "profile %s has no hooks\n", p)
-				return nil
+			if done, err := listed(a.stdio.Out, asJSON, out.Hooks, fmt.Sprintf("profile %s has no hooks", p)); done {
+				return err
 			}
 			t := newTable(a.stdio.Out)
 			t.row("ID", "EVENT", "MATCH", "TIMEOUT", "SHELL")

@@ -99,15 +99,8 @@ unavailable (the backend cannot be asked right now; DETAIL says why).`,
 			if err != nil {
 				return err
 			}
-			if asJSON {
-				if entries == nil {
-					entries = []credentials.Entry{}
-				}
-				return writeJSONOut(a.stdio.Out, entries)
-			}
-			if len(entries) == 0 {
-				fmt.Fprintln(a.stdio.Out, "no keys stored; add one with 'ringlet keychain set <provider> <alias>'")
-				return nil
+			if done, err := listed(a.stdio.Out, asJSON, entries, "no keys stored; add one with 'ringlet keychain set <provider> <alias>'"); done {
+				return err
 			}
 			t := newTable(a.stdio.Out)
 			t.row("PROVIDER", "ALIAS", "BACKEND", "STATUS", "CREATED", "UPDATED")

@@ -218,15 +218,8 @@ tool: visible, changed (hidden until 'ringlet mcp approve') or invalid
 			if err := c.Do(cmd.Context(), "GET", "/api/mcp/servers?profile="+url.QueryEscape(p), nil, &out); err != nil {
 				return err
 			}
-			if asJSON {
-				if out.Servers == nil {
-					out.Servers = []mcp.ServerStatus{}
-				}
-				return writeJSONOut(a.stdio.Out, out.Servers)
-			}
-			if len(out.Servers) == 0 {
-				fmt.Fprintf(a.stdio.Out, "profile %s has no MCP servers\n", p)
-				return nil
+			if done, err := listed(a.stdio.Out, asJSON, out.Servers, fmt.Sprintf("profile %s has no MCP servers", p)); done {
+				return err
 			}
 			t := newTable(a.stdio.Out)
 			t.row("NAME", "STATE", "TOOLS", "SANDBOX", "COMMAND OR URL")

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"strconv"
 	"strings"
@@ -46,4 +47,22 @@ func writeJSONOut(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
+}
+
+// listed starts the output of a list command: with asJSON it writes items
+// as a JSON array (never null); otherwise, when there are none, the line
+// empty. It reports whether the list is done, or a table is still to be
+// printed.
+func listed[T any](w io.Writer, asJSON bool, items []T, empty string) (done bool, err error) {
+	if asJSON {
+		if items == nil {
+			items = []T{}
+		}
+		return true, writeJSONOut(w, items)
+	}
+	if len(items) == 0 {
+		_, err := fmt.Fprintln(w, empty)
+		return true, err
+	}
+	return false, nil
 }

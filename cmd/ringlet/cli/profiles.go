@@ -162,15 +162,8 @@ func (a *app) profilesListCmd() *cobra.Command {
 			if err := a.call(cmd.Context(), "GET", "/api/profiles", nil, &out); err != nil {
 				return err
 			}
-			if asJSON {
-				if out.Profiles == nil {
-					out.Profiles = []gateway.ProfileView{}
-				}
-				return writeJSONOut(a.stdio.Out, out.Profiles)
-			}
-			if len(out.Profiles) == 0 {
-				fmt.Fprintln(a.stdio.Out, "no profiles; create one with 'ringlet profiles create <agent> <alias> --provider <id>'")
-				return nil
+			if done, err := listed(a.stdio.Out, asJSON, out.Profiles, "no profiles; create one with 'ringlet profiles create <agent> <alias> --provider <id>'"); done {
+				return err
 			}
 			t := newTable(a.stdio.Out)
 			t.row("ALIAS", "AGENT", "PROVIDER", "MODEL", "KEY", "SESSIONS", "WORKSPACE")
@@ -500,15 +493,8 @@ takes effect at once, open streams included.`,
 			if err != nil {
 				return err
 			}
-			if asJSON {
-				if out.Sessions == nil {
-					out.Sessions = []gateway.SessionInfo{}
-				}
-				return writeJSONOut(a.stdio.Out, out.Sessions)
-			}
-			if len(out.Sessions) == 0 {
-				fmt.Fprintln(a.stdio.Out, "no live sessions")
-				return nil
+			if done, err := listed(a.stdio.Out, asJSON, out.Sessions, "no live sessions"); done {
+				return err
 			}
 			t := newTable(a.stdio.Out)
 			t.row("ID", "PROFILE", "AGENT", "PROVIDER", "REQUESTS", "STARTED", "EXPIRES")

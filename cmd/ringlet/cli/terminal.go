@@ -53,15 +53,8 @@ func (a *app) terminalCmd() *cobra.Command {
 			if err := a.call(cmd.Context(), "GET", "/api/terminals", nil, &out); err != nil {
 				return err
 			}
-			if asJSON {
-				if out.Terminals == nil {
-					out.Terminals = []gateway.TerminalInfo{}
-				}
-				return writeJSONOut(a.stdio.Out, out.Terminals)
-			}
-			if len(out.Terminals) == 0 {
-				fmt.Fprintln(a.stdio.Out, "no remote terminals")
-				return nil
+			if done, err := listed(a.stdio.Out, asJSON, out.Terminals, "no remote terminals"); done {
+				return err
 			}
 			t := newTable(a.stdio.Out)
 			t.row("SESSION", "PROFILE", "PID", "STATE", "VIEWERS", "STARTED")
