@@ -160,13 +160,11 @@ func (k *Keyed) Sum(value string) string {
 	return "hmac:" + hex.EncodeToString(m.Sum(nil)[:16])
 }
 
-// DetailJSON encodes a detail map; it never fails for maps of plain values.
-func DetailJSON(v map[string]any) json.RawMessage {
-	if len(v) == 0 {
-		return nil
-	}
+// DetailJSON encodes a record's detail (a map or a struct of plain values);
+// an empty or unencodable one is no detail.
+func DetailJSON(v any) json.RawMessage {
 	b, err := json.Marshal(v)
-	if err != nil {
+	if err != nil || string(b) == "{}" || string(b) == "null" {
 		return nil
 	}
 	return b

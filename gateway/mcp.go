@@ -406,13 +406,23 @@ func (s *Server) handleMCPAdd(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusCreated, added)
 }
 
-func (s *Server) handleMCPRemove(w http.ResponseWriter, r *http.Request) {
-	alias, name := chi.URLParam(r, "profile"), chi.URLParam(r, "name")
+// mcpServerParams are the profile and server of a /api/mcp/servers/{profile}/{name}
+// route, checked; when not ok it has answered.
+func (s *Server) mcpServerParams(w http.ResponseWriter, r *http.Request) (alias, name string, ok bool) {
+	alias, name = chi.URLParam(r, "profile"), chi.URLParam(r, "name")
 	if !s.knownProfile(w, alias) {
-		return
+		return "", "", false
 	}
 	if err := mcp.ValidateServerName(name); err != nil {
 		writeError(w, http.StatusBadRequest, "invalid_mcp_server", err.Error())
+		return "", "", false
+	}
+	return alias, name, true
+}
+
+func (s *Server) handleMCPRemove(w http.ResponseWriter, r *http.Request) {
+	alias, name, ok := s.mcpServerParams(w, r)
+	if !ok {
 		return
 	}
 	if !s.recordOr503(w, r, audit.Record{Kind: audit.KindMCPRemove, Profile: alias, Actor: audit.ActorAdmin, Target: name, Decision: audit.Allow}) {
@@ -430,12 +440,8 @@ func (s *Server) handleMCPRemove(w http.ResponseWriter, r *http.Request) {
 // handleMCPApprove re-pins a server's current tools, showing again those
 // hidden because they changed. What is approved is audited first.
 func (s *Server) handleMCPApprove(w http.ResponseWriter, r *http.Request) {
-	alias, name := chi.URLParam(r, "profile"), chi.URLParam(r, "name")
-	if !s.knownProfile(w, alias) {
-		return
-	}
-	if err := mcp.ValidateServerName(name); err != nil {
-		writeError(w, http.StatusBadRequest, "invalid_mcp_server", err.Error())
+	alias, name, ok := s.mcpServerParams(w, r)
+	if !ok {
 		return
 	}
 	// Within the CLI client's 30s: a server that is slower to start

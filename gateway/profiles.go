@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"encoding/json"
 	"errors"
 	"net/http"
 	"path/filepath"
@@ -83,7 +82,7 @@ func (s *Server) handleProfileUpdate(w http.ResponseWriter, r *http.Request) {
 		s.profileError(w, err)
 		return
 	}
-	if !s.recordOr503(w, r, audit.Record{Kind: audit.KindProfileUpdate, Profile: alias, Actor: audit.ActorAdmin, Decision: audit.Allow, Detail: mustJSON(u)}) {
+	if !s.recordOr503(w, r, audit.Record{Kind: audit.KindProfileUpdate, Profile: alias, Actor: audit.ActorAdmin, Decision: audit.Allow, Detail: audit.DetailJSON(u)}) {
 		return
 	}
 	p, err := s.opts.Profiles.Update(cat, alias, change)
@@ -95,14 +94,6 @@ func (s *Server) handleProfileUpdate(w http.ResponseWriter, r *http.Request) {
 	s.log.Info("profile updated", "profile", alias)
 	keys, _ := s.opts.Keys.List()
 	writeJSON(w, http.StatusOK, s.view(p, keys))
-}
-
-func mustJSON(v any) []byte {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return nil
-	}
-	return b
 }
 
 func (s *Server) providerRoutes(r chi.Router) {

@@ -3,7 +3,6 @@ package gateway
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -377,13 +376,12 @@ func (s *Server) recordProvider(st *proxyState) {
 			detail.Error = provider.RedactString(st.err.Error(), st.sess.key.Reveal())
 			detail.Complete = false
 		}
-		detailJSON, _ := json.Marshal(detail)
 		st.recordErr = s.record(context.Background(), audit.Record{
 			Kind: audit.KindProviderRequest, Profile: st.sess.Profile.Alias, Session: st.sess.ID, Actor: st.sess.tokenID,
 			Target: st.target.Path, Decision: decision, Status: int64(st.status), Duration: dur,
 			BytesIn: int64(len(st.body)), BytesOut: st.bytesOut,
 			TokensIn: st.usage.Input, TokensOut: st.usage.Output, TokensCacheRead: st.usage.CacheRead, TokensCacheWrite: st.usage.CacheWrite,
-			Detail: detailJSON,
+			Detail: audit.DetailJSON(detail),
 		})
 		label := "other"
 		if modelLabelRE.MatchString(model) {
