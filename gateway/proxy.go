@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -18,6 +17,7 @@ import (
 	"time"
 
 	"github.com/neullabs/ringlet/audit"
+	"github.com/neullabs/ringlet/internal/outbound"
 	"github.com/neullabs/ringlet/profile"
 	"github.com/neullabs/ringlet/provider"
 )
@@ -100,21 +100,9 @@ func (b *bufferPool) Get() []byte {
 func (b *bufferPool) Put(v []byte) { b.p.Put(&v) }
 
 func (s *Server) newReverseProxy() *httputil.ReverseProxy {
-	tr := &http.Transport{
-		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		ForceAttemptHTTP2:     true,
-		MaxIdleConns:          256,
-		MaxIdleConnsPerHost:   64,
-		IdleConnTimeout:       90 * time.Second,
-		TLSHandshakeTimeout:   10 * time.Second,
-		ExpectContinueTimeout: time.Second,
-		// No proxy from the environment: the daemon reads no environment
-		// below cmd, and a key must go only where the profile says.
-		Proxy: nil,
-	}
 	return &httputil.ReverseProxy{
 		Rewrite:        s.rewrite,
-		Transport:      tr,
+		Transport:      outbound.Transport(),
 		BufferPool:     &bufferPool{},
 		FlushInterval:  0, // text/event-stream is flushed per write by ReverseProxy itself
 		ModifyResponse: s.modifyResponse,

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -27,6 +26,7 @@ import (
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
 
 	"github.com/neullabs/ringlet/internal/child"
+	"github.com/neullabs/ringlet/internal/outbound"
 )
 
 // Upstream states, as 'ringlet mcp list' shows them.
@@ -290,18 +290,7 @@ func (u *upstream) launch() (*conn, []upstreamTool, error) {
 // dial prepares the transport of a streamable HTTP server. It follows no
 // redirect: the server's URL is the only place calls go.
 func (u *upstream) dial() (*conn, error) {
-	// Concurrent calls to one server reuse their connections: with the
-	// default two idle connections per host, most calls at concurrency
-	// would open a new one. No proxy from the environment.
-	ht := &http.Transport{
-		DialContext:         (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		ForceAttemptHTTP2:   true,
-		MaxIdleConns:        128,
-		MaxIdleConnsPerHost: 64,
-		IdleConnTimeout:     90 * time.Second,
-		TLSHandshakeTimeout: 10 * time.Second,
-	}
-	hc := &http.Client{Transport: ht, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	hc := &http.Client{Transport: outbound.Transport(), CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	opts := []transport.StreamableHTTPCOption{transport.WithHTTPBasicClient(hc), transport.WithContinuousListening(),
 		transport.WithHTTPLogger(u.hub.srv.log)}
 	if ref := u.cfg.Credential; ref != "" {
