@@ -91,6 +91,8 @@ type Log struct {
 	db     *sqlite3.Conn
 	insert *sqlite3.Stmt
 	tip    *sqlite3.Stmt
+	// Prepared once: parsing them on every commit cost a fifth of it.
+	begin, commitTx, rollback *sqlite3.Stmt
 }
 
 type pending struct {
@@ -205,16 +207,24 @@ func (l *Log) init() error {
 	if l.insert, _, err = l.db.Prepare(insertSQL); err != nil {
 		return err
 	}
-	l.tip, _, err = l.db.Prepare(`SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1`)
+	if l.tip, _, err = l.db.Prepare(`SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1`); err != nil {
+		return err
+	}
+	if l.begin, _, err = l.db.Prepare("BEGIN IMMEDIATE"); err != nil {
+		return err
+	}
+	if l.commitTx, _, err = l.db.Prepare("COMMIT"); err != nil {
+		return err
+	}
+	l.rollback, _, err = l.db.Prepare("ROLLBACK")
 	return err
 }
 
 func (l *Log) closeDB() {
-	if l.insert != nil {
-		l.insert.Close()
-	}
-	if l.tip != nil {
-		l.tip.Close()
+	for _, s := range []*sqlite3.Stmt{l.insert, l.tip, l.begin, l.commitTx, l.rollback} {
+		if s != nil {
+			s.Close()
+		}
 	}
 	l.db.Close()
 }
@@ -353,12 +363,12 @@ func (l *Log) commit(batch []*pending) {
 }
 
 func (l *Log) write(batch []*pending) (recs []Record, err error) {
-	if err := l.db.Exec("BEGIN IMMEDIATE"); err != nil {
+	if err := l.begin.Exec(); err != nil {
 		return nil, l.describe(err)
 	}
 	defer func() {
 		if err != nil && !l.db.GetAutocommit() {
-			l.db.Exec("ROLLBACK")
+			l.rollback.Exec()
 		}
 	}()
 	// A commit runs on a caller's goroutine, whose panic the HTTP server
@@ -385,7 +395,7 @@ func (l *Log) write(batch []*pending) (recs []Record, err error) {
 		prev = h
 		recs[i] = r
 	}
-	if err := l.db.Exec("COMMIT"); err != nil {
+	if err := l.commitTx.Exec(); err != nil {
 		return nil, l.describe(err)
 	}
 	// The anchor is written after the commit: a crash in between leaves it
