@@ -57,6 +57,13 @@ func (b *eventBus) unsubscribe(s *subscriber) {
 // publish delivers e to every matching subscriber without blocking; a
 // subscriber whose buffer is full is marked slow and dropped.
 func (b *eventBus) publish(e Event) {
+	b.mu.Lock()
+	none := len(b.subs) == 0
+	b.mu.Unlock()
+	if none {
+		// Nobody listens: the encoding would be thrown away.
+		return
+	}
 	data, err := json.Marshal(e)
 	if err != nil {
 		return
