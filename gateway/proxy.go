@@ -133,6 +133,9 @@ func (s *Server) rewrite(pr *httputil.ProxyRequest) {
 	default:
 		h.Set("Authorization", "Bearer "+st.sess.key.Reveal())
 	}
+	// An answer must reach modifyResponse readable: a compressed one
+	// could carry the key past the redactor and its usage past the meter.
+	h.Set("Accept-Encoding", "identity")
 	out.Body = io.NopCloser(bytes.NewReader(st.body))
 	out.ContentLength = int64(len(st.body))
 	out.GetBody = nil
@@ -156,10 +159,17 @@ func (s *Server) modifyResponse(resp *http.Response) error {
 	// Cookies from the provider are for the provider, not for the agent
 	// that holds only a session token.
 	resp.Header.Del("Set-Cookie")
+	if ce := contentCoding(resp.Header); ce != "" {
+		return &refusedAnswer{fmt.Sprintf("the provider answered with Content-Encoding %q although Ringlet asked for none; an answer Ringlet cannot read for the key and the usage is refused", ce)}
+	}
+	// Trailers would reach the client without passing the redactor;
+	// provider APIs send none. Those the transport reads at the end of
+	// the body are dropped there too (meteredBody).
+	resp.Trailer = nil
 	st.status = resp.StatusCode
 	ct := resp.Header.Get("Content-Type")
 	st.streaming = strings.HasPrefix(strings.ToLower(ct), "text/event-stream")
-	mb := &meteredBody{rc: resp.Body, st: st, s: s, meter: provider.NewMeter(ct), red: provider.NewRedactor(key), idle: s.opts.ProxyIdleTimeout}
+	mb := &meteredBody{rc: resp.Body, resp: resp, st: st, s: s, meter: provider.NewMeter(ct), red: provider.NewRedactor(key), idle: s.opts.ProxyIdleTimeout}
 	if resp.Request.Method == http.MethodHead || resp.StatusCode == http.StatusNoContent || resp.StatusCode == http.StatusNotModified {
 		// No body: the headers (Content-Length included) stay as they are.
 		resp.Body = mb
@@ -175,6 +185,7 @@ func (s *Server) modifyResponse(resp *http.Response) error {
 		body := buf.Bytes()
 		mb.rc.Close()
 		mb.release()
+		resp.Trailer = nil
 		if err != nil {
 			// ReverseProxy closes resp.Body and hands err to proxyError,
 			// which records the request.
@@ -228,6 +239,7 @@ var readBufs = sync.Pool{New: func() any { return new([32 << 10]byte) }}
 
 type meteredBody struct {
 	rc    io.ReadCloser
+	resp  *http.Response // its Trailer is dropped once the body has ended
 	st    *proxyState
 	s     *Server
 	meter *provider.Meter
@@ -274,6 +286,7 @@ func (b *meteredBody) Read(p []byte) (int, error) {
 		}
 		if err == io.EOF {
 			b.eof = true
+			b.resp.Trailer = nil
 			b.out = append(b.out, b.red.Flush()...)
 		} else if err != nil {
 			if !b.whole {
@@ -319,17 +332,55 @@ func (b *meteredBody) finish(err error) error {
 	return b.st.recordErr
 }
 
+// refusedAnswer is an answer of the provider that Ringlet does not pass on;
+// its text says why, to the client too.
+type refusedAnswer struct{ why string }
+
+func (e *refusedAnswer) Error() string { return e.why }
+
+// contentCoding returns the first content coding other than identity
+// named by h's Content-Encoding, or "".
+func contentCoding(h http.Header) string {
+	for _, v := range h.Values("Content-Encoding") {
+		for c := range strings.SplitSeq(v, ",") {
+			if c = strings.TrimSpace(c); c != "" && !strings.EqualFold(c, "identity") {
+				return c
+			}
+		}
+	}
+	return ""
+}
+
+// finalOnly passes on the final answer and a 101 (upgrades), not
+// informational answers such as 103 Early Hints: ReverseProxy would send
+// their headers straight from the provider, past modifyResponse and its
+// redaction.
+type finalOnly struct{ http.ResponseWriter }
+
+func (f finalOnly) WriteHeader(code int) {
+	if code >= 100 && code < 200 && code != http.StatusSwitchingProtocols {
+		return
+	}
+	f.ResponseWriter.WriteHeader(code)
+}
+
+// Unwrap lets http.ResponseController reach the writer's Flush and Hijack.
+func (f finalOnly) Unwrap() http.ResponseWriter { return f.ResponseWriter }
+
 func (s *Server) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 	st := r.Context().Value(proxyStateKey{}).(*proxyState)
 	st.err = err
 	st.status = http.StatusBadGateway
-	msg := "the provider could not be reached"
-	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+	code, msg := "upstream_unreachable", "the provider could not be reached"
+	var refused *refusedAnswer
+	if errors.As(err, &refused) {
+		code, msg = "answer_refused", refused.why
+	} else if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
 		msg = "the request was cancelled"
 	}
 	s.log.Warn("provider request failed", "provider", st.sess.Provider.ID, "session", st.sess.ID, "err", provider.RedactString(err.Error(), st.sess.key.Reveal()))
 	s.recordProvider(st)
-	writeError(w, http.StatusBadGateway, "upstream_unreachable", msg+" ("+st.sess.Provider.ID+")")
+	writeError(w, http.StatusBadGateway, code, msg+" ("+st.sess.Provider.ID+")")
 }
 
 var modelLabelRE = regexp.MustCompile(`^[A-Za-z0-9._:/@-]{1,80}$`)
@@ -451,5 +502,5 @@ func (s *Server) handleProxy(w http.ResponseWriter, r *http.Request) {
 	defer stop()
 	st := &proxyState{sess: sess, target: target, body: buf.Bytes(), start: time.Now(), cancel: cancel, method: r.Method}
 	ctx = context.WithValue(ctx, proxyStateKey{}, st)
-	s.proxy.ServeHTTP(w, r.WithContext(ctx))
+	s.proxy.ServeHTTP(finalOnly{w}, r.WithContext(ctx))
 }

@@ -4,8 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"net/http"
+	"net/http/httptrace"
+	"net/textproto"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -128,6 +131,98 @@ func TestProxyInjectsKey(t *testing.T) {
 		if status != http.StatusOK || h.Get("X-Fake-Echo-Key") != "[redacted]" || !strings.Contains(string(body), "(your key is [redacted])") ||
 			!strings.HasSuffix(string(body), "data: [DONE]\n\n") {
 			t.Errorf("echo in an OpenAI stream: got %d, body %s; want the key redacted and a complete stream", status, strings.ReplaceAll(string(body), oaKey, "<KEY>"))
+		}
+	})
+
+	t.Run("compressed answers, early hints and trailers", func(t *testing.T) {
+		// Every SDK accepts gzip and real providers honour it; Ringlet asks
+		// the provider for identity so that the redactor and the meter read
+		// the answer.
+		w.fake.Gzip.Store(true)
+		defer w.fake.Gzip.Store(false)
+		hdr := anthropicHeaders(s.Token)
+		hdr.Set("Accept-Encoding", "gzip")
+		status, h, body := w.send(t, "POST", "/v1/messages", hdr, messagesBody)
+		if status != http.StatusOK || h.Get("Content-Encoding") != "" || !strings.Contains(string(body), fakeprovider.AnswerText(fakeprovider.DefaultTextEvents)) {
+			t.Errorf("gzip-accepting client: got %d, Content-Encoding %q, body %.200q; want 200 and the plain answer", status, h.Get("Content-Encoding"), body)
+		}
+		if got := w.lastRequest(t).Header.Get("Accept-Encoding"); got != "identity" {
+			t.Errorf("upstream Accept-Encoding: got %q, want identity", got)
+		}
+		if recs := w.providerRecords(t, s.ID); len(recs) == 0 || recs[len(recs)-1].TokensIn != fakeprovider.DefaultUsage.Input {
+			t.Errorf("usage of the gzip-accepting request: got %+v, want tokens_in %d", recs[len(recs)-1:], fakeprovider.DefaultUsage.Input)
+		}
+		w.fake.EchoKey.Store(true)
+		status, _, body = w.send(t, "POST", "/v1/messages", hdr, messagesBody)
+		w.fake.EchoKey.Store(false)
+		if status != http.StatusForbidden || !strings.Contains(string(body), "the key [redacted] is not allowed") {
+			t.Errorf("echo to a gzip-accepting client: got %d, body %.200q; want the fake's 403 with the key redacted", status, strings.ReplaceAll(string(body), key, "<KEY>"))
+		}
+
+		// A provider that compresses unasked is refused, not passed on.
+		w.fake.ForceGzip.Store(true)
+		w.fake.EchoKey.Store(true)
+		status, h, body = w.send(t, "POST", "/v1/messages", anthropicHeaders(s.Token), messagesBody)
+		w.fake.ForceGzip.Store(false)
+		w.fake.EchoKey.Store(false)
+		if status != http.StatusBadGateway || !strings.Contains(string(body), "answer_refused") || !strings.Contains(string(body), `Content-Encoding \"gzip\"`) || h.Get("Content-Encoding") != "" {
+			t.Errorf("unasked gzip: got %d, Content-Encoding %q, body %.300q; want 502 answer_refused naming the encoding", status, h.Get("Content-Encoding"), body)
+		}
+		if recs := w.providerRecords(t, s.ID); len(recs) == 0 || recs[len(recs)-1].Decision != "error" {
+			t.Errorf("unasked gzip: got records %+v, want the last one an error", recs[max(0, len(recs)-1):])
+		}
+
+		// 103 Early Hints and trailers carry the provider's headers outside
+		// the answer's header; the fake puts the key in both. Sent straight
+		// to the fake, they arrive (so the checks below can fail).
+		w.fake.EarlyHints.Store(true)
+		w.fake.KeyTrailer.Store(true)
+		defer w.fake.EarlyHints.Store(false)
+		defer w.fake.KeyTrailer.Store(false)
+		type seen struct {
+			hints   []string
+			trailer http.Header
+			status  int
+		}
+		do := func(t *testing.T, url string, hdr http.Header, body string) seen {
+			t.Helper()
+			var got seen
+			ctx := httptrace.WithClientTrace(t.Context(), &httptrace.ClientTrace{Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
+				got.hints = append(got.hints, fmt.Sprint(code, " ", h))
+				return nil
+			}})
+			req, err := http.NewRequestWithContext(ctx, "POST", url, strings.NewReader(body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header = hdr
+			resp, err := proxyClient.Do(req)
+			if err != nil {
+				t.Fatalf("POST %s: %v", url, err)
+			}
+			defer resp.Body.Close()
+			data, err := io.ReadAll(resp.Body)
+			if err != nil {
+				t.Fatalf("POST %s: read: %v", url, err)
+			}
+			got.status, got.trailer = resp.StatusCode, resp.Trailer
+			if strings.HasPrefix(url, w.d.URL) {
+				// What came through the proxy joins the leak check.
+				w.keep("POST "+url+" (hints "+strings.Join(got.hints, "; ")+", trailer "+fmt.Sprint(resp.Trailer)+")", resp.StatusCode, resp.Header, data)
+			}
+			return got
+		}
+		stream := `{"model":"claude-sonnet-4-5","stream":true,"messages":[]}`
+		direct := anthropicHeaders(key)
+		if got := do(t, w.fakeURL+"/v1/messages", direct, stream); len(got.hints) != 1 || !strings.Contains(got.hints[0], key) || got.trailer.Get("X-Fake-Trailer") != key {
+			t.Fatalf("straight to the fake: got %d hints and trailer %v; want a 103 and a trailer with the key", len(got.hints), got.trailer != nil)
+		}
+		for _, b := range []string{stream, messagesBody} {
+			got := do(t, w.d.URL+"/proxy/v1/messages", anthropicHeaders(s.Token), b)
+			if got.status != http.StatusOK || len(got.hints) != 0 || len(got.trailer) != 0 {
+				t.Errorf("through the proxy: got %d, informational answers %q, trailer %v; want 200, none and none",
+					got.status, strings.ReplaceAll(strings.Join(got.hints, "; "), key, "<KEY>"), strings.ReplaceAll(fmt.Sprint(got.trailer), key, "<KEY>"))
+			}
 		}
 	})
 

@@ -13,6 +13,7 @@ package fakeprovider
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -134,6 +135,16 @@ type Provider struct {
 	ToolUse atomic.Pointer[string]
 	// Usage, when set, replaces DefaultUsage.
 	Usage atomic.Pointer[Usage]
+	// Gzip makes the fake compress an answer with gzip when the request
+	// accepts it, as real providers do; ForceGzip compresses it even when
+	// the request does not.
+	Gzip, ForceGzip atomic.Bool
+	// EarlyHints makes the fake send a 103 Early Hints whose headers
+	// carry the key it received before its answer.
+	EarlyHints atomic.Bool
+	// KeyTrailer makes the fake declare an X-Fake-Trailer trailer and set
+	// it to the key it received at the end of its answer.
+	KeyTrailer atomic.Bool
 
 	mu   sync.Mutex
 	keys []string
@@ -206,6 +217,14 @@ func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.mu.Lock()
 	p.reqs = append(p.reqs, rec)
 	p.mu.Unlock()
+	if p.ForceGzip.Load() || p.Gzip.Load() && acceptsGzip(r.Header) {
+		gw := &gzipWriter{ResponseWriter: w, gz: gzip.NewWriter(w)}
+		defer gw.close()
+		w = gw
+	}
+	if p.KeyTrailer.Load() {
+		w.Header().Set("Trailer", "X-Fake-Trailer")
+	}
 	a := &answer{p: p, rec: rec, w: w, r: r}
 	defer func() {
 		p.mu.Lock()
@@ -213,6 +232,57 @@ func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.mu.Unlock()
 	}()
 	a.serve()
+	if p.KeyTrailer.Load() {
+		w.Header().Set("X-Fake-Trailer", a.key)
+	}
+}
+
+func acceptsGzip(h http.Header) bool {
+	for _, v := range h.Values("Accept-Encoding") {
+		for c := range strings.SplitSeq(v, ",") {
+			if name, _, _ := strings.Cut(strings.TrimSpace(c), ";"); strings.EqualFold(name, "gzip") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// gzipWriter compresses an answer the way an HTTP server with gzip on
+// does: Content-Encoding: gzip, no Content-Length, flushed per Flush.
+type gzipWriter struct {
+	http.ResponseWriter
+	gz    *gzip.Writer
+	wrote bool
+}
+
+func (g *gzipWriter) WriteHeader(code int) {
+	if code >= 200 && !g.wrote {
+		g.wrote = true
+		g.Header().Set("Content-Encoding", "gzip")
+		g.Header().Del("Content-Length")
+	}
+	g.ResponseWriter.WriteHeader(code)
+}
+
+func (g *gzipWriter) Write(p []byte) (int, error) {
+	if !g.wrote {
+		g.WriteHeader(http.StatusOK)
+	}
+	return g.gz.Write(p)
+}
+
+func (g *gzipWriter) Flush() {
+	g.gz.Flush()
+	if f, ok := g.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (g *gzipWriter) close() {
+	if g.wrote {
+		g.gz.Close()
+	}
 }
 
 // answer is one request being answered.
@@ -263,6 +333,14 @@ func (a *answer) serve() {
 	}
 	if a.p.EchoKey.Load() {
 		a.w.Header().Set("X-Fake-Echo-Key", a.key)
+	}
+	if a.p.EarlyHints.Load() {
+		h := a.w.Header()
+		h.Set("X-Fake-Hint-Key", a.key)
+		h.Set("Link", "</assets/app.css?key="+a.key+">; rel=preload; as=style")
+		a.w.WriteHeader(http.StatusEarlyHints)
+		h.Del("X-Fake-Hint-Key")
+		h.Del("Link")
 	}
 	switch {
 	case path == "/v1/messages" && a.r.Method == http.MethodPost:
