@@ -15,6 +15,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/prometheus/client_golang/prometheus"
@@ -90,7 +91,9 @@ type Server struct {
 	metrics *metrics
 	auth    *authenticator
 	bus     *eventBus
-	started time.Time
+	// guardDenials paces the records of refused cross-site requests.
+	guardDenials denialLimiter
+	started      time.Time
 
 	listenAddr atomic.Value // string, set by Serve
 	port       atomic.Int64
@@ -150,32 +153,96 @@ func New(opts Options) (*Server, error) {
 
 func (s *Server) authFailed(reason string, r *http.Request) {
 	s.metrics.authFailures.WithLabelValues(reason).Inc()
-	// The path is logged, never the query or headers: they may carry a
-	// token someone pasted in the wrong place.
-	s.log.Warn("authentication failed", "reason", reason, "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr)
 	detail := map[string]any{"reason": reason, "remote": r.RemoteAddr}
 	if tok, _, ok := credential(r); ok && s.opts.Keyed != nil {
 		// Matchable (the same wrong token shows up as the same value)
 		// but not readable.
 		detail["token"] = s.opts.Keyed.Sum(tok)
 	}
-	s.recordDenial(r, http.StatusUnauthorized, detail)
+	// The path is logged, never the query or headers: they may carry a
+	// token someone pasted in the wrong place.
+	s.recordDenial(r, http.StatusUnauthorized, "authentication failed", detail, 0)
 }
 
 func (s *Server) guardDenied(reason string, r *http.Request) {
 	s.metrics.guardDenials.WithLabelValues(reason).Inc()
-	s.log.Warn("cross-site or foreign-host request refused", "reason", reason, "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr)
-	detail := map[string]any{"reason": reason, "remote": r.RemoteAddr, "host": r.Host}
+	detail := map[string]any{"reason": reason, "remote": r.RemoteAddr, "host": clip(r.Host)}
 	if o := r.Header.Get("Origin"); o != "" {
-		detail["origin"] = o
+		detail["origin"] = clip(o)
 	}
-	s.recordDenial(r, http.StatusForbidden, detail)
+	// A web page can send these from the user's browser as fast as it
+	// likes: past a steady rate they are counted, not recorded one by one.
+	ok, skipped := s.guardDenials.allow(time.Now())
+	if !ok {
+		return
+	}
+	s.recordDenial(r, http.StatusForbidden, "cross-site or foreign-host request refused", detail, skipped)
 }
 
-// recordDenial audits a refused request. The request is refused whether
-// or not the record is written.
-func (s *Server) recordDenial(r *http.Request, status int, detail map[string]any) {
-	_ = s.record(r.Context(), audit.Record{Kind: audit.KindAuthFailure, Target: r.Method + " " + r.URL.Path, Decision: audit.Deny, Status: int64(status), Detail: audit.DetailJSON(detail)})
+// recordDenial logs and audits a refused request; the request is refused
+// whether or not the record is written. Whoever sends it chooses its path,
+// so the path is clipped. skipped is how many refusals of its kind were
+// counted but not recorded since the last record (the metrics count every
+// one).
+func (s *Server) recordDenial(r *http.Request, status int, msg string, detail map[string]any, skipped int64) {
+	if skipped > 0 {
+		detail["unrecorded_before"] = skipped
+	}
+	target := clip(r.Method + " " + r.URL.Path)
+	s.log.Warn(msg, "reason", detail["reason"], "target", target, "remote", r.RemoteAddr, "unrecorded_before", skipped)
+	_ = s.record(r.Context(), audit.Record{Kind: audit.KindAuthFailure, Target: target, Decision: audit.Deny, Status: int64(status), Detail: audit.DetailJSON(detail)})
+}
+
+// maxDeniedField bounds a value a refused client chose (its path, Host,
+// Origin) in the log and the audit log.
+const maxDeniedField = 256
+
+// clip shortens v to maxDeniedField bytes (on a UTF-8 boundary) and says
+// how much was cut.
+func clip(v string) string {
+	if len(v) <= maxDeniedField {
+		return v
+	}
+	cut := maxDeniedField
+	for cut > 0 && !utf8.RuneStart(v[cut]) {
+		cut--
+	}
+	return fmt.Sprintf("%s...(%d more bytes)", v[:cut], len(v)-cut)
+}
+
+// denialLimiter is a token bucket for records of refused cross-site and
+// foreign-host requests: a burst of denialBurst, then denialRate a second.
+type denialLimiter struct {
+	mu      sync.Mutex
+	tokens  float64
+	last    time.Time
+	skipped int64
+}
+
+const (
+	denialRate  = 20
+	denialBurst = 200
+)
+
+// allow reports whether a refused request at now is recorded and, if so,
+// how many were not recorded since the last one that was.
+func (l *denialLimiter) allow(now time.Time) (bool, int64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.last.IsZero() {
+		l.tokens = denialBurst
+	} else {
+		l.tokens = min(denialBurst, l.tokens+now.Sub(l.last).Seconds()*denialRate)
+	}
+	l.last = now
+	if l.tokens < 1 {
+		l.skipped++
+		return false, 0
+	}
+	l.tokens--
+	skipped := l.skipped
+	l.skipped = 0
+	return true, skipped
 }
 
 // Handler returns the daemon's routes behind its middleware chain. The
