@@ -10,10 +10,12 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/neullabs/ringlet/audit"
@@ -24,6 +26,42 @@ import (
 
 // MaxProxyBody bounds a provider request body (prompts with images).
 const MaxProxyBody = 32 << 20
+
+// proxyBodyBudget bounds the request bodies all proxied requests hold at
+// once, and proxyBodyTimeout how long one may take to arrive: a client
+// that holds many connections each stuck just under MaxProxyBody would
+// otherwise make the daemon hold them all in memory, for as long as it
+// likes.
+const (
+	proxyBodyBudget  = 256 << 20
+	proxyBodyTimeout = 60 * time.Second
+)
+
+// bodyBudget counts the bytes of request bodies the proxy holds.
+type bodyBudget struct{ held atomic.Int64 }
+
+// take reserves n bytes, or reports that they would exceed the budget.
+func (b *bodyBudget) take(n int64) bool {
+	if n <= 0 {
+		return true
+	}
+	if b.held.Add(n) > proxyBodyBudget {
+		b.held.Add(-n)
+		return false
+	}
+	return true
+}
+
+func (b *bodyBudget) give(n int64) {
+	if n > 0 {
+		b.held.Add(-n)
+	}
+}
+
+func bodyBusy(w http.ResponseWriter) {
+	w.Header().Set("Retry-After", "1")
+	writeError(w, http.StatusServiceUnavailable, "busy", fmt.Sprintf("the proxy already holds %d MiB of request bodies; retry when other requests have finished", proxyBodyBudget>>20))
+}
 
 // CleanProxyPath checks the part of a /proxy request path after "/proxy"
 // (still percent-encoded) and returns it if it can only name a path under
@@ -478,6 +516,14 @@ func (s *Server) handleProxy(w http.ResponseWriter, r *http.Request) {
 	// The body is read whole before forwarding: the audit and hooks need
 	// it, and streaming an unread body into ReverseProxy truncates fast
 	// SSE answers on HTTP/1 (golang/go#40747).
+	declared := max(r.ContentLength, 0)
+	if !s.bodies.take(declared) {
+		bodyBusy(w)
+		return
+	}
+	defer s.bodies.give(declared)
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Now().Add(s.bodyTimeout))
 	buf := bodyPool.Get().(*bytes.Buffer)
 	buf.Reset()
 	defer func() {
@@ -491,8 +537,24 @@ func (s *Server) handleProxy(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusRequestEntityTooLarge, "body_too_large", fmt.Sprintf("request body is larger than the %d-byte limit", MaxProxyBody))
 			return
 		}
-		writeError(w, http.StatusBadRequest, "bad_request", "could not read the request body")
+		msg := "could not read the request body"
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			msg = fmt.Sprintf("the request body did not arrive within %s", s.bodyTimeout)
+		}
+		writeError(w, http.StatusBadRequest, "bad_request", msg)
 		return
+	}
+	// The server's own deadlines take over again: an answer may stream
+	// for as long as the provider sends.
+	_ = rc.SetReadDeadline(time.Time{})
+	if r.ContentLength < 0 {
+		// A body of unknown length is counted once it is in.
+		undeclared := int64(buf.Len())
+		if !s.bodies.take(undeclared) {
+			bodyBusy(w)
+			return
+		}
+		defer s.bodies.give(undeclared)
 	}
 	sess.requests.Add(1)
 	ctx, cancel := context.WithCancel(r.Context())

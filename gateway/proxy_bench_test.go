@@ -22,13 +22,14 @@ import (
 )
 
 type benchSetup struct {
+	srv                   *Server
 	direct, bare, ringlet string // base URLs
 	token                 string // session token for ringlet
 	client                *http.Client
 	bench                 *benchnet.Client
 }
 
-func newBenchSetup(b *testing.B, sseGap time.Duration) *benchSetup {
+func newBenchSetup(b testing.TB, sseGap time.Duration) *benchSetup {
 	b.Helper()
 	dir := b.TempDir()
 	up := httptest.NewServer(benchnet.Upstream(sseGap))
@@ -81,11 +82,11 @@ func newBenchSetup(b *testing.B, sseGap time.Duration) *benchSetup {
 	tr := &http.Transport{MaxIdleConns: 256, MaxIdleConnsPerHost: 128}
 	b.Cleanup(tr.CloseIdleConnections)
 	hc := &http.Client{Transport: tr}
-	return &benchSetup{direct: up.URL, bare: bare.URL, ringlet: ln.URL + "/proxy", token: sessTok, client: hc,
+	return &benchSetup{srv: s, direct: up.URL, bare: bare.URL, ringlet: ln.URL + "/proxy", token: sessTok, client: hc,
 		bench: &benchnet.Client{HTTP: hc, Upstream: up.URL, Token: sessTok}}
 }
 
-func (bs *benchSetup) post(b *testing.B, base string, body []byte) *http.Response {
+func (bs *benchSetup) post(b testing.TB, base string, body []byte) *http.Response {
 	req, _ := http.NewRequest("POST", base+"/v1/messages", bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	if base == bs.direct {

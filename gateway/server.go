@@ -104,13 +104,16 @@ type Server struct {
 	stopOnce sync.Once
 	stopCh   chan string // carries the reason of the first stop request
 
-	sessions  *sessionTable
-	proxy     http.Handler
-	mcp       *mcpGateway
-	sockMu    sync.Mutex
-	sockets   map[string]*sessionSocket
-	termMu    sync.Mutex
-	terminals map[string]*terminal
+	sessions *sessionTable
+	proxy    http.Handler
+	bodies   bodyBudget // request bodies the proxy holds
+	// bodyTimeout is how long a proxied request body may take to arrive.
+	bodyTimeout time.Duration
+	mcp         *mcpGateway
+	sockMu      sync.Mutex
+	sockets     map[string]*sessionSocket
+	termMu      sync.Mutex
+	terminals   map[string]*terminal
 
 	closing     context.Context // ends when shutdown starts
 	closeStream context.CancelFunc
@@ -143,6 +146,7 @@ func New(opts Options) (*Server, error) {
 		terminals: map[string]*terminal{},
 	}
 	s.proxy = s.newReverseProxy()
+	s.bodyTimeout = proxyBodyTimeout
 	s.mcp = s.newMCP()
 	s.closing, s.closeStream = context.WithCancel(context.Background())
 	s.metrics.reg.MustRegister(opts.Collectors...)

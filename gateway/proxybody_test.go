@@ -1,0 +1,65 @@
+package gateway
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestProxyBodyTimeout: a client that declares a body and sends only part
+// of it gets a 400 once the body deadline passes, instead of holding the
+// daemon's buffer for as long as it likes; the next request on a new
+// connection is served.
+func TestProxyBodyTimeout(t *testing.T) {
+	t.Parallel()
+	bs := newBenchSetup(t, 0)
+	bs.srv.bodyTimeout = 300 * time.Millisecond
+	host := strings.TrimSuffix(strings.TrimPrefix(bs.ringlet, "http://"), "/proxy")
+	conn, err := net.Dial("tcp", host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /proxy/v1/messages HTTP/1.1\r\nHost: %s\r\nX-Api-Key: %s\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{\"model\":", host, bs.token)
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	answer, _ := io.ReadAll(conn)
+	if !bytes.HasPrefix(answer, []byte("HTTP/1.1 400")) || !bytes.Contains(answer, []byte("did not arrive within 300ms")) {
+		t.Errorf("a body that stops coming: got %.300q, want 400 saying the body did not arrive in time", answer)
+	}
+	resp := bs.post(t, bs.ringlet, []byte(`{"model":"m","messages":[]}`))
+	resp.Body.Close()
+}
+
+// TestProxyBodyBudget: once the bodies held by the proxy reach the budget
+// a further request is refused with 503 and Retry-After, and served again
+// once there is room.
+func TestProxyBodyBudget(t *testing.T) {
+	t.Parallel()
+	bs := newBenchSetup(t, 0)
+	body := []byte(`{"model":"m","messages":[]}`)
+	bs.srv.bodies.held.Store(proxyBodyBudget - 10)
+	req, _ := http.NewRequest("POST", bs.ringlet+"/v1/messages", bytes.NewReader(body))
+	req.Header.Set("X-Api-Key", bs.token)
+	resp, err := bs.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" || !bytes.Contains(data, []byte(`"busy"`)) {
+		t.Errorf("over the budget: got %d, Retry-After %q, body %s; want 503 busy with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"), data)
+	}
+	if got := bs.srv.bodies.held.Load(); got != proxyBodyBudget-10 {
+		t.Errorf("budget after a refusal: got %d held, want %d (nothing kept)", got, proxyBodyBudget-10)
+	}
+	bs.srv.bodies.held.Store(0)
+	bs.post(t, bs.ringlet, body).Body.Close()
+	if got := bs.srv.bodies.held.Load(); got != 0 {
+		t.Errorf("budget after a served request: got %d held, want 0 (all given back)", got)
+	}
+}
