@@ -63,3 +63,33 @@ func TestProxyBodyBudget(t *testing.T) {
 		t.Errorf("budget after a served request: got %d held, want 0 (all given back)", got)
 	}
 }
+
+// TestSessionExpiryCutsStream: a session whose TTL runs out during an
+// answer has that answer cut and is ended (with its session.end record),
+// without waiting for its token to be presented again.
+func TestSessionExpiryCutsStream(t *testing.T) {
+	t.Parallel()
+	bs := newBenchSetup(t, 10*time.Millisecond) // 200 events: a 2 s stream
+	sess, tok, err := bs.srv.startSession(t.Context(), "bench", 500*time.Millisecond, "admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest("POST", bs.ringlet+"/v1/messages", strings.NewReader(`{"model":"m","stream":true,"messages":[]}`))
+	req.Header.Set("X-Api-Key", tok)
+	resp, err := bs.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, readErr := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK || readErr == nil || bytes.Contains(data, []byte("message_stop")) {
+		t.Errorf("stream across the session's expiry: got %d, read error %v, %d bytes (end of stream: %v); want 200 cut short",
+			resp.StatusCode, readErr, len(data), bytes.Contains(data, []byte("message_stop")))
+	}
+	bs.srv.sessions.mu.RLock()
+	_, live := bs.srv.sessions.byID[sess.ID]
+	bs.srv.sessions.mu.RUnlock()
+	if live {
+		t.Errorf("session %s still listed after its expiry", sess.ID)
+	}
+}

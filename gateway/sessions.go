@@ -50,6 +50,7 @@ type session struct {
 	tokenID  string // HMAC of the token: matchable in the audit, not usable
 	ctx      context.Context
 	cancel   context.CancelCauseFunc
+	expiry   *time.Timer // ends the session at Expires, streams and all
 	requests atomic.Int64
 }
 
@@ -207,6 +208,12 @@ func (s *Server) startSession(ctx context.Context, alias string, ttl time.Durati
 	if err != nil {
 		return nil, "", err
 	}
+	// Set before the session is shared, so endSession reads it without a
+	// race; should it fire first, endSession finds nothing and sessionFor
+	// still refuses the expired token.
+	sess.expiry = time.AfterFunc(ttl, func() {
+		s.endSession(context.Background(), sess.ID, "expired", audit.ActorDaemon)
+	})
 	s.sessions.add(sess)
 	s.metrics.sessions.Set(float64(s.sessions.count()))
 	return sess, tok, nil
@@ -222,6 +229,7 @@ func (s *Server) endSession(ctx context.Context, id, reason, actor string) (*ses
 		return nil, false
 	}
 	sess.cancel(errSessionEnded)
+	sess.expiry.Stop()
 	s.closeSessionSocket(sess)
 	s.metrics.sessions.Set(float64(s.sessions.count()))
 	s.lastActivity.Store(time.Now().UnixNano())
