@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"errors"
 	"net/http"
 
@@ -71,7 +72,32 @@ func (s *Server) handleKeychainSet(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.log.Info("credential stored", "credential", ref.String(), "backend", e.Backend)
-	writeJSON(w, http.StatusOK, e)
+	writeJSON(w, http.StatusOK, keychainChange{Entry: e, SessionsEnded: s.endSessionsUsing(r.Context(), ref, "key replaced")})
+}
+
+// keychainChange is the answer to a stored or removed key: the entry, and
+// how many live sessions held the old key and were ended.
+type keychainChange struct {
+	credentials.Entry
+	SessionsEnded int `json:"sessions_ended"`
+}
+
+// endSessionsUsing ends the live sessions whose profile uses the key ref:
+// a replaced or removed key must stop working at once, not when those
+// sessions expire.
+func (s *Server) endSessionsUsing(ctx context.Context, ref credentials.Ref, reason string) int {
+	n := 0
+	for _, sess := range s.sessions.list() {
+		if sess.Profile.CredentialRef() == ref {
+			if _, ok := s.endSession(ctx, sess.ID, reason, audit.ActorAdmin); ok {
+				n++
+			}
+		}
+	}
+	if n > 0 {
+		s.log.Info("sessions ended", "credential", ref.String(), "reason", reason, "sessions", n)
+	}
+	return n
 }
 
 func (s *Server) handleKeychainRemove(w http.ResponseWriter, r *http.Request) {
@@ -89,7 +115,7 @@ func (s *Server) handleKeychainRemove(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.log.Info("credential removed", "credential", ref.String(), "backend", e.Backend)
-	writeJSON(w, http.StatusOK, e)
+	writeJSON(w, http.StatusOK, keychainChange{Entry: e, SessionsEnded: s.endSessionsUsing(r.Context(), ref, "key removed")})
 }
 
 // recordFailure follows an allowed record whose action then failed.

@@ -200,7 +200,7 @@ func TestAuditRecordsEveryKind(t *testing.T) {
 			got = append(got, r.Kind+" "+r.Actor+" "+r.Target)
 		}
 		want := []string{ // newest first
-			"credential.remove cli anthropic/cli", "credential.set cli anthropic/cli",
+			"credential.remove admin anthropic/cli", "credential.set admin anthropic/cli", // through the running daemon
 			"credential.remove admin anthropic/rest", "credential.set admin anthropic/rest",
 		}
 		if !slices.Equal(got, want) {
@@ -246,8 +246,9 @@ func TestAuditRecordsEveryKind(t *testing.T) {
 		{"token.rotate", "admin", e.TokenFile(), "allow", 0},
 		{"credential.set", "admin", "anthropic/rest", "allow", 0},
 		{"credential.remove", "admin", "anthropic/rest", "allow", 0},
-		{"credential.set", "cli", "anthropic/cli", "allow", 0},
-		{"credential.remove", "cli", "anthropic/cli", "allow", 0},
+		// The CLI stores keys through a running daemon.
+		{"credential.set", "admin", "anthropic/cli", "allow", 0},
+		{"credential.remove", "admin", "anthropic/cli", "allow", 0},
 		{"daemon.stop", "daemon", "", "allow", 0},
 	}
 	if len(all) != len(wants) {

@@ -824,3 +824,60 @@ func wholeAnthropicStream(evs []sseEvent, n int) bool {
 	}
 	return true
 }
+
+// TestKeyChangeEndsSessions: replacing or removing a profile's key with
+// `keychain set|remove` while the daemon runs ends the sessions that hold
+// the old key at once; their token gets 401 and the old key reaches the
+// provider no more.
+func TestKeyChangeEndsSessions(t *testing.T) {
+	t.Parallel()
+	w := newProxyWorld(t)
+	w.newProfile("generic", "p1", "fake", "--command", "true")
+	w.newProfile("generic", "p2", "fake", "--command", "true")
+	other := w.startSession("p2")
+	for _, tc := range []struct {
+		name, reason string
+		change       func() (string, string, int)
+	}{
+		{"set", "key replaced", func() (string, string, int) {
+			newKey := proxyCanary("p1-new")
+			w.fake.AddKey(newKey)
+			return w.e.RunInput(newKey, "keychain", "set", "fake", "p1")
+		}},
+		{"remove", "key removed", func() (string, string, int) { return w.e.Run("keychain", "remove", "fake", "p1") }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := w.startSession("p1")
+			if status, _, body := w.send(t, "POST", "/v1/messages", anthropicHeaders(s.Token), messagesBody); status != http.StatusOK {
+				t.Fatalf("before the change: got %d, want 200; body %s", status, body)
+			}
+			stdout, stderr, code := tc.change()
+			if code != 0 || !strings.Contains(stdout, "ended 1 live session") {
+				t.Fatalf("keychain %s: exit %d, stdout %q, stderr %q; want exit 0 and one session ended", tc.name, code, stdout, stderr)
+			}
+			before := len(w.fake.Requests())
+			if status, _, body := w.send(t, "POST", "/v1/messages", anthropicHeaders(s.Token), messagesBody); status != http.StatusUnauthorized {
+				t.Errorf("after keychain %s: got %d, want 401; body %s", tc.name, status, body)
+			}
+			if n := len(w.fake.Requests()) - before; n != 0 {
+				t.Errorf("after keychain %s the provider received %d requests, want 0", tc.name, n)
+			}
+			var page struct {
+				Records []struct {
+					Session string         `json:"session"`
+					Detail  map[string]any `json:"detail"`
+				} `json:"records"`
+			}
+			if err := json.Unmarshal([]byte(mustRun(t, w.e, "audit", "query", "--kind", "session.end", "--session", s.ID, "--json")), &page); err != nil {
+				t.Fatal(err)
+			}
+			if len(page.Records) != 1 || page.Records[0].Detail["reason"] != tc.reason {
+				t.Errorf("session.end of %s: got %+v, want one with reason %q", s.ID, page.Records, tc.reason)
+			}
+		})
+	}
+	// The other profile's session is untouched.
+	if status, _, body := w.send(t, "POST", "/v1/messages", anthropicHeaders(other.Token), messagesBody); status != http.StatusOK {
+		t.Errorf("session of another profile: got %d, want 200; body %s", status, body)
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/neullabs/ringlet/audit"
+	"github.com/neullabs/ringlet/client"
 	"github.com/neullabs/ringlet/credentials"
 )
 
@@ -148,6 +149,15 @@ process listings.`,
 			if err != nil {
 				return err
 			}
+			if c := a.runningDaemon(cmd.Context()); c != nil {
+				var out keyChange
+				if err := c.Do(cmd.Context(), "PUT", "/api/keychain/"+r.Provider+"/"+r.Alias, map[string]string{"key": key}, &out); err != nil {
+					return err
+				}
+				fmt.Fprintf(a.stdio.Err, "ringlet: credentials: using the %s backend (through the running daemon)\n", out.Backend)
+				fmt.Fprintf(a.stdio.Out, "stored %s in the %s backend%s\n", r, out.Backend, out.ended("the old key"))
+				return nil
+			}
 			s, err := a.keyStore()
 			if err != nil {
 				return err
@@ -205,6 +215,14 @@ func (a *app) keychainRemoveCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if c := a.runningDaemon(cmd.Context()); c != nil {
+				var out keyChange
+				if err := c.Do(cmd.Context(), "DELETE", "/api/keychain/"+r.Provider+"/"+r.Alias, nil, &out); err != nil {
+					return err
+				}
+				fmt.Fprintf(a.stdio.Out, "removed %s from the %s backend%s\n", r, out.Backend, out.ended("the key"))
+				return nil
+			}
 			s, err := a.keyStore()
 			if err != nil {
 				return err
@@ -221,6 +239,34 @@ func (a *app) keychainRemoveCmd() *cobra.Command {
 			return nil
 		},
 	}
+}
+
+// keyChange is the daemon's answer to a stored or removed key.
+type keyChange struct {
+	Backend       string `json:"backend"`
+	SessionsEnded int    `json:"sessions_ended"`
+}
+
+func (k keyChange) ended(what string) string {
+	switch k.SessionsEnded {
+	case 0:
+		return ""
+	case 1:
+		return "; ended 1 live session that held " + what
+	}
+	return fmt.Sprintf("; ended %d live sessions that held %s", k.SessionsEnded, what)
+}
+
+// runningDaemon returns a client for a daemon that answers now, or nil. A
+// key is stored or removed through a running daemon, so that it also ends
+// the sessions that hold the old key; with no daemon there are no
+// sessions, and the CLI uses the store itself.
+func (a *app) runningDaemon(ctx context.Context) *client.Client {
+	c, err := a.daemonClient()
+	if err != nil || c.Do(ctx, "GET", "/api/version", nil, nil) != nil {
+		return nil
+	}
+	return c
 }
 
 // recordCLIFailure follows an allowed record whose action then failed.
