@@ -73,6 +73,12 @@ func (s *Server) mcpLaunch(alias string) (mcp.Launch, error) {
 		l.Dir = p.Workspace
 	}
 	l.Sandbox = func(cfg mcp.ServerConfig, argv, env []string) ([]string, []byte, error) {
+		// Checked again at every start: the profile may predate the check
+		// at create time, or its file may have been edited.
+		paths := append(append(append(append([]string{l.Dir}, p.ReadOnly...), p.ReadWrite...), cfg.ReadOnly...), cfg.ReadWrite...)
+		if err := s.exposesOwn(alias, paths...); err != nil {
+			return nil, nil, err
+		}
 		return mcpSandbox(p, l, cfg, argv, env)
 	}
 	return l, nil
@@ -384,6 +390,10 @@ func (s *Server) handleMCPAdd(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusBadRequest, "invalid_mcp_server", "--ro/--rw path "+p+" does not exist here")
 			return
 		}
+	}
+	if err := s.exposesOwn(req.Profile, append(append([]string{}, c.ReadOnly...), c.ReadWrite...)...); err != nil {
+		writeError(w, http.StatusBadRequest, "invalid_mcp_server", err.Error())
+		return
 	}
 	detail := map[string]any{"command": c.Command, "url": c.URL, "credential": c.Credential, "timeout": c.Timeout.String()}
 	if c.URL == "" {

@@ -82,6 +82,10 @@ func (s *Server) handleProfileUpdate(w http.ResponseWriter, r *http.Request) {
 		s.profileError(w, err)
 		return
 	}
+	if err := s.exposesOwn(alias, append(append([]string{cur.Workspace}, cur.ReadOnly...), cur.ReadWrite...)...); err != nil {
+		writeError(w, http.StatusBadRequest, "invalid_profile", err.Error())
+		return
+	}
 	if !s.recordOr503(w, r, audit.Record{Kind: audit.KindProfileUpdate, Profile: alias, Actor: audit.ActorAdmin, Decision: audit.Allow, Detail: audit.DetailJSON(u)}) {
 		return
 	}
@@ -201,6 +205,10 @@ func (s *Server) handleProfileCreate(w http.ResponseWriter, r *http.Request) {
 		Network: req.Network, ReadOnly: req.ReadOnly, ReadWrite: req.ReadWrite, AllowGitConfig: req.AllowGitConfig, AllowHosts: req.AllowHosts}
 	if err := p.Validate(cat); err != nil {
 		s.profileError(w, err)
+		return
+	}
+	if err := s.exposesOwn(p.Alias, append(append([]string{p.Workspace}, p.ReadOnly...), p.ReadWrite...)...); err != nil {
+		writeError(w, http.StatusBadRequest, "invalid_profile", err.Error())
 		return
 	}
 	if !s.recordOr503(w, r, audit.Record{Kind: audit.KindProfileCreate, Profile: p.Alias, Actor: audit.ActorAdmin, Target: p.Agent + "@" + p.Provider, Decision: audit.Allow,

@@ -24,6 +24,7 @@ import (
 	"github.com/neullabs/ringlet/hook"
 	"github.com/neullabs/ringlet/mcp"
 	"github.com/neullabs/ringlet/profile"
+	"github.com/neullabs/ringlet/sandbox"
 
 	"github.com/neullabs/ringlet/token"
 	"github.com/neullabs/ringlet/version"
@@ -35,6 +36,10 @@ type Options struct {
 	// rotation can replace it.
 	Token     token.Token
 	TokenFile string
+	// OwnDirs are Ringlet's config, state and data directories and its
+	// audit log: no sandbox may bind a path that is, holds or lies inside
+	// one of them (a profile's own HOME aside).
+	OwnDirs []string
 	// ListenHost is the host of an explicit --listen that is not a
 	// loopback name; requests may then name it in Host. Empty otherwise.
 	ListenHost string
@@ -181,6 +186,24 @@ func (s *Server) guardDenied(reason string, r *http.Request) {
 		return
 	}
 	s.recordDenial(r, http.StatusForbidden, "cross-site or foreign-host request refused", detail, skipped)
+}
+
+// exposesOwn refuses a path that would show Ringlet's own files to a
+// sandbox of profile alias.
+func (s *Server) exposesOwn(alias string, paths ...string) error {
+	home := ""
+	if s.opts.Profiles != nil && alias != "" {
+		home = s.opts.Profiles.Home(alias)
+	}
+	for _, p := range paths {
+		if p == "" {
+			continue
+		}
+		if err := sandbox.ExposesOwn(p, home, s.opts.OwnDirs); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // recordDenial logs and audits a refused request; the request is refused

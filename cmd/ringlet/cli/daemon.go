@@ -228,6 +228,7 @@ func (a *app) runDaemon(ctx context.Context, f daemonFlags, listenExplicit bool)
 		Keys:             keys,
 		Token:            tok,
 		TokenFile:        paths.TokenFile(),
+		OwnDirs:          []string{paths.ConfigDir, paths.StateDir, paths.DataDir, auditPath},
 		ListenHost:       listenHostForGuard(listen),
 		StayAlive:        f.stayAlive,
 		IdleTimeout:      idle,

@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -286,26 +285,10 @@ const remoteStarted = -2
 // Ringlet's token, keys, audit or profile HOMEs (a workspace of ~, when
 // run from ~ with no workspace), or lies inside them.
 func (a *app) exposesOwnFiles(p string) error {
-	for _, own := range []string{a.paths.ConfigDir, a.paths.StateDir, a.paths.DataDir} {
-		if own != "" && overlaps(p, own) {
-			return usagef("%s would show Ringlet's own files (%s) to the agent; choose a project directory", p, own)
-		}
+	if err := sandbox.ExposesOwn(p, "", []string{a.paths.ConfigDir, a.paths.StateDir, a.paths.DataDir}); err != nil {
+		return usageError{err}
 	}
 	return nil
-}
-
-// overlaps reports whether one of two paths is the other or inside it,
-// symbolic links resolved where they can be.
-func overlaps(a, b string) bool {
-	real := func(p string) string {
-		if r, err := filepath.EvalSymlinks(p); err == nil {
-			return r
-		}
-		return filepath.Clean(p)
-	}
-	a, b = real(a), real(b)
-	within := func(p, dir string) bool { return dir == "/" || strings.HasPrefix(p, dir+"/") }
-	return a == b || within(a, b) || within(b, a)
 }
 
 func orDefault(v, d string) string {
