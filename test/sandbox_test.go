@@ -273,6 +273,22 @@ func TestSandbox(t *testing.T) {
 		}
 	})
 
+	t.Run("a generic agent's whole command line runs", func(t *testing.T) {
+		stdout, stderr, code, err := w.e.execInput(strings.NewReader(w.key), "profiles", "create", "generic", "argv", "--provider", "fake",
+			"--command", "/bin/echo hello from the agent", "--workspace", w.ws)
+		if err != nil || code != 0 {
+			t.Fatalf("profiles create: exit %d, err %v, stdout %q, stderr %q", code, err, stdout, stderr)
+		}
+		for _, extra := range [][]string{nil, {"--no-sandbox"}} {
+			args := append(append([]string{"profiles", "run", "argv"}, extra...), "--", "and more")
+			stdout, stderr, code, err := w.e.exec(args...)
+			if err != nil || code != 0 || strings.TrimSpace(stdout) != "hello from the agent and more" {
+				t.Errorf("ringlet %s: exit %d, err %v, stdout %q, stderr %q; want the command's own arguments, then the extra one",
+					strings.Join(args, " "), code, err, stdout, stderr)
+			}
+		}
+	})
+
 	t.Run("sandbox check", func(t *testing.T) { sbCheck(t, w.e) })
 }
 

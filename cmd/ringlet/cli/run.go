@@ -187,7 +187,9 @@ func (a *app) runProfile(ctx context.Context, alias string, extra []string, noSa
 		proxy := fmt.Sprintf("http://127.0.0.1:%d", sandbox.ForwarderPort)
 		env = append(env, "HTTPS_PROXY="+proxy, "https_proxy="+proxy, "NO_PROXY=127.0.0.1,localhost", "no_proxy=127.0.0.1,localhost")
 	}
-	argv := append(append([]string{program}, st.Launch.Args...), extra...)
+	// The profile's command line (a generic agent's --command 'python
+	// agent.py'), then the catalog's arguments, then the user's.
+	argv := append(append(append([]string{program}, command[1:]...), st.Launch.Args...), extra...)
 
 	if noSandbox {
 		summary := map[string]any{"sandbox": false, "command": program, "workspace": workspace}
