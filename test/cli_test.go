@@ -117,6 +117,23 @@ func TestCompletionAndHelp(t *testing.T) {
 		}
 	}
 
+	// A mistyped subcommand or help topic is a usage error at every level,
+	// not a help page with exit 0.
+	for _, args := range [][]string{
+		{"bogus"}, {"profiles", "lsit"}, {"audit", "bogus"}, {"config", "bogus"}, {"hooks", "bogus"},
+		{"keychain", "bogus"}, {"sessions", "bogus"}, {"mcp", "bogus"}, {"completion", "nosuch"},
+		{"help", "nosuch"}, {"help", "profiles", "lsit"},
+	} {
+		stdout, stderr, code := e.Run(args...)
+		checkOneLineError(t, stdout, stderr, code, []int{2}, "unknown")
+	}
+	// A group alone, or help on it, still shows its help.
+	for _, args := range [][]string{{"profiles"}, {"help", "profiles"}} {
+		if stdout, stderr, code := e.Run(args...); code != 0 || stderr != "" || !strings.Contains(stdout, "ringlet profiles") {
+			t.Errorf("ringlet %s: got exit %d, stderr %q, stdout %.100q; want exit 0 and the profiles help", strings.Join(args, " "), code, stderr, stdout)
+		}
+	}
+
 	// Nothing was started or created by asking for help.
 	if _, err := os.Stat(e.ConfigHome); !os.IsNotExist(err) {
 		t.Errorf("config home after help: got err %v, want it not created", err)

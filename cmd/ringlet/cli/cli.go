@@ -120,7 +120,49 @@ Exit codes: 0 success, 1 error, 2 usage error.`,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(a.daemonCmd(), a.configCmd(), a.keychainCmd(), a.auditCmd(), a.profilesCmd(), a.providersCmd(), a.agentsCmd(), a.sessionsCmd(), a.usageCmd(), a.hooksCmd(), a.hookAdapterCmd(), a.mcpCmd(), a.sandboxCmd(), a.terminalCmd(), a.versionCmd(), a.apiCmd())
+	strictGroups(root)
 	return root
+}
+
+// strictGroups makes a mistyped subcommand a usage error (exit 2) under
+// every command group, as it is at the top: cobra would print the group's
+// help and exit 0. 'ringlet help' with an unknown topic is one too.
+func strictGroups(root *cobra.Command) {
+	root.InitDefaultCompletionCmd()
+	root.InitDefaultHelpCmd()
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		if c != root && c.HasSubCommands() && !c.Runnable() {
+			c.Args = func(cmd *cobra.Command, args []string) error {
+				if len(args) == 0 {
+					return nil
+				}
+				hint := ""
+				if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+					hint = "; did you mean " + s[0] + "?"
+				}
+				return usagef("unknown command %q for %q%s", args[0], cmd.CommandPath(), hint)
+			}
+			c.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
+		}
+		for _, s := range c.Commands() {
+			walk(s)
+		}
+	}
+	walk(root)
+	for _, c := range root.Commands() {
+		if c.Name() != "help" {
+			continue
+		}
+		c.Run = nil
+		c.RunE = func(c *cobra.Command, args []string) error {
+			cmd, rest, err := root.Find(args)
+			if err != nil || cmd == nil || len(rest) > 0 {
+				return usagef("unknown help topic %q", strings.Join(args, " "))
+			}
+			return cmd.Help()
+		}
+	}
 }
 
 // needPaths returns the resolved paths or the reason they could not be.
