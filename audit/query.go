@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/url"
 	"slices"
 	"strconv"
@@ -40,10 +41,10 @@ const (
 func ParseTime(s string, now time.Time, loc *time.Location) (time.Time, error) {
 	s = strings.TrimSpace(s)
 	if t, err := time.ParseInLocation(time.DateOnly, s, loc); err == nil {
-		return t, nil
+		return inRange(s, t)
 	}
 	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
-		return t, nil
+		return inRange(s, t)
 	}
 	if n, ok := strings.CutSuffix(s, "d"); ok {
 		if d, err := strconv.Atoi(n); err == nil && d >= 0 && d <= 100000 {
@@ -54,6 +55,18 @@ func ParseTime(s string, now time.Time, loc *time.Location) (time.Time, error) {
 		return now.Add(-d), nil
 	}
 	return time.Time{}, fmt.Errorf("invalid time %q: want YYYY-MM-DD, RFC 3339 (2026-05-01T12:00:00Z) or a duration ago (30m, 24h, 7d)", s)
+}
+
+// Records keep their time as int64 nanoseconds since 1970, which reach
+// from 1677-09-21 to 2262-04-11; a bound outside would wrap around and
+// silently select everything.
+var minTime, maxTime = time.Unix(0, math.MinInt64), time.Unix(0, math.MaxInt64)
+
+func inRange(s string, t time.Time) (time.Time, error) {
+	if t.Before(minTime) || t.After(maxTime) {
+		return time.Time{}, fmt.Errorf("time %q is out of range: the audit log holds times from 1677-09-22 to 2262-04-11", s)
+	}
+	return t, nil
 }
 
 // ParseFilter reads a filter from query parameters: since, until, kind

@@ -440,6 +440,9 @@ func (s *Server) handleMCPRemove(w http.ResponseWriter, r *http.Request) {
 	}
 	removed, err := s.mcp.srv.RemoveServer(alias, name)
 	if err != nil {
+		// The record above said allow; say it did not happen.
+		_ = s.record(r.Context(), audit.Record{Kind: audit.KindMCPRemove, Profile: alias, Actor: audit.ActorAdmin, Target: name, Decision: audit.Error,
+			Detail: audit.DetailJSON(map[string]any{"error": err.Error()})})
 		s.mcpError(w, err)
 		return
 	}

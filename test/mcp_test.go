@@ -266,6 +266,15 @@ func TestMCPCommands(t *testing.T) {
 			t.Errorf("ringlet %s: exit %d, stderr %q; want exit %d with one ringlet: line", strings.Join(tc.args, " "), code, stderr, tc.code)
 		}
 	}
+	// The refused remove is audited as allowed, then as an error: never
+	// as an allowed removal alone.
+	var removes struct {
+		Records []struct{ Target, Decision string }
+	}
+	if err := json.Unmarshal([]byte(mcpRun(t, e, "audit", "query", "--kind", "mcp.remove", "--json")), &removes); err != nil || len(removes.Records) != 2 ||
+		removes.Records[0].Decision != "error" || removes.Records[1].Decision != "allow" || removes.Records[0].Target != "missing" {
+		t.Errorf("audit of the refused mcp remove: got %+v (%v), want the allow followed by an error (newest first)", removes.Records, err)
+	}
 	out := mcpRun(t, e, "mcp", "add", "work", "up", "--timeout", "20s", "--rw", files, "--", bin, "-record", rec, "-pid", pidFile)
 	if !strings.Contains(out, "added MCP server up to profile work") {
 		t.Errorf("mcp add: got %q", out)
