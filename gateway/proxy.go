@@ -423,6 +423,37 @@ func (s *Server) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 
 var modelLabelRE = regexp.MustCompile(`^[A-Za-z0-9._:/@-]{1,80}$`)
 
+// maxModelLabels bounds the model label values of the provider metrics:
+// the model comes from the request when the answer names none, so a
+// session could otherwise make every request a new series.
+const maxModelLabels = 200
+
+// modelLabels hands out model label values, the first maxModelLabels
+// distinct models as themselves and every other as "other".
+type modelLabels struct {
+	mu   sync.Mutex
+	seen map[string]bool
+}
+
+func (m *modelLabels) label(model string) string {
+	if !modelLabelRE.MatchString(model) {
+		return "other"
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.seen[model] {
+		return model
+	}
+	if len(m.seen) >= maxModelLabels {
+		return "other"
+	}
+	if m.seen == nil {
+		m.seen = map[string]bool{}
+	}
+	m.seen[model] = true
+	return model
+}
+
 // providerDetail is the detail of a provider.request record.
 type providerDetail struct {
 	Complete bool   `json:"complete"`
@@ -460,10 +491,7 @@ func (s *Server) recordProvider(st *proxyState) {
 			TokensIn: st.usage.Input, TokensOut: st.usage.Output, TokensCacheRead: st.usage.CacheRead, TokensCacheWrite: st.usage.CacheWrite,
 			Detail: audit.DetailJSON(detail),
 		})
-		label := "other"
-		if modelLabelRE.MatchString(model) {
-			label = model
-		}
+		label := s.modelLabels.label(model)
 		m := s.metrics
 		m.providerRequests.WithLabelValues(st.sess.Provider.ID, strconv.Itoa(st.status), label).Inc()
 		m.providerSeconds.WithLabelValues(st.sess.Provider.ID).Observe(dur.Seconds())

@@ -93,3 +93,24 @@ func TestSessionExpiryCutsStream(t *testing.T) {
 		t.Errorf("session %s still listed after its expiry", sess.ID)
 	}
 }
+
+// TestModelLabelsBounded: the model label of the provider metrics takes
+// the first maxModelLabels distinct models, then "other"; models that are
+// not label-safe are "other" from the start.
+func TestModelLabelsBounded(t *testing.T) {
+	var m modelLabels
+	for i := range maxModelLabels {
+		if got := m.label(fmt.Sprintf("m-%d", i)); got != fmt.Sprintf("m-%d", i) {
+			t.Fatalf("model %d: got label %q, want the model", i, got)
+		}
+	}
+	if got := m.label("m-one-too-many"); got != "other" {
+		t.Errorf("past the bound: got %q, want other", got)
+	}
+	if got := m.label("m-7"); got != "m-7" {
+		t.Errorf("a model already seen: got %q, want itself", got)
+	}
+	if got := m.label("bad label\n"); got != "other" {
+		t.Errorf("a model with a newline: got %q, want other", got)
+	}
+}

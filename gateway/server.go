@@ -112,6 +112,8 @@ type Server struct {
 	sessions *sessionTable
 	proxy    http.Handler
 	bodies   bodyBudget // request bodies the proxy holds
+	// modelLabels bounds the model label values of the proxy's metrics.
+	modelLabels modelLabels
 	// bodyTimeout is how long a proxied request body may take to arrive.
 	bodyTimeout time.Duration
 	mcp         *mcpGateway
