@@ -172,6 +172,8 @@ type HookCheck struct {
 	Event     string          `json:"event"`
 	ToolName  string          `json:"tool_name"`
 	ToolInput json.RawMessage `json:"tool_input"`
+	// ToolOutput is the tool's result, for post-tool-use.
+	ToolOutput json.RawMessage `json:"tool_output,omitempty"`
 }
 
 // handleHookCheck evaluates a session's profile's hooks on a tool call.
@@ -195,19 +197,20 @@ func (s *Server) handleHookCheck(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad_request", "event must be pre-tool-use or post-tool-use")
 		return
 	}
-	d := s.checkHooks(r, sess, req, "agent")
+	d, _ := s.checkHooks(r, sess, req, "agent")
 	writeJSON(w, http.StatusOK, d)
 }
 
 // via says who asked: "agent" (its own hook adapter, e.g. Claude Code's
 // PreToolUse) or "mcp" (a call through the MCP gateway).
-func (s *Server) checkHooks(r *http.Request, sess *session, req HookCheck, via string) hook.Decision {
+// It also returns the profile's hooks, as it read them.
+func (s *Server) checkHooks(r *http.Request, sess *session, req HookCheck, via string) (hook.Decision, []hook.Hook) {
 	start := time.Now()
 	hooks, err := s.opts.Hooks.List(sess.Profile.Alias)
 	if err != nil {
-		return hook.Decision{Allow: false, Reason: "ringlet could not read the profile's hooks; refused"}
+		return hook.Decision{Allow: false, Reason: "ringlet could not read the profile's hooks; refused"}, nil
 	}
-	ev := hook.Event{Event: req.Event, Profile: sess.Profile.Alias, Session: sess.ID, ToolName: req.ToolName, ToolInput: req.ToolInput}
+	ev := hook.Event{Event: req.Event, Profile: sess.Profile.Alias, Session: sess.ID, ToolName: req.ToolName, ToolInput: req.ToolInput, ToolOutput: req.ToolOutput}
 	final, ran := hook.Evaluate(r.Context(), hooks, ev, hook.Env{Home: s.opts.Profiles.Home(sess.Profile.Alias)})
 	for _, d := range ran {
 		decision := audit.Allow
@@ -217,8 +220,13 @@ func (s *Server) checkHooks(r *http.Request, sess *session, req HookCheck, via s
 		if err := s.record(r.Context(), audit.Record{Kind: audit.KindHookDecision, Profile: sess.Profile.Alias, Session: sess.ID, Actor: sess.tokenID,
 			Target: req.ToolName, Decision: decision, Status: int64(d.ExitCode), Duration: d.Duration,
 			Detail: audit.DetailJSON(map[string]any{"hook": d.HookID, "event": req.Event, "reason": d.Reason})}); err != nil {
-			return hook.Decision{Allow: false, Reason: "refused: the hook decision could not be recorded in the audit log"}
+			return hook.Decision{Allow: false, Reason: "refused: the hook decision could not be recorded in the audit log"}, hooks
 		}
+	}
+	if req.Event == hook.PostToolUse && len(ran) == 0 {
+		// The call itself was recorded before it ran; after it, only a
+		// hook that judged its result adds anything.
+		return final, hooks
 	}
 	decision := audit.Allow
 	if !final.Allow {
@@ -227,7 +235,7 @@ func (s *Server) checkHooks(r *http.Request, sess *session, req HookCheck, via s
 	if err := s.record(r.Context(), audit.Record{Kind: audit.KindToolCall, Profile: sess.Profile.Alias, Session: sess.ID, Actor: sess.tokenID,
 		Target: req.ToolName, Decision: decision, Duration: time.Since(start), BytesIn: int64(len(req.ToolInput)),
 		Detail: audit.DetailJSON(map[string]any{"event": req.Event, "hooks": len(ran), "reason": final.Reason, "via": via})}); err != nil {
-		return hook.Decision{Allow: false, Reason: "refused: the tool call could not be recorded in the audit log"}
+		return hook.Decision{Allow: false, Reason: "refused: the tool call could not be recorded in the audit log"}, hooks
 	}
-	return final
+	return final, hooks
 }

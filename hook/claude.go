@@ -17,8 +17,12 @@ import (
 )
 
 // ClaudeAdapterArg is the ringlet subcommand Claude Code runs as its
-// PreToolUse hook.
-const ClaudeAdapterArg = "hook claude-pre-tool-use"
+// PreToolUse hook, ClaudePostAdapterArg the one it runs as its
+// PostToolUse hook.
+const (
+	ClaudeAdapterArg     = "hook claude-pre-tool-use"
+	ClaudePostAdapterArg = "hook claude-post-tool-use"
+)
 
 // claudeFailClosed follows the adapter in the hook command. Claude Code
 // blocks a tool call only when its hook exits 2 and goes ahead on any
@@ -31,7 +35,9 @@ const claudeFailClosed = " || exit 2"
 // Code config dir), a PreToolUse hook with matcher "*" that runs
 // `<ringlet> hook claude-pre-tool-use`, so every tool call Claude Code
 // makes (Bash, Write, Edit and MCP tools alike) is checked against the
-// profile's hooks. Other settings in the file are kept.
+// profile's hooks, and a PostToolUse hook that runs `<ringlet> hook
+// claude-post-tool-use` on every result. Other settings in the file are
+// kept.
 //
 // It runs at every session start, so a profile keeps the hook (and the
 // ringlet path in it) current. The agent can write its HOME: a symlink in
@@ -97,21 +103,23 @@ func InstallClaude(configDir, ringlet string) error {
 	if hooks == nil {
 		hooks = map[string]any{}
 	}
-	command := shellQuote(ringlet) + " " + ClaudeAdapterArg + claudeFailClosed
-	entry := map[string]any{
-		"matcher": "*",
-		"hooks":   []any{map[string]any{"type": "command", "command": command, "timeout": 600}},
-	}
-	// Replace an earlier Ringlet entry, keep the user's own.
-	var kept []any
-	if pre, ok := hooks["PreToolUse"].([]any); ok {
-		for _, e := range pre {
-			if !isRingletEntry(e) {
-				kept = append(kept, e)
+	for event, arg := range map[string]string{"PreToolUse": ClaudeAdapterArg, "PostToolUse": ClaudePostAdapterArg} {
+		command := shellQuote(ringlet) + " " + arg + claudeFailClosed
+		entry := map[string]any{
+			"matcher": "*",
+			"hooks":   []any{map[string]any{"type": "command", "command": command, "timeout": 600}},
+		}
+		// Replace an earlier Ringlet entry, keep the user's own.
+		var kept []any
+		if cur, ok := hooks[event].([]any); ok {
+			for _, e := range cur {
+				if !isRingletEntry(e) {
+					kept = append(kept, e)
+				}
 			}
 		}
+		hooks[event] = append([]any{entry}, kept...)
 	}
-	hooks["PreToolUse"] = append([]any{entry}, kept...)
 	settings["hooks"] = hooks
 	out, err := json.MarshalIndent(settings, "", "  ")
 	if err != nil {
@@ -160,7 +168,8 @@ func isRingletEntry(e any) bool {
 	for _, h := range hs {
 		if hm, ok := h.(map[string]any); ok {
 			c, _ := hm["command"].(string)
-			if strings.HasSuffix(strings.TrimSuffix(c, claudeFailClosed), ClaudeAdapterArg) {
+			c = strings.TrimSuffix(c, claudeFailClosed)
+			if strings.HasSuffix(c, ClaudeAdapterArg) || strings.HasSuffix(c, ClaudePostAdapterArg) {
 				return true
 			}
 		}

@@ -44,6 +44,11 @@ func preToolUse(t *testing.T, settings map[string]any) []any {
 // assertRingletEntry checks e is Ringlet's entry for the binary ringlet.
 func assertRingletEntry(t *testing.T, e any, ringlet string) {
 	t.Helper()
+	assertRingletAdapter(t, e, ringlet, ClaudeAdapterArg)
+}
+
+func assertRingletAdapter(t *testing.T, e any, ringlet, arg string) {
+	t.Helper()
 	m, ok := e.(map[string]any)
 	if !ok {
 		t.Fatalf("Ringlet's entry: got %#v, want an object", e)
@@ -59,7 +64,7 @@ func assertRingletEntry(t *testing.T, e any, ringlet string) {
 	if h["type"] != "command" {
 		t.Errorf("type: got %#v, want %q", h["type"], "command")
 	}
-	want := "'" + ringlet + "' hook claude-pre-tool-use" + claudeFailClosed
+	want := "'" + ringlet + "' " + arg + claudeFailClosed
 	if h["command"] != want {
 		t.Errorf("command: got %#v, want %q", h["command"], want)
 	}
@@ -91,6 +96,11 @@ func TestInstallClaudeFresh(t *testing.T) {
 		t.Fatalf("PreToolUse: got %d entries, want 1", len(pre))
 	}
 	assertRingletEntry(t, pre[0], testRinglet)
+	post, _ := s["hooks"].(map[string]any)["PostToolUse"].([]any)
+	if len(post) != 1 {
+		t.Fatalf("PostToolUse: got %#v, want Ringlet's one entry", post)
+	}
+	assertRingletAdapter(t, post[0], testRinglet, ClaudePostAdapterArg)
 	if len(s) != 1 {
 		t.Errorf("settings: got keys %v, want only hooks", reflect.ValueOf(s).MapKeys())
 	}
@@ -135,8 +145,11 @@ func TestInstallClaudeKeepsUserSettings(t *testing.T) {
 		}
 	}
 	hooks := after["hooks"].(map[string]any)
-	if !reflect.DeepEqual(hooks["PostToolUse"], before["hooks"].(map[string]any)["PostToolUse"]) {
-		t.Errorf("PostToolUse: got %#v, want the user's entries unchanged", hooks["PostToolUse"])
+	post, _ := hooks["PostToolUse"].([]any)
+	if len(post) != 2 || !reflect.DeepEqual(post[1:], before["hooks"].(map[string]any)["PostToolUse"]) {
+		t.Errorf("PostToolUse: got %#v, want Ringlet's entry, then the user's unchanged", hooks["PostToolUse"])
+	} else {
+		assertRingletAdapter(t, post[0], testRinglet, ClaudePostAdapterArg)
 	}
 	pre := preToolUse(t, after)
 	if len(pre) != 3 {

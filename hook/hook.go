@@ -39,9 +39,12 @@ const (
 	MaxOutput      = 64 << 10 // stdout and stderr together
 	// MaxInput bounds the tool input passed in RINGLET_TOOL_INPUT: Linux
 	// refuses a single environment string over 128 KiB.
-	MaxInput    = 100 << 10
-	maxReason   = 300
-	maxShellLen = 16 << 10
+	MaxInput = 100 << 10
+	// MaxToolOutput bounds the tool result a post-tool-use hook is given
+	// on stdin; RINGLET_TOOL_OUTPUT carries it only up to MaxInput.
+	MaxToolOutput = 16 << 20
+	maxReason     = 300
+	maxShellLen   = 16 << 10
 )
 
 // Hook is one configured command.
@@ -99,6 +102,8 @@ type Event struct {
 	Session   string          `json:"session"`
 	ToolName  string          `json:"tool_name"`
 	ToolInput json.RawMessage `json:"tool_input"`
+	// ToolOutput is the tool's result, for post-tool-use hooks only.
+	ToolOutput json.RawMessage `json:"tool_output,omitempty"`
 }
 
 // Decision is the outcome of one hook, or of all of them.
@@ -140,6 +145,9 @@ func run(ctx context.Context, h Hook, ev Event, env Env) Decision {
 		return deny(-1, "hook %s: the tool input contains a NUL byte; refused", h.ID)
 	}
 	ev.ToolInput = input // stdin and RINGLET_TOOL_INPUT say the same
+	if len(ev.ToolOutput) > MaxToolOutput {
+		return deny(-1, "hook %s: the tool output is larger than %d MiB and cannot be passed to the hook; refused", h.ID, MaxToolOutput>>20)
+	}
 	stdin, err := json.Marshal(ev)
 	if err != nil {
 		return deny(-1, "hook %s: could not encode the event; refused", h.ID)
@@ -165,6 +173,11 @@ func run(ctx context.Context, h Hook, ev Event, env Env) Decision {
 		"RINGLET_SESSION=" + ev.Session,
 		"RINGLET_TOOL_NAME=" + ev.ToolName,
 		"RINGLET_TOOL_INPUT=" + string(input),
+	}
+	if ev.Event == PostToolUse && len(ev.ToolOutput) <= MaxInput && bytes.IndexByte(ev.ToolOutput, 0) < 0 {
+		// Larger outputs are on stdin only: one environment string may
+		// not pass 128 KiB on Linux.
+		cmd.Env = append(cmd.Env, "RINGLET_TOOL_OUTPUT="+string(ev.ToolOutput))
 	}
 	if env.Home != "" {
 		cmd.Dir = env.Home

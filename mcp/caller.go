@@ -45,6 +45,10 @@ const scopeAdmin = "admin"
 type Verdict struct {
 	Allow  bool
 	Reason string
+	// After, when set, judges the call's result (its JSON) before it goes
+	// to the client: the profile's post-tool-use hooks. It must fail
+	// closed; a refusal replaces the result with the reason, as an error.
+	After func(ctx context.Context, output json.RawMessage) Verdict
 }
 
 type callerKey struct{}

@@ -317,7 +317,8 @@ func (h *hub) forward(u *upstream, tool, exposed string) server.ToolHandlerFunc 
 		if err != nil {
 			return mcpgo.NewToolResultError(err.Error()), nil
 		}
-		if v := c.Vet(ctx, exposed, args); !v.Allow {
+		v := c.Vet(ctx, exposed, args)
+		if !v.Allow {
 			reason := v.Reason
 			if reason == "" {
 				reason = "a Ringlet hook refused this tool call"
@@ -335,6 +336,19 @@ func (h *hub) forward(u *upstream, tool, exposed string) server.ToolHandlerFunc 
 		}
 		if err != nil {
 			return mcpgo.NewToolResultError(fmt.Sprintf("%s: %v", exposed, err)), nil
+		}
+		if v.After != nil {
+			out, err := json.Marshal(res)
+			if err != nil {
+				return mcpgo.NewToolResultError(fmt.Sprintf("%s: its result could not be encoded for the post-tool-use hooks; withheld", exposed)), nil
+			}
+			if after := v.After(ctx, out); !after.Allow {
+				reason := after.Reason
+				if reason == "" {
+					reason = "a Ringlet post-tool-use hook withheld this tool's result"
+				}
+				return mcpgo.NewToolResultError(reason), nil
+			}
 		}
 		return res, nil
 	}

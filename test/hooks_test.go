@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -364,5 +365,83 @@ func TestHooksRoundTrip(t *testing.T) {
 	}
 	if got := hkList(t, e, "work"); len(got) != 1 || !slices.ContainsFunc(got, func(h hkHook) bool { return h.ID == work[1].ID }) {
 		t.Errorf("hooks after refused commands: got %+v, want only %s", got, work[1].ID)
+	}
+}
+
+// TestHooksClaudeCodePostToolUse: the profile's Claude Code settings also
+// run `ringlet hook claude-post-tool-use` on every result; a post-tool-use
+// hook sees the result and its refusal reaches Claude Code as exit 2 with
+// the reason (the tool has run: Claude Code shows the reason to the
+// model).
+func TestHooksClaudeCodePostToolUse(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.StartDaemon()
+	hkRun(t, e, "providers", "add", "local", "--base-url", "http://127.0.0.1:9", "--format", "anthropic", "--auth", "x-api-key")
+	if out, stderr, code := e.RunInput("sk-ant-post-canary-77a1", "profiles", "create", "claude", "work", "--provider", "local"); code != 0 {
+		t.Fatalf("profiles create: exit %d, stdout %q, stderr %q", code, out, stderr)
+	}
+	hkRun(t, e, "hooks", "add", "work", "--on", "post-tool-use", "--match", "^Bash$",
+		"--shell", `grep -q 'BEGIN PRIVATE KEY' || exit 0; echo "the output holds a private key" >&2; exit 1`)
+	var view struct{ Home string }
+	if err := json.Unmarshal([]byte(hkRun(t, e, "profiles", "inspect", "work", "--json")), &view); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(filepath.Join(view.Home, ".claude", "settings.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var settings struct {
+		Hooks struct {
+			PostToolUse []struct {
+				Matcher string
+				Hooks   []struct{ Command string }
+			}
+		}
+	}
+	if err := json.Unmarshal(data, &settings); err != nil || len(settings.Hooks.PostToolUse) != 1 || len(settings.Hooks.PostToolUse[0].Hooks) != 1 {
+		t.Fatalf("settings.json: got %s (%v), want one PostToolUse entry", data, err)
+	}
+	wantCmd := "'" + ringletBin + "' hook claude-post-tool-use || exit 2"
+	if got := settings.Hooks.PostToolUse[0]; got.Matcher != "*" || got.Hooks[0].Command != wantCmd {
+		t.Fatalf("PostToolUse entry: got %+v, want matcher * running %q", got, wantCmd)
+	}
+	var sess hkSession
+	if err := json.Unmarshal([]byte(hkRun(t, e, "profiles", "env", "work", "--json")), &sess); err != nil {
+		t.Fatal(err)
+	}
+	event := func(tool, stdout string) string {
+		resp, _ := json.Marshal(map[string]any{"stdout": stdout, "stderr": "", "interrupted": false})
+		return `{"session_id":"x","hook_event_name":"PostToolUse","tool_name":"` + tool + `","tool_input":{"command":"cat key.pem"},"tool_response":` + string(resp) + `}`
+	}
+	claude := []string{"/bin/sh", "-c", wantCmd}
+	for _, c := range []struct {
+		name, tool, stdout string
+		code               int
+	}{
+		{"a private key in Bash's output", "Bash", "-----BEGIN PRIVATE KEY-----\nMIIE...", 2},
+		{"plain Bash output", "Bash", "hello", 0},
+		{"a private key from another tool (no match)", "Read", "-----BEGIN PRIVATE KEY-----", 0},
+	} {
+		stderr, code := hkClaude(t, e, sess, event(c.tool, c.stdout), claude...)
+		if code != c.code || (c.code == 2) != strings.Contains(stderr, "the output holds a private key") {
+			t.Errorf("%s: exit %d, stderr %q; want exit %d (and the hook's reason with 2)", c.name, code, stderr, c.code)
+		}
+	}
+	var q struct {
+		Records []struct {
+			Decision string
+			Detail   map[string]any
+		}
+	}
+	if err := json.Unmarshal([]byte(hkRun(t, e, "audit", "query", "--kind", "hook.decision", "--json")), &q); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range q.Records {
+		got = append(got, fmt.Sprint(r.Detail["event"], " ", r.Decision))
+	}
+	if want := []string{"post-tool-use allow", "post-tool-use deny"}; !slices.Equal(got, want) {
+		t.Errorf("hook.decision records (newest first): got %q, want %q", got, want)
 	}
 }

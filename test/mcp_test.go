@@ -310,11 +310,55 @@ func TestMCPCommands(t *testing.T) {
 	if data, _ := os.ReadFile(rec); strings.Contains(string(data), "rm -rf") {
 		t.Error("the upstream received the denied call")
 	}
+
+	// A post-tool-use hook sees the result (in RINGLET_TOOL_OUTPUT and on
+	// stdin) and can withhold it; the upstream did run the call.
+	mcpRun(t, e, "hooks", "add", "work", "--on", "post-tool-use", "--match", "^up__echo$",
+		"--shell", `printenv RINGLET_TOOL_OUTPUT | grep -q "hello from stdio" || exit 0; grep -q '"tool_output"' || exit 3; echo "withheld: the result names stdio" >&2; exit 1`)
+	got = stdioBridge(t, e, work, stdioInit, stdioInitialized,
+		stdioCall(2, "up__echo", map[string]string{"text": "hello from stdio"}),
+		stdioCall(3, "up__echo", map[string]string{"text": "plain"}))
+	if text, isErr := callText(t, got["2"]); !isErr || text != "withheld: the result names stdio" {
+		t.Errorf("a result a post-tool-use hook refuses: got %v %q, want the hook's reason as an error result", isErr, text)
+	}
+	if text, isErr := callText(t, got["3"]); isErr || text != `{"text":"plain"}` {
+		t.Errorf("a result the post-tool-use hook allows: got %v %q, want it unchanged", isErr, text)
+	}
+	if data, _ := os.ReadFile(rec); strings.Count(string(data), "hello from stdio") < 2 {
+		t.Errorf("the upstream's record: got %q, want the withheld call received (post-tool-use runs after the call)", data)
+	}
+	var decisions struct {
+		Records []struct {
+			Decision string
+			Detail   map[string]any
+		}
+	}
+	if err := json.Unmarshal([]byte(mcpRun(t, e, "audit", "query", "--kind", "hook.decision", "--json")), &decisions); err != nil {
+		t.Fatal(err)
+	}
+	var post []string // newest first
+	for _, r := range decisions.Records {
+		if r.Detail["event"] == "post-tool-use" {
+			post = append(post, r.Decision)
+		}
+	}
+	if !slices.Equal(post, []string{"allow", "deny"}) {
+		t.Errorf("audit of the post-tool-use hooks: got %q, want a deny, then an allow", post)
+	}
+	hooks := mcpRun(t, e, "hooks", "list", "work", "--json")
+	var hl []struct{ ID, Event string }
+	json.Unmarshal([]byte(hooks), &hl)
+	for _, h := range hl {
+		if h.Event == "post-tool-use" {
+			mcpRun(t, e, "hooks", "remove", "work", h.ID)
+		}
+	}
 	var page struct {
 		Records []struct{ Kind, Target, Decision string }
 	}
-	if err := json.Unmarshal([]byte(mcpRun(t, e, "audit", "query", "--kind", "tool.call", "--decision", "deny", "--json")), &page); err != nil || len(page.Records) != 1 || page.Records[0].Target != "up__echo" {
-		t.Errorf("audit of the denied call: got %+v (%v), want one tool.call deny of up__echo", page.Records, err)
+	// The pre-tool-use refusal and the withheld result.
+	if err := json.Unmarshal([]byte(mcpRun(t, e, "audit", "query", "--kind", "tool.call", "--decision", "deny", "--json")), &page); err != nil || len(page.Records) != 2 || page.Records[0].Target != "up__echo" || page.Records[1].Target != "up__echo" {
+		t.Errorf("audit of the denied calls: got %+v (%v), want two tool.call denies of up__echo", page.Records, err)
 	}
 
 	// The server rewrites a tool: hidden until approved.

@@ -22,8 +22,9 @@ func (a *app) hooksCmd() *cobra.Command {
 		Use:   "hooks",
 		Short: "Guard tool calls with shell hooks that can refuse them",
 		Long: `A pre-tool-use hook runs before every tool call an agent of the profile
-makes (Claude Code's own Bash, Write and Edit included, and MCP tools once
-the MCP gateway lands). It runs as /bin/sh -c with a minimal environment:
+makes (Claude Code's own Bash, Write and Edit included, and every tool
+called through Ringlet's MCP gateway). It runs as /bin/sh -c in the
+profile's HOME with a minimal environment:
 
   PATH, LANG, HOME (the profile's), RINGLET_EVENT, RINGLET_PROFILE,
   RINGLET_SESSION, RINGLET_TOOL_NAME, RINGLET_TOOL_INPUT (the tool's
@@ -32,10 +33,19 @@ the MCP gateway lands). It runs as /bin/sh -c with a minimal environment:
 and the same event as JSON on stdin. Exit 0 allows. Any other exit, a
 signal, a timeout, a failure to start, more than 64 KiB of output, or
 processes left running deny: hooks fail closed. The first line of stderr is
-the reason the agent is given. Several hooks must all allow.`,
+the reason the agent is given. Several hooks must all allow.
+
+A post-tool-use hook runs after the tool, on its result: tool_output in the
+JSON on stdin, and RINGLET_TOOL_OUTPUT when it is at most 100 KiB. Through
+the MCP gateway a refusal withholds the result from the agent; for Claude
+Code's own tools the refusal reaches Claude as the reason (the output
+already exists).
+
+Name a script by its absolute path: the hook runs in the profile's HOME.`,
 		Example: `  ringlet hooks add work --on pre-tool-use \
     --shell 'echo "$RINGLET_TOOL_INPUT" | grep -qv "rm -rf"'
-  ringlet hooks add work --on pre-tool-use --match '^Bash$' --shell './check.sh' --timeout 5s
+  ringlet hooks add work --on pre-tool-use --match '^Bash$' --shell ~/bin/check.sh --timeout 5s
+  ringlet hooks add work --on post-tool-use --shell 'grep -qv "BEGIN PRIVATE KEY"'
   ringlet hooks list work
   ringlet hooks export work > hooks.json && ringlet hooks import other hooks.json`,
 	}
@@ -232,9 +242,33 @@ the daemon cannot be asked, it blocks.
 It finds the daemon and the session through RINGLET_HOOK_URL and
 RINGLET_SESSION_TOKEN, or else ANTHROPIC_BASE_URL (…/proxy) and
 ANTHROPIC_API_KEY (the session token), which 'ringlet profiles env' sets.`,
-		Args: cobra.NoArgs,
+		Args:    cobra.NoArgs,
+		Example: `  echo '{"hook_event_name":"PreToolUse","tool_name":"Bash","tool_input":{"command":"ls"}}' | ringlet hook claude-pre-tool-use`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			reason, allow := a.claudePreToolUse(cmd.Context())
+			reason, allow := a.claudeToolUse(cmd.Context(), hook.PreToolUse)
+			if allow {
+				return nil
+			}
+			fmt.Fprintln(a.stdio.Err, reason)
+			return exitCode(2)
+		},
+	})
+	cmd.AddCommand(&cobra.Command{
+		Use:   "claude-post-tool-use",
+		Short: "Claude Code PostToolUse hook: run the profile's post-tool-use hooks on a result",
+		Long: `Reads Claude Code's PostToolUse event JSON on stdin and asks the daemon to
+run the profile's post-tool-use hooks on tool_name, tool_input and
+tool_response. Exit 0 when they allow; exit 2 with the reason on stderr
+when one refuses or the daemon cannot be asked: Claude Code then shows the
+reason to the model. The tool has already run, and Claude Code has its
+result: a post-tool-use hook can object to it, not withhold it (through
+Ringlet's MCP gateway, a refused result is withheld).
+
+It finds the daemon and the session like claude-pre-tool-use.`,
+		Args:    cobra.NoArgs,
+		Example: `  echo '{"hook_event_name":"PostToolUse","tool_name":"Bash","tool_input":{"command":"ls"},"tool_response":{"stdout":"a"}}' | ringlet hook claude-post-tool-use`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			reason, allow := a.claudeToolUse(cmd.Context(), hook.PostToolUse)
 			if allow {
 				return nil
 			}
@@ -250,8 +284,13 @@ type exitCode int
 
 func (e exitCode) Error() string { return "" }
 
-func (a *app) claudePreToolUse(ctx context.Context) (reason string, allow bool) {
-	const blocked = "ringlet: blocked: "
+// claudeToolUse answers one Claude Code PreToolUse or PostToolUse event
+// (event says which of the profile's hooks run) through the daemon.
+func (a *app) claudeToolUse(ctx context.Context, event string) (reason string, allow bool) {
+	blocked := "ringlet: blocked: "
+	if event == hook.PostToolUse {
+		blocked = "ringlet: refused the result: "
+	}
 	data, err := io.ReadAll(io.LimitReader(a.stdio.In, 8<<20))
 	if err != nil {
 		return blocked + "could not read the hook event", false
@@ -260,6 +299,7 @@ func (a *app) claudePreToolUse(ctx context.Context) (reason string, allow bool) 
 		HookEventName string          `json:"hook_event_name"`
 		ToolName      string          `json:"tool_name"`
 		ToolInput     json.RawMessage `json:"tool_input"`
+		ToolResponse  json.RawMessage `json:"tool_response"`
 	}
 	if err := json.Unmarshal(data, &ev); err != nil || ev.ToolName == "" {
 		return blocked + "the hook event from Claude Code is not valid JSON with a tool_name", false
@@ -275,7 +315,11 @@ func (a *app) claudePreToolUse(ctx context.Context) (reason string, allow bool) 
 	if base == "" || !strings.HasPrefix(tok, gateway.SessionTokenPrefix) {
 		return blocked + "no Ringlet session in the environment (ANTHROPIC_BASE_URL / ANTHROPIC_API_KEY from 'ringlet profiles env')", false
 	}
-	body, _ := json.Marshal(gateway.HookCheck{Event: hook.PreToolUse, ToolName: ev.ToolName, ToolInput: ev.ToolInput})
+	check := gateway.HookCheck{Event: event, ToolName: ev.ToolName, ToolInput: ev.ToolInput}
+	if event == hook.PostToolUse {
+		check.ToolOutput = ev.ToolResponse
+	}
+	body, _ := json.Marshal(check)
 	req, err := http.NewRequestWithContext(ctx, "POST", base+"/session/hooks/check", bytes.NewReader(body))
 	if err != nil {
 		return blocked + "invalid Ringlet address", false
@@ -297,6 +341,9 @@ func (a *app) claudePreToolUse(ctx context.Context) (reason string, allow bool) 
 	}
 	if d.Reason == "" {
 		d.Reason = "a Ringlet hook refused this tool call"
+		if event == hook.PostToolUse {
+			d.Reason = "a Ringlet post-tool-use hook refused this tool's result"
+		}
 	}
 	return d.Reason, false
 }
