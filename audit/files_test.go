@@ -135,3 +135,37 @@ func writeMode(t *testing.T, path string, perm fs.FileMode) {
 		t.Fatal(err)
 	}
 }
+
+// TestNotADatabase: a file that holds something else is refused by the
+// daemon's Open and by the readers with one line saying so, never chmod-ed
+// nor given a -shm beside it.
+func TestNotADatabase(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "passwd")
+	if err := os.WriteFile(path, []byte("root:x:0:0:root:/root:/bin/bash\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(Options{Path: path}); err == nil || !strings.Contains(err.Error(), "not an SQLite audit database") {
+		t.Errorf("Open: got %v, want not an SQLite audit database", err)
+	}
+	if _, err := OpenReader(path); err == nil || !strings.Contains(err.Error(), "not an SQLite audit database") {
+		t.Errorf("OpenReader: got %v, want not an SQLite audit database", err)
+	}
+	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o644 {
+		t.Errorf("the file's mode: got %v (%v), want it untouched at 0644", fi.Mode().Perm(), err)
+	}
+	if _, err := os.Stat(path + "-shm"); err == nil {
+		t.Error("a -shm file was created beside it")
+	}
+	// An empty file is a database yet to be written.
+	empty := filepath.Join(dir, "empty.db")
+	if err := os.WriteFile(empty, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	l, err := Open(Options{Path: empty})
+	if err != nil {
+		t.Fatalf("Open of an empty file: %v", err)
+	}
+	l.Close()
+}

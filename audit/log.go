@@ -114,6 +114,9 @@ func Open(opts Options) (*Log, error) {
 	if err := privatefile.EnsureDir(filepath.Dir(opts.Path)); err != nil {
 		return nil, fmt.Errorf("audit log directory: %w", err)
 	}
+	if err := checkIsDatabase(opts.Path); err != nil {
+		return nil, err
+	}
 	if err := ensureFile(opts.Path); err != nil {
 		return nil, err
 	}

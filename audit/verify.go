@@ -5,8 +5,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
+	"syscall"
 )
 
 // VerifyResult is what verify found.
@@ -33,6 +35,30 @@ func checkExists(path string) error {
 	}
 	if !fi.Mode().IsRegular() {
 		return fmt.Errorf("audit log %s is not a regular file", path)
+	}
+	return checkIsDatabase(path)
+}
+
+// sqliteHeader is how every SQLite database file begins.
+const sqliteHeader = "SQLite format 3\x00"
+
+// checkIsDatabase refuses a regular file that holds something other than
+// an SQLite database (an empty one is a database yet to be written):
+// advice to chmod it or to move it aside, or a -shm file created beside
+// it, would be wrong for a file that was never an audit log.
+func checkIsDatabase(path string) error {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		return nil // the callers report a missing or unreadable file their way
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return nil
+	}
+	var b [len(sqliteHeader)]byte
+	n, _ := io.ReadFull(f, b[:])
+	if n > 0 && string(b[:n]) != sqliteHeader {
+		return fmt.Errorf("%s is not an SQLite audit database; name the audit log (by default $XDG_STATE_HOME/ringlet/audit.db)", path)
 	}
 	return nil
 }

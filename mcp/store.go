@@ -2,6 +2,7 @@ package mcp
 
 import (
 	"github.com/neullabs/ringlet/sandbox"
+	"strconv"
 
 	"errors"
 	"fmt"
@@ -159,6 +160,11 @@ func validateURL(s string) error {
 		// A query is where servers take API keys, and the URL is shown
 		// and audited: no secret may sit in it.
 		return fmt.Errorf("MCP server URL %q: no user info, query or fragment allowed", s)
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("MCP server URL %q: the port must be a number from 1 to 65535", s)
+		}
 	}
 	if u.Scheme == "http" && !loopback(u.Hostname()) {
 		return fmt.Errorf("MCP server URL %q: plain http is allowed only for loopback hosts; use https", s)

@@ -28,6 +28,9 @@ func TestServerConfigValidate(t *testing.T) {
 		{"NUL", ServerConfig{Name: "fs", Command: []string{"x", "a\x00b"}}, false},
 		{"timeout too short", ServerConfig{Name: "fs", Command: []string{"x"}, Timeout: time.Millisecond}, false},
 		{"timeout too long", ServerConfig{Name: "fs", Command: []string{"x"}, Timeout: time.Hour}, false},
+		{"url", ServerConfig{Name: "fs", URL: "http://127.0.0.1:9/mcp"}, true},
+		{"url port out of range", ServerConfig{Name: "fs", URL: "http://127.0.0.1:99999/mcp"}, false},
+		{"url port zero", ServerConfig{Name: "fs", URL: "https://mcp.example.com:0/mcp"}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.c.Validate()

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/pelletier/go-toml/v2"
@@ -185,6 +186,11 @@ func ParseBaseURL(s string) (*url.URL, error) {
 	}
 	if u.User != nil || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || u.Opaque != "" {
 		return nil, fmt.Errorf("base URL %q: no user info, query or fragment allowed", s)
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return nil, fmt.Errorf("base URL %q: the port must be a number from 1 to 65535", s)
+		}
 	}
 	if strings.Contains(u.Path, "..") || strings.Contains(u.Path, "//") || strings.Contains(s, "\\") {
 		return nil, fmt.Errorf("base URL %q: the path must be plain", s)

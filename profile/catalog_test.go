@@ -187,6 +187,10 @@ func TestParseBaseURL(t *testing.T) {
 		"http://127.evil.example/v1",
 		"http://127.0.0.1.evil.example/v1",
 		"http://localhost.evil.example",
+		// Ports that are none.
+		"http://127.0.0.1:99999",
+		"http://127.0.0.1:0/v1",
+		"https://api.example.com:http/v1",
 		// Credentials, query, fragment.
 		"https://user:pw@api.example.com",
 		"https://user@api.example.com",

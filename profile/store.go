@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/pelletier/go-toml/v2"
 
@@ -98,8 +99,8 @@ func (p *Profile) Validate(c *Catalog) error {
 	if len(a.Command) > 0 && len(p.Command) > 0 {
 		return fmt.Errorf("agent %s has its own command; --command is only for the generic agent", a.ID)
 	}
-	if strings.ContainsAny(p.Model, "\x00\n\r\"'") || len(p.Model) > 200 {
-		return errors.New("invalid model name")
+	if len(p.Model) > 200 || strings.ContainsAny(p.Model, "\"'") || strings.ContainsFunc(p.Model, func(r rune) bool { return r < 0x20 || r == 0x7f || r == utf8.RuneError }) {
+		return fmt.Errorf("invalid model name %q: at most 200 characters, no quotes or control characters (e.g. claude-sonnet-4-5)", p.Model)
 	}
 	if p.Workspace != "" {
 		if err := CheckWorkspace(p.Workspace); err != nil {

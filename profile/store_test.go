@@ -207,6 +207,7 @@ func TestStoreCreateRefuses(t *testing.T) {
 		{"unknown endpoint", claude(func(p *Profile) { p.Endpoint = "eu" }), "no endpoint"},
 		{"model with quote", claude(func(p *Profile) { p.Model = `m",x="y` }), "invalid model"},
 		{"model with newline", claude(func(p *Profile) { p.Model = "m\nx" }), "invalid model"},
+		{"model with an escape", claude(func(p *Profile) { p.Model = "a\x1bb" }), "invalid model"},
 		{"model too long", claude(func(p *Profile) { p.Model = strings.Repeat("m", 201) }), "invalid model"},
 		{"relative workspace", claude(func(p *Profile) { p.Workspace = "project" }), "clean absolute path"},
 		{"unclean workspace", claude(func(p *Profile) { p.Workspace = dir + "/../dir" }), "clean absolute path"},

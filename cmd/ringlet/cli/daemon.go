@@ -416,11 +416,23 @@ Without --stay-alive it exits after daemon.idle_timeout of inactivity.`,
 				return err
 			}
 			if st, ok := readState(paths); ok && processAlive(st.PID) {
+				if cmd.Flags().Changed("listen") || cmd.Flags().Changed("stay-alive") {
+					// The flags would not apply to the daemon that runs.
+					return fmt.Errorf("a ringlet daemon is already running (pid %d, listening on %s), so --listen and --stay-alive do not apply; stop it with 'ringlet daemon stop' and start again", st.PID, st.Listen)
+				}
 				fmt.Fprintf(a.stdio.Out, "ringlet daemon is already running (pid %d, %s)\n", st.PID, st.URL)
 				return nil
 			}
 			var extra []string
 			if cmd.Flags().Changed("listen") {
+				l, err := config.ParseListen(listen, true)
+				if err != nil {
+					return usageError{err}
+				}
+				if !l.Loopback {
+					// The detached daemon's stderr goes nowhere: say it here.
+					fmt.Fprintf(a.stdio.Err, "ringlet: warning: the daemon will listen on %s, which is not a loopback address: anyone who can reach it can try to guess the token\n", l.Addr())
+				}
 				extra = []string{"--listen", listen}
 			}
 			st, err := a.startBackground(cmd.Context(), stayAlive, extra)
