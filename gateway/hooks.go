@@ -3,6 +3,7 @@ package gateway
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"time"
@@ -79,8 +80,9 @@ func (s *Server) handleHookAdd(w http.ResponseWriter, r *http.Request) {
 	h := hook.Hook{Profile: req.Profile, Event: req.Event, Shell: req.Shell, Match: req.Match}
 	if req.Timeout != "" {
 		d, err := time.ParseDuration(req.Timeout)
-		if err != nil {
-			writeError(w, http.StatusBadRequest, "invalid_hook", "timeout must be a duration such as 10s")
+		if err != nil || d <= 0 {
+			// An explicit 0 is not the default: say the range.
+			writeError(w, http.StatusBadRequest, "invalid_hook", fmt.Sprintf("timeout must be a duration from 100ms to %s, such as 10s", hook.MaxTimeout))
 			return
 		}
 		h.Timeout = d

@@ -344,6 +344,7 @@ func TestHooksRoundTrip(t *testing.T) {
 		{"empty --shell", []string{"hooks", "add", "work", "--on", "pre-tool-use", "--shell", " "}, 2, "empty"},
 		{"bad --timeout", []string{"hooks", "add", "work", "--on", "pre-tool-use", "--shell", "true", "--timeout", "soon"}, 2, "--timeout"},
 		{"timeout out of bounds", []string{"hooks", "add", "work", "--on", "pre-tool-use", "--shell", "true", "--timeout", "1h"}, 2, "timeout"},
+		{"timeout zero", []string{"hooks", "add", "work", "--on", "pre-tool-use", "--shell", "true", "--timeout", "0"}, 2, "timeout"},
 		{"invalid profile name", []string{"hooks", "add", "Work!", "--on", "pre-tool-use", "--shell", "true"}, 2, "invalid profile name"},
 		{"no profile", []string{"hooks", "add", "--on", "pre-tool-use", "--shell", "true"}, 2, "PROFILE"},
 		{"unknown profile", []string{"hooks", "add", "nobody", "--on", "pre-tool-use", "--shell", "true"}, 1, `no profile "nobody"`},

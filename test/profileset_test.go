@@ -38,6 +38,13 @@ func TestProfilesSet(t *testing.T) {
 	if ro, _ := v["ro"].([]any); len(ro) != 2 || ro[0] != "/usr/share" || ro[1] != "/usr/include" {
 		t.Errorf("after set: got ro %v, want [/usr/share /usr/include]", v["ro"])
 	}
+	// The text view shows the sandbox settings too.
+	text := hkRun(t, e, "profiles", "inspect", "box")
+	for _, want := range []string{"network", "none", "/usr/share /usr/include", "allow_git_config"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("profiles inspect box: got %q, want it to show %q", text, want)
+		}
+	}
 
 	for _, tc := range []struct {
 		name string

@@ -66,8 +66,8 @@ func (a *app) auditCmd() *cobra.Command {
 		Use:   "audit",
 		Short: "Query, verify and follow the audit log",
 		Long: `Every action (daemon start and stop, authentication failures, token
-rotation, credential changes, and later profile launches, tool calls, hook
-decisions and provider requests) is committed to an SQLite audit log before
+rotation, credential changes, profile launches, tool calls, hook decisions
+and provider requests) is committed to an SQLite audit log before
 it is acknowledged. Records are chained by SHA-256 and the chain's tip is
 anchored in a file beside the database, so 'audit verify' finds records
 that were edited, removed or reordered.

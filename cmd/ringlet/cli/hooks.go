@@ -84,8 +84,8 @@ func (a *app) hooksAddCmd() *cobra.Command {
 			req.Profile = p
 			h := hook.Hook{Profile: p, Event: req.Event, Shell: req.Shell, Match: req.Match}
 			if req.Timeout != "" {
-				if h.Timeout, err = time.ParseDuration(req.Timeout); err != nil {
-					return usagef("--timeout must be a duration such as 10s")
+				if h.Timeout, err = time.ParseDuration(req.Timeout); err != nil || h.Timeout <= 0 {
+					return usagef("--timeout must be a duration from 100ms to %s, such as 10s", hook.MaxTimeout)
 				}
 			}
 			if err := h.Validate(); err != nil {

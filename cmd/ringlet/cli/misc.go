@@ -3,8 +3,10 @@ package cli
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"strings"
 
@@ -106,7 +108,11 @@ func (a *app) readData(spec string) ([]byte, error) {
 	case strings.HasPrefix(spec, "@"):
 		f, err := os.Open(spec[1:])
 		if err != nil {
-			return nil, fmt.Errorf("read --data file: %w", err)
+			var pe *fs.PathError
+			if errors.As(err, &pe) {
+				err = pe.Err // the path is said once, below
+			}
+			return nil, fmt.Errorf("read %s: %w", spec[1:], err)
 		}
 		defer f.Close()
 		return io.ReadAll(io.LimitReader(f, limit))

@@ -203,6 +203,12 @@ func (a *app) profilesInspectCmd() *cobra.Command {
 			t.row("endpoint", v.Endpoint)
 			t.row("workspace", v.Workspace)
 			t.row("command", strings.Join(v.Command, " "))
+			// The sandbox: what the agent may reach and see.
+			t.row("network", orDefault(v.Network, "provider"))
+			t.row("ro", strings.Join(v.ReadOnly, " "))
+			t.row("rw", strings.Join(v.ReadWrite, " "))
+			t.row("allow_hosts", strings.Join(v.AllowHosts, " "))
+			t.row("allow_git_config", strconv.FormatBool(v.AllowGitConfig))
 			t.row("key", v.Key)
 			t.row("home", v.Home)
 			t.row("sessions", strconv.Itoa(v.Sessions))
