@@ -38,6 +38,16 @@ func TestProfilesSet(t *testing.T) {
 	if ro, _ := v["ro"].([]any); len(ro) != 2 || ro[0] != "/usr/share" || ro[1] != "/usr/include" {
 		t.Errorf("after set: got ro %v, want [/usr/share /usr/include]", v["ro"])
 	}
+	// Shells complete profile aliases, from the profile files.
+	for _, args := range [][]string{{"profiles", "inspect", ""}, {"hooks", "list", "b"}, {"mcp", "add", ""}, {"audit", "query", "--profile", ""}} {
+		out := hkRun(t, e, append([]string{"__complete"}, args...)...)
+		if !strings.Contains(out, "box\tgeneric via local") {
+			t.Errorf("completion of %q: got %q, want the profile box", args, out)
+		}
+	}
+	if out := hkRun(t, e, "__complete", "profiles", "inspect", "box", ""); strings.Contains(out, "box") {
+		t.Errorf("completion after the alias: got %q, want no second alias", out)
+	}
 	// The text view shows the sandbox settings too.
 	text := hkRun(t, e, "profiles", "inspect", "box")
 	for _, want := range []string{"network", "none", "/usr/share /usr/include", "allow_git_config"} {
