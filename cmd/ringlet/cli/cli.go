@@ -166,12 +166,26 @@ func (a *app) completeProfiles(root *cobra.Command) {
 	walk(root)
 }
 
+var completionExamples = map[string]string{
+	"bash":       "  ringlet completion bash > /etc/bash_completion.d/ringlet\n  source <(ringlet completion bash)",
+	"zsh":        "  ringlet completion zsh > \"${fpath[1]}/_ringlet\"",
+	"fish":       "  ringlet completion fish > ~/.config/fish/completions/ringlet.fish",
+	"powershell": "  ringlet completion powershell | Out-String | Invoke-Expression",
+}
+
 // strictGroups makes a mistyped subcommand a usage error (exit 2) under
 // every command group, as it is at the top: cobra would print the group's
 // help and exit 0. 'ringlet help' with an unknown topic is one too.
 func strictGroups(root *cobra.Command) {
 	root.InitDefaultCompletionCmd()
 	root.InitDefaultHelpCmd()
+	for _, c := range root.Commands() {
+		if c.Name() == "completion" {
+			for _, sh := range c.Commands() {
+				sh.Example = completionExamples[sh.Name()]
+			}
+		}
+	}
 	var walk func(c *cobra.Command)
 	walk = func(c *cobra.Command) {
 		if c != root && c.HasSubCommands() && !c.Runnable() {

@@ -341,9 +341,10 @@ func (a *app) providersCmd() *cobra.Command {
 	}
 	var asJSON bool
 	list := &cobra.Command{
-		Use:   "list",
-		Short: "List providers",
-		Args:  cobra.NoArgs,
+		Use:     "list",
+		Example: "  ringlet providers list\n  ringlet providers list --json",
+		Short:   "List providers",
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cat, err := profile.LoadCatalog(a.paths.ConfigDir)
 			if err != nil {
@@ -372,6 +373,7 @@ func (a *app) providersCmd() *cobra.Command {
 	var inspectJSON bool
 	inspect := &cobra.Command{
 		Use:               "inspect ID",
+		Example:           "  ringlet providers inspect anthropic --json",
 		Short:             "Show a provider",
 		Args:              exactArgs(1, "ID"),
 		ValidArgsFunction: a.completeProviders,
@@ -484,9 +486,10 @@ takes effect at once, open streams included.`,
 	}
 	var asJSON bool
 	list := &cobra.Command{
-		Use:   "list",
-		Short: "List live sessions",
-		Args:  cobra.NoArgs,
+		Use:     "list",
+		Example: "  ringlet sessions list\n  ringlet sessions list --json",
+		Short:   "List live sessions",
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := a.daemonClient()
 			var out struct{ Sessions []gateway.SessionInfo }
@@ -513,9 +516,10 @@ takes effect at once, open streams included.`,
 	list.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	var inspectJSON bool
 	inspect := &cobra.Command{
-		Use:   "inspect ID",
-		Short: "Show a live session",
-		Args:  exactArgs(1, "ID"),
+		Use:     "inspect ID",
+		Example: "  ringlet sessions inspect s_0123456789abcdef --json",
+		Short:   "Show a live session",
+		Args:    exactArgs(1, "ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var s gateway.SessionInfo
 			if err := a.call(cmd.Context(), "GET", "/api/sessions/"+url.PathEscape(args[0]), nil, &s); err != nil {

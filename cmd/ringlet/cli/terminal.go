@@ -45,9 +45,10 @@ func (a *app) terminalCmd() *cobra.Command {
 	}
 	var asJSON bool
 	list := &cobra.Command{
-		Use:   "list",
-		Short: "List remote terminals",
-		Args:  cobra.NoArgs,
+		Use:     "list",
+		Example: "  ringlet terminal list --json",
+		Short:   "List remote terminals",
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var out struct{ Terminals []gateway.TerminalInfo }
 			if err := a.call(cmd.Context(), "GET", "/api/terminals", nil, &out); err != nil {
@@ -71,9 +72,10 @@ func (a *app) terminalCmd() *cobra.Command {
 	list.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	var infoJSON bool
 	info := &cobra.Command{
-		Use:   "info SESSION",
-		Short: "Show a remote terminal",
-		Args:  exactArgs(1, "SESSION"),
+		Use:     "info SESSION",
+		Example: "  ringlet terminal info s_0123456789abcdef",
+		Short:   "Show a remote terminal",
+		Args:    exactArgs(1, "SESSION"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var ti gateway.TerminalInfo
 			if err := a.call(cmd.Context(), "GET", "/api/sessions/"+url.PathEscape(args[0])+"/terminal/info", nil, &ti); err != nil {
@@ -97,9 +99,10 @@ func (a *app) terminalCmd() *cobra.Command {
 	}
 	info.Flags().BoolVar(&infoJSON, "json", false, "print JSON")
 	kill := &cobra.Command{
-		Use:   "kill SESSION",
-		Short: "Kill the agent's whole process group and end its session",
-		Args:  exactArgs(1, "SESSION"),
+		Use:     "kill SESSION",
+		Example: "  ringlet terminal kill s_0123456789abcdef",
+		Short:   "Kill the agent's whole process group and end its session",
+		Args:    exactArgs(1, "SESSION"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var ti gateway.TerminalInfo
 			if err := a.call(cmd.Context(), "DELETE", "/api/sessions/"+url.PathEscape(args[0])+"/terminal", nil, &ti); err != nil {
@@ -110,8 +113,9 @@ func (a *app) terminalCmd() *cobra.Command {
 		},
 	}
 	attach := &cobra.Command{
-		Use:   "attach SESSION",
-		Short: "Attach this terminal to a remote agent (Ctrl-] detaches)",
+		Use:     "attach SESSION",
+		Example: "  ringlet terminal attach s_0123456789abcdef",
+		Short:   "Attach this terminal to a remote agent (Ctrl-] detaches)",
 		Long: `Attach to a remote agent: the scrollback is shown first, then the live
 terminal; keystrokes go to the agent, window size changes follow. Ctrl-]
 detaches and leaves the agent running. Several viewers may attach.`,
