@@ -244,14 +244,7 @@ RINGLET_SESSION_TOKEN, or else ANTHROPIC_BASE_URL (…/proxy) and
 ANTHROPIC_API_KEY (the session token), which 'ringlet profiles env' sets.`,
 		Args:    cobra.NoArgs,
 		Example: `  echo '{"hook_event_name":"PreToolUse","tool_name":"Bash","tool_input":{"command":"ls"}}' | ringlet hook claude-pre-tool-use`,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			reason, allow := a.claudeToolUse(cmd.Context(), hook.PreToolUse)
-			if allow {
-				return nil
-			}
-			fmt.Fprintln(a.stdio.Err, reason)
-			return exitCode(2)
-		},
+		RunE:    a.claudeHookRun(hook.PreToolUse),
 	})
 	cmd.AddCommand(&cobra.Command{
 		Use:   "claude-post-tool-use",
@@ -267,16 +260,22 @@ Ringlet's MCP gateway, a refused result is withheld).
 It finds the daemon and the session like claude-pre-tool-use.`,
 		Args:    cobra.NoArgs,
 		Example: `  echo '{"hook_event_name":"PostToolUse","tool_name":"Bash","tool_input":{"command":"ls"},"tool_response":{"stdout":"a"}}' | ringlet hook claude-post-tool-use`,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			reason, allow := a.claudeToolUse(cmd.Context(), hook.PostToolUse)
-			if allow {
-				return nil
-			}
-			fmt.Fprintln(a.stdio.Err, reason)
-			return exitCode(2)
-		},
+		RunE:    a.claudeHookRun(hook.PostToolUse),
 	})
 	return cmd
+}
+
+// claudeHookRun answers a Claude Code hook event for event: exit 0
+// allows, exit 2 with the reason on stderr refuses.
+func (a *app) claudeHookRun(event string) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, _ []string) error {
+		reason, allow := a.claudeToolUse(cmd.Context(), event)
+		if allow {
+			return nil
+		}
+		fmt.Fprintln(a.stdio.Err, reason)
+		return exitCode(2)
+	}
 }
 
 // exitCode ends the command with a given code, having printed its output.
