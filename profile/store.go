@@ -49,6 +49,15 @@ func (p Profile) CredentialRef() credentials.Ref {
 	return credentials.Ref{Provider: p.Provider, Alias: p.Alias}
 }
 
+// CheckNetwork checks a profile's sandbox network setting.
+func CheckNetwork(n string) error {
+	switch n {
+	case "", "provider", "none", "host":
+		return nil
+	}
+	return fmt.Errorf("invalid network %q; accepted values: provider, none, host", n)
+}
+
 // ErrNotFound means there is no such profile.
 var ErrNotFound = errors.New("no such profile")
 
@@ -107,10 +116,8 @@ func (p *Profile) Validate(c *Catalog) error {
 			return err
 		}
 	}
-	switch p.Network {
-	case "", "provider", "none", "host":
-	default:
-		return fmt.Errorf("invalid network %q; accepted values: provider, none, host", p.Network)
+	if err := CheckNetwork(p.Network); err != nil {
+		return err
 	}
 	for _, h := range p.AllowHosts {
 		if err := CheckAllowHost(h); err != nil {

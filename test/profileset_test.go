@@ -62,7 +62,12 @@ func TestProfilesSet(t *testing.T) {
 		code int
 	}{
 		{"nothing to change", []string{"profiles", "set", "box"}, 2},
-		{"bad network", []string{"profiles", "set", "box", "--network", "bogus"}, 1},
+		{"bad network", []string{"profiles", "set", "box", "--network", "bogus"}, 2},
+		{"bad allow-host", []string{"profiles", "set", "box", "--allow-host", "Bad Host"}, 2},
+		{"create with a bad network", []string{"profiles", "create", "generic", "box2", "--provider", "local", "--command", "true", "--network", "wifi"}, 2},
+		{"env with a bad ttl", []string{"profiles", "env", "box", "--ttl", "yesterday"}, 2},
+		{"env with a ttl too long", []string{"profiles", "env", "box", "--ttl", "9999h"}, 2},
+		{"daemon with a bad listen", []string{"daemon", "--listen", "bogus"}, 2},
 		{"missing ro path", []string{"profiles", "set", "box", "--ro", "/no/such/dir"}, 1},
 		{"unknown profile", []string{"profiles", "set", "nope", "--model", "x"}, 1},
 		{"invalid alias", []string{"profiles", "set", "Bad", "--model", "x"}, 2},

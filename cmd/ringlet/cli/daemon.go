@@ -115,11 +115,10 @@ func (a *app) runDaemon(ctx context.Context, f daemonFlags, listenExplicit bool)
 	}
 	var listen config.Listen
 	if listenExplicit {
-		listen, err = config.ParseListen(f.listen, true)
-	} else {
-		listen, err = config.ParseListen(cfg.Listen(), false)
-	}
-	if err != nil {
+		if listen, err = config.ParseListen(f.listen, true); err != nil {
+			return usageError{err}
+		}
+	} else if listen, err = config.ParseListen(cfg.Listen(), false); err != nil {
 		return err
 	}
 

@@ -67,6 +67,15 @@ terminal; --skip-key creates the profile without one.`,
 			if req.Provider == "" {
 				return usagef("--provider is required ('ringlet providers list' shows them)")
 			}
+			// Flag values are usage errors (exit 2) here, as in set.
+			if err := profile.CheckNetwork(req.Network); err != nil {
+				return usageError{err}
+			}
+			for _, h := range req.AllowHosts {
+				if err := profile.CheckAllowHost(h); err != nil {
+					return usageError{err}
+				}
+			}
 			if command != "" {
 				req.Command = strings.Fields(command)
 			}
@@ -297,6 +306,9 @@ The agent runs without Ringlet's sandbox this way.`,
 			}
 			body := map[string]string{"profile": args[0]}
 			if ttl != "" {
+				if d, err := time.ParseDuration(ttl); err != nil || d < time.Minute || d > 720*time.Hour {
+					return usagef("--ttl must be a duration from 1m to 720h, such as 8h")
+				}
 				body["ttl"] = ttl
 			}
 			var st gateway.SessionStarted
@@ -687,6 +699,9 @@ keep the settings they started with.`,
 				u.Endpoint = &endpoint
 			}
 			if fl.Changed("network") {
+				if err := profile.CheckNetwork(network); err != nil {
+					return usageError{err}
+				}
 				u.Network = &network
 			}
 			paths := func(in []string) *[]string {
@@ -715,6 +730,9 @@ keep the settings they started with.`,
 				hosts := []string{}
 				for _, h := range allowHosts {
 					if h != "" {
+						if err := profile.CheckAllowHost(h); err != nil {
+							return usageError{err}
+						}
 						hosts = append(hosts, h)
 					}
 				}
