@@ -33,6 +33,7 @@ type world struct {
 	api    []apiCall
 	vetted []vetCall
 	deny   string
+	after  func(context.Context, json.RawMessage) Verdict // post-tool-use, when set
 }
 
 type apiCall struct {
@@ -116,8 +117,14 @@ func (w *world) vet(session string) func(context.Context, string, json.RawMessag
 		if w.deny != "" {
 			return Verdict{Reason: w.deny}
 		}
-		return Verdict{Allow: true}
+		return Verdict{Allow: true, After: w.after}
 	}
+}
+
+func (w *world) setAfter(after func(context.Context, json.RawMessage) Verdict) {
+	w.mu.Lock()
+	w.after = after
+	w.mu.Unlock()
 }
 
 func (w *world) setDeny(reason string) {

@@ -325,7 +325,10 @@ func (h *hub) forward(u *upstream, tool, exposed string) server.ToolHandlerFunc 
 			}
 			return mcpgo.NewToolResultError(reason), nil
 		}
-		relay, relayed := progressRelay(ctx, req)
+		// With post-tool-use hooks, nothing of the upstream's own text may
+		// reach the client before they judged it: progress goes without
+		// its message.
+		relay, relayed := progressRelay(ctx, req, v.After == nil)
 		res, err := u.call(ctx, tool, args, relay)
 		if relayed != nil && relayed.Load() {
 			// mcp-go's streamable server writes a notification from a
@@ -335,7 +338,12 @@ func (h *hub) forward(u *upstream, tool, exposed string) server.ToolHandlerFunc 
 			time.Sleep(5 * time.Millisecond)
 		}
 		if err != nil {
-			return mcpgo.NewToolResultError(fmt.Sprintf("%s: %v", exposed, err)), nil
+			failed := mcpgo.NewToolResultError(fmt.Sprintf("%s: %v", exposed, err))
+			if v.After == nil {
+				return failed, nil
+			}
+			// The upstream's error text is its output too.
+			res = failed
 		}
 		if v.After != nil {
 			out, err := json.Marshal(res)
@@ -357,7 +365,7 @@ func (h *hub) forward(u *upstream, tool, exposed string) server.ToolHandlerFunc 
 // progressRelay returns, for a call whose client asked for progress, what
 // sends the upstream's progress to that client under the client's own
 // token; nil when it did not ask.
-func progressRelay(ctx context.Context, req mcpgo.CallToolRequest) (func(mcpgo.NotificationParams), *atomic.Bool) {
+func progressRelay(ctx context.Context, req mcpgo.CallToolRequest, withMessage bool) (func(mcpgo.NotificationParams), *atomic.Bool) {
 	if req.Params.Meta == nil || req.Params.Meta.ProgressToken == nil {
 		return nil, nil
 	}
@@ -371,7 +379,7 @@ func progressRelay(ctx context.Context, req mcpgo.CallToolRequest) (func(mcpgo.N
 		relayed.Store(true)
 		out := map[string]any{"progressToken": theirs}
 		for _, k := range []string{"progress", "total", "message"} {
-			if v, ok := p.AdditionalFields[k]; ok {
+			if v, ok := p.AdditionalFields[k]; ok && (k != "message" || withMessage) {
 				out[k] = v
 			}
 		}

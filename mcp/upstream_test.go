@@ -2,6 +2,7 @@ package mcp
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"os"
@@ -496,5 +497,50 @@ func TestUpstreamRunsThroughTheSandbox(t *testing.T) {
 	st, err := w.srv.Servers("b")
 	if err != nil || len(st) != 1 || !strings.Contains(st[0].Error, "--no-sandbox") {
 		t.Errorf("b's server status: got %+v, want an error that says how to run it unconfined", st)
+	}
+}
+
+// TestPostToolUseSeesEverything: with a post-tool-use verdict in place,
+// nothing of the upstream's own text reaches the client before it is
+// judged: a refused result is withheld, an upstream error is judged as the
+// output it is, and relayed progress carries no message.
+func TestPostToolUseSeesEverything(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	w.addServer("a", "up", upstreamCommand(t))
+	var mu sync.Mutex
+	var judged []string
+	w.setAfter(func(_ context.Context, out json.RawMessage) Verdict {
+		mu.Lock()
+		judged = append(judged, string(out))
+		mu.Unlock()
+		return Verdict{Reason: "withheld by the test"}
+	})
+	c := w.client(t, "a1")
+	c.initialize("2025-11-25")
+	c.toolNames()
+
+	rec := c.post(`{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"up__progress","arguments":{"steps":2},"_meta":{"progressToken":"tok"}}}`)
+	for _, m := range messages(t, rec) {
+		if m.Method == "notifications/progress" && strings.Contains(string(m.Params), "message") {
+			t.Errorf("progress with post-tool-use hooks: got %s, want no message", m.Params)
+		}
+	}
+	var r toolResult
+	json.Unmarshal(answer(t, rec, 5).Result, &r)
+	if !r.IsError || r.text() != "withheld by the test" {
+		t.Errorf("a refused result: got %+v, want it withheld with the reason", r)
+	}
+	// The upstream dies answering: its error is judged like a result.
+	rec = c.post(`{"jsonrpc":"2.0","id":6,"method":"tools/call","params":{"name":"up__crash","arguments":{}}}`)
+	var r2 toolResult
+	json.Unmarshal(answer(t, rec, 6).Result, &r2)
+	if !r2.IsError || r2.text() != "withheld by the test" {
+		t.Errorf("an upstream error: got %+v, want it judged and withheld", r2)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(judged) != 2 || !strings.Contains(judged[1], `"isError":true`) {
+		t.Errorf("judged outputs: got %q, want the result and then the error result", judged)
 	}
 }
