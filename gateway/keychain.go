@@ -86,6 +86,7 @@ type keychainChange struct {
 // a replaced or removed key must stop working at once, not when those
 // sessions expire.
 func (s *Server) endSessionsUsing(ctx context.Context, ref credentials.Ref, reason string) int {
+	s.keyChanged(ref)
 	n := 0
 	for _, sess := range s.sessions.list() {
 		if sess.Profile.CredentialRef() == ref {

@@ -2,11 +2,14 @@ package gateway
 
 import (
 	"bytes"
+	"context"
 	"fmt"
+	"github.com/neullabs/ringlet/credentials"
 	"io"
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -112,5 +115,39 @@ func TestModelLabelsBounded(t *testing.T) {
 	}
 	if got := m.label("bad label\n"); got != "other" {
 		t.Errorf("a model with a newline: got %q, want other", got)
+	}
+}
+
+// racingKeys replaces the key inside the window between startSession
+// reading it and adding the session, as a keychain PUT would.
+type racingKeys struct {
+	KeyStore
+	srv  *Server
+	once sync.Once
+}
+
+func (k *racingKeys) Get(ref credentials.Ref) (credentials.Secret, error) {
+	sec, err := k.KeyStore.Get(ref)
+	k.once.Do(func() { k.srv.endSessionsUsing(context.Background(), ref, "key replaced") })
+	return sec, err
+}
+
+// TestSessionStartRacingKeyChange: a session whose key is replaced while
+// it starts is not left live with the old key.
+func TestSessionStartRacingKeyChange(t *testing.T) {
+	t.Parallel()
+	bs := newBenchSetup(t, 0)
+	bs.srv.opts.Keys = &racingKeys{KeyStore: bs.srv.opts.Keys, srv: bs.srv}
+	sess, _, err := bs.srv.startSession(t.Context(), "bench", time.Hour, "admin")
+	if err == nil || !strings.Contains(err.Error(), "changed while the session started") {
+		t.Errorf("start racing a key change: got session %v, err %v; want an error", sess != nil, err)
+	}
+	// The change ended the setup's session too; none may be left.
+	if live := bs.srv.sessions.list(); len(live) != 0 {
+		t.Errorf("after the racing start: %d sessions live (%s), want none with the replaced key", len(live), live[0].ID)
+	}
+	// Without a change, sessions start.
+	if _, _, err := bs.srv.startSession(t.Context(), "bench", time.Hour, "admin"); err != nil {
+		t.Errorf("a plain start after: %v", err)
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/neullabs/ringlet/audit"
+	"github.com/neullabs/ringlet/credentials"
 	"github.com/neullabs/ringlet/hook"
 	"github.com/neullabs/ringlet/mcp"
 	"github.com/neullabs/ringlet/profile"
@@ -96,6 +97,9 @@ type Server struct {
 	metrics *metrics
 	auth    *authenticator
 	bus     *eventBus
+	// keyGen counts key changes per credential (see startSession).
+	keyGenMu sync.Mutex
+	keyGen   map[credentials.Ref]uint64
 	// guardDenials paces the records of refused cross-site requests.
 	guardDenials denialLimiter
 	started      time.Time

@@ -178,6 +178,7 @@ func (s *Server) startSession(ctx context.Context, alias string, ttl time.Durati
 	if err != nil {
 		return nil, "", err
 	}
+	gen := s.keyGeneration(p.CredentialRef())
 	key, err := s.opts.Keys.Get(p.CredentialRef())
 	if errors.Is(err, credentials.ErrNotFound) {
 		return nil, "", fmt.Errorf("%w: no key is stored for profile %s; store it with 'ringlet keychain set %s %s'", errNoKey, alias, p.Provider, alias)
@@ -216,7 +217,32 @@ func (s *Server) startSession(ctx context.Context, alias string, ttl time.Durati
 	})
 	s.sessions.add(sess)
 	s.metrics.sessions.Set(float64(s.sessions.count()))
+	if s.keyGeneration(p.CredentialRef()) != gen {
+		// The key was replaced or removed while this session started,
+		// maybe after it was read and before endSessionsUsing could see
+		// this session: it must not live on with the old key.
+		s.endSession(ctx, sess.ID, "key replaced", audit.ActorDaemon)
+		return nil, "", fmt.Errorf("the key of profile %s changed while the session started; start it again", alias)
+	}
 	return sess, tok, nil
+}
+
+// keyGeneration counts the changes of a stored key that this daemon made.
+func (s *Server) keyGeneration(ref credentials.Ref) uint64 {
+	s.keyGenMu.Lock()
+	defer s.keyGenMu.Unlock()
+	return s.keyGen[ref]
+}
+
+// keyChanged marks a change of the key ref: sessions starting meanwhile
+// see it (startSession) and those already live are ended by the caller.
+func (s *Server) keyChanged(ref credentials.Ref) {
+	s.keyGenMu.Lock()
+	defer s.keyGenMu.Unlock()
+	if s.keyGen == nil {
+		s.keyGen = map[credentials.Ref]uint64{}
+	}
+	s.keyGen[ref]++
 }
 
 var errNoKey = errors.New("missing key")
