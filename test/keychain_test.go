@@ -524,3 +524,23 @@ func TestKeychainWithoutDaemon(t *testing.T) {
 		t.Errorf("audit: got %q, want %q", got, want)
 	}
 }
+
+// TestKeychainRefusesUnreachableDaemon: with a daemon running that the
+// CLI cannot ask (here: a wrong RINGLET_TOKEN), keychain set and remove
+// fail with one line rather than change the store behind its back.
+func TestKeychainRefusesUnreachableDaemon(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	mustRun(t, e, "config", "set", "credentials.backend", "file")
+	e.StartDaemon()
+	key := newCanary(t, "stale")
+	e.ExtraEnv = append(e.ExtraEnv, "RINGLET_TOKEN="+strings.Repeat("0", 64))
+	stdout, stderr, code := e.RunInput(key+"\n", "keychain", "set", "anthropic", "stale")
+	checkOneLineError(t, stdout, stderr, code, []int{1}, "not changed behind its back")
+	stdout, stderr, code = e.Run("keychain", "remove", "anthropic", "stale")
+	checkOneLineError(t, stdout, stderr, code, []int{1}, "not changed behind its back")
+	e.ExtraEnv = e.ExtraEnv[:len(e.ExtraEnv)-1]
+	if out := mustRun(t, e, "keychain", "list"); strings.Contains(out, "stale") {
+		t.Errorf("keychain list: got %q, want no anthropic/stale stored", out)
+	}
+}

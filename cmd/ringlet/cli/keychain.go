@@ -3,6 +3,7 @@ package cli
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -149,7 +150,11 @@ process listings.`,
 			if err != nil {
 				return err
 			}
-			if c := a.runningDaemon(cmd.Context()); c != nil {
+			c, err := a.runningDaemon(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if c != nil {
 				var out keyChange
 				if err := c.Do(cmd.Context(), "PUT", "/api/keychain/"+r.Provider+"/"+r.Alias, map[string]string{"key": key}, &out); err != nil {
 					return err
@@ -215,7 +220,11 @@ func (a *app) keychainRemoveCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if c := a.runningDaemon(cmd.Context()); c != nil {
+			c, err := a.runningDaemon(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if c != nil {
 				var out keyChange
 				if err := c.Do(cmd.Context(), "DELETE", "/api/keychain/"+r.Provider+"/"+r.Alias, nil, &out); err != nil {
 					return err
@@ -257,16 +266,29 @@ func (k keyChange) ended(what string) string {
 	return fmt.Sprintf("; ended %d live sessions that held %s", k.SessionsEnded, what)
 }
 
-// runningDaemon returns a client for a daemon that answers now, or nil. A
-// key is stored or removed through a running daemon, so that it also ends
-// the sessions that hold the old key; with no daemon there are no
-// sessions, and the CLI uses the store itself.
-func (a *app) runningDaemon(ctx context.Context) *client.Client {
+// runningDaemon returns a client for the running daemon, or nil when none
+// runs. A key is stored or removed through a running daemon, so that it
+// also ends the sessions that hold the old key; with no daemon there are
+// no sessions, and the CLI uses the store itself. A daemon that runs but
+// cannot be asked (a stale RINGLET_TOKEN, a missing token file) is an
+// error: changing the store behind its back would leave its sessions on
+// the old key.
+func (a *app) runningDaemon(ctx context.Context) (*client.Client, error) {
 	c, err := a.daemonClient()
-	if err != nil || c.Do(ctx, "GET", "/api/version", nil, nil) != nil {
-		return nil
+	if err == nil {
+		if err = c.Do(ctx, "GET", "/api/version", nil, nil); err == nil {
+			return c, nil
+		}
 	}
-	return c
+	if errors.Is(err, client.ErrNotRunning) && a.getenv("RINGLET_URL") == "" {
+		if paths, perr := a.needPaths(); perr == nil {
+			if st, ok := readState(paths); ok && processAlive(st.PID) {
+				return nil, fmt.Errorf("a ringlet daemon runs (pid %d) but does not answer (%v); the key is not changed behind its back: fix that or stop it with 'ringlet daemon stop', then try again", st.PID, err)
+			}
+		}
+		return nil, nil
+	}
+	return nil, fmt.Errorf("could not ask the ringlet daemon to change the key (%v); the key is not changed behind its back", err)
 }
 
 // recordCLIFailure follows an allowed record whose action then failed.
