@@ -544,12 +544,16 @@ func (s *Server) handleProxy(w http.ResponseWriter, r *http.Request) {
 	// The body is read whole before forwarding: the audit and hooks need
 	// it, and streaming an unread body into ReverseProxy truncates fast
 	// SSE answers on HTTP/1 (golang/go#40747).
-	declared := max(r.ContentLength, 0)
-	if !s.bodies.take(declared) {
+	// A body of unknown length holds the most it may be until it is in.
+	held := r.ContentLength
+	if held < 0 {
+		held = MaxProxyBody
+	}
+	if !s.bodies.take(held) {
 		bodyBusy(w)
 		return
 	}
-	defer s.bodies.give(declared)
+	defer func() { s.bodies.give(held) }()
 	rc := http.NewResponseController(w)
 	_ = rc.SetReadDeadline(time.Now().Add(s.bodyTimeout))
 	buf := bodyPool.Get().(*bytes.Buffer)
@@ -576,13 +580,9 @@ func (s *Server) handleProxy(w http.ResponseWriter, r *http.Request) {
 	// for as long as the provider sends.
 	_ = rc.SetReadDeadline(time.Time{})
 	if r.ContentLength < 0 {
-		// A body of unknown length is counted once it is in.
-		undeclared := int64(buf.Len())
-		if !s.bodies.take(undeclared) {
-			bodyBusy(w)
-			return
-		}
-		defer s.bodies.give(undeclared)
+		// Now that it is in, it holds what it is.
+		s.bodies.give(held - int64(buf.Len()))
+		held = int64(buf.Len())
 	}
 	sess.requests.Add(1)
 	ctx, cancel := context.WithCancel(r.Context())

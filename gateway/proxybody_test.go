@@ -151,3 +151,38 @@ func TestSessionStartRacingKeyChange(t *testing.T) {
 		t.Errorf("a plain start after: %v", err)
 	}
 }
+
+// TestProxyBodyBudgetChunked: a body of unknown length (chunked) counts as
+// the most it may be while it arrives, so the budget bounds such bodies
+// too; once read it holds only its own size, and all is given back.
+func TestProxyBodyBudgetChunked(t *testing.T) {
+	t.Parallel()
+	bs := newBenchSetup(t, 0)
+	bs.srv.bodies.held.Store(proxyBodyBudget - MaxProxyBody + 1)
+	chunked := func() *http.Response {
+		pr, pw := io.Pipe()
+		go func() {
+			pw.Write([]byte(`{"model":"m","messages":[]}`))
+			pw.Close()
+		}()
+		req, _ := http.NewRequest("POST", bs.ringlet+"/v1/messages", pr)
+		req.Header.Set("X-Api-Key", bs.token)
+		resp, err := bs.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp
+	}
+	if resp := chunked(); resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("a chunked body with less than MaxProxyBody left: got %d, want 503", resp.StatusCode)
+	}
+	bs.srv.bodies.held.Store(0)
+	if resp := chunked(); resp.StatusCode != http.StatusOK {
+		t.Errorf("a chunked body with room: got %d, want 200", resp.StatusCode)
+	}
+	if got := bs.srv.bodies.held.Load(); got != 0 {
+		t.Errorf("budget after a chunked request: got %d held, want 0", got)
+	}
+}
