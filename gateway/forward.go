@@ -81,7 +81,7 @@ func (s *Server) openSessionSocket(sess *session) (string, error) {
 	}
 	if s.opts.Hooks != nil {
 		r.Route("/session", func(r chi.Router) {
-			r.Use(limitBody(s.opts.MaxBodyBytes, 30*time.Second))
+			r.Use(limitBody(maxHookCheckBody, 30*time.Second))
 			r.Post("/hooks/check", s.handleHookCheck)
 		})
 	}

@@ -169,6 +169,10 @@ func (s *Server) handleHookExport(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, hooks)
 }
 
+// maxHookCheckBody bounds a hook check: a post-tool-use check carries the
+// tool's result, which hooks are given up to hook.MaxToolOutput.
+const maxHookCheckBody = hook.MaxToolOutput + 1<<20
+
 // HookCheck is the body of POST /session/hooks/check.
 type HookCheck struct {
 	Event     string          `json:"event"`

@@ -304,7 +304,7 @@ func (s *Server) Handler() http.Handler {
 	// A session's own scope: hook checks (the MCP gateway joins later).
 	if s.opts.Profiles != nil && s.opts.Hooks != nil {
 		r.Route("/session", func(r chi.Router) {
-			r.Use(limitBody(s.opts.MaxBodyBytes, 30*time.Second))
+			r.Use(limitBody(maxHookCheckBody, 30*time.Second))
 			r.Post("/hooks/check", s.handleHookCheck)
 		})
 	}

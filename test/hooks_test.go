@@ -423,6 +423,8 @@ func TestHooksClaudeCodePostToolUse(t *testing.T) {
 		{"a private key in Bash's output", "Bash", "-----BEGIN PRIVATE KEY-----\nMIIE...", 2},
 		{"plain Bash output", "Bash", "hello", 0},
 		{"a private key from another tool (no match)", "Read", "-----BEGIN PRIVATE KEY-----", 0},
+		{"a 2 MiB result (past the JSON routes' 1 MiB)", "Read", strings.Repeat("x", 2<<20), 0},
+		{"a 2 MiB result with a key, judged", "Bash", strings.Repeat("x", 2<<20) + "BEGIN PRIVATE KEY", 2},
 	} {
 		stderr, code := hkClaude(t, e, sess, event(c.tool, c.stdout), claude...)
 		if code != c.code || (c.code == 2) != strings.Contains(stderr, "the output holds a private key") {
@@ -442,7 +444,7 @@ func TestHooksClaudeCodePostToolUse(t *testing.T) {
 	for _, r := range q.Records {
 		got = append(got, fmt.Sprint(r.Detail["event"], " ", r.Decision))
 	}
-	if want := []string{"post-tool-use allow", "post-tool-use deny"}; !slices.Equal(got, want) {
+	if want := []string{"post-tool-use deny", "post-tool-use allow", "post-tool-use deny"}; !slices.Equal(got, want) {
 		t.Errorf("hook.decision records (newest first): got %q, want %q", got, want)
 	}
 }

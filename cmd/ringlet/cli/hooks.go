@@ -290,7 +290,9 @@ func (a *app) claudeToolUse(ctx context.Context, event string) (reason string, a
 	if event == hook.PostToolUse {
 		blocked = "ringlet: refused the result: "
 	}
-	data, err := io.ReadAll(io.LimitReader(a.stdio.In, 8<<20))
+	// A PostToolUse event carries the tool's result, which hooks are
+	// given up to hook.MaxToolOutput.
+	data, err := io.ReadAll(io.LimitReader(a.stdio.In, hook.MaxToolOutput+1<<20))
 	if err != nil {
 		return blocked + "could not read the hook event", false
 	}
