@@ -497,6 +497,12 @@ func lowOnSpace(dir string) bool {
 // AnchorPath is the anchor file beside a database.
 func AnchorPath(db string) string { return db + ".anchor" }
 
+// Files are the database's files: itself, its write-ahead log and shared
+// memory, and its anchor.
+func Files(db string) []string {
+	return []string{db, db + "-wal", db + "-shm", AnchorPath(db)}
+}
+
 // anchorFile holds the latest committed (seq, hash) outside the database,
 // as one fixed-length line overwritten in place, so a truncated or
 // replaced database is caught by verify.

@@ -88,3 +88,39 @@ func TestSandboxPathsHideRinglet(t *testing.T) {
 		}
 	})
 }
+
+// TestSandboxPathsHideAuditLog: an audit log outside the state dir
+// (audit.path) and its -wal, -shm and anchor files are Ringlet's own too.
+func TestSandboxPathsHideAuditLog(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	logs := filepath.Join(e.Root, "logs")
+	if err := os.Mkdir(logs, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	db := filepath.Join(logs, "audit.db")
+	mcpRun(t, e, "config", "set", "audit.path", db)
+	e.StartDaemon()
+	mcpRun(t, e, "providers", "add", "local", "--base-url", "http://127.0.0.1:9", "--format", "anthropic", "--auth", "x-api-key")
+	if _, stderr, code := e.RunInput("sk-ant-auditlog", "profiles", "create", "generic", "work", "--provider", "local", "--command", "true"); code != 0 {
+		t.Fatalf("profiles create: exit %d, stderr %q", code, stderr)
+	}
+	for _, args := range [][]string{
+		{"profiles", "set", "work", "--workspace", logs},
+		{"profiles", "set", "work", "--ro", db + "-wal"},
+		{"mcp", "add", "work", "leak", "--ro", db + ".anchor", "--", "/bin/sh", "-c", "cat"},
+		{"mcp", "add", "work", "leak", "--rw", logs, "--", "/bin/sh", "-c", "cat"},
+	} {
+		stdout, stderr, code := e.Run(args...)
+		checkOneLineError(t, stdout, stderr, code, []int{1, 2}, "Ringlet's own files")
+	}
+	// profiles run from the directory that holds the log, with no
+	// workspace: the current directory would be the workspace.
+	ctx := t.Context()
+	cmd := e.command(ctx, ringletBin, "profiles", "run", "work")
+	cmd.Dir = logs
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "Ringlet's own files") {
+		t.Errorf("profiles run from %s: got %v, %q; want it refused for Ringlet's own files", logs, err, out)
+	}
+}

@@ -227,7 +227,7 @@ func (a *app) runDaemon(ctx context.Context, f daemonFlags, listenExplicit bool)
 		Keys:             keys,
 		Token:            tok,
 		TokenFile:        paths.TokenFile(),
-		OwnDirs:          []string{paths.ConfigDir, paths.StateDir, paths.DataDir, auditPath},
+		OwnDirs:          ownFiles(paths, auditPath),
 		ListenHost:       listenHostForGuard(listen),
 		StayAlive:        f.stayAlive,
 		IdleTimeout:      idle,
@@ -595,6 +595,16 @@ func (a *app) auditPath(cfg *config.Config, flag string) (string, error) {
 		return filepath.Abs(p)
 	}
 	return cfg.AuditPath(a.paths)
+}
+
+// ownFiles are what no sandbox may show: Ringlet's config, state and
+// data directories and the audit log's files.
+func ownFiles(paths config.Paths, auditDB string) []string {
+	own := []string{paths.ConfigDir, paths.StateDir, paths.DataDir}
+	if auditDB != "" {
+		own = append(own, audit.Files(auditDB)...)
+	}
+	return own
 }
 
 // auditKeyRef names the audit HMAC key in the credential store.

@@ -130,7 +130,7 @@ func (a *app) runProfile(ctx context.Context, alias string, extra []string, noSa
 			return 0, usageError{err}
 		}
 		if !noSandbox {
-			if err := a.exposesOwnFiles(d); err != nil {
+			if err := a.exposesOwnFiles(d, view.Home); err != nil {
 				return 0, err
 			}
 		}
@@ -207,7 +207,7 @@ func (a *app) runProfile(ctx context.Context, alias string, extra []string, noSa
 		return 0, err
 	}
 	for _, d := range runtimeDirs {
-		if err := a.exposesOwnFiles(d); err != nil {
+		if err := a.exposesOwnFiles(d, ""); err != nil {
 			return 0, err
 		}
 	}
@@ -286,8 +286,11 @@ const remoteStarted = -2
 // exposesOwnFiles refuses a path to bind into the sandbox that is or holds
 // Ringlet's token, keys, audit or profile HOMEs (a workspace of ~, when
 // run from ~ with no workspace), or lies inside them.
-func (a *app) exposesOwnFiles(p string) error {
-	if err := sandbox.ExposesOwn(p, "", []string{a.paths.ConfigDir, a.paths.StateDir, a.paths.DataDir}); err != nil {
+// A path within home (the profile's own HOME) is allowed, as the daemon
+// allows it.
+func (a *app) exposesOwnFiles(p, home string) error {
+	db, _ := a.auditDB("")
+	if err := sandbox.ExposesOwn(p, home, ownFiles(a.paths, db)); err != nil {
 		return usageError{err}
 	}
 	return nil
