@@ -317,3 +317,24 @@ func TestSIGTERM(t *testing.T) {
 	// The lock is released: the next daemon of the same user starts.
 	e.StartDaemon()
 }
+
+// TestDaemonStartTwice: 'daemon start' with the flags the running daemon
+// already has says so and exits 0 (the README's example may be repeated);
+// flags it does not have are an error, not silently ignored.
+func TestDaemonStartTwice(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	if stdout, stderr, code := e.Run("daemon", "start", "--stay-alive", "--listen", addr); code != 0 || !strings.Contains(stdout, "started ringlet daemon") {
+		t.Fatalf("daemon start: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	defer e.Run("daemon", "stop") // before t.Context ends
+	for _, args := range [][]string{{"daemon", "start", "--stay-alive"}, {"daemon", "start", "--stay-alive", "--listen", addr}, {"daemon", "start"}} {
+		if stdout, stderr, code := e.Run(args...); code != 0 || !strings.Contains(stdout, "already running") {
+			t.Errorf("ringlet %s again: exit %d, stdout %q, stderr %q; want exit 0 and already running", strings.Join(args, " "), code, stdout, stderr)
+		}
+	}
+	other := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	stdout, stderr, code := e.Run("daemon", "start", "--listen", other)
+	checkOneLineError(t, stdout, stderr, code, []int{1}, "would not apply")
+}

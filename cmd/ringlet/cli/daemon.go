@@ -415,9 +415,16 @@ Without --stay-alive it exits after daemon.idle_timeout of inactivity.`,
 				return err
 			}
 			if st, ok := readState(paths); ok && processAlive(st.PID) {
-				if cmd.Flags().Changed("listen") || cmd.Flags().Changed("stay-alive") {
-					// The flags would not apply to the daemon that runs.
-					return fmt.Errorf("a ringlet daemon is already running (pid %d, listening on %s), so --listen and --stay-alive do not apply; stop it with 'ringlet daemon stop' and start again", st.PID, st.Listen)
+				// Flags the running daemon already matches are fine (the
+				// README's 'daemon start --stay-alive' may be repeated);
+				// others would silently not apply.
+				differs := stayAlive && !st.StayAlive
+				if cmd.Flags().Changed("listen") {
+					l, err := config.ParseListen(listen, true)
+					differs = differs || err != nil || l.Addr() != st.Listen
+				}
+				if differs {
+					return fmt.Errorf("a ringlet daemon is already running (pid %d, listening on %s, stay-alive %v), and --listen/--stay-alive would not apply to it; stop it with 'ringlet daemon stop' and start again", st.PID, st.Listen, st.StayAlive)
 				}
 				fmt.Fprintf(a.stdio.Out, "ringlet daemon is already running (pid %d, %s)\n", st.PID, st.URL)
 				return nil
