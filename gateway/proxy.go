@@ -197,6 +197,11 @@ func (s *Server) modifyResponse(resp *http.Response) error {
 	// Cookies from the provider are for the provider, not for the agent
 	// that holds only a session token.
 	resp.Header.Del("Set-Cookie")
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		// A WebSocket or other upgrade would carry bytes past the meter,
+		// the redactor and the audit record.
+		return &refusedAnswer{"the provider switched protocols (an upgrade such as WebSocket); Ringlet does not proxy upgrades"}
+	}
 	if ce := contentCoding(resp.Header); ce != "" {
 		return &refusedAnswer{fmt.Sprintf("the provider answered with Content-Encoding %q although Ringlet asked for none; an answer Ringlet cannot read for the key and the usage is refused", ce)}
 	}
@@ -389,10 +394,10 @@ func contentCoding(h http.Header) string {
 	return ""
 }
 
-// finalOnly passes on the final answer and a 101 (upgrades), not
-// informational answers such as 103 Early Hints: ReverseProxy would send
-// their headers straight from the provider, past modifyResponse and its
-// redaction.
+// finalOnly passes on the final answer, not informational answers such as
+// 103 Early Hints: ReverseProxy would send their headers straight from the
+// provider, past modifyResponse and its redaction. (101 goes through to
+// modifyResponse, which refuses upgrades.)
 type finalOnly struct{ http.ResponseWriter }
 
 func (f finalOnly) WriteHeader(code int) {

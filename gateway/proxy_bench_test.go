@@ -31,8 +31,14 @@ type benchSetup struct {
 
 func newBenchSetup(b testing.TB, sseGap time.Duration) *benchSetup {
 	b.Helper()
+	return newBenchSetupWith(b, benchnet.Upstream(sseGap))
+}
+
+// newBenchSetupWith is newBenchSetup with upstream as the provider.
+func newBenchSetupWith(b testing.TB, upstream http.Handler) *benchSetup {
+	b.Helper()
 	dir := b.TempDir()
-	up := httptest.NewServer(benchnet.Upstream(sseGap))
+	up := httptest.NewServer(upstream)
 	b.Cleanup(up.Close)
 
 	// The bar: a bare ReverseProxy that only adds the key header.

@@ -186,3 +186,33 @@ func TestProxyBodyBudgetChunked(t *testing.T) {
 		t.Errorf("budget after a chunked request: got %d held, want 0", got)
 	}
 }
+
+// TestProxyRefusesUpgrades: a provider that switches protocols (a
+// WebSocket) is refused with one clear error, not tunnelled past the
+// meter, the redactor and the audit record.
+func TestProxyRefusesUpgrades(t *testing.T) {
+	t.Parallel()
+	bs := newBenchSetupWith(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		conn, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer conn.Close()
+		brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\nraw bytes after the upgrade")
+		brw.Flush()
+	}))
+	req, _ := http.NewRequest("GET", bs.ringlet+"/v1/realtime", nil)
+	req.Header.Set("X-Api-Key", bs.token)
+	req.Header.Set("Connection", "Upgrade")
+	req.Header.Set("Upgrade", "websocket")
+	resp, err := bs.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusBadGateway || !bytes.Contains(body, []byte("does not proxy upgrades")) || bytes.Contains(body, []byte("raw bytes")) {
+		t.Errorf("an upgrade: got %d %s, want 502 saying upgrades are not proxied", resp.StatusCode, body)
+	}
+}
