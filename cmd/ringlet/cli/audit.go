@@ -231,7 +231,7 @@ It cannot detect a rewrite by someone who can also rewrite the anchor file
 rollback, not against an attacker with your privileges.`,
 		Example: `  ringlet audit verify
   ringlet audit verify ~/.ringlet/audit.db --json`,
-		Args: cobra.MaximumNArgs(1),
+		Args: argsBetween(0, 1, "at most one PATH"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			flag := ""
 			if len(args) == 1 {

@@ -194,6 +194,16 @@ func (a *app) updateConfig(change func(*config.Config) error) error {
 }
 
 // exactArgs is cobra.ExactArgs with a message that names the arguments.
+// argsBetween is cobra.RangeArgs with a message that names the arguments.
+func argsBetween(lo, hi int, names string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) < lo || hi >= 0 && len(args) > hi {
+			return usagef("%s takes %s (got %d argument(s))", cmd.CommandPath(), names, len(args))
+		}
+		return nil
+	}
+}
+
 func exactArgs(n int, names string) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
 		if len(args) != n {

@@ -48,7 +48,7 @@ says how to fix it. --no-sandbox is an explicit, warned and audited opt-out.`,
 		Example: `  ringlet profiles run work
   ringlet profiles run work -- -p "fix the failing test"
   ringlet profiles run bot --no-sandbox`,
-		Args: cobra.MinimumNArgs(1),
+		Args: argsBetween(1, -1, "ALIAS [-- AGENT-ARGS...]"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := credentials.ValidateName("profile", args[0]); err != nil {
 				return usageError{err}
