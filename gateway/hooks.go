@@ -192,6 +192,17 @@ func (s *Server) handleHookCheck(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusUnauthorized, "unauthorized", "hook checks need a live session token")
 		return
 	}
+	// A check may carry a tool result of many MiB: it shares the proxy's
+	// budget for what request bodies may hold at once.
+	held := r.ContentLength
+	if held < 0 {
+		held = maxHookCheckBody
+	}
+	if !s.bodies.take(held) {
+		bodyBusy(w)
+		return
+	}
+	defer s.bodies.give(held)
 	var req HookCheck
 	if !decodeJSON(w, r, &req) {
 		return

@@ -60,7 +60,7 @@ func (b *bodyBudget) give(n int64) {
 
 func bodyBusy(w http.ResponseWriter) {
 	w.Header().Set("Retry-After", "1")
-	writeError(w, http.StatusServiceUnavailable, "busy", fmt.Sprintf("the proxy already holds %d MiB of request bodies; retry when other requests have finished", proxyBodyBudget>>20))
+	writeError(w, http.StatusServiceUnavailable, "busy", fmt.Sprintf("the daemon already holds %d MiB of request bodies; retry when other requests have finished", proxyBodyBudget>>20))
 }
 
 // CleanProxyPath checks the part of a /proxy request path after "/proxy"

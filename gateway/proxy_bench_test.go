@@ -16,6 +16,7 @@ import (
 
 	"github.com/neullabs/ringlet/audit"
 	"github.com/neullabs/ringlet/credentials"
+	"github.com/neullabs/ringlet/hook"
 	"github.com/neullabs/ringlet/profile"
 	"github.com/neullabs/ringlet/test/bench/benchnet"
 	"github.com/neullabs/ringlet/token"
@@ -71,7 +72,7 @@ func newBenchSetupWith(b testing.TB, upstream http.Handler) *benchSetup {
 	}
 	b.Cleanup(func() { log.Close() })
 	tok, _ := token.Generate()
-	s, err := New(Options{Token: tok, TokenFile: dir + "/http_token", Keys: keys, Profiles: profiles, CatalogDir: dir,
+	s, err := New(Options{Token: tok, TokenFile: dir + "/http_token", Keys: keys, Profiles: profiles, CatalogDir: dir, Hooks: hook.NewStore(dir),
 		Audit: log, AuditPath: log.Path(), AuditHealthy: log.Healthy, Keyed: audit.NewKeyed([]byte("k")), Collectors: log.Metrics().Collectors()})
 	if err != nil {
 		b.Fatal(err)

@@ -216,3 +216,33 @@ func TestProxyRefusesUpgrades(t *testing.T) {
 		t.Errorf("an upgrade: got %d %s, want 502 saying upgrades are not proxied", resp.StatusCode, body)
 	}
 }
+
+// TestHookCheckSharesBodyBudget: hook checks, which may carry a tool
+// result of many MiB, count against the same budget as proxied bodies.
+func TestHookCheckSharesBodyBudget(t *testing.T) {
+	t.Parallel()
+	bs := newBenchSetup(t, 0)
+	check := func() int {
+		req, _ := http.NewRequest("POST", strings.TrimSuffix(bs.ringlet, "/proxy")+"/session/hooks/check",
+			strings.NewReader(`{"event":"pre-tool-use","tool_name":"Bash","tool_input":{}}`))
+		req.Header.Set("Authorization", "Bearer "+bs.token)
+		resp, err := bs.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	bs.srv.bodies.held.Store(proxyBodyBudget - 10)
+	if got := check(); got != http.StatusServiceUnavailable {
+		t.Errorf("a hook check over the budget: got %d, want 503", got)
+	}
+	bs.srv.bodies.held.Store(0)
+	if got := check(); got != http.StatusOK {
+		t.Errorf("a hook check with room: got %d, want 200", got)
+	}
+	if got := bs.srv.bodies.held.Load(); got != 0 {
+		t.Errorf("budget after a hook check: got %d held, want 0", got)
+	}
+}
