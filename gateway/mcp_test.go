@@ -151,7 +151,14 @@ func buildTestServer(t *testing.T) string {
 
 func mcpPost(t *testing.T, w *mcpWorld, hdr map[string]string, body string) *http.Response {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, w.ts.URL+"/mcp", strings.NewReader(body))
+	return mcpPostTo(t, w, "/mcp", hdr, body)
+}
+
+// mcpPostTo posts an MCP message to target (a path, with any query); a
+// "Host" in hdr replaces the request's Host.
+func mcpPostTo(t *testing.T, w *mcpWorld, target string, hdr map[string]string, body string) *http.Response {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, w.ts.URL+target, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,21 +207,7 @@ func TestMCPAuthentication(t *testing.T) {
 		{"same-site page", map[string]string{"Authorization": "Bearer " + testToken, "Sec-Fetch-Site": "same-site"}, "", 403},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			req, _ := http.NewRequest(http.MethodPost, w.ts.URL+"/mcp"+tc.query, strings.NewReader(mcpInit))
-			req.Header.Set("Content-Type", "application/json")
-			req.Header.Set("Accept", "application/json, text/event-stream")
-			for k, v := range tc.hdr {
-				if k == "Host" {
-					req.Host = v
-				} else {
-					req.Header.Set(k, v)
-				}
-			}
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			resp.Body.Close()
+			resp := mcpPostTo(t, w, "/mcp"+tc.query, tc.hdr, mcpInit)
 			if resp.StatusCode != tc.status {
 				t.Errorf("status: got %d, want %d", resp.StatusCode, tc.status)
 			}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"github.com/neullabs/ringlet/credentials"
 	"io"
 	"net"
 	"net/http"
@@ -12,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/neullabs/ringlet/credentials"
 )
 
 // TestProxyBodyTimeout: a client that declares a body and sends only part

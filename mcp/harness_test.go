@@ -163,6 +163,36 @@ func (w *world) client(t *testing.T, tok string) *testClient {
 	return &testClient{t: t, w: w, tok: tok}
 }
 
+// ready returns a client of tok that has initialized its MCP session and
+// listed the tools (which starts the profile's upstreams).
+func (w *world) ready(t *testing.T, tok string) *testClient {
+	c := w.client(t, tok)
+	c.initialize("2025-11-25")
+	c.toolNames()
+	return c
+}
+
+// toolCall is a tool and its arguments.
+type toolCall struct {
+	tool string
+	args map[string]any
+}
+
+// refused calls each tool and fails the test unless every call is an
+// error result and none of them reached the API.
+func (c *testClient) refused(calls ...toolCall) {
+	c.t.Helper()
+	before := len(c.w.apiCalls())
+	for _, tc := range calls {
+		if r := c.tool(tc.tool, tc.args); !r.IsError {
+			c.t.Errorf("%s %v: got a result, want an error", tc.tool, tc.args)
+		}
+	}
+	if got := c.w.apiCalls()[before:]; len(got) != 0 {
+		c.t.Errorf("refused calls reached the API: %+v", got)
+	}
+}
+
 // post sends body with the client's token, session and version headers
 // (and any extra), returning the recorded answer.
 func (c *testClient) post(body string, extra ...string) *httptest.ResponseRecorder {

@@ -141,27 +141,16 @@ func TestAdminToolErrors(t *testing.T) {
 		t.Errorf("got isError=%v %q, want an error result with the API's message and status", r.IsError, r.text())
 	}
 	// Arguments the schema refuses never reach the API.
-	before := len(w.apiCalls())
-	for _, tc := range []struct {
-		tool string
-		args map[string]any
-	}{
-		{"profiles_inspect", map[string]any{"alias": "../etc"}},
-		{"profiles_inspect", map[string]any{}},
-		{"profiles_inspect", map[string]any{"alias": "work", "extra": 1}},
-		{"sessions_revoke", map[string]any{"id": "s_1/../../profiles"}},
-		{"hooks_add", map[string]any{"profile": "work", "event": "whenever", "shell": "true"}},
-		{"audit_query", map[string]any{"kind": []string{"no.such.kind"}}},
-		{"audit_query", map[string]any{"limit": 0}},
-		{"usage_summary", map[string]any{"by": "week"}},
-	} {
-		if r := c.tool(tc.tool, tc.args); !r.IsError {
-			t.Errorf("%s %v: got a result, want an error", tc.tool, tc.args)
-		}
-	}
-	if calls := w.apiCalls()[before:]; len(calls) != 0 {
-		t.Errorf("invalid arguments reached the API: %+v", calls)
-	}
+	c.refused(
+		toolCall{"profiles_inspect", map[string]any{"alias": "../etc"}},
+		toolCall{"profiles_inspect", map[string]any{}},
+		toolCall{"profiles_inspect", map[string]any{"alias": "work", "extra": 1}},
+		toolCall{"sessions_revoke", map[string]any{"id": "s_1/../../profiles"}},
+		toolCall{"hooks_add", map[string]any{"profile": "work", "event": "whenever", "shell": "true"}},
+		toolCall{"audit_query", map[string]any{"kind": []string{"no.such.kind"}}},
+		toolCall{"audit_query", map[string]any{"limit": 0}},
+		toolCall{"usage_summary", map[string]any{"by": "week"}},
+	)
 }
 
 func TestSessionToolsSeeOnlyTheirSession(t *testing.T) {
@@ -190,23 +179,12 @@ func TestSessionToolsSeeOnlyTheirSession(t *testing.T) {
 		}
 	}
 	// Naming another session or profile is refused, not ignored.
-	before := len(w.apiCalls())
-	for _, tc := range []struct {
-		tool string
-		args map[string]any
-	}{
-		{"session_audit", map[string]any{"session": "s_b1"}},
-		{"session_audit", map[string]any{"profile": "b"}},
-		{"session_usage", map[string]any{"profile": "b"}},
-		{"session_info", map[string]any{"session": "s_b1"}},
-	} {
-		if r := c.tool(tc.tool, tc.args); !r.IsError {
-			t.Errorf("%s %v: got a result, want an error", tc.tool, tc.args)
-		}
-	}
-	if calls := w.apiCalls()[before:]; len(calls) != 0 {
-		t.Errorf("refused arguments reached the API: %+v", calls)
-	}
+	c.refused(
+		toolCall{"session_audit", map[string]any{"session": "s_b1"}},
+		toolCall{"session_audit", map[string]any{"profile": "b"}},
+		toolCall{"session_usage", map[string]any{"profile": "b"}},
+		toolCall{"session_info", map[string]any{"session": "s_b1"}},
+	)
 }
 
 // TestAdminToolArgumentErrors: arguments that break a tool's schema are

@@ -103,9 +103,7 @@ func TestUpstreamGetsExactlyTheVettedBytes(t *testing.T) {
 	w := newWorld(t)
 	rec := filepath.Join(w.homes["a"], "rec")
 	w.addServer("a", "up", upstreamCommand(t, "-record", rec))
-	c := w.client(t, "a1")
-	c.initialize("2025-11-25")
-	c.toolNames()
+	c := w.ready(t, "a1")
 	// Big integers, key order, HTML characters, escapes and non-ASCII: a
 	// decode and re-encode would change some of them.
 	args := `{"z":1,"text":"<b>&amp;</b> \u2028 ünï $(touch /tmp/x) ` + "`id`" + `; rm -rf /","n":12345678901234567890,"f":1.50,"e":2E10,"a":[ {"y":null} ]}`
@@ -140,9 +138,7 @@ func TestDeniedCallNeverReachesUpstream(t *testing.T) {
 	w := newWorld(t)
 	rec := filepath.Join(w.homes["a"], "rec")
 	w.addServer("a", "up", upstreamCommand(t, "-record", rec))
-	c := w.client(t, "a1")
-	c.initialize("2025-11-25")
-	c.toolNames()
+	c := w.ready(t, "a1")
 	w.setDeny("rm -rf is not allowed here")
 	r := c.tool("up__echo", map[string]any{"text": "rm -rf /"})
 	if !r.IsError || r.text() != "rm -rf is not allowed here" {
@@ -166,9 +162,7 @@ func TestUpstreamEnvironmentIsMinimal(t *testing.T) {
 	w := newWorld(t, func(o *Options) { o.Path = "/usr/bin:/bin" })
 	envFile := filepath.Join(w.homes["a"], "env")
 	w.addServer("a", "up", upstreamCommand(t, "-env", envFile))
-	c := w.client(t, "a1")
-	c.initialize("2025-11-25")
-	c.toolNames()
+	w.ready(t, "a1") // starts the upstream
 	data, err := os.ReadFile(envFile)
 	if err != nil {
 		t.Fatal(err)
@@ -213,9 +207,7 @@ func TestCrashedUpstreamRestarts(t *testing.T) {
 	w := newWorld(t)
 	pidFile := filepath.Join(w.homes["a"], "pid")
 	w.addServer("a", "up", upstreamCommand(t, "-pid", pidFile))
-	c := w.client(t, "a1")
-	c.initialize("2025-11-25")
-	c.toolNames()
+	c := w.ready(t, "a1")
 	first := readPid(t, pidFile)
 	os.Remove(pidFile)
 	if r := c.tool("up__crash", map[string]any{}); !r.IsError {
@@ -309,9 +301,7 @@ func TestUpstreamCallTimeout(t *testing.T) {
 	if _, err := w.srv.AddServer("a", ServerConfig{Name: "up", Command: upstreamCommand(t), Timeout: time.Second, NoSandbox: true}); err != nil {
 		t.Fatal(err)
 	}
-	c := w.client(t, "a1")
-	c.initialize("2025-11-25")
-	c.toolNames()
+	c := w.ready(t, "a1")
 	start := time.Now()
 	r := c.tool("up__slow", map[string]any{"ms": 20000})
 	if !r.IsError || !strings.Contains(r.text(), "no answer within 1s") {
@@ -347,9 +337,7 @@ func TestRemoveAndCloseStopUpstreams(t *testing.T) {
 	p1, p2 := filepath.Join(w.homes["a"], "pid1"), filepath.Join(w.homes["a"], "pid2")
 	w.addServer("a", "one", upstreamCommand(t, "-pid", p1))
 	w.addServer("a", "two", upstreamCommand(t, "-pid", p2))
-	c := w.client(t, "a1")
-	c.initialize("2025-11-25")
-	c.toolNames()
+	c := w.ready(t, "a1")
 	one, two := readPid(t, p1), readPid(t, p2)
 	if _, err := w.srv.RemoveServer("a", "one"); err != nil {
 		t.Fatal(err)
@@ -369,9 +357,7 @@ func TestForgetProfile(t *testing.T) {
 	w := newWorld(t)
 	pid := filepath.Join(w.homes["a"], "pid")
 	w.addServer("a", "up", upstreamCommand(t, "-pid", pid))
-	c := w.client(t, "a1")
-	c.initialize("2025-11-25")
-	c.toolNames()
+	w.ready(t, "a1") // starts the upstream
 	p := readPid(t, pid)
 	if err := w.srv.ForgetProfile("a"); err != nil {
 		t.Fatal(err)
@@ -392,9 +378,7 @@ func TestUpstreamProgressIsRelayed(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t)
 	w.addServer("a", "up", upstreamCommand(t))
-	c := w.client(t, "a1")
-	c.initialize("2025-11-25")
-	c.toolNames()
+	c := w.ready(t, "a1")
 
 	body := `{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"up__progress","arguments":{"steps":3},"_meta":{"progressToken":"client-tok-1"}}}`
 	rec := c.post(body)
@@ -516,9 +500,7 @@ func TestPostToolUseSeesEverything(t *testing.T) {
 		mu.Unlock()
 		return Verdict{Reason: "withheld by the test"}
 	})
-	c := w.client(t, "a1")
-	c.initialize("2025-11-25")
-	c.toolNames()
+	c := w.ready(t, "a1")
 
 	rec := c.post(`{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"up__progress","arguments":{"steps":2},"_meta":{"progressToken":"tok"}}}`)
 	for _, m := range messages(t, rec) {

@@ -28,7 +28,7 @@ func TestSandboxAllowHost(t *testing.T) {
 
 	e := newEnv(t)
 	e.StartDaemon()
-	hkRun(t, e, "providers", "add", "local", "--base-url", "http://127.0.0.1:9", "--format", "anthropic", "--auth", "x-api-key")
+	mustRun(t, e, "providers", "add", "local", "--base-url", "http://127.0.0.1:9", "--format", "anthropic", "--auth", "x-api-key")
 	ws := t.TempDir()
 	if err := os.Chmod(ws, 0o755); err != nil {
 		t.Fatal(err)
@@ -75,7 +75,7 @@ connect example.com:443
 			Kind, Target, Decision string
 		} `json:"records"`
 	}
-	if err := json.Unmarshal([]byte(hkRun(t, e, "audit", "query", "--kind", "sandbox.egress,sandbox.violation", "--json")), &q); err != nil {
+	if err := json.Unmarshal([]byte(mustRun(t, e, "audit", "query", "--kind", "sandbox.egress,sandbox.violation", "--json")), &q); err != nil {
 		t.Fatal(err)
 	}
 	got := map[string]string{}
@@ -100,7 +100,7 @@ connect example.com:443
 			Passed bool   `json:"passed"`
 		} `json:"probes"`
 	}
-	if err := json.Unmarshal([]byte(hkRun(t, e, "sandbox", "check", "--profile", "box", "--json")), &check); err != nil || len(check.Probes) < 8 {
+	if err := json.Unmarshal([]byte(mustRun(t, e, "sandbox", "check", "--profile", "box", "--json")), &check); err != nil || len(check.Probes) < 8 {
 		t.Fatalf("sandbox check --profile box --json: %v, %d probes", err, len(check.Probes))
 	}
 	for _, p := range check.Probes {

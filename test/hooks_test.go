@@ -22,16 +22,6 @@ func hkEvent(command string) string {
 	return `{"session_id":"x","hook_event_name":"PreToolUse","tool_name":"Bash","tool_input":` + string(input) + `}`
 }
 
-// hkRun runs ringlet and fails t unless it exits 0.
-func hkRun(t *testing.T, e *env, args ...string) string {
-	t.Helper()
-	stdout, stderr, code := e.Run(args...)
-	if code != 0 {
-		t.Fatalf("ringlet %s: exit %d, want 0; stderr %q", strings.Join(args, " "), code, stderr)
-	}
-	return stdout
-}
-
 // hkSession is what `profiles env --json` prints.
 type hkSession struct {
 	ID      string `json:"id"`
@@ -85,19 +75,19 @@ func TestHooksClaudeCode(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	d := e.StartDaemon()
-	hkRun(t, e, "providers", "add", "local", "--base-url", "http://127.0.0.1:9", "--format", "anthropic", "--auth", "x-api-key")
+	mustRun(t, e, "providers", "add", "local", "--base-url", "http://127.0.0.1:9", "--format", "anthropic", "--auth", "x-api-key")
 	const key = "sk-ant-hooks-canary-5d0b1c7e"
 	if out, stderr, code := e.RunInput(key, "profiles", "create", "claude", "work", "--provider", "local"); code != 0 || !strings.Contains(out, "key: stored") {
 		t.Fatalf("profiles create: exit %d, stdout %q, stderr %q; want the profile with its key", code, out, stderr)
 	}
-	out := hkRun(t, e, "hooks", "add", "work", "--on", "pre-tool-use", "--shell", hkGuard)
+	out := mustRun(t, e, "hooks", "add", "work", "--on", "pre-tool-use", "--shell", hkGuard)
 	if !strings.Contains(out, "added hook h_") {
 		t.Errorf("hooks add: got %q, want the new hook's id", out)
 	}
 
 	// The profile's Claude Code config runs this very binary.
 	var view struct{ Home string }
-	if err := json.Unmarshal([]byte(hkRun(t, e, "profiles", "inspect", "work", "--json")), &view); err != nil || view.Home == "" {
+	if err := json.Unmarshal([]byte(mustRun(t, e, "profiles", "inspect", "work", "--json")), &view); err != nil || view.Home == "" {
 		t.Fatalf("profiles inspect --json: %v, home %q", err, view.Home)
 	}
 	settingsPath := filepath.Join(view.Home, ".claude", "settings.json")
@@ -126,14 +116,14 @@ func TestHooksClaudeCode(t *testing.T) {
 	}
 
 	var sess hkSession
-	envJSON := hkRun(t, e, "profiles", "env", "work", "--json")
+	envJSON := mustRun(t, e, "profiles", "env", "work", "--json")
 	if err := json.Unmarshal([]byte(envJSON), &sess); err != nil || sess.Token == "" || sess.BaseURL != d.URL+"/proxy" {
 		t.Fatalf("profiles env --json: got %q (%v), want a session with base_url %s/proxy", envJSON, err, d.URL)
 	}
 	if got, want := sess.env("CLAUDE_CONFIG_DIR"), filepath.Join(view.Home, ".claude"); got != want {
 		t.Errorf("CLAUDE_CONFIG_DIR in profiles env --json: got %q, want %q", got, want)
 	}
-	if envText := hkRun(t, e, "profiles", "env", "work"); !strings.Contains(envText, "export CLAUDE_CONFIG_DIR='"+filepath.Join(view.Home, ".claude")+"'\n") {
+	if envText := mustRun(t, e, "profiles", "env", "work"); !strings.Contains(envText, "export CLAUDE_CONFIG_DIR='"+filepath.Join(view.Home, ".claude")+"'\n") {
 		t.Errorf("profiles env: got %q, want it to export CLAUDE_CONFIG_DIR=%s/.claude", envText, view.Home)
 	}
 
@@ -181,7 +171,7 @@ func TestHooksClaudeCode(t *testing.T) {
 			Kind, Profile, Session, Target, Decision string
 		}
 	}
-	if err := json.Unmarshal([]byte(hkRun(t, e, "audit", "query", "--kind", "hook.decision,tool.call", "--json")), &q); err != nil {
+	if err := json.Unmarshal([]byte(mustRun(t, e, "audit", "query", "--kind", "hook.decision,tool.call", "--json")), &q); err != nil {
 		t.Fatalf("audit query --json: %v", err)
 	}
 	seen := map[string]int{}
@@ -200,7 +190,7 @@ func TestHooksClaudeCode(t *testing.T) {
 	}
 
 	// A revoked session cannot ask: blocked.
-	hkRun(t, e, "sessions", "revoke", sess.ID)
+	mustRun(t, e, "sessions", "revoke", sess.ID)
 	if stderr, code := hkClaude(t, e, sess, hkEvent("ls"), direct...); code != 2 || stderr == "" {
 		t.Errorf("revoked session: exit %d, stderr %q; want 2 and a reason", code, stderr)
 	}
@@ -218,13 +208,13 @@ func TestHooksClaudeCode(t *testing.T) {
 
 	// The daemon is gone: blocked.
 	var live hkSession
-	if err := json.Unmarshal([]byte(hkRun(t, e, "profiles", "env", "work", "--json")), &live); err != nil {
+	if err := json.Unmarshal([]byte(mustRun(t, e, "profiles", "env", "work", "--json")), &live); err != nil {
 		t.Fatal(err)
 	}
 	if _, code := hkClaude(t, e, live, hkEvent("ls"), direct...); code != 0 {
 		t.Fatalf("new session: exit %d, want 0 while the daemon runs", code)
 	}
-	hkRun(t, e, "daemon", "stop")
+	mustRun(t, e, "daemon", "stop")
 	if code := d.Wait(); code != 0 {
 		t.Errorf("daemon exit: got %d, want 0", code)
 	}
@@ -246,7 +236,7 @@ type hkHook struct {
 
 func hkList(t *testing.T, e *env, profile string) []hkHook {
 	t.Helper()
-	out := hkRun(t, e, "hooks", "list", profile, "--json")
+	out := mustRun(t, e, "hooks", "list", profile, "--json")
 	var hooks []hkHook
 	if err := json.Unmarshal([]byte(out), &hooks); err != nil {
 		t.Fatalf("hooks list %s --json: got %q: %v", profile, out, err)
@@ -260,33 +250,33 @@ func TestHooksRoundTrip(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	e.StartDaemon()
-	hkRun(t, e, "providers", "add", "local", "--base-url", "http://127.0.0.1:9", "--format", "anthropic", "--auth", "x-api-key")
+	mustRun(t, e, "providers", "add", "local", "--base-url", "http://127.0.0.1:9", "--format", "anthropic", "--auth", "x-api-key")
 	for _, p := range []string{"work", "other"} {
-		hkRun(t, e, "profiles", "create", "claude", p, "--provider", "local", "--skip-key")
+		mustRun(t, e, "profiles", "create", "claude", p, "--provider", "local", "--skip-key")
 	}
 	if hooks := hkList(t, e, "work"); hooks == nil || len(hooks) != 0 {
 		t.Errorf("hooks list of a profile without hooks: got %#v, want []", hooks)
 	}
-	hkRun(t, e, "hooks", "add", "work", "--on", "pre-tool-use", "--shell", hkGuard)
-	hkRun(t, e, "hooks", "add", "work", "--on", "pre-tool-use", "--match", "^(Write|Edit)$", "--shell", "./check.sh", "--timeout", "5s")
+	mustRun(t, e, "hooks", "add", "work", "--on", "pre-tool-use", "--shell", hkGuard)
+	mustRun(t, e, "hooks", "add", "work", "--on", "pre-tool-use", "--match", "^(Write|Edit)$", "--shell", "./check.sh", "--timeout", "5s")
 
 	work := hkList(t, e, "work")
 	if len(work) != 2 || work[0].Shell != hkGuard || work[1].Match != "^(Write|Edit)$" || work[1].TimeoutNS != 5e9 || work[0].TimeoutNS != 10e9 {
 		t.Fatalf("hooks list work --json: got %+v, want the guard (10s) then ./check.sh on ^(Write|Edit)$ (5s)", work)
 	}
-	table := hkRun(t, e, "hooks", "list", "work")
+	table := mustRun(t, e, "hooks", "list", "work")
 	for _, want := range []string{work[0].ID, work[1].ID, "^(Write|Edit)$", "5s", "./check.sh"} {
 		if !strings.Contains(table, want) {
 			t.Errorf("hooks list work: got %q, want it to show %q", table, want)
 		}
 	}
 
-	exported := hkRun(t, e, "hooks", "export", "work")
+	exported := mustRun(t, e, "hooks", "export", "work")
 	file := filepath.Join(e.Root, "hooks.json")
 	if err := os.WriteFile(file, []byte(exported), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if out := hkRun(t, e, "hooks", "import", "other", file); !strings.Contains(out, "imported 2 hook(s) into profile other") {
+	if out := mustRun(t, e, "hooks", "import", "other", file); !strings.Contains(out, "imported 2 hook(s) into profile other") {
 		t.Errorf("hooks import: got %q, want 2 imported", out)
 	}
 	other := hkList(t, e, "other")
@@ -307,7 +297,7 @@ func TestHooksRoundTrip(t *testing.T) {
 		t.Errorf("hooks after a second import: got %d, want 4", got)
 	}
 
-	if out := hkRun(t, e, "hooks", "remove", "work", work[0].ID); !strings.Contains(out, work[0].ID) {
+	if out := mustRun(t, e, "hooks", "remove", "work", work[0].ID); !strings.Contains(out, work[0].ID) {
 		t.Errorf("hooks remove: got %q, want it to name %s", out, work[0].ID)
 	}
 	if got := hkList(t, e, "work"); len(got) != 1 || got[0].ID != work[1].ID {
@@ -378,14 +368,14 @@ func TestHooksClaudeCodePostToolUse(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	e.StartDaemon()
-	hkRun(t, e, "providers", "add", "local", "--base-url", "http://127.0.0.1:9", "--format", "anthropic", "--auth", "x-api-key")
+	mustRun(t, e, "providers", "add", "local", "--base-url", "http://127.0.0.1:9", "--format", "anthropic", "--auth", "x-api-key")
 	if out, stderr, code := e.RunInput("sk-ant-post-canary-77a1", "profiles", "create", "claude", "work", "--provider", "local"); code != 0 {
 		t.Fatalf("profiles create: exit %d, stdout %q, stderr %q", code, out, stderr)
 	}
-	hkRun(t, e, "hooks", "add", "work", "--on", "post-tool-use", "--match", "^Bash$",
+	mustRun(t, e, "hooks", "add", "work", "--on", "post-tool-use", "--match", "^Bash$",
 		"--shell", `grep -q 'BEGIN PRIVATE KEY' || exit 0; echo "the output holds a private key" >&2; exit 1`)
 	var view struct{ Home string }
-	if err := json.Unmarshal([]byte(hkRun(t, e, "profiles", "inspect", "work", "--json")), &view); err != nil {
+	if err := json.Unmarshal([]byte(mustRun(t, e, "profiles", "inspect", "work", "--json")), &view); err != nil {
 		t.Fatal(err)
 	}
 	data, err := os.ReadFile(filepath.Join(view.Home, ".claude", "settings.json"))
@@ -408,7 +398,7 @@ func TestHooksClaudeCodePostToolUse(t *testing.T) {
 		t.Fatalf("PostToolUse entry: got %+v, want matcher * running %q", got, wantCmd)
 	}
 	var sess hkSession
-	if err := json.Unmarshal([]byte(hkRun(t, e, "profiles", "env", "work", "--json")), &sess); err != nil {
+	if err := json.Unmarshal([]byte(mustRun(t, e, "profiles", "env", "work", "--json")), &sess); err != nil {
 		t.Fatal(err)
 	}
 	event := func(tool, stdout string) string {
@@ -437,7 +427,7 @@ func TestHooksClaudeCodePostToolUse(t *testing.T) {
 			Detail   map[string]any
 		}
 	}
-	if err := json.Unmarshal([]byte(hkRun(t, e, "audit", "query", "--kind", "hook.decision", "--json")), &q); err != nil {
+	if err := json.Unmarshal([]byte(mustRun(t, e, "audit", "query", "--kind", "hook.decision", "--json")), &q); err != nil {
 		t.Fatal(err)
 	}
 	var got []string

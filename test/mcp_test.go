@@ -38,23 +38,13 @@ func requireMCPNode(t *testing.T) {
 	t.Skip(why)
 }
 
-// mcpRun runs ringlet and fails t unless it exits 0.
-func mcpRun(t *testing.T, e *env, args ...string) string {
-	t.Helper()
-	stdout, stderr, code := e.Run(args...)
-	if code != 0 {
-		t.Fatalf("ringlet %s: exit %d, want 0; stderr %q", strings.Join(args, " "), code, stderr)
-	}
-	return stdout
-}
-
 // newMCPEnv starts a daemon with two claude profiles, work and other, on
 // a loopback provider, each with a key.
 func newMCPEnv(t *testing.T) (*env, *daemon) {
 	t.Helper()
 	e := newEnv(t)
 	d := e.StartDaemon()
-	mcpRun(t, e, "providers", "add", "local", "--base-url", "http://127.0.0.1:9", "--format", "anthropic", "--auth", "x-api-key")
+	mustRun(t, e, "providers", "add", "local", "--base-url", "http://127.0.0.1:9", "--format", "anthropic", "--auth", "x-api-key")
 	for _, alias := range []string{"work", "other"} {
 		if out, stderr, code := e.RunInput("sk-ant-mcp-canary-"+alias, "profiles", "create", "claude", alias, "--provider", "local"); code != 0 {
 			t.Fatalf("profiles create %s: exit %d, stdout %q, stderr %q", alias, code, out, stderr)
@@ -69,7 +59,7 @@ func mcpSessionToken(t *testing.T, e *env, alias string) string {
 	var s struct {
 		Token string `json:"token"`
 	}
-	if err := json.Unmarshal([]byte(mcpRun(t, e, "profiles", "env", alias, "--json")), &s); err != nil || !strings.HasPrefix(s.Token, "rlt_") {
+	if err := json.Unmarshal([]byte(mustRun(t, e, "profiles", "env", alias, "--json")), &s); err != nil || !strings.HasPrefix(s.Token, "rlt_") {
 		t.Fatalf("profiles env %s --json: %v, token %q", alias, err, s.Token)
 	}
 	return s.Token
@@ -226,7 +216,7 @@ type mcpServerView struct {
 func mcpServers(t *testing.T, e *env, profile string) []mcpServerView {
 	t.Helper()
 	var out []mcpServerView
-	if err := json.Unmarshal([]byte(mcpRun(t, e, "mcp", "list", profile, "--json")), &out); err != nil {
+	if err := json.Unmarshal([]byte(mustRun(t, e, "mcp", "list", profile, "--json")), &out); err != nil {
 		t.Fatal(err)
 	}
 	return out
@@ -271,11 +261,11 @@ func TestMCPCommands(t *testing.T) {
 	var removes struct {
 		Records []struct{ Target, Decision string }
 	}
-	if err := json.Unmarshal([]byte(mcpRun(t, e, "audit", "query", "--kind", "mcp.remove", "--json")), &removes); err != nil || len(removes.Records) != 2 ||
+	if err := json.Unmarshal([]byte(mustRun(t, e, "audit", "query", "--kind", "mcp.remove", "--json")), &removes); err != nil || len(removes.Records) != 2 ||
 		removes.Records[0].Decision != "error" || removes.Records[1].Decision != "allow" || removes.Records[0].Target != "missing" {
 		t.Errorf("audit of the refused mcp remove: got %+v (%v), want the allow followed by an error (newest first)", removes.Records, err)
 	}
-	out := mcpRun(t, e, "mcp", "add", "work", "up", "--timeout", "20s", "--rw", files, "--", bin, "-record", rec, "-pid", pidFile)
+	out := mustRun(t, e, "mcp", "add", "work", "up", "--timeout", "20s", "--rw", files, "--", bin, "-record", rec, "-pid", pidFile)
 	if !strings.Contains(out, "added MCP server up to profile work") {
 		t.Errorf("mcp add: got %q", out)
 	}
@@ -301,7 +291,7 @@ func TestMCPCommands(t *testing.T) {
 	}
 
 	// The README's hook stops the call; the upstream receives nothing.
-	mcpRun(t, e, "hooks", "add", "work", "--on", "pre-tool-use", "--match", "^up__",
+	mustRun(t, e, "hooks", "add", "work", "--on", "pre-tool-use", "--match", "^up__",
 		"--shell", `echo "$RINGLET_TOOL_INPUT" | grep -qv "rm -rf" || { echo "refused: no rm -rf" >&2; exit 1; }`)
 	got = stdioBridge(t, e, work, stdioInit, stdioInitialized, stdioCall(2, "up__echo", map[string]string{"text": "rm -rf /"}))
 	if text, isErr := callText(t, got["2"]); !isErr || text != "refused: no rm -rf" {
@@ -313,7 +303,7 @@ func TestMCPCommands(t *testing.T) {
 
 	// A post-tool-use hook sees the result (in RINGLET_TOOL_OUTPUT and on
 	// stdin) and can withhold it; the upstream did run the call.
-	mcpRun(t, e, "hooks", "add", "work", "--on", "post-tool-use", "--match", "^up__echo$",
+	mustRun(t, e, "hooks", "add", "work", "--on", "post-tool-use", "--match", "^up__echo$",
 		"--shell", `printenv RINGLET_TOOL_OUTPUT | grep -q "hello from stdio" || exit 0; grep -q '"tool_output"' || exit 3; echo "withheld: the result names stdio" >&2; exit 1`)
 	got = stdioBridge(t, e, work, stdioInit, stdioInitialized,
 		stdioCall(2, "up__echo", map[string]string{"text": "hello from stdio"}),
@@ -333,7 +323,7 @@ func TestMCPCommands(t *testing.T) {
 			Detail   map[string]any
 		}
 	}
-	if err := json.Unmarshal([]byte(mcpRun(t, e, "audit", "query", "--kind", "hook.decision", "--json")), &decisions); err != nil {
+	if err := json.Unmarshal([]byte(mustRun(t, e, "audit", "query", "--kind", "hook.decision", "--json")), &decisions); err != nil {
 		t.Fatal(err)
 	}
 	var post []string // newest first
@@ -345,19 +335,19 @@ func TestMCPCommands(t *testing.T) {
 	if !slices.Equal(post, []string{"allow", "deny"}) {
 		t.Errorf("audit of the post-tool-use hooks: got %q, want a deny, then an allow", post)
 	}
-	hooks := mcpRun(t, e, "hooks", "list", "work", "--json")
+	hooks := mustRun(t, e, "hooks", "list", "work", "--json")
 	var hl []struct{ ID, Event string }
 	json.Unmarshal([]byte(hooks), &hl)
 	for _, h := range hl {
 		if h.Event == "post-tool-use" {
-			mcpRun(t, e, "hooks", "remove", "work", h.ID)
+			mustRun(t, e, "hooks", "remove", "work", h.ID)
 		}
 	}
 	var page struct {
 		Records []struct{ Kind, Target, Decision string }
 	}
 	// The pre-tool-use refusal and the withheld result.
-	if err := json.Unmarshal([]byte(mcpRun(t, e, "audit", "query", "--kind", "tool.call", "--decision", "deny", "--json")), &page); err != nil || len(page.Records) != 2 || page.Records[0].Target != "up__echo" || page.Records[1].Target != "up__echo" {
+	if err := json.Unmarshal([]byte(mustRun(t, e, "audit", "query", "--kind", "tool.call", "--decision", "deny", "--json")), &page); err != nil || len(page.Records) != 2 || page.Records[0].Target != "up__echo" || page.Records[1].Target != "up__echo" {
 		t.Errorf("audit of the denied calls: got %+v (%v), want two tool.call denies of up__echo", page.Records, err)
 	}
 
@@ -377,11 +367,11 @@ func TestMCPCommands(t *testing.T) {
 	if strings.Contains(string(got["2"].Result), `"up__echo"`) || got["3"].Error == nil {
 		t.Errorf("a changed tool: listed %s, call %+v; want hidden and refused", got["2"].Result, got["3"].Error)
 	}
-	if out := mcpRun(t, e, "mcp", "approve", "work", "up"); !strings.Contains(out, "approved the changed tool(s) of up: echo") {
+	if out := mustRun(t, e, "mcp", "approve", "work", "up"); !strings.Contains(out, "approved the changed tool(s) of up: echo") {
 		t.Errorf("mcp approve: got %q", out)
 	}
 	page.Records = nil
-	if err := json.Unmarshal([]byte(mcpRun(t, e, "audit", "query", "--kind", "mcp.approve", "--json")), &page); err != nil || len(page.Records) != 1 || page.Records[0].Target != "up" {
+	if err := json.Unmarshal([]byte(mustRun(t, e, "audit", "query", "--kind", "mcp.approve", "--json")), &page); err != nil || len(page.Records) != 1 || page.Records[0].Target != "up" {
 		t.Errorf("audit of the approval: got %+v (%v)", page.Records, err)
 	}
 	got = stdioBridge(t, e, work, stdioInit, stdioInitialized, stdioCall(2, "up__echo", map[string]string{"text": "back"}))
@@ -402,7 +392,7 @@ func TestMCPCommands(t *testing.T) {
 	if len(markedProcesses(pidFile)) == 0 {
 		t.Fatal("no process on the host runs the server")
 	}
-	mcpRun(t, e, "mcp", "remove", "work", "up")
+	mustRun(t, e, "mcp", "remove", "work", "up")
 	if !waitFor(10*time.Second, func() bool { return len(markedProcesses(pidFile)) == 0 }) {
 		t.Errorf("the removed server still runs: %v", markedProcesses(pidFile))
 	}
@@ -425,12 +415,12 @@ func TestMCPUpstreamsStopWithDaemon(t *testing.T) {
 	bin := buildMCPTestServer(t)
 	e, d := newMCPEnv(t)
 	marker := filepath.Join(e.Root, "pid-"+sbRandomHex(4))
-	mcpRun(t, e, "mcp", "add", "work", "up", "--", bin, "-pid", marker)
+	mustRun(t, e, "mcp", "add", "work", "up", "--", bin, "-pid", marker)
 	stdioBridge(t, e, []string{"RINGLET_SESSION_TOKEN=" + mcpSessionToken(t, e, "work")}, stdioInit, stdioInitialized, `{"jsonrpc":"2.0","id":2,"method":"tools/list"}`)
 	if len(markedProcesses(marker)) == 0 {
 		t.Fatal("no process on the host runs the server")
 	}
-	mcpRun(t, e, "daemon", "stop")
+	mustRun(t, e, "daemon", "stop")
 	d.Wait()
 	if !waitFor(5*time.Second, func() bool { return len(markedProcesses(marker)) == 0 }) {
 		t.Errorf("the upstream outlived the daemon: %v", markedProcesses(marker))
@@ -531,12 +521,12 @@ func TestMCPWithTheOfficialSDK(t *testing.T) {
 	}
 	rec := filepath.Join(recDir, "everything.in")
 	nodeModules := filepath.Dir(modules)
-	mcpRun(t, e, "mcp", "add", "work", "everything", "--ro", nodeModules, "--rw", recDir, "--", "/bin/sh", "-c", `tee -a "$0" | exec node "$1" stdio`,
+	mustRun(t, e, "mcp", "add", "work", "everything", "--ro", nodeModules, "--rw", recDir, "--", "/bin/sh", "-c", `tee -a "$0" | exec node "$1" stdio`,
 		rec, filepath.Join(modules, "server-everything", "dist", "index.js"))
 	if err := os.WriteFile(filepath.Join(dir, "hello.txt"), []byte("hello from the workspace"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	mcpRun(t, e, "mcp", "add", "work", "fs", "--ro", nodeModules, "--rw", dir, "--", "node", filepath.Join(modules, "server-filesystem", "dist", "index.js"), dir)
+	mustRun(t, e, "mcp", "add", "work", "fs", "--ro", nodeModules, "--rw", dir, "--", "node", filepath.Join(modules, "server-filesystem", "dist", "index.js"), dir)
 
 	workTok, otherTok := mcpSessionToken(t, e, "work"), mcpSessionToken(t, e, "other")
 	work := runSDK(t, e, workTok, map[string]any{"url": url, "steps": []any{
@@ -595,7 +585,7 @@ func TestMCPWithTheOfficialSDK(t *testing.T) {
 	}
 
 	// A denying hook: an error result with its reason; everything gets nothing.
-	mcpRun(t, e, "hooks", "add", "work", "--on", "pre-tool-use", "--match", "^everything__",
+	mustRun(t, e, "hooks", "add", "work", "--on", "pre-tool-use", "--match", "^everything__",
 		"--shell", `echo "$RINGLET_TOOL_INPUT" | grep -qv "rm -rf" || { echo "refused by a ringlet hook" >&2; exit 1; }`)
 	denied := runSDK(t, e, workTok, map[string]any{"url": url, "steps": []any{
 		map[string]any{"call": "everything__echo", "args": map[string]any{"message": "rm -rf /"}},

@@ -27,8 +27,8 @@ func TestMCPServerSandbox(t *testing.T) {
 	home := filepath.Join(e.DataHome, "ringlet", "profiles", "work", "home")
 	inHome := filepath.Join(home, "from-the-server.txt")
 
-	mcpRun(t, e, "mcp", "add", "work", "boxed", "--", bin)
-	mcpRun(t, e, "mcp", "add", "work", "net", "--network", "host", "--", bin)
+	mustRun(t, e, "mcp", "add", "work", "boxed", "--", bin)
+	mustRun(t, e, "mcp", "add", "work", "net", "--network", "host", "--", bin)
 	_, stderr, code := e.Run("mcp", "add", "work", "loose", "--no-sandbox", "--", bin)
 	if code != 0 || !strings.Contains(stderr, "without a sandbox") {
 		t.Errorf("mcp add --no-sandbox: exit %d, stderr %q; want 0 and a warning", code, stderr)
@@ -103,11 +103,11 @@ func TestMCPServerWithoutSandbox(t *testing.T) {
 	}
 	e.ExtraEnv = append(e.ExtraEnv, "PATH="+noBwrap)
 	e.StartDaemon()
-	mcpRun(t, e, "providers", "add", "local", "--base-url", "http://127.0.0.1:9", "--format", "anthropic", "--auth", "x-api-key")
+	mustRun(t, e, "providers", "add", "local", "--base-url", "http://127.0.0.1:9", "--format", "anthropic", "--auth", "x-api-key")
 	if out, stderr, code := e.RunInput("sk-ant-nobwrap", "profiles", "create", "generic", "work", "--provider", "local", "--command", "true"); code != 0 {
 		t.Fatalf("profiles create: exit %d, %q %q", code, out, stderr)
 	}
-	mcpRun(t, e, "mcp", "add", "work", "boxed", "--", bin)
+	mustRun(t, e, "mcp", "add", "work", "boxed", "--", bin)
 	e.Run("mcp", "add", "work", "loose", "--no-sandbox", "--", bin)
 	got := stdioBridge(t, e, []string{"RINGLET_SESSION_TOKEN=" + mcpSessionToken(t, e, "work")}, stdioInit, stdioInitialized, `{"jsonrpc":"2.0","id":2,"method":"tools/list"}`)
 	tools := string(got["2"].Result)

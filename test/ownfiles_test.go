@@ -47,9 +47,9 @@ func TestSandboxPathsHideRinglet(t *testing.T) {
 		})
 	}
 	// The control: an ordinary project directory is accepted everywhere.
-	mcpRun(t, e, "profiles", "set", "work", "--workspace", project)
-	mcpRun(t, e, "mcp", "add", "work", "fine", "--ro", project, "--", "/bin/sh", "-c", "cat")
-	mcpRun(t, e, "mcp", "remove", "work", "fine")
+	mustRun(t, e, "profiles", "set", "work", "--workspace", project)
+	mustRun(t, e, "mcp", "add", "work", "fine", "--ro", project, "--", "/bin/sh", "-c", "cat")
+	mustRun(t, e, "mcp", "remove", "work", "fine")
 
 	// A profile file edited to name the config dir as its workspace: its
 	// MCP servers refuse to start, and say why.
@@ -72,7 +72,7 @@ func TestSandboxPathsHideRinglet(t *testing.T) {
 			t.Fatalf("profile file %s: no workspace line to edit in %q", file, data)
 		}
 		writeFile(t, file, edited, 0o600)
-		mcpRun(t, e, "mcp", "add", "work", "probe", "--", "/bin/sh", "-c", "cp http_token leaked-token; cat")
+		mustRun(t, e, "mcp", "add", "work", "probe", "--", "/bin/sh", "-c", "cp http_token leaked-token; cat")
 		stdioBridge(t, e, []string{"RINGLET_SESSION_TOKEN=" + mcpSessionToken(t, e, "work")}, stdioInit, stdioInitialized, `{"jsonrpc":"2.0","id":2,"method":"tools/list"}`)
 		var why string
 		for _, s := range mcpServers(t, e, "work") {
@@ -99,9 +99,9 @@ func TestSandboxPathsHideAuditLog(t *testing.T) {
 		t.Fatal(err)
 	}
 	db := filepath.Join(logs, "audit.db")
-	mcpRun(t, e, "config", "set", "audit.path", db)
+	mustRun(t, e, "config", "set", "audit.path", db)
 	e.StartDaemon()
-	mcpRun(t, e, "providers", "add", "local", "--base-url", "http://127.0.0.1:9", "--format", "anthropic", "--auth", "x-api-key")
+	mustRun(t, e, "providers", "add", "local", "--base-url", "http://127.0.0.1:9", "--format", "anthropic", "--auth", "x-api-key")
 	if _, stderr, code := e.RunInput("sk-ant-auditlog", "profiles", "create", "generic", "work", "--provider", "local", "--command", "true"); code != 0 {
 		t.Fatalf("profiles create: exit %d, stderr %q", code, stderr)
 	}

@@ -12,25 +12,25 @@ func TestProfilesSet(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	e.StartDaemon()
-	hkRun(t, e, "providers", "add", "local", "--base-url", "http://127.0.0.1:9", "--format", "anthropic", "--auth", "x-api-key")
+	mustRun(t, e, "providers", "add", "local", "--base-url", "http://127.0.0.1:9", "--format", "anthropic", "--auth", "x-api-key")
 	if _, stderr, code := e.RunInput("sk-set-canary", "profiles", "create", "generic", "box", "--provider", "local", "--command", "/bin/true"); code != 0 {
 		t.Fatalf("profiles create: exit %d, stderr %q", code, stderr)
 	}
 	var st struct {
 		Profiles int `json:"profiles"`
 	}
-	if err := json.Unmarshal([]byte(hkRun(t, e, "daemon", "status", "--json")), &st); err != nil || st.Profiles != 1 {
+	if err := json.Unmarshal([]byte(mustRun(t, e, "daemon", "status", "--json")), &st); err != nil || st.Profiles != 1 {
 		t.Errorf("daemon status: got profiles %d (%v), want 1", st.Profiles, err)
 	}
 	inspect := func() map[string]any {
 		var v map[string]any
-		if err := json.Unmarshal([]byte(hkRun(t, e, "profiles", "inspect", "box", "--json")), &v); err != nil {
+		if err := json.Unmarshal([]byte(mustRun(t, e, "profiles", "inspect", "box", "--json")), &v); err != nil {
 			t.Fatal(err)
 		}
 		return v
 	}
 
-	hkRun(t, e, "profiles", "set", "box", "--model", "m-1", "--network", "none", "--ro", "/usr/share", "--ro", "/usr/include")
+	mustRun(t, e, "profiles", "set", "box", "--model", "m-1", "--network", "none", "--ro", "/usr/share", "--ro", "/usr/include")
 	v := inspect()
 	if v["model"] != "m-1" || v["network"] != "none" {
 		t.Errorf("after set: got model %v network %v, want m-1 none", v["model"], v["network"])
@@ -40,16 +40,16 @@ func TestProfilesSet(t *testing.T) {
 	}
 	// Shells complete profile aliases, from the profile files.
 	for _, args := range [][]string{{"profiles", "inspect", ""}, {"hooks", "list", "b"}, {"mcp", "add", ""}, {"audit", "query", "--profile", ""}} {
-		out := hkRun(t, e, append([]string{"__complete"}, args...)...)
+		out := mustRun(t, e, append([]string{"__complete"}, args...)...)
 		if !strings.Contains(out, "box\tgeneric via local") {
 			t.Errorf("completion of %q: got %q, want the profile box", args, out)
 		}
 	}
-	if out := hkRun(t, e, "__complete", "profiles", "inspect", "box", ""); strings.Contains(out, "box") {
+	if out := mustRun(t, e, "__complete", "profiles", "inspect", "box", ""); strings.Contains(out, "box") {
 		t.Errorf("completion after the alias: got %q, want no second alias", out)
 	}
 	// The text view shows the sandbox settings too.
-	text := hkRun(t, e, "profiles", "inspect", "box")
+	text := mustRun(t, e, "profiles", "inspect", "box")
 	for _, want := range []string{"network", "none", "/usr/share /usr/include", "allow_git_config"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("profiles inspect box: got %q, want it to show %q", text, want)
@@ -87,7 +87,7 @@ func TestProfilesSet(t *testing.T) {
 			Detail   json.RawMessage `json:"detail"`
 		} `json:"records"`
 	}
-	if err := json.Unmarshal([]byte(hkRun(t, e, "audit", "query", "--kind", "profile.update", "--json")), &q); err != nil {
+	if err := json.Unmarshal([]byte(mustRun(t, e, "audit", "query", "--kind", "profile.update", "--json")), &q); err != nil {
 		t.Fatal(err)
 	}
 	if len(q.Records) != 1 || q.Records[0].Decision != "allow" || !strings.Contains(string(q.Records[0].Detail), `"m-1"`) {
