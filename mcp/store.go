@@ -1,15 +1,10 @@
 package mcp
 
 import (
-	"github.com/neullabs/ringlet/sandbox"
-	"strconv"
-
 	"errors"
 	"fmt"
 	"io/fs"
 	"maps"
-	"net/netip"
-	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -18,7 +13,9 @@ import (
 	"time"
 
 	"github.com/neullabs/ringlet/credentials"
+	"github.com/neullabs/ringlet/internal/outbound"
 	"github.com/neullabs/ringlet/privatefile"
+	"github.com/neullabs/ringlet/sandbox"
 )
 
 // Errors of the store.
@@ -148,36 +145,11 @@ func (c *ServerConfig) Validate() error {
 	return nil
 }
 
-// validateURL checks the endpoint of an HTTP server: http or https, a
-// host, no user info, query or fragment; plain http only on loopback, so what a
-// tool call carries does not cross a network in the clear.
+// validateURL checks the endpoint of an HTTP server: what a tool call
+// carries, and its credential, must not cross a network in the clear.
 func validateURL(s string) error {
-	u, err := url.Parse(s)
-	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
-		return fmt.Errorf("MCP server URL %q: want http(s)://host[:port]/path", s)
-	}
-	if u.User != nil || u.Fragment != "" || u.Opaque != "" || u.RawQuery != "" || u.ForceQuery {
-		// A query is where servers take API keys, and the URL is shown
-		// and audited: no secret may sit in it.
-		return fmt.Errorf("MCP server URL %q: no user info, query or fragment allowed", s)
-	}
-	if p := u.Port(); p != "" {
-		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
-			return fmt.Errorf("MCP server URL %q: the port must be a number from 1 to 65535", s)
-		}
-	}
-	if u.Scheme == "http" && !loopback(u.Hostname()) {
-		return fmt.Errorf("MCP server URL %q: plain http is allowed only for loopback hosts; use https", s)
-	}
-	return nil
-}
-
-func loopback(h string) bool {
-	if h == "localhost" {
-		return true
-	}
-	ip, err := netip.ParseAddr(h)
-	return err == nil && ip.IsLoopback()
+	_, err := outbound.ParseURL("MCP server URL", s)
+	return err
 }
 
 // Store keeps each profile's upstream MCP servers in mcp/<profile>.json

@@ -9,18 +9,17 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 
 	"github.com/pelletier/go-toml/v2"
 
 	"github.com/neullabs/ringlet/credentials"
+	"github.com/neullabs/ringlet/internal/outbound"
 	"github.com/neullabs/ringlet/privatefile"
 	"github.com/neullabs/ringlet/provider"
 )
@@ -175,40 +174,19 @@ func (p Provider) Validate() error {
 	return nil
 }
 
-// ParseBaseURL checks a provider base URL: http or https, a host, no
-// credentials, query or fragment. Plain http is accepted only for loopback
-// hosts (local gateways and test fakes): keys must not cross a network in
-// the clear.
+// ParseBaseURL checks a provider base URL: the rules of every server a
+// key is sent to (outbound.ParseURL), and a plain path, since request
+// paths are joined to it.
 func ParseBaseURL(s string) (*url.URL, error) {
-	u, err := url.Parse(s)
-	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
-		return nil, fmt.Errorf("base URL %q: want https://host[/path]", s)
-	}
-	if u.User != nil || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || u.Opaque != "" {
-		return nil, fmt.Errorf("base URL %q: no user info, query or fragment allowed", s)
-	}
-	if p := u.Port(); p != "" {
-		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
-			return nil, fmt.Errorf("base URL %q: the port must be a number from 1 to 65535", s)
-		}
+	u, err := outbound.ParseURL("base URL", s)
+	if err != nil {
+		return nil, err
 	}
 	if strings.Contains(u.Path, "..") || strings.Contains(u.Path, "//") || strings.Contains(s, "\\") {
 		return nil, fmt.Errorf("base URL %q: the path must be plain", s)
 	}
-	if u.Scheme == "http" && !isLoopbackHost(u.Hostname()) {
-		return nil, fmt.Errorf("base URL %q: plain http is allowed only for loopback hosts; use https", s)
-	}
 	u.Path = strings.TrimSuffix(u.Path, "/")
 	return u, nil
-}
-
-func isLoopbackHost(h string) bool {
-	if h == "localhost" {
-		return true
-	}
-	// Parsed, not matched by prefix: "127.example.com" is a DNS name.
-	ip, err := netip.ParseAddr(h)
-	return err == nil && ip.IsLoopback()
 }
 
 // Validate checks an agent definition.
