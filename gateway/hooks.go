@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -194,15 +195,11 @@ func (s *Server) handleHookCheck(w http.ResponseWriter, r *http.Request) {
 	}
 	// A check may carry a tool result of many MiB: it shares the proxy's
 	// budget for what request bodies may hold at once.
-	held := r.ContentLength
-	if held < 0 {
-		held = maxHookCheckBody
-	}
-	if !s.bodies.take(held) {
-		bodyBusy(w)
+	hold := s.bodies.hold(w, r, maxHookCheckBody)
+	if hold == nil {
 		return
 	}
-	defer s.bodies.give(held)
+	defer hold.release()
 	var req HookCheck
 	if !decodeJSON(w, r, &req) {
 		return
@@ -214,27 +211,27 @@ func (s *Server) handleHookCheck(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad_request", "event must be pre-tool-use or post-tool-use")
 		return
 	}
-	d, _ := s.checkHooks(r, sess, req, "agent")
+	d, _ := s.checkHooks(r.Context(), sess, req, "agent")
 	writeJSON(w, http.StatusOK, d)
 }
 
 // via says who asked: "agent" (its own hook adapter, e.g. Claude Code's
 // PreToolUse) or "mcp" (a call through the MCP gateway).
 // It also returns the profile's hooks, as it read them.
-func (s *Server) checkHooks(r *http.Request, sess *session, req HookCheck, via string) (hook.Decision, []hook.Hook) {
+func (s *Server) checkHooks(ctx context.Context, sess *session, req HookCheck, via string) (hook.Decision, []hook.Hook) {
 	start := time.Now()
 	hooks, err := s.opts.Hooks.List(sess.Profile.Alias)
 	if err != nil {
 		return hook.Decision{Allow: false, Reason: "ringlet could not read the profile's hooks; refused"}, nil
 	}
 	ev := hook.Event{Event: req.Event, Profile: sess.Profile.Alias, Session: sess.ID, ToolName: req.ToolName, ToolInput: req.ToolInput, ToolOutput: req.ToolOutput}
-	final, ran := hook.Evaluate(r.Context(), hooks, ev, hook.Env{Home: s.opts.Profiles.Home(sess.Profile.Alias)})
+	final, ran := hook.Evaluate(ctx, hooks, ev, hook.Env{Home: s.opts.Profiles.Home(sess.Profile.Alias)})
 	for _, d := range ran {
 		decision := audit.Allow
 		if !d.Allow {
 			decision = audit.Deny
 		}
-		if err := s.record(r.Context(), audit.Record{Kind: audit.KindHookDecision, Profile: sess.Profile.Alias, Session: sess.ID, Actor: sess.tokenID,
+		if err := s.record(ctx, audit.Record{Kind: audit.KindHookDecision, Profile: sess.Profile.Alias, Session: sess.ID, Actor: sess.tokenID,
 			Target: req.ToolName, Decision: decision, Status: int64(d.ExitCode), Duration: d.Duration,
 			Detail: audit.DetailJSON(map[string]any{"hook": d.HookID, "event": req.Event, "reason": d.Reason})}); err != nil {
 			return hook.Decision{Allow: false, Reason: "refused: the hook decision could not be recorded in the audit log"}, hooks
@@ -249,7 +246,7 @@ func (s *Server) checkHooks(r *http.Request, sess *session, req HookCheck, via s
 	if !final.Allow {
 		decision = audit.Deny
 	}
-	if err := s.record(r.Context(), audit.Record{Kind: audit.KindToolCall, Profile: sess.Profile.Alias, Session: sess.ID, Actor: sess.tokenID,
+	if err := s.record(ctx, audit.Record{Kind: audit.KindToolCall, Profile: sess.Profile.Alias, Session: sess.ID, Actor: sess.tokenID,
 		Target: req.ToolName, Decision: decision, Duration: time.Since(start), BytesIn: int64(len(req.ToolInput)),
 		Detail: audit.DetailJSON(map[string]any{"event": req.Event, "hooks": len(ran), "reason": final.Reason, "via": via})}); err != nil {
 		return hook.Decision{Allow: false, Reason: "refused: the tool call could not be recorded in the audit log"}, hooks

@@ -311,19 +311,11 @@ func (s *Server) mcpVet(sess *session) func(context.Context, string, json.RawMes
 		if s.opts.Hooks == nil {
 			return mcp.Verdict{Reason: "refused: this daemon cannot check hooks"}
 		}
-		r, err := http.NewRequestWithContext(ctx, http.MethodPost, "/mcp", nil)
-		if err != nil {
-			return mcp.Verdict{Reason: "refused: " + err.Error()}
-		}
-		d, hooks := s.checkHooks(r, sess, HookCheck{Event: hook.PreToolUse, ToolName: tool, ToolInput: input}, "mcp")
+		d, hooks := s.checkHooks(ctx, sess, HookCheck{Event: hook.PreToolUse, ToolName: tool, ToolInput: input}, "mcp")
 		v := mcp.Verdict{Allow: d.Allow, Reason: d.Reason}
 		if d.Allow && slices.ContainsFunc(hooks, func(h hook.Hook) bool { return h.Event == hook.PostToolUse && h.Matches(hook.PostToolUse, tool) }) {
 			v.After = func(ctx context.Context, output json.RawMessage) mcp.Verdict {
-				r, err := http.NewRequestWithContext(ctx, http.MethodPost, "/mcp", nil)
-				if err != nil {
-					return mcp.Verdict{Reason: "withheld: " + err.Error()}
-				}
-				d, _ := s.checkHooks(r, sess, HookCheck{Event: hook.PostToolUse, ToolName: tool, ToolInput: input, ToolOutput: output}, "mcp")
+				d, _ := s.checkHooks(ctx, sess, HookCheck{Event: hook.PostToolUse, ToolName: tool, ToolInput: input, ToolOutput: output}, "mcp")
 				return mcp.Verdict{Allow: d.Allow, Reason: d.Reason}
 			}
 		}

@@ -37,31 +37,42 @@ const (
 	proxyBodyTimeout = 60 * time.Second
 )
 
-// bodyBudget counts the bytes of request bodies the proxy holds.
+// bodyBudget counts the bytes of request bodies the daemon holds: proxied
+// requests and hook checks (which carry tool results).
 type bodyBudget struct{ held atomic.Int64 }
 
-// take reserves n bytes, or reports that they would exceed the budget.
-func (b *bodyBudget) take(n int64) bool {
-	if n <= 0 {
-		return true
+// bodyHold is one request's share of the budget.
+type bodyHold struct {
+	b *bodyBudget
+	n int64
+}
+
+// hold reserves room for r's body: its declared length, or max while the
+// length is unknown. Without room it answers 503 busy and returns nil.
+func (b *bodyBudget) hold(w http.ResponseWriter, r *http.Request, max int64) *bodyHold {
+	n := r.ContentLength
+	if n < 0 {
+		n = max
 	}
 	if b.held.Add(n) > proxyBodyBudget {
 		b.held.Add(-n)
-		return false
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, "busy", fmt.Sprintf("the daemon already holds %d MiB of request bodies; retry when other requests have finished", proxyBodyBudget>>20))
+		return nil
 	}
-	return true
+	return &bodyHold{b: b, n: n}
 }
 
-func (b *bodyBudget) give(n int64) {
-	if n > 0 {
-		b.held.Add(-n)
+// shrink gives back what a body read whole holds beyond its size n.
+func (h *bodyHold) shrink(n int64) {
+	if n < h.n {
+		h.b.held.Add(n - h.n)
+		h.n = n
 	}
 }
 
-func bodyBusy(w http.ResponseWriter) {
-	w.Header().Set("Retry-After", "1")
-	writeError(w, http.StatusServiceUnavailable, "busy", fmt.Sprintf("the daemon already holds %d MiB of request bodies; retry when other requests have finished", proxyBodyBudget>>20))
-}
+// release gives the share back.
+func (h *bodyHold) release() { h.b.held.Add(-h.n) }
 
 // CleanProxyPath checks the part of a /proxy request path after "/proxy"
 // (still percent-encoded) and returns it if it can only name a path under
@@ -550,15 +561,11 @@ func (s *Server) handleProxy(w http.ResponseWriter, r *http.Request) {
 	// it, and streaming an unread body into ReverseProxy truncates fast
 	// SSE answers on HTTP/1 (golang/go#40747).
 	// A body of unknown length holds the most it may be until it is in.
-	held := r.ContentLength
-	if held < 0 {
-		held = MaxProxyBody
-	}
-	if !s.bodies.take(held) {
-		bodyBusy(w)
+	hold := s.bodies.hold(w, r, MaxProxyBody)
+	if hold == nil {
 		return
 	}
-	defer func() { s.bodies.give(held) }()
+	defer hold.release()
 	rc := http.NewResponseController(w)
 	_ = rc.SetReadDeadline(time.Now().Add(s.bodyTimeout))
 	buf := bodyPool.Get().(*bytes.Buffer)
@@ -584,11 +591,7 @@ func (s *Server) handleProxy(w http.ResponseWriter, r *http.Request) {
 	// The server's own deadlines take over again: an answer may stream
 	// for as long as the provider sends.
 	_ = rc.SetReadDeadline(time.Time{})
-	if r.ContentLength < 0 {
-		// Now that it is in, it holds what it is.
-		s.bodies.give(held - int64(buf.Len()))
-		held = int64(buf.Len())
-	}
+	hold.shrink(int64(buf.Len()))
 	sess.requests.Add(1)
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
