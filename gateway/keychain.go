@@ -72,12 +72,12 @@ func (s *Server) handleKeychainSet(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.log.Info("credential stored", "credential", ref.String(), "backend", e.Backend)
-	writeJSON(w, http.StatusOK, keychainChange{Entry: e, SessionsEnded: s.endSessionsUsing(r.Context(), ref, "key replaced")})
+	writeJSON(w, http.StatusOK, KeychainChange{Entry: e, SessionsEnded: s.endSessionsUsing(r.Context(), ref, "key replaced")})
 }
 
-// keychainChange is the answer to a stored or removed key: the entry, and
+// KeychainChange is the answer to a stored or removed key: the entry, and
 // how many live sessions held the old key and were ended.
-type keychainChange struct {
+type KeychainChange struct {
 	credentials.Entry
 	SessionsEnded int `json:"sessions_ended"`
 }
@@ -116,7 +116,7 @@ func (s *Server) handleKeychainRemove(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.log.Info("credential removed", "credential", ref.String(), "backend", e.Backend)
-	writeJSON(w, http.StatusOK, keychainChange{Entry: e, SessionsEnded: s.endSessionsUsing(r.Context(), ref, "key removed")})
+	writeJSON(w, http.StatusOK, KeychainChange{Entry: e, SessionsEnded: s.endSessionsUsing(r.Context(), ref, "key removed")})
 }
 
 // recordFailure follows an allowed record whose action then failed.

@@ -18,6 +18,7 @@ import (
 	"github.com/neullabs/ringlet/audit"
 	"github.com/neullabs/ringlet/client"
 	"github.com/neullabs/ringlet/credentials"
+	"github.com/neullabs/ringlet/gateway"
 )
 
 // sessionBus is the D-Bus session bus address the keyring would use, or ""
@@ -155,12 +156,12 @@ process listings.`,
 				return err
 			}
 			if c != nil {
-				var out keyChange
+				var out gateway.KeychainChange
 				if err := c.Do(cmd.Context(), "PUT", "/api/keychain/"+r.Provider+"/"+r.Alias, map[string]string{"key": key}, &out); err != nil {
 					return err
 				}
 				fmt.Fprintf(a.stdio.Err, "ringlet: credentials: using the %s backend (through the running daemon)\n", out.Backend)
-				fmt.Fprintf(a.stdio.Out, "stored %s in the %s backend%s\n", r, out.Backend, out.ended("the old key"))
+				fmt.Fprintf(a.stdio.Out, "stored %s in the %s backend%s\n", r, out.Backend, sessionsEnded(out, "the old key"))
 				return nil
 			}
 			s, err := a.keyStore()
@@ -225,11 +226,11 @@ func (a *app) keychainRemoveCmd() *cobra.Command {
 				return err
 			}
 			if c != nil {
-				var out keyChange
+				var out gateway.KeychainChange
 				if err := c.Do(cmd.Context(), "DELETE", "/api/keychain/"+r.Provider+"/"+r.Alias, nil, &out); err != nil {
 					return err
 				}
-				fmt.Fprintf(a.stdio.Out, "removed %s from the %s backend%s\n", r, out.Backend, out.ended("the key"))
+				fmt.Fprintf(a.stdio.Out, "removed %s from the %s backend%s\n", r, out.Backend, sessionsEnded(out, "the key"))
 				return nil
 			}
 			s, err := a.keyStore()
@@ -250,13 +251,8 @@ func (a *app) keychainRemoveCmd() *cobra.Command {
 	}
 }
 
-// keyChange is the daemon's answer to a stored or removed key.
-type keyChange struct {
-	Backend       string `json:"backend"`
-	SessionsEnded int    `json:"sessions_ended"`
-}
-
-func (k keyChange) ended(what string) string {
+// sessionsEnded says how many sessions a key change ended, if any.
+func sessionsEnded(k gateway.KeychainChange, what string) string {
 	switch k.SessionsEnded {
 	case 0:
 		return ""
