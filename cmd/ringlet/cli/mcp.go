@@ -265,12 +265,9 @@ func (a *app) mcpRemoveCmd() *cobra.Command {
 		Example: "  ringlet mcp remove work fs",
 		Args:    exactArgs(2, "PROFILE NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			p, err := profileArg(args)
+			p, err := mcpServerArgs(args)
 			if err != nil {
 				return err
-			}
-			if err := mcp.ValidateServerName(args[1]); err != nil {
-				return usageError{err}
 			}
 			if err := a.call(cmd.Context(), "DELETE", "/api/mcp/servers/"+p+"/"+args[1], nil, nil); err != nil {
 				return err
@@ -292,12 +289,9 @@ changed, is recorded in the audit log.`,
 		Example: "  ringlet mcp approve work fs",
 		Args:    exactArgs(2, "PROFILE SERVER"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			p, err := profileArg(args)
+			p, err := mcpServerArgs(args)
 			if err != nil {
 				return err
-			}
-			if err := mcp.ValidateServerName(args[1]); err != nil {
-				return usageError{err}
 			}
 			c, err := a.ensureDaemon(cmd.Context())
 			if err != nil {
@@ -318,4 +312,16 @@ changed, is recorded in the audit log.`,
 			return nil
 		},
 	}
+}
+
+// mcpServerArgs checks the PROFILE and server NAME arguments.
+func mcpServerArgs(args []string) (string, error) {
+	p, err := profileArg(args)
+	if err != nil {
+		return "", err
+	}
+	if err := mcp.ValidateServerName(args[1]); err != nil {
+		return "", usageError{err}
+	}
+	return p, nil
 }

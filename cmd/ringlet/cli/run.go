@@ -125,12 +125,13 @@ func (a *app) runProfile(ctx context.Context, alias string, extra []string, noSa
 	if err := profile.CheckWorkspace(workspace); err != nil {
 		return 0, usageError{err}
 	}
+	own := a.ownFiles()
 	for _, d := range append(append([]string{workspace}, view.ReadOnly...), view.ReadWrite...) {
 		if err := sandbox.CheckPath("path", d); err != nil {
 			return 0, usageError{err}
 		}
 		if !noSandbox {
-			if err := a.exposesOwnFiles(d, view.Home); err != nil {
+			if err := exposesOwnFiles(d, view.Home, own); err != nil {
 				return 0, err
 			}
 		}
@@ -207,7 +208,7 @@ func (a *app) runProfile(ctx context.Context, alias string, extra []string, noSa
 		return 0, err
 	}
 	for _, d := range runtimeDirs {
-		if err := a.exposesOwnFiles(d, ""); err != nil {
+		if err := exposesOwnFiles(d, "", own); err != nil {
 			return 0, err
 		}
 	}
@@ -287,13 +288,19 @@ const remoteStarted = -2
 // Ringlet's token, keys, audit or profile HOMEs (a workspace of ~, when
 // run from ~ with no workspace), or lies inside them.
 // A path within home (the profile's own HOME) is allowed, as the daemon
-// allows it.
-func (a *app) exposesOwnFiles(p, home string) error {
-	db, _ := a.auditDB("")
-	if err := sandbox.ExposesOwn(p, home, ownFiles(a.paths, db)); err != nil {
+// allows it. own is what a.ownFiles returns.
+func exposesOwnFiles(p, home string, own []string) error {
+	if err := sandbox.ExposesOwn(p, home, own); err != nil {
 		return usageError{err}
 	}
 	return nil
+}
+
+// ownFiles is what no sandbox of this CLI may show, the audit log being
+// the one the running daemon writes (else audit.path).
+func (a *app) ownFiles() []string {
+	db, _ := a.auditDB("")
+	return ownFiles(a.paths, db)
 }
 
 func orDefault(v, d string) string {
