@@ -195,8 +195,8 @@ func (s *Server) handleHookCheck(w http.ResponseWriter, r *http.Request) {
 	}
 	// A check may carry a tool result of many MiB: it shares the proxy's
 	// budget for what request bodies may hold at once.
-	hold := s.bodies.hold(w, r, maxHookCheckBody)
-	if hold == nil {
+	hold, ok := s.bodies.hold(w, r, maxHookCheckBody)
+	if !ok {
 		return
 	}
 	defer hold.release()

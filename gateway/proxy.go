@@ -48,8 +48,8 @@ type bodyHold struct {
 }
 
 // hold reserves room for r's body: its declared length, or max while the
-// length is unknown. Without room it answers 503 busy and returns nil.
-func (b *bodyBudget) hold(w http.ResponseWriter, r *http.Request, max int64) *bodyHold {
+// length is unknown. Without room it answers 503 busy and returns false.
+func (b *bodyBudget) hold(w http.ResponseWriter, r *http.Request, max int64) (bodyHold, bool) {
 	n := r.ContentLength
 	if n < 0 {
 		n = max
@@ -58,9 +58,9 @@ func (b *bodyBudget) hold(w http.ResponseWriter, r *http.Request, max int64) *bo
 		b.held.Add(-n)
 		w.Header().Set("Retry-After", "1")
 		writeError(w, http.StatusServiceUnavailable, "busy", fmt.Sprintf("the daemon already holds %d MiB of request bodies; retry when other requests have finished", proxyBodyBudget>>20))
-		return nil
+		return bodyHold{}, false
 	}
-	return &bodyHold{b: b, n: n}
+	return bodyHold{b: b, n: n}, true
 }
 
 // shrink gives back what a body read whole holds beyond its size n.
@@ -561,8 +561,8 @@ func (s *Server) handleProxy(w http.ResponseWriter, r *http.Request) {
 	// it, and streaming an unread body into ReverseProxy truncates fast
 	// SSE answers on HTTP/1 (golang/go#40747).
 	// A body of unknown length holds the most it may be until it is in.
-	hold := s.bodies.hold(w, r, MaxProxyBody)
-	if hold == nil {
+	hold, ok := s.bodies.hold(w, r, MaxProxyBody)
+	if !ok {
 		return
 	}
 	defer hold.release()
