@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"path/filepath"
 	"strconv"
 	"time"
 
@@ -14,6 +15,8 @@ import (
 	"github.com/neullabs/ringlet/audit"
 	"github.com/neullabs/ringlet/credentials"
 	"github.com/neullabs/ringlet/hook"
+	"github.com/neullabs/ringlet/privatefile"
+	"github.com/neullabs/ringlet/profile"
 )
 
 func (s *Server) hookRoutes(r chi.Router) {
@@ -92,6 +95,9 @@ func (s *Server) handleHookAdd(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid_hook", err.Error())
 		return
 	}
+	if !s.hookReachable(w, h, "") {
+		return
+	}
 	if !s.recordOr503(w, r, audit.Record{Kind: audit.KindHookAdd, Profile: req.Profile, Actor: audit.ActorAdmin, Target: h.Event, Decision: audit.Allow,
 		Detail: audit.DetailJSON(map[string]any{"shell": h.Shell, "match": h.Match, "timeout": h.Timeout.String()})}) {
 		return
@@ -139,6 +145,9 @@ func (s *Server) handleHookImport(w http.ResponseWriter, r *http.Request) {
 		in[i].Profile = alias
 		if err := in[i].Validate(); err != nil {
 			writeError(w, http.StatusBadRequest, "invalid_hook", "hook "+strconv.Itoa(i+1)+": "+err.Error())
+			return
+		}
+		if !s.hookReachable(w, in[i], "hook "+strconv.Itoa(i+1)+": ") {
 			return
 		}
 	}
@@ -225,7 +234,15 @@ func (s *Server) checkHooks(ctx context.Context, sess *session, req HookCheck, v
 		return hook.Decision{Allow: false, Reason: "ringlet could not read the profile's hooks; refused"}, nil
 	}
 	ev := hook.Event{Event: req.Event, Profile: sess.Profile.Alias, Session: sess.ID, ToolName: req.ToolName, ToolInput: req.ToolInput, ToolOutput: req.ToolOutput}
-	final, ran := hook.Evaluate(ctx, hooks, ev, hook.Env{Home: s.opts.Profiles.Home(sess.Profile.Alias)})
+	var final hook.Decision
+	var ran []hook.Decision
+	if env, err := s.hookEnv(sess.Profile); err != nil {
+		s.log.Error("hook environment", "profile", sess.Profile.Alias, "err", err)
+		final = hook.Decision{Allow: false, ExitCode: -1, Reason: "ringlet could not prepare the hooks' HOME (" + err.Error() + "); refused"}
+		ran = []hook.Decision{final}
+	} else {
+		final, ran = hook.Evaluate(ctx, hooks, ev, env)
+	}
 	for _, d := range ran {
 		decision := audit.Allow
 		if !d.Allow {
@@ -252,4 +269,70 @@ func (s *Server) checkHooks(ctx context.Context, sess *session, req HookCheck, v
 		return hook.Decision{Allow: false, Reason: "refused: the tool call could not be recorded in the audit log"}, hooks
 	}
 	return final, hooks
+}
+
+// hookReachable refuses (400) a hook whose command names a path the
+// profile's agents can write: what it would load is theirs to choose. The
+// same check runs again before every run, since the profile's paths can
+// change after the hook is added.
+func (s *Server) hookReachable(w http.ResponseWriter, h hook.Hook, prefix string) bool {
+	p, err := s.opts.Profiles.Get(h.Profile)
+	if err != nil {
+		s.profileError(w, err)
+		return false
+	}
+	if tree := hook.NamesAgentWritable(h.Shell, s.agentWritable(p)); tree != "" {
+		writeError(w, http.StatusBadRequest, "invalid_hook", prefix+"the hook names "+tree+", which the agents of profile "+h.Profile+
+			" can write: a hook must not load anything an agent can write; move what it uses elsewhere (e.g. ~/.config/ringlet-hooks/) and name that path")
+		return false
+	}
+	return true
+}
+
+// hookEnv is where the hooks of profile p run: HOME and working directory
+// in the profile's hook HOME, which no sandbox may bind, and the trees
+// its agents can write, so that a hook loading from one is refused.
+func (s *Server) hookEnv(p profile.Profile) (hook.Env, error) {
+	home := s.opts.Profiles.HookHome(p.Alias)
+	if err := privatefile.EnsureDir(home); err != nil {
+		return hook.Env{}, err
+	}
+	return hook.Env{Home: home, AgentWritable: s.agentWritable(p)}, nil
+}
+
+// agentWritable lists what the agents and sandboxed MCP servers of
+// profile p can write: its HOMEs, its workspace and read-write paths (as
+// p has them and as the profile has them now), the workspace and paths of
+// each live session (a profile without a workspace runs where it is
+// started; a session keeps the settings it started with), and the
+// read-write paths of its MCP servers; each also resolved.
+func (s *Server) agentWritable(p profile.Profile) []string {
+	trees := []string{s.opts.Profiles.Home(p.Alias), s.opts.Profiles.UnsandboxedHome(p.Alias), p.Workspace}
+	trees = append(trees, p.ReadWrite...)
+	if now, err := s.opts.Profiles.Get(p.Alias); err == nil {
+		trees = append(append(trees, now.Workspace), now.ReadWrite...)
+	}
+	for _, sess := range s.sessions.list() {
+		if sess.Profile.Alias == p.Alias {
+			trees = append(append(trees, sess.workspace(), sess.Profile.Workspace), sess.Profile.ReadWrite...)
+		}
+	}
+	if s.opts.MCPStore != nil {
+		if servers, err := s.opts.MCPStore.List(p.Alias); err == nil {
+			for _, c := range servers {
+				trees = append(trees, c.ReadWrite...)
+			}
+		}
+	}
+	var out []string
+	for _, t := range trees {
+		if t == "" || !filepath.IsAbs(t) {
+			continue
+		}
+		out = append(out, filepath.Clean(t))
+		if real, err := filepath.EvalSymlinks(t); err == nil && real != filepath.Clean(t) {
+			out = append(out, real)
+		}
+	}
+	return out
 }

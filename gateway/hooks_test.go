@@ -60,7 +60,7 @@ type hkWorld struct {
 	h     http.Handler
 	hooks *hook.Store
 	audit *hkAuditor
-	home  string // the work profile's HOME
+	home  string // the work profile's hook HOME
 }
 
 func newHookWorld(t *testing.T) *hkWorld {
@@ -86,7 +86,7 @@ func newHookWorld(t *testing.T) *hkWorld {
 			t.Fatalf("set key: %v", err)
 		}
 	}
-	w := &hkWorld{hooks: hook.NewStore(configDir), audit: &hkAuditor{}, home: profiles.Home("work")}
+	w := &hkWorld{hooks: hook.NewStore(configDir), audit: &hkAuditor{}, home: profiles.HookHome("work")}
 	w.s, err = New(Options{
 		Token: token.FromString(testToken), TokenFile: filepath.Join(configDir, "http_token"),
 		Profiles: profiles, CatalogDir: configDir, Keys: keys, Hooks: w.hooks, Audit: w.audit,
@@ -380,11 +380,12 @@ func TestHookCheck(t *testing.T) {
 }
 
 // TestHookCheckRunsInProfileHome checks the hook runs in the profile's
-// HOME with the session's identity.
+// hook HOME (never an agent's) with the session's identity and an
+// environment of Ringlet's choosing.
 func TestHookCheckRunsInProfileHome(t *testing.T) {
 	t.Parallel()
 	w := newHookWorld(t)
-	w.addHook(t, "work", `printf '%s %s %s %s' "$HOME" "$PWD" "$RINGLET_PROFILE" "$RINGLET_SESSION" > seen`, "")
+	w.addHook(t, "work", `printf '%s %s %s %s' "$HOME" "$PWD" "$RINGLET_PROFILE" "$RINGLET_SESSION" > seen; env | cut -d= -f1 | sort > env`, "")
 	sessID, tok := w.session(t, "work")
 	if d := w.check(t, tok, "Bash", `{}`); !d.Allow {
 		t.Fatalf("Allow: got false (%q), want true", d.Reason)
@@ -395,6 +396,57 @@ func TestHookCheckRunsInProfileHome(t *testing.T) {
 	}
 	if want := w.home + " " + w.home + " work " + sessID; string(data) != want {
 		t.Errorf("hook saw: got %q, want %q", data, want)
+	}
+	env, err := os.ReadFile(filepath.Join(w.home, "env"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// sh adds PWD (and may add OLDPWD, SHLVL); everything else is Ringlet's.
+	for _, name := range strings.Fields(string(env)) {
+		switch name {
+		case "PATH", "LANG", "HOME", "PWD", "OLDPWD", "SHLVL", "RINGLET_EVENT", "RINGLET_PROFILE", "RINGLET_SESSION", "RINGLET_TOOL_NAME", "RINGLET_TOOL_INPUT":
+		default:
+			t.Errorf("hook environment: got %s, want only Ringlet's variables", name)
+		}
+	}
+	for _, agentHome := range []string{w.s.opts.Profiles.Home("work"), w.s.opts.Profiles.UnsandboxedHome("work")} {
+		if _, err := os.Stat(filepath.Join(agentHome, "seen")); err == nil {
+			t.Errorf("the hook ran in an agent's HOME %s", agentHome)
+		}
+	}
+}
+
+// TestHookNamingAgentWritable: a hook whose command names a path the
+// profile's agents can write is refused when added or imported, and
+// refused at run time when the profile comes to cover it later.
+func TestHookNamingAgentWritable(t *testing.T) {
+	t.Parallel()
+	w := newHookWorld(t)
+	agentHome := w.s.opts.Profiles.Home("work")
+	for _, body := range []string{
+		`{"profile":"work","event":"pre-tool-use","shell":"python3 ` + agentHome + `/check.py"}`,
+		`{"profile":"work","event":"pre-tool-use","shell":"sh '` + w.s.opts.Profiles.UnsandboxedHome("work") + `/x.sh'"}`,
+	} {
+		assertError(t, w.do(t, testToken, "POST", "/api/hooks", body), 400, "invalid_hook")
+	}
+	assertError(t, w.do(t, testToken, "POST", "/api/hooks/work/import", `[{"event":"pre-tool-use","shell":"cat `+agentHome+`/policy"}]`), 400, "invalid_hook")
+
+	// A workspace set after the hook was added.
+	ws := t.TempDir()
+	w.addHook(t, "work", "cat "+ws+"/policy.txt >/dev/null 2>&1; exit 0", "")
+	_, tok := w.session(t, "work")
+	if d := w.check(t, tok, "Bash", `{}`); !d.Allow {
+		t.Fatalf("before the workspace: got a denial (%q), want allow", d.Reason)
+	}
+	cat, err := profile.LoadCatalog(w.s.opts.CatalogDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.s.opts.Profiles.Update(cat, "work", func(p *profile.Profile) { p.Workspace = ws }); err != nil {
+		t.Fatal(err)
+	}
+	if d := w.check(t, tok, "Bash", `{}`); d.Allow || !strings.Contains(d.Reason, "agents can write") {
+		t.Errorf("after the workspace: got allow %v (%q), want a refusal naming the workspace", d.Allow, d.Reason)
 	}
 }
 

@@ -130,13 +130,16 @@ func (s *Server) profileError(w http.ResponseWriter, err error) {
 // the key.
 type ProfileView struct {
 	profile.Profile
-	Home     string `json:"home"`
-	Key      string `json:"key"` // "stored (keyring)", "stored (file)", "missing"
-	Sessions int    `json:"sessions"`
+	// Home is the HOME of the profile's sandboxed agents and MCP servers,
+	// UnsandboxedHome that of those run without a sandbox.
+	Home            string `json:"home"`
+	UnsandboxedHome string `json:"unsandboxed_home"`
+	Key             string `json:"key"` // "stored (keyring)", "stored (file)", "missing"
+	Sessions        int    `json:"sessions"`
 }
 
 func (s *Server) view(p profile.Profile, keys []credentials.Entry) ProfileView {
-	v := ProfileView{Profile: p, Home: s.opts.Profiles.Home(p.Alias), Key: "missing"}
+	v := ProfileView{Profile: p, Home: s.opts.Profiles.Home(p.Alias), UnsandboxedHome: s.opts.Profiles.UnsandboxedHome(p.Alias), Key: "missing"}
 	for _, e := range keys {
 		if e.Ref() == p.CredentialRef() && (e.Status == "ok" || e.Status == "unindexed") {
 			v.Key = "stored (" + e.Backend + ")"
@@ -222,11 +225,14 @@ func (s *Server) handleProfileCreate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if created.Agent == "claude" && s.opts.Executable != "" {
-		// One 'hooks add' then guards Claude Code's own tools too.
-		if err := hook.InstallClaude(filepath.Join(s.opts.Profiles.Home(created.Alias), ".claude"), s.opts.Executable); err != nil {
-			s.log.Error("could not install the Claude Code hook", "profile", created.Alias, "err", err)
-			writeError(w, http.StatusInternalServerError, "internal", "profile created, but its Claude Code hook could not be installed: "+err.Error())
-			return
+		// One 'hooks add' then guards Claude Code's own tools too, in
+		// and out of the sandbox.
+		for _, home := range []string{s.opts.Profiles.Home(created.Alias), s.opts.Profiles.UnsandboxedHome(created.Alias)} {
+			if err := hook.InstallClaude(filepath.Join(home, ".claude"), s.opts.Executable); err != nil {
+				s.log.Error("could not install the Claude Code hook", "profile", created.Alias, "err", err)
+				writeError(w, http.StatusInternalServerError, "internal", "profile created, but its Claude Code hook could not be installed: "+err.Error())
+				return
+			}
 		}
 	}
 	s.log.Info("profile created", "profile", created.Alias, "agent", created.Agent, "provider", created.Provider)

@@ -52,6 +52,18 @@ type session struct {
 	cancel   context.CancelCauseFunc
 	expiry   *time.Timer // ends the session at Expires, streams and all
 	requests atomic.Int64
+	// Sandboxed sessions run their agent in a sandbox, with Home as
+	// their HOME; the others with the profile's unsandboxed HOME.
+	Sandboxed bool
+	Home      string // the agent's HOME on the host
+	// launchedIn is the workspace its agent was launched in (POST
+	// .../launch), which its hooks must not load from.
+	launchedIn atomic.Value // string
+}
+
+func (s *session) workspace() string {
+	w, _ := s.launchedIn.Load().(string)
+	return w
 }
 
 // SessionInfo is what the API shows of a session: never its token or key.
@@ -63,10 +75,13 @@ type SessionInfo struct {
 	Created  time.Time `json:"created"`
 	Expires  time.Time `json:"expires"`
 	Requests int64     `json:"requests"`
+	// Sandboxed says whether the session was started for an agent in a
+	// sandbox ('profiles run') or without one ('profiles env').
+	Sandboxed bool `json:"sandboxed"`
 }
 
 func (s *session) info() SessionInfo {
-	return SessionInfo{ID: s.ID, Profile: s.Profile.Alias, Provider: s.Provider.ID, Agent: s.Profile.Agent, Created: s.Created, Expires: s.Expires, Requests: s.requests.Load()}
+	return SessionInfo{ID: s.ID, Profile: s.Profile.Alias, Provider: s.Provider.ID, Agent: s.Profile.Agent, Created: s.Created, Expires: s.Expires, Requests: s.requests.Load(), Sandboxed: s.Sandboxed}
 }
 
 type sessionTable struct {
@@ -137,8 +152,16 @@ func randomString(n int, enc func([]byte) string) (string, error) {
 // DefaultSessionTTL bounds a session that nobody ends.
 const DefaultSessionTTL = 12 * time.Hour
 
-// startSession creates a session for a profile: the key must be stored.
+// startSession creates a session for an agent of a profile that runs
+// without a sandbox: the key must be stored.
 func (s *Server) startSession(ctx context.Context, alias string, ttl time.Duration, actor string) (*session, string, error) {
+	return s.startSessionFor(ctx, alias, ttl, actor, false)
+}
+
+// startSessionFor creates a session for an agent of a profile, sandboxed
+// or not, which decides the HOME it gets: a sandboxed agent can write its
+// HOME, so an unsandboxed one never shares it (Store.UnsandboxedHome).
+func (s *Server) startSessionFor(ctx context.Context, alias string, ttl time.Duration, actor string, sandboxed bool) (*session, string, error) {
 	if s.opts.Profiles == nil || s.opts.Keys == nil {
 		return nil, "", errors.New("profiles are not available in this daemon")
 	}
@@ -158,7 +181,11 @@ func (s *Server) startSession(ctx context.Context, alias string, ttl time.Durati
 	if err != nil {
 		return nil, "", err
 	}
-	if err := s.opts.Profiles.EnsureHomeDirs(alias, agent.HomeDirs); err != nil {
+	home := s.opts.Profiles.UnsandboxedHome(alias)
+	if sandboxed {
+		home = s.opts.Profiles.Home(alias)
+	}
+	if err := s.opts.Profiles.EnsureHomeDirs(home, agent.HomeDirs); err != nil {
 		return nil, "", err
 	}
 	if p.Agent == "claude" && s.opts.Executable != "" {
@@ -166,7 +193,7 @@ func (s *Server) startSession(ctx context.Context, alias string, ttl time.Durati
 		// ringlet binary moved, or before Ringlet wrote the hook, still
 		// has its Claude Code tools checked. Without it they would not
 		// be, so the session is refused.
-		if err := hook.InstallClaude(filepath.Join(s.opts.Profiles.Home(alias), ".claude"), s.opts.Executable); err != nil {
+		if err := hook.InstallClaude(filepath.Join(home, ".claude"), s.opts.Executable); err != nil {
 			return nil, "", fmt.Errorf("the Claude Code hook of profile %s could not be written: %w", alias, err)
 		}
 	}
@@ -199,13 +226,13 @@ func (s *Server) startSession(ctx context.Context, alias string, ttl time.Durati
 		ttl = DefaultSessionTTL
 	}
 	now := time.Now().UTC()
-	sess := &session{ID: "s_" + id, Profile: p, Provider: prov, Agent: agent, base: base, key: key, hash: sha256.Sum256([]byte(tok)), Created: now, Expires: now.Add(ttl)}
+	sess := &session{ID: "s_" + id, Profile: p, Provider: prov, Agent: agent, base: base, key: key, hash: sha256.Sum256([]byte(tok)), Created: now, Expires: now.Add(ttl), Sandboxed: sandboxed, Home: home}
 	if s.opts.Keyed != nil {
 		sess.tokenID = s.opts.Keyed.Sum(tok)
 	}
 	sess.ctx, sess.cancel = context.WithCancelCause(context.Background())
 	err = s.record(ctx, audit.Record{Kind: audit.KindSessionStart, Profile: alias, Session: sess.ID, Actor: actor, Target: prov.ID, Decision: audit.Allow,
-		Detail: audit.DetailJSON(map[string]any{"agent": p.Agent, "provider": prov.ID, "base_url": base.String(), "expires": sess.Expires.Format(time.RFC3339), "token": sess.tokenID})})
+		Detail: audit.DetailJSON(map[string]any{"agent": p.Agent, "provider": prov.ID, "base_url": base.String(), "expires": sess.Expires.Format(time.RFC3339), "token": sess.tokenID, "sandboxed": sandboxed})})
 	if err != nil {
 		return nil, "", err
 	}
@@ -311,6 +338,9 @@ func (s *Server) handleSessionLaunch(w http.ResponseWriter, r *http.Request) {
 	if !decodeJSON(w, r, &body) {
 		return
 	}
+	if ws, _ := body["workspace"].(string); ws != "" {
+		sess.launchedIn.Store(ws)
+	}
 	decision := audit.Allow
 	if sb, _ := body["sandbox"].(bool); !sb {
 		s.log.Warn("agent launched WITHOUT a sandbox", "profile", sess.Profile.Alias, "session", sess.ID)
@@ -344,6 +374,9 @@ func (s *Server) handleSessionStart(w http.ResponseWriter, r *http.Request) {
 		// (the forwarder's URL, its HOME path), for its launch templates.
 		BaseURL string `json:"base_url"`
 		Home    string `json:"home"`
+		// Sandbox says the agent runs in a sandbox; a request for a
+		// socket or an inside HOME path says so too.
+		Sandbox bool `json:"sandbox"`
 	}
 	if !decodeJSON(w, r, &body) {
 		return
@@ -357,7 +390,8 @@ func (s *Server) handleSessionStart(w http.ResponseWriter, r *http.Request) {
 		}
 		ttl = d
 	}
-	sess, tok, err := s.startSession(r.Context(), body.Profile, ttl, audit.ActorAdmin)
+	sandboxed := body.Sandbox || body.Socket || body.Home != ""
+	sess, tok, err := s.startSessionFor(r.Context(), body.Profile, ttl, audit.ActorAdmin, sandboxed)
 	if err != nil {
 		s.profileError(w, err)
 		return
@@ -366,7 +400,7 @@ func (s *Server) handleSessionStart(w http.ResponseWriter, r *http.Request) {
 	if body.BaseURL != "" {
 		baseURL = body.BaseURL
 	}
-	home := s.opts.Profiles.Home(sess.Profile.Alias)
+	home := sess.Home
 	if body.Home != "" {
 		home = body.Home
 	}
@@ -382,7 +416,7 @@ func (s *Server) handleSessionStart(w http.ResponseWriter, r *http.Request) {
 	}
 	launch := sess.Agent.LaunchFor(sess.Profile, sess.Provider, baseURL, tok, home)
 	w.Header().Set("Location", "/api/sessions/"+sess.ID)
-	writeJSON(w, http.StatusCreated, SessionStarted{SessionInfo: sess.info(), Token: tok, BaseURL: baseURL, Launch: launch, Socket: socket, Home: s.opts.Profiles.Home(sess.Profile.Alias)})
+	writeJSON(w, http.StatusCreated, SessionStarted{SessionInfo: sess.info(), Token: tok, BaseURL: baseURL, Launch: launch, Socket: socket, Home: sess.Home})
 }
 
 func (s *Server) handleSessionList(w http.ResponseWriter, r *http.Request) {

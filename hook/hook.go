@@ -3,10 +3,18 @@
 //
 // Hooks fail closed. Exit 0 allows; any other exit, a signal, a timeout, a
 // failure to start, output past 64 KiB, or processes left running after
-// the hook exits deny. The hook runs as /bin/sh -c with a minimal
-// environment (no keys, no daemon token), the event as JSON on stdin, no
-// descriptors beyond 0-2, in a process group of its own that is killed
-// whatever happens.
+// the hook exits deny. The hook runs as /bin/sh -c with an environment
+// of Ringlet's choosing (no keys, no daemon token, nothing of the agent's),
+// the event as JSON on stdin, no descriptors beyond 0-2, in a process
+// group of its own that is killed whatever happens and, on Linux, in a PID
+// namespace of its own, so that nothing it starts outlives it or the
+// daemon.
+//
+// A hook runs on the host, as the user, judging what a sandboxed agent
+// asks for: it must never load anything that agent can write. Its HOME
+// and working directory are a directory no sandbox can bind (Env.Home),
+// its PATH leaves out every directory an agent can write, and a hook whose
+// command names a path an agent can write is refused (Env.AgentWritable).
 package hook
 
 import (
@@ -15,7 +23,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -115,10 +126,101 @@ type Decision struct {
 	Duration time.Duration `json:"duration_ns"`
 }
 
-// Env is the environment a hook runs with besides the RINGLET_ variables.
+// Env is where a hook runs, besides the RINGLET_ variables.
 type Env struct {
-	Home string // the profile's HOME
-	Path string // default /usr/local/bin:/usr/bin:/bin
+	// Home is the hook's HOME and working directory. It must be a
+	// directory no agent can write: Python imports from the working
+	// directory and ~/.local, git reads ~/.gitconfig, and a shell script
+	// may source ./anything. Empty means / for both.
+	Home string
+	// Path is the hook's PATH; default /usr/local/bin:/usr/bin:/bin.
+	// Directories inside AgentWritable are left out of it.
+	Path string
+	// AgentWritable are the trees the profile's agents and sandboxed MCP
+	// servers can write (workspace, agent HOME, read-write paths), each
+	// also in its resolved form. A hook whose command names a path in
+	// one, or whose Home lies in one, is refused: what it would load is
+	// the agent's to choose.
+	AgentWritable []string
+}
+
+// DefaultPath is a hook's PATH unless Env.Path says otherwise.
+const DefaultPath = "/usr/local/bin:/usr/bin:/bin"
+
+// reach refuses a hook that would load something an agent can write, and
+// returns the PATH it may use.
+func (env Env) reach(h Hook) (path string, err error) {
+	if env.Home != "" {
+		for _, w := range env.AgentWritable {
+			if within(env.Home, w) {
+				return "", fmt.Errorf("hook %s would run in %s, which the profile's agents can write; refused", h.ID, env.Home)
+			}
+		}
+	}
+	if w := NamesAgentWritable(h.Shell, env.AgentWritable); w != "" {
+		return "", fmt.Errorf("hook %s names %s, which the profile's agents can write: a hook must not load anything an agent can write; move what it uses outside the workspace, the agent's HOME and the read-write paths; refused", h.ID, w)
+	}
+	path = env.Path
+	if path == "" {
+		path = DefaultPath
+	}
+	var kept []string
+	for _, d := range strings.Split(path, ":") {
+		if d == "" || !filepath.IsAbs(d) {
+			continue // "" and relative entries mean the working directory
+		}
+		safe := true
+		for _, w := range env.AgentWritable {
+			if within(filepath.Clean(d), w) {
+				safe = false
+			}
+		}
+		if safe {
+			kept = append(kept, d)
+		}
+	}
+	return strings.Join(kept, ":"), nil
+}
+
+// NamesAgentWritable returns the first of trees that the shell command
+// names: as a whole path or a path inside it, wherever it stands in the
+// text (a word, a quoted string, --opt=PATH), or "".
+func NamesAgentWritable(shell string, trees []string) string {
+	for _, w := range trees {
+		if w == "" || w == "/" {
+			continue
+		}
+		for i := 0; ; {
+			j := strings.Index(shell[i:], w)
+			if j < 0 {
+				break
+			}
+			start, end := i+j, i+j+len(w)
+			before := start == 0 || !isPathByte(shell[start-1])
+			after := end == len(shell) || shell[end] == '/' || !isPathByte(shell[end])
+			if before && after {
+				return w
+			}
+			i = start + 1
+		}
+	}
+	return ""
+}
+
+// isPathByte reports whether b may continue a path name on either side of
+// a match: a letter, digit or one of "._-/~" (so /ws does not match
+// /ws2 or /x/ws), or any byte of a non-ASCII character.
+func isPathByte(b byte) bool {
+	switch {
+	case b >= 'a' && b <= 'z', b >= 'A' && b <= 'Z', b >= '0' && b <= '9', b >= 0x80:
+		return true
+	}
+	return strings.IndexByte("._-/~+@", b) >= 0
+}
+
+// within reports whether p is dir or lies inside it (both clean).
+func within(p, dir string) bool {
+	return p == dir || dir == "/" || strings.HasPrefix(p, dir+"/")
 }
 
 // Run runs one hook on one event.
@@ -159,11 +261,30 @@ func run(ctx context.Context, h Hook, ev Event, env Env) Decision {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 
-	path := env.Path
-	if path == "" {
-		path = "/usr/local/bin:/usr/bin:/bin"
+	path, err := env.reach(h)
+	if err != nil {
+		return deny(-1, "%v", err)
 	}
-	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", h.Shell)
+	attr, contained := child.Contained()
+	var cmd *exec.Cmd
+	var status *os.File
+	if contained {
+		// The shell that runs the hook is not the namespace's first
+		// process: that one (containInit) waits for it, then tells on
+		// descriptor 3 how it ended and whether it left anything behind,
+		// which the kernel kills as soon as containInit exits.
+		r, w, err := os.Pipe()
+		if err != nil {
+			return deny(-1, "hook %s could not start (%v); refused", h.ID, err)
+		}
+		defer r.Close()
+		status = r
+		cmd = exec.CommandContext(ctx, "/bin/sh", "-c", containInit, "/bin/sh", h.Shell)
+		cmd.ExtraFiles = []*os.File{w}
+		defer w.Close()
+	} else {
+		cmd = exec.CommandContext(ctx, "/bin/sh", "-c", h.Shell)
+	}
 	cmd.Env = []string{
 		"PATH=" + path,
 		"LANG=C.UTF-8",
@@ -189,7 +310,7 @@ func run(ctx context.Context, h Hook, ev Event, env Env) Decision {
 	out := &boundedBuffer{budget: budget}
 	stderr := &boundedBuffer{budget: budget}
 	cmd.Stdout, cmd.Stderr = out, stderr
-	cmd.SysProcAttr = child.Attr()
+	cmd.SysProcAttr = attr
 	// The whole group goes, not just the shell: a hook may fork.
 	killGroup := func() {
 		if cmd.Process != nil {
@@ -208,6 +329,9 @@ func run(ctx context.Context, h Hook, ev Event, env Env) Decision {
 	}
 	if err := cmd.Start(); err != nil {
 		return deny(-1, "hook %s could not start (%v); refused", h.ID, err)
+	}
+	if contained {
+		cmd.ExtraFiles[0].Close() // the child has its copy
 	}
 	pid := cmd.Process.Pid
 	waited := make(chan struct{})
@@ -234,6 +358,20 @@ func run(ctx context.Context, h Hook, ev Event, env Env) Decision {
 	case ctx.Err() != nil:
 		return deny(-1, "hook %s was cancelled; refused", h.ID)
 	}
+	if contained && err == nil {
+		code, left, ok := readStatus(status)
+		switch {
+		case !ok:
+			return deny(-1, "hook %s ended without a status; refused", h.ID)
+		case code > 128 && code-128 < 65:
+			return deny(-1, "hook %s was killed by %s (or exited %d); refused", h.ID, syscall.Signal(code-128), code)
+		case code != 0:
+			return refusal(h, code, stderr.bytes())
+		case left:
+			return deny(0, "hook %s left processes running after it exited; they were killed and the call refused", h.ID)
+		}
+		return Decision{Allow: true}
+	}
 	var exitErr *exec.ExitError
 	code := 0
 	if err != nil {
@@ -250,16 +388,44 @@ func run(ctx context.Context, h Hook, ev Event, env Env) Decision {
 		code = ws.ExitStatus()
 	}
 	if code != 0 {
-		reason := firstLine(stderr.bytes())
-		if reason == "" {
-			reason = fmt.Sprintf("hook %s refused the call (exit %d)", h.ID, code)
-		}
-		return Decision{Allow: false, ExitCode: code, Reason: reason}
+		return refusal(h, code, stderr.bytes())
 	}
 	if leftover {
 		return deny(0, "hook %s left processes running after it exited; they were killed and the call refused", h.ID)
 	}
 	return Decision{Allow: true}
+}
+
+// refusal is the decision of a hook that exited with a non-zero code: the
+// first line of its stderr, or a line that says so.
+func refusal(h Hook, code int, stderr []byte) Decision {
+	reason := firstLine(stderr)
+	if reason == "" {
+		reason = fmt.Sprintf("hook %s refused the call (exit %d)", h.ID, code)
+	}
+	return Decision{Allow: false, ExitCode: code, Reason: reason}
+}
+
+// containInit is the first process of a hook's PID namespace: it runs the
+// hook's shell ($1) without descriptor 3, then writes its exit status and
+// whether any other process is still in the namespace (kill -1 reaches
+// every process there but the first) to descriptor 3. A shell reports a
+// child killed by signal N as 128+N.
+const containInit = `/bin/sh -c "$1" /bin/sh 3>&-
+s=$?
+l=0
+kill -0 -1 2>/dev/null && l=1
+echo "$s $l" >&3`
+
+// readStatus reads what containInit wrote.
+func readStatus(r *os.File) (code int, left, ok bool) {
+	var b [64]byte
+	n, _ := io.ReadFull(r, b[:])
+	var l int
+	if _, err := fmt.Sscanf(string(b[:n]), "%d %d\n", &code, &l); err != nil {
+		return 0, false, false
+	}
+	return code, l == 1, true
 }
 
 // Evaluate runs every hook of an event that matches the tool, in order;

@@ -124,13 +124,26 @@ func TestRunExitStatus(t *testing.T) {
 	}
 }
 
+// A hook in a PID namespace of its own sees its own numbers in $$ and $!;
+// the host's are in /proc/self/stat (procfs is the host's), read by the
+// shell itself through a redirection: pid, (comm), state, ppid, pgrp.
+const (
+	hostPID  = `read p _ </proc/self/stat; echo $p`
+	hostPGID = `read _ _ _ _ g _ </proc/self/stat; echo $g`
+	// childPID starts a background child that writes its host pid to
+	// "child" and then runs what follows up to a closing quote.
+	childPID = `sh -c 'read p _ </proc/self/stat; echo $p > child.tmp; mv child.tmp child; exec `
+	// waitChild waits until the child has written it.
+	waitChild = `while [ ! -e child ]; do sleep 0.01; done; `
+)
+
 // TestRunKillsProcessGroup covers the ways a hook may fail to finish
 // cleanly: each must deny, within a bound, and leave nothing running.
 func TestRunKillsProcessGroup(t *testing.T) {
 	t.Parallel()
 	cases := []struct {
 		name       string
-		shell      string // run after `echo $$ > pgid` (the shell leads its group)
+		shell      string // run after writing the hook's process group to pgid
 		timeout    time.Duration
 		child      bool // the hook writes a background child's pid to "child"
 		reasonPart string
@@ -138,23 +151,24 @@ func TestRunKillsProcessGroup(t *testing.T) {
 		// would run if nobody stopped it.
 		bound time.Duration
 	}{
-		{"timeout", "sleep 5", 200 * time.Millisecond, false, "did not finish within 200ms", 4 * time.Second},
-		{"timeout ignoring SIGTERM", "trap '' TERM INT HUP; sleep 5", 200 * time.Millisecond, false, "did not finish", 4 * time.Second},
-		{"timeout with child in group", "sleep 5 & echo $! > child; wait", 200 * time.Millisecond, true, "did not finish", 4 * time.Second},
+		{"timeout", "sleep 30", time.Second, false, "did not finish within 1s", 15 * time.Second},
+		{"timeout ignoring SIGTERM", "trap '' TERM INT HUP; sleep 30", time.Second, false, "did not finish", 15 * time.Second},
+		{"timeout with child in group", childPID + "sleep 30' & wait", time.Second, true, "did not finish", 15 * time.Second},
 		{"1 GB on stdout", "head -c 1000000000 /dev/zero", 60 * time.Second, false, "printed more than 64 KiB", 20 * time.Second},
 		{"1 GB through a pipe", "yes | head -c 1000000000", 60 * time.Second, false, "printed more than 64 KiB", 20 * time.Second},
 		{"1 GB on stderr", "head -c 1000000000 /dev/zero >&2", 60 * time.Second, false, "printed more than 64 KiB", 20 * time.Second},
 		{"output split across both streams", "head -c 40000 /dev/zero; head -c 40000 /dev/zero >&2; sleep 5", 60 * time.Second, false, "printed more than 64 KiB", 20 * time.Second},
-		{"background child holding the output", "sleep 100 & echo $! > child; exit 0", 60 * time.Second, true, "left a process running", 20 * time.Second},
-		{"detached background child", "sleep 100 </dev/null >/dev/null 2>&1 & echo $! > child; exit 0", 60 * time.Second, true, "left processes running", 20 * time.Second},
-		{"background child and exit 3", "sleep 100 </dev/null >/dev/null 2>&1 & echo $! > child; exit 3", 60 * time.Second, true, "exit 3", 20 * time.Second},
+		{"background child holding the output", childPID + "sleep 100' & " + waitChild + "exit 0", 60 * time.Second, true, "left ", 20 * time.Second},
+		{"detached background child", childPID + "sleep 100' </dev/null >/dev/null 2>&1 & " + waitChild + "exit 0", 60 * time.Second, true, "left processes running", 20 * time.Second},
+		{"new session, double fork", "setsid sh -c '" + strings.TrimPrefix(childPID, "sh -c '") + "sleep 100' </dev/null >/dev/null 2>&1 & " + waitChild + "exit 0", 60 * time.Second, true, "left processes running", 20 * time.Second},
+		{"background child and exit 3", childPID + "sleep 100' </dev/null >/dev/null 2>&1 & " + waitChild + "exit 3", 60 * time.Second, true, "exit 3", 20 * time.Second},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			home := t.TempDir()
 			start := time.Now()
-			d := Run(t.Context(), testHook("echo $$ > pgid; "+c.shell, c.timeout), testEvent(`{}`), Env{Home: home})
+			d := Run(t.Context(), testHook(hostPGID+" > pgid; "+c.shell, c.timeout), testEvent(`{}`), Env{Home: home})
 			elapsed := time.Since(start)
 			if d.Allow {
 				t.Fatalf("Allow: got true, want a denial")
@@ -180,7 +194,7 @@ func TestRunCancelled(t *testing.T) {
 	home := t.TempDir()
 	ctx, cancel := contextWithCancelOnFile(t, filepath.Join(home, "pgid"))
 	defer cancel()
-	d := Run(ctx, testHook("echo $$ > pgid.tmp; mv pgid.tmp pgid; sleep 30", 20*time.Second), testEvent(`{}`), Env{Home: home})
+	d := Run(ctx, testHook(hostPGID+" > pgid.tmp; mv pgid.tmp pgid; sleep 30", 20*time.Second), testEvent(`{}`), Env{Home: home})
 	if d.Allow || !strings.Contains(d.Reason, "cancelled") {
 		t.Errorf("got allow %v, reason %q; want a denial that says cancelled", d.Allow, d.Reason)
 	}
@@ -372,7 +386,7 @@ func TestRunDescriptors(t *testing.T) {
 	// The test reads the shell's descriptors itself while the hook waits:
 	// anything the hook ran to list them would add its own.
 	home := t.TempDir()
-	shell := `echo $$ > pid.tmp; mv pid.tmp pid; while [ ! -e release ]; do sleep 0.01; done`
+	shell := hostPID + ` > pid.tmp; mv pid.tmp pid; while [ ! -e release ]; do sleep 0.01; done`
 	decided := make(chan Decision, 1)
 	go func() {
 		decided <- Run(t.Context(), testHook(shell, 20*time.Second), testEvent(`{}`), Env{Home: home})

@@ -76,8 +76,25 @@ func NewStore(configDir, dataDir string) *Store {
 	return &Store{dir: filepath.Join(configDir, "profiles"), homeRoot: filepath.Join(dataDir, "profiles")}
 }
 
-// Home is the profile's own HOME directory.
+// Home is the HOME of the profile's sandboxed agents and sandboxed MCP
+// servers. They can write it, so nothing outside a sandbox may run with
+// it, load from it, or take instructions from it.
 func (s *Store) Home(alias string) string { return filepath.Join(s.homeRoot, alias, "home") }
+
+// UnsandboxedHome is the HOME of the profile's agents that run without a
+// sandbox ('profiles env', 'profiles run --no-sandbox') and of its MCP
+// servers added with --no-sandbox. It is not Home: a sandboxed agent could
+// otherwise plant configuration there (Claude Code's hooks, Codex's
+// notify, OpenCode's plugins) that an unsandboxed run would execute as
+// the user. No sandbox may bind it.
+func (s *Store) UnsandboxedHome(alias string) string {
+	return filepath.Join(s.homeRoot, alias, "home-unsandboxed")
+}
+
+// HookHome is the HOME and working directory of the profile's hooks,
+// which run on the host: a directory no agent or sandbox can write, kept
+// empty by Ringlet unless a hook writes there itself.
+func (s *Store) HookHome(alias string) string { return filepath.Join(s.homeRoot, alias, "hook-home") }
 
 func (s *Store) path(alias string) string { return filepath.Join(s.dir, alias+".toml") }
 
@@ -211,10 +228,12 @@ func (s *Store) Create(c *Catalog, p Profile) (Profile, error) {
 }
 
 // EnsureHomeDirs creates the directories dirs (relative, validated by
-// Agent.Validate) inside alias's HOME, 0700, refusing to follow a symlink
-// out of it.
-func (s *Store) EnsureHomeDirs(alias string, dirs []string) error {
-	home := s.Home(alias)
+// Agent.Validate) inside home (one of alias's HOMEs), 0700, refusing to
+// follow a symlink out of it.
+func (s *Store) EnsureHomeDirs(home string, dirs []string) error {
+	if err := privatefile.EnsureDir(home); err != nil {
+		return fmt.Errorf("profile HOME: %w", err)
+	}
 	for _, d := range dirs {
 		if !filepath.IsLocal(d) {
 			return fmt.Errorf("profile HOME directory %q is not inside the HOME", d)

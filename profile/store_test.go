@@ -301,7 +301,7 @@ func TestEnsureHomeDirs(t *testing.T) {
 		t.Fatal(err)
 	}
 	home := e.store.Home("cx")
-	if err := e.store.EnsureHomeDirs("cx", []string{".codex", "a/b"}); err != nil {
+	if err := e.store.EnsureHomeDirs(e.store.Home("cx"), []string{".codex", "a/b"}); err != nil {
 		t.Fatalf("EnsureHomeDirs: %v", err)
 	}
 	for _, d := range []string{".codex", "a", "a/b"} {
@@ -311,7 +311,7 @@ func TestEnsureHomeDirs(t *testing.T) {
 		}
 	}
 	// Again: nothing to do, no error.
-	if err := e.store.EnsureHomeDirs("cx", []string{".codex"}); err != nil {
+	if err := e.store.EnsureHomeDirs(e.store.Home("cx"), []string{".codex"}); err != nil {
 		t.Errorf("EnsureHomeDirs on existing directories: %v", err)
 	}
 
@@ -319,14 +319,14 @@ func TestEnsureHomeDirs(t *testing.T) {
 	if err := os.Symlink(outside, filepath.Join(home, ".evil")); err != nil {
 		t.Fatal(err)
 	}
-	err := e.store.EnsureHomeDirs("cx", []string{".evil/x"})
+	err := e.store.EnsureHomeDirs(e.store.Home("cx"), []string{".evil/x"})
 	if err == nil || !strings.Contains(err.Error(), "symlink") {
 		t.Errorf("through a planted symlink: got %v, want an error naming the symlink", err)
 	}
 	if entries, _ := os.ReadDir(outside); len(entries) != 0 {
 		t.Errorf("the symlink's target got %d entries, want none", len(entries))
 	}
-	if err := e.store.EnsureHomeDirs("cx", []string{"../x"}); err == nil {
+	if err := e.store.EnsureHomeDirs(e.store.Home("cx"), []string{"../x"}); err == nil {
 		t.Error("a directory outside HOME: got no error, want one")
 	}
 }

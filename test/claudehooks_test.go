@@ -280,7 +280,7 @@ func TestClaudeHookReinstalledAtSessionStart(t *testing.T) {
 	t.Parallel()
 	w := newProxyWorld(t)
 	w.newProfile("claude", "cc", "fake")
-	home := w.profileHome("cc")
+	home := w.unsandboxedHome("cc")
 	settings := filepath.Join(home, ".claude", "settings.json")
 	if err := os.WriteFile(settings, []byte(`{"model": "claude-sonnet-4-5"}`), 0o600); err != nil {
 		t.Fatal(err)

@@ -34,7 +34,7 @@ func TestCodex(t *testing.T) {
 	w := newProxyWorld(t)
 	key := w.newProfile("codex", "cx", "fakeoa", "--model", "gpt-5.5")
 	s := w.startSession("cx")
-	home := w.profileHome("cx")
+	home := w.unsandboxedHome("cx")
 	env := s.Env()
 	codexHome := filepath.Join(home, ".codex")
 	if env["RINGLET_SESSION_TOKEN"] != s.Token || env["CODEX_HOME"] != codexHome || env["OPENAI_API_KEY"] != "" {

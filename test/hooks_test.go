@@ -86,9 +86,17 @@ func TestHooksClaudeCode(t *testing.T) {
 	}
 
 	// The profile's Claude Code config runs this very binary.
-	var view struct{ Home string }
-	if err := json.Unmarshal([]byte(mustRun(t, e, "profiles", "inspect", "work", "--json")), &view); err != nil || view.Home == "" {
-		t.Fatalf("profiles inspect --json: %v, home %q", err, view.Home)
+	var view struct {
+		Home            string
+		UnsandboxedHome string `json:"unsandboxed_home"`
+	}
+	if err := json.Unmarshal([]byte(mustRun(t, e, "profiles", "inspect", "work", "--json")), &view); err != nil || view.Home == "" || view.UnsandboxedHome == "" {
+		t.Fatalf("profiles inspect --json: %v, home %q, unsandboxed_home %q", err, view.Home, view.UnsandboxedHome)
+	}
+	// Both HOMEs get the hook at create time; profiles env uses the
+	// unsandboxed one.
+	if data, err := os.ReadFile(filepath.Join(view.UnsandboxedHome, ".claude", "settings.json")); err != nil || !strings.Contains(string(data), "hook claude-pre-tool-use") {
+		t.Errorf("unsandboxed HOME's settings.json: got %q (%v), want Ringlet's hook", data, err)
 	}
 	settingsPath := filepath.Join(view.Home, ".claude", "settings.json")
 	data, err := os.ReadFile(settingsPath)
@@ -120,11 +128,11 @@ func TestHooksClaudeCode(t *testing.T) {
 	if err := json.Unmarshal([]byte(envJSON), &sess); err != nil || sess.Token == "" || sess.BaseURL != d.URL+"/proxy" {
 		t.Fatalf("profiles env --json: got %q (%v), want a session with base_url %s/proxy", envJSON, err, d.URL)
 	}
-	if got, want := sess.env("CLAUDE_CONFIG_DIR"), filepath.Join(view.Home, ".claude"); got != want {
+	if got, want := sess.env("CLAUDE_CONFIG_DIR"), filepath.Join(view.UnsandboxedHome, ".claude"); got != want {
 		t.Errorf("CLAUDE_CONFIG_DIR in profiles env --json: got %q, want %q", got, want)
 	}
-	if envText := mustRun(t, e, "profiles", "env", "work"); !strings.Contains(envText, "export CLAUDE_CONFIG_DIR='"+filepath.Join(view.Home, ".claude")+"'\n") {
-		t.Errorf("profiles env: got %q, want it to export CLAUDE_CONFIG_DIR=%s/.claude", envText, view.Home)
+	if envText := mustRun(t, e, "profiles", "env", "work"); !strings.Contains(envText, "export CLAUDE_CONFIG_DIR='"+filepath.Join(view.UnsandboxedHome, ".claude")+"'\n") {
+		t.Errorf("profiles env: got %q, want it to export CLAUDE_CONFIG_DIR=%s/.claude", envText, view.UnsandboxedHome)
 	}
 
 	// Claude Code runs the settings' command through a shell.

@@ -220,7 +220,7 @@ func TestClaudeCode(t *testing.T) {
 	w := newProxyWorld(t)
 	key := w.newProfile("claude", "cc", "fake", "--model", "claude-sonnet-4-5")
 	s := w.startSession("cc")
-	home := w.profileHome("cc")
+	home := w.unsandboxedHome("cc")
 	env := s.Env()
 	for name, want := range map[string]string{"ANTHROPIC_BASE_URL": s.BaseURL, "ANTHROPIC_API_KEY": s.Token, "ANTHROPIC_MODEL": "claude-sonnet-4-5"} {
 		if env[name] != want {

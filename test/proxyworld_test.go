@@ -119,16 +119,32 @@ func (s proxySession) Env() map[string]string {
 	return m
 }
 
-// profileHome is the profile's HOME on the host, from `profiles inspect`.
+// profileHome is the HOME of the profile's sandboxed agents on the host,
+// from `profiles inspect`.
 func (w *proxyWorld) profileHome(alias string) string {
 	w.t.Helper()
-	var view struct {
-		Home string `json:"home"`
+	return w.homes(alias).Home
+}
+
+// unsandboxedHome is the HOME of the profile's agents run without a
+// sandbox, such as those of startSession ('profiles env').
+func (w *proxyWorld) unsandboxedHome(alias string) string {
+	w.t.Helper()
+	return w.homes(alias).Unsandboxed
+}
+
+type profileHomes struct {
+	Home        string `json:"home"`
+	Unsandboxed string `json:"unsandboxed_home"`
+}
+
+func (w *proxyWorld) homes(alias string) profileHomes {
+	w.t.Helper()
+	var view profileHomes
+	if err := json.Unmarshal([]byte(mustRun(w.t, w.e, "profiles", "inspect", alias, "--json")), &view); err != nil || view.Home == "" || view.Unsandboxed == "" || view.Home == view.Unsandboxed {
+		w.t.Fatalf("profiles inspect %s --json: got home %q and unsandboxed_home %q (%v), want the profile's two different HOMEs", alias, view.Home, view.Unsandboxed, err)
 	}
-	if err := json.Unmarshal([]byte(mustRun(w.t, w.e, "profiles", "inspect", alias, "--json")), &view); err != nil || view.Home == "" {
-		w.t.Fatalf("profiles inspect %s --json: got home %q (%v), want the profile's HOME", alias, view.Home, err)
-	}
-	return view.Home
+	return view
 }
 
 // startSession starts a session with `profiles env ALIAS --json`.

@@ -9,3 +9,9 @@ import "syscall"
 func Attr() *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Setpgid: true}
 }
+
+// Contained is Attr: this system has no PID namespaces, so a child's
+// descendants that leave its process group can outlive it.
+func Contained() (attr *syscall.SysProcAttr, ok bool) {
+	return Attr(), false
+}

@@ -30,7 +30,10 @@ func (a *app) profilesCmd() *cobra.Command {
 		Long: `A profile binds a coding agent (claude, codex, opencode, or any command)
 to a provider and its key, a model and a workspace, under an alias. Each
 profile has its own HOME ($XDG_DATA_HOME/ringlet/profiles/<alias>/home),
-so agent config, history and caches never mix between profiles.
+so agent config, history and caches never mix between profiles. Agents run
+without the sandbox ('profiles env', 'run --no-sandbox') get another one
+(.../<alias>/home-unsandboxed): nothing a sandboxed agent writes in its
+HOME ever runs outside the sandbox.
 
 The key lives in the credential store as <provider>/<alias>; the agent
 only ever gets a session token, which the daemon swaps for the key.`,
@@ -220,6 +223,7 @@ func (a *app) profilesInspectCmd() *cobra.Command {
 			t.row("allow_git_config", strconv.FormatBool(v.AllowGitConfig))
 			t.row("key", v.Key)
 			t.row("home", v.Home)
+			t.row("unsandboxed_home", v.UnsandboxedHome)
 			t.row("sessions", strconv.Itoa(v.Sessions))
 			t.row("created", v.Created.Format(time.RFC3339))
 			return t.flush()
@@ -296,7 +300,8 @@ to reach the provider through Ringlet: the base URL of the daemon's proxy
 and the session token in place of the key. The real key is never printed.
 The session lasts until --ttl (default 12h) or 'ringlet sessions revoke'.
 
-The agent runs without Ringlet's sandbox this way.`,
+The agent runs without Ringlet's sandbox this way, with the profile's
+unsandboxed HOME (never the one its sandboxed runs write).`,
 		Example: `  eval "$(ringlet profiles env work)" && claude
   ringlet profiles env work --ttl 1h --json`,
 		Args: exactArgs(1, "ALIAS"),

@@ -153,6 +153,9 @@ func (a *app) runProfile(ctx context.Context, alias string, extra []string, noSa
 
 	req := map[string]any{"profile": alias}
 	if !noSandbox {
+		// A sandboxed agent gets the profile's sandboxed HOME, which no
+		// unsandboxed run shares.
+		req["sandbox"] = true
 		req["home"] = homePath
 		if network == sandbox.NetProvider {
 			req["socket"] = true
