@@ -80,7 +80,7 @@ func (s *Server) mcpLaunch(alias string) (mcp.Launch, error) {
 		if err := s.exposesOwn(alias, paths...); err != nil {
 			return nil, nil, err
 		}
-		return mcpSandbox(p, l, cfg, argv, env)
+		return s.mcpSandbox(p, l, cfg, argv, env)
 	}
 	return l, nil
 }
@@ -91,7 +91,7 @@ func (s *Server) mcpLaunch(alias string) (mcp.Launch, error) {
 // outside files), the profile's and the server's --ro/--rw paths, no
 // network unless the server was added with --network host. It sees no
 // daemon socket, token, key or other profile.
-func mcpSandbox(p profile.Profile, l mcp.Launch, cfg mcp.ServerConfig, argv, env []string) ([]string, []byte, error) {
+func (s *Server) mcpSandbox(p profile.Profile, l mcp.Launch, cfg mcp.ServerConfig, argv, env []string) ([]string, []byte, error) {
 	tool, err := sandbox.Find()
 	if err == nil {
 		// bwrap's own failure (user namespaces blocked) would reach 'mcp
@@ -120,6 +120,20 @@ func mcpSandbox(p profile.Profile, l mcp.Launch, cfg mcp.ServerConfig, argv, env
 		Network: network, AllowGitConfig: p.AllowGitConfig, Runtime: runtimeDirs, Pinned: pinned,
 		NoNestedUserns: runtime.GOOS == "linux" && sandbox.DisableUsernsSupported(tool),
 	}
+	// The files host tools run are protected in a workspace; a server of
+	// a profile without one works in the sandboxed HOME, which nothing
+	// outside a sandbox reads.
+	if l.Dir != l.Home {
+		if pol.Protected, err = p.Protected(); err != nil {
+			return nil, nil, err
+		}
+	}
+	pol.EmptyFile = s.opts.EmptyFile
+	// Servers run as long as the daemon does: it holds the lease on their
+	// trees until the gateway stops (RunMCP).
+	if err := s.mcpLease.Hold(pol); err != nil {
+		return nil, nil, err
+	}
 	return pol.ArgsFD(tool)
 }
 
@@ -130,6 +144,7 @@ func (s *Server) RunMCP(ctx context.Context) error {
 		<-ctx.Done()
 		return nil
 	}
+	defer s.mcpLease.Release()
 	return s.mcp.srv.Run(ctx)
 }
 

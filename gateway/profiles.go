@@ -35,6 +35,8 @@ type ProfileUpdate struct {
 	ReadWrite      *[]string `json:"rw,omitempty"`
 	AllowGitConfig *bool     `json:"allow_git_config,omitempty"`
 	AllowHosts     *[]string `json:"allow_hosts,omitempty"`
+	Protect        *[]string `json:"protect,omitempty"`
+	Unprotect      *[]string `json:"unprotect,omitempty"`
 }
 
 func (s *Server) handleProfileUpdate(w http.ResponseWriter, r *http.Request) {
@@ -69,6 +71,12 @@ func (s *Server) handleProfileUpdate(w http.ResponseWriter, r *http.Request) {
 		}
 		if u.AllowHosts != nil {
 			p.AllowHosts = *u.AllowHosts
+		}
+		if u.Protect != nil {
+			p.Protect = *u.Protect
+		}
+		if u.Unprotect != nil {
+			p.Unprotect = *u.Unprotect
 		}
 	}
 	// Refuse an invalid change before it is recorded as allowed.
@@ -134,12 +142,20 @@ type ProfileView struct {
 	// UnsandboxedHome that of those run without a sandbox.
 	Home            string `json:"home"`
 	UnsandboxedHome string `json:"unsandboxed_home"`
-	Key             string `json:"key"` // "stored (keyring)", "stored (file)", "missing"
-	Sessions        int    `json:"sessions"`
+	// Protected is what the sandbox keeps read-only in the workspace and
+	// each read-write directory: the defaults, plus Protect, minus
+	// Unprotect.
+	Protected []string `json:"protected"`
+	Key       string   `json:"key"` // "stored (keyring)", "stored (file)", "missing"
+	Sessions  int      `json:"sessions"`
 }
 
 func (s *Server) view(p profile.Profile, keys []credentials.Entry) ProfileView {
 	v := ProfileView{Profile: p, Home: s.opts.Profiles.Home(p.Alias), UnsandboxedHome: s.opts.Profiles.UnsandboxedHome(p.Alias), Key: "missing"}
+	v.Protected, _ = p.Protected() // checked when stored
+	if v.Protected == nil {
+		v.Protected = []string{}
+	}
 	for _, e := range keys {
 		if e.Ref() == p.CredentialRef() && (e.Status == "ok" || e.Status == "unindexed") {
 			v.Key = "stored (" + e.Backend + ")"
@@ -192,6 +208,8 @@ type ProfileRequest struct {
 	// AllowGitConfig lets the agent write .git/hooks and .git/config.
 	AllowGitConfig bool     `json:"allow_git_config,omitempty"`
 	AllowHosts     []string `json:"allow_hosts,omitempty"`
+	Protect        []string `json:"protect,omitempty"`
+	Unprotect      []string `json:"unprotect,omitempty"`
 }
 
 func (s *Server) handleProfileCreate(w http.ResponseWriter, r *http.Request) {
@@ -205,7 +223,8 @@ func (s *Server) handleProfileCreate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p := profile.Profile{Alias: req.Alias, Agent: req.Agent, Provider: req.Provider, Model: req.Model, Workspace: req.Workspace, Endpoint: req.Endpoint, Command: req.Command,
-		Network: req.Network, ReadOnly: req.ReadOnly, ReadWrite: req.ReadWrite, AllowGitConfig: req.AllowGitConfig, AllowHosts: req.AllowHosts}
+		Network: req.Network, ReadOnly: req.ReadOnly, ReadWrite: req.ReadWrite, AllowGitConfig: req.AllowGitConfig, AllowHosts: req.AllowHosts,
+		Protect: req.Protect, Unprotect: req.Unprotect}
 	if err := p.Validate(cat); err != nil {
 		s.profileError(w, err)
 		return
@@ -215,7 +234,7 @@ func (s *Server) handleProfileCreate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !s.recordOr503(w, r, audit.Record{Kind: audit.KindProfileCreate, Profile: p.Alias, Actor: audit.ActorAdmin, Target: p.Agent + "@" + p.Provider, Decision: audit.Allow,
-		Detail: audit.DetailJSON(map[string]any{"agent": p.Agent, "provider": p.Provider, "model": p.Model, "workspace": p.Workspace, "network": p.Network, "ro": p.ReadOnly, "rw": p.ReadWrite, "allow_git_config": p.AllowGitConfig, "allow_hosts": p.AllowHosts})}) {
+		Detail: audit.DetailJSON(map[string]any{"agent": p.Agent, "provider": p.Provider, "model": p.Model, "workspace": p.Workspace, "network": p.Network, "ro": p.ReadOnly, "rw": p.ReadWrite, "allow_git_config": p.AllowGitConfig, "allow_hosts": p.AllowHosts, "protect": p.Protect, "unprotect": p.Unprotect})}) {
 		return
 	}
 	created, err := s.opts.Profiles.Create(cat, p)

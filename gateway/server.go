@@ -72,6 +72,13 @@ type Options struct {
 	// MCPStore holds each profile's upstream MCP servers; without it (or
 	// Profiles), /mcp and /api/mcp answer 501.
 	MCPStore *mcp.Store
+	// StateDir is Ringlet's state directory, where sandbox leases keep
+	// their lock files (sandbox.Lease).
+	StateDir string
+	// EmptyFile is an empty file no sandbox can write, bound over the
+	// protected paths of sandboxed MCP servers that are missing or empty
+	// (sandbox.EmptyFile).
+	EmptyFile string
 	// MCPPath is the PATH upstream MCP servers run with.
 	MCPPath string
 	// Executable is the ringlet binary, for hooks that agents run.
@@ -114,6 +121,8 @@ type Server struct {
 	stopCh   chan string // carries the reason of the first stop request
 
 	sessions *sessionTable
+	// mcpLease is held on the trees of sandboxed MCP servers.
+	mcpLease *sandbox.Lease
 	proxy    http.Handler
 	bodies   bodyBudget // request bodies the proxy holds
 	// modelLabels bounds the model label values of the proxy's metrics.
@@ -153,6 +162,7 @@ func New(opts Options) (*Server, error) {
 		started:   time.Now(),
 		stopCh:    make(chan string, 1),
 		sessions:  newSessionTable(),
+		mcpLease:  sandbox.NewLease(opts.StateDir),
 		sockets:   map[string]*sessionSocket{},
 		terminals: map[string]*terminal{},
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/neullabs/ringlet/audit"
+	"github.com/neullabs/ringlet/sandbox"
 )
 
 // scrollbackSize bounds what a terminal keeps for viewers who attach late.
@@ -34,10 +35,12 @@ type terminal struct {
 	pty     *os.File
 	started time.Time
 
-	mu       sync.Mutex
-	scroll   []byte
-	viewers  map[*termViewer]struct{}
-	exited   bool
+	mu      sync.Mutex
+	scroll  []byte
+	viewers map[*termViewer]struct{}
+	exited  bool
+	// lease is held on the sandbox's trees until the agent exits.
+	lease    *sandbox.Lease
 	exitCode int
 	done     chan struct{}
 }
@@ -78,6 +81,10 @@ type TerminalStart struct {
 	Dir  string   `json:"dir"`
 	Cols uint16   `json:"cols"`
 	Rows uint16   `json:"rows"`
+	// Trees are the sandbox's workspace and read-write directories: the
+	// daemon holds a sandbox.Lease on them while the agent runs, taking
+	// over from the launcher that prepared them.
+	Trees []string `json:"trees,omitempty"`
 }
 
 func (s *Server) handleTerminalStart(w http.ResponseWriter, r *http.Request) {
@@ -98,6 +105,11 @@ func (s *Server) handleTerminalStart(w http.ResponseWriter, r *http.Request) {
 	s.termMu.Unlock()
 	if exists {
 		writeError(w, http.StatusConflict, "exists", "session "+sess.ID+" already has a terminal")
+		return
+	}
+	lease := sandbox.NewLease(s.opts.StateDir)
+	if err := lease.HoldTrees(req.Trees); err != nil {
+		writeError(w, http.StatusBadRequest, "bad_request", "could not hold the sandbox's workspace: "+err.Error())
 		return
 	}
 	cmd := exec.Command(req.Argv[0], req.Argv[1:]...)
@@ -130,10 +142,11 @@ func (s *Server) handleTerminalStart(w http.ResponseWriter, r *http.Request) {
 		argsW.Close()
 	}
 	if err != nil {
+		lease.Release()
 		writeError(w, http.StatusBadRequest, "start_failed", "could not start the agent: "+err.Error())
 		return
 	}
-	t := &terminal{sess: sess, cmd: cmd, pty: f, started: time.Now().UTC(), viewers: map[*termViewer]struct{}{}, done: make(chan struct{})}
+	t := &terminal{lease: lease, sess: sess, cmd: cmd, pty: f, started: time.Now().UTC(), viewers: map[*termViewer]struct{}{}, done: make(chan struct{})}
 	s.termMu.Lock()
 	s.terminals[sess.ID] = t
 	s.termMu.Unlock()
@@ -185,6 +198,7 @@ func (s *Server) runTerminal(t *terminal) {
 	}
 	// Whatever the agent left in its process group goes with it.
 	syscall.Kill(-t.cmd.Process.Pid, syscall.SIGKILL)
+	t.lease.Release()
 	t.mu.Lock()
 	t.exited, t.exitCode = true, code
 	t.mu.Unlock()

@@ -19,6 +19,7 @@ import (
 
 	"github.com/neullabs/ringlet/credentials"
 	"github.com/neullabs/ringlet/privatefile"
+	"github.com/neullabs/ringlet/sandbox"
 )
 
 // Profile binds an agent to a provider, a model and a workspace under an
@@ -40,8 +41,19 @@ type Profile struct {
 	// AllowHosts are host names (host or host:port; port 443 when
 	// omitted) the sandboxed agent may reach through Ringlet's CONNECT
 	// proxy, besides its provider.
-	AllowHosts []string  `toml:"allow_hosts,omitempty" json:"allow_hosts,omitempty"`
-	Created    time.Time `toml:"created" json:"created"`
+	AllowHosts []string `toml:"allow_hosts,omitempty" json:"allow_hosts,omitempty"`
+	// Protect adds to the paths the sandbox keeps read-only in the
+	// workspace and read-write directories (sandbox.DefaultProtected);
+	// Unprotect lifts some of them. Protected is the result.
+	Protect   []string  `toml:"protect,omitempty" json:"protect,omitempty"`
+	Unprotect []string  `toml:"unprotect,omitempty" json:"unprotect,omitempty"`
+	Created   time.Time `toml:"created" json:"created"`
+}
+
+// Protected is the list of paths the profile's sandboxes keep read-only
+// in the workspace and each read-write directory.
+func (p Profile) Protected() ([]string, error) {
+	return sandbox.ProtectedPaths(p.Protect, p.Unprotect)
 }
 
 // CredentialRef is where the profile's key lives.
@@ -140,6 +152,9 @@ func (p *Profile) Validate(c *Catalog) error {
 		if err := CheckAllowHost(h); err != nil {
 			return err
 		}
+	}
+	if _, err := p.Protected(); err != nil {
+		return fmt.Errorf("invalid %w", err)
 	}
 	for _, d := range append(append([]string{}, p.ReadOnly...), p.ReadWrite...) {
 		if strings.ContainsAny(d, "\x00\n\r") || strings.HasPrefix(d, "-") || !filepath.IsAbs(d) || filepath.Clean(d) != d {

@@ -110,6 +110,13 @@ func (p *Policy) build(bwrap string) (opts, command []string, err error) {
 			a = append(a, "--ro-bind", d, d)
 		}
 	}
+	// Files that host tools run (.vscode, .envrc, .claude, ...): read-only,
+	// after the workspace and read-write binds they lie in.
+	protect, err := p.protectArgs()
+	if err != nil {
+		return nil, nil, err
+	}
+	a = append(a, protect...)
 	// Pinned hard links last: a later bind of a directory that holds one
 	// (.git onto itself, for a clone made with hard links) would cover it.
 	for _, f := range p.Pinned {

@@ -60,6 +60,13 @@ type Policy struct {
 	// files outside them (see OutsideLinks), bound read-only onto
 	// themselves so that no write through them reaches the outside file.
 	Pinned []string `json:"pinned,omitempty"`
+	// Protected are paths relative to the workspace and to each
+	// read-write directory that the agent may read but not write or
+	// create (see DefaultProtected and ProtectedPaths). EmptyFile (see
+	// the function) stands in for those that are missing or empty; the
+	// launcher holds a Lease on the trees while the sandbox runs.
+	Protected []string `json:"protected,omitempty"`
+	EmptyFile string   `json:"-"`
 }
 
 // systemDirs are bound read-only from the host.
@@ -111,6 +118,12 @@ func (p *Policy) Validate() error {
 	for _, f := range p.Pinned {
 		errs = append(errs, CheckPath("pinned file", f))
 	}
+	for _, e := range p.Protected {
+		errs = append(errs, CheckProtected(e))
+	}
+	if p.EmptyFile != "" {
+		errs = append(errs, CheckPath("empty stand-in file", p.EmptyFile))
+	}
 	for _, d := range append(append(append([]string{}, p.ReadOnly...), p.ReadWrite...), p.Runtime...) {
 		errs = append(errs, CheckPath("extra path", d))
 		// A path that is or holds the home path would cover the profile's
@@ -149,7 +162,7 @@ func (p *Policy) Summary() map[string]any {
 	return map[string]any{
 		"workspace": p.Workspace, "home": p.HomePath, "network": p.Network,
 		"ro": p.ReadOnly, "rw": p.ReadWrite, "runtime": p.Runtime, "pinned_hard_links": len(p.Pinned),
-		"git_config_writable": p.AllowGitConfig, "command": p.Command[0], "env": envNames,
+		"git_config_writable": p.AllowGitConfig, "command": p.Command[0], "env": envNames, "protected": p.Protected,
 	}
 }
 

@@ -93,6 +93,24 @@ func (p *Policy) SBPL(forwarderPort int) (string, error) {
 		}
 		w("(deny file-write* %s)", strings.Join(rules, " "))
 	}
+	if len(p.Protected) > 0 {
+		w(";; Files that host tools run or obey: read-only, and not to be created.")
+		var rules []string
+		for _, tree := range p.Trees() {
+			for _, e := range p.Protected {
+				full := filepath.Join(tree, strings.TrimSuffix(e, "/"))
+				if strings.HasSuffix(e, "/") {
+					rules = append(rules, "(subpath "+q(full)+")")
+				} else {
+					rules = append(rules, "(literal "+q(full)+")")
+				}
+				for d := filepath.Dir(full); within(d, tree) && d != tree; d = filepath.Dir(d) {
+					rules = append(rules, "(literal "+q(d)+")")
+				}
+			}
+		}
+		w("(deny file-write* %s)", strings.Join(rules, " "))
+	}
 	switch p.Network {
 	case NetHost:
 		w(";; network = host: an explicit opt-in.")

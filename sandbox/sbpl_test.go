@@ -61,6 +61,11 @@ func TestSBPLGolden(t *testing.T) {
 			p.Pinned = []string{filepath.Join(p.Workspace, "linked-elsewhere.txt")}
 			return p
 		}},
+		{"protected", func() *Policy {
+			p := sbplPolicy(t, root, NetProvider)
+			p.Protected = append(append([]string{}, DefaultProtected...), ".github/workflows/")
+			return p
+		}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -29,6 +29,7 @@ import (
 	"github.com/neullabs/ringlet/mcp"
 	"github.com/neullabs/ringlet/privatefile"
 	"github.com/neullabs/ringlet/profile"
+	"github.com/neullabs/ringlet/sandbox"
 	"github.com/neullabs/ringlet/token"
 	"github.com/neullabs/ringlet/version"
 )
@@ -211,7 +212,13 @@ func (a *app) runDaemon(ctx context.Context, f daemonFlags, listenExplicit bool)
 	if err != nil {
 		return fmt.Errorf("find the ringlet binary: %w", err)
 	}
+	emptyFile, err := sandbox.EmptyFile(paths.StateDir)
+	if err != nil {
+		return err
+	}
 	srv, err = gateway.New(gateway.Options{
+		EmptyFile:        emptyFile,
+		StateDir:         paths.StateDir,
 		Hooks:            hook.NewStore(paths.ConfigDir),
 		MCPStore:         mcp.NewStore(paths.ConfigDir),
 		MCPPath:          a.getenv("PATH"),

@@ -20,6 +20,7 @@ import (
 	"github.com/neullabs/ringlet/gateway"
 	"github.com/neullabs/ringlet/profile"
 	"github.com/neullabs/ringlet/provider"
+	"github.com/neullabs/ringlet/sandbox"
 )
 
 func (a *app) profilesCmd() *cobra.Command {
@@ -78,6 +79,9 @@ terminal; --skip-key creates the profile without one.`,
 				if err := profile.CheckAllowHost(h); err != nil {
 					return usageError{err}
 				}
+			}
+			if _, err := sandbox.ProtectedPaths(req.Protect, req.Unprotect); err != nil {
+				return usageError{err}
 			}
 			if command != "" {
 				req.Command = strings.Fields(command)
@@ -141,6 +145,8 @@ terminal; --skip-key creates the profile without one.`,
 	f.StringArrayVar(&req.ReadWrite, "rw", nil, "extra path bound read-write into the sandbox (repeatable)")
 	f.BoolVar(&req.AllowGitConfig, "allow-git-config", false, "let the sandboxed agent write .git/hooks and .git/config")
 	f.StringArrayVar(&req.AllowHosts, "allow-host", nil, "a host the sandboxed agent may reach over HTTPS through Ringlet's CONNECT proxy (repeatable; host or host:port)")
+	f.StringArrayVar(&req.Protect, "protect", nil, "a path in the workspace to keep read-only in the sandbox besides the defaults, e.g. .github/workflows/ (repeatable; '/' at the end for a directory)")
+	f.StringArrayVar(&req.Unprotect, "unprotect", nil, "a default protected path the sandboxed agent may write, e.g. .vscode/ (repeatable)")
 	cmd.RegisterFlagCompletionFunc("provider", a.completeProviders)
 	return cmd
 }
@@ -221,6 +227,7 @@ func (a *app) profilesInspectCmd() *cobra.Command {
 			t.row("rw", strings.Join(v.ReadWrite, " "))
 			t.row("allow_hosts", strings.Join(v.AllowHosts, " "))
 			t.row("allow_git_config", strconv.FormatBool(v.AllowGitConfig))
+			t.row("protected", strings.Join(v.Protected, " "))
 			t.row("key", v.Key)
 			t.row("home", v.Home)
 			t.row("unsandboxed_home", v.UnsandboxedHome)
@@ -668,7 +675,7 @@ known (the built-in table, overridable by prices.toml in the config dir).`,
 
 func (a *app) profilesSetCmd() *cobra.Command {
 	var model, workspace, endpoint, network string
-	var ro, rw, allowHosts []string
+	var ro, rw, allowHosts, protect, unprotect []string
 	var allowGit bool
 	cmd := &cobra.Command{
 		Use:   "set ALIAS [flags]",
@@ -678,7 +685,8 @@ and --rw replace the whole list (pass --ro '' to clear it). Live sessions
 keep the settings they started with.`,
 		Example: `  ringlet profiles set work --model claude-opus-4-1
   ringlet profiles set work --network none --ro /usr/share/dict
-  ringlet profiles set work --allow-git-config=false`,
+  ringlet profiles set work --allow-git-config=false
+  ringlet profiles set work --protect .github/workflows/ --unprotect .vscode/`,
 		Args: exactArgs(1, "ALIAS"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			alias := args[0]
@@ -688,7 +696,7 @@ keep the settings they started with.`,
 			var u gateway.ProfileUpdate
 			fl := cmd.Flags()
 			if fl.NFlag() == 0 {
-				return usagef("nothing to change: pass at least one of --model, --workspace, --endpoint, --network, --ro, --rw, --allow-git-config, --allow-host")
+				return usagef("nothing to change: pass at least one of --model, --workspace, --endpoint, --network, --ro, --rw, --allow-git-config, --allow-host, --protect, --unprotect")
 			}
 			if fl.Changed("model") {
 				u.Model = &model
@@ -743,6 +751,33 @@ keep the settings they started with.`,
 				}
 				u.AllowHosts = &hosts
 			}
+			entries := func(in []string) *[]string {
+				out := []string{}
+				for _, e := range in {
+					if e != "" {
+						out = append(out, e)
+					}
+				}
+				return &out
+			}
+			if fl.Changed("protect") {
+				u.Protect = entries(protect)
+			}
+			if fl.Changed("unprotect") {
+				u.Unprotect = entries(unprotect)
+			}
+			if u.Protect != nil || u.Unprotect != nil {
+				var add, lift []string
+				if u.Protect != nil {
+					add = *u.Protect
+				}
+				if u.Unprotect != nil {
+					lift = *u.Unprotect
+				}
+				if _, err := sandbox.ProtectedPaths(add, lift); err != nil {
+					return usageError{err}
+				}
+			}
 			var v gateway.ProfileView
 			if err := a.call(cmd.Context(), "PATCH", "/api/profiles/"+alias, u, &v); err != nil {
 				return err
@@ -760,5 +795,7 @@ keep the settings they started with.`,
 	f.StringArrayVar(&rw, "rw", nil, "extra read-write path (repeatable; replaces the list)")
 	f.BoolVar(&allowGit, "allow-git-config", false, "let the sandboxed agent write .git/hooks and .git/config")
 	f.StringArrayVar(&allowHosts, "allow-host", nil, "hosts the sandboxed agent may reach over HTTPS (repeatable; replaces the list; '' clears it)")
+	f.StringArrayVar(&protect, "protect", nil, "workspace paths kept read-only besides the defaults ('/' at the end for a directory; repeatable; replaces the list; '' clears it)")
+	f.StringArrayVar(&unprotect, "unprotect", nil, "default protected paths the sandboxed agent may write (repeatable; replaces the list; '' clears it)")
 	return cmd
 }

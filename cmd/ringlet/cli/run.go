@@ -231,7 +231,19 @@ func (a *app) runProfile(ctx context.Context, alias string, extra []string, noSa
 	pol := &sandbox.Policy{
 		Workspace: workspace, Home: st.Home, HomePath: homePath, Command: argv, Env: env,
 		ReadOnly: view.ReadOnly, ReadWrite: view.ReadWrite, Network: network, Socket: st.Socket, Ringlet: ringlet,
-		AllowGitConfig: view.AllowGitConfig, Runtime: runtimeDirs, Pinned: pinned,
+		AllowGitConfig: view.AllowGitConfig, Runtime: runtimeDirs, Pinned: pinned, Protected: view.Protected,
+	}
+	// Protected paths that do not exist are made empty and get an empty
+	// read-only stand-in, so that the agent cannot create them; the lease
+	// removes them again once no sandbox uses the workspace (the daemon
+	// takes it over for a remote agent).
+	if pol.EmptyFile, err = sandbox.EmptyFile(a.paths.StateDir); err != nil {
+		return 0, err
+	}
+	lease := sandbox.NewLease(a.paths.StateDir)
+	defer lease.Release()
+	if err := lease.Hold(pol); err != nil {
+		return 0, usageError{err}
 	}
 	if runtime.GOOS == "linux" {
 		if sandbox.DisableUsernsSupported(bwrap) {
@@ -254,7 +266,7 @@ func (a *app) runProfile(ctx context.Context, alias string, extra []string, noSa
 	if a.remote {
 		cols, rows := a.termSize()
 		var info gateway.TerminalInfo
-		start := gateway.TerminalStart{Argv: bargs, FD3: opts, Env: []string{}, Cols: cols, Rows: rows}
+		start := gateway.TerminalStart{Argv: bargs, FD3: opts, Env: []string{}, Cols: cols, Rows: rows, Trees: pol.Trees()}
 		if err := c.Do(ctx, "POST", "/api/sessions/"+st.ID+"/terminal", start, &info); err != nil {
 			return 0, err
 		}
