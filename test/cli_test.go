@@ -139,3 +139,31 @@ func TestCompletionAndHelp(t *testing.T) {
 		t.Errorf("config home after help: got err %v, want it not created", err)
 	}
 }
+
+// TestConfigSetWhileDaemonRuns: the daemon reads config.toml when it
+// starts. Changing a key while it runs writes the file but exits 1 and
+// says the daemon still uses the old value, so nobody goes on as if the
+// change were in effect (a keychain set after switching
+// credentials.backend would still go to the old backend); setting the same
+// value, or with no daemon, is a plain success.
+func TestConfigSetWhileDaemonRuns(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	if _, stderr, code := e.Run("config", "set", "daemon.log_level", "warn"); code != 0 {
+		t.Fatalf("config set with no daemon: exit %d, stderr %q; want 0", code, stderr)
+	}
+	d := e.StartDaemon()
+	_, stderr, code := e.Run("config", "set", "credentials.backend", "file")
+	if code != 1 || !strings.Contains(stderr, "restart it to apply") || !strings.Contains(stderr, fmt.Sprintf("pid %d", d.Pid)) || !strings.Contains(stderr, `still uses "auto"`) {
+		t.Errorf("config set credentials.backend file while the daemon runs: exit %d, stderr %q; want exit 1 saying the daemon (pid %d) still uses \"auto\" until restarted", code, stderr, d.Pid)
+	}
+	if got, _, _ := e.Run("config", "get", "credentials.backend"); strings.TrimSpace(got) != "file" {
+		t.Errorf("config get after the set: got %q, want the file to say file", got)
+	}
+	if _, stderr, code := e.Run("config", "set", "credentials.backend", "file"); code != 0 {
+		t.Errorf("setting the value it already has: exit %d, stderr %q; want 0", code, stderr)
+	}
+	if _, stderr, code := e.Run("config", "unset", "daemon.log_level"); code != 1 || !strings.Contains(stderr, "restart it to apply") {
+		t.Errorf("config unset daemon.log_level while the daemon runs: exit %d, stderr %q; want exit 1 and the restart note", code, stderr)
+	}
+}

@@ -16,7 +16,9 @@ func (a *app) configCmd() *cobra.Command {
 		Long: `Read and change settings in $XDG_CONFIG_HOME/ringlet/config.toml.
 
 Only the keys below exist; unknown keys and invalid values are refused.
-Changes are written atomically. A running daemon reads them when it starts.
+Changes are written atomically. The daemon reads them when it starts: a
+change while one runs is written, and the command exits 1 saying that the
+running daemon still uses the old value until it is restarted.
 
 ` + keyHelp(),
 		Example: `  ringlet config list
@@ -153,7 +155,7 @@ func (a *app) configSetCmd() *cobra.Command {
 			if err := k.ValidateValue(args[1]); err != nil {
 				return usageError{err}
 			}
-			return a.updateConfig(func(cfg *config.Config) error { return k.Set(cfg, args[1]) })
+			return a.updateConfigKey(k, func(cfg *config.Config) error { return k.Set(cfg, args[1]) })
 		},
 	}
 }
@@ -170,7 +172,7 @@ func (a *app) configUnsetCmd() *cobra.Command {
 			if err != nil {
 				return usageError{err}
 			}
-			return a.updateConfig(func(cfg *config.Config) error { k.Unset(cfg); return nil })
+			return a.updateConfigKey(k, func(cfg *config.Config) error { k.Unset(cfg); return nil })
 		},
 	}
 }
@@ -191,6 +193,37 @@ func (a *app) updateConfig(change func(*config.Config) error) error {
 		return err
 	}
 	return config.Save(paths.ConfigFile(), cfg)
+}
+
+// updateConfigKey is updateConfig for one key. The daemon reads its
+// settings when it starts: when one is running and the key's effective
+// value changed, the file is written but the command says that the daemon
+// still uses the old value and exits 1, since going on as if the change
+// were in effect would mislead (a 'keychain set' after changing
+// credentials.backend still goes to the old backend).
+func (a *app) updateConfigKey(k config.Key, change func(*config.Config) error) error {
+	paths, err := a.needPaths()
+	if err != nil {
+		return err
+	}
+	before, err := config.Load(paths.ConfigFile())
+	if err != nil {
+		return err
+	}
+	old := a.entry(before, k).Value
+	if err := a.updateConfig(change); err != nil {
+		return err
+	}
+	after, err := config.Load(paths.ConfigFile())
+	if err != nil {
+		return err
+	}
+	st, ok := readState(paths)
+	if now := a.entry(after, k).Value; now == old || !ok || !processAlive(st.PID) {
+		return nil
+	}
+	return fmt.Errorf("%s is now %q in config.toml, but the running daemon (pid %d) still uses %q: restart it to apply (ringlet daemon stop, then start it again)",
+		k.Name, printable(a.entry(after, k).Value), st.PID, printable(old))
 }
 
 // exactArgs is cobra.ExactArgs with a message that names the arguments.
