@@ -22,8 +22,10 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // DirMode is the mode of directories that hold private files.
@@ -193,6 +195,58 @@ func RemoveStaleTemps(path string) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// tempName matches the names createTemp makes: "." + base + ".tmp-" and
+// 16 hex digits.
+var tempName = regexp.MustCompile(`^\..+\.tmp-[0-9a-f]{16}$`)
+
+// maxSweepDepth bounds how deep SweepStaleTemps looks.
+const maxSweepDepth = 3
+
+// SweepStaleTemps deletes the temporary files that Create and WriteAtomic
+// (and writers that name theirs the same way) left anywhere under dir,
+// down to three levels, when their process died between writing and
+// renaming, such as a daemon killed while it started. Only regular files
+// with that name pattern, last changed longer than olderThan ago, are
+// removed: a writer in another process (the CLI's config set) has its
+// temporary file for milliseconds. Symbolic links are neither followed
+// nor removed. It returns how many it removed.
+func SweepStaleTemps(dir string, olderThan time.Duration) (int, error) {
+	cutoff := time.Now().Add(-olderThan)
+	removed := 0
+	var errs []error
+	err := filepath.WalkDir(dir, func(path string, de fs.DirEntry, err error) error {
+		if err != nil {
+			if path == dir {
+				return err
+			}
+			return nil // a directory that went away or is not ours to read
+		}
+		if de.IsDir() {
+			if rel, _ := filepath.Rel(dir, path); rel != "." && strings.Count(rel, string(filepath.Separator)) >= maxSweepDepth-1 {
+				return fs.SkipDir
+			}
+			return nil
+		}
+		if !de.Type().IsRegular() || !tempName.MatchString(de.Name()) {
+			return nil
+		}
+		fi, err := de.Info()
+		if err != nil || fi.ModTime().After(cutoff) {
+			return nil
+		}
+		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+			return nil
+		}
+		removed++
+		return nil
+	})
+	if errors.Is(err, fs.ErrNotExist) {
+		err = nil
+	}
+	return removed, errors.Join(append(errs, err)...)
 }
 
 func createTemp(dir, base string, perm fs.FileMode) (*os.File, error) {

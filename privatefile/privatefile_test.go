@@ -10,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // writeFile makes a file with exactly mode perm, whatever the umask.
@@ -404,5 +405,65 @@ func mkdir(t *testing.T, dir string, mode fs.FileMode) {
 	}
 	if err := os.Chmod(dir, mode); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestSweepStaleTemps removes what a killed writer left, and nothing else:
+// not a fresh temporary file (a writer in another process may hold it),
+// not a file of another name, not a symbolic link, nothing too deep.
+func TestSweepStaleTemps(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	old := time.Now().Add(-time.Hour)
+	mk := func(rel string, age time.Time) string {
+		t.Helper()
+		p := filepath.Join(dir, rel)
+		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(p, age, age); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	stale := []string{
+		mk(".http_token.tmp-0123456789abcdef", old),
+		mk("profiles/.work.toml.tmp-fedcba9876543210", old),
+	}
+	kept := []string{
+		mk(".config.toml.tmp-00112233445566ff", time.Now()), // fresh: a live writer's
+		mk("notes.tmp-0123456789abcdef", old),               // not a hidden temp name
+		mk(".x.tmp-0123", old),                              // not 16 hex digits
+		mk("a/b/c/.deep.toml.tmp-0123456789abcdef", old),    // deeper than it looks
+		mk(".http_token", old),                              // the real file
+	}
+	target := mk("elsewhere", old)
+	link := filepath.Join(dir, ".link.tmp-0123456789abcdef")
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+	kept = append(kept, link, target)
+	n, err := SweepStaleTemps(dir, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != len(stale) {
+		t.Errorf("removed: got %d, want %d", n, len(stale))
+	}
+	for _, p := range stale {
+		if _, err := os.Lstat(p); err == nil {
+			t.Errorf("%s: still there, want it removed", p)
+		}
+	}
+	for _, p := range kept {
+		if _, err := os.Lstat(p); err != nil {
+			t.Errorf("%s: %v, want it kept", p, err)
+		}
+	}
+	if n, err := SweepStaleTemps(filepath.Join(dir, "missing"), time.Minute); n != 0 || err != nil {
+		t.Errorf("a missing dir: got %d, %v; want 0, nil", n, err)
 	}
 }

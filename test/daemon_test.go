@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // TestTokenFileIsPrivate: even under umask 000 the daemon creates the
@@ -337,4 +339,44 @@ func TestDaemonStartTwice(t *testing.T) {
 	other := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	stdout, stderr, code := e.Run("daemon", "start", "--listen", other)
 	checkOneLineError(t, stdout, stderr, code, []int{1}, "would not apply")
+}
+
+// TestDaemonStartSweepsStaleTemps: a writer killed between writing a
+// temporary file and renaming it (a daemon killed while it created its
+// token) leaves a .NAME.tmp-XXXXXXXXXXXXXXXX file; the next daemon start
+// removes those older than a minute in the config and state dirs, and
+// leaves a fresh one (a CLI writing config.toml right now) alone.
+func TestDaemonStartSweepsStaleTemps(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	old := time.Now().Add(-time.Hour)
+	plant := func(dir, name string, mtime time.Time) string {
+		t.Helper()
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte("half written"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(p, mtime, mtime); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	stale := []string{
+		plant(e.ConfigDir(), ".http_token.tmp-0123456789abcdef", old),
+		plant(filepath.Join(e.ConfigDir(), "profiles"), ".work.toml.tmp-0123456789abcdef", old),
+		plant(e.StateDir(), ".daemon.json.tmp-fedcba9876543210", old),
+	}
+	fresh := plant(e.ConfigDir(), ".config.toml.tmp-00112233445566ff", time.Now())
+	e.StartDaemon()
+	for _, p := range stale {
+		if _, err := os.Lstat(p); err == nil {
+			t.Errorf("%s: still there after the daemon started, want it removed", p)
+		}
+	}
+	if _, err := os.Lstat(fresh); err != nil {
+		t.Errorf("%s: %v; want a fresh temporary file left alone", fresh, err)
+	}
 }

@@ -152,6 +152,16 @@ func (a *app) runDaemon(ctx context.Context, f daemonFlags, listenExplicit bool)
 		return err
 	}
 	defer closeLog()
+	// A daemon or CLI killed between writing a temporary file and
+	// renaming it (the token, daemon.json, a profile) leaves the file
+	// behind; no daemon holds any now, and a CLI's lives milliseconds.
+	for _, dir := range []string{paths.ConfigDir, paths.StateDir} {
+		if n, err := privatefile.SweepStaleTemps(dir, staleTempAge); err != nil {
+			logger.Warn("could not remove stale temporary files", "dir", dir, "err", err)
+		} else if n > 0 {
+			logger.Info("removed stale temporary files", "dir", dir, "count", n)
+		}
+	}
 
 	tok, created, err := token.LoadOrCreate(paths.TokenFile())
 	if err != nil {
@@ -334,6 +344,10 @@ func (a *app) listenError(paths config.Paths, l config.Listen, err error) error 
 	}
 	return fmt.Errorf("listen on %s: %w", l.Addr(), err)
 }
+
+// staleTempAge is how old a temporary file must be before a starting
+// daemon takes it for one a killed writer left.
+const staleTempAge = time.Minute
 
 // lockDaemon takes an exclusive lock so that one user runs one daemon.
 func lockDaemon(paths config.Paths) (func(), error) {
