@@ -446,6 +446,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) (reason string, err
 		return "error", fmt.Errorf("serve: %w", err)
 	}
 	s.log.Info("daemon stopping", "reason", reason)
+	// Remote agents first: their terminals are streams the shutdown
+	// would otherwise wait for until its deadline.
+	s.stopTerminals()
 	s.endAllSessions("daemon stopped")
 	if err := s.record(context.Background(), audit.Record{Kind: audit.KindDaemonStop, Actor: audit.ActorDaemon, Decision: audit.Allow,
 		Detail: audit.DetailJSON(map[string]any{"reason": reason, "uptime_seconds": int64(time.Since(s.started).Seconds())})}); err != nil {
@@ -465,6 +468,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) (reason string, err
 	select {
 	case <-done:
 	case <-sctx.Done():
+		s.log.Warn("the shutdown deadline passed with streams still open", "timeout", s.opts.ShutdownTimeout)
 	}
 	<-serveErr
 	return reason, err

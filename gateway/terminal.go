@@ -259,6 +259,33 @@ func (s *Server) handleTerminalKill(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, t.info())
 }
 
+// stopTerminals ends every remote agent when the daemon stops, as
+// 'terminal kill' does: SIGKILL to bwrap's process group, which takes the
+// sandbox with it (--die-with-parent, its own PID namespace). Each one's
+// session ends as its agent exits (runTerminal). It waits for them up to
+// the shutdown deadline.
+func (s *Server) stopTerminals() {
+	s.termMu.Lock()
+	ts := make([]*terminal, 0, len(s.terminals))
+	for _, t := range s.terminals {
+		ts = append(ts, t)
+	}
+	s.termMu.Unlock()
+	for _, t := range ts {
+		syscall.Kill(-t.cmd.Process.Pid, syscall.SIGKILL)
+	}
+	deadline := time.NewTimer(s.opts.ShutdownTimeout)
+	defer deadline.Stop()
+	for _, t := range ts {
+		select {
+		case <-t.done:
+		case <-deadline.C:
+			s.log.Warn("a remote agent did not exit after SIGKILL", "session", t.sess.ID)
+			return
+		}
+	}
+}
+
 // termControl is a text message from a viewer.
 type termControl struct {
 	Type   string `json:"type"` // resize, signal
