@@ -37,7 +37,7 @@ const claudeFailClosed = " || exit 2"
 // makes (Bash, Write, Edit and MCP tools alike) is checked against the
 // profile's hooks, and a PostToolUse hook that runs `<ringlet> hook
 // claude-post-tool-use` on every result. Other settings in the file are
-// kept.
+// kept, but for disableAllHooks, which would turn Ringlet's hook off.
 //
 // It runs at every session start, so a profile keeps the hook (and the
 // ringlet path in it) current. The agent can write its HOME: a symlink in
@@ -121,6 +121,10 @@ func InstallClaude(configDir, ringlet string) error {
 		hooks[event] = append([]any{entry}, kept...)
 	}
 	settings["hooks"] = hooks
+	// Claude Code runs no hooks at all, Ringlet's included, when user
+	// settings say disableAllHooks; an agent that can write its HOME could
+	// set it for its next session.
+	delete(settings, "disableAllHooks")
 	out, err := json.MarshalIndent(settings, "", "  ")
 	if err != nil {
 		return err

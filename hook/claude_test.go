@@ -314,3 +314,22 @@ func TestInstallClaudeRefusesSymlinks(t *testing.T) {
 		}
 	}
 }
+
+// TestInstallClaudeDropsDisableAllHooks: disableAllHooks in user settings
+// turns off every hook, Ringlet's included; an agent that can write its
+// HOME could set it for its next session, so each session start drops it.
+func TestInstallClaudeDropsDisableAllHooks(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "settings.json"), []byte(`{"disableAllHooks": true, "model": "m"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := InstallClaude(dir, testRinglet); err != nil {
+		t.Fatal(err)
+	}
+	s := readSettings(t, dir)
+	if _, ok := s["disableAllHooks"]; ok || s["model"] != "m" {
+		t.Errorf("settings: got %v, want disableAllHooks gone and the model kept", s)
+	}
+	assertRingletEntry(t, preToolUse(t, s)[0], testRinglet)
+}
