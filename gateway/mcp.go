@@ -232,7 +232,9 @@ func (s *Server) handleMCP(w http.ResponseWriter, r *http.Request) {
 		caller = &mcp.Caller{Binding: mcpBinding(tok), API: s.adminAPI(r)}
 		ends = gen.ctx
 	}
-	// Streams end when the token stops working or the daemon stops.
+	// Streams end when the token stops working or the daemon stops, and
+	// its MCP sessions are freed then.
+	caller.Valid = ends
 	stop := context.AfterFunc(ends, func() { cancel(context.Cause(ends)) })
 	defer stop()
 	stopClosing := context.AfterFunc(s.closing, func() { cancel(errors.New("daemon stopping")) })

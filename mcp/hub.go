@@ -88,7 +88,7 @@ func newHub(s *Server, profile string) *hub {
 	m := server.NewMCPServer("ringlet", s.opts.Version,
 		server.WithToolCapabilities(true),
 		server.WithRecovery(),
-		server.WithHooks(hooks),
+		server.WithHooks(s.sessionHooks(hooks, func() string { return "profile:" + profile })),
 		server.WithInstructions(sessionInstructions),
 	)
 	m.AddTools(sessionTools()...)

@@ -138,6 +138,7 @@ func (s *Server) ForgetProfile(profile string) error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		h.ep.http.Shutdown(ctx)
 		cancel()
+		s.ids.endScope("profile:" + profile)
 	}
 	if s.opts.Store == nil {
 		return nil
