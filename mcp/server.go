@@ -232,7 +232,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		m, werr := checkMessage(body)
 		if werr != nil {
-			writeRPCError(w, werr.status, werr.code, nil, werr.msg)
+			writeRPCError(w, werr.status, werr.code, werr.id, werr.msg)
 			return
 		}
 		if v := modernVersion(m, r.Header); v != "" {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -524,5 +525,46 @@ func TestPostToolUseSeesEverything(t *testing.T) {
 	defer mu.Unlock()
 	if len(judged) != 2 || !strings.Contains(judged[1], `"isError":true`) {
 		t.Errorf("judged outputs: got %q, want the result and then the error result", judged)
+	}
+}
+
+// TestAmbiguousJSONNeverReachesHookOrUpstream: a call whose JSON two
+// readers could read differently (a key twice, twice but for case, an
+// envelope member in another case) is refused with a JSON-RPC error that
+// says what is wrong; neither the hooks nor the upstream see it.
+func TestAmbiguousJSONNeverReachesHookOrUpstream(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	rec := filepath.Join(w.homes["a"], "rec")
+	w.addServer("a", "up", upstreamCommand(t, "-record", rec))
+	c := w.ready(t, "a1")
+	for _, tc := range []struct {
+		name, body string
+		code       int
+		msg        string
+	}{
+		{"duplicate argument", `{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"up__echo","arguments":{"text":"safe","text":"EVIL"}}}`, -32602, `the key "text" appears twice in params.arguments`},
+		{"arguments differing in case", `{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"up__echo","arguments":{"text":"safe","Text":"EVIL"}}}`, -32602, "differ only in case"},
+		{"duplicate deep down", `{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"up__echo","arguments":{"a":[{"b":1,"b":2}]}}}`, -32602, "params.arguments.a[0]"},
+		{"two tool names", `{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"up__echo","name":"up__crash","arguments":{}}}`, -32602, `"name" appears twice`},
+		{"Method", `{"jsonrpc":"2.0","id":7,"method":"ping","Method":"tools/call","params":{"name":"up__echo","arguments":{}}}`, -32600, `must be written "method"`},
+		{"PARAMS", `{"jsonrpc":"2.0","id":7,"method":"tools/call","PARAMS":{"name":"up__echo","arguments":{}}}`, -32600, `must be written "params"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := c.post(tc.body)
+			if r.Code != http.StatusBadRequest {
+				t.Errorf("got HTTP %d, want 400", r.Code)
+			}
+			m := answer(t, r, 7)
+			if m.Error == nil || m.Error.Code != tc.code || !strings.Contains(m.Error.Message, tc.msg) {
+				t.Errorf("got %+v, want JSON-RPC error %d saying %q", m.Error, tc.code, tc.msg)
+			}
+		})
+	}
+	if v := w.vets(); len(v) != 0 {
+		t.Errorf("the hooks judged %d refused calls, want none", len(v))
+	}
+	if got := recorded(t, rec); len(got) != 0 {
+		t.Errorf("the upstream received %q, want no call", got)
 	}
 }
