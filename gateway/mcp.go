@@ -58,7 +58,19 @@ func (s *Server) newMCP() *mcpGateway {
 		Path:    s.opts.MCPPath,
 		Version: version.Get().Version,
 		Logger:  s.log.With("component", "mcp"),
+		OnFault: s.mcpFault,
 	})}
+}
+
+// mcpFault audits an upstream server's failure and its restart. Nothing
+// waits on the record, so one that cannot be written is only logged.
+func (s *Server) mcpFault(f mcp.Fault) {
+	detail := map[string]any{"reason": f.Reason, "error": f.Error, "failures": f.Failures, "retry_in": f.RetryIn.String()}
+	if f.Tool != "" {
+		detail["tool"] = f.Tool
+	}
+	_ = s.record(context.Background(), audit.Record{Kind: audit.KindMCPServerRestart, Profile: f.Profile, Actor: audit.ActorDaemon,
+		Target: f.Server, Decision: audit.Error, Detail: audit.DetailJSON(detail)})
 }
 
 // mcpLaunch is where a profile's upstream servers run: HOME is the

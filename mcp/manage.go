@@ -88,7 +88,7 @@ func (s *Server) Pending(ctx context.Context, profile, name string) (current map
 	if u == nil {
 		return nil, nil, notFound(profile, name)
 	}
-	if err := u.ensure(ctx); err != nil {
+	if err := u.ensure(ctx, false); err != nil {
 		return nil, nil, fmt.Errorf("MCP server %s is not running, so its tools cannot be approved: %w", name, err)
 	}
 	_, _, _, tools := u.snapshot()

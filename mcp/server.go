@@ -63,6 +63,9 @@ type Options struct {
 	SessionIdleTTL time.Duration
 	// Logger receives the gateway's log. Default: discard.
 	Logger *slog.Logger
+	// OnFault is told of every upstream server fault (a crash, a call
+	// timeout, a failed start), for the audit log. Nil: none.
+	OnFault func(Fault)
 }
 
 // ProtocolVersions are the MCP revisions Ringlet serves, newest first.

@@ -72,7 +72,7 @@ func TestUpstreamToolsPerProfile(t *testing.T) {
 	w.addServer("a", "up", upstreamCommand(t, "-record", rec))
 	a := w.client(t, "a1")
 	a.initialize("2025-11-25")
-	want := []string{"session_audit", "session_info", "session_usage", "up__crash", "up__echo", "up__probe", "up__progress", "up__set_desc", "up__slow"}
+	want := []string{"session_audit", "session_info", "session_usage", "up__crash", "up__echo", "up__hang", "up__probe", "up__progress", "up__set_desc", "up__slow"}
 	if got := a.toolNames(); !slices.Equal(got, want) {
 		t.Errorf("profile a's tools: got %v, want %v", got, want)
 	}
@@ -214,17 +214,16 @@ func TestCrashedUpstreamRestarts(t *testing.T) {
 	if r := c.tool("up__crash", map[string]any{}); !r.IsError {
 		t.Errorf("crash: got %q, want an error result", r.text())
 	}
-	waitFor(t, 10*time.Second, "the crash to be noticed", func() bool { return w.status("a", "up").State == StateFailed })
-	st := w.status("a", "up")
-	if !strings.Contains(st.Error, "exited with status 3: boom") {
-		t.Errorf("after the crash: got error %q, want its status and stderr", st.Error)
+	waitFor(t, 10*time.Second, "the crash to be noticed", func() bool { return len(w.faultsOf("a", "up")) == 1 })
+	if f := w.faultsOf("a", "up")[0]; f.Reason != FaultCrash || !strings.Contains(f.Error, "exited with status 3: boom") {
+		t.Errorf("after the crash: got %+v, want a crash with its status and stderr", f)
 	}
 	if !gone(first) {
 		t.Errorf("the crashed upstream (pid %d) is still there", first)
 	}
-	// Its tools are gone until it runs again, then back (after the backoff).
+	// It is restarted after the backoff, without waiting for a call.
 	waitFor(t, 15*time.Second, "the upstream to come back", func() bool {
-		return slices.Contains(c.toolNames(), "up__echo")
+		return w.status("a", "up").State == StateRunning
 	})
 	if second := readPid(t, pidFile); second == first {
 		t.Errorf("restarted upstream has the old pid %d", first)
