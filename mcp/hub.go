@@ -342,8 +342,15 @@ func (h *hub) forward(u *upstream, tool, exposed string) server.ToolHandlerFunc 
 			// progress out first.
 			time.Sleep(5 * time.Millisecond)
 		}
+		if err == nil {
+			// An upstream given a credential may echo it: nothing of it
+			// reaches the hooks or the client.
+			if res, err = u.redactResult(res); err != nil {
+				return mcpgo.NewToolResultError(fmt.Sprintf("%s: its result could not be checked for the server's credential; withheld", exposed)), nil
+			}
+		}
 		if err != nil {
-			failed := mcpgo.NewToolResultError(fmt.Sprintf("%s: %v", exposed, err))
+			failed := mcpgo.NewToolResultError(u.redact(fmt.Sprintf("%s: %v", exposed, err)))
 			if v.After == nil {
 				return failed, nil
 			}

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"os/exec"
@@ -116,6 +117,10 @@ type upstream struct {
 	// served rather than that the tool does not exist.
 	tools []upstreamTool
 	ids   atomic.Int64
+
+	// given is what credentials the server was sent, to redact from what
+	// it answers.
+	given given
 
 	// progress maps the progress tokens Ringlet sent with calls in flight
 	// to where the upstream's notifications/progress go: the caller's own
@@ -366,9 +371,6 @@ func (u *upstream) failuresInARow() int {
 	return u.failures
 }
 
-// redact removes from s every credential the server was given.
-func (u *upstream) redact(s string) string { return s }
-
 // launch connects (starting the process of a stdio server), initializes
 // MCP and lists the tools.
 func (u *upstream) launch() (*conn, []upstreamTool, error) {
@@ -391,7 +393,7 @@ func (u *upstream) launch() (*conn, []upstreamTool, error) {
 		case "notifications/progress":
 			tok, _ := n.Params.AdditionalFields["progressToken"].(string)
 			if relay, ok := u.progress.Load(tok); ok {
-				relay.(func(mcpgo.NotificationParams))(n.Params)
+				relay.(func(mcpgo.NotificationParams))(u.redactParams(n.Params))
 			}
 		}
 	})
@@ -428,8 +430,10 @@ func (u *upstream) launch() (*conn, []upstreamTool, error) {
 // redirect: the server's URL is the only place calls go.
 func (u *upstream) dial() (*conn, error) {
 	hc := &http.Client{Transport: outbound.Transport(), CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	// What the transport logs may quote the server (an error body).
+	logger := slog.New(redactingHandler{next: u.hub.srv.log.Handler(), redact: u.redact})
 	opts := []transport.StreamableHTTPCOption{transport.WithHTTPBasicClient(hc), transport.WithContinuousListening(),
-		transport.WithHTTPLogger(u.hub.srv.log)}
+		transport.WithHTTPLogger(logger)}
 	if ref := u.cfg.Credential; ref != "" {
 		get := u.hub.srv.opts.Credential
 		if get == nil {
@@ -445,6 +449,7 @@ func (u *upstream) dial() (*conn, error) {
 			if err != nil {
 				return nil
 			}
+			u.given.add(key)
 			return map[string]string{"Authorization": "Bearer " + key}
 		}))
 	}
@@ -590,7 +595,7 @@ func (u *upstream) listTools(ctx context.Context, c *conn) ([]upstreamTool, erro
 			return nil, err
 		}
 		if resp.Error != nil {
-			return nil, fmt.Errorf("error %d: %s", resp.Error.Code, resp.Error.Message)
+			return nil, fmt.Errorf("error %d: %s", resp.Error.Code, u.redact(resp.Error.Message))
 		}
 		var page struct {
 			Tools      []json.RawMessage `json:"tools"`
@@ -600,6 +605,12 @@ func (u *upstream) listTools(ctx context.Context, c *conn) ([]upstreamTool, erro
 			return nil, fmt.Errorf("invalid tools/list answer: %w", err)
 		}
 		for _, raw := range page.Tools {
+			// What the server says about a tool reaches the model, and is
+			// what is pinned.
+			raw, err := u.redactJSON(raw)
+			if err != nil {
+				return nil, fmt.Errorf("invalid tool definition: %w", err)
+			}
 			var t upstreamTool
 			if err := json.Unmarshal(raw, &t); err != nil {
 				return nil, fmt.Errorf("invalid tool definition: %w", err)
@@ -635,7 +646,7 @@ func (u *upstream) relist(c *conn) {
 			return
 		}
 		if err != nil {
-			srv.log.Warn("MCP server tools could not be listed again", "profile", u.hub.profile, "server", u.cfg.Name, "err", err)
+			srv.log.Warn("MCP server tools could not be listed again", "profile", u.hub.profile, "server", u.cfg.Name, "err", u.redact(err.Error()))
 			return
 		}
 		u.hub.publish()

@@ -1,9 +1,16 @@
 package test
 
 import (
+	"bytes"
 	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -93,4 +100,127 @@ func TestMCPUpstreamRestarts(t *testing.T) {
 		t.Errorf("GET /api/mcp/servers after the crash: got %s, want up running", body)
 	}
 	e.AssertNoSecret(e.Token())
+}
+
+// startHostileMCP runs the test server's hostile HTTP MCP server (it
+// echoes the bearer token it is sent in every answer) and returns its
+// base URL.
+func startHostileMCP(t *testing.T, bin string) string {
+	t.Helper()
+	urlFile := filepath.Join(t.TempDir(), "url")
+	cmd := exec.Command(bin, "-hostile", urlFile)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	var url []byte
+	if !waitFor(10*time.Second, func() bool {
+		url, _ = os.ReadFile(urlFile)
+		return len(url) > 0
+	}) {
+		t.Fatal("the hostile MCP server did not start")
+	}
+	return string(url)
+}
+
+// mcpHTTP speaks MCP to the daemon's /mcp with one token, keeping every
+// answer it receives (headers and bodies) in seen.
+type mcpHTTP struct {
+	t    *testing.T
+	url  string
+	tok  string
+	sid  string
+	seen bytes.Buffer
+}
+
+func (c *mcpHTTP) post(body string) string {
+	c.t.Helper()
+	req, err := http.NewRequest(http.MethodPost, c.url, strings.NewReader(body))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+c.tok)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	if c.sid != "" {
+		req.Header.Set("Mcp-Session-Id", c.sid)
+		req.Header.Set("Mcp-Protocol-Version", "2025-11-25")
+	}
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		c.t.Fatalf("POST /mcp: %v", err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	resp.Header.Write(&c.seen)
+	c.seen.Write(data)
+	if s := resp.Header.Get("Mcp-Session-Id"); s != "" {
+		c.sid = s
+	}
+	return string(data)
+}
+
+// TestMCPUpstreamCredentialNeverLeaks: an HTTP MCP server added with
+// --credential gets the stored key as its bearer token, and echoes it
+// back everywhere it can (a tool result, a JSON-RPC error, progress
+// messages, a tool description, its stream's error body, a failed
+// initialize). The agent's client never sees the key, nor does the audit
+// database or anything the daemon logs or prints.
+func TestMCPUpstreamCredentialNeverLeaks(t *testing.T) {
+	t.Parallel()
+	bin := buildMCPTestServer(t)
+	e, d := newMCPEnv(t)
+	canary := newCanary(t, "mcp")
+	if _, stderr, code := e.RunInput(canary+"\n", "keychain", "set", "docs", "team"); code != 0 {
+		t.Fatalf("keychain set: exit %d, stderr %q", code, stderr)
+	}
+	base := startHostileMCP(t, bin)
+	mustRun(t, e, "mcp", "add", "work", "docs", "--url", base+"/mcp", "--credential", "docs/team", "--timeout", "10s")
+	mustRun(t, e, "mcp", "add", "work", "bad", "--url", base+"/bad/mcp", "--credential", "docs/team", "--timeout", "10s")
+
+	// A failure message shows the answer with the key masked.
+	mask := func(s string) string { return strings.ReplaceAll(s, canary, "<KEY>") }
+	c := &mcpHTTP{t: t, url: d.URL + "/mcp", tok: mcpSessionToken(t, e, "work")}
+	c.post(stdioInit)
+	c.post(stdioInitialized)
+	if list := c.post(`{"jsonrpc":"2.0","id":2,"method":"tools/list"}`); !strings.Contains(list, "docs__leak") || !strings.Contains(list, "Sends [redacted] along.") {
+		t.Fatalf("tools/list: got %s, want the hostile server's tools, the key redacted from a description", mask(list))
+	}
+	for i, call := range []struct{ tool, meta, want string }{
+		{"docs__leak", "", "the key is [redacted], escaped [redacted]"},
+		{"docs__leak_error", "", "no access for [redacted]"},
+		{"docs__leak_progress", `,"_meta":{"progressToken":"p"}`, "step 1 with [redacted]"},
+	} {
+		body := c.post(`{"jsonrpc":"2.0","id":` + strconv.Itoa(i+3) + `,"method":"tools/call","params":{"name":"` + call.tool + `","arguments":{}` + call.meta + `}}`)
+		if !strings.Contains(body, call.want) {
+			t.Errorf("%s: got %s, want %q", call.tool, mask(body), call.want)
+		}
+	}
+
+	s := mcpServers(t, e, "work")
+	if i := slices.IndexFunc(s, func(v mcpServerView) bool { return v.Name == "bad" }); i < 0 || !strings.Contains(s[i].Error, "no account for [redacted]") {
+		t.Errorf("mcp list: got %s, want bad failed with the key redacted", mask(fmt.Sprintf("%+v", s)))
+	}
+	recs := auditRecords(t, e, "mcp.server_restart")
+	if len(recs) == 0 || !strings.Contains(recs[len(recs)-1].Detail["error"].(string), "[redacted]") {
+		t.Errorf("audit: got %s, want bad's failed start with the key redacted", mask(fmt.Sprintf("%+v", recs)))
+	}
+	logs := func() string {
+		data, _ := os.ReadFile(e.LogFile())
+		return d.Stderr() + string(data)
+	}
+	if !waitFor(10*time.Second, func() bool { return strings.Contains(logs(), "stream refused for [redacted]") }) {
+		t.Errorf("daemon log: got no stream failure of docs with the key redacted; the log check proves nothing\n%s", mask(logs()))
+	}
+
+	assertNoLeak(t, "the MCP client's answers", c.seen.Bytes(), canary)
+	assertNoLeak(t, "the daemon's log", []byte(logs()), canary)
+	assertNoLeak(t, "audit.db", dbBytes(t, filepath.Join(e.StateDir(), "audit.db")), canary)
+	e.AssertNoSecret(canary, e.Token())
 }
