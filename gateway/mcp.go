@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/neullabs/ringlet/audit"
 	"github.com/neullabs/ringlet/credentials"
@@ -41,7 +42,7 @@ func (s *Server) newMCP() *mcpGateway {
 	if s.opts.MCPStore == nil || s.opts.Profiles == nil {
 		return nil
 	}
-	return &mcpGateway{srv: mcp.New(mcp.Options{
+	srv := mcp.New(mcp.Options{
 		Store:  s.opts.MCPStore,
 		Launch: s.mcpLaunch,
 		Credential: func(ref string) (string, error) {
@@ -59,7 +60,11 @@ func (s *Server) newMCP() *mcpGateway {
 		Version: version.Get().Version,
 		Logger:  s.log.With("component", "mcp"),
 		OnFault: s.mcpFault,
-	})}
+	})
+	s.metrics.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "ringlet_mcp_sessions", Help: "Live MCP sessions on /mcp, every token.",
+	}, func() float64 { return float64(srv.Sessions()) }))
+	return &mcpGateway{srv: srv}
 }
 
 // mcpFault audits an upstream server's failure and its restart. Nothing

@@ -224,3 +224,86 @@ func TestMCPUpstreamCredentialNeverLeaks(t *testing.T) {
 	assertNoLeak(t, "audit.db", dbBytes(t, filepath.Join(e.StateDir(), "audit.db")), canary)
 	e.AssertNoSecret(canary, e.Token())
 }
+
+// mcpSessionsMetric is ringlet_mcp_sessions from /metrics.
+func mcpSessionsMetric(t *testing.T, e *env, d *daemon) string {
+	t.Helper()
+	_, _, body := d.MustGet(t, "/metrics", e.Token(), nil)
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, "ringlet_mcp_sessions "); ok {
+			return v
+		}
+	}
+	t.Fatal("/metrics: no ringlet_mcp_sessions")
+	return ""
+}
+
+// TestMCPSessionLimitAndRevocation: a client that never sends DELETE can
+// initialize past the per-token limit against the real daemon (each
+// initialize ends the least recently used session, whose id then gets
+// 404), the live count never passes the limit, and revoking the session
+// token frees every MCP session it held.
+func TestMCPSessionLimitAndRevocation(t *testing.T) {
+	t.Parallel()
+	e, d := newMCPEnv(t)
+	var s struct{ ID, Token string }
+	if err := json.Unmarshal([]byte(mustRun(t, e, "profiles", "env", "work", "--json")), &s); err != nil || s.ID == "" {
+		t.Fatalf("profiles env --json: %v, session %q", err, s.ID)
+	}
+	var first string
+	for i := range 300 {
+		c := &mcpHTTP{t: t, url: d.URL + "/mcp", tok: s.Token}
+		if body := c.post(stdioInit); !strings.Contains(body, `"protocolVersion"`) || c.sid == "" {
+			t.Fatalf("initialize %d: got %s, want a session", i+1, body)
+		}
+		if i == 0 {
+			first = c.sid
+		}
+	}
+	if got := mcpSessionsMetric(t, e, d); got != "256" {
+		t.Errorf("ringlet_mcp_sessions after 300 initializes: got %s, want 256 (the limit)", got)
+	}
+	old := &mcpHTTP{t: t, url: d.URL + "/mcp", tok: s.Token, sid: first}
+	if body := old.post(`{"jsonrpc":"2.0","id":2,"method":"tools/list"}`); !strings.Contains(body, "no such MCP session") {
+		t.Errorf("the evicted session: got %s, want it unknown", body)
+	}
+	mustRun(t, e, "sessions", "revoke", s.ID)
+	if !waitFor(10*time.Second, func() bool { return mcpSessionsMetric(t, e, d) == "0" }) {
+		t.Errorf("ringlet_mcp_sessions after the revocation: got %s, want 0", mcpSessionsMetric(t, e, d))
+	}
+}
+
+// TestHookAdapterRefusesAmbiguousInput: Claude Code's hook adapter hands
+// the daemon a tool input with a key twice; the daemon refuses to judge
+// it and the adapter blocks the call (exit 2) saying why.
+func TestHookAdapterRefusesAmbiguousInput(t *testing.T) {
+	t.Parallel()
+	e, d := newMCPEnv(t)
+	mustRun(t, e, "hooks", "add", "work", "--on", "pre-tool-use", "--shell", `echo "$RINGLET_TOOL_INPUT" | grep -qv EVIL`)
+	env := []string{"RINGLET_HOOK_URL=" + d.URL, "RINGLET_SESSION_TOKEN=" + mcpSessionToken(t, e, "work")}
+	for _, tc := range []struct {
+		input string
+		code  int
+		want  string
+	}{
+		{`{"command":"ls"}`, 0, ""},
+		{`{"command":"ls","command":"EVIL"}`, 2, `the key "command" appears twice in tool_input`},
+		{`{"command":"ls","Command":"EVIL"}`, 2, "differ only in case"},
+	} {
+		cmd := e.command(t.Context(), ringletBin, "hook", "claude-pre-tool-use")
+		cmd.Env = append(cmd.Env, env...)
+		cmd.Stdin = strings.NewReader(`{"hook_event_name":"PreToolUse","tool_name":"Bash","tool_input":` + tc.input + `}`)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		err := cmd.Run()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		if code != tc.code || !strings.Contains(stderr.String(), tc.want) {
+			t.Errorf("tool input %s: got exit %d, stderr %q; want exit %d saying %q", tc.input, code, stderr.String(), tc.code, tc.want)
+		}
+	}
+}
