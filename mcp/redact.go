@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
@@ -46,7 +47,7 @@ func (g *given) add(key string) {
 func (g *given) list() []string {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return g.keys
+	return slices.Clone(g.keys)
 }
 
 // LogValue keeps the keys out of any log line the struct reaches.

@@ -35,6 +35,9 @@ func TestHungUpstreamIsRestarted(t *testing.T) {
 	if st := w.status("a", "up"); st.State == StateRunning && st.Error == "" && readPidNow(pidFile) == 0 {
 		t.Errorf("mcp list right after the timeout: got %+v, want it restarting (or running a new process)", st)
 	}
+	// A call right away waits for the restart within its own 1s, which a
+	// busy machine may not give it: wait for the restart first.
+	waitFor(t, 20*time.Second, "the restart", func() bool { return w.status("a", "up").State == StateRunning })
 	if r := c.tool("up__echo", map[string]any{"text": "after"}); r.IsError || !strings.Contains(r.text(), "after") {
 		t.Errorf("the next call: got %v %q, want it answered by a new process", r.IsError, r.text())
 	}
@@ -90,12 +93,16 @@ func TestCrashingUpstreamBacksOff(t *testing.T) {
 	if !slices.IsSorted(waits) || waits[0] >= waits[2] {
 		t.Errorf("restart backoffs: got %v, want them growing", waits)
 	}
-	st := w.status("a", "up")
-	if (st.State != StateRestarting && st.State != StateRunning) || st.Failures != 3 {
-		t.Errorf("mcp list after three crashes: got state %q, failures %d; want restarting (or running again) after 3 failures", st.State, st.Failures)
-	}
-	if st.State == StateRestarting && (st.RetryAt == nil || !strings.Contains(st.Error, "boom")) {
-		t.Errorf("mcp list of a restarting server: got %+v, want when and why", st)
+	// It restarts 2s after the third crash; a busy machine may have
+	// restarted it already.
+	switch st := w.status("a", "up"); st.State {
+	case StateRestarting:
+		if st.Failures != 3 || st.RetryAt == nil || !strings.Contains(st.Error, "boom") {
+			t.Errorf("mcp list of a restarting server: got %+v, want 3 failures in a row, when and why", st)
+		}
+	case StateRunning, StateStarting:
+	default:
+		t.Errorf("mcp list after three crashes: got state %q, want restarting", st.State)
 	}
 	if !slices.Contains(c.toolNames(), "up__echo") {
 		t.Error("the tools of a restarting server are not listed")

@@ -310,6 +310,8 @@ func TestUpstreamCallTimeout(t *testing.T) {
 	if d := time.Since(start); d > 10*time.Second {
 		t.Errorf("the timeout took %s", d)
 	}
+	// The timeout ended the server's run; it is restarted.
+	waitFor(t, 20*time.Second, "the restart", func() bool { return w.status("a", "up").State == StateRunning })
 	if r := c.tool("up__echo", map[string]any{}); r.IsError {
 		t.Errorf("the upstream is unusable after a timeout: %s", r.text())
 	}
@@ -322,9 +324,10 @@ func TestHangingUpstreamStartTimesOut(t *testing.T) {
 	w.addServer("a", "up", upstreamCommand(t))
 	c := w.client(t, "a1")
 	c.initialize("2025-11-25")
-	if names := c.toolNames(); !slices.Contains(names, "up__echo") {
-		t.Errorf("tools: got %v, want up's despite hang", names)
-	}
+	// up gets the same 1s to start, which a busy machine may not give it
+	// the first time: it is retried (after its backoff) by later listings,
+	// none of which hang holds up for longer than the start timeout.
+	waitFor(t, 30*time.Second, "up's tools to be listed despite hang", func() bool { return slices.Contains(c.toolNames(), "up__echo") })
 	waitFor(t, 10*time.Second, "hang to fail", func() bool { return w.status("a", "hang").State != StateStarting })
 	if st := w.status("a", "hang"); st.State != StateFailed || !strings.Contains(st.Error, "no answer within 1s") {
 		t.Errorf("hang: got %q %q, want failed with a timeout", st.State, st.Error)

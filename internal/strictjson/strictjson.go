@@ -9,6 +9,7 @@
 package strictjson
 
 import (
+	"bytes"
 	"fmt"
 	"strconv"
 	"strings"
@@ -49,6 +50,12 @@ func Check(data []byte) error { return Checker{}.Check(data) }
 // reports what it cannot parse.
 func (c Checker) Check(data []byte) error {
 	s := &scanner{data: data, c: c}
+	for p := range c.Exact {
+		if p == "" {
+			continue
+		}
+		s.exactDepth = max(s.exactDepth, strings.Count(p, ".")+strings.Count(p, "[")+1)
+	}
 	if err := s.value(0); err != nil {
 		return err
 	}
@@ -63,19 +70,22 @@ type scanner struct {
 	data []byte
 	i    int
 	c    Checker
-	path []segment
-	seen [][]member // per nesting level, reused
+	// exactDepth is the deepest path Exact names: objects deeper need no
+	// look-up.
+	exactDepth int
+	path       []segment
+	seen       [][][]byte // member names per nesting level, reused
 }
 
 // segment is one step of a path: a member name, or an array index.
 type segment struct {
-	name  string
+	name  []byte
 	index int // -1 for a member
 }
 
-type member struct {
-	fold, name string
-}
+// manyMembers is where an object's names go into a map rather than a
+// list searched in turn.
+const manyMembers = 32
 
 func (s *scanner) invalid() error {
 	return &Error{Path: s.where(), msg: "not valid JSON"}
@@ -154,14 +164,14 @@ func (s *scanner) object(level int) error {
 	s.i++ // {
 	check := s.c.Levels <= 0 || level < s.c.Levels
 	var exact []string
-	if check && len(s.c.Exact) > 0 {
+	if check && len(s.c.Exact) > 0 && len(s.path) <= s.exactDepth {
 		exact = s.c.Exact[s.where()]
 	}
 	for len(s.seen) <= level {
 		s.seen = append(s.seen, nil)
 	}
 	seen := s.seen[level][:0]
-	var many map[string]string // fold -> name, once the object is large
+	var many map[string][]byte // folded name -> name, once the object is large
 	defer func() { s.seen[level] = seen[:0] }()
 	s.space()
 	if s.i < len(s.data) && s.data[s.i] == '}' {
@@ -181,35 +191,35 @@ func (s *scanner) object(level int) error {
 			if !ok {
 				return &Error{Path: s.where(), msg: fmt.Sprintf("a key in %s is not valid Unicode (invalid UTF-8, or an unpaired UTF-16 surrogate escape); send keys as valid Unicode", s.describe())}
 			}
-			fold := foldName(name)
 			for _, want := range exact {
-				if name != want && fold == foldName(want) {
-					return &Error{Path: s.where(), msg: fmt.Sprintf("the key %s in %s must be written %s (these names are case-sensitive)", quote(name), s.describe(), quote(want))}
+				// bytes.EqualFold folds as encoding/json matches names.
+				if string(name) != want && bytes.EqualFold(name, []byte(want)) {
+					return &Error{Path: s.where(), msg: fmt.Sprintf("the key %s in %s must be written %s (these names are case-sensitive)", quote(string(name)), s.describe(), quote(want))}
 				}
 			}
-			prev, dup := "", false
+			var prev []byte
 			if many != nil {
-				prev, dup = many[fold]
+				prev = many[foldName(string(name))]
 			} else {
 				for _, m := range seen {
-					if m.fold == fold {
-						prev, dup = m.name, true
+					if bytes.EqualFold(m, name) {
+						prev = m
 						break
 					}
 				}
 			}
 			switch {
-			case dup && prev == name:
-				return &Error{Path: s.where(), msg: fmt.Sprintf("the key %s appears twice in %s; send each key once", quote(name), s.describe())}
-			case dup:
-				return &Error{Path: s.where(), msg: fmt.Sprintf("the keys %s and %s in %s differ only in case, and some readers take them for one key; send only one", quote(prev), quote(name), s.describe())}
+			case prev != nil && bytes.Equal(prev, name):
+				return &Error{Path: s.where(), msg: fmt.Sprintf("the key %s appears twice in %s; send each key once", quote(string(name)), s.describe())}
+			case prev != nil:
+				return &Error{Path: s.where(), msg: fmt.Sprintf("the keys %s and %s in %s differ only in case, and some readers take them for one key; send only one", quote(string(prev)), quote(string(name)), s.describe())}
 			}
 			if many != nil {
-				many[fold] = name
-			} else if seen = append(seen, member{fold: fold, name: name}); len(seen) > 32 {
-				many = make(map[string]string, 64)
+				many[foldName(string(name))] = name
+			} else if seen = append(seen, name); len(seen) > manyMembers {
+				many = make(map[string][]byte, 2*manyMembers)
 				for _, m := range seen {
-					many[m.fold] = m.name
+					many[foldName(string(m))] = m
 				}
 			}
 		}
@@ -241,20 +251,21 @@ func (s *scanner) object(level int) error {
 }
 
 // str reads the string at s.i. With decode, it returns the string's value
-// and whether that is valid Unicode (no invalid UTF-8, no unpaired
-// surrogate escape); without, it only skips it.
-func (s *scanner) str(decode bool) (string, bool, error) {
+// (for a string without escapes, a slice of the input) and whether that
+// is valid Unicode (no invalid UTF-8, no unpaired surrogate escape);
+// without, it only skips it.
+func (s *scanner) str(decode bool) ([]byte, bool, error) {
 	s.i++ // "
 	start := s.i
 	for s.i < len(s.data) {
 		switch c := s.data[s.i]; {
 		case c == '"':
-			raw := s.data[start:s.i]
+			raw := s.data[start:s.i:s.i]
 			s.i++
 			if !decode {
-				return "", true, nil
+				return nil, true, nil
 			}
-			return string(raw), utf8.Valid(raw), nil
+			return raw, utf8.Valid(raw), nil
 		case c == '\\':
 			if !decode {
 				s.i += 2
@@ -266,27 +277,27 @@ func (s *scanner) str(decode bool) (string, bool, error) {
 			s.i++
 		}
 	}
-	return "", false, s.invalid()
+	return nil, false, s.invalid()
 }
 
 // unescape decodes the string starting at s.i (after its quote) that has
 // escapes.
-func (s *scanner) unescape() (string, bool, error) {
-	var b []byte
+func (s *scanner) unescape() ([]byte, bool, error) {
+	b := []byte{}
 	valid := true
 	for s.i < len(s.data) {
 		c := s.data[s.i]
 		switch {
 		case c == '"':
 			s.i++
-			return string(b), valid && utf8.Valid(b), nil
+			return b, valid && utf8.Valid(b), nil
 		case c != '\\':
 			b = append(b, c)
 			s.i++
 			continue
 		}
 		if s.i+1 >= len(s.data) {
-			return "", false, s.invalid()
+			return nil, false, s.invalid()
 		}
 		e := s.data[s.i+1]
 		s.i += 2
@@ -306,7 +317,7 @@ func (s *scanner) unescape() (string, bool, error) {
 		case 'u':
 			r, ok := s.hex4()
 			if !ok {
-				return "", false, s.invalid()
+				return nil, false, s.invalid()
 			}
 			if utf16Surrogate(r) {
 				// A high surrogate followed by a low one is one character;
@@ -326,10 +337,10 @@ func (s *scanner) unescape() (string, bool, error) {
 			}
 			b = utf8.AppendRune(b, r)
 		default:
-			return "", false, s.invalid()
+			return nil, false, s.invalid()
 		}
 	}
-	return "", false, s.invalid()
+	return nil, false, s.invalid()
 }
 
 func utf16Surrogate(r rune) bool { return r >= 0xD800 && r <= 0xDFFF }
@@ -357,9 +368,9 @@ func (s *scanner) where() string {
 			if b.Len() > 0 {
 				b.WriteByte('.')
 			}
-			b.WriteString(seg.name)
+			b.Write(seg.name)
 		default:
-			b.WriteString("[" + quote(seg.name) + "]")
+			b.WriteString("[" + quote(string(seg.name)) + "]")
 		}
 	}
 	return b.String()
@@ -381,12 +392,12 @@ func quote(n string) string {
 	return strconv.Quote(n)
 }
 
-func simpleName(n string) bool {
-	if n == "" || len(n) > 64 {
+func simpleName(n []byte) bool {
+	if len(n) == 0 || len(n) > 64 {
 		return false
 	}
-	for _, r := range n {
-		if !(r == '_' || r == '$' || r == '-' || r < utf8.RuneSelf && (unicode.IsLetter(r) || unicode.IsDigit(r))) {
+	for _, c := range n {
+		if !(c == '_' || c == '$' || c == '-' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9') {
 			return false
 		}
 	}

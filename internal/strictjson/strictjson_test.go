@@ -149,3 +149,30 @@ func FuzzCheck(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkCheck: a typical tool call, and one with 1 MiB of arguments.
+func BenchmarkCheck(b *testing.B) {
+	var big strings.Builder
+	big.WriteString(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"fs__write","arguments":{"path":"/tmp/x","lines":[`)
+	for i := 0; big.Len() < 1<<20; i++ {
+		if i > 0 {
+			big.WriteByte(',')
+		}
+		big.WriteString(`{"n":` + strconv.Itoa(i) + `,"text":"some line of text \"quoted\" \u00e9"}`)
+	}
+	big.WriteString(`]}}}`)
+	for _, bc := range []struct{ name, msg string }{
+		{"call", `{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"up__echo","arguments":{"text":"hello","n":3,"nested":{"a":[1,2,{"b":"c"}]}},"_meta":{"progressToken":"p1"}}}`},
+		{"1MiB", big.String()},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			data := []byte(bc.msg)
+			b.SetBytes(int64(len(data)))
+			for b.Loop() {
+				if err := Check(data); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
