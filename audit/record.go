@@ -40,6 +40,10 @@ const (
 	KindMCPAdd           = "mcp.add"
 	KindMCPRemove        = "mcp.remove"
 	KindMCPApprove       = "mcp.approve"
+	// KindMCPServerRestart: an upstream MCP server failed (it crashed, a
+	// call got no answer in time, it could not be reached or started) and
+	// is restarted after a backoff.
+	KindMCPServerRestart = "mcp.server_restart"
 )
 
 // Kinds lists every kind, for validation and completion.
@@ -48,7 +52,7 @@ var Kinds = []string{
 	KindCredentialSet, KindCredentialRemove, KindProfileCreate, KindProfileDelete,
 	KindProfileLaunch, KindSessionStart, KindSessionEnd, KindToolCall,
 	KindHookDecision, KindProviderRequest, KindSandboxViolation, KindProviderAdd, KindHookAdd, KindHookRemove, KindProfileUpdate, KindSandboxEgress,
-	KindMCPAdd, KindMCPRemove, KindMCPApprove,
+	KindMCPAdd, KindMCPRemove, KindMCPApprove, KindMCPServerRestart,
 }
 
 // Decisions.

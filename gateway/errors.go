@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -8,6 +9,8 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/neullabs/ringlet/internal/strictjson"
 )
 
 // apiError is the body of every error response:
@@ -61,16 +64,32 @@ func limitBody(max int64, readTimeout time.Duration) func(http.Handler) http.Han
 	}
 }
 
-// decodeJSON reads one JSON value into v, refusing unknown fields and
-// trailing data. It writes the error response itself and reports whether
-// the caller may go on.
+// decodeJSON reads one JSON value into v, refusing unknown fields,
+// trailing data, and what two readers could read differently (a key twice
+// in an object at any depth, or twice but for case, which encoding/json
+// would match to one field): what is checked, audited or passed to a hook
+// is exactly what acts. It writes the error response itself and reports
+// whether the caller may go on.
 func decodeJSON(w http.ResponseWriter, r *http.Request, v any) bool {
-	dec := json.NewDecoder(r.Body)
-	dec.DisallowUnknownFields()
-	err := dec.Decode(v)
+	var body []byte
+	var err error
+	if r.Body != nil {
+		body, err = io.ReadAll(r.Body)
+	}
+	if err == nil && json.Valid(body) {
+		if serr := strictjson.Check(body); serr != nil {
+			writeError(w, http.StatusBadRequest, "bad_request", "invalid JSON body: "+serr.Error())
+			return false
+		}
+	}
 	if err == nil {
-		if _, terr := dec.Token(); terr != io.EOF {
-			err = errors.New("unexpected data after the JSON value")
+		dec := json.NewDecoder(bytes.NewReader(body))
+		dec.DisallowUnknownFields()
+		err = dec.Decode(v)
+		if err == nil {
+			if _, terr := dec.Token(); terr != io.EOF {
+				err = errors.New("unexpected data after the JSON value")
+			}
 		}
 	}
 	if err == nil {

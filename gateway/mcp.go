@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/neullabs/ringlet/audit"
 	"github.com/neullabs/ringlet/credentials"
@@ -41,7 +42,7 @@ func (s *Server) newMCP() *mcpGateway {
 	if s.opts.MCPStore == nil || s.opts.Profiles == nil {
 		return nil
 	}
-	return &mcpGateway{srv: mcp.New(mcp.Options{
+	srv := mcp.New(mcp.Options{
 		Store:  s.opts.MCPStore,
 		Launch: s.mcpLaunch,
 		Credential: func(ref string) (string, error) {
@@ -58,7 +59,23 @@ func (s *Server) newMCP() *mcpGateway {
 		Path:    s.opts.MCPPath,
 		Version: version.Get().Version,
 		Logger:  s.log.With("component", "mcp"),
-	})}
+		OnFault: s.mcpFault,
+	})
+	s.metrics.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "ringlet_mcp_sessions", Help: "Live MCP sessions on /mcp, every token.",
+	}, func() float64 { return float64(srv.Sessions()) }))
+	return &mcpGateway{srv: srv}
+}
+
+// mcpFault audits an upstream server's failure and its restart. Nothing
+// waits on the record, so one that cannot be written is only logged.
+func (s *Server) mcpFault(f mcp.Fault) {
+	detail := map[string]any{"reason": f.Reason, "error": f.Error, "failures": f.Failures, "retry_in": f.RetryIn.String()}
+	if f.Tool != "" {
+		detail["tool"] = f.Tool
+	}
+	_ = s.record(context.Background(), audit.Record{Kind: audit.KindMCPServerRestart, Profile: f.Profile, Actor: audit.ActorDaemon,
+		Target: f.Server, Decision: audit.Error, Detail: audit.DetailJSON(detail)})
 }
 
 // mcpLaunch is where a profile's upstream servers run: HOME is the
@@ -247,7 +264,9 @@ func (s *Server) handleMCP(w http.ResponseWriter, r *http.Request) {
 		caller = &mcp.Caller{Binding: mcpBinding(tok), API: s.adminAPI(r)}
 		ends = gen.ctx
 	}
-	// Streams end when the token stops working or the daemon stops.
+	// Streams end when the token stops working or the daemon stops, and
+	// its MCP sessions are freed then.
+	caller.Valid = ends
 	stop := context.AfterFunc(ends, func() { cancel(context.Cause(ends)) })
 	defer stop()
 	stopClosing := context.AfterFunc(s.closing, func() { cancel(errors.New("daemon stopping")) })

@@ -504,3 +504,45 @@ func TestMCPStreamsEndWithTheirToken(t *testing.T) {
 		})
 	}
 }
+
+// TestMCPSessionsFreedWithTheirToken: revoking a session token (or
+// rotating the admin token) frees the MCP sessions it created at once,
+// rather than after their idle timeout.
+func TestMCPSessionsFreedWithTheirToken(t *testing.T) {
+	w := newMCPWorld(t)
+	sessID, sessTok := w.session(t, "work")
+	_, keepTok := w.session(t, "work")
+	mcpPost(t, w, map[string]string{"Authorization": "Bearer " + keepTok}, mcpInit)
+	for range 10 {
+		if resp := mcpPost(t, w, map[string]string{"Authorization": "Bearer " + sessTok}, mcpInit); resp.StatusCode != http.StatusOK {
+			t.Fatalf("initialize: got HTTP %d", resp.StatusCode)
+		}
+		if resp := mcpPost(t, w, map[string]string{"Authorization": "Bearer " + testToken}, mcpInit); resp.StatusCode != http.StatusOK {
+			t.Fatalf("initialize: got HTTP %d", resp.StatusCode)
+		}
+	}
+	if got := w.s.mcp.srv.Sessions(); got != 21 {
+		t.Fatalf("MCP sessions: got %d, want 21", got)
+	}
+	if status, body := w.rest(t, testToken, "DELETE", "/api/sessions/"+sessID, ""); status != http.StatusOK {
+		t.Fatalf("revoke: %d %s", status, body)
+	}
+	waitForSessions(t, w, 11, "after the revocation (the other tokens' sessions)")
+	if status, body := w.rest(t, testToken, "POST", "/api/daemon/rotate-token", ""); status != http.StatusOK {
+		t.Fatalf("rotate: %d %s", status, body)
+	}
+	waitForSessions(t, w, 1, "after the rotation")
+}
+
+// waitForSessions waits until the gateway holds want MCP sessions: the
+// table frees them as soon as it hears the token ended.
+func waitForSessions(t *testing.T, w *mcpWorld, want int, when string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for got := w.s.mcp.srv.Sessions(); got != want; got = w.s.mcp.srv.Sessions() {
+		if time.Now().After(deadline) {
+			t.Fatalf("MCP sessions %s: got %d, want %d", when, got, want)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

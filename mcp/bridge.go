@@ -64,7 +64,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 			msg, werr := checkMessage(line)
 			switch {
 			case werr != nil:
-				b.write(rpcError(nil, werr.code, werr.msg))
+				b.write(rpcError(werr.id, werr.code, werr.msg))
 			case msg.Method == string(mcpgo.MethodInitialize):
 				// Synchronous: every later message needs the session id.
 				b.post(ctx, line, msg)

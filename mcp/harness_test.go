@@ -32,6 +32,7 @@ type world struct {
 	mu     sync.Mutex
 	api    []apiCall
 	vetted []vetCall
+	faults []Fault
 	deny   string
 	after  func(context.Context, json.RawMessage) Verdict // post-tool-use, when set
 }
@@ -62,6 +63,11 @@ func newWorld(t *testing.T, opts ...func(*Options)) *world {
 		},
 		Version:      "test",
 		StartTimeout: 20 * time.Second,
+		OnFault: func(f Fault) {
+			w.mu.Lock()
+			w.faults = append(w.faults, f)
+			w.mu.Unlock()
+		},
 	}
 	for _, f := range opts {
 		f(&o)
@@ -119,6 +125,19 @@ func (w *world) vet(session string) func(context.Context, string, json.RawMessag
 		}
 		return Verdict{Allow: true, After: w.after}
 	}
+}
+
+// faultsOf returns the faults reported for profile p's server name.
+func (w *world) faultsOf(p, name string) []Fault {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var out []Fault
+	for _, f := range w.faults {
+		if f.Profile == p && f.Server == name {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 func (w *world) setAfter(after func(context.Context, json.RawMessage) Verdict) {

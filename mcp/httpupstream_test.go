@@ -147,17 +147,25 @@ func TestHTTPUpstream(t *testing.T) {
 	}
 	w.setDeny("")
 
-	// Gone: the call fails, its tools go and mcp list says why.
+	// Gone: the call fails, mcp list says why, the fault is reported, and
+	// a later call is told why its tool cannot be served (not that it
+	// does not exist).
 	up.stop()
 	if r := c.tool("web__echo", map[string]any{}); !r.IsError {
 		t.Errorf("call to a closed server: got %q, want an error", r.text())
 	}
 	st := w.status("a", "web")
-	if st.State != StateFailed || st.Error == "" {
-		t.Errorf("after the server went away: got %q %q, want failed with the reason", st.State, st.Error)
+	if (st.State != StateRestarting && st.State != StateFailed) || st.Error == "" {
+		t.Errorf("after the server went away: got %q %q, want restarting or failed with the reason", st.State, st.Error)
 	}
-	if slices.Contains(c.toolNames(), "web__echo") {
-		t.Error("an unreachable server's tools are still listed")
+	if f := w.faultsOf("a", "web"); len(f) != 1 || f[0].Reason != FaultUnreachable || f[0].Tool != "echo" {
+		t.Errorf("faults: got %+v, want one: unreachable during a call of echo", f)
+	}
+	m = c.call("tools/call", map[string]any{"name": "web__echo", "arguments": map[string]any{}})
+	var r toolResult
+	json.Unmarshal(m.Result, &r)
+	if m.Error != nil || !r.IsError || !(strings.Contains(r.text(), "restarting") || strings.Contains(r.text(), "could not start")) {
+		t.Errorf("a call while it is away: got %+v %q, want an error result that says why", m.Error, r.text())
 	}
 }
 

@@ -43,10 +43,13 @@ const (
 // ServerStatus is an upstream server as 'ringlet mcp list' shows it.
 type ServerStatus struct {
 	ServerConfig
-	State   string       `json:"state"`
-	Error   string       `json:"error,omitempty"`
-	RetryAt *time.Time   `json:"retry_at,omitempty"`
-	Tools   []ToolStatus `json:"tools"`
+	State   string     `json:"state"`
+	Error   string     `json:"error,omitempty"`
+	RetryAt *time.Time `json:"retry_at,omitempty"`
+	// Failures counts its failures in a row while it is not running: a
+	// crash-looping server shows a growing count (and backoff).
+	Failures int          `json:"failures,omitempty"`
+	Tools    []ToolStatus `json:"tools"`
 }
 
 // ToolStatus is one tool of an upstream server.
@@ -88,7 +91,7 @@ func newHub(s *Server, profile string) *hub {
 	m := server.NewMCPServer("ringlet", s.opts.Version,
 		server.WithToolCapabilities(true),
 		server.WithRecovery(),
-		server.WithHooks(hooks),
+		server.WithHooks(s.sessionHooks(hooks, func() string { return "profile:" + profile })),
 		server.WithInstructions(sessionInstructions),
 	)
 	m.AddTools(sessionTools()...)
@@ -192,9 +195,9 @@ func (h *hub) ensureAll(ctx context.Context) {
 		state, _, _, _ := u.snapshot()
 		switch state {
 		case StateIdle, StateStarting:
-			wg.Go(func() { u.ensure(ctx) })
-		case StateFailed:
-			u.ensure(doneCtx)
+			wg.Go(func() { u.ensure(ctx, false) })
+		case StateFailed, StateRestarting:
+			u.ensure(doneCtx, false)
 		}
 	}
 	wg.Wait()
@@ -218,8 +221,10 @@ func (h *hub) publish() {
 	published := map[string]string{}
 	report := map[string][]ToolStatus{}
 	for _, u := range h.upstreams() {
+		// A server that ran keeps its tools listed while it restarts: a
+		// call gets told why it cannot be served.
 		state, _, _, list := u.snapshot()
-		if state != StateRunning || len(list) == 0 {
+		if state == stateStopped || len(list) == 0 {
 			continue
 		}
 		seen := make(map[string]string, len(list))
@@ -337,8 +342,15 @@ func (h *hub) forward(u *upstream, tool, exposed string) server.ToolHandlerFunc 
 			// progress out first.
 			time.Sleep(5 * time.Millisecond)
 		}
+		if err == nil {
+			// An upstream given a credential may echo it: nothing of it
+			// reaches the hooks or the client.
+			if res, err = u.redactResult(res); err != nil {
+				return mcpgo.NewToolResultError(fmt.Sprintf("%s: its result could not be checked for the server's credential; withheld", exposed)), nil
+			}
+		}
 		if err != nil {
-			failed := mcpgo.NewToolResultError(fmt.Sprintf("%s: %v", exposed, err))
+			failed := mcpgo.NewToolResultError(u.redact(fmt.Sprintf("%s: %v", exposed, err)))
 			if v.After == nil {
 				return failed, nil
 			}
@@ -424,9 +436,9 @@ func (h *hub) status(cfgs []ServerConfig) []ServerStatus {
 		if !ok {
 			continue
 		}
-		st := ServerStatus{ServerConfig: cfg, State: state, Error: lastErr, Tools: report[u.cfg.Name]}
+		st := ServerStatus{ServerConfig: cfg, State: state, Error: lastErr, Tools: report[u.cfg.Name], Failures: u.failuresInARow()}
 		st.Pins = nil
-		if state == StateFailed {
+		if state == StateFailed || state == StateRestarting {
 			t := retryAt.UTC().Truncate(time.Second)
 			st.RetryAt = &t
 		}

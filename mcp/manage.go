@@ -88,7 +88,7 @@ func (s *Server) Pending(ctx context.Context, profile, name string) (current map
 	if u == nil {
 		return nil, nil, notFound(profile, name)
 	}
-	if err := u.ensure(ctx); err != nil {
+	if err := u.ensure(ctx, false); err != nil {
 		return nil, nil, fmt.Errorf("MCP server %s is not running, so its tools cannot be approved: %w", name, err)
 	}
 	_, _, _, tools := u.snapshot()
@@ -138,6 +138,7 @@ func (s *Server) ForgetProfile(profile string) error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		h.ep.http.Shutdown(ctx)
 		cancel()
+		s.ids.endScope("profile:" + profile)
 	}
 	if s.opts.Store == nil {
 		return nil

@@ -20,7 +20,9 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
@@ -61,6 +63,9 @@ type Options struct {
 	SessionIdleTTL time.Duration
 	// Logger receives the gateway's log. Default: discard.
 	Logger *slog.Logger
+	// OnFault is told of every upstream server fault (a crash, a call
+	// timeout, a failed start), for the audit log. Nil: none.
+	OnFault func(Fault)
 }
 
 // ProtocolVersions are the MCP revisions Ringlet serves, newest first.
@@ -91,6 +96,8 @@ type Server struct {
 	mu     sync.Mutex
 	hubs   map[string]*hub
 	closed bool
+
+	held atomic.Int64 // sessions registered in mcp-go, every endpoint
 }
 
 // New returns a Server; Run or Close ends it.
@@ -113,12 +120,14 @@ func New(opts Options) *Server {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{opts: opts, log: opts.Logger, ids: newBoundSessions(), hubs: map[string]*hub{}}
+	s := &Server{opts: opts, log: opts.Logger, hubs: map[string]*hub{}}
+	s.ids = newBoundSessions(s.sessionEnded)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	adm := server.NewMCPServer("ringlet", opts.Version,
 		server.WithToolCapabilities(false),
 		server.WithRecovery(),
 		server.WithInstructions(adminInstructions),
+		server.WithHooks(s.sessionHooks(&server.Hooks{}, func() string { return scopeAdmin })),
 	)
 	tools, err := validated(adminTools())
 	if err != nil {
@@ -226,7 +235,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		m, werr := checkMessage(body)
 		if werr != nil {
-			writeRPCError(w, werr.status, werr.code, nil, werr.msg)
+			writeRPCError(w, werr.status, werr.code, werr.id, werr.msg)
 			return
 		}
 		if v := modernVersion(m, r.Header); v != "" {
@@ -237,19 +246,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeRPCError(w, http.StatusBadRequest, codeInvalidRequest, m.ID, "unsupported MCP-Protocol-Version "+strconv.Quote(v))
 			return
 		}
-		if m.Method == string(mcpgo.MethodInitialize) {
-			if s.ids.full(c.Binding) {
-				if old := s.ids.oldest(c.Binding); old != "" {
-					s.endSession(r.Context(), ep, old)
-				}
-			}
-			if s.ids.full(c.Binding) {
-				// Only when initializes race for the last places.
-				w.Header().Set("Retry-After", "1")
-				writeRPCError(w, http.StatusTooManyRequests, codeInvalidRequest, m.ID, "this token holds too many MCP sessions; end some (HTTP DELETE) or try again")
-				return
-			}
-		} else if !s.sessionOK(w, m.ID, sid, c, ep.scope) {
+		if m.Method != string(mcpgo.MethodInitialize) && !s.sessionOK(w, m.ID, sid, c, ep.scope) {
 			return
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
@@ -266,25 +263,65 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ep.http.ServeHTTP(w, r)
 }
 
-// endSession ends the MCP session id of the caller in ctx as a DELETE from
-// its client would, so mcp-go drops its state too; its client's next
-// request gets 404 and initializes again, as after an idle timeout.
-func (s *Server) endSession(ctx context.Context, ep *endpoint, id string) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodDelete, "/mcp", nil)
+// sessionEnded is told of each session the table ended on its own
+// (evicted at the limit, or its credential stopped working); mcp-go's
+// state of it is dropped in the background.
+func (s *Server) sessionEnded(scope, id, why string) {
+	if why == endedEvicted {
+		s.log.Info("ended the least recently used MCP session of a token at its limit", "limit", maxSessionsPerBinding)
+	}
+	s.spawn(func() { s.forget(scope, id) })
+}
+
+// forget drops mcp-go's state of a session the table no longer holds, as a
+// DELETE from its client would; its client's next request gets 404 and
+// initializes again, as after an idle timeout. The DELETE carries no
+// caller (so the table lets it end any session) and no connection (so
+// mcp-go's DNS-rebinding check, which looks at the connection's address,
+// does not refuse it).
+func (s *Server) forget(scope, id string) {
+	ep := s.endpoint(scope)
+	if ep == nil {
+		return // its profile's hub is gone, and its sessions with it
+	}
+	req, err := http.NewRequestWithContext(context.Background(), http.MethodDelete, "/mcp", nil)
 	if err != nil {
 		return
 	}
 	req.Header.Set(server.HeaderKeySessionID, id)
-	ep.http.ServeHTTP(discard{h: http.Header{}}, req)
-	s.log.Info("ended the least recently used MCP session of a token at its limit", "limit", maxSessionsPerBinding)
+	rec := &discard{h: http.Header{}, status: http.StatusOK}
+	ep.http.ServeHTTP(rec, req)
+	if rec.status != http.StatusOK {
+		s.log.Error("could not drop the state of an ended MCP session", "status", rec.status)
+	}
 }
 
-// discard is a ResponseWriter that drops everything.
-type discard struct{ h http.Header }
+// endpoint is the MCP server of scope, nil if there is none.
+func (s *Server) endpoint(scope string) *endpoint {
+	if scope == scopeAdmin {
+		return s.admin
+	}
+	profile, ok := strings.CutPrefix(scope, "profile:")
+	if !ok {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if h := s.hubs[profile]; h != nil {
+		return h.ep
+	}
+	return nil
+}
 
-func (d discard) Header() http.Header         { return d.h }
-func (d discard) Write(b []byte) (int, error) { return len(b), nil }
-func (d discard) WriteHeader(int)             {}
+// discard is a ResponseWriter that keeps only the status.
+type discard struct {
+	h      http.Header
+	status int
+}
+
+func (d *discard) Header() http.Header         { return d.h }
+func (d *discard) Write(b []byte) (int, error) { return len(b), nil }
+func (d *discard) WriteHeader(status int)      { d.status = status }
 
 // sessionOK checks that sid is a live MCP session of c on scope.
 func (s *Server) sessionOK(w http.ResponseWriter, id json.RawMessage, sid string, c *Caller, scope string) bool {
@@ -331,6 +368,23 @@ func writeUnsupportedVersion(w http.ResponseWriter, id json.RawMessage, v string
 
 // Sessions is the number of live MCP sessions.
 func (s *Server) Sessions() int { return s.ids.count() }
+
+// sessionHooks adds to h what keeps count of the sessions mcp-go holds. A
+// session mcp-go registers after the table ended it (evicted while its
+// initialize was still being answered) is dropped at once.
+func (s *Server) sessionHooks(h *server.Hooks, scope func() string) *server.Hooks {
+	h.AddOnRegisterSession(func(_ context.Context, cs server.ClientSession) {
+		s.held.Add(1)
+		if id := cs.SessionID(); !s.ids.live(id) {
+			s.spawn(func() { s.forget(scope(), id) })
+		}
+	})
+	h.AddOnUnregisterSession(func(context.Context, server.ClientSession) { s.held.Add(-1) })
+	return h
+}
+
+// heldSessions is the number of sessions whose state mcp-go holds.
+func (s *Server) heldSessions() int { return int(s.held.Load()) }
 
 // spawn runs f in a goroutine that Close waits for. Once the server is
 // closed it runs nothing and reports false.

@@ -1,6 +1,7 @@
 package mcp
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -29,10 +30,19 @@ var errNoSession = errors.New("no such MCP session")
 // mcp-go's default manager (StatelessGeneratingSessionIdManager) accepts
 // any well-formed UUID and binds it to nothing, which is why Ringlet
 // brings its own.
+//
+// The table is the authority on which sessions live: a session it ends on
+// its own (evicted at the limit, or its credential stopped working) is
+// unknown from that moment, and ended is told so that mcp-go drops its
+// state too.
 type boundSessions struct {
-	mu   sync.Mutex
-	byID map[string]boundSession
-	per  map[string]int // live sessions per binding
+	// ended is called, outside the lock, with each session the table
+	// ended on its own and why.
+	ended func(scope, id, why string)
+
+	mu        sync.Mutex
+	byID      map[string]*boundSession
+	byBinding map[string]*binding
 }
 
 type boundSession struct {
@@ -41,11 +51,24 @@ type boundSession struct {
 	used    time.Time // created or last presented
 }
 
-func newBoundSessions() *boundSessions {
-	return &boundSessions{byID: map[string]boundSession{}, per: map[string]int{}}
+// binding is the live sessions of one credential.
+type binding struct {
+	ids   map[string]*boundSession
+	watch func() bool // stops watching the credential; nil if it never ends
 }
 
-// check reports whether id is a live session of caller on scope.
+// Why a session was ended by the table.
+const (
+	endedEvicted = "evicted"
+	endedRevoked = "revoked"
+)
+
+func newBoundSessions(ended func(scope, id, why string)) *boundSessions {
+	return &boundSessions{ended: ended, byID: map[string]*boundSession{}, byBinding: map[string]*binding{}}
+}
+
+// check reports whether id is a live session of caller on scope, and
+// marks it used.
 func (t *boundSessions) check(id string, c *Caller, scope string) bool {
 	if c == nil || c.Binding == "" {
 		return false
@@ -57,31 +80,13 @@ func (t *boundSessions) check(id string, c *Caller, scope string) bool {
 		return false
 	}
 	s.used = time.Now()
-	t.byID[id] = s
 	return true
 }
 
-// oldest is binding's least recently used session, or "" if it has none.
-func (t *boundSessions) oldest(binding string) string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	var id string
-	var at time.Time
-	for k, s := range t.byID {
-		if s.binding == binding && (id == "" || s.used.Before(at)) {
-			id, at = k, s.used
-		}
-	}
-	return id
-}
-
-func (t *boundSessions) full(binding string) bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.per[binding] >= maxSessionsPerBinding
-}
-
-func (t *boundSessions) add(binding, scope string) string {
+// add creates a session of c on scope. At the limit it first ends c's
+// least recently used session, so the table never holds more than the
+// limit per credential however many initializes race.
+func (t *boundSessions) add(c *Caller, scope string) string {
 	var b [32]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		// crypto/rand does not fail on supported platforms; an id that
@@ -89,22 +94,100 @@ func (t *boundSessions) add(binding, scope string) string {
 		return ""
 	}
 	id := "rmcp_" + hex.EncodeToString(b[:])
+	var evicted *boundSession
+	var evictedID string
 	t.mu.Lock()
-	t.byID[id] = boundSession{binding: binding, scope: scope, used: time.Now()}
-	t.per[binding]++
+	bd := t.byBinding[c.Binding]
+	if bd == nil {
+		bd = &binding{ids: map[string]*boundSession{}}
+		t.byBinding[c.Binding] = bd
+		if c.Valid != nil {
+			key := c.Binding
+			bd.watch = context.AfterFunc(c.Valid, func() { t.endBinding(key) })
+		}
+	}
+	if len(bd.ids) >= maxSessionsPerBinding {
+		for k, s := range bd.ids {
+			if evicted == nil || s.used.Before(evicted.used) {
+				evictedID, evicted = k, s
+			}
+		}
+		delete(bd.ids, evictedID)
+		delete(t.byID, evictedID)
+	}
+	s := &boundSession{binding: c.Binding, scope: scope, used: time.Now()}
+	t.byID[id] = s
+	bd.ids[id] = s
 	t.mu.Unlock()
+	if evicted != nil && t.ended != nil {
+		t.ended(evicted.scope, evictedID, endedEvicted)
+	}
 	return id
 }
 
+// remove forgets id, ended by its client (DELETE) or mcp-go's idle sweep.
 func (t *boundSessions) remove(id string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if s, ok := t.byID[id]; ok {
-		delete(t.byID, id)
-		if t.per[s.binding]--; t.per[s.binding] <= 0 {
-			delete(t.per, s.binding)
+	s, ok := t.byID[id]
+	if !ok {
+		return
+	}
+	delete(t.byID, id)
+	if bd := t.byBinding[s.binding]; bd != nil {
+		delete(bd.ids, id)
+		if len(bd.ids) == 0 {
+			if bd.watch != nil {
+				bd.watch()
+			}
+			delete(t.byBinding, s.binding)
 		}
 	}
+}
+
+// endBinding ends every session of a credential that stopped working.
+func (t *boundSessions) endBinding(key string) {
+	t.mu.Lock()
+	bd := t.byBinding[key]
+	delete(t.byBinding, key)
+	var ended []*boundSession
+	var ids []string
+	if bd != nil {
+		for id, s := range bd.ids {
+			delete(t.byID, id)
+			ids, ended = append(ids, id), append(ended, s)
+		}
+	}
+	t.mu.Unlock()
+	if t.ended == nil {
+		return
+	}
+	for i, id := range ids {
+		t.ended(ended[i].scope, id, endedRevoked)
+	}
+}
+
+// endScope forgets every session of scope, whose server is gone.
+func (t *boundSessions) endScope(scope string) {
+	t.mu.Lock()
+	var ids []string
+	for id, s := range t.byID {
+		if s.scope == scope {
+			ids = append(ids, id)
+		}
+	}
+	t.mu.Unlock()
+	for _, id := range ids {
+		t.remove(id)
+	}
+}
+
+// live reports whether id is in the table.
+func (t *boundSessions) live(id string) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	_, ok := t.byID[id]
+	return ok
 }
 
 func (t *boundSessions) count() int {
@@ -139,7 +222,7 @@ func (m *idManager) Generate() string {
 	if m.caller == nil || m.caller.Binding == "" {
 		return ""
 	}
-	return m.t.add(m.caller.Binding, m.scope)
+	return m.t.add(m.caller, m.scope)
 }
 
 func (m *idManager) Validate(id string) (bool, error) {
@@ -149,6 +232,8 @@ func (m *idManager) Validate(id string) (bool, error) {
 	return false, nil
 }
 
+// Terminate ends id for its client's DELETE, or for the idle sweeper and
+// Ringlet's own clean-up (no caller), which may end any session.
 func (m *idManager) Terminate(id string) (bool, error) {
 	if m.caller != nil && !m.t.check(id, m.caller, m.scope) {
 		return false, errNoSession

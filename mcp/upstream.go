@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"os/exec"
@@ -34,8 +35,38 @@ const (
 	StateIdle     = "idle"     // not started: it starts when a session of the profile uses MCP
 	StateStarting = "starting" // being started
 	StateRunning  = "running"  // its tools are served
-	StateFailed   = "failed"   // it could not start or it exited; retried after a backoff
-	stateStopped  = "stopped"  // removed or shutting down
+	StateFailed   = "failed"   // it could not start; retried after a backoff, when next used
+	// StateRestarting: its run ended against its will (it exited, hung on
+	// a call, or could not be reached); it is restarted after a backoff
+	// and its tools stay listed meanwhile.
+	StateRestarting = "restarting"
+	stateStopped    = "stopped" // removed or shutting down
+)
+
+// Fault is an upstream server failing: its run ended against its will, or
+// it could not start. The gateway audits each one.
+type Fault struct {
+	Profile string
+	Server  string
+	Reason  string // FaultCrash, FaultTimeout, FaultUnreachable or FaultStart
+	// Error says what happened, with any credential the server was given
+	// redacted.
+	Error string
+	// Tool is the tool whose call got no answer, for FaultTimeout.
+	Tool string
+	// Failures counts the server's failures in a row, this one included.
+	Failures int
+	// RetryIn is how long until it is started again (for FaultStart, not
+	// before its next use after that).
+	RetryIn time.Duration
+}
+
+// Reasons of a Fault.
+const (
+	FaultCrash       = "crash"       // the process exited while running
+	FaultTimeout     = "timeout"     // a call got no answer in time: the run was ended
+	FaultUnreachable = "unreachable" // an HTTP server could not be reached
+	FaultStart       = "start"       // it could not start (or exited while starting)
 )
 
 // Limits of an upstream.
@@ -61,12 +92,18 @@ type upstreamTool struct {
 	hash         string
 }
 
-// upstream is one stdio MCP server of a profile, a child of the daemon.
-// It starts on first use, restarts with a backoff after it exits, and its
-// failure never touches the other upstreams.
+// upstream is one MCP server of a profile: a child of the daemon (stdio)
+// or a remote one (HTTP). It starts on first use; a run that ends against
+// its will (it exits, a call gets no answer in time, it cannot be reached)
+// is restarted after a backoff, and its failure never touches the other
+// upstreams.
 type upstream struct {
 	hub *hub
 	cfg ServerConfig
+	// ctx ends when the upstream is stopped for good: pending restarts
+	// are dropped then.
+	ctx    context.Context
+	cancel context.CancelFunc
 
 	mu        sync.Mutex
 	state     string
@@ -75,8 +112,15 @@ type upstream struct {
 	retryAt   time.Time
 	startDone chan struct{} // closed when the current start attempt ends
 	conn      *conn
-	tools     []upstreamTool
-	ids       atomic.Int64
+	// tools are those of the last run that listed them: kept while the
+	// server restarts, so that a call meanwhile is told why it cannot be
+	// served rather than that the tool does not exist.
+	tools []upstreamTool
+	ids   atomic.Int64
+
+	// given is what credentials the server was sent, to redact from what
+	// it answers.
+	given given
 
 	// progress maps the progress tokens Ringlet sent with calls in flight
 	// to where the upstream's notifications/progress go: the caller's own
@@ -100,8 +144,14 @@ type conn struct {
 func (c *conn) markExited() { c.once.Do(func() { close(c.exited) }) }
 
 func newUpstream(h *hub, cfg ServerConfig) *upstream {
-	return &upstream{hub: h, cfg: cfg, state: StateIdle}
+	u := &upstream{hub: h, cfg: cfg, state: StateIdle}
+	u.ctx, u.cancel = context.WithCancel(h.srv.ctx)
+	return u
 }
+
+// errCallTimeout is the cause of a call's context when the call got no
+// answer within the server's timeout (not when its client gave up).
+var errCallTimeout = errors.New("the MCP server did not answer in time")
 
 func backoff(failures int) time.Duration {
 	d := 500 * time.Millisecond
@@ -112,10 +162,11 @@ func backoff(failures int) time.Duration {
 }
 
 // ensure starts the upstream if it is not running and its backoff has
-// passed, and waits for the attempt (or ctx). The start itself runs in
-// the server's context, so a caller that gives up does not abort it for
-// the others.
-func (u *upstream) ensure(ctx context.Context) error {
+// passed, and waits for the attempt (or ctx). With patient (a call), a
+// backoff that ends before ctx's deadline is waited for; else the answer
+// says when the next attempt is. The start itself runs in the server's
+// context, so a caller that gives up does not abort it for the others.
+func (u *upstream) ensure(ctx context.Context, patient bool) error {
 	for {
 		u.mu.Lock()
 		switch u.state {
@@ -134,11 +185,24 @@ func (u *upstream) ensure(ctx context.Context) error {
 			case <-ctx.Done():
 				return ctx.Err()
 			}
-		case StateFailed:
+		case StateFailed, StateRestarting:
 			if wait := time.Until(u.retryAt); wait > 0 {
-				err := fmt.Errorf("%s (retrying in %s)", u.lastErr, wait.Round(time.Second))
+				state, lastErr := u.state, u.lastErr
 				u.mu.Unlock()
-				return err
+				if dl, ok := ctx.Deadline(); patient && ok && time.Now().Add(wait).Before(dl) {
+					t := time.NewTimer(wait)
+					select {
+					case <-t.C:
+						continue
+					case <-ctx.Done():
+						t.Stop()
+						return ctx.Err()
+					}
+				}
+				if state == StateRestarting {
+					return fmt.Errorf("the server is restarting (%s); try again in %s", lastErr, roundWait(wait))
+				}
+				return fmt.Errorf("the server could not start (%s); the next attempt is in %s", lastErr, roundWait(wait))
 			}
 		}
 		u.state, u.startDone = StateStarting, make(chan struct{})
@@ -159,6 +223,14 @@ func (u *upstream) ensure(ctx context.Context) error {
 	}
 }
 
+// roundWait rounds a wait for a message, never down to zero.
+func roundWait(d time.Duration) time.Duration {
+	if d < time.Second {
+		return max(d.Round(100*time.Millisecond), 100*time.Millisecond)
+	}
+	return d.Round(time.Second)
+}
+
 // start runs one start attempt and publishes the outcome.
 func (u *upstream) start() {
 	c, tools, err := u.launch()
@@ -171,11 +243,13 @@ func (u *upstream) start() {
 		}
 	}
 	stop := false
+	var fault *Fault
 	switch {
 	case u.state == stateStopped:
 		stop = err == nil
 	case err != nil:
-		u.failLocked(err.Error(), 0)
+		fault = u.failLocked(FaultStart, u.redact(err.Error()), 0)
+		u.state = StateFailed
 	default:
 		u.state, u.conn, u.tools, u.lastErr = StateRunning, c, tools, ""
 	}
@@ -184,38 +258,93 @@ func (u *upstream) start() {
 	if stop {
 		u.hub.srv.stopConn(c)
 	}
-	if err != nil {
-		u.hub.srv.log.Warn("MCP server could not start", "profile", u.hub.profile, "server", u.cfg.Name, "err", err)
+	if fault != nil {
+		u.hub.srv.log.Warn("MCP server could not start", "profile", u.hub.profile, "server", u.cfg.Name, "err", fault.Error)
+		u.report(*fault)
 	}
 	u.hub.publish()
 }
 
-// failLocked records a failure; ran is how long the failed run lasted.
-func (u *upstream) failLocked(reason string, ran time.Duration) {
+// failLocked records a failure of the current run (or start attempt): the
+// run is gone, the server restarting after a backoff that grows with the
+// failures in a row. ran is how long the run lasted: a long one resets
+// the count. The tools stay listed.
+func (u *upstream) failLocked(reason, msg string, ran time.Duration) *Fault {
 	if ran >= stableRun {
 		u.failures = 0
 	}
 	u.failures++
-	u.state, u.lastErr, u.conn, u.tools = StateFailed, reason, nil, nil
-	u.retryAt = time.Now().Add(backoff(u.failures))
+	wait := backoff(u.failures)
+	u.state, u.lastErr, u.conn = StateRestarting, msg, nil
+	u.retryAt = time.Now().Add(wait)
+	return &Fault{Profile: u.hub.profile, Server: u.cfg.Name, Reason: reason, Error: msg, Failures: u.failures, RetryIn: wait}
+}
+
+// endRun ends the current run c against its will: it is stopped (a hung
+// process killed; the caller does not wait for it), the fault reported,
+// and a restart scheduled after the backoff. It reports whether c was
+// the current run.
+func (u *upstream) endRun(c *conn, reason, msg, tool string) bool {
+	u.mu.Lock()
+	current := u.conn == c && u.state == StateRunning
+	var fault *Fault
+	if current {
+		fault = u.failLocked(reason, u.redact(msg), time.Since(c.started))
+		fault.Tool = tool
+	}
+	u.mu.Unlock()
+	if !current {
+		return false
+	}
+	srv := u.hub.srv
+	srv.log.Warn("MCP server failed; restarting it", "profile", u.hub.profile, "server", u.cfg.Name, "reason", reason, "err", fault.Error, "retry_in", fault.RetryIn)
+	u.report(*fault)
+	if !c.hasExited() {
+		srv.spawn(func() { srv.killConn(c) })
+	}
+	u.restartAfter(fault.RetryIn)
+	return true
+}
+
+// restartAfter starts the upstream again once wait has passed, unless it
+// was started (by a call) or stopped meanwhile.
+func (u *upstream) restartAfter(wait time.Duration) {
+	srv := u.hub.srv
+	srv.spawn(func() {
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-u.ctx.Done():
+			return
+		}
+		u.mu.Lock()
+		due := u.state == StateRestarting
+		u.mu.Unlock()
+		if !due {
+			return
+		}
+		ctx, cancel := context.WithTimeout(u.ctx, srv.opts.StartTimeout+time.Second)
+		defer cancel()
+		u.ensure(ctx, false)
+	})
+}
+
+// report hands a fault to the gateway, for the audit log.
+func (u *upstream) report(f Fault) {
+	if on := u.hub.srv.opts.OnFault; on != nil {
+		on(f)
+	}
 }
 
 // exited is called by the process watcher of c.
 func (u *upstream) exited(c *conn) {
-	u.mu.Lock()
-	current := u.conn == c
-	if current && u.state == StateRunning {
-		u.failLocked(c.describeExit().Error(), time.Since(c.started))
-	}
-	u.mu.Unlock()
-	if current {
-		u.hub.srv.log.Warn("MCP server exited", "profile", u.hub.profile, "server", u.cfg.Name, "err", c.describeExit())
-		u.hub.publish()
-	}
+	u.endRun(c, FaultCrash, c.describeExit().Error(), "")
 }
 
 // stop ends the upstream for good.
 func (u *upstream) stop() {
+	u.cancel()
 	u.mu.Lock()
 	c := u.conn
 	u.state, u.conn, u.tools = stateStopped, nil, nil
@@ -230,6 +359,16 @@ func (u *upstream) snapshot() (state, lastErr string, retryAt time.Time, tools [
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	return u.state, u.lastErr, u.retryAt, u.tools
+}
+
+// failuresInARow is the count 'mcp list' shows for a server not running.
+func (u *upstream) failuresInARow() int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.state == StateRunning {
+		return 0
+	}
+	return u.failures
 }
 
 // launch connects (starting the process of a stdio server), initializes
@@ -254,7 +393,7 @@ func (u *upstream) launch() (*conn, []upstreamTool, error) {
 		case "notifications/progress":
 			tok, _ := n.Params.AdditionalFields["progressToken"].(string)
 			if relay, ok := u.progress.Load(tok); ok {
-				relay.(func(mcpgo.NotificationParams))(n.Params)
+				relay.(func(mcpgo.NotificationParams))(u.redactParams(n.Params))
 			}
 		}
 	})
@@ -291,8 +430,10 @@ func (u *upstream) launch() (*conn, []upstreamTool, error) {
 // redirect: the server's URL is the only place calls go.
 func (u *upstream) dial() (*conn, error) {
 	hc := &http.Client{Transport: outbound.Transport(), CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	// What the transport logs may quote the server (an error body).
+	logger := slog.New(redactingHandler{next: u.hub.srv.log.Handler(), redact: u.redact})
 	opts := []transport.StreamableHTTPCOption{transport.WithHTTPBasicClient(hc), transport.WithContinuousListening(),
-		transport.WithHTTPLogger(u.hub.srv.log)}
+		transport.WithHTTPLogger(logger)}
 	if ref := u.cfg.Credential; ref != "" {
 		get := u.hub.srv.opts.Credential
 		if get == nil {
@@ -308,6 +449,7 @@ func (u *upstream) dial() (*conn, error) {
 			if err != nil {
 				return nil
 			}
+			u.given.add(key)
 			return map[string]string{"Authorization": "Bearer " + key}
 		}))
 	}
@@ -453,7 +595,7 @@ func (u *upstream) listTools(ctx context.Context, c *conn) ([]upstreamTool, erro
 			return nil, err
 		}
 		if resp.Error != nil {
-			return nil, fmt.Errorf("error %d: %s", resp.Error.Code, resp.Error.Message)
+			return nil, fmt.Errorf("error %d: %s", resp.Error.Code, u.redact(resp.Error.Message))
 		}
 		var page struct {
 			Tools      []json.RawMessage `json:"tools"`
@@ -463,6 +605,12 @@ func (u *upstream) listTools(ctx context.Context, c *conn) ([]upstreamTool, erro
 			return nil, fmt.Errorf("invalid tools/list answer: %w", err)
 		}
 		for _, raw := range page.Tools {
+			// What the server says about a tool reaches the model, and is
+			// what is pinned.
+			raw, err := u.redactJSON(raw)
+			if err != nil {
+				return nil, fmt.Errorf("invalid tool definition: %w", err)
+			}
 			var t upstreamTool
 			if err := json.Unmarshal(raw, &t); err != nil {
 				return nil, fmt.Errorf("invalid tool definition: %w", err)
@@ -498,7 +646,7 @@ func (u *upstream) relist(c *conn) {
 			return
 		}
 		if err != nil {
-			srv.log.Warn("MCP server tools could not be listed again", "profile", u.hub.profile, "server", u.cfg.Name, "err", err)
+			srv.log.Warn("MCP server tools could not be listed again", "profile", u.hub.profile, "server", u.cfg.Name, "err", u.redact(err.Error()))
 			return
 		}
 		u.hub.publish()
@@ -511,7 +659,7 @@ func (u *upstream) relist(c *conn) {
 // once more. With onProgress, the call asks for progress and the
 // upstream's notifications/progress for it are handed to onProgress.
 func (u *upstream) call(ctx context.Context, tool string, args json.RawMessage, onProgress func(mcpgo.NotificationParams)) (*mcpgo.CallToolResult, error) {
-	ctx, cancel := context.WithTimeout(ctx, u.cfg.Timeout)
+	ctx, cancel := context.WithTimeoutCause(ctx, u.cfg.Timeout, errCallTimeout)
 	defer cancel()
 	var meta *mcpgo.Meta
 	if onProgress != nil {
@@ -521,7 +669,10 @@ func (u *upstream) call(ctx context.Context, tool string, args json.RawMessage, 
 		meta = &mcpgo.Meta{ProgressToken: tok}
 	}
 	for attempt := 0; ; attempt++ {
-		if err := u.ensure(ctx); err != nil {
+		if err := u.ensure(ctx, true); err != nil {
+			if context.Cause(ctx) == errCallTimeout {
+				return nil, fmt.Errorf("the server did not start within the call's %s", u.cfg.Timeout)
+			}
 			return nil, err
 		}
 		u.mu.Lock()
@@ -538,19 +689,39 @@ func (u *upstream) call(ctx context.Context, tool string, args json.RawMessage, 
 		switch {
 		case err == nil:
 			return res, nil
+		case context.Cause(ctx) == errCallTimeout:
+			// A server that does not answer may answer nothing more (a
+			// stdio server that hung answers no later call either): its
+			// run ends and it is restarted.
+			msg := fmt.Sprintf("no answer to %s within %s", tool, u.cfg.Timeout)
+			u.endRun(c, FaultTimeout, msg, tool)
+			return nil, fmt.Errorf("no answer within %s; the server was stopped and is restarting", u.cfg.Timeout)
 		case errors.Is(err, context.DeadlineExceeded):
 			return nil, fmt.Errorf("no answer within %s", u.cfg.Timeout)
 		case errors.Is(err, transport.ErrTransportClosed):
-			return nil, errors.New("the server exited during the call")
+			if c.cmd != nil {
+				// An exit is reported by the process watcher, which
+				// restarts the server.
+				select {
+				case <-c.exited:
+					return nil, fmt.Errorf("the server exited during the call (%s); it is restarting", u.redact(c.describeExit().Error()))
+				case <-time.After(stopGrace):
+				}
+			}
+			if u.endRun(c, FaultCrash, "it closed its connection during a call", tool) || !c.hasExited() {
+				return nil, errors.New("the server closed its connection during the call; it is restarting")
+			}
+			return nil, errors.New("the server was stopped during the call; it is restarting")
 		case errors.Is(err, transport.ErrSessionTerminated) && attempt == 0:
-			u.drop(c, "its session ended", true)
+			u.drop(c)
 			continue
 		case c.cmd == nil && isTransportError(err):
-			// The HTTP server cannot be reached: its tools go until it can.
-			u.drop(c, err.Error(), false)
-			return nil, err
+			// The HTTP server cannot be reached: its run ends and it is
+			// tried again after a backoff.
+			u.endRun(c, FaultUnreachable, err.Error(), tool)
+			return nil, errors.New(u.redact(err.Error()))
 		default:
-			return nil, err
+			return nil, errors.New(u.redact(err.Error()))
 		}
 	}
 }
@@ -562,22 +733,17 @@ func isTransportError(err error) bool {
 	return errors.As(err, &e)
 }
 
-// drop ends the current connection c after a failure; now skips the
-// backoff, for a session that only needs initializing again.
-func (u *upstream) drop(c *conn, reason string, now bool) {
+// drop ends the current run c of an HTTP server that no longer knows its
+// session (it restarted, or expired it): it is initialized again at once.
+func (u *upstream) drop(c *conn) {
 	u.mu.Lock()
 	current := u.conn == c && u.state == StateRunning
 	if current {
-		u.failLocked(reason, time.Since(c.started))
-		if now {
-			u.retryAt = time.Now()
-			u.failures--
-		}
+		u.state, u.conn, u.retryAt = StateRestarting, nil, time.Now()
 	}
 	u.mu.Unlock()
 	if current {
 		u.hub.srv.stopConn(c)
-		u.hub.publish()
 	}
 }
 

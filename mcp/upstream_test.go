@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -71,7 +72,7 @@ func TestUpstreamToolsPerProfile(t *testing.T) {
 	w.addServer("a", "up", upstreamCommand(t, "-record", rec))
 	a := w.client(t, "a1")
 	a.initialize("2025-11-25")
-	want := []string{"session_audit", "session_info", "session_usage", "up__crash", "up__echo", "up__probe", "up__progress", "up__set_desc", "up__slow"}
+	want := []string{"session_audit", "session_info", "session_usage", "up__crash", "up__echo", "up__hang", "up__probe", "up__progress", "up__set_desc", "up__slow"}
 	if got := a.toolNames(); !slices.Equal(got, want) {
 		t.Errorf("profile a's tools: got %v, want %v", got, want)
 	}
@@ -213,17 +214,16 @@ func TestCrashedUpstreamRestarts(t *testing.T) {
 	if r := c.tool("up__crash", map[string]any{}); !r.IsError {
 		t.Errorf("crash: got %q, want an error result", r.text())
 	}
-	waitFor(t, 10*time.Second, "the crash to be noticed", func() bool { return w.status("a", "up").State == StateFailed })
-	st := w.status("a", "up")
-	if !strings.Contains(st.Error, "exited with status 3: boom") {
-		t.Errorf("after the crash: got error %q, want its status and stderr", st.Error)
+	waitFor(t, 10*time.Second, "the crash to be noticed", func() bool { return len(w.faultsOf("a", "up")) == 1 })
+	if f := w.faultsOf("a", "up")[0]; f.Reason != FaultCrash || !strings.Contains(f.Error, "exited with status 3: boom") {
+		t.Errorf("after the crash: got %+v, want a crash with its status and stderr", f)
 	}
 	if !gone(first) {
 		t.Errorf("the crashed upstream (pid %d) is still there", first)
 	}
-	// Its tools are gone until it runs again, then back (after the backoff).
+	// It is restarted after the backoff, without waiting for a call.
 	waitFor(t, 15*time.Second, "the upstream to come back", func() bool {
-		return slices.Contains(c.toolNames(), "up__echo")
+		return w.status("a", "up").State == StateRunning
 	})
 	if second := readPid(t, pidFile); second == first {
 		t.Errorf("restarted upstream has the old pid %d", first)
@@ -310,6 +310,8 @@ func TestUpstreamCallTimeout(t *testing.T) {
 	if d := time.Since(start); d > 10*time.Second {
 		t.Errorf("the timeout took %s", d)
 	}
+	// The timeout ended the server's run; it is restarted.
+	waitFor(t, 20*time.Second, "the restart", func() bool { return w.status("a", "up").State == StateRunning })
 	if r := c.tool("up__echo", map[string]any{}); r.IsError {
 		t.Errorf("the upstream is unusable after a timeout: %s", r.text())
 	}
@@ -322,9 +324,10 @@ func TestHangingUpstreamStartTimesOut(t *testing.T) {
 	w.addServer("a", "up", upstreamCommand(t))
 	c := w.client(t, "a1")
 	c.initialize("2025-11-25")
-	if names := c.toolNames(); !slices.Contains(names, "up__echo") {
-		t.Errorf("tools: got %v, want up's despite hang", names)
-	}
+	// up gets the same 1s to start, which a busy machine may not give it
+	// the first time: it is retried (after its backoff) by later listings,
+	// none of which hang holds up for longer than the start timeout.
+	waitFor(t, 30*time.Second, "up's tools to be listed despite hang", func() bool { return slices.Contains(c.toolNames(), "up__echo") })
 	waitFor(t, 10*time.Second, "hang to fail", func() bool { return w.status("a", "hang").State != StateStarting })
 	if st := w.status("a", "hang"); st.State != StateFailed || !strings.Contains(st.Error, "no answer within 1s") {
 		t.Errorf("hang: got %q %q, want failed with a timeout", st.State, st.Error)
@@ -524,5 +527,46 @@ func TestPostToolUseSeesEverything(t *testing.T) {
 	defer mu.Unlock()
 	if len(judged) != 2 || !strings.Contains(judged[1], `"isError":true`) {
 		t.Errorf("judged outputs: got %q, want the result and then the error result", judged)
+	}
+}
+
+// TestAmbiguousJSONNeverReachesHookOrUpstream: a call whose JSON two
+// readers could read differently (a key twice, twice but for case, an
+// envelope member in another case) is refused with a JSON-RPC error that
+// says what is wrong; neither the hooks nor the upstream see it.
+func TestAmbiguousJSONNeverReachesHookOrUpstream(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	rec := filepath.Join(w.homes["a"], "rec")
+	w.addServer("a", "up", upstreamCommand(t, "-record", rec))
+	c := w.ready(t, "a1")
+	for _, tc := range []struct {
+		name, body string
+		code       int
+		msg        string
+	}{
+		{"duplicate argument", `{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"up__echo","arguments":{"text":"safe","text":"EVIL"}}}`, -32602, `the key "text" appears twice in params.arguments`},
+		{"arguments differing in case", `{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"up__echo","arguments":{"text":"safe","Text":"EVIL"}}}`, -32602, "differ only in case"},
+		{"duplicate deep down", `{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"up__echo","arguments":{"a":[{"b":1,"b":2}]}}}`, -32602, "params.arguments.a[0]"},
+		{"two tool names", `{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"up__echo","name":"up__crash","arguments":{}}}`, -32602, `"name" appears twice`},
+		{"Method", `{"jsonrpc":"2.0","id":7,"method":"ping","Method":"tools/call","params":{"name":"up__echo","arguments":{}}}`, -32600, `must be written "method"`},
+		{"PARAMS", `{"jsonrpc":"2.0","id":7,"method":"tools/call","PARAMS":{"name":"up__echo","arguments":{}}}`, -32600, `must be written "params"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := c.post(tc.body)
+			if r.Code != http.StatusBadRequest {
+				t.Errorf("got HTTP %d, want 400", r.Code)
+			}
+			m := answer(t, r, 7)
+			if m.Error == nil || m.Error.Code != tc.code || !strings.Contains(m.Error.Message, tc.msg) {
+				t.Errorf("got %+v, want JSON-RPC error %d saying %q", m.Error, tc.code, tc.msg)
+			}
+		})
+	}
+	if v := w.vets(); len(v) != 0 {
+		t.Errorf("the hooks judged %d refused calls, want none", len(v))
+	}
+	if got := recorded(t, rec); len(got) != 0 {
+		t.Errorf("the upstream received %q, want no call", got)
 	}
 }

@@ -3,10 +3,14 @@ package mcp
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"unicode/utf8"
+
+	"github.com/neullabs/ringlet/internal/strictjson"
 )
 
 // Limits on what /mcp accepts. Both are checked before any decoder sees
@@ -22,6 +26,7 @@ const (
 const (
 	codeParseError     = -32700
 	codeInvalidRequest = -32600
+	codeInvalidParams  = -32602
 )
 
 // wireError is a message refused before it reached the MCP server.
@@ -29,6 +34,7 @@ type wireError struct {
 	status int // HTTP status
 	code   int // JSON-RPC code
 	msg    string
+	id     json.RawMessage // the message's id, when it could be read
 }
 
 func (e *wireError) Error() string { return e.msg }
@@ -44,36 +50,92 @@ type message struct {
 
 func (m *message) isRequest() bool { return m.Method != "" && len(m.ID) > 0 && string(m.ID) != "null" }
 
+// rpcNames are the member names of JSON-RPC and of MCP's request params
+// that encoding/json (mcp-go's decoder, and Ringlet's) would also match in
+// another case: a message must write them exactly.
+var rpcNames = strictjson.Checker{Exact: map[string][]string{
+	"":             {"jsonrpc", "id", "method", "params", "result", "error"},
+	"params":       {"name", "arguments", "_meta", "cursor", "protocolVersion", "capabilities", "clientInfo"},
+	"params._meta": {"progressToken"},
+	"error":        {"code", "message", "data"},
+}}
+
 // checkMessage vets the body of a POST: one JSON-RPC message (an object:
 // batches were removed from MCP in 2025-06-18), valid UTF-8 (the standard
 // decoder would silently replace invalid bytes, so what a hook approved
 // and what was forwarded could differ), valid JSON, nesting at most
-// MaxDepth.
+// MaxDepth, and nothing two readers could read differently (a key twice
+// in one object at any depth, or twice but for case; a JSON-RPC or MCP
+// member name in another case): a hook and an upstream must see the same
+// arguments.
 func checkMessage(body []byte) (*message, *wireError) {
 	trimmed := bytes.TrimLeft(body, " \t\r\n")
 	if len(trimmed) == 0 {
-		return nil, &wireError{http.StatusBadRequest, codeInvalidRequest, "empty body; send one JSON-RPC message"}
+		return nil, &wireError{status: http.StatusBadRequest, code: codeInvalidRequest, msg: "empty body; send one JSON-RPC message"}
 	}
 	if !utf8.Valid(body) {
-		return nil, &wireError{http.StatusBadRequest, codeParseError, "the body is not valid UTF-8"}
+		return nil, &wireError{status: http.StatusBadRequest, code: codeParseError, msg: "the body is not valid UTF-8"}
 	}
 	if trimmed[0] == '[' {
-		return nil, &wireError{http.StatusBadRequest, codeInvalidRequest, "JSON-RPC batches are not supported; send one message per request"}
+		return nil, &wireError{status: http.StatusBadRequest, code: codeInvalidRequest, msg: "JSON-RPC batches are not supported; send one message per request"}
 	}
 	if d := depth(body); d > MaxDepth {
-		return nil, &wireError{http.StatusBadRequest, codeInvalidRequest, fmt.Sprintf("the message nests deeper than %d levels", MaxDepth)}
+		return nil, &wireError{status: http.StatusBadRequest, code: codeInvalidRequest, msg: fmt.Sprintf("the message nests deeper than %d levels", MaxDepth)}
 	}
 	if !json.Valid(body) {
-		return nil, &wireError{http.StatusBadRequest, codeParseError, "the body is not valid JSON"}
+		return nil, &wireError{status: http.StatusBadRequest, code: codeParseError, msg: "the body is not valid JSON"}
 	}
 	if trimmed[0] != '{' {
-		return nil, &wireError{http.StatusBadRequest, codeInvalidRequest, "a JSON-RPC message must be a JSON object"}
+		return nil, &wireError{status: http.StatusBadRequest, code: codeInvalidRequest, msg: "a JSON-RPC message must be a JSON object"}
+	}
+	if err := rpcNames.Check(body); err != nil {
+		we := &wireError{status: http.StatusBadRequest, code: codeInvalidRequest, msg: err.Error()}
+		var se *strictjson.Error
+		if errors.As(err, &se) {
+			if p := se.Path; p == "params" || strings.HasPrefix(p, "params.") || strings.HasPrefix(p, "params[") {
+				we.code = codeInvalidParams
+			}
+		}
+		we.id = soleID(body)
+		return nil, we
 	}
 	var m message
 	if err := json.Unmarshal(body, &m); err != nil {
-		return nil, &wireError{http.StatusBadRequest, codeInvalidRequest, "not a JSON-RPC message: " + err.Error()}
+		return nil, &wireError{status: http.StatusBadRequest, code: codeInvalidRequest, msg: "not a JSON-RPC message: " + err.Error()}
 	}
 	return &m, nil
+}
+
+// soleID is the id of a message refused as ambiguous, when its id is not:
+// the top-level object has exactly one member named "id" in any case, and
+// it is written "id". Else nil (the error goes out with id null).
+func soleID(body []byte) json.RawMessage {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return nil
+	}
+	var id json.RawMessage
+	n := 0
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return nil
+		}
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return nil
+		}
+		if k, _ := t.(string); strings.EqualFold(k, "id") {
+			n++
+			if k == "id" {
+				id = v
+			}
+		}
+	}
+	if n != 1 {
+		return nil
+	}
+	return id
 }
 
 // depth is the deepest nesting of objects and arrays in data, ignoring

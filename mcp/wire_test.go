@@ -6,6 +6,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/neullabs/ringlet/internal/strictjson"
 )
 
 func TestCheckMessage(t *testing.T) {
@@ -28,6 +30,18 @@ func TestCheckMessage(t *testing.T) {
 		{"invalid UTF-8 in a string", "{\"a\":\"\xc3\x28\"}", codeParseError},
 		{"id of wrong type", `{"jsonrpc":"2.0","id":{},"method":"ping"}`, 0},
 		{"method of wrong type", `{"jsonrpc":"2.0","id":1,"method":5}`, codeInvalidRequest},
+		{"duplicate argument", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"up__echo","arguments":{"text":"safe","text":"EVIL"}}}`, codeInvalidParams},
+		{"duplicate deep in the arguments", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x","arguments":{"a":[{"b":{"c":1,"c":2}}]}}}`, codeInvalidParams},
+		{"arguments differing only in case", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x","arguments":{"text":"safe","Text":"EVIL"}}}`, codeInvalidParams},
+		{"duplicate params member", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a__safe","name":"a__evil"}}`, codeInvalidParams},
+		{"params member in another case", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x","Arguments":{}}}`, codeInvalidParams},
+		{"duplicate method", `{"jsonrpc":"2.0","id":1,"method":"ping","method":"tools/call"}`, codeInvalidRequest},
+		{"Method", `{"jsonrpc":"2.0","id":1,"Method":"tools/call"}`, codeInvalidRequest},
+		{"PARAMS", `{"jsonrpc":"2.0","id":1,"method":"tools/call","PARAMS":{}}`, codeInvalidRequest},
+		{"ID", `{"jsonrpc":"2.0","ID":1,"method":"ping"}`, codeInvalidRequest},
+		{"JsonRpc", `{"JsonRpc":"2.0","id":1,"method":"ping"}`, codeInvalidRequest},
+		{"unpaired surrogate in a key", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x","arguments":{"\ud800":1,"\udbff":2}}}`, codeInvalidParams},
+		{"same key in sibling objects", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x","arguments":{"a":{"t":1},"b":{"t":2}}}}`, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := checkMessage([]byte(tc.body))
@@ -44,7 +58,8 @@ func TestCheckMessage(t *testing.T) {
 }
 
 // FuzzCheckMessage: whatever checkMessage accepts is one valid UTF-8 JSON
-// object no deeper than MaxDepth, and it never panics.
+// object no deeper than MaxDepth with no key twice in an object (in any
+// case), and it never panics.
 func FuzzCheckMessage(f *testing.F) {
 	for _, s := range []string{
 		`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a__b","arguments":{"x":[1,{"y":"z"}]}}}`,
@@ -66,6 +81,9 @@ func FuzzCheckMessage(f *testing.F) {
 		}
 		if d := depth(body); d > MaxDepth {
 			t.Fatalf("accepted depth %d", d)
+		}
+		if err := strictjson.Check(body); err != nil {
+			t.Fatalf("accepted a body two readers could read differently: %v", err)
 		}
 	})
 }

@@ -334,7 +334,20 @@ func (a *app) claudeToolUse(ctx context.Context, event string) (reason string, a
 	}
 	defer resp.Body.Close()
 	var d hook.Decision
-	if resp.StatusCode != http.StatusOK || json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&d) != nil {
+	if resp.StatusCode != http.StatusOK {
+		// The daemon's own refusal (a tool input it will not judge, such
+		// as one with a key twice) says what is wrong.
+		var e struct {
+			Error struct {
+				Message string `json:"message"`
+			} `json:"error"`
+		}
+		if json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&e) == nil && e.Error.Message != "" {
+			return fmt.Sprintf("%sthe Ringlet daemon refused to check the hooks (HTTP %d): %s", blocked, resp.StatusCode, e.Error.Message), false
+		}
+		return fmt.Sprintf("%sthe Ringlet daemon could not check the hooks (HTTP %d)", blocked, resp.StatusCode), false
+	}
+	if json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&d) != nil {
 		return fmt.Sprintf("%sthe Ringlet daemon could not check the hooks (HTTP %d)", blocked, resp.StatusCode), false
 	}
 	if d.Allow {

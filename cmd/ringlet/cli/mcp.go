@@ -234,6 +234,9 @@ tool: visible, changed (hidden until 'ringlet mcp approve') or invalid
 				if s.Error != "" {
 					state += ": " + s.Error
 				}
+				if s.Failures > 1 {
+					state += fmt.Sprintf(" (%d failures in a row)", s.Failures)
+				}
 				target := s.URL
 				if target == "" {
 					target = strings.Join(s.Command, " ")

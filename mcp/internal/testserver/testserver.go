@@ -13,6 +13,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
@@ -24,6 +25,8 @@ import (
 //	echo        answers with its raw arguments
 //	slow        sleeps for its "ms" argument, then answers
 //	crash       exits the process with status 3 and "boom" on stderr
+//	hang        hangs the whole server: it never answers, and reads and
+//	            answers nothing more
 //	set_desc    changes echo's description (and says tools/list_changed)
 //	probe       reads the file "read" and/or connects to "connect" (host:port),
 //	            answering what it could: for the sandbox tests
@@ -65,10 +68,20 @@ func Run(args []string) int {
 		os.Exit(3)
 		return nil, nil
 	})
+	// A stopped process (SIGSTOP) would do, but the kernel continues a
+	// stopped process group that it finds orphaned, which a Go parent's
+	// threads coming and going can make it.
+	hung := make(chan struct{})
+	hangOnce := sync.OnceFunc(func() { close(hung) })
+	s.AddTool(mcpgo.NewTool("hang"), func(ctx context.Context, req mcpgo.CallToolRequest) (*mcpgo.CallToolResult, error) {
+		hangOnce()
+		forever()
+		return nil, nil
+	})
 	if *badTool {
 		s.AddTool(mcpgo.NewTool("bad name!"), echo)
 	}
-	var in io.Reader = os.Stdin
+	var in io.Reader = hangingReader{os.Stdin, hung}
 	if *record != "" {
 		f, err := os.OpenFile(*record, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 		if err != nil {
@@ -81,6 +94,35 @@ func Run(args []string) int {
 		fmt.Fprintln(os.Stderr, err)
 	}
 	return 0
+}
+
+// hangingReader reads nothing more once hung is closed.
+type hangingReader struct {
+	r    io.Reader
+	hung chan struct{}
+}
+
+func (h hangingReader) Read(p []byte) (int, error) {
+	select {
+	case <-h.hung:
+		forever()
+	default:
+	}
+	n, err := h.r.Read(p)
+	select {
+	case <-h.hung:
+		forever()
+	default:
+	}
+	return n, err
+}
+
+// forever blocks the goroutine for good (sleeping, so that the runtime
+// never takes the hung process for deadlocked and ends it).
+func forever() {
+	for {
+		time.Sleep(time.Hour)
+	}
 }
 
 func echo(ctx context.Context, req mcpgo.CallToolRequest) (*mcpgo.CallToolResult, error) {
