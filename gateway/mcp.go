@@ -22,6 +22,7 @@ import (
 	"github.com/neullabs/ringlet/credentials"
 	"github.com/neullabs/ringlet/hook"
 	"github.com/neullabs/ringlet/mcp"
+	"github.com/neullabs/ringlet/privatefile"
 	"github.com/neullabs/ringlet/profile"
 	"github.com/neullabs/ringlet/sandbox"
 	"github.com/neullabs/ringlet/version"
@@ -79,16 +80,20 @@ func (s *Server) mcpFault(f mcp.Fault) {
 }
 
 // mcpLaunch is where a profile's upstream servers run: HOME is the
-// profile's, the working directory its workspace (else its HOME).
+// profile's sandboxed HOME, or its unsandboxed one for --no-sandbox
+// servers; the working directory is its workspace (else that HOME).
 func (s *Server) mcpLaunch(alias string) (mcp.Launch, error) {
 	p, err := s.opts.Profiles.Get(alias)
 	if err != nil {
 		return mcp.Launch{}, err
 	}
-	l := mcp.Launch{Home: s.opts.Profiles.Home(alias)}
-	l.Dir = l.Home
+	l := mcp.Launch{Home: s.opts.Profiles.Home(alias), UnsandboxedHome: s.opts.Profiles.UnsandboxedHome(alias)}
+	l.Dir, l.UnsandboxedDir = l.Home, l.UnsandboxedHome
 	if fi, err := os.Stat(p.Workspace); p.Workspace != "" && err == nil && fi.IsDir() {
-		l.Dir = p.Workspace
+		l.Dir, l.UnsandboxedDir = p.Workspace, p.Workspace
+	}
+	if err := privatefile.EnsureDir(l.UnsandboxedHome); err != nil {
+		return mcp.Launch{}, err
 	}
 	l.Sandbox = func(cfg mcp.ServerConfig, argv, env []string) ([]string, []byte, error) {
 		// Checked again at every start: the profile may predate the check

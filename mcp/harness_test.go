@@ -22,12 +22,14 @@ import (
 // record what reached them; Vet records what it judged and denies while
 // deny is set.
 type world struct {
-	t       *testing.T
-	srv     *Server
-	store   *Store
-	h       http.Handler
-	homes   map[string]string
-	callers map[string]*Caller
+	t     *testing.T
+	srv   *Server
+	store *Store
+	h     http.Handler
+	homes map[string]string
+	// unsandboxed are the HOMEs of --no-sandbox servers.
+	unsandboxed map[string]string
+	callers     map[string]*Caller
 
 	mu     sync.Mutex
 	api    []apiCall
@@ -49,17 +51,20 @@ type vetCall struct {
 func newWorld(t *testing.T, opts ...func(*Options)) *world {
 	t.Helper()
 	dir := t.TempDir()
-	w := &world{t: t, store: NewStore(filepath.Join(dir, "config")), homes: map[string]string{}}
+	w := &world{t: t, store: NewStore(filepath.Join(dir, "config")), homes: map[string]string{}, unsandboxed: map[string]string{}}
 	for _, p := range []string{"a", "b"} {
 		w.homes[p] = filepath.Join(dir, "home-"+p)
-		if err := os.MkdirAll(w.homes[p], 0o700); err != nil {
-			t.Fatal(err)
+		w.unsandboxed[p] = filepath.Join(dir, "home-unsandboxed-"+p)
+		for _, d := range []string{w.homes[p], w.unsandboxed[p]} {
+			if err := os.MkdirAll(d, 0o700); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 	o := Options{
 		Store: w.store,
 		Launch: func(p string) (Launch, error) {
-			return Launch{Home: w.homes[p], Dir: w.homes[p]}, nil
+			return Launch{Home: w.homes[p], Dir: w.homes[p], UnsandboxedHome: w.unsandboxed[p], UnsandboxedDir: w.unsandboxed[p]}, nil
 		},
 		Version:      "test",
 		StartTimeout: 20 * time.Second,

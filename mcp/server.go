@@ -31,8 +31,13 @@ import (
 
 // Launch is where a profile's upstream servers run.
 type Launch struct {
-	Home string // their HOME: the profile's
+	Home string // the HOME of sandboxed servers: the profile's
 	Dir  string // their working directory
+	// UnsandboxedHome and UnsandboxedDir are the HOME and working
+	// directory of servers added with --no-sandbox: the profile's
+	// unsandboxed HOME, never one a sandbox can write, and the workspace
+	// (else that HOME).
+	UnsandboxedHome, UnsandboxedDir string
 	// Sandbox returns the command line that runs argv (with env, in Dir)
 	// inside the profile's sandbox for cfg, and what to pass on file
 	// descriptor 3 (nil for nothing). Nil means servers cannot be

@@ -478,7 +478,19 @@ func (u *upstream) spawn() (*conn, error) {
 	env := []string{"PATH=" + srv.opts.Path, "HOME=" + where.Home, "LANG=C.UTF-8"}
 	var cmd *exec.Cmd
 	var fd3 []byte
+	attr := child.Attr()
+	dir := where.Dir
 	if u.cfg.NoSandbox {
+		// Unconfined, as the user: never with a HOME or working directory
+		// that a sandboxed agent could have written (a .npmrc, a .pth),
+		// and in a PID namespace of its own where the kernel allows, so
+		// that what it starts (npx's node) dies with it and the daemon.
+		if where.UnsandboxedHome == "" {
+			return nil, errors.New("no HOME for servers that run without a sandbox")
+		}
+		env[1] = "HOME=" + where.UnsandboxedHome
+		dir = where.UnsandboxedDir
+		attr, _ = child.Contained()
 		cmd = exec.Command(bin, u.cfg.Command[1:]...)
 		cmd.Args[0] = u.cfg.Command[0]
 		cmd.Env = env
@@ -494,8 +506,8 @@ func (u *upstream) spawn() (*conn, error) {
 		cmd.Env = []string{"PATH=" + srv.opts.Path, "LANG=C.UTF-8"}
 		fd3 = opts
 	}
-	cmd.Dir = where.Dir
-	cmd.SysProcAttr = child.Attr()
+	cmd.Dir = dir
+	cmd.SysProcAttr = attr
 	// A grandchild that keeps stderr open must not hold up Wait.
 	cmd.WaitDelay = stopGrace
 	c := &conn{cmd: cmd, stderr: &tail{}, exited: make(chan struct{})}

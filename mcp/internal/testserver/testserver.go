@@ -53,7 +53,7 @@ func Run(args []string) int {
 		os.WriteFile(*envFile, []byte(strings.Join(os.Environ(), "\n")), 0o600)
 	}
 	if *pidFile != "" {
-		os.WriteFile(*pidFile, []byte(strconv.Itoa(os.Getpid())), 0o600)
+		os.WriteFile(*pidFile, []byte(strconv.Itoa(hostPID())), 0o600)
 	}
 	if *die {
 		fmt.Fprintln(os.Stderr, "cannot start: no config")
@@ -193,4 +193,16 @@ func New(desc string) *server.MCPServer {
 		return mcpgo.NewToolResultText("ok"), nil
 	})
 	return s
+}
+
+// hostPID is this process's pid as the host sees it: a server run without
+// a sandbox may be the first process of a PID namespace of its own, where
+// os.Getpid says 1, while /proc is still the host's.
+func hostPID() int {
+	if self, err := os.Readlink("/proc/self"); err == nil {
+		if pid, err := strconv.Atoi(self); err == nil {
+			return pid
+		}
+	}
+	return os.Getpid()
 }
