@@ -73,7 +73,7 @@ func (s *Server) mcpLaunch(alias string) (mcp.Launch, error) {
 	if fi, err := os.Stat(p.Workspace); p.Workspace != "" && err == nil && fi.IsDir() {
 		l.Dir = p.Workspace
 	}
-	l.Sandbox = func(cfg mcp.ServerConfig, argv, env []string) ([]string, []byte, error) {
+	l.Sandbox = func(cfg mcp.ServerConfig, argv, env []string) ([]string, [][]byte, error) {
 		// Checked again at every start: the profile may predate the check
 		// at create time, or its file may have been edited.
 		paths := append(append(append(append([]string{l.Dir}, p.ReadOnly...), p.ReadWrite...), cfg.ReadOnly...), cfg.ReadWrite...)
@@ -91,7 +91,7 @@ func (s *Server) mcpLaunch(alias string) (mcp.Launch, error) {
 // outside files), the profile's and the server's --ro/--rw paths, no
 // network unless the server was added with --network host. It sees no
 // daemon socket, token, key or other profile.
-func mcpSandbox(p profile.Profile, l mcp.Launch, cfg mcp.ServerConfig, argv, env []string) ([]string, []byte, error) {
+func mcpSandbox(p profile.Profile, l mcp.Launch, cfg mcp.ServerConfig, argv, env []string) ([]string, [][]byte, error) {
 	tool, err := sandbox.Find()
 	if err == nil {
 		// bwrap's own failure (user namespaces blocked) would reach 'mcp

@@ -17,6 +17,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/neullabs/ringlet/audit"
+	"github.com/neullabs/ringlet/sandbox"
 )
 
 // scrollbackSize bounds what a terminal keeps for viewers who attach late.
@@ -70,14 +71,15 @@ func (t *terminal) info() TerminalInfo {
 // and the initial window size.
 type TerminalStart struct {
 	Argv []string `json:"argv"`
-	// FD3, when set, is handed to the program on descriptor 3 (bwrap's
-	// --args 3 reads its options there): a command line is readable by
-	// everyone in /proc, and the options carry the session token.
-	FD3  []byte   `json:"fd3,omitempty"`
-	Env  []string `json:"env"`
-	Dir  string   `json:"dir"`
-	Cols uint16   `json:"cols"`
-	Rows uint16   `json:"rows"`
+	// Files are handed to the program on descriptors 3, 4, ... (bwrap's
+	// options for --args 3, its seccomp filter): a command line is
+	// readable by everyone in /proc, and the options carry the session
+	// token.
+	Files [][]byte `json:"files,omitempty"`
+	Env   []string `json:"env"`
+	Dir   string   `json:"dir"`
+	Cols  uint16   `json:"cols"`
+	Rows  uint16   `json:"rows"`
 }
 
 func (s *Server) handleTerminalStart(w http.ResponseWriter, r *http.Request) {
@@ -100,18 +102,17 @@ func (s *Server) handleTerminalStart(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusConflict, "exists", "session "+sess.ID+" already has a terminal")
 		return
 	}
-	cmd := exec.Command(req.Argv[0], req.Argv[1:]...)
-	var argsW *os.File
-	if len(req.FD3) > 0 {
-		pr, pw, err := os.Pipe()
-		if err != nil {
-			writeError(w, http.StatusInternalServerError, "internal", err.Error())
-			return
-		}
-		defer pr.Close()
-		argsW = pw
-		cmd.ExtraFiles = []*os.File{pr}
+	if len(req.Files) > 8 {
+		writeError(w, http.StatusBadRequest, "bad_request", "at most 8 files may be handed to the program")
+		return
 	}
+	cmd := exec.Command(req.Argv[0], req.Argv[1:]...)
+	pipes, err := sandbox.NewPipes(req.Files)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "internal", err.Error())
+		return
+	}
+	cmd.ExtraFiles = pipes.Files()
 	cmd.Env = req.Env
 	if cmd.Env == nil {
 		cmd.Env = []string{}
@@ -122,13 +123,8 @@ func (s *Server) handleTerminalStart(w http.ResponseWriter, r *http.Request) {
 	// (after bwrap's --new-session) takes it as its own, so that resizes
 	// reach it as SIGWINCH. bwrap leads a process group, for kill.
 	f, err := startOnPTY(cmd, size)
-	if argsW != nil {
-		if err == nil {
-			// bwrap reads all its options first; a pipe holds 64 KiB.
-			argsW.Write(req.FD3)
-		}
-		argsW.Close()
-	}
+	// bwrap reads all its options first; a pipe holds 64 KiB.
+	pipes.Started(err == nil)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "start_failed", "could not start the agent: "+err.Error())
 		return

@@ -18,8 +18,12 @@ import (
 // /run and /var/tmp, the profile's HOME and the workspace read-write, and
 // nothing else of the host. It never binds $XDG_RUNTIME_DIR, D-Bus, SSH or
 // GPG agent sockets, docker.sock, X11 or Ringlet's own config dir.
+//
+// bwrap loads the seccomp filter from descriptor 3 (--seccomp 3): the
+// caller passes SeccompFilter() there (exec.Cmd.ExtraFiles[0]). Without
+// it bwrap refuses to start; it never runs the command unfiltered.
 func (p *Policy) Args(bwrap string) ([]string, error) {
-	opts, command, err := p.build(bwrap)
+	opts, command, err := p.build(bwrap, 3)
 	if err != nil {
 		return nil, err
 	}
@@ -29,9 +33,14 @@ func (p *Policy) Args(bwrap string) ([]string, error) {
 // ArgsFD is Args with bwrap's options moved off its command line, which
 // every user of the host can read in /proc, to file descriptor 3 (bwrap
 // --args 3): they carry the agent's environment, session token included.
-// The caller passes opts, NUL-separated, on fd 3, e.g. through a pipe.
-func (p *Policy) ArgsFD(bwrap string) (argv []string, opts []byte, err error) {
-	o, command, err := p.build(bwrap)
+// files are what the caller passes on descriptors 3 and 4 (see Pipes):
+// the options, NUL-separated, then the seccomp filter.
+func (p *Policy) ArgsFD(bwrap string) (argv []string, files [][]byte, err error) {
+	o, command, err := p.build(bwrap, 4)
+	if err != nil {
+		return nil, nil, err
+	}
+	filter, err := SeccompFilter()
 	if err != nil {
 		return nil, nil, err
 	}
@@ -40,16 +49,18 @@ func (p *Policy) ArgsFD(bwrap string) (argv []string, opts []byte, err error) {
 		b.WriteString(s)
 		b.WriteByte(0)
 	}
-	return append([]string{bwrap, "--args", "3", "--"}, command...), b.Bytes(), nil
+	return append([]string{bwrap, "--args", "3", "--"}, command...), [][]byte{b.Bytes(), filter}, nil
 }
 
 // build returns bwrap and its options, and the command that follows "--".
-func (p *Policy) build(bwrap string) (opts, command []string, err error) {
+// bwrap reads the seccomp filter from descriptor seccompFD.
+func (p *Policy) build(bwrap string, seccompFD int) (opts, command []string, err error) {
 	if err := p.Validate(); err != nil {
 		return nil, nil, err
 	}
 	a := []string{bwrap,
-		"--die-with-parent", "--new-session", "--unshare-all", "--cap-drop", "ALL", "--clearenv"}
+		"--die-with-parent", "--new-session", "--unshare-all", "--cap-drop", "ALL", "--clearenv",
+		"--seccomp", strconv.Itoa(seccompFD)}
 	if p.Network == NetHost {
 		a = append(a, "--share-net")
 	}

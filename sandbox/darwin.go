@@ -19,8 +19,9 @@ func (p *Policy) Args(sandboxExec string) ([]string, error) {
 }
 
 // ArgsFD is Args: sandbox-exec's command line carries no secret, so
-// there are no options to pass on a file descriptor.
-func (p *Policy) ArgsFD(sandboxExec string) (argv []string, opts []byte, err error) {
+// there are no options to pass on a file descriptor, and macOS has no
+// seccomp.
+func (p *Policy) ArgsFD(sandboxExec string) (argv []string, files [][]byte, err error) {
 	argv, err = p.Args(sandboxExec)
 	return argv, nil, err
 }

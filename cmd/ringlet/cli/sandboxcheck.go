@@ -25,8 +25,11 @@ type probe struct {
 	hostCheck func() bool
 }
 
-func sandboxProbes(hostHome, configDir, daemonPort string) []probe {
+func sandboxProbes(hostHome, configDir, daemonPort, ringlet string) []probe {
 	ps := []probe{
+		// The binary makes each refused system call and compares the
+		// errno with the filter's; Seccomp: 2 is filter mode.
+		{name: "seccomp filter refuses namespaces, mounts, keyring, io_uring, ptrace, perf, bpf and TIOCSTI", script: fmt.Sprintf(`grep -q '^Seccomp:[[:space:]]*2$' /proc/self/status && %q sandbox syscalls >/dev/null`, ringlet)},
 		{name: "host home is not visible", script: fmt.Sprintf(`! ls -A %q/.ssh >/dev/null 2>&1 && ! test -e %q/.bash_history`, hostHome, hostHome)},
 		{name: "Ringlet's config dir (token, keys) is not visible", script: fmt.Sprintf(`! test -e %q`, configDir)},
 		{name: "system dirs are read-only", script: `! touch /usr/.ringlet-probe 2>/dev/null && ! touch /etc/.ringlet-probe 2>/dev/null`},
@@ -115,21 +118,21 @@ never touch the profile's workspace or HOME).`,
 				Probe  string `json:"probe"`
 				Passed bool   `json:"passed"`
 			}
+			ringlet, err := os.Executable()
+			if err != nil {
+				return err
+			}
 			var results []result
 			failed := 0
-			for _, p := range sandboxProbes(hostHome, a.paths.ConfigDir, port) {
+			for _, p := range sandboxProbes(hostHome, a.paths.ConfigDir, port, ringlet) {
 				pol := &sandbox.Policy{Workspace: ws, Home: home, HomePath: "/home/probe", Command: []string{"/bin/bash", "-c", p.script},
-					Env: []string{"PATH=/usr/bin:/bin", "HOME=/home/probe"}, Network: sandbox.NetNone,
+					Env: []string{"PATH=/usr/bin:/bin", "HOME=/home/probe"}, Network: sandbox.NetNone, Ringlet: ringlet,
 					ReadOnly: extraRO, ReadWrite: extraRW, AllowGitConfig: allowGit,
 					NoNestedUserns: sandbox.DisableUsernsSupported(bwrap)}
-				argv, err := pol.Args(bwrap)
+				ok, err := runProbe(pol, bwrap)
 				if err != nil {
 					return err
 				}
-				var out bytes.Buffer
-				c := exec.Command(argv[0], argv[1:]...)
-				c.Stdout, c.Stderr = &out, &out
-				ok := c.Run() == nil
 				if ok && p.hostCheck != nil {
 					ok = p.hostCheck()
 				}
@@ -162,4 +165,73 @@ never touch the profile's workspace or HOME).`,
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	cmd.Flags().StringVar(&profileName, "profile", "", "also apply this profile's extra paths")
 	return cmd
+}
+
+// sandboxSyscallsCmd runs inside a sandbox (sandbox check runs it there):
+// it makes each system call the seccomp filter refuses and reports
+// whether the filter answered.
+func (a *app) sandboxSyscallsCmd() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:    "syscalls",
+		Short:  "Inside a sandbox: check that the seccomp filter refuses what it should",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			results, err := runSyscallProbes()
+			if err != nil {
+				return err
+			}
+			failed := 0
+			for _, r := range results {
+				if !r.Passed {
+					failed++
+				}
+			}
+			if asJSON {
+				writeJSONOut(a.stdio.Out, results)
+			} else {
+				t := newTable(a.stdio.Out)
+				t.row("RESULT", "CALL", "GOT", "WANT")
+				for _, r := range results {
+					res := "PASS"
+					if !r.Passed {
+						res = "FAIL"
+					}
+					t.row(res, r.Call, r.Got, r.Want)
+				}
+				t.flush()
+			}
+			if failed > 0 {
+				return fmt.Errorf("%d system call(s) were not refused as the seccomp filter should: is this inside a Ringlet sandbox?", failed)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+// runProbe runs a probe's sandbox the way agents' are run (options and
+// seccomp filter on descriptors) and reports whether it exited 0.
+func runProbe(pol *sandbox.Policy, bwrap string) (bool, error) {
+	argv, fds, err := pol.ArgsFD(bwrap)
+	if err != nil {
+		return false, err
+	}
+	pipes, err := sandbox.NewPipes(fds)
+	if err != nil {
+		return false, err
+	}
+	var out bytes.Buffer
+	c := exec.Command(argv[0], argv[1:]...)
+	c.Env = []string{}
+	c.Stdout, c.Stderr = &out, &out
+	c.ExtraFiles = pipes.Files()
+	err = c.Start()
+	pipes.Started(err == nil)
+	if err != nil {
+		return false, fmt.Errorf("start the sandbox: %w", err)
+	}
+	return c.Wait() == nil, nil
 }
