@@ -80,7 +80,7 @@ func (s *Server) mcpLaunch(alias string) (mcp.Launch, error) {
 		if err := s.exposesOwn(alias, paths...); err != nil {
 			return nil, nil, err
 		}
-		return mcpSandbox(p, l, cfg, argv, env)
+		return mcpSandbox(p, l, cfg, argv, env, s.opts.Executable)
 	}
 	return l, nil
 }
@@ -91,7 +91,7 @@ func (s *Server) mcpLaunch(alias string) (mcp.Launch, error) {
 // outside files), the profile's and the server's --ro/--rw paths, no
 // network unless the server was added with --network host. It sees no
 // daemon socket, token, key or other profile.
-func mcpSandbox(p profile.Profile, l mcp.Launch, cfg mcp.ServerConfig, argv, env []string) ([]string, [][]byte, error) {
+func mcpSandbox(p profile.Profile, l mcp.Launch, cfg mcp.ServerConfig, argv, env []string, ringlet string) ([]string, [][]byte, error) {
 	tool, err := sandbox.Find()
 	if err == nil {
 		// bwrap's own failure (user namespaces blocked) would reach 'mcp
@@ -119,6 +119,8 @@ func mcpSandbox(p profile.Profile, l mcp.Launch, cfg mcp.ServerConfig, argv, env
 		ReadOnly: append(append([]string{}, p.ReadOnly...), cfg.ReadOnly...), ReadWrite: rw,
 		Network: network, AllowGitConfig: p.AllowGitConfig, Runtime: runtimeDirs, Pinned: pinned,
 		NoNestedUserns: runtime.GOOS == "linux" && sandbox.DisableUsernsSupported(tool),
+		// The profile's limits, for each of its servers.
+		Limits: sandbox.NewLimits(p.MaxProcs, p.MaxMemory, p.TmpSize), Limiter: ringlet,
 	}
 	return pol.ArgsFD(tool)
 }

@@ -35,6 +35,10 @@ type ProfileUpdate struct {
 	ReadWrite      *[]string `json:"rw,omitempty"`
 	AllowGitConfig *bool     `json:"allow_git_config,omitempty"`
 	AllowHosts     *[]string `json:"allow_hosts,omitempty"`
+	// Sandbox limits; 0 resets one to the default.
+	MaxProcs  *int   `json:"max_procs,omitempty"`
+	MaxMemory *int64 `json:"max_memory,omitempty"`
+	TmpSize   *int64 `json:"tmp_size,omitempty"`
 }
 
 func (s *Server) handleProfileUpdate(w http.ResponseWriter, r *http.Request) {
@@ -69,6 +73,15 @@ func (s *Server) handleProfileUpdate(w http.ResponseWriter, r *http.Request) {
 		}
 		if u.AllowHosts != nil {
 			p.AllowHosts = *u.AllowHosts
+		}
+		if u.MaxProcs != nil {
+			p.MaxProcs = *u.MaxProcs
+		}
+		if u.MaxMemory != nil {
+			p.MaxMemory = *u.MaxMemory
+		}
+		if u.TmpSize != nil {
+			p.TmpSize = *u.TmpSize
 		}
 	}
 	// Refuse an invalid change before it is recorded as allowed.
@@ -189,6 +202,10 @@ type ProfileRequest struct {
 	// AllowGitConfig lets the agent write .git/hooks and .git/config.
 	AllowGitConfig bool     `json:"allow_git_config,omitempty"`
 	AllowHosts     []string `json:"allow_hosts,omitempty"`
+	// Sandbox limits (0: the defaults); sizes in bytes.
+	MaxProcs  int   `json:"max_procs,omitempty"`
+	MaxMemory int64 `json:"max_memory,omitempty"`
+	TmpSize   int64 `json:"tmp_size,omitempty"`
 }
 
 func (s *Server) handleProfileCreate(w http.ResponseWriter, r *http.Request) {
@@ -202,7 +219,8 @@ func (s *Server) handleProfileCreate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p := profile.Profile{Alias: req.Alias, Agent: req.Agent, Provider: req.Provider, Model: req.Model, Workspace: req.Workspace, Endpoint: req.Endpoint, Command: req.Command,
-		Network: req.Network, ReadOnly: req.ReadOnly, ReadWrite: req.ReadWrite, AllowGitConfig: req.AllowGitConfig, AllowHosts: req.AllowHosts}
+		Network: req.Network, ReadOnly: req.ReadOnly, ReadWrite: req.ReadWrite, AllowGitConfig: req.AllowGitConfig, AllowHosts: req.AllowHosts,
+		MaxProcs: req.MaxProcs, MaxMemory: req.MaxMemory, TmpSize: req.TmpSize}
 	if err := p.Validate(cat); err != nil {
 		s.profileError(w, err)
 		return
@@ -212,7 +230,8 @@ func (s *Server) handleProfileCreate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !s.recordOr503(w, r, audit.Record{Kind: audit.KindProfileCreate, Profile: p.Alias, Actor: audit.ActorAdmin, Target: p.Agent + "@" + p.Provider, Decision: audit.Allow,
-		Detail: audit.DetailJSON(map[string]any{"agent": p.Agent, "provider": p.Provider, "model": p.Model, "workspace": p.Workspace, "network": p.Network, "ro": p.ReadOnly, "rw": p.ReadWrite, "allow_git_config": p.AllowGitConfig, "allow_hosts": p.AllowHosts})}) {
+		Detail: audit.DetailJSON(map[string]any{"agent": p.Agent, "provider": p.Provider, "model": p.Model, "workspace": p.Workspace, "network": p.Network, "ro": p.ReadOnly, "rw": p.ReadWrite, "allow_git_config": p.AllowGitConfig, "allow_hosts": p.AllowHosts,
+			"max_procs": p.MaxProcs, "max_memory": p.MaxMemory, "tmp_size": p.TmpSize})}) {
 		return
 	}
 	created, err := s.opts.Profiles.Create(cat, p)

@@ -40,8 +40,13 @@ type Profile struct {
 	// AllowHosts are host names (host or host:port; port 443 when
 	// omitted) the sandboxed agent may reach through Ringlet's CONNECT
 	// proxy, besides its provider.
-	AllowHosts []string  `toml:"allow_hosts,omitempty" json:"allow_hosts,omitempty"`
-	Created    time.Time `toml:"created" json:"created"`
+	AllowHosts []string `toml:"allow_hosts,omitempty" json:"allow_hosts,omitempty"`
+	// Resource limits of the sandbox; 0 takes Ringlet's defaults. Sizes
+	// are bytes.
+	MaxProcs  int       `toml:"max_procs,omitempty" json:"max_procs,omitempty"`
+	MaxMemory int64     `toml:"max_memory,omitempty" json:"max_memory,omitempty"`
+	TmpSize   int64     `toml:"tmp_size,omitempty" json:"tmp_size,omitempty"`
+	Created   time.Time `toml:"created" json:"created"`
 }
 
 // CredentialRef is where the profile's key lives.
@@ -123,6 +128,9 @@ func (p *Profile) Validate(c *Catalog) error {
 		if err := CheckAllowHost(h); err != nil {
 			return err
 		}
+	}
+	if err := CheckLimits(p.MaxProcs, p.MaxMemory, p.TmpSize); err != nil {
+		return err
 	}
 	for _, d := range append(append([]string{}, p.ReadOnly...), p.ReadWrite...) {
 		if strings.ContainsAny(d, "\x00\n\r") || strings.HasPrefix(d, "-") || !filepath.IsAbs(d) || filepath.Clean(d) != d {

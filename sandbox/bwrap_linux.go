@@ -27,7 +27,7 @@ func (p *Policy) Args(bwrap string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	return append(append(opts, "--"), command...), nil
+	return append(append(append(p.Limits.launcher(p.Limiter), opts...), "--"), command...), nil
 }
 
 // ArgsFD is Args with bwrap's options moved off its command line, which
@@ -49,7 +49,7 @@ func (p *Policy) ArgsFD(bwrap string) (argv []string, files [][]byte, err error)
 		b.WriteString(s)
 		b.WriteByte(0)
 	}
-	return append([]string{bwrap, "--args", "3", "--"}, command...), [][]byte{b.Bytes(), filter}, nil
+	return append(append(p.Limits.launcher(p.Limiter), bwrap, "--args", "3", "--"), command...), [][]byte{b.Bytes(), filter}, nil
 }
 
 // build returns bwrap and its options, and the command that follows "--".
@@ -86,9 +86,10 @@ func (p *Policy) build(bwrap string, seccompFD int) (opts, command []string, err
 		}
 	}
 	for _, d := range tmpfsDirs {
-		a = append(a, "--tmpfs", d)
+		a = append(a, p.Limits.tmpfsArgs(d)...)
 	}
 	a = append(a, "--proc", "/proc", "--dev", "/dev")
+	a = append(a, p.Limits.devArgs()...)
 	// HOME first, then the read-only paths, so that an agent installed
 	// under the user's home (~/.local/bin/claude) or an --ro path there is
 	// shown on top of the profile's HOME instead of hidden by it; Validate
@@ -141,6 +142,9 @@ func (p *Policy) build(bwrap string, seccompFD int) (opts, command []string, err
 		k, v, _ := strings.Cut(kv, "=")
 		a = append(a, "--setenv", k, v)
 	}
+	// The root is bwrap's own tmpfs, half the RAM in size and writable:
+	// read-only, once the last mount point in it is made.
+	a = append(a, "--remount-ro", "/")
 	a = append(a, "--chdir", p.Workspace)
 	if p.Network == NetProvider {
 		// The ringlet binary runs first inside, as the forwarder from

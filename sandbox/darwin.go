@@ -15,7 +15,9 @@ func (p *Policy) Args(sandboxExec string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	return append([]string{sandboxExec, "-p", prof, "--"}, p.Command...), nil
+	// The rlimits apply on macOS too (RLIMIT_NPROC and RLIMIT_CORE; macOS
+	// does not enforce RLIMIT_DATA); there is no tmpfs to size.
+	return append(append(p.Limits.launcher(p.Limiter), sandboxExec, "-p", prof, "--"), p.Command...), nil
 }
 
 // ArgsFD is Args: sandbox-exec's command line carries no secret, so

@@ -229,6 +229,7 @@ func (a *app) runProfile(ctx context.Context, alias string, extra []string, noSa
 		Workspace: workspace, Home: st.Home, HomePath: homePath, Command: argv, Env: env,
 		ReadOnly: view.ReadOnly, ReadWrite: view.ReadWrite, Network: network, Socket: st.Socket, Ringlet: ringlet,
 		AllowGitConfig: view.AllowGitConfig, Runtime: runtimeDirs, Pinned: pinned,
+		Limits: sandbox.NewLimits(view.MaxProcs, view.MaxMemory, view.TmpSize), Limiter: ringlet,
 	}
 	if runtime.GOOS == "linux" {
 		if sandbox.DisableUsernsSupported(bwrap) {
@@ -349,7 +350,7 @@ func (a *app) sandboxCmd() *cobra.Command {
 	}
 	fwd.Flags().StringVar(&socket, "socket", sandbox.InsideSocket, "the session socket")
 	fwd.Flags().IntVar(&port, "port", sandbox.ForwarderPort, "the port to listen on, on 127.0.0.1")
-	cmd.AddCommand(fwd, a.sandboxCheckCmd(), a.sandboxSyscallsCmd())
+	cmd.AddCommand(fwd, a.sandboxCheckCmd(), a.sandboxSyscallsCmd(), a.sandboxRlimitCmd())
 	return cmd
 }
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/neullabs/ringlet/credentials"
 	"github.com/neullabs/ringlet/gateway"
+	"github.com/neullabs/ringlet/profile"
 	"github.com/neullabs/ringlet/sandbox"
 )
 
@@ -25,7 +26,8 @@ type probe struct {
 	hostCheck func() bool
 }
 
-func sandboxProbes(hostHome, configDir, daemonPort, ringlet string) []probe {
+func sandboxProbes(hostHome, configDir, daemonPort, ringlet string, limits sandbox.Limits) []probe {
+	l := limits.WithDefaults()
 	ps := []probe{
 		// The binary makes each refused system call and compares the
 		// errno with the filter's; Seccomp: 2 is filter mode.
@@ -51,6 +53,14 @@ func sandboxProbes(hostHome, configDir, daemonPort, ringlet string) []probe {
 		// entry, which for a socket bound onto a placeholder file says
 		// "file": every mount point is tested as well.
 		{name: "no host sockets", script: `! find / -path /proc -prune -o -type s -print 2>/dev/null | grep -q . && ! cut -d' ' -f5 /proc/self/mountinfo | while read -r m; do test -S "$m" && echo "$m"; done | grep -q .`},
+	}
+	ps = append(ps,
+		probe{name: fmt.Sprintf("/tmp, /var/tmp and /dev/shm hold %s at most; / and /dev are read-only", profile.FormatSize(l.Tmp)),
+			script: fmt.Sprintf(`for d in /tmp /var/tmp /dev/shm; do set -- $(stat -f -c '%%b %%S' "$d") && [ $(($1 * $2)) -le %d ] || exit 1; done; ! touch /.ringlet-probe 2>/dev/null && ! touch /dev/.ringlet-probe 2>/dev/null`, l.Tmp)},
+		probe{name: "no core dumps", script: `[ "$(ulimit -c)" = 0 ]`})
+	if l.Mechanism == sandbox.LimitRlimit {
+		ps = append(ps, probe{name: "processes and per-process memory are bounded (RLIMIT_NPROC, RLIMIT_DATA)",
+			script: fmt.Sprintf(`[ "$(ulimit -u)" != unlimited ] && [ "$(ulimit -d)" -le %d ]`, l.Memory>>10)})
 	}
 	if daemonPort != "" {
 		ps = append(ps, probe{name: "the daemon's TCP port is unreachable", script: fmt.Sprintf(`! (exec 3<>/dev/tcp/127.0.0.1/%s) 2>/dev/null`, daemonPort)})
@@ -97,6 +107,7 @@ never touch the profile's workspace or HOME).`,
 			}
 			var extraRO, extraRW []string
 			allowGit := false
+			limits := sandbox.NewLimits(0, 0, 0)
 			if profileName != "" {
 				if err := credentials.ValidateName("profile", profileName); err != nil {
 					return usageError{err}
@@ -106,6 +117,7 @@ never touch the profile's workspace or HOME).`,
 					return err
 				}
 				extraRO, extraRW, allowGit = view.ReadOnly, view.ReadWrite, view.AllowGitConfig
+				limits = sandbox.NewLimits(view.MaxProcs, view.MaxMemory, view.TmpSize)
 			}
 			hostHome := a.getenv("HOME")
 			port := ""
@@ -124,9 +136,10 @@ never touch the profile's workspace or HOME).`,
 			}
 			var results []result
 			failed := 0
-			for _, p := range sandboxProbes(hostHome, a.paths.ConfigDir, port, ringlet) {
+			for _, p := range sandboxProbes(hostHome, a.paths.ConfigDir, port, ringlet, limits) {
 				pol := &sandbox.Policy{Workspace: ws, Home: home, HomePath: "/home/probe", Command: []string{"/bin/bash", "-c", p.script},
 					Env: []string{"PATH=/usr/bin:/bin", "HOME=/home/probe"}, Network: sandbox.NetNone, Ringlet: ringlet,
+					Limits: limits, Limiter: ringlet,
 					ReadOnly: extraRO, ReadWrite: extraRW, AllowGitConfig: allowGit,
 					NoNestedUserns: sandbox.DisableUsernsSupported(bwrap)}
 				ok, err := runProbe(pol, bwrap)
@@ -142,9 +155,12 @@ never touch the profile's workspace or HOME).`,
 				results = append(results, result{p.name, ok})
 			}
 			if asJSON {
-				writeJSONOut(a.stdio.Out, map[string]any{"bwrap": bwrap, "probes": results})
+				l := limits.WithDefaults()
+				writeJSONOut(a.stdio.Out, map[string]any{"bwrap": bwrap, "seccomp": true, "probes": results,
+					"limits": map[string]any{"mechanism": l.Mechanism, "procs": l.Procs, "memory": l.Memory, "tmp": l.Tmp, "procs_bounded": limitsBindProcs(l)}})
 			} else {
-				fmt.Fprintf(a.stdio.Out, "sandbox: %s works here\n", bwrap)
+				fmt.Fprintf(a.stdio.Out, "sandbox: %s works here, with a seccomp filter\n", bwrap)
+				fmt.Fprintf(a.stdio.Out, "limits: %s\n", describeLimits(limits))
 				t := newTable(a.stdio.Out)
 				t.row("RESULT", "PROBE")
 				for _, r := range results {
@@ -234,4 +250,24 @@ func runProbe(pol *sandbox.Policy, bwrap string) (bool, error) {
 		return false, fmt.Errorf("start the sandbox: %w", err)
 	}
 	return c.Wait() == nil, nil
+}
+
+// limitsBindProcs reports whether the process bound holds: root is exempt
+// from RLIMIT_NPROC (a systemd scope binds it too).
+func limitsBindProcs(l sandbox.Limits) bool {
+	return l.WithDefaults().Mechanism == sandbox.LimitSystemd || os.Geteuid() != 0
+}
+
+// describeLimits says how the sandbox's resources are bounded here.
+func describeLimits(limits sandbox.Limits) string {
+	l := limits.WithDefaults()
+	tmp := profile.FormatSize(l.Tmp) + " per writable tmpfs (/tmp, /var/tmp, /dev/shm), no core dumps"
+	if l.Mechanism == sandbox.LimitSystemd {
+		return fmt.Sprintf("systemd scope (cgroup v2): at most %d processes and %s of memory for the sandbox; %s", l.Procs, profile.FormatSize(l.Memory), tmp)
+	}
+	procs := fmt.Sprintf("%d processes more than the user runs when it starts", l.Procs)
+	if !limitsBindProcs(l) {
+		procs = "processes NOT bounded (root is exempt from RLIMIT_NPROC; run as a user, or where a systemd manager is reachable)"
+	}
+	return fmt.Sprintf("rlimits (no systemd scope here): %s, %s of data per process; %s", procs, profile.FormatSize(l.Memory), tmp)
 }
