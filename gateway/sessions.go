@@ -52,6 +52,7 @@ type session struct {
 	cancel   context.CancelCauseFunc
 	expiry   *time.Timer // ends the session at Expires, streams and all
 	requests atomic.Int64
+	leased   atomic.Bool // its launcher holds it (lease.go)
 }
 
 // SessionInfo is what the API shows of a session: never its token or key.
@@ -293,6 +294,7 @@ func (s *Server) sessionRoutes(r chi.Router) {
 	r.Get("/{id}", s.handleSessionGet)
 	r.Delete("/{id}", s.handleSessionRevoke)
 	r.Post("/{id}/launch", s.handleSessionLaunch)
+	r.Post("/{id}/lease", s.handleSessionLease)
 	r.Post("/{id}/terminal", s.handleTerminalStart)
 	r.Get("/{id}/terminal", s.handleTerminalAttach)
 	r.Get("/{id}/terminal/info", s.handleTerminalInfo)

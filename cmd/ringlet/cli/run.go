@@ -163,6 +163,17 @@ func (a *app) runProfile(ctx context.Context, alias string, extra []string, noSa
 	if err := c.Do(ctx, "POST", "/api/sessions", req, &st); err != nil {
 		return 0, err
 	}
+	if !a.remote {
+		// The session lives as long as this process: should it be killed
+		// before it ends the session below, the daemon sees the lease go
+		// and ends it. Released after that DELETE (defers run last first).
+		release, _, err := c.Hold(ctx, "POST", "/api/sessions/"+st.ID+"/lease")
+		if err != nil {
+			_ = c.Do(context.WithoutCancel(ctx), "DELETE", "/api/sessions/"+st.ID, nil, nil)
+			return 0, fmt.Errorf("hold session %s for this run: %w", st.ID, err)
+		}
+		defer release()
+	}
 	exit := -1
 	defer func() {
 		if a.remote && exit == remoteStarted {
