@@ -150,6 +150,14 @@ print("SMALL OK")'`)
 				t.Errorf("profiles set %q: got exit %d, stderr %q; want exit 2 and one line with %q", c.args, code, stderr, c.want)
 			}
 		}
+		_, stderr, code := w.e.Run("profiles", "create", "generic", "lim", "--provider", "fake", "--command", "/bin/sh", "--skip-key", "--tmp-size", "1.5G")
+		if code != 2 || !strings.Contains(stderr, `--tmp-size: invalid size "1.5G"`) {
+			t.Errorf("profiles create --tmp-size 1.5G: got exit %d, stderr %q; want exit 2", code, stderr)
+		}
+		w.mustRun(t, "profiles", "create", "generic", "lim", "--provider", "fake", "--command", "/bin/sh", "--skip-key", "--max-procs", "100", "--tmp-size", "2G")
+		if out := w.mustRun(t, "profiles", "inspect", "lim"); !strings.Contains(out, "100") || !strings.Contains(out, "2G") {
+			t.Errorf("inspect after create with limits: got %q, want 100 and 2G", out)
+		}
 		// The API refuses them too, with a JSON error.
 		status, _, body := w.d.MustDo(t, "PATCH", "/api/profiles/p", w.e.Token(), `{"max_procs": 1}`)
 		if status != 400 || !strings.Contains(string(body), `"code":"invalid_profile"`) {

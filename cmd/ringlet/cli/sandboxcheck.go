@@ -77,8 +77,10 @@ func (a *app) sandboxCheckCmd() *cobra.Command {
 		Long: `Check that bubblewrap is installed and can create a sandbox on this machine
 (saying how to fix it when not), then run escape probes inside a throwaway
 sandbox built like an agent's (empty HOME and workspace, no network) and
-print a pass/fail table. Exits 1 if the sandbox does not work or any probe
-fails. With --profile, the throwaway sandbox also gets that profile's extra
+print a pass/fail table: among them, every system call the seccomp filter
+refuses, and the resource limits. The second line says how processes and
+memory are bounded here (a systemd scope, or rlimits). Exits 1 if the
+sandbox does not work or any probe fails. With --profile, the throwaway sandbox also gets that profile's extra
 --ro/--rw paths and .git setting (its network stays none, and the probes
 never touch the profile's workspace or HOME).`,
 		Example: "  ringlet sandbox check\n  ringlet sandbox check --profile work --json",
