@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -108,18 +109,68 @@ func (c *Client) Raw(ctx context.Context, method, path string, in any) ([]byte, 
 		return nil, fmt.Errorf("read daemon answer: %w", err)
 	}
 	if resp.StatusCode >= 300 {
-		var e struct {
-			Error struct {
-				Code    string `json:"code"`
-				Message string `json:"message"`
-			} `json:"error"`
-		}
-		if json.Unmarshal(data, &e) != nil || e.Error.Message == "" {
-			return nil, &Error{Status: resp.StatusCode, Code: "unknown", Message: fmt.Sprintf("daemon answered %s", resp.Status)}
-		}
-		return nil, &Error{Status: resp.StatusCode, Code: e.Error.Code, Message: e.Error.Message}
+		return nil, answerError(resp, data)
 	}
 	return data, nil
+}
+
+// answerError is the daemon's JSON error answer as an *Error.
+func answerError(resp *http.Response, data []byte) error {
+	var e struct {
+		Error struct {
+			Code    string `json:"code"`
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	if json.Unmarshal(data, &e) != nil || e.Error.Message == "" {
+		return &Error{Status: resp.StatusCode, Code: "unknown", Message: fmt.Sprintf("daemon answered %s", resp.Status)}
+	}
+	return &Error{Status: resp.StatusCode, Code: e.Error.Code, Message: e.Error.Message}
+}
+
+// Hold sends a request whose answer the daemon keeps open (a session's
+// lease) and returns once the daemon has accepted it. The request stays
+// open until release is called, or the process exits: the kernel then
+// closes the connection and the daemon sees it go. ended is closed when
+// the daemon closes it first.
+func (c *Client) Hold(ctx context.Context, method, path string) (release func(), ended <-chan struct{}, err error) {
+	ctx, cancel := context.WithCancel(ctx)
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, nil)
+	if err != nil {
+		cancel()
+		return nil, nil, fmt.Errorf("invalid daemon address %q: %w", c.base, err)
+	}
+	req.Header.Set("Authorization", "Bearer "+c.tok.Value())
+	// No client timeout: the answer lasts as long as the hold.
+	hc := &http.Client{CheckRedirect: c.hc.CheckRedirect, Transport: c.hc.Transport}
+	resp, err := hc.Do(req)
+	if err != nil {
+		cancel()
+		if IsConnRefused(err) {
+			return nil, nil, fmt.Errorf("%w (nothing answers at %s)", ErrNotRunning, c.base)
+		}
+		return nil, nil, fmt.Errorf("reach the daemon at %s: %w", c.base, err)
+	}
+	if resp.StatusCode >= 300 {
+		defer cancel()
+		defer resp.Body.Close()
+		data, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		return nil, nil, answerError(resp, data)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		io.Copy(io.Discard, resp.Body)
+	}()
+	var once sync.Once
+	release = func() {
+		once.Do(func() {
+			cancel()
+			resp.Body.Close()
+			<-done
+		})
+	}
+	return release, done, nil
 }
 
 // IsConnRefused reports whether err means no process listens at the address.

@@ -95,7 +95,7 @@ func (s *Server) mcpLaunch(alias string) (mcp.Launch, error) {
 	if err := privatefile.EnsureDir(l.UnsandboxedHome); err != nil {
 		return mcp.Launch{}, err
 	}
-	l.Sandbox = func(cfg mcp.ServerConfig, argv, env []string) ([]string, []byte, error) {
+	l.Sandbox = func(cfg mcp.ServerConfig, argv, env []string) ([]string, [][]byte, error) {
 		// Checked again at every start: the profile may predate the check
 		// at create time, or its file may have been edited.
 		paths := append(append(append(append([]string{l.Dir}, p.ReadOnly...), p.ReadWrite...), cfg.ReadOnly...), cfg.ReadWrite...)
@@ -113,7 +113,7 @@ func (s *Server) mcpLaunch(alias string) (mcp.Launch, error) {
 // outside files), the profile's and the server's --ro/--rw paths, no
 // network unless the server was added with --network host. It sees no
 // daemon socket, token, key or other profile.
-func (s *Server) mcpSandbox(p profile.Profile, l mcp.Launch, cfg mcp.ServerConfig, argv, env []string) ([]string, []byte, error) {
+func (s *Server) mcpSandbox(p profile.Profile, l mcp.Launch, cfg mcp.ServerConfig, argv, env []string) ([]string, [][]byte, error) {
 	tool, err := sandbox.Find()
 	if err == nil {
 		// bwrap's own failure (user namespaces blocked) would reach 'mcp
@@ -141,6 +141,8 @@ func (s *Server) mcpSandbox(p profile.Profile, l mcp.Launch, cfg mcp.ServerConfi
 		ReadOnly: append(append([]string{}, p.ReadOnly...), cfg.ReadOnly...), ReadWrite: rw,
 		Network: network, AllowGitConfig: p.AllowGitConfig, Runtime: runtimeDirs, Pinned: pinned,
 		NoNestedUserns: runtime.GOOS == "linux" && sandbox.DisableUsernsSupported(tool),
+		// The profile's limits, for each of its servers.
+		Limits: sandbox.NewLimits(p.MaxProcs, p.MaxMemory, p.TmpSize), Limiter: s.opts.Executable,
 	}
 	// The files host tools run are protected in a workspace; a server of
 	// a profile without one works in the sandboxed HOME, which nothing

@@ -37,6 +37,10 @@ type ProfileUpdate struct {
 	AllowHosts     *[]string `json:"allow_hosts,omitempty"`
 	Protect        *[]string `json:"protect,omitempty"`
 	Unprotect      *[]string `json:"unprotect,omitempty"`
+	// Sandbox limits; 0 resets one to the default.
+	MaxProcs  *int   `json:"max_procs,omitempty"`
+	MaxMemory *int64 `json:"max_memory,omitempty"`
+	TmpSize   *int64 `json:"tmp_size,omitempty"`
 }
 
 func (s *Server) handleProfileUpdate(w http.ResponseWriter, r *http.Request) {
@@ -77,6 +81,15 @@ func (s *Server) handleProfileUpdate(w http.ResponseWriter, r *http.Request) {
 		}
 		if u.Unprotect != nil {
 			p.Unprotect = *u.Unprotect
+		}
+		if u.MaxProcs != nil {
+			p.MaxProcs = *u.MaxProcs
+		}
+		if u.MaxMemory != nil {
+			p.MaxMemory = *u.MaxMemory
+		}
+		if u.TmpSize != nil {
+			p.TmpSize = *u.TmpSize
 		}
 	}
 	// Refuse an invalid change before it is recorded as allowed.
@@ -210,6 +223,10 @@ type ProfileRequest struct {
 	AllowHosts     []string `json:"allow_hosts,omitempty"`
 	Protect        []string `json:"protect,omitempty"`
 	Unprotect      []string `json:"unprotect,omitempty"`
+	// Sandbox limits (0: the defaults); sizes in bytes.
+	MaxProcs  int   `json:"max_procs,omitempty"`
+	MaxMemory int64 `json:"max_memory,omitempty"`
+	TmpSize   int64 `json:"tmp_size,omitempty"`
 }
 
 func (s *Server) handleProfileCreate(w http.ResponseWriter, r *http.Request) {
@@ -224,7 +241,8 @@ func (s *Server) handleProfileCreate(w http.ResponseWriter, r *http.Request) {
 	}
 	p := profile.Profile{Alias: req.Alias, Agent: req.Agent, Provider: req.Provider, Model: req.Model, Workspace: req.Workspace, Endpoint: req.Endpoint, Command: req.Command,
 		Network: req.Network, ReadOnly: req.ReadOnly, ReadWrite: req.ReadWrite, AllowGitConfig: req.AllowGitConfig, AllowHosts: req.AllowHosts,
-		Protect: req.Protect, Unprotect: req.Unprotect}
+		Protect: req.Protect, Unprotect: req.Unprotect,
+		MaxProcs: req.MaxProcs, MaxMemory: req.MaxMemory, TmpSize: req.TmpSize}
 	if err := p.Validate(cat); err != nil {
 		s.profileError(w, err)
 		return
@@ -234,7 +252,8 @@ func (s *Server) handleProfileCreate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !s.recordOr503(w, r, audit.Record{Kind: audit.KindProfileCreate, Profile: p.Alias, Actor: audit.ActorAdmin, Target: p.Agent + "@" + p.Provider, Decision: audit.Allow,
-		Detail: audit.DetailJSON(map[string]any{"agent": p.Agent, "provider": p.Provider, "model": p.Model, "workspace": p.Workspace, "network": p.Network, "ro": p.ReadOnly, "rw": p.ReadWrite, "allow_git_config": p.AllowGitConfig, "allow_hosts": p.AllowHosts, "protect": p.Protect, "unprotect": p.Unprotect})}) {
+		Detail: audit.DetailJSON(map[string]any{"agent": p.Agent, "provider": p.Provider, "model": p.Model, "workspace": p.Workspace, "network": p.Network, "ro": p.ReadOnly, "rw": p.ReadWrite, "allow_git_config": p.AllowGitConfig, "allow_hosts": p.AllowHosts,
+			"protect": p.Protect, "unprotect": p.Unprotect, "max_procs": p.MaxProcs, "max_memory": p.MaxMemory, "tmp_size": p.TmpSize})}) {
 		return
 	}
 	created, err := s.opts.Profiles.Create(cat, p)

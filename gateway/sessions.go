@@ -59,6 +59,7 @@ type session struct {
 	// launchedIn is the workspace its agent was launched in (POST
 	// .../launch), which its hooks must not load from.
 	launchedIn atomic.Value // string
+	leased     atomic.Bool  // its launcher holds it (lease.go)
 }
 
 func (s *session) workspace() string {
@@ -320,6 +321,7 @@ func (s *Server) sessionRoutes(r chi.Router) {
 	r.Get("/{id}", s.handleSessionGet)
 	r.Delete("/{id}", s.handleSessionRevoke)
 	r.Post("/{id}/launch", s.handleSessionLaunch)
+	r.Post("/{id}/lease", s.handleSessionLease)
 	r.Post("/{id}/terminal", s.handleTerminalStart)
 	r.Get("/{id}/terminal", s.handleTerminalAttach)
 	r.Get("/{id}/terminal/info", s.handleTerminalInfo)

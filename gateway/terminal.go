@@ -73,14 +73,15 @@ func (t *terminal) info() TerminalInfo {
 // and the initial window size.
 type TerminalStart struct {
 	Argv []string `json:"argv"`
-	// FD3, when set, is handed to the program on descriptor 3 (bwrap's
-	// --args 3 reads its options there): a command line is readable by
-	// everyone in /proc, and the options carry the session token.
-	FD3  []byte   `json:"fd3,omitempty"`
-	Env  []string `json:"env"`
-	Dir  string   `json:"dir"`
-	Cols uint16   `json:"cols"`
-	Rows uint16   `json:"rows"`
+	// Files are handed to the program on descriptors 3, 4, ... (bwrap's
+	// options for --args 3, its seccomp filter): a command line is
+	// readable by everyone in /proc, and the options carry the session
+	// token.
+	Files [][]byte `json:"files,omitempty"`
+	Env   []string `json:"env"`
+	Dir   string   `json:"dir"`
+	Cols  uint16   `json:"cols"`
+	Rows  uint16   `json:"rows"`
 	// Trees are the sandbox's workspace and read-write directories: the
 	// daemon holds a sandbox.Lease on them while the agent runs, taking
 	// over from the launcher that prepared them.
@@ -107,23 +108,23 @@ func (s *Server) handleTerminalStart(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusConflict, "exists", "session "+sess.ID+" already has a terminal")
 		return
 	}
+	if len(req.Files) > 8 {
+		writeError(w, http.StatusBadRequest, "bad_request", "at most 8 files may be handed to the program")
+		return
+	}
 	lease := sandbox.NewLease(s.opts.StateDir)
 	if err := lease.HoldTrees(req.Trees); err != nil {
 		writeError(w, http.StatusBadRequest, "bad_request", "could not hold the sandbox's workspace: "+err.Error())
 		return
 	}
 	cmd := exec.Command(req.Argv[0], req.Argv[1:]...)
-	var argsW *os.File
-	if len(req.FD3) > 0 {
-		pr, pw, err := os.Pipe()
-		if err != nil {
-			writeError(w, http.StatusInternalServerError, "internal", err.Error())
-			return
-		}
-		defer pr.Close()
-		argsW = pw
-		cmd.ExtraFiles = []*os.File{pr}
+	pipes, err := sandbox.NewPipes(req.Files)
+	if err != nil {
+		lease.Release()
+		writeError(w, http.StatusInternalServerError, "internal", err.Error())
+		return
 	}
+	cmd.ExtraFiles = pipes.Files()
 	cmd.Env = req.Env
 	if cmd.Env == nil {
 		cmd.Env = []string{}
@@ -134,13 +135,8 @@ func (s *Server) handleTerminalStart(w http.ResponseWriter, r *http.Request) {
 	// (after bwrap's --new-session) takes it as its own, so that resizes
 	// reach it as SIGWINCH. bwrap leads a process group, for kill.
 	f, err := startOnPTY(cmd, size)
-	if argsW != nil {
-		if err == nil {
-			// bwrap reads all its options first; a pipe holds 64 KiB.
-			argsW.Write(req.FD3)
-		}
-		argsW.Close()
-	}
+	// bwrap reads all its options first; a pipe holds 64 KiB.
+	pipes.Started(err == nil)
 	if err != nil {
 		lease.Release()
 		writeError(w, http.StatusBadRequest, "start_failed", "could not start the agent: "+err.Error())

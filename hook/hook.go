@@ -324,6 +324,13 @@ func run(ctx context.Context, h Hook, ev Event, env Env) Decision {
 	// outlast a busy daemon's scheduling delays (200ms did not: 200
 	// concurrent hooks lost their stderr and could be refused).
 	cmd.WaitDelay = 2 * time.Second
+	if contained {
+		// Nothing the hook started outlives its namespace's first
+		// process, so after it exits only scheduling delays can keep the
+		// pipes open (each hook now also starts an init shell and
+		// namespaces, which a loaded machine makes slower).
+		cmd.WaitDelay = 10 * time.Second
+	}
 	if err := child.CloseInheritedOnExec(); err != nil {
 		return deny(-1, "hook %s could not start: ringlet could not close its own descriptors (%v); refused", h.ID, err)
 	}

@@ -40,9 +40,9 @@ type Launch struct {
 	UnsandboxedHome, UnsandboxedDir string
 	// Sandbox returns the command line that runs argv (with env, in Dir)
 	// inside the profile's sandbox for cfg, and what to pass on file
-	// descriptor 3 (nil for nothing). Nil means servers cannot be
-	// sandboxed here: only those added with --no-sandbox start.
-	Sandbox func(cfg ServerConfig, argv, env []string) (cmd []string, fd3 []byte, err error)
+	// descriptors 3, 4, ... (none for nothing). Nil means servers cannot
+	// be sandboxed here: only those added with --no-sandbox start.
+	Sandbox func(cfg ServerConfig, argv, env []string) (cmd []string, files [][]byte, err error)
 }
 
 // Options configure a Server. Zero values take the documented defaults.

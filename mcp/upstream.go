@@ -28,6 +28,7 @@ import (
 
 	"github.com/neullabs/ringlet/internal/child"
 	"github.com/neullabs/ringlet/internal/outbound"
+	"github.com/neullabs/ringlet/sandbox"
 )
 
 // Upstream states, as 'ringlet mcp list' shows them.
@@ -477,7 +478,7 @@ func (u *upstream) spawn() (*conn, error) {
 	// Nothing of the daemon's environment: no key, no token.
 	env := []string{"PATH=" + srv.opts.Path, "HOME=" + where.Home, "LANG=C.UTF-8"}
 	var cmd *exec.Cmd
-	var fd3 []byte
+	var files [][]byte
 	attr := child.Attr()
 	dir := where.Dir
 	if u.cfg.NoSandbox {
@@ -498,13 +499,13 @@ func (u *upstream) spawn() (*conn, error) {
 		if where.Sandbox == nil {
 			return nil, errors.New("MCP servers cannot be sandboxed here; remove it and add it again with --no-sandbox to run it unconfined")
 		}
-		argv, opts, err := where.Sandbox(u.cfg, append([]string{bin}, u.cfg.Command[1:]...), env)
+		argv, fds, err := where.Sandbox(u.cfg, append([]string{bin}, u.cfg.Command[1:]...), env)
 		if err != nil {
 			return nil, fmt.Errorf("sandbox: %w", err)
 		}
 		cmd = exec.Command(argv[0], argv[1:]...)
 		cmd.Env = []string{"PATH=" + srv.opts.Path, "LANG=C.UTF-8"}
-		fd3 = opts
+		files = fds
 	}
 	cmd.Dir = dir
 	cmd.SysProcAttr = attr
@@ -537,34 +538,23 @@ func (u *upstream) spawn() (*conn, error) {
 		srv.mu.Unlock()
 		return nil, err
 	}
-	// The sandbox's options (bwrap --args 3) go on a pipe: they hold no
-	// secret, but keep the command line short.
-	var optsW *os.File
-	if fd3 != nil {
-		r, w, err := os.Pipe()
-		if err != nil {
-			stdin.Close()
-			stdout.Close()
-			srv.mu.Unlock()
-			return nil, err
-		}
-		defer r.Close()
-		cmd.ExtraFiles = []*os.File{r}
-		optsW = w
+	// The sandbox's options (bwrap --args 3) and seccomp filter go on
+	// pipes: they hold no secret, but keep the command line short.
+	pipes, err := sandbox.NewPipes(files)
+	if err != nil {
+		stdin.Close()
+		stdout.Close()
+		srv.mu.Unlock()
+		return nil, err
 	}
+	cmd.ExtraFiles = pipes.Files()
 	if err := cmd.Start(); err != nil {
 		srv.mu.Unlock()
-		if optsW != nil {
-			optsW.Close()
-		}
+		pipes.Started(false)
 		return nil, fmt.Errorf("start %s: %w", u.cfg.Command[0], err)
 	}
-	if optsW != nil {
-		go func() {
-			optsW.Write(fd3)
-			optsW.Close()
-		}()
-	}
+	// Small enough for the pipes' buffers: this does not wait on the child.
+	pipes.Started(true)
 	c.started = time.Now()
 	srv.wg.Add(1)
 	srv.mu.Unlock()

@@ -431,12 +431,13 @@ func TestUpstreamProgressIsRelayed(t *testing.T) {
 }
 
 // TestUpstreamRunsThroughTheSandbox: a stdio server not added with
-// NoSandbox is started through Launch.Sandbox, with the options it returns
-// on file descriptor 3; without a Sandbox it does not start at all.
+// NoSandbox is started through Launch.Sandbox, with what it returns on
+// file descriptors 3 and 4 (bwrap's options and seccomp filter); without a
+// Sandbox it does not start at all.
 func TestUpstreamRunsThroughTheSandbox(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	optsFile := filepath.Join(dir, "fd3")
+	optsFile, filterFile := filepath.Join(dir, "fd3"), filepath.Join(dir, "fd4")
 	var gotArgv, gotEnv []string
 	var mu sync.Mutex
 	w := newWorld(t, func(o *Options) {
@@ -444,13 +445,14 @@ func TestUpstreamRunsThroughTheSandbox(t *testing.T) {
 		o.Launch = func(p string) (Launch, error) {
 			l, err := launch(p)
 			if p == "a" {
-				// A stand-in for bwrap: it saves what fd 3 carries, then
-				// runs the command.
-				l.Sandbox = func(cfg ServerConfig, argv, env []string) ([]string, []byte, error) {
+				// A stand-in for bwrap: it saves what fds 3 and 4 carry,
+				// then runs the command.
+				l.Sandbox = func(cfg ServerConfig, argv, env []string) ([]string, [][]byte, error) {
 					mu.Lock()
 					gotArgv, gotEnv = argv, env
 					mu.Unlock()
-					return append([]string{"/bin/sh", "-c", `cat <&3 > "$0"; exec "$@"`, optsFile}, argv...), []byte("--opts-for-" + cfg.Name), nil
+					return append([]string{"/bin/sh", "-c", `cat <&3 > "$0"; cat <&4 > "$1"; shift; exec "$@"`, optsFile, filterFile}, argv...),
+						[][]byte{[]byte("--opts-for-" + cfg.Name), []byte("filter-for-" + cfg.Name)}, nil
 				}
 			}
 			return l, err
@@ -468,6 +470,9 @@ func TestUpstreamRunsThroughTheSandbox(t *testing.T) {
 	}
 	if data, _ := os.ReadFile(optsFile); string(data) != "--opts-for-up" {
 		t.Errorf("fd 3: got %q, want the sandbox's options", data)
+	}
+	if data, _ := os.ReadFile(filterFile); string(data) != "filter-for-up" {
+		t.Errorf("fd 4: got %q, want the sandbox's second payload", data)
 	}
 	mu.Lock()
 	if len(gotArgv) == 0 || !filepath.IsAbs(gotArgv[0]) || slices.ContainsFunc(gotEnv, func(kv string) bool {

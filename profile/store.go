@@ -45,8 +45,13 @@ type Profile struct {
 	// Protect adds to the paths the sandbox keeps read-only in the
 	// workspace and read-write directories (sandbox.DefaultProtected);
 	// Unprotect lifts some of them. Protected is the result.
-	Protect   []string  `toml:"protect,omitempty" json:"protect,omitempty"`
-	Unprotect []string  `toml:"unprotect,omitempty" json:"unprotect,omitempty"`
+	Protect   []string `toml:"protect,omitempty" json:"protect,omitempty"`
+	Unprotect []string `toml:"unprotect,omitempty" json:"unprotect,omitempty"`
+	// Resource limits of the sandbox; 0 takes Ringlet's defaults. Sizes
+	// are bytes.
+	MaxProcs  int       `toml:"max_procs,omitempty" json:"max_procs,omitempty"`
+	MaxMemory int64     `toml:"max_memory,omitempty" json:"max_memory,omitempty"`
+	TmpSize   int64     `toml:"tmp_size,omitempty" json:"tmp_size,omitempty"`
 	Created   time.Time `toml:"created" json:"created"`
 }
 
@@ -155,6 +160,9 @@ func (p *Profile) Validate(c *Catalog) error {
 	}
 	if _, err := p.Protected(); err != nil {
 		return fmt.Errorf("invalid %w", err)
+	}
+	if err := CheckLimits(p.MaxProcs, p.MaxMemory, p.TmpSize); err != nil {
+		return err
 	}
 	for _, d := range append(append([]string{}, p.ReadOnly...), p.ReadWrite...) {
 		if strings.ContainsAny(d, "\x00\n\r") || strings.HasPrefix(d, "-") || !filepath.IsAbs(d) || filepath.Clean(d) != d {

@@ -18,20 +18,29 @@ import (
 // /run and /var/tmp, the profile's HOME and the workspace read-write, and
 // nothing else of the host. It never binds $XDG_RUNTIME_DIR, D-Bus, SSH or
 // GPG agent sockets, docker.sock, X11 or Ringlet's own config dir.
+//
+// bwrap loads the seccomp filter from descriptor 3 (--seccomp 3): the
+// caller passes SeccompFilter() there (exec.Cmd.ExtraFiles[0]). Without
+// it bwrap refuses to start; it never runs the command unfiltered.
 func (p *Policy) Args(bwrap string) ([]string, error) {
-	opts, command, err := p.build(bwrap)
+	opts, command, err := p.build(bwrap, 3)
 	if err != nil {
 		return nil, err
 	}
-	return append(append(opts, "--"), command...), nil
+	return append(append(append(p.Limits.launcher(p.Limiter), opts...), "--"), command...), nil
 }
 
 // ArgsFD is Args with bwrap's options moved off its command line, which
 // every user of the host can read in /proc, to file descriptor 3 (bwrap
 // --args 3): they carry the agent's environment, session token included.
-// The caller passes opts, NUL-separated, on fd 3, e.g. through a pipe.
-func (p *Policy) ArgsFD(bwrap string) (argv []string, opts []byte, err error) {
-	o, command, err := p.build(bwrap)
+// files are what the caller passes on descriptors 3 and 4 (see Pipes):
+// the options, NUL-separated, then the seccomp filter.
+func (p *Policy) ArgsFD(bwrap string) (argv []string, files [][]byte, err error) {
+	o, command, err := p.build(bwrap, 4)
+	if err != nil {
+		return nil, nil, err
+	}
+	filter, err := SeccompFilter()
 	if err != nil {
 		return nil, nil, err
 	}
@@ -40,16 +49,18 @@ func (p *Policy) ArgsFD(bwrap string) (argv []string, opts []byte, err error) {
 		b.WriteString(s)
 		b.WriteByte(0)
 	}
-	return append([]string{bwrap, "--args", "3", "--"}, command...), b.Bytes(), nil
+	return append(append(p.Limits.launcher(p.Limiter), bwrap, "--args", "3", "--"), command...), [][]byte{b.Bytes(), filter}, nil
 }
 
 // build returns bwrap and its options, and the command that follows "--".
-func (p *Policy) build(bwrap string) (opts, command []string, err error) {
+// bwrap reads the seccomp filter from descriptor seccompFD.
+func (p *Policy) build(bwrap string, seccompFD int) (opts, command []string, err error) {
 	if err := p.Validate(); err != nil {
 		return nil, nil, err
 	}
 	a := []string{bwrap,
-		"--die-with-parent", "--new-session", "--unshare-all", "--cap-drop", "ALL", "--clearenv"}
+		"--die-with-parent", "--new-session", "--unshare-all", "--cap-drop", "ALL", "--clearenv",
+		"--seccomp", strconv.Itoa(seccompFD)}
 	if p.Network == NetHost {
 		a = append(a, "--share-net")
 	}
@@ -75,9 +86,10 @@ func (p *Policy) build(bwrap string) (opts, command []string, err error) {
 		}
 	}
 	for _, d := range tmpfsDirs {
-		a = append(a, "--tmpfs", d)
+		a = append(a, p.Limits.tmpfsArgs(d)...)
 	}
 	a = append(a, "--proc", "/proc", "--dev", "/dev")
+	a = append(a, p.Limits.devArgs()...)
 	// HOME first, then the read-only paths, so that an agent installed
 	// under the user's home (~/.local/bin/claude) or an --ro path there is
 	// shown on top of the profile's HOME instead of hidden by it; Validate
@@ -137,6 +149,9 @@ func (p *Policy) build(bwrap string) (opts, command []string, err error) {
 		k, v, _ := strings.Cut(kv, "=")
 		a = append(a, "--setenv", k, v)
 	}
+	// The root is bwrap's own tmpfs, half the RAM in size and writable:
+	// read-only, once the last mount point in it is made.
+	a = append(a, "--remount-ro", "/")
 	a = append(a, "--chdir", p.Workspace)
 	if p.Network == NetProvider {
 		// The ringlet binary runs first inside, as the forwarder from

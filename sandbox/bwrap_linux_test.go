@@ -26,7 +26,7 @@ func (o op) is(flag string, args ...string) bool {
 // option that is not here fails the test: a new one is a visible change.
 var bwrapArity = map[string]int{
 	"--die-with-parent": 0, "--new-session": 0, "--unshare-all": 0, "--share-net": 0, "--clearenv": 0, "--unshare-user": 0, "--disable-userns": 0,
-	"--cap-drop": 1, "--tmpfs": 1, "--proc": 1, "--dev": 1, "--dir": 1, "--remount-ro": 1, "--chdir": 1,
+	"--cap-drop": 1, "--seccomp": 1, "--size": 1, "--tmpfs": 1, "--proc": 1, "--dev": 1, "--dir": 1, "--remount-ro": 1, "--chdir": 1,
 	"--symlink": 2, "--ro-bind": 2, "--bind": 2, "--setenv": 2,
 }
 
@@ -101,6 +101,12 @@ func TestArgs(t *testing.T) {
 			}
 			if got := ops[len(ops)-1]; !got.is("--chdir", p.Workspace) {
 				t.Errorf("last option: got %v, want --chdir %s", got, p.Workspace)
+			}
+
+			// Every sandbox loads the seccomp filter, from descriptor 3
+			// (ArgsFD moves it to 4).
+			if indexOp(ops, "--seccomp", "3") < 0 {
+				t.Errorf("got no --seccomp 3 in %q, want the seccomp filter loaded", argv)
 			}
 
 			if got, want := indexOp(ops, "--share-net") >= 0, network == NetHost; got != want {
@@ -331,10 +337,18 @@ func TestArgsFD(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	argv, opts, err := p.ArgsFD("/usr/bin/bwrap")
+	argv, files, err := p.ArgsFD("/usr/bin/bwrap")
 	if err != nil {
 		t.Fatal(err)
 	}
+	filter, err := SeccompFilter()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) != 2 || !bytes.Equal(files[1], filter) {
+		t.Fatalf("files: got %d, want 2: the options, then the seccomp filter", len(files))
+	}
+	opts := files[0]
 	if strings.Contains(strings.Join(argv, " "), token) {
 		t.Errorf("argv %q: got the token on the command line, want it only on the descriptor", argv)
 	}
@@ -349,7 +363,15 @@ func TestArgsFD(t *testing.T) {
 		t.Fatalf("opts: got %q, want NUL-terminated options", opts)
 	}
 	got := strings.Split(string(bytes.TrimSuffix(opts, []byte{0})), "\x00")
-	if want := full[1:sep]; !slices.Equal(got, want) {
+	// The same options, but the filter comes on descriptor 4, after the
+	// options on 3.
+	want := slices.Clone(full[1:sep])
+	if i := slices.Index(want, "--seccomp"); i < 0 || want[i+1] != "3" {
+		t.Fatalf("Args: got %q, want --seccomp 3", want)
+	} else {
+		want[i+1] = "4"
+	}
+	if !slices.Equal(got, want) {
 		t.Errorf("opts: got %q, want %q", got, want)
 	}
 	if _, _, err := (&Policy{}).ArgsFD("/usr/bin/bwrap"); err == nil {

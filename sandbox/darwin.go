@@ -15,12 +15,15 @@ func (p *Policy) Args(sandboxExec string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	return append([]string{sandboxExec, "-p", prof, "--"}, p.Command...), nil
+	// The rlimits apply on macOS too (RLIMIT_NPROC and RLIMIT_CORE; macOS
+	// does not enforce RLIMIT_DATA); there is no tmpfs to size.
+	return append(append(p.Limits.launcher(p.Limiter), sandboxExec, "-p", prof, "--"), p.Command...), nil
 }
 
 // ArgsFD is Args: sandbox-exec's command line carries no secret, so
-// there are no options to pass on a file descriptor.
-func (p *Policy) ArgsFD(sandboxExec string) (argv []string, opts []byte, err error) {
+// there are no options to pass on a file descriptor, and macOS has no
+// seccomp.
+func (p *Policy) ArgsFD(sandboxExec string) (argv []string, files [][]byte, err error) {
 	argv, err = p.Args(sandboxExec)
 	return argv, nil, err
 }

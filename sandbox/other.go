@@ -10,7 +10,7 @@ var errUnsupported = errors.New("Ringlet's sandbox supports Linux (bubblewrap) a
 func (p *Policy) Args(string) ([]string, error) { return nil, errUnsupported }
 
 // ArgsFD is not available on this platform.
-func (p *Policy) ArgsFD(string) ([]string, []byte, error) { return nil, nil, errUnsupported }
+func (p *Policy) ArgsFD(string) ([]string, [][]byte, error) { return nil, nil, errUnsupported }
 
 // Find is not available on this platform.
 func Find() (string, error) { return "", errUnsupported }

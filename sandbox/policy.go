@@ -67,6 +67,13 @@ type Policy struct {
 	// launcher holds a Lease on the trees while the sandbox runs.
 	Protected []string `json:"protected,omitempty"`
 	EmptyFile string   `json:"-"`
+	// Limits bound the sandbox's processes, memory and tmpfs sizes (zero
+	// fields: the defaults).
+	Limits Limits `json:"limits"`
+	// Limiter is the ringlet binary on the host, which sets the rlimits
+	// and execs bwrap ('ringlet sandbox rlimit'); every launcher sets it.
+	// Empty (in tests) leaves the rlimits as they are.
+	Limiter string `json:"-"`
 }
 
 // systemDirs are bound read-only from the host.
@@ -132,6 +139,14 @@ func (p *Policy) Validate() error {
 			errs = append(errs, fmt.Errorf("extra path %s would cover the agent's HOME (%s); bind something inside it instead", d, p.HomePath))
 		}
 	}
+	if p.Limiter != "" {
+		errs = append(errs, CheckPath("ringlet binary", p.Limiter))
+	}
+	if l := p.Limits; l.Mechanism == LimitSystemd {
+		errs = append(errs, CheckPath("systemd-run", l.SystemdRun))
+	} else if l.Mechanism != "" && l.Mechanism != LimitRlimit {
+		errs = append(errs, fmt.Errorf("limit mechanism %q; accepted values: rlimit, systemd", l.Mechanism))
+	}
 	switch p.Network {
 	case NetProvider:
 		errs = append(errs, CheckPath("session socket", p.Socket), CheckPath("ringlet binary", p.Ringlet))
@@ -159,10 +174,12 @@ func (p *Policy) Summary() map[string]any {
 		envNames = append(envNames, k)
 	}
 	sort.Strings(envNames)
+	l := p.Limits.WithDefaults()
 	return map[string]any{
 		"workspace": p.Workspace, "home": p.HomePath, "network": p.Network,
 		"ro": p.ReadOnly, "rw": p.ReadWrite, "runtime": p.Runtime, "pinned_hard_links": len(p.Pinned),
 		"git_config_writable": p.AllowGitConfig, "command": p.Command[0], "env": envNames, "protected": p.Protected,
+		"limits": map[string]any{"procs": l.Procs, "memory": l.Memory, "tmp": l.Tmp, "mechanism": l.Mechanism},
 	}
 }
 

@@ -45,21 +45,35 @@ func BenchmarkSandboxStartup(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	argv, err := pol.Args(bwrap)
+	// The launch agents get: options and seccomp filter on descriptors.
+	argv, files, err := pol.ArgsFD(bwrap)
 	if err != nil {
 		b.Fatal(err)
 	}
-	timeRun := func(argv ...string) time.Duration {
+	timeRun := func(files [][]byte, argv ...string) time.Duration {
 		start := time.Now()
-		if out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput(); err != nil {
-			b.Fatalf("%s: %v\n%s", argv[0], err, out)
+		cmd := exec.Command(argv[0], argv[1:]...)
+		pipes, err := sandbox.NewPipes(files)
+		if err != nil {
+			b.Fatal(err)
+		}
+		cmd.ExtraFiles = pipes.Files()
+		var out strings.Builder
+		cmd.Stdout, cmd.Stderr = &out, &out
+		err = cmd.Start()
+		pipes.Started(err == nil)
+		if err == nil {
+			err = cmd.Wait()
+		}
+		if err != nil {
+			b.Fatalf("%s: %v\n%s", argv[0], err, out.String())
 		}
 		return time.Since(start)
 	}
 	var bare, boxed []time.Duration
 	for range b.N {
-		bare = append(bare, timeRun("/bin/true"))
-		boxed = append(boxed, timeRun(argv...))
+		bare = append(bare, timeRun(nil, "/bin/true"))
+		boxed = append(boxed, timeRun(files, argv...))
 	}
 	bm, sm := median(bare), median(boxed)
 	b.ReportMetric(ms(bm), "bare-p50-ms")

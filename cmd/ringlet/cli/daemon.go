@@ -163,6 +163,14 @@ func (a *app) runDaemon(ctx context.Context, f daemonFlags, listenExplicit bool)
 		}
 	}
 
+	// Under the lock: what a killed daemon of this state dir left of its
+	// session sockets is removed, and a fresh directory made for ours.
+	sockRoot, cleanSockets, err := gateway.PrepareSocketRoot(paths.StateDir, os.TempDir(), logger)
+	if err != nil {
+		return err
+	}
+	defer cleanSockets()
+
 	tok, created, err := token.LoadOrCreate(paths.TokenFile())
 	if err != nil {
 		return err
@@ -232,6 +240,7 @@ func (a *app) runDaemon(ctx context.Context, f daemonFlags, listenExplicit bool)
 		Hooks:            hook.NewStore(paths.ConfigDir),
 		MCPStore:         mcp.NewStore(paths.ConfigDir),
 		MCPPath:          a.getenv("PATH"),
+		SocketDir:        sockRoot,
 		Executable:       exe,
 		Profiles:         profile.NewStore(paths.ConfigDir, paths.DataDir),
 		CatalogDir:       paths.ConfigDir,

@@ -52,6 +52,7 @@ func (a *app) profilesCreateCmd() *cobra.Command {
 	var req gateway.ProfileRequest
 	var command string
 	var skipKey bool
+	var lim limitFlags
 	cmd := &cobra.Command{
 		Use:   "create AGENT ALIAS --provider ID",
 		Short: "Create a profile (asks for the provider key if it is not stored yet)",
@@ -82,6 +83,10 @@ terminal; --skip-key creates the profile without one.`,
 			}
 			if _, err := sandbox.ProtectedPaths(req.Protect, req.Unprotect); err != nil {
 				return usageError{err}
+			}
+			var err error
+			if req.MaxProcs, req.MaxMemory, req.TmpSize, err = lim.values(); err != nil {
+				return err
 			}
 			if command != "" {
 				req.Command = strings.Fields(command)
@@ -147,6 +152,7 @@ terminal; --skip-key creates the profile without one.`,
 	f.StringArrayVar(&req.AllowHosts, "allow-host", nil, "a host the sandboxed agent may reach over HTTPS through Ringlet's CONNECT proxy (repeatable; host or host:port)")
 	f.StringArrayVar(&req.Protect, "protect", nil, "a path in the workspace to keep read-only in the sandbox besides the defaults, e.g. .github/workflows/ (repeatable; '/' at the end for a directory)")
 	f.StringArrayVar(&req.Unprotect, "unprotect", nil, "a default protected path the sandboxed agent may write, e.g. .vscode/ (repeatable)")
+	lim.register(cmd)
 	cmd.RegisterFlagCompletionFunc("provider", a.completeProviders)
 	return cmd
 }
@@ -228,6 +234,9 @@ func (a *app) profilesInspectCmd() *cobra.Command {
 			t.row("allow_hosts", strings.Join(v.AllowHosts, " "))
 			t.row("allow_git_config", strconv.FormatBool(v.AllowGitConfig))
 			t.row("protected", strings.Join(v.Protected, " "))
+			t.row("max_procs", orDefault(nonZero(int64(v.MaxProcs), func(n int64) string { return strconv.FormatInt(n, 10) }), fmt.Sprintf("default (%d)", sandbox.DefaultProcs)))
+			t.row("max_memory", orDefault(nonZero(v.MaxMemory, fmtSize), "default ("+profile.FormatSize(sandbox.DefaultMemory)+")"))
+			t.row("tmp_size", orDefault(nonZero(v.TmpSize, fmtSize), "default ("+profile.FormatSize(sandbox.DefaultTmp)+")"))
 			t.row("key", v.Key)
 			t.row("home", v.Home)
 			t.row("unsandboxed_home", v.UnsandboxedHome)
@@ -677,6 +686,7 @@ func (a *app) profilesSetCmd() *cobra.Command {
 	var model, workspace, endpoint, network string
 	var ro, rw, allowHosts, protect, unprotect []string
 	var allowGit bool
+	var lim limitFlags
 	cmd := &cobra.Command{
 		Use:   "set ALIAS [flags]",
 		Short: "Change a profile's model, workspace, endpoint or sandbox settings",
@@ -686,7 +696,8 @@ keep the settings they started with.`,
 		Example: `  ringlet profiles set work --model claude-opus-4-1
   ringlet profiles set work --network none --ro /usr/share/dict
   ringlet profiles set work --allow-git-config=false
-  ringlet profiles set work --protect .github/workflows/ --unprotect .vscode/`,
+  ringlet profiles set work --protect .github/workflows/ --unprotect .vscode/
+  ringlet profiles set work --max-procs 512 --max-memory 4G --tmp-size 2G`,
 		Args: exactArgs(1, "ALIAS"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			alias := args[0]
@@ -696,7 +707,7 @@ keep the settings they started with.`,
 			var u gateway.ProfileUpdate
 			fl := cmd.Flags()
 			if fl.NFlag() == 0 {
-				return usagef("nothing to change: pass at least one of --model, --workspace, --endpoint, --network, --ro, --rw, --allow-git-config, --allow-host, --protect, --unprotect")
+				return usagef("nothing to change: pass at least one of --model, --workspace, --endpoint, --network, --ro, --rw, --allow-git-config, --allow-host, --protect, --unprotect, --max-procs, --max-memory, --tmp-size")
 			}
 			if fl.Changed("model") {
 				u.Model = &model
@@ -778,6 +789,19 @@ keep the settings they started with.`,
 					return usageError{err}
 				}
 			}
+			procs, memory, tmp, err := lim.values()
+			if err != nil {
+				return err
+			}
+			if fl.Changed("max-procs") {
+				u.MaxProcs = &procs
+			}
+			if fl.Changed("max-memory") {
+				u.MaxMemory = &memory
+			}
+			if fl.Changed("tmp-size") {
+				u.TmpSize = &tmp
+			}
 			var v gateway.ProfileView
 			if err := a.call(cmd.Context(), "PATCH", "/api/profiles/"+alias, u, &v); err != nil {
 				return err
@@ -797,5 +821,42 @@ keep the settings they started with.`,
 	f.StringArrayVar(&allowHosts, "allow-host", nil, "hosts the sandboxed agent may reach over HTTPS (repeatable; replaces the list; '' clears it)")
 	f.StringArrayVar(&protect, "protect", nil, "workspace paths kept read-only besides the defaults ('/' at the end for a directory; repeatable; replaces the list; '' clears it)")
 	f.StringArrayVar(&unprotect, "unprotect", nil, "default protected paths the sandboxed agent may write (repeatable; replaces the list; '' clears it)")
+	lim.register(cmd)
 	return cmd
 }
+
+// limitFlags are --max-procs, --max-memory and --tmp-size.
+type limitFlags struct {
+	procs       int
+	memory, tmp string
+}
+
+func (l *limitFlags) register(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.IntVar(&l.procs, "max-procs", 0, fmt.Sprintf("processes and threads the sandbox may run (0: the default, %d)", sandbox.DefaultProcs))
+	f.StringVar(&l.memory, "max-memory", "0", "memory of the sandbox (systemd scope) or of each of its processes (rlimit), e.g. 4G (0: the default, "+profile.FormatSize(sandbox.DefaultMemory)+")")
+	f.StringVar(&l.tmp, "tmp-size", "0", "size of the sandbox's /tmp, /var/tmp and /dev/shm each, e.g. 1G (0: the default, "+profile.FormatSize(sandbox.DefaultTmp)+")")
+}
+
+// values checks the flags: a bad one is a usage error that says the form.
+func (l *limitFlags) values() (procs int, memory, tmp int64, err error) {
+	if memory, err = profile.ParseSize(l.memory); err != nil {
+		return 0, 0, 0, usageError{fmt.Errorf("--max-memory: %w", err)}
+	}
+	if tmp, err = profile.ParseSize(l.tmp); err != nil {
+		return 0, 0, 0, usageError{fmt.Errorf("--tmp-size: %w", err)}
+	}
+	if err := profile.CheckLimits(l.procs, memory, tmp); err != nil {
+		return 0, 0, 0, usageError{err}
+	}
+	return l.procs, memory, tmp, nil
+}
+
+func nonZero(n int64, format func(int64) string) string {
+	if n == 0 {
+		return ""
+	}
+	return format(n)
+}
+
+func fmtSize(n int64) string { return profile.FormatSize(n) }

@@ -166,6 +166,17 @@ func (a *app) runProfile(ctx context.Context, alias string, extra []string, noSa
 	if err := c.Do(ctx, "POST", "/api/sessions", req, &st); err != nil {
 		return 0, err
 	}
+	if !a.remote {
+		// The session lives as long as this process: should it be killed
+		// before it ends the session below, the daemon sees the lease go
+		// and ends it. Released after that DELETE (defers run last first).
+		release, _, err := c.Hold(ctx, "POST", "/api/sessions/"+st.ID+"/lease")
+		if err != nil {
+			_ = c.Do(context.WithoutCancel(ctx), "DELETE", "/api/sessions/"+st.ID, nil, nil)
+			return 0, fmt.Errorf("hold session %s for this run: %w", st.ID, err)
+		}
+		defer release()
+	}
 	exit := -1
 	defer func() {
 		if a.remote && exit == remoteStarted {
@@ -232,6 +243,7 @@ func (a *app) runProfile(ctx context.Context, alias string, extra []string, noSa
 		Workspace: workspace, Home: st.Home, HomePath: homePath, Command: argv, Env: env,
 		ReadOnly: view.ReadOnly, ReadWrite: view.ReadWrite, Network: network, Socket: st.Socket, Ringlet: ringlet,
 		AllowGitConfig: view.AllowGitConfig, Runtime: runtimeDirs, Pinned: pinned, Protected: view.Protected,
+		Limits: sandbox.NewLimits(view.MaxProcs, view.MaxMemory, view.TmpSize), Limiter: ringlet,
 	}
 	// Protected paths that do not exist are made empty and get an empty
 	// read-only stand-in, so that the agent cannot create them; the lease
@@ -253,8 +265,9 @@ func (a *app) runProfile(ctx context.Context, alias string, extra []string, noSa
 		}
 	}
 	// bwrap's options carry the session token, so they go on a pipe, not
-	// on a command line that every user can read in /proc.
-	bargs, opts, err := pol.ArgsFD(bwrap)
+	// on a command line that every user can read in /proc; its seccomp
+	// filter on another.
+	bargs, fds, err := pol.ArgsFD(bwrap)
 	if err != nil {
 		return 0, usageError{err}
 	}
@@ -266,7 +279,7 @@ func (a *app) runProfile(ctx context.Context, alias string, extra []string, noSa
 	if a.remote {
 		cols, rows := a.termSize()
 		var info gateway.TerminalInfo
-		start := gateway.TerminalStart{Argv: bargs, FD3: opts, Env: []string{}, Cols: cols, Rows: rows, Trees: pol.Trees()}
+		start := gateway.TerminalStart{Argv: bargs, Files: fds, Env: []string{}, Cols: cols, Rows: rows, Trees: pol.Trees()}
 		if err := c.Do(ctx, "POST", "/api/sessions/"+st.ID+"/terminal", start, &info); err != nil {
 			return 0, err
 		}
@@ -274,25 +287,11 @@ func (a *app) runProfile(ctx context.Context, alias string, extra []string, noSa
 		fmt.Fprintf(a.stdio.Out, "started %s remotely in session %s (pid %d); attach with: ringlet terminal attach %s\n", alias, st.ID, info.PID, st.ID)
 		return 0, nil
 	}
-	var files []*os.File
-	if opts != nil {
-		r, w, err := os.Pipe()
-		if err != nil {
-			return 0, err
-		}
-		var wrote sync.WaitGroup
-		defer wrote.Wait()
-		wrote.Go(func() {
-			w.Write(opts)
-			w.Close()
-		})
-		files = append(files, r)
-	}
 	if in, out, ok := a.terminals(); ok {
-		exit, err = runOnPTY(in, out, bargs, files)
+		exit, err = runOnPTY(in, out, bargs, fds)
 		return exit, err
 	}
-	exit, err = a.runAttached(ctx, bargs, nil, "", files...)
+	exit, err = a.runAttached(ctx, bargs, nil, "", fds...)
 	return exit, err
 }
 
@@ -326,9 +325,9 @@ func orDefault(v, d string) string {
 }
 
 // runAttached runs argv on this terminal, forwarding SIGINT, SIGTERM and
-// SIGHUP, and returns its exit code. files are passed as fds 3, 4, ...
-// and closed here.
-func (a *app) runAttached(ctx context.Context, argv, env []string, dir string, files ...*os.File) (int, error) {
+// SIGHUP, and returns its exit code. fds are passed on pipes as
+// descriptors 3, 4, ...
+func (a *app) runAttached(ctx context.Context, argv, env []string, dir string, fds ...[]byte) (int, error) {
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = env
 	if env == nil {
@@ -336,14 +335,16 @@ func (a *app) runAttached(ctx context.Context, argv, env []string, dir string, f
 	}
 	cmd.Dir = dir
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = a.stdio.In, a.stdio.Out, a.stdio.Err
-	cmd.ExtraFiles = files
+	pipes, err := sandbox.NewPipes(fds)
+	if err != nil {
+		return 0, err
+	}
+	cmd.ExtraFiles = pipes.Files()
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
-	err := cmd.Start()
-	for _, f := range files {
-		f.Close()
-	}
+	err = cmd.Start()
+	pipes.Started(err == nil)
 	if err != nil {
 		return 0, fmt.Errorf("start the agent: %w", err)
 	}
@@ -375,7 +376,7 @@ func (a *app) sandboxCmd() *cobra.Command {
 	}
 	fwd.Flags().StringVar(&socket, "socket", sandbox.InsideSocket, "the session socket")
 	fwd.Flags().IntVar(&port, "port", sandbox.ForwarderPort, "the port to listen on, on 127.0.0.1")
-	cmd.AddCommand(fwd, a.sandboxCheckCmd())
+	cmd.AddCommand(fwd, a.sandboxCheckCmd(), a.sandboxSyscallsCmd(), a.sandboxRlimitCmd())
 	return cmd
 }
 
@@ -501,7 +502,7 @@ func (a *app) terminals() (in, out *os.File, ok bool) {
 // The agent inside never holds the user's real terminal, so nothing it
 // does (TIOCSTI included) can type into the user's shell, and it still
 // gets Ctrl-C as SIGINT and window-size changes as SIGWINCH.
-func runOnPTY(in, out *os.File, argv []string, files []*os.File) (int, error) {
+func runOnPTY(in, out *os.File, argv []string, fds [][]byte) (int, error) {
 	master, slave, err := pty.Open()
 	if err != nil {
 		return 0, fmt.Errorf("open a pseudo-terminal: %w", err)
@@ -511,12 +512,15 @@ func runOnPTY(in, out *os.File, argv []string, files []*os.File) (int, error) {
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = []string{}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
-	cmd.ExtraFiles = files
+	pipes, err := sandbox.NewPipes(fds)
+	if err != nil {
+		slave.Close()
+		return 0, err
+	}
+	cmd.ExtraFiles = pipes.Files()
 	err = cmd.Start()
 	slave.Close()
-	for _, f := range files {
-		f.Close()
-	}
+	pipes.Started(err == nil)
 	if err != nil {
 		return 0, fmt.Errorf("start the agent: %w", err)
 	}
