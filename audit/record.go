@@ -40,6 +40,13 @@ const (
 	KindMCPAdd           = "mcp.add"
 	KindMCPRemove        = "mcp.remove"
 	KindMCPApprove       = "mcp.approve"
+	// KindAuditResume ends a spell during which the log could not be
+	// written: since when, why, and what was refused meanwhile.
+	KindAuditResume = "audit.resume"
+	// KindAuditEpoch starts a new epoch on purpose (ringlet audit
+	// new-epoch): the database did not match its anchor, and the record
+	// says how and why it was accepted.
+	KindAuditEpoch = "audit.epoch"
 )
 
 // Kinds lists every kind, for validation and completion.
@@ -48,7 +55,7 @@ var Kinds = []string{
 	KindCredentialSet, KindCredentialRemove, KindProfileCreate, KindProfileDelete,
 	KindProfileLaunch, KindSessionStart, KindSessionEnd, KindToolCall,
 	KindHookDecision, KindProviderRequest, KindSandboxViolation, KindProviderAdd, KindHookAdd, KindHookRemove, KindProfileUpdate, KindSandboxEgress,
-	KindMCPAdd, KindMCPRemove, KindMCPApprove,
+	KindMCPAdd, KindMCPRemove, KindMCPApprove, KindAuditResume, KindAuditEpoch,
 }
 
 // Decisions.
