@@ -525,6 +525,21 @@ func (s *Server) recordProvider(st *proxyState) {
 	})
 }
 
+// auditRefuses answers 503 when the audit log cannot be written now: the
+// provider.request record is committed when the answer ends, so a request
+// forwarded meanwhile would reach the provider with no record.
+func (s *Server) auditRefuses(w http.ResponseWriter) bool {
+	if s.opts.AuditWritable == nil {
+		return false
+	}
+	err := s.opts.AuditWritable()
+	if err == nil {
+		return false
+	}
+	writeError(w, http.StatusServiceUnavailable, "audit_unavailable", "refused: the audit log cannot be written, so provider requests are not forwarded ("+rootCause(err)+")")
+	return true
+}
+
 // handleProxy forwards a session's request to its provider with the real
 // key. Only a session token is accepted here; the admin token is not.
 func (s *Server) handleProxy(w http.ResponseWriter, r *http.Request) {
@@ -549,8 +564,7 @@ func (s *Server) handleProxy(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad_path", err.Error())
 		return
 	}
-	if s.opts.AuditHealthy != nil && !s.opts.AuditHealthy() {
-		writeError(w, http.StatusServiceUnavailable, "audit_unavailable", "refused: the audit log cannot be written, so provider requests are not forwarded")
+	if s.auditRefuses(w) {
 		return
 	}
 	if r.ContentLength > MaxProxyBody {
@@ -592,6 +606,10 @@ func (s *Server) handleProxy(w http.ResponseWriter, r *http.Request) {
 	// for as long as the provider sends.
 	_ = rc.SetReadDeadline(time.Time{})
 	hold.shrink(int64(buf.Len()))
+	// Checked again: the body may have taken a while to arrive.
+	if s.auditRefuses(w) {
+		return
+	}
 	sess.requests.Add(1)
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
