@@ -13,6 +13,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/neullabs/ringlet/audit"
 	"github.com/neullabs/ringlet/credentials"
@@ -80,13 +81,28 @@ type auditFailWorld struct {
 	tokenAtTop string
 }
 
-func newAuditFailWorld(t *testing.T) *auditFailWorld {
+// worldOptions change what newAuditFailWorld builds.
+type worldOptions struct {
+	upstream    http.HandlerFunc // the provider; default: a plain JSON answer
+	idleTimeout time.Duration    // Options.ProxyIdleTimeout
+}
+
+func newAuditFailWorld(t *testing.T, opts ...func(*worldOptions)) *auditFailWorld {
 	t.Helper()
+	var o worldOptions
+	for _, f := range opts {
+		f(&o)
+	}
+	if o.upstream == nil {
+		o.upstream = func(rw http.ResponseWriter, r *http.Request) {
+			rw.Header().Set("Content-Type", "application/json")
+			io.WriteString(rw, `{"type":"message","model":"m","usage":{"input_tokens":1,"output_tokens":1}}`)
+		}
+	}
 	w := &auditFailWorld{aud: &faultyAuditor{}}
 	up := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		w.upstream.Add(1)
-		rw.Header().Set("Content-Type", "application/json")
-		io.WriteString(rw, `{"type":"message","model":"m","usage":{"input_tokens":1,"output_tokens":1}}`)
+		o.upstream(rw, r)
 	}))
 	t.Cleanup(up.Close)
 	w.configDir = t.TempDir()
@@ -120,7 +136,7 @@ func newAuditFailWorld(t *testing.T) *auditFailWorld {
 	}
 	w.s, w.ts = newLiveServer(t, Options{
 		Profiles: w.profiles, CatalogDir: w.configDir, Keys: w.keys, Hooks: w.hooks, Audit: w.aud, AuditWritable: w.aud.Writable,
-		MCPStore: mcp.NewStore(w.configDir), MCPPath: "/usr/bin:/bin", TokenFile: w.tokenFile,
+		MCPStore: mcp.NewStore(w.configDir), MCPPath: "/usr/bin:/bin", TokenFile: w.tokenFile, ProxyIdleTimeout: o.idleTimeout,
 	})
 	t.Cleanup(func() { w.s.mcp.srv.Close() })
 	sess, tok, err := w.s.startSession(t.Context(), "work", 0, audit.ActorAdmin)
@@ -315,5 +331,107 @@ func TestForcedSessionEndsRecordedLater(t *testing.T) {
 	w.aud.mu.Unlock()
 	if len(recs) != 2 || recs[0].Kind != audit.KindSessionEnd || recs[0].Session != w.sessID || !strings.Contains(string(recs[0].Detail), "key removed") || recs[1].Kind != audit.KindTokenRotate {
 		t.Errorf("records once the log is writable: got %+v, want the session.end of %s, then the new one", recs, w.sessID)
+	}
+}
+
+// TestPlainAnswerRecordFails503: when the record of a plain answer cannot
+// be written (the log failed after the pre-forward check), the client gets
+// a 503 with a JSON error, not a connection dropped mid-answer (issue #11
+// item 6).
+func TestPlainAnswerRecordFails503(t *testing.T) {
+	t.Parallel()
+	w := newAuditFailWorld(t)
+	w.s.opts.AuditWritable = nil // the check before forwarding passed
+	w.aud.setDown(true)
+	req, err := http.NewRequestWithContext(t.Context(), "POST", w.ts.URL+"/proxy/v1/messages", strings.NewReader(`{"model":"m","messages":[]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("X-Api-Key", w.sessTok)
+	resp, err := w.ts.Client().Do(req)
+	if err != nil {
+		t.Fatalf("POST /proxy/v1/messages: %v", err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("read the answer: %v (want a whole 503 answer, not a cut connection)", err)
+	}
+	var e apiError
+	if resp.StatusCode != http.StatusServiceUnavailable || json.Unmarshal(data, &e) != nil || e.Error.Code != "audit_unavailable" || !strings.Contains(e.Error.Message, "disk holding the audit log is full") {
+		t.Errorf("answer whose record failed: got %d %s, want 503 audit_unavailable naming the cause", resp.StatusCode, data)
+	}
+	if strings.Contains(string(data), "input_tokens") {
+		t.Errorf("answer whose record failed: got the provider's answer %s, want none of it", data)
+	}
+}
+
+// TestProxyAbortReasons: a stream cut by proxy.idle_timeout, by the
+// client leaving, or by its session ending is recorded as such, not as
+// "context canceled" for all three.
+func TestProxyAbortReasons(t *testing.T) {
+	t.Parallel()
+	stall := func(rw http.ResponseWriter, r *http.Request) {
+		rw.Header().Set("Content-Type", "text/event-stream")
+		io.WriteString(rw, "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"model\":\"m\",\"usage\":{\"input_tokens\":1}}}\n\n")
+		rw.(http.Flusher).Flush()
+		<-r.Context().Done()
+	}
+	tests := []struct {
+		name string
+		cut  func(w *auditFailWorld, cancel context.CancelFunc)
+		want string
+	}{
+		{"idle timeout", func(*auditFailWorld, context.CancelFunc) {}, "sent nothing for 300ms"},
+		{"client left", func(_ *auditFailWorld, cancel context.CancelFunc) { cancel() }, "client went away"},
+		{"session revoked", func(w *auditFailWorld, _ context.CancelFunc) {
+			w.s.endSession(context.Background(), w.sessID, "revoked", audit.ActorAdmin)
+		}, "session ended"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			idle := time.Hour
+			if tt.name == "idle timeout" {
+				idle = 300 * time.Millisecond
+			}
+			w := newAuditFailWorld(t, func(o *worldOptions) { o.upstream, o.idleTimeout = stall, idle })
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			req, err := http.NewRequestWithContext(ctx, "POST", w.ts.URL+"/proxy/v1/messages", strings.NewReader(`{"model":"m","stream":true,"messages":[]}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("X-Api-Key", w.sessTok)
+			resp, err := w.ts.Client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			// The first event has arrived: the stream is open.
+			if _, err := resp.Body.Read(make([]byte, 64)); err != nil {
+				t.Fatalf("first bytes of the stream: %v", err)
+			}
+			tt.cut(w, cancel)
+			io.Copy(io.Discard, resp.Body)
+			var rec audit.Record
+			deadline := time.Now().Add(10 * time.Second)
+			for rec.Kind == "" {
+				w.aud.mu.Lock()
+				for _, r := range w.aud.recs {
+					if r.Kind == audit.KindProviderRequest {
+						rec = r
+					}
+				}
+				w.aud.mu.Unlock()
+				if time.Now().After(deadline) {
+					t.Fatal("no provider.request record")
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+			if !strings.Contains(string(rec.Detail), tt.want) || strings.Contains(string(rec.Detail), "context canceled") {
+				t.Errorf("record of the cut stream: got detail %s, want it to say %q and not \"context canceled\"", rec.Detail, tt.want)
+			}
+		})
 	}
 }
