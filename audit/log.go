@@ -649,7 +649,7 @@ func newMetrics() *Metrics {
 			Name: "ringlet_audit_queue_depth", Help: "Audit records waiting for a commit.",
 		}),
 		healthy: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "ringlet_audit_writable", Help: "1 when the last audit commit succeeded, 0 while the log cannot be written and actions are refused.",
+			Name: "ringlet_audit_writable", Help: "1 while the audit log can be written, 0 while it cannot (a failed commit, its files replaced, its file system read-only or full) and actions are refused.",
 		}),
 	}
 	for _, k := range Kinds {
