@@ -145,6 +145,11 @@ func (a *anchorFile) advance(seq int64, hash []byte) error {
 	if seq <= a.last {
 		return nil
 	}
+	return a.write(seq, hash)
+}
+
+// write overwrites the anchor line with (seq, hash).
+func (a *anchorFile) write(seq int64, hash []byte) error {
 	a.line = append(a.line[:0], anchorPrefix...)
 	a.line = fmt.Appendf(a.line, "%020d ", seq)
 	a.line = hex.AppendEncode(a.line, hash)

@@ -87,12 +87,30 @@ func TestOpenRefusesWhatVerifyRefuses(t *testing.T) {
 // tampering.
 func TestOpenAcceptsAnchorBehind(t *testing.T) {
 	t.Parallel()
+	// A new log is anchored at record 0 before its first commit: a crash
+	// right after that commit leaves an anchor behind, not none.
+	fresh := dbPath(t)
+	l := openLog(t, Options{Path: fresh})
+	a, ok, err := ReadAnchor(fresh)
+	if err != nil || !ok || a.Seq != 0 {
+		t.Fatalf("anchor of a new log: got %+v (ok %v, %v), want record 0", a, ok, err)
+	}
+	appendN(t, l, 2)
+	l.Close()
+	zero := Anchor{Seq: 0, Hash: strings.Repeat("0", 64)}
+	if err := os.WriteFile(AnchorPath(fresh), zero.encode(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	l = openLog(t, Options{Path: fresh})
+	l.Close()
+	mustVerifyOK(t, fresh, 2)
+
 	path := logWith(t, 4)
 	before, err := os.ReadFile(AnchorPath(path))
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := openLog(t, Options{Path: path})
+	l = openLog(t, Options{Path: path})
 	appendN(t, l, 3)
 	l.Close()
 	// As if the last commit's anchor write never happened.

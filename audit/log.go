@@ -218,6 +218,16 @@ func open(opts Options, newEpoch bool) (*Log, error) {
 		l.closeDB()
 		return nil, err
 	}
+	if !anchored && seq == 0 {
+		// A new log is anchored at record 0 before its first commit, so
+		// that a crash between that commit and its anchor leaves an
+		// anchor behind the database (accepted), not a missing one.
+		if err := l.anchor.write(0, genesis); err != nil {
+			l.anchor.close()
+			l.closeDB()
+			return nil, err
+		}
+	}
 	return l, nil
 }
 
