@@ -500,7 +500,7 @@ func (l *Log) write(batch []*pending) (recs []Record, err error) {
 	if err := l.checkContinuity(seq, prev); err != nil {
 		return nil, l.health.setBroken(err)
 	}
-	if err := l.files.check(); err != nil {
+	if err := l.files.checkCommit(); err != nil {
 		return nil, l.health.setBroken(err)
 	}
 	recs = make([]Record, 0, len(batch)+1)
