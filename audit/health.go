@@ -324,11 +324,11 @@ func (l *Log) describe(err error) error {
 		if ferr := l.files.check(); ferr != nil {
 			return l.health.setBroken(ferr)
 		}
+		if fsErr := checkFileSystem(filepath.Dir(l.opts.Path)); errors.Is(fsErr, errReadOnlyFS) {
+			return fsErr
+		}
 		if errors.Is(err, sqlite3.FULL) || lowOnSpace(filepath.Dir(l.opts.Path)) {
 			return errDiskFull
-		}
-		if fsErr := checkFileSystem(filepath.Dir(l.opts.Path)); fsErr != nil {
-			return fsErr
 		}
 	}
 	return describe(err)

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/ncruces/go-sqlite3"
 )
 
 // tamperings are what can happen to a log while no writer has it open.
@@ -426,4 +428,31 @@ func runLog(t *testing.T, l *Log) {
 		cancel()
 		wg.Wait()
 	})
+}
+
+// TestReadOnlyFileSystemNamed: a write error on a file system that turned
+// read-only (as ext4 does after an error) names it, instead of "disk I/O
+// error", and Run notices it before a commit fails. A read-only bind
+// mount over the log's directory stands in for the remount: the writer's
+// open files stay writable, but the file system it sees is read-only.
+func TestReadOnlyFileSystemNamed(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(mountTmpfs(t, "1m"), "audit")
+	path := filepath.Join(dir, "audit.db")
+	l := openLog(t, Options{Path: path})
+	runLog(t, l)
+	appendN(t, l, 1)
+	for _, args := range [][]string{{"--bind", dir, dir}, {"-o", "remount,bind,ro", dir}} {
+		if out, err := exec.Command("mount", args...).CombinedOutput(); err != nil {
+			t.Fatalf("mount %v: %v: %s", args, err, out)
+		}
+	}
+	t.Cleanup(func() { exec.Command("umount", dir).Run() })
+	if err := l.describe(sqlite3.IOERR); !errors.Is(err, errReadOnlyFS) {
+		t.Errorf("an I/O error on a read-only file system: got %v, want it named", err)
+	}
+	waitFor(t, "Writable to report the read-only file system", func() bool { return l.Writable() != nil })
+	if err := l.Writable(); !strings.Contains(err.Error(), "file system holding the audit log is read-only") {
+		t.Errorf("Writable: got %v, want the read-only file system named", err)
+	}
 }
