@@ -245,6 +245,11 @@ func TestEveryActionRefusedWhenAuditFails(t *testing.T) {
 				t.Errorf("MCP servers of work: got %d, want none", len(list))
 			}
 		}},
+		{"mcp remove", "DELETE", "/api/mcp/servers/work/kept", false, nil, func(t *testing.T, w *auditFailWorld) {
+			if list, _ := w.s.mcp.srv.Servers("work"); len(list) != 1 {
+				t.Errorf("MCP servers of work: got %d, want the 1 added before", len(list))
+			}
+		}},
 		{"provider request", "POST", "/proxy/v1/messages", true, func(*auditFailWorld) string { return `{"model":"m","messages":[]}` }, func(t *testing.T, w *auditFailWorld) {
 			if n := w.upstream.Load(); n != 0 {
 				t.Errorf("requests the provider saw: got %d, want 0", n)
@@ -255,6 +260,11 @@ func TestEveryActionRefusedWhenAuditFails(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			w := newAuditFailWorld(t)
+			if tt.name == "mcp remove" {
+				if _, err := w.s.mcp.srv.AddServer("work", mcp.ServerConfig{Name: "kept", URL: "https://mcp.example.com/mcp"}); err != nil {
+					t.Fatal(err)
+				}
+			}
 			before := w.aud.count()
 			path := strings.NewReplacer("{id}", w.sessID, "{hook}", w.hookID).Replace(tt.path)
 			tok := testToken
