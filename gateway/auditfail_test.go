@@ -320,27 +320,44 @@ func TestHookCheckDeniesWhenAuditFails(t *testing.T) {
 }
 
 // TestForcedSessionEndsRecordedLater: a session the daemon must end (its
-// key removed, its TTL over) ends even when the audit log cannot be
+// key removed, its agent exited) ends even when the audit log cannot be
 // written; its session.end record is written once it can.
 func TestForcedSessionEndsRecordedLater(t *testing.T) {
 	t.Parallel()
-	w := newAuditFailWorld(t)
-	w.aud.setDown(true)
-	w.s.endSessionsUsing(t.Context(), credentials.Ref{Provider: "up", Alias: "work"}, "key removed")
-	if sess := w.s.sessions.lookup(w.sessTok); sess != nil {
-		t.Fatal("session after its key was removed: still live, want ended")
-	}
-	before := w.aud.count()
-	w.aud.setDown(false)
-	// Any record that goes through writes the ones that waited first.
-	if err := w.s.record(t.Context(), audit.Record{Kind: audit.KindTokenRotate, Actor: audit.ActorAdmin, Decision: audit.Allow}); err != nil {
-		t.Fatal(err)
-	}
-	w.aud.mu.Lock()
-	recs := append([]audit.Record(nil), w.aud.recs[before:]...)
-	w.aud.mu.Unlock()
-	if len(recs) != 2 || recs[0].Kind != audit.KindSessionEnd || recs[0].Session != w.sessID || !strings.Contains(string(recs[0].Detail), "key removed") || recs[1].Kind != audit.KindTokenRotate {
-		t.Errorf("records once the log is writable: got %+v, want the session.end of %s, then the new one", recs, w.sessID)
+	for _, tt := range []struct {
+		name, reason string
+		end          func(t *testing.T, w *auditFailWorld)
+	}{
+		{"key removed", "key removed", func(t *testing.T, w *auditFailWorld) {
+			w.s.endSessionsUsing(t.Context(), credentials.Ref{Provider: "up", Alias: "work"}, "key removed")
+		}},
+		{"agent exited", "agent exited with code 3", func(t *testing.T, w *auditFailWorld) {
+			if status, data := w.do(t, "DELETE", "/api/sessions/"+w.sessID+"?reason=exited&exit_code=3", testToken, ""); status != http.StatusOK {
+				t.Errorf("the CLI's end of a session whose agent exited: got %d %s, want 200", status, data)
+			}
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			w := newAuditFailWorld(t)
+			w.aud.setDown(true)
+			tt.end(t, w)
+			if sess := w.s.sessions.lookup(w.sessTok); sess != nil {
+				t.Fatal("session: still live, want ended")
+			}
+			before := w.aud.count()
+			w.aud.setDown(false)
+			// Any record that goes through writes the ones that waited first.
+			if err := w.s.record(t.Context(), audit.Record{Kind: audit.KindTokenRotate, Actor: audit.ActorAdmin, Decision: audit.Allow}); err != nil {
+				t.Fatal(err)
+			}
+			w.aud.mu.Lock()
+			recs := append([]audit.Record(nil), w.aud.recs[before:]...)
+			w.aud.mu.Unlock()
+			if len(recs) != 2 || recs[0].Kind != audit.KindSessionEnd || recs[0].Session != w.sessID || !strings.Contains(string(recs[0].Detail), tt.reason) || recs[1].Kind != audit.KindTokenRotate {
+				t.Errorf("records once the log is writable: got %+v, want the session.end of %s (%s), then the new one", recs, w.sessID, tt.reason)
+			}
+		})
 	}
 }
 

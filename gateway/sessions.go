@@ -479,15 +479,22 @@ func (s *Server) handleSessionRevoke(w http.ResponseWriter, r *http.Request) {
 	if sess == nil {
 		return
 	}
-	reason := "revoked"
 	if q := r.URL.Query(); q.Get("reason") == "exited" {
-		// The CLI ends a 'profiles run' session when its agent exits.
-		reason = "agent exited"
+		// The CLI ends a 'profiles run' session when its agent exits: a
+		// fact, not a request that may be refused. A session whose agent
+		// is gone must not outlive it because the log cannot be written.
+		reason := "agent exited"
 		if code, err := strconv.Atoi(q.Get("exit_code")); err == nil {
 			reason = "agent exited with code " + strconv.Itoa(code)
 		}
+		if _, ok := s.endSession(r.Context(), sess.ID, reason, audit.ActorAdmin); !ok {
+			writeError(w, http.StatusNotFound, "not_found", "no live session "+sess.ID)
+			return
+		}
+		writeJSON(w, http.StatusOK, sess.info())
+		return
 	}
-	ended, err := s.revokeSession(r.Context(), sess.ID, reason, audit.ActorAdmin)
+	ended, err := s.revokeSession(r.Context(), sess.ID, "revoked", audit.ActorAdmin)
 	if err != nil {
 		writeAuditError(w, err)
 		return
