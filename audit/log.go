@@ -1,19 +1,17 @@
 package audit
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"net/url"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"sync"
-	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/ncruces/go-sqlite3"
@@ -59,6 +57,12 @@ type Options struct {
 	// OnCommit receives every committed batch, in order, after the callers
 	// have been released. It must not block.
 	OnCommit func([]Record)
+	// CheckInterval is how often Run looks at the log's files and file
+	// system for what makes it unwritable. Default 250ms.
+	CheckInterval time.Duration
+	// Logger hears when the log stops and starts being writable. Default:
+	// discard.
+	Logger *slog.Logger
 }
 
 // Log appends records in group commits: callers wait until their own
@@ -72,10 +76,16 @@ type Options struct {
 // into the next one. A lone caller commits its own record on its own
 // goroutine, without waking another: on an idle daemon, a hand-off to a
 // writer goroutine and back costs more than the commit.
+//
+// Whether a record could be written now is kept in memory (Writable), from
+// the outcome of each commit and from the checks Run makes.
 type Log struct {
 	opts    Options
 	anchor  *anchorFile
 	metrics *Metrics
+	health  health
+	checks  singleCheck
+	files   *watchedFiles
 
 	// mu guards waiting, leading and closed.
 	mu      sync.Mutex
@@ -86,11 +96,17 @@ type Log struct {
 	batch   []*pending // the leader's; reused
 
 	closeOnce sync.Once
-	healthy   atomic.Bool
+
+	// The leader's: the last record this log committed or found at open,
+	// which the database must still hold at the next commit.
+	lastSeq  int64
+	lastHash []byte
+	ended    *outage // the outage the last write ended
 
 	db     *sqlite3.Conn
 	insert *sqlite3.Stmt
 	tip    *sqlite3.Stmt
+	hashAt *sqlite3.Stmt
 	// Prepared once: parsing them on every commit cost a fifth of it.
 	begin, commitTx, rollback *sqlite3.Stmt
 }
@@ -98,21 +114,61 @@ type Log struct {
 type pending struct {
 	rec  Record
 	done chan error
+	// probe asks only whether a commit works: it inserts no record of its
+	// own (but carries the audit.resume record of an outage).
+	probe bool
 }
 
 var pendingPool = sync.Pool{New: func() any { return &pending{done: make(chan error, 1)} }}
 
 // Open opens (creating if needed) the database at opts.Path with mode 0600
 // in a 0700 directory. Close closes it.
+//
+// It refuses a database that does not match its anchor (an *AnchorError):
+// one truncated, rolled back to an older copy, replaced or deleted, or
+// whose anchor was removed. Writing to it would move the anchor to what
+// is there and hide that. NewEpoch continues from such a database on
+// purpose.
 func Open(opts Options) (*Log, error) {
+	return open(opts, false)
+}
+
+func open(opts Options, newEpoch bool) (*Log, error) {
 	if opts.Sync == "" {
 		opts.Sync = SyncNormal
 	}
 	if opts.Sync != SyncNormal && opts.Sync != SyncFull {
 		return nil, fmt.Errorf("invalid audit.sync %q; accepted values: normal, full", opts.Sync)
 	}
-	if err := privatefile.EnsureDir(filepath.Dir(opts.Path)); err != nil {
+	if opts.CheckInterval <= 0 {
+		opts.CheckInterval = 250 * time.Millisecond
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	dir := filepath.Dir(opts.Path)
+	if err := privatefile.EnsureDir(dir); err != nil {
 		return nil, fmt.Errorf("audit log directory: %w", err)
+	}
+	if err := checkFileSystem(dir); errors.Is(err, errReadOnlyFS) {
+		return nil, fmt.Errorf("audit log %s: %w", opts.Path, err)
+	}
+	// The anchor is read before the database: it trails the database's
+	// commits, so the database found next is never legitimately behind it.
+	anchor, anchored, err := ReadAnchor(opts.Path)
+	switch {
+	case err == nil, newEpoch && errors.Is(err, errNotAnchor):
+	case errors.Is(err, errNotAnchor):
+		return nil, &AnchorError{Path: opts.Path, Problem: fmt.Sprintf("its anchor file %s is damaged (not a ringlet audit anchor)", AnchorPath(opts.Path))}
+	default:
+		return nil, err
+	}
+	fi, statErr := os.Stat(opts.Path)
+	dbExists := statErr == nil
+	if (!dbExists || fi.Size() == 0) && anchored && anchor.Seq > 0 && !newEpoch {
+		// Refused before an empty database is made in its place.
+		problem, _, _ := anchorProblem(opts.Path, anchor, anchored, dbExists, 0, nil)
+		return nil, &AnchorError{Path: opts.Path, Problem: problem}
 	}
 	if err := checkIsDatabase(opts.Path); err != nil {
 		return nil, err
@@ -128,21 +184,50 @@ func Open(opts Options) (*Log, error) {
 	}
 	db, err := sqlite3.OpenFlags(dbURI(opts.Path), sqlite3.OPEN_READWRITE|sqlite3.OPEN_CREATE|sqlite3.OPEN_URI)
 	if err != nil {
-		return nil, fmt.Errorf("open audit log %s: %w", opts.Path, err)
+		return nil, fmt.Errorf("open audit log %s: %w", opts.Path, describe(err))
 	}
 	l := &Log{opts: opts, db: db, metrics: newMetrics(), batch: make([]*pending, 0, maxBatch)}
 	l.idle.L = &l.mu
+	l.health.init(l.metrics, opts.Logger)
 	if err := l.init(); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("open audit log %s: %w", opts.Path, err)
+		l.closeDB()
+		return nil, fmt.Errorf("open audit log %s: %w", opts.Path, describe(err))
 	}
-	l.anchor, err = openAnchor(AnchorPath(opts.Path), opts.Sync == SyncFull)
+	seq, hash, err := l.readTip()
+	if err != nil {
+		l.closeDB()
+		return nil, fmt.Errorf("open audit log %s: %w", opts.Path, describe(err))
+	}
+	if !newEpoch {
+		problem, _, err := anchorProblem(opts.Path, anchor, anchored, dbExists, seq, l.recordHash)
+		if err == nil && problem != "" {
+			err = &AnchorError{Path: opts.Path, Problem: problem}
+		}
+		if err != nil {
+			l.closeDB()
+			return nil, err
+		}
+	}
+	l.lastSeq, l.lastHash = seq, hash
+	if l.files, err = watchFiles(opts.Path); err != nil {
+		l.closeDB()
+		return nil, err
+	}
+	l.anchor, err = openAnchor(AnchorPath(opts.Path), opts.Sync == SyncFull, anchor.Seq)
 	if err != nil {
 		l.closeDB()
 		return nil, err
 	}
-	l.healthy.Store(true)
-	l.metrics.healthy.Set(1)
+	if !anchored && seq == 0 {
+		// A new log is anchored at record 0 before its first commit, so
+		// that a crash between that commit and its anchor leaves an
+		// anchor behind the database (accepted), not a missing one.
+		if err := l.anchor.write(0, genesis); err != nil {
+			l.anchor.close()
+			l.closeDB()
+			return nil, err
+		}
+	}
 	return l, nil
 }
 
@@ -213,6 +298,9 @@ func (l *Log) init() error {
 	if l.tip, _, err = l.db.Prepare(`SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1`); err != nil {
 		return err
 	}
+	if l.hashAt, _, err = l.db.Prepare(`SELECT hash FROM records WHERE seq = ?`); err != nil {
+		return err
+	}
 	if l.begin, _, err = l.db.Prepare("BEGIN IMMEDIATE"); err != nil {
 		return err
 	}
@@ -224,7 +312,7 @@ func (l *Log) init() error {
 }
 
 func (l *Log) closeDB() {
-	for _, s := range []*sqlite3.Stmt{l.insert, l.tip, l.begin, l.commitTx, l.rollback} {
+	for _, s := range []*sqlite3.Stmt{l.insert, l.tip, l.hashAt, l.begin, l.commitTx, l.rollback} {
 		if s != nil {
 			s.Close()
 		}
@@ -234,9 +322,6 @@ func (l *Log) closeDB() {
 
 // Path is the database file.
 func (l *Log) Path() string { return l.opts.Path }
-
-// Healthy reports whether the last commit succeeded.
-func (l *Log) Healthy() bool { return l.healthy.Load() }
 
 // Metrics returns the log's Prometheus collectors.
 func (l *Log) Metrics() *Metrics { return l.metrics }
@@ -256,11 +341,16 @@ func (l *Log) Append(ctx context.Context, r Record) (Record, error) {
 	}
 	p := pendingPool.Get().(*pending)
 	p.rec = r
+	return release(p, l.submit(p))
+}
+
+// submit waits until p is committed (or has failed), leading the commit if
+// nobody else is.
+func (l *Log) submit(p *pending) error {
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()
-		pendingPool.Put(p)
-		return Record{}, unavailable(ErrClosed)
+		return unavailable(ErrClosed)
 	}
 	l.waiting = append(l.waiting, p)
 	l.metrics.queueDepth.Inc()
@@ -270,7 +360,7 @@ func (l *Log) Append(ctx context.Context, r Record) (Record, error) {
 		// caller's context is not consulted again: returning early could
 		// acknowledge an action whose record is then lost.
 		if err := <-p.done; err != errLead {
-			return release(p, err)
+			return err
 		}
 		l.mu.Lock()
 	}
@@ -300,7 +390,7 @@ func (l *Log) Append(ctx context.Context, r Record) (Record, error) {
 		l.commit(batch)
 		clear(batch)
 	}()
-	return release(p, <-p.done)
+	return <-p.done
 }
 
 // errLead tells a waiting caller that it leads the next commit.
@@ -310,6 +400,7 @@ var errLead = errors.New("lead the next commit")
 func release(p *pending, err error) (Record, error) {
 	out := p.rec
 	p.rec = Record{}
+	p.probe = false
 	pendingPool.Put(p)
 	if err != nil {
 		return Record{}, err
@@ -318,7 +409,7 @@ func release(p *pending, err error) (Record, error) {
 }
 
 // Close stops accepting records, lets the records already waiting be
-// committed, and closes the database.
+// committed, and closes the database. Run must have returned.
 func (l *Log) Close() error {
 	l.closeOnce.Do(func() {
 		l.mu.Lock()
@@ -340,23 +431,36 @@ func (l *Log) commit(batch []*pending) {
 	l.metrics.commitSeconds.Observe(time.Since(start).Seconds())
 	l.metrics.batchSize.Observe(float64(len(batch)))
 	if err != nil {
-		l.healthy.Store(false)
-		l.metrics.healthy.Set(0)
-		l.metrics.failures.Add(float64(len(batch)))
+		failed := 0
+		for _, p := range batch {
+			if !p.probe {
+				failed++
+			}
+		}
+		l.health.commitFailed(err, failed)
+		l.metrics.failures.Add(float64(failed))
 		err = unavailable(err)
 		for _, p := range batch {
 			p.done <- err
 		}
 		return
 	}
-	l.healthy.Store(true)
-	l.metrics.healthy.Set(1)
-	for i, p := range batch {
-		l.metrics.written.WithLabelValues(recs[i].Kind).Inc()
-		p.rec = recs[i]
+	l.health.commitSucceeded(l.ended)
+	l.ended = nil
+	i := 0
+	if len(recs) > 0 && recs[0].Kind == KindAuditResume {
+		l.metrics.written.WithLabelValues(KindAuditResume).Inc()
+		i = 1
+	}
+	for _, p := range batch {
+		if !p.probe {
+			l.metrics.written.WithLabelValues(recs[i].Kind).Inc()
+			p.rec = recs[i]
+			i++
+		}
 		p.done <- nil
 	}
-	if l.opts.OnCommit != nil {
+	if l.opts.OnCommit != nil && len(recs) > 0 {
 		// A notification hook: its failure must not stop the log.
 		func() {
 			defer func() { _ = recover() }()
@@ -365,7 +469,12 @@ func (l *Log) commit(batch []*pending) {
 	}
 }
 
+// write commits the batch's records, after the audit.resume record of an
+// outage that this commit ends, and returns what it committed in order.
 func (l *Log) write(batch []*pending) (recs []Record, err error) {
+	if f := l.health.brokenFault(); f != nil {
+		return nil, f
+	}
 	if err := l.begin.Exec(); err != nil {
 		return nil, l.describe(err)
 	}
@@ -385,29 +494,76 @@ func (l *Log) write(batch []*pending) (recs []Record, err error) {
 	if err != nil {
 		return nil, l.describe(err)
 	}
-	recs = make([]Record, len(batch))
-	for i, p := range batch {
-		r := p.rec
+	// The database must be the one this log has been writing: not
+	// replaced, truncated or rolled back since its last commit. Appending
+	// to another would acknowledge actions into a file nobody reads.
+	if err := l.checkContinuity(seq, prev); err != nil {
+		return nil, l.health.setBroken(err)
+	}
+	if err := l.files.checkCommit(); err != nil {
+		return nil, l.health.setBroken(err)
+	}
+	recs = make([]Record, 0, len(batch)+1)
+	resume, ended := l.health.resumeRecord()
+	if ended != nil {
+		recs = append(recs, resume)
+	}
+	for _, p := range batch {
+		if !p.probe {
+			recs = append(recs, p.rec)
+		}
+	}
+	if len(recs) == 0 {
+		// A probe with nothing to write: taking the write lock worked.
+		if err := l.rollback.Exec(); err != nil {
+			return nil, l.describe(err)
+		}
+		return nil, nil
+	}
+	for i := range recs {
+		r := &recs[i]
 		seq++
 		r.Seq = seq
-		h := chainHash(prev, &r)
+		h := chainHash(prev, r)
 		r.PrevHash, r.Hash = hex.EncodeToString(prev), hex.EncodeToString(h)
-		if err := l.bindInsert(&r, prev, h); err != nil {
+		if err := l.bindInsert(r, prev, h); err != nil {
 			return nil, l.describe(err)
 		}
 		prev = h
-		recs[i] = r
 	}
 	if err := l.commitTx.Exec(); err != nil {
 		return nil, l.describe(err)
 	}
+	l.lastSeq, l.lastHash = seq, prev
 	// The anchor is written after the commit: a crash in between leaves it
 	// behind the database, which verify accepts; the reverse would look
 	// like removed records.
 	if err := l.anchor.advance(seq, prev); err != nil {
 		return nil, err
 	}
+	l.ended = ended
 	return recs, nil
+}
+
+// checkContinuity reports whether the database's tip (seq, hash) still
+// holds the last record this log committed. Another writer (the CLI) may
+// have added records after it.
+func (l *Log) checkContinuity(seq int64, hash []byte) error {
+	switch {
+	case seq < l.lastSeq:
+		return fmt.Errorf("the audit database %s went back from record %d to record %d while it was being written (truncated, or replaced by an older copy)", l.opts.Path, l.lastSeq, seq)
+	case seq == l.lastSeq && !bytes.Equal(hash, l.lastHash):
+		return fmt.Errorf("record %d of the audit database %s changed while it was being written (the database was replaced)", seq, l.opts.Path)
+	case seq > l.lastSeq && l.lastSeq > 0:
+		h, err := l.recordHash(l.lastSeq)
+		if err != nil {
+			return l.describe(err)
+		}
+		if !equalHex(h, l.lastHash) {
+			return fmt.Errorf("record %d of the audit database %s changed while it was being written (the database was replaced)", l.lastSeq, l.opts.Path)
+		}
+	}
+	return nil
 }
 
 func (l *Log) readTip() (int64, []byte, error) {
@@ -421,6 +577,19 @@ func (l *Log) readTip() (int64, []byte, error) {
 	seq := l.tip.ColumnInt64(0)
 	h := append([]byte(nil), l.tip.ColumnRawBlob(1)...)
 	return seq, h, nil
+}
+
+// recordHash is the hash of record seq in hex, "" if there is none.
+func (l *Log) recordHash(seq int64) (string, error) {
+	s := l.hashAt
+	defer s.Reset()
+	if err := s.BindInt64(1, seq); err != nil {
+		return "", err
+	}
+	if !s.Step() {
+		return "", s.Err()
+	}
+	return hex.EncodeToString(s.ColumnRawBlob(0)), nil
 }
 
 func (l *Log) bindInsert(r *Record, prev, h []byte) error {
@@ -454,136 +623,10 @@ func (l *Log) bindInsert(r *Record, prev, h []byte) error {
 	return s.Exec()
 }
 
-// describe turns SQLite errors into a sentence a user can act on.
-func describe(err error) error {
-	switch {
-	case errors.Is(err, sqlite3.FULL):
-		return errors.New("the disk holding the audit log is full; free space to resume")
-	case errors.Is(err, sqlite3.READONLY):
-		return errors.New("the audit log is read-only; make it writable to resume")
-	case errors.Is(err, sqlite3.BUSY):
-		return errors.New("the audit log is locked by another process")
-	case errors.Is(err, sqlite3.CORRUPT), errors.Is(err, sqlite3.NOTADB):
-		return errors.New("the audit log database is corrupted; move it aside and run 'ringlet audit verify' on the copy")
-	case errors.Is(err, sqlite3.IOERR):
-		return fmt.Errorf("I/O error writing the audit log (%v)", err)
-	}
-	return err
-}
-
-// describe is describe for a failed write, which also recognises a full
-// disk. ncruces/go-sqlite3 (v0.37.0) reports one as SQLITE_IOERR_WRITE,
-// not SQLITE_FULL: its ENOSPC check is a type assertion that the
-// *fs.PathError from os.File.WriteAt defeats. An I/O error while the file
-// system holding the log has almost no space left is taken for the full
-// disk it most likely is.
-func (l *Log) describe(err error) error {
-	if errors.Is(err, sqlite3.IOERR) && lowOnSpace(filepath.Dir(l.opts.Path)) {
-		return describe(sqlite3.FULL)
-	}
-	return describe(err)
-}
-
-// lowOnSpace reports whether the file system holding dir has less than
-// 1 MiB available.
-func lowOnSpace(dir string) bool {
-	var st syscall.Statfs_t
-	if err := syscall.Statfs(dir, &st); err != nil {
-		return false
-	}
-	return uint64(st.Bavail)*uint64(st.Bsize) < 1<<20
-}
-
-// AnchorPath is the anchor file beside a database.
-func AnchorPath(db string) string { return db + ".anchor" }
-
 // Files are the database's files: itself, its write-ahead log and shared
 // memory, and its anchor.
 func Files(db string) []string {
 	return []string{db, db + "-wal", db + "-shm", AnchorPath(db)}
-}
-
-// anchorFile holds the latest committed (seq, hash) outside the database,
-// as one fixed-length line overwritten in place, so a truncated or
-// replaced database is caught by verify.
-type anchorFile struct {
-	f    *os.File
-	sync bool
-	last int64  // the highest seq this process anchored
-	line []byte // reused line buffer
-}
-
-const anchorLen = len("ringlet-audit-anchor v1 ") + 20 + 1 + 64 + 1
-
-func openAnchor(path string, sync bool) (*anchorFile, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, privatefile.FileMode)
-	if err != nil {
-		return nil, fmt.Errorf("open audit anchor %s: %w", path, err)
-	}
-	if err := privatefile.Check(path); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("audit anchor: %w", err)
-	}
-	return &anchorFile{f: f, sync: sync}, nil
-}
-
-func (a *anchorFile) close() { a.f.Close() }
-
-func (a *anchorFile) advance(seq int64, hash []byte) error {
-	// No file lock and no read-back: a commit's anchor write is two
-	// syscalls on the hot path. Writers in other processes (the CLI) can
-	// interleave so that an older tip is written last; the anchor then lags
-	// the database, which verify accepts, and the next commit moves it on.
-	// It never runs ahead of the database, which is what verify checks.
-	if seq <= a.last {
-		return nil
-	}
-	a.line = append(a.line[:0], "ringlet-audit-anchor v1 "...)
-	a.line = fmt.Appendf(a.line, "%020d ", seq)
-	a.line = hex.AppendEncode(a.line, hash)
-	a.line = append(a.line, '\n')
-	if _, err := a.f.WriteAt(a.line, 0); err != nil {
-		return fmt.Errorf("write audit anchor: %w", err)
-	}
-	if a.sync {
-		if err := a.f.Sync(); err != nil {
-			return fmt.Errorf("sync audit anchor: %w", err)
-		}
-	}
-	a.last = seq
-	return nil
-}
-
-// ReadAnchor returns the anchored (seq, hash) of a database; ok is false
-// when there is no anchor file or it is empty.
-func ReadAnchor(db string) (seq int64, hash string, ok bool, err error) {
-	data, err := os.ReadFile(AnchorPath(db))
-	if errors.Is(err, fs.ErrNotExist) || (err == nil && len(data) == 0) {
-		return 0, "", false, nil
-	}
-	if err != nil {
-		return 0, "", false, err
-	}
-	seq, hash, err = parseAnchor(data)
-	if err != nil {
-		return 0, "", false, fmt.Errorf("audit anchor %s: %w", AnchorPath(db), err)
-	}
-	return seq, hash, true, nil
-}
-
-func parseAnchor(b []byte) (int64, string, error) {
-	f := strings.Fields(string(b))
-	if len(f) != 4 || f[0] != "ringlet-audit-anchor" || f[1] != "v1" || len(f[3]) != 64 {
-		return 0, "", errors.New("not a ringlet audit anchor")
-	}
-	seq, err := strconv.ParseInt(f[2], 10, 64)
-	if err != nil || seq < 0 {
-		return 0, "", errors.New("not a ringlet audit anchor")
-	}
-	if _, err := hex.DecodeString(f[3]); err != nil {
-		return 0, "", errors.New("not a ringlet audit anchor")
-	}
-	return seq, f[3], nil
 }
 
 // Metrics are the audit log's Prometheus collectors.
@@ -616,7 +659,7 @@ func newMetrics() *Metrics {
 			Name: "ringlet_audit_queue_depth", Help: "Audit records waiting for a commit.",
 		}),
 		healthy: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "ringlet_audit_writable", Help: "1 when the last audit commit succeeded, 0 while the log cannot be written and actions are refused.",
+			Name: "ringlet_audit_writable", Help: "1 while the audit log can be written, 0 while it cannot (a failed commit, its files replaced, its file system read-only or full) and actions are refused.",
 		}),
 	}
 	for _, k := range Kinds {

@@ -337,12 +337,12 @@ func TestTwoWriters(t *testing.T) {
 
 	total := int64(6 + 2*per)
 	res := mustVerifyOK(t, path, total)
-	seq, hash, ok, err := ReadAnchor(path)
+	a, ok, err := ReadAnchor(path)
 	if err != nil || !ok {
 		t.Fatalf("ReadAnchor: got ok=%v err=%v, want an anchor", ok, err)
 	}
-	if seq != total || hash != res.LastHash {
-		t.Errorf("anchor: got (%d, %s), want (%d, %s)", seq, hash, total, res.LastHash)
+	if a.Seq != total || a.Hash != res.LastHash {
+		t.Errorf("anchor: got (%d, %s), want (%d, %s)", a.Seq, a.Hash, total, res.LastHash)
 	}
 }
 

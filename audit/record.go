@@ -44,6 +44,13 @@ const (
 	// call got no answer in time, it could not be reached or started) and
 	// is restarted after a backoff.
 	KindMCPServerRestart = "mcp.server_restart"
+	// KindAuditResume ends a spell during which the log could not be
+	// written: since when, why, and what was refused meanwhile.
+	KindAuditResume = "audit.resume"
+	// KindAuditEpoch starts a new epoch on purpose (ringlet audit
+	// new-epoch): the database did not match its anchor, and the record
+	// says how and why it was accepted.
+	KindAuditEpoch = "audit.epoch"
 )
 
 // Kinds lists every kind, for validation and completion.
@@ -52,7 +59,7 @@ var Kinds = []string{
 	KindCredentialSet, KindCredentialRemove, KindProfileCreate, KindProfileDelete,
 	KindProfileLaunch, KindSessionStart, KindSessionEnd, KindToolCall,
 	KindHookDecision, KindProviderRequest, KindSandboxViolation, KindProviderAdd, KindHookAdd, KindHookRemove, KindProfileUpdate, KindSandboxEgress,
-	KindMCPAdd, KindMCPRemove, KindMCPApprove, KindMCPServerRestart,
+	KindMCPAdd, KindMCPRemove, KindMCPApprove, KindMCPServerRestart, KindAuditResume, KindAuditEpoch,
 }
 
 // Decisions.

@@ -3,12 +3,14 @@ package audit
 import (
 	"bytes"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"syscall"
+	"time"
 )
 
 // VerifyResult is what verify found.
@@ -23,6 +25,8 @@ type VerifyResult struct {
 	// BadSeq is the first record found edited, missing or out of place.
 	BadSeq  int64  `json:"bad_seq,omitempty"`
 	Problem string `json:"problem,omitempty"`
+	// Epochs are the new epochs started on purpose, oldest first.
+	Epochs []EpochInfo `json:"epochs,omitempty"`
 }
 
 func checkExists(path string) error {
@@ -67,11 +71,25 @@ func checkIsDatabase(path string) error {
 // record and checks it reaches the anchor beside it. It reports the first
 // record that was edited, removed or reordered. An error means the walk
 // could not be done; a broken chain is a result with OK false.
+//
+// Epochs started on purpose (audit.epoch records) are listed in the
+// result; each one the anchor names must be in the chain.
 func Verify(path string) (VerifyResult, error) {
 	res := VerifyResult{Path: path}
-	anchorSeq, anchorHash, anchored, err := ReadAnchor(path)
+	anchor, anchored, err := ReadAnchor(path)
 	if err != nil {
 		return res, err
+	}
+	fail := func(seq int64, format string, args ...any) (VerifyResult, error) {
+		res.BadSeq, res.Problem = seq, fmt.Sprintf(format, args...)
+		return res, nil
+	}
+	// A database that is missing or empty (truncated to nothing) holds no
+	// records, and no table to read them from.
+	if fi, err := os.Stat(path); (errors.Is(err, fs.ErrNotExist) || err == nil && fi.Size() == 0 && fi.Mode().IsRegular()) && anchored && anchor.Seq > 0 {
+		res.AnchorSeq = anchor.Seq
+		problem, bad, _ := anchorProblem(path, anchor, anchored, err == nil, 0, nil)
+		return fail(bad, "%s", problem)
 	}
 	db, err := OpenReader(path)
 	if err != nil {
@@ -83,13 +101,13 @@ func Verify(path string) (VerifyResult, error) {
 		return res, fmt.Errorf("read audit log: %w", describe(err))
 	}
 	defer stmt.Close()
-	fail := func(seq int64, format string, args ...any) (VerifyResult, error) {
-		res.BadSeq, res.Problem = seq, fmt.Sprintf(format, args...)
-		return res, nil
-	}
 	prev := genesis
 	var last int64
-	var anchoredHash string
+	hashes := map[int64]string{} // of the records the anchor names
+	names := map[int64]bool{anchor.Seq: true}
+	for _, e := range anchor.Epochs {
+		names[e.Seq] = true
+	}
 	for stmt.Step() {
 		r := scan(stmt)
 		storedPrev, _ := hex.DecodeString(r.PrevHash)
@@ -109,22 +127,42 @@ func Verify(path string) (VerifyResult, error) {
 		}
 		res.Records++
 		last, prev = r.Seq, stored
-		if anchored && r.Seq == anchorSeq {
-			anchoredHash = r.Hash
+		if anchored && names[r.Seq] {
+			hashes[r.Seq] = r.Hash
+		}
+		if r.Kind == KindAuditEpoch {
+			res.Epochs = append(res.Epochs, epochInfo(r))
 		}
 	}
 	if err := stmt.Err(); err != nil {
 		return res, fmt.Errorf("read audit log: %w", describe(err))
 	}
-	res.LastSeq, res.LastHash, res.AnchorSeq = last, hex.EncodeToString(prev), anchorSeq
-	switch {
-	case !anchored && res.Records > 0:
-		return fail(last, "no anchor file %s: removal of the last records cannot be ruled out (copy the .anchor file together with the database)", AnchorPath(path))
-	case anchored && anchorSeq > last:
-		return fail(last+1, "the last records were removed: the anchor names record %d but the database ends at record %d (truncated, or replaced by an older copy)", anchorSeq, last)
-	case anchored && anchorSeq > 0 && anchoredHash != anchorHash:
-		return fail(anchorSeq, "record %d differs from the anchored record: the database was replaced or rewritten", anchorSeq)
+	res.LastSeq, res.LastHash, res.AnchorSeq = last, hex.EncodeToString(prev), anchor.Seq
+	problem, bad, _ := anchorProblem(path, anchor, anchored, true, last, func(seq int64) (string, error) { return hashes[seq], nil })
+	if problem != "" {
+		return fail(bad, "%s", problem)
+	}
+	for _, e := range anchor.Epochs {
+		if hashes[e.Seq] != e.Hash {
+			return fail(e.Seq, "the anchor names a new epoch at record %d that the database does not hold (the database was replaced or rewritten)", e.Seq)
+		}
 	}
 	res.OK = true
 	return res, nil
+}
+
+// EpochInfo is an epoch started on purpose, as verify reports it.
+type EpochInfo struct {
+	Seq  int64     `json:"seq"`
+	Time time.Time `json:"time"`
+	// Reason is what whoever started it said; Found is what the database
+	// was found to be then.
+	Reason string `json:"reason,omitempty"`
+	Found  string `json:"found,omitempty"`
+}
+
+func epochInfo(r Record) EpochInfo {
+	var d epochDetail
+	_ = json.Unmarshal(r.Detail, &d)
+	return EpochInfo{Seq: r.Seq, Time: r.Time, Reason: d.Reason, Found: d.Found}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -171,12 +172,12 @@ func TestVerifyIntact(t *testing.T) {
 	t.Parallel()
 	path := logWith(t, 10)
 	res := verify(t, path)
-	_, anchorHash, _, err := ReadAnchor(path)
+	a, _, err := ReadAnchor(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := VerifyResult{Path: path, OK: true, Records: 10, FirstSeq: 1, LastSeq: 10, LastHash: anchorHash, AnchorSeq: 10}
-	if res != want {
+	want := VerifyResult{Path: path, OK: true, Records: 10, FirstSeq: 1, LastSeq: 10, LastHash: a.Hash, AnchorSeq: 10}
+	if !reflect.DeepEqual(res, want) {
 		t.Errorf("Verify:\ngot  %+v\nwant %+v", res, want)
 	}
 	if len(res.LastHash) != 64 {

@@ -96,7 +96,9 @@ func (s *Server) openSessionSocket(sess *session) (string, error) {
 	})
 	ss := &sessionSocket{dir: dir, path: path, done: make(chan struct{}),
 		srv: &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10,
-			BaseContext: func(net.Listener) context.Context { return sess.ctx }}}
+			BaseContext: func(net.Listener) context.Context {
+				return context.WithValue(sess.ctx, sourceKey{}, "session socket "+sess.ID)
+			}}}
 	s.sockMu.Lock()
 	s.sockets[sess.ID] = ss
 	s.sockMu.Unlock()

@@ -291,6 +291,11 @@ func (s *Server) handleProfileDelete(w http.ResponseWriter, r *http.Request) {
 		Detail: audit.DetailJSON(map[string]any{"purge_key": purge})}) {
 		return
 	}
+	// Both records before anything is deleted: a key removal that could
+	// not be recorded must not leave the profile half deleted.
+	if purge && !s.recordOr503(w, r, audit.Record{Kind: audit.KindCredentialRemove, Profile: alias, Actor: audit.ActorAdmin, Target: p.CredentialRef().String(), Decision: audit.Allow}) {
+		return
+	}
 	for _, sess := range s.sessions.list() {
 		if sess.Profile.Alias == alias {
 			s.endSession(r.Context(), sess.ID, "profile deleted", audit.ActorAdmin)
@@ -310,9 +315,6 @@ func (s *Server) handleProfileDelete(w http.ResponseWriter, r *http.Request) {
 	s.forgetMCPProfile(alias)
 	keyRemoved := false
 	if purge {
-		if !s.recordOr503(w, r, audit.Record{Kind: audit.KindCredentialRemove, Profile: alias, Actor: audit.ActorAdmin, Target: p.CredentialRef().String(), Decision: audit.Allow}) {
-			return
-		}
 		if _, err := s.opts.Keys.Remove(p.CredentialRef()); err == nil {
 			keyRemoved = true
 		} else if !errors.Is(err, credentials.ErrNotFound) {

@@ -127,7 +127,9 @@ type proxyState struct {
 	status    int
 	usage     provider.Usage
 	err       error
-	cancel    context.CancelFunc
+	cancel    context.CancelCauseFunc // its cause says why the answer was cut short
+	ctx       context.Context         // the upstream request's
+	client    context.Context         // the client's request's
 	recorded  sync.Once
 	recordErr error // the provider.request record could not be written
 	streaming bool
@@ -135,6 +137,32 @@ type proxyState struct {
 }
 
 type proxyStateKey struct{}
+
+// idleTimeoutError cuts an answer that sent nothing for proxy.idle_timeout.
+type idleTimeoutError struct{ d time.Duration }
+
+func (e idleTimeoutError) Error() string {
+	return fmt.Sprintf("the provider sent nothing for %s (proxy.idle_timeout); the answer was cut", e.d)
+}
+
+// why is what ended the request early, in words: the reads report
+// "context canceled" whether the proxy cut an idle answer, the session
+// ended, or the client went away.
+func (st *proxyState) why() string {
+	if !errors.Is(st.err, context.Canceled) {
+		return st.err.Error()
+	}
+	var idle idleTimeoutError
+	switch cause := context.Cause(st.ctx); {
+	case errors.As(cause, &idle):
+		return idle.Error()
+	case errors.Is(cause, errSessionEnded):
+		return "the session ended (revoked, expired or its key changed) during the answer"
+	case st.client.Err() != nil:
+		return "the client went away before the end of the answer"
+	}
+	return st.err.Error()
+}
 
 var bodyPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
@@ -249,6 +277,13 @@ func (s *Server) modifyResponse(resp *http.Response) error {
 		resp.Body = &wholeBody{Reader: bytes.NewReader(body), mb: mb}
 		resp.ContentLength = int64(len(body))
 		resp.Header.Set("Content-Length", strconv.Itoa(len(body)))
+		// Recorded before any of it goes out: if the record cannot be
+		// written, the client gets a 503 (from proxyError), not a cut
+		// answer.
+		if err := mb.finish(nil); err != nil {
+			resp.Body = http.NoBody
+			return err
+		}
 		return nil
 	}
 	// Redaction may change the length; bodies of unknown size are
@@ -320,7 +355,8 @@ func (b *meteredBody) Read(p []byte) (int, error) {
 		}
 		if b.idle > 0 {
 			if b.timer == nil {
-				b.timer = time.AfterFunc(b.idle, b.st.cancel)
+				idle := b.idle
+				b.timer = time.AfterFunc(idle, func() { b.st.cancel(idleTimeoutError{idle}) })
 			} else {
 				b.timer.Reset(b.idle)
 			}
@@ -423,6 +459,12 @@ func (f finalOnly) Unwrap() http.ResponseWriter { return f.ResponseWriter }
 
 func (s *Server) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 	st := r.Context().Value(proxyStateKey{}).(*proxyState)
+	if errors.Is(err, audit.ErrUnavailable) {
+		// The answer's record could not be written: the answer is withheld.
+		s.log.Error("provider answer withheld: its record could not be written", "provider", st.sess.Provider.ID, "session", st.sess.ID, "err", err)
+		writeAuditError(w, err)
+		return
+	}
 	st.err = err
 	st.status = http.StatusBadGateway
 	code, msg := "upstream_unreachable", "the provider could not be reached"
@@ -497,7 +539,7 @@ func (s *Server) recordProvider(st *proxyState) {
 			Provider: st.sess.Provider.ID, Stream: st.streaming, TTFBNs: st.ttfb.Nanoseconds()}
 		if st.err != nil {
 			decision = audit.Error
-			detail.Error = provider.RedactString(st.err.Error(), st.sess.key.Reveal())
+			detail.Error = provider.RedactString(st.why(), st.sess.key.Reveal())
 			detail.Complete = false
 		}
 		st.recordErr = s.record(context.Background(), audit.Record{
@@ -525,6 +567,21 @@ func (s *Server) recordProvider(st *proxyState) {
 	})
 }
 
+// auditRefuses answers 503 when the audit log cannot be written now: the
+// provider.request record is committed when the answer ends, so a request
+// forwarded meanwhile would reach the provider with no record.
+func (s *Server) auditRefuses(w http.ResponseWriter) bool {
+	if s.opts.AuditWritable == nil {
+		return false
+	}
+	err := s.opts.AuditWritable()
+	if err == nil {
+		return false
+	}
+	writeError(w, http.StatusServiceUnavailable, "audit_unavailable", "refused: the audit log cannot be written, so provider requests are not forwarded ("+rootCause(err)+")")
+	return true
+}
+
 // handleProxy forwards a session's request to its provider with the real
 // key. Only a session token is accepted here; the admin token is not.
 func (s *Server) handleProxy(w http.ResponseWriter, r *http.Request) {
@@ -549,8 +606,7 @@ func (s *Server) handleProxy(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad_path", err.Error())
 		return
 	}
-	if s.opts.AuditHealthy != nil && !s.opts.AuditHealthy() {
-		writeError(w, http.StatusServiceUnavailable, "audit_unavailable", "refused: the audit log cannot be written, so provider requests are not forwarded")
+	if s.auditRefuses(w) {
 		return
 	}
 	if r.ContentLength > MaxProxyBody {
@@ -592,13 +648,17 @@ func (s *Server) handleProxy(w http.ResponseWriter, r *http.Request) {
 	// for as long as the provider sends.
 	_ = rc.SetReadDeadline(time.Time{})
 	hold.shrink(int64(buf.Len()))
+	// Checked again: the body may have taken a while to arrive.
+	if s.auditRefuses(w) {
+		return
+	}
 	sess.requests.Add(1)
-	ctx, cancel := context.WithCancel(r.Context())
-	defer cancel()
+	ctx, cancel := context.WithCancelCause(r.Context())
+	defer cancel(nil)
 	// A revoked session's streams end at once.
-	stop := context.AfterFunc(sess.ctx, cancel)
+	stop := context.AfterFunc(sess.ctx, func() { cancel(errSessionEnded) })
 	defer stop()
-	st := &proxyState{sess: sess, target: target, body: buf.Bytes(), start: time.Now(), cancel: cancel, method: r.Method}
+	st := &proxyState{sess: sess, target: target, body: buf.Bytes(), start: time.Now(), ctx: ctx, client: r.Context(), cancel: cancel, method: r.Method}
 	ctx = context.WithValue(ctx, proxyStateKey{}, st)
 	s.proxy.ServeHTTP(finalOnly{w}, r.WithContext(ctx))
 }

@@ -90,9 +90,10 @@ type Options struct {
 	// ProxyIdleTimeout ends a provider answer that sends nothing for this
 	// long. 0 means no limit. There is never an overall limit on streams.
 	ProxyIdleTimeout time.Duration
-	// AuditHealthy reports whether the audit log can be written; provider
-	// requests are refused while it cannot.
-	AuditHealthy func() bool
+	// AuditWritable reports, from memory, whether the audit log can be
+	// written now (nil) or why not; provider requests are refused before
+	// they are forwarded while it cannot.
+	AuditWritable func() error
 	// Logger receives the daemon's log. Default: discard.
 	Logger *slog.Logger
 }
@@ -107,9 +108,16 @@ type Server struct {
 	// keyGen counts key changes per credential (see startSession).
 	keyGenMu sync.Mutex
 	keyGen   map[credentials.Ref]uint64
-	// guardDenials paces the records of refused cross-site requests.
+	// guardDenials paces the records of refused cross-site requests,
+	// authDenials those of bad tokens, per source.
 	guardDenials denialLimiter
-	started      time.Time
+	authDenials  sourceLimiter
+	// later holds records that wait for the audit log (recordLater);
+	// waiting is its length, read without the lock.
+	laterMu sync.Mutex
+	later   []audit.Record
+	waiting atomic.Int64
+	started time.Time
 
 	listenAddr atomic.Value // string, set by Serve
 	port       atomic.Int64
@@ -178,6 +186,13 @@ func New(opts Options) (*Server, error) {
 
 func (s *Server) authFailed(reason string, r *http.Request) {
 	s.metrics.authFailures.WithLabelValues(reason).Inc()
+	// Any local process (a sandboxed agent through its socket too) can
+	// send wrong tokens as fast as it likes: past a burst, each source's
+	// refusals are counted, not recorded (or logged) one by one.
+	ok, skipped := s.authDenials.allow(denialSource(r), time.Now())
+	if !ok {
+		return
+	}
 	detail := map[string]any{"reason": reason, "remote": r.RemoteAddr}
 	if tok, _, ok := credential(r); ok && s.opts.Keyed != nil {
 		// Matchable (the same wrong token shows up as the same value)
@@ -186,7 +201,7 @@ func (s *Server) authFailed(reason string, r *http.Request) {
 	}
 	// The path is logged, never the query or headers: they may carry a
 	// token someone pasted in the wrong place.
-	s.recordDenial(r, http.StatusUnauthorized, "authentication failed", detail, 0)
+	s.recordDenial(r, http.StatusUnauthorized, "authentication failed", detail, skipped)
 }
 
 func (s *Server) guardDenied(reason string, r *http.Request) {
@@ -253,8 +268,8 @@ func clip(v string) string {
 	return fmt.Sprintf("%s...(%d more bytes)", v[:cut], len(v)-cut)
 }
 
-// denialLimiter is a token bucket for records of refused cross-site and
-// foreign-host requests: a burst of denialBurst, then denialRate a second.
+// denialLimiter is a token bucket for records of refused requests: a
+// burst of denialBurst, then denialRate a second.
 type denialLimiter struct {
 	mu      sync.Mutex
 	tokens  float64
@@ -266,6 +281,14 @@ const (
 	denialRate  = 20
 	denialBurst = 200
 )
+
+// refilled reports whether the bucket is full again, and how many
+// refusals it has not yet reported.
+func (l *denialLimiter) refilled(now time.Time) (skipped int64, ok bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.skipped, l.last.IsZero() || l.tokens+now.Sub(l.last).Seconds()*denialRate >= denialBurst
+}
 
 // allow reports whether a refused request at now is recorded and, if so,
 // how many were not recorded since the last one that was.
@@ -286,6 +309,88 @@ func (l *denialLimiter) allow(now time.Time) (bool, int64) {
 	skipped := l.skipped
 	l.skipped = 0
 	return true, skipped
+}
+
+// sourceLimiter is a denialLimiter per source of refused requests, so
+// that one source's flood does not keep another's refusals from being
+// recorded. At most maxDenialSources are tracked at once (buckets that
+// have refilled are forgotten first); sources past that share one.
+type sourceLimiter struct {
+	mu        sync.Mutex
+	buckets   map[string]*denialLimiter
+	lastSweep time.Time
+}
+
+const maxDenialSources = 1024
+
+// denialOverflow is the bucket of the sources past maxDenialSources.
+const denialOverflow = "other sources"
+
+func (l *sourceLimiter) allow(source string, now time.Time) (bool, int64) {
+	l.mu.Lock()
+	b := l.buckets[source]
+	if b == nil {
+		if l.buckets == nil {
+			l.buckets = map[string]*denialLimiter{}
+		}
+		// A sweep costs a pass over every bucket: at most one a second,
+		// however many new sources arrive.
+		if len(l.buckets) >= maxDenialSources && now.Sub(l.lastSweep) >= time.Second {
+			l.lastSweep = now
+			l.sweep(now)
+		}
+		if len(l.buckets) >= maxDenialSources {
+			source = denialOverflow
+		}
+		if b = l.buckets[source]; b == nil {
+			b = &denialLimiter{}
+			l.buckets[source] = b
+		}
+	}
+	l.mu.Unlock()
+	return b.allow(now)
+}
+
+// sweep forgets the buckets that have refilled. What they had not yet
+// reported is carried to the shared bucket, whose next record says it.
+func (l *sourceLimiter) sweep(now time.Time) {
+	var carried int64
+	for k, v := range l.buckets {
+		if k == denialOverflow {
+			continue
+		}
+		if n, ok := v.refilled(now); ok {
+			carried += n
+			delete(l.buckets, k)
+		}
+	}
+	if carried > 0 {
+		o := l.buckets[denialOverflow]
+		if o == nil {
+			o = &denialLimiter{}
+			l.buckets[denialOverflow] = o
+		}
+		o.mu.Lock()
+		o.skipped += carried
+		o.mu.Unlock()
+	}
+}
+
+// sourceKey carries the source of requests that arrive on a session
+// socket, where the peer address says nothing.
+type sourceKey struct{}
+
+// denialSource is who sent a refused request: the session whose socket it
+// came through, or the peer's IP address (every local process shares
+// 127.0.0.1).
+func denialSource(r *http.Request) string {
+	if src, ok := r.Context().Value(sourceKey{}).(string); ok {
+		return src
+	}
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		return host
+	}
+	return r.RemoteAddr
 }
 
 // Handler returns the daemon's routes behind its middleware chain. The

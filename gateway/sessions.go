@@ -60,6 +60,10 @@ type session struct {
 	// .../launch), which its hooks must not load from.
 	launchedIn atomic.Value // string
 	leased     atomic.Bool  // its launcher holds it (lease.go)
+	// endMu orders the ends of the session: it is ended (and its
+	// session.end recorded) once.
+	endMu sync.Mutex
+	ended bool
 }
 
 func (s *session) workspace() string {
@@ -275,21 +279,75 @@ func (s *Server) keyChanged(ref credentials.Ref) {
 
 var errNoKey = errors.New("missing key")
 
-// endSession revokes a session at once: its token stops working and its
-// open streams are cut.
+// endSession ends a session that must end whatever the audit log says:
+// its TTL is over, its key was replaced or removed, its profile deleted,
+// its agent exited, or the daemon stops. Its token stops working and its
+// open streams are cut at once; a session.end record that cannot be
+// written now waits until the log can be written (see recordLater).
 func (s *Server) endSession(ctx context.Context, id, reason, actor string) (*session, bool) {
-	sess, ok := s.sessions.remove(id)
-	if !ok {
+	sess := s.sessionByID(id)
+	if sess == nil {
 		return nil, false
 	}
+	sess.endMu.Lock()
+	if sess.ended {
+		sess.endMu.Unlock()
+		return nil, false
+	}
+	sess.ended = true
+	sess.endMu.Unlock()
+	s.finishSession(sess)
+	rec := sessionEnd(sess, reason, actor)
+	if err := s.record(ctx, rec); err != nil {
+		s.recordLater(rec)
+	}
+	return sess, true
+}
+
+// revokeSession ends a session because someone asked to: like every
+// action, only once its session.end record is committed. When it cannot
+// be, the session stays live and the error says why.
+func (s *Server) revokeSession(ctx context.Context, id, reason, actor string) (*session, error) {
+	sess := s.sessionByID(id)
+	if sess == nil {
+		return nil, nil
+	}
+	sess.endMu.Lock()
+	if sess.ended {
+		sess.endMu.Unlock()
+		return nil, nil
+	}
+	if err := s.record(ctx, sessionEnd(sess, reason, actor)); err != nil {
+		sess.endMu.Unlock()
+		return sess, err
+	}
+	sess.ended = true
+	sess.endMu.Unlock()
+	s.finishSession(sess)
+	return sess, nil
+}
+
+func (s *Server) sessionByID(id string) *session {
+	s.sessions.mu.RLock()
+	defer s.sessions.mu.RUnlock()
+	return s.sessions.byID[id]
+}
+
+// finishSession takes an ended session out: its token stops working and
+// its streams and socket close.
+func (s *Server) finishSession(sess *session) {
+	s.sessions.remove(sess.ID)
 	sess.cancel(errSessionEnded)
 	sess.expiry.Stop()
 	s.closeSessionSocket(sess)
 	s.metrics.sessions.Set(float64(s.sessions.count()))
 	s.lastActivity.Store(time.Now().UnixNano())
-	_ = s.record(ctx, audit.Record{Kind: audit.KindSessionEnd, Profile: sess.Profile.Alias, Session: sess.ID, Actor: actor, Decision: audit.Allow,
-		Duration: time.Since(sess.Created), Detail: audit.DetailJSON(map[string]any{"reason": reason, "requests": sess.requests.Load()})})
-	return sess, true
+}
+
+// sessionEnd is the session.end record of sess, timed now.
+func sessionEnd(sess *session, reason, actor string) audit.Record {
+	return audit.Record{Time: time.Now().UTC(), Kind: audit.KindSessionEnd, Profile: sess.Profile.Alias, Session: sess.ID, Actor: actor, Decision: audit.Allow,
+		Duration: time.Since(sess.Created), Detail: audit.DetailJSON(map[string]any{"reason": reason, "requests": sess.requests.Load()})}
 }
 
 // sessionFor returns the live session of a request's token, ending an
@@ -439,9 +497,7 @@ func (s *Server) handleSessionList(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) findSession(w http.ResponseWriter, r *http.Request) *session {
 	id := chi.URLParam(r, "id")
-	s.sessions.mu.RLock()
-	sess := s.sessions.byID[id]
-	s.sessions.mu.RUnlock()
+	sess := s.sessionByID(id)
 	if sess == nil {
 		writeError(w, http.StatusNotFound, "not_found", "no live session "+id+" ('ringlet sessions list' shows them)")
 	}
@@ -459,19 +515,31 @@ func (s *Server) handleSessionRevoke(w http.ResponseWriter, r *http.Request) {
 	if sess == nil {
 		return
 	}
-	reason := "revoked"
 	if q := r.URL.Query(); q.Get("reason") == "exited" {
-		// The CLI ends a 'profiles run' session when its agent exits.
-		reason = "agent exited"
+		// The CLI ends a 'profiles run' session when its agent exits: a
+		// fact, not a request that may be refused. A session whose agent
+		// is gone must not outlive it because the log cannot be written.
+		reason := "agent exited"
 		if code, err := strconv.Atoi(q.Get("exit_code")); err == nil {
 			reason = "agent exited with code " + strconv.Itoa(code)
 		}
+		if _, ok := s.endSession(r.Context(), sess.ID, reason, audit.ActorAdmin); !ok {
+			writeError(w, http.StatusNotFound, "not_found", "no live session "+sess.ID)
+			return
+		}
+		writeJSON(w, http.StatusOK, sess.info())
+		return
 	}
-	if _, ok := s.endSession(r.Context(), sess.ID, reason, audit.ActorAdmin); !ok {
+	ended, err := s.revokeSession(r.Context(), sess.ID, "revoked", audit.ActorAdmin)
+	if err != nil {
+		writeAuditError(w, err)
+		return
+	}
+	if ended == nil {
 		writeError(w, http.StatusNotFound, "not_found", "no live session "+sess.ID)
 		return
 	}
-	writeJSON(w, http.StatusOK, sess.info())
+	writeJSON(w, http.StatusOK, ended.info())
 }
 
 // endAllSessions ends every session when the daemon stops.

@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -593,12 +594,18 @@ func TestAuditEscapesControlCharacters(t *testing.T) {
 // TestAuditCrashSafety kills the daemon with SIGKILL at random moments
 // while it answers concurrent requests: every refusal a client was told
 // about has its record, and the chain stays intact.
+//
+// Bad tokens are recorded one by one only up to a burst per source (past
+// it they are counted), so each round sends fewer than the burst, and the
+// kill lands after a random number of answers, with the other workers'
+// requests still in flight.
 func TestAuditCrashSafety(t *testing.T) {
 	t.Parallel()
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed %d", seed)
 	rng := mrand.New(mrand.NewPCG(seed, seed))
 	const rounds, workers = 8, 8
+	const perRound = 180 // under the daemon's burst of 200 records per source
 
 	e := newEnv(t)
 	tr := &http.Transport{MaxIdleConnsPerHost: workers}
@@ -613,6 +620,9 @@ func TestAuditCrashSafety(t *testing.T) {
 	for round := range rounds {
 		d := e.StartDaemon()
 		stop := make(chan struct{})
+		reached := make(chan struct{})
+		killAt := 40 + rng.IntN(perRound-40-2*workers)
+		var issued, answered atomic.Int64
 		var wg sync.WaitGroup
 		for g := range workers {
 			wg.Go(func() {
@@ -621,6 +631,10 @@ func TestAuditCrashSafety(t *testing.T) {
 					case <-stop:
 						return
 					default:
+					}
+					if issued.Add(1) > perRound {
+						<-stop
+						return
 					}
 					path := fmt.Sprintf("/api/nonce-%d-%d-%d", round, g, n)
 					req, err := http.NewRequest(http.MethodGet, d.URL+path, nil)
@@ -642,13 +656,17 @@ func TestAuditCrashSafety(t *testing.T) {
 						odd = append(odd, fmt.Sprintf("%s: %d", path, resp.StatusCode))
 					}
 					mu.Unlock()
+					if answered.Add(1) == int64(killAt) {
+						close(reached)
+					}
 				}
 			})
 		}
-		// The kill lands at a random moment of the load, not at a
-		// condition: that is the point.
-		load := time.Duration(100+rng.IntN(200)) * time.Millisecond
-		<-time.After(load)
+		select {
+		case <-reached:
+		case <-time.After(runTimeout):
+			t.Fatalf("round %d: %d answers in %s, want %d", round, answered.Load(), runTimeout, killAt)
+		}
 		d.Signal(syscall.SIGKILL)
 		d.Wait()
 		close(stop)

@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/neullabs/ringlet/audit"
+	"github.com/neullabs/ringlet/privatefile"
 )
 
 // auditDB is the database the CLI reads and writes: --db, else the one the
@@ -79,7 +80,7 @@ daemon writes); tail follows the daemon's live stream.`,
   ringlet audit verify
   ringlet audit tail --kind credential.set`,
 	}
-	cmd.AddCommand(a.auditQueryCmd(), a.auditVerifyCmd(), a.auditTailCmd())
+	cmd.AddCommand(a.auditQueryCmd(), a.auditVerifyCmd(), a.auditTailCmd(), a.auditNewEpochCmd())
 	return cmd
 }
 
@@ -223,8 +224,9 @@ func (a *app) auditVerifyCmd() *cobra.Command {
 		Long: `Walk the hash chain of the audit database from its first record and check
 that it reaches the anchor file beside it (PATH.anchor). Exits 0 when the
 log is intact and 1 naming the first record that was edited, removed or
-reordered, or when the last records were cut off or the database was
-replaced by an older copy.
+reordered, or when the last records were cut off, the database was
+replaced by an older copy, deleted, or its anchor removed. New epochs
+started on purpose ('ringlet audit new-epoch') are listed.
 
 It cannot detect a rewrite by someone who can also rewrite the anchor file
 (the same user, or root): the anchor protects against truncation and
@@ -251,6 +253,10 @@ rollback, not against an attacker with your privileges.`,
 				}
 			} else if res.OK {
 				fmt.Fprintf(a.stdio.Out, "audit log %s is intact: %d records, chain and anchor verified up to record %d\n", path, res.Records, res.LastSeq)
+				for _, e := range res.Epochs {
+					fmt.Fprintf(a.stdio.Out, "new epoch started on purpose at record %d (%s), reason %q; found then: %s\n",
+						e.Seq, e.Time.Local().Format(time.DateTime), printable(e.Reason), printable(e.Found))
+				}
 			}
 			if !res.OK {
 				if !asJSON {
@@ -355,4 +361,62 @@ func nonEmpty(fields []string) []string {
 		}
 	}
 	return out
+}
+
+func (a *app) auditNewEpochCmd() *cobra.Command {
+	var reason, db string
+	cmd := &cobra.Command{
+		Use:   "new-epoch --reason TEXT",
+		Short: "Continue an audit log that no longer matches its anchor, on purpose",
+		Long: `The daemon and the CLI refuse to write to an audit log that does not match
+its anchor: one truncated, restored from an older copy, replaced, deleted,
+or whose anchor file is gone. Writing would move the anchor to what is
+there and hide what happened.
+
+If you did that on purpose (restored a backup, moved the log), new-epoch
+accepts the log as it is: it appends an audit.epoch record that says what
+was found, when, and your reason, chained to the records that are there
+(a deleted log starts afresh), and anchors it. The anchor file names the
+epoch too, and 'ringlet audit verify' lists it from then on. Keep a copy
+of the files first if you may want to investigate.
+
+The daemon must not be running.`,
+		Example: `  ringlet audit new-epoch --reason "restored audit.db from last night's backup"`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if strings.TrimSpace(reason) == "" {
+				return usagef("--reason is required: say why the audit log is accepted as it is (it is recorded)")
+			}
+			paths, err := a.needPaths()
+			if err != nil {
+				return err
+			}
+			if err := privatefile.EnsureDir(paths.StateDir); err != nil {
+				return fmt.Errorf("state directory: %w", err)
+			}
+			// No daemon may write the log meanwhile, nor start and refuse.
+			unlock, err := lockDaemon(paths)
+			if err != nil {
+				return fmt.Errorf("%w; a new epoch needs it stopped", err)
+			}
+			defer unlock()
+			path, err := a.auditDB(db)
+			if err != nil {
+				return err
+			}
+			cfg, err := a.loadConfig()
+			if err != nil {
+				return err
+			}
+			r, err := audit.NewEpoch(cmd.Context(), audit.Options{Path: path, Sync: cfg.AuditSync()}, reason, audit.ActorCLI)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdio.Out, "started a new epoch at record %d of %s; 'ringlet audit verify' lists it\n", r.Seq, path)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&reason, "reason", "", "why the log is accepted as it is (recorded in the audit.epoch record)")
+	cmd.Flags().StringVar(&db, "db", "", "the audit database (default: audit.path)")
+	return cmd
 }

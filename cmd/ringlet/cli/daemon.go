@@ -208,7 +208,7 @@ func (a *app) runDaemon(ctx context.Context, f daemonFlags, listenExplicit bool)
 		srv        *gateway.Server
 	)
 	if auditPath != "" {
-		log, err = audit.Open(audit.Options{Path: auditPath, Sync: cfg.AuditSync(), OnCommit: func(recs []audit.Record) {
+		log, err = audit.Open(audit.Options{Path: auditPath, Sync: cfg.AuditSync(), Logger: logger, OnCommit: func(recs []audit.Record) {
 			if srv != nil {
 				srv.PublishRecords(recs)
 			}
@@ -217,14 +217,25 @@ func (a *app) runDaemon(ctx context.Context, f daemonFlags, listenExplicit bool)
 			return err
 		}
 		defer log.Close()
+		// Watches the log's files and file system, so that provider
+		// requests are refused before they are forwarded, and recovery
+		// does not wait for some other action to write. Stopped before
+		// the log closes (defers run last in, first out).
+		runCtx, stopRun := context.WithCancel(context.Background())
+		var runDone sync.WaitGroup
+		runDone.Go(func() { log.Run(runCtx) })
+		defer func() {
+			stopRun()
+			runDone.Wait()
+		}()
 		auditor, collectors = log, log.Metrics().Collectors()
 	} else {
 		logger.Warn("the audit log is off (--no-audit-log): actions are not recorded")
 	}
 	idle := cfg.IdleTimeout()
-	var healthy func() bool
+	var writable func() error
 	if log != nil {
-		healthy = log.Healthy
+		writable = log.Writable
 	}
 	exe, err := os.Executable()
 	if err != nil {
@@ -245,7 +256,7 @@ func (a *app) runDaemon(ctx context.Context, f daemonFlags, listenExplicit bool)
 		Profiles:         profile.NewStore(paths.ConfigDir, paths.DataDir),
 		CatalogDir:       paths.ConfigDir,
 		ProxyIdleTimeout: cfg.ProxyIdleTimeout(),
-		AuditHealthy:     healthy,
+		AuditWritable:    writable,
 		Audit:            auditor,
 		AuditPath:        auditPath,
 		Keyed:            keyed,

@@ -1,0 +1,76 @@
+package audit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/neullabs/ringlet/privatefile"
+)
+
+// ErrNoEpochNeeded means the database matches its anchor: there is nothing
+// for a new epoch to accept.
+var ErrNoEpochNeeded = errors.New("the audit log matches its anchor; no new epoch is needed")
+
+// epochDetail is the detail of an audit.epoch record.
+type epochDetail struct {
+	Reason             string `json:"reason"`
+	Found              string `json:"found"`
+	PreviousAnchorSeq  int64  `json:"previous_anchor_seq"`
+	PreviousAnchorHash string `json:"previous_anchor_hash,omitempty"`
+	DatabaseLastSeq    int64  `json:"database_last_seq"`
+}
+
+// NewEpoch accepts, on purpose, a database that does not match its anchor
+// (restored from a backup, moved, deleted, or its anchor lost): it appends
+// an audit.epoch record that says what was found and why it was accepted,
+// chained to whatever the database holds (a deleted one starts afresh),
+// and anchors it, naming the epoch in the anchor file too so that verify
+// lists it. No other writer may have the database open.
+func NewEpoch(ctx context.Context, opts Options, reason, actor string) (Record, error) {
+	reason = strings.TrimSpace(reason)
+	if reason == "" {
+		return Record{}, errors.New("a new epoch needs a reason")
+	}
+	old, anchored, err := ReadAnchor(opts.Path)
+	if err != nil && !errors.Is(err, errNotAnchor) {
+		return Record{}, err
+	}
+	garbled := err != nil
+	_, statErr := os.Stat(opts.Path)
+	l, err := open(opts, true)
+	if err != nil {
+		return Record{}, err
+	}
+	defer l.Close()
+	tip := l.lastSeq
+	problem, _, err := anchorProblem(opts.Path, old, anchored, statErr == nil, tip, l.recordHash)
+	if err != nil {
+		return Record{}, fmt.Errorf("read audit log %s: %w", opts.Path, describe(err))
+	}
+	if garbled {
+		problem = fmt.Sprintf("its anchor file %s could not be read", AnchorPath(opts.Path))
+	}
+	if problem == "" {
+		return Record{}, ErrNoEpochNeeded
+	}
+	// Earlier epochs stay named only if the database still holds them.
+	var keep []Epoch
+	for _, e := range old.Epochs {
+		if h, err := l.recordHash(e.Seq); err == nil && h == e.Hash {
+			keep = append(keep, e)
+		}
+	}
+	r, err := l.Append(ctx, Record{Kind: KindAuditEpoch, Actor: actor, Target: opts.Path, Decision: Allow,
+		Detail: DetailJSON(epochDetail{Reason: reason, Found: problem, PreviousAnchorSeq: old.Seq, PreviousAnchorHash: old.Hash, DatabaseLastSeq: tip})})
+	if err != nil {
+		return Record{}, err
+	}
+	a := Anchor{Seq: r.Seq, Hash: r.Hash, Epochs: append(keep, Epoch{Seq: r.Seq, Hash: r.Hash})}
+	if err := privatefile.WriteAtomic(AnchorPath(opts.Path), a.encode(), privatefile.FileMode); err != nil {
+		return Record{}, fmt.Errorf("write audit anchor: %w", err)
+	}
+	return r, nil
+}
