@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"sync"
 	"time"
@@ -45,6 +46,10 @@ type Limits struct {
 	SystemdUser bool `json:"-"`
 	// Env is what systemd-run needs to reach the manager.
 	Env []string `json:"-"`
+	// Prlimit is util-linux's prlimit, which sets the rlimits and execs
+	// bwrap with them (LimitRlimit on Linux); without it Ringlet's own
+	// helper does.
+	Prlimit string `json:"-"`
 }
 
 // Mechanisms.
@@ -106,6 +111,12 @@ func (l Limits) devArgs() []string {
 func (l Limits) launcher(ringlet string) []string {
 	l = l.WithDefaults()
 	var a []string
+	if l.Mechanism == LimitRlimit && l.Prlimit != "" {
+		// No Go runtime between the limits and bwrap: a Go helper (a race
+		// build in the tests above all) may need memory after it has set
+		// RLIMIT_DATA on itself.
+		return l.prlimitArgs()
+	}
 	if ringlet != "" {
 		a = append(a, ringlet, "sandbox", "rlimit")
 		if l.Mechanism == LimitSystemd {
@@ -139,6 +150,11 @@ type limiterProbe struct {
 
 func (pr limiterProbe) detect() Limits {
 	rl := Limits{Mechanism: LimitRlimit}
+	if runtime.GOOS == "linux" {
+		if p, err := pr.lookPath("prlimit"); err == nil {
+			rl.Prlimit = p
+		}
+	}
 	// cgroup v2 (unified): TasksMax and MemoryMax mean something there.
 	if _, err := os.Stat(filepath.Join(pr.cgroupRoot, "cgroup.controllers")); err != nil {
 		return rl
@@ -202,4 +218,26 @@ func DetectLimits() Limits {
 	l := detectOnce()
 	l.Env = append([]string(nil), l.Env...)
 	return l
+}
+
+// prlimitArgs is util-linux's prlimit with the rlimits LimitRlimit sets
+// (RLIMIT_CORE 0, RLIMIT_DATA Memory, RLIMIT_NPROC the user's tasks now
+// plus Procs), soft and hard alike, each no higher than this process's
+// hard limit (only root may raise one).
+func (l Limits) prlimitArgs() []string {
+	capped := func(res int, v uint64) string {
+		if h, ok := hardLimit(res); ok {
+			v = min(v, h)
+		}
+		return strconv.FormatUint(v, 10)
+	}
+	a := []string{l.Prlimit, "--core=0", "--data=" + capped(rlimitData, uint64(l.Memory))}
+	if n, err := UserTasks(os.Getuid()); err == nil {
+		a = append(a, "--nproc="+capped(rlimitNproc, uint64(n+l.Procs)))
+	} else {
+		// Unknown count: the bound alone, which counts the user's other
+		// processes too; never none.
+		a = append(a, "--nproc="+capped(rlimitNproc, uint64(l.Procs)))
+	}
+	return append(a, "--")
 }

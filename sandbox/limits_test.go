@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -103,5 +106,44 @@ func TestDetectLimits(t *testing.T) {
 		} else if len(*ran) != 0 {
 			t.Errorf("%s: ran %q, want nothing run", c.name, *ran)
 		}
+	}
+}
+
+// TestPrlimitLauncher: where util-linux's prlimit is found, it sets the
+// rlimits and execs bwrap (no Go runtime runs between them): soft and
+// hard alike, RLIMIT_NPROC relative to the user's tasks now, none above
+// this process's hard limit.
+func TestPrlimitLauncher(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("prlimit is util-linux's")
+	}
+	oldTasks, oldHard := userTasksFunc, hardLimit
+	t.Cleanup(func() { userTasksFunc, hardLimit = oldTasks, oldHard })
+	userTasksFunc = func(int) (int, error) { return 40, nil }
+	hardLimit = func(res int) (uint64, bool) {
+		if res == rlimitNproc {
+			return 1000, true
+		}
+		return 1 << 62, true
+	}
+	l := Limits{Procs: 100, Memory: 256 << 20, Mechanism: LimitRlimit, Prlimit: "/usr/bin/prlimit"}
+	want := []string{"/usr/bin/prlimit", "--core=0", "--data=268435456", "--nproc=140", "--"}
+	if got := l.launcher("/opt/ringlet"); !slices.Equal(got, want) {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	l.Procs = 5000
+	if got := l.launcher("/opt/ringlet"); got[3] != "--nproc=1000" {
+		t.Errorf("above the hard limit: got %q, want --nproc=1000", got[3])
+	}
+	// The real thing: prlimit runs and bwrap would inherit the limits.
+	if p, err := exec.LookPath("prlimit"); err == nil {
+		userTasksFunc, hardLimit = oldTasks, oldHard
+		argv := append(Limits{Memory: 512 << 20, Mechanism: LimitRlimit, Prlimit: p}.launcher(""), "/bin/sh", "-c", "ulimit -d; ulimit -c")
+		out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput()
+		if err != nil || strings.Fields(string(out))[0] != strconv.Itoa(512<<10) || strings.Fields(string(out))[1] != "0" {
+			t.Errorf("%q: got %q (%v), want RLIMIT_DATA 512M (in KiB) and no core dumps", argv, out, err)
+		}
+	} else if os.Getenv("CI") == "true" {
+		t.Errorf("prlimit (util-linux) is not installed: %v", err)
 	}
 }

@@ -1,51 +1,7 @@
 package cli
 
-import (
-	"bufio"
-	"bytes"
-	"errors"
-	"os"
-	"strconv"
-)
+import "github.com/neullabs/ringlet/sandbox"
 
 // userTasks counts the tasks (threads) whose real uid is uid, which is
-// what RLIMIT_NPROC counts on Linux. A process that exits while it is
-// read is skipped.
-func userTasks(uid int) (int, error) {
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		return 0, err
-	}
-	want := []byte(strconv.Itoa(uid))
-	n, seen := 0, 0
-	for _, de := range entries {
-		if _, err := strconv.Atoi(de.Name()); err != nil {
-			continue
-		}
-		data, err := os.ReadFile("/proc/" + de.Name() + "/status")
-		if err != nil {
-			continue
-		}
-		seen++
-		var real []byte
-		threads := 0
-		sc := bufio.NewScanner(bytes.NewReader(data))
-		for sc.Scan() {
-			k, v, _ := bytes.Cut(sc.Bytes(), []byte(":"))
-			f := bytes.Fields(v)
-			switch {
-			case string(k) == "Uid" && len(f) > 0:
-				real = f[0]
-			case string(k) == "Threads" && len(f) > 0:
-				threads, _ = strconv.Atoi(string(f[0]))
-			}
-		}
-		if bytes.Equal(real, want) {
-			n += max(threads, 1)
-		}
-	}
-	if seen == 0 {
-		return 0, errors.New("/proc shows no process")
-	}
-	return n, nil
-}
+// what RLIMIT_NPROC counts on Linux.
+func userTasks(uid int) (int, error) { return sandbox.UserTasks(uid) }
