@@ -1,79 +1,544 @@
 package provider
 
-import "bytes"
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/hex"
+	"log/slog"
+	"math/bits"
+)
 
 // Redacted replaces a secret that an upstream echoed back.
 const Redacted = "[redacted]"
 
-// Redactor replaces every occurrence of a secret in a stream of chunks
-// with [redacted]. It holds back only a tail that could be the start of the
-// secret, so a chunk that ends an SSE event (a newline, which no key
-// contains) is passed on whole and at once.
-type Redactor struct {
-	secret  []byte
-	pending []byte
+// MinEncodedLen is the shortest secret whose base64 and hex forms are
+// redacted too: those of a shorter one are too short to tell from other
+// text. Provider keys and tokens are far longer.
+const MinEncodedLen = 8
+
+// Secrets is a set of secrets compiled into the forms the redactor looks
+// for. Each secret is matched
+//
+//   - as itself;
+//   - as its lower- or upper-case hex, any mix of cases;
+//   - inside any longer base64 text, standard or URL alphabet, padded or
+//     not, at each of the three alignments: what is matched is the run of
+//     base64 characters that depend on the secret's bytes alone (the
+//     secret's base64 core);
+//
+// the last two only for secrets of at least MinEncodedLen bytes. In every
+// form, any byte may also appear escaped the way a JSON or URL encoder
+// writes it, one byte or all of them, mixed with plain ones: \u00XX with
+// upper- or lower-case hex digits (for ASCII bytes), the short JSON
+// escapes (\" \\ \/ \b \f \n \r \t) and %XX in either case. So a key a
+// JSON encoder wrote with "\u002f" for "/" or "\/" for "/", a URL encoder
+// with %2B, or the base64 of a header line that holds the key, are all
+// found, also when an upstream writes them split across chunks.
+//
+// Not matched: forms nested twice (the base64 of a percent-encoded key,
+// %25-escaped percent signs), base64 broken into lines, and escapes of
+// non-ASCII characters as \uXXXX code points.
+//
+// A Secrets is immutable and safe for concurrent use: one serves any number
+// of Redactors. It never prints its secrets.
+type Secrets struct {
+	pats []pattern
+	// start marks the bytes with which a match can begin: the first byte
+	// of a form (either case for hex), '%' and '\'.
+	start [256]bool
+	// first[c] has bit k set when pattern k can begin with the plain
+	// byte c; ascii has the bits of the patterns whose first byte is
+	// ASCII (it may be written \u00XX), and hi[v] those whose first
+	// byte's high nibble is v (it may be written %vX). With more than 64
+	// patterns every mask is all ones: the threads sort it out.
+	first [256]uint64
+	ascii uint64
+	hi    [16]uint64
 }
 
-// NewRedactor returns a redactor for secret; an empty secret passes
-// everything through.
-func NewRedactor(secret string) *Redactor { return &Redactor{secret: []byte(secret)} }
+// pattern is one form of a secret: the bytes a match decodes to.
+type pattern struct {
+	b []byte
+	// fold makes the hex letters a-f (stored lower case) match A-F too.
+	fold bool
+}
+
+// NewSecrets compiles secrets; empty ones are ignored, and with none left
+// the redactors pass everything through.
+func NewSecrets(secrets ...string) *Secrets {
+	s := &Secrets{}
+	size := 0
+	for _, secret := range secrets {
+		if n := len(secret); n >= MinEncodedLen {
+			size += 3*n + 6*(4*n/3+1)
+		} else {
+			size += n
+		}
+	}
+	// One array holds every form; each is a slice of it.
+	arena := make([]byte, 0, size)
+	s.pats = make([]pattern, 0, 8*len(secrets))
+	var scratch []byte
+	add := func(n int, fold bool) {
+		b := arena[n:]
+		for _, p := range s.pats {
+			if p.fold == fold && bytes.Equal(p.b, b) {
+				arena = arena[:n]
+				return
+			}
+		}
+		s.pats = append(s.pats, pattern{b: b, fold: fold})
+	}
+	for _, secret := range secrets {
+		if secret == "" {
+			continue
+		}
+		n := len(arena)
+		arena = append(arena, secret...)
+		add(n, false)
+		raw := arena[n:]
+		if len(raw) < MinEncodedLen {
+			continue
+		}
+		n = len(arena)
+		arena = hex.AppendEncode(arena, raw)
+		add(n, true)
+		// The secret after 0, 1 and 2 other bytes, then its base64.
+		scratch = append(append(scratch[:0], 0, 0), raw...)
+		in := len(scratch)
+		for _, enc := range [...]*base64.Encoding{base64.StdEncoding, base64.URLEncoding} {
+			for k := range 3 {
+				scratch = enc.AppendEncode(scratch[:in], scratch[2-k:in])
+				n = len(arena)
+				arena = append(arena, base64Core(scratch[in:], k, len(raw))...)
+				add(n, false)
+			}
+		}
+	}
+	all := ^uint64(0)
+	for k, p := range s.pats {
+		bit := uint64(1) << (k & 63)
+		if len(s.pats) > 64 {
+			bit = all
+		}
+		c := p.b[0]
+		s.start[c] = true
+		s.first[c] |= bit
+		if p.fold {
+			s.start[upperHex(c)] = true
+			s.first[upperHex(c)] |= bit
+			s.hi[upperHex(c)>>4] |= bit
+		}
+		s.hi[c>>4] |= bit
+		if c < 0x80 {
+			s.ascii |= bit
+		}
+	}
+	if len(s.pats) > 0 {
+		s.start['%'] = true
+		s.start['\\'] = true
+	}
+	return s
+}
+
+// base64Core is the part of the base64 of any text that holds a secret of
+// n bytes after k other bytes which depends on the secret alone: the
+// characters whose six bits all come from the secret. full is the base64
+// of the k bytes and the secret.
+func base64Core(full []byte, k, n int) []byte {
+	first := (8*k + 5) / 6  // the first character that starts at or after the secret's first bit
+	last := (8*k+8*n)/6 - 1 // the last character that ends at or before its last bit
+	return full[first : last+1]
+}
+
+// spawnMask returns the patterns a match of which can begin with c
+// followed by next.
+func (s *Secrets) spawnMask(c, next byte) uint64 {
+	var mask uint64
+	switch c {
+	case '%':
+		if v := hexVal[next]; v >= 0 {
+			mask = s.hi[v]
+		}
+	case '\\':
+		if next == 'u' {
+			mask = s.ascii
+		} else if e := shortEscape[next]; e >= 0 {
+			mask = s.first[e]
+		}
+	}
+	if len(s.pats) > 64 {
+		return mask | s.first[c]
+	}
+	// Of the patterns that begin with c itself, those whose second byte
+	// fits next.
+	for m := s.first[c]; m != 0; m &= m - 1 {
+		p := &s.pats[bits.TrailingZeros64(m)]
+		if len(p.b) == 1 || next == '%' || next == '\\' || next == p.b[1] || p.fold && next == upperHex(p.b[1]) {
+			mask |= m & -m
+		}
+	}
+	return mask
+}
+
+// spawnAll returns the patterns a match of which can begin with c, when
+// the byte after it is not known yet.
+func (s *Secrets) spawnAll(c byte) uint64 {
+	if c == '%' || c == '\\' {
+		return ^uint64(0)
+	}
+	return s.first[c]
+}
+
+func upperHex(c byte) byte {
+	if c >= 'a' && c <= 'f' {
+		return c - 'a' + 'A'
+	}
+	return c
+}
+
+// String keeps the secrets out of logs and error messages.
+func (*Secrets) String() string { return Redacted }
+
+// LogValue keeps the secrets out of structured logs.
+func (*Secrets) LogValue() slog.Value { return slog.StringValue(Redacted) }
+
+// Redactor returns a redactor for one stream.
+func (s *Secrets) Redactor() *Redactor { return &Redactor{s: s} }
+
+// RedactString replaces every form of the secrets in str; str itself comes
+// back when there is none, without a copy.
+func (s *Secrets) RedactString(str string) string {
+	if len(s.pats) == 0 {
+		return str
+	}
+	var m matching
+	scan(s, &m, str, 0)
+	if len(m.spans) == 0 {
+		return str
+	}
+	return string(render(&m, nil, str, len(str)))
+}
+
+// RedactString replaces every form of the secrets in str (see Secrets).
+// Code that redacts many strings with the same secrets should compile
+// them once with NewSecrets.
+func RedactString(str string, secrets ...string) string {
+	return NewSecrets(secrets...).RedactString(str)
+}
+
+// Redactor replaces every form of its secrets (see Secrets) in a stream of
+// chunks with [redacted]: each maximal run of bytes that belong to some
+// match becomes one [redacted]. It holds back only bytes that could still
+// become part of a match, so a chunk that ends an SSE event (a newline,
+// which no key, hex or base64 contains) is passed on whole and at once.
+// It keeps its state between chunks instead of scanning held bytes again.
+type Redactor struct {
+	s       *Secrets
+	m       matching
+	pending []byte // bytes held back, not yet emitted
+	out     []byte
+}
+
+// NewRedactor returns a redactor for secrets; with no non-empty secret it
+// passes everything through.
+func NewRedactor(secrets ...string) *Redactor { return NewSecrets(secrets...).Redactor() }
 
 // Process returns the bytes of p (after any held back before) that are safe
-// to emit now. The returned slice is valid until the next call.
+// to emit now. The returned slice is valid until the next call; p itself
+// is never changed.
 func (r *Redactor) Process(p []byte) []byte {
-	if len(r.secret) == 0 {
+	if len(r.s.pats) == 0 {
 		return p
 	}
+	held := len(r.pending)
+	scan(r.s, &r.m, p, held)
+	end := held + len(p)
+	hold := end // where the bytes still held start
+	if len(r.m.threads) > 0 {
+		hold = r.m.threads[0].start
+	}
+	if held == 0 && len(r.m.spans) == 0 && !r.m.joined {
+		// The common case: nothing held, nothing matched; no copy.
+		r.keep(p, hold, 0)
+		return p[:hold]
+	}
 	data := p
-	if len(r.pending) > 0 {
-		data = append(r.pending, p...)
-		r.pending = nil
+	if held > 0 {
+		r.pending = append(r.pending, p...)
+		data = r.pending
 	}
-	var out []byte
-	for {
-		i := bytes.Index(data, r.secret)
-		if i < 0 {
-			break
-		}
-		out = append(out, data[:i]...)
-		out = append(out, Redacted...)
-		data = data[i+len(r.secret):]
+	r.out = render(&r.m, r.out[:0], data, hold)
+	r.keep(data, hold, held)
+	return r.out
+}
+
+// keep holds back data[hold:] (positions relative to the bytes held before,
+// of which there were held) and moves the matching state to match.
+func (r *Redactor) keep(data []byte, hold, held int) {
+	if held > 0 {
+		n := copy(r.pending, r.pending[hold:])
+		r.pending = r.pending[:n]
+	} else {
+		r.pending = append(r.pending[:0], data[hold:]...)
 	}
-	hold := r.heldTail(data)
-	if hold > 0 {
-		r.pending = append([]byte(nil), data[len(data)-hold:]...)
-		data = data[:len(data)-hold]
-	}
-	if out == nil {
-		return data
-	}
-	return append(out, data...)
+	r.m.rebase(hold)
 }
 
 // Flush returns what is held back at the end of the stream: a partial
-// secret is not the secret.
+// match is not a match, so it comes out as it was (with any whole match
+// inside it redacted).
 func (r *Redactor) Flush() []byte {
-	p := r.pending
-	r.pending = nil
-	return p
+	if len(r.s.pats) == 0 {
+		return nil
+	}
+	out := render(&r.m, r.out[:0], r.pending, len(r.pending))
+	r.out = out
+	r.pending = r.pending[:0]
+	r.m = matching{threads: r.m.threads[:0], spare: r.m.spare}
+	return out
 }
 
-// heldTail is the length of the longest suffix of data that is a proper
-// prefix of the secret.
-func (r *Redactor) heldTail(data []byte) int {
-	max := min(len(r.secret)-1, len(data))
-	for n := max; n > 0; n-- {
-		if bytes.Equal(data[len(data)-n:], r.secret[:n]) {
-			return n
+// matching is the state of a scan: the partial matches still alive and
+// the spans of the whole matches not yet emitted. Positions are relative
+// to the first byte not yet emitted.
+type matching struct {
+	threads []thread
+	spare   []thread // the other buffer of threads, reused by feed
+	spans   []span
+	// joined is true when the last output was a [redacted] that ended
+	// at position 0: a span that starts there continues it.
+	joined bool
+}
+
+// thread is a partial match of pattern pat that began at start and has
+// matched i of its bytes, plus the escape it is in the middle of (esc).
+type thread struct {
+	start int
+	pat   int32
+	i     int32
+	esc   uint8
+}
+
+// Escape states: what of an escape a thread has read.
+const (
+	escNone   = iota
+	escPct    // %
+	escPctHi  // %X
+	escBslash // \
+	escU      // \u
+	escU0     // \u0
+	escU00    // \u00
+	escU00Hi  // \u00X
+)
+
+type span struct{ from, to int }
+
+var hexVal = func() (t [256]int8) {
+	for i := range t {
+		t[i] = -1
+	}
+	for c := '0'; c <= '9'; c++ {
+		t[c] = int8(c - '0')
+	}
+	for c := 'a'; c <= 'f'; c++ {
+		t[c] = int8(c - 'a' + 10)
+		t[c-'a'+'A'] = int8(c - 'a' + 10)
+	}
+	return t
+}()
+
+// shortEscape maps the letter after a backslash to the byte it stands for.
+var shortEscape = func() (t [256]int16) {
+	for i := range t {
+		t[i] = -1
+	}
+	for k, v := range map[byte]byte{'"': '"', '\\': '\\', '/': '/', 'b': '\b', 'f': '\f', 'n': '\n', 'r': '\r', 't': '\t'} {
+		t[k] = int16(v)
+	}
+	return t
+}()
+
+// scan feeds data, which begins at position base, through the matching
+// state.
+func scan[S ~string | ~[]byte](s *Secrets, m *matching, data S, base int) {
+	n := len(data)
+	for j := 0; j < n; j++ {
+		if len(m.threads) == 0 {
+			// Nothing in progress: skip to the next pair of bytes a
+			// match can begin with.
+			for {
+				for j < n && !s.start[data[j]] {
+					j++
+				}
+				if j == n {
+					return
+				}
+				if j+1 == n {
+					m.feed(s, data[j], base+j, s.spawnAll(data[j]))
+					return
+				}
+				if mask := s.spawnMask(data[j], data[j+1]); mask != 0 {
+					m.feed(s, data[j], base+j, mask)
+					break
+				}
+				j++
+			}
+			continue
+		}
+		c := data[j]
+		var mask uint64
+		if s.start[c] {
+			if j+1 < n {
+				mask = s.spawnMask(c, data[j+1])
+			} else {
+				mask = s.spawnAll(c)
+			}
+		}
+		m.feed(s, c, base+j, mask)
+	}
+}
+
+// feed moves every live thread on by c, at pos, and starts a thread of
+// each pattern in spawn. Threads stay ordered by start, and of two in the
+// same state only the earlier is kept: its match would cover the other's.
+func (m *matching) feed(s *Secrets, c byte, pos int, spawn uint64) {
+	if len(m.threads) == 0 && spawn == 0 {
+		return
+	}
+	next := m.spare[:0]
+	for _, t := range m.threads {
+		next = m.step(s, t, c, pos, next)
+	}
+	if spawn != 0 {
+		for k := range s.pats {
+			if spawn&(1<<(k&63)) != 0 {
+				next = m.step(s, thread{start: pos, pat: int32(k)}, c, pos, next)
+			}
 		}
 	}
-	return 0
+	m.spare, m.threads = m.threads[:0], next
 }
 
-// RedactString replaces every occurrence of secret in s.
-func RedactString(s, secret string) string {
-	if secret == "" {
-		return s
+// step moves t on by c, at pos, and appends what becomes of it to next:
+// nothing when c does not fit, a span when t completes its match, and two
+// threads when c is the pattern's own '%' or '\' and may also begin an
+// escape.
+func (m *matching) step(s *Secrets, t thread, c byte, pos int, next []thread) []thread {
+	p := &s.pats[t.pat]
+	want := p.b[t.i]
+	switch t.esc {
+	case escNone:
+		raw := c == want || p.fold && c == upperHex(want)
+		if c == '%' || c == '\\' {
+			e := t
+			e.esc = escPct
+			if c == '\\' {
+				e.esc = escBslash
+			}
+			next = keepThread(next, e)
+		}
+		if !raw {
+			return next
+		}
+	case escPct, escU00:
+		v := hexVal[c]
+		if v < 0 || byte(v) != want>>4 && !(p.fold && byte(v) == upperHex(want)>>4) {
+			return next
+		}
+		t.esc++
+		return keepThread(next, t)
+	case escPctHi, escU00Hi:
+		if hexVal[c] != int8(want&0xf) {
+			return next
+		}
+	case escBslash:
+		if c == 'u' && want < 0x80 {
+			t.esc = escU
+			return keepThread(next, t)
+		}
+		if shortEscape[c] != int16(want) {
+			return next
+		}
+	case escU, escU0:
+		if c != '0' {
+			return next
+		}
+		t.esc++
+		return keepThread(next, t)
 	}
-	return string(bytes.ReplaceAll([]byte(s), []byte(secret), []byte(Redacted)))
+	// c completed the encoding of want.
+	t.i++
+	t.esc = escNone
+	if int(t.i) == len(p.b) {
+		m.spans = append(m.spans, span{t.start, pos + 1})
+		return next
+	}
+	return keepThread(next, t)
+}
+
+// keepThread appends t to next unless a thread in the same state is there
+// already.
+func keepThread(next []thread, t thread) []thread {
+	for _, o := range next {
+		if o.pat == t.pat && o.i == t.i && o.esc == t.esc {
+			return next
+		}
+	}
+	return append(next, t)
+}
+
+// render appends data[:hold] to out with each run of matched bytes
+// replaced by one [redacted], and consumes the spans it rendered. A span
+// that runs past hold (a whole match that a partial one, begun earlier,
+// overlaps) is rendered up to hold and the rest kept, joined to the
+// [redacted] already written.
+func render[S ~string | ~[]byte](m *matching, out []byte, data S, hold int) []byte {
+	sortSpans(m.spans)
+	pos := 0
+	kept := m.spans[:0]
+	for _, sp := range m.spans {
+		if sp.from >= hold {
+			kept = append(kept, sp)
+			continue
+		}
+		if sp.from > pos {
+			out = append(out, data[pos:sp.from]...)
+			m.joined = false
+		}
+		if !m.joined {
+			out = append(out, Redacted...)
+			m.joined = true
+		}
+		if sp.to > hold {
+			kept = append(kept, span{hold, sp.to})
+		}
+		pos = max(pos, min(sp.to, hold))
+	}
+	if pos < hold {
+		out = append(out, data[pos:hold]...)
+		m.joined = false
+	}
+	m.spans = kept
+	return out
+}
+
+// sortSpans orders spans by start; there are rarely more than one.
+func sortSpans(s []span) {
+	for i := 1; i < len(s); i++ {
+		for j := i; j > 0 && s[j].from < s[j-1].from; j-- {
+			s[j], s[j-1] = s[j-1], s[j]
+		}
+	}
+}
+
+// rebase moves positions so that hold becomes 0.
+func (m *matching) rebase(hold int) {
+	for i := range m.threads {
+		m.threads[i].start -= hold
+	}
+	for i := range m.spans {
+		m.spans[i].from -= hold
+		m.spans[i].to -= hold
+	}
 }
