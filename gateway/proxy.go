@@ -119,6 +119,7 @@ func upstreamURL(base *url.URL, path, rawQuery string) (*url.URL, error) {
 // proxyState travels with one proxied request through ReverseProxy.
 type proxyState struct {
 	sess      *session
+	secrets   *provider.Secrets // the session's key in every form the redactor knows
 	target    *url.URL
 	body      []byte
 	start     time.Time
@@ -132,6 +133,19 @@ type proxyState struct {
 	recordErr error // the provider.request record could not be written
 	streaming bool
 	method    string
+}
+
+// secretsOf returns the forms of the session's key, compiled once per
+// session and forgotten when the session ends.
+func (s *Server) secretsOf(sess *session) *provider.Secrets {
+	if v, ok := s.redactors.Load(sess); ok {
+		return v.(*provider.Secrets)
+	}
+	v, loaded := s.redactors.LoadOrStore(sess, provider.NewSecrets(sess.key.Reveal()))
+	if !loaded {
+		context.AfterFunc(sess.ctx, func() { s.redactors.Delete(sess) })
+	}
+	return v.(*provider.Secrets)
 }
 
 type proxyStateKey struct{}
@@ -197,12 +211,13 @@ func (s *Server) rewrite(pr *httputil.ProxyRequest) {
 // is read, the key redacted and the end recorded as the bytes pass.
 func (s *Server) modifyResponse(resp *http.Response) error {
 	st := resp.Request.Context().Value(proxyStateKey{}).(*proxyState)
-	key := st.sess.key.Reveal()
 	for name, vals := range resp.Header {
+		if st.secrets.RedactString(name) != name {
+			delete(resp.Header, name)
+			continue
+		}
 		for i, v := range vals {
-			if strings.Contains(v, key) {
-				resp.Header[name][i] = provider.RedactString(v, key)
-			}
+			vals[i] = st.secrets.RedactString(v)
 		}
 	}
 	// Cookies from the provider are for the provider, not for the agent
@@ -223,7 +238,7 @@ func (s *Server) modifyResponse(resp *http.Response) error {
 	st.status = resp.StatusCode
 	ct := resp.Header.Get("Content-Type")
 	st.streaming = strings.HasPrefix(strings.ToLower(ct), "text/event-stream")
-	mb := &meteredBody{rc: resp.Body, resp: resp, st: st, s: s, meter: provider.NewMeter(ct), red: provider.NewRedactor(key), idle: s.opts.ProxyIdleTimeout}
+	mb := &meteredBody{rc: resp.Body, resp: resp, st: st, s: s, meter: provider.NewMeter(ct), red: st.secrets.Redactor(), idle: s.opts.ProxyIdleTimeout}
 	if resp.Request.Method == http.MethodHead || resp.StatusCode == http.StatusNoContent || resp.StatusCode == http.StatusNotModified {
 		// No body: the headers (Content-Length included) stay as they are.
 		resp.Body = mb
@@ -432,7 +447,7 @@ func (s *Server) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 	} else if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
 		msg = "the request was cancelled"
 	}
-	s.log.Warn("provider request failed", "provider", st.sess.Provider.ID, "session", st.sess.ID, "err", provider.RedactString(err.Error(), st.sess.key.Reveal()))
+	s.log.Warn("provider request failed", "provider", st.sess.Provider.ID, "session", st.sess.ID, "err", st.secrets.RedactString(st.err.Error()))
 	s.recordProvider(st)
 	writeError(w, http.StatusBadGateway, code, msg+" ("+st.sess.Provider.ID+")")
 }
@@ -497,7 +512,7 @@ func (s *Server) recordProvider(st *proxyState) {
 			Provider: st.sess.Provider.ID, Stream: st.streaming, TTFBNs: st.ttfb.Nanoseconds()}
 		if st.err != nil {
 			decision = audit.Error
-			detail.Error = provider.RedactString(st.err.Error(), st.sess.key.Reveal())
+			detail.Error = st.secrets.RedactString(st.err.Error())
 			detail.Complete = false
 		}
 		st.recordErr = s.record(context.Background(), audit.Record{
@@ -598,7 +613,7 @@ func (s *Server) handleProxy(w http.ResponseWriter, r *http.Request) {
 	// A revoked session's streams end at once.
 	stop := context.AfterFunc(sess.ctx, cancel)
 	defer stop()
-	st := &proxyState{sess: sess, target: target, body: buf.Bytes(), start: time.Now(), cancel: cancel, method: r.Method}
+	st := &proxyState{sess: sess, secrets: s.secretsOf(sess), target: target, body: buf.Bytes(), start: time.Now(), cancel: cancel, method: r.Method}
 	ctx = context.WithValue(ctx, proxyStateKey{}, st)
 	s.proxy.ServeHTTP(finalOnly{w}, r.WithContext(ctx))
 }

@@ -115,7 +115,10 @@ type Server struct {
 
 	sessions *sessionTable
 	proxy    http.Handler
-	bodies   bodyBudget // request bodies the proxy holds
+	// redactors holds each session's key compiled for the redactor
+	// (*session -> *provider.Secrets) while the session lives.
+	redactors sync.Map
+	bodies    bodyBudget // request bodies the proxy holds
 	// modelLabels bounds the model label values of the proxy's metrics.
 	modelLabels modelLabels
 	// bodyTimeout is how long a proxied request body may take to arrive.
