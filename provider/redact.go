@@ -30,14 +30,17 @@ const MinEncodedLen = 8
 // form, any byte may also appear escaped the way a JSON or URL encoder
 // writes it, one byte or all of them, mixed with plain ones: \u00XX with
 // upper- or lower-case hex digits (for ASCII bytes), the short JSON
-// escapes (\" \\ \/ \b \f \n \r \t) and %XX in either case. So a key a
-// JSON encoder wrote with "\u002f" for "/" or "\/" for "/", a URL encoder
-// with %2B, or the base64 of a header line that holds the key, are all
+// escapes (\" \\ \/ \b \f \n \r \t) and %XX in either case; and the same
+// escapes put again into further JSON strings or URLs (the backslash of
+// an escape written as a run of backslashes, \\u0073, the percent sign as
+// %25, %2573). So a key a JSON encoder wrote with "\u002f" or "\/" for
+// "/", a URL encoder with %2B, a JSON document carried as a string in
+// another, or the base64 of a header line that holds the key, are all
 // found, also when an upstream writes them split across chunks.
 //
-// Not matched: forms nested twice (the base64 of a percent-encoded key,
-// %25-escaped percent signs), base64 broken into lines, and escapes of
-// non-ASCII characters as \uXXXX code points.
+// Not matched: other combinations of encodings (the base64 or hex of an
+// escaped key, a JSON escape percent-encoded), base64 broken into lines,
+// and escapes of non-ASCII characters as \uXXXX code points.
 //
 // A Secrets is immutable and safe for concurrent use: one serves any number
 // of Redactors. It never prints its secrets.
@@ -160,9 +163,14 @@ func (s *Secrets) spawnMask(c, next byte) uint64 {
 		if v := hexVal[next]; v >= 0 {
 			mask = s.hi[v]
 		}
+		if next == '2' {
+			mask = ^uint64(0) // %25 may come before any escape
+		}
 	case '\\':
 		if next == 'u' {
 			mask = s.ascii
+		} else if next == '\\' {
+			mask = ^uint64(0) // a run of backslashes may come before any escape
 		} else if e := shortEscape[next]; e >= 0 {
 			mask = s.first[e]
 		}
@@ -330,6 +338,7 @@ const (
 	escU0     // \u0
 	escU00    // \u00
 	escU00Hi  // \u00X
+	escPct2   // %2, which may be the start of %25: an escaped '%'
 )
 
 type span struct{ from, to int }
@@ -442,6 +451,13 @@ func (m *matching) step(s *Secrets, t thread, c byte, pos int, next []thread) []
 			return next
 		}
 	case escPct, escU00:
+		if t.esc == escPct && c == '2' {
+			// %25 is '%' percent-encoded again: %2573 is %73 in a URL
+			// that was itself percent-encoded.
+			e := t
+			e.esc = escPct2
+			next = keepThread(next, e)
+		}
 		v := hexVal[c]
 		if v < 0 || byte(v) != want>>4 && !(p.fold && byte(v) == upperHex(want)>>4) {
 			return next
@@ -452,7 +468,19 @@ func (m *matching) step(s *Secrets, t thread, c byte, pos int, next []thread) []
 		if hexVal[c] != int8(want&0xf) {
 			return next
 		}
+	case escPct2:
+		if c != '5' {
+			return next
+		}
+		t.esc = escPct
+		return keepThread(next, t)
 	case escBslash:
+		if c == '\\' {
+			// A run of backslashes is one, escaped again by each JSON
+			// string the text was put in: \\u0073 is \u0073 inside a
+			// JSON document that is itself a JSON string.
+			next = keepThread(next, t)
+		}
 		if c == 'u' && want < 0x80 {
 			t.esc = escU
 			return keepThread(next, t)

@@ -61,10 +61,12 @@ func refUnit(c byte, fold bool) string {
 	}
 	short := map[byte]string{'"': `"`, '\\': `\`, '/': `/`, '\b': `b`, '\f': `f`, '\n': `n`, '\r': `r`, '\t': `t`}
 	var alts []string
+	// The introducer of an escape may itself be escaped, once per
+	// further JSON string or URL: a run of backslashes, %25...%.
 	for _, v := range vals {
-		alts = append(alts, regexp.QuoteMeta(string(v)), "%"+digit(v>>4)+digit(v&15), `\\u00`+digit(v>>4)+digit(v&15))
+		alts = append(alts, regexp.QuoteMeta(string(v)), "%(?:25)*"+digit(v>>4)+digit(v&15), `\\+u00`+digit(v>>4)+digit(v&15))
 		if s, ok := short[v]; ok {
-			alts = append(alts, `\\`+regexp.QuoteMeta(s))
+			alts = append(alts, `\\+`+regexp.QuoteMeta(s))
 		}
 	}
 	return "(?:" + strings.Join(alts, "|") + ")"
@@ -139,13 +141,23 @@ func printableASCII(s string) bool {
 
 // escapeEach writes each byte of s as choose says: 0 itself, 1 %XX,
 // 2 %xx, 3 \u00XX, 4 \u00xx, 5 \u00 with mixed-case digits, 6 its short
-// JSON escape (itself when it has none). \u00XX is only for ASCII.
+// JSON escape (itself when it has none), 7 \\u00xx (a \u escape inside a
+// JSON string inside another), 8 %25XX (%XX in an encoded URL). \u00XX is
+// only for ASCII.
 func escapeEach(s string, choose func(i int, c byte) int) string {
 	short := map[byte]string{'"': `\"`, '\\': `\\`, '/': `\/`, '\b': `\b`, '\f': `\f`, '\n': `\n`, '\r': `\r`, '\t': `\t`}
 	var b strings.Builder
 	for i := range len(s) {
 		c := s[i]
-		switch choose(i, c) % 7 {
+		switch choose(i, c) % 9 {
+		case 7:
+			if c < 0x80 {
+				fmt.Fprintf(&b, `\\u%04x`, c)
+			} else {
+				b.WriteByte(c)
+			}
+		case 8:
+			fmt.Fprintf(&b, "%%25%02X", c)
 		case 1:
 			fmt.Fprintf(&b, "%%%02X", c)
 		case 2:
@@ -156,7 +168,7 @@ func escapeEach(s string, choose func(i int, c byte) int) string {
 				break
 			}
 			h := fmt.Sprintf("%02x", c)
-			switch choose(i, c) % 7 {
+			switch choose(i, c) % 9 {
 			case 3:
 				h = strings.ToUpper(h)
 			case 5:
@@ -214,6 +226,10 @@ func encodedKeys(t testing.TB) map[string]string {
 		"url query escape":          url.QueryEscape(k),
 		"url some bytes":            escapeEach(k, func(i int, _ byte) int { return []int{0, 1, 0, 2}[i%4] }),
 		"url and json mixed":        escapeEach(k, func(i int, _ byte) int { return i % 6 }),
+		"json in json":              escapeEach(k, all(7)),
+		"json in json, some bytes":  escapeEach(k, func(i int, _ byte) int { return []int{0, 7, 0, 4}[i%4] }),
+		"percent twice":             escapeEach(k, all(8)),
+		"_ escaped three deep":      strings.ReplaceAll(k, "_", `\\\\u005f`),
 		"hex":                       hex.EncodeToString([]byte(k)),
 		"HEX":                       strings.ToUpper(hex.EncodeToString([]byte(k))),
 		"hex mixed case":            mixedCase(hex.EncodeToString([]byte(k))),
