@@ -177,19 +177,24 @@ func (s *Server) newReverseProxy() *httputil.ReverseProxy {
 	}
 }
 
-// rewrite builds the outbound request. ReverseProxy has already removed
-// hop-by-hop headers (including any named in the client's Connection
-// header) and forwarding headers before this runs, so the key added here
-// cannot be stripped by a client.
+// rewrite builds the outbound request. Of the client's headers only those
+// the provider's wire format needs pass (provider.ForwardRequestHeader):
+// no credential of any provider, cookie, forwarding or proxy header, nor
+// one named by the client's Connection header, reaches the provider, and
+// the key added here cannot be stripped by a client.
 func (s *Server) rewrite(pr *httputil.ProxyRequest) {
 	st := pr.In.Context().Value(proxyStateKey{}).(*proxyState)
 	out := pr.Out
 	out.URL = st.target
 	out.Host = st.target.Host
-	h := out.Header
-	for _, k := range []string{"Authorization", "X-Api-Key", "Api-Key", "Proxy-Authorization", "Cookie", "Forwarded", "X-Real-Ip", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"} {
-		h.Del(k)
+	format := st.sess.Provider.Format
+	h := make(http.Header, len(out.Header)+2)
+	for name, vals := range out.Header {
+		if provider.ForwardRequestHeader(format, name) {
+			h[name] = vals
+		}
 	}
+	out.Header = h
 	switch st.sess.Provider.Auth {
 	case profile.AuthXAPIKey:
 		h.Set("X-Api-Key", st.sess.key.Reveal())

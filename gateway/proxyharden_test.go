@@ -8,12 +8,173 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 
+	"github.com/neullabs/ringlet/profile"
 	"github.com/neullabs/ringlet/test/bench/benchnet"
 )
+
+// headerRecorder is an upstream that answers 200 and keeps the headers of
+// every request it gets.
+type headerRecorder struct {
+	mu   sync.Mutex
+	seen []http.Header
+}
+
+func (h *headerRecorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h.mu.Lock()
+	h.seen = append(h.seen, r.Header.Clone())
+	h.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	io.WriteString(w, `{"ok":true}`)
+}
+
+func (h *headerRecorder) last(t *testing.T) http.Header {
+	t.Helper()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.seen) == 0 {
+		t.Fatal("the upstream received no request")
+	}
+	return h.seen[len(h.seen)-1]
+}
+
+// hostileHeaders are headers a client may send that must never reach a
+// provider: the credentials of every provider and scheme we know of,
+// cookies, proxy and forwarding headers, and a name made up here. Each
+// value carries the word "hostile" so that a leak shows wherever it lands.
+var hostileHeaders = map[string]string{
+	"Anthropic-Api-Key":         "hostile-anthropic-api-key",
+	"X-Goog-Api-Key":            "hostile-x-goog-api-key",
+	"Openai-Api-Key":            "hostile-openai-api-key",
+	"Api-Key":                   "hostile-azure-api-key",
+	"Ocp-Apim-Subscription-Key": "hostile-azure-apim",
+	"X-Amz-Security-Token":      "hostile-amz-token",
+	"X-Amz-Date":                "hostile-amz-date",
+	"X-Amz-Content-Sha256":      "hostile-amz-sha",
+	"X-Hf-Token":                "hostile-hf-token",
+	"X-Auth-Token":              "hostile-auth-token",
+	"Cookie":                    "session=hostile-cookie",
+	"Proxy-Authorization":       "Basic hostile-proxy-auth",
+	"Forwarded":                 "for=203.0.113.9;host=hostile.example",
+	"X-Forwarded-For":           "203.0.113.9, hostile",
+	"X-Forwarded-Host":          "hostile.example",
+	"X-Forwarded-Proto":         "hostile",
+	"X-Forwarded-Port":          "hostile",
+	"X-Real-Ip":                 "hostile",
+	"X-Original-Url":            "/hostile",
+	"X-Ringlet-Made-Up-Secret":  "hostile-made-up",
+	"Te":                        "trailers, hostile",
+	"Accept-Language":           "hostile",
+}
+
+// TestProxyForwardsOnlyAllowedHeaders sends, in each wire format and with
+// the session token in either header, every hostile header next to the
+// headers the real clients send, and checks that the provider gets the
+// real key once, the clients' headers, and nothing else.
+func TestProxyForwardsOnlyAllowedHeaders(t *testing.T) {
+	t.Parallel()
+	clientHeaders := map[string]map[string]string{
+		"anthropic": {
+			"Anthropic-Version": "2023-06-01", "Anthropic-Beta": "prompt-caching-2024-07-31",
+			"Anthropic-Dangerous-Direct-Browser-Access": "true", "X-App": "cli", "X-Claude-Code-Session-Id": "3c206577",
+		},
+		"openai": {
+			"Openai-Organization": "org-1", "Openai-Project": "proj_1", "Openai-Beta": "responses=experimental",
+			"Originator": "codex_exec", "Session-Id": "01a2", "Thread-Id": "01a2", "X-Client-Request-Id": "01a2",
+			"X-Codex-Turn-Metadata": `{"turn":1}`, "X-Codex-Window-Id": "01a2:0", "X-Codex-Beta-Features": "x",
+		},
+	}
+	common := map[string]string{
+		"Accept": "application/json", "Content-Type": "application/json", "User-Agent": "OpenAI/JS 6.30.1",
+		"X-Stainless-Lang": "js", "X-Stainless-Os": "Linux", "X-Stainless-Retry-Count": "0", "Idempotency-Key": "stainless-1",
+	}
+	for _, tt := range []struct {
+		format, auth string
+		tokenIn      string // where the client puts its session token
+		injected     string // where the real key goes
+	}{
+		{"anthropic", profile.AuthXAPIKey, "X-Api-Key", "X-Api-Key"},
+		{"anthropic", profile.AuthXAPIKey, "Authorization", "X-Api-Key"},
+		{"openai", profile.AuthBearer, "Authorization", "Authorization"},
+		{"openai", profile.AuthBearer, "X-Api-Key", "Authorization"},
+	} {
+		t.Run(tt.format+"/token in "+tt.tokenIn, func(t *testing.T) {
+			t.Parallel()
+			up := &headerRecorder{}
+			bs := newProxySetup(t, up, tt.format, tt.auth)
+			req, _ := http.NewRequest("POST", bs.ringlet+"/v1/messages", strings.NewReader(`{"model":"m"}`))
+			for name, v := range hostileHeaders {
+				req.Header.Set(name, v)
+			}
+			// With the token in X-Api-Key (which the proxy reads first),
+			// Authorization is one more hostile header.
+			if tt.tokenIn == "X-Api-Key" {
+				req.Header.Set("X-Api-Key", bs.token)
+				req.Header.Set("Authorization", "Bearer hostile-authorization")
+			} else {
+				req.Header.Set("Authorization", "Bearer "+bs.token)
+			}
+			// A header the client names as hop-by-hop is dropped before
+			// the key is set, so this cannot strip the injected key.
+			req.Header.Set("Connection", "keep-alive, "+tt.injected)
+			want := map[string]string{}
+			for name, v := range common {
+				req.Header.Set(name, v)
+				want[name] = v
+			}
+			for f, hs := range clientHeaders {
+				for name, v := range hs {
+					req.Header.Set(name, v)
+					if f == tt.format {
+						want[name] = v
+					}
+				}
+			}
+			resp, err := bs.client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("POST through the proxy: got %d, want 200", resp.StatusCode)
+			}
+			got := up.last(t)
+			wantKey := benchnet.Key
+			if tt.injected == "Authorization" {
+				wantKey = "Bearer " + benchnet.Key
+			}
+			if v := got.Values(tt.injected); len(v) != 1 || v[0] != wantKey {
+				t.Errorf("upstream %s: got %d values %q, want exactly the real key", tt.injected, len(v), v)
+			}
+			var extra []string
+			for name, vals := range got {
+				for _, v := range vals {
+					if strings.Contains(v, "hostile") || strings.Contains(v, bs.token) {
+						t.Errorf("upstream %s: got %q, want no client credential or hostile value", name, v)
+					}
+				}
+				if _, ok := want[name]; !ok && !slices.Contains([]string{tt.injected, "Content-Length", "Accept-Encoding"}, name) {
+					extra = append(extra, name)
+				}
+			}
+			sort.Strings(extra)
+			if len(extra) > 0 {
+				t.Errorf("upstream headers %v: want only the format's allowlist, the key, Content-Length and Accept-Encoding", extra)
+			}
+			for name, v := range want {
+				if got.Get(name) != v {
+					t.Errorf("upstream %s: got %q, want %q (a header the clients send, passed on)", name, got.Get(name), v)
+				}
+			}
+		})
+	}
+}
 
 // keyEchoes are the ways an upstream might echo key: name -> text.
 func keyEchoes(key string) map[string]string {

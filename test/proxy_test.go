@@ -104,6 +104,48 @@ func TestProxyInjectsKey(t *testing.T) {
 		}
 	})
 
+	// Credentials of other providers and schemes, and names nobody uses,
+	// that an agent or its SDK sends next to the session token, never
+	// reach the provider: only the allowlist of the format passes.
+	t.Run("foreign credential headers", func(t *testing.T) {
+		hostile := map[string]string{
+			"Anthropic-Api-Key": "hostile-1", "X-Goog-Api-Key": "hostile-2", "Openai-Api-Key": "hostile-3", "Api-Key": "hostile-4",
+			"Ocp-Apim-Subscription-Key": "hostile-5", "X-Amz-Security-Token": "hostile-6", "X-Amz-Date": "hostile-7",
+			"Cookie": "a=hostile-8", "Proxy-Authorization": "Basic hostile-9", "Forwarded": "for=hostile-10",
+			"X-Forwarded-For": "hostile-11", "X-Forwarded-Host": "hostile-12", "X-Real-Ip": "hostile-13", "X-Ringlet-Made-Up": "hostile-14",
+		}
+		for _, tc := range []struct {
+			format, path, body string
+			hdr                http.Header
+		}{
+			{"anthropic", "/v1/messages", messagesBody, anthropicHeaders(s.Token)},
+			{"openai", "/chat/completions", `{"model":"gpt-4.1","messages":[{"role":"user","content":"hi"}]}`, openaiHeaders(oa.Token)},
+		} {
+			hdr := tc.hdr
+			for name, v := range hostile {
+				hdr.Set(name, v)
+			}
+			if tc.format == "anthropic" {
+				hdr.Set("Authorization", "Bearer hostile-15")
+			} else {
+				// The OpenAI format's token is in Authorization; an
+				// Anthropic header is foreign to it.
+				hdr.Set("Anthropic-Version", "hostile-16")
+			}
+			status, _, body := w.send(t, "POST", tc.path, hdr, tc.body)
+			if status != http.StatusOK {
+				t.Fatalf("%s with foreign headers: got %d, want 200; body %s", tc.format, status, body)
+			}
+			r := w.lastRequest(t)
+			var b strings.Builder
+			r.Header.Write(&b)
+			if strings.Contains(b.String(), "hostile") {
+				t.Errorf("%s: the provider got a foreign header: %q", tc.format, b.String())
+			}
+			assertForwardedHeaders(t, []fakeprovider.Request{r}, tc.format, "Content-Type")
+		}
+	})
+
 	t.Run("echoed key is redacted", func(t *testing.T) {
 		w.fake.EchoKey.Store(true)
 		defer w.fake.EchoKey.Store(false)

@@ -24,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/neullabs/ringlet/provider"
 	"github.com/neullabs/ringlet/test/fakeprovider"
 )
 
@@ -440,6 +441,34 @@ func (w *proxyWorld) assertTokenNeverUpstream(t *testing.T, tokens ...string) {
 		for _, tok := range tokens {
 			if strings.Contains(b.String(), tok) {
 				t.Errorf("%s %s reached the provider with a session token in it; want only the real key", r.Method, r.Path)
+			}
+		}
+	}
+}
+
+// assertForwardedHeaders checks the headers of requests a real client
+// sent through the proxy: each name in want arrived (the client sends it
+// and the provider reads it), and nothing arrived that the format's
+// allowlist does not name, besides the injected key, Content-Length and
+// Accept-Encoding.
+func assertForwardedHeaders(t *testing.T, reqs []fakeprovider.Request, format string, want ...string) {
+	t.Helper()
+	if len(reqs) == 0 {
+		t.Fatal("no request to check the headers of")
+	}
+	for _, r := range reqs {
+		for _, name := range want {
+			if r.Header.Get(name) == "" {
+				t.Errorf("%s %s: no %s upstream; want the client's header passed on", r.Method, r.Path, name)
+			}
+		}
+		for name := range r.Header {
+			switch name {
+			case "X-Api-Key", "Authorization", "Content-Length", "Accept-Encoding":
+				continue
+			}
+			if !provider.ForwardRequestHeader(format, name) {
+				t.Errorf("%s %s: upstream header %s; want only the %s allowlist", r.Method, r.Path, name, format)
 			}
 		}
 	}
