@@ -133,6 +133,10 @@ type proxyState struct {
 	recordErr error // the provider.request record could not be written
 	streaming bool
 	method    string
+	// headerTimer ends a request whose answer has no headers after the
+	// response header timeout; headerTimedOut says it did.
+	headerTimer    *time.Timer
+	headerTimedOut atomic.Bool
 }
 
 // secretsOf returns the forms of the session's key, compiled once per
@@ -216,6 +220,11 @@ func (s *Server) rewrite(pr *httputil.ProxyRequest) {
 // is read, the key redacted and the end recorded as the bytes pass.
 func (s *Server) modifyResponse(resp *http.Response) error {
 	st := resp.Request.Context().Value(proxyStateKey{}).(*proxyState)
+	if st.headerTimer != nil && !st.headerTimer.Stop() {
+		// The timeout fired as the headers came: the request is being
+		// cancelled, and its answer is the timeout's.
+		return context.Canceled
+	}
 	for name, vals := range resp.Header {
 		if st.secrets.RedactString(name) != name {
 			delete(resp.Header, name)
@@ -443,18 +452,26 @@ func (f finalOnly) Unwrap() http.ResponseWriter { return f.ResponseWriter }
 
 func (s *Server) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 	st := r.Context().Value(proxyStateKey{}).(*proxyState)
+	if st.headerTimer != nil {
+		st.headerTimer.Stop()
+	}
 	st.err = err
 	st.status = http.StatusBadGateway
 	code, msg := "upstream_unreachable", "the provider could not be reached"
 	var refused *refusedAnswer
-	if errors.As(err, &refused) {
+	switch {
+	case st.headerTimedOut.Load():
+		st.status = http.StatusGatewayTimeout
+		st.err = fmt.Errorf("no response headers within %s", s.opts.ProxyResponseHeaderTimeout)
+		code, msg = "upstream_timeout", fmt.Sprintf("the provider sent no response headers within %s (proxy.response_header_timeout); try again, or raise the timeout if the provider needs longer", s.opts.ProxyResponseHeaderTimeout)
+	case errors.As(err, &refused):
 		code, msg = "answer_refused", refused.why
-	} else if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
 		msg = "the request was cancelled"
 	}
 	s.log.Warn("provider request failed", "provider", st.sess.Provider.ID, "session", st.sess.ID, "err", st.secrets.RedactString(st.err.Error()))
 	s.recordProvider(st)
-	writeError(w, http.StatusBadGateway, code, msg+" ("+st.sess.Provider.ID+")")
+	writeError(w, st.status, code, msg+" ("+st.sess.Provider.ID+")")
 }
 
 var modelLabelRE = regexp.MustCompile(`^[A-Za-z0-9._:/@-]{1,80}$`)
@@ -619,6 +636,16 @@ func (s *Server) handleProxy(w http.ResponseWriter, r *http.Request) {
 	stop := context.AfterFunc(sess.ctx, cancel)
 	defer stop()
 	st := &proxyState{sess: sess, secrets: s.secretsOf(sess), target: target, body: buf.Bytes(), start: time.Now(), cancel: cancel, method: r.Method}
+	if d := s.opts.ProxyResponseHeaderTimeout; d > 0 {
+		// The idle timeout covers the answer once it has begun; this
+		// covers the wait for it, which a provider that accepts the
+		// connection and never answers would make endless.
+		st.headerTimer = time.AfterFunc(d, func() {
+			st.headerTimedOut.Store(true)
+			cancel()
+		})
+		defer st.headerTimer.Stop()
+	}
 	ctx = context.WithValue(ctx, proxyStateKey{}, st)
 	s.proxy.ServeHTTP(finalOnly{w}, r.WithContext(ctx))
 }

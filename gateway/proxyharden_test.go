@@ -2,8 +2,10 @@ package gateway
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,7 +15,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/neullabs/ringlet/audit"
 	"github.com/neullabs/ringlet/profile"
 	"github.com/neullabs/ringlet/test/bench/benchnet"
 )
@@ -173,6 +177,79 @@ func TestProxyForwardsOnlyAllowedHeaders(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestProxyResponseHeaderTimeout: a provider that accepts the request and
+// never begins its answer is given up on after the response header
+// timeout with a 504 in Ringlet's error shape, the upstream request is
+// cancelled, and the provider.request record says why. An answer whose
+// headers came in time is not cut by the timeout, however long its body
+// takes.
+func TestProxyResponseHeaderTimeout(t *testing.T) {
+	t.Parallel()
+	cancelled := make(chan struct{}, 1)
+	up := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v1/slow-body" {
+			w.Header().Set("Content-Type", "text/event-stream")
+			w.WriteHeader(http.StatusOK)
+			http.NewResponseController(w).Flush()
+			// Past the header timeout, the body goes on.
+			time.Sleep(1500 * time.Millisecond)
+			io.WriteString(w, "data: {\"type\":\"message_stop\"}\n\n")
+			return
+		}
+		// Read first, as a real server does: net/http notices a closed
+		// connection only once the body is in.
+		io.ReadAll(r.Body)
+		<-r.Context().Done()
+		cancelled <- struct{}{}
+	})
+	bs := newBenchSetupWith(t, up)
+	bs.srv.opts.ProxyResponseHeaderTimeout = 500 * time.Millisecond
+
+	// Without the timeout the request would wait for ever; the client
+	// gives up long after it.
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "POST", bs.ringlet+"/v1/messages", strings.NewReader(`{"model":"m"}`))
+	req.Header.Set("X-Api-Key", bs.token)
+	resp, err := bs.client.Do(req)
+	if err != nil {
+		t.Fatalf("a provider that never answers: %v; want a 504 from Ringlet", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var e apiError
+	if resp.StatusCode != http.StatusGatewayTimeout || json.Unmarshal(body, &e) != nil || e.Error.Code != "upstream_timeout" ||
+		!strings.Contains(e.Error.Message, "no response headers within 500ms") || resp.Header.Get("Content-Type") != "application/json" {
+		t.Errorf("a provider that never answers: got %d %q, want 504 JSON upstream_timeout saying no response headers within 500ms", resp.StatusCode, body)
+	}
+	select {
+	case <-cancelled:
+	case <-time.After(10 * time.Second):
+		t.Error("the upstream request was not cancelled within 10s of the 504")
+	}
+	recs, _, err := audit.Query(t.Context(), bs.srv.opts.AuditPath, audit.Filter{Kinds: []string{audit.KindProviderRequest}, Limit: 10})
+	if err != nil || len(recs) != 1 {
+		t.Fatalf("provider.request records: got %d (%v), want 1", len(recs), err)
+	}
+	var detail providerDetail
+	json.Unmarshal(recs[0].Detail, &detail)
+	if r := recs[0]; r.Decision != audit.Error || r.Status != http.StatusGatewayTimeout || detail.Error != "no response headers within 500ms" || detail.Complete {
+		t.Errorf("record: got decision %q, status %d, detail %s; want error, 504, \"no response headers within 500ms\"", r.Decision, r.Status, r.Detail)
+	}
+
+	req, _ = http.NewRequest("POST", bs.ringlet+"/v1/slow-body", strings.NewReader(`{"model":"m","stream":true}`))
+	req.Header.Set("X-Api-Key", bs.token)
+	resp, err = bs.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || err != nil || !bytes.Contains(body, []byte("message_stop")) {
+		t.Errorf("an answer begun in time, ended after the timeout: got %d, %v, %q; want 200 and the whole body", resp.StatusCode, err, body)
 	}
 }
 

@@ -83,6 +83,10 @@ type Options struct {
 	// ProxyIdleTimeout ends a provider answer that sends nothing for this
 	// long. 0 means no limit. There is never an overall limit on streams.
 	ProxyIdleTimeout time.Duration
+	// ProxyResponseHeaderTimeout ends a provider request whose answer
+	// has not begun (no response headers) this long after it was
+	// forwarded, with 504. 0 means no limit.
+	ProxyResponseHeaderTimeout time.Duration
 	// AuditHealthy reports whether the audit log can be written; provider
 	// requests are refused while it cannot.
 	AuditHealthy func() bool

@@ -286,6 +286,40 @@ func TestProxyInjectsKey(t *testing.T) {
 	w.assertNoKeyLeak(t, key, oaKey)
 }
 
+// TestProxyResponseHeaderTimeout: a provider that accepts a request and
+// never answers holds it no longer than proxy.response_header_timeout;
+// the agent's client gets a 504 in Ringlet's error shape, the provider's
+// request is cancelled, and the provider.request record says why.
+func TestProxyResponseHeaderTimeout(t *testing.T) {
+	t.Parallel()
+	w := newProxyWorldConfig(t, "proxy.response_header_timeout", "1s")
+	key := w.newProfile("generic", "p1", "fake", "--command", "true")
+	s := w.startSession("p1")
+	w.fake.HoldHeaders.Store(true)
+	status, _, body := w.send(t, "POST", "/v1/messages", anthropicHeaders(s.Token), messagesBody)
+	var e struct {
+		Error struct{ Code, Message string }
+	}
+	if status != http.StatusGatewayTimeout || json.Unmarshal(body, &e) != nil || e.Error.Code != "upstream_timeout" ||
+		!strings.Contains(e.Error.Message, "no response headers within 1s") {
+		t.Errorf("a provider that never answers: got %d %s, want 504 upstream_timeout saying no response headers within 1s", status, body)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 15*time.Second)
+	defer cancel()
+	if _, ok := w.fake.WaitFor(ctx, func(reqs []fakeprovider.Request) bool { return len(reqs) == 1 && !reqs[0].Cancelled.IsZero() }); !ok {
+		t.Error("the provider's request was not cancelled within 15s of the 504")
+	}
+	recs := w.waitRecords(t, s.ID, 1)
+	if r := recs[0]; r.Status != http.StatusGatewayTimeout || r.Decision != "error" || r.Detail["error"] != "no response headers within 1s" {
+		t.Errorf("provider.request: got status %d, decision %q, detail %v; want 504, error, \"no response headers within 1s\"", r.Status, r.Decision, r.Detail)
+	}
+	w.fake.HoldHeaders.Store(false)
+	if status, _, body := w.send(t, "POST", "/v1/messages", anthropicHeaders(s.Token), messagesBody); status != http.StatusOK {
+		t.Errorf("once the provider answers again: got %d %s, want 200", status, body)
+	}
+	w.assertNoKeyLeak(t, key)
+}
+
 // TestProxyPathTricks sends requests whose path, target or headers try to
 // make the daemon send the key somewhere other than under the provider's
 // base URL. None may reach the sinkhole; the path tricks may not reach the

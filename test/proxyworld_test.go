@@ -51,8 +51,18 @@ const proxyAnthropicVersion = "2023-06-01"
 // through the CLI.
 func newProxyWorld(t *testing.T) *proxyWorld {
 	t.Helper()
+	return newProxyWorldConfig(t)
+}
+
+// newProxyWorldConfig is newProxyWorld with more config keys set (key,
+// value, key, value...) before the daemon starts.
+func newProxyWorldConfig(t *testing.T, keyValues ...string) *proxyWorld {
+	t.Helper()
 	e := newEnv(t)
 	mustRun(t, e, "config", "set", "daemon.log_level", "debug")
+	for i := 0; i+1 < len(keyValues); i += 2 {
+		mustRun(t, e, "config", "set", keyValues[i], keyValues[i+1])
+	}
 	d := e.StartDaemon()
 	w := &proxyWorld{t: t, e: e, d: d, fake: fakeprovider.New(), sink: newSinkhole(t)}
 	srv := httptest.NewServer(w.fake)

@@ -145,6 +145,10 @@ type Provider struct {
 	// KeyTrailer makes the fake declare an X-Fake-Trailer trailer and set
 	// it to the key it received at the end of its answer.
 	KeyTrailer atomic.Bool
+	// HoldHeaders makes the fake read a request and then answer nothing,
+	// not even headers, until the client goes away (recorded in
+	// Cancelled): a provider that accepts a request and hangs.
+	HoldHeaders atomic.Bool
 
 	mu   sync.Mutex
 	keys []string
@@ -217,6 +221,13 @@ func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.mu.Lock()
 	p.reqs = append(p.reqs, rec)
 	p.mu.Unlock()
+	if p.HoldHeaders.Load() {
+		<-r.Context().Done()
+		p.mu.Lock()
+		rec.Cancelled, rec.Done = time.Now(), time.Now()
+		p.mu.Unlock()
+		return
+	}
 	if p.ForceGzip.Load() || p.Gzip.Load() && acceptsGzip(r.Header) {
 		gw := &gzipWriter{ResponseWriter: w, gz: gzip.NewWriter(w)}
 		defer gw.close()
