@@ -176,6 +176,42 @@ func TestProxyInjectsKey(t *testing.T) {
 		}
 	})
 
+	// An upstream that echoes the key escaped or encoded (the fake's
+	// EchoEncoded: \u-escaped, inside a JSON string, percent-encoded, hex,
+	// base64 at two alignments) in a header, a JSON body and a stream that
+	// splits it gets none of it to the client; the leak check at the end
+	// looks for every form in every answer, the log and the audit files.
+	t.Run("echoed key in every encoding is redacted", func(t *testing.T) {
+		w.fake.EchoKey.Store(true)
+		w.fake.EchoEncoded.Store(true)
+		defer w.fake.EchoKey.Store(false)
+		defer w.fake.EchoEncoded.Store(false)
+		for _, tc := range []struct {
+			path, body string
+			hdr        http.Header
+			k          string
+		}{
+			{"/v1/messages", messagesBody, anthropicHeaders(s.Token), key},
+			{"/v1/messages", `{"model":"claude-sonnet-4-5","stream":true,"messages":[]}`, anthropicHeaders(s.Token), key},
+			{"/responses", `{"model":"gpt-4.1","stream":true,"input":"hi"}`, openaiHeaders(oa.Token), oaKey},
+		} {
+			status, h, body := w.send(t, "POST", tc.path, tc.hdr, tc.body)
+			if status != http.StatusOK && status != http.StatusForbidden {
+				t.Fatalf("POST %s: got %d, want the fake's answer", tc.path, status)
+			}
+			var all strings.Builder
+			h.Write(&all)
+			all.Write(body)
+			assertNoKey(t, "an answer echoing the key encoded", []byte(all.String()), tc.k)
+			if n := strings.Count(string(body), "[redacted]"); n < 6 {
+				t.Errorf("POST %s: got %d redactions in the body, want one per echoed form (6)", tc.path, n)
+			}
+			if n := strings.Count(h.Get("X-Fake-Echo-Key"), "[redacted]"); n < 6 {
+				t.Errorf("POST %s: got %d redactions in the echo header, want 6", tc.path, n)
+			}
+		}
+	})
+
 	t.Run("compressed answers, early hints and trailers", func(t *testing.T) {
 		// Every SDK accepts gzip and real providers honour it; Ringlet asks
 		// the provider for identity so that the redactor and the meter read

@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"net"
@@ -382,6 +383,25 @@ func keyForms(key string) map[string]string {
 	}
 	if i := strings.LastIndexByte(key, '-'); i >= 0 {
 		forms["random part"] = key[i+1:]
+	}
+	// What the proxy's redactor covers besides: every byte \u-escaped
+	// (also inside a JSON string in another) or percent-encoded, and the
+	// base64 of the key after other text, at the two other alignments:
+	// the characters that carry only the key's bits.
+	var u, uu, pct, pctLower strings.Builder
+	for i := range len(key) {
+		fmt.Fprintf(&u, `\u%04x`, key[i])
+		fmt.Fprintf(&uu, `\\u%04X`, key[i])
+		fmt.Fprintf(&pct, "%%%02X", key[i])
+		fmt.Fprintf(&pctLower, "%%%02x", key[i])
+	}
+	forms["json-escaped"], forms["json-escaped in json"], forms["percent-encoded"], forms["percent-encoded lower"] = u.String(), uu.String(), pct.String(), pctLower.String()
+	for _, prefix := range []string{"a", "ab"} {
+		for name, enc := range map[string]*base64.Encoding{"base64": base64.StdEncoding, "base64url": base64.URLEncoding} {
+			full := enc.EncodeToString([]byte(prefix + key))
+			first, last := (8*len(prefix)+5)/6, (8*len(prefix)+8*len(key))/6
+			forms[fmt.Sprintf("%s after %d bytes", name, len(prefix))] = full[first:last]
+		}
 	}
 	return forms
 }
