@@ -281,8 +281,8 @@ func (r *Redactor) Process(p []byte) []byte {
 	return r.out
 }
 
-// keep holds back data[hold:] (positions relative to the bytes held before,
-// of which there were held) and moves the matching state to match.
+// keep holds back data[hold:] (data begins with the held bytes, of which
+// there were held) and makes hold position 0 of the matching state.
 func (r *Redactor) keep(data []byte, hold, held int) {
 	if held > 0 {
 		n := copy(r.pending, r.pending[hold:])
@@ -326,7 +326,19 @@ type thread struct {
 	pat   int32
 	i     int32
 	esc   uint8
+	// nest counts the extra backslashes of the escape read so far, or
+	// its %25s: how many times its introducer was escaped again.
+	nest uint8
 }
+
+// Bounds of nesting: a backslash run of up to 16 (a JSON escape in JSON
+// strings four deep), up to 4 %25s. They keep what an upstream can make
+// the redactor hold back bounded: a match is at most 21 bytes per byte
+// of its form.
+const (
+	maxBackslashes = 16
+	maxPct25       = 4
+)
 
 // Escape states: what of an escape a thread has read.
 const (
@@ -454,9 +466,11 @@ func (m *matching) step(s *Secrets, t thread, c byte, pos int, next []thread) []
 		if t.esc == escPct && c == '2' {
 			// %25 is '%' percent-encoded again: %2573 is %73 in a URL
 			// that was itself percent-encoded.
-			e := t
-			e.esc = escPct2
-			next = keepThread(next, e)
+			if t.nest < maxPct25 {
+				e := t
+				e.esc = escPct2
+				next = keepThread(next, e)
+			}
 		}
 		v := hexVal[c]
 		if v < 0 || byte(v) != want>>4 && !(p.fold && byte(v) == upperHex(want)>>4) {
@@ -473,13 +487,25 @@ func (m *matching) step(s *Secrets, t thread, c byte, pos int, next []thread) []
 			return next
 		}
 		t.esc = escPct
+		t.nest++
 		return keepThread(next, t)
 	case escBslash:
 		if c == '\\' {
 			// A run of backslashes is one, escaped again by each JSON
 			// string the text was put in: \\u0073 is \u0073 inside a
 			// JSON document that is itself a JSON string.
-			next = keepThread(next, t)
+			e := t
+			switch {
+			case e.nest+1 < maxBackslashes:
+				e.nest++
+				next = keepThread(next, e)
+			case e.i == 0:
+				// A match may begin anywhere in the run, as long as
+				// no more than maxBackslashes come before the escape:
+				// slide over the run.
+				e.start++
+				next = keepThread(next, e)
+			}
 		}
 		if c == 'u' && want < 0x80 {
 			t.esc = escU
@@ -498,6 +524,7 @@ func (m *matching) step(s *Secrets, t thread, c byte, pos int, next []thread) []
 	// c completed the encoding of want.
 	t.i++
 	t.esc = escNone
+	t.nest = 0
 	if int(t.i) == len(p.b) {
 		m.spans = append(m.spans, span{t.start, pos + 1})
 		return next
@@ -506,10 +533,12 @@ func (m *matching) step(s *Secrets, t thread, c byte, pos int, next []thread) []
 }
 
 // keepThread appends t to next unless a thread in the same state is there
-// already.
+// already. At the first byte of a match, threads in a backslash run differ
+// only in where they began: the earliest, which slides over the run,
+// covers the others.
 func keepThread(next []thread, t thread) []thread {
 	for _, o := range next {
-		if o.pat == t.pat && o.i == t.i && o.esc == t.esc {
+		if o.pat == t.pat && o.i == t.i && o.esc == t.esc && (o.nest == t.nest || t.i == 0) {
 			return next
 		}
 	}
