@@ -154,25 +154,50 @@ func base64Core(full []byte, k, n int) []byte {
 	return full[first : last+1]
 }
 
-// spawnMask returns the patterns a match of which can begin with c
-// followed by next.
-func (s *Secrets) spawnMask(c, next byte) uint64 {
+// spawnMask returns the patterns a match of which can begin at data[j],
+// as far as the bytes from there show; it may name more, never fewer.
+func spawnMask[S ~string | ~[]byte](s *Secrets, data S, j int) uint64 {
+	c := data[j]
+	if j+1 == len(data) {
+		return s.spawnAll(c)
+	}
+	next := data[j+1]
 	var mask uint64
 	switch c {
 	case '%':
 		if v := hexVal[next]; v >= 0 {
 			mask = s.hi[v]
 		}
-		if next == '2' {
+		if next == '2' && (j+2 == len(data) || data[j+2] == '5') {
 			mask = ^uint64(0) // %25 may come before any escape
 		}
 	case '\\':
-		if next == 'u' {
+		// What follows a run of backslashes (one escape, escaped again)
+		// says which escape it is.
+		k := j + 1
+		for k < len(data) && data[k] == '\\' && k-j < maxBackslashes {
+			k++
+		}
+		switch {
+		case k == len(data) || data[k] == '\\':
+			mask = ^uint64(0)
+		case data[k] == 'u':
 			mask = s.ascii
-		} else if next == '\\' {
-			mask = ^uint64(0) // a run of backslashes may come before any escape
-		} else if e := shortEscape[next]; e >= 0 {
-			mask = s.first[e]
+			// \u00X: X is the high nibble of the byte.
+			if k+3 < len(data) {
+				if v := hexVal[data[k+3]]; data[k+1] == '0' && data[k+2] == '0' && v >= 0 {
+					mask &= s.hi[v]
+				} else {
+					mask = 0
+				}
+			}
+		default:
+			if e := shortEscape[data[k]]; e >= 0 {
+				mask = s.first[e]
+			}
+		}
+		if next == '\\' {
+			mask |= s.first['\\'] // `\\` is also an escaped '\'
 		}
 	}
 	if len(s.pats) > 64 {
@@ -399,7 +424,7 @@ func scan[S ~string | ~[]byte](s *Secrets, m *matching, data S, base int) {
 					m.feed(s, data[j], base+j, s.spawnAll(data[j]))
 					return
 				}
-				if mask := s.spawnMask(data[j], data[j+1]); mask != 0 {
+				if mask := spawnMask(s, data, j); mask != 0 {
 					m.feed(s, data[j], base+j, mask)
 					break
 				}
@@ -410,11 +435,7 @@ func scan[S ~string | ~[]byte](s *Secrets, m *matching, data S, base int) {
 		c := data[j]
 		var mask uint64
 		if s.start[c] {
-			if j+1 < n {
-				mask = s.spawnMask(c, data[j+1])
-			} else {
-				mask = s.spawnAll(c)
-			}
+			mask = spawnMask(s, data, j)
 		}
 		m.feed(s, c, base+j, mask)
 	}
