@@ -785,7 +785,9 @@ func FuzzRedactorEncoded(f *testing.F) {
 		if bytes.Contains(out, []byte(enc)) && !strings.Contains(Redacted, enc) {
 			t.Fatalf("secret %q: the encoding %q is still in the output %q", secret, enc, out)
 		}
-		if printableASCII(secret) && len(out) <= 1024 {
+		// The reference is slow; checked on short ones, the fuzzer gets
+		// through more inputs.
+		if printableASCII(secret) && len(out) <= 300 && len(secret) <= 48 {
 			if leak := refLeak(refRegexp(secret), string(out)); leak != "" {
 				t.Fatalf("secret %q: output %q holds %q", secret, out, leak)
 			}
