@@ -146,7 +146,7 @@ func hexDigit(c byte) int {
 // that lie in some match, at any position, becomes one [redacted].
 func refRedact(r *ref, input string) string {
 	covered := make([]bool, len(input))
-	for i := range input {
+	for i := 0; i < len(input); i++ { // bytes, not runes
 		for j, end := i, r.longest(input, i); j < end; j++ {
 			covered[j] = true
 		}
@@ -169,7 +169,7 @@ func refRedact(r *ref, input string) string {
 // taken out, or "".
 func refLeak(r *ref, out string) string {
 	n := strings.ReplaceAll(out, Redacted, "\x00")
-	for i := range n {
+	for i := 0; i < len(n); i++ {
 		if e := r.longest(n, i); e > i {
 			return n[i:e]
 		}
