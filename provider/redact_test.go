@@ -66,6 +66,9 @@ func refFor(secrets ...string) *ref {
 func (r *ref) longest(in string, i int) int {
 	best := -1
 	for f, form := range r.forms {
+		if len(refUnitEnds(in, i, form[0], r.fold[f])) == 0 {
+			continue // most starts: no need for the walk's memory
+		}
 		seen := map[[2]int]bool{}
 		var walk func(k, p int)
 		walk = func(k, p int) {
@@ -749,7 +752,7 @@ func FuzzRedactor(f *testing.F) {
 		if string(out) != whole {
 			t.Fatalf("secret %q, cuts %v: got %q, want %q (the whole input at once)", secret, cuts, out, whole)
 		}
-		if len(input) > 1024 {
+		if len(input) > 512 {
 			// The reference is slow: the fuzzer's time goes further on
 			// short inputs.
 			if !strings.ContainsAny(secret, Redacted) && bytes.Contains(out, []byte(secret)) {
