@@ -48,7 +48,10 @@ type Secrets struct {
 	pats []pattern
 	// start marks the bytes with which a match can begin: the first byte
 	// of a form (either case for hex), '%' and '\'.
-	start [256]bool
+	start [256]byte
+	// pair[c][next/64] has bit next%64 set when a match can begin with
+	// c followed by next (spawnMask of the two is not empty).
+	pair [256][4]uint64
 	// first[c] has bit k set when pattern k can begin with the plain
 	// byte c; ascii has the bits of the patterns whose first byte is
 	// ASCII (it may be written \u00XX), and hi[v] those whose first
@@ -125,10 +128,10 @@ func NewSecrets(secrets ...string) *Secrets {
 			bit = all
 		}
 		c := p.b[0]
-		s.start[c] = true
+		s.start[c] = 1
 		s.first[c] |= bit
 		if p.fold {
-			s.start[upperHex(c)] = true
+			s.start[upperHex(c)] = 1
 			s.first[upperHex(c)] |= bit
 			s.hi[upperHex(c)>>4] |= bit
 		}
@@ -138,9 +141,10 @@ func NewSecrets(secrets ...string) *Secrets {
 		}
 	}
 	if len(s.pats) > 0 {
-		s.start['%'] = true
-		s.start['\\'] = true
+		s.start['%'] = 1
+		s.start['\\'] = 1
 	}
+	s.fillPairs()
 	return s
 }
 
@@ -152,6 +156,61 @@ func base64Core(full []byte, k, n int) []byte {
 	first := (8*k + 5) / 6  // the first character that starts at or after the secret's first bit
 	last := (8*k+8*n)/6 - 1 // the last character that ends at or before its last bit
 	return full[first : last+1]
+}
+
+// fillPairs sets pair: every two bytes that spawnMask of the two alone
+// does not rule out.
+func (s *Secrets) fillPairs() {
+	set := func(c, next byte) { s.pair[c][next/64] |= 1 << (next % 64) }
+	if len(s.pats) > 64 {
+		for c := range 256 {
+			if s.start[c] != 0 {
+				s.pair[c] = [4]uint64{^uint64(0), ^uint64(0), ^uint64(0), ^uint64(0)}
+			}
+		}
+		return
+	}
+	for _, p := range s.pats {
+		firsts := []byte{p.b[0]}
+		if p.fold && upperHex(p.b[0]) != p.b[0] {
+			firsts = append(firsts, upperHex(p.b[0]))
+		}
+		for _, c := range firsts {
+			set(c, '%')
+			set(c, '\\')
+			if len(p.b) == 1 {
+				for next := range 256 {
+					set(c, byte(next))
+				}
+				continue
+			}
+			set(c, p.b[1])
+			if p.fold {
+				set(c, upperHex(p.b[1]))
+			}
+		}
+	}
+	if len(s.pats) == 0 {
+		return
+	}
+	// '%' then a high nibble some first byte has, or a '2' (of %25).
+	set('%', '2')
+	for v := range 16 {
+		if s.hi[v] != 0 {
+			set('%', "0123456789abcdef"[v])
+			set('%', "0123456789ABCDEF"[v])
+		}
+	}
+	// '\' then 'u', another '\', or a short escape of a first byte.
+	set('\\', '\\')
+	if s.ascii != 0 {
+		set('\\', 'u')
+	}
+	for e := range 256 {
+		if b := shortEscape[e]; b >= 0 && s.first[b] != 0 {
+			set('\\', byte(e))
+		}
+	}
 }
 
 // spawnMask returns the patterns a match of which can begin at data[j],
@@ -414,9 +473,7 @@ func scan[S ~string | ~[]byte](s *Secrets, m *matching, data S, base int) {
 			// Nothing in progress: skip to the next pair of bytes a
 			// match can begin with.
 			for {
-				for j < n && !s.start[data[j]] {
-					j++
-				}
+				j = skip(s, data, j)
 				if j == n {
 					return
 				}
@@ -434,10 +491,40 @@ func scan[S ~string | ~[]byte](s *Secrets, m *matching, data S, base int) {
 		}
 		c := data[j]
 		var mask uint64
-		if s.start[c] {
+		if s.start[c] != 0 {
 			mask = spawnMask(s, data, j)
 		}
 		m.feed(s, c, base+j, mask)
+	}
+}
+
+// skip returns the index of the first byte of data from j on that start
+// marks, or len(data). It is the loop almost every byte goes through.
+func skip[S ~string | ~[]byte](s *Secrets, data S, j int) int {
+	start := &s.start
+	for {
+		// Eight bytes a step, one branch for all: most text has no byte
+		// a match can begin with for many steps.
+		for ; j+8 <= len(data); j += 8 {
+			d := data[j : j+8]
+			if start[d[0]]|start[d[1]]|start[d[2]]|start[d[3]]|start[d[4]]|start[d[5]]|start[d[6]]|start[d[7]] != 0 {
+				break
+			}
+		}
+		for ; j < len(data); j++ {
+			if start[data[j]] != 0 {
+				break
+			}
+		}
+		if j+1 >= len(data) {
+			return j
+		}
+		// Most such bytes are letters of text that the next byte rules
+		// out ("s" not followed by "k").
+		if c, next := data[j], data[j+1]; s.pair[c][next/64]&(1<<(next%64)) != 0 {
+			return j
+		}
+		j++
 	}
 }
 

@@ -608,6 +608,27 @@ func TestRedactorHoldBounded(t *testing.T) {
 	}
 }
 
+// TestPairs: the table of byte pairs skip lets through holds every pair
+// spawnMask, shown only those two bytes, does not rule out.
+func TestPairs(t *testing.T) {
+	t.Parallel()
+	many := make([]string, 12)
+	for i := range many {
+		many[i] = fmt.Sprintf("secret-%02d-abcdef", i) // 96 patterns
+	}
+	for _, secrets := range [][]string{{testKey}, {"k"}, {"%41%\\u"}, {`\u0041bcdefgh`}, {"ABCDEFabcdef", "a"}, many} {
+		s := NewSecrets(secrets...)
+		for c := range 256 {
+			for next := range 256 {
+				want := s.start[c] != 0 && spawnMask(s, []byte{byte(c), byte(next)}, 0) != 0
+				if got := s.pair[c][next/64]&(1<<(next%64)) != 0; want && !got {
+					t.Fatalf("secrets %q: pair %q %q ruled out, want it let through", secrets, byte(c), byte(next))
+				}
+			}
+		}
+	}
+}
+
 // TestRedactorSeveralSecrets: every secret is redacted, in any form, and
 // an empty one among them changes nothing.
 func TestRedactorSeveralSecrets(t *testing.T) {
