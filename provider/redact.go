@@ -49,6 +49,8 @@ type Secrets struct {
 	// start marks the bytes with which a match can begin: the first byte
 	// of a form (either case for hex), '%' and '\'.
 	start [256]byte
+	// plainRuns is true when no pattern holds a backslash.
+	plainRuns bool
 	// pair[c][next/64] has bit next%64 set when a match can begin with
 	// c followed by next (spawnMask of the two is not empty).
 	pair [256][4]uint64
@@ -145,6 +147,12 @@ func NewSecrets(secrets ...string) *Secrets {
 		s.start['\\'] = 1
 	}
 	s.fillPairs()
+	s.plainRuns = true
+	for _, p := range s.pats {
+		if bytes.IndexByte(p.b, '\\') >= 0 {
+			s.plainRuns = false
+		}
+	}
 	return s
 }
 
@@ -224,13 +232,37 @@ func spawnMask[S ~string | ~[]byte](s *Secrets, data S, j int) uint64 {
 	var mask uint64
 	switch c {
 	case '%':
-		if v := hexVal[next]; v >= 0 {
-			mask = s.hi[v]
-		}
-		if next == '2' && (j+2 == len(data) || data[j+2] == '5') {
-			mask = ^uint64(0) // %25 may come before any escape
+		// %HH after up to maxPct25 %25s: each reading names the
+		// patterns that begin with byte HH.
+		for q, n := j+1, 0; n <= maxPct25; q, n = q+2, n+1 {
+			if q >= len(data) {
+				mask = ^uint64(0) // not known yet
+				break
+			}
+			hi := hexVal[data[q]]
+			if hi < 0 {
+				break
+			}
+			if q+1 >= len(data) {
+				mask |= s.hi[hi]
+				if data[q] == '2' {
+					mask = ^uint64(0) // %25 may come before any escape
+				}
+				break
+			}
+			if lo := hexVal[data[q+1]]; lo >= 0 {
+				mask |= s.first[byte(hi)<<4|byte(lo)]
+			}
+			if data[q] != '2' || data[q+1] != '5' {
+				break
+			}
 		}
 	case '\\':
+		if j > 0 && data[j-1] == '\\' {
+			// Inside a run of backslashes: the escape begun at its
+			// first one (which slides along it) covers this one.
+			break
+		}
 		// What follows a run of backslashes (one escape, escaped again)
 		// says which escape it is.
 		k := j + 1
@@ -241,13 +273,11 @@ func spawnMask[S ~string | ~[]byte](s *Secrets, data S, j int) uint64 {
 		case k == len(data) || data[k] == '\\':
 			mask = ^uint64(0)
 		case data[k] == 'u':
-			mask = s.ascii
-			// \u00X: X is the high nibble of the byte.
-			if k+3 < len(data) {
-				if v := hexVal[data[k+3]]; data[k+1] == '0' && data[k+2] == '0' && v >= 0 {
-					mask &= s.hi[v]
-				} else {
-					mask = 0
+			mask = s.ascii // until \u00HH is all there
+			if k+4 < len(data) {
+				mask = 0
+				if hi, lo := hexVal[data[k+3]], hexVal[data[k+4]]; data[k+1] == '0' && data[k+2] == '0' && hi >= 0 && lo >= 0 && hi < 8 {
+					mask = s.first[byte(hi)<<4|byte(lo)]
 				}
 			}
 		default:
@@ -347,8 +377,8 @@ func (r *Redactor) Process(p []byte) []byte {
 	scan(r.s, &r.m, p, held)
 	end := held + len(p)
 	hold := end // where the bytes still held start
-	if len(r.m.threads) > 0 {
-		hold = r.m.threads[0].start
+	for _, t := range r.m.threads {
+		hold = min(hold, t.start)
 	}
 	if held == 0 && len(r.m.spans) == 0 && !r.m.joined {
 		// The common case: nothing held, nothing matched; no copy.
@@ -398,6 +428,9 @@ type matching struct {
 	threads []thread
 	spare   []thread // the other buffer of threads, reused by feed
 	spans   []span
+	// seen holds the states in next while feed makes more than maxScan
+	// threads.
+	seen map[uint64]struct{}
 	// joined is true when the last output was a [redacted] that ended
 	// at position 0: a span that starts there continues it.
 	joined bool
@@ -495,7 +528,44 @@ func scan[S ~string | ~[]byte](s *Secrets, m *matching, data S, base int) {
 			mask = spawnMask(s, data, j)
 		}
 		m.feed(s, c, base+j, mask)
+		if c == '\\' && s.plainRuns && len(m.threads) > 0 {
+			// The rest of a run of backslashes moves every thread the
+			// same way: take it at once.
+			r := 0
+			for j+1+r < n && data[j+1+r] == '\\' {
+				r++
+			}
+			if r > 0 {
+				m.backslashes(r)
+				j += r
+			}
+		}
 	}
+}
+
+// backslashes moves the threads on by r more backslashes of a run that
+// began before them, when no pattern holds a backslash (so none matches
+// one plainly, and none starts inside the run): each that reads an
+// escape's run goes on reading it, and every other one ends.
+func (m *matching) backslashes(r int) {
+	next := m.spare[:0]
+	for _, t := range m.threads {
+		if t.esc != escBslash {
+			continue
+		}
+		read := int(t.nest) + 1 + r
+		switch {
+		case read <= maxBackslashes:
+			t.nest = uint8(read - 1)
+		case t.i == 0:
+			t.nest = maxBackslashes - 1
+			t.start += read - maxBackslashes
+		default:
+			continue
+		}
+		next = m.keepThread(next, t)
+	}
+	m.spare, m.threads = m.threads[:0], next
 }
 
 // skip returns the index of the first byte of data from j on that start
@@ -565,7 +635,7 @@ func (m *matching) step(s *Secrets, t thread, c byte, pos int, next []thread) []
 			if c == '\\' {
 				e.esc = escBslash
 			}
-			next = keepThread(next, e)
+			next = m.keepThread(next, e)
 		}
 		if !raw {
 			return next
@@ -577,7 +647,7 @@ func (m *matching) step(s *Secrets, t thread, c byte, pos int, next []thread) []
 			if t.nest < maxPct25 {
 				e := t
 				e.esc = escPct2
-				next = keepThread(next, e)
+				next = m.keepThread(next, e)
 			}
 		}
 		v := hexVal[c]
@@ -585,7 +655,7 @@ func (m *matching) step(s *Secrets, t thread, c byte, pos int, next []thread) []
 			return next
 		}
 		t.esc++
-		return keepThread(next, t)
+		return m.keepThread(next, t)
 	case escPctHi, escU00Hi:
 		if hexVal[c] != int8(want&0xf) {
 			return next
@@ -596,7 +666,7 @@ func (m *matching) step(s *Secrets, t thread, c byte, pos int, next []thread) []
 		}
 		t.esc = escPct
 		t.nest++
-		return keepThread(next, t)
+		return m.keepThread(next, t)
 	case escBslash:
 		if c == '\\' {
 			// A run of backslashes is one, escaped again by each JSON
@@ -606,18 +676,18 @@ func (m *matching) step(s *Secrets, t thread, c byte, pos int, next []thread) []
 			switch {
 			case e.nest+1 < maxBackslashes:
 				e.nest++
-				next = keepThread(next, e)
+				next = m.keepThread(next, e)
 			case e.i == 0:
 				// A match may begin anywhere in the run, as long as
 				// no more than maxBackslashes come before the escape:
 				// slide over the run.
 				e.start++
-				next = keepThread(next, e)
+				next = m.keepThread(next, e)
 			}
 		}
 		if c == 'u' && want < 0x80 {
 			t.esc = escU
-			return keepThread(next, t)
+			return m.keepThread(next, t)
 		}
 		if shortEscape[c] != int16(want) {
 			return next
@@ -627,7 +697,7 @@ func (m *matching) step(s *Secrets, t thread, c byte, pos int, next []thread) []
 			return next
 		}
 		t.esc++
-		return keepThread(next, t)
+		return m.keepThread(next, t)
 	}
 	// c completed the encoding of want.
 	t.i++
@@ -637,20 +707,51 @@ func (m *matching) step(s *Secrets, t thread, c byte, pos int, next []thread) []
 		m.spans = append(m.spans, span{t.start, pos + 1})
 		return next
 	}
-	return keepThread(next, t)
+	return m.keepThread(next, t)
 }
 
 // keepThread appends t to next unless a thread in the same state is there
 // already. At the first byte of a match, threads in a backslash run differ
 // only in where they began: the earliest, which slides over the run,
 // covers the others.
-func keepThread(next []thread, t thread) []thread {
-	for _, o := range next {
-		if o.pat == t.pat && o.i == t.i && o.esc == t.esc && (o.nest == t.nest || t.i == 0) {
-			return next
+func (m *matching) keepThread(next []thread, t thread) []thread {
+	if len(next) < maxScan {
+		for _, o := range next {
+			if o.state() == t.state() {
+				return next
+			}
+		}
+		return append(next, t)
+	}
+	// Many threads (a secret made of one repeated byte, in a run of it):
+	// a set keeps this linear.
+	if len(next) == maxScan || m.seen == nil {
+		if m.seen == nil {
+			m.seen = map[uint64]struct{}{}
+		}
+		clear(m.seen)
+		for _, o := range next {
+			m.seen[o.state()] = struct{}{}
 		}
 	}
+	if _, ok := m.seen[t.state()]; ok {
+		return next
+	}
+	m.seen[t.state()] = struct{}{}
 	return append(next, t)
+}
+
+// maxScan is how many threads keepThread compares one by one.
+const maxScan = 32
+
+// state is what two threads must share to be the same but for where they
+// began.
+func (t thread) state() uint64 {
+	nest := uint64(t.nest)
+	if t.i == 0 {
+		nest = 0xff
+	}
+	return uint64(t.pat)<<40 | uint64(uint32(t.i))<<16 | uint64(t.esc)<<8 | nest
 }
 
 // render appends data[:hold] to out with each run of matched bytes

@@ -100,3 +100,27 @@ func BenchmarkNewSecrets(b *testing.B) {
 		NewSecrets(benchKey)
 	}
 }
+
+// BenchmarkRedactorFlood is what an upstream that sends the worst text
+// it can costs: runs that keep escapes open, or the key's beginning
+// escaped over and over.
+func BenchmarkRedactorFlood(b *testing.B) {
+	sec := NewSecrets(benchKey)
+	for name, unit := range map[string]string{
+		"backslashes":  `\`,
+		"percent-25":   "%25",
+		"escaped-head": `\u0073\u006b\u002d\u0061\u006e`,
+		"hex-head":     "736b2d616e742d617069",
+	} {
+		chunk := []byte(strings.Repeat(unit, (32<<10)/len(unit)))
+		b.Run(name, func(b *testing.B) {
+			b.SetBytes(int64(len(chunk)))
+			b.ReportAllocs()
+			for b.Loop() {
+				r := sec.Redactor()
+				r.Process(chunk)
+				r.Flush()
+			}
+		})
+	}
+}
