@@ -5,7 +5,8 @@
 // SSE with stream_options.include_usage) and OpenAI Responses (JSON and
 // SSE). It checks the key the way each provider does, records every request
 // it receives, and has knobs for the failures a proxy must survive: slow
-// streams, streams that die half-way, and an upstream that echoes the key.
+// streams, streams that die half-way, an upstream that echoes the key
+// (raw or encoded), and one that accepts a request and never answers.
 //
 // Run it with httptest.NewServer, which listens on 127.0.0.1. Anthropic
 // clients use the server's URL as their base; OpenAI clients use URL+"/v1".
