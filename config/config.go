@@ -43,7 +43,8 @@ type CredentialsConfig struct {
 // AuditConfig is the [audit] table.
 // ProxyConfig is the [proxy] table.
 type ProxyConfig struct {
-	IdleTimeout string `toml:"idle_timeout"`
+	IdleTimeout           string `toml:"idle_timeout"`
+	ResponseHeaderTimeout string `toml:"response_header_timeout"`
 }
 
 // AuditConfig is the [audit] table.
@@ -119,7 +120,23 @@ var Keys = []Key{
 		field: func(c *Config) *string { return &c.Proxy.IdleTimeout },
 		check: func(v string) error { _, err := parseIdle(v); return err },
 	},
+	{
+		Name:  "proxy.response_header_timeout",
+		Help:  "answer 504 when a provider has not begun its answer (sent response headers) this long after the request was forwarded (0 = never)",
+		def:   func(Paths) string { return DefaultProxyResponseHeaderTimeout },
+		field: func(c *Config) *string { return &c.Proxy.ResponseHeaderTimeout },
+		check: func(v string) error { _, err := parseIdle(v); return err },
+	},
 }
+
+// DefaultProxyResponseHeaderTimeout is the default of
+// proxy.response_header_timeout. A provider sends the headers of a
+// streamed answer at once, but those of a plain (non-streaming) answer
+// only when the whole answer is ready, which for a long answer takes
+// minutes: the Anthropic and OpenAI SDKs wait 10 minutes by default (and
+// the Anthropic SDK refuses a non-streaming request it expects to take
+// longer). So Ringlet waits as long as the clients do, and no longer.
+const DefaultProxyResponseHeaderTimeout = "10m"
 
 // LookupKey finds a key by name.
 func LookupKey(name string) (Key, error) {
@@ -200,6 +217,13 @@ func (c *Config) LogLevel() slog.Level {
 // ProxyIdleTimeout is the effective proxy.idle_timeout.
 func (c *Config) ProxyIdleTimeout() time.Duration {
 	d, _ := parseIdle(or(c.Proxy.IdleTimeout, "5m"))
+	return d
+}
+
+// ProxyResponseHeaderTimeout is the effective
+// proxy.response_header_timeout.
+func (c *Config) ProxyResponseHeaderTimeout() time.Duration {
+	d, _ := parseIdle(or(c.Proxy.ResponseHeaderTimeout, DefaultProxyResponseHeaderTimeout))
 	return d
 }
 

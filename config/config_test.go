@@ -43,6 +43,8 @@ path = "~/audit.db"
 		{name: "dotted keys", in: "daemon.listen = \"localhost:1\"\n", want: Config{Daemon: DaemonConfig{Listen: "localhost:1"}}},
 		{name: "idle zero", in: "[daemon]\nidle_timeout = \"0\"\n", want: Config{Daemon: DaemonConfig{IdleTimeout: "0"}}},
 		{name: "absolute audit path", in: "[audit]\npath = \"/var/tmp/a.db\"\n", want: Config{Audit: AuditConfig{Path: "/var/tmp/a.db"}}},
+		{name: "proxy timeouts", in: "[proxy]\nidle_timeout = \"1m\"\nresponse_header_timeout = \"2m30s\"\n",
+			want: Config{Proxy: ProxyConfig{IdleTimeout: "1m", ResponseHeaderTimeout: "2m30s"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -86,6 +88,9 @@ func TestParseErrors(t *testing.T) {
 		{name: "relative audit path", in: "[audit]\npath = \"audit.db\"\n", want: []string{"audit.path", "absolute"}},
 		{name: "audit path with newline", in: "[audit]\npath = \"/a\\nb\"\n", want: []string{"audit.path", "newline"}},
 		{name: "tilde user audit path", in: "[audit]\npath = \"~bob/a.db\"\n", want: []string{"audit.path"}},
+		{name: "header timeout garbage", in: "[proxy]\nresponse_header_timeout = \"forever\"\n", want: []string{"proxy.response_header_timeout", "10m"}},
+		{name: "header timeout too short", in: "[proxy]\nresponse_header_timeout = \"500ms\"\n", want: []string{"proxy.response_header_timeout", "1s"}},
+		{name: "header timeout negative", in: "[proxy]\nresponse_header_timeout = \"-5s\"\n", want: []string{"proxy.response_header_timeout"}},
 		{name: "two bad values", in: "[daemon]\nlog_level = \"loud\"\n[credentials]\nbackend = \"vault\"\n", want: []string{"daemon.log_level", "credentials.backend"}},
 	}
 	for _, tt := range tests {
@@ -179,11 +184,13 @@ func TestEffectiveValues(t *testing.T) {
 		idle      time.Duration
 		level     slog.Level
 		auditPath string
+		// headerTimeout is proxy.response_header_timeout.
+		headerTimeout time.Duration
 	}{
-		{name: "defaults", listen: DefaultListen, idle: 10 * time.Minute, level: slog.LevelInfo, auditPath: "/home/u/.local/state/ringlet/audit.db"},
+		{name: "defaults", listen: DefaultListen, idle: 10 * time.Minute, level: slog.LevelInfo, auditPath: "/home/u/.local/state/ringlet/audit.db", headerTimeout: 10 * time.Minute},
 		{
 			name:   "set",
-			c:      Config{Daemon: DaemonConfig{Listen: "[::1]:1", IdleTimeout: "0", LogLevel: "warn"}, Audit: AuditConfig{Path: "~/a.db"}},
+			c:      Config{Daemon: DaemonConfig{Listen: "[::1]:1", IdleTimeout: "0", LogLevel: "warn"}, Audit: AuditConfig{Path: "~/a.db"}, Proxy: ProxyConfig{ResponseHeaderTimeout: "0"}},
 			listen: "[::1]:1", idle: 0, level: slog.LevelWarn, auditPath: "/home/u/a.db",
 		},
 	}
@@ -195,6 +202,9 @@ func TestEffectiveValues(t *testing.T) {
 			}
 			if got := tt.c.IdleTimeout(); got != tt.idle {
 				t.Errorf("IdleTimeout: got %v, want %v", got, tt.idle)
+			}
+			if got := tt.c.ProxyResponseHeaderTimeout(); got != tt.headerTimeout {
+				t.Errorf("ProxyResponseHeaderTimeout: got %v, want %v", got, tt.headerTimeout)
 			}
 			if got := tt.c.LogLevel(); got != tt.level {
 				t.Errorf("LogLevel: got %v, want %v", got, tt.level)
@@ -211,13 +221,14 @@ func TestKeys(t *testing.T) {
 	t.Parallel()
 	p := Paths{StateDir: "/s"}
 	defaults := map[string]string{
-		"daemon.listen":       DefaultListen,
-		"daemon.idle_timeout": "10m",
-		"daemon.log_level":    "info",
-		"credentials.backend": "auto",
-		"audit.path":          "/s/audit.db",
-		"audit.sync":          "normal",
-		"proxy.idle_timeout":  "5m",
+		"daemon.listen":                 DefaultListen,
+		"daemon.idle_timeout":           "10m",
+		"daemon.log_level":              "info",
+		"credentials.backend":           "auto",
+		"audit.path":                    "/s/audit.db",
+		"audit.sync":                    "normal",
+		"proxy.idle_timeout":            "5m",
+		"proxy.response_header_timeout": "10m",
 	}
 	if len(Keys) != len(defaults) {
 		t.Errorf("Keys: got %d keys, want %d", len(Keys), len(defaults))

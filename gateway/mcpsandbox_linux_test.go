@@ -53,9 +53,12 @@ func TestMCPSandboxLimitsAndFilter(t *testing.T) {
 	}
 	l := sandbox.DetectLimits()
 	var want []string
-	if l.Mechanism == sandbox.LimitRlimit {
+	switch {
+	case l.Mechanism == sandbox.LimitRlimit && l.Prlimit != "":
+		want = []string{l.Prlimit, "--core=0", "--data=" + strconv.Itoa(512<<20)}
+	case l.Mechanism == sandbox.LimitRlimit:
 		want = []string{ringlet, "sandbox", "rlimit", "--procs", "100", "--memory", strconv.Itoa(512 << 20), "--", bwrap}
-	} else {
+	default:
 		want = []string{ringlet, "sandbox", "rlimit"}
 	}
 	if len(argv) < len(want) || !slices.Equal(argv[:len(want)], want) {

@@ -119,6 +119,7 @@ func upstreamURL(base *url.URL, path, rawQuery string) (*url.URL, error) {
 // proxyState travels with one proxied request through ReverseProxy.
 type proxyState struct {
 	sess      *session
+	secrets   *provider.Secrets // the session's key in every form the redactor knows
 	target    *url.URL
 	body      []byte
 	start     time.Time
@@ -134,6 +135,23 @@ type proxyState struct {
 	recordErr error // the provider.request record could not be written
 	streaming bool
 	method    string
+	// headerTimer ends a request whose answer has no headers after the
+	// response header timeout; headerTimedOut says it did.
+	headerTimer    *time.Timer
+	headerTimedOut atomic.Bool
+}
+
+// secretsOf returns the forms of the session's key, compiled once per
+// session and forgotten when the session ends.
+func (s *Server) secretsOf(sess *session) *provider.Secrets {
+	if v, ok := s.redactors.Load(sess); ok {
+		return v.(*provider.Secrets)
+	}
+	v, loaded := s.redactors.LoadOrStore(sess, provider.NewSecrets(sess.key.Reveal()))
+	if !loaded {
+		context.AfterFunc(sess.ctx, func() { s.redactors.Delete(sess) })
+	}
+	return v.(*provider.Secrets)
 }
 
 type proxyStateKey struct{}
@@ -191,19 +209,24 @@ func (s *Server) newReverseProxy() *httputil.ReverseProxy {
 	}
 }
 
-// rewrite builds the outbound request. ReverseProxy has already removed
-// hop-by-hop headers (including any named in the client's Connection
-// header) and forwarding headers before this runs, so the key added here
-// cannot be stripped by a client.
+// rewrite builds the outbound request. Of the client's headers only those
+// the provider's wire format needs pass (provider.ForwardRequestHeader):
+// no credential of any provider, cookie, forwarding or proxy header, nor
+// one named by the client's Connection header, reaches the provider, and
+// the key added here cannot be stripped by a client.
 func (s *Server) rewrite(pr *httputil.ProxyRequest) {
 	st := pr.In.Context().Value(proxyStateKey{}).(*proxyState)
 	out := pr.Out
 	out.URL = st.target
 	out.Host = st.target.Host
-	h := out.Header
-	for _, k := range []string{"Authorization", "X-Api-Key", "Api-Key", "Proxy-Authorization", "Cookie", "Forwarded", "X-Real-Ip", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"} {
-		h.Del(k)
+	format := st.sess.Provider.Format
+	h := make(http.Header, len(out.Header)+2)
+	for name, vals := range out.Header {
+		if provider.ForwardRequestHeader(format, name) {
+			h[name] = vals
+		}
 	}
+	out.Header = h
 	switch st.sess.Provider.Auth {
 	case profile.AuthXAPIKey:
 		h.Set("X-Api-Key", st.sess.key.Reveal())
@@ -225,12 +248,18 @@ func (s *Server) rewrite(pr *httputil.ProxyRequest) {
 // is read, the key redacted and the end recorded as the bytes pass.
 func (s *Server) modifyResponse(resp *http.Response) error {
 	st := resp.Request.Context().Value(proxyStateKey{}).(*proxyState)
-	key := st.sess.key.Reveal()
+	if st.headerTimer != nil && !st.headerTimer.Stop() {
+		// The timeout fired as the headers came: the request is being
+		// cancelled, and its answer is the timeout's.
+		return context.Canceled
+	}
 	for name, vals := range resp.Header {
+		if st.secrets.RedactString(name) != name {
+			delete(resp.Header, name)
+			continue
+		}
 		for i, v := range vals {
-			if strings.Contains(v, key) {
-				resp.Header[name][i] = provider.RedactString(v, key)
-			}
+			vals[i] = st.secrets.RedactString(v)
 		}
 	}
 	// Cookies from the provider are for the provider, not for the agent
@@ -251,7 +280,7 @@ func (s *Server) modifyResponse(resp *http.Response) error {
 	st.status = resp.StatusCode
 	ct := resp.Header.Get("Content-Type")
 	st.streaming = strings.HasPrefix(strings.ToLower(ct), "text/event-stream")
-	mb := &meteredBody{rc: resp.Body, resp: resp, st: st, s: s, meter: provider.NewMeter(ct), red: provider.NewRedactor(key), idle: s.opts.ProxyIdleTimeout}
+	mb := &meteredBody{rc: resp.Body, resp: resp, st: st, s: s, meter: provider.NewMeter(ct), red: st.secrets.Redactor(), idle: s.opts.ProxyIdleTimeout}
 	if resp.Request.Method == http.MethodHead || resp.StatusCode == http.StatusNoContent || resp.StatusCode == http.StatusNotModified {
 		// No body: the headers (Content-Length included) stay as they are.
 		resp.Body = mb
@@ -459,6 +488,9 @@ func (f finalOnly) Unwrap() http.ResponseWriter { return f.ResponseWriter }
 
 func (s *Server) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 	st := r.Context().Value(proxyStateKey{}).(*proxyState)
+	if st.headerTimer != nil {
+		st.headerTimer.Stop()
+	}
 	if errors.Is(err, audit.ErrUnavailable) {
 		// The answer's record could not be written: the answer is withheld.
 		s.log.Error("provider answer withheld: its record could not be written", "provider", st.sess.Provider.ID, "session", st.sess.ID, "err", err)
@@ -469,14 +501,19 @@ func (s *Server) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 	st.status = http.StatusBadGateway
 	code, msg := "upstream_unreachable", "the provider could not be reached"
 	var refused *refusedAnswer
-	if errors.As(err, &refused) {
+	switch {
+	case st.headerTimedOut.Load():
+		st.status = http.StatusGatewayTimeout
+		st.err = fmt.Errorf("no response headers within %s", s.opts.ProxyResponseHeaderTimeout)
+		code, msg = "upstream_timeout", fmt.Sprintf("the provider sent no response headers within %s (proxy.response_header_timeout); try again, or raise the timeout if the provider needs longer", s.opts.ProxyResponseHeaderTimeout)
+	case errors.As(err, &refused):
 		code, msg = "answer_refused", refused.why
-	} else if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
 		msg = "the request was cancelled"
 	}
-	s.log.Warn("provider request failed", "provider", st.sess.Provider.ID, "session", st.sess.ID, "err", provider.RedactString(err.Error(), st.sess.key.Reveal()))
+	s.log.Warn("provider request failed", "provider", st.sess.Provider.ID, "session", st.sess.ID, "err", st.secrets.RedactString(st.err.Error()))
 	s.recordProvider(st)
-	writeError(w, http.StatusBadGateway, code, msg+" ("+st.sess.Provider.ID+")")
+	writeError(w, st.status, code, msg+" ("+st.sess.Provider.ID+")")
 }
 
 var modelLabelRE = regexp.MustCompile(`^[A-Za-z0-9._:/@-]{1,80}$`)
@@ -539,7 +576,7 @@ func (s *Server) recordProvider(st *proxyState) {
 			Provider: st.sess.Provider.ID, Stream: st.streaming, TTFBNs: st.ttfb.Nanoseconds()}
 		if st.err != nil {
 			decision = audit.Error
-			detail.Error = provider.RedactString(st.why(), st.sess.key.Reveal())
+			detail.Error = st.secrets.RedactString(st.why())
 			detail.Complete = false
 		}
 		st.recordErr = s.record(context.Background(), audit.Record{
@@ -658,7 +695,17 @@ func (s *Server) handleProxy(w http.ResponseWriter, r *http.Request) {
 	// A revoked session's streams end at once.
 	stop := context.AfterFunc(sess.ctx, func() { cancel(errSessionEnded) })
 	defer stop()
-	st := &proxyState{sess: sess, target: target, body: buf.Bytes(), start: time.Now(), ctx: ctx, client: r.Context(), cancel: cancel, method: r.Method}
+	st := &proxyState{sess: sess, secrets: s.secretsOf(sess), target: target, body: buf.Bytes(), start: time.Now(), ctx: ctx, client: r.Context(), cancel: cancel, method: r.Method}
+	if d := s.opts.ProxyResponseHeaderTimeout; d > 0 {
+		// The idle timeout covers the answer once it has begun; this
+		// covers the wait for it, which a provider that accepts the
+		// connection and never answers would make endless.
+		st.headerTimer = time.AfterFunc(d, func() {
+			st.headerTimedOut.Store(true)
+			cancel(fmt.Errorf("no response headers within %s", d))
+		})
+		defer st.headerTimer.Stop()
+	}
 	ctx = context.WithValue(ctx, proxyStateKey{}, st)
 	s.proxy.ServeHTTP(finalOnly{w}, r.WithContext(ctx))
 }

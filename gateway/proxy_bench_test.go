@@ -38,6 +38,13 @@ func newBenchSetup(b testing.TB, sseGap time.Duration) *benchSetup {
 // newBenchSetupWith is newBenchSetup with upstream as the provider.
 func newBenchSetupWith(b testing.TB, upstream http.Handler) *benchSetup {
 	b.Helper()
+	return newProxySetup(b, upstream, "anthropic", profile.AuthXAPIKey)
+}
+
+// newProxySetup is newBenchSetupWith with a provider of the given wire
+// format and auth scheme.
+func newProxySetup(b testing.TB, upstream http.Handler, format, auth string) *benchSetup {
+	b.Helper()
 	dir := b.TempDir()
 	up := httptest.NewServer(upstream)
 	b.Cleanup(up.Close)
@@ -56,11 +63,15 @@ func newBenchSetupWith(b testing.TB, upstream http.Handler) *benchSetup {
 	if err != nil {
 		b.Fatal(err)
 	}
-	if err := cat.AddProvider(profile.Provider{ID: "fake", BaseURL: up.URL, Format: "anthropic", Auth: profile.AuthXAPIKey}); err != nil {
+	if err := cat.AddProvider(profile.Provider{ID: "fake", BaseURL: up.URL, Format: format, Auth: auth}); err != nil {
 		b.Fatal(err)
 	}
 	profiles := profile.NewStore(dir, dir)
-	if _, err := profiles.Create(cat, profile.Profile{Alias: "bench", Agent: "claude", Provider: "fake"}); err != nil {
+	agent := "claude"
+	if format == "openai" {
+		agent = "codex"
+	}
+	if _, err := profiles.Create(cat, profile.Profile{Alias: "bench", Agent: agent, Provider: "fake"}); err != nil {
 		b.Fatal(err)
 	}
 	if _, err := keys.Set(credentials.Ref{Provider: "fake", Alias: "bench"}, credentials.NewSecret(benchnet.Key)); err != nil {

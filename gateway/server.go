@@ -94,6 +94,10 @@ type Options struct {
 	// written now (nil) or why not; provider requests are refused before
 	// they are forwarded while it cannot.
 	AuditWritable func() error
+	// ProxyResponseHeaderTimeout ends a provider request whose answer
+	// has not begun (no response headers) this long after it was
+	// forwarded, with 504. 0 means no limit.
+	ProxyResponseHeaderTimeout time.Duration
 	// Logger receives the daemon's log. Default: discard.
 	Logger *slog.Logger
 }
@@ -132,7 +136,10 @@ type Server struct {
 	// mcpLease is held on the trees of sandboxed MCP servers.
 	mcpLease *sandbox.Lease
 	proxy    http.Handler
-	bodies   bodyBudget // request bodies the proxy holds
+	// redactors holds each session's key compiled for the redactor
+	// (*session -> *provider.Secrets) while the session lives.
+	redactors sync.Map
+	bodies    bodyBudget // request bodies the proxy holds
 	// modelLabels bounds the model label values of the proxy's metrics.
 	modelLabels modelLabels
 	// bodyTimeout is how long a proxied request body may take to arrive.

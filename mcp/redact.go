@@ -23,6 +23,9 @@ import (
 type given struct {
 	mu   sync.Mutex
 	keys []string
+	// compiled are keys' forms (raw, escaped, encoded), compiled once for
+	// each change of keys: redaction runs on every string of every answer.
+	compiled *provider.Secrets
 }
 
 const maxGivenKeys = 4
@@ -42,6 +45,14 @@ func (g *given) add(key string) {
 		g.keys = g.keys[1:]
 	}
 	g.keys = append(g.keys, key)
+	g.compiled = provider.NewSecrets(g.keys...)
+}
+
+// secrets are the compiled forms of the keys given, nil when none.
+func (g *given) secrets() *provider.Secrets {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.compiled
 }
 
 func (g *given) list() []string {
@@ -55,8 +66,8 @@ func (g *given) LogValue() slog.Value { return slog.StringValue("[redacted]") }
 
 // redact removes from s every credential the server was given.
 func (u *upstream) redact(s string) string {
-	for _, k := range u.given.list() {
-		s = provider.RedactString(s, k)
+	if sec := u.given.secrets(); sec != nil {
+		return sec.RedactString(s)
 	}
 	return s
 }
@@ -66,8 +77,7 @@ func (u *upstream) redact(s string) string {
 // written with JSON escapes is caught too. A value that has no escape and
 // in which the redactor finds nothing is returned as it is.
 func (u *upstream) redactJSON(raw []byte) ([]byte, error) {
-	keys := u.given.list()
-	if len(keys) == 0 {
+	if u.given.secrets() == nil {
 		return raw, nil
 	}
 	if bytes.IndexByte(raw, '\\') < 0 && u.redact(string(raw)) == string(raw) {

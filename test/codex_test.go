@@ -62,6 +62,7 @@ func TestCodex(t *testing.T) {
 		if len(reqs) != 1 {
 			t.Fatalf("the provider received %d requests, want 1", len(reqs))
 		}
+		assertForwardedHeaders(t, reqs, "openai", "Originator", "Session-Id", "User-Agent", "X-Client-Request-Id")
 		var body struct {
 			Model  string `json:"model"`
 			Stream bool   `json:"stream"`

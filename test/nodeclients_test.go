@@ -183,6 +183,11 @@ func TestSDKClients(t *testing.T) {
 					t.Errorf("upstream request: got %s %s -> %d, want POST %s -> 200", r.Method, r.Path, r.Status, c.wantPath)
 				}
 			}
+			format, want := "openai", []string{"User-Agent", "X-Stainless-Lang", "X-Stainless-Package-Version", "X-Stainless-Retry-Count"}
+			if c.providerID == "fake" {
+				format, want = "anthropic", append(want, "Anthropic-Version")
+			}
+			assertForwardedHeaders(t, reqs, format, want...)
 			recs := w.waitRecords(t, s.ID, 2)
 			for _, r := range recs {
 				if r.TokensOut != 17 || r.Detail["complete"] != true {
@@ -253,6 +258,7 @@ func TestClaudeCode(t *testing.T) {
 		if len(reqs) == 0 {
 			t.Fatal("the provider received no request")
 		}
+		assertForwardedHeaders(t, reqs, "anthropic", "Anthropic-Version", "Anthropic-Beta", "User-Agent", "X-App", "X-Claude-Code-Session-Id")
 		for _, r := range reqs {
 			if r.Key != key || r.Status != http.StatusOK {
 				t.Errorf("%s %s: got status %d and another key than the profile's, or none; want 200 with the real key", r.Method, r.Path, r.Status)

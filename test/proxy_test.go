@@ -104,6 +104,48 @@ func TestProxyInjectsKey(t *testing.T) {
 		}
 	})
 
+	// Credentials of other providers and schemes, and names nobody uses,
+	// that an agent or its SDK sends next to the session token, never
+	// reach the provider: only the allowlist of the format passes.
+	t.Run("foreign credential headers", func(t *testing.T) {
+		hostile := map[string]string{
+			"Anthropic-Api-Key": "hostile-1", "X-Goog-Api-Key": "hostile-2", "Openai-Api-Key": "hostile-3", "Api-Key": "hostile-4",
+			"Ocp-Apim-Subscription-Key": "hostile-5", "X-Amz-Security-Token": "hostile-6", "X-Amz-Date": "hostile-7",
+			"Cookie": "a=hostile-8", "Proxy-Authorization": "Basic hostile-9", "Forwarded": "for=hostile-10",
+			"X-Forwarded-For": "hostile-11", "X-Forwarded-Host": "hostile-12", "X-Real-Ip": "hostile-13", "X-Ringlet-Made-Up": "hostile-14",
+		}
+		for _, tc := range []struct {
+			format, path, body string
+			hdr                http.Header
+		}{
+			{"anthropic", "/v1/messages", messagesBody, anthropicHeaders(s.Token)},
+			{"openai", "/chat/completions", `{"model":"gpt-4.1","messages":[{"role":"user","content":"hi"}]}`, openaiHeaders(oa.Token)},
+		} {
+			hdr := tc.hdr
+			for name, v := range hostile {
+				hdr.Set(name, v)
+			}
+			if tc.format == "anthropic" {
+				hdr.Set("Authorization", "Bearer hostile-15")
+			} else {
+				// The OpenAI format's token is in Authorization; an
+				// Anthropic header is foreign to it.
+				hdr.Set("Anthropic-Version", "hostile-16")
+			}
+			status, _, body := w.send(t, "POST", tc.path, hdr, tc.body)
+			if status != http.StatusOK {
+				t.Fatalf("%s with foreign headers: got %d, want 200; body %s", tc.format, status, body)
+			}
+			r := w.lastRequest(t)
+			var b strings.Builder
+			r.Header.Write(&b)
+			if strings.Contains(b.String(), "hostile") {
+				t.Errorf("%s: the provider got a foreign header: %q", tc.format, b.String())
+			}
+			assertForwardedHeaders(t, []fakeprovider.Request{r}, tc.format, "Content-Type")
+		}
+	})
+
 	t.Run("echoed key is redacted", func(t *testing.T) {
 		w.fake.EchoKey.Store(true)
 		defer w.fake.EchoKey.Store(false)
@@ -131,6 +173,42 @@ func TestProxyInjectsKey(t *testing.T) {
 		if status != http.StatusOK || h.Get("X-Fake-Echo-Key") != "[redacted]" || !strings.Contains(string(body), "(your key is [redacted])") ||
 			!strings.HasSuffix(string(body), "data: [DONE]\n\n") {
 			t.Errorf("echo in an OpenAI stream: got %d, body %s; want the key redacted and a complete stream", status, strings.ReplaceAll(string(body), oaKey, "<KEY>"))
+		}
+	})
+
+	// An upstream that echoes the key escaped or encoded (the fake's
+	// EchoEncoded: \u-escaped, inside a JSON string, percent-encoded, hex,
+	// base64 at two alignments) in a header, a JSON body and a stream that
+	// splits it gets none of it to the client; the leak check at the end
+	// looks for every form in every answer, the log and the audit files.
+	t.Run("echoed key in every encoding is redacted", func(t *testing.T) {
+		w.fake.EchoKey.Store(true)
+		w.fake.EchoEncoded.Store(true)
+		defer w.fake.EchoKey.Store(false)
+		defer w.fake.EchoEncoded.Store(false)
+		for _, tc := range []struct {
+			path, body string
+			hdr        http.Header
+			k          string
+		}{
+			{"/v1/messages", messagesBody, anthropicHeaders(s.Token), key},
+			{"/v1/messages", `{"model":"claude-sonnet-4-5","stream":true,"messages":[]}`, anthropicHeaders(s.Token), key},
+			{"/responses", `{"model":"gpt-4.1","stream":true,"input":"hi"}`, openaiHeaders(oa.Token), oaKey},
+		} {
+			status, h, body := w.send(t, "POST", tc.path, tc.hdr, tc.body)
+			if status != http.StatusOK && status != http.StatusForbidden {
+				t.Fatalf("POST %s: got %d, want the fake's answer", tc.path, status)
+			}
+			var all strings.Builder
+			h.Write(&all)
+			all.Write(body)
+			assertNoKey(t, "an answer echoing the key encoded", []byte(all.String()), tc.k)
+			if n := strings.Count(string(body), "[redacted]"); n < 6 {
+				t.Errorf("POST %s: got %d redactions in the body, want one per echoed form (6)", tc.path, n)
+			}
+			if n := strings.Count(h.Get("X-Fake-Echo-Key"), "[redacted]"); n < 6 {
+				t.Errorf("POST %s: got %d redactions in the echo header, want 6", tc.path, n)
+			}
 		}
 	})
 
@@ -242,6 +320,40 @@ func TestProxyInjectsKey(t *testing.T) {
 	}
 	w.assertTokenNeverUpstream(t, s.Token, oa.Token)
 	w.assertNoKeyLeak(t, key, oaKey)
+}
+
+// TestProxyResponseHeaderTimeout: a provider that accepts a request and
+// never answers holds it no longer than proxy.response_header_timeout;
+// the agent's client gets a 504 in Ringlet's error shape, the provider's
+// request is cancelled, and the provider.request record says why.
+func TestProxyResponseHeaderTimeout(t *testing.T) {
+	t.Parallel()
+	w := newProxyWorldConfig(t, "proxy.response_header_timeout", "1s")
+	key := w.newProfile("generic", "p1", "fake", "--command", "true")
+	s := w.startSession("p1")
+	w.fake.HoldHeaders.Store(true)
+	status, _, body := w.send(t, "POST", "/v1/messages", anthropicHeaders(s.Token), messagesBody)
+	var e struct {
+		Error struct{ Code, Message string }
+	}
+	if status != http.StatusGatewayTimeout || json.Unmarshal(body, &e) != nil || e.Error.Code != "upstream_timeout" ||
+		!strings.Contains(e.Error.Message, "no response headers within 1s") {
+		t.Errorf("a provider that never answers: got %d %s, want 504 upstream_timeout saying no response headers within 1s", status, body)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 15*time.Second)
+	defer cancel()
+	if _, ok := w.fake.WaitFor(ctx, func(reqs []fakeprovider.Request) bool { return len(reqs) == 1 && !reqs[0].Cancelled.IsZero() }); !ok {
+		t.Error("the provider's request was not cancelled within 15s of the 504")
+	}
+	recs := w.waitRecords(t, s.ID, 1)
+	if r := recs[0]; r.Status != http.StatusGatewayTimeout || r.Decision != "error" || r.Detail["error"] != "no response headers within 1s" {
+		t.Errorf("provider.request: got status %d, decision %q, detail %v; want 504, error, \"no response headers within 1s\"", r.Status, r.Decision, r.Detail)
+	}
+	w.fake.HoldHeaders.Store(false)
+	if status, _, body := w.send(t, "POST", "/v1/messages", anthropicHeaders(s.Token), messagesBody); status != http.StatusOK {
+		t.Errorf("once the provider answers again: got %d %s, want 200", status, body)
+	}
+	w.assertNoKeyLeak(t, key)
 }
 
 // TestProxyPathTricks sends requests whose path, target or headers try to

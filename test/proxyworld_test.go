@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"net"
@@ -24,6 +25,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/neullabs/ringlet/provider"
 	"github.com/neullabs/ringlet/test/fakeprovider"
 )
 
@@ -50,8 +52,18 @@ const proxyAnthropicVersion = "2023-06-01"
 // through the CLI.
 func newProxyWorld(t *testing.T) *proxyWorld {
 	t.Helper()
+	return newProxyWorldConfig(t)
+}
+
+// newProxyWorldConfig is newProxyWorld with more config keys set (key,
+// value, key, value...) before the daemon starts.
+func newProxyWorldConfig(t *testing.T, keyValues ...string) *proxyWorld {
+	t.Helper()
 	e := newEnv(t)
 	mustRun(t, e, "config", "set", "daemon.log_level", "debug")
+	for i := 0; i+1 < len(keyValues); i += 2 {
+		mustRun(t, e, "config", "set", keyValues[i], keyValues[i+1])
+	}
 	d := e.StartDaemon()
 	w := &proxyWorld{t: t, e: e, d: d, fake: fakeprovider.New(), sink: newSinkhole(t)}
 	srv := httptest.NewServer(w.fake)
@@ -388,6 +400,25 @@ func keyForms(key string) map[string]string {
 	if i := strings.LastIndexByte(key, '-'); i >= 0 {
 		forms["random part"] = key[i+1:]
 	}
+	// What the proxy's redactor covers besides: every byte \u-escaped
+	// (also inside a JSON string in another) or percent-encoded, and the
+	// base64 of the key after other text, at the two other alignments:
+	// the characters that carry only the key's bits.
+	var u, uu, pct, pctLower strings.Builder
+	for i := range len(key) {
+		fmt.Fprintf(&u, `\u%04x`, key[i])
+		fmt.Fprintf(&uu, `\\u%04X`, key[i])
+		fmt.Fprintf(&pct, "%%%02X", key[i])
+		fmt.Fprintf(&pctLower, "%%%02x", key[i])
+	}
+	forms["json-escaped"], forms["json-escaped in json"], forms["percent-encoded"], forms["percent-encoded lower"] = u.String(), uu.String(), pct.String(), pctLower.String()
+	for _, prefix := range []string{"a", "ab"} {
+		for name, enc := range map[string]*base64.Encoding{"base64": base64.StdEncoding, "base64url": base64.URLEncoding} {
+			full := enc.EncodeToString([]byte(prefix + key))
+			first, last := (8*len(prefix)+5)/6, (8*len(prefix)+8*len(key))/6
+			forms[fmt.Sprintf("%s after %d bytes", name, len(prefix))] = full[first:last]
+		}
+	}
 	return forms
 }
 
@@ -456,6 +487,34 @@ func (w *proxyWorld) assertTokenNeverUpstream(t *testing.T, tokens ...string) {
 		for _, tok := range tokens {
 			if strings.Contains(b.String(), tok) {
 				t.Errorf("%s %s reached the provider with a session token in it; want only the real key", r.Method, r.Path)
+			}
+		}
+	}
+}
+
+// assertForwardedHeaders checks the headers of requests a real client
+// sent through the proxy: each name in want arrived (the client sends it
+// and the provider reads it), and nothing arrived that the format's
+// allowlist does not name, besides the injected key, Content-Length and
+// Accept-Encoding.
+func assertForwardedHeaders(t *testing.T, reqs []fakeprovider.Request, format string, want ...string) {
+	t.Helper()
+	if len(reqs) == 0 {
+		t.Fatal("no request to check the headers of")
+	}
+	for _, r := range reqs {
+		for _, name := range want {
+			if r.Header.Get(name) == "" {
+				t.Errorf("%s %s: no %s upstream; want the client's header passed on", r.Method, r.Path, name)
+			}
+		}
+		for name := range r.Header {
+			switch name {
+			case "X-Api-Key", "Authorization", "Content-Length", "Accept-Encoding":
+				continue
+			}
+			if !provider.ForwardRequestHeader(format, name) {
+				t.Errorf("%s %s: upstream header %s; want only the %s allowlist", r.Method, r.Path, name, format)
 			}
 		}
 	}

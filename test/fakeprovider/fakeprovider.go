@@ -5,7 +5,8 @@
 // SSE with stream_options.include_usage) and OpenAI Responses (JSON and
 // SSE). It checks the key the way each provider does, records every request
 // it receives, and has knobs for the failures a proxy must survive: slow
-// streams, streams that die half-way, and an upstream that echoes the key.
+// streams, streams that die half-way, an upstream that echoes the key
+// (raw or encoded), and one that accepts a request and never answers.
 //
 // Run it with httptest.NewServer, which listens on 127.0.0.1. Anthropic
 // clients use the server's URL as their base; OpenAI clients use URL+"/v1".
@@ -16,6 +17,7 @@ import (
 	"compress/gzip"
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -126,6 +128,11 @@ type Provider struct {
 	// JSON requests, a text delta for streams, flushed in two halves so
 	// that the key straddles two writes).
 	EchoKey atomic.Bool
+	// EchoEncoded makes the echo of EchoKey hold the key in the forms a
+	// careless upstream might write it, after the raw key: every byte
+	// \u00XX-escaped, every byte percent-encoded, in hex, and inside the
+	// base64 of "Bearer <key>" and of "x-api-key: <key>".
+	EchoEncoded atomic.Bool
 	// ToolUse, when set, makes an Anthropic answer a tool_use of the
 	// "Bash" tool with input {"command": *ToolUse} and stop_reason
 	// "tool_use", and a Responses answer a function_call of Codex's
@@ -145,6 +152,10 @@ type Provider struct {
 	// KeyTrailer makes the fake declare an X-Fake-Trailer trailer and set
 	// it to the key it received at the end of its answer.
 	KeyTrailer atomic.Bool
+	// HoldHeaders makes the fake read a request and then answer nothing,
+	// not even headers, until the client goes away (recorded in
+	// Cancelled): a provider that accepts a request and hangs.
+	HoldHeaders atomic.Bool
 
 	mu   sync.Mutex
 	keys []string
@@ -217,6 +228,13 @@ func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.mu.Lock()
 	p.reqs = append(p.reqs, rec)
 	p.mu.Unlock()
+	if p.HoldHeaders.Load() {
+		<-r.Context().Done()
+		p.mu.Lock()
+		rec.Cancelled, rec.Done = time.Now(), time.Now()
+		p.mu.Unlock()
+		return
+	}
 	if p.ForceGzip.Load() || p.Gzip.Load() && acceptsGzip(r.Header) {
 		gw := &gzipWriter{ResponseWriter: w, gz: gzip.NewWriter(w)}
 		defer gw.close()
@@ -332,7 +350,7 @@ func (a *answer) serve() {
 		return
 	}
 	if a.p.EchoKey.Load() {
-		a.w.Header().Set("X-Fake-Echo-Key", a.key)
+		a.w.Header().Set("X-Fake-Echo-Key", a.echoed())
 	}
 	if a.p.EarlyHints.Load() {
 		h := a.w.Header()
@@ -430,7 +448,7 @@ func (a *answer) openaiError(code int, typ, errCode, msg string) {
 // echoError is the answer of a JSON request while EchoKey is on: an
 // error whose message repeats the key, as a careless upstream might.
 func (a *answer) echoError() {
-	msg := "the key " + a.key + " is not allowed to use this model"
+	msg := "the key " + a.echoed() + " is not allowed to use this model"
 	if a.format == "anthropic" {
 		a.anthropicError(http.StatusForbidden, "permission_error", msg)
 	} else {
@@ -868,13 +886,29 @@ func (a *answer) event(name string, v any) bool {
 // echoEvent writes an event whose text is a sentence with the key in it,
 // flushed in two halves that split the key.
 func (a *answer) echoEvent(name string, build func(text string) any) bool {
-	data, err := json.Marshal(build(" (your key is " + a.key + ")"))
+	data, err := json.Marshal(build(" (your key is " + a.echoed() + ")"))
 	if err != nil {
 		panic(err)
 	}
 	frame := sseFrame(name, data)
 	i := bytes.Index(frame, []byte(a.key)) + len(a.key)/2
 	return a.raw(name, [][]byte{frame[:i], frame[i:]}, string(data))
+}
+
+// echoed is the key as EchoKey echoes it: raw, and with EchoEncoded in
+// its encoded forms too.
+func (a *answer) echoed() string {
+	if !a.p.EchoEncoded.Load() {
+		return a.key
+	}
+	var uesc, pct strings.Builder
+	for i := range len(a.key) {
+		fmt.Fprintf(&uesc, `\u%04x`, a.key[i])
+		fmt.Fprintf(&pct, "%%%02X", a.key[i])
+	}
+	return strings.Join([]string{a.key, uesc.String(), pct.String(), hex.EncodeToString([]byte(a.key)),
+		base64.StdEncoding.EncodeToString([]byte("Bearer " + a.key)),
+		base64.RawURLEncoding.EncodeToString([]byte("x-api-key: " + a.key))}, " ")
 }
 
 func sseFrame(name string, data []byte) []byte {

@@ -3,6 +3,7 @@ package fakeprovider
 import (
 	"bufio"
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
@@ -400,6 +401,13 @@ func TestEchoKey(t *testing.T) {
 	body, _ = io.ReadAll(resp.Body)
 	if !strings.Contains(string(body), testKey) {
 		t.Errorf("echo in a stream: got %s, want the key", body)
+	}
+	p.EchoEncoded.Store(true)
+	resp = post(t, srv, "/v1/messages", anthropicHdr, `{"model":"m","messages":[]}`)
+	body, _ = io.ReadAll(resp.Body)
+	h := hex.EncodeToString([]byte(testKey))
+	if !strings.Contains(resp.Header.Get("X-Fake-Echo-Key"), h) || !strings.Contains(string(body), h) || !strings.Contains(string(body), `\\u0073`) {
+		t.Errorf("encoded echo: got header %q body %s, want the key in hex and \\u-escaped in both", resp.Header.Get("X-Fake-Echo-Key"), body)
 	}
 }
 

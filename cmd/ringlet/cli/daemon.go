@@ -269,6 +269,8 @@ func (a *app) runDaemon(ctx context.Context, f daemonFlags, listenExplicit bool)
 		StayAlive:        f.stayAlive,
 		IdleTimeout:      idle,
 		Logger:           logger,
+
+		ProxyResponseHeaderTimeout: cfg.ProxyResponseHeaderTimeout(),
 	})
 	if err != nil {
 		return err
