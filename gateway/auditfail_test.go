@@ -226,6 +226,16 @@ func TestEveryActionRefusedWhenAuditFails(t *testing.T) {
 			w.sessionLive(t)
 		}},
 		{"session launch", "POST", "/api/sessions/{id}/launch", false, func(*auditFailWorld) string { return `{"sandbox":true}` }, nil},
+		{"terminal start", "POST", "/api/sessions/{id}/terminal", false, func(*auditFailWorld) string {
+			return `{"argv":["/bin/sh","-c","exit 0"],"env":[]}`
+		}, func(t *testing.T, w *auditFailWorld) {
+			w.s.termMu.Lock()
+			n := len(w.s.terminals)
+			w.s.termMu.Unlock()
+			if n != 0 {
+				t.Errorf("terminals: got %d, want none started", n)
+			}
+		}},
 		{"token rotate", "POST", "/api/daemon/rotate-token", false, nil, func(t *testing.T, w *auditFailWorld) {
 			if data, _ := os.ReadFile(w.tokenFile); strings.TrimSpace(string(data)) != testToken {
 				t.Error("token file: rotated, want unchanged")

@@ -112,6 +112,13 @@ func (s *Server) handleTerminalStart(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad_request", "at most 8 files may be handed to the program")
 		return
 	}
+	// The program the daemon starts is an action of its own: recorded
+	// (by its path; its options reach it on a pipe, not here) before it
+	// runs, refused if that cannot be.
+	if !s.recordOr503(w, r, audit.Record{Kind: audit.KindProfileLaunch, Profile: sess.Profile.Alias, Session: sess.ID, Actor: audit.ActorAdmin,
+		Target: sess.Profile.Agent, Decision: audit.Allow, Detail: audit.DetailJSON(map[string]any{"via": "terminal", "program": req.Argv[0], "args": len(req.Argv) - 1})}) {
+		return
+	}
 	lease := sandbox.NewLease(s.opts.StateDir)
 	if err := lease.HoldTrees(req.Trees); err != nil {
 		writeError(w, http.StatusBadRequest, "bad_request", "could not hold the sandbox's workspace: "+err.Error())

@@ -45,11 +45,15 @@ func TestRemoteTerminalDaemonStop(t *testing.T) {
 	if log := w.d.Stderr(); strings.Contains(log, "shutdown deadline passed") || strings.Contains(log, "did not exit after SIGKILL") {
 		t.Errorf("daemon log: the shutdown waited for the terminal:\n%s", log)
 	}
-	var ended bool
-	for _, r := range w.audit(t, "--kind", "session.end") {
-		ended = ended || r.Session == id
+	var ended, started bool
+	for _, r := range w.audit(t, "--kind", "session.end,profile.launch") {
+		ended = ended || r.Session == id && r.Kind == "session.end"
+		started = started || r.Session == id && r.Kind == "profile.launch" && r.Detail["via"] == "terminal" && r.Detail["program"] != ""
 	}
 	if !ended {
 		t.Errorf("audit: no session.end for %s", id)
+	}
+	if !started {
+		t.Errorf("audit: no profile.launch via the terminal for %s: the program the daemon started is not on record", id)
 	}
 }
