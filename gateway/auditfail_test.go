@@ -472,3 +472,73 @@ func TestProxyAbortReasons(t *testing.T) {
 		})
 	}
 }
+
+// TestProxyClientHangsUpAfterTheEnd: a client that hangs up as soon as it
+// has the answer's last event (Codex does, on response.completed) while
+// the provider still holds its connection open left a complete answer:
+// recorded as complete, not as cut short by the client.
+func TestProxyClientHangsUpAfterTheEnd(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name     string
+		events   string
+		complete bool
+	}{
+		{"after message_stop", "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"model\":\"m\",\"usage\":{\"input_tokens\":3}}}\n\n" +
+			"event: message_delta\ndata: {\"type\":\"message_delta\",\"usage\":{\"output_tokens\":2}}\n\n" +
+			"event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n", true},
+		{"before it", "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"model\":\"m\",\"usage\":{\"input_tokens\":3}}}\n\n", false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			upstream := func(rw http.ResponseWriter, r *http.Request) {
+				rw.Header().Set("Content-Type", "text/event-stream")
+				io.WriteString(rw, tt.events)
+				rw.(http.Flusher).Flush()
+				<-r.Context().Done() // the provider never closes first
+			}
+			w := newAuditFailWorld(t, func(o *worldOptions) { o.upstream, o.idleTimeout = upstream, time.Hour })
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			req, err := http.NewRequestWithContext(ctx, "POST", w.ts.URL+"/proxy/v1/messages", strings.NewReader(`{"model":"m","stream":true,"messages":[]}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("X-Api-Key", w.sessTok)
+			resp, err := w.ts.Client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			got := make([]byte, 0, len(tt.events))
+			buf := make([]byte, 4096)
+			for len(got) < len(tt.events) {
+				n, err := resp.Body.Read(buf)
+				got = append(got, buf[:n]...)
+				if err != nil {
+					t.Fatalf("read the stream: %v after %q", err, got)
+				}
+			}
+			cancel() // the client hangs up
+			var rec audit.Record
+			deadline := time.Now().Add(10 * time.Second)
+			for rec.Kind == "" {
+				w.aud.mu.Lock()
+				for _, r := range w.aud.recs {
+					if r.Kind == audit.KindProviderRequest {
+						rec = r
+					}
+				}
+				w.aud.mu.Unlock()
+				if time.Now().After(deadline) {
+					t.Fatal("no provider.request record")
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+			complete := strings.Contains(string(rec.Detail), `"complete":true`)
+			if complete != tt.complete || (rec.Decision == audit.Allow) != tt.complete {
+				t.Errorf("record: decision %s, detail %s; want complete %v", rec.Decision, rec.Detail, tt.complete)
+			}
+		})
+	}
+}

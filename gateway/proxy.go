@@ -444,6 +444,14 @@ func (b *meteredBody) release() {
 // not be written.
 func (b *meteredBody) finish(err error) error {
 	b.st.usage = b.meter.Usage()
+	if b.st.usage.Complete {
+		// The answer's last event (message_stop, [DONE],
+		// response.completed) was read and handed on to the client: what
+		// happens to the connection after it (a client that hangs up once it has
+		// it, as Codex does; a provider slow to close) does not make the
+		// answer incomplete.
+		err = nil
+	}
 	if err != nil && b.st.err == nil {
 		b.st.err = err
 	}
