@@ -91,7 +91,8 @@ const (
 // from. This is the only place a token is read from a request:
 //
 //   - A carrier header may be sent once: two Authorization or two
-//     X-Api-Key headers are malformed, whichever would have decided.
+//     X-Api-Key headers are malformed, even beside the header that
+//     would have decided.
 //   - X-Api-Key, when read and not empty, decides: an Authorization
 //     header beside it is ignored (SDKs send a stale one from the
 //     environment; the proxy never forwards it). Otherwise Authorization
