@@ -28,13 +28,12 @@ type tokenGen struct {
 
 // authenticator checks bearer tokens against the current admin token.
 type authenticator struct {
-	mu     sync.Mutex // serialises rotations
-	cur    atomic.Pointer[tokenGen]
-	onFail func(reason string, r *http.Request)
+	mu  sync.Mutex // serialises rotations
+	cur atomic.Pointer[tokenGen]
 }
 
-func newAuthenticator(t token.Token, onFail func(string, *http.Request)) *authenticator {
-	a := &authenticator{onFail: onFail}
+func newAuthenticator(t token.Token) *authenticator {
+	a := &authenticator{}
 	a.set(t)
 	return a
 }
@@ -60,27 +59,79 @@ func (a *authenticator) check(presented string) (*tokenGen, bool) {
 	return g, subtle.ConstantTimeCompare(h[:], g.hash[:]) == 1
 }
 
-// credential extracts the bearer token from a request: the Authorization
-// header, or for a WebSocket handshake the subprotocol pair "bearer, TOKEN"
-// (browsers' WebSocket API cannot set headers). Query strings and cookies
-// are never read. reason names what was wrong when ok is false.
-func credential(r *http.Request) (tok, reason string, ok bool) {
-	if h := r.Header.Values("Authorization"); len(h) > 0 {
-		if len(h) > 1 {
-			return "", "malformed", false
-		}
-		scheme, value, found := strings.Cut(h[0], " ")
+// serve runs next with a request context that ends when this generation
+// of the token is rotated, so that nothing opened with it outlives it.
+func (g *tokenGen) serve(next http.Handler, w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithCancelCause(r.Context())
+	stop := context.AfterFunc(g.ctx, func() { cancel(context.Cause(g.ctx)) })
+	defer func() {
+		stop()
+		cancel(nil)
+	}()
+	next.ServeHTTP(w, r.WithContext(ctx))
+}
+
+// carrier is a place in a request that may hold a token. Which ones a
+// route reads follows from who it admits (who.carriers).
+type carrier uint8
+
+const (
+	// fromAuthorization is "Authorization: Bearer TOKEN": either token.
+	fromAuthorization carrier = 1 << iota
+	// fromAPIKey is "X-Api-Key: TOKEN", where provider SDKs put their key:
+	// a session token, on the routes only sessions reach.
+	fromAPIKey
+	// fromSubprotocol is the WebSocket subprotocol pair "bearer, TOKEN"
+	// (browsers' WebSocket API cannot set headers): the admin token, on
+	// the routes only the admin reaches.
+	fromSubprotocol
+)
+
+// credential extracts the one token of a request from the carriers in
+// from. This is the only place a token is read from a request:
+//
+//   - A carrier header may be sent once: two Authorization or two
+//     X-Api-Key headers are malformed, even beside the header that
+//     would have decided.
+//   - X-Api-Key, when read and not empty, decides: an Authorization
+//     header beside it is ignored (SDKs send a stale one from the
+//     environment; the proxy never forwards it). Otherwise Authorization
+//     decides, and must be "Bearer TOKEN"; otherwise the subprotocol
+//     pair, which must be exactly "bearer, TOKEN".
+//   - Query strings and cookies are never read; a token in the query is
+//     named as the reason, so the client learns where to put it.
+//
+// reason names what was wrong when ok is false.
+func credential(r *http.Request, from carrier) (tok, reason string, ok bool) {
+	var key []string
+	if from&fromAPIKey != 0 {
+		key = r.Header.Values("X-Api-Key")
+	}
+	var authz []string
+	if from&fromAuthorization != 0 {
+		authz = r.Header.Values("Authorization")
+	}
+	if len(key) > 1 || len(authz) > 1 {
+		return "", "malformed", false
+	}
+	if len(key) == 1 && key[0] != "" {
+		return key[0], "", true
+	}
+	if len(authz) == 1 {
+		scheme, value, found := strings.Cut(authz[0], " ")
 		value = strings.TrimSpace(value)
 		if !found || !strings.EqualFold(scheme, "Bearer") || value == "" {
 			return "", "malformed", false
 		}
 		return value, "", true
 	}
-	if protos := subprotocols(r); len(protos) > 0 {
-		if len(protos) == 2 && protos[0] == "bearer" && protos[1] != "" {
-			return protos[1], "", true
+	if from&fromSubprotocol != 0 {
+		if protos := subprotocols(r); len(protos) > 0 {
+			if len(protos) == 2 && protos[0] == "bearer" && protos[1] != "" {
+				return protos[1], "", true
+			}
+			return "", "malformed", false
 		}
-		return "", "malformed", false
 	}
 	q := r.URL.Query()
 	if q.Has("token") || q.Has("access_token") {
@@ -100,36 +151,9 @@ func subprotocols(r *http.Request) []string {
 }
 
 var authMessages = map[string]string{
-	"missing":     "this endpoint needs Authorization: Bearer <token>; the token is in the http_token file in ringlet's config directory",
-	"malformed":   "malformed credentials; send exactly one Authorization: Bearer <token> header",
-	"query_token": "tokens in query strings are not accepted; send Authorization: Bearer <token> instead",
-	"invalid":     "invalid token; read the current one from the http_token file in ringlet's config directory",
-}
-
-// middleware admits only requests that carry the current admin token. The
-// request context of an admitted request ends when the token is rotated.
-func (a *authenticator) middleware(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		tok, reason, ok := credential(r)
-		var gen *tokenGen
-		if ok {
-			gen, ok = a.check(tok)
-			if !ok {
-				reason = "invalid"
-			}
-		}
-		if !ok {
-			a.onFail(reason, r)
-			w.Header().Set("WWW-Authenticate", `Bearer realm="ringlet"`)
-			writeError(w, http.StatusUnauthorized, "unauthorized", authMessages[reason])
-			return
-		}
-		ctx, cancel := context.WithCancelCause(r.Context())
-		stop := context.AfterFunc(gen.ctx, func() { cancel(context.Cause(gen.ctx)) })
-		defer func() {
-			stop()
-			cancel(nil)
-		}()
-		next.ServeHTTP(w, r.WithContext(ctx))
-	})
+	"missing":         "this endpoint needs Authorization: Bearer <token>; the token is in the http_token file in ringlet's config directory",
+	"malformed":       "malformed credentials; send exactly one Authorization: Bearer <token> header",
+	"query_token":     "tokens in query strings are not accepted; send Authorization: Bearer <token> instead",
+	"invalid":         "invalid token; read the current one from the http_token file in ringlet's config directory",
+	"invalid_session": "this session token is not valid (revoked or expired); start a new session",
 }

@@ -117,7 +117,7 @@ func TestCredential(t *testing.T) {
 			if r.Header == nil {
 				r.Header = http.Header{}
 			}
-			tok, reason, ok := credential(r)
+			tok, reason, ok := credential(r, byAdmin.carriers())
 			if tok != tt.wantTok || reason != tt.wantReason || ok != tt.wantOK {
 				t.Errorf("credential: got (%q, %q, %v), want (%q, %q, %v)", tok, reason, ok, tt.wantTok, tt.wantReason, tt.wantOK)
 			}
@@ -177,10 +177,11 @@ func TestWebSocketSubprotocolAuth(t *testing.T) {
 
 func TestRotationCancelsOldRequests(t *testing.T) {
 	t.Parallel()
-	a := newAuthenticator(token.FromString(testToken), func(string, *http.Request) {})
+	s := newTestServer(t, testPort)
+	a := s.auth
 	ctxs := make(chan context.Context, 1)
 	release := make(chan struct{})
-	h := a.middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h := s.gate(route{who: byAdmin, deny: refuseAdmin}, onTCP, nil, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctxs <- r.Context()
 		<-release
 	}))
@@ -244,6 +245,57 @@ func TestRotationSwitchesAcceptedToken(t *testing.T) {
 			resp := serve(t, h, r)
 			if resp.StatusCode != tt.status {
 				t.Errorf("status: got %d, want %d", resp.StatusCode, tt.status)
+			}
+		})
+	}
+}
+
+// TestCredentialCarriers is the one token rule on the routes that read
+// more than Authorization and the subprotocol: session-only routes read
+// X-Api-Key too, and /mcp (admin and sessions) reads Authorization alone.
+func TestCredentialCarriers(t *testing.T) {
+	t.Parallel()
+	session, both := bySession.carriers(), (byAdmin | bySession).carriers()
+	tests := []struct {
+		name       string
+		from       carrier
+		target     string
+		header     http.Header
+		wantTok    string
+		wantReason string
+		wantOK     bool
+	}{
+		{name: "x-api-key", from: session, header: http.Header{"X-Api-Key": {"abc"}}, wantTok: "abc", wantOK: true},
+		{name: "bearer on a session route", from: session, header: http.Header{"Authorization": {"Bearer abc"}}, wantTok: "abc", wantOK: true},
+		{name: "x-api-key decides over authorization", from: session, header: http.Header{"X-Api-Key": {"abc"}, "Authorization": {"Bearer def"}}, wantTok: "abc", wantOK: true},
+		{name: "x-api-key decides over a malformed authorization", from: session, header: http.Header{"X-Api-Key": {"abc"}, "Authorization": {"Basic def"}}, wantTok: "abc", wantOK: true},
+		{name: "empty x-api-key is no credential", from: session, header: http.Header{"X-Api-Key": {""}, "Authorization": {"Bearer def"}}, wantTok: "def", wantOK: true},
+		{name: "two x-api-key headers", from: session, header: http.Header{"X-Api-Key": {"abc", "abc"}}, wantReason: "malformed"},
+		{name: "two authorization headers", from: session, header: http.Header{"Authorization": {"Bearer abc", "Bearer abc"}}, wantReason: "malformed"},
+		{name: "two authorization headers beside x-api-key", from: session, header: http.Header{"X-Api-Key": {"abc"}, "Authorization": {"Bearer abc", "Bearer def"}}, wantReason: "malformed"},
+		{name: "no subprotocol on a session route", from: session, header: http.Header{"Sec-Websocket-Protocol": {"bearer, abc"}}, wantReason: "missing"},
+		{name: "query on a session route", from: session, target: "/?token=abc", wantReason: "query_token"},
+		{name: "bearer on /mcp", from: both, header: http.Header{"Authorization": {"Bearer abc"}}, wantTok: "abc", wantOK: true},
+		{name: "no x-api-key on /mcp", from: both, header: http.Header{"X-Api-Key": {"abc"}}, wantReason: "missing"},
+		{name: "no subprotocol on /mcp", from: both, header: http.Header{"Sec-Websocket-Protocol": {"bearer, abc"}}, wantReason: "missing"},
+		{name: "no x-api-key on an admin route", from: byAdmin.carriers(), header: http.Header{"X-Api-Key": {"abc"}}, wantReason: "missing"},
+		{name: "two x-api-key headers unread on an admin route", from: byAdmin.carriers(), header: http.Header{"X-Api-Key": {"a", "b"}, "Authorization": {"Bearer abc"}}, wantTok: "abc", wantOK: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			target := tt.target
+			if target == "" {
+				target = "/"
+			}
+			r := httptest.NewRequest(http.MethodGet, target, nil)
+			r.Header = tt.header
+			if r.Header == nil {
+				r.Header = http.Header{}
+			}
+			tok, reason, ok := credential(r, tt.from)
+			if tok != tt.wantTok || reason != tt.wantReason || ok != tt.wantOK {
+				t.Errorf("credential: got (%q, %q, %v), want (%q, %q, %v)", tok, reason, ok, tt.wantTok, tt.wantReason, tt.wantOK)
 			}
 		})
 	}

@@ -11,8 +11,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/go-chi/chi/v5"
-
 	"github.com/neullabs/ringlet/privatefile"
 )
 
@@ -21,7 +19,8 @@ import (
 const ForwarderPort = 8765
 
 // sessionSocket serves one session's scope on a Unix socket that is bound
-// into that session's sandbox: the provider proxy and hook checks, with
+// into that session's sandbox: the routes of the table served onSocket
+// (the provider proxy, its MCP gateway, hook checks and egress), with
 // that session's token only. The admin API is not there at all.
 type sessionSocket struct {
 	dir  string
@@ -57,43 +56,7 @@ func (s *Server) openSessionSocket(sess *session) (string, error) {
 		os.RemoveAll(dir)
 		return "", err
 	}
-	r := chi.NewRouter()
-	r.Use(s.metrics.middleware, s.recoverer, s.activity)
-	r.Use(newHostGuard(ForwarderPort, "", s.guardDenied).middleware)
-	r.Use(func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			// Only this session's token, whatever else is valid elsewhere.
-			if got := s.sessionFor(r); got != sess {
-				s.authFailed("invalid_session", r)
-				writeError(w, http.StatusUnauthorized, "unauthorized", "this socket serves one session; its token is required")
-				return
-			}
-			next.ServeHTTP(w, r)
-		})
-	})
-	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, "not_found", "a session socket serves only /proxy and /session")
-	})
-	r.Handle("/proxy/*", http.HandlerFunc(s.handleProxy))
-	if s.mcp != nil {
-		// The profile's MCP gateway, for this session's token only.
-		r.Handle("/mcp", http.HandlerFunc(s.handleMCP))
-	}
-	if s.opts.Hooks != nil {
-		r.Route("/session", func(r chi.Router) {
-			r.Use(limitBody(maxHookCheckBody, 30*time.Second))
-			r.Post("/hooks/check", s.handleHookCheck)
-		})
-	}
-	// CONNECT (egress to --allow-host hosts) comes before the Host guard:
-	// its Host is the target, by definition not this daemon.
-	handler := http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		if req.Method == http.MethodConnect {
-			s.handleConnect(w, req, sess)
-			return
-		}
-		r.ServeHTTP(w, req)
-	})
+	handler := s.socketHandler(sess)
 	ss := &sessionSocket{dir: dir, path: path, done: make(chan struct{}),
 		srv: &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10,
 			BaseContext: func(net.Listener) context.Context {

@@ -19,14 +19,6 @@ import (
 	"github.com/neullabs/ringlet/profile"
 )
 
-func (s *Server) hookRoutes(r chi.Router) {
-	r.Get("/", s.handleHookList)
-	r.Post("/", s.handleHookAdd)
-	r.Delete("/{profile}/{id}", s.handleHookRemove)
-	r.Post("/{profile}/import", s.handleHookImport)
-	r.Get("/{profile}/export", s.handleHookExport)
-}
-
 // HookRequest is the body of POST /api/hooks.
 type HookRequest struct {
 	Profile string `json:"profile"`
@@ -196,12 +188,7 @@ type HookCheck struct {
 // Every hook that runs and the outcome are audited; if a record cannot be
 // written, the call is refused.
 func (s *Server) handleHookCheck(w http.ResponseWriter, r *http.Request) {
-	sess := s.sessionFor(r)
-	if sess == nil {
-		s.authFailed("invalid_session", r)
-		writeError(w, http.StatusUnauthorized, "unauthorized", "hook checks need a live session token")
-		return
-	}
+	sess := sessionOf(r)
 	// A check may carry a tool result of many MiB: it shares the proxy's
 	// budget for what request bodies may hold at once.
 	hold, ok := s.bodies.hold(w, r, maxHookCheckBody)

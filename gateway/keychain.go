@@ -20,12 +20,6 @@ type KeyStore interface {
 	Get(credentials.Ref) (credentials.Secret, error)
 }
 
-func (s *Server) keychainRoutes(r chi.Router) {
-	r.Get("/", s.handleKeychainList)
-	r.Put("/{provider}/{alias}", s.handleKeychainSet)
-	r.Delete("/{provider}/{alias}", s.handleKeychainRemove)
-}
-
 func (s *Server) handleKeychainList(w http.ResponseWriter, r *http.Request) {
 	entries, err := s.opts.Keys.List()
 	if err != nil {

@@ -11,7 +11,6 @@ import (
 	"os"
 	"runtime"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -35,6 +34,9 @@ type mcpGateway struct {
 
 	apiOnce sync.Once
 	api     http.Handler // the daemon's own routes, for admin tools
+
+	toolsOnce sync.Once
+	tools     http.Handler // the session tools' routes (onTools)
 }
 
 // newMCP builds the MCP gateway; nil without profiles or an MCP store,
@@ -183,38 +185,6 @@ func (s *Server) forgetMCPProfile(alias string) {
 	}
 }
 
-// mountMCP serves /mcp. It is outside the admin-only group: both the
-// admin token and session tokens are accepted there, and which one
-// authenticated decides what the caller sees.
-func (s *Server) mountMCP(r chi.Router) {
-	if s.mcp == nil {
-		h := s.auth.middleware(notImplemented("the MCP endpoint"))
-		r.Handle("/mcp", h)
-		r.Handle("/mcp/*", h)
-		return
-	}
-	r.Handle("/mcp", http.HandlerFunc(s.handleMCP))
-	r.Handle("/mcp/*", s.auth.middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, "not_found", "the MCP endpoint is /mcp")
-	})))
-}
-
-// mountMCPAPI serves /api/mcp on the admin router.
-func (s *Server) mountMCPAPI(r chi.Router) {
-	if s.mcp == nil {
-		h := notImplemented("/api/mcp")
-		r.Handle("/mcp", h)
-		r.Handle("/mcp/*", h)
-		return
-	}
-	r.Route("/mcp/servers", func(r chi.Router) {
-		r.Get("/", s.handleMCPList)
-		r.Post("/", s.handleMCPAdd)
-		r.Delete("/{profile}/{name}", s.handleMCPRemove)
-		r.Post("/{profile}/{name}/approve", s.handleMCPApprove)
-	})
-}
-
 // mcpBinding is what an MCP session id is bound to: a hash of the token
 // that created it, so the id is worthless with any other token.
 func mcpBinding(tok string) string {
@@ -222,77 +192,32 @@ func mcpBinding(tok string) string {
 	return hex.EncodeToString(h[:])
 }
 
-// handleMCP authenticates a /mcp request and hands it to the gateway with
-// its caller. Only Authorization: Bearer is read: the admin token, or a
-// live session token (rlt_…). Nothing else authenticates, an MCP session
-// id least of all.
+// handleMCP hands a /mcp request to the gateway with its caller. The
+// gate admitted the admin token or a live session token, from
+// Authorization only (an MCP session id never authenticates); which one
+// decides what the caller sees: Ringlet's controls, or the profile's
+// tools and the session's own.
 func (s *Server) handleMCP(w http.ResponseWriter, r *http.Request) {
-	fail := func(reason string) {
-		s.authFailed(reason, r)
-		w.Header().Set("WWW-Authenticate", `Bearer realm="ringlet"`)
-		msg := authMessages[reason]
-		if reason == "invalid_session" {
-			msg = "this session token is not valid (revoked or expired); start a new session"
-		}
-		writeError(w, http.StatusUnauthorized, "unauthorized", msg)
-	}
-	if len(r.Header.Values("Authorization")) == 0 {
-		reason := "missing"
-		if q := r.URL.Query(); q.Has("token") || q.Has("access_token") {
-			reason = "query_token"
-		}
-		fail(reason)
-		return
-	}
-	tok, reason, ok := credential(r)
-	if !ok {
-		fail(reason)
-		return
-	}
-	ctx, cancel := context.WithCancelCause(r.Context())
-	defer cancel(nil)
-	var caller *mcp.Caller
-	var ends context.Context
-	if strings.HasPrefix(tok, SessionTokenPrefix) {
-		sess := s.liveSession(r.Context(), tok)
-		if sess == nil {
-			fail("invalid_session")
-			return
-		}
-		caller = &mcp.Caller{Binding: mcpBinding(tok), Profile: sess.Profile.Alias, Session: sess.ID,
-			API: s.sessionAPI(sess), Vet: s.mcpVet(sess)}
-		ends = sess.ctx
-	} else {
-		gen, ok := s.auth.check(tok)
-		if !ok {
-			fail("invalid")
-			return
-		}
-		caller = &mcp.Caller{Binding: mcpBinding(tok), API: s.adminAPI(r)}
-		ends = gen.ctx
+	c := callerFrom(r.Context())
+	caller := &mcp.Caller{Binding: mcpBinding(c.tok)}
+	switch c.kind {
+	case admin:
+		caller.API, caller.Valid = s.adminAPI(r), c.gen.ctx
+	case sessionCaller:
+		caller.Profile, caller.Session = c.sess.Profile.Alias, c.sess.ID
+		caller.API, caller.Vet, caller.Valid = s.sessionTools(c), s.mcpVet(c.sess), c.sess.ctx
+	default:
+		panic("gateway: /mcp was reached by " + c.kind.String())
 	}
 	// Streams end when the token stops working or the daemon stops, and
 	// its MCP sessions are freed then.
-	caller.Valid = ends
-	stop := context.AfterFunc(ends, func() { cancel(context.Cause(ends)) })
+	ctx, cancel := context.WithCancelCause(r.Context())
+	defer cancel(nil)
+	stop := context.AfterFunc(caller.Valid, func() { cancel(context.Cause(caller.Valid)) })
 	defer stop()
 	stopClosing := context.AfterFunc(s.closing, func() { cancel(errors.New("daemon stopping")) })
 	defer stopClosing()
 	s.mcp.srv.ServeHTTP(w, r.WithContext(mcp.WithCaller(ctx, caller)))
-}
-
-// liveSession returns the live session of a session token, ending an
-// expired one.
-func (s *Server) liveSession(ctx context.Context, tok string) *session {
-	sess := s.sessions.lookup(tok)
-	if sess == nil {
-		return nil
-	}
-	if time.Now().After(sess.Expires) {
-		s.endSession(ctx, sess.ID, "expired", audit.ActorDaemon)
-		return nil
-	}
-	return sess
 }
 
 // adminAPI runs admin tools through the daemon's own routes, with the
@@ -308,39 +233,6 @@ func (s *Server) adminAPI(outer *http.Request) http.Handler {
 		// The context still holds chi's routing state of the /mcp request;
 		// the router would take this request for a sub-route of it.
 		api.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), chi.RouteCtxKey, nil)))
-	})
-}
-
-// sessionAPI answers a session's own tools: its info, and the audit and
-// usage queries of /api with the session fixed to it.
-func (s *Server) sessionAPI(sess *session) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodGet {
-			writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" is not allowed")
-			return
-		}
-		q := r.URL.Query()
-		q.Del("profile")
-		q.Set("session", sess.ID)
-		r.URL.RawQuery = q.Encode()
-		switch r.URL.Path {
-		case "/info":
-			writeJSON(w, http.StatusOK, sess.info())
-		case "/audit":
-			if s.opts.AuditPath == "" {
-				auditOff(w, r)
-				return
-			}
-			s.handleAuditQuery(w, r)
-		case "/usage":
-			if s.opts.AuditPath == "" {
-				auditOff(w, r)
-				return
-			}
-			s.handleUsage(w, r)
-		default:
-			writeError(w, http.StatusNotFound, "not_found", "no such session endpoint")
-		}
 	})
 }
 

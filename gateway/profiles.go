@@ -16,14 +16,6 @@ import (
 	"github.com/neullabs/ringlet/provider"
 )
 
-func (s *Server) profileRoutes(r chi.Router) {
-	r.Get("/", s.handleProfileList)
-	r.Post("/", s.handleProfileCreate)
-	r.Get("/{alias}", s.handleProfileGet)
-	r.Delete("/{alias}", s.handleProfileDelete)
-	r.Patch("/{alias}", s.handleProfileUpdate)
-}
-
 // ProfileUpdate is the body of PATCH /api/profiles/{alias}: the fields to
 // change; absent fields stay as they are.
 type ProfileUpdate struct {
@@ -119,12 +111,6 @@ func (s *Server) handleProfileUpdate(w http.ResponseWriter, r *http.Request) {
 	s.log.Info("profile updated", "profile", alias)
 	keys, _ := s.opts.Keys.List()
 	writeJSON(w, http.StatusOK, s.view(p, keys))
-}
-
-func (s *Server) providerRoutes(r chi.Router) {
-	r.Get("/", s.handleProviderList)
-	r.Post("/", s.handleProviderAdd)
-	r.Get("/{id}", s.handleProviderGet)
 }
 
 // profileError maps profile, catalog and credential errors to statuses.

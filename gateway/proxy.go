@@ -628,15 +628,9 @@ func (s *Server) auditRefuses(w http.ResponseWriter) bool {
 }
 
 // handleProxy forwards a session's request to its provider with the real
-// key. Only a session token is accepted here; the admin token is not.
+// key. Its gate admits session tokens only, never the admin token.
 func (s *Server) handleProxy(w http.ResponseWriter, r *http.Request) {
-	sess := s.sessionFor(r)
-	if sess == nil {
-		s.authFailed("invalid_session", r)
-		w.Header().Set("WWW-Authenticate", `Bearer realm="ringlet-proxy"`)
-		writeError(w, http.StatusUnauthorized, "unauthorized", "the proxy needs a live session token (x-api-key or Authorization: Bearer); start a session with 'ringlet profiles env <profile>'")
-		return
-	}
+	sess := sessionOf(r)
 	if !strings.HasPrefix(r.RequestURI, "/") {
 		writeError(w, http.StatusBadRequest, "bad_path", "absolute-form request targets are not accepted")
 		return

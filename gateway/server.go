@@ -1,6 +1,11 @@
 // Package gateway is the daemon's HTTP face: the loopback listener, the
 // Host/Origin guard and bearer-token authentication in front of every
 // route, the REST API, the event stream and the metrics endpoint.
+//
+// Who is calling is decided once per request, at the edge (callerOf in
+// caller.go), and whom each route admits is one table (routes in
+// routes.go), from which the TCP listener, every session socket and the
+// session tools of /mcp are built.
 package gateway
 
 import (
@@ -17,7 +22,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/go-chi/chi/v5"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/neullabs/ringlet/audit"
@@ -186,12 +190,14 @@ func New(opts Options) (*Server, error) {
 	s.mcp = s.newMCP()
 	s.closing, s.closeStream = context.WithCancel(context.Background())
 	s.metrics.reg.MustRegister(opts.Collectors...)
-	s.auth = newAuthenticator(opts.Token, s.authFailed)
+	s.auth = newAuthenticator(opts.Token)
 	s.lastActivity.Store(time.Now().UnixNano())
 	return s, nil
 }
 
-func (s *Server) authFailed(reason string, r *http.Request) {
+// authFailed counts and records a refused credential; tok is the token
+// the request presented, if any.
+func (s *Server) authFailed(reason string, r *http.Request, tok string) {
 	s.metrics.authFailures.WithLabelValues(reason).Inc()
 	// Any local process (a sandboxed agent through its socket too) can
 	// send wrong tokens as fast as it likes: past a burst, each source's
@@ -201,7 +207,7 @@ func (s *Server) authFailed(reason string, r *http.Request) {
 		return
 	}
 	detail := map[string]any{"reason": reason, "remote": r.RemoteAddr}
-	if tok, _, ok := credential(r); ok && s.opts.Keyed != nil {
+	if tok != "" && s.opts.Keyed != nil {
 		// Matchable (the same wrong token shows up as the same value)
 		// but not readable.
 		detail["token"] = s.opts.Keyed.Sum(tok)
@@ -398,91 +404,6 @@ func denialSource(r *http.Request) string {
 		return host
 	}
 	return r.RemoteAddr
-}
-
-// Handler returns the daemon's routes behind its middleware chain. The
-// guard and authentication run before any route, so every endpoint,
-// /metrics included, needs the token.
-func (s *Server) Handler() http.Handler {
-	r := chi.NewRouter()
-	// metrics wraps recoverer so a panic is counted as the 500 it answers.
-	r.Use(s.metrics.middleware, s.recoverer, s.activity)
-	r.Use(newHostGuard(int(s.port.Load()), s.opts.ListenHost, s.guardDenied).middleware)
-	// Unknown paths need the token too: no probing without it.
-	r.NotFound(s.auth.middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, "not_found", "no such endpoint: "+r.URL.Path)
-	})).ServeHTTP)
-	r.MethodNotAllowed(s.auth.middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" is not allowed on "+r.URL.Path)
-	})).ServeHTTP)
-
-	// The provider proxy takes session tokens only, never the admin token.
-	if s.opts.Profiles != nil && s.opts.Keys != nil {
-		r.Handle("/proxy/*", http.HandlerFunc(s.handleProxy))
-	} else {
-		r.Handle("/proxy/*", s.auth.middleware(notImplemented("the provider proxy")))
-	}
-
-	// A session's own scope: hook checks (the MCP gateway joins later).
-	if s.opts.Profiles != nil && s.opts.Hooks != nil {
-		r.Route("/session", func(r chi.Router) {
-			r.Use(limitBody(maxHookCheckBody, 30*time.Second))
-			r.Post("/hooks/check", s.handleHookCheck)
-		})
-	}
-
-	// The admin token or a session token; which one decides what it sees.
-	s.mountMCP(r)
-
-	// Everything else takes the admin token only.
-	r.Group(func(r chi.Router) {
-		r.Use(s.auth.middleware)
-		r.Method(http.MethodGet, "/metrics", s.metrics.handler())
-		r.Route("/api", func(r chi.Router) {
-			r.Use(limitBody(s.opts.MaxBodyBytes, 30*time.Second))
-			r.Get("/version", s.handleVersion)
-			r.Get("/status", s.handleStatus)
-			r.Post("/daemon/stop", s.handleStop)
-			r.Post("/daemon/rotate-token", s.handleRotate)
-			r.Get("/events", s.handleEvents)
-			if s.opts.Keys != nil {
-				r.Route("/keychain", s.keychainRoutes)
-			} else {
-				r.Handle("/keychain", notImplemented("/api/keychain"))
-				r.Handle("/keychain/*", notImplemented("/api/keychain"))
-			}
-			if s.opts.AuditPath != "" {
-				r.Get("/audit", s.handleAuditQuery)
-				r.Get("/audit/verify", s.handleAuditVerify)
-				r.Get("/usage", s.handleUsage)
-			} else {
-				r.Handle("/audit", auditOff)
-				r.Handle("/audit/*", auditOff)
-				r.Handle("/usage", auditOff)
-			}
-			if s.opts.Profiles != nil && s.opts.Keys != nil {
-				r.Route("/profiles", s.profileRoutes)
-				r.Route("/sessions", s.sessionRoutes)
-				r.Route("/providers", s.providerRoutes)
-				r.Get("/agents", s.handleAgents)
-				r.Get("/terminals", s.handleTerminalList)
-			} else {
-				for _, g := range []string{"profiles", "sessions", "providers", "agents"} {
-					r.Handle("/"+g, notImplemented("/api/"+g))
-					r.Handle("/"+g+"/*", notImplemented("/api/"+g))
-				}
-			}
-			if s.opts.Profiles != nil && s.opts.Hooks != nil {
-				r.Route("/hooks", s.hookRoutes)
-			} else {
-				r.Handle("/hooks", notImplemented("/api/hooks"))
-				r.Handle("/hooks/*", notImplemented("/api/hooks"))
-			}
-			s.mountMCPAPI(r)
-		})
-		r.Handle("/proxy", notImplemented("the provider proxy"))
-	})
-	return r
 }
 
 // recoverer turns a handler panic into a JSON 500; the stack goes to the

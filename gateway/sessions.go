@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -242,8 +241,8 @@ func (s *Server) startSessionFor(ctx context.Context, alias string, ttl time.Dur
 		return nil, "", err
 	}
 	// Set before the session is shared, so endSession reads it without a
-	// race; should it fire first, endSession finds nothing and sessionFor
-	// still refuses the expired token.
+	// race; should it fire first, endSession finds nothing and
+	// liveSession still refuses the expired token.
 	sess.expiry = time.AfterFunc(ttl, func() {
 		s.endSession(context.Background(), sess.ID, "expired", audit.ActorDaemon)
 	})
@@ -350,42 +349,6 @@ func sessionEnd(sess *session, reason, actor string) audit.Record {
 		Duration: time.Since(sess.Created), Detail: audit.DetailJSON(map[string]any{"reason": reason, "requests": sess.requests.Load()})}
 }
 
-// sessionFor returns the live session of a request's token, ending an
-// expired one.
-func (s *Server) sessionFor(r *http.Request) *session {
-	tok := r.Header.Get("X-Api-Key")
-	if tok == "" {
-		if h := r.Header.Get("Authorization"); len(h) > 7 && strings.EqualFold(h[:7], "Bearer ") {
-			tok = strings.TrimSpace(h[7:])
-		}
-	}
-	if !strings.HasPrefix(tok, SessionTokenPrefix) {
-		return nil
-	}
-	sess := s.sessions.lookup(tok)
-	if sess == nil {
-		return nil
-	}
-	if time.Now().After(sess.Expires) {
-		s.endSession(r.Context(), sess.ID, "expired", audit.ActorDaemon)
-		return nil
-	}
-	return sess
-}
-
-func (s *Server) sessionRoutes(r chi.Router) {
-	r.Get("/", s.handleSessionList)
-	r.Post("/", s.handleSessionStart)
-	r.Get("/{id}", s.handleSessionGet)
-	r.Delete("/{id}", s.handleSessionRevoke)
-	r.Post("/{id}/launch", s.handleSessionLaunch)
-	r.Post("/{id}/lease", s.handleSessionLease)
-	r.Post("/{id}/terminal", s.handleTerminalStart)
-	r.Get("/{id}/terminal", s.handleTerminalAttach)
-	r.Get("/{id}/terminal/info", s.handleTerminalInfo)
-	r.Delete("/{id}/terminal", s.handleTerminalKill)
-}
-
 // handleSessionLaunch records that a session's agent is being launched,
 // with a summary of its sandbox policy; the CLI runs nothing until this
 // record is committed.
@@ -480,11 +443,9 @@ func (s *Server) handleSessionStart(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleSessionList(w http.ResponseWriter, r *http.Request) {
-	now := time.Now()
 	out := []SessionInfo{}
 	for _, sess := range s.sessions.list() {
-		if now.After(sess.Expires) {
-			s.endSession(r.Context(), sess.ID, "expired", audit.ActorDaemon)
+		if !s.live(r.Context(), sess) {
 			continue
 		}
 		if p := r.URL.Query().Get("profile"); p != "" && p != sess.Profile.Alias {

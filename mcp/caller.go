@@ -36,6 +36,8 @@ type Caller struct {
 func (c *Caller) Admin() bool { return c.Session == "" }
 
 // scope is the MCP server a caller belongs to: "admin" or "profile:P".
+// It is the package's one reading of the audience the gateway decided:
+// ServeHTTP routes by it and upstream tools check it.
 func (c *Caller) scope() string {
 	if c.Admin() {
 		return scopeAdmin

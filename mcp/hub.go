@@ -314,8 +314,9 @@ func isObject(raw json.RawMessage) bool {
 func (h *hub) forward(u *upstream, tool, exposed string) server.ToolHandlerFunc {
 	return func(ctx context.Context, req mcpgo.CallToolRequest) (*mcpgo.CallToolResult, error) {
 		c := CallerFrom(ctx)
-		if c == nil || c.Admin() || c.Profile != h.profile || c.Vet == nil {
-			// Unreachable through ServeHTTP, which routes by profile.
+		if c == nil || c.scope() != h.ep.scope || c.Vet == nil {
+			// Unreachable through ServeHTTP, which routes by the same
+			// scope: the audience the gateway gave the caller.
 			return mcpgo.NewToolResultError("this tool belongs to another profile"), nil
 		}
 		args, err := finalArgs(req.Params.RawArguments)

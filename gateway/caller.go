@@ -1,0 +1,114 @@
+package gateway
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/neullabs/ringlet/audit"
+)
+
+// callerKind is what a request's credential made of it.
+type callerKind uint8
+
+const (
+	// nobody sent no credential, a malformed one, or a token that is not
+	// valid (any more).
+	nobody callerKind = iota
+	// admin holds the admin token: the user.
+	admin
+	// sessionCaller holds a live session token: an agent of the session's
+	// profile, or its sandbox through the session's socket.
+	sessionCaller
+)
+
+func (k callerKind) String() string {
+	switch k {
+	case admin:
+		return "admin"
+	case sessionCaller:
+		return "session"
+	}
+	return "nobody"
+}
+
+// caller is who sent a request. It is decided once, at the edge, by
+// callerOf; what each kind may reach is the route table's to say
+// (routes.go), and handlers read it from the request's context.
+type caller struct {
+	kind callerKind
+	// tok is the token presented, whatever it is worth: MCP sessions are
+	// bound to it, and a refusal records it as an HMAC.
+	tok  string
+	gen  *tokenGen // admin: the generation of the token, which ends on rotation
+	sess *session  // sessionCaller: the live session
+	// reason says why the caller is nobody (a ringlet_auth_failures_total
+	// reason).
+	reason string
+}
+
+// callerOf turns a request into its caller, reading the token from the
+// carriers in from (credential). A token that starts with
+// SessionTokenPrefix is a session token and is only ever looked up as
+// one; any other is compared with the admin token.
+func (s *Server) callerOf(r *http.Request, from carrier) caller {
+	tok, reason, ok := credential(r, from)
+	if !ok {
+		return caller{reason: reason}
+	}
+	if strings.HasPrefix(tok, SessionTokenPrefix) {
+		if sess := s.liveSession(r.Context(), tok); sess != nil {
+			return caller{kind: sessionCaller, tok: tok, sess: sess}
+		}
+		return caller{tok: tok, reason: "invalid_session"}
+	}
+	if gen, ok := s.auth.check(tok); ok {
+		return caller{kind: admin, tok: tok, gen: gen}
+	}
+	return caller{tok: tok, reason: "invalid"}
+}
+
+// liveSession returns the live session of a session token, ending an
+// expired one. It is the only lookup of a session by its token.
+func (s *Server) liveSession(ctx context.Context, tok string) *session {
+	sess := s.sessions.lookup(tok)
+	if sess == nil || !s.live(ctx, sess) {
+		return nil
+	}
+	return sess
+}
+
+// live reports whether sess has not expired, ending it if it has. Its
+// timer ends it at Expires too; this covers the moments before it fires.
+func (s *Server) live(ctx context.Context, sess *session) bool {
+	if time.Now().After(sess.Expires) {
+		s.endSession(ctx, sess.ID, "expired", audit.ActorDaemon)
+		return false
+	}
+	return true
+}
+
+type callerKey struct{}
+
+func withCaller(ctx context.Context, c caller) context.Context {
+	return context.WithValue(ctx, callerKey{}, c)
+}
+
+// callerFrom is the caller the gate admitted; nobody outside a gate.
+func callerFrom(ctx context.Context) caller {
+	c, _ := ctx.Value(callerKey{}).(caller)
+	return c
+}
+
+// sessionOf is the session of a request the gate admitted as a session
+// caller. A route that calls it admits only sessions; reaching it with any
+// other caller is a bug in the route table, and fails closed (the
+// recoverer answers 500).
+func sessionOf(r *http.Request) *session {
+	c := callerFrom(r.Context())
+	if c.kind != sessionCaller || c.sess == nil {
+		panic("gateway: a session route was reached by " + c.kind.String())
+	}
+	return c.sess
+}

@@ -1,0 +1,420 @@
+package gateway
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+)
+
+// who is the set of callers a route admits.
+type who uint8
+
+const (
+	// byAdmin admits the admin token.
+	byAdmin who = 1 << iota
+	// bySession admits a live session token of any profile; on a session
+	// socket, only that socket's session.
+	bySession
+	// bySocket admits whatever reaches a session socket, token or not:
+	// the socket is bound into one session's sandbox, so the connection
+	// is the credential. Only CONNECT, whose clients send no token.
+	bySocket
+)
+
+func (w who) admits(k callerKind) bool {
+	switch k {
+	case admin:
+		return w&byAdmin != 0
+	case sessionCaller:
+		return w&bySession != 0
+	}
+	return false
+}
+
+// carriers are where a route reads a token from: the places every kind of
+// caller it admits may use. Admin-only routes read Authorization and the
+// WebSocket subprotocol pair, session-only routes Authorization and
+// X-Api-Key, and a route both reach (/mcp) Authorization alone.
+func (w who) carriers() carrier {
+	c := fromAuthorization | fromAPIKey | fromSubprotocol
+	if w&byAdmin != 0 {
+		c &= fromAuthorization | fromSubprotocol
+	}
+	if w&bySession != 0 {
+		c &= fromAuthorization | fromAPIKey
+	}
+	return c
+}
+
+// surface is where a route is served.
+type surface uint8
+
+const (
+	// onTCP is the daemon's listener.
+	onTCP surface = 1 << iota
+	// onSocket is a session's socket, bound into its sandbox: it serves
+	// that one session and never the admin token.
+	onSocket
+	// onTools is a session's own MCP tools (session_info, ...), answered
+	// in process for the caller /mcp admitted.
+	onTools
+)
+
+// Patterns that stand for what is not a path.
+const (
+	// unrouted is every request no other route of its surface takes: the
+	// 404 of an unknown path and the 405 of a known one.
+	unrouted = "(unrouted)"
+	// tunnel is the target of CONNECT (host:port), which names no path.
+	tunnel = "(host:port)"
+)
+
+// route is one entry of the route table: a method and chi pattern, who
+// may call it, where it is served, how a refused caller is answered and
+// the handler. A pattern ending in "/" is a collection and answers
+// without the slash too. An empty method is every method.
+type route struct {
+	method  string
+	pattern string
+	who     who
+	on      surface
+	deny    refusal
+	h       http.Handler
+}
+
+// refusal is how a route answers a caller it does not admit: 401 with a
+// Bearer challenge in realm (none when empty), message msg (when empty,
+// the one of the reason) and the reason counted in
+// ringlet_auth_failures_total and the audit log (when empty, the
+// caller's own).
+type refusal struct {
+	realm  string
+	reason string
+	msg    string
+}
+
+var (
+	refuseAdmin = refusal{realm: "ringlet"}
+	refuseProxy = refusal{realm: "ringlet-proxy", reason: "invalid_session",
+		msg: "the proxy needs a live session token (x-api-key or Authorization: Bearer); start a session with 'ringlet profiles env <profile>'"}
+	refuseHookCheck = refusal{reason: "invalid_session", msg: "hook checks need a live session token"}
+	// A session socket answers every caller it does not admit alike.
+	refuseSocket = refusal{reason: "invalid_session", msg: "this socket serves one session; its token is required"}
+	refuseTool   = refusal{reason: "invalid_session", msg: "a session's tools serve only that session"}
+)
+
+// routes is the route table: every route of every surface, with who may
+// call it. The TCP listener, each session socket and the session tools are
+// built from it (router), and TestRoutesByCaller walks them against it,
+// so a route cannot be served without deciding who may call it.
+//
+// Routes whose part this daemon lacks (tests build servers without
+// profiles, keys, hooks, audit log or MCP) answer 501 or 404 to the admin
+// token instead.
+func (s *Server) routes() []route {
+	const (
+		get, post, put, patch, del = http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete
+		every                      = "" // every method
+	)
+	api := func(h http.HandlerFunc) http.Handler { return limitBody(s.opts.MaxBodyBytes, 30*time.Second)(h) }
+	hookCheck := limitBody(maxHookCheckBody, 30*time.Second)(http.HandlerFunc(s.handleHookCheck))
+	haveProfiles := s.opts.Profiles != nil && s.opts.Keys != nil
+
+	rs := []route{
+		{every, unrouted, byAdmin, onTCP, refuseAdmin, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			writeError(w, http.StatusNotFound, "not_found", "no such endpoint: "+r.URL.Path)
+		})},
+		{every, unrouted, bySession, onSocket, refuseSocket, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			writeError(w, http.StatusNotFound, "not_found", "a session socket serves only /proxy, /mcp and /session")
+		})},
+		{every, unrouted, bySession, onTools, refuseTool, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			writeError(w, http.StatusNotFound, "not_found", "no such session endpoint")
+		})},
+		// Egress to the profile's --allow-host hosts, from its sandbox.
+		{http.MethodConnect, tunnel, bySocket, onSocket, refuseSocket, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			s.handleConnect(w, r, sessionOf(r))
+		})},
+
+		{get, "/metrics", byAdmin, onTCP, refuseAdmin, s.metrics.handler()},
+		{get, "/api/version", byAdmin, onTCP, refuseAdmin, api(s.handleVersion)},
+		{get, "/api/status", byAdmin, onTCP, refuseAdmin, api(s.handleStatus)},
+		{post, "/api/daemon/stop", byAdmin, onTCP, refuseAdmin, api(s.handleStop)},
+		{post, "/api/daemon/rotate-token", byAdmin, onTCP, refuseAdmin, api(s.handleRotate)},
+		{get, "/api/events", byAdmin, onTCP, refuseAdmin, api(s.handleEvents)},
+		{every, "/proxy", byAdmin, onTCP, refuseAdmin, notImplemented("the provider proxy")},
+	}
+
+	if haveProfiles {
+		rs = append(rs,
+			// The provider proxy: a session's requests to its profile's
+			// provider, with the key. Never the admin token.
+			route{every, "/proxy/*", bySession, onTCP | onSocket, refuseProxy, http.HandlerFunc(s.handleProxy)},
+			route{get, "/api/profiles/", byAdmin, onTCP, refuseAdmin, api(s.handleProfileList)},
+			route{post, "/api/profiles/", byAdmin, onTCP, refuseAdmin, api(s.handleProfileCreate)},
+			route{get, "/api/profiles/{alias}", byAdmin, onTCP, refuseAdmin, api(s.handleProfileGet)},
+			route{del, "/api/profiles/{alias}", byAdmin, onTCP, refuseAdmin, api(s.handleProfileDelete)},
+			route{patch, "/api/profiles/{alias}", byAdmin, onTCP, refuseAdmin, api(s.handleProfileUpdate)},
+			route{get, "/api/sessions/", byAdmin, onTCP, refuseAdmin, api(s.handleSessionList)},
+			route{post, "/api/sessions/", byAdmin, onTCP, refuseAdmin, api(s.handleSessionStart)},
+			route{get, "/api/sessions/{id}", byAdmin, onTCP, refuseAdmin, api(s.handleSessionGet)},
+			route{del, "/api/sessions/{id}", byAdmin, onTCP, refuseAdmin, api(s.handleSessionRevoke)},
+			route{post, "/api/sessions/{id}/launch", byAdmin, onTCP, refuseAdmin, api(s.handleSessionLaunch)},
+			route{post, "/api/sessions/{id}/lease", byAdmin, onTCP, refuseAdmin, api(s.handleSessionLease)},
+			route{post, "/api/sessions/{id}/terminal", byAdmin, onTCP, refuseAdmin, api(s.handleTerminalStart)},
+			route{get, "/api/sessions/{id}/terminal", byAdmin, onTCP, refuseAdmin, api(s.handleTerminalAttach)},
+			route{get, "/api/sessions/{id}/terminal/info", byAdmin, onTCP, refuseAdmin, api(s.handleTerminalInfo)},
+			route{del, "/api/sessions/{id}/terminal", byAdmin, onTCP, refuseAdmin, api(s.handleTerminalKill)},
+			route{get, "/api/providers/", byAdmin, onTCP, refuseAdmin, api(s.handleProviderList)},
+			route{post, "/api/providers/", byAdmin, onTCP, refuseAdmin, api(s.handleProviderAdd)},
+			route{get, "/api/providers/{id}", byAdmin, onTCP, refuseAdmin, api(s.handleProviderGet)},
+			route{get, "/api/agents", byAdmin, onTCP, refuseAdmin, api(s.handleAgents)},
+			route{get, "/api/terminals", byAdmin, onTCP, refuseAdmin, api(s.handleTerminalList)},
+		)
+	} else {
+		rs = append(rs, route{every, "/proxy/*", byAdmin, onTCP, refuseAdmin, notImplemented("the provider proxy")})
+		for _, g := range []string{"profiles", "sessions", "providers", "agents"} {
+			rs = append(rs,
+				route{every, "/api/" + g, byAdmin, onTCP, refuseAdmin, api(notImplemented("/api/" + g))},
+				route{every, "/api/" + g + "/*", byAdmin, onTCP, refuseAdmin, api(notImplemented("/api/" + g))})
+		}
+	}
+
+	if s.opts.Keys != nil {
+		rs = append(rs,
+			route{get, "/api/keychain/", byAdmin, onTCP, refuseAdmin, api(s.handleKeychainList)},
+			route{put, "/api/keychain/{provider}/{alias}", byAdmin, onTCP, refuseAdmin, api(s.handleKeychainSet)},
+			route{del, "/api/keychain/{provider}/{alias}", byAdmin, onTCP, refuseAdmin, api(s.handleKeychainRemove)})
+	} else {
+		rs = append(rs,
+			route{every, "/api/keychain", byAdmin, onTCP, refuseAdmin, api(notImplemented("/api/keychain"))},
+			route{every, "/api/keychain/*", byAdmin, onTCP, refuseAdmin, api(notImplemented("/api/keychain"))})
+	}
+
+	if s.opts.AuditPath != "" {
+		rs = append(rs,
+			route{get, "/api/audit", byAdmin, onTCP, refuseAdmin, api(s.handleAuditQuery)},
+			route{get, "/api/audit/verify", byAdmin, onTCP, refuseAdmin, api(s.handleAuditVerify)},
+			route{get, "/api/usage", byAdmin, onTCP, refuseAdmin, api(s.handleUsage)},
+			// A session's tools read its own records only.
+			route{get, "/audit", bySession, onTools, refuseTool, ownSession(http.HandlerFunc(s.handleAuditQuery))},
+			route{get, "/usage", bySession, onTools, refuseTool, ownSession(http.HandlerFunc(s.handleUsage))})
+	} else {
+		rs = append(rs,
+			route{every, "/api/audit", byAdmin, onTCP, refuseAdmin, api(auditOff)},
+			route{every, "/api/audit/*", byAdmin, onTCP, refuseAdmin, api(auditOff)},
+			route{every, "/api/usage", byAdmin, onTCP, refuseAdmin, api(auditOff)},
+			route{get, "/audit", bySession, onTools, refuseTool, auditOff},
+			route{get, "/usage", bySession, onTools, refuseTool, auditOff})
+	}
+	rs = append(rs, route{get, "/info", bySession, onTools, refuseTool, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, sessionOf(r).info())
+	})})
+
+	if s.opts.Profiles != nil && s.opts.Hooks != nil {
+		rs = append(rs,
+			// A session's agent asks whether a tool call may run.
+			route{post, "/session/hooks/check", bySession, onTCP | onSocket, refuseHookCheck, hookCheck},
+			route{get, "/api/hooks/", byAdmin, onTCP, refuseAdmin, api(s.handleHookList)},
+			route{post, "/api/hooks/", byAdmin, onTCP, refuseAdmin, api(s.handleHookAdd)},
+			route{del, "/api/hooks/{profile}/{id}", byAdmin, onTCP, refuseAdmin, api(s.handleHookRemove)},
+			route{post, "/api/hooks/{profile}/import", byAdmin, onTCP, refuseAdmin, api(s.handleHookImport)},
+			route{get, "/api/hooks/{profile}/export", byAdmin, onTCP, refuseAdmin, api(s.handleHookExport)})
+	} else {
+		rs = append(rs,
+			route{every, "/api/hooks", byAdmin, onTCP, refuseAdmin, api(notImplemented("/api/hooks"))},
+			route{every, "/api/hooks/*", byAdmin, onTCP, refuseAdmin, api(notImplemented("/api/hooks"))})
+	}
+
+	if s.mcp != nil {
+		rs = append(rs,
+			// The MCP gateway: the admin token sees Ringlet's controls, a
+			// session token its profile's tools (handleMCP).
+			route{every, "/mcp", byAdmin | bySession, onTCP | onSocket, refuseAdmin, http.HandlerFunc(s.handleMCP)},
+			route{every, "/mcp/*", byAdmin, onTCP, refuseAdmin, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				writeError(w, http.StatusNotFound, "not_found", "the MCP endpoint is /mcp")
+			})},
+			route{get, "/api/mcp/servers/", byAdmin, onTCP, refuseAdmin, api(s.handleMCPList)},
+			route{post, "/api/mcp/servers/", byAdmin, onTCP, refuseAdmin, api(s.handleMCPAdd)},
+			route{del, "/api/mcp/servers/{profile}/{name}", byAdmin, onTCP, refuseAdmin, api(s.handleMCPRemove)},
+			route{post, "/api/mcp/servers/{profile}/{name}/approve", byAdmin, onTCP, refuseAdmin, api(s.handleMCPApprove)})
+	} else {
+		rs = append(rs,
+			route{every, "/mcp", byAdmin, onTCP, refuseAdmin, notImplemented("the MCP endpoint")},
+			route{every, "/mcp/*", byAdmin, onTCP, refuseAdmin, notImplemented("the MCP endpoint")},
+			route{every, "/api/mcp", byAdmin, onTCP, refuseAdmin, api(notImplemented("/api/mcp"))},
+			route{every, "/api/mcp/*", byAdmin, onTCP, refuseAdmin, api(notImplemented("/api/mcp"))})
+	}
+	return rs
+}
+
+// ownSession fixes the session of an audit or usage query to the
+// caller's own, whatever the query asked.
+func ownSession(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		q.Del("profile")
+		q.Set("session", sessionOf(r).ID)
+		r.URL.RawQuery = q.Encode()
+		next.ServeHTTP(w, r)
+	})
+}
+
+// router builds the routes of surface on from the table, each behind its
+// gate, after the middleware mw. sock is the session of a session socket.
+// CONNECT is not routed here: it names no path (see socketHandler).
+func (s *Server) router(on surface, sock *session, mw ...func(http.Handler) http.Handler) *chi.Mux {
+	r := chi.NewRouter()
+	r.Use(mw...)
+	for _, rt := range s.routes() {
+		if rt.on&on == 0 || rt.pattern == tunnel {
+			continue
+		}
+		h := s.gate(rt, on, sock, rt.h)
+		if rt.pattern == unrouted {
+			r.NotFound(h.ServeHTTP)
+			r.MethodNotAllowed(s.gate(rt, on, sock, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" is not allowed on "+r.URL.Path)
+			})).ServeHTTP)
+			continue
+		}
+		patterns := []string{rt.pattern}
+		if p := strings.TrimSuffix(rt.pattern, "/"); p != rt.pattern && p != "" {
+			patterns = append(patterns, p)
+		}
+		for _, p := range patterns {
+			if rt.method == "" {
+				r.Handle(p, h)
+			} else {
+				r.Method(rt.method, p, h)
+			}
+		}
+	}
+	return r
+}
+
+// gate admits to next only the callers rt admits on surface on, and
+// hands next the caller in the request's context. It is where every
+// request of every surface is authenticated.
+func (s *Server) gate(rt route, on surface, sock *session, next http.Handler) http.Handler {
+	allowed, deny := rt.who, rt.deny
+	switch on {
+	case onSocket:
+		// One session's socket: never the admin token, whatever the
+		// route takes elsewhere.
+		allowed &^= byAdmin
+		deny = refuseSocket
+	default:
+		allowed &^= bySocket
+	}
+	from := rt.who.carriers()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if allowed&bySocket != 0 {
+			// The connection is the credential: it comes from sock's
+			// sandbox.
+			next.ServeHTTP(w, r.WithContext(withCaller(r.Context(), caller{kind: sessionCaller, sess: sock})))
+			return
+		}
+		var c caller
+		if on == onTools {
+			// /mcp's gate decided; the tools answer in process.
+			c = callerFrom(r.Context())
+		} else {
+			c = s.callerOf(r, from)
+		}
+		if on == onSocket && c.kind == sessionCaller && c.sess != sock {
+			// Valid elsewhere, not on this socket.
+			c = caller{tok: c.tok, reason: "invalid_session"}
+		}
+		if !allowed.admits(c.kind) {
+			s.refuse(w, r, c, allowed, from, deny)
+			return
+		}
+		r = r.WithContext(withCaller(r.Context(), c))
+		if c.kind == admin {
+			c.gen.serve(next, w, r)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// refuse answers a caller that allowed does not admit, and counts and
+// records the refusal. from are the carriers the route read.
+func (s *Server) refuse(w http.ResponseWriter, r *http.Request, c caller, allowed who, from carrier, d refusal) {
+	reason := c.reason
+	if c.kind != nobody || (reason == "invalid_session" && allowed&bySession == 0) {
+		// A token that is valid elsewhere, or a session token where
+		// sessions never are: not a valid token here.
+		reason = "invalid"
+	}
+	if d.reason != "" {
+		reason = d.reason
+	}
+	s.authFailed(reason, r, c.tok)
+	if d.realm != "" {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="`+d.realm+`"`)
+	}
+	msg := d.msg
+	if msg == "" {
+		msg = authMessages[reason]
+	}
+	if from&fromAPIKey != 0 {
+		// Say which header was read where two could carry the token.
+		switch key := r.Header.Values("X-Api-Key"); {
+		case c.reason == "malformed":
+			msg += "; send the token once, in one X-Api-Key or one Authorization: Bearer header"
+		case len(key) == 1 && key[0] != "" && len(r.Header.Values("Authorization")) > 0:
+			msg += "; the token in X-Api-Key was read, and Authorization was not (X-Api-Key decides when both are sent)"
+		}
+	}
+	writeError(w, http.StatusUnauthorized, "unauthorized", msg)
+}
+
+// Handler returns the daemon's routes behind its middleware chain: the
+// Host/Origin guard, then each route's gate, so every endpoint, /metrics
+// and unknown paths included, needs a token.
+func (s *Server) Handler() http.Handler {
+	// metrics wraps recoverer so a panic is counted as the 500 it answers.
+	return s.router(onTCP, nil, s.metrics.middleware, s.recoverer, s.activity,
+		newHostGuard(int(s.port.Load()), s.opts.ListenHost, s.guardDenied).middleware)
+}
+
+// socketHandler serves the session socket of sess: its routes of the
+// table, for its token only, behind the Host guard for the forwarder's
+// address. CONNECT goes first, before the guard and any route: its Host
+// is the target, by definition not this daemon, and it names no path.
+func (s *Server) socketHandler(sess *session) *chi.Mux {
+	var connect http.Handler
+	for _, rt := range s.routes() {
+		if rt.on&onSocket != 0 && rt.pattern == tunnel {
+			connect = s.gate(rt, onSocket, sess, rt.h)
+		}
+	}
+	tunnels := func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodConnect && connect != nil {
+				connect.ServeHTTP(w, r)
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+	return s.router(onSocket, sess, tunnels, s.metrics.middleware, s.recoverer, s.activity,
+		newHostGuard(ForwarderPort, "", s.guardDenied).middleware)
+}
+
+// sessionTools answers the session tools of c, a session caller of /mcp,
+// from the onTools routes.
+func (s *Server) sessionTools(c caller) http.Handler {
+	s.mcp.toolsOnce.Do(func() { s.mcp.tools = s.router(onTools, nil) })
+	tools := s.mcp.tools
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// The context still holds chi's routing state of the /mcp
+		// request; the router would take this request for a sub-route.
+		ctx := context.WithValue(r.Context(), chi.RouteCtxKey, nil)
+		tools.ServeHTTP(w, r.WithContext(withCaller(ctx, c)))
+	})
+}
