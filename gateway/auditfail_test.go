@@ -19,6 +19,7 @@ import (
 	"github.com/neullabs/ringlet/credentials"
 	"github.com/neullabs/ringlet/hook"
 	"github.com/neullabs/ringlet/mcp"
+	"github.com/neullabs/ringlet/mcp/mcpserver"
 	"github.com/neullabs/ringlet/profile"
 )
 
@@ -271,7 +272,7 @@ func TestEveryActionRefusedWhenAuditFails(t *testing.T) {
 			t.Parallel()
 			w := newAuditFailWorld(t)
 			if tt.name == "mcp remove" {
-				if _, err := w.s.mcp.srv.AddServer("work", mcp.ServerConfig{Name: "kept", URL: "https://mcp.example.com/mcp"}); err != nil {
+				if _, err := w.s.mcp.srv.AddServer("work", mcpserver.Config{Name: "kept", URL: "https://mcp.example.com/mcp"}); err != nil {
 					t.Fatal(err)
 				}
 			}

@@ -22,6 +22,7 @@ import (
 	"github.com/neullabs/ringlet/credentials"
 	"github.com/neullabs/ringlet/hook"
 	"github.com/neullabs/ringlet/mcp"
+	"github.com/neullabs/ringlet/mcp/mcpserver"
 	"github.com/neullabs/ringlet/privatefile"
 	"github.com/neullabs/ringlet/profile"
 	"github.com/neullabs/ringlet/sandbox"
@@ -95,7 +96,7 @@ func (s *Server) mcpLaunch(alias string) (mcp.Launch, error) {
 	if err := privatefile.EnsureDir(l.UnsandboxedHome); err != nil {
 		return mcp.Launch{}, err
 	}
-	l.Sandbox = func(cfg mcp.ServerConfig, argv, env []string) ([]string, [][]byte, error) {
+	l.Sandbox = func(cfg mcpserver.Config, argv, env []string) ([]string, [][]byte, error) {
 		// Checked again at every start: the profile may predate the check
 		// at create time, or its file may have been edited.
 		paths := append(append(append(append([]string{l.Dir}, p.ReadOnly...), p.ReadWrite...), cfg.ReadOnly...), cfg.ReadWrite...)
@@ -113,7 +114,7 @@ func (s *Server) mcpLaunch(alias string) (mcp.Launch, error) {
 // outside files), the profile's and the server's --ro/--rw paths, no
 // network unless the server was added with --network host. It sees no
 // daemon socket, token, key or other profile.
-func (s *Server) mcpSandbox(p profile.Profile, l mcp.Launch, cfg mcp.ServerConfig, argv, env []string) ([]string, [][]byte, error) {
+func (s *Server) mcpSandbox(p profile.Profile, l mcp.Launch, cfg mcpserver.Config, argv, env []string) ([]string, [][]byte, error) {
 	tool, err := sandbox.Find()
 	if err == nil {
 		// bwrap's own failure (user namespaces blocked) would reach 'mcp
@@ -133,7 +134,7 @@ func (s *Server) mcpSandbox(p profile.Profile, l mcp.Launch, cfg mcp.ServerConfi
 		return nil, nil, err
 	}
 	network := sandbox.NetNone
-	if cfg.Network == mcp.NetworkHost {
+	if cfg.Network == mcpserver.NetworkHost {
 		network = sandbox.NetHost
 	}
 	pol := &sandbox.Policy{
@@ -374,7 +375,7 @@ type MCPServerRequest struct {
 	// Credential (provider/alias) is sent to an HTTP server as a bearer
 	// token by the gateway; the agent never sees it.
 	Credential string `json:"credential,omitempty"`
-	// The sandbox of a stdio server (see mcp.ServerConfig).
+	// The sandbox of a stdio server (see mcpserver.Config).
 	ReadOnly  []string `json:"ro,omitempty"`
 	ReadWrite []string `json:"rw,omitempty"`
 	Network   string   `json:"network,omitempty"`
@@ -416,7 +417,7 @@ func (s *Server) handleMCPAdd(w http.ResponseWriter, r *http.Request) {
 	if !s.knownProfile(w, req.Profile) {
 		return
 	}
-	c := mcp.ServerConfig{Name: req.Name, Command: req.Command, URL: req.URL, Credential: req.Credential,
+	c := mcpserver.Config{Name: req.Name, Command: req.Command, URL: req.URL, Credential: req.Credential,
 		ReadOnly: req.ReadOnly, ReadWrite: req.ReadWrite, Network: req.Network, NoSandbox: req.NoSandbox}
 	if req.Timeout != "" {
 		d, err := time.ParseDuration(req.Timeout)
@@ -468,7 +469,7 @@ func (s *Server) mcpServerParams(w http.ResponseWriter, r *http.Request) (alias,
 	if !s.knownProfile(w, alias) {
 		return "", "", false
 	}
-	if err := mcp.ValidateServerName(name); err != nil {
+	if err := mcpserver.ValidateName(name); err != nil {
 		writeError(w, http.StatusBadRequest, "invalid_mcp_server", err.Error())
 		return "", "", false
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/neullabs/ringlet/credentials"
 	"github.com/neullabs/ringlet/hook"
 	"github.com/neullabs/ringlet/mcp"
+	"github.com/neullabs/ringlet/mcp/mcpserver"
 	"github.com/neullabs/ringlet/profile"
 	"github.com/neullabs/ringlet/token"
 )
@@ -107,7 +108,7 @@ func benchRinglet(b *testing.B, url string) (*Server, *httptest.Server, *hook.St
 		b.Fatal(err)
 	}
 	store := mcp.NewStore(configDir)
-	if _, err := store.Add("work", mcp.ServerConfig{Name: "up", URL: url}); err != nil {
+	if _, err := store.Add("work", mcpserver.Config{Name: "up", URL: url}); err != nil {
 		b.Fatal(err)
 	}
 	log, err := audit.Open(audit.Options{Path: filepath.Join(b.TempDir(), "audit.db")})

@@ -21,6 +21,7 @@ import (
 	"github.com/neullabs/ringlet/credentials"
 	"github.com/neullabs/ringlet/hook"
 	"github.com/neullabs/ringlet/mcp"
+	"github.com/neullabs/ringlet/mcp/mcpserver"
 	"github.com/neullabs/ringlet/profile"
 )
 
@@ -397,7 +398,7 @@ func TestMCPUpstreamThroughHooks(t *testing.T) {
 	}
 	// mcp list over REST says what runs.
 	var list struct {
-		Servers []mcp.ServerStatus `json:"servers"`
+		Servers []mcpserver.Status `json:"servers"`
 	}
 	_, text = w.rest(t, testToken, "GET", "/api/mcp/servers?profile=work", "")
 	if err := json.Unmarshal([]byte(text), &list); err != nil || len(list.Servers) != 1 || list.Servers[0].State != mcp.StateRunning {

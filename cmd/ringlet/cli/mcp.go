@@ -11,7 +11,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/neullabs/ringlet/gateway"
-	"github.com/neullabs/ringlet/mcp"
+	"github.com/neullabs/ringlet/mcp/mcpserver"
+	"github.com/neullabs/ringlet/mcp/stdiobridge"
 )
 
 func (a *app) mcpCmd() *cobra.Command {
@@ -75,7 +76,7 @@ func (a *app) mcpStdio(cmd *cobra.Command) error {
 		}
 		base, tok = c.BaseURL(), c.Token().Value()
 	}
-	b := &mcp.Bridge{
+	b := &stdiobridge.Bridge{
 		URL:   strings.TrimRight(base, "/") + "/mcp",
 		Token: tok,
 		In:    a.stdio.In,
@@ -132,7 +133,7 @@ sessions as NAME__TOOL.`,
 			}
 			req := gateway.MCPServerRequest{Profile: p, Name: args[1], Command: args[2:], URL: serverURL, Timeout: timeout, Credential: credential,
 				ReadOnly: ro, ReadWrite: rw, Network: network, NoSandbox: noSandbox}
-			c := mcp.ServerConfig{Name: req.Name, Command: req.Command, URL: req.URL, Credential: credential,
+			c := mcpserver.Config{Name: req.Name, Command: req.Command, URL: req.URL, Credential: credential,
 				ReadOnly: ro, ReadWrite: rw, Network: network, NoSandbox: noSandbox}
 			if timeout != "" {
 				if c.Timeout, err = time.ParseDuration(timeout); err != nil {
@@ -146,7 +147,7 @@ sessions as NAME__TOOL.`,
 			if err != nil {
 				return err
 			}
-			var got mcp.ServerConfig
+			var got mcpserver.Config
 			if err := cl.Do(cmd.Context(), "POST", "/api/mcp/servers", req, &got); err != nil {
 				return err
 			}
@@ -168,13 +169,13 @@ sessions as NAME__TOOL.`,
 }
 
 // sandboxOf says how a server is confined, for mcp list.
-func sandboxOf(c mcp.ServerConfig) string {
+func sandboxOf(c mcpserver.Config) string {
 	switch {
 	case c.URL != "":
 		return "-"
 	case c.NoSandbox:
 		return "OFF"
-	case c.Network == mcp.NetworkHost:
+	case c.Network == mcpserver.NetworkHost:
 		return "yes, host network"
 	}
 	return "yes"
@@ -213,7 +214,7 @@ tool: visible, changed (hidden until 'ringlet mcp approve') or invalid
 				return err
 			}
 			var out struct {
-				Servers []mcp.ServerStatus `json:"servers"`
+				Servers []mcpserver.Status `json:"servers"`
 			}
 			if err := c.Do(cmd.Context(), "GET", "/api/mcp/servers?profile="+url.QueryEscape(p), nil, &out); err != nil {
 				return err
@@ -226,7 +227,7 @@ tool: visible, changed (hidden until 'ringlet mcp approve') or invalid
 			for _, s := range out.Servers {
 				visible := 0
 				for _, tl := range s.Tools {
-					if tl.State == mcp.ToolVisible {
+					if tl.State == mcpserver.ToolVisible {
 						visible++
 					}
 				}
@@ -241,14 +242,14 @@ tool: visible, changed (hidden until 'ringlet mcp approve') or invalid
 				if target == "" {
 					target = strings.Join(s.Command, " ")
 				}
-				t.row(s.Name, state, fmt.Sprintf("%d/%d", visible, len(s.Tools)), sandboxOf(s.ServerConfig), target)
+				t.row(s.Name, state, fmt.Sprintf("%d/%d", visible, len(s.Tools)), sandboxOf(s.Config), target)
 			}
 			if err := t.flush(); err != nil {
 				return err
 			}
 			for _, s := range out.Servers {
 				for _, tl := range s.Tools {
-					if tl.State != mcp.ToolVisible {
+					if tl.State != mcpserver.ToolVisible {
 						fmt.Fprintf(a.stdio.Out, "%s: tool %s is %s: %s\n", s.Name, printable(tl.Name), tl.State, printable(tl.Reason))
 					}
 				}
@@ -323,7 +324,7 @@ func mcpServerArgs(args []string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if err := mcp.ValidateServerName(args[1]); err != nil {
+	if err := mcpserver.ValidateName(args[1]); err != nil {
 		return "", usageError{err}
 	}
 	return p, nil

@@ -1,4 +1,8 @@
-package mcp
+// Package stdiobridge is 'ringlet mcp --stdio': an MCP server on stdin and
+// stdout for clients that only spawn stdio servers, which carries each
+// message to the daemon's /mcp. It is a client of the daemon and shares
+// only the message checks (package jsonrpc) with the gateway.
+package stdiobridge
 
 import (
 	"bufio"
@@ -17,6 +21,8 @@ import (
 
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
+
+	"github.com/neullabs/ringlet/mcp/jsonrpc"
 )
 
 // Bridge carries MCP between a client that only spawns stdio servers and
@@ -41,7 +47,10 @@ type Bridge struct {
 }
 
 // maxBridgeLine bounds one message from the client.
-const maxBridgeLine = DefaultMaxBody + 1<<10
+const maxBridgeLine = jsonrpc.DefaultMaxBody + 1<<10
+
+// maxLine bounds one message from the daemon.
+const maxLine = 16 << 20
 
 // Run bridges until In ends (then it ends the MCP session) or ctx ends.
 func (b *Bridge) Run(ctx context.Context) error {
@@ -61,10 +70,10 @@ func (b *Bridge) Run(ctx context.Context) error {
 	for {
 		line, err := readLine(lines, maxBridgeLine)
 		if len(bytes.TrimSpace(line)) > 0 {
-			msg, werr := checkMessage(line)
+			msg, werr := jsonrpc.Check(line)
 			switch {
 			case werr != nil:
-				b.write(rpcError(werr.id, werr.code, werr.msg))
+				b.write(rpcError(werr.ID, werr.Code, werr.Message))
 			case msg.Method == string(mcpgo.MethodInitialize):
 				// Synchronous: every later message needs the session id.
 				b.post(ctx, line, msg)
@@ -72,7 +81,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 					streaming = true
 					wg.Go(func() { b.listen(streamCtx) })
 				}
-			case !msg.isRequest():
+			case !msg.IsRequest():
 				// Notifications and responses in order (initialized must
 				// reach the server before what follows it).
 				b.post(ctx, line, msg)
@@ -90,7 +99,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 		}
 		if err != nil {
 			if errors.Is(err, errLineTooLong) {
-				b.write(rpcError(nil, codeInvalidRequest, err.Error()))
+				b.write(rpcError(nil, jsonrpc.CodeInvalidRequest, err.Error()))
 				continue
 			}
 			break
@@ -170,9 +179,9 @@ func (b *Bridge) request(ctx context.Context, method string, body []byte) (*http
 }
 
 // post sends one message and writes every message of the answer.
-func (b *Bridge) post(ctx context.Context, line []byte, msg *message) {
+func (b *Bridge) post(ctx context.Context, line []byte, msg *jsonrpc.Message) {
 	id := msg.ID
-	if !msg.isRequest() {
+	if !msg.IsRequest() {
 		id = nil
 	}
 	req, err := b.request(ctx, http.MethodPost, line)

@@ -1,4 +1,8 @@
-package mcp
+// Package jsonrpc vets the JSON-RPC messages that cross into Ringlet's MCP
+// gateway, on /mcp and on the stdio bridge: one unambiguous message per
+// body, so that a hook and an upstream read the same arguments, and the
+// JSON-RPC error answer for one that is refused.
+package jsonrpc
 
 import (
 	"bytes"
@@ -24,23 +28,23 @@ const (
 
 // JSON-RPC error codes.
 const (
-	codeParseError     = -32700
-	codeInvalidRequest = -32600
-	codeInvalidParams  = -32602
+	CodeParseError     = -32700
+	CodeInvalidRequest = -32600
+	CodeInvalidParams  = -32602
 )
 
-// wireError is a message refused before it reached the MCP server.
-type wireError struct {
-	status int // HTTP status
-	code   int // JSON-RPC code
-	msg    string
-	id     json.RawMessage // the message's id, when it could be read
+// Error is a message refused before it reached the MCP server.
+type Error struct {
+	Status  int // HTTP status
+	Code    int // JSON-RPC code
+	Message string
+	ID      json.RawMessage // the message's id, when it could be read
 }
 
-func (e *wireError) Error() string { return e.msg }
+func (e *Error) Error() string { return e.Message }
 
-// message is the envelope of a vetted JSON-RPC message.
-type message struct {
+// Message is the envelope of a vetted JSON-RPC message.
+type Message struct {
 	ID     json.RawMessage `json:"id"`
 	Method string          `json:"method"`
 	Params struct {
@@ -48,7 +52,9 @@ type message struct {
 	} `json:"params"`
 }
 
-func (m *message) isRequest() bool { return m.Method != "" && len(m.ID) > 0 && string(m.ID) != "null" }
+// IsRequest reports whether m is a request (it has a method and an id):
+// one that must be answered.
+func (m *Message) IsRequest() bool { return m.Method != "" && len(m.ID) > 0 && string(m.ID) != "null" }
 
 // rpcNames are the member names of JSON-RPC and of MCP's request params
 // that encoding/json (mcp-go's decoder, and Ringlet's) would also match in
@@ -60,7 +66,7 @@ var rpcNames = strictjson.Checker{Exact: map[string][]string{
 	"error":        {"code", "message", "data"},
 }}
 
-// checkMessage vets the body of a POST: one JSON-RPC message (an object:
+// Check vets the body of a POST: one JSON-RPC message (an object:
 // batches were removed from MCP in 2025-06-18), valid UTF-8 (the standard
 // decoder would silently replace invalid bytes, so what a hook approved
 // and what was forwarded could differ), valid JSON, nesting at most
@@ -68,40 +74,40 @@ var rpcNames = strictjson.Checker{Exact: map[string][]string{
 // in one object at any depth, or twice but for case; a JSON-RPC or MCP
 // member name in another case): a hook and an upstream must see the same
 // arguments.
-func checkMessage(body []byte) (*message, *wireError) {
+func Check(body []byte) (*Message, *Error) {
 	trimmed := bytes.TrimLeft(body, " \t\r\n")
 	if len(trimmed) == 0 {
-		return nil, &wireError{status: http.StatusBadRequest, code: codeInvalidRequest, msg: "empty body; send one JSON-RPC message"}
+		return nil, &Error{Status: http.StatusBadRequest, Code: CodeInvalidRequest, Message: "empty body; send one JSON-RPC message"}
 	}
 	if !utf8.Valid(body) {
-		return nil, &wireError{status: http.StatusBadRequest, code: codeParseError, msg: "the body is not valid UTF-8"}
+		return nil, &Error{Status: http.StatusBadRequest, Code: CodeParseError, Message: "the body is not valid UTF-8"}
 	}
 	if trimmed[0] == '[' {
-		return nil, &wireError{status: http.StatusBadRequest, code: codeInvalidRequest, msg: "JSON-RPC batches are not supported; send one message per request"}
+		return nil, &Error{Status: http.StatusBadRequest, Code: CodeInvalidRequest, Message: "JSON-RPC batches are not supported; send one message per request"}
 	}
 	if d := depth(body); d > MaxDepth {
-		return nil, &wireError{status: http.StatusBadRequest, code: codeInvalidRequest, msg: fmt.Sprintf("the message nests deeper than %d levels", MaxDepth)}
+		return nil, &Error{Status: http.StatusBadRequest, Code: CodeInvalidRequest, Message: fmt.Sprintf("the message nests deeper than %d levels", MaxDepth)}
 	}
 	if !json.Valid(body) {
-		return nil, &wireError{status: http.StatusBadRequest, code: codeParseError, msg: "the body is not valid JSON"}
+		return nil, &Error{Status: http.StatusBadRequest, Code: CodeParseError, Message: "the body is not valid JSON"}
 	}
 	if trimmed[0] != '{' {
-		return nil, &wireError{status: http.StatusBadRequest, code: codeInvalidRequest, msg: "a JSON-RPC message must be a JSON object"}
+		return nil, &Error{Status: http.StatusBadRequest, Code: CodeInvalidRequest, Message: "a JSON-RPC message must be a JSON object"}
 	}
 	if err := rpcNames.Check(body); err != nil {
-		we := &wireError{status: http.StatusBadRequest, code: codeInvalidRequest, msg: err.Error()}
+		we := &Error{Status: http.StatusBadRequest, Code: CodeInvalidRequest, Message: err.Error()}
 		var se *strictjson.Error
 		if errors.As(err, &se) {
 			if p := se.Path; p == "params" || strings.HasPrefix(p, "params.") || strings.HasPrefix(p, "params[") {
-				we.code = codeInvalidParams
+				we.Code = CodeInvalidParams
 			}
 		}
-		we.id = soleID(body)
+		we.ID = soleID(body)
 		return nil, we
 	}
-	var m message
+	var m Message
 	if err := json.Unmarshal(body, &m); err != nil {
-		return nil, &wireError{status: http.StatusBadRequest, code: codeInvalidRequest, msg: "not a JSON-RPC message: " + err.Error()}
+		return nil, &Error{Status: http.StatusBadRequest, Code: CodeInvalidRequest, Message: "not a JSON-RPC message: " + err.Error()}
 	}
 	return &m, nil
 }
@@ -171,9 +177,9 @@ func depth(data []byte) int {
 	return deepest
 }
 
-// writeRPCError answers with a JSON-RPC error object. id is the raw id of
+// WriteError answers with a JSON-RPC error object. id is the raw id of
 // the message when it could be read, else null.
-func writeRPCError(w http.ResponseWriter, status, code int, id json.RawMessage, msg string) {
+func WriteError(w http.ResponseWriter, status, code int, id json.RawMessage, msg string) {
 	if len(id) == 0 {
 		id = json.RawMessage("null")
 	}
