@@ -17,6 +17,7 @@ import (
 
 	"github.com/neullabs/ringlet/audit"
 	"github.com/neullabs/ringlet/credentials"
+	"github.com/neullabs/ringlet/credentials/keystore"
 	"github.com/neullabs/ringlet/hook"
 	"github.com/neullabs/ringlet/mcp"
 	"github.com/neullabs/ringlet/mcp/mcpserver"
@@ -70,7 +71,7 @@ type auditFailWorld struct {
 	s          *Server
 	ts         *httptest.Server
 	aud        *faultyAuditor
-	keys       *credentials.Store
+	keys       *keystore.Store
 	profiles   *profile.Store
 	hooks      *hook.Store
 	configDir  string
@@ -116,7 +117,7 @@ func newAuditFailWorld(t *testing.T, opts ...func(*worldOptions)) *auditFailWorl
 		t.Fatal(err)
 	}
 	w.profiles = profile.NewStore(w.configDir, dataDir)
-	if w.keys, err = credentials.Open(credentials.Options{Dir: w.configDir, Backend: credentials.BackendFile}); err != nil {
+	if w.keys, err = keystore.Open(keystore.Options{Dir: w.configDir, Backend: credentials.BackendFile}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := w.profiles.Create(cat, profile.Profile{Alias: "work", Agent: "generic", Provider: "up", Command: []string{"true"}}); err != nil {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/neullabs/ringlet/audit"
 	"github.com/neullabs/ringlet/credentials"
+	"github.com/neullabs/ringlet/credentials/keystore"
 	"github.com/neullabs/ringlet/hook"
 	"github.com/neullabs/ringlet/profile"
 	"github.com/neullabs/ringlet/token"
@@ -74,7 +75,7 @@ func newHookWorld(t *testing.T) *hkWorld {
 		t.Fatalf("AddProvider: %v", err)
 	}
 	profiles := profile.NewStore(configDir, dataDir)
-	keys, err := credentials.Open(credentials.Options{Dir: configDir, Backend: credentials.BackendFile})
+	keys, err := keystore.Open(keystore.Options{Dir: configDir, Backend: credentials.BackendFile})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,7 +19,9 @@ import (
 	"github.com/mark3labs/mcp-go/server"
 
 	"github.com/neullabs/ringlet/audit"
+	"github.com/neullabs/ringlet/audit/auditlog"
 	"github.com/neullabs/ringlet/credentials"
+	"github.com/neullabs/ringlet/credentials/keystore"
 	"github.com/neullabs/ringlet/hook"
 	"github.com/neullabs/ringlet/mcp"
 	"github.com/neullabs/ringlet/mcp/mcpserver"
@@ -97,7 +99,7 @@ func benchRinglet(b *testing.B, url string) (*Server, *httptest.Server, *hook.St
 		b.Fatal(err)
 	}
 	profiles := profile.NewStore(configDir, dataDir)
-	keys, err := credentials.Open(credentials.Options{Dir: configDir, Backend: credentials.BackendFile})
+	keys, err := keystore.Open(keystore.Options{Dir: configDir, Backend: credentials.BackendFile})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -111,7 +113,7 @@ func benchRinglet(b *testing.B, url string) (*Server, *httptest.Server, *hook.St
 	if _, err := store.Add("work", mcpserver.Config{Name: "up", URL: url}); err != nil {
 		b.Fatal(err)
 	}
-	log, err := audit.Open(audit.Options{Path: filepath.Join(b.TempDir(), "audit.db")})
+	log, err := auditlog.Open(auditlog.Options{Path: filepath.Join(b.TempDir(), "audit.db")})
 	if err != nil {
 		b.Fatal(err)
 	}

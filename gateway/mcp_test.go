@@ -18,7 +18,9 @@ import (
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
 
 	"github.com/neullabs/ringlet/audit"
+	"github.com/neullabs/ringlet/audit/auditlog"
 	"github.com/neullabs/ringlet/credentials"
+	"github.com/neullabs/ringlet/credentials/keystore"
 	"github.com/neullabs/ringlet/hook"
 	"github.com/neullabs/ringlet/mcp"
 	"github.com/neullabs/ringlet/mcp/mcpserver"
@@ -46,7 +48,7 @@ func newMCPWorld(t *testing.T) *mcpWorld {
 		t.Fatal(err)
 	}
 	profiles := profile.NewStore(configDir, dataDir)
-	keys, err := credentials.Open(credentials.Options{Dir: configDir, Backend: credentials.BackendFile})
+	keys, err := keystore.Open(keystore.Options{Dir: configDir, Backend: credentials.BackendFile})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +61,7 @@ func newMCPWorld(t *testing.T) *mcpWorld {
 		}
 	}
 	w := &mcpWorld{hooks: hook.NewStore(configDir), auditPath: filepath.Join(t.TempDir(), "audit.db"), home: profiles.Home("work")}
-	log, err := audit.Open(audit.Options{Path: w.auditPath})
+	log, err := auditlog.Open(auditlog.Options{Path: w.auditPath})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/neullabs/ringlet/audit"
+	"github.com/neullabs/ringlet/audit/auditlog"
 	"github.com/neullabs/ringlet/privatefile"
 )
 
@@ -50,7 +51,7 @@ func (a *app) recordCLI(ctx context.Context, r audit.Record) error {
 	if err != nil {
 		return err
 	}
-	l, err := audit.Open(audit.Options{Path: path, Sync: cfg.AuditSync()})
+	l, err := auditlog.Open(auditlog.Options{Path: path, Sync: cfg.AuditSync()})
 	if err != nil {
 		return fmt.Errorf("refused: the action could not be recorded in the audit log: %w", err)
 	}
@@ -408,7 +409,7 @@ The daemon must not be running.`,
 			if err != nil {
 				return err
 			}
-			r, err := audit.NewEpoch(cmd.Context(), audit.Options{Path: path, Sync: cfg.AuditSync()}, reason, audit.ActorCLI)
+			r, err := auditlog.NewEpoch(cmd.Context(), auditlog.Options{Path: path, Sync: cfg.AuditSync()}, reason, audit.ActorCLI)
 			if err != nil {
 				return err
 			}

@@ -21,9 +21,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/neullabs/ringlet/audit"
+	"github.com/neullabs/ringlet/audit/auditlog"
 	"github.com/neullabs/ringlet/client"
 	"github.com/neullabs/ringlet/config"
 	"github.com/neullabs/ringlet/credentials"
+	"github.com/neullabs/ringlet/credentials/keystore"
 	"github.com/neullabs/ringlet/gateway"
 	"github.com/neullabs/ringlet/hook"
 	"github.com/neullabs/ringlet/mcp"
@@ -179,7 +181,7 @@ func (a *app) runDaemon(ctx context.Context, f daemonFlags, listenExplicit bool)
 		logger.Info("created bearer token", "file", paths.TokenFile())
 	}
 
-	keys, err := credentials.Open(credentials.Options{
+	keys, err := keystore.Open(keystore.Options{
 		Dir:        paths.ConfigDir,
 		Backend:    cfg.Credentials.Backend,
 		SessionBus: a.sessionBus(),
@@ -202,13 +204,13 @@ func (a *app) runDaemon(ctx context.Context, f daemonFlags, listenExplicit bool)
 		return err
 	}
 	var (
-		log        *audit.Log
+		log        *auditlog.Log
 		auditor    gateway.Auditor
 		collectors []prometheus.Collector
 		srv        *gateway.Server
 	)
 	if auditPath != "" {
-		log, err = audit.Open(audit.Options{Path: auditPath, Sync: cfg.AuditSync(), Logger: logger, OnCommit: func(recs []audit.Record) {
+		log, err = auditlog.Open(auditlog.Options{Path: auditPath, Sync: cfg.AuditSync(), Logger: logger, OnCommit: func(recs []audit.Record) {
 			if srv != nil {
 				srv.PublishRecords(recs)
 			}
@@ -663,7 +665,7 @@ var auditKeyRef = credentials.Ref{Provider: "ringlet", Alias: "audit-hmac"}
 // auditKey returns the audit log's HMAC keyer, creating its key in the
 // credential store on first use. The key is never in the database, so the
 // HMACs there cannot be reversed by guessing.
-func auditKey(keys *credentials.Store) (*audit.Keyed, error) {
+func auditKey(keys *keystore.Store) (*audit.Keyed, error) {
 	s, err := keys.Get(auditKeyRef)
 	if errors.Is(err, credentials.ErrNotFound) {
 		t, gerr := token.Generate()

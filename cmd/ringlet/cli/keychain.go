@@ -18,6 +18,7 @@ import (
 	"github.com/neullabs/ringlet/audit"
 	"github.com/neullabs/ringlet/client"
 	"github.com/neullabs/ringlet/credentials"
+	"github.com/neullabs/ringlet/credentials/keystore"
 	"github.com/neullabs/ringlet/gateway"
 )
 
@@ -38,7 +39,7 @@ func (a *app) sessionBus() string {
 
 // keyStore opens the credential store as configured. Which backend it
 // picked, and why, is said once on stderr when it is first used.
-func (a *app) keyStore() (*credentials.Store, error) {
+func (a *app) keyStore() (*keystore.Store, error) {
 	paths, err := a.needPaths()
 	if err != nil {
 		return nil, err
@@ -47,7 +48,7 @@ func (a *app) keyStore() (*credentials.Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	return credentials.Open(credentials.Options{
+	return keystore.Open(keystore.Options{
 		Dir:        paths.ConfigDir,
 		Backend:    cfg.Credentials.Backend,
 		SessionBus: a.sessionBus(),

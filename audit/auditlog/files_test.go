@@ -1,4 +1,4 @@
-package audit
+package auditlog
 
 import (
 	"io/fs"
@@ -7,6 +7,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/neullabs/ringlet/audit"
 )
 
 func mode(t *testing.T, path string) fs.FileMode {
@@ -42,7 +44,7 @@ func TestFileModesUnderUmask0(t *testing.T) {
 		{path, 0o600},
 		{path + "-wal", 0o600},
 		{path + "-shm", 0o600},
-		{AnchorPath(path), 0o600},
+		{audit.AnchorPath(path), 0o600},
 	}
 	check := func(when string) {
 		for _, tt := range tests {
@@ -78,7 +80,7 @@ func TestOpenRefusesSharedFiles(t *testing.T) {
 		{"database 0644", func(t *testing.T, path string) { writeMode(t, path, 0o644) }, "chmod 600"},
 		{"database 0640", func(t *testing.T, path string) { writeMode(t, path, 0o640) }, "chmod 600"},
 		{"shared memory 0644", func(t *testing.T, path string) { writeMode(t, path+"-shm", 0o644) }, "chmod 600"},
-		{"anchor 0644", func(t *testing.T, path string) { writeMode(t, AnchorPath(path), 0o644) }, "chmod 600"},
+		{"anchor 0644", func(t *testing.T, path string) { writeMode(t, audit.AnchorPath(path), 0o644) }, "chmod 600"},
 		{"database is a symlink", func(t *testing.T, path string) {
 			target := filepath.Join(t.TempDir(), "elsewhere.db")
 			writeMode(t, target, 0o600)
@@ -149,7 +151,7 @@ func TestNotADatabase(t *testing.T) {
 	if _, err := Open(Options{Path: path}); err == nil || !strings.Contains(err.Error(), "not an SQLite audit database") {
 		t.Errorf("Open: got %v, want not an SQLite audit database", err)
 	}
-	if _, err := OpenReader(path); err == nil || !strings.Contains(err.Error(), "not an SQLite audit database") {
+	if _, err := audit.OpenReader(path); err == nil || !strings.Contains(err.Error(), "not an SQLite audit database") {
 		t.Errorf("OpenReader: got %v, want not an SQLite audit database", err)
 	}
 	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o644 {

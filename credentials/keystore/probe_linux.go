@@ -1,4 +1,4 @@
-package credentials
+package keystore
 
 import (
 	"fmt"

@@ -1,4 +1,9 @@
-package audit
+// Package auditlog writes Ringlet's audit log (package audit says what it
+// holds): group commits that return once a record is durable, refusals
+// while it cannot be written, the anchor beside the database, and new
+// epochs. Only the daemon opens it, under the daemon lock, so there is
+// one writer.
+package auditlog
 
 import (
 	"bytes"
@@ -8,7 +13,6 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"net/url"
 	"os"
 	"path/filepath"
 	"sync"
@@ -17,6 +21,7 @@ import (
 	"github.com/ncruces/go-sqlite3"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/neullabs/ringlet/audit"
 	"github.com/neullabs/ringlet/privatefile"
 )
 
@@ -33,19 +38,7 @@ const (
 // maxBatch bounds the records committed in one transaction.
 const maxBatch = 1000
 
-// ErrUnavailable wraps every failure to record: the action that needed the
-// record must be refused.
-var ErrUnavailable = errors.New("the audit log cannot be written")
-
-// UnavailableError is how Append fails: it matches ErrUnavailable, and
-// Reason says why, in words a user can act on ("the disk holding the audit
-// log is full; free space to resume").
-type UnavailableError struct{ Reason error }
-
-func (e *UnavailableError) Error() string   { return ErrUnavailable.Error() + ": " + e.Reason.Error() }
-func (e *UnavailableError) Unwrap() []error { return []error{ErrUnavailable, e.Reason} }
-
-func unavailable(reason error) error { return &UnavailableError{Reason: reason} }
+func unavailable(reason error) error { return &audit.UnavailableError{Reason: reason} }
 
 // ErrClosed means the log has been closed.
 var ErrClosed = errors.New("the audit log is closed")
@@ -56,7 +49,7 @@ type Options struct {
 	Sync string // SyncNormal (default) or SyncFull
 	// OnCommit receives every committed batch, in order, after the callers
 	// have been released. It must not block.
-	OnCommit func([]Record)
+	OnCommit func([]audit.Record)
 	// CheckInterval is how often Run looks at the log's files and file
 	// system for what makes it unwritable. Default 250ms.
 	CheckInterval time.Duration
@@ -112,7 +105,7 @@ type Log struct {
 }
 
 type pending struct {
-	rec  Record
+	rec  audit.Record
 	done chan error
 	// probe asks only whether a commit works: it inserts no record of its
 	// own (but carries the audit.resume record of an outage).
@@ -155,11 +148,11 @@ func open(opts Options, newEpoch bool) (*Log, error) {
 	}
 	// The anchor is read before the database: it trails the database's
 	// commits, so the database found next is never legitimately behind it.
-	anchor, anchored, err := ReadAnchor(opts.Path)
+	anchor, anchored, err := audit.ReadAnchor(opts.Path)
 	switch {
-	case err == nil, newEpoch && errors.Is(err, errNotAnchor):
-	case errors.Is(err, errNotAnchor):
-		return nil, &AnchorError{Path: opts.Path, Problem: fmt.Sprintf("its anchor file %s is damaged (not a ringlet audit anchor)", AnchorPath(opts.Path))}
+	case err == nil, newEpoch && errors.Is(err, audit.ErrNotAnchor):
+	case errors.Is(err, audit.ErrNotAnchor):
+		return nil, &audit.AnchorError{Path: opts.Path, Problem: fmt.Sprintf("its anchor file %s is damaged (not a ringlet audit anchor)", audit.AnchorPath(opts.Path))}
 	default:
 		return nil, err
 	}
@@ -167,10 +160,10 @@ func open(opts Options, newEpoch bool) (*Log, error) {
 	dbExists := statErr == nil
 	if (!dbExists || fi.Size() == 0) && anchored && anchor.Seq > 0 && !newEpoch {
 		// Refused before an empty database is made in its place.
-		problem, _, _ := anchorProblem(opts.Path, anchor, anchored, dbExists, 0, nil)
-		return nil, &AnchorError{Path: opts.Path, Problem: problem}
+		problem, _, _ := audit.AnchorProblem(opts.Path, anchor, anchored, dbExists, 0, nil)
+		return nil, &audit.AnchorError{Path: opts.Path, Problem: problem}
 	}
-	if err := checkIsDatabase(opts.Path); err != nil {
+	if err := audit.CheckIsDatabase(opts.Path); err != nil {
 		return nil, err
 	}
 	if err := ensureFile(opts.Path); err != nil {
@@ -182,26 +175,26 @@ func open(opts Options, newEpoch bool) (*Log, error) {
 	if err := ensureFile(opts.Path + "-shm"); err != nil {
 		return nil, err
 	}
-	db, err := sqlite3.OpenFlags(dbURI(opts.Path), sqlite3.OPEN_READWRITE|sqlite3.OPEN_CREATE|sqlite3.OPEN_URI)
+	db, err := sqlite3.OpenFlags(audit.DatabaseURI(opts.Path), sqlite3.OPEN_READWRITE|sqlite3.OPEN_CREATE|sqlite3.OPEN_URI)
 	if err != nil {
-		return nil, fmt.Errorf("open audit log %s: %w", opts.Path, describe(err))
+		return nil, fmt.Errorf("open audit log %s: %w", opts.Path, audit.Describe(err))
 	}
 	l := &Log{opts: opts, db: db, metrics: newMetrics(), batch: make([]*pending, 0, maxBatch)}
 	l.idle.L = &l.mu
 	l.health.init(l.metrics, opts.Logger)
 	if err := l.init(); err != nil {
 		l.closeDB()
-		return nil, fmt.Errorf("open audit log %s: %w", opts.Path, describe(err))
+		return nil, fmt.Errorf("open audit log %s: %w", opts.Path, audit.Describe(err))
 	}
 	seq, hash, err := l.readTip()
 	if err != nil {
 		l.closeDB()
-		return nil, fmt.Errorf("open audit log %s: %w", opts.Path, describe(err))
+		return nil, fmt.Errorf("open audit log %s: %w", opts.Path, audit.Describe(err))
 	}
 	if !newEpoch {
-		problem, _, err := anchorProblem(opts.Path, anchor, anchored, dbExists, seq, l.recordHash)
+		problem, _, err := audit.AnchorProblem(opts.Path, anchor, anchored, dbExists, seq, l.recordHash)
 		if err == nil && problem != "" {
-			err = &AnchorError{Path: opts.Path, Problem: problem}
+			err = &audit.AnchorError{Path: opts.Path, Problem: problem}
 		}
 		if err != nil {
 			l.closeDB()
@@ -213,7 +206,7 @@ func open(opts Options, newEpoch bool) (*Log, error) {
 		l.closeDB()
 		return nil, err
 	}
-	l.anchor, err = openAnchor(AnchorPath(opts.Path), opts.Sync == SyncFull, anchor.Seq)
+	l.anchor, err = openAnchor(audit.AnchorPath(opts.Path), opts.Sync == SyncFull, anchor.Seq)
 	if err != nil {
 		l.closeDB()
 		return nil, err
@@ -222,7 +215,7 @@ func open(opts Options, newEpoch bool) (*Log, error) {
 		// A new log is anchored at record 0 before its first commit, so
 		// that a crash between that commit and its anchor leaves an
 		// anchor behind the database (accepted), not a missing one.
-		if err := l.anchor.write(0, genesis); err != nil {
+		if err := l.anchor.write(0, audit.Genesis()); err != nil {
 			l.anchor.close()
 			l.closeDB()
 			return nil, err
@@ -242,13 +235,6 @@ func ensureFile(path string) error {
 		return fmt.Errorf("audit log: %w", err)
 	}
 	return nil
-}
-
-// dbURI is the SQLite URI of path with modeof=path, so that the files
-// SQLite creates beside it get its mode.
-func dbURI(path string) string {
-	u := url.URL{Scheme: "file", Path: path, RawQuery: "modeof=" + url.QueryEscape(path)}
-	return u.String()
 }
 
 const schema = `
@@ -330,14 +316,14 @@ func (l *Log) Metrics() *Metrics { return l.metrics }
 // returns it as stored (with Seq and hashes). An error wraps
 // ErrUnavailable: the record was not written and the action that needed it
 // must be refused.
-func (l *Log) Append(ctx context.Context, r Record) (Record, error) {
+func (l *Log) Append(ctx context.Context, r audit.Record) (audit.Record, error) {
 	if r.Time.IsZero() {
 		r.Time = time.Now()
 	}
 	r.Time = r.Time.UTC()
-	r.sanitize()
+	r.Sanitize()
 	if err := ctx.Err(); err != nil {
-		return Record{}, unavailable(err)
+		return audit.Record{}, unavailable(err)
 	}
 	p := pendingPool.Get().(*pending)
 	p.rec = r
@@ -397,13 +383,13 @@ func (l *Log) submit(p *pending) error {
 var errLead = errors.New("lead the next commit")
 
 // release returns p to its pool with the outcome of its record.
-func release(p *pending, err error) (Record, error) {
+func release(p *pending, err error) (audit.Record, error) {
 	out := p.rec
-	p.rec = Record{}
+	p.rec = audit.Record{}
 	p.probe = false
 	pendingPool.Put(p)
 	if err != nil {
-		return Record{}, err
+		return audit.Record{}, err
 	}
 	return out, nil
 }
@@ -448,8 +434,8 @@ func (l *Log) commit(batch []*pending) {
 	l.health.commitSucceeded(l.ended)
 	l.ended = nil
 	i := 0
-	if len(recs) > 0 && recs[0].Kind == KindAuditResume {
-		l.metrics.written.WithLabelValues(KindAuditResume).Inc()
+	if len(recs) > 0 && recs[0].Kind == audit.KindAuditResume {
+		l.metrics.written.WithLabelValues(audit.KindAuditResume).Inc()
 		i = 1
 	}
 	for _, p := range batch {
@@ -471,7 +457,7 @@ func (l *Log) commit(batch []*pending) {
 
 // write commits the batch's records, after the audit.resume record of an
 // outage that this commit ends, and returns what it committed in order.
-func (l *Log) write(batch []*pending) (recs []Record, err error) {
+func (l *Log) write(batch []*pending) (recs []audit.Record, err error) {
 	if f := l.health.brokenFault(); f != nil {
 		return nil, f
 	}
@@ -503,7 +489,7 @@ func (l *Log) write(batch []*pending) (recs []Record, err error) {
 	if err := l.files.checkCommit(); err != nil {
 		return nil, l.health.setBroken(err)
 	}
-	recs = make([]Record, 0, len(batch)+1)
+	recs = make([]audit.Record, 0, len(batch)+1)
 	resume, ended := l.health.resumeRecord()
 	if ended != nil {
 		recs = append(recs, resume)
@@ -524,7 +510,7 @@ func (l *Log) write(batch []*pending) (recs []Record, err error) {
 		r := &recs[i]
 		seq++
 		r.Seq = seq
-		h := chainHash(prev, r)
+		h := audit.ChainHash(prev, r)
 		r.PrevHash, r.Hash = hex.EncodeToString(prev), hex.EncodeToString(h)
 		if err := l.bindInsert(r, prev, h); err != nil {
 			return nil, l.describe(err)
@@ -546,8 +532,9 @@ func (l *Log) write(batch []*pending) (recs []Record, err error) {
 }
 
 // checkContinuity reports whether the database's tip (seq, hash) still
-// holds the last record this log committed. Another writer (the CLI) may
-// have added records after it.
+// holds the last record this log committed. No other writer should have
+// added records after it (the daemon lock keeps them out), but the files
+// may have been changed behind its back.
 func (l *Log) checkContinuity(seq int64, hash []byte) error {
 	switch {
 	case seq < l.lastSeq:
@@ -559,7 +546,7 @@ func (l *Log) checkContinuity(seq int64, hash []byte) error {
 		if err != nil {
 			return l.describe(err)
 		}
-		if !equalHex(h, l.lastHash) {
+		if !audit.EqualHex(h, l.lastHash) {
 			return fmt.Errorf("record %d of the audit database %s changed while it was being written (the database was replaced)", l.lastSeq, l.opts.Path)
 		}
 	}
@@ -572,7 +559,7 @@ func (l *Log) readTip() (int64, []byte, error) {
 		if err := l.tip.Err(); err != nil {
 			return 0, nil, err
 		}
-		return 0, genesis, nil
+		return 0, audit.Genesis(), nil
 	}
 	seq := l.tip.ColumnInt64(0)
 	h := append([]byte(nil), l.tip.ColumnRawBlob(1)...)
@@ -592,7 +579,7 @@ func (l *Log) recordHash(seq int64) (string, error) {
 	return hex.EncodeToString(s.ColumnRawBlob(0)), nil
 }
 
-func (l *Log) bindInsert(r *Record, prev, h []byte) error {
+func (l *Log) bindInsert(r *audit.Record, prev, h []byte) error {
 	s := l.insert
 	defer s.Reset()
 	ints := []int64{r.Seq, r.Time.UnixNano()}
@@ -621,12 +608,6 @@ func (l *Log) bindInsert(r *Record, prev, h []byte) error {
 		return err
 	}
 	return s.Exec()
-}
-
-// Files are the database's files: itself, its write-ahead log and shared
-// memory, and its anchor.
-func Files(db string) []string {
-	return []string{db, db + "-wal", db + "-shm", AnchorPath(db)}
 }
 
 // Metrics are the audit log's Prometheus collectors.
@@ -662,7 +643,7 @@ func newMetrics() *Metrics {
 			Name: "ringlet_audit_writable", Help: "1 while the audit log can be written, 0 while it cannot (a failed commit, its files replaced, its file system read-only or full) and actions are refused.",
 		}),
 	}
-	for _, k := range Kinds {
+	for _, k := range audit.Kinds {
 		m.written.WithLabelValues(k)
 	}
 	return m

@@ -1,10 +1,12 @@
-package audit
+package auditlog
 
 import (
 	"encoding/json"
 	"slices"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/neullabs/ringlet/audit"
 )
 
 // TestHostileFieldsAreData stores values crafted to forge lines, recolour
@@ -32,9 +34,9 @@ func TestHostileFieldsAreData(t *testing.T) {
 	l := openLog(t, Options{Path: path})
 	seqs := make([]int64, len(tests))
 	for i, tt := range tests {
-		r, err := l.Append(t.Context(), Record{
+		r, err := l.Append(t.Context(), audit.Record{
 			Kind: tt.in, Profile: tt.in, Session: tt.in, Actor: tt.in, Target: tt.in, Decision: tt.in,
-			Detail: DetailJSON(map[string]any{"v": tt.in}),
+			Detail: audit.DetailJSON(map[string]any{"v": tt.in}),
 		})
 		if err != nil {
 			t.Fatalf("Append %s: %v", tt.name, err)
@@ -49,7 +51,7 @@ func TestHostileFieldsAreData(t *testing.T) {
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			idx := slices.IndexFunc(stored, func(r Record) bool { return r.Seq == seqs[i] })
+			idx := slices.IndexFunc(stored, func(r audit.Record) bool { return r.Seq == seqs[i] })
 			if idx < 0 {
 				t.Fatalf("record %d not found", seqs[i])
 			}
@@ -75,7 +77,7 @@ func TestHostileFieldsAreData(t *testing.T) {
 				t.Errorf("json.Marshal: got %q, %v; want valid UTF-8 JSON", out, err)
 			}
 			// Filters bind values; they are never part of the SQL.
-			got, _, err := Query(t.Context(), path, Filter{Profile: tt.want, Session: tt.want})
+			got, _, err := audit.Query(t.Context(), path, audit.Filter{Profile: tt.want, Session: tt.want})
 			if err != nil || len(got) != 1 || got[0].Seq != seqs[i] {
 				t.Errorf("Query by profile and session %q: got %d records (%v), want record %d alone", tt.want, len(got), err, seqs[i])
 			}
@@ -111,7 +113,7 @@ func TestHostileDetail(t *testing.T) {
 	l := openLog(t, Options{Path: path})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r, err := l.Append(t.Context(), Record{Kind: KindToolCall, Detail: json.RawMessage(tt.in)})
+			r, err := l.Append(t.Context(), audit.Record{Kind: audit.KindToolCall, Detail: json.RawMessage(tt.in)})
 			if err != nil {
 				t.Fatalf("Append: %v", err)
 			}

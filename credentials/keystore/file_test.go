@@ -1,4 +1,4 @@
-package credentials
+package keystore
 
 import (
 	"bufio"
@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/neullabs/ringlet/credentials"
 )
 
 func checkMode(t *testing.T, path string, want fs.FileMode) {
@@ -36,12 +38,12 @@ func TestFileBackendCreatesPrivateFiles(t *testing.T) {
 	defer syscall.Umask(old)
 
 	dir := filepath.Join(t.TempDir(), "config", "ringlet")
-	s, err := Open(Options{Dir: dir, Backend: BackendFile})
+	s, err := Open(Options{Dir: dir, Backend: credentials.BackendFile})
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := Ref{"anthropic", "work"}
-	if _, err := s.Set(r, NewSecret("sk-umask")); err != nil {
+	r := credentials.Ref{Provider: "anthropic", Alias: "work"}
+	if _, err := s.Set(r, credentials.NewSecret("sk-umask")); err != nil {
 		t.Fatalf("Set: %v", err)
 	}
 	tests := []struct {
@@ -66,23 +68,23 @@ func TestFileBackendCreatesPrivateFiles(t *testing.T) {
 func TestAutoWithoutBusUsesFile(t *testing.T) {
 	t.Parallel()
 	var backends, reasons []string
-	s, err := Open(Options{Dir: t.TempDir(), Backend: BackendAuto, SessionBus: "", OnChoose: func(b, why string) {
+	s, err := Open(Options{Dir: t.TempDir(), Backend: credentials.BackendAuto, SessionBus: "", OnChoose: func(b, why string) {
 		backends, reasons = append(backends, b), append(reasons, why)
 	}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, alias := range []string{"one", "two"} {
-		e, err := s.Set(Ref{"anthropic", alias}, NewSecret("sk-"+alias))
+		e, err := s.Set(credentials.Ref{Provider: "anthropic", Alias: alias}, credentials.NewSecret("sk-"+alias))
 		if err != nil {
 			t.Fatalf("Set: %v", err)
 		}
-		if e.Backend != BackendFile {
-			t.Errorf("Set backend: got %q, want %q", e.Backend, BackendFile)
+		if e.Backend != credentials.BackendFile {
+			t.Errorf("Set backend: got %q, want %q", e.Backend, credentials.BackendFile)
 		}
 	}
-	if len(backends) != 1 || backends[0] != BackendFile {
-		t.Fatalf("OnChoose backends: got %q, want one %q", backends, BackendFile)
+	if len(backends) != 1 || backends[0] != credentials.BackendFile {
+		t.Fatalf("OnChoose backends: got %q, want one %q", backends, credentials.BackendFile)
 	}
 	if !strings.Contains(reasons[0], "bus") || !strings.Contains(reasons[0], s.FilePath()) {
 		t.Errorf("OnChoose reason: got %q, want it to mention the bus and %s", reasons[0], s.FilePath())
@@ -97,9 +99,9 @@ func TestOpenRejectsUnknownBackend(t *testing.T) {
 		wantErr bool
 	}{
 		{"", false},
-		{BackendAuto, false},
-		{BackendKeyring, false},
-		{BackendFile, false},
+		{credentials.BackendAuto, false},
+		{credentials.BackendKeyring, false},
+		{credentials.BackendFile, false},
 		{"File", true},
 		{"plain", true},
 	}
@@ -135,12 +137,12 @@ func TestFileBackendRefusesUnsafeFile(t *testing.T) {
 			}
 		}, "symbolic link"},
 	}
-	r := Ref{"anthropic", "work"}
+	r := credentials.Ref{Provider: "anthropic", Alias: "work"}
 	ops := []struct {
 		name string
 		do   func(s *Store) error
 	}{
-		{"Set", func(s *Store) error { _, err := s.Set(r, NewSecret("sk-new")); return err }},
+		{"Set", func(s *Store) error { _, err := s.Set(r, credentials.NewSecret("sk-new")); return err }},
 		{"Get", func(s *Store) error { _, err := s.Get(r); return err }},
 		{"Remove", func(s *Store) error { _, err := s.Remove(r); return err }},
 		{"List", func(s *Store) error {
@@ -160,12 +162,12 @@ func TestFileBackendRefusesUnsafeFile(t *testing.T) {
 			t.Run(tt.name+"/"+op.name, func(t *testing.T) {
 				t.Parallel()
 				dir := t.TempDir()
-				s, err := Open(Options{Dir: dir, Backend: BackendFile})
+				s, err := Open(Options{Dir: dir, Backend: credentials.BackendFile})
 				if err != nil {
 					t.Fatal(err)
 				}
 				tt.setup(t, s.FilePath())
-				if err := s.writeIndex([]Entry{{Provider: r.Provider, Alias: r.Alias, Backend: BackendFile}}); err != nil {
+				if err := s.writeIndex([]credentials.Entry{{Provider: r.Provider, Alias: r.Alias, Backend: credentials.BackendFile}}); err != nil {
 					t.Fatal(err)
 				}
 				before := snapshot(t, s.FilePath())
@@ -266,7 +268,7 @@ func TestFileCrashSafety(t *testing.T) {
 	rnd := rand.New(rand.NewPCG(seed, seed))
 	t.Logf("seed %d", seed)
 	dir := t.TempDir()
-	s, err := Open(Options{Dir: dir, Backend: BackendFile})
+	s, err := Open(Options{Dir: dir, Backend: credentials.BackendFile})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -451,7 +453,7 @@ func TestFileConcurrentProcesses(t *testing.T) {
 	if len(m) != 1 || !maps.Equal(m["anthropic"], want) {
 		t.Errorf("credentials.toml: got %d keys, want all %d keys of both processes", len(m["anthropic"]), len(want))
 	}
-	s, err := Open(Options{Dir: dir, Backend: BackendFile})
+	s, err := Open(Options{Dir: dir, Backend: credentials.BackendFile})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -461,7 +463,7 @@ func TestFileConcurrentProcesses(t *testing.T) {
 	}
 	got := map[string]bool{}
 	for _, e := range entries {
-		if e.Status != "ok" || e.Backend != BackendFile {
+		if e.Status != "ok" || e.Backend != credentials.BackendFile {
 			t.Errorf("List %s: got status %q backend %q, want ok in file", e.Ref(), e.Status, e.Backend)
 		}
 		got[e.Alias] = true

@@ -1,4 +1,4 @@
-package audit
+package auditlog
 
 import (
 	"context"
@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/neullabs/ringlet/audit"
 )
 
 func TestAppendChain(t *testing.T) {
@@ -26,7 +28,7 @@ func TestAppendChain(t *testing.T) {
 			t.Errorf("record %d: got prev hash %s, want %s", r.Seq, r.PrevHash, prev)
 		}
 		p, _ := hex.DecodeString(r.PrevHash)
-		if want := hex.EncodeToString(chainHash(p, &r)); r.Hash != want {
+		if want := hex.EncodeToString(audit.ChainHash(p, &r)); r.Hash != want {
 			t.Errorf("record %d: got hash %s, want SHA-256(prev || canonical) %s", r.Seq, r.Hash, want)
 		}
 		if r.Time.IsZero() || r.Time.Location() != time.UTC {
@@ -58,7 +60,7 @@ func TestAppendConcurrent(t *testing.T) {
 	path := dbPath(t)
 	var mu sync.Mutex
 	var committed []int64
-	l, err := Open(Options{Path: path, OnCommit: func(recs []Record) {
+	l, err := Open(Options{Path: path, OnCommit: func(recs []audit.Record) {
 		mu.Lock()
 		defer mu.Unlock()
 		for _, r := range recs {
@@ -121,7 +123,7 @@ func TestAppendAfterClose(t *testing.T) {
 		t.Errorf("second Close: got %v, want nil", err)
 	}
 	_, err := l.Append(t.Context(), testRecord(1))
-	if !errors.Is(err, ErrUnavailable) || !errors.Is(err, ErrClosed) {
+	if !errors.Is(err, audit.ErrUnavailable) || !errors.Is(err, ErrClosed) {
 		t.Errorf("Append after Close: got %v, want an error matching ErrUnavailable and ErrClosed", err)
 	}
 	mustVerifyOK(t, path, 1)
@@ -142,7 +144,7 @@ func TestAppendCanceled(t *testing.T) {
 		switch {
 		case err == nil:
 			ok++
-		case !errors.Is(err, ErrUnavailable) || !errors.Is(err, context.Canceled):
+		case !errors.Is(err, audit.ErrUnavailable) || !errors.Is(err, context.Canceled):
 			t.Fatalf("Append with a cancelled context: got %v, want nil or an error matching ErrUnavailable and context.Canceled", err)
 		}
 	}
@@ -161,7 +163,7 @@ func TestCloseDrainsQueue(t *testing.T) {
 	var once sync.Once
 	var mu sync.Mutex
 	var committed []int64
-	l := openLog(t, Options{Path: path, OnCommit: func(recs []Record) {
+	l := openLog(t, Options{Path: path, OnCommit: func(recs []audit.Record) {
 		once.Do(func() { close(blocked); <-release })
 		mu.Lock()
 		defer mu.Unlock()
@@ -237,7 +239,7 @@ func TestAppendRacingClose(t *testing.T) {
 				for i := 0; ; i++ {
 					r, err := l.Append(context.Background(), testRecord(i))
 					if err != nil {
-						if !errors.Is(err, ErrUnavailable) {
+						if !errors.Is(err, audit.ErrUnavailable) {
 							t.Errorf("Append: got %v, want an error matching ErrUnavailable", err)
 						}
 						return
@@ -337,7 +339,7 @@ func TestTwoWriters(t *testing.T) {
 
 	total := int64(6 + 2*per)
 	res := mustVerifyOK(t, path, total)
-	a, ok, err := ReadAnchor(path)
+	a, ok, err := audit.ReadAnchor(path)
 	if err != nil || !ok {
 		t.Fatalf("ReadAnchor: got ok=%v err=%v, want an anchor", ok, err)
 	}

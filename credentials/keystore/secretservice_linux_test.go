@@ -1,6 +1,6 @@
 //go:build linux
 
-package credentials
+package keystore
 
 import (
 	"errors"

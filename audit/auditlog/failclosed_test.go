@@ -1,4 +1,4 @@
-package audit
+package auditlog
 
 import (
 	"errors"
@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/neullabs/ringlet/audit"
 )
 
 // mountTmpfs mounts a small tmpfs on a temporary directory and unmounts it
@@ -70,10 +72,10 @@ func fillDisk(t *testing.T, dir string) string {
 
 // bigRecord needs new pages in the WAL, so it cannot fit in space that
 // earlier commits left allocated.
-func bigRecord() Record {
+func bigRecord() audit.Record {
 	r := testRecord(-1)
 	r.Target = "the refused action"
-	r.Detail = DetailJSON(map[string]any{"padding": strings.Repeat("p", 64<<10)})
+	r.Detail = audit.DetailJSON(map[string]any{"padding": strings.Repeat("p", 64<<10)})
 	return r
 }
 
@@ -82,7 +84,7 @@ func bigRecord() Record {
 func checkRefused(t *testing.T, l *Log, wantMsg string) {
 	t.Helper()
 	_, err := l.Append(t.Context(), bigRecord())
-	if !errors.Is(err, ErrUnavailable) {
+	if !errors.Is(err, audit.ErrUnavailable) {
 		t.Fatalf("Append: got %v, want an error matching ErrUnavailable", err)
 	}
 	if !strings.Contains(err.Error(), wantMsg) {
@@ -122,7 +124,7 @@ func checkRecovered(t *testing.T, l *Log, stored int64, wantMsg string) {
 		if r.Target == bigRecord().Target {
 			t.Errorf("record %d is the one whose Append failed", r.Seq)
 		}
-		if r.Seq == stored+1 && (r.Kind != KindAuditResume || !strings.Contains(string(r.Detail), `"failed_records":1`) || !strings.Contains(string(r.Detail), wantMsg)) {
+		if r.Seq == stored+1 && (r.Kind != audit.KindAuditResume || !strings.Contains(string(r.Detail), `"failed_records":1`) || !strings.Contains(string(r.Detail), wantMsg)) {
 			t.Errorf("record %d: got %s %s, want audit.resume with failed_records 1 and the reason %q", r.Seq, r.Kind, r.Detail, wantMsg)
 		}
 	}

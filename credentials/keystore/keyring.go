@@ -1,4 +1,4 @@
-package credentials
+package keystore
 
 import (
 	"errors"
@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/zalando/go-keyring"
+
+	"github.com/neullabs/ringlet/credentials"
 )
 
 // KeyringService is the service name of every item Ringlet stores in the
@@ -22,22 +24,22 @@ const keyringTimeout = 15 * time.Second
 // keyringBackend stores keys through go-keyring.
 type keyringBackend struct{}
 
-func (keyringBackend) Name() string { return BackendKeyring }
+func (keyringBackend) Name() string { return credentials.BackendKeyring }
 
-func (keyringBackend) Get(r Ref) (Secret, error) {
+func (keyringBackend) Get(r credentials.Ref) (credentials.Secret, error) {
 	v, err := withTimeout(func() (string, error) { return keyring.Get(KeyringService, r.String()) })
 	if err != nil {
-		return Secret{}, keyringErr("read", r, err)
+		return credentials.Secret{}, keyringErr("read", r, err)
 	}
-	return NewSecret(v), nil
+	return credentials.NewSecret(v), nil
 }
 
-func (keyringBackend) Set(r Ref, s Secret) error {
+func (keyringBackend) Set(r credentials.Ref, s credentials.Secret) error {
 	_, err := withTimeout(func() (string, error) { return "", keyring.Set(KeyringService, r.String(), s.Reveal()) })
 	return keyringErr("store", r, err)
 }
 
-func (keyringBackend) Delete(r Ref) error {
+func (keyringBackend) Delete(r credentials.Ref) error {
 	_, err := withTimeout(func() (string, error) { return "", keyring.Delete(KeyringService, r.String()) })
 	return keyringErr("delete", r, err)
 }
@@ -64,12 +66,12 @@ func withTimeout(f func() (string, error)) (string, error) {
 	}
 }
 
-func keyringErr(op string, r Ref, err error) error {
+func keyringErr(op string, r credentials.Ref, err error) error {
 	switch {
 	case err == nil:
 		return nil
 	case errors.Is(err, keyring.ErrNotFound):
-		return fmt.Errorf("%s %s: %w", op, r, ErrNotFound)
+		return fmt.Errorf("%s %s: %w", op, r, credentials.ErrNotFound)
 	case errors.Is(err, errKeyringTimeout):
 		return err
 	default:

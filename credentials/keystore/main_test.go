@@ -1,4 +1,4 @@
-package credentials
+package keystore
 
 import (
 	"bufio"
@@ -6,6 +6,8 @@ import (
 	"os"
 	"strconv"
 	"testing"
+
+	"github.com/neullabs/ringlet/credentials"
 )
 
 // The test binary doubles as the helper process of the multi-process file
@@ -31,7 +33,7 @@ func TestMain(m *testing.M) {
 }
 
 func runHelper(name string) int {
-	s, err := Open(Options{Dir: os.Getenv(helperDirEnv), Backend: BackendFile})
+	s, err := Open(Options{Dir: os.Getenv(helperDirEnv), Backend: credentials.BackendFile})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
@@ -57,7 +59,7 @@ func runWriter(s *Store) int {
 	}
 	for i := start; ; i++ {
 		r, key := writerStep(i)
-		if _, err := s.Set(r, NewSecret(key)); err != nil {
+		if _, err := s.Set(r, credentials.NewSecret(key)); err != nil {
 			fmt.Fprintf(os.Stderr, "step %d: %v\n", i, err)
 			return 1
 		}
@@ -74,7 +76,7 @@ func runSetter(s *Store) int {
 	}
 	for i := range setterCount {
 		r, key := setterKey(tag, i)
-		if _, err := s.Set(r, NewSecret(key)); err != nil {
+		if _, err := s.Set(r, credentials.NewSecret(key)); err != nil {
 			fmt.Fprintf(os.Stderr, "%s: %v\n", r, err)
 			return 1
 		}
@@ -87,10 +89,10 @@ const writerAliases = 8
 
 // writerStep is what the writer stores at step i: alias a<i mod 8> gets a
 // key that names i, so any file content tells which step wrote it last.
-func writerStep(i int) (Ref, string) {
-	return Ref{"anthropic", fmt.Sprintf("a%d", i%writerAliases)}, fmt.Sprintf("sk-step-%06d", i)
+func writerStep(i int) (credentials.Ref, string) {
+	return credentials.Ref{Provider: "anthropic", Alias: fmt.Sprintf("a%d", i%writerAliases)}, fmt.Sprintf("sk-step-%06d", i)
 }
 
-func setterKey(tag string, i int) (Ref, string) {
-	return Ref{"anthropic", fmt.Sprintf("%s-%02d", tag, i)}, fmt.Sprintf("sk-%s-%02d-value", tag, i)
+func setterKey(tag string, i int) (credentials.Ref, string) {
+	return credentials.Ref{Provider: "anthropic", Alias: fmt.Sprintf("%s-%02d", tag, i)}, fmt.Sprintf("sk-%s-%02d-value", tag, i)
 }

@@ -1,6 +1,6 @@
 //go:build !linux
 
-package credentials
+package keystore
 
 // startKeyringHarness: the keyring tests drive the Secret Service and run
 // on Linux only.

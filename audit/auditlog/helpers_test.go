@@ -1,4 +1,4 @@
-package audit
+package auditlog
 
 import (
 	"fmt"
@@ -12,6 +12,8 @@ import (
 	"github.com/ncruces/go-sqlite3"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/neullabs/ringlet/audit"
 )
 
 // dbPath is a database path inside a directory that Open has to create.
@@ -32,25 +34,25 @@ func openLog(t *testing.T, opts Options) *Log {
 }
 
 // testRecord is an ordinary tool call, distinct for each i.
-func testRecord(i int) Record {
-	return Record{
-		Kind:     KindToolCall,
+func testRecord(i int) audit.Record {
+	return audit.Record{
+		Kind:     audit.KindToolCall,
 		Profile:  "work",
 		Session:  "s1",
-		Actor:    ActorAdmin,
+		Actor:    audit.ActorAdmin,
 		Target:   fmt.Sprintf("fs__read_file#%d", i),
-		Decision: Allow,
+		Decision: audit.Allow,
 		Status:   200,
 		Duration: time.Duration(i) * time.Millisecond,
 		BytesIn:  int64(i),
-		Detail:   DetailJSON(map[string]any{"i": i}),
+		Detail:   audit.DetailJSON(map[string]any{"i": i}),
 	}
 }
 
 // appendN appends n test records and returns them as stored.
-func appendN(t *testing.T, l *Log, n int) []Record {
+func appendN(t *testing.T, l *Log, n int) []audit.Record {
 	t.Helper()
-	out := make([]Record, 0, n)
+	out := make([]audit.Record, 0, n)
 	for i := range n {
 		r, err := l.Append(t.Context(), testRecord(i))
 		if err != nil {
@@ -77,9 +79,9 @@ func logWith(t *testing.T, n int) string {
 }
 
 // verify runs Verify and fails the test if the walk itself failed.
-func verify(t *testing.T, path string) VerifyResult {
+func verify(t *testing.T, path string) audit.VerifyResult {
 	t.Helper()
-	res, err := Verify(path)
+	res, err := audit.Verify(path)
 	if err != nil {
 		t.Fatalf("Verify(%s): %v", path, err)
 	}
@@ -87,7 +89,7 @@ func verify(t *testing.T, path string) VerifyResult {
 }
 
 // mustVerifyOK fails the test unless the chain of path is intact.
-func mustVerifyOK(t *testing.T, path string, records int64) VerifyResult {
+func mustVerifyOK(t *testing.T, path string, records int64) audit.VerifyResult {
 	t.Helper()
 	res := verify(t, path)
 	if !res.OK || res.Records != records {
@@ -122,9 +124,9 @@ func rawExec(t *testing.T, path, sql string) {
 }
 
 // allRecords returns every record, newest first.
-func allRecords(t *testing.T, path string) []Record {
+func allRecords(t *testing.T, path string) []audit.Record {
 	t.Helper()
-	recs, next, err := Query(t.Context(), path, Filter{Limit: MaxLimit})
+	recs, next, err := audit.Query(t.Context(), path, audit.Filter{Limit: audit.MaxLimit})
 	if err != nil {
 		t.Fatalf("Query: %v", err)
 	}

@@ -1,4 +1,4 @@
-package audit
+package auditlog
 
 import (
 	"encoding/hex"
@@ -8,6 +8,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/neullabs/ringlet/audit"
 )
 
 // contentCols are the columns a record's hash covers.
@@ -24,9 +26,9 @@ func tampered(sql string) func(t *testing.T) string {
 }
 
 // recordAt reads one record through Query.
-func recordAt(t *testing.T, path string, seq int64) Record {
+func recordAt(t *testing.T, path string, seq int64) audit.Record {
 	t.Helper()
-	recs, _, err := Query(t.Context(), path, Filter{Before: seq + 1, Limit: 1})
+	recs, _, err := audit.Query(t.Context(), path, audit.Filter{Before: seq + 1, Limit: 1})
 	if err != nil || len(recs) != 1 || recs[0].Seq != seq {
 		t.Fatalf("read record %d: got %v, %v", seq, recs, err)
 	}
@@ -35,7 +37,7 @@ func recordAt(t *testing.T, path string, seq int64) Record {
 
 // rewrite stores r over the row with its seq, hashes included, as a forger
 // who knows the format would.
-func rewrite(t *testing.T, path string, r Record) {
+func rewrite(t *testing.T, path string, r audit.Record) {
 	t.Helper()
 	db := rawConn(t, path)
 	stmt, _, err := db.Prepare(`UPDATE records SET target = ?, prev_hash = ?, hash = ? WHERE seq = ?`)
@@ -68,7 +70,7 @@ func forge(seq, through int64) func(t *testing.T) string {
 				r.Target = "forged"
 				prev, _ = hex.DecodeString(r.PrevHash)
 			}
-			h := chainHash(prev, &r)
+			h := audit.ChainHash(prev, &r)
 			r.PrevHash, r.Hash = hex.EncodeToString(prev), hex.EncodeToString(h)
 			rewrite(t, path, r)
 			prev = h
@@ -137,14 +139,14 @@ func TestVerifyDetectsTampering(t *testing.T) {
 		{"rehash the chain from an edited record", forge(5, 10), 10, "record 10 differs from the anchored record"},
 		{"remove the anchor", func(t *testing.T) string {
 			path := logWith(t, 10)
-			if err := os.Remove(AnchorPath(path)); err != nil {
+			if err := os.Remove(audit.AnchorPath(path)); err != nil {
 				t.Fatal(err)
 			}
 			return path
 		}, 10, "no anchor file"},
 		{"empty the anchor", func(t *testing.T) string {
 			path := logWith(t, 10)
-			if err := os.Truncate(AnchorPath(path), 0); err != nil {
+			if err := os.Truncate(audit.AnchorPath(path), 0); err != nil {
 				t.Fatal(err)
 			}
 			return path
@@ -172,11 +174,11 @@ func TestVerifyIntact(t *testing.T) {
 	t.Parallel()
 	path := logWith(t, 10)
 	res := verify(t, path)
-	a, _, err := ReadAnchor(path)
+	a, _, err := audit.ReadAnchor(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := VerifyResult{Path: path, OK: true, Records: 10, FirstSeq: 1, LastSeq: 10, LastHash: a.Hash, AnchorSeq: 10}
+	want := audit.VerifyResult{Path: path, OK: true, Records: 10, FirstSeq: 1, LastSeq: 10, LastHash: a.Hash, AnchorSeq: 10}
 	if !reflect.DeepEqual(res, want) {
 		t.Errorf("Verify:\ngot  %+v\nwant %+v", res, want)
 	}
@@ -211,7 +213,7 @@ func TestVerifyErrors(t *testing.T) {
 		}, "not a regular file"},
 		{"anchor is garbage", func(t *testing.T) string {
 			path := logWith(t, 3)
-			if err := os.WriteFile(AnchorPath(path), []byte("ringlet-audit-anchor v1 x y\n"), 0o600); err != nil {
+			if err := os.WriteFile(audit.AnchorPath(path), []byte("ringlet-audit-anchor v1 x y\n"), 0o600); err != nil {
 				t.Fatal(err)
 			}
 			return path
@@ -220,7 +222,7 @@ func TestVerifyErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			_, err := Verify(tt.setup(t))
+			_, err := audit.Verify(tt.setup(t))
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 				t.Errorf("Verify: got error %v, want one containing %q", err, tt.wantErr)
 			}

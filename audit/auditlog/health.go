@@ -1,4 +1,4 @@
-package audit
+package auditlog
 
 import (
 	"context"
@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/ncruces/go-sqlite3"
+
+	"github.com/neullabs/ringlet/audit"
 )
 
 // fault is why the log cannot be written, and since when.
@@ -147,14 +149,14 @@ func (h *health) countOutage(failed, refused int64) {
 
 // resumeRecord is the audit.resume record of the outage that the commit in
 // progress would end, if any; commitSucceeded(o) ends it.
-func (h *health) resumeRecord() (Record, *outage) {
+func (h *health) resumeRecord() (audit.Record, *outage) {
 	h.mu.Lock()
 	o := h.outage
-	var r Record
+	var r audit.Record
 	if o != nil {
-		r = Record{
-			Time: time.Now().UTC(), Kind: KindAuditResume, Decision: Allow,
-			Detail: DetailJSON(map[string]any{
+		r = audit.Record{
+			Time: time.Now().UTC(), Kind: audit.KindAuditResume, Decision: audit.Allow,
+			Detail: audit.DetailJSON(map[string]any{
 				"unwritable_since": o.since.UTC().Format(time.RFC3339Nano),
 				"reason":           o.reason,
 				"failed_records":   o.failed,
@@ -274,10 +276,7 @@ func (s *singleCheck) fresh(check func()) {
 // counts as full: a commit needs a few pages of write-ahead log.
 const minFree = 64 << 10
 
-var (
-	errReadOnlyFS = errors.New("the file system holding the audit log is read-only (remounted read-only after an error?); make it writable to resume")
-	errDiskFull   = errors.New("the disk holding the audit log is full; free space to resume")
-)
+var errReadOnlyFS = errors.New("the file system holding the audit log is read-only (remounted read-only after an error?); make it writable to resume")
 
 // checkFileSystem reports whether the file system holding dir is
 // read-only or full; nil when it cannot tell.
@@ -291,26 +290,9 @@ func checkFileSystem(dir string) error {
 		return errReadOnlyFS
 	}
 	if uint64(st.Bavail)*uint64(st.Bsize) < minFree {
-		return errDiskFull
+		return audit.ErrDiskFull
 	}
 	return nil
-}
-
-// describe turns SQLite errors into a sentence a user can act on.
-func describe(err error) error {
-	switch {
-	case errors.Is(err, sqlite3.FULL):
-		return errDiskFull
-	case errors.Is(err, sqlite3.READONLY):
-		return errors.New("the audit log file is read-only; make it writable to resume")
-	case errors.Is(err, sqlite3.BUSY):
-		return errors.New("the audit log is locked by another process that has it open for writing; end that process to resume")
-	case errors.Is(err, sqlite3.CORRUPT), errors.Is(err, sqlite3.NOTADB):
-		return errors.New("the audit log database is corrupted; move it aside and run 'ringlet audit verify' on the copy")
-	case errors.Is(err, sqlite3.IOERR):
-		return fmt.Errorf("I/O error writing the audit log (%v)", err)
-	}
-	return err
 }
 
 // describe is describe for a failed write, with what the log can find out
@@ -328,10 +310,10 @@ func (l *Log) describe(err error) error {
 			return fsErr
 		}
 		if errors.Is(err, sqlite3.FULL) || lowOnSpace(filepath.Dir(l.opts.Path)) {
-			return errDiskFull
+			return audit.ErrDiskFull
 		}
 	}
-	return describe(err)
+	return audit.Describe(err)
 }
 
 // lowOnSpace reports whether the file system holding dir has less than

@@ -1,4 +1,8 @@
-package credentials
+// Package keystore keeps provider API keys: in the OS credential store
+// (macOS Keychain, the Secret Service on Linux, Windows Credential Manager)
+// through go-keyring, or in a 0600 TOML file on machines without one, with
+// a non-secret index of what is stored where. Only the daemon opens it.
+package keystore
 
 import (
 	"errors"
@@ -8,25 +12,16 @@ import (
 	"sync"
 	"time"
 
+	"github.com/neullabs/ringlet/credentials"
 	"github.com/neullabs/ringlet/privatefile"
 )
-
-// Backend names, as in credentials.backend.
-const (
-	BackendAuto    = "auto"
-	BackendKeyring = "keyring"
-	BackendFile    = "file"
-)
-
-// ErrNotFound means no key is stored under that name.
-var ErrNotFound = errors.New("no such credential")
 
 // backend is one place keys live.
 type backend interface {
 	Name() string
-	Get(Ref) (Secret, error)
-	Set(Ref, Secret) error
-	Delete(Ref) error
+	Get(credentials.Ref) (credentials.Secret, error)
+	Set(credentials.Ref, credentials.Secret) error
+	Delete(credentials.Ref) error
 }
 
 // Options configure a Store.
@@ -58,8 +53,8 @@ type Store struct {
 func Open(opts Options) (*Store, error) {
 	switch opts.Backend {
 	case "":
-		opts.Backend = BackendAuto
-	case BackendAuto, BackendKeyring, BackendFile:
+		opts.Backend = credentials.BackendAuto
+	case credentials.BackendAuto, credentials.BackendKeyring, credentials.BackendFile:
 	default:
 		return nil, fmt.Errorf("invalid credentials.backend %q; accepted values: auto, keyring, file", opts.Backend)
 	}
@@ -85,9 +80,9 @@ func (s *Store) active() (backend, error) {
 	var b backend
 	var why string
 	switch s.opts.Backend {
-	case BackendFile:
+	case credentials.BackendFile:
 		b, why = s.file, "credentials.backend is file"
-	case BackendKeyring:
+	case credentials.BackendKeyring:
 		absent, err := probeKeyring(s.opts.SessionBus)
 		if err != nil {
 			return nil, fmt.Errorf("OS keyring: %w", err)
@@ -118,9 +113,9 @@ func (s *Store) active() (backend, error) {
 
 func (s *Store) byName(name string) (backend, error) {
 	switch name {
-	case BackendFile:
+	case credentials.BackendFile:
 		return s.file, nil
-	case BackendKeyring:
+	case credentials.BackendKeyring:
 		absent, err := probeKeyring(s.opts.SessionBus)
 		if err != nil {
 			return nil, fmt.Errorf("OS keyring: %w", err)
@@ -133,39 +128,25 @@ func (s *Store) byName(name string) (backend, error) {
 	return nil, fmt.Errorf("unknown credentials backend %q", name)
 }
 
-// Entry is what the index knows about a stored key: never the key.
-type Entry struct {
-	Provider string    `json:"provider"`
-	Alias    string    `json:"alias"`
-	Backend  string    `json:"backend"`
-	Status   string    `json:"status,omitempty"` // ok, missing, unavailable (List only)
-	Detail   string    `json:"detail,omitempty"` // why unavailable
-	Created  time.Time `json:"created"`
-	Updated  time.Time `json:"updated"`
-}
-
-// Ref is the entry's name.
-func (e Entry) Ref() Ref { return Ref{e.Provider, e.Alias} }
-
 type indexFile struct {
-	Version int     `json:"version"`
-	Entries []Entry `json:"entries"`
+	Version int                 `json:"version"`
+	Entries []credentials.Entry `json:"entries"`
 }
 
-func (s *Store) readIndex() ([]Entry, error) {
+func (s *Store) readIndex() ([]credentials.Entry, error) {
 	var ix indexFile
 	if _, err := privatefile.ReadJSON(s.index, 16<<20, &ix); err != nil {
 		return nil, fmt.Errorf("keychain index: %w", err)
 	}
 	for _, e := range ix.Entries {
-		if _, err := NewRef(e.Provider, e.Alias); err != nil {
+		if _, err := credentials.NewRef(e.Provider, e.Alias); err != nil {
 			return nil, fmt.Errorf("keychain index %s: %w", s.index, err)
 		}
 	}
 	return ix.Entries, nil
 }
 
-func (s *Store) writeIndex(entries []Entry) error {
+func (s *Store) writeIndex(entries []credentials.Entry) error {
 	sort.Slice(entries, func(i, j int) bool { return entries[i].Ref().String() < entries[j].Ref().String() })
 	for i := range entries {
 		entries[i].Status, entries[i].Detail = "", ""
@@ -175,7 +156,7 @@ func (s *Store) writeIndex(entries []Entry) error {
 
 // withIndex runs f on the index under an exclusive lock and saves what f
 // returns when save is true.
-func (s *Store) withIndex(f func([]Entry) ([]Entry, bool, error)) error {
+func (s *Store) withIndex(f func([]credentials.Entry) ([]credentials.Entry, bool, error)) error {
 	unlock, err := lockFile(s.lock)
 	if err != nil {
 		return err
@@ -193,7 +174,7 @@ func (s *Store) withIndex(f func([]Entry) ([]Entry, bool, error)) error {
 	return s.writeIndex(entries)
 }
 
-func find(entries []Entry, r Ref) int {
+func find(entries []credentials.Entry, r credentials.Ref) int {
 	for i, e := range entries {
 		if e.Ref() == r {
 			return i
@@ -204,16 +185,16 @@ func find(entries []Entry, r Ref) int {
 
 // Set stores key under r in the active backend, checks it reads back, and
 // records it in the index. A key that lived in another backend is moved.
-func (s *Store) Set(r Ref, key Secret) (Entry, error) {
-	if err := ValidateKey(key.Reveal()); err != nil {
-		return Entry{}, err
+func (s *Store) Set(r credentials.Ref, key credentials.Secret) (credentials.Entry, error) {
+	if err := credentials.ValidateKey(key.Reveal()); err != nil {
+		return credentials.Entry{}, err
 	}
 	b, err := s.active()
 	if err != nil {
-		return Entry{}, err
+		return credentials.Entry{}, err
 	}
-	var out Entry
-	err = s.withIndex(func(entries []Entry) ([]Entry, bool, error) {
+	var out credentials.Entry
+	err = s.withIndex(func(entries []credentials.Entry) ([]credentials.Entry, bool, error) {
 		if err := b.Set(r, key); err != nil {
 			return nil, false, err
 		}
@@ -223,11 +204,11 @@ func (s *Store) Set(r Ref, key Secret) (Entry, error) {
 		now := time.Now().UTC().Truncate(time.Second)
 		i := find(entries, r)
 		if i < 0 {
-			entries = append(entries, Entry{Provider: r.Provider, Alias: r.Alias, Created: now})
+			entries = append(entries, credentials.Entry{Provider: r.Provider, Alias: r.Alias, Created: now})
 			i = len(entries) - 1
 		} else if old := entries[i].Backend; old != b.Name() {
 			if ob, err := s.byName(old); err == nil {
-				if err := ob.Delete(r); err != nil && !errors.Is(err, ErrNotFound) {
+				if err := ob.Delete(r); err != nil && !errors.Is(err, credentials.ErrNotFound) {
 					return nil, false, fmt.Errorf("stored %s in %s but could not remove the old copy from %s: %w", r, b.Name(), old, err)
 				}
 			}
@@ -239,7 +220,7 @@ func (s *Store) Set(r Ref, key Secret) (Entry, error) {
 	return out, err
 }
 
-func verify(b backend, r Ref, want Secret) error {
+func verify(b backend, r credentials.Ref, want credentials.Secret) error {
 	got, err := b.Get(r)
 	if err != nil {
 		return fmt.Errorf("read back %s from %s: %w", r, b.Name(), err)
@@ -251,47 +232,47 @@ func verify(b backend, r Ref, want Secret) error {
 }
 
 // Get returns the key stored under r.
-func (s *Store) Get(r Ref) (Secret, error) {
-	var e Entry
-	err := s.withIndex(func(entries []Entry) ([]Entry, bool, error) {
+func (s *Store) Get(r credentials.Ref) (credentials.Secret, error) {
+	var e credentials.Entry
+	err := s.withIndex(func(entries []credentials.Entry) ([]credentials.Entry, bool, error) {
 		i := find(entries, r)
 		if i < 0 {
-			return nil, false, fmt.Errorf("%s: %w", r, ErrNotFound)
+			return nil, false, fmt.Errorf("%s: %w", r, credentials.ErrNotFound)
 		}
 		e = entries[i]
 		return nil, false, nil
 	})
 	if err != nil {
-		return Secret{}, err
+		return credentials.Secret{}, err
 	}
 	b, err := s.byName(e.Backend)
 	if err != nil {
-		return Secret{}, err
+		return credentials.Secret{}, err
 	}
 	return b.Get(r)
 }
 
 // Remove deletes the key under r from its backend and the index. A key
 // whose secret is already gone from the backend is removed from the index.
-func (s *Store) Remove(r Ref) (Entry, error) {
-	var out Entry
-	err := s.withIndex(func(entries []Entry) ([]Entry, bool, error) {
+func (s *Store) Remove(r credentials.Ref) (credentials.Entry, error) {
+	var out credentials.Entry
+	err := s.withIndex(func(entries []credentials.Entry) ([]credentials.Entry, bool, error) {
 		i := find(entries, r)
 		if i < 0 {
 			// A key can be in the file without an index entry when a
 			// process was killed between writing the two.
 			if _, err := s.file.Get(r); err == nil {
-				out = Entry{Provider: r.Provider, Alias: r.Alias, Backend: BackendFile}
+				out = credentials.Entry{Provider: r.Provider, Alias: r.Alias, Backend: credentials.BackendFile}
 				return nil, false, s.file.Delete(r)
 			}
-			return nil, false, fmt.Errorf("no credential %s is stored ('ringlet keychain list' shows what is): %w", r, ErrNotFound)
+			return nil, false, fmt.Errorf("no credential %s is stored ('ringlet keychain list' shows what is): %w", r, credentials.ErrNotFound)
 		}
 		out = entries[i]
 		b, err := s.byName(out.Backend)
 		if err != nil {
 			return nil, false, err
 		}
-		if err := b.Delete(r); err != nil && !errors.Is(err, ErrNotFound) {
+		if err := b.Delete(r); err != nil && !errors.Is(err, credentials.ErrNotFound) {
 			return nil, false, err
 		}
 		return append(entries[:i], entries[i+1:]...), true, nil
@@ -301,9 +282,9 @@ func (s *Store) Remove(r Ref) (Entry, error) {
 
 // List returns the index, each entry checked against its backend: ok,
 // missing (the secret is gone) or unavailable (the backend cannot be asked).
-func (s *Store) List() ([]Entry, error) {
-	var entries []Entry
-	err := s.withIndex(func(e []Entry) ([]Entry, bool, error) {
+func (s *Store) List() ([]credentials.Entry, error) {
+	var entries []credentials.Entry
+	err := s.withIndex(func(e []credentials.Entry) ([]credentials.Entry, bool, error) {
 		entries = e
 		return nil, false, nil
 	})
@@ -315,7 +296,7 @@ func (s *Store) List() ([]Entry, error) {
 	if refs, err := s.file.refs(); err == nil {
 		for _, r := range refs {
 			if find(entries, r) < 0 {
-				entries = append(entries, Entry{Provider: r.Provider, Alias: r.Alias, Backend: BackendFile, Detail: "not in the index; set it again or remove it"})
+				entries = append(entries, credentials.Entry{Provider: r.Provider, Alias: r.Alias, Backend: credentials.BackendFile, Detail: "not in the index; set it again or remove it"})
 			}
 		}
 	}
@@ -339,7 +320,7 @@ func (s *Store) List() ([]Entry, error) {
 			if e.Detail != "" {
 				e.Status = "unindexed"
 			}
-		case errors.Is(err, ErrNotFound):
+		case errors.Is(err, credentials.ErrNotFound):
 			e.Status = "missing"
 		default:
 			e.Status, e.Detail = "unavailable", err.Error()
@@ -348,26 +329,20 @@ func (s *Store) List() ([]Entry, error) {
 	return entries, nil
 }
 
-// MigrateResult says what happened to one entry.
-type MigrateResult struct {
-	Entry  Entry  `json:"entry"`
-	Result string `json:"result"` // moved, already, missing
-}
-
 // Migrate moves every key to the backend named to, verifying each read-back
 // before deleting it from its source. It stops at the first failure; keys
 // moved before it stay moved, and the failing key stays in its source.
-func (s *Store) Migrate(to string, progress func(MigrateResult)) error {
+func (s *Store) Migrate(to string, progress func(credentials.MigrateResult)) error {
 	dst, err := s.byName(to)
 	if err != nil {
 		return err
 	}
-	return s.withIndex(func(entries []Entry) ([]Entry, bool, error) {
+	return s.withIndex(func(entries []credentials.Entry) ([]credentials.Entry, bool, error) {
 		changed := false
 		for i := range entries {
 			e := &entries[i]
 			if e.Backend == to {
-				progress(MigrateResult{*e, "already"})
+				progress(credentials.MigrateResult{Entry: *e, Result: "already"})
 				continue
 			}
 			src, err := s.byName(e.Backend)
@@ -375,8 +350,8 @@ func (s *Store) Migrate(to string, progress func(MigrateResult)) error {
 				return entries, changed, fmt.Errorf("migrate %s: %w", e.Ref(), err)
 			}
 			key, err := src.Get(e.Ref())
-			if errors.Is(err, ErrNotFound) {
-				progress(MigrateResult{*e, "missing"})
+			if errors.Is(err, credentials.ErrNotFound) {
+				progress(credentials.MigrateResult{Entry: *e, Result: "missing"})
 				continue
 			}
 			if err != nil {
@@ -395,10 +370,10 @@ func (s *Store) Migrate(to string, progress func(MigrateResult)) error {
 			if err := s.writeIndex(entries); err != nil {
 				return entries, false, err
 			}
-			if err := src.Delete(e.Ref()); err != nil && !errors.Is(err, ErrNotFound) {
+			if err := src.Delete(e.Ref()); err != nil && !errors.Is(err, credentials.ErrNotFound) {
 				return entries, changed, fmt.Errorf("migrate %s: copied to %s but could not delete it from %s: %w", e.Ref(), to, src.Name(), err)
 			}
-			progress(MigrateResult{*e, "moved"})
+			progress(credentials.MigrateResult{Entry: *e, Result: "moved"})
 		}
 		return entries, changed, nil
 	})

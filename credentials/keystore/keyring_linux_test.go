@@ -1,6 +1,6 @@
 //go:build linux
 
-package credentials
+package keystore
 
 import (
 	"bytes"
@@ -17,6 +17,8 @@ import (
 	"testing"
 
 	"github.com/zalando/go-keyring"
+
+	"github.com/neullabs/ringlet/credentials"
 )
 
 // These tests run against the private gnome-keyring of TestMain. They are
@@ -25,15 +27,15 @@ import (
 
 // testKey returns a fresh key, so that a test can tell its item from any
 // other.
-func testKey(t *testing.T) Secret {
+func testKey(t *testing.T) credentials.Secret {
 	t.Helper()
 	b := make([]byte, 12)
 	rand.Read(b)
-	return NewSecret("sk-test-" + hex.EncodeToString(b))
+	return credentials.NewSecret("sk-test-" + hex.EncodeToString(b))
 }
 
 // cleanupKeyring deletes r's keyring item when the test ends.
-func cleanupKeyring(t *testing.T, refs ...Ref) {
+func cleanupKeyring(t *testing.T, refs ...credentials.Ref) {
 	t.Cleanup(func() {
 		for _, r := range refs {
 			if err := keyring.Delete(KeyringService, r.String()); err != nil && !errors.Is(err, keyring.ErrNotFound) {
@@ -68,7 +70,7 @@ type searchResult struct {
 
 // secretToolSearch lists the items with service=ringlet and username=<r>.
 // The output carries the secrets, so it is never logged.
-func secretToolSearch(t *testing.T, r Ref) searchResult {
+func secretToolSearch(t *testing.T, r credentials.Ref) searchResult {
 	t.Helper()
 	bin := requireTool(t, "secret-tool")
 	var stdout, stderr bytes.Buffer
@@ -105,18 +107,18 @@ func secretToolSearch(t *testing.T, r Ref) searchResult {
 func TestKeyringSetGet(t *testing.T) {
 	addr := requireKeyring(t)
 	dir := t.TempDir()
-	s := openStore(t, Options{Dir: dir, Backend: BackendKeyring, SessionBus: addr})
-	r := Ref{"anthropic", "set-get"}
+	s := openStore(t, Options{Dir: dir, Backend: credentials.BackendKeyring, SessionBus: addr})
+	r := credentials.Ref{Provider: "anthropic", Alias: "set-get"}
 	cleanupKeyring(t, r)
 
 	first, key := testKey(t), testKey(t)
-	for _, k := range []Secret{first, key} { // the second Set replaces the first
+	for _, k := range []credentials.Secret{first, key} { // the second Set replaces the first
 		e, err := s.Set(r, k)
 		if err != nil {
 			t.Fatalf("Set: %v", err)
 		}
-		if e.Backend != BackendKeyring {
-			t.Errorf("Set entry backend: got %q, want %q", e.Backend, BackendKeyring)
+		if e.Backend != credentials.BackendKeyring {
+			t.Errorf("Set entry backend: got %q, want %q", e.Backend, credentials.BackendKeyring)
 		}
 	}
 	got, err := s.Get(r)
@@ -146,30 +148,30 @@ func TestKeyringSetGet(t *testing.T) {
 func TestKeyringListMissingAndRemove(t *testing.T) {
 	addr := requireKeyring(t)
 	secretTool := requireTool(t, "secret-tool")
-	s := openStore(t, Options{Dir: t.TempDir(), Backend: BackendKeyring, SessionBus: addr})
-	kept, gone := Ref{"anthropic", "list-kept"}, Ref{"anthropic", "list-gone"}
+	s := openStore(t, Options{Dir: t.TempDir(), Backend: credentials.BackendKeyring, SessionBus: addr})
+	kept, gone := credentials.Ref{Provider: "anthropic", Alias: "list-kept"}, credentials.Ref{Provider: "anthropic", Alias: "list-gone"}
 	cleanupKeyring(t, kept, gone)
-	for _, r := range []Ref{kept, gone} {
+	for _, r := range []credentials.Ref{kept, gone} {
 		if _, err := s.Set(r, testKey(t)); err != nil {
 			t.Fatalf("Set %s: %v", r, err)
 		}
 	}
-	status := func() map[Ref]string {
+	status := func() map[credentials.Ref]string {
 		t.Helper()
 		entries, err := s.List()
 		if err != nil {
 			t.Fatalf("List: %v", err)
 		}
-		m := map[Ref]string{}
+		m := map[credentials.Ref]string{}
 		for _, e := range entries {
 			m[e.Ref()] = e.Status
-			if e.Backend != BackendKeyring {
-				t.Errorf("List %s backend: got %q, want %q", e.Ref(), e.Backend, BackendKeyring)
+			if e.Backend != credentials.BackendKeyring {
+				t.Errorf("List %s backend: got %q, want %q", e.Ref(), e.Backend, credentials.BackendKeyring)
 			}
 		}
 		return m
 	}
-	if got, want := status(), map[Ref]string{kept: "ok", gone: "ok"}; !maps.Equal(got, want) {
+	if got, want := status(), map[credentials.Ref]string{kept: "ok", gone: "ok"}; !maps.Equal(got, want) {
 		t.Fatalf("List: got %v, want %v", got, want)
 	}
 
@@ -181,13 +183,13 @@ func TestKeyringListMissingAndRemove(t *testing.T) {
 	if n := secretToolSearch(t, gone).items; n != 0 {
 		t.Fatalf("secret-tool search after clear: got %d items, want 0", n)
 	}
-	if got, want := status(), map[Ref]string{kept: "ok", gone: "missing"}; !maps.Equal(got, want) {
+	if got, want := status(), map[credentials.Ref]string{kept: "ok", gone: "missing"}; !maps.Equal(got, want) {
 		t.Fatalf("List: got %v, want %v", got, want)
 	}
-	if _, err := s.Get(gone); !errors.Is(err, ErrNotFound) {
+	if _, err := s.Get(gone); !errors.Is(err, credentials.ErrNotFound) {
 		t.Errorf("Get of the deleted item: got %v, want ErrNotFound", err)
 	}
-	if err := (keyringBackend{}).Delete(gone); !errors.Is(err, ErrNotFound) {
+	if err := (keyringBackend{}).Delete(gone); !errors.Is(err, credentials.ErrNotFound) {
 		t.Errorf("keyring Delete of the deleted item: got %v, want ErrNotFound", err)
 	}
 
@@ -196,13 +198,13 @@ func TestKeyringListMissingAndRemove(t *testing.T) {
 	if _, err := s.Remove(gone); err != nil {
 		t.Errorf("Remove of the missing entry: got %v, want nil", err)
 	}
-	if _, err := s.Remove(gone); !errors.Is(err, ErrNotFound) {
+	if _, err := s.Remove(gone); !errors.Is(err, credentials.ErrNotFound) {
 		t.Errorf("Remove again: got %v, want ErrNotFound", err)
 	}
-	if _, err := s.Remove(Ref{"anthropic", "never-set"}); !errors.Is(err, ErrNotFound) {
+	if _, err := s.Remove(credentials.Ref{Provider: "anthropic", Alias: "never-set"}); !errors.Is(err, credentials.ErrNotFound) {
 		t.Errorf("Remove of an entry never set: got %v, want ErrNotFound", err)
 	}
-	if got, want := status(), map[Ref]string{kept: "ok"}; !maps.Equal(got, want) {
+	if got, want := status(), map[credentials.Ref]string{kept: "ok"}; !maps.Equal(got, want) {
 		t.Errorf("List after Remove: got %v, want %v", got, want)
 	}
 
@@ -219,25 +221,25 @@ func TestKeyringAutoChoosesKeyring(t *testing.T) {
 	addr := requireKeyring(t)
 	type choice struct{ backend, reason string }
 	var chosen []choice
-	s := openStore(t, Options{Dir: t.TempDir(), Backend: BackendAuto, SessionBus: addr, OnChoose: func(b, why string) {
+	s := openStore(t, Options{Dir: t.TempDir(), Backend: credentials.BackendAuto, SessionBus: addr, OnChoose: func(b, why string) {
 		chosen = append(chosen, choice{b, why})
 	}})
-	refs := []Ref{{"anthropic", "auto-1"}, {"openai", "auto-2"}}
+	refs := []credentials.Ref{{Provider: "anthropic", Alias: "auto-1"}, {Provider: "openai", Alias: "auto-2"}}
 	cleanupKeyring(t, refs...)
 	for _, r := range refs {
 		e, err := s.Set(r, testKey(t))
 		if err != nil {
 			t.Fatalf("Set %s: %v", r, err)
 		}
-		if e.Backend != BackendKeyring {
-			t.Errorf("Set %s backend: got %q, want %q", r, e.Backend, BackendKeyring)
+		if e.Backend != credentials.BackendKeyring {
+			t.Errorf("Set %s backend: got %q, want %q", r, e.Backend, credentials.BackendKeyring)
 		}
 		if _, err := s.Get(r); err != nil {
 			t.Errorf("Get %s: %v", r, err)
 		}
 	}
-	if len(chosen) != 1 || chosen[0].backend != BackendKeyring {
-		t.Errorf("OnChoose calls: got %v, want one with %q", chosen, BackendKeyring)
+	if len(chosen) != 1 || chosen[0].backend != credentials.BackendKeyring {
+		t.Errorf("OnChoose calls: got %v, want one with %q", chosen, credentials.BackendKeyring)
 	}
 	assertNoFile(t, s.FilePath())
 }
@@ -251,14 +253,14 @@ func TestKeyringLockedAutoRefuses(t *testing.T) {
 		name    string
 		backend string
 	}{
-		{"auto", BackendAuto},
-		{"keyring", BackendKeyring},
+		{"auto", credentials.BackendAuto},
+		{"keyring", credentials.BackendKeyring},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			called := false
 			s := openStore(t, Options{Dir: dir, Backend: tt.backend, SessionBus: addr, OnChoose: func(string, string) { called = true }})
-			_, err := s.Set(Ref{"anthropic", "locked"}, testKey(t))
+			_, err := s.Set(credentials.Ref{Provider: "anthropic", Alias: "locked"}, testKey(t))
 			if err == nil || !strings.Contains(err.Error(), "locked") {
 				t.Errorf("Set with the keyring locked: got %v, want an error that mentions locked", err)
 			}
@@ -275,13 +277,13 @@ func TestKeyringLockedAutoRefuses(t *testing.T) {
 func TestKeyringMigrateRoundTrip(t *testing.T) {
 	addr := requireKeyring(t)
 	dir := t.TempDir()
-	s := openStore(t, Options{Dir: dir, Backend: BackendFile, SessionBus: addr})
-	keys := map[Ref]Secret{
-		{"anthropic", "mig-1"}: testKey(t),
-		{"anthropic", "mig-2"}: testKey(t),
-		{"openai", "mig-3"}:    testKey(t),
+	s := openStore(t, Options{Dir: dir, Backend: credentials.BackendFile, SessionBus: addr})
+	keys := map[credentials.Ref]credentials.Secret{
+		{Provider: "anthropic", Alias: "mig-1"}: testKey(t),
+		{Provider: "anthropic", Alias: "mig-2"}: testKey(t),
+		{Provider: "openai", Alias: "mig-3"}:    testKey(t),
 	}
-	refs := make([]Ref, 0, len(keys))
+	refs := make([]credentials.Ref, 0, len(keys))
 	for r, k := range keys {
 		refs = append(refs, r)
 		if _, err := s.Set(r, k); err != nil {
@@ -289,16 +291,16 @@ func TestKeyringMigrateRoundTrip(t *testing.T) {
 		}
 	}
 	cleanupKeyring(t, refs...)
-	backends := map[string]backend{BackendFile: s.file, BackendKeyring: keyringBackend{}}
+	backends := map[string]backend{credentials.BackendFile: s.file, credentials.BackendKeyring: keyringBackend{}}
 
 	steps := []struct{ from, to string }{
-		{BackendFile, BackendKeyring},
-		{BackendKeyring, BackendFile},
+		{credentials.BackendFile, credentials.BackendKeyring},
+		{credentials.BackendKeyring, credentials.BackendFile},
 	}
 	for _, st := range steps {
 		t.Run(st.from+"-to-"+st.to, func(t *testing.T) {
 			var results []string
-			err := s.Migrate(st.to, func(r MigrateResult) { results = append(results, r.Entry.Ref().String()+":"+r.Result) })
+			err := s.Migrate(st.to, func(r credentials.MigrateResult) { results = append(results, r.Entry.Ref().String()+":"+r.Result) })
 			if err != nil {
 				t.Fatalf("Migrate(%s): %v", st.to, err)
 			}
@@ -318,7 +320,7 @@ func TestKeyringMigrateRoundTrip(t *testing.T) {
 				if got, err := backends[st.to].Get(r); err != nil || got.Reveal() != k.Reveal() {
 					t.Errorf("%s backend Get %s: got err %v or another key, want the key", st.to, r, err)
 				}
-				if _, err := backends[st.from].Get(r); !errors.Is(err, ErrNotFound) {
+				if _, err := backends[st.from].Get(r); !errors.Is(err, credentials.ErrNotFound) {
 					t.Errorf("%s backend Get %s: got %v, want ErrNotFound", st.from, r, err)
 				}
 			}
@@ -336,7 +338,7 @@ func TestKeyringMigrateRoundTrip(t *testing.T) {
 			}
 			// A second run has nothing to move.
 			results = nil
-			if err := s.Migrate(st.to, func(r MigrateResult) { results = append(results, r.Result) }); err != nil {
+			if err := s.Migrate(st.to, func(r credentials.MigrateResult) { results = append(results, r.Result) }); err != nil {
 				t.Fatalf("Migrate(%s) again: %v", st.to, err)
 			}
 			if want := slices.Repeat([]string{"already"}, len(keys)); !slices.Equal(results, want) {

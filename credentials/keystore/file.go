@@ -1,4 +1,4 @@
-package credentials
+package keystore
 
 import (
 	"errors"
@@ -11,6 +11,7 @@ import (
 
 	"github.com/pelletier/go-toml/v2"
 
+	"github.com/neullabs/ringlet/credentials"
 	"github.com/neullabs/ringlet/privatefile"
 )
 
@@ -27,7 +28,7 @@ func newFileBackend(dir string) *fileBackend {
 	return &fileBackend{path: filepath.Join(dir, "credentials.toml"), lock: filepath.Join(dir, "credentials.lock")}
 }
 
-func (*fileBackend) Name() string { return BackendFile }
+func (*fileBackend) Name() string { return credentials.BackendFile }
 
 const fileHeader = "# Ringlet's provider keys (file backend). Managed by 'ringlet keychain'; keep it 0600.\n"
 
@@ -69,16 +70,16 @@ func parseFile(data []byte) (map[string]map[string]string, error) {
 		if !ok {
 			return nil, fmt.Errorf("%q must be a table of alias = \"key\"", provider)
 		}
-		if err := ValidateName("provider", provider); err != nil {
+		if err := credentials.ValidateName("provider", provider); err != nil {
 			return nil, err
 		}
 		out[provider] = make(map[string]string, len(table))
 		for alias, kv := range table {
-			if err := ValidateName("alias", alias); err != nil {
+			if err := credentials.ValidateName("alias", alias); err != nil {
 				return nil, err
 			}
 			key, ok := kv.(string)
-			if !ok || ValidateKey(key) != nil {
+			if !ok || credentials.ValidateKey(key) != nil {
 				return nil, fmt.Errorf("the key of %s/%s is not a valid key string", provider, alias)
 			}
 			out[provider][alias] = key
@@ -126,19 +127,19 @@ func (f *fileBackend) update(change func(map[string]map[string]string) error) er
 	return privatefile.WriteAtomic(f.path, data, privatefile.FileMode)
 }
 
-func (f *fileBackend) Get(r Ref) (Secret, error) {
+func (f *fileBackend) Get(r credentials.Ref) (credentials.Secret, error) {
 	m, err := f.readFile()
 	if err != nil {
-		return Secret{}, err
+		return credentials.Secret{}, err
 	}
 	k, ok := m[r.Provider][r.Alias]
 	if !ok {
-		return Secret{}, fmt.Errorf("read %s: %w", r, ErrNotFound)
+		return credentials.Secret{}, fmt.Errorf("read %s: %w", r, credentials.ErrNotFound)
 	}
-	return NewSecret(k), nil
+	return credentials.NewSecret(k), nil
 }
 
-func (f *fileBackend) Set(r Ref, s Secret) error {
+func (f *fileBackend) Set(r credentials.Ref, s credentials.Secret) error {
 	if err := privatefile.EnsureDir(filepath.Dir(f.path)); err != nil {
 		return fmt.Errorf("credentials directory: %w", err)
 	}
@@ -151,13 +152,13 @@ func (f *fileBackend) Set(r Ref, s Secret) error {
 	})
 }
 
-func (f *fileBackend) Delete(r Ref) error {
+func (f *fileBackend) Delete(r credentials.Ref) error {
 	if _, err := os.Lstat(f.path); errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("delete %s: %w", r, ErrNotFound)
+		return fmt.Errorf("delete %s: %w", r, credentials.ErrNotFound)
 	}
 	return f.update(func(m map[string]map[string]string) error {
 		if _, ok := m[r.Provider][r.Alias]; !ok {
-			return fmt.Errorf("delete %s: %w", r, ErrNotFound)
+			return fmt.Errorf("delete %s: %w", r, credentials.ErrNotFound)
 		}
 		delete(m[r.Provider], r.Alias)
 		return nil
@@ -165,15 +166,15 @@ func (f *fileBackend) Delete(r Ref) error {
 }
 
 // refs lists what the file holds, sorted.
-func (f *fileBackend) refs() ([]Ref, error) {
+func (f *fileBackend) refs() ([]credentials.Ref, error) {
 	m, err := f.readFile()
 	if err != nil {
 		return nil, err
 	}
-	var out []Ref
+	var out []credentials.Ref
 	for p, t := range m {
 		for a := range t {
-			out = append(out, Ref{p, a})
+			out = append(out, credentials.Ref{Provider: p, Alias: a})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].String() < out[j].String() })

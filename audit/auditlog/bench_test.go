@@ -1,4 +1,4 @@
-package audit
+package auditlog
 
 import (
 	"context"
@@ -10,10 +10,12 @@ import (
 
 	"github.com/ncruces/go-sqlite3"
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/neullabs/ringlet/audit"
 )
 
-func benchRecord(i int) Record {
-	return Record{Kind: KindToolCall, Profile: "work", Session: "s1", Actor: ActorAdmin, Target: "fs__read_file", Decision: Allow, Status: 200, Duration: time.Duration(i), Detail: []byte(`{"bytes":123}`)}
+func benchRecord(i int) audit.Record {
+	return audit.Record{Kind: audit.KindToolCall, Profile: "work", Session: "s1", Actor: audit.ActorAdmin, Target: "fs__read_file", Decision: audit.Allow, Status: 200, Duration: time.Duration(i), Detail: []byte(`{"bytes":123}`)}
 }
 
 // baseline inserts the same rows straight into SQLite (same schema and
@@ -42,7 +44,7 @@ func newBaseline(b *testing.B) *baseline {
 	return &baseline{db: db, ins: ins}
 }
 
-func (x *baseline) insert(r Record) error {
+func (x *baseline) insert(r audit.Record) error {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	x.seq++
@@ -71,7 +73,7 @@ func (x *baseline) insert(r Record) error {
 
 // drive runs n appends spread over workers and returns the per-record
 // waits and the wall time.
-func drive(b *testing.B, workers, n int, appendOne func(Record) error) ([]time.Duration, time.Duration) {
+func drive(b *testing.B, workers, n int, appendOne func(audit.Record) error) ([]time.Duration, time.Duration) {
 	lat := make([][]time.Duration, workers)
 	per := n/workers + 1
 	start := time.Now()
@@ -107,7 +109,7 @@ func benchAppend(b *testing.B, workers int) {
 	defer l.Close()
 	base := newBaseline(b)
 	b.ResetTimer()
-	aLat, aWall := drive(b, workers, b.N, func(r Record) error { _, err := l.Append(ctx, r); return err })
+	aLat, aWall := drive(b, workers, b.N, func(r audit.Record) error { _, err := l.Append(ctx, r); return err })
 	bLat, bWall := drive(b, workers, b.N, base.insert)
 	b.StopTimer()
 	n := float64(len(aLat))

@@ -1,4 +1,4 @@
-package audit
+package auditlog
 
 import (
 	"context"
@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/ncruces/go-sqlite3"
+
+	"github.com/neullabs/ringlet/audit"
 )
 
 // tamperings are what can happen to a log while no writer has it open.
@@ -40,7 +42,7 @@ var tamperings = []struct {
 	}, "the database is missing but its anchor names record 10"},
 	{"anchor removed", func(t *testing.T) string {
 		path := logWith(t, 10)
-		if err := os.Remove(AnchorPath(path)); err != nil {
+		if err := os.Remove(audit.AnchorPath(path)); err != nil {
 			t.Fatal(err)
 		}
 		return path
@@ -57,7 +59,7 @@ func TestOpenRefusesWhatVerifyRefuses(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			path := tt.setup(t)
-			anchorBefore, _ := os.ReadFile(AnchorPath(path))
+			anchorBefore, _ := os.ReadFile(audit.AnchorPath(path))
 			_, statBefore := os.Stat(path)
 
 			l, err := Open(Options{Path: path})
@@ -66,11 +68,11 @@ func TestOpenRefusesWhatVerifyRefuses(t *testing.T) {
 				l.Close()
 				t.Fatalf("Open: got a log, want a refusal")
 			}
-			var ae *AnchorError
-			if !errors.As(err, &ae) || !errors.Is(err, ErrAnchorMismatch) || !strings.Contains(err.Error(), tt.problem) || !strings.Contains(err.Error(), "ringlet audit new-epoch") {
+			var ae *audit.AnchorError
+			if !errors.As(err, &ae) || !errors.Is(err, audit.ErrAnchorMismatch) || !strings.Contains(err.Error(), tt.problem) || !strings.Contains(err.Error(), "ringlet audit new-epoch") {
 				t.Errorf("Open: got %v, want an *AnchorError naming %q and 'ringlet audit new-epoch'", err, tt.problem)
 			}
-			if got, _ := os.ReadFile(AnchorPath(path)); string(got) != string(anchorBefore) {
+			if got, _ := os.ReadFile(audit.AnchorPath(path)); string(got) != string(anchorBefore) {
 				t.Errorf("anchor after the refused Open: got %q, want it unchanged %q", got, anchorBefore)
 			}
 			if _, err := os.Stat(path); os.IsNotExist(statBefore) && !os.IsNotExist(err) {
@@ -93,14 +95,14 @@ func TestOpenAcceptsAnchorBehind(t *testing.T) {
 	// right after that commit leaves an anchor behind, not none.
 	fresh := dbPath(t)
 	l := openLog(t, Options{Path: fresh})
-	a, ok, err := ReadAnchor(fresh)
+	a, ok, err := audit.ReadAnchor(fresh)
 	if err != nil || !ok || a.Seq != 0 {
 		t.Fatalf("anchor of a new log: got %+v (ok %v, %v), want record 0", a, ok, err)
 	}
 	appendN(t, l, 2)
 	l.Close()
-	zero := Anchor{Seq: 0, Hash: strings.Repeat("0", 64)}
-	if err := os.WriteFile(AnchorPath(fresh), zero.encode(), 0o600); err != nil {
+	zero := audit.Anchor{Seq: 0, Hash: strings.Repeat("0", 64)}
+	if err := os.WriteFile(audit.AnchorPath(fresh), zero.Encode(), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	l = openLog(t, Options{Path: fresh})
@@ -108,7 +110,7 @@ func TestOpenAcceptsAnchorBehind(t *testing.T) {
 	mustVerifyOK(t, fresh, 2)
 
 	path := logWith(t, 4)
-	before, err := os.ReadFile(AnchorPath(path))
+	before, err := os.ReadFile(audit.AnchorPath(path))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +118,7 @@ func TestOpenAcceptsAnchorBehind(t *testing.T) {
 	appendN(t, l, 3)
 	l.Close()
 	// As if the last commit's anchor write never happened.
-	if err := os.WriteFile(AnchorPath(path), before, 0o600); err != nil {
+	if err := os.WriteFile(audit.AnchorPath(path), before, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	l = openLog(t, Options{Path: path})
@@ -134,21 +136,21 @@ func TestNewEpoch(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			path := tt.setup(t)
-			if _, err := NewEpoch(t.Context(), Options{Path: path}, "  ", ActorCLI); err == nil {
+			if _, err := NewEpoch(t.Context(), Options{Path: path}, "  ", audit.ActorCLI); err == nil {
 				t.Fatal("NewEpoch without a reason: got no error")
 			}
-			r, err := NewEpoch(t.Context(), Options{Path: path}, "restored on purpose", ActorCLI)
+			r, err := NewEpoch(t.Context(), Options{Path: path}, "restored on purpose", audit.ActorCLI)
 			if err != nil {
 				t.Fatalf("NewEpoch: %v", err)
 			}
-			if r.Kind != KindAuditEpoch || r.Actor != ActorCLI || !strings.Contains(string(r.Detail), tt.problem) || !strings.Contains(string(r.Detail), "restored on purpose") {
+			if r.Kind != audit.KindAuditEpoch || r.Actor != audit.ActorCLI || !strings.Contains(string(r.Detail), tt.problem) || !strings.Contains(string(r.Detail), "restored on purpose") {
 				t.Errorf("epoch record: got %s by %s %s, want audit.epoch by cli with the problem and reason", r.Kind, r.Actor, r.Detail)
 			}
 			res := mustVerifyOK(t, path, r.Seq)
 			if len(res.Epochs) != 1 || res.Epochs[0].Seq != r.Seq || res.Epochs[0].Reason != "restored on purpose" || !strings.Contains(res.Epochs[0].Found, tt.problem) {
 				t.Errorf("Verify epochs: got %+v, want one at %d with the reason and what was found", res.Epochs, r.Seq)
 			}
-			if _, err := NewEpoch(t.Context(), Options{Path: path}, "again", ActorCLI); !errors.Is(err, ErrNoEpochNeeded) {
+			if _, err := NewEpoch(t.Context(), Options{Path: path}, "again", audit.ActorCLI); !errors.Is(err, ErrNoEpochNeeded) {
 				t.Errorf("NewEpoch on a log that matches its anchor: got %v, want ErrNoEpochNeeded", err)
 			}
 			l := openLog(t, Options{Path: path})
@@ -161,12 +163,12 @@ func TestNewEpoch(t *testing.T) {
 
 			// An anchor that names an epoch the database lacks is a
 			// replaced database.
-			a, _, err := ReadAnchor(path)
+			a, _, err := audit.ReadAnchor(path)
 			if err != nil {
 				t.Fatal(err)
 			}
 			a.Epochs[0].Hash = strings.Repeat("0", 64)
-			if err := os.WriteFile(AnchorPath(path), a.encode(), 0o600); err != nil {
+			if err := os.WriteFile(audit.AnchorPath(path), a.Encode(), 0o600); err != nil {
 				t.Fatal(err)
 			}
 			if res := verify(t, path); res.OK || !strings.Contains(res.Problem, "new epoch at record") {
@@ -181,14 +183,14 @@ func TestNewEpoch(t *testing.T) {
 func TestAnchorFormat(t *testing.T) {
 	t.Parallel()
 	path := olderCopy(t)
-	r, err := NewEpoch(t.Context(), Options{Path: path}, "why", ActorCLI)
+	r, err := NewEpoch(t.Context(), Options{Path: path}, "why", audit.ActorCLI)
 	if err != nil {
 		t.Fatal(err)
 	}
 	l := openLog(t, Options{Path: path})
 	last := appendN(t, l, 3)[2]
 	l.Close()
-	data, err := os.ReadFile(AnchorPath(path))
+	data, err := os.ReadFile(audit.AnchorPath(path))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,8 +199,8 @@ func TestAnchorFormat(t *testing.T) {
 	if string(data) != want {
 		t.Errorf("anchor file:\ngot  %q\nwant %q", data, want)
 	}
-	if len(strings.SplitN(string(data), "\n", 2)[0])+1 != anchorLen {
-		t.Errorf("anchor line: got %d bytes, want %d", len(strings.SplitN(string(data), "\n", 2)[0])+1, anchorLen)
+	if len(strings.SplitN(string(data), "\n", 2)[0])+1 != audit.AnchorLineLen {
+		t.Errorf("anchor line: got %d bytes, want %d", len(strings.SplitN(string(data), "\n", 2)[0])+1, audit.AnchorLineLen)
 	}
 }
 
@@ -280,7 +282,7 @@ func TestDetectsFilesChangedUnderWriter(t *testing.T) {
 			tt.change(t, path, older)
 			for i := range 2 {
 				_, err := l.Append(t.Context(), testRecord(100+i))
-				if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), "ringlet audit verify") {
+				if !errors.Is(err, audit.ErrUnavailable) || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), "ringlet audit verify") {
 					t.Fatalf("Append %d after the change: got %v, want ErrUnavailable naming %q and what to do", i, err, tt.want)
 				}
 			}
@@ -310,7 +312,7 @@ func TestRunNoticesBeforeACommit(t *testing.T) {
 		appendN(t, l, 2)
 		filler := fillDisk(t, dir)
 		waitFor(t, "Writable to report the full disk", func() bool { return l.Writable() != nil })
-		if err := l.Writable(); !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "disk holding the audit log is full") {
+		if err := l.Writable(); !errors.Is(err, audit.ErrUnavailable) || !strings.Contains(err.Error(), "disk holding the audit log is full") {
 			t.Errorf("Writable with the disk full: got %v, want it named", err)
 		}
 		if got := metric(t, l.Metrics(), "ringlet_audit_write_failures_total"); got != 0 {
@@ -327,7 +329,7 @@ func TestRunNoticesBeforeACommit(t *testing.T) {
 			t.Fatal(err)
 		}
 		recs := allRecords(t, path)
-		if r.Seq != 4 || len(recs) != 4 || recs[1].Kind != KindAuditResume || !strings.Contains(string(recs[1].Detail), "refused_requests") {
+		if r.Seq != 4 || len(recs) != 4 || recs[1].Kind != audit.KindAuditResume || !strings.Contains(string(recs[1].Detail), "refused_requests") {
 			t.Errorf("records after the outage: got seq %d and %d records (%s), want the resume record at 3 before the new one", r.Seq, len(recs), recs[1].Kind)
 		}
 	})
@@ -372,7 +374,7 @@ func TestWritableRecoversWithoutOtherWrites(t *testing.T) {
 		t.Fatalf("Writable once there is room: got %v, want nil", err)
 	}
 	recs := allRecords(t, path)
-	if len(recs) != 3 || recs[0].Kind != KindAuditResume || !strings.Contains(string(recs[0].Detail), `"failed_records":1`) {
+	if len(recs) != 3 || recs[0].Kind != audit.KindAuditResume || !strings.Contains(string(recs[0].Detail), `"failed_records":1`) {
 		t.Errorf("records: got %d, newest %s %s; want the probe's audit.resume record", len(recs), recs[0].Kind, recs[0].Detail)
 	}
 	mustVerifyOK(t, path, 3)
