@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/neullabs/ringlet/api"
 	"github.com/neullabs/ringlet/audit"
 	"github.com/neullabs/ringlet/credentials"
 	"github.com/neullabs/ringlet/credentials/keystore"
@@ -289,7 +290,7 @@ func TestEveryActionRefusedWhenAuditFails(t *testing.T) {
 			}
 			w.aud.setDown(true)
 			status, data := w.do(t, tt.method, path, tok, body)
-			var e apiError
+			var e api.ErrorAnswer
 			if err := json.Unmarshal(data, &e); status != http.StatusServiceUnavailable || err != nil || e.Error.Code != "audit_unavailable" || !strings.Contains(e.Error.Message, "disk holding the audit log is full") {
 				t.Errorf("%s %s with the audit log down: got %d %s, want 503 audit_unavailable naming the cause", tt.method, path, status, data)
 			}
@@ -396,7 +397,7 @@ func TestPlainAnswerRecordFails503(t *testing.T) {
 	if err != nil {
 		t.Fatalf("read the answer: %v (want a whole 503 answer, not a cut connection)", err)
 	}
-	var e apiError
+	var e api.ErrorAnswer
 	if resp.StatusCode != http.StatusServiceUnavailable || json.Unmarshal(data, &e) != nil || e.Error.Code != "audit_unavailable" || !strings.Contains(e.Error.Message, "disk holding the audit log is full") {
 		t.Errorf("answer whose record failed: got %d %s, want 503 audit_unavailable naming the cause", resp.StatusCode, data)
 	}

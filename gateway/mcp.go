@@ -18,6 +18,7 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/neullabs/ringlet/api"
 	"github.com/neullabs/ringlet/audit"
 	"github.com/neullabs/ringlet/credentials"
 	"github.com/neullabs/ringlet/hook"
@@ -254,7 +255,7 @@ func (s *Server) handleMCP(w http.ResponseWriter, r *http.Request) {
 	defer cancel(nil)
 	var caller *mcp.Caller
 	var ends context.Context
-	if strings.HasPrefix(tok, SessionTokenPrefix) {
+	if strings.HasPrefix(tok, api.SessionTokenPrefix) {
 		sess := s.liveSession(r.Context(), tok)
 		if sess == nil {
 			fail("invalid_session")
@@ -353,33 +354,16 @@ func (s *Server) mcpVet(sess *session) func(context.Context, string, json.RawMes
 		if s.opts.Hooks == nil {
 			return mcp.Verdict{Reason: "refused: this daemon cannot check hooks"}
 		}
-		d, hooks := s.checkHooks(ctx, sess, HookCheck{Event: hook.PreToolUse, ToolName: tool, ToolInput: input}, "mcp")
+		d, hooks := s.checkHooks(ctx, sess, api.HookCheck{Event: hook.PreToolUse, ToolName: tool, ToolInput: input}, "mcp")
 		v := mcp.Verdict{Allow: d.Allow, Reason: d.Reason}
 		if d.Allow && slices.ContainsFunc(hooks, func(h hook.Hook) bool { return h.Event == hook.PostToolUse && h.Matches(hook.PostToolUse, tool) }) {
 			v.After = func(ctx context.Context, output json.RawMessage) mcp.Verdict {
-				d, _ := s.checkHooks(ctx, sess, HookCheck{Event: hook.PostToolUse, ToolName: tool, ToolInput: input, ToolOutput: output}, "mcp")
+				d, _ := s.checkHooks(ctx, sess, api.HookCheck{Event: hook.PostToolUse, ToolName: tool, ToolInput: input, ToolOutput: output}, "mcp")
 				return mcp.Verdict{Allow: d.Allow, Reason: d.Reason}
 			}
 		}
 		return v
 	}
-}
-
-// MCPServerRequest is the body of POST /api/mcp/servers.
-type MCPServerRequest struct {
-	Profile string   `json:"profile"`
-	Name    string   `json:"name"`
-	Command []string `json:"command,omitempty"`
-	URL     string   `json:"url,omitempty"`
-	Timeout string   `json:"timeout,omitempty"`
-	// Credential (provider/alias) is sent to an HTTP server as a bearer
-	// token by the gateway; the agent never sees it.
-	Credential string `json:"credential,omitempty"`
-	// The sandbox of a stdio server (see mcpserver.Config).
-	ReadOnly  []string `json:"ro,omitempty"`
-	ReadWrite []string `json:"rw,omitempty"`
-	Network   string   `json:"network,omitempty"`
-	NoSandbox bool     `json:"no_sandbox,omitempty"`
 }
 
 func (s *Server) mcpError(w http.ResponseWriter, err error) {
@@ -406,11 +390,11 @@ func (s *Server) handleMCPList(w http.ResponseWriter, r *http.Request) {
 		s.mcpError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"servers": out})
+	writeJSON(w, http.StatusOK, api.MCPServerList{Servers: out})
 }
 
 func (s *Server) handleMCPAdd(w http.ResponseWriter, r *http.Request) {
-	var req MCPServerRequest
+	var req api.MCPServerRequest
 	if !decodeJSON(w, r, &req) {
 		return
 	}
@@ -528,5 +512,5 @@ func (s *Server) handleMCPApprove(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.log.Info("MCP server tools approved", "profile", alias, "server", name, "changed", len(changed))
-	writeJSON(w, http.StatusOK, map[string]any{"profile": alias, "server": name, "approved": changed, "tools": len(current)})
+	writeJSON(w, http.StatusOK, api.MCPApproved{Approved: changed, Profile: alias, Server: name, Tools: len(current)})
 }

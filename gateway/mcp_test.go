@@ -17,6 +17,7 @@ import (
 	"github.com/mark3labs/mcp-go/client/transport"
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
 
+	"github.com/neullabs/ringlet/api"
 	"github.com/neullabs/ringlet/audit"
 	"github.com/neullabs/ringlet/audit/auditlog"
 	"github.com/neullabs/ringlet/credentials"
@@ -346,7 +347,7 @@ func TestMCPUpstreamThroughHooks(t *testing.T) {
 		profile, name string
 		argv          []string
 	}{{"work", "up", []string{bin, "-record", rec}}, {"other", "up2", []string{bin}}} {
-		body, _ := json.Marshal(MCPServerRequest{Profile: tc.profile, Name: tc.name, Command: tc.argv})
+		body, _ := json.Marshal(api.MCPServerRequest{Profile: tc.profile, Name: tc.name, Command: tc.argv})
 		if status, text := w.rest(t, testToken, "POST", "/api/mcp/servers", string(body)); status != http.StatusCreated {
 			t.Fatalf("POST /api/mcp/servers: %d %s", status, text)
 		}
