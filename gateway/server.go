@@ -20,6 +20,7 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/neullabs/ringlet/api"
 	"github.com/neullabs/ringlet/audit"
 	"github.com/neullabs/ringlet/credentials"
 	"github.com/neullabs/ringlet/hook"
@@ -27,7 +28,6 @@ import (
 	"github.com/neullabs/ringlet/profile"
 	"github.com/neullabs/ringlet/sandbox"
 
-	"github.com/neullabs/ringlet/api"
 	"github.com/neullabs/ringlet/token"
 	"github.com/neullabs/ringlet/version"
 )
