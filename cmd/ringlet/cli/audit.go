@@ -117,12 +117,14 @@ control characters escaped. With more records than --limit, the last line
 			}
 			switch {
 			case asJSON:
-				if recs == nil {
-					recs = []audit.Record{}
+				// The same page as GET /api/audit answers.
+				out := api.AuditPage{Records: recs}
+				if out.Records == nil {
+					out.Records = []audit.Record{}
 				}
-				out := map[string]any{"records": recs, "next_cursor": nil}
 				if next > 0 {
-					out["next_cursor"] = strconv.FormatInt(next, 10)
+					c := strconv.FormatInt(next, 10)
+					out.NextCursor = &c
 				}
 				return writeJSONOut(a.stdio.Out, out)
 			case asCSV:

@@ -55,25 +55,17 @@ in the background rely on this to go away when unused.`,
 			if f.noAuditLog && cmd.Flags().Changed("audit-log") {
 				return usagef("--audit-log and --no-audit-log contradict each other; pass one")
 			}
-			paths, err := a.needPaths()
-			if err != nil {
-				return err
-			}
-			o := DaemonOptions{Paths: paths, StayAlive: f.stayAlive, NoAuditLog: f.noAuditLog, Stderr: a.stdio.Err, Getenv: a.getenv}
-			if cmd.Flags().Changed("listen") {
-				l, err := config.ParseListen(f.listen, true)
-				if err != nil {
-					return usageError{err}
-				}
-				o.Listen = &l
-			}
-			if f.auditLog != "" {
-				if o.AuditLog, err = a.auditPath(nil, f.auditLog); err != nil {
-					return err
-				}
-			}
+			o, err := a.daemonOptions(cmd, f)
 			if f.detached {
 				o.Ready = os.NewFile(readyFD, "ready")
+				if err != nil {
+					// The CLI that started this daemon waits for one line.
+					fmt.Fprintf(o.Ready, "error %s\n", oneLine(err))
+					o.Ready.Close()
+				}
+			}
+			if err != nil {
+				return err
 			}
 			return a.daemon.Run(cmd.Context(), o)
 		},
@@ -86,6 +78,28 @@ in the background rely on this to go away when unused.`,
 	cmd.Flags().MarkHidden("detached")
 	cmd.AddCommand(a.daemonStartCmd(), a.daemonStatusCmd(), a.daemonStopCmd(), a.daemonRotateCmd())
 	return cmd
+}
+
+// daemonOptions are the settings of 'ringlet daemon' from its flags.
+func (a *app) daemonOptions(cmd *cobra.Command, f daemonFlags) (DaemonOptions, error) {
+	paths, err := a.needPaths()
+	if err != nil {
+		return DaemonOptions{}, err
+	}
+	o := DaemonOptions{Paths: paths, StayAlive: f.stayAlive, NoAuditLog: f.noAuditLog, Stderr: a.stdio.Err, Getenv: a.getenv}
+	if cmd.Flags().Changed("listen") {
+		l, err := config.ParseListen(f.listen, true)
+		if err != nil {
+			return DaemonOptions{}, usageError{err}
+		}
+		o.Listen = &l
+	}
+	if f.auditLog != "" {
+		if o.AuditLog, err = a.auditPath(nil, f.auditLog); err != nil {
+			return DaemonOptions{}, err
+		}
+	}
+	return o, nil
 }
 
 // Daemon is the daemon side of the binary, which main hands to Main: the

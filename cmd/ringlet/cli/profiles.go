@@ -668,7 +668,7 @@ known (the built-in table, overridable by prices.toml in the config dir).`,
 				if rows == nil {
 					rows = []audit.UsageRow{}
 				}
-				return writeJSONOut(a.stdio.Out, map[string]any{"by": by, "rows": rows})
+				return writeJSONOut(a.stdio.Out, api.Usage{By: by, Rows: rows})
 			case asCSV:
 				fmt.Fprintln(a.stdio.Out, by+",requests,input_tokens,output_tokens,cache_read_tokens,cache_write_tokens,cost_usd")
 				for _, r := range rows {

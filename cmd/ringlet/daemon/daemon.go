@@ -45,6 +45,8 @@ import (
 // Daemon is the daemon side of the binary, as cli.Daemon.
 type Daemon struct{}
 
+var _ cli.Daemon = Daemon{}
+
 // Run runs the daemon in the foreground until ctx ends or it stops
 // (idle, or asked to). It is the one place the daemon is wired together.
 func (Daemon) Run(ctx context.Context, o cli.DaemonOptions) (err error) {
