@@ -124,8 +124,8 @@ func parseAnchorLine(l, magic string) (int64, string, error) {
 // started on purpose.
 var ErrAnchorMismatch = errors.New("the audit log does not match its anchor")
 
-// AnchorError is how Open refuses a database that does not match its
-// anchor; Problem says how, in words a user can act on.
+// AnchorError is how auditlog.Open refuses a database that does not match
+// its anchor; Problem says how, in words a user can act on.
 type AnchorError struct {
 	Path    string
 	Problem string

@@ -12,9 +12,9 @@ import (
 // record must be refused.
 var ErrUnavailable = errors.New("the audit log cannot be written")
 
-// UnavailableError is how Append fails: it matches ErrUnavailable, and
-// Reason says why, in words a user can act on ("the disk holding the audit
-// log is full; free space to resume").
+// UnavailableError is how a writer's Append fails: it matches
+// ErrUnavailable, and Reason says why, in words a user can act on ("the
+// disk holding the audit log is full; free space to resume").
 type UnavailableError struct{ Reason error }
 
 func (e *UnavailableError) Error() string   { return ErrUnavailable.Error() + ": " + e.Reason.Error() }
