@@ -9,9 +9,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"syscall"
-
-	"github.com/neullabs/ringlet/privatefile"
 )
 
 // AnchorPath is the anchor file beside a database.
@@ -39,7 +36,8 @@ type Epoch struct {
 const (
 	anchorPrefix = "ringlet-audit-anchor v1 "
 	epochPrefix  = "ringlet-audit-epoch v1 "
-	anchorLen    = len(anchorPrefix) + 20 + 1 + 64 + 1
+	// AnchorLineLen is the length of the anchor file's first line.
+	AnchorLineLen = len(anchorPrefix) + 20 + 1 + 64 + 1
 )
 
 func appendAnchorLine(b []byte, prefix string, seq int64, hash string) []byte {
@@ -49,8 +47,18 @@ func appendAnchorLine(b []byte, prefix string, seq int64, hash string) []byte {
 	return append(b, '\n')
 }
 
-// encode is the anchor file's content.
-func (a Anchor) encode() []byte {
+// AppendAnchorLine appends the anchor file's first line, which names the
+// last committed record: its length is fixed (AnchorLineLen), so a writer
+// overwrites it in place at every commit.
+func AppendAnchorLine(b []byte, seq int64, hash []byte) []byte {
+	b = append(b, anchorPrefix...)
+	b = fmt.Appendf(b, "%020d ", seq)
+	b = hex.AppendEncode(b, hash)
+	return append(b, '\n')
+}
+
+// Encode is the anchor file's content.
+func (a Anchor) Encode() []byte {
 	b := appendAnchorLine(nil, anchorPrefix, a.Seq, a.Hash)
 	for _, e := range a.Epochs {
 		b = appendAnchorLine(b, epochPrefix, e.Seq, e.Hash)
@@ -75,7 +83,8 @@ func ReadAnchor(db string) (a Anchor, ok bool, err error) {
 	return a, true, nil
 }
 
-var errNotAnchor = errors.New("not a ringlet audit anchor")
+// ErrNotAnchor means a file is not a ringlet audit anchor.
+var ErrNotAnchor = errors.New("not a ringlet audit anchor")
 
 func parseAnchor(b []byte) (Anchor, error) {
 	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
@@ -87,7 +96,7 @@ func parseAnchor(b []byte) (Anchor, error) {
 	for _, l := range lines[1:] {
 		var e Epoch
 		if e.Seq, e.Hash, err = parseAnchorLine(l, "ringlet-audit-epoch"); err != nil || e.Seq < 1 {
-			return Anchor{}, errNotAnchor
+			return Anchor{}, ErrNotAnchor
 		}
 		a.Epochs = append(a.Epochs, e)
 	}
@@ -97,73 +106,16 @@ func parseAnchor(b []byte) (Anchor, error) {
 func parseAnchorLine(l, magic string) (int64, string, error) {
 	f := strings.Fields(l)
 	if len(f) != 4 || f[0] != magic || f[1] != "v1" || len(f[3]) != 64 {
-		return 0, "", errNotAnchor
+		return 0, "", ErrNotAnchor
 	}
 	seq, err := strconv.ParseInt(f[2], 10, 64)
 	if err != nil || seq < 0 {
-		return 0, "", errNotAnchor
+		return 0, "", ErrNotAnchor
 	}
 	if _, err := hex.DecodeString(f[3]); err != nil {
-		return 0, "", errNotAnchor
+		return 0, "", ErrNotAnchor
 	}
 	return seq, f[3], nil
-}
-
-// anchorFile holds the latest committed (seq, hash) outside the database,
-// so a truncated or replaced database is caught: by verify, and by the
-// next writer to open it.
-type anchorFile struct {
-	f    *os.File
-	sync bool
-	last int64  // the highest seq the file names; it never goes back
-	line []byte // reused line buffer
-}
-
-// openAnchor opens the anchor file for writing; last is the seq it names
-// now.
-func openAnchor(path string, sync bool, last int64) (*anchorFile, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, privatefile.FileMode)
-	if err != nil {
-		return nil, fmt.Errorf("open audit anchor %s: %w", path, err)
-	}
-	if err := privatefile.Check(path); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("audit anchor: %w", err)
-	}
-	return &anchorFile{f: f, sync: sync, last: last}, nil
-}
-
-func (a *anchorFile) close() { a.f.Close() }
-
-func (a *anchorFile) advance(seq int64, hash []byte) error {
-	// No file lock and no read-back: a commit's anchor write is two
-	// syscalls on the hot path. Writers in other processes (the CLI) can
-	// interleave so that an older tip is written last; the anchor then lags
-	// the database, which verify and Open accept, and the next commit moves
-	// it on. It never runs ahead of the database, and a writer never moves
-	// it back from what the file said when it opened it.
-	if seq <= a.last {
-		return nil
-	}
-	return a.write(seq, hash)
-}
-
-// write overwrites the anchor line with (seq, hash).
-func (a *anchorFile) write(seq int64, hash []byte) error {
-	a.line = append(a.line[:0], anchorPrefix...)
-	a.line = fmt.Appendf(a.line, "%020d ", seq)
-	a.line = hex.AppendEncode(a.line, hash)
-	a.line = append(a.line, '\n')
-	if _, err := a.f.WriteAt(a.line, 0); err != nil {
-		return fmt.Errorf("write audit anchor: %w", err)
-	}
-	if a.sync {
-		if err := a.f.Sync(); err != nil {
-			return fmt.Errorf("sync audit anchor: %w", err)
-		}
-	}
-	a.last = seq
-	return nil
 }
 
 // ErrAnchorMismatch means the database is not what its anchor says it
@@ -172,8 +124,8 @@ func (a *anchorFile) write(seq int64, hash []byte) error {
 // started on purpose.
 var ErrAnchorMismatch = errors.New("the audit log does not match its anchor")
 
-// AnchorError is how Open refuses a database that does not match its
-// anchor; Problem says how, in words a user can act on.
+// AnchorError is how auditlog.Open refuses a database that does not match
+// its anchor; Problem says how, in words a user can act on.
 type AnchorError struct {
 	Path    string
 	Problem string
@@ -185,11 +137,11 @@ func (e *AnchorError) Error() string {
 
 func (e *AnchorError) Unwrap() error { return ErrAnchorMismatch }
 
-// anchorProblem compares a database (tip is its last record, 0 if none;
+// AnchorProblem compares a database (tip is its last record, 0 if none;
 // hashAt looks up the hash of a record, "" if there is none) with its
 // anchor, and describes a mismatch; "" means they agree. A database ahead
 // of its anchor agrees: the anchor is written after the commit.
-func anchorProblem(db string, a Anchor, anchored, dbExists bool, tip int64, hashAt func(int64) (string, error)) (problem string, badSeq int64, err error) {
+func AnchorProblem(db string, a Anchor, anchored, dbExists bool, tip int64, hashAt func(int64) (string, error)) (problem string, badSeq int64, err error) {
 	switch {
 	case !anchored && tip > 0:
 		return fmt.Sprintf("no anchor file %s for its %d records (removed?): removal of its last records cannot be ruled out", AnchorPath(db), tip), tip, nil
@@ -212,8 +164,8 @@ func anchorProblem(db string, a Anchor, anchored, dbExists bool, tip int64, hash
 	return "", 0, nil
 }
 
-// equalHex reports whether h is the hex form of b.
-func equalHex(h string, b []byte) bool {
+// EqualHex reports whether h is the hex form of b.
+func EqualHex(h string, b []byte) bool {
 	d, err := hex.DecodeString(h)
 	return err == nil && bytes.Equal(d, b)
 }

@@ -145,7 +145,7 @@ func OpenReader(path string) (*sqlite3.Conn, error) {
 	// A reader may be the first to open the database after the daemon
 	// stopped; make sure the shared-memory file it creates is private too.
 	_ = privatefile.Create(path+"-shm", nil)
-	db, err := sqlite3.OpenFlags(dbURI(path)+"&mode=ro", sqlite3.OPEN_READONLY|sqlite3.OPEN_URI)
+	db, err := sqlite3.OpenFlags(DatabaseURI(path)+"&mode=ro", sqlite3.OPEN_READONLY|sqlite3.OPEN_URI)
 	if err != nil {
 		return nil, fmt.Errorf("open audit log %s: %w", path, err)
 	}
@@ -203,7 +203,7 @@ func Query(ctx context.Context, path string, f Filter) ([]Record, int64, error) 
 	args = append(args, limit+1)
 	stmt, _, err := db.Prepare(sql)
 	if err != nil {
-		return nil, 0, fmt.Errorf("query audit log: %w", describe(err))
+		return nil, 0, fmt.Errorf("query audit log: %w", Describe(err))
 	}
 	defer stmt.Close()
 	for i, a := range args {
@@ -227,7 +227,7 @@ func Query(ctx context.Context, path string, f Filter) ([]Record, int64, error) 
 		out = append(out, scan(stmt))
 	}
 	if err := stmt.Err(); err != nil {
-		return nil, 0, fmt.Errorf("query audit log: %w", describe(err))
+		return nil, 0, fmt.Errorf("query audit log: %w", Describe(err))
 	}
 	var next int64
 	if len(out) > limit {

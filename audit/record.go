@@ -1,7 +1,8 @@
-// Package audit is Ringlet's append-only audit log: one SQLite record per
-// action, committed before the action is acknowledged, chained by SHA-256
-// so that editing, removing or reordering records is detectable, with the
-// chain's tip anchored in a file outside the database.
+// Package audit is what Ringlet's append-only audit log holds and how it
+// is read: one SQLite record per action, chained by SHA-256 so that
+// editing, removing or reordering records is detectable, with the chain's
+// tip anchored in a file outside the database. It queries and verifies a
+// log read-only; package auditlog, which only the daemon uses, writes it.
 package audit
 
 import (
@@ -72,7 +73,7 @@ const (
 // Actors that are not a token.
 const (
 	ActorAdmin  = "admin"  // the daemon's admin token
-	ActorCLI    = "cli"    // the ringlet CLI acting on local files directly
+	ActorCLI    = "cli"    // someone at the command line with no daemon running: 'ringlet audit new-epoch'
 	ActorDaemon = "daemon" // the daemon itself
 )
 
@@ -99,10 +100,10 @@ type Record struct {
 	Hash             string          `json:"hash,omitempty"`
 }
 
-// sanitize makes every text field valid UTF-8 so that what is stored,
+// Sanitize makes every text field valid UTF-8 so that what is stored,
 // hashed and printed is the same string. Control characters are kept as
 // data; printers escape them.
-func (r *Record) sanitize() {
+func (r *Record) Sanitize() {
 	for _, p := range []*string{&r.Kind, &r.Profile, &r.Session, &r.Actor, &r.Target, &r.Decision} {
 		if !utf8.ValidString(*p) {
 			*p = strings.ToValidUTF8(*p, "\uFFFD")
@@ -146,15 +147,17 @@ func (r *Record) Canonical() []byte {
 	return b
 }
 
-// chainHash is SHA-256(prev || canonical(r)).
-func chainHash(prev []byte, r *Record) []byte {
+// ChainHash is SHA-256(prev || canonical(r)): the hash of r chained to
+// the record before it (Genesis for the first).
+func ChainHash(prev []byte, r *Record) []byte {
 	h := sha256.New()
 	h.Write(prev)
 	h.Write(r.Canonical())
 	return h.Sum(nil)
 }
 
-var genesis = make([]byte, sha256.Size)
+// Genesis is the hash the first record of a log is chained to.
+func Genesis() []byte { return make([]byte, sha256.Size) }
 
 // Keyed makes values matchable but not readable: two equal values give the
 // same string, and without the key neither can be recovered or guessed.

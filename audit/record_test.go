@@ -81,7 +81,7 @@ func TestChainHashGolden(t *testing.T) {
 		Detail: json.RawMessage(`{"model":"m"}`),
 	}
 	const want = "6ac3595c91a5b8efe603c19e1560b80944661d2aa4e768b920762f5f3c85c216"
-	if got := hex.EncodeToString(chainHash(genesis, &r)); got != want {
+	if got := hex.EncodeToString(ChainHash(Genesis(), &r)); got != want {
 		t.Errorf("chainHash of the reference record: got %s, want %s", got, want)
 	}
 }
@@ -144,7 +144,7 @@ func TestSanitize(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			r := tt.in
-			r.sanitize()
+			r.Sanitize()
 			if r.Target != tt.wantTarget {
 				t.Errorf("Target: got %q, want %q", r.Target, tt.wantTarget)
 			}

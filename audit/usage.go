@@ -59,7 +59,7 @@ func UsageReport(ctx context.Context, path string, f Filter, by string, cost Cos
 		sum(tokens_cache_read), sum(tokens_cache_write) FROM records WHERE ` + strings.Join(where, " AND ") + ` GROUP BY 1, 2`
 	stmt, _, err := db.Prepare(sql)
 	if err != nil {
-		return nil, fmt.Errorf("usage report: %w", describe(err))
+		return nil, fmt.Errorf("usage report: %w", Describe(err))
 	}
 	defer stmt.Close()
 	for i, a := range args {
@@ -97,7 +97,7 @@ func UsageReport(ctx context.Context, path string, f Filter, by string, cost Cos
 		}
 	}
 	if err := stmt.Err(); err != nil {
-		return nil, fmt.Errorf("usage report: %w", describe(err))
+		return nil, fmt.Errorf("usage report: %w", Describe(err))
 	}
 	out := make([]UsageRow, 0, len(rows))
 	for _, r := range rows {
@@ -122,7 +122,7 @@ func OpenSessions(ctx context.Context, path string) ([]Record, error) {
 	stmt, _, err := db.Prepare(`SELECT ` + selectCols + ` FROM records WHERE kind = ? AND session != ''
 		AND session NOT IN (SELECT session FROM records WHERE kind = ?) ORDER BY seq`)
 	if err != nil {
-		return nil, fmt.Errorf("find open sessions: %w", describe(err))
+		return nil, fmt.Errorf("find open sessions: %w", Describe(err))
 	}
 	defer stmt.Close()
 	if err := stmt.BindText(1, KindSessionStart); err != nil {
@@ -139,7 +139,7 @@ func OpenSessions(ctx context.Context, path string) ([]Record, error) {
 		out = append(out, scan(stmt))
 	}
 	if err := stmt.Err(); err != nil {
-		return nil, fmt.Errorf("find open sessions: %w", describe(err))
+		return nil, fmt.Errorf("find open sessions: %w", Describe(err))
 	}
 	return out, nil
 }

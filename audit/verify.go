@@ -40,17 +40,17 @@ func checkExists(path string) error {
 	if !fi.Mode().IsRegular() {
 		return fmt.Errorf("audit log %s is not a regular file", path)
 	}
-	return checkIsDatabase(path)
+	return CheckIsDatabase(path)
 }
 
 // sqliteHeader is how every SQLite database file begins.
 const sqliteHeader = "SQLite format 3\x00"
 
-// checkIsDatabase refuses a regular file that holds something other than
+// CheckIsDatabase refuses a regular file that holds something other than
 // an SQLite database (an empty one is a database yet to be written):
 // advice to chmod it or to move it aside, or a -shm file created beside
 // it, would be wrong for a file that was never an audit log.
-func checkIsDatabase(path string) error {
+func CheckIsDatabase(path string) error {
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOFOLLOW, 0)
 	if err != nil {
 		return nil // the callers report a missing or unreadable file their way
@@ -88,7 +88,7 @@ func Verify(path string) (VerifyResult, error) {
 	// records, and no table to read them from.
 	if fi, err := os.Stat(path); (errors.Is(err, fs.ErrNotExist) || err == nil && fi.Size() == 0 && fi.Mode().IsRegular()) && anchored && anchor.Seq > 0 {
 		res.AnchorSeq = anchor.Seq
-		problem, bad, _ := anchorProblem(path, anchor, anchored, err == nil, 0, nil)
+		problem, bad, _ := AnchorProblem(path, anchor, anchored, err == nil, 0, nil)
 		return fail(bad, "%s", problem)
 	}
 	db, err := OpenReader(path)
@@ -98,10 +98,10 @@ func Verify(path string) (VerifyResult, error) {
 	defer db.Close()
 	stmt, _, err := db.Prepare("SELECT " + selectCols + " FROM records ORDER BY seq")
 	if err != nil {
-		return res, fmt.Errorf("read audit log: %w", describe(err))
+		return res, fmt.Errorf("read audit log: %w", Describe(err))
 	}
 	defer stmt.Close()
-	prev := genesis
+	prev := Genesis()
 	var last int64
 	hashes := map[int64]string{} // of the records the anchor names
 	names := map[int64]bool{anchor.Seq: true}
@@ -119,7 +119,7 @@ func Verify(path string) (VerifyResult, error) {
 			return fail(last+1, "record %d is missing: the sequence jumps from %d to %d (records were removed)", last+1, last, r.Seq)
 		case !bytes.Equal(storedPrev, prev):
 			return fail(r.Seq, "record %d does not follow record %d: its chain link differs (records were reordered or replaced)", r.Seq, last)
-		case !bytes.Equal(chainHash(prev, &r), stored):
+		case !bytes.Equal(ChainHash(prev, &r), stored):
 			return fail(r.Seq, "record %d was edited: its content does not match its hash", r.Seq)
 		}
 		if res.Records == 0 {
@@ -135,10 +135,10 @@ func Verify(path string) (VerifyResult, error) {
 		}
 	}
 	if err := stmt.Err(); err != nil {
-		return res, fmt.Errorf("read audit log: %w", describe(err))
+		return res, fmt.Errorf("read audit log: %w", Describe(err))
 	}
 	res.LastSeq, res.LastHash, res.AnchorSeq = last, hex.EncodeToString(prev), anchor.Seq
-	problem, bad, _ := anchorProblem(path, anchor, anchored, true, last, func(seq int64) (string, error) { return hashes[seq], nil })
+	problem, bad, _ := AnchorProblem(path, anchor, anchored, true, last, func(seq int64) (string, error) { return hashes[seq], nil })
 	if problem != "" {
 		return fail(bad, "%s", problem)
 	}
@@ -161,8 +161,17 @@ type EpochInfo struct {
 	Found  string `json:"found,omitempty"`
 }
 
+// EpochDetail is the detail of an audit.epoch record.
+type EpochDetail struct {
+	Reason             string `json:"reason"`
+	Found              string `json:"found"`
+	PreviousAnchorSeq  int64  `json:"previous_anchor_seq"`
+	PreviousAnchorHash string `json:"previous_anchor_hash,omitempty"`
+	DatabaseLastSeq    int64  `json:"database_last_seq"`
+}
+
 func epochInfo(r Record) EpochInfo {
-	var d epochDetail
+	var d EpochDetail
 	_ = json.Unmarshal(r.Detail, &d)
 	return EpochInfo{Seq: r.Seq, Time: r.Time, Reason: d.Reason, Found: d.Found}
 }

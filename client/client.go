@@ -1,5 +1,7 @@
 // Package client is how the CLI talks to the daemon: JSON over HTTP with
-// the bearer token, errors decoded from the daemon's error format.
+// the bearer token, a typed call per route (the bodies are package api's),
+// errors decoded from the daemon's error format, and where the running
+// daemon says it is (daemon.json).
 package client
 
 import (
@@ -16,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/neullabs/ringlet/api"
 	"github.com/neullabs/ringlet/token"
 )
 
@@ -55,13 +58,24 @@ type Error struct {
 
 func (e *Error) Error() string { return e.Message }
 
+// CodeUnknown is the Code of an error answer that is not in the daemon's
+// error format (or has no message).
+const CodeUnknown = "unknown"
+
 // ErrNotRunning means nothing is listening at the daemon's address.
 var ErrNotRunning = errors.New("the ringlet daemon is not running")
+
+// ErrBadAnswer means a successful answer could not be decoded.
+var ErrBadAnswer = errors.New("the daemon's answer could not be decoded")
 
 // Do sends a request with in (if not nil) as its JSON body and decodes a
 // successful JSON answer into out (if not nil).
 func (c *Client) Do(ctx context.Context, method, path string, in, out any) error {
-	raw, err := c.Raw(ctx, method, path, in)
+	return c.do(ctx, c.hc, method, path, in, out)
+}
+
+func (c *Client) do(ctx context.Context, hc *http.Client, method, path string, in, out any) error {
+	raw, err := c.raw(ctx, hc, method, path, in)
 	if err != nil {
 		return err
 	}
@@ -69,13 +83,23 @@ func (c *Client) Do(ctx context.Context, method, path string, in, out any) error
 		return nil
 	}
 	if err := json.Unmarshal(raw, out); err != nil {
-		return fmt.Errorf("decode daemon answer to %s %s: %w", method, path, err)
+		return fmt.Errorf("%w: %s %s: %v", ErrBadAnswer, method, path, err)
 	}
 	return nil
 }
 
 // Raw sends a request and returns the body of a successful answer.
 func (c *Client) Raw(ctx context.Context, method, path string, in any) ([]byte, error) {
+	return c.raw(ctx, c.hc, method, path, in)
+}
+
+// patient is the client's HTTP client without its overall timeout, for a
+// call that may take as long as its context allows.
+func (c *Client) patient() *http.Client {
+	return &http.Client{CheckRedirect: c.hc.CheckRedirect, Transport: c.hc.Transport}
+}
+
+func (c *Client) raw(ctx context.Context, hc *http.Client, method, path string, in any) ([]byte, error) {
 	var body io.Reader
 	if in != nil {
 		if b, ok := in.([]byte); ok {
@@ -96,7 +120,7 @@ func (c *Client) Raw(ctx context.Context, method, path string, in any) ([]byte, 
 		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Header.Set("Authorization", "Bearer "+c.tok.Value())
-	resp, err := c.hc.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		if IsConnRefused(err) {
 			return nil, fmt.Errorf("%w (nothing answers at %s)", ErrNotRunning, c.base)
@@ -116,14 +140,9 @@ func (c *Client) Raw(ctx context.Context, method, path string, in any) ([]byte, 
 
 // answerError is the daemon's JSON error answer as an *Error.
 func answerError(resp *http.Response, data []byte) error {
-	var e struct {
-		Error struct {
-			Code    string `json:"code"`
-			Message string `json:"message"`
-		} `json:"error"`
-	}
+	var e api.ErrorAnswer
 	if json.Unmarshal(data, &e) != nil || e.Error.Message == "" {
-		return &Error{Status: resp.StatusCode, Code: "unknown", Message: fmt.Sprintf("daemon answered %s", resp.Status)}
+		return &Error{Status: resp.StatusCode, Code: CodeUnknown, Message: fmt.Sprintf("daemon answered %s", resp.Status)}
 	}
 	return &Error{Status: resp.StatusCode, Code: e.Error.Code, Message: e.Error.Message}
 }
@@ -142,8 +161,7 @@ func (c *Client) Hold(ctx context.Context, method, path string) (release func(),
 	}
 	req.Header.Set("Authorization", "Bearer "+c.tok.Value())
 	// No client timeout: the answer lasts as long as the hold.
-	hc := &http.Client{CheckRedirect: c.hc.CheckRedirect, Transport: c.hc.Transport}
-	resp, err := hc.Do(req)
+	resp, err := c.patient().Do(req)
 	if err != nil {
 		cancel()
 		if IsConnRefused(err) {

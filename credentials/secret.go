@@ -1,7 +1,8 @@
-// Package credentials keeps provider API keys: in the OS credential store
-// (macOS Keychain, the Secret Service on Linux, Windows Credential Manager)
-// through go-keyring, or in a 0600 TOML file on machines without one, with
-// a non-secret index of what is stored where.
+// Package credentials says what a provider API key is and how it is named:
+// the Secret that holds it, the checks on a key and on a name, the
+// <provider>/<alias> it is stored under, and the index entry that says
+// where it is (never the key). Package keystore, which only the daemon
+// opens, stores the keys.
 //
 // A key is held in a Secret, which prints as [redacted] in every format, so
 // a key that reaches a log line, an error or a response by mistake does not

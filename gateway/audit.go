@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/neullabs/ringlet/api"
 	"github.com/neullabs/ringlet/audit"
 )
 
@@ -125,9 +126,10 @@ func (s *Server) handleAuditQuery(w http.ResponseWriter, r *http.Request) {
 	if recs == nil {
 		recs = []audit.Record{}
 	}
-	out := map[string]any{"records": recs, "next_cursor": nil}
+	out := api.AuditPage{Records: recs}
 	if next > 0 {
-		out["next_cursor"] = strconv.FormatInt(next, 10)
+		c := strconv.FormatInt(next, 10)
+		out.NextCursor = &c
 	}
 	writeJSON(w, http.StatusOK, out)
 }

@@ -15,10 +15,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/neullabs/ringlet/api"
 	"github.com/neullabs/ringlet/audit"
 	"github.com/neullabs/ringlet/credentials"
+	"github.com/neullabs/ringlet/credentials/keystore"
 	"github.com/neullabs/ringlet/hook"
 	"github.com/neullabs/ringlet/mcp"
+	"github.com/neullabs/ringlet/mcp/mcpserver"
 	"github.com/neullabs/ringlet/profile"
 )
 
@@ -69,7 +72,7 @@ type auditFailWorld struct {
 	s          *Server
 	ts         *httptest.Server
 	aud        *faultyAuditor
-	keys       *credentials.Store
+	keys       *keystore.Store
 	profiles   *profile.Store
 	hooks      *hook.Store
 	configDir  string
@@ -115,7 +118,7 @@ func newAuditFailWorld(t *testing.T, opts ...func(*worldOptions)) *auditFailWorl
 		t.Fatal(err)
 	}
 	w.profiles = profile.NewStore(w.configDir, dataDir)
-	if w.keys, err = credentials.Open(credentials.Options{Dir: w.configDir, Backend: credentials.BackendFile}); err != nil {
+	if w.keys, err = keystore.Open(keystore.Options{Dir: w.configDir, Backend: credentials.BackendFile}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := w.profiles.Create(cat, profile.Profile{Alias: "work", Agent: "generic", Provider: "up", Command: []string{"true"}}); err != nil {
@@ -271,7 +274,7 @@ func TestEveryActionRefusedWhenAuditFails(t *testing.T) {
 			t.Parallel()
 			w := newAuditFailWorld(t)
 			if tt.name == "mcp remove" {
-				if _, err := w.s.mcp.srv.AddServer("work", mcp.ServerConfig{Name: "kept", URL: "https://mcp.example.com/mcp"}); err != nil {
+				if _, err := w.s.mcp.srv.AddServer("work", mcpserver.Config{Name: "kept", URL: "https://mcp.example.com/mcp"}); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -287,7 +290,7 @@ func TestEveryActionRefusedWhenAuditFails(t *testing.T) {
 			}
 			w.aud.setDown(true)
 			status, data := w.do(t, tt.method, path, tok, body)
-			var e apiError
+			var e api.ErrorAnswer
 			if err := json.Unmarshal(data, &e); status != http.StatusServiceUnavailable || err != nil || e.Error.Code != "audit_unavailable" || !strings.Contains(e.Error.Message, "disk holding the audit log is full") {
 				t.Errorf("%s %s with the audit log down: got %d %s, want 503 audit_unavailable naming the cause", tt.method, path, status, data)
 			}
@@ -394,7 +397,7 @@ func TestPlainAnswerRecordFails503(t *testing.T) {
 	if err != nil {
 		t.Fatalf("read the answer: %v (want a whole 503 answer, not a cut connection)", err)
 	}
-	var e apiError
+	var e api.ErrorAnswer
 	if resp.StatusCode != http.StatusServiceUnavailable || json.Unmarshal(data, &e) != nil || e.Error.Code != "audit_unavailable" || !strings.Contains(e.Error.Message, "disk holding the audit log is full") {
 		t.Errorf("answer whose record failed: got %d %s, want 503 audit_unavailable naming the cause", resp.StatusCode, data)
 	}

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/neullabs/ringlet/api"
 	"github.com/neullabs/ringlet/audit"
 )
 
@@ -50,14 +51,14 @@ type caller struct {
 
 // callerOf turns a request into its caller, reading the token from the
 // carriers in from (credential). A token that starts with
-// SessionTokenPrefix is a session token and is only ever looked up as
+// api.SessionTokenPrefix is a session token and is only ever looked up as
 // one; any other is compared with the admin token.
 func (s *Server) callerOf(r *http.Request, from carrier) caller {
 	tok, reason, ok := credential(r, from)
 	if !ok {
 		return caller{reason: reason}
 	}
-	if strings.HasPrefix(tok, SessionTokenPrefix) {
+	if strings.HasPrefix(tok, api.SessionTokenPrefix) {
 		if sess := s.liveSession(r.Context(), tok); sess != nil {
 			return caller{kind: sessionCaller, tok: tok, sess: sess}
 		}

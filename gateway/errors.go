@@ -10,22 +10,12 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/neullabs/ringlet/api"
 	"github.com/neullabs/ringlet/internal/strictjson"
 )
 
-// apiError is the body of every error response:
-// {"error":{"code":"...","message":"..."}}.
-type apiError struct {
-	Error errorBody `json:"error"`
-}
-
-type errorBody struct {
-	Code    string `json:"code"`
-	Message string `json:"message"`
-}
-
 func writeError(w http.ResponseWriter, status int, code, message string) {
-	writeJSON(w, status, apiError{Error: errorBody{Code: code, Message: message}})
+	writeJSON(w, status, api.ErrorAnswer{Error: api.ErrorBody{Code: code, Message: message}})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

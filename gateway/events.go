@@ -11,12 +11,8 @@ import (
 
 	"github.com/coder/websocket"
 
-	"github.com/neullabs/ringlet/audit"
+	"github.com/neullabs/ringlet/api"
 )
-
-// Event is one message on the /api/events stream: an audit record as it
-// was committed (or, with the audit log off, as it happened).
-type Event = audit.Record
 
 // subscriberBuffer is how many events a reader may fall behind before it
 // is disconnected: the publisher never waits for a slow reader.
@@ -56,7 +52,7 @@ func (b *eventBus) unsubscribe(s *subscriber) {
 
 // publish delivers e to every matching subscriber without blocking; a
 // subscriber whose buffer is full is marked slow and dropped.
-func (b *eventBus) publish(e Event) {
+func (b *eventBus) publish(e api.Event) {
 	b.mu.Lock()
 	none := len(b.subs) == 0
 	b.mu.Unlock()

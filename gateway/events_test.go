@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/neullabs/ringlet/api"
 )
 
 // isClosed reports whether ch is closed, without blocking.
@@ -35,7 +37,7 @@ func TestSlowSubscriberDropped(t *testing.T) {
 	go func() {
 		var res result
 		for i := range total {
-			b.publish(Event{Kind: "k", Seq: int64(i)})
+			b.publish(api.Event{Kind: "k", Seq: int64(i)})
 			select {
 			case <-reader.ch:
 				res.read++
@@ -79,7 +81,7 @@ func TestSlowSubscriberDropped(t *testing.T) {
 	// Unsubscribing a subscriber that was already dropped is harmless.
 	b.unsubscribe(slow)
 	b.unsubscribe(reader)
-	b.publish(Event{Kind: "k"})
+	b.publish(api.Event{Kind: "k"})
 	if len(reader.ch) != 0 {
 		t.Errorf("unsubscribed reader: got %d events, want 0", len(reader.ch))
 	}
@@ -91,16 +93,16 @@ func TestPublishFilters(t *testing.T) {
 		name    string
 		kinds   []string
 		profile string
-		event   Event
+		event   api.Event
 		want    bool
 	}{
-		{name: "no filter", event: Event{Kind: "a"}, want: true},
-		{name: "kind match", kinds: []string{"a", "b"}, event: Event{Kind: "b"}, want: true},
-		{name: "kind mismatch", kinds: []string{"a"}, event: Event{Kind: "b"}},
-		{name: "profile match", profile: "p", event: Event{Kind: "a", Profile: "p"}, want: true},
-		{name: "profile mismatch", profile: "p", event: Event{Kind: "a", Profile: "q"}},
-		{name: "profile filter skips profile-less events", profile: "p", event: Event{Kind: "a"}},
-		{name: "kind and profile", kinds: []string{"a"}, profile: "p", event: Event{Kind: "a", Profile: "p"}, want: true},
+		{name: "no filter", event: api.Event{Kind: "a"}, want: true},
+		{name: "kind match", kinds: []string{"a", "b"}, event: api.Event{Kind: "b"}, want: true},
+		{name: "kind mismatch", kinds: []string{"a"}, event: api.Event{Kind: "b"}},
+		{name: "profile match", profile: "p", event: api.Event{Kind: "a", Profile: "p"}, want: true},
+		{name: "profile mismatch", profile: "p", event: api.Event{Kind: "a", Profile: "q"}},
+		{name: "profile filter skips profile-less events", profile: "p", event: api.Event{Kind: "a"}},
+		{name: "kind and profile", kinds: []string{"a"}, profile: "p", event: api.Event{Kind: "a", Profile: "p"}, want: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -112,7 +114,7 @@ func TestPublishFilters(t *testing.T) {
 			select {
 			case data := <-s.ch:
 				got = true
-				var e Event
+				var e api.Event
 				if err := json.Unmarshal(data, &e); err != nil {
 					t.Fatalf("decode %s: %v", data, err)
 				}
@@ -135,7 +137,7 @@ func TestFilteredSubscriberNotDropped(t *testing.T) {
 	b := newEventBus()
 	s := b.subscribe([]string{"rare"}, "")
 	for i := range 2 * subscriberBuffer {
-		b.publish(Event{Kind: "common-" + strconv.Itoa(i%3)})
+		b.publish(api.Event{Kind: "common-" + strconv.Itoa(i%3)})
 	}
 	if isClosed(s.slow) || len(s.ch) != 0 {
 		t.Errorf("got slow=%v and %d buffered events, want not slow and none", isClosed(s.slow), len(s.ch))

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/neullabs/ringlet/api"
 	"github.com/neullabs/ringlet/token"
 )
 
@@ -114,7 +115,7 @@ func readBody(t *testing.T, resp *http.Response) string {
 
 // assertError checks status, the JSON content type and the error code of
 // an error response, and returns the decoded body.
-func assertError(t *testing.T, resp *http.Response, status int, code string) apiError {
+func assertError(t *testing.T, resp *http.Response, status int, code string) api.ErrorAnswer {
 	t.Helper()
 	if resp.StatusCode != status {
 		t.Errorf("status: got %d, want %d", resp.StatusCode, status)
@@ -123,7 +124,7 @@ func assertError(t *testing.T, resp *http.Response, status int, code string) api
 		t.Errorf("Content-Type: got %q, want %q", ct, "application/json")
 	}
 	body := readBody(t, resp)
-	var e apiError
+	var e api.ErrorAnswer
 	dec := json.NewDecoder(strings.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&e); err != nil {
@@ -193,7 +194,7 @@ func TestStatus(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("status: got %d, want %d", resp.StatusCode, http.StatusOK)
 	}
-	var st Status
+	var st api.Status
 	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
 		t.Fatalf("decode: %v", err)
 	}

@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -12,21 +11,13 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/neullabs/ringlet/api"
 	"github.com/neullabs/ringlet/audit"
 	"github.com/neullabs/ringlet/credentials"
 	"github.com/neullabs/ringlet/hook"
 	"github.com/neullabs/ringlet/privatefile"
 	"github.com/neullabs/ringlet/profile"
 )
-
-// HookRequest is the body of POST /api/hooks.
-type HookRequest struct {
-	Profile string `json:"profile"`
-	Event   string `json:"event"`
-	Shell   string `json:"shell"`
-	Match   string `json:"match,omitempty"`
-	Timeout string `json:"timeout,omitempty"`
-}
 
 func (s *Server) hookError(w http.ResponseWriter, err error) {
 	switch {
@@ -62,11 +53,11 @@ func (s *Server) handleHookList(w http.ResponseWriter, r *http.Request) {
 	if hooks == nil {
 		hooks = []hook.Hook{}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"hooks": hooks})
+	writeJSON(w, http.StatusOK, api.HookList{Hooks: hooks})
 }
 
 func (s *Server) handleHookAdd(w http.ResponseWriter, r *http.Request) {
-	var req HookRequest
+	var req api.HookRequest
 	if !decodeJSON(w, r, &req) {
 		return
 	}
@@ -152,7 +143,7 @@ func (s *Server) handleHookImport(w http.ResponseWriter, r *http.Request) {
 		s.hookError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, map[string]any{"hooks": added})
+	writeJSON(w, http.StatusCreated, api.HookList{Hooks: added})
 }
 
 func (s *Server) handleHookExport(w http.ResponseWriter, r *http.Request) {
@@ -175,15 +166,6 @@ func (s *Server) handleHookExport(w http.ResponseWriter, r *http.Request) {
 // tool's result, which hooks are given up to hook.MaxToolOutput.
 const maxHookCheckBody = hook.MaxToolOutput + 1<<20
 
-// HookCheck is the body of POST /session/hooks/check.
-type HookCheck struct {
-	Event     string          `json:"event"`
-	ToolName  string          `json:"tool_name"`
-	ToolInput json.RawMessage `json:"tool_input"`
-	// ToolOutput is the tool's result, for post-tool-use.
-	ToolOutput json.RawMessage `json:"tool_output,omitempty"`
-}
-
 // handleHookCheck evaluates a session's profile's hooks on a tool call.
 // Every hook that runs and the outcome are audited; if a record cannot be
 // written, the call is refused.
@@ -196,7 +178,7 @@ func (s *Server) handleHookCheck(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer hold.release()
-	var req HookCheck
+	var req api.HookCheck
 	if !decodeJSON(w, r, &req) {
 		return
 	}
@@ -214,7 +196,7 @@ func (s *Server) handleHookCheck(w http.ResponseWriter, r *http.Request) {
 // via says who asked: "agent" (its own hook adapter, e.g. Claude Code's
 // PreToolUse) or "mcp" (a call through the MCP gateway).
 // It also returns the profile's hooks, as it read them.
-func (s *Server) checkHooks(ctx context.Context, sess *session, req HookCheck, via string) (hook.Decision, []hook.Hook) {
+func (s *Server) checkHooks(ctx context.Context, sess *session, req api.HookCheck, via string) (hook.Decision, []hook.Hook) {
 	start := time.Now()
 	hooks, err := s.opts.Hooks.List(sess.Profile.Alias)
 	if err != nil {

@@ -15,8 +15,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/neullabs/ringlet/api"
 	"github.com/neullabs/ringlet/audit"
 	"github.com/neullabs/ringlet/credentials"
+	"github.com/neullabs/ringlet/credentials/keystore"
 	"github.com/neullabs/ringlet/hook"
 	"github.com/neullabs/ringlet/profile"
 	"github.com/neullabs/ringlet/token"
@@ -74,7 +76,7 @@ func newHookWorld(t *testing.T) *hkWorld {
 		t.Fatalf("AddProvider: %v", err)
 	}
 	profiles := profile.NewStore(configDir, dataDir)
-	keys, err := credentials.Open(credentials.Options{Dir: configDir, Backend: credentials.BackendFile})
+	keys, err := keystore.Open(keystore.Options{Dir: configDir, Backend: credentials.BackendFile})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -302,7 +304,7 @@ func (w *hkWorld) check(t *testing.T, tok, tool, input string) hook.Decision {
 	if input != "" {
 		raw = json.RawMessage(input)
 	}
-	body, err := json.Marshal(HookCheck{ToolName: tool, ToolInput: raw})
+	body, err := json.Marshal(api.HookCheck{ToolName: tool, ToolInput: raw})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -462,8 +464,8 @@ func TestHookCheckAuth(t *testing.T) {
 	}{
 		{"check without a token", "POST", "/session/hooks/check", "", body},
 		{"check with the admin token", "POST", "/session/hooks/check", testToken, body},
-		{"check with an unknown session token", "POST", "/session/hooks/check", SessionTokenPrefix + "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", body},
-		{"check with a session token's prefix only", "POST", "/session/hooks/check", SessionTokenPrefix, body},
+		{"check with an unknown session token", "POST", "/session/hooks/check", api.SessionTokenPrefix + "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", body},
+		{"check with a session token's prefix only", "POST", "/session/hooks/check", api.SessionTokenPrefix, body},
 		{"hooks API with the session token", "GET", "/api/hooks?profile=work", tok, ""},
 		{"hook add with the session token", "POST", "/api/hooks", tok, `{"profile":"work","event":"pre-tool-use","shell":"true"}`},
 		{"hook export with the session token", "GET", "/api/hooks/work/export", tok, ""},

@@ -3,10 +3,13 @@ package gateway
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/neullabs/ringlet/api"
 	"github.com/neullabs/ringlet/audit"
 	"github.com/neullabs/ringlet/credentials"
 )
@@ -18,6 +21,9 @@ type KeyStore interface {
 	Set(credentials.Ref, credentials.Secret) (credentials.Entry, error)
 	Remove(credentials.Ref) (credentials.Entry, error)
 	Get(credentials.Ref) (credentials.Secret, error)
+	// Migrate moves every key to the backend named to, telling progress
+	// about each; it stops at the first failure.
+	Migrate(to string, progress func(credentials.MigrateResult)) error
 }
 
 func (s *Server) handleKeychainList(w http.ResponseWriter, r *http.Request) {
@@ -29,7 +35,7 @@ func (s *Server) handleKeychainList(w http.ResponseWriter, r *http.Request) {
 	if entries == nil {
 		entries = []credentials.Entry{}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"entries": entries})
+	writeJSON(w, http.StatusOK, api.KeychainList{Entries: entries})
 }
 
 func keychainRef(w http.ResponseWriter, r *http.Request) (credentials.Ref, bool) {
@@ -46,9 +52,7 @@ func (s *Server) handleKeychainSet(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	var body struct {
-		Key string `json:"key"`
-	}
+	var body api.KeySet
 	if !decodeJSON(w, r, &body) {
 		return
 	}
@@ -66,14 +70,7 @@ func (s *Server) handleKeychainSet(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.log.Info("credential stored", "credential", ref.String(), "backend", e.Backend)
-	writeJSON(w, http.StatusOK, KeychainChange{Entry: e, SessionsEnded: s.endSessionsUsing(r.Context(), ref, "key replaced")})
-}
-
-// KeychainChange is the answer to a stored or removed key: the entry, and
-// how many live sessions held the old key and were ended.
-type KeychainChange struct {
-	credentials.Entry
-	SessionsEnded int `json:"sessions_ended"`
+	writeJSON(w, http.StatusOK, api.KeychainChange{Entry: e, SessionsEnded: s.endSessionsUsing(r.Context(), ref, "key replaced")})
 }
 
 // endSessionsUsing ends the live sessions whose profile uses the key ref:
@@ -110,7 +107,7 @@ func (s *Server) handleKeychainRemove(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.log.Info("credential removed", "credential", ref.String(), "backend", e.Backend)
-	writeJSON(w, http.StatusOK, KeychainChange{Entry: e, SessionsEnded: s.endSessionsUsing(r.Context(), ref, "key removed")})
+	writeJSON(w, http.StatusOK, api.KeychainChange{Entry: e, SessionsEnded: s.endSessionsUsing(r.Context(), ref, "key removed")})
 }
 
 // recordFailure follows an allowed record whose action then failed.
@@ -130,4 +127,35 @@ func (s *Server) keychainError(w http.ResponseWriter, err error) {
 	}
 	s.log.Error("credential store", "err", err)
 	writeError(w, http.StatusServiceUnavailable, "credential_store_unavailable", err.Error())
+}
+
+// handleKeychainMigrate moves every stored key to another backend. The
+// keys do not change, so no session holding one is ended. As when the CLI
+// did it itself, the move is not audited: no key is set or removed.
+func (s *Server) handleKeychainMigrate(w http.ResponseWriter, r *http.Request) {
+	var req api.KeychainMigrate
+	if !decodeJSON(w, r, &req) {
+		return
+	}
+	if req.To != credentials.BackendFile && req.To != credentials.BackendKeyring {
+		writeError(w, http.StatusBadRequest, "bad_request", "to must be file or keyring")
+		return
+	}
+	results := []credentials.MigrateResult{}
+	err := s.opts.Keys.Migrate(req.To, func(m credentials.MigrateResult) { results = append(results, m) })
+	if err != nil {
+		var moved []string
+		for _, m := range results {
+			if m.Result == "moved" {
+				moved = append(moved, m.Entry.Ref().String())
+			}
+		}
+		if len(moved) > 0 {
+			err = fmt.Errorf("%w (moved before that: %s)", err, strings.Join(moved, ", "))
+		}
+		s.keychainError(w, err)
+		return
+	}
+	s.log.Info("credentials migrated", "to", req.To, "keys", len(results))
+	writeJSON(w, http.StatusOK, api.KeychainMigrated{Results: results})
 }

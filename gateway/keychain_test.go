@@ -6,13 +6,16 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/neullabs/ringlet/api"
 	"github.com/neullabs/ringlet/credentials"
 	"github.com/neullabs/ringlet/token"
 )
@@ -22,6 +25,9 @@ type kcFakeStore struct {
 	mu      sync.Mutex
 	keys    map[credentials.Ref]string
 	failAll error
+	// failMigrate, when set, ends a migration to the keyring after one
+	// key has moved.
+	failMigrate error
 }
 
 func (f *kcFakeStore) List() ([]credentials.Entry, error) {
@@ -65,6 +71,29 @@ func (f *kcFakeStore) Remove(r credentials.Ref) (credentials.Entry, error) {
 	}
 	delete(f.keys, r)
 	return credentials.Entry{Provider: r.Provider, Alias: r.Alias, Backend: "file"}, nil
+}
+
+// Migrate keeps every key in the file backend: a move to the file finds
+// each there already; a move to the keyring moves them in order.
+func (f *kcFakeStore) Migrate(to string, progress func(credentials.MigrateResult)) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.failAll != nil {
+		return f.failAll
+	}
+	refs := slices.SortedFunc(maps.Keys(f.keys), func(a, b credentials.Ref) int { return strings.Compare(a.String(), b.String()) })
+	for i, r := range refs {
+		if to == credentials.BackendKeyring && f.failMigrate != nil && i == 1 {
+			return fmt.Errorf("migrate %s: %w", r, f.failMigrate)
+		}
+		e := credentials.Entry{Provider: r.Provider, Alias: r.Alias, Backend: to}
+		result := "moved"
+		if to == credentials.BackendFile {
+			result = "already"
+		}
+		progress(credentials.MigrateResult{Entry: e, Result: result})
+	}
+	return nil
 }
 
 func kcServer(t *testing.T, store KeyStore, log *bytes.Buffer) (http.Handler, string) {
@@ -126,7 +155,7 @@ func TestKeychainREST(t *testing.T) {
 			t.Fatalf("%s: got status %d, want %d (body %s)", st.name, w.Code, st.wantStatus, w.Body)
 		}
 		if st.wantCode != "" {
-			var e apiError
+			var e api.ErrorAnswer
 			if err := json.Unmarshal(w.Body.Bytes(), &e); err != nil || e.Error.Code != st.wantCode {
 				t.Errorf("%s: got body %s, want error code %q", st.name, w.Body, st.wantCode)
 			}
@@ -165,6 +194,38 @@ func TestKeychainRESTStoreFailure(t *testing.T) {
 		if w.Code != http.StatusServiceUnavailable || !strings.Contains(w.Body.String(), "locked") {
 			t.Errorf("%s: got %d %s, want 503 naming the cause", m.method, w.Code, w.Body)
 		}
+	}
+}
+
+func TestKeychainRESTMigrate(t *testing.T) {
+	t.Parallel()
+	store := &kcFakeStore{keys: map[credentials.Ref]string{{Provider: "anthropic", Alias: "a"}: "sk-1", {Provider: "openai", Alias: "b"}: "sk-2"}}
+	var log bytes.Buffer
+	h, tok := kcServer(t, store, &log)
+	for _, tc := range []struct {
+		name, body  string
+		failMigrate error
+		wantStatus  int
+		want        string // in the body
+	}{
+		{"to the file", `{"to":"file"}`, nil, 200, `{"results":[{"entry":{"provider":"anthropic","alias":"a","backend":"file"`},
+		{"to the keyring", `{"to":"keyring"}`, nil, 200, `"result":"moved"`},
+		{"unknown backend", `{"to":"disk"}`, nil, 400, "to must be file or keyring"},
+		{"unknown field", `{"to":"file","from":"keyring"}`, nil, 400, `"bad_request"`},
+		{"stops at a failure", `{"to":"keyring"}`, errors.New("the keyring is locked"), 503, "the keyring is locked (moved before that: anthropic/a)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			store.mu.Lock()
+			store.failMigrate = tc.failMigrate
+			store.mu.Unlock()
+			w := kcDo(h, tok, "POST", "/api/keychain/migrate", tc.body)
+			if w.Code != tc.wantStatus || !strings.Contains(w.Body.String(), tc.want) {
+				t.Errorf("POST /api/keychain/migrate %s: got %d %s, want %d with %q", tc.body, w.Code, w.Body, tc.wantStatus, tc.want)
+			}
+		})
+	}
+	if w := kcDo(h, "wrong", "POST", "/api/keychain/migrate", `{"to":"file"}`); w.Code != http.StatusUnauthorized {
+		t.Errorf("migrate with a wrong token: got %d, want 401", w.Code)
 	}
 }
 

@@ -17,10 +17,12 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/neullabs/ringlet/api"
 	"github.com/neullabs/ringlet/audit"
 	"github.com/neullabs/ringlet/credentials"
 	"github.com/neullabs/ringlet/hook"
 	"github.com/neullabs/ringlet/mcp"
+	"github.com/neullabs/ringlet/mcp/mcpserver"
 	"github.com/neullabs/ringlet/privatefile"
 	"github.com/neullabs/ringlet/profile"
 	"github.com/neullabs/ringlet/sandbox"
@@ -97,7 +99,7 @@ func (s *Server) mcpLaunch(alias string) (mcp.Launch, error) {
 	if err := privatefile.EnsureDir(l.UnsandboxedHome); err != nil {
 		return mcp.Launch{}, err
 	}
-	l.Sandbox = func(cfg mcp.ServerConfig, argv, env []string) ([]string, [][]byte, error) {
+	l.Sandbox = func(cfg mcpserver.Config, argv, env []string) ([]string, [][]byte, error) {
 		// Checked again at every start: the profile may predate the check
 		// at create time, or its file may have been edited.
 		paths := append(append(append(append([]string{l.Dir}, p.ReadOnly...), p.ReadWrite...), cfg.ReadOnly...), cfg.ReadWrite...)
@@ -115,7 +117,7 @@ func (s *Server) mcpLaunch(alias string) (mcp.Launch, error) {
 // outside files), the profile's and the server's --ro/--rw paths, no
 // network unless the server was added with --network host. It sees no
 // daemon socket, token, key or other profile.
-func (s *Server) mcpSandbox(p profile.Profile, l mcp.Launch, cfg mcp.ServerConfig, argv, env []string) ([]string, [][]byte, error) {
+func (s *Server) mcpSandbox(p profile.Profile, l mcp.Launch, cfg mcpserver.Config, argv, env []string) ([]string, [][]byte, error) {
 	tool, err := sandbox.Find()
 	if err == nil {
 		// bwrap's own failure (user namespaces blocked) would reach 'mcp
@@ -135,7 +137,7 @@ func (s *Server) mcpSandbox(p profile.Profile, l mcp.Launch, cfg mcp.ServerConfi
 		return nil, nil, err
 	}
 	network := sandbox.NetNone
-	if cfg.Network == mcp.NetworkHost {
+	if cfg.Network == mcpserver.NetworkHost {
 		network = sandbox.NetHost
 	}
 	pol := &sandbox.Policy{
@@ -244,33 +246,16 @@ func (s *Server) mcpVet(sess *session) func(context.Context, string, json.RawMes
 		if s.opts.Hooks == nil {
 			return mcp.Verdict{Reason: "refused: this daemon cannot check hooks"}
 		}
-		d, hooks := s.checkHooks(ctx, sess, HookCheck{Event: hook.PreToolUse, ToolName: tool, ToolInput: input}, "mcp")
+		d, hooks := s.checkHooks(ctx, sess, api.HookCheck{Event: hook.PreToolUse, ToolName: tool, ToolInput: input}, "mcp")
 		v := mcp.Verdict{Allow: d.Allow, Reason: d.Reason}
 		if d.Allow && slices.ContainsFunc(hooks, func(h hook.Hook) bool { return h.Event == hook.PostToolUse && h.Matches(hook.PostToolUse, tool) }) {
 			v.After = func(ctx context.Context, output json.RawMessage) mcp.Verdict {
-				d, _ := s.checkHooks(ctx, sess, HookCheck{Event: hook.PostToolUse, ToolName: tool, ToolInput: input, ToolOutput: output}, "mcp")
+				d, _ := s.checkHooks(ctx, sess, api.HookCheck{Event: hook.PostToolUse, ToolName: tool, ToolInput: input, ToolOutput: output}, "mcp")
 				return mcp.Verdict{Allow: d.Allow, Reason: d.Reason}
 			}
 		}
 		return v
 	}
-}
-
-// MCPServerRequest is the body of POST /api/mcp/servers.
-type MCPServerRequest struct {
-	Profile string   `json:"profile"`
-	Name    string   `json:"name"`
-	Command []string `json:"command,omitempty"`
-	URL     string   `json:"url,omitempty"`
-	Timeout string   `json:"timeout,omitempty"`
-	// Credential (provider/alias) is sent to an HTTP server as a bearer
-	// token by the gateway; the agent never sees it.
-	Credential string `json:"credential,omitempty"`
-	// The sandbox of a stdio server (see mcp.ServerConfig).
-	ReadOnly  []string `json:"ro,omitempty"`
-	ReadWrite []string `json:"rw,omitempty"`
-	Network   string   `json:"network,omitempty"`
-	NoSandbox bool     `json:"no_sandbox,omitempty"`
 }
 
 func (s *Server) mcpError(w http.ResponseWriter, err error) {
@@ -297,18 +282,18 @@ func (s *Server) handleMCPList(w http.ResponseWriter, r *http.Request) {
 		s.mcpError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"servers": out})
+	writeJSON(w, http.StatusOK, api.MCPServerList{Servers: out})
 }
 
 func (s *Server) handleMCPAdd(w http.ResponseWriter, r *http.Request) {
-	var req MCPServerRequest
+	var req api.MCPServerRequest
 	if !decodeJSON(w, r, &req) {
 		return
 	}
 	if !s.knownProfile(w, req.Profile) {
 		return
 	}
-	c := mcp.ServerConfig{Name: req.Name, Command: req.Command, URL: req.URL, Credential: req.Credential,
+	c := mcpserver.Config{Name: req.Name, Command: req.Command, URL: req.URL, Credential: req.Credential,
 		ReadOnly: req.ReadOnly, ReadWrite: req.ReadWrite, Network: req.Network, NoSandbox: req.NoSandbox}
 	if req.Timeout != "" {
 		d, err := time.ParseDuration(req.Timeout)
@@ -360,7 +345,7 @@ func (s *Server) mcpServerParams(w http.ResponseWriter, r *http.Request) (alias,
 	if !s.knownProfile(w, alias) {
 		return "", "", false
 	}
-	if err := mcp.ValidateServerName(name); err != nil {
+	if err := mcpserver.ValidateName(name); err != nil {
 		writeError(w, http.StatusBadRequest, "invalid_mcp_server", err.Error())
 		return "", "", false
 	}
@@ -419,5 +404,5 @@ func (s *Server) handleMCPApprove(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.log.Info("MCP server tools approved", "profile", alias, "server", name, "changed", len(changed))
-	writeJSON(w, http.StatusOK, map[string]any{"profile": alias, "server": name, "approved": changed, "tools": len(current)})
+	writeJSON(w, http.StatusOK, api.MCPApproved{Approved: changed, Profile: alias, Server: name, Tools: len(current)})
 }

@@ -19,9 +19,12 @@ import (
 	"github.com/mark3labs/mcp-go/server"
 
 	"github.com/neullabs/ringlet/audit"
+	"github.com/neullabs/ringlet/audit/auditlog"
 	"github.com/neullabs/ringlet/credentials"
+	"github.com/neullabs/ringlet/credentials/keystore"
 	"github.com/neullabs/ringlet/hook"
 	"github.com/neullabs/ringlet/mcp"
+	"github.com/neullabs/ringlet/mcp/mcpserver"
 	"github.com/neullabs/ringlet/profile"
 	"github.com/neullabs/ringlet/token"
 )
@@ -96,7 +99,7 @@ func benchRinglet(b *testing.B, url string) (*Server, *httptest.Server, *hook.St
 		b.Fatal(err)
 	}
 	profiles := profile.NewStore(configDir, dataDir)
-	keys, err := credentials.Open(credentials.Options{Dir: configDir, Backend: credentials.BackendFile})
+	keys, err := keystore.Open(keystore.Options{Dir: configDir, Backend: credentials.BackendFile})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -107,10 +110,10 @@ func benchRinglet(b *testing.B, url string) (*Server, *httptest.Server, *hook.St
 		b.Fatal(err)
 	}
 	store := mcp.NewStore(configDir)
-	if _, err := store.Add("work", mcp.ServerConfig{Name: "up", URL: url}); err != nil {
+	if _, err := store.Add("work", mcpserver.Config{Name: "up", URL: url}); err != nil {
 		b.Fatal(err)
 	}
-	log, err := audit.Open(audit.Options{Path: filepath.Join(b.TempDir(), "audit.db")})
+	log, err := auditlog.Open(auditlog.Options{Path: filepath.Join(b.TempDir(), "audit.db")})
 	if err != nil {
 		b.Fatal(err)
 	}

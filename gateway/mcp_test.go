@@ -17,10 +17,14 @@ import (
 	"github.com/mark3labs/mcp-go/client/transport"
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
 
+	"github.com/neullabs/ringlet/api"
 	"github.com/neullabs/ringlet/audit"
+	"github.com/neullabs/ringlet/audit/auditlog"
 	"github.com/neullabs/ringlet/credentials"
+	"github.com/neullabs/ringlet/credentials/keystore"
 	"github.com/neullabs/ringlet/hook"
 	"github.com/neullabs/ringlet/mcp"
+	"github.com/neullabs/ringlet/mcp/mcpserver"
 	"github.com/neullabs/ringlet/profile"
 )
 
@@ -45,7 +49,7 @@ func newMCPWorld(t *testing.T) *mcpWorld {
 		t.Fatal(err)
 	}
 	profiles := profile.NewStore(configDir, dataDir)
-	keys, err := credentials.Open(credentials.Options{Dir: configDir, Backend: credentials.BackendFile})
+	keys, err := keystore.Open(keystore.Options{Dir: configDir, Backend: credentials.BackendFile})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +62,7 @@ func newMCPWorld(t *testing.T) *mcpWorld {
 		}
 	}
 	w := &mcpWorld{hooks: hook.NewStore(configDir), auditPath: filepath.Join(t.TempDir(), "audit.db"), home: profiles.Home("work")}
-	log, err := audit.Open(audit.Options{Path: w.auditPath})
+	log, err := auditlog.Open(auditlog.Options{Path: w.auditPath})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -343,7 +347,7 @@ func TestMCPUpstreamThroughHooks(t *testing.T) {
 		profile, name string
 		argv          []string
 	}{{"work", "up", []string{bin, "-record", rec}}, {"other", "up2", []string{bin}}} {
-		body, _ := json.Marshal(MCPServerRequest{Profile: tc.profile, Name: tc.name, Command: tc.argv})
+		body, _ := json.Marshal(api.MCPServerRequest{Profile: tc.profile, Name: tc.name, Command: tc.argv})
 		if status, text := w.rest(t, testToken, "POST", "/api/mcp/servers", string(body)); status != http.StatusCreated {
 			t.Fatalf("POST /api/mcp/servers: %d %s", status, text)
 		}
@@ -397,7 +401,7 @@ func TestMCPUpstreamThroughHooks(t *testing.T) {
 	}
 	// mcp list over REST says what runs.
 	var list struct {
-		Servers []mcp.ServerStatus `json:"servers"`
+		Servers []mcpserver.Status `json:"servers"`
 	}
 	_, text = w.rest(t, testToken, "GET", "/api/mcp/servers?profile=work", "")
 	if err := json.Unmarshal([]byte(text), &list); err != nil || len(list.Servers) != 1 || list.Servers[0].State != mcp.StateRunning {

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/neullabs/ringlet/mcp"
+	"github.com/neullabs/ringlet/mcp/mcpserver"
 	"github.com/neullabs/ringlet/profile"
 	"github.com/neullabs/ringlet/sandbox"
 )
@@ -43,7 +44,7 @@ func TestMCPSandboxLimitsAndFilter(t *testing.T) {
 	}
 	s := &Server{opts: Options{Executable: ringlet, EmptyFile: empty, StateDir: state}, mcpLease: sandbox.NewLease(state)}
 	defer s.mcpLease.Release()
-	argv, files, err := s.mcpSandbox(p, mcp.Launch{Home: home, Dir: ws}, mcp.ServerConfig{Name: "fs"}, []string{"/bin/true"}, []string{"PATH=/usr/bin"})
+	argv, files, err := s.mcpSandbox(p, mcp.Launch{Home: home, Dir: ws}, mcpserver.Config{Name: "fs"}, []string{"/bin/true"}, []string{"PATH=/usr/bin"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/neullabs/ringlet/api"
 	"github.com/neullabs/ringlet/audit"
 	"github.com/neullabs/ringlet/credentials"
 	"github.com/neullabs/ringlet/hook"
@@ -16,28 +17,9 @@ import (
 	"github.com/neullabs/ringlet/provider"
 )
 
-// ProfileUpdate is the body of PATCH /api/profiles/{alias}: the fields to
-// change; absent fields stay as they are.
-type ProfileUpdate struct {
-	Model          *string   `json:"model,omitempty"`
-	Workspace      *string   `json:"workspace,omitempty"`
-	Endpoint       *string   `json:"endpoint,omitempty"`
-	Network        *string   `json:"network,omitempty"`
-	ReadOnly       *[]string `json:"ro,omitempty"`
-	ReadWrite      *[]string `json:"rw,omitempty"`
-	AllowGitConfig *bool     `json:"allow_git_config,omitempty"`
-	AllowHosts     *[]string `json:"allow_hosts,omitempty"`
-	Protect        *[]string `json:"protect,omitempty"`
-	Unprotect      *[]string `json:"unprotect,omitempty"`
-	// Sandbox limits; 0 resets one to the default.
-	MaxProcs  *int   `json:"max_procs,omitempty"`
-	MaxMemory *int64 `json:"max_memory,omitempty"`
-	TmpSize   *int64 `json:"tmp_size,omitempty"`
-}
-
 func (s *Server) handleProfileUpdate(w http.ResponseWriter, r *http.Request) {
 	alias := chi.URLParam(r, "alias")
-	var u ProfileUpdate
+	var u api.ProfileUpdate
 	if !decodeJSON(w, r, &u) {
 		return
 	}
@@ -133,24 +115,8 @@ func (s *Server) profileError(w http.ResponseWriter, err error) {
 	}
 }
 
-// ProfileView is a profile as the API shows it: where its key is, never
-// the key.
-type ProfileView struct {
-	profile.Profile
-	// Home is the HOME of the profile's sandboxed agents and MCP servers,
-	// UnsandboxedHome that of those run without a sandbox.
-	Home            string `json:"home"`
-	UnsandboxedHome string `json:"unsandboxed_home"`
-	// Protected is what the sandbox keeps read-only in the workspace and
-	// each read-write directory: the defaults, plus Protect, minus
-	// Unprotect.
-	Protected []string `json:"protected"`
-	Key       string   `json:"key"` // "stored (keyring)", "stored (file)", "missing"
-	Sessions  int      `json:"sessions"`
-}
-
-func (s *Server) view(p profile.Profile, keys []credentials.Entry) ProfileView {
-	v := ProfileView{Profile: p, Home: s.opts.Profiles.Home(p.Alias), UnsandboxedHome: s.opts.Profiles.UnsandboxedHome(p.Alias), Key: "missing"}
+func (s *Server) view(p profile.Profile, keys []credentials.Entry) api.ProfileView {
+	v := api.ProfileView{Profile: p, Home: s.opts.Profiles.Home(p.Alias), UnsandboxedHome: s.opts.Profiles.UnsandboxedHome(p.Alias), Key: "missing"}
 	v.Protected, _ = p.Protected() // checked when stored
 	if v.Protected == nil {
 		v.Protected = []string{}
@@ -175,11 +141,11 @@ func (s *Server) handleProfileList(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	keys, _ := s.opts.Keys.List()
-	out := make([]ProfileView, 0, len(ps))
+	out := make([]api.ProfileView, 0, len(ps))
 	for _, p := range ps {
 		out = append(out, s.view(p, keys))
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"profiles": out})
+	writeJSON(w, http.StatusOK, api.ProfileList{Profiles: out})
 }
 
 func (s *Server) handleProfileGet(w http.ResponseWriter, r *http.Request) {
@@ -192,31 +158,8 @@ func (s *Server) handleProfileGet(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, s.view(p, keys))
 }
 
-// ProfileRequest is the body of POST /api/profiles.
-type ProfileRequest struct {
-	Alias     string   `json:"alias"`
-	Agent     string   `json:"agent"`
-	Provider  string   `json:"provider"`
-	Model     string   `json:"model,omitempty"`
-	Workspace string   `json:"workspace,omitempty"`
-	Endpoint  string   `json:"endpoint,omitempty"`
-	Command   []string `json:"command,omitempty"`
-	Network   string   `json:"network,omitempty"`
-	ReadOnly  []string `json:"ro,omitempty"`
-	ReadWrite []string `json:"rw,omitempty"`
-	// AllowGitConfig lets the agent write .git/hooks and .git/config.
-	AllowGitConfig bool     `json:"allow_git_config,omitempty"`
-	AllowHosts     []string `json:"allow_hosts,omitempty"`
-	Protect        []string `json:"protect,omitempty"`
-	Unprotect      []string `json:"unprotect,omitempty"`
-	// Sandbox limits (0: the defaults); sizes in bytes.
-	MaxProcs  int   `json:"max_procs,omitempty"`
-	MaxMemory int64 `json:"max_memory,omitempty"`
-	TmpSize   int64 `json:"tmp_size,omitempty"`
-}
-
 func (s *Server) handleProfileCreate(w http.ResponseWriter, r *http.Request) {
-	var req ProfileRequest
+	var req api.ProfileRequest
 	if !decodeJSON(w, r, &req) {
 		return
 	}
@@ -309,7 +252,7 @@ func (s *Server) handleProfileDelete(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	s.log.Info("profile deleted", "profile", alias, "key_removed", keyRemoved)
-	writeJSON(w, http.StatusOK, map[string]any{"deleted": alias, "key_removed": keyRemoved})
+	writeJSON(w, http.StatusOK, api.ProfileDeleted{Deleted: alias, KeyRemoved: keyRemoved})
 }
 
 func (s *Server) handleProviderList(w http.ResponseWriter, r *http.Request) {
@@ -322,7 +265,7 @@ func (s *Server) handleProviderList(w http.ResponseWriter, r *http.Request) {
 	for _, id := range cat.ProviderIDs() {
 		out = append(out, cat.Providers[id])
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"providers": out})
+	writeJSON(w, http.StatusOK, api.ProviderList{Providers: out})
 }
 
 func (s *Server) handleProviderGet(w http.ResponseWriter, r *http.Request) {
@@ -341,14 +284,7 @@ func (s *Server) handleProviderGet(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) handleProviderAdd(w http.ResponseWriter, r *http.Request) {
 	var p profile.Provider
-	var body struct {
-		ID        string            `json:"id"`
-		Name      string            `json:"name"`
-		BaseURL   string            `json:"base_url"`
-		Format    string            `json:"format"`
-		Auth      string            `json:"auth"`
-		Endpoints map[string]string `json:"endpoints"`
-	}
+	var body api.ProviderRequest
 	if !decodeJSON(w, r, &body) {
 		return
 	}
@@ -384,7 +320,7 @@ func (s *Server) handleAgents(w http.ResponseWriter, r *http.Request) {
 	for _, id := range cat.AgentIDs() {
 		out = append(out, cat.Agents[id])
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"agents": out})
+	writeJSON(w, http.StatusOK, api.AgentList{Agents: out})
 }
 
 func (s *Server) handleUsage(w http.ResponseWriter, r *http.Request) {
@@ -410,5 +346,5 @@ func (s *Server) handleUsage(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, "audit_unavailable", err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"by": by, "rows": rows})
+	writeJSON(w, http.StatusOK, api.Usage{By: by, Rows: rows})
 }

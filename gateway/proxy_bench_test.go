@@ -15,7 +15,9 @@ import (
 	"time"
 
 	"github.com/neullabs/ringlet/audit"
+	"github.com/neullabs/ringlet/audit/auditlog"
 	"github.com/neullabs/ringlet/credentials"
+	"github.com/neullabs/ringlet/credentials/keystore"
 	"github.com/neullabs/ringlet/hook"
 	"github.com/neullabs/ringlet/profile"
 	"github.com/neullabs/ringlet/test/bench/benchnet"
@@ -55,7 +57,7 @@ func newProxySetup(b testing.TB, upstream http.Handler, format, auth string) *be
 	b.Cleanup(bare.Close)
 
 	// Ringlet with everything on: file credentials, audit, metrics, usage.
-	keys, err := credentials.Open(credentials.Options{Dir: dir, Backend: credentials.BackendFile})
+	keys, err := keystore.Open(keystore.Options{Dir: dir, Backend: credentials.BackendFile})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -77,7 +79,7 @@ func newProxySetup(b testing.TB, upstream http.Handler, format, auth string) *be
 	if _, err := keys.Set(credentials.Ref{Provider: "fake", Alias: "bench"}, credentials.NewSecret(benchnet.Key)); err != nil {
 		b.Fatal(err)
 	}
-	log, err := audit.Open(audit.Options{Path: dir + "/audit.db"})
+	log, err := auditlog.Open(auditlog.Options{Path: dir + "/audit.db"})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/neullabs/ringlet/api"
 	"github.com/neullabs/ringlet/audit"
 	"github.com/neullabs/ringlet/profile"
 	"github.com/neullabs/ringlet/test/bench/benchnet"
@@ -220,7 +221,7 @@ func TestProxyResponseHeaderTimeout(t *testing.T) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	var e apiError
+	var e api.ErrorAnswer
 	if resp.StatusCode != http.StatusGatewayTimeout || json.Unmarshal(body, &e) != nil || e.Error.Code != "upstream_timeout" ||
 		!strings.Contains(e.Error.Message, "no response headers within 500ms") || resp.Header.Get("Content-Type") != "application/json" {
 		t.Errorf("a provider that never answers: got %d %q, want 504 JSON upstream_timeout saying no response headers within 500ms", resp.StatusCode, body)

@@ -13,6 +13,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/neullabs/ringlet/api"
 	"github.com/neullabs/ringlet/token"
 )
 
@@ -199,13 +200,13 @@ func TestEventStreamDelivers(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond) // polling a condition, not synchronising on time
 	}
-	s.bus.publish(Event{Kind: "unwanted"})
-	s.bus.publish(Event{Kind: "wanted", Profile: "p1"})
+	s.bus.publish(api.Event{Kind: "unwanted"})
+	s.bus.publish(api.Event{Kind: "wanted", Profile: "p1"})
 	_, data, err := ws.Read(ctx)
 	if err != nil {
 		t.Fatalf("read: %v", err)
 	}
-	var e Event
+	var e api.Event
 	if err := json.Unmarshal(data, &e); err != nil {
 		t.Fatalf("decode event %s: %v", data, err)
 	}

@@ -119,7 +119,8 @@ func (s *Server) routes() []route {
 		get, post, put, patch, del = http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete
 		every                      = "" // every method
 	)
-	api := func(h http.HandlerFunc) http.Handler { return limitBody(s.opts.MaxBodyBytes, 30*time.Second)(h) }
+	// limited is a JSON API handler behind the body limit and read deadline.
+	limited := func(h http.HandlerFunc) http.Handler { return limitBody(s.opts.MaxBodyBytes, 30*time.Second)(h) }
 	hookCheck := limitBody(maxHookCheckBody, 30*time.Second)(http.HandlerFunc(s.handleHookCheck))
 	haveProfiles := s.opts.Profiles != nil && s.opts.Keys != nil
 
@@ -139,11 +140,11 @@ func (s *Server) routes() []route {
 		})},
 
 		{get, "/metrics", byAdmin, onTCP, refuseAdmin, s.metrics.handler()},
-		{get, "/api/version", byAdmin, onTCP, refuseAdmin, api(s.handleVersion)},
-		{get, "/api/status", byAdmin, onTCP, refuseAdmin, api(s.handleStatus)},
-		{post, "/api/daemon/stop", byAdmin, onTCP, refuseAdmin, api(s.handleStop)},
-		{post, "/api/daemon/rotate-token", byAdmin, onTCP, refuseAdmin, api(s.handleRotate)},
-		{get, "/api/events", byAdmin, onTCP, refuseAdmin, api(s.handleEvents)},
+		{get, "/api/version", byAdmin, onTCP, refuseAdmin, limited(s.handleVersion)},
+		{get, "/api/status", byAdmin, onTCP, refuseAdmin, limited(s.handleStatus)},
+		{post, "/api/daemon/stop", byAdmin, onTCP, refuseAdmin, limited(s.handleStop)},
+		{post, "/api/daemon/rotate-token", byAdmin, onTCP, refuseAdmin, limited(s.handleRotate)},
+		{get, "/api/events", byAdmin, onTCP, refuseAdmin, limited(s.handleEvents)},
 		{every, "/proxy", byAdmin, onTCP, refuseAdmin, notImplemented("the provider proxy")},
 	}
 
@@ -152,60 +153,61 @@ func (s *Server) routes() []route {
 			// The provider proxy: a session's requests to its profile's
 			// provider, with the key. Never the admin token.
 			route{every, "/proxy/*", bySession, onTCP | onSocket, refuseProxy, http.HandlerFunc(s.handleProxy)},
-			route{get, "/api/profiles/", byAdmin, onTCP, refuseAdmin, api(s.handleProfileList)},
-			route{post, "/api/profiles/", byAdmin, onTCP, refuseAdmin, api(s.handleProfileCreate)},
-			route{get, "/api/profiles/{alias}", byAdmin, onTCP, refuseAdmin, api(s.handleProfileGet)},
-			route{del, "/api/profiles/{alias}", byAdmin, onTCP, refuseAdmin, api(s.handleProfileDelete)},
-			route{patch, "/api/profiles/{alias}", byAdmin, onTCP, refuseAdmin, api(s.handleProfileUpdate)},
-			route{get, "/api/sessions/", byAdmin, onTCP, refuseAdmin, api(s.handleSessionList)},
-			route{post, "/api/sessions/", byAdmin, onTCP, refuseAdmin, api(s.handleSessionStart)},
-			route{get, "/api/sessions/{id}", byAdmin, onTCP, refuseAdmin, api(s.handleSessionGet)},
-			route{del, "/api/sessions/{id}", byAdmin, onTCP, refuseAdmin, api(s.handleSessionRevoke)},
-			route{post, "/api/sessions/{id}/launch", byAdmin, onTCP, refuseAdmin, api(s.handleSessionLaunch)},
-			route{post, "/api/sessions/{id}/lease", byAdmin, onTCP, refuseAdmin, api(s.handleSessionLease)},
-			route{post, "/api/sessions/{id}/terminal", byAdmin, onTCP, refuseAdmin, api(s.handleTerminalStart)},
-			route{get, "/api/sessions/{id}/terminal", byAdmin, onTCP, refuseAdmin, api(s.handleTerminalAttach)},
-			route{get, "/api/sessions/{id}/terminal/info", byAdmin, onTCP, refuseAdmin, api(s.handleTerminalInfo)},
-			route{del, "/api/sessions/{id}/terminal", byAdmin, onTCP, refuseAdmin, api(s.handleTerminalKill)},
-			route{get, "/api/providers/", byAdmin, onTCP, refuseAdmin, api(s.handleProviderList)},
-			route{post, "/api/providers/", byAdmin, onTCP, refuseAdmin, api(s.handleProviderAdd)},
-			route{get, "/api/providers/{id}", byAdmin, onTCP, refuseAdmin, api(s.handleProviderGet)},
-			route{get, "/api/agents", byAdmin, onTCP, refuseAdmin, api(s.handleAgents)},
-			route{get, "/api/terminals", byAdmin, onTCP, refuseAdmin, api(s.handleTerminalList)},
+			route{get, "/api/profiles/", byAdmin, onTCP, refuseAdmin, limited(s.handleProfileList)},
+			route{post, "/api/profiles/", byAdmin, onTCP, refuseAdmin, limited(s.handleProfileCreate)},
+			route{get, "/api/profiles/{alias}", byAdmin, onTCP, refuseAdmin, limited(s.handleProfileGet)},
+			route{del, "/api/profiles/{alias}", byAdmin, onTCP, refuseAdmin, limited(s.handleProfileDelete)},
+			route{patch, "/api/profiles/{alias}", byAdmin, onTCP, refuseAdmin, limited(s.handleProfileUpdate)},
+			route{get, "/api/sessions/", byAdmin, onTCP, refuseAdmin, limited(s.handleSessionList)},
+			route{post, "/api/sessions/", byAdmin, onTCP, refuseAdmin, limited(s.handleSessionStart)},
+			route{get, "/api/sessions/{id}", byAdmin, onTCP, refuseAdmin, limited(s.handleSessionGet)},
+			route{del, "/api/sessions/{id}", byAdmin, onTCP, refuseAdmin, limited(s.handleSessionRevoke)},
+			route{post, "/api/sessions/{id}/launch", byAdmin, onTCP, refuseAdmin, limited(s.handleSessionLaunch)},
+			route{post, "/api/sessions/{id}/lease", byAdmin, onTCP, refuseAdmin, limited(s.handleSessionLease)},
+			route{post, "/api/sessions/{id}/terminal", byAdmin, onTCP, refuseAdmin, limited(s.handleTerminalStart)},
+			route{get, "/api/sessions/{id}/terminal", byAdmin, onTCP, refuseAdmin, limited(s.handleTerminalAttach)},
+			route{get, "/api/sessions/{id}/terminal/info", byAdmin, onTCP, refuseAdmin, limited(s.handleTerminalInfo)},
+			route{del, "/api/sessions/{id}/terminal", byAdmin, onTCP, refuseAdmin, limited(s.handleTerminalKill)},
+			route{get, "/api/providers/", byAdmin, onTCP, refuseAdmin, limited(s.handleProviderList)},
+			route{post, "/api/providers/", byAdmin, onTCP, refuseAdmin, limited(s.handleProviderAdd)},
+			route{get, "/api/providers/{id}", byAdmin, onTCP, refuseAdmin, limited(s.handleProviderGet)},
+			route{get, "/api/agents", byAdmin, onTCP, refuseAdmin, limited(s.handleAgents)},
+			route{get, "/api/terminals", byAdmin, onTCP, refuseAdmin, limited(s.handleTerminalList)},
 		)
 	} else {
 		rs = append(rs, route{every, "/proxy/*", byAdmin, onTCP, refuseAdmin, notImplemented("the provider proxy")})
 		for _, g := range []string{"profiles", "sessions", "providers", "agents"} {
 			rs = append(rs,
-				route{every, "/api/" + g, byAdmin, onTCP, refuseAdmin, api(notImplemented("/api/" + g))},
-				route{every, "/api/" + g + "/*", byAdmin, onTCP, refuseAdmin, api(notImplemented("/api/" + g))})
+				route{every, "/api/" + g, byAdmin, onTCP, refuseAdmin, limited(notImplemented("/api/" + g))},
+				route{every, "/api/" + g + "/*", byAdmin, onTCP, refuseAdmin, limited(notImplemented("/api/" + g))})
 		}
 	}
 
 	if s.opts.Keys != nil {
 		rs = append(rs,
-			route{get, "/api/keychain/", byAdmin, onTCP, refuseAdmin, api(s.handleKeychainList)},
-			route{put, "/api/keychain/{provider}/{alias}", byAdmin, onTCP, refuseAdmin, api(s.handleKeychainSet)},
-			route{del, "/api/keychain/{provider}/{alias}", byAdmin, onTCP, refuseAdmin, api(s.handleKeychainRemove)})
+			route{get, "/api/keychain/", byAdmin, onTCP, refuseAdmin, limited(s.handleKeychainList)},
+			route{put, "/api/keychain/{provider}/{alias}", byAdmin, onTCP, refuseAdmin, limited(s.handleKeychainSet)},
+			route{del, "/api/keychain/{provider}/{alias}", byAdmin, onTCP, refuseAdmin, limited(s.handleKeychainRemove)},
+			route{post, "/api/keychain/migrate", byAdmin, onTCP, refuseAdmin, limited(s.handleKeychainMigrate)})
 	} else {
 		rs = append(rs,
-			route{every, "/api/keychain", byAdmin, onTCP, refuseAdmin, api(notImplemented("/api/keychain"))},
-			route{every, "/api/keychain/*", byAdmin, onTCP, refuseAdmin, api(notImplemented("/api/keychain"))})
+			route{every, "/api/keychain", byAdmin, onTCP, refuseAdmin, limited(notImplemented("/api/keychain"))},
+			route{every, "/api/keychain/*", byAdmin, onTCP, refuseAdmin, limited(notImplemented("/api/keychain"))})
 	}
 
 	if s.opts.AuditPath != "" {
 		rs = append(rs,
-			route{get, "/api/audit", byAdmin, onTCP, refuseAdmin, api(s.handleAuditQuery)},
-			route{get, "/api/audit/verify", byAdmin, onTCP, refuseAdmin, api(s.handleAuditVerify)},
-			route{get, "/api/usage", byAdmin, onTCP, refuseAdmin, api(s.handleUsage)},
+			route{get, "/api/audit", byAdmin, onTCP, refuseAdmin, limited(s.handleAuditQuery)},
+			route{get, "/api/audit/verify", byAdmin, onTCP, refuseAdmin, limited(s.handleAuditVerify)},
+			route{get, "/api/usage", byAdmin, onTCP, refuseAdmin, limited(s.handleUsage)},
 			// A session's tools read its own records only.
 			route{get, "/audit", bySession, onTools, refuseTool, ownSession(http.HandlerFunc(s.handleAuditQuery))},
 			route{get, "/usage", bySession, onTools, refuseTool, ownSession(http.HandlerFunc(s.handleUsage))})
 	} else {
 		rs = append(rs,
-			route{every, "/api/audit", byAdmin, onTCP, refuseAdmin, api(auditOff)},
-			route{every, "/api/audit/*", byAdmin, onTCP, refuseAdmin, api(auditOff)},
-			route{every, "/api/usage", byAdmin, onTCP, refuseAdmin, api(auditOff)},
+			route{every, "/api/audit", byAdmin, onTCP, refuseAdmin, limited(auditOff)},
+			route{every, "/api/audit/*", byAdmin, onTCP, refuseAdmin, limited(auditOff)},
+			route{every, "/api/usage", byAdmin, onTCP, refuseAdmin, limited(auditOff)},
 			route{get, "/audit", bySession, onTools, refuseTool, auditOff},
 			route{get, "/usage", bySession, onTools, refuseTool, auditOff})
 	}
@@ -217,15 +219,15 @@ func (s *Server) routes() []route {
 		rs = append(rs,
 			// A session's agent asks whether a tool call may run.
 			route{post, "/session/hooks/check", bySession, onTCP | onSocket, refuseHookCheck, hookCheck},
-			route{get, "/api/hooks/", byAdmin, onTCP, refuseAdmin, api(s.handleHookList)},
-			route{post, "/api/hooks/", byAdmin, onTCP, refuseAdmin, api(s.handleHookAdd)},
-			route{del, "/api/hooks/{profile}/{id}", byAdmin, onTCP, refuseAdmin, api(s.handleHookRemove)},
-			route{post, "/api/hooks/{profile}/import", byAdmin, onTCP, refuseAdmin, api(s.handleHookImport)},
-			route{get, "/api/hooks/{profile}/export", byAdmin, onTCP, refuseAdmin, api(s.handleHookExport)})
+			route{get, "/api/hooks/", byAdmin, onTCP, refuseAdmin, limited(s.handleHookList)},
+			route{post, "/api/hooks/", byAdmin, onTCP, refuseAdmin, limited(s.handleHookAdd)},
+			route{del, "/api/hooks/{profile}/{id}", byAdmin, onTCP, refuseAdmin, limited(s.handleHookRemove)},
+			route{post, "/api/hooks/{profile}/import", byAdmin, onTCP, refuseAdmin, limited(s.handleHookImport)},
+			route{get, "/api/hooks/{profile}/export", byAdmin, onTCP, refuseAdmin, limited(s.handleHookExport)})
 	} else {
 		rs = append(rs,
-			route{every, "/api/hooks", byAdmin, onTCP, refuseAdmin, api(notImplemented("/api/hooks"))},
-			route{every, "/api/hooks/*", byAdmin, onTCP, refuseAdmin, api(notImplemented("/api/hooks"))})
+			route{every, "/api/hooks", byAdmin, onTCP, refuseAdmin, limited(notImplemented("/api/hooks"))},
+			route{every, "/api/hooks/*", byAdmin, onTCP, refuseAdmin, limited(notImplemented("/api/hooks"))})
 	}
 
 	if s.mcp != nil {
@@ -236,16 +238,16 @@ func (s *Server) routes() []route {
 			route{every, "/mcp/*", byAdmin, onTCP, refuseAdmin, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				writeError(w, http.StatusNotFound, "not_found", "the MCP endpoint is /mcp")
 			})},
-			route{get, "/api/mcp/servers/", byAdmin, onTCP, refuseAdmin, api(s.handleMCPList)},
-			route{post, "/api/mcp/servers/", byAdmin, onTCP, refuseAdmin, api(s.handleMCPAdd)},
-			route{del, "/api/mcp/servers/{profile}/{name}", byAdmin, onTCP, refuseAdmin, api(s.handleMCPRemove)},
-			route{post, "/api/mcp/servers/{profile}/{name}/approve", byAdmin, onTCP, refuseAdmin, api(s.handleMCPApprove)})
+			route{get, "/api/mcp/servers/", byAdmin, onTCP, refuseAdmin, limited(s.handleMCPList)},
+			route{post, "/api/mcp/servers/", byAdmin, onTCP, refuseAdmin, limited(s.handleMCPAdd)},
+			route{del, "/api/mcp/servers/{profile}/{name}", byAdmin, onTCP, refuseAdmin, limited(s.handleMCPRemove)},
+			route{post, "/api/mcp/servers/{profile}/{name}/approve", byAdmin, onTCP, refuseAdmin, limited(s.handleMCPApprove)})
 	} else {
 		rs = append(rs,
 			route{every, "/mcp", byAdmin, onTCP, refuseAdmin, notImplemented("the MCP endpoint")},
 			route{every, "/mcp/*", byAdmin, onTCP, refuseAdmin, notImplemented("the MCP endpoint")},
-			route{every, "/api/mcp", byAdmin, onTCP, refuseAdmin, api(notImplemented("/api/mcp"))},
-			route{every, "/api/mcp/*", byAdmin, onTCP, refuseAdmin, api(notImplemented("/api/mcp"))})
+			route{every, "/api/mcp", byAdmin, onTCP, refuseAdmin, limited(notImplemented("/api/mcp"))},
+			route{every, "/api/mcp/*", byAdmin, onTCP, refuseAdmin, limited(notImplemented("/api/mcp"))})
 	}
 	return rs
 }

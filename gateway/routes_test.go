@@ -12,6 +12,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/neullabs/ringlet/api"
 	"github.com/neullabs/ringlet/audit"
 	"github.com/neullabs/ringlet/token"
 )
@@ -71,7 +72,7 @@ func newRouteWorlds(t *testing.T) []*routeWorld {
 	old.Expires = time.Now().Add(-time.Minute)
 
 	bare := &routeWorld{name: "bare", s: newTestServer(t, testPort), host: testHost,
-		garbage: "not-a-token", revoked: SessionTokenPrefix + "revoked", expired: SessionTokenPrefix + "expired"}
+		garbage: "not-a-token", revoked: api.SessionTokenPrefix + "revoked", expired: api.SessionTokenPrefix + "expired"}
 	return []*routeWorld{w, bare}
 }
 

@@ -24,6 +24,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/neullabs/ringlet/api"
 	"github.com/neullabs/ringlet/audit"
 	"github.com/neullabs/ringlet/credentials"
 	"github.com/neullabs/ringlet/hook"
@@ -530,21 +531,6 @@ func (s *Server) watchIdle(ctx context.Context) {
 	}
 }
 
-// Status is the body of GET /api/status.
-type Status struct {
-	Version        string  `json:"version"`
-	PID            int     `json:"pid"`
-	Listen         string  `json:"listen"`
-	Started        string  `json:"started"`
-	UptimeSeconds  float64 `json:"uptime_seconds"`
-	StayAlive      bool    `json:"stay_alive"`
-	IdleTimeout    string  `json:"idle_timeout"`
-	RequestsActive int64   `json:"requests_in_flight"`
-	EventStreams   int     `json:"event_streams"`
-	Sessions       int     `json:"sessions"`
-	Profiles       int     `json:"profiles"`
-}
-
 func (s *Server) handleVersion(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, version.Get())
 }
@@ -558,7 +544,7 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 	s.bus.mu.Lock()
 	streams := len(s.bus.subs)
 	s.bus.mu.Unlock()
-	writeJSON(w, http.StatusOK, Status{
+	writeJSON(w, http.StatusOK, api.Status{
 		Version:        version.Get().Version,
 		PID:            os.Getpid(),
 		Listen:         addr,
@@ -585,7 +571,7 @@ func (s *Server) profileCount() int {
 }
 
 func (s *Server) handleStop(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusAccepted, map[string]any{"stopping": true, "pid": os.Getpid()})
+	writeJSON(w, http.StatusAccepted, api.Stopping{PID: os.Getpid(), Stopping: true})
 	s.Stop("stop requested")
 }
 
@@ -602,5 +588,5 @@ func (s *Server) handleRotate(w http.ResponseWriter, r *http.Request) {
 	s.auth.set(t)
 	s.metrics.rotations.Inc()
 	s.log.Info("token rotated", "file", s.opts.TokenFile)
-	writeJSON(w, http.StatusOK, map[string]any{"rotated": true, "token_file": s.opts.TokenFile})
+	writeJSON(w, http.StatusOK, api.TokenRotated{Rotated: true, TokenFile: s.opts.TokenFile})
 }

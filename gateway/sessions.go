@@ -19,15 +19,12 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/neullabs/ringlet/api"
 	"github.com/neullabs/ringlet/audit"
 	"github.com/neullabs/ringlet/credentials"
 	"github.com/neullabs/ringlet/hook"
 	"github.com/neullabs/ringlet/profile"
 )
-
-// SessionTokenPrefix starts every session token, so a leaked one is
-// recognisable (and greppable) as Ringlet's.
-const SessionTokenPrefix = "rlt_"
 
 // errSessionEnded cancels the streams of a session that was revoked or
 // expired.
@@ -70,22 +67,8 @@ func (s *session) workspace() string {
 	return w
 }
 
-// SessionInfo is what the API shows of a session: never its token or key.
-type SessionInfo struct {
-	ID       string    `json:"id"`
-	Profile  string    `json:"profile"`
-	Provider string    `json:"provider"`
-	Agent    string    `json:"agent"`
-	Created  time.Time `json:"created"`
-	Expires  time.Time `json:"expires"`
-	Requests int64     `json:"requests"`
-	// Sandboxed says whether the session was started for an agent in a
-	// sandbox ('profiles run') or without one ('profiles env').
-	Sandboxed bool `json:"sandboxed"`
-}
-
-func (s *session) info() SessionInfo {
-	return SessionInfo{ID: s.ID, Profile: s.Profile.Alias, Provider: s.Provider.ID, Agent: s.Profile.Agent, Created: s.Created, Expires: s.Expires, Requests: s.requests.Load(), Sandboxed: s.Sandboxed}
+func (s *session) info() api.SessionInfo {
+	return api.SessionInfo{ID: s.ID, Profile: s.Profile.Alias, Provider: s.Provider.ID, Agent: s.Profile.Agent, Created: s.Created, Expires: s.Expires, Requests: s.requests.Load(), Sandboxed: s.Sandboxed}
 }
 
 type sessionTable struct {
@@ -225,7 +208,7 @@ func (s *Server) startSessionFor(ctx context.Context, alias string, ttl time.Dur
 	if err != nil {
 		return nil, "", err
 	}
-	tok := SessionTokenPrefix + secret
+	tok := api.SessionTokenPrefix + secret
 	if ttl <= 0 {
 		ttl = DefaultSessionTTL
 	}
@@ -372,35 +355,11 @@ func (s *Server) handleSessionLaunch(w http.ResponseWriter, r *http.Request) {
 		Target: sess.Profile.Agent, Decision: decision, Detail: audit.DetailJSON(body)}) {
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"recorded": true})
-}
-
-// SessionStarted is the answer to POST /api/sessions: the only time the
-// session token is shown.
-type SessionStarted struct {
-	SessionInfo
-	Token   string         `json:"token"`
-	BaseURL string         `json:"base_url"`
-	Launch  profile.Launch `json:"launch"`
-	Socket  string         `json:"socket,omitempty"` // the per-session socket, when asked for
-	Home    string         `json:"home"`             // the profile's HOME on the host
+	writeJSON(w, http.StatusOK, api.LaunchRecorded{Recorded: true})
 }
 
 func (s *Server) handleSessionStart(w http.ResponseWriter, r *http.Request) {
-	var body struct {
-		Profile string `json:"profile"`
-		TTL     string `json:"ttl"`
-		// Socket asks for a per-session Unix socket that serves only this
-		// session's scope, for an agent in a sandbox with no network.
-		Socket bool `json:"socket"`
-		// BaseURL and Home are what the agent sees inside its sandbox
-		// (the forwarder's URL, its HOME path), for its launch templates.
-		BaseURL string `json:"base_url"`
-		Home    string `json:"home"`
-		// Sandbox says the agent runs in a sandbox; a request for a
-		// socket or an inside HOME path says so too.
-		Sandbox bool `json:"sandbox"`
-	}
+	var body api.SessionRequest
 	if !decodeJSON(w, r, &body) {
 		return
 	}
@@ -439,11 +398,11 @@ func (s *Server) handleSessionStart(w http.ResponseWriter, r *http.Request) {
 	}
 	launch := sess.Agent.LaunchFor(sess.Profile, sess.Provider, baseURL, tok, home)
 	w.Header().Set("Location", "/api/sessions/"+sess.ID)
-	writeJSON(w, http.StatusCreated, SessionStarted{SessionInfo: sess.info(), Token: tok, BaseURL: baseURL, Launch: launch, Socket: socket, Home: sess.Home})
+	writeJSON(w, http.StatusCreated, api.SessionStarted{SessionInfo: sess.info(), Token: tok, BaseURL: baseURL, Launch: launch, Socket: socket, Home: sess.Home})
 }
 
 func (s *Server) handleSessionList(w http.ResponseWriter, r *http.Request) {
-	out := []SessionInfo{}
+	out := []api.SessionInfo{}
 	for _, sess := range s.sessions.list() {
 		if !s.live(r.Context(), sess) {
 			continue
@@ -453,7 +412,7 @@ func (s *Server) handleSessionList(w http.ResponseWriter, r *http.Request) {
 		}
 		out = append(out, sess.info())
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"sessions": out})
+	writeJSON(w, http.StatusOK, api.SessionList{Sessions: out})
 }
 
 func (s *Server) findSession(w http.ResponseWriter, r *http.Request) *session {

@@ -16,6 +16,7 @@ import (
 	"github.com/creack/pty"
 	"github.com/go-chi/chi/v5"
 
+	"github.com/neullabs/ringlet/api"
 	"github.com/neullabs/ringlet/audit"
 	"github.com/neullabs/ringlet/sandbox"
 )
@@ -50,42 +51,11 @@ type termViewer struct {
 	slow chan struct{}
 }
 
-// TerminalInfo describes a remote terminal.
-type TerminalInfo struct {
-	Session  string    `json:"session"`
-	Profile  string    `json:"profile"`
-	Started  time.Time `json:"started"`
-	PID      int       `json:"pid"`
-	Running  bool      `json:"running"`
-	ExitCode int       `json:"exit_code"`
-	Viewers  int       `json:"viewers"`
-}
-
-func (t *terminal) info() TerminalInfo {
+func (t *terminal) info() api.TerminalInfo {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return TerminalInfo{Session: t.sess.ID, Profile: t.sess.Profile.Alias, Started: t.started, PID: t.cmd.Process.Pid,
+	return api.TerminalInfo{Session: t.sess.ID, Profile: t.sess.Profile.Alias, Started: t.started, PID: t.cmd.Process.Pid,
 		Running: !t.exited, ExitCode: t.exitCode, Viewers: len(t.viewers)}
-}
-
-// TerminalStart is the body of POST /api/sessions/{id}/terminal: the
-// command line to run (the sandbox's, built by the CLI), its environment
-// and the initial window size.
-type TerminalStart struct {
-	Argv []string `json:"argv"`
-	// Files are handed to the program on descriptors 3, 4, ... (bwrap's
-	// options for --args 3, its seccomp filter): a command line is
-	// readable by everyone in /proc, and the options carry the session
-	// token.
-	Files [][]byte `json:"files,omitempty"`
-	Env   []string `json:"env"`
-	Dir   string   `json:"dir"`
-	Cols  uint16   `json:"cols"`
-	Rows  uint16   `json:"rows"`
-	// Trees are the sandbox's workspace and read-write directories: the
-	// daemon holds a sandbox.Lease on them while the agent runs, taking
-	// over from the launcher that prepared them.
-	Trees []string `json:"trees,omitempty"`
 }
 
 func (s *Server) handleTerminalStart(w http.ResponseWriter, r *http.Request) {
@@ -93,7 +63,7 @@ func (s *Server) handleTerminalStart(w http.ResponseWriter, r *http.Request) {
 	if sess == nil {
 		return
 	}
-	var req TerminalStart
+	var req api.TerminalStart
 	if !decodeJSON(w, r, &req) {
 		return
 	}
@@ -229,11 +199,11 @@ func (s *Server) handleTerminalList(w http.ResponseWriter, r *http.Request) {
 		ts = append(ts, t)
 	}
 	s.termMu.Unlock()
-	out := make([]TerminalInfo, 0, len(ts))
+	out := make([]api.TerminalInfo, 0, len(ts))
 	for _, t := range ts {
 		out = append(out, t.info())
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"terminals": out})
+	writeJSON(w, http.StatusOK, api.TerminalList{Terminals: out})
 }
 
 func (s *Server) handleTerminalInfo(w http.ResponseWriter, r *http.Request) {
@@ -287,14 +257,6 @@ func (s *Server) stopTerminals() {
 			return
 		}
 	}
-}
-
-// termControl is a text message from a viewer.
-type termControl struct {
-	Type   string `json:"type"` // resize, signal
-	Cols   uint16 `json:"cols,omitempty"`
-	Rows   uint16 `json:"rows,omitempty"`
-	Signal string `json:"signal,omitempty"` // INT, TERM, HUP, KILL
 }
 
 var termSignals = map[string]syscall.Signal{"INT": syscall.SIGINT, "TERM": syscall.SIGTERM, "HUP": syscall.SIGHUP, "KILL": syscall.SIGKILL, "QUIT": syscall.SIGQUIT}
@@ -354,7 +316,7 @@ func (s *Server) handleTerminalAttach(w http.ResponseWriter, r *http.Request) {
 				t.pty.Write(data)
 				continue
 			}
-			var m termControl
+			var m api.TerminalControl
 			if json.Unmarshal(data, &m) != nil {
 				continue
 			}

@@ -9,6 +9,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/neullabs/ringlet/mcp/jsonrpc"
+	"github.com/neullabs/ringlet/mcp/stdiobridge"
 )
 
 // bridged runs a Bridge to the world with tok and returns its stdin and
@@ -19,7 +22,7 @@ func bridged(t *testing.T, w *world, tok string) (in io.WriteCloser, out <-chan 
 	t.Cleanup(ts.Close)
 	inR, inW := io.Pipe()
 	outR, outW := io.Pipe()
-	b := &Bridge{URL: ts.URL + "/mcp", Token: tok, In: inR, Out: outW}
+	b := &stdiobridge.Bridge{URL: ts.URL + "/mcp", Token: tok, In: inR, Out: outW}
 	errc := make(chan error, 1)
 	go func() {
 		errc <- b.Run(t.Context())
@@ -94,8 +97,8 @@ func TestBridge(t *testing.T) {
 	}
 	// Garbage from the client is answered, not forwarded.
 	send(`this is not json`)
-	if m := next(t, out, "parse error", func(m rpcMsg) bool { return m.Error != nil }); m.Error.Code != codeParseError {
-		t.Errorf("garbage: got error %d, want %d", m.Error.Code, codeParseError)
+	if m := next(t, out, "parse error", func(m rpcMsg) bool { return m.Error != nil }); m.Error.Code != jsonrpc.CodeParseError {
+		t.Errorf("garbage: got error %d, want %d", m.Error.Code, jsonrpc.CodeParseError)
 	}
 	// A server notification reaches the client (tools changed upstream).
 	send(`{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"up__set_desc","arguments":{"desc":"new"}}}`)

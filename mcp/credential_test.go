@@ -13,6 +13,7 @@ import (
 	"github.com/mark3labs/mcp-go/server"
 
 	"github.com/neullabs/ringlet/mcp/internal/testserver"
+	"github.com/neullabs/ringlet/mcp/mcpserver"
 )
 
 // TestHTTPUpstreamCredential checks --credential: the gateway sends the
@@ -50,10 +51,10 @@ func TestHTTPUpstreamCredential(t *testing.T) {
 			return key, nil
 		}
 	})
-	if _, err := w.srv.AddServer("a", ServerConfig{Name: "auth", URL: up.URL + "/mcp", Credential: "docs/team", Timeout: 5 * time.Second}); err != nil {
+	if _, err := w.srv.AddServer("a", mcpserver.Config{Name: "auth", URL: up.URL + "/mcp", Credential: "docs/team", Timeout: 5 * time.Second}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := w.srv.AddServer("a", ServerConfig{Name: "plain", URL: up.URL + "/plain/mcp", Timeout: 5 * time.Second}); err != nil {
+	if _, err := w.srv.AddServer("a", mcpserver.Config{Name: "plain", URL: up.URL + "/plain/mcp", Timeout: 5 * time.Second}); err != nil {
 		t.Fatal(err)
 	}
 	c := w.client(t, "a1")
@@ -91,14 +92,14 @@ func TestCredentialValidation(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
 		name string
-		cfg  ServerConfig
+		cfg  mcpserver.Config
 		ok   bool
 	}{
-		{"http with credential", ServerConfig{Name: "x", URL: "https://mcp.example.com/mcp", Credential: "docs/team"}, true},
-		{"stdio with credential", ServerConfig{Name: "x", Command: []string{"srv"}, Credential: "docs/team"}, false},
-		{"no alias", ServerConfig{Name: "x", URL: "https://mcp.example.com/mcp", Credential: "docs"}, false},
-		{"upper case", ServerConfig{Name: "x", URL: "https://mcp.example.com/mcp", Credential: "Docs/team"}, false},
-		{"path tricks", ServerConfig{Name: "x", URL: "https://mcp.example.com/mcp", Credential: "../team"}, false},
+		{"http with credential", mcpserver.Config{Name: "x", URL: "https://mcp.example.com/mcp", Credential: "docs/team"}, true},
+		{"stdio with credential", mcpserver.Config{Name: "x", Command: []string{"srv"}, Credential: "docs/team"}, false},
+		{"no alias", mcpserver.Config{Name: "x", URL: "https://mcp.example.com/mcp", Credential: "docs"}, false},
+		{"upper case", mcpserver.Config{Name: "x", URL: "https://mcp.example.com/mcp", Credential: "Docs/team"}, false},
+		{"path tricks", mcpserver.Config{Name: "x", URL: "https://mcp.example.com/mcp", Credential: "../team"}, false},
 	} {
 		err := tc.cfg.Validate()
 		if (err == nil) != tc.ok {

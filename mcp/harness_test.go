@@ -1,6 +1,7 @@
 package mcp
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -14,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/neullabs/ringlet/mcp/mcpserver"
 )
 
 // world is a gateway with four credentials, as the daemon would
@@ -168,7 +171,7 @@ func (w *world) addServer(p, name string, argv []string) {
 	w.t.Helper()
 	// The gateway's logic is tested here; the daemon's sandbox for servers
 	// is tested end to end (test/mcpsandbox_test.go).
-	if _, err := w.srv.AddServer(p, ServerConfig{Name: name, Command: argv, Timeout: 10 * time.Second, NoSandbox: true}); err != nil {
+	if _, err := w.srv.AddServer(p, mcpserver.Config{Name: name, Command: argv, Timeout: 10 * time.Second, NoSandbox: true}); err != nil {
 		w.t.Fatalf("AddServer: %v", err)
 	}
 }
@@ -261,6 +264,33 @@ type rpcMsg struct {
 		Message string          `json:"message"`
 		Data    json.RawMessage `json:"data"`
 	} `json:"error"`
+}
+
+// readEvents calls emit with the data of each server-sent event (as the
+// stdio bridge reads them).
+func readEvents(r io.Reader, emit func([]byte)) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 16<<20)
+	var data []byte
+	for sc.Scan() {
+		line := sc.Bytes()
+		switch {
+		case len(line) == 0:
+			if len(data) > 0 {
+				emit(data)
+				data = nil
+			}
+		case bytes.HasPrefix(line, []byte("data:")):
+			v := bytes.TrimPrefix(line[5:], []byte(" "))
+			if len(data) > 0 {
+				data = append(data, '\n')
+			}
+			data = append(data, v...)
+		}
+	}
+	if len(data) > 0 {
+		emit(data)
+	}
 }
 
 // messages are the JSON-RPC messages of an answer, JSON or SSE.

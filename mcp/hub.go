@@ -15,6 +15,8 @@ import (
 
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
+
+	"github.com/neullabs/ringlet/mcp/mcpserver"
 )
 
 // toolNameRE is the MCP 2025-11-25 rule for tool names: 1 to 128 ASCII
@@ -33,33 +35,6 @@ func exposedName(srv, tool string) (string, error) {
 	return name, nil
 }
 
-// Tool states in ServerStatus.
-const (
-	ToolVisible = "visible" // served to the profile's sessions
-	ToolChanged = "changed" // differs from its pin: hidden until approved
-	ToolInvalid = "invalid" // cannot be served (name or schema)
-)
-
-// ServerStatus is an upstream server as 'ringlet mcp list' shows it.
-type ServerStatus struct {
-	ServerConfig
-	State   string     `json:"state"`
-	Error   string     `json:"error,omitempty"`
-	RetryAt *time.Time `json:"retry_at,omitempty"`
-	// Failures counts its failures in a row while it is not running: a
-	// crash-looping server shows a growing count (and backoff).
-	Failures int          `json:"failures,omitempty"`
-	Tools    []ToolStatus `json:"tools"`
-}
-
-// ToolStatus is one tool of an upstream server.
-type ToolStatus struct {
-	Name    string `json:"name"`              // as the server lists it
-	Exposed string `json:"exposed,omitempty"` // <server>__<tool>
-	State   string `json:"state"`
-	Reason  string `json:"reason,omitempty"`
-}
-
 // hub is one profile's MCP server: the session tools plus the tools of
 // the profile's upstream servers. Every session of the profile shares it;
 // no session of another profile reaches it.
@@ -72,7 +47,7 @@ type hub struct {
 	ups    map[string]*upstream
 	order  []string
 	loaded bool
-	report map[string][]ToolStatus
+	report map[string][]mcpserver.ToolStatus
 
 	pubMu     sync.Mutex // serialises publish
 	published map[string]string
@@ -112,7 +87,7 @@ func (h *hub) load() {
 // reload brings the upstreams in line with the store: removed servers are
 // stopped, new ones wait idle until used.
 func (h *hub) reload() {
-	var cfgs []ServerConfig
+	var cfgs []mcpserver.Config
 	if h.srv.opts.Store != nil {
 		var err error
 		if cfgs, err = h.srv.opts.Store.List(h.profile); err != nil {
@@ -219,7 +194,7 @@ func (h *hub) publish() {
 	defer h.pubMu.Unlock()
 	var tools []server.ServerTool
 	published := map[string]string{}
-	report := map[string][]ToolStatus{}
+	report := map[string][]mcpserver.ToolStatus{}
 	for _, u := range h.upstreams() {
 		// A server that ran keeps its tools listed while it restarts: a
 		// call gets told why it cannot be served.
@@ -236,12 +211,12 @@ func (h *hub) publish() {
 			// Without a pin nothing is served: the check cannot be skipped.
 			h.srv.log.Error("could not pin MCP tools; hiding them", "profile", h.profile, "server", u.cfg.Name, "err", err)
 			for _, t := range list {
-				report[u.cfg.Name] = append(report[u.cfg.Name], ToolStatus{Name: t.Name, State: ToolInvalid, Reason: "its pin could not be stored: " + err.Error()})
+				report[u.cfg.Name] = append(report[u.cfg.Name], mcpserver.ToolStatus{Name: t.Name, State: mcpserver.ToolInvalid, Reason: "its pin could not be stored: " + err.Error()})
 			}
 			continue
 		}
 		for _, t := range list {
-			ts := ToolStatus{Name: t.Name}
+			ts := mcpserver.ToolStatus{Name: t.Name}
 			exposed, err := exposedName(u.cfg.Name, t.Name)
 			var def mcpgo.Tool
 			if err == nil {
@@ -250,14 +225,14 @@ func (h *hub) publish() {
 			}
 			switch {
 			case err != nil:
-				ts.State, ts.Reason = ToolInvalid, err.Error()
+				ts.State, ts.Reason = mcpserver.ToolInvalid, err.Error()
 			case published[exposed] != "":
-				ts.State, ts.Reason = ToolInvalid, "the server lists this name twice"
+				ts.State, ts.Reason = mcpserver.ToolInvalid, "the server lists this name twice"
 			case pins[t.Name] != t.hash:
-				ts.State = ToolChanged
+				ts.State = mcpserver.ToolChanged
 				ts.Reason = fmt.Sprintf("changed since it was approved; hidden until 'ringlet mcp approve %s %s'", h.profile, u.cfg.Name)
 			default:
-				ts.State = ToolVisible
+				ts.State = mcpserver.ToolVisible
 				published[exposed] = t.hash
 				tools = append(tools, server.ServerTool{Tool: def, Handler: h.forward(u, t.Name, exposed)})
 			}
@@ -421,30 +396,30 @@ func finalArgs(raw json.RawMessage) (json.RawMessage, error) {
 
 // status reports the upstreams for 'ringlet mcp list'; cfgs are their
 // definitions as stored now.
-func (h *hub) status(cfgs []ServerConfig) []ServerStatus {
+func (h *hub) status(cfgs []mcpserver.Config) []mcpserver.Status {
 	h.load()
 	h.mu.Lock()
 	report := h.report
 	h.mu.Unlock()
-	stored := map[string]ServerConfig{}
+	stored := map[string]mcpserver.Config{}
 	for _, c := range cfgs {
 		stored[c.Name] = c
 	}
-	var out []ServerStatus
+	var out []mcpserver.Status
 	for _, u := range h.upstreams() {
 		state, lastErr, retryAt, _ := u.snapshot()
 		cfg, ok := stored[u.cfg.Name]
 		if !ok {
 			continue
 		}
-		st := ServerStatus{ServerConfig: cfg, State: state, Error: lastErr, Tools: report[u.cfg.Name], Failures: u.failuresInARow()}
+		st := mcpserver.Status{Config: cfg, State: state, Error: lastErr, Tools: report[u.cfg.Name], Failures: u.failuresInARow()}
 		st.Pins = nil
 		if state == StateFailed || state == StateRestarting {
 			t := retryAt.UTC().Truncate(time.Second)
 			st.RetryAt = &t
 		}
 		if st.Tools == nil {
-			st.Tools = []ToolStatus{}
+			st.Tools = []mcpserver.ToolStatus{}
 		}
 		out = append(out, st)
 	}

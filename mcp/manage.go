@@ -7,6 +7,8 @@ import (
 	"maps"
 	"slices"
 	"time"
+
+	"github.com/neullabs/ringlet/mcp/mcpserver"
 )
 
 // These are the operations behind /api/mcp/servers. The gateway checks
@@ -22,7 +24,7 @@ func (s *Server) pins(profile, name string, seen map[string]string) (map[string]
 }
 
 // Servers reports a profile's upstream servers and their tools.
-func (s *Server) Servers(profile string) ([]ServerStatus, error) {
+func (s *Server) Servers(profile string) ([]mcpserver.Status, error) {
 	if s.opts.Store == nil {
 		return nil, errNoStore
 	}
@@ -36,20 +38,20 @@ func (s *Server) Servers(profile string) ([]ServerStatus, error) {
 	}
 	out := h.status(cfgs)
 	if out == nil {
-		out = []ServerStatus{}
+		out = []mcpserver.Status{}
 	}
 	return out, nil
 }
 
 // AddServer stores a new upstream server; it starts when a session of the
 // profile next uses MCP.
-func (s *Server) AddServer(profile string, c ServerConfig) (ServerConfig, error) {
+func (s *Server) AddServer(profile string, c mcpserver.Config) (mcpserver.Config, error) {
 	if s.opts.Store == nil {
-		return ServerConfig{}, errNoStore
+		return mcpserver.Config{}, errNoStore
 	}
 	added, err := s.opts.Store.Add(profile, c)
 	if err != nil {
-		return ServerConfig{}, err
+		return mcpserver.Config{}, err
 	}
 	if h, err := s.hub(profile); err == nil {
 		h.reload()
@@ -58,13 +60,13 @@ func (s *Server) AddServer(profile string, c ServerConfig) (ServerConfig, error)
 }
 
 // RemoveServer stops and forgets an upstream server.
-func (s *Server) RemoveServer(profile, name string) (ServerConfig, error) {
+func (s *Server) RemoveServer(profile, name string) (mcpserver.Config, error) {
 	if s.opts.Store == nil {
-		return ServerConfig{}, errNoStore
+		return mcpserver.Config{}, errNoStore
 	}
 	removed, err := s.opts.Store.Remove(profile, name)
 	if err != nil {
-		return ServerConfig{}, err
+		return mcpserver.Config{}, err
 	}
 	if h, err := s.hub(profile); err == nil {
 		h.reload()

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/neullabs/ringlet/mcp/internal/testserver"
+	"github.com/neullabs/ringlet/mcp/mcpserver"
 )
 
 // lockedLog is a log sink tests can read while the gateway writes.
@@ -62,7 +63,7 @@ func TestHostileUpstreamNeverLeaksItsCredential(t *testing.T) {
 		if name == "bad" {
 			path = "/bad/mcp"
 		}
-		if _, err := w.srv.AddServer("a", ServerConfig{Name: name, URL: up.URL + path, Credential: "docs/team", Timeout: 5 * time.Second}); err != nil {
+		if _, err := w.srv.AddServer("a", mcpserver.Config{Name: name, URL: up.URL + path, Credential: "docs/team", Timeout: 5 * time.Second}); err != nil {
 			t.Fatal(err)
 		}
 	}

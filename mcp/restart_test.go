@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/neullabs/ringlet/mcp/mcpserver"
 )
 
 // TestHungUpstreamIsRestarted: a call that gets no answer in time ends the
@@ -17,7 +19,7 @@ func TestHungUpstreamIsRestarted(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t)
 	pidFile := filepath.Join(w.homes["a"], "pid")
-	if _, err := w.srv.AddServer("a", ServerConfig{Name: "up", Command: upstreamCommand(t, "-pid", pidFile), Timeout: time.Second, NoSandbox: true}); err != nil {
+	if _, err := w.srv.AddServer("a", mcpserver.Config{Name: "up", Command: upstreamCommand(t, "-pid", pidFile), Timeout: time.Second, NoSandbox: true}); err != nil {
 		t.Fatal(err)
 	}
 	c := w.ready(t, "a1")

@@ -27,6 +27,9 @@ import (
 
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
+
+	"github.com/neullabs/ringlet/mcp/jsonrpc"
+	"github.com/neullabs/ringlet/mcp/mcpserver"
 )
 
 // Launch is where a profile's upstream servers run.
@@ -42,7 +45,7 @@ type Launch struct {
 	// inside the profile's sandbox for cfg, and what to pass on file
 	// descriptors 3, 4, ... (none for nothing). Nil means servers cannot
 	// be sandboxed here: only those added with --no-sandbox start.
-	Sandbox func(cfg ServerConfig, argv, env []string) (cmd []string, files [][]byte, err error)
+	Sandbox func(cfg mcpserver.Config, argv, env []string) (cmd []string, files [][]byte, err error)
 }
 
 // Options configure a Server. Zero values take the documented defaults.
@@ -59,7 +62,7 @@ type Options struct {
 	Credential func(ref string) (string, error)
 	// Version is the server version reported to clients.
 	Version string
-	// MaxBody bounds one posted message. Default DefaultMaxBody.
+	// MaxBody bounds one posted message. Default jsonrpc.DefaultMaxBody.
 	MaxBody int64
 	// StartTimeout bounds starting an upstream and listing its tools.
 	// Default 30s.
@@ -108,7 +111,7 @@ type Server struct {
 // New returns a Server; Run or Close ends it.
 func New(opts Options) *Server {
 	if opts.MaxBody <= 0 {
-		opts.MaxBody = DefaultMaxBody
+		opts.MaxBody = jsonrpc.DefaultMaxBody
 	}
 	if opts.StartTimeout <= 0 {
 		opts.StartTimeout = 30 * time.Second
@@ -208,14 +211,14 @@ var errClosed = errors.New("the MCP gateway is shutting down")
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c := CallerFrom(r.Context())
 	if c == nil || c.Binding == "" || c.API == nil {
-		writeRPCError(w, http.StatusInternalServerError, -32603, nil, "the request reached the MCP gateway without an authenticated caller")
+		jsonrpc.WriteError(w, http.StatusInternalServerError, -32603, nil, "the request reached the MCP gateway without an authenticated caller")
 		return
 	}
 	ep := s.admin
 	if !c.Admin() {
 		h, err := s.hub(c.Profile)
 		if err != nil {
-			writeRPCError(w, http.StatusServiceUnavailable, -32603, nil, err.Error())
+			jsonrpc.WriteError(w, http.StatusServiceUnavailable, -32603, nil, err.Error())
 			return
 		}
 		ep = h.ep
@@ -232,15 +235,15 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			var tooBig *http.MaxBytesError
 			if errors.As(err, &tooBig) {
-				writeRPCError(w, http.StatusRequestEntityTooLarge, codeInvalidRequest, nil, "the message is larger than the "+strconv.FormatInt(s.opts.MaxBody, 10)+"-byte limit")
+				jsonrpc.WriteError(w, http.StatusRequestEntityTooLarge, jsonrpc.CodeInvalidRequest, nil, "the message is larger than the "+strconv.FormatInt(s.opts.MaxBody, 10)+"-byte limit")
 				return
 			}
-			writeRPCError(w, http.StatusBadRequest, codeParseError, nil, "could not read the body")
+			jsonrpc.WriteError(w, http.StatusBadRequest, jsonrpc.CodeParseError, nil, "could not read the body")
 			return
 		}
-		m, werr := checkMessage(body)
+		m, werr := jsonrpc.Check(body)
 		if werr != nil {
-			writeRPCError(w, werr.status, werr.code, werr.id, werr.msg)
+			jsonrpc.WriteError(w, werr.Status, werr.Code, werr.ID, werr.Message)
 			return
 		}
 		if v := modernVersion(m, r.Header); v != "" {
@@ -248,7 +251,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if v := r.Header.Get(mcpgo.HeaderProtocolVersion); v != "" && !slices.Contains(ProtocolVersions, v) {
-			writeRPCError(w, http.StatusBadRequest, codeInvalidRequest, m.ID, "unsupported MCP-Protocol-Version "+strconv.Quote(v))
+			jsonrpc.WriteError(w, http.StatusBadRequest, jsonrpc.CodeInvalidRequest, m.ID, "unsupported MCP-Protocol-Version "+strconv.Quote(v))
 			return
 		}
 		if m.Method != string(mcpgo.MethodInitialize) && !s.sessionOK(w, m.ID, sid, c, ep.scope) {
@@ -262,7 +265,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	default:
 		w.Header().Set("Allow", "GET, POST, DELETE")
-		writeRPCError(w, http.StatusMethodNotAllowed, codeInvalidRequest, nil, r.Method+" is not allowed on /mcp")
+		jsonrpc.WriteError(w, http.StatusMethodNotAllowed, jsonrpc.CodeInvalidRequest, nil, r.Method+" is not allowed on /mcp")
 		return
 	}
 	ep.http.ServeHTTP(w, r)
@@ -331,13 +334,13 @@ func (d *discard) WriteHeader(status int)      { d.status = status }
 // sessionOK checks that sid is a live MCP session of c on scope.
 func (s *Server) sessionOK(w http.ResponseWriter, id json.RawMessage, sid string, c *Caller, scope string) bool {
 	if sid == "" {
-		writeRPCError(w, http.StatusBadRequest, codeInvalidRequest, id, "Mcp-Session-Id header required: send initialize first and use the session id it returns")
+		jsonrpc.WriteError(w, http.StatusBadRequest, jsonrpc.CodeInvalidRequest, id, "Mcp-Session-Id header required: send initialize first and use the session id it returns")
 		return false
 	}
 	if !s.ids.check(sid, c, scope) {
 		// The same answer whether the id never existed, ended, or belongs
 		// to another credential.
-		writeRPCError(w, http.StatusNotFound, codeInvalidRequest, id, "no such MCP session for this token; send initialize to start a new one")
+		jsonrpc.WriteError(w, http.StatusNotFound, jsonrpc.CodeInvalidRequest, id, "no such MCP session for this token; send initialize to start a new one")
 		return false
 	}
 	return true
@@ -345,7 +348,7 @@ func (s *Server) sessionOK(w http.ResponseWriter, id json.RawMessage, sid string
 
 // modernVersion returns the protocol version of a message that uses the
 // stateless protocol core (2026-07-28 or later), which has no sessions.
-func modernVersion(m *message, h http.Header) string {
+func modernVersion(m *jsonrpc.Message, h http.Header) string {
 	if v := h.Get(mcpgo.HeaderProtocolVersion); mcpgo.IsModernProtocol(v) {
 		return v
 	}

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/neullabs/ringlet/mcp/jsonrpc"
 )
 
 func TestInitializeNegotiatesVersion(t *testing.T) {
@@ -184,21 +186,21 @@ func TestProtocolAbuseInvokesNothing(t *testing.T) {
 		status int
 		code   int // JSON-RPC error code; 0 = only the HTTP status is checked
 	}{
-		{"malformed JSON", `{"jsonrpc":"2.0","id":5,"method":"tools/call",`, nil, 400, codeParseError},
-		{"batch", `[` + call(`{"text":"x"}`) + `]`, nil, 400, codeInvalidRequest},
-		{"empty batch", `[]`, nil, 400, codeInvalidRequest},
-		{"deep nesting", call(deep), nil, 400, codeInvalidRequest},
-		{"invalid UTF-8", call(`{"text":"` + "\xff\xfe" + `"}`), nil, 400, codeParseError},
-		{"not an object", `42`, nil, 400, codeInvalidRequest},
-		{"empty body", ``, nil, 400, codeInvalidRequest},
-		{"oversized", call(`{"text":"` + strings.Repeat("x", DefaultMaxBody) + `"}`), nil, 413, codeInvalidRequest},
+		{"malformed JSON", `{"jsonrpc":"2.0","id":5,"method":"tools/call",`, nil, 400, jsonrpc.CodeParseError},
+		{"batch", `[` + call(`{"text":"x"}`) + `]`, nil, 400, jsonrpc.CodeInvalidRequest},
+		{"empty batch", `[]`, nil, 400, jsonrpc.CodeInvalidRequest},
+		{"deep nesting", call(deep), nil, 400, jsonrpc.CodeInvalidRequest},
+		{"invalid UTF-8", call(`{"text":"` + "\xff\xfe" + `"}`), nil, 400, jsonrpc.CodeParseError},
+		{"not an object", `42`, nil, 400, jsonrpc.CodeInvalidRequest},
+		{"empty body", ``, nil, 400, jsonrpc.CodeInvalidRequest},
+		{"oversized", call(`{"text":"` + strings.Repeat("x", jsonrpc.DefaultMaxBody) + `"}`), nil, 413, jsonrpc.CodeInvalidRequest},
 		{"wrong JSON-RPC version", `{"jsonrpc":"1.0","id":5,"method":"tools/call","params":{"name":"up__echo","arguments":{}}}`, nil, 200, -32600},
 		{"unknown method", `{"jsonrpc":"2.0","id":5,"method":"tools/run","params":{"name":"up__echo"}}`, nil, 200, -32601},
 		{"unknown tool", `{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"up__nope","arguments":{}}}`, nil, 200, -32602},
 		{"another profile's tool name", `{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"profiles_list","arguments":{}}}`, nil, 200, -32602},
 		{"arguments not an object", call(`[1,2]`), nil, 200, 0},
 		{"wrong content type", call(`{}`), []string{"Content-Type", "text/plain"}, 400, 0},
-		{"unsupported version header", call(`{}`), []string{"Mcp-Protocol-Version", "1999-01-01"}, 400, codeInvalidRequest},
+		{"unsupported version header", call(`{}`), []string{"Mcp-Protocol-Version", "1999-01-01"}, 400, jsonrpc.CodeInvalidRequest},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rec := c.post(tc.body, tc.hdr...)

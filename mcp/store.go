@@ -7,150 +7,22 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
-	"regexp"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/neullabs/ringlet/credentials"
-	"github.com/neullabs/ringlet/internal/outbound"
+	"github.com/neullabs/ringlet/mcp/mcpserver"
 	"github.com/neullabs/ringlet/privatefile"
-	"github.com/neullabs/ringlet/sandbox"
 )
+
+// maxServers bounds the upstream servers of one profile.
+const maxServers = 64
 
 // Errors of the store.
 var (
 	ErrNotFound = errors.New("no such MCP server")
 	ErrExists   = errors.New("MCP server exists")
 )
-
-// Limits of an upstream definition.
-const (
-	DefaultCallTimeout = 60 * time.Second
-	MaxCallTimeout     = 30 * time.Minute
-	maxArgv            = 256
-	maxArgvBytes       = 64 << 10
-	maxServers         = 64
-)
-
-// serverNameRE is what <server> in <server>__<tool> may be. No
-// underscore, so the first "__" of an exposed name always ends the server
-// name, and short, so the exposed name stays within 128 characters.
-var serverNameRE = regexp.MustCompile(`^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$`)
-
-// ServerConfig is one upstream MCP server of a profile.
-type ServerConfig struct {
-	Name string `json:"name"`
-	// Command is the argv of a stdio server, started by the daemon.
-	Command []string `json:"command,omitempty"`
-	// URL is the endpoint of a streamable HTTP server (instead of Command).
-	URL string `json:"url,omitempty"`
-	// Credential names a key in the credential store (provider/alias)
-	// that the gateway sends to an HTTP server as Authorization: Bearer.
-	// The key is read when a request is made and never reaches the agent.
-	Credential string `json:"credential,omitempty"`
-	// Timeout bounds one tool call. Zero means DefaultCallTimeout.
-	Timeout time.Duration `json:"timeout_ns,omitempty"`
-	// A stdio server runs in the profile's sandbox: the system read-only,
-	// the profile's HOME and workspace (and its --ro/--rw paths), and
-	// ReadOnly and ReadWrite besides; Network is "none" (the default:
-	// loopback only) or "host". NoSandbox runs it as a plain child of the
-	// daemon instead: an explicit, audited opt-out.
-	ReadOnly  []string  `json:"ro,omitempty"`
-	ReadWrite []string  `json:"rw,omitempty"`
-	Network   string    `json:"network,omitempty"`
-	NoSandbox bool      `json:"no_sandbox,omitempty"`
-	Created   time.Time `json:"created"`
-	// Pins maps each upstream tool name to the hash of its definition
-	// when it was first seen or last approved.
-	Pins map[string]string `json:"pins,omitempty"`
-	// Approved is when 'ringlet mcp approve' last re-pinned the tools.
-	Approved *time.Time `json:"approved,omitempty"`
-}
-
-// Networks of a sandboxed stdio server.
-const (
-	NetworkNone = "none" // loopback only (the default)
-	NetworkHost = "host" // the host's network
-)
-
-// ValidateServerName checks <server>.
-func ValidateServerName(name string) error {
-	if !serverNameRE.MatchString(name) {
-		return fmt.Errorf("invalid MCP server name %q: use 1 to 32 lower-case letters, digits and '-', starting and ending with a letter or digit", name)
-	}
-	return nil
-}
-
-// Validate checks a definition and fills the default timeout.
-var credentialRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}/[a-z0-9][a-z0-9._-]{0,63}$`)
-
-func (c *ServerConfig) Validate() error {
-	if err := ValidateServerName(c.Name); err != nil {
-		return err
-	}
-	switch {
-	case c.URL != "" && len(c.Command) > 0:
-		return errors.New("an MCP server has a command or a URL, not both")
-	case c.URL != "":
-		if err := validateURL(c.URL); err != nil {
-			return err
-		}
-	case len(c.Command) == 0 || strings.TrimSpace(c.Command[0]) == "":
-		return errors.New("an MCP server needs a command or a URL: ringlet mcp add PROFILE NAME -- COMMAND [ARGS...], or --url URL")
-	}
-	if c.Credential != "" {
-		if c.URL == "" {
-			return errors.New("--credential is for HTTP servers (--url); a stdio server gets no keys")
-		}
-		if !credentialRE.MatchString(c.Credential) {
-			return fmt.Errorf("invalid --credential %q: want <provider>/<alias>", c.Credential)
-		}
-	}
-	if c.URL != "" && (len(c.ReadOnly)+len(c.ReadWrite) > 0 || c.Network != "" || c.NoSandbox) {
-		return errors.New("--ro, --rw, --network and --no-sandbox are for stdio servers; an HTTP server runs elsewhere")
-	}
-	switch c.Network {
-	case "", NetworkNone, NetworkHost:
-	default:
-		return fmt.Errorf("invalid --network %q; accepted values: none, host", c.Network)
-	}
-	if c.NoSandbox && (len(c.ReadOnly)+len(c.ReadWrite) > 0 || c.Network != "") {
-		return errors.New("--no-sandbox runs the server unconfined; --ro, --rw and --network do not apply")
-	}
-	for _, p := range append(append([]string{}, c.ReadOnly...), c.ReadWrite...) {
-		if err := sandbox.CheckPath("--ro/--rw path", p); err != nil {
-			return err
-		}
-	}
-	if len(c.Command) > maxArgv {
-		return fmt.Errorf("the command has more than %d arguments", maxArgv)
-	}
-	n := 0
-	for _, a := range c.Command {
-		n += len(a)
-		if strings.ContainsRune(a, 0) {
-			return errors.New("the command contains a NUL byte")
-		}
-	}
-	if n > maxArgvBytes {
-		return fmt.Errorf("the command is longer than %d KiB", maxArgvBytes>>10)
-	}
-	if c.Timeout == 0 {
-		c.Timeout = DefaultCallTimeout
-	}
-	if c.Timeout < time.Second || c.Timeout > MaxCallTimeout {
-		return fmt.Errorf("timeout must be from 1s to %s", MaxCallTimeout)
-	}
-	return nil
-}
-
-// validateURL checks the endpoint of an HTTP server: what a tool call
-// carries, and its credential, must not cross a network in the clear.
-func validateURL(s string) error {
-	_, err := outbound.ParseURL("MCP server URL", s)
-	return err
-}
 
 // Store keeps each profile's upstream MCP servers in mcp/<profile>.json
 // under the config directory (0600 files in a 0700 directory, replaced
@@ -164,14 +36,14 @@ type Store struct {
 func NewStore(configDir string) *Store { return &Store{dir: filepath.Join(configDir, "mcp")} }
 
 type storeFile struct {
-	Version int            `json:"version"`
-	Servers []ServerConfig `json:"servers"`
+	Version int                `json:"version"`
+	Servers []mcpserver.Config `json:"servers"`
 }
 
 func (s *Store) path(profile string) string { return filepath.Join(s.dir, profile+".json") }
 
 // List returns a profile's servers in the order they were added.
-func (s *Store) List(profile string) ([]ServerConfig, error) {
+func (s *Store) List(profile string) ([]mcpserver.Config, error) {
 	if err := credentials.ValidateName("profile", profile); err != nil {
 		return nil, err
 	}
@@ -180,7 +52,7 @@ func (s *Store) List(profile string) ([]ServerConfig, error) {
 	return s.read(profile)
 }
 
-func (s *Store) read(profile string) ([]ServerConfig, error) {
+func (s *Store) read(profile string) ([]mcpserver.Config, error) {
 	var f storeFile
 	found, err := privatefile.ReadJSON(s.path(profile), 4<<20, &f)
 	if err != nil {
@@ -192,63 +64,63 @@ func (s *Store) read(profile string) ([]ServerConfig, error) {
 	return f.Servers, nil
 }
 
-func (s *Store) write(profile string, servers []ServerConfig) error {
+func (s *Store) write(profile string, servers []mcpserver.Config) error {
 	if servers == nil {
-		servers = []ServerConfig{}
+		servers = []mcpserver.Config{}
 	}
 	return privatefile.WriteJSON(s.path(profile), storeFile{Version: 1, Servers: servers})
 }
 
 // Add validates c and appends it to the profile's servers.
-func (s *Store) Add(profile string, c ServerConfig) (ServerConfig, error) {
+func (s *Store) Add(profile string, c mcpserver.Config) (mcpserver.Config, error) {
 	if err := credentials.ValidateName("profile", profile); err != nil {
-		return ServerConfig{}, err
+		return mcpserver.Config{}, err
 	}
 	if err := c.Validate(); err != nil {
-		return ServerConfig{}, err
+		return mcpserver.Config{}, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	servers, err := s.read(profile)
 	if err != nil {
-		return ServerConfig{}, err
+		return mcpserver.Config{}, err
 	}
 	for _, e := range servers {
 		if e.Name == c.Name {
-			return ServerConfig{}, fmt.Errorf("profile %s already has an MCP server %s; remove it first: %w", profile, c.Name, ErrExists)
+			return mcpserver.Config{}, fmt.Errorf("profile %s already has an MCP server %s; remove it first: %w", profile, c.Name, ErrExists)
 		}
 	}
 	if len(servers) >= maxServers {
-		return ServerConfig{}, fmt.Errorf("profile %s has %d MCP servers, the most it may have", profile, maxServers)
+		return mcpserver.Config{}, fmt.Errorf("profile %s has %d MCP servers, the most it may have", profile, maxServers)
 	}
 	c.Created = time.Now().UTC().Truncate(time.Second)
 	c.Pins, c.Approved = nil, nil
 	if err := s.write(profile, append(servers, c)); err != nil {
-		return ServerConfig{}, err
+		return mcpserver.Config{}, err
 	}
 	return c, nil
 }
 
 // Remove deletes a server by name.
-func (s *Store) Remove(profile, name string) (ServerConfig, error) {
+func (s *Store) Remove(profile, name string) (mcpserver.Config, error) {
 	if err := credentials.ValidateName("profile", profile); err != nil {
-		return ServerConfig{}, err
+		return mcpserver.Config{}, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	servers, err := s.read(profile)
 	if err != nil {
-		return ServerConfig{}, err
+		return mcpserver.Config{}, err
 	}
 	for i, e := range servers {
 		if e.Name == name {
 			if err := s.write(profile, append(servers[:i:i], servers[i+1:]...)); err != nil {
-				return ServerConfig{}, err
+				return mcpserver.Config{}, err
 			}
 			return e, nil
 		}
 	}
-	return ServerConfig{}, notFound(profile, name)
+	return mcpserver.Config{}, notFound(profile, name)
 }
 
 func notFound(profile, name string) error {

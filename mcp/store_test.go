@@ -4,45 +4,10 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
-	"time"
-)
 
-func TestServerConfigValidate(t *testing.T) {
-	t.Parallel()
-	for _, tc := range []struct {
-		name string
-		c    ServerConfig
-		ok   bool
-	}{
-		{"minimal", ServerConfig{Name: "fs", Command: []string{"npx", "-y", "x"}}, true},
-		{"digits and dashes", ServerConfig{Name: "my-server-2", Command: []string{"x"}}, true},
-		{"underscore", ServerConfig{Name: "my_server", Command: []string{"x"}}, false},
-		{"upper case", ServerConfig{Name: "FS", Command: []string{"x"}}, false},
-		{"trailing dash", ServerConfig{Name: "fs-", Command: []string{"x"}}, false},
-		{"too long", ServerConfig{Name: strings.Repeat("a", 33), Command: []string{"x"}}, false},
-		{"path", ServerConfig{Name: "../fs", Command: []string{"x"}}, false},
-		{"no command", ServerConfig{Name: "fs"}, false},
-		{"empty command", ServerConfig{Name: "fs", Command: []string{" "}}, false},
-		{"NUL", ServerConfig{Name: "fs", Command: []string{"x", "a\x00b"}}, false},
-		{"timeout too short", ServerConfig{Name: "fs", Command: []string{"x"}, Timeout: time.Millisecond}, false},
-		{"timeout too long", ServerConfig{Name: "fs", Command: []string{"x"}, Timeout: time.Hour}, false},
-		{"url", ServerConfig{Name: "fs", URL: "http://127.0.0.1:9/mcp"}, true},
-		{"url port out of range", ServerConfig{Name: "fs", URL: "http://127.0.0.1:99999/mcp"}, false},
-		{"url port zero", ServerConfig{Name: "fs", URL: "https://mcp.example.com:0/mcp"}, false},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			err := tc.c.Validate()
-			if (err == nil) != tc.ok {
-				t.Errorf("got %v, want ok=%v", err, tc.ok)
-			}
-			if err == nil && tc.c.Timeout != DefaultCallTimeout {
-				t.Errorf("timeout: got %s, want the default %s", tc.c.Timeout, DefaultCallTimeout)
-			}
-		})
-	}
-}
+	"github.com/neullabs/ringlet/mcp/mcpserver"
+)
 
 func TestStore(t *testing.T) {
 	t.Parallel()
@@ -51,13 +16,13 @@ func TestStore(t *testing.T) {
 	if got, err := s.List("work"); err != nil || got != nil {
 		t.Fatalf("empty store: got %v, %v", got, err)
 	}
-	if _, err := s.Add("work", ServerConfig{Name: "fs", Command: []string{"server"}}); err != nil {
+	if _, err := s.Add("work", mcpserver.Config{Name: "fs", Command: []string{"server"}}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Add("work", ServerConfig{Name: "fs", Command: []string{"other"}}); !errors.Is(err, ErrExists) {
+	if _, err := s.Add("work", mcpserver.Config{Name: "fs", Command: []string{"other"}}); !errors.Is(err, ErrExists) {
 		t.Errorf("duplicate: got %v, want ErrExists", err)
 	}
-	if _, err := s.Add("../x", ServerConfig{Name: "fs", Command: []string{"x"}}); err == nil {
+	if _, err := s.Add("../x", mcpserver.Config{Name: "fs", Command: []string{"x"}}); err == nil {
 		t.Error("a profile name with a path was accepted")
 	}
 	fi, err := os.Stat(filepath.Join(dir, "mcp", "work.json"))
@@ -97,7 +62,7 @@ func TestStoreRefusesUnknownFields(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	s := NewStore(dir)
-	if _, err := s.Add("work", ServerConfig{Name: "fs", Command: []string{"x"}}); err != nil {
+	if _, err := s.Add("work", mcpserver.Config{Name: "fs", Command: []string{"x"}}); err != nil {
 		t.Fatal(err)
 	}
 	path := filepath.Join(dir, "mcp", "work.json")

@@ -28,6 +28,7 @@ import (
 
 	"github.com/neullabs/ringlet/internal/child"
 	"github.com/neullabs/ringlet/internal/outbound"
+	"github.com/neullabs/ringlet/mcp/mcpserver"
 	"github.com/neullabs/ringlet/sandbox"
 )
 
@@ -100,7 +101,7 @@ type upstreamTool struct {
 // upstreams.
 type upstream struct {
 	hub *hub
-	cfg ServerConfig
+	cfg mcpserver.Config
 	// ctx ends when the upstream is stopped for good: pending restarts
 	// are dropped then.
 	ctx    context.Context
@@ -144,7 +145,7 @@ type conn struct {
 
 func (c *conn) markExited() { c.once.Do(func() { close(c.exited) }) }
 
-func newUpstream(h *hub, cfg ServerConfig) *upstream {
+func newUpstream(h *hub, cfg mcpserver.Config) *upstream {
 	u := &upstream{hub: h, cfg: cfg, state: StateIdle}
 	u.ctx, u.cancel = context.WithCancel(h.srv.ctx)
 	return u

@@ -101,7 +101,7 @@ func TestAuditRollbackRefused(t *testing.T) {
 			if !strings.Contains(vstderr, "NOT intact") {
 				t.Errorf("audit verify after the refused starts: stderr %q, want NOT intact", vstderr)
 			}
-			// The CLI's own writes (keychain set without a daemon) refuse too.
+			// So does a key change, which starts the daemon to make it.
 			if _, stderr, code := e.RunInput("sk-test-"+randomHex(8)+"\n", "keychain", "set", "x", "y"); code == 0 || !strings.Contains(stderr, "audit new-epoch") {
 				t.Errorf("keychain set on a tampered audit log: exit %d, stderr %q; want a refusal naming audit new-epoch", code, stderr)
 			}

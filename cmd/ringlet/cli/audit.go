@@ -1,12 +1,10 @@
 package cli
 
 import (
-	"context"
 	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
@@ -15,12 +13,14 @@ import (
 	"github.com/coder/websocket"
 	"github.com/spf13/cobra"
 
+	"github.com/neullabs/ringlet/api"
 	"github.com/neullabs/ringlet/audit"
-	"github.com/neullabs/ringlet/privatefile"
+	"github.com/neullabs/ringlet/client"
 )
 
-// auditDB is the database the CLI reads and writes: --db, else the one the
-// running daemon uses, else audit.path.
+// auditDB is the database the CLI reads: --db, else the one the running
+// daemon uses, else audit.path. The CLI only ever reads it (package audit
+// opens it read-only); the daemon is its one writer.
 func (a *app) auditDB(flag string) (string, error) {
 	if flag != "" {
 		return a.auditPath(nil, flag)
@@ -29,7 +29,7 @@ func (a *app) auditDB(flag string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if st, ok := readState(paths); ok && processAlive(st.PID) && st.AuditLog != "" {
+	if st, ok := client.ReadState(paths.StateFile()); ok && client.ProcessAlive(st.PID) && st.AuditLog != "" {
 		return st.AuditLog, nil
 	}
 	cfg, err := a.loadConfig()
@@ -37,29 +37,6 @@ func (a *app) auditDB(flag string) (string, error) {
 		return "", err
 	}
 	return cfg.AuditPath(paths)
-}
-
-// recordCLI commits an audit record for an action the CLI performs itself
-// (actor cli). When it cannot be written the action must not happen.
-func (a *app) recordCLI(ctx context.Context, r audit.Record) error {
-	path, err := a.auditDB("")
-	if err != nil {
-		return err
-	}
-	cfg, err := a.loadConfig()
-	if err != nil {
-		return err
-	}
-	l, err := audit.Open(audit.Options{Path: path, Sync: cfg.AuditSync()})
-	if err != nil {
-		return fmt.Errorf("refused: the action could not be recorded in the audit log: %w", err)
-	}
-	defer l.Close()
-	r.Actor = audit.ActorCLI
-	if _, err := l.Append(ctx, r); err != nil {
-		return fmt.Errorf("refused: the action could not be recorded in the audit log: %w", err)
-	}
-	return nil
 }
 
 func (a *app) auditCmd() *cobra.Command {
@@ -140,12 +117,14 @@ control characters escaped. With more records than --limit, the last line
 			}
 			switch {
 			case asJSON:
-				if recs == nil {
-					recs = []audit.Record{}
+				// The same page as GET /api/audit answers.
+				out := api.AuditPage{Records: recs}
+				if out.Records == nil {
+					out.Records = []audit.Record{}
 				}
-				out := map[string]any{"records": recs, "next_cursor": nil}
 				if next > 0 {
-					out["next_cursor"] = strconv.FormatInt(next, 10)
+					c := strconv.FormatInt(next, 10)
+					out.NextCursor = &c
 				}
 				return writeJSONOut(a.stdio.Out, out)
 			case asCSV:
@@ -296,17 +275,7 @@ disconnected by the daemon rather than slowing it down; tail then exits 1.`,
 			if err != nil {
 				return err
 			}
-			q := url.Values{}
-			for _, k := range kinds {
-				q.Add("kind", k)
-			}
-			if profile != "" {
-				q.Set("profile", profile)
-			}
-			u := strings.Replace(c.BaseURL(), "http", "ws", 1) + "/api/events?" + q.Encode()
-			h := http.Header{}
-			h.Set("Authorization", "Bearer "+c.Token().Value())
-			conn, _, err := websocket.Dial(cmd.Context(), u, &websocket.DialOptions{HTTPHeader: h})
+			conn, err := c.Events(cmd.Context(), kinds, profile)
 			if err != nil {
 				return fmt.Errorf("connect to the event stream: %w", err)
 			}
@@ -330,7 +299,7 @@ disconnected by the daemon rather than slowing it down; tail then exits 1.`,
 					fmt.Fprintln(a.stdio.Out, string(data))
 					continue
 				}
-				var r audit.Record
+				var r api.Event
 				if err := json.Unmarshal(data, &r); err != nil {
 					continue
 				}
@@ -368,7 +337,7 @@ func (a *app) auditNewEpochCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "new-epoch --reason TEXT",
 		Short: "Continue an audit log that no longer matches its anchor, on purpose",
-		Long: `The daemon and the CLI refuse to write to an audit log that does not match
+		Long: `The daemon refuses to write to an audit log that does not match
 its anchor: one truncated, restored from an older copy, replaced, deleted,
 or whose anchor file is gone. Writing would move the anchor to what is
 there and hide what happened.
@@ -380,7 +349,8 @@ was found, when, and your reason, chained to the records that are there
 epoch too, and 'ringlet audit verify' lists it from then on. Keep a copy
 of the files first if you may want to investigate.
 
-The daemon must not be running.`,
+The daemon must not be running: the daemon's own code writes the record,
+here, under the lock that keeps a daemon from starting meanwhile.`,
 		Example: `  ringlet audit new-epoch --reason "restored audit.db from last night's backup"`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -391,28 +361,17 @@ The daemon must not be running.`,
 			if err != nil {
 				return err
 			}
-			if err := privatefile.EnsureDir(paths.StateDir); err != nil {
-				return fmt.Errorf("state directory: %w", err)
+			o := DaemonOptions{Paths: paths, Stderr: a.stdio.Err, Getenv: a.getenv}
+			if db != "" {
+				if o.AuditLog, err = a.auditPath(nil, db); err != nil {
+					return err
+				}
 			}
-			// No daemon may write the log meanwhile, nor start and refuse.
-			unlock, err := lockDaemon(paths)
-			if err != nil {
-				return fmt.Errorf("%w; a new epoch needs it stopped", err)
-			}
-			defer unlock()
-			path, err := a.auditDB(db)
+			r, err := a.daemon.NewEpoch(cmd.Context(), o, reason)
 			if err != nil {
 				return err
 			}
-			cfg, err := a.loadConfig()
-			if err != nil {
-				return err
-			}
-			r, err := audit.NewEpoch(cmd.Context(), audit.Options{Path: path, Sync: cfg.AuditSync()}, reason, audit.ActorCLI)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(a.stdio.Out, "started a new epoch at record %d of %s; 'ringlet audit verify' lists it\n", r.Seq, path)
+			fmt.Fprintf(a.stdio.Out, "started a new epoch at record %d of %s; 'ringlet audit verify' lists it\n", r.Seq, r.Target)
 			return nil
 		},
 	}

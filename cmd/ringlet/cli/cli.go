@@ -37,6 +37,8 @@ type app struct {
 	getenv  func(string) string
 	environ func() []string
 
+	daemon Daemon
+
 	paths    config.Paths
 	pathsErr error
 	ran      bool // set once a command's RunE starts: later errors are not usage errors
@@ -50,9 +52,10 @@ type usageError struct{ error }
 func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
 
 // Main runs the ringlet command line with args (without the program name)
-// and returns the process exit code.
-func Main(ctx context.Context, args []string, stdio Stdio, getenv func(string) string, environ func() []string) int {
-	a := &app{ctx: ctx, stdio: stdio, getenv: getenv, environ: environ}
+// and returns the process exit code. d is the daemon side of the binary,
+// for 'ringlet daemon' and 'ringlet audit new-epoch'.
+func Main(ctx context.Context, args []string, stdio Stdio, getenv func(string) string, environ func() []string, d Daemon) int {
+	a := &app{ctx: ctx, stdio: stdio, getenv: getenv, environ: environ, daemon: d}
 	a.paths, a.pathsErr = config.PathsFromEnv(getenv)
 	root := a.rootCmd()
 	root.SetArgs(args)

@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/neullabs/ringlet/client"
 	"github.com/neullabs/ringlet/config"
 )
 
@@ -218,8 +219,8 @@ func (a *app) updateConfigKey(k config.Key, change func(*config.Config) error) e
 	if err != nil {
 		return err
 	}
-	st, ok := readState(paths)
-	if now := a.entry(after, k).Value; now == old || !ok || !processAlive(st.PID) {
+	st, ok := client.ReadState(paths.StateFile())
+	if now := a.entry(after, k).Value; now == old || !ok || !client.ProcessAlive(st.PID) {
 		return nil
 	}
 	return fmt.Errorf("%s is now %q in config.toml, but the running daemon (pid %d) still uses %q: restart it to apply (ringlet daemon stop, then start it again)",

@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/neullabs/ringlet/api"
 	"github.com/neullabs/ringlet/client"
 	"github.com/neullabs/ringlet/config"
 	"github.com/neullabs/ringlet/token"
@@ -26,7 +27,7 @@ func (a *app) daemonURL(paths config.Paths) (string, error) {
 		}
 		return u, nil
 	}
-	if st, ok := readState(paths); ok && processAlive(st.PID) && st.URL != "" {
+	if st, ok := client.ReadState(paths.StateFile()); ok && client.ProcessAlive(st.PID) && st.URL != "" {
 		return st.URL, nil
 	}
 	cfg, err := config.Load(paths.ConfigFile())
@@ -56,7 +57,7 @@ func (a *app) daemonClient() (*client.Client, error) {
 	}
 	tok, err := token.Load(paths.TokenFile())
 	if errors.Is(err, fs.ErrNotExist) {
-		if st, ok := readState(paths); ok && processAlive(st.PID) {
+		if st, ok := client.ReadState(paths.StateFile()); ok && client.ProcessAlive(st.PID) {
 			return nil, fmt.Errorf("the token file %s is missing while a daemon runs (pid %d); stop that daemon with 'kill %d' and start it again to create a new token", paths.TokenFile(), st.PID, st.PID)
 		}
 		return nil, fmt.Errorf("%w (no token file at %s)", client.ErrNotRunning, paths.TokenFile())
@@ -98,26 +99,16 @@ func (a *app) ensureDaemon(ctx context.Context) (*client.Client, error) {
 	return a.daemonClient()
 }
 
-// call sends one request to the daemon (starting it when needed) and
-// decodes the answer into out.
-func (a *app) call(ctx context.Context, method, path string, in, out any) error {
-	c, err := a.ensureDaemon(ctx)
-	if err != nil {
-		return err
-	}
-	return c.Do(ctx, method, path, in, out)
-}
-
 // startBackground starts `ringlet daemon --detached` in a new session and
 // waits until it reports ready (or why it could not start) on a pipe.
-func (a *app) startBackground(ctx context.Context, stayAlive bool, extra []string) (daemonState, error) {
+func (a *app) startBackground(ctx context.Context, stayAlive bool, extra []string) (api.DaemonState, error) {
 	paths, err := a.needPaths()
 	if err != nil {
-		return daemonState{}, err
+		return api.DaemonState{}, err
 	}
 	exe, err := os.Executable()
 	if err != nil {
-		return daemonState{}, fmt.Errorf("find the ringlet binary to start the daemon: %w", err)
+		return api.DaemonState{}, fmt.Errorf("find the ringlet binary to start the daemon: %w", err)
 	}
 	args := []string{"daemon", "--detached"}
 	if stayAlive {
@@ -126,13 +117,13 @@ func (a *app) startBackground(ctx context.Context, stayAlive bool, extra []strin
 	args = append(args, extra...)
 	r, w, err := os.Pipe()
 	if err != nil {
-		return daemonState{}, err
+		return api.DaemonState{}, err
 	}
 	defer r.Close()
 	null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
 	if err != nil {
 		w.Close()
-		return daemonState{}, err
+		return api.DaemonState{}, err
 	}
 	defer null.Close()
 	cmd := exec.Command(exe, args...)
@@ -142,7 +133,7 @@ func (a *app) startBackground(ctx context.Context, stayAlive bool, extra []strin
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
 		w.Close()
-		return daemonState{}, fmt.Errorf("start the daemon: %w", err)
+		return api.DaemonState{}, fmt.Errorf("start the daemon: %w", err)
 	}
 	w.Close()
 	pid := cmd.Process.Pid
@@ -160,17 +151,17 @@ func (a *app) startBackground(ctx context.Context, stayAlive bool, extra []strin
 	case line = <-lines:
 	case <-time.After(15 * time.Second):
 		r.Close()
-		return daemonState{}, fmt.Errorf("the daemon (pid %d) did not become ready within 15s; see %s", pid, paths.LogFile())
+		return api.DaemonState{}, fmt.Errorf("the daemon (pid %d) did not become ready within 15s; see %s", pid, paths.LogFile())
 	case <-ctx.Done():
-		return daemonState{}, ctx.Err()
+		return api.DaemonState{}, ctx.Err()
 	}
 	switch {
 	case strings.HasPrefix(line, "ready "):
-		return daemonState{PID: pid, URL: strings.TrimPrefix(line, "ready ")}, nil
+		return api.DaemonState{PID: pid, URL: strings.TrimPrefix(line, "ready ")}, nil
 	case strings.HasPrefix(line, "error "):
-		return daemonState{}, errors.New(strings.TrimPrefix(line, "error "))
+		return api.DaemonState{}, errors.New(strings.TrimPrefix(line, "error "))
 	default:
-		return daemonState{}, fmt.Errorf("the daemon exited before it was ready; see %s", paths.LogFile())
+		return api.DaemonState{}, fmt.Errorf("the daemon exited before it was ready; see %s", paths.LogFile())
 	}
 }
 

@@ -4,17 +4,21 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/neullabs/ringlet/api"
+	"github.com/neullabs/ringlet/client"
 	"github.com/neullabs/ringlet/credentials"
-	"github.com/neullabs/ringlet/gateway"
 	"github.com/neullabs/ringlet/hook"
+	"github.com/neullabs/ringlet/token"
 )
 
 func (a *app) hooksCmd() *cobra.Command {
@@ -61,7 +65,7 @@ func profileArg(args []string) (string, error) {
 }
 
 func (a *app) hooksAddCmd() *cobra.Command {
-	var req gateway.HookRequest
+	var req api.HookRequest
 	cmd := &cobra.Command{
 		Use:     "add PROFILE --on pre-tool-use|post-tool-use --shell CMD",
 		Short:   "Add a hook to a profile",
@@ -91,8 +95,12 @@ func (a *app) hooksAddCmd() *cobra.Command {
 			if err := h.Validate(); err != nil {
 				return usageError{err}
 			}
-			var got hook.Hook
-			if err := a.call(cmd.Context(), "POST", "/api/hooks", req, &got); err != nil {
+			c, err := a.ensureDaemon(cmd.Context())
+			if err != nil {
+				return err
+			}
+			got, err := c.AddHook(cmd.Context(), req)
+			if err != nil {
 				return err
 			}
 			fmt.Fprintf(a.stdio.Out, "added hook %s to profile %s (%s)\n", got.ID, got.Profile, got.Event)
@@ -119,16 +127,20 @@ func (a *app) hooksListCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var out struct{ Hooks []hook.Hook }
-			if err := a.call(cmd.Context(), "GET", "/api/hooks?profile="+p, nil, &out); err != nil {
+			c, err := a.ensureDaemon(cmd.Context())
+			if err != nil {
 				return err
 			}
-			if done, err := listed(a.stdio.Out, asJSON, out.Hooks, fmt.Sprintf("profile %s has no hooks", p)); done {
+			hooks, err := c.Hooks(cmd.Context(), p)
+			if err != nil {
+				return err
+			}
+			if done, err := listed(a.stdio.Out, asJSON, hooks, fmt.Sprintf("profile %s has no hooks", p)); done {
 				return err
 			}
 			t := newTable(a.stdio.Out)
 			t.row("ID", "EVENT", "MATCH", "TIMEOUT", "SHELL")
-			for _, h := range out.Hooks {
+			for _, h := range hooks {
 				match := h.Match
 				if match == "" {
 					match = "*"
@@ -154,7 +166,11 @@ func (a *app) hooksRemoveCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := a.call(cmd.Context(), "DELETE", "/api/hooks/"+p+"/"+args[1], nil, nil); err != nil {
+			c, err := a.ensureDaemon(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if _, err := c.RemoveHook(cmd.Context(), p, args[1]); err != nil {
 				return err
 			}
 			fmt.Fprintf(a.stdio.Out, "removed hook %s from profile %s\n", args[1], p)
@@ -187,11 +203,15 @@ func (a *app) hooksImportCmd() *cobra.Command {
 			if err := dec.Decode(&hooks); err != nil {
 				return fmt.Errorf("%s is not a hooks file (a JSON array as written by 'ringlet hooks export'): %v", args[1], err)
 			}
-			var out struct{ Hooks []hook.Hook }
-			if err := a.call(cmd.Context(), "POST", "/api/hooks/"+p+"/import", hooks, &out); err != nil {
+			c, err := a.ensureDaemon(cmd.Context())
+			if err != nil {
 				return err
 			}
-			fmt.Fprintf(a.stdio.Out, "imported %d hook(s) into profile %s\n", len(out.Hooks), p)
+			added, err := c.ImportHooks(cmd.Context(), p, hooks)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdio.Out, "imported %d hook(s) into profile %s\n", len(added), p)
 			return nil
 		},
 	}
@@ -212,7 +232,7 @@ func (a *app) hooksExportCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			raw, err := c.Raw(cmd.Context(), "GET", "/api/hooks/"+p+"/export", nil)
+			raw, err := c.ExportHooks(cmd.Context(), p)
 			if err != nil {
 				return err
 			}
@@ -313,42 +333,31 @@ func (a *app) claudeToolUse(ctx context.Context, event string) (reason string, a
 	if tok == "" {
 		tok = a.getenv("ANTHROPIC_API_KEY")
 	}
-	if base == "" || !strings.HasPrefix(tok, gateway.SessionTokenPrefix) {
+	if base == "" || !strings.HasPrefix(tok, api.SessionTokenPrefix) {
 		return blocked + "no Ringlet session in the environment (ANTHROPIC_BASE_URL / ANTHROPIC_API_KEY from 'ringlet profiles env')", false
 	}
-	check := gateway.HookCheck{Event: event, ToolName: ev.ToolName, ToolInput: ev.ToolInput}
+	check := api.HookCheck{Event: event, ToolName: ev.ToolName, ToolInput: ev.ToolInput}
 	if event == hook.PostToolUse {
 		check.ToolOutput = ev.ToolResponse
 	}
-	body, _ := json.Marshal(check)
-	req, err := http.NewRequestWithContext(ctx, "POST", base+"/session/hooks/check", bytes.NewReader(body))
-	if err != nil {
+	if _, err := url.Parse(base + "/session/hooks/check"); err != nil {
 		return blocked + "invalid Ringlet address", false
 	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+tok)
-	hc := &http.Client{Timeout: 11 * time.Minute, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return blocked + "could not reach the Ringlet daemon to check the hooks", false
-	}
-	defer resp.Body.Close()
-	var d hook.Decision
-	if resp.StatusCode != http.StatusOK {
+	ctx, cancel := context.WithTimeout(ctx, 11*time.Minute)
+	defer cancel()
+	d, err := client.New(base, token.FromString(tok)).CheckHooks(ctx, check)
+	var refused *client.Error
+	switch {
+	case errors.As(err, &refused) && refused.Code != client.CodeUnknown:
 		// The daemon's own refusal (a tool input it will not judge, such
 		// as one with a key twice) says what is wrong.
-		var e struct {
-			Error struct {
-				Message string `json:"message"`
-			} `json:"error"`
-		}
-		if json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&e) == nil && e.Error.Message != "" {
-			return fmt.Sprintf("%sthe Ringlet daemon refused to check the hooks (HTTP %d): %s", blocked, resp.StatusCode, e.Error.Message), false
-		}
-		return fmt.Sprintf("%sthe Ringlet daemon could not check the hooks (HTTP %d)", blocked, resp.StatusCode), false
-	}
-	if json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&d) != nil {
-		return fmt.Sprintf("%sthe Ringlet daemon could not check the hooks (HTTP %d)", blocked, resp.StatusCode), false
+		return fmt.Sprintf("%sthe Ringlet daemon refused to check the hooks (HTTP %d): %s", blocked, refused.Status, refused.Message), false
+	case errors.As(err, &refused):
+		return fmt.Sprintf("%sthe Ringlet daemon could not check the hooks (HTTP %d)", blocked, refused.Status), false
+	case errors.Is(err, client.ErrBadAnswer):
+		return fmt.Sprintf("%sthe Ringlet daemon could not check the hooks (HTTP %d)", blocked, http.StatusOK), false
+	case err != nil:
+		return blocked + "could not reach the Ringlet daemon to check the hooks", false
 	}
 	if d.Allow {
 		return "", true

@@ -6,56 +6,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
-	"github.com/neullabs/ringlet/audit"
+	"github.com/neullabs/ringlet/api"
 	"github.com/neullabs/ringlet/client"
 	"github.com/neullabs/ringlet/credentials"
-	"github.com/neullabs/ringlet/gateway"
 )
-
-// sessionBus is the D-Bus session bus address the keyring would use, or ""
-// when there is none; go-keyring finds the same one.
-func (a *app) sessionBus() string {
-	if v := a.getenv("DBUS_SESSION_BUS_ADDRESS"); v != "" && v != "autolaunch:" {
-		return v
-	}
-	if rd := a.getenv("XDG_RUNTIME_DIR"); filepath.IsAbs(rd) {
-		p := filepath.Join(rd, "bus")
-		if fi, err := os.Stat(p); err == nil && fi.Mode()&fs.ModeSocket != 0 {
-			return "unix:path=" + p
-		}
-	}
-	return ""
-}
-
-// keyStore opens the credential store as configured. Which backend it
-// picked, and why, is said once on stderr when it is first used.
-func (a *app) keyStore() (*credentials.Store, error) {
-	paths, err := a.needPaths()
-	if err != nil {
-		return nil, err
-	}
-	cfg, err := a.loadConfig()
-	if err != nil {
-		return nil, err
-	}
-	return credentials.Open(credentials.Options{
-		Dir:        paths.ConfigDir,
-		Backend:    cfg.Credentials.Backend,
-		SessionBus: a.sessionBus(),
-		OnChoose: func(backend, why string) {
-			fmt.Fprintf(a.stdio.Err, "ringlet: credentials: using the %s backend (%s)\n", backend, why)
-		},
-	})
-}
 
 func (a *app) keychainCmd() *cobra.Command {
 	cmd := &cobra.Command{
@@ -71,7 +32,12 @@ reachable, else the file), keyring, or file. A keyring that exists but
 fails (locked, D-Bus error) is an error, never a silent fall back.
 
 Keys are never printed, not even in part, and never taken from the command
-line or an environment variable.`,
+line or an environment variable.
+
+The daemon keeps the keys: these commands ask it, starting it in the
+background when it is not running, so that a replaced or removed key also
+ends the sessions that hold the old one, and every change is in its audit
+log.`,
 		Example: `  ringlet keychain set anthropic work          # prompts without echo
   pass show anthropic | ringlet keychain set anthropic work
   ringlet keychain list
@@ -94,11 +60,11 @@ unavailable (the backend cannot be asked right now; DETAIL says why).`,
 		Example: "  ringlet keychain list --json",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := a.keyStore()
+			c, err := a.ensureDaemon(cmd.Context())
 			if err != nil {
 				return err
 			}
-			entries, err := s.List()
+			entries, err := c.Keys(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -151,32 +117,16 @@ process listings.`,
 			if err != nil {
 				return err
 			}
-			c, err := a.runningDaemon(cmd.Context())
+			c, err := a.keyDaemon(cmd.Context())
 			if err != nil {
 				return err
 			}
-			if c != nil {
-				var out gateway.KeychainChange
-				if err := c.Do(cmd.Context(), "PUT", "/api/keychain/"+r.Provider+"/"+r.Alias, map[string]string{"key": key}, &out); err != nil {
-					return err
-				}
-				fmt.Fprintf(a.stdio.Err, "ringlet: credentials: using the %s backend (through the running daemon)\n", out.Backend)
-				fmt.Fprintf(a.stdio.Out, "stored %s in the %s backend%s\n", r, out.Backend, sessionsEnded(out, "the old key"))
-				return nil
-			}
-			s, err := a.keyStore()
+			out, err := c.SetKey(cmd.Context(), r, key)
 			if err != nil {
 				return err
 			}
-			if err := a.recordCLI(cmd.Context(), audit.Record{Kind: audit.KindCredentialSet, Target: r.String(), Decision: audit.Allow}); err != nil {
-				return err
-			}
-			e, err := s.Set(r, credentials.NewSecret(key))
-			if err != nil {
-				a.recordCLIFailure(cmd.Context(), audit.KindCredentialSet, r, err)
-				return err
-			}
-			fmt.Fprintf(a.stdio.Out, "stored %s in the %s backend\n", r, e.Backend)
+			fmt.Fprintf(a.stdio.Err, "ringlet: credentials: using the %s backend (through the running daemon)\n", out.Backend)
+			fmt.Fprintf(a.stdio.Out, "stored %s in the %s backend%s\n", r, out.Backend, sessionsEnded(out, "the old key"))
 			return nil
 		},
 	}
@@ -221,38 +171,22 @@ func (a *app) keychainRemoveCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			c, err := a.runningDaemon(cmd.Context())
+			c, err := a.keyDaemon(cmd.Context())
 			if err != nil {
 				return err
 			}
-			if c != nil {
-				var out gateway.KeychainChange
-				if err := c.Do(cmd.Context(), "DELETE", "/api/keychain/"+r.Provider+"/"+r.Alias, nil, &out); err != nil {
-					return err
-				}
-				fmt.Fprintf(a.stdio.Out, "removed %s from the %s backend%s\n", r, out.Backend, sessionsEnded(out, "the key"))
-				return nil
-			}
-			s, err := a.keyStore()
+			out, err := c.RemoveKey(cmd.Context(), r)
 			if err != nil {
 				return err
 			}
-			if err := a.recordCLI(cmd.Context(), audit.Record{Kind: audit.KindCredentialRemove, Target: r.String(), Decision: audit.Allow}); err != nil {
-				return err
-			}
-			e, err := s.Remove(r)
-			if err != nil {
-				a.recordCLIFailure(cmd.Context(), audit.KindCredentialRemove, r, err)
-				return err
-			}
-			fmt.Fprintf(a.stdio.Out, "removed %s from the %s backend\n", r, e.Backend)
+			fmt.Fprintf(a.stdio.Out, "removed %s from the %s backend%s\n", r, out.Backend, sessionsEnded(out, "the key"))
 			return nil
 		},
 	}
 }
 
 // sessionsEnded says how many sessions a key change ended, if any.
-func sessionsEnded(k gateway.KeychainChange, what string) string {
+func sessionsEnded(k api.KeychainChange, what string) string {
 	switch k.SessionsEnded {
 	case 0:
 		return ""
@@ -262,34 +196,17 @@ func sessionsEnded(k gateway.KeychainChange, what string) string {
 	return fmt.Sprintf("; ended %d live sessions that held %s", k.SessionsEnded, what)
 }
 
-// runningDaemon returns a client for the running daemon, or nil when none
-// runs. A key is stored or removed through a running daemon, so that it
-// also ends the sessions that hold the old key; with no daemon there are
-// no sessions, and the CLI uses the store itself. A daemon that runs but
-// cannot be asked (a stale RINGLET_TOKEN, a missing token file) is an
-// error: changing the store behind its back would leave its sessions on
-// the old key.
-func (a *app) runningDaemon(ctx context.Context) (*client.Client, error) {
-	c, err := a.daemonClient()
-	if err == nil {
-		if err = c.Do(ctx, "GET", "/api/version", nil, nil); err == nil {
-			return c, nil
-		}
+// keyDaemon is ensureDaemon for a key change. Only the daemon changes the
+// credential store, so that it also ends the sessions that hold the old
+// key; a daemon that runs but refuses to be asked (a stale RINGLET_TOKEN)
+// leaves the key as it is.
+func (a *app) keyDaemon(ctx context.Context) (*client.Client, error) {
+	c, err := a.ensureDaemon(ctx)
+	var refused *client.Error
+	if errors.As(err, &refused) {
+		return nil, fmt.Errorf("could not ask the ringlet daemon to change the key (%v); the key is not changed behind its back", err)
 	}
-	if errors.Is(err, client.ErrNotRunning) && a.getenv("RINGLET_URL") == "" {
-		if paths, perr := a.needPaths(); perr == nil {
-			if st, ok := readState(paths); ok && processAlive(st.PID) {
-				return nil, fmt.Errorf("a ringlet daemon runs (pid %d) but does not answer (%v); the key is not changed behind its back: fix that or stop it with 'ringlet daemon stop', then try again", st.PID, err)
-			}
-		}
-		return nil, nil
-	}
-	return nil, fmt.Errorf("could not ask the ringlet daemon to change the key (%v); the key is not changed behind its back", err)
-}
-
-// recordCLIFailure follows an allowed record whose action then failed.
-func (a *app) recordCLIFailure(ctx context.Context, kind string, r credentials.Ref, err error) {
-	_ = a.recordCLI(ctx, audit.Record{Kind: kind, Target: r.String(), Decision: audit.Error, Detail: audit.DetailJSON(map[string]any{"error": err.Error()})})
+	return c, err
 }
 
 func (a *app) keychainMigrateCmd() *cobra.Command {
@@ -311,31 +228,24 @@ want them in the new place.`,
 			if to != credentials.BackendFile && to != credentials.BackendKeyring {
 				return usagef("--to must be file or keyring (got %q)", to)
 			}
-			s, err := a.keyStore()
+			c, err := a.ensureDaemon(cmd.Context())
 			if err != nil {
 				return err
 			}
-			var results []credentials.MigrateResult
-			err = s.Migrate(to, func(r credentials.MigrateResult) {
-				results = append(results, r)
-				if !asJSON {
-					fmt.Fprintf(a.stdio.Out, "%-8s %s\n", r.Result, r.Entry.Ref())
-				}
-			})
+			results, err := c.MigrateKeys(cmd.Context(), to)
+			if err != nil {
+				return err
+			}
 			if asJSON {
 				if results == nil {
 					results = []credentials.MigrateResult{}
 				}
-				if werr := writeJSONOut(a.stdio.Out, results); werr != nil && err == nil {
-					err = werr
-				}
+				return writeJSONOut(a.stdio.Out, results)
 			}
-			if err != nil {
-				return err
+			for _, r := range results {
+				fmt.Fprintf(a.stdio.Out, "%-8s %s\n", r.Result, r.Entry.Ref())
 			}
-			if !asJSON {
-				fmt.Fprintf(a.stdio.Out, "every key is now in the %s backend\n", to)
-			}
+			fmt.Fprintf(a.stdio.Out, "every key is now in the %s backend\n", to)
 			return nil
 		},
 	}

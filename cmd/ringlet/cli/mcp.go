@@ -3,15 +3,15 @@ package cli
 import (
 	"fmt"
 	"log/slog"
-	"net/url"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/neullabs/ringlet/gateway"
-	"github.com/neullabs/ringlet/mcp"
+	"github.com/neullabs/ringlet/api"
+	"github.com/neullabs/ringlet/mcp/mcpserver"
+	"github.com/neullabs/ringlet/mcp/stdiobridge"
 )
 
 func (a *app) mcpCmd() *cobra.Command {
@@ -75,7 +75,7 @@ func (a *app) mcpStdio(cmd *cobra.Command) error {
 		}
 		base, tok = c.BaseURL(), c.Token().Value()
 	}
-	b := &mcp.Bridge{
+	b := &stdiobridge.Bridge{
 		URL:   strings.TrimRight(base, "/") + "/mcp",
 		Token: tok,
 		In:    a.stdio.In,
@@ -130,9 +130,9 @@ sessions as NAME__TOOL.`,
 			if rw, err = absPaths(rw); err != nil {
 				return err
 			}
-			req := gateway.MCPServerRequest{Profile: p, Name: args[1], Command: args[2:], URL: serverURL, Timeout: timeout, Credential: credential,
+			req := api.MCPServerRequest{Profile: p, Name: args[1], Command: args[2:], URL: serverURL, Timeout: timeout, Credential: credential,
 				ReadOnly: ro, ReadWrite: rw, Network: network, NoSandbox: noSandbox}
-			c := mcp.ServerConfig{Name: req.Name, Command: req.Command, URL: req.URL, Credential: credential,
+			c := mcpserver.Config{Name: req.Name, Command: req.Command, URL: req.URL, Credential: credential,
 				ReadOnly: ro, ReadWrite: rw, Network: network, NoSandbox: noSandbox}
 			if timeout != "" {
 				if c.Timeout, err = time.ParseDuration(timeout); err != nil {
@@ -146,8 +146,8 @@ sessions as NAME__TOOL.`,
 			if err != nil {
 				return err
 			}
-			var got mcp.ServerConfig
-			if err := cl.Do(cmd.Context(), "POST", "/api/mcp/servers", req, &got); err != nil {
+			got, err := cl.AddMCPServer(cmd.Context(), req)
+			if err != nil {
 				return err
 			}
 			if noSandbox {
@@ -168,13 +168,13 @@ sessions as NAME__TOOL.`,
 }
 
 // sandboxOf says how a server is confined, for mcp list.
-func sandboxOf(c mcp.ServerConfig) string {
+func sandboxOf(c mcpserver.Config) string {
 	switch {
 	case c.URL != "":
 		return "-"
 	case c.NoSandbox:
 		return "OFF"
-	case c.Network == mcp.NetworkHost:
+	case c.Network == mcpserver.NetworkHost:
 		return "yes, host network"
 	}
 	return "yes"
@@ -212,21 +212,19 @@ tool: visible, changed (hidden until 'ringlet mcp approve') or invalid
 			if err != nil {
 				return err
 			}
-			var out struct {
-				Servers []mcp.ServerStatus `json:"servers"`
-			}
-			if err := c.Do(cmd.Context(), "GET", "/api/mcp/servers?profile="+url.QueryEscape(p), nil, &out); err != nil {
+			servers, err := c.MCPServers(cmd.Context(), p)
+			if err != nil {
 				return err
 			}
-			if done, err := listed(a.stdio.Out, asJSON, out.Servers, fmt.Sprintf("profile %s has no MCP servers", p)); done {
+			if done, err := listed(a.stdio.Out, asJSON, servers, fmt.Sprintf("profile %s has no MCP servers", p)); done {
 				return err
 			}
 			t := newTable(a.stdio.Out)
 			t.row("NAME", "STATE", "TOOLS", "SANDBOX", "COMMAND OR URL")
-			for _, s := range out.Servers {
+			for _, s := range servers {
 				visible := 0
 				for _, tl := range s.Tools {
-					if tl.State == mcp.ToolVisible {
+					if tl.State == mcpserver.ToolVisible {
 						visible++
 					}
 				}
@@ -241,14 +239,14 @@ tool: visible, changed (hidden until 'ringlet mcp approve') or invalid
 				if target == "" {
 					target = strings.Join(s.Command, " ")
 				}
-				t.row(s.Name, state, fmt.Sprintf("%d/%d", visible, len(s.Tools)), sandboxOf(s.ServerConfig), target)
+				t.row(s.Name, state, fmt.Sprintf("%d/%d", visible, len(s.Tools)), sandboxOf(s.Config), target)
 			}
 			if err := t.flush(); err != nil {
 				return err
 			}
-			for _, s := range out.Servers {
+			for _, s := range servers {
 				for _, tl := range s.Tools {
-					if tl.State != mcp.ToolVisible {
+					if tl.State != mcpserver.ToolVisible {
 						fmt.Fprintf(a.stdio.Out, "%s: tool %s is %s: %s\n", s.Name, printable(tl.Name), tl.State, printable(tl.Reason))
 					}
 				}
@@ -272,7 +270,11 @@ func (a *app) mcpRemoveCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := a.call(cmd.Context(), "DELETE", "/api/mcp/servers/"+p+"/"+args[1], nil, nil); err != nil {
+			c, err := a.ensureDaemon(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if _, err := c.RemoveMCPServer(cmd.Context(), p, args[1]); err != nil {
 				return err
 			}
 			fmt.Fprintf(a.stdio.Out, "removed MCP server %s from profile %s\n", args[1], p)
@@ -300,11 +302,8 @@ changed, is recorded in the audit log.`,
 			if err != nil {
 				return err
 			}
-			var out struct {
-				Approved []string `json:"approved"`
-				Tools    int      `json:"tools"`
-			}
-			if err := c.Do(cmd.Context(), "POST", "/api/mcp/servers/"+p+"/"+args[1]+"/approve", nil, &out); err != nil {
+			out, err := c.ApproveMCPServer(cmd.Context(), p, args[1])
+			if err != nil {
 				return err
 			}
 			if len(out.Approved) == 0 {
@@ -323,7 +322,7 @@ func mcpServerArgs(args []string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if err := mcp.ValidateServerName(args[1]); err != nil {
+	if err := mcpserver.ValidateName(args[1]); err != nil {
 		return "", usageError{err}
 	}
 	return p, nil

@@ -14,10 +14,10 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/neullabs/ringlet/api"
 	"github.com/neullabs/ringlet/audit"
 	"github.com/neullabs/ringlet/client"
 	"github.com/neullabs/ringlet/credentials"
-	"github.com/neullabs/ringlet/gateway"
 	"github.com/neullabs/ringlet/profile"
 	"github.com/neullabs/ringlet/provider"
 	"github.com/neullabs/ringlet/sandbox"
@@ -49,7 +49,7 @@ only ever gets a session token, which the daemon swaps for the key.`,
 }
 
 func (a *app) profilesCreateCmd() *cobra.Command {
-	var req gateway.ProfileRequest
+	var req api.ProfileRequest
 	var command string
 	var skipKey bool
 	var lim limitFlags
@@ -113,23 +113,23 @@ terminal; --skip-key creates the profile without one.`,
 			if err != nil {
 				return usageError{err}
 			}
-			var keys struct{ Entries []credentials.Entry }
-			if err := c.Do(cmd.Context(), "GET", "/api/keychain", nil, &keys); err != nil {
+			keys, err := c.Keys(cmd.Context())
+			if err != nil {
 				return err
 			}
 			var key string
-			if !skipKey && !hasKey(keys.Entries, ref) {
+			if !skipKey && !hasKey(keys, ref) {
 				key, err = a.readKey(ref, false)
 				if err != nil {
 					return fmt.Errorf("%w (or pass --skip-key and store it later with 'ringlet keychain set %s %s')", err, ref.Provider, ref.Alias)
 				}
 			}
-			var view gateway.ProfileView
-			if err := c.Do(cmd.Context(), "POST", "/api/profiles", req, &view); err != nil {
+			view, err := c.CreateProfile(cmd.Context(), req)
+			if err != nil {
 				return err
 			}
 			if key != "" {
-				if err := c.Do(cmd.Context(), "PUT", "/api/keychain/"+ref.Provider+"/"+ref.Alias, map[string]string{"key": key}, nil); err != nil {
+				if _, err := c.SetKey(cmd.Context(), ref, key); err != nil {
 					return fmt.Errorf("profile %s was created but its key could not be stored: %w", req.Alias, err)
 				}
 				view.Key = "stored"
@@ -182,16 +182,20 @@ func (a *app) profilesListCmd() *cobra.Command {
 		Example: "  ringlet profiles list --json",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var out struct{ Profiles []gateway.ProfileView }
-			if err := a.call(cmd.Context(), "GET", "/api/profiles", nil, &out); err != nil {
+			c, err := a.ensureDaemon(cmd.Context())
+			if err != nil {
 				return err
 			}
-			if done, err := listed(a.stdio.Out, asJSON, out.Profiles, "no profiles; create one with 'ringlet profiles create <agent> <alias> --provider <id>'"); done {
+			profiles, err := c.Profiles(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if done, err := listed(a.stdio.Out, asJSON, profiles, "no profiles; create one with 'ringlet profiles create <agent> <alias> --provider <id>'"); done {
 				return err
 			}
 			t := newTable(a.stdio.Out)
 			t.row("ALIAS", "AGENT", "PROVIDER", "MODEL", "KEY", "SESSIONS", "WORKSPACE")
-			for _, p := range out.Profiles {
+			for _, p := range profiles {
 				t.row(p.Alias, p.Agent, p.Provider, p.Model, p.Key, strconv.Itoa(p.Sessions), p.Workspace)
 			}
 			return t.flush()
@@ -212,8 +216,12 @@ func (a *app) profilesInspectCmd() *cobra.Command {
 			if err := credentials.ValidateName("profile", args[0]); err != nil {
 				return usageError{err}
 			}
-			var v gateway.ProfileView
-			if err := a.call(cmd.Context(), "GET", "/api/profiles/"+args[0], nil, &v); err != nil {
+			c, err := a.ensureDaemon(cmd.Context())
+			if err != nil {
+				return err
+			}
+			v, err := c.Profile(cmd.Context(), args[0])
+			if err != nil {
 				return err
 			}
 			if asJSON {
@@ -282,14 +290,8 @@ it asks first; scripts pass --yes.`,
 			if err != nil {
 				return err
 			}
-			path := "/api/profiles/" + alias
-			if purge {
-				path += "?purge_key=true"
-			}
-			var out struct {
-				KeyRemoved bool `json:"key_removed"`
-			}
-			if err := c.Do(cmd.Context(), "DELETE", path, nil, &out); err != nil {
+			out, err := c.DeleteProfile(cmd.Context(), alias, purge)
+			if err != nil {
 				return err
 			}
 			msg := "deleted profile " + alias + " and its HOME"
@@ -325,15 +327,19 @@ unsandboxed HOME (never the one its sandboxed runs write).`,
 			if err := credentials.ValidateName("profile", args[0]); err != nil {
 				return usageError{err}
 			}
-			body := map[string]string{"profile": args[0]}
+			req := api.SessionRequest{Profile: args[0]}
 			if ttl != "" {
 				if d, err := time.ParseDuration(ttl); err != nil || d < time.Minute || d > 720*time.Hour {
 					return usagef("--ttl must be a duration from 1m to 720h, such as 8h")
 				}
-				body["ttl"] = ttl
+				req.TTL = ttl
 			}
-			var st gateway.SessionStarted
-			if err := a.call(cmd.Context(), "POST", "/api/sessions", body, &st); err != nil {
+			c, err := a.ensureDaemon(cmd.Context())
+			if err != nil {
+				return err
+			}
+			st, err := c.StartSession(cmd.Context(), req)
+			if err != nil {
 				return err
 			}
 			if asJSON {
@@ -449,8 +455,12 @@ is accepted only for loopback hosts.`,
 			if err := p.Validate(); err != nil {
 				return usageError{err}
 			}
-			var got profile.Provider
-			if err := a.call(cmd.Context(), "POST", "/api/providers", map[string]any{"id": p.ID, "name": p.Name, "base_url": p.BaseURL, "format": p.Format, "auth": p.Auth}, &got); err != nil {
+			c, err := a.ensureDaemon(cmd.Context())
+			if err != nil {
+				return err
+			}
+			got, err := c.AddProvider(cmd.Context(), api.ProviderRequest{ID: p.ID, Name: p.Name, BaseURL: p.BaseURL, Format: p.Format, Auth: p.Auth})
+			if err != nil {
 				return err
 			}
 			fmt.Fprintf(a.stdio.Out, "added provider %s (%s, %s) at %s\n", got.ID, got.Format, got.Auth, got.BaseURL)
@@ -525,22 +535,22 @@ takes effect at once, open streams included.`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := a.daemonClient()
-			var out struct{ Sessions []gateway.SessionInfo }
+			var sessions []api.SessionInfo
 			if err == nil {
-				err = c.Do(cmd.Context(), "GET", "/api/sessions", nil, &out)
+				sessions, err = c.Sessions(cmd.Context())
 			}
 			if errors.Is(err, client.ErrNotRunning) {
-				err, out.Sessions = nil, nil // no daemon, no sessions
+				err, sessions = nil, nil // no daemon, no sessions
 			}
 			if err != nil {
 				return err
 			}
-			if done, err := listed(a.stdio.Out, asJSON, out.Sessions, "no live sessions"); done {
+			if done, err := listed(a.stdio.Out, asJSON, sessions, "no live sessions"); done {
 				return err
 			}
 			t := newTable(a.stdio.Out)
 			t.row("ID", "PROFILE", "AGENT", "PROVIDER", "REQUESTS", "STARTED", "EXPIRES")
-			for _, s := range out.Sessions {
+			for _, s := range sessions {
 				t.row(s.ID, s.Profile, s.Agent, s.Provider, strconv.FormatInt(s.Requests, 10), s.Created.Local().Format(time.DateTime), s.Expires.Local().Format(time.DateTime))
 			}
 			return t.flush()
@@ -554,8 +564,12 @@ takes effect at once, open streams included.`,
 		Short:   "Show a live session",
 		Args:    exactArgs(1, "ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var s gateway.SessionInfo
-			if err := a.call(cmd.Context(), "GET", "/api/sessions/"+url.PathEscape(args[0]), nil, &s); err != nil {
+			c, err := a.ensureDaemon(cmd.Context())
+			if err != nil {
+				return err
+			}
+			s, err := c.Session(cmd.Context(), args[0])
+			if err != nil {
 				return err
 			}
 			if inspectJSON {
@@ -579,7 +593,11 @@ takes effect at once, open streams included.`,
 		Example: "  ringlet sessions revoke \"$RINGLET_SESSION\"",
 		Args:    exactArgs(1, "ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := a.call(cmd.Context(), "DELETE", "/api/sessions/"+url.PathEscape(args[0]), nil, nil); err != nil {
+			c, err := a.ensureDaemon(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if _, err := c.RevokeSession(cmd.Context(), args[0]); err != nil {
 				return err
 			}
 			fmt.Fprintf(a.stdio.Out, "revoked session %s\n", args[0])
@@ -650,7 +668,7 @@ known (the built-in table, overridable by prices.toml in the config dir).`,
 				if rows == nil {
 					rows = []audit.UsageRow{}
 				}
-				return writeJSONOut(a.stdio.Out, map[string]any{"by": by, "rows": rows})
+				return writeJSONOut(a.stdio.Out, api.Usage{By: by, Rows: rows})
 			case asCSV:
 				fmt.Fprintln(a.stdio.Out, by+",requests,input_tokens,output_tokens,cache_read_tokens,cache_write_tokens,cost_usd")
 				for _, r := range rows {
@@ -704,7 +722,7 @@ keep the settings they started with.`,
 			if err := credentials.ValidateName("profile", alias); err != nil {
 				return usageError{err}
 			}
-			var u gateway.ProfileUpdate
+			var u api.ProfileUpdate
 			fl := cmd.Flags()
 			if fl.NFlag() == 0 {
 				return usagef("nothing to change: pass at least one of --model, --workspace, --endpoint, --network, --ro, --rw, --allow-git-config, --allow-host, --protect, --unprotect, --max-procs, --max-memory, --tmp-size")
@@ -802,8 +820,12 @@ keep the settings they started with.`,
 			if fl.Changed("tmp-size") {
 				u.TmpSize = &tmp
 			}
-			var v gateway.ProfileView
-			if err := a.call(cmd.Context(), "PATCH", "/api/profiles/"+alias, u, &v); err != nil {
+			c, err := a.ensureDaemon(cmd.Context())
+			if err != nil {
+				return err
+			}
+			v, err := c.UpdateProfile(cmd.Context(), alias, u)
+			if err != nil {
 				return err
 			}
 			fmt.Fprintf(a.stdio.Out, "updated profile %s\n", v.Alias)

@@ -20,8 +20,8 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/neullabs/ringlet/api"
 	"github.com/neullabs/ringlet/credentials"
-	"github.com/neullabs/ringlet/gateway"
 	"github.com/neullabs/ringlet/profile"
 	"github.com/neullabs/ringlet/sandbox"
 )
@@ -90,8 +90,8 @@ func (a *app) runProfile(ctx context.Context, alias string, extra []string, noSa
 	if err != nil {
 		return 0, err
 	}
-	var view gateway.ProfileView
-	if err := c.Do(ctx, "GET", "/api/profiles/"+alias, nil, &view); err != nil {
+	view, err := c.Profile(ctx, alias)
+	if err != nil {
 		return 0, err
 	}
 	cat, err := profile.LoadCatalog(a.paths.ConfigDir)
@@ -151,28 +151,28 @@ func (a *app) runProfile(ctx context.Context, alias string, extra []string, noSa
 		fmt.Fprintf(a.stdio.Err, "ringlet: warning: profile %s uses network = host: the agent shares your network, localhost included\n", alias)
 	}
 
-	req := map[string]any{"profile": alias}
+	req := api.SessionRequest{Profile: alias}
 	if !noSandbox {
 		// A sandboxed agent gets the profile's sandboxed HOME, which no
 		// unsandboxed run shares.
-		req["sandbox"] = true
-		req["home"] = homePath
+		req.Sandbox = true
+		req.Home = homePath
 		if network == sandbox.NetProvider {
-			req["socket"] = true
-			req["base_url"] = fmt.Sprintf("http://127.0.0.1:%d/proxy", sandbox.ForwarderPort)
+			req.Socket = true
+			req.BaseURL = fmt.Sprintf("http://127.0.0.1:%d/proxy", sandbox.ForwarderPort)
 		}
 	}
-	var st gateway.SessionStarted
-	if err := c.Do(ctx, "POST", "/api/sessions", req, &st); err != nil {
+	st, err := c.StartSession(ctx, req)
+	if err != nil {
 		return 0, err
 	}
 	if !a.remote {
 		// The session lives as long as this process: should it be killed
 		// before it ends the session below, the daemon sees the lease go
 		// and ends it. Released after that DELETE (defers run last first).
-		release, _, err := c.Hold(ctx, "POST", "/api/sessions/"+st.ID+"/lease")
+		release, _, err := c.HoldSession(ctx, st.ID)
 		if err != nil {
-			_ = c.Do(context.WithoutCancel(ctx), "DELETE", "/api/sessions/"+st.ID, nil, nil)
+			_, _ = c.RevokeSession(context.WithoutCancel(ctx), st.ID)
 			return 0, fmt.Errorf("hold session %s for this run: %w", st.ID, err)
 		}
 		defer release()
@@ -182,9 +182,7 @@ func (a *app) runProfile(ctx context.Context, alias string, extra []string, noSa
 		if a.remote && exit == remoteStarted {
 			return // the daemon ends the session when the agent exits
 		}
-		ectx := context.WithoutCancel(ctx)
-		path := "/api/sessions/" + st.ID + "?reason=exited&exit_code=" + strconv.Itoa(exit)
-		if err := c.Do(ectx, "DELETE", path, nil, nil); err != nil {
+		if err := c.EndSession(context.WithoutCancel(ctx), st.ID, exit); err != nil {
 			fmt.Fprintf(a.stdio.Err, "ringlet: could not end session %s: %v\n", st.ID, err)
 		}
 	}()
@@ -208,7 +206,7 @@ func (a *app) runProfile(ctx context.Context, alias string, extra []string, noSa
 
 	if noSandbox {
 		summary := map[string]any{"sandbox": false, "command": program, "workspace": workspace}
-		if err := c.Do(ctx, "POST", "/api/sessions/"+st.ID+"/launch", summary, nil); err != nil {
+		if err := c.RecordLaunch(ctx, st.ID, summary); err != nil {
 			return 0, err
 		}
 		unsafeEnv := append(env[:0:0], env...)
@@ -273,14 +271,14 @@ func (a *app) runProfile(ctx context.Context, alias string, extra []string, noSa
 	}
 	summary := pol.Summary()
 	summary["sandbox"] = true
-	if err := c.Do(ctx, "POST", "/api/sessions/"+st.ID+"/launch", summary, nil); err != nil {
+	if err := c.RecordLaunch(ctx, st.ID, summary); err != nil {
 		return 0, err
 	}
 	if a.remote {
 		cols, rows := a.termSize()
-		var info gateway.TerminalInfo
-		start := gateway.TerminalStart{Argv: bargs, Files: fds, Env: []string{}, Cols: cols, Rows: rows, Trees: pol.Trees()}
-		if err := c.Do(ctx, "POST", "/api/sessions/"+st.ID+"/terminal", start, &info); err != nil {
+		start := api.TerminalStart{Argv: bargs, Files: fds, Env: []string{}, Cols: cols, Rows: rows, Trees: pol.Trees()}
+		info, err := c.StartTerminal(ctx, st.ID, start)
+		if err != nil {
 			return 0, err
 		}
 		exit = remoteStarted
@@ -314,7 +312,7 @@ func exposesOwnFiles(p, home string, own []string) error {
 // the one the running daemon writes (else audit.path).
 func (a *app) ownFiles() []string {
 	db, _ := a.auditDB("")
-	return ownFiles(a.paths, db)
+	return OwnFiles(a.paths, db)
 }
 
 func orDefault(v, d string) string {

@@ -11,8 +11,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/neullabs/ringlet/client"
 	"github.com/neullabs/ringlet/credentials"
-	"github.com/neullabs/ringlet/gateway"
 	"github.com/neullabs/ringlet/profile"
 	"github.com/neullabs/ringlet/sandbox"
 )
@@ -114,8 +114,12 @@ never touch the profile's workspace or HOME).`,
 				if err := credentials.ValidateName("profile", profileName); err != nil {
 					return usageError{err}
 				}
-				var view gateway.ProfileView
-				if err := a.call(cmd.Context(), "GET", "/api/profiles/"+profileName, nil, &view); err != nil {
+				c, err := a.ensureDaemon(cmd.Context())
+				if err != nil {
+					return err
+				}
+				view, err := c.Profile(cmd.Context(), profileName)
+				if err != nil {
 					return err
 				}
 				extraRO, extraRW, allowGit = view.ReadOnly, view.ReadWrite, view.AllowGitConfig
@@ -123,7 +127,7 @@ never touch the profile's workspace or HOME).`,
 			}
 			hostHome := a.getenv("HOME")
 			port := ""
-			if st, ok := readState(a.paths); ok && processAlive(st.PID) {
+			if st, ok := client.ReadState(a.paths.StateFile()); ok && client.ProcessAlive(st.PID) {
 				if i := strings.LastIndex(st.Listen, ":"); i >= 0 {
 					port = st.Listen[i+1:]
 				}

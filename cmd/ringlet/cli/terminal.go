@@ -6,11 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"os"
 	"os/signal"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -19,7 +17,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
-	"github.com/neullabs/ringlet/gateway"
+	"github.com/neullabs/ringlet/api"
 )
 
 // detachKey (Ctrl-]) leaves an attached terminal without stopping it.
@@ -50,16 +48,20 @@ func (a *app) terminalCmd() *cobra.Command {
 		Short:   "List remote terminals",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var out struct{ Terminals []gateway.TerminalInfo }
-			if err := a.call(cmd.Context(), "GET", "/api/terminals", nil, &out); err != nil {
+			c, err := a.ensureDaemon(cmd.Context())
+			if err != nil {
 				return err
 			}
-			if done, err := listed(a.stdio.Out, asJSON, out.Terminals, "no remote terminals"); done {
+			terminals, err := c.Terminals(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if done, err := listed(a.stdio.Out, asJSON, terminals, "no remote terminals"); done {
 				return err
 			}
 			t := newTable(a.stdio.Out)
 			t.row("SESSION", "PROFILE", "PID", "STATE", "VIEWERS", "STARTED")
-			for _, ti := range out.Terminals {
+			for _, ti := range terminals {
 				state := "running"
 				if !ti.Running {
 					state = "exited " + strconv.Itoa(ti.ExitCode)
@@ -77,8 +79,12 @@ func (a *app) terminalCmd() *cobra.Command {
 		Short:   "Show a remote terminal",
 		Args:    exactArgs(1, "SESSION"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var ti gateway.TerminalInfo
-			if err := a.call(cmd.Context(), "GET", "/api/sessions/"+url.PathEscape(args[0])+"/terminal/info", nil, &ti); err != nil {
+			c, err := a.ensureDaemon(cmd.Context())
+			if err != nil {
+				return err
+			}
+			ti, err := c.Terminal(cmd.Context(), args[0])
+			if err != nil {
 				return err
 			}
 			if infoJSON {
@@ -104,8 +110,12 @@ func (a *app) terminalCmd() *cobra.Command {
 		Short:   "Kill the agent's whole process group and end its session",
 		Args:    exactArgs(1, "SESSION"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var ti gateway.TerminalInfo
-			if err := a.call(cmd.Context(), "DELETE", "/api/sessions/"+url.PathEscape(args[0])+"/terminal", nil, &ti); err != nil {
+			c, err := a.ensureDaemon(cmd.Context())
+			if err != nil {
+				return err
+			}
+			ti, err := c.KillTerminal(cmd.Context(), args[0])
+			if err != nil {
 				return err
 			}
 			fmt.Fprintf(a.stdio.Out, "killed the agent of session %s (exit %d)\n", ti.Session, ti.ExitCode)
@@ -133,10 +143,7 @@ func (a *app) attach(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	u := strings.Replace(c.BaseURL(), "http", "ws", 1) + "/api/sessions/" + url.PathEscape(id) + "/terminal"
-	h := http.Header{}
-	h.Set("Authorization", "Bearer "+c.Token().Value())
-	conn, resp, err := websocket.Dial(ctx, u, &websocket.DialOptions{HTTPHeader: h})
+	conn, resp, err := c.AttachTerminal(ctx, id)
 	if err != nil {
 		if resp != nil && resp.StatusCode == http.StatusNotFound {
 			return fmt.Errorf("no remote terminal for session %s ('ringlet terminal list' shows them)", id)
@@ -157,7 +164,7 @@ func (a *app) attach(ctx context.Context, id string) error {
 	defer cancel()
 	sendSize := func() {
 		cols, rows := a.termSize()
-		b, _ := json.Marshal(map[string]any{"type": "resize", "cols": cols, "rows": rows})
+		b, _ := json.Marshal(api.TerminalControl{Type: "resize", Cols: cols, Rows: rows})
 		conn.Write(ctx, websocket.MessageText, b)
 	}
 	sendSize()

@@ -1,0 +1,36 @@
+package api
+
+import "github.com/neullabs/ringlet/mcp/mcpserver"
+
+// MCPServerRequest is the body of POST /api/mcp/servers; the answer is
+// the mcpserver.Config as stored.
+type MCPServerRequest struct {
+	Profile string   `json:"profile"`
+	Name    string   `json:"name"`
+	Command []string `json:"command,omitempty"`
+	URL     string   `json:"url,omitempty"`
+	Timeout string   `json:"timeout,omitempty"`
+	// Credential (provider/alias) is sent to an HTTP server as a bearer
+	// token by the gateway; the agent never sees it.
+	Credential string `json:"credential,omitempty"`
+	// The sandbox of a stdio server (see mcpserver.Config).
+	ReadOnly  []string `json:"ro,omitempty"`
+	ReadWrite []string `json:"rw,omitempty"`
+	Network   string   `json:"network,omitempty"`
+	NoSandbox bool     `json:"no_sandbox,omitempty"`
+}
+
+// MCPServerList is the answer to GET /api/mcp/servers?profile=P.
+type MCPServerList struct {
+	Servers []mcpserver.Status `json:"servers"`
+}
+
+// MCPApproved is the answer to POST
+// /api/mcp/servers/{profile}/{name}/approve: the tools whose changed
+// definitions were approved, and how many the server has.
+type MCPApproved struct {
+	Approved []string `json:"approved"`
+	Profile  string   `json:"profile"`
+	Server   string   `json:"server"`
+	Tools    int      `json:"tools"`
+}

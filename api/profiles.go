@@ -1,0 +1,92 @@
+package api
+
+import "github.com/neullabs/ringlet/profile"
+
+// ProfileRequest is the body of POST /api/profiles.
+type ProfileRequest struct {
+	Alias     string   `json:"alias"`
+	Agent     string   `json:"agent"`
+	Provider  string   `json:"provider"`
+	Model     string   `json:"model,omitempty"`
+	Workspace string   `json:"workspace,omitempty"`
+	Endpoint  string   `json:"endpoint,omitempty"`
+	Command   []string `json:"command,omitempty"`
+	Network   string   `json:"network,omitempty"`
+	ReadOnly  []string `json:"ro,omitempty"`
+	ReadWrite []string `json:"rw,omitempty"`
+	// AllowGitConfig lets the agent write .git/hooks and .git/config.
+	AllowGitConfig bool     `json:"allow_git_config,omitempty"`
+	AllowHosts     []string `json:"allow_hosts,omitempty"`
+	Protect        []string `json:"protect,omitempty"`
+	Unprotect      []string `json:"unprotect,omitempty"`
+	// Sandbox limits (0: the defaults); sizes in bytes.
+	MaxProcs  int   `json:"max_procs,omitempty"`
+	MaxMemory int64 `json:"max_memory,omitempty"`
+	TmpSize   int64 `json:"tmp_size,omitempty"`
+}
+
+// ProfileUpdate is the body of PATCH /api/profiles/{alias}: the fields to
+// change; absent fields stay as they are.
+type ProfileUpdate struct {
+	Model          *string   `json:"model,omitempty"`
+	Workspace      *string   `json:"workspace,omitempty"`
+	Endpoint       *string   `json:"endpoint,omitempty"`
+	Network        *string   `json:"network,omitempty"`
+	ReadOnly       *[]string `json:"ro,omitempty"`
+	ReadWrite      *[]string `json:"rw,omitempty"`
+	AllowGitConfig *bool     `json:"allow_git_config,omitempty"`
+	AllowHosts     *[]string `json:"allow_hosts,omitempty"`
+	Protect        *[]string `json:"protect,omitempty"`
+	Unprotect      *[]string `json:"unprotect,omitempty"`
+	// Sandbox limits; 0 resets one to the default.
+	MaxProcs  *int   `json:"max_procs,omitempty"`
+	MaxMemory *int64 `json:"max_memory,omitempty"`
+	TmpSize   *int64 `json:"tmp_size,omitempty"`
+}
+
+// ProfileView is a profile as the API shows it: where its key is, never
+// the key.
+type ProfileView struct {
+	profile.Profile
+	// Home is the HOME of the profile's sandboxed agents and MCP servers,
+	// UnsandboxedHome that of those run without a sandbox.
+	Home            string `json:"home"`
+	UnsandboxedHome string `json:"unsandboxed_home"`
+	// Protected is what the sandbox keeps read-only in the workspace and
+	// each read-write directory: the defaults, plus Protect, minus
+	// Unprotect.
+	Protected []string `json:"protected"`
+	Key       string   `json:"key"` // "stored (keyring)", "stored (file)", "missing"
+	Sessions  int      `json:"sessions"`
+}
+
+// ProfileList is the answer to GET /api/profiles.
+type ProfileList struct {
+	Profiles []ProfileView `json:"profiles"`
+}
+
+// ProfileDeleted is the answer to DELETE /api/profiles/{alias}.
+type ProfileDeleted struct {
+	Deleted    string `json:"deleted"`
+	KeyRemoved bool   `json:"key_removed"`
+}
+
+// ProviderRequest is the body of POST /api/providers.
+type ProviderRequest struct {
+	ID        string            `json:"id"`
+	Name      string            `json:"name"`
+	BaseURL   string            `json:"base_url"`
+	Format    string            `json:"format"`
+	Auth      string            `json:"auth"`
+	Endpoints map[string]string `json:"endpoints,omitempty"`
+}
+
+// ProviderList is the answer to GET /api/providers.
+type ProviderList struct {
+	Providers []profile.Provider `json:"providers"`
+}
+
+// AgentList is the answer to GET /api/agents.
+type AgentList struct {
+	Agents []profile.Agent `json:"agents"`
+}

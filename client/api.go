@@ -1,0 +1,274 @@
+package client
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/coder/websocket"
+
+	"github.com/neullabs/ringlet/api"
+	"github.com/neullabs/ringlet/credentials"
+	"github.com/neullabs/ringlet/hook"
+	"github.com/neullabs/ringlet/mcp/mcpserver"
+	"github.com/neullabs/ringlet/profile"
+	"github.com/neullabs/ringlet/version"
+)
+
+// The typed calls of the daemon's REST API, one per route the CLI uses;
+// the bodies are package api's. Path segments are escaped here.
+
+func seg(s string) string { return url.PathEscape(s) }
+
+// Version is GET /api/version: the daemon's build.
+func (c *Client) Version(ctx context.Context) (version.Info, error) {
+	var v version.Info
+	return v, c.Do(ctx, http.MethodGet, "/api/version", nil, &v)
+}
+
+// Status is GET /api/status.
+func (c *Client) Status(ctx context.Context) (api.Status, error) {
+	var st api.Status
+	return st, c.Do(ctx, http.MethodGet, "/api/status", nil, &st)
+}
+
+// StopDaemon is POST /api/daemon/stop: the daemon stops once it has
+// answered.
+func (c *Client) StopDaemon(ctx context.Context) (api.Stopping, error) {
+	var out api.Stopping
+	return out, c.Do(ctx, http.MethodPost, "/api/daemon/stop", nil, &out)
+}
+
+// RotateToken is POST /api/daemon/rotate-token.
+func (c *Client) RotateToken(ctx context.Context) (api.TokenRotated, error) {
+	var out api.TokenRotated
+	return out, c.Do(ctx, http.MethodPost, "/api/daemon/rotate-token", nil, &out)
+}
+
+// Keys is GET /api/keychain: every stored key's entry, never a key.
+func (c *Client) Keys(ctx context.Context) ([]credentials.Entry, error) {
+	var out api.KeychainList
+	return out.Entries, c.Do(ctx, http.MethodGet, "/api/keychain", nil, &out)
+}
+
+// SetKey is PUT /api/keychain/{provider}/{alias}.
+func (c *Client) SetKey(ctx context.Context, r credentials.Ref, key string) (api.KeychainChange, error) {
+	var out api.KeychainChange
+	return out, c.Do(ctx, http.MethodPut, "/api/keychain/"+seg(r.Provider)+"/"+seg(r.Alias), api.KeySet{Key: key}, &out)
+}
+
+// RemoveKey is DELETE /api/keychain/{provider}/{alias}.
+func (c *Client) RemoveKey(ctx context.Context, r credentials.Ref) (api.KeychainChange, error) {
+	var out api.KeychainChange
+	return out, c.Do(ctx, http.MethodDelete, "/api/keychain/"+seg(r.Provider)+"/"+seg(r.Alias), nil, &out)
+}
+
+// MigrateKeys is POST /api/keychain/migrate: every key moves to the
+// backend named to.
+func (c *Client) MigrateKeys(ctx context.Context, to string) ([]credentials.MigrateResult, error) {
+	var out api.KeychainMigrated
+	return out.Results, c.Do(ctx, http.MethodPost, "/api/keychain/migrate", api.KeychainMigrate{To: to}, &out)
+}
+
+// Profiles is GET /api/profiles.
+func (c *Client) Profiles(ctx context.Context) ([]api.ProfileView, error) {
+	var out api.ProfileList
+	return out.Profiles, c.Do(ctx, http.MethodGet, "/api/profiles", nil, &out)
+}
+
+// Profile is GET /api/profiles/{alias}.
+func (c *Client) Profile(ctx context.Context, alias string) (api.ProfileView, error) {
+	var v api.ProfileView
+	return v, c.Do(ctx, http.MethodGet, "/api/profiles/"+seg(alias), nil, &v)
+}
+
+// CreateProfile is POST /api/profiles.
+func (c *Client) CreateProfile(ctx context.Context, req api.ProfileRequest) (api.ProfileView, error) {
+	var v api.ProfileView
+	return v, c.Do(ctx, http.MethodPost, "/api/profiles", req, &v)
+}
+
+// UpdateProfile is PATCH /api/profiles/{alias}.
+func (c *Client) UpdateProfile(ctx context.Context, alias string, u api.ProfileUpdate) (api.ProfileView, error) {
+	var v api.ProfileView
+	return v, c.Do(ctx, http.MethodPatch, "/api/profiles/"+seg(alias), u, &v)
+}
+
+// DeleteProfile is DELETE /api/profiles/{alias}, with its key too when
+// purgeKey is set.
+func (c *Client) DeleteProfile(ctx context.Context, alias string, purgeKey bool) (api.ProfileDeleted, error) {
+	path := "/api/profiles/" + seg(alias)
+	if purgeKey {
+		path += "?purge_key=true"
+	}
+	var out api.ProfileDeleted
+	return out, c.Do(ctx, http.MethodDelete, path, nil, &out)
+}
+
+// AddProvider is POST /api/providers.
+func (c *Client) AddProvider(ctx context.Context, req api.ProviderRequest) (profile.Provider, error) {
+	var p profile.Provider
+	return p, c.Do(ctx, http.MethodPost, "/api/providers", req, &p)
+}
+
+// Sessions is GET /api/sessions: the live sessions.
+func (c *Client) Sessions(ctx context.Context) ([]api.SessionInfo, error) {
+	var out api.SessionList
+	return out.Sessions, c.Do(ctx, http.MethodGet, "/api/sessions", nil, &out)
+}
+
+// Session is GET /api/sessions/{id}.
+func (c *Client) Session(ctx context.Context, id string) (api.SessionInfo, error) {
+	var s api.SessionInfo
+	return s, c.Do(ctx, http.MethodGet, "/api/sessions/"+seg(id), nil, &s)
+}
+
+// StartSession is POST /api/sessions: the answer holds the session token.
+func (c *Client) StartSession(ctx context.Context, req api.SessionRequest) (api.SessionStarted, error) {
+	var st api.SessionStarted
+	return st, c.Do(ctx, http.MethodPost, "/api/sessions", req, &st)
+}
+
+// RevokeSession is DELETE /api/sessions/{id}: the session ends now.
+func (c *Client) RevokeSession(ctx context.Context, id string) (api.SessionInfo, error) {
+	var s api.SessionInfo
+	return s, c.Do(ctx, http.MethodDelete, "/api/sessions/"+seg(id), nil, &s)
+}
+
+// EndSession ends a session whose agent exited with exitCode: a fact the
+// daemon records even when the audit log refuses a revocation.
+func (c *Client) EndSession(ctx context.Context, id string, exitCode int) error {
+	path := "/api/sessions/" + seg(id) + "?reason=exited&exit_code=" + strconv.Itoa(exitCode)
+	return c.Do(ctx, http.MethodDelete, path, nil, nil)
+}
+
+// RecordLaunch is POST /api/sessions/{id}/launch: how the session's agent
+// is started (summary is the audit record's detail).
+func (c *Client) RecordLaunch(ctx context.Context, id string, summary map[string]any) error {
+	return c.Do(ctx, http.MethodPost, "/api/sessions/"+seg(id)+"/launch", summary, nil)
+}
+
+// HoldSession is POST /api/sessions/{id}/lease: the session lives as long
+// as this process holds it (see Hold).
+func (c *Client) HoldSession(ctx context.Context, id string) (release func(), ended <-chan struct{}, err error) {
+	return c.Hold(ctx, http.MethodPost, "/api/sessions/"+seg(id)+"/lease")
+}
+
+// StartTerminal is POST /api/sessions/{id}/terminal: the daemon runs the
+// agent under a pseudo-terminal.
+func (c *Client) StartTerminal(ctx context.Context, id string, req api.TerminalStart) (api.TerminalInfo, error) {
+	var ti api.TerminalInfo
+	return ti, c.Do(ctx, http.MethodPost, "/api/sessions/"+seg(id)+"/terminal", req, &ti)
+}
+
+// Terminals is GET /api/terminals.
+func (c *Client) Terminals(ctx context.Context) ([]api.TerminalInfo, error) {
+	var out api.TerminalList
+	return out.Terminals, c.Do(ctx, http.MethodGet, "/api/terminals", nil, &out)
+}
+
+// Terminal is GET /api/sessions/{id}/terminal/info.
+func (c *Client) Terminal(ctx context.Context, id string) (api.TerminalInfo, error) {
+	var ti api.TerminalInfo
+	return ti, c.Do(ctx, http.MethodGet, "/api/sessions/"+seg(id)+"/terminal/info", nil, &ti)
+}
+
+// KillTerminal is DELETE /api/sessions/{id}/terminal.
+func (c *Client) KillTerminal(ctx context.Context, id string) (api.TerminalInfo, error) {
+	var ti api.TerminalInfo
+	return ti, c.Do(ctx, http.MethodDelete, "/api/sessions/"+seg(id)+"/terminal", nil, &ti)
+}
+
+// AttachTerminal opens the WebSocket of a remote terminal: binary
+// messages are its output and keystrokes, text messages are
+// api.TerminalControl. The response is returned when the daemon refused.
+func (c *Client) AttachTerminal(ctx context.Context, id string) (*websocket.Conn, *http.Response, error) {
+	return c.dial(ctx, "/api/sessions/"+seg(id)+"/terminal")
+}
+
+// Events opens the /api/events stream: one api.Event per text message,
+// of the given kinds (all when none) and profile (any when "").
+func (c *Client) Events(ctx context.Context, kinds []string, profile string) (*websocket.Conn, error) {
+	q := url.Values{}
+	for _, k := range kinds {
+		q.Add("kind", k)
+	}
+	if profile != "" {
+		q.Set("profile", profile)
+	}
+	conn, _, err := c.dial(ctx, "/api/events?"+q.Encode())
+	return conn, err
+}
+
+// dial opens a WebSocket to path with the token.
+func (c *Client) dial(ctx context.Context, path string) (*websocket.Conn, *http.Response, error) {
+	u := strings.Replace(c.base, "http", "ws", 1) + path
+	h := http.Header{}
+	h.Set("Authorization", "Bearer "+c.tok.Value())
+	return websocket.Dial(ctx, u, &websocket.DialOptions{HTTPHeader: h})
+}
+
+// Hooks is GET /api/hooks?profile=P: the profile's hooks in the order
+// they run.
+func (c *Client) Hooks(ctx context.Context, profile string) ([]hook.Hook, error) {
+	var out api.HookList
+	return out.Hooks, c.Do(ctx, http.MethodGet, "/api/hooks?"+url.Values{"profile": {profile}}.Encode(), nil, &out)
+}
+
+// AddHook is POST /api/hooks.
+func (c *Client) AddHook(ctx context.Context, req api.HookRequest) (hook.Hook, error) {
+	var h hook.Hook
+	return h, c.Do(ctx, http.MethodPost, "/api/hooks", req, &h)
+}
+
+// RemoveHook is DELETE /api/hooks/{profile}/{id}.
+func (c *Client) RemoveHook(ctx context.Context, profile, id string) (hook.Hook, error) {
+	var h hook.Hook
+	return h, c.Do(ctx, http.MethodDelete, "/api/hooks/"+seg(profile)+"/"+seg(id), nil, &h)
+}
+
+// ImportHooks is POST /api/hooks/{profile}/import: all or none.
+func (c *Client) ImportHooks(ctx context.Context, profile string, hooks []hook.Hook) ([]hook.Hook, error) {
+	var out api.HookList
+	return out.Hooks, c.Do(ctx, http.MethodPost, "/api/hooks/"+seg(profile)+"/import", hooks, &out)
+}
+
+// ExportHooks is GET /api/hooks/{profile}/export: the hooks as a JSON
+// array, as the daemon wrote it.
+func (c *Client) ExportHooks(ctx context.Context, profile string) ([]byte, error) {
+	return c.Raw(ctx, http.MethodGet, "/api/hooks/"+seg(profile)+"/export", nil)
+}
+
+// CheckHooks is POST /session/hooks/check with a session token: the
+// profile's hooks judge a tool call. Hooks may run for minutes, so the
+// call is bounded by ctx only.
+func (c *Client) CheckHooks(ctx context.Context, check api.HookCheck) (hook.Decision, error) {
+	var d hook.Decision
+	return d, c.do(ctx, c.patient(), http.MethodPost, "/session/hooks/check", check, &d)
+}
+
+// MCPServers is GET /api/mcp/servers?profile=P.
+func (c *Client) MCPServers(ctx context.Context, profile string) ([]mcpserver.Status, error) {
+	var out api.MCPServerList
+	return out.Servers, c.Do(ctx, http.MethodGet, "/api/mcp/servers?"+url.Values{"profile": {profile}}.Encode(), nil, &out)
+}
+
+// AddMCPServer is POST /api/mcp/servers.
+func (c *Client) AddMCPServer(ctx context.Context, req api.MCPServerRequest) (mcpserver.Config, error) {
+	var got mcpserver.Config
+	return got, c.Do(ctx, http.MethodPost, "/api/mcp/servers", req, &got)
+}
+
+// RemoveMCPServer is DELETE /api/mcp/servers/{profile}/{name}.
+func (c *Client) RemoveMCPServer(ctx context.Context, profile, name string) (mcpserver.Config, error) {
+	var got mcpserver.Config
+	return got, c.Do(ctx, http.MethodDelete, "/api/mcp/servers/"+seg(profile)+"/"+seg(name), nil, &got)
+}
+
+// ApproveMCPServer is POST /api/mcp/servers/{profile}/{name}/approve.
+func (c *Client) ApproveMCPServer(ctx context.Context, profile, name string) (api.MCPApproved, error) {
+	var out api.MCPApproved
+	return out, c.Do(ctx, http.MethodPost, "/api/mcp/servers/"+seg(profile)+"/"+seg(name)+"/approve", nil, &out)
+}

@@ -1,0 +1,444 @@
+// Package daemon is the daemon side of the ringlet binary: 'ringlet
+// daemon' wires the gateway, the MCP gateway, the audit log's writer and
+// the credential store together here, and nowhere else. main hands it to
+// the CLI (package cli), which links none of it: the CLI reaches the
+// daemon's state only through its API.
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/neullabs/ringlet/api"
+	"github.com/neullabs/ringlet/audit"
+	"github.com/neullabs/ringlet/audit/auditlog"
+	"github.com/neullabs/ringlet/client"
+	"github.com/neullabs/ringlet/cmd/ringlet/cli"
+	"github.com/neullabs/ringlet/config"
+	"github.com/neullabs/ringlet/credentials"
+	"github.com/neullabs/ringlet/credentials/keystore"
+	"github.com/neullabs/ringlet/gateway"
+	"github.com/neullabs/ringlet/hook"
+	"github.com/neullabs/ringlet/mcp"
+	"github.com/neullabs/ringlet/privatefile"
+	"github.com/neullabs/ringlet/profile"
+	"github.com/neullabs/ringlet/sandbox"
+	"github.com/neullabs/ringlet/token"
+	"github.com/neullabs/ringlet/version"
+)
+
+// Daemon is the daemon side of the binary, as cli.Daemon.
+type Daemon struct{}
+
+var _ cli.Daemon = Daemon{}
+
+// Run runs the daemon in the foreground until ctx ends or it stops
+// (idle, or asked to). It is the one place the daemon is wired together.
+func (Daemon) Run(ctx context.Context, o cli.DaemonOptions) (err error) {
+	ready := o.Ready
+	if ready != nil {
+		defer func() {
+			if ready != nil {
+				fmt.Fprintf(ready, "error %s\n", oneLine(orErr(err, errors.New("daemon exited before it was ready"))))
+				ready.Close()
+			}
+		}()
+	}
+	paths := o.Paths
+	cfg, err := config.Load(paths.ConfigFile())
+	if err != nil {
+		return err
+	}
+	var listen config.Listen
+	if o.Listen != nil {
+		listen = *o.Listen
+	} else if listen, err = config.ParseListen(cfg.Listen(), false); err != nil {
+		return err
+	}
+
+	// A token file that is there must be sound before anything is bound
+	// or created; a missing one is created below.
+	if _, err := token.Load(paths.TokenFile()); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", listen.Addr())
+	if err != nil {
+		return listenError(paths, listen, err)
+	}
+	defer ln.Close()
+	if !listen.Loopback {
+		fmt.Fprintf(o.Stderr, "ringlet: warning: listening on %s, which is not a loopback address: anyone who can reach it can try to guess the token\n", ln.Addr())
+	}
+
+	if err := privatefile.EnsureDir(paths.StateDir); err != nil {
+		return fmt.Errorf("state directory: %w", err)
+	}
+	unlock, err := lockDaemon(paths)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+
+	logger, closeLog, err := daemonLogger(paths, cfg.LogLevel(), o.Stderr, o.Ready != nil)
+	if err != nil {
+		return err
+	}
+	defer closeLog()
+	// A daemon or CLI killed between writing a temporary file and
+	// renaming it (the token, daemon.json, a profile) leaves the file
+	// behind; no daemon holds any now, and a CLI's lives milliseconds.
+	for _, dir := range []string{paths.ConfigDir, paths.StateDir} {
+		if n, err := privatefile.SweepStaleTemps(dir, staleTempAge); err != nil {
+			logger.Warn("could not remove stale temporary files", "dir", dir, "err", err)
+		} else if n > 0 {
+			logger.Info("removed stale temporary files", "dir", dir, "count", n)
+		}
+	}
+
+	// Under the lock: what a killed daemon of this state dir left of its
+	// session sockets is removed, and a fresh directory made for ours.
+	sockRoot, cleanSockets, err := gateway.PrepareSocketRoot(paths.StateDir, os.TempDir(), logger)
+	if err != nil {
+		return err
+	}
+	defer cleanSockets()
+
+	tok, created, err := token.LoadOrCreate(paths.TokenFile())
+	if err != nil {
+		return err
+	}
+	if created {
+		logger.Info("created bearer token", "file", paths.TokenFile())
+	}
+
+	keys, err := keystore.Open(keystore.Options{
+		Dir:        paths.ConfigDir,
+		Backend:    cfg.Credentials.Backend,
+		SessionBus: sessionBus(o.Getenv),
+		OnChoose: func(backend, why string) {
+			logger.Info("credentials backend chosen", "backend", backend, "why", why)
+		},
+	})
+	if err != nil {
+		return err
+	}
+	var auditPath string
+	if !o.NoAuditLog {
+		if auditPath, err = auditPathOf(o, cfg); err != nil {
+			return err
+		}
+	}
+	keyed, err := auditKey(keys)
+	if err != nil {
+		return err
+	}
+	var (
+		log        *auditlog.Log
+		auditor    gateway.Auditor
+		collectors []prometheus.Collector
+		srv        *gateway.Server
+	)
+	if auditPath != "" {
+		log, err = auditlog.Open(auditlog.Options{Path: auditPath, Sync: cfg.AuditSync(), Logger: logger, OnCommit: func(recs []audit.Record) {
+			if srv != nil {
+				srv.PublishRecords(recs)
+			}
+		}})
+		if err != nil {
+			return err
+		}
+		defer log.Close()
+		// Watches the log's files and file system, so that provider
+		// requests are refused before they are forwarded, and recovery
+		// does not wait for some other action to write. Stopped before
+		// the log closes (defers run last in, first out).
+		runCtx, stopRun := context.WithCancel(context.Background())
+		var runDone sync.WaitGroup
+		runDone.Go(func() { log.Run(runCtx) })
+		defer func() {
+			stopRun()
+			runDone.Wait()
+		}()
+		auditor, collectors = log, log.Metrics().Collectors()
+	} else {
+		logger.Warn("the audit log is off (--no-audit-log): actions are not recorded")
+	}
+	idle := cfg.IdleTimeout()
+	var writable func() error
+	if log != nil {
+		writable = log.Writable
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("find the ringlet binary: %w", err)
+	}
+	emptyFile, err := sandbox.EmptyFile(paths.StateDir)
+	if err != nil {
+		return err
+	}
+	srv, err = gateway.New(gateway.Options{
+		EmptyFile:        emptyFile,
+		StateDir:         paths.StateDir,
+		Hooks:            hook.NewStore(paths.ConfigDir),
+		MCPStore:         mcp.NewStore(paths.ConfigDir),
+		MCPPath:          o.Getenv("PATH"),
+		SocketDir:        sockRoot,
+		Executable:       exe,
+		Profiles:         profile.NewStore(paths.ConfigDir, paths.DataDir),
+		CatalogDir:       paths.ConfigDir,
+		ProxyIdleTimeout: cfg.ProxyIdleTimeout(),
+		AuditWritable:    writable,
+		Audit:            auditor,
+		AuditPath:        auditPath,
+		Keyed:            keyed,
+		Collectors:       collectors,
+		Keys:             keys,
+		Token:            tok,
+		TokenFile:        paths.TokenFile(),
+		OwnDirs:          cli.OwnFiles(paths, auditPath),
+		ListenHost:       listenHostForGuard(listen),
+		StayAlive:        o.StayAlive,
+		IdleTimeout:      idle,
+		Logger:           logger,
+
+		ProxyResponseHeaderTimeout: cfg.ProxyResponseHeaderTimeout(),
+	})
+	if err != nil {
+		return err
+	}
+	state := api.DaemonState{PID: os.Getpid(), Listen: ln.Addr().String(), URL: clientURL(ln.Addr().(*net.TCPAddr)), Started: time.Now().UTC(), Version: version.Get().Version, StayAlive: o.StayAlive, AuditLog: auditPath}
+	if err := writeState(paths, state); err != nil {
+		return err
+	}
+	defer os.Remove(paths.StateFile())
+
+	if auditor != nil {
+		_, err := auditor.Append(ctx, audit.Record{Kind: audit.KindDaemonStart, Actor: audit.ActorDaemon, Target: state.Listen, Decision: audit.Allow,
+			Detail: audit.DetailJSON(map[string]any{"pid": state.PID, "version": state.Version, "stay_alive": o.StayAlive, "audit_sync": cfg.AuditSync()})})
+		if err != nil {
+			return fmt.Errorf("refusing to start: %w", err)
+		}
+		// Sessions live in the daemon's memory: any that a previous daemon
+		// did not end (it crashed or was killed) are over now, and the log
+		// says so.
+		lost, err := audit.OpenSessions(ctx, auditPath)
+		if err != nil {
+			return fmt.Errorf("refusing to start: %w", err)
+		}
+		for _, r := range lost {
+			if _, err := auditor.Append(ctx, audit.Record{Kind: audit.KindSessionEnd, Profile: r.Profile, Session: r.Session, Actor: audit.ActorDaemon, Decision: audit.Allow,
+				Detail: audit.DetailJSON(map[string]any{"reason": "lost: the daemon that ran it stopped without ending it", "started_seq": r.Seq})}); err != nil {
+				return fmt.Errorf("refusing to start: %w", err)
+			}
+		}
+		if len(lost) > 0 {
+			logger.Warn("ended sessions lost by the previous daemon", "count", len(lost))
+		}
+	}
+	logger.Info("daemon listening", "addr", state.Listen, "pid", state.PID, "version", state.Version, "stay_alive", o.StayAlive, "idle_timeout", idle.String())
+	if ready != nil {
+		fmt.Fprintf(ready, "ready %s\n", state.URL)
+		ready.Close()
+		ready = nil
+	}
+	// Upstream MCP servers are children of the daemon: they stop with it.
+	mcpCtx, stopMCP := context.WithCancel(context.Background())
+	var mcpDone sync.WaitGroup
+	mcpDone.Go(func() { srv.RunMCP(mcpCtx) })
+	reason, err := srv.Serve(ctx, ln)
+	stopMCP()
+	mcpDone.Wait()
+	logger.Info("daemon stopped", "reason", reason)
+	return err
+}
+
+func orErr(err, fallback error) error {
+	if err != nil {
+		return err
+	}
+	return fallback
+}
+
+// listenHostForGuard is the host the Host guard must accept besides the
+// loopback names: the IP of an explicit non-loopback --listen.
+func listenHostForGuard(l config.Listen) string {
+	if l.Loopback || l.Host == "" {
+		return ""
+	}
+	return l.Host
+}
+
+// clientURL is how a client on this machine reaches a listener: an
+// unspecified address is reached through loopback.
+func clientURL(addr *net.TCPAddr) string {
+	ip := addr.IP
+	if ip.IsUnspecified() {
+		if ip.To4() != nil || ip.Equal(net.IPv4zero) {
+			ip = net.IPv4(127, 0, 0, 1)
+		} else {
+			ip = net.IPv6loopback
+		}
+	}
+	return "http://" + net.JoinHostPort(ip.String(), strconv.Itoa(addr.Port))
+}
+
+func listenError(paths config.Paths, l config.Listen, err error) error {
+	if errors.Is(err, syscall.EADDRINUSE) {
+		if st, ok := client.ReadState(paths.StateFile()); ok && client.ProcessAlive(st.PID) {
+			return fmt.Errorf("a ringlet daemon is already running (pid %d, listening on %s); stop it with 'ringlet daemon stop'", st.PID, st.Listen)
+		}
+		return fmt.Errorf("%s is already in use by another program; find it with: ss -ltnp 'sport = :%d' (or lsof -i :%d), or choose another address with --listen", l.Addr(), l.Port, l.Port)
+	}
+	if errors.Is(err, syscall.EADDRNOTAVAIL) {
+		return fmt.Errorf("cannot listen on %s: no network interface has that address", l.Addr())
+	}
+	if errors.Is(err, syscall.EACCES) {
+		return fmt.Errorf("cannot listen on %s: permission denied (ports below 1024 need privileges); choose another port", l.Addr())
+	}
+	return fmt.Errorf("listen on %s: %w", l.Addr(), err)
+}
+
+// staleTempAge is how old a temporary file must be before a starting
+// daemon takes it for one a killed writer left.
+const staleTempAge = time.Minute
+
+// lockDaemon takes an exclusive lock so that one user runs one daemon.
+func lockDaemon(paths config.Paths) (func(), error) {
+	f, err := os.OpenFile(paths.LockFile(), os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, privatefile.FileMode)
+	if err != nil {
+		return nil, fmt.Errorf("open daemon lock %s: %w", paths.LockFile(), err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if st, ok := client.ReadState(paths.StateFile()); ok {
+			return nil, fmt.Errorf("a ringlet daemon is already running (pid %d, listening on %s); stop it with 'ringlet daemon stop'", st.PID, st.Listen)
+		}
+		return nil, errors.New("another ringlet daemon is starting or running; check with 'ringlet daemon status'")
+	}
+	return func() { f.Close() }, nil
+}
+
+// daemonLogger logs to stderr in the foreground, and to the daemon log
+// (JSON lines, 0600) when detached.
+func daemonLogger(paths config.Paths, level slog.Level, stderr io.Writer, detached bool) (*slog.Logger, func(), error) {
+	opts := &slog.HandlerOptions{Level: level}
+	if !detached {
+		return slog.New(slog.NewTextHandler(stderr, opts)), func() {}, nil
+	}
+	f, err := os.OpenFile(paths.LogFile(), os.O_WRONLY|os.O_APPEND|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, privatefile.FileMode)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open daemon log %s: %w", paths.LogFile(), err)
+	}
+	if err := privatefile.Check(paths.LogFile()); err != nil {
+		f.Close()
+		return nil, nil, fmt.Errorf("daemon log: %w", err)
+	}
+	return slog.New(slog.NewJSONHandler(f, opts)), func() { f.Close() }, nil
+}
+
+// writeState publishes where the daemon is (daemon.json), for the CLI.
+func writeState(paths config.Paths, st api.DaemonState) error {
+	data, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := privatefile.WriteAtomic(paths.StateFile(), append(data, '\n'), privatefile.FileMode); err != nil {
+		return fmt.Errorf("write daemon state: %w", err)
+	}
+	return nil
+}
+
+// oneLine folds a (possibly joined) error into one line.
+func oneLine(err error) string {
+	return strings.Join(strings.Fields(strings.ReplaceAll(err.Error(), "\n", "; ")), " ")
+}
+
+// NewEpoch accepts, on purpose, an audit log that no longer matches its
+// anchor ('ringlet audit new-epoch'): under the daemon lock, so that no
+// daemon writes the log meanwhile, nor starts and refuses, it appends the
+// audit.epoch record (actor cli: someone at the command line, with no
+// daemon running) and anchors it.
+func (Daemon) NewEpoch(ctx context.Context, o cli.DaemonOptions, reason string) (audit.Record, error) {
+	paths := o.Paths
+	if err := privatefile.EnsureDir(paths.StateDir); err != nil {
+		return audit.Record{}, fmt.Errorf("state directory: %w", err)
+	}
+	unlock, err := lockDaemon(paths)
+	if err != nil {
+		return audit.Record{}, fmt.Errorf("%w; a new epoch needs it stopped", err)
+	}
+	defer unlock()
+	cfg, err := config.Load(paths.ConfigFile())
+	if err != nil {
+		return audit.Record{}, err
+	}
+	path, err := auditPathOf(o, cfg)
+	if err != nil {
+		return audit.Record{}, err
+	}
+	return auditlog.NewEpoch(ctx, auditlog.Options{Path: path, Sync: cfg.AuditSync()}, reason, audit.ActorCLI)
+}
+
+// auditPathOf is the audit database: --audit-log (made absolute by the
+// CLI), else audit.path.
+func auditPathOf(o cli.DaemonOptions, cfg *config.Config) (string, error) {
+	if o.AuditLog != "" {
+		return o.AuditLog, nil
+	}
+	return cfg.AuditPath(o.Paths)
+}
+
+// sessionBus is the D-Bus session bus address the keyring would use, or ""
+// when there is none; go-keyring finds the same one.
+func sessionBus(getenv func(string) string) string {
+	if v := getenv("DBUS_SESSION_BUS_ADDRESS"); v != "" && v != "autolaunch:" {
+		return v
+	}
+	if rd := getenv("XDG_RUNTIME_DIR"); filepath.IsAbs(rd) {
+		p := filepath.Join(rd, "bus")
+		if fi, err := os.Stat(p); err == nil && fi.Mode()&fs.ModeSocket != 0 {
+			return "unix:path=" + p
+		}
+	}
+	return ""
+}
+
+// auditKeyRef names the audit HMAC key in the credential store.
+var auditKeyRef = credentials.Ref{Provider: "ringlet", Alias: "audit-hmac"}
+
+// auditKey returns the audit log's HMAC keyer, creating its key in the
+// credential store on first use. The key is never in the database, so the
+// HMACs there cannot be reversed by guessing.
+func auditKey(keys *keystore.Store) (*audit.Keyed, error) {
+	s, err := keys.Get(auditKeyRef)
+	if errors.Is(err, credentials.ErrNotFound) {
+		t, gerr := token.Generate()
+		if gerr != nil {
+			return nil, gerr
+		}
+		if _, err := keys.Set(auditKeyRef, credentials.NewSecret(t.Value())); err != nil {
+			return nil, fmt.Errorf("store the audit HMAC key: %w", err)
+		}
+		s, err = keys.Get(auditKeyRef)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read the audit HMAC key from the credential store: %w", err)
+	}
+	return audit.NewKeyed([]byte(s.Reveal())), nil
+}

@@ -1,7 +1,0 @@
-//go:build !linux
-
-package credentials
-
-// startKeyringHarness: the keyring tests drive the Secret Service and run
-// on Linux only.
-func startKeyringHarness() func() { return func() {} }
