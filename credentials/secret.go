@@ -14,10 +14,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"regexp"
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/neullabs/ringlet/names"
 )
 
 const redacted = "[redacted]"
@@ -78,16 +79,9 @@ func ValidateKey(k string) error {
 	return nil
 }
 
-var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
-
-// ValidateName checks a provider or alias name: [a-z0-9][a-z0-9._-]{0,63}.
-// what is "provider" or "alias", for the message.
-func ValidateName(what, name string) error {
-	if !nameRE.MatchString(name) {
-		return fmt.Errorf("invalid %s name %q: use 1 to 64 lower-case letters, digits, '.', '_' or '-', starting with a letter or digit", what, name)
-	}
-	return nil
-}
+// ValidateName checks a provider or alias name (names.Check); what is
+// "provider" or "alias", for the message.
+func ValidateName(what, name string) error { return names.Check(what, name) }
 
 // Ref names a stored key: <provider>/<alias>.
 type Ref struct {

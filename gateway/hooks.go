@@ -13,8 +13,8 @@ import (
 
 	"github.com/neullabs/ringlet/api"
 	"github.com/neullabs/ringlet/audit"
-	"github.com/neullabs/ringlet/credentials"
 	"github.com/neullabs/ringlet/hook"
+	"github.com/neullabs/ringlet/names"
 	"github.com/neullabs/ringlet/privatefile"
 	"github.com/neullabs/ringlet/profile"
 )
@@ -29,7 +29,7 @@ func (s *Server) hookError(w http.ResponseWriter, err error) {
 }
 
 func (s *Server) knownProfile(w http.ResponseWriter, alias string) bool {
-	if err := credentials.ValidateName("profile", alias); err != nil {
+	if err := names.Check("profile", alias); err != nil {
 		writeError(w, http.StatusBadRequest, "invalid_profile", err.Error())
 		return false
 	}

@@ -10,8 +10,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/neullabs/ringlet/credentials"
 	"github.com/neullabs/ringlet/mcp/mcpserver"
+	"github.com/neullabs/ringlet/names"
 	"github.com/neullabs/ringlet/privatefile"
 )
 
@@ -44,7 +44,7 @@ func (s *Store) path(profile string) string { return filepath.Join(s.dir, profil
 
 // List returns a profile's servers in the order they were added.
 func (s *Store) List(profile string) ([]mcpserver.Config, error) {
-	if err := credentials.ValidateName("profile", profile); err != nil {
+	if err := names.Check("profile", profile); err != nil {
 		return nil, err
 	}
 	s.mu.Lock()
@@ -73,7 +73,7 @@ func (s *Store) write(profile string, servers []mcpserver.Config) error {
 
 // Add validates c and appends it to the profile's servers.
 func (s *Store) Add(profile string, c mcpserver.Config) (mcpserver.Config, error) {
-	if err := credentials.ValidateName("profile", profile); err != nil {
+	if err := names.Check("profile", profile); err != nil {
 		return mcpserver.Config{}, err
 	}
 	if err := c.Validate(); err != nil {
@@ -103,7 +103,7 @@ func (s *Store) Add(profile string, c mcpserver.Config) (mcpserver.Config, error
 
 // Remove deletes a server by name.
 func (s *Store) Remove(profile, name string) (mcpserver.Config, error) {
-	if err := credentials.ValidateName("profile", profile); err != nil {
+	if err := names.Check("profile", profile); err != nil {
 		return mcpserver.Config{}, err
 	}
 	s.mu.Lock()
@@ -182,7 +182,7 @@ func (s *Store) approve(profile, name string, current map[string]string) error {
 
 // DeleteProfile removes a profile's servers.
 func (s *Store) DeleteProfile(profile string) error {
-	if err := credentials.ValidateName("profile", profile); err != nil {
+	if err := names.Check("profile", profile); err != nil {
 		return err
 	}
 	s.mu.Lock()

@@ -14,6 +14,7 @@ import (
 	"github.com/mark3labs/mcp-go/server"
 
 	"github.com/neullabs/ringlet/audit"
+	"github.com/neullabs/ringlet/names"
 )
 
 // Ringlet's own tools are thin: each builds one request to the daemon's
@@ -23,7 +24,7 @@ import (
 
 // Patterns of the names tools accept; the REST handlers check them again.
 const (
-	aliasPattern    = `^[a-z0-9][a-z0-9._-]{0,63}$`
+	aliasPattern    = `^` + names.Pattern + `$`
 	sessionPattern  = `^s_[0-9a-f]{16}$`
 	hookPattern     = `^h_[0-9a-f]{8}$`
 	timePattern     = `^[0-9A-Za-z:.+-]{1,40}$`

@@ -18,6 +18,7 @@ import (
 	"github.com/pelletier/go-toml/v2"
 
 	"github.com/neullabs/ringlet/credentials"
+	"github.com/neullabs/ringlet/names"
 	"github.com/neullabs/ringlet/privatefile"
 	"github.com/neullabs/ringlet/sandbox"
 )
@@ -117,7 +118,7 @@ func (s *Store) path(alias string) string { return filepath.Join(s.dir, alias+".
 
 // Validate checks p against the catalog.
 func (p *Profile) Validate(c *Catalog) error {
-	if err := credentials.ValidateName("profile", p.Alias); err != nil {
+	if err := names.Check("profile", p.Alias); err != nil {
 		return err
 	}
 	a, err := c.Agent(p.Agent)
@@ -293,7 +294,7 @@ func (s *Store) EnsureHomeDirs(home string, dirs []string) error {
 
 // Get reads one profile.
 func (s *Store) Get(alias string) (Profile, error) {
-	if err := credentials.ValidateName("profile", alias); err != nil {
+	if err := names.Check("profile", alias); err != nil {
 		return Profile{}, err
 	}
 	data, err := privatefile.Read(s.path(alias), 1<<20)
@@ -325,7 +326,7 @@ func (s *Store) List() ([]Profile, error) {
 	var out []Profile
 	for _, e := range entries {
 		alias, ok := strings.CutSuffix(e.Name(), ".toml")
-		if !ok || credentials.ValidateName("profile", alias) != nil {
+		if !ok || names.Check("profile", alias) != nil {
 			continue
 		}
 		p, err := s.Get(alias)

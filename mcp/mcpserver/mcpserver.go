@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/neullabs/ringlet/internal/outbound"
+	"github.com/neullabs/ringlet/names"
 	"github.com/neullabs/ringlet/sandbox"
 )
 
@@ -74,7 +75,7 @@ func ValidateName(name string) error {
 	return nil
 }
 
-var credentialRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}/[a-z0-9][a-z0-9._-]{0,63}$`)
+var credentialRE = regexp.MustCompile(`^` + names.Pattern + `/` + names.Pattern + `$`)
 
 // Validate checks a definition and fills the default timeout.
 func (c *Config) Validate() error {

@@ -16,8 +16,8 @@ import (
 
 	"github.com/neullabs/ringlet/api"
 	"github.com/neullabs/ringlet/client"
-	"github.com/neullabs/ringlet/credentials"
 	"github.com/neullabs/ringlet/hook"
+	"github.com/neullabs/ringlet/names"
 	"github.com/neullabs/ringlet/token"
 )
 
@@ -58,7 +58,7 @@ Name a script by its absolute path: the hook runs in the profile's HOME.`,
 }
 
 func profileArg(args []string) (string, error) {
-	if err := credentials.ValidateName("profile", args[0]); err != nil {
+	if err := names.Check("profile", args[0]); err != nil {
 		return "", usageError{err}
 	}
 	return args[0], nil

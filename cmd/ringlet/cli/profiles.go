@@ -18,6 +18,7 @@ import (
 	"github.com/neullabs/ringlet/audit"
 	"github.com/neullabs/ringlet/client"
 	"github.com/neullabs/ringlet/credentials"
+	"github.com/neullabs/ringlet/names"
 	"github.com/neullabs/ringlet/profile"
 	"github.com/neullabs/ringlet/provider"
 	"github.com/neullabs/ringlet/sandbox"
@@ -66,7 +67,7 @@ terminal; --skip-key creates the profile without one.`,
 		Args: exactArgs(2, "AGENT ALIAS"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			req.Agent, req.Alias = args[0], args[1]
-			if err := credentials.ValidateName("profile", req.Alias); err != nil {
+			if err := names.Check("profile", req.Alias); err != nil {
 				return usageError{err}
 			}
 			if req.Provider == "" {
@@ -213,7 +214,7 @@ func (a *app) profilesInspectCmd() *cobra.Command {
 		Example: "  ringlet profiles inspect work",
 		Args:    exactArgs(1, "ALIAS"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := credentials.ValidateName("profile", args[0]); err != nil {
+			if err := names.Check("profile", args[0]); err != nil {
 				return usageError{err}
 			}
 			c, err := a.ensureDaemon(cmd.Context())
@@ -268,7 +269,7 @@ it asks first; scripts pass --yes.`,
 		Args:    exactArgs(1, "ALIAS"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			alias := args[0]
-			if err := credentials.ValidateName("profile", alias); err != nil {
+			if err := names.Check("profile", alias); err != nil {
 				return usageError{err}
 			}
 			if !yes {
@@ -324,7 +325,7 @@ unsandboxed HOME (never the one its sandboxed runs write).`,
   ringlet profiles env work --ttl 1h --json`,
 		Args: exactArgs(1, "ALIAS"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := credentials.ValidateName("profile", args[0]); err != nil {
+			if err := names.Check("profile", args[0]); err != nil {
 				return usageError{err}
 			}
 			req := api.SessionRequest{Profile: args[0]}
@@ -719,7 +720,7 @@ keep the settings they started with.`,
 		Args: exactArgs(1, "ALIAS"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			alias := args[0]
-			if err := credentials.ValidateName("profile", alias); err != nil {
+			if err := names.Check("profile", alias); err != nil {
 				return usageError{err}
 			}
 			var u api.ProfileUpdate

@@ -21,7 +21,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/neullabs/ringlet/api"
-	"github.com/neullabs/ringlet/credentials"
+	"github.com/neullabs/ringlet/names"
 	"github.com/neullabs/ringlet/profile"
 	"github.com/neullabs/ringlet/sandbox"
 )
@@ -50,7 +50,7 @@ says how to fix it. --no-sandbox is an explicit, warned and audited opt-out.`,
   ringlet profiles run bot --no-sandbox`,
 		Args: argsBetween(1, -1, "ALIAS [-- AGENT-ARGS...]"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := credentials.ValidateName("profile", args[0]); err != nil {
+			if err := names.Check("profile", args[0]); err != nil {
 				return usageError{err}
 			}
 			if remote && noSandbox {

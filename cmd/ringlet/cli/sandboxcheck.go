@@ -12,7 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/neullabs/ringlet/client"
-	"github.com/neullabs/ringlet/credentials"
+	"github.com/neullabs/ringlet/names"
 	"github.com/neullabs/ringlet/profile"
 	"github.com/neullabs/ringlet/sandbox"
 )
@@ -111,7 +111,7 @@ never touch the profile's workspace or HOME).`,
 			allowGit := false
 			limits := sandbox.NewLimits(0, 0, 0)
 			if profileName != "" {
-				if err := credentials.ValidateName("profile", profileName); err != nil {
+				if err := names.Check("profile", profileName); err != nil {
 					return usageError{err}
 				}
 				c, err := a.ensureDaemon(cmd.Context())
