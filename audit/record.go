@@ -159,16 +159,16 @@ func ChainHash(prev []byte, r *Record) []byte {
 // Genesis is the hash the first record of a log is chained to.
 func Genesis() []byte { return make([]byte, sha256.Size) }
 
-// Keyed makes values matchable but not readable: two equal values give the
+// HMAC makes values matchable but not readable: two equal values give the
 // same string, and without the key neither can be recovered or guessed.
-type Keyed struct{ key []byte }
+type HMAC struct{ key []byte }
 
-// NewKeyed returns an HMAC-SHA-256 keyer. The key lives in the credential
-// store, not in the database.
-func NewKeyed(key []byte) *Keyed { return &Keyed{key: append([]byte(nil), key...)} }
+// NewHMAC returns an HMAC-SHA-256 with key. The key lives in the
+// credential store, not in the database.
+func NewHMAC(key []byte) *HMAC { return &HMAC{key: append([]byte(nil), key...)} }
 
 // Sum returns "hmac:" and the first 16 bytes of HMAC-SHA-256(value), hex.
-func (k *Keyed) Sum(value string) string {
+func (k *HMAC) Sum(value string) string {
 	m := hmac.New(sha256.New, k.key)
 	m.Write([]byte(value))
 	return "hmac:" + hex.EncodeToString(m.Sum(nil)[:16])

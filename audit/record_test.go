@@ -10,11 +10,11 @@ import (
 	"unicode/utf8"
 )
 
-func TestKeyedSum(t *testing.T) {
+func TestHMACSum(t *testing.T) {
 	t.Parallel()
 	key := []byte("0123456789abcdef0123456789abcdef")
-	k := NewKeyed(key)
-	other := NewKeyed([]byte("another key"))
+	k := NewHMAC(key)
+	other := NewHMAC([]byte("another key"))
 	tests := []string{
 		"sk-ant-api03-secret-value",
 		"hunter2",
@@ -29,7 +29,7 @@ func TestKeyedSum(t *testing.T) {
 			if again := k.Sum(v); got != again {
 				t.Errorf("Sum twice: got %s then %s, want the same", got, again)
 			}
-			if got2 := NewKeyed(key).Sum(v); got != got2 {
+			if got2 := NewHMAC(key).Sum(v); got != got2 {
 				t.Errorf("Sum with an equal key: got %s and %s, want the same", got, got2)
 			}
 			if o := other.Sum(v); o == got {
@@ -53,11 +53,11 @@ func TestKeyedSum(t *testing.T) {
 	}
 }
 
-// TestKeyedCopiesKey: the caller may wipe or reuse its key buffer.
-func TestKeyedCopiesKey(t *testing.T) {
+// TestHMACCopiesKey: the caller may wipe or reuse its key buffer.
+func TestHMACCopiesKey(t *testing.T) {
 	t.Parallel()
 	key := []byte("key material")
-	k := NewKeyed(key)
+	k := NewHMAC(key)
 	before := k.Sum("value")
 	for i := range key {
 		key[i] = 0

@@ -86,7 +86,7 @@ func newProxySetup(b testing.TB, upstream http.Handler, format, auth string) *be
 	b.Cleanup(func() { log.Close() })
 	tok, _ := token.Generate()
 	s, err := New(Options{Token: tok, TokenFile: dir + "/http_token", Keys: keys, Profiles: profiles, CatalogDir: dir, Hooks: hook.NewStore(dir),
-		Audit: log, AuditPath: log.Path(), AuditWritable: log.Writable, Keyed: audit.NewKeyed([]byte("k")), Collectors: log.Metrics().Collectors()})
+		Audit: log, AuditPath: log.Path(), AuditWritable: log.Writable, HMAC: audit.NewHMAC([]byte("k")), Collectors: log.Metrics().Collectors()})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -63,8 +63,9 @@ type Options struct {
 	Audit Auditor
 	// AuditPath is the database that /api/audit reads.
 	AuditPath string
-	// Keyed makes secret-looking values matchable but not readable.
-	Keyed *audit.Keyed
+	// HMAC makes secret-looking values (a token) matchable but not
+	// readable in the audit log.
+	HMAC *audit.HMAC
 	// Collectors are extra metrics to serve on /metrics.
 	Collectors []prometheus.Collector
 	// Keys is the credential store behind /api/keychain; nil answers 501.
@@ -208,10 +209,10 @@ func (s *Server) authFailed(reason string, r *http.Request, tok string) {
 		return
 	}
 	detail := map[string]any{"reason": reason, "remote": r.RemoteAddr}
-	if tok != "" && s.opts.Keyed != nil {
+	if tok != "" && s.opts.HMAC != nil {
 		// Matchable (the same wrong token shows up as the same value)
 		// but not readable.
-		detail["token"] = s.opts.Keyed.Sum(tok)
+		detail["token"] = s.opts.HMAC.Sum(tok)
 	}
 	// The path is logged, never the query or headers: they may carry a
 	// token someone pasted in the wrong place.

@@ -214,8 +214,8 @@ func (s *Server) startSessionFor(ctx context.Context, alias string, ttl time.Dur
 	}
 	now := time.Now().UTC()
 	sess := &session{ID: "s_" + id, Profile: p, Provider: prov, Agent: agent, base: base, key: key, hash: sha256.Sum256([]byte(tok)), Created: now, Expires: now.Add(ttl), Sandboxed: sandboxed, Home: home}
-	if s.opts.Keyed != nil {
-		sess.tokenID = s.opts.Keyed.Sum(tok)
+	if s.opts.HMAC != nil {
+		sess.tokenID = s.opts.HMAC.Sum(tok)
 	}
 	sess.ctx, sess.cancel = context.WithCancelCause(context.Background())
 	err = s.record(ctx, audit.Record{Kind: audit.KindSessionStart, Profile: alias, Session: sess.ID, Actor: actor, Target: prov.ID, Decision: audit.Allow,

@@ -206,7 +206,7 @@ func (Daemon) Run(ctx context.Context, o cli.DaemonOptions) (err error) {
 		AuditWritable:    writable,
 		Audit:            auditor,
 		AuditPath:        auditPath,
-		Keyed:            keyed,
+		HMAC:             keyed,
 		Collectors:       collectors,
 		Keys:             keys,
 		Token:            tok,
@@ -425,7 +425,7 @@ var auditKeyRef = credentials.Ref{Provider: "ringlet", Alias: "audit-hmac"}
 // auditKey returns the audit log's HMAC keyer, creating its key in the
 // credential store on first use. The key is never in the database, so the
 // HMACs there cannot be reversed by guessing.
-func auditKey(keys *keystore.Store) (*audit.Keyed, error) {
+func auditKey(keys *keystore.Store) (*audit.HMAC, error) {
 	s, err := keys.Get(auditKeyRef)
 	if errors.Is(err, credentials.ErrNotFound) {
 		t, gerr := token.Generate()
@@ -440,5 +440,5 @@ func auditKey(keys *keystore.Store) (*audit.Keyed, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read the audit HMAC key from the credential store: %w", err)
 	}
-	return audit.NewKeyed([]byte(s.Reveal())), nil
+	return audit.NewHMAC([]byte(s.Reveal())), nil
 }
