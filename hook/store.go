@@ -5,55 +5,28 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"path/filepath"
-	"sync"
 	"time"
 
-	"github.com/neullabs/ringlet/privatefile"
+	"github.com/neullabs/ringlet/internal/perprofile"
 )
 
 // ErrNotFound means there is no hook with that id.
 var ErrNotFound = errors.New("no such hook")
 
-// Store keeps each profile's hooks in hooks/<profile>.json.
+// Store keeps each profile's hooks in hooks/<profile>.json (0600 files in
+// a 0700 directory, replaced atomically; see perprofile).
 type Store struct {
-	dir string
-	mu  sync.Mutex
+	files *perprofile.Store[Hook]
 }
 
 // NewStore returns a store under configDir/hooks.
-func NewStore(configDir string) *Store { return &Store{dir: filepath.Join(configDir, "hooks")} }
-
-type file struct {
-	Version int    `json:"version"`
-	Hooks   []Hook `json:"hooks"`
+func NewStore(configDir string) *Store {
+	return &Store{files: perprofile.New[Hook](filepath.Join(configDir, "hooks"), "hooks", "hooks")}
 }
-
-func (s *Store) path(profile string) string { return filepath.Join(s.dir, profile+".json") }
 
 // List returns a profile's hooks in the order they run.
-func (s *Store) List(profile string) ([]Hook, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.read(profile)
-}
-
-func (s *Store) read(profile string) ([]Hook, error) {
-	var f file
-	if _, err := privatefile.ReadJSON(s.path(profile), 4<<20, &f); err != nil {
-		return nil, fmt.Errorf("hooks of %s: %w", profile, err)
-	}
-	return f.Hooks, nil
-}
-
-func (s *Store) write(profile string, hooks []Hook) error {
-	if hooks == nil {
-		hooks = []Hook{}
-	}
-	return privatefile.WriteJSON(s.path(profile), file{Version: 1, Hooks: hooks})
-}
+func (s *Store) List(profile string) ([]Hook, error) { return s.files.List(profile) }
 
 func newID() (string, error) {
 	b := make([]byte, 4)
@@ -63,22 +36,20 @@ func newID() (string, error) {
 	return "h_" + hex.EncodeToString(b), nil
 }
 
-// Add validates h and appends it to its profile's hooks.
+// Add validates h, gives it an id and appends it to its profile's hooks.
 func (s *Store) Add(h Hook) (Hook, error) {
 	if err := h.Validate(); err != nil {
 		return Hook{}, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	hooks, err := s.read(h.Profile)
+	err := s.files.Update(h.Profile, func(hooks []Hook) ([]Hook, error) {
+		var err error
+		if h.ID, err = newID(); err != nil {
+			return nil, err
+		}
+		h.Created = time.Now().UTC().Truncate(time.Second)
+		return append(hooks, h), nil
+	})
 	if err != nil {
-		return Hook{}, err
-	}
-	if h.ID, err = newID(); err != nil {
-		return Hook{}, err
-	}
-	h.Created = time.Now().UTC().Truncate(time.Second)
-	if err := s.write(h.Profile, append(hooks, h)); err != nil {
 		return Hook{}, err
 	}
 	return h, nil
@@ -86,24 +57,21 @@ func (s *Store) Add(h Hook) (Hook, error) {
 
 // Remove deletes a hook by id.
 func (s *Store) Remove(profile, id string) (Hook, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	hooks, err := s.read(profile)
-	if err != nil {
-		return Hook{}, err
-	}
-	for i, h := range hooks {
-		if h.ID == id {
-			if err := s.write(profile, append(hooks[:i], hooks[i+1:]...)); err != nil {
-				return Hook{}, err
+	var removed Hook
+	err := s.files.Update(profile, func(hooks []Hook) ([]Hook, error) {
+		for i, h := range hooks {
+			if h.ID == id {
+				removed = h
+				return append(hooks[:i:i], hooks[i+1:]...), nil
 			}
-			return h, nil
 		}
-	}
-	return Hook{}, fmt.Errorf("profile %s has no hook %s ('ringlet hooks list %s' shows them): %w", profile, id, profile, ErrNotFound)
+		return nil, fmt.Errorf("profile %s has no hook %s ('ringlet hooks list %s' shows them): %w", profile, id, profile, ErrNotFound)
+	})
+	return removed, err
 }
 
-// Import validates every hook and appends them all, or none.
+// Import validates in, gives each a new id and appends them to profile's
+// hooks, all or none.
 func (s *Store) Import(profile string, in []Hook) ([]Hook, error) {
 	for i := range in {
 		in[i].Profile = profile
@@ -111,31 +79,21 @@ func (s *Store) Import(profile string, in []Hook) ([]Hook, error) {
 			return nil, fmt.Errorf("hook %d: %w", i+1, err)
 		}
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	hooks, err := s.read(profile)
-	if err != nil {
-		return nil, err
-	}
-	for i := range in {
-		if in[i].ID, err = newID(); err != nil {
-			return nil, err
+	err := s.files.Update(profile, func(hooks []Hook) ([]Hook, error) {
+		for i := range in {
+			var err error
+			if in[i].ID, err = newID(); err != nil {
+				return nil, err
+			}
+			in[i].Created = time.Now().UTC().Truncate(time.Second)
 		}
-		in[i].Created = time.Now().UTC().Truncate(time.Second)
-	}
-	if err := s.write(profile, append(hooks, in...)); err != nil {
+		return append(hooks, in...), nil
+	})
+	if err != nil {
 		return nil, err
 	}
 	return in, nil
 }
 
 // DeleteProfile removes a profile's hooks.
-func (s *Store) DeleteProfile(profile string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	err := os.Remove(s.path(profile))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	return err
-}
+func (s *Store) DeleteProfile(profile string) error { return s.files.DeleteProfile(profile) }
