@@ -22,8 +22,8 @@ const (
 	KindDaemonStop       = "daemon.stop"
 	KindAuthFailure      = "auth.failure"
 	KindTokenRotate      = "token.rotate"
-	KindCredentialSet    = "credential.set"
-	KindCredentialRemove = "credential.remove"
+	KindCredentialSet    = "credential.set"    //nolint:gosec // G101: a record kind, not a credential
+	KindCredentialRemove = "credential.remove" //nolint:gosec // G101: a record kind, not a credential
 	KindProfileCreate    = "profile.create"
 	KindProfileDelete    = "profile.delete"
 	KindProfileLaunch    = "profile.launch"

@@ -178,7 +178,7 @@ func (c *Client) Hold(ctx context.Context, method, path string) (release func(),
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		io.Copy(io.Discard, resp.Body)
+		_, _ = io.Copy(io.Discard, resp.Body) // drained for reuse of the connection only
 	}()
 	var once sync.Once
 	release = func() {

@@ -170,9 +170,9 @@ func (h *hub) ensureAll(ctx context.Context) {
 		state, _, _, _ := u.snapshot()
 		switch state {
 		case StateIdle, StateStarting:
-			wg.Go(func() { u.ensure(ctx, false) })
+			wg.Go(func() { _ = u.ensure(ctx, false) }) // its state says how it went
 		case StateFailed, StateRestarting:
-			u.ensure(doneCtx, false)
+			_ = u.ensure(doneCtx, false) // its state says how it went
 		}
 	}
 	wg.Wait()

@@ -138,7 +138,7 @@ func (s *Server) ForgetProfile(profile string) error {
 	if h != nil {
 		h.stopAll()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		h.ep.http.Shutdown(ctx)
+		_ = h.ep.http.Shutdown(ctx) // in-process endpoint: nothing is left to wait for
 		cancel()
 		s.ids.endScope("profile:" + profile)
 	}

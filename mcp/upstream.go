@@ -328,7 +328,7 @@ func (u *upstream) restartAfter(wait time.Duration) {
 		}
 		ctx, cancel := context.WithTimeout(u.ctx, srv.opts.StartTimeout+time.Second)
 		defer cancel()
-		u.ensure(ctx, false)
+		_ = u.ensure(ctx, false) // its state says how it went
 	})
 }
 
@@ -434,7 +434,10 @@ func (u *upstream) dial() (*conn, error) {
 	hc := &http.Client{Transport: outbound.Transport(), CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	// What the transport logs may quote the server (an error body).
 	logger := slog.New(redactingHandler{next: u.hub.srv.log.Handler(), redact: u.redact})
-	opts := []transport.StreamableHTTPCOption{transport.WithHTTPBasicClient(hc), transport.WithContinuousListening(),
+	// The standalone GET stream is how servers of the protocol versions
+	// in use today send list changes and progress outside a call; the
+	// newer subscriptions/listen (Client.Listen) is not spoken by them.
+	opts := []transport.StreamableHTTPCOption{transport.WithHTTPBasicClient(hc), transport.WithContinuousListening(), //nolint:staticcheck // SA1019: see above
 		transport.WithHTTPLogger(logger)}
 	if ref := u.cfg.Credential; ref != "" {
 		get := u.hub.srv.opts.Credential
@@ -761,9 +764,9 @@ func (s *Server) killConn(c *conn) { s.endConn(c, []syscall.Signal{syscall.SIGTE
 
 func (s *Server) endConn(c *conn, signals []syscall.Signal) {
 	if c.client != nil {
-		c.client.Close()
+		_ = c.client.Close() // stopping: the process or session is ended below either way
 	} else {
-		c.tr.Close()
+		_ = c.tr.Close()
 	}
 	if c.cmd == nil {
 		c.markExited()
@@ -797,7 +800,7 @@ func (c *conn) describeExit() error {
 	if !c.hasExited() {
 		return nil
 	}
-	msg := "exited"
+	var msg string
 	var ee *exec.ExitError
 	switch {
 	case c.exitErr == nil:

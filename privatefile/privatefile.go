@@ -214,17 +214,27 @@ const maxSweepDepth = 3
 // nor removed. It returns how many it removed.
 func SweepStaleTemps(dir string, olderThan time.Duration) (int, error) {
 	cutoff := time.Now().Add(-olderThan)
+	// Everything through an os.Root on dir: a directory swapped for a
+	// symlink during the walk cannot lead a removal out of it.
+	root, err := os.OpenRoot(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	defer root.Close()
 	removed := 0
 	var errs []error
-	err := filepath.WalkDir(dir, func(path string, de fs.DirEntry, err error) error {
+	err = fs.WalkDir(root.FS(), ".", func(rel string, de fs.DirEntry, err error) error {
 		if err != nil {
-			if path == dir {
+			if rel == "." {
 				return err
 			}
 			return nil // a directory that went away or is not ours to read
 		}
 		if de.IsDir() {
-			if rel, _ := filepath.Rel(dir, path); rel != "." && strings.Count(rel, string(filepath.Separator)) >= maxSweepDepth-1 {
+			if rel != "." && strings.Count(rel, "/") >= maxSweepDepth-1 {
 				return fs.SkipDir
 			}
 			return nil
@@ -236,16 +246,13 @@ func SweepStaleTemps(dir string, olderThan time.Duration) (int, error) {
 		if err != nil || fi.ModTime().After(cutoff) {
 			return nil
 		}
-		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := root.Remove(rel); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			errs = append(errs, err)
 			return nil
 		}
 		removed++
 		return nil
 	})
-	if errors.Is(err, fs.ErrNotExist) {
-		err = nil
-	}
 	return removed, errors.Join(append(errs, err)...)
 }
 

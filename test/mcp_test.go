@@ -399,15 +399,6 @@ func TestMCPCommands(t *testing.T) {
 	e.AssertNoSecret(e.Token())
 }
 
-func readFile(t *testing.T, path string) string {
-	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return strings.TrimSpace(string(data))
-}
-
 // TestMCPUpstreamsStopWithDaemon: upstream servers are children of the
 // daemon and go when it stops.
 func TestMCPUpstreamsStopWithDaemon(t *testing.T) {

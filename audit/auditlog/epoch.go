@@ -36,7 +36,8 @@ func NewEpoch(ctx context.Context, opts Options, reason, actor string) (audit.Re
 	if err != nil {
 		return audit.Record{}, err
 	}
-	defer l.Close()
+	// The record is committed by Append; closing adds nothing to it.
+	defer func() { _ = l.Close() }()
 	tip := l.lastSeq
 	problem, _, err := audit.AnchorProblem(opts.Path, old, anchored, statErr == nil, tip, l.recordHash)
 	if err != nil {

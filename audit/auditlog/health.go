@@ -218,14 +218,14 @@ func (l *Log) check() {
 		return
 	}
 	if err := l.files.check(); err != nil {
-		l.health.setBroken(err)
+		_ = l.health.setBroken(err) // the log says why from now on
 		return
 	}
 	l.health.set(&l.health.env, checkFileSystem(filepath.Dir(l.opts.Path)))
 	if l.health.env.Load() == nil && l.health.write.Load() != nil {
 		p := pendingPool.Get().(*pending)
 		p.probe = true
-		release(p, l.submit(p))
+		_, _ = release(p, l.submit(p)) // a probe: its outcome is the health it sets
 	}
 }
 

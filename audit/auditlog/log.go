@@ -466,7 +466,7 @@ func (l *Log) write(batch []*pending) (recs []audit.Record, err error) {
 	}
 	defer func() {
 		if err != nil && !l.db.GetAutocommit() {
-			l.rollback.Exec()
+			_ = l.rollback.Exec() // the transaction failed already; that error is returned
 		}
 	}()
 	// A commit runs on a caller's goroutine, whose panic the HTTP server

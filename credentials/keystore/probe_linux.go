@@ -45,7 +45,7 @@ func probeBus(addr string) (absent string, err error) {
 	if err != nil {
 		return fmt.Sprintf("the D-Bus session bus is not reachable (%v)", err), nil
 	}
-	defer conn.Close()
+	defer func() { _ = conn.Close() }()
 	bus := conn.BusObject()
 	var owned bool
 	if err := bus.Call("org.freedesktop.DBus.NameHasOwner", 0, secretsName).Store(&owned); err != nil {

@@ -6,8 +6,6 @@ import (
 	"errors"
 	"io"
 	"os/exec"
-	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -53,11 +51,9 @@ type pkg struct {
 // list runs go list on every package of the module for goos.
 func list(t *testing.T, goos string) map[string]*pkg {
 	t.Helper()
-	gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := exec.LookPath(gobin); err != nil {
-		gobin = "go"
-	}
-	cmd := exec.Command(gobin, "list", "-json", module+"/...")
+	// The go command that runs the tests: go test puts its GOROOT's bin
+	// first on PATH.
+	cmd := exec.Command("go", "list", "-json", module+"/...")
 	cmd.Env = append(cmd.Environ(), "GOOS="+goos)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr

@@ -291,7 +291,7 @@ func (g *gzipWriter) Write(p []byte) (int, error) {
 }
 
 func (g *gzipWriter) Flush() {
-	g.gz.Flush()
+	_ = g.gz.Flush() // a client that left: the handler ends with it
 	if f, ok := g.ResponseWriter.(http.Flusher); ok {
 		f.Flush()
 	}
@@ -299,7 +299,7 @@ func (g *gzipWriter) Flush() {
 
 func (g *gzipWriter) close() {
 	if g.wrote {
-		g.gz.Close()
+		_ = g.gz.Close()
 	}
 }
 

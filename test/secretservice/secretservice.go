@@ -157,7 +157,7 @@ func Launch() (_ *Service, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("connect to the private bus: %w", err)
 	}
-	defer conn.Close()
+	defer func() { _ = conn.Close() }()
 	ready := func() bool {
 		var owned bool
 		err := conn.BusObject().Call("org.freedesktop.DBus.NameHasOwner", 0, secretsName).Store(&owned)
@@ -197,7 +197,7 @@ func Lock(t testing.TB, addr string) func() {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
+	defer func() { _ = conn.Close() }()
 	var locked []dbus.ObjectPath
 	var prompt dbus.ObjectPath
 	err = conn.Object(secretsName, secretsPath).Call("org.freedesktop.Secret.Service.Lock", 0, []dbus.ObjectPath{loginCollection}).Store(&locked, &prompt)
@@ -217,7 +217,7 @@ func Unlock(t testing.TB, addr string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
+	defer func() { _ = conn.Close() }()
 	svc := conn.Object(secretsName, secretsPath)
 	var out dbus.Variant
 	var session dbus.ObjectPath
@@ -290,7 +290,7 @@ func startProcess(name string, args, env []string, stdin io.Reader, stdout io.Wr
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
 	go func() {
-		cmd.Wait()
+		_ = cmd.Wait() // killed on purpose: its status is SIGKILL
 		close(p.done)
 	}()
 	return p, nil

@@ -50,10 +50,16 @@ func Run(args []string) int {
 		return 2
 	}
 	if *envFile != "" {
-		os.WriteFile(*envFile, []byte(strings.Join(os.Environ(), "\n")), 0o600)
+		if err := os.WriteFile(*envFile, []byte(strings.Join(os.Environ(), "\n")), 0o600); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
 	}
 	if *pidFile != "" {
-		os.WriteFile(*pidFile, []byte(strconv.Itoa(hostPID())), 0o600)
+		if err := os.WriteFile(*pidFile, []byte(strconv.Itoa(hostPID())), 0o600); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
 	}
 	if *die {
 		fmt.Fprintln(os.Stderr, "cannot start: no config")

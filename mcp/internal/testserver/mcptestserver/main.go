@@ -20,7 +20,7 @@ func main() {
 		if err := os.WriteFile(os.Args[2], []byte("http://"+l.Addr().String()), 0o600); err != nil {
 			os.Exit(1)
 		}
-		http.Serve(l, testserver.Hostile())
+		_ = http.Serve(l, testserver.Hostile()) // serves until the test kills it
 		os.Exit(1)
 	}
 	os.Exit(testserver.Run(os.Args[1:]))
