@@ -6,7 +6,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X $(PKG)/version.Version=$(VERSION)
 BIN     := bin/ringlet
 
-.PHONY: all build run test deps node-deps check bench fuzz clean
+.PHONY: all build run test deps node-deps check lint tidy bench fuzz clean
 
 all: build
 
@@ -35,6 +35,18 @@ check:
 	@test -z "$$(gofmt -l .)" || { echo "gofmt needed on:"; gofmt -l .; exit 1; }
 	$(GO) vet ./...
 	GOOS=darwin $(GO) build ./...
+
+# golangci-lint at the version pinned in tools/go.mod (a module of its
+# own, so its dependencies stay out of Ringlet's), with .golangci.yml.
+bin/golangci-lint: tools/go.mod tools/go.sum
+	$(GO) -C tools build -o ../bin/golangci-lint github.com/golangci/golangci-lint/v2/cmd/golangci-lint
+
+lint: bin/golangci-lint
+	bin/golangci-lint run ./...
+
+# go mod tidy must have nothing to change.
+tidy:
+	$(GO) mod tidy -diff
 
 test: deps node-deps check
 	$(GO) test -race -count=1 -timeout 15m ./...
