@@ -184,8 +184,50 @@ func (env Env) reach(h Hook) (path string, err error) {
 
 // NamesAgentWritable returns the first of trees that the shell command
 // names: as a whole path or a path inside it, wherever it stands in the
-// text (a word, a quoted string, --opt=PATH), or "".
+// text (a word, a quoted string, --opt=PATH), or through a symbolic link
+// (an absolute path in the command that resolves into one), or "".
 func NamesAgentWritable(shell string, trees []string) string {
+	if w := namesLiterally(shell, trees); w != "" {
+		return w
+	}
+	// /home/me/proj-link/check.sh, with proj-link a link to the workspace:
+	// each absolute path in the text, resolved as far as it exists.
+	for _, m := range absPathRE.FindAllStringSubmatch(shell, maxPathsChecked) {
+		p := m[1]
+		real := resolveExisting(filepath.Clean(p))
+		if real == filepath.Clean(p) {
+			continue
+		}
+		if w := namesLiterally(real, trees); w != "" {
+			return w
+		}
+	}
+	return ""
+}
+
+// absPathRE finds absolute paths in a command's text: a '/' that starts a
+// word (or follows = or a quote) up to the next character no path name in
+// a shell word holds unquoted.
+var absPathRE = regexp.MustCompile(`(?:^|[\s='"(:])(/[^\s'"();|&<>$` + "`" + `]*)`)
+
+// maxPathsChecked bounds the paths a command's text is searched for.
+const maxPathsChecked = 64
+
+// resolveExisting resolves the symbolic links of p's longest existing
+// prefix and appends the rest.
+func resolveExisting(p string) string {
+	rest := ""
+	for d := p; d != "/" && d != "."; d = filepath.Dir(d) {
+		if real, err := filepath.EvalSymlinks(d); err == nil {
+			return filepath.Join(real, rest)
+		}
+		rest = filepath.Join(filepath.Base(d), rest)
+	}
+	return p
+}
+
+// namesLiterally is NamesAgentWritable on the text as it is.
+func namesLiterally(shell string, trees []string) string {
 	for _, w := range trees {
 		if w == "" || w == "/" {
 			continue

@@ -211,3 +211,34 @@ func requireTool(t *testing.T, name string) {
 	}
 	t.Skipf("%s is not installed", name)
 }
+
+// TestHookNamingAgentWritableThroughSymlink: a hook that reaches the
+// workspace through a symbolic link is refused as if it named it.
+func TestHookNamingAgentWritableThroughSymlink(t *testing.T) {
+	t.Parallel()
+	ws := t.TempDir()
+	link := filepath.Join(t.TempDir(), "proj-link")
+	if err := os.Symlink(ws, link); err != nil {
+		t.Fatal(err)
+	}
+	env := Env{Home: t.TempDir(), AgentWritable: []string{ws}}
+	for _, shell := range []string{
+		"python3 " + link + "/check.py",
+		"sh '" + link + "/not-yet-there.sh'",
+		"tool --config=" + link,
+		"cd " + link + " && make check",
+	} {
+		d := Run(t.Context(), testHook(shell+"; exit 0", 5*time.Second), testEvent(`{}`), env)
+		if d.Allow || !strings.Contains(d.Reason, "agents can write") {
+			t.Errorf("%q: got allow %v (%q), want a refusal: the link leads into the workspace", shell, d.Allow, d.Reason)
+		}
+	}
+	// A link elsewhere is fine.
+	other := filepath.Join(t.TempDir(), "other-link")
+	if err := os.Symlink(t.TempDir(), other); err != nil {
+		t.Fatal(err)
+	}
+	if d := Run(t.Context(), testHook("ls "+other+" >/dev/null; exit 0", 5*time.Second), testEvent(`{}`), env); !d.Allow {
+		t.Errorf("a link outside: got refused (%q), want allow", d.Reason)
+	}
+}
