@@ -20,6 +20,7 @@ import (
 	"github.com/neullabs/ringlet/credentials"
 	"github.com/neullabs/ringlet/credentials/keystore"
 	"github.com/neullabs/ringlet/hook"
+	"github.com/neullabs/ringlet/launch"
 	"github.com/neullabs/ringlet/mcp"
 	"github.com/neullabs/ringlet/mcp/mcpserver"
 	"github.com/neullabs/ringlet/profile"
@@ -138,7 +139,7 @@ func newAuditFailWorld(t *testing.T, opts ...func(*worldOptions)) *auditFailWorl
 		t.Fatal(err)
 	}
 	w.s, w.ts = newLiveServer(t, Options{
-		Profiles: w.profiles, CatalogDir: w.configDir, Keys: w.keys, Hooks: w.hooks, Audit: w.aud, AuditWritable: w.aud.Writable,
+		Profiles: w.profiles, CatalogDir: w.configDir, Keys: w.keys, Launch: launch.New(launch.Options{}), Hooks: w.hooks, Audit: w.aud, AuditWritable: w.aud.Writable,
 		MCPStore: mcp.NewStore(w.configDir), MCPPath: "/usr/bin:/bin", TokenFile: w.tokenFile, ProxyIdleTimeout: o.idleTimeout,
 	})
 	t.Cleanup(func() { w.s.mcp.srv.Close() })
@@ -228,9 +229,13 @@ func TestEveryActionRefusedWhenAuditFails(t *testing.T) {
 		{"session revoke", "DELETE", "/api/sessions/{id}", false, nil, func(t *testing.T, w *auditFailWorld) {
 			w.sessionLive(t)
 		}},
-		{"session launch", "POST", "/api/sessions/{id}/launch", false, func(*auditFailWorld) string { return `{"sandbox":true}` }, nil},
+		{"session plan", "POST", "/api/sessions/{id}/plan", false, nil, func(t *testing.T, w *auditFailWorld) {
+			if sess := w.s.sessionByID(w.sessID); sess.takePlan() == nil {
+				t.Error("the session's plan: handed out, want it kept for the launcher")
+			}
+		}},
 		{"terminal start", "POST", "/api/sessions/{id}/terminal", false, func(*auditFailWorld) string {
-			return `{"argv":["/bin/sh","-c","exit 0"],"env":[]}`
+			return `{"cols":80,"rows":24}`
 		}, func(t *testing.T, w *auditFailWorld) {
 			w.s.termMu.Lock()
 			n := len(w.s.terminals)
@@ -273,6 +278,11 @@ func TestEveryActionRefusedWhenAuditFails(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			w := newAuditFailWorld(t)
+			if tt.name == "session plan" || tt.name == "terminal start" {
+				// What 'profiles run' prepares with its session.
+				sess := w.s.sessionByID(w.sessID)
+				sess.plan = &launch.Plan{Argv: []string{"/bin/sh", "-c", "exit 0"}, Env: []string{}, Sandboxed: true, Summary: map[string]any{"sandbox": true}}
+			}
 			if tt.name == "mcp remove" {
 				if _, err := w.s.mcp.srv.AddServer("work", mcpserver.Config{Name: "kept", URL: "https://mcp.example.com/mcp"}); err != nil {
 					t.Fatal(err)

@@ -14,10 +14,6 @@ import (
 	"github.com/neullabs/ringlet/privatefile"
 )
 
-// ForwarderPort is where the forwarder inside a sandbox listens; requests
-// through the session socket carry it in their Host header.
-const ForwarderPort = 8765
-
 // sessionSocket serves one session's scope on a Unix socket that is bound
 // into that session's sandbox: the routes of the table served onSocket
 // (the provider proxy, its MCP gateway, hook checks and egress), with

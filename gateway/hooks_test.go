@@ -20,6 +20,7 @@ import (
 	"github.com/neullabs/ringlet/credentials"
 	"github.com/neullabs/ringlet/credentials/keystore"
 	"github.com/neullabs/ringlet/hook"
+	"github.com/neullabs/ringlet/launch"
 	"github.com/neullabs/ringlet/profile"
 	"github.com/neullabs/ringlet/token"
 )
@@ -91,7 +92,7 @@ func newHookWorld(t *testing.T) *hkWorld {
 	w := &hkWorld{hooks: hook.NewStore(configDir), audit: &hkAuditor{}, home: profiles.HookHome("work")}
 	w.s, err = New(Options{
 		Token: token.FromString(testToken), TokenFile: filepath.Join(configDir, "http_token"),
-		Profiles: profiles, CatalogDir: configDir, Keys: keys, Hooks: w.hooks, Audit: w.audit,
+		Profiles: profiles, CatalogDir: configDir, Keys: keys, Launch: launch.New(launch.Options{}), Hooks: w.hooks, Audit: w.audit,
 	})
 	if err != nil {
 		t.Fatalf("New: %v", err)

@@ -6,10 +6,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
 	"os"
-	"runtime"
 	"slices"
 	"sync"
 	"time"
@@ -21,11 +19,10 @@ import (
 	"github.com/neullabs/ringlet/audit"
 	"github.com/neullabs/ringlet/credentials"
 	"github.com/neullabs/ringlet/hook"
+	"github.com/neullabs/ringlet/launch"
 	"github.com/neullabs/ringlet/mcp"
 	"github.com/neullabs/ringlet/mcp/mcpserver"
 	"github.com/neullabs/ringlet/privatefile"
-	"github.com/neullabs/ringlet/profile"
-	"github.com/neullabs/ringlet/sandbox"
 	"github.com/neullabs/ringlet/version"
 )
 
@@ -41,10 +38,10 @@ type mcpGateway struct {
 	tools     http.Handler // the session tools' routes (onTools)
 }
 
-// newMCP builds the MCP gateway; nil without profiles or an MCP store,
-// and then /mcp answers 501.
+// newMCP builds the MCP gateway; nil without profiles, an MCP store or
+// a launch builder, and then /mcp answers 501.
 func (s *Server) newMCP() *mcpGateway {
-	if s.opts.MCPStore == nil || s.opts.Profiles == nil {
+	if s.opts.MCPStore == nil || s.opts.Profiles == nil || s.opts.Launch == nil {
 		return nil
 	}
 	srv := mcp.New(mcp.Options{
@@ -100,69 +97,11 @@ func (s *Server) mcpLaunch(alias string) (mcp.Launch, error) {
 		return mcp.Launch{}, err
 	}
 	l.Sandbox = func(cfg mcpserver.Config, argv, env []string) ([]string, [][]byte, error) {
-		// Checked again at every start: the profile may predate the check
-		// at create time, or its file may have been edited.
-		paths := append(append(append(append([]string{l.Dir}, p.ReadOnly...), p.ReadWrite...), cfg.ReadOnly...), cfg.ReadWrite...)
-		if err := s.exposesOwn(alias, paths...); err != nil {
-			return nil, nil, err
-		}
-		return s.mcpSandbox(p, l, cfg, argv, env)
+		// Servers run as long as the daemon does: it holds the lease on
+		// their trees until the gateway stops (RunMCP).
+		return s.opts.Launch.MCPServer(launch.MCPServer{Profile: p, Home: l.Home, Dir: l.Dir, Config: cfg, Argv: argv, Env: env}, s.mcpLease)
 	}
 	return l, nil
-}
-
-// mcpSandbox runs a profile's stdio MCP server in the profile's sandbox:
-// the system read-only, its HOME (at its own path) and workspace
-// read-write with their guards (git hooks and config, hard links to
-// outside files), the profile's and the server's --ro/--rw paths, no
-// network unless the server was added with --network host. It sees no
-// daemon socket, token, key or other profile.
-func (s *Server) mcpSandbox(p profile.Profile, l mcp.Launch, cfg mcpserver.Config, argv, env []string) ([]string, [][]byte, error) {
-	tool, err := sandbox.Find()
-	if err == nil {
-		// bwrap's own failure (user namespaces blocked) would reach 'mcp
-		// list' as a closed transport; this says what to do.
-		err = sandbox.Check(tool)
-	}
-	if err != nil {
-		return nil, nil, fmt.Errorf("%w; or run this server unconfined: ringlet mcp remove %s %s, then add it again with --no-sandbox", err, p.Alias, cfg.Name)
-	}
-	runtimeDirs, err := sandbox.RuntimeDirs(argv[0])
-	if err != nil {
-		return nil, nil, err
-	}
-	rw := append(append([]string{}, p.ReadWrite...), cfg.ReadWrite...)
-	pinned, err := sandbox.PinnedFiles(append([]string{l.Dir}, rw...)...)
-	if err != nil {
-		return nil, nil, err
-	}
-	network := sandbox.NetNone
-	if cfg.Network == mcpserver.NetworkHost {
-		network = sandbox.NetHost
-	}
-	pol := &sandbox.Policy{
-		Workspace: l.Dir, Home: l.Home, HomePath: l.Home, Command: argv, Env: env,
-		ReadOnly: append(append([]string{}, p.ReadOnly...), cfg.ReadOnly...), ReadWrite: rw,
-		Network: network, AllowGitConfig: p.AllowGitConfig, Runtime: runtimeDirs, Pinned: pinned,
-		NoNestedUserns: runtime.GOOS == "linux" && sandbox.DisableUsernsSupported(tool),
-		// The profile's limits, for each of its servers.
-		Limits: sandbox.NewLimits(p.MaxProcs, p.MaxMemory, p.TmpSize), Limiter: s.opts.Executable,
-	}
-	// The files host tools run are protected in a workspace; a server of
-	// a profile without one works in the sandboxed HOME, which nothing
-	// outside a sandbox reads.
-	if l.Dir != l.Home {
-		if pol.Protected, err = p.Protected(); err != nil {
-			return nil, nil, err
-		}
-	}
-	pol.EmptyFile = s.opts.EmptyFile
-	// Servers run as long as the daemon does: it holds the lease on their
-	// trees until the gateway stops (RunMCP).
-	if err := s.mcpLease.Hold(pol); err != nil {
-		return nil, nil, err
-	}
-	return pol.ArgsFD(tool)
 }
 
 // RunMCP runs the MCP gateway until ctx ends, then stops the upstream

@@ -23,6 +23,7 @@ import (
 	"github.com/neullabs/ringlet/credentials"
 	"github.com/neullabs/ringlet/credentials/keystore"
 	"github.com/neullabs/ringlet/hook"
+	"github.com/neullabs/ringlet/launch"
 	"github.com/neullabs/ringlet/mcp"
 	"github.com/neullabs/ringlet/mcp/mcpserver"
 	"github.com/neullabs/ringlet/profile"
@@ -120,7 +121,7 @@ func benchRinglet(b *testing.B, url string) (*Server, *httptest.Server, *hook.St
 	b.Cleanup(func() { log.Close() })
 	hooks := hook.NewStore(configDir)
 	s, err := New(Options{Token: token.FromString(testToken), TokenFile: filepath.Join(configDir, "http_token"),
-		Profiles: profiles, CatalogDir: configDir, Keys: keys, Hooks: hooks, Audit: log, AuditPath: log.Path(),
+		Profiles: profiles, CatalogDir: configDir, Keys: keys, Launch: launch.New(launch.Options{}), Hooks: hooks, Audit: log, AuditPath: log.Path(),
 		Collectors: log.Metrics().Collectors(), MCPStore: store})
 	if err != nil {
 		b.Fatal(err)

@@ -23,6 +23,7 @@ import (
 	"github.com/neullabs/ringlet/credentials"
 	"github.com/neullabs/ringlet/credentials/keystore"
 	"github.com/neullabs/ringlet/hook"
+	"github.com/neullabs/ringlet/launch"
 	"github.com/neullabs/ringlet/mcp"
 	"github.com/neullabs/ringlet/mcp/mcpserver"
 	"github.com/neullabs/ringlet/profile"
@@ -39,6 +40,12 @@ type mcpWorld struct {
 }
 
 func newMCPWorld(t *testing.T) *mcpWorld {
+	t.Helper()
+	return newMCPWorldWith(t, nil)
+}
+
+// newMCPWorldWith is newMCPWorld with its options changed by change.
+func newMCPWorldWith(t *testing.T, change func(*Options)) *mcpWorld {
 	t.Helper()
 	configDir, dataDir := t.TempDir(), t.TempDir()
 	cat, err := profile.LoadCatalog(configDir)
@@ -67,10 +74,14 @@ func newMCPWorld(t *testing.T) *mcpWorld {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { log.Close() })
-	w.s, w.ts = newLiveServer(t, Options{
-		Profiles: profiles, CatalogDir: configDir, Keys: keys, Hooks: w.hooks, Audit: log, AuditPath: w.auditPath,
+	opts := Options{
+		Profiles: profiles, CatalogDir: configDir, Keys: keys, Launch: launch.New(launch.Options{}), Hooks: w.hooks, Audit: log, AuditPath: w.auditPath,
 		MCPStore: mcp.NewStore(configDir), MCPPath: "/usr/local/bin:/usr/bin:/bin",
-	})
+	}
+	if change != nil {
+		change(&opts)
+	}
+	w.s, w.ts = newLiveServer(t, opts)
 	t.Cleanup(func() { w.s.mcp.srv.Close() })
 	return w
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/neullabs/ringlet/credentials"
 	"github.com/neullabs/ringlet/credentials/keystore"
 	"github.com/neullabs/ringlet/hook"
+	"github.com/neullabs/ringlet/launch"
 	"github.com/neullabs/ringlet/profile"
 	"github.com/neullabs/ringlet/test/bench/benchnet"
 	"github.com/neullabs/ringlet/token"
@@ -85,7 +86,7 @@ func newProxySetup(b testing.TB, upstream http.Handler, format, auth string) *be
 	}
 	b.Cleanup(func() { log.Close() })
 	tok, _ := token.Generate()
-	s, err := New(Options{Token: tok, TokenFile: dir + "/http_token", Keys: keys, Profiles: profiles, CatalogDir: dir, Hooks: hook.NewStore(dir),
+	s, err := New(Options{Token: tok, TokenFile: dir + "/http_token", Keys: keys, Profiles: profiles, Launch: launch.New(launch.Options{}), CatalogDir: dir, Hooks: hook.NewStore(dir),
 		Audit: log, AuditPath: log.Path(), AuditWritable: log.Writable, Keyed: audit.NewKeyed([]byte("k")), Collectors: log.Metrics().Collectors()})
 	if err != nil {
 		b.Fatal(err)

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+
+	"github.com/neullabs/ringlet/sandbox"
 )
 
 // who is the set of callers a route admits.
@@ -122,7 +124,7 @@ func (s *Server) routes() []route {
 	// limited is a JSON API handler behind the body limit and read deadline.
 	limited := func(h http.HandlerFunc) http.Handler { return limitBody(s.opts.MaxBodyBytes, 30*time.Second)(h) }
 	hookCheck := limitBody(maxHookCheckBody, 30*time.Second)(http.HandlerFunc(s.handleHookCheck))
-	haveProfiles := s.opts.Profiles != nil && s.opts.Keys != nil
+	haveProfiles := s.opts.Profiles != nil && s.opts.Keys != nil && s.opts.Launch != nil
 
 	rs := []route{
 		{every, unrouted, byAdmin, onTCP, refuseAdmin, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -162,7 +164,7 @@ func (s *Server) routes() []route {
 			route{post, "/api/sessions/", byAdmin, onTCP, refuseAdmin, limited(s.handleSessionStart)},
 			route{get, "/api/sessions/{id}", byAdmin, onTCP, refuseAdmin, limited(s.handleSessionGet)},
 			route{del, "/api/sessions/{id}", byAdmin, onTCP, refuseAdmin, limited(s.handleSessionRevoke)},
-			route{post, "/api/sessions/{id}/launch", byAdmin, onTCP, refuseAdmin, limited(s.handleSessionLaunch)},
+			route{post, "/api/sessions/{id}/plan", byAdmin, onTCP, refuseAdmin, limited(s.handleSessionPlan)},
 			route{post, "/api/sessions/{id}/lease", byAdmin, onTCP, refuseAdmin, limited(s.handleSessionLease)},
 			route{post, "/api/sessions/{id}/terminal", byAdmin, onTCP, refuseAdmin, limited(s.handleTerminalStart)},
 			route{get, "/api/sessions/{id}/terminal", byAdmin, onTCP, refuseAdmin, limited(s.handleTerminalAttach)},
@@ -405,7 +407,7 @@ func (s *Server) socketHandler(sess *session) *chi.Mux {
 		})
 	}
 	return s.router(onSocket, sess, tunnels, s.metrics.middleware, s.recoverer, s.activity,
-		newHostGuard(ForwarderPort, "", s.guardDenied).middleware)
+		newHostGuard(sandbox.ForwarderPort, "", s.guardDenied).middleware)
 }
 
 // sessionTools answers the session tools of c, a session caller of /mcp,

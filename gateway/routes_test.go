@@ -14,6 +14,7 @@ import (
 
 	"github.com/neullabs/ringlet/api"
 	"github.com/neullabs/ringlet/audit"
+	"github.com/neullabs/ringlet/sandbox"
 	"github.com/neullabs/ringlet/token"
 )
 
@@ -204,7 +205,7 @@ func TestRoutesByCaller(t *testing.T) {
 					continue
 				}
 				for _, c := range w.socketCallers() {
-					w.try(t, sock, rt, c, "127.0.0.1:"+strconv.Itoa(ForwarderPort))
+					w.try(t, sock, rt, c, "127.0.0.1:"+strconv.Itoa(sandbox.ForwarderPort))
 				}
 			}
 		})

@@ -28,6 +28,7 @@ import (
 	"github.com/neullabs/ringlet/audit"
 	"github.com/neullabs/ringlet/credentials"
 	"github.com/neullabs/ringlet/hook"
+	"github.com/neullabs/ringlet/launch"
 	"github.com/neullabs/ringlet/mcp"
 	"github.com/neullabs/ringlet/profile"
 	"github.com/neullabs/ringlet/sandbox"
@@ -42,10 +43,6 @@ type Options struct {
 	// rotation can replace it.
 	Token     token.Token
 	TokenFile string
-	// OwnDirs are Ringlet's config, state and data directories and its
-	// audit log: no sandbox may bind a path that is, holds or lies inside
-	// one of them (a profile's own HOME aside).
-	OwnDirs []string
 	// ListenHost is the host of an explicit --listen that is not a
 	// loopback name; requests may then name it in Host. Empty otherwise.
 	ListenHost string
@@ -80,10 +77,10 @@ type Options struct {
 	// StateDir is Ringlet's state directory, where sandbox leases keep
 	// their lock files (sandbox.Lease).
 	StateDir string
-	// EmptyFile is an empty file no sandbox can write, bound over the
-	// protected paths of sandboxed MCP servers that are missing or empty
-	// (sandbox.EmptyFile).
-	EmptyFile string
+	// Launch builds every sandbox: agents', MCP servers' and the probes'.
+	// Its own-files check guards the paths of profiles and MCP servers.
+	// Without it (or Profiles), /api/profiles and /proxy answer 501.
+	Launch *launch.Builder
 	// MCPPath is the PATH upstream MCP servers run with.
 	MCPPath string
 	// Executable is the ringlet binary, for hooks that agents run.
@@ -236,19 +233,7 @@ func (s *Server) guardDenied(reason string, r *http.Request) {
 // exposesOwn refuses a path that would show Ringlet's own files to a
 // sandbox of profile alias.
 func (s *Server) exposesOwn(alias string, paths ...string) error {
-	home := ""
-	if s.opts.Profiles != nil && alias != "" {
-		home = s.opts.Profiles.Home(alias)
-	}
-	for _, p := range paths {
-		if p == "" {
-			continue
-		}
-		if err := sandbox.ExposesOwn(p, home, s.opts.OwnDirs); err != nil {
-			return err
-		}
-	}
-	return nil
+	return s.opts.Launch.CheckOwn(s.opts.Profiles.Home(alias), paths...)
 }
 
 // recordDenial logs and audits a refused request; the request is refused

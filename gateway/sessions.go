@@ -23,6 +23,7 @@ import (
 	"github.com/neullabs/ringlet/audit"
 	"github.com/neullabs/ringlet/credentials"
 	"github.com/neullabs/ringlet/hook"
+	"github.com/neullabs/ringlet/launch"
 	"github.com/neullabs/ringlet/profile"
 )
 
@@ -52,10 +53,16 @@ type session struct {
 	// their HOME; the others with the profile's unsandboxed HOME.
 	Sandboxed bool
 	Home      string // the agent's HOME on the host
-	// launchedIn is the workspace its agent was launched in (POST
-	// .../launch), which its hooks must not load from.
+	// launchedIn is the workspace its agent was launched in, which its
+	// hooks must not load from.
 	launchedIn atomic.Value // string
 	leased     atomic.Bool  // its launcher holds it (lease.go)
+	// plan is the launch prepared for its agent ('profiles run'), handed
+	// out or started once (taken); its lease on the sandbox's trees is
+	// held until the session ends (released).
+	planMu                 sync.Mutex
+	plan                   *launch.Plan
+	planTaken, planGivenUp bool
 	// endMu orders the ends of the session: it is ended (and its
 	// session.end recorded) once.
 	endMu sync.Mutex
@@ -65,6 +72,45 @@ type session struct {
 func (s *session) workspace() string {
 	w, _ := s.launchedIn.Load().(string)
 	return w
+}
+
+// takePlan hands out the session's launch plan, once, while the session
+// lives; nil when there is none (any more).
+func (s *session) takePlan() *launch.Plan {
+	s.planMu.Lock()
+	defer s.planMu.Unlock()
+	if s.plan == nil || s.planTaken || s.planGivenUp {
+		return nil
+	}
+	s.planTaken = true
+	return s.plan
+}
+
+// returnPlan gives back a plan taken for a launch that did not happen
+// (its record could not be written), for the launcher to try again.
+func (s *session) returnPlan() {
+	s.planMu.Lock()
+	defer s.planMu.Unlock()
+	s.planTaken = false
+}
+
+// planHeld reports whether the plan still holds its lease: a runner that
+// took its own share of the trees after this said yes keeps the
+// placeholders in place until it lets go.
+func (s *session) planHeld() bool {
+	s.planMu.Lock()
+	defer s.planMu.Unlock()
+	return s.plan != nil && !s.planGivenUp
+}
+
+// releasePlan gives back the plan's lease when the session ends.
+func (s *session) releasePlan() {
+	s.planMu.Lock()
+	defer s.planMu.Unlock()
+	if s.plan != nil && !s.planGivenUp {
+		s.planGivenUp = true
+		s.plan.Release()
+	}
 }
 
 func (s *session) info() api.SessionInfo {
@@ -149,25 +195,46 @@ func (s *Server) startSession(ctx context.Context, alias string, ttl time.Durati
 // or not, which decides the HOME it gets: a sandboxed agent can write its
 // HOME, so an unsandboxed one never shares it (Store.UnsandboxedHome).
 func (s *Server) startSessionFor(ctx context.Context, alias string, ttl time.Duration, actor string, sandboxed bool) (*session, string, error) {
+	parts, err := s.profileParts(alias)
+	if err != nil {
+		return nil, "", err
+	}
+	return s.startSessionOf(ctx, parts, ttl, actor, sandboxed)
+}
+
+// profileParts is a profile with its provider and agent from the catalog.
+type profileParts struct {
+	p     profile.Profile
+	prov  profile.Provider
+	agent profile.Agent
+}
+
+func (s *Server) profileParts(alias string) (profileParts, error) {
 	if s.opts.Profiles == nil || s.opts.Keys == nil {
-		return nil, "", errors.New("profiles are not available in this daemon")
+		return profileParts{}, errors.New("profiles are not available in this daemon")
 	}
 	p, err := s.opts.Profiles.Get(alias)
 	if err != nil {
-		return nil, "", err
+		return profileParts{}, err
 	}
 	cat, err := profile.LoadCatalog(s.opts.CatalogDir)
 	if err != nil {
-		return nil, "", err
+		return profileParts{}, err
 	}
 	prov, err := cat.Provider(p.Provider)
 	if err != nil {
-		return nil, "", err
+		return profileParts{}, err
 	}
 	agent, err := cat.Agent(p.Agent)
 	if err != nil {
-		return nil, "", err
+		return profileParts{}, err
 	}
+	return profileParts{p: p, prov: prov, agent: agent}, nil
+}
+
+// startSessionOf creates a session for an agent of the profile of parts.
+func (s *Server) startSessionOf(ctx context.Context, parts profileParts, ttl time.Duration, actor string, sandboxed bool) (*session, string, error) {
+	p, prov, agent, alias := parts.p, parts.prov, parts.agent, parts.p.Alias
 	home := s.opts.Profiles.UnsandboxedHome(alias)
 	if sandboxed {
 		home = s.opts.Profiles.Home(alias)
@@ -322,6 +389,7 @@ func (s *Server) finishSession(sess *session) {
 	sess.cancel(errSessionEnded)
 	sess.expiry.Stop()
 	s.closeSessionSocket(sess)
+	sess.releasePlan()
 	s.metrics.sessions.Set(float64(s.sessions.count()))
 	s.lastActivity.Store(time.Now().UnixNano())
 }
@@ -332,30 +400,86 @@ func sessionEnd(sess *session, reason, actor string) audit.Record {
 		Duration: time.Since(sess.Created), Detail: audit.DetailJSON(map[string]any{"reason": reason, "requests": sess.requests.Load()})}
 }
 
-// handleSessionLaunch records that a session's agent is being launched,
-// with a summary of its sandbox policy; the CLI runs nothing until this
-// record is committed.
-func (s *Server) handleSessionLaunch(w http.ResponseWriter, r *http.Request) {
+// handleSessionPlan hands out the launch the daemon prepared for the
+// session's agent (POST /api/sessions with a launch), once, to the
+// launcher that runs it ('profiles run'). The launch is recorded, with
+// the summary of its sandbox, before the plan leaves the daemon.
+func (s *Server) handleSessionPlan(w http.ResponseWriter, r *http.Request) {
 	sess := s.findSession(w, r)
 	if sess == nil {
 		return
 	}
-	var body map[string]any
-	if !decodeJSON(w, r, &body) {
+	plan := sess.takePlan()
+	if plan == nil {
+		writeError(w, http.StatusConflict, "no_plan", "session "+sess.ID+" has no launch plan, or it was handed out already: start an agent with 'ringlet profiles run'")
 		return
 	}
-	if ws, _ := body["workspace"].(string); ws != "" {
-		sess.launchedIn.Store(ws)
-	}
-	decision := audit.Allow
-	if sb, _ := body["sandbox"].(bool); !sb {
+	if !plan.Sandboxed {
 		s.log.Warn("agent launched WITHOUT a sandbox", "profile", sess.Profile.Alias, "session", sess.ID)
 	}
 	if !s.recordOr503(w, r, audit.Record{Kind: audit.KindProfileLaunch, Profile: sess.Profile.Alias, Session: sess.ID, Actor: audit.ActorAdmin,
-		Target: sess.Profile.Agent, Decision: decision, Detail: audit.DetailJSON(body)}) {
+		Target: sess.Profile.Agent, Decision: audit.Allow, Detail: audit.DetailJSON(plan.Summary)}) {
+		sess.returnPlan()
 		return
 	}
-	writeJSON(w, http.StatusOK, api.LaunchRecorded{Recorded: true})
+	writeJSON(w, http.StatusOK, api.LaunchPlan{Argv: plan.Argv, Env: plan.Env, Dir: plan.Dir, Files: plan.Files, Sandbox: plan.Sandboxed, Trees: plan.Trees})
+}
+
+// startLaunch starts a session for a launch of the profile's agent and
+// prepares that launch (launch.Builder): what the sandbox would refuse is
+// refused before the session starts.
+func (s *Server) startLaunch(w http.ResponseWriter, r *http.Request, alias string, ttl time.Duration, req api.LaunchRequest) {
+	parts, err := s.profileParts(alias)
+	if err != nil {
+		s.profileError(w, err)
+		return
+	}
+	a, err := s.opts.Launch.Agent(parts.p, parts.agent, s.opts.Profiles.Home(alias), launch.Request{
+		Dir: req.Dir, Args: req.Args, Path: req.Path, Home: req.Home, Term: req.Term, Lang: req.Lang, NoSandbox: req.NoSandbox})
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "launch_refused", err.Error())
+		return
+	}
+	sess, tok, err := s.startSessionOf(r.Context(), parts, ttl, audit.ActorAdmin, a.Sandboxed())
+	if err != nil {
+		s.profileError(w, err)
+		return
+	}
+	var socket string
+	if a.Socket() {
+		if socket, err = s.openSessionSocket(sess); err != nil {
+			s.endSession(r.Context(), sess.ID, "socket failed", audit.ActorDaemon)
+			s.log.Error("session socket", "session", sess.ID, "err", err)
+			writeError(w, http.StatusInternalServerError, "internal", "could not open the session socket: "+err.Error())
+			return
+		}
+	}
+	baseURL := a.BaseURL()
+	if baseURL == "" {
+		baseURL = "http://" + r.Host + "/proxy"
+	}
+	home := a.HomePath()
+	if home == "" {
+		home = sess.Home
+	}
+	l := sess.Agent.LaunchFor(sess.Profile, sess.Provider, baseURL, tok, home)
+	plan, err := s.opts.Launch.Plan(a, launch.Session{Home: sess.Home, Socket: socket, Launch: l})
+	if err != nil {
+		s.endSession(r.Context(), sess.ID, "launch refused", audit.ActorDaemon)
+		writeError(w, http.StatusBadRequest, "launch_refused", err.Error())
+		return
+	}
+	sess.planMu.Lock()
+	sess.plan = plan
+	sess.planMu.Unlock()
+	if sess.ctx.Err() != nil {
+		// Ended meanwhile (revoked, its key replaced): finishSession ran
+		// before the plan was there to release.
+		sess.releasePlan()
+	}
+	sess.launchedIn.Store(plan.Workspace)
+	w.Header().Set("Location", "/api/sessions/"+sess.ID)
+	writeJSON(w, http.StatusCreated, api.SessionStarted{SessionInfo: sess.info(), Token: tok, BaseURL: baseURL, Launch: l, Socket: socket, Home: sess.Home, Warnings: a.Warnings})
 }
 
 func (s *Server) handleSessionStart(w http.ResponseWriter, r *http.Request) {
@@ -371,6 +495,14 @@ func (s *Server) handleSessionStart(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		ttl = d
+	}
+	if body.Launch != nil {
+		if body.Sandbox || body.Socket || body.Home != "" || body.BaseURL != "" {
+			writeError(w, http.StatusBadRequest, "bad_request", "a launch decides its session's sandbox, socket, HOME and base URL; send none of them with it")
+			return
+		}
+		s.startLaunch(w, r, body.Profile, ttl, *body.Launch)
+		return
 	}
 	sandboxed := body.Sandbox || body.Socket || body.Home != ""
 	sess, tok, err := s.startSessionFor(r.Context(), body.Profile, ttl, audit.ActorAdmin, sandboxed)

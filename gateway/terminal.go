@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
@@ -67,10 +68,6 @@ func (s *Server) handleTerminalStart(w http.ResponseWriter, r *http.Request) {
 	if !decodeJSON(w, r, &req) {
 		return
 	}
-	if len(req.Argv) == 0 || req.Argv[0] == "" || req.Argv[0][0] != '/' {
-		writeError(w, http.StatusBadRequest, "bad_request", "argv must start with an absolute program path")
-		return
-	}
 	s.termMu.Lock()
 	_, exists := s.terminals[sess.ID]
 	s.termMu.Unlock()
@@ -78,35 +75,51 @@ func (s *Server) handleTerminalStart(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusConflict, "exists", "session "+sess.ID+" already has a terminal")
 		return
 	}
-	if len(req.Files) > 8 {
-		writeError(w, http.StatusBadRequest, "bad_request", "at most 8 files may be handed to the program")
+	// What runs is the launch the daemon prepared for this session, never
+	// a command line a client sends.
+	plan := sess.takePlan()
+	if plan == nil {
+		writeError(w, http.StatusConflict, "no_plan", "session "+sess.ID+" has no launch plan, or it was started already: start an agent with 'ringlet profiles run --remote'")
+		return
+	}
+	if !plan.Sandboxed {
+		sess.returnPlan()
+		writeError(w, http.StatusBadRequest, "bad_request", "a remote terminal runs its agent in the sandbox; this session's launch has none")
 		return
 	}
 	// The program the daemon starts is an action of its own: recorded
-	// (by its path; its options reach it on a pipe, not here) before it
-	// runs, refused if that cannot be.
+	// (the sandbox's summary, and the program by its path; its options
+	// reach it on a pipe, not here) before it runs, refused if that
+	// cannot be.
+	detail := maps.Clone(plan.Summary)
+	detail["via"], detail["program"], detail["args"] = "terminal", plan.Argv[0], len(plan.Argv)-1
 	if !s.recordOr503(w, r, audit.Record{Kind: audit.KindProfileLaunch, Profile: sess.Profile.Alias, Session: sess.ID, Actor: audit.ActorAdmin,
-		Target: sess.Profile.Agent, Decision: audit.Allow, Detail: audit.DetailJSON(map[string]any{"via": "terminal", "program": req.Argv[0], "args": len(req.Argv) - 1})}) {
+		Target: sess.Profile.Agent, Decision: audit.Allow, Detail: audit.DetailJSON(detail)}) {
+		sess.returnPlan()
 		return
 	}
+	// The terminal holds the sandbox's trees until its agent exits, which
+	// may be after the session (and the plan's own lease) has ended.
 	lease := sandbox.NewLease(s.opts.StateDir)
-	if err := lease.HoldTrees(req.Trees); err != nil {
-		writeError(w, http.StatusBadRequest, "bad_request", "could not hold the sandbox's workspace: "+err.Error())
+	if err := lease.HoldTrees(plan.Trees); err != nil {
+		writeError(w, http.StatusInternalServerError, "internal", "could not hold the sandbox's workspace: "+err.Error())
 		return
 	}
-	cmd := exec.Command(req.Argv[0], req.Argv[1:]...)
-	pipes, err := sandbox.NewPipes(req.Files)
+	if !sess.planHeld() {
+		lease.Release()
+		writeError(w, http.StatusNotFound, "not_found", "session "+sess.ID+" ended before its agent started")
+		return
+	}
+	cmd := exec.Command(plan.Argv[0], plan.Argv[1:]...)
+	pipes, err := sandbox.NewPipes(plan.Files)
 	if err != nil {
 		lease.Release()
 		writeError(w, http.StatusInternalServerError, "internal", err.Error())
 		return
 	}
 	cmd.ExtraFiles = pipes.Files()
-	cmd.Env = req.Env
-	if cmd.Env == nil {
-		cmd.Env = []string{}
-	}
-	cmd.Dir = req.Dir
+	cmd.Env = append([]string{}, plan.Env...)
+	cmd.Dir = plan.Dir
 	size := &pty.Winsize{Cols: max(req.Cols, 20), Rows: max(req.Rows, 5)}
 	// The pty is not made bwrap's controlling terminal: the agent inside
 	// (after bwrap's --new-session) takes it as its own, so that resizes
