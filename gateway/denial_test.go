@@ -45,7 +45,7 @@ func (a *recordingAuditor) records() []audit.Record {
 func TestDenialsClippedAndCounted(t *testing.T) {
 	t.Parallel()
 	rec := &recordingAuditor{}
-	s, err := New(Options{Token: token.FromString(testToken), TokenFile: filepath.Join(t.TempDir(), "http_token"), Audit: rec})
+	s, err := New(withParts(t, Options{Token: token.FromString(testToken), TokenFile: filepath.Join(t.TempDir(), "http_token"), Audit: rec}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,8 +130,8 @@ func TestAuthFailuresPerSource(t *testing.T) {
 	t.Parallel()
 	rec := &recordingAuditor{}
 	var logged lockedLines
-	s, err := New(Options{Token: token.FromString(testToken), TokenFile: filepath.Join(t.TempDir(), "http_token"), Audit: rec,
-		Logger: slog.New(slog.NewTextHandler(&logged, nil))})
+	s, err := New(withParts(t, Options{Token: token.FromString(testToken), TokenFile: filepath.Join(t.TempDir(), "http_token"), Audit: rec,
+		Logger: slog.New(slog.NewTextHandler(&logged, nil))}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -286,11 +286,9 @@ func (s *Server) agentWritable(p profile.Profile) []string {
 			trees = append(append(trees, sess.workspace(), sess.Profile.Workspace), sess.Profile.ReadWrite...)
 		}
 	}
-	if s.opts.MCPStore != nil {
-		if servers, err := s.opts.MCPStore.List(p.Alias); err == nil {
-			for _, c := range servers {
-				trees = append(trees, c.ReadWrite...)
-			}
+	if servers, err := s.opts.MCPStore.List(p.Alias); err == nil {
+		for _, c := range servers {
+			trees = append(trees, c.ReadWrite...)
 		}
 	}
 	var out []string

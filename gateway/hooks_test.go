@@ -90,10 +90,10 @@ func newHookWorld(t *testing.T) *hkWorld {
 		}
 	}
 	w := &hkWorld{hooks: hook.NewStore(configDir), audit: &hkAuditor{}, home: profiles.HookHome("work")}
-	w.s, err = New(Options{
+	w.s, err = New(withParts(t, Options{
 		Token: token.FromString(testToken), TokenFile: filepath.Join(configDir, "http_token"),
 		Profiles: profiles, CatalogDir: configDir, Keys: keys, Launch: launch.New(launch.Options{}), Hooks: w.hooks, Audit: w.audit,
-	})
+	}))
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

@@ -38,12 +38,8 @@ type mcpGateway struct {
 	tools     http.Handler // the session tools' routes (onTools)
 }
 
-// newMCP builds the MCP gateway; nil without profiles, an MCP store or
-// a launch builder, and then /mcp answers 501.
+// newMCP builds the MCP gateway.
 func (s *Server) newMCP() *mcpGateway {
-	if s.opts.MCPStore == nil || s.opts.Profiles == nil || s.opts.Launch == nil {
-		return nil
-	}
 	srv := mcp.New(mcp.Options{
 		Store:  s.opts.MCPStore,
 		Launch: s.mcpLaunch,
@@ -107,10 +103,6 @@ func (s *Server) mcpLaunch(alias string) (mcp.Launch, error) {
 // RunMCP runs the MCP gateway until ctx ends, then stops the upstream
 // servers it started and waits for them.
 func (s *Server) RunMCP(ctx context.Context) error {
-	if s.mcp == nil {
-		<-ctx.Done()
-		return nil
-	}
 	defer s.mcpLease.Release()
 	return s.mcp.srv.Run(ctx)
 }
@@ -118,9 +110,6 @@ func (s *Server) RunMCP(ctx context.Context) error {
 // forgetMCPProfile stops a deleted profile's upstream servers and removes
 // their definitions.
 func (s *Server) forgetMCPProfile(alias string) {
-	if s.mcp == nil {
-		return
-	}
 	if err := s.mcp.srv.ForgetProfile(alias); err != nil {
 		s.log.Error("could not remove the profile's MCP servers", "profile", alias, "err", err)
 	}
@@ -182,9 +171,6 @@ func (s *Server) adminAPI(outer *http.Request) http.Handler {
 // call when a record cannot be written.
 func (s *Server) mcpVet(sess *session) func(context.Context, string, json.RawMessage) mcp.Verdict {
 	return func(ctx context.Context, tool string, input json.RawMessage) mcp.Verdict {
-		if s.opts.Hooks == nil {
-			return mcp.Verdict{Reason: "refused: this daemon cannot check hooks"}
-		}
 		d, hooks := s.checkHooks(ctx, sess, api.HookCheck{Event: hook.PreToolUse, ToolName: tool, ToolInput: input}, "mcp")
 		v := mcp.Verdict{Allow: d.Allow, Reason: d.Reason}
 		if d.Allow && slices.ContainsFunc(hooks, func(h hook.Hook) bool { return h.Event == hook.PostToolUse && h.Matches(hook.PostToolUse, tool) }) {

@@ -120,9 +120,9 @@ func benchRinglet(b *testing.B, url string) (*Server, *httptest.Server, *hook.St
 	}
 	b.Cleanup(func() { log.Close() })
 	hooks := hook.NewStore(configDir)
-	s, err := New(Options{Token: token.FromString(testToken), TokenFile: filepath.Join(configDir, "http_token"),
+	s, err := New(withParts(b, Options{Token: token.FromString(testToken), TokenFile: filepath.Join(configDir, "http_token"),
 		Profiles: profiles, CatalogDir: configDir, Keys: keys, Launch: launch.New(launch.Options{}), Hooks: hooks, Audit: log, AuditPath: log.Path(),
-		Collectors: log.Metrics().Collectors(), MCPStore: store})
+		Collectors: log.Metrics().Collectors(), MCPStore: store}))
 	if err != nil {
 		b.Fatal(err)
 	}

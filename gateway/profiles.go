@@ -191,7 +191,7 @@ func (s *Server) handleProfileCreate(w http.ResponseWriter, r *http.Request) {
 		s.profileError(w, err)
 		return
 	}
-	if created.Agent == "claude" && s.opts.Executable != "" {
+	if created.Agent == "claude" {
 		// One 'hooks add' then guards Claude Code's own tools too, in
 		// and out of the sandbox.
 		for _, home := range []string{s.opts.Profiles.Home(created.Alias), s.opts.Profiles.UnsandboxedHome(created.Alias)} {
@@ -234,10 +234,8 @@ func (s *Server) handleProfileDelete(w http.ResponseWriter, r *http.Request) {
 		s.profileError(w, err)
 		return
 	}
-	if s.opts.Hooks != nil {
-		if err := s.opts.Hooks.DeleteProfile(alias); err != nil {
-			s.log.Error("could not delete the profile's hooks", "profile", alias, "err", err)
-		}
+	if err := s.opts.Hooks.DeleteProfile(alias); err != nil {
+		s.log.Error("could not delete the profile's hooks", "profile", alias, "err", err)
 	}
 	// A profile created again under this alias starts with no upstream
 	// MCP servers and no pinned tools.

@@ -86,8 +86,8 @@ func newProxySetup(b testing.TB, upstream http.Handler, format, auth string) *be
 	}
 	b.Cleanup(func() { log.Close() })
 	tok, _ := token.Generate()
-	s, err := New(Options{Token: tok, TokenFile: dir + "/http_token", Keys: keys, Profiles: profiles, Launch: launch.New(launch.Options{}), CatalogDir: dir, Hooks: hook.NewStore(dir),
-		Audit: log, AuditPath: log.Path(), AuditWritable: log.Writable, Keyed: audit.NewKeyed([]byte("k")), Collectors: log.Metrics().Collectors()})
+	s, err := New(withParts(b, Options{Token: tok, TokenFile: dir + "/http_token", Keys: keys, Profiles: profiles, Launch: launch.New(launch.Options{}), CatalogDir: dir, Hooks: hook.NewStore(dir),
+		Audit: log, AuditPath: log.Path(), AuditWritable: log.Writable, Keyed: audit.NewKeyed([]byte("k")), Collectors: log.Metrics().Collectors()}))
 	if err != nil {
 		b.Fatal(err)
 	}

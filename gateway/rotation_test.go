@@ -131,7 +131,7 @@ func TestRotateTokenRefusesUnsafeFile(t *testing.T) {
 	if err := os.Chmod(tokenFile, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	s, err := New(Options{Token: token.FromString(testToken), TokenFile: tokenFile})
+	s, err := New(withParts(t, Options{Token: token.FromString(testToken), TokenFile: tokenFile}))
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

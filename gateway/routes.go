@@ -113,9 +113,8 @@ var (
 // built from it (router), and TestRoutesByCaller walks them against it,
 // so a route cannot be served without deciding who may call it.
 //
-// Routes whose part this daemon lacks (tests build servers without
-// profiles, keys, hooks, audit log or MCP) answer 501 or 404 to the admin
-// token instead.
+// A daemon without an audit log (--no-audit-log) answers its routes
+// that read the log with 404 audit_disabled.
 func (s *Server) routes() []route {
 	const (
 		get, post, put, patch, del = http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete
@@ -124,7 +123,6 @@ func (s *Server) routes() []route {
 	// limited is a JSON API handler behind the body limit and read deadline.
 	limited := func(h http.HandlerFunc) http.Handler { return limitBody(s.opts.MaxBodyBytes, 30*time.Second)(h) }
 	hookCheck := limitBody(maxHookCheckBody, 30*time.Second)(http.HandlerFunc(s.handleHookCheck))
-	haveProfiles := s.opts.Profiles != nil && s.opts.Keys != nil && s.opts.Launch != nil
 
 	rs := []route{
 		{every, unrouted, byAdmin, onTCP, refuseAdmin, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -150,52 +148,37 @@ func (s *Server) routes() []route {
 		{every, "/proxy", byAdmin, onTCP, refuseAdmin, notImplemented("the provider proxy")},
 	}
 
-	if haveProfiles {
-		rs = append(rs,
-			// The provider proxy: a session's requests to its profile's
-			// provider, with the key. Never the admin token.
-			route{every, "/proxy/*", bySession, onTCP | onSocket, refuseProxy, http.HandlerFunc(s.handleProxy)},
-			route{get, "/api/profiles/", byAdmin, onTCP, refuseAdmin, limited(s.handleProfileList)},
-			route{post, "/api/profiles/", byAdmin, onTCP, refuseAdmin, limited(s.handleProfileCreate)},
-			route{get, "/api/profiles/{alias}", byAdmin, onTCP, refuseAdmin, limited(s.handleProfileGet)},
-			route{del, "/api/profiles/{alias}", byAdmin, onTCP, refuseAdmin, limited(s.handleProfileDelete)},
-			route{patch, "/api/profiles/{alias}", byAdmin, onTCP, refuseAdmin, limited(s.handleProfileUpdate)},
-			route{get, "/api/sessions/", byAdmin, onTCP, refuseAdmin, limited(s.handleSessionList)},
-			route{post, "/api/sessions/", byAdmin, onTCP, refuseAdmin, limited(s.handleSessionStart)},
-			route{get, "/api/sessions/{id}", byAdmin, onTCP, refuseAdmin, limited(s.handleSessionGet)},
-			route{del, "/api/sessions/{id}", byAdmin, onTCP, refuseAdmin, limited(s.handleSessionRevoke)},
-			route{post, "/api/sessions/{id}/plan", byAdmin, onTCP, refuseAdmin, limited(s.handleSessionPlan)},
-			route{post, "/api/sessions/{id}/lease", byAdmin, onTCP, refuseAdmin, limited(s.handleSessionLease)},
-			route{post, "/api/sessions/{id}/terminal", byAdmin, onTCP, refuseAdmin, limited(s.handleTerminalStart)},
-			route{get, "/api/sessions/{id}/terminal", byAdmin, onTCP, refuseAdmin, limited(s.handleTerminalAttach)},
-			route{get, "/api/sessions/{id}/terminal/info", byAdmin, onTCP, refuseAdmin, limited(s.handleTerminalInfo)},
-			route{del, "/api/sessions/{id}/terminal", byAdmin, onTCP, refuseAdmin, limited(s.handleTerminalKill)},
-			route{get, "/api/providers/", byAdmin, onTCP, refuseAdmin, limited(s.handleProviderList)},
-			route{post, "/api/providers/", byAdmin, onTCP, refuseAdmin, limited(s.handleProviderAdd)},
-			route{get, "/api/providers/{id}", byAdmin, onTCP, refuseAdmin, limited(s.handleProviderGet)},
-			route{get, "/api/agents", byAdmin, onTCP, refuseAdmin, limited(s.handleAgents)},
-			route{get, "/api/terminals", byAdmin, onTCP, refuseAdmin, limited(s.handleTerminalList)},
-		)
-	} else {
-		rs = append(rs, route{every, "/proxy/*", byAdmin, onTCP, refuseAdmin, notImplemented("the provider proxy")})
-		for _, g := range []string{"profiles", "sessions", "providers", "agents"} {
-			rs = append(rs,
-				route{every, "/api/" + g, byAdmin, onTCP, refuseAdmin, limited(notImplemented("/api/" + g))},
-				route{every, "/api/" + g + "/*", byAdmin, onTCP, refuseAdmin, limited(notImplemented("/api/" + g))})
-		}
-	}
+	rs = append(rs,
+		// The provider proxy: a session's requests to its profile's
+		// provider, with the key. Never the admin token.
+		route{every, "/proxy/*", bySession, onTCP | onSocket, refuseProxy, http.HandlerFunc(s.handleProxy)},
+		route{get, "/api/profiles/", byAdmin, onTCP, refuseAdmin, limited(s.handleProfileList)},
+		route{post, "/api/profiles/", byAdmin, onTCP, refuseAdmin, limited(s.handleProfileCreate)},
+		route{get, "/api/profiles/{alias}", byAdmin, onTCP, refuseAdmin, limited(s.handleProfileGet)},
+		route{del, "/api/profiles/{alias}", byAdmin, onTCP, refuseAdmin, limited(s.handleProfileDelete)},
+		route{patch, "/api/profiles/{alias}", byAdmin, onTCP, refuseAdmin, limited(s.handleProfileUpdate)},
+		route{get, "/api/sessions/", byAdmin, onTCP, refuseAdmin, limited(s.handleSessionList)},
+		route{post, "/api/sessions/", byAdmin, onTCP, refuseAdmin, limited(s.handleSessionStart)},
+		route{get, "/api/sessions/{id}", byAdmin, onTCP, refuseAdmin, limited(s.handleSessionGet)},
+		route{del, "/api/sessions/{id}", byAdmin, onTCP, refuseAdmin, limited(s.handleSessionRevoke)},
+		route{post, "/api/sessions/{id}/plan", byAdmin, onTCP, refuseAdmin, limited(s.handleSessionPlan)},
+		route{post, "/api/sessions/{id}/lease", byAdmin, onTCP, refuseAdmin, limited(s.handleSessionLease)},
+		route{post, "/api/sessions/{id}/terminal", byAdmin, onTCP, refuseAdmin, limited(s.handleTerminalStart)},
+		route{get, "/api/sessions/{id}/terminal", byAdmin, onTCP, refuseAdmin, limited(s.handleTerminalAttach)},
+		route{get, "/api/sessions/{id}/terminal/info", byAdmin, onTCP, refuseAdmin, limited(s.handleTerminalInfo)},
+		route{del, "/api/sessions/{id}/terminal", byAdmin, onTCP, refuseAdmin, limited(s.handleTerminalKill)},
+		route{get, "/api/providers/", byAdmin, onTCP, refuseAdmin, limited(s.handleProviderList)},
+		route{post, "/api/providers/", byAdmin, onTCP, refuseAdmin, limited(s.handleProviderAdd)},
+		route{get, "/api/providers/{id}", byAdmin, onTCP, refuseAdmin, limited(s.handleProviderGet)},
+		route{get, "/api/agents", byAdmin, onTCP, refuseAdmin, limited(s.handleAgents)},
+		route{get, "/api/terminals", byAdmin, onTCP, refuseAdmin, limited(s.handleTerminalList)},
+	)
 
-	if s.opts.Keys != nil {
-		rs = append(rs,
-			route{get, "/api/keychain/", byAdmin, onTCP, refuseAdmin, limited(s.handleKeychainList)},
-			route{put, "/api/keychain/{provider}/{alias}", byAdmin, onTCP, refuseAdmin, limited(s.handleKeychainSet)},
-			route{del, "/api/keychain/{provider}/{alias}", byAdmin, onTCP, refuseAdmin, limited(s.handleKeychainRemove)},
-			route{post, "/api/keychain/migrate", byAdmin, onTCP, refuseAdmin, limited(s.handleKeychainMigrate)})
-	} else {
-		rs = append(rs,
-			route{every, "/api/keychain", byAdmin, onTCP, refuseAdmin, limited(notImplemented("/api/keychain"))},
-			route{every, "/api/keychain/*", byAdmin, onTCP, refuseAdmin, limited(notImplemented("/api/keychain"))})
-	}
+	rs = append(rs,
+		route{get, "/api/keychain/", byAdmin, onTCP, refuseAdmin, limited(s.handleKeychainList)},
+		route{put, "/api/keychain/{provider}/{alias}", byAdmin, onTCP, refuseAdmin, limited(s.handleKeychainSet)},
+		route{del, "/api/keychain/{provider}/{alias}", byAdmin, onTCP, refuseAdmin, limited(s.handleKeychainRemove)},
+		route{post, "/api/keychain/migrate", byAdmin, onTCP, refuseAdmin, limited(s.handleKeychainMigrate)})
 
 	if s.opts.AuditPath != "" {
 		rs = append(rs,
@@ -217,40 +200,26 @@ func (s *Server) routes() []route {
 		writeJSON(w, http.StatusOK, sessionOf(r).info())
 	})})
 
-	if s.opts.Profiles != nil && s.opts.Hooks != nil {
-		rs = append(rs,
-			// A session's agent asks whether a tool call may run.
-			route{post, "/session/hooks/check", bySession, onTCP | onSocket, refuseHookCheck, hookCheck},
-			route{get, "/api/hooks/", byAdmin, onTCP, refuseAdmin, limited(s.handleHookList)},
-			route{post, "/api/hooks/", byAdmin, onTCP, refuseAdmin, limited(s.handleHookAdd)},
-			route{del, "/api/hooks/{profile}/{id}", byAdmin, onTCP, refuseAdmin, limited(s.handleHookRemove)},
-			route{post, "/api/hooks/{profile}/import", byAdmin, onTCP, refuseAdmin, limited(s.handleHookImport)},
-			route{get, "/api/hooks/{profile}/export", byAdmin, onTCP, refuseAdmin, limited(s.handleHookExport)})
-	} else {
-		rs = append(rs,
-			route{every, "/api/hooks", byAdmin, onTCP, refuseAdmin, limited(notImplemented("/api/hooks"))},
-			route{every, "/api/hooks/*", byAdmin, onTCP, refuseAdmin, limited(notImplemented("/api/hooks"))})
-	}
+	rs = append(rs,
+		// A session's agent asks whether a tool call may run.
+		route{post, "/session/hooks/check", bySession, onTCP | onSocket, refuseHookCheck, hookCheck},
+		route{get, "/api/hooks/", byAdmin, onTCP, refuseAdmin, limited(s.handleHookList)},
+		route{post, "/api/hooks/", byAdmin, onTCP, refuseAdmin, limited(s.handleHookAdd)},
+		route{del, "/api/hooks/{profile}/{id}", byAdmin, onTCP, refuseAdmin, limited(s.handleHookRemove)},
+		route{post, "/api/hooks/{profile}/import", byAdmin, onTCP, refuseAdmin, limited(s.handleHookImport)},
+		route{get, "/api/hooks/{profile}/export", byAdmin, onTCP, refuseAdmin, limited(s.handleHookExport)})
 
-	if s.mcp != nil {
-		rs = append(rs,
-			// The MCP gateway: the admin token sees Ringlet's controls, a
-			// session token its profile's tools (handleMCP).
-			route{every, "/mcp", byAdmin | bySession, onTCP | onSocket, refuseAdmin, http.HandlerFunc(s.handleMCP)},
-			route{every, "/mcp/*", byAdmin, onTCP, refuseAdmin, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				writeError(w, http.StatusNotFound, "not_found", "the MCP endpoint is /mcp")
-			})},
-			route{get, "/api/mcp/servers/", byAdmin, onTCP, refuseAdmin, limited(s.handleMCPList)},
-			route{post, "/api/mcp/servers/", byAdmin, onTCP, refuseAdmin, limited(s.handleMCPAdd)},
-			route{del, "/api/mcp/servers/{profile}/{name}", byAdmin, onTCP, refuseAdmin, limited(s.handleMCPRemove)},
-			route{post, "/api/mcp/servers/{profile}/{name}/approve", byAdmin, onTCP, refuseAdmin, limited(s.handleMCPApprove)})
-	} else {
-		rs = append(rs,
-			route{every, "/mcp", byAdmin, onTCP, refuseAdmin, notImplemented("the MCP endpoint")},
-			route{every, "/mcp/*", byAdmin, onTCP, refuseAdmin, notImplemented("the MCP endpoint")},
-			route{every, "/api/mcp", byAdmin, onTCP, refuseAdmin, limited(notImplemented("/api/mcp"))},
-			route{every, "/api/mcp/*", byAdmin, onTCP, refuseAdmin, limited(notImplemented("/api/mcp"))})
-	}
+	rs = append(rs,
+		// The MCP gateway: the admin token sees Ringlet's controls, a
+		// session token its profile's tools (handleMCP).
+		route{every, "/mcp", byAdmin | bySession, onTCP | onSocket, refuseAdmin, http.HandlerFunc(s.handleMCP)},
+		route{every, "/mcp/*", byAdmin, onTCP, refuseAdmin, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			writeError(w, http.StatusNotFound, "not_found", "the MCP endpoint is /mcp")
+		})},
+		route{get, "/api/mcp/servers/", byAdmin, onTCP, refuseAdmin, limited(s.handleMCPList)},
+		route{post, "/api/mcp/servers/", byAdmin, onTCP, refuseAdmin, limited(s.handleMCPAdd)},
+		route{del, "/api/mcp/servers/{profile}/{name}", byAdmin, onTCP, refuseAdmin, limited(s.handleMCPRemove)},
+		route{post, "/api/mcp/servers/{profile}/{name}/approve", byAdmin, onTCP, refuseAdmin, limited(s.handleMCPApprove)})
 	return rs
 }
 

@@ -36,8 +36,8 @@ func apiKey(tok string) func(*http.Request) {
 
 func never(who) bool { return false }
 
-// routeWorld is a server, full (every part) or bare (none), and the
-// tokens of each kind of caller.
+// routeWorld is a server, full (profiles, keys and live sessions) or bare
+// (nothing stored), and the tokens of each kind of caller.
 type routeWorld struct {
 	name string
 	s    *Server

@@ -37,7 +37,9 @@ import (
 	"github.com/neullabs/ringlet/version"
 )
 
-// Options configure a Server. Zero values take the documented defaults.
+// Options configure a Server. The stores, the sandbox builder, the keyer
+// and the paths are required: a daemon has every part (New says which is
+// missing). Durations and sizes at zero take the documented defaults.
 type Options struct {
 	// Token is the admin bearer token; TokenFile is where it lives, so
 	// rotation can replace it.
@@ -64,29 +66,27 @@ type Options struct {
 	Keyed *audit.Keyed
 	// Collectors are extra metrics to serve on /metrics.
 	Collectors []prometheus.Collector
-	// Keys is the credential store behind /api/keychain; nil answers 501.
+	// Keys is the credential store behind /api/keychain.
 	Keys KeyStore
 	// SocketDir is where per-session socket directories are made
 	// (default: the temp dir).
 	SocketDir string
 	// Hooks stores each profile's hooks.
 	Hooks *hook.Store
-	// MCPStore holds each profile's upstream MCP servers; without it (or
-	// Profiles), /mcp and /api/mcp answer 501.
+	// MCPStore holds each profile's upstream MCP servers.
 	MCPStore *mcp.Store
 	// StateDir is Ringlet's state directory, where sandbox leases keep
 	// their lock files (sandbox.Lease).
 	StateDir string
 	// Launch builds every sandbox: agents', MCP servers' and the probes'.
 	// Its own-files check guards the paths of profiles and MCP servers.
-	// Without it (or Profiles), /api/profiles and /proxy answer 501.
 	Launch *launch.Builder
 	// MCPPath is the PATH upstream MCP servers run with.
 	MCPPath string
 	// Executable is the ringlet binary, for hooks that agents run.
 	Executable string
 	// Profiles stores profiles; CatalogDir holds providers.toml and
-	// agents.toml. Without Profiles, /api/profiles and /proxy answer 501.
+	// agents.toml.
 	Profiles   *profile.Store
 	CatalogDir string
 	// ProxyIdleTimeout ends a provider answer that sends nothing for this
@@ -162,6 +162,18 @@ func New(opts Options) (*Server, error) {
 	if opts.Token.IsZero() {
 		return nil, errors.New("gateway: no admin token")
 	}
+	for _, need := range []struct {
+		name string
+		ok   bool
+	}{
+		{"TokenFile", opts.TokenFile != ""}, {"Profiles", opts.Profiles != nil}, {"CatalogDir", opts.CatalogDir != ""},
+		{"Keys", opts.Keys != nil}, {"Keyed", opts.Keyed != nil}, {"Hooks", opts.Hooks != nil}, {"MCPStore", opts.MCPStore != nil},
+		{"Launch", opts.Launch != nil}, {"StateDir", opts.StateDir != ""}, {"Executable", opts.Executable != ""},
+	} {
+		if !need.ok {
+			return nil, fmt.Errorf("gateway: Options.%s is required", need.name)
+		}
+	}
 	if opts.MaxBodyBytes <= 0 {
 		opts.MaxBodyBytes = 1 << 20
 	}
@@ -205,7 +217,7 @@ func (s *Server) authFailed(reason string, r *http.Request, tok string) {
 		return
 	}
 	detail := map[string]any{"reason": reason, "remote": r.RemoteAddr}
-	if tok != "" && s.opts.Keyed != nil {
+	if tok != "" {
 		// Matchable (the same wrong token shows up as the same value)
 		// but not readable.
 		detail["token"] = s.opts.Keyed.Sum(tok)
@@ -545,9 +557,6 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) profileCount() int {
-	if s.opts.Profiles == nil {
-		return 0
-	}
 	ps, err := s.opts.Profiles.List()
 	if err != nil {
 		return 0

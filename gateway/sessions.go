@@ -210,9 +210,6 @@ type profileParts struct {
 }
 
 func (s *Server) profileParts(alias string) (profileParts, error) {
-	if s.opts.Profiles == nil || s.opts.Keys == nil {
-		return profileParts{}, errors.New("profiles are not available in this daemon")
-	}
 	p, err := s.opts.Profiles.Get(alias)
 	if err != nil {
 		return profileParts{}, err
@@ -242,7 +239,7 @@ func (s *Server) startSessionOf(ctx context.Context, parts profileParts, ttl tim
 	if err := s.opts.Profiles.EnsureHomeDirs(home, agent.HomeDirs); err != nil {
 		return nil, "", err
 	}
-	if p.Agent == "claude" && s.opts.Executable != "" {
+	if p.Agent == "claude" {
 		// Kept current at every session: a profile created before the
 		// ringlet binary moved, or before Ringlet wrote the hook, still
 		// has its Claude Code tools checked. Without it they would not
@@ -280,10 +277,8 @@ func (s *Server) startSessionOf(ctx context.Context, parts profileParts, ttl tim
 		ttl = DefaultSessionTTL
 	}
 	now := time.Now().UTC()
-	sess := &session{ID: "s_" + id, Profile: p, Provider: prov, Agent: agent, base: base, key: key, hash: sha256.Sum256([]byte(tok)), Created: now, Expires: now.Add(ttl), Sandboxed: sandboxed, Home: home}
-	if s.opts.Keyed != nil {
-		sess.tokenID = s.opts.Keyed.Sum(tok)
-	}
+	sess := &session{ID: "s_" + id, Profile: p, Provider: prov, Agent: agent, base: base, key: key, hash: sha256.Sum256([]byte(tok)), Created: now, Expires: now.Add(ttl), Sandboxed: sandboxed, Home: home,
+		tokenID: s.opts.Keyed.Sum(tok)}
 	sess.ctx, sess.cancel = context.WithCancelCause(context.Background())
 	err = s.record(ctx, audit.Record{Kind: audit.KindSessionStart, Profile: alias, Session: sess.ID, Actor: actor, Target: prov.ID, Decision: audit.Allow,
 		Detail: audit.DetailJSON(map[string]any{"agent": p.Agent, "provider": prov.ID, "base_url": base.String(), "expires": sess.Expires.Format(time.RFC3339), "token": sess.tokenID, "sandboxed": sandboxed})})
