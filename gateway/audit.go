@@ -3,8 +3,11 @@ package gateway
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/http"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/neullabs/ringlet/api"
@@ -26,24 +29,39 @@ func (s *Server) PublishRecords(recs []audit.Record) {
 	}
 }
 
+// recorder writes the audit trail, for every part of the daemon: a
+// record is committed before the action it describes goes ahead, and an
+// action whose record cannot be written is refused. With the log off
+// (--no-audit-log) records are only streamed to /api/events.
+type recorder struct {
+	audit Auditor // nil: the log is off
+	bus   *eventBus
+	log   *slog.Logger
+	// later holds records that wait for the audit log (recordLater);
+	// waiting is its length, read without the lock.
+	laterMu sync.Mutex
+	later   []audit.Record
+	waiting atomic.Int64
+}
+
 // record writes r to the audit log before the action it describes goes
 // ahead. With the log off, the record is only streamed. Records that
 // waited (recordLater) are written first.
-func (s *Server) record(ctx context.Context, r audit.Record) error {
-	if s.opts.Audit == nil {
+func (c *recorder) record(ctx context.Context, r audit.Record) error {
+	if c.audit == nil {
 		if r.Time.IsZero() {
 			r.Time = time.Now().UTC()
 		}
-		s.bus.publish(r)
+		c.bus.publish(r)
 		return nil
 	}
 	ctx = context.WithoutCancel(ctx)
-	if s.waiting.Load() > 0 {
-		s.flushLater(ctx)
+	if c.waiting.Load() > 0 {
+		c.flushLater(ctx)
 	}
-	_, err := s.opts.Audit.Append(ctx, r)
+	_, err := c.audit.Append(ctx, r)
 	if err != nil {
-		s.log.Error("audit record not written; refusing the action", "kind", r.Kind, "err", err)
+		c.log.Error("audit record not written; refusing the action", "kind", r.Kind, "err", err)
 	}
 	return err
 }
@@ -55,37 +73,37 @@ const maxLater = 4096
 // recordLater keeps r, the record of something that had to happen even
 // though the log could not be written (a forced session end), to be
 // written before the next record that goes through.
-func (s *Server) recordLater(r audit.Record) {
-	s.laterMu.Lock()
-	defer s.laterMu.Unlock()
-	if len(s.later) >= maxLater {
-		s.log.Error("audit record dropped: too many wait for the audit log", "kind", r.Kind, "session", r.Session)
+func (c *recorder) recordLater(r audit.Record) {
+	c.laterMu.Lock()
+	defer c.laterMu.Unlock()
+	if len(c.later) >= maxLater {
+		c.log.Error("audit record dropped: too many wait for the audit log", "kind", r.Kind, "session", r.Session)
 		return
 	}
-	s.later = append(s.later, r)
-	s.waiting.Store(int64(len(s.later)))
-	s.log.Warn("audit record waits until the audit log can be written", "kind", r.Kind, "session", r.Session)
+	c.later = append(c.later, r)
+	c.waiting.Store(int64(len(c.later)))
+	c.log.Warn("audit record waits until the audit log can be written", "kind", r.Kind, "session", r.Session)
 }
 
 // flushLater writes the records that waited, in order, until one fails.
-func (s *Server) flushLater(ctx context.Context) {
-	s.laterMu.Lock()
-	defer s.laterMu.Unlock()
+func (c *recorder) flushLater(ctx context.Context) {
+	c.laterMu.Lock()
+	defer c.laterMu.Unlock()
 	n := 0
-	for _, r := range s.later {
-		if _, err := s.opts.Audit.Append(ctx, r); err != nil {
+	for _, r := range c.later {
+		if _, err := c.audit.Append(ctx, r); err != nil {
 			break
 		}
 		n++
 	}
-	s.later = append(s.later[:0], s.later[n:]...)
-	s.waiting.Store(int64(len(s.later)))
+	c.later = append(c.later[:0], c.later[n:]...)
+	c.waiting.Store(int64(len(c.later)))
 }
 
 // recordOr503 records r and reports whether the action may proceed; when
 // it may not, it has answered 503.
-func (s *Server) recordOr503(w http.ResponseWriter, req *http.Request, r audit.Record) bool {
-	if err := s.record(req.Context(), r); err != nil {
+func (c *recorder) recordOr503(w http.ResponseWriter, req *http.Request, r audit.Record) bool {
+	if err := c.record(req.Context(), r); err != nil {
 		writeAuditError(w, err)
 		return false
 	}

@@ -371,7 +371,7 @@ func TestForcedSessionEndsRecordedLater(t *testing.T) {
 			before := w.aud.count()
 			w.aud.setDown(false)
 			// Any record that goes through writes the ones that waited first.
-			if err := w.s.record(t.Context(), audit.Record{Kind: audit.KindTokenRotate, Actor: audit.ActorAdmin, Decision: audit.Allow}); err != nil {
+			if err := w.s.rec.record(t.Context(), audit.Record{Kind: audit.KindTokenRotate, Actor: audit.ActorAdmin, Decision: audit.Allow}); err != nil {
 				t.Fatal(err)
 			}
 			w.aud.mu.Lock()
@@ -391,7 +391,7 @@ func TestForcedSessionEndsRecordedLater(t *testing.T) {
 func TestPlainAnswerRecordFails503(t *testing.T) {
 	t.Parallel()
 	w := newAuditFailWorld(t)
-	w.s.opts.AuditWritable = nil // the check before forwarding passed
+	w.s.proxy.o.Writable = nil // the check before forwarding passed
 	w.aud.setDown(true)
 	req, err := http.NewRequestWithContext(t.Context(), "POST", w.ts.URL+"/proxy/v1/messages", strings.NewReader(`{"model":"m","messages":[]}`))
 	if err != nil {

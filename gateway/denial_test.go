@@ -50,7 +50,7 @@ func TestDenialsClippedAndCounted(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.port.Store(testPort)
-	t.Cleanup(s.closeStream)
+	t.Cleanup(s.life.stop)
 	h := s.Handler()
 	long := "/api/" + strings.Repeat("A", 10<<10)
 	const flood = denialBurst + 60
@@ -136,7 +136,7 @@ func TestAuthFailuresPerSource(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.port.Store(testPort)
-	t.Cleanup(s.closeStream)
+	t.Cleanup(s.life.stop)
 	h := s.Handler()
 	wrong := func(remote string, ctx context.Context) *http.Request {
 		r := newRequest(http.MethodGet, "/api/status", nil).WithContext(ctx)

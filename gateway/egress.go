@@ -36,12 +36,12 @@ func (s *Server) handleConnect(w http.ResponseWriter, r *http.Request, sess *ses
 	if !allowed {
 		rec.Kind, rec.Decision, rec.Status = audit.KindSandboxViolation, audit.Deny, http.StatusForbidden
 		rec.Detail = audit.DetailJSON(map[string]any{"reason": "egress to a host the profile does not allow"})
-		_ = s.record(r.Context(), rec)
+		_ = s.rec.record(r.Context(), rec)
 		writeError(w, http.StatusForbidden, "egress_denied", "the sandbox may not reach "+target+"; allow it with 'ringlet profiles set "+sess.Profile.Alias+" --allow-host "+host+"'")
 		return
 	}
 	rec.Kind, rec.Decision = audit.KindSandboxEgress, audit.Allow
-	if err := s.record(r.Context(), rec); err != nil {
+	if err := s.rec.record(r.Context(), rec); err != nil {
 		writeError(w, http.StatusServiceUnavailable, "audit_unavailable", "refused: the connection could not be recorded in the audit log")
 		return
 	}
@@ -62,9 +62,9 @@ func (s *Server) handleConnect(w http.ResponseWriter, r *http.Request, sess *ses
 		up.Close()
 		return
 	}
-	s.streams.Add(1)
+	s.life.streams.Add(1)
 	go func() {
-		defer s.streams.Done()
+		defer s.life.streams.Done()
 		splice(sess.ctx, conn, buf.Reader, up)
 	}()
 }

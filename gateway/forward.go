@@ -61,9 +61,9 @@ func (s *Server) openSessionSocket(sess *session) (string, error) {
 	s.sockMu.Lock()
 	s.sockets[sess.ID] = ss
 	s.sockMu.Unlock()
-	s.streams.Add(1)
+	s.life.streams.Add(1)
 	go func() {
-		defer s.streams.Done()
+		defer s.life.streams.Done()
 		defer close(ss.done)
 		if err := ss.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("session socket stopped", "session", sess.ID, "err", err)

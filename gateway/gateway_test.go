@@ -86,7 +86,7 @@ func newTestServer(t *testing.T, port int) *Server {
 		t.Fatalf("New: %v", err)
 	}
 	s.port.Store(int64(port))
-	t.Cleanup(s.closeStream)
+	t.Cleanup(s.life.stop)
 	t.Cleanup(s.mcp.srv.Close)
 	return s
 }
@@ -122,7 +122,7 @@ func newLiveServer(t *testing.T, opts Options) (*Server, *httptest.Server) {
 	ts.Config.Handler = s.Handler()
 	ts.Start()
 	t.Cleanup(func() {
-		s.closeStream()
+		s.life.stop()
 		ts.Close()
 		s.mcp.srv.Close()
 	})

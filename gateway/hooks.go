@@ -81,7 +81,7 @@ func (s *Server) handleHookAdd(w http.ResponseWriter, r *http.Request) {
 	if !s.hookReachable(w, h, "") {
 		return
 	}
-	if !s.recordOr503(w, r, audit.Record{Kind: audit.KindHookAdd, Profile: req.Profile, Actor: audit.ActorAdmin, Target: h.Event, Decision: audit.Allow,
+	if !s.rec.recordOr503(w, r, audit.Record{Kind: audit.KindHookAdd, Profile: req.Profile, Actor: audit.ActorAdmin, Target: h.Event, Decision: audit.Allow,
 		Detail: audit.DetailJSON(map[string]any{"shell": h.Shell, "match": h.Match, "timeout": h.Timeout.String()})}) {
 		return
 	}
@@ -99,14 +99,14 @@ func (s *Server) handleHookRemove(w http.ResponseWriter, r *http.Request) {
 	if !s.knownProfile(w, alias) {
 		return
 	}
-	if !s.recordOr503(w, r, audit.Record{Kind: audit.KindHookRemove, Profile: alias, Actor: audit.ActorAdmin, Target: id, Decision: audit.Allow}) {
+	if !s.rec.recordOr503(w, r, audit.Record{Kind: audit.KindHookRemove, Profile: alias, Actor: audit.ActorAdmin, Target: id, Decision: audit.Allow}) {
 		return
 	}
 	removed, err := s.opts.Hooks.Remove(alias, id)
 	if err != nil {
 		// The record above said allow; say it did not happen (as a
 		// failed profile create does).
-		_ = s.record(r.Context(), audit.Record{Kind: audit.KindHookRemove, Profile: alias, Actor: audit.ActorAdmin, Target: id, Decision: audit.Error,
+		_ = s.rec.record(r.Context(), audit.Record{Kind: audit.KindHookRemove, Profile: alias, Actor: audit.ActorAdmin, Target: id, Decision: audit.Error,
 			Detail: audit.DetailJSON(map[string]any{"error": err.Error()})})
 		s.hookError(w, err)
 		return
@@ -134,7 +134,7 @@ func (s *Server) handleHookImport(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if !s.recordOr503(w, r, audit.Record{Kind: audit.KindHookAdd, Profile: alias, Actor: audit.ActorAdmin, Target: "import", Decision: audit.Allow,
+	if !s.rec.recordOr503(w, r, audit.Record{Kind: audit.KindHookAdd, Profile: alias, Actor: audit.ActorAdmin, Target: "import", Decision: audit.Allow,
 		Detail: audit.DetailJSON(map[string]any{"count": len(in)})}) {
 		return
 	}
@@ -217,7 +217,7 @@ func (s *Server) checkHooks(ctx context.Context, sess *session, req api.HookChec
 		if !d.Allow {
 			decision = audit.Deny
 		}
-		if err := s.record(ctx, audit.Record{Kind: audit.KindHookDecision, Profile: sess.Profile.Alias, Session: sess.ID, Actor: sess.tokenID,
+		if err := s.rec.record(ctx, audit.Record{Kind: audit.KindHookDecision, Profile: sess.Profile.Alias, Session: sess.ID, Actor: sess.tokenID,
 			Target: req.ToolName, Decision: decision, Status: int64(d.ExitCode), Duration: d.Duration,
 			Detail: audit.DetailJSON(map[string]any{"hook": d.HookID, "event": req.Event, "reason": d.Reason})}); err != nil {
 			return hook.Decision{Allow: false, Reason: "refused: the hook decision could not be recorded in the audit log"}, hooks
@@ -232,7 +232,7 @@ func (s *Server) checkHooks(ctx context.Context, sess *session, req api.HookChec
 	if !final.Allow {
 		decision = audit.Deny
 	}
-	if err := s.record(ctx, audit.Record{Kind: audit.KindToolCall, Profile: sess.Profile.Alias, Session: sess.ID, Actor: sess.tokenID,
+	if err := s.rec.record(ctx, audit.Record{Kind: audit.KindToolCall, Profile: sess.Profile.Alias, Session: sess.ID, Actor: sess.tokenID,
 		Target: req.ToolName, Decision: decision, Duration: time.Since(start), BytesIn: int64(len(req.ToolInput)),
 		Detail: audit.DetailJSON(map[string]any{"event": req.Event, "hooks": len(ran), "reason": final.Reason, "via": via})}); err != nil {
 		return hook.Decision{Allow: false, Reason: "refused: the tool call could not be recorded in the audit log"}, hooks

@@ -98,7 +98,7 @@ func newHookWorld(t *testing.T) *hkWorld {
 		t.Fatalf("New: %v", err)
 	}
 	w.s.port.Store(testPort)
-	t.Cleanup(w.s.closeStream)
+	t.Cleanup(w.s.life.stop)
 	w.h = w.s.Handler()
 	return w
 }

@@ -60,7 +60,7 @@ func (s *Server) handleKeychainSet(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid_key", err.Error())
 		return
 	}
-	if !s.recordOr503(w, r, audit.Record{Kind: audit.KindCredentialSet, Actor: audit.ActorAdmin, Target: ref.String(), Decision: audit.Allow}) {
+	if !s.rec.recordOr503(w, r, audit.Record{Kind: audit.KindCredentialSet, Actor: audit.ActorAdmin, Target: ref.String(), Decision: audit.Allow}) {
 		return
 	}
 	e, err := s.opts.Keys.Set(ref, credentials.NewSecret(body.Key))
@@ -97,7 +97,7 @@ func (s *Server) handleKeychainRemove(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if !s.recordOr503(w, r, audit.Record{Kind: audit.KindCredentialRemove, Actor: audit.ActorAdmin, Target: ref.String(), Decision: audit.Allow}) {
+	if !s.rec.recordOr503(w, r, audit.Record{Kind: audit.KindCredentialRemove, Actor: audit.ActorAdmin, Target: ref.String(), Decision: audit.Allow}) {
 		return
 	}
 	e, err := s.opts.Keys.Remove(ref)
@@ -116,7 +116,7 @@ func (s *Server) recordFailure(r *http.Request, kind string, ref credentials.Ref
 	if errors.Is(err, credentials.ErrNotFound) {
 		status = http.StatusNotFound
 	}
-	_ = s.record(r.Context(), audit.Record{Kind: kind, Actor: audit.ActorAdmin, Target: ref.String(), Decision: audit.Error, Status: status,
+	_ = s.rec.record(r.Context(), audit.Record{Kind: kind, Actor: audit.ActorAdmin, Target: ref.String(), Decision: audit.Error, Status: status,
 		Detail: audit.DetailJSON(map[string]any{"error": err.Error()})})
 }
 

@@ -72,7 +72,7 @@ func (s *Server) mcpFault(f mcp.Fault) {
 	if f.Tool != "" {
 		detail["tool"] = f.Tool
 	}
-	_ = s.record(context.Background(), audit.Record{Kind: audit.KindMCPServerRestart, Profile: f.Profile, Actor: audit.ActorDaemon,
+	_ = s.rec.record(context.Background(), audit.Record{Kind: audit.KindMCPServerRestart, Profile: f.Profile, Actor: audit.ActorDaemon,
 		Target: f.Server, Decision: audit.Error, Detail: audit.DetailJSON(detail)})
 }
 
@@ -145,7 +145,7 @@ func (s *Server) handleMCP(w http.ResponseWriter, r *http.Request) {
 	defer cancel(nil)
 	stop := context.AfterFunc(caller.Valid, func() { cancel(context.Cause(caller.Valid)) })
 	defer stop()
-	stopClosing := context.AfterFunc(s.closing, func() { cancel(errors.New("daemon stopping")) })
+	stopClosing := context.AfterFunc(s.life.closing, func() { cancel(errors.New("daemon stopping")) })
 	defer stopClosing()
 	s.mcp.srv.ServeHTTP(w, r.WithContext(mcp.WithCaller(ctx, caller)))
 }
@@ -247,7 +247,7 @@ func (s *Server) handleMCPAdd(w http.ResponseWriter, r *http.Request) {
 		detail["sandbox"] = !c.NoSandbox
 		detail["ro"], detail["rw"], detail["network"] = c.ReadOnly, c.ReadWrite, c.Network
 	}
-	if !s.recordOr503(w, r, audit.Record{Kind: audit.KindMCPAdd, Profile: req.Profile, Actor: audit.ActorAdmin, Target: c.Name, Decision: audit.Allow,
+	if !s.rec.recordOr503(w, r, audit.Record{Kind: audit.KindMCPAdd, Profile: req.Profile, Actor: audit.ActorAdmin, Target: c.Name, Decision: audit.Allow,
 		Detail: audit.DetailJSON(detail)}) {
 		return
 	}
@@ -282,13 +282,13 @@ func (s *Server) handleMCPRemove(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if !s.recordOr503(w, r, audit.Record{Kind: audit.KindMCPRemove, Profile: alias, Actor: audit.ActorAdmin, Target: name, Decision: audit.Allow}) {
+	if !s.rec.recordOr503(w, r, audit.Record{Kind: audit.KindMCPRemove, Profile: alias, Actor: audit.ActorAdmin, Target: name, Decision: audit.Allow}) {
 		return
 	}
 	removed, err := s.mcp.srv.RemoveServer(alias, name)
 	if err != nil {
 		// The record above said allow; say it did not happen.
-		_ = s.record(r.Context(), audit.Record{Kind: audit.KindMCPRemove, Profile: alias, Actor: audit.ActorAdmin, Target: name, Decision: audit.Error,
+		_ = s.rec.record(r.Context(), audit.Record{Kind: audit.KindMCPRemove, Profile: alias, Actor: audit.ActorAdmin, Target: name, Decision: audit.Error,
 			Detail: audit.DetailJSON(map[string]any{"error": err.Error()})})
 		s.mcpError(w, err)
 		return
@@ -320,7 +320,7 @@ func (s *Server) handleMCPApprove(w http.ResponseWriter, r *http.Request) {
 	for _, t := range changed {
 		hashes[t] = current[t]
 	}
-	if !s.recordOr503(w, r, audit.Record{Kind: audit.KindMCPApprove, Profile: alias, Actor: audit.ActorAdmin, Target: name, Decision: audit.Allow,
+	if !s.rec.recordOr503(w, r, audit.Record{Kind: audit.KindMCPApprove, Profile: alias, Actor: audit.ActorAdmin, Target: name, Decision: audit.Allow,
 		Detail: audit.DetailJSON(map[string]any{"changed": changed, "hashes": hashes, "tools": len(current)})}) {
 		return
 	}

@@ -133,7 +133,7 @@ func benchRinglet(b *testing.B, url string) (*Server, *httptest.Server, *hook.St
 	ts.Config.Handler = s.Handler()
 	ts.Start()
 	b.Cleanup(func() {
-		s.closeStream()
+		s.life.stop()
 		s.mcp.srv.Close()
 		ts.CloseClientConnections()
 		ts.Close()

@@ -81,12 +81,12 @@ func (s *Server) handleProfileUpdate(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid_profile", err.Error())
 		return
 	}
-	if !s.recordOr503(w, r, audit.Record{Kind: audit.KindProfileUpdate, Profile: alias, Actor: audit.ActorAdmin, Decision: audit.Allow, Detail: audit.DetailJSON(u)}) {
+	if !s.rec.recordOr503(w, r, audit.Record{Kind: audit.KindProfileUpdate, Profile: alias, Actor: audit.ActorAdmin, Decision: audit.Allow, Detail: audit.DetailJSON(u)}) {
 		return
 	}
 	p, err := s.opts.Profiles.Update(cat, alias, change)
 	if err != nil {
-		_ = s.record(r.Context(), audit.Record{Kind: audit.KindProfileUpdate, Profile: alias, Actor: audit.ActorAdmin, Decision: audit.Error, Detail: audit.DetailJSON(map[string]any{"error": err.Error()})})
+		_ = s.rec.record(r.Context(), audit.Record{Kind: audit.KindProfileUpdate, Profile: alias, Actor: audit.ActorAdmin, Decision: audit.Error, Detail: audit.DetailJSON(map[string]any{"error": err.Error()})})
 		s.profileError(w, err)
 		return
 	}
@@ -180,14 +180,14 @@ func (s *Server) handleProfileCreate(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid_profile", err.Error())
 		return
 	}
-	if !s.recordOr503(w, r, audit.Record{Kind: audit.KindProfileCreate, Profile: p.Alias, Actor: audit.ActorAdmin, Target: p.Agent + "@" + p.Provider, Decision: audit.Allow,
+	if !s.rec.recordOr503(w, r, audit.Record{Kind: audit.KindProfileCreate, Profile: p.Alias, Actor: audit.ActorAdmin, Target: p.Agent + "@" + p.Provider, Decision: audit.Allow,
 		Detail: audit.DetailJSON(map[string]any{"agent": p.Agent, "provider": p.Provider, "model": p.Model, "workspace": p.Workspace, "network": p.Network, "ro": p.ReadOnly, "rw": p.ReadWrite, "allow_git_config": p.AllowGitConfig, "allow_hosts": p.AllowHosts,
 			"protect": p.Protect, "unprotect": p.Unprotect, "max_procs": p.MaxProcs, "max_memory": p.MaxMemory, "tmp_size": p.TmpSize})}) {
 		return
 	}
 	created, err := s.opts.Profiles.Create(cat, p)
 	if err != nil {
-		_ = s.record(r.Context(), audit.Record{Kind: audit.KindProfileCreate, Profile: p.Alias, Actor: audit.ActorAdmin, Decision: audit.Error, Detail: audit.DetailJSON(map[string]any{"error": err.Error()})})
+		_ = s.rec.record(r.Context(), audit.Record{Kind: audit.KindProfileCreate, Profile: p.Alias, Actor: audit.ActorAdmin, Decision: audit.Error, Detail: audit.DetailJSON(map[string]any{"error": err.Error()})})
 		s.profileError(w, err)
 		return
 	}
@@ -216,13 +216,13 @@ func (s *Server) handleProfileDelete(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	purge := r.URL.Query().Get("purge_key") == "true"
-	if !s.recordOr503(w, r, audit.Record{Kind: audit.KindProfileDelete, Profile: alias, Actor: audit.ActorAdmin, Decision: audit.Allow,
+	if !s.rec.recordOr503(w, r, audit.Record{Kind: audit.KindProfileDelete, Profile: alias, Actor: audit.ActorAdmin, Decision: audit.Allow,
 		Detail: audit.DetailJSON(map[string]any{"purge_key": purge})}) {
 		return
 	}
 	// Both records before anything is deleted: a key removal that could
 	// not be recorded must not leave the profile half deleted.
-	if purge && !s.recordOr503(w, r, audit.Record{Kind: audit.KindCredentialRemove, Profile: alias, Actor: audit.ActorAdmin, Target: p.CredentialRef().String(), Decision: audit.Allow}) {
+	if purge && !s.rec.recordOr503(w, r, audit.Record{Kind: audit.KindCredentialRemove, Profile: alias, Actor: audit.ActorAdmin, Target: p.CredentialRef().String(), Decision: audit.Allow}) {
 		return
 	}
 	for _, sess := range s.sessions.list() {
@@ -296,7 +296,7 @@ func (s *Server) handleProviderAdd(w http.ResponseWriter, r *http.Request) {
 		s.profileError(w, err)
 		return
 	}
-	if !s.recordOr503(w, r, audit.Record{Kind: audit.KindProviderAdd, Actor: audit.ActorAdmin, Target: p.ID, Decision: audit.Allow,
+	if !s.rec.recordOr503(w, r, audit.Record{Kind: audit.KindProviderAdd, Actor: audit.ActorAdmin, Target: p.ID, Decision: audit.Allow,
 		Detail: audit.DetailJSON(map[string]any{"provider": p.ID, "base_url": p.BaseURL, "format": p.Format, "auth": p.Auth})}) {
 		return
 	}

@@ -22,7 +22,7 @@ import (
 func TestProxyBodyTimeout(t *testing.T) {
 	t.Parallel()
 	bs := newBenchSetup(t, 0)
-	bs.srv.bodyTimeout = 300 * time.Millisecond
+	bs.srv.proxy.bodyTimeout = 300 * time.Millisecond
 	host := strings.TrimSuffix(strings.TrimPrefix(bs.ringlet, "http://"), "/proxy")
 	conn, err := net.Dial("tcp", host)
 	if err != nil {

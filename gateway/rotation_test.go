@@ -164,7 +164,7 @@ func TestEventStreamShutdown(t *testing.T) {
 		t.Fatalf("dial: %v", err)
 	}
 	defer ws.CloseNow()
-	s.closeStream()
+	s.life.stop()
 	_, _, err = ws.Read(ctx)
 	if got := websocket.CloseStatus(err); got != websocket.StatusGoingAway {
 		t.Errorf("close status: got %v (%v), want %v", got, err, websocket.StatusGoingAway)

@@ -151,7 +151,7 @@ func (s *Server) routes() []route {
 	rs = append(rs,
 		// The provider proxy: a session's requests to its profile's
 		// provider, with the key. Never the admin token.
-		route{every, "/proxy/*", bySession, onTCP | onSocket, refuseProxy, http.HandlerFunc(s.handleProxy)},
+		route{every, "/proxy/*", bySession, onTCP | onSocket, refuseProxy, http.HandlerFunc(s.proxy.handleProxy)},
 		route{get, "/api/profiles/", byAdmin, onTCP, refuseAdmin, limited(s.handleProfileList)},
 		route{post, "/api/profiles/", byAdmin, onTCP, refuseAdmin, limited(s.handleProfileCreate)},
 		route{get, "/api/profiles/{alias}", byAdmin, onTCP, refuseAdmin, limited(s.handleProfileGet)},

@@ -118,11 +118,8 @@ type Server struct {
 	// authDenials those of bad tokens, per source.
 	guardDenials denialLimiter
 	authDenials  sourceLimiter
-	// later holds records that wait for the audit log (recordLater);
-	// waiting is its length, read without the lock.
-	laterMu sync.Mutex
-	later   []audit.Record
-	waiting atomic.Int64
+	// rec writes the audit trail, for every part.
+	rec     *recorder
 	started time.Time
 
 	listenAddr atomic.Value // string, set by Serve
@@ -137,24 +134,33 @@ type Server struct {
 	sessions *sessionTable
 	// mcpLease is held on the trees of sandboxed MCP servers.
 	mcpLease *sandbox.Lease
-	proxy    http.Handler
-	// redactors holds each session's key compiled for the redactor
-	// (*session -> *provider.Secrets) while the session lives.
-	redactors sync.Map
-	bodies    bodyBudget // request bodies the proxy holds
-	// modelLabels bounds the model label values of the proxy's metrics.
-	modelLabels modelLabels
-	// bodyTimeout is how long a proxied request body may take to arrive.
-	bodyTimeout time.Duration
-	mcp         *mcpGateway
-	sockMu      sync.Mutex
-	sockets     map[string]*sessionSocket
-	termMu      sync.Mutex
-	terminals   map[string]*terminal
+	proxy    *proxy
+	// bodies is what the request bodies the proxy and hook checks hold
+	// may take at once.
+	bodies    *bodyBudget
+	mcp       *mcpGateway
+	sockMu    sync.Mutex
+	sockets   map[string]*sessionSocket
+	termMu    sync.Mutex
+	terminals map[string]*terminal
 
-	closing     context.Context // ends when shutdown starts
-	closeStream context.CancelFunc
-	streams     sync.WaitGroup
+	life *life
+}
+
+// life is what the parts of the daemon share of its lifetime: closing
+// ends when the shutdown starts, and streams counts the long-lived
+// connections (WebSockets, tunnels, session sockets, remote terminals)
+// that the shutdown waits for, up to its deadline.
+type life struct {
+	closing context.Context
+	stop    context.CancelFunc
+	streams sync.WaitGroup
+}
+
+func newLife() *life {
+	l := &life{}
+	l.closing, l.stop = context.WithCancel(context.Background())
+	return l
 }
 
 // New returns a Server; Serve starts it.
@@ -190,15 +196,17 @@ func New(opts Options) (*Server, error) {
 		bus:       newEventBus(),
 		started:   time.Now(),
 		stopCh:    make(chan string, 1),
+		bodies:    &bodyBudget{},
 		sessions:  newSessionTable(),
 		mcpLease:  sandbox.NewLease(opts.StateDir),
 		sockets:   map[string]*sessionSocket{},
 		terminals: map[string]*terminal{},
 	}
-	s.proxy = s.newReverseProxy()
-	s.bodyTimeout = proxyBodyTimeout
+	s.life = newLife()
+	s.rec = &recorder{audit: opts.Audit, bus: s.bus, log: s.log}
+	s.proxy = newProxy(proxyOptions{Rec: s.rec, Metrics: s.metrics, Log: s.log, Bodies: s.bodies,
+		IdleTimeout: opts.ProxyIdleTimeout, HeaderTimeout: opts.ProxyResponseHeaderTimeout, Writable: opts.AuditWritable})
 	s.mcp = s.newMCP()
-	s.closing, s.closeStream = context.WithCancel(context.Background())
 	s.metrics.reg.MustRegister(opts.Collectors...)
 	s.auth = newAuthenticator(opts.Token)
 	s.lastActivity.Store(time.Now().UnixNano())
@@ -259,7 +267,7 @@ func (s *Server) recordDenial(r *http.Request, status int, msg string, detail ma
 	}
 	target := clip(r.Method + " " + r.URL.Path)
 	s.log.Warn(msg, "reason", detail["reason"], "target", target, "remote", r.RemoteAddr, "unrecorded_before", skipped)
-	_ = s.record(r.Context(), audit.Record{Kind: audit.KindAuthFailure, Target: target, Decision: audit.Deny, Status: int64(status), Detail: audit.DetailJSON(detail)})
+	_ = s.rec.record(r.Context(), audit.Record{Kind: audit.KindAuthFailure, Target: target, Decision: audit.Deny, Status: int64(status), Detail: audit.DetailJSON(detail)})
 }
 
 // maxDeniedField bounds a value a refused client chose (its path, Host,
@@ -481,11 +489,11 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) (reason string, err
 	// would otherwise wait for until its deadline.
 	s.stopTerminals()
 	s.endAllSessions("daemon stopped")
-	if err := s.record(context.Background(), audit.Record{Kind: audit.KindDaemonStop, Actor: audit.ActorDaemon, Decision: audit.Allow,
+	if err := s.rec.record(context.Background(), audit.Record{Kind: audit.KindDaemonStop, Actor: audit.ActorDaemon, Decision: audit.Allow,
 		Detail: audit.DetailJSON(map[string]any{"reason": reason, "uptime_seconds": int64(time.Since(s.started).Seconds())})}); err != nil {
 		s.log.Error("could not audit the daemon stop", "err", err)
 	}
-	s.closeStream()
+	s.life.stop()
 
 	sctx, cancel := context.WithTimeout(context.Background(), s.opts.ShutdownTimeout)
 	defer cancel()
@@ -495,7 +503,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) (reason string, err
 		err = fmt.Errorf("shutdown: %w", err)
 	}
 	done := make(chan struct{})
-	go func() { s.streams.Wait(); close(done) }()
+	go func() { s.life.streams.Wait(); close(done) }()
 	select {
 	case <-done:
 	case <-sctx.Done():
@@ -570,7 +578,7 @@ func (s *Server) handleStop(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleRotate(w http.ResponseWriter, r *http.Request) {
-	if !s.recordOr503(w, r, audit.Record{Kind: audit.KindTokenRotate, Actor: audit.ActorAdmin, Target: s.opts.TokenFile, Decision: audit.Allow}) {
+	if !s.rec.recordOr503(w, r, audit.Record{Kind: audit.KindTokenRotate, Actor: audit.ActorAdmin, Target: s.opts.TokenFile, Decision: audit.Allow}) {
 		return
 	}
 	t, err := token.Replace(s.opts.TokenFile)

@@ -280,7 +280,7 @@ func (s *Server) startSessionOf(ctx context.Context, parts profileParts, ttl tim
 	sess := &session{ID: "s_" + id, Profile: p, Provider: prov, Agent: agent, base: base, key: key, hash: sha256.Sum256([]byte(tok)), Created: now, Expires: now.Add(ttl), Sandboxed: sandboxed, Home: home,
 		tokenID: s.opts.Keyed.Sum(tok)}
 	sess.ctx, sess.cancel = context.WithCancelCause(context.Background())
-	err = s.record(ctx, audit.Record{Kind: audit.KindSessionStart, Profile: alias, Session: sess.ID, Actor: actor, Target: prov.ID, Decision: audit.Allow,
+	err = s.rec.record(ctx, audit.Record{Kind: audit.KindSessionStart, Profile: alias, Session: sess.ID, Actor: actor, Target: prov.ID, Decision: audit.Allow,
 		Detail: audit.DetailJSON(map[string]any{"agent": p.Agent, "provider": prov.ID, "base_url": base.String(), "expires": sess.Expires.Format(time.RFC3339), "token": sess.tokenID, "sandboxed": sandboxed})})
 	if err != nil {
 		return nil, "", err
@@ -342,8 +342,8 @@ func (s *Server) endSession(ctx context.Context, id, reason, actor string) (*ses
 	sess.endMu.Unlock()
 	s.finishSession(sess)
 	rec := sessionEnd(sess, reason, actor)
-	if err := s.record(ctx, rec); err != nil {
-		s.recordLater(rec)
+	if err := s.rec.record(ctx, rec); err != nil {
+		s.rec.recordLater(rec)
 	}
 	return sess, true
 }
@@ -361,7 +361,7 @@ func (s *Server) revokeSession(ctx context.Context, id, reason, actor string) (*
 		sess.endMu.Unlock()
 		return nil, nil
 	}
-	if err := s.record(ctx, sessionEnd(sess, reason, actor)); err != nil {
+	if err := s.rec.record(ctx, sessionEnd(sess, reason, actor)); err != nil {
 		sess.endMu.Unlock()
 		return sess, err
 	}
@@ -412,7 +412,7 @@ func (s *Server) handleSessionPlan(w http.ResponseWriter, r *http.Request) {
 	if !plan.Sandboxed {
 		s.log.Warn("agent launched WITHOUT a sandbox", "profile", sess.Profile.Alias, "session", sess.ID)
 	}
-	if !s.recordOr503(w, r, audit.Record{Kind: audit.KindProfileLaunch, Profile: sess.Profile.Alias, Session: sess.ID, Actor: audit.ActorAdmin,
+	if !s.rec.recordOr503(w, r, audit.Record{Kind: audit.KindProfileLaunch, Profile: sess.Profile.Alias, Session: sess.ID, Actor: audit.ActorAdmin,
 		Target: sess.Profile.Agent, Decision: audit.Allow, Detail: audit.DetailJSON(plan.Summary)}) {
 		sess.returnPlan()
 		return

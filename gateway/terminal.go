@@ -93,7 +93,7 @@ func (s *Server) handleTerminalStart(w http.ResponseWriter, r *http.Request) {
 	// cannot be.
 	detail := maps.Clone(plan.Summary)
 	detail["via"], detail["program"], detail["args"] = "terminal", plan.Argv[0], len(plan.Argv)-1
-	if !s.recordOr503(w, r, audit.Record{Kind: audit.KindProfileLaunch, Profile: sess.Profile.Alias, Session: sess.ID, Actor: audit.ActorAdmin,
+	if !s.rec.recordOr503(w, r, audit.Record{Kind: audit.KindProfileLaunch, Profile: sess.Profile.Alias, Session: sess.ID, Actor: audit.ActorAdmin,
 		Target: sess.Profile.Agent, Decision: audit.Allow, Detail: audit.DetailJSON(detail)}) {
 		sess.returnPlan()
 		return
@@ -136,9 +136,9 @@ func (s *Server) handleTerminalStart(w http.ResponseWriter, r *http.Request) {
 	s.termMu.Lock()
 	s.terminals[sess.ID] = t
 	s.termMu.Unlock()
-	s.streams.Add(1)
+	s.life.streams.Add(1)
 	go func() {
-		defer s.streams.Done()
+		defer s.life.streams.Done()
 		s.runTerminal(t)
 	}()
 	s.log.Info("remote terminal started", "session", sess.ID, "pid", cmd.Process.Pid)
@@ -286,8 +286,8 @@ func (s *Server) handleTerminalAttach(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return
 	}
-	s.streams.Add(1)
-	defer s.streams.Done()
+	s.life.streams.Add(1)
+	defer s.life.streams.Done()
 	c.SetReadLimit(1 << 20)
 	v := &termViewer{ch: make(chan []byte, viewerBuffer), slow: make(chan struct{})}
 	t.mu.Lock()
@@ -375,7 +375,7 @@ func (s *Server) handleTerminalAttach(w http.ResponseWriter, r *http.Request) {
 		case <-ctx.Done():
 			c.Close(websocket.StatusPolicyViolation, "token rotated")
 			return
-		case <-s.closing.Done():
+		case <-s.life.closing.Done():
 			c.Close(websocket.StatusGoingAway, "daemon shutting down")
 			return
 		}
