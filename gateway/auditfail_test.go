@@ -143,7 +143,7 @@ func newAuditFailWorld(t *testing.T, opts ...func(*worldOptions)) *auditFailWorl
 		MCPStore: mcp.NewStore(w.configDir), MCPPath: "/usr/bin:/bin", TokenFile: w.tokenFile, ProxyIdleTimeout: o.idleTimeout,
 	})
 	t.Cleanup(func() { w.s.mcp.srv.Close() })
-	sess, tok, err := w.s.startSession(t.Context(), "work", 0, audit.ActorAdmin)
+	sess, tok, err := w.s.sessions.start(t.Context(), "work", 0, audit.ActorAdmin)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -230,7 +230,7 @@ func TestEveryActionRefusedWhenAuditFails(t *testing.T) {
 			w.sessionLive(t)
 		}},
 		{"session plan", "POST", "/api/sessions/{id}/plan", false, nil, func(t *testing.T, w *auditFailWorld) {
-			if sess := w.s.sessionByID(w.sessID); sess.takePlan() == nil {
+			if sess := w.s.sessions.get(w.sessID); sess.takePlan() == nil {
 				t.Error("the session's plan: handed out, want it kept for the launcher")
 			}
 		}},
@@ -280,7 +280,7 @@ func TestEveryActionRefusedWhenAuditFails(t *testing.T) {
 			w := newAuditFailWorld(t)
 			if tt.name == "session plan" || tt.name == "terminal start" {
 				// What 'profiles run' prepares with its session.
-				sess := w.s.sessionByID(w.sessID)
+				sess := w.s.sessions.get(w.sessID)
 				sess.plan = &launch.Plan{Argv: []string{"/bin/sh", "-c", "exit 0"}, Env: []string{}, Sandboxed: true, Summary: map[string]any{"sandbox": true}}
 			}
 			if tt.name == "mcp remove" {
@@ -352,7 +352,7 @@ func TestForcedSessionEndsRecordedLater(t *testing.T) {
 		end          func(t *testing.T, w *auditFailWorld)
 	}{
 		{"key removed", "key removed", func(t *testing.T, w *auditFailWorld) {
-			w.s.endSessionsUsing(t.Context(), credentials.Ref{Provider: "up", Alias: "work"}, "key removed")
+			w.s.sessions.endUsing(t.Context(), credentials.Ref{Provider: "up", Alias: "work"}, "key removed")
 		}},
 		{"agent exited", "agent exited with code 3", func(t *testing.T, w *auditFailWorld) {
 			if status, data := w.do(t, "DELETE", "/api/sessions/"+w.sessID+"?reason=exited&exit_code=3", testToken, ""); status != http.StatusOK {
@@ -435,7 +435,7 @@ func TestProxyAbortReasons(t *testing.T) {
 		{"idle timeout", func(*auditFailWorld, context.CancelFunc) {}, "sent nothing for 300ms"},
 		{"client left", func(_ *auditFailWorld, cancel context.CancelFunc) { cancel() }, "client went away"},
 		{"session revoked", func(w *auditFailWorld, _ context.CancelFunc) {
-			w.s.endSession(context.Background(), w.sessID, "revoked", audit.ActorAdmin)
+			w.s.sessions.end(context.Background(), w.sessID, "revoked", audit.ActorAdmin)
 		}, "session ended"},
 	}
 	for _, tt := range tests {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"path/filepath"
 	"strconv"
@@ -19,22 +20,22 @@ import (
 	"github.com/neullabs/ringlet/profile"
 )
 
-func (s *Server) hookError(w http.ResponseWriter, err error) {
+func hookError(w http.ResponseWriter, log *slog.Logger, err error) {
 	switch {
 	case errors.Is(err, hook.ErrNotFound):
 		writeError(w, http.StatusNotFound, "not_found", err.Error())
 	default:
-		s.profileError(w, err)
+		profileError(w, log, err)
 	}
 }
 
-func (s *Server) knownProfile(w http.ResponseWriter, alias string) bool {
+func knownProfile(w http.ResponseWriter, log *slog.Logger, profiles *profile.Store, alias string) bool {
 	if err := credentials.ValidateName("profile", alias); err != nil {
 		writeError(w, http.StatusBadRequest, "invalid_profile", err.Error())
 		return false
 	}
-	if _, err := s.opts.Profiles.Get(alias); err != nil {
-		s.profileError(w, err)
+	if _, err := profiles.Get(alias); err != nil {
+		profileError(w, log, err)
 		return false
 	}
 	return true
@@ -42,12 +43,12 @@ func (s *Server) knownProfile(w http.ResponseWriter, alias string) bool {
 
 func (s *Server) handleHookList(w http.ResponseWriter, r *http.Request) {
 	alias := r.URL.Query().Get("profile")
-	if !s.knownProfile(w, alias) {
+	if !knownProfile(w, s.log, s.opts.Profiles, alias) {
 		return
 	}
 	hooks, err := s.opts.Hooks.List(alias)
 	if err != nil {
-		s.hookError(w, err)
+		hookError(w, s.log, err)
 		return
 	}
 	if hooks == nil {
@@ -61,7 +62,7 @@ func (s *Server) handleHookAdd(w http.ResponseWriter, r *http.Request) {
 	if !decodeJSON(w, r, &req) {
 		return
 	}
-	if !s.knownProfile(w, req.Profile) {
+	if !knownProfile(w, s.log, s.opts.Profiles, req.Profile) {
 		return
 	}
 	h := hook.Hook{Profile: req.Profile, Event: req.Event, Shell: req.Shell, Match: req.Match}
@@ -87,7 +88,7 @@ func (s *Server) handleHookAdd(w http.ResponseWriter, r *http.Request) {
 	}
 	added, err := s.opts.Hooks.Add(h)
 	if err != nil {
-		s.hookError(w, err)
+		hookError(w, s.log, err)
 		return
 	}
 	s.log.Info("hook added", "profile", added.Profile, "hook", added.ID, "event", added.Event)
@@ -96,7 +97,7 @@ func (s *Server) handleHookAdd(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) handleHookRemove(w http.ResponseWriter, r *http.Request) {
 	alias, id := chi.URLParam(r, "profile"), chi.URLParam(r, "id")
-	if !s.knownProfile(w, alias) {
+	if !knownProfile(w, s.log, s.opts.Profiles, alias) {
 		return
 	}
 	if !s.rec.recordOr503(w, r, audit.Record{Kind: audit.KindHookRemove, Profile: alias, Actor: audit.ActorAdmin, Target: id, Decision: audit.Allow}) {
@@ -108,7 +109,7 @@ func (s *Server) handleHookRemove(w http.ResponseWriter, r *http.Request) {
 		// failed profile create does).
 		_ = s.rec.record(r.Context(), audit.Record{Kind: audit.KindHookRemove, Profile: alias, Actor: audit.ActorAdmin, Target: id, Decision: audit.Error,
 			Detail: audit.DetailJSON(map[string]any{"error": err.Error()})})
-		s.hookError(w, err)
+		hookError(w, s.log, err)
 		return
 	}
 	s.log.Info("hook removed", "profile", alias, "hook", id)
@@ -117,7 +118,7 @@ func (s *Server) handleHookRemove(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) handleHookImport(w http.ResponseWriter, r *http.Request) {
 	alias := chi.URLParam(r, "profile")
-	if !s.knownProfile(w, alias) {
+	if !knownProfile(w, s.log, s.opts.Profiles, alias) {
 		return
 	}
 	var in []hook.Hook
@@ -140,7 +141,7 @@ func (s *Server) handleHookImport(w http.ResponseWriter, r *http.Request) {
 	}
 	added, err := s.opts.Hooks.Import(alias, in)
 	if err != nil {
-		s.hookError(w, err)
+		hookError(w, s.log, err)
 		return
 	}
 	writeJSON(w, http.StatusCreated, api.HookList{Hooks: added})
@@ -148,12 +149,12 @@ func (s *Server) handleHookImport(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) handleHookExport(w http.ResponseWriter, r *http.Request) {
 	alias := chi.URLParam(r, "profile")
-	if !s.knownProfile(w, alias) {
+	if !knownProfile(w, s.log, s.opts.Profiles, alias) {
 		return
 	}
 	hooks, err := s.opts.Hooks.List(alias)
 	if err != nil {
-		s.hookError(w, err)
+		hookError(w, s.log, err)
 		return
 	}
 	if hooks == nil {
@@ -247,7 +248,7 @@ func (s *Server) checkHooks(ctx context.Context, sess *session, req api.HookChec
 func (s *Server) hookReachable(w http.ResponseWriter, h hook.Hook, prefix string) bool {
 	p, err := s.opts.Profiles.Get(h.Profile)
 	if err != nil {
-		s.profileError(w, err)
+		profileError(w, s.log, err)
 		return false
 	}
 	if tree := hook.NamesAgentWritable(h.Shell, s.agentWritable(p)); tree != "" {

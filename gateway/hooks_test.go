@@ -120,7 +120,7 @@ func (w *hkWorld) do(t *testing.T, tok, method, path, body string) *http.Respons
 // session starts a session for alias and returns its id and token.
 func (w *hkWorld) session(t *testing.T, alias string) (id, tok string) {
 	t.Helper()
-	sess, tok, err := w.s.startSession(t.Context(), alias, 0, audit.ActorAdmin)
+	sess, tok, err := w.s.sessions.start(t.Context(), alias, 0, audit.ActorAdmin)
 	if err != nil {
 		t.Fatalf("startSession: %v", err)
 	}
@@ -489,7 +489,7 @@ func TestHookCheckAuth(t *testing.T) {
 	if d := w.check(t, tok, "Bash", `{}`); !d.Allow {
 		t.Fatalf("check with the session token: got deny (%q), want allow", d.Reason)
 	}
-	if _, ok := w.s.endSession(t.Context(), sessID, "revoked", audit.ActorAdmin); !ok {
+	if _, ok := w.s.sessions.end(t.Context(), sessID, "revoked", audit.ActorAdmin); !ok {
 		t.Fatal("endSession: session not found")
 	}
 	assertError(t, w.do(t, tok, "POST", "/session/hooks/check", body), 401, "unauthorized")

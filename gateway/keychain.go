@@ -1,9 +1,9 @@
 package gateway
 
 import (
-	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 
@@ -29,7 +29,7 @@ type KeyStore interface {
 func (s *Server) handleKeychainList(w http.ResponseWriter, r *http.Request) {
 	entries, err := s.opts.Keys.List()
 	if err != nil {
-		s.keychainError(w, err)
+		keychainError(w, s.log, err)
 		return
 	}
 	if entries == nil {
@@ -66,30 +66,11 @@ func (s *Server) handleKeychainSet(w http.ResponseWriter, r *http.Request) {
 	e, err := s.opts.Keys.Set(ref, credentials.NewSecret(body.Key))
 	if err != nil {
 		s.recordFailure(r, audit.KindCredentialSet, ref, err)
-		s.keychainError(w, err)
+		keychainError(w, s.log, err)
 		return
 	}
 	s.log.Info("credential stored", "credential", ref.String(), "backend", e.Backend)
-	writeJSON(w, http.StatusOK, api.KeychainChange{Entry: e, SessionsEnded: s.endSessionsUsing(r.Context(), ref, "key replaced")})
-}
-
-// endSessionsUsing ends the live sessions whose profile uses the key ref:
-// a replaced or removed key must stop working at once, not when those
-// sessions expire.
-func (s *Server) endSessionsUsing(ctx context.Context, ref credentials.Ref, reason string) int {
-	s.keyChanged(ref)
-	n := 0
-	for _, sess := range s.sessions.list() {
-		if sess.Profile.CredentialRef() == ref {
-			if _, ok := s.endSession(ctx, sess.ID, reason, audit.ActorAdmin); ok {
-				n++
-			}
-		}
-	}
-	if n > 0 {
-		s.log.Info("sessions ended", "credential", ref.String(), "reason", reason, "sessions", n)
-	}
-	return n
+	writeJSON(w, http.StatusOK, api.KeychainChange{Entry: e, SessionsEnded: s.sessions.endUsing(r.Context(), ref, "key replaced")})
 }
 
 func (s *Server) handleKeychainRemove(w http.ResponseWriter, r *http.Request) {
@@ -103,11 +84,11 @@ func (s *Server) handleKeychainRemove(w http.ResponseWriter, r *http.Request) {
 	e, err := s.opts.Keys.Remove(ref)
 	if err != nil {
 		s.recordFailure(r, audit.KindCredentialRemove, ref, err)
-		s.keychainError(w, err)
+		keychainError(w, s.log, err)
 		return
 	}
 	s.log.Info("credential removed", "credential", ref.String(), "backend", e.Backend)
-	writeJSON(w, http.StatusOK, api.KeychainChange{Entry: e, SessionsEnded: s.endSessionsUsing(r.Context(), ref, "key removed")})
+	writeJSON(w, http.StatusOK, api.KeychainChange{Entry: e, SessionsEnded: s.sessions.endUsing(r.Context(), ref, "key removed")})
 }
 
 // recordFailure follows an allowed record whose action then failed.
@@ -120,12 +101,12 @@ func (s *Server) recordFailure(r *http.Request, kind string, ref credentials.Ref
 		Detail: audit.DetailJSON(map[string]any{"error": err.Error()})})
 }
 
-func (s *Server) keychainError(w http.ResponseWriter, err error) {
+func keychainError(w http.ResponseWriter, log *slog.Logger, err error) {
 	if errors.Is(err, credentials.ErrNotFound) {
 		writeError(w, http.StatusNotFound, "not_found", err.Error())
 		return
 	}
-	s.log.Error("credential store", "err", err)
+	log.Error("credential store", "err", err)
 	writeError(w, http.StatusServiceUnavailable, "credential_store_unavailable", err.Error())
 }
 
@@ -153,7 +134,7 @@ func (s *Server) handleKeychainMigrate(w http.ResponseWriter, r *http.Request) {
 		if len(moved) > 0 {
 			err = fmt.Errorf("%w (moved before that: %s)", err, strings.Join(moved, ", "))
 		}
-		s.keychainError(w, err)
+		keychainError(w, s.log, err)
 		return
 	}
 	s.log.Info("credentials migrated", "to", req.To, "keys", len(results))

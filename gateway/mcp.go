@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/http"
 	"os"
 	"slices"
@@ -183,7 +184,7 @@ func (s *Server) mcpVet(sess *session) func(context.Context, string, json.RawMes
 	}
 }
 
-func (s *Server) mcpError(w http.ResponseWriter, err error) {
+func mcpError(w http.ResponseWriter, log *slog.Logger, err error) {
 	switch {
 	case errors.Is(err, mcp.ErrNotFound):
 		writeError(w, http.StatusNotFound, "not_found", err.Error())
@@ -192,19 +193,19 @@ func (s *Server) mcpError(w http.ResponseWriter, err error) {
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		writeError(w, http.StatusGatewayTimeout, "timeout", err.Error())
 	default:
-		s.log.Error("MCP server operation failed", "err", err)
+		log.Error("MCP server operation failed", "err", err)
 		writeError(w, http.StatusInternalServerError, "internal", err.Error())
 	}
 }
 
 func (s *Server) handleMCPList(w http.ResponseWriter, r *http.Request) {
 	alias := r.URL.Query().Get("profile")
-	if !s.knownProfile(w, alias) {
+	if !knownProfile(w, s.log, s.opts.Profiles, alias) {
 		return
 	}
 	out, err := s.mcp.srv.Servers(alias)
 	if err != nil {
-		s.mcpError(w, err)
+		mcpError(w, s.log, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, api.MCPServerList{Servers: out})
@@ -215,7 +216,7 @@ func (s *Server) handleMCPAdd(w http.ResponseWriter, r *http.Request) {
 	if !decodeJSON(w, r, &req) {
 		return
 	}
-	if !s.knownProfile(w, req.Profile) {
+	if !knownProfile(w, s.log, s.opts.Profiles, req.Profile) {
 		return
 	}
 	c := mcpserver.Config{Name: req.Name, Command: req.Command, URL: req.URL, Credential: req.Credential,
@@ -256,7 +257,7 @@ func (s *Server) handleMCPAdd(w http.ResponseWriter, r *http.Request) {
 	}
 	added, err := s.mcp.srv.AddServer(req.Profile, c)
 	if err != nil {
-		s.mcpError(w, err)
+		mcpError(w, s.log, err)
 		return
 	}
 	s.log.Info("MCP server added", "profile", req.Profile, "server", added.Name)
@@ -267,7 +268,7 @@ func (s *Server) handleMCPAdd(w http.ResponseWriter, r *http.Request) {
 // route, checked; when not ok it has answered.
 func (s *Server) mcpServerParams(w http.ResponseWriter, r *http.Request) (alias, name string, ok bool) {
 	alias, name = chi.URLParam(r, "profile"), chi.URLParam(r, "name")
-	if !s.knownProfile(w, alias) {
+	if !knownProfile(w, s.log, s.opts.Profiles, alias) {
 		return "", "", false
 	}
 	if err := mcpserver.ValidateName(name); err != nil {
@@ -290,7 +291,7 @@ func (s *Server) handleMCPRemove(w http.ResponseWriter, r *http.Request) {
 		// The record above said allow; say it did not happen.
 		_ = s.rec.record(r.Context(), audit.Record{Kind: audit.KindMCPRemove, Profile: alias, Actor: audit.ActorAdmin, Target: name, Decision: audit.Error,
 			Detail: audit.DetailJSON(map[string]any{"error": err.Error()})})
-		s.mcpError(w, err)
+		mcpError(w, s.log, err)
 		return
 	}
 	s.log.Info("MCP server removed", "profile", alias, "server", name)
@@ -310,7 +311,7 @@ func (s *Server) handleMCPApprove(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	current, changed, err := s.mcp.srv.Pending(ctx, alias, name)
 	if err != nil {
-		s.mcpError(w, err)
+		mcpError(w, s.log, err)
 		return
 	}
 	if changed == nil {
@@ -325,7 +326,7 @@ func (s *Server) handleMCPApprove(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := s.mcp.srv.Approve(alias, name, current); err != nil {
-		s.mcpError(w, err)
+		mcpError(w, s.log, err)
 		return
 	}
 	s.log.Info("MCP server tools approved", "profile", alias, "server", name, "changed", len(changed))

@@ -44,7 +44,7 @@ func BenchmarkMCPToolCall(b *testing.B) {
 	b.Cleanup(func() { up.CloseClientConnections(); up.Close() })
 
 	s, ts, hooks := benchRinglet(b, up.URL+"/mcp")
-	_, tok, err := s.startSession(context.Background(), "work", 0, audit.ActorAdmin)
+	_, tok, err := s.sessions.start(context.Background(), "work", 0, audit.ActorAdmin)
 	if err != nil {
 		b.Fatal(err)
 	}

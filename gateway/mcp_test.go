@@ -89,7 +89,7 @@ func newMCPWorldWith(t *testing.T, change func(*Options)) *mcpWorld {
 // session starts a session of alias and returns its id and token.
 func (w *mcpWorld) session(t *testing.T, alias string) (string, string) {
 	t.Helper()
-	sess, tok, err := w.s.startSession(t.Context(), alias, 0, audit.ActorAdmin)
+	sess, tok, err := w.s.sessions.start(t.Context(), alias, 0, audit.ActorAdmin)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,7 +200,7 @@ func TestMCPAuthentication(t *testing.T) {
 	w := newMCPWorld(t)
 	_, sessTok := w.session(t, "work")
 	revokedID, revokedTok := w.session(t, "other")
-	w.s.endSession(t.Context(), revokedID, "revoked", audit.ActorAdmin)
+	w.s.sessions.end(t.Context(), revokedID, "revoked", audit.ActorAdmin)
 	for _, tc := range []struct {
 		name   string
 		hdr    map[string]string
@@ -482,7 +482,7 @@ func TestMCPStreamsEndWithTheirToken(t *testing.T) {
 		tok  string
 		end  func()
 	}{
-		{"session revoked", sessTok, func() { w.s.endSession(t.Context(), sessID, "revoked", audit.ActorAdmin) }},
+		{"session revoked", sessTok, func() { w.s.sessions.end(t.Context(), sessID, "revoked", audit.ActorAdmin) }},
 		{"admin token rotated", testToken, func() {
 			if status, body := w.rest(t, testToken, "POST", "/api/daemon/rotate-token", ""); status != http.StatusOK {
 				t.Fatalf("rotate: %d %s", status, body)

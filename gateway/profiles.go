@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"errors"
+	"log/slog"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -25,7 +26,7 @@ func (s *Server) handleProfileUpdate(w http.ResponseWriter, r *http.Request) {
 	}
 	cat, err := profile.LoadCatalog(s.opts.CatalogDir)
 	if err != nil {
-		s.profileError(w, err)
+		profileError(w, s.log, err)
 		return
 	}
 	change := func(p *profile.Profile) {
@@ -69,12 +70,12 @@ func (s *Server) handleProfileUpdate(w http.ResponseWriter, r *http.Request) {
 	// Refuse an invalid change before it is recorded as allowed.
 	cur, err := s.opts.Profiles.Get(alias)
 	if err != nil {
-		s.profileError(w, err)
+		profileError(w, s.log, err)
 		return
 	}
 	change(&cur)
 	if err := cur.Validate(cat); err != nil {
-		s.profileError(w, err)
+		profileError(w, s.log, err)
 		return
 	}
 	if err := s.exposesOwn(alias, append(append([]string{cur.Workspace}, cur.ReadOnly...), cur.ReadWrite...)...); err != nil {
@@ -87,7 +88,7 @@ func (s *Server) handleProfileUpdate(w http.ResponseWriter, r *http.Request) {
 	p, err := s.opts.Profiles.Update(cat, alias, change)
 	if err != nil {
 		_ = s.rec.record(r.Context(), audit.Record{Kind: audit.KindProfileUpdate, Profile: alias, Actor: audit.ActorAdmin, Decision: audit.Error, Detail: audit.DetailJSON(map[string]any{"error": err.Error()})})
-		s.profileError(w, err)
+		profileError(w, s.log, err)
 		return
 	}
 	s.log.Info("profile updated", "profile", alias)
@@ -96,7 +97,7 @@ func (s *Server) handleProfileUpdate(w http.ResponseWriter, r *http.Request) {
 }
 
 // profileError maps profile, catalog and credential errors to statuses.
-func (s *Server) profileError(w http.ResponseWriter, err error) {
+func profileError(w http.ResponseWriter, log *slog.Logger, err error) {
 	switch {
 	case errors.Is(err, profile.ErrNotFound):
 		writeError(w, http.StatusNotFound, "not_found", err.Error())
@@ -110,7 +111,7 @@ func (s *Server) profileError(w http.ResponseWriter, err error) {
 		strings.Contains(err.Error(), "workspace") || strings.HasPrefix(err.Error(), "agent ") || strings.HasPrefix(err.Error(), "provider "):
 		writeError(w, http.StatusBadRequest, "invalid_profile", err.Error())
 	default:
-		s.log.Error("profile operation failed", "err", err)
+		log.Error("profile operation failed", "err", err)
 		writeError(w, http.StatusInternalServerError, "internal", err.Error())
 	}
 }
@@ -137,7 +138,7 @@ func (s *Server) view(p profile.Profile, keys []credentials.Entry) api.ProfileVi
 func (s *Server) handleProfileList(w http.ResponseWriter, r *http.Request) {
 	ps, err := s.opts.Profiles.List()
 	if err != nil {
-		s.profileError(w, err)
+		profileError(w, s.log, err)
 		return
 	}
 	keys, _ := s.opts.Keys.List()
@@ -151,7 +152,7 @@ func (s *Server) handleProfileList(w http.ResponseWriter, r *http.Request) {
 func (s *Server) handleProfileGet(w http.ResponseWriter, r *http.Request) {
 	p, err := s.opts.Profiles.Get(chi.URLParam(r, "alias"))
 	if err != nil {
-		s.profileError(w, err)
+		profileError(w, s.log, err)
 		return
 	}
 	keys, _ := s.opts.Keys.List()
@@ -165,7 +166,7 @@ func (s *Server) handleProfileCreate(w http.ResponseWriter, r *http.Request) {
 	}
 	cat, err := profile.LoadCatalog(s.opts.CatalogDir)
 	if err != nil {
-		s.profileError(w, err)
+		profileError(w, s.log, err)
 		return
 	}
 	p := profile.Profile{Alias: req.Alias, Agent: req.Agent, Provider: req.Provider, Model: req.Model, Workspace: req.Workspace, Endpoint: req.Endpoint, Command: req.Command,
@@ -173,7 +174,7 @@ func (s *Server) handleProfileCreate(w http.ResponseWriter, r *http.Request) {
 		Protect: req.Protect, Unprotect: req.Unprotect,
 		MaxProcs: req.MaxProcs, MaxMemory: req.MaxMemory, TmpSize: req.TmpSize}
 	if err := p.Validate(cat); err != nil {
-		s.profileError(w, err)
+		profileError(w, s.log, err)
 		return
 	}
 	if err := s.exposesOwn(p.Alias, append(append([]string{p.Workspace}, p.ReadOnly...), p.ReadWrite...)...); err != nil {
@@ -188,7 +189,7 @@ func (s *Server) handleProfileCreate(w http.ResponseWriter, r *http.Request) {
 	created, err := s.opts.Profiles.Create(cat, p)
 	if err != nil {
 		_ = s.rec.record(r.Context(), audit.Record{Kind: audit.KindProfileCreate, Profile: p.Alias, Actor: audit.ActorAdmin, Decision: audit.Error, Detail: audit.DetailJSON(map[string]any{"error": err.Error()})})
-		s.profileError(w, err)
+		profileError(w, s.log, err)
 		return
 	}
 	if created.Agent == "claude" {
@@ -212,7 +213,7 @@ func (s *Server) handleProfileDelete(w http.ResponseWriter, r *http.Request) {
 	alias := chi.URLParam(r, "alias")
 	p, err := s.opts.Profiles.Get(alias)
 	if err != nil {
-		s.profileError(w, err)
+		profileError(w, s.log, err)
 		return
 	}
 	purge := r.URL.Query().Get("purge_key") == "true"
@@ -227,11 +228,11 @@ func (s *Server) handleProfileDelete(w http.ResponseWriter, r *http.Request) {
 	}
 	for _, sess := range s.sessions.list() {
 		if sess.Profile.Alias == alias {
-			s.endSession(r.Context(), sess.ID, "profile deleted", audit.ActorAdmin)
+			s.sessions.end(r.Context(), sess.ID, "profile deleted", audit.ActorAdmin)
 		}
 	}
 	if _, err := s.opts.Profiles.Delete(alias); err != nil {
-		s.profileError(w, err)
+		profileError(w, s.log, err)
 		return
 	}
 	if err := s.opts.Hooks.DeleteProfile(alias); err != nil {
@@ -245,7 +246,7 @@ func (s *Server) handleProfileDelete(w http.ResponseWriter, r *http.Request) {
 		if _, err := s.opts.Keys.Remove(p.CredentialRef()); err == nil {
 			keyRemoved = true
 		} else if !errors.Is(err, credentials.ErrNotFound) {
-			s.keychainError(w, err)
+			keychainError(w, s.log, err)
 			return
 		}
 	}
@@ -256,7 +257,7 @@ func (s *Server) handleProfileDelete(w http.ResponseWriter, r *http.Request) {
 func (s *Server) handleProviderList(w http.ResponseWriter, r *http.Request) {
 	cat, err := profile.LoadCatalog(s.opts.CatalogDir)
 	if err != nil {
-		s.profileError(w, err)
+		profileError(w, s.log, err)
 		return
 	}
 	out := []profile.Provider{}
@@ -269,7 +270,7 @@ func (s *Server) handleProviderList(w http.ResponseWriter, r *http.Request) {
 func (s *Server) handleProviderGet(w http.ResponseWriter, r *http.Request) {
 	cat, err := profile.LoadCatalog(s.opts.CatalogDir)
 	if err != nil {
-		s.profileError(w, err)
+		profileError(w, s.log, err)
 		return
 	}
 	p, err := cat.Provider(chi.URLParam(r, "id"))
@@ -293,7 +294,7 @@ func (s *Server) handleProviderAdd(w http.ResponseWriter, r *http.Request) {
 	}
 	cat, err := profile.LoadCatalog(s.opts.CatalogDir)
 	if err != nil {
-		s.profileError(w, err)
+		profileError(w, s.log, err)
 		return
 	}
 	if !s.rec.recordOr503(w, r, audit.Record{Kind: audit.KindProviderAdd, Actor: audit.ActorAdmin, Target: p.ID, Decision: audit.Allow,
@@ -311,7 +312,7 @@ func (s *Server) handleProviderAdd(w http.ResponseWriter, r *http.Request) {
 func (s *Server) handleAgents(w http.ResponseWriter, r *http.Request) {
 	cat, err := profile.LoadCatalog(s.opts.CatalogDir)
 	if err != nil {
-		s.profileError(w, err)
+		profileError(w, s.log, err)
 		return
 	}
 	out := []profile.Agent{}

@@ -96,7 +96,7 @@ func newProxySetup(b testing.TB, upstream http.Handler, format, auth string) *be
 	ln.Config.Handler = s.Handler()
 	ln.Start()
 	b.Cleanup(ln.Close)
-	_, sessTok, err := s.startSession(context.Background(), "bench", time.Hour, audit.ActorAdmin)
+	_, sessTok, err := s.sessions.start(context.Background(), "bench", time.Hour, audit.ActorAdmin)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -54,7 +54,7 @@ func newRouteWorlds(t *testing.T) []*routeWorld {
 	full := newMCPWorld(t)
 	w := &routeWorld{name: "full", s: full.s, host: "127.0.0.1:" + strconv.Itoa(int(full.s.port.Load())), garbage: "not-a-token"}
 	start := func(alias string) (*session, string) {
-		sess, tok, err := full.s.startSession(t.Context(), alias, 0, audit.ActorAdmin)
+		sess, tok, err := full.s.sessions.start(t.Context(), alias, 0, audit.ActorAdmin)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -65,7 +65,7 @@ func newRouteWorlds(t *testing.T) []*routeWorld {
 	_, w.foreign = start("other")
 	var gone *session
 	gone, w.revoked = start("work")
-	full.s.endSession(t.Context(), gone.ID, "revoked", audit.ActorAdmin)
+	full.s.sessions.end(t.Context(), gone.ID, "revoked", audit.ActorAdmin)
 	// Past its expiry but not yet ended by its timer: the lookup must
 	// notice.
 	var old *session

@@ -26,7 +26,6 @@ import (
 
 	"github.com/neullabs/ringlet/api"
 	"github.com/neullabs/ringlet/audit"
-	"github.com/neullabs/ringlet/credentials"
 	"github.com/neullabs/ringlet/hook"
 	"github.com/neullabs/ringlet/launch"
 	"github.com/neullabs/ringlet/mcp"
@@ -111,9 +110,6 @@ type Server struct {
 	metrics *metrics
 	auth    *authenticator
 	bus     *eventBus
-	// keyGen counts key changes per credential (see startSession).
-	keyGenMu sync.Mutex
-	keyGen   map[credentials.Ref]uint64
 	// guardDenials paces the records of refused cross-site requests,
 	// authDenials those of bad tokens, per source.
 	guardDenials denialLimiter
@@ -131,7 +127,7 @@ type Server struct {
 	stopOnce sync.Once
 	stopCh   chan string // carries the reason of the first stop request
 
-	sessions *sessionTable
+	sessions *sessions
 	// mcpLease is held on the trees of sandboxed MCP servers.
 	mcpLease *sandbox.Lease
 	proxy    *proxy
@@ -139,8 +135,6 @@ type Server struct {
 	// may take at once.
 	bodies    *bodyBudget
 	mcp       *mcpGateway
-	sockMu    sync.Mutex
-	sockets   map[string]*sessionSocket
 	termMu    sync.Mutex
 	terminals map[string]*terminal
 
@@ -197,13 +191,15 @@ func New(opts Options) (*Server, error) {
 		started:   time.Now(),
 		stopCh:    make(chan string, 1),
 		bodies:    &bodyBudget{},
-		sessions:  newSessionTable(),
 		mcpLease:  sandbox.NewLease(opts.StateDir),
-		sockets:   map[string]*sessionSocket{},
 		terminals: map[string]*terminal{},
 	}
 	s.life = newLife()
 	s.rec = &recorder{audit: opts.Audit, bus: s.bus, log: s.log}
+	s.sessions = newSessions(sessionsOptions{Profiles: opts.Profiles, Keys: opts.Keys, CatalogDir: opts.CatalogDir, Executable: opts.Executable,
+		Keyed: opts.Keyed, Launch: opts.Launch, SocketDir: opts.SocketDir, Rec: s.rec, Metrics: s.metrics, Life: s.life, Log: s.log,
+		Socket: func(sess *session) http.Handler { return s.socketHandler(sess) },
+		Touch:  func() { s.lastActivity.Store(time.Now().UnixNano()) }})
 	s.proxy = newProxy(proxyOptions{Rec: s.rec, Metrics: s.metrics, Log: s.log, Bodies: s.bodies,
 		IdleTimeout: opts.ProxyIdleTimeout, HeaderTimeout: opts.ProxyResponseHeaderTimeout, Writable: opts.AuditWritable})
 	s.mcp = s.newMCP()
@@ -488,7 +484,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) (reason string, err
 	// Remote agents first: their terminals are streams the shutdown
 	// would otherwise wait for until its deadline.
 	s.stopTerminals()
-	s.endAllSessions("daemon stopped")
+	s.sessions.endAll("daemon stopped")
 	if err := s.rec.record(context.Background(), audit.Record{Kind: audit.KindDaemonStop, Actor: audit.ActorDaemon, Decision: audit.Allow,
 		Detail: audit.DetailJSON(map[string]any{"reason": reason, "uptime_seconds": int64(time.Since(s.started).Seconds())})}); err != nil {
 		s.log.Error("could not audit the daemon stop", "err", err)

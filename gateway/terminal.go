@@ -60,7 +60,7 @@ func (t *terminal) info() api.TerminalInfo {
 }
 
 func (s *Server) handleTerminalStart(w http.ResponseWriter, r *http.Request) {
-	sess := s.findSession(w, r)
+	sess := s.sessions.find(w, r)
 	if sess == nil {
 		return
 	}
@@ -189,7 +189,7 @@ func (s *Server) runTerminal(t *terminal) {
 	t.exited, t.exitCode = true, code
 	t.mu.Unlock()
 	close(t.done)
-	s.endSession(context.Background(), t.sess.ID, "agent exited with code "+itoaInt(code), audit.ActorDaemon)
+	s.sessions.end(context.Background(), t.sess.ID, "agent exited with code "+itoaInt(code), audit.ActorDaemon)
 }
 
 func itoaInt(i int) string { return strconv.Itoa(i) }
