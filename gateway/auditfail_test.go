@@ -237,9 +237,9 @@ func TestEveryActionRefusedWhenAuditFails(t *testing.T) {
 		{"terminal start", "POST", "/api/sessions/{id}/terminal", false, func(*auditFailWorld) string {
 			return `{"cols":80,"rows":24}`
 		}, func(t *testing.T, w *auditFailWorld) {
-			w.s.termMu.Lock()
-			n := len(w.s.terminals)
-			w.s.termMu.Unlock()
+			w.s.terminals.mu.Lock()
+			n := len(w.s.terminals.byID)
+			w.s.terminals.mu.Unlock()
 			if n != 0 {
 				t.Errorf("terminals: got %d, want none started", n)
 			}

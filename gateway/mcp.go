@@ -172,11 +172,11 @@ func (s *Server) adminAPI(outer *http.Request) http.Handler {
 // call when a record cannot be written.
 func (s *Server) mcpVet(sess *session) func(context.Context, string, json.RawMessage) mcp.Verdict {
 	return func(ctx context.Context, tool string, input json.RawMessage) mcp.Verdict {
-		d, hooks := s.checkHooks(ctx, sess, api.HookCheck{Event: hook.PreToolUse, ToolName: tool, ToolInput: input}, "mcp")
+		d, hooks := s.hooks.check(ctx, sess, api.HookCheck{Event: hook.PreToolUse, ToolName: tool, ToolInput: input}, "mcp")
 		v := mcp.Verdict{Allow: d.Allow, Reason: d.Reason}
 		if d.Allow && slices.ContainsFunc(hooks, func(h hook.Hook) bool { return h.Event == hook.PostToolUse && h.Matches(hook.PostToolUse, tool) }) {
 			v.After = func(ctx context.Context, output json.RawMessage) mcp.Verdict {
-				d, _ := s.checkHooks(ctx, sess, api.HookCheck{Event: hook.PostToolUse, ToolName: tool, ToolInput: input, ToolOutput: output}, "mcp")
+				d, _ := s.hooks.check(ctx, sess, api.HookCheck{Event: hook.PostToolUse, ToolName: tool, ToolInput: input, ToolOutput: output}, "mcp")
 				return mcp.Verdict{Allow: d.Allow, Reason: d.Reason}
 			}
 		}

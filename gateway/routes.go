@@ -122,7 +122,7 @@ func (s *Server) routes() []route {
 	)
 	// limited is a JSON API handler behind the body limit and read deadline.
 	limited := func(h http.HandlerFunc) http.Handler { return limitBody(s.opts.MaxBodyBytes, 30*time.Second)(h) }
-	hookCheck := limitBody(maxHookCheckBody, 30*time.Second)(http.HandlerFunc(s.handleHookCheck))
+	hookCheck := limitBody(maxHookCheckBody, 30*time.Second)(http.HandlerFunc(s.hooks.handleHookCheck))
 
 	rs := []route{
 		{every, unrouted, byAdmin, onTCP, refuseAdmin, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -136,7 +136,7 @@ func (s *Server) routes() []route {
 		})},
 		// Egress to the profile's --allow-host hosts, from its sandbox.
 		{http.MethodConnect, tunnel, bySocket, onSocket, refuseSocket, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			s.handleConnect(w, r, sessionOf(r))
+			s.egress.handleConnect(w, r, sessionOf(r))
 		})},
 
 		{get, "/metrics", byAdmin, onTCP, refuseAdmin, s.metrics.handler()},
@@ -163,15 +163,15 @@ func (s *Server) routes() []route {
 		route{del, "/api/sessions/{id}", byAdmin, onTCP, refuseAdmin, limited(s.sessions.handleSessionRevoke)},
 		route{post, "/api/sessions/{id}/plan", byAdmin, onTCP, refuseAdmin, limited(s.sessions.handleSessionPlan)},
 		route{post, "/api/sessions/{id}/lease", byAdmin, onTCP, refuseAdmin, limited(s.sessions.handleSessionLease)},
-		route{post, "/api/sessions/{id}/terminal", byAdmin, onTCP, refuseAdmin, limited(s.handleTerminalStart)},
-		route{get, "/api/sessions/{id}/terminal", byAdmin, onTCP, refuseAdmin, limited(s.handleTerminalAttach)},
-		route{get, "/api/sessions/{id}/terminal/info", byAdmin, onTCP, refuseAdmin, limited(s.handleTerminalInfo)},
-		route{del, "/api/sessions/{id}/terminal", byAdmin, onTCP, refuseAdmin, limited(s.handleTerminalKill)},
+		route{post, "/api/sessions/{id}/terminal", byAdmin, onTCP, refuseAdmin, limited(s.terminals.handleTerminalStart)},
+		route{get, "/api/sessions/{id}/terminal", byAdmin, onTCP, refuseAdmin, limited(s.terminals.handleTerminalAttach)},
+		route{get, "/api/sessions/{id}/terminal/info", byAdmin, onTCP, refuseAdmin, limited(s.terminals.handleTerminalInfo)},
+		route{del, "/api/sessions/{id}/terminal", byAdmin, onTCP, refuseAdmin, limited(s.terminals.handleTerminalKill)},
 		route{get, "/api/providers/", byAdmin, onTCP, refuseAdmin, limited(s.handleProviderList)},
 		route{post, "/api/providers/", byAdmin, onTCP, refuseAdmin, limited(s.handleProviderAdd)},
 		route{get, "/api/providers/{id}", byAdmin, onTCP, refuseAdmin, limited(s.handleProviderGet)},
 		route{get, "/api/agents", byAdmin, onTCP, refuseAdmin, limited(s.handleAgents)},
-		route{get, "/api/terminals", byAdmin, onTCP, refuseAdmin, limited(s.handleTerminalList)},
+		route{get, "/api/terminals", byAdmin, onTCP, refuseAdmin, limited(s.terminals.handleTerminalList)},
 	)
 
 	rs = append(rs,
@@ -203,11 +203,11 @@ func (s *Server) routes() []route {
 	rs = append(rs,
 		// A session's agent asks whether a tool call may run.
 		route{post, "/session/hooks/check", bySession, onTCP | onSocket, refuseHookCheck, hookCheck},
-		route{get, "/api/hooks/", byAdmin, onTCP, refuseAdmin, limited(s.handleHookList)},
-		route{post, "/api/hooks/", byAdmin, onTCP, refuseAdmin, limited(s.handleHookAdd)},
-		route{del, "/api/hooks/{profile}/{id}", byAdmin, onTCP, refuseAdmin, limited(s.handleHookRemove)},
-		route{post, "/api/hooks/{profile}/import", byAdmin, onTCP, refuseAdmin, limited(s.handleHookImport)},
-		route{get, "/api/hooks/{profile}/export", byAdmin, onTCP, refuseAdmin, limited(s.handleHookExport)})
+		route{get, "/api/hooks/", byAdmin, onTCP, refuseAdmin, limited(s.hooks.handleHookList)},
+		route{post, "/api/hooks/", byAdmin, onTCP, refuseAdmin, limited(s.hooks.handleHookAdd)},
+		route{del, "/api/hooks/{profile}/{id}", byAdmin, onTCP, refuseAdmin, limited(s.hooks.handleHookRemove)},
+		route{post, "/api/hooks/{profile}/import", byAdmin, onTCP, refuseAdmin, limited(s.hooks.handleHookImport)},
+		route{get, "/api/hooks/{profile}/export", byAdmin, onTCP, refuseAdmin, limited(s.hooks.handleHookExport)})
 
 	rs = append(rs,
 		// The MCP gateway: the admin token sees Ringlet's controls, a

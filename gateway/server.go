@@ -135,8 +135,9 @@ type Server struct {
 	// may take at once.
 	bodies    *bodyBudget
 	mcp       *mcpGateway
-	termMu    sync.Mutex
-	terminals map[string]*terminal
+	terminals *terminals
+	egress    *egress
+	hooks     *hooks
 
 	life *life
 }
@@ -184,15 +185,14 @@ func New(opts Options) (*Server, error) {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{
-		opts:      opts,
-		log:       opts.Logger,
-		metrics:   newMetrics(),
-		bus:       newEventBus(),
-		started:   time.Now(),
-		stopCh:    make(chan string, 1),
-		bodies:    &bodyBudget{},
-		mcpLease:  sandbox.NewLease(opts.StateDir),
-		terminals: map[string]*terminal{},
+		opts:     opts,
+		log:      opts.Logger,
+		metrics:  newMetrics(),
+		bus:      newEventBus(),
+		started:  time.Now(),
+		stopCh:   make(chan string, 1),
+		bodies:   &bodyBudget{},
+		mcpLease: sandbox.NewLease(opts.StateDir),
 	}
 	s.life = newLife()
 	s.rec = &recorder{audit: opts.Audit, bus: s.bus, log: s.log}
@@ -200,6 +200,11 @@ func New(opts Options) (*Server, error) {
 		Keyed: opts.Keyed, Launch: opts.Launch, SocketDir: opts.SocketDir, Rec: s.rec, Metrics: s.metrics, Life: s.life, Log: s.log,
 		Socket: func(sess *session) http.Handler { return s.socketHandler(sess) },
 		Touch:  func() { s.lastActivity.Store(time.Now().UnixNano()) }})
+	s.terminals = newTerminals(terminalsOptions{Sessions: s.sessions, StateDir: opts.StateDir, Rec: s.rec, Life: s.life, Log: s.log,
+		ShutdownTimeout: opts.ShutdownTimeout})
+	s.hooks = &hooks{o: hooksOptions{Store: opts.Hooks, Profiles: opts.Profiles, Sessions: s.sessions, MCPStore: opts.MCPStore,
+		Rec: s.rec, Log: s.log, Bodies: s.bodies}}
+	s.egress = &egress{rec: s.rec, life: s.life}
 	s.proxy = newProxy(proxyOptions{Rec: s.rec, Metrics: s.metrics, Log: s.log, Bodies: s.bodies,
 		IdleTimeout: opts.ProxyIdleTimeout, HeaderTimeout: opts.ProxyResponseHeaderTimeout, Writable: opts.AuditWritable})
 	s.mcp = s.newMCP()
@@ -483,7 +488,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) (reason string, err
 	s.log.Info("daemon stopping", "reason", reason)
 	// Remote agents first: their terminals are streams the shutdown
 	// would otherwise wait for until its deadline.
-	s.stopTerminals()
+	s.terminals.stopAll()
 	s.sessions.endAll("daemon stopped")
 	if err := s.rec.record(context.Background(), audit.Record{Kind: audit.KindDaemonStop, Actor: audit.ActorDaemon, Decision: audit.Allow,
 		Detail: audit.DetailJSON(map[string]any{"reason": reason, "uptime_seconds": int64(time.Since(s.started).Seconds())})}); err != nil {
