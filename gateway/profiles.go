@@ -240,7 +240,7 @@ func (s *Server) handleProfileDelete(w http.ResponseWriter, r *http.Request) {
 	}
 	// A profile created again under this alias starts with no upstream
 	// MCP servers and no pinned tools.
-	s.forgetMCPProfile(alias)
+	s.mcp.forgetProfile(alias)
 	keyRemoved := false
 	if purge {
 		if _, err := s.opts.Keys.Remove(p.CredentialRef()); err == nil {

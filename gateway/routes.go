@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"context"
 	"net/http"
 	"strings"
 	"time"
@@ -212,14 +211,14 @@ func (s *Server) routes() []route {
 	rs = append(rs,
 		// The MCP gateway: the admin token sees Ringlet's controls, a
 		// session token its profile's tools (handleMCP).
-		route{every, "/mcp", byAdmin | bySession, onTCP | onSocket, refuseAdmin, http.HandlerFunc(s.handleMCP)},
+		route{every, "/mcp", byAdmin | bySession, onTCP | onSocket, refuseAdmin, http.HandlerFunc(s.mcp.handleMCP)},
 		route{every, "/mcp/*", byAdmin, onTCP, refuseAdmin, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusNotFound, "not_found", "the MCP endpoint is /mcp")
 		})},
-		route{get, "/api/mcp/servers/", byAdmin, onTCP, refuseAdmin, limited(s.handleMCPList)},
-		route{post, "/api/mcp/servers/", byAdmin, onTCP, refuseAdmin, limited(s.handleMCPAdd)},
-		route{del, "/api/mcp/servers/{profile}/{name}", byAdmin, onTCP, refuseAdmin, limited(s.handleMCPRemove)},
-		route{post, "/api/mcp/servers/{profile}/{name}/approve", byAdmin, onTCP, refuseAdmin, limited(s.handleMCPApprove)})
+		route{get, "/api/mcp/servers/", byAdmin, onTCP, refuseAdmin, limited(s.mcp.handleMCPList)},
+		route{post, "/api/mcp/servers/", byAdmin, onTCP, refuseAdmin, limited(s.mcp.handleMCPAdd)},
+		route{del, "/api/mcp/servers/{profile}/{name}", byAdmin, onTCP, refuseAdmin, limited(s.mcp.handleMCPRemove)},
+		route{post, "/api/mcp/servers/{profile}/{name}/approve", byAdmin, onTCP, refuseAdmin, limited(s.mcp.handleMCPApprove)})
 	return rs
 }
 
@@ -377,17 +376,4 @@ func (s *Server) socketHandler(sess *session) *chi.Mux {
 	}
 	return s.router(onSocket, sess, tunnels, s.metrics.middleware, s.recoverer, s.activity,
 		newHostGuard(sandbox.ForwarderPort, "", s.guardDenied).middleware)
-}
-
-// sessionTools answers the session tools of c, a session caller of /mcp,
-// from the onTools routes.
-func (s *Server) sessionTools(c caller) http.Handler {
-	s.mcp.toolsOnce.Do(func() { s.mcp.tools = s.router(onTools, nil) })
-	tools := s.mcp.tools
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// The context still holds chi's routing state of the /mcp
-		// request; the router would take this request for a sub-route.
-		ctx := context.WithValue(r.Context(), chi.RouteCtxKey, nil)
-		tools.ServeHTTP(w, r.WithContext(withCaller(ctx, c)))
-	})
 }

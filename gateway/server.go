@@ -30,7 +30,6 @@ import (
 	"github.com/neullabs/ringlet/launch"
 	"github.com/neullabs/ringlet/mcp"
 	"github.com/neullabs/ringlet/profile"
-	"github.com/neullabs/ringlet/sandbox"
 
 	"github.com/neullabs/ringlet/token"
 	"github.com/neullabs/ringlet/version"
@@ -128,8 +127,6 @@ type Server struct {
 	stopCh   chan string // carries the reason of the first stop request
 
 	sessions *sessions
-	// mcpLease is held on the trees of sandboxed MCP servers.
-	mcpLease *sandbox.Lease
 	proxy    *proxy
 	// bodies is what the request bodies the proxy and hook checks hold
 	// may take at once.
@@ -185,14 +182,13 @@ func New(opts Options) (*Server, error) {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{
-		opts:     opts,
-		log:      opts.Logger,
-		metrics:  newMetrics(),
-		bus:      newEventBus(),
-		started:  time.Now(),
-		stopCh:   make(chan string, 1),
-		bodies:   &bodyBudget{},
-		mcpLease: sandbox.NewLease(opts.StateDir),
+		opts:    opts,
+		log:     opts.Logger,
+		metrics: newMetrics(),
+		bus:     newEventBus(),
+		started: time.Now(),
+		stopCh:  make(chan string, 1),
+		bodies:  &bodyBudget{},
 	}
 	s.life = newLife()
 	s.rec = &recorder{audit: opts.Audit, bus: s.bus, log: s.log}
@@ -207,12 +203,18 @@ func New(opts Options) (*Server, error) {
 	s.egress = &egress{rec: s.rec, life: s.life}
 	s.proxy = newProxy(proxyOptions{Rec: s.rec, Metrics: s.metrics, Log: s.log, Bodies: s.bodies,
 		IdleTimeout: opts.ProxyIdleTimeout, HeaderTimeout: opts.ProxyResponseHeaderTimeout, Writable: opts.AuditWritable})
-	s.mcp = s.newMCP()
+	s.mcp = newMCPGateway(mcpOptions{Store: opts.MCPStore, Profiles: opts.Profiles, Keys: opts.Keys, Launch: opts.Launch, StateDir: opts.StateDir,
+		Path: opts.MCPPath, Hooks: s.hooks, Rec: s.rec, Metrics: s.metrics, Life: s.life, Log: s.log,
+		API: s.Handler, Tools: func() http.Handler { return s.router(onTools, nil) }})
 	s.metrics.reg.MustRegister(opts.Collectors...)
 	s.auth = newAuthenticator(opts.Token)
 	s.lastActivity.Store(time.Now().UnixNano())
 	return s, nil
 }
+
+// RunMCP runs the MCP gateway until ctx ends, then stops the upstream
+// servers it started and waits for them.
+func (s *Server) RunMCP(ctx context.Context) error { return s.mcp.run(ctx) }
 
 // authFailed counts and records a refused credential; tok is the token
 // the request presented, if any.
