@@ -6,12 +6,14 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/neullabs/ringlet/api"
 	"github.com/neullabs/ringlet/audit"
+	"github.com/neullabs/ringlet/provider"
 )
 
 // Auditor is the audit log as the gateway uses it: Append returns once the
@@ -130,13 +132,19 @@ var auditOff = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 	writeError(w, http.StatusNotFound, "audit_disabled", "the daemon runs with --no-audit-log; there is no audit log to read")
 })
 
-func (s *Server) handleAuditQuery(w http.ResponseWriter, r *http.Request) {
+// auditReader answers what reads the audit log: /api/audit, its
+// verification and /api/usage (priced from the catalogs in catalogDir).
+type auditReader struct {
+	path, catalogDir string
+}
+
+func (ar *auditReader) handleAuditQuery(w http.ResponseWriter, r *http.Request) {
 	f, err := audit.ParseFilter(r.URL.Query(), time.Now(), time.UTC)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "bad_filter", err.Error())
 		return
 	}
-	recs, next, err := audit.Query(r.Context(), s.opts.AuditPath, f)
+	recs, next, err := audit.Query(r.Context(), ar.path, f)
 	if err != nil {
 		writeError(w, http.StatusServiceUnavailable, "audit_unavailable", err.Error())
 		return
@@ -152,11 +160,37 @@ func (s *Server) handleAuditQuery(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-func (s *Server) handleAuditVerify(w http.ResponseWriter, r *http.Request) {
-	res, err := audit.Verify(s.opts.AuditPath)
+func (ar *auditReader) handleAuditVerify(w http.ResponseWriter, r *http.Request) {
+	res, err := audit.Verify(ar.path)
 	if err != nil {
 		writeError(w, http.StatusServiceUnavailable, "audit_unavailable", err.Error())
 		return
 	}
 	writeJSON(w, http.StatusOK, res)
+}
+
+func (ar *auditReader) handleUsage(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	by := q.Get("by")
+	q.Del("by")
+	f, err := audit.ParseFilter(q, time.Now(), time.UTC)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "bad_filter", err.Error())
+		return
+	}
+	prices, err := provider.LoadPrices(ar.catalogDir)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "bad_prices", err.Error())
+		return
+	}
+	rows, err := audit.UsageReport(r.Context(), ar.path, f, by, prices.Cost)
+	if err != nil {
+		if strings.HasPrefix(err.Error(), "invalid by") {
+			writeError(w, http.StatusBadRequest, "bad_filter", err.Error())
+			return
+		}
+		writeError(w, http.StatusServiceUnavailable, "audit_unavailable", err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, api.Usage{By: by, Rows: rows})
 }

@@ -35,10 +35,14 @@ import (
 	"github.com/neullabs/ringlet/version"
 )
 
-// Options configure a Server. The stores, the sandbox builder, the keyer
-// and the paths are required: a daemon has every part (New says which is
-// missing). Durations and sizes at zero take the documented defaults.
+// Options is what the daemon's wiring (cmd/ringlet/daemon) gives the
+// gateway; New hands each part what its job needs. The stores, the
+// sandbox builder, the keyer and the paths are required: a daemon has
+// every part (New says which is missing). Durations and sizes at zero
+// take the documented defaults.
 type Options struct {
+	// The HTTP face.
+
 	// Token is the admin bearer token; TokenFile is where it lives, so
 	// rotation can replace it.
 	Token     token.Token
@@ -55,67 +59,86 @@ type Options struct {
 	MaxBodyBytes int64
 	// ShutdownTimeout bounds the graceful shutdown. Default 10s.
 	ShutdownTimeout time.Duration
+	// Collectors are extra metrics to serve on /metrics.
+	Collectors []prometheus.Collector
+	// Logger receives the daemon's log. Default: discard.
+	Logger *slog.Logger
+
+	// The audit log.
+
 	// Audit receives a record of every action before it is acknowledged;
 	// nil means the audit log is off (records still go to /api/events).
 	Audit Auditor
-	// AuditPath is the database that /api/audit reads.
+	// AuditWritable reports, from memory, whether the audit log can be
+	// written now (nil) or why not; provider requests are refused before
+	// they are forwarded while it cannot. Nil with the log off.
+	AuditWritable func() error
+	// AuditPath is the database that /api/audit reads; "" with the log
+	// off.
 	AuditPath string
 	// Keyed makes secret-looking values matchable but not readable.
 	Keyed *audit.Keyed
-	// Collectors are extra metrics to serve on /metrics.
-	Collectors []prometheus.Collector
-	// Keys is the credential store behind /api/keychain.
-	Keys KeyStore
-	// SocketDir is where per-session socket directories are made
-	// (default: the temp dir).
-	SocketDir string
-	// Hooks stores each profile's hooks.
-	Hooks *hook.Store
-	// MCPStore holds each profile's upstream MCP servers.
-	MCPStore *mcp.Store
-	// StateDir is Ringlet's state directory, where sandbox leases keep
-	// their lock files (sandbox.Lease).
-	StateDir string
-	// Launch builds every sandbox: agents', MCP servers' and the probes'.
-	// Its own-files check guards the paths of profiles and MCP servers.
-	Launch *launch.Builder
-	// MCPPath is the PATH upstream MCP servers run with.
-	MCPPath string
-	// Executable is the ringlet binary, for hooks that agents run.
-	Executable string
+
+	// The stores.
+
 	// Profiles stores profiles; CatalogDir holds providers.toml and
 	// agents.toml.
 	Profiles   *profile.Store
 	CatalogDir string
+	// Keys is the credential store.
+	Keys KeyStore
+	// Hooks stores each profile's hooks.
+	Hooks *hook.Store
+	// MCPStore holds each profile's upstream MCP servers.
+	MCPStore *mcp.Store
+
+	// Sandboxes, sessions and what runs in them.
+
+	// Launch builds every sandbox: agents', MCP servers' and the probes'.
+	// Its own-files check guards the paths of profiles and MCP servers.
+	Launch *launch.Builder
+	// StateDir is Ringlet's state directory, where sandbox leases keep
+	// their lock files (sandbox.Lease).
+	StateDir string
+	// SocketDir is where per-session socket directories are made
+	// (default: the temp dir).
+	SocketDir string
+	// Executable is the ringlet binary, for hooks that agents run.
+	Executable string
+	// MCPPath is the PATH upstream MCP servers run with.
+	MCPPath string
+
+	// The provider proxy.
+
 	// ProxyIdleTimeout ends a provider answer that sends nothing for this
 	// long. 0 means no limit. There is never an overall limit on streams.
 	ProxyIdleTimeout time.Duration
-	// AuditWritable reports, from memory, whether the audit log can be
-	// written now (nil) or why not; provider requests are refused before
-	// they are forwarded while it cannot.
-	AuditWritable func() error
 	// ProxyResponseHeaderTimeout ends a provider request whose answer
 	// has not begun (no response headers) this long after it was
 	// forwarded, with 504. 0 means no limit.
 	ProxyResponseHeaderTimeout time.Duration
-	// Logger receives the daemon's log. Default: discard.
-	Logger *slog.Logger
 }
 
-// Server is the daemon's HTTP server.
+// Server is the daemon's HTTP face: the listener and its shutdown, the
+// Host/Origin guard, who is calling (callerOf) and what each caller may
+// reach (the route table), refusals counted and recorded, the daemon's own
+// routes (version, status, stop, token rotation, events, metrics). What
+// the routes do is the parts' job, each a type of its own that New wires
+// together: sessions, proxy, egress, terminals, hooks, mcp, profiles,
+// catalogs, keychain and the audit log's reads, with rec writing the
+// audit trail for all of them.
 type Server struct {
 	opts    Options
 	log     *slog.Logger
 	metrics *metrics
 	auth    *authenticator
 	bus     *eventBus
+	life    *life
 	// guardDenials paces the records of refused cross-site requests,
 	// authDenials those of bad tokens, per source.
 	guardDenials denialLimiter
 	authDenials  sourceLimiter
-	// rec writes the audit trail, for every part.
-	rec     *recorder
-	started time.Time
+	started      time.Time
 
 	listenAddr atomic.Value // string, set by Serve
 	port       atomic.Int64
@@ -126,17 +149,21 @@ type Server struct {
 	stopOnce sync.Once
 	stopCh   chan string // carries the reason of the first stop request
 
-	sessions *sessions
-	proxy    *proxy
+	// The parts.
+	rec       *recorder
+	sessions  *sessions
+	proxy     *proxy
+	egress    *egress
+	terminals *terminals
+	hooks     *hooks
+	mcp       *mcpGateway
+	profiles  *profiles
+	catalogs  *catalogs
+	keychain  *keychain
+	audit     *auditReader
 	// bodies is what the request bodies the proxy and hook checks hold
 	// may take at once.
-	bodies    *bodyBudget
-	mcp       *mcpGateway
-	terminals *terminals
-	egress    *egress
-	hooks     *hooks
-
-	life *life
+	bodies *bodyBudget
 }
 
 // life is what the parts of the daemon share of its lifetime: closing
@@ -186,28 +213,38 @@ func New(opts Options) (*Server, error) {
 		log:     opts.Logger,
 		metrics: newMetrics(),
 		bus:     newEventBus(),
+		life:    newLife(),
 		started: time.Now(),
 		stopCh:  make(chan string, 1),
 		bodies:  &bodyBudget{},
+		auth:    newAuthenticator(opts.Token),
 	}
-	s.life = newLife()
+	// The one place the parts are wired together, each with what its
+	// job needs.
 	s.rec = &recorder{audit: opts.Audit, bus: s.bus, log: s.log}
 	s.sessions = newSessions(sessionsOptions{Profiles: opts.Profiles, Keys: opts.Keys, CatalogDir: opts.CatalogDir, Executable: opts.Executable,
 		Keyed: opts.Keyed, Launch: opts.Launch, SocketDir: opts.SocketDir, Rec: s.rec, Metrics: s.metrics, Life: s.life, Log: s.log,
+		// A session socket serves that session's routes of the table.
 		Socket: func(sess *session) http.Handler { return s.socketHandler(sess) },
 		Touch:  func() { s.lastActivity.Store(time.Now().UnixNano()) }})
+	s.proxy = newProxy(proxyOptions{Rec: s.rec, Metrics: s.metrics, Log: s.log, Bodies: s.bodies,
+		IdleTimeout: opts.ProxyIdleTimeout, HeaderTimeout: opts.ProxyResponseHeaderTimeout, Writable: opts.AuditWritable})
+	s.egress = &egress{rec: s.rec, life: s.life}
 	s.terminals = newTerminals(terminalsOptions{Sessions: s.sessions, StateDir: opts.StateDir, Rec: s.rec, Life: s.life, Log: s.log,
 		ShutdownTimeout: opts.ShutdownTimeout})
 	s.hooks = &hooks{o: hooksOptions{Store: opts.Hooks, Profiles: opts.Profiles, Sessions: s.sessions, MCPStore: opts.MCPStore,
 		Rec: s.rec, Log: s.log, Bodies: s.bodies}}
-	s.egress = &egress{rec: s.rec, life: s.life}
-	s.proxy = newProxy(proxyOptions{Rec: s.rec, Metrics: s.metrics, Log: s.log, Bodies: s.bodies,
-		IdleTimeout: opts.ProxyIdleTimeout, HeaderTimeout: opts.ProxyResponseHeaderTimeout, Writable: opts.AuditWritable})
 	s.mcp = newMCPGateway(mcpOptions{Store: opts.MCPStore, Profiles: opts.Profiles, Keys: opts.Keys, Launch: opts.Launch, StateDir: opts.StateDir,
 		Path: opts.MCPPath, Hooks: s.hooks, Rec: s.rec, Metrics: s.metrics, Life: s.life, Log: s.log,
+		// Admin tools call the daemon's routes; a session's tools are its
+		// routes of the table.
 		API: s.Handler, Tools: func() http.Handler { return s.router(onTools, nil) }})
+	s.profiles = &profiles{o: profilesOptions{Profiles: opts.Profiles, Keys: opts.Keys, CatalogDir: opts.CatalogDir, Executable: opts.Executable,
+		Launch: opts.Launch, Sessions: s.sessions, Hooks: opts.Hooks, MCP: s.mcp, Rec: s.rec, Log: s.log}}
+	s.catalogs = &catalogs{dir: opts.CatalogDir, rec: s.rec, log: s.log}
+	s.keychain = &keychain{o: keychainOptions{Keys: opts.Keys, Sessions: s.sessions, Rec: s.rec, Log: s.log}}
+	s.audit = &auditReader{path: opts.AuditPath, catalogDir: opts.CatalogDir}
 	s.metrics.reg.MustRegister(opts.Collectors...)
-	s.auth = newAuthenticator(opts.Token)
 	s.lastActivity.Store(time.Now().UnixNano())
 	return s, nil
 }
@@ -251,12 +288,6 @@ func (s *Server) guardDenied(reason string, r *http.Request) {
 		return
 	}
 	s.recordDenial(r, http.StatusForbidden, "cross-site or foreign-host request refused", detail, skipped)
-}
-
-// exposesOwn refuses a path that would show Ringlet's own files to a
-// sandbox of profile alias.
-func (s *Server) exposesOwn(alias string, paths ...string) error {
-	return s.opts.Launch.CheckOwn(s.opts.Profiles.Home(alias), paths...)
 }
 
 // recordDenial logs and audits a refused request; the request is refused
