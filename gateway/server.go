@@ -1,6 +1,9 @@
 // Package gateway is the daemon's HTTP face: the loopback listener, the
 // Host/Origin guard and bearer-token authentication in front of every
-// route, the REST API, the event stream and the metrics endpoint.
+// route, the REST API, the event stream and the metrics endpoint, and the
+// parts that answer the routes (sessions, the provider proxy, egress,
+// remote terminals, hooks, the MCP gateway, profiles, catalogs, keys, the
+// audit trail), each a type of its own that New wires together.
 //
 // Who is calling is decided once per request, at the edge (callerOf in
 // caller.go), and whom each route admits is one table (routes in
