@@ -20,6 +20,35 @@ type SessionRequest struct {
 	// Sandbox says the agent runs in a sandbox; a request for a socket or
 	// an inside HOME path says so too.
 	Sandbox bool `json:"sandbox,omitempty"`
+	// Launch asks the daemon to prepare the launch of the profile's agent
+	// for this session ('profiles run'): the daemon then decides the
+	// socket, base URL, HOME and sandbox itself (the four fields above
+	// stay empty), checks what the sandbox would refuse before the
+	// session starts, and builds the plan that POST
+	// /api/sessions/{id}/plan hands out or POST
+	// /api/sessions/{id}/terminal runs.
+	Launch *LaunchRequest `json:"launch,omitempty"`
+}
+
+// LaunchRequest is what only the launcher of an agent knows: where it
+// runs and what it was asked, from the user's shell.
+type LaunchRequest struct {
+	// Dir is the launcher's working directory: the workspace of a
+	// profile that names none, and where a relative program is found.
+	Dir string `json:"dir"`
+	// Args follow the agent's own arguments.
+	Args []string `json:"args,omitempty"`
+	// Path is the launcher's PATH, where the agent's program is found.
+	Path string `json:"path"`
+	// Home is the launcher's HOME, where the agent's HOME appears in its
+	// sandbox.
+	Home string `json:"home"`
+	// Term and Lang are the launcher's TERM and LANG, for the agent.
+	Term string `json:"term,omitempty"`
+	Lang string `json:"lang,omitempty"`
+	// NoSandbox runs the agent without a sandbox, with the user's
+	// privileges: warned and audited.
+	NoSandbox bool `json:"no_sandbox,omitempty"`
 }
 
 // SessionInfo is what the API shows of a session: never its token or key.
@@ -45,6 +74,9 @@ type SessionStarted struct {
 	Launch  profile.Launch `json:"launch"`
 	Socket  string         `json:"socket,omitempty"` // the per-session socket, when asked for
 	Home    string         `json:"home"`             // the profile's HOME on the host
+	// Warnings are what the user should know of a launch, one sentence
+	// each (running without a sandbox, on the host's network, ...).
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // SessionList is the answer to GET /api/sessions.
@@ -52,31 +84,36 @@ type SessionList struct {
 	Sessions []SessionInfo `json:"sessions"`
 }
 
-// LaunchRecorded is the answer to POST /api/sessions/{id}/launch, whose
-// body is the launch's summary: free-form detail for the audit record, in
-// which "sandbox" (bool) and "workspace" (string) are read.
-type LaunchRecorded struct {
-	Recorded bool `json:"recorded"`
+// LaunchPlan is the answer to POST /api/sessions/{id}/plan: the launch
+// the daemon prepared for the session, which the launcher runs as it is.
+// It is handed out once.
+type LaunchPlan struct {
+	// Argv is the command line, its program absolute; it carries no
+	// secret (every user of the host can read it in /proc).
+	Argv []string `json:"argv"`
+	// Env is the whole environment of Argv: empty for a sandbox, the
+	// agent's own (its session token among them) without one.
+	Env []string `json:"env"`
+	// Dir is the working directory of Argv; empty for a sandbox.
+	Dir string `json:"dir,omitempty"`
+	// Files are handed to Argv on descriptors 3, 4, ... through pipes:
+	// bwrap's options (for --args 3), which hold the session token, and
+	// its seccomp filter.
+	Files [][]byte `json:"files,omitempty"`
+	// Sandbox says whether Argv runs the agent in a sandbox.
+	Sandbox bool `json:"sandbox"`
+	// Trees are the sandbox's workspace and read-write directories: the
+	// launcher holds a sandbox.Lease on them until its sandbox exits, as
+	// the daemon does until the session ends.
+	Trees []string `json:"trees,omitempty"`
 }
 
-// TerminalStart is the body of POST /api/sessions/{id}/terminal: the
-// command line to run (the sandbox's, built by the CLI), its environment
-// and the initial window size.
+// TerminalStart is the body of POST /api/sessions/{id}/terminal, which
+// runs the session's launch plan under a pseudo-terminal of the daemon:
+// the initial window size.
 type TerminalStart struct {
-	Argv []string `json:"argv"`
-	// Files are handed to the program on descriptors 3, 4, ... (bwrap's
-	// options for --args 3, its seccomp filter): a command line is
-	// readable by everyone in /proc, and the options carry the session
-	// token.
-	Files [][]byte `json:"files,omitempty"`
-	Env   []string `json:"env"`
-	Dir   string   `json:"dir"`
-	Cols  uint16   `json:"cols"`
-	Rows  uint16   `json:"rows"`
-	// Trees are the sandbox's workspace and read-write directories: the
-	// daemon holds a sandbox.Lease on them while the agent runs, taking
-	// over from the launcher that prepared them.
-	Trees []string `json:"trees,omitempty"`
+	Cols uint16 `json:"cols"`
+	Rows uint16 `json:"rows"`
 }
 
 // TerminalInfo describes a remote terminal.

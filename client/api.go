@@ -144,10 +144,13 @@ func (c *Client) EndSession(ctx context.Context, id string, exitCode int) error 
 	return c.Do(ctx, http.MethodDelete, path, nil, nil)
 }
 
-// RecordLaunch is POST /api/sessions/{id}/launch: how the session's agent
-// is started (summary is the audit record's detail).
-func (c *Client) RecordLaunch(ctx context.Context, id string, summary map[string]any) error {
-	return c.Do(ctx, http.MethodPost, "/api/sessions/"+seg(id)+"/launch", summary, nil)
+// Plan is POST /api/sessions/{id}/plan: the launch the daemon prepared
+// for the session (StartSession with a LaunchRequest), handed out once.
+// Its files hold the session token: they go to the program on pipes,
+// never on a command line.
+func (c *Client) Plan(ctx context.Context, id string) (api.LaunchPlan, error) {
+	var p api.LaunchPlan
+	return p, c.Do(ctx, http.MethodPost, "/api/sessions/"+seg(id)+"/plan", nil, &p)
 }
 
 // HoldSession is POST /api/sessions/{id}/lease: the session lives as long
@@ -157,7 +160,7 @@ func (c *Client) HoldSession(ctx context.Context, id string) (release func(), en
 }
 
 // StartTerminal is POST /api/sessions/{id}/terminal: the daemon runs the
-// agent under a pseudo-terminal.
+// session's launch plan under a pseudo-terminal.
 func (c *Client) StartTerminal(ctx context.Context, id string, req api.TerminalStart) (api.TerminalInfo, error) {
 	var ti api.TerminalInfo
 	return ti, c.Do(ctx, http.MethodPost, "/api/sessions/"+seg(id)+"/terminal", req, &ti)

@@ -99,9 +99,20 @@ func TestTypedCalls(t *testing.T) {
 			`{"approved":["read"],"profile":"work","server":"fs","tools":3}`, "POST", "/api/mcp/servers/work/fs/approve", "", "",
 			func(v any) bool { a := v.(api.MCPApproved); return a.Tools == 3 && len(a.Approved) == 1 }},
 		{"start terminal", func(ctx context.Context, c *Client) (any, error) {
-			return c.StartTerminal(ctx, "s_1", api.TerminalStart{Argv: []string{"/bin/sh"}, Env: []string{}, Cols: 80, Rows: 24})
-		}, `{"session":"s_1","pid":42,"running":true}`, "POST", "/api/sessions/s_1/terminal", `{"argv":["/bin/sh"],"env":[],"dir":"","cols":80,"rows":24}`, "",
+			return c.StartTerminal(ctx, "s_1", api.TerminalStart{Cols: 80, Rows: 24})
+		}, `{"session":"s_1","pid":42,"running":true}`, "POST", "/api/sessions/s_1/terminal", `{"cols":80,"rows":24}`, "",
 			func(v any) bool { return v.(api.TerminalInfo).PID == 42 }},
+		{"start a launch's session", func(ctx context.Context, c *Client) (any, error) {
+			return c.StartSession(ctx, api.SessionRequest{Profile: "work", Launch: &api.LaunchRequest{Dir: "/w", Path: "/bin", Home: "/h", NoSandbox: true}})
+		}, `{"id":"s_1","token":"rlt_x","launch":{"command":["sh"],"env":[]},"warnings":["careful"]}`, "POST", "/api/sessions",
+			`{"profile":"work","launch":{"dir":"/w","path":"/bin","home":"/h","no_sandbox":true}}`, "",
+			func(v any) bool { s := v.(api.SessionStarted); return s.ID == "s_1" && len(s.Warnings) == 1 }},
+		{"plan", func(ctx context.Context, c *Client) (any, error) { return c.Plan(ctx, "s_1") },
+			`{"argv":["/usr/bin/bwrap","--args","3"],"env":[],"files":["b3B0cw=="],"sandbox":true,"trees":["/w"]}`, "POST", "/api/sessions/s_1/plan", "", "",
+			func(v any) bool {
+				p := v.(api.LaunchPlan)
+				return p.Sandbox && len(p.Argv) == 3 && len(p.Files) == 1 && string(p.Files[0]) == "opts" && p.Trees[0] == "/w"
+			}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

@@ -79,10 +79,6 @@ func ValidateKey(k string) error {
 	return nil
 }
 
-// ValidateName checks a provider or alias name (names.Check); what is
-// "provider" or "alias", for the message.
-func ValidateName(what, name string) error { return names.Check(what, name) }
-
 // Ref names a stored key: <provider>/<alias>.
 type Ref struct {
 	Provider string `json:"provider"`
@@ -91,10 +87,10 @@ type Ref struct {
 
 // NewRef validates both names.
 func NewRef(provider, alias string) (Ref, error) {
-	if err := ValidateName("provider", provider); err != nil {
+	if err := names.Check("provider", provider); err != nil {
 		return Ref{}, err
 	}
-	if err := ValidateName("alias", alias); err != nil {
+	if err := names.Check("alias", alias); err != nil {
 		return Ref{}, err
 	}
 	return Ref{Provider: provider, Alias: alias}, nil

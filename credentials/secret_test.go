@@ -212,55 +212,6 @@ func TestValidateKey(t *testing.T) {
 	}
 }
 
-func TestValidateName(t *testing.T) {
-	t.Parallel()
-	tests := []struct {
-		name    string
-		wantErr bool
-	}{
-		{"a", false},
-		{"0", false},
-		{"anthropic", false},
-		{"work-2", false},
-		{"my_key.v2", false},
-		{"a..b", false},
-		{"trailing-", false},
-		{strings.Repeat("a", 64), false},
-		{"a" + strings.Repeat("-", 63), false},
-		{"", true},
-		{strings.Repeat("a", 65), true},
-		{"Anthropic", true},
-		{"WORK", true},
-		{"-work", true},
-		{"_work", true},
-		{".work", true},
-		{".", true},
-		{"..", true},
-		{"a/b", true},
-		{"/", true},
-		{"a b", true},
-		{"a\n", true},
-		{"a\x00", true},
-		{"a:b", true},
-		{"a\\b", true},
-		{"é", true},
-		{"clé", true},
-		{"ａ", true}, // full-width a
-		{"a\u0301", true},
-	}
-	for _, tt := range tests {
-		t.Run(fmt.Sprintf("%q", tt.name), func(t *testing.T) {
-			err := ValidateName("alias", tt.name)
-			if got := err != nil; got != tt.wantErr {
-				t.Fatalf("ValidateName(%q): got %v, want error %v", tt.name, err, tt.wantErr)
-			}
-			if err != nil && !strings.Contains(err.Error(), "invalid alias name") {
-				t.Errorf("ValidateName: got %q, want it to name what is invalid", err)
-			}
-		})
-	}
-}
-
 func TestParseRef(t *testing.T) {
 	t.Parallel()
 	tests := []struct {

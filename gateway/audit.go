@@ -3,12 +3,17 @@ package gateway
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/neullabs/ringlet/api"
 	"github.com/neullabs/ringlet/audit"
+	"github.com/neullabs/ringlet/provider"
 )
 
 // Auditor is the audit log as the gateway uses it: Append returns once the
@@ -26,24 +31,39 @@ func (s *Server) PublishRecords(recs []audit.Record) {
 	}
 }
 
+// recorder writes the audit trail, for every part of the daemon: a
+// record is committed before the action it describes goes ahead, and an
+// action whose record cannot be written is refused. With the log off
+// (--no-audit-log) records are only streamed to /api/events.
+type recorder struct {
+	audit Auditor // nil: the log is off
+	bus   *eventBus
+	log   *slog.Logger
+	// later holds records that wait for the audit log (recordLater);
+	// waiting is its length, read without the lock.
+	laterMu sync.Mutex
+	later   []audit.Record
+	waiting atomic.Int64
+}
+
 // record writes r to the audit log before the action it describes goes
 // ahead. With the log off, the record is only streamed. Records that
 // waited (recordLater) are written first.
-func (s *Server) record(ctx context.Context, r audit.Record) error {
-	if s.opts.Audit == nil {
+func (c *recorder) record(ctx context.Context, r audit.Record) error {
+	if c.audit == nil {
 		if r.Time.IsZero() {
 			r.Time = time.Now().UTC()
 		}
-		s.bus.publish(r)
+		c.bus.publish(r)
 		return nil
 	}
 	ctx = context.WithoutCancel(ctx)
-	if s.waiting.Load() > 0 {
-		s.flushLater(ctx)
+	if c.waiting.Load() > 0 {
+		c.flushLater(ctx)
 	}
-	_, err := s.opts.Audit.Append(ctx, r)
+	_, err := c.audit.Append(ctx, r)
 	if err != nil {
-		s.log.Error("audit record not written; refusing the action", "kind", r.Kind, "err", err)
+		c.log.Error("audit record not written; refusing the action", "kind", r.Kind, "err", err)
 	}
 	return err
 }
@@ -55,37 +75,37 @@ const maxLater = 4096
 // recordLater keeps r, the record of something that had to happen even
 // though the log could not be written (a forced session end), to be
 // written before the next record that goes through.
-func (s *Server) recordLater(r audit.Record) {
-	s.laterMu.Lock()
-	defer s.laterMu.Unlock()
-	if len(s.later) >= maxLater {
-		s.log.Error("audit record dropped: too many wait for the audit log", "kind", r.Kind, "session", r.Session)
+func (c *recorder) recordLater(r audit.Record) {
+	c.laterMu.Lock()
+	defer c.laterMu.Unlock()
+	if len(c.later) >= maxLater {
+		c.log.Error("audit record dropped: too many wait for the audit log", "kind", r.Kind, "session", r.Session)
 		return
 	}
-	s.later = append(s.later, r)
-	s.waiting.Store(int64(len(s.later)))
-	s.log.Warn("audit record waits until the audit log can be written", "kind", r.Kind, "session", r.Session)
+	c.later = append(c.later, r)
+	c.waiting.Store(int64(len(c.later)))
+	c.log.Warn("audit record waits until the audit log can be written", "kind", r.Kind, "session", r.Session)
 }
 
 // flushLater writes the records that waited, in order, until one fails.
-func (s *Server) flushLater(ctx context.Context) {
-	s.laterMu.Lock()
-	defer s.laterMu.Unlock()
+func (c *recorder) flushLater(ctx context.Context) {
+	c.laterMu.Lock()
+	defer c.laterMu.Unlock()
 	n := 0
-	for _, r := range s.later {
-		if _, err := s.opts.Audit.Append(ctx, r); err != nil {
+	for _, r := range c.later {
+		if _, err := c.audit.Append(ctx, r); err != nil {
 			break
 		}
 		n++
 	}
-	s.later = append(s.later[:0], s.later[n:]...)
-	s.waiting.Store(int64(len(s.later)))
+	c.later = append(c.later[:0], c.later[n:]...)
+	c.waiting.Store(int64(len(c.later)))
 }
 
 // recordOr503 records r and reports whether the action may proceed; when
 // it may not, it has answered 503.
-func (s *Server) recordOr503(w http.ResponseWriter, req *http.Request, r audit.Record) bool {
-	if err := s.record(req.Context(), r); err != nil {
+func (c *recorder) recordOr503(w http.ResponseWriter, req *http.Request, r audit.Record) bool {
+	if err := c.record(req.Context(), r); err != nil {
 		writeAuditError(w, err)
 		return false
 	}
@@ -112,13 +132,19 @@ var auditOff = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 	writeError(w, http.StatusNotFound, "audit_disabled", "the daemon runs with --no-audit-log; there is no audit log to read")
 })
 
-func (s *Server) handleAuditQuery(w http.ResponseWriter, r *http.Request) {
+// auditReader answers what reads the audit log: /api/audit, its
+// verification and /api/usage (priced from the catalogs in catalogDir).
+type auditReader struct {
+	path, catalogDir string
+}
+
+func (ar *auditReader) handleAuditQuery(w http.ResponseWriter, r *http.Request) {
 	f, err := audit.ParseFilter(r.URL.Query(), time.Now(), time.UTC)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "bad_filter", err.Error())
 		return
 	}
-	recs, next, err := audit.Query(r.Context(), s.opts.AuditPath, f)
+	recs, next, err := audit.Query(r.Context(), ar.path, f)
 	if err != nil {
 		writeError(w, http.StatusServiceUnavailable, "audit_unavailable", err.Error())
 		return
@@ -134,11 +160,37 @@ func (s *Server) handleAuditQuery(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-func (s *Server) handleAuditVerify(w http.ResponseWriter, r *http.Request) {
-	res, err := audit.Verify(s.opts.AuditPath)
+func (ar *auditReader) handleAuditVerify(w http.ResponseWriter, r *http.Request) {
+	res, err := audit.Verify(ar.path)
 	if err != nil {
 		writeError(w, http.StatusServiceUnavailable, "audit_unavailable", err.Error())
 		return
 	}
 	writeJSON(w, http.StatusOK, res)
+}
+
+func (ar *auditReader) handleUsage(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	by := q.Get("by")
+	q.Del("by")
+	f, err := audit.ParseFilter(q, time.Now(), time.UTC)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "bad_filter", err.Error())
+		return
+	}
+	prices, err := provider.LoadPrices(ar.catalogDir)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "bad_prices", err.Error())
+		return
+	}
+	rows, err := audit.UsageReport(r.Context(), ar.path, f, by, prices.Cost)
+	if err != nil {
+		if strings.HasPrefix(err.Error(), "invalid by") {
+			writeError(w, http.StatusBadRequest, "bad_filter", err.Error())
+			return
+		}
+		writeError(w, http.StatusServiceUnavailable, "audit_unavailable", err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, api.Usage{By: by, Rows: rows})
 }

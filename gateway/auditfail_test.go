@@ -20,6 +20,7 @@ import (
 	"github.com/neullabs/ringlet/credentials"
 	"github.com/neullabs/ringlet/credentials/keystore"
 	"github.com/neullabs/ringlet/hook"
+	"github.com/neullabs/ringlet/launch"
 	"github.com/neullabs/ringlet/mcp"
 	"github.com/neullabs/ringlet/mcp/mcpserver"
 	"github.com/neullabs/ringlet/profile"
@@ -138,11 +139,11 @@ func newAuditFailWorld(t *testing.T, opts ...func(*worldOptions)) *auditFailWorl
 		t.Fatal(err)
 	}
 	w.s, w.ts = newLiveServer(t, Options{
-		Profiles: w.profiles, CatalogDir: w.configDir, Keys: w.keys, Hooks: w.hooks, Audit: w.aud, AuditWritable: w.aud.Writable,
+		Profiles: w.profiles, CatalogDir: w.configDir, Keys: w.keys, Launch: launch.New(launch.Options{}), Hooks: w.hooks, Audit: w.aud, AuditWritable: w.aud.Writable,
 		MCPStore: mcp.NewStore(w.configDir), MCPPath: "/usr/bin:/bin", TokenFile: w.tokenFile, ProxyIdleTimeout: o.idleTimeout,
 	})
 	t.Cleanup(func() { w.s.mcp.srv.Close() })
-	sess, tok, err := w.s.startSession(t.Context(), "work", 0, audit.ActorAdmin)
+	sess, tok, err := w.s.sessions.start(t.Context(), "work", 0, audit.ActorAdmin)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,13 +229,17 @@ func TestEveryActionRefusedWhenAuditFails(t *testing.T) {
 		{"session revoke", "DELETE", "/api/sessions/{id}", false, nil, func(t *testing.T, w *auditFailWorld) {
 			w.sessionLive(t)
 		}},
-		{"session launch", "POST", "/api/sessions/{id}/launch", false, func(*auditFailWorld) string { return `{"sandbox":true}` }, nil},
+		{"session plan", "POST", "/api/sessions/{id}/plan", false, nil, func(t *testing.T, w *auditFailWorld) {
+			if sess := w.s.sessions.get(w.sessID); sess.takePlan() == nil {
+				t.Error("the session's plan: handed out, want it kept for the launcher")
+			}
+		}},
 		{"terminal start", "POST", "/api/sessions/{id}/terminal", false, func(*auditFailWorld) string {
-			return `{"argv":["/bin/sh","-c","exit 0"],"env":[]}`
+			return `{"cols":80,"rows":24}`
 		}, func(t *testing.T, w *auditFailWorld) {
-			w.s.termMu.Lock()
-			n := len(w.s.terminals)
-			w.s.termMu.Unlock()
+			w.s.terminals.mu.Lock()
+			n := len(w.s.terminals.byID)
+			w.s.terminals.mu.Unlock()
 			if n != 0 {
 				t.Errorf("terminals: got %d, want none started", n)
 			}
@@ -273,6 +278,11 @@ func TestEveryActionRefusedWhenAuditFails(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			w := newAuditFailWorld(t)
+			if tt.name == "session plan" || tt.name == "terminal start" {
+				// What 'profiles run' prepares with its session.
+				sess := w.s.sessions.get(w.sessID)
+				sess.plan = &launch.Plan{Argv: []string{"/bin/sh", "-c", "exit 0"}, Env: []string{}, Sandboxed: true, Summary: map[string]any{"sandbox": true}}
+			}
 			if tt.name == "mcp remove" {
 				if _, err := w.s.mcp.srv.AddServer("work", mcpserver.Config{Name: "kept", URL: "https://mcp.example.com/mcp"}); err != nil {
 					t.Fatal(err)
@@ -342,7 +352,7 @@ func TestForcedSessionEndsRecordedLater(t *testing.T) {
 		end          func(t *testing.T, w *auditFailWorld)
 	}{
 		{"key removed", "key removed", func(t *testing.T, w *auditFailWorld) {
-			w.s.endSessionsUsing(t.Context(), credentials.Ref{Provider: "up", Alias: "work"}, "key removed")
+			w.s.sessions.endUsing(t.Context(), credentials.Ref{Provider: "up", Alias: "work"}, "key removed")
 		}},
 		{"agent exited", "agent exited with code 3", func(t *testing.T, w *auditFailWorld) {
 			if status, data := w.do(t, "DELETE", "/api/sessions/"+w.sessID+"?reason=exited&exit_code=3", testToken, ""); status != http.StatusOK {
@@ -361,7 +371,7 @@ func TestForcedSessionEndsRecordedLater(t *testing.T) {
 			before := w.aud.count()
 			w.aud.setDown(false)
 			// Any record that goes through writes the ones that waited first.
-			if err := w.s.record(t.Context(), audit.Record{Kind: audit.KindTokenRotate, Actor: audit.ActorAdmin, Decision: audit.Allow}); err != nil {
+			if err := w.s.rec.record(t.Context(), audit.Record{Kind: audit.KindTokenRotate, Actor: audit.ActorAdmin, Decision: audit.Allow}); err != nil {
 				t.Fatal(err)
 			}
 			w.aud.mu.Lock()
@@ -381,7 +391,7 @@ func TestForcedSessionEndsRecordedLater(t *testing.T) {
 func TestPlainAnswerRecordFails503(t *testing.T) {
 	t.Parallel()
 	w := newAuditFailWorld(t)
-	w.s.opts.AuditWritable = nil // the check before forwarding passed
+	w.s.proxy.o.Writable = nil // the check before forwarding passed
 	w.aud.setDown(true)
 	req, err := http.NewRequestWithContext(t.Context(), "POST", w.ts.URL+"/proxy/v1/messages", strings.NewReader(`{"model":"m","messages":[]}`))
 	if err != nil {
@@ -425,7 +435,7 @@ func TestProxyAbortReasons(t *testing.T) {
 		{"idle timeout", func(*auditFailWorld, context.CancelFunc) {}, "sent nothing for 300ms"},
 		{"client left", func(_ *auditFailWorld, cancel context.CancelFunc) { cancel() }, "client went away"},
 		{"session revoked", func(w *auditFailWorld, _ context.CancelFunc) {
-			w.s.endSession(context.Background(), w.sessID, "revoked", audit.ActorAdmin)
+			w.s.sessions.end(context.Background(), w.sessID, "revoked", audit.ActorAdmin)
 		}, "session ended"},
 	}
 	for _, tt := range tests {

@@ -128,7 +128,7 @@ func TestCredential(t *testing.T) {
 func TestAuthFailureLogOmitsQuery(t *testing.T) {
 	t.Parallel()
 	var buf bytes.Buffer
-	s, err := New(Options{Token: token.FromString(testToken), Logger: slog.New(slog.NewJSONHandler(&buf, nil))})
+	s, err := New(withParts(t, Options{Token: token.FromString(testToken), Logger: slog.New(slog.NewJSONHandler(&buf, nil))}))
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

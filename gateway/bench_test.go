@@ -19,7 +19,7 @@ func BenchmarkMiddlewareChain(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	s, err := New(Options{Token: tok, TokenFile: b.TempDir() + "/http_token"})
+	s, err := New(withParts(b, Options{Token: tok, TokenFile: b.TempDir() + "/http_token"}))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -4,10 +4,8 @@ import (
 	"context"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/neullabs/ringlet/api"
-	"github.com/neullabs/ringlet/audit"
 )
 
 // callerKind is what a request's credential made of it.
@@ -59,7 +57,7 @@ func (s *Server) callerOf(r *http.Request, from carrier) caller {
 		return caller{reason: reason}
 	}
 	if strings.HasPrefix(tok, api.SessionTokenPrefix) {
-		if sess := s.liveSession(r.Context(), tok); sess != nil {
+		if sess := s.sessions.liveSession(r.Context(), tok); sess != nil {
 			return caller{kind: sessionCaller, tok: tok, sess: sess}
 		}
 		return caller{tok: tok, reason: "invalid_session"}
@@ -68,26 +66,6 @@ func (s *Server) callerOf(r *http.Request, from carrier) caller {
 		return caller{kind: admin, tok: tok, gen: gen}
 	}
 	return caller{tok: tok, reason: "invalid"}
-}
-
-// liveSession returns the live session of a session token, ending an
-// expired one. It is the only lookup of a session by its token.
-func (s *Server) liveSession(ctx context.Context, tok string) *session {
-	sess := s.sessions.lookup(tok)
-	if sess == nil || !s.live(ctx, sess) {
-		return nil
-	}
-	return sess
-}
-
-// live reports whether sess has not expired, ending it if it has. Its
-// timer ends it at Expires too; this covers the moments before it fires.
-func (s *Server) live(ctx context.Context, sess *session) bool {
-	if time.Now().After(sess.Expires) {
-		s.endSession(ctx, sess.ID, "expired", audit.ActorDaemon)
-		return false
-	}
-	return true
 }
 
 type callerKey struct{}

@@ -45,12 +45,12 @@ func (a *recordingAuditor) records() []audit.Record {
 func TestDenialsClippedAndCounted(t *testing.T) {
 	t.Parallel()
 	rec := &recordingAuditor{}
-	s, err := New(Options{Token: token.FromString(testToken), TokenFile: filepath.Join(t.TempDir(), "http_token"), Audit: rec})
+	s, err := New(withParts(t, Options{Token: token.FromString(testToken), TokenFile: filepath.Join(t.TempDir(), "http_token"), Audit: rec}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	s.port.Store(testPort)
-	t.Cleanup(s.closeStream)
+	t.Cleanup(s.life.stop)
 	h := s.Handler()
 	long := "/api/" + strings.Repeat("A", 10<<10)
 	const flood = denialBurst + 60
@@ -130,13 +130,13 @@ func TestAuthFailuresPerSource(t *testing.T) {
 	t.Parallel()
 	rec := &recordingAuditor{}
 	var logged lockedLines
-	s, err := New(Options{Token: token.FromString(testToken), TokenFile: filepath.Join(t.TempDir(), "http_token"), Audit: rec,
-		Logger: slog.New(slog.NewTextHandler(&logged, nil))})
+	s, err := New(withParts(t, Options{Token: token.FromString(testToken), TokenFile: filepath.Join(t.TempDir(), "http_token"), Audit: rec,
+		Logger: slog.New(slog.NewTextHandler(&logged, nil))}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	s.port.Store(testPort)
-	t.Cleanup(s.closeStream)
+	t.Cleanup(s.life.stop)
 	h := s.Handler()
 	wrong := func(remote string, ctx context.Context) *http.Request {
 		r := newRequest(http.MethodGet, "/api/status", nil).WithContext(ctx)

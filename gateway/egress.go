@@ -12,13 +12,20 @@ import (
 	"github.com/neullabs/ringlet/audit"
 )
 
+// egress tunnels a provider-network sandbox to the hosts its profile
+// allows (--allow-host), and to nothing else.
+type egress struct {
+	rec  *recorder
+	life *life
+}
+
 // handleConnect is the HTTP CONNECT proxy on a session socket: the only
 // way out of a provider-network sandbox besides the provider itself. It
 // tunnels to hosts the profile names with --allow-host (by name; port 443
 // unless the entry gives one) and refuses everything else. Each tunnel,
 // allowed or refused, is audited. The socket belongs to one sandbox, which
 // is what authenticates the request.
-func (s *Server) handleConnect(w http.ResponseWriter, r *http.Request, sess *session) {
+func (e *egress) handleConnect(w http.ResponseWriter, r *http.Request, sess *session) {
 	target := strings.ToLower(r.Host)
 	host, port, err := net.SplitHostPort(target)
 	if err != nil {
@@ -36,12 +43,12 @@ func (s *Server) handleConnect(w http.ResponseWriter, r *http.Request, sess *ses
 	if !allowed {
 		rec.Kind, rec.Decision, rec.Status = audit.KindSandboxViolation, audit.Deny, http.StatusForbidden
 		rec.Detail = audit.DetailJSON(map[string]any{"reason": "egress to a host the profile does not allow"})
-		_ = s.record(r.Context(), rec)
+		_ = e.rec.record(r.Context(), rec)
 		writeError(w, http.StatusForbidden, "egress_denied", "the sandbox may not reach "+target+"; allow it with 'ringlet profiles set "+sess.Profile.Alias+" --allow-host "+host+"'")
 		return
 	}
 	rec.Kind, rec.Decision = audit.KindSandboxEgress, audit.Allow
-	if err := s.record(r.Context(), rec); err != nil {
+	if err := e.rec.record(r.Context(), rec); err != nil {
 		writeError(w, http.StatusServiceUnavailable, "audit_unavailable", "refused: the connection could not be recorded in the audit log")
 		return
 	}
@@ -62,9 +69,9 @@ func (s *Server) handleConnect(w http.ResponseWriter, r *http.Request, sess *ses
 		up.Close()
 		return
 	}
-	s.streams.Add(1)
+	e.life.streams.Add(1)
 	go func() {
-		defer s.streams.Done()
+		defer e.life.streams.Done()
 		splice(sess.ctx, conn, buf.Reader, up)
 	}()
 }

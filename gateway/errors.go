@@ -96,9 +96,3 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, v any) bool {
 	}
 	return false
 }
-
-func notImplemented(feature string) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotImplemented, "not_implemented", feature+" is not implemented yet in this version of ringlet")
-	}
-}

@@ -168,16 +168,15 @@ func TestRoutingErrors(t *testing.T) {
 		{http.MethodGet, "/api/daemon/stop", http.StatusMethodNotAllowed, "method_not_allowed"},
 		{http.MethodGet, "/api/daemon/rotate-token", http.StatusMethodNotAllowed, "method_not_allowed"},
 		{http.MethodPost, "/metrics", http.StatusMethodNotAllowed, "method_not_allowed"},
-		{http.MethodGet, "/api/profiles", http.StatusNotImplemented, "not_implemented"},
-		{http.MethodPost, "/api/profiles/x", http.StatusNotImplemented, "not_implemented"},
-		{http.MethodGet, "/api/sessions", http.StatusNotImplemented, "not_implemented"},
-		{http.MethodDelete, "/api/keychain/a/b", http.StatusNotImplemented, "not_implemented"},
-		{http.MethodGet, "/api/mcp", http.StatusNotImplemented, "not_implemented"},
-		{http.MethodPost, "/mcp", http.StatusNotImplemented, "not_implemented"},
-		{http.MethodGet, "/mcp/x", http.StatusNotImplemented, "not_implemented"},
-		{http.MethodPost, "/proxy", http.StatusNotImplemented, "not_implemented"},
-		{http.MethodPost, "/proxy/anything", http.StatusNotImplemented, "not_implemented"},
-		{http.MethodGet, "/proxy/openai/v1/models", http.StatusNotImplemented, "not_implemented"},
+		{http.MethodPost, "/api/profiles/x", http.StatusMethodNotAllowed, "method_not_allowed"},
+		{http.MethodGet, "/api/profiles/x", http.StatusNotFound, "not_found"},
+		{http.MethodDelete, "/api/keychain/a/b", http.StatusNotFound, "not_found"},
+		{http.MethodGet, "/api/mcp", http.StatusNotFound, "not_found"},
+		{http.MethodGet, "/mcp/x", http.StatusNotFound, "not_found"},
+		{http.MethodPost, "/proxy", http.StatusNotFound, "not_found"},
+		// The proxy takes session tokens only, never the admin token.
+		{http.MethodPost, "/proxy/anything", http.StatusUnauthorized, "unauthorized"},
+		{http.MethodGet, "/proxy/openai/v1/models", http.StatusUnauthorized, "unauthorized"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.method+" "+tt.target, func(t *testing.T) {
@@ -197,7 +196,7 @@ func TestRecoverer(t *testing.T) {
 	t.Parallel()
 	const secret = "secret-panic-detail-42"
 	var logBuf bytes.Buffer
-	s, err := New(Options{Token: token.FromString(testToken), Logger: slog.New(slog.NewJSONHandler(&logBuf, nil))})
+	s, err := New(withParts(t, Options{Token: token.FromString(testToken), Logger: slog.New(slog.NewJSONHandler(&logBuf, nil))}))
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

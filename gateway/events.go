@@ -101,8 +101,8 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 		s.log.Debug("websocket handshake failed", "err", err)
 		return
 	}
-	s.streams.Add(1)
-	defer s.streams.Done()
+	s.life.streams.Add(1)
+	defer s.life.streams.Done()
 	s.metrics.streams.Inc()
 	defer s.metrics.streams.Dec()
 
@@ -128,7 +128,7 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 		case <-sub.slow:
 			c.Close(websocket.StatusPolicyViolation, "reader too slow; events were dropped, reconnect")
 			return
-		case <-s.closing.Done():
+		case <-s.life.closing.Done():
 			c.Close(websocket.StatusGoingAway, "daemon shutting down")
 			return
 		case <-ctx.Done():

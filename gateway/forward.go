@@ -14,10 +14,6 @@ import (
 	"github.com/neullabs/ringlet/privatefile"
 )
 
-// ForwarderPort is where the forwarder inside a sandbox listens; requests
-// through the session socket carry it in their Host header.
-const ForwarderPort = 8765
-
 // sessionSocket serves one session's scope on a Unix socket that is bound
 // into that session's sandbox: the routes of the table served onSocket
 // (the provider proxy, its MCP gateway, hook checks and egress), with
@@ -29,11 +25,11 @@ type sessionSocket struct {
 	done chan struct{}
 }
 
-// openSessionSocket listens on a new socket in a fresh 0700 directory.
+// openSocket listens on a new socket in a fresh 0700 directory.
 // The directory is short-named under the temp dir: a Unix socket path is
 // limited to 108 bytes.
-func (s *Server) openSessionSocket(sess *session) (string, error) {
-	base := s.opts.SocketDir
+func (ss *sessions) openSocket(sess *session) (string, error) {
+	base := ss.o.SocketDir
 	if base == "" {
 		base = os.TempDir()
 	}
@@ -56,40 +52,40 @@ func (s *Server) openSessionSocket(sess *session) (string, error) {
 		os.RemoveAll(dir)
 		return "", err
 	}
-	handler := s.socketHandler(sess)
-	ss := &sessionSocket{dir: dir, path: path, done: make(chan struct{}),
+	handler := ss.o.Socket(sess)
+	sk := &sessionSocket{dir: dir, path: path, done: make(chan struct{}),
 		srv: &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10,
 			BaseContext: func(net.Listener) context.Context {
 				return context.WithValue(sess.ctx, sourceKey{}, "session socket "+sess.ID)
 			}}}
-	s.sockMu.Lock()
-	s.sockets[sess.ID] = ss
-	s.sockMu.Unlock()
-	s.streams.Add(1)
+	ss.sockMu.Lock()
+	ss.sockets[sess.ID] = sk
+	ss.sockMu.Unlock()
+	ss.o.Life.streams.Add(1)
 	go func() {
-		defer s.streams.Done()
-		defer close(ss.done)
-		if err := ss.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			s.log.Error("session socket stopped", "session", sess.ID, "err", err)
+		defer ss.o.Life.streams.Done()
+		defer close(sk.done)
+		if err := sk.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			ss.o.Log.Error("session socket stopped", "session", sess.ID, "err", err)
 		}
 	}()
-	s.log.Info("session socket open", "session", sess.ID, "socket", path)
+	ss.o.Log.Info("session socket open", "session", sess.ID, "socket", path)
 	return path, nil
 }
 
-func (s *Server) closeSessionSocket(sess *session) {
-	s.sockMu.Lock()
-	ss := s.sockets[sess.ID]
-	delete(s.sockets, sess.ID)
-	s.sockMu.Unlock()
-	if ss == nil {
+func (ss *sessions) closeSocket(sess *session) {
+	ss.sockMu.Lock()
+	sk := ss.sockets[sess.ID]
+	delete(ss.sockets, sess.ID)
+	ss.sockMu.Unlock()
+	if sk == nil {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	if err := ss.srv.Shutdown(ctx); err != nil {
-		ss.srv.Close()
+	if err := sk.srv.Shutdown(ctx); err != nil {
+		sk.srv.Close()
 	}
-	<-ss.done
-	os.RemoveAll(ss.dir)
+	<-sk.done
+	os.RemoveAll(sk.dir)
 }

@@ -12,6 +12,13 @@ import (
 	"testing"
 
 	"github.com/neullabs/ringlet/api"
+	"github.com/neullabs/ringlet/audit"
+	"github.com/neullabs/ringlet/credentials"
+	"github.com/neullabs/ringlet/credentials/keystore"
+	"github.com/neullabs/ringlet/hook"
+	"github.com/neullabs/ringlet/launch"
+	"github.com/neullabs/ringlet/mcp"
+	"github.com/neullabs/ringlet/profile"
 	"github.com/neullabs/ringlet/token"
 )
 
@@ -24,15 +31,63 @@ const (
 	testHost   = "127.0.0.1:8765"
 )
 
+// withParts fills in what o lacks of the parts every daemon has, empty,
+// in temporary directories: stores with no profiles, keys, hooks or MCP
+// servers, a sandbox builder that knows no own paths, a keyer, a token
+// file and a ringlet binary path.
+func withParts(t testing.TB, o Options) Options {
+	t.Helper()
+	dir := t.TempDir()
+	if o.Token.IsZero() {
+		o.Token = token.FromString(testToken)
+	}
+	if o.TokenFile == "" {
+		o.TokenFile = filepath.Join(dir, "http_token")
+	}
+	if o.CatalogDir == "" {
+		o.CatalogDir = dir
+	}
+	if o.Profiles == nil {
+		o.Profiles = profile.NewStore(dir, filepath.Join(dir, "data"))
+	}
+	if o.Keys == nil {
+		keys, err := keystore.Open(keystore.Options{Dir: dir, Backend: credentials.BackendFile})
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.Keys = keys
+	}
+	if o.HMAC == nil {
+		o.HMAC = audit.NewHMAC([]byte("test-key"))
+	}
+	if o.Hooks == nil {
+		o.Hooks = hook.NewStore(dir)
+	}
+	if o.MCPStore == nil {
+		o.MCPStore = mcp.NewStore(dir)
+	}
+	if o.Launch == nil {
+		o.Launch = launch.New(launch.Options{})
+	}
+	if o.StateDir == "" {
+		o.StateDir = filepath.Join(dir, "state")
+	}
+	if o.Executable == "" {
+		o.Executable = "/usr/local/bin/ringlet"
+	}
+	return o
+}
+
 // newTestServer returns a server whose Host guard expects port.
 func newTestServer(t *testing.T, port int) *Server {
 	t.Helper()
-	s, err := New(Options{Token: token.FromString(testToken), TokenFile: filepath.Join(t.TempDir(), "http_token")})
+	s, err := New(withParts(t, Options{Token: token.FromString(testToken), TokenFile: filepath.Join(t.TempDir(), "http_token")}))
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
 	s.port.Store(int64(port))
-	t.Cleanup(s.closeStream)
+	t.Cleanup(s.life.stop)
+	t.Cleanup(s.mcp.srv.Close)
 	return s
 }
 
@@ -53,7 +108,7 @@ func newLiveServer(t *testing.T, opts Options) (*Server, *httptest.Server) {
 	if opts.TokenFile == "" {
 		opts.TokenFile = filepath.Join(t.TempDir(), "http_token")
 	}
-	s, err := New(opts)
+	s, err := New(withParts(t, opts))
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -67,8 +122,9 @@ func newLiveServer(t *testing.T, opts Options) (*Server, *httptest.Server) {
 	ts.Config.Handler = s.Handler()
 	ts.Start()
 	t.Cleanup(func() {
-		s.closeStream()
+		s.life.stop()
 		ts.Close()
+		s.mcp.srv.Close()
 	})
 	return s, ts
 }
@@ -147,9 +203,34 @@ func TestNewRequiresToken(t *testing.T) {
 	}
 }
 
+// TestNewRequiresParts: a daemon has every part; one without, which
+// would answer for it some other way, is not built.
+func TestNewRequiresParts(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name   string
+		remove func(*Options)
+	}{
+		{"Profiles", func(o *Options) { o.Profiles = nil }},
+		{"Keys", func(o *Options) { o.Keys = nil }},
+		{"HMAC", func(o *Options) { o.HMAC = nil }},
+		{"Hooks", func(o *Options) { o.Hooks = nil }},
+		{"MCPStore", func(o *Options) { o.MCPStore = nil }},
+		{"Launch", func(o *Options) { o.Launch = nil }},
+		{"StateDir", func(o *Options) { o.StateDir = "" }},
+		{"Executable", func(o *Options) { o.Executable = "" }},
+	} {
+		o := withParts(t, Options{})
+		tc.remove(&o)
+		if _, err := New(o); err == nil || !strings.Contains(err.Error(), "Options."+tc.name+" is required") {
+			t.Errorf("New without %s: got %v, want it named as required", tc.name, err)
+		}
+	}
+}
+
 func TestNewDefaults(t *testing.T) {
 	t.Parallel()
-	s, err := New(Options{Token: token.FromString(testToken)})
+	s, err := New(withParts(t, Options{Token: token.FromString(testToken)}))
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"path/filepath"
 	"strconv"
@@ -14,40 +15,63 @@ import (
 	"github.com/neullabs/ringlet/api"
 	"github.com/neullabs/ringlet/audit"
 	"github.com/neullabs/ringlet/hook"
+	"github.com/neullabs/ringlet/mcp"
 	"github.com/neullabs/ringlet/names"
 	"github.com/neullabs/ringlet/privatefile"
 	"github.com/neullabs/ringlet/profile"
 )
 
-func (s *Server) hookError(w http.ResponseWriter, err error) {
+// hooks keeps each profile's hooks and runs them: on every tool call an
+// agent or the MCP gateway asks about, with their own HOME and PATH, each
+// decision and the call audited, refusing what cannot be.
+type hooks struct {
+	o hooksOptions
+}
+
+// hooksOptions configure the hooks.
+type hooksOptions struct {
+	Store    *hook.Store
+	Profiles *profile.Store
+	// Sessions and MCPStore say what else a profile's agents and servers
+	// can write: no hook may load from there.
+	Sessions *sessions
+	MCPStore *mcp.Store
+	Rec      *recorder
+	Log      *slog.Logger
+	// Bodies is the budget of request bodies, which checks carrying a
+	// tool's result share with the proxy.
+	Bodies *bodyBudget
+}
+
+func hookError(w http.ResponseWriter, log *slog.Logger, err error) {
 	switch {
 	case errors.Is(err, hook.ErrNotFound):
 		writeError(w, http.StatusNotFound, "not_found", err.Error())
 	default:
-		s.profileError(w, err)
+		profileError(w, log, err)
 	}
 }
 
-func (s *Server) knownProfile(w http.ResponseWriter, alias string) bool {
+func knownProfile(w http.ResponseWriter, log *slog.Logger, profiles *profile.Store, alias string) bool {
 	if err := names.Check("profile", alias); err != nil {
 		writeError(w, http.StatusBadRequest, "invalid_profile", err.Error())
 		return false
 	}
-	if _, err := s.opts.Profiles.Get(alias); err != nil {
-		s.profileError(w, err)
+	if _, err := profiles.Get(alias); err != nil {
+		profileError(w, log, err)
 		return false
 	}
 	return true
 }
 
-func (s *Server) handleHookList(w http.ResponseWriter, r *http.Request) {
+func (hk *hooks) handleHookList(w http.ResponseWriter, r *http.Request) {
 	alias := r.URL.Query().Get("profile")
-	if !s.knownProfile(w, alias) {
+	if !knownProfile(w, hk.o.Log, hk.o.Profiles, alias) {
 		return
 	}
-	hooks, err := s.opts.Hooks.List(alias)
+	hooks, err := hk.o.Store.List(alias)
 	if err != nil {
-		s.hookError(w, err)
+		hookError(w, hk.o.Log, err)
 		return
 	}
 	if hooks == nil {
@@ -56,12 +80,12 @@ func (s *Server) handleHookList(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, api.HookList{Hooks: hooks})
 }
 
-func (s *Server) handleHookAdd(w http.ResponseWriter, r *http.Request) {
+func (hk *hooks) handleHookAdd(w http.ResponseWriter, r *http.Request) {
 	var req api.HookRequest
 	if !decodeJSON(w, r, &req) {
 		return
 	}
-	if !s.knownProfile(w, req.Profile) {
+	if !knownProfile(w, hk.o.Log, hk.o.Profiles, req.Profile) {
 		return
 	}
 	h := hook.Hook{Profile: req.Profile, Event: req.Event, Shell: req.Shell, Match: req.Match}
@@ -78,46 +102,46 @@ func (s *Server) handleHookAdd(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid_hook", err.Error())
 		return
 	}
-	if !s.hookReachable(w, h, "") {
+	if !hk.reachable(w, h, "") {
 		return
 	}
-	if !s.recordOr503(w, r, audit.Record{Kind: audit.KindHookAdd, Profile: req.Profile, Actor: audit.ActorAdmin, Target: h.Event, Decision: audit.Allow,
+	if !hk.o.Rec.recordOr503(w, r, audit.Record{Kind: audit.KindHookAdd, Profile: req.Profile, Actor: audit.ActorAdmin, Target: h.Event, Decision: audit.Allow,
 		Detail: audit.DetailJSON(map[string]any{"shell": h.Shell, "match": h.Match, "timeout": h.Timeout.String()})}) {
 		return
 	}
-	added, err := s.opts.Hooks.Add(h)
+	added, err := hk.o.Store.Add(h)
 	if err != nil {
-		s.hookError(w, err)
+		hookError(w, hk.o.Log, err)
 		return
 	}
-	s.log.Info("hook added", "profile", added.Profile, "hook", added.ID, "event", added.Event)
+	hk.o.Log.Info("hook added", "profile", added.Profile, "hook", added.ID, "event", added.Event)
 	writeJSON(w, http.StatusCreated, added)
 }
 
-func (s *Server) handleHookRemove(w http.ResponseWriter, r *http.Request) {
+func (hk *hooks) handleHookRemove(w http.ResponseWriter, r *http.Request) {
 	alias, id := chi.URLParam(r, "profile"), chi.URLParam(r, "id")
-	if !s.knownProfile(w, alias) {
+	if !knownProfile(w, hk.o.Log, hk.o.Profiles, alias) {
 		return
 	}
-	if !s.recordOr503(w, r, audit.Record{Kind: audit.KindHookRemove, Profile: alias, Actor: audit.ActorAdmin, Target: id, Decision: audit.Allow}) {
+	if !hk.o.Rec.recordOr503(w, r, audit.Record{Kind: audit.KindHookRemove, Profile: alias, Actor: audit.ActorAdmin, Target: id, Decision: audit.Allow}) {
 		return
 	}
-	removed, err := s.opts.Hooks.Remove(alias, id)
+	removed, err := hk.o.Store.Remove(alias, id)
 	if err != nil {
 		// The record above said allow; say it did not happen (as a
 		// failed profile create does).
-		_ = s.record(r.Context(), audit.Record{Kind: audit.KindHookRemove, Profile: alias, Actor: audit.ActorAdmin, Target: id, Decision: audit.Error,
+		_ = hk.o.Rec.record(r.Context(), audit.Record{Kind: audit.KindHookRemove, Profile: alias, Actor: audit.ActorAdmin, Target: id, Decision: audit.Error,
 			Detail: audit.DetailJSON(map[string]any{"error": err.Error()})})
-		s.hookError(w, err)
+		hookError(w, hk.o.Log, err)
 		return
 	}
-	s.log.Info("hook removed", "profile", alias, "hook", id)
+	hk.o.Log.Info("hook removed", "profile", alias, "hook", id)
 	writeJSON(w, http.StatusOK, removed)
 }
 
-func (s *Server) handleHookImport(w http.ResponseWriter, r *http.Request) {
+func (hk *hooks) handleHookImport(w http.ResponseWriter, r *http.Request) {
 	alias := chi.URLParam(r, "profile")
-	if !s.knownProfile(w, alias) {
+	if !knownProfile(w, hk.o.Log, hk.o.Profiles, alias) {
 		return
 	}
 	var in []hook.Hook
@@ -130,30 +154,30 @@ func (s *Server) handleHookImport(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusBadRequest, "invalid_hook", "hook "+strconv.Itoa(i+1)+": "+err.Error())
 			return
 		}
-		if !s.hookReachable(w, in[i], "hook "+strconv.Itoa(i+1)+": ") {
+		if !hk.reachable(w, in[i], "hook "+strconv.Itoa(i+1)+": ") {
 			return
 		}
 	}
-	if !s.recordOr503(w, r, audit.Record{Kind: audit.KindHookAdd, Profile: alias, Actor: audit.ActorAdmin, Target: "import", Decision: audit.Allow,
+	if !hk.o.Rec.recordOr503(w, r, audit.Record{Kind: audit.KindHookAdd, Profile: alias, Actor: audit.ActorAdmin, Target: "import", Decision: audit.Allow,
 		Detail: audit.DetailJSON(map[string]any{"count": len(in)})}) {
 		return
 	}
-	added, err := s.opts.Hooks.Import(alias, in)
+	added, err := hk.o.Store.Import(alias, in)
 	if err != nil {
-		s.hookError(w, err)
+		hookError(w, hk.o.Log, err)
 		return
 	}
 	writeJSON(w, http.StatusCreated, api.HookList{Hooks: added})
 }
 
-func (s *Server) handleHookExport(w http.ResponseWriter, r *http.Request) {
+func (hk *hooks) handleHookExport(w http.ResponseWriter, r *http.Request) {
 	alias := chi.URLParam(r, "profile")
-	if !s.knownProfile(w, alias) {
+	if !knownProfile(w, hk.o.Log, hk.o.Profiles, alias) {
 		return
 	}
-	hooks, err := s.opts.Hooks.List(alias)
+	hooks, err := hk.o.Store.List(alias)
 	if err != nil {
-		s.hookError(w, err)
+		hookError(w, hk.o.Log, err)
 		return
 	}
 	if hooks == nil {
@@ -169,11 +193,11 @@ const maxHookCheckBody = hook.MaxToolOutput + 1<<20
 // handleHookCheck evaluates a session's profile's hooks on a tool call.
 // Every hook that runs and the outcome are audited; if a record cannot be
 // written, the call is refused.
-func (s *Server) handleHookCheck(w http.ResponseWriter, r *http.Request) {
+func (hk *hooks) handleHookCheck(w http.ResponseWriter, r *http.Request) {
 	sess := sessionOf(r)
 	// A check may carry a tool result of many MiB: it shares the proxy's
 	// budget for what request bodies may hold at once.
-	hold, ok := s.bodies.hold(w, r, maxHookCheckBody)
+	hold, ok := hk.o.Bodies.hold(w, r, maxHookCheckBody)
 	if !ok {
 		return
 	}
@@ -189,24 +213,25 @@ func (s *Server) handleHookCheck(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad_request", "event must be pre-tool-use or post-tool-use")
 		return
 	}
-	d, _ := s.checkHooks(r.Context(), sess, req, "agent")
+	d, _ := hk.check(r.Context(), sess, req, "agent")
 	writeJSON(w, http.StatusOK, d)
 }
 
-// via says who asked: "agent" (its own hook adapter, e.g. Claude Code's
-// PreToolUse) or "mcp" (a call through the MCP gateway).
-// It also returns the profile's hooks, as it read them.
-func (s *Server) checkHooks(ctx context.Context, sess *session, req api.HookCheck, via string) (hook.Decision, []hook.Hook) {
+// check runs the hooks of sess's profile on a tool call and audits each
+// decision and the call. via says who asked: "agent" (its own hook
+// adapter, e.g. Claude Code's PreToolUse) or "mcp" (a call through the MCP
+// gateway). It also returns the profile's hooks, as it read them.
+func (hk *hooks) check(ctx context.Context, sess *session, req api.HookCheck, via string) (hook.Decision, []hook.Hook) {
 	start := time.Now()
-	hooks, err := s.opts.Hooks.List(sess.Profile.Alias)
+	hooks, err := hk.o.Store.List(sess.Profile.Alias)
 	if err != nil {
 		return hook.Decision{Allow: false, Reason: "ringlet could not read the profile's hooks; refused"}, nil
 	}
 	ev := hook.Event{Event: req.Event, Profile: sess.Profile.Alias, Session: sess.ID, ToolName: req.ToolName, ToolInput: req.ToolInput, ToolOutput: req.ToolOutput}
 	var final hook.Decision
 	var ran []hook.Decision
-	if env, err := s.hookEnv(sess.Profile); err != nil {
-		s.log.Error("hook environment", "profile", sess.Profile.Alias, "err", err)
+	if env, err := hk.env(sess.Profile); err != nil {
+		hk.o.Log.Error("hook environment", "profile", sess.Profile.Alias, "err", err)
 		final = hook.Decision{Allow: false, ExitCode: -1, Reason: "ringlet could not prepare the hooks' HOME (" + err.Error() + "); refused"}
 		ran = []hook.Decision{final}
 	} else {
@@ -217,7 +242,7 @@ func (s *Server) checkHooks(ctx context.Context, sess *session, req api.HookChec
 		if !d.Allow {
 			decision = audit.Deny
 		}
-		if err := s.record(ctx, audit.Record{Kind: audit.KindHookDecision, Profile: sess.Profile.Alias, Session: sess.ID, Actor: sess.tokenID,
+		if err := hk.o.Rec.record(ctx, audit.Record{Kind: audit.KindHookDecision, Profile: sess.Profile.Alias, Session: sess.ID, Actor: sess.tokenID,
 			Target: req.ToolName, Decision: decision, Status: int64(d.ExitCode), Duration: d.Duration,
 			Detail: audit.DetailJSON(map[string]any{"hook": d.HookID, "event": req.Event, "reason": d.Reason})}); err != nil {
 			return hook.Decision{Allow: false, Reason: "refused: the hook decision could not be recorded in the audit log"}, hooks
@@ -232,7 +257,7 @@ func (s *Server) checkHooks(ctx context.Context, sess *session, req api.HookChec
 	if !final.Allow {
 		decision = audit.Deny
 	}
-	if err := s.record(ctx, audit.Record{Kind: audit.KindToolCall, Profile: sess.Profile.Alias, Session: sess.ID, Actor: sess.tokenID,
+	if err := hk.o.Rec.record(ctx, audit.Record{Kind: audit.KindToolCall, Profile: sess.Profile.Alias, Session: sess.ID, Actor: sess.tokenID,
 		Target: req.ToolName, Decision: decision, Duration: time.Since(start), BytesIn: int64(len(req.ToolInput)),
 		Detail: audit.DetailJSON(map[string]any{"event": req.Event, "hooks": len(ran), "reason": final.Reason, "via": via})}); err != nil {
 		return hook.Decision{Allow: false, Reason: "refused: the tool call could not be recorded in the audit log"}, hooks
@@ -240,17 +265,17 @@ func (s *Server) checkHooks(ctx context.Context, sess *session, req api.HookChec
 	return final, hooks
 }
 
-// hookReachable refuses (400) a hook whose command names a path the
+// reachable refuses (400) a hook whose command names a path the
 // profile's agents can write: what it would load is theirs to choose. The
 // same check runs again before every run, since the profile's paths can
 // change after the hook is added.
-func (s *Server) hookReachable(w http.ResponseWriter, h hook.Hook, prefix string) bool {
-	p, err := s.opts.Profiles.Get(h.Profile)
+func (hk *hooks) reachable(w http.ResponseWriter, h hook.Hook, prefix string) bool {
+	p, err := hk.o.Profiles.Get(h.Profile)
 	if err != nil {
-		s.profileError(w, err)
+		profileError(w, hk.o.Log, err)
 		return false
 	}
-	if tree := hook.NamesAgentWritable(h.Shell, s.agentWritable(p)); tree != "" {
+	if tree := hook.NamesAgentWritable(h.Shell, hk.agentWritable(p)); tree != "" {
 		writeError(w, http.StatusBadRequest, "invalid_hook", prefix+"the hook names "+tree+", which the agents of profile "+h.Profile+
 			" can write: a hook must not load anything an agent can write; move what it uses elsewhere (e.g. ~/.config/ringlet-hooks/) and name that path")
 		return false
@@ -258,15 +283,15 @@ func (s *Server) hookReachable(w http.ResponseWriter, h hook.Hook, prefix string
 	return true
 }
 
-// hookEnv is where the hooks of profile p run: HOME and working directory
+// env is where the hooks of profile p run: HOME and working directory
 // in the profile's hook HOME, which no sandbox may bind, and the trees
 // its agents can write, so that a hook loading from one is refused.
-func (s *Server) hookEnv(p profile.Profile) (hook.Env, error) {
-	home := s.opts.Profiles.HookHome(p.Alias)
+func (hk *hooks) env(p profile.Profile) (hook.Env, error) {
+	home := hk.o.Profiles.HookHome(p.Alias)
 	if err := privatefile.EnsureDir(home); err != nil {
 		return hook.Env{}, err
 	}
-	return hook.Env{Home: home, AgentWritable: s.agentWritable(p)}, nil
+	return hook.Env{Home: home, AgentWritable: hk.agentWritable(p)}, nil
 }
 
 // agentWritable lists what the agents and sandboxed MCP servers of
@@ -275,22 +300,20 @@ func (s *Server) hookEnv(p profile.Profile) (hook.Env, error) {
 // each live session (a profile without a workspace runs where it is
 // started; a session keeps the settings it started with), and the
 // read-write paths of its MCP servers; each also resolved.
-func (s *Server) agentWritable(p profile.Profile) []string {
-	trees := []string{s.opts.Profiles.Home(p.Alias), s.opts.Profiles.UnsandboxedHome(p.Alias), p.Workspace}
+func (hk *hooks) agentWritable(p profile.Profile) []string {
+	trees := []string{hk.o.Profiles.Home(p.Alias), hk.o.Profiles.UnsandboxedHome(p.Alias), p.Workspace}
 	trees = append(trees, p.ReadWrite...)
-	if now, err := s.opts.Profiles.Get(p.Alias); err == nil {
+	if now, err := hk.o.Profiles.Get(p.Alias); err == nil {
 		trees = append(append(trees, now.Workspace), now.ReadWrite...)
 	}
-	for _, sess := range s.sessions.list() {
+	for _, sess := range hk.o.Sessions.list() {
 		if sess.Profile.Alias == p.Alias {
 			trees = append(append(trees, sess.workspace(), sess.Profile.Workspace), sess.Profile.ReadWrite...)
 		}
 	}
-	if s.opts.MCPStore != nil {
-		if servers, err := s.opts.MCPStore.List(p.Alias); err == nil {
-			for _, c := range servers {
-				trees = append(trees, c.ReadWrite...)
-			}
+	if servers, err := hk.o.MCPStore.List(p.Alias); err == nil {
+		for _, c := range servers {
+			trees = append(trees, c.ReadWrite...)
 		}
 	}
 	var out []string

@@ -20,6 +20,7 @@ import (
 	"github.com/neullabs/ringlet/credentials"
 	"github.com/neullabs/ringlet/credentials/keystore"
 	"github.com/neullabs/ringlet/hook"
+	"github.com/neullabs/ringlet/launch"
 	"github.com/neullabs/ringlet/profile"
 	"github.com/neullabs/ringlet/token"
 )
@@ -89,15 +90,15 @@ func newHookWorld(t *testing.T) *hkWorld {
 		}
 	}
 	w := &hkWorld{hooks: hook.NewStore(configDir), audit: &hkAuditor{}, home: profiles.HookHome("work")}
-	w.s, err = New(Options{
+	w.s, err = New(withParts(t, Options{
 		Token: token.FromString(testToken), TokenFile: filepath.Join(configDir, "http_token"),
-		Profiles: profiles, CatalogDir: configDir, Keys: keys, Hooks: w.hooks, Audit: w.audit,
-	})
+		Profiles: profiles, CatalogDir: configDir, Keys: keys, Launch: launch.New(launch.Options{}), Hooks: w.hooks, Audit: w.audit,
+	}))
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
 	w.s.port.Store(testPort)
-	t.Cleanup(w.s.closeStream)
+	t.Cleanup(w.s.life.stop)
 	w.h = w.s.Handler()
 	return w
 }
@@ -119,7 +120,7 @@ func (w *hkWorld) do(t *testing.T, tok, method, path, body string) *http.Respons
 // session starts a session for alias and returns its id and token.
 func (w *hkWorld) session(t *testing.T, alias string) (id, tok string) {
 	t.Helper()
-	sess, tok, err := w.s.startSession(t.Context(), alias, 0, audit.ActorAdmin)
+	sess, tok, err := w.s.sessions.start(t.Context(), alias, 0, audit.ActorAdmin)
 	if err != nil {
 		t.Fatalf("startSession: %v", err)
 	}
@@ -488,7 +489,7 @@ func TestHookCheckAuth(t *testing.T) {
 	if d := w.check(t, tok, "Bash", `{}`); !d.Allow {
 		t.Fatalf("check with the session token: got deny (%q), want allow", d.Reason)
 	}
-	if _, ok := w.s.endSession(t.Context(), sessID, "revoked", audit.ActorAdmin); !ok {
+	if _, ok := w.s.sessions.end(t.Context(), sessID, "revoked", audit.ActorAdmin); !ok {
 		t.Fatal("endSession: session not found")
 	}
 	assertError(t, w.do(t, tok, "POST", "/session/hooks/check", body), 401, "unauthorized")

@@ -1,9 +1,9 @@
 package gateway
 
 import (
-	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 
@@ -26,10 +26,24 @@ type KeyStore interface {
 	Migrate(to string, progress func(credentials.MigrateResult)) error
 }
 
-func (s *Server) handleKeychainList(w http.ResponseWriter, r *http.Request) {
-	entries, err := s.opts.Keys.List()
+// keychain answers /api/keychain: keys stored and removed by name,
+// audited, never shown; a key that changes ends the sessions that hold it.
+type keychain struct {
+	o keychainOptions
+}
+
+// keychainOptions configure the keychain.
+type keychainOptions struct {
+	Keys     KeyStore
+	Sessions *sessions
+	Rec      *recorder
+	Log      *slog.Logger
+}
+
+func (kc *keychain) handleKeychainList(w http.ResponseWriter, r *http.Request) {
+	entries, err := kc.o.Keys.List()
 	if err != nil {
-		s.keychainError(w, err)
+		keychainError(w, kc.o.Log, err)
 		return
 	}
 	if entries == nil {
@@ -47,7 +61,7 @@ func keychainRef(w http.ResponseWriter, r *http.Request) (credentials.Ref, bool)
 	return ref, true
 }
 
-func (s *Server) handleKeychainSet(w http.ResponseWriter, r *http.Request) {
+func (kc *keychain) handleKeychainSet(w http.ResponseWriter, r *http.Request) {
 	ref, ok := keychainRef(w, r)
 	if !ok {
 		return
@@ -60,79 +74,60 @@ func (s *Server) handleKeychainSet(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid_key", err.Error())
 		return
 	}
-	if !s.recordOr503(w, r, audit.Record{Kind: audit.KindCredentialSet, Actor: audit.ActorAdmin, Target: ref.String(), Decision: audit.Allow}) {
+	if !kc.o.Rec.recordOr503(w, r, audit.Record{Kind: audit.KindCredentialSet, Actor: audit.ActorAdmin, Target: ref.String(), Decision: audit.Allow}) {
 		return
 	}
-	e, err := s.opts.Keys.Set(ref, credentials.NewSecret(body.Key))
+	e, err := kc.o.Keys.Set(ref, credentials.NewSecret(body.Key))
 	if err != nil {
-		s.recordFailure(r, audit.KindCredentialSet, ref, err)
-		s.keychainError(w, err)
+		kc.recordFailure(r, audit.KindCredentialSet, ref, err)
+		keychainError(w, kc.o.Log, err)
 		return
 	}
-	s.log.Info("credential stored", "credential", ref.String(), "backend", e.Backend)
-	writeJSON(w, http.StatusOK, api.KeychainChange{Entry: e, SessionsEnded: s.endSessionsUsing(r.Context(), ref, "key replaced")})
+	kc.o.Log.Info("credential stored", "credential", ref.String(), "backend", e.Backend)
+	writeJSON(w, http.StatusOK, api.KeychainChange{Entry: e, SessionsEnded: kc.o.Sessions.endUsing(r.Context(), ref, "key replaced")})
 }
 
-// endSessionsUsing ends the live sessions whose profile uses the key ref:
-// a replaced or removed key must stop working at once, not when those
-// sessions expire.
-func (s *Server) endSessionsUsing(ctx context.Context, ref credentials.Ref, reason string) int {
-	s.keyChanged(ref)
-	n := 0
-	for _, sess := range s.sessions.list() {
-		if sess.Profile.CredentialRef() == ref {
-			if _, ok := s.endSession(ctx, sess.ID, reason, audit.ActorAdmin); ok {
-				n++
-			}
-		}
-	}
-	if n > 0 {
-		s.log.Info("sessions ended", "credential", ref.String(), "reason", reason, "sessions", n)
-	}
-	return n
-}
-
-func (s *Server) handleKeychainRemove(w http.ResponseWriter, r *http.Request) {
+func (kc *keychain) handleKeychainRemove(w http.ResponseWriter, r *http.Request) {
 	ref, ok := keychainRef(w, r)
 	if !ok {
 		return
 	}
-	if !s.recordOr503(w, r, audit.Record{Kind: audit.KindCredentialRemove, Actor: audit.ActorAdmin, Target: ref.String(), Decision: audit.Allow}) {
+	if !kc.o.Rec.recordOr503(w, r, audit.Record{Kind: audit.KindCredentialRemove, Actor: audit.ActorAdmin, Target: ref.String(), Decision: audit.Allow}) {
 		return
 	}
-	e, err := s.opts.Keys.Remove(ref)
+	e, err := kc.o.Keys.Remove(ref)
 	if err != nil {
-		s.recordFailure(r, audit.KindCredentialRemove, ref, err)
-		s.keychainError(w, err)
+		kc.recordFailure(r, audit.KindCredentialRemove, ref, err)
+		keychainError(w, kc.o.Log, err)
 		return
 	}
-	s.log.Info("credential removed", "credential", ref.String(), "backend", e.Backend)
-	writeJSON(w, http.StatusOK, api.KeychainChange{Entry: e, SessionsEnded: s.endSessionsUsing(r.Context(), ref, "key removed")})
+	kc.o.Log.Info("credential removed", "credential", ref.String(), "backend", e.Backend)
+	writeJSON(w, http.StatusOK, api.KeychainChange{Entry: e, SessionsEnded: kc.o.Sessions.endUsing(r.Context(), ref, "key removed")})
 }
 
 // recordFailure follows an allowed record whose action then failed.
-func (s *Server) recordFailure(r *http.Request, kind string, ref credentials.Ref, err error) {
+func (kc *keychain) recordFailure(r *http.Request, kind string, ref credentials.Ref, err error) {
 	status := int64(http.StatusServiceUnavailable)
 	if errors.Is(err, credentials.ErrNotFound) {
 		status = http.StatusNotFound
 	}
-	_ = s.record(r.Context(), audit.Record{Kind: kind, Actor: audit.ActorAdmin, Target: ref.String(), Decision: audit.Error, Status: status,
+	_ = kc.o.Rec.record(r.Context(), audit.Record{Kind: kind, Actor: audit.ActorAdmin, Target: ref.String(), Decision: audit.Error, Status: status,
 		Detail: audit.DetailJSON(map[string]any{"error": err.Error()})})
 }
 
-func (s *Server) keychainError(w http.ResponseWriter, err error) {
+func keychainError(w http.ResponseWriter, log *slog.Logger, err error) {
 	if errors.Is(err, credentials.ErrNotFound) {
 		writeError(w, http.StatusNotFound, "not_found", err.Error())
 		return
 	}
-	s.log.Error("credential store", "err", err)
+	log.Error("credential store", "err", err)
 	writeError(w, http.StatusServiceUnavailable, "credential_store_unavailable", err.Error())
 }
 
 // handleKeychainMigrate moves every stored key to another backend. The
 // keys do not change, so no session holding one is ended. As when the CLI
 // did it itself, the move is not audited: no key is set or removed.
-func (s *Server) handleKeychainMigrate(w http.ResponseWriter, r *http.Request) {
+func (kc *keychain) handleKeychainMigrate(w http.ResponseWriter, r *http.Request) {
 	var req api.KeychainMigrate
 	if !decodeJSON(w, r, &req) {
 		return
@@ -142,7 +137,7 @@ func (s *Server) handleKeychainMigrate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	results := []credentials.MigrateResult{}
-	err := s.opts.Keys.Migrate(req.To, func(m credentials.MigrateResult) { results = append(results, m) })
+	err := kc.o.Keys.Migrate(req.To, func(m credentials.MigrateResult) { results = append(results, m) })
 	if err != nil {
 		var moved []string
 		for _, m := range results {
@@ -153,9 +148,9 @@ func (s *Server) handleKeychainMigrate(w http.ResponseWriter, r *http.Request) {
 		if len(moved) > 0 {
 			err = fmt.Errorf("%w (moved before that: %s)", err, strings.Join(moved, ", "))
 		}
-		s.keychainError(w, err)
+		keychainError(w, kc.o.Log, err)
 		return
 	}
-	s.log.Info("credentials migrated", "to", req.To, "keys", len(results))
+	kc.o.Log.Info("credentials migrated", "to", req.To, "keys", len(results))
 	writeJSON(w, http.StatusOK, api.KeychainMigrated{Results: results})
 }

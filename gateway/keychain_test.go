@@ -102,10 +102,10 @@ func kcServer(t *testing.T, store KeyStore, log *bytes.Buffer) (http.Handler, st
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := New(Options{
+	s, err := New(withParts(t, Options{
 		Token: tok, TokenFile: t.TempDir() + "/http_token", Keys: store,
 		Logger: slog.New(slog.NewJSONHandler(log, &slog.HandlerOptions{Level: slog.LevelDebug})),
-	})
+	}))
 	if err != nil {
 		t.Fatal(err)
 	}

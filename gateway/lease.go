@@ -17,8 +17,8 @@ const LeaseReason = "launcher exited"
 // killed: the kernel closes its connection), the session ends at once, so
 // its token stops working long before its TTL. A session has at most one
 // lease.
-func (s *Server) handleSessionLease(w http.ResponseWriter, r *http.Request) {
-	sess := s.findSession(w, r)
+func (ss *sessions) handleSessionLease(w http.ResponseWriter, r *http.Request) {
+	sess := ss.find(w, r)
 	if sess == nil {
 		return
 	}
@@ -31,13 +31,13 @@ func (s *Server) handleSessionLease(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 	w.Write([]byte(`{"held":true}` + "\n"))
 	if err := http.NewResponseController(w).Flush(); err != nil {
-		s.endSession(context.WithoutCancel(r.Context()), sess.ID, LeaseReason, audit.ActorDaemon)
+		ss.end(context.WithoutCancel(r.Context()), sess.ID, LeaseReason, audit.ActorDaemon)
 		return
 	}
 	select {
 	case <-r.Context().Done():
 		// Ends nothing if the launcher ended the session first.
-		s.endSession(context.WithoutCancel(r.Context()), sess.ID, LeaseReason, audit.ActorDaemon)
+		ss.end(context.WithoutCancel(r.Context()), sess.ID, LeaseReason, audit.ActorDaemon)
 	case <-sess.ctx.Done():
 	}
 }

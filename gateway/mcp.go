@@ -6,10 +6,9 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"fmt"
+	"log/slog"
 	"net/http"
 	"os"
-	"runtime"
 	"slices"
 	"sync"
 	"time"
@@ -21,6 +20,7 @@ import (
 	"github.com/neullabs/ringlet/audit"
 	"github.com/neullabs/ringlet/credentials"
 	"github.com/neullabs/ringlet/hook"
+	"github.com/neullabs/ringlet/launch"
 	"github.com/neullabs/ringlet/mcp"
 	"github.com/neullabs/ringlet/mcp/mcpserver"
 	"github.com/neullabs/ringlet/privatefile"
@@ -32,7 +32,11 @@ import (
 // mcpGateway is the daemon's side of the MCP gateway: /mcp for the admin
 // token and session tokens, and /api/mcp/servers for the upstream servers.
 type mcpGateway struct {
+	o   mcpOptions
 	srv *mcp.Server
+	// lease is held on the trees of sandboxed servers until the gateway
+	// stops.
+	lease *sandbox.Lease
 
 	apiOnce sync.Once
 	api     http.Handler // the daemon's own routes, for admin tools
@@ -41,57 +45,77 @@ type mcpGateway struct {
 	tools     http.Handler // the session tools' routes (onTools)
 }
 
-// newMCP builds the MCP gateway; nil without profiles or an MCP store,
-// and then /mcp answers 501.
-func (s *Server) newMCP() *mcpGateway {
-	if s.opts.MCPStore == nil || s.opts.Profiles == nil {
-		return nil
-	}
-	srv := mcp.New(mcp.Options{
-		Store:  s.opts.MCPStore,
-		Launch: s.mcpLaunch,
+// mcpOptions configure the MCP gateway.
+type mcpOptions struct {
+	Store    *mcp.Store
+	Profiles *profile.Store
+	// Keys are where HTTP upstreams' credentials come from.
+	Keys KeyStore
+	// Launch builds the sandboxes of stdio upstreams; StateDir holds the
+	// lease on their trees.
+	Launch   *launch.Builder
+	StateDir string
+	// Path is the PATH upstream servers run with.
+	Path string
+	// Hooks vets every tool call.
+	Hooks   *hooks
+	Rec     *recorder
+	Metrics *metrics
+	Life    *life
+	Log     *slog.Logger
+	// API is the daemon's routes, which admin tools call as the REST API;
+	// Tools the routes of a session's own tools (built once, on first use).
+	API, Tools func() http.Handler
+}
+
+// newMCPGateway builds the MCP gateway.
+func newMCPGateway(o mcpOptions) *mcpGateway {
+	g := &mcpGateway{o: o, lease: sandbox.NewLease(o.StateDir)}
+	g.srv = mcp.New(mcp.Options{
+		Store:  o.Store,
+		Launch: g.launchFor,
 		Credential: func(ref string) (string, error) {
 			r, err := credentials.ParseRef(ref)
 			if err != nil {
 				return "", err
 			}
-			k, err := s.opts.Keys.Get(r)
+			k, err := o.Keys.Get(r)
 			if err != nil {
 				return "", err
 			}
 			return k.Reveal(), nil
 		},
-		Path:    s.opts.MCPPath,
+		Path:    o.Path,
 		Version: version.Get().Version,
-		Logger:  s.log.With("component", "mcp"),
-		OnFault: s.mcpFault,
+		Logger:  o.Log.With("component", "mcp"),
+		OnFault: g.fault,
 	})
-	s.metrics.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+	o.Metrics.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "ringlet_mcp_sessions", Help: "Live MCP sessions on /mcp, every token.",
-	}, func() float64 { return float64(srv.Sessions()) }))
-	return &mcpGateway{srv: srv}
+	}, func() float64 { return float64(g.srv.Sessions()) }))
+	return g
 }
 
-// mcpFault audits an upstream server's failure and its restart. Nothing
+// fault audits an upstream server's failure and its restart. Nothing
 // waits on the record, so one that cannot be written is only logged.
-func (s *Server) mcpFault(f mcp.Fault) {
+func (g *mcpGateway) fault(f mcp.Fault) {
 	detail := map[string]any{"reason": f.Reason, "error": f.Error, "failures": f.Failures, "retry_in": f.RetryIn.String()}
 	if f.Tool != "" {
 		detail["tool"] = f.Tool
 	}
-	_ = s.record(context.Background(), audit.Record{Kind: audit.KindMCPServerRestart, Profile: f.Profile, Actor: audit.ActorDaemon,
+	_ = g.o.Rec.record(context.Background(), audit.Record{Kind: audit.KindMCPServerRestart, Profile: f.Profile, Actor: audit.ActorDaemon,
 		Target: f.Server, Decision: audit.Error, Detail: audit.DetailJSON(detail)})
 }
 
-// mcpLaunch is where a profile's upstream servers run: HOME is the
+// launchFor is where a profile's upstream servers run: HOME is the
 // profile's sandboxed HOME, or its unsandboxed one for --no-sandbox
 // servers; the working directory is its workspace (else that HOME).
-func (s *Server) mcpLaunch(alias string) (mcp.Launch, error) {
-	p, err := s.opts.Profiles.Get(alias)
+func (g *mcpGateway) launchFor(alias string) (mcp.Launch, error) {
+	p, err := g.o.Profiles.Get(alias)
 	if err != nil {
 		return mcp.Launch{}, err
 	}
-	l := mcp.Launch{Home: s.opts.Profiles.Home(alias), UnsandboxedHome: s.opts.Profiles.UnsandboxedHome(alias)}
+	l := mcp.Launch{Home: g.o.Profiles.Home(alias), UnsandboxedHome: g.o.Profiles.UnsandboxedHome(alias)}
 	l.Dir, l.UnsandboxedDir = l.Home, l.UnsandboxedHome
 	if fi, err := os.Stat(p.Workspace); p.Workspace != "" && err == nil && fi.IsDir() {
 		l.Dir, l.UnsandboxedDir = p.Workspace, p.Workspace
@@ -100,90 +124,25 @@ func (s *Server) mcpLaunch(alias string) (mcp.Launch, error) {
 		return mcp.Launch{}, err
 	}
 	l.Sandbox = func(cfg mcpserver.Config, argv, env []string) ([]string, [][]byte, error) {
-		// Checked again at every start: the profile may predate the check
-		// at create time, or its file may have been edited.
-		paths := append(append(append(append([]string{l.Dir}, p.ReadOnly...), p.ReadWrite...), cfg.ReadOnly...), cfg.ReadWrite...)
-		if err := s.exposesOwn(alias, paths...); err != nil {
-			return nil, nil, err
-		}
-		return s.mcpSandbox(p, l, cfg, argv, env)
+		// Servers run as long as the daemon does: it holds the lease on
+		// their trees until the gateway stops (RunMCP).
+		return g.o.Launch.MCPServer(launch.MCPServer{Profile: p, Home: l.Home, Dir: l.Dir, Config: cfg, Argv: argv, Env: env}, g.lease)
 	}
 	return l, nil
 }
 
-// mcpSandbox runs a profile's stdio MCP server in the profile's sandbox:
-// the system read-only, its HOME (at its own path) and workspace
-// read-write with their guards (git hooks and config, hard links to
-// outside files), the profile's and the server's --ro/--rw paths, no
-// network unless the server was added with --network host. It sees no
-// daemon socket, token, key or other profile.
-func (s *Server) mcpSandbox(p profile.Profile, l mcp.Launch, cfg mcpserver.Config, argv, env []string) ([]string, [][]byte, error) {
-	tool, err := sandbox.Find()
-	if err == nil {
-		// bwrap's own failure (user namespaces blocked) would reach 'mcp
-		// list' as a closed transport; this says what to do.
-		err = sandbox.Check(tool)
-	}
-	if err != nil {
-		return nil, nil, fmt.Errorf("%w; or run this server unconfined: ringlet mcp remove %s %s, then add it again with --no-sandbox", err, p.Alias, cfg.Name)
-	}
-	runtimeDirs, err := sandbox.RuntimeDirs(argv[0])
-	if err != nil {
-		return nil, nil, err
-	}
-	rw := append(append([]string{}, p.ReadWrite...), cfg.ReadWrite...)
-	pinned, err := sandbox.PinnedFiles(append([]string{l.Dir}, rw...)...)
-	if err != nil {
-		return nil, nil, err
-	}
-	network := sandbox.NetNone
-	if cfg.Network == mcpserver.NetworkHost {
-		network = sandbox.NetHost
-	}
-	pol := &sandbox.Policy{
-		Workspace: l.Dir, Home: l.Home, HomePath: l.Home, Command: argv, Env: env,
-		ReadOnly: append(append([]string{}, p.ReadOnly...), cfg.ReadOnly...), ReadWrite: rw,
-		Network: network, AllowGitConfig: p.AllowGitConfig, Runtime: runtimeDirs, Pinned: pinned,
-		NoNestedUserns: runtime.GOOS == "linux" && sandbox.DisableUsernsSupported(tool),
-		// The profile's limits, for each of its servers.
-		Limits: sandbox.NewLimits(p.MaxProcs, p.MaxMemory, p.TmpSize), Limiter: s.opts.Executable,
-	}
-	// The files host tools run are protected in a workspace; a server of
-	// a profile without one works in the sandboxed HOME, which nothing
-	// outside a sandbox reads.
-	if l.Dir != l.Home {
-		if pol.Protected, err = p.Protected(); err != nil {
-			return nil, nil, err
-		}
-	}
-	pol.EmptyFile = s.opts.EmptyFile
-	// Servers run as long as the daemon does: it holds the lease on their
-	// trees until the gateway stops (RunMCP).
-	if err := s.mcpLease.Hold(pol); err != nil {
-		return nil, nil, err
-	}
-	return pol.ArgsFD(tool)
-}
-
-// RunMCP runs the MCP gateway until ctx ends, then stops the upstream
+// run runs the MCP gateway until ctx ends, then stops the upstream
 // servers it started and waits for them.
-func (s *Server) RunMCP(ctx context.Context) error {
-	if s.mcp == nil {
-		<-ctx.Done()
-		return nil
-	}
-	defer s.mcpLease.Release()
-	return s.mcp.srv.Run(ctx)
+func (g *mcpGateway) run(ctx context.Context) error {
+	defer g.lease.Release()
+	return g.srv.Run(ctx)
 }
 
-// forgetMCPProfile stops a deleted profile's upstream servers and removes
+// forgetProfile stops a deleted profile's upstream servers and removes
 // their definitions.
-func (s *Server) forgetMCPProfile(alias string) {
-	if s.mcp == nil {
-		return
-	}
-	if err := s.mcp.srv.ForgetProfile(alias); err != nil {
-		s.log.Error("could not remove the profile's MCP servers", "profile", alias, "err", err)
+func (g *mcpGateway) forgetProfile(alias string) {
+	if err := g.srv.ForgetProfile(alias); err != nil {
+		g.o.Log.Error("could not remove the profile's MCP servers", "profile", alias, "err", err)
 	}
 }
 
@@ -199,15 +158,15 @@ func mcpBinding(tok string) string {
 // Authorization only (an MCP session id never authenticates); which one
 // decides what the caller sees: Ringlet's controls, or the profile's
 // tools and the session's own.
-func (s *Server) handleMCP(w http.ResponseWriter, r *http.Request) {
+func (g *mcpGateway) handleMCP(w http.ResponseWriter, r *http.Request) {
 	c := callerFrom(r.Context())
 	caller := &mcp.Caller{Binding: mcpBinding(c.tok)}
 	switch c.kind {
 	case admin:
-		caller.API, caller.Valid = s.adminAPI(r), c.gen.ctx
+		caller.API, caller.Valid = g.adminAPI(r), c.gen.ctx
 	case sessionCaller:
 		caller.Profile, caller.Session = c.sess.Profile.Alias, c.sess.ID
-		caller.API, caller.Vet, caller.Valid = s.sessionTools(c), s.mcpVet(c.sess), c.sess.ctx
+		caller.API, caller.Vet, caller.Valid = g.sessionTools(c), g.vet(c.sess), c.sess.ctx
 	default:
 		panic("gateway: /mcp was reached by " + c.kind.String())
 	}
@@ -217,18 +176,18 @@ func (s *Server) handleMCP(w http.ResponseWriter, r *http.Request) {
 	defer cancel(nil)
 	stop := context.AfterFunc(caller.Valid, func() { cancel(context.Cause(caller.Valid)) })
 	defer stop()
-	stopClosing := context.AfterFunc(s.closing, func() { cancel(errors.New("daemon stopping")) })
+	stopClosing := context.AfterFunc(g.o.Life.closing, func() { cancel(errors.New("daemon stopping")) })
 	defer stopClosing()
-	s.mcp.srv.ServeHTTP(w, r.WithContext(mcp.WithCaller(ctx, caller)))
+	g.srv.ServeHTTP(w, r.WithContext(mcp.WithCaller(ctx, caller)))
 }
 
 // adminAPI runs admin tools through the daemon's own routes, with the
 // token, Host and peer of the MCP request, so they are validated, audited
 // and refused exactly like the same REST call.
-func (s *Server) adminAPI(outer *http.Request) http.Handler {
+func (g *mcpGateway) adminAPI(outer *http.Request) http.Handler {
 	authz, host, remote := outer.Header.Get("Authorization"), outer.Host, outer.RemoteAddr
-	s.mcp.apiOnce.Do(func() { s.mcp.api = s.Handler() })
-	api := s.mcp.api
+	g.apiOnce.Do(func() { g.api = g.o.API() })
+	api := g.api
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r.Host, r.RemoteAddr = host, remote
 		r.Header.Set("Authorization", authz)
@@ -238,19 +197,16 @@ func (s *Server) adminAPI(outer *http.Request) http.Handler {
 	})
 }
 
-// mcpVet runs the profile's pre-tool-use hooks on an upstream tool call.
-// checkHooks audits every hook decision and the call, and refuses the
+// vet runs the profile's pre-tool-use hooks on an upstream tool call.
+// hooks.check audits every hook decision and the call, and refuses the
 // call when a record cannot be written.
-func (s *Server) mcpVet(sess *session) func(context.Context, string, json.RawMessage) mcp.Verdict {
+func (g *mcpGateway) vet(sess *session) func(context.Context, string, json.RawMessage) mcp.Verdict {
 	return func(ctx context.Context, tool string, input json.RawMessage) mcp.Verdict {
-		if s.opts.Hooks == nil {
-			return mcp.Verdict{Reason: "refused: this daemon cannot check hooks"}
-		}
-		d, hooks := s.checkHooks(ctx, sess, api.HookCheck{Event: hook.PreToolUse, ToolName: tool, ToolInput: input}, "mcp")
+		d, hooks := g.o.Hooks.check(ctx, sess, api.HookCheck{Event: hook.PreToolUse, ToolName: tool, ToolInput: input}, "mcp")
 		v := mcp.Verdict{Allow: d.Allow, Reason: d.Reason}
 		if d.Allow && slices.ContainsFunc(hooks, func(h hook.Hook) bool { return h.Event == hook.PostToolUse && h.Matches(hook.PostToolUse, tool) }) {
 			v.After = func(ctx context.Context, output json.RawMessage) mcp.Verdict {
-				d, _ := s.checkHooks(ctx, sess, api.HookCheck{Event: hook.PostToolUse, ToolName: tool, ToolInput: input, ToolOutput: output}, "mcp")
+				d, _ := g.o.Hooks.check(ctx, sess, api.HookCheck{Event: hook.PostToolUse, ToolName: tool, ToolInput: input, ToolOutput: output}, "mcp")
 				return mcp.Verdict{Allow: d.Allow, Reason: d.Reason}
 			}
 		}
@@ -258,7 +214,7 @@ func (s *Server) mcpVet(sess *session) func(context.Context, string, json.RawMes
 	}
 }
 
-func (s *Server) mcpError(w http.ResponseWriter, err error) {
+func mcpError(w http.ResponseWriter, log *slog.Logger, err error) {
 	switch {
 	case errors.Is(err, mcp.ErrNotFound):
 		writeError(w, http.StatusNotFound, "not_found", err.Error())
@@ -267,30 +223,30 @@ func (s *Server) mcpError(w http.ResponseWriter, err error) {
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		writeError(w, http.StatusGatewayTimeout, "timeout", err.Error())
 	default:
-		s.log.Error("MCP server operation failed", "err", err)
+		log.Error("MCP server operation failed", "err", err)
 		writeError(w, http.StatusInternalServerError, "internal", err.Error())
 	}
 }
 
-func (s *Server) handleMCPList(w http.ResponseWriter, r *http.Request) {
+func (g *mcpGateway) handleMCPList(w http.ResponseWriter, r *http.Request) {
 	alias := r.URL.Query().Get("profile")
-	if !s.knownProfile(w, alias) {
+	if !knownProfile(w, g.o.Log, g.o.Profiles, alias) {
 		return
 	}
-	out, err := s.mcp.srv.Servers(alias)
+	out, err := g.srv.Servers(alias)
 	if err != nil {
-		s.mcpError(w, err)
+		mcpError(w, g.o.Log, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, api.MCPServerList{Servers: out})
 }
 
-func (s *Server) handleMCPAdd(w http.ResponseWriter, r *http.Request) {
+func (g *mcpGateway) handleMCPAdd(w http.ResponseWriter, r *http.Request) {
 	var req api.MCPServerRequest
 	if !decodeJSON(w, r, &req) {
 		return
 	}
-	if !s.knownProfile(w, req.Profile) {
+	if !knownProfile(w, g.o.Log, g.o.Profiles, req.Profile) {
 		return
 	}
 	c := mcpserver.Config{Name: req.Name, Command: req.Command, URL: req.URL, Credential: req.Credential,
@@ -313,7 +269,7 @@ func (s *Server) handleMCPAdd(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if err := s.exposesOwn(req.Profile, append(append([]string{}, c.ReadOnly...), c.ReadWrite...)...); err != nil {
+	if err := g.o.Launch.CheckOwn(g.o.Profiles.Home(req.Profile), append(append([]string{}, c.ReadOnly...), c.ReadWrite...)...); err != nil {
 		writeError(w, http.StatusBadRequest, "invalid_mcp_server", err.Error())
 		return
 	}
@@ -322,27 +278,27 @@ func (s *Server) handleMCPAdd(w http.ResponseWriter, r *http.Request) {
 		detail["sandbox"] = !c.NoSandbox
 		detail["ro"], detail["rw"], detail["network"] = c.ReadOnly, c.ReadWrite, c.Network
 	}
-	if !s.recordOr503(w, r, audit.Record{Kind: audit.KindMCPAdd, Profile: req.Profile, Actor: audit.ActorAdmin, Target: c.Name, Decision: audit.Allow,
+	if !g.o.Rec.recordOr503(w, r, audit.Record{Kind: audit.KindMCPAdd, Profile: req.Profile, Actor: audit.ActorAdmin, Target: c.Name, Decision: audit.Allow,
 		Detail: audit.DetailJSON(detail)}) {
 		return
 	}
 	if c.NoSandbox {
-		s.log.Warn("MCP server added without a sandbox: it runs with the daemon's privileges", "profile", req.Profile, "server", c.Name)
+		g.o.Log.Warn("MCP server added without a sandbox: it runs with the daemon's privileges", "profile", req.Profile, "server", c.Name)
 	}
-	added, err := s.mcp.srv.AddServer(req.Profile, c)
+	added, err := g.srv.AddServer(req.Profile, c)
 	if err != nil {
-		s.mcpError(w, err)
+		mcpError(w, g.o.Log, err)
 		return
 	}
-	s.log.Info("MCP server added", "profile", req.Profile, "server", added.Name)
+	g.o.Log.Info("MCP server added", "profile", req.Profile, "server", added.Name)
 	writeJSON(w, http.StatusCreated, added)
 }
 
-// mcpServerParams are the profile and server of a /api/mcp/servers/{profile}/{name}
+// serverParams are the profile and server of a /api/mcp/servers/{profile}/{name}
 // route, checked; when not ok it has answered.
-func (s *Server) mcpServerParams(w http.ResponseWriter, r *http.Request) (alias, name string, ok bool) {
+func (g *mcpGateway) serverParams(w http.ResponseWriter, r *http.Request) (alias, name string, ok bool) {
 	alias, name = chi.URLParam(r, "profile"), chi.URLParam(r, "name")
-	if !s.knownProfile(w, alias) {
+	if !knownProfile(w, g.o.Log, g.o.Profiles, alias) {
 		return "", "", false
 	}
 	if err := mcpserver.ValidateName(name); err != nil {
@@ -352,30 +308,30 @@ func (s *Server) mcpServerParams(w http.ResponseWriter, r *http.Request) (alias,
 	return alias, name, true
 }
 
-func (s *Server) handleMCPRemove(w http.ResponseWriter, r *http.Request) {
-	alias, name, ok := s.mcpServerParams(w, r)
+func (g *mcpGateway) handleMCPRemove(w http.ResponseWriter, r *http.Request) {
+	alias, name, ok := g.serverParams(w, r)
 	if !ok {
 		return
 	}
-	if !s.recordOr503(w, r, audit.Record{Kind: audit.KindMCPRemove, Profile: alias, Actor: audit.ActorAdmin, Target: name, Decision: audit.Allow}) {
+	if !g.o.Rec.recordOr503(w, r, audit.Record{Kind: audit.KindMCPRemove, Profile: alias, Actor: audit.ActorAdmin, Target: name, Decision: audit.Allow}) {
 		return
 	}
-	removed, err := s.mcp.srv.RemoveServer(alias, name)
+	removed, err := g.srv.RemoveServer(alias, name)
 	if err != nil {
 		// The record above said allow; say it did not happen.
-		_ = s.record(r.Context(), audit.Record{Kind: audit.KindMCPRemove, Profile: alias, Actor: audit.ActorAdmin, Target: name, Decision: audit.Error,
+		_ = g.o.Rec.record(r.Context(), audit.Record{Kind: audit.KindMCPRemove, Profile: alias, Actor: audit.ActorAdmin, Target: name, Decision: audit.Error,
 			Detail: audit.DetailJSON(map[string]any{"error": err.Error()})})
-		s.mcpError(w, err)
+		mcpError(w, g.o.Log, err)
 		return
 	}
-	s.log.Info("MCP server removed", "profile", alias, "server", name)
+	g.o.Log.Info("MCP server removed", "profile", alias, "server", name)
 	writeJSON(w, http.StatusOK, removed)
 }
 
 // handleMCPApprove re-pins a server's current tools, showing again those
 // hidden because they changed. What is approved is audited first.
-func (s *Server) handleMCPApprove(w http.ResponseWriter, r *http.Request) {
-	alias, name, ok := s.mcpServerParams(w, r)
+func (g *mcpGateway) handleMCPApprove(w http.ResponseWriter, r *http.Request) {
+	alias, name, ok := g.serverParams(w, r)
 	if !ok {
 		return
 	}
@@ -383,9 +339,9 @@ func (s *Server) handleMCPApprove(w http.ResponseWriter, r *http.Request) {
 	// answers 504 and can be approved once it runs.
 	ctx, cancel := context.WithTimeout(r.Context(), 25*time.Second)
 	defer cancel()
-	current, changed, err := s.mcp.srv.Pending(ctx, alias, name)
+	current, changed, err := g.srv.Pending(ctx, alias, name)
 	if err != nil {
-		s.mcpError(w, err)
+		mcpError(w, g.o.Log, err)
 		return
 	}
 	if changed == nil {
@@ -395,14 +351,27 @@ func (s *Server) handleMCPApprove(w http.ResponseWriter, r *http.Request) {
 	for _, t := range changed {
 		hashes[t] = current[t]
 	}
-	if !s.recordOr503(w, r, audit.Record{Kind: audit.KindMCPApprove, Profile: alias, Actor: audit.ActorAdmin, Target: name, Decision: audit.Allow,
+	if !g.o.Rec.recordOr503(w, r, audit.Record{Kind: audit.KindMCPApprove, Profile: alias, Actor: audit.ActorAdmin, Target: name, Decision: audit.Allow,
 		Detail: audit.DetailJSON(map[string]any{"changed": changed, "hashes": hashes, "tools": len(current)})}) {
 		return
 	}
-	if err := s.mcp.srv.Approve(alias, name, current); err != nil {
-		s.mcpError(w, err)
+	if err := g.srv.Approve(alias, name, current); err != nil {
+		mcpError(w, g.o.Log, err)
 		return
 	}
-	s.log.Info("MCP server tools approved", "profile", alias, "server", name, "changed", len(changed))
+	g.o.Log.Info("MCP server tools approved", "profile", alias, "server", name, "changed", len(changed))
 	writeJSON(w, http.StatusOK, api.MCPApproved{Approved: changed, Profile: alias, Server: name, Tools: len(current)})
+}
+
+// sessionTools answers the session tools of c, a session caller of /mcp,
+// from the onTools routes.
+func (g *mcpGateway) sessionTools(c caller) http.Handler {
+	g.toolsOnce.Do(func() { g.tools = g.o.Tools() })
+	tools := g.tools
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// The context still holds chi's routing state of the /mcp
+		// request; the router would take this request for a sub-route.
+		ctx := context.WithValue(r.Context(), chi.RouteCtxKey, nil)
+		tools.ServeHTTP(w, r.WithContext(withCaller(ctx, c)))
+	})
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/neullabs/ringlet/credentials"
 	"github.com/neullabs/ringlet/credentials/keystore"
 	"github.com/neullabs/ringlet/hook"
+	"github.com/neullabs/ringlet/launch"
 	"github.com/neullabs/ringlet/mcp"
 	"github.com/neullabs/ringlet/mcp/mcpserver"
 	"github.com/neullabs/ringlet/profile"
@@ -43,7 +44,7 @@ func BenchmarkMCPToolCall(b *testing.B) {
 	b.Cleanup(func() { up.CloseClientConnections(); up.Close() })
 
 	s, ts, hooks := benchRinglet(b, up.URL+"/mcp")
-	_, tok, err := s.startSession(context.Background(), "work", 0, audit.ActorAdmin)
+	_, tok, err := s.sessions.start(context.Background(), "work", 0, audit.ActorAdmin)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -119,9 +120,9 @@ func benchRinglet(b *testing.B, url string) (*Server, *httptest.Server, *hook.St
 	}
 	b.Cleanup(func() { log.Close() })
 	hooks := hook.NewStore(configDir)
-	s, err := New(Options{Token: token.FromString(testToken), TokenFile: filepath.Join(configDir, "http_token"),
-		Profiles: profiles, CatalogDir: configDir, Keys: keys, Hooks: hooks, Audit: log, AuditPath: log.Path(),
-		Collectors: log.Metrics().Collectors(), MCPStore: store})
+	s, err := New(withParts(b, Options{Token: token.FromString(testToken), TokenFile: filepath.Join(configDir, "http_token"),
+		Profiles: profiles, CatalogDir: configDir, Keys: keys, Launch: launch.New(launch.Options{}), Hooks: hooks, Audit: log, AuditPath: log.Path(),
+		Collectors: log.Metrics().Collectors(), MCPStore: store}))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -132,7 +133,7 @@ func benchRinglet(b *testing.B, url string) (*Server, *httptest.Server, *hook.St
 	ts.Config.Handler = s.Handler()
 	ts.Start()
 	b.Cleanup(func() {
-		s.closeStream()
+		s.life.stop()
 		s.mcp.srv.Close()
 		ts.CloseClientConnections()
 		ts.Close()

@@ -23,6 +23,7 @@ import (
 	"github.com/neullabs/ringlet/credentials"
 	"github.com/neullabs/ringlet/credentials/keystore"
 	"github.com/neullabs/ringlet/hook"
+	"github.com/neullabs/ringlet/launch"
 	"github.com/neullabs/ringlet/mcp"
 	"github.com/neullabs/ringlet/mcp/mcpserver"
 	"github.com/neullabs/ringlet/profile"
@@ -39,6 +40,12 @@ type mcpWorld struct {
 }
 
 func newMCPWorld(t *testing.T) *mcpWorld {
+	t.Helper()
+	return newMCPWorldWith(t, nil)
+}
+
+// newMCPWorldWith is newMCPWorld with its options changed by change.
+func newMCPWorldWith(t *testing.T, change func(*Options)) *mcpWorld {
 	t.Helper()
 	configDir, dataDir := t.TempDir(), t.TempDir()
 	cat, err := profile.LoadCatalog(configDir)
@@ -67,10 +74,14 @@ func newMCPWorld(t *testing.T) *mcpWorld {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { log.Close() })
-	w.s, w.ts = newLiveServer(t, Options{
-		Profiles: profiles, CatalogDir: configDir, Keys: keys, Hooks: w.hooks, Audit: log, AuditPath: w.auditPath,
+	opts := Options{
+		Profiles: profiles, CatalogDir: configDir, Keys: keys, Launch: launch.New(launch.Options{}), Hooks: w.hooks, Audit: log, AuditPath: w.auditPath,
 		MCPStore: mcp.NewStore(configDir), MCPPath: "/usr/local/bin:/usr/bin:/bin",
-	})
+	}
+	if change != nil {
+		change(&opts)
+	}
+	w.s, w.ts = newLiveServer(t, opts)
 	t.Cleanup(func() { w.s.mcp.srv.Close() })
 	return w
 }
@@ -78,7 +89,7 @@ func newMCPWorld(t *testing.T) *mcpWorld {
 // session starts a session of alias and returns its id and token.
 func (w *mcpWorld) session(t *testing.T, alias string) (string, string) {
 	t.Helper()
-	sess, tok, err := w.s.startSession(t.Context(), alias, 0, audit.ActorAdmin)
+	sess, tok, err := w.s.sessions.start(t.Context(), alias, 0, audit.ActorAdmin)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,7 +200,7 @@ func TestMCPAuthentication(t *testing.T) {
 	w := newMCPWorld(t)
 	_, sessTok := w.session(t, "work")
 	revokedID, revokedTok := w.session(t, "other")
-	w.s.endSession(t.Context(), revokedID, "revoked", audit.ActorAdmin)
+	w.s.sessions.end(t.Context(), revokedID, "revoked", audit.ActorAdmin)
 	for _, tc := range []struct {
 		name   string
 		hdr    map[string]string
@@ -471,7 +482,7 @@ func TestMCPStreamsEndWithTheirToken(t *testing.T) {
 		tok  string
 		end  func()
 	}{
-		{"session revoked", sessTok, func() { w.s.endSession(t.Context(), sessID, "revoked", audit.ActorAdmin) }},
+		{"session revoked", sessTok, func() { w.s.sessions.end(t.Context(), sessID, "revoked", audit.ActorAdmin) }},
 		{"admin token rotated", testToken, func() {
 			if status, body := w.rest(t, testToken, "POST", "/api/daemon/rotate-token", ""); status != http.StatusOK {
 				t.Fatalf("rotate: %d %s", status, body)

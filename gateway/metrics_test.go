@@ -29,7 +29,7 @@ func TestMetricsEndpoint(t *testing.T) {
 	body := readBody(t, resp)
 	for _, want := range []string{
 		`ringlet_http_requests_total{code="200",method="GET",route="/api/version"} 1`,
-		`ringlet_http_requests_total{code="501",method="GET",route="/api/profiles/*"} 1`,
+		`ringlet_http_requests_total{code="404",method="GET",route="/api/profiles/{alias}"} 1`,
 		`ringlet_auth_failures_total{reason="missing"} 2`,
 		`ringlet_build_info{`,
 		`ringlet_http_requests_in_flight 1`,
@@ -49,7 +49,7 @@ func TestMetricsEndpoint(t *testing.T) {
 	if len(routes) == 0 {
 		t.Fatalf("metrics: got no ringlet_http_requests_total series, want some")
 	}
-	allowed := map[string]bool{"none": true, "/api/version": true, "/api/*": true, "/*": true, "/api/profiles/*": true, "/metrics": true}
+	allowed := map[string]bool{"none": true, "/api/version": true, "/api/*": true, "/*": true, "/api/profiles/{alias}": true, "/metrics": true}
 	for _, m := range routes {
 		if !allowed[m[1]] {
 			t.Errorf("route label: got %q, want a chi pattern such as /api/version", m[1])

@@ -2,10 +2,10 @@ package gateway
 
 import (
 	"errors"
+	"log/slog"
 	"net/http"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/go-chi/chi/v5"
 
@@ -13,19 +13,45 @@ import (
 	"github.com/neullabs/ringlet/audit"
 	"github.com/neullabs/ringlet/credentials"
 	"github.com/neullabs/ringlet/hook"
+	"github.com/neullabs/ringlet/launch"
 	"github.com/neullabs/ringlet/profile"
-	"github.com/neullabs/ringlet/provider"
 )
 
-func (s *Server) handleProfileUpdate(w http.ResponseWriter, r *http.Request) {
+// profiles answers /api/profiles: it checks a profile against the
+// catalogs and Ringlet's own files before it is recorded and stored, and
+// ends what a deleted profile leaves (its sessions, hooks and MCP
+// servers).
+type profiles struct {
+	o profilesOptions
+}
+
+// profilesOptions configure the profiles.
+type profilesOptions struct {
+	Profiles *profile.Store
+	Keys     KeyStore
+	// CatalogDir holds the provider and agent catalogs.
+	CatalogDir string
+	// Executable is the ringlet binary the Claude Code hook runs.
+	Executable string
+	// Launch checks a profile's paths against Ringlet's own files.
+	Launch *launch.Builder
+	// Sessions, Hooks and MCP hold what is a profile's besides its file.
+	Sessions *sessions
+	Hooks    *hook.Store
+	MCP      *mcpGateway
+	Rec      *recorder
+	Log      *slog.Logger
+}
+
+func (pr *profiles) handleProfileUpdate(w http.ResponseWriter, r *http.Request) {
 	alias := chi.URLParam(r, "alias")
 	var u api.ProfileUpdate
 	if !decodeJSON(w, r, &u) {
 		return
 	}
-	cat, err := profile.LoadCatalog(s.opts.CatalogDir)
+	cat, err := profile.LoadCatalog(pr.o.CatalogDir)
 	if err != nil {
-		s.profileError(w, err)
+		profileError(w, pr.o.Log, err)
 		return
 	}
 	change := func(p *profile.Profile) {
@@ -67,36 +93,36 @@ func (s *Server) handleProfileUpdate(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	// Refuse an invalid change before it is recorded as allowed.
-	cur, err := s.opts.Profiles.Get(alias)
+	cur, err := pr.o.Profiles.Get(alias)
 	if err != nil {
-		s.profileError(w, err)
+		profileError(w, pr.o.Log, err)
 		return
 	}
 	change(&cur)
 	if err := cur.Validate(cat); err != nil {
-		s.profileError(w, err)
+		profileError(w, pr.o.Log, err)
 		return
 	}
-	if err := s.exposesOwn(alias, append(append([]string{cur.Workspace}, cur.ReadOnly...), cur.ReadWrite...)...); err != nil {
+	if err := pr.exposesOwn(alias, append(append([]string{cur.Workspace}, cur.ReadOnly...), cur.ReadWrite...)...); err != nil {
 		writeError(w, http.StatusBadRequest, "invalid_profile", err.Error())
 		return
 	}
-	if !s.recordOr503(w, r, audit.Record{Kind: audit.KindProfileUpdate, Profile: alias, Actor: audit.ActorAdmin, Decision: audit.Allow, Detail: audit.DetailJSON(u)}) {
+	if !pr.o.Rec.recordOr503(w, r, audit.Record{Kind: audit.KindProfileUpdate, Profile: alias, Actor: audit.ActorAdmin, Decision: audit.Allow, Detail: audit.DetailJSON(u)}) {
 		return
 	}
-	p, err := s.opts.Profiles.Update(cat, alias, change)
+	p, err := pr.o.Profiles.Update(cat, alias, change)
 	if err != nil {
-		_ = s.record(r.Context(), audit.Record{Kind: audit.KindProfileUpdate, Profile: alias, Actor: audit.ActorAdmin, Decision: audit.Error, Detail: audit.DetailJSON(map[string]any{"error": err.Error()})})
-		s.profileError(w, err)
+		_ = pr.o.Rec.record(r.Context(), audit.Record{Kind: audit.KindProfileUpdate, Profile: alias, Actor: audit.ActorAdmin, Decision: audit.Error, Detail: audit.DetailJSON(map[string]any{"error": err.Error()})})
+		profileError(w, pr.o.Log, err)
 		return
 	}
-	s.log.Info("profile updated", "profile", alias)
-	keys, _ := s.opts.Keys.List()
-	writeJSON(w, http.StatusOK, s.view(p, keys))
+	pr.o.Log.Info("profile updated", "profile", alias)
+	keys, _ := pr.o.Keys.List()
+	writeJSON(w, http.StatusOK, pr.view(p, keys))
 }
 
 // profileError maps profile, catalog and credential errors to statuses.
-func (s *Server) profileError(w http.ResponseWriter, err error) {
+func profileError(w http.ResponseWriter, log *slog.Logger, err error) {
 	switch {
 	case errors.Is(err, profile.ErrNotFound):
 		writeError(w, http.StatusNotFound, "not_found", err.Error())
@@ -110,13 +136,13 @@ func (s *Server) profileError(w http.ResponseWriter, err error) {
 		strings.Contains(err.Error(), "workspace") || strings.HasPrefix(err.Error(), "agent ") || strings.HasPrefix(err.Error(), "provider "):
 		writeError(w, http.StatusBadRequest, "invalid_profile", err.Error())
 	default:
-		s.log.Error("profile operation failed", "err", err)
+		log.Error("profile operation failed", "err", err)
 		writeError(w, http.StatusInternalServerError, "internal", err.Error())
 	}
 }
 
-func (s *Server) view(p profile.Profile, keys []credentials.Entry) api.ProfileView {
-	v := api.ProfileView{Profile: p, Home: s.opts.Profiles.Home(p.Alias), UnsandboxedHome: s.opts.Profiles.UnsandboxedHome(p.Alias), Key: "missing"}
+func (pr *profiles) view(p profile.Profile, keys []credentials.Entry) api.ProfileView {
+	v := api.ProfileView{Profile: p, Home: pr.o.Profiles.Home(p.Alias), UnsandboxedHome: pr.o.Profiles.UnsandboxedHome(p.Alias), Key: "missing"}
 	v.Protected, _ = p.Protected() // checked when stored
 	if v.Protected == nil {
 		v.Protected = []string{}
@@ -126,7 +152,7 @@ func (s *Server) view(p profile.Profile, keys []credentials.Entry) api.ProfileVi
 			v.Key = "stored (" + e.Backend + ")"
 		}
 	}
-	for _, sess := range s.sessions.list() {
+	for _, sess := range pr.o.Sessions.list() {
 		if sess.Profile.Alias == p.Alias {
 			v.Sessions++
 		}
@@ -134,38 +160,38 @@ func (s *Server) view(p profile.Profile, keys []credentials.Entry) api.ProfileVi
 	return v
 }
 
-func (s *Server) handleProfileList(w http.ResponseWriter, r *http.Request) {
-	ps, err := s.opts.Profiles.List()
+func (pr *profiles) handleProfileList(w http.ResponseWriter, r *http.Request) {
+	ps, err := pr.o.Profiles.List()
 	if err != nil {
-		s.profileError(w, err)
+		profileError(w, pr.o.Log, err)
 		return
 	}
-	keys, _ := s.opts.Keys.List()
+	keys, _ := pr.o.Keys.List()
 	out := make([]api.ProfileView, 0, len(ps))
 	for _, p := range ps {
-		out = append(out, s.view(p, keys))
+		out = append(out, pr.view(p, keys))
 	}
 	writeJSON(w, http.StatusOK, api.ProfileList{Profiles: out})
 }
 
-func (s *Server) handleProfileGet(w http.ResponseWriter, r *http.Request) {
-	p, err := s.opts.Profiles.Get(chi.URLParam(r, "alias"))
+func (pr *profiles) handleProfileGet(w http.ResponseWriter, r *http.Request) {
+	p, err := pr.o.Profiles.Get(chi.URLParam(r, "alias"))
 	if err != nil {
-		s.profileError(w, err)
+		profileError(w, pr.o.Log, err)
 		return
 	}
-	keys, _ := s.opts.Keys.List()
-	writeJSON(w, http.StatusOK, s.view(p, keys))
+	keys, _ := pr.o.Keys.List()
+	writeJSON(w, http.StatusOK, pr.view(p, keys))
 }
 
-func (s *Server) handleProfileCreate(w http.ResponseWriter, r *http.Request) {
+func (pr *profiles) handleProfileCreate(w http.ResponseWriter, r *http.Request) {
 	var req api.ProfileRequest
 	if !decodeJSON(w, r, &req) {
 		return
 	}
-	cat, err := profile.LoadCatalog(s.opts.CatalogDir)
+	cat, err := profile.LoadCatalog(pr.o.CatalogDir)
 	if err != nil {
-		s.profileError(w, err)
+		profileError(w, pr.o.Log, err)
 		return
 	}
 	p := profile.Profile{Alias: req.Alias, Agent: req.Agent, Provider: req.Provider, Model: req.Model, Workspace: req.Workspace, Endpoint: req.Endpoint, Command: req.Command,
@@ -173,92 +199,98 @@ func (s *Server) handleProfileCreate(w http.ResponseWriter, r *http.Request) {
 		Protect: req.Protect, Unprotect: req.Unprotect,
 		MaxProcs: req.MaxProcs, MaxMemory: req.MaxMemory, TmpSize: req.TmpSize}
 	if err := p.Validate(cat); err != nil {
-		s.profileError(w, err)
+		profileError(w, pr.o.Log, err)
 		return
 	}
-	if err := s.exposesOwn(p.Alias, append(append([]string{p.Workspace}, p.ReadOnly...), p.ReadWrite...)...); err != nil {
+	if err := pr.exposesOwn(p.Alias, append(append([]string{p.Workspace}, p.ReadOnly...), p.ReadWrite...)...); err != nil {
 		writeError(w, http.StatusBadRequest, "invalid_profile", err.Error())
 		return
 	}
-	if !s.recordOr503(w, r, audit.Record{Kind: audit.KindProfileCreate, Profile: p.Alias, Actor: audit.ActorAdmin, Target: p.Agent + "@" + p.Provider, Decision: audit.Allow,
+	if !pr.o.Rec.recordOr503(w, r, audit.Record{Kind: audit.KindProfileCreate, Profile: p.Alias, Actor: audit.ActorAdmin, Target: p.Agent + "@" + p.Provider, Decision: audit.Allow,
 		Detail: audit.DetailJSON(map[string]any{"agent": p.Agent, "provider": p.Provider, "model": p.Model, "workspace": p.Workspace, "network": p.Network, "ro": p.ReadOnly, "rw": p.ReadWrite, "allow_git_config": p.AllowGitConfig, "allow_hosts": p.AllowHosts,
 			"protect": p.Protect, "unprotect": p.Unprotect, "max_procs": p.MaxProcs, "max_memory": p.MaxMemory, "tmp_size": p.TmpSize})}) {
 		return
 	}
-	created, err := s.opts.Profiles.Create(cat, p)
+	created, err := pr.o.Profiles.Create(cat, p)
 	if err != nil {
-		_ = s.record(r.Context(), audit.Record{Kind: audit.KindProfileCreate, Profile: p.Alias, Actor: audit.ActorAdmin, Decision: audit.Error, Detail: audit.DetailJSON(map[string]any{"error": err.Error()})})
-		s.profileError(w, err)
+		_ = pr.o.Rec.record(r.Context(), audit.Record{Kind: audit.KindProfileCreate, Profile: p.Alias, Actor: audit.ActorAdmin, Decision: audit.Error, Detail: audit.DetailJSON(map[string]any{"error": err.Error()})})
+		profileError(w, pr.o.Log, err)
 		return
 	}
-	if created.Agent == "claude" && s.opts.Executable != "" {
+	if created.Agent == "claude" {
 		// One 'hooks add' then guards Claude Code's own tools too, in
 		// and out of the sandbox.
-		for _, home := range []string{s.opts.Profiles.Home(created.Alias), s.opts.Profiles.UnsandboxedHome(created.Alias)} {
-			if err := hook.InstallClaude(filepath.Join(home, ".claude"), s.opts.Executable); err != nil {
-				s.log.Error("could not install the Claude Code hook", "profile", created.Alias, "err", err)
+		for _, home := range []string{pr.o.Profiles.Home(created.Alias), pr.o.Profiles.UnsandboxedHome(created.Alias)} {
+			if err := hook.InstallClaude(filepath.Join(home, ".claude"), pr.o.Executable); err != nil {
+				pr.o.Log.Error("could not install the Claude Code hook", "profile", created.Alias, "err", err)
 				writeError(w, http.StatusInternalServerError, "internal", "profile created, but its Claude Code hook could not be installed: "+err.Error())
 				return
 			}
 		}
 	}
-	s.log.Info("profile created", "profile", created.Alias, "agent", created.Agent, "provider", created.Provider)
-	keys, _ := s.opts.Keys.List()
+	pr.o.Log.Info("profile created", "profile", created.Alias, "agent", created.Agent, "provider", created.Provider)
+	keys, _ := pr.o.Keys.List()
 	w.Header().Set("Location", "/api/profiles/"+created.Alias)
-	writeJSON(w, http.StatusCreated, s.view(created, keys))
+	writeJSON(w, http.StatusCreated, pr.view(created, keys))
 }
 
-func (s *Server) handleProfileDelete(w http.ResponseWriter, r *http.Request) {
+func (pr *profiles) handleProfileDelete(w http.ResponseWriter, r *http.Request) {
 	alias := chi.URLParam(r, "alias")
-	p, err := s.opts.Profiles.Get(alias)
+	p, err := pr.o.Profiles.Get(alias)
 	if err != nil {
-		s.profileError(w, err)
+		profileError(w, pr.o.Log, err)
 		return
 	}
 	purge := r.URL.Query().Get("purge_key") == "true"
-	if !s.recordOr503(w, r, audit.Record{Kind: audit.KindProfileDelete, Profile: alias, Actor: audit.ActorAdmin, Decision: audit.Allow,
+	if !pr.o.Rec.recordOr503(w, r, audit.Record{Kind: audit.KindProfileDelete, Profile: alias, Actor: audit.ActorAdmin, Decision: audit.Allow,
 		Detail: audit.DetailJSON(map[string]any{"purge_key": purge})}) {
 		return
 	}
 	// Both records before anything is deleted: a key removal that could
 	// not be recorded must not leave the profile half deleted.
-	if purge && !s.recordOr503(w, r, audit.Record{Kind: audit.KindCredentialRemove, Profile: alias, Actor: audit.ActorAdmin, Target: p.CredentialRef().String(), Decision: audit.Allow}) {
+	if purge && !pr.o.Rec.recordOr503(w, r, audit.Record{Kind: audit.KindCredentialRemove, Profile: alias, Actor: audit.ActorAdmin, Target: p.CredentialRef().String(), Decision: audit.Allow}) {
 		return
 	}
-	for _, sess := range s.sessions.list() {
+	for _, sess := range pr.o.Sessions.list() {
 		if sess.Profile.Alias == alias {
-			s.endSession(r.Context(), sess.ID, "profile deleted", audit.ActorAdmin)
+			pr.o.Sessions.end(r.Context(), sess.ID, "profile deleted", audit.ActorAdmin)
 		}
 	}
-	if _, err := s.opts.Profiles.Delete(alias); err != nil {
-		s.profileError(w, err)
+	if _, err := pr.o.Profiles.Delete(alias); err != nil {
+		profileError(w, pr.o.Log, err)
 		return
 	}
-	if s.opts.Hooks != nil {
-		if err := s.opts.Hooks.DeleteProfile(alias); err != nil {
-			s.log.Error("could not delete the profile's hooks", "profile", alias, "err", err)
-		}
+	if err := pr.o.Hooks.DeleteProfile(alias); err != nil {
+		pr.o.Log.Error("could not delete the profile's hooks", "profile", alias, "err", err)
 	}
 	// A profile created again under this alias starts with no upstream
 	// MCP servers and no pinned tools.
-	s.forgetMCPProfile(alias)
+	pr.o.MCP.forgetProfile(alias)
 	keyRemoved := false
 	if purge {
-		if _, err := s.opts.Keys.Remove(p.CredentialRef()); err == nil {
+		if _, err := pr.o.Keys.Remove(p.CredentialRef()); err == nil {
 			keyRemoved = true
 		} else if !errors.Is(err, credentials.ErrNotFound) {
-			s.keychainError(w, err)
+			keychainError(w, pr.o.Log, err)
 			return
 		}
 	}
-	s.log.Info("profile deleted", "profile", alias, "key_removed", keyRemoved)
+	pr.o.Log.Info("profile deleted", "profile", alias, "key_removed", keyRemoved)
 	writeJSON(w, http.StatusOK, api.ProfileDeleted{Deleted: alias, KeyRemoved: keyRemoved})
 }
 
-func (s *Server) handleProviderList(w http.ResponseWriter, r *http.Request) {
-	cat, err := profile.LoadCatalog(s.opts.CatalogDir)
+// catalogs answers /api/providers and /api/agents from the catalogs in
+// dir.
+type catalogs struct {
+	dir string
+	rec *recorder
+	log *slog.Logger
+}
+
+func (cg *catalogs) handleProviderList(w http.ResponseWriter, r *http.Request) {
+	cat, err := profile.LoadCatalog(cg.dir)
 	if err != nil {
-		s.profileError(w, err)
+		profileError(w, cg.log, err)
 		return
 	}
 	out := []profile.Provider{}
@@ -268,10 +300,10 @@ func (s *Server) handleProviderList(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, api.ProviderList{Providers: out})
 }
 
-func (s *Server) handleProviderGet(w http.ResponseWriter, r *http.Request) {
-	cat, err := profile.LoadCatalog(s.opts.CatalogDir)
+func (cg *catalogs) handleProviderGet(w http.ResponseWriter, r *http.Request) {
+	cat, err := profile.LoadCatalog(cg.dir)
 	if err != nil {
-		s.profileError(w, err)
+		profileError(w, cg.log, err)
 		return
 	}
 	p, err := cat.Provider(chi.URLParam(r, "id"))
@@ -282,7 +314,7 @@ func (s *Server) handleProviderGet(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, p)
 }
 
-func (s *Server) handleProviderAdd(w http.ResponseWriter, r *http.Request) {
+func (cg *catalogs) handleProviderAdd(w http.ResponseWriter, r *http.Request) {
 	var p profile.Provider
 	var body api.ProviderRequest
 	if !decodeJSON(w, r, &body) {
@@ -293,12 +325,12 @@ func (s *Server) handleProviderAdd(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid_provider", err.Error())
 		return
 	}
-	cat, err := profile.LoadCatalog(s.opts.CatalogDir)
+	cat, err := profile.LoadCatalog(cg.dir)
 	if err != nil {
-		s.profileError(w, err)
+		profileError(w, cg.log, err)
 		return
 	}
-	if !s.recordOr503(w, r, audit.Record{Kind: audit.KindProviderAdd, Actor: audit.ActorAdmin, Target: p.ID, Decision: audit.Allow,
+	if !cg.rec.recordOr503(w, r, audit.Record{Kind: audit.KindProviderAdd, Actor: audit.ActorAdmin, Target: p.ID, Decision: audit.Allow,
 		Detail: audit.DetailJSON(map[string]any{"provider": p.ID, "base_url": p.BaseURL, "format": p.Format, "auth": p.Auth})}) {
 		return
 	}
@@ -306,14 +338,14 @@ func (s *Server) handleProviderAdd(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid_provider", err.Error())
 		return
 	}
-	s.log.Info("provider added", "provider", p.ID, "base_url", p.BaseURL)
+	cg.log.Info("provider added", "provider", p.ID, "base_url", p.BaseURL)
 	writeJSON(w, http.StatusCreated, cat.Providers[p.ID])
 }
 
-func (s *Server) handleAgents(w http.ResponseWriter, r *http.Request) {
-	cat, err := profile.LoadCatalog(s.opts.CatalogDir)
+func (cg *catalogs) handleAgents(w http.ResponseWriter, r *http.Request) {
+	cat, err := profile.LoadCatalog(cg.dir)
 	if err != nil {
-		s.profileError(w, err)
+		profileError(w, cg.log, err)
 		return
 	}
 	out := []profile.Agent{}
@@ -323,28 +355,8 @@ func (s *Server) handleAgents(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, api.AgentList{Agents: out})
 }
 
-func (s *Server) handleUsage(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	by := q.Get("by")
-	q.Del("by")
-	f, err := audit.ParseFilter(q, time.Now(), time.UTC)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, "bad_filter", err.Error())
-		return
-	}
-	prices, err := provider.LoadPrices(s.opts.CatalogDir)
-	if err != nil {
-		writeError(w, http.StatusInternalServerError, "bad_prices", err.Error())
-		return
-	}
-	rows, err := audit.UsageReport(r.Context(), s.opts.AuditPath, f, by, prices.Cost)
-	if err != nil {
-		if strings.HasPrefix(err.Error(), "invalid by") {
-			writeError(w, http.StatusBadRequest, "bad_filter", err.Error())
-			return
-		}
-		writeError(w, http.StatusServiceUnavailable, "audit_unavailable", err.Error())
-		return
-	}
-	writeJSON(w, http.StatusOK, api.Usage{By: by, Rows: rows})
+// exposesOwn refuses a path that would show Ringlet's own files to a
+// sandbox of profile alias.
+func (pr *profiles) exposesOwn(alias string, paths ...string) error {
+	return pr.o.Launch.CheckOwn(pr.o.Profiles.Home(alias), paths...)
 }

@@ -116,6 +116,47 @@ func upstreamURL(base *url.URL, path, rawQuery string) (*url.URL, error) {
 	return u, nil
 }
 
+// proxy forwards a session's requests to its profile's provider with the
+// real key, and records each one: the request body read whole within its
+// budget, only the wire format's headers, the answer metered and redacted
+// as it passes, the provider.request record committed before the client
+// has the end of the answer.
+type proxy struct {
+	o  proxyOptions
+	rp *httputil.ReverseProxy
+	// redactors holds each session's key compiled for the redactor
+	// (*session -> *provider.Secrets) while the session lives.
+	redactors sync.Map
+	// modelLabels bounds the model label values of the proxy's metrics.
+	modelLabels modelLabels
+	// bodyTimeout is how long a request body may take to arrive.
+	bodyTimeout time.Duration
+}
+
+// proxyOptions configure a proxy.
+type proxyOptions struct {
+	Rec     *recorder
+	Metrics *metrics
+	Log     *slog.Logger
+	// Bodies is what the request bodies the daemon holds may take, shared
+	// with hook checks.
+	Bodies *bodyBudget
+	// IdleTimeout ends an answer that sends nothing for this long;
+	// HeaderTimeout one whose headers have not come this long after it was
+	// forwarded (504). 0: no limit.
+	IdleTimeout, HeaderTimeout time.Duration
+	// Writable reports from memory whether the audit log can be written
+	// now; nil with the log off. Requests are refused before they are
+	// forwarded while it cannot.
+	Writable func() error
+}
+
+func newProxy(o proxyOptions) *proxy {
+	p := &proxy{o: o, bodyTimeout: proxyBodyTimeout}
+	p.rp = p.newReverseProxy()
+	return p
+}
+
 // proxyState travels with one proxied request through ReverseProxy.
 type proxyState struct {
 	sess      *session
@@ -143,13 +184,13 @@ type proxyState struct {
 
 // secretsOf returns the forms of the session's key, compiled once per
 // session and forgotten when the session ends.
-func (s *Server) secretsOf(sess *session) *provider.Secrets {
-	if v, ok := s.redactors.Load(sess); ok {
+func (p *proxy) secretsOf(sess *session) *provider.Secrets {
+	if v, ok := p.redactors.Load(sess); ok {
 		return v.(*provider.Secrets)
 	}
-	v, loaded := s.redactors.LoadOrStore(sess, provider.NewSecrets(sess.key.Reveal()))
+	v, loaded := p.redactors.LoadOrStore(sess, provider.NewSecrets(sess.key.Reveal()))
 	if !loaded {
-		context.AfterFunc(sess.ctx, func() { s.redactors.Delete(sess) })
+		context.AfterFunc(sess.ctx, func() { p.redactors.Delete(sess) })
 	}
 	return v.(*provider.Secrets)
 }
@@ -194,18 +235,18 @@ func (b *bufferPool) Get() []byte {
 }
 func (b *bufferPool) Put(v []byte) { b.p.Put(&v) }
 
-func (s *Server) newReverseProxy() *httputil.ReverseProxy {
+func (p *proxy) newReverseProxy() *httputil.ReverseProxy {
 	return &httputil.ReverseProxy{
-		Rewrite:        s.rewrite,
+		Rewrite:        p.rewrite,
 		Transport:      outbound.Transport(),
 		BufferPool:     &bufferPool{},
 		FlushInterval:  0, // text/event-stream is flushed per write by ReverseProxy itself
-		ModifyResponse: s.modifyResponse,
-		ErrorHandler:   s.proxyError,
+		ModifyResponse: p.modifyResponse,
+		ErrorHandler:   p.proxyError,
 		// Without it, ReverseProxy writes its errors (an upstream body
 		// that breaks off) with the standard logger, past the daemon's
 		// log and its level.
-		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		ErrorLog: slog.NewLogLogger(p.o.Log.Handler(), slog.LevelWarn),
 	}
 }
 
@@ -214,7 +255,7 @@ func (s *Server) newReverseProxy() *httputil.ReverseProxy {
 // no credential of any provider, cookie, forwarding or proxy header, nor
 // one named by the client's Connection header, reaches the provider, and
 // the key added here cannot be stripped by a client.
-func (s *Server) rewrite(pr *httputil.ProxyRequest) {
+func (p *proxy) rewrite(pr *httputil.ProxyRequest) {
 	st := pr.In.Context().Value(proxyStateKey{}).(*proxyState)
 	out := pr.Out
 	out.URL = st.target
@@ -246,7 +287,7 @@ func (s *Server) rewrite(pr *httputil.ProxyRequest) {
 
 // modifyResponse redacts the key from headers and wraps the body so usage
 // is read, the key redacted and the end recorded as the bytes pass.
-func (s *Server) modifyResponse(resp *http.Response) error {
+func (p *proxy) modifyResponse(resp *http.Response) error {
 	st := resp.Request.Context().Value(proxyStateKey{}).(*proxyState)
 	if st.headerTimer != nil && !st.headerTimer.Stop() {
 		// The timeout fired as the headers came: the request is being
@@ -280,7 +321,7 @@ func (s *Server) modifyResponse(resp *http.Response) error {
 	st.status = resp.StatusCode
 	ct := resp.Header.Get("Content-Type")
 	st.streaming = strings.HasPrefix(strings.ToLower(ct), "text/event-stream")
-	mb := &meteredBody{rc: resp.Body, resp: resp, st: st, s: s, meter: provider.NewMeter(ct), red: st.secrets.Redactor(), idle: s.opts.ProxyIdleTimeout}
+	mb := &meteredBody{rc: resp.Body, resp: resp, st: st, p: p, meter: provider.NewMeter(ct), red: st.secrets.Redactor(), idle: p.o.IdleTimeout}
 	if resp.Request.Method == http.MethodHead || resp.StatusCode == http.StatusNoContent || resp.StatusCode == http.StatusNotModified {
 		// No body: the headers (Content-Length included) stay as they are.
 		resp.Body = mb
@@ -359,7 +400,7 @@ type meteredBody struct {
 	rc    io.ReadCloser
 	resp  *http.Response // its Trailer is dropped once the body has ended
 	st    *proxyState
-	s     *Server
+	p     *proxy
 	meter *provider.Meter
 	red   *provider.Redactor
 	out   []byte
@@ -455,7 +496,7 @@ func (b *meteredBody) finish(err error) error {
 	if err != nil && b.st.err == nil {
 		b.st.err = err
 	}
-	b.s.recordProvider(b.st)
+	b.p.recordProvider(b.st)
 	return b.st.recordErr
 }
 
@@ -494,14 +535,14 @@ func (f finalOnly) WriteHeader(code int) {
 // Unwrap lets http.ResponseController reach the writer's Flush and Hijack.
 func (f finalOnly) Unwrap() http.ResponseWriter { return f.ResponseWriter }
 
-func (s *Server) proxyError(w http.ResponseWriter, r *http.Request, err error) {
+func (p *proxy) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 	st := r.Context().Value(proxyStateKey{}).(*proxyState)
 	if st.headerTimer != nil {
 		st.headerTimer.Stop()
 	}
 	if errors.Is(err, audit.ErrUnavailable) {
 		// The answer's record could not be written: the answer is withheld.
-		s.log.Error("provider answer withheld: its record could not be written", "provider", st.sess.Provider.ID, "session", st.sess.ID, "err", err)
+		p.o.Log.Error("provider answer withheld: its record could not be written", "provider", st.sess.Provider.ID, "session", st.sess.ID, "err", err)
 		writeAuditError(w, err)
 		return
 	}
@@ -512,15 +553,15 @@ func (s *Server) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
 	case st.headerTimedOut.Load():
 		st.status = http.StatusGatewayTimeout
-		st.err = fmt.Errorf("no response headers within %s", s.opts.ProxyResponseHeaderTimeout)
-		code, msg = "upstream_timeout", fmt.Sprintf("the provider sent no response headers within %s (proxy.response_header_timeout); try again, or raise the timeout if the provider needs longer", s.opts.ProxyResponseHeaderTimeout)
+		st.err = fmt.Errorf("no response headers within %s", p.o.HeaderTimeout)
+		code, msg = "upstream_timeout", fmt.Sprintf("the provider sent no response headers within %s (proxy.response_header_timeout); try again, or raise the timeout if the provider needs longer", p.o.HeaderTimeout)
 	case errors.As(err, &refused):
 		code, msg = "answer_refused", refused.why
 	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
 		msg = "the request was cancelled"
 	}
-	s.log.Warn("provider request failed", "provider", st.sess.Provider.ID, "session", st.sess.ID, "err", st.secrets.RedactString(st.err.Error()))
-	s.recordProvider(st)
+	p.o.Log.Warn("provider request failed", "provider", st.sess.Provider.ID, "session", st.sess.ID, "err", st.secrets.RedactString(st.err.Error()))
+	p.recordProvider(st)
 	writeError(w, st.status, code, msg+" ("+st.sess.Provider.ID+")")
 }
 
@@ -570,7 +611,7 @@ type providerDetail struct {
 
 // recordProvider writes the request's provider.request record and metrics,
 // once.
-func (s *Server) recordProvider(st *proxyState) {
+func (p *proxy) recordProvider(st *proxyState) {
 	st.recorded.Do(func() {
 		dur := time.Since(st.start)
 		model := st.usage.Model
@@ -587,15 +628,15 @@ func (s *Server) recordProvider(st *proxyState) {
 			detail.Error = st.secrets.RedactString(st.why())
 			detail.Complete = false
 		}
-		st.recordErr = s.record(context.Background(), audit.Record{
+		st.recordErr = p.o.Rec.record(context.Background(), audit.Record{
 			Kind: audit.KindProviderRequest, Profile: st.sess.Profile.Alias, Session: st.sess.ID, Actor: st.sess.tokenID,
 			Target: st.target.Path, Decision: decision, Status: int64(st.status), Duration: dur,
 			BytesIn: int64(len(st.body)), BytesOut: st.bytesOut,
 			TokensIn: st.usage.Input, TokensOut: st.usage.Output, TokensCacheRead: st.usage.CacheRead, TokensCacheWrite: st.usage.CacheWrite,
 			Detail: audit.DetailJSON(detail),
 		})
-		label := s.modelLabels.label(model)
-		m := s.metrics
+		label := p.modelLabels.label(model)
+		m := p.o.Metrics
 		m.providerRequests.WithLabelValues(st.sess.Provider.ID, strconv.Itoa(st.status), label).Inc()
 		m.providerSeconds.WithLabelValues(st.sess.Provider.ID).Observe(dur.Seconds())
 		if st.ttfb > 0 {
@@ -615,11 +656,11 @@ func (s *Server) recordProvider(st *proxyState) {
 // auditRefuses answers 503 when the audit log cannot be written now: the
 // provider.request record is committed when the answer ends, so a request
 // forwarded meanwhile would reach the provider with no record.
-func (s *Server) auditRefuses(w http.ResponseWriter) bool {
-	if s.opts.AuditWritable == nil {
+func (p *proxy) auditRefuses(w http.ResponseWriter) bool {
+	if p.o.Writable == nil {
 		return false
 	}
-	err := s.opts.AuditWritable()
+	err := p.o.Writable()
 	if err == nil {
 		return false
 	}
@@ -629,7 +670,7 @@ func (s *Server) auditRefuses(w http.ResponseWriter) bool {
 
 // handleProxy forwards a session's request to its provider with the real
 // key. Its gate admits session tokens only, never the admin token.
-func (s *Server) handleProxy(w http.ResponseWriter, r *http.Request) {
+func (p *proxy) handleProxy(w http.ResponseWriter, r *http.Request) {
 	sess := sessionOf(r)
 	if !strings.HasPrefix(r.RequestURI, "/") {
 		writeError(w, http.StatusBadRequest, "bad_path", "absolute-form request targets are not accepted")
@@ -645,7 +686,7 @@ func (s *Server) handleProxy(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad_path", err.Error())
 		return
 	}
-	if s.auditRefuses(w) {
+	if p.auditRefuses(w) {
 		return
 	}
 	if r.ContentLength > MaxProxyBody {
@@ -656,13 +697,13 @@ func (s *Server) handleProxy(w http.ResponseWriter, r *http.Request) {
 	// it, and streaming an unread body into ReverseProxy truncates fast
 	// SSE answers on HTTP/1 (golang/go#40747).
 	// A body of unknown length holds the most it may be until it is in.
-	hold, ok := s.bodies.hold(w, r, MaxProxyBody)
+	hold, ok := p.o.Bodies.hold(w, r, MaxProxyBody)
 	if !ok {
 		return
 	}
 	defer hold.release()
 	rc := http.NewResponseController(w)
-	_ = rc.SetReadDeadline(time.Now().Add(s.bodyTimeout))
+	_ = rc.SetReadDeadline(time.Now().Add(p.bodyTimeout))
 	buf := bodyPool.Get().(*bytes.Buffer)
 	buf.Reset()
 	defer func() {
@@ -678,7 +719,7 @@ func (s *Server) handleProxy(w http.ResponseWriter, r *http.Request) {
 		}
 		msg := "could not read the request body"
 		if errors.Is(err, os.ErrDeadlineExceeded) {
-			msg = fmt.Sprintf("the request body did not arrive within %s", s.bodyTimeout)
+			msg = fmt.Sprintf("the request body did not arrive within %s", p.bodyTimeout)
 		}
 		writeError(w, http.StatusBadRequest, "bad_request", msg)
 		return
@@ -688,7 +729,7 @@ func (s *Server) handleProxy(w http.ResponseWriter, r *http.Request) {
 	_ = rc.SetReadDeadline(time.Time{})
 	hold.shrink(int64(buf.Len()))
 	// Checked again: the body may have taken a while to arrive.
-	if s.auditRefuses(w) {
+	if p.auditRefuses(w) {
 		return
 	}
 	sess.requests.Add(1)
@@ -697,8 +738,8 @@ func (s *Server) handleProxy(w http.ResponseWriter, r *http.Request) {
 	// A revoked session's streams end at once.
 	stop := context.AfterFunc(sess.ctx, func() { cancel(errSessionEnded) })
 	defer stop()
-	st := &proxyState{sess: sess, secrets: s.secretsOf(sess), target: target, body: buf.Bytes(), start: time.Now(), ctx: ctx, client: r.Context(), cancel: cancel, method: r.Method}
-	if d := s.opts.ProxyResponseHeaderTimeout; d > 0 {
+	st := &proxyState{sess: sess, secrets: p.secretsOf(sess), target: target, body: buf.Bytes(), start: time.Now(), ctx: ctx, client: r.Context(), cancel: cancel, method: r.Method}
+	if d := p.o.HeaderTimeout; d > 0 {
 		// The idle timeout covers the answer once it has begun; this
 		// covers the wait for it, which a provider that accepts the
 		// connection and never answers would make endless.
@@ -709,5 +750,5 @@ func (s *Server) handleProxy(w http.ResponseWriter, r *http.Request) {
 		defer st.headerTimer.Stop()
 	}
 	ctx = context.WithValue(ctx, proxyStateKey{}, st)
-	s.proxy.ServeHTTP(finalOnly{w}, r.WithContext(ctx))
+	p.rp.ServeHTTP(finalOnly{w}, r.WithContext(ctx))
 }

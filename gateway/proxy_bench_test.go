@@ -19,6 +19,7 @@ import (
 	"github.com/neullabs/ringlet/credentials"
 	"github.com/neullabs/ringlet/credentials/keystore"
 	"github.com/neullabs/ringlet/hook"
+	"github.com/neullabs/ringlet/launch"
 	"github.com/neullabs/ringlet/profile"
 	"github.com/neullabs/ringlet/test/bench/benchnet"
 	"github.com/neullabs/ringlet/token"
@@ -85,8 +86,8 @@ func newProxySetup(b testing.TB, upstream http.Handler, format, auth string) *be
 	}
 	b.Cleanup(func() { log.Close() })
 	tok, _ := token.Generate()
-	s, err := New(Options{Token: tok, TokenFile: dir + "/http_token", Keys: keys, Profiles: profiles, CatalogDir: dir, Hooks: hook.NewStore(dir),
-		Audit: log, AuditPath: log.Path(), AuditWritable: log.Writable, HMAC: audit.NewHMAC([]byte("k")), Collectors: log.Metrics().Collectors()})
+	s, err := New(withParts(b, Options{Token: tok, TokenFile: dir + "/http_token", Keys: keys, Profiles: profiles, Launch: launch.New(launch.Options{}), CatalogDir: dir, Hooks: hook.NewStore(dir),
+		Audit: log, AuditPath: log.Path(), AuditWritable: log.Writable, HMAC: audit.NewHMAC([]byte("k")), Collectors: log.Metrics().Collectors()}))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -95,7 +96,7 @@ func newProxySetup(b testing.TB, upstream http.Handler, format, auth string) *be
 	ln.Config.Handler = s.Handler()
 	ln.Start()
 	b.Cleanup(ln.Close)
-	_, sessTok, err := s.startSession(context.Background(), "bench", time.Hour, audit.ActorAdmin)
+	_, sessTok, err := s.sessions.start(context.Background(), "bench", time.Hour, audit.ActorAdmin)
 	if err != nil {
 		b.Fatal(err)
 	}

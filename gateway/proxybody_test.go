@@ -22,7 +22,7 @@ import (
 func TestProxyBodyTimeout(t *testing.T) {
 	t.Parallel()
 	bs := newBenchSetup(t, 0)
-	bs.srv.bodyTimeout = 300 * time.Millisecond
+	bs.srv.proxy.bodyTimeout = 300 * time.Millisecond
 	host := strings.TrimSuffix(strings.TrimPrefix(bs.ringlet, "http://"), "/proxy")
 	conn, err := net.Dial("tcp", host)
 	if err != nil {
@@ -74,7 +74,7 @@ func TestProxyBodyBudget(t *testing.T) {
 func TestSessionExpiryCutsStream(t *testing.T) {
 	t.Parallel()
 	bs := newBenchSetup(t, 10*time.Millisecond) // 200 events: a 2 s stream
-	sess, tok, err := bs.srv.startSession(t.Context(), "bench", 500*time.Millisecond, "admin")
+	sess, tok, err := bs.srv.sessions.start(t.Context(), "bench", 500*time.Millisecond, "admin")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,7 +119,7 @@ func TestModelLabelsBounded(t *testing.T) {
 	}
 }
 
-// racingKeys replaces the key inside the window between startSession
+// racingKeys replaces the key inside the window between start
 // reading it and adding the session, as a keychain PUT would.
 type racingKeys struct {
 	KeyStore
@@ -129,7 +129,7 @@ type racingKeys struct {
 
 func (k *racingKeys) Get(ref credentials.Ref) (credentials.Secret, error) {
 	sec, err := k.KeyStore.Get(ref)
-	k.once.Do(func() { k.srv.endSessionsUsing(context.Background(), ref, "key replaced") })
+	k.once.Do(func() { k.srv.sessions.endUsing(context.Background(), ref, "key replaced") })
 	return sec, err
 }
 
@@ -138,8 +138,8 @@ func (k *racingKeys) Get(ref credentials.Ref) (credentials.Secret, error) {
 func TestSessionStartRacingKeyChange(t *testing.T) {
 	t.Parallel()
 	bs := newBenchSetup(t, 0)
-	bs.srv.opts.Keys = &racingKeys{KeyStore: bs.srv.opts.Keys, srv: bs.srv}
-	sess, _, err := bs.srv.startSession(t.Context(), "bench", time.Hour, "admin")
+	bs.srv.sessions.o.Keys = &racingKeys{KeyStore: bs.srv.sessions.o.Keys, srv: bs.srv}
+	sess, _, err := bs.srv.sessions.start(t.Context(), "bench", time.Hour, "admin")
 	if err == nil || !strings.Contains(err.Error(), "changed while the session started") {
 		t.Errorf("start racing a key change: got session %v, err %v; want an error", sess != nil, err)
 	}
@@ -148,7 +148,7 @@ func TestSessionStartRacingKeyChange(t *testing.T) {
 		t.Errorf("after the racing start: %d sessions live (%s), want none with the replaced key", len(live), live[0].ID)
 	}
 	// Without a change, sessions start.
-	if _, _, err := bs.srv.startSession(t.Context(), "bench", time.Hour, "admin"); err != nil {
+	if _, _, err := bs.srv.sessions.start(t.Context(), "bench", time.Hour, "admin"); err != nil {
 		t.Errorf("a plain start after: %v", err)
 	}
 }

@@ -207,7 +207,7 @@ func TestProxyResponseHeaderTimeout(t *testing.T) {
 		cancelled <- struct{}{}
 	})
 	bs := newBenchSetupWith(t, up)
-	bs.srv.opts.ProxyResponseHeaderTimeout = 500 * time.Millisecond
+	bs.srv.proxy.o.HeaderTimeout = 500 * time.Millisecond
 
 	// Without the timeout the request would wait for ever; the client
 	// gives up long after it.

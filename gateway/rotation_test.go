@@ -131,7 +131,7 @@ func TestRotateTokenRefusesUnsafeFile(t *testing.T) {
 	if err := os.Chmod(tokenFile, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	s, err := New(Options{Token: token.FromString(testToken), TokenFile: tokenFile})
+	s, err := New(withParts(t, Options{Token: token.FromString(testToken), TokenFile: tokenFile}))
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -164,7 +164,7 @@ func TestEventStreamShutdown(t *testing.T) {
 		t.Fatalf("dial: %v", err)
 	}
 	defer ws.CloseNow()
-	s.closeStream()
+	s.life.stop()
 	_, _, err = ws.Read(ctx)
 	if got := websocket.CloseStatus(err); got != websocket.StatusGoingAway {
 		t.Errorf("close status: got %v (%v), want %v", got, err, websocket.StatusGoingAway)

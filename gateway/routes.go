@@ -1,12 +1,13 @@
 package gateway
 
 import (
-	"context"
 	"net/http"
 	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
+
+	"github.com/neullabs/ringlet/sandbox"
 )
 
 // who is the set of callers a route admits.
@@ -111,9 +112,8 @@ var (
 // built from it (router), and TestRoutesByCaller walks them against it,
 // so a route cannot be served without deciding who may call it.
 //
-// Routes whose part this daemon lacks (tests build servers without
-// profiles, keys, hooks, audit log or MCP) answer 501 or 404 to the admin
-// token instead.
+// A daemon without an audit log (--no-audit-log) answers its routes
+// that read the log with 404 audit_disabled.
 func (s *Server) routes() []route {
 	const (
 		get, post, put, patch, del = http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete
@@ -121,8 +121,7 @@ func (s *Server) routes() []route {
 	)
 	// limited is a JSON API handler behind the body limit and read deadline.
 	limited := func(h http.HandlerFunc) http.Handler { return limitBody(s.opts.MaxBodyBytes, 30*time.Second)(h) }
-	hookCheck := limitBody(maxHookCheckBody, 30*time.Second)(http.HandlerFunc(s.handleHookCheck))
-	haveProfiles := s.opts.Profiles != nil && s.opts.Keys != nil
+	hookCheck := limitBody(maxHookCheckBody, 30*time.Second)(http.HandlerFunc(s.hooks.handleHookCheck))
 
 	rs := []route{
 		{every, unrouted, byAdmin, onTCP, refuseAdmin, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -134,122 +133,93 @@ func (s *Server) routes() []route {
 		{every, unrouted, bySession, onTools, refuseTool, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusNotFound, "not_found", "no such session endpoint")
 		})},
-		// Egress to the profile's --allow-host hosts, from its sandbox.
-		{http.MethodConnect, tunnel, bySocket, onSocket, refuseSocket, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			s.handleConnect(w, r, sessionOf(r))
-		})},
 
+		// The daemon itself.
 		{get, "/metrics", byAdmin, onTCP, refuseAdmin, s.metrics.handler()},
 		{get, "/api/version", byAdmin, onTCP, refuseAdmin, limited(s.handleVersion)},
 		{get, "/api/status", byAdmin, onTCP, refuseAdmin, limited(s.handleStatus)},
 		{post, "/api/daemon/stop", byAdmin, onTCP, refuseAdmin, limited(s.handleStop)},
 		{post, "/api/daemon/rotate-token", byAdmin, onTCP, refuseAdmin, limited(s.handleRotate)},
 		{get, "/api/events", byAdmin, onTCP, refuseAdmin, limited(s.handleEvents)},
-		{every, "/proxy", byAdmin, onTCP, refuseAdmin, notImplemented("the provider proxy")},
+
+		// The provider proxy: a session's requests to its profile's
+		// provider, with the key. Never the admin token.
+		{every, "/proxy", byAdmin, onTCP, refuseAdmin, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			writeError(w, http.StatusNotFound, "not_found", "the provider proxy is under /proxy/ (the provider's API path follows), called with a session token")
+		})},
+		{every, "/proxy/*", bySession, onTCP | onSocket, refuseProxy, http.HandlerFunc(s.proxy.handleProxy)},
+		// Egress to the profile's --allow-host hosts, from its sandbox.
+		{http.MethodConnect, tunnel, bySocket, onSocket, refuseSocket, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			s.egress.handleConnect(w, r, sessionOf(r))
+		})},
+
+		// Sessions, their launches and remote terminals.
+		{get, "/api/sessions/", byAdmin, onTCP, refuseAdmin, limited(s.sessions.handleSessionList)},
+		{post, "/api/sessions/", byAdmin, onTCP, refuseAdmin, limited(s.sessions.handleSessionStart)},
+		{get, "/api/sessions/{id}", byAdmin, onTCP, refuseAdmin, limited(s.sessions.handleSessionGet)},
+		{del, "/api/sessions/{id}", byAdmin, onTCP, refuseAdmin, limited(s.sessions.handleSessionRevoke)},
+		{post, "/api/sessions/{id}/plan", byAdmin, onTCP, refuseAdmin, limited(s.sessions.handleSessionPlan)},
+		{post, "/api/sessions/{id}/lease", byAdmin, onTCP, refuseAdmin, limited(s.sessions.handleSessionLease)},
+		{post, "/api/sessions/{id}/terminal", byAdmin, onTCP, refuseAdmin, limited(s.terminals.handleTerminalStart)},
+		{get, "/api/sessions/{id}/terminal", byAdmin, onTCP, refuseAdmin, limited(s.terminals.handleTerminalAttach)},
+		{get, "/api/sessions/{id}/terminal/info", byAdmin, onTCP, refuseAdmin, limited(s.terminals.handleTerminalInfo)},
+		{del, "/api/sessions/{id}/terminal", byAdmin, onTCP, refuseAdmin, limited(s.terminals.handleTerminalKill)},
+		{get, "/api/terminals", byAdmin, onTCP, refuseAdmin, limited(s.terminals.handleTerminalList)},
+		{get, "/info", bySession, onTools, refuseTool, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			writeJSON(w, http.StatusOK, sessionOf(r).info())
+		})},
+
+		// Profiles, the catalogs and the keys.
+		{get, "/api/profiles/", byAdmin, onTCP, refuseAdmin, limited(s.profiles.handleProfileList)},
+		{post, "/api/profiles/", byAdmin, onTCP, refuseAdmin, limited(s.profiles.handleProfileCreate)},
+		{get, "/api/profiles/{alias}", byAdmin, onTCP, refuseAdmin, limited(s.profiles.handleProfileGet)},
+		{del, "/api/profiles/{alias}", byAdmin, onTCP, refuseAdmin, limited(s.profiles.handleProfileDelete)},
+		{patch, "/api/profiles/{alias}", byAdmin, onTCP, refuseAdmin, limited(s.profiles.handleProfileUpdate)},
+		{get, "/api/providers/", byAdmin, onTCP, refuseAdmin, limited(s.catalogs.handleProviderList)},
+		{post, "/api/providers/", byAdmin, onTCP, refuseAdmin, limited(s.catalogs.handleProviderAdd)},
+		{get, "/api/providers/{id}", byAdmin, onTCP, refuseAdmin, limited(s.catalogs.handleProviderGet)},
+		{get, "/api/agents", byAdmin, onTCP, refuseAdmin, limited(s.catalogs.handleAgents)},
+		{get, "/api/keychain/", byAdmin, onTCP, refuseAdmin, limited(s.keychain.handleKeychainList)},
+		{put, "/api/keychain/{provider}/{alias}", byAdmin, onTCP, refuseAdmin, limited(s.keychain.handleKeychainSet)},
+		{del, "/api/keychain/{provider}/{alias}", byAdmin, onTCP, refuseAdmin, limited(s.keychain.handleKeychainRemove)},
+		{post, "/api/keychain/migrate", byAdmin, onTCP, refuseAdmin, limited(s.keychain.handleKeychainMigrate)},
+
+		// Hooks. A session's agent asks whether a tool call may run.
+		{post, "/session/hooks/check", bySession, onTCP | onSocket, refuseHookCheck, hookCheck},
+		{get, "/api/hooks/", byAdmin, onTCP, refuseAdmin, limited(s.hooks.handleHookList)},
+		{post, "/api/hooks/", byAdmin, onTCP, refuseAdmin, limited(s.hooks.handleHookAdd)},
+		{del, "/api/hooks/{profile}/{id}", byAdmin, onTCP, refuseAdmin, limited(s.hooks.handleHookRemove)},
+		{post, "/api/hooks/{profile}/import", byAdmin, onTCP, refuseAdmin, limited(s.hooks.handleHookImport)},
+		{get, "/api/hooks/{profile}/export", byAdmin, onTCP, refuseAdmin, limited(s.hooks.handleHookExport)},
+
+		// The MCP gateway: the admin token sees Ringlet's controls, a
+		// session token its profile's tools (handleMCP).
+		{every, "/mcp", byAdmin | bySession, onTCP | onSocket, refuseAdmin, http.HandlerFunc(s.mcp.handleMCP)},
+		{every, "/mcp/*", byAdmin, onTCP, refuseAdmin, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			writeError(w, http.StatusNotFound, "not_found", "the MCP endpoint is /mcp")
+		})},
+		{get, "/api/mcp/servers/", byAdmin, onTCP, refuseAdmin, limited(s.mcp.handleMCPList)},
+		{post, "/api/mcp/servers/", byAdmin, onTCP, refuseAdmin, limited(s.mcp.handleMCPAdd)},
+		{del, "/api/mcp/servers/{profile}/{name}", byAdmin, onTCP, refuseAdmin, limited(s.mcp.handleMCPRemove)},
+		{post, "/api/mcp/servers/{profile}/{name}/approve", byAdmin, onTCP, refuseAdmin, limited(s.mcp.handleMCPApprove)},
 	}
 
-	if haveProfiles {
-		rs = append(rs,
-			// The provider proxy: a session's requests to its profile's
-			// provider, with the key. Never the admin token.
-			route{every, "/proxy/*", bySession, onTCP | onSocket, refuseProxy, http.HandlerFunc(s.handleProxy)},
-			route{get, "/api/profiles/", byAdmin, onTCP, refuseAdmin, limited(s.handleProfileList)},
-			route{post, "/api/profiles/", byAdmin, onTCP, refuseAdmin, limited(s.handleProfileCreate)},
-			route{get, "/api/profiles/{alias}", byAdmin, onTCP, refuseAdmin, limited(s.handleProfileGet)},
-			route{del, "/api/profiles/{alias}", byAdmin, onTCP, refuseAdmin, limited(s.handleProfileDelete)},
-			route{patch, "/api/profiles/{alias}", byAdmin, onTCP, refuseAdmin, limited(s.handleProfileUpdate)},
-			route{get, "/api/sessions/", byAdmin, onTCP, refuseAdmin, limited(s.handleSessionList)},
-			route{post, "/api/sessions/", byAdmin, onTCP, refuseAdmin, limited(s.handleSessionStart)},
-			route{get, "/api/sessions/{id}", byAdmin, onTCP, refuseAdmin, limited(s.handleSessionGet)},
-			route{del, "/api/sessions/{id}", byAdmin, onTCP, refuseAdmin, limited(s.handleSessionRevoke)},
-			route{post, "/api/sessions/{id}/launch", byAdmin, onTCP, refuseAdmin, limited(s.handleSessionLaunch)},
-			route{post, "/api/sessions/{id}/lease", byAdmin, onTCP, refuseAdmin, limited(s.handleSessionLease)},
-			route{post, "/api/sessions/{id}/terminal", byAdmin, onTCP, refuseAdmin, limited(s.handleTerminalStart)},
-			route{get, "/api/sessions/{id}/terminal", byAdmin, onTCP, refuseAdmin, limited(s.handleTerminalAttach)},
-			route{get, "/api/sessions/{id}/terminal/info", byAdmin, onTCP, refuseAdmin, limited(s.handleTerminalInfo)},
-			route{del, "/api/sessions/{id}/terminal", byAdmin, onTCP, refuseAdmin, limited(s.handleTerminalKill)},
-			route{get, "/api/providers/", byAdmin, onTCP, refuseAdmin, limited(s.handleProviderList)},
-			route{post, "/api/providers/", byAdmin, onTCP, refuseAdmin, limited(s.handleProviderAdd)},
-			route{get, "/api/providers/{id}", byAdmin, onTCP, refuseAdmin, limited(s.handleProviderGet)},
-			route{get, "/api/agents", byAdmin, onTCP, refuseAdmin, limited(s.handleAgents)},
-			route{get, "/api/terminals", byAdmin, onTCP, refuseAdmin, limited(s.handleTerminalList)},
-		)
-	} else {
-		rs = append(rs, route{every, "/proxy/*", byAdmin, onTCP, refuseAdmin, notImplemented("the provider proxy")})
-		for _, g := range []string{"profiles", "sessions", "providers", "agents"} {
-			rs = append(rs,
-				route{every, "/api/" + g, byAdmin, onTCP, refuseAdmin, limited(notImplemented("/api/" + g))},
-				route{every, "/api/" + g + "/*", byAdmin, onTCP, refuseAdmin, limited(notImplemented("/api/" + g))})
-		}
-	}
-
-	if s.opts.Keys != nil {
-		rs = append(rs,
-			route{get, "/api/keychain/", byAdmin, onTCP, refuseAdmin, limited(s.handleKeychainList)},
-			route{put, "/api/keychain/{provider}/{alias}", byAdmin, onTCP, refuseAdmin, limited(s.handleKeychainSet)},
-			route{del, "/api/keychain/{provider}/{alias}", byAdmin, onTCP, refuseAdmin, limited(s.handleKeychainRemove)},
-			route{post, "/api/keychain/migrate", byAdmin, onTCP, refuseAdmin, limited(s.handleKeychainMigrate)})
-	} else {
-		rs = append(rs,
-			route{every, "/api/keychain", byAdmin, onTCP, refuseAdmin, limited(notImplemented("/api/keychain"))},
-			route{every, "/api/keychain/*", byAdmin, onTCP, refuseAdmin, limited(notImplemented("/api/keychain"))})
-	}
-
-	if s.opts.AuditPath != "" {
-		rs = append(rs,
-			route{get, "/api/audit", byAdmin, onTCP, refuseAdmin, limited(s.handleAuditQuery)},
-			route{get, "/api/audit/verify", byAdmin, onTCP, refuseAdmin, limited(s.handleAuditVerify)},
-			route{get, "/api/usage", byAdmin, onTCP, refuseAdmin, limited(s.handleUsage)},
-			// A session's tools read its own records only.
-			route{get, "/audit", bySession, onTools, refuseTool, ownSession(http.HandlerFunc(s.handleAuditQuery))},
-			route{get, "/usage", bySession, onTools, refuseTool, ownSession(http.HandlerFunc(s.handleUsage))})
-	} else {
-		rs = append(rs,
+	// The reads of the audit log. A session's tools read its own records
+	// only.
+	if s.opts.AuditPath == "" {
+		return append(rs,
 			route{every, "/api/audit", byAdmin, onTCP, refuseAdmin, limited(auditOff)},
 			route{every, "/api/audit/*", byAdmin, onTCP, refuseAdmin, limited(auditOff)},
 			route{every, "/api/usage", byAdmin, onTCP, refuseAdmin, limited(auditOff)},
 			route{get, "/audit", bySession, onTools, refuseTool, auditOff},
 			route{get, "/usage", bySession, onTools, refuseTool, auditOff})
 	}
-	rs = append(rs, route{get, "/info", bySession, onTools, refuseTool, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, sessionOf(r).info())
-	})})
-
-	if s.opts.Profiles != nil && s.opts.Hooks != nil {
-		rs = append(rs,
-			// A session's agent asks whether a tool call may run.
-			route{post, "/session/hooks/check", bySession, onTCP | onSocket, refuseHookCheck, hookCheck},
-			route{get, "/api/hooks/", byAdmin, onTCP, refuseAdmin, limited(s.handleHookList)},
-			route{post, "/api/hooks/", byAdmin, onTCP, refuseAdmin, limited(s.handleHookAdd)},
-			route{del, "/api/hooks/{profile}/{id}", byAdmin, onTCP, refuseAdmin, limited(s.handleHookRemove)},
-			route{post, "/api/hooks/{profile}/import", byAdmin, onTCP, refuseAdmin, limited(s.handleHookImport)},
-			route{get, "/api/hooks/{profile}/export", byAdmin, onTCP, refuseAdmin, limited(s.handleHookExport)})
-	} else {
-		rs = append(rs,
-			route{every, "/api/hooks", byAdmin, onTCP, refuseAdmin, limited(notImplemented("/api/hooks"))},
-			route{every, "/api/hooks/*", byAdmin, onTCP, refuseAdmin, limited(notImplemented("/api/hooks"))})
-	}
-
-	if s.mcp != nil {
-		rs = append(rs,
-			// The MCP gateway: the admin token sees Ringlet's controls, a
-			// session token its profile's tools (handleMCP).
-			route{every, "/mcp", byAdmin | bySession, onTCP | onSocket, refuseAdmin, http.HandlerFunc(s.handleMCP)},
-			route{every, "/mcp/*", byAdmin, onTCP, refuseAdmin, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				writeError(w, http.StatusNotFound, "not_found", "the MCP endpoint is /mcp")
-			})},
-			route{get, "/api/mcp/servers/", byAdmin, onTCP, refuseAdmin, limited(s.handleMCPList)},
-			route{post, "/api/mcp/servers/", byAdmin, onTCP, refuseAdmin, limited(s.handleMCPAdd)},
-			route{del, "/api/mcp/servers/{profile}/{name}", byAdmin, onTCP, refuseAdmin, limited(s.handleMCPRemove)},
-			route{post, "/api/mcp/servers/{profile}/{name}/approve", byAdmin, onTCP, refuseAdmin, limited(s.handleMCPApprove)})
-	} else {
-		rs = append(rs,
-			route{every, "/mcp", byAdmin, onTCP, refuseAdmin, notImplemented("the MCP endpoint")},
-			route{every, "/mcp/*", byAdmin, onTCP, refuseAdmin, notImplemented("the MCP endpoint")},
-			route{every, "/api/mcp", byAdmin, onTCP, refuseAdmin, limited(notImplemented("/api/mcp"))},
-			route{every, "/api/mcp/*", byAdmin, onTCP, refuseAdmin, limited(notImplemented("/api/mcp"))})
-	}
-	return rs
+	return append(rs,
+		route{get, "/api/audit", byAdmin, onTCP, refuseAdmin, limited(s.audit.handleAuditQuery)},
+		route{get, "/api/audit/verify", byAdmin, onTCP, refuseAdmin, limited(s.audit.handleAuditVerify)},
+		route{get, "/api/usage", byAdmin, onTCP, refuseAdmin, limited(s.audit.handleUsage)},
+		route{get, "/audit", bySession, onTools, refuseTool, ownSession(http.HandlerFunc(s.audit.handleAuditQuery))},
+		route{get, "/usage", bySession, onTools, refuseTool, ownSession(http.HandlerFunc(s.audit.handleUsage))})
 }
 
 // ownSession fixes the session of an audit or usage query to the
@@ -405,18 +375,5 @@ func (s *Server) socketHandler(sess *session) *chi.Mux {
 		})
 	}
 	return s.router(onSocket, sess, tunnels, s.metrics.middleware, s.recoverer, s.activity,
-		newHostGuard(ForwarderPort, "", s.guardDenied).middleware)
-}
-
-// sessionTools answers the session tools of c, a session caller of /mcp,
-// from the onTools routes.
-func (s *Server) sessionTools(c caller) http.Handler {
-	s.mcp.toolsOnce.Do(func() { s.mcp.tools = s.router(onTools, nil) })
-	tools := s.mcp.tools
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// The context still holds chi's routing state of the /mcp
-		// request; the router would take this request for a sub-route.
-		ctx := context.WithValue(r.Context(), chi.RouteCtxKey, nil)
-		tools.ServeHTTP(w, r.WithContext(withCaller(ctx, c)))
-	})
+		newHostGuard(sandbox.ForwarderPort, "", s.guardDenied).middleware)
 }

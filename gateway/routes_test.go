@@ -14,6 +14,7 @@ import (
 
 	"github.com/neullabs/ringlet/api"
 	"github.com/neullabs/ringlet/audit"
+	"github.com/neullabs/ringlet/sandbox"
 	"github.com/neullabs/ringlet/token"
 )
 
@@ -35,8 +36,8 @@ func apiKey(tok string) func(*http.Request) {
 
 func never(who) bool { return false }
 
-// routeWorld is a server, full (every part) or bare (none), and the
-// tokens of each kind of caller.
+// routeWorld is a server, full (profiles, keys and live sessions) or bare
+// (nothing stored), and the tokens of each kind of caller.
 type routeWorld struct {
 	name string
 	s    *Server
@@ -53,7 +54,7 @@ func newRouteWorlds(t *testing.T) []*routeWorld {
 	full := newMCPWorld(t)
 	w := &routeWorld{name: "full", s: full.s, host: "127.0.0.1:" + strconv.Itoa(int(full.s.port.Load())), garbage: "not-a-token"}
 	start := func(alias string) (*session, string) {
-		sess, tok, err := full.s.startSession(t.Context(), alias, 0, audit.ActorAdmin)
+		sess, tok, err := full.s.sessions.start(t.Context(), alias, 0, audit.ActorAdmin)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -64,7 +65,7 @@ func newRouteWorlds(t *testing.T) []*routeWorld {
 	_, w.foreign = start("other")
 	var gone *session
 	gone, w.revoked = start("work")
-	full.s.endSession(t.Context(), gone.ID, "revoked", audit.ActorAdmin)
+	full.s.sessions.end(t.Context(), gone.ID, "revoked", audit.ActorAdmin)
 	// Past its expiry but not yet ended by its timer: the lookup must
 	// notice.
 	var old *session
@@ -204,7 +205,7 @@ func TestRoutesByCaller(t *testing.T) {
 					continue
 				}
 				for _, c := range w.socketCallers() {
-					w.try(t, sock, rt, c, "127.0.0.1:"+strconv.Itoa(ForwarderPort))
+					w.try(t, sock, rt, c, "127.0.0.1:"+strconv.Itoa(sandbox.ForwarderPort))
 				}
 			}
 		})

@@ -1,6 +1,9 @@
 // Package gateway is the daemon's HTTP face: the loopback listener, the
 // Host/Origin guard and bearer-token authentication in front of every
-// route, the REST API, the event stream and the metrics endpoint.
+// route, the REST API, the event stream and the metrics endpoint, and the
+// parts that answer the routes (sessions, the provider proxy, egress,
+// remote terminals, hooks, the MCP gateway, profiles, catalogs, keys, the
+// audit trail), each a type of its own that New wires together.
 //
 // Who is calling is decided once per request, at the edge (callerOf in
 // caller.go), and whom each route admits is one table (routes in
@@ -26,26 +29,27 @@ import (
 
 	"github.com/neullabs/ringlet/api"
 	"github.com/neullabs/ringlet/audit"
-	"github.com/neullabs/ringlet/credentials"
 	"github.com/neullabs/ringlet/hook"
+	"github.com/neullabs/ringlet/launch"
 	"github.com/neullabs/ringlet/mcp"
 	"github.com/neullabs/ringlet/profile"
-	"github.com/neullabs/ringlet/sandbox"
 
 	"github.com/neullabs/ringlet/token"
 	"github.com/neullabs/ringlet/version"
 )
 
-// Options configure a Server. Zero values take the documented defaults.
+// Options is what the daemon's wiring (cmd/ringlet/daemon) gives the
+// gateway; New hands each part what its job needs. The stores, the
+// sandbox builder, the keyer and the paths are required: a daemon has
+// every part (New says which is missing). Durations and sizes at zero
+// take the documented defaults.
 type Options struct {
+	// The HTTP face.
+
 	// Token is the admin bearer token; TokenFile is where it lives, so
 	// rotation can replace it.
 	Token     token.Token
 	TokenFile string
-	// OwnDirs are Ringlet's config, state and data directories and its
-	// audit log: no sandbox may bind a path that is, holds or lies inside
-	// one of them (a profile's own HOME aside).
-	OwnDirs []string
 	// ListenHost is the host of an explicit --listen that is not a
 	// loopback name; requests may then name it in Host. Empty otherwise.
 	ListenHost string
@@ -58,76 +62,86 @@ type Options struct {
 	MaxBodyBytes int64
 	// ShutdownTimeout bounds the graceful shutdown. Default 10s.
 	ShutdownTimeout time.Duration
+	// Collectors are extra metrics to serve on /metrics.
+	Collectors []prometheus.Collector
+	// Logger receives the daemon's log. Default: discard.
+	Logger *slog.Logger
+
+	// The audit log.
+
 	// Audit receives a record of every action before it is acknowledged;
 	// nil means the audit log is off (records still go to /api/events).
 	Audit Auditor
-	// AuditPath is the database that /api/audit reads.
+	// AuditWritable reports, from memory, whether the audit log can be
+	// written now (nil) or why not; provider requests are refused before
+	// they are forwarded while it cannot. Nil with the log off.
+	AuditWritable func() error
+	// AuditPath is the database that /api/audit reads; "" with the log
+	// off.
 	AuditPath string
-	// HMAC makes secret-looking values (a token) matchable but not
-	// readable in the audit log.
+	// HMAC makes secret-looking values matchable but not readable.
 	HMAC *audit.HMAC
-	// Collectors are extra metrics to serve on /metrics.
-	Collectors []prometheus.Collector
-	// Keys is the credential store behind /api/keychain; nil answers 501.
+
+	// The stores.
+
+	// Profiles stores profiles; CatalogDir holds providers.toml and
+	// agents.toml.
+	Profiles   *profile.Store
+	CatalogDir string
+	// Keys is the credential store.
 	Keys KeyStore
-	// SocketDir is where per-session socket directories are made
-	// (default: the temp dir).
-	SocketDir string
 	// Hooks stores each profile's hooks.
 	Hooks *hook.Store
-	// MCPStore holds each profile's upstream MCP servers; without it (or
-	// Profiles), /mcp and /api/mcp answer 501.
+	// MCPStore holds each profile's upstream MCP servers.
 	MCPStore *mcp.Store
+
+	// Sandboxes, sessions and what runs in them.
+
+	// Launch builds every sandbox: agents', MCP servers' and the probes'.
+	// Its own-files check guards the paths of profiles and MCP servers.
+	Launch *launch.Builder
 	// StateDir is Ringlet's state directory, where sandbox leases keep
 	// their lock files (sandbox.Lease).
 	StateDir string
-	// EmptyFile is an empty file no sandbox can write, bound over the
-	// protected paths of sandboxed MCP servers that are missing or empty
-	// (sandbox.EmptyFile).
-	EmptyFile string
-	// MCPPath is the PATH upstream MCP servers run with.
-	MCPPath string
+	// SocketDir is where per-session socket directories are made
+	// (default: the temp dir).
+	SocketDir string
 	// Executable is the ringlet binary, for hooks that agents run.
 	Executable string
-	// Profiles stores profiles; CatalogDir holds providers.toml and
-	// agents.toml. Without Profiles, /api/profiles and /proxy answer 501.
-	Profiles   *profile.Store
-	CatalogDir string
+	// MCPPath is the PATH upstream MCP servers run with.
+	MCPPath string
+
+	// The provider proxy.
+
 	// ProxyIdleTimeout ends a provider answer that sends nothing for this
 	// long. 0 means no limit. There is never an overall limit on streams.
 	ProxyIdleTimeout time.Duration
-	// AuditWritable reports, from memory, whether the audit log can be
-	// written now (nil) or why not; provider requests are refused before
-	// they are forwarded while it cannot.
-	AuditWritable func() error
 	// ProxyResponseHeaderTimeout ends a provider request whose answer
 	// has not begun (no response headers) this long after it was
 	// forwarded, with 504. 0 means no limit.
 	ProxyResponseHeaderTimeout time.Duration
-	// Logger receives the daemon's log. Default: discard.
-	Logger *slog.Logger
 }
 
-// Server is the daemon's HTTP server.
+// Server is the daemon's HTTP face: the listener and its shutdown, the
+// Host/Origin guard, who is calling (callerOf) and what each caller may
+// reach (the route table), refusals counted and recorded, the daemon's own
+// routes (version, status, stop, token rotation, events, metrics). What
+// the routes do is the parts' job, each a type of its own that New wires
+// together: sessions, proxy, egress, terminals, hooks, mcp, profiles,
+// catalogs, keychain and the audit log's reads, with rec writing the
+// audit trail for all of them.
 type Server struct {
 	opts    Options
 	log     *slog.Logger
 	metrics *metrics
 	auth    *authenticator
 	bus     *eventBus
-	// keyGen counts key changes per credential (see startSession).
-	keyGenMu sync.Mutex
-	keyGen   map[credentials.Ref]uint64
+	life    *life
 	// guardDenials paces the records of refused cross-site requests,
 	// authDenials those of bad tokens, per source.
 	guardDenials denialLimiter
 	authDenials  sourceLimiter
-	// later holds records that wait for the audit log (recordLater);
-	// waiting is its length, read without the lock.
-	laterMu sync.Mutex
-	later   []audit.Record
-	waiting atomic.Int64
-	started time.Time
+	started      time.Time
 
 	listenAddr atomic.Value // string, set by Serve
 	port       atomic.Int64
@@ -138,33 +152,55 @@ type Server struct {
 	stopOnce sync.Once
 	stopCh   chan string // carries the reason of the first stop request
 
-	sessions *sessionTable
-	// mcpLease is held on the trees of sandboxed MCP servers.
-	mcpLease *sandbox.Lease
-	proxy    http.Handler
-	// redactors holds each session's key compiled for the redactor
-	// (*session -> *provider.Secrets) while the session lives.
-	redactors sync.Map
-	bodies    bodyBudget // request bodies the proxy holds
-	// modelLabels bounds the model label values of the proxy's metrics.
-	modelLabels modelLabels
-	// bodyTimeout is how long a proxied request body may take to arrive.
-	bodyTimeout time.Duration
-	mcp         *mcpGateway
-	sockMu      sync.Mutex
-	sockets     map[string]*sessionSocket
-	termMu      sync.Mutex
-	terminals   map[string]*terminal
+	// The parts.
+	rec       *recorder
+	sessions  *sessions
+	proxy     *proxy
+	egress    *egress
+	terminals *terminals
+	hooks     *hooks
+	mcp       *mcpGateway
+	profiles  *profiles
+	catalogs  *catalogs
+	keychain  *keychain
+	audit     *auditReader
+	// bodies is what the request bodies the proxy and hook checks hold
+	// may take at once.
+	bodies *bodyBudget
+}
 
-	closing     context.Context // ends when shutdown starts
-	closeStream context.CancelFunc
-	streams     sync.WaitGroup
+// life is what the parts of the daemon share of its lifetime: closing
+// ends when the shutdown starts, and streams counts the long-lived
+// connections (WebSockets, tunnels, session sockets, remote terminals)
+// that the shutdown waits for, up to its deadline.
+type life struct {
+	closing context.Context
+	stop    context.CancelFunc
+	streams sync.WaitGroup
+}
+
+func newLife() *life {
+	l := &life{}
+	l.closing, l.stop = context.WithCancel(context.Background())
+	return l
 }
 
 // New returns a Server; Serve starts it.
 func New(opts Options) (*Server, error) {
 	if opts.Token.IsZero() {
 		return nil, errors.New("gateway: no admin token")
+	}
+	for _, need := range []struct {
+		name string
+		ok   bool
+	}{
+		{"TokenFile", opts.TokenFile != ""}, {"Profiles", opts.Profiles != nil}, {"CatalogDir", opts.CatalogDir != ""},
+		{"Keys", opts.Keys != nil}, {"HMAC", opts.HMAC != nil}, {"Hooks", opts.Hooks != nil}, {"MCPStore", opts.MCPStore != nil},
+		{"Launch", opts.Launch != nil}, {"StateDir", opts.StateDir != ""}, {"Executable", opts.Executable != ""},
+	} {
+		if !need.ok {
+			return nil, fmt.Errorf("gateway: Options.%s is required", need.name)
+		}
 	}
 	if opts.MaxBodyBytes <= 0 {
 		opts.MaxBodyBytes = 1 << 20
@@ -176,26 +212,49 @@ func New(opts Options) (*Server, error) {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{
-		opts:      opts,
-		log:       opts.Logger,
-		metrics:   newMetrics(),
-		bus:       newEventBus(),
-		started:   time.Now(),
-		stopCh:    make(chan string, 1),
-		sessions:  newSessionTable(),
-		mcpLease:  sandbox.NewLease(opts.StateDir),
-		sockets:   map[string]*sessionSocket{},
-		terminals: map[string]*terminal{},
+		opts:    opts,
+		log:     opts.Logger,
+		metrics: newMetrics(),
+		bus:     newEventBus(),
+		life:    newLife(),
+		started: time.Now(),
+		stopCh:  make(chan string, 1),
+		bodies:  &bodyBudget{},
+		auth:    newAuthenticator(opts.Token),
 	}
-	s.proxy = s.newReverseProxy()
-	s.bodyTimeout = proxyBodyTimeout
-	s.mcp = s.newMCP()
-	s.closing, s.closeStream = context.WithCancel(context.Background())
+	// The one place the parts are wired together, each with what its
+	// job needs.
+	s.rec = &recorder{audit: opts.Audit, bus: s.bus, log: s.log}
+	s.sessions = newSessions(sessionsOptions{Profiles: opts.Profiles, Keys: opts.Keys, CatalogDir: opts.CatalogDir, Executable: opts.Executable,
+		HMAC: opts.HMAC, Launch: opts.Launch, SocketDir: opts.SocketDir, Rec: s.rec, Metrics: s.metrics, Life: s.life, Log: s.log,
+		// A session socket serves that session's routes of the table.
+		Socket: func(sess *session) http.Handler { return s.socketHandler(sess) },
+		Touch:  func() { s.lastActivity.Store(time.Now().UnixNano()) }})
+	s.proxy = newProxy(proxyOptions{Rec: s.rec, Metrics: s.metrics, Log: s.log, Bodies: s.bodies,
+		IdleTimeout: opts.ProxyIdleTimeout, HeaderTimeout: opts.ProxyResponseHeaderTimeout, Writable: opts.AuditWritable})
+	s.egress = &egress{rec: s.rec, life: s.life}
+	s.terminals = newTerminals(terminalsOptions{Sessions: s.sessions, StateDir: opts.StateDir, Rec: s.rec, Life: s.life, Log: s.log,
+		ShutdownTimeout: opts.ShutdownTimeout})
+	s.hooks = &hooks{o: hooksOptions{Store: opts.Hooks, Profiles: opts.Profiles, Sessions: s.sessions, MCPStore: opts.MCPStore,
+		Rec: s.rec, Log: s.log, Bodies: s.bodies}}
+	s.mcp = newMCPGateway(mcpOptions{Store: opts.MCPStore, Profiles: opts.Profiles, Keys: opts.Keys, Launch: opts.Launch, StateDir: opts.StateDir,
+		Path: opts.MCPPath, Hooks: s.hooks, Rec: s.rec, Metrics: s.metrics, Life: s.life, Log: s.log,
+		// Admin tools call the daemon's routes; a session's tools are its
+		// routes of the table.
+		API: s.Handler, Tools: func() http.Handler { return s.router(onTools, nil) }})
+	s.profiles = &profiles{o: profilesOptions{Profiles: opts.Profiles, Keys: opts.Keys, CatalogDir: opts.CatalogDir, Executable: opts.Executable,
+		Launch: opts.Launch, Sessions: s.sessions, Hooks: opts.Hooks, MCP: s.mcp, Rec: s.rec, Log: s.log}}
+	s.catalogs = &catalogs{dir: opts.CatalogDir, rec: s.rec, log: s.log}
+	s.keychain = &keychain{o: keychainOptions{Keys: opts.Keys, Sessions: s.sessions, Rec: s.rec, Log: s.log}}
+	s.audit = &auditReader{path: opts.AuditPath, catalogDir: opts.CatalogDir}
 	s.metrics.reg.MustRegister(opts.Collectors...)
-	s.auth = newAuthenticator(opts.Token)
 	s.lastActivity.Store(time.Now().UnixNano())
 	return s, nil
 }
+
+// RunMCP runs the MCP gateway until ctx ends, then stops the upstream
+// servers it started and waits for them.
+func (s *Server) RunMCP(ctx context.Context) error { return s.mcp.run(ctx) }
 
 // authFailed counts and records a refused credential; tok is the token
 // the request presented, if any.
@@ -209,7 +268,7 @@ func (s *Server) authFailed(reason string, r *http.Request, tok string) {
 		return
 	}
 	detail := map[string]any{"reason": reason, "remote": r.RemoteAddr}
-	if tok != "" && s.opts.HMAC != nil {
+	if tok != "" {
 		// Matchable (the same wrong token shows up as the same value)
 		// but not readable.
 		detail["token"] = s.opts.HMAC.Sum(tok)
@@ -234,24 +293,6 @@ func (s *Server) guardDenied(reason string, r *http.Request) {
 	s.recordDenial(r, http.StatusForbidden, "cross-site or foreign-host request refused", detail, skipped)
 }
 
-// exposesOwn refuses a path that would show Ringlet's own files to a
-// sandbox of profile alias.
-func (s *Server) exposesOwn(alias string, paths ...string) error {
-	home := ""
-	if s.opts.Profiles != nil && alias != "" {
-		home = s.opts.Profiles.Home(alias)
-	}
-	for _, p := range paths {
-		if p == "" {
-			continue
-		}
-		if err := sandbox.ExposesOwn(p, home, s.opts.OwnDirs); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // recordDenial logs and audits a refused request; the request is refused
 // whether or not the record is written. Whoever sends it chooses its path,
 // so the path is clipped. skipped is how many refusals of its kind were
@@ -263,7 +304,7 @@ func (s *Server) recordDenial(r *http.Request, status int, msg string, detail ma
 	}
 	target := clip(r.Method + " " + r.URL.Path)
 	s.log.Warn(msg, "reason", detail["reason"], "target", target, "remote", r.RemoteAddr, "unrecorded_before", skipped)
-	_ = s.record(r.Context(), audit.Record{Kind: audit.KindAuthFailure, Target: target, Decision: audit.Deny, Status: int64(status), Detail: audit.DetailJSON(detail)})
+	_ = s.rec.record(r.Context(), audit.Record{Kind: audit.KindAuthFailure, Target: target, Decision: audit.Deny, Status: int64(status), Detail: audit.DetailJSON(detail)})
 }
 
 // maxDeniedField bounds a value a refused client chose (its path, Host,
@@ -483,13 +524,13 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) (reason string, err
 	s.log.Info("daemon stopping", "reason", reason)
 	// Remote agents first: their terminals are streams the shutdown
 	// would otherwise wait for until its deadline.
-	s.stopTerminals()
-	s.endAllSessions("daemon stopped")
-	if err := s.record(context.Background(), audit.Record{Kind: audit.KindDaemonStop, Actor: audit.ActorDaemon, Decision: audit.Allow,
+	s.terminals.stopAll()
+	s.sessions.endAll("daemon stopped")
+	if err := s.rec.record(context.Background(), audit.Record{Kind: audit.KindDaemonStop, Actor: audit.ActorDaemon, Decision: audit.Allow,
 		Detail: audit.DetailJSON(map[string]any{"reason": reason, "uptime_seconds": int64(time.Since(s.started).Seconds())})}); err != nil {
 		s.log.Error("could not audit the daemon stop", "err", err)
 	}
-	s.closeStream()
+	s.life.stop()
 
 	sctx, cancel := context.WithTimeout(context.Background(), s.opts.ShutdownTimeout)
 	defer cancel()
@@ -499,7 +540,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) (reason string, err
 		err = fmt.Errorf("shutdown: %w", err)
 	}
 	done := make(chan struct{})
-	go func() { s.streams.Wait(); close(done) }()
+	go func() { s.life.streams.Wait(); close(done) }()
 	select {
 	case <-done:
 	case <-sctx.Done():
@@ -561,9 +602,6 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) profileCount() int {
-	if s.opts.Profiles == nil {
-		return 0
-	}
 	ps, err := s.opts.Profiles.List()
 	if err != nil {
 		return 0
@@ -577,7 +615,7 @@ func (s *Server) handleStop(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleRotate(w http.ResponseWriter, r *http.Request) {
-	if !s.recordOr503(w, r, audit.Record{Kind: audit.KindTokenRotate, Actor: audit.ActorAdmin, Target: s.opts.TokenFile, Decision: audit.Allow}) {
+	if !s.rec.recordOr503(w, r, audit.Record{Kind: audit.KindTokenRotate, Actor: audit.ActorAdmin, Target: s.opts.TokenFile, Decision: audit.Allow}) {
 		return
 	}
 	t, err := token.Replace(s.opts.TokenFile)

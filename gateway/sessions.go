@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"path/filepath"
@@ -23,6 +24,7 @@ import (
 	"github.com/neullabs/ringlet/audit"
 	"github.com/neullabs/ringlet/credentials"
 	"github.com/neullabs/ringlet/hook"
+	"github.com/neullabs/ringlet/launch"
 	"github.com/neullabs/ringlet/profile"
 )
 
@@ -52,10 +54,16 @@ type session struct {
 	// their HOME; the others with the profile's unsandboxed HOME.
 	Sandboxed bool
 	Home      string // the agent's HOME on the host
-	// launchedIn is the workspace its agent was launched in (POST
-	// .../launch), which its hooks must not load from.
+	// launchedIn is the workspace its agent was launched in, which its
+	// hooks must not load from.
 	launchedIn atomic.Value // string
 	leased     atomic.Bool  // its launcher holds it (lease.go)
+	// plan is the launch prepared for its agent ('profiles run'), handed
+	// out or started once (taken); its lease on the sandbox's trees is
+	// held until the session ends (released).
+	planMu                 sync.Mutex
+	plan                   *launch.Plan
+	planTaken, planGivenUp bool
 	// endMu orders the ends of the session: it is ended (and its
 	// session.end recorded) once.
 	endMu sync.Mutex
@@ -65,6 +73,45 @@ type session struct {
 func (s *session) workspace() string {
 	w, _ := s.launchedIn.Load().(string)
 	return w
+}
+
+// takePlan hands out the session's launch plan, once, while the session
+// lives; nil when there is none (any more).
+func (s *session) takePlan() *launch.Plan {
+	s.planMu.Lock()
+	defer s.planMu.Unlock()
+	if s.plan == nil || s.planTaken || s.planGivenUp {
+		return nil
+	}
+	s.planTaken = true
+	return s.plan
+}
+
+// returnPlan gives back a plan taken for a launch that did not happen
+// (its record could not be written), for the launcher to try again.
+func (s *session) returnPlan() {
+	s.planMu.Lock()
+	defer s.planMu.Unlock()
+	s.planTaken = false
+}
+
+// planHeld reports whether the plan still holds its lease: a runner that
+// took its own share of the trees after this said yes keeps the
+// placeholders in place until it lets go.
+func (s *session) planHeld() bool {
+	s.planMu.Lock()
+	defer s.planMu.Unlock()
+	return s.plan != nil && !s.planGivenUp
+}
+
+// releasePlan gives back the plan's lease when the session ends.
+func (s *session) releasePlan() {
+	s.planMu.Lock()
+	defer s.planMu.Unlock()
+	if s.plan != nil && !s.planGivenUp {
+		s.planGivenUp = true
+		s.plan.Release()
+	}
 }
 
 func (s *session) info() api.SessionInfo {
@@ -128,6 +175,48 @@ func (t *sessionTable) list() []*session {
 	return out
 }
 
+// sessions starts, finds and ends the daemon's sessions: the credential
+// scope of one agent run, each with its token, its key read once, its
+// socket when its sandbox has no network, and the launch prepared for its
+// agent.
+type sessions struct {
+	*sessionTable
+	o sessionsOptions
+	// keyGen counts key changes per credential (see startOf).
+	keyGenMu sync.Mutex
+	keyGen   map[credentials.Ref]uint64
+	sockMu   sync.Mutex
+	sockets  map[string]*sessionSocket
+}
+
+// sessionsOptions configure the sessions.
+type sessionsOptions struct {
+	Profiles *profile.Store
+	Keys     KeyStore
+	// CatalogDir holds the provider and agent catalogs.
+	CatalogDir string
+	// Executable is the ringlet binary the Claude Code hook runs.
+	Executable string
+	// HMAC makes the session tokens matchable in the audit log.
+	HMAC *audit.HMAC
+	// Launch checks and builds the launches of 'profiles run'.
+	Launch *launch.Builder
+	// SocketDir is where session sockets are made (default: the temp dir).
+	SocketDir string
+	Rec       *recorder
+	Metrics   *metrics
+	Life      *life
+	Log       *slog.Logger
+	// Socket serves a session's socket: its routes of the route table.
+	Socket func(*session) http.Handler
+	// Touch marks activity, for the idle exit.
+	Touch func()
+}
+
+func newSessions(o sessionsOptions) *sessions {
+	return &sessions{sessionTable: newSessionTable(), o: o, sockets: map[string]*sessionSocket{}}
+}
+
 func randomString(n int, enc func([]byte) string) (string, error) {
 	b := make([]byte, n)
 	if _, err := rand.Read(b); err != nil {
@@ -139,48 +228,66 @@ func randomString(n int, enc func([]byte) string) (string, error) {
 // DefaultSessionTTL bounds a session that nobody ends.
 const DefaultSessionTTL = 12 * time.Hour
 
-// startSession creates a session for an agent of a profile that runs
+// start creates a session for an agent of a profile that runs
 // without a sandbox: the key must be stored.
-func (s *Server) startSession(ctx context.Context, alias string, ttl time.Duration, actor string) (*session, string, error) {
-	return s.startSessionFor(ctx, alias, ttl, actor, false)
+func (ss *sessions) start(ctx context.Context, alias string, ttl time.Duration, actor string) (*session, string, error) {
+	return ss.startFor(ctx, alias, ttl, actor, false)
 }
 
-// startSessionFor creates a session for an agent of a profile, sandboxed
+// startFor creates a session for an agent of a profile, sandboxed
 // or not, which decides the HOME it gets: a sandboxed agent can write its
 // HOME, so an unsandboxed one never shares it (Store.UnsandboxedHome).
-func (s *Server) startSessionFor(ctx context.Context, alias string, ttl time.Duration, actor string, sandboxed bool) (*session, string, error) {
-	if s.opts.Profiles == nil || s.opts.Keys == nil {
-		return nil, "", errors.New("profiles are not available in this daemon")
-	}
-	p, err := s.opts.Profiles.Get(alias)
+func (ss *sessions) startFor(ctx context.Context, alias string, ttl time.Duration, actor string, sandboxed bool) (*session, string, error) {
+	parts, err := ss.parts(alias)
 	if err != nil {
 		return nil, "", err
 	}
-	cat, err := profile.LoadCatalog(s.opts.CatalogDir)
+	return ss.startOf(ctx, parts, ttl, actor, sandboxed)
+}
+
+// profileParts is a profile with its provider and agent from the catalog.
+type profileParts struct {
+	p     profile.Profile
+	prov  profile.Provider
+	agent profile.Agent
+}
+
+func (ss *sessions) parts(alias string) (profileParts, error) {
+	p, err := ss.o.Profiles.Get(alias)
 	if err != nil {
-		return nil, "", err
+		return profileParts{}, err
+	}
+	cat, err := profile.LoadCatalog(ss.o.CatalogDir)
+	if err != nil {
+		return profileParts{}, err
 	}
 	prov, err := cat.Provider(p.Provider)
 	if err != nil {
-		return nil, "", err
+		return profileParts{}, err
 	}
 	agent, err := cat.Agent(p.Agent)
 	if err != nil {
-		return nil, "", err
+		return profileParts{}, err
 	}
-	home := s.opts.Profiles.UnsandboxedHome(alias)
+	return profileParts{p: p, prov: prov, agent: agent}, nil
+}
+
+// startOf creates a session for an agent of the profile of parts.
+func (ss *sessions) startOf(ctx context.Context, parts profileParts, ttl time.Duration, actor string, sandboxed bool) (*session, string, error) {
+	p, prov, agent, alias := parts.p, parts.prov, parts.agent, parts.p.Alias
+	home := ss.o.Profiles.UnsandboxedHome(alias)
 	if sandboxed {
-		home = s.opts.Profiles.Home(alias)
+		home = ss.o.Profiles.Home(alias)
 	}
-	if err := s.opts.Profiles.EnsureHomeDirs(home, agent.HomeDirs); err != nil {
+	if err := ss.o.Profiles.EnsureHomeDirs(home, agent.HomeDirs); err != nil {
 		return nil, "", err
 	}
-	if p.Agent == "claude" && s.opts.Executable != "" {
+	if p.Agent == "claude" {
 		// Kept current at every session: a profile created before the
 		// ringlet binary moved, or before Ringlet wrote the hook, still
 		// has its Claude Code tools checked. Without it they would not
 		// be, so the session is refused.
-		if err := hook.InstallClaude(filepath.Join(home, ".claude"), s.opts.Executable); err != nil {
+		if err := hook.InstallClaude(filepath.Join(home, ".claude"), ss.o.Executable); err != nil {
 			return nil, "", fmt.Errorf("the Claude Code hook of profile %s could not be written: %w", alias, err)
 		}
 	}
@@ -192,8 +299,8 @@ func (s *Server) startSessionFor(ctx context.Context, alias string, ttl time.Dur
 	if err != nil {
 		return nil, "", err
 	}
-	gen := s.keyGeneration(p.CredentialRef())
-	key, err := s.opts.Keys.Get(p.CredentialRef())
+	gen := ss.keyGeneration(p.CredentialRef())
+	key, err := ss.o.Keys.Get(p.CredentialRef())
 	if errors.Is(err, credentials.ErrNotFound) {
 		return nil, "", fmt.Errorf("%w: no key is stored for profile %s; store it with 'ringlet keychain set %s %s'", errNoKey, alias, p.Provider, alias)
 	}
@@ -213,61 +320,59 @@ func (s *Server) startSessionFor(ctx context.Context, alias string, ttl time.Dur
 		ttl = DefaultSessionTTL
 	}
 	now := time.Now().UTC()
-	sess := &session{ID: "s_" + id, Profile: p, Provider: prov, Agent: agent, base: base, key: key, hash: sha256.Sum256([]byte(tok)), Created: now, Expires: now.Add(ttl), Sandboxed: sandboxed, Home: home}
-	if s.opts.HMAC != nil {
-		sess.tokenID = s.opts.HMAC.Sum(tok)
-	}
+	sess := &session{ID: "s_" + id, Profile: p, Provider: prov, Agent: agent, base: base, key: key, hash: sha256.Sum256([]byte(tok)), Created: now, Expires: now.Add(ttl), Sandboxed: sandboxed, Home: home,
+		tokenID: ss.o.HMAC.Sum(tok)}
 	sess.ctx, sess.cancel = context.WithCancelCause(context.Background())
-	err = s.record(ctx, audit.Record{Kind: audit.KindSessionStart, Profile: alias, Session: sess.ID, Actor: actor, Target: prov.ID, Decision: audit.Allow,
+	err = ss.o.Rec.record(ctx, audit.Record{Kind: audit.KindSessionStart, Profile: alias, Session: sess.ID, Actor: actor, Target: prov.ID, Decision: audit.Allow,
 		Detail: audit.DetailJSON(map[string]any{"agent": p.Agent, "provider": prov.ID, "base_url": base.String(), "expires": sess.Expires.Format(time.RFC3339), "token": sess.tokenID, "sandboxed": sandboxed})})
 	if err != nil {
 		return nil, "", err
 	}
-	// Set before the session is shared, so endSession reads it without a
-	// race; should it fire first, endSession finds nothing and
+	// Set before the session is shared, so end reads it without a
+	// race; should it fire first, end finds nothing and
 	// liveSession still refuses the expired token.
 	sess.expiry = time.AfterFunc(ttl, func() {
-		s.endSession(context.Background(), sess.ID, "expired", audit.ActorDaemon)
+		ss.end(context.Background(), sess.ID, "expired", audit.ActorDaemon)
 	})
-	s.sessions.add(sess)
-	s.metrics.sessions.Set(float64(s.sessions.count()))
-	if s.keyGeneration(p.CredentialRef()) != gen {
+	ss.add(sess)
+	ss.o.Metrics.sessions.Set(float64(ss.count()))
+	if ss.keyGeneration(p.CredentialRef()) != gen {
 		// The key was replaced or removed while this session started,
-		// maybe after it was read and before endSessionsUsing could see
+		// maybe after it was read and before endUsing could see
 		// this session: it must not live on with the old key.
-		s.endSession(ctx, sess.ID, "key replaced", audit.ActorDaemon)
+		ss.end(ctx, sess.ID, "key replaced", audit.ActorDaemon)
 		return nil, "", fmt.Errorf("the key of profile %s changed while the session started; start it again", alias)
 	}
 	return sess, tok, nil
 }
 
 // keyGeneration counts the changes of a stored key that this daemon made.
-func (s *Server) keyGeneration(ref credentials.Ref) uint64 {
-	s.keyGenMu.Lock()
-	defer s.keyGenMu.Unlock()
-	return s.keyGen[ref]
+func (ss *sessions) keyGeneration(ref credentials.Ref) uint64 {
+	ss.keyGenMu.Lock()
+	defer ss.keyGenMu.Unlock()
+	return ss.keyGen[ref]
 }
 
 // keyChanged marks a change of the key ref: sessions starting meanwhile
-// see it (startSession) and those already live are ended by the caller.
-func (s *Server) keyChanged(ref credentials.Ref) {
-	s.keyGenMu.Lock()
-	defer s.keyGenMu.Unlock()
-	if s.keyGen == nil {
-		s.keyGen = map[credentials.Ref]uint64{}
+// see it (start) and those already live are ended by the caller.
+func (ss *sessions) keyChanged(ref credentials.Ref) {
+	ss.keyGenMu.Lock()
+	defer ss.keyGenMu.Unlock()
+	if ss.keyGen == nil {
+		ss.keyGen = map[credentials.Ref]uint64{}
 	}
-	s.keyGen[ref]++
+	ss.keyGen[ref]++
 }
 
 var errNoKey = errors.New("missing key")
 
-// endSession ends a session that must end whatever the audit log says:
+// end ends a session that must end whatever the audit log says:
 // its TTL is over, its key was replaced or removed, its profile deleted,
 // its agent exited, or the daemon stops. Its token stops working and its
 // open streams are cut at once; a session.end record that cannot be
 // written now waits until the log can be written (see recordLater).
-func (s *Server) endSession(ctx context.Context, id, reason, actor string) (*session, bool) {
-	sess := s.sessionByID(id)
+func (ss *sessions) end(ctx context.Context, id, reason, actor string) (*session, bool) {
+	sess := ss.get(id)
 	if sess == nil {
 		return nil, false
 	}
@@ -278,19 +383,19 @@ func (s *Server) endSession(ctx context.Context, id, reason, actor string) (*ses
 	}
 	sess.ended = true
 	sess.endMu.Unlock()
-	s.finishSession(sess)
+	ss.finish(sess)
 	rec := sessionEnd(sess, reason, actor)
-	if err := s.record(ctx, rec); err != nil {
-		s.recordLater(rec)
+	if err := ss.o.Rec.record(ctx, rec); err != nil {
+		ss.o.Rec.recordLater(rec)
 	}
 	return sess, true
 }
 
-// revokeSession ends a session because someone asked to: like every
+// revoke ends a session because someone asked to: like every
 // action, only once its session.end record is committed. When it cannot
 // be, the session stays live and the error says why.
-func (s *Server) revokeSession(ctx context.Context, id, reason, actor string) (*session, error) {
-	sess := s.sessionByID(id)
+func (ss *sessions) revoke(ctx context.Context, id, reason, actor string) (*session, error) {
+	sess := ss.get(id)
 	if sess == nil {
 		return nil, nil
 	}
@@ -299,31 +404,32 @@ func (s *Server) revokeSession(ctx context.Context, id, reason, actor string) (*
 		sess.endMu.Unlock()
 		return nil, nil
 	}
-	if err := s.record(ctx, sessionEnd(sess, reason, actor)); err != nil {
+	if err := ss.o.Rec.record(ctx, sessionEnd(sess, reason, actor)); err != nil {
 		sess.endMu.Unlock()
 		return sess, err
 	}
 	sess.ended = true
 	sess.endMu.Unlock()
-	s.finishSession(sess)
+	ss.finish(sess)
 	return sess, nil
 }
 
-func (s *Server) sessionByID(id string) *session {
-	s.sessions.mu.RLock()
-	defer s.sessions.mu.RUnlock()
-	return s.sessions.byID[id]
+func (ss *sessions) get(id string) *session {
+	ss.mu.RLock()
+	defer ss.mu.RUnlock()
+	return ss.sessionTable.byID[id]
 }
 
-// finishSession takes an ended session out: its token stops working and
+// finish takes an ended session out: its token stops working and
 // its streams and socket close.
-func (s *Server) finishSession(sess *session) {
-	s.sessions.remove(sess.ID)
+func (ss *sessions) finish(sess *session) {
+	ss.remove(sess.ID)
 	sess.cancel(errSessionEnded)
 	sess.expiry.Stop()
-	s.closeSessionSocket(sess)
-	s.metrics.sessions.Set(float64(s.sessions.count()))
-	s.lastActivity.Store(time.Now().UnixNano())
+	ss.closeSocket(sess)
+	sess.releasePlan()
+	ss.o.Metrics.sessions.Set(float64(ss.count()))
+	ss.o.Touch()
 }
 
 // sessionEnd is the session.end record of sess, timed now.
@@ -332,33 +438,89 @@ func sessionEnd(sess *session, reason, actor string) audit.Record {
 		Duration: time.Since(sess.Created), Detail: audit.DetailJSON(map[string]any{"reason": reason, "requests": sess.requests.Load()})}
 }
 
-// handleSessionLaunch records that a session's agent is being launched,
-// with a summary of its sandbox policy; the CLI runs nothing until this
-// record is committed.
-func (s *Server) handleSessionLaunch(w http.ResponseWriter, r *http.Request) {
-	sess := s.findSession(w, r)
+// handleSessionPlan hands out the launch the daemon prepared for the
+// session's agent (POST /api/sessions with a launch), once, to the
+// launcher that runs it ('profiles run'). The launch is recorded, with
+// the summary of its sandbox, before the plan leaves the daemon.
+func (ss *sessions) handleSessionPlan(w http.ResponseWriter, r *http.Request) {
+	sess := ss.find(w, r)
 	if sess == nil {
 		return
 	}
-	var body map[string]any
-	if !decodeJSON(w, r, &body) {
+	plan := sess.takePlan()
+	if plan == nil {
+		writeError(w, http.StatusConflict, "no_plan", "session "+sess.ID+" has no launch plan, or it was handed out already: start an agent with 'ringlet profiles run'")
 		return
 	}
-	if ws, _ := body["workspace"].(string); ws != "" {
-		sess.launchedIn.Store(ws)
+	if !plan.Sandboxed {
+		ss.o.Log.Warn("agent launched WITHOUT a sandbox", "profile", sess.Profile.Alias, "session", sess.ID)
 	}
-	decision := audit.Allow
-	if sb, _ := body["sandbox"].(bool); !sb {
-		s.log.Warn("agent launched WITHOUT a sandbox", "profile", sess.Profile.Alias, "session", sess.ID)
-	}
-	if !s.recordOr503(w, r, audit.Record{Kind: audit.KindProfileLaunch, Profile: sess.Profile.Alias, Session: sess.ID, Actor: audit.ActorAdmin,
-		Target: sess.Profile.Agent, Decision: decision, Detail: audit.DetailJSON(body)}) {
+	if !ss.o.Rec.recordOr503(w, r, audit.Record{Kind: audit.KindProfileLaunch, Profile: sess.Profile.Alias, Session: sess.ID, Actor: audit.ActorAdmin,
+		Target: sess.Profile.Agent, Decision: audit.Allow, Detail: audit.DetailJSON(plan.Summary)}) {
+		sess.returnPlan()
 		return
 	}
-	writeJSON(w, http.StatusOK, api.LaunchRecorded{Recorded: true})
+	writeJSON(w, http.StatusOK, api.LaunchPlan{Argv: plan.Argv, Env: plan.Env, Dir: plan.Dir, Files: plan.Files, Sandbox: plan.Sandboxed, Trees: plan.Trees})
 }
 
-func (s *Server) handleSessionStart(w http.ResponseWriter, r *http.Request) {
+// startLaunch starts a session for a launch of the profile's agent and
+// prepares that launch (launch.Builder): what the sandbox would refuse is
+// refused before the session starts.
+func (ss *sessions) startLaunch(w http.ResponseWriter, r *http.Request, alias string, ttl time.Duration, req api.LaunchRequest) {
+	parts, err := ss.parts(alias)
+	if err != nil {
+		profileError(w, ss.o.Log, err)
+		return
+	}
+	a, err := ss.o.Launch.Agent(parts.p, parts.agent, ss.o.Profiles.Home(alias), launch.Request{
+		Dir: req.Dir, Args: req.Args, Path: req.Path, Home: req.Home, Term: req.Term, Lang: req.Lang, NoSandbox: req.NoSandbox})
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "launch_refused", err.Error())
+		return
+	}
+	sess, tok, err := ss.startOf(r.Context(), parts, ttl, audit.ActorAdmin, a.Sandboxed())
+	if err != nil {
+		profileError(w, ss.o.Log, err)
+		return
+	}
+	var socket string
+	if a.Socket() {
+		if socket, err = ss.openSocket(sess); err != nil {
+			ss.end(r.Context(), sess.ID, "socket failed", audit.ActorDaemon)
+			ss.o.Log.Error("session socket", "session", sess.ID, "err", err)
+			writeError(w, http.StatusInternalServerError, "internal", "could not open the session socket: "+err.Error())
+			return
+		}
+	}
+	baseURL := a.BaseURL()
+	if baseURL == "" {
+		baseURL = "http://" + r.Host + "/proxy"
+	}
+	home := a.HomePath()
+	if home == "" {
+		home = sess.Home
+	}
+	l := sess.Agent.LaunchFor(sess.Profile, sess.Provider, baseURL, tok, home)
+	plan, err := ss.o.Launch.Plan(a, launch.Session{Home: sess.Home, Socket: socket, Launch: l})
+	if err != nil {
+		ss.end(r.Context(), sess.ID, "launch refused", audit.ActorDaemon)
+		writeError(w, http.StatusBadRequest, "launch_refused", err.Error())
+		return
+	}
+	sess.planMu.Lock()
+	sess.plan = plan
+	sess.planMu.Unlock()
+	if sess.ctx.Err() != nil {
+		// Ended meanwhile (revoked, its key replaced): finish ran
+		// before the plan was there to release.
+		sess.releasePlan()
+	}
+	sess.launchedIn.Store(plan.Workspace)
+	w.Header().Set("Location", "/api/sessions/"+sess.ID)
+	writeJSON(w, http.StatusCreated, api.SessionStarted{SessionInfo: sess.info(), Token: tok, BaseURL: baseURL, Launch: l, Socket: socket, Home: sess.Home, Warnings: a.Warnings})
+}
+
+func (ss *sessions) handleSessionStart(w http.ResponseWriter, r *http.Request) {
 	var body api.SessionRequest
 	if !decodeJSON(w, r, &body) {
 		return
@@ -372,10 +534,18 @@ func (s *Server) handleSessionStart(w http.ResponseWriter, r *http.Request) {
 		}
 		ttl = d
 	}
+	if body.Launch != nil {
+		if body.Sandbox || body.Socket || body.Home != "" || body.BaseURL != "" {
+			writeError(w, http.StatusBadRequest, "bad_request", "a launch decides its session's sandbox, socket, HOME and base URL; send none of them with it")
+			return
+		}
+		ss.startLaunch(w, r, body.Profile, ttl, *body.Launch)
+		return
+	}
 	sandboxed := body.Sandbox || body.Socket || body.Home != ""
-	sess, tok, err := s.startSessionFor(r.Context(), body.Profile, ttl, audit.ActorAdmin, sandboxed)
+	sess, tok, err := ss.startFor(r.Context(), body.Profile, ttl, audit.ActorAdmin, sandboxed)
 	if err != nil {
-		s.profileError(w, err)
+		profileError(w, ss.o.Log, err)
 		return
 	}
 	baseURL := "http://" + r.Host + "/proxy"
@@ -388,10 +558,10 @@ func (s *Server) handleSessionStart(w http.ResponseWriter, r *http.Request) {
 	}
 	var socket string
 	if body.Socket {
-		socket, err = s.openSessionSocket(sess)
+		socket, err = ss.openSocket(sess)
 		if err != nil {
-			s.endSession(r.Context(), sess.ID, "socket failed", audit.ActorDaemon)
-			s.log.Error("session socket", "session", sess.ID, "err", err)
+			ss.end(r.Context(), sess.ID, "socket failed", audit.ActorDaemon)
+			ss.o.Log.Error("session socket", "session", sess.ID, "err", err)
 			writeError(w, http.StatusInternalServerError, "internal", "could not open the session socket: "+err.Error())
 			return
 		}
@@ -401,10 +571,10 @@ func (s *Server) handleSessionStart(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusCreated, api.SessionStarted{SessionInfo: sess.info(), Token: tok, BaseURL: baseURL, Launch: launch, Socket: socket, Home: sess.Home})
 }
 
-func (s *Server) handleSessionList(w http.ResponseWriter, r *http.Request) {
+func (ss *sessions) handleSessionList(w http.ResponseWriter, r *http.Request) {
 	out := []api.SessionInfo{}
-	for _, sess := range s.sessions.list() {
-		if !s.live(r.Context(), sess) {
+	for _, sess := range ss.list() {
+		if !ss.live(r.Context(), sess) {
 			continue
 		}
 		if p := r.URL.Query().Get("profile"); p != "" && p != sess.Profile.Alias {
@@ -415,23 +585,23 @@ func (s *Server) handleSessionList(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, api.SessionList{Sessions: out})
 }
 
-func (s *Server) findSession(w http.ResponseWriter, r *http.Request) *session {
+func (ss *sessions) find(w http.ResponseWriter, r *http.Request) *session {
 	id := chi.URLParam(r, "id")
-	sess := s.sessionByID(id)
+	sess := ss.get(id)
 	if sess == nil {
 		writeError(w, http.StatusNotFound, "not_found", "no live session "+id+" ('ringlet sessions list' shows them)")
 	}
 	return sess
 }
 
-func (s *Server) handleSessionGet(w http.ResponseWriter, r *http.Request) {
-	if sess := s.findSession(w, r); sess != nil {
+func (ss *sessions) handleSessionGet(w http.ResponseWriter, r *http.Request) {
+	if sess := ss.find(w, r); sess != nil {
 		writeJSON(w, http.StatusOK, sess.info())
 	}
 }
 
-func (s *Server) handleSessionRevoke(w http.ResponseWriter, r *http.Request) {
-	sess := s.findSession(w, r)
+func (ss *sessions) handleSessionRevoke(w http.ResponseWriter, r *http.Request) {
+	sess := ss.find(w, r)
 	if sess == nil {
 		return
 	}
@@ -443,14 +613,14 @@ func (s *Server) handleSessionRevoke(w http.ResponseWriter, r *http.Request) {
 		if code, err := strconv.Atoi(q.Get("exit_code")); err == nil {
 			reason = "agent exited with code " + strconv.Itoa(code)
 		}
-		if _, ok := s.endSession(r.Context(), sess.ID, reason, audit.ActorAdmin); !ok {
+		if _, ok := ss.end(r.Context(), sess.ID, reason, audit.ActorAdmin); !ok {
 			writeError(w, http.StatusNotFound, "not_found", "no live session "+sess.ID)
 			return
 		}
 		writeJSON(w, http.StatusOK, sess.info())
 		return
 	}
-	ended, err := s.revokeSession(r.Context(), sess.ID, "revoked", audit.ActorAdmin)
+	ended, err := ss.revoke(r.Context(), sess.ID, "revoked", audit.ActorAdmin)
 	if err != nil {
 		writeAuditError(w, err)
 		return
@@ -462,9 +632,48 @@ func (s *Server) handleSessionRevoke(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, ended.info())
 }
 
-// endAllSessions ends every session when the daemon stops.
-func (s *Server) endAllSessions(reason string) {
-	for _, sess := range s.sessions.list() {
-		s.endSession(context.Background(), sess.ID, reason, audit.ActorDaemon)
+// endAll ends every session when the daemon stops.
+func (ss *sessions) endAll(reason string) {
+	for _, sess := range ss.list() {
+		ss.end(context.Background(), sess.ID, reason, audit.ActorDaemon)
 	}
+}
+
+// liveSession returns the live session of a session token, ending an
+// expired one. It is the only lookup of a session by its token.
+func (ss *sessions) liveSession(ctx context.Context, tok string) *session {
+	sess := ss.lookup(tok)
+	if sess == nil || !ss.live(ctx, sess) {
+		return nil
+	}
+	return sess
+}
+
+// live reports whether sess has not expired, ending it if it has. Its
+// timer ends it at Expires too; this covers the moments before it fires.
+func (ss *sessions) live(ctx context.Context, sess *session) bool {
+	if time.Now().After(sess.Expires) {
+		ss.end(ctx, sess.ID, "expired", audit.ActorDaemon)
+		return false
+	}
+	return true
+}
+
+// endUsing ends the live sessions whose profile uses the key ref:
+// a replaced or removed key must stop working at once, not when those
+// sessions expire.
+func (ss *sessions) endUsing(ctx context.Context, ref credentials.Ref, reason string) int {
+	ss.keyChanged(ref)
+	n := 0
+	for _, sess := range ss.list() {
+		if sess.Profile.CredentialRef() == ref {
+			if _, ok := ss.end(ctx, sess.ID, reason, audit.ActorAdmin); ok {
+				n++
+			}
+		}
+	}
+	if n > 0 {
+		ss.o.Log.Info("sessions ended", "credential", ref.String(), "reason", reason, "sessions", n)
+	}
+	return n
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
@@ -46,6 +48,31 @@ type terminal struct {
 	done     chan struct{}
 }
 
+// terminals runs the agents of 'profiles run --remote': each session's
+// launch plan under a pseudo-terminal of the daemon, with a scrollback,
+// viewers over WebSockets, and the session ended when the agent exits.
+type terminals struct {
+	o    terminalsOptions
+	mu   sync.Mutex
+	byID map[string]*terminal // by session
+}
+
+// terminalsOptions configure the terminals.
+type terminalsOptions struct {
+	Sessions *sessions
+	// StateDir holds the workspace leases a terminal takes.
+	StateDir string
+	Rec      *recorder
+	Life     *life
+	Log      *slog.Logger
+	// ShutdownTimeout bounds how long stopAll waits for the agents.
+	ShutdownTimeout time.Duration
+}
+
+func newTerminals(o terminalsOptions) *terminals {
+	return &terminals{o: o, byID: map[string]*terminal{}}
+}
+
 type termViewer struct {
 	ch   chan []byte
 	slow chan struct{}
@@ -58,8 +85,8 @@ func (t *terminal) info() api.TerminalInfo {
 		Running: !t.exited, ExitCode: t.exitCode, Viewers: len(t.viewers)}
 }
 
-func (s *Server) handleTerminalStart(w http.ResponseWriter, r *http.Request) {
-	sess := s.findSession(w, r)
+func (tm *terminals) handleTerminalStart(w http.ResponseWriter, r *http.Request) {
+	sess := tm.o.Sessions.find(w, r)
 	if sess == nil {
 		return
 	}
@@ -67,46 +94,58 @@ func (s *Server) handleTerminalStart(w http.ResponseWriter, r *http.Request) {
 	if !decodeJSON(w, r, &req) {
 		return
 	}
-	if len(req.Argv) == 0 || req.Argv[0] == "" || req.Argv[0][0] != '/' {
-		writeError(w, http.StatusBadRequest, "bad_request", "argv must start with an absolute program path")
-		return
-	}
-	s.termMu.Lock()
-	_, exists := s.terminals[sess.ID]
-	s.termMu.Unlock()
+	tm.mu.Lock()
+	_, exists := tm.byID[sess.ID]
+	tm.mu.Unlock()
 	if exists {
 		writeError(w, http.StatusConflict, "exists", "session "+sess.ID+" already has a terminal")
 		return
 	}
-	if len(req.Files) > 8 {
-		writeError(w, http.StatusBadRequest, "bad_request", "at most 8 files may be handed to the program")
+	// What runs is the launch the daemon prepared for this session, never
+	// a command line a client sends.
+	plan := sess.takePlan()
+	if plan == nil {
+		writeError(w, http.StatusConflict, "no_plan", "session "+sess.ID+" has no launch plan, or it was started already: start an agent with 'ringlet profiles run --remote'")
+		return
+	}
+	if !plan.Sandboxed {
+		sess.returnPlan()
+		writeError(w, http.StatusBadRequest, "bad_request", "a remote terminal runs its agent in the sandbox; this session's launch has none")
 		return
 	}
 	// The program the daemon starts is an action of its own: recorded
-	// (by its path; its options reach it on a pipe, not here) before it
-	// runs, refused if that cannot be.
-	if !s.recordOr503(w, r, audit.Record{Kind: audit.KindProfileLaunch, Profile: sess.Profile.Alias, Session: sess.ID, Actor: audit.ActorAdmin,
-		Target: sess.Profile.Agent, Decision: audit.Allow, Detail: audit.DetailJSON(map[string]any{"via": "terminal", "program": req.Argv[0], "args": len(req.Argv) - 1})}) {
+	// (the sandbox's summary, and the program by its path; its options
+	// reach it on a pipe, not here) before it runs, refused if that
+	// cannot be.
+	detail := maps.Clone(plan.Summary)
+	detail["via"], detail["program"], detail["args"] = "terminal", plan.Argv[0], len(plan.Argv)-1
+	if !tm.o.Rec.recordOr503(w, r, audit.Record{Kind: audit.KindProfileLaunch, Profile: sess.Profile.Alias, Session: sess.ID, Actor: audit.ActorAdmin,
+		Target: sess.Profile.Agent, Decision: audit.Allow, Detail: audit.DetailJSON(detail)}) {
+		sess.returnPlan()
 		return
 	}
-	lease := sandbox.NewLease(s.opts.StateDir)
-	if err := lease.HoldTrees(req.Trees); err != nil {
-		writeError(w, http.StatusBadRequest, "bad_request", "could not hold the sandbox's workspace: "+err.Error())
+	// The terminal holds the sandbox's trees until its agent exits, which
+	// may be after the session (and the plan's own lease) has ended.
+	lease := sandbox.NewLease(tm.o.StateDir)
+	if err := lease.HoldTrees(plan.Trees); err != nil {
+		writeError(w, http.StatusInternalServerError, "internal", "could not hold the sandbox's workspace: "+err.Error())
 		return
 	}
-	cmd := exec.Command(req.Argv[0], req.Argv[1:]...)
-	pipes, err := sandbox.NewPipes(req.Files)
+	if !sess.planHeld() {
+		lease.Release()
+		writeError(w, http.StatusNotFound, "not_found", "session "+sess.ID+" ended before its agent started")
+		return
+	}
+	cmd := exec.Command(plan.Argv[0], plan.Argv[1:]...)
+	pipes, err := sandbox.NewPipes(plan.Files)
 	if err != nil {
 		lease.Release()
 		writeError(w, http.StatusInternalServerError, "internal", err.Error())
 		return
 	}
 	cmd.ExtraFiles = pipes.Files()
-	cmd.Env = req.Env
-	if cmd.Env == nil {
-		cmd.Env = []string{}
-	}
-	cmd.Dir = req.Dir
+	cmd.Env = append([]string{}, plan.Env...)
+	cmd.Dir = plan.Dir
 	size := &pty.Winsize{Cols: max(req.Cols, 20), Rows: max(req.Rows, 5)}
 	// The pty is not made bwrap's controlling terminal: the agent inside
 	// (after bwrap's --new-session) takes it as its own, so that resizes
@@ -120,21 +159,21 @@ func (s *Server) handleTerminalStart(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	t := &terminal{lease: lease, sess: sess, cmd: cmd, pty: f, started: time.Now().UTC(), viewers: map[*termViewer]struct{}{}, done: make(chan struct{})}
-	s.termMu.Lock()
-	s.terminals[sess.ID] = t
-	s.termMu.Unlock()
-	s.streams.Add(1)
+	tm.mu.Lock()
+	tm.byID[sess.ID] = t
+	tm.mu.Unlock()
+	tm.o.Life.streams.Add(1)
 	go func() {
-		defer s.streams.Done()
-		s.runTerminal(t)
+		defer tm.o.Life.streams.Done()
+		tm.run(t)
 	}()
-	s.log.Info("remote terminal started", "session", sess.ID, "pid", cmd.Process.Pid)
+	tm.o.Log.Info("remote terminal started", "session", sess.ID, "pid", cmd.Process.Pid)
 	writeJSON(w, http.StatusCreated, t.info())
 }
 
-// runTerminal copies the agent's output to the scrollback and viewers
+// run copies the agent's output to the scrollback and viewers
 // until it exits, then ends the session.
-func (s *Server) runTerminal(t *terminal) {
+func (tm *terminals) run(t *terminal) {
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := t.pty.Read(buf)
@@ -176,29 +215,29 @@ func (s *Server) runTerminal(t *terminal) {
 	t.exited, t.exitCode = true, code
 	t.mu.Unlock()
 	close(t.done)
-	s.endSession(context.Background(), t.sess.ID, "agent exited with code "+itoaInt(code), audit.ActorDaemon)
+	tm.o.Sessions.end(context.Background(), t.sess.ID, "agent exited with code "+itoaInt(code), audit.ActorDaemon)
 }
 
 func itoaInt(i int) string { return strconv.Itoa(i) }
 
-func (s *Server) terminalFor(w http.ResponseWriter, r *http.Request) *terminal {
+func (tm *terminals) find(w http.ResponseWriter, r *http.Request) *terminal {
 	id := chi.URLParam(r, "id")
-	s.termMu.Lock()
-	t := s.terminals[id]
-	s.termMu.Unlock()
+	tm.mu.Lock()
+	t := tm.byID[id]
+	tm.mu.Unlock()
 	if t == nil {
 		writeError(w, http.StatusNotFound, "not_found", "no remote terminal for session "+id)
 	}
 	return t
 }
 
-func (s *Server) handleTerminalList(w http.ResponseWriter, r *http.Request) {
-	s.termMu.Lock()
-	ts := make([]*terminal, 0, len(s.terminals))
-	for _, t := range s.terminals {
+func (tm *terminals) handleTerminalList(w http.ResponseWriter, r *http.Request) {
+	tm.mu.Lock()
+	ts := make([]*terminal, 0, len(tm.byID))
+	for _, t := range tm.byID {
 		ts = append(ts, t)
 	}
-	s.termMu.Unlock()
+	tm.mu.Unlock()
 	out := make([]api.TerminalInfo, 0, len(ts))
 	for _, t := range ts {
 		out = append(out, t.info())
@@ -206,16 +245,16 @@ func (s *Server) handleTerminalList(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, api.TerminalList{Terminals: out})
 }
 
-func (s *Server) handleTerminalInfo(w http.ResponseWriter, r *http.Request) {
-	if t := s.terminalFor(w, r); t != nil {
+func (tm *terminals) handleTerminalInfo(w http.ResponseWriter, r *http.Request) {
+	if t := tm.find(w, r); t != nil {
 		writeJSON(w, http.StatusOK, t.info())
 	}
 }
 
 // handleTerminalKill ends the agent's whole process group and so its
 // session.
-func (s *Server) handleTerminalKill(w http.ResponseWriter, r *http.Request) {
-	t := s.terminalFor(w, r)
+func (tm *terminals) handleTerminalKill(w http.ResponseWriter, r *http.Request) {
+	t := tm.find(w, r)
 	if t == nil {
 		return
 	}
@@ -226,34 +265,34 @@ func (s *Server) handleTerminalKill(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, "internal", "the agent did not exit within 10s of SIGKILL")
 		return
 	}
-	s.termMu.Lock()
-	delete(s.terminals, t.sess.ID)
-	s.termMu.Unlock()
+	tm.mu.Lock()
+	delete(tm.byID, t.sess.ID)
+	tm.mu.Unlock()
 	writeJSON(w, http.StatusOK, t.info())
 }
 
-// stopTerminals ends every remote agent when the daemon stops, as
+// stopAll ends every remote agent when the daemon stops, as
 // 'terminal kill' does: SIGKILL to bwrap's process group, which takes the
 // sandbox with it (--die-with-parent, its own PID namespace). Each one's
-// session ends as its agent exits (runTerminal). It waits for them up to
+// session ends as its agent exits (run). It waits for them up to
 // the shutdown deadline.
-func (s *Server) stopTerminals() {
-	s.termMu.Lock()
-	ts := make([]*terminal, 0, len(s.terminals))
-	for _, t := range s.terminals {
+func (tm *terminals) stopAll() {
+	tm.mu.Lock()
+	ts := make([]*terminal, 0, len(tm.byID))
+	for _, t := range tm.byID {
 		ts = append(ts, t)
 	}
-	s.termMu.Unlock()
+	tm.mu.Unlock()
 	for _, t := range ts {
 		syscall.Kill(-t.cmd.Process.Pid, syscall.SIGKILL)
 	}
-	deadline := time.NewTimer(s.opts.ShutdownTimeout)
+	deadline := time.NewTimer(tm.o.ShutdownTimeout)
 	defer deadline.Stop()
 	for _, t := range ts {
 		select {
 		case <-t.done:
 		case <-deadline.C:
-			s.log.Warn("a remote agent did not exit after SIGKILL", "session", t.sess.ID)
+			tm.o.Log.Warn("a remote agent did not exit after SIGKILL", "session", t.sess.ID)
 			return
 		}
 	}
@@ -264,8 +303,8 @@ var termSignals = map[string]syscall.Signal{"INT": syscall.SIGINT, "TERM": sysca
 // handleTerminalAttach is the WebSocket a viewer attaches with: binary
 // frames carry terminal bytes both ways, text frames carry JSON control
 // messages. The scrollback is sent first.
-func (s *Server) handleTerminalAttach(w http.ResponseWriter, r *http.Request) {
-	t := s.terminalFor(w, r)
+func (tm *terminals) handleTerminalAttach(w http.ResponseWriter, r *http.Request) {
+	t := tm.find(w, r)
 	if t == nil {
 		return
 	}
@@ -273,8 +312,8 @@ func (s *Server) handleTerminalAttach(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return
 	}
-	s.streams.Add(1)
-	defer s.streams.Done()
+	tm.o.Life.streams.Add(1)
+	defer tm.o.Life.streams.Done()
 	c.SetReadLimit(1 << 20)
 	v := &termViewer{ch: make(chan []byte, viewerBuffer), slow: make(chan struct{})}
 	t.mu.Lock()
@@ -362,7 +401,7 @@ func (s *Server) handleTerminalAttach(w http.ResponseWriter, r *http.Request) {
 		case <-ctx.Done():
 			c.Close(websocket.StatusPolicyViolation, "token rotated")
 			return
-		case <-s.closing.Done():
+		case <-tm.o.Life.closing.Done():
 			c.Close(websocket.StatusGoingAway, "daemon shutting down")
 			return
 		}

@@ -1,6 +1,7 @@
 package names
 
 import (
+	"fmt"
 	"regexp"
 	"strings"
 	"testing"
@@ -28,5 +29,54 @@ func TestPatternComposes(t *testing.T) {
 	ref := regexp.MustCompile(`^` + Pattern + `/` + Pattern + `$`)
 	if !ref.MatchString("anthropic/work") || ref.MatchString("anthropic/../x") || ref.MatchString("/work") {
 		t.Error("provider/alias pattern: accepts or refuses the wrong names")
+	}
+}
+
+func TestCheckTable(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		wantErr bool
+	}{
+		{"a", false},
+		{"0", false},
+		{"anthropic", false},
+		{"work-2", false},
+		{"my_key.v2", false},
+		{"a..b", false},
+		{"trailing-", false},
+		{strings.Repeat("a", 64), false},
+		{"a" + strings.Repeat("-", 63), false},
+		{"", true},
+		{strings.Repeat("a", 65), true},
+		{"Anthropic", true},
+		{"WORK", true},
+		{"-work", true},
+		{"_work", true},
+		{".work", true},
+		{".", true},
+		{"..", true},
+		{"a/b", true},
+		{"/", true},
+		{"a b", true},
+		{"a\n", true},
+		{"a\x00", true},
+		{"a:b", true},
+		{"a\\b", true},
+		{"é", true},
+		{"clé", true},
+		{"ａ", true}, // full-width a
+		{"a\u0301", true},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("%q", tt.name), func(t *testing.T) {
+			err := Check("alias", tt.name)
+			if got := err != nil; got != tt.wantErr {
+				t.Fatalf("Check(%q): got %v, want error %v", tt.name, err, tt.wantErr)
+			}
+			if err != nil && !strings.Contains(err.Error(), "invalid alias name") {
+				t.Errorf("Check: got %q, want it to name what is invalid", err)
+			}
+		})
 	}
 }

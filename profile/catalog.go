@@ -18,8 +18,8 @@ import (
 
 	"github.com/pelletier/go-toml/v2"
 
-	"github.com/neullabs/ringlet/credentials"
 	"github.com/neullabs/ringlet/internal/outbound"
+	"github.com/neullabs/ringlet/names"
 	"github.com/neullabs/ringlet/privatefile"
 	"github.com/neullabs/ringlet/provider"
 )
@@ -151,14 +151,14 @@ func parseCatalog(data []byte) (*catalogFile, error) {
 
 // Validate checks a provider definition.
 func (p Provider) Validate() error {
-	if err := credentials.ValidateName("provider", p.ID); err != nil {
+	if err := names.Check("provider", p.ID); err != nil {
 		return err
 	}
 	if _, err := ParseBaseURL(p.BaseURL); err != nil {
 		return fmt.Errorf("provider %s: %w", p.ID, err)
 	}
 	for name, u := range p.Endpoints {
-		if err := credentials.ValidateName("endpoint", name); err != nil {
+		if err := names.Check("endpoint", name); err != nil {
 			return fmt.Errorf("provider %s: %w", p.ID, err)
 		}
 		if _, err := ParseBaseURL(u); err != nil {
@@ -191,7 +191,7 @@ func ParseBaseURL(s string) (*url.URL, error) {
 
 // Validate checks an agent definition.
 func (a Agent) Validate() error {
-	if err := credentials.ValidateName("agent", a.ID); err != nil {
+	if err := names.Check("agent", a.ID); err != nil {
 		return err
 	}
 	if len(a.Formats) == 0 {

@@ -78,8 +78,8 @@ func (l *Lease) Hold(p *Policy) error {
 }
 
 // HoldTrees takes the lease on trees without making anything: for a
-// process that takes over a sandbox another one started (the daemon
-// running an agent a CLI prepared).
+// process that runs a sandbox another one prepared (a launcher running
+// the daemon's plan), so that its placeholders stay while it runs.
 func (l *Lease) HoldTrees(trees []string) error {
 	if runtime.GOOS != "linux" {
 		return nil
@@ -169,6 +169,14 @@ func (l *Lease) remember(m string) error {
 func (l *Lease) Release() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	// A child this process is forking holds a copy of every lock file's
+	// descriptor until it execs, and with it the shared lock: the
+	// cleanup would take it for another sandbox's and leave the
+	// placeholders. os/exec forks under ForkLock and, without a new user
+	// namespace, returns only once the child has exec'd (vfork): holding
+	// it, as a fork does, no such child is in that window.
+	syscall.ForkLock.Lock()
+	defer syscall.ForkLock.Unlock()
 	for tree, f := range l.locks {
 		f.Close() // drops the shared lock
 		delete(l.locks, tree)

@@ -12,6 +12,7 @@ import (
 	"github.com/pelletier/go-toml/v2"
 
 	"github.com/neullabs/ringlet/credentials"
+	"github.com/neullabs/ringlet/names"
 	"github.com/neullabs/ringlet/privatefile"
 )
 
@@ -70,12 +71,12 @@ func parseFile(data []byte) (map[string]map[string]string, error) {
 		if !ok {
 			return nil, fmt.Errorf("%q must be a table of alias = \"key\"", provider)
 		}
-		if err := credentials.ValidateName("provider", provider); err != nil {
+		if err := names.Check("provider", provider); err != nil {
 			return nil, err
 		}
 		out[provider] = make(map[string]string, len(table))
 		for alias, kv := range table {
-			if err := credentials.ValidateName("alias", alias); err != nil {
+			if err := names.Check("alias", alias); err != nil {
 				return nil, err
 			}
 			key, ok := kv.(string)

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/neullabs/ringlet/credentials"
+	"github.com/neullabs/ringlet/names"
 )
 
 func FuzzParseFile(f *testing.F) {
@@ -16,11 +17,11 @@ func FuzzParseFile(f *testing.F) {
 		}
 		want := map[string]map[string]string{}
 		for p, table := range m {
-			if err := credentials.ValidateName("provider", p); err != nil {
+			if err := names.Check("provider", p); err != nil {
 				t.Fatalf("parseFile accepted provider %q: %v", p, err)
 			}
 			for a, k := range table {
-				if err := credentials.ValidateName("alias", a); err != nil {
+				if err := names.Check("alias", a); err != nil {
 					t.Fatalf("parseFile accepted alias %q: %v", a, err)
 				}
 				if err := credentials.ValidateKey(k); err != nil {

@@ -19,6 +19,7 @@ const (
 	daemonPkg   = module + "/cmd/ringlet/daemon"
 	gatewayPkg  = module + "/gateway"
 	mcpPkg      = module + "/mcp"
+	launchPkg   = module + "/launch"
 	auditWriter = module + "/audit/auditlog"
 	keyStores   = module + "/credentials/keystore"
 )
@@ -28,6 +29,7 @@ const (
 var cliMustNotLink = map[string]string{
 	gatewayPkg:  "the CLI is a client: the gateway runs in the daemon",
 	mcpPkg:      "the CLI is a client: the MCP gateway runs in the daemon (the CLI may use mcp/mcpserver and mcp/stdiobridge)",
+	launchPkg:   "the daemon builds every sandbox; the CLI runs the plan it gets (POST /api/sessions/{id}/plan)",
 	auditWriter: "the daemon is the only writer of the audit log (the CLI may read it with package audit)",
 	keyStores:   "the daemon is the only writer of the credential store",
 }
@@ -113,7 +115,7 @@ func TestDependencies(t *testing.T) {
 			pkgs := list(t, goos)
 			// A rule about a package that was renamed away would pass
 			// silently.
-			for _, p := range []string{cliPkg, daemonPkg, gatewayPkg, mcpPkg, auditWriter, keyStores} {
+			for _, p := range []string{cliPkg, daemonPkg, gatewayPkg, mcpPkg, launchPkg, auditWriter, keyStores} {
 				if pkgs[p] == nil {
 					t.Fatalf("package %s is not in the module any more: update this test", p)
 				}

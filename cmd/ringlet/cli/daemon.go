@@ -17,6 +17,7 @@ import (
 	"github.com/neullabs/ringlet/audit"
 	"github.com/neullabs/ringlet/client"
 	"github.com/neullabs/ringlet/config"
+	"github.com/neullabs/ringlet/profile"
 	"github.com/neullabs/ringlet/token"
 )
 
@@ -114,6 +115,51 @@ type Daemon interface {
 	// matches its anchor, recording reason; it returns the audit.epoch
 	// record.
 	NewEpoch(ctx context.Context, o DaemonOptions, reason string) (audit.Record, error)
+	// SandboxProbes builds the escape probes of 'sandbox check' with the
+	// daemon's sandbox builder (package launch, which the CLI does not
+	// link), for the CLI to run; no daemon needs to be running.
+	SandboxProbes(o DaemonOptions, r ProbeRequest) (Probes, error)
+}
+
+// ProbeRequest asks for the probes of 'sandbox check'.
+type ProbeRequest struct {
+	// Workspace and Home are the checker's throwaway directories, the
+	// probes' workspace and HOME.
+	Workspace, Home string
+	// HostHome is the user's HOME, which the probes look for from inside.
+	HostHome string
+	// Profile, when set, adds its extra paths, .git setting and limits.
+	Profile *profile.Profile
+	// DaemonPort is the running daemon's TCP port, which must be
+	// unreachable from inside; "" when none runs.
+	DaemonPort string
+}
+
+// Probes are the plans of 'sandbox check' and what they run with.
+type Probes struct {
+	Bwrap  string
+	Limits SandboxLimits
+	Probes []Probe
+}
+
+// SandboxLimits say how the probes' sandboxes are bounded ('sandbox check
+// --json' prints them).
+type SandboxLimits struct {
+	Mechanism string `json:"mechanism"` // rlimit or systemd
+	Procs     int    `json:"procs"`
+	Memory    int64  `json:"memory"`
+	Tmp       int64  `json:"tmp"`
+	// ProcsBounded says whether the bound on processes holds: root is
+	// exempt from RLIMIT_NPROC (a systemd scope binds it too).
+	ProcsBounded bool `json:"procs_bounded"`
+}
+
+// Probe is one escape attempt: it passes when its plan exits 0 and none
+// of Absent exists on the host afterwards.
+type Probe struct {
+	Name   string
+	Plan   api.LaunchPlan
+	Absent []string
 }
 
 // DaemonOptions are the daemon's settings from its command line; the
@@ -341,14 +387,4 @@ func (a *app) auditPath(cfg *config.Config, flag string) (string, error) {
 		return filepath.Abs(p)
 	}
 	return cfg.AuditPath(a.paths)
-}
-
-// OwnFiles are what no sandbox may show: Ringlet's config, state and
-// data directories and the audit log's files.
-func OwnFiles(paths config.Paths, auditDB string) []string {
-	own := []string{paths.ConfigDir, paths.StateDir, paths.DataDir}
-	if auditDB != "" {
-		own = append(own, audit.Files(auditDB)...)
-	}
-	return own
 }

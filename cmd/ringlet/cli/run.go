@@ -9,8 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
-	"path/filepath"
-	"runtime"
 	"strconv"
 	"sync"
 	"syscall"
@@ -22,7 +20,6 @@ import (
 
 	"github.com/neullabs/ringlet/api"
 	"github.com/neullabs/ringlet/names"
-	"github.com/neullabs/ringlet/profile"
 	"github.com/neullabs/ringlet/sandbox"
 )
 
@@ -72,99 +69,22 @@ says how to fix it. --no-sandbox is an explicit, warned and audited opt-out.`,
 	return cmd
 }
 
-// runProfile runs an agent and returns its exit code.
+// runProfile runs an agent and returns its exit code. The daemon builds
+// its launch (package launch): the CLI says where it runs and what it was
+// asked, and runs the plan it gets back as it is.
 func (a *app) runProfile(ctx context.Context, alias string, extra []string, noSandbox bool) (int, error) {
-	var bwrap string
-	if !noSandbox {
-		var err error
-		if bwrap, err = sandbox.Find(); err != nil {
-			return 0, err
-		}
-		if runtime.GOOS == "linux" {
-			if err := sandbox.Check(bwrap); err != nil {
-				return 0, err
-			}
-		}
-	}
 	c, err := a.ensureDaemon(ctx)
 	if err != nil {
 		return 0, err
 	}
-	view, err := c.Profile(ctx, alias)
+	dir, _ := os.Getwd() // needed only by a profile without a workspace, which the daemon then refuses
+	st, err := c.StartSession(ctx, api.SessionRequest{Profile: alias, Launch: &api.LaunchRequest{
+		Dir: dir, Args: extra, Path: a.getenv("PATH"), Home: a.getenv("HOME"), Term: a.getenv("TERM"), Lang: a.getenv("LANG"), NoSandbox: noSandbox}})
 	if err != nil {
 		return 0, err
 	}
-	cat, err := profile.LoadCatalog(a.paths.ConfigDir)
-	if err != nil {
-		return 0, err
-	}
-	agent, err := cat.Agent(view.Agent)
-	if err != nil {
-		return 0, err
-	}
-	command := agent.Command
-	if len(view.Command) > 0 {
-		command = view.Command
-	}
-	if len(command) == 0 {
-		return 0, fmt.Errorf("profile %s has no command to run", alias)
-	}
-	program, err := exec.LookPath(command[0])
-	if err != nil {
-		return 0, fmt.Errorf("cannot find the agent's program %q on PATH: install it first", command[0])
-	}
-	program, _ = filepath.Abs(program)
-	workspace := view.Workspace
-	if workspace == "" {
-		if workspace, err = os.Getwd(); err != nil {
-			return 0, err
-		}
-	}
-	// What the sandbox would refuse is refused before a session starts,
-	// so a bad profile never gets as far as session.start.
-	if err := profile.CheckWorkspace(workspace); err != nil {
-		return 0, usageError{err}
-	}
-	own := a.ownFiles()
-	for _, d := range append(append([]string{workspace}, view.ReadOnly...), view.ReadWrite...) {
-		if err := sandbox.CheckPath("path", d); err != nil {
-			return 0, usageError{err}
-		}
-		if !noSandbox {
-			if err := exposesOwnFiles(d, view.Home, own); err != nil {
-				return 0, err
-			}
-		}
-	}
-	homePath := a.getenv("HOME")
-	if sandbox.CheckPath("home", homePath) != nil {
-		homePath = "/home/ringlet"
-	}
-	network := view.Network
-	if network == "" {
-		network = sandbox.NetProvider
-	}
-	if noSandbox {
-		network = sandbox.NetHost
-		fmt.Fprintf(a.stdio.Err, "ringlet: warning: running %s WITHOUT a sandbox: it can read and write everything you can\n", alias)
-	} else if network == sandbox.NetHost {
-		fmt.Fprintf(a.stdio.Err, "ringlet: warning: profile %s uses network = host: the agent shares your network, localhost included\n", alias)
-	}
-
-	req := api.SessionRequest{Profile: alias}
-	if !noSandbox {
-		// A sandboxed agent gets the profile's sandboxed HOME, which no
-		// unsandboxed run shares.
-		req.Sandbox = true
-		req.Home = homePath
-		if network == sandbox.NetProvider {
-			req.Socket = true
-			req.BaseURL = fmt.Sprintf("http://127.0.0.1:%d/proxy", sandbox.ForwarderPort)
-		}
-	}
-	st, err := c.StartSession(ctx, req)
-	if err != nil {
-		return 0, err
+	for _, w := range st.Warnings {
+		fmt.Fprintln(a.stdio.Err, "ringlet: "+w)
 	}
 	if !a.remote {
 		// The session lives as long as this process: should it be killed
@@ -187,97 +107,9 @@ func (a *app) runProfile(ctx context.Context, alias string, extra []string, noSa
 		}
 	}()
 
-	env := []string{"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=" + homePath, "LANG=" + orDefault(a.getenv("LANG"), "C.UTF-8")}
-	if t := a.getenv("TERM"); t != "" {
-		env = append(env, "TERM="+t)
-	}
-	for _, e := range st.Launch.Env {
-		env = append(env, e.Name+"="+e.Value)
-	}
-	if network == sandbox.NetProvider && len(view.AllowHosts) > 0 && !noSandbox {
-		// HTTPS to the allowed hosts goes through the CONNECT proxy on the
-		// forwarder; the provider (plain http to the forwarder) does not.
-		proxy := fmt.Sprintf("http://127.0.0.1:%d", sandbox.ForwarderPort)
-		env = append(env, "HTTPS_PROXY="+proxy, "https_proxy="+proxy, "NO_PROXY=127.0.0.1,localhost", "no_proxy=127.0.0.1,localhost")
-	}
-	// The profile's command line (a generic agent's --command 'python
-	// agent.py'), then the catalog's arguments, then the user's.
-	argv := append(append(append([]string{program}, command[1:]...), st.Launch.Args...), extra...)
-
-	if noSandbox {
-		summary := map[string]any{"sandbox": false, "command": program, "workspace": workspace}
-		if err := c.RecordLaunch(ctx, st.ID, summary); err != nil {
-			return 0, err
-		}
-		unsafeEnv := append(env[:0:0], env...)
-		unsafeEnv[1] = "HOME=" + st.Home
-		exit, err = a.runAttached(ctx, argv, unsafeEnv, workspace)
-		return exit, err
-	}
-
-	runtimeDirs, err := sandbox.RuntimeDirs(program)
-	if err != nil {
-		return 0, err
-	}
-	for _, d := range runtimeDirs {
-		if err := exposesOwnFiles(d, "", own); err != nil {
-			return 0, err
-		}
-	}
-	ringlet, err := os.Executable()
-	if err != nil {
-		return 0, err
-	}
-	// A hard link in the workspace to a file outside it is that file:
-	// each one is bound read-only onto itself.
-	pinned, err := sandbox.PinnedFiles(append([]string{workspace}, view.ReadWrite...)...)
-	if err != nil {
-		return 0, err
-	}
-	if len(pinned) > 0 {
-		fmt.Fprintf(a.stdio.Err, "ringlet: %d file(s) in the workspace are hard links to files outside it (the first: %s); they are read-only in the sandbox\n", len(pinned), pinned[0])
-	}
-	pol := &sandbox.Policy{
-		Workspace: workspace, Home: st.Home, HomePath: homePath, Command: argv, Env: env,
-		ReadOnly: view.ReadOnly, ReadWrite: view.ReadWrite, Network: network, Socket: st.Socket, Ringlet: ringlet,
-		AllowGitConfig: view.AllowGitConfig, Runtime: runtimeDirs, Pinned: pinned, Protected: view.Protected,
-		Limits: sandbox.NewLimits(view.MaxProcs, view.MaxMemory, view.TmpSize), Limiter: ringlet,
-	}
-	// Protected paths that do not exist are made empty and get an empty
-	// read-only stand-in, so that the agent cannot create them; the lease
-	// removes them again once no sandbox uses the workspace (the daemon
-	// takes it over for a remote agent).
-	if pol.EmptyFile, err = sandbox.EmptyFile(a.paths.StateDir); err != nil {
-		return 0, err
-	}
-	lease := sandbox.NewLease(a.paths.StateDir)
-	defer lease.Release()
-	if err := lease.Hold(pol); err != nil {
-		return 0, usageError{err}
-	}
-	if runtime.GOOS == "linux" {
-		if sandbox.DisableUsernsSupported(bwrap) {
-			pol.NoNestedUserns = true
-		} else {
-			fmt.Fprintln(a.stdio.Err, "ringlet: warning: this bubblewrap cannot stop the agent from creating nested user namespaces (needs bubblewrap 0.8 or later)")
-		}
-	}
-	// bwrap's options carry the session token, so they go on a pipe, not
-	// on a command line that every user can read in /proc; its seccomp
-	// filter on another.
-	bargs, fds, err := pol.ArgsFD(bwrap)
-	if err != nil {
-		return 0, usageError{err}
-	}
-	summary := pol.Summary()
-	summary["sandbox"] = true
-	if err := c.RecordLaunch(ctx, st.ID, summary); err != nil {
-		return 0, err
-	}
 	if a.remote {
 		cols, rows := a.termSize()
-		start := api.TerminalStart{Argv: bargs, Files: fds, Env: []string{}, Cols: cols, Rows: rows, Trees: pol.Trees()}
-		info, err := c.StartTerminal(ctx, st.ID, start)
+		info, err := c.StartTerminal(ctx, st.ID, api.TerminalStart{Cols: cols, Rows: rows})
 		if err != nil {
 			return 0, err
 		}
@@ -285,35 +117,29 @@ func (a *app) runProfile(ctx context.Context, alias string, extra []string, noSa
 		fmt.Fprintf(a.stdio.Out, "started %s remotely in session %s (pid %d); attach with: ringlet terminal attach %s\n", alias, st.ID, info.PID, st.ID)
 		return 0, nil
 	}
-	if in, out, ok := a.terminals(); ok {
-		exit, err = runOnPTY(in, out, bargs, fds)
+	// The daemon records the launch before it hands out the plan.
+	plan, err := c.Plan(ctx, st.ID)
+	if err != nil {
+		return 0, err
+	}
+	// The daemon holds the sandbox's workspace until the session ends;
+	// this process holds it too until its sandbox has exited, however
+	// long after that it may be (the session revoked, expired).
+	lease := sandbox.NewLease(a.paths.StateDir)
+	defer lease.Release()
+	if err := lease.HoldTrees(plan.Trees); err != nil {
+		return 0, err
+	}
+	if in, out, ok := a.terminals(); ok && plan.Sandbox {
+		exit, err = runOnPTY(in, out, plan.Argv, plan.Files)
 		return exit, err
 	}
-	exit, err = a.runAttached(ctx, bargs, nil, "", fds...)
+	exit, err = a.runAttached(ctx, plan.Argv, plan.Env, plan.Dir, plan.Files...)
 	return exit, err
 }
 
 // remoteStarted marks a session that the daemon now owns.
 const remoteStarted = -2
-
-// exposesOwnFiles refuses a path to bind into the sandbox that is or holds
-// Ringlet's token, keys, audit or profile HOMEs (a workspace of ~, when
-// run from ~ with no workspace), or lies inside them.
-// A path within home (the profile's own HOME) is allowed, as the daemon
-// allows it. own is what a.ownFiles returns.
-func exposesOwnFiles(p, home string, own []string) error {
-	if err := sandbox.ExposesOwn(p, home, own); err != nil {
-		return usageError{err}
-	}
-	return nil
-}
-
-// ownFiles is what no sandbox of this CLI may show, the audit log being
-// the one the running daemon writes (else audit.path).
-func (a *app) ownFiles() []string {
-	db, _ := a.auditDB("")
-	return OwnFiles(a.paths, db)
-}
 
 func orDefault(v, d string) string {
 	if v == "" {

@@ -34,6 +34,7 @@ import (
 	"github.com/neullabs/ringlet/credentials/keystore"
 	"github.com/neullabs/ringlet/gateway"
 	"github.com/neullabs/ringlet/hook"
+	"github.com/neullabs/ringlet/launch"
 	"github.com/neullabs/ringlet/mcp"
 	"github.com/neullabs/ringlet/privatefile"
 	"github.com/neullabs/ringlet/profile"
@@ -192,8 +193,15 @@ func (Daemon) Run(ctx context.Context, o cli.DaemonOptions) (err error) {
 	if err != nil {
 		return err
 	}
+	launcher := launch.New(launch.Options{
+		OwnPaths:   ownPaths(paths, auditPath),
+		Executable: exe,
+		StateDir:   paths.StateDir,
+		EmptyFile:  emptyFile,
+		ConfigDir:  paths.ConfigDir,
+	})
 	srv, err = gateway.New(gateway.Options{
-		EmptyFile:        emptyFile,
+		Launch:           launcher,
 		StateDir:         paths.StateDir,
 		Hooks:            hook.NewStore(paths.ConfigDir),
 		MCPStore:         mcp.NewStore(paths.ConfigDir),
@@ -211,7 +219,6 @@ func (Daemon) Run(ctx context.Context, o cli.DaemonOptions) (err error) {
 		Keys:             keys,
 		Token:            tok,
 		TokenFile:        paths.TokenFile(),
-		OwnDirs:          cli.OwnFiles(paths, auditPath),
 		ListenHost:       listenHostForGuard(listen),
 		StayAlive:        o.StayAlive,
 		IdleTimeout:      idle,
@@ -266,6 +273,16 @@ func (Daemon) Run(ctx context.Context, o cli.DaemonOptions) (err error) {
 	mcpDone.Wait()
 	logger.Info("daemon stopped", "reason", reason)
 	return err
+}
+
+// ownPaths are what no sandbox may show: Ringlet's config, state and
+// data directories and the audit log's files.
+func ownPaths(paths config.Paths, auditDB string) []string {
+	own := []string{paths.ConfigDir, paths.StateDir, paths.DataDir}
+	if auditDB != "" {
+		own = append(own, audit.Files(auditDB)...)
+	}
+	return own
 }
 
 func orErr(err, fallback error) error {

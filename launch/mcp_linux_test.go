@@ -1,4 +1,4 @@
-package gateway
+package launch
 
 import (
 	"os"
@@ -7,17 +7,15 @@ import (
 	"strconv"
 	"testing"
 
-	"github.com/neullabs/ringlet/mcp"
 	"github.com/neullabs/ringlet/mcp/mcpserver"
 	"github.com/neullabs/ringlet/profile"
 	"github.com/neullabs/ringlet/sandbox"
 )
 
-// TestMCPSandboxLimitsAndFilter: a sandboxed MCP server gets the same
-// seccomp filter and the profile's limits as its agent: the rlimit helper
-// in front of bwrap, and the filter on the second descriptor.
-func TestMCPSandboxLimitsAndFilter(t *testing.T) {
-	t.Parallel()
+// requireSandbox returns bubblewrap, or skips t where it cannot create a
+// sandbox (fails it in CI).
+func requireSandbox(t *testing.T) string {
+	t.Helper()
 	bwrap, err := sandbox.Find()
 	if err == nil {
 		err = sandbox.Check(bwrap)
@@ -28,6 +26,15 @@ func TestMCPSandboxLimitsAndFilter(t *testing.T) {
 		}
 		t.Skipf("no sandbox here: %v", err)
 	}
+	return bwrap
+}
+
+// TestMCPSandboxLimitsAndFilter: a sandboxed MCP server gets the same
+// seccomp filter and the profile's limits as its agent: the rlimit helper
+// in front of bwrap, and the filter on the second descriptor.
+func TestMCPSandboxLimitsAndFilter(t *testing.T) {
+	t.Parallel()
+	bwrap := requireSandbox(t)
 	dir := t.TempDir()
 	home, ws := filepath.Join(dir, "home"), filepath.Join(dir, "ws")
 	for _, d := range []string{home, ws} {
@@ -42,9 +49,10 @@ func TestMCPSandboxLimitsAndFilter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &Server{opts: Options{Executable: ringlet, EmptyFile: empty, StateDir: state}, mcpLease: sandbox.NewLease(state)}
-	defer s.mcpLease.Release()
-	argv, files, err := s.mcpSandbox(p, mcp.Launch{Home: home, Dir: ws}, mcpserver.Config{Name: "fs"}, []string{"/bin/true"}, []string{"PATH=/usr/bin"})
+	b := New(Options{Executable: ringlet, EmptyFile: empty, StateDir: state})
+	lease := sandbox.NewLease(state)
+	defer lease.Release()
+	argv, files, err := b.MCPServer(MCPServer{Profile: p, Home: home, Dir: ws, Config: mcpserver.Config{Name: "fs"}, Argv: []string{"/bin/true"}, Env: []string{"PATH=/usr/bin"}}, lease)
 	if err != nil {
 		t.Fatal(err)
 	}
