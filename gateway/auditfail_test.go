@@ -70,19 +70,18 @@ func (a *faultyAuditor) count() int {
 // auditFailWorld is a daemon with a profile (work) whose provider is a
 // counting upstream, a hook, an MCP server entry and a live session.
 type auditFailWorld struct {
-	s          *Server
-	ts         *httptest.Server
-	aud        *faultyAuditor
-	keys       *keystore.Store
-	profiles   *profile.Store
-	hooks      *hook.Store
-	configDir  string
-	upstream   atomic.Int64 // requests the provider saw
-	sessID     string
-	sessTok    string
-	hookID     string
-	tokenFile  string
-	tokenAtTop string
+	s         *Server
+	ts        *httptest.Server
+	aud       *faultyAuditor
+	keys      *keystore.Store
+	profiles  *profile.Store
+	hooks     *hook.Store
+	configDir string
+	upstream  atomic.Int64 // requests the provider saw
+	sessID    string
+	sessTok   string
+	hookID    string
+	tokenFile string
 }
 
 // worldOptions change what newAuditFailWorld builds.

@@ -150,6 +150,7 @@ func subprotocols(r *http.Request) []string {
 	return out
 }
 
+//nolint:gosec // G101: messages about tokens, not tokens
 var authMessages = map[string]string{
 	"missing":         "this endpoint needs Authorization: Bearer <token>; the token is in the http_token file in ringlet's config directory",
 	"malformed":       "malformed credentials; send exactly one Authorization: Bearer <token> header",

@@ -85,12 +85,13 @@ func splice(ctx context.Context, client net.Conn, pending io.Reader, up net.Conn
 	defer stop()
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		io.Copy(up, io.MultiReader(pending, client))
+		// Either side hanging up ends the tunnel; there is no one to tell.
+		_, _ = io.Copy(up, io.MultiReader(pending, client))
 		if tc, ok := up.(*net.TCPConn); ok {
-			tc.CloseWrite()
+			_ = tc.CloseWrite()
 		}
 	})
-	io.Copy(client, up)
+	_, _ = io.Copy(client, up)
 	client.Close()
 	wg.Wait()
 	up.Close()

@@ -388,7 +388,9 @@ func (b *wholeBody) Read(p []byte) (int, error) {
 
 func (b *wholeBody) Close() error {
 	if b.Reader.Len() > 0 {
-		b.mb.finish(errors.New("the client went away before the end of the answer"))
+		// The client is gone: the record says so, and no one is left
+		// to hear whether it was written.
+		_ = b.mb.finish(errors.New("the client went away before the end of the answer"))
 	}
 	return nil
 }
@@ -439,7 +441,7 @@ func (b *meteredBody) Read(p []byte) (int, error) {
 			if b.st.ttfb == 0 {
 				b.st.ttfb = time.Since(b.st.start)
 			}
-			b.meter.Write(b.buf[:n])
+			_, _ = b.meter.Write(b.buf[:n]) // a Meter never fails
 			// Process may return a slice of buf itself; copy out what is
 			// left so buf can go back to the pool.
 			b.out = append(b.out[:0], b.red.Process(b.buf[:n])...)
@@ -450,7 +452,7 @@ func (b *meteredBody) Read(p []byte) (int, error) {
 			b.out = append(b.out, b.red.Flush()...)
 		} else if err != nil {
 			if !b.whole {
-				b.finish(err)
+				_ = b.finish(err) // err is what the client hears
 			}
 			return 0, err
 		}
@@ -465,7 +467,7 @@ func (b *meteredBody) Close() error {
 	err := b.rc.Close()
 	b.release()
 	if !b.eof {
-		b.finish(errors.New("the client went away before the end of the answer"))
+		_ = b.finish(errors.New("the client went away before the end of the answer"))
 	}
 	return err
 }

@@ -546,7 +546,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) (reason string, err
 	case <-sctx.Done():
 		s.log.Warn("the shutdown deadline passed with streams still open", "timeout", s.opts.ShutdownTimeout)
 	}
-	<-serveErr
+	_ = <-serveErr // http.ErrServerClosed: Serve has returned
 	return reason, err
 }
 

@@ -352,7 +352,7 @@ func (tm *terminals) handleTerminalAttach(w http.ResponseWriter, r *http.Request
 				return
 			}
 			if typ == websocket.MessageBinary {
-				t.pty.Write(data)
+				_, _ = t.pty.Write(data) // fails only once the agent has gone
 				continue
 			}
 			var m api.TerminalControl
@@ -362,7 +362,7 @@ func (tm *terminals) handleTerminalAttach(w http.ResponseWriter, r *http.Request
 			switch m.Type {
 			case "resize":
 				if m.Cols > 0 && m.Rows > 0 {
-					pty.Setsize(t.pty, &pty.Winsize{Cols: m.Cols, Rows: m.Rows})
+					_ = pty.Setsize(t.pty, &pty.Winsize{Cols: m.Cols, Rows: m.Rows})
 				}
 			case "signal":
 				if sig, ok := termSignals[m.Signal]; ok {
@@ -388,7 +388,9 @@ func (tm *terminals) handleTerminalAttach(w http.ResponseWriter, r *http.Request
 			for {
 				select {
 				case b := <-v.ch:
-					write(b)
+					if write(b) != nil {
+						break drain
+					}
 				default:
 					break drain
 				}

@@ -227,7 +227,8 @@ func gitdirOf(dotgit string) string {
 func gitDirsUnder(modules string) ([]string, error) {
 	var out []string
 	var link string
-	filepath.WalkDir(modules, func(p string, de fs.DirEntry, err error) error {
+	// The walk function returns no errors (unreadable parts are skipped).
+	_ = filepath.WalkDir(modules, func(p string, de fs.DirEntry, err error) error {
 		if err != nil || len(out) >= maxGitDirs {
 			return fs.SkipDir
 		}

@@ -213,7 +213,9 @@ func (l *Lease) cleanup(tree string) {
 	// placeholder inside it.
 	sort.Slice(paths, func(i, j int) bool { return len(paths[i]) > len(paths[j]) })
 	removePlaceholders(paths)
-	list.Truncate(0)
+	// A list left behind names placeholders already gone, which the next
+	// lease's removal skips.
+	_ = list.Truncate(0)
 }
 
 func (l *Lease) lockPath(tree string) string { return filepath.Join(l.dir, treeID(tree)+".lock") }

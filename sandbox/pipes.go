@@ -46,7 +46,9 @@ func (p *Pipes) Started(ok bool) {
 			continue
 		}
 		wg.Go(func() {
-			w.Write(p.data[i])
+			// A pipe write fails only when the reader closed its end, so
+			// it is not waiting for the rest: the launch fails there.
+			_, _ = w.Write(p.data[i])
 			w.Close()
 		})
 	}

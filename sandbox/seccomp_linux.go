@@ -174,7 +174,8 @@ var seccompOnce = sync.OnceValues(func() ([]byte, error) {
 	// struct sock_filter, in the kernel's byte order, as bwrap reads it.
 	var b bytes.Buffer
 	for _, ins := range raw {
-		binary.Write(&b, binary.NativeEndian, struct {
+		// Writing to a bytes.Buffer does not fail.
+		_ = binary.Write(&b, binary.NativeEndian, struct {
 			Op     uint16
 			Jt, Jf uint8
 			K      uint32

@@ -160,8 +160,8 @@ control characters escaped. With more records than --limit, the last line
 	fl.BoolVar(&asJSON, "json", false, "print JSON")
 	fl.BoolVar(&asCSV, "csv", false, "print CSV")
 	fl.StringVar(&db, "db", "", "read this database instead of the daemon's")
-	cmd.RegisterFlagCompletionFunc("kind", completeKinds)
-	cmd.RegisterFlagCompletionFunc("decision", cobra.FixedCompletions([]string{"allow", "deny", "error"}, cobra.ShellCompDirectiveNoFileComp))
+	mustFlag(cmd.RegisterFlagCompletionFunc("kind", completeKinds))
+	mustFlag(cmd.RegisterFlagCompletionFunc("decision", cobra.FixedCompletions([]string{"allow", "deny", "error"}, cobra.ShellCompDirectiveNoFileComp)))
 	return cmd
 }
 
@@ -178,7 +178,8 @@ func auditRow(r audit.Record) []string {
 // prefixed with a quote.
 func writeAuditCSV(w interface{ Write([]byte) (int, error) }, recs []audit.Record) error {
 	cw := csv.NewWriter(w)
-	cw.Write([]string{"seq", "time", "kind", "profile", "session", "actor", "target", "decision", "status", "detail", "hash"})
+	// A csv.Writer keeps its first error; cw.Error below reports it.
+	_ = cw.Write([]string{"seq", "time", "kind", "profile", "session", "actor", "target", "decision", "status", "detail", "hash"})
 	for _, r := range recs {
 		row := append(auditRow(r), r.Hash)
 		row[1] = r.Time.Format(time.RFC3339Nano)
@@ -189,7 +190,7 @@ func writeAuditCSV(w interface{ Write([]byte) (int, error) }, recs []audit.Recor
 			}
 			row[i] = f
 		}
-		cw.Write(row)
+		_ = cw.Write(row)
 	}
 	cw.Flush()
 	return cw.Error()
@@ -310,7 +311,7 @@ disconnected by the daemon rather than slowing it down; tail then exits 1.`,
 	cmd.Flags().StringSliceVar(&kinds, "kind", nil, "only these kinds")
 	cmd.Flags().StringVar(&profile, "profile", "", "only this profile")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON record per line")
-	cmd.RegisterFlagCompletionFunc("kind", completeKinds)
+	mustFlag(cmd.RegisterFlagCompletionFunc("kind", completeKinds))
 	return cmd
 }
 

@@ -158,9 +158,9 @@ func (a *app) completeProfiles(root *cobra.Command) {
 			}
 		}
 		if c.Flags().Lookup("profile") != nil {
-			c.RegisterFlagCompletionFunc("profile", func(_ *cobra.Command, _ []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+			mustFlag(c.RegisterFlagCompletionFunc("profile", func(_ *cobra.Command, _ []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
 				return aliases(toComplete)
-			})
+			}))
 		}
 		for _, s := range c.Commands() {
 			walk(s)

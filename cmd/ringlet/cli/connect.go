@@ -139,7 +139,7 @@ func (a *app) startBackground(ctx context.Context, stayAlive bool, extra []strin
 	pid := cmd.Process.Pid
 	// The daemon runs on in its own session and outlives this process,
 	// which is why it is released rather than waited for.
-	defer cmd.Process.Release()
+	defer func() { _ = cmd.Process.Release() }()
 
 	lines := make(chan string, 1)
 	go func() {

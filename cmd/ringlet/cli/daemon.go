@@ -76,7 +76,7 @@ in the background rely on this to go away when unused.`,
 	cmd.Flags().StringVar(&f.listen, "listen", "", "address to listen on (HOST:PORT); a non-loopback address is allowed only here, with a warning")
 	cmd.Flags().BoolVar(&f.stayAlive, "stay-alive", false, "keep running when idle instead of exiting after daemon.idle_timeout")
 	cmd.Flags().BoolVar(&f.detached, "detached", false, "internal: run as a background daemon started by the CLI")
-	cmd.Flags().MarkHidden("detached")
+	mustFlag(cmd.Flags().MarkHidden("detached"))
 	cmd.AddCommand(a.daemonStartCmd(), a.daemonStatusCmd(), a.daemonStopCmd(), a.daemonRotateCmd())
 	return cmd
 }
@@ -259,7 +259,9 @@ answers, 1 when it is not.`,
 			}
 			if errors.Is(err, client.ErrNotRunning) {
 				if asJSON {
-					writeJSONOut(a.stdio.Out, map[string]any{"running": false})
+					if err := writeJSONOut(a.stdio.Out, map[string]any{"running": false}); err != nil {
+						return err
+					}
 				} else {
 					fmt.Fprintln(a.stdio.Out, "ringlet daemon is not running")
 				}
@@ -269,11 +271,10 @@ answers, 1 when it is not.`,
 				return err
 			}
 			if asJSON {
-				writeJSONOut(a.stdio.Out, struct {
+				return writeJSONOut(a.stdio.Out, struct {
 					Running bool `json:"running"`
 					api.Status
 				}{true, st})
-				return nil
 			}
 			idle := "never (--stay-alive)"
 			if st.IdleTimeout != "never" {

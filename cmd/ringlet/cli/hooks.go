@@ -111,7 +111,7 @@ func (a *app) hooksAddCmd() *cobra.Command {
 	cmd.Flags().StringVar(&req.Shell, "shell", "", "the command, run with /bin/sh -c (required)")
 	cmd.Flags().StringVar(&req.Match, "match", "", "run only for tools whose name matches this regular expression")
 	cmd.Flags().StringVar(&req.Timeout, "timeout", "", "deny if the hook runs longer (default 10s)")
-	cmd.RegisterFlagCompletionFunc("on", cobra.FixedCompletions([]string{hook.PreToolUse, hook.PostToolUse}, cobra.ShellCompDirectiveNoFileComp))
+	mustFlag(cmd.RegisterFlagCompletionFunc("on", cobra.FixedCompletions([]string{hook.PreToolUse, hook.PostToolUse}, cobra.ShellCompDirectiveNoFileComp)))
 	return cmd
 }
 

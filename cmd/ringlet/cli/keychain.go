@@ -250,8 +250,8 @@ want them in the new place.`,
 		},
 	}
 	cmd.Flags().StringVar(&to, "to", "", "target backend: file or keyring (required)")
-	cmd.MarkFlagRequired("to")
-	cmd.RegisterFlagCompletionFunc("to", cobra.FixedCompletions([]string{"file", "keyring"}, cobra.ShellCompDirectiveNoFileComp))
+	mustFlag(cmd.MarkFlagRequired("to"))
+	mustFlag(cmd.RegisterFlagCompletionFunc("to", cobra.FixedCompletions([]string{"file", "keyring"}, cobra.ShellCompDirectiveNoFileComp)))
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
 }

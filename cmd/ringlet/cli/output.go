@@ -66,3 +66,13 @@ func listed[T any](w io.Writer, asJSON bool, items []T, empty string) (done bool
 	}
 	return false, nil
 }
+
+// mustFlag panics on an error from cobra's flag set-up (a completion, a
+// required or hidden flag), which cobra returns only for a flag name the
+// command does not have: a typo that every test building the command tree
+// hits at once, not something a user can cause.
+func mustFlag(err error) {
+	if err != nil {
+		panic(err)
+	}
+}

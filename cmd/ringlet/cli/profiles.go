@@ -154,7 +154,7 @@ terminal; --skip-key creates the profile without one.`,
 	f.StringArrayVar(&req.Protect, "protect", nil, "a path in the workspace to keep read-only in the sandbox besides the defaults, e.g. .github/workflows/ (repeatable; '/' at the end for a directory)")
 	f.StringArrayVar(&req.Unprotect, "unprotect", nil, "a default protected path the sandboxed agent may write, e.g. .vscode/ (repeatable)")
 	lim.register(cmd)
-	cmd.RegisterFlagCompletionFunc("provider", a.completeProviders)
+	mustFlag(cmd.RegisterFlagCompletionFunc("provider", a.completeProviders))
 	return cmd
 }
 
@@ -473,10 +473,10 @@ is accepted only for loopback hosts.`,
 	add.Flags().StringVar(&p.Auth, "auth", "", "how the key is sent: x-api-key or bearer (required)")
 	add.Flags().StringVar(&p.Name, "name", "", "display name")
 	for _, f := range []string{"base-url", "format", "auth"} {
-		add.MarkFlagRequired(f)
+		mustFlag(add.MarkFlagRequired(f))
 	}
-	add.RegisterFlagCompletionFunc("format", cobra.FixedCompletions([]string{"anthropic", "openai"}, cobra.ShellCompDirectiveNoFileComp))
-	add.RegisterFlagCompletionFunc("auth", cobra.FixedCompletions([]string{"x-api-key", "bearer"}, cobra.ShellCompDirectiveNoFileComp))
+	mustFlag(add.RegisterFlagCompletionFunc("format", cobra.FixedCompletions([]string{"anthropic", "openai"}, cobra.ShellCompDirectiveNoFileComp)))
+	mustFlag(add.RegisterFlagCompletionFunc("auth", cobra.FixedCompletions([]string{"x-api-key", "bearer"}, cobra.ShellCompDirectiveNoFileComp)))
 	cmd.AddCommand(list, inspect, add)
 	return cmd
 }
@@ -697,7 +697,7 @@ known (the built-in table, overridable by prices.toml in the config dir).`,
 	f.BoolVar(&asJSON, "json", false, "print JSON")
 	f.BoolVar(&asCSV, "csv", false, "print CSV")
 	f.StringVar(&db, "db", "", "read this audit database instead of the daemon's")
-	cmd.RegisterFlagCompletionFunc("by", cobra.FixedCompletions([]string{"day", "model", "profile"}, cobra.ShellCompDirectiveNoFileComp))
+	mustFlag(cmd.RegisterFlagCompletionFunc("by", cobra.FixedCompletions([]string{"day", "model", "profile"}, cobra.ShellCompDirectiveNoFileComp)))
 	return cmd
 }
 

@@ -271,7 +271,7 @@ func waitForwarding(cmd *exec.Cmd, sigs <-chan os.Signal) (int, error) {
 		for {
 			select {
 			case s := <-sigs:
-				cmd.Process.Signal(s)
+				_ = cmd.Process.Signal(s) // it may have exited already
 			case <-done:
 				return
 			}
@@ -299,14 +299,15 @@ func relay(c net.Conn, socket string) {
 	defer u.Close()
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		io.Copy(u, c)
+		// Either side hanging up ends the copy; there is no one to tell.
+		_, _ = io.Copy(u, c)
 		if uc, ok := u.(*net.UnixConn); ok {
-			uc.CloseWrite()
+			_ = uc.CloseWrite()
 		}
 	})
-	io.Copy(c, u)
+	_, _ = io.Copy(c, u)
 	if tc, ok := c.(*net.TCPConn); ok {
-		tc.CloseWrite()
+		_ = tc.CloseWrite()
 	}
 	wg.Wait()
 }
@@ -349,7 +350,7 @@ func runOnPTY(in, out *os.File, argv []string, fds [][]byte) (int, error) {
 		return 0, fmt.Errorf("start the agent: %w", err)
 	}
 	if old, err := term.MakeRaw(int(in.Fd())); err == nil {
-		defer term.Restore(int(in.Fd()), old)
+		defer func() { _ = term.Restore(int(in.Fd()), old) }()
 	}
 	winch := make(chan os.Signal, 1)
 	signal.Notify(winch, syscall.SIGWINCH)
@@ -373,10 +374,11 @@ func runOnPTY(in, out *os.File, argv []string, fds [][]byte) (int, error) {
 	})
 	// Keystrokes to the agent; this copy ends with the process (the read
 	// on the user's terminal is not interruptible, so it is not waited for).
-	go io.Copy(master, in)
+	go func() { _, _ = io.Copy(master, in) }()
 	outDone := make(chan struct{})
 	go func() {
-		io.Copy(out, master)
+		// Ends when the agent closes its terminal (EIO on the master).
+		_, _ = io.Copy(out, master)
 		close(outDone)
 	}()
 	code, err := waitForwarding(cmd, sigs)

@@ -104,7 +104,9 @@ never touch the profile's workspace or HOME).`,
 				results = append(results, result{p.Name, ok})
 			}
 			if asJSON {
-				writeJSONOut(a.stdio.Out, map[string]any{"bwrap": plans.Bwrap, "seccomp": true, "probes": results, "limits": plans.Limits})
+				if err := writeJSONOut(a.stdio.Out, map[string]any{"bwrap": plans.Bwrap, "seccomp": true, "probes": results, "limits": plans.Limits}); err != nil {
+					return err
+				}
 			} else {
 				fmt.Fprintf(a.stdio.Out, "sandbox: %s works here, with a seccomp filter\n", plans.Bwrap)
 				fmt.Fprintf(a.stdio.Out, "limits: %s\n", describeLimits(plans.Limits))
@@ -117,7 +119,9 @@ never touch the profile's workspace or HOME).`,
 					}
 					t.row(res, r.Probe)
 				}
-				t.flush()
+				if err := t.flush(); err != nil {
+					return err
+				}
 			}
 			if failed > 0 {
 				return fmt.Errorf("%d sandbox probe(s) failed", failed)
@@ -152,7 +156,9 @@ func (a *app) sandboxSyscallsCmd() *cobra.Command {
 				}
 			}
 			if asJSON {
-				writeJSONOut(a.stdio.Out, results)
+				if err := writeJSONOut(a.stdio.Out, results); err != nil {
+					return err
+				}
 			} else {
 				t := newTable(a.stdio.Out)
 				t.row("RESULT", "CALL", "GOT", "WANT")
@@ -163,7 +169,9 @@ func (a *app) sandboxSyscallsCmd() *cobra.Command {
 					}
 					t.row(res, r.Call, r.Got, r.Want)
 				}
-				t.flush()
+				if err := t.flush(); err != nil {
+					return err
+				}
 			}
 			if failed > 0 {
 				return fmt.Errorf("%d system call(s) were not refused as the seccomp filter should: is this inside a Ringlet sandbox?", failed)

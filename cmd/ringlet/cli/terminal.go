@@ -157,7 +157,7 @@ func (a *app) attach(ctx context.Context, id string) error {
 	if isFile && term.IsTerminal(int(in.Fd())) {
 		old, err := term.MakeRaw(int(in.Fd()))
 		if err == nil {
-			defer term.Restore(int(in.Fd()), old)
+			defer func() { _ = term.Restore(int(in.Fd()), old) }()
 		}
 	}
 	ctx, cancel := context.WithCancel(ctx)
@@ -165,7 +165,7 @@ func (a *app) attach(ctx context.Context, id string) error {
 	sendSize := func() {
 		cols, rows := a.termSize()
 		b, _ := json.Marshal(api.TerminalControl{Type: "resize", Cols: cols, Rows: rows})
-		conn.Write(ctx, websocket.MessageText, b)
+		_ = conn.Write(ctx, websocket.MessageText, b) // a lost resize is redrawn by the next
 	}
 	sendSize()
 	winch := make(chan os.Signal, 1)
@@ -181,7 +181,7 @@ func (a *app) attach(ctx context.Context, id string) error {
 			if n > 0 {
 				if i := indexByte(buf[:n], detachKey); i >= 0 {
 					if i > 0 {
-						conn.Write(ctx, websocket.MessageBinary, buf[:i])
+						_ = conn.Write(ctx, websocket.MessageBinary, buf[:i]) // detaching anyway
 					}
 					close(detached)
 					cancel()
@@ -216,7 +216,7 @@ func (a *app) attach(ctx context.Context, id string) error {
 			readErr = err
 			break
 		}
-		a.stdio.Out.Write(data)
+		_, _ = a.stdio.Out.Write(data)
 	}
 	cancel()
 	select {

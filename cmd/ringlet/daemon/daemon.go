@@ -164,14 +164,18 @@ func (Daemon) Run(ctx context.Context, o cli.DaemonOptions) (err error) {
 		if err != nil {
 			return err
 		}
-		defer log.Close()
+		defer func() {
+			if err := log.Close(); err != nil {
+				logger.Error("closing the audit log", "err", err)
+			}
+		}()
 		// Watches the log's files and file system, so that provider
 		// requests are refused before they are forwarded, and recovery
 		// does not wait for some other action to write. Stopped before
 		// the log closes (defers run last in, first out).
 		runCtx, stopRun := context.WithCancel(context.Background())
 		var runDone sync.WaitGroup
-		runDone.Go(func() { log.Run(runCtx) })
+		runDone.Go(func() { _ = log.Run(runCtx) }) // returns when runCtx ends
 		defer func() {
 			stopRun()
 			runDone.Wait()
@@ -267,7 +271,11 @@ func (Daemon) Run(ctx context.Context, o cli.DaemonOptions) (err error) {
 	// Upstream MCP servers are children of the daemon: they stop with it.
 	mcpCtx, stopMCP := context.WithCancel(context.Background())
 	var mcpDone sync.WaitGroup
-	mcpDone.Go(func() { srv.RunMCP(mcpCtx) })
+	mcpDone.Go(func() {
+		if err := srv.RunMCP(mcpCtx); err != nil {
+			logger.Error("the MCP servers stopped", "err", err)
+		}
+	})
 	reason, err := srv.Serve(ctx, ln)
 	stopMCP()
 	mcpDone.Wait()
