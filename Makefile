@@ -44,11 +44,13 @@ bin/golangci-lint: tools/go.mod tools/go.sum
 lint: bin/golangci-lint
 	bin/golangci-lint run ./...
 
-# go mod tidy must have nothing to change.
+# go mod tidy must have nothing to change, here or in tools/.
 tidy:
 	$(GO) mod tidy -diff
+	$(GO) -C tools mod tidy -diff
 
-test: deps node-deps check
+# Lint, tidy and the dependency test (internal/deptest) run with the rest.
+test: deps node-deps check lint tidy
 	$(GO) test -race -count=1 -timeout 15m ./...
 
 # Each benchmark measures its baseline in the same run and prints the ratio.
