@@ -71,3 +71,29 @@ type DaemonState struct {
 	StayAlive bool      `json:"stay_alive"`
 	AuditLog  string    `json:"audit_log"` // "" when the daemon runs with --no-audit-log
 }
+
+// Health is the answer to GET /api/health: what the daemon itself can tell
+// about the parts `ringlet doctor` checks. It holds no secret.
+type Health struct {
+	Version string      `json:"version"`
+	Keys    HealthKeys  `json:"keys"`
+	Audit   HealthAudit `json:"audit"`
+}
+
+// HealthKeys is the credential store: the backend new keys go to and why,
+// or why the configured one cannot be used (Error).
+type HealthKeys struct {
+	Backend string `json:"backend,omitempty"`
+	Why     string `json:"why,omitempty"`
+	Error   string `json:"error,omitempty"`
+}
+
+// HealthAudit is the audit log: where it is and whether the daemon can
+// write it now (Error says why not). Off when the daemon runs with
+// --no-audit-log.
+type HealthAudit struct {
+	Off      bool   `json:"off,omitempty"`
+	Path     string `json:"path,omitempty"`
+	Writable bool   `json:"writable"`
+	Error    string `json:"error,omitempty"`
+}

@@ -34,6 +34,13 @@ func (c *Client) Status(ctx context.Context) (api.Status, error) {
 	return st, c.Do(ctx, http.MethodGet, "/api/status", nil, &st)
 }
 
+// Health is GET /api/health: the key store's backend and the audit log's
+// state, as the daemon sees them.
+func (c *Client) Health(ctx context.Context) (api.Health, error) {
+	var h api.Health
+	return h, c.Do(ctx, http.MethodGet, "/api/health", nil, &h)
+}
+
 // StopDaemon is POST /api/daemon/stop: the daemon stops once it has
 // answered.
 func (c *Client) StopDaemon(ctx context.Context) (api.Stopping, error) {

@@ -24,6 +24,9 @@ type KeyStore interface {
 	// Migrate moves every key to the backend named to, telling progress
 	// about each; it stops at the first failure.
 	Migrate(to string, progress func(credentials.MigrateResult)) error
+	// Backend says which backend new keys go to and why, or why the
+	// configured one cannot be used.
+	Backend() (name, why string, err error)
 }
 
 // keychain answers /api/keychain: keys stored and removed by name,

@@ -73,6 +73,11 @@ func (f *kcFakeStore) Remove(r credentials.Ref) (credentials.Entry, error) {
 	return credentials.Entry{Provider: r.Provider, Alias: r.Alias, Backend: "file"}, nil
 }
 
+// Backend: the fake keeps keys in a file.
+func (f *kcFakeStore) Backend() (string, string, error) {
+	return credentials.BackendFile, "credentials.backend is file", nil
+}
+
 // Migrate keeps every key in the file backend: a move to the file finds
 // each there already; a move to the keyring moves them in order.
 func (f *kcFakeStore) Migrate(to string, progress func(credentials.MigrateResult)) error {

@@ -138,6 +138,7 @@ func (s *Server) routes() []route {
 		{get, "/metrics", byAdmin, onTCP, refuseAdmin, s.metrics.handler()},
 		{get, "/api/version", byAdmin, onTCP, refuseAdmin, limited(s.handleVersion)},
 		{get, "/api/status", byAdmin, onTCP, refuseAdmin, limited(s.handleStatus)},
+		{get, "/api/health", byAdmin, onTCP, refuseAdmin, limited(s.handleHealth)},
 		{post, "/api/daemon/stop", byAdmin, onTCP, refuseAdmin, limited(s.handleStop)},
 		{post, "/api/daemon/rotate-token", byAdmin, onTCP, refuseAdmin, limited(s.handleRotate)},
 		{get, "/api/events", byAdmin, onTCP, refuseAdmin, limited(s.handleEvents)},

@@ -601,6 +601,26 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
+func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
+	h := api.Health{Version: version.Get().Version}
+	if name, why, err := s.opts.Keys.Backend(); err != nil {
+		h.Keys.Error = err.Error()
+	} else {
+		h.Keys.Backend, h.Keys.Why = name, why
+	}
+	if s.opts.AuditWritable == nil {
+		h.Audit.Off = true
+	} else {
+		h.Audit.Path = s.opts.AuditPath
+		if err := s.opts.AuditWritable(); err != nil {
+			h.Audit.Error = err.Error()
+		} else {
+			h.Audit.Writable = true
+		}
+	}
+	writeJSON(w, http.StatusOK, h)
+}
+
 func (s *Server) profileCount() int {
 	ps, err := s.opts.Profiles.List()
 	if err != nil {

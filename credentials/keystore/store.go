@@ -47,6 +47,7 @@ type Store struct {
 
 	mu     sync.Mutex
 	chosen backend // resolved lazily; failures are not cached
+	why    string // why chosen is the one
 }
 
 // Open returns a Store. Nothing is touched until the first call.
@@ -65,6 +66,20 @@ func Open(opts Options) (*Store, error) {
 		index:   filepath.Join(opts.Dir, "keychain.json"),
 		lock:    filepath.Join(opts.Dir, "keychain.lock"),
 	}, nil
+}
+
+// Backend says which backend new keys go to and why (the OS keyring is
+// available, or not and why, or the setting chose it); err when the
+// configured backend cannot be used (no keyring for credentials.backend =
+// keyring, or a keyring that fails).
+func (s *Store) Backend() (name, why string, err error) {
+	b, err := s.active()
+	if err != nil {
+		return "", "", err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return b.Name(), s.why, nil
 }
 
 // FilePath is the file backend's credentials.toml.
@@ -104,7 +119,7 @@ func (s *Store) active() (backend, error) {
 			b, why = s.keyring, "the OS keyring is available"
 		}
 	}
-	s.chosen = b
+	s.chosen, s.why = b, why
 	if s.opts.OnChoose != nil {
 		s.opts.OnChoose(b.Name(), why)
 	}

@@ -1,0 +1,6 @@
+//go:build !linux
+
+package cli
+
+// seccompBuilds: only Linux sandboxes have a seccomp filter.
+func seccompBuilds() error { return nil }
