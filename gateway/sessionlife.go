@@ -158,9 +158,21 @@ func (ss *sessions) used(sess *session) {
 	if now.UnixNano()-saved < int64(saveGrain(sess.idle)) || !sess.saved.CompareAndSwap(saved, now.UnixNano()) {
 		return
 	}
-	if err := ss.o.Store.Put(context.Background(), sess.stored()); err != nil {
+	if err := ss.put(sess); err != nil {
 		ss.o.Log.Warn("could not save a session's renewal; after a restart it may end early", "session", sess.ID, "err", err)
 	}
+}
+
+// put writes sess to the store while it lives. Under its endMu, so that
+// a session that ends meanwhile is taken out after this write, never put
+// back by it (forget runs once ended is set).
+func (ss *sessions) put(sess *session) error {
+	sess.endMu.Lock()
+	defer sess.endMu.Unlock()
+	if sess.ended {
+		return nil
+	}
+	return ss.o.Store.Put(context.Background(), sess.stored())
 }
 
 // saveGrain is how much of a renewal the store may miss: a minute, less
@@ -176,8 +188,8 @@ func (s *session) stored() sessionstore.Session {
 }
 
 // keep stores a durable session that has just started.
-func (ss *sessions) keep(ctx context.Context, sess *session) {
-	if err := ss.o.Store.Put(ctx, sess.stored()); err != nil {
+func (ss *sessions) keep(sess *session) {
+	if err := ss.put(sess); err != nil {
 		ss.o.Log.Warn("could not keep a session across restarts; it ends when the daemon stops", "session", sess.ID, "err", err)
 	}
 }

@@ -2,11 +2,13 @@ package gateway
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"sort"
@@ -766,5 +768,59 @@ func TestRevokeAllSessions(t *testing.T) {
 	assertError(t, w.do(t, testToken, "POST", "/api/sessions/revoke", `{}`), http.StatusServiceUnavailable, "audit_unavailable")
 	if !w.admitted(t, other.Token) {
 		t.Errorf("a revoke that could not be recorded ended the session, want it live")
+	}
+}
+
+// hookedStore runs beforePut (once) before a Put reaches the store.
+type hookedStore struct {
+	SessionStore
+	once      sync.Once
+	beforePut func()
+}
+
+func (h *hookedStore) Put(ctx context.Context, ss ...sessionstore.Session) error {
+	if h.beforePut != nil {
+		h.once.Do(h.beforePut)
+	}
+	return h.SessionStore.Put(ctx, ss...)
+}
+
+// TestRenewalNeverKeepsAnEnded: a renewal being written to the store as
+// its session is revoked does not leave the revoked session in the store
+// (where a daemon without an audit log would admit it again).
+func TestRenewalNeverKeepsAnEnded(t *testing.T) {
+	t.Parallel()
+	w := newSlWorld(t, newSlDirs(t), &hkAuditor{}, time.Time{})
+	st := w.envSession(t, "work", "")
+	// The next request is a renewal the store hears of. As it is written,
+	// the session is revoked: the hook waits for the revoke to finish,
+	// or, when the revoke waits for the renewal (as it should), a moment.
+	w.clock.Advance(2 * time.Minute)
+	revoked := make(chan struct{})
+	var code int
+	var body string
+	hooked := &hookedStore{SessionStore: w.s.sessions.o.Store}
+	hooked.beforePut = func() {
+		go func() {
+			defer close(revoked)
+			rec := httptest.NewRecorder()
+			req := httptest.NewRequest("DELETE", "http://"+testHost+"/api/sessions/"+st.ID, nil)
+			req.Header.Set("Authorization", "Bearer "+testToken)
+			w.h.ServeHTTP(rec, req)
+			code, body = rec.Code, rec.Body.String()
+		}()
+		select {
+		case <-revoked:
+		case <-time.After(300 * time.Millisecond):
+		}
+	}
+	w.s.sessions.o.Store = hooked
+	w.admitted(t, st.Token)
+	<-revoked
+	if code != http.StatusOK {
+		t.Fatalf("revoke: got %d %s, want 200", code, body)
+	}
+	if got := w.stored(t); len(got) != 0 {
+		t.Errorf("store after the revoke: got %d sessions, want none", len(got))
 	}
 }

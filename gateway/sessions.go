@@ -374,7 +374,7 @@ func (ss *sessions) startOf(ctx context.Context, parts profileParts, t terms, ac
 		return nil, "", fmt.Errorf("the key of profile %s changed while the session started; start it again", alias)
 	}
 	if sess.durable {
-		ss.keep(ctx, sess)
+		ss.keep(sess)
 	}
 	return sess, tok, nil
 }
