@@ -527,3 +527,45 @@ func TestRevokeAllAsksOnATerminal(t *testing.T) {
 		}
 	}
 }
+
+// TestRevokeAllWhileStopped: revoking every session while the daemon is
+// stopped starts it, so the sessions it kept are revoked too and are not
+// admitted again at a later start.
+func TestRevokeAllWhileStopped(t *testing.T) {
+	t.Parallel()
+	w := newProxyWorld(t)
+	w.newProfile("generic", "p1", "fake", "--command", "true")
+	s := w.startSession("p1")
+	w.d.Signal(syscall.SIGTERM)
+	w.d.Wait()
+	// The daemon the CLI starts listens where the agent's base URL points.
+	mustRun(t, w.e, "config", "set", "daemon.listen", w.d.Addr)
+
+	out, stderr, code := w.e.Run("sessions", "revoke", "--all", "--yes")
+	var st struct {
+		PID int `json:"pid"`
+	}
+	if data, err := os.ReadFile(w.e.StateFile()); err == nil {
+		_ = json.Unmarshal(data, &st) // checked below
+	}
+	// Not our child: make sure it goes even if we fail.
+	t.Cleanup(func() {
+		if st.PID > 0 && !pidGone(st.PID) {
+			_ = syscall.Kill(st.PID, syscall.SIGTERM) // it may be exiting
+		}
+	})
+	if code != 0 || !strings.Contains(out, "revoked 1 session") || st.PID <= 0 {
+		t.Fatalf("revoke --all with the daemon stopped: exit %d, stdout %q, stderr %q, daemon pid %d; want one session revoked by a daemon started for it", code, out, stderr, st.PID)
+	}
+	if got := endReason(t, w.e, s.ID); got != "revoked" {
+		t.Errorf("session.end: got %q, want revoked", got)
+	}
+	mustRun(t, w.e, "daemon", "stop")
+	if !waitFor(exitTimeout, func() bool { return pidGone(st.PID) }) {
+		t.Fatalf("the started daemon (pid %d) did not stop", st.PID)
+	}
+	w.d = w.e.StartDaemon("--listen", w.d.Addr)
+	if status, reached := w.proxyStatus(t, s.Token); status != http.StatusUnauthorized || reached {
+		t.Errorf("after another start: got %d (reached the provider: %v), want 401", status, reached)
+	}
+}

@@ -16,7 +16,6 @@ import (
 
 	"github.com/neullabs/ringlet/api"
 	"github.com/neullabs/ringlet/audit"
-	"github.com/neullabs/ringlet/client"
 	"github.com/neullabs/ringlet/credentials"
 	"github.com/neullabs/ringlet/names"
 	"github.com/neullabs/ringlet/profile"
@@ -550,7 +549,8 @@ takes effect at once, open streams included.
 A session that no launcher holds ('profiles env') ends after
 sessions.idle_timeout (2h) with no request, each request renewing it, and
 after sessions.max_ttl (12h) at the latest; it outlives a restart of the
-daemon. A 'profiles run' session ends with its agent.`,
+daemon. A 'profiles run' session ends with its agent. These commands start
+the daemon when none runs: the sessions it kept while stopped are its.`,
 		Example: `  ringlet sessions list
   ringlet sessions prune --dry-run
   ringlet sessions revoke s_1a2b3c4d5e6f7a8b
@@ -563,14 +563,13 @@ daemon. A 'profiles run' session ends with its agent.`,
 		Short:   "List live sessions",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.daemonClient()
-			var sessions []api.SessionInfo
-			if err == nil {
-				sessions, err = c.Sessions(cmd.Context())
+			// A stopped daemon keeps the sessions of 'profiles env' for
+			// its next start: they are its to list.
+			c, err := a.ensureDaemon(cmd.Context())
+			if err != nil {
+				return err
 			}
-			if errors.Is(err, client.ErrNotRunning) {
-				err, sessions = nil, nil // no daemon, no sessions
-			}
+			sessions, err := c.Sessions(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -653,10 +652,9 @@ what would end and ends nothing.`,
 					return usagef("--idle must be a duration from 1s to 720h, such as 30m, or 0 to leave unused sessions")
 				}
 			}
-			c, err := a.daemonClient()
-			if errors.Is(err, client.ErrNotRunning) {
-				return a.sessionsEnded(api.SessionsEnded{Sessions: []api.EndedSession{}, DryRun: dryRun}, asJSON, "ended", "no sessions to prune")
-			}
+			// Started when none runs: it admits again, or ends, the
+			// sessions it kept while stopped.
+			c, err := a.ensureDaemon(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -713,18 +711,19 @@ scripts pass --yes.`,
 					return usageError{err}
 				}
 			}
-			c, err := a.daemonClient()
-			if errors.Is(err, client.ErrNotRunning) {
-				return a.sessionsEnded(api.SessionsEnded{Sessions: []api.EndedSession{}}, asJSON, "revoked", "no live sessions")
+			if !yes {
+				if f, ok := a.stdio.In.(*os.File); !ok || !term.IsTerminal(int(f.Fd())) {
+					return usagef("refusing to revoke every session without confirmation: pass --yes")
+				}
 			}
+			// Started when none runs: the sessions a stopped daemon kept
+			// are revoked too, not admitted again at its next start.
+			c, err := a.ensureDaemon(cmd.Context())
 			if err != nil {
 				return err
 			}
 			if !yes {
-				f, ok := a.stdio.In.(*os.File)
-				if !ok || !term.IsTerminal(int(f.Fd())) {
-					return usagef("refusing to revoke every session without confirmation: pass --yes")
-				}
+				f, _ := a.stdio.In.(*os.File) // a terminal, checked above
 				live, err := c.Sessions(cmd.Context())
 				if err != nil {
 					return err
