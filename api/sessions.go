@@ -9,7 +9,13 @@ import (
 // SessionRequest is the body of POST /api/sessions.
 type SessionRequest struct {
 	Profile string `json:"profile"`
-	TTL     string `json:"ttl,omitempty"`
+	// TTL is the most the session lives (1m to 720h; the daemon's
+	// sessions.max_ttl when empty).
+	TTL string `json:"ttl,omitempty"`
+	// Idle ends a session no launcher holds after that long with no
+	// request (1m to 720h, or "0" for never; sessions.idle_timeout when
+	// empty). Each request renews it, up to its TTL.
+	Idle string `json:"idle,omitempty"`
 	// Socket asks for a per-session Unix socket that serves only this
 	// session's scope, for an agent in a sandbox with no network.
 	Socket bool `json:"socket,omitempty"`
@@ -58,11 +64,47 @@ type SessionInfo struct {
 	Provider string    `json:"provider"`
 	Agent    string    `json:"agent"`
 	Created  time.Time `json:"created"`
+	// Expires is when the session ends unless a request renews it:
+	// Idle after LastUsed, and Deadline at the latest.
 	Expires  time.Time `json:"expires"`
+	Deadline time.Time `json:"deadline"`
+	Idle     string    `json:"idle,omitempty"`
+	LastUsed time.Time `json:"last_used"`
 	Requests int64     `json:"requests"`
 	// Sandboxed says whether the session was started for an agent in a
 	// sandbox ('profiles run') or without one ('profiles env').
 	Sandboxed bool `json:"sandboxed"`
+	// Durable sessions outlive a restart of the daemon: those it holds
+	// nothing for but their token ('profiles env').
+	Durable bool `json:"durable"`
+}
+
+// SessionPrune is the body of POST /api/sessions/prune.
+type SessionPrune struct {
+	// Idle also ends the sessions no launcher holds that have served no
+	// request for that long ("1h" when empty, "0" for none of them).
+	Idle string `json:"idle,omitempty"`
+	// DryRun says what would end, and ends nothing.
+	DryRun bool `json:"dry_run,omitempty"`
+}
+
+// SessionRevokeAll is the body of POST /api/sessions/revoke: every live
+// session, or every one of Profile.
+type SessionRevokeAll struct {
+	Profile string `json:"profile,omitempty"`
+}
+
+// SessionsEnded answers POST /api/sessions/prune and /revoke: the
+// sessions ended (with dry_run, those that would be), each with why.
+type SessionsEnded struct {
+	Sessions []EndedSession `json:"sessions"`
+	DryRun   bool           `json:"dry_run,omitempty"`
+}
+
+// EndedSession is a session that a prune or revoke ended, and why.
+type EndedSession struct {
+	SessionInfo
+	Reason string `json:"reason"`
 }
 
 // SessionStarted is the answer to POST /api/sessions: the only time the

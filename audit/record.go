@@ -29,6 +29,9 @@ const (
 	KindProfileLaunch    = "profile.launch"
 	KindSessionStart     = "session.start"
 	KindSessionEnd       = "session.end"
+	// KindSessionRestore: a session a previous daemon kept was admitted
+	// again when this one started.
+	KindSessionRestore   = "session.restore"
 	KindToolCall         = "tool.call"
 	KindHookDecision     = "hook.decision"
 	KindProviderRequest  = "provider.request"
@@ -58,7 +61,7 @@ const (
 var Kinds = []string{
 	KindDaemonStart, KindDaemonStop, KindAuthFailure, KindTokenRotate,
 	KindCredentialSet, KindCredentialRemove, KindProfileCreate, KindProfileDelete,
-	KindProfileLaunch, KindSessionStart, KindSessionEnd, KindToolCall,
+	KindProfileLaunch, KindSessionStart, KindSessionEnd, KindSessionRestore, KindToolCall,
 	KindHookDecision, KindProviderRequest, KindSandboxViolation, KindProviderAdd, KindHookAdd, KindHookRemove, KindProfileUpdate, KindSandboxEgress,
 	KindMCPAdd, KindMCPRemove, KindMCPApprove, KindMCPServerRestart, KindAuditResume, KindAuditEpoch,
 }

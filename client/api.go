@@ -144,6 +144,20 @@ func (c *Client) RevokeSession(ctx context.Context, id string) (api.SessionInfo,
 	return s, c.Do(ctx, http.MethodDelete, "/api/sessions/"+seg(id), nil, &s)
 }
 
+// PruneSessions is POST /api/sessions/prune: the sessions that are over
+// or left behind end (with DryRun, are only listed).
+func (c *Client) PruneSessions(ctx context.Context, req api.SessionPrune) (api.SessionsEnded, error) {
+	var out api.SessionsEnded
+	return out, c.Do(ctx, http.MethodPost, "/api/sessions/prune", req, &out)
+}
+
+// RevokeSessions is POST /api/sessions/revoke: every live session, or
+// every one of a profile, ends now.
+func (c *Client) RevokeSessions(ctx context.Context, req api.SessionRevokeAll) (api.SessionsEnded, error) {
+	var out api.SessionsEnded
+	return out, c.Do(ctx, http.MethodPost, "/api/sessions/revoke", req, &out)
+}
+
 // EndSession ends a session whose agent exited with exitCode: a fact the
 // daemon records even when the audit log refuses a revocation.
 func (c *Client) EndSession(ctx context.Context, id string, exitCode int) error {

@@ -26,6 +26,13 @@ type Config struct {
 	Credentials CredentialsConfig `toml:"credentials"`
 	Audit       AuditConfig       `toml:"audit"`
 	Proxy       ProxyConfig       `toml:"proxy"`
+	Sessions    SessionsConfig    `toml:"sessions"`
+}
+
+// SessionsConfig is the [sessions] table.
+type SessionsConfig struct {
+	IdleTimeout string `toml:"idle_timeout"`
+	MaxTTL      string `toml:"max_ttl"`
 }
 
 // DaemonConfig is the [daemon] table.
@@ -127,7 +134,30 @@ var Keys = []Key{
 		field: func(c *Config) *string { return &c.Proxy.ResponseHeaderTimeout },
 		check: func(v string) error { _, err := parseIdle(v); return err },
 	},
+	{
+		Name:  "sessions.idle_timeout",
+		Help:  "end a session no launcher holds ('profiles env') after this long with no request; each request renews it, up to sessions.max_ttl (0 = never)",
+		def:   func(Paths) string { return DefaultSessionIdle },
+		field: func(c *Config) *string { return &c.Sessions.IdleTimeout },
+		check: func(v string) error { _, err := parseSessionIdle(v); return err },
+	},
+	{
+		Name:  "sessions.max_ttl",
+		Help:  "the longest a session lives unless it was started with --ttl",
+		def:   func(Paths) string { return DefaultSessionMaxTTL },
+		field: func(c *Config) *string { return &c.Sessions.MaxTTL },
+		check: func(v string) error { _, err := parseSessionTTL(v); return err },
+	},
 }
+
+// The defaults of sessions.idle_timeout and sessions.max_ttl. A session
+// started with 'profiles env' lives as long as it is used, and a work day
+// at most: a lunch break does not end it, a forgotten one ends within two
+// hours.
+const (
+	DefaultSessionIdle   = "2h"
+	DefaultSessionMaxTTL = "12h"
+)
 
 // DefaultProxyResponseHeaderTimeout is the default of
 // proxy.response_header_timeout. A provider sends the headers of a
@@ -187,7 +217,8 @@ func (k Key) Set(c *Config, value string) error {
 // Unset removes the key so its default applies.
 func (k Key) Unset(c *Config) { *k.field(c) = "" }
 
-// Validate checks every key that is set.
+// Validate checks every key that is set, and the keys that depend on
+// each other.
 func (c *Config) Validate() error {
 	var errs []error
 	for _, k := range Keys {
@@ -195,7 +226,13 @@ func (c *Config) Validate() error {
 			errs = append(errs, k.ValidateValue(v))
 		}
 	}
-	return errors.Join(errs...)
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	if idle, ttl := c.SessionIdle(), c.SessionMaxTTL(); idle > ttl {
+		return fmt.Errorf("sessions.idle_timeout (%s) is longer than sessions.max_ttl (%s), so it would never end a session; lower it or raise sessions.max_ttl first", idle, ttl)
+	}
+	return nil
 }
 
 // Listen is the effective daemon.listen.
@@ -227,6 +264,18 @@ func (c *Config) ProxyResponseHeaderTimeout() time.Duration {
 	return d
 }
 
+// SessionIdle is the effective sessions.idle_timeout; 0 means never.
+func (c *Config) SessionIdle() time.Duration {
+	d, _ := parseSessionIdle(or(c.Sessions.IdleTimeout, DefaultSessionIdle))
+	return d
+}
+
+// SessionMaxTTL is the effective sessions.max_ttl.
+func (c *Config) SessionMaxTTL() time.Duration {
+	d, _ := parseSessionTTL(or(c.Sessions.MaxTTL, DefaultSessionMaxTTL))
+	return d
+}
+
 // AuditSync is the effective audit.sync.
 func (c *Config) AuditSync() string { return or(c.Audit.Sync, "normal") }
 
@@ -255,6 +304,29 @@ func parseIdle(v string) (time.Duration, error) {
 	}
 	if d > 0 && d < time.Second {
 		return 0, errors.New("want at least 1s, or 0 for never")
+	}
+	return d, nil
+}
+
+// parseSessionTTL reads a session lifetime: from 1m to 720h, the range
+// 'profiles env --ttl' takes.
+func parseSessionTTL(v string) (time.Duration, error) {
+	d, err := time.ParseDuration(v)
+	if err != nil || d < time.Minute || d > 720*time.Hour {
+		return 0, errors.New("want a duration from 1m to 720h, such as 12h")
+	}
+	return d, nil
+}
+
+// parseSessionIdle reads a session idle timeout: 0 for never, or a
+// session lifetime.
+func parseSessionIdle(v string) (time.Duration, error) {
+	if v == "0" {
+		return 0, nil
+	}
+	d, err := parseSessionTTL(v)
+	if err != nil {
+		return 0, errors.New("want a duration from 1m to 720h, such as 2h, or 0 for never")
 	}
 	return d, nil
 }

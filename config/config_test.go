@@ -45,6 +45,11 @@ path = "~/audit.db"
 		{name: "absolute audit path", in: "[audit]\npath = \"/var/tmp/a.db\"\n", want: Config{Audit: AuditConfig{Path: "/var/tmp/a.db"}}},
 		{name: "proxy timeouts", in: "[proxy]\nidle_timeout = \"1m\"\nresponse_header_timeout = \"2m30s\"\n",
 			want: Config{Proxy: ProxyConfig{IdleTimeout: "1m", ResponseHeaderTimeout: "2m30s"}}},
+		{name: "session lifetimes", in: "[sessions]\nidle_timeout = \"30m\"\nmax_ttl = \"8h\"\n",
+			want: Config{Sessions: SessionsConfig{IdleTimeout: "30m", MaxTTL: "8h"}}},
+		{name: "session idle never", in: "[sessions]\nidle_timeout = \"0\"\n", want: Config{Sessions: SessionsConfig{IdleTimeout: "0"}}},
+		{name: "session idle equal to its ttl", in: "[sessions]\nidle_timeout = \"1h\"\nmax_ttl = \"1h\"\n",
+			want: Config{Sessions: SessionsConfig{IdleTimeout: "1h", MaxTTL: "1h"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -91,6 +96,14 @@ func TestParseErrors(t *testing.T) {
 		{name: "header timeout garbage", in: "[proxy]\nresponse_header_timeout = \"forever\"\n", want: []string{"proxy.response_header_timeout", "10m"}},
 		{name: "header timeout too short", in: "[proxy]\nresponse_header_timeout = \"500ms\"\n", want: []string{"proxy.response_header_timeout", "1s"}},
 		{name: "header timeout negative", in: "[proxy]\nresponse_header_timeout = \"-5s\"\n", want: []string{"proxy.response_header_timeout"}},
+		{name: "session idle too short", in: "[sessions]\nidle_timeout = \"30s\"\n", want: []string{"sessions.idle_timeout", "1m to 720h", "0 for never"}},
+		{name: "session idle garbage", in: "[sessions]\nidle_timeout = \"-2h\"\n", want: []string{"sessions.idle_timeout"}},
+		{name: "session ttl zero", in: "[sessions]\nmax_ttl = \"0\"\n", want: []string{"sessions.max_ttl", "1m to 720h"}},
+		{name: "session ttl too long", in: "[sessions]\nmax_ttl = \"721h\"\n", want: []string{"sessions.max_ttl", "1m to 720h"}},
+		// The default max_ttl (12h) counts against a longer idle_timeout.
+		{name: "session idle past the default ttl", in: "[sessions]\nidle_timeout = \"13h\"\n",
+			want: []string{"sessions.idle_timeout (13h0m0s) is longer than sessions.max_ttl (12h0m0s)", "raise sessions.max_ttl"}},
+		{name: "session idle past its ttl", in: "[sessions]\nidle_timeout = \"2h\"\nmax_ttl = \"1h\"\n", want: []string{"sessions.idle_timeout", "sessions.max_ttl (1h0m0s)"}},
 		{name: "two bad values", in: "[daemon]\nlog_level = \"loud\"\n[credentials]\nbackend = \"vault\"\n", want: []string{"daemon.log_level", "credentials.backend"}},
 	}
 	for _, tt := range tests {
@@ -186,12 +199,16 @@ func TestEffectiveValues(t *testing.T) {
 		auditPath string
 		// headerTimeout is proxy.response_header_timeout.
 		headerTimeout time.Duration
+		// sessionIdle and sessionTTL are the sessions table's.
+		sessionIdle, sessionTTL time.Duration
 	}{
-		{name: "defaults", listen: DefaultListen, idle: 10 * time.Minute, level: slog.LevelInfo, auditPath: "/home/u/.local/state/ringlet/audit.db", headerTimeout: 10 * time.Minute},
+		{name: "defaults", listen: DefaultListen, idle: 10 * time.Minute, level: slog.LevelInfo, auditPath: "/home/u/.local/state/ringlet/audit.db", headerTimeout: 10 * time.Minute,
+			sessionIdle: 2 * time.Hour, sessionTTL: 12 * time.Hour},
 		{
-			name:   "set",
-			c:      Config{Daemon: DaemonConfig{Listen: "[::1]:1", IdleTimeout: "0", LogLevel: "warn"}, Audit: AuditConfig{Path: "~/a.db"}, Proxy: ProxyConfig{ResponseHeaderTimeout: "0"}},
-			listen: "[::1]:1", idle: 0, level: slog.LevelWarn, auditPath: "/home/u/a.db",
+			name: "set",
+			c: Config{Daemon: DaemonConfig{Listen: "[::1]:1", IdleTimeout: "0", LogLevel: "warn"}, Audit: AuditConfig{Path: "~/a.db"}, Proxy: ProxyConfig{ResponseHeaderTimeout: "0"},
+				Sessions: SessionsConfig{IdleTimeout: "0", MaxTTL: "90m"}},
+			listen: "[::1]:1", idle: 0, level: slog.LevelWarn, auditPath: "/home/u/a.db", sessionTTL: 90 * time.Minute,
 		},
 	}
 	for _, tt := range tests {
@@ -202,6 +219,12 @@ func TestEffectiveValues(t *testing.T) {
 			}
 			if got := tt.c.IdleTimeout(); got != tt.idle {
 				t.Errorf("IdleTimeout: got %v, want %v", got, tt.idle)
+			}
+			if got := tt.c.SessionIdle(); got != tt.sessionIdle {
+				t.Errorf("SessionIdle: got %v, want %v", got, tt.sessionIdle)
+			}
+			if got := tt.c.SessionMaxTTL(); got != tt.sessionTTL {
+				t.Errorf("SessionMaxTTL: got %v, want %v", got, tt.sessionTTL)
 			}
 			if got := tt.c.ProxyResponseHeaderTimeout(); got != tt.headerTimeout {
 				t.Errorf("ProxyResponseHeaderTimeout: got %v, want %v", got, tt.headerTimeout)
@@ -229,6 +252,8 @@ func TestKeys(t *testing.T) {
 		"audit.sync":                    "normal",
 		"proxy.idle_timeout":            "5m",
 		"proxy.response_header_timeout": "10m",
+		"sessions.idle_timeout":         "2h",
+		"sessions.max_ttl":              "12h",
 	}
 	if len(Keys) != len(defaults) {
 		t.Errorf("Keys: got %d keys, want %d", len(Keys), len(defaults))

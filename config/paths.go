@@ -63,6 +63,10 @@ func (p Paths) StateFile() string { return filepath.Join(p.StateDir, "daemon.jso
 // LockFile is held by the running daemon so only one runs per user.
 func (p Paths) LockFile() string { return filepath.Join(p.StateDir, "daemon.lock") }
 
+// SessionsFile keeps the sessions that outlive a restart of the daemon
+// (package sessionstore).
+func (p Paths) SessionsFile() string { return filepath.Join(p.StateDir, "sessions.json") }
+
 // DefaultAuditPath is the audit database unless audit.path says otherwise.
 func (p Paths) DefaultAuditPath() string { return filepath.Join(p.StateDir, "audit.db") }
 

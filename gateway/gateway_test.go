@@ -19,6 +19,7 @@ import (
 	"github.com/neullabs/ringlet/launch"
 	"github.com/neullabs/ringlet/mcp"
 	"github.com/neullabs/ringlet/profile"
+	"github.com/neullabs/ringlet/sessionstore"
 	"github.com/neullabs/ringlet/token"
 )
 
@@ -74,6 +75,9 @@ func withParts(t testing.TB, o Options) Options {
 	}
 	if o.Executable == "" {
 		o.Executable = "/usr/local/bin/ringlet"
+	}
+	if o.SessionStore == nil {
+		o.SessionStore = sessionstore.NewFile(filepath.Join(dir, "state", "sessions.json"))
 	}
 	return o
 }

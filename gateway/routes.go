@@ -159,6 +159,8 @@ func (s *Server) routes() []route {
 		{post, "/api/sessions/", byAdmin, onTCP, refuseAdmin, limited(s.sessions.handleSessionStart)},
 		{get, "/api/sessions/{id}", byAdmin, onTCP, refuseAdmin, limited(s.sessions.handleSessionGet)},
 		{del, "/api/sessions/{id}", byAdmin, onTCP, refuseAdmin, limited(s.sessions.handleSessionRevoke)},
+		{post, "/api/sessions/prune", byAdmin, onTCP, refuseAdmin, limited(s.sessions.handleSessionPrune)},
+		{post, "/api/sessions/revoke", byAdmin, onTCP, refuseAdmin, limited(s.sessions.handleSessionRevokeAll)},
 		{post, "/api/sessions/{id}/plan", byAdmin, onTCP, refuseAdmin, limited(s.sessions.handleSessionPlan)},
 		{post, "/api/sessions/{id}/lease", byAdmin, onTCP, refuseAdmin, limited(s.sessions.handleSessionLease)},
 		{post, "/api/sessions/{id}/terminal", byAdmin, onTCP, refuseAdmin, limited(s.terminals.handleTerminalStart)},
@@ -309,6 +311,11 @@ func (s *Server) gate(rt route, on surface, sock *session, next http.Handler) ht
 		if c.kind == admin {
 			c.gen.serve(next, w, r)
 			return
+		}
+		if on != onTools {
+			// A use of the session, which renews it (the tools'
+			// requests are part of the /mcp request that began).
+			defer s.sessions.begin(c.sess)()
 		}
 		next.ServeHTTP(w, r)
 	})

@@ -70,7 +70,7 @@ func newRouteWorlds(t *testing.T) []*routeWorld {
 	// notice.
 	var old *session
 	old, w.expired = start("other")
-	old.Expires = time.Now().Add(-time.Minute)
+	old.Deadline = time.Now().Add(-time.Minute)
 
 	bare := &routeWorld{name: "bare", s: newTestServer(t, testPort), host: testHost,
 		garbage: "not-a-token", revoked: api.SessionTokenPrefix + "revoked", expired: api.SessionTokenPrefix + "expired"}

@@ -108,6 +108,16 @@ type Options struct {
 	SocketDir string
 	// Executable is the ringlet binary, for hooks that agents run.
 	Executable string
+	// SessionStore keeps the sessions that outlive a restart of the
+	// daemon ('profiles env'); RestoreSessions reads it.
+	SessionStore SessionStore
+	// SessionTTL is the deadline of a session that asks for none.
+	// Default DefaultSessionTTL.
+	SessionTTL time.Duration
+	// SessionIdle ends a session no launcher holds after that long with
+	// no request; each request renews it, up to its deadline. 0 takes
+	// DefaultSessionIdle; a negative value turns the idle timeout off.
+	SessionIdle time.Duration
 	// MCPPath is the PATH upstream MCP servers run with.
 	MCPPath string
 
@@ -196,7 +206,7 @@ func New(opts Options) (*Server, error) {
 	}{
 		{"TokenFile", opts.TokenFile != ""}, {"Profiles", opts.Profiles != nil}, {"CatalogDir", opts.CatalogDir != ""},
 		{"Keys", opts.Keys != nil}, {"HMAC", opts.HMAC != nil}, {"Hooks", opts.Hooks != nil}, {"MCPStore", opts.MCPStore != nil},
-		{"Launch", opts.Launch != nil}, {"StateDir", opts.StateDir != ""}, {"Executable", opts.Executable != ""},
+		{"Launch", opts.Launch != nil}, {"StateDir", opts.StateDir != ""}, {"Executable", opts.Executable != ""}, {"SessionStore", opts.SessionStore != nil},
 	} {
 		if !need.ok {
 			return nil, fmt.Errorf("gateway: Options.%s is required", need.name)
@@ -210,6 +220,15 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.SessionTTL <= 0 {
+		opts.SessionTTL = DefaultSessionTTL
+	}
+	switch {
+	case opts.SessionIdle == 0:
+		opts.SessionIdle = DefaultSessionIdle
+	case opts.SessionIdle < 0:
+		opts.SessionIdle = 0
 	}
 	s := &Server{
 		opts:    opts,
@@ -229,7 +248,8 @@ func New(opts Options) (*Server, error) {
 		HMAC: opts.HMAC, Launch: opts.Launch, SocketDir: opts.SocketDir, Rec: s.rec, Metrics: s.metrics, Life: s.life, Log: s.log,
 		// A session socket serves that session's routes of the table.
 		Socket: func(sess *session) http.Handler { return s.socketHandler(sess) },
-		Touch:  func() { s.lastActivity.Store(time.Now().UnixNano()) }})
+		Touch:  func() { s.lastActivity.Store(time.Now().UnixNano()) },
+		Store:  opts.SessionStore, TTL: opts.SessionTTL, Idle: opts.SessionIdle})
 	s.proxy = newProxy(proxyOptions{Rec: s.rec, Metrics: s.metrics, Log: s.log, Bodies: s.bodies,
 		IdleTimeout: opts.ProxyIdleTimeout, HeaderTimeout: opts.ProxyResponseHeaderTimeout, Writable: opts.AuditWritable})
 	s.egress = &egress{rec: s.rec, life: s.life}
@@ -250,6 +270,21 @@ func New(opts Options) (*Server, error) {
 	s.metrics.reg.MustRegister(opts.Collectors...)
 	s.lastActivity.Store(time.Now().UnixNano())
 	return s, nil
+}
+
+// RestoreSessions admits again the sessions a previous daemon kept in the
+// store, before Serve: each one whose deadline and idle timeout have not
+// passed, whose profile is the one it started with (same alias, creation,
+// provider, endpoint and key reference) and whose key is the one it
+// started with (by its HMAC). Each restored session is recorded
+// (session.restore), each refused one ended (session.end with the
+// reason). open, when not nil, are the sessions the audit log shows
+// started and not ended: a stored session not among them is not
+// restored, so a revoke whose removal from the store was lost still holds.
+// A store that cannot be read, or is not safe, restores nothing. It
+// returns the ids of the sessions it restored or ended.
+func (s *Server) RestoreSessions(ctx context.Context, open map[string]bool) []string {
+	return s.sessions.restore(ctx, open)
 }
 
 // RunMCP runs the MCP gateway until ctx ends, then stops the upstream
@@ -525,9 +560,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) (reason string, err
 	// Remote agents first: their terminals are streams the shutdown
 	// would otherwise wait for until its deadline.
 	s.terminals.stopAll()
-	s.sessions.endAll("daemon stopped")
+	// Those that the next daemon admits again are kept.
+	kept := s.sessions.stopAll("daemon stopped")
 	if err := s.rec.record(context.Background(), audit.Record{Kind: audit.KindDaemonStop, Actor: audit.ActorDaemon, Decision: audit.Allow,
-		Detail: audit.DetailJSON(map[string]any{"reason": reason, "uptime_seconds": int64(time.Since(s.started).Seconds())})}); err != nil {
+		Detail: audit.DetailJSON(map[string]any{"reason": reason, "uptime_seconds": int64(time.Since(s.started).Seconds()), "sessions_kept": kept})}); err != nil {
 		s.log.Error("could not audit the daemon stop", "err", err)
 	}
 	s.life.stop()

@@ -44,11 +44,24 @@ type session struct {
 	key      credentials.Secret
 	hash     [32]byte
 	Created  time.Time
-	Expires  time.Time
+	// Deadline is when the session ends at the latest; idle, when not 0,
+	// ends it sooner after that long with no request (expiresAt).
+	Deadline time.Time
+	idle     time.Duration
+	clock    clock
+	lastUsed atomic.Int64 // unix ns: its start, or the end of its last request
+	inFlight atomic.Int64 // its requests being answered
+	// durable sessions are kept in the store across restarts; saved is
+	// the last use the store has (unix ns), keyHMAC the HMAC of the key
+	// it started with.
+	durable  bool
+	saved    atomic.Int64
+	keyHMAC  string
 	tokenID  string // HMAC of the token: matchable in the audit, not usable
 	ctx      context.Context
 	cancel   context.CancelCauseFunc
-	expiry   *time.Timer // ends the session at Expires, streams and all
+	timerMu  sync.Mutex
+	expiry   timer // ends the session when it expires, streams and all
 	requests atomic.Int64
 	// Sandboxed sessions run their agent in a sandbox, with Home as
 	// their HOME; the others with the profile's unsandboxed HOME.
@@ -115,7 +128,13 @@ func (s *session) releasePlan() {
 }
 
 func (s *session) info() api.SessionInfo {
-	return api.SessionInfo{ID: s.ID, Profile: s.Profile.Alias, Provider: s.Provider.ID, Agent: s.Profile.Agent, Created: s.Created, Expires: s.Expires, Requests: s.requests.Load(), Sandboxed: s.Sandboxed}
+	info := api.SessionInfo{ID: s.ID, Profile: s.Profile.Alias, Provider: s.Provider.ID, Agent: s.Profile.Agent, Created: s.Created,
+		Expires: s.expiresAt(s.clock.Now()), Deadline: s.Deadline, LastUsed: time.Unix(0, s.lastUsed.Load()).UTC(), Requests: s.requests.Load(),
+		Sandboxed: s.Sandboxed, Durable: s.durable}
+	if s.idle > 0 {
+		info.Idle = s.idle.String()
+	}
+	return info
 }
 
 type sessionTable struct {
@@ -181,7 +200,8 @@ func (t *sessionTable) list() []*session {
 // agent.
 type sessions struct {
 	*sessionTable
-	o sessionsOptions
+	o     sessionsOptions
+	clock clock
 	// keyGen counts key changes per credential (see startOf).
 	keyGenMu sync.Mutex
 	keyGen   map[credentials.Ref]uint64
@@ -211,10 +231,21 @@ type sessionsOptions struct {
 	Socket func(*session) http.Handler
 	// Touch marks activity, for the idle exit.
 	Touch func()
+	// Store keeps the durable sessions across restarts.
+	Store SessionStore
+	// TTL is the deadline of a session that asks for none; Idle ends one
+	// that no launcher holds after that long with no request (0: never).
+	TTL, Idle time.Duration
+	// Clock is the real time unless a test drives its own.
+	Clock clock
 }
 
 func newSessions(o sessionsOptions) *sessions {
-	return &sessions{sessionTable: newSessionTable(), o: o, sockets: map[string]*sessionSocket{}}
+	ss := &sessions{sessionTable: newSessionTable(), o: o, clock: o.Clock, sockets: map[string]*sessionSocket{}}
+	if ss.clock == nil {
+		ss.clock = realClock{}
+	}
+	return ss
 }
 
 func randomString(n int, enc func([]byte) string) (string, error) {
@@ -225,24 +256,21 @@ func randomString(n int, enc func([]byte) string) (string, error) {
 	return enc(b), nil
 }
 
-// DefaultSessionTTL bounds a session that nobody ends.
-const DefaultSessionTTL = 12 * time.Hour
-
 // start creates a session for an agent of a profile that runs
-// without a sandbox: the key must be stored.
+// without a sandbox, with no idle timeout: the key must be stored.
 func (ss *sessions) start(ctx context.Context, alias string, ttl time.Duration, actor string) (*session, string, error) {
-	return ss.startFor(ctx, alias, ttl, actor, false)
+	return ss.startFor(ctx, alias, terms{ttl: ttl}, actor)
 }
 
 // startFor creates a session for an agent of a profile, sandboxed
 // or not, which decides the HOME it gets: a sandboxed agent can write its
 // HOME, so an unsandboxed one never shares it (Store.UnsandboxedHome).
-func (ss *sessions) startFor(ctx context.Context, alias string, ttl time.Duration, actor string, sandboxed bool) (*session, string, error) {
+func (ss *sessions) startFor(ctx context.Context, alias string, t terms, actor string) (*session, string, error) {
 	parts, err := ss.parts(alias)
 	if err != nil {
 		return nil, "", err
 	}
-	return ss.startOf(ctx, parts, ttl, actor, sandboxed)
+	return ss.startOf(ctx, parts, t, actor)
 }
 
 // profileParts is a profile with its provider and agent from the catalog.
@@ -273,8 +301,8 @@ func (ss *sessions) parts(alias string) (profileParts, error) {
 }
 
 // startOf creates a session for an agent of the profile of parts.
-func (ss *sessions) startOf(ctx context.Context, parts profileParts, ttl time.Duration, actor string, sandboxed bool) (*session, string, error) {
-	p, prov, agent, alias := parts.p, parts.prov, parts.agent, parts.p.Alias
+func (ss *sessions) startOf(ctx context.Context, parts profileParts, t terms, actor string) (*session, string, error) {
+	p, prov, agent, alias, sandboxed := parts.p, parts.prov, parts.agent, parts.p.Alias, t.sandboxed
 	home := ss.o.Profiles.UnsandboxedHome(alias)
 	if sandboxed {
 		home = ss.o.Profiles.Home(alias)
@@ -291,11 +319,7 @@ func (ss *sessions) startOf(ctx context.Context, parts profileParts, ttl time.Du
 			return nil, "", fmt.Errorf("the Claude Code hook of profile %s could not be written: %w", alias, err)
 		}
 	}
-	baseStr := prov.BaseURL
-	if p.Endpoint != "" {
-		baseStr = prov.Endpoints[p.Endpoint]
-	}
-	base, err := profile.ParseBaseURL(baseStr)
+	base, err := profile.ParseBaseURL(baseURLOf(p, prov))
 	if err != nil {
 		return nil, "", err
 	}
@@ -316,24 +340,30 @@ func (ss *sessions) startOf(ctx context.Context, parts profileParts, ttl time.Du
 		return nil, "", err
 	}
 	tok := api.SessionTokenPrefix + secret
+	ttl := t.ttl
 	if ttl <= 0 {
-		ttl = DefaultSessionTTL
+		ttl = ss.o.TTL
 	}
-	now := time.Now().UTC()
-	sess := &session{ID: "s_" + id, Profile: p, Provider: prov, Agent: agent, base: base, key: key, hash: sha256.Sum256([]byte(tok)), Created: now, Expires: now.Add(ttl), Sandboxed: sandboxed, Home: home,
-		tokenID: ss.o.HMAC.Sum(tok)}
+	now := ss.clock.Now().UTC()
+	sess := &session{ID: "s_" + id, Profile: p, Provider: prov, Agent: agent, base: base, key: key, hash: sha256.Sum256([]byte(tok)), Created: now,
+		Deadline: now.Add(ttl), idle: max(t.idle, 0), clock: ss.clock, durable: t.durable, Sandboxed: sandboxed, Home: home,
+		tokenID: ss.o.HMAC.Sum(tok), keyHMAC: ss.o.HMAC.Sum(key.Reveal())}
+	sess.lastUsed.Store(now.UnixNano())
+	sess.saved.Store(now.UnixNano())
 	sess.ctx, sess.cancel = context.WithCancelCause(context.Background())
+	detail := map[string]any{"agent": p.Agent, "provider": prov.ID, "base_url": base.String(), "expires": sess.expiresAt(now).Format(time.RFC3339),
+		"deadline": sess.Deadline.Format(time.RFC3339), "token": sess.tokenID, "sandboxed": sandboxed, "durable": t.durable}
+	if sess.idle > 0 {
+		detail["idle"] = sess.idle.String()
+	}
 	err = ss.o.Rec.record(ctx, audit.Record{Kind: audit.KindSessionStart, Profile: alias, Session: sess.ID, Actor: actor, Target: prov.ID, Decision: audit.Allow,
-		Detail: audit.DetailJSON(map[string]any{"agent": p.Agent, "provider": prov.ID, "base_url": base.String(), "expires": sess.Expires.Format(time.RFC3339), "token": sess.tokenID, "sandboxed": sandboxed})})
+		Detail: audit.DetailJSON(detail)})
 	if err != nil {
 		return nil, "", err
 	}
-	// Set before the session is shared, so end reads it without a
-	// race; should it fire first, end finds nothing and
-	// liveSession still refuses the expired token.
-	sess.expiry = time.AfterFunc(ttl, func() {
-		ss.end(context.Background(), sess.ID, "expired", audit.ActorDaemon)
-	})
+	// Armed before the session is shared; should it fire first, end
+	// finds nothing and liveSession still refuses the expired token.
+	ss.arm(sess)
 	ss.add(sess)
 	ss.o.Metrics.sessions.Set(float64(ss.count()))
 	if ss.keyGeneration(p.CredentialRef()) != gen {
@@ -342,6 +372,9 @@ func (ss *sessions) startOf(ctx context.Context, parts profileParts, ttl time.Du
 		// this session: it must not live on with the old key.
 		ss.end(ctx, sess.ID, "key replaced", audit.ActorDaemon)
 		return nil, "", fmt.Errorf("the key of profile %s changed while the session started; start it again", alias)
+	}
+	if sess.durable {
+		ss.keep(sess)
 	}
 	return sess, tok, nil
 }
@@ -425,7 +458,8 @@ func (ss *sessions) get(id string) *session {
 func (ss *sessions) finish(sess *session) {
 	ss.remove(sess.ID)
 	sess.cancel(errSessionEnded)
-	sess.expiry.Stop()
+	sess.stopTimer()
+	ss.forget(sess)
 	ss.closeSocket(sess)
 	sess.releasePlan()
 	ss.o.Metrics.sessions.Set(float64(ss.count()))
@@ -478,7 +512,9 @@ func (ss *sessions) startLaunch(w http.ResponseWriter, r *http.Request, alias st
 		writeError(w, http.StatusBadRequest, "launch_refused", err.Error())
 		return
 	}
-	sess, tok, err := ss.startOf(r.Context(), parts, ttl, audit.ActorAdmin, a.Sandboxed())
+	// Its launcher holds it, or the daemon's terminal: no idle timeout,
+	// and it ends with its agent, or with the daemon.
+	sess, tok, err := ss.startOf(r.Context(), parts, terms{ttl: ttl, sandboxed: a.Sandboxed()}, audit.ActorAdmin)
 	if err != nil {
 		profileError(w, ss.o.Log, err)
 		return
@@ -534,16 +570,27 @@ func (ss *sessions) handleSessionStart(w http.ResponseWriter, r *http.Request) {
 		}
 		ttl = d
 	}
+	idle := ss.o.Idle
+	if body.Idle != "" {
+		d, err := parseIdleFlag(body.Idle)
+		if err != nil || (d > 0 && d < time.Minute) {
+			writeError(w, http.StatusBadRequest, "bad_request", "idle must be a duration from 1m to 720h, or 0 for none")
+			return
+		}
+		idle = d
+	}
 	if body.Launch != nil {
-		if body.Sandbox || body.Socket || body.Home != "" || body.BaseURL != "" {
-			writeError(w, http.StatusBadRequest, "bad_request", "a launch decides its session's sandbox, socket, HOME and base URL; send none of them with it")
+		if body.Sandbox || body.Socket || body.Home != "" || body.BaseURL != "" || body.Idle != "" {
+			writeError(w, http.StatusBadRequest, "bad_request", "a launch decides its session's sandbox, socket, HOME, base URL and idle timeout; send none of them with it")
 			return
 		}
 		ss.startLaunch(w, r, body.Profile, ttl, *body.Launch)
 		return
 	}
-	sandboxed := body.Sandbox || body.Socket || body.Home != ""
-	sess, tok, err := ss.startFor(r.Context(), body.Profile, ttl, audit.ActorAdmin, sandboxed)
+	// No launcher holds it: it idles out, and unless the daemon serves
+	// a socket for it, it is kept across restarts.
+	t := terms{ttl: ttl, idle: idle, sandboxed: body.Sandbox || body.Socket || body.Home != "", durable: !body.Socket}
+	sess, tok, err := ss.startFor(r.Context(), body.Profile, t, audit.ActorAdmin)
 	if err != nil {
 		profileError(w, ss.o.Log, err)
 		return
@@ -632,13 +679,6 @@ func (ss *sessions) handleSessionRevoke(w http.ResponseWriter, r *http.Request) 
 	writeJSON(w, http.StatusOK, ended.info())
 }
 
-// endAll ends every session when the daemon stops.
-func (ss *sessions) endAll(reason string) {
-	for _, sess := range ss.list() {
-		ss.end(context.Background(), sess.ID, reason, audit.ActorDaemon)
-	}
-}
-
 // liveSession returns the live session of a session token, ending an
 // expired one. It is the only lookup of a session by its token.
 func (ss *sessions) liveSession(ctx context.Context, tok string) *session {
@@ -650,10 +690,11 @@ func (ss *sessions) liveSession(ctx context.Context, tok string) *session {
 }
 
 // live reports whether sess has not expired, ending it if it has. Its
-// timer ends it at Expires too; this covers the moments before it fires.
+// timer ends it when it expires too; this covers the moments before it
+// fires.
 func (ss *sessions) live(ctx context.Context, sess *session) bool {
-	if time.Now().After(sess.Expires) {
-		ss.end(ctx, sess.ID, "expired", audit.ActorDaemon)
+	if why, over := sess.expired(ss.clock.Now()); over {
+		ss.end(ctx, sess.ID, why, audit.ActorDaemon)
 		return false
 	}
 	return true

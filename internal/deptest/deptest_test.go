@@ -22,6 +22,7 @@ const (
 	launchPkg   = module + "/launch"
 	auditWriter = module + "/audit/auditlog"
 	keyStores   = module + "/credentials/keystore"
+	sessStore   = module + "/sessionstore"
 )
 
 // cliMustNotLink are what the CLI may not depend on, even indirectly: it
@@ -32,6 +33,7 @@ var cliMustNotLink = map[string]string{
 	launchPkg:   "the daemon builds every sandbox; the CLI runs the plan it gets (POST /api/sessions/{id}/plan)",
 	auditWriter: "the daemon is the only writer of the audit log (the CLI may read it with package audit)",
 	keyStores:   "the daemon is the only writer of the credential store",
+	sessStore:   "the daemon keeps the sessions across restarts; the CLI asks it (GET /api/sessions)",
 }
 
 // daemonOnly are opened by the daemon's wiring and by no other package's
@@ -115,7 +117,7 @@ func TestDependencies(t *testing.T) {
 			pkgs := list(t, goos)
 			// A rule about a package that was renamed away would pass
 			// silently.
-			for _, p := range []string{cliPkg, daemonPkg, gatewayPkg, mcpPkg, launchPkg, auditWriter, keyStores} {
+			for _, p := range []string{cliPkg, daemonPkg, gatewayPkg, mcpPkg, launchPkg, auditWriter, keyStores, sessStore} {
 				if pkgs[p] == nil {
 					t.Fatalf("package %s is not in the module any more: update this test", p)
 				}

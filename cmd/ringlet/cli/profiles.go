@@ -16,7 +16,6 @@ import (
 
 	"github.com/neullabs/ringlet/api"
 	"github.com/neullabs/ringlet/audit"
-	"github.com/neullabs/ringlet/client"
 	"github.com/neullabs/ringlet/credentials"
 	"github.com/neullabs/ringlet/names"
 	"github.com/neullabs/ringlet/profile"
@@ -309,7 +308,7 @@ it asks first; scripts pass --yes.`,
 }
 
 func (a *app) profilesEnvCmd() *cobra.Command {
-	var ttl string
+	var ttl, idle string
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "env ALIAS",
@@ -317,12 +316,17 @@ func (a *app) profilesEnvCmd() *cobra.Command {
 		Long: `Start a session for the profile and print the environment its agent needs
 to reach the provider through Ringlet: the base URL of the daemon's proxy
 and the session token in place of the key. The real key is never printed.
-The session lasts until --ttl (default 12h) or 'ringlet sessions revoke'.
+
+The session ends once it has served no request for --idle (default 2h,
+config sessions.idle_timeout); each request renews it, up to --ttl (default
+12h, config sessions.max_ttl). 'ringlet sessions revoke' ends it at once. It
+outlives a restart of the daemon: the agent keeps working after an upgrade.
 
 The agent runs without Ringlet's sandbox this way, with the profile's
 unsandboxed HOME (never the one its sandboxed runs write).`,
 		Example: `  eval "$(ringlet profiles env work)" && claude
-  ringlet profiles env work --ttl 1h --json`,
+  ringlet profiles env work --ttl 1h --json
+  ringlet profiles env ci --idle 0 --ttl 8h`,
 		Args: exactArgs(1, "ALIAS"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := names.Check("profile", args[0]); err != nil {
@@ -335,6 +339,12 @@ unsandboxed HOME (never the one its sandboxed runs write).`,
 				}
 				req.TTL = ttl
 			}
+			if idle != "" {
+				if d, err := time.ParseDuration(idle); idle != "0" && (err != nil || d < time.Minute || d > 720*time.Hour) {
+					return usagef("--idle must be a duration from 1m to 720h, such as 30m, or 0 for never")
+				}
+				req.Idle = idle
+			}
 			c, err := a.ensureDaemon(cmd.Context())
 			if err != nil {
 				return err
@@ -346,8 +356,8 @@ unsandboxed HOME (never the one its sandboxed runs write).`,
 			if asJSON {
 				return writeJSONOut(a.stdio.Out, st)
 			}
-			fmt.Fprintf(a.stdio.Out, "# ringlet session %s for profile %s, until %s; end it with: ringlet sessions revoke %s\n",
-				st.ID, st.Profile, st.Expires.Local().Format(time.RFC3339), st.ID)
+			fmt.Fprintf(a.stdio.Out, "# ringlet session %s for profile %s, %s; end it with: ringlet sessions revoke %s\n",
+				st.ID, st.Profile, lifetime(st.SessionInfo), st.ID)
 			fmt.Fprintf(a.stdio.Out, "export RINGLET_SESSION=%s\n", shellQuote(st.ID))
 			for _, e := range st.Launch.Env {
 				fmt.Fprintf(a.stdio.Out, "export %s=%s\n", e.Name, shellQuote(e.Value))
@@ -362,9 +372,19 @@ unsandboxed HOME (never the one its sandboxed runs write).`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&ttl, "ttl", "", "session lifetime (1m to 720h; default 12h)")
+	cmd.Flags().StringVar(&ttl, "ttl", "", "the most the session lives (1m to 720h; default sessions.max_ttl, 12h)")
+	cmd.Flags().StringVar(&idle, "idle", "", "end the session after this long with no request (1m to 720h, or 0 for never; default sessions.idle_timeout, 2h)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the session as JSON (includes the token)")
 	return cmd
+}
+
+// lifetime says how long a session lives.
+func lifetime(s api.SessionInfo) string {
+	deadline := s.Deadline.Local().Format(time.RFC3339)
+	if s.Idle == "" {
+		return "until " + deadline
+	}
+	return "until " + s.Expires.Local().Format(time.RFC3339) + " unless used (each request renews it for " + s.Idle + "), " + deadline + " at the latest"
 }
 
 // shellQuote quotes s for POSIX shells.
@@ -521,12 +541,20 @@ func (a *app) agentsCmd() *cobra.Command {
 func (a *app) sessionsCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "sessions",
-		Short: "List, inspect and revoke agent sessions",
+		Short: "List, inspect, prune and revoke agent sessions",
 		Long: `A session is the credential scope of one agent run: its token works only
 on the provider proxy of its profile, never on the admin API. Revoking it
-takes effect at once, open streams included.`,
+takes effect at once, open streams included.
+
+A session that no launcher holds ('profiles env') ends after
+sessions.idle_timeout (2h) with no request, each request renewing it, and
+after sessions.max_ttl (12h) at the latest; it outlives a restart of the
+daemon. A 'profiles run' session ends with its agent. These commands start
+the daemon when none runs: the sessions it kept while stopped are its.`,
 		Example: `  ringlet sessions list
-  ringlet sessions revoke s_1a2b3c4d5e6f7a8b`,
+  ringlet sessions prune --dry-run
+  ringlet sessions revoke s_1a2b3c4d5e6f7a8b
+  ringlet sessions revoke --all --profile work --yes`,
 	}
 	var asJSON bool
 	list := &cobra.Command{
@@ -535,14 +563,13 @@ takes effect at once, open streams included.`,
 		Short:   "List live sessions",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.daemonClient()
-			var sessions []api.SessionInfo
-			if err == nil {
-				sessions, err = c.Sessions(cmd.Context())
+			// A stopped daemon keeps the sessions of 'profiles env' for
+			// its next start: they are its to list.
+			c, err := a.ensureDaemon(cmd.Context())
+			if err != nil {
+				return err
 			}
-			if errors.Is(err, client.ErrNotRunning) {
-				err, sessions = nil, nil // no daemon, no sessions
-			}
+			sessions, err := c.Sessions(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -550,9 +577,10 @@ takes effect at once, open streams included.`,
 				return err
 			}
 			t := newTable(a.stdio.Out)
-			t.row("ID", "PROFILE", "AGENT", "PROVIDER", "REQUESTS", "STARTED", "EXPIRES")
+			t.row("ID", "PROFILE", "AGENT", "PROVIDER", "REQUESTS", "STARTED", "LAST USED", "EXPIRES")
 			for _, s := range sessions {
-				t.row(s.ID, s.Profile, s.Agent, s.Provider, strconv.FormatInt(s.Requests, 10), s.Created.Local().Format(time.DateTime), s.Expires.Local().Format(time.DateTime))
+				t.row(s.ID, s.Profile, s.Agent, s.Provider, strconv.FormatInt(s.Requests, 10), s.Created.Local().Format(time.DateTime),
+					s.LastUsed.Local().Format(time.DateTime), s.Expires.Local().Format(time.DateTime))
 			}
 			return t.flush()
 		},
@@ -583,30 +611,183 @@ takes effect at once, open streams included.`,
 			t.row("provider", s.Provider)
 			t.row("requests", strconv.FormatInt(s.Requests, 10))
 			t.row("started", s.Created.Format(time.RFC3339))
+			t.row("last used", s.LastUsed.Format(time.RFC3339))
 			t.row("expires", s.Expires.Format(time.RFC3339))
+			t.row("deadline", s.Deadline.Format(time.RFC3339))
+			t.row("idle timeout", orDefault(s.Idle, "none"))
+			t.row("kept across restarts", strconv.FormatBool(s.Durable))
 			return t.flush()
 		},
 	}
 	inspect.Flags().BoolVar(&inspectJSON, "json", false, "print JSON")
-	revoke := &cobra.Command{
-		Use:     "revoke ID",
-		Short:   "End a session now: its token stops working and its streams are cut",
-		Example: "  ringlet sessions revoke \"$RINGLET_SESSION\"",
-		Args:    exactArgs(1, "ID"),
+	cmd.AddCommand(list, inspect, a.sessionsPruneCmd(), a.sessionsRevokeCmd())
+	return cmd
+}
+
+func (a *app) sessionsPruneCmd() *cobra.Command {
+	var idle string
+	var dryRun, asJSON bool
+	cmd := &cobra.Command{
+		Use:   "prune",
+		Short: "End the sessions that are over or left behind",
+		Long: `End, and audit as revoked, the sessions that:
+
+  * have expired, and their timer has not ended them yet;
+  * belong to a profile that is gone;
+  * were started for 'profiles run' whose launcher never took them up
+    (killed before it did);
+  * no launcher holds ('profiles env') and have served no request for
+    --idle (default 1h; 0 leaves them).
+
+A 'profiles run' session whose agent runs is never pruned. --dry-run says
+what would end and ends nothing.`,
+		Example: `  ringlet sessions prune --dry-run
+  ringlet sessions prune --idle 15m
+  ringlet sessions prune --json`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			req := api.SessionPrune{Idle: idle, DryRun: dryRun}
+			if idle != "" {
+				if d, err := time.ParseDuration(idle); idle != "0" && (err != nil || d < time.Second || d > 720*time.Hour) {
+					return usagef("--idle must be a duration from 1s to 720h, such as 30m, or 0 to leave unused sessions")
+				}
+			}
+			// Started when none runs: it admits again, or ends, the
+			// sessions it kept while stopped.
 			c, err := a.ensureDaemon(cmd.Context())
 			if err != nil {
 				return err
 			}
-			if _, err := c.RevokeSession(cmd.Context(), args[0]); err != nil {
+			out, err := c.PruneSessions(cmd.Context(), req)
+			if err != nil {
 				return err
 			}
-			fmt.Fprintf(a.stdio.Out, "revoked session %s\n", args[0])
-			return nil
+			return a.sessionsEnded(out, asJSON, "ended", "no sessions to prune")
 		},
 	}
-	cmd.AddCommand(list, inspect, revoke)
+	cmd.Flags().StringVar(&idle, "idle", "", "also end sessions no launcher holds that served no request for this long (default 1h; 0 for none)")
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "say what would end, and end nothing")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
+}
+
+func (a *app) sessionsRevokeCmd() *cobra.Command {
+	var all, yes, asJSON bool
+	var prof string
+	cmd := &cobra.Command{
+		Use:   "revoke [ID | --all [--profile P]]",
+		Short: "End sessions now: their tokens stop working and their streams are cut",
+		Long: `End one session, or with --all every live session (of --profile only, when
+given): each is audited as a revoke. On a terminal --all asks first;
+scripts pass --yes.`,
+		Example: `  ringlet sessions revoke "$RINGLET_SESSION"
+  ringlet sessions revoke --all
+  ringlet sessions revoke --all --profile work --yes --json`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			switch {
+			case all && len(args) > 0:
+				return usagef("pass a session ID or --all, not both")
+			case !all && (prof != "" || asJSON):
+				return usagef("--profile and --json go with --all")
+			case !all && len(args) != 1:
+				return usagef("pass the session ID to revoke, or --all ('ringlet sessions list' shows them)")
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if !all {
+				c, err := a.ensureDaemon(cmd.Context())
+				if err != nil {
+					return err
+				}
+				if _, err := c.RevokeSession(cmd.Context(), args[0]); err != nil {
+					return err
+				}
+				fmt.Fprintf(a.stdio.Out, "revoked session %s\n", args[0])
+				return nil
+			}
+			if prof != "" {
+				if err := names.Check("profile", prof); err != nil {
+					return usageError{err}
+				}
+			}
+			if !yes {
+				if f, ok := a.stdio.In.(*os.File); !ok || !term.IsTerminal(int(f.Fd())) {
+					return usagef("refusing to revoke every session without confirmation: pass --yes")
+				}
+			}
+			// Started when none runs: the sessions a stopped daemon kept
+			// are revoked too, not admitted again at its next start.
+			c, err := a.ensureDaemon(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if !yes {
+				f, _ := a.stdio.In.(*os.File) // a terminal, checked above
+				live, err := c.Sessions(cmd.Context())
+				if err != nil {
+					return err
+				}
+				n := 0
+				for _, s := range live {
+					if prof == "" || s.Profile == prof {
+						n++
+					}
+				}
+				if n == 0 {
+					return a.sessionsEnded(api.SessionsEnded{Sessions: []api.EndedSession{}}, asJSON, "revoked", "no live sessions")
+				}
+				what := strconv.Itoa(n) + " live session"
+				if n != 1 {
+					what += "s"
+				}
+				if prof != "" {
+					what += " of profile " + prof
+				}
+				fmt.Fprintf(a.stdio.Err, "Revoke %s? Their agents lose the provider at once. [y/N] ", what)
+				line, _ := bufio.NewReader(f).ReadString('\n')
+				if ans := strings.ToLower(strings.TrimSpace(line)); ans != "y" && ans != "yes" {
+					return errors.New("not revoked")
+				}
+			}
+			out, err := c.RevokeSessions(cmd.Context(), api.SessionRevokeAll{Profile: prof})
+			if err != nil {
+				return err
+			}
+			return a.sessionsEnded(out, asJSON, "revoked", "no live sessions")
+		},
+	}
+	cmd.Flags().BoolVar(&all, "all", false, "revoke every live session (of --profile only, when given)")
+	cmd.Flags().StringVar(&prof, "profile", "", "with --all: only this profile's sessions")
+	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "with --all: do not ask for confirmation")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "with --all: print the revoked sessions as JSON")
+	return cmd
+}
+
+// sessionsEnded prints the sessions a prune or revoke ended (verb).
+func (a *app) sessionsEnded(out api.SessionsEnded, asJSON bool, verb, none string) error {
+	if asJSON {
+		return writeJSONOut(a.stdio.Out, out)
+	}
+	if len(out.Sessions) == 0 {
+		_, err := fmt.Fprintln(a.stdio.Out, none)
+		return err
+	}
+	n := strconv.Itoa(len(out.Sessions)) + " session"
+	if len(out.Sessions) != 1 {
+		n += "s"
+	}
+	if out.DryRun {
+		fmt.Fprintf(a.stdio.Out, "would end %s (dry run: nothing ended)\n", n)
+	} else {
+		fmt.Fprintf(a.stdio.Out, "%s %s\n", verb, n)
+	}
+	t := newTable(a.stdio.Out)
+	t.row("ID", "PROFILE", "AGENT", "REQUESTS", "LAST USED", "REASON")
+	for _, s := range out.Sessions {
+		t.row(s.ID, s.Profile, s.Agent, strconv.FormatInt(s.Requests, 10), s.LastUsed.Local().Format(time.DateTime), s.Reason)
+	}
+	return t.flush()
 }
 
 func (a *app) usageCmd() *cobra.Command {

@@ -39,6 +39,7 @@ import (
 	"github.com/neullabs/ringlet/privatefile"
 	"github.com/neullabs/ringlet/profile"
 	"github.com/neullabs/ringlet/sandbox"
+	"github.com/neullabs/ringlet/sessionstore"
 	"github.com/neullabs/ringlet/token"
 	"github.com/neullabs/ringlet/version"
 )
@@ -227,6 +228,9 @@ func (Daemon) Run(ctx context.Context, o cli.DaemonOptions) (err error) {
 		StayAlive:        o.StayAlive,
 		IdleTimeout:      idle,
 		Logger:           logger,
+		SessionStore:     sessionstore.NewFile(paths.SessionsFile()),
+		SessionTTL:       cfg.SessionMaxTTL(),
+		SessionIdle:      sessionIdle(cfg),
 
 		ProxyResponseHeaderTimeout: cfg.ProxyResponseHeaderTimeout(),
 	})
@@ -245,22 +249,40 @@ func (Daemon) Run(ctx context.Context, o cli.DaemonOptions) (err error) {
 		if err != nil {
 			return fmt.Errorf("refusing to start: %w", err)
 		}
-		// Sessions live in the daemon's memory: any that a previous daemon
-		// did not end (it crashed or was killed) are over now, and the log
-		// says so.
-		lost, err := audit.OpenSessions(ctx, auditPath)
+		// The sessions a previous daemon kept are admitted again, those
+		// the log shows live among them. Any other it did not end (it
+		// crashed or was killed, or the session had a socket or a launch,
+		// which end with the daemon) is over now, and the log says so.
+		open, err := audit.OpenSessions(ctx, auditPath)
 		if err != nil {
 			return fmt.Errorf("refusing to start: %w", err)
 		}
-		for _, r := range lost {
+		live := make(map[string]bool, len(open))
+		for _, r := range open {
+			live[r.Session] = true
+		}
+		handled := map[string]bool{}
+		for _, id := range srv.RestoreSessions(ctx, live) {
+			handled[id] = true
+		}
+		lost := 0
+		for _, r := range open {
+			if handled[r.Session] {
+				continue
+			}
 			if _, err := auditor.Append(ctx, audit.Record{Kind: audit.KindSessionEnd, Profile: r.Profile, Session: r.Session, Actor: audit.ActorDaemon, Decision: audit.Allow,
 				Detail: audit.DetailJSON(map[string]any{"reason": "lost: the daemon that ran it stopped without ending it", "started_seq": r.Seq})}); err != nil {
 				return fmt.Errorf("refusing to start: %w", err)
 			}
+			lost++
 		}
-		if len(lost) > 0 {
-			logger.Warn("ended sessions lost by the previous daemon", "count", len(lost))
+		if lost > 0 {
+			logger.Warn("ended sessions lost by the previous daemon", "count", lost)
 		}
+	} else {
+		// No log to check the stored sessions against: the store alone
+		// says which are live.
+		srv.RestoreSessions(ctx, nil)
 	}
 	logger.Info("daemon listening", "addr", state.Listen, "pid", state.PID, "version", state.Version, "stay_alive", o.StayAlive, "idle_timeout", idle.String())
 	if ready != nil {
@@ -281,6 +303,15 @@ func (Daemon) Run(ctx context.Context, o cli.DaemonOptions) (err error) {
 	mcpDone.Wait()
 	logger.Info("daemon stopped", "reason", reason)
 	return err
+}
+
+// sessionIdle is sessions.idle_timeout as the gateway takes it: negative
+// for never.
+func sessionIdle(cfg *config.Config) time.Duration {
+	if d := cfg.SessionIdle(); d > 0 {
+		return d
+	}
+	return -1
 }
 
 // ownPaths are what no sandbox may show: Ringlet's config, state and
