@@ -15,6 +15,7 @@ import (
 	"github.com/neullabs/ringlet/api"
 	"github.com/neullabs/ringlet/client"
 	"github.com/neullabs/ringlet/config"
+	"github.com/neullabs/ringlet/profile"
 	"github.com/neullabs/ringlet/token"
 )
 
@@ -166,11 +167,14 @@ func (a *app) startBackground(ctx context.Context, stayAlive bool, extra []strin
 }
 
 // daemonEnv is the environment of a daemon the CLI starts: the user's,
-// without the variables that point the CLI at a daemon or carry a token.
+// without the variables that point the CLI at a daemon or carry a token
+// (a session's, when a shell where 'profiles env' ran starts it).
 func daemonEnv(env []string) []string {
 	out := env[:0:0]
 	for _, kv := range env {
-		if strings.HasPrefix(kv, "RINGLET_TOKEN=") || strings.HasPrefix(kv, "RINGLET_URL=") {
+		name, _, _ := strings.Cut(kv, "=")
+		switch name {
+		case "RINGLET_TOKEN", "RINGLET_URL", profile.EnvSession, profile.EnvSessionToken, profile.EnvSessionURL:
 			continue
 		}
 		out = append(out, kv)

@@ -319,9 +319,14 @@ to reach the provider through Ringlet: the base URL of the daemon's proxy
 and the session token in place of the key. The real key is never printed.
 The session lasts until --ttl (default 12h) or 'ringlet sessions revoke'.
 
+It also prints RINGLET_SESSION, RINGLET_SESSION_TOKEN and
+RINGLET_SESSION_URL, by which Ringlet's commands that the agent runs
+('ringlet mcp --stdio', the Claude Code hook) act for this session alone.
+
 The agent runs without Ringlet's sandbox this way, with the profile's
 unsandboxed HOME (never the one its sandboxed runs write).`,
 		Example: `  eval "$(ringlet profiles env work)" && claude
+  eval "$(ringlet profiles env work)" && claude mcp add ringlet -- ringlet mcp --stdio
   ringlet profiles env work --ttl 1h --json`,
 		Args: exactArgs(1, "ALIAS"),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -348,7 +353,6 @@ unsandboxed HOME (never the one its sandboxed runs write).`,
 			}
 			fmt.Fprintf(a.stdio.Out, "# ringlet session %s for profile %s, until %s; end it with: ringlet sessions revoke %s\n",
 				st.ID, st.Profile, st.Expires.Local().Format(time.RFC3339), st.ID)
-			fmt.Fprintf(a.stdio.Out, "export RINGLET_SESSION=%s\n", shellQuote(st.ID))
 			for _, e := range st.Launch.Env {
 				fmt.Fprintf(a.stdio.Out, "export %s=%s\n", e.Name, shellQuote(e.Value))
 			}
