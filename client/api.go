@@ -252,6 +252,14 @@ func (c *Client) CheckHooks(ctx context.Context, check api.HookCheck) (hook.Deci
 	return d, c.do(ctx, c.patient(), http.MethodPost, "/session/hooks/check", check, &d)
 }
 
+// OwnSession is GET /session with a session token: the session it
+// belongs to, if it is live. A client that runs for a session checks its
+// token so before it acts.
+func (c *Client) OwnSession(ctx context.Context) (api.SessionInfo, error) {
+	var out api.SessionInfo
+	return out, c.Do(ctx, http.MethodGet, "/session", nil, &out)
+}
+
 // MCPServers is GET /api/mcp/servers?profile=P.
 func (c *Client) MCPServers(ctx context.Context, profile string) ([]mcpserver.Status, error) {
 	var out api.MCPServerList

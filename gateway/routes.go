@@ -102,6 +102,7 @@ var (
 	refuseProxy = refusal{realm: "ringlet-proxy", reason: "invalid_session",
 		msg: "the proxy needs a live session token (x-api-key or Authorization: Bearer); start a session with 'ringlet profiles env <profile>'"}
 	refuseHookCheck = refusal{reason: "invalid_session", msg: "hook checks need a live session token"}
+	refuseSession   = refusal{reason: "invalid_session", msg: "this session token is not valid (revoked or expired); start the agent again with 'ringlet profiles run', or a new session with 'ringlet profiles env'"}
 	// A session socket answers every caller it does not admit alike.
 	refuseSocket = refusal{reason: "invalid_session", msg: "this socket serves one session; its token is required"}
 	refuseTool   = refusal{reason: "invalid_session", msg: "a session's tools serve only that session"}
@@ -183,6 +184,12 @@ func (s *Server) routes() []route {
 		{put, "/api/keychain/{provider}/{alias}", byAdmin, onTCP, refuseAdmin, limited(s.keychain.handleKeychainSet)},
 		{del, "/api/keychain/{provider}/{alias}", byAdmin, onTCP, refuseAdmin, limited(s.keychain.handleKeychainRemove)},
 		{post, "/api/keychain/migrate", byAdmin, onTCP, refuseAdmin, limited(s.keychain.handleKeychainMigrate)},
+
+		// A session's own view of itself: what a client that runs for a
+		// session ('ringlet mcp --stdio') checks its token with.
+		{get, "/session", bySession, onTCP | onSocket, refuseSession, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			writeJSON(w, http.StatusOK, sessionOf(r).info())
+		})},
 
 		// Hooks. A session's agent asks whether a tool call may run.
 		{post, "/session/hooks/check", bySession, onTCP | onSocket, refuseHookCheck, hookCheck},
