@@ -244,6 +244,11 @@ func (b *Builder) Plan(a *Agent, s Session) (*Plan, error) {
 		return &Plan{Argv: argv, Env: env, Dir: a.workspace, Workspace: a.workspace,
 			Summary: map[string]any{"sandbox": false, "command": argv[0], "workspace": a.workspace}}, nil
 	}
+	if b.opts.Executable != "" {
+		// 'ringlet' on the agent's PATH is the daemon's own binary, bound
+		// read-only: 'ringlet mcp --stdio' there serves the session.
+		env[0] = "PATH=" + sandbox.BinDir(b.opts.Executable) + ":/usr/local/bin:/usr/bin:/bin"
+	}
 	protected, err := a.p.Protected()
 	if err != nil {
 		return nil, err
