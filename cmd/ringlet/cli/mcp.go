@@ -1,8 +1,10 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"path/filepath"
 	"strings"
 	"time"
@@ -10,8 +12,10 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/neullabs/ringlet/api"
+	"github.com/neullabs/ringlet/client"
 	"github.com/neullabs/ringlet/mcp/mcpserver"
 	"github.com/neullabs/ringlet/mcp/stdiobridge"
+	"github.com/neullabs/ringlet/token"
 )
 
 func (a *app) mcpCmd() *cobra.Command {
@@ -31,13 +35,24 @@ it pins a hash of its definition; if the server later changes the tool, it
 is hidden until 'ringlet mcp approve'.
 
 'ringlet mcp --stdio' is an MCP server on stdin/stdout for clients that
-only spawn stdio servers; it forwards to the daemon with RINGLET_TOKEN,
-else RINGLET_SESSION_TOKEN, else the admin token in the http_token file.`,
+only spawn stdio servers, bridged to the daemon's /mcp. Started by an agent
+of a session ('profiles run', or a shell where 'profiles env' ran: their
+RINGLET_SESSION, RINGLET_SESSION_TOKEN and RINGLET_SESSION_URL are in its
+environment), it serves that session's tools only, and refuses to start
+when the session's token is missing or no longer valid; it never falls
+back to the admin token then. Inside a sandbox 'ringlet' is on PATH and
+reaches the daemon through the sandbox's forwarder. Outside any session it
+uses RINGLET_TOKEN, else the admin token in the http_token file, and
+serves Ringlet's own controls: for your own MCP client, never an agent.`,
 		Example: `  ringlet mcp add work fs -- npx -y @modelcontextprotocol/server-filesystem ~/src/app
   ringlet mcp list work
   ringlet mcp approve work fs
   ringlet mcp remove work fs
-  claude mcp add ringlet -- ringlet mcp --stdio`,
+
+  # Give a sandboxed Claude Code its session's MCP tools:
+  ringlet profiles run work -- mcp add ringlet -- ringlet mcp --stdio
+  # ... or one started with profiles env:
+  eval "$(ringlet profiles env work)" && claude mcp add ringlet -- ringlet mcp --stdio`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if !stdio {
@@ -53,14 +68,43 @@ else RINGLET_SESSION_TOKEN, else the admin token in the http_token file.`,
 
 // mcpStdio bridges stdin/stdout to /mcp. Nothing but JSON-RPC may reach
 // stdout: every message for a human goes to stderr.
+//
+// Run for a session (its variables in the environment: an agent started
+// by 'profiles run' or 'profiles env'), it bridges with that session's
+// token alone, checked before the first message; a session whose token is
+// missing, not one, or no longer valid is refused. Never the admin token:
+// with it the agent would see Ringlet's controls, its own hooks among
+// them.
 func (a *app) mcpStdio(cmd *cobra.Command) error {
-	tok := a.getenv("RINGLET_TOKEN")
-	if tok == "" {
-		tok = a.getenv("RINGLET_SESSION_TOKEN")
-	}
-	var base string
-	if tok != "" {
-		// A session exists only in a running daemon: find it, never start one.
+	var base, tok string
+	if sess, ok := a.agentSessionFromEnv(); ok {
+		if err := sess.check(); err != nil {
+			return err
+		}
+		base = sess.URL
+		if base == "" {
+			// A session exists only in a running daemon: find it, never
+			// start one.
+			paths, err := a.needPaths()
+			if err != nil {
+				return err
+			}
+			if base, err = a.daemonURL(paths); err != nil {
+				return err
+			}
+		}
+		tok = sess.Token
+		if a.getenv("RINGLET_TOKEN") != "" {
+			fmt.Fprintf(a.stdio.Err, "ringlet: mcp --stdio runs for the session in the environment (%s); RINGLET_TOKEN is ignored\n", strings.Join(sess.Shown, ", "))
+		}
+		if _, err := client.New(base, token.FromString(tok)).OwnSession(cmd.Context()); err != nil {
+			var refused *client.Error
+			if errors.As(err, &refused) && refused.Status == http.StatusUnauthorized {
+				return errSessionEnded
+			}
+			return fmt.Errorf("check the session's token with the Ringlet daemon at %s: %w", base, err)
+		}
+	} else if tok = a.getenv("RINGLET_TOKEN"); tok != "" {
 		paths, err := a.needPaths()
 		if err != nil {
 			return err
