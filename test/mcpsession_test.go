@@ -10,9 +10,15 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/neullabs/ringlet/test/fakeprovider"
 )
 
 // adminTools are Ringlet's own controls, which only the admin token sees
@@ -297,4 +303,92 @@ printf '%s\n' "$MSGS" | ringlet mcp --stdio`
 	if hooks := hkList(t, e, "box"); len(hooks) != 1 || hooks[0].ID != guard {
 		t.Errorf("hooks after the sandbox's hooks_remove: got %+v, want the guard still there", hooks)
 	}
+}
+
+// ringletTool is the name Claude Code gives a tool of the MCP server it
+// calls ringlet.
+var ringletTool = regexp.MustCompile(`mcp__ringlet__[A-Za-z0-9_]+`)
+
+// requestTools are Ringlet's MCP tools that Claude Code told the model of
+// in the requests the provider got: in the request's tools, or (Claude
+// Code 2 defers MCP tools behind ToolSearch) by name in its messages.
+func requestTools(reqs []fakeprovider.Request) map[string]bool {
+	out := map[string]bool{}
+	for _, r := range reqs {
+		for _, m := range ringletTool.FindAll(r.Body, -1) {
+			out[string(m)] = true
+		}
+	}
+	return out
+}
+
+// TestClaudeCodeMCPHookupInSandbox follows docs/mcp.md with the real
+// Claude Code in its sandbox: `profiles run box -- mcp add ringlet --
+// ringlet mcp --stdio` writes the server into the sandboxed HOME's
+// config, `mcp list` finds it connected from inside, and a turn tells
+// the model of the session's tools (mcp__ringlet__up__echo) and of none
+// of Ringlet's controls.
+func TestClaudeCodeMCPHookupInSandbox(t *testing.T) {
+	t.Parallel()
+	w, _, _ := sandboxWorld(t)
+	bin := buildMCPTestServer(t)
+	mustRun(t, w.e, "mcp", "add", "box", "up", "--", bin)
+
+	out := mustRun(t, w.e, "profiles", "run", "box", "--", "mcp", "add", "ringlet", "--", "ringlet", "mcp", "--stdio")
+	t.Logf("claude mcp add: %s", out)
+	if out := mustRun(t, w.e, "profiles", "run", "box", "--", "mcp", "list"); !strings.Contains(out, "ringlet: ringlet mcp --stdio") || !strings.Contains(out, "Connected") {
+		t.Fatalf("claude mcp list in the sandbox: got %q, want ringlet connected", out)
+	}
+	w.fake.Reset()
+	res := runBox(t, w, "-p", "say hi", "--output-format", "json")
+	if res.IsError {
+		t.Fatalf("claude -p: got %+v", res)
+	}
+	tools := requestTools(w.fake.Requests())
+	if !tools["mcp__ringlet__up__echo"] || !tools["mcp__ringlet__session_info"] {
+		t.Errorf("tools offered to the model: got %v, want the session's (mcp__ringlet__up__echo, mcp__ringlet__session_info)", tools)
+	}
+	for _, admin := range adminTools {
+		if tools["mcp__ringlet__"+admin] {
+			t.Errorf("tools offered to the model: got mcp__ringlet__%s, want no admin tool", admin)
+		}
+	}
+}
+
+// TestClaudeCodeMCPHookupProfilesEnv is the issue's case with the real
+// Claude Code, started with the variables `profiles env` prints and able
+// to find the admin token file (the CLI's own XDG directories): after the
+// documented `claude mcp add ringlet -- ringlet mcp --stdio`, a turn tells
+// the model of the session's tools and of none of Ringlet's controls.
+func TestClaudeCodeMCPHookupProfilesEnv(t *testing.T) {
+	t.Parallel()
+	requireNode(t)
+	claudeBin(t)
+	w := newProxyWorld(t)
+	key := w.newProfile("claude", "cc", "fake", "--model", "claude-sonnet-4-5")
+	mustRun(t, w.e, "mcp", "add", "cc", "up", "--", buildMCPTestServer(t))
+	s := w.startSession("cc")
+	env := clientEnv(t, s, t.TempDir(), key, slices.Concat(claudeOffline, []string{
+		"PATH=" + filepath.Dir(ringletBin) + string(os.PathListSeparator) + os.Getenv("PATH"),
+		"XDG_CONFIG_HOME=" + w.e.ConfigHome, "XDG_STATE_HOME=" + w.e.StateHome, "XDG_DATA_HOME=" + w.e.DataHome,
+	})...)
+	if _, err := os.Stat(w.e.TokenFile()); err != nil {
+		t.Fatalf("the admin token file: %v, want it there for the taking", err)
+	}
+	work := t.TempDir()
+	runClientIn(t, work, env, 60*time.Second, claudeBin(t), "mcp", "add", "ringlet", "--", "ringlet", "mcp", "--stdio")
+	w.fake.Reset()
+	if res := runClaude(t, work, env, "-p", "say hi", "--output-format", "json"); res.IsError {
+		t.Fatalf("claude -p: got %+v", res)
+	}
+	tools := requestTools(w.fake.Requests())
+	if !tools["mcp__ringlet__up__echo"] || !tools["mcp__ringlet__session_info"] {
+		t.Errorf("tools told to the model: got %v, want the session's (mcp__ringlet__up__echo, mcp__ringlet__session_info)", tools)
+	}
+	for _, admin := range adminTools {
+		if tools["mcp__ringlet__"+admin] {
+			t.Errorf("tools told to the model: got mcp__ringlet__%s, want no admin tool", admin)
+		}
+	}
+	w.assertNoKeyLeak(t, key)
 }
