@@ -265,15 +265,27 @@ func TestMCPBridgeInSandbox(t *testing.T) {
 		`{"jsonrpc":"2.0","id":2,"method":"tools/list"}`,
 		stdioCall(3, "hooks_remove", map[string]string{"profile": "box", "id": guard}),
 		stdioCall(4, "up__echo", map[string]string{"text": "from the sandbox"})}, "\n")
+	// An admin command in the sandbox has no token and starts no daemon.
 	script := `command -v ringlet >&2
 test -z "$RINGLET_TOKEN" || echo "RINGLET_TOKEN is set" >&2
+ringlet hooks list box >/dev/null 2>"$HOME/admin.err" && echo "hooks list ran" >&2
 printf '%s\n' "$MSGS" | ringlet mcp --stdio`
 	stdout, stderr, code := e.Run("profiles", "run", "box", "--", "-c", "MSGS='"+strings.ReplaceAll(msgs, "'", `'\''`)+"'\n"+script)
 	if code != 0 {
 		t.Fatalf("profiles run: exit %d, stdout %q, stderr %q", code, stdout, stderr)
 	}
-	if !strings.Contains(stderr, "/run/ringlet/bin/ringlet") || strings.Contains(stderr, "RINGLET_TOKEN is set") {
-		t.Errorf("stderr %q: want ringlet found at /run/ringlet/bin/ringlet, and no RINGLET_TOKEN", stderr)
+	if !strings.Contains(stderr, "/run/ringlet/bin/ringlet") || strings.Contains(stderr, "RINGLET_TOKEN is set") || strings.Contains(stderr, "hooks list ran") {
+		t.Errorf("stderr %q: want ringlet found at /run/ringlet/bin/ringlet, no RINGLET_TOKEN, and hooks list refused", stderr)
+	}
+	var homes profileHomes
+	if err := json.Unmarshal([]byte(mustRun(t, e, "profiles", "inspect", "box", "--json")), &homes); err != nil {
+		t.Fatal(err)
+	}
+	if data, err := os.ReadFile(filepath.Join(homes.Home, "admin.err")); err != nil || !strings.Contains(string(data), "never start a daemon") {
+		t.Errorf("hooks list in the sandbox: got %q (%v), want it refused for a session", data, err)
+	}
+	if _, err := os.Stat(filepath.Join(homes.Home, ".config", "ringlet")); err == nil {
+		t.Errorf("%s/.config/ringlet exists: a command in the sandbox tried to start a daemon there", homes.Home)
 	}
 	got := map[string]rpcLine{}
 	for _, line := range strings.Split(strings.TrimSpace(stdout), "\n") {

@@ -83,6 +83,13 @@ func (a *app) ensureDaemon(ctx context.Context) (*client.Client, error) {
 	if !errors.Is(err, client.ErrNotRunning) || a.getenv("RINGLET_URL") != "" {
 		return nil, err
 	}
+	if sess, ok := a.agentSessionFromEnv(); ok {
+		// An agent's command (inside a sandbox there is no token file,
+		// so every admin command lands here) must not start a daemon of
+		// its own in the agent's HOME.
+		return nil, fmt.Errorf("%w; this environment belongs to a Ringlet session (%s), and a session's commands never start a daemon or use the admin token: run admin commands from your own shell (or unset %s)",
+			err, strings.Join(sess.Shown, ", "), strings.Join(sess.Shown, " "))
+	}
 	st, err := a.startBackground(ctx, false, nil)
 	if err != nil {
 		return nil, err
