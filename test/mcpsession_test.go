@@ -144,9 +144,10 @@ func TestMCPBridgeForSessionEnv(t *testing.T) {
 	// RINGLET_URL wins over the daemon's state file.
 	viaRecorder := []string{"RINGLET_URL=" + rec.URL}
 
-	// The control: outside any session the bridge uses the token file,
-	// and the recorder sees it. This is what an agent got before.
-	got := stdioBridge(t, e, viaRecorder, stdioInit, stdioInitialized, `{"jsonrpc":"2.0","id":2,"method":"tools/list"}`)
+	// The control: outside any session, with --admin, the bridge uses the
+	// token file, and the recorder sees it. This is what an agent got
+	// before, without --admin.
+	got := stdioAdmin(t, e, viaRecorder, stdioInit, stdioInitialized, `{"jsonrpc":"2.0","id":2,"method":"tools/list"}`)
 	if names := toolNames(t, got["2"]); !strings.Contains(strings.Join(names, " "), "hooks_remove") {
 		t.Fatalf("admin tools/list (the control): got %v, want Ringlet's controls", names)
 	}
@@ -218,6 +219,9 @@ func TestMCPBridgeForSessionEnv(t *testing.T) {
 		{"a session URL alone", []string{"RINGLET_SESSION_URL=" + rec.URL}, "holds no session token"},
 		{"the admin token as the session token", []string{"RINGLET_SESSION_TOKEN=" + e.Token(), "RINGLET_SESSION_URL=" + rec.URL}, "is not a Ringlet session token"},
 		{"a session beside RINGLET_TOKEN", []string{"RINGLET_SESSION_TOKEN=" + revoked["RINGLET_SESSION_TOKEN"], "RINGLET_SESSION_URL=" + rec.URL, "RINGLET_TOKEN=" + e.Token()}, "has ended"},
+		// An agent that passes its MCP servers none of its variables
+		// (Codex passes a few by name) gets a refusal, not the token file.
+		{"no session at all", nil, "never uses the admin token unless asked with --admin"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			stdout, stderr, code := bridgeOnce(t, e, append(tc.env, viaRecorder...), stdioInit+"\n")

@@ -60,7 +60,7 @@ func TestAgentSessionFromEnv(t *testing.T) {
 // stand-in daemon with an admin token file in place: with a session in
 // the environment the admin token is never sent, and a session the daemon
 // does not know is refused before any message; without one, the admin
-// token is used (the control).
+// token is used with --admin only (the control).
 func TestMCPStdioNeverAdminForSession(t *testing.T) {
 	t.Parallel()
 	admin := strings.Repeat("a1", 32)
@@ -95,16 +95,20 @@ func TestMCPStdioNeverAdminForSession(t *testing.T) {
 	base := []string{"XDG_CONFIG_HOME=" + cfg, "XDG_STATE_HOME=" + t.TempDir(), "XDG_DATA_HOME=" + t.TempDir(), "HOME=" + t.TempDir(), "RINGLET_URL=" + daemon.URL}
 	for _, tc := range []struct {
 		name  string
+		admin bool // --admin
 		env   []string
 		code  int
 		token string // the token every request carries; "" for none sent
 	}{
-		{"no session: the admin token (the control)", nil, ExitOK, admin},
-		{"a live session", []string{"RINGLET_SESSION_TOKEN=" + live, "RINGLET_SESSION_URL=" + daemon.URL}, ExitOK, live},
-		{"a live session beside RINGLET_TOKEN", []string{"RINGLET_SESSION_TOKEN=" + live, "RINGLET_TOKEN=" + admin}, ExitOK, live},
-		{"an ended session", []string{"RINGLET_SESSION=s_1", "RINGLET_SESSION_TOKEN=rlt_gone", "RINGLET_SESSION_URL=" + daemon.URL}, ExitError, "rlt_gone"},
-		{"an empty session token", []string{"RINGLET_SESSION=s_1", "RINGLET_SESSION_TOKEN="}, ExitError, ""},
-		{"a session id alone", []string{"RINGLET_SESSION=s_1"}, ExitError, ""},
+		{"--admin outside a session: the admin token (the control)", true, nil, ExitOK, admin},
+		{"--admin with RINGLET_TOKEN", true, []string{"RINGLET_TOKEN=" + admin}, ExitOK, admin},
+		{"no session and no --admin (an agent that passes its servers no variables)", false, nil, ExitError, ""},
+		{"a live session", false, []string{"RINGLET_SESSION_TOKEN=" + live, "RINGLET_SESSION_URL=" + daemon.URL}, ExitOK, live},
+		{"a live session beside RINGLET_TOKEN", false, []string{"RINGLET_SESSION_TOKEN=" + live, "RINGLET_TOKEN=" + admin}, ExitOK, live},
+		{"--admin in a live session's environment", true, []string{"RINGLET_SESSION_TOKEN=" + live, "RINGLET_SESSION_URL=" + daemon.URL}, ExitError, ""},
+		{"an ended session", false, []string{"RINGLET_SESSION=s_1", "RINGLET_SESSION_TOKEN=rlt_gone", "RINGLET_SESSION_URL=" + daemon.URL}, ExitError, "rlt_gone"},
+		{"an empty session token", false, []string{"RINGLET_SESSION=s_1", "RINGLET_SESSION_TOKEN="}, ExitError, ""},
+		{"a session id alone", false, []string{"RINGLET_SESSION=s_1"}, ExitError, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			mu.Lock()
@@ -121,11 +125,15 @@ func TestMCPStdioNeverAdminForSession(t *testing.T) {
 			}
 			var out, errb bytes.Buffer
 			in := strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{}}` + "\n")
-			code := Main(context.Background(), []string{"mcp", "--stdio"}, Stdio{In: in, Out: &out, Err: &errb}, getenv, func() []string { return env }, nil)
+			args := []string{"mcp", "--stdio"}
+			if tc.admin {
+				args = append(args, "--admin")
+			}
+			code := Main(context.Background(), args, Stdio{In: in, Out: &out, Err: &errb}, getenv, func() []string { return env }, nil)
 			if code != tc.code {
 				t.Fatalf("exit: got %d, want %d; stderr %q", code, tc.code, errb.String())
 			}
-			if code != ExitOK && (out.Len() != 0 || !strings.Contains(errb.String(), "never uses the admin token")) {
+			if code != ExitOK && (out.Len() != 0 || !strings.Contains(errb.String(), "never use")) {
 				t.Errorf("refusal: got stdout %q, stderr %q; want no output and a line saying the admin token is never used", out.String(), errb.String())
 			}
 			mu.Lock()
