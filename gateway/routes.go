@@ -23,16 +23,20 @@ const (
 	// the socket is bound into one session's sandbox, so the connection
 	// is the credential. Only CONNECT, whose clients send no token.
 	bySocket
+	// byAnonymous admits a request that carries no credential at all (a
+	// wrong one is still refused, and recorded): only the proxy's
+	// preflight, which answers everyone alike and reveals nothing.
+	byAnonymous
 )
 
-func (w who) admits(k callerKind) bool {
-	switch k {
+func (w who) admits(c caller) bool {
+	switch c.kind {
 	case admin:
 		return w&byAdmin != 0
 	case sessionCaller:
 		return w&bySession != 0
 	}
-	return false
+	return w&byAnonymous != 0 && c.reason == "missing"
 }
 
 // carriers are where a route reads a token from: the places every kind of
@@ -149,6 +153,13 @@ func (s *Server) routes() []route {
 			writeError(w, http.StatusNotFound, "not_found", "the provider proxy is under /proxy/ (the provider's API path follows), called with a session token")
 		})},
 		{every, "/proxy/*", bySession, onTCP | onSocket, refuseProxy, http.HandlerFunc(s.proxy.handleProxy)},
+		// The preflight: agents HEAD their base URL (Claude Code
+		// <base>/api/hello) without a key when they start, to warm the
+		// connection. It is answered the same, empty, whoever asks and
+		// whatever exists, and is no authentication failure; a wrong
+		// token is. After the routes above: it takes their HEAD.
+		{http.MethodHead, "/proxy/", byAnonymous | bySession, onTCP | onSocket, refuseProxy, http.HandlerFunc(preflight)},
+		{http.MethodHead, "/proxy/api/hello", byAnonymous | bySession, onTCP | onSocket, refuseProxy, http.HandlerFunc(preflight)},
 		// Egress to the profile's --allow-host hosts, from its sandbox.
 		{http.MethodConnect, tunnel, bySocket, onSocket, refuseSocket, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			s.egress.handleConnect(w, r, sessionOf(r))
@@ -229,6 +240,12 @@ func (s *Server) routes() []route {
 		route{get, "/usage", bySession, onTools, refuseTool, ownSession(http.HandlerFunc(s.audit.handleUsage))})
 }
 
+// preflight answers an agent's HEAD of its base URL: 200, no body, the
+// same for every caller the route admits.
+func preflight(w http.ResponseWriter, _ *http.Request) {
+	w.WriteHeader(http.StatusOK)
+}
+
 // ownSession fixes the session of an audit or usage query to the
 // caller's own, whatever the query asked.
 func ownSession(next http.Handler) http.Handler {
@@ -307,7 +324,14 @@ func (s *Server) gate(rt route, on surface, sock *session, next http.Handler) ht
 			// Valid elsewhere, not on this socket.
 			c = caller{tok: c.tok, reason: "invalid_session"}
 		}
-		if !allowed.admits(c.kind) {
+		if c.reason == "missing" && allowed&byAnonymous != 0 {
+			// Anonymous is no credential anywhere, not one in a place
+			// this route does not read.
+			if _, reason, _ := credential(r, fromAuthorization|fromAPIKey|fromSubprotocol); reason != "missing" {
+				c.reason = "malformed"
+			}
+		}
+		if !allowed.admits(c) {
 			s.refuse(w, r, c, allowed, from, deny)
 			return
 		}
