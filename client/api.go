@@ -107,6 +107,13 @@ func (c *Client) DeleteProfile(ctx context.Context, alias string, purgeKey bool)
 	return out, c.Do(ctx, http.MethodDelete, path, nil, &out)
 }
 
+// Connect is POST /api/profiles/{alias}/connect: Ringlet's MCP server in
+// the agent's own configuration.
+func (c *Client) Connect(ctx context.Context, alias string, req api.ConnectRequest) (api.Connected, error) {
+	var out api.Connected
+	return out, c.Do(ctx, http.MethodPost, "/api/profiles/"+seg(alias)+"/connect", req, &out)
+}
+
 // AddProvider is POST /api/providers.
 func (c *Client) AddProvider(ctx context.Context, req api.ProviderRequest) (profile.Provider, error) {
 	var p profile.Provider

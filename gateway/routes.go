@@ -187,6 +187,7 @@ func (s *Server) routes() []route {
 		{get, "/api/profiles/{alias}", byAdmin, onTCP, refuseAdmin, limited(s.profiles.handleProfileGet)},
 		{del, "/api/profiles/{alias}", byAdmin, onTCP, refuseAdmin, limited(s.profiles.handleProfileDelete)},
 		{patch, "/api/profiles/{alias}", byAdmin, onTCP, refuseAdmin, limited(s.profiles.handleProfileUpdate)},
+		{post, "/api/profiles/{alias}/connect", byAdmin, onTCP, refuseAdmin, limited(s.profiles.handleProfileConnect)},
 		{get, "/api/providers/", byAdmin, onTCP, refuseAdmin, limited(s.catalogs.handleProviderList)},
 		{post, "/api/providers/", byAdmin, onTCP, refuseAdmin, limited(s.catalogs.handleProviderAdd)},
 		{get, "/api/providers/{id}", byAdmin, onTCP, refuseAdmin, limited(s.catalogs.handleProviderGet)},

@@ -49,9 +49,12 @@ type Agent struct {
 	Warnings []string
 }
 
-// ForwarderURL is the provider proxy as an agent on the provider network
-// reaches it: the forwarder inside its sandbox.
-var ForwarderURL = fmt.Sprintf("http://127.0.0.1:%d/proxy", sandbox.ForwarderPort)
+// ForwarderBase is the daemon as an agent on the provider network
+// reaches it: the forwarder inside its sandbox, to its session's socket.
+var ForwarderBase = fmt.Sprintf("http://127.0.0.1:%d", sandbox.ForwarderPort)
+
+// ForwarderURL is the provider proxy there.
+var ForwarderURL = ForwarderBase + "/proxy"
 
 // Agent checks the launch of agent a of profile p, whose sandboxed HOME
 // is home, as req asks.
