@@ -71,6 +71,24 @@ type ProfileDeleted struct {
 	KeyRemoved bool   `json:"key_removed"`
 }
 
+// ConnectRequest is the body of POST /api/profiles/{alias}/connect: write
+// Ringlet's MCP server into the agent's own configuration in the
+// profile's HOMEs. Agent is the profile's agent when empty.
+type ConnectRequest struct {
+	Agent string `json:"agent,omitempty"`
+}
+
+// Connected is the answer to POST /api/profiles/{alias}/connect.
+type Connected struct {
+	Profile string `json:"profile"`
+	Agent   string `json:"agent"`
+	// Server is the name of Ringlet's entry in the agent's MCP servers.
+	Server string `json:"server"`
+	// Files are the configuration files written: the sandboxed HOME's,
+	// then the unsandboxed HOME's.
+	Files []string `json:"files"`
+}
+
 // ProviderRequest is the body of POST /api/providers.
 type ProviderRequest struct {
 	ID        string            `json:"id"`

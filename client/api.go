@@ -114,6 +114,13 @@ func (c *Client) DeleteProfile(ctx context.Context, alias string, purgeKey bool)
 	return out, c.Do(ctx, http.MethodDelete, path, nil, &out)
 }
 
+// Connect is POST /api/profiles/{alias}/connect: Ringlet's MCP server in
+// the agent's own configuration.
+func (c *Client) Connect(ctx context.Context, alias string, req api.ConnectRequest) (api.Connected, error) {
+	var out api.Connected
+	return out, c.Do(ctx, http.MethodPost, "/api/profiles/"+seg(alias)+"/connect", req, &out)
+}
+
 // AddProvider is POST /api/providers.
 func (c *Client) AddProvider(ctx context.Context, req api.ProviderRequest) (profile.Provider, error) {
 	var p profile.Provider
@@ -271,6 +278,14 @@ func (c *Client) ExportHooks(ctx context.Context, profile string) ([]byte, error
 func (c *Client) CheckHooks(ctx context.Context, check api.HookCheck) (hook.Decision, error) {
 	var d hook.Decision
 	return d, c.do(ctx, c.patient(), http.MethodPost, "/session/hooks/check", check, &d)
+}
+
+// OwnSession is GET /session with a session token: the session it
+// belongs to, if it is live. A client that runs for a session checks its
+// token so before it acts.
+func (c *Client) OwnSession(ctx context.Context) (api.SessionInfo, error) {
+	var out api.SessionInfo
+	return out, c.Do(ctx, http.MethodGet, "/session", nil, &out)
 }
 
 // MCPServers is GET /api/mcp/servers?profile=P.

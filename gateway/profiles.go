@@ -2,19 +2,23 @@ package gateway
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/neullabs/ringlet/agentconfig"
 	"github.com/neullabs/ringlet/api"
 	"github.com/neullabs/ringlet/audit"
 	"github.com/neullabs/ringlet/credentials"
 	"github.com/neullabs/ringlet/hook"
 	"github.com/neullabs/ringlet/launch"
 	"github.com/neullabs/ringlet/profile"
+	"github.com/neullabs/ringlet/sandbox"
 )
 
 // profiles answers /api/profiles: it checks a profile against the
@@ -360,3 +364,69 @@ func (cg *catalogs) handleAgents(w http.ResponseWriter, r *http.Request) {
 func (pr *profiles) exposesOwn(alias string, paths ...string) error {
 	return pr.o.Launch.CheckOwn(pr.o.Profiles.Home(alias), paths...)
 }
+
+// handleProfileConnect writes Ringlet's MCP server into the profile's
+// agent's own configuration, in both its HOMEs: the sandboxed one (where
+// the agent reaches the daemon through its forwarder, on the provider
+// network) and the unsandboxed one ('profiles env', where it reaches the
+// daemon at the address this request came to). The entry names the
+// session's /mcp and takes the token from the agent's environment when it
+// connects; no token is written. Recorded as a profile.update before
+// anything is written.
+func (pr *profiles) handleProfileConnect(w http.ResponseWriter, r *http.Request) {
+	alias := chi.URLParam(r, "alias")
+	var req api.ConnectRequest
+	if !decodeJSON(w, r, &req) {
+		return
+	}
+	p, err := pr.o.Profiles.Get(alias)
+	if err != nil {
+		profileError(w, pr.o.Log, err)
+		return
+	}
+	agent := req.Agent
+	if agent == "" {
+		agent = p.Agent
+	}
+	if !slices.Contains(connectAgents, agent) {
+		writeError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("connect writes the MCP configuration of %s; %q is not one of them", strings.Join(connectAgents, ", "), agent))
+		return
+	}
+	if agent != p.Agent {
+		writeError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("profile %s runs %s, which would never read a configuration of %s; connect a profile of that agent", alias, p.Agent, agent))
+		return
+	}
+	self := "http://" + r.Host
+	boxed := self
+	if p.Network == "" || p.Network == sandbox.NetProvider {
+		boxed = launch.ForwarderBase
+	}
+	type target struct{ home, base string }
+	targets := []target{{pr.o.Profiles.Home(alias), boxed}, {pr.o.Profiles.UnsandboxedHome(alias), self}}
+	if !pr.o.Rec.recordOr503(w, r, audit.Record{Kind: audit.KindProfileUpdate, Profile: alias, Actor: audit.ActorAdmin, Decision: audit.Allow,
+		Detail: audit.DetailJSON(map[string]any{"connect": agent, "server": agentconfig.Server})}) {
+		return
+	}
+	out := api.Connected{Profile: alias, Agent: agent, Server: agentconfig.Server}
+	for _, t := range targets {
+		var path string
+		switch agent {
+		case "claude":
+			path, err = agentconfig.Claude(filepath.Join(t.home, ".claude"))
+		case "codex":
+			path, err = agentconfig.Codex(filepath.Join(t.home, ".codex"), t.base)
+		}
+		if err != nil {
+			_ = pr.o.Rec.record(r.Context(), audit.Record{Kind: audit.KindProfileUpdate, Profile: alias, Actor: audit.ActorAdmin, Decision: audit.Error,
+				Detail: audit.DetailJSON(map[string]any{"connect": agent, "error": err.Error()})})
+			writeError(w, http.StatusConflict, "connect_failed", err.Error())
+			return
+		}
+		out.Files = append(out.Files, path)
+	}
+	pr.o.Log.Info("profile connected", "profile", alias, "agent", agent)
+	writeJSON(w, http.StatusOK, out)
+}
+
+// connectAgents are the agents whose MCP configuration connect writes.
+var connectAgents = []string{"claude", "codex"}

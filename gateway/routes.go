@@ -23,16 +23,20 @@ const (
 	// the socket is bound into one session's sandbox, so the connection
 	// is the credential. Only CONNECT, whose clients send no token.
 	bySocket
+	// byAnonymous admits a request that carries no credential at all (a
+	// wrong one is still refused, and recorded): only the proxy's
+	// preflight, which answers everyone alike and reveals nothing.
+	byAnonymous
 )
 
-func (w who) admits(k callerKind) bool {
-	switch k {
+func (w who) admits(c caller) bool {
+	switch c.kind {
 	case admin:
 		return w&byAdmin != 0
 	case sessionCaller:
 		return w&bySession != 0
 	}
-	return false
+	return w&byAnonymous != 0 && c.reason == "missing"
 }
 
 // carriers are where a route reads a token from: the places every kind of
@@ -102,6 +106,7 @@ var (
 	refuseProxy = refusal{realm: "ringlet-proxy", reason: "invalid_session",
 		msg: "the proxy needs a live session token (x-api-key or Authorization: Bearer); start a session with 'ringlet profiles env <profile>'"}
 	refuseHookCheck = refusal{reason: "invalid_session", msg: "hook checks need a live session token"}
+	refuseSession   = refusal{reason: "invalid_session", msg: "this session token is not valid (revoked or expired); start the agent again with 'ringlet profiles run', or a new session with 'ringlet profiles env'"}
 	// A session socket answers every caller it does not admit alike.
 	refuseSocket = refusal{reason: "invalid_session", msg: "this socket serves one session; its token is required"}
 	refuseTool   = refusal{reason: "invalid_session", msg: "a session's tools serve only that session"}
@@ -149,6 +154,13 @@ func (s *Server) routes() []route {
 			writeError(w, http.StatusNotFound, "not_found", "the provider proxy is under /proxy/ (the provider's API path follows), called with a session token")
 		})},
 		{every, "/proxy/*", bySession, onTCP | onSocket, refuseProxy, http.HandlerFunc(s.proxy.handleProxy)},
+		// The preflight: agents HEAD their base URL (Claude Code
+		// <base>/api/hello) without a key when they start, to warm the
+		// connection. It is answered the same, empty, whoever asks and
+		// whatever exists, and is no authentication failure; a wrong
+		// token is. After the routes above: it takes their HEAD.
+		{http.MethodHead, "/proxy/", byAnonymous | bySession, onTCP | onSocket, refuseProxy, http.HandlerFunc(preflight)},
+		{http.MethodHead, "/proxy/api/hello", byAnonymous | bySession, onTCP | onSocket, refuseProxy, http.HandlerFunc(preflight)},
 		// Egress to the profile's --allow-host hosts, from its sandbox.
 		{http.MethodConnect, tunnel, bySocket, onSocket, refuseSocket, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			s.egress.handleConnect(w, r, sessionOf(r))
@@ -178,6 +190,7 @@ func (s *Server) routes() []route {
 		{get, "/api/profiles/{alias}", byAdmin, onTCP, refuseAdmin, limited(s.profiles.handleProfileGet)},
 		{del, "/api/profiles/{alias}", byAdmin, onTCP, refuseAdmin, limited(s.profiles.handleProfileDelete)},
 		{patch, "/api/profiles/{alias}", byAdmin, onTCP, refuseAdmin, limited(s.profiles.handleProfileUpdate)},
+		{post, "/api/profiles/{alias}/connect", byAdmin, onTCP, refuseAdmin, limited(s.profiles.handleProfileConnect)},
 		{get, "/api/providers/", byAdmin, onTCP, refuseAdmin, limited(s.catalogs.handleProviderList)},
 		{post, "/api/providers/", byAdmin, onTCP, refuseAdmin, limited(s.catalogs.handleProviderAdd)},
 		{get, "/api/providers/{id}", byAdmin, onTCP, refuseAdmin, limited(s.catalogs.handleProviderGet)},
@@ -186,6 +199,12 @@ func (s *Server) routes() []route {
 		{put, "/api/keychain/{provider}/{alias}", byAdmin, onTCP, refuseAdmin, limited(s.keychain.handleKeychainSet)},
 		{del, "/api/keychain/{provider}/{alias}", byAdmin, onTCP, refuseAdmin, limited(s.keychain.handleKeychainRemove)},
 		{post, "/api/keychain/migrate", byAdmin, onTCP, refuseAdmin, limited(s.keychain.handleKeychainMigrate)},
+
+		// A session's own view of itself: what a client that runs for a
+		// session ('ringlet mcp --stdio') checks its token with.
+		{get, "/session", bySession, onTCP | onSocket, refuseSession, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			writeJSON(w, http.StatusOK, sessionOf(r).info())
+		})},
 
 		// Hooks. A session's agent asks whether a tool call may run.
 		{post, "/session/hooks/check", bySession, onTCP | onSocket, refuseHookCheck, hookCheck},
@@ -223,6 +242,12 @@ func (s *Server) routes() []route {
 		route{get, "/api/usage", byAdmin, onTCP, refuseAdmin, limited(s.audit.handleUsage)},
 		route{get, "/audit", bySession, onTools, refuseTool, ownSession(http.HandlerFunc(s.audit.handleAuditQuery))},
 		route{get, "/usage", bySession, onTools, refuseTool, ownSession(http.HandlerFunc(s.audit.handleUsage))})
+}
+
+// preflight answers an agent's HEAD of its base URL: 200, no body, the
+// same for every caller the route admits.
+func preflight(w http.ResponseWriter, _ *http.Request) {
+	w.WriteHeader(http.StatusOK)
 }
 
 // ownSession fixes the session of an audit or usage query to the
@@ -303,7 +328,14 @@ func (s *Server) gate(rt route, on surface, sock *session, next http.Handler) ht
 			// Valid elsewhere, not on this socket.
 			c = caller{tok: c.tok, reason: "invalid_session"}
 		}
-		if !allowed.admits(c.kind) {
+		if c.reason == "missing" && allowed&byAnonymous != 0 {
+			// Anonymous is no credential anywhere, not one in a place
+			// this route does not read.
+			if _, reason, _ := credential(r, fromAuthorization|fromAPIKey|fromSubprotocol); reason != "missing" {
+				c.reason = "malformed"
+			}
+		}
+		if !allowed.admits(c) {
 			s.refuse(w, r, c, allowed, from, deny)
 			return
 		}
@@ -312,9 +344,10 @@ func (s *Server) gate(rt route, on surface, sock *session, next http.Handler) ht
 			c.gen.serve(next, w, r)
 			return
 		}
-		if on != onTools {
+		if c.kind == sessionCaller && on != onTools {
 			// A use of the session, which renews it (the tools'
-			// requests are part of the /mcp request that began).
+			// requests are part of the /mcp request that began). An
+			// anonymous caller (the preflight) has none.
 			defer s.sessions.begin(c.sess)()
 		}
 		next.ServeHTTP(w, r)

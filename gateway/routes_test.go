@@ -87,7 +87,7 @@ func (w *routeWorld) tcpCallers() []testCaller {
 		// sessions are.
 		{"admin token as subprotocol", func(r *http.Request) { r.Header.Set("Sec-WebSocket-Protocol", "bearer, "+testToken) },
 			func(x who) bool { return x&byAdmin != 0 && x&bySession == 0 }},
-		{"no token", func(*http.Request) {}, never},
+		{"no token", func(*http.Request) {}, admits(byAnonymous)},
 		{"garbage token", bearer(w.garbage), never},
 		{"admin token in the query", func(r *http.Request) { r.URL.RawQuery = "token=" + testToken }, never},
 		{"revoked session token", bearer(w.revoked), never},
@@ -118,7 +118,7 @@ func (w *routeWorld) socketCallers() []testCaller {
 		{"admin token", bearer(testToken), peer},
 		{"revoked session token", bearer(w.revoked), peer},
 		{"expired session token", bearer(w.expired), peer},
-		{"no token", func(*http.Request) {}, peer},
+		{"no token", func(*http.Request) {}, func(x who) bool { return x&(bySocket|byAnonymous) != 0 }},
 		{"garbage token", bearer(w.garbage), peer},
 	}
 }
@@ -250,14 +250,17 @@ func walkMatchesTable(t *testing.T, name string, r chi.Routes, table []route, on
 	t.Helper()
 	served := map[*route]bool{}
 	err := chi.Walk(r, func(method, pattern string, _ http.Handler, _ ...func(http.Handler) http.Handler) error {
-		for i := range table {
-			rt := &table[i]
-			if rt.on&on == 0 || (rt.method != "" && rt.method != method) {
-				continue
-			}
-			if rt.pattern == pattern || rt.pattern == pattern+"/" {
-				served[rt] = true
-				return nil
+		// An entry for the method itself first, then one for every method.
+		for _, exact := range []bool{true, false} {
+			for i := range table {
+				rt := &table[i]
+				if rt.on&on == 0 || (rt.method == method) != exact || (rt.method != "" && rt.method != method) {
+					continue
+				}
+				if rt.pattern == pattern || rt.pattern == pattern+"/" {
+					served[rt] = true
+					return nil
+				}
 			}
 		}
 		t.Errorf("%s serves %s %s, which has no entry in the route table (routes.go): add one that says who may call it", name, method, pattern)

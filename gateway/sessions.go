@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -536,7 +537,7 @@ func (ss *sessions) startLaunch(w http.ResponseWriter, r *http.Request, alias st
 	if home == "" {
 		home = sess.Home
 	}
-	l := sess.Agent.LaunchFor(sess.Profile, sess.Provider, baseURL, tok, home)
+	l := sess.Agent.LaunchFor(sess.Profile, sess.Provider, baseURL, tok, home).WithSession(sessionVars(sess, baseURL, tok))
 	plan, err := ss.o.Launch.Plan(a, launch.Session{Home: sess.Home, Socket: socket, Launch: l})
 	if err != nil {
 		ss.end(r.Context(), sess.ID, "launch refused", audit.ActorDaemon)
@@ -613,9 +614,17 @@ func (ss *sessions) handleSessionStart(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	launch := sess.Agent.LaunchFor(sess.Profile, sess.Provider, baseURL, tok, home)
+	launch := sess.Agent.LaunchFor(sess.Profile, sess.Provider, baseURL, tok, home).WithSession(sessionVars(sess, baseURL, tok))
 	w.Header().Set("Location", "/api/sessions/"+sess.ID)
 	writeJSON(w, http.StatusCreated, api.SessionStarted{SessionInfo: sess.info(), Token: tok, BaseURL: baseURL, Launch: launch, Socket: socket, Home: sess.Home})
+}
+
+// sessionVars are the variables that tell Ringlet's own commands, run by
+// the agent, which session they act for (profile.SessionEnv): its id, its
+// token, and the daemon's address as the agent reaches it, which is the
+// proxy's base URL without /proxy.
+func sessionVars(sess *session, baseURL, tok string) []profile.EnvVar {
+	return profile.SessionEnv(sess.ID, strings.TrimSuffix(strings.TrimSuffix(baseURL, "/"), "/proxy"), tok)
 }
 
 func (ss *sessions) handleSessionList(w http.ResponseWriter, r *http.Request) {

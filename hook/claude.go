@@ -2,8 +2,6 @@ package hook
 
 import (
 	"bytes"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -133,35 +131,11 @@ func InstallClaude(configDir, ringlet string) error {
 	if bytes.Equal(out, data) {
 		return nil
 	}
-	return writeInRoot(root, rel, out)
+	return privatefile.WriteInRoot(root, rel, out)
 }
 
 // maxSettings bounds the settings.json Ringlet reads.
 const maxSettings = 1 << 20
-
-// writeInRoot replaces rel in root with data, 0600: a temporary file
-// beside it, synced, renamed over it.
-func writeInRoot(root *os.Root, rel string, data []byte) error {
-	var b [8]byte
-	rand.Read(b[:])
-	tmp := filepath.Join(filepath.Dir(rel), "."+filepath.Base(rel)+".tmp-"+hex.EncodeToString(b[:]))
-	f, err := root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, privatefile.FileMode)
-	if err != nil {
-		return fmt.Errorf("write %s: %w", rel, privatefile.WithoutPath(err))
-	}
-	_, werr := f.Write(data)
-	serr := f.Sync()
-	cerr := f.Close()
-	if err := errors.Join(werr, serr, cerr); err != nil {
-		root.Remove(tmp)
-		return fmt.Errorf("write %s: %w", rel, privatefile.WithoutPath(err))
-	}
-	if err := root.Rename(tmp, rel); err != nil {
-		root.Remove(tmp)
-		return fmt.Errorf("replace %s: %w", rel, privatefile.WithoutPath(err))
-	}
-	return nil
-}
 
 func isRingletEntry(e any) bool {
 	m, ok := e.(map[string]any)

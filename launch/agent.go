@@ -49,9 +49,12 @@ type Agent struct {
 	Warnings []string
 }
 
-// ForwarderURL is the provider proxy as an agent on the provider network
-// reaches it: the forwarder inside its sandbox.
-var ForwarderURL = fmt.Sprintf("http://127.0.0.1:%d/proxy", sandbox.ForwarderPort)
+// ForwarderBase is the daemon as an agent on the provider network
+// reaches it: the forwarder inside its sandbox, to its session's socket.
+var ForwarderBase = fmt.Sprintf("http://127.0.0.1:%d", sandbox.ForwarderPort)
+
+// ForwarderURL is the provider proxy there.
+var ForwarderURL = ForwarderBase + "/proxy"
 
 // Agent checks the launch of agent a of profile p, whose sandboxed HOME
 // is home, as req asks.
@@ -243,6 +246,11 @@ func (b *Builder) Plan(a *Agent, s Session) (*Plan, error) {
 		env[1] = "HOME=" + s.Home
 		return &Plan{Argv: argv, Env: env, Dir: a.workspace, Workspace: a.workspace,
 			Summary: map[string]any{"sandbox": false, "command": argv[0], "workspace": a.workspace}}, nil
+	}
+	if b.opts.Executable != "" {
+		// 'ringlet' on the agent's PATH is the daemon's own binary, bound
+		// read-only: 'ringlet mcp --stdio' there serves the session.
+		env[0] = "PATH=" + sandbox.BinDir(b.opts.Executable) + ":/usr/local/bin:/usr/bin:/bin"
 	}
 	protected, err := a.p.Protected()
 	if err != nil {

@@ -339,3 +339,59 @@ func WriteJSON(path string, v any) error {
 	}
 	return WriteAtomic(path, append(data, '\n'), FileMode)
 }
+
+// ReadInRoot reads rel in root, a directory someone else can write (an
+// agent's HOME): a regular file of at most limit bytes, never through a
+// symbolic link, nor out of root. A missing file reports ok false and no
+// error.
+func ReadInRoot(root *os.Root, rel string, limit int64) (data []byte, ok bool, err error) {
+	fi, err := root.Lstat(rel)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, false, nil
+	case err != nil:
+		return nil, false, fmt.Errorf("%s: %w", rel, WithoutPath(err))
+	case !fi.Mode().IsRegular():
+		return nil, false, fmt.Errorf("%s is not a regular file", rel)
+	case fi.Size() > limit:
+		return nil, false, fmt.Errorf("%s is larger than %d bytes", rel, limit)
+	}
+	f, err := root.OpenFile(rel, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		return nil, false, fmt.Errorf("%s: %w", rel, WithoutPath(err))
+	}
+	defer f.Close()
+	data, err = io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, false, fmt.Errorf("%s: %w", rel, WithoutPath(err))
+	}
+	if int64(len(data)) > limit {
+		return nil, false, fmt.Errorf("%s is larger than %d bytes", rel, limit)
+	}
+	return data, true, nil
+}
+
+// WriteInRoot replaces rel in root with data, 0600: a temporary file
+// beside it, synced, renamed over it, all within root, so a symbolic link
+// someone swaps in cannot lead the write out of it.
+func WriteInRoot(root *os.Root, rel string, data []byte) error {
+	var b [8]byte
+	_, _ = rand.Read(b[:]) // never fails (crypto/rand)
+	tmp := filepath.Join(filepath.Dir(rel), "."+filepath.Base(rel)+".tmp-"+hex.EncodeToString(b[:]))
+	f, err := root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, FileMode)
+	if err != nil {
+		return fmt.Errorf("write %s: %w", rel, WithoutPath(err))
+	}
+	_, werr := f.Write(data)
+	serr := f.Sync()
+	cerr := f.Close()
+	if err := errors.Join(werr, serr, cerr); err != nil {
+		_ = root.Remove(tmp) // best effort; the write already failed
+		return fmt.Errorf("write %s: %w", rel, WithoutPath(err))
+	}
+	if err := root.Rename(tmp, rel); err != nil {
+		_ = root.Remove(tmp) // best effort; the rename already failed
+		return fmt.Errorf("replace %s: %w", rel, WithoutPath(err))
+	}
+	return nil
+}

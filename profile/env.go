@@ -20,9 +20,35 @@ type EnvVar struct {
 	Value string `json:"value"`
 }
 
+// The variables every session's agent gets from the daemon, whatever its
+// catalog entry says ('profiles env' prints them, 'profiles run' sets
+// them): how Ringlet's own commands run by the agent ('ringlet mcp
+// --stdio', the Claude Code hook) know the session they run for. Where
+// any of them is set, those commands act for that session alone and never
+// with the admin token.
+const (
+	// EnvSession is the session's id.
+	EnvSession = "RINGLET_SESSION"
+	// EnvSessionToken is the session token.
+	EnvSessionToken = "RINGLET_SESSION_TOKEN"
+	// EnvSessionURL is where the agent reaches the daemon's session
+	// routes (/mcp, /session, /proxy/...): the daemon's own address, or
+	// the forwarder inside the agent's sandbox.
+	EnvSessionURL = "RINGLET_SESSION_URL"
+)
+
+// SessionEnv are the Ringlet variables of session id, whose token is
+// token, for an agent that reaches the daemon's session routes at url.
+func SessionEnv(id, url, token string) []EnvVar {
+	return []EnvVar{{EnvSession, id}, {EnvSessionToken, token}, {EnvSessionURL, url}}
+}
+
 // LaunchFor fills the agent's templates for a session: baseURL is where
 // the agent sends provider requests (the daemon's /proxy), token is the
 // session token that stands in for the key, home the profile's HOME.
+//
+// The session's own variables (SessionEnv) are the caller's to add with
+// WithSession: they name the session, which the catalog does not know.
 func (a Agent) LaunchFor(p Profile, prov Provider, baseURL, token, home string) Launch {
 	fill := func(s string) (string, bool) {
 		if strings.Contains(s, "{model}") && p.Model == "" {
@@ -67,13 +93,34 @@ func (a Agent) LaunchFor(p Profile, prov Provider, baseURL, token, home string) 
 		}
 		l.Args = append(l.Args, v)
 	}
+	l.Env = sortedEnv(env)
+	return l
+}
+
+// WithSession adds the session's variables (SessionEnv) to l's
+// environment, in place of any the catalog set under those names, and
+// keeps it sorted by name.
+func (l Launch) WithSession(vars []EnvVar) Launch {
+	env := map[string]string{}
+	for _, e := range l.Env {
+		env[e.Name] = e.Value
+	}
+	for _, e := range vars {
+		env[e.Name] = e.Value
+	}
+	l.Env = sortedEnv(env)
+	return l
+}
+
+func sortedEnv(env map[string]string) []EnvVar {
 	names := make([]string, 0, len(env))
 	for k := range env {
 		names = append(names, k)
 	}
 	sort.Strings(names)
+	var out []EnvVar
 	for _, k := range names {
-		l.Env = append(l.Env, EnvVar{k, env[k]})
+		out = append(out, EnvVar{k, env[k]})
 	}
-	return l
+	return out
 }

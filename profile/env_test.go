@@ -211,3 +211,36 @@ OPENAI_BASE_URL = "{base_url}/v1"
 		}
 	}
 }
+
+// TestWithSession: the session's variables are added to every agent's
+// environment, replace a catalog entry of the same name (Codex's
+// RINGLET_SESSION_TOKEN), and the environment stays sorted.
+func TestWithSession(t *testing.T) {
+	t.Parallel()
+	c, err := LoadCatalog(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"claude", "codex", "opencode", "generic"} {
+		t.Run(id, func(t *testing.T) {
+			t.Parallel()
+			prov := c.Providers["anthropic"]
+			if id == "codex" {
+				prov = c.Providers["openai"]
+			}
+			l := c.Agents[id].LaunchFor(Profile{}, prov, testBaseURL, testToken, testHome).
+				WithSession(SessionEnv("s_1", "http://127.0.0.1:7777", testToken))
+			env := envMap(l)
+			if len(env) != len(l.Env) {
+				t.Errorf("env has duplicate names: %v", l.Env)
+			}
+			if env[EnvSession] != "s_1" || env[EnvSessionToken] != testToken || env[EnvSessionURL] != "http://127.0.0.1:7777" {
+				t.Errorf("env: got %v, want the session's id, token and URL", env)
+			}
+			if !slices.IsSortedFunc(l.Env, func(a, b EnvVar) int { return strings.Compare(a.Name, b.Name) }) {
+				t.Errorf("env is not sorted by name: %v", l.Env)
+			}
+			checkToken(t, l)
+		})
+	}
+}

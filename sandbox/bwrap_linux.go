@@ -137,13 +137,13 @@ func (p *Policy) build(bwrap string, seccompFD int) (opts, command []string, err
 	if p.Ringlet != "" {
 		// The Claude Code hook in the profile's settings.json runs ringlet
 		// by its host path. Bound after HOME and the workspace, so that
-		// neither hides it (~/go/bin/ringlet).
-		a = append(a, "--ro-bind", p.Ringlet, p.Ringlet)
+		// neither hides it (~/go/bin/ringlet). At InsideBinary it is the
+		// forwarder, and 'ringlet' on the agent's PATH.
+		a = append(a, "--ro-bind", p.Ringlet, p.Ringlet,
+			"--dir", InsideDir, "--dir", InsideBinDir, "--ro-bind", p.Ringlet, InsideBinary)
 	}
 	if p.Network == NetProvider {
-		a = append(a, "--dir", InsideDir,
-			"--ro-bind", p.Ringlet, InsideBinary,
-			"--bind", p.Socket, InsideSocket)
+		a = append(a, "--bind", p.Socket, InsideSocket)
 	}
 	for _, kv := range p.Env {
 		k, v, _ := strings.Cut(kv, "=")
@@ -207,3 +207,7 @@ func Check(bwrap string) error {
 	}
 	return fmt.Errorf("bubblewrap cannot create a sandbox here (%s)%s", msg, hint)
 }
+
+// BinDir is the directory, inside a sandbox whose policy names the ringlet
+// binary, that holds it: InsideBinDir, which holds nothing else.
+func BinDir(string) string { return InsideBinDir }

@@ -74,6 +74,7 @@ func TestArgs(t *testing.T) {
 		t.Run(network, func(t *testing.T) {
 			t.Parallel()
 			p := validPolicy(t, network)
+			p.Ringlet = "/usr/local/bin/ringlet"
 			gitWorkspace(t, p)
 			p.Env = append(p.Env, "ANTHROPIC_API_KEY=rlt_x")
 			p.ReadOnly = []string{"/srv/ro"}
@@ -195,13 +196,18 @@ func TestArgs(t *testing.T) {
 				t.Errorf("got workspace at %d, .git at %d, hooks at %d, config at %d; want them bound in that order", ws, self, hooks, config)
 			}
 
-			// The session socket and the forwarder binary only with
-			// provider network.
+			// The session socket only with provider network; the ringlet
+			// binary, where the policy names one, at its own path and at
+			// InsideBinary (the forwarder, and 'ringlet' on PATH).
 			socket := indexOp(ops, "--bind", p.Socket, InsideSocket) >= 0
+			if want := network == NetProvider; socket != want {
+				t.Errorf("got socket %v; want %v", socket, want)
+			}
 			binary := indexOp(ops, "--ro-bind", p.Ringlet, InsideBinary) >= 0
-			dir := indexOp(ops, "--dir", InsideDir) >= 0
-			if want := network == NetProvider; socket != want || binary != want || dir != want {
-				t.Errorf("got socket %v, binary %v, %s %v; want all %v", socket, binary, InsideDir, dir, want)
+			atHost := indexOp(ops, "--ro-bind", p.Ringlet, p.Ringlet) >= 0
+			dir := indexOp(ops, "--dir", InsideBinDir) >= 0
+			if !binary || !atHost || !dir {
+				t.Errorf("got binary at %s %v, at its own path %v, %s %v; want all", InsideBinary, binary, atHost, InsideBinDir, dir)
 			}
 
 			// The environment is exactly the policy's, after --clearenv.

@@ -5,6 +5,7 @@ package sandbox
 import (
 	"errors"
 	"os/exec"
+	"path/filepath"
 )
 
 // Args returns the sandbox-exec command line on macOS. The agent reaches
@@ -45,3 +46,8 @@ func Check(sandboxExec string) error {
 // DisableUsernsSupported is a bubblewrap feature; macOS has no user
 // namespaces to disable.
 func DisableUsernsSupported(string) bool { return false }
+
+// BinDir is the directory, inside a sandbox whose policy names the ringlet
+// binary ringlet, that holds it: sandbox-exec shows files at their own
+// paths, so its own directory.
+func BinDir(ringlet string) string { return filepath.Dir(ringlet) }

@@ -2,7 +2,10 @@
 
 package sandbox
 
-import "errors"
+import (
+	"errors"
+	"path/filepath"
+)
 
 var errUnsupported = errors.New("Ringlet's sandbox supports Linux (bubblewrap) and macOS (sandbox-exec) only")
 
@@ -20,3 +23,7 @@ func Check(string) error { return errUnsupported }
 
 // DisableUsernsSupported is not available on this platform.
 func DisableUsernsSupported(string) bool { return false }
+
+// BinDir is the ringlet binary's own directory: there is no sandbox to
+// show it elsewhere on this platform.
+func BinDir(ringlet string) string { return filepath.Dir(ringlet) }

@@ -30,7 +30,11 @@ const (
 const (
 	InsideDir    = "/run/ringlet"
 	InsideSocket = InsideDir + "/session.sock"
-	InsideBinary = InsideDir + "/ringlet"
+	// InsideBinDir holds the ringlet binary alone, read-only, and is
+	// first on the agent's PATH: 'ringlet mcp --stdio' and the hook
+	// adapter run there as the session, whatever the host calls them.
+	InsideBinDir = InsideDir + "/bin"
+	InsideBinary = InsideBinDir + "/ringlet"
 	// ForwarderPort is where the forwarder listens inside the sandbox's
 	// own network namespace.
 	ForwarderPort = 8765
@@ -47,7 +51,7 @@ type Policy struct {
 	ReadWrite      []string `json:"rw,omitempty"`
 	Network        string   `json:"network"`
 	Socket         string   `json:"-"` // the session socket on the host (NetProvider)
-	Ringlet        string   `json:"-"` // the ringlet binary on the host; also shown at this path
+	Ringlet        string   `json:"-"` // the ringlet binary on the host; shown at this path and at InsideBinary
 	AllowGitConfig bool     `json:"allow_git_config,omitempty"`
 	// NoNestedUserns adds --unshare-user --disable-userns, so the agent
 	// cannot create user namespaces of its own (and mount inside them).

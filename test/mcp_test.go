@@ -102,9 +102,22 @@ type rpcLine struct {
 // carries anything but JSON-RPC, or if the bridge does not exit 0.
 func stdioBridge(t *testing.T, e *env, extraEnv []string, msgs ...string) map[string]rpcLine {
 	t.Helper()
+	return stdioBridgeArgs(t, e, []string{"mcp", "--stdio"}, extraEnv, msgs...)
+}
+
+// stdioAdmin is stdioBridge as `ringlet mcp --stdio --admin`: Ringlet's
+// controls, with the admin token.
+func stdioAdmin(t *testing.T, e *env, extraEnv []string, msgs ...string) map[string]rpcLine {
+	t.Helper()
+	return stdioBridgeArgs(t, e, []string{"mcp", "--stdio", "--admin"}, extraEnv, msgs...)
+}
+
+// stdioBridgeArgs is stdioBridge with ringlet's arguments.
+func stdioBridgeArgs(t *testing.T, e *env, args, extraEnv []string, msgs ...string) map[string]rpcLine {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
 	defer cancel()
-	cmd := e.command(ctx, ringletBin, "mcp", "--stdio")
+	cmd := e.command(ctx, ringletBin, args...)
 	cmd.Env = append(cmd.Env, extraEnv...)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -379,8 +392,12 @@ func TestMCPCommands(t *testing.T) {
 		t.Errorf("echo after approval: got %v %q", isErr, text)
 	}
 
-	// The admin token (from the token file) sees Ringlet's controls.
-	got = stdioBridge(t, e, nil, stdioInit, stdioInitialized, `{"jsonrpc":"2.0","id":2,"method":"tools/list"}`)
+	// With --admin, the admin token (from the token file) sees Ringlet's
+	// controls; without it and without a session, the bridge refuses.
+	if _, stderr, code := bridgeOnce(t, e, nil, stdioInit+"\n"); code != 1 || !strings.Contains(stderr, "no Ringlet session in the environment") {
+		t.Errorf("mcp --stdio without a session or --admin: got exit %d, stderr %q; want 1 and a refusal", code, stderr)
+	}
+	got = stdioAdmin(t, e, nil, stdioInit, stdioInitialized, `{"jsonrpc":"2.0","id":2,"method":"tools/list"}`)
 	for _, want := range []string{`"profiles_list"`, `"hooks_add"`, `"keychain_list"`} {
 		if !strings.Contains(string(got["2"].Result), want) {
 			t.Errorf("admin tools/list over stdio: missing %s", want)
@@ -593,9 +610,9 @@ func TestMCPWithTheOfficialSDK(t *testing.T) {
 	}
 
 	// The same SDK over `ringlet mcp --stdio`, spawned as a stdio server.
-	// With no session token it is the admin token, which has no upstream tools.
+	// With --admin it is the admin token, which has no upstream tools.
 	adminStdio := runSDK(t, e, "", map[string]any{
-		"stdio": map[string]any{"command": ringletBin, "args": []string{"mcp", "--stdio"}},
+		"stdio": map[string]any{"command": ringletBin, "args": []string{"mcp", "--stdio", "--admin"}},
 		"steps": []any{map[string]any{"call": "everything__echo", "args": map[string]any{"message": "as admin"}}},
 	})
 	if text, isErr := adminStdio.text(0); !isErr {

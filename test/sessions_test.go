@@ -269,8 +269,12 @@ func TestExpiredAndIdleSessionsEnd(t *testing.T) {
 	// Time passed while the daemon was down: past one's deadline, past
 	// the other's idle timeout (2h by default).
 	editStored(t, w.e, expired.ID, func(s map[string]any) {
-		created, _ := time.Parse(time.RFC3339Nano, s["created"].(string))
-		s["deadline"] = created.Add(time.Second).Format(time.RFC3339Nano)
+		// Started two hours ago with a deadline an hour ago: past it
+		// however fast the restart is.
+		now := time.Now()
+		s["created"] = now.Add(-2 * time.Hour).Format(time.RFC3339Nano)
+		s["last_used"] = s["created"]
+		s["deadline"] = now.Add(-time.Hour).Format(time.RFC3339Nano)
 	})
 	editStored(t, w.e, idle.ID, func(s map[string]any) {
 		s["last_used"] = time.Now().Add(-2*time.Hour - time.Minute).Format(time.RFC3339Nano)

@@ -15,6 +15,7 @@ import (
 	"github.com/neullabs/ringlet/api"
 	"github.com/neullabs/ringlet/client"
 	"github.com/neullabs/ringlet/config"
+	"github.com/neullabs/ringlet/profile"
 	"github.com/neullabs/ringlet/token"
 )
 
@@ -81,6 +82,13 @@ func (a *app) ensureDaemon(ctx context.Context) (*client.Client, error) {
 	}
 	if !errors.Is(err, client.ErrNotRunning) || a.getenv("RINGLET_URL") != "" {
 		return nil, err
+	}
+	if sess, ok := a.agentSessionFromEnv(); ok {
+		// An agent's command (inside a sandbox there is no token file,
+		// so every admin command lands here) must not start a daemon of
+		// its own in the agent's HOME.
+		return nil, fmt.Errorf("%w; this environment belongs to a Ringlet session (%s), and a session's commands never start a daemon or use the admin token: run admin commands from your own shell (or unset %s)",
+			err, strings.Join(sess.Shown, ", "), strings.Join(sess.Shown, " "))
 	}
 	st, err := a.startBackground(ctx, false, nil)
 	if err != nil {
@@ -166,11 +174,14 @@ func (a *app) startBackground(ctx context.Context, stayAlive bool, extra []strin
 }
 
 // daemonEnv is the environment of a daemon the CLI starts: the user's,
-// without the variables that point the CLI at a daemon or carry a token.
+// without the variables that point the CLI at a daemon or carry a token
+// (a session's, when a shell where 'profiles env' ran starts it).
 func daemonEnv(env []string) []string {
 	out := env[:0:0]
 	for _, kv := range env {
-		if strings.HasPrefix(kv, "RINGLET_TOKEN=") || strings.HasPrefix(kv, "RINGLET_URL=") {
+		name, _, _ := strings.Cut(kv, "=")
+		switch name {
+		case "RINGLET_TOKEN", "RINGLET_URL", profile.EnvSession, profile.EnvSessionToken, profile.EnvSessionURL:
 			continue
 		}
 		out = append(out, kv)

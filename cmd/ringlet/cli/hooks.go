@@ -259,9 +259,10 @@ session token, and answers in Claude Code's protocol: exit 0 allows; exit 2
 with the reason on stderr blocks (Claude Code blocks only on exit 2). If
 the daemon cannot be asked, it blocks.
 
-It finds the daemon and the session through RINGLET_HOOK_URL and
-RINGLET_SESSION_TOKEN, or else ANTHROPIC_BASE_URL (…/proxy) and
-ANTHROPIC_API_KEY (the session token), which 'ringlet profiles env' sets.`,
+It finds the daemon and the session through RINGLET_SESSION_URL and
+RINGLET_SESSION_TOKEN, which 'ringlet profiles env' and 'ringlet profiles
+run' set (or else ANTHROPIC_BASE_URL, …/proxy, and ANTHROPIC_API_KEY, the
+session token); RINGLET_HOOK_URL overrides the address.`,
 		Args:    cobra.NoArgs,
 		Example: `  echo '{"hook_event_name":"PreToolUse","tool_name":"Bash","tool_input":{"command":"ls"}}' | ringlet hook claude-pre-tool-use`,
 		RunE:    a.claudeHookRun(hook.PreToolUse),
@@ -325,16 +326,13 @@ func (a *app) claudeToolUse(ctx context.Context, event string) (reason string, a
 	if err := json.Unmarshal(data, &ev); err != nil || ev.ToolName == "" {
 		return blocked + "the hook event from Claude Code is not valid JSON with a tool_name", false
 	}
-	base := a.getenv("RINGLET_HOOK_URL")
-	tok := a.getenv("RINGLET_SESSION_TOKEN")
+	sess, _ := a.agentSessionFromEnv()
+	base, tok := a.getenv("RINGLET_HOOK_URL"), sess.Token
 	if base == "" {
-		base = strings.TrimSuffix(strings.TrimSuffix(a.getenv("ANTHROPIC_BASE_URL"), "/"), "/proxy")
-	}
-	if tok == "" {
-		tok = a.getenv("ANTHROPIC_API_KEY")
+		base = sess.URL
 	}
 	if base == "" || !strings.HasPrefix(tok, api.SessionTokenPrefix) {
-		return blocked + "no Ringlet session in the environment (ANTHROPIC_BASE_URL / ANTHROPIC_API_KEY from 'ringlet profiles env')", false
+		return blocked + "no Ringlet session in the environment (RINGLET_SESSION_URL and RINGLET_SESSION_TOKEN, from 'ringlet profiles env' or 'ringlet profiles run')", false
 	}
 	check := api.HookCheck{Event: event, ToolName: ev.ToolName, ToolInput: ev.ToolInput}
 	if event == hook.PostToolUse {

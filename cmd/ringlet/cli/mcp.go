@@ -1,8 +1,10 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"path/filepath"
 	"strings"
 	"time"
@@ -10,12 +12,15 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/neullabs/ringlet/api"
+	"github.com/neullabs/ringlet/client"
 	"github.com/neullabs/ringlet/mcp/mcpserver"
 	"github.com/neullabs/ringlet/mcp/stdiobridge"
+	"github.com/neullabs/ringlet/profile"
+	"github.com/neullabs/ringlet/token"
 )
 
 func (a *app) mcpCmd() *cobra.Command {
-	var stdio bool
+	var stdio, admin bool
 	cmd := &cobra.Command{
 		Use:   "mcp",
 		Short: "The MCP gateway: upstream MCP servers per profile, and a stdio bridge",
@@ -31,36 +36,95 @@ it pins a hash of its definition; if the server later changes the tool, it
 is hidden until 'ringlet mcp approve'.
 
 'ringlet mcp --stdio' is an MCP server on stdin/stdout for clients that
-only spawn stdio servers; it forwards to the daemon with RINGLET_TOKEN,
-else RINGLET_SESSION_TOKEN, else the admin token in the http_token file.`,
+only spawn stdio servers, bridged to the daemon's /mcp. It serves the
+session of the agent that starts it ('profiles run', or a shell where
+'profiles env' ran: RINGLET_SESSION, RINGLET_SESSION_TOKEN and
+RINGLET_SESSION_URL are in its environment): that session's tools only.
+It refuses to start when there is no session in its environment, or the
+session's token is missing or no longer valid; it never falls back to the
+admin token. Inside a sandbox 'ringlet' is on PATH and reaches the daemon
+through the sandbox's forwarder.
+
+'ringlet mcp --stdio --admin', outside any session, serves Ringlet's own
+controls with RINGLET_TOKEN, else the admin token in the http_token file:
+for your own MCP client, never an agent's.`,
 		Example: `  ringlet mcp add work fs -- npx -y @modelcontextprotocol/server-filesystem ~/src/app
   ringlet mcp list work
   ringlet mcp approve work fs
   ringlet mcp remove work fs
-  claude mcp add ringlet -- ringlet mcp --stdio`,
+
+  # Give a sandboxed Claude Code its session's MCP tools:
+  ringlet profiles run work -- mcp add ringlet -- ringlet mcp --stdio
+  # ... or one started with profiles env:
+  eval "$(ringlet profiles env work)" && claude mcp add ringlet -- ringlet mcp --stdio
+  # Ringlet's controls in your own MCP client (never an agent's):
+  ringlet mcp --stdio --admin`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if !stdio {
+				if admin {
+					return usagef("--admin goes with --stdio")
+				}
 				return cmd.Help()
 			}
-			return a.mcpStdio(cmd)
+			return a.mcpStdio(cmd, admin)
 		},
 	}
 	cmd.Flags().BoolVar(&stdio, "stdio", false, "serve MCP on stdin/stdout, bridged to the daemon's /mcp (stdout carries only JSON-RPC)")
+	cmd.Flags().BoolVar(&admin, "admin", false, "with --stdio: serve Ringlet's own controls with the admin token, for your own MCP client (refused in a session's environment)")
 	cmd.AddCommand(a.mcpAddCmd(), a.mcpListCmd(), a.mcpRemoveCmd(), a.mcpApproveCmd())
 	return cmd
 }
 
 // mcpStdio bridges stdin/stdout to /mcp. Nothing but JSON-RPC may reach
 // stdout: every message for a human goes to stderr.
-func (a *app) mcpStdio(cmd *cobra.Command) error {
-	tok := a.getenv("RINGLET_TOKEN")
-	if tok == "" {
-		tok = a.getenv("RINGLET_SESSION_TOKEN")
+//
+// It bridges for the session in the environment (an agent started by
+// 'profiles run' or 'profiles env') with that session's token alone,
+// checked before the first message; a session whose token is missing, not
+// one, or no longer valid is refused. The admin token only with --admin,
+// and never in a session's environment: with it an agent would see
+// Ringlet's controls, its own hooks among them. An agent that passes its
+// MCP servers only some variables (Codex does) thus gets a refusal, not
+// the admin token file.
+func (a *app) mcpStdio(cmd *cobra.Command, admin bool) error {
+	var base, tok string
+	sess, inSession := a.agentSessionFromEnv()
+	switch {
+	case inSession && admin:
+		return fmt.Errorf("--admin is refused in a Ringlet session's environment (%s): a session's bridge never uses the admin token; run it from your own shell", strings.Join(sess.Shown, ", "))
+	case !inSession && !admin:
+		return fmt.Errorf("no Ringlet session in the environment (%s, %s, %s): start the agent with 'ringlet profiles run', or in a shell where 'eval \"$(ringlet profiles env PROFILE)\"' ran, and let it pass them to its MCP servers; the bridge never uses the admin token unless asked with --admin, for your own MCP client",
+			profile.EnvSession, profile.EnvSessionToken, profile.EnvSessionURL)
 	}
-	var base string
-	if tok != "" {
-		// A session exists only in a running daemon: find it, never start one.
+	if inSession {
+		if err := sess.check(); err != nil {
+			return err
+		}
+		base = sess.URL
+		if base == "" {
+			// A session exists only in a running daemon: find it, never
+			// start one.
+			paths, err := a.needPaths()
+			if err != nil {
+				return err
+			}
+			if base, err = a.daemonURL(paths); err != nil {
+				return err
+			}
+		}
+		tok = sess.Token
+		if a.getenv("RINGLET_TOKEN") != "" {
+			fmt.Fprintf(a.stdio.Err, "ringlet: mcp --stdio runs for the session in the environment (%s); RINGLET_TOKEN is ignored\n", strings.Join(sess.Shown, ", "))
+		}
+		if _, err := client.New(base, token.FromString(tok)).OwnSession(cmd.Context()); err != nil {
+			var refused *client.Error
+			if errors.As(err, &refused) && refused.Status == http.StatusUnauthorized {
+				return errSessionEnded
+			}
+			return fmt.Errorf("check the session's token with the Ringlet daemon at %s: %w", base, err)
+		}
+	} else if tok = a.getenv("RINGLET_TOKEN"); tok != "" {
 		paths, err := a.needPaths()
 		if err != nil {
 			return err

@@ -322,9 +322,14 @@ config sessions.idle_timeout); each request renews it, up to --ttl (default
 12h, config sessions.max_ttl). 'ringlet sessions revoke' ends it at once. It
 outlives a restart of the daemon: the agent keeps working after an upgrade.
 
+It also prints RINGLET_SESSION, RINGLET_SESSION_TOKEN and
+RINGLET_SESSION_URL, by which Ringlet's commands that the agent runs
+('ringlet mcp --stdio', the Claude Code hook) act for this session alone.
+
 The agent runs without Ringlet's sandbox this way, with the profile's
 unsandboxed HOME (never the one its sandboxed runs write).`,
 		Example: `  eval "$(ringlet profiles env work)" && claude
+  eval "$(ringlet profiles env work)" && claude mcp add ringlet -- ringlet mcp --stdio
   ringlet profiles env work --ttl 1h --json
   ringlet profiles env ci --idle 0 --ttl 8h`,
 		Args: exactArgs(1, "ALIAS"),
@@ -358,7 +363,6 @@ unsandboxed HOME (never the one its sandboxed runs write).`,
 			}
 			fmt.Fprintf(a.stdio.Out, "# ringlet session %s for profile %s, %s; end it with: ringlet sessions revoke %s\n",
 				st.ID, st.Profile, lifetime(st.SessionInfo), st.ID)
-			fmt.Fprintf(a.stdio.Out, "export RINGLET_SESSION=%s\n", shellQuote(st.ID))
 			for _, e := range st.Launch.Env {
 				fmt.Fprintf(a.stdio.Out, "export %s=%s\n", e.Name, shellQuote(e.Value))
 			}
