@@ -60,10 +60,16 @@ func (a *app) profilesCreateCmd() *cobra.Command {
 		Long: `Create a profile. AGENT is one of 'ringlet agents list' (generic needs
 --command). When no key is stored under <provider>/<alias>, it is read
 without echo from the terminal, or from standard input when that is not a
-terminal; --skip-key creates the profile without one.`,
+terminal; --skip-key creates the profile without one.
+
+--command is split into words and unquoted the way sh would do it
+('sh -c "echo hi there"' is three words), but nothing in it is expanded:
+$VARIABLES, $(commands), globs, ~, pipes and redirections are refused with
+the reason. For those, run a shell on purpose: --command 'sh -c "..."'.`,
 		Example: `  ringlet profiles create claude work --provider anthropic --workspace ~/src/app
   printf '%s' "$KEY" | ringlet profiles create codex oa --provider openai --model gpt-4.1
-  ringlet profiles create generic bot --provider openai --command 'python agent.py'`,
+  ringlet profiles create generic bot --provider openai --command 'python agent.py'
+  ringlet profiles create generic sh --provider anthropic --command 'sh -c "echo hi there"'`,
 		Args: exactArgs(2, "AGENT ALIAS"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			req.Agent, req.Alias = args[0], args[1]
@@ -89,8 +95,10 @@ terminal; --skip-key creates the profile without one.`,
 			if req.MaxProcs, req.MaxMemory, req.TmpSize, err = lim.values(); err != nil {
 				return err
 			}
-			if command != "" {
-				req.Command = strings.Fields(command)
+			if cmd.Flags().Changed("command") {
+				if req.Command, err = profile.ParseCommand(command); err != nil {
+					return usagef("--command: %v", err)
+				}
 			}
 			if req.Workspace != "" {
 				w, err := filepath.Abs(req.Workspace)
@@ -144,7 +152,7 @@ terminal; --skip-key creates the profile without one.`,
 	f.StringVar(&req.Model, "model", "", "model to use")
 	f.StringVar(&req.Workspace, "workspace", "", "the project directory the agent works in")
 	f.StringVar(&req.Endpoint, "endpoint", "", "a named endpoint of the provider instead of its base URL")
-	f.StringVar(&command, "command", "", "for the generic agent: the command to run (split on spaces)")
+	f.StringVar(&command, "command", "", "for the generic agent: the command to run, split and quoted as sh would (no $VARIABLES, globs or pipes: for those, sh -c '...')")
 	f.BoolVar(&skipKey, "skip-key", false, "do not ask for the key now")
 	f.StringVar(&req.Network, "network", "", "sandbox network for 'profiles run': provider (default: only Ringlet's proxy), none, or host (warned)")
 	f.StringArrayVar(&req.ReadOnly, "ro", nil, "extra path bound read-only into the sandbox (repeatable)")
@@ -235,7 +243,7 @@ func (a *app) profilesInspectCmd() *cobra.Command {
 			t.row("model", v.Model)
 			t.row("endpoint", v.Endpoint)
 			t.row("workspace", v.Workspace)
-			t.row("command", strings.Join(v.Command, " "))
+			t.row("command", profile.QuoteCommand(v.Command))
 			// The sandbox: what the agent may reach and see.
 			t.row("network", orDefault(v.Network, "provider"))
 			t.row("ro", strings.Join(v.ReadOnly, " "))
@@ -504,7 +512,7 @@ func (a *app) agentsCmd() *cobra.Command {
 			t := newTable(a.stdio.Out)
 			t.row("ID", "NAME", "COMMAND", "FORMATS")
 			for _, ag := range out {
-				cmdline := strings.Join(ag.Command, " ")
+				cmdline := profile.QuoteCommand(ag.Command)
 				if cmdline == "" {
 					cmdline = "(--command)"
 				}
