@@ -71,7 +71,7 @@ func TestReadmeWalkthrough(t *testing.T) {
 	t.Cleanup(srv.Close)
 	e.ExtraEnv = []string{"PATH=" + filepath.Dir(ringletBin) + ":" + os.Getenv("PATH")}
 	mustRun(t, e, "config", "set", "daemon.listen", fmt.Sprintf("127.0.0.1:%d", freePort(t)))
-	mustRun(t, e, "providers", "add", "anthropic", "--base-url", srv.URL, "--format", "anthropic", "--auth", "x-api-key")
+	mustRun(t, e, "providers", "add", "anthropic", "--replace", "--base-url", srv.URL, "--format", "anthropic", "--auth", "x-api-key")
 	// providers add started a daemon; the walk-through starts its own.
 	mustRun(t, e, "daemon", "stop")
 	// A reader has an SSH key the sandboxed agent must not see.

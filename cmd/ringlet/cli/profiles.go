@@ -451,14 +451,21 @@ func (a *app) providersCmd() *cobra.Command {
 	}
 	inspect.Flags().BoolVar(&inspectJSON, "json", false, "print JSON")
 	var p profile.Provider
+	var replace bool
 	add := &cobra.Command{
 		Use:   "add ID --base-url URL --format anthropic|openai --auth x-api-key|bearer",
-		Short: "Add (or override) a provider in providers.toml",
+		Short: "Add a provider to providers.toml (--replace to replace one of the same id)",
 		Long: `Add a provider. The base URL is where the proxy sends requests; the agent's
 SDK path is appended to it (for OpenAI-style APIs include /v1). Plain http
-is accepted only for loopback hosts.`,
-		Example: `  ringlet providers add fake --base-url http://127.0.0.1:9999 --format anthropic --auth x-api-key`,
-		Args:    exactArgs(1, "ID"),
+is accepted only for loopback hosts.
+
+An ID that is already taken, by a built-in provider or one added before, is
+refused unless --replace is given: replacing the built-in anthropic sends
+the key of every anthropic profile to the new base URL. The built-in comes
+back when its entry is removed from providers.toml.`,
+		Example: `  ringlet providers add fake --base-url http://127.0.0.1:9999 --format anthropic --auth x-api-key
+  ringlet providers add anthropic --replace --base-url https://llm-gw.example.com --format anthropic --auth x-api-key`,
+		Args: exactArgs(1, "ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			p.ID = args[0]
 			if err := p.Validate(); err != nil {
@@ -468,14 +475,24 @@ is accepted only for loopback hosts.`,
 			if err != nil {
 				return err
 			}
-			got, err := c.AddProvider(cmd.Context(), api.ProviderRequest{ID: p.ID, Name: p.Name, BaseURL: p.BaseURL, Format: p.Format, Auth: p.Auth})
+			got, err := c.AddProvider(cmd.Context(), api.ProviderRequest{ID: p.ID, Name: p.Name, BaseURL: p.BaseURL, Format: p.Format, Auth: p.Auth, Replace: replace})
 			if err != nil {
 				return err
+			}
+			if old := got.Replaced; old != nil {
+				what, back := "provider", ""
+				if old.Builtin {
+					what = "built-in provider"
+					back = fmt.Sprintf("; remove [providers.%s] from %s to get the built-in back", old.ID, filepath.Join(a.paths.ConfigDir, "providers.toml"))
+				}
+				fmt.Fprintf(a.stdio.Out, "replaced the %s %s (%s, %s, %s) with %s (%s, %s)%s\n", what, old.ID, old.BaseURL, old.Format, old.Auth, got.BaseURL, got.Format, got.Auth, back)
+				return nil
 			}
 			fmt.Fprintf(a.stdio.Out, "added provider %s (%s, %s) at %s\n", got.ID, got.Format, got.Auth, got.BaseURL)
 			return nil
 		},
 	}
+	add.Flags().BoolVar(&replace, "replace", false, "replace a provider of the same id (a built-in one included)")
 	add.Flags().StringVar(&p.BaseURL, "base-url", "", "the provider's API base URL (required)")
 	add.Flags().StringVar(&p.Format, "format", "", "wire format: anthropic or openai (required)")
 	add.Flags().StringVar(&p.Auth, "auth", "", "how the key is sent: x-api-key or bearer (required)")
