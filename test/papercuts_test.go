@@ -5,11 +5,14 @@ import (
 	"fmt"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/neullabs/ringlet/test/fakeprovider"
+	"github.com/neullabs/ringlet/test/secretservice"
 )
 
 // TestCommandWords: --command is split and unquoted the way sh does it,
@@ -129,4 +132,66 @@ func TestProvidersAddReplace(t *testing.T) {
 	// Once added, the id is taken by that provider too.
 	stdout, stderr, code = e.Run("providers", "add", "anthropic", "--base-url", "https://other.example.com", "--format", "anthropic", "--auth", "x-api-key")
 	checkOneLineError(t, stdout, stderr, code, []int{1}, "already exists", "providers.toml", "https://llm-gw.example.com")
+}
+
+// TestKeychainListUnavailableOnce: keys in the keyring, listed by a
+// daemon that cannot reach D-Bus, are each shown as unavailable, and the
+// reason, the same for all of them, is said once below the table.
+func TestKeychainListUnavailableOnce(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	noBus := []string{"DBUS_SESSION_BUS_ADDRESS=unix:path=" + filepath.Join(e.Root, "no-bus")}
+	// First run without D-Bus: the audit log's key goes to the file, so
+	// that the daemon can start without D-Bus again.
+	e.ExtraEnv = noBus
+	d := e.StartDaemon()
+	d.Signal(syscall.SIGTERM)
+	d.Wait()
+	// Then the keys go to the keyring.
+	e.ExtraEnv = []string{"DBUS_SESSION_BUS_ADDRESS=" + secretservice.Start(t)}
+	d = e.StartDaemon()
+	for _, alias := range []string{"one", "two", "three"} {
+		if _, stderr, code := e.RunInput(proxyCanary(alias), "keychain", "set", "anthropic", alias); code != 0 || !strings.Contains(stderr, "keyring") {
+			t.Fatalf("keychain set anthropic %s: exit %d, stderr %q; want it stored in the keyring", alias, code, stderr)
+		}
+	}
+	d.Signal(syscall.SIGTERM)
+	d.Wait()
+
+	e.ExtraEnv = noBus
+	e.StartDaemon()
+	var keys []keychainEntry
+	for _, en := range listJSON(t, e) {
+		if en.Provider == "anthropic" {
+			keys = append(keys, en)
+		}
+	}
+	if len(keys) != 3 {
+		t.Fatalf("keychain list --json: got %d anthropic keys, want 3: %+v", len(keys), keys)
+	}
+	reason := keys[0].Detail
+	for _, en := range keys {
+		if en.Status != "unavailable" || !strings.Contains(en.Detail, "D-Bus") || en.Detail != reason {
+			t.Errorf("keychain list --json: got %+v, want each unavailable with the same reason about D-Bus", en)
+		}
+	}
+	out := mustRun(t, e, "keychain", "list")
+	if n := strings.Count(out, reason); n != 1 {
+		t.Errorf("keychain list: the reason is said %d times, want once; got\n%s", n, out)
+	}
+	if !strings.Contains(out, "unavailable (3 keys in the keyring backend): "+reason) {
+		t.Errorf("keychain list: got\n%s\nwant the reason once, for the 3 keys in the keyring", out)
+	}
+	rows := 0
+	for _, l := range lines(out) {
+		if strings.HasPrefix(l, "anthropic ") {
+			rows++
+			if f := strings.Fields(l); len(f) != 8 || f[3] != "unavailable" {
+				t.Errorf("keychain list row %q: want provider, alias, backend, unavailable and two dates", l)
+			}
+		}
+	}
+	if rows != 3 {
+		t.Errorf("keychain list: got %d rows of anthropic keys, want 3; output\n%s", rows, out)
+	}
 }
