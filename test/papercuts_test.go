@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"syscall"
@@ -193,5 +194,104 @@ func TestKeychainListUnavailableOnce(t *testing.T) {
 	}
 	if rows != 3 {
 		t.Errorf("keychain list: got %d rows of anthropic keys, want 3; output\n%s", rows, out)
+	}
+}
+
+// TestCompletionOfArguments drives cobra's __complete as a shell does on
+// TAB: fixed values (--network), the catalogs (agents, providers), and
+// what only the daemon knows (sessions, terminals, hooks, MCP servers,
+// stored keys), which is asked of a running daemon only: with none
+// running, completion finishes, offers none of them, and starts nothing.
+func TestCompletionOfArguments(t *testing.T) {
+	t.Parallel()
+	requireSandbox(t)
+	e := newEnv(t)
+	ws := filepath.Join(e.Root, "ws")
+	if err := os.Mkdir(ws, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	mustRun(t, e, "config", "set", "daemon.listen", fmt.Sprintf("127.0.0.1:%d", freePort(t)))
+	complete := func(args ...string) []string {
+		t.Helper()
+		out := mustRun(t, e, append([]string{"__complete"}, args...)...)
+		var names []string
+		for _, l := range lines(out) {
+			if !strings.HasPrefix(l, ":") && l != "" {
+				name, _, _ := strings.Cut(l, "\t")
+				names = append(names, name)
+			}
+		}
+		return names
+	}
+	want := func(args []string, wantNames ...string) {
+		t.Helper()
+		got := complete(args...)
+		for _, w := range wantNames {
+			if !slices.Contains(got, w) {
+				t.Errorf("__complete %q: got %q, want %q among them", args, got, w)
+			}
+		}
+	}
+
+	want([]string{"profiles", "create", "--network", ""}, "provider", "none", "host")
+	want([]string{"profiles", "set", "x", "--network", ""}, "provider", "none", "host")
+	want([]string{"mcp", "add", "x", "y", "--network", ""}, "none", "host")
+	want([]string{"profiles", "create", ""}, "claude", "codex", "generic")
+	if got := complete("profiles", "create", "generic", ""); len(got) != 0 {
+		t.Errorf("__complete profiles create generic '': got %q, want nothing for a new alias", got)
+	}
+	want([]string{"keychain", "set", ""}, "anthropic", "openai")
+
+	d := e.StartDaemon()
+	mustRun(t, e, "providers", "add", "local", "--base-url", "http://127.0.0.1:9", "--format", "anthropic", "--auth", "x-api-key")
+	if _, stderr, code := e.RunInput(proxyCanary("complete"), "profiles", "create", "generic", "work", "--provider", "local", "--workspace", ws, "--command", "/bin/sh"); code != 0 {
+		t.Fatalf("profiles create: exit %d, stderr %q", code, stderr)
+	}
+	var sess struct{ ID string }
+	if err := json.Unmarshal([]byte(mustRun(t, e, "profiles", "env", "work", "--json")), &sess); err != nil || sess.ID == "" {
+		t.Fatalf("profiles env --json: %v", err)
+	}
+	mustRun(t, e, "hooks", "add", "work", "--on", "pre-tool-use", "--shell", "true")
+	var hooks []struct{ ID string }
+	if err := json.Unmarshal([]byte(mustRun(t, e, "hooks", "list", "work", "--json")), &hooks); err != nil || len(hooks) != 1 {
+		t.Fatalf("hooks list --json: %d hooks, %v", len(hooks), err)
+	}
+	mustRun(t, e, "mcp", "add", "work", "files", "--", "/bin/true")
+	remote := mustRun(t, e, "profiles", "run", "work", "--remote", "--", "-c", "exec sleep 1000")
+	term := regexp.MustCompile(`session (s_[0-9a-f]+)`).FindStringSubmatch(remote)
+	if term == nil {
+		t.Fatalf("profiles run --remote: got %q, want its session", remote)
+	}
+	t.Cleanup(func() { e.exec("terminal", "kill", term[1]) })
+
+	want([]string{"sessions", "revoke", ""}, sess.ID)
+	want([]string{"sessions", "inspect", "s_"}, sess.ID)
+	want([]string{"terminal", "attach", ""}, term[1])
+	want([]string{"terminal", "kill", ""}, term[1])
+	want([]string{"hooks", "remove", ""}, "work")
+	want([]string{"hooks", "remove", "work", ""}, hooks[0].ID)
+	want([]string{"mcp", "remove", "work", ""}, "files")
+	want([]string{"mcp", "approve", "work", "f"}, "files")
+	want([]string{"keychain", "remove", ""}, "local")
+	want([]string{"keychain", "remove", "local", ""}, "work")
+	want([]string{"keychain", "set", "local", ""}, "work")
+	want([]string{"mcp", "add", "work", "up", "--credential", ""}, "local/work")
+	if got := complete("hooks", "remove", "work", hooks[0].ID, ""); len(got) != 0 {
+		t.Errorf("__complete after the hook id: got %q, want nothing", got)
+	}
+
+	// No daemon: nothing from it, and none started.
+	d.Signal(syscall.SIGTERM)
+	d.Wait()
+	for _, args := range [][]string{{"sessions", "revoke", ""}, {"hooks", "remove", "work", ""}, {"mcp", "remove", "work", ""}, {"keychain", "remove", ""}, {"terminal", "attach", ""}} {
+		if got := complete(args...); len(got) != 0 {
+			t.Errorf("__complete %q with no daemon: got %q, want nothing", args, got)
+		}
+	}
+	want([]string{"hooks", "remove", ""}, "work") // from the profile files
+	if st, err := os.ReadFile(e.StateFile()); err == nil && len(st) > 0 {
+		if _, _, code := e.Run("daemon", "status"); code == 0 {
+			t.Errorf("after completing with no daemon: a daemon runs (%s), want none started", st)
+		}
 	}
 }

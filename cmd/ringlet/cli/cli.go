@@ -13,7 +13,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/neullabs/ringlet/config"
-	"github.com/neullabs/ringlet/profile"
 )
 
 // Exit codes, the same for every command.
@@ -127,6 +126,7 @@ Exit codes: 0 success, 1 error, 2 usage error.`,
 	a.helpShowsSettings(root)
 	root.AddCommand(a.daemonCmd(), a.configCmd(), a.keychainCmd(), a.auditCmd(), a.profilesCmd(), a.providersCmd(), a.agentsCmd(), a.sessionsCmd(), a.usageCmd(), a.hooksCmd(), a.hookAdapterCmd(), a.mcpCmd(), a.sandboxCmd(), a.terminalCmd(), a.versionCmd(), a.apiCmd())
 	strictGroups(root)
+	a.completeArgs(root)
 	a.completeProfiles(root)
 	return root
 }
@@ -135,20 +135,7 @@ Exit codes: 0 success, 1 error, 2 usage error.`,
 // (its first argument is ALIAS or PROFILE, or a --profile flag), from the
 // profile files in the config dir: no daemon is needed to complete.
 func (a *app) completeProfiles(root *cobra.Command) {
-	aliases := func(toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
-		paths, err := a.needPaths()
-		if err != nil {
-			return nil, cobra.ShellCompDirectiveNoFileComp
-		}
-		list, _ := profile.NewStore(paths.ConfigDir, paths.DataDir).List()
-		var out []cobra.Completion
-		for _, p := range list {
-			if strings.HasPrefix(p.Alias, toComplete) {
-				out = append(out, cobra.CompletionWithDesc(p.Alias, p.Agent+" via "+p.Provider))
-			}
-		}
-		return out, cobra.ShellCompDirectiveNoFileComp
-	}
+	aliases := a.completeAliases
 	var walk func(c *cobra.Command)
 	walk = func(c *cobra.Command) {
 		if f := strings.Fields(c.Use); len(f) > 1 && (f[1] == "ALIAS" || f[1] == "PROFILE") && c.ValidArgsFunction == nil {
