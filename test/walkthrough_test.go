@@ -30,7 +30,7 @@ import (
 // What the test changes about the reader's machine, and nothing else:
 //   - HOME and the XDG directories are fresh temporary ones, and PATH starts
 //     with the directory of the ringlet binary under test (the README's
-//     install step puts bin/ on PATH);
+//     install step puts ringlet on PATH);
 //   - the daemon listens on a free port instead of 8765 (daemon.listen),
 //     so that the test never meets a daemon of the machine's;
 //   - the built-in provider "anthropic" is pointed at a fake Anthropic API
