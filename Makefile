@@ -2,16 +2,45 @@
 # need (as root) and runs them all.
 GO      ?= go
 PKG     := github.com/neullabs/ringlet
+# What 'ringlet version' says: from git, or dev outside a checkout.
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -X $(PKG)/version.Version=$(VERSION)
+COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null)
+DIRTY   ?= $(shell test -n "$$(git status --porcelain 2>/dev/null)" && echo true || echo false)
+LDFLAGS := -X $(PKG)/version.Version=$(VERSION) -X $(PKG)/version.Commit=$(COMMIT) -X $(PKG)/version.Dirty=$(DIRTY)
 BIN     := bin/ringlet
+# make install puts ringlet in $(DESTDIR)$(BINDIR): ~/.local/bin unless
+# PREFIX (or BINDIR) says otherwise; DESTDIR is for staging a package.
+PREFIX  ?= $(HOME)/.local
+BINDIR  ?= $(PREFIX)/bin
+# make dist builds these, static (no cgo) and without debug symbols, into
+# dist/ with SHA256SUMS.
+PLATFORMS ?= linux/amd64 linux/arm64 darwin/amd64 darwin/arm64
 
-.PHONY: all build run test deps node-deps check lint tidy bench fuzz clean
+.PHONY: all build install dist run test deps node-deps check lint tidy bench fuzz clean
 
 all: build
 
+# No cgo: the binary is static on Linux and needs nothing from the build
+# machine; -trimpath keeps the build machine's paths out of it.
 build:
-	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/ringlet
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/ringlet
+
+install: build
+	install -d '$(DESTDIR)$(BINDIR)'
+	install -m 0755 $(BIN) '$(DESTDIR)$(BINDIR)/ringlet'
+	@echo "installed $(DESTDIR)$(BINDIR)/ringlet ($(VERSION))"
+	@case ":$$PATH:" in *':$(BINDIR):'*) ;; *) test -n '$(DESTDIR)' || \
+	  echo "$(BINDIR) is not on your PATH; add it: export PATH=\"$(BINDIR):\$$PATH\"";; esac
+
+dist:
+	rm -rf dist && mkdir -p dist
+	@set -e; for p in $(PLATFORMS); do \
+	  os=$${p%/*}; arch=$${p#*/}; out=dist/ringlet-$(VERSION)-$$os-$$arch; \
+	  echo "$$out"; \
+	  CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build -trimpath -ldflags '-s -w $(LDFLAGS)' -o $$out ./cmd/ringlet; \
+	done
+	cd dist && sha256sum ringlet-* > SHA256SUMS
+	@cat dist/SHA256SUMS
 
 # The daemon with its defaults: 127.0.0.1:8765, token created on first run.
 run: build
@@ -70,4 +99,4 @@ fuzz:
 	done
 
 clean:
-	rm -rf bin
+	rm -rf bin dist

@@ -97,6 +97,16 @@ type ProviderRequest struct {
 	Format    string            `json:"format"`
 	Auth      string            `json:"auth"`
 	Endpoints map[string]string `json:"endpoints,omitempty"`
+	// Replace allows the request to replace a provider of the same id,
+	// built-in or added before; without it that is a 409 "exists".
+	Replace bool `json:"replace,omitempty"`
+}
+
+// ProviderAdded is the answer to POST /api/providers: the provider as
+// stored, and the one it replaced, if any.
+type ProviderAdded struct {
+	profile.Provider
+	Replaced *profile.Provider `json:"replaced,omitempty"`
 }
 
 // ProviderList is the answer to GET /api/providers.

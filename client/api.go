@@ -13,7 +13,6 @@ import (
 	"github.com/neullabs/ringlet/credentials"
 	"github.com/neullabs/ringlet/hook"
 	"github.com/neullabs/ringlet/mcp/mcpserver"
-	"github.com/neullabs/ringlet/profile"
 	"github.com/neullabs/ringlet/version"
 )
 
@@ -122,8 +121,8 @@ func (c *Client) Connect(ctx context.Context, alias string, req api.ConnectReque
 }
 
 // AddProvider is POST /api/providers.
-func (c *Client) AddProvider(ctx context.Context, req api.ProviderRequest) (profile.Provider, error) {
-	var p profile.Provider
+func (c *Client) AddProvider(ctx context.Context, req api.ProviderRequest) (api.ProviderAdded, error) {
+	var p api.ProviderAdded
 	return p, c.Do(ctx, http.MethodPost, "/api/providers", req, &p)
 }
 

@@ -92,7 +92,7 @@ func newMetrics() *metrics {
 	build := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name:        "ringlet_build_info",
 		Help:        "Always 1; the labels describe the running build.",
-		ConstLabels: prometheus.Labels{"version": v.Version, "revision": v.Revision, "goversion": v.GoVersion},
+		ConstLabels: prometheus.Labels{"version": v.Version, "revision": v.Short(), "goversion": v.GoVersion},
 	})
 	build.Set(1)
 	m.reg.MustRegister(m.requests, m.duration, m.inFlight, m.authFailures, m.guardDenials, m.rotations, m.streams, build,

@@ -334,16 +334,40 @@ func (cg *catalogs) handleProviderAdd(w http.ResponseWriter, r *http.Request) {
 		profileError(w, cg.log, err)
 		return
 	}
+	// A provider of the same id is replaced only when asked: replacing
+	// the built-in anthropic sends every anthropic profile's key to the
+	// new base URL.
+	old, exists := cat.Providers[p.ID]
+	if exists && !body.Replace {
+		writeError(w, http.StatusConflict, "exists", fmt.Sprintf("provider %s already exists (%s); to replace it, pass --replace (\"replace\": true)", p.ID, describeProvider(old)))
+		return
+	}
+	detail := map[string]any{"provider": p.ID, "base_url": p.BaseURL, "format": p.Format, "auth": p.Auth}
+	var replaced *profile.Provider
+	if exists {
+		replaced = &old
+		detail["replaced"] = map[string]any{"base_url": old.BaseURL, "format": old.Format, "auth": old.Auth, "builtin": old.Builtin}
+	}
 	if !cg.rec.recordOr503(w, r, audit.Record{Kind: audit.KindProviderAdd, Actor: audit.ActorAdmin, Target: p.ID, Decision: audit.Allow,
-		Detail: audit.DetailJSON(map[string]any{"provider": p.ID, "base_url": p.BaseURL, "format": p.Format, "auth": p.Auth})}) {
+		Detail: audit.DetailJSON(detail)}) {
 		return
 	}
 	if err := cat.AddProvider(p); err != nil {
 		writeError(w, http.StatusBadRequest, "invalid_provider", err.Error())
 		return
 	}
-	cg.log.Info("provider added", "provider", p.ID, "base_url", p.BaseURL)
-	writeJSON(w, http.StatusCreated, cat.Providers[p.ID])
+	cg.log.Info("provider added", "provider", p.ID, "base_url", p.BaseURL, "replaced", exists)
+	writeJSON(w, http.StatusCreated, api.ProviderAdded{Provider: cat.Providers[p.ID], Replaced: replaced})
+}
+
+// describeProvider says what a provider is, for a message: whether it is
+// built in, and where it sends requests.
+func describeProvider(p profile.Provider) string {
+	src := "added in providers.toml"
+	if p.Builtin {
+		src = "built-in"
+	}
+	return fmt.Sprintf("%s: %s, %s format, %s auth", src, p.BaseURL, p.Format, p.Auth)
 }
 
 func (cg *catalogs) handleAgents(w http.ResponseWriter, r *http.Request) {

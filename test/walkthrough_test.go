@@ -30,7 +30,7 @@ import (
 // What the test changes about the reader's machine, and nothing else:
 //   - HOME and the XDG directories are fresh temporary ones, and PATH starts
 //     with the directory of the ringlet binary under test (the README's
-//     install step puts bin/ on PATH);
+//     install step puts ringlet on PATH);
 //   - the daemon listens on a free port instead of 8765 (daemon.listen),
 //     so that the test never meets a daemon of the machine's;
 //   - the built-in provider "anthropic" is pointed at a fake Anthropic API
@@ -71,7 +71,7 @@ func TestReadmeWalkthrough(t *testing.T) {
 	t.Cleanup(srv.Close)
 	e.ExtraEnv = []string{"PATH=" + filepath.Dir(ringletBin) + ":" + os.Getenv("PATH")}
 	mustRun(t, e, "config", "set", "daemon.listen", fmt.Sprintf("127.0.0.1:%d", freePort(t)))
-	mustRun(t, e, "providers", "add", "anthropic", "--base-url", srv.URL, "--format", "anthropic", "--auth", "x-api-key")
+	mustRun(t, e, "providers", "add", "anthropic", "--replace", "--base-url", srv.URL, "--format", "anthropic", "--auth", "x-api-key")
 	// providers add started a daemon; the walk-through starts its own.
 	mustRun(t, e, "daemon", "stop")
 	// A reader has an SSH key the sandboxed agent must not see.

@@ -13,7 +13,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/neullabs/ringlet/config"
-	"github.com/neullabs/ringlet/profile"
 )
 
 // Exit codes, the same for every command.
@@ -101,9 +100,10 @@ provider APIs (it injects your keys so agents never see them), MCP tool
 servers (every call can be vetoed by a hook), and your machine (agents run
 in a sandbox). Every action lands in an audit log.
 
-The daemon listens on 127.0.0.1:8765 and every request needs the bearer
-token in ~/.config/ringlet/http_token. Commands that need the daemon start
-it in the background when it is not running.
+Every request to the daemon needs its bearer token. Commands that need the
+daemon start it in the background when it is not running.
+  address:  ` + listenMark + `
+  token:    ` + tokenMark + `
 
 Environment:
   RINGLET_URL     daemon address for scripts (default from the config)
@@ -123,8 +123,10 @@ Exit codes: 0 success, 1 error, 2 usage error.`,
 		},
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	a.helpShowsSettings(root)
 	root.AddCommand(a.daemonCmd(), a.configCmd(), a.keychainCmd(), a.auditCmd(), a.profilesCmd(), a.providersCmd(), a.agentsCmd(), a.sessionsCmd(), a.usageCmd(), a.hooksCmd(), a.hookAdapterCmd(), a.mcpCmd(), a.connectCmd(), a.sandboxCmd(), a.terminalCmd(), a.initCmd(), a.doctorCmd(), a.versionCmd(), a.apiCmd())
 	strictGroups(root)
+	a.completeArgs(root)
 	a.completeProfiles(root)
 	return root
 }
@@ -133,20 +135,7 @@ Exit codes: 0 success, 1 error, 2 usage error.`,
 // (its first argument is ALIAS or PROFILE, or a --profile flag), from the
 // profile files in the config dir: no daemon is needed to complete.
 func (a *app) completeProfiles(root *cobra.Command) {
-	aliases := func(toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
-		paths, err := a.needPaths()
-		if err != nil {
-			return nil, cobra.ShellCompDirectiveNoFileComp
-		}
-		list, _ := profile.NewStore(paths.ConfigDir, paths.DataDir).List()
-		var out []cobra.Completion
-		for _, p := range list {
-			if strings.HasPrefix(p.Alias, toComplete) {
-				out = append(out, cobra.CompletionWithDesc(p.Alias, p.Agent+" via "+p.Provider))
-			}
-		}
-		return out, cobra.ShellCompDirectiveNoFileComp
-	}
+	aliases := a.completeAliases
 	var walk func(c *cobra.Command)
 	walk = func(c *cobra.Command) {
 		if f := strings.Fields(c.Use); len(f) > 1 && (f[1] == "ALIAS" || f[1] == "PROFILE") && c.ValidArgsFunction == nil {
@@ -167,6 +156,49 @@ func (a *app) completeProfiles(root *cobra.Command) {
 		}
 	}
 	walk(root)
+}
+
+// Marks in help texts, replaced when the help is shown by this user's
+// settings: the daemon's address and the token file.
+const (
+	listenMark = "<listen>"
+	tokenMark  = "<token-file>"
+)
+
+// helpShowsSettings makes every help text show the daemon address and
+// token file that apply to this user (config.toml and the XDG variables)
+// where it mentions them, rather than the defaults. The config is read
+// only when help is shown; a broken one shows the default and says so.
+func (a *app) helpShowsSettings(root *cobra.Command) {
+	help := root.HelpFunc()
+	root.SetHelpFunc(func(c *cobra.Command, args []string) {
+		if strings.Contains(c.Long, listenMark) || strings.Contains(c.Long, tokenMark) {
+			c.Long = strings.NewReplacer(listenMark, a.listenHelp(), tokenMark, a.tokenHelp()).Replace(c.Long)
+		}
+		help(c, args)
+	})
+}
+
+// listenHelp says where the daemon listens: daemon.listen, or the default.
+func (a *app) listenHelp() string {
+	cfg, err := a.loadConfig()
+	if err != nil {
+		_ = err // 'ringlet config list' says what is wrong; help does not fail for it
+		return config.DefaultListen + " unless daemon.listen says otherwise (config.toml has an error: see 'ringlet config list')"
+	}
+	if cfg.Daemon.Listen == "" {
+		return config.DefaultListen + " (the default; 'ringlet config set daemon.listen' changes it)"
+	}
+	return cfg.Listen() + " (daemon.listen)"
+}
+
+// tokenHelp is the path of the token file.
+func (a *app) tokenHelp() string {
+	p, err := a.needPaths()
+	if err != nil {
+		return "~/.config/ringlet/http_token"
+	}
+	return p.TokenFile()
 }
 
 var completionExamples = map[string]string{

@@ -40,9 +40,11 @@ func (a *app) daemonCmd() *cobra.Command {
 		Short: "Run the Ringlet daemon in the foreground",
 		Long: `Run the Ringlet daemon in the foreground until Ctrl-C or SIGTERM.
 
-It listens on daemon.listen (default 127.0.0.1:8765). It never listens on a
-non-loopback address unless --listen names one, and then warns. On first
-start it creates the bearer token in ~/.config/ringlet/http_token (0600).
+  address:  ` + listenMark + `
+  token:    ` + tokenMark + ` (created 0600 on first start)
+
+It never listens on a non-loopback address unless --listen names one, and
+then warns.
 
 Without --stay-alive the daemon exits after daemon.idle_timeout (default
 10m) with no requests and nothing open; daemons that other commands start

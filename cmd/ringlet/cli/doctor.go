@@ -97,7 +97,11 @@ Exits 1 when a check fails, 0 otherwise (warnings included).`,
 // doctor runs every check, in the order a user would fix them.
 func (a *app) doctor(ctx context.Context) []finding {
 	v := version.Get()
-	out := []finding{{Check: "ringlet", Status: checkInfo, Detail: fmt.Sprintf("%s (%s, %s, %s)", v.Version, v.Revision, v.GoVersion, v.Platform)}}
+	commit := "commit " + v.Short()
+	if v.Dirty {
+		commit += ", dirty"
+	}
+	out := []finding{{Check: "ringlet", Status: checkInfo, Detail: fmt.Sprintf("%s (%s; %s %s)", v.Version, commit, v.GoVersion, v.Platform)}}
 	paths, err := a.needPaths()
 	if err != nil {
 		return append(out, finding{Check: "paths", Status: checkFail, Detail: err.Error(), Fix: "set HOME (or XDG_CONFIG_HOME, XDG_STATE_HOME and XDG_DATA_HOME)"})

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -56,7 +57,9 @@ func (a *app) keychainListCmd() *cobra.Command {
 		Short: "List stored keys: names, backend, status and dates, never the key",
 		Long: `List stored keys. STATUS is ok (the key is there), missing (the index
 names it but the backend no longer has it: set it again or remove it) or
-unavailable (the backend cannot be asked right now; DETAIL says why).`,
+unavailable (the backend cannot be asked right now). Why a key is
+unavailable or unindexed is said below the table, once for all the keys
+it concerns; --json gives it with each key.`,
 		Example: "  ringlet keychain list --json",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -74,17 +77,52 @@ unavailable (the backend cannot be asked right now; DETAIL says why).`,
 			t := newTable(a.stdio.Out)
 			t.row("PROVIDER", "ALIAS", "BACKEND", "STATUS", "CREATED", "UPDATED")
 			for _, e := range entries {
-				status := e.Status
-				if e.Detail != "" {
-					status += ": " + e.Detail
-				}
-				t.row(e.Provider, e.Alias, e.Backend, status, e.Created.Format(time.DateTime), e.Updated.Format(time.DateTime))
+				t.row(e.Provider, e.Alias, e.Backend, e.Status, e.Created.Format(time.DateTime), e.Updated.Format(time.DateTime))
 			}
-			return t.flush()
+			if err := t.flush(); err != nil {
+				return err
+			}
+			// A backend that cannot be asked gives every key in it the
+			// same long reason: it is said once, below the table.
+			notes := keychainNotes(entries)
+			if len(notes) > 0 {
+				fmt.Fprintln(a.stdio.Out)
+			}
+			for _, n := range notes {
+				fmt.Fprintln(a.stdio.Out, printable(n))
+			}
+			return nil
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
+}
+
+// keychainNotes says each distinct reason of the entries' statuses once,
+// with how many keys it concerns, in the order the entries first give it.
+func keychainNotes(entries []credentials.Entry) []string {
+	type note struct{ status, backend, detail string }
+	var order []note
+	count := map[note]int{}
+	for _, e := range entries {
+		if e.Detail == "" {
+			continue
+		}
+		n := note{e.Status, e.Backend, e.Detail}
+		if count[n] == 0 {
+			order = append(order, n)
+		}
+		count[n]++
+	}
+	out := make([]string, 0, len(order))
+	for _, n := range order {
+		keys := "1 key"
+		if c := count[n]; c > 1 {
+			keys = strconv.Itoa(c) + " keys"
+		}
+		out = append(out, fmt.Sprintf("%s (%s in the %s backend): %s", n.status, keys, n.backend, n.detail))
+	}
+	return out
 }
 
 func refArgs(args []string) (credentials.Ref, error) {

@@ -18,16 +18,24 @@ import (
 func (a *app) versionCmd() *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
-		Use:     "version",
-		Short:   "Print the version of this ringlet binary",
-		Example: "  ringlet version --json",
+		Use:   "version",
+		Short: "Print the version and commit of this ringlet binary",
+		Long: `Print the version of this binary, the commit it was built from and whether
+that tree had uncommitted changes ("dirty"). Builds by make take them from
+git; 'go install ...@VERSION' and 'go build' record them in the binary.
+A build that records neither says dev and unknown.`,
+		Example: "  ringlet version\n  ringlet version --json",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			v := version.Get()
 			if asJSON {
 				return writeJSONOut(a.stdio.Out, v)
 			}
-			fmt.Fprintf(a.stdio.Out, "ringlet %s (%s, %s, %s)\n", v.Version, v.Revision, v.GoVersion, v.Platform)
+			commit := "commit " + v.Short()
+			if v.Dirty {
+				commit += ", dirty"
+			}
+			fmt.Fprintf(a.stdio.Out, "ringlet %s (%s; %s %s)\n", v.Version, commit, v.GoVersion, v.Platform)
 			return nil
 		},
 	}

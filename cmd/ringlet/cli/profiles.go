@@ -59,10 +59,16 @@ func (a *app) profilesCreateCmd() *cobra.Command {
 		Long: `Create a profile. AGENT is one of 'ringlet agents list' (generic needs
 --command). When no key is stored under <provider>/<alias>, it is read
 without echo from the terminal, or from standard input when that is not a
-terminal; --skip-key creates the profile without one.`,
+terminal; --skip-key creates the profile without one.
+
+--command is split into words and unquoted the way sh would do it
+('sh -c "echo hi there"' is three words), but nothing in it is expanded:
+$VARIABLES, $(commands), globs, ~, pipes and redirections are refused with
+the reason. For those, run a shell on purpose: --command 'sh -c "..."'.`,
 		Example: `  ringlet profiles create claude work --provider anthropic --workspace ~/src/app
   printf '%s' "$KEY" | ringlet profiles create codex oa --provider openai --model gpt-4.1
-  ringlet profiles create generic bot --provider openai --command 'python agent.py'`,
+  ringlet profiles create generic bot --provider openai --command 'python agent.py'
+  ringlet profiles create generic sh --provider anthropic --command 'sh -c "echo hi there"'`,
 		Args: exactArgs(2, "AGENT ALIAS"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			req.Agent, req.Alias = args[0], args[1]
@@ -88,8 +94,10 @@ terminal; --skip-key creates the profile without one.`,
 			if req.MaxProcs, req.MaxMemory, req.TmpSize, err = lim.values(); err != nil {
 				return err
 			}
-			if command != "" {
-				req.Command = strings.Fields(command)
+			if cmd.Flags().Changed("command") {
+				if req.Command, err = profile.ParseCommand(command); err != nil {
+					return usagef("--command: %v", err)
+				}
 			}
 			if req.Workspace != "" {
 				w, err := filepath.Abs(req.Workspace)
@@ -143,7 +151,7 @@ terminal; --skip-key creates the profile without one.`,
 	f.StringVar(&req.Model, "model", "", "model to use")
 	f.StringVar(&req.Workspace, "workspace", "", "the project directory the agent works in")
 	f.StringVar(&req.Endpoint, "endpoint", "", "a named endpoint of the provider instead of its base URL")
-	f.StringVar(&command, "command", "", "for the generic agent: the command to run (split on spaces)")
+	f.StringVar(&command, "command", "", "for the generic agent: the command to run, split and quoted as sh would (no $VARIABLES, globs or pipes: for those, sh -c '...')")
 	f.BoolVar(&skipKey, "skip-key", false, "do not ask for the key now")
 	f.StringVar(&req.Network, "network", "", "sandbox network for 'profiles run': provider (default: only Ringlet's proxy), none, or host (warned)")
 	f.StringArrayVar(&req.ReadOnly, "ro", nil, "extra path bound read-only into the sandbox (repeatable)")
@@ -234,7 +242,7 @@ func (a *app) profilesInspectCmd() *cobra.Command {
 			t.row("model", v.Model)
 			t.row("endpoint", v.Endpoint)
 			t.row("workspace", v.Workspace)
-			t.row("command", strings.Join(v.Command, " "))
+			t.row("command", profile.QuoteCommand(v.Command))
 			// The sandbox: what the agent may reach and see.
 			t.row("network", orDefault(v.Network, "provider"))
 			t.row("ro", strings.Join(v.ReadOnly, " "))
@@ -467,14 +475,21 @@ func (a *app) providersCmd() *cobra.Command {
 	}
 	inspect.Flags().BoolVar(&inspectJSON, "json", false, "print JSON")
 	var p profile.Provider
+	var replace bool
 	add := &cobra.Command{
 		Use:   "add ID --base-url URL --format anthropic|openai --auth x-api-key|bearer",
-		Short: "Add (or override) a provider in providers.toml",
+		Short: "Add a provider to providers.toml (--replace to replace one of the same id)",
 		Long: `Add a provider. The base URL is where the proxy sends requests; the agent's
 SDK path is appended to it (for OpenAI-style APIs include /v1). Plain http
-is accepted only for loopback hosts.`,
-		Example: `  ringlet providers add fake --base-url http://127.0.0.1:9999 --format anthropic --auth x-api-key`,
-		Args:    exactArgs(1, "ID"),
+is accepted only for loopback hosts.
+
+An ID that is already taken, by a built-in provider or one added before, is
+refused unless --replace is given: replacing the built-in anthropic sends
+the key of every anthropic profile to the new base URL. The built-in comes
+back when its entry is removed from providers.toml.`,
+		Example: `  ringlet providers add fake --base-url http://127.0.0.1:9999 --format anthropic --auth x-api-key
+  ringlet providers add anthropic --replace --base-url https://llm-gw.example.com --format anthropic --auth x-api-key`,
+		Args: exactArgs(1, "ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			p.ID = args[0]
 			if err := p.Validate(); err != nil {
@@ -484,14 +499,24 @@ is accepted only for loopback hosts.`,
 			if err != nil {
 				return err
 			}
-			got, err := c.AddProvider(cmd.Context(), api.ProviderRequest{ID: p.ID, Name: p.Name, BaseURL: p.BaseURL, Format: p.Format, Auth: p.Auth})
+			got, err := c.AddProvider(cmd.Context(), api.ProviderRequest{ID: p.ID, Name: p.Name, BaseURL: p.BaseURL, Format: p.Format, Auth: p.Auth, Replace: replace})
 			if err != nil {
 				return err
+			}
+			if old := got.Replaced; old != nil {
+				what, back := "provider", ""
+				if old.Builtin {
+					what = "built-in provider"
+					back = fmt.Sprintf("; remove [providers.%s] from %s to get the built-in back", old.ID, filepath.Join(a.paths.ConfigDir, "providers.toml"))
+				}
+				fmt.Fprintf(a.stdio.Out, "replaced the %s %s (%s, %s, %s) with %s (%s, %s)%s\n", what, old.ID, old.BaseURL, old.Format, old.Auth, got.BaseURL, got.Format, got.Auth, back)
+				return nil
 			}
 			fmt.Fprintf(a.stdio.Out, "added provider %s (%s, %s) at %s\n", got.ID, got.Format, got.Auth, got.BaseURL)
 			return nil
 		},
 	}
+	add.Flags().BoolVar(&replace, "replace", false, "replace a provider of the same id (a built-in one included)")
 	add.Flags().StringVar(&p.BaseURL, "base-url", "", "the provider's API base URL (required)")
 	add.Flags().StringVar(&p.Format, "format", "", "wire format: anthropic or openai (required)")
 	add.Flags().StringVar(&p.Auth, "auth", "", "how the key is sent: x-api-key or bearer (required)")
@@ -528,7 +553,7 @@ func (a *app) agentsCmd() *cobra.Command {
 			t := newTable(a.stdio.Out)
 			t.row("ID", "NAME", "COMMAND", "FORMATS")
 			for _, ag := range out {
-				cmdline := strings.Join(ag.Command, " ")
+				cmdline := profile.QuoteCommand(ag.Command)
 				if cmdline == "" {
 					cmdline = "(--command)"
 				}

@@ -37,8 +37,9 @@ The agent sees a constructed filesystem: the system read-only, empty /home,
 workspace (the profile's, or the current directory) read-write, with
 .git/hooks and .git/config read-only unless the profile allows them. With
 the default network (provider) it has no network at all except a forwarder
-on 127.0.0.1:8765 inside the sandbox to this session's socket: the provider
-proxy with the real key added by the daemon, and hook checks.
+on 127.0.0.1:` + strconv.Itoa(sandbox.ForwarderPort) + ` inside the sandbox (whatever daemon.listen is) to this
+session's socket: the provider proxy with the real key added by the
+daemon, and hook checks.
 
 If bubblewrap is missing or cannot create a sandbox here, run refuses and
 says how to fix it. --no-sandbox is an explicit, warned and audited opt-out.`,

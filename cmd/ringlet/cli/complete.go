@@ -1,0 +1,275 @@
+package cli
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/neullabs/ringlet/api"
+	"github.com/neullabs/ringlet/client"
+	"github.com/neullabs/ringlet/credentials"
+	"github.com/neullabs/ringlet/hook"
+	"github.com/neullabs/ringlet/mcp/mcpserver"
+	"github.com/neullabs/ringlet/profile"
+	"github.com/neullabs/ringlet/sandbox"
+)
+
+// completeTimeout bounds how long a completion waits for the daemon: a
+// shell must not hang on a TAB.
+const completeTimeout = 2 * time.Second
+
+// completeArgs adds the completions of arguments and flag values that
+// need more than a fixed list: agents and providers from the catalogs,
+// and sessions, terminals, hooks, MCP servers and stored keys from the
+// daemon. What only the daemon knows is asked of a daemon that runs;
+// completion never starts one (a TAB must not leave a daemon behind), so
+// with none running those complete to nothing.
+func (a *app) completeArgs(root *cobra.Command) {
+	find := func(path ...string) *cobra.Command {
+		c, rest, err := root.Find(path)
+		if err != nil || len(rest) > 0 || c.Name() != path[len(path)-1] {
+			panic("completion for a command that does not exist: ringlet " + strings.Join(path, " "))
+		}
+		return c
+	}
+	sandboxNets := fixed(
+		cobra.CompletionWithDesc(sandbox.NetProvider, "only Ringlet's proxy (the default)"),
+		cobra.CompletionWithDesc(sandbox.NetNone, "no network at all"),
+		cobra.CompletionWithDesc(sandbox.NetHost, "the host's network (warned)"),
+	)
+	mustFlag(find("profiles", "create").RegisterFlagCompletionFunc("network", sandboxNets))
+	mustFlag(find("profiles", "set").RegisterFlagCompletionFunc("network", sandboxNets))
+	mcpAdd := find("mcp", "add")
+	mustFlag(mcpAdd.RegisterFlagCompletionFunc("network", fixed(
+		cobra.CompletionWithDesc("none", "loopback only (the default)"),
+		cobra.CompletionWithDesc("host", "the host's network"),
+	)))
+	mustFlag(mcpAdd.RegisterFlagCompletionFunc("credential", func(cmd *cobra.Command, _ []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+		var out []cobra.Completion
+		for _, e := range a.storedKeys(cmd.Context()) {
+			if ref := e.Ref().String(); strings.HasPrefix(ref, toComplete) {
+				out = append(out, cobra.CompletionWithDesc(ref, e.Backend))
+			}
+		}
+		return out, cobra.ShellCompDirectiveNoFileComp
+	}))
+
+	find("profiles", "create").ValidArgsFunction = nthArg(0, a.completeAgents)
+
+	for _, c := range []*cobra.Command{find("sessions", "inspect"), find("sessions", "revoke")} {
+		c.ValidArgsFunction = nthArg(0, a.completeSessions)
+	}
+	for _, c := range []*cobra.Command{find("terminal", "info"), find("terminal", "attach"), find("terminal", "kill")} {
+		c.ValidArgsFunction = nthArg(0, a.completeTerminals)
+	}
+	find("hooks", "remove").ValidArgsFunction = profileThen(a, a.completeHooks)
+	for _, c := range []*cobra.Command{find("mcp", "remove"), find("mcp", "approve")} {
+		c.ValidArgsFunction = profileThen(a, a.completeMCPServers)
+	}
+	find("keychain", "set").ValidArgsFunction = a.completeKeychainSet
+	find("keychain", "remove").ValidArgsFunction = a.completeKeychainRemove
+}
+
+// completer completes one argument from the arguments before it.
+type completer func(ctx context.Context, args []string, toComplete string) []cobra.Completion
+
+func fixed(choices ...cobra.Completion) cobra.CompletionFunc {
+	return cobra.FixedCompletions(choices, cobra.ShellCompDirectiveNoFileComp)
+}
+
+// nthArg completes argument n with f, and nothing else.
+func nthArg(n int, f completer) cobra.CompletionFunc {
+	return func(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+		if len(args) != n {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		return f(cmd.Context(), args, toComplete), cobra.ShellCompDirectiveNoFileComp
+	}
+}
+
+// profileThen completes PROFILE, then the second argument with f.
+func profileThen(a *app, f completer) cobra.CompletionFunc {
+	return func(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+		switch len(args) {
+		case 0:
+			return a.completeAliases(toComplete)
+		case 1:
+			return f(cmd.Context(), args, toComplete), cobra.ShellCompDirectiveNoFileComp
+		}
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+}
+
+// completeAliases completes profile aliases from the profile files in
+// the config dir: no daemon is needed.
+func (a *app) completeAliases(toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+	var out []cobra.Completion
+	for _, p := range a.profiles() {
+		if strings.HasPrefix(p.Alias, toComplete) {
+			out = append(out, cobra.CompletionWithDesc(p.Alias, p.Agent+" via "+p.Provider))
+		}
+	}
+	return out, cobra.ShellCompDirectiveNoFileComp
+}
+
+func (a *app) profiles() []profile.Profile {
+	paths, err := a.needPaths()
+	if err != nil {
+		return nil
+	}
+	list, _ := profile.NewStore(paths.ConfigDir, paths.DataDir).List()
+	return list
+}
+
+// completeAgents completes agent ids from the catalogs.
+func (a *app) completeAgents(_ context.Context, _ []string, toComplete string) []cobra.Completion {
+	cat, err := profile.LoadCatalog(a.paths.ConfigDir)
+	if err != nil {
+		return nil
+	}
+	var out []cobra.Completion
+	for _, id := range cat.AgentIDs() {
+		if strings.HasPrefix(id, toComplete) {
+			out = append(out, cobra.CompletionWithDesc(id, cat.Agents[id].Name))
+		}
+	}
+	return out
+}
+
+// askDaemon calls f with a client of the running daemon and a context
+// bounded for a completion. With no daemon running, by its state file (or
+// RINGLET_URL, which names one the user runs), it does nothing: it never
+// starts one, nor sends the token to whatever else listens on the port.
+func (a *app) askDaemon(ctx context.Context, f func(context.Context, *client.Client)) {
+	paths, err := a.needPaths()
+	if err != nil {
+		return
+	}
+	if st, ok := client.ReadState(paths.StateFile()); a.getenv("RINGLET_URL") == "" && (!ok || !client.ProcessAlive(st.PID)) {
+		return
+	}
+	c, err := a.daemonClient()
+	if err != nil {
+		return
+	}
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	ctx, cancel := context.WithTimeout(ctx, completeTimeout)
+	defer cancel()
+	f(ctx, c)
+}
+
+func (a *app) completeSessions(ctx context.Context, _ []string, toComplete string) []cobra.Completion {
+	var sessions []api.SessionInfo
+	a.askDaemon(ctx, func(ctx context.Context, c *client.Client) { sessions, _ = c.Sessions(ctx) })
+	var out []cobra.Completion
+	for _, s := range sessions {
+		if strings.HasPrefix(s.ID, toComplete) {
+			out = append(out, cobra.CompletionWithDesc(s.ID, s.Profile+", until "+s.Expires.Local().Format(time.DateTime)))
+		}
+	}
+	return out
+}
+
+func (a *app) completeTerminals(ctx context.Context, _ []string, toComplete string) []cobra.Completion {
+	var terminals []api.TerminalInfo
+	a.askDaemon(ctx, func(ctx context.Context, c *client.Client) { terminals, _ = c.Terminals(ctx) })
+	var out []cobra.Completion
+	for _, t := range terminals {
+		if strings.HasPrefix(t.Session, toComplete) {
+			state := "running"
+			if !t.Running {
+				state = "exited"
+			}
+			out = append(out, cobra.CompletionWithDesc(t.Session, t.Profile+", "+state))
+		}
+	}
+	return out
+}
+
+func (a *app) completeHooks(ctx context.Context, args []string, toComplete string) []cobra.Completion {
+	var hooks []hook.Hook
+	a.askDaemon(ctx, func(ctx context.Context, c *client.Client) { hooks, _ = c.Hooks(ctx, args[0]) })
+	var out []cobra.Completion
+	for _, h := range hooks {
+		if strings.HasPrefix(h.ID, toComplete) {
+			out = append(out, cobra.CompletionWithDesc(h.ID, h.Event+": "+completionDesc(h.Shell)))
+		}
+	}
+	return out
+}
+
+func (a *app) completeMCPServers(ctx context.Context, args []string, toComplete string) []cobra.Completion {
+	var servers []mcpserver.Status
+	a.askDaemon(ctx, func(ctx context.Context, c *client.Client) { servers, _ = c.MCPServers(ctx, args[0]) })
+	var out []cobra.Completion
+	for _, s := range servers {
+		if strings.HasPrefix(s.Name, toComplete) {
+			target := s.URL
+			if target == "" {
+				target = profile.QuoteCommand(s.Command)
+			}
+			out = append(out, cobra.CompletionWithDesc(s.Name, completionDesc(target)))
+		}
+	}
+	return out
+}
+
+// storedKeys lists the stored keys, from a running daemon only.
+func (a *app) storedKeys(ctx context.Context) []credentials.Entry {
+	var keys []credentials.Entry
+	a.askDaemon(ctx, func(ctx context.Context, c *client.Client) { keys, _ = c.Keys(ctx) })
+	return keys
+}
+
+// completeKeychainSet completes PROVIDER from the catalogs, then ALIAS
+// from the profiles of that provider (a profile's key is
+// <provider>/<alias>).
+func (a *app) completeKeychainSet(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+	switch len(args) {
+	case 0:
+		ids, dir := a.completeProviders(cmd, args, toComplete)
+		return ids, dir
+	case 1:
+		var out []cobra.Completion
+		for _, p := range a.profiles() {
+			if p.Provider == args[0] && strings.HasPrefix(p.Alias, toComplete) {
+				out = append(out, cobra.CompletionWithDesc(p.Alias, "profile "+p.Alias+" ("+p.Agent+")"))
+			}
+		}
+		return out, cobra.ShellCompDirectiveNoFileComp
+	}
+	return nil, cobra.ShellCompDirectiveNoFileComp
+}
+
+// completeKeychainRemove completes the PROVIDER and ALIAS of stored keys,
+// as a running daemon lists them.
+func (a *app) completeKeychainRemove(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+	if len(args) > 1 {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	var out []cobra.Completion
+	seen := map[string]bool{}
+	for _, e := range a.storedKeys(cmd.Context()) {
+		switch {
+		case len(args) == 0 && !seen[e.Provider] && strings.HasPrefix(e.Provider, toComplete):
+			seen[e.Provider] = true
+			out = append(out, cobra.Completion(e.Provider))
+		case len(args) == 1 && e.Provider == args[0] && strings.HasPrefix(e.Alias, toComplete):
+			out = append(out, cobra.CompletionWithDesc(e.Alias, e.Backend+", "+e.Status))
+		}
+	}
+	return out, cobra.ShellCompDirectiveNoFileComp
+}
+
+// completionDesc fits text on one short line of a completion menu.
+func completionDesc(s string) string {
+	r := []rune(strings.Join(strings.Fields(printable(s)), " "))
+	if len(r) > 60 {
+		r = append(r[:57], []rune("...")...)
+	}
+	return string(r)
+}
