@@ -26,6 +26,7 @@ import (
 	"github.com/neullabs/ringlet/privatefile"
 	"github.com/neullabs/ringlet/profile"
 	"github.com/neullabs/ringlet/sandbox"
+	"github.com/neullabs/ringlet/toolchain"
 	"github.com/neullabs/ringlet/version"
 )
 
@@ -238,6 +239,19 @@ func (g *mcpGateway) handleMCPList(w http.ResponseWriter, r *http.Request) {
 		mcpError(w, g.o.Log, err)
 		return
 	}
+	for i, s := range out {
+		if s.URL != "" {
+			continue
+		}
+		// As a start now would find it: installs change.
+		res, err := g.o.Launch.MCPRuntime(s.Config, s.Command[0], s.SearchPath(g.o.Path))
+		switch {
+		case err == nil:
+			out[i].Runtime = res
+		case s.Error == "" && s.State != mcp.StateRunning:
+			out[i].Error = launch.MCPFix(err, alias, s.Config, false).Error()
+		}
+	}
 	writeJSON(w, http.StatusOK, api.MCPServerList{Servers: out})
 }
 
@@ -250,7 +264,7 @@ func (g *mcpGateway) handleMCPAdd(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c := mcpserver.Config{Name: req.Name, Command: req.Command, URL: req.URL, Credential: req.Credential,
-		ReadOnly: req.ReadOnly, ReadWrite: req.ReadWrite, Network: req.Network, NoSandbox: req.NoSandbox}
+		ReadOnly: req.ReadOnly, ReadWrite: req.ReadWrite, Network: req.Network, NoSandbox: req.NoSandbox, Path: req.Path, Shims: req.Shims}
 	if req.Timeout != "" {
 		d, err := time.ParseDuration(req.Timeout)
 		if err != nil {
@@ -273,10 +287,32 @@ func (g *mcpGateway) handleMCPAdd(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid_mcp_server", err.Error())
 		return
 	}
+	var runtime *toolchain.Resolution
+	if c.URL == "" {
+		// Refused now rather than failing at every start: a program that
+		// is not there, a shim without the program it stands for, what
+		// would show Ringlet's own files.
+		res, err := g.o.Launch.MCPRuntime(c, c.Command[0], c.SearchPath(g.o.Path))
+		var nf *toolchain.NotFoundError
+		switch {
+		case err == nil:
+			// Only the answers the command needs are kept.
+			c.Shims, runtime = res.Shims, res
+		case !c.NoSandbox || errors.As(err, &nf):
+			writeError(w, http.StatusBadRequest, "invalid_mcp_server", launch.MCPFix(err, req.Profile, c, true).Error())
+			return
+		default:
+			// Unconfined, a shim runs as it would in the user's shell.
+			g.o.Log.Warn("MCP server added without a sandbox; its program is not resolved", "profile", req.Profile, "server", c.Name, "err", err)
+		}
+	}
 	detail := map[string]any{"command": c.Command, "url": c.URL, "credential": c.Credential, "timeout": c.Timeout.String()}
 	if c.URL == "" {
 		detail["sandbox"] = !c.NoSandbox
 		detail["ro"], detail["rw"], detail["network"] = c.ReadOnly, c.ReadWrite, c.Network
+		if runtime != nil {
+			detail["program"], detail["runtime"], detail["shims"] = runtime.Program, runtime.Binds, runtime.Shims
+		}
 	}
 	if !g.o.Rec.recordOr503(w, r, audit.Record{Kind: audit.KindMCPAdd, Profile: req.Profile, Actor: audit.ActorAdmin, Target: c.Name, Decision: audit.Allow,
 		Detail: audit.DetailJSON(detail)}) {
@@ -291,7 +327,7 @@ func (g *mcpGateway) handleMCPAdd(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	g.o.Log.Info("MCP server added", "profile", req.Profile, "server", added.Name)
-	writeJSON(w, http.StatusCreated, added)
+	writeJSON(w, http.StatusCreated, api.MCPServerAdded{Config: added, Runtime: runtime})
 }
 
 // serverParams are the profile and server of a /api/mcp/servers/{profile}/{name}

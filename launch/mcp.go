@@ -1,11 +1,14 @@
 package launch
 
 import (
+	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/neullabs/ringlet/mcp/mcpserver"
 	"github.com/neullabs/ringlet/profile"
 	"github.com/neullabs/ringlet/sandbox"
+	"github.com/neullabs/ringlet/toolchain"
 )
 
 // MCPServer is a profile's stdio MCP server to run in the profile's
@@ -46,10 +49,12 @@ func (b *Builder) MCPServer(s MCPServer, lease *sandbox.Lease) (argv []string, f
 		// list' as a closed transport; this says what to do.
 		return nil, nil, fmt.Errorf("%w; or run this server unconfined: ringlet mcp remove %s %s, then add it again with --no-sandbox", err, p.Alias, cfg.Name)
 	}
-	runtimeDirs, err := sandbox.RuntimeDirs(s.Argv[0])
+	// Found again at every start: what was installed may have changed.
+	res, err := b.MCPRuntime(cfg, s.Argv[0], pathOf(s.Env))
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, MCPFix(err, p.Alias, cfg, false)
 	}
+	command := append([]string{res.Program}, s.Argv[1:]...)
 	rw := append(append([]string{}, p.ReadWrite...), cfg.ReadWrite...)
 	pinned, err := sandbox.PinnedFiles(append([]string{s.Dir}, rw...)...)
 	if err != nil {
@@ -60,9 +65,9 @@ func (b *Builder) MCPServer(s MCPServer, lease *sandbox.Lease) (argv []string, f
 		network = sandbox.NetHost
 	}
 	pol := &sandbox.Policy{
-		Workspace: s.Dir, Home: s.Home, HomePath: s.Home, Command: s.Argv, Env: s.Env,
+		Workspace: s.Dir, Home: s.Home, HomePath: s.Home, Command: command, Env: withPath(s.Env, res.Path),
 		ReadOnly: append(append([]string{}, p.ReadOnly...), cfg.ReadOnly...), ReadWrite: rw,
-		Network: network, AllowGitConfig: p.AllowGitConfig, Runtime: runtimeDirs, Pinned: pinned,
+		Network: network, AllowGitConfig: p.AllowGitConfig, Runtime: res.Binds, Pinned: pinned,
 		NoNestedUserns: noNestedUserns(tool),
 		// The profile's limits, for each of its servers.
 		Limits: sandbox.NewLimits(p.MaxProcs, p.MaxMemory, p.TmpSize), Limiter: b.opts.Executable,
@@ -80,4 +85,59 @@ func (b *Builder) MCPServer(s MCPServer, lease *sandbox.Lease) (argv []string, f
 		return nil, nil, err
 	}
 	return pol.ArgsFD(tool)
+}
+
+// MCPRuntime is what the stdio server cfg runs and what its sandbox binds
+// read-only: program (its command's program, a bare name found on path,
+// the PATH it was added with) resolved with the version managers'
+// answers it was added with (cfg.Shims). For a server without a sandbox
+// only the program counts: nothing is bound, and Binds is empty.
+func (b *Builder) MCPRuntime(cfg mcpserver.Config, program, path string) (*toolchain.Resolution, error) {
+	res, err := b.resolve(program, toolchain.Options{Path: path, Shims: cfg.Shims}, !cfg.NoSandbox)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.NoSandbox {
+		res.Binds = nil
+	}
+	return res, nil
+}
+
+// MCPFix adds to a server's runtime error what the user can do: for a shim
+// without an answer, the command to add it with, the program itself in
+// the shim's place. adding says whether the server is being added (else
+// it has to be removed first).
+func MCPFix(err error, alias string, cfg mcpserver.Config, adding bool) error {
+	var se *toolchain.ShimError
+	if !errors.As(err, &se) {
+		return err
+	}
+	how := "add it"
+	if !adding {
+		how = fmt.Sprintf("remove it (ringlet mcp remove %s %s) and add it again", alias, cfg.Name)
+	}
+	flags := ""
+	for _, p := range cfg.ReadOnly {
+		flags += " --ro " + toolchain.Quote(p)
+	}
+	for _, p := range cfg.ReadWrite {
+		flags += " --rw " + toolchain.Quote(p)
+	}
+	if cfg.Network != "" {
+		flags += " --network " + cfg.Network
+	}
+	if fix := se.Fix(cfg.Command); fix != "" {
+		return fmt.Errorf("%w: %s with the program itself, ringlet mcp add %s %s%s -- %s, or with --no-sandbox", err, how, alias, cfg.Name, flags, fix)
+	}
+	return fmt.Errorf("%w: %s with the program's own path in place of %s, or with --no-sandbox", err, how, se.Shim.Path)
+}
+
+// pathOf is the PATH in env.
+func pathOf(env []string) string {
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
+			return v
+		}
+	}
+	return ""
 }
