@@ -249,7 +249,7 @@ func (g *mcpGateway) handleMCPList(w http.ResponseWriter, r *http.Request) {
 		case err == nil:
 			out[i].Runtime = res
 		case s.Error == "" && s.State != mcp.StateRunning:
-			out[i].Error = launch.MCPFix(err, alias, s.Config, false).Error()
+			out[i].Error = s.ShimFix(err, alias, false).Error()
 		}
 	}
 	writeJSON(w, http.StatusOK, api.MCPServerList{Servers: out})
@@ -299,7 +299,7 @@ func (g *mcpGateway) handleMCPAdd(w http.ResponseWriter, r *http.Request) {
 			// Only the answers the command needs are kept.
 			c.Shims, runtime = res.Shims, res
 		case !c.NoSandbox || errors.As(err, &nf):
-			writeError(w, http.StatusBadRequest, "invalid_mcp_server", launch.MCPFix(err, req.Profile, c, true).Error())
+			writeError(w, http.StatusBadRequest, "invalid_mcp_server", c.ShimFix(err, req.Profile, true).Error())
 			return
 		default:
 			// Unconfined, a shim runs as it would in the user's shell.

@@ -318,9 +318,8 @@ func agentFix(err error, p profile.Profile, command []string) error {
 		return err
 	}
 	if se.Via != "" {
-		if w := se.Shim.Which(); w != "" && len(p.Command) > 0 {
+		if words := se.Words(command); words != nil && len(p.Command) > 0 {
 			// --command is one string of words.
-			words := append([]string{"$(" + w + ")", se.Via}, command[1:]...)
 			return fmt.Errorf("%w: run it with the interpreter itself, in a profile created with --command \"%s\", or run it with --no-sandbox", err, strings.Join(words, " "))
 		}
 		return fmt.Errorf("%w: make its #! line name the program itself, or run it with --no-sandbox", err)

@@ -1,7 +1,6 @@
 package launch
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 
@@ -52,7 +51,7 @@ func (b *Builder) MCPServer(s MCPServer, lease *sandbox.Lease) (argv []string, f
 	// Found again at every start: what was installed may have changed.
 	res, err := b.MCPRuntime(cfg, s.Argv[0], pathOf(s.Env))
 	if err != nil {
-		return nil, nil, MCPFix(err, p.Alias, cfg, false)
+		return nil, nil, cfg.ShimFix(err, p.Alias, false)
 	}
 	command := append([]string{res.Program}, s.Argv[1:]...)
 	rw := append(append([]string{}, p.ReadWrite...), cfg.ReadWrite...)
@@ -101,35 +100,6 @@ func (b *Builder) MCPRuntime(cfg mcpserver.Config, program, path string) (*toolc
 		res.Binds = nil
 	}
 	return res, nil
-}
-
-// MCPFix adds to a server's runtime error what the user can do: for a shim
-// without an answer, the command to add it with, the program itself in
-// the shim's place. adding says whether the server is being added (else
-// it has to be removed first).
-func MCPFix(err error, alias string, cfg mcpserver.Config, adding bool) error {
-	var se *toolchain.ShimError
-	if !errors.As(err, &se) {
-		return err
-	}
-	how := "add it"
-	if !adding {
-		how = fmt.Sprintf("remove it (ringlet mcp remove %s %s) and add it again", alias, cfg.Name)
-	}
-	flags := ""
-	for _, p := range cfg.ReadOnly {
-		flags += " --ro " + toolchain.Quote(p)
-	}
-	for _, p := range cfg.ReadWrite {
-		flags += " --rw " + toolchain.Quote(p)
-	}
-	if cfg.Network != "" {
-		flags += " --network " + cfg.Network
-	}
-	if fix := se.Fix(cfg.Command); fix != "" {
-		return fmt.Errorf("%w: %s with the program itself, ringlet mcp add %s %s%s -- %s, or with --no-sandbox", err, how, alias, cfg.Name, flags, fix)
-	}
-	return fmt.Errorf("%w: %s with the program's own path in place of %s, or with --no-sandbox", err, how, se.Shim.Path)
 }
 
 // pathOf is the PATH in env.

@@ -242,23 +242,34 @@ func (e *ShimError) Error() string {
 	return b.String()
 }
 
-// Fix is argv, the command as the user gave it, with the program itself
-// in place of the shim, as a line for the user's shell: the shim replaced
-// by "$(pyenv which python3)", or a script whose #! line leads to one run
-// by that interpreter. "" when the manager cannot be asked.
-func (e *ShimError) Fix(argv []string) string {
+// Words are argv, the command as the user gave it, with the program
+// itself in place of the shim, unquoted: the shim replaced by the shell
+// substitution "$(pyenv which python3)", or a script whose #! line leads
+// to one run by that interpreter. Nil when the manager cannot be asked.
+func (e *ShimError) Words(argv []string) []string {
 	w := e.Shim.Which()
 	if w == "" || len(argv) == 0 {
+		return nil
+	}
+	words := []string{"$(" + w + ")"}
+	if e.Via != "" {
+		words = append(words, e.Via)
+	}
+	return append(words, argv[1:]...)
+}
+
+// Fix is Words as a line for the user's shell, each word quoted where it
+// needs it; "" when the manager cannot be asked.
+func (e *ShimError) Fix(argv []string) string {
+	words := e.Words(argv)
+	if words == nil {
 		return ""
 	}
-	words := []string{`"$(` + w + `)"`}
-	if e.Via != "" {
-		words = append(words, Quote(e.Via))
+	out := []string{`"` + words[0] + `"`}
+	for _, w := range words[1:] {
+		out = append(out, Quote(w))
 	}
-	for _, a := range argv[1:] {
-		words = append(words, Quote(a))
-	}
-	return strings.Join(words, " ")
+	return strings.Join(out, " ")
 }
 
 // Quote quotes s for a POSIX shell when it needs it.

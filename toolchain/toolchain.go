@@ -88,6 +88,9 @@ type Resolution struct {
 type NotFoundError struct {
 	Name   string
 	Reason string
+	// Via is the script whose #! line names it; "" for the command's
+	// program itself.
+	Via string
 }
 
 func (e *NotFoundError) Error() string { return fmt.Sprintf("cannot find %s: %s", e.Name, e.Reason) }
@@ -299,7 +302,7 @@ func (r *resolver) interpreter(p string) (string, string, error) {
 	}
 	found := LookPath(name, strings.Join(append(append([]string{}, r.res.Path...), r.o.Path), string(filepath.ListSeparator)))
 	if found == "" {
-		return "", "", &NotFoundError{Name: name, Reason: fmt.Sprintf("%s runs it through env (its #! line), and it is not on PATH", p)}
+		return "", "", &NotFoundError{Name: name, Reason: fmt.Sprintf("%s runs it through env (its #! line), and it is not on PATH", p), Via: p}
 	}
 	how := "#! env " + name
 	if sh, ok := DetectShim(found); ok {

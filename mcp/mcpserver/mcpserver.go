@@ -174,6 +174,36 @@ func (c Config) SearchPath(daemon string) string {
 	return daemon
 }
 
+// ShimFix adds to err, why the server's program cannot run in its
+// sandbox, what the user can do: for a shim without an answer, the command
+// that adds the server with the program itself in the shim's place.
+// adding says whether the server is being added (else it has to be
+// removed first); alias is its profile.
+func (cfg Config) ShimFix(err error, alias string, adding bool) error {
+	var se *toolchain.ShimError
+	if !errors.As(err, &se) {
+		return err
+	}
+	how := "add it"
+	if !adding {
+		how = fmt.Sprintf("remove it (ringlet mcp remove %s %s) and add it again", alias, cfg.Name)
+	}
+	flags := ""
+	for _, p := range cfg.ReadOnly {
+		flags += " --ro " + toolchain.Quote(p)
+	}
+	for _, p := range cfg.ReadWrite {
+		flags += " --rw " + toolchain.Quote(p)
+	}
+	if cfg.Network != "" {
+		flags += " --network " + cfg.Network
+	}
+	if fix := se.Fix(cfg.Command); fix != "" {
+		return fmt.Errorf("%w: %s with the program itself, ringlet mcp add %s %s%s -- %s, or with --no-sandbox", err, how, alias, cfg.Name, flags, fix)
+	}
+	return fmt.Errorf("%w: %s with the program's own path in place of %s, or with --no-sandbox", err, how, se.Shim.Path)
+}
+
 // validateURL checks the endpoint of an HTTP server: what a tool call
 // carries, and its credential, must not cross a network in the clear.
 func validateURL(s string) error {
