@@ -6,10 +6,12 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -305,6 +307,12 @@ func (g *mcpGateway) handleMCPAdd(w http.ResponseWriter, r *http.Request) {
 			// Unconfined, a shim runs as it would in the user's shell.
 			g.o.Log.Warn("MCP server added without a sandbox; its program is not resolved", "profile", req.Profile, "server", c.Name, "err", err)
 		}
+		if c.NoSandbox {
+			if err := g.unconfinedRuns(req.Profile, c, runtime); err != nil {
+				writeError(w, http.StatusBadRequest, "invalid_mcp_server", err.Error())
+				return
+			}
+		}
 	}
 	detail := map[string]any{"command": c.Command, "url": c.URL, "credential": c.Credential, "timeout": c.Timeout.String()}
 	if c.URL == "" {
@@ -328,6 +336,27 @@ func (g *mcpGateway) handleMCPAdd(w http.ResponseWriter, r *http.Request) {
 	}
 	g.o.Log.Info("MCP server added", "profile", req.Profile, "server", added.Name)
 	writeJSON(w, http.StatusCreated, api.MCPServerAdded{Config: added, Runtime: runtime})
+}
+
+// unconfinedRuns refuses a server without a sandbox whose command, its
+// program or an interpreter on the way names a path the profile's agents
+// can write (its HOMEs, workspace, read-write paths): the agent would
+// choose what runs with the user's privileges. The rule of hooks.
+func (g *mcpGateway) unconfinedRuns(alias string, c mcpserver.Config, res *toolchain.Resolution) error {
+	p, err := g.o.Profiles.Get(alias)
+	if err != nil {
+		return err
+	}
+	words := append([]string{}, c.Command...)
+	if res != nil {
+		for _, s := range res.Steps {
+			words = append(words, s.Path)
+		}
+	}
+	if tree := hook.NamesAgentWritable(strings.Join(words, " "), g.o.Hooks.agentWritable(p)); tree != "" {
+		return fmt.Errorf("MCP server %s would run what lies in %s, which the agents of profile %s can write: a server without a sandbox must not run what an agent can change; install it elsewhere, or add it without --no-sandbox", c.Name, tree, alias)
+	}
+	return nil
 }
 
 // serverParams are the profile and server of a /api/mcp/servers/{profile}/{name}
