@@ -58,6 +58,28 @@ for p in sys.argv[1:]:
 sys.exit(5)
 `
 
+// fakeNodeMCP is a stdio MCP server in JavaScript, as npm installs one:
+// its one tool says which node runs it (FAKE_NVM, set by the fake nvm's
+// node).
+const fakeNodeMCP = `#!/usr/bin/env node
+const rl = require("readline").createInterface({ input: process.stdin });
+const send = (m) => process.stdout.write(JSON.stringify(m) + "\n");
+rl.on("line", (line) => {
+  const m = JSON.parse(line);
+  if (m.method === "initialize") {
+    send({ jsonrpc: "2.0", id: m.id, result: { protocolVersion: m.params.protocolVersion, capabilities: { tools: {} }, serverInfo: { name: "fakenode", version: "1" } } });
+  } else if (m.method === "tools/list") {
+    send({ jsonrpc: "2.0", id: m.id, result: { tools: [{ name: "node", description: "Which node runs this.", inputSchema: { type: "object", properties: {} } }] } });
+  } else if (m.method === "tools/call") {
+    send({ jsonrpc: "2.0", id: m.id, result: { content: [{ type: "text", text: "node from " + (process.env.FAKE_NVM || "elsewhere") }] } });
+  } else if (m.method === "ping") {
+    send({ jsonrpc: "2.0", id: m.id, result: {} });
+  } else if (m.id !== undefined) {
+    send({ jsonrpc: "2.0", id: m.id, error: { code: -32601, message: "no such method" } });
+  }
+});
+`
+
 // fakePyenv is pyenv as far as its shims and 'pyenv which' go: the
 // version in $PYENV_ROOT/version.
 const fakePyenv = `#!/bin/sh
@@ -115,6 +137,18 @@ func TestVersionManagerShims(t *testing.T) {
 	}
 	if err := os.Mkdir(ws, 0o755); err != nil {
 		t.Fatal(err)
+	}
+	// nvm, with a node that runs the system's, and a server npm installed.
+	node := toolchain.LookPath("node", "/usr/local/bin:/usr/bin:/bin")
+	nvm := filepath.Join(e.Home, ".nvm", "versions", "node", "v20.0.0")
+	if node != "" {
+		writeFile(t, filepath.Join(e.Home, ".nvm", "nvm.sh"), "", 0o644)
+		writeFile(t, filepath.Join(nvm, "bin", "node"), "#!/bin/sh\nexport FAKE_NVM=v20.0.0\nexec "+node+" \"$@\"\n", 0o755)
+		writeFile(t, filepath.Join(nvm, "lib", "node_modules", "fake-mcp", "package.json"), `{"name":"fake-mcp","bin":{"fakenode-mcp":"index.js"}}`, 0o644)
+		writeFile(t, filepath.Join(nvm, "lib", "node_modules", "fake-mcp", "index.js"), fakeNodeMCP, 0o755)
+		if err := os.Symlink("../lib/node_modules/fake-mcp/index.js", filepath.Join(nvm, "bin", "fakenode-mcp")); err != nil {
+			t.Fatal(err)
+		}
 	}
 	// The user's shell, and the daemon it starts, find the shims first.
 	e.ExtraEnv = []string{"PATH=" + shims + ":/usr/bin:/bin"}
@@ -211,6 +245,25 @@ func TestVersionManagerShims(t *testing.T) {
 		}
 		if out := mustRun(t, e, "mcp", "show", "work", "py"); !strings.Contains(out, "reads") || !strings.Contains(out, root) {
 			t.Errorf("mcp show: got %q, want what its sandbox reads", out)
+		}
+	})
+
+	// env node finds the node of the server's own install first, although
+	// the PATH has the system's.
+	t.Run("npm-installed server under nvm", func(t *testing.T) {
+		if node == "" {
+			if os.Getenv("CI") == "true" {
+				t.Fatal("no node on this machine; CI has one")
+			}
+			t.Skip("no node on this machine")
+		}
+		out := mustRun(t, e, "mcp", "add", "work", "js", "--", filepath.Join(nvm, "bin", "fakenode-mcp"))
+		if !strings.Contains(out, "read-only: "+nvm+"\n") || !strings.Contains(out, "#! env node") {
+			t.Errorf("mcp add: got %q, want %s bound and node found for the #! line", out, nvm)
+		}
+		got := stdioBridge(t, e, []string{"RINGLET_SESSION_TOKEN=" + mcpSessionToken(t, e, "work")}, stdioInit, stdioInitialized, stdioCall(2, "js__node", map[string]string{}))
+		if text, isErr := callText(t, got["2"]); isErr || text != "node from v20.0.0" {
+			t.Errorf("js__node: got %v %q, want the node of its nvm version", isErr, text)
 		}
 	})
 
