@@ -247,10 +247,13 @@ func (g *mcpGateway) handleMCPList(w http.ResponseWriter, r *http.Request) {
 		}
 		// As a start now would find it: installs change.
 		res, err := g.o.Launch.MCPRuntime(s.Config, s.Command[0], s.SearchPath(g.o.Path))
+		var nf *toolchain.NotFoundError
 		switch {
 		case err == nil:
 			out[i].Runtime = res
-		case s.Error == "" && s.State != mcp.StateRunning:
+		case s.Error == "" && s.State != mcp.StateRunning && (!s.NoSandbox || errors.As(err, &nf)):
+			// What its next start would say. Unconfined, a shim without
+			// an answer still runs, as in the user's shell.
 			out[i].Error = s.ShimFix(err, alias, false).Error()
 		}
 	}

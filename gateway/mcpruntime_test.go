@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/neullabs/ringlet/api"
+	"github.com/neullabs/ringlet/mcp/mcpserver"
 )
 
 // TestMCPServerRuntime: a stdio server is resolved when it is added, on
@@ -65,6 +66,20 @@ func TestMCPServerRuntime(t *testing.T) {
 	var list api.MCPServerList
 	if err := json.Unmarshal([]byte(text), &list); err != nil || len(list.Servers) != 1 || list.Servers[0].Runtime == nil || list.Servers[0].Runtime.Program != real {
 		t.Errorf("GET: got %s, want the server with its runtime", text)
+	}
+
+	// A server stored without the answer (added before servers kept
+	// them): mcp list says what its start would, and how to fix it.
+	if _, err := w.s.mcp.srv.AddServer("work", mcpserver.Config{Name: "old", Command: []string{"python3"}, Path: shims}); err != nil {
+		t.Fatal(err)
+	}
+	_, text = w.rest(t, testToken, "GET", "/api/mcp/servers?profile=work", "")
+	if err := json.Unmarshal([]byte(text), &list); err != nil {
+		t.Fatal(err)
+	}
+	i := slices.IndexFunc(list.Servers, func(s mcpserver.Status) bool { return s.Name == "old" })
+	if i < 0 || !strings.Contains(list.Servers[i].Error, "python3 is a pyenv shim") || !strings.Contains(list.Servers[i].Error, "ringlet mcp remove work old") {
+		t.Errorf("a stored shim without its answer: got %s, want its error naming the shim and the fix", text)
 	}
 
 	for name, body := range map[string]map[string]any{
