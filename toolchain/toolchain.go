@@ -167,6 +167,12 @@ func (r *resolver) walk(cur string) error {
 			r.res.Program, cur = real, real
 			continue
 		}
+		if via != "" && !executable(cur) {
+			// Nothing is bound for an interpreter the kernel would not
+			// run: a script in a workspace names its #! line, and the
+			// agent can write that.
+			return &NotFoundError{Name: cur, Reason: fmt.Sprintf("%s names it as its interpreter (its #! line), and it is missing or not an executable file", via), Via: via}
+		}
 		if err := r.bind(cur); err != nil {
 			return err
 		}

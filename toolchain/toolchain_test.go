@@ -331,9 +331,14 @@ func TestInterpreters(t *testing.T) {
 		"src/srv/missing.js":  "#!/usr/bin/env nodejs-not-here\n",
 		"src/srv/flags.js":    "#!/usr/bin/env -S node --max-old-space-size=100\n",
 		"src/srv/relative.sh": "#!bin/sh\n",
+		"src/srv/secret.sh":   "#!$HOME/.ssh/id_ed25519\n",
+		".ssh/id_ed25519":     "canary",
 		"node/bin/node":       binary,
 	})
 	srv := filepath.Join(home, "src", "srv")
+	if err := os.Chmod(filepath.Join(home, ".ssh", "id_ed25519"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	path := filepath.Join(home, ".pyenv", "shims") + ":" + filepath.Join(home, "node", "bin") + ":/usr/bin:/bin"
 
 	t.Run("env finds a shim: the manager's answer, first on PATH", func(t *testing.T) {
@@ -375,6 +380,7 @@ func TestInterpreters(t *testing.T) {
 		"loop.sh":     "more than 8 shims and interpreters",
 		"missing.js":  "cannot find nodejs-not-here",
 		"relative.sh": "not an absolute path",
+		"secret.sh":   "missing or not an executable file",
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
