@@ -1,9 +1,12 @@
 package api
 
-import "github.com/neullabs/ringlet/mcp/mcpserver"
+import (
+	"github.com/neullabs/ringlet/mcp/mcpserver"
+	"github.com/neullabs/ringlet/toolchain"
+)
 
 // MCPServerRequest is the body of POST /api/mcp/servers; the answer is
-// the mcpserver.Config as stored.
+// an MCPServerAdded.
 type MCPServerRequest struct {
 	Profile string   `json:"profile"`
 	Name    string   `json:"name"`
@@ -18,6 +21,18 @@ type MCPServerRequest struct {
 	ReadWrite []string `json:"rw,omitempty"`
 	Network   string   `json:"network,omitempty"`
 	NoSandbox bool     `json:"no_sandbox,omitempty"`
+	// Path and Shims are how the command was found in the user's shell
+	// (see mcpserver.Config): its PATH, and the version managers' answers
+	// for the shims on the way.
+	Path  string            `json:"path,omitempty"`
+	Shims map[string]string `json:"shims,omitempty"`
+}
+
+// MCPServerAdded is the answer to POST /api/mcp/servers: the server as
+// stored and, for a stdio server, what runs and what its sandbox reads.
+type MCPServerAdded struct {
+	mcpserver.Config
+	Runtime *toolchain.Resolution `json:"runtime,omitempty"`
 }
 
 // MCPServerList is the answer to GET /api/mcp/servers?profile=P.

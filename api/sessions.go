@@ -55,6 +55,10 @@ type LaunchRequest struct {
 	// NoSandbox runs the agent without a sandbox, with the user's
 	// privileges: warned and audited.
 	NoSandbox bool `json:"no_sandbox,omitempty"`
+	// Shims are the version managers' answers, asked in the launcher's
+	// shell: a shim's path on Path, and the program it stands for, which
+	// runs in its place (the daemon never asks a manager).
+	Shims map[string]string `json:"shims,omitempty"`
 }
 
 // SessionInfo is what the API shows of a session: never its token or key.

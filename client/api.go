@@ -294,8 +294,8 @@ func (c *Client) MCPServers(ctx context.Context, profile string) ([]mcpserver.St
 }
 
 // AddMCPServer is POST /api/mcp/servers.
-func (c *Client) AddMCPServer(ctx context.Context, req api.MCPServerRequest) (mcpserver.Config, error) {
-	var got mcpserver.Config
+func (c *Client) AddMCPServer(ctx context.Context, req api.MCPServerRequest) (api.MCPServerAdded, error) {
+	var got api.MCPServerAdded
 	return got, c.Do(ctx, http.MethodPost, "/api/mcp/servers", req, &got)
 }
 

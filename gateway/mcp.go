@@ -6,10 +6,12 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -26,6 +28,7 @@ import (
 	"github.com/neullabs/ringlet/privatefile"
 	"github.com/neullabs/ringlet/profile"
 	"github.com/neullabs/ringlet/sandbox"
+	"github.com/neullabs/ringlet/toolchain"
 	"github.com/neullabs/ringlet/version"
 )
 
@@ -238,6 +241,22 @@ func (g *mcpGateway) handleMCPList(w http.ResponseWriter, r *http.Request) {
 		mcpError(w, g.o.Log, err)
 		return
 	}
+	for i, s := range out {
+		if s.URL != "" {
+			continue
+		}
+		// As a start now would find it: installs change.
+		res, err := g.o.Launch.MCPRuntime(s.Config, s.Command[0], s.SearchPath(g.o.Path))
+		var nf *toolchain.NotFoundError
+		switch {
+		case err == nil:
+			out[i].Runtime = res
+		case s.Error == "" && s.State != mcp.StateRunning && (!s.NoSandbox || errors.As(err, &nf)):
+			// What its next start would say. Unconfined, a shim without
+			// an answer still runs, as in the user's shell.
+			out[i].Error = s.ShimFix(err, alias, false).Error()
+		}
+	}
 	writeJSON(w, http.StatusOK, api.MCPServerList{Servers: out})
 }
 
@@ -250,7 +269,7 @@ func (g *mcpGateway) handleMCPAdd(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c := mcpserver.Config{Name: req.Name, Command: req.Command, URL: req.URL, Credential: req.Credential,
-		ReadOnly: req.ReadOnly, ReadWrite: req.ReadWrite, Network: req.Network, NoSandbox: req.NoSandbox}
+		ReadOnly: req.ReadOnly, ReadWrite: req.ReadWrite, Network: req.Network, NoSandbox: req.NoSandbox, Path: req.Path, Shims: req.Shims}
 	if req.Timeout != "" {
 		d, err := time.ParseDuration(req.Timeout)
 		if err != nil {
@@ -273,10 +292,38 @@ func (g *mcpGateway) handleMCPAdd(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid_mcp_server", err.Error())
 		return
 	}
+	var runtime *toolchain.Resolution
+	if c.URL == "" {
+		// Refused now rather than failing at every start: a program that
+		// is not there, a shim without the program it stands for, what
+		// would show Ringlet's own files.
+		res, err := g.o.Launch.MCPRuntime(c, c.Command[0], c.SearchPath(g.o.Path))
+		var nf *toolchain.NotFoundError
+		switch {
+		case err == nil:
+			// Only the answers the command needs are kept.
+			c.Shims, runtime = res.Shims, res
+		case !c.NoSandbox || errors.As(err, &nf):
+			writeError(w, http.StatusBadRequest, "invalid_mcp_server", c.ShimFix(err, req.Profile, true).Error())
+			return
+		default:
+			// Unconfined, a shim runs as it would in the user's shell.
+			g.o.Log.Warn("MCP server added without a sandbox; its program is not resolved", "profile", req.Profile, "server", c.Name, "err", err)
+		}
+		if c.NoSandbox {
+			if err := g.unconfinedRuns(req.Profile, c, runtime); err != nil {
+				writeError(w, http.StatusBadRequest, "invalid_mcp_server", err.Error())
+				return
+			}
+		}
+	}
 	detail := map[string]any{"command": c.Command, "url": c.URL, "credential": c.Credential, "timeout": c.Timeout.String()}
 	if c.URL == "" {
 		detail["sandbox"] = !c.NoSandbox
 		detail["ro"], detail["rw"], detail["network"] = c.ReadOnly, c.ReadWrite, c.Network
+		if runtime != nil {
+			detail["program"], detail["runtime"], detail["shims"] = runtime.Program, runtime.Binds, runtime.Shims
+		}
 	}
 	if !g.o.Rec.recordOr503(w, r, audit.Record{Kind: audit.KindMCPAdd, Profile: req.Profile, Actor: audit.ActorAdmin, Target: c.Name, Decision: audit.Allow,
 		Detail: audit.DetailJSON(detail)}) {
@@ -291,7 +338,28 @@ func (g *mcpGateway) handleMCPAdd(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	g.o.Log.Info("MCP server added", "profile", req.Profile, "server", added.Name)
-	writeJSON(w, http.StatusCreated, added)
+	writeJSON(w, http.StatusCreated, api.MCPServerAdded{Config: added, Runtime: runtime})
+}
+
+// unconfinedRuns refuses a server without a sandbox whose command, its
+// program or an interpreter on the way names a path the profile's agents
+// can write (its HOMEs, workspace, read-write paths): the agent would
+// choose what runs with the user's privileges. The rule of hooks.
+func (g *mcpGateway) unconfinedRuns(alias string, c mcpserver.Config, res *toolchain.Resolution) error {
+	p, err := g.o.Profiles.Get(alias)
+	if err != nil {
+		return err
+	}
+	words := append([]string{}, c.Command...)
+	if res != nil {
+		for _, s := range res.Steps {
+			words = append(words, s.Path)
+		}
+	}
+	if tree := hook.NamesAgentWritable(strings.Join(words, " "), g.o.Hooks.agentWritable(p)); tree != "" {
+		return fmt.Errorf("MCP server %s would run what lies in %s, which the agents of profile %s can write: a server without a sandbox must not run what an agent can change; install it elsewhere, or add it without --no-sandbox", c.Name, tree, alias)
+	}
+	return nil
 }
 
 // serverParams are the profile and server of a /api/mcp/servers/{profile}/{name}

@@ -508,7 +508,7 @@ func (ss *sessions) startLaunch(w http.ResponseWriter, r *http.Request, alias st
 		return
 	}
 	a, err := ss.o.Launch.Agent(parts.p, parts.agent, ss.o.Profiles.Home(alias), launch.Request{
-		Dir: req.Dir, Args: req.Args, Path: req.Path, Home: req.Home, Term: req.Term, Lang: req.Lang, NoSandbox: req.NoSandbox})
+		Dir: req.Dir, Args: req.Args, Path: req.Path, Home: req.Home, Term: req.Term, Lang: req.Lang, NoSandbox: req.NoSandbox, Shims: req.Shims})
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "launch_refused", err.Error())
 		return

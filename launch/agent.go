@@ -1,12 +1,15 @@
 package launch
 
 import (
+	"errors"
 	"fmt"
 	"runtime"
 	"strconv"
+	"strings"
 
 	"github.com/neullabs/ringlet/profile"
 	"github.com/neullabs/ringlet/sandbox"
+	"github.com/neullabs/ringlet/toolchain"
 )
 
 // Request is what only the launcher of an agent knows: where it runs and
@@ -27,6 +30,10 @@ type Request struct {
 	// NoSandbox runs the agent without a sandbox, with the user's
 	// privileges: an explicit, warned and audited opt-out.
 	NoSandbox bool
+	// Shims are version managers' answers, asked by the launcher in the
+	// user's shell: a shim's path, and the program it stands for
+	// (toolchain.Options.Shims).
+	Shims map[string]string
 }
 
 // Agent is an agent's launch checked before its session starts: what the
@@ -40,6 +47,9 @@ type Agent struct {
 	network    string
 	homePath   string
 	term, lang string
+	// path goes first on the agent's PATH: where its #! lines' env finds
+	// what it found here, and its install's bin directory.
+	path []string
 	// Without a sandbox, tool is "" and the rest is unset.
 	tool    string
 	runtime []string
@@ -48,6 +58,9 @@ type Agent struct {
 	// Warnings are for the user, one sentence each.
 	Warnings []string
 }
+
+// maxShims bounds the version managers' answers one launch may carry.
+const maxShims = 16
 
 // ForwarderBase is the daemon as an agent on the provider network
 // reaches it: the forwarder inside its sandbox, to its session's socket.
@@ -80,7 +93,21 @@ func (b *Builder) Agent(p profile.Profile, a profile.Agent, home string, req Req
 	if err != nil {
 		return nil, err
 	}
-	l := &Agent{p: p, argv: append([]string{program}, command[1:]...), extra: req.Args, term: req.Term, lang: req.Lang}
+	if len(req.Shims) > maxShims {
+		return nil, fmt.Errorf("more than %d shims", maxShims)
+	}
+	for shim, real := range req.Shims {
+		if err := errors.Join(sandbox.CheckPath("shim", shim), sandbox.CheckPath("shim's program", real)); err != nil {
+			return nil, err
+		}
+	}
+	// The program behind a shim runs in its place, sandbox or not: its
+	// manager would run with the profile's HOME, not the user's.
+	res, err := b.resolve(program, toolchain.Options{Path: req.Path, Homes: []string{req.Home}, Shims: req.Shims}, !req.NoSandbox)
+	if err != nil {
+		return nil, agentFix(err, p, command)
+	}
+	l := &Agent{p: p, argv: append([]string{res.Program}, command[1:]...), extra: req.Args, term: req.Term, lang: req.Lang, path: res.Path}
 	if l.lang == "" {
 		l.lang = "C.UTF-8"
 	}
@@ -120,12 +147,7 @@ func (b *Builder) Agent(p profile.Profile, a profile.Agent, home string, req Req
 	if l.tool, err = bubblewrap(); err != nil {
 		return nil, err
 	}
-	if l.runtime, err = sandbox.RuntimeDirs(program); err != nil {
-		return nil, err
-	}
-	if err := b.CheckOwn("", l.runtime...); err != nil {
-		return nil, err
-	}
+	l.runtime = res.Binds
 	// A hard link in the workspace to a file outside it is that file:
 	// each one is bound read-only onto itself.
 	if l.pinned, err = sandbox.PinnedFiles(append([]string{l.workspace}, p.ReadWrite...)...); err != nil {
@@ -225,7 +247,13 @@ func (p *Plan) Release() {
 // a lease on its trees, which the protected paths that are missing need
 // as mount points: its owner releases it when the session ends.
 func (b *Builder) Plan(a *Agent, s Session) (*Plan, error) {
-	env := []string{"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=" + a.homePath, "LANG=" + a.lang}
+	env := withPath([]string{"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=" + a.homePath, "LANG=" + a.lang}, a.path)
+	if a.Sandboxed() && b.opts.Executable != "" {
+		// 'ringlet' on the agent's PATH is the daemon's own binary, bound
+		// read-only: 'ringlet mcp --stdio' there serves the session. It
+		// goes first, before the interpreters' installs.
+		env = withPath(env, []string{sandbox.BinDir(b.opts.Executable)})
+	}
 	if a.term != "" {
 		env = append(env, "TERM="+a.term)
 	}
@@ -246,11 +274,6 @@ func (b *Builder) Plan(a *Agent, s Session) (*Plan, error) {
 		env[1] = "HOME=" + s.Home
 		return &Plan{Argv: argv, Env: env, Dir: a.workspace, Workspace: a.workspace,
 			Summary: map[string]any{"sandbox": false, "command": argv[0], "workspace": a.workspace}}, nil
-	}
-	if b.opts.Executable != "" {
-		// 'ringlet' on the agent's PATH is the daemon's own binary, bound
-		// read-only: 'ringlet mcp --stdio' there serves the session.
-		env[0] = "PATH=" + sandbox.BinDir(b.opts.Executable) + ":/usr/local/bin:/usr/bin:/bin"
 	}
 	protected, err := a.p.Protected()
 	if err != nil {
@@ -293,4 +316,25 @@ func (b *Builder) sandboxed(pol *sandbox.Policy, tool string) (*Plan, error) {
 	}
 	return &Plan{Argv: argv, Env: []string{}, Files: files, Sandboxed: true, Workspace: pol.Workspace, Trees: pol.Trees(),
 		Summary: pol.Summary(), lease: lease}, nil
+}
+
+// agentFix adds to a shim that has no answer what the user can do: 'ringlet
+// profiles run' asks the manager itself, so this is a launch from another
+// client, or a #! line that names a shim.
+func agentFix(err error, p profile.Profile, command []string) error {
+	var se *toolchain.ShimError
+	if !errors.As(err, &se) {
+		return err
+	}
+	if se.Via != "" {
+		if words := se.Words(command); words != nil && len(p.Command) > 0 {
+			// --command is one string of words.
+			return fmt.Errorf("%w: run it with the interpreter itself, in a profile created with --command \"%s\", or run it with --no-sandbox", err, strings.Join(words, " "))
+		}
+		return fmt.Errorf("%w: make its #! line name the program itself, or run it with --no-sandbox", err)
+	}
+	if w := se.Shim.Which(); w != "" {
+		return fmt.Errorf("%w: start it with 'ringlet profiles run %s', which asks `%s` for the program, or run it with --no-sandbox", err, p.Alias, w)
+	}
+	return fmt.Errorf("%w: give the profile the program's own path (--command), or run it with --no-sandbox", err)
 }

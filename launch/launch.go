@@ -22,6 +22,7 @@ import (
 	"strings"
 
 	"github.com/neullabs/ringlet/sandbox"
+	"github.com/neullabs/ringlet/toolchain"
 )
 
 // Options configure a Builder.
@@ -44,6 +45,10 @@ type Options struct {
 	// ConfigDir is Ringlet's config directory (the token, the keys file),
 	// which the probes look for from inside.
 	ConfigDir string
+	// Home is the user's HOME: what a program needs is never bound by a
+	// directory that holds it, is it, or is one of its dot-directories
+	// (toolchain.Options.Homes).
+	Home string
 }
 
 // Builder builds sandboxes from profiles. It holds no state of its own
@@ -70,6 +75,39 @@ func (b *Builder) CheckOwn(home string, paths ...string) error {
 		}
 	}
 	return nil
+}
+
+// resolve finds what program needs to run in a sandbox: the program
+// behind a shim (from the answers in o.Shims; the daemon never asks a
+// version manager), its interpreters, and the install roots to bind
+// read-only, none of which may show Ringlet's own files.
+func (b *Builder) resolve(program string, o toolchain.Options, sandboxed bool) (*toolchain.Resolution, error) {
+	o.Homes = append(append([]string{}, o.Homes...), b.opts.Home)
+	res, err := toolchain.Resolve(program, o)
+	if err != nil {
+		return nil, err
+	}
+	if sandboxed {
+		if err := b.CheckOwn("", res.Binds...); err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+// withPath is env with dirs put first on its PATH.
+func withPath(env []string, dirs []string) []string {
+	if len(dirs) == 0 {
+		return env
+	}
+	out := append([]string{}, env...)
+	for i, kv := range out {
+		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
+			out[i] = "PATH=" + strings.Join(append(append([]string{}, dirs...), v), string(filepath.ListSeparator))
+			return out
+		}
+	}
+	return append(out, "PATH="+strings.Join(dirs, string(filepath.ListSeparator)))
 }
 
 // bubblewrap finds the sandbox tool and, on Linux, checks that it can

@@ -2,10 +2,12 @@ package launch
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/neullabs/ringlet/mcp/mcpserver"
 	"github.com/neullabs/ringlet/profile"
 	"github.com/neullabs/ringlet/sandbox"
+	"github.com/neullabs/ringlet/toolchain"
 )
 
 // MCPServer is a profile's stdio MCP server to run in the profile's
@@ -46,10 +48,12 @@ func (b *Builder) MCPServer(s MCPServer, lease *sandbox.Lease) (argv []string, f
 		// list' as a closed transport; this says what to do.
 		return nil, nil, fmt.Errorf("%w; or run this server unconfined: ringlet mcp remove %s %s, then add it again with --no-sandbox", err, p.Alias, cfg.Name)
 	}
-	runtimeDirs, err := sandbox.RuntimeDirs(s.Argv[0])
+	// Found again at every start: what was installed may have changed.
+	res, err := b.MCPRuntime(cfg, s.Argv[0], pathOf(s.Env))
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, cfg.ShimFix(err, p.Alias, false)
 	}
+	command := append([]string{res.Program}, s.Argv[1:]...)
 	rw := append(append([]string{}, p.ReadWrite...), cfg.ReadWrite...)
 	pinned, err := sandbox.PinnedFiles(append([]string{s.Dir}, rw...)...)
 	if err != nil {
@@ -60,9 +64,9 @@ func (b *Builder) MCPServer(s MCPServer, lease *sandbox.Lease) (argv []string, f
 		network = sandbox.NetHost
 	}
 	pol := &sandbox.Policy{
-		Workspace: s.Dir, Home: s.Home, HomePath: s.Home, Command: s.Argv, Env: s.Env,
+		Workspace: s.Dir, Home: s.Home, HomePath: s.Home, Command: command, Env: withPath(s.Env, res.Path),
 		ReadOnly: append(append([]string{}, p.ReadOnly...), cfg.ReadOnly...), ReadWrite: rw,
-		Network: network, AllowGitConfig: p.AllowGitConfig, Runtime: runtimeDirs, Pinned: pinned,
+		Network: network, AllowGitConfig: p.AllowGitConfig, Runtime: res.Binds, Pinned: pinned,
 		NoNestedUserns: noNestedUserns(tool),
 		// The profile's limits, for each of its servers.
 		Limits: sandbox.NewLimits(p.MaxProcs, p.MaxMemory, p.TmpSize), Limiter: b.opts.Executable,
@@ -80,4 +84,30 @@ func (b *Builder) MCPServer(s MCPServer, lease *sandbox.Lease) (argv []string, f
 		return nil, nil, err
 	}
 	return pol.ArgsFD(tool)
+}
+
+// MCPRuntime is what the stdio server cfg runs and what its sandbox binds
+// read-only: program (its command's program, a bare name found on path,
+// the PATH it was added with) resolved with the version managers'
+// answers it was added with (cfg.Shims). For a server without a sandbox
+// only the program counts: nothing is bound, and Binds is empty.
+func (b *Builder) MCPRuntime(cfg mcpserver.Config, program, path string) (*toolchain.Resolution, error) {
+	res, err := b.resolve(program, toolchain.Options{Path: path, Shims: cfg.Shims}, !cfg.NoSandbox)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.NoSandbox {
+		res.Binds = nil
+	}
+	return res, nil
+}
+
+// pathOf is the PATH in env.
+func pathOf(env []string) string {
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
+			return v
+		}
+	}
+	return ""
 }

@@ -30,6 +30,7 @@ import (
 	"github.com/neullabs/ringlet/internal/outbound"
 	"github.com/neullabs/ringlet/mcp/mcpserver"
 	"github.com/neullabs/ringlet/sandbox"
+	"github.com/neullabs/ringlet/toolchain"
 )
 
 // Upstream states, as 'ringlet mcp list' shows them.
@@ -475,12 +476,13 @@ func (u *upstream) spawn() (*conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	bin, err := lookPath(u.cfg.Command[0], srv.opts.Path)
+	path := u.cfg.SearchPath(srv.opts.Path)
+	bin, err := lookPath(u.cfg.Command[0], path)
 	if err != nil {
 		return nil, err
 	}
 	// Nothing of the daemon's environment: no key, no token.
-	env := []string{"PATH=" + srv.opts.Path, "HOME=" + where.Home, "LANG=C.UTF-8"}
+	env := []string{"PATH=" + path, "HOME=" + where.Home, "LANG=C.UTF-8"}
 	var cmd *exec.Cmd
 	var files [][]byte
 	attr := child.Attr()
@@ -496,8 +498,15 @@ func (u *upstream) spawn() (*conn, error) {
 		env[1] = "HOME=" + where.UnsandboxedHome
 		dir = where.UnsandboxedDir
 		attr, _ = child.Contained()
+		argv0 := u.cfg.Command[0]
+		// A shim's manager would run with that HOME, not the user's: the
+		// program it stood for when the server was added runs instead.
+		if res, err := toolchain.Resolve(bin, toolchain.Options{Path: path, Shims: u.cfg.Shims}); err == nil && res.Program != bin {
+			bin, argv0 = res.Program, res.Program
+			env[0] = "PATH=" + strings.Join(append(res.Path, path), string(filepath.ListSeparator))
+		}
 		cmd = exec.Command(bin, u.cfg.Command[1:]...)
-		cmd.Args[0] = u.cfg.Command[0]
+		cmd.Args[0] = argv0
 		cmd.Env = env
 	} else {
 		if where.Sandbox == nil {
@@ -508,6 +517,7 @@ func (u *upstream) spawn() (*conn, error) {
 			return nil, fmt.Errorf("sandbox: %w", err)
 		}
 		cmd = exec.Command(argv[0], argv[1:]...)
+		// bwrap's own environment; the server's is in its options.
 		cmd.Env = []string{"PATH=" + srv.opts.Path, "LANG=C.UTF-8"}
 		files = fds
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/neullabs/ringlet/internal/outbound"
 	"github.com/neullabs/ringlet/names"
 	"github.com/neullabs/ringlet/sandbox"
+	"github.com/neullabs/ringlet/toolchain"
 )
 
 // Limits of an upstream definition.
@@ -23,6 +24,7 @@ const (
 	MaxCallTimeout     = 30 * time.Minute
 	maxArgv            = 256
 	maxArgvBytes       = 64 << 10
+	maxShims           = 16
 )
 
 // serverNameRE is what <server> in <server>__<tool> may be. No
@@ -49,11 +51,22 @@ type Config struct {
 	// ReadOnly and ReadWrite besides; Network is "none" (the default:
 	// loopback only) or "host". NoSandbox runs it as a plain child of the
 	// daemon instead: an explicit, audited opt-out.
-	ReadOnly  []string  `json:"ro,omitempty"`
-	ReadWrite []string  `json:"rw,omitempty"`
-	Network   string    `json:"network,omitempty"`
-	NoSandbox bool      `json:"no_sandbox,omitempty"`
-	Created   time.Time `json:"created"`
+	ReadOnly  []string `json:"ro,omitempty"`
+	ReadWrite []string `json:"rw,omitempty"`
+	Network   string   `json:"network,omitempty"`
+	NoSandbox bool     `json:"no_sandbox,omitempty"`
+	// Path is where a bare program name of Command, and an interpreter a
+	// script finds with `#!/usr/bin/env NAME`, are found: the PATH of the
+	// shell that added the server (the daemon's own is that of whatever
+	// started it). Empty (servers added before, or through the API
+	// without one): the daemon's PATH.
+	Path string `json:"path,omitempty"`
+	// Shims are the version managers' answers when the server was added,
+	// asked in the user's shell: a shim's path (~/.pyenv/shims/python3),
+	// and the program it stood for (~/.pyenv/versions/3.12.1/bin/python3),
+	// which runs in its place. The daemon never asks a manager.
+	Shims   map[string]string `json:"shims,omitempty"`
+	Created time.Time         `json:"created"`
 	// Pins maps each upstream tool name to the hash of its definition
 	// when it was first seen or last approved.
 	Pins map[string]string `json:"pins,omitempty"`
@@ -116,6 +129,20 @@ func (c *Config) Validate() error {
 			return err
 		}
 	}
+	if c.URL != "" && (c.Path != "" || len(c.Shims) > 0) {
+		return errors.New("an HTTP server has no PATH or shims")
+	}
+	if len(c.Path) > maxArgvBytes || strings.ContainsAny(c.Path, "\x00\n\r") {
+		return errors.New("the PATH is longer than 64 KiB or contains a newline or NUL")
+	}
+	if len(c.Shims) > maxShims {
+		return fmt.Errorf("more than %d shims", maxShims)
+	}
+	for shim, program := range c.Shims {
+		if err := errors.Join(sandbox.CheckPath("shim", shim), sandbox.CheckPath("shim's program", program)); err != nil {
+			return err
+		}
+	}
 	if len(c.Command) > maxArgv {
 		return fmt.Errorf("the command has more than %d arguments", maxArgv)
 	}
@@ -136,6 +163,45 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("timeout must be from 1s to %s", MaxCallTimeout)
 	}
 	return nil
+}
+
+// SearchPath is where the server's program is found: the PATH it was
+// added with, else daemon (the daemon's own).
+func (c Config) SearchPath(daemon string) string {
+	if c.Path != "" {
+		return c.Path
+	}
+	return daemon
+}
+
+// ShimFix adds to err, why the server's program cannot run in its
+// sandbox, what the user can do: for a shim without an answer, the command
+// that adds the server with the program itself in the shim's place.
+// adding says whether the server is being added (else it has to be
+// removed first); alias is its profile.
+func (cfg Config) ShimFix(err error, alias string, adding bool) error {
+	var se *toolchain.ShimError
+	if !errors.As(err, &se) {
+		return err
+	}
+	how := "add it"
+	if !adding {
+		how = fmt.Sprintf("remove it (ringlet mcp remove %s %s) and add it again", alias, cfg.Name)
+	}
+	flags := ""
+	for _, p := range cfg.ReadOnly {
+		flags += " --ro " + toolchain.Quote(p)
+	}
+	for _, p := range cfg.ReadWrite {
+		flags += " --rw " + toolchain.Quote(p)
+	}
+	if cfg.Network != "" {
+		flags += " --network " + cfg.Network
+	}
+	if fix := se.Fix(cfg.Command); fix != "" {
+		return fmt.Errorf("%w: %s with the program itself, ringlet mcp add %s %s%s -- %s, or with --no-sandbox", err, how, alias, cfg.Name, flags, fix)
+	}
+	return fmt.Errorf("%w: %s with the program's own path in place of %s, or with --no-sandbox", err, how, se.Shim.Path)
 }
 
 // validateURL checks the endpoint of an HTTP server: what a tool call
@@ -160,8 +226,11 @@ type Status struct {
 	RetryAt *time.Time `json:"retry_at,omitempty"`
 	// Failures counts its failures in a row while it is not running: a
 	// crash-looping server shows a growing count (and backoff).
-	Failures int          `json:"failures,omitempty"`
-	Tools    []ToolStatus `json:"tools"`
+	Failures int `json:"failures,omitempty"`
+	// Runtime is, for a stdio server, what runs and what its sandbox
+	// reads besides the system, found as it would be at a start now.
+	Runtime *toolchain.Resolution `json:"runtime,omitempty"`
+	Tools   []ToolStatus          `json:"tools"`
 }
 
 // ToolStatus is one tool of an upstream server.

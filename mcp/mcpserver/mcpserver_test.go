@@ -1,9 +1,14 @@
 package mcpserver
 
 import (
+	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/neullabs/ringlet/toolchain"
 )
 
 func TestServerConfigValidate(t *testing.T) {
@@ -28,6 +33,18 @@ func TestServerConfigValidate(t *testing.T) {
 		{"url", Config{Name: "fs", URL: "http://127.0.0.1:9/mcp"}, true},
 		{"url port out of range", Config{Name: "fs", URL: "http://127.0.0.1:99999/mcp"}, false},
 		{"url port zero", Config{Name: "fs", URL: "https://mcp.example.com:0/mcp"}, false},
+		{"path and shims", Config{Name: "fs", Command: []string{"x"}, Path: "/a:/b", Shims: map[string]string{"/h/.pyenv/shims/x": "/h/.pyenv/versions/3/bin/x"}}, true},
+		{"path with a newline", Config{Name: "fs", Command: []string{"x"}, Path: "/a\n/b"}, false},
+		{"a relative shim", Config{Name: "fs", Command: []string{"x"}, Shims: map[string]string{"shims/x": "/v/x"}}, false},
+		{"a shim's program as an option", Config{Name: "fs", Command: []string{"x"}, Shims: map[string]string{"/s/x": "--bind"}}, false},
+		{"shims for a URL", Config{Name: "fs", URL: "https://mcp.example.com/mcp", Shims: map[string]string{"/s/x": "/v/x"}}, false},
+		{"too many shims", Config{Name: "fs", Command: []string{"x"}, Shims: func() map[string]string {
+			m := map[string]string{}
+			for i := range maxShims + 1 {
+				m["/s/"+strings.Repeat("x", i+1)] = "/v/x"
+			}
+			return m
+		}()}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.c.Validate()
@@ -62,5 +79,27 @@ func TestValidateURL(t *testing.T) {
 	}
 	if err := (&Config{Name: "x", URL: "https://a.example/", Command: []string{"y"}}).Validate(); err == nil {
 		t.Error("a server with a command and a URL was accepted")
+	}
+}
+
+func TestShimFix(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	shim := filepath.Join(dir, ".pyenv", "shims", "python3")
+	if err := os.MkdirAll(filepath.Dir(shim), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(shim, []byte("#!/usr/bin/env bash\nexec \"/u/.pyenv/libexec/pyenv\" exec \"$program\" \"$@\"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	_, err := toolchain.Resolve(shim, toolchain.Options{})
+	c := Config{Name: "py", Command: []string{"python3", "my server.py"}, ReadOnly: []string{"/srv/a b"}, Network: NetworkHost}
+	want := `python3 is a pyenv shim (` + shim + `); the sandbox cannot run pyenv: add it with the program itself, ` +
+		`ringlet mcp add work py --ro '/srv/a b' --network host -- "$(pyenv which python3)" 'my server.py', or with --no-sandbox`
+	if got := c.ShimFix(err, "work", true); got == nil || got.Error() != want {
+		t.Errorf("got %v\nwant %s", got, want)
+	}
+	if other := errors.New("other"); c.ShimFix(other, "work", true) != other {
+		t.Error("an error that is no shim's changed")
 	}
 }

@@ -5,7 +5,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -17,6 +20,7 @@ import (
 	"github.com/neullabs/ringlet/mcp/stdiobridge"
 	"github.com/neullabs/ringlet/profile"
 	"github.com/neullabs/ringlet/token"
+	"github.com/neullabs/ringlet/toolchain"
 )
 
 func (a *app) mcpCmd() *cobra.Command {
@@ -72,7 +76,7 @@ for your own MCP client, never an agent's.`,
 	}
 	cmd.Flags().BoolVar(&stdio, "stdio", false, "serve MCP on stdin/stdout, bridged to the daemon's /mcp (stdout carries only JSON-RPC)")
 	cmd.Flags().BoolVar(&admin, "admin", false, "with --stdio: serve Ringlet's own controls with the admin token, for your own MCP client (refused in a session's environment)")
-	cmd.AddCommand(a.mcpAddCmd(), a.mcpListCmd(), a.mcpRemoveCmd(), a.mcpApproveCmd())
+	cmd.AddCommand(a.mcpAddCmd(), a.mcpListCmd(), a.mcpShowCmd(), a.mcpRemoveCmd(), a.mcpApproveCmd())
 	return cmd
 }
 
@@ -166,7 +170,17 @@ runs in the profile's sandbox: it sees the system read-only, the profile's
 HOME and workspace (and the profile's --ro/--rw paths), what --ro and --rw
 add, and no network but loopback unless --network host. --no-sandbox runs
 it unconfined (warned and audited). Its tools appear to the profile's
-sessions as NAME__TOOL.`,
+sessions as NAME__TOOL.
+
+COMMAND is found here, on this shell's PATH (kept with the server; the
+daemon's own PATH is whatever started it). A version manager's shim
+(pyenv, asdf, mise, volta, rustup ...) is replaced by the program the
+manager names for it here; a script's #! interpreter is followed the same
+way. The install that holds each (~/.pyenv/versions/3.12.1, an nvm
+version, a venv) is bound read-only, never HOME or a directory such as
+~/.cargo or ~/.config that holds more; add prints what runs and what its
+sandbox reads. What cannot be made to run in the sandbox is refused now,
+with the command that fixes it.`,
 		Example: `  ringlet mcp add work fs --ro /usr/local/lib/node_modules -- node /usr/local/lib/node_modules/@modelcontextprotocol/server-filesystem/dist/index.js ~/src/app
   ringlet mcp add work everything --network host --timeout 2m -- npx -y @modelcontextprotocol/server-everything
   ringlet mcp add work legacy --no-sandbox -- /opt/legacy/mcp-server
@@ -206,6 +220,24 @@ sessions as NAME__TOOL.`,
 			if err := c.Validate(); err != nil {
 				return usageError{err}
 			}
+			if serverURL == "" {
+				// Found as this shell finds it, not as the daemon would
+				// (its PATH is that of whatever started it): the PATH and
+				// the version managers' answers go with the server.
+				dir, _ := os.Getwd() // only a relative program needs it, and says so
+				res, err := toolchain.Resolve(req.Command[0], a.resolveOptions(cmd.Context(), dir))
+				var nf *toolchain.NotFoundError
+				switch {
+				case err == nil:
+					req.Shims = res.Shims
+					if !filepath.IsAbs(req.Command[0]) && strings.Contains(req.Command[0], "/") {
+						req.Command[0] = res.Steps[0].Path // it runs in the workspace, not here
+					}
+				case !noSandbox || errors.As(err, &nf):
+					return c.ShimFix(err, p, true)
+				}
+				req.Path = a.getenv("PATH")
+			}
 			cl, err := a.ensureDaemon(cmd.Context())
 			if err != nil {
 				return err
@@ -218,6 +250,9 @@ sessions as NAME__TOOL.`,
 				fmt.Fprintf(a.stdio.Err, "ringlet: warning: MCP server %s runs without a sandbox, with your privileges\n", got.Name)
 			}
 			fmt.Fprintf(a.stdio.Out, "added MCP server %s to profile %s; its tools appear as %s__<tool> once a session uses them\n", got.Name, p, got.Name)
+			if got.Runtime != nil {
+				describeRuntime(a.stdio.Out, "  ", got.Runtime, !got.NoSandbox)
+			}
 			return nil
 		},
 	}
@@ -316,6 +351,75 @@ tool: visible, changed (hidden until 'ringlet mcp approve') or invalid
 				}
 			}
 			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func (a *app) mcpShowCmd() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "show PROFILE NAME",
+		Short: "Show one MCP server: its state, what runs and what its sandbox reads",
+		Long: `Show one of a profile's MCP servers: its state and definition, and for a
+stdio server what runs (the program, found on the PATH it was added with,
+through any version manager's shim and #! interpreter) and what its
+sandbox reads of yours besides the system, as a start now would find it.`,
+		Example: "  ringlet mcp show work fs\n  ringlet mcp show work fs --json",
+		Args:    exactArgs(2, "PROFILE NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p, err := mcpServerArgs(args)
+			if err != nil {
+				return err
+			}
+			c, err := a.ensureDaemon(cmd.Context())
+			if err != nil {
+				return err
+			}
+			servers, err := c.MCPServers(cmd.Context(), p)
+			if err != nil {
+				return err
+			}
+			i := slices.IndexFunc(servers, func(s mcpserver.Status) bool { return s.Name == args[1] })
+			if i < 0 {
+				return fmt.Errorf("profile %s has no MCP server %s ('ringlet mcp list %s' shows them)", p, args[1], p)
+			}
+			s := servers[i]
+			if asJSON {
+				return writeJSONOut(a.stdio.Out, s)
+			}
+			t := newTable(a.stdio.Out)
+			t.row("name", s.Name)
+			state := s.State
+			if s.Error != "" {
+				state += ": " + s.Error
+			}
+			t.row("state", state)
+			if s.URL != "" {
+				t.row("url", s.URL)
+				t.row("credential", s.Credential)
+			} else {
+				t.row("command", strings.Join(s.Command, " "))
+				t.row("sandbox", sandboxOf(s.Config))
+				t.row("ro", strings.Join(s.ReadOnly, " "))
+				t.row("rw", strings.Join(s.ReadWrite, " "))
+			}
+			if r := s.Runtime; r != nil {
+				t.row("runs", r.Program)
+				label := "found as"
+				for _, st := range r.Steps {
+					t.row(label, st.Path+" ("+st.How+")")
+					label = ""
+				}
+				if !s.NoSandbox {
+					t.row("reads", orDefault(strings.Join(r.Binds, " "), "nothing more of yours"))
+					t.row("path first", strings.Join(r.Path, ":"))
+				}
+			}
+			t.row("timeout", s.Timeout.String())
+			t.row("tools", strconv.Itoa(len(s.Tools)))
+			return t.flush()
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")

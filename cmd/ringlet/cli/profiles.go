@@ -21,6 +21,7 @@ import (
 	"github.com/neullabs/ringlet/profile"
 	"github.com/neullabs/ringlet/provider"
 	"github.com/neullabs/ringlet/sandbox"
+	"github.com/neullabs/ringlet/toolchain"
 )
 
 func (a *app) profilesCmd() *cobra.Command {
@@ -64,7 +65,15 @@ terminal; --skip-key creates the profile without one.
 --command is split into words and unquoted the way sh would do it
 ('sh -c "echo hi there"' is three words), but nothing in it is expanded:
 $VARIABLES, $(commands), globs, ~, pipes and redirections are refused with
-the reason. For those, run a shell on purpose: --command 'sh -c "..."'.`,
+the reason. For those, run a shell on purpose: --command 'sh -c "..."'.
+
+The agent's program is found on this shell's PATH, now and again at each
+'profiles run'. A version manager's shim (pyenv, asdf, mise, volta, rustup
+...) runs the program the manager names for it here, and a script's #!
+interpreter is followed the same way; the sandbox binds the install that
+holds each read-only (~/.pyenv/versions/3.12.1, an nvm version, a venv),
+never HOME or a directory such as ~/.cargo or ~/.config. create prints
+what runs, and refuses a shim whose manager cannot name the program.`,
 		Example: `  ringlet profiles create claude work --provider anthropic --workspace ~/src/app
   printf '%s' "$KEY" | ringlet profiles create codex oa --provider openai --model gpt-4.1
   ringlet profiles create generic bot --provider openai --command 'python agent.py'
@@ -113,6 +122,11 @@ the reason. For those, run a shell on purpose: --command 'sh -c "..."'.`,
 					}
 				}
 			}
+			dir, _ := os.Getwd() // only a relative program needs it, and says so
+			res, err := a.checkAgentCommand(cmd.Context(), profile.Profile{Alias: req.Alias, Agent: req.Agent, Command: req.Command}, dir)
+			if err != nil {
+				return err
+			}
 			c, err := a.ensureDaemon(cmd.Context())
 			if err != nil {
 				return err
@@ -143,6 +157,9 @@ the reason. For those, run a shell on purpose: --command 'sh -c "..."'.`,
 				view.Key = "stored"
 			}
 			fmt.Fprintf(a.stdio.Out, "created profile %s (%s via %s); key: %s; home: %s\n", view.Alias, view.Agent, view.Provider, view.Key, view.Home)
+			if res != nil {
+				describeRuntime(a.stdio.Out, "  ", res, true)
+			}
 			return nil
 		},
 	}
@@ -232,8 +249,17 @@ func (a *app) profilesInspectCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// What 'profiles run' would start from here, found as it
+			// would find it: on this shell's PATH.
+			out := inspected{ProfileView: v}
+			if command := a.agentCommand(v.Profile); len(command) > 0 {
+				dir, _ := os.Getwd() // only a relative program needs it, and says so
+				if out.Runtime, err = toolchain.Resolve(command[0], a.resolveOptions(cmd.Context(), dir)); err != nil {
+					out.RuntimeError = err.Error()
+				}
+			}
 			if asJSON {
-				return writeJSONOut(a.stdio.Out, v)
+				return writeJSONOut(a.stdio.Out, out)
 			}
 			t := newTable(a.stdio.Out)
 			t.row("alias", v.Alias)
@@ -243,6 +269,18 @@ func (a *app) profilesInspectCmd() *cobra.Command {
 			t.row("endpoint", v.Endpoint)
 			t.row("workspace", v.Workspace)
 			t.row("command", profile.QuoteCommand(v.Command))
+			if r := out.Runtime; r != nil {
+				t.row("runs", r.Program)
+				label := "found as"
+				for _, st := range r.Steps {
+					t.row(label, st.Path+" ("+st.How+")")
+					label = ""
+				}
+				t.row("reads", orDefault(strings.Join(r.Binds, " "), "nothing more of yours"))
+				t.row("path first", strings.Join(r.Path, ":"))
+			} else if out.RuntimeError != "" {
+				t.row("runs", "? "+out.RuntimeError)
+			}
 			// The sandbox: what the agent may reach and see.
 			t.row("network", orDefault(v.Network, "provider"))
 			t.row("ro", strings.Join(v.ReadOnly, " "))
@@ -263,6 +301,16 @@ func (a *app) profilesInspectCmd() *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
+}
+
+// inspected is a profile as 'profiles inspect' shows it: with what its
+// agent would run, found here.
+type inspected struct {
+	api.ProfileView
+	// Runtime is what 'profiles run' would start from this shell, and
+	// what its sandbox would read of yours besides the system.
+	Runtime      *toolchain.Resolution `json:"runtime,omitempty"`
+	RuntimeError string                `json:"runtime_error,omitempty"`
 }
 
 func (a *app) profilesDeleteCmd() *cobra.Command {

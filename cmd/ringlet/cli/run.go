@@ -79,8 +79,13 @@ func (a *app) runProfile(ctx context.Context, alias string, extra []string, noSa
 		return 0, err
 	}
 	dir, _ := os.Getwd() // needed only by a profile without a workspace, which the daemon then refuses
+	shims, err := a.agentShims(ctx, c, alias, dir)
+	if err != nil {
+		return 0, err
+	}
 	st, err := c.StartSession(ctx, api.SessionRequest{Profile: alias, Launch: &api.LaunchRequest{
-		Dir: dir, Args: extra, Path: a.getenv("PATH"), Home: a.getenv("HOME"), Term: a.getenv("TERM"), Lang: a.getenv("LANG"), NoSandbox: noSandbox}})
+		Dir: dir, Args: extra, Path: a.getenv("PATH"), Home: a.getenv("HOME"), Term: a.getenv("TERM"), Lang: a.getenv("LANG"), NoSandbox: noSandbox,
+		Shims: shims}})
 	if err != nil {
 		return 0, err
 	}

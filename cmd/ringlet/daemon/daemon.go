@@ -204,6 +204,7 @@ func (Daemon) Run(ctx context.Context, o cli.DaemonOptions) (err error) {
 		StateDir:   paths.StateDir,
 		EmptyFile:  emptyFile,
 		ConfigDir:  paths.ConfigDir,
+		Home:       o.Getenv("HOME"),
 	})
 	srv, err = gateway.New(gateway.Options{
 		Launch:           launcher,
