@@ -80,7 +80,7 @@ tidy:
 
 # Lint, tidy and the dependency test (internal/deptest) run with the rest.
 test: deps node-deps check lint tidy
-	$(GO) test -race -count=1 -timeout 15m ./...
+	$(GO) test -race -count=1 -timeout 20m ./...
 
 # Each benchmark measures its baseline in the same run and prints the ratio.
 bench: deps
