@@ -2,14 +2,9 @@ package hook
 
 import (
 	"bytes"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
-	"os"
 	"path/filepath"
 	"strings"
 
@@ -45,55 +40,23 @@ const claudeFailClosed = " || exit 2"
 // the daemon never writes where the agent points it; an unchanged file is
 // not rewritten, and numbers keep their exact text.
 func InstallClaude(configDir, ringlet string) error {
-	for _, p := range []string{configDir, filepath.Join(configDir, "settings.json")} {
-		if fi, err := os.Lstat(p); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
-			return fmt.Errorf("%s is a symbolic link; Ringlet does not follow it to add its Claude Code hook: remove it", p)
-		}
-	}
-	// Everything below goes through an os.Root on the directory that holds
-	// configDir (the profile's HOME): a symlink the agent swaps in after
-	// the check above cannot lead a read or write out of it.
-	home, dir := filepath.Dir(configDir), filepath.Base(configDir)
-	if err := privatefile.EnsureDir(home); err != nil {
-		return err
-	}
-	root, err := os.OpenRoot(home)
-	if err != nil {
-		return err
-	}
-	defer root.Close()
-	if err := root.Mkdir(dir, privatefile.DirMode); err != nil && !errors.Is(err, fs.ErrExist) {
-		return fmt.Errorf("create %s: %w", configDir, privatefile.WithoutPath(err))
-	}
-	rel := filepath.Join(dir, "settings.json")
-	path := filepath.Join(configDir, "settings.json")
+	return privatefile.Rewrite(configDir, "settings.json", maxSettings, func(data []byte) ([]byte, error) {
+		return claudeSettings(filepath.Join(configDir, "settings.json"), data, ringlet)
+	})
+}
+
+// claudeSettings is the settings.json at path, whose content is data (nil
+// when there is none), with Ringlet's hooks.
+func claudeSettings(path string, data []byte, ringlet string) ([]byte, error) {
 	settings := map[string]any{}
-	var data []byte
-	switch fi, err := root.Lstat(rel); {
-	case errors.Is(err, fs.ErrNotExist):
-	case err != nil:
-		return fmt.Errorf("%s: %w", path, privatefile.WithoutPath(err))
-	case !fi.Mode().IsRegular():
-		return fmt.Errorf("%s is not a regular file; remove it so Ringlet can add its hook", path)
-	case fi.Size() > maxSettings:
-		return fmt.Errorf("%s is larger than %d bytes; Ringlet does not read it", path, maxSettings)
-	default:
-		f, err := root.Open(rel)
-		if err != nil {
-			return fmt.Errorf("%s: %w", path, privatefile.WithoutPath(err))
-		}
-		data, err = io.ReadAll(io.LimitReader(f, maxSettings+1))
-		f.Close()
-		if err != nil {
-			return fmt.Errorf("%s: %w", path, privatefile.WithoutPath(err))
-		}
+	if data != nil {
 		dec := json.NewDecoder(bytes.NewReader(data))
 		dec.UseNumber()
 		if err := dec.Decode(&settings); err != nil {
-			return fmt.Errorf("%s is not valid JSON; fix it so Ringlet can add its hook: %v", path, err)
+			return nil, fmt.Errorf("%s is not valid JSON; fix it so Ringlet can add its hook: %v", path, err)
 		}
 		if _, err := dec.Token(); err != io.EOF {
-			return fmt.Errorf("%s is not valid JSON; fix it so Ringlet can add its hook: text after the settings object", path)
+			return nil, fmt.Errorf("%s is not valid JSON; fix it so Ringlet can add its hook: text after the settings object", path)
 		}
 		if settings == nil { // the file held null
 			settings = map[string]any{}
@@ -127,41 +90,13 @@ func InstallClaude(configDir, ringlet string) error {
 	delete(settings, "disableAllHooks")
 	out, err := json.MarshalIndent(settings, "", "  ")
 	if err != nil {
-		return err
+		return nil, err
 	}
-	out = append(out, '\n')
-	if bytes.Equal(out, data) {
-		return nil
-	}
-	return writeInRoot(root, rel, out)
+	return append(out, '\n'), nil
 }
 
 // maxSettings bounds the settings.json Ringlet reads.
 const maxSettings = 1 << 20
-
-// writeInRoot replaces rel in root with data, 0600: a temporary file
-// beside it, synced, renamed over it.
-func writeInRoot(root *os.Root, rel string, data []byte) error {
-	var b [8]byte
-	rand.Read(b[:])
-	tmp := filepath.Join(filepath.Dir(rel), "."+filepath.Base(rel)+".tmp-"+hex.EncodeToString(b[:]))
-	f, err := root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, privatefile.FileMode)
-	if err != nil {
-		return fmt.Errorf("write %s: %w", rel, privatefile.WithoutPath(err))
-	}
-	_, werr := f.Write(data)
-	serr := f.Sync()
-	cerr := f.Close()
-	if err := errors.Join(werr, serr, cerr); err != nil {
-		root.Remove(tmp)
-		return fmt.Errorf("write %s: %w", rel, privatefile.WithoutPath(err))
-	}
-	if err := root.Rename(tmp, rel); err != nil {
-		root.Remove(tmp)
-		return fmt.Errorf("replace %s: %w", rel, privatefile.WithoutPath(err))
-	}
-	return nil
-}
 
 func isRingletEntry(e any) bool {
 	m, ok := e.(map[string]any)
