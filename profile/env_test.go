@@ -23,7 +23,7 @@ func envMap(l Launch) map[string]string {
 }
 
 // keyVars are the variables whose value is the session token.
-var keyVars = map[string]bool{"ANTHROPIC_API_KEY": true, "OPENAI_API_KEY": true, "RINGLET_SESSION_TOKEN": true}
+var keyVars = map[string]bool{"ANTHROPIC_API_KEY": true, "ANTHROPIC_AUTH_TOKEN": true, "OPENAI_API_KEY": true, "RINGLET_SESSION_TOKEN": true}
 
 // checkToken asserts that the token is exactly the value of the key
 // variables and appears nowhere else: not in other values, names, the
@@ -74,7 +74,7 @@ func TestLaunchFor(t *testing.T) {
 			profile: Profile{Model: "claude-opus-4-1"},
 			wantCmd: []string{"claude"},
 			wantEnv: map[string]string{
-				"ANTHROPIC_BASE_URL": testBaseURL, "ANTHROPIC_API_KEY": testToken, "ANTHROPIC_MODEL": "claude-opus-4-1",
+				"ANTHROPIC_BASE_URL": testBaseURL, "ANTHROPIC_AUTH_TOKEN": testToken, "ANTHROPIC_MODEL": "claude-opus-4-1",
 				"CLAUDE_CONFIG_DIR": testHome + "/.claude", "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
 			},
 		},
@@ -82,7 +82,7 @@ func TestLaunchFor(t *testing.T) {
 			name: "claude without a model", agent: "claude", provider: "anthropic",
 			wantCmd: []string{"claude"},
 			wantEnv: map[string]string{
-				"ANTHROPIC_BASE_URL": testBaseURL, "ANTHROPIC_API_KEY": testToken,
+				"ANTHROPIC_BASE_URL": testBaseURL, "ANTHROPIC_AUTH_TOKEN": testToken,
 				"CLAUDE_CONFIG_DIR": testHome + "/.claude", "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
 			},
 		},
@@ -124,7 +124,7 @@ func TestLaunchFor(t *testing.T) {
 			profile: Profile{Model: "{token}{base_url}"},
 			wantCmd: []string{"claude"},
 			wantEnv: map[string]string{
-				"ANTHROPIC_BASE_URL": testBaseURL, "ANTHROPIC_API_KEY": testToken, "ANTHROPIC_MODEL": "{token}{base_url}",
+				"ANTHROPIC_BASE_URL": testBaseURL, "ANTHROPIC_AUTH_TOKEN": testToken, "ANTHROPIC_MODEL": "{token}{base_url}",
 				"CLAUDE_CONFIG_DIR": testHome + "/.claude", "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
 			},
 		},

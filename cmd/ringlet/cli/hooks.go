@@ -261,7 +261,8 @@ the daemon cannot be asked, it blocks.
 
 It finds the daemon and the session through RINGLET_HOOK_URL and
 RINGLET_SESSION_TOKEN, or else ANTHROPIC_BASE_URL (…/proxy) and
-ANTHROPIC_API_KEY (the session token), which 'ringlet profiles env' sets.`,
+ANTHROPIC_AUTH_TOKEN or ANTHROPIC_API_KEY (the session token), which
+'ringlet profiles env' sets.`,
 		Args:    cobra.NoArgs,
 		Example: `  echo '{"hook_event_name":"PreToolUse","tool_name":"Bash","tool_input":{"command":"ls"}}' | ringlet hook claude-pre-tool-use`,
 		RunE:    a.claudeHookRun(hook.PreToolUse),
@@ -326,15 +327,20 @@ func (a *app) claudeToolUse(ctx context.Context, event string) (reason string, a
 		return blocked + "the hook event from Claude Code is not valid JSON with a tool_name", false
 	}
 	base := a.getenv("RINGLET_HOOK_URL")
-	tok := a.getenv("RINGLET_SESSION_TOKEN")
 	if base == "" {
 		base = strings.TrimSuffix(strings.TrimSuffix(a.getenv("ANTHROPIC_BASE_URL"), "/"), "/proxy")
 	}
-	if tok == "" {
-		tok = a.getenv("ANTHROPIC_API_KEY")
+	// Claude Code profiles hand the token as ANTHROPIC_AUTH_TOKEN; an
+	// agent on the standard variables has it in ANTHROPIC_API_KEY.
+	var tok string
+	for _, name := range []string{"RINGLET_SESSION_TOKEN", "ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_API_KEY"} {
+		if v := a.getenv(name); strings.HasPrefix(v, api.SessionTokenPrefix) {
+			tok = v
+			break
+		}
 	}
 	if base == "" || !strings.HasPrefix(tok, api.SessionTokenPrefix) {
-		return blocked + "no Ringlet session in the environment (ANTHROPIC_BASE_URL / ANTHROPIC_API_KEY from 'ringlet profiles env')", false
+		return blocked + "no Ringlet session in the environment (ANTHROPIC_BASE_URL / ANTHROPIC_AUTH_TOKEN from 'ringlet profiles env')", false
 	}
 	check := api.HookCheck{Event: event, ToolName: ev.ToolName, ToolInput: ev.ToolInput}
 	if event == hook.PostToolUse {
