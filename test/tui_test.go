@@ -1,0 +1,232 @@
+package test
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/neullabs/ringlet/test/fakeprovider"
+)
+
+// tuiWorld is a proxyWorld whose user has test/node's agents first on
+// PATH, and a fresh workspace holding a file that the tests' agents are
+// told to delete.
+type tuiWorld struct {
+	*proxyWorld
+	work, victim string
+}
+
+func newTUIWorld(t *testing.T, bin string) *tuiWorld {
+	t.Helper()
+	requireTmux(t)
+	requireBwrap(t)
+	// Symbolic links resolved: `profiles run` binds the program's
+	// directory into the sandbox, where a link in a parent directory
+	// would not resolve.
+	binDir, err := filepath.EvalSymlinks(filepath.Dir(bin))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &tuiWorld{proxyWorld: newProxyWorld(t), work: t.TempDir()}
+	w.e.ExtraEnv = append(w.e.ExtraEnv, "PATH="+binDir+string(os.PathListSeparator)+os.Getenv("PATH"))
+	w.victim = filepath.Join(w.work, "victim.txt")
+	if err := os.WriteFile(w.victim, []byte("keep me\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+// agentTerm starts the agent of profile alias the way a user does, in a
+// terminal: `ringlet profiles run ALIAS`, or with remote, `ringlet
+// profiles run ALIAS --remote` and then `ringlet terminal attach` in the
+// terminal. It returns the terminal and the agent's session.
+func (w *tuiWorld) agentTerm(t *testing.T, alias string, remote bool) (*tmuxTerm, string) {
+	t.Helper()
+	env := w.e.Environ()
+	if !remote {
+		m := startTmux(t, env, w.work, ringletBin, "profiles", "run", alias)
+		// The session is the one that starts now.
+		var id string
+		m.WaitFor("a live session of "+alias, func(string) bool {
+			id = liveSession(t, w.e, alias)
+			return id != ""
+		})
+		return m, id
+	}
+	// What the user's terminal would give the daemon's pseudo-terminal.
+	w.e.ExtraEnv = append(w.e.ExtraEnv, "TERM=xterm-256color")
+	out := mustRun(t, w.e, "profiles", "run", alias, "--remote")
+	m := regexp.MustCompile(`session (s_[0-9a-f]+) \(pid \d+\)`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("profiles run --remote: got %q, want the session and pid", out)
+	}
+	return startTmux(t, env, w.work, ringletBin, "terminal", "attach", m[1]), m[1]
+}
+
+// liveSession is the id of profile alias's one live session, "" while
+// there is none.
+func liveSession(t *testing.T, e *env, alias string) string {
+	t.Helper()
+	var list []struct {
+		ID      string `json:"id"`
+		Profile string `json:"profile"`
+	}
+	out := mustRun(t, e, "sessions", "list", "--json")
+	if err := json.Unmarshal([]byte(out), &list); err != nil {
+		t.Fatalf("sessions list --json: %v; got %q", err, out)
+	}
+	for _, s := range list {
+		if s.Profile == alias {
+			return s.ID
+		}
+	}
+	return ""
+}
+
+// agentExit waits for the end of session and returns the exit code it
+// records for its agent. A remote agent's viewer may see it exit before
+// the daemon records the session's end.
+func agentExit(t *testing.T, e *env, alias, session string) string {
+	t.Helper()
+	var reason string
+	if !waitFor(runTimeout, func() bool {
+		for _, r := range auditOf(t, e, alias, "session.end") {
+			if r.Session == session {
+				reason, _ = r.Detail["reason"].(string)
+				return true
+			}
+		}
+		return false
+	}) {
+		t.Fatalf("audit: no session.end for %s within %s", session, runTimeout)
+	}
+	code, ok := strings.CutPrefix(reason, "agent exited with code ")
+	if !ok {
+		t.Fatalf("session.end of %s: got reason %q, want the agent's exit", session, reason)
+	}
+	return code
+}
+
+// claudePrompt is Claude Code's input box, empty and waiting: a rule, then
+// the prompt sign. Its dialogs (onboarding, trust, which key to use) show
+// no such box.
+var claudePrompt = regexp.MustCompile(`(?m)^─{20,} *\n❯ *\n─{20,}`)
+
+// claudeQuestions are what Claude Code asks on a first run that Ringlet
+// has settled: its onboarding (which reaches api.anthropic.com), and
+// whether to use a key it has not seen before.
+var claudeQuestions = []string{"Welcome to Claude Code", "Unable to connect", "Do you want to use this API key", "trust this folder"}
+
+// TestClaudeCodeTUI drives the real Claude Code's terminal UI in tmux on a
+// fresh profile, in its sandbox, as a user does: started with `profiles
+// run` (or `profiles run --remote` and `terminal attach`), it reaches its
+// prompt with no first-run question, answers a question with the fake
+// provider's text, shows the refusal of a pre-tool-use hook that keeps it
+// from deleting a file, and exits with /exit; ringlet exits with the
+// agent's exit code. A profile without --trust-workspace gets Claude
+// Code's own trust question, whose default answer (No) makes it exit 1,
+// and ringlet exit 1.
+func TestClaudeCodeTUI(t *testing.T) {
+	t.Parallel()
+	requireNode(t)
+	for _, remote := range []bool{false, true} {
+		name := "profiles run"
+		if remote {
+			name = "profiles run --remote and terminal attach"
+		}
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			t.Run("a turn, a refused tool call, /exit", func(t *testing.T) {
+				t.Parallel()
+				claudeTUISession(t, remote)
+			})
+			t.Run("an untrusted workspace asks, and No exits 1", func(t *testing.T) {
+				t.Parallel()
+				w := newTUIWorld(t, claudeBin(t))
+				key := w.newProfile("claude", "tui", "fake", "--model", "claude-sonnet-4-5", "--workspace", w.work)
+				m, id := w.agentTerm(t, "tui", remote)
+				screen := m.WaitText("Yes, I trust this folder")
+				for _, q := range claudeQuestions[:3] {
+					if strings.Contains(screen, q) {
+						t.Errorf("the terminal shows %q; want only the trust question:\n%s", q, screen)
+					}
+				}
+				m.PressUntil("Enter", "Claude Code's exit", m.Exited) // No, exit: the default
+				if got, want := m.ExitStatus(), 1; got != want {
+					t.Errorf("ringlet's exit status: got %d, want Claude Code's %d\n%s", got, want, m.Screen())
+				}
+				if got := agentExit(t, w.e, "tui", id); got != "1" {
+					t.Errorf("audited exit code of the agent: got %s, want 1", got)
+				}
+				assertNoKey(t, "the terminal", []byte(m.Screen()), key)
+				w.assertNoKeyLeak(t, key)
+			})
+		})
+	}
+}
+
+func claudeTUISession(t *testing.T, remote bool) {
+	w := newTUIWorld(t, claudeBin(t))
+	key := w.newProfile("claude", "tui", "fake", "--model", "claude-sonnet-4-5", "--workspace", w.work, "--trust-workspace")
+	hookID := addHook(t, w.e, "tui", `echo "$RINGLET_TOOL_INPUT" | grep -qv "rm "`)
+	m, id := w.agentTerm(t, "tui", remote)
+
+	screen := m.WaitMatch(claudePrompt)
+	for _, q := range claudeQuestions {
+		if strings.Contains(screen, q) {
+			t.Errorf("the terminal shows %q; want Claude Code's prompt and no first-run question:\n%s", q, screen)
+		}
+	}
+
+	m.Type("say hi")
+	m.WaitText("❯ say hi")
+	m.Keys("Enter")
+	m.WaitText(fakeprovider.AnswerText(fakeprovider.DefaultTextEvents))
+
+	cmd := "rm victim.txt"
+	w.fake.ToolUse.Store(&cmd)
+	m.Type("delete victim.txt")
+	m.WaitText("❯ delete victim.txt")
+	m.Keys("Enter")
+	m.WaitText("hook " + hookID + " refused the call")
+	// The refusal went back to the model as the tool's result.
+	if _, ok := w.fake.WaitFor(t.Context(), func(reqs []fakeprovider.Request) bool {
+		for _, r := range reqs {
+			if tr, ok := toolResultOf(r.Body); ok && tr.IsError && strings.Contains(tr.Text, "refused the call") {
+				return true
+			}
+		}
+		return false
+	}); !ok {
+		t.Fatal("the provider got no tool_result with the refusal")
+	}
+	if _, err := os.Stat(w.victim); err != nil {
+		t.Errorf("the file the refused call would delete: %v; want it kept", err)
+	}
+	if reason := checkToolAudit(t, w.e, "tui", id, hookID, "deny"); !strings.Contains(m.Screen(), reason) {
+		t.Errorf("the terminal does not show the audited reason %q:\n%s", reason, m.Screen())
+	}
+
+	m.Type("/exit")
+	m.WaitText("❯ /exit")
+	m.Keys("Enter")
+	status := m.ExitStatus()
+	if status != 0 {
+		t.Errorf("ringlet's exit status: got %d, want Claude Code's 0 after /exit\n%s", status, m.Screen())
+	}
+	if got := agentExit(t, w.e, "tui", id); got != "0" {
+		t.Errorf("audited exit code of the agent: got %s, want 0", got)
+	}
+
+	// What Ringlet wrote in the agent's HOME: onboarding done, the
+	// workspace trusted; no key.
+	data, err := os.ReadFile(filepath.Join(w.profileHome("tui"), ".claude", ".claude.json"))
+	if err != nil || !strings.Contains(string(data), `"hasCompletedOnboarding": true`) {
+		t.Errorf(".claude.json in the profile's HOME: got %.300q (%v), want hasCompletedOnboarding", data, err)
+	}
+	assertNoKey(t, "the terminal", []byte(m.Screen()), key)
+	w.assertNoKeyLeak(t, key)
+}
