@@ -18,6 +18,8 @@ import (
 	"io"
 	"path/filepath"
 
+	"github.com/pelletier/go-toml/v2"
+
 	"github.com/neullabs/ringlet/privatefile"
 	"github.com/neullabs/ringlet/profile"
 )
@@ -30,6 +32,8 @@ func Prepare(home string, p profile.Profile) error {
 	switch p.Agent {
 	case "claude":
 		return Claude(filepath.Join(home, ".claude"), trusted)
+	case "codex":
+		return Codex(filepath.Join(home, ".codex"), trusted)
 	}
 	return nil
 }
@@ -100,6 +104,68 @@ func Claude(configDir string, trusted []string) error {
 		}
 		return append(out, '\n'), nil
 	})
+}
+
+// maxCodexConfig bounds the config.toml Ringlet reads.
+const maxCodexConfig = 1 << 20
+
+// Codex prepares Codex's config.toml in codexHome (its CODEX_HOME),
+// keeping the rest of it: projects.<dir>.trust_level is "trusted" for
+// each of trusted and set for no other directory. Codex asks whether the
+// user trusts a git repository it starts in unless its config says so;
+// as for Claude Code, the answer is the one given at 'profiles create'.
+//
+// Its provider, model and the variable that holds the session token are
+// not written here: they are -c flags of its command line (the catalog),
+// which come before anything in the file and keep Codex in its embedded
+// mode. Without them it starts a shared background server, copied into
+// CODEX_HOME and left running.
+//
+// Comments in the file are not kept when it changes.
+func Codex(codexHome string, trusted []string) error {
+	path := filepath.Join(codexHome, "config.toml")
+	return privatefile.Rewrite(codexHome, "config.toml", maxCodexConfig, func(old []byte) ([]byte, error) {
+		cfg := map[string]any{}
+		if err := toml.Unmarshal(old, &cfg); err != nil {
+			return nil, fmt.Errorf("%s is not valid TOML (%v); fix or remove it", path, err)
+		}
+		projects, ok := cfg["projects"].(map[string]any)
+		if !ok {
+			projects = map[string]any{}
+		}
+		for _, v := range projects {
+			if m, ok := v.(map[string]any); ok {
+				delete(m, "trust_level")
+			}
+		}
+		for _, dir := range trusted {
+			m, ok := projects[dir].(map[string]any)
+			if !ok {
+				m = map[string]any{}
+				projects[dir] = m
+			}
+			m["trust_level"] = "trusted"
+		}
+		if len(projects) > 0 || cfg["projects"] != nil {
+			cfg["projects"] = projects
+		}
+		if old != nil && !changed(old, cfg) {
+			return old, nil
+		}
+		return toml.Marshal(cfg)
+	})
+}
+
+// changed reports whether cfg reads differently from the TOML in old:
+// an unchanged file is left as it is, comments and all.
+func changed(old []byte, cfg map[string]any) bool {
+	before := map[string]any{}
+	if toml.Unmarshal(old, &before) != nil {
+		return true
+	}
+	a, errA := toml.Marshal(before)
+	b, errB := toml.Marshal(cfg)
+	return errA != nil || errB != nil || !bytes.Equal(a, b)
 }
 
 // jsonObject reads the JSON object in data, the content of path: nil or

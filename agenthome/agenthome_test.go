@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pelletier/go-toml/v2"
+
 	"github.com/neullabs/ringlet/profile"
 )
 
@@ -217,6 +219,7 @@ func TestPrepare(t *testing.T) {
 		{"claude, trusted through a link: both names", profile.Profile{Agent: "claude", Workspace: link, TrustWorkspace: true}, true, []string{link, real}},
 		{"claude, not trusted", profile.Profile{Agent: "claude", Workspace: real}, true, nil},
 		{"generic", profile.Profile{Agent: "generic", Workspace: real, TrustWorkspace: true}, false, nil},
+		{"codex, trusted", profile.Profile{Agent: "codex", Workspace: real, TrustWorkspace: true}, false, []string{real}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
@@ -229,6 +232,15 @@ func TestPrepare(t *testing.T) {
 			if (err == nil) != tt.wantFile {
 				t.Fatalf(".claude.json exists: got %v, want %v", err == nil, tt.wantFile)
 			}
+			codexConfig := filepath.Join(home, ".codex", "config.toml")
+			if _, err := os.Stat(codexConfig); (err == nil) != (tt.p.Agent == "codex") {
+				t.Fatalf("codex config.toml exists: got %v, want %v", err == nil, tt.p.Agent == "codex")
+			}
+			if tt.p.Agent == "codex" {
+				if got, _ := codexTrusted(t, codexConfig); strings.Join(got, " ") != strings.Join(tt.wantTrusted, " ") {
+					t.Errorf("codex trusted: got %v, want %v", got, tt.wantTrusted)
+				}
+			}
 			if !tt.wantFile {
 				return
 			}
@@ -236,5 +248,133 @@ func TestPrepare(t *testing.T) {
 				t.Errorf("trusted: got %v, want %v", got, tt.wantTrusted)
 			}
 		})
+	}
+}
+
+// codexTrusted lists the projects of a config.toml marked trusted, and
+// fails t on a trust_level that is not "trusted".
+func codexTrusted(t *testing.T, path string) ([]string, map[string]any) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := map[string]any{}
+	if err := toml.Unmarshal(data, &cfg); err != nil {
+		t.Fatalf("%s: %v; got %s", path, err, data)
+	}
+	var out []string
+	projects, _ := cfg["projects"].(map[string]any)
+	for dir, v := range projects {
+		if m, ok := v.(map[string]any); ok && m["trust_level"] != nil {
+			if m["trust_level"] != "trusted" {
+				t.Errorf("projects.%q.trust_level: got %v, want trusted or none", dir, m["trust_level"])
+			}
+			out = append(out, dir)
+		}
+	}
+	return out, cfg
+}
+
+func TestCodex(t *testing.T) {
+	t.Parallel()
+	ws := "/work/app"
+	tests := []struct {
+		name        string
+		old         string
+		trusted     []string
+		wantTrusted []string
+		check       func(t *testing.T, cfg map[string]any)
+	}{
+		{name: "fresh, untrusted"},
+		{name: "fresh, trusted", trusted: []string{ws}, wantTrusted: []string{ws}},
+		{
+			name:    "Codex's own settings kept",
+			old:     "model = \"gpt-5.5\"\n[notice.model_migrations]\n\"gpt-5.5\" = \"gpt-6-sol\"\n[mcp_servers.x]\ncommand = \"y\"\n[tui]\nscreen_reader_detection_done = true\n",
+			trusted: []string{ws}, wantTrusted: []string{ws},
+			check: func(t *testing.T, cfg map[string]any) {
+				notice, _ := cfg["notice"].(map[string]any)
+				migrations, _ := notice["model_migrations"].(map[string]any)
+				servers, _ := cfg["mcp_servers"].(map[string]any)
+				if cfg["model"] != "gpt-5.5" || migrations["gpt-5.5"] != "gpt-6-sol" || servers["x"] == nil {
+					t.Errorf("config: got %v, want Codex's own settings kept", cfg)
+				}
+			},
+		},
+		{
+			name:        "trust the agent wrote is removed",
+			old:         "[projects.\"/work/app\"]\ntrust_level = \"trusted\"\n[projects.\"/\"]\ntrust_level = \"trusted\"\n[projects.\"/other\"]\ntrust_level = \"untrusted\"\n",
+			wantTrusted: nil,
+		},
+		{
+			name:        "trusted: only the workspace",
+			old:         "[projects.\"/\"]\ntrust_level = \"trusted\"\n",
+			trusted:     []string{ws},
+			wantTrusted: []string{ws},
+		},
+		{name: "projects not a table", old: "projects = [\"/work/app\"]\n", trusted: []string{ws}, wantTrusted: []string{ws}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			dir := filepath.Join(t.TempDir(), ".codex")
+			path := filepath.Join(dir, "config.toml")
+			if tt.old != "" {
+				if err := os.MkdirAll(dir, 0o700); err != nil {
+					t.Fatal(err)
+				}
+				write(t, path, tt.old)
+			}
+			if err := Codex(dir, tt.trusted); err != nil {
+				t.Fatalf("Codex: %v", err)
+			}
+			got, cfg := codexTrusted(t, path)
+			if strings.Join(sorted(got), " ") != strings.Join(sorted(tt.wantTrusted), " ") {
+				t.Errorf("trusted projects: got %v, want %v", got, tt.wantTrusted)
+			}
+			if tt.check != nil {
+				tt.check(t, cfg)
+			}
+		})
+	}
+}
+
+// TestCodexUnchangedKeepsComments: a config.toml that already says what
+// Ringlet would write is left as it is, comments included.
+func TestCodexUnchangedKeepsComments(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), ".codex")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "config.toml")
+	const content = "# my notes\nmodel = \"m\" # why\n\n[projects.\"/w\"]\ntrust_level = \"trusted\"\n"
+	write(t, path, content)
+	if err := Codex(dir, []string{"/w"}); err != nil {
+		t.Fatal(err)
+	}
+	if data, _ := os.ReadFile(path); string(data) != content {
+		t.Errorf("config.toml: got %q, want it unchanged", data)
+	}
+}
+
+func TestCodexRefuses(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), ".codex")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	write(t, filepath.Join(dir, "config.toml"), "model = \n")
+	if err := Codex(dir, nil); err == nil || !strings.Contains(err.Error(), "not valid TOML") {
+		t.Errorf("Codex on a broken config.toml: got %v, want it refused as not valid TOML", err)
+	}
+	elsewhere := t.TempDir()
+	link := filepath.Join(t.TempDir(), ".codex")
+	symlink(t, elsewhere, link)
+	if err := Codex(link, nil); err == nil || !strings.Contains(err.Error(), "symbolic link") {
+		t.Errorf("Codex on a symlinked CODEX_HOME: got %v, want a refusal", err)
+	}
+	if entries, _ := os.ReadDir(elsewhere); len(entries) != 0 {
+		t.Errorf("the link's target got %d entries, want none", len(entries))
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/pelletier/go-toml/v2"
 )
 
 // TestClaudeHomePreparedAtSessionStart: at every session start Ringlet
@@ -101,4 +103,58 @@ func TestClaudeHomePreparedAtSessionStart(t *testing.T) {
 	if _, err := os.Lstat(elsewhere); err == nil {
 		t.Error("the symlink's target was written")
 	}
+}
+
+// TestCodexHomePreparedAtSessionStart: the same for Codex's config.toml:
+// at every session start the workspace is trusted only while the profile
+// says so, whatever the agent wrote, and the rest of the file is kept.
+func TestCodexHomePreparedAtSessionStart(t *testing.T) {
+	t.Parallel()
+	w := newProxyWorld(t)
+	work := t.TempDir()
+	key := w.newProfile("codex", "cx", "fakeoa", "--workspace", work)
+	cfgPath := filepath.Join(w.profileHome("cx"), ".codex", "config.toml")
+	if err := os.MkdirAll(filepath.Dir(cfgPath), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	planted := "model_reasoning_effort = \"high\"\n[projects.\"" + work + "\"]\ntrust_level = \"trusted\"\n[projects.\"/\"]\ntrust_level = \"trusted\"\n"
+	if err := os.WriteFile(cfgPath, []byte(planted), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	check := func(wantTrusted bool, token string) {
+		t.Helper()
+		data, err := os.ReadFile(cfgPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var cfg struct {
+			Effort   string                       `toml:"model_reasoning_effort"`
+			Projects map[string]map[string]string `toml:"projects"`
+		}
+		if err := toml.Unmarshal(data, &cfg); err != nil {
+			t.Fatalf("config.toml: %v\n%s", err, data)
+		}
+		var trusted []string
+		for dir, p := range cfg.Projects {
+			if p["trust_level"] != "" {
+				trusted = append(trusted, dir+"="+p["trust_level"])
+			}
+		}
+		want := ""
+		if wantTrusted {
+			want = work + "=trusted"
+		}
+		if strings.Join(trusted, " ") != want || cfg.Effort != "high" {
+			t.Errorf("config.toml after a session start: got trust %v, effort %q; want %q and Codex's own setting kept\n%s", trusted, cfg.Effort, want, data)
+		}
+		if strings.Contains(string(data), token) {
+			t.Error("config.toml holds the session token")
+		}
+		assertNoKey(t, "config.toml", data, key)
+	}
+	s, _ := w.sessionVia("cx", true)
+	check(false, s.Token)
+	mustRun(t, w.e, "profiles", "set", "cx", "--trust-workspace")
+	s, _ = w.sessionVia("cx", true)
+	check(true, s.Token)
 }
