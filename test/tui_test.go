@@ -3,6 +3,7 @@ package test
 import (
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -229,4 +230,99 @@ func claudeTUISession(t *testing.T, remote bool) {
 	}
 	assertNoKey(t, "the terminal", []byte(m.Screen()), key)
 	w.assertNoKeyLeak(t, key)
+}
+
+// codexQuestions are what Codex asks that Ringlet has settled: its login,
+// and (for a --trust-workspace profile) whether the workspace is trusted.
+var codexQuestions = []string{"Sign in with ChatGPT", "API key", "Trust this folder"}
+
+// TestCodexTUI drives the real Codex CLI's terminal UI in tmux on a fresh
+// profile whose workspace is a git repository, in its sandbox: started
+// with `profiles run` (or `--remote` and `terminal attach`) it reaches its
+// prompt with no login and, with --trust-workspace, no trust question,
+// answers with the fake provider's text over the Responses API, and
+// /quit ends ringlet with Codex's exit code. Without --trust-workspace,
+// Codex asks.
+func TestCodexTUI(t *testing.T) {
+	t.Parallel()
+	requireNode(t)
+	for _, remote := range []bool{false, true} {
+		name := "profiles run"
+		if remote {
+			name = "profiles run --remote and terminal attach"
+		}
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			w := newCodexTUIWorld(t)
+			key := w.newProfile("codex", "cxtui", "fakeoa", "--model", "ringlet-e2e", "--workspace", w.work, "--trust-workspace")
+			m, id := w.agentTerm(t, "cxtui", remote)
+			screen := m.WaitText("Ask Codex to do anything")
+			for _, q := range codexQuestions {
+				if strings.Contains(screen, q) {
+					t.Errorf("the terminal shows %q; want Codex's prompt and no question:\n%s", q, screen)
+				}
+			}
+			m.Type("say hi")
+			m.WaitText("› say hi")
+			m.Keys("Enter")
+			screen = m.WaitText(fakeprovider.AnswerText(fakeprovider.DefaultTextEvents))
+			for _, q := range codexQuestions {
+				if strings.Contains(screen, q) {
+					t.Errorf("the terminal shows %q after the answer; want no question:\n%s", q, screen)
+				}
+			}
+			reqs := w.fake.Requests()
+			if len(reqs) == 0 || len(requestsWithKey(reqs, key)) != len(reqs) {
+				t.Errorf("the provider got %d requests, %d of them with the profile's key; want all with it", len(reqs), len(requestsWithKey(reqs, key)))
+			}
+			for _, r := range reqs {
+				if r.Path != "/v1/responses" {
+					t.Errorf("%s %s: want only the Responses API", r.Method, r.Path)
+				}
+			}
+
+			m.Type("/quit")
+			m.WaitText("› /quit")
+			m.PressUntil("Enter", "Codex's exit", m.Exited)
+			if got := m.ExitStatus(); got != 0 {
+				t.Errorf("ringlet's exit status: got %d, want Codex's 0 after /quit\n%s", got, m.Screen())
+			}
+			if got := agentExit(t, w.e, "cxtui", id); got != "0" {
+				t.Errorf("audited exit code of the agent: got %s, want 0", got)
+			}
+			assertNoKey(t, "the terminal", []byte(m.Screen()), key)
+			w.assertNoKeyLeak(t, key)
+		})
+	}
+	t.Run("an untrusted workspace asks", func(t *testing.T) {
+		t.Parallel()
+		w := newCodexTUIWorld(t)
+		key := w.newProfile("codex", "cxtui", "fakeoa", "--model", "ringlet-e2e", "--workspace", w.work)
+		m, _ := w.agentTerm(t, "cxtui", false)
+		screen := m.WaitText("Trust this folder")
+		for _, q := range codexQuestions[:2] {
+			if strings.Contains(screen, q) {
+				t.Errorf("the terminal shows %q; want only the trust question:\n%s", q, screen)
+			}
+		}
+		m.PressUntil("Enter", "Codex's prompt", func(s string) bool { return strings.Contains(s, "Ask Codex to do anything") })
+		m.Type("/quit")
+		m.WaitText("› /quit")
+		m.PressUntil("Enter", "Codex's exit", m.Exited)
+		if got := m.ExitStatus(); got != 0 {
+			t.Errorf("ringlet's exit status: got %d, want 0\n%s", got, m.Screen())
+		}
+		w.assertNoKeyLeak(t, key)
+	})
+}
+
+// newCodexTUIWorld is a tuiWorld for Codex, whose workspace is a git
+// repository: Codex asks about trust only in one.
+func newCodexTUIWorld(t *testing.T) *tuiWorld {
+	t.Helper()
+	w := newTUIWorld(t, nodeBin(t, "codex"))
+	if out, err := exec.Command("git", "init", "-q", w.work).CombinedOutput(); err != nil {
+		t.Fatalf("git init: %v\n%s", err, out)
+	}
+	return w
 }
