@@ -22,13 +22,14 @@ type EnvVar struct {
 
 // LaunchFor fills the agent's templates for a session: baseURL is where
 // the agent sends provider requests (the daemon's /proxy), token is the
-// session token that stands in for the key, home the profile's HOME.
+// session token that stands in for the key, home the profile's HOME;
+// {format} is the provider's wire format.
 func (a Agent) LaunchFor(p Profile, prov Provider, baseURL, token, home string) Launch {
 	fill := func(s string) (string, bool) {
 		if strings.Contains(s, "{model}") && p.Model == "" {
 			return "", false
 		}
-		r := strings.NewReplacer("{base_url}", baseURL, "{token}", token, "{model}", p.Model, "{home}", home)
+		r := strings.NewReplacer("{base_url}", baseURL, "{token}", token, "{model}", p.Model, "{home}", home, "{format}", prov.Format)
 		return r.Replace(s), true
 	}
 	env := map[string]string{}
