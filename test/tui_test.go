@@ -326,3 +326,57 @@ func newCodexTUIWorld(t *testing.T) *tuiWorld {
 	}
 	return w
 }
+
+// TestOpenCodeTUI drives the real OpenCode's terminal UI in tmux on a
+// fresh profile, in its sandbox: started with `profiles run` (or
+// `--remote` and `terminal attach`) it reaches its prompt, answers with
+// the fake provider's text through Ringlet's proxy (Anthropic Messages,
+// the profile's model, the key added by the daemon), and /exit ends
+// ringlet with OpenCode's exit code.
+func TestOpenCodeTUI(t *testing.T) {
+	t.Parallel()
+	requireNode(t)
+	for _, remote := range []bool{false, true} {
+		name := "profiles run"
+		if remote {
+			name = "profiles run --remote and terminal attach"
+		}
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			w := newTUIWorld(t, nodeBin(t, "opencode"))
+			key := w.newProfile("opencode", "octui", "fake", "--model", "claude-sonnet-4-5", "--workspace", w.work)
+			m, id := w.agentTerm(t, "octui", remote)
+			m.WaitText("Ask anything")
+			m.Type("say hi")
+			m.WaitMatch(regexp.MustCompile(`┃\s+say hi`))
+			m.Keys("Enter")
+			m.WaitText(fakeprovider.Delta(0))
+			reqs := w.fake.Requests()
+			var asked bool
+			for _, r := range reqs {
+				var body struct {
+					Model string `json:"model"`
+				}
+				if r.Path != "/v1/messages" || r.Key != key || json.Unmarshal(r.Body, &body) != nil {
+					t.Errorf("%s %s: want Anthropic Messages with the profile's key", r.Method, r.Path)
+				}
+				asked = asked || body.Model == "claude-sonnet-4-5"
+			}
+			if !asked {
+				t.Errorf("the provider got %d requests, none for the profile's model claude-sonnet-4-5", len(reqs))
+			}
+
+			m.Type("/exit")
+			m.WaitMatch(regexp.MustCompile(`┃\s+/exit`))
+			m.PressUntil("Enter", "OpenCode's exit", m.Exited)
+			if got := m.ExitStatus(); got != 0 {
+				t.Errorf("ringlet's exit status: got %d, want OpenCode's 0 after /exit\n%s", got, m.Screen())
+			}
+			if got := agentExit(t, w.e, "octui", id); got != "0" {
+				t.Errorf("audited exit code of the agent: got %s, want 0", got)
+			}
+			assertNoKey(t, "the terminal", []byte(m.Screen()), key)
+			w.assertNoKeyLeak(t, key)
+		})
+	}
+}
