@@ -33,11 +33,15 @@ func requireTmux(t *testing.T) {
 // tmuxTerm is a real terminal for one command: a tmux server of its own
 // (its socket in a fresh directory, no user configuration) with one
 // window of tmuxCols x tmuxRows. The window stays after the command exits
-// (remain-on-exit), so that its exit status can be read.
+// (remain-on-exit), so that what it showed last can be read.
 type tmuxTerm struct {
 	t    *testing.T
 	sock string
 	env  []string
+	// status receives the command's exit status from the shell that
+	// runs it: tmux 3.3 can leave an exited pane's process unreaped
+	// (pane_dead set, pane_dead_status never), seen under load.
+	status string
 }
 
 // startTmux runs argv in dir in a new terminal, with env as its whole
@@ -49,7 +53,7 @@ func startTmux(t *testing.T, env []string, dir string, argv ...string) *tmuxTerm
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := &tmuxTerm{t: t, sock: filepath.Join(tmp, "s"), env: env}
+	m := &tmuxTerm{t: t, sock: filepath.Join(tmp, "s"), env: env, status: filepath.Join(tmp, "status")}
 	conf := filepath.Join(tmp, "tmux.conf")
 	// Set before the command starts, so that no exit comes too early to
 	// be kept on screen.
@@ -61,7 +65,11 @@ func startTmux(t *testing.T, env []string, dir string, argv ...string) *tmuxTerm
 		_, _ = m.run("kill-server") // it may be gone already
 		os.RemoveAll(tmp)
 	})
-	args := append([]string{"-f", conf, "new-session", "-d", "-s", "agent", "-x", strconv.Itoa(tmuxCols), "-y", strconv.Itoa(tmuxRows), "-c", dir}, argv...)
+	// The shell waits for the command and writes down its status; the
+	// command keeps the terminal as its own (the shell runs it in the
+	// foreground and does nothing else meanwhile).
+	wrap := append([]string{"/bin/sh", "-c", `"$@"; echo $? > "$0"`, m.status}, argv...)
+	args := append([]string{"-f", conf, "new-session", "-d", "-s", "agent", "-x", strconv.Itoa(tmuxCols), "-y", strconv.Itoa(tmuxRows), "-c", dir}, wrap...)
 	if out, err := m.run(args...); err != nil {
 		t.Fatalf("tmux new-session: %v\n%s", err, out)
 	}
@@ -101,7 +109,7 @@ func (m *tmuxTerm) WaitFor(what string, cond func(screen string) bool) string {
 			return s
 		}
 		if time.Now().After(deadline) {
-			m.t.Fatalf("the terminal did not show %s within %s; it shows:\n%s", what, tuiTimeout, s)
+			m.t.Fatalf("the terminal did not show %s within %s; it shows:\n%s\nits processes:\n%s", what, tuiTimeout, s, m.processes())
 		}
 		time.Sleep(100 * time.Millisecond) // polling the screen, not waiting for it
 	}
@@ -152,27 +160,67 @@ func (m *tmuxTerm) PressUntil(key, what string, cond func(screen string) bool) s
 			time.Sleep(100 * time.Millisecond) // polling the screen, not waiting for it
 		}
 		if time.Now().After(deadline) {
-			m.t.Fatalf("the terminal did not show %s within %s of pressing %s; it shows:\n%s", what, tuiTimeout, key, m.Screen())
+			m.t.Fatalf("the terminal did not show %s within %s of pressing %s; it shows:\n%s\nits processes:\n%s", what, tuiTimeout, key, m.Screen(), m.processes())
 		}
 	}
+}
+
+// processes lists what runs in the terminal, for a failure message: each
+// process under the command with its state and what it waits in.
+func (m *tmuxTerm) processes() string {
+	out, err := m.run("display-message", "-p", "-t", "agent", "#{pane_pid} #{pane_dead} #{pane_dead_status} #{pane_dead_signal}")
+	if err != nil {
+		return err.Error()
+	}
+	list, _ := exec.Command("ps", "-e", "-o", "pid,ppid,stat,wchan:24,args").Output()
+	pid, _, _ := strings.Cut(strings.TrimSpace(out), " ")
+	// Descendants of the pane's process, by parent.
+	keep := map[string]bool{pid: true}
+	var b strings.Builder
+	b.WriteString("pane (pid dead status signal): " + out)
+	for range 8 {
+		for _, l := range strings.Split(string(list), "\n") {
+			f := strings.Fields(l)
+			if len(f) > 1 && keep[f[1]] && !keep[f[0]] {
+				keep[f[0]] = true
+			}
+		}
+	}
+	for _, l := range strings.Split(string(list), "\n") {
+		if f := strings.Fields(l); len(f) > 0 && keep[f[0]] {
+			b.WriteString(l + "\n")
+			// Its threads: a process whose leader has exited waits for
+			// them all.
+			tasks, _ := filepath.Glob("/proc/" + f[0] + "/task/*")
+			for _, task := range tasks {
+				stat, _ := os.ReadFile(task + "/stat")
+				wchan, _ := os.ReadFile(task + "/wchan")
+				stack, _ := os.ReadFile(task + "/stack")
+				fmt.Fprintf(&b, "  thread %s: %s wchan %s\n%s", filepath.Base(task), statState(string(stat)), wchan, stack)
+			}
+		}
+	}
+	return b.String()
+}
+
+// statState is the state field of a /proc/PID/stat line.
+func statState(stat string) string {
+	if i := strings.LastIndexByte(stat, ')'); i >= 0 && i+3 <= len(stat) {
+		return stat[i+2 : i+3]
+	}
+	return "?"
 }
 
 // exited reports whether the command has exited, and its exit status.
 func (m *tmuxTerm) exited() (bool, int) {
 	m.t.Helper()
-	out, err := m.run("display-message", "-p", "-t", "agent", "#{pane_dead} #{pane_dead_status}")
-	if err != nil {
-		m.t.Fatalf("tmux display-message: %v\n%s", err, out)
-	}
-	dead, code, _ := strings.Cut(strings.TrimSpace(out), " ")
-	// tmux marks the pane dead when its terminal closes, and knows the
-	// status once it has reaped the process.
-	if dead != "1" || code == "" {
+	data, err := os.ReadFile(m.status)
+	if err != nil || !strings.HasSuffix(string(data), "\n") {
 		return false, 0
 	}
-	n, err := strconv.Atoi(code)
+	n, err := strconv.Atoi(strings.TrimSpace(string(data)))
 	if err != nil {
-		m.t.Fatalf("tmux pane_dead_status: got %q, want a number", out)
+		m.t.Fatalf("the command's exit status: got %q, want a number", data)
 	}
 	return true, n
 }
