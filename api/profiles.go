@@ -15,7 +15,9 @@ type ProfileRequest struct {
 	ReadOnly  []string `json:"ro,omitempty"`
 	ReadWrite []string `json:"rw,omitempty"`
 	// AllowGitConfig lets the agent write .git/hooks and .git/config.
-	AllowGitConfig bool     `json:"allow_git_config,omitempty"`
+	AllowGitConfig bool `json:"allow_git_config,omitempty"`
+	// TrustWorkspace tells the agent that the user trusts the workspace.
+	TrustWorkspace bool     `json:"trust_workspace,omitempty"`
 	AllowHosts     []string `json:"allow_hosts,omitempty"`
 	Protect        []string `json:"protect,omitempty"`
 	Unprotect      []string `json:"unprotect,omitempty"`
@@ -35,6 +37,7 @@ type ProfileUpdate struct {
 	ReadOnly       *[]string `json:"ro,omitempty"`
 	ReadWrite      *[]string `json:"rw,omitempty"`
 	AllowGitConfig *bool     `json:"allow_git_config,omitempty"`
+	TrustWorkspace *bool     `json:"trust_workspace,omitempty"`
 	AllowHosts     *[]string `json:"allow_hosts,omitempty"`
 	Protect        *[]string `json:"protect,omitempty"`
 	Unprotect      *[]string `json:"unprotect,omitempty"`

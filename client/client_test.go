@@ -59,7 +59,10 @@ func TestTypedCalls(t *testing.T) {
 			func(v any) bool { return v.(api.Status).PID == 7 }},
 		{"health", func(ctx context.Context, c *Client) (any, error) { return c.Health(ctx) },
 			`{"keys":{"backend":"keyring"},"audit":{"writable":true,"path":"/a.db"}}`, "GET", "/api/health", "", "",
-			func(v any) bool { h := v.(api.Health); return h.Keys.Backend == "keyring" && h.Audit.Writable && h.Audit.Path == "/a.db" }},
+			func(v any) bool {
+				h := v.(api.Health)
+				return h.Keys.Backend == "keyring" && h.Audit.Writable && h.Audit.Path == "/a.db"
+			}},
 		{"stop", func(ctx context.Context, c *Client) (any, error) { return c.StopDaemon(ctx) },
 			`{"pid":9,"stopping":true}`, "POST", "/api/daemon/stop", "", "",
 			func(v any) bool { return v.(api.Stopping).PID == 9 }},

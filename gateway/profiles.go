@@ -77,6 +77,9 @@ func (pr *profiles) handleProfileUpdate(w http.ResponseWriter, r *http.Request) 
 		if u.AllowGitConfig != nil {
 			p.AllowGitConfig = *u.AllowGitConfig
 		}
+		if u.TrustWorkspace != nil {
+			p.TrustWorkspace = *u.TrustWorkspace
+		}
 		if u.AllowHosts != nil {
 			p.AllowHosts = *u.AllowHosts
 		}
@@ -199,7 +202,7 @@ func (pr *profiles) handleProfileCreate(w http.ResponseWriter, r *http.Request) 
 		return
 	}
 	p := profile.Profile{Alias: req.Alias, Agent: req.Agent, Provider: req.Provider, Model: req.Model, Workspace: req.Workspace, Endpoint: req.Endpoint, Command: req.Command,
-		Network: req.Network, ReadOnly: req.ReadOnly, ReadWrite: req.ReadWrite, AllowGitConfig: req.AllowGitConfig, AllowHosts: req.AllowHosts,
+		Network: req.Network, ReadOnly: req.ReadOnly, ReadWrite: req.ReadWrite, AllowGitConfig: req.AllowGitConfig, TrustWorkspace: req.TrustWorkspace, AllowHosts: req.AllowHosts,
 		Protect: req.Protect, Unprotect: req.Unprotect,
 		MaxProcs: req.MaxProcs, MaxMemory: req.MaxMemory, TmpSize: req.TmpSize}
 	if err := p.Validate(cat); err != nil {
@@ -211,7 +214,7 @@ func (pr *profiles) handleProfileCreate(w http.ResponseWriter, r *http.Request) 
 		return
 	}
 	if !pr.o.Rec.recordOr503(w, r, audit.Record{Kind: audit.KindProfileCreate, Profile: p.Alias, Actor: audit.ActorAdmin, Target: p.Agent + "@" + p.Provider, Decision: audit.Allow,
-		Detail: audit.DetailJSON(map[string]any{"agent": p.Agent, "provider": p.Provider, "model": p.Model, "workspace": p.Workspace, "network": p.Network, "ro": p.ReadOnly, "rw": p.ReadWrite, "allow_git_config": p.AllowGitConfig, "allow_hosts": p.AllowHosts,
+		Detail: audit.DetailJSON(map[string]any{"agent": p.Agent, "provider": p.Provider, "model": p.Model, "workspace": p.Workspace, "network": p.Network, "ro": p.ReadOnly, "rw": p.ReadWrite, "allow_git_config": p.AllowGitConfig, "trust_workspace": p.TrustWorkspace, "allow_hosts": p.AllowHosts,
 			"protect": p.Protect, "unprotect": p.Unprotect, "max_procs": p.MaxProcs, "max_memory": p.MaxMemory, "tmp_size": p.TmpSize})}) {
 		return
 	}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/neullabs/ringlet/agenthome"
 	"github.com/neullabs/ringlet/api"
 	"github.com/neullabs/ringlet/audit"
 	"github.com/neullabs/ringlet/credentials"
@@ -319,6 +320,12 @@ func (ss *sessions) startOf(ctx context.Context, parts profileParts, t terms, ac
 		if err := hook.InstallClaude(filepath.Join(home, ".claude"), ss.o.Executable); err != nil {
 			return nil, "", fmt.Errorf("the Claude Code hook of profile %s could not be written: %w", alias, err)
 		}
+	}
+	// The agent's own config, rewritten whatever the agent left there:
+	// its first run settled, the workspace trusted only if the user said
+	// so.
+	if err := agenthome.Prepare(home, p); err != nil {
+		return nil, "", fmt.Errorf("the %s config in the HOME of profile %s could not be prepared: %w", agent.Name, alias, err)
 	}
 	base, err := profile.ParseBaseURL(baseURLOf(p, prov))
 	if err != nil {

@@ -3,11 +3,8 @@ package hook
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
-	"os"
 	"path/filepath"
 	"strings"
 
@@ -43,55 +40,23 @@ const claudeFailClosed = " || exit 2"
 // the daemon never writes where the agent points it; an unchanged file is
 // not rewritten, and numbers keep their exact text.
 func InstallClaude(configDir, ringlet string) error {
-	for _, p := range []string{configDir, filepath.Join(configDir, "settings.json")} {
-		if fi, err := os.Lstat(p); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
-			return fmt.Errorf("%s is a symbolic link; Ringlet does not follow it to add its Claude Code hook: remove it", p)
-		}
-	}
-	// Everything below goes through an os.Root on the directory that holds
-	// configDir (the profile's HOME): a symlink the agent swaps in after
-	// the check above cannot lead a read or write out of it.
-	home, dir := filepath.Dir(configDir), filepath.Base(configDir)
-	if err := privatefile.EnsureDir(home); err != nil {
-		return err
-	}
-	root, err := os.OpenRoot(home)
-	if err != nil {
-		return err
-	}
-	defer root.Close()
-	if err := root.Mkdir(dir, privatefile.DirMode); err != nil && !errors.Is(err, fs.ErrExist) {
-		return fmt.Errorf("create %s: %w", configDir, privatefile.WithoutPath(err))
-	}
-	rel := filepath.Join(dir, "settings.json")
-	path := filepath.Join(configDir, "settings.json")
+	return privatefile.Rewrite(configDir, "settings.json", maxSettings, func(data []byte) ([]byte, error) {
+		return claudeSettings(filepath.Join(configDir, "settings.json"), data, ringlet)
+	})
+}
+
+// claudeSettings is the settings.json at path, whose content is data (nil
+// when there is none), with Ringlet's hooks.
+func claudeSettings(path string, data []byte, ringlet string) ([]byte, error) {
 	settings := map[string]any{}
-	var data []byte
-	switch fi, err := root.Lstat(rel); {
-	case errors.Is(err, fs.ErrNotExist):
-	case err != nil:
-		return fmt.Errorf("%s: %w", path, privatefile.WithoutPath(err))
-	case !fi.Mode().IsRegular():
-		return fmt.Errorf("%s is not a regular file; remove it so Ringlet can add its hook", path)
-	case fi.Size() > maxSettings:
-		return fmt.Errorf("%s is larger than %d bytes; Ringlet does not read it", path, maxSettings)
-	default:
-		f, err := root.Open(rel)
-		if err != nil {
-			return fmt.Errorf("%s: %w", path, privatefile.WithoutPath(err))
-		}
-		data, err = io.ReadAll(io.LimitReader(f, maxSettings+1))
-		f.Close()
-		if err != nil {
-			return fmt.Errorf("%s: %w", path, privatefile.WithoutPath(err))
-		}
+	if data != nil {
 		dec := json.NewDecoder(bytes.NewReader(data))
 		dec.UseNumber()
 		if err := dec.Decode(&settings); err != nil {
-			return fmt.Errorf("%s is not valid JSON; fix it so Ringlet can add its hook: %v", path, err)
+			return nil, fmt.Errorf("%s is not valid JSON; fix it so Ringlet can add its hook: %v", path, err)
 		}
 		if _, err := dec.Token(); err != io.EOF {
-			return fmt.Errorf("%s is not valid JSON; fix it so Ringlet can add its hook: text after the settings object", path)
+			return nil, fmt.Errorf("%s is not valid JSON; fix it so Ringlet can add its hook: text after the settings object", path)
 		}
 		if settings == nil { // the file held null
 			settings = map[string]any{}
@@ -125,13 +90,9 @@ func InstallClaude(configDir, ringlet string) error {
 	delete(settings, "disableAllHooks")
 	out, err := json.MarshalIndent(settings, "", "  ")
 	if err != nil {
-		return err
+		return nil, err
 	}
-	out = append(out, '\n')
-	if bytes.Equal(out, data) {
-		return nil
-	}
-	return privatefile.WriteInRoot(root, rel, out)
+	return append(out, '\n'), nil
 }
 
 // maxSettings bounds the settings.json Ringlet reads.

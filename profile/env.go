@@ -45,7 +45,8 @@ func SessionEnv(id, url, token string) []EnvVar {
 
 // LaunchFor fills the agent's templates for a session: baseURL is where
 // the agent sends provider requests (the daemon's /proxy), token is the
-// session token that stands in for the key, home the profile's HOME.
+// session token that stands in for the key, home the profile's HOME;
+// {format} is the provider's wire format.
 //
 // The session's own variables (SessionEnv) are the caller's to add with
 // WithSession: they name the session, which the catalog does not know.
@@ -54,7 +55,7 @@ func (a Agent) LaunchFor(p Profile, prov Provider, baseURL, token, home string) 
 		if strings.Contains(s, "{model}") && p.Model == "" {
 			return "", false
 		}
-		r := strings.NewReplacer("{base_url}", baseURL, "{token}", token, "{model}", p.Model, "{home}", home)
+		r := strings.NewReplacer("{base_url}", baseURL, "{token}", token, "{model}", p.Model, "{home}", home, "{format}", prov.Format)
 		return r.Replace(s), true
 	}
 	env := map[string]string{}

@@ -23,7 +23,7 @@ func envMap(l Launch) map[string]string {
 }
 
 // keyVars are the variables whose value is the session token.
-var keyVars = map[string]bool{"ANTHROPIC_API_KEY": true, "OPENAI_API_KEY": true, "RINGLET_SESSION_TOKEN": true}
+var keyVars = map[string]bool{"ANTHROPIC_API_KEY": true, "ANTHROPIC_AUTH_TOKEN": true, "OPENAI_API_KEY": true, "RINGLET_SESSION_TOKEN": true}
 
 // checkToken asserts that the token is exactly the value of the key
 // variables and appears nowhere else: not in other values, names, the
@@ -60,6 +60,11 @@ func TestLaunchFor(t *testing.T) {
 	// github.com), and the session token in the commands Codex runs.
 	codexQuiet := []string{"-c", "analytics.enabled=false", "-c", "features.plugins=false", "-c", `shell_environment_policy.exclude=["RINGLET_SESSION_TOKEN"]`}
 	codexEnv := map[string]string{"RINGLET_SESSION_TOKEN": testToken, "CODEX_HOME": testHome + "/.codex"}
+	opencodeEnv := map[string]string{
+		"ANTHROPIC_BASE_URL": testBaseURL + "/v1", "ANTHROPIC_API_KEY": testToken, "OPENAI_BASE_URL": testBaseURL, "OPENAI_API_KEY": testToken,
+		"OPENCODE_DISABLE_MODELS_FETCH": "1", "OPENCODE_DISABLE_AUTOUPDATE": "1", "OPENCODE_DISABLE_LSP_DOWNLOAD": "1", "OPENCODE_DISABLE_SHARE": "1",
+		"OPENCODE_DISABLE_PROJECT_CONFIG": "1",
+	}
 	tests := []struct {
 		name     string
 		agent    string
@@ -74,7 +79,7 @@ func TestLaunchFor(t *testing.T) {
 			profile: Profile{Model: "claude-opus-4-1"},
 			wantCmd: []string{"claude"},
 			wantEnv: map[string]string{
-				"ANTHROPIC_BASE_URL": testBaseURL, "ANTHROPIC_API_KEY": testToken, "ANTHROPIC_MODEL": "claude-opus-4-1",
+				"ANTHROPIC_BASE_URL": testBaseURL, "ANTHROPIC_AUTH_TOKEN": testToken, "ANTHROPIC_MODEL": "claude-opus-4-1",
 				"CLAUDE_CONFIG_DIR": testHome + "/.claude", "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
 			},
 		},
@@ -82,7 +87,7 @@ func TestLaunchFor(t *testing.T) {
 			name: "claude without a model", agent: "claude", provider: "anthropic",
 			wantCmd: []string{"claude"},
 			wantEnv: map[string]string{
-				"ANTHROPIC_BASE_URL": testBaseURL, "ANTHROPIC_API_KEY": testToken,
+				"ANTHROPIC_BASE_URL": testBaseURL, "ANTHROPIC_AUTH_TOKEN": testToken,
 				"CLAUDE_CONFIG_DIR": testHome + "/.claude", "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
 			},
 		},
@@ -124,9 +129,28 @@ func TestLaunchFor(t *testing.T) {
 			profile: Profile{Model: "{token}{base_url}"},
 			wantCmd: []string{"claude"},
 			wantEnv: map[string]string{
-				"ANTHROPIC_BASE_URL": testBaseURL, "ANTHROPIC_API_KEY": testToken, "ANTHROPIC_MODEL": "{token}{base_url}",
+				"ANTHROPIC_BASE_URL": testBaseURL, "ANTHROPIC_AUTH_TOKEN": testToken, "ANTHROPIC_MODEL": "{token}{base_url}",
 				"CLAUDE_CONFIG_DIR": testHome + "/.claude", "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
 			},
+		},
+		{
+			name: "opencode on anthropic", agent: "opencode", provider: "anthropic",
+			profile:  Profile{Model: "claude-sonnet-4-5"},
+			wantCmd:  []string{"opencode"},
+			wantArgs: []string{"-m", "anthropic/claude-sonnet-4-5"},
+			wantEnv:  opencodeEnv,
+		},
+		{
+			name: "opencode on openrouter without a model drops -m", agent: "opencode", provider: "openrouter",
+			wantCmd: []string{"opencode"},
+			wantEnv: opencodeEnv,
+		},
+		{
+			name: "opencode with a template-like model", agent: "opencode", provider: "openai",
+			profile:  Profile{Model: "{format}{token}"},
+			wantCmd:  []string{"opencode"},
+			wantArgs: []string{"-m", "openai/{format}{token}"},
+			wantEnv:  opencodeEnv,
 		},
 		{
 			name: "codex with a template-like model", agent: "codex", provider: "openai",

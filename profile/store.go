@@ -39,6 +39,12 @@ type Profile struct {
 	ReadOnly       []string `toml:"ro,omitempty" json:"ro,omitempty"`
 	ReadWrite      []string `toml:"rw,omitempty" json:"rw,omitempty"`
 	AllowGitConfig bool     `toml:"allow_git_config,omitempty" json:"allow_git_config,omitempty"`
+	// TrustWorkspace tells the agent that the user trusts the workspace's
+	// files (Claude Code's and Codex's trust question is then not asked);
+	// only with a Workspace. Ringlet writes it into the agent's own config
+	// at every session start, and removes any other trust the agent's
+	// HOME holds.
+	TrustWorkspace bool `toml:"trust_workspace,omitempty" json:"trust_workspace,omitempty"`
 	// AllowHosts are host names (host or host:port; port 443 when
 	// omitted) the sandboxed agent may reach through Ringlet's CONNECT
 	// proxy, besides its provider.
@@ -150,6 +156,11 @@ func (p *Profile) Validate(c *Catalog) error {
 		if err := CheckWorkspace(p.Workspace); err != nil {
 			return err
 		}
+	}
+	if p.TrustWorkspace && p.Workspace == "" {
+		// Without one, the agent works wherever it is started: trust
+		// would follow it there.
+		return fmt.Errorf("invalid --trust-workspace without --workspace: Ringlet marks only a named workspace as trusted")
 	}
 	if err := CheckNetwork(p.Network); err != nil {
 		return err

@@ -220,6 +220,7 @@ func TestStoreCreateRefuses(t *testing.T) {
 		{"workspace is a symlink to a file", claude(func(p *Profile) { p.Workspace = toFile }), "not a directory"},
 		{"workspace is a symlink to /", claude(func(p *Profile) { p.Workspace = toRoot }), "root directory"},
 		{"workspace is /", claude(func(p *Profile) { p.Workspace = "/" }), "root directory"},
+		{"trusted without a workspace", claude(func(p *Profile) { p.TrustWorkspace = true }), "--trust-workspace without --workspace"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -255,6 +256,7 @@ func TestStoreCreateAccepts(t *testing.T) {
 		p    Profile
 	}{
 		{"claude with a workspace", Profile{Alias: "a", Agent: "claude", Provider: "anthropic", Workspace: ws}},
+		{"claude with a trusted workspace", Profile{Alias: "a", Agent: "claude", Provider: "anthropic", Workspace: ws, TrustWorkspace: true}},
 		{"workspace through a symlink to a directory", Profile{Alias: "a", Agent: "claude", Provider: "anthropic", Workspace: link}},
 		{"codex on openrouter", Profile{Alias: "a", Agent: "codex", Provider: "openrouter", Model: "openai/gpt-5"}},
 		{"generic with a command", Profile{Alias: "a", Agent: "generic", Provider: "anthropic", Command: []string{"my-agent", "--flag"}}},
@@ -272,7 +274,7 @@ func TestStoreCreateAccepts(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Get: %v", err)
 			}
-			if got.Agent != tt.p.Agent || got.Provider != tt.p.Provider || got.Model != tt.p.Model || got.Workspace != tt.p.Workspace || !slices.Equal(got.Command, tt.p.Command) || !got.Created.Equal(created.Created) {
+			if got.Agent != tt.p.Agent || got.Provider != tt.p.Provider || got.Model != tt.p.Model || got.Workspace != tt.p.Workspace || got.TrustWorkspace != tt.p.TrustWorkspace || !slices.Equal(got.Command, tt.p.Command) || !got.Created.Equal(created.Created) {
 				t.Fatalf("Get: got %+v, want %+v", got, created)
 			}
 		})

@@ -157,7 +157,7 @@ func TestMCPBridgeForSessionEnv(t *testing.T) {
 
 	exports := shellExports(t, mustRun(t, e, "profiles", "env", "work"))
 	tok := exports["RINGLET_SESSION_TOKEN"]
-	if !strings.HasPrefix(tok, "rlt_") || exports["RINGLET_SESSION"] == "" || exports["RINGLET_SESSION_URL"] != d.URL || exports["ANTHROPIC_API_KEY"] != tok {
+	if !strings.HasPrefix(tok, "rlt_") || exports["RINGLET_SESSION"] == "" || exports["RINGLET_SESSION_URL"] != d.URL || exports["ANTHROPIC_AUTH_TOKEN"] != tok {
 		t.Fatalf("profiles env: got %v, want RINGLET_SESSION, RINGLET_SESSION_TOKEN (the agent's key) and RINGLET_SESSION_URL %s", exports, d.URL)
 	}
 	var sessionEnv []string

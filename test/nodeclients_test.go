@@ -227,7 +227,7 @@ func TestClaudeCode(t *testing.T) {
 	s := w.startSession("cc")
 	home := w.unsandboxedHome("cc")
 	env := s.Env()
-	for name, want := range map[string]string{"ANTHROPIC_BASE_URL": s.BaseURL, "ANTHROPIC_API_KEY": s.Token, "ANTHROPIC_MODEL": "claude-sonnet-4-5"} {
+	for name, want := range map[string]string{"ANTHROPIC_BASE_URL": s.BaseURL, "ANTHROPIC_AUTH_TOKEN": s.Token, "ANTHROPIC_API_KEY": "", "ANTHROPIC_MODEL": "claude-sonnet-4-5"} {
 		if env[name] != want {
 			t.Errorf("launch env %s: got %q, want %q", name, env[name], want)
 		}
@@ -298,8 +298,10 @@ func TestClaudeCode(t *testing.T) {
 		mustRun(t, w.e, "sessions", "revoke", s.ID)
 		before := len(w.fake.Requests())
 		// Claude Code retries a 401 for minutes, so the token is tried the
-		// way it sends it.
-		hdr := anthropicHeaders(s.Token)
+		// way it sends it: as a bearer token (ANTHROPIC_AUTH_TOKEN).
+		hdr := anthropicHeaders("")
+		hdr.Del("X-Api-Key")
+		hdr.Set("Authorization", "Bearer "+s.Token)
 		if status, _, body := w.send(t, "POST", "/v1/messages?beta=true", hdr, messagesBody); status != http.StatusUnauthorized {
 			t.Errorf("after revoke: got %d, want 401; body %s", status, body)
 		}

@@ -47,7 +47,7 @@ type Store struct {
 
 	mu     sync.Mutex
 	chosen backend // resolved lazily; failures are not cached
-	why    string // why chosen is the one
+	why    string  // why chosen is the one
 }
 
 // Open returns a Store. Nothing is touched until the first call.

@@ -261,8 +261,9 @@ the daemon cannot be asked, it blocks.
 
 It finds the daemon and the session through RINGLET_SESSION_URL and
 RINGLET_SESSION_TOKEN, which 'ringlet profiles env' and 'ringlet profiles
-run' set (or else ANTHROPIC_BASE_URL, …/proxy, and ANTHROPIC_API_KEY, the
-session token); RINGLET_HOOK_URL overrides the address.`,
+run' set (or else ANTHROPIC_BASE_URL, …/proxy, and ANTHROPIC_AUTH_TOKEN or
+ANTHROPIC_API_KEY, the session token); RINGLET_HOOK_URL overrides the
+address.`,
 		Args:    cobra.NoArgs,
 		Example: `  echo '{"hook_event_name":"PreToolUse","tool_name":"Bash","tool_input":{"command":"ls"}}' | ringlet hook claude-pre-tool-use`,
 		RunE:    a.claudeHookRun(hook.PreToolUse),

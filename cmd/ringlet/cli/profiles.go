@@ -75,6 +75,7 @@ holds each read-only (~/.pyenv/versions/3.12.1, an nvm version, a venv),
 never HOME or a directory such as ~/.cargo or ~/.config. create prints
 what runs, and refuses a shim whose manager cannot name the program.`,
 		Example: `  ringlet profiles create claude work --provider anthropic --workspace ~/src/app
+  ringlet profiles create claude work --provider anthropic --workspace ~/src/app --trust-workspace
   printf '%s' "$KEY" | ringlet profiles create codex oa --provider openai --model gpt-4.1
   ringlet profiles create generic bot --provider openai --command 'python agent.py'
   ringlet profiles create generic sh --provider anthropic --command 'sh -c "echo hi there"'`,
@@ -86,6 +87,9 @@ what runs, and refuses a shim whose manager cannot name the program.`,
 			}
 			if req.Provider == "" {
 				return usagef("--provider is required ('ringlet providers list' shows them)")
+			}
+			if req.TrustWorkspace && req.Workspace == "" {
+				return usagef("--trust-workspace needs --workspace: Ringlet marks only a named workspace as trusted")
 			}
 			// Flag values are usage errors (exit 2) here, as in set.
 			if err := profile.CheckNetwork(req.Network); err != nil {
@@ -174,6 +178,7 @@ what runs, and refuses a shim whose manager cannot name the program.`,
 	f.StringArrayVar(&req.ReadOnly, "ro", nil, "extra path bound read-only into the sandbox (repeatable)")
 	f.StringArrayVar(&req.ReadWrite, "rw", nil, "extra path bound read-write into the sandbox (repeatable)")
 	f.BoolVar(&req.AllowGitConfig, "allow-git-config", false, "let the sandboxed agent write .git/hooks and .git/config")
+	f.BoolVar(&req.TrustWorkspace, "trust-workspace", false, trustWorkspaceUsage)
 	f.StringArrayVar(&req.AllowHosts, "allow-host", nil, "a host the sandboxed agent may reach over HTTPS through Ringlet's CONNECT proxy (repeatable; host or host:port)")
 	f.StringArrayVar(&req.Protect, "protect", nil, "a path in the workspace to keep read-only in the sandbox besides the defaults, e.g. .github/workflows/ (repeatable; '/' at the end for a directory)")
 	f.StringArrayVar(&req.Unprotect, "unprotect", nil, "a default protected path the sandboxed agent may write, e.g. .vscode/ (repeatable)")
@@ -287,6 +292,7 @@ func (a *app) profilesInspectCmd() *cobra.Command {
 			t.row("rw", strings.Join(v.ReadWrite, " "))
 			t.row("allow_hosts", strings.Join(v.AllowHosts, " "))
 			t.row("allow_git_config", strconv.FormatBool(v.AllowGitConfig))
+			t.row("trust_workspace", strconv.FormatBool(v.TrustWorkspace))
 			t.row("protected", strings.Join(v.Protected, " "))
 			t.row("max_procs", orDefault(nonZero(int64(v.MaxProcs), func(n int64) string { return strconv.FormatInt(n, 10) }), fmt.Sprintf("default (%d)", sandbox.DefaultProcs)))
 			t.row("max_memory", orDefault(nonZero(v.MaxMemory, fmtSize), "default ("+profile.FormatSize(sandbox.DefaultMemory)+")"))
@@ -962,7 +968,7 @@ known (the built-in table, overridable by prices.toml in the config dir).`,
 func (a *app) profilesSetCmd() *cobra.Command {
 	var model, workspace, endpoint, network string
 	var ro, rw, allowHosts, protect, unprotect []string
-	var allowGit bool
+	var allowGit, trust bool
 	var lim limitFlags
 	cmd := &cobra.Command{
 		Use:   "set ALIAS [flags]",
@@ -973,6 +979,7 @@ keep the settings they started with.`,
 		Example: `  ringlet profiles set work --model claude-opus-4-1
   ringlet profiles set work --network none --ro /usr/share/dict
   ringlet profiles set work --allow-git-config=false
+  ringlet profiles set work --trust-workspace
   ringlet profiles set work --protect .github/workflows/ --unprotect .vscode/
   ringlet profiles set work --max-procs 512 --max-memory 4G --tmp-size 2G`,
 		Args: exactArgs(1, "ALIAS"),
@@ -984,7 +991,7 @@ keep the settings they started with.`,
 			var u api.ProfileUpdate
 			fl := cmd.Flags()
 			if fl.NFlag() == 0 {
-				return usagef("nothing to change: pass at least one of --model, --workspace, --endpoint, --network, --ro, --rw, --allow-git-config, --allow-host, --protect, --unprotect, --max-procs, --max-memory, --tmp-size")
+				return usagef("nothing to change: pass at least one of --model, --workspace, --endpoint, --network, --ro, --rw, --allow-git-config, --trust-workspace, --allow-host, --protect, --unprotect, --max-procs, --max-memory, --tmp-size")
 			}
 			if fl.Changed("model") {
 				u.Model = &model
@@ -1026,6 +1033,9 @@ keep the settings they started with.`,
 			}
 			if fl.Changed("allow-git-config") {
 				u.AllowGitConfig = &allowGit
+			}
+			if fl.Changed("trust-workspace") {
+				u.TrustWorkspace = &trust
 			}
 			if fl.Changed("allow-host") {
 				hosts := []string{}
@@ -1099,12 +1109,16 @@ keep the settings they started with.`,
 	f.StringArrayVar(&ro, "ro", nil, "extra read-only path (repeatable; replaces the list)")
 	f.StringArrayVar(&rw, "rw", nil, "extra read-write path (repeatable; replaces the list)")
 	f.BoolVar(&allowGit, "allow-git-config", false, "let the sandboxed agent write .git/hooks and .git/config")
+	f.BoolVar(&trust, "trust-workspace", false, trustWorkspaceUsage)
 	f.StringArrayVar(&allowHosts, "allow-host", nil, "hosts the sandboxed agent may reach over HTTPS (repeatable; replaces the list; '' clears it)")
 	f.StringArrayVar(&protect, "protect", nil, "workspace paths kept read-only besides the defaults ('/' at the end for a directory; repeatable; replaces the list; '' clears it)")
 	f.StringArrayVar(&unprotect, "unprotect", nil, "default protected paths the sandboxed agent may write (repeatable; replaces the list; '' clears it)")
 	lim.register(cmd)
 	return cmd
 }
+
+// trustWorkspaceUsage is the help of --trust-workspace.
+const trustWorkspaceUsage = "tell the agent you trust the workspace's files, so Claude Code and Codex do not ask (needs --workspace)"
 
 // limitFlags are --max-procs, --max-memory and --tmp-size.
 type limitFlags struct {

@@ -128,7 +128,8 @@ func (a *app) terminalCmd() *cobra.Command {
 		Short:   "Attach this terminal to a remote agent (Ctrl-] detaches)",
 		Long: `Attach to a remote agent: the scrollback is shown first, then the live
 terminal; keystrokes go to the agent, window size changes follow. Ctrl-]
-detaches and leaves the agent running. Several viewers may attach.`,
+detaches and leaves the agent running. Several viewers may attach. When
+the agent exits, attach exits with the agent's exit code.`,
 		Args: exactArgs(1, "SESSION"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.attach(cmd.Context(), args[0])
@@ -160,6 +161,7 @@ func (a *app) attach(ctx context.Context, id string) error {
 			defer func() { _ = term.Restore(int(in.Fd()), old) }()
 		}
 	}
+	parent := ctx
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	sendSize := func() {
@@ -231,6 +233,11 @@ func (a *app) attach(ctx context.Context, id string) error {
 	if errors.As(readErr, &ce) {
 		fmt.Fprintf(a.stdio.Err, "\r\nringlet: %s\r\n", ce.Reason)
 		if ce.Code == websocket.StatusNormalClosure {
+			// The agent exited: end with its exit code, as 'profiles run'
+			// does for an agent on this terminal.
+			if ti, err := c.Terminal(parent, id); err == nil && !ti.Running && ti.ExitCode != 0 {
+				return exitCode(ti.ExitCode)
+			}
 			return nil
 		}
 		return errors.New(ce.Reason)

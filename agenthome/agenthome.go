@@ -1,0 +1,190 @@
+// Package agenthome prepares an agent's own configuration in the HOME a
+// profile gives it, at every session start: what the agent must find
+// there to start without asking what Ringlet has already settled (its
+// first-run onboarding), and the user's answer to what Ringlet asks at
+// 'profiles create' (whether the workspace is trusted).
+//
+// The agent can write that HOME. So each file is read as untrusted input
+// and rewritten with Ringlet's settings every time, whatever the agent
+// left; a symbolic link is refused, never followed
+// (privatefile.Rewrite); and nothing written there is a secret: the
+// agent gets its session token in its environment, never a key.
+package agenthome
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"path/filepath"
+
+	"github.com/pelletier/go-toml/v2"
+
+	"github.com/neullabs/ringlet/privatefile"
+	"github.com/neullabs/ringlet/profile"
+)
+
+// Prepare writes what the agent of p needs in home, the HOME of a session
+// of p: Claude Code's .claude.json, Codex's config.toml. Other agents get
+// nothing.
+func Prepare(home string, p profile.Profile) error {
+	trusted := trustedPaths(p)
+	switch p.Agent {
+	case "claude":
+		return Claude(filepath.Join(home, ".claude"), trusted)
+	case "codex":
+		return Codex(filepath.Join(home, ".codex"), trusted)
+	}
+	return nil
+}
+
+// trustedPaths are the directories the agent is told the user trusts:
+// the profile's workspace, as named and as resolved (an agent may see
+// either as its working directory), when the profile says so.
+func trustedPaths(p profile.Profile) []string {
+	if !p.TrustWorkspace || p.Workspace == "" {
+		return nil
+	}
+	out := []string{p.Workspace}
+	if real, err := filepath.EvalSymlinks(p.Workspace); err == nil && real != p.Workspace {
+		out = append(out, real)
+	}
+	return out
+}
+
+// maxClaudeJSON bounds the .claude.json Ringlet reads: Claude Code's own
+// limit for its config.
+const maxClaudeJSON = 8 << 20
+
+// Claude prepares Claude Code's .claude.json in configDir (its
+// CLAUDE_CONFIG_DIR), keeping what else Claude Code keeps there:
+//
+//   - hasCompletedOnboarding is true. Claude Code's first run asks for a
+//     theme and a login and checks that it can reach api.anthropic.com
+//     directly, which a sandbox that reaches only Ringlet's proxy cannot:
+//     it would exit "Unable to connect to Anthropic services".
+//   - hasTrustDialogAccepted is true for each of trusted and for no other
+//     directory. Claude Code asks whether the user trusts the files of
+//     its working directory (or any directory above it) unless its
+//     config says so; the answer is the user's, given at 'profiles
+//     create --trust-workspace', not one the agent wrote for itself.
+func Claude(configDir string, trusted []string) error {
+	path := filepath.Join(configDir, ".claude.json")
+	return privatefile.Rewrite(configDir, ".claude.json", maxClaudeJSON, func(old []byte) ([]byte, error) {
+		cfg, err := jsonObject(path, old)
+		if err != nil {
+			return nil, err
+		}
+		cfg["hasCompletedOnboarding"] = true
+		projects, ok := cfg["projects"].(map[string]any)
+		if !ok {
+			// Not an object (or none): no project state Claude Code can
+			// read, trust marks included.
+			projects = map[string]any{}
+		}
+		for _, v := range projects {
+			if m, ok := v.(map[string]any); ok {
+				delete(m, "hasTrustDialogAccepted")
+			}
+		}
+		for _, dir := range trusted {
+			m, ok := projects[dir].(map[string]any)
+			if !ok {
+				m = map[string]any{}
+				projects[dir] = m
+			}
+			m["hasTrustDialogAccepted"] = true
+		}
+		if len(projects) > 0 || cfg["projects"] != nil {
+			cfg["projects"] = projects
+		}
+		out, err := json.MarshalIndent(cfg, "", "  ")
+		if err != nil {
+			return nil, err
+		}
+		return append(out, '\n'), nil
+	})
+}
+
+// maxCodexConfig bounds the config.toml Ringlet reads.
+const maxCodexConfig = 1 << 20
+
+// Codex prepares Codex's config.toml in codexHome (its CODEX_HOME),
+// keeping the rest of it: projects.<dir>.trust_level is "trusted" for
+// each of trusted and set for no other directory. Codex asks whether the
+// user trusts a git repository it starts in unless its config says so;
+// as for Claude Code, the answer is the one given at 'profiles create'.
+//
+// Its provider, model and the variable that holds the session token are
+// not written here: they are -c flags of its command line (the catalog),
+// which come before anything in the file and keep Codex in its embedded
+// mode. Without them it starts a shared background server, copied into
+// CODEX_HOME and left running.
+//
+// Comments in the file are not kept when it changes.
+func Codex(codexHome string, trusted []string) error {
+	path := filepath.Join(codexHome, "config.toml")
+	return privatefile.Rewrite(codexHome, "config.toml", maxCodexConfig, func(old []byte) ([]byte, error) {
+		cfg := map[string]any{}
+		if err := toml.Unmarshal(old, &cfg); err != nil {
+			return nil, fmt.Errorf("%s is not valid TOML (%v); fix or remove it", path, err)
+		}
+		projects, ok := cfg["projects"].(map[string]any)
+		if !ok {
+			projects = map[string]any{}
+		}
+		for _, v := range projects {
+			if m, ok := v.(map[string]any); ok {
+				delete(m, "trust_level")
+			}
+		}
+		for _, dir := range trusted {
+			m, ok := projects[dir].(map[string]any)
+			if !ok {
+				m = map[string]any{}
+				projects[dir] = m
+			}
+			m["trust_level"] = "trusted"
+		}
+		if len(projects) > 0 || cfg["projects"] != nil {
+			cfg["projects"] = projects
+		}
+		if old != nil && !changed(old, cfg) {
+			return old, nil
+		}
+		return toml.Marshal(cfg)
+	})
+}
+
+// changed reports whether cfg reads differently from the TOML in old:
+// an unchanged file is left as it is, comments and all.
+func changed(old []byte, cfg map[string]any) bool {
+	before := map[string]any{}
+	if toml.Unmarshal(old, &before) != nil {
+		return true
+	}
+	a, errA := toml.Marshal(before)
+	b, errB := toml.Marshal(cfg)
+	return errA != nil || errB != nil || !bytes.Equal(a, b)
+}
+
+// jsonObject reads the JSON object in data, the content of path: nil or
+// blank is an empty object; numbers keep their exact text.
+func jsonObject(path string, data []byte) (map[string]any, error) {
+	m := map[string]any{}
+	if len(bytes.TrimSpace(data)) == 0 {
+		return m, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	if err := dec.Decode(&m); err != nil {
+		return nil, fmt.Errorf("%s is not a valid JSON object (%v); fix or remove it", path, err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, fmt.Errorf("%s is not a valid JSON object (text after it); fix or remove it", path)
+	}
+	if m == nil { // the file held null
+		m = map[string]any{}
+	}
+	return m, nil
+}

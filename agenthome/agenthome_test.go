@@ -1,0 +1,380 @@
+package agenthome
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pelletier/go-toml/v2"
+
+	"github.com/neullabs/ringlet/profile"
+)
+
+func readJSON(t *testing.T, path string) map[string]any {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(data, &m); err != nil {
+		t.Fatalf("%s: %v; got %s", path, err, data)
+	}
+	return m
+}
+
+// trustedIn lists the projects of a .claude.json whose trust dialog is
+// accepted.
+func trustedIn(cfg map[string]any) []string {
+	var out []string
+	projects, _ := cfg["projects"].(map[string]any)
+	for dir, v := range projects {
+		if m, ok := v.(map[string]any); ok && m["hasTrustDialogAccepted"] == true {
+			out = append(out, dir)
+		}
+	}
+	return out
+}
+
+func TestClaude(t *testing.T) {
+	t.Parallel()
+	ws := "/work/app"
+	tests := []struct {
+		name        string
+		old         string // "" for no file
+		trusted     []string
+		wantTrusted []string
+		// wantKept are keys of the old file that must survive with their
+		// exact text.
+		wantKept []string
+	}{
+		{name: "fresh, untrusted"},
+		{name: "fresh, trusted", trusted: []string{ws}, wantTrusted: []string{ws}},
+		{name: "blank file", old: " \n", trusted: []string{ws}, wantTrusted: []string{ws}},
+		{name: "null", old: "null", wantTrusted: nil},
+		{
+			name:     "Claude Code's state kept, onboarding set",
+			old:      `{"hasCompletedOnboarding": false, "numStartups": 12345678901234567890, "userID": "u1", "mcpServers": {"x": {"command": "y"}}}`,
+			wantKept: []string{`"numStartups": 12345678901234567890`, `"userID": "u1"`, `"command": "y"`},
+		},
+		{
+			name:        "trust the agent wrote is removed, its other project state kept",
+			old:         `{"projects": {"/work/app": {"hasTrustDialogAccepted": true, "allowedTools": ["Bash"]}, "/": {"hasTrustDialogAccepted": true}}}`,
+			wantKept:    []string{`"allowedTools": [`},
+			wantTrusted: nil,
+		},
+		{
+			name:        "trusted: only the workspace",
+			old:         `{"projects": {"/": {"hasTrustDialogAccepted": true}, "/work/app": {"lastCost": 1.50}}}`,
+			trusted:     []string{ws, "/real/app"},
+			wantTrusted: []string{ws, "/real/app"},
+			wantKept:    []string{`"lastCost": 1.50`},
+		},
+		{name: "projects not an object", old: `{"projects": ["/work/app"]}`, trusted: []string{ws}, wantTrusted: []string{ws}},
+		{name: "a project not an object", old: `{"projects": {"/work/app": true}}`, trusted: []string{ws}, wantTrusted: []string{ws}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			dir := filepath.Join(t.TempDir(), "home", ".claude")
+			path := filepath.Join(dir, ".claude.json")
+			if tt.old != "" {
+				if err := os.MkdirAll(dir, 0o700); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(path, []byte(tt.old), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := Claude(dir, tt.trusted); err != nil {
+				t.Fatalf("Claude: %v", err)
+			}
+			cfg := readJSON(t, path)
+			if cfg["hasCompletedOnboarding"] != true {
+				t.Errorf("hasCompletedOnboarding: got %v, want true", cfg["hasCompletedOnboarding"])
+			}
+			got := trustedIn(cfg)
+			if strings.Join(sorted(got), " ") != strings.Join(sorted(tt.wantTrusted), " ") {
+				t.Errorf("trusted projects: got %v, want %v", got, tt.wantTrusted)
+			}
+			data, _ := os.ReadFile(path)
+			for _, k := range tt.wantKept {
+				if !strings.Contains(string(data), k) {
+					t.Errorf(".claude.json: got %s, want %s kept", data, k)
+				}
+			}
+			fi, err := os.Stat(path)
+			if err != nil || fi.Mode().Perm() != 0o600 {
+				t.Errorf(".claude.json mode: got %v (%v), want 0600", fi.Mode(), err)
+			}
+		})
+	}
+}
+
+func sorted(s []string) []string {
+	out := slices.Clone(s)
+	slices.Sort(out)
+	return out
+}
+
+// TestClaudeUnchangedNotRewritten: a second preparation finds nothing to
+// change and leaves the file as it is.
+func TestClaudeUnchangedNotRewritten(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), ".claude")
+	if err := Claude(dir, []string{"/w"}); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, ".claude.json")
+	old := time.Now().Add(-time.Hour).Truncate(time.Second)
+	if err := os.Chtimes(path, old, old); err != nil {
+		t.Fatal(err)
+	}
+	if err := Claude(dir, []string{"/w"}); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(path); err != nil || !fi.ModTime().Equal(old) {
+		t.Errorf("a preparation that changes nothing rewrote the file (mtime %v, want %v)", fi.ModTime(), old)
+	}
+}
+
+// TestClaudeRefuses: what the agent left that Ringlet does not read or
+// follow is refused, and nothing is written through it.
+func TestClaudeRefuses(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name  string
+		plant func(t *testing.T, dir, elsewhere string)
+		want  string
+	}{
+		{"not JSON", func(t *testing.T, dir, _ string) { write(t, filepath.Join(dir, ".claude.json"), "{not json") }, "not a valid JSON object"},
+		{"text after the object", func(t *testing.T, dir, _ string) { write(t, filepath.Join(dir, ".claude.json"), "{} {}") }, "not a valid JSON object"},
+		{"a JSON array", func(t *testing.T, dir, _ string) { write(t, filepath.Join(dir, ".claude.json"), "[]") }, "not a valid JSON object"},
+		{"the file a symlink", func(t *testing.T, dir, elsewhere string) {
+			symlink(t, filepath.Join(elsewhere, "target.json"), filepath.Join(dir, ".claude.json"))
+		}, "symbolic link"},
+		{"the directory a symlink", func(t *testing.T, dir, elsewhere string) {
+			if err := os.Remove(dir); err != nil {
+				t.Fatal(err)
+			}
+			symlink(t, elsewhere, dir)
+		}, "symbolic link"},
+		{"the file a directory", func(t *testing.T, dir, _ string) {
+			if err := os.Mkdir(filepath.Join(dir, ".claude.json"), 0o700); err != nil {
+				t.Fatal(err)
+			}
+		}, "not a regular file"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			dir := filepath.Join(t.TempDir(), ".claude")
+			elsewhere := t.TempDir()
+			if err := os.Mkdir(dir, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			tt.plant(t, dir, elsewhere)
+			err := Claude(dir, []string{"/w"})
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Claude: got %v, want an error with %q", err, tt.want)
+			}
+			if entries, _ := os.ReadDir(elsewhere); len(entries) != 0 {
+				t.Errorf("the link's target directory got %d entries, want none", len(entries))
+			}
+		})
+	}
+}
+
+func write(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func symlink(t *testing.T, target, link string) {
+	t.Helper()
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestPrepare: the profile decides what is trusted, and only a Claude
+// Code profile gets a .claude.json.
+func TestPrepare(t *testing.T) {
+	t.Parallel()
+	real := t.TempDir()
+	link := filepath.Join(t.TempDir(), "ws")
+	symlink(t, real, link)
+	for _, tt := range []struct {
+		name        string
+		p           profile.Profile
+		wantFile    bool
+		wantTrusted []string
+	}{
+		{"claude, trusted", profile.Profile{Agent: "claude", Workspace: real, TrustWorkspace: true}, true, []string{real}},
+		{"claude, trusted through a link: both names", profile.Profile{Agent: "claude", Workspace: link, TrustWorkspace: true}, true, []string{link, real}},
+		{"claude, not trusted", profile.Profile{Agent: "claude", Workspace: real}, true, nil},
+		{"generic", profile.Profile{Agent: "generic", Workspace: real, TrustWorkspace: true}, false, nil},
+		{"codex, trusted", profile.Profile{Agent: "codex", Workspace: real, TrustWorkspace: true}, false, []string{real}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			home := t.TempDir()
+			if err := Prepare(home, tt.p); err != nil {
+				t.Fatalf("Prepare: %v", err)
+			}
+			path := filepath.Join(home, ".claude", ".claude.json")
+			_, err := os.Stat(path)
+			if (err == nil) != tt.wantFile {
+				t.Fatalf(".claude.json exists: got %v, want %v", err == nil, tt.wantFile)
+			}
+			codexConfig := filepath.Join(home, ".codex", "config.toml")
+			if _, err := os.Stat(codexConfig); (err == nil) != (tt.p.Agent == "codex") {
+				t.Fatalf("codex config.toml exists: got %v, want %v", err == nil, tt.p.Agent == "codex")
+			}
+			if tt.p.Agent == "codex" {
+				if got, _ := codexTrusted(t, codexConfig); strings.Join(got, " ") != strings.Join(tt.wantTrusted, " ") {
+					t.Errorf("codex trusted: got %v, want %v", got, tt.wantTrusted)
+				}
+			}
+			if !tt.wantFile {
+				return
+			}
+			if got := trustedIn(readJSON(t, path)); strings.Join(sorted(got), " ") != strings.Join(sorted(tt.wantTrusted), " ") {
+				t.Errorf("trusted: got %v, want %v", got, tt.wantTrusted)
+			}
+		})
+	}
+}
+
+// codexTrusted lists the projects of a config.toml marked trusted, and
+// fails t on a trust_level that is not "trusted".
+func codexTrusted(t *testing.T, path string) ([]string, map[string]any) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := map[string]any{}
+	if err := toml.Unmarshal(data, &cfg); err != nil {
+		t.Fatalf("%s: %v; got %s", path, err, data)
+	}
+	var out []string
+	projects, _ := cfg["projects"].(map[string]any)
+	for dir, v := range projects {
+		if m, ok := v.(map[string]any); ok && m["trust_level"] != nil {
+			if m["trust_level"] != "trusted" {
+				t.Errorf("projects.%q.trust_level: got %v, want trusted or none", dir, m["trust_level"])
+			}
+			out = append(out, dir)
+		}
+	}
+	return out, cfg
+}
+
+func TestCodex(t *testing.T) {
+	t.Parallel()
+	ws := "/work/app"
+	tests := []struct {
+		name        string
+		old         string
+		trusted     []string
+		wantTrusted []string
+		check       func(t *testing.T, cfg map[string]any)
+	}{
+		{name: "fresh, untrusted"},
+		{name: "fresh, trusted", trusted: []string{ws}, wantTrusted: []string{ws}},
+		{
+			name:    "Codex's own settings kept",
+			old:     "model = \"gpt-5.5\"\n[notice.model_migrations]\n\"gpt-5.5\" = \"gpt-6-sol\"\n[mcp_servers.x]\ncommand = \"y\"\n[tui]\nscreen_reader_detection_done = true\n",
+			trusted: []string{ws}, wantTrusted: []string{ws},
+			check: func(t *testing.T, cfg map[string]any) {
+				notice, _ := cfg["notice"].(map[string]any)
+				migrations, _ := notice["model_migrations"].(map[string]any)
+				servers, _ := cfg["mcp_servers"].(map[string]any)
+				if cfg["model"] != "gpt-5.5" || migrations["gpt-5.5"] != "gpt-6-sol" || servers["x"] == nil {
+					t.Errorf("config: got %v, want Codex's own settings kept", cfg)
+				}
+			},
+		},
+		{
+			name:        "trust the agent wrote is removed",
+			old:         "[projects.\"/work/app\"]\ntrust_level = \"trusted\"\n[projects.\"/\"]\ntrust_level = \"trusted\"\n[projects.\"/other\"]\ntrust_level = \"untrusted\"\n",
+			wantTrusted: nil,
+		},
+		{
+			name:        "trusted: only the workspace",
+			old:         "[projects.\"/\"]\ntrust_level = \"trusted\"\n",
+			trusted:     []string{ws},
+			wantTrusted: []string{ws},
+		},
+		{name: "projects not a table", old: "projects = [\"/work/app\"]\n", trusted: []string{ws}, wantTrusted: []string{ws}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			dir := filepath.Join(t.TempDir(), ".codex")
+			path := filepath.Join(dir, "config.toml")
+			if tt.old != "" {
+				if err := os.MkdirAll(dir, 0o700); err != nil {
+					t.Fatal(err)
+				}
+				write(t, path, tt.old)
+			}
+			if err := Codex(dir, tt.trusted); err != nil {
+				t.Fatalf("Codex: %v", err)
+			}
+			got, cfg := codexTrusted(t, path)
+			if strings.Join(sorted(got), " ") != strings.Join(sorted(tt.wantTrusted), " ") {
+				t.Errorf("trusted projects: got %v, want %v", got, tt.wantTrusted)
+			}
+			if tt.check != nil {
+				tt.check(t, cfg)
+			}
+		})
+	}
+}
+
+// TestCodexUnchangedKeepsComments: a config.toml that already says what
+// Ringlet would write is left as it is, comments included.
+func TestCodexUnchangedKeepsComments(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), ".codex")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "config.toml")
+	const content = "# my notes\nmodel = \"m\" # why\n\n[projects.\"/w\"]\ntrust_level = \"trusted\"\n"
+	write(t, path, content)
+	if err := Codex(dir, []string{"/w"}); err != nil {
+		t.Fatal(err)
+	}
+	if data, _ := os.ReadFile(path); string(data) != content {
+		t.Errorf("config.toml: got %q, want it unchanged", data)
+	}
+}
+
+func TestCodexRefuses(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), ".codex")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	write(t, filepath.Join(dir, "config.toml"), "model = \n")
+	if err := Codex(dir, nil); err == nil || !strings.Contains(err.Error(), "not valid TOML") {
+		t.Errorf("Codex on a broken config.toml: got %v, want it refused as not valid TOML", err)
+	}
+	elsewhere := t.TempDir()
+	link := filepath.Join(t.TempDir(), ".codex")
+	symlink(t, elsewhere, link)
+	if err := Codex(link, nil); err == nil || !strings.Contains(err.Error(), "symbolic link") {
+		t.Errorf("Codex on a symlinked CODEX_HOME: got %v, want a refusal", err)
+	}
+	if entries, _ := os.ReadDir(elsewhere); len(entries) != 0 {
+		t.Errorf("the link's target got %d entries, want none", len(entries))
+	}
+}

@@ -1,0 +1,87 @@
+package agenthome
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/pelletier/go-toml/v2"
+)
+
+// FuzzClaude feeds .claude.json files an agent could leave: whatever
+// Ringlet accepts, it writes back as a JSON object with onboarding done
+// and the workspace, and nothing else, trusted.
+func FuzzClaude(f *testing.F) {
+	for _, s := range []string{"", "{}", "null", `{"projects":{"/":{"hasTrustDialogAccepted":true}}}`, `{"projects":[1]}`, `{"n":1e400}`, `{"a":"\u0000"}`, "[]", "{"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		dir := filepath.Join(t.TempDir(), ".claude")
+		if err := os.Mkdir(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(dir, ".claude.json")
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if Claude(dir, []string{"/w"}) != nil {
+			return
+		}
+		out, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var cfg map[string]any
+		dec := json.NewDecoder(bytes.NewReader(out))
+		dec.UseNumber() // numbers keep their text, which need not fit a float64
+		if err := dec.Decode(&cfg); err != nil {
+			t.Fatalf("wrote %q, not a JSON object: %v", out, err)
+		}
+		if cfg["hasCompletedOnboarding"] != true {
+			t.Fatalf("wrote %q without onboarding done", out)
+		}
+		if got := trustedIn(cfg); len(got) != 1 || got[0] != "/w" {
+			t.Fatalf("wrote %q, trusting %v; want only /w", out, got)
+		}
+	})
+}
+
+// FuzzCodex does the same for Codex's config.toml.
+func FuzzCodex(f *testing.F) {
+	for _, s := range []string{"", "model = \"m\"\n", "[projects.\"/\"]\ntrust_level = \"trusted\"\n", "projects = 1\n", "[projects]\nx = 1\n", "a = 1979-05-27T07:32:00Z\n", "=", "[[projects]]\n"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		dir := filepath.Join(t.TempDir(), ".codex")
+		if err := os.Mkdir(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(dir, "config.toml")
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if Codex(dir, []string{"/w"}) != nil {
+			return
+		}
+		out, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := map[string]any{}
+		if err := toml.Unmarshal(out, &cfg); err != nil {
+			t.Fatalf("wrote %q, not TOML: %v", out, err)
+		}
+		projects, _ := cfg["projects"].(map[string]any)
+		for dir, v := range projects {
+			m, _ := v.(map[string]any)
+			if trust := m["trust_level"]; (dir == "/w") != (trust == "trusted") || dir != "/w" && trust != nil {
+				t.Fatalf("wrote %q: projects.%q.trust_level = %v; want trusted for /w only", out, dir, trust)
+			}
+		}
+		if w, _ := projects["/w"].(map[string]any); w["trust_level"] != "trusted" {
+			t.Fatalf("wrote %q without /w trusted", out)
+		}
+	})
+}
