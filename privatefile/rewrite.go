@@ -2,8 +2,6 @@ package privatefile
 
 import (
 	"bytes"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -79,29 +77,5 @@ func Rewrite(dir, name string, limit int64, change func(old []byte) ([]byte, err
 	if old != nil && bytes.Equal(data, old) {
 		return nil
 	}
-	return replaceInRoot(root, rel, data)
-}
-
-// replaceInRoot replaces rel in root with data, 0600: a temporary file
-// beside it, synced, renamed over it.
-func replaceInRoot(root *os.Root, rel string, data []byte) error {
-	var b [8]byte
-	_, _ = rand.Read(b[:]) // never fails (crypto/rand panics instead)
-	tmp := filepath.Join(filepath.Dir(rel), "."+filepath.Base(rel)+".tmp-"+hex.EncodeToString(b[:]))
-	f, err := root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, FileMode)
-	if err != nil {
-		return fmt.Errorf("write %s: %w", rel, WithoutPath(err))
-	}
-	_, werr := f.Write(data)
-	serr := f.Sync()
-	cerr := f.Close()
-	if err := errors.Join(werr, serr, cerr); err != nil {
-		_ = root.Remove(tmp) // best effort: the error below says what failed
-		return fmt.Errorf("write %s: %w", rel, WithoutPath(err))
-	}
-	if err := root.Rename(tmp, rel); err != nil {
-		_ = root.Remove(tmp) // best effort, as above
-		return fmt.Errorf("replace %s: %w", rel, WithoutPath(err))
-	}
-	return nil
+	return WriteInRoot(root, rel, data)
 }
