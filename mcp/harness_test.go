@@ -1,7 +1,6 @@
 package mcp
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	"github.com/neullabs/ringlet/mcp/mcpserver"
+	"github.com/neullabs/ringlet/mcp/stdiobridge"
 )
 
 // world is a gateway with four credentials, as the daemon would
@@ -266,39 +266,12 @@ type rpcMsg struct {
 	} `json:"error"`
 }
 
-// readEvents calls emit with the data of each server-sent event (as the
-// stdio bridge reads them).
-func readEvents(r io.Reader, emit func([]byte)) {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 16<<20)
-	var data []byte
-	for sc.Scan() {
-		line := sc.Bytes()
-		switch {
-		case len(line) == 0:
-			if len(data) > 0 {
-				emit(data)
-				data = nil
-			}
-		case bytes.HasPrefix(line, []byte("data:")):
-			v := bytes.TrimPrefix(line[5:], []byte(" "))
-			if len(data) > 0 {
-				data = append(data, '\n')
-			}
-			data = append(data, v...)
-		}
-	}
-	if len(data) > 0 {
-		emit(data)
-	}
-}
-
 // messages are the JSON-RPC messages of an answer, JSON or SSE.
 func messages(t *testing.T, rec *httptest.ResponseRecorder) []rpcMsg {
 	t.Helper()
 	var datas [][]byte
 	if strings.HasPrefix(rec.Header().Get("Content-Type"), "text/event-stream") {
-		readEvents(bytes.NewReader(rec.Body.Bytes()), func(d []byte) { datas = append(datas, append([]byte(nil), d...)) })
+		stdiobridge.ReadEvents(bytes.NewReader(rec.Body.Bytes()), func(d []byte) { datas = append(datas, append([]byte(nil), d...)) })
 	} else if len(bytes.TrimSpace(rec.Body.Bytes())) > 0 {
 		datas = append(datas, rec.Body.Bytes())
 	}

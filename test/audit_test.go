@@ -13,7 +13,6 @@ import (
 	mrand "math/rand/v2"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -713,63 +712,16 @@ func TestAuditCrashSafety(t *testing.T) {
 // once there is room again the same change goes through.
 func TestAuditFailClosed(t *testing.T) {
 	t.Parallel()
-	if os.Geteuid() != 0 {
-		skipUnlessCI(t, "needs root to mount a small tmpfs for the audit log")
-	}
 	e := newEnv(t)
-	dir := filepath.Join(e.Root, "small")
-	if err := os.Mkdir(dir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs", dir).CombinedOutput(); err != nil {
-		skipUnlessCI(t, fmt.Sprintf("mount -t tmpfs: %v: %s", err, bytes.TrimSpace(out)))
-	}
-	// Registered before the daemon, so it runs after the daemon stopped.
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v: %s", dir, err, out)
-		}
-	})
+	dir := smallDisk(t, e)
 	d := e.StartDaemon("--audit-log", filepath.Join(dir, "audit.db"))
 	tok := e.Token()
 	key := newCanary(t, "full")
 	body := mustJSON(map[string]string{"key": key})
 	const p = "/api/keychain/x/y"
 
-	filler := filepath.Join(dir, "filler")
-	f, err := os.OpenFile(filler, os.O_CREATE|os.O_WRONLY|os.O_EXCL, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	buf := make([]byte, 64<<10)
-	for {
-		if _, err = f.Write(buf); err != nil {
-			break
-		}
-	}
-	f.Close()
-	if !errors.Is(err, syscall.ENOSPC) {
-		t.Fatalf("fill %s: got %v, want ENOSPC", dir, err)
-	}
-
-	metric := func(name string) float64 {
-		t.Helper()
-		status, _, body := d.MustGet(t, "/metrics", tok, nil)
-		if status != http.StatusOK {
-			t.Fatalf("/metrics: got %d", status)
-		}
-		for _, l := range lines(string(body)) {
-			if s, ok := strings.CutPrefix(l, name+" "); ok {
-				v, err := strconv.ParseFloat(s, 64)
-				if err != nil {
-					t.Fatalf("/metrics %s: %v", l, err)
-				}
-				return v
-			}
-		}
-		t.Fatalf("/metrics: no %s", name)
-		return 0
-	}
+	filler := fillUp(t, dir)
+	metric := func(name string) float64 { t.Helper(); return metricValue(t, d, tok, name) }
 
 	status, _, resp := d.MustDo(t, "PUT", p, tok, body)
 	if status != http.StatusServiceUnavailable {

@@ -224,7 +224,7 @@ func (b *Bridge) relay(resp *http.Response, initialize bool) (wrote bool, refusa
 	}
 	switch ct {
 	case "text/event-stream":
-		readEvents(resp.Body, emit)
+		ReadEvents(resp.Body, emit)
 	case "application/json":
 		data, err := io.ReadAll(io.LimitReader(resp.Body, maxLine))
 		if err == nil && len(bytes.TrimSpace(data)) > 0 {
@@ -265,7 +265,7 @@ func (b *Bridge) listen(ctx context.Context) {
 		if err == nil {
 			if resp.StatusCode == http.StatusOK {
 				wait = time.Second
-				readEvents(resp.Body, func(data []byte) {
+				ReadEvents(resp.Body, func(data []byte) {
 					if isRPCMessage(data) {
 						b.write(data)
 					}
@@ -286,8 +286,10 @@ func (b *Bridge) listen(ctx context.Context) {
 	}
 }
 
-// readEvents calls emit with the data of each server-sent event.
-func readEvents(r io.Reader, emit func([]byte)) {
+// ReadEvents calls emit with the data of each server-sent event of r
+// (lines of one event joined by newlines), as the bridge reads /mcp's
+// streams.
+func ReadEvents(r io.Reader, emit func([]byte)) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), maxLine)
 	var data []byte
