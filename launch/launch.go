@@ -150,13 +150,8 @@ func findProgram(name, path, dir string) (string, error) {
 		}
 		return "", fmt.Errorf("cannot run the agent's program %s: it is missing or not executable", p)
 	}
-	for _, d := range filepath.SplitList(path) {
-		if !filepath.IsAbs(d) {
-			continue
-		}
-		if p := filepath.Join(d, name); executable(p) {
-			return p, nil
-		}
+	if p := toolchain.LookPath(name, path); p != "" {
+		return p, nil
 	}
 	return "", fmt.Errorf("cannot find the agent's program %q on PATH: install it first", name)
 }

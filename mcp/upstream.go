@@ -838,14 +838,8 @@ func lookPath(name, path string) (string, error) {
 		}
 		return name, nil
 	}
-	for _, dir := range filepath.SplitList(path) {
-		if dir == "" || !filepath.IsAbs(dir) {
-			continue
-		}
-		p := filepath.Join(dir, name)
-		if executable(p) == nil {
-			return p, nil
-		}
+	if p := toolchain.LookPath(name, path); p != "" {
+		return p, nil
 	}
 	return "", fmt.Errorf("%s: not found in PATH %s", name, path)
 }

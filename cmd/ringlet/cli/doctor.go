@@ -20,6 +20,7 @@ import (
 	"github.com/neullabs/ringlet/config"
 	"github.com/neullabs/ringlet/profile"
 	"github.com/neullabs/ringlet/sandbox"
+	"github.com/neullabs/ringlet/toolchain"
 	"github.com/neullabs/ringlet/version"
 )
 
@@ -319,8 +320,8 @@ func (a *app) doctorAgents(ctx context.Context, paths config.Paths) []finding {
 		if len(ag.Command) == 0 {
 			continue
 		}
-		p, err := lookPathIn(ag.Command[0], a.getenv("PATH"))
-		if err != nil {
+		p := toolchain.LookPath(ag.Command[0], a.getenv("PATH"))
+		if p == "" {
 			miss = append(miss, id)
 			continue
 		}
@@ -345,23 +346,6 @@ func (a *app) doctorAgents(ctx context.Context, paths config.Paths) []finding {
 		out = append(out, finding{Check: "agents", Status: checkInfo, Detail: "not on PATH: " + strings.Join(miss, ", ")})
 	}
 	return out
-}
-
-// lookPathIn finds name in the directories of path, as a shell would.
-func lookPathIn(name, path string) (string, error) {
-	if strings.Contains(name, "/") {
-		return exec.LookPath(name)
-	}
-	for _, dir := range filepath.SplitList(path) {
-		if dir == "" || !filepath.IsAbs(dir) {
-			continue
-		}
-		p := filepath.Join(dir, name)
-		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() && st.Mode().Perm()&0o111 != 0 {
-			return p, nil
-		}
-	}
-	return "", exec.ErrNotFound
 }
 
 // agentVersion runs program --version and returns the first line it

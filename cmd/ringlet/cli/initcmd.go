@@ -18,6 +18,7 @@ import (
 	"github.com/neullabs/ringlet/credentials"
 	"github.com/neullabs/ringlet/names"
 	"github.com/neullabs/ringlet/profile"
+	"github.com/neullabs/ringlet/toolchain"
 )
 
 // initFlags are `ringlet init`'s answers given up front.
@@ -123,7 +124,7 @@ func (a *app) runInit(ctx context.Context, f initFlags) error {
 		if len(ag.Command) == 0 {
 			continue
 		}
-		if p, err := lookPathIn(ag.Command[0], a.getenv("PATH")); err == nil {
+		if p := toolchain.LookPath(ag.Command[0], a.getenv("PATH")); p != "" {
 			found = append(found, id)
 			fmt.Fprintf(out, "found %s: %s %s\n", id, p, agentVersion(ctx, p))
 		}
