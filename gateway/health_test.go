@@ -41,7 +41,7 @@ func TestHealth(t *testing.T) {
 	}
 	t.Run("healthy", func(t *testing.T) {
 		t.Parallel()
-		h := get(t, Options{AuditPath: "/x/audit.db", AuditWritable: func() error { return nil }})
+		h := get(t, Options{AuditPath: "/x/audit.db", AuditWritable: func() error { return nil }, AuditState: func() error { return nil }})
 		if h.Keys.Backend != "file" || h.Keys.Why == "" || h.Keys.Error != "" {
 			t.Errorf("keys: %+v, want the file backend and why", h.Keys)
 		}
@@ -51,7 +51,11 @@ func TestHealth(t *testing.T) {
 	})
 	t.Run("broken", func(t *testing.T) {
 		t.Parallel()
-		o := withParts(t, Options{AuditPath: "/x/audit.db", AuditWritable: func() error { return errors.New("the file system is full") }})
+		// The report reads the log's state; Writable (which counts a
+		// refusal) is for actions.
+		o := withParts(t, Options{AuditPath: "/x/audit.db",
+			AuditWritable: func() error { t.Error("/api/health called AuditWritable"); return nil },
+			AuditState:    func() error { return errors.New("the file system is full") }})
 		o.Keys = brokenKeys{o.Keys}
 		h := get(t, o)
 		if h.Keys.Backend != "" || h.Keys.Error == "" {

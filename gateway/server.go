@@ -76,6 +76,10 @@ type Options struct {
 	// written now (nil) or why not; provider requests are refused before
 	// they are forwarded while it cannot. Nil with the log off.
 	AuditWritable func() error
+	// AuditState is what the log last found, for /api/health: like
+	// AuditWritable, but checking nothing and counting no refusal. Nil
+	// with the log off.
+	AuditState func() error
 	// AuditPath is the database that /api/audit reads; "" with the log
 	// off.
 	AuditPath string
@@ -644,11 +648,11 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 	} else {
 		h.Keys.Backend, h.Keys.Why = name, why
 	}
-	if s.opts.AuditWritable == nil {
+	if s.opts.AuditState == nil {
 		h.Audit.Off = true
 	} else {
 		h.Audit.Path = s.opts.AuditPath
-		if err := s.opts.AuditWritable(); err != nil {
+		if err := s.opts.AuditState(); err != nil {
 			h.Audit.Error = err.Error()
 		} else {
 			h.Audit.Writable = true

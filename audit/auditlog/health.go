@@ -190,6 +190,16 @@ func (l *Log) Writable() error {
 	return nil
 }
 
+// State is what the log last found about whether it can be written: nil,
+// or why not. Unlike Writable it neither checks again nor counts a
+// refusal: it is for reports (/api/health), not for actions.
+func (l *Log) State() error {
+	if f := l.health.current(); f != nil {
+		return unavailable(f.err)
+	}
+	return nil
+}
+
 // Healthy reports whether the log can be written, as Writable does.
 func (l *Log) Healthy() bool { return l.Writable() == nil }
 

@@ -186,9 +186,9 @@ func (Daemon) Run(ctx context.Context, o cli.DaemonOptions) (err error) {
 		logger.Warn("the audit log is off (--no-audit-log): actions are not recorded")
 	}
 	idle := cfg.IdleTimeout()
-	var writable func() error
+	var writable, auditState func() error
 	if log != nil {
-		writable = log.Writable
+		writable, auditState = log.Writable, log.State
 	}
 	exe, err := os.Executable()
 	if err != nil {
@@ -218,6 +218,7 @@ func (Daemon) Run(ctx context.Context, o cli.DaemonOptions) (err error) {
 		CatalogDir:       paths.ConfigDir,
 		ProxyIdleTimeout: cfg.ProxyIdleTimeout(),
 		AuditWritable:    writable,
+		AuditState:       auditState,
 		Audit:            auditor,
 		AuditPath:        auditPath,
 		HMAC:             keyed,
