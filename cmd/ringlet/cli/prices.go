@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/neullabs/ringlet/client"
 	"github.com/neullabs/ringlet/provider"
 )
 
@@ -115,7 +116,8 @@ func (a *app) pricesListCmd() *cobra.Command {
 	f.BoolVar(&asJSON, "json", false, "print JSON")
 	f.StringVar(&glob, "model", "", "only models matching this glob ('claude-*')")
 	f.StringVar(&prov, "provider", "", "only this provider's prices")
-	_ = cmd.RegisterFlagCompletionFunc("provider", completePriceProviders) // the flag exists: it cannot fail
+	mustFlag(cmd.RegisterFlagCompletionFunc("provider", completePriceProviders))
+	mustFlag(cmd.RegisterFlagCompletionFunc("model", completeModels))
 	return cmd
 }
 
@@ -165,7 +167,7 @@ model is priced only where every provider that lists it agrees.`,
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	cmd.Flags().StringVar(&prov, "provider", "", "the provider (default: any that agrees)")
-	_ = cmd.RegisterFlagCompletionFunc("provider", completePriceProviders) // the flag exists: it cannot fail
+	mustFlag(cmd.RegisterFlagCompletionFunc("provider", completePriceProviders))
 	return cmd
 }
 
@@ -195,6 +197,10 @@ price refuses the whole file. 'prices reset' removes it.`,
 				return err
 			}
 			out, err := c.ImportPrices(cmd.Context(), filepath.Base(args[0]), data, dryRun)
+			var ce *client.Error
+			if errors.As(err, &ce) && ce.Code == "invalid_prices" {
+				return fmt.Errorf("%s: %s; nothing imported", printable(args[0]), ce.Message)
+			}
 			if err != nil {
 				return err
 			}
