@@ -44,6 +44,8 @@ const (
 	KindMCPAdd           = "mcp.add"
 	KindMCPRemove        = "mcp.remove"
 	KindMCPApprove       = "mcp.approve"
+	KindPricesImport     = "prices.import"
+	KindPricesReset      = "prices.reset"
 	// KindMCPServerRestart: an upstream MCP server failed (it crashed, a
 	// call got no answer in time, it could not be reached or started) and
 	// is restarted after a backoff.
@@ -64,6 +66,7 @@ var Kinds = []string{
 	KindProfileLaunch, KindSessionStart, KindSessionEnd, KindSessionRestore, KindToolCall,
 	KindHookDecision, KindProviderRequest, KindSandboxViolation, KindProviderAdd, KindHookAdd, KindHookRemove, KindProfileUpdate, KindSandboxEgress,
 	KindMCPAdd, KindMCPRemove, KindMCPApprove, KindMCPServerRestart, KindAuditResume, KindAuditEpoch,
+	KindPricesImport, KindPricesReset,
 }
 
 // Decisions.

@@ -19,8 +19,9 @@ type UsageRow struct {
 	Unpriced   int64    `json:"unpriced_requests,omitempty"`
 }
 
-// CostFunc prices tokens of a model in USD; ok is false for unknown models.
-type CostFunc func(model string, input, output, cacheRead, cacheWrite int64) (usd float64, ok bool)
+// CostFunc prices tokens of a model at a provider in USD; ok is false
+// for unknown models.
+type CostFunc func(provider, model string, input, output, cacheRead, cacheWrite int64) (usd float64, ok bool)
 
 // UsageReport sums provider.request records that match f, grouped by day
 // (UTC), model or profile.
@@ -55,8 +56,8 @@ func UsageReport(ctx context.Context, path string, f Filter, by string, cost Cos
 	if f.Session != "" {
 		where, args = append(where, "session = ?"), append(args, f.Session)
 	}
-	sql := `SELECT ` + key + `, coalesce(json_extract(detail, '$.model'), ''), count(*), sum(tokens_in), sum(tokens_out),
-		sum(tokens_cache_read), sum(tokens_cache_write) FROM records WHERE ` + strings.Join(where, " AND ") + ` GROUP BY 1, 2`
+	sql := `SELECT ` + key + `, coalesce(json_extract(detail, '$.model'), ''), coalesce(json_extract(detail, '$.provider'), ''), count(*),
+		sum(tokens_in), sum(tokens_out), sum(tokens_cache_read), sum(tokens_cache_write) FROM records WHERE ` + strings.Join(where, " AND ") + ` GROUP BY 1, 2, 3`
 	stmt, _, err := db.Prepare(sql)
 	if err != nil {
 		return nil, fmt.Errorf("usage report: %w", Describe(err))
@@ -78,19 +79,19 @@ func UsageReport(ctx context.Context, path string, f Filter, by string, cost Cos
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		k, model := stmt.ColumnText(0), stmt.ColumnText(1)
+		k, model, prov := stmt.ColumnText(0), stmt.ColumnText(1), stmt.ColumnText(2)
 		r := rows[k]
 		if r == nil {
 			r = &UsageRow{Key: k, CostUSD: new(float64)}
 			rows[k] = r
 		}
-		n, in, out, cr, cw := stmt.ColumnInt64(2), stmt.ColumnInt64(3), stmt.ColumnInt64(4), stmt.ColumnInt64(5), stmt.ColumnInt64(6)
+		n, in, out, cr, cw := stmt.ColumnInt64(3), stmt.ColumnInt64(4), stmt.ColumnInt64(5), stmt.ColumnInt64(6), stmt.ColumnInt64(7)
 		r.Requests += n
 		r.Input += in
 		r.Output += out
 		r.CacheRead += cr
 		r.CacheWrite += cw
-		if usd, ok := cost(model, in, out, cr, cw); ok {
+		if usd, ok := cost(prov, model, in, out, cr, cw); ok {
 			*r.CostUSD += usd
 		} else if in+out+cr+cw > 0 {
 			r.Unpriced += n

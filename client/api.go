@@ -310,3 +310,49 @@ func (c *Client) ApproveMCPServer(ctx context.Context, profile, name string) (ap
 	var out api.MCPApproved
 	return out, c.Do(ctx, http.MethodPost, "/api/mcp/servers/"+seg(profile)+"/"+seg(name)+"/approve", nil, &out)
 }
+
+// Prices is GET /api/prices: the price table in effect, the entries whose
+// model matches glob (path.Match) at provider ("" for any).
+func (c *Client) Prices(ctx context.Context, glob, provider string) (api.PriceList, error) {
+	q := url.Values{}
+	if glob != "" {
+		q.Set("model", glob)
+	}
+	if provider != "" {
+		q.Set("provider", provider)
+	}
+	var out api.PriceList
+	return out, c.Do(ctx, http.MethodGet, "/api/prices?"+q.Encode(), nil, &out)
+}
+
+// LookupPrice is GET /api/prices/lookup: the price of model at provider
+// as usage applies it.
+func (c *Client) LookupPrice(ctx context.Context, provider, model string) (api.PriceLookup, error) {
+	q := url.Values{"model": {model}}
+	if provider != "" {
+		q.Set("provider", provider)
+	}
+	var out api.PriceLookup
+	return out, c.Do(ctx, http.MethodGet, "/api/prices/lookup?"+q.Encode(), nil, &out)
+}
+
+// ImportPrices is POST /api/prices/import: data is the price file as it
+// is, name its file name.
+func (c *Client) ImportPrices(ctx context.Context, name string, data []byte, dryRun bool) (api.PricesImported, error) {
+	q := url.Values{"name": {name}}
+	if dryRun {
+		q.Set("dry_run", "true")
+	}
+	if data == nil {
+		data = []byte{}
+	}
+	var out api.PricesImported
+	return out, c.Do(ctx, http.MethodPost, "/api/prices/import?"+q.Encode(), data, &out)
+}
+
+// ResetPrices is DELETE /api/prices/import: the embedded table applies
+// again.
+func (c *Client) ResetPrices(ctx context.Context) (api.PricesReset, error) {
+	var out api.PricesReset
+	return out, c.Do(ctx, http.MethodDelete, "/api/prices/import", nil, &out)
+}

@@ -67,6 +67,10 @@ func (p Paths) LockFile() string { return filepath.Join(p.StateDir, "daemon.lock
 // (package sessionstore).
 func (p Paths) SessionsFile() string { return filepath.Join(p.StateDir, "sessions.json") }
 
+// PricesFile is the price table 'ringlet prices import' stored, over the
+// embedded one.
+func (p Paths) PricesFile() string { return filepath.Join(p.DataDir, "prices.json") }
+
 // DefaultAuditPath is the audit database unless audit.path says otherwise.
 func (p Paths) DefaultAuditPath() string { return filepath.Join(p.StateDir, "audit.db") }
 

@@ -133,9 +133,10 @@ var auditOff = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 })
 
 // auditReader answers what reads the audit log: /api/audit, its
-// verification and /api/usage (priced from the catalogs in catalogDir).
+// verification and /api/usage (priced by prices.toml in catalogDir over
+// the imported table in pricesFile over the embedded one).
 type auditReader struct {
-	path, catalogDir string
+	path, catalogDir, pricesFile string
 }
 
 func (ar *auditReader) handleAuditQuery(w http.ResponseWriter, r *http.Request) {
@@ -178,7 +179,7 @@ func (ar *auditReader) handleUsage(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad_filter", err.Error())
 		return
 	}
-	prices, err := provider.LoadPrices(ar.catalogDir)
+	prices, err := provider.LoadPrices(ar.catalogDir, ar.pricesFile)
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, "bad_prices", err.Error())
 		return

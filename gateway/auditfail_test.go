@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -267,6 +268,18 @@ func TestEveryActionRefusedWhenAuditFails(t *testing.T) {
 				t.Errorf("MCP servers of work: got %d, want the 1 added before", len(list))
 			}
 		}},
+		{"prices import", "POST", "/api/prices/import?name=prices.json", false, func(*auditFailWorld) string {
+			return `{"m": {"litellm_provider": "openai", "input_cost_per_token": 1e-06, "output_cost_per_token": 2e-06}}`
+		}, func(t *testing.T, w *auditFailWorld) {
+			if _, err := os.Stat(w.s.prices.file); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("imported prices: got %v, want none stored", err)
+			}
+		}},
+		{"prices reset", "DELETE", "/api/prices/import", false, nil, func(t *testing.T, w *auditFailWorld) {
+			if _, err := os.Stat(w.s.prices.file); err != nil {
+				t.Errorf("imported prices: got %v, want them kept", err)
+			}
+		}},
 		{"provider request", "POST", "/proxy/v1/messages", true, func(*auditFailWorld) string { return `{"model":"m","messages":[]}` }, func(t *testing.T, w *auditFailWorld) {
 			if n := w.upstream.Load(); n != 0 {
 				t.Errorf("requests the provider saw: got %d, want 0", n)
@@ -281,6 +294,14 @@ func TestEveryActionRefusedWhenAuditFails(t *testing.T) {
 				// What 'profiles run' prepares with its session.
 				sess := w.s.sessions.get(w.sessID)
 				sess.plan = &launch.Plan{Argv: []string{"/bin/sh", "-c", "exit 0"}, Env: []string{}, Sandboxed: true, Summary: map[string]any{"sandbox": true}}
+			}
+			if tt.name == "prices reset" {
+				if err := os.MkdirAll(filepath.Dir(w.s.prices.file), 0o700); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(w.s.prices.file, []byte(`{"source":"x","format":"litellm","prices":[]}`), 0o600); err != nil {
+					t.Fatal(err)
+				}
 			}
 			if tt.name == "mcp remove" {
 				if _, err := w.s.mcp.srv.AddServer("work", mcpserver.Config{Name: "kept", URL: "https://mcp.example.com/mcp"}); err != nil {

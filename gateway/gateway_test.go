@@ -48,6 +48,9 @@ func withParts(t testing.TB, o Options) Options {
 	if o.CatalogDir == "" {
 		o.CatalogDir = dir
 	}
+	if o.PricesFile == "" {
+		o.PricesFile = filepath.Join(dir, "data", "prices.json")
+	}
 	if o.Profiles == nil {
 		o.Profiles = profile.NewStore(dir, filepath.Join(dir, "data"))
 	}

@@ -200,6 +200,13 @@ func (s *Server) routes() []route {
 		{del, "/api/keychain/{provider}/{alias}", byAdmin, onTCP, refuseAdmin, limited(s.keychain.handleKeychainRemove)},
 		{post, "/api/keychain/migrate", byAdmin, onTCP, refuseAdmin, limited(s.keychain.handleKeychainMigrate)},
 
+		// Prices: the table usage is priced with, and the imported one.
+		{get, "/api/prices", byAdmin, onTCP, refuseAdmin, limited(s.prices.handleList)},
+		{get, "/api/prices/lookup", byAdmin, onTCP, refuseAdmin, limited(s.prices.handleLookup)},
+		// A price file is larger than a JSON request: its own limit.
+		{post, "/api/prices/import", byAdmin, onTCP, refuseAdmin, limitBody(maxPriceImport, 60*time.Second)(http.HandlerFunc(s.prices.handleImport))},
+		{del, "/api/prices/import", byAdmin, onTCP, refuseAdmin, limited(s.prices.handleReset)},
+
 		// A session's own view of itself: what a client that runs for a
 		// session ('ringlet mcp --stdio') checks its token with.
 		{get, "/session", bySession, onTCP | onSocket, refuseSession, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -88,10 +88,13 @@ type Options struct {
 
 	// The stores.
 
-	// Profiles stores profiles; CatalogDir holds providers.toml and
-	// agents.toml.
+	// Profiles stores profiles; CatalogDir holds providers.toml,
+	// agents.toml and prices.toml.
 	Profiles   *profile.Store
 	CatalogDir string
+	// PricesFile is where 'ringlet prices import' stores the imported
+	// price table.
+	PricesFile string
 	// Keys is the credential store.
 	Keys KeyStore
 	// Hooks stores each profile's hooks.
@@ -178,6 +181,7 @@ type Server struct {
 	catalogs  *catalogs
 	keychain  *keychain
 	audit     *auditReader
+	prices    *prices
 	// bodies is what the request bodies the proxy and hook checks hold
 	// may take at once.
 	bodies *bodyBudget
@@ -208,7 +212,7 @@ func New(opts Options) (*Server, error) {
 		name string
 		ok   bool
 	}{
-		{"TokenFile", opts.TokenFile != ""}, {"Profiles", opts.Profiles != nil}, {"CatalogDir", opts.CatalogDir != ""},
+		{"TokenFile", opts.TokenFile != ""}, {"Profiles", opts.Profiles != nil}, {"CatalogDir", opts.CatalogDir != ""}, {"PricesFile", opts.PricesFile != ""},
 		{"Keys", opts.Keys != nil}, {"HMAC", opts.HMAC != nil}, {"Hooks", opts.Hooks != nil}, {"MCPStore", opts.MCPStore != nil},
 		{"Launch", opts.Launch != nil}, {"StateDir", opts.StateDir != ""}, {"Executable", opts.Executable != ""}, {"SessionStore", opts.SessionStore != nil},
 	} {
@@ -270,7 +274,8 @@ func New(opts Options) (*Server, error) {
 		Launch: opts.Launch, Sessions: s.sessions, Hooks: opts.Hooks, MCP: s.mcp, Rec: s.rec, Log: s.log}}
 	s.catalogs = &catalogs{dir: opts.CatalogDir, rec: s.rec, log: s.log}
 	s.keychain = &keychain{o: keychainOptions{Keys: opts.Keys, Sessions: s.sessions, Rec: s.rec, Log: s.log}}
-	s.audit = &auditReader{path: opts.AuditPath, catalogDir: opts.CatalogDir}
+	s.audit = &auditReader{path: opts.AuditPath, catalogDir: opts.CatalogDir, pricesFile: opts.PricesFile}
+	s.prices = &prices{catalogDir: opts.CatalogDir, file: opts.PricesFile, rec: s.rec, log: s.log}
 	s.metrics.reg.MustRegister(opts.Collectors...)
 	s.lastActivity.Store(time.Now().UnixNano())
 	return s, nil

@@ -703,12 +703,12 @@ func TestProxyUsage(t *testing.T) {
 	// input_tokens exclude the cached tokens already, OpenAI's
 	// prompt_tokens and input_tokens include them and the meter subtracts.
 	cases := []wireCase{
-		{name: "anthropic JSON", profile: "an", path: "/v1/messages", model: "claude-sonnet-4-5",
-			body:   `{"model":"claude-sonnet-4-5","max_tokens":64,"messages":[{"role":"user","content":"hi"}]}`,
+		{name: "anthropic JSON", profile: "an", path: "/v1/messages", model: "claude-sonnet-4-20250514",
+			body:   `{"model":"claude-sonnet-4-20250514","max_tokens":64,"messages":[{"role":"user","content":"hi"}]}`,
 			usage:  fakeprovider.Usage{Input: 1000, Output: 200, CacheRead: 3000, CacheWrite: 400},
 			wantIn: 1000, wantOut: 200, wantRead: 3000, wantWrite: 400},
-		{name: "anthropic SSE", profile: "an", path: "/v1/messages", model: "claude-sonnet-4-5", stream: true,
-			body:   `{"model":"claude-sonnet-4-5","stream":true,"max_tokens":64,"messages":[{"role":"user","content":"hi"}]}`,
+		{name: "anthropic SSE", profile: "an", path: "/v1/messages", model: "claude-sonnet-4-20250514", stream: true,
+			body:   `{"model":"claude-sonnet-4-20250514","stream":true,"max_tokens":64,"messages":[{"role":"user","content":"hi"}]}`,
 			usage:  fakeprovider.Usage{Input: 1100, Output: 210, CacheRead: 3100, CacheWrite: 410},
 			wantIn: 1100, wantOut: 210, wantRead: 3100, wantWrite: 410},
 		{name: "openai chat JSON", profile: "oa", path: "/chat/completions", model: "gpt-4.1",
@@ -795,12 +795,14 @@ func TestProxyUsage(t *testing.T) {
 		if err := json.Unmarshal([]byte(out), &rep); err != nil {
 			t.Fatalf("usage --json: %v; got %q", err, out)
 		}
-		// USD per million tokens from the built-in table, matched by
-		// prefix: input, output, cache read, cache write.
+		// USD per million tokens from the built-in table (models.dev):
+		// input, output, cache read, cache write. The fake providers are
+		// the user's own, so a model is priced as every provider listing
+		// it agrees (OpenAI and Azure alike for the GPT models).
 		prices := map[string][4]float64{
-			"claude-sonnet-4-5": {3.0, 15.0, 0.3, 3.75},
-			"gpt-4.1":           {2.0, 8.0, 0.5, 0},
-			"gpt-4o-mini":       {0.15, 0.6, 0.075, 0},
+			"claude-sonnet-4-20250514": {3.0, 15.0, 0.3, 3.75},
+			"gpt-4.1":                  {2.0, 8.0, 0.5, 0},
+			"gpt-4o-mini":              {0.15, 0.6, 0.08, 0},
 		}
 		type sum struct{ req, in, out, read, write int64 }
 		want := map[string]*sum{}

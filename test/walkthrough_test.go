@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -22,33 +23,57 @@ import (
 
 // The README's five-minute walk-through is run here exactly as written, so
 // it cannot drift from the code. Its commands are the fenced blocks marked
-// "```sh walkthrough", in order, run by one shell the way a reader pastes
-// them. A line "#> TEXT" after a command says that the command prints
-// TEXT (stdout and stderr together); any command that exits non-zero
-// fails the test.
+// "```sh walkthrough", in order, run by a shell the way a reader pastes
+// them, starting in the checkout (whose `make install` is the first step).
+// A line "#> TEXT" after a command says that the command prints TEXT
+// (stdout and stderr together); any command that exits non-zero fails the
+// test. A block marked "```sh walkthrough interactive" holds one command
+// that is run in a real terminal (tmux), in the directory and with the
+// exported variables the commands before it left: its "#< TEXT" lines are
+// typed at Claude Code's prompt (each once the prompt is there) and its
+// "#> TEXT" lines must appear on the screen, in order; its exit status is
+// the command's.
 //
 // What the test changes about the reader's machine, and nothing else:
-//   - HOME and the XDG directories are fresh temporary ones, and PATH starts
-//     with the directory of the ringlet binary under test (the README's
-//     install step puts ringlet on PATH);
+//   - HOME and the XDG directories are fresh temporary ones; the Go build
+//     and module caches are the machine's (GOCACHE, GOMODCACHE; GOTOOLCHAIN=local), so that
+//     `make install` builds without the network, as on a reader's machine
+//     with Go set up;
+//   - Claude Code is test/node's, first on PATH (the README's
+//     `npm install -g @anthropic-ai/claude-code`);
 //   - the daemon listens on a free port instead of 8765 (daemon.listen),
 //     so that the test never meets a daemon of the machine's;
 //   - the built-in provider "anthropic" is pointed at a fake Anthropic API
 //     (`ringlet providers add anthropic --base-url FAKE`), which accepts
-//     only the key the reader "pastes": the script's standard input.
+//     only the key the reader "pastes": the script's standard input. The
+//     fake plays the model: asked to "delete FILE" it answers with the
+//     tool call `rm FILE`, anything else with its text.
 
-// walkthroughTimeout bounds the whole walk-through.
-const walkthroughTimeout = 3 * time.Minute
+// walkthroughTimeout bounds each part of the walk-through run by the
+// shell: the first builds Ringlet.
+const walkthroughTimeout = 6 * time.Minute
 
 // walkStep is one command of the walk-through and what it must print.
 type walkStep struct {
 	Line  int    // of its first line in the README
 	Text  string // as written, continuation and here-document lines included
 	Wants []string
+	// Interactive is a command run in a terminal; Acts are its "#<"
+	// (type) and "#>" (see) lines in order.
+	Interactive bool
+	Acts        []walkAct
+}
+
+// walkAct is a line of an interactive step: text to type, or to see.
+type walkAct struct {
+	Type bool
+	Text string
 }
 
 func TestReadmeWalkthrough(t *testing.T) {
 	requireSandbox(t)
+	requireNode(t)
+	requireTmux(t)
 	if _, err := os.Stat("/usr/bin/curl"); err != nil {
 		if os.Getenv("CI") == "true" {
 			t.Fatalf("the walk-through needs curl (Debian package curl): %v", err)
@@ -69,7 +94,20 @@ func TestReadmeWalkthrough(t *testing.T) {
 	fake := fakeprovider.New(key)
 	srv := httptest.NewServer(fake)
 	t.Cleanup(srv.Close)
-	e.ExtraEnv = []string{"PATH=" + filepath.Dir(ringletBin) + ":" + os.Getenv("PATH")}
+	// Symbolic links resolved: `profiles run` binds the program's
+	// directory into the sandbox.
+	claudeDir, err := filepath.EvalSymlinks(filepath.Dir(claudeBin(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.ExtraEnv = []string{"PATH=" + claudeDir + ":" + os.Getenv("PATH"), "GOTOOLCHAIN=local"}
+	for _, v := range []string{"GOCACHE", "GOMODCACHE"} {
+		out, err := exec.Command("go", "env", v).Output()
+		if err != nil {
+			t.Fatalf("go env %s: %v", v, err)
+		}
+		e.ExtraEnv = append(e.ExtraEnv, v+"="+strings.TrimSpace(string(out)))
+	}
 	mustRun(t, e, "config", "set", "daemon.listen", fmt.Sprintf("127.0.0.1:%d", freePort(t)))
 	mustRun(t, e, "providers", "add", "anthropic", "--replace", "--base-url", srv.URL, "--format", "anthropic", "--auth", "x-api-key")
 	// providers add started a daemon; the walk-through starts its own.
@@ -78,7 +116,11 @@ func TestReadmeWalkthrough(t *testing.T) {
 	writeFile(t, filepath.Join(e.Home, ".ssh", "id_ed25519"), "SSH-CANARY", 0o600)
 	t.Cleanup(func() { e.exec("daemon", "stop") })
 
-	out, ran, err := runWalkthrough(t, e, steps, key+"\n")
+	checkout, err := filepath.Abs("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, ran, err := runWalkthrough(t, e, fake, checkout, steps, key+"\n")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,11 +140,24 @@ func TestReadmeWalkthrough(t *testing.T) {
 	}
 
 	// What the walk-through claims happened did: the provider saw the
-	// stored key, never a session token, once from outside the sandbox
-	// and once from inside.
+	// stored key, never a session token, from the sandboxed Claude Code
+	// (the question, the refused tool call's result, print mode) and from
+	// curl outside; the file the refused call would delete is there.
 	reqs := fake.Requests()
-	if len(reqs) != 2 {
-		t.Errorf("the fake provider got %d requests, want 2 (profiles env, profiles run)", len(reqs))
+	if len(reqs) < 4 {
+		t.Errorf("the fake provider got %d requests, want at least 4 (say hi, delete and its tool result, print mode, curl)", len(reqs))
+	}
+	refused := false
+	for _, r := range reqs {
+		if tr, ok := toolResultOf(r.Body); ok && tr.IsError && strings.Contains(tr.Text, "no rm here") {
+			refused = true
+		}
+	}
+	if !refused {
+		t.Error("the provider got no tool_result with the hook's refusal")
+	}
+	if data, err := os.ReadFile(filepath.Join(e.Home, "ringlet-demo", "notes.txt")); err != nil || string(data) != "keep me\n" {
+		t.Errorf("notes.txt after the refused rm: got %q, %v; want it kept", data, err)
 	}
 	for _, r := range reqs {
 		if r.Key != key {
@@ -125,8 +180,8 @@ func TestReadmeWalkthrough(t *testing.T) {
 	if err := json.Unmarshal([]byte(stdout), &launches); err != nil {
 		t.Fatalf("audit query --json: %v\n%s", err, stdout)
 	}
-	if len(launches.Records) != 1 || !launches.Records[0].Detail.Sandbox {
-		t.Errorf("profile.launch records: got %s, want one with \"sandbox\": true", stdout)
+	if len(launches.Records) != 2 || !launches.Records[0].Detail.Sandbox || !launches.Records[1].Detail.Sandbox {
+		t.Errorf("profile.launch records: got %s, want two (interactive, print mode) with \"sandbox\": true", stdout)
 	}
 	e.AssertNoSecret(key)
 	if strings.Contains(out, key) || strings.Contains(out, "SSH-CANARY") {
@@ -141,14 +196,22 @@ func TestReadmeWalkthrough(t *testing.T) {
 func parseWalkthrough(readme []byte) ([]walkStep, error) {
 	var steps []walkStep
 	in := false
-	heredoc := "" // the delimiter of an open here-document
-	cont := false // the previous line ended with a backslash
+	interactive := false // the block is run in a terminal
+	blockStart := 0      // the line of the block's fence
+	heredoc := ""        // the delimiter of an open here-document
+	cont := false        // the previous line ended with a backslash
 	sc := bufio.NewScanner(bytes.NewReader(readme))
 	for n := 1; sc.Scan(); n++ {
 		line := sc.Text()
 		switch {
 		case !in:
-			in = strings.TrimSpace(line) == "```sh walkthrough"
+			switch strings.TrimSpace(line) {
+			case "```sh walkthrough":
+				in, interactive = true, false
+			case "```sh walkthrough interactive":
+				in, interactive = true, true
+			}
+			blockStart = n
 			continue
 		case heredoc != "":
 			steps[len(steps)-1].Text += "\n" + line
@@ -161,17 +224,28 @@ func parseWalkthrough(readme []byte) ([]walkStep, error) {
 		case strings.TrimSpace(line) == "```":
 			in = false
 			continue
-		case strings.HasPrefix(line, "#>"):
+		case strings.HasPrefix(line, "#>") || strings.HasPrefix(line, "#<"):
 			if len(steps) == 0 {
-				return nil, fmt.Errorf("line %d: a #> line before any command", n)
+				return nil, fmt.Errorf("line %d: a %s line before any command", n, line[:2])
 			}
-			want := strings.TrimSpace(strings.TrimPrefix(line, "#>"))
-			steps[len(steps)-1].Wants = append(steps[len(steps)-1].Wants, want)
+			st := &steps[len(steps)-1]
+			text := strings.TrimSpace(line[2:])
+			switch {
+			case st.Interactive:
+				st.Acts = append(st.Acts, walkAct{Type: line[1] == '<', Text: text})
+			case line[1] == '<':
+				return nil, fmt.Errorf("line %d: a #< line outside an interactive block", n)
+			default:
+				st.Wants = append(st.Wants, text)
+			}
 			continue
 		case strings.TrimSpace(line) == "" || strings.HasPrefix(strings.TrimSpace(line), "#"):
 			continue
 		default:
-			steps = append(steps, walkStep{Line: n, Text: line})
+			if interactive && len(steps) > 0 && steps[len(steps)-1].Interactive && steps[len(steps)-1].Line > blockStart {
+				return nil, fmt.Errorf("line %d: an interactive block holds one command", n)
+			}
+			steps = append(steps, walkStep{Line: n, Text: line, Interactive: interactive})
 		}
 		cont = strings.HasSuffix(line, "\\")
 		if m := heredocStart.FindStringSubmatch(line); m != nil {
@@ -200,18 +274,59 @@ type stepRun struct {
 	code   int
 }
 
-// runWalkthrough runs the steps in one sh, stdin given, and splits what
-// it printed by command. The shell stops at the first command that fails.
-func runWalkthrough(t *testing.T, e *env, steps []walkStep, stdin string) (string, []stepRun, error) {
+// runWalkthrough runs the steps, stdin given to the first part, and
+// splits what they printed by command. The commands between two
+// interactive steps are one sh script, which stops at the first command
+// that fails; it starts where the one before it ended (its directory and
+// exported variables, kept in files), the first in dir.
+func runWalkthrough(t *testing.T, e *env, fake *fakeprovider.Provider, dir string, steps []walkStep, stdin string) (string, []stepRun, error) {
+	t.Helper()
+	state, cwd := filepath.Join(e.Root, "walkthrough.env"), filepath.Join(e.Root, "walkthrough.cwd")
+	writeFile(t, cwd, dir, 0o600)
+	var all strings.Builder
+	var ran []stepRun
+	for i := 0; i < len(steps); {
+		if steps[i].Interactive {
+			r := runInteractive(t, e, fake, steps[i], state, cwd)
+			all.WriteString(r.output)
+			ran = append(ran, r)
+			if r.code != 0 {
+				return all.String(), ran, nil
+			}
+			i++
+			continue
+		}
+		j := i
+		for j < len(steps) && !steps[j].Interactive {
+			j++
+		}
+		out, part, err := runScript(t, e, steps[i:j], i, state, cwd, stdin)
+		all.WriteString(out)
+		ran = append(ran, part...)
+		if err != nil || len(part) < j-i || part[len(part)-1].code != 0 {
+			return all.String(), ran, err
+		}
+		stdin = ""
+		i = j
+	}
+	return all.String(), ran, nil
+}
+
+// runScript runs steps (the first numbered first) in one sh that starts in
+// the directory in cwd with the variables in state, and leaves its own
+// there when it ends.
+func runScript(t *testing.T, e *env, steps []walkStep, first int, state, cwd, stdin string) (string, []stepRun, error) {
 	t.Helper()
 	var script strings.Builder
 	mark := "@@ringlet-walkthrough-" + sbRandomHex(4)
+	fmt.Fprintf(&script, "if [ -f '%s' ]; then . '%s'; fi\ncd \"$(cat '%s')\" || exit 1\n", state, state, cwd)
 	for i, s := range steps {
-		fmt.Fprintf(&script, "printf '\\n%s begin %d\\n'\n", mark, i)
+		fmt.Fprintf(&script, "printf '\\n%s begin %d\\n'\n", mark, first+i)
 		script.WriteString(s.Text + "\n")
-		fmt.Fprintf(&script, "rc=$?; printf '\\n%s end %d %%d\\n' \"$rc\"; [ \"$rc\" -eq 0 ] || exit 1\n", mark, i)
+		fmt.Fprintf(&script, "rc=$?; printf '\\n%s end %d %%d\\n' \"$rc\"; [ \"$rc\" -eq 0 ] || exit 1\n", mark, first+i)
 	}
-	path := filepath.Join(e.Root, "walkthrough.sh")
+	fmt.Fprintf(&script, "export -p > '%s'\npwd > '%s'\n", state, cwd)
+	path := filepath.Join(e.Root, fmt.Sprintf("walkthrough-%d.sh", first))
 	writeFile(t, path, script.String(), 0o600)
 
 	ctx, cancel := context.WithTimeout(t.Context(), walkthroughTimeout)
@@ -250,4 +365,45 @@ func runWalkthrough(t *testing.T, e *env, steps []walkStep, stdin string) (strin
 		ran = append(ran, stepRun{output: cur.String(), code: -1})
 	}
 	return out.String(), ran, nil
+}
+
+// deleteAsk is what the walk-through types to make the fake model ask for
+// a tool call.
+var deleteAsk = regexp.MustCompile(`^delete (\S+)$`)
+
+// runInteractive runs an interactive step in a terminal, where the shell
+// before it left off, and plays its "#<" and "#>" lines: each text to type
+// once Claude Code's prompt is there (a question is answered with the
+// fake's text), each text to see on the screen.
+func runInteractive(t *testing.T, e *env, fake *fakeprovider.Provider, s walkStep, state, cwd string) stepRun {
+	t.Helper()
+	dir, err := os.ReadFile(cwd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := startTmux(t, e.Environ(), strings.TrimSpace(string(dir)), "/bin/sh", "-c", `. "$0" && `+s.Text, state)
+	for _, a := range s.Acts {
+		if !a.Type {
+			m.WaitText(a.Text)
+			continue
+		}
+		m.WaitMatch(claudePrompt)
+		if d := deleteAsk.FindStringSubmatch(a.Text); d != nil {
+			cmd := "rm " + d[1]
+			fake.ToolUse.Store(&cmd)
+		} else {
+			fake.ToolUse.Store(nil)
+		}
+		m.Type(a.Text)
+		m.WaitText("❯ " + a.Text)
+		m.Keys("Enter")
+		if !strings.HasPrefix(a.Text, "/") && !deleteAsk.MatchString(a.Text) {
+			m.WaitText(fakeprovider.AnswerText(fakeprovider.DefaultTextEvents))
+		}
+	}
+	fake.ToolUse.Store(nil)
+	code := m.ExitStatus()
+	screen := m.Screen()
+	e.transcript.WriteString(screen)
+	return stepRun{output: screen, code: code}
 }

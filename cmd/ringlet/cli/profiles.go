@@ -881,7 +881,9 @@ func (a *app) usageCmd() *cobra.Command {
 		Short: "Token usage and cost from the provider requests in the audit log",
 		Long: `Sum the tokens that providers reported for requests through the proxy,
 by day (UTC), model or profile, with the cost where the model's price is
-known (the built-in table, overridable by prices.toml in the config dir).`,
+known ('ringlet prices list' shows the table: prices.toml in the config
+dir over an imported table over the built-in one); "unknown" where it is
+not.`,
 		Example: `  ringlet usage --since 7d --by model
   ringlet usage --profile work --since 2026-05-01 --csv`,
 		Args: cobra.NoArgs,
@@ -910,7 +912,7 @@ known (the built-in table, overridable by prices.toml in the config dir).`,
 			if err != nil {
 				return err
 			}
-			prices, err := provider.LoadPrices(a.paths.ConfigDir)
+			prices, err := provider.LoadPrices(a.paths.ConfigDir, a.paths.PricesFile())
 			if err != nil {
 				return err
 			}

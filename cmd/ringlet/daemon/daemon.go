@@ -216,6 +216,7 @@ func (Daemon) Run(ctx context.Context, o cli.DaemonOptions) (err error) {
 		Executable:       exe,
 		Profiles:         profile.NewStore(paths.ConfigDir, paths.DataDir),
 		CatalogDir:       paths.ConfigDir,
+		PricesFile:       paths.PricesFile(),
 		ProxyIdleTimeout: cfg.ProxyIdleTimeout(),
 		AuditWritable:    writable,
 		AuditState:       auditState,
