@@ -350,3 +350,24 @@ func TestRunNoDaemonComesBack(t *testing.T) {
 		t.Errorf("profiles run: exit %d, printed %q; want non-zero and the grace passed", code, out)
 	}
 }
+
+// TestRunSocketDirReadOnly: the agent sees its session's socket directory
+// read-only: it can reach the socket, and can put nothing there for a
+// daemon started later to take (nor remove or replace the socket).
+func TestRunSocketDirReadOnly(t *testing.T) {
+	requireSandbox(t)
+	t.Parallel()
+	w := newSBWorld(t, nil)
+	out := w.mustProbe(t, "p", `
+d=/run/ringlet/session
+[ -S "$d/s.sock" ] && echo SOCKET
+touch "$d/x" 2>/dev/null && echo PLANTED
+ln -s / "$d/y" 2>/dev/null && echo LINKED
+mkdir "$d/z" 2>/dev/null && echo MADE
+mv "$d/s.sock" "$d/w" 2>/dev/null && echo MOVED
+rm -f "$d/s.sock" 2>/dev/null; [ -S "$d/s.sock" ] || echo REMOVED
+exit 0`)
+	if got := lines(out); len(got) != 1 || got[0] != "SOCKET" {
+		t.Errorf("probe: got %q, want only SOCKET: the socket reachable, its directory read-only", got)
+	}
+}

@@ -67,12 +67,16 @@ func (h *runHold) release() {
 	default:
 	}
 	close(h.quit)
+	// The lease first: the watch returns when its answer ends. A lease
+	// taken again meanwhile is let go once the watch has returned.
+	h.mu.Lock()
+	lease := h.lease
+	h.mu.Unlock()
+	lease.Release()
 	<-h.done
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.lease != nil {
-		h.lease.Release()
-	}
+	h.lease.Release()
 }
 
 // watch follows the lease's events until the session ends, the hold is
