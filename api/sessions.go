@@ -186,3 +186,20 @@ type TerminalControl struct {
 	Rows   uint16 `json:"rows,omitempty"`
 	Signal string `json:"signal,omitempty"` // INT, TERM, HUP, KILL
 }
+
+// LeaseEvent is one line of the answer to POST /api/sessions/{id}/lease
+// (newline-delimited JSON), which lasts as long as the lease.
+type LeaseEvent struct {
+	// Held: the daemon holds the session for this launcher (the first
+	// line).
+	Held bool `json:"held,omitempty"`
+	// Restarting: the daemon stops gracefully and keeps the session for
+	// the next one, which admits it again if its launcher holds it again
+	// within GraceSeconds of its start. The agent's requests meanwhile
+	// fail to connect.
+	Restarting   bool  `json:"restarting,omitempty"`
+	GraceSeconds int64 `json:"grace_seconds,omitempty"`
+	// Ended: the session is over (its agent exited, it was revoked,
+	// expired, or the daemon stopped without keeping it).
+	Ended bool `json:"ended,omitempty"`
+}

@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -180,10 +181,40 @@ func (c *Client) Plan(ctx context.Context, id string) (api.LaunchPlan, error) {
 	return p, c.Do(ctx, http.MethodPost, "/api/sessions/"+seg(id)+"/plan", nil, &p)
 }
 
+// Lease is a session held for the process that launched its agent
+// (HoldSession).
+type Lease struct {
+	// Events are what the daemon tells the launcher, in order; closed
+	// when its answer ends: the session ended, the daemon restarts
+	// (Restarting came first), or it went away (no word at all).
+	Events <-chan api.LeaseEvent
+	// Release lets go of the session, which then ends unless it already
+	// has.
+	Release func()
+}
+
 // HoldSession is POST /api/sessions/{id}/lease: the session lives as long
 // as this process holds it (see Hold).
-func (c *Client) HoldSession(ctx context.Context, id string) (release func(), ended <-chan struct{}, err error) {
-	return c.Hold(ctx, http.MethodPost, "/api/sessions/"+seg(id)+"/lease")
+func (c *Client) HoldSession(ctx context.Context, id string) (*Lease, error) {
+	events := make(chan api.LeaseEvent, 8)
+	release, ended, err := c.hold(ctx, http.MethodPost, "/api/sessions/"+seg(id)+"/lease", func(line []byte) {
+		var ev api.LeaseEvent
+		if json.Unmarshal(line, &ev) != nil {
+			return // not for this client to know
+		}
+		select {
+		case events <- ev:
+		default: // a daemon says a few things per lease; more are dropped
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	go func() {
+		<-ended
+		close(events)
+	}()
+	return &Lease{Events: events, Release: release}, nil
 }
 
 // StartTerminal is POST /api/sessions/{id}/terminal: the daemon runs the

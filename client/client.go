@@ -5,6 +5,7 @@
 package client
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -153,6 +154,12 @@ func answerError(resp *http.Response, data []byte) error {
 // closes the connection and the daemon sees it go. ended is closed when
 // the daemon closes it first.
 func (c *Client) Hold(ctx context.Context, method, path string) (release func(), ended <-chan struct{}, err error) {
+	return c.hold(ctx, method, path, nil)
+}
+
+// hold is Hold, calling onLine (when not nil) with each line of the
+// answer, in order, before ended is closed.
+func (c *Client) hold(ctx context.Context, method, path string, onLine func([]byte)) (release func(), ended <-chan struct{}, err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, nil)
 	if err != nil {
@@ -178,7 +185,16 @@ func (c *Client) Hold(ctx context.Context, method, path string) (release func(),
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		_, _ = io.Copy(io.Discard, resp.Body) // drained for reuse of the connection only
+		if onLine == nil {
+			_, _ = io.Copy(io.Discard, resp.Body) // drained for reuse of the connection only
+			return
+		}
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			onLine(sc.Bytes())
+		}
+		// A line too long for the scanner: the rest is drained unread.
+		_, _ = io.Copy(io.Discard, resp.Body)
 	}()
 	var once sync.Once
 	release = func() {

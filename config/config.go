@@ -31,8 +31,9 @@ type Config struct {
 
 // SessionsConfig is the [sessions] table.
 type SessionsConfig struct {
-	IdleTimeout string `toml:"idle_timeout"`
-	MaxTTL      string `toml:"max_ttl"`
+	IdleTimeout  string `toml:"idle_timeout"`
+	MaxTTL       string `toml:"max_ttl"`
+	RestartGrace string `toml:"restart_grace"`
 }
 
 // DaemonConfig is the [daemon] table.
@@ -148,6 +149,13 @@ var Keys = []Key{
 		field: func(c *Config) *string { return &c.Sessions.MaxTTL },
 		check: func(v string) error { _, err := parseSessionTTL(v); return err },
 	},
+	{
+		Name:  "sessions.restart_grace",
+		Help:  "how long after a restart of the daemon the launcher of a 'profiles run' session kept by a graceful stop has to hold it again (0 = such sessions end when the daemon stops)",
+		def:   func(Paths) string { return DefaultRestartGrace },
+		field: func(c *Config) *string { return &c.Sessions.RestartGrace },
+		check: func(v string) error { _, err := parseRestartGrace(v); return err },
+	},
 }
 
 // The defaults of sessions.idle_timeout and sessions.max_ttl. A session
@@ -157,6 +165,9 @@ var Keys = []Key{
 const (
 	DefaultSessionIdle   = "2h"
 	DefaultSessionMaxTTL = "12h"
+	// DefaultRestartGrace leaves an upgrade time to stop one binary and
+	// start the next.
+	DefaultRestartGrace = "2m"
 )
 
 // DefaultProxyResponseHeaderTimeout is the default of
@@ -314,6 +325,25 @@ func parseSessionTTL(v string) (time.Duration, error) {
 	d, err := time.ParseDuration(v)
 	if err != nil || d < time.Minute || d > 720*time.Hour {
 		return 0, errors.New("want a duration from 1m to 720h, such as 12h")
+	}
+	return d, nil
+}
+
+// RestartGrace is the effective sessions.restart_grace; 0 means run
+// sessions end when the daemon stops.
+func (c *Config) RestartGrace() time.Duration {
+	d, _ := parseRestartGrace(or(c.Sessions.RestartGrace, DefaultRestartGrace))
+	return d
+}
+
+// parseRestartGrace reads sessions.restart_grace: 0, or from 1s to 1h.
+func parseRestartGrace(v string) (time.Duration, error) {
+	if v == "0" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < time.Second || d > time.Hour {
+		return 0, errors.New("want a duration from 1s to 1h, such as 2m, or 0 to end run sessions when the daemon stops")
 	}
 	return d, nil
 }

@@ -98,6 +98,8 @@ func TestParseErrors(t *testing.T) {
 		{name: "header timeout negative", in: "[proxy]\nresponse_header_timeout = \"-5s\"\n", want: []string{"proxy.response_header_timeout"}},
 		{name: "session idle too short", in: "[sessions]\nidle_timeout = \"30s\"\n", want: []string{"sessions.idle_timeout", "1m to 720h", "0 for never"}},
 		{name: "session idle garbage", in: "[sessions]\nidle_timeout = \"-2h\"\n", want: []string{"sessions.idle_timeout"}},
+		{name: "restart grace too long", in: "[sessions]\nrestart_grace = \"2h\"\n", want: []string{"sessions.restart_grace", "1s to 1h"}},
+		{name: "restart grace not a duration", in: "[sessions]\nrestart_grace = \"soon\"\n", want: []string{"sessions.restart_grace", "1s to 1h"}},
 		{name: "session ttl zero", in: "[sessions]\nmax_ttl = \"0\"\n", want: []string{"sessions.max_ttl", "1m to 720h"}},
 		{name: "session ttl too long", in: "[sessions]\nmax_ttl = \"721h\"\n", want: []string{"sessions.max_ttl", "1m to 720h"}},
 		// The default max_ttl (12h) counts against a longer idle_timeout.
@@ -254,6 +256,7 @@ func TestKeys(t *testing.T) {
 		"proxy.response_header_timeout": "10m",
 		"sessions.idle_timeout":         "2h",
 		"sessions.max_ttl":              "12h",
+		"sessions.restart_grace":        "2m",
 	}
 	if len(Keys) != len(defaults) {
 		t.Errorf("Keys: got %d keys, want %d", len(Keys), len(defaults))

@@ -5,13 +5,18 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
+	"syscall"
 	"time"
 
 	"github.com/neullabs/ringlet/privatefile"
+	"github.com/neullabs/ringlet/sandbox"
 )
 
 // sessionSocket serves one session's scope on a Unix socket that is bound
@@ -41,15 +46,62 @@ func (ss *sessions) openSocket(sess *session) (string, error) {
 	if err := os.Mkdir(dir, privatefile.DirMode); err != nil {
 		return "", err
 	}
-	path := filepath.Join(dir, "s.sock")
-	ln, err := net.Listen("unix", path)
+	path, err := ss.serveSocket(sess, dir)
 	if err != nil {
 		os.RemoveAll(dir)
 		return "", err
 	}
+	return path, nil
+}
+
+// adoptSocket serves a restored session's socket again in the directory
+// its sandbox has bound (sandbox.InsideSocketDir), which a previous daemon
+// made and left at a graceful stop. Only a directory this daemon would
+// have made is taken: right under its socket root, of Ringlet's name, a
+// real directory (not a symbolic link) of this user's with mode 0700. The
+// sandbox binds it read-only, so nothing in it is the agent's; whatever is
+// at the socket's name (the old socket) is replaced.
+func (ss *sessions) adoptSocket(sess *session, dir string) error {
+	if ss.o.SocketDir == "" || filepath.Dir(dir) != ss.o.SocketDir || !socketDirName.MatchString(filepath.Base(dir)) {
+		return errors.New("not a session socket directory of this daemon's")
+	}
+	if err := privateDir(dir); err != nil {
+		return err
+	}
+	path := filepath.Join(dir, sandbox.SocketFile)
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	_, err := ss.serveSocket(sess, dir)
+	return err
+}
+
+// socketDirName is the name of a session's socket directory.
+var socketDirName = regexp.MustCompile(`^ringlet-[0-9a-f]{12}$`)
+
+// privateDir checks that dir is a directory (not a symbolic link) of this
+// user's that no one else may enter.
+func privateDir(dir string) error {
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return err
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !fi.IsDir() || fi.Mode()&fs.ModeSymlink != 0 || fi.Mode().Perm() != privatefile.DirMode || !ok || int(st.Uid) != os.Geteuid() {
+		return fmt.Errorf("%s is not a private directory of this user's", dir)
+	}
+	return nil
+}
+
+// serveSocket listens on the session's socket in dir and serves it.
+func (ss *sessions) serveSocket(sess *session, dir string) (string, error) {
+	path := filepath.Join(dir, sandbox.SocketFile)
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return "", err
+	}
 	if err := os.Chmod(path, privatefile.FileMode); err != nil {
 		ln.Close()
-		os.RemoveAll(dir)
 		return "", err
 	}
 	handler := ss.o.Socket(sess)
@@ -73,7 +125,31 @@ func (ss *sessions) openSocket(sess *session) (string, error) {
 	return path, nil
 }
 
-func (ss *sessions) closeSocket(sess *session) {
+// socketDir is the directory of the session's socket, "" when it has none.
+func (ss *sessions) socketDir(sess *session) string {
+	ss.sockMu.Lock()
+	defer ss.sockMu.Unlock()
+	if sk := ss.sockets[sess.ID]; sk != nil {
+		return sk.dir
+	}
+	return ""
+}
+
+// socketDirs are the directories of the sockets served.
+func (ss *sessions) socketDirs() []string {
+	ss.sockMu.Lock()
+	defer ss.sockMu.Unlock()
+	out := make([]string, 0, len(ss.sockets))
+	for _, sk := range ss.sockets {
+		out = append(out, sk.dir)
+	}
+	return out
+}
+
+// closeSocket stops serving the session's socket and removes its
+// directory, unless keepDir: a session kept for the next daemon keeps the
+// directory its sandbox has bound (adoptSocket).
+func (ss *sessions) closeSocket(sess *session, keepDir bool) {
 	ss.sockMu.Lock()
 	sk := ss.sockets[sess.ID]
 	delete(ss.sockets, sess.ID)
@@ -87,5 +163,9 @@ func (ss *sessions) closeSocket(sess *session) {
 		sk.srv.Close()
 	}
 	<-sk.done
+	if keepDir {
+		// The listener removed its socket file as it closed.
+		return
+	}
 	os.RemoveAll(sk.dir)
 }

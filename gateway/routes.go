@@ -321,6 +321,10 @@ func (s *Server) gate(rt route, on surface, sock *session, next http.Handler) ht
 		if allowed&bySocket != 0 {
 			// The connection is the credential: it comes from sock's
 			// sandbox.
+			if sock.awaiting.Load() {
+				awaitingLauncher(w)
+				return
+			}
 			next.ServeHTTP(w, r.WithContext(withCaller(r.Context(), caller{kind: sessionCaller, sess: sock})))
 			return
 		}
@@ -344,6 +348,10 @@ func (s *Server) gate(rt route, on surface, sock *session, next http.Handler) ht
 		}
 		if !allowed.admits(c) {
 			s.refuse(w, r, c, allowed, from, deny)
+			return
+		}
+		if c.kind == sessionCaller && c.sess.awaiting.Load() {
+			awaitingLauncher(w)
 			return
 		}
 		r = r.WithContext(withCaller(r.Context(), c))

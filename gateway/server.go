@@ -125,6 +125,11 @@ type Options struct {
 	// no request; each request renews it, up to its deadline. 0 takes
 	// DefaultSessionIdle; a negative value turns the idle timeout off.
 	SessionIdle time.Duration
+	// SessionRestartGrace is how long after a restart the launcher of a
+	// 'profiles run' session that a graceful stop kept has to hold it
+	// again; 0 means DefaultRestartGrace, a negative value ends such
+	// sessions at the stop instead.
+	SessionRestartGrace time.Duration
 	// MCPPath is the PATH upstream MCP servers run with.
 	MCPPath string
 
@@ -238,6 +243,12 @@ func New(opts Options) (*Server, error) {
 	case opts.SessionIdle < 0:
 		opts.SessionIdle = 0
 	}
+	switch {
+	case opts.SessionRestartGrace == 0:
+		opts.SessionRestartGrace = DefaultRestartGrace
+	case opts.SessionRestartGrace < 0:
+		opts.SessionRestartGrace = 0
+	}
 	s := &Server{
 		opts:    opts,
 		log:     opts.Logger,
@@ -257,7 +268,7 @@ func New(opts Options) (*Server, error) {
 		// A session socket serves that session's routes of the table.
 		Socket: func(sess *session) http.Handler { return s.socketHandler(sess) },
 		Touch:  func() { s.lastActivity.Store(time.Now().UnixNano()) },
-		Store:  opts.SessionStore, TTL: opts.SessionTTL, Idle: opts.SessionIdle})
+		Store:  opts.SessionStore, TTL: opts.SessionTTL, Idle: opts.SessionIdle, RestartGrace: opts.SessionRestartGrace})
 	s.proxy = newProxy(proxyOptions{Rec: s.rec, Metrics: s.metrics, Log: s.log, Bodies: s.bodies,
 		IdleTimeout: opts.ProxyIdleTimeout, HeaderTimeout: opts.ProxyResponseHeaderTimeout, Writable: opts.AuditWritable})
 	s.egress = &egress{rec: s.rec, life: s.life}
@@ -295,6 +306,16 @@ func New(opts Options) (*Server, error) {
 func (s *Server) RestoreSessions(ctx context.Context, open map[string]bool) []string {
 	return s.sessions.restore(ctx, open)
 }
+
+// SocketDirs are the directories of the session sockets it serves: after
+// RestoreSessions, those of the restored sessions, which the socket root's
+// Sweep must leave.
+func (s *Server) SocketDirs() []string { return s.sessions.socketDirs() }
+
+// KeptSockets reports whether the stop kept a session whose sandbox is
+// bound to a socket directory: the socket root must then outlive the
+// daemon (SocketRoot.Close).
+func (s *Server) KeptSockets() bool { return s.sessions.keptSockets.Load() }
 
 // RunMCP runs the MCP gateway until ctx ends, then stops the upstream
 // servers it started and waits for them.

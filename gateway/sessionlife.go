@@ -28,6 +28,9 @@ const (
 	// DefaultSessionIdle ends a session no launcher holds after that long
 	// with no request.
 	DefaultSessionIdle = 2 * time.Hour
+	// DefaultRestartGrace is how long after a restart the launcher of a
+	// 'profiles run' session kept by a graceful stop has to hold it again.
+	DefaultRestartGrace = 2 * time.Minute
 )
 
 // orphanGrace is how long a launch may take to hold its session before
@@ -56,9 +59,10 @@ func (realClock) Now() time.Time                            { return time.Now() 
 func (realClock) AfterFunc(d time.Duration, f func()) timer { return time.AfterFunc(d, f) }
 
 // SessionStore keeps the sessions that outlive the daemon's process: those
-// the daemon holds nothing for but their token (no socket, no launch).
-// It is told of each such session when it starts and ends, and of its
-// renewals coarsely (saveUse); the daemon reads it once, when it starts.
+// the daemon holds nothing for but their token ('profiles env'), told of
+// each when it starts and ends and of its renewals coarsely (used), and
+// the 'profiles run' sessions a graceful stop keeps for the next daemon
+// (stopAll). The daemon reads it once, when it starts.
 type SessionStore interface {
 	Load(ctx context.Context) ([]sessionstore.Session, error)
 	Put(ctx context.Context, sessions ...sessionstore.Session) error
@@ -73,6 +77,8 @@ type terms struct {
 	sandboxed bool
 	// durable sessions are kept in the store, across restarts.
 	durable bool
+	// launch: a session of 'profiles run' (see session.launch).
+	launch bool
 }
 
 // expiresAt is when the session ends unless it is used first: its
@@ -128,6 +134,9 @@ func (s *session) stopTimer() {
 	defer s.timerMu.Unlock()
 	if s.expiry != nil {
 		s.expiry.Stop()
+	}
+	if s.regrace != nil {
+		s.regrace.Stop()
 	}
 }
 
@@ -207,13 +216,17 @@ func (ss *sessions) forget(sess *session) {
 }
 
 // stopAll ends the sessions when the daemon stops, but for the durable
-// ones: those are saved, with their last use, and admitted again by the
-// next daemon (RestoreSessions). Their streams are cut all the same. It
-// returns how many were kept.
+// ones and the 'profiles run' sessions whose launcher holds them
+// (keepsLaunch): those are saved, with their last use, and admitted again
+// by the next daemon (RestoreSessions). Their streams are cut all the
+// same; a kept launch's socket stops being served, its directory stays
+// (adoptSocket), and its launcher hears that the daemon restarts
+// (handleSessionLease). It returns how many were kept.
 func (ss *sessions) stopAll(reason string) int {
 	var kept []sessionstore.Session
 	for _, sess := range ss.list() {
-		if !sess.durable {
+		launch := ss.keepsLaunch(sess)
+		if !sess.durable && !launch {
 			ss.end(context.Background(), sess.ID, reason, audit.ActorDaemon)
 			continue
 		}
@@ -225,19 +238,69 @@ func (ss *sessions) stopAll(reason string) int {
 		sess.ended = true
 		sess.endMu.Unlock()
 		ss.remove(sess.ID)
+		st := sess.stored()
+		if launch {
+			st.Launch, st.Workspace, st.SocketDir = true, sess.workspace(), ss.socketDir(sess)
+			if st.SocketDir != "" {
+				ss.keptSockets.Store(true)
+			}
+		}
 		sess.cancel(errDaemonStopping)
 		sess.stopTimer()
-		kept = append(kept, sess.stored())
+		if launch {
+			ss.closeSocket(sess, true)
+			sess.releasePlan()
+		}
+		kept = append(kept, st)
 	}
 	ss.o.Metrics.sessions.Set(float64(ss.count()))
 	if len(kept) == 0 {
 		return 0
 	}
 	if err := ss.o.Store.Put(context.Background(), kept...); err != nil {
-		ss.o.Log.Error("could not save the sessions' last use; they may end early after the restart", "err", err)
+		ss.o.Log.Error("could not keep the sessions for the next start; they end with this daemon", "err", err)
 	}
 	ss.o.Log.Info("sessions kept for the next start", "count", len(kept))
 	return len(kept)
+}
+
+// awaitingLauncher answers a request of a restored session its launcher
+// has not held again yet: 503, which agents retry, as they retry the
+// connections refused while no daemon ran.
+func awaitingLauncher(w http.ResponseWriter) {
+	w.Header().Set("Retry-After", "1")
+	writeError(w, http.StatusServiceUnavailable, "session_restoring",
+		"the daemon restarted and this session waits for its launcher ('ringlet profiles run') to hold it again; retry")
+}
+
+// keepsLaunch reports whether a graceful stop keeps sess: a session of
+// 'profiles run' whose agent its launcher started (the plan was handed
+// out, or it was restored: it has none) and still holds. A remote
+// terminal's agent is the daemon's child and ends with it, and so does its
+// session.
+func (ss *sessions) keepsLaunch(sess *session) bool {
+	if ss.o.RestartGrace <= 0 || !sess.launch || !sess.leased.Load() {
+		return false
+	}
+	sess.planMu.Lock()
+	defer sess.planMu.Unlock()
+	return sess.plan == nil || sess.planTaken
+}
+
+// awaitLauncher ends a restored launch session unless its launcher holds
+// it again within the grace: one whose launcher died meanwhile is over,
+// as if it had died while the daemon ran. Until its launcher holds it, its
+// token is not served (awaitingLauncher): an agent that outlived its
+// launcher (one run with --no-sandbox) gains nothing from the restart.
+func (ss *sessions) awaitLauncher(sess *session) {
+	grace := ss.o.RestartGrace
+	sess.timerMu.Lock()
+	defer sess.timerMu.Unlock()
+	sess.regrace = ss.clock.AfterFunc(grace, func() {
+		if !sess.leased.Load() {
+			ss.end(context.Background(), sess.ID, "launcher did not hold it again within "+grace.String()+" of the restart", audit.ActorDaemon)
+		}
+	})
 }
 
 // restore admits again the sessions a previous daemon kept
@@ -261,15 +324,31 @@ func (ss *sessions) restore(ctx context.Context, open map[string]bool) []string 
 		}
 		handled = append(handled, st.ID)
 		sess, why := ss.revive(st, now, keys)
+		if why == "" && st.Launch {
+			why = ss.reviveLaunch(sess, st)
+		}
 		if why == "" {
+			detail := map[string]any{"expires": sess.expiresAt(now).UTC().Format(time.RFC3339), "deadline": st.Deadline.UTC().Format(time.RFC3339),
+				"idle": sess.idle.String(), "last_used": st.LastUsed.UTC().Format(time.RFC3339), "token": st.TokenID, "sandboxed": st.Sandboxed}
+			if st.Launch {
+				detail["launch"] = true
+				detail["grace"] = ss.o.RestartGrace.String()
+			}
 			rec := audit.Record{Kind: audit.KindSessionRestore, Profile: st.Profile, Session: st.ID, Actor: audit.ActorDaemon, Target: st.Provider, Decision: audit.Allow,
-				Detail: audit.DetailJSON(map[string]any{"expires": sess.expiresAt(now).UTC().Format(time.RFC3339), "deadline": st.Deadline.UTC().Format(time.RFC3339),
-					"idle": sess.idle.String(), "last_used": st.LastUsed.UTC().Format(time.RFC3339), "token": st.TokenID, "sandboxed": st.Sandboxed})}
+				Detail: audit.DetailJSON(detail)}
 			if err := ss.o.Rec.record(ctx, rec); err == nil {
+				sess.awaiting.Store(st.Launch)
 				ss.arm(sess)
 				ss.add(sess)
+				if st.Launch {
+					// Kept for this restart only: it ends with its
+					// agent, or with this daemon unless it is kept again.
+					ss.awaitLauncher(sess)
+					drop = append(drop, st.ID)
+				}
 				continue
 			}
+			ss.closeSocket(sess, false)
 			why = "not restored: the audit log could not be written"
 		}
 		drop = append(drop, st.ID)
@@ -302,7 +381,7 @@ type keyRead struct {
 // with.
 func (ss *sessions) revive(st sessionstore.Session, now time.Time, keys map[credentials.Ref]keyRead) (*session, string) {
 	sess := &session{ID: st.ID, Created: st.Created, Deadline: st.Deadline, idle: time.Duration(st.IdleSeconds) * time.Second,
-		clock: ss.clock, tokenID: st.TokenID, Sandboxed: st.Sandboxed, durable: true, keyHMAC: st.KeyHMAC}
+		clock: ss.clock, tokenID: st.TokenID, Sandboxed: st.Sandboxed, durable: !st.Launch, launch: st.Launch, keyHMAC: st.KeyHMAC}
 	sess.lastUsed.Store(st.LastUsed.UnixNano())
 	sess.saved.Store(st.LastUsed.UnixNano())
 	sess.requests.Store(st.Requests)
@@ -352,6 +431,26 @@ func (ss *sessions) revive(st sessionstore.Session, now time.Time, keys map[cred
 	return sess, ""
 }
 
+// reviveLaunch gives a restored session of 'profiles run' back what the
+// gateway holds for it: the workspace its agent was launched in (which
+// its hooks must not load from) and its socket, served again in the
+// directory its sandbox has bound. It says why the session cannot live
+// on, if it cannot.
+func (ss *sessions) reviveLaunch(sess *session, st sessionstore.Session) string {
+	if ss.o.RestartGrace <= 0 {
+		return "not restored: sessions.restart_grace is 0"
+	}
+	sess.launchedIn.Store(st.Workspace)
+	if st.SocketDir == "" {
+		return ""
+	}
+	if err := ss.adoptSocket(sess, st.SocketDir); err != nil {
+		ss.o.Log.Warn("not serving a restored session's socket", "session", sess.ID, "dir", st.SocketDir, "err", err)
+		return "not restored: its socket could not be served again"
+	}
+	return ""
+}
+
 // baseURLOf is the provider URL of a profile's sessions.
 func baseURLOf(p profile.Profile, prov profile.Provider) string {
 	if p.Endpoint != "" {
@@ -371,10 +470,12 @@ func (ss *sessions) pruneReason(sess *session, now time.Time, idle time.Duration
 		return "its profile is gone"
 	}
 	sess.planMu.Lock()
-	launch, taken := sess.plan != nil, sess.planTaken
+	plan, taken := sess.plan != nil, sess.planTaken
 	sess.planMu.Unlock()
-	if launch {
-		if !sess.leased.Load() && !taken && now.Sub(sess.Created) >= orphanGrace {
+	if sess.launch {
+		// One restored after a restart has no plan: awaitLauncher ends
+		// it if its launcher does not come back.
+		if plan && !sess.leased.Load() && !taken && now.Sub(sess.Created) >= orphanGrace {
 			return "orphaned: its launcher never took it up"
 		}
 		return ""

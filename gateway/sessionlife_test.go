@@ -120,11 +120,11 @@ type slWorld struct {
 	log   *bytes.Buffer
 }
 
-type slDirs struct{ config, data, state string }
+type slDirs struct{ config, data, state, sockets string }
 
 func newSlDirs(t *testing.T) slDirs {
 	t.Helper()
-	d := slDirs{config: t.TempDir(), data: t.TempDir(), state: filepath.Join(t.TempDir(), "state")}
+	d := slDirs{config: t.TempDir(), data: t.TempDir(), state: filepath.Join(t.TempDir(), "state"), sockets: shortTempDir(t)}
 	cat, err := profile.LoadCatalog(d.config)
 	if err != nil {
 		t.Fatal(err)
@@ -149,6 +149,18 @@ func newSlDirs(t *testing.T) slDirs {
 	return d
 }
 
+// shortTempDir is a temporary directory with a path short enough for the
+// Unix sockets in it (108 bytes).
+func shortTempDir(t *testing.T) string {
+	t.Helper()
+	d, err := os.MkdirTemp("", "rl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(d) })
+	return d
+}
+
 func (d slDirs) storePath() string { return filepath.Join(d.state, "sessions.json") }
 
 // newSlWorld starts a daemon on dirs, its clock at now (zero: the fake
@@ -166,7 +178,7 @@ func newSlWorld(t *testing.T, d slDirs, a *hkAuditor, now time.Time) *slWorld {
 	w.s, err = New(withParts(t, Options{
 		Token: token.FromString(testToken), TokenFile: filepath.Join(d.config, "http_token"), Profiles: w.prof, CatalogDir: d.config,
 		Keys: keys, Launch: launch.New(launch.Options{}), Hooks: hook.NewStore(d.config), Audit: a, StateDir: d.state,
-		SessionStore: sessionstore.NewFile(d.storePath()), Logger: slog.New(slog.NewTextHandler(w.log, nil)),
+		SessionStore: sessionstore.NewFile(d.storePath()), Logger: slog.New(slog.NewTextHandler(w.log, nil)), SocketDir: d.sockets,
 	}))
 	if err != nil {
 		t.Fatalf("New: %v", err)
@@ -669,7 +681,7 @@ func TestPruneSessions(t *testing.T) {
 	held := w.envSession(t, "work", `,"idle":"0"`)
 	for _, id := range []string{orphan.ID, held.ID} {
 		s := w.s.sessions.get(id)
-		s.plan = &launch.Plan{}
+		s.plan, s.launch = &launch.Plan{}, true
 	}
 	w.s.sessions.get(held.ID).leased.Store(true)
 	if _, err := w.prof.Delete("other"); err != nil {

@@ -73,6 +73,14 @@ type session struct {
 	// hooks must not load from.
 	launchedIn atomic.Value // string
 	leased     atomic.Bool  // its launcher holds it (lease.go)
+	// launch marks a session of 'profiles run': it ends with its agent,
+	// and a graceful stop keeps it while its launcher holds it.
+	launch bool
+	// regrace ends a launch session restored after a restart that its
+	// launcher does not hold again in time (awaitLauncher); until it
+	// does, the session is awaiting: its requests are answered 503.
+	regrace  timer
+	awaiting atomic.Bool
 	// plan is the launch prepared for its agent ('profiles run'), handed
 	// out or started once (taken); its lease on the sandbox's trees is
 	// held until the session ends (released).
@@ -209,6 +217,9 @@ type sessions struct {
 	keyGen   map[credentials.Ref]uint64
 	sockMu   sync.Mutex
 	sockets  map[string]*sessionSocket
+	// keptSockets says a graceful stop kept a session whose sandbox is
+	// bound to a socket directory, which must outlive this daemon.
+	keptSockets atomic.Bool
 }
 
 // sessionsOptions configure the sessions.
@@ -233,6 +244,10 @@ type sessionsOptions struct {
 	Socket func(*session) http.Handler
 	// Touch marks activity, for the idle exit.
 	Touch func()
+	// RestartGrace is how long after a restart the launcher of a
+	// 'profiles run' session kept by a graceful stop has to hold it
+	// again; 0: such sessions end when the daemon stops.
+	RestartGrace time.Duration
 	// Store keeps the durable sessions across restarts.
 	Store SessionStore
 	// TTL is the deadline of a session that asks for none; Idle ends one
@@ -354,7 +369,7 @@ func (ss *sessions) startOf(ctx context.Context, parts profileParts, t terms, ac
 	}
 	now := ss.clock.Now().UTC()
 	sess := &session{ID: "s_" + id, Profile: p, Provider: prov, Agent: agent, base: base, key: key, hash: sha256.Sum256([]byte(tok)), Created: now,
-		Deadline: now.Add(ttl), idle: max(t.idle, 0), clock: ss.clock, durable: t.durable, Sandboxed: sandboxed, Home: home,
+		Deadline: now.Add(ttl), idle: max(t.idle, 0), clock: ss.clock, durable: t.durable, launch: t.launch, Sandboxed: sandboxed, Home: home,
 		tokenID: ss.o.HMAC.Sum(tok), keyHMAC: ss.o.HMAC.Sum(key.Reveal())}
 	sess.lastUsed.Store(now.UnixNano())
 	sess.saved.Store(now.UnixNano())
@@ -468,7 +483,7 @@ func (ss *sessions) finish(sess *session) {
 	sess.cancel(errSessionEnded)
 	sess.stopTimer()
 	ss.forget(sess)
-	ss.closeSocket(sess)
+	ss.closeSocket(sess, false)
 	sess.releasePlan()
 	ss.o.Metrics.sessions.Set(float64(ss.count()))
 	ss.o.Touch()
@@ -522,7 +537,7 @@ func (ss *sessions) startLaunch(w http.ResponseWriter, r *http.Request, alias st
 	}
 	// Its launcher holds it, or the daemon's terminal: no idle timeout,
 	// and it ends with its agent, or with the daemon.
-	sess, tok, err := ss.startOf(r.Context(), parts, terms{ttl: ttl, sandboxed: a.Sandboxed()}, audit.ActorAdmin)
+	sess, tok, err := ss.startOf(r.Context(), parts, terms{ttl: ttl, sandboxed: a.Sandboxed(), launch: true}, audit.ActorAdmin)
 	if err != nil {
 		profileError(w, ss.o.Log, err)
 		return

@@ -10,85 +10,125 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
-	"syscall"
 
 	"github.com/neullabs/ringlet/privatefile"
 )
 
 // The per-session socket directories of one daemon live in one directory
 // of its own in the temp dir (a Unix socket path is short, so not under
-// the state dir), whose path the daemon records in its state dir. A daemon
-// that was killed leaves that directory behind; the next one, holding the
-// same per-user lock, removes it, and only it: what its own record names,
-// if that is still a directory of this user's with Ringlet's name and
-// mode, never following a symbolic link. Another daemon's (another state
-// dir, another user) is never touched, nor anything else in the temp dir.
+// the state dir), whose path the daemon records in its state dir. The
+// next daemon, holding the same per-user lock, takes that directory over
+// if it is still a directory of this user's with Ringlet's name and mode
+// (never following a symbolic link): the sessions a graceful stop kept
+// have their sandboxes bound to directories in it (adoptSocket). It then
+// removes what no session of its own holds there (Sweep): what a killed
+// daemon left. Another daemon's directory (another state dir, another
+// user) is never touched, nor anything else in the temp dir.
 
 // socketRootRecord is the file in the state dir that names the directory.
 const socketRootRecord = "sockets"
 
 var socketRootName = regexp.MustCompile(`^ringlet-sockets-[0-9a-f]{12}$`)
 
-// PrepareSocketRoot removes the socket directory that a previous daemon of
-// this state dir left (see above), then makes a fresh one under tmpDir and
-// records it. The caller must hold the daemon lock of stateDir. cleanup
-// removes the directory and the record when the daemon stops.
-func PrepareSocketRoot(stateDir, tmpDir string, log *slog.Logger) (root string, cleanup func(), err error) {
+// SocketRoot is the directory of a daemon's session sockets.
+type SocketRoot struct {
+	// Dir is the directory.
+	Dir    string
+	record string
+	log    *slog.Logger
+}
+
+// PrepareSocketRoot takes over the socket directory a previous daemon of
+// this state dir left (see above), or makes a fresh one under tmpDir and
+// records it. The caller must hold the daemon lock of stateDir, Sweep
+// the directory once it knows which sessions it serves, and Close it when
+// it stops.
+func PrepareSocketRoot(stateDir, tmpDir string, log *slog.Logger) (*SocketRoot, error) {
 	record := filepath.Join(stateDir, socketRootRecord)
-	if err := removeStaleSocketRoot(record, log); err != nil {
-		return "", nil, err
+	old, err := recordedSocketRoot(record, log)
+	if err != nil {
+		return nil, err
+	}
+	if old != "" {
+		return &SocketRoot{Dir: old, record: record, log: log}, nil
 	}
 	var b [6]byte
 	if _, err := rand.Read(b[:]); err != nil {
-		return "", nil, err
+		return nil, err
 	}
-	root = filepath.Join(tmpDir, "ringlet-sockets-"+hex.EncodeToString(b[:]))
+	root := filepath.Join(tmpDir, "ringlet-sockets-"+hex.EncodeToString(b[:]))
 	// Recorded before it exists: a crash in between leaves a record of
 	// nothing, which the next start ignores.
 	if err := privatefile.WriteAtomic(record, []byte(root+"\n"), privatefile.FileMode); err != nil {
-		return "", nil, fmt.Errorf("record the session socket directory: %w", err)
+		return nil, fmt.Errorf("record the session socket directory: %w", err)
 	}
 	if err := os.Mkdir(root, privatefile.DirMode); err != nil {
-		return "", nil, fmt.Errorf("make the session socket directory: %w", err)
+		return nil, fmt.Errorf("make the session socket directory: %w", err)
 	}
-	return root, func() {
-		os.RemoveAll(root)
-		os.Remove(record)
-	}, nil
+	return &SocketRoot{Dir: root, record: record, log: log}, nil
 }
 
-// removeStaleSocketRoot removes the directory record names, if it is one
-// that Ringlet made (see above).
-func removeStaleSocketRoot(record string, log *slog.Logger) error {
+// Sweep removes everything in the directory but the socket directories of
+// keep: what a daemon that did not stop cleanly left, and what a stopped
+// one kept for sessions the next did not admit again.
+func (r *SocketRoot) Sweep(keep []string) {
+	entries, err := os.ReadDir(r.Dir)
+	if err != nil {
+		r.log.Warn("could not read the session socket directory", "path", r.Dir, "err", err)
+		return
+	}
+	n := 0
+	for _, e := range entries {
+		p := filepath.Join(r.Dir, e.Name())
+		if slices.Contains(keep, p) {
+			continue
+		}
+		// RemoveAll unlinks symbolic links inside; it does not follow them.
+		if err := os.RemoveAll(p); err != nil {
+			r.log.Warn("could not remove a stale session socket", "path", p, "err", err)
+			continue
+		}
+		n++
+	}
+	if n > 0 {
+		r.log.Info("removed session sockets no session holds", "path", r.Dir, "count", n)
+	}
+}
+
+// Close removes the directory and its record when the daemon stops,
+// unless keep: sessions kept for the next daemon are bound to directories
+// in it.
+func (r *SocketRoot) Close(keep bool) {
+	if keep {
+		return
+	}
+	os.RemoveAll(r.Dir)
+	os.Remove(r.record)
+}
+
+// recordedSocketRoot is the directory record names, if it is one that
+// Ringlet made (see above); "" otherwise.
+func recordedSocketRoot(record string, log *slog.Logger) (string, error) {
 	data, err := privatefile.Read(record, 4096)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil
+		return "", nil
 	}
 	if err != nil {
-		return fmt.Errorf("read %s: %w", record, err)
+		return "", fmt.Errorf("read %s: %w", record, err)
 	}
 	dir := strings.TrimSpace(string(data))
 	if !filepath.IsAbs(dir) || filepath.Clean(dir) != dir || !socketRootName.MatchString(filepath.Base(dir)) {
 		log.Warn("ignoring a session socket record that names no socket directory of Ringlet's", "record", record)
-		return nil
+		return "", nil
 	}
-	fi, err := os.Lstat(dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
+	if _, err := os.Lstat(dir); errors.Is(err, fs.ErrNotExist) {
+		return "", nil
 	}
-	if err != nil {
-		return err
+	if err := privateDir(dir); err != nil {
+		log.Warn("leaving a session socket path that is not a private directory of this user's", "path", dir)
+		return "", nil
 	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !fi.IsDir() || fi.Mode()&fs.ModeSymlink != 0 || fi.Mode().Perm() != privatefile.DirMode || !ok || int(st.Uid) != os.Geteuid() {
-		log.Warn("leaving a stale session socket path that is not a private directory of this user's", "path", dir)
-		return nil
-	}
-	// RemoveAll unlinks symbolic links inside; it does not follow them.
-	if err := os.RemoveAll(dir); err != nil {
-		return fmt.Errorf("remove the stale session socket directory %s: %w", dir, err)
-	}
-	log.Info("removed the session socket directory of a daemon that did not stop cleanly", "path", dir)
-	return nil
+	return dir, nil
 }

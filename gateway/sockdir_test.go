@@ -32,47 +32,67 @@ func TestPrepareSocketRoot(t *testing.T) {
 		return f
 	}
 
-	// A daemon starts, opens a session socket directory and is killed.
-	first, _, err := PrepareSocketRoot(state, tmp, log)
+	// A daemon starts, opens session socket directories and is killed.
+	first, err := PrepareSocketRoot(state, tmp, log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fi, err := os.Lstat(first); err != nil || !fi.IsDir() || fi.Mode().Perm() != 0o700 || filepath.Dir(first) != tmp {
+	if fi, err := os.Lstat(first.Dir); err != nil || !fi.IsDir() || fi.Mode().Perm() != 0o700 || filepath.Dir(first.Dir) != tmp {
 		t.Fatalf("socket root: got %v, %v; want a 0700 directory in %s", fi, err, tmp)
 	}
-	if data, _ := os.ReadFile(record); strings.TrimSpace(string(data)) != first {
-		t.Fatalf("record: got %q, want %s", data, first)
+	if data, _ := os.ReadFile(record); strings.TrimSpace(string(data)) != first.Dir {
+		t.Fatalf("record: got %q, want %s", data, first.Dir)
 	}
 	outside := canary(t, filepath.Join(dir, "outside"))
-	canary(t, filepath.Join(first, "ringlet-0123456789ab"))
-	if err := os.Symlink(filepath.Dir(outside), filepath.Join(first, "link")); err != nil {
+	stale := canary(t, filepath.Join(first.Dir, "ringlet-0123456789ab"))
+	kept := canary(t, filepath.Join(first.Dir, "ringlet-ba9876543210"))
+	if err := os.Symlink(filepath.Dir(outside), filepath.Join(first.Dir, "link")); err != nil {
 		t.Fatal(err)
 	}
 	// Another daemon's directory (another state dir) beside it.
 	other := canary(t, filepath.Join(tmp, "ringlet-sockets-aaaaaaaaaaaa"))
 
-	// The next daemon removes the killed one's directory, and only it.
-	second, cleanup, err := PrepareSocketRoot(state, tmp, log)
+	// The next daemon takes the directory over (the sandboxes of the
+	// sessions it admits again are bound in it) and removes what none of
+	// its sessions holds, and only that.
+	second, err := PrepareSocketRoot(state, tmp, log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Lstat(first); !os.IsNotExist(err) {
-		t.Errorf("the killed daemon's %s: got %v, want it removed", first, err)
+	if second.Dir != first.Dir {
+		t.Errorf("got %s, want the previous daemon's %s taken over", second.Dir, first.Dir)
 	}
-	for _, f := range []string{outside, other} {
+	second.Sweep([]string{filepath.Dir(kept)})
+	for _, p := range []string{filepath.Dir(stale), filepath.Join(first.Dir, "link")} {
+		if _, err := os.Lstat(p); !os.IsNotExist(err) {
+			t.Errorf("the killed daemon's %s: got %v, want it removed", p, err)
+		}
+	}
+	for _, f := range []string{outside, other, kept} {
 		if data, err := os.ReadFile(f); err != nil || string(data) != "keep" {
 			t.Errorf("%s: got %q, %v; want it untouched", f, data, err)
 		}
 	}
-	if second == first {
-		t.Errorf("got the same directory %s twice, want a fresh one", second)
+	// A stop that keeps sessions leaves the directory for the next
+	// daemon; one that keeps none removes it and its record.
+	second.Close(true)
+	if _, err := os.Lstat(kept); err != nil {
+		t.Errorf("after a stop that kept sessions: %s: got %v, want it there", kept, err)
 	}
-	cleanup()
-	for _, p := range []string{second, record} {
+	second.Close(false)
+	for _, p := range []string{second.Dir, record} {
 		if _, err := os.Lstat(p); !os.IsNotExist(err) {
 			t.Errorf("after cleanup: %s: got %v, want it gone", p, err)
 		}
 	}
+	third, err := PrepareSocketRoot(state, tmp, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if third.Dir == first.Dir {
+		t.Errorf("after a clean stop: got the same directory %s, want a fresh one", third.Dir)
+	}
+	third.Close(false)
 
 	// What the record names is left alone unless it is a private
 	// directory of this user's with Ringlet's name.
@@ -104,17 +124,21 @@ func TestPrepareSocketRoot(t *testing.T) {
 		if err := os.WriteFile(record, []byte(c.path+"\n"), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		_, cleanup, err := PrepareSocketRoot(state, tmp, log)
+		root, err := PrepareSocketRoot(state, tmp, log)
 		if err != nil {
 			t.Fatalf("%s: %v", c.name, err)
 		}
+		if root.Dir == c.path {
+			t.Errorf("%s: took %s over, want a fresh directory", c.name, c.path)
+		}
+		root.Sweep(nil)
 		if _, err := os.Lstat(c.path); err != nil {
 			t.Errorf("%s: %s: got %v, want it left alone", c.name, c.path, err)
 		}
 		if data, err := os.ReadFile(targetCanary); err != nil || string(data) != "keep" {
 			t.Errorf("%s: the link's target: got %q, %v; want it untouched", c.name, data, err)
 		}
-		cleanup()
+		root.Close(false)
 	}
 
 	// A record that is itself a symbolic link is refused: the daemon
@@ -122,7 +146,7 @@ func TestPrepareSocketRoot(t *testing.T) {
 	if err := os.Symlink(filepath.Join(dir, "elsewhere"), record); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := PrepareSocketRoot(state, tmp, log); err == nil || !strings.Contains(err.Error(), "symbolic link") {
+	if _, err := PrepareSocketRoot(state, tmp, log); err == nil || !strings.Contains(err.Error(), "symbolic link") {
 		t.Errorf("symlinked record: got %v, want a refusal that names the link", err)
 	}
 }

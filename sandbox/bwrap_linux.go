@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -143,7 +144,7 @@ func (p *Policy) build(bwrap string, seccompFD int) (opts, command []string, err
 			"--dir", InsideDir, "--dir", InsideBinDir, "--ro-bind", p.Ringlet, InsideBinary)
 	}
 	if p.Network == NetProvider {
-		a = append(a, "--bind", p.Socket, InsideSocket)
+		a = append(a, "--ro-bind", filepath.Dir(p.Socket), InsideSocketDir)
 	}
 	for _, kv := range p.Env {
 		k, v, _ := strings.Cut(kv, "=")

@@ -199,7 +199,7 @@ func TestArgs(t *testing.T) {
 			// The session socket only with provider network; the ringlet
 			// binary, where the policy names one, at its own path and at
 			// InsideBinary (the forwarder, and 'ringlet' on PATH).
-			socket := indexOp(ops, "--bind", p.Socket, InsideSocket) >= 0
+			socket := indexOp(ops, "--ro-bind", filepath.Dir(p.Socket), InsideSocketDir) >= 0
 			if want := network == NetProvider; socket != want {
 				t.Errorf("got socket %v; want %v", socket, want)
 			}
@@ -321,7 +321,7 @@ func TestArgsNeverBindsHostSecrets(t *testing.T) {
 			}
 		}
 		// Nothing under the tmpfs dirs is bound but the policy's own.
-		allowed := []string{p.Workspace, p.Home, p.HomePath, p.Socket, InsideDir}
+		allowed := []string{p.Workspace, p.Home, p.HomePath, filepath.Dir(p.Socket), InsideDir}
 		for _, o := range ops {
 			if o.flag != "--bind" && o.flag != "--ro-bind" {
 				continue

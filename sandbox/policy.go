@@ -27,8 +27,16 @@ const (
 
 // Paths inside the sandbox.
 const (
-	InsideDir    = "/run/ringlet"
-	InsideSocket = InsideDir + "/session.sock"
+	InsideDir = "/run/ringlet"
+	// InsideSocketDir is the session's socket directory, bound read-only:
+	// a directory, not the socket file, so that a daemon started again
+	// serves the session at the same path (a new socket file is a new
+	// inode, which a bind of the old file would not show), and read-only,
+	// so that the agent cannot put anything there while no daemon does.
+	InsideSocketDir = InsideDir + "/session"
+	InsideSocket    = InsideSocketDir + "/" + SocketFile
+	// SocketFile is the name of the session socket in its directory.
+	SocketFile = "s.sock"
 	// InsideBinDir holds the ringlet binary alone, read-only, and is
 	// first on the agent's PATH: 'ringlet mcp --stdio' and the hook
 	// adapter run there as the session, whatever the host calls them.
@@ -49,7 +57,7 @@ type Policy struct {
 	ReadOnly       []string `json:"ro,omitempty"`
 	ReadWrite      []string `json:"rw,omitempty"`
 	Network        string   `json:"network"`
-	Socket         string   `json:"-"` // the session socket on the host (NetProvider)
+	Socket         string   `json:"-"` // the session socket on the host (NetProvider): SocketFile in a directory of its own, which is bound whole
 	Ringlet        string   `json:"-"` // the ringlet binary on the host; shown at this path and at InsideBinary
 	AllowGitConfig bool     `json:"allow_git_config,omitempty"`
 	// NoNestedUserns adds --unshare-user --disable-userns, so the agent
@@ -153,6 +161,9 @@ func (p *Policy) Validate() error {
 	switch p.Network {
 	case NetProvider:
 		errs = append(errs, CheckPath("session socket", p.Socket), CheckPath("ringlet binary", p.Ringlet))
+		if p.Socket != "" && filepath.Base(p.Socket) != SocketFile {
+			errs = append(errs, fmt.Errorf("session socket %s is not named %s", p.Socket, SocketFile))
+		}
 	case NetNone, NetHost:
 		if p.Ringlet != "" {
 			errs = append(errs, CheckPath("ringlet binary", p.Ringlet))

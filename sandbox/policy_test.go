@@ -28,7 +28,7 @@ func validPolicy(t *testing.T, network string) *Policy {
 		}
 	}
 	if network == NetProvider {
-		p.Socket = filepath.Join(root, "s.sock")
+		p.Socket = filepath.Join(root, "sock", SocketFile)
 		p.Ringlet = "/usr/local/bin/ringlet"
 	}
 	return p
@@ -83,6 +83,7 @@ func TestValidate(t *testing.T) {
 		{"bad network", func(t *testing.T, p *Policy) { p.Network = "bridge" }, `network "bridge"; accepted values: provider, none, host`},
 		{"empty network", func(t *testing.T, p *Policy) { p.Network = "" }, `network ""; accepted values`},
 		{"provider without a socket", func(t *testing.T, p *Policy) { p.Socket = "" }, "session socket is empty"},
+		{"provider with a socket of another name", func(t *testing.T, p *Policy) { p.Socket = "/tmp/x/session.sock" }, "is not named s.sock"},
 		{"provider with a relative binary", func(t *testing.T, p *Policy) { p.Ringlet = "ringlet" }, `ringlet binary "ringlet" is not an absolute path`},
 		{"env entry without =", func(t *testing.T, p *Policy) { p.Env = append(p.Env, "TOKEN") }, "invalid environment entry"},
 		{"env entry with NUL", func(t *testing.T, p *Policy) { p.Env = append(p.Env, "A=b\x00c") }, "invalid environment entry"},

@@ -13,6 +13,7 @@ package sessionstore
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
@@ -59,11 +60,24 @@ type Session struct {
 	// not every request's, so it may lag behind (see the gateway).
 	LastUsed time.Time `json:"last_used"`
 	Requests int64     `json:"requests"`
+	// Launch marks a session of 'profiles run' that a graceful stop kept
+	// because its launcher held it: the next daemon admits it only while
+	// that launcher holds it again, within its grace.
+	Launch bool `json:"launch,omitempty"`
+	// Workspace is the workspace its agent was launched in (Launch only).
+	Workspace string `json:"workspace,omitempty"`
+	// SocketDir is the private directory on the host whose socket its
+	// sandbox reaches the daemon by (Launch only; none when its sandbox
+	// has no provider network): the next daemon serves the socket there
+	// again, if the directory is still its own.
+	SocketDir string `json:"socket_dir,omitempty"`
 }
 
 var (
 	idPattern   = regexp.MustCompile(`^s_[0-9a-f]{16}$`)
 	hashPattern = regexp.MustCompile(`^[0-9a-f]{64}$`)
+	// sockDirPattern is the name of a session's socket directory.
+	sockDirPattern = regexp.MustCompile(`^ringlet-[0-9a-f]{12}$`)
 )
 
 // maxIdle bounds IdleSeconds: the longest a session may live.
@@ -88,6 +102,12 @@ func (s Session) Validate() error {
 		return fmt.Errorf("session %s: idle_seconds is out of range", s.ID)
 	case s.Requests < 0:
 		return fmt.Errorf("session %s: requests is negative", s.ID)
+	case !s.Launch && (s.Workspace != "" || s.SocketDir != ""):
+		return fmt.Errorf("session %s: workspace and socket_dir belong to a launch", s.ID)
+	case s.Workspace != "" && (!filepath.IsAbs(s.Workspace) || filepath.Clean(s.Workspace) != s.Workspace):
+		return fmt.Errorf("session %s: workspace is not a clean absolute path", s.ID)
+	case s.SocketDir != "" && (!filepath.IsAbs(s.SocketDir) || filepath.Clean(s.SocketDir) != s.SocketDir || !sockDirPattern.MatchString(filepath.Base(s.SocketDir))):
+		return fmt.Errorf("session %s: socket_dir is not a session socket directory", s.ID)
 	}
 	provider, alias, ok := strings.Cut(s.KeyRef, "/")
 	if !ok || !names.Valid(provider) || !names.Valid(alias) {

@@ -90,6 +90,7 @@ func TestRoundTrip(t *testing.T) {
 		t.Fatalf("Load with no file: got %v, %v; want no sessions and no error", got, err)
 	}
 	a, b := sample(0), sample(1)
+	b.Launch, b.Workspace, b.SocketDir, b.IdleSeconds = true, "/home/u/ws", "/tmp/ringlet-sockets-0123456789ab/ringlet-ba9876543210", 0
 	if err := f.Put(t.Context(), b, a); err != nil {
 		t.Fatal(err)
 	}
@@ -175,6 +176,10 @@ func TestLoadRefuses(t *testing.T) {
 		{"a bad key ref", write(valid(func(s *Session) { s.KeyRef = "anthropic" }), 0o600), "key_ref"},
 		{"a deadline before its start", write(valid(func(s *Session) { s.Deadline = s.Created }), 0o600), "deadline"},
 		{"a negative idle", write(valid(func(s *Session) { s.IdleSeconds = -1 }), 0o600), "idle_seconds"},
+		{"a socket dir without a launch", write(valid(func(s *Session) { s.SocketDir = "/tmp/ringlet-sockets-0123456789ab/ringlet-0123456789ab" }), 0o600), "belong to a launch"},
+		{"a socket dir of another name", write(valid(func(s *Session) { s.Launch, s.SocketDir = true, "/home/u/.ssh" }), 0o600), "socket_dir"},
+		{"a relative socket dir", write(valid(func(s *Session) { s.Launch, s.SocketDir = true, "x/ringlet-0123456789ab" }), 0o600), "socket_dir"},
+		{"a relative workspace", write(valid(func(s *Session) { s.Launch, s.Workspace = true, "../ws" }), 0o600), "workspace"},
 		{"twice", write(`{"version":1,"sessions":[`+string(mustJSON(t, sample(0)))+`,`+string(mustJSON(t, sample(0)))+`]}`, 0o600), "listed twice"},
 	}
 	for _, tt := range tests {

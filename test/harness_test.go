@@ -48,6 +48,9 @@ type env struct {
 	ExtraEnv []string
 	// Dir, when set, is the working directory of every process.
 	Dir string
+	// Binary, when set, is the ringlet binary daemons start from (an
+	// upgrade: another binary than the CLI's).
+	Binary string
 	// ShellWords, when set, starts daemons through `sh -c` with their
 	// arguments unquoted, so the shell expands them (~ against Home) the
 	// way it would for a user typing them.
@@ -213,7 +216,11 @@ func (e *env) SpawnDaemon(extraArgs ...string) *daemon {
 	}
 	d := &daemon{e: e, Addr: addr, URL: "http://" + net.JoinHostPort(host, port), done: make(chan struct{})}
 
-	name := ringletBin
+	bin := ringletBin
+	if e.Binary != "" {
+		bin = e.Binary
+	}
+	name := bin
 	// Through sh, exec keeps the pid, so the child is the daemon itself.
 	switch {
 	case e.ShellWords:
@@ -221,10 +228,10 @@ func (e *env) SpawnDaemon(extraArgs ...string) *daemon {
 		if e.Umask != "" {
 			script = `umask ` + e.Umask + `; ` + script
 		}
-		args = []string{"-c", script, ringletBin}
+		args = []string{"-c", script, bin}
 		name = "sh"
 	case e.Umask != "":
-		args = append([]string{"-c", `umask ` + e.Umask + `; exec "$0" "$@"`, ringletBin}, args...)
+		args = append([]string{"-c", `umask ` + e.Umask + `; exec "$0" "$@"`, bin}, args...)
 		name = "sh"
 	}
 	// Not CommandContext: the cleanup stops the daemon with SIGTERM, the way

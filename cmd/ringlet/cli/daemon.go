@@ -300,9 +300,16 @@ answers, 1 when it is not.`,
 
 func (a *app) daemonStopCmd() *cobra.Command {
 	return &cobra.Command{
-		Use:     "stop",
-		Short:   "Stop the running daemon",
-		Long:    "Stop the running daemon gracefully and wait until it has exited. Stopping a daemon that is not running succeeds.",
+		Use:   "stop",
+		Short: "Stop the running daemon",
+		Long: `Stop the running daemon gracefully and wait until it has exited. Stopping a
+daemon that is not running succeeds.
+
+The sessions of 'profiles env', and those of 'profiles run' whose agent
+runs, are kept for the next daemon: a 'profiles run' keeps its agent
+running and holds its session again once a daemon is back, within
+sessions.restart_grace (default 2m); --remote agents stop with the daemon.
+To end every session first: ringlet sessions revoke --all --yes`,
 		Example: `  ringlet daemon stop`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {

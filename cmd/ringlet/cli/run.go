@@ -42,7 +42,13 @@ session's socket: the provider proxy with the real key added by the
 daemon, and hook checks.
 
 If bubblewrap is missing or cannot create a sandbox here, run refuses and
-says how to fix it. --no-sandbox is an explicit, warned and audited opt-out.`,
+says how to fix it. --no-sandbox is an explicit, warned and audited opt-out.
+
+The session outlives a graceful restart of the daemon (an upgrade): run
+holds it again from the next daemon within sessions.restart_grace (default
+2m), the agent's requests failing to connect meanwhile. If no daemon comes
+back in time, or it refuses the session (revoked meanwhile), run stops the
+agent and says why. A --remote agent ends with the daemon.`,
 		Example: `  ringlet profiles run work
   ringlet profiles run work -- -p "fix the failing test"
   ringlet profiles run bot --no-sandbox`,
@@ -92,21 +98,29 @@ func (a *app) runProfile(ctx context.Context, alias string, extra []string, noSa
 	for _, w := range st.Warnings {
 		fmt.Fprintln(a.stdio.Err, "ringlet: "+w)
 	}
+	var hold *runHold
 	if !a.remote {
 		// The session lives as long as this process: should it be killed
 		// before it ends the session below, the daemon sees the lease go
 		// and ends it. Released after that DELETE (defers run last first).
-		release, _, err := c.HoldSession(ctx, st.ID)
+		// Across a restart of the daemon it is held again (runHold).
+		hold, err = a.holdRun(ctx, c, st.ID)
 		if err != nil {
 			_, _ = c.RevokeSession(context.WithoutCancel(ctx), st.ID)
 			return 0, fmt.Errorf("hold session %s for this run: %w", st.ID, err)
 		}
-		defer release()
+		defer hold.release()
 	}
 	exit := -1
 	defer func() {
 		if a.remote && exit == remoteStarted {
 			return // the daemon ends the session when the agent exits
+		}
+		if hold != nil {
+			if hold.stopped() != "" {
+				return // no daemon knows it any more
+			}
+			c = hold.client()
 		}
 		if err := c.EndSession(context.WithoutCancel(ctx), st.ID, exit); err != nil {
 			fmt.Fprintf(a.stdio.Err, "ringlet: could not end session %s: %v\n", st.ID, err)
@@ -137,10 +151,13 @@ func (a *app) runProfile(ctx context.Context, alias string, extra []string, noSa
 		return 0, err
 	}
 	if in, out, ok := a.terminals(); ok && plan.Sandbox {
-		exit, err = runOnPTY(in, out, plan.Argv, plan.Files)
-		return exit, err
+		exit, err = runOnPTY(in, out, plan.Argv, hold.stop, plan.Files)
+	} else {
+		exit, err = a.runAttached(ctx, plan.Argv, plan.Env, plan.Dir, hold.stop, plan.Files...)
 	}
-	exit, err = a.runAttached(ctx, plan.Argv, plan.Env, plan.Dir, plan.Files...)
+	if why := hold.stopped(); why != "" && err == nil {
+		return exit, fmt.Errorf("%s; the agent was stopped (start it again with 'ringlet profiles run %s')", why, alias)
+	}
 	return exit, err
 }
 
@@ -155,9 +172,9 @@ func orDefault(v, d string) string {
 }
 
 // runAttached runs argv on this terminal, forwarding SIGINT, SIGTERM and
-// SIGHUP, and returns its exit code. fds are passed on pipes as
-// descriptors 3, 4, ...
-func (a *app) runAttached(ctx context.Context, argv, env []string, dir string, fds ...[]byte) (int, error) {
+// SIGHUP, and returns its exit code; it stops argv when stop closes. fds
+// are passed on pipes as descriptors 3, 4, ...
+func (a *app) runAttached(ctx context.Context, argv, env []string, dir string, stop <-chan struct{}, fds ...[]byte) (int, error) {
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = env
 	if env == nil {
@@ -178,7 +195,7 @@ func (a *app) runAttached(ctx context.Context, argv, env []string, dir string, f
 	if err != nil {
 		return 0, fmt.Errorf("start the agent: %w", err)
 	}
-	return waitForwarding(cmd, sigs)
+	return waitForwarding(cmd, sigs, stop)
 }
 
 func (a *app) sandboxCmd() *cobra.Command {
@@ -264,20 +281,31 @@ func forwardAndRun(ctx context.Context, socket string, port int, argv []string, 
 		return 127, err
 	}
 	defer ln.Close()
-	return waitForwarding(cmd, sigs)
+	return waitForwarding(cmd, sigs, nil)
 }
 
 // waitForwarding waits for a started child, passing it the signals that
 // arrive on sigs, and returns its exit code (128+N when a signal killed
-// it), as a shell would.
-func waitForwarding(cmd *exec.Cmd, sigs <-chan os.Signal) (int, error) {
+// it), as a shell would. When stop closes, the child gets SIGTERM, and
+// SIGKILL if it is still there stopGrace later: bubblewrap dies of either,
+// and its sandbox with it (--die-with-parent).
+func waitForwarding(cmd *exec.Cmd, sigs <-chan os.Signal, stop <-chan struct{}) (int, error) {
 	done := make(chan struct{})
 	var fwd sync.WaitGroup
 	fwd.Go(func() {
+		var kill <-chan time.Time
 		for {
 			select {
 			case s := <-sigs:
 				_ = cmd.Process.Signal(s) // it may have exited already
+			case <-stop:
+				stop = nil
+				_ = cmd.Process.Signal(syscall.SIGTERM)
+				t := time.NewTimer(stopGrace)
+				defer t.Stop()
+				kill = t.C
+			case <-kill:
+				_ = cmd.Process.Kill()
 			case <-done:
 				return
 			}
@@ -328,12 +356,15 @@ func (a *app) terminals() (in, out *os.File, ok bool) {
 	return in, out, true
 }
 
+// stopGrace is how long a stopped agent has to exit before it is killed.
+const stopGrace = 5 * time.Second
+
 // runOnPTY runs argv (bwrap) on a new pseudo-terminal that Ringlet owns,
 // relaying the user's terminal to it in raw mode and following its size.
 // The agent inside never holds the user's real terminal, so nothing it
 // does (TIOCSTI included) can type into the user's shell, and it still
 // gets Ctrl-C as SIGINT and window-size changes as SIGWINCH.
-func runOnPTY(in, out *os.File, argv []string, fds [][]byte) (int, error) {
+func runOnPTY(in, out *os.File, argv []string, stop <-chan struct{}, fds [][]byte) (int, error) {
 	master, slave, err := pty.Open()
 	if err != nil {
 		return 0, fmt.Errorf("open a pseudo-terminal: %w", err)
@@ -387,7 +418,7 @@ func runOnPTY(in, out *os.File, argv []string, fds [][]byte) (int, error) {
 		_, _ = io.Copy(out, master)
 		close(outDone)
 	}()
-	code, err := waitForwarding(cmd, sigs)
+	code, err := waitForwarding(cmd, sigs, stop)
 	close(done)
 	wg.Wait()
 	select {

@@ -115,11 +115,14 @@ func (Daemon) Run(ctx context.Context, o cli.DaemonOptions) (err error) {
 
 	// Under the lock: what a killed daemon of this state dir left of its
 	// session sockets is removed, and a fresh directory made for ours.
-	sockRoot, cleanSockets, err := gateway.PrepareSocketRoot(paths.StateDir, os.TempDir(), logger)
+	sockRoot, err := gateway.PrepareSocketRoot(paths.StateDir, os.TempDir(), logger)
 	if err != nil {
 		return err
 	}
-	defer cleanSockets()
+	var srv *gateway.Server
+	// Kept when the stop kept a session whose sandbox is bound to a
+	// socket directory in it, for the next daemon.
+	defer func() { sockRoot.Close(srv != nil && srv.KeptSockets()) }()
 
 	tok, created, err := token.LoadOrCreate(paths.TokenFile())
 	if err != nil {
@@ -154,7 +157,6 @@ func (Daemon) Run(ctx context.Context, o cli.DaemonOptions) (err error) {
 		log        *auditlog.Log
 		auditor    gateway.Auditor
 		collectors []prometheus.Collector
-		srv        *gateway.Server
 	)
 	if auditPath != "" {
 		log, err = auditlog.Open(auditlog.Options{Path: auditPath, Sync: cfg.AuditSync(), Logger: logger, OnCommit: func(recs []audit.Record) {
@@ -207,33 +209,34 @@ func (Daemon) Run(ctx context.Context, o cli.DaemonOptions) (err error) {
 		Home:       o.Getenv("HOME"),
 	})
 	srv, err = gateway.New(gateway.Options{
-		Launch:           launcher,
-		StateDir:         paths.StateDir,
-		Hooks:            hook.NewStore(paths.ConfigDir),
-		MCPStore:         mcp.NewStore(paths.ConfigDir),
-		MCPPath:          o.Getenv("PATH"),
-		SocketDir:        sockRoot,
-		Executable:       exe,
-		Profiles:         profile.NewStore(paths.ConfigDir, paths.DataDir),
-		CatalogDir:       paths.ConfigDir,
-		PricesFile:       paths.PricesFile(),
-		ProxyIdleTimeout: cfg.ProxyIdleTimeout(),
-		AuditWritable:    writable,
-		AuditState:       auditState,
-		Audit:            auditor,
-		AuditPath:        auditPath,
-		HMAC:             keyed,
-		Collectors:       collectors,
-		Keys:             keys,
-		Token:            tok,
-		TokenFile:        paths.TokenFile(),
-		ListenHost:       listenHostForGuard(listen),
-		StayAlive:        o.StayAlive,
-		IdleTimeout:      idle,
-		Logger:           logger,
-		SessionStore:     sessionstore.NewFile(paths.SessionsFile()),
-		SessionTTL:       cfg.SessionMaxTTL(),
-		SessionIdle:      sessionIdle(cfg),
+		Launch:              launcher,
+		StateDir:            paths.StateDir,
+		Hooks:               hook.NewStore(paths.ConfigDir),
+		MCPStore:            mcp.NewStore(paths.ConfigDir),
+		MCPPath:             o.Getenv("PATH"),
+		SocketDir:           sockRoot.Dir,
+		Executable:          exe,
+		Profiles:            profile.NewStore(paths.ConfigDir, paths.DataDir),
+		CatalogDir:          paths.ConfigDir,
+		PricesFile:          paths.PricesFile(),
+		ProxyIdleTimeout:    cfg.ProxyIdleTimeout(),
+		AuditWritable:       writable,
+		AuditState:          auditState,
+		Audit:               auditor,
+		AuditPath:           auditPath,
+		HMAC:                keyed,
+		Collectors:          collectors,
+		Keys:                keys,
+		Token:               tok,
+		TokenFile:           paths.TokenFile(),
+		ListenHost:          listenHostForGuard(listen),
+		StayAlive:           o.StayAlive,
+		IdleTimeout:         idle,
+		Logger:              logger,
+		SessionStore:        sessionstore.NewFile(paths.SessionsFile()),
+		SessionTTL:          cfg.SessionMaxTTL(),
+		SessionIdle:         sessionIdle(cfg),
+		SessionRestartGrace: restartGrace(cfg),
 
 		ProxyResponseHeaderTimeout: cfg.ProxyResponseHeaderTimeout(),
 	})
@@ -254,8 +257,8 @@ func (Daemon) Run(ctx context.Context, o cli.DaemonOptions) (err error) {
 		}
 		// The sessions a previous daemon kept are admitted again, those
 		// the log shows live among them. Any other it did not end (it
-		// crashed or was killed, or the session had a socket or a launch,
-		// which end with the daemon) is over now, and the log says so.
+		// crashed or was killed: it keeps 'profiles run' sessions only at
+		// a graceful stop) is over now, and the log says so.
 		open, err := audit.OpenSessions(ctx, auditPath)
 		if err != nil {
 			return fmt.Errorf("refusing to start: %w", err)
@@ -287,6 +290,9 @@ func (Daemon) Run(ctx context.Context, o cli.DaemonOptions) (err error) {
 		// says which are live.
 		srv.RestoreSessions(ctx, nil)
 	}
+	// What a killed daemon left of its session sockets, and what a
+	// stopped one kept for sessions not admitted again, goes.
+	sockRoot.Sweep(srv.SocketDirs())
 	logger.Info("daemon listening", "addr", state.Listen, "pid", state.PID, "version", state.Version, "stay_alive", o.StayAlive, "idle_timeout", idle.String())
 	if ready != nil {
 		fmt.Fprintf(ready, "ready %s\n", state.URL)
@@ -312,6 +318,15 @@ func (Daemon) Run(ctx context.Context, o cli.DaemonOptions) (err error) {
 // for never.
 func sessionIdle(cfg *config.Config) time.Duration {
 	if d := cfg.SessionIdle(); d > 0 {
+		return d
+	}
+	return -1
+}
+
+// restartGrace is sessions.restart_grace as the gateway takes it:
+// negative for none.
+func restartGrace(cfg *config.Config) time.Duration {
+	if d := cfg.RestartGrace(); d > 0 {
 		return d
 	}
 	return -1
