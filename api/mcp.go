@@ -31,6 +31,11 @@ type MCPServerRequest struct {
 	// for the shims on the way.
 	Path  string            `json:"path,omitempty"`
 	Shims map[string]string `json:"shims,omitempty"`
+	// Imported marks a server read from another client's configuration
+	// ('mcp import'), which an agent may have written: like a server
+	// without a sandbox, it may not run what the profile's agents can
+	// write, sandboxed or not.
+	Imported bool `json:"imported,omitempty"`
 }
 
 // MCPServerAdded is the answer to POST /api/mcp/servers: the server as

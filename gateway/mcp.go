@@ -318,7 +318,7 @@ func (g *mcpGateway) handleMCPAdd(w http.ResponseWriter, r *http.Request) {
 			// Unconfined, a shim runs as it would in the user's shell.
 			g.o.Log.Warn("MCP server added without a sandbox; its program is not resolved", "profile", req.Profile, "server", c.Name, "err", err)
 		}
-		if c.NoSandbox {
+		if c.NoSandbox || req.Imported {
 			if err := g.unconfinedRuns(req.Profile, c, runtime); err != nil {
 				writeError(w, http.StatusBadRequest, "invalid_mcp_server", err.Error())
 				return
@@ -326,6 +326,9 @@ func (g *mcpGateway) handleMCPAdd(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	detail := map[string]any{"command": c.Command, "url": c.URL, "credential": c.Credential, "timeout": c.Timeout.String()}
+	if req.Imported {
+		detail["imported"] = true
+	}
 	if c.URL == "" {
 		detail["sandbox"] = !c.NoSandbox
 		detail["ro"], detail["rw"], detail["network"] = c.ReadOnly, c.ReadWrite, c.Network
@@ -372,6 +375,9 @@ func (g *mcpGateway) unconfinedRuns(alias string, c mcpserver.Config, res *toolc
 		}
 	}
 	if tree := hook.NamesAgentWritable(strings.Join(words, " "), g.o.Hooks.agentWritable(p)); tree != "" {
+		if !c.NoSandbox {
+			return fmt.Errorf("MCP server %s would run or read what lies in %s (its command or a variable names it), which the agents of profile %s can write: an imported server must not run what an agent can change (an agent may have written its configuration); install it elsewhere, or add it yourself with ringlet mcp add", c.Name, tree, alias)
+		}
 		return fmt.Errorf("MCP server %s would run or read what lies in %s (its command or a variable names it), which the agents of profile %s can write: a server without a sandbox must not run what an agent can change; install it elsewhere, or add it without --no-sandbox", c.Name, tree, alias)
 	}
 	return nil

@@ -58,6 +58,26 @@ func (a *app) completeArgs(root *cobra.Command) {
 		return out, cobra.ShellCompDirectiveNoFileComp
 	}))
 
+	mcpImport := find("mcp", "import")
+	mustFlag(mcpImport.RegisterFlagCompletionFunc("from", func(*cobra.Command, []string, string) ([]cobra.Completion, cobra.ShellCompDirective) {
+		// A name of a client, or a file.
+		return []cobra.Completion{
+			cobra.CompletionWithDesc("claude", "Claude Code: .mcp.json and ~/.claude.json"),
+			cobra.CompletionWithDesc("claude-desktop", "Claude Desktop's config"),
+			cobra.CompletionWithDesc("codex", "Codex's config.toml"),
+			cobra.CompletionWithDesc("vscode", "VS Code's .vscode/mcp.json"),
+		}, cobra.ShellCompDirectiveDefault
+	}))
+	mustFlag(mcpImport.RegisterFlagCompletionFunc("network", fixed(
+		cobra.CompletionWithDesc("none", "loopback only (the default)"),
+		cobra.CompletionWithDesc("host", "the host's network"),
+	)))
+	mcpImport.ValidArgsFunction = func(_ *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+		if len(args) != 0 {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		return a.completeAliases(toComplete)
+	}
 	mcpSet := find("mcp", "set")
 	for _, c := range []*cobra.Command{mcpAdd, mcpSet} {
 		mustFlag(c.RegisterFlagCompletionFunc("secret", a.completeSecretFlag))

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -78,7 +79,7 @@ for your own MCP client, never an agent's.`,
 	}
 	cmd.Flags().BoolVar(&stdio, "stdio", false, "serve MCP on stdin/stdout, bridged to the daemon's /mcp (stdout carries only JSON-RPC)")
 	cmd.Flags().BoolVar(&admin, "admin", false, "with --stdio: serve Ringlet's own controls with the admin token, for your own MCP client (refused in a session's environment)")
-	cmd.AddCommand(a.mcpAddCmd(), a.mcpSetCmd(), a.mcpListCmd(), a.mcpShowCmd(), a.mcpRemoveCmd(), a.mcpApproveCmd())
+	cmd.AddCommand(a.mcpAddCmd(), a.mcpImportCmd(), a.mcpSetCmd(), a.mcpListCmd(), a.mcpShowCmd(), a.mcpRemoveCmd(), a.mcpApproveCmd())
 	return cmd
 }
 
@@ -243,22 +244,9 @@ PATH and HOME cannot be replaced. 'ringlet mcp set' changes them later.`,
 				return usageError{err}
 			}
 			if serverURL == "" {
-				// Found as this shell finds it, not as the daemon would
-				// (its PATH is that of whatever started it): the PATH and
-				// the version managers' answers go with the server.
-				dir, _ := os.Getwd() // only a relative program needs it, and says so
-				res, err := toolchain.Resolve(req.Command[0], a.resolveOptions(cmd.Context(), dir))
-				var nf *toolchain.NotFoundError
-				switch {
-				case err == nil:
-					req.Shims = res.Shims
-					if !filepath.IsAbs(req.Command[0]) && strings.Contains(req.Command[0], "/") {
-						req.Command[0] = res.Steps[0].Path // it runs in the workspace, not here
-					}
-				case !noSandbox || errors.As(err, &nf):
-					return c.ShimFix(err, p, true)
+				if err := a.resolveServer(cmd.Context(), &req, c); err != nil {
+					return err
 				}
-				req.Path = a.getenv("PATH")
 			}
 			cl, err := a.ensureDaemon(cmd.Context())
 			if err != nil {
@@ -291,6 +279,27 @@ PATH and HOME cannot be replaced. 'ringlet mcp set' changes them later.`,
 	cmd.Flags().StringVar(&network, "network", "", "for a stdio server: none (default; loopback only) or host")
 	cmd.Flags().BoolVar(&noSandbox, "no-sandbox", false, "for a stdio server: run it unconfined, with your privileges (warned and audited)")
 	return cmd
+}
+
+// resolveServer finds the command of the stdio server req (checked as c)
+// as this shell finds it, not as the daemon would (its PATH is that of
+// whatever started it): the PATH and the version managers' answers go
+// with the server.
+func (a *app) resolveServer(ctx context.Context, req *api.MCPServerRequest, c mcpserver.Config) error {
+	dir, _ := os.Getwd() // only a relative program needs it, and says so
+	res, err := toolchain.Resolve(req.Command[0], a.resolveOptions(ctx, dir))
+	var nf *toolchain.NotFoundError
+	switch {
+	case err == nil:
+		req.Shims = res.Shims
+		if !filepath.IsAbs(req.Command[0]) && strings.Contains(req.Command[0], "/") {
+			req.Command[0] = res.Steps[0].Path // it runs in the workspace, not here
+		}
+	case !req.NoSandbox || errors.As(err, &nf):
+		return c.ShimFix(err, req.Profile, true)
+	}
+	req.Path = a.getenv("PATH")
+	return nil
 }
 
 // envFlags parses repeated NAME=VALUE flags; a name given twice is
