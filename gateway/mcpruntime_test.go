@@ -90,6 +90,7 @@ func TestMCPServerRuntime(t *testing.T) {
 		"not found":                         {"profile": "work", "name": "nf", "command": []string{"no-such-program-here"}},
 		"no sandbox, a variable naming a file there": {"profile": "work", "name": "evil", "no_sandbox": true, "command": []string{"true"},
 			"env": map[string]string{"LD_PRELOAD": filepath.Join(w.home, "evil")}},
+		"imported, sandboxed, in the profile's HOME": {"profile": "work", "name": "evil", "imported": true, "command": []string{filepath.Join(w.home, "evil")}},
 	} {
 		if status, text := add(body); status != http.StatusBadRequest {
 			t.Errorf("%s: got %d %s, want 400", name, status, text)
