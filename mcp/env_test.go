@@ -168,6 +168,20 @@ func TestChangeServerRestartsIt(t *testing.T) {
 	if len(stored) != 1 || stored[0].Secrets["GITHUB_TOKEN"] != "github/work" {
 		t.Errorf("stored: got %+v", stored)
 	}
+	// The same reference again: restarted all the same (a key replaced in
+	// the store reaches it).
+	h, err := sw.srv.hub("a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u0 := h.upstream("gh")
+	if _, err := sw.srv.ChangeServer("a", "gh", mcpserver.EnvChange{Secrets: map[string]string{"GITHUB_TOKEN": "github/work"}}.Apply); err != nil {
+		t.Fatal(err)
+	}
+	if h.upstream("gh") == u0 {
+		t.Error("a change to the same reference: got the same run, want the server restarted")
+	}
+	waitFor(t, 10*time.Second, "the server restarted again", func() bool { return sw.status("a", "gh").State == StateRunning })
 	if _, err := sw.srv.ChangeServer("a", "gh", mcpserver.EnvChange{UnsetEnv: []string{"NOPE"}}.Apply); err == nil {
 		t.Error("unsetting a variable the server does not have: got no error")
 	}

@@ -136,6 +136,30 @@ func (h *hub) reload() {
 	}
 }
 
+// renew replaces the upstream name with a fresh one of the same
+// definition: a run of it is stopped and started again.
+func (h *hub) renew(name string) {
+	h.mu.Lock()
+	old := h.ups[name]
+	if old == nil {
+		h.mu.Unlock()
+		return
+	}
+	u := newUpstream(h, old.cfg)
+	h.ups[name] = u
+	h.mu.Unlock()
+	state, _, _, _ := old.snapshot()
+	old.stop()
+	h.publish()
+	if state == StateRunning || state == StateStarting {
+		h.srv.spawn(func() {
+			ctx, cancel := context.WithTimeout(u.ctx, h.srv.opts.StartTimeout+time.Second)
+			defer cancel()
+			_ = u.ensure(ctx, false) // its state says how it went
+		})
+	}
+}
+
 func equalArgv(a, b []string) bool {
 	if len(a) != len(b) {
 		return false

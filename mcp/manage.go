@@ -70,7 +70,13 @@ func (s *Server) ChangeServer(profile, name string, change func(*mcpserver.Confi
 		return mcpserver.Config{}, err
 	}
 	if h, err := s.hub(profile); err == nil {
+		before := h.upstream(name)
 		h.reload()
+		if after := h.upstream(name); after != nil && after == before {
+			// The same variables and references: restarted all the same,
+			// so that a key replaced in the store reaches it now.
+			h.renew(name)
+		}
 	}
 	changed.Pins = nil
 	return changed, nil
