@@ -16,6 +16,11 @@ type MCPServerRequest struct {
 	// Credential (provider/alias) is sent to an HTTP server as a bearer
 	// token by the gateway; the agent never sees it.
 	Credential string `json:"credential,omitempty"`
+	// Env and Secrets are a stdio server's variables: plain values, and
+	// references (provider/alias, or alias for mcp/alias) to keys in the
+	// credential store, read when it starts (see mcpserver.Config).
+	Env     map[string]string `json:"env,omitempty"`
+	Secrets map[string]string `json:"secrets,omitempty"`
 	// The sandbox of a stdio server (see mcpserver.Config).
 	ReadOnly  []string `json:"ro,omitempty"`
 	ReadWrite []string `json:"rw,omitempty"`
@@ -26,6 +31,11 @@ type MCPServerRequest struct {
 	// for the shims on the way.
 	Path  string            `json:"path,omitempty"`
 	Shims map[string]string `json:"shims,omitempty"`
+	// Imported marks a server read from another client's configuration
+	// ('mcp import'), which an agent may have written: like a server
+	// without a sandbox, it may not run what the profile's agents can
+	// write, sandboxed or not.
+	Imported bool `json:"imported,omitempty"`
 }
 
 // MCPServerAdded is the answer to POST /api/mcp/servers: the server as
@@ -49,3 +59,8 @@ type MCPApproved struct {
 	Server   string   `json:"server"`
 	Tools    int      `json:"tools"`
 }
+
+// MCPServerChange is the body of PATCH /api/mcp/servers/{profile}/{name}:
+// the variables of a stdio server to unset and to set. The answer is the
+// server as stored (mcpserver.Config); a run of it restarts.
+type MCPServerChange = mcpserver.EnvChange

@@ -46,6 +46,12 @@ const (
 	KindMCPApprove       = "mcp.approve"
 	KindPricesImport     = "prices.import"
 	KindPricesReset      = "prices.reset"
+	// KindMCPUpdate: a server's variables were changed ('mcp set').
+	KindMCPUpdate = "mcp.update"
+	// KindMCPSecrets: secrets were given to a stdio MCP server as it
+	// started, each by its variable's name and its reference, never a
+	// value. The server does not start without it.
+	KindMCPSecrets = "mcp.secrets"
 	// KindMCPServerRestart: an upstream MCP server failed (it crashed, a
 	// call got no answer in time, it could not be reached or started) and
 	// is restarted after a backoff.
@@ -65,7 +71,7 @@ var Kinds = []string{
 	KindCredentialSet, KindCredentialRemove, KindProfileCreate, KindProfileDelete,
 	KindProfileLaunch, KindSessionStart, KindSessionEnd, KindSessionRestore, KindToolCall,
 	KindHookDecision, KindProviderRequest, KindSandboxViolation, KindProviderAdd, KindHookAdd, KindHookRemove, KindProfileUpdate, KindSandboxEgress,
-	KindMCPAdd, KindMCPRemove, KindMCPApprove, KindMCPServerRestart, KindAuditResume, KindAuditEpoch,
+	KindMCPAdd, KindMCPRemove, KindMCPApprove, KindMCPUpdate, KindMCPSecrets, KindMCPServerRestart, KindAuditResume, KindAuditEpoch,
 	KindPricesImport, KindPricesReset,
 }
 

@@ -336,6 +336,13 @@ func (c *Client) RemoveMCPServer(ctx context.Context, profile, name string) (mcp
 	return got, c.Do(ctx, http.MethodDelete, "/api/mcp/servers/"+seg(profile)+"/"+seg(name), nil, &got)
 }
 
+// SetMCPServer is PATCH /api/mcp/servers/{profile}/{name}: change a
+// server's variables.
+func (c *Client) SetMCPServer(ctx context.Context, profile, name string, ch api.MCPServerChange) (mcpserver.Config, error) {
+	var got mcpserver.Config
+	return got, c.Do(ctx, http.MethodPatch, "/api/mcp/servers/"+seg(profile)+"/"+seg(name), ch, &got)
+}
+
 // ApproveMCPServer is POST /api/mcp/servers/{profile}/{name}/approve.
 func (c *Client) ApproveMCPServer(ctx context.Context, profile, name string) (api.MCPApproved, error) {
 	var out api.MCPApproved

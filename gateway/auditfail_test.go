@@ -280,6 +280,11 @@ func TestEveryActionRefusedWhenAuditFails(t *testing.T) {
 				t.Errorf("imported prices: got %v, want them kept", err)
 			}
 		}},
+		{"mcp set", "PATCH", "/api/mcp/servers/work/kept", false, func(*auditFailWorld) string { return `{"env":{"MODE":"changed"}}` }, func(t *testing.T, w *auditFailWorld) {
+			if list, _ := w.s.mcp.srv.Servers("work"); len(list) != 1 || list[0].Env != nil {
+				t.Errorf("MCP servers of work: got %+v, want kept unchanged", list)
+			}
+		}},
 		{"provider request", "POST", "/proxy/v1/messages", true, func(*auditFailWorld) string { return `{"model":"m","messages":[]}` }, func(t *testing.T, w *auditFailWorld) {
 			if n := w.upstream.Load(); n != 0 {
 				t.Errorf("requests the provider saw: got %d, want 0", n)
@@ -305,6 +310,11 @@ func TestEveryActionRefusedWhenAuditFails(t *testing.T) {
 			}
 			if tt.name == "mcp remove" {
 				if _, err := w.s.mcp.srv.AddServer("work", mcpserver.Config{Name: "kept", URL: "https://mcp.example.com/mcp"}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tt.name == "mcp set" {
+				if _, err := w.s.mcp.srv.AddServer("work", mcpserver.Config{Name: "kept", Command: []string{"true"}}); err != nil {
 					t.Fatal(err)
 				}
 			}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"os"
 	"slices"
@@ -92,6 +93,10 @@ func newMCPGateway(o mcpOptions) *mcpGateway {
 		Version: version.Get().Version,
 		Logger:  o.Log.With("component", "mcp"),
 		OnFault: g.fault,
+		OnSecrets: func(profile, server string, secrets map[string]string) error {
+			return g.o.Rec.record(context.Background(), audit.Record{Kind: audit.KindMCPSecrets, Profile: profile, Actor: audit.ActorDaemon,
+				Target: server, Decision: audit.Allow, Detail: audit.DetailJSON(map[string]any{"secrets": secrets})})
+		},
 	})
 	o.Metrics.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "ringlet_mcp_sessions", Help: "Live MCP sessions on /mcp, every token.",
@@ -268,7 +273,7 @@ func (g *mcpGateway) handleMCPAdd(w http.ResponseWriter, r *http.Request) {
 	if !knownProfile(w, g.o.Log, g.o.Profiles, req.Profile) {
 		return
 	}
-	c := mcpserver.Config{Name: req.Name, Command: req.Command, URL: req.URL, Credential: req.Credential,
+	c := mcpserver.Config{Name: req.Name, Command: req.Command, URL: req.URL, Credential: req.Credential, Env: req.Env, Secrets: req.Secrets,
 		ReadOnly: req.ReadOnly, ReadWrite: req.ReadWrite, Network: req.Network, NoSandbox: req.NoSandbox, Path: req.Path, Shims: req.Shims}
 	if req.Timeout != "" {
 		d, err := time.ParseDuration(req.Timeout)
@@ -292,6 +297,9 @@ func (g *mcpGateway) handleMCPAdd(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid_mcp_server", err.Error())
 		return
 	}
+	if !g.secretsResolve(w, c.Secrets) {
+		return
+	}
 	var runtime *toolchain.Resolution
 	if c.URL == "" {
 		// Refused now rather than failing at every start: a program that
@@ -310,7 +318,7 @@ func (g *mcpGateway) handleMCPAdd(w http.ResponseWriter, r *http.Request) {
 			// Unconfined, a shim runs as it would in the user's shell.
 			g.o.Log.Warn("MCP server added without a sandbox; its program is not resolved", "profile", req.Profile, "server", c.Name, "err", err)
 		}
-		if c.NoSandbox {
+		if c.NoSandbox || req.Imported {
 			if err := g.unconfinedRuns(req.Profile, c, runtime); err != nil {
 				writeError(w, http.StatusBadRequest, "invalid_mcp_server", err.Error())
 				return
@@ -318,9 +326,14 @@ func (g *mcpGateway) handleMCPAdd(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	detail := map[string]any{"command": c.Command, "url": c.URL, "credential": c.Credential, "timeout": c.Timeout.String()}
+	if req.Imported {
+		detail["imported"] = true
+	}
 	if c.URL == "" {
 		detail["sandbox"] = !c.NoSandbox
 		detail["ro"], detail["rw"], detail["network"] = c.ReadOnly, c.ReadWrite, c.Network
+		// Names and references only: a value is never recorded.
+		detail["env"], detail["secrets"] = slices.Sorted(maps.Keys(c.Env)), c.Secrets
 		if runtime != nil {
 			detail["program"], detail["runtime"], detail["shims"] = runtime.Program, runtime.Binds, runtime.Shims
 		}
@@ -351,15 +364,125 @@ func (g *mcpGateway) unconfinedRuns(alias string, c mcpserver.Config, res *toolc
 		return err
 	}
 	words := append([]string{}, c.Command...)
+	// A variable can run what it names too (LD_PRELOAD, NODE_OPTIONS,
+	// PYTHONPATH).
+	for _, name := range slices.Sorted(maps.Keys(c.Env)) {
+		words = append(words, c.Env[name])
+	}
 	if res != nil {
 		for _, s := range res.Steps {
 			words = append(words, s.Path)
 		}
 	}
 	if tree := hook.NamesAgentWritable(strings.Join(words, " "), g.o.Hooks.agentWritable(p)); tree != "" {
-		return fmt.Errorf("MCP server %s would run what lies in %s, which the agents of profile %s can write: a server without a sandbox must not run what an agent can change; install it elsewhere, or add it without --no-sandbox", c.Name, tree, alias)
+		if !c.NoSandbox {
+			return fmt.Errorf("MCP server %s would run or read what lies in %s (its command or a variable names it), which the agents of profile %s can write: an imported server must not run what an agent can change (an agent may have written its configuration); install it elsewhere, or add it yourself with ringlet mcp add", c.Name, tree, alias)
+		}
+		return fmt.Errorf("MCP server %s would run or read what lies in %s (its command or a variable names it), which the agents of profile %s can write: a server without a sandbox must not run what an agent can change; install it elsewhere, or add it without --no-sandbox", c.Name, tree, alias)
 	}
 	return nil
+}
+
+// secretsResolve checks that each secret names a key in the credential
+// store, so that a server is not stored to fail at every start; when not,
+// it has answered with the command that stores it.
+func (g *mcpGateway) secretsResolve(w http.ResponseWriter, secrets map[string]string) bool {
+	for _, name := range slices.Sorted(maps.Keys(secrets)) {
+		ref, err := credentials.ParseRef(secrets[name])
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "invalid_mcp_server", fmt.Sprintf("--secret %s: %v", name, err))
+			return false
+		}
+		_, err = g.o.Keys.Get(ref)
+		switch {
+		case errors.Is(err, credentials.ErrNotFound):
+			writeError(w, http.StatusBadRequest, "invalid_mcp_server", fmt.Sprintf("--secret %s: no key %s in the credential store; store it first with 'ringlet keychain set %s %s'", name, ref, ref.Provider, ref.Alias))
+			return false
+		case err != nil:
+			keychainError(w, g.o.Log, fmt.Errorf("--secret %s: %w", name, err))
+			return false
+		}
+	}
+	return true
+}
+
+// handleMCPSet changes a server's variables ('mcp set'); a run of it is
+// restarted with the new ones. The change is audited first, by names and
+// references only.
+func (g *mcpGateway) handleMCPSet(w http.ResponseWriter, r *http.Request) {
+	alias, name, ok := g.serverParams(w, r)
+	if !ok {
+		return
+	}
+	var ch api.MCPServerChange
+	if !decodeJSON(w, r, &ch) {
+		return
+	}
+	if ch.Empty() {
+		writeError(w, http.StatusBadRequest, "invalid_mcp_server", "nothing to change: give --env, --unset-env, --secret or --unset-secret")
+		return
+	}
+	cfgs, err := g.o.Store.List(alias)
+	if err != nil {
+		mcpError(w, g.o.Log, err)
+		return
+	}
+	i := slices.IndexFunc(cfgs, func(c mcpserver.Config) bool { return c.Name == name })
+	if i < 0 {
+		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("profile %s has no MCP server %s ('ringlet mcp list %s' shows them)", alias, name, alias))
+		return
+	}
+	// What the change makes of the server, checked as an add would be.
+	c := cfgs[i]
+	c.Env, c.Secrets = maps.Clone(c.Env), maps.Clone(c.Secrets)
+	err = ch.Apply(&c)
+	if err == nil {
+		err = c.Validate()
+	}
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "invalid_mcp_server", err.Error())
+		return
+	}
+	if !g.secretsResolve(w, c.Secrets) {
+		return
+	}
+	if c.NoSandbox {
+		var runtime *toolchain.Resolution
+		if res, err := g.o.Launch.MCPRuntime(c, c.Command[0], c.SearchPath(g.o.Path)); err == nil {
+			runtime = res
+		}
+		if err := g.unconfinedRuns(alias, c, runtime); err != nil {
+			writeError(w, http.StatusBadRequest, "invalid_mcp_server", err.Error())
+			return
+		}
+	}
+	detail := map[string]any{"set_env": slices.Sorted(maps.Keys(ch.Env)), "unset_env": ch.UnsetEnv, "set_secrets": ch.Secrets, "unset_secrets": ch.UnsetSecrets}
+	if ch.Secrets != nil {
+		// As stored: the references in their full form.
+		full := map[string]string{}
+		for n := range ch.Secrets {
+			full[n] = c.Secrets[n]
+		}
+		detail["set_secrets"] = full
+	}
+	if !g.o.Rec.recordOr503(w, r, audit.Record{Kind: audit.KindMCPUpdate, Profile: alias, Actor: audit.ActorAdmin, Target: name, Decision: audit.Allow,
+		Detail: audit.DetailJSON(detail)}) {
+		return
+	}
+	changed, err := g.srv.ChangeServer(alias, name, ch.Apply)
+	if err != nil {
+		// The record above said allow; say it did not happen.
+		_ = g.o.Rec.record(r.Context(), audit.Record{Kind: audit.KindMCPUpdate, Profile: alias, Actor: audit.ActorAdmin, Target: name, Decision: audit.Error,
+			Detail: audit.DetailJSON(map[string]any{"error": err.Error()})})
+		if errors.Is(err, mcp.ErrNotFound) {
+			mcpError(w, g.o.Log, err)
+		} else {
+			writeError(w, http.StatusConflict, "conflict", err.Error())
+		}
+		return
+	}
+	g.o.Log.Info("MCP server changed", "profile", alias, "server", name, "variables", changed.EnvNames())
+	writeJSON(w, http.StatusOK, changed)
 }
 
 // serverParams are the profile and server of a /api/mcp/servers/{profile}/{name}

@@ -3,6 +3,7 @@ package gateway
 import (
 	"encoding/json"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -267,7 +268,7 @@ func TestMCPAdminToolsAreTheRESTAPI(t *testing.T) {
 	w := newMCPWorld(t)
 	c := w.connect(t, testToken)
 	names := toolNames(t, c)
-	want := []string{"audit_query", "audit_verify", "hooks_add", "hooks_list", "hooks_remove", "keychain_list", "profiles_create", "profiles_delete",
+	want := []string{"audit_query", "audit_verify", "hooks_add", "hooks_list", "hooks_remove", "keychain_list", "mcp_servers_list", "mcp_servers_set", "profiles_create", "profiles_delete",
 		"profiles_inspect", "profiles_list", "sessions_list", "sessions_revoke", "usage_summary"}
 	if !slices.Equal(names, want) {
 		t.Fatalf("admin tools: got %v, want %v", names, want)
@@ -449,7 +450,21 @@ func TestMCPServersREST(t *testing.T) {
 		{"POST", "/api/mcp/servers", `{"profile":"nope","name":"fs","command":["true"]}`, 404},
 		{"POST", "/api/mcp/servers", `{"profile":"work","name":"Bad_Name","command":["true"]}`, 400},
 		{"POST", "/api/mcp/servers", `{"profile":"work","name":"x","command":[]}`, 400},
-		{"POST", "/api/mcp/servers", `{"profile":"work","name":"x","command":["true"],"env":{"A":"b"}}`, 400},
+		{"POST", "/api/mcp/servers", `{"profile":"work","name":"x","command":["true"],"environment":{"A":"b"}}`, 400},
+		{"POST", "/api/mcp/servers", `{"profile":"work","name":"x","command":["true"],"env":{"PATH":"/tmp"}}`, 400},
+		{"POST", "/api/mcp/servers", `{"profile":"work","name":"x","command":["true"],"env":{"A-B":"1"}}`, 400},
+		{"POST", "/api/mcp/servers", `{"profile":"work","name":"x","command":["true"],"secrets":{"TOKEN":"local/nobody"}}`, 400},
+		{"POST", "/api/mcp/servers", `{"profile":"work","name":"x","url":"https://mcp.example.com/mcp","secrets":{"TOKEN":"local/work"}}`, 400},
+		{"POST", "/api/mcp/servers", `{"profile":"work","name":"gh","command":["true"],"env":{"MODE":"a"},"secrets":{"TOKEN":"local/work"}}`, 201},
+		{"PATCH", "/api/mcp/servers/work/gh", `{"env":{"MODE":"b"},"unset_secrets":["TOKEN"],"secrets":{"OTHER":"local/other"}}`, 200},
+		{"PATCH", "/api/mcp/servers/work/gh", `{}`, 400},
+		{"PATCH", "/api/mcp/servers/work/gh", `{"secrets":{"X":"local/nobody"}}`, 400},
+		{"PATCH", "/api/mcp/servers/work/gh", `{"unset_env":["NOPE"]}`, 400},
+		{"PATCH", "/api/mcp/servers/work/gh", `{"secrets":{"MODE":"local/work"}}`, 400},
+		{"PATCH", "/api/mcp/servers/work/gh", `{"env":{"HOME":"/tmp"}}`, 400},
+		{"PATCH", "/api/mcp/servers/work/gh", `{"env":{"A":"1"},"extra":1}`, 400},
+		{"PATCH", "/api/mcp/servers/work/nope", `{"env":{"A":"1"}}`, 404},
+		{"PATCH", "/api/mcp/servers/nope/gh", `{"env":{"A":"1"}}`, 404},
 		{"POST", "/api/mcp/servers", `{"profile":"work","name":"x","command":["true"],"timeout":"1ms"}`, 400},
 		{"GET", "/api/mcp/servers?profile=work", "", 200},
 		{"GET", "/api/mcp/servers?profile=../etc", "", 400},
@@ -464,6 +479,26 @@ func TestMCPServersREST(t *testing.T) {
 	recs, _, _ := audit.Query(t.Context(), w.auditPath, audit.Filter{Kinds: []string{audit.KindMCPAdd, audit.KindMCPRemove}, Limit: 10})
 	if len(recs) < 2 {
 		t.Errorf("mcp.add/mcp.remove records: got %d, want at least 2", len(recs))
+	}
+	// gh as stored and listed: names and references, no key.
+	_, text := w.rest(t, testToken, "GET", "/api/mcp/servers?profile=work", "")
+	var list api.MCPServerList
+	if err := json.Unmarshal([]byte(text), &list); err != nil || len(list.Servers) != 1 ||
+		!maps.Equal(list.Servers[0].Env, map[string]string{"MODE": "b"}) || !maps.Equal(list.Servers[0].Secrets, map[string]string{"OTHER": "local/other"}) {
+		t.Errorf("GET /api/mcp/servers after PATCH: got %s", text)
+	}
+	updates, _, _ := audit.Query(t.Context(), w.auditPath, audit.Filter{Kinds: []string{audit.KindMCPUpdate}, Limit: 10})
+	if len(updates) != 1 || !strings.Contains(string(updates[0].Detail), `"OTHER":"local/other"`) || !strings.Contains(string(updates[0].Detail), `"unset_secrets":["TOKEN"]`) {
+		t.Errorf("mcp.update records: got %+v, want the one change, by names and references", updates)
+	}
+	all, _, _ := audit.Query(t.Context(), w.auditPath, audit.Filter{Limit: 1000})
+	for _, r := range all {
+		if strings.Contains(string(r.Detail), "sk-secret-key-of-") {
+			t.Errorf("audit record %s holds a key: %s", r.Kind, r.Detail)
+		}
+	}
+	if strings.Contains(text, "sk-secret-key-of-") {
+		t.Errorf("GET /api/mcp/servers holds a key: %s", text)
 	}
 	// A session token is refused on the REST API.
 	_, tok := w.session(t, "work")

@@ -88,6 +88,9 @@ func TestMCPServerRuntime(t *testing.T) {
 		"HTTP with shims":                   {"profile": "work", "name": "web", "url": "https://mcp.example.com/mcp", "shims": map[string]string{shim: real}},
 		"a relative answer":                 {"profile": "work", "name": "rel", "command": []string{"python3"}, "path": shims, "shims": map[string]string{shim: "python3"}},
 		"not found":                         {"profile": "work", "name": "nf", "command": []string{"no-such-program-here"}},
+		"no sandbox, a variable naming a file there": {"profile": "work", "name": "evil", "no_sandbox": true, "command": []string{"true"},
+			"env": map[string]string{"LD_PRELOAD": filepath.Join(w.home, "evil")}},
+		"imported, sandboxed, in the profile's HOME": {"profile": "work", "name": "evil", "imported": true, "command": []string{filepath.Join(w.home, "evil")}},
 	} {
 		if status, text := add(body); status != http.StatusBadRequest {
 			t.Errorf("%s: got %d %s, want 400", name, status, text)
@@ -95,5 +98,10 @@ func TestMCPServerRuntime(t *testing.T) {
 	}
 	if status, text := add(map[string]any{"profile": "work", "name": "ok", "no_sandbox": true, "command": []string{"true"}}); status != http.StatusCreated {
 		t.Errorf("no sandbox, a system program: got %d %s, want 201", status, text)
+	}
+	// Nor may a variable set later make it run what an agent wrote.
+	if status, text := w.rest(t, testToken, "PATCH", "/api/mcp/servers/work/ok", `{"env":{"NODE_OPTIONS":"--require `+filepath.Join(w.home, "evil")+`"}}`); status != http.StatusBadRequest ||
+		!strings.Contains(text, "agents of profile work can write") {
+		t.Errorf("no sandbox, a variable set to a file there: got %d %s, want 400", status, text)
 	}
 }

@@ -230,6 +230,7 @@ func (s *Server) routes() []route {
 		{get, "/api/mcp/servers/", byAdmin, onTCP, refuseAdmin, limited(s.mcp.handleMCPList)},
 		{post, "/api/mcp/servers/", byAdmin, onTCP, refuseAdmin, limited(s.mcp.handleMCPAdd)},
 		{del, "/api/mcp/servers/{profile}/{name}", byAdmin, onTCP, refuseAdmin, limited(s.mcp.handleMCPRemove)},
+		{patch, "/api/mcp/servers/{profile}/{name}", byAdmin, onTCP, refuseAdmin, limited(s.mcp.handleMCPSet)},
 		{post, "/api/mcp/servers/{profile}/{name}/approve", byAdmin, onTCP, refuseAdmin, limited(s.mcp.handleMCPApprove)},
 	}
 

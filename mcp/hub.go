@@ -94,6 +94,7 @@ func (h *hub) reload() {
 			h.srv.log.Error("could not read the MCP servers", "profile", h.profile, "err", err)
 		}
 	}
+	var restart []string
 	h.mu.Lock()
 	old := h.ups
 	h.ups, h.order, h.loaded = map[string]*upstream{}, nil, true
@@ -101,7 +102,15 @@ func (h *hub) reload() {
 		// An upstream's definition never changes while it runs (pins are
 		// read from the store when tools are published).
 		u := old[c.Name]
-		if u == nil || !u.cfg.Created.Equal(c.Created) || !equalArgv(u.cfg.Command, c.Command) || u.cfg.URL != c.URL || u.cfg.Timeout != c.Timeout {
+		if u == nil || !u.cfg.Created.Equal(c.Created) || !equalArgv(u.cfg.Command, c.Command) || u.cfg.URL != c.URL || u.cfg.Timeout != c.Timeout ||
+			!maps.Equal(u.cfg.Env, c.Env) || !maps.Equal(u.cfg.Secrets, c.Secrets) {
+			if u != nil {
+				// Its environment changed ('mcp set'): a run with the old
+				// one is stopped below, and started again with the new.
+				if state, _, _, _ := u.snapshot(); state == StateRunning || state == StateStarting {
+					restart = append(restart, c.Name)
+				}
+			}
 			u = newUpstream(h, c)
 		}
 		h.ups[c.Name] = u
@@ -116,6 +125,39 @@ func (h *hub) reload() {
 	h.mu.Unlock()
 	stopEach(gone)
 	h.publish()
+	for _, name := range restart {
+		if u := h.upstream(name); u != nil {
+			h.srv.spawn(func() {
+				ctx, cancel := context.WithTimeout(u.ctx, h.srv.opts.StartTimeout+time.Second)
+				defer cancel()
+				_ = u.ensure(ctx, false) // its state says how it went
+			})
+		}
+	}
+}
+
+// renew replaces the upstream name with a fresh one of the same
+// definition: a run of it is stopped and started again.
+func (h *hub) renew(name string) {
+	h.mu.Lock()
+	old := h.ups[name]
+	if old == nil {
+		h.mu.Unlock()
+		return
+	}
+	u := newUpstream(h, old.cfg)
+	h.ups[name] = u
+	h.mu.Unlock()
+	state, _, _, _ := old.snapshot()
+	old.stop()
+	h.publish()
+	if state == StateRunning || state == StateStarting {
+		h.srv.spawn(func() {
+			ctx, cancel := context.WithTimeout(u.ctx, h.srv.opts.StartTimeout+time.Second)
+			defer cancel()
+			_ = u.ensure(ctx, false) // its state says how it went
+		})
+	}
 }
 
 func equalArgv(a, b []string) bool {

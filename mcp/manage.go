@@ -59,6 +59,29 @@ func (s *Server) AddServer(profile string, c mcpserver.Config) (mcpserver.Config
 	return added, nil
 }
 
+// ChangeServer changes a stored upstream server (its environment); a run
+// of it with the old definition is stopped and started again with the new.
+func (s *Server) ChangeServer(profile, name string, change func(*mcpserver.Config) error) (mcpserver.Config, error) {
+	if s.opts.Store == nil {
+		return mcpserver.Config{}, errNoStore
+	}
+	changed, err := s.opts.Store.Change(profile, name, change)
+	if err != nil {
+		return mcpserver.Config{}, err
+	}
+	if h, err := s.hub(profile); err == nil {
+		before := h.upstream(name)
+		h.reload()
+		if after := h.upstream(name); after != nil && after == before {
+			// The same variables and references: restarted all the same,
+			// so that a key replaced in the store reaches it now.
+			h.renew(name)
+		}
+	}
+	changed.Pins = nil
+	return changed, nil
+}
+
 // RemoveServer stops and forgets an upstream server.
 func (s *Server) RemoveServer(profile, name string) (mcpserver.Config, error) {
 	if s.opts.Store == nil {

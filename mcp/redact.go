@@ -11,6 +11,7 @@ import (
 
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
 
+	"github.com/neullabs/ringlet/mcp/mcpserver"
 	"github.com/neullabs/ringlet/provider"
 )
 
@@ -28,7 +29,9 @@ type given struct {
 	compiled *provider.Secrets
 }
 
-const maxGivenKeys = 4
+// maxGivenKeys bounds the values kept: a server's secrets (at most
+// mcpserver.MaxEnv) and the keys it was sent before, a few of each.
+const maxGivenKeys = 4 * mcpserver.MaxEnv
 
 func (g *given) add(key string) {
 	if key == "" {

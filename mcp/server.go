@@ -74,6 +74,11 @@ type Options struct {
 	// OnFault is told of every upstream server fault (a crash, a call
 	// timeout, a failed start), for the audit log. Nil: none.
 	OnFault func(Fault)
+	// OnSecrets is told, before a stdio server starts, which secrets it
+	// is given (variable name to provider/alias, never a value), for the
+	// audit log. An error refuses the start: a secret is never given
+	// without its record. Nil: servers with secrets do not start.
+	OnSecrets func(profile, server string, secrets map[string]string) error
 }
 
 // ProtocolVersions are the MCP revisions Ringlet serves, newest first.

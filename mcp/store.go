@@ -59,6 +59,31 @@ func (s *Store) Add(profile string, c mcpserver.Config) (mcpserver.Config, error
 	return c, nil
 }
 
+// Change applies change to a stored server and keeps the result once it
+// validates; it returns the server as stored. The server's pins are kept.
+func (s *Store) Change(profile, name string, change func(*mcpserver.Config) error) (mcpserver.Config, error) {
+	var out mcpserver.Config
+	err := s.files.Update(profile, func(servers []mcpserver.Config) ([]mcpserver.Config, error) {
+		for i := range servers {
+			if servers[i].Name != name {
+				continue
+			}
+			c := servers[i]
+			c.Env, c.Secrets = maps.Clone(c.Env), maps.Clone(c.Secrets)
+			if err := change(&c); err != nil {
+				return nil, err
+			}
+			if err := c.Validate(); err != nil {
+				return nil, err
+			}
+			servers[i], out = c, c
+			return servers, nil
+		}
+		return nil, notFound(profile, name)
+	})
+	return out, err
+}
+
 // Remove deletes a server by name.
 func (s *Store) Remove(profile, name string) (mcpserver.Config, error) {
 	var removed mcpserver.Config

@@ -67,7 +67,7 @@ func TestStoreRefusesUnknownFields(t *testing.T) {
 	}
 	path := filepath.Join(dir, "mcp", "work.json")
 	for name, content := range map[string]string{
-		"unknown field": `{"version":1,"servers":[{"name":"fs","command":["x"],"env":{"KEY":"v"}}]}`,
+		"unknown field": `{"version":1,"servers":[{"name":"fs","command":["x"],"environment":{"KEY":"v"}}]}`,
 		"bad version":   `{"version":2,"servers":[]}`,
 		"not JSON":      `{`,
 	} {

@@ -14,6 +14,7 @@ import (
 	"github.com/mark3labs/mcp-go/server"
 
 	"github.com/neullabs/ringlet/audit"
+	"github.com/neullabs/ringlet/mcp/mcpserver"
 	"github.com/neullabs/ringlet/names"
 )
 
@@ -24,15 +25,23 @@ import (
 
 // Patterns of the names tools accept; the REST handlers check them again.
 const (
-	aliasPattern    = `^` + names.Pattern + `$`
-	sessionPattern  = `^s_[0-9a-f]{16}$`
-	hookPattern     = `^h_[0-9a-f]{8}$`
-	timePattern     = `^[0-9A-Za-z:.+-]{1,40}$`
-	cursorPattern   = `^[1-9][0-9]{0,18}$`
-	durationPattern = `^[0-9]{1,6}(\.[0-9]{1,3})?(ms|s|m)$`
+	aliasPattern     = `^` + names.Pattern + `$`
+	sessionPattern   = `^s_[0-9a-f]{16}$`
+	hookPattern      = `^h_[0-9a-f]{8}$`
+	timePattern      = `^[0-9A-Za-z:.+-]{1,40}$`
+	cursorPattern    = `^[1-9][0-9]{0,18}$`
+	durationPattern  = `^[0-9]{1,6}(\.[0-9]{1,3})?(ms|s|m)$`
+	serverPattern    = `^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$`
+	envNamePattern   = `^[A-Za-z_][A-Za-z0-9_]{0,127}$`
+	secretRefPattern = `^(` + names.Pattern + `/)?` + names.Pattern + `$`
 )
 
-const adminInstructions = `Ringlet's controls: profiles (an agent bound to a provider, model and workspace), their sessions, pre-tool-use hooks that can refuse tool calls, the tamper-evident audit log and token usage. Reads are safe; profiles_delete, sessions_revoke and hooks_remove change things at once and are audited. No tool returns a key.`
+// propertyNames constrains an object's member names.
+func propertyNames(pattern string) mcpgo.PropertyOption {
+	return func(schema map[string]any) { schema["propertyNames"] = map[string]any{"pattern": pattern} }
+}
+
+const adminInstructions = `Ringlet's controls: profiles (an agent bound to a provider, model and workspace), their sessions, pre-tool-use hooks that can refuse tool calls, the tamper-evident audit log and token usage. Reads are safe; profiles_delete, sessions_revoke, hooks_remove and mcp_servers_set change things at once and are audited. No tool returns a key.`
 
 const sessionInstructions = `Ringlet session tools: read-only facts about this session (its profile, expiry, audit records and token usage), plus the tools of the profile's MCP servers, named <server>__<tool>. Every call to those is checked by the profile's hooks first; a refused call returns an error result with the reason.`
 
@@ -181,6 +190,37 @@ func adminTools() []server.ServerTool {
 				ID      string `json:"id"`
 			}) (string, string, any) {
 				return "DELETE", "/api/hooks/" + url.PathEscape(a.Profile) + "/" + url.PathEscape(a.ID), nil
+			})},
+		{Tool: mcpgo.NewTool("mcp_servers_list",
+			mcpgo.WithDescription("List a profile's upstream MCP servers: state, command or URL, sandbox, the names of their variables and the stored keys their secrets come from (never a value), and their tools."),
+			mcpgo.WithString("profile", mcpgo.Required(), mcpgo.Description("Profile alias."), mcpgo.Pattern(aliasPattern)),
+			annotate("List MCP servers", true, false, true), strict()),
+			Handler: apiTool(func(a struct {
+				Profile string `json:"profile"`
+			}) (string, string, any) {
+				return "GET", "/api/mcp/servers" + query("profile", a.Profile), nil
+			})},
+		{Tool: mcpgo.NewTool("mcp_servers_set",
+			mcpgo.WithDescription("Change the environment of a profile's stdio MCP server: plain variables (env, unset_env) and secrets, each a key already in Ringlet's credential store named provider/alias (secrets, unset_secrets). Unsets apply first. A running server restarts with the new environment. Returns the server as stored, never a secret's value."),
+			mcpgo.WithString("profile", mcpgo.Required(), mcpgo.Description("Profile alias."), mcpgo.Pattern(aliasPattern)),
+			mcpgo.WithString("name", mcpgo.Required(), mcpgo.Description("The server's name (mcp_servers_list shows them)."), mcpgo.Pattern(serverPattern)),
+			mcpgo.WithObject("env", mcpgo.Description("Plain variables to set, NAME: value. Not for secrets."),
+				mcpgo.AdditionalProperties(map[string]any{"type": "string", "maxLength": 32768}), propertyNames(envNamePattern)),
+			mcpgo.WithArray("unset_env", mcpgo.Description("Plain variables to remove."), mcpgo.Items(map[string]any{"type": "string", "pattern": envNamePattern})),
+			mcpgo.WithObject("secrets", mcpgo.Description("Secrets to give, NAME: provider/alias of a stored key (a bare alias is mcp/alias)."),
+				mcpgo.AdditionalProperties(map[string]any{"type": "string", "pattern": secretRefPattern}), propertyNames(envNamePattern)),
+			mcpgo.WithArray("unset_secrets", mcpgo.Description("Secrets to stop giving."), mcpgo.Items(map[string]any{"type": "string", "pattern": envNamePattern})),
+			annotate("Change an MCP server's environment", false, false, true), strict()),
+			Handler: apiTool(func(a struct {
+				Profile      string            `json:"profile"`
+				Name         string            `json:"name"`
+				Env          map[string]string `json:"env,omitempty"`
+				UnsetEnv     []string          `json:"unset_env,omitempty"`
+				Secrets      map[string]string `json:"secrets,omitempty"`
+				UnsetSecrets []string          `json:"unset_secrets,omitempty"`
+			}) (string, string, any) {
+				body := mcpserver.EnvChange{Env: a.Env, UnsetEnv: a.UnsetEnv, Secrets: a.Secrets, UnsetSecrets: a.UnsetSecrets}
+				return "PATCH", "/api/mcp/servers/" + url.PathEscape(a.Profile) + "/" + url.PathEscape(a.Name), body
 			})},
 		{Tool: mcpgo.NewTool("keychain_list",
 			mcpgo.WithDescription("List the provider keys Ringlet stores, by name only (provider/alias, backend, status, dates). No tool ever returns a key."),

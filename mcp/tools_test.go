@@ -104,6 +104,9 @@ func TestAdminToolsAreREST(t *testing.T) {
 		{"hooks_add", map[string]any{"profile": "work", "event": "pre-tool-use", "shell": "true", "timeout": "5s"}, "POST", "/api/hooks", `{"profile":"work","event":"pre-tool-use","shell":"true","timeout":"5s"}`},
 		{"hooks_remove", map[string]any{"profile": "work", "id": "h_0123abcd"}, "DELETE", "/api/hooks/work/h_0123abcd", ""},
 		{"keychain_list", nil, "GET", "/api/keychain", ""},
+		{"mcp_servers_list", map[string]any{"profile": "work"}, "GET", "/api/mcp/servers?profile=work", ""},
+		{"mcp_servers_set", map[string]any{"profile": "work", "name": "gh", "env": map[string]any{"DEBUG": "1"}, "secrets": map[string]any{"GITHUB_TOKEN": "github/work"}, "unset_secrets": []string{"OLD"}},
+			"PATCH", "/api/mcp/servers/work/gh", `{"env":{"DEBUG":"1"},"secrets":{"GITHUB_TOKEN":"github/work"},"unset_secrets":["OLD"]}`},
 	} {
 		t.Run(tc.tool, func(t *testing.T) {
 			before := len(w.apiCalls())

@@ -10,10 +10,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -483,6 +485,10 @@ func (u *upstream) spawn() (*conn, error) {
 	}
 	// Nothing of the daemon's environment: no key, no token.
 	env := []string{"PATH=" + path, "HOME=" + where.Home, "LANG=C.UTF-8"}
+	extra, err := u.environment()
+	if err != nil {
+		return nil, err
+	}
 	var cmd *exec.Cmd
 	var files [][]byte
 	attr := child.Attr()
@@ -507,12 +513,14 @@ func (u *upstream) spawn() (*conn, error) {
 		}
 		cmd = exec.Command(bin, u.cfg.Command[1:]...)
 		cmd.Args[0] = argv0
-		cmd.Env = env
+		cmd.Env = append(env, extra...)
 	} else {
 		if where.Sandbox == nil {
 			return nil, errors.New("MCP servers cannot be sandboxed here; remove it and add it again with --no-sandbox to run it unconfined")
 		}
-		argv, fds, err := where.Sandbox(u.cfg, append([]string{bin}, u.cfg.Command[1:]...), env)
+		// The variables go in bwrap's options, on a pipe: never on a
+		// command line, which every user of the host can read in /proc.
+		argv, fds, err := where.Sandbox(u.cfg, append([]string{bin}, u.cfg.Command[1:]...), append(env, extra...))
 		if err != nil {
 			return nil, fmt.Errorf("sandbox: %w", err)
 		}
@@ -582,6 +590,54 @@ func (u *upstream) spawn() (*conn, error) {
 	}()
 	c.tr = transport.NewIO(&lineLimit{r: stdout, max: maxLine}, stdin, nil)
 	return c, nil
+}
+
+// environment is what the server gets besides PATH, HOME and LANG: its
+// plain variables, and its secrets read from the credential store now.
+// A secret that cannot be read fails the start (the server never runs
+// without it), and one is given only once its record is written; its
+// value is redacted from all the server says from then on.
+func (u *upstream) environment() ([]string, error) {
+	var out []string
+	// Checked again: the stored file may have been edited by hand, and a
+	// variable must never replace PATH or HOME.
+	for _, name := range u.cfg.EnvNames() {
+		if err := mcpserver.CheckEnvName(name); err != nil {
+			return nil, fmt.Errorf("the server's stored definition is invalid: %w", err)
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(u.cfg.Env)) {
+		out = append(out, name+"="+u.cfg.Env[name])
+	}
+	if len(u.cfg.Secrets) == 0 {
+		return out, nil
+	}
+	srv := u.hub.srv
+	if srv.opts.Credential == nil || srv.opts.OnSecrets == nil {
+		return nil, errors.New("this daemon cannot give MCP servers secrets")
+	}
+	values := make([]string, 0, len(u.cfg.Secrets))
+	for _, name := range slices.Sorted(maps.Keys(u.cfg.Secrets)) {
+		ref := u.cfg.Secrets[name]
+		v, err := srv.opts.Credential(ref)
+		if err != nil {
+			return nil, fmt.Errorf("secret %s (%s) cannot be read from the credential store, so the server was not started: %w; store it with 'ringlet keychain set %s', or change it with 'ringlet mcp set %s %s --secret %s=PROVIDER/ALIAS'",
+				name, ref, err, strings.Replace(ref, "/", " ", 1), u.hub.profile, u.cfg.Name, name)
+		}
+		if v == "" || strings.ContainsRune(v, 0) {
+			return nil, fmt.Errorf("secret %s (%s) is empty or holds a NUL byte, so the server was not started", name, ref)
+		}
+		values = append(values, v)
+		out = append(out, name+"="+v)
+	}
+	// Redacted from the first byte the server writes.
+	for _, v := range values {
+		u.given.add(v)
+	}
+	if err := srv.opts.OnSecrets(u.hub.profile, u.cfg.Name, maps.Clone(u.cfg.Secrets)); err != nil {
+		return nil, fmt.Errorf("the audit record of the secrets given to the server could not be written, so it was not started: %w", err)
+	}
+	return out, nil
 }
 
 func timeoutHint(err error, d time.Duration) error {

@@ -74,7 +74,7 @@ func TestUpstreamToolsPerProfile(t *testing.T) {
 	w.addServer("a", "up", upstreamCommand(t, "-record", rec))
 	a := w.client(t, "a1")
 	a.initialize("2025-11-25")
-	want := []string{"session_audit", "session_info", "session_usage", "up__crash", "up__echo", "up__hang", "up__probe", "up__progress", "up__set_desc", "up__slow"}
+	want := []string{"session_audit", "session_info", "session_usage", "up__crash", "up__echo", "up__getenv", "up__hang", "up__probe", "up__progress", "up__set_desc", "up__slow"}
 	if got := a.toolNames(); !slices.Equal(got, want) {
 		t.Errorf("profile a's tools: got %v, want %v", got, want)
 	}

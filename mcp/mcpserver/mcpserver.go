@@ -8,7 +8,9 @@ package mcpserver
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -25,7 +27,26 @@ const (
 	maxArgv            = 256
 	maxArgvBytes       = 64 << 10
 	maxShims           = 16
+	// MaxEnv bounds the variables (plain and secret) a stdio server is
+	// given besides Ringlet's own.
+	MaxEnv      = 64
+	maxEnvValue = 32 << 10
 )
+
+// SecretProvider is the provider part of a secret referenced by a bare
+// name (--secret NAME=github-token is mcp/github-token): where 'ringlet
+// mcp import' stores the secrets it finds.
+const SecretProvider = "mcp"
+
+// envNameRE is a variable name as POSIX shells write it.
+var envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,127}$`)
+
+// ReservedEnv are the variables Ringlet sets for every stdio server and
+// that --env and --secret may not replace: PATH is the one the server was
+// added with, by which its program was found and its sandbox's read-only
+// installs chosen; HOME is the profile's (its sandboxed HOME, or the
+// unsandboxed one of a --no-sandbox server), which the sandbox binds.
+var ReservedEnv = []string{"PATH", "HOME"}
 
 // serverNameRE is what <server> in <server>__<tool> may be. No
 // underscore, so the first "__" of an exposed name always ends the server
@@ -44,6 +65,17 @@ type Config struct {
 	// that the gateway sends to an HTTP server as Authorization: Bearer.
 	// The key is read when a request is made and never reaches the agent.
 	Credential string `json:"credential,omitempty"`
+	// Env are variables a stdio server gets besides PATH, HOME and LANG:
+	// plain values, kept in Ringlet's files and shown by 'mcp list' and
+	// 'mcp show'. A secret goes in Secrets.
+	Env map[string]string `json:"env,omitempty"`
+	// Secrets maps a variable a stdio server gets to the key in the
+	// credential store (provider/alias) that is its value: read from the
+	// store at each start and given only to that process's environment
+	// (inside its sandbox), never to its command line, Ringlet's files,
+	// logs, listings or the audit log, which name the variable and the
+	// reference alone. What the server answers has the values redacted.
+	Secrets map[string]string `json:"secrets,omitempty"`
 	// Timeout bounds one tool call. Zero means DefaultCallTimeout.
 	Timeout time.Duration `json:"timeout_ns,omitempty"`
 	// A stdio server runs in the profile's sandbox: the system read-only,
@@ -113,6 +145,9 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("invalid --credential %q: want <provider>/<alias>", c.Credential)
 		}
 	}
+	if err := c.validateEnv(); err != nil {
+		return err
+	}
 	if c.URL != "" && (len(c.ReadOnly)+len(c.ReadWrite) > 0 || c.Network != "" || c.NoSandbox) {
 		return errors.New("--ro, --rw, --network and --no-sandbox are for stdio servers; an HTTP server runs elsewhere")
 	}
@@ -163,6 +198,149 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("timeout must be from 1s to %s", MaxCallTimeout)
 	}
 	return nil
+}
+
+// ParseEnv parses NAME=value (of --env, --secret); value may be empty.
+func ParseEnv(flag, kv string) (name, value string, err error) {
+	name, value, ok := strings.Cut(kv, "=")
+	if !ok {
+		return "", "", fmt.Errorf("invalid %s %q: want NAME=VALUE", flag, kv)
+	}
+	if err := CheckEnvName(name); err != nil {
+		return "", "", err
+	}
+	return name, value, nil
+}
+
+// CheckEnvName checks the name of a variable given to a server.
+func CheckEnvName(name string) error {
+	if !envNameRE.MatchString(name) {
+		return fmt.Errorf("invalid variable name %q: use letters, digits and '_', not starting with a digit, at most 128", name)
+	}
+	if slices.Contains(ReservedEnv, name) {
+		return fmt.Errorf("%s is set by Ringlet for every MCP server and cannot be replaced: the server keeps the PATH of the shell that added it, and its HOME is the profile's", name)
+	}
+	return nil
+}
+
+// SecretRef is the credential a --secret value names: <provider>/<alias>,
+// or a bare <alias>, which is mcp/<alias>.
+func SecretRef(s string) (string, error) {
+	if !strings.Contains(s, "/") && names.Valid(s) {
+		return SecretProvider + "/" + s, nil
+	}
+	if !credentialRE.MatchString(s) {
+		return "", fmt.Errorf("invalid secret reference %q: want <provider>/<alias> or <alias> (a key stored with 'ringlet keychain set')", s)
+	}
+	return s, nil
+}
+
+// validateEnv checks Env and Secrets and puts every secret reference in
+// its full form.
+func (c *Config) validateEnv() error {
+	if len(c.Env)+len(c.Secrets) == 0 {
+		return nil
+	}
+	if c.URL != "" {
+		return errors.New("--env and --secret are for stdio servers; an HTTP server gets a key with --credential")
+	}
+	if len(c.Env)+len(c.Secrets) > MaxEnv {
+		return fmt.Errorf("more than %d variables", MaxEnv)
+	}
+	n := 0
+	for name, v := range c.Env {
+		if err := CheckEnvName(name); err != nil {
+			return err
+		}
+		if _, ok := c.Secrets[name]; ok {
+			return fmt.Errorf("%s is both a plain variable (--env) and a secret (--secret); give it once", name)
+		}
+		if strings.ContainsRune(v, 0) || len(v) > maxEnvValue {
+			return fmt.Errorf("the value of %s is longer than %d KiB or contains a NUL byte", name, maxEnvValue>>10)
+		}
+		n += len(name) + len(v)
+	}
+	if n > maxArgvBytes {
+		return fmt.Errorf("the variables are longer than %d KiB", maxArgvBytes>>10)
+	}
+	for name, ref := range c.Secrets {
+		if err := CheckEnvName(name); err != nil {
+			return err
+		}
+		full, err := SecretRef(ref)
+		if err != nil {
+			return fmt.Errorf("--secret %s: %w", name, err)
+		}
+		c.Secrets[name] = full
+	}
+	return nil
+}
+
+// EnvChange is what 'ringlet mcp set' changes of a stdio server: the
+// variables to remove, then those to set (replacing a variable of the same
+// kind; a plain variable never silently becomes a secret or back).
+type EnvChange struct {
+	Env          map[string]string `json:"env,omitempty"`
+	UnsetEnv     []string          `json:"unset_env,omitempty"`
+	Secrets      map[string]string `json:"secrets,omitempty"`
+	UnsetSecrets []string          `json:"unset_secrets,omitempty"`
+}
+
+// Empty reports whether ch changes nothing.
+func (ch EnvChange) Empty() bool {
+	return len(ch.Env)+len(ch.UnsetEnv)+len(ch.Secrets)+len(ch.UnsetSecrets) == 0
+}
+
+// Apply changes c's variables; c.Validate checks the result.
+func (ch EnvChange) Apply(c *Config) error {
+	for _, name := range ch.UnsetEnv {
+		if _, ok := c.Env[name]; !ok {
+			return fmt.Errorf("MCP server %s has no variable %s to unset ('ringlet mcp show' lists them)", c.Name, name)
+		}
+		delete(c.Env, name)
+	}
+	for _, name := range ch.UnsetSecrets {
+		if _, ok := c.Secrets[name]; !ok {
+			return fmt.Errorf("MCP server %s has no secret %s to unset ('ringlet mcp show' lists them)", c.Name, name)
+		}
+		delete(c.Secrets, name)
+	}
+	for name, v := range ch.Env {
+		if _, ok := c.Secrets[name]; ok {
+			return fmt.Errorf("%s is a secret of MCP server %s; unset it with --unset-secret %s to give it a plain value", name, c.Name, name)
+		}
+		if c.Env == nil {
+			c.Env = map[string]string{}
+		}
+		c.Env[name] = v
+	}
+	for name, ref := range ch.Secrets {
+		if _, ok := c.Env[name]; ok {
+			return fmt.Errorf("%s is a plain variable of MCP server %s; unset it with --unset-env %s to make it a secret", name, c.Name, name)
+		}
+		if c.Secrets == nil {
+			c.Secrets = map[string]string{}
+		}
+		c.Secrets[name] = ref
+	}
+	if len(c.Env) == 0 {
+		c.Env = nil
+	}
+	if len(c.Secrets) == 0 {
+		c.Secrets = nil
+	}
+	return nil
+}
+
+// EnvNames are the names of the variables given to the server besides
+// Ringlet's own, plain and secret, sorted.
+func (c Config) EnvNames() []string {
+	out := slices.Collect(maps.Keys(c.Env))
+	for n := range c.Secrets {
+		out = append(out, n)
+	}
+	slices.Sort(out)
+	return out
 }
 
 // SearchPath is where the server's program is found: the PATH it was

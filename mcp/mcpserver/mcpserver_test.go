@@ -2,8 +2,10 @@ package mcpserver
 
 import (
 	"errors"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -38,6 +40,27 @@ func TestServerConfigValidate(t *testing.T) {
 		{"a relative shim", Config{Name: "fs", Command: []string{"x"}, Shims: map[string]string{"shims/x": "/v/x"}}, false},
 		{"a shim's program as an option", Config{Name: "fs", Command: []string{"x"}, Shims: map[string]string{"/s/x": "--bind"}}, false},
 		{"shims for a URL", Config{Name: "fs", URL: "https://mcp.example.com/mcp", Shims: map[string]string{"/s/x": "/v/x"}}, false},
+		{"env and secrets", Config{Name: "fs", Command: []string{"x"}, Env: map[string]string{"DEBUG": "1", "_X": ""}, Secrets: map[string]string{"GITHUB_TOKEN": "github/work", "B": "token"}}, true},
+		{"env for a URL", Config{Name: "fs", URL: "https://mcp.example.com/mcp", Env: map[string]string{"A": "b"}}, false},
+		{"a secret for a URL", Config{Name: "fs", URL: "https://mcp.example.com/mcp", Secrets: map[string]string{"A": "p/a"}}, false},
+		{"PATH replaced", Config{Name: "fs", Command: []string{"x"}, Env: map[string]string{"PATH": "/tmp"}}, false},
+		{"HOME as a secret", Config{Name: "fs", Command: []string{"x"}, Secrets: map[string]string{"HOME": "p/a"}}, false},
+		{"a name with a dash", Config{Name: "fs", Command: []string{"x"}, Env: map[string]string{"A-B": "1"}}, false},
+		{"a name starting with a digit", Config{Name: "fs", Command: []string{"x"}, Env: map[string]string{"1A": "1"}}, false},
+		{"a name with =", Config{Name: "fs", Command: []string{"x"}, Secrets: map[string]string{"A=B": "p/a"}}, false},
+		{"a value with NUL", Config{Name: "fs", Command: []string{"x"}, Env: map[string]string{"A": "a\x00b"}}, false},
+		{"a value too long", Config{Name: "fs", Command: []string{"x"}, Env: map[string]string{"A": strings.Repeat("a", maxEnvValue+1)}}, false},
+		{"both plain and secret", Config{Name: "fs", Command: []string{"x"}, Env: map[string]string{"A": "1"}, Secrets: map[string]string{"A": "p/a"}}, false},
+		{"a reference that climbs", Config{Name: "fs", Command: []string{"x"}, Secrets: map[string]string{"A": "../a"}}, false},
+		{"a reference with three parts", Config{Name: "fs", Command: []string{"x"}, Secrets: map[string]string{"A": "p/a/b"}}, false},
+		{"an upper-case reference", Config{Name: "fs", Command: []string{"x"}, Secrets: map[string]string{"A": "GitHub/work"}}, false},
+		{"too many variables", Config{Name: "fs", Command: []string{"x"}, Env: func() map[string]string {
+			m := map[string]string{}
+			for i := range MaxEnv + 1 {
+				m["V"+strings.Repeat("X", i)] = "1"
+			}
+			return m
+		}()}, false},
 		{"too many shims", Config{Name: "fs", Command: []string{"x"}, Shims: func() map[string]string {
 			m := map[string]string{}
 			for i := range maxShims + 1 {
@@ -101,5 +124,61 @@ func TestShimFix(t *testing.T) {
 	}
 	if other := errors.New("other"); c.ShimFix(other, "work", true) != other {
 		t.Error("an error that is no shim's changed")
+	}
+}
+
+func TestSecretRefs(t *testing.T) {
+	t.Parallel()
+	c := Config{Name: "gh", Command: []string{"x"}, Secrets: map[string]string{"A": "github/work", "B": "token"}}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if c.Secrets["A"] != "github/work" || c.Secrets["B"] != SecretProvider+"/token" {
+		t.Errorf("references: got %v, want github/work and mcp/token", c.Secrets)
+	}
+	if got := c.EnvNames(); !slices.Equal(got, []string{"A", "B"}) {
+		t.Errorf("EnvNames: got %v", got)
+	}
+}
+
+func TestEnvChangeApply(t *testing.T) {
+	t.Parallel()
+	base := func() Config {
+		return Config{Name: "gh", Command: []string{"x"}, Env: map[string]string{"DEBUG": "1"}, Secrets: map[string]string{"TOKEN": "p/a"}}
+	}
+	for _, tc := range []struct {
+		name        string
+		ch          EnvChange
+		env, secret map[string]string
+		wantErr     string
+	}{
+		{"set both", EnvChange{Env: map[string]string{"MODE": "x"}, Secrets: map[string]string{"OTHER": "p/b"}},
+			map[string]string{"DEBUG": "1", "MODE": "x"}, map[string]string{"TOKEN": "p/a", "OTHER": "p/b"}, ""},
+		{"replace", EnvChange{Env: map[string]string{"DEBUG": "0"}, Secrets: map[string]string{"TOKEN": "p/c"}},
+			map[string]string{"DEBUG": "0"}, map[string]string{"TOKEN": "p/c"}, ""},
+		{"unset all", EnvChange{UnsetEnv: []string{"DEBUG"}, UnsetSecrets: []string{"TOKEN"}}, nil, nil, ""},
+		{"a plain variable becomes a secret", EnvChange{Secrets: map[string]string{"DEBUG": "p/a"}}, nil, nil, "--unset-env DEBUG"},
+		{"a secret becomes plain", EnvChange{Env: map[string]string{"TOKEN": "v"}}, nil, nil, "--unset-secret TOKEN"},
+		{"unset then make it plain", EnvChange{UnsetSecrets: []string{"TOKEN"}, Env: map[string]string{"TOKEN": "v"}},
+			map[string]string{"DEBUG": "1", "TOKEN": "v"}, nil, ""},
+		{"unset what is not there", EnvChange{UnsetEnv: []string{"NOPE"}}, nil, nil, "no variable NOPE"},
+		{"unset a secret that is not there", EnvChange{UnsetSecrets: []string{"DEBUG"}}, nil, nil, "no secret DEBUG"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := base()
+			err := tc.ch.Apply(&c)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("got %v, want an error saying %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !maps.Equal(c.Env, tc.env) || !maps.Equal(c.Secrets, tc.secret) {
+				t.Errorf("got env %v secrets %v, want %v %v", c.Env, c.Secrets, tc.env, tc.secret)
+			}
+		})
 	}
 }

@@ -2,6 +2,8 @@ package cli
 
 import (
 	"context"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -56,6 +58,33 @@ func (a *app) completeArgs(root *cobra.Command) {
 		return out, cobra.ShellCompDirectiveNoFileComp
 	}))
 
+	mcpImport := find("mcp", "import")
+	mustFlag(mcpImport.RegisterFlagCompletionFunc("from", func(*cobra.Command, []string, string) ([]cobra.Completion, cobra.ShellCompDirective) {
+		// A name of a client, or a file.
+		return []cobra.Completion{
+			cobra.CompletionWithDesc("claude", "Claude Code: .mcp.json and ~/.claude.json"),
+			cobra.CompletionWithDesc("claude-desktop", "Claude Desktop's config"),
+			cobra.CompletionWithDesc("codex", "Codex's config.toml"),
+			cobra.CompletionWithDesc("vscode", "VS Code's .vscode/mcp.json"),
+		}, cobra.ShellCompDirectiveDefault
+	}))
+	mustFlag(mcpImport.RegisterFlagCompletionFunc("network", fixed(
+		cobra.CompletionWithDesc("none", "loopback only (the default)"),
+		cobra.CompletionWithDesc("host", "the host's network"),
+	)))
+	mcpImport.ValidArgsFunction = func(_ *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+		if len(args) != 0 {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		return a.completeAliases(toComplete)
+	}
+	mcpSet := find("mcp", "set")
+	for _, c := range []*cobra.Command{mcpAdd, mcpSet} {
+		mustFlag(c.RegisterFlagCompletionFunc("secret", a.completeSecretFlag))
+	}
+	mustFlag(mcpSet.RegisterFlagCompletionFunc("unset-env", a.completeServerVars(false)))
+	mustFlag(mcpSet.RegisterFlagCompletionFunc("unset-secret", a.completeServerVars(true)))
+
 	find("profiles", "create").ValidArgsFunction = nthArg(0, a.completeAgents)
 
 	for _, c := range []*cobra.Command{find("sessions", "inspect"), find("sessions", "revoke")} {
@@ -65,7 +94,7 @@ func (a *app) completeArgs(root *cobra.Command) {
 		c.ValidArgsFunction = nthArg(0, a.completeTerminals)
 	}
 	find("hooks", "remove").ValidArgsFunction = profileThen(a, a.completeHooks)
-	for _, c := range []*cobra.Command{find("mcp", "remove"), find("mcp", "approve")} {
+	for _, c := range []*cobra.Command{find("mcp", "remove"), find("mcp", "approve"), find("mcp", "show"), mcpSet} {
 		c.ValidArgsFunction = profileThen(a, a.completeMCPServers)
 	}
 	find("keychain", "set").ValidArgsFunction = a.completeKeychainSet
@@ -216,6 +245,50 @@ func (a *app) completeMCPServers(ctx context.Context, args []string, toComplete 
 		}
 	}
 	return out
+}
+
+// completeSecretFlag completes --secret NAME=PROVIDER/ALIAS: after the
+// '=', the stored keys' references.
+func (a *app) completeSecretFlag(cmd *cobra.Command, _ []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+	name, ref, ok := strings.Cut(toComplete, "=")
+	if !ok {
+		return nil, cobra.ShellCompDirectiveNoFileComp | cobra.ShellCompDirectiveNoSpace
+	}
+	var out []cobra.Completion
+	for _, e := range a.storedKeys(cmd.Context()) {
+		if r := e.Ref().String(); strings.HasPrefix(r, ref) {
+			out = append(out, cobra.CompletionWithDesc(name+"="+r, e.Backend))
+		}
+	}
+	return out, cobra.ShellCompDirectiveNoFileComp
+}
+
+// completeServerVars completes the plain variables (or the secrets) of
+// the server that PROFILE NAME names.
+func (a *app) completeServerVars(secret bool) cobra.CompletionFunc {
+	return func(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+		if len(args) < 2 {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		var servers []mcpserver.Status
+		a.askDaemon(cmd.Context(), func(ctx context.Context, c *client.Client) { servers, _ = c.MCPServers(ctx, args[0]) })
+		var out []cobra.Completion
+		for _, s := range servers {
+			if s.Name != args[1] {
+				continue
+			}
+			vars := s.Env
+			if secret {
+				vars = s.Secrets
+			}
+			for _, n := range slices.Sorted(maps.Keys(vars)) {
+				if strings.HasPrefix(n, toComplete) {
+					out = append(out, n)
+				}
+			}
+		}
+		return out, cobra.ShellCompDirectiveNoFileComp
+	}
 }
 
 // storedKeys lists the stored keys, from a running daemon only.

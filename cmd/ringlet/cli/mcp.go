@@ -1,9 +1,11 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -35,7 +37,8 @@ Every call to those passes the profile's pre-tool-use hooks first.
 
 An MCP server added to a profile runs as a child of the daemon when a
 session of the profile first uses MCP, with only PATH, HOME (the
-profile's) and LANG in its environment. The first time Ringlet sees a tool
+profile's) and LANG in its environment, and the variables and secrets it
+was given with --env and --secret ('mcp add', 'mcp set'). The first time Ringlet sees a tool
 it pins a hash of its definition; if the server later changes the tool, it
 is hidden until 'ringlet mcp approve'.
 
@@ -76,7 +79,7 @@ for your own MCP client, never an agent's.`,
 	}
 	cmd.Flags().BoolVar(&stdio, "stdio", false, "serve MCP on stdin/stdout, bridged to the daemon's /mcp (stdout carries only JSON-RPC)")
 	cmd.Flags().BoolVar(&admin, "admin", false, "with --stdio: serve Ringlet's own controls with the admin token, for your own MCP client (refused in a session's environment)")
-	cmd.AddCommand(a.mcpAddCmd(), a.mcpListCmd(), a.mcpShowCmd(), a.mcpRemoveCmd(), a.mcpApproveCmd())
+	cmd.AddCommand(a.mcpAddCmd(), a.mcpImportCmd(), a.mcpSetCmd(), a.mcpListCmd(), a.mcpShowCmd(), a.mcpRemoveCmd(), a.mcpApproveCmd())
 	return cmd
 }
 
@@ -155,7 +158,7 @@ func (a *app) mcpStdio(cmd *cobra.Command, admin bool) error {
 
 func (a *app) mcpAddCmd() *cobra.Command {
 	var timeout, serverURL, credential, network string
-	var ro, rw []string
+	var ro, rw, envs, secrets []string
 	var noSandbox bool
 	cmd := &cobra.Command{
 		Use:   "add PROFILE NAME (-- COMMAND [ARGS...] | --url URL)",
@@ -165,7 +168,8 @@ streamable HTTP server (--url; plain http only on loopback).
 
 A stdio server starts when a session of the profile first uses MCP, as a
 child of the daemon, in the profile's workspace (else its HOME), with only
-PATH, HOME and LANG in its environment: no key and no daemon token. It
+PATH, HOME and LANG in its environment, and its --env and --secret
+variables: no other key and no daemon token. It
 runs in the profile's sandbox: it sees the system read-only, the profile's
 HOME and workspace (and the profile's --ro/--rw paths), what --ro and --rw
 add, and no network but loopback unless --network host. --no-sandbox runs
@@ -180,8 +184,19 @@ way. The install that holds each (~/.pyenv/versions/3.12.1, an nvm
 version, a venv) is bound read-only, never HOME or a directory such as
 ~/.cargo or ~/.config that holds more; add prints what runs and what its
 sandbox reads. What cannot be made to run in the sandbox is refused now,
-with the command that fixes it.`,
-		Example: `  ringlet mcp add work fs --ro /usr/local/lib/node_modules -- node /usr/local/lib/node_modules/@modelcontextprotocol/server-filesystem/dist/index.js ~/src/app
+with the command that fixes it.
+
+--env NAME=VALUE gives a stdio server a plain variable (kept in Ringlet's
+files and shown by 'mcp list' and 'mcp show'). --secret NAME=PROVIDER/ALIAS
+gives it a key from Ringlet's credential store ('ringlet keychain set
+PROVIDER ALIAS'; a bare ALIAS is mcp/ALIAS): read when the server starts
+and put only in that process's environment, inside its sandbox; Ringlet's
+files, listings, logs and audit log name the variable and the reference,
+never the value, and the value is redacted from what the server answers.
+PATH and HOME cannot be replaced. 'ringlet mcp set' changes them later.`,
+		Example: `  ringlet keychain set github work       # the token, read without echo
+  ringlet mcp add work github --network host --secret GITHUB_PERSONAL_ACCESS_TOKEN=github/work -- github-mcp-server stdio
+  ringlet mcp add work fs --ro /usr/local/lib/node_modules -- node /usr/local/lib/node_modules/@modelcontextprotocol/server-filesystem/dist/index.js ~/src/app
   ringlet mcp add work everything --network host --timeout 2m -- npx -y @modelcontextprotocol/server-everything
   ringlet mcp add work legacy --no-sandbox -- /opt/legacy/mcp-server
   ringlet mcp add work tracker --url https://mcp.example.com/mcp`,
@@ -208,10 +223,18 @@ with the command that fixes it.`,
 			if rw, err = absPaths(rw); err != nil {
 				return err
 			}
+			envMap, err := envFlags("--env", envs)
+			if err != nil {
+				return err
+			}
+			secretMap, err := envFlags("--secret", secrets)
+			if err != nil {
+				return err
+			}
 			req := api.MCPServerRequest{Profile: p, Name: args[1], Command: args[2:], URL: serverURL, Timeout: timeout, Credential: credential,
-				ReadOnly: ro, ReadWrite: rw, Network: network, NoSandbox: noSandbox}
+				Env: envMap, Secrets: secretMap, ReadOnly: ro, ReadWrite: rw, Network: network, NoSandbox: noSandbox}
 			c := mcpserver.Config{Name: req.Name, Command: req.Command, URL: req.URL, Credential: credential,
-				ReadOnly: ro, ReadWrite: rw, Network: network, NoSandbox: noSandbox}
+				Env: maps.Clone(envMap), Secrets: maps.Clone(secretMap), ReadOnly: ro, ReadWrite: rw, Network: network, NoSandbox: noSandbox}
 			if timeout != "" {
 				if c.Timeout, err = time.ParseDuration(timeout); err != nil {
 					return usagef("--timeout must be a duration such as 60s")
@@ -221,22 +244,9 @@ with the command that fixes it.`,
 				return usageError{err}
 			}
 			if serverURL == "" {
-				// Found as this shell finds it, not as the daemon would
-				// (its PATH is that of whatever started it): the PATH and
-				// the version managers' answers go with the server.
-				dir, _ := os.Getwd() // only a relative program needs it, and says so
-				res, err := toolchain.Resolve(req.Command[0], a.resolveOptions(cmd.Context(), dir))
-				var nf *toolchain.NotFoundError
-				switch {
-				case err == nil:
-					req.Shims = res.Shims
-					if !filepath.IsAbs(req.Command[0]) && strings.Contains(req.Command[0], "/") {
-						req.Command[0] = res.Steps[0].Path // it runs in the workspace, not here
-					}
-				case !noSandbox || errors.As(err, &nf):
-					return c.ShimFix(err, p, true)
+				if err := a.resolveServer(cmd.Context(), &req, c); err != nil {
+					return err
 				}
-				req.Path = a.getenv("PATH")
 			}
 			cl, err := a.ensureDaemon(cmd.Context())
 			if err != nil {
@@ -253,9 +263,14 @@ with the command that fixes it.`,
 			if got.Runtime != nil {
 				describeRuntime(a.stdio.Out, "  ", got.Runtime, !got.NoSandbox)
 			}
+			if v := variables(got.Config); v != "" {
+				fmt.Fprintf(a.stdio.Out, "  variables: %s\n", v)
+			}
 			return nil
 		},
 	}
+	cmd.Flags().StringArrayVar(&envs, "env", nil, "for a stdio server: NAME=VALUE, a plain variable it gets (repeatable; not for secrets)")
+	cmd.Flags().StringArrayVar(&secrets, "secret", nil, "for a stdio server: NAME=PROVIDER/ALIAS, a stored key it gets in NAME when it starts (repeatable)")
 	cmd.Flags().StringVar(&timeout, "timeout", "", "refuse a tool call the server has not answered within this long (default 60s)")
 	cmd.Flags().StringVar(&serverURL, "url", "", "the endpoint of a streamable HTTP MCP server, instead of a command")
 	cmd.Flags().StringVar(&credential, "credential", "", "for --url: a stored key (provider/alias) the gateway sends as Authorization: Bearer; the agent never sees it")
@@ -264,6 +279,61 @@ with the command that fixes it.`,
 	cmd.Flags().StringVar(&network, "network", "", "for a stdio server: none (default; loopback only) or host")
 	cmd.Flags().BoolVar(&noSandbox, "no-sandbox", false, "for a stdio server: run it unconfined, with your privileges (warned and audited)")
 	return cmd
+}
+
+// resolveServer finds the command of the stdio server req (checked as c)
+// as this shell finds it, not as the daemon would (its PATH is that of
+// whatever started it): the PATH and the version managers' answers go
+// with the server.
+func (a *app) resolveServer(ctx context.Context, req *api.MCPServerRequest, c mcpserver.Config) error {
+	dir, _ := os.Getwd() // only a relative program needs it, and says so
+	res, err := toolchain.Resolve(req.Command[0], a.resolveOptions(ctx, dir))
+	var nf *toolchain.NotFoundError
+	switch {
+	case err == nil:
+		req.Shims = res.Shims
+		if !filepath.IsAbs(req.Command[0]) && strings.Contains(req.Command[0], "/") {
+			req.Command[0] = res.Steps[0].Path // it runs in the workspace, not here
+		}
+	case !req.NoSandbox || errors.As(err, &nf):
+		return c.ShimFix(err, req.Profile, true)
+	}
+	req.Path = a.getenv("PATH")
+	return nil
+}
+
+// envFlags parses repeated NAME=VALUE flags; a name given twice is
+// refused.
+func envFlags(flag string, kvs []string) (map[string]string, error) {
+	if len(kvs) == 0 {
+		return nil, nil
+	}
+	out := map[string]string{}
+	for _, kv := range kvs {
+		name, v, err := mcpserver.ParseEnv(flag, kv)
+		if err != nil {
+			return nil, usageError{err}
+		}
+		if _, ok := out[name]; ok {
+			return nil, usagef("%s %s is given twice", flag, name)
+		}
+		out[name] = v
+	}
+	return out, nil
+}
+
+// variables names a server's variables for a listing: a plain one as
+// NAME, a secret as NAME=<PROVIDER/ALIAS>, never a value.
+func variables(c mcpserver.Config) string {
+	var out []string
+	for _, name := range c.EnvNames() {
+		if ref, ok := c.Secrets[name]; ok {
+			out = append(out, name+"=<"+ref+">")
+		} else {
+			out = append(out, name)
+		}
+	}
+	return strings.Join(out, " ")
 }
 
 // sandboxOf says how a server is confined, for mcp list.
@@ -319,7 +389,7 @@ tool: visible, changed (hidden until 'ringlet mcp approve') or invalid
 				return err
 			}
 			t := newTable(a.stdio.Out)
-			t.row("NAME", "STATE", "TOOLS", "SANDBOX", "COMMAND OR URL")
+			t.row("NAME", "STATE", "TOOLS", "SANDBOX", "VARIABLES", "COMMAND OR URL")
 			for _, s := range servers {
 				visible := 0
 				for _, tl := range s.Tools {
@@ -338,7 +408,7 @@ tool: visible, changed (hidden until 'ringlet mcp approve') or invalid
 				if target == "" {
 					target = strings.Join(s.Command, " ")
 				}
-				t.row(s.Name, state, fmt.Sprintf("%d/%d", visible, len(s.Tools)), sandboxOf(s.Config), target)
+				t.row(s.Name, state, fmt.Sprintf("%d/%d", visible, len(s.Tools)), sandboxOf(s.Config), orDefault(variables(s.Config), "-"), target)
 			}
 			if err := t.flush(); err != nil {
 				return err
@@ -404,6 +474,15 @@ sandbox reads of yours besides the system, as a start now would find it.`,
 				t.row("sandbox", sandboxOf(s.Config))
 				t.row("ro", strings.Join(s.ReadOnly, " "))
 				t.row("rw", strings.Join(s.ReadWrite, " "))
+				label := "env"
+				for _, name := range s.EnvNames() {
+					if ref, ok := s.Secrets[name]; ok {
+						t.row(label, name+" = secret "+ref)
+					} else {
+						t.row(label, name+"="+printable(s.Env[name]))
+					}
+					label = ""
+				}
 			}
 			if r := s.Runtime; r != nil {
 				t.row("runs", r.Program)
@@ -423,6 +502,69 @@ sandbox reads of yours besides the system, as a start now would find it.`,
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func (a *app) mcpSetCmd() *cobra.Command {
+	var envs, unsetEnv, secrets, unsetSecrets []string
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "set PROFILE NAME [--env NAME=VALUE] [--unset-env NAME] [--secret NAME=PROVIDER/ALIAS] [--unset-secret NAME]",
+		Short: "Change the variables and secrets of a profile's stdio MCP server",
+		Long: `Change what a stdio MCP server gets in its environment: plain variables
+(--env, --unset-env) and secrets from Ringlet's credential store (--secret
+NAME=PROVIDER/ALIAS, a bare ALIAS being mcp/ALIAS; --unset-secret). Unsets
+apply first, then sets; a plain variable does not become a secret (or back)
+unless it is unset in the same command. A secret must be stored already
+('ringlet keychain set'). A running server is stopped and started again
+with its new environment; the change is audited (mcp.update) by names and
+references, never a value.`,
+		Example: `  ringlet mcp set work github --secret GITHUB_PERSONAL_ACCESS_TOKEN=github/other
+  ringlet mcp set work github --env GITHUB_TOOLSETS=repos,issues --unset-env DEBUG
+  ringlet mcp set work github --unset-secret GITHUB_PERSONAL_ACCESS_TOKEN`,
+		Args: exactArgs(2, "PROFILE NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p, err := mcpServerArgs(args)
+			if err != nil {
+				return err
+			}
+			var ch api.MCPServerChange
+			if ch.Env, err = envFlags("--env", envs); err != nil {
+				return err
+			}
+			if ch.Secrets, err = envFlags("--secret", secrets); err != nil {
+				return err
+			}
+			for _, n := range append(append([]string{}, unsetEnv...), unsetSecrets...) {
+				if err := mcpserver.CheckEnvName(n); err != nil {
+					return usageError{err}
+				}
+			}
+			ch.UnsetEnv, ch.UnsetSecrets = unsetEnv, unsetSecrets
+			if ch.Empty() {
+				return usagef("%s needs --env, --unset-env, --secret or --unset-secret", cmd.CommandPath())
+			}
+			c, err := a.ensureDaemon(cmd.Context())
+			if err != nil {
+				return err
+			}
+			got, err := c.SetMCPServer(cmd.Context(), p, args[1], ch)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return writeJSONOut(a.stdio.Out, got)
+			}
+			fmt.Fprintf(a.stdio.Out, "changed MCP server %s of profile %s; a run of it restarts with its new environment\n", got.Name, p)
+			fmt.Fprintf(a.stdio.Out, "  variables: %s\n", orDefault(variables(got), "none"))
+			return nil
+		},
+	}
+	cmd.Flags().StringArrayVar(&envs, "env", nil, "NAME=VALUE: set a plain variable (repeatable; not for secrets)")
+	cmd.Flags().StringArrayVar(&unsetEnv, "unset-env", nil, "NAME: remove a plain variable (repeatable)")
+	cmd.Flags().StringArrayVar(&secrets, "secret", nil, "NAME=PROVIDER/ALIAS: give a stored key in NAME (repeatable)")
+	cmd.Flags().StringArrayVar(&unsetSecrets, "unset-secret", nil, "NAME: stop giving a secret (repeatable)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the server as stored, as JSON")
 	return cmd
 }
 

@@ -6,6 +6,8 @@ package testserver
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/hex"
 	"flag"
 	"fmt"
 	"io"
@@ -30,6 +32,8 @@ import (
 //	set_desc    changes echo's description (and says tools/list_changed)
 //	probe       reads the file "read" and/or connects to "connect" (host:port),
 //	            answering what it could: for the sandbox tests
+//	getenv      answers with its variable "name", as text, base64, hex,
+//	            a JSON-RPC error, or on stderr as it exits ("as")
 //	progress    sends "steps" notifications/progress for the call's
 //	            progress token (if it has one), then answers with the token
 //
@@ -193,6 +197,27 @@ func New(desc string) *server.MCPServer {
 			time.Sleep(100 * time.Millisecond)
 		}
 		return mcpgo.NewToolResultText(fmt.Sprint(tok)), nil
+	})
+	// getenv answers with a variable of its environment, "as" text (the
+	// default), base64, hex or a JSON-RPC error, or "crash" writes it to
+	// stderr and exits: the ways a server can echo a secret it was given.
+	s.AddTool(mcpgo.NewTool("getenv", mcpgo.WithString("name"), mcpgo.WithString("as")), func(ctx context.Context, req mcpgo.CallToolRequest) (*mcpgo.CallToolResult, error) {
+		v, ok := os.LookupEnv(req.GetString("name", ""))
+		if !ok {
+			return mcpgo.NewToolResultText("unset"), nil
+		}
+		switch req.GetString("as", "text") {
+		case "base64":
+			v = base64.StdEncoding.EncodeToString([]byte("value=" + v))
+		case "hex":
+			v = hex.EncodeToString([]byte(v))
+		case "error":
+			return nil, fmt.Errorf("refused with %s", v)
+		case "crash":
+			fmt.Fprintln(os.Stderr, "dying with "+v)
+			os.Exit(3)
+		}
+		return mcpgo.NewToolResultText("value: " + v), nil
 	})
 	s.AddTool(mcpgo.NewTool("set_desc", mcpgo.WithString("desc")), func(ctx context.Context, req mcpgo.CallToolRequest) (*mcpgo.CallToolResult, error) {
 		s.AddTool(echoTool(req.GetString("desc", "")), echo)
