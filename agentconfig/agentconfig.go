@@ -149,8 +149,23 @@ func Codex(codexHome, base string) (string, error) {
 			return nil, fmt.Errorf("%s is not valid TOML (%v); fix it so Ringlet can add its MCP server", path, err)
 		}
 		if servers, ok := doc["mcp_servers"].(map[string]any); ok {
-			if _, ok := servers[Server]; ok {
-				return nil, fmt.Errorf("%s already has an MCP server named %s of its own; remove it so Ringlet can add its own", path, Server)
+			if cur, ok := servers[Server]; ok {
+				if !isCodexEntry(cur) {
+					return nil, fmt.Errorf("%s already has an MCP server named %s of its own; remove it so Ringlet can add its own", path, Server)
+				}
+				// Ringlet's own entry without its block's lines: the
+				// session start rewrote the file as TOML (package
+				// agenthome), which keeps no comments. Replaced, as the
+				// block would be; the rest is written as TOML too.
+				delete(servers, Server)
+				if len(servers) == 0 {
+					delete(doc, "mcp_servers")
+				}
+				out, err := toml.Marshal(doc)
+				if err != nil {
+					return nil, err
+				}
+				rest = string(out)
 			}
 		}
 		if rest != "" && !strings.HasSuffix(rest, "\n") {
@@ -162,6 +177,15 @@ func Codex(codexHome, base string) (string, error) {
 		}
 		return []byte(out), nil
 	})
+}
+
+// isCodexEntry reports whether an [mcp_servers.ringlet] table is one
+// Ringlet's block wrote: a URL ending in /mcp and the token's variable,
+// nothing else.
+func isCodexEntry(v any) bool {
+	m, ok := v.(map[string]any)
+	u, _ := m["url"].(string)
+	return ok && len(m) == 2 && strings.HasSuffix(u, "/mcp") && m["bearer_token_env_var"] == profile.EnvSessionToken
 }
 
 // withoutBlock is text without Ringlet's block, if it has one.

@@ -123,7 +123,32 @@ func TestCodex(t *testing.T) {
 		t.Errorf("after a second connect: got %q, want one block with the new URL after the user's part", second)
 	}
 
+	// The session start rewrites config.toml as TOML (agenthome), which
+	// drops the block's lines: connect finds its entry all the same and
+	// replaces it.
+	var plain map[string]any
+	if err := toml.Unmarshal([]byte(second), &plain); err != nil {
+		t.Fatal(err)
+	}
+	rewritten, err := toml.Marshal(plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, path, string(rewritten))
+	if _, err := Codex(dir, "http://127.0.0.1:7777"); err != nil {
+		t.Fatalf("connect after the file was rewritten without the block's lines: %v", err)
+	}
+	third := read(t, path)
+	doc.MCPServers = nil
+	if err := toml.Unmarshal([]byte(third), &doc); err != nil {
+		t.Fatalf("%s: %v", third, err)
+	}
+	if strings.Count(third, codexBegin) != 1 || strings.Count(third, "[mcp_servers.ringlet]") != 1 || doc.MCPServers[Server].URL != "http://127.0.0.1:7777/mcp" || doc.MCPServers["mine"].Command != "x" || doc.Model != "gpt-5" {
+		t.Errorf("after a connect of a rewritten file: got %q, want one block with the new URL and the user's settings", third)
+	}
+
 	for _, tc := range []struct{ name, file, base, want string }{
+		{"the user's own ringlet server with a URL", "[mcp_servers.ringlet]\nurl = \"http://x/mcp\"\nbearer_token_env_var = \"RINGLET_SESSION_TOKEN\"\nenabled = false\n", "http://127.0.0.1:8765", "of its own"},
 		{"the user's own ringlet server", "[mcp_servers.ringlet]\ncommand = \"mine\"\n", "http://127.0.0.1:8765", "of its own"},
 		{"a dotted ringlet server", "mcp_servers.ringlet.command = \"mine\"\n", "http://127.0.0.1:8765", "of its own"},
 		{"invalid TOML", "model = \n", "http://127.0.0.1:8765", "not valid TOML"},

@@ -185,6 +185,15 @@ func TestConnectCodex(t *testing.T) {
 	runClientIn(t, work, clientEnv(t, s, w.unsandboxedHome("cx"), key), 90*time.Second, bin, append(slices.Clone(s.Launch.Args), codexArgs("say hi")...)...)
 	namespace(t, "with profiles env", w.fake.Requests())
 	assertNoTokenIn(t, c.Files, s.Token, w.e.Token(), key)
+
+	// The session starts rewrote config.toml (Ringlet's hook adapter):
+	// connect again still finds its own entry, and keeps one.
+	again := connect(t, w.e, "cx")
+	for _, f := range again.Files {
+		if data, err := os.ReadFile(f); err != nil || strings.Count(string(data), "[mcp_servers.ringlet]") != 1 || !strings.Contains(string(data), "codex-pre-tool-use") {
+			t.Errorf("%s after a second connect: got %q (%v), want one ringlet server and Ringlet's hook", f, data, err)
+		}
+	}
 }
 
 // TestConnectOpenCode: the same with the real OpenCode, whose global
