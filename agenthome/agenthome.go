@@ -148,8 +148,10 @@ const maxCodexConfig = 1 << 20
 //     after it. Its hooks.state entry holds its trusted hash and nothing
 //     else: Codex runs a hook of this file only once it is trusted, and
 //     an agent could have disabled it there (enabled = false) for its
-//     next session. A features.hooks (or codex_hooks) that turns hooks
-//     off is removed; the catalog turns them on with -c as well.
+//     next session. Every other hook loses its trust (another hook could
+//     rewrite a tool call's input after Ringlet's judged it). A
+//     features.hooks (or codex_hooks) that turns hooks off is removed;
+//     the catalog turns them on with -c as well.
 //
 // Its provider, model and the variable that holds the session token are
 // not written here: they are -c flags of its command line (the catalog),
@@ -214,6 +216,15 @@ func codexHooks(cfg map[string]any, adapter hook.CodexHook, stateKey string) {
 	state, ok := hooks["state"].(map[string]any)
 	if !ok {
 		state = map[string]any{}
+	}
+	// Codex runs every trusted hook that matches, together, and takes
+	// the tool input another one rewrites (updatedInput) after Ringlet's
+	// has judged the original: no other hook keeps its trust from one
+	// session to the next, since the agent could have written it.
+	for _, v := range state {
+		if m, ok := v.(map[string]any); ok {
+			delete(m, "trusted_hash")
+		}
 	}
 	state[stateKey] = map[string]any{"trusted_hash": adapter.TrustedHash}
 	hooks["state"] = state

@@ -366,7 +366,8 @@ func TestCodex(t *testing.T) {
 			old: "[features]\nhooks = false\ncodex_hooks = false\nother = true\n" +
 				"[[hooks.PreToolUse]]\nmatcher = \"Bash\"\n[[hooks.PreToolUse.hooks]]\ntype = \"command\"\ncommand = \"my-check\"\n" +
 				"[hooks.state.\"/seen/.codex/config.toml:pre_tool_use:0:0\"]\nenabled = false\ntrusted_hash = \"sha256:0\"\n" +
-				"[hooks.state.\"/seen/.codex/hooks.json:stop:0:0\"]\nenabled = false\n",
+				"[hooks.state.\"/seen/.codex/hooks.json:stop:0:0\"]\nenabled = false\n" +
+				"[hooks.state.\"/seen/.codex/hooks.json:pre_tool_use:0:0\"]\ntrusted_hash = \"sha256:1\"\n",
 			check: func(t *testing.T, cfg map[string]any) {
 				hooks := cfg["hooks"].(map[string]any)
 				groups := hooks["PreToolUse"].([]any)
@@ -377,6 +378,11 @@ func TestCodex(t *testing.T) {
 				state := hooks["state"].(map[string]any)
 				if other, _ := state["/seen/.codex/hooks.json:stop:0:0"].(map[string]any); other["enabled"] != false {
 					t.Errorf("hooks.state of another hook: got %v, want it kept", state)
+				}
+				// A hook the agent trusted for itself could rewrite the
+				// input Ringlet's judged.
+				if planted, _ := state["/seen/.codex/hooks.json:pre_tool_use:0:0"].(map[string]any); planted["trusted_hash"] != nil {
+					t.Errorf("hooks.state of another hook: got %v, want its trust removed", planted)
 				}
 				if f := cfg["features"].(map[string]any); f["other"] != true || len(f) != 1 {
 					t.Errorf("features: got %v, want only the others kept", f)
