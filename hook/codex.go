@@ -45,7 +45,7 @@ func NewCodexHook(ringlet string) (CodexHook, error) {
 		return CodexHook{}, fmt.Errorf("the ringlet binary's path %q cannot be written into a Codex hook; install ringlet at a plain absolute path", ringlet)
 	}
 	cmd := shellQuote(ringlet) + " " + CodexAdapterArg + codexFailClosed
-	hash, err := codexHookHash(cmd)
+	hash, err := CodexTrustHash(cmd)
 	if err != nil {
 		return CodexHook{}, err
 	}
@@ -80,13 +80,13 @@ func IsCodexEntry(group any) bool {
 	return false
 }
 
-// codexHookHash is the trust hash Codex computes for a command hook of
-// PreToolUse with matcher "*" and the given command: SHA-256 of the
+// CodexTrustHash is the trust hash Codex computes for a command hook of
+// PreToolUse with matcher "*", the given command and no other setting: SHA-256 of the
 // hook's normalised identity (event, matcher, the handler with its
 // defaults filled in) as JSON with sorted keys and no spaces, in hex
 // after "sha256:". The pinned Codex of the end-to-end tests checks it: a
 // Codex that hashes otherwise shows the hook as modified in /hooks.
-func codexHookHash(command string) (string, error) {
+func CodexTrustHash(command string) (string, error) {
 	identity := map[string]any{
 		"event_name": "pre_tool_use",
 		"matcher":    "*",
