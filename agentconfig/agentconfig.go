@@ -1,5 +1,6 @@
 // Package agentconfig writes an agent's own configuration in a profile's
-// HOME: the MCP server entry of 'ringlet connect', which points the agent
+// HOME (Claude Code's, Codex's, OpenCode's): the MCP server entry of
+// 'ringlet connect', which points the agent
 // at its session's /mcp with the session token taken from the agent's
 // environment when it connects, never written into the file.
 //
@@ -48,37 +49,70 @@ func Claude(configDir string) (string, error) {
 		"url":     "${" + profile.EnvSessionURL + "}/mcp",
 		"headers": map[string]any{"Authorization": "Bearer ${" + profile.EnvSessionToken + "}"},
 	}
-	return edit(configDir, ".claude.json", func(path string, data []byte) ([]byte, error) {
-		doc := map[string]any{}
-		if len(bytes.TrimSpace(data)) > 0 {
-			dec := json.NewDecoder(bytes.NewReader(data))
-			dec.UseNumber() // numbers keep their exact text
-			if err := dec.Decode(&doc); err != nil {
-				return nil, fmt.Errorf("%s is not a JSON object (%v); fix or remove it", path, err)
-			}
-			if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-				return nil, fmt.Errorf("%s is not a JSON object: text after it; fix or remove it", path)
-			}
-			if doc == nil {
-				doc = map[string]any{}
-			}
-		}
-		servers := map[string]any{}
-		switch cur := doc["mcpServers"].(type) {
-		case nil:
-		case map[string]any:
-			servers = cur
-		default:
-			return nil, fmt.Errorf("%s: mcpServers is not an object; fix or remove it", path)
-		}
-		servers[Server] = entry
-		doc["mcpServers"] = servers
-		out, err := json.MarshalIndent(doc, "", "  ")
-		if err != nil {
-			return nil, err
-		}
-		return append(out, '\n'), nil
+	return edit(filepath.Dir(configDir), filepath.Join(filepath.Base(configDir), ".claude.json"), func(path string, data []byte) ([]byte, error) {
+		return withJSONServer(path, data, "mcpServers", entry)
 	})
+}
+
+// OpenCode writes Ringlet's entry into the MCP servers of OpenCode's
+// global config in home, the HOME of the profile's OpenCode
+// (.config/opencode/opencode.json, which the catalog also names in
+// OPENCODE_CONFIG, so that it is read when OpenCode starts with 'profiles
+// env' in another HOME): mcp.ringlet, a remote (streamable HTTP) server at
+// {env:RINGLET_SESSION_URL}/mcp with "Authorization: Bearer
+// {env:RINGLET_SESSION_TOKEN}", which OpenCode substitutes from its
+// environment when it reads the file, and no OAuth (it would otherwise try
+// an OAuth sign-in with Ringlet). Everything else in the file is kept; a
+// file with comments (JSONC) is refused rather than rewritten without
+// them. It returns the file's path.
+func OpenCode(home string) (string, error) {
+	entry := map[string]any{
+		"type":    "remote",
+		"url":     "{env:" + profile.EnvSessionURL + "}/mcp",
+		"headers": map[string]any{"Authorization": "Bearer {env:" + profile.EnvSessionToken + "}"},
+		"oauth":   false,
+		"enabled": true,
+	}
+	return edit(home, OpenCodeConfig, func(path string, data []byte) ([]byte, error) {
+		return withJSONServer(path, data, "mcp", entry)
+	})
+}
+
+// OpenCodeConfig is OpenCode's global config file, relative to its HOME.
+const OpenCodeConfig = ".config/opencode/opencode.json"
+
+// withJSONServer is the JSON object in data (the content of path; empty
+// for none) with entry as Server in its object under key.
+func withJSONServer(path string, data []byte, key string, entry map[string]any) ([]byte, error) {
+	doc := map[string]any{}
+	if len(bytes.TrimSpace(data)) > 0 {
+		dec := json.NewDecoder(bytes.NewReader(data))
+		dec.UseNumber() // numbers keep their exact text
+		if err := dec.Decode(&doc); err != nil {
+			return nil, fmt.Errorf("%s is not a JSON object (%v); fix or remove it", path, err)
+		}
+		if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("%s is not a JSON object: text after it; fix or remove it", path)
+		}
+		if doc == nil {
+			doc = map[string]any{}
+		}
+	}
+	servers := map[string]any{}
+	switch cur := doc[key].(type) {
+	case nil:
+	case map[string]any:
+		servers = cur
+	default:
+		return nil, fmt.Errorf("%s: %s is not an object; fix or remove it", path, key)
+	}
+	servers[Server] = entry
+	doc[key] = servers
+	out, err := json.MarshalIndent(doc, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	return append(out, '\n'), nil
 }
 
 // The lines around the block Codex writes into config.toml: the block is
@@ -105,7 +139,7 @@ func Codex(codexHome, base string) (string, error) {
 		"url = " + strconv.Quote(base+"/mcp"),
 		"bearer_token_env_var = " + strconv.Quote(profile.EnvSessionToken),
 		codexEnd, ""}, "\n")
-	return edit(codexHome, "config.toml", func(path string, data []byte) ([]byte, error) {
+	return edit(filepath.Dir(codexHome), filepath.Join(filepath.Base(codexHome), "config.toml"), func(path string, data []byte) ([]byte, error) {
 		rest, err := withoutBlock(path, string(data))
 		if err != nil {
 			return nil, err
@@ -115,8 +149,23 @@ func Codex(codexHome, base string) (string, error) {
 			return nil, fmt.Errorf("%s is not valid TOML (%v); fix it so Ringlet can add its MCP server", path, err)
 		}
 		if servers, ok := doc["mcp_servers"].(map[string]any); ok {
-			if _, ok := servers[Server]; ok {
-				return nil, fmt.Errorf("%s already has an MCP server named %s of its own; remove it so Ringlet can add its own", path, Server)
+			if cur, ok := servers[Server]; ok {
+				if !isCodexEntry(cur) {
+					return nil, fmt.Errorf("%s already has an MCP server named %s of its own; remove it so Ringlet can add its own", path, Server)
+				}
+				// Ringlet's own entry without its block's lines: the
+				// session start rewrote the file as TOML (package
+				// agenthome), which keeps no comments. Replaced, as the
+				// block would be; the rest is written as TOML too.
+				delete(servers, Server)
+				if len(servers) == 0 {
+					delete(doc, "mcp_servers")
+				}
+				out, err := toml.Marshal(doc)
+				if err != nil {
+					return nil, err
+				}
+				rest = string(out)
 			}
 		}
 		if rest != "" && !strings.HasSuffix(rest, "\n") {
@@ -128,6 +177,15 @@ func Codex(codexHome, base string) (string, error) {
 		}
 		return []byte(out), nil
 	})
+}
+
+// isCodexEntry reports whether an [mcp_servers.ringlet] table is one
+// Ringlet's block wrote: a URL ending in /mcp and the token's variable,
+// nothing else.
+func isCodexEntry(v any) bool {
+	m, ok := v.(map[string]any)
+	u, _ := m["url"].(string)
+	return ok && len(m) == 2 && strings.HasSuffix(u, "/mcp") && m["bearer_token_env_var"] == profile.EnvSessionToken
 }
 
 // withoutBlock is text without Ringlet's block, if it has one.
@@ -150,18 +208,16 @@ func withoutBlock(path, text string) (string, error) {
 	return text[:i] + text[end:], nil
 }
 
-// edit replaces dir/name, a file in an agent's HOME (dir's parent), with
-// what change makes of its content (empty when it is missing). Neither
-// dir nor the file may be a symbolic link, and nothing is read or written
-// out of the HOME. An unchanged file is not rewritten.
-func edit(dir, name string, change func(path string, data []byte) ([]byte, error)) (string, error) {
-	path := filepath.Join(dir, name)
-	for _, p := range []string{dir, path} {
-		if fi, err := os.Lstat(p); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
-			return "", fmt.Errorf("%s is a symbolic link; Ringlet does not follow it to write the agent's configuration: remove it", p)
-		}
+// edit replaces home/rel, a file in an agent's HOME, with what change
+// makes of its content (empty when it is missing), creating the
+// directories on the way. None of them, nor the file, may be a symbolic
+// link, and nothing is read or written out of the HOME (an os.Root on
+// it). An unchanged file is not rewritten.
+func edit(home, rel string, change func(path string, data []byte) ([]byte, error)) (string, error) {
+	path := filepath.Join(home, rel)
+	if !filepath.IsLocal(rel) {
+		return "", fmt.Errorf("%s is not inside the agent's HOME", path)
 	}
-	home := filepath.Dir(dir)
 	if err := privatefile.EnsureDir(home); err != nil {
 		return "", err
 	}
@@ -170,14 +226,37 @@ func edit(dir, name string, change func(path string, data []byte) ([]byte, error
 		return "", err
 	}
 	defer root.Close()
-	base := filepath.Base(dir)
-	if err := root.Mkdir(base, privatefile.DirMode); err != nil && !errors.Is(err, fs.ErrExist) {
-		return "", fmt.Errorf("create %s: %w", dir, privatefile.WithoutPath(err))
+	dir := "."
+	for _, part := range strings.Split(filepath.Dir(rel), string(filepath.Separator)) {
+		if part == "." {
+			continue
+		}
+		dir = filepath.Join(dir, part)
+		fi, err := root.Lstat(dir)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			if err := root.Mkdir(dir, privatefile.DirMode); err != nil && !errors.Is(err, fs.ErrExist) {
+				return "", fmt.Errorf("create %s: %w", filepath.Join(home, dir), privatefile.WithoutPath(err))
+			}
+			continue
+		case err != nil:
+			return "", fmt.Errorf("%s: %w", filepath.Join(home, dir), privatefile.WithoutPath(err))
+		}
+		if err := notALink(filepath.Join(home, dir), fi); err != nil {
+			return "", err
+		}
+		if !fi.IsDir() {
+			return "", fmt.Errorf("%s is not a directory; remove it", filepath.Join(home, dir))
+		}
 	}
-	rel := filepath.Join(base, name)
+	if fi, err := root.Lstat(rel); err == nil {
+		if err := notALink(path, fi); err != nil {
+			return "", err
+		}
+	}
 	data, _, err := privatefile.ReadInRoot(root, rel, maxFile)
 	if err != nil {
-		return "", fmt.Errorf("%s: %w; fix or remove it", dir, err)
+		return "", fmt.Errorf("%s: %w; fix or remove it", filepath.Dir(path), err)
 	}
 	out, err := change(path, data)
 	if err != nil {
@@ -187,4 +266,14 @@ func edit(dir, name string, change func(path string, data []byte) ([]byte, error
 		return path, nil
 	}
 	return path, privatefile.WriteInRoot(root, rel, out)
+}
+
+// notALink refuses fi, what Lstat says of path, when it is a symbolic
+// link: the agent's configuration is never written where the agent
+// points.
+func notALink(path string, fi fs.FileInfo) error {
+	if fi.Mode()&fs.ModeSymlink != 0 {
+		return fmt.Errorf("%s is a symbolic link; Ringlet does not follow it to write the agent's configuration: remove it", path)
+	}
+	return nil
 }

@@ -4,6 +4,11 @@
 // first-run onboarding), and the user's answer to what Ringlet asks at
 // 'profiles create' (whether the workspace is trusted).
 //
+// For Codex it also installs Ringlet's hook adapter as Codex's own
+// PreToolUse hook, so that Codex's tools (its shell, apply_patch, MCP
+// tools) are checked against the profile's hooks, as Claude Code's are
+// (package hook writes Claude Code's).
+//
 // The agent can write that HOME. So each file is read as untrusted input
 // and rewritten with Ringlet's settings every time, whatever the agent
 // left; a symbolic link is refused, never followed
@@ -20,20 +25,42 @@ import (
 
 	"github.com/pelletier/go-toml/v2"
 
+	"github.com/neullabs/ringlet/hook"
 	"github.com/neullabs/ringlet/privatefile"
 	"github.com/neullabs/ringlet/profile"
 )
 
-// Prepare writes what the agent of p needs in home, the HOME of a session
+// Home is the HOME of a session's agent.
+type Home struct {
+	// Dir is the HOME on the host, where Ringlet writes.
+	Dir string
+	// Seen is the same HOME as the agent sees it: where its sandbox
+	// shows it, or Dir ("" says so) without a sandbox. Codex keys what
+	// it records of a hook by the path it reads the hook from.
+	Seen string
+	// Ringlet is the ringlet binary that the agent runs as its hook
+	// adapter, at the same path in and out of its sandbox.
+	Ringlet string
+}
+
+// Prepare writes what the agent of p needs in h, the HOME of a session
 // of p: Claude Code's .claude.json, Codex's config.toml. Other agents get
 // nothing.
-func Prepare(home string, p profile.Profile) error {
+func Prepare(h Home, p profile.Profile) error {
 	trusted := trustedPaths(p)
+	seen := h.Seen
+	if seen == "" {
+		seen = h.Dir
+	}
 	switch p.Agent {
 	case "claude":
-		return Claude(filepath.Join(home, ".claude"), trusted)
+		return Claude(filepath.Join(h.Dir, ".claude"), trusted)
 	case "codex":
-		return Codex(filepath.Join(home, ".codex"), trusted)
+		adapter, err := hook.NewCodexHook(h.Ringlet)
+		if err != nil {
+			return err
+		}
+		return Codex(filepath.Join(h.Dir, ".codex"), filepath.Join(seen, ".codex"), adapter, trusted)
 	}
 	return nil
 }
@@ -109,11 +136,22 @@ func Claude(configDir string, trusted []string) error {
 // maxCodexConfig bounds the config.toml Ringlet reads.
 const maxCodexConfig = 1 << 20
 
-// Codex prepares Codex's config.toml in codexHome (its CODEX_HOME),
-// keeping the rest of it: projects.<dir>.trust_level is "trusted" for
-// each of trusted and set for no other directory. Codex asks whether the
-// user trusts a git repository it starts in unless its config says so;
-// as for Claude Code, the answer is the one given at 'profiles create'.
+// Codex prepares Codex's config.toml in codexHome (its CODEX_HOME on the
+// host, which the agent sees as seenHome), keeping the rest of it:
+//
+//   - projects.<dir>.trust_level is "trusted" for each of trusted and set
+//     for no other directory. Codex asks whether the user trusts a git
+//     repository it starts in unless its config says so; as for Claude
+//     Code, the answer is the one given at 'profiles create'.
+//   - The first matcher group of hooks.PreToolUse is adapter, for every
+//     tool; an earlier Ringlet group is replaced, the user's own are kept
+//     after it. Its hooks.state entry holds its trusted hash and nothing
+//     else: Codex runs a hook of this file only once it is trusted, and
+//     an agent could have disabled it there (enabled = false) for its
+//     next session. Every other hook loses its trust (another hook could
+//     rewrite a tool call's input after Ringlet's judged it). A
+//     features.hooks (or codex_hooks) that turns hooks off is removed;
+//     the catalog turns them on with -c as well.
 //
 // Its provider, model and the variable that holds the session token are
 // not written here: they are -c flags of its command line (the catalog),
@@ -122,8 +160,10 @@ const maxCodexConfig = 1 << 20
 // CODEX_HOME and left running.
 //
 // Comments in the file are not kept when it changes.
-func Codex(codexHome string, trusted []string) error {
+func Codex(codexHome, seenHome string, adapter hook.CodexHook, trusted []string) error {
 	path := filepath.Join(codexHome, "config.toml")
+	// Codex's key for the first group of PreToolUse in this file.
+	stateKey := filepath.Join(seenHome, "config.toml") + ":pre_tool_use:0:0"
 	return privatefile.Rewrite(codexHome, "config.toml", maxCodexConfig, func(old []byte) ([]byte, error) {
 		cfg := map[string]any{}
 		if err := toml.Unmarshal(old, &cfg); err != nil {
@@ -149,11 +189,53 @@ func Codex(codexHome string, trusted []string) error {
 		if len(projects) > 0 || cfg["projects"] != nil {
 			cfg["projects"] = projects
 		}
+		codexHooks(cfg, adapter, stateKey)
 		if old != nil && !changed(old, cfg) {
 			return old, nil
 		}
 		return toml.Marshal(cfg)
 	})
+}
+
+// codexHooks puts adapter first in cfg's hooks.PreToolUse, trusted under
+// stateKey, and hooks on.
+func codexHooks(cfg map[string]any, adapter hook.CodexHook, stateKey string) {
+	hooks, ok := cfg["hooks"].(map[string]any)
+	if !ok {
+		hooks = map[string]any{}
+	}
+	groups := []any{adapter.Group()}
+	if cur, ok := hooks["PreToolUse"].([]any); ok {
+		for _, g := range cur {
+			if !hook.IsCodexEntry(g) {
+				groups = append(groups, g)
+			}
+		}
+	}
+	hooks["PreToolUse"] = groups
+	state, ok := hooks["state"].(map[string]any)
+	if !ok {
+		state = map[string]any{}
+	}
+	// Codex runs every trusted hook that matches, together, and takes
+	// the tool input another one rewrites (updatedInput) after Ringlet's
+	// has judged the original: no other hook keeps its trust from one
+	// session to the next, since the agent could have written it.
+	for _, v := range state {
+		if m, ok := v.(map[string]any); ok {
+			delete(m, "trusted_hash")
+		}
+	}
+	state[stateKey] = map[string]any{"trusted_hash": adapter.TrustedHash}
+	hooks["state"] = state
+	cfg["hooks"] = hooks
+	if features, ok := cfg["features"].(map[string]any); ok {
+		for _, k := range []string{"hooks", "codex_hooks"} {
+			if features[k] == false {
+				delete(features, k)
+			}
+		}
+	}
 }
 
 // changed reports whether cfg reads differently from the TOML in old:

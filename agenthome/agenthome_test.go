@@ -5,14 +5,60 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/pelletier/go-toml/v2"
 
+	"github.com/neullabs/ringlet/hook"
 	"github.com/neullabs/ringlet/profile"
 )
+
+const testRinglet = "/usr/local/bin/ringlet"
+
+func testAdapter(t *testing.T) hook.CodexHook {
+	t.Helper()
+	h, err := hook.NewCodexHook(testRinglet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// assertCodexHook fails t unless cfg's first PreToolUse group is
+// Ringlet's adapter, trusted under the key of the config.toml at
+// seenHome and not disabled, and hooks are not turned off.
+func assertCodexHook(t *testing.T, cfg map[string]any, seenHome string) {
+	t.Helper()
+	want := testAdapter(t)
+	hooks, _ := cfg["hooks"].(map[string]any)
+	groups, _ := hooks["PreToolUse"].([]any)
+	if len(groups) == 0 || !hook.IsCodexEntry(groups[0]) {
+		t.Fatalf("hooks.PreToolUse: got %v, want Ringlet's adapter first", hooks["PreToolUse"])
+	}
+	g := groups[0].(map[string]any)
+	hs, _ := g["hooks"].([]any)
+	h, _ := hs[0].(map[string]any)
+	if g["matcher"] != "*" || len(hs) != 1 || h["type"] != "command" || h["command"] != want.Command || h["timeout"] != int64(600) {
+		t.Errorf("Ringlet's group: got %v, want matcher *, one command hook %q with timeout 600", g, want.Command)
+	}
+	for i, g := range groups[1:] {
+		if hook.IsCodexEntry(g) {
+			t.Errorf("hooks.PreToolUse[%d]: got a second Ringlet group %v", i+1, g)
+		}
+	}
+	state, _ := hooks["state"].(map[string]any)
+	key := filepath.Join(seenHome, "config.toml") + ":pre_tool_use:0:0"
+	st, _ := state[key].(map[string]any)
+	if len(st) != 1 || st["trusted_hash"] != want.TrustedHash {
+		t.Errorf("hooks.state[%q]: got %v, want only trusted_hash = %s", key, st, want.TrustedHash)
+	}
+	if f, _ := cfg["features"].(map[string]any); f["hooks"] == false || f["codex_hooks"] == false {
+		t.Errorf("features: got %v, want hooks not turned off", f)
+	}
+}
 
 func readJSON(t *testing.T, path string) map[string]any {
 	t.Helper()
@@ -224,7 +270,7 @@ func TestPrepare(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			home := t.TempDir()
-			if err := Prepare(home, tt.p); err != nil {
+			if err := Prepare(Home{Dir: home, Ringlet: testRinglet}, tt.p); err != nil {
 				t.Fatalf("Prepare: %v", err)
 			}
 			path := filepath.Join(home, ".claude", ".claude.json")
@@ -237,9 +283,11 @@ func TestPrepare(t *testing.T) {
 				t.Fatalf("codex config.toml exists: got %v, want %v", err == nil, tt.p.Agent == "codex")
 			}
 			if tt.p.Agent == "codex" {
-				if got, _ := codexTrusted(t, codexConfig); strings.Join(got, " ") != strings.Join(tt.wantTrusted, " ") {
+				got, cfg := codexTrusted(t, codexConfig)
+				if strings.Join(got, " ") != strings.Join(tt.wantTrusted, " ") {
 					t.Errorf("codex trusted: got %v, want %v", got, tt.wantTrusted)
 				}
+				assertCodexHook(t, cfg, filepath.Join(home, ".codex"))
 			}
 			if !tt.wantFile {
 				return
@@ -313,6 +361,45 @@ func TestCodex(t *testing.T) {
 			wantTrusted: []string{ws},
 		},
 		{name: "projects not a table", old: "projects = [\"/work/app\"]\n", trusted: []string{ws}, wantTrusted: []string{ws}},
+		{
+			name: "the agent's attempts to turn Ringlet's hook off are undone",
+			old: "[features]\nhooks = false\ncodex_hooks = false\nother = true\n" +
+				"[[hooks.PreToolUse]]\nmatcher = \"Bash\"\n[[hooks.PreToolUse.hooks]]\ntype = \"command\"\ncommand = \"my-check\"\n" +
+				"[hooks.state.\"/seen/.codex/config.toml:pre_tool_use:0:0\"]\nenabled = false\ntrusted_hash = \"sha256:0\"\n" +
+				"[hooks.state.\"/seen/.codex/hooks.json:stop:0:0\"]\nenabled = false\n" +
+				"[hooks.state.\"/seen/.codex/hooks.json:pre_tool_use:0:0\"]\ntrusted_hash = \"sha256:1\"\n",
+			check: func(t *testing.T, cfg map[string]any) {
+				hooks := cfg["hooks"].(map[string]any)
+				groups := hooks["PreToolUse"].([]any)
+				user, _ := groups[len(groups)-1].(map[string]any)
+				if len(groups) != 2 || user["matcher"] != "Bash" {
+					t.Errorf("hooks.PreToolUse: got %v, want Ringlet's, then the user's own", groups)
+				}
+				state := hooks["state"].(map[string]any)
+				if other, _ := state["/seen/.codex/hooks.json:stop:0:0"].(map[string]any); other["enabled"] != false {
+					t.Errorf("hooks.state of another hook: got %v, want it kept", state)
+				}
+				// A hook the agent trusted for itself could rewrite the
+				// input Ringlet's judged.
+				if planted, _ := state["/seen/.codex/hooks.json:pre_tool_use:0:0"].(map[string]any); planted["trusted_hash"] != nil {
+					t.Errorf("hooks.state of another hook: got %v, want its trust removed", planted)
+				}
+				if f := cfg["features"].(map[string]any); f["other"] != true || len(f) != 1 {
+					t.Errorf("features: got %v, want only the others kept", f)
+				}
+			},
+		},
+		{
+			name: "an earlier Ringlet hook (another ringlet path) is replaced",
+			old:  "[[hooks.PreToolUse]]\nmatcher = \"*\"\n[[hooks.PreToolUse.hooks]]\ntype = \"command\"\ncommand = \"'/old/ringlet' hook codex-pre-tool-use || exit 2\"\n",
+			check: func(t *testing.T, cfg map[string]any) {
+				if groups := cfg["hooks"].(map[string]any)["PreToolUse"].([]any); len(groups) != 1 {
+					t.Errorf("hooks.PreToolUse: got %v, want Ringlet's alone", groups)
+				}
+			},
+		},
+		{name: "hooks not a table", old: "hooks = 1\n"},
+		{name: "PreToolUse not an array", old: "[hooks]\nPreToolUse = \"x\"\nstate = 2\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -325,10 +412,11 @@ func TestCodex(t *testing.T) {
 				}
 				write(t, path, tt.old)
 			}
-			if err := Codex(dir, tt.trusted); err != nil {
+			if err := Codex(dir, "/seen/.codex", testAdapter(t), tt.trusted); err != nil {
 				t.Fatalf("Codex: %v", err)
 			}
 			got, cfg := codexTrusted(t, path)
+			assertCodexHook(t, cfg, "/seen/.codex")
 			if strings.Join(sorted(got), " ") != strings.Join(sorted(tt.wantTrusted), " ") {
 				t.Errorf("trusted projects: got %v, want %v", got, tt.wantTrusted)
 			}
@@ -348,9 +436,12 @@ func TestCodexUnchangedKeepsComments(t *testing.T) {
 		t.Fatal(err)
 	}
 	path := filepath.Join(dir, "config.toml")
-	const content = "# my notes\nmodel = \"m\" # why\n\n[projects.\"/w\"]\ntrust_level = \"trusted\"\n"
+	h := testAdapter(t)
+	content := "# my notes\nmodel = \"m\" # why\n\n[projects.\"/w\"]\ntrust_level = \"trusted\"\n" +
+		"[[hooks.PreToolUse]]\nmatcher = \"*\" # all\n[[hooks.PreToolUse.hooks]]\ntype = \"command\"\ncommand = " + strconv.Quote(h.Command) + "\ntimeout = 600\n" +
+		"[hooks.state.\"" + dir + "/config.toml:pre_tool_use:0:0\"]\ntrusted_hash = \"" + h.TrustedHash + "\"\n"
 	write(t, path, content)
-	if err := Codex(dir, []string{"/w"}); err != nil {
+	if err := Codex(dir, dir, h, []string{"/w"}); err != nil {
 		t.Fatal(err)
 	}
 	if data, _ := os.ReadFile(path); string(data) != content {
@@ -365,13 +456,13 @@ func TestCodexRefuses(t *testing.T) {
 		t.Fatal(err)
 	}
 	write(t, filepath.Join(dir, "config.toml"), "model = \n")
-	if err := Codex(dir, nil); err == nil || !strings.Contains(err.Error(), "not valid TOML") {
+	if err := Codex(dir, dir, testAdapter(t), nil); err == nil || !strings.Contains(err.Error(), "not valid TOML") {
 		t.Errorf("Codex on a broken config.toml: got %v, want it refused as not valid TOML", err)
 	}
 	elsewhere := t.TempDir()
 	link := filepath.Join(t.TempDir(), ".codex")
 	symlink(t, elsewhere, link)
-	if err := Codex(link, nil); err == nil || !strings.Contains(err.Error(), "symbolic link") {
+	if err := Codex(link, link, testAdapter(t), nil); err == nil || !strings.Contains(err.Error(), "symbolic link") {
 		t.Errorf("Codex on a symlinked CODEX_HOME: got %v, want a refusal", err)
 	}
 	if entries, _ := os.ReadDir(elsewhere); len(entries) != 0 {

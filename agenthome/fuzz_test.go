@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/pelletier/go-toml/v2"
+
+	"github.com/neullabs/ringlet/hook"
 )
 
 // FuzzClaude feeds .claude.json files an agent could leave: whatever
@@ -62,7 +64,11 @@ func FuzzCodex(f *testing.F) {
 		if err := os.WriteFile(path, data, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		if Codex(dir, []string{"/w"}) != nil {
+		h, err := hook.NewCodexHook("/usr/local/bin/ringlet")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if Codex(dir, dir, h, []string{"/w"}) != nil {
 			return
 		}
 		out, err := os.ReadFile(path)

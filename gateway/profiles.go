@@ -442,6 +442,8 @@ func (pr *profiles) handleProfileConnect(w http.ResponseWriter, r *http.Request)
 			path, err = agentconfig.Claude(filepath.Join(t.home, ".claude"))
 		case "codex":
 			path, err = agentconfig.Codex(filepath.Join(t.home, ".codex"), t.base)
+		case "opencode":
+			path, err = agentconfig.OpenCode(t.home)
 		}
 		if err != nil {
 			_ = pr.o.Rec.record(r.Context(), audit.Record{Kind: audit.KindProfileUpdate, Profile: alias, Actor: audit.ActorAdmin, Decision: audit.Error,
@@ -456,4 +458,4 @@ func (pr *profiles) handleProfileConnect(w http.ResponseWriter, r *http.Request)
 }
 
 // connectAgents are the agents whose MCP configuration connect writes.
-var connectAgents = []string{"claude", "codex"}
+var connectAgents = []string{"claude", "codex", "opencode"}

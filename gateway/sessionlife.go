@@ -75,6 +75,9 @@ type terms struct {
 	// idle, when not 0, ends it sooner after that long with no request.
 	ttl, idle time.Duration
 	sandboxed bool
+	// seenHome is its HOME as the agent sees it (in its sandbox); ""
+	// for the HOME on the host.
+	seenHome string
 	// durable sessions are kept in the store, across restarts.
 	durable bool
 	// launch: a session of 'profiles run' (see session.launch).

@@ -338,8 +338,9 @@ func (ss *sessions) startOf(ctx context.Context, parts profileParts, t terms, ac
 	}
 	// The agent's own config, rewritten whatever the agent left there:
 	// its first run settled, the workspace trusted only if the user said
-	// so.
-	if err := agenthome.Prepare(home, p); err != nil {
+	// so, and for Codex, Ringlet's hook adapter as its own hook. Without
+	// them the session is refused.
+	if err := agenthome.Prepare(agenthome.Home{Dir: home, Seen: t.seenHome, Ringlet: ss.o.Executable}, p); err != nil {
 		return nil, "", fmt.Errorf("the %s config in the HOME of profile %s could not be prepared: %w", agent.Name, alias, err)
 	}
 	base, err := profile.ParseBaseURL(baseURLOf(p, prov))
@@ -537,7 +538,7 @@ func (ss *sessions) startLaunch(w http.ResponseWriter, r *http.Request, alias st
 	}
 	// Its launcher holds it, or the daemon's terminal: no idle timeout,
 	// and it ends with its agent, or with the daemon.
-	sess, tok, err := ss.startOf(r.Context(), parts, terms{ttl: ttl, sandboxed: a.Sandboxed(), launch: true}, audit.ActorAdmin)
+	sess, tok, err := ss.startOf(r.Context(), parts, terms{ttl: ttl, sandboxed: a.Sandboxed(), launch: true, seenHome: a.HomePath()}, audit.ActorAdmin)
 	if err != nil {
 		profileError(w, ss.o.Log, err)
 		return
@@ -559,7 +560,7 @@ func (ss *sessions) startLaunch(w http.ResponseWriter, r *http.Request, alias st
 	if home == "" {
 		home = sess.Home
 	}
-	l := sess.Agent.LaunchFor(sess.Profile, sess.Provider, baseURL, tok, home).WithSession(sessionVars(sess, baseURL, tok))
+	l := sess.Agent.LaunchFor(sess.Profile, sess.Provider, baseURL, tok, home, sess.Sandboxed).WithSession(sessionVars(sess, baseURL, tok))
 	plan, err := ss.o.Launch.Plan(a, launch.Session{Home: sess.Home, Socket: socket, Launch: l})
 	if err != nil {
 		ss.end(r.Context(), sess.ID, "launch refused", audit.ActorDaemon)
@@ -612,7 +613,7 @@ func (ss *sessions) handleSessionStart(w http.ResponseWriter, r *http.Request) {
 	}
 	// No launcher holds it: it idles out, and unless the daemon serves
 	// a socket for it, it is kept across restarts.
-	t := terms{ttl: ttl, idle: idle, sandboxed: body.Sandbox || body.Socket || body.Home != "", durable: !body.Socket}
+	t := terms{ttl: ttl, idle: idle, sandboxed: body.Sandbox || body.Socket || body.Home != "", durable: !body.Socket, seenHome: body.Home}
 	sess, tok, err := ss.startFor(r.Context(), body.Profile, t, audit.ActorAdmin)
 	if err != nil {
 		profileError(w, ss.o.Log, err)
@@ -636,7 +637,7 @@ func (ss *sessions) handleSessionStart(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	launch := sess.Agent.LaunchFor(sess.Profile, sess.Provider, baseURL, tok, home).WithSession(sessionVars(sess, baseURL, tok))
+	launch := sess.Agent.LaunchFor(sess.Profile, sess.Provider, baseURL, tok, home, sess.Sandboxed).WithSession(sessionVars(sess, baseURL, tok))
 	w.Header().Set("Location", "/api/sessions/"+sess.ID)
 	writeJSON(w, http.StatusCreated, api.SessionStarted{SessionInfo: sess.info(), Token: tok, BaseURL: baseURL, Launch: launch, Socket: socket, Home: sess.Home})
 }

@@ -53,6 +53,9 @@ type Agent struct {
 	Formats []string          `toml:"formats" json:"formats"`
 	Env     map[string]string `toml:"env,omitempty" json:"env,omitempty"`
 	Args    []string          `toml:"args,omitempty" json:"args,omitempty"`
+	// SandboxArgs follow Args when the agent runs in Ringlet's sandbox,
+	// and only then (Codex's own sandbox, which cannot nest in it, off).
+	SandboxArgs []string `toml:"sandbox_args,omitempty" json:"sandbox_args,omitempty"`
 	// StandardEnv gives the agent the standard variables of its
 	// provider's format: ANTHROPIC_BASE_URL and ANTHROPIC_API_KEY, or
 	// OPENAI_BASE_URL and OPENAI_API_KEY.

@@ -46,11 +46,12 @@ func SessionEnv(id, url, token string) []EnvVar {
 // LaunchFor fills the agent's templates for a session: baseURL is where
 // the agent sends provider requests (the daemon's /proxy), token is the
 // session token that stands in for the key, home the profile's HOME;
-// {format} is the provider's wire format.
+// {format} is the provider's wire format. The agent's SandboxArgs follow
+// its Args when sandboxed says it runs in Ringlet's sandbox.
 //
 // The session's own variables (SessionEnv) are the caller's to add with
 // WithSession: they name the session, which the catalog does not know.
-func (a Agent) LaunchFor(p Profile, prov Provider, baseURL, token, home string) Launch {
+func (a Agent) LaunchFor(p Profile, prov Provider, baseURL, token, home string, sandboxed bool) Launch {
 	fill := func(s string) (string, bool) {
 		if strings.Contains(s, "{model}") && p.Model == "" {
 			return "", false
@@ -82,12 +83,16 @@ func (a Agent) LaunchFor(p Profile, prov Provider, baseURL, token, home string) 
 	if len(p.Command) > 0 {
 		l.Command = p.Command
 	}
+	args := a.Args
+	if sandboxed {
+		args = append(append([]string{}, a.Args...), a.SandboxArgs...)
+	}
 	// Args come in flag/value pairs in the catalog ("-c", "x={model}");
 	// a pair whose value needs a missing model is dropped whole.
-	for i := 0; i < len(a.Args); i++ {
-		v, ok := fill(a.Args[i])
+	for i := 0; i < len(args); i++ {
+		v, ok := fill(args[i])
 		if !ok {
-			if i > 0 && strings.HasPrefix(a.Args[i-1], "-") && len(l.Args) > 0 {
+			if i > 0 && strings.HasPrefix(args[i-1], "-") && len(l.Args) > 0 {
 				l.Args = l.Args[:len(l.Args)-1]
 			}
 			continue

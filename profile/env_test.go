@@ -57,22 +57,25 @@ func TestLaunchFor(t *testing.T) {
 	}
 	codexProvider := `model_providers.ringlet={name="Ringlet",base_url="` + testBaseURL + `",env_key="RINGLET_SESSION_TOKEN",wire_api="responses"}`
 	// Off: analytics and plugin sync (traffic to chatgpt.com and
-	// github.com), and the session token in the commands Codex runs.
-	codexQuiet := []string{"-c", "analytics.enabled=false", "-c", "features.plugins=false", "-c", `shell_environment_policy.exclude=["RINGLET_SESSION_TOKEN"]`}
+	// github.com), and the session token in the commands Codex runs; on:
+	// its hooks, Ringlet's adapter among them.
+	codexQuiet := []string{"-c", "analytics.enabled=false", "-c", "features.plugins=false", "-c", `shell_environment_policy.exclude=["RINGLET_SESSION_TOKEN"]`, "-c", "features.hooks=true"}
 	codexEnv := map[string]string{"RINGLET_SESSION_TOKEN": testToken, "CODEX_HOME": testHome + "/.codex"}
 	opencodeEnv := map[string]string{
 		"ANTHROPIC_BASE_URL": testBaseURL + "/v1", "ANTHROPIC_API_KEY": testToken, "OPENAI_BASE_URL": testBaseURL, "OPENAI_API_KEY": testToken,
 		"OPENCODE_DISABLE_MODELS_FETCH": "1", "OPENCODE_DISABLE_AUTOUPDATE": "1", "OPENCODE_DISABLE_LSP_DOWNLOAD": "1", "OPENCODE_DISABLE_SHARE": "1",
-		"OPENCODE_DISABLE_PROJECT_CONFIG": "1",
+		"OPENCODE_DISABLE_PROJECT_CONFIG": "1", "OPENCODE_CONFIG": testHome + "/.config/opencode/opencode.json",
 	}
 	tests := []struct {
 		name     string
 		agent    string
 		provider string
 		profile  Profile
-		wantCmd  []string
-		wantArgs []string
-		wantEnv  map[string]string
+		// sandboxed: the agent runs in Ringlet's sandbox.
+		sandboxed bool
+		wantCmd   []string
+		wantArgs  []string
+		wantEnv   map[string]string
 	}{
 		{
 			name: "claude with a model", agent: "claude", provider: "anthropic",
@@ -97,6 +100,22 @@ func TestLaunchFor(t *testing.T) {
 			wantCmd:  []string{"codex"},
 			wantArgs: append([]string{"-c", "model_provider=ringlet", "-c", codexProvider, "-c", "model=gpt-5-codex"}, codexQuiet...),
 			wantEnv:  codexEnv,
+		},
+		{
+			// Ringlet's sandbox is the boundary; Codex's own cannot nest.
+			name: "codex in Ringlet's sandbox: its own sandbox off", agent: "codex", provider: "openai",
+			profile: Profile{Model: "gpt-5-codex"}, sandboxed: true,
+			wantCmd:  []string{"codex"},
+			wantArgs: append(append([]string{"-c", "model_provider=ringlet", "-c", codexProvider, "-c", "model=gpt-5-codex"}, codexQuiet...), "-c", `sandbox_mode="danger-full-access"`),
+			wantEnv:  codexEnv,
+		},
+		{
+			name: "claude in Ringlet's sandbox: nothing more", agent: "claude", provider: "anthropic", sandboxed: true,
+			wantCmd: []string{"claude"},
+			wantEnv: map[string]string{
+				"ANTHROPIC_BASE_URL": testBaseURL, "ANTHROPIC_AUTH_TOKEN": testToken,
+				"CLAUDE_CONFIG_DIR": testHome + "/.claude", "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+			},
 		},
 		{
 			name: "codex without a model drops the model pair", agent: "codex", provider: "openrouter",
@@ -164,7 +183,7 @@ func TestLaunchFor(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			a, p := c.Agents[tt.agent], c.Providers[tt.provider]
-			l := a.LaunchFor(tt.profile, p, testBaseURL, testToken, testHome)
+			l := a.LaunchFor(tt.profile, p, testBaseURL, testToken, testHome, tt.sandboxed)
 			if !slices.Equal(l.Command, tt.wantCmd) {
 				t.Errorf("command: got %q, want %q", l.Command, tt.wantCmd)
 			}
@@ -215,7 +234,7 @@ OPENAI_BASE_URL = "{base_url}/v1"
 		t.Fatal(err)
 	}
 	a := c.Agents["keyflag"]
-	l := a.LaunchFor(Profile{}, c.Providers["openai"], testBaseURL, testToken, testHome)
+	l := a.LaunchFor(Profile{}, c.Providers["openai"], testBaseURL, testToken, testHome, false)
 	if want := []string{"--api-key", testToken, "--url=" + testBaseURL, "--data=" + testHome + "/x"}; !slices.Equal(l.Args, want) {
 		t.Fatalf("args: got %q, want %q", l.Args, want)
 	}
@@ -252,7 +271,7 @@ func TestWithSession(t *testing.T) {
 			if id == "codex" {
 				prov = c.Providers["openai"]
 			}
-			l := c.Agents[id].LaunchFor(Profile{}, prov, testBaseURL, testToken, testHome).
+			l := c.Agents[id].LaunchFor(Profile{}, prov, testBaseURL, testToken, testHome, false).
 				WithSession(SessionEnv("s_1", "http://127.0.0.1:7777", testToken))
 			env := envMap(l)
 			if len(env) != len(l.Env) {

@@ -1,6 +1,7 @@
 package test
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -184,4 +185,78 @@ func TestConnectCodex(t *testing.T) {
 	runClientIn(t, work, clientEnv(t, s, w.unsandboxedHome("cx"), key), 90*time.Second, bin, append(slices.Clone(s.Launch.Args), codexArgs("say hi")...)...)
 	namespace(t, "with profiles env", w.fake.Requests())
 	assertNoTokenIn(t, c.Files, s.Token, w.e.Token(), key)
+
+	// The session starts rewrote config.toml (Ringlet's hook adapter):
+	// connect again still finds its own entry, and keeps one.
+	again := connect(t, w.e, "cx")
+	for _, f := range again.Files {
+		if data, err := os.ReadFile(f); err != nil || strings.Count(string(data), "[mcp_servers.ringlet]") != 1 || !strings.Contains(string(data), "codex-pre-tool-use") {
+			t.Errorf("%s after a second connect: got %q (%v), want one ringlet server and Ringlet's hook", f, data, err)
+		}
+	}
+}
+
+// TestConnectOpenCode: the same with the real OpenCode, whose global
+// config in each HOME gets mcp.ringlet, a remote server whose address and
+// token OpenCode substitutes from RINGLET_SESSION_URL and
+// RINGLET_SESSION_TOKEN: `opencode mcp list` shows it connected and a run
+// tells the model of the session's tools (ringlet_<tool>), in the sandbox
+// and with `profiles env` (whose OPENCODE_CONFIG names the profile's
+// file), with no token in the files.
+func TestConnectOpenCode(t *testing.T) {
+	t.Parallel()
+	requireNode(t)
+	requireBwrap(t)
+	bin := nodeBin(t, "opencode")
+	binDir, err := filepath.EvalSymlinks(filepath.Dir(bin))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := newProxyWorld(t)
+	work := t.TempDir()
+	key := w.newProfile("opencode", "oc", "fake", "--model", "claude-sonnet-4-5", "--workspace", work)
+	w.e.ExtraEnv = append(w.e.ExtraEnv, "PATH="+binDir+string(os.PathListSeparator)+os.Getenv("PATH"))
+	mustRun(t, w.e, "mcp", "add", "oc", "up", "--", buildMCPTestServer(t))
+	if _, stderr, code := w.e.Run("connect", "oc", "--agent", "codex"); code != 1 || !strings.Contains(stderr, "runs opencode") {
+		t.Errorf("connect oc --agent codex: got exit %d, stderr %q; want 1 saying the profile runs opencode", code, stderr)
+	}
+	c := connect(t, w.e, "oc", "--agent", "opencode")
+	if c.Agent != "opencode" || !strings.HasSuffix(c.Files[0], "/home/.config/opencode/opencode.json") || !strings.HasSuffix(c.Files[1], "/home-unsandboxed/.config/opencode/opencode.json") {
+		t.Fatalf("connect: got %+v, want opencode.json in both HOMEs", c)
+	}
+	listed := func(t *testing.T, what, out string) {
+		t.Helper()
+		plain := regexp.MustCompile("\x1b\\[[0-9;]*m").ReplaceAllString(out, "")
+		if !regexp.MustCompile(`✓ ringlet\s+connected`).MatchString(plain) {
+			t.Errorf("opencode mcp list %s: got %q, want ringlet connected", what, out)
+		}
+	}
+	tools := func(tool string) string { return "ringlet_" + tool }
+
+	// In the sandbox. ('profiles run' puts the catalog's -m first, which
+	// 'opencode mcp list' refuses: a run shows the tools instead.)
+	// OpenCode takes more than the CLI's usual 30 s to start on a loaded
+	// machine.
+	w.fake.Reset()
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
+	run := w.e.command(ctx, ringletBin, "profiles", "run", "oc", "--", "run", "say hi")
+	if out, err := run.CombinedOutput(); err != nil {
+		t.Fatalf("profiles run oc -- run: %v\n%s", err, out)
+	}
+	assertSessionTools(t, "in the sandbox", w.fake.Requests(), tools)
+
+	// With profiles env, in a HOME of the user's: OPENCODE_CONFIG names
+	// the profile's unsandboxed file.
+	s := w.startSession("oc")
+	env := clientEnv(t, s, t.TempDir(), key)
+	listed(t, "with profiles env", runClientIn(t, work, env, 3*time.Minute, bin, "mcp", "list"))
+	w.fake.Reset()
+	runClientIn(t, work, env, 3*time.Minute, bin, append(slices.Clone(s.Launch.Args), "run", "say hi")...)
+	assertSessionTools(t, "with profiles env", w.fake.Requests(), tools)
+
+	assertNoTokenIn(t, c.Files, s.Token, w.e.Token(), key)
+	if recs := auditOf(t, w.e, "oc", "profile.update"); !slices.ContainsFunc(recs, func(r sessionRecord) bool { return r.Detail["connect"] == "opencode" }) {
+		t.Errorf("audit: got %+v, want a profile.update recording the connect", recs)
+	}
 }

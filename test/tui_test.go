@@ -255,6 +255,7 @@ func TestCodexTUI(t *testing.T) {
 			t.Parallel()
 			w := newCodexTUIWorld(t)
 			key := w.newProfile("codex", "cxtui", "fakeoa", "--model", "ringlet-e2e", "--workspace", w.work, "--trust-workspace")
+			hookID := addHook(t, w.e, "cxtui", `echo "$RINGLET_TOOL_INPUT" | grep -qv "rm "`)
 			m, id := w.agentTerm(t, "cxtui", remote)
 			screen := m.WaitText("Ask Codex to do anything")
 			for _, q := range codexQuestions {
@@ -280,6 +281,7 @@ func TestCodexTUI(t *testing.T) {
 					t.Errorf("%s %s: want only the Responses API", r.Method, r.Path)
 				}
 			}
+			codexToolCalls(t, w, m, id, hookID)
 
 			m.Type("/quit")
 			m.WaitText("› /quit")
@@ -314,6 +316,52 @@ func TestCodexTUI(t *testing.T) {
 		}
 		w.assertNoKeyLeak(t, key)
 	})
+}
+
+// codexToolCalls has Codex, at its prompt in m, run two shell commands
+// the fake provider asks for. The first deletes the victim file, which
+// hook hookID refuses: Ringlet's adapter, Codex's own PreToolUse hook,
+// blocks it, Codex shows the reason, the file stays, and the audit log
+// has the refusal. The second creates a file, which the hook allows:
+// Codex's shell tool works in Ringlet's sandbox, whose boundary replaces
+// Codex's own sandbox (which cannot nest in it).
+func codexToolCalls(t *testing.T, w *tuiWorld, m *tmuxTerm, session, hookID string) {
+	t.Helper()
+	cmd := "rm victim.txt"
+	w.fake.ToolUse.Store(&cmd)
+	m.Type("delete victim.txt")
+	m.WaitText("› delete victim.txt")
+	m.Keys("Enter")
+	m.WaitText("hook " + hookID + " refused the call")
+	// The refusal went back to the model as the command's output.
+	if _, ok := w.fake.WaitFor(t.Context(), func(reqs []fakeprovider.Request) bool {
+		for _, r := range reqs {
+			if strings.Contains(string(r.Body), `"function_call_output"`) && strings.Contains(string(r.Body), "refused the call") {
+				return true
+			}
+		}
+		return false
+	}); !ok {
+		t.Fatalf("the provider got no function_call_output with the refusal\n%s", m.Screen())
+	}
+	if _, err := os.Stat(w.victim); err != nil {
+		t.Errorf("the file the refused call would delete: %v; want it kept", err)
+	}
+	if reason := checkToolAudit(t, w.e, "cxtui", session, hookID, "deny"); !strings.Contains(m.Screen(), reason) {
+		t.Errorf("the terminal does not show the audited reason %q:\n%s", reason, m.Screen())
+	}
+
+	made := filepath.Join(w.work, "made-by-codex")
+	cmd = "touch made-by-codex"
+	w.fake.ToolUse.Store(&cmd)
+	m.Type("make a file")
+	m.WaitText("› make a file")
+	m.Keys("Enter")
+	m.WaitFor("the command's file in the workspace", func(string) bool {
+		_, err := os.Stat(made)
+		return err == nil
+	})
+	w.fake.ToolUse.Store(nil)
 }
 
 // newCodexTUIWorld is a tuiWorld for Codex, whose workspace is a git

@@ -137,8 +137,8 @@ type Provider struct {
 	// "Bash" tool with input {"command": *ToolUse} and stop_reason
 	// "tool_use", and a Responses answer a function_call of Codex's
 	// "exec_command" tool with arguments {"cmd": *ToolUse}, unless the
-	// conversation already carries a tool result (then the answer is text,
-	// so agent loops end).
+	// conversation already ends with a tool result (then the answer is
+	// text, so agent loops end).
 	ToolUse atomic.Pointer[string]
 	// Usage, when set, replaces DefaultUsage.
 	Usage atomic.Pointer[Usage]
@@ -502,7 +502,16 @@ func (a *answer) wantsToolUse(b requestBody) (string, bool) {
 	if n := len(b.Messages); n > 0 && bytes.Contains(b.Messages[n-1].Content, []byte(`"tool_result"`)) {
 		return "", false
 	}
-	if bytes.Contains(b.Input, []byte(`"function_call_output"`)) {
+	// A Responses input is a list of items, the latest last: a later
+	// turn of the same conversation asks for the tool again.
+	var items []struct {
+		Type string `json:"type"`
+	}
+	if json.Unmarshal(b.Input, &items) == nil {
+		if n := len(items); n > 0 && items[n-1].Type == "function_call_output" {
+			return "", false
+		}
+	} else if bytes.Contains(b.Input, []byte(`"function_call_output"`)) {
 		return "", false
 	}
 	return *cmd, true

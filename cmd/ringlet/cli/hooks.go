@@ -244,7 +244,8 @@ func (a *app) hooksExportCmd() *cobra.Command {
 
 // hookAdapterCmd is what agents run as their own hook. Claude Code runs
 // `ringlet hook claude-pre-tool-use` before every tool call (Ringlet
-// writes it into the profile's .claude/settings.json).
+// writes it into the profile's .claude/settings.json), Codex `ringlet
+// hook codex-pre-tool-use` (in the profile's .codex/config.toml).
 func (a *app) hookAdapterCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "hook",
@@ -266,7 +267,21 @@ ANTHROPIC_API_KEY, the session token); RINGLET_HOOK_URL overrides the
 address.`,
 		Args:    cobra.NoArgs,
 		Example: `  echo '{"hook_event_name":"PreToolUse","tool_name":"Bash","tool_input":{"command":"ls"}}' | ringlet hook claude-pre-tool-use`,
-		RunE:    a.claudeHookRun(hook.PreToolUse),
+		RunE:    a.claudeHookRun("Claude Code", hook.PreToolUse),
+	})
+	cmd.AddCommand(&cobra.Command{
+		Use:   "codex-pre-tool-use",
+		Short: "Codex PreToolUse hook: ask Ringlet whether the tool call may run",
+		Long: `Reads Codex's PreToolUse event JSON on stdin (Claude Code's form: tool_name,
+such as Bash or apply_patch, and tool_input), asks the daemon to run the
+profile's pre-tool-use hooks with the session token, and answers in
+Codex's protocol: exit 0 allows; exit 2 with the reason on stderr blocks,
+and Codex shows the reason. If the daemon cannot be asked, it blocks.
+
+It finds the daemon and the session like claude-pre-tool-use.`,
+		Args:    cobra.NoArgs,
+		Example: `  echo '{"hook_event_name":"PreToolUse","tool_name":"Bash","tool_input":{"command":"ls"}}' | ringlet hook codex-pre-tool-use`,
+		RunE:    a.claudeHookRun("Codex", hook.PreToolUse),
 	})
 	cmd.AddCommand(&cobra.Command{
 		Use:   "claude-post-tool-use",
@@ -282,16 +297,17 @@ Ringlet's MCP gateway, a refused result is withheld).
 It finds the daemon and the session like claude-pre-tool-use.`,
 		Args:    cobra.NoArgs,
 		Example: `  echo '{"hook_event_name":"PostToolUse","tool_name":"Bash","tool_input":{"command":"ls"},"tool_response":{"stdout":"a"}}' | ringlet hook claude-post-tool-use`,
-		RunE:    a.claudeHookRun(hook.PostToolUse),
+		RunE:    a.claudeHookRun("Claude Code", hook.PostToolUse),
 	})
 	return cmd
 }
 
-// claudeHookRun answers a Claude Code hook event for event: exit 0
+// claudeHookRun answers a hook event for event in Claude Code's protocol,
+// which agent (Claude Code, or Codex, which took it over) sends: exit 0
 // allows, exit 2 with the reason on stderr refuses.
-func (a *app) claudeHookRun(event string) func(*cobra.Command, []string) error {
+func (a *app) claudeHookRun(agent, event string) func(*cobra.Command, []string) error {
 	return func(cmd *cobra.Command, _ []string) error {
-		reason, allow := a.claudeToolUse(cmd.Context(), event)
+		reason, allow := a.claudeToolUse(cmd.Context(), agent, event)
 		if allow {
 			return nil
 		}
@@ -305,9 +321,9 @@ type exitCode int
 
 func (e exitCode) Error() string { return "" }
 
-// claudeToolUse answers one Claude Code PreToolUse or PostToolUse event
+// claudeToolUse answers one PreToolUse or PostToolUse event of agent
 // (event says which of the profile's hooks run) through the daemon.
-func (a *app) claudeToolUse(ctx context.Context, event string) (reason string, allow bool) {
+func (a *app) claudeToolUse(ctx context.Context, agent, event string) (reason string, allow bool) {
 	blocked := "ringlet: blocked: "
 	if event == hook.PostToolUse {
 		blocked = "ringlet: refused the result: "
@@ -325,7 +341,7 @@ func (a *app) claudeToolUse(ctx context.Context, event string) (reason string, a
 		ToolResponse  json.RawMessage `json:"tool_response"`
 	}
 	if err := json.Unmarshal(data, &ev); err != nil || ev.ToolName == "" {
-		return blocked + "the hook event from Claude Code is not valid JSON with a tool_name", false
+		return blocked + "the hook event from " + agent + " is not valid JSON with a tool_name", false
 	}
 	sess, _ := a.agentSessionFromEnv()
 	base, tok := a.getenv("RINGLET_HOOK_URL"), sess.Token
