@@ -9,9 +9,11 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -62,6 +64,14 @@ type Profile struct {
 	Created   time.Time `toml:"created" json:"created"`
 }
 
+// clone copies p with its slices, so that a cached profile is never
+// changed through a copy handed out.
+func (p Profile) clone() Profile {
+	p.Command, p.ReadOnly, p.ReadWrite = slices.Clone(p.Command), slices.Clone(p.ReadOnly), slices.Clone(p.ReadWrite)
+	p.AllowHosts, p.Protect, p.Unprotect = slices.Clone(p.AllowHosts), slices.Clone(p.Protect), slices.Clone(p.Unprotect)
+	return p
+}
+
 // Protected is the list of paths the profile's sandboxes keep read-only
 // in the workspace and each read-write directory.
 func (p Profile) Protected() ([]string, error) {
@@ -92,6 +102,18 @@ var ErrExists = errors.New("profile exists")
 type Store struct {
 	dir      string // $XDG_CONFIG_HOME/ringlet/profiles
 	homeRoot string // $XDG_DATA_HOME/ringlet/profiles
+
+	// Profiles parsed, each kept while its file's stamp is unchanged, so
+	// that listing n profiles is n stats, not n TOML parses. A file
+	// changed in any way (written, replaced, chmod-ed) is parsed and
+	// checked again.
+	mu     sync.Mutex
+	parsed map[string]parsedProfile
+}
+
+type parsedProfile struct {
+	stamp privatefile.Stamp
+	p     Profile
 }
 
 // NewStore returns a store with profile files in configDir/profiles and
@@ -308,6 +330,13 @@ func (s *Store) Get(alias string) (Profile, error) {
 	if err := names.Check("profile", alias); err != nil {
 		return Profile{}, err
 	}
+	stamp, stamped := privatefile.StampOf(s.path(alias))
+	s.mu.Lock()
+	c, ok := s.parsed[alias]
+	s.mu.Unlock()
+	if stamped && ok && c.stamp == stamp {
+		return c.p.clone(), nil
+	}
 	data, err := privatefile.Read(s.path(alias), 1<<20)
 	if errors.Is(err, fs.ErrNotExist) {
 		return Profile{}, fmt.Errorf("no profile %q ('ringlet profiles list' shows them): %w", alias, ErrNotFound)
@@ -322,6 +351,14 @@ func (s *Store) Get(alias string) (Profile, error) {
 		return Profile{}, fmt.Errorf("profile file %s is not valid: %v", s.path(alias), err)
 	}
 	p.Alias = alias
+	if stamped {
+		s.mu.Lock()
+		if s.parsed == nil {
+			s.parsed = map[string]parsedProfile{}
+		}
+		s.parsed[alias] = parsedProfile{stamp: stamp, p: p.clone()}
+		s.mu.Unlock()
+	}
 	return p, nil
 }
 

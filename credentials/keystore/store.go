@@ -62,7 +62,7 @@ func Open(opts Options) (*Store, error) {
 	return &Store{
 		opts:    opts,
 		file:    newFileBackend(opts.Dir),
-		keyring: keyringBackend{},
+		keyring: keyringBackend{items: &itemAccounts{}},
 		index:   filepath.Join(opts.Dir, "keychain.json"),
 		lock:    filepath.Join(opts.Dir, "keychain.lock"),
 	}, nil
@@ -309,8 +309,12 @@ func (s *Store) List() ([]credentials.Entry, error) {
 	// Keys in the file that the index lost (a writer killed between the
 	// two writes) are shown, so they can be seen and removed.
 	if refs, err := s.file.refs(); err == nil {
+		indexed := make(map[credentials.Ref]bool, len(entries))
+		for _, e := range entries {
+			indexed[e.Ref()] = true
+		}
 		for _, r := range refs {
-			if find(entries, r) < 0 {
+			if !indexed[r] {
 				entries = append(entries, credentials.Entry{Provider: r.Provider, Alias: r.Alias, Backend: credentials.BackendFile, Detail: "not in the index; set it again or remove it"})
 			}
 		}
@@ -318,18 +322,32 @@ func (s *Store) List() ([]credentials.Entry, error) {
 	sort.Slice(entries, func(i, j int) bool { return entries[i].Ref().String() < entries[j].Ref().String() })
 	backends := map[string]backend{}
 	berrs := map[string]error{}
+	held := map[string]map[credentials.Ref]bool{} // from one listing per backend
 	for i := range entries {
 		e := &entries[i]
 		b, ok := backends[e.Backend]
 		if !ok && berrs[e.Backend] == nil {
 			b, berrs[e.Backend] = s.byName(e.Backend)
 			backends[e.Backend] = b
+			if l, ok := b.(lister); ok && berrs[e.Backend] == nil {
+				// A backend that cannot list is asked key by key below,
+				// where each failure is reported against its key.
+				held[e.Backend], _ = l.present(refsIn(entries, e.Backend))
+			}
 		}
 		if err := berrs[e.Backend]; err != nil {
 			e.Status, e.Detail = "unavailable", err.Error()
 			continue
 		}
-		switch _, err := b.Get(e.Ref()); {
+		var err error
+		if h := held[e.Backend]; h != nil {
+			if !h[e.Ref()] {
+				err = credentials.ErrNotFound
+			}
+		} else {
+			_, err = b.Get(e.Ref())
+		}
+		switch {
 		case err == nil:
 			e.Status = "ok"
 			if e.Detail != "" {
@@ -342,6 +360,22 @@ func (s *Store) List() ([]credentials.Entry, error) {
 		}
 	}
 	return entries, nil
+}
+
+// lister is a backend that can tell which of many keys it holds in one
+// pass, so that a listing of n keys is not n lookups.
+type lister interface {
+	present([]credentials.Ref) (map[credentials.Ref]bool, error)
+}
+
+func refsIn(entries []credentials.Entry, backend string) []credentials.Ref {
+	var out []credentials.Ref
+	for _, e := range entries {
+		if e.Backend == backend {
+			out = append(out, e.Ref())
+		}
+	}
+	return out
 }
 
 // Migrate moves every key to the backend named to, verifying each read-back
