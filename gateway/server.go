@@ -270,7 +270,7 @@ func New(opts Options) (*Server, error) {
 		Launch: opts.Launch, Sessions: s.sessions, Hooks: opts.Hooks, MCP: s.mcp, Rec: s.rec, Log: s.log}}
 	s.catalogs = &catalogs{dir: opts.CatalogDir, rec: s.rec, log: s.log}
 	s.keychain = &keychain{o: keychainOptions{Keys: opts.Keys, Sessions: s.sessions, Rec: s.rec, Log: s.log}}
-	s.audit = &auditReader{path: opts.AuditPath, catalogDir: opts.CatalogDir}
+	s.audit = &auditReader{path: opts.AuditPath, catalogDir: opts.CatalogDir, log: s.log}
 	s.metrics.reg.MustRegister(opts.Collectors...)
 	s.lastActivity.Store(time.Now().UnixNano())
 	return s, nil

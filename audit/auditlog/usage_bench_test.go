@@ -117,6 +117,39 @@ func BenchmarkUsage(b *testing.B) {
 	b.ReportMetric(float64(n), "records")
 	b.ReportMetric(build.Seconds(), "build-at-open-s")
 	b.ReportMetric(0, "ns/op")
+	benchVerify(b, path)
+}
+
+// benchVerify times `ringlet audit verify` over the log at path, whole,
+// and then with --since-last after 1,000 more records.
+func benchVerify(b *testing.B, path string) {
+	t0 := time.Now()
+	res, err := audit.Verify(path)
+	full := time.Since(t0)
+	if err != nil || !res.OK {
+		b.Fatalf("verify: %v %s", err, res.Problem)
+	}
+	if err := audit.SaveMark(res); err != nil {
+		b.Fatal(err)
+	}
+	l, err := Open(Options{Path: path})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := range 1000 {
+		if _, err := l.Append(b.Context(), benchRecord(i)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	l.Close()
+	t0 = time.Now()
+	res, err = audit.VerifyWith(path, audit.VerifyOptions{SinceLast: true})
+	since := time.Since(t0)
+	if err != nil || !res.OK || res.Records != 1000 {
+		b.Fatalf("verify --since-last: %v %+v", err, res)
+	}
+	b.ReportMetric(full.Seconds(), "verify-full-s")
+	b.ReportMetric(float64(since.Microseconds())/1000, "verify-since-last-1000-ms")
 }
 
 // reportSpread reports the median, the fastest and the slowest of v in ms.
