@@ -147,8 +147,9 @@ func VerifyWith(path string, opts VerifyOptions) (VerifyResult, error) {
 			}
 			prev, _ = hex.DecodeString(m.Hash)
 			last, res.SinceSeq = m.Seq, m.Seq
-			// Epochs before the mark are listed too.
-			if res.Epochs, err = epochsUpTo(db, m.Seq); err != nil {
+			// Epochs before the mark are listed too: the anchor names
+			// every one (looking for them by kind would read every record).
+			if res.Epochs, err = anchoredEpochs(db, anchor, m.Seq); err != nil {
 				return res, fmt.Errorf("read audit log: %w", Describe(err))
 			}
 		}
@@ -292,23 +293,34 @@ func tipSeq(db *sqlite3.Conn) (int64, error) {
 	return stmt.ColumnInt64(0), nil
 }
 
-func epochsUpTo(db *sqlite3.Conn, seq int64) ([]EpochInfo, error) {
-	stmt, _, err := db.Prepare("SELECT " + selectCols + " FROM records WHERE kind = ? AND seq <= ? ORDER BY seq")
+// anchoredEpochs returns the epochs the anchor names up to record seq.
+func anchoredEpochs(db *sqlite3.Conn, a Anchor, seq int64) ([]EpochInfo, error) {
+	stmt, _, err := db.Prepare("SELECT " + selectCols + " FROM records WHERE seq = ?")
 	if err != nil {
 		return nil, err
 	}
 	defer stmt.Close()
-	if err := stmt.BindText(1, KindAuditEpoch); err != nil {
-		return nil, err
-	}
-	if err := stmt.BindInt64(2, seq); err != nil {
-		return nil, err
-	}
 	var out []EpochInfo
-	for stmt.Step() {
-		out = append(out, epochInfo(scan(stmt)))
+	for _, e := range a.Epochs {
+		if e.Seq > seq {
+			continue
+		}
+		if err := stmt.BindInt64(1, e.Seq); err != nil {
+			return nil, err
+		}
+		if stmt.Step() {
+			if r := scan(stmt); r.Kind == KindAuditEpoch {
+				out = append(out, epochInfo(r))
+			}
+		}
+		if err := stmt.Err(); err != nil {
+			return nil, err
+		}
+		if err := stmt.Reset(); err != nil {
+			return nil, err
+		}
 	}
-	return out, stmt.Err()
+	return out, nil
 }
 
 // Mark is the last record a successful verify reached and its chain hash

@@ -64,6 +64,15 @@ type Profile struct {
 	Created   time.Time `toml:"created" json:"created"`
 }
 
+// forget drops what was parsed of alias's file: file times are coarse (a
+// clock tick) and inodes are reused, so a write of our own is not left to
+// the stamp to notice.
+func (s *Store) forget(alias string) {
+	s.mu.Lock()
+	delete(s.parsed, alias)
+	s.mu.Unlock()
+}
+
 // clone copies p with its slices, so that a cached profile is never
 // changed through a copy handed out.
 func (p Profile) clone() Profile {
@@ -271,6 +280,7 @@ func (s *Store) Create(c *Catalog, p Profile) (Profile, error) {
 	if err := privatefile.EnsureDir(s.dir); err != nil {
 		return Profile{}, err
 	}
+	defer s.forget(p.Alias)
 	if err := privatefile.Create(s.path(p.Alias), data); err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			return Profile{}, fmt.Errorf("profile %s already exists (delete it first, or choose another alias): %w", p.Alias, ErrExists)
@@ -405,6 +415,7 @@ func (s *Store) Update(c *Catalog, alias string, change func(*Profile)) (Profile
 	if err != nil {
 		return Profile{}, err
 	}
+	defer s.forget(alias)
 	if err := privatefile.WriteAtomic(s.path(alias), data, privatefile.FileMode); err != nil {
 		return Profile{}, fmt.Errorf("write profile %s: %w", alias, err)
 	}
@@ -417,6 +428,7 @@ func (s *Store) Delete(alias string) (Profile, error) {
 	if err != nil {
 		return Profile{}, err
 	}
+	defer s.forget(alias)
 	if err := os.Remove(s.path(alias)); err != nil {
 		return Profile{}, fmt.Errorf("delete profile %s: %w", alias, err)
 	}

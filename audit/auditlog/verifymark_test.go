@@ -80,6 +80,26 @@ func TestVerifySinceLast(t *testing.T) {
 			t.Errorf("again: got OK=%v since=%d records=%d, want OK since=15 records=0", res.OK, res.SinceSeq, res.Records)
 		}
 	})
+	t.Run("epochs before the mark are listed", func(t *testing.T) {
+		t.Parallel()
+		path := logWith(t, 4)
+		// A removed anchor is a mismatch that a new epoch accepts.
+		if err := os.Remove(audit.AnchorPath(path)); err != nil {
+			t.Fatal(err)
+		}
+		ep, err := NewEpoch(t.Context(), Options{Path: path}, "on purpose", audit.ActorCLI)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res := verify(t, path)
+		if err := audit.SaveMark(res); err != nil {
+			t.Fatal(err)
+		}
+		got := verifySinceLast(t, path)
+		if !got.OK || got.SinceSeq != res.LastSeq || len(got.Epochs) != 1 || got.Epochs[0].Seq != ep.Seq || got.Epochs[0].Reason != "on purpose" {
+			t.Errorf("got OK=%v since=%d epochs=%+v, want the epoch at record %d listed", got.OK, got.SinceSeq, got.Epochs, ep.Seq)
+		}
+	})
 	t.Run("an edit after the mark is found", func(t *testing.T) {
 		t.Parallel()
 		path := markedLog(t)

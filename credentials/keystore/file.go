@@ -169,7 +169,9 @@ func (f *fileBackend) update(change func(map[string]map[string]string) error) er
 	if err != nil {
 		return fmt.Errorf("encode credentials file: %w", err)
 	}
-	// Whether or not the write lands, what is cached may be stale.
+	// Whether or not the write lands, what is cached may be stale; and
+	// file times are coarse (a clock tick) and inodes are reused, so a
+	// write of our own is not left to the stamp to notice.
 	defer f.forget()
 	return privatefile.WriteAtomic(f.path, data, privatefile.FileMode)
 }

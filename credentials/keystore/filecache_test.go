@@ -121,3 +121,35 @@ func TestFileCacheSeesOutsideChanges(t *testing.T) {
 		})
 	}
 }
+
+// Another writer (here a second Store on the same directory, as another
+// process would be) is seen at the next read of the index and the file.
+func TestCachedIndexSeesAnotherWriter(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	open := func() *Store {
+		s, err := Open(Options{Dir: dir, Backend: credentials.BackendFile})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	a, b := open(), open()
+	first, second := credentials.Ref{Provider: "anthropic", Alias: "first"}, credentials.Ref{Provider: "anthropic", Alias: "second"}
+	if _, err := a.Set(first, credentials.NewSecret("sk-first")); err != nil {
+		t.Fatal(err)
+	}
+	if entries, err := a.List(); err != nil || len(entries) != 1 {
+		t.Fatalf("List: got %v, %v; want one entry", entries, err)
+	}
+	if _, err := b.Set(second, credentials.NewSecret("sk-second")); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := a.List()
+	if err != nil || len(entries) != 2 || entries[1].Ref() != second || entries[1].Status != "ok" {
+		t.Fatalf("List after the other writer: got %+v, %v; want %s ok too", entries, err, second)
+	}
+	if k, err := a.Get(second); err != nil || k.Reveal() != "sk-second" {
+		t.Errorf("Get of the other writer's key: %v", err)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -48,6 +49,10 @@ type Store struct {
 	mu     sync.Mutex
 	chosen backend // resolved lazily; failures are not cached
 	why    string  // why chosen is the one
+	// The index as last parsed, and the stamp of the file it came from.
+	indexEntries []credentials.Entry
+	indexStamp   privatefile.Stamp
+	indexCached  bool
 }
 
 // Open returns a Store. Nothing is touched until the first call.
@@ -148,7 +153,17 @@ type indexFile struct {
 	Entries []credentials.Entry `json:"entries"`
 }
 
+// readIndex returns the index, parsed again only when its stamp changed
+// (as the file backend does; see privatefile.Stamp). Callers get a copy.
 func (s *Store) readIndex() ([]credentials.Entry, error) {
+	stamp, stamped := privatefile.StampOf(s.index)
+	s.mu.Lock()
+	if stamped && s.indexCached && s.indexStamp == stamp {
+		out := slices.Clone(s.indexEntries)
+		s.mu.Unlock()
+		return out, nil
+	}
+	s.mu.Unlock()
 	var ix indexFile
 	if _, err := privatefile.ReadJSON(s.index, 16<<20, &ix); err != nil {
 		return nil, fmt.Errorf("keychain index: %w", err)
@@ -158,6 +173,11 @@ func (s *Store) readIndex() ([]credentials.Entry, error) {
 			return nil, fmt.Errorf("keychain index %s: %w", s.index, err)
 		}
 	}
+	if stamped {
+		s.mu.Lock()
+		s.indexEntries, s.indexStamp, s.indexCached = slices.Clone(ix.Entries), stamp, true
+		s.mu.Unlock()
+	}
 	return ix.Entries, nil
 }
 
@@ -166,6 +186,13 @@ func (s *Store) writeIndex(entries []credentials.Entry) error {
 	for i := range entries {
 		entries[i].Status, entries[i].Detail = "", ""
 	}
+	// File times are coarse (a clock tick) and inodes are reused, so a
+	// write of our own is not left to the stamp to notice.
+	defer func() {
+		s.mu.Lock()
+		s.indexCached = false
+		s.mu.Unlock()
+	}()
 	return privatefile.WriteJSON(s.index, indexFile{Version: 1, Entries: entries})
 }
 
