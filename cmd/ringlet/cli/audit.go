@@ -246,9 +246,9 @@ rollback, not against an attacker with your privileges.`,
 				return err
 			}
 			if err := audit.SaveMark(res); err != nil {
-				// The verify itself stands; the next --since-last walks
-				// from further back.
-				fmt.Fprintf(a.stdio.Err, "ringlet: %v\n", err)
+				// The verify itself stands (a read-only copy, say); only
+				// the next --since-last walks from further back.
+				fmt.Fprintf(a.stdio.Err, "ringlet: note: %v; the next 'audit verify --since-last' of this log walks it whole\n", err)
 			}
 			if asJSON {
 				if err := writeJSONOut(a.stdio.Out, res); err != nil {
