@@ -2,9 +2,14 @@ package audit
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"math"
 	"sort"
 	"strings"
+	"time"
+
+	"github.com/ncruces/go-sqlite3"
 )
 
 // UsageRow is one line of a usage report.
@@ -23,9 +28,283 @@ type UsageRow struct {
 // for unknown models.
 type CostFunc func(provider, model string, input, output, cacheRead, cacheWrite int64) (usd float64, ok bool)
 
+// UsageHour is the length of one row of the usage summary.
+const UsageHour = int64(time.Hour)
+
+// UsageKey is what the usage summary groups a provider.request record by
+// besides its hour, profile and session: the provider and the model named
+// in its detail.
+func UsageKey(detail json.RawMessage) (provider, model string) {
+	var d struct {
+		Provider string `json:"provider"`
+		Model    string `json:"model"`
+	}
+	_ = json.Unmarshal(detail, &d) // a detail without them is counted under ""
+	return d.Provider, d.Model
+}
+
+// usageGroups sums usage by (key, provider, model) before pricing, so
+// that every way of reading it (the summary, the records) prices the same
+// sums.
+type usageGroups map[[3]string]*[5]int64
+
+func (g usageGroups) add(key, provider, model string, n, in, out, cr, cw int64) {
+	k := [3]string{key, provider, model}
+	v := g[k]
+	if v == nil {
+		v = new([5]int64)
+		g[k] = v
+	}
+	v[0] += n
+	v[1] += in
+	v[2] += out
+	v[3] += cr
+	v[4] += cw
+}
+
+func (g usageGroups) rows(cost CostFunc) []UsageRow {
+	rows := map[string]*UsageRow{}
+	for k, v := range g {
+		r := rows[k[0]]
+		if r == nil {
+			r = &UsageRow{Key: k[0], CostUSD: new(float64)}
+			rows[k[0]] = r
+		}
+		n, in, out, cr, cw := v[0], v[1], v[2], v[3], v[4]
+		r.Requests += n
+		r.Input += in
+		r.Output += out
+		r.CacheRead += cr
+		r.CacheWrite += cw
+		if usd, ok := cost(k[1], k[2], in, out, cr, cw); ok {
+			*r.CostUSD += usd
+		} else if in+out+cr+cw > 0 {
+			r.Unpriced += n
+		}
+	}
+	out := make([]UsageRow, 0, len(rows))
+	for _, r := range rows {
+		if r.Unpriced == r.Requests && *r.CostUSD == 0 {
+			r.CostUSD = nil
+		}
+		out = append(out, *r)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	return out
+}
+
+// usageKeyOf names the group of a record or summary row.
+func usageKeyOf(by string, timeNs int64, profile, model string) string {
+	switch by {
+	case "model":
+		return model
+	case "profile":
+		return profile
+	}
+	return time.Unix(0, timeNs).UTC().Format(time.DateOnly)
+}
+
 // UsageReport sums provider.request records that match f, grouped by day
 // (UTC), model or profile.
+//
+// It reads the usage summary the log keeps as records commit (one row per
+// hour, profile, session, provider and model; see package auditlog) for
+// the whole hours in f, and the records themselves only for the partial
+// hours at f's ends and for records after the summary's last one (a log
+// written by a Ringlet without the summary, until the daemon next opens
+// it). A log without a summary is read from its records alone.
 func UsageReport(ctx context.Context, path string, f Filter, by string, cost CostFunc) ([]UsageRow, error) {
+	switch by {
+	case "":
+		by = "day"
+	case "day", "model", "profile":
+	default:
+		return nil, fmt.Errorf("invalid by %q: want day, model or profile", by)
+	}
+	db, err := OpenReader(path)
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	// One read transaction: the summary and the records are read at the
+	// same commit.
+	if err := db.Exec("BEGIN"); err != nil {
+		return nil, fmt.Errorf("usage report: %w", Describe(err))
+	}
+	defer func() { _ = db.Exec("ROLLBACK") }() // read only: nothing to keep
+	through, summarised, err := usageThrough(db)
+	if err != nil {
+		return nil, fmt.Errorf("usage report: %w", Describe(err))
+	}
+	g := usageGroups{}
+	if !summarised {
+		if err := usageFromRecords(ctx, db, f, by, 0, 0, false, g); err != nil {
+			return nil, err
+		}
+		return g.rows(cost), nil
+	}
+	// Whole hours [loH, hiH) come from the summary.
+	loH, hiH := int64(math.MinInt64/UsageHour), int64(math.MaxInt64/UsageHour)
+	if !f.Since.IsZero() {
+		loH = ceilDiv(f.Since.UnixNano(), UsageHour)
+	}
+	if !f.Until.IsZero() {
+		hiH = floorDiv(f.Until.UnixNano(), UsageHour)
+	}
+	if loH >= hiH {
+		// Within one hour: the records are few.
+		if err := usageFromRecords(ctx, db, f, by, 0, 0, false, g); err != nil {
+			return nil, err
+		}
+		return g.rows(cost), nil
+	}
+	if err := usageFromSummary(ctx, db, f, by, loH, hiH, g); err != nil {
+		return nil, err
+	}
+	// The partial hours at the ends, up to the summary's last record.
+	if !f.Since.IsZero() && f.Since.UnixNano() < loH*UsageHour {
+		e := f
+		e.Until = time.Unix(0, loH*UsageHour)
+		if err := usageFromRecords(ctx, db, e, by, 0, through, true, g); err != nil {
+			return nil, err
+		}
+	}
+	if !f.Until.IsZero() && hiH*UsageHour < f.Until.UnixNano() {
+		e := f
+		e.Since = time.Unix(0, hiH*UsageHour)
+		if err := usageFromRecords(ctx, db, e, by, 0, through, true, g); err != nil {
+			return nil, err
+		}
+	}
+	// Records after the summary's last, whatever their time.
+	if err := usageFromRecords(ctx, db, f, by, through, 0, false, g); err != nil {
+		return nil, err
+	}
+	return g.rows(cost), nil
+}
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && a < 0 {
+		q--
+	}
+	return q
+}
+
+func ceilDiv(a, b int64) int64 { return -floorDiv(-a, b) }
+
+// usageThrough is the last record the usage summary holds; summarised is
+// false for a log that has none.
+func usageThrough(db *sqlite3.Conn) (through int64, summarised bool, err error) {
+	stmt, _, err := db.Prepare(`SELECT through_seq FROM usage_state WHERE id = 1`)
+	if err != nil {
+		if strings.Contains(err.Error(), "no such table") {
+			return 0, false, nil
+		}
+		return 0, false, err
+	}
+	defer stmt.Close()
+	if !stmt.Step() {
+		return 0, false, stmt.Err()
+	}
+	return stmt.ColumnInt64(0), true, nil
+}
+
+func usageFromSummary(ctx context.Context, db *sqlite3.Conn, f Filter, by string, loH, hiH int64, g usageGroups) error {
+	where := []string{"hour >= ?", "hour < ?"}
+	args := []any{loH, hiH}
+	if f.Profile != "" {
+		where, args = append(where, "profile = ?"), append(args, f.Profile)
+	}
+	if f.Session != "" {
+		where, args = append(where, "session = ?"), append(args, f.Session)
+	}
+	stmt, err := prepareBound(db, `SELECT hour, profile, model, provider, sum(requests), sum(tokens_in), sum(tokens_out), sum(tokens_cache_read), sum(tokens_cache_write)
+		FROM usage_hours WHERE `+strings.Join(where, " AND ")+` GROUP BY hour, profile, model, provider`, args)
+	if err != nil {
+		return fmt.Errorf("usage report: %w", Describe(err))
+	}
+	defer stmt.Close()
+	for stmt.Step() {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		k := usageKeyOf(by, stmt.ColumnInt64(0)*UsageHour, stmt.ColumnText(1), stmt.ColumnText(2))
+		g.add(k, stmt.ColumnText(3), stmt.ColumnText(2), stmt.ColumnInt64(4), stmt.ColumnInt64(5), stmt.ColumnInt64(6), stmt.ColumnInt64(7), stmt.ColumnInt64(8))
+	}
+	if err := stmt.Err(); err != nil {
+		return fmt.Errorf("usage report: %w", Describe(err))
+	}
+	return nil
+}
+
+// usageFromRecords adds the provider.request records that match f and
+// have after < seq (when after > 0) and seq <= upTo (when bounded).
+func usageFromRecords(ctx context.Context, db *sqlite3.Conn, f Filter, by string, after, upTo int64, bounded bool, g usageGroups) error {
+	where := []string{"kind = ?"}
+	args := []any{KindProviderRequest}
+	if after > 0 {
+		where, args = append(where, "seq > ?"), append(args, after)
+	}
+	if bounded {
+		where, args = append(where, "seq <= ?"), append(args, upTo)
+	}
+	if !f.Since.IsZero() {
+		where, args = append(where, "time_ns >= ?"), append(args, f.Since.UnixNano())
+	}
+	if !f.Until.IsZero() {
+		where, args = append(where, "time_ns < ?"), append(args, f.Until.UnixNano())
+	}
+	if f.Profile != "" {
+		where, args = append(where, "profile = ?"), append(args, f.Profile)
+	}
+	if f.Session != "" {
+		where, args = append(where, "session = ?"), append(args, f.Session)
+	}
+	stmt, err := prepareBound(db, `SELECT time_ns, profile, detail, tokens_in, tokens_out, tokens_cache_read, tokens_cache_write
+		FROM records WHERE `+strings.Join(where, " AND "), args)
+	if err != nil {
+		return fmt.Errorf("usage report: %w", Describe(err))
+	}
+	defer stmt.Close()
+	for stmt.Step() {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		prov, model := UsageKey(stmt.ColumnRawText(2))
+		k := usageKeyOf(by, stmt.ColumnInt64(0), stmt.ColumnText(1), model)
+		g.add(k, prov, model, 1, stmt.ColumnInt64(3), stmt.ColumnInt64(4), stmt.ColumnInt64(5), stmt.ColumnInt64(6))
+	}
+	if err := stmt.Err(); err != nil {
+		return fmt.Errorf("usage report: %w", Describe(err))
+	}
+	return nil
+}
+
+func prepareBound(db *sqlite3.Conn, sql string, args []any) (*sqlite3.Stmt, error) {
+	stmt, _, err := db.Prepare(sql)
+	if err != nil {
+		return nil, err
+	}
+	for i, a := range args {
+		switch v := a.(type) {
+		case int64:
+			err = stmt.BindInt64(i+1, v)
+		case string:
+			err = stmt.BindText(i+1, v)
+		}
+		if err != nil {
+			stmt.Close()
+			return nil, err
+		}
+	}
+	return stmt, nil
+}
+
+// UsageFullScan is UsageReport as it was before the usage summary: one
+// SQLite query over every matching record. It is the reference the summary
+// is tested and measured against.
+func UsageFullScan(ctx context.Context, path string, f Filter, by string, cost CostFunc) ([]UsageRow, error) {
 	var key string
 	switch by {
 	case "", "day":

@@ -9,8 +9,14 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
+
+	"github.com/ncruces/go-sqlite3"
+
+	"github.com/neullabs/ringlet/privatefile"
 )
 
 // VerifyResult is what verify found.
@@ -27,7 +33,26 @@ type VerifyResult struct {
 	Problem string `json:"problem,omitempty"`
 	// Epochs are the new epochs started on purpose, oldest first.
 	Epochs []EpochInfo `json:"epochs,omitempty"`
+	// SinceSeq is the last record verified before (VerifyOptions.SinceLast):
+	// the walk started after it, and Records counts the records after it.
+	// 0: the walk started at the first record.
+	SinceSeq int64 `json:"since_seq,omitempty"`
 }
+
+// VerifyOptions change how Verify walks.
+type VerifyOptions struct {
+	// SinceLast starts the walk after the record the last successful
+	// verify reached (its mark, MarkPath), if there is a usable mark; the
+	// walk starts at the first record otherwise.
+	SinceLast bool
+	// Progress, if set, is told how many records have been checked of
+	// how many there are to check, every progressEvery records and at
+	// the end.
+	Progress func(done, total int64)
+}
+
+// progressEvery is how often Verify calls Progress.
+const progressEvery = 50_000
 
 func checkExists(path string) error {
 	fi, err := os.Stat(path)
@@ -75,6 +100,12 @@ func CheckIsDatabase(path string) error {
 // Epochs started on purpose (audit.epoch records) are listed in the
 // result; each one the anchor names must be in the chain.
 func Verify(path string) (VerifyResult, error) {
+	return VerifyWith(path, VerifyOptions{})
+}
+
+// VerifyWith is Verify with options: a walk from the last verified record
+// and progress.
+func VerifyWith(path string, opts VerifyOptions) (VerifyResult, error) {
 	res := VerifyResult{Path: path}
 	anchor, anchored, err := ReadAnchor(path)
 	if err != nil {
@@ -96,13 +127,51 @@ func Verify(path string) (VerifyResult, error) {
 		return res, err
 	}
 	defer db.Close()
-	stmt, _, err := db.Prepare("SELECT " + selectCols + " FROM records ORDER BY seq")
+	// One read transaction: every query below sees the same commit.
+	if err := db.Exec("BEGIN"); err != nil {
+		return res, fmt.Errorf("read audit log: %w", Describe(err))
+	}
+	defer func() { _ = db.Exec("ROLLBACK") }() // read only: nothing to keep
+	prev := Genesis()
+	var last int64
+	if opts.SinceLast {
+		if m, ok := ReadMark(path); ok {
+			h, err := hashAtSeq(db, m.Seq)
+			if err != nil {
+				return res, fmt.Errorf("read audit log: %w", Describe(err))
+			}
+			if h != m.Hash {
+				// The chain up to the mark is no longer what was verified:
+				// rewritten, replaced or truncated since.
+				return fail(m.Seq, "record %d differs from when it was last verified (%s): the database was rewritten, replaced or truncated since; 'ringlet audit verify' without --since-last finds the first changed record", m.Seq, MarkPath(path))
+			}
+			prev, _ = hex.DecodeString(m.Hash)
+			last, res.SinceSeq = m.Seq, m.Seq
+			// Epochs before the mark are listed too: the anchor names
+			// every one (looking for them by kind would read every record).
+			if res.Epochs, err = anchoredEpochs(db, anchor, m.Seq); err != nil {
+				return res, fmt.Errorf("read audit log: %w", Describe(err))
+			}
+		}
+	}
+	var total int64
+	if opts.Progress != nil {
+		tip, err := tipSeq(db)
+		if err != nil {
+			return res, fmt.Errorf("read audit log: %w", Describe(err))
+		}
+		total = max(tip-last, 0)
+		opts.Progress(0, total)
+	}
+	stmt, _, err := db.Prepare("SELECT " + selectCols + " FROM records WHERE seq > ? ORDER BY seq")
 	if err != nil {
 		return res, fmt.Errorf("read audit log: %w", Describe(err))
 	}
 	defer stmt.Close()
-	prev := Genesis()
-	var last int64
+	if err := stmt.BindInt64(1, last); err != nil {
+		return res, err
+	}
+	start := last
 	hashes := map[int64]string{} // of the records the anchor names
 	names := map[int64]bool{anchor.Seq: true}
 	for _, e := range anchor.Epochs {
@@ -110,6 +179,9 @@ func Verify(path string) (VerifyResult, error) {
 	}
 	for stmt.Step() {
 		r := scan(stmt)
+		if opts.Progress != nil && (r.Seq-start)%progressEvery == 0 {
+			opts.Progress(r.Seq-start, total)
+		}
 		storedPrev, _ := hex.DecodeString(r.PrevHash)
 		stored, _ := hex.DecodeString(r.Hash)
 		switch {
@@ -137,13 +209,30 @@ func Verify(path string) (VerifyResult, error) {
 	if err := stmt.Err(); err != nil {
 		return res, fmt.Errorf("read audit log: %w", Describe(err))
 	}
+	if opts.Progress != nil {
+		opts.Progress(last-start, total)
+	}
 	res.LastSeq, res.LastHash, res.AnchorSeq = last, hex.EncodeToString(prev), anchor.Seq
-	problem, bad, _ := AnchorProblem(path, anchor, anchored, true, last, func(seq int64) (string, error) { return hashes[seq], nil })
+	// Records the anchor names at or before the mark were not walked now.
+	lookup := func(seq int64) (string, error) {
+		if h, ok := hashes[seq]; ok || seq > start {
+			return h, nil
+		}
+		return hashAtSeq(db, seq)
+	}
+	problem, bad, err := AnchorProblem(path, anchor, anchored, true, last, lookup)
+	if err != nil {
+		return res, fmt.Errorf("read audit log: %w", Describe(err))
+	}
 	if problem != "" {
 		return fail(bad, "%s", problem)
 	}
 	for _, e := range anchor.Epochs {
-		if hashes[e.Seq] != e.Hash {
+		h, err := lookup(e.Seq)
+		if err != nil {
+			return res, fmt.Errorf("read audit log: %w", Describe(err))
+		}
+		if h != e.Hash {
 			return fail(e.Seq, "the anchor names a new epoch at record %d that the database does not hold (the database was replaced or rewritten)", e.Seq)
 		}
 	}
@@ -174,4 +263,113 @@ func epochInfo(r Record) EpochInfo {
 	var d EpochDetail
 	_ = json.Unmarshal(r.Detail, &d)
 	return EpochInfo{Seq: r.Seq, Time: r.Time, Reason: d.Reason, Found: d.Found}
+}
+
+// hashAtSeq is the stored hash of record seq in hex, "" if there is none.
+func hashAtSeq(db *sqlite3.Conn, seq int64) (string, error) {
+	stmt, _, err := db.Prepare(`SELECT hash FROM records WHERE seq = ?`)
+	if err != nil {
+		return "", err
+	}
+	defer stmt.Close()
+	if err := stmt.BindInt64(1, seq); err != nil {
+		return "", err
+	}
+	if !stmt.Step() {
+		return "", stmt.Err()
+	}
+	return hex.EncodeToString(stmt.ColumnRawBlob(0)), nil
+}
+
+func tipSeq(db *sqlite3.Conn) (int64, error) {
+	stmt, _, err := db.Prepare(`SELECT seq FROM records ORDER BY seq DESC LIMIT 1`)
+	if err != nil {
+		return 0, err
+	}
+	defer stmt.Close()
+	if !stmt.Step() {
+		return 0, stmt.Err()
+	}
+	return stmt.ColumnInt64(0), nil
+}
+
+// anchoredEpochs returns the epochs the anchor names up to record seq.
+func anchoredEpochs(db *sqlite3.Conn, a Anchor, seq int64) ([]EpochInfo, error) {
+	stmt, _, err := db.Prepare("SELECT " + selectCols + " FROM records WHERE seq = ?")
+	if err != nil {
+		return nil, err
+	}
+	defer stmt.Close()
+	var out []EpochInfo
+	for _, e := range a.Epochs {
+		if e.Seq > seq {
+			continue
+		}
+		if err := stmt.BindInt64(1, e.Seq); err != nil {
+			return nil, err
+		}
+		if stmt.Step() {
+			if r := scan(stmt); r.Kind == KindAuditEpoch {
+				out = append(out, epochInfo(r))
+			}
+		}
+		if err := stmt.Err(); err != nil {
+			return nil, err
+		}
+		if err := stmt.Reset(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// Mark is the last record a successful verify reached and its chain hash
+// (hex), kept beside the database (MarkPath) so that the next verify can
+// start after it. Its hash commits to every record up to it, so a walk
+// from the mark still finds any rewrite of earlier records that keeps the
+// chain consistent (the record at the mark then has another hash); what it
+// does not re-check is an edit that broke the chain before the mark, which
+// a full walk finds. It is no better protected than the anchor: whoever
+// can rewrite the database, the anchor and the mark can make both walks
+// pass.
+type Mark struct {
+	Seq  int64
+	Hash string
+}
+
+const markMagic = "ringlet-audit-verified 1"
+
+// MarkPath is where the mark of the database at db is kept.
+func MarkPath(db string) string { return db + ".verified" }
+
+// ReadMark returns the mark of the database at db; ok is false when there
+// is none or it cannot be used (then the walk starts at the first record).
+func ReadMark(db string) (m Mark, ok bool) {
+	b, err := privatefile.Read(MarkPath(db), 4096)
+	if err != nil {
+		return Mark{}, false
+	}
+	magic, line, _ := strings.Cut(strings.TrimSpace(string(b)), "\n")
+	seqText, hash, _ := strings.Cut(line, " ")
+	seq, err := strconv.ParseInt(seqText, 10, 64)
+	if magic != markMagic || err != nil || seq <= 0 {
+		return Mark{}, false
+	}
+	if h, err := hex.DecodeString(hash); err != nil || len(h) != 32 {
+		return Mark{}, false
+	}
+	return Mark{Seq: seq, Hash: hash}, true
+}
+
+// SaveMark records that res, a successful verify, reached its last record.
+// A log with no records has nothing to mark.
+func SaveMark(res VerifyResult) error {
+	if !res.OK || res.LastSeq == 0 {
+		return nil
+	}
+	data := fmt.Sprintf("%s\n%d %s\n", markMagic, res.LastSeq, res.LastHash)
+	if err := privatefile.WriteAtomic(MarkPath(res.Path), []byte(data), privatefile.FileMode); err != nil {
+		return fmt.Errorf("save the verified mark: %w", err)
+	}
+	return nil
 }

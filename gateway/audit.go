@@ -137,6 +137,7 @@ var auditOff = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 // the imported table in pricesFile over the embedded one).
 type auditReader struct {
 	path, catalogDir, pricesFile string
+	log                          *slog.Logger
 }
 
 func (ar *auditReader) handleAuditQuery(w http.ResponseWriter, r *http.Request) {
@@ -162,10 +163,24 @@ func (ar *auditReader) handleAuditQuery(w http.ResponseWriter, r *http.Request) 
 }
 
 func (ar *auditReader) handleAuditVerify(w http.ResponseWriter, r *http.Request) {
-	res, err := audit.Verify(ar.path)
+	var opts audit.VerifyOptions
+	for k, v := range r.URL.Query() {
+		switch {
+		case k == "since_last" && len(v) == 1 && (v[0] == "true" || v[0] == "false"):
+			opts.SinceLast = v[0] == "true"
+		default:
+			writeError(w, http.StatusBadRequest, "bad_filter", "unknown parameter "+strconv.Quote(k)+"; accepted: since_last=true|false")
+			return
+		}
+	}
+	res, err := audit.VerifyWith(ar.path, opts)
 	if err != nil {
 		writeError(w, http.StatusServiceUnavailable, "audit_unavailable", err.Error())
 		return
+	}
+	if err := audit.SaveMark(res); err != nil {
+		// The result stands; the next since_last walk starts further back.
+		ar.log.Warn("could not save the audit log's verified mark", "err", err)
 	}
 	writeJSON(w, http.StatusOK, res)
 }

@@ -149,22 +149,35 @@ func profileError(w http.ResponseWriter, log *slog.Logger, err error) {
 }
 
 func (pr *profiles) view(p profile.Profile, keys []credentials.Entry) api.ProfileView {
-	v := api.ProfileView{Profile: p, Home: pr.o.Profiles.Home(p.Alias), UnsandboxedHome: pr.o.Profiles.UnsandboxedHome(p.Alias), Key: "missing"}
-	v.Protected, _ = p.Protected() // checked when stored
-	if v.Protected == nil {
-		v.Protected = []string{}
-	}
+	return pr.views([]profile.Profile{p}, keys)[0]
+}
+
+// views builds the views of ps from one listing of the keys and of the
+// sessions, so that a list of n profiles costs no n² lookups.
+func (pr *profiles) views(ps []profile.Profile, keys []credentials.Entry) []api.ProfileView {
+	stored := make(map[credentials.Ref]string, len(keys))
 	for _, e := range keys {
-		if e.Ref() == p.CredentialRef() && (e.Status == "ok" || e.Status == "unindexed") {
-			v.Key = "stored (" + e.Backend + ")"
+		if e.Status == "ok" || e.Status == "unindexed" {
+			stored[e.Ref()] = "stored (" + e.Backend + ")"
 		}
 	}
+	sessions := map[string]int{}
 	for _, sess := range pr.o.Sessions.list() {
-		if sess.Profile.Alias == p.Alias {
-			v.Sessions++
-		}
+		sessions[sess.Profile.Alias]++
 	}
-	return v
+	out := make([]api.ProfileView, 0, len(ps))
+	for _, p := range ps {
+		v := api.ProfileView{Profile: p, Home: pr.o.Profiles.Home(p.Alias), UnsandboxedHome: pr.o.Profiles.UnsandboxedHome(p.Alias), Key: "missing", Sessions: sessions[p.Alias]}
+		v.Protected, _ = p.Protected() // checked when stored
+		if v.Protected == nil {
+			v.Protected = []string{}
+		}
+		if k, ok := stored[p.CredentialRef()]; ok {
+			v.Key = k
+		}
+		out = append(out, v)
+	}
+	return out
 }
 
 func (pr *profiles) handleProfileList(w http.ResponseWriter, r *http.Request) {
@@ -174,11 +187,7 @@ func (pr *profiles) handleProfileList(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	keys, _ := pr.o.Keys.List()
-	out := make([]api.ProfileView, 0, len(ps))
-	for _, p := range ps {
-		out = append(out, pr.view(p, keys))
-	}
-	writeJSON(w, http.StatusOK, api.ProfileList{Profiles: out})
+	writeJSON(w, http.StatusOK, api.ProfileList{Profiles: pr.views(ps, keys)})
 }
 
 func (pr *profiles) handleProfileGet(w http.ResponseWriter, r *http.Request) {

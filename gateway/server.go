@@ -285,7 +285,7 @@ func New(opts Options) (*Server, error) {
 		Launch: opts.Launch, Sessions: s.sessions, Hooks: opts.Hooks, MCP: s.mcp, Rec: s.rec, Log: s.log}}
 	s.catalogs = &catalogs{dir: opts.CatalogDir, rec: s.rec, log: s.log}
 	s.keychain = &keychain{o: keychainOptions{Keys: opts.Keys, Sessions: s.sessions, Rec: s.rec, Log: s.log}}
-	s.audit = &auditReader{path: opts.AuditPath, catalogDir: opts.CatalogDir, pricesFile: opts.PricesFile}
+	s.audit = &auditReader{path: opts.AuditPath, catalogDir: opts.CatalogDir, pricesFile: opts.PricesFile, log: s.log}
 	s.prices = &prices{catalogDir: opts.CatalogDir, file: opts.PricesFile, rec: s.rec, log: s.log}
 	s.metrics.reg.MustRegister(opts.Collectors...)
 	s.lastActivity.Store(time.Now().UnixNano())

@@ -9,9 +9,11 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -62,6 +64,23 @@ type Profile struct {
 	Created   time.Time `toml:"created" json:"created"`
 }
 
+// forget drops what was parsed of alias's file: file times are coarse (a
+// clock tick) and inodes are reused, so a write of our own is not left to
+// the stamp to notice.
+func (s *Store) forget(alias string) {
+	s.mu.Lock()
+	delete(s.parsed, alias)
+	s.mu.Unlock()
+}
+
+// clone copies p with its slices, so that a cached profile is never
+// changed through a copy handed out.
+func (p Profile) clone() Profile {
+	p.Command, p.ReadOnly, p.ReadWrite = slices.Clone(p.Command), slices.Clone(p.ReadOnly), slices.Clone(p.ReadWrite)
+	p.AllowHosts, p.Protect, p.Unprotect = slices.Clone(p.AllowHosts), slices.Clone(p.Protect), slices.Clone(p.Unprotect)
+	return p
+}
+
 // Protected is the list of paths the profile's sandboxes keep read-only
 // in the workspace and each read-write directory.
 func (p Profile) Protected() ([]string, error) {
@@ -92,6 +111,18 @@ var ErrExists = errors.New("profile exists")
 type Store struct {
 	dir      string // $XDG_CONFIG_HOME/ringlet/profiles
 	homeRoot string // $XDG_DATA_HOME/ringlet/profiles
+
+	// Profiles parsed, each kept while its file's stamp is unchanged, so
+	// that listing n profiles is n stats, not n TOML parses. A file
+	// changed in any way (written, replaced, chmod-ed) is parsed and
+	// checked again.
+	mu     sync.Mutex
+	parsed map[string]parsedProfile
+}
+
+type parsedProfile struct {
+	stamp privatefile.Stamp
+	p     Profile
 }
 
 // NewStore returns a store with profile files in configDir/profiles and
@@ -249,6 +280,7 @@ func (s *Store) Create(c *Catalog, p Profile) (Profile, error) {
 	if err := privatefile.EnsureDir(s.dir); err != nil {
 		return Profile{}, err
 	}
+	defer s.forget(p.Alias)
 	if err := privatefile.Create(s.path(p.Alias), data); err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			return Profile{}, fmt.Errorf("profile %s already exists (delete it first, or choose another alias): %w", p.Alias, ErrExists)
@@ -308,6 +340,13 @@ func (s *Store) Get(alias string) (Profile, error) {
 	if err := names.Check("profile", alias); err != nil {
 		return Profile{}, err
 	}
+	stamp, stamped := privatefile.StampOf(s.path(alias))
+	s.mu.Lock()
+	c, ok := s.parsed[alias]
+	s.mu.Unlock()
+	if stamped && ok && c.stamp == stamp {
+		return c.p.clone(), nil
+	}
 	data, err := privatefile.Read(s.path(alias), 1<<20)
 	if errors.Is(err, fs.ErrNotExist) {
 		return Profile{}, fmt.Errorf("no profile %q ('ringlet profiles list' shows them): %w", alias, ErrNotFound)
@@ -322,6 +361,14 @@ func (s *Store) Get(alias string) (Profile, error) {
 		return Profile{}, fmt.Errorf("profile file %s is not valid: %v", s.path(alias), err)
 	}
 	p.Alias = alias
+	if stamped {
+		s.mu.Lock()
+		if s.parsed == nil {
+			s.parsed = map[string]parsedProfile{}
+		}
+		s.parsed[alias] = parsedProfile{stamp: stamp, p: p.clone()}
+		s.mu.Unlock()
+	}
 	return p, nil
 }
 
@@ -368,6 +415,7 @@ func (s *Store) Update(c *Catalog, alias string, change func(*Profile)) (Profile
 	if err != nil {
 		return Profile{}, err
 	}
+	defer s.forget(alias)
 	if err := privatefile.WriteAtomic(s.path(alias), data, privatefile.FileMode); err != nil {
 		return Profile{}, fmt.Errorf("write profile %s: %w", alias, err)
 	}
@@ -380,6 +428,7 @@ func (s *Store) Delete(alias string) (Profile, error) {
 	if err != nil {
 		return Profile{}, err
 	}
+	defer s.forget(alias)
 	if err := os.Remove(s.path(alias)); err != nil {
 		return Profile{}, fmt.Errorf("delete profile %s: %w", alias, err)
 	}

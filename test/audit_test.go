@@ -422,7 +422,24 @@ func TestAuditTamper(t *testing.T) {
 		}
 	}
 
+	// The control left its mark: a walk from it checks nothing new, and
+	// prints no progress on a stderr that is not a terminal.
+	var since struct {
+		OK       bool  `json:"ok"`
+		SinceSeq int64 `json:"since_seq"`
+		Records  int64 `json:"records"`
+	}
+	out, errOut := auditVerify(t, e, 0, "--since-last", "--json")
+	if err := json.Unmarshal([]byte(out), &since); err != nil || !since.OK || since.SinceSeq != 6 || since.Records != 0 || errOut != "" {
+		t.Errorf("audit verify --since-last --json: got %q, stderr %q (%v), want ok, since_seq 6, records 0, no stderr", out, errOut, err)
+	}
+
 	runSQL(`UPDATE records SET target = ? WHERE seq = 3`, "GET /api/forged")
+	// An edit before the mark that breaks the chain is for the full walk
+	// to find (docs/audit.md says so).
+	if out, _ := auditVerify(t, e, 0, "--since-last"); !strings.Contains(out, "0 records after record 6") {
+		t.Errorf("audit verify --since-last after an edit before the mark: got %q, want it to say it walked from record 6", out)
+	}
 	stdout, stderr, code := e.Run("audit", "verify")
 	checkOneLineError(t, stdout, stderr, code, []int{1}, "NOT intact", "record 3", "edited")
 	stdout, _, code = e.Run("audit", "verify", "--json")
@@ -440,6 +457,8 @@ func TestAuditTamper(t *testing.T) {
 	runSQL(`DELETE FROM records WHERE seq >= 5`)
 	stdout, stderr, code = e.Run("audit", "verify", db)
 	checkOneLineError(t, stdout, stderr, code, []int{1}, "NOT intact", "removed", "anchor")
+	stdout, stderr, code = e.Run("audit", "verify", "--since-last", db)
+	checkOneLineError(t, stdout, stderr, code, []int{1}, "NOT intact", "record 6 differs from when it was last verified")
 }
 
 // TestAuditTailAndEvents follows the live stream with `audit tail` and

@@ -100,7 +100,7 @@ func mustVerifyOK(t *testing.T, path string, records int64) audit.VerifyResult {
 
 // rawConn opens the database directly, as someone tampering with it would,
 // and closes it when the test ends.
-func rawConn(t *testing.T, path string) *sqlite3.Conn {
+func rawConn(t testing.TB, path string) *sqlite3.Conn {
 	t.Helper()
 	db, err := sqlite3.Open(path)
 	if err != nil {
@@ -111,7 +111,7 @@ func rawConn(t *testing.T, path string) *sqlite3.Conn {
 }
 
 // rawExec runs sql on a direct connection that is closed before it returns.
-func rawExec(t *testing.T, path, sql string) {
+func rawExec(t testing.TB, path, sql string) {
 	t.Helper()
 	db, err := sqlite3.Open(path)
 	if err != nil {

@@ -102,6 +102,9 @@ type Log struct {
 	hashAt *sqlite3.Stmt
 	// Prepared once: parsing them on every commit cost a fifth of it.
 	begin, commitTx, rollback *sqlite3.Stmt
+	// The usage summary's (usage.go), and the through_seq it last saved.
+	usageUpsert, usageThrough *sqlite3.Stmt
+	usageSaved                int64
 }
 
 type pending struct {
@@ -202,6 +205,10 @@ func open(opts Options, newEpoch bool) (*Log, error) {
 		}
 	}
 	l.lastSeq, l.lastHash = seq, hash
+	if err := l.catchUpUsage(seq); err != nil {
+		l.closeDB()
+		return nil, fmt.Errorf("open audit log %s: summarise usage: %w", opts.Path, audit.Describe(err))
+	}
 	if l.files, err = watchFiles(opts.Path); err != nil {
 		l.closeDB()
 		return nil, err
@@ -298,7 +305,7 @@ func (l *Log) init() error {
 }
 
 func (l *Log) closeDB() {
-	for _, s := range []*sqlite3.Stmt{l.insert, l.tip, l.hashAt, l.begin, l.commitTx, l.rollback} {
+	for _, s := range []*sqlite3.Stmt{l.insert, l.tip, l.hashAt, l.begin, l.commitTx, l.rollback, l.usageUpsert, l.usageThrough} {
 		if s != nil {
 			s.Close()
 		}
@@ -506,6 +513,7 @@ func (l *Log) write(batch []*pending) (recs []audit.Record, err error) {
 		}
 		return nil, nil
 	}
+	var usage usageSums
 	for i := range recs {
 		r := &recs[i]
 		seq++
@@ -516,11 +524,30 @@ func (l *Log) write(batch []*pending) (recs []audit.Record, err error) {
 			return nil, l.describe(err)
 		}
 		prev = h
+		if r.Kind == audit.KindProviderRequest {
+			if usage == nil {
+				usage = usageSums{}
+			}
+			usage.add(r)
+		}
+	}
+	// The usage summary moves in the same transaction as the records. A
+	// commit without a provider request need not move through_seq (no
+	// record it holds is summarised), and skips it, up to a bounded lag:
+	// readers scan the records after through_seq.
+	saved := usage != nil || seq-l.usageSaved >= usageLagMax
+	if saved {
+		if err := l.saveUsage(usage, seq); err != nil {
+			return nil, l.describe(err)
+		}
 	}
 	if err := l.commitTx.Exec(); err != nil {
 		return nil, l.describe(err)
 	}
 	l.lastSeq, l.lastHash = seq, prev
+	if saved {
+		l.usageSaved = seq
+	}
 	// The anchor is written after the commit: a crash in between leaves it
 	// behind the database, which verify accepts; the reverse would look
 	// like removed records.

@@ -4,9 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"sort"
+	"sync"
 	"syscall"
 
 	"github.com/pelletier/go-toml/v2"
@@ -23,6 +25,17 @@ import (
 type fileBackend struct {
 	path string
 	lock string
+
+	// The parsed file, kept while the file's stat is unchanged: without
+	// it every key looked up re-reads and re-parses the whole file, and a
+	// listing of n keys costs n parses. Any change to the file (a write by
+	// this or another process, a chmod, a replacement) changes its inode,
+	// size, mtime or ctime, and the next read parses it again, checks
+	// included; nothing is cached across a failed read.
+	mu     sync.Mutex
+	cached map[string]map[string]string
+	stat   privatefile.Stamp
+	parses int // how many times the file was parsed (for tests)
 }
 
 func newFileBackend(dir string) *fileBackend {
@@ -36,8 +49,18 @@ const fileHeader = "# Ringlet's provider keys (file backend). Managed by 'ringle
 // maxFileSize bounds credentials.toml.
 const maxFileSize = 4 << 20
 
-// readFile parses credentials.toml; a missing file is empty.
+// readFile parses credentials.toml; a missing file is empty. The result is
+// shared: callers must not change it (update works on a copy).
 func (f *fileBackend) readFile() (map[string]map[string]string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	// The stamp before the read is the cache's key: a file replaced
+	// between the two is parsed again on the next read, never missed.
+	key, keyed := privatefile.StampOf(f.path)
+	if keyed && f.cached != nil && key == f.stat {
+		return f.cached, nil
+	}
+	f.cached = nil
 	data, err := privatefile.Read(f.path, maxFileSize)
 	if errors.Is(err, fs.ErrNotExist) {
 		return map[string]map[string]string{}, nil
@@ -45,11 +68,31 @@ func (f *fileBackend) readFile() (map[string]map[string]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("credentials file: %w", err)
 	}
+	f.parses++
 	m, err := parseFile(data)
 	if err != nil {
 		return nil, fmt.Errorf("credentials file %s: %w", f.path, err)
 	}
+	if keyed {
+		f.cached, f.stat = m, key
+	}
 	return m, nil
+}
+
+// forget drops the cached content (after a write, whose new stat is read
+// by the next readFile).
+func (f *fileBackend) forget() {
+	f.mu.Lock()
+	f.cached = nil
+	f.mu.Unlock()
+}
+
+func cloneFile(m map[string]map[string]string) map[string]map[string]string {
+	out := make(map[string]map[string]string, len(m))
+	for p, t := range m {
+		out[p] = maps.Clone(t)
+	}
+	return out
 }
 
 // parseFile decodes the credentials file and checks every name and key, so
@@ -118,6 +161,7 @@ func (f *fileBackend) update(change func(map[string]map[string]string) error) er
 	if err != nil {
 		return err
 	}
+	m = cloneFile(m)
 	if err := change(m); err != nil {
 		return err
 	}
@@ -125,6 +169,10 @@ func (f *fileBackend) update(change func(map[string]map[string]string) error) er
 	if err != nil {
 		return fmt.Errorf("encode credentials file: %w", err)
 	}
+	// Whether or not the write lands, what is cached may be stale; and
+	// file times are coarse (a clock tick) and inodes are reused, so a
+	// write of our own is not left to the stamp to notice.
+	defer f.forget()
 	return privatefile.WriteAtomic(f.path, data, privatefile.FileMode)
 }
 
@@ -164,6 +212,19 @@ func (f *fileBackend) Delete(r credentials.Ref) error {
 		delete(m[r.Provider], r.Alias)
 		return nil
 	})
+}
+
+// present reports which of refs the file holds, from one read.
+func (f *fileBackend) present(refs []credentials.Ref) (map[credentials.Ref]bool, error) {
+	m, err := f.readFile()
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[credentials.Ref]bool, len(refs))
+	for _, r := range refs {
+		_, out[r] = m[r.Provider][r.Alias]
+	}
+	return out, nil
 }
 
 // refs lists what the file holds, sorted.

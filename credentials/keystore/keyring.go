@@ -3,6 +3,7 @@ package keystore
 import (
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/zalando/go-keyring"
@@ -22,7 +23,25 @@ const KeyringService = "ringlet"
 const keyringTimeout = 15 * time.Second
 
 // keyringBackend stores keys through go-keyring.
-type keyringBackend struct{}
+type keyringBackend struct {
+	// items caches the account of each item path seen by a listing (nil:
+	// no cache), so that a listing reads the attributes of new items only.
+	items *itemAccounts
+}
+
+// itemAccounts maps the Secret Service's item paths to their username
+// attribute. A path names one item for the life of the service process
+// (gnome-keyring numbers new items upwards and does not reuse a deleted
+// one's number while it runs), and Ringlet replaces an item's secret in
+// place, never its attributes; so the cache holds for one owner of the
+// service's bus name and is dropped when another process owns it (a
+// restarted keyring numbers its items afresh). An item whose attributes
+// someone else rewrites in place is not noticed until that restart.
+type itemAccounts struct {
+	mu    sync.Mutex
+	owner string            // the unique bus name the paths belong to
+	m     map[string]string // D-Bus object path -> username attribute
+}
 
 func (keyringBackend) Name() string { return credentials.BackendKeyring }
 

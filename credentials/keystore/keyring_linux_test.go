@@ -347,3 +347,53 @@ func TestKeyringMigrateRoundTrip(t *testing.T) {
 		})
 	}
 }
+
+// The listing that List uses finds Ringlet's items by their attributes:
+// an item of another service with the same username is not Ringlet's.
+func TestKeyringPresentListing(t *testing.T) {
+	addr := requireKeyring(t)
+	secretTool := requireTool(t, "secret-tool")
+	s := openStore(t, Options{Dir: t.TempDir(), Backend: credentials.BackendKeyring, SessionBus: addr})
+	held, decoy, never := credentials.Ref{Provider: "anthropic", Alias: "present-held"}, credentials.Ref{Provider: "anthropic", Alias: "present-decoy"}, credentials.Ref{Provider: "anthropic", Alias: "present-never"}
+	cleanupKeyring(t, held)
+	if _, err := s.Set(held, testKey(t)); err != nil {
+		t.Fatalf("Set %s: %v", held, err)
+	}
+	cmd := exec.CommandContext(t.Context(), secretTool, "store", "--label", "decoy", "service", "not-ringlet", "username", decoy.String())
+	cmd.Stdin = strings.NewReader("sk-decoy-value")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("secret-tool store: %v: %s", err, out)
+	}
+	t.Cleanup(func() {
+		_ = exec.Command(secretTool, "clear", "service", "not-ringlet", "username", decoy.String()).Run() // best effort: the private keyring goes with the test binary
+	})
+	refs := []credentials.Ref{held, decoy, never}
+	cached := keyringBackend{items: &itemAccounts{}}
+	for _, k := range []keyringBackend{{}, cached, cached} { // no cache, cache filled, cache used
+		got, err := k.present(refs)
+		if err != nil {
+			t.Fatalf("present: %v", err)
+		}
+		if want := map[credentials.Ref]bool{held: true, decoy: false, never: false}; !maps.Equal(got, want) {
+			t.Errorf("present: got %v, want %v", got, want)
+		}
+	}
+	if n := len(cached.items.m); n == 0 {
+		t.Errorf("item cache: got %d paths, want the listed items", n)
+	}
+	// The cache hides neither a deletion nor a new item.
+	cleanupKeyring(t, never)
+	if _, err := s.Set(never, testKey(t)); err != nil {
+		t.Fatalf("Set %s: %v", never, err)
+	}
+	if out, err := exec.CommandContext(t.Context(), secretTool, "clear", "service", KeyringService, "username", held.String()).CombinedOutput(); err != nil {
+		t.Fatalf("secret-tool clear: %v: %s", err, out)
+	}
+	got, err := cached.present(refs)
+	if err != nil {
+		t.Fatalf("present: %v", err)
+	}
+	if want := map[credentials.Ref]bool{held: false, decoy: false, never: true}; !maps.Equal(got, want) {
+		t.Errorf("present after a deletion and a new item: got %v, want %v", got, want)
+	}
+}

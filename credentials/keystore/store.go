@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -48,6 +49,10 @@ type Store struct {
 	mu     sync.Mutex
 	chosen backend // resolved lazily; failures are not cached
 	why    string  // why chosen is the one
+	// The index as last parsed, and the stamp of the file it came from.
+	indexEntries []credentials.Entry
+	indexStamp   privatefile.Stamp
+	indexCached  bool
 }
 
 // Open returns a Store. Nothing is touched until the first call.
@@ -62,7 +67,7 @@ func Open(opts Options) (*Store, error) {
 	return &Store{
 		opts:    opts,
 		file:    newFileBackend(opts.Dir),
-		keyring: keyringBackend{},
+		keyring: keyringBackend{items: &itemAccounts{}},
 		index:   filepath.Join(opts.Dir, "keychain.json"),
 		lock:    filepath.Join(opts.Dir, "keychain.lock"),
 	}, nil
@@ -148,7 +153,17 @@ type indexFile struct {
 	Entries []credentials.Entry `json:"entries"`
 }
 
+// readIndex returns the index, parsed again only when its stamp changed
+// (as the file backend does; see privatefile.Stamp). Callers get a copy.
 func (s *Store) readIndex() ([]credentials.Entry, error) {
+	stamp, stamped := privatefile.StampOf(s.index)
+	s.mu.Lock()
+	if stamped && s.indexCached && s.indexStamp == stamp {
+		out := slices.Clone(s.indexEntries)
+		s.mu.Unlock()
+		return out, nil
+	}
+	s.mu.Unlock()
 	var ix indexFile
 	if _, err := privatefile.ReadJSON(s.index, 16<<20, &ix); err != nil {
 		return nil, fmt.Errorf("keychain index: %w", err)
@@ -158,6 +173,11 @@ func (s *Store) readIndex() ([]credentials.Entry, error) {
 			return nil, fmt.Errorf("keychain index %s: %w", s.index, err)
 		}
 	}
+	if stamped {
+		s.mu.Lock()
+		s.indexEntries, s.indexStamp, s.indexCached = slices.Clone(ix.Entries), stamp, true
+		s.mu.Unlock()
+	}
 	return ix.Entries, nil
 }
 
@@ -166,6 +186,13 @@ func (s *Store) writeIndex(entries []credentials.Entry) error {
 	for i := range entries {
 		entries[i].Status, entries[i].Detail = "", ""
 	}
+	// File times are coarse (a clock tick) and inodes are reused, so a
+	// write of our own is not left to the stamp to notice.
+	defer func() {
+		s.mu.Lock()
+		s.indexCached = false
+		s.mu.Unlock()
+	}()
 	return privatefile.WriteJSON(s.index, indexFile{Version: 1, Entries: entries})
 }
 
@@ -309,8 +336,12 @@ func (s *Store) List() ([]credentials.Entry, error) {
 	// Keys in the file that the index lost (a writer killed between the
 	// two writes) are shown, so they can be seen and removed.
 	if refs, err := s.file.refs(); err == nil {
+		indexed := make(map[credentials.Ref]bool, len(entries))
+		for _, e := range entries {
+			indexed[e.Ref()] = true
+		}
 		for _, r := range refs {
-			if find(entries, r) < 0 {
+			if !indexed[r] {
 				entries = append(entries, credentials.Entry{Provider: r.Provider, Alias: r.Alias, Backend: credentials.BackendFile, Detail: "not in the index; set it again or remove it"})
 			}
 		}
@@ -318,18 +349,32 @@ func (s *Store) List() ([]credentials.Entry, error) {
 	sort.Slice(entries, func(i, j int) bool { return entries[i].Ref().String() < entries[j].Ref().String() })
 	backends := map[string]backend{}
 	berrs := map[string]error{}
+	held := map[string]map[credentials.Ref]bool{} // from one listing per backend
 	for i := range entries {
 		e := &entries[i]
 		b, ok := backends[e.Backend]
 		if !ok && berrs[e.Backend] == nil {
 			b, berrs[e.Backend] = s.byName(e.Backend)
 			backends[e.Backend] = b
+			if l, ok := b.(lister); ok && berrs[e.Backend] == nil {
+				// A backend that cannot list is asked key by key below,
+				// where each failure is reported against its key.
+				held[e.Backend], _ = l.present(refsIn(entries, e.Backend))
+			}
 		}
 		if err := berrs[e.Backend]; err != nil {
 			e.Status, e.Detail = "unavailable", err.Error()
 			continue
 		}
-		switch _, err := b.Get(e.Ref()); {
+		var err error
+		if h := held[e.Backend]; h != nil {
+			if !h[e.Ref()] {
+				err = credentials.ErrNotFound
+			}
+		} else {
+			_, err = b.Get(e.Ref())
+		}
+		switch {
 		case err == nil:
 			e.Status = "ok"
 			if e.Detail != "" {
@@ -342,6 +387,22 @@ func (s *Store) List() ([]credentials.Entry, error) {
 		}
 	}
 	return entries, nil
+}
+
+// lister is a backend that can tell which of many keys it holds in one
+// pass, so that a listing of n keys is not n lookups.
+type lister interface {
+	present([]credentials.Ref) (map[credentials.Ref]bool, error)
+}
+
+func refsIn(entries []credentials.Entry, backend string) []credentials.Ref {
+	var out []credentials.Ref
+	for _, e := range entries {
+		if e.Backend == backend {
+			out = append(out, e.Ref())
+		}
+	}
+	return out
 }
 
 // Migrate moves every key to the backend named to, verifying each read-back

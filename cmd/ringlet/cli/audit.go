@@ -5,13 +5,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/coder/websocket"
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 
 	"github.com/neullabs/ringlet/api"
 	"github.com/neullabs/ringlet/audit"
@@ -197,7 +200,7 @@ func writeAuditCSV(w interface{ Write([]byte) (int, error) }, recs []audit.Recor
 }
 
 func (a *app) auditVerifyCmd() *cobra.Command {
-	var asJSON bool
+	var asJSON, sinceLast bool
 	cmd := &cobra.Command{
 		Use:   "verify [PATH]",
 		Short: "Check the audit log's hash chain and anchor",
@@ -208,10 +211,19 @@ reordered, or when the last records were cut off, the database was
 replaced by an older copy, deleted, or its anchor removed. New epochs
 started on purpose ('ringlet audit new-epoch') are listed.
 
+Each successful verify keeps the last record it reached and its chain hash
+in PATH.verified. With --since-last the walk starts after that record: it
+checks that record's hash (which commits to every record before it), the
+records after it and the anchor, so a large log is checked in the time its
+new records take. An edit that broke the chain before that record is found
+only by a full walk (without --since-last). A progress line goes to stderr
+when it is a terminal.
+
 It cannot detect a rewrite by someone who can also rewrite the anchor file
 (the same user, or root): the anchor protects against truncation and
 rollback, not against an attacker with your privileges.`,
 		Example: `  ringlet audit verify
+  ringlet audit verify --since-last
   ringlet audit verify ~/.ringlet/audit.db --json`,
 		Args: argsBetween(0, 1, "at most one PATH"),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -223,14 +235,27 @@ rollback, not against an attacker with your privileges.`,
 			if err != nil {
 				return err
 			}
-			res, err := audit.Verify(path)
+			opts := audit.VerifyOptions{SinceLast: sinceLast}
+			progress := a.verifyProgress()
+			if progress != nil {
+				opts.Progress = progress.show
+			}
+			res, err := audit.VerifyWith(path, opts)
+			progress.clear()
 			if err != nil {
 				return err
+			}
+			if err := audit.SaveMark(res); err != nil {
+				// The verify itself stands (a read-only copy, say); only
+				// the next --since-last walks from further back.
+				fmt.Fprintf(a.stdio.Err, "ringlet: note: %v; the next 'audit verify --since-last' of this log walks it whole\n", err)
 			}
 			if asJSON {
 				if err := writeJSONOut(a.stdio.Out, res); err != nil {
 					return err
 				}
+			} else if res.OK && res.SinceSeq > 0 {
+				fmt.Fprintf(a.stdio.Out, "audit log %s is intact: %d records after record %d (verified before), chain and anchor verified up to record %d\n", path, res.Records, res.SinceSeq, res.LastSeq)
 			} else if res.OK {
 				fmt.Fprintf(a.stdio.Out, "audit log %s is intact: %d records, chain and anchor verified up to record %d\n", path, res.Records, res.LastSeq)
 				for _, e := range res.Epochs {
@@ -248,7 +273,41 @@ rollback, not against an attacker with your privileges.`,
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	cmd.Flags().BoolVar(&sinceLast, "since-last", false, "start after the last record a verify reached (PATH.verified)")
 	return cmd
+}
+
+// verifyProgress is the progress line of 'audit verify', on stderr when it
+// is a terminal; nil otherwise.
+func (a *app) verifyProgress() *progressLine {
+	f, ok := a.stdio.Err.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return nil
+	}
+	return &progressLine{w: f}
+}
+
+type progressLine struct {
+	w     io.Writer
+	shown bool
+}
+
+func (p *progressLine) show(done, total int64) {
+	if total < 100_000 && !p.shown {
+		return // done before anyone would read it
+	}
+	pct := int64(100)
+	if total > 0 {
+		pct = done * 100 / total
+	}
+	fmt.Fprintf(p.w, "\rverifying the audit log: %d of %d records (%d%%)", done, total, pct)
+	p.shown = true
+}
+
+func (p *progressLine) clear() {
+	if p != nil && p.shown {
+		fmt.Fprint(p.w, "\r\033[K")
+	}
 }
 
 func (a *app) auditTailCmd() *cobra.Command {

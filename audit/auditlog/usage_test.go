@@ -1,0 +1,208 @@
+package auditlog
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/neullabs/ringlet/audit"
+)
+
+// usageCost prices every model but "free-model" (left unpriced), so that
+// both cost and unpriced counts are compared.
+// usageCost prices by provider too, so that a report which lost a
+// record's provider on the way prices it differently from the full scan.
+func usageCost(provider, model string, in, out, cr, cw int64) (float64, bool) {
+	if model == "free-model" {
+		return 0, false
+	}
+	usd := float64(in)*1e-6 + float64(out)*3e-6 + float64(cr)*1e-7 + float64(cw)*2e-6
+	if provider == "openai" {
+		usd *= 2
+	}
+	return usd, true
+}
+
+// usageBase is the start of the generated records: not on an hour.
+var usageBase = time.Date(2026, 5, 1, 22, 17, 31, 0, time.UTC)
+
+// usageRecords appends n records over about three days: provider requests
+// of several profiles, sessions, providers and models, and other kinds.
+func usageRecords(t *testing.T, l *Log, rng *rand.Rand, n int) {
+	t.Helper()
+	models := []string{"claude-sonnet-4-5", "gpt-5", "free-model", ""}
+	for i := range n {
+		r := audit.Record{Time: usageBase.Add(time.Duration(rng.Int64N(int64(72 * time.Hour)))), Kind: audit.KindProviderRequest,
+			Profile: fmt.Sprintf("p%d", rng.IntN(3)), Session: fmt.Sprintf("s%d", rng.IntN(4)), Actor: "tok", Target: "/v1/messages", Decision: audit.Allow,
+			TokensIn: rng.Int64N(5000), TokensOut: rng.Int64N(2000), TokensCacheRead: rng.Int64N(100), TokensCacheWrite: rng.Int64N(50),
+			Detail: audit.DetailJSON(map[string]any{"provider": []string{"anthropic", "openai"}[rng.IntN(2)], "model": models[rng.IntN(len(models))]})}
+		if i%5 == 0 {
+			r = testRecord(i)
+			r.TokensIn = 99 // not a provider request: never counted
+		}
+		if _, err := l.Append(t.Context(), r); err != nil {
+			t.Fatalf("Append %d: %v", i, err)
+		}
+	}
+}
+
+// usageFilters are the reports compared: whole and partial hours, one
+// hour or less, each grouping, a profile, a session.
+func usageFilters() map[string]audit.Filter {
+	return map[string]audit.Filter{
+		"all":               {},
+		"since on the hour": {Since: usageBase.Truncate(time.Hour).Add(5 * time.Hour)},
+		"since mid-hour":    {Since: usageBase.Add(7*time.Hour + 13*time.Minute + 5*time.Second)},
+		"until mid-hour":    {Until: usageBase.Add(40*time.Hour + 59*time.Minute)},
+		"both mid-hour":     {Since: usageBase.Add(3*time.Hour + 1), Until: usageBase.Add(50*time.Hour - 1)},
+		"within one hour":   {Since: usageBase.Add(10*time.Hour + 10*time.Minute), Until: usageBase.Add(10*time.Hour + 40*time.Minute)},
+		"across one hour":   {Since: usageBase.Add(10*time.Hour + 50*time.Minute), Until: usageBase.Add(11*time.Hour + 40*time.Minute)},
+		"profile":           {Profile: "p1", Since: usageBase.Add(20*time.Hour + 7*time.Minute)},
+		"session":           {Session: "s2", Until: usageBase.Add(30*time.Hour + 7*time.Second)},
+		"nothing":           {Since: usageBase.Add(-48 * time.Hour), Until: usageBase.Add(-47 * time.Hour)},
+	}
+}
+
+// checkUsage compares every report against the full scan of the records.
+func checkUsage(t *testing.T, path string) {
+	t.Helper()
+	for name, f := range usageFilters() {
+		for _, by := range []string{"day", "model", "profile"} {
+			got, err := audit.UsageReport(t.Context(), path, f, by, usageCost)
+			if err != nil {
+				t.Fatalf("%s by %s: UsageReport: %v", name, by, err)
+			}
+			want, err := audit.UsageFullScan(t.Context(), path, f, by, usageCost)
+			if err != nil {
+				t.Fatalf("%s by %s: full scan: %v", name, by, err)
+			}
+			if !usageEqual(got, want) {
+				t.Errorf("%s by %s:\ngot  %s\nwant %s", name, by, usageString(got), usageString(want))
+			}
+		}
+	}
+}
+
+func usageEqual(a, b []audit.UsageRow) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		x, y := a[i], b[i]
+		if (x.CostUSD == nil) != (y.CostUSD == nil) || x.CostUSD != nil && abs(*x.CostUSD-*y.CostUSD) > 1e-9 {
+			return false
+		}
+		x.CostUSD, y.CostUSD = nil, nil
+		if !reflect.DeepEqual(x, y) {
+			return false
+		}
+	}
+	return true
+}
+
+func abs(f float64) float64 { return max(f, -f) }
+
+func usageString(rows []audit.UsageRow) string {
+	s := ""
+	for _, r := range rows {
+		c := "-"
+		if r.CostUSD != nil {
+			c = fmt.Sprintf("%.6f", *r.CostUSD)
+		}
+		s += fmt.Sprintf("{%s n=%d in=%d out=%d cr=%d cw=%d $%s unpriced=%d} ", r.Key, r.Requests, r.Input, r.Output, r.CacheRead, r.CacheWrite, c, r.Unpriced)
+	}
+	return s
+}
+
+// The summary kept as records commit gives the same reports as a scan of
+// every record.
+func TestUsageSummaryMatchesFullScan(t *testing.T) {
+	t.Parallel()
+	path := dbPath(t)
+	l := openLog(t, Options{Path: path})
+	usageRecords(t, l, rand.New(rand.NewPCG(1, 2)), 600)
+	if n := countRows(t, path, "usage_hours"); n == 0 {
+		t.Fatal("usage_hours is empty after the commits, want the summary")
+	}
+	checkUsage(t, path)
+}
+
+// A log written without the summary (by an older Ringlet) is summarised
+// when opened, and then reads the same as a full scan.
+func TestUsageSummaryBuiltAtOpen(t *testing.T) {
+	t.Parallel()
+	path := dbPath(t)
+	l, err := Open(Options{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	usageRecords(t, l, rand.New(rand.NewPCG(3, 4)), 400)
+	l.Close()
+	rawExec(t, path, `DROP TABLE usage_hours; DROP TABLE usage_state`)
+	// Without a summary the reports still hold (from the records alone).
+	checkUsage(t, path)
+
+	l = openLog(t, Options{Path: path})
+	if n := countRows(t, path, "usage_hours"); n == 0 {
+		t.Fatal("usage_hours is empty after open, want the summary built")
+	}
+	checkUsage(t, path)
+	// And records appended since are added to it.
+	usageRecords(t, l, rand.New(rand.NewPCG(5, 6)), 150)
+	checkUsage(t, path)
+}
+
+// Records an older Ringlet appended after the summary's last one (its
+// through_seq behind the log) are read from the records until the next
+// open adds them.
+func TestUsageSummaryBehind(t *testing.T) {
+	t.Parallel()
+	path := dbPath(t)
+	l, err := Open(Options{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	usageRecords(t, l, rand.New(rand.NewPCG(7, 8)), 400)
+	l.Close()
+	// As if the last 100 records had been written without the summary.
+	c := rawConn(t, path)
+	stmt, _, err := c.Prepare(`SELECT max(seq) - 100 FROM records`)
+	if err != nil || !stmt.Step() {
+		t.Fatal(err)
+	}
+	through := stmt.ColumnInt64(0)
+	stmt.Close()
+	c.Close()
+	rawExec(t, path, `DELETE FROM usage_hours`)
+	rebuildUsageThrough(t, path, through)
+	checkUsage(t, path)
+	openLog(t, Options{Path: path})
+	checkUsage(t, path)
+}
+
+// rebuildUsageThrough fills the summary with the records up to seq only.
+func rebuildUsageThrough(t *testing.T, path string, seq int64) {
+	t.Helper()
+	rawExec(t, path, fmt.Sprintf(`INSERT INTO usage_hours SELECT time_ns / %d, profile, session,
+		coalesce(json_extract(detail, '$.provider'), ''), coalesce(json_extract(detail, '$.model'), ''),
+		count(*), sum(tokens_in), sum(tokens_out), sum(tokens_cache_read), sum(tokens_cache_write)
+		FROM records WHERE kind = 'provider.request' AND seq <= %d GROUP BY 1, 2, 3, 4, 5;
+		UPDATE usage_state SET through_seq = %d`, audit.UsageHour, seq, seq))
+}
+
+func countRows(t *testing.T, path, table string) int64 {
+	t.Helper()
+	c := rawConn(t, path)
+	defer c.Close()
+	stmt, _, err := c.Prepare(`SELECT count(*) FROM ` + table)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stmt.Close()
+	if !stmt.Step() {
+		t.Fatal(stmt.Err())
+	}
+	return stmt.ColumnInt64(0)
+}

@@ -1,0 +1,35 @@
+package privatefile
+
+import (
+	"io/fs"
+	"os"
+	"syscall"
+)
+
+// Stamp tells one content of a file from another without reading it: any
+// write, replacement (rename gives a new inode), chmod or chown changes it.
+// Callers that cache what they parsed from a private file key the cache
+// with the Stamp taken before the read, so a change between the stamp and
+// the read costs one more parse, never a stale answer; and since mode and
+// owner are part of it, a file that fails Read's checks is read again and
+// refused.
+type Stamp struct {
+	dev, ino, size, uid uint64
+	mode                fs.FileMode
+	mtime, ctime        int64 // ns
+}
+
+// StampOf returns path's Stamp (not following a symbolic link); ok is
+// false when there is none to take.
+func StampOf(path string) (_ Stamp, ok bool) {
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return Stamp{}, false
+	}
+	st, isUnix := fi.Sys().(*syscall.Stat_t)
+	if !isUnix {
+		return Stamp{}, false
+	}
+	return Stamp{dev: uint64(st.Dev), ino: st.Ino, size: uint64(st.Size), uid: uint64(st.Uid), mode: fi.Mode(),
+		mtime: fi.ModTime().UnixNano(), ctime: ctimeNs(st)}, true
+}
