@@ -95,9 +95,8 @@ func (m *Meter) appendLine(p []byte) {
 // Usage returns what was read. For a JSON body it parses the body now.
 func (m *Meter) Usage() Usage {
 	if !m.sse && !m.overflow && len(m.buf) > 0 {
-		var body wireBody
-		if json.Unmarshal(m.buf, &body) == nil {
-			m.u = body.usage()
+		if u, ok := answerUsage(m.buf); ok {
+			m.u = u
 			m.u.Complete = true
 		}
 		m.buf = nil
