@@ -167,7 +167,6 @@ type proxySession struct {
 	// nothing changes in place.
 	keyHeader string
 	keyValue  []string
-	base      string // sess.base as a string
 }
 
 // acceptIdentity is the Accept-Encoding of every forwarded request; shared
@@ -200,26 +199,21 @@ type proxyState struct {
 	headerTimer    *time.Timer
 	headerTimedOut atomic.Bool
 
-	reqBody requestBody
+	reqBody bytes.Reader
 	mb      meteredBody
 	meter   provider.Meter
 	red     provider.Redactor
 	whole   wholeBody
 }
 
-// requestBody is the request body as forwarded: read whole before.
-type requestBody struct{ bytes.Reader }
-
-func (*requestBody) Close() error { return nil }
-
-// sessionOf returns what the session's requests share: the forms of its
+// shared returns what the session's requests share: the forms of its
 // key, compiled once per session, and the key's header; forgotten when the
 // session ends.
-func (p *proxy) sessionOf(sess *session) *proxySession {
+func (p *proxy) shared(sess *session) *proxySession {
 	if v, ok := p.perSession.Load(sess); ok {
 		return v.(*proxySession)
 	}
-	ps := &proxySession{secrets: provider.NewSecrets(sess.key.Reveal()), base: sess.base.String()}
+	ps := &proxySession{secrets: provider.NewSecrets(sess.key.Reveal())}
 	switch sess.Provider.Auth {
 	case profile.AuthXAPIKey:
 		ps.keyHeader, ps.keyValue = "X-Api-Key", []string{sess.key.Reveal()}
@@ -314,7 +308,10 @@ func (p *proxy) rewrite(pr *httputil.ProxyRequest) {
 	// could carry the key past the redactor and its usage past the meter.
 	h["Accept-Encoding"] = acceptIdentity
 	st.reqBody.Reset(st.body)
-	out.Body = &st.reqBody
+	// A *bytes.Reader in io.NopCloser, not a type of our own: the
+	// transport then knows the body is in memory and sends it with the
+	// headers in one write (net/http isKnownInMemoryReader).
+	out.Body = io.NopCloser(&st.reqBody)
 	out.ContentLength = int64(len(st.body))
 	out.GetBody = nil
 	if len(st.body) == 0 && pr.In.Method == http.MethodGet {
@@ -832,7 +829,7 @@ func (p *proxy) handleProxy(w http.ResponseWriter, r *http.Request) {
 	// A revoked session's streams end at once.
 	stop := context.AfterFunc(sess.ctx, func() { cancel(errSessionEnded) })
 	defer stop()
-	ps := p.sessionOf(sess)
+	ps := p.shared(sess)
 	st := &proxyState{sess: sess, ps: ps, secrets: ps.secrets, target: target, body: buf.Bytes(), start: time.Now(), ctx: ctx, client: r.Context(), cancel: cancel, method: r.Method}
 	if d := p.o.HeaderTimeout; d > 0 {
 		// The idle timeout covers the answer once it has begun; this
