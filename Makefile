@@ -85,7 +85,7 @@ test: deps node-deps check lint tidy
 # Each benchmark measures its baseline in the same run and prints the ratio.
 bench: deps
 	$(GO) test -run '^$$' -bench . -benchtime 2s -count 1 ./gateway
-	$(GO) test -run '^$$' -bench 'Redactor|NewSecrets' -count 1 ./provider
+	$(GO) test -run '^$$' -bench 'Redactor|NewSecrets|AnswerUsage' -count 1 ./provider
 	$(GO) test -run '^$$' -bench 'Append' -benchtime 50000x -count 1 ./audit/auditlog
 	$(GO) test -run '^$$' -bench 'Usage' -benchtime 1x -count 1 ./audit/auditlog
 	$(GO) test -run '^$$' -bench 'AdminScale' -benchtime 1x -count 1 ./test/bench

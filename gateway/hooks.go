@@ -228,14 +228,18 @@ func (hk *hooks) check(ctx context.Context, sess *session, req api.HookCheck, vi
 		return hook.Decision{Allow: false, Reason: "ringlet could not read the profile's hooks; refused"}, nil
 	}
 	ev := hook.Event{Event: req.Event, Profile: sess.Profile.Alias, Session: sess.ID, ToolName: req.ToolName, ToolInput: req.ToolInput, ToolOutput: req.ToolOutput}
-	var final hook.Decision
+	final := hook.Decision{Allow: true}
 	var ran []hook.Decision
-	if env, err := hk.env(sess.Profile); err != nil {
-		hk.o.Log.Error("hook environment", "profile", sess.Profile.Alias, "err", err)
-		final = hook.Decision{Allow: false, ExitCode: -1, Reason: "ringlet could not prepare the hooks' HOME (" + err.Error() + "); refused"}
-		ran = []hook.Decision{final}
-	} else {
-		final, ran = hook.Evaluate(ctx, hooks, ev, env)
+	// When no hook runs, nothing needs their HOME nor the list of what the
+	// agents can write (which reads the profile and its MCP servers).
+	if hook.Runs(hooks, req.Event, req.ToolName) {
+		if env, err := hk.env(sess.Profile); err != nil {
+			hk.o.Log.Error("hook environment", "profile", sess.Profile.Alias, "err", err)
+			final = hook.Decision{Allow: false, ExitCode: -1, Reason: "ringlet could not prepare the hooks' HOME (" + err.Error() + "); refused"}
+			ran = []hook.Decision{final}
+		} else {
+			final, ran = hook.Evaluate(ctx, hooks, ev, env)
+		}
 	}
 	for _, d := range ran {
 		decision := audit.Allow

@@ -549,3 +549,38 @@ func TestHookAdminAuditUnavailable(t *testing.T) {
 		t.Errorf("hooks after refused changes: got %+v, want only %s", got, h.ID)
 	}
 }
+
+// TestHookCheckSeesChanges: the hooks kept in memory follow the file,
+// whether the daemon changes it or someone edits it by hand.
+func TestHookCheckSeesChanges(t *testing.T) {
+	t.Parallel()
+	w := newHookWorld(t)
+	_, tok := w.session(t, "work")
+	allowed := func(want bool, why string) {
+		t.Helper()
+		// Twice: the second check reads what the first kept, if anything.
+		for range 2 {
+			if d := w.check(t, tok, "Bash", `{"command":"ls"}`); d.Allow != want {
+				t.Fatalf("%s: got allow %v (reason %q), want %v", why, d.Allow, d.Reason, want)
+			}
+		}
+	}
+	allowed(true, "no hooks")
+	h := w.addHook(t, "work", "echo added >&2; exit 1", "^Bash$")
+	allowed(false, "a hook added through the daemon")
+	if _, err := w.hooks.Remove("work", h.ID); err != nil {
+		t.Fatal(err)
+	}
+	allowed(true, "the hook removed through the daemon")
+	// A hand edit: the file replaced with one that has a denying hook.
+	path := w.hooks.Path("work")
+	edited := `{"version": 1, "hooks": [{"id": "h_00000001", "profile": "work", "event": "pre-tool-use", "shell": "echo edited >&2; exit 1", "match": "^Bash$", "timeout_ns": 5000000000, "created": "2026-01-01T00:00:00Z"}]}`
+	if err := os.WriteFile(path, []byte(edited), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	allowed(false, "a hook added by hand")
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	allowed(true, "the hooks file removed by hand")
+}

@@ -3,6 +3,7 @@ package gateway
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -91,7 +92,7 @@ func CleanProxyPath(escaped string) (string, error) {
 			return "", fmt.Errorf("the path may not contain %q", bad)
 		}
 	}
-	for _, seg := range strings.Split(escaped[1:], "/") {
+	for seg := range strings.SplitSeq(escaped[1:], "/") {
 		if seg == "." || seg == ".." {
 			return "", errors.New("the path may not contain dot segments")
 		}
@@ -124,9 +125,9 @@ func upstreamURL(base *url.URL, path, rawQuery string) (*url.URL, error) {
 type proxy struct {
 	o  proxyOptions
 	rp *httputil.ReverseProxy
-	// redactors holds each session's key compiled for the redactor
-	// (*session -> *provider.Secrets) while the session lives.
-	redactors sync.Map
+	// perSession holds what each session's requests share (*session ->
+	// *proxySession) while the session lives.
+	perSession sync.Map
 	// modelLabels bounds the model label values of the proxy's metrics.
 	modelLabels modelLabels
 	// bodyTimeout is how long a request body may take to arrive.
@@ -157,10 +158,27 @@ func newProxy(o proxyOptions) *proxy {
 	return p
 }
 
-// proxyState travels with one proxied request through ReverseProxy.
+// proxySession is what every proxied request of a session uses, made once
+// per session.
+type proxySession struct {
+	secrets *provider.Secrets // the session's key in every form the redactor knows
+	// keyHeader and keyValue are the header that carries the key to the
+	// provider; keyValue is shared by the requests' headers, which
+	// nothing changes in place.
+	keyHeader string
+	keyValue  []string
+}
+
+// acceptIdentity is the Accept-Encoding of every forwarded request; shared
+// like keyValue.
+var acceptIdentity = []string{"identity"}
+
+// proxyState travels with one proxied request through ReverseProxy. The
+// parts of the answer's path live in it, one allocation per request.
 type proxyState struct {
 	sess      *session
-	secrets   *provider.Secrets // the session's key in every form the redactor knows
+	ps        *proxySession
+	secrets   *provider.Secrets // ps.secrets
 	target    *url.URL
 	body      []byte
 	start     time.Time
@@ -180,19 +198,33 @@ type proxyState struct {
 	// response header timeout; headerTimedOut says it did.
 	headerTimer    *time.Timer
 	headerTimedOut atomic.Bool
+
+	reqBody bytes.Reader
+	mb      meteredBody
+	meter   provider.Meter
+	red     provider.Redactor
+	whole   wholeBody
 }
 
-// secretsOf returns the forms of the session's key, compiled once per
-// session and forgotten when the session ends.
-func (p *proxy) secretsOf(sess *session) *provider.Secrets {
-	if v, ok := p.redactors.Load(sess); ok {
-		return v.(*provider.Secrets)
+// shared returns what the session's requests share: the forms of its
+// key, compiled once per session, and the key's header; forgotten when the
+// session ends.
+func (p *proxy) shared(sess *session) *proxySession {
+	if v, ok := p.perSession.Load(sess); ok {
+		return v.(*proxySession)
 	}
-	v, loaded := p.redactors.LoadOrStore(sess, provider.NewSecrets(sess.key.Reveal()))
+	ps := &proxySession{secrets: provider.NewSecrets(sess.key.Reveal())}
+	switch sess.Provider.Auth {
+	case profile.AuthXAPIKey:
+		ps.keyHeader, ps.keyValue = "X-Api-Key", []string{sess.key.Reveal()}
+	default:
+		ps.keyHeader, ps.keyValue = "Authorization", []string{"Bearer " + sess.key.Reveal()}
+	}
+	v, loaded := p.perSession.LoadOrStore(sess, ps)
 	if !loaded {
-		context.AfterFunc(sess.ctx, func() { p.redactors.Delete(sess) })
+		context.AfterFunc(sess.ctx, func() { p.perSession.Delete(sess) })
 	}
-	return v.(*provider.Secrets)
+	return v.(*proxySession)
 }
 
 type proxyStateKey struct{}
@@ -225,21 +257,23 @@ func (st *proxyState) why() string {
 
 var bodyPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
-type bufferPool struct{ p sync.Pool }
+// bufferPool lends ReverseProxy the read buffers of readBufs, as slices:
+// a slice put back is turned back into the array pointer it came from,
+// so that a Put allocates nothing.
+type bufferPool struct{}
 
-func (b *bufferPool) Get() []byte {
-	if v := b.p.Get(); v != nil {
-		return *(v.(*[]byte))
+func (bufferPool) Get() []byte { return readBufs.Get().(*[32 << 10]byte)[:] }
+func (bufferPool) Put(v []byte) {
+	if len(v) == 32<<10 {
+		readBufs.Put((*[32 << 10]byte)(v))
 	}
-	return make([]byte, 32<<10)
 }
-func (b *bufferPool) Put(v []byte) { b.p.Put(&v) }
 
 func (p *proxy) newReverseProxy() *httputil.ReverseProxy {
 	return &httputil.ReverseProxy{
 		Rewrite:        p.rewrite,
 		Transport:      outbound.Transport(),
-		BufferPool:     &bufferPool{},
+		BufferPool:     bufferPool{},
 		FlushInterval:  0, // text/event-stream is flushed per write by ReverseProxy itself
 		ModifyResponse: p.modifyResponse,
 		ErrorHandler:   p.proxyError,
@@ -261,23 +295,23 @@ func (p *proxy) rewrite(pr *httputil.ProxyRequest) {
 	out.URL = st.target
 	out.Host = st.target.Host
 	format := st.sess.Provider.Format
-	h := make(http.Header, len(out.Header)+2)
-	for name, vals := range out.Header {
-		if provider.ForwardRequestHeader(format, name) {
-			h[name] = vals
+	// out.Header is ReverseProxy's copy of the client's headers, this
+	// request's own: filtered in place.
+	h := out.Header
+	for name := range h {
+		if !provider.ForwardRequestHeader(format, name) {
+			delete(h, name)
 		}
 	}
-	out.Header = h
-	switch st.sess.Provider.Auth {
-	case profile.AuthXAPIKey:
-		h.Set("X-Api-Key", st.sess.key.Reveal())
-	default:
-		h.Set("Authorization", "Bearer "+st.sess.key.Reveal())
-	}
+	h[st.ps.keyHeader] = st.ps.keyValue
 	// An answer must reach modifyResponse readable: a compressed one
 	// could carry the key past the redactor and its usage past the meter.
-	h.Set("Accept-Encoding", "identity")
-	out.Body = io.NopCloser(bytes.NewReader(st.body))
+	h["Accept-Encoding"] = acceptIdentity
+	st.reqBody.Reset(st.body)
+	// A *bytes.Reader in io.NopCloser, not a type of our own: the
+	// transport then knows the body is in memory and sends it with the
+	// headers in one write (net/http isKnownInMemoryReader).
+	out.Body = io.NopCloser(&st.reqBody)
 	out.ContentLength = int64(len(st.body))
 	out.GetBody = nil
 	if len(st.body) == 0 && pr.In.Method == http.MethodGet {
@@ -321,7 +355,10 @@ func (p *proxy) modifyResponse(resp *http.Response) error {
 	st.status = resp.StatusCode
 	ct := resp.Header.Get("Content-Type")
 	st.streaming = strings.HasPrefix(strings.ToLower(ct), "text/event-stream")
-	mb := &meteredBody{rc: resp.Body, resp: resp, st: st, p: p, meter: provider.NewMeter(ct), red: st.secrets.Redactor(), idle: p.o.IdleTimeout}
+	st.meter.Reset(ct)
+	st.red.Reset(st.secrets)
+	mb := &st.mb
+	*mb = meteredBody{rc: resp.Body, resp: resp, st: st, p: p, meter: &st.meter, red: &st.red, idle: p.o.IdleTimeout}
 	if resp.Request.Method == http.MethodHead || resp.StatusCode == http.StatusNoContent || resp.StatusCode == http.StatusNotModified {
 		// No body: the headers (Content-Length included) stay as they are.
 		resp.Body = mb
@@ -344,9 +381,11 @@ func (p *proxy) modifyResponse(resp *http.Response) error {
 			resp.Body = http.NoBody
 			return err
 		}
-		resp.Body = &wholeBody{Reader: bytes.NewReader(body), mb: mb}
+		st.whole.Reset(body)
+		st.whole.mb = mb
+		resp.Body = &st.whole
 		resp.ContentLength = int64(len(body))
-		resp.Header.Set("Content-Length", strconv.Itoa(len(body)))
+		resp.Header["Content-Length"] = []string{strconv.Itoa(len(body))}
 		// Recorded before any of it goes out: if the record cannot be
 		// written, the client gets a 503 (from proxyError), not a cut
 		// answer.
@@ -372,7 +411,7 @@ const maxWholeAnswer = 1 << 20
 // record is committed before the read that hands out its last bytes, so a
 // client never holds a complete answer whose record could still be lost.
 type wholeBody struct {
-	*bytes.Reader
+	bytes.Reader
 	mb *meteredBody
 }
 
@@ -611,6 +650,56 @@ type providerDetail struct {
 	TTFBNs   int64  `json:"ttfb_ns"`
 }
 
+// json is audit.DetailJSON(d), without reflection where every string of d
+// is plain: printable ASCII that encoding/json writes as it is.
+func (d *providerDetail) json() json.RawMessage {
+	for _, s := range [...]string{d.Error, d.Method, d.Model, d.Provider} {
+		if !plainJSON(s) {
+			return audit.DetailJSON(d)
+		}
+	}
+	b := make([]byte, 0, 96+len(d.Error)+len(d.Model))
+	b = strconv.AppendBool(append(b, `{"complete":`...), d.Complete)
+	if d.Error != "" {
+		b = append(append(append(b, `,"error":"`...), d.Error...), '"')
+	}
+	b = append(append(append(b, `,"method":"`...), d.Method...), '"')
+	b = append(append(append(b, `,"model":"`...), d.Model...), '"')
+	b = append(append(append(b, `,"provider":"`...), d.Provider...), '"')
+	b = strconv.AppendBool(append(b, `,"stream":`...), d.Stream)
+	b = strconv.AppendInt(append(b, `,"ttfb_ns":`...), d.TTFBNs, 10)
+	return append(b, '}')
+}
+
+// plainJSON reports whether encoding/json writes s as it is between its
+// quotes: printable ASCII but for '"', '\\' and the HTML-escaped <, > and &.
+func plainJSON(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c < 0x20 || c >= 0x7f, c == '"', c == '\\', c == '<', c == '>', c == '&':
+			return false
+		}
+	}
+	return true
+}
+
+// statusLabels are the status codes as metric label values, made once.
+var statusLabels = func() (l [600]string) {
+	for i := range l {
+		l[i] = strconv.Itoa(i)
+	}
+	return l
+}()
+
+// statusLabel is strconv.Itoa(code), without allocating for a code below
+// 600.
+func statusLabel(code int) string {
+	if code >= 0 && code < len(statusLabels) {
+		return statusLabels[code]
+	}
+	return strconv.Itoa(code)
+}
+
 // recordProvider writes the request's provider.request record and metrics,
 // once.
 func (p *proxy) recordProvider(st *proxyState) {
@@ -635,11 +724,11 @@ func (p *proxy) recordProvider(st *proxyState) {
 			Target: st.target.Path, Decision: decision, Status: int64(st.status), Duration: dur,
 			BytesIn: int64(len(st.body)), BytesOut: st.bytesOut,
 			TokensIn: st.usage.Input, TokensOut: st.usage.Output, TokensCacheRead: st.usage.CacheRead, TokensCacheWrite: st.usage.CacheWrite,
-			Detail: audit.DetailJSON(detail),
+			Detail: detail.json(),
 		})
 		label := p.modelLabels.label(model)
 		m := p.o.Metrics
-		m.providerRequests.WithLabelValues(st.sess.Provider.ID, strconv.Itoa(st.status), label).Inc()
+		m.providerRequests.WithLabelValues(st.sess.Provider.ID, statusLabel(st.status), label).Inc()
 		m.providerSeconds.WithLabelValues(st.sess.Provider.ID).Observe(dur.Seconds())
 		if st.ttfb > 0 {
 			m.providerTTFB.WithLabelValues(st.sess.Provider.ID).Observe(st.ttfb.Seconds())
@@ -740,7 +829,8 @@ func (p *proxy) handleProxy(w http.ResponseWriter, r *http.Request) {
 	// A revoked session's streams end at once.
 	stop := context.AfterFunc(sess.ctx, func() { cancel(errSessionEnded) })
 	defer stop()
-	st := &proxyState{sess: sess, secrets: p.secretsOf(sess), target: target, body: buf.Bytes(), start: time.Now(), ctx: ctx, client: r.Context(), cancel: cancel, method: r.Method}
+	ps := p.shared(sess)
+	st := &proxyState{sess: sess, ps: ps, secrets: ps.secrets, target: target, body: buf.Bytes(), start: time.Now(), ctx: ctx, client: r.Context(), cancel: cancel, method: r.Method}
 	if d := p.o.HeaderTimeout; d > 0 {
 		// The idle timeout covers the answer once it has begun; this
 		// covers the wait for it, which a provider that accepts the

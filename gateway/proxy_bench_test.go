@@ -9,8 +9,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -135,13 +138,28 @@ func p50(v []time.Duration) time.Duration {
 
 func us(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1000 }
 
+// withFloor starts the durable-record floor (benchnet.Floor) in front of
+// the setup's upstream and returns its base URL.
+func (bs *benchSetup) withFloor(b *testing.B) string {
+	u, _ := url.Parse(bs.direct)
+	f, err := benchnet.NewFloor(u, filepath.Join(b.TempDir(), "floor.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := httptest.NewServer(f)
+	b.Cleanup(func() { srv.Close(); f.Close() })
+	return srv.URL
+}
+
 // BenchmarkProxyLatency: one client, non-streaming ~1 KB POSTs, straight
-// to the upstream, through a bare ReverseProxy, and through Ringlet,
-// interleaved. Target: Ringlet's added p50 at most 1.3x the bare proxy's.
+// to the upstream, through a bare ReverseProxy, through the
+// durable-record floor, and through Ringlet, interleaved. Target:
+// Ringlet's added p50 at most 1.3x the floor's.
 func BenchmarkProxyLatency(b *testing.B) {
 	bs := newBenchSetup(b, 0)
+	floor := bs.withFloor(b)
 	b.ResetTimer()
-	lat, err := bs.bench.LatencyP50(1, b.N, []string{bs.direct, bs.bare, bs.ringlet})
+	lat, err := bs.bench.LatencyP50(1, b.N, []string{bs.direct, bs.bare, floor, bs.ringlet})
 	b.StopTimer()
 	if err != nil {
 		b.Fatal(err)
@@ -149,22 +167,47 @@ func BenchmarkProxyLatency(b *testing.B) {
 	benchnet.ReportLatency(b, lat)
 }
 
-// BenchmarkProxyThroughput: 32 concurrent clients for each target in turn.
-// Target: Ringlet keeps at least 30% of direct throughput.
+// BenchmarkProxyThroughput: 32 concurrent clients for each target in
+// turn, and the CPU time each run takes. All of it runs in this process,
+// so a proxy's CPU per request is its run's less the direct run's (the
+// client and the upstream). Targets: Ringlet's share of direct at least
+// the bare proxy's, its CPU per request at most 1.5x the bare proxy's.
 func BenchmarkProxyThroughput(b *testing.B) {
 	bs := newBenchSetup(b, 0)
-	rate := func(base string) float64 {
-		const workers = 32
-		r, err := bs.bench.Rate(base, workers, max(b.N/workers, 1))
+	floor := bs.withFloor(b)
+	const workers = 32
+	per := max(b.N/workers, 1)
+	rate := func(base string) (float64, time.Duration) {
+		before := processCPU(b)
+		r, err := bs.bench.Rate(base, workers, per)
 		if err != nil {
 			b.Fatal(err)
 		}
-		return r
+		return r, processCPU(b) - before
+	}
+	for _, t := range []string{bs.direct, bs.bare, floor, bs.ringlet} {
+		rate(t) // warm: 32 connections each
 	}
 	b.ResetTimer()
-	d, bare, r := rate(bs.direct), rate(bs.bare), rate(bs.ringlet)
+	d, dCPU := rate(bs.direct)
+	bare, bareCPU := rate(bs.bare)
+	fl, floorCPU := rate(floor)
+	r, rCPU := rate(bs.ringlet)
 	b.StopTimer()
-	benchnet.ReportRates(b, d, bare, r)
+	benchnet.ReportRates(b, d, bare, fl, r)
+	added := func(cpu time.Duration) float64 {
+		return float64((cpu - dCPU).Nanoseconds()) / 1000 / float64(workers*per)
+	}
+	benchnet.ReportCPU(b, added(bareCPU), added(floorCPU), added(rCPU))
+}
+
+// processCPU is the user and system CPU time this process has used.
+func processCPU(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // BenchmarkProxySSE: a 200-event stream (1 ms apart) straight and through
@@ -205,5 +248,43 @@ func BenchmarkProxySSE(b *testing.B) {
 	b.ReportMetric(float64(p50(dt).Milliseconds()), "direct-stream-ms")
 	b.ReportMetric(float64(p50(rt).Milliseconds()), "ringlet-stream-ms")
 	b.ReportMetric(float64(p50(rt))/float64(p50(dt)), "stream-time-ratio")
+	b.ReportMetric(0, "ns/op")
+}
+
+// BenchmarkProxyAllocs: the heap allocations each proxy adds to one
+// non-streaming request, counted from the runtime's totals over runs of
+// one client straight to the upstream, through the bare proxy and
+// through Ringlet (all in this process, so a proxy's share is its run's
+// less the direct run's). Target: Ringlet's allocations per request
+// halved from 72 of its own (166 in all) before the work of issue #18.
+func BenchmarkProxyAllocs(b *testing.B) {
+	bs := newBenchSetup(b, 0)
+	run := func(base string) (allocs, bytes float64) {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		for range b.N {
+			if err := bs.bench.Post(base); err != nil {
+				b.Fatal(err)
+			}
+		}
+		runtime.ReadMemStats(&after)
+		return float64(after.Mallocs-before.Mallocs) / float64(b.N), float64(after.TotalAlloc-before.TotalAlloc) / float64(b.N)
+	}
+	for _, t := range []string{bs.direct, bs.bare, bs.ringlet} {
+		if err := bs.bench.Post(t); err != nil { // warm: a connection each
+			b.Fatal(err)
+		}
+	}
+	b.ResetTimer()
+	dA, dB := run(bs.direct)
+	bA, bB := run(bs.bare)
+	rA, rB := run(bs.ringlet)
+	b.StopTimer()
+	b.ReportMetric(dA, "direct-allocs/req")
+	b.ReportMetric(bA-dA, "bare-allocs/req")
+	b.ReportMetric(rA-dA, "ringlet-allocs/req")
+	b.ReportMetric((bB-dB)/1024, "bare-KiB/req")
+	b.ReportMetric((rB-dB)/1024, "ringlet-KiB/req")
+	b.ReportMetric((rA-dA)/(bA-dA), "allocs-to-bare")
 	b.ReportMetric(0, "ns/op")
 }

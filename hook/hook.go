@@ -102,8 +102,54 @@ func (h *Hook) Matches(event, tool string) bool {
 	if h.Match == "" {
 		return true
 	}
-	re, err := regexp.Compile(h.Match)
+	re, err := compiled(h.Match)
 	return err == nil && re.MatchString(tool)
+}
+
+// matchers holds compiled match patterns: hooks are checked on every tool
+// call, and compiling a pattern costs far more than matching it.
+var matchers struct {
+	sync.Mutex
+	m map[string]*regexp.Regexp
+}
+
+// maxMatchers bounds matchers; past it, it starts again empty.
+const maxMatchers = 512
+
+// compiled is regexp.Compile of pattern, compiled once.
+func compiled(pattern string) (*regexp.Regexp, error) {
+	matchers.Lock()
+	re, ok := matchers.m[pattern]
+	matchers.Unlock()
+	if ok {
+		return re, nil
+	}
+	re, err := regexp.Compile(pattern)
+	if err != nil {
+		return nil, err
+	}
+	matchers.Lock()
+	if matchers.m == nil || len(matchers.m) >= maxMatchers {
+		matchers.m = map[string]*regexp.Regexp{}
+	}
+	matchers.m[pattern] = re
+	matchers.Unlock()
+	return re, nil
+}
+
+// Runs reports whether any of hooks would run for event on tool, or
+// refuse it for an invalid match: when none does, Evaluate allows without
+// running anything and needs no Env.
+func Runs(hooks []Hook, event, tool string) bool {
+	for _, h := range hooks {
+		if h.Event != event {
+			continue
+		}
+		if _, err := compiled(h.Match); err != nil || h.Matches(event, tool) {
+			return true
+		}
+	}
+	return false
 }
 
 // Event is what a hook is told about a tool call.
@@ -486,7 +532,7 @@ func Evaluate(ctx context.Context, hooks []Hook, ev Event, env Env) (Decision, [
 		if h.Event == ev.Event && h.Match != "" {
 			// Only a hand-edited file gets here; skipping the hook
 			// would fail open.
-			if _, err := regexp.Compile(h.Match); err != nil {
+			if _, err := compiled(h.Match); err != nil {
 				d := Decision{HookID: h.ID, ExitCode: -1, Reason: fmt.Sprintf("hook %s has an invalid match (%v); refused", h.ID, err)}
 				return d, append(ran, d)
 			}

@@ -25,6 +25,9 @@ func NewStore(configDir string) *Store {
 	return &Store{files: perprofile.New[Hook](filepath.Join(configDir, "hooks"), "hooks", "hooks")}
 }
 
+// Path is the file of a profile's hooks.
+func (s *Store) Path(profile string) string { return s.files.Path(profile) }
+
 // List returns a profile's hooks in the order they run.
 func (s *Store) List(profile string) ([]Hook, error) { return s.files.List(profile) }
 

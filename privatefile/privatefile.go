@@ -87,29 +87,37 @@ func checkInfo(path string, fi fs.FileInfo) error {
 // symbolic links and the checks run on the opened file, so it cannot be
 // swapped between check and read.
 func Read(path string, limit int64) ([]byte, error) {
+	data, _, err := ReadInfo(path, limit)
+	return data, err
+}
+
+// ReadInfo is Read that also returns what the opened file's stat said
+// before it was read, for a caller that keeps what it read while the
+// file stays the same.
+func ReadInfo(path string, limit int64) ([]byte, fs.FileInfo, error) {
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
 	if err != nil {
 		if errors.Is(err, syscall.ELOOP) {
-			return nil, fmt.Errorf("refusing %s: it is a symbolic link; replace it with a regular file (mode 0600) or remove it", path)
+			return nil, nil, fmt.Errorf("refusing %s: it is a symbolic link; replace it with a regular file (mode 0600) or remove it", path)
 		}
-		return nil, err
+		return nil, nil, err
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := checkInfo(path, fi); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	data, err := io.ReadAll(io.LimitReader(f, limit+1))
 	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", path, WithoutPath(err))
+		return nil, nil, fmt.Errorf("read %s: %w", path, WithoutPath(err))
 	}
 	if int64(len(data)) > limit {
-		return nil, fmt.Errorf("refusing %s: it is larger than %d bytes", path, limit)
+		return nil, nil, fmt.Errorf("refusing %s: it is larger than %d bytes", path, limit)
 	}
-	return data, nil
+	return data, fi, nil
 }
 
 // Create writes data to a new file at path with mode 0600. It fails with an

@@ -328,6 +328,10 @@ func (*Secrets) LogValue() slog.Value { return slog.StringValue(Redacted) }
 // Redactor returns a redactor for one stream.
 func (s *Secrets) Redactor() *Redactor { return &Redactor{s: s} }
 
+// Reset makes r what s.Redactor() returns, for a caller that keeps its
+// redactor in a struct of its own.
+func (r *Redactor) Reset(s *Secrets) { *r = Redactor{s: s} }
+
 // RedactString replaces every form of the secrets in str; str itself comes
 // back when there is none, without a copy.
 func (s *Secrets) RedactString(str string) string {

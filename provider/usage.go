@@ -49,7 +49,15 @@ type Meter struct {
 
 // NewMeter returns a meter for a response with the given Content-Type.
 func NewMeter(contentType string) *Meter {
-	return &Meter{sse: strings.HasPrefix(strings.ToLower(strings.TrimSpace(contentType)), "text/event-stream")}
+	m := new(Meter)
+	m.Reset(contentType)
+	return m
+}
+
+// Reset makes m what NewMeter(contentType) returns, for a caller that
+// keeps its meter in a struct of its own.
+func (m *Meter) Reset(contentType string) {
+	*m = Meter{sse: strings.HasPrefix(strings.ToLower(strings.TrimSpace(contentType)), "text/event-stream")}
 }
 
 // Write feeds the next bytes of the body.
@@ -95,9 +103,8 @@ func (m *Meter) appendLine(p []byte) {
 // Usage returns what was read. For a JSON body it parses the body now.
 func (m *Meter) Usage() Usage {
 	if !m.sse && !m.overflow && len(m.buf) > 0 {
-		var body wireBody
-		if json.Unmarshal(m.buf, &body) == nil {
-			m.u = body.usage()
+		if u, ok := answerUsage(m.buf); ok {
+			m.u = u
 			m.u.Complete = true
 		}
 		m.buf = nil

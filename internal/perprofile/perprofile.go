@@ -3,6 +3,13 @@
 // changed under a lock, replaced atomically with mode 0600 in a 0700
 // directory. The file is {"version": 1, "<key>": [...]}; unknown fields,
 // another version and trailing data are refused rather than ignored.
+//
+// What a file held is kept in memory while the file stays the same: hooks
+// and MCP servers are read on every tool call. The store's own writes
+// forget it; a change made outside the daemon (a hand edit, a restore)
+// is seen at the next List by a stat of the file, which must match the
+// one taken when it was read (device, inode, size, mode, owner,
+// modification and change times).
 package perprofile
 
 import (
@@ -14,6 +21,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/neullabs/ringlet/names"
 	"github.com/neullabs/ringlet/privatefile"
@@ -31,12 +39,29 @@ type Store[T any] struct {
 	key  string // the list's member name in the file ("hooks")
 	what string // what the items are, for messages ("hooks")
 	mu   sync.Mutex
+	// cache holds what each profile's file held when it was last read,
+	// with the stat of that file; guarded by mu.
+	cache map[string]cached[T]
+	now   func() time.Time // the clock racy entries are judged by
 }
+
+// cached is one file's items and the stat of the file they came from.
+type cached[T any] struct {
+	items []T
+	stamp stamp
+}
+
+// racyWindow: a file changed this recently may change again without its
+// times changing (file times tick coarsely: jiffies on Linux, whole
+// seconds on some file systems), so what it held is not kept until it is
+// older. As with git's racily clean index entries, the cost is a read
+// per List in the window after a change.
+const racyWindow = 2 * time.Second
 
 // New returns a store of files dir/<profile>.json whose list is the
 // member key; what names the items in messages.
 func New[T any](dir, key, what string) *Store[T] {
-	return &Store[T]{dir: dir, key: key, what: what}
+	return &Store[T]{dir: dir, key: key, what: what, cache: map[string]cached[T]{}, now: time.Now}
 }
 
 // Path is the file of profile.
@@ -49,7 +74,42 @@ func (s *Store[T]) List(profile string) ([]T, error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.read(profile)
+	path := s.Path(profile)
+	fi, err := os.Lstat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		delete(s.cache, profile)
+		return nil, nil
+	}
+	if c, ok := s.cache[profile]; ok && err == nil && c.stamp == stampOf(fi) {
+		return cloneItems(c.items), nil
+	}
+	delete(s.cache, profile)
+	start := s.now()
+	items, fi, err := s.readInfo(profile)
+	if err != nil || fi == nil {
+		return items, err
+	}
+	if st := stampOf(fi); start.Sub(st.changed()) > racyWindow {
+		s.cache[profile] = cached[T]{items: cloneItems(items), stamp: st}
+	}
+	return items, nil
+}
+
+// cloneItems copies items so that no caller shares what the cache holds:
+// an item type with maps or slices has a Clone method for its own.
+func cloneItems[T any](items []T) []T {
+	if items == nil {
+		return nil
+	}
+	out := make([]T, len(items))
+	for i, it := range items {
+		if c, ok := any(it).(interface{ Clone() T }); ok {
+			out[i] = c.Clone()
+		} else {
+			out[i] = it
+		}
+	}
+	return out
 }
 
 // Update reads profile's items, lets change return the new list, and
@@ -61,6 +121,9 @@ func (s *Store[T]) Update(profile string, change func([]T) ([]T, error)) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	// The file is read again, not taken from the cache, and forgotten:
+	// the next List reads what was written.
+	delete(s.cache, profile)
 	items, err := s.read(profile)
 	if err != nil {
 		return err
@@ -79,6 +142,7 @@ func (s *Store[T]) DeleteProfile(profile string) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	delete(s.cache, profile)
 	err := os.Remove(s.Path(profile))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
@@ -87,36 +151,43 @@ func (s *Store[T]) DeleteProfile(profile string) error {
 }
 
 func (s *Store[T]) read(profile string) ([]T, error) {
+	items, _, err := s.readInfo(profile)
+	return items, err
+}
+
+// readInfo reads profile's items and the stat of the file they came from
+// (nil when there is no file).
+func (s *Store[T]) readInfo(profile string) ([]T, fs.FileInfo, error) {
 	path := s.Path(profile)
-	data, err := privatefile.Read(path, maxFile)
+	data, fi, err := privatefile.ReadInfo(path, maxFile)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
+		return nil, nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%s of %s: %w", s.what, profile, err)
+		return nil, nil, fmt.Errorf("%s of %s: %w", s.what, profile, err)
 	}
 	var f map[string]json.RawMessage
 	if err := decodeStrict(data, &f); err != nil {
-		return nil, fmt.Errorf("%s is not valid JSON (%v); fix or remove it", path, err)
+		return nil, nil, fmt.Errorf("%s is not valid JSON (%v); fix or remove it", path, err)
 	}
 	for k := range f {
 		if k != "version" && k != s.key {
-			return nil, fmt.Errorf("%s is not valid JSON (json: unknown field %q); fix or remove it", path, k)
+			return nil, nil, fmt.Errorf("%s is not valid JSON (json: unknown field %q); fix or remove it", path, k)
 		}
 	}
 	if v, ok := f["version"]; ok {
 		var n int
 		if err := json.Unmarshal(v, &n); err != nil || n != Version {
-			return nil, fmt.Errorf("%s has version %s; this ringlet reads version %d", path, v, Version)
+			return nil, nil, fmt.Errorf("%s has version %s; this ringlet reads version %d", path, v, Version)
 		}
 	}
 	var items []T
 	if raw, ok := f[s.key]; ok {
 		if err := decodeStrict(raw, &items); err != nil {
-			return nil, fmt.Errorf("%s is not valid JSON (%v); fix or remove it", path, err)
+			return nil, nil, fmt.Errorf("%s is not valid JSON (%v); fix or remove it", path, err)
 		}
 	}
-	return items, nil
+	return items, fi, nil
 }
 
 func (s *Store[T]) write(profile string, items []T) error {

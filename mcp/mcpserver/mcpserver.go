@@ -418,3 +418,19 @@ type ToolStatus struct {
 	State   string `json:"state"`
 	Reason  string `json:"reason,omitempty"`
 }
+
+// Clone returns a copy of c that shares no slice, map or pointer with it,
+// so a caller may change what it was given without changing the store's
+// copy.
+func (c Config) Clone() Config {
+	c.Command = slices.Clone(c.Command)
+	c.ReadOnly = slices.Clone(c.ReadOnly)
+	c.ReadWrite = slices.Clone(c.ReadWrite)
+	c.Shims = maps.Clone(c.Shims)
+	c.Pins = maps.Clone(c.Pins)
+	if c.Approved != nil {
+		t := *c.Approved
+		c.Approved = &t
+	}
+	return c
+}

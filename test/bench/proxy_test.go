@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -20,17 +21,21 @@ import (
 // process of its own as users run them: the upstream (benchproxy
 // upstream), the bar (benchproxy bare, a ReverseProxy that only adds the
 // key), and the real ringlet daemon with a profile on that upstream, its
-// key in the file credential store, audit, metrics and usage on.
+// key in the file credential store, audit, metrics and usage on; and the
+// durable-record floor (benchproxy floor, the bar that also commits one
+// SQLite row per request before answering).
 type proxyWorld struct {
-	direct, bare, ringlet string // base URLs
-	client                *benchnet.Client
+	direct, bare, floor, ringlet string // base URLs
+	// pids of the bare proxy, the floor and the daemon, for their CPU time
+	pids   map[string]int
+	client *benchnet.Client
 }
 
 func newProxyWorld(b *testing.B) *proxyWorld {
 	ringlet, _ := build(b)
 	benchproxy := filepath.Join(filepath.Dir(ringlet), "benchproxy")
 	logs := b.TempDir()
-	start := func(cmd *exec.Cmd) {
+	start := func(cmd *exec.Cmd) int {
 		// Their logs go to a file; shown when the benchmark fails.
 		f, err := os.Create(filepath.Join(logs, filepath.Base(cmd.Path)+"-"+cmd.Args[1]+".log"))
 		if err != nil {
@@ -49,10 +54,13 @@ func newProxyWorld(b *testing.B) *proxyWorld {
 				b.Logf("%s:\n%s", filepath.Base(f.Name()), data)
 			}
 		})
+		return cmd.Process.Pid
 	}
-	upAddr, bareAddr, daemonAddr := listenAddr(b), listenAddr(b), listenAddr(b)
+	upAddr, bareAddr, floorAddr, daemonAddr := listenAddr(b), listenAddr(b), listenAddr(b), listenAddr(b)
 	start(exec.Command(benchproxy, "upstream", upAddr))
-	start(exec.Command(benchproxy, "bare", bareAddr, "http://"+upAddr))
+	pids := map[string]int{}
+	pids["bare"] = start(exec.Command(benchproxy, "bare", bareAddr, "http://"+upAddr))
+	pids["floor"] = start(exec.Command(benchproxy, "floor", floorAddr, "http://"+upAddr, filepath.Join(b.TempDir(), "floor.db")))
 
 	home := b.TempDir()
 	env := []string{"HOME=" + home, "PATH=/usr/bin:/bin"}
@@ -68,7 +76,7 @@ func newProxyWorld(b *testing.B) *proxyWorld {
 	run("", "config", "set", "credentials.backend", "file")
 	daemon := exec.Command(ringlet, "daemon", "--stay-alive", "--listen", daemonAddr)
 	daemon.Env = env
-	start(daemon)
+	pids["ringlet"] = start(daemon)
 	waitReady(b, "http://"+daemonAddr+"/api/version", filepath.Join(home, ".config", "ringlet", "http_token"))
 	run("", "providers", "add", "fake", "--base-url", "http://"+upAddr, "--format", "anthropic", "--auth", "x-api-key")
 	run(benchnet.Key, "profiles", "create", "generic", "bench", "--provider", "fake", "--command", "true")
@@ -78,9 +86,9 @@ func newProxyWorld(b *testing.B) *proxyWorld {
 	}
 	tr := &http.Transport{MaxIdleConns: 256, MaxIdleConnsPerHost: 128}
 	b.Cleanup(tr.CloseIdleConnections)
-	w := &proxyWorld{direct: "http://" + upAddr, bare: "http://" + bareAddr, ringlet: "http://" + daemonAddr + "/proxy",
-		client: &benchnet.Client{HTTP: &http.Client{Transport: tr}, Upstream: "http://" + upAddr, Token: sess.Token}}
-	for _, base := range []string{w.direct, w.bare} {
+	w := &proxyWorld{direct: "http://" + upAddr, bare: "http://" + bareAddr, floor: "http://" + floorAddr, ringlet: "http://" + daemonAddr + "/proxy",
+		pids: pids, client: &benchnet.Client{HTTP: &http.Client{Transport: tr}, Upstream: "http://" + upAddr, Token: sess.Token}}
+	for _, base := range []string{w.direct, w.bare, w.floor} {
 		waitUp(b, base)
 	}
 	return w
@@ -104,14 +112,33 @@ func waitUp(b *testing.B, base string) {
 	}
 }
 
+// cpuTime is the user and system CPU time process pid has used, all its
+// threads together (/proc/PID/stat, in clock ticks of 10 ms).
+func cpuTime(b *testing.B, pid int) time.Duration {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	// Fields after the command name, which is in parentheses and may hold
+	// spaces: utime and stime are the 12th and 13th.
+	f := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+1:]))
+	ut, err1 := strconv.ParseInt(f[11], 10, 64)
+	st, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		b.Fatalf("/proc/%d/stat: %q", pid, data)
+	}
+	const tick = 10 * time.Millisecond // USER_HZ is 100 on Linux
+	return time.Duration(ut+st) * tick
+}
+
 // BenchmarkProxyProcessLatency: one client, non-streaming ~1 KB POSTs
-// straight to the upstream, through the bare proxy and through the ringlet
-// daemon, interleaved. Target: ringlet's added p50 at most 1.3 times the
-// bare proxy's.
+// straight to the upstream, through the bare proxy, through the
+// durable-record floor and through the ringlet daemon, interleaved.
+// Target: ringlet's added p50 at most 1.3 times the floor's.
 func BenchmarkProxyProcessLatency(b *testing.B) {
 	w := newProxyWorld(b)
 	b.ResetTimer()
-	p50, err := w.client.LatencyP50(200, b.N, []string{w.direct, w.bare, w.ringlet})
+	p50, err := w.client.LatencyP50(200, b.N, []string{w.direct, w.bare, w.floor, w.ringlet})
 	b.StopTimer()
 	if err != nil {
 		b.Fatal(err)
@@ -120,27 +147,50 @@ func BenchmarkProxyProcessLatency(b *testing.B) {
 }
 
 // BenchmarkProxyProcessThroughput: 32 concurrent clients against each
-// target in turn. Target: ringlet keeps at least 30% of direct throughput.
+// target in turn, and the CPU time each proxy process spends per request
+// meanwhile. Targets: ringlet's share of direct throughput at least the
+// bare proxy's, and its CPU per request at most 1.5 times the bare
+// proxy's.
 func BenchmarkProxyProcessThroughput(b *testing.B) {
 	w := newProxyWorld(b)
 	const workers = 32
-	rate := func(base string) float64 {
-		r, err := w.client.Rate(base, workers, max(b.N/workers, 1))
+	per := max(b.N/workers, 1)
+	cpu := map[string]time.Duration{}
+	rate := func(name, base string) float64 {
+		pid, timed := w.pids[name]
+		var before time.Duration
+		if timed {
+			before = cpuTime(b, pid)
+		}
+		r, err := w.client.Rate(base, workers, per)
 		if err != nil {
 			b.Fatal(err)
 		}
+		if timed {
+			cpu[name] += cpuTime(b, pid) - before
+		}
 		return r
 	}
-	for _, t := range []string{w.direct, w.bare, w.ringlet} {
-		rate(t) // warm: 32 connections each
+	targets := [][2]string{{"direct", w.direct}, {"bare", w.bare}, {"floor", w.floor}, {"ringlet", w.ringlet}}
+	for _, t := range targets {
+		rate(t[0], t[1]) // warm: 32 connections each
 	}
+	clear(cpu)
 	b.ResetTimer()
 	// Each target twice, alternating, so drift on a shared machine hits
 	// all of them alike; the better of the two runs counts.
-	var d, bare, r []float64
-	for range 2 {
-		d, bare, r = append(d, rate(w.direct)), append(bare, rate(w.bare)), append(r, rate(w.ringlet))
+	const rounds = 2
+	rates := map[string][]float64{}
+	for range rounds {
+		for _, t := range targets {
+			rates[t[0]] = append(rates[t[0]], rate(t[0], t[1]))
+		}
 	}
 	b.StopTimer()
-	benchnet.ReportRates(b, slices.Max(d), slices.Max(bare), slices.Max(r))
+	best := func(name string) float64 { return slices.Max(rates[name]) }
+	benchnet.ReportRates(b, best("direct"), best("bare"), best("floor"), best("ringlet"))
+	perReq := func(name string) float64 {
+		return float64(cpu[name].Microseconds()) / float64(rounds*workers*per)
+	}
+	benchnet.ReportCPU(b, perReq("bare"), perReq("floor"), perReq("ringlet"))
 }

@@ -150,25 +150,42 @@ func (c *Client) Rate(base string, workers, per int) (float64, error) {
 // Reporter is the part of testing.B the reports need.
 type Reporter interface{ ReportMetric(float64, string) }
 
-// ReportLatency reports the p50s of direct, bare and ringlet (in that
-// order) as the added latencies and their ratio.
+// ReportLatency reports the p50s of direct, bare, floor and ringlet (in
+// that order) as the added latencies and ringlet's ratio to each proxy's.
+// The target is ringlet-to-floor at most 1.3.
 func ReportLatency(b Reporter, p50 []time.Duration) {
 	us := func(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1000 }
-	d, bare, r := p50[0], p50[1], p50[2]
+	d, bare, floor, r := p50[0], p50[1], p50[2], p50[3]
 	b.ReportMetric(us(d), "direct-p50-µs")
 	b.ReportMetric(us(bare-d), "bare-added-µs")
+	b.ReportMetric(us(floor-d), "floor-added-µs")
 	b.ReportMetric(us(r-d), "ringlet-added-µs")
-	b.ReportMetric(float64(r-d)/float64(bare-d), "added-ratio")
+	b.ReportMetric(float64(r-d)/float64(bare-d), "ratio-to-bare")
+	b.ReportMetric(float64(r-d)/float64(floor-d), "ratio-to-floor")
 	b.ReportMetric(0, "ns/op")
 }
 
-// ReportRates reports the rates of direct, bare and ringlet (in that
-// order) and the proxies' shares of direct.
-func ReportRates(b Reporter, d, bare, r float64) {
+// ReportRates reports the rates of direct, bare, floor and ringlet (in
+// that order) and the proxies' shares of direct. The target is ringlet's
+// share at least the bare proxy's.
+func ReportRates(b Reporter, d, bare, floor, r float64) {
 	b.ReportMetric(d, "direct-req/s")
 	b.ReportMetric(bare, "bare-req/s")
+	b.ReportMetric(floor, "floor-req/s")
 	b.ReportMetric(r, "ringlet-req/s")
 	b.ReportMetric(bare/d, "bare-share")
+	b.ReportMetric(floor/d, "floor-share")
 	b.ReportMetric(r/d, "ringlet-share")
+	b.ReportMetric(r/bare, "share-to-bare")
 	b.ReportMetric(0, "ns/op")
+}
+
+// ReportCPU reports the CPU each proxy spent per request, in µs, bare,
+// floor and ringlet (in that order), and ringlet's ratio to the bare
+// proxy's. The target is at most 1.5.
+func ReportCPU(b Reporter, bare, floor, r float64) {
+	b.ReportMetric(bare, "bare-cpu-µs/req")
+	b.ReportMetric(floor, "floor-cpu-µs/req")
+	b.ReportMetric(r, "ringlet-cpu-µs/req")
+	b.ReportMetric(r/bare, "cpu-to-bare")
 }

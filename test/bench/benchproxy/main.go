@@ -3,6 +3,8 @@
 //
 //	benchproxy upstream HOST:PORT        the fake provider
 //	benchproxy bare HOST:PORT URL        a bare ReverseProxy to URL
+//	benchproxy floor HOST:PORT URL DB    the bare ReverseProxy that commits
+//	                                     one row per request to SQLite DB
 package main
 
 import (
@@ -26,8 +28,19 @@ func main() {
 			os.Exit(2)
 		}
 		h = benchnet.Bare(u)
+	case len(os.Args) == 5 && os.Args[1] == "floor":
+		u, err := url.Parse(os.Args[3])
+		if err == nil {
+			var f *benchnet.Floor
+			f, err = benchnet.NewFloor(u, os.Args[4])
+			h = f
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "benchproxy:", err)
+			os.Exit(2)
+		}
 	default:
-		fmt.Fprintln(os.Stderr, "usage: benchproxy upstream HOST:PORT | benchproxy bare HOST:PORT UPSTREAM_URL")
+		fmt.Fprintln(os.Stderr, "usage: benchproxy upstream HOST:PORT | benchproxy bare HOST:PORT UPSTREAM_URL | benchproxy floor HOST:PORT UPSTREAM_URL DB")
 		os.Exit(2)
 	}
 	if err := http.ListenAndServe(os.Args[2], h); err != nil {
