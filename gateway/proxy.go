@@ -39,7 +39,11 @@ const (
 
 // bodyBudget counts the bytes of request bodies the daemon holds: proxied
 // requests and hook checks (which carry tool results).
-type bodyBudget struct{ held atomic.Int64 }
+type bodyBudget struct {
+	held atomic.Int64
+	// burst gives the memory of a burst of large bodies back (bodymem.go).
+	burst burstCollector
+}
 
 // bodyHold is one request's share of the budget.
 type bodyHold struct {
@@ -72,7 +76,10 @@ func (h *bodyHold) shrink(n int64) {
 }
 
 // release gives the share back.
-func (h *bodyHold) release() { h.b.held.Add(-h.n) }
+func (h *bodyHold) release() {
+	h.b.held.Add(-h.n)
+	h.b.burst.released(h.n, &h.b.held)
+}
 
 // CleanProxyPath checks the part of a /proxy request path after "/proxy"
 // (still percent-encoded) and returns it if it can only name a path under
@@ -222,8 +229,6 @@ func (st *proxyState) why() string {
 	}
 	return st.err.Error()
 }
-
-var bodyPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 type bufferPool struct{ p sync.Pool }
 
@@ -706,14 +711,9 @@ func (p *proxy) handleProxy(w http.ResponseWriter, r *http.Request) {
 	defer hold.release()
 	rc := http.NewResponseController(w)
 	_ = rc.SetReadDeadline(time.Now().Add(p.bodyTimeout))
-	buf := bodyPool.Get().(*bytes.Buffer)
-	buf.Reset()
-	defer func() {
-		if buf.Cap() <= 4<<20 {
-			bodyPool.Put(buf)
-		}
-	}()
-	if _, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, MaxProxyBody)); err != nil {
+	body, err := readRequestBody(http.MaxBytesReader(w, r.Body, MaxProxyBody), r.ContentLength)
+	defer body.free()
+	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			writeError(w, http.StatusRequestEntityTooLarge, "body_too_large", fmt.Sprintf("request body is larger than the %d-byte limit", MaxProxyBody))
@@ -729,7 +729,7 @@ func (p *proxy) handleProxy(w http.ResponseWriter, r *http.Request) {
 	// The server's own deadlines take over again: an answer may stream
 	// for as long as the provider sends.
 	_ = rc.SetReadDeadline(time.Time{})
-	hold.shrink(int64(buf.Len()))
+	hold.shrink(int64(len(body.bytes())))
 	// Checked again: the body may have taken a while to arrive.
 	if p.auditRefuses(w) {
 		return
@@ -740,7 +740,7 @@ func (p *proxy) handleProxy(w http.ResponseWriter, r *http.Request) {
 	// A revoked session's streams end at once.
 	stop := context.AfterFunc(sess.ctx, func() { cancel(errSessionEnded) })
 	defer stop()
-	st := &proxyState{sess: sess, secrets: p.secretsOf(sess), target: target, body: buf.Bytes(), start: time.Now(), ctx: ctx, client: r.Context(), cancel: cancel, method: r.Method}
+	st := &proxyState{sess: sess, secrets: p.secretsOf(sess), target: target, body: body.bytes(), start: time.Now(), ctx: ctx, client: r.Context(), cancel: cancel, method: r.Method}
 	if d := p.o.HeaderTimeout; d > 0 {
 		// The idle timeout covers the answer once it has begun; this
 		// covers the wait for it, which a provider that accepts the

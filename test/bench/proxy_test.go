@@ -24,6 +24,9 @@ import (
 type proxyWorld struct {
 	direct, bare, ringlet string // base URLs
 	client                *benchnet.Client
+	// barePID and ringletPID are the proxies' processes, whose memory
+	// BenchmarkProxyMemory reads.
+	barePID, ringletPID int
 }
 
 func newProxyWorld(b *testing.B) *proxyWorld {
@@ -52,7 +55,8 @@ func newProxyWorld(b *testing.B) *proxyWorld {
 	}
 	upAddr, bareAddr, daemonAddr := listenAddr(b), listenAddr(b), listenAddr(b)
 	start(exec.Command(benchproxy, "upstream", upAddr))
-	start(exec.Command(benchproxy, "bare", bareAddr, "http://"+upAddr))
+	bare := exec.Command(benchproxy, "bare", bareAddr, "http://"+upAddr)
+	start(bare)
 
 	home := b.TempDir()
 	env := []string{"HOME=" + home, "PATH=/usr/bin:/bin"}
@@ -79,7 +83,8 @@ func newProxyWorld(b *testing.B) *proxyWorld {
 	tr := &http.Transport{MaxIdleConns: 256, MaxIdleConnsPerHost: 128}
 	b.Cleanup(tr.CloseIdleConnections)
 	w := &proxyWorld{direct: "http://" + upAddr, bare: "http://" + bareAddr, ringlet: "http://" + daemonAddr + "/proxy",
-		client: &benchnet.Client{HTTP: &http.Client{Transport: tr}, Upstream: "http://" + upAddr, Token: sess.Token}}
+		client:  &benchnet.Client{HTTP: &http.Client{Transport: tr}, Upstream: "http://" + upAddr, Token: sess.Token},
+		barePID: bare.Process.Pid, ringletPID: daemon.Process.Pid}
 	for _, base := range []string{w.direct, w.bare} {
 		waitUp(b, base)
 	}
