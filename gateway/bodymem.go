@@ -89,7 +89,7 @@ func (rb requestBody) free() { smallBodies.put(rb.buf) }
 // burstCollector runs one garbage collection once the large request
 // bodies a burst brought are all released.
 type burstCollector struct {
-	// large: a large body was released since the last collection.
+	// large: a large body was read since the last collection.
 	large atomic.Bool
 	// pending: a collection is scheduled.
 	pending atomic.Bool
@@ -99,13 +99,20 @@ type burstCollector struct {
 	delay   time.Duration
 }
 
-// released notes that a body of n bytes was released, held the bytes
-// of bodies still held; after a large one, once the held bodies are all
-// small, it schedules the collection.
-func (c *burstCollector) released(n int64, held *atomic.Int64) {
+// read notes a body of n bytes that is (or is declared to be) read into
+// memory. Only bytes read count: a body of unknown length holds the most
+// it may be in the budget until it is in, but a client that sends less
+// (or breaks off) does not make the daemon collect.
+func (c *burstCollector) read(n int64) {
 	if n >= largeBody {
 		c.large.Store(true)
 	}
+}
+
+// released notes that a body was released, held the bytes of bodies still
+// held; after a large one, once the held bodies are all small, it
+// schedules the collection.
+func (c *burstCollector) released(held *atomic.Int64) {
 	if held.Load() >= largeBody || !c.large.Load() || !c.pending.CompareAndSwap(false, true) {
 		return
 	}
@@ -124,6 +131,6 @@ func (c *burstCollector) released(n int64, held *atomic.Int64) {
 		}
 		c.pending.Store(false)
 		// A large body released during the collection.
-		c.released(0, held)
+		c.released(held)
 	})
 }

@@ -68,17 +68,19 @@ func TestBurstCollector(t *testing.T) {
 	c := &burstCollector{collect: func() { ran <- struct{}{} }, delay: time.Millisecond}
 	var held atomic.Int64
 
-	c.released(100, &held)
+	c.read(100)
+	c.released(&held)
 	if c.pending.Load() {
 		t.Fatal("a small body's release scheduled a collection, want none")
 	}
 	held.Store(2 * largeBody)
-	c.released(largeBody, &held)
+	c.read(largeBody)
+	c.released(&held)
 	if c.pending.Load() {
 		t.Fatal("a collection was scheduled while a large body is still held, want none")
 	}
 	held.Store(0)
-	c.released(largeBody, &held)
+	c.released(&held)
 	select {
 	case <-ran:
 	case <-time.After(10 * time.Second):
@@ -123,6 +125,23 @@ func TestProxyLargeBodyCollected(t *testing.T) {
 	case <-ran:
 	case <-time.After(10 * time.Second):
 		t.Fatal("no collection 10s after a 1 MiB body was released")
+	}
+	// The same body of unknown length (chunked): counted once read.
+	req, _ := http.NewRequest("POST", bs.ringlet+"/v1/messages", io.MultiReader(bytes.NewReader(body)))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Api-Key", bs.token)
+	chunked, err := bs.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chunked.Body.Close()
+	if chunked.StatusCode != http.StatusOK || req.ContentLength != 0 {
+		t.Fatalf("1 MiB body of unknown length: got %d (sent with length %d), want 200 and no length", chunked.StatusCode, req.ContentLength)
+	}
+	select {
+	case <-ran:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no collection 10s after a 1 MiB body of unknown length was released")
 	}
 	if held := bs.srv.bodies.held.Load(); held != 0 {
 		t.Errorf("got %d bytes of bodies held after the requests, want 0", held)

@@ -57,6 +57,8 @@ func (b *bodyBudget) hold(w http.ResponseWriter, r *http.Request, max int64) (bo
 	n := r.ContentLength
 	if n < 0 {
 		n = max
+	} else {
+		b.burst.read(n)
 	}
 	if b.held.Add(n) > proxyBodyBudget {
 		b.held.Add(-n)
@@ -69,6 +71,7 @@ func (b *bodyBudget) hold(w http.ResponseWriter, r *http.Request, max int64) (bo
 
 // shrink gives back what a body read whole holds beyond its size n.
 func (h *bodyHold) shrink(n int64) {
+	h.b.burst.read(n)
 	if n < h.n {
 		h.b.held.Add(n - h.n)
 		h.n = n
@@ -78,7 +81,7 @@ func (h *bodyHold) shrink(n int64) {
 // release gives the share back.
 func (h *bodyHold) release() {
 	h.b.held.Add(-h.n)
-	h.b.burst.released(h.n, &h.b.held)
+	h.b.burst.released(&h.b.held)
 }
 
 // CleanProxyPath checks the part of a /proxy request path after "/proxy"
