@@ -89,7 +89,8 @@ bench: deps
 	$(GO) test -run '^$$' -bench 'Append' -benchtime 50000x -count 1 ./audit/auditlog
 	$(GO) test -run '^$$' -bench 'Usage' -benchtime 1x -count 1 ./audit/auditlog
 	$(GO) test -run '^$$' -bench 'AdminScale' -benchtime 1x -count 1 ./test/bench
-	$(GO) test -run '^$$' -bench 'Startup|FirstRequest' -benchtime 15x -count 1 ./test/bench
+	$(GO) test -run '^$$' -bench 'Startup|FirstRequest|FirstProxied' -benchtime 15x -count 1 ./test/bench
+	$(GO) test -run '^$$' -bench 'ProxyMemory' -benchtime 1x -count 1 ./test/bench
 	$(GO) test -run '^$$' -bench 'ProxyProcess' -benchtime 4000x -count 1 ./test/bench
 
 # A short run of every fuzz target; `go test -fuzz` on one for longer.

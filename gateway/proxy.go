@@ -40,7 +40,11 @@ const (
 
 // bodyBudget counts the bytes of request bodies the daemon holds: proxied
 // requests and hook checks (which carry tool results).
-type bodyBudget struct{ held atomic.Int64 }
+type bodyBudget struct {
+	held atomic.Int64
+	// burst gives the memory of a burst of large bodies back (bodymem.go).
+	burst burstCollector
+}
 
 // bodyHold is one request's share of the budget.
 type bodyHold struct {
@@ -54,6 +58,8 @@ func (b *bodyBudget) hold(w http.ResponseWriter, r *http.Request, max int64) (bo
 	n := r.ContentLength
 	if n < 0 {
 		n = max
+	} else {
+		b.burst.read(n)
 	}
 	if b.held.Add(n) > proxyBodyBudget {
 		b.held.Add(-n)
@@ -66,6 +72,7 @@ func (b *bodyBudget) hold(w http.ResponseWriter, r *http.Request, max int64) (bo
 
 // shrink gives back what a body read whole holds beyond its size n.
 func (h *bodyHold) shrink(n int64) {
+	h.b.burst.read(n)
 	if n < h.n {
 		h.b.held.Add(n - h.n)
 		h.n = n
@@ -73,7 +80,10 @@ func (h *bodyHold) shrink(n int64) {
 }
 
 // release gives the share back.
-func (h *bodyHold) release() { h.b.held.Add(-h.n) }
+func (h *bodyHold) release() {
+	h.b.held.Add(-h.n)
+	h.b.burst.released(&h.b.held)
+}
 
 // CleanProxyPath checks the part of a /proxy request path after "/proxy"
 // (still percent-encoded) and returns it if it can only name a path under
@@ -254,8 +264,6 @@ func (st *proxyState) why() string {
 	}
 	return st.err.Error()
 }
-
-var bodyPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 // bufferPool lends ReverseProxy the read buffers of readBufs, as slices:
 // a slice put back is turned back into the array pointer it came from,
@@ -795,14 +803,9 @@ func (p *proxy) handleProxy(w http.ResponseWriter, r *http.Request) {
 	defer hold.release()
 	rc := http.NewResponseController(w)
 	_ = rc.SetReadDeadline(time.Now().Add(p.bodyTimeout))
-	buf := bodyPool.Get().(*bytes.Buffer)
-	buf.Reset()
-	defer func() {
-		if buf.Cap() <= 4<<20 {
-			bodyPool.Put(buf)
-		}
-	}()
-	if _, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, MaxProxyBody)); err != nil {
+	body, err := readRequestBody(http.MaxBytesReader(w, r.Body, MaxProxyBody), r.ContentLength)
+	defer body.free()
+	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			writeError(w, http.StatusRequestEntityTooLarge, "body_too_large", fmt.Sprintf("request body is larger than the %d-byte limit", MaxProxyBody))
@@ -818,7 +821,7 @@ func (p *proxy) handleProxy(w http.ResponseWriter, r *http.Request) {
 	// The server's own deadlines take over again: an answer may stream
 	// for as long as the provider sends.
 	_ = rc.SetReadDeadline(time.Time{})
-	hold.shrink(int64(buf.Len()))
+	hold.shrink(int64(len(body.bytes())))
 	// Checked again: the body may have taken a while to arrive.
 	if p.auditRefuses(w) {
 		return
@@ -830,7 +833,7 @@ func (p *proxy) handleProxy(w http.ResponseWriter, r *http.Request) {
 	stop := context.AfterFunc(sess.ctx, func() { cancel(errSessionEnded) })
 	defer stop()
 	ps := p.shared(sess)
-	st := &proxyState{sess: sess, ps: ps, secrets: ps.secrets, target: target, body: buf.Bytes(), start: time.Now(), ctx: ctx, client: r.Context(), cancel: cancel, method: r.Method}
+	st := &proxyState{sess: sess, ps: ps, secrets: ps.secrets, target: target, body: body.bytes(), start: time.Now(), ctx: ctx, client: r.Context(), cancel: cancel, method: r.Method}
 	if d := p.o.HeaderTimeout; d > 0 {
 		// The idle timeout covers the answer once it has begun; this
 		// covers the wait for it, which a provider that accepts the

@@ -142,12 +142,7 @@ func New(opts Options) *Server {
 		server.WithInstructions(adminInstructions),
 		server.WithHooks(s.sessionHooks(&server.Hooks{}, func() string { return scopeAdmin })),
 	)
-	tools, err := validated(adminTools())
-	if err != nil {
-		// The schemas are Ringlet's own and snapshot-tested.
-		panic("ringlet admin tool schemas: " + err.Error())
-	}
-	adm.AddTools(tools...)
+	adm.AddTools(validated(adminTools())...)
 	s.admin = s.newEndpoint(adm, scopeAdmin)
 	return s
 }

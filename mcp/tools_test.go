@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	mcpgo "github.com/mark3labs/mcp-go/mcp"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
@@ -220,5 +222,22 @@ func TestAdminToolArgumentErrors(t *testing.T) {
 	}
 	if calls := w.apiCalls(); len(calls) != 0 {
 		t.Errorf("the API was called %d times, want none for invalid arguments", len(calls))
+	}
+}
+
+// TestToolSchemasCompile compiles every admin tool's input schema: they
+// are compiled on a tool's first call, so a broken one would otherwise
+// show only when that tool is called.
+func TestToolSchemasCompile(t *testing.T) {
+	t.Parallel()
+	for _, tool := range adminTools() {
+		if _, err := compileSchema(tool.Tool); err != nil {
+			t.Errorf("got %v, want the schema of %s to compile", err, tool.Tool.Name)
+		}
+	}
+	broken := mcpgo.NewTool("broken")
+	broken.InputSchema.Type = "no-such-type"
+	if _, err := compileSchema(broken); err == nil {
+		t.Error("got no error for a schema of type no-such-type, want one")
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -26,7 +25,8 @@ import (
 // SQLite row per request before answering).
 type proxyWorld struct {
 	direct, bare, floor, ringlet string // base URLs
-	// pids of the bare proxy, the floor and the daemon, for their CPU time
+	// pids of the bare proxy, the floor and the daemon ("bare", "floor",
+	// "ringlet"), for their CPU time and memory
 	pids   map[string]int
 	client *benchnet.Client
 }
@@ -110,25 +110,6 @@ func waitUp(b *testing.B, base string) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-}
-
-// cpuTime is the user and system CPU time process pid has used, all its
-// threads together (/proc/PID/stat, in clock ticks of 10 ms).
-func cpuTime(b *testing.B, pid int) time.Duration {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		b.Fatal(err)
-	}
-	// Fields after the command name, which is in parentheses and may hold
-	// spaces: utime and stime are the 12th and 13th.
-	f := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+1:]))
-	ut, err1 := strconv.ParseInt(f[11], 10, 64)
-	st, err2 := strconv.ParseInt(f[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		b.Fatalf("/proc/%d/stat: %q", pid, data)
-	}
-	const tick = 10 * time.Millisecond // USER_HZ is 100 on Linux
-	return time.Duration(ut+st) * tick
 }
 
 // BenchmarkProxyProcessLatency: one client, non-streaming ~1 KB POSTs
