@@ -4,6 +4,7 @@ import (
 	"io/fs"
 	"os"
 	"syscall"
+	"time"
 )
 
 // Stamp tells one content of a file from another without reading it: any
@@ -26,6 +27,12 @@ func StampOf(path string) (_ Stamp, ok bool) {
 	if err != nil {
 		return Stamp{}, false
 	}
+	return StampOfInfo(fi)
+}
+
+// StampOfInfo returns the Stamp of what an Lstat returned; ok is false
+// where the platform's stat has no inode and owner to go by.
+func StampOfInfo(fi fs.FileInfo) (_ Stamp, ok bool) {
 	st, isUnix := fi.Sys().(*syscall.Stat_t)
 	if !isUnix {
 		return Stamp{}, false
@@ -33,3 +40,6 @@ func StampOf(path string) (_ Stamp, ok bool) {
 	return Stamp{dev: uint64(st.Dev), ino: st.Ino, size: uint64(st.Size), uid: uint64(st.Uid), mode: fi.Mode(),
 		mtime: fi.ModTime().UnixNano(), ctime: ctimeNs(st)}, true
 }
+
+// Changed is the later of the file's modification and change times.
+func (s Stamp) Changed() time.Time { return time.Unix(0, max(s.mtime, s.ctime)) }

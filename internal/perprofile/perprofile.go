@@ -48,7 +48,7 @@ type Store[T any] struct {
 // cached is one file's items and the stat of the file they came from.
 type cached[T any] struct {
 	items []T
-	stamp stamp
+	stamp privatefile.Stamp
 }
 
 // racyWindow: a file changed this recently may change again without its
@@ -80,8 +80,12 @@ func (s *Store[T]) List(profile string) ([]T, error) {
 		delete(s.cache, profile)
 		return nil, nil
 	}
-	if c, ok := s.cache[profile]; ok && err == nil && c.stamp == stampOf(fi) {
-		return cloneItems(c.items), nil
+	if err == nil {
+		if st, ok := privatefile.StampOfInfo(fi); ok {
+			if c, ok := s.cache[profile]; ok && c.stamp == st {
+				return cloneItems(c.items), nil
+			}
+		}
 	}
 	delete(s.cache, profile)
 	start := s.now()
@@ -89,7 +93,7 @@ func (s *Store[T]) List(profile string) ([]T, error) {
 	if err != nil || fi == nil {
 		return items, err
 	}
-	if st := stampOf(fi); start.Sub(st.changed()) > racyWindow {
+	if st, ok := privatefile.StampOfInfo(fi); ok && start.Sub(st.Changed()) > racyWindow {
 		s.cache[profile] = cached[T]{items: cloneItems(items), stamp: st}
 	}
 	return items, nil

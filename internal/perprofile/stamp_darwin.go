@@ -1,5 +1,0 @@
-package perprofile
-
-import "syscall"
-
-func ctime(st *syscall.Stat_t) int64 { return st.Ctimespec.Nano() }
