@@ -99,16 +99,24 @@ func claudeSettings(path string, data []byte, ringlet string) ([]byte, error) {
 const maxSettings = 1 << 20
 
 func isRingletEntry(e any) bool {
-	m, ok := e.(map[string]any)
+	return groupRuns(e, func(c string) bool {
+		c = strings.TrimSuffix(c, claudeFailClosed)
+		return strings.HasSuffix(c, ClaudeAdapterArg) || strings.HasSuffix(c, ClaudePostAdapterArg)
+	})
+}
+
+// groupRuns reports whether a matcher group of an agent's hook settings
+// ({"matcher": ..., "hooks": [{"command": ...}]}, the shape Claude Code and
+// Codex share) has a command that is.
+func groupRuns(group any, is func(command string) bool) bool {
+	m, ok := group.(map[string]any)
 	if !ok {
 		return false
 	}
 	hs, _ := m["hooks"].([]any)
 	for _, h := range hs {
 		if hm, ok := h.(map[string]any); ok {
-			c, _ := hm["command"].(string)
-			c = strings.TrimSuffix(c, claudeFailClosed)
-			if strings.HasSuffix(c, ClaudeAdapterArg) || strings.HasSuffix(c, ClaudePostAdapterArg) {
+			if c, _ := hm["command"].(string); is(c) {
 				return true
 			}
 		}

@@ -64,20 +64,9 @@ func (h CodexHook) Group() map[string]any {
 // IsCodexEntry reports whether a matcher group of Codex's hooks runs
 // Ringlet's adapter (at any ringlet path): the one Ringlet replaces.
 func IsCodexEntry(group any) bool {
-	m, ok := group.(map[string]any)
-	if !ok {
-		return false
-	}
-	hs, _ := m["hooks"].([]any)
-	for _, h := range hs {
-		if hm, ok := h.(map[string]any); ok {
-			c, _ := hm["command"].(string)
-			if strings.HasSuffix(strings.TrimSuffix(c, codexFailClosed), CodexAdapterArg) {
-				return true
-			}
-		}
-	}
-	return false
+	return groupRuns(group, func(c string) bool {
+		return strings.HasSuffix(strings.TrimSuffix(c, codexFailClosed), CodexAdapterArg)
+	})
 }
 
 // CodexTrustHash is the trust hash Codex computes for a command hook of
