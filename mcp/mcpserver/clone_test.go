@@ -13,7 +13,8 @@ func TestCloneSharesNothing(t *testing.T) {
 	t.Parallel()
 	now := time.Now()
 	c := Config{Name: "fs", Command: []string{"a"}, ReadOnly: []string{"/r"}, ReadWrite: []string{"/w"},
-		Shims: map[string]string{"s": "t"}, Pins: map[string]string{"tool": "h"}, Approved: &now}
+		Shims: map[string]string{"s": "t"}, Pins: map[string]string{"tool": "h"}, Approved: &now,
+		Env: map[string]string{"MODE": "x"}, Secrets: map[string]string{"TOKEN": "mcp/t"}}
 	got := c.Clone()
 	if !reflect.DeepEqual(got, c) {
 		t.Fatalf("Clone: got %+v, want %+v", got, c)

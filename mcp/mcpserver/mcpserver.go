@@ -428,6 +428,8 @@ func (c Config) Clone() Config {
 	c.ReadWrite = slices.Clone(c.ReadWrite)
 	c.Shims = maps.Clone(c.Shims)
 	c.Pins = maps.Clone(c.Pins)
+	c.Env = maps.Clone(c.Env)
+	c.Secrets = maps.Clone(c.Secrets)
 	if c.Approved != nil {
 		t := *c.Approved
 		c.Approved = &t
