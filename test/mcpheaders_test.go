@@ -93,6 +93,9 @@ func TestMCPUpstreamHeaderSecrets(t *testing.T) {
 	if out := mustRun(t, e, "__complete", "mcp", "add", "work", "x", "--header-secret", "X-Key=mcp/se"); !strings.Contains(out, "X-Key=mcp/search") {
 		t.Errorf("completion of --header-secret: got %q, want the stored key", out)
 	}
+	if out := mustRun(t, e, "__complete", "mcp", "add", "work", "x", "--header-secret", "Authorization=Token mcp/"); !strings.Contains(out, "Authorization=Token mcp/search") {
+		t.Errorf("completion of --header-secret after a scheme: got %q, want the stored key after it", out)
+	}
 
 	// mcp set: the headers change, the server is connected again, audited.
 	out := mustRun(t, e, "mcp", "set", "work", "docs", "--unset-header", "x-team", "--header", "X-Debug=1")

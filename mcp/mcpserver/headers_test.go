@@ -89,3 +89,38 @@ func TestHeaderValidationCanonical(t *testing.T) {
 		}
 	}
 }
+
+// FuzzHeaders: whatever headers a definition is given (the API takes them
+// from any admin client), what Validate accepts can neither split a
+// request nor replace a header of HTTP or MCP, and validates again as it
+// is.
+func FuzzHeaders(f *testing.F) {
+	f.Add("X-API-Key", "v", "Authorization", "Token mcp/svc")
+	f.Add("host", "evil", "x-key", "search")
+	f.Add("X-A", "a\r\nHost: b", "Mcp-Session-Id", "mcp/x")
+	f.Fuzz(func(t *testing.T, name, value, sname, ref string) {
+		c := Config{Name: "x", URL: "https://mcp.example.com/mcp", Headers: map[string]string{name: value}, HeaderSecrets: map[string]string{sname: ref}}
+		if c.Validate() != nil {
+			return
+		}
+		for n, v := range c.Headers {
+			if strings.ContainsAny(v, "\r\n\x00") {
+				t.Errorf("header %s: value %q accepted", n, v)
+			}
+		}
+		for _, n := range c.HeaderNames() {
+			if cn, err := CheckHeaderName(n); err != nil || cn != n {
+				t.Errorf("header %q accepted: %v (canonical %q)", n, err, cn)
+			}
+		}
+		for n, v := range c.HeaderSecrets {
+			if _, _, err := HeaderSecretRef(v); err != nil {
+				t.Errorf("header secret %s: %q accepted: %v", n, v, err)
+			}
+		}
+		again := c.Clone()
+		if err := again.Validate(); err != nil || !maps.Equal(again.Headers, c.Headers) || !maps.Equal(again.HeaderSecrets, c.HeaderSecrets) {
+			t.Errorf("validated again: %v, %v %v, want %v %v", err, again.Headers, again.HeaderSecrets, c.Headers, c.HeaderSecrets)
+		}
+	})
+}

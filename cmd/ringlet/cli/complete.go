@@ -257,10 +257,15 @@ func (a *app) completeSecretFlag(cmd *cobra.Command, _ []string, toComplete stri
 	if !ok {
 		return nil, cobra.ShellCompDirectiveNoFileComp | cobra.ShellCompDirectiveNoSpace
 	}
+	// --header-secret 'NAME=SCHEME PROVIDER/ALIAS': the key follows the word.
+	prefix := name + "="
+	if scheme, rest, ok := strings.Cut(ref, " "); ok {
+		prefix, ref = prefix+scheme+" ", rest
+	}
 	var out []cobra.Completion
 	for _, e := range a.storedKeys(cmd.Context()) {
 		if r := e.Ref().String(); strings.HasPrefix(r, ref) {
-			out = append(out, cobra.CompletionWithDesc(name+"="+r, e.Backend))
+			out = append(out, cobra.CompletionWithDesc(prefix+r, e.Backend))
 		}
 	}
 	return out, cobra.ShellCompDirectiveNoFileComp
