@@ -21,6 +21,11 @@ type MCPServerRequest struct {
 	// credential store, read when it starts (see mcpserver.Config).
 	Env     map[string]string `json:"env,omitempty"`
 	Secrets map[string]string `json:"secrets,omitempty"`
+	// Headers and HeaderSecrets are an HTTP server's headers: plain
+	// values, and references ("[SCHEME ]provider/alias") to keys in the
+	// credential store, read at each request (see mcpserver.Config).
+	Headers       map[string]string `json:"headers,omitempty"`
+	HeaderSecrets map[string]string `json:"header_secrets,omitempty"`
 	// The sandbox of a stdio server (see mcpserver.Config).
 	ReadOnly  []string `json:"ro,omitempty"`
 	ReadWrite []string `json:"rw,omitempty"`
@@ -61,6 +66,7 @@ type MCPApproved struct {
 }
 
 // MCPServerChange is the body of PATCH /api/mcp/servers/{profile}/{name}:
-// the variables of a stdio server to unset and to set. The answer is the
+// the variables of a stdio server, or the headers of an HTTP server, to
+// unset and to set. The answer is the
 // server as stored (mcpserver.Config); a run of it restarts.
 type MCPServerChange = mcpserver.EnvChange

@@ -46,11 +46,13 @@ const (
 	KindMCPApprove       = "mcp.approve"
 	KindPricesImport     = "prices.import"
 	KindPricesReset      = "prices.reset"
-	// KindMCPUpdate: a server's variables were changed ('mcp set').
+	// KindMCPUpdate: a server's variables or headers were changed ('mcp set').
 	KindMCPUpdate = "mcp.update"
 	// KindMCPSecrets: secrets were given to a stdio MCP server as it
-	// started, each by its variable's name and its reference, never a
-	// value. The server does not start without it.
+	// started, each by its variable's name and its reference (detail
+	// secrets), or are sent to an HTTP server in headers as the gateway
+	// connects, by header name and reference (detail headers); never a
+	// value. The server does not start (or is not connected) without it.
 	KindMCPSecrets = "mcp.secrets"
 	// KindMCPServerRestart: an upstream MCP server failed (it crashed, a
 	// call got no answer in time, it could not be reached or started) and

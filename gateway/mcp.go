@@ -97,6 +97,10 @@ func newMCPGateway(o mcpOptions) *mcpGateway {
 			return g.o.Rec.record(context.Background(), audit.Record{Kind: audit.KindMCPSecrets, Profile: profile, Actor: audit.ActorDaemon,
 				Target: server, Decision: audit.Allow, Detail: audit.DetailJSON(map[string]any{"secrets": secrets})})
 		},
+		OnHeaderSecrets: func(profile, server string, headers map[string]string) error {
+			return g.o.Rec.record(context.Background(), audit.Record{Kind: audit.KindMCPSecrets, Profile: profile, Actor: audit.ActorDaemon,
+				Target: server, Decision: audit.Allow, Detail: audit.DetailJSON(map[string]any{"headers": headers})})
+		},
 	})
 	o.Metrics.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "ringlet_mcp_sessions", Help: "Live MCP sessions on /mcp, every token.",
@@ -274,7 +278,7 @@ func (g *mcpGateway) handleMCPAdd(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c := mcpserver.Config{Name: req.Name, Command: req.Command, URL: req.URL, Credential: req.Credential, Env: req.Env, Secrets: req.Secrets,
-		ReadOnly: req.ReadOnly, ReadWrite: req.ReadWrite, Network: req.Network, NoSandbox: req.NoSandbox, Path: req.Path, Shims: req.Shims}
+		Headers: req.Headers, HeaderSecrets: req.HeaderSecrets, ReadOnly: req.ReadOnly, ReadWrite: req.ReadWrite, Network: req.Network, NoSandbox: req.NoSandbox, Path: req.Path, Shims: req.Shims}
 	if req.Timeout != "" {
 		d, err := time.ParseDuration(req.Timeout)
 		if err != nil {
@@ -297,7 +301,7 @@ func (g *mcpGateway) handleMCPAdd(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid_mcp_server", err.Error())
 		return
 	}
-	if !g.secretsResolve(w, c.Secrets) {
+	if !g.secretsResolve(w, "--secret", c.Secrets) || !g.secretsResolve(w, "--header-secret", headerRefs(c.HeaderSecrets)) {
 		return
 	}
 	var runtime *toolchain.Resolution
@@ -328,6 +332,10 @@ func (g *mcpGateway) handleMCPAdd(w http.ResponseWriter, r *http.Request) {
 	detail := map[string]any{"command": c.Command, "url": c.URL, "credential": c.Credential, "timeout": c.Timeout.String()}
 	if req.Imported {
 		detail["imported"] = true
+	}
+	if c.URL != "" {
+		// Names and references only, as for a stdio server's variables.
+		detail["headers"], detail["header_secrets"] = c.HeaderNames(), c.HeaderSecrets
 	}
 	if c.URL == "" {
 		detail["sandbox"] = !c.NoSandbox
@@ -386,24 +394,35 @@ func (g *mcpGateway) unconfinedRuns(alias string, c mcpserver.Config, res *toolc
 // secretsResolve checks that each secret names a key in the credential
 // store, so that a server is not stored to fail at every start; when not,
 // it has answered with the command that stores it.
-func (g *mcpGateway) secretsResolve(w http.ResponseWriter, secrets map[string]string) bool {
+func (g *mcpGateway) secretsResolve(w http.ResponseWriter, flag string, secrets map[string]string) bool {
 	for _, name := range slices.Sorted(maps.Keys(secrets)) {
 		ref, err := credentials.ParseRef(secrets[name])
 		if err != nil {
-			writeError(w, http.StatusBadRequest, "invalid_mcp_server", fmt.Sprintf("--secret %s: %v", name, err))
+			writeError(w, http.StatusBadRequest, "invalid_mcp_server", fmt.Sprintf("%s %s: %v", flag, name, err))
 			return false
 		}
 		_, err = g.o.Keys.Get(ref)
 		switch {
 		case errors.Is(err, credentials.ErrNotFound):
-			writeError(w, http.StatusBadRequest, "invalid_mcp_server", fmt.Sprintf("--secret %s: no key %s in the credential store; store it first with 'ringlet keychain set %s %s'", name, ref, ref.Provider, ref.Alias))
+			writeError(w, http.StatusBadRequest, "invalid_mcp_server", fmt.Sprintf("%s %s: no key %s in the credential store; store it first with 'ringlet keychain set %s %s'", flag, name, ref, ref.Provider, ref.Alias))
 			return false
 		case err != nil:
-			keychainError(w, g.o.Log, fmt.Errorf("--secret %s: %w", name, err))
+			keychainError(w, g.o.Log, fmt.Errorf("%s %s: %w", flag, name, err))
 			return false
 		}
 	}
 	return true
+}
+
+// headerRefs are the references of header secrets ("[SCHEME ]REF"),
+// by header; Validate has checked them.
+func headerRefs(secrets map[string]string) map[string]string {
+	out := make(map[string]string, len(secrets))
+	for name, v := range secrets {
+		_, ref, _ := mcpserver.HeaderSecretRef(v) // checked by Validate
+		out[name] = ref
+	}
+	return out
 }
 
 // handleMCPSet changes a server's variables ('mcp set'); a run of it is
@@ -419,7 +438,7 @@ func (g *mcpGateway) handleMCPSet(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if ch.Empty() {
-		writeError(w, http.StatusBadRequest, "invalid_mcp_server", "nothing to change: give --env, --unset-env, --secret or --unset-secret")
+		writeError(w, http.StatusBadRequest, "invalid_mcp_server", "nothing to change: give --env, --unset-env, --secret or --unset-secret (a stdio server), --header, --unset-header, --header-secret or --unset-header-secret (an HTTP server)")
 		return
 	}
 	cfgs, err := g.o.Store.List(alias)
@@ -443,7 +462,7 @@ func (g *mcpGateway) handleMCPSet(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid_mcp_server", err.Error())
 		return
 	}
-	if !g.secretsResolve(w, c.Secrets) {
+	if !g.secretsResolve(w, "--secret", c.Secrets) || !g.secretsResolve(w, "--header-secret", headerRefs(c.HeaderSecrets)) {
 		return
 	}
 	if c.NoSandbox {
@@ -465,6 +484,20 @@ func (g *mcpGateway) handleMCPSet(w http.ResponseWriter, r *http.Request) {
 		}
 		detail["set_secrets"] = full
 	}
+	if len(ch.Headers)+len(ch.UnsetHeaders)+len(ch.HeaderSecrets)+len(ch.UnsetHeaderSecrets) > 0 {
+		// Plain header values may be keys given by mistake: names only.
+		set := []string{}
+		for n := range ch.Headers {
+			set = append(set, http.CanonicalHeaderKey(n))
+		}
+		slices.Sort(set)
+		full := map[string]string{}
+		for n := range ch.HeaderSecrets {
+			n = http.CanonicalHeaderKey(n)
+			full[n] = c.HeaderSecrets[n]
+		}
+		detail["set_headers"], detail["unset_headers"], detail["set_header_secrets"], detail["unset_header_secrets"] = set, ch.UnsetHeaders, full, ch.UnsetHeaderSecrets
+	}
 	if !g.o.Rec.recordOr503(w, r, audit.Record{Kind: audit.KindMCPUpdate, Profile: alias, Actor: audit.ActorAdmin, Target: name, Decision: audit.Allow,
 		Detail: audit.DetailJSON(detail)}) {
 		return
@@ -481,7 +514,7 @@ func (g *mcpGateway) handleMCPSet(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	g.o.Log.Info("MCP server changed", "profile", alias, "server", name, "variables", changed.EnvNames())
+	g.o.Log.Info("MCP server changed", "profile", alias, "server", name, "variables", changed.EnvNames(), "headers", changed.HeaderNames())
 	writeJSON(w, http.StatusOK, changed)
 }
 

@@ -596,3 +596,47 @@ func waitForSessions(t *testing.T, w *mcpWorld, want int, when string) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestMCPServerHeadersREST: an HTTP server's headers through the REST
+// API: checked as 'mcp add' and 'mcp set' check them, a key that is not
+// stored refused, and the audit records (mcp.add, mcp.update) name the
+// headers and the references, never a plain header's value.
+func TestMCPServerHeadersREST(t *testing.T) {
+	w := newMCPWorld(t)
+	const plain = "plain-value-not-in-audit"
+	for _, tc := range []struct {
+		method, path, body string
+		status             int
+	}{
+		{"POST", "/api/mcp/servers", `{"profile":"work","name":"x","url":"https://mcp.example.com/mcp","headers":{"Host":"evil"}}`, 400},
+		{"POST", "/api/mcp/servers", `{"profile":"work","name":"x","url":"https://mcp.example.com/mcp","headers":{"X-A":"a\r\nB: c"}}`, 400},
+		{"POST", "/api/mcp/servers", `{"profile":"work","name":"x","url":"https://mcp.example.com/mcp","header_secrets":{"X-Key":"local/nobody"}}`, 400},
+		{"POST", "/api/mcp/servers", `{"profile":"work","name":"x","url":"https://mcp.example.com/mcp","credential":"local/work","header_secrets":{"Authorization":"Token local/work"}}`, 400},
+		{"POST", "/api/mcp/servers", `{"profile":"work","name":"x","command":["true"],"headers":{"X-A":"1"}}`, 400},
+		{"POST", "/api/mcp/servers", `{"profile":"work","name":"docs","url":"https://mcp.example.com/mcp","headers":{"x-team":"` + plain + `"},"header_secrets":{"x-api-key":"local/work"}}`, 201},
+		{"PATCH", "/api/mcp/servers/work/docs", `{"unset_headers":["X-TEAM"],"header_secrets":{"Authorization":"Token local/other"},"headers":{"X-Debug":"` + plain + `"}}`, 200},
+		{"PATCH", "/api/mcp/servers/work/docs", `{"header_secrets":{"X-Other":"local/nobody"}}`, 400},
+		{"PATCH", "/api/mcp/servers/work/docs", `{"headers":{"Mcp-Session-Id":"x"}}`, 400},
+		{"PATCH", "/api/mcp/servers/work/docs", `{"unset_header_secrets":["X-Nope"]}`, 400},
+	} {
+		if got, body := w.rest(t, testToken, tc.method, tc.path, tc.body); got != tc.status {
+			t.Errorf("%s %s %s: got %d, want %d (%s)", tc.method, tc.path, tc.body, got, tc.status, body)
+		}
+	}
+	_, text := w.rest(t, testToken, "GET", "/api/mcp/servers?profile=work", "")
+	var list api.MCPServerList
+	if err := json.Unmarshal([]byte(text), &list); err != nil || len(list.Servers) != 1 ||
+		!maps.Equal(list.Servers[0].Headers, map[string]string{"X-Debug": plain}) ||
+		!maps.Equal(list.Servers[0].HeaderSecrets, map[string]string{"X-Api-Key": "local/work", "Authorization": "Token local/other"}) {
+		t.Errorf("GET /api/mcp/servers after PATCH: got %s", text)
+	}
+	recs, _, _ := audit.Query(t.Context(), w.auditPath, audit.Filter{Kinds: []string{audit.KindMCPAdd, audit.KindMCPUpdate}, Limit: 10})
+	var details string
+	for _, r := range recs {
+		details += string(r.Detail)
+	}
+	if len(recs) != 2 || !strings.Contains(details, `"X-Api-Key":"local/work"`) || !strings.Contains(details, `"Authorization":"Token local/other"`) ||
+		!strings.Contains(details, `"X-Debug"`) || strings.Contains(details, plain) {
+		t.Errorf("mcp.add and mcp.update records: got %s, want the headers' names and references, no plain value", details)
+	}
+}

@@ -103,7 +103,8 @@ func (h *hub) reload() {
 		// read from the store when tools are published).
 		u := old[c.Name]
 		if u == nil || !u.cfg.Created.Equal(c.Created) || !equalArgv(u.cfg.Command, c.Command) || u.cfg.URL != c.URL || u.cfg.Timeout != c.Timeout ||
-			!maps.Equal(u.cfg.Env, c.Env) || !maps.Equal(u.cfg.Secrets, c.Secrets) {
+			!maps.Equal(u.cfg.Env, c.Env) || !maps.Equal(u.cfg.Secrets, c.Secrets) ||
+			!maps.Equal(u.cfg.Headers, c.Headers) || !maps.Equal(u.cfg.HeaderSecrets, c.HeaderSecrets) {
 			if u != nil {
 				// Its environment changed ('mcp set'): a run with the old
 				// one is stopped below, and started again with the new.

@@ -39,9 +39,26 @@ func (l *lockedLog) String() string {
 // content and _meta, in plain and \u-escaped form; a JSON-RPC error;
 // progress messages; a tool description; a failing stream; a failed
 // initialize). The agent's client never sees it, nor does the log, the
-// faults (the audit log) or 'mcp list'.
+// faults (the audit log) or 'mcp list'. The same for a key sent in a
+// header of the user's (--header-secret), alone or after a scheme word.
 func TestHostileUpstreamNeverLeaksItsCredential(t *testing.T) {
 	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		cfg  mcpserver.Config
+	}{
+		{"credential", mcpserver.Config{Credential: "docs/team"}},
+		{"header secret", mcpserver.Config{HeaderSecrets: map[string]string{"X-API-Key": "docs/team"}, Headers: map[string]string{"X-Team": "infra"}}},
+		{"header secret after a scheme", mcpserver.Config{HeaderSecrets: map[string]string{"authorization": "Token docs/team"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			testHostileUpstream(t, tc.cfg)
+		})
+	}
+}
+
+func testHostileUpstream(t *testing.T, cfg mcpserver.Config) {
 	const key = "sk-mcp-hostile-canary-4b1d<&>"
 	up := httptest.NewServer(testserver.Hostile())
 	t.Cleanup(func() {
@@ -57,13 +74,16 @@ func TestHostileUpstreamNeverLeaksItsCredential(t *testing.T) {
 			}
 			return key, nil
 		}
+		o.OnHeaderSecrets = func(string, string, map[string]string) error { return nil }
 	})
 	for _, name := range []string{"docs", "bad"} {
 		path := "/mcp"
 		if name == "bad" {
 			path = "/bad/mcp"
 		}
-		if _, err := w.srv.AddServer("a", mcpserver.Config{Name: name, URL: up.URL + path, Credential: "docs/team", Timeout: 5 * time.Second}); err != nil {
+		c := cfg.Clone()
+		c.Name, c.URL, c.Timeout = name, up.URL+path, 5*time.Second
+		if _, err := w.srv.AddServer("a", c); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -79,6 +79,12 @@ type Options struct {
 	// audit log. An error refuses the start: a secret is never given
 	// without its record. Nil: servers with secrets do not start.
 	OnSecrets func(profile, server string, secrets map[string]string) error
+	// OnHeaderSecrets is told, before the gateway connects to an HTTP
+	// server, which keys it sends in which headers (header name to
+	// "[SCHEME ]provider/alias", never a value), for the audit log. An
+	// error refuses the connection. Nil: servers with header secrets are
+	// not connected.
+	OnHeaderSecrets func(profile, server string, headers map[string]string) error
 }
 
 // ProtocolVersions are the MCP revisions Ringlet serves, newest first.

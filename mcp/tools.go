@@ -34,6 +34,10 @@ const (
 	serverPattern    = `^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$`
 	envNamePattern   = `^[A-Za-z_][A-Za-z0-9_]{0,127}$`
 	secretRefPattern = `^(` + names.Pattern + `/)?` + names.Pattern + `$`
+	// headerNamePattern is an HTTP field name; headerSecretPattern is a
+	// reference with an optional word before the key (Token mcp/linear).
+	headerNamePattern   = "^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$"
+	headerSecretPattern = `^([A-Za-z][A-Za-z0-9_-]{0,31} )?(` + names.Pattern + `/)?` + names.Pattern + `$`
 )
 
 // propertyNames constrains an object's member names.
@@ -201,7 +205,7 @@ func adminTools() []server.ServerTool {
 				return "GET", "/api/mcp/servers" + query("profile", a.Profile), nil
 			})},
 		{Tool: mcpgo.NewTool("mcp_servers_set",
-			mcpgo.WithDescription("Change the environment of a profile's stdio MCP server: plain variables (env, unset_env) and secrets, each a key already in Ringlet's credential store named provider/alias (secrets, unset_secrets). Unsets apply first. A running server restarts with the new environment. Returns the server as stored, never a secret's value."),
+			mcpgo.WithDescription("Change the environment of a profile's stdio MCP server: plain variables (env, unset_env) and secrets, each a key already in Ringlet's credential store named provider/alias (secrets, unset_secrets); or the headers the gateway sends a profile's HTTP MCP server, plain (headers, unset_headers) and keys from the store (header_secrets, unset_header_secrets). Unsets apply first. A running server restarts with the new environment or headers. Returns the server as stored, never a secret's value."),
 			mcpgo.WithString("profile", mcpgo.Required(), mcpgo.Description("Profile alias."), mcpgo.Pattern(aliasPattern)),
 			mcpgo.WithString("name", mcpgo.Required(), mcpgo.Description("The server's name (mcp_servers_list shows them)."), mcpgo.Pattern(serverPattern)),
 			mcpgo.WithObject("env", mcpgo.Description("Plain variables to set, NAME: value. Not for secrets."),
@@ -210,16 +214,27 @@ func adminTools() []server.ServerTool {
 			mcpgo.WithObject("secrets", mcpgo.Description("Secrets to give, NAME: provider/alias of a stored key (a bare alias is mcp/alias)."),
 				mcpgo.AdditionalProperties(map[string]any{"type": "string", "pattern": secretRefPattern}), propertyNames(envNamePattern)),
 			mcpgo.WithArray("unset_secrets", mcpgo.Description("Secrets to stop giving."), mcpgo.Items(map[string]any{"type": "string", "pattern": envNamePattern})),
+			mcpgo.WithObject("headers", mcpgo.Description("For an HTTP server: plain headers to send, Name: value. Not for keys."),
+				mcpgo.AdditionalProperties(map[string]any{"type": "string", "maxLength": 8192}), propertyNames(headerNamePattern)),
+			mcpgo.WithArray("unset_headers", mcpgo.Description("Plain headers to stop sending."), mcpgo.Items(map[string]any{"type": "string", "pattern": headerNamePattern})),
+			mcpgo.WithObject("header_secrets", mcpgo.Description("For an HTTP server: headers whose value is a stored key, Name: provider/alias, or Name: SCHEME provider/alias to send SCHEME, a space and the key (e.g. X-API-Key: mcp/linear, Authorization: Token mcp/svc)."),
+				mcpgo.AdditionalProperties(map[string]any{"type": "string", "pattern": headerSecretPattern}), propertyNames(headerNamePattern)),
+			mcpgo.WithArray("unset_header_secrets", mcpgo.Description("Secret headers to stop sending."), mcpgo.Items(map[string]any{"type": "string", "pattern": headerNamePattern})),
 			annotate("Change an MCP server's environment", false, false, true), strict()),
 			Handler: apiTool(func(a struct {
-				Profile      string            `json:"profile"`
-				Name         string            `json:"name"`
-				Env          map[string]string `json:"env,omitempty"`
-				UnsetEnv     []string          `json:"unset_env,omitempty"`
-				Secrets      map[string]string `json:"secrets,omitempty"`
-				UnsetSecrets []string          `json:"unset_secrets,omitempty"`
+				Profile            string            `json:"profile"`
+				Name               string            `json:"name"`
+				Env                map[string]string `json:"env,omitempty"`
+				UnsetEnv           []string          `json:"unset_env,omitempty"`
+				Secrets            map[string]string `json:"secrets,omitempty"`
+				UnsetSecrets       []string          `json:"unset_secrets,omitempty"`
+				Headers            map[string]string `json:"headers,omitempty"`
+				UnsetHeaders       []string          `json:"unset_headers,omitempty"`
+				HeaderSecrets      map[string]string `json:"header_secrets,omitempty"`
+				UnsetHeaderSecrets []string          `json:"unset_header_secrets,omitempty"`
 			}) (string, string, any) {
-				body := mcpserver.EnvChange{Env: a.Env, UnsetEnv: a.UnsetEnv, Secrets: a.Secrets, UnsetSecrets: a.UnsetSecrets}
+				body := mcpserver.EnvChange{Env: a.Env, UnsetEnv: a.UnsetEnv, Secrets: a.Secrets, UnsetSecrets: a.UnsetSecrets,
+					Headers: a.Headers, UnsetHeaders: a.UnsetHeaders, HeaderSecrets: a.HeaderSecrets, UnsetHeaderSecrets: a.UnsetHeaderSecrets}
 				return "PATCH", "/api/mcp/servers/" + url.PathEscape(a.Profile) + "/" + url.PathEscape(a.Name), body
 			})},
 		{Tool: mcpgo.NewTool("keychain_list",

@@ -442,30 +442,94 @@ func (u *upstream) dial() (*conn, error) {
 	// newer subscriptions/listen (Client.Listen) is not spoken by them.
 	opts := []transport.StreamableHTTPCOption{transport.WithHTTPBasicClient(hc), transport.WithContinuousListening(), //nolint:staticcheck // SA1019: see above
 		transport.WithHTTPLogger(logger)}
-	if ref := u.cfg.Credential; ref != "" {
-		get := u.hub.srv.opts.Credential
-		if get == nil {
-			return nil, errors.New("this daemon cannot read credentials for MCP servers")
-		}
-		if _, err := get(ref); err != nil {
-			return nil, fmt.Errorf("credential %s: %w", ref, err)
-		}
-		// Read from the store for each request rather than kept in a
-		// long-lived string; a key that disappears fails the request.
-		opts = append(opts, transport.WithHTTPHeaderFunc(func(context.Context) map[string]string {
-			key, err := get(ref)
-			if err != nil {
-				return nil
-			}
-			u.given.add(key)
-			return map[string]string{"Authorization": "Bearer " + key}
-		}))
+	headers, err := u.headers()
+	if err != nil {
+		return nil, err
+	}
+	if headers != nil {
+		opts = append(opts, transport.WithHTTPHeaderFunc(headers))
 	}
 	tr, err := transport.NewStreamableHTTP(u.cfg.URL, opts...)
 	if err != nil {
 		return nil, err
 	}
 	return &conn{tr: tr, stderr: &tail{}, exited: make(chan struct{}), started: time.Now()}, nil
+}
+
+// headers returns what sets the headers of an HTTP server on each request
+// (nil when it has none): its plain --header values, its --credential
+// as Authorization: Bearer, and its --header-secret keys. Each key is
+// checked now, so that a missing one fails the connection with a clear
+// error, and its record (header and reference) is written before any is
+// sent. The keys are read from the store again for each request rather
+// than kept in a long-lived string; one that disappears is not sent and
+// the server answers that request unauthorised. Every key sent is
+// redacted from all the server says from then on.
+func (u *upstream) headers() (transport.HTTPHeaderFunc, error) {
+	cfg := u.cfg
+	if cfg.Credential == "" && len(cfg.Headers)+len(cfg.HeaderSecrets) == 0 {
+		return nil, nil
+	}
+	// Checked again: the stored file may have been edited by hand.
+	for _, name := range cfg.HeaderNames() {
+		if _, err := mcpserver.CheckHeaderName(name); err != nil {
+			return nil, fmt.Errorf("the server's stored definition is invalid: %w", err)
+		}
+	}
+	srv := u.hub.srv
+	get := srv.opts.Credential
+	secrets := map[string]string{} // header -> reference
+	schemes := map[string]string{} // header -> the word before the key
+	for name, v := range cfg.HeaderSecrets {
+		scheme, ref, err := mcpserver.HeaderSecretRef(v)
+		if err != nil {
+			return nil, fmt.Errorf("the server's stored definition is invalid: header %s: %w", name, err)
+		}
+		secrets[name], schemes[name] = ref, scheme
+	}
+	if cfg.Credential != "" {
+		secrets["Authorization"], schemes["Authorization"] = cfg.Credential, "Bearer"
+	}
+	if len(secrets) > 0 && get == nil {
+		return nil, errors.New("this daemon cannot read credentials for MCP servers")
+	}
+	for _, name := range slices.Sorted(maps.Keys(secrets)) {
+		ref := secrets[name]
+		key, err := get(ref)
+		if err == nil {
+			err = mcpserver.CheckHeaderSecretValue(name, key)
+		}
+		if err != nil {
+			if name == "Authorization" && cfg.Credential != "" {
+				return nil, fmt.Errorf("credential %s: %w", ref, err)
+			}
+			return nil, fmt.Errorf("header %s (%s) cannot be read from the credential store, so the server was not connected: %w; store it with 'ringlet keychain set %s', or change it with 'ringlet mcp set %s %s --header-secret %s=PROVIDER/ALIAS'",
+				name, ref, err, strings.Replace(ref, "/", " ", 1), u.hub.profile, cfg.Name, name)
+		}
+		u.given.add(key)
+	}
+	if len(cfg.HeaderSecrets) > 0 {
+		if srv.opts.OnHeaderSecrets == nil {
+			return nil, errors.New("this daemon cannot send MCP servers header secrets")
+		}
+		if err := srv.opts.OnHeaderSecrets(u.hub.profile, cfg.Name, maps.Clone(cfg.HeaderSecrets)); err != nil {
+			return nil, fmt.Errorf("the audit record of the header secrets sent to the server could not be written, so it was not connected: %w", err)
+		}
+	}
+	plain := maps.Clone(cfg.Headers)
+	return func(context.Context) map[string]string {
+		out := make(map[string]string, len(plain)+len(secrets))
+		maps.Copy(out, plain)
+		for name, ref := range secrets {
+			key, err := get(ref)
+			if err != nil || mcpserver.CheckHeaderSecretValue(name, key) != nil {
+				continue
+			}
+			u.given.add(key)
+			out[name] = strings.TrimSpace(schemes[name] + " " + key)
+		}
+		return out
+	}, nil
 }
 
 // spawn starts the process of a stdio server.

@@ -20,6 +20,9 @@ type importView struct {
 	Error      string            `json:"error"`
 	Secrets    map[string]string `json:"secrets"`
 	Env        []string          `json:"env"`
+	// An HTTP server's headers: plain names, and where each key is stored.
+	Headers       []string          `json:"headers"`
+	HeaderSecrets map[string]string `json:"header_secrets"`
 }
 
 // TestMCPImport: 'ringlet mcp import' reads the MCP servers of Claude
@@ -43,10 +46,14 @@ func TestMCPImport(t *testing.T) {
 		t.Fatalf("profiles create: exit %d, stderr %q", code, stderr)
 	}
 	slackKey, linearKey, shellSecret := newCanary(t, "slack"), newCanary(t, "linear"), newCanary(t, "shell")
+	searchKey, svcKey := newCanary(t, "search"), newCanary(t, "svc")
 	quote := func(s string) string { b, _ := json.Marshal(s); return string(b) }
 	writeFile(t, filepath.Join(e.ConfigHome, "Claude", "claude_desktop_config.json"),
 		`{"mcpServers": {"Slack": {"command": `+quote(bin)+`, "env": {"SLACK_BOT_TOKEN": `+quote(slackKey)+`, "SLACK_TEAM_ID": "T01"}},
-		 "old": {"type": "sse", "url": "https://mcp.example.com/sse"}}}`, 0o600)
+		 "old": {"type": "sse", "url": "https://mcp.example.com/sse"},
+		 "search": {"type": "http", "url": "https://search.example.com/mcp", "headers": {"X-API-Key": `+quote(searchKey)+`, "X-Team": "infra"}},
+		 "svc": {"type": "http", "url": "https://svc.example.com/mcp", "headers": {"Authorization": `+quote("Token "+svcKey)+`}},
+		 "hop": {"type": "http", "url": "https://hop.example.com/mcp", "headers": {"Host": "evil.example.com"}}}}`, 0o600)
 	writeFile(t, filepath.Join(e.Home, ".codex", "config.toml"),
 		"model = \"o3\"\n[mcp_servers.linear]\ncommand = "+quote(bin)+"\nenv = { LINEAR_API_KEY = "+quote(linearKey)+" }\n", 0o600)
 	writeFile(t, filepath.Join(e.Home, ".claude.json"),
@@ -106,13 +113,27 @@ func TestMCPImport(t *testing.T) {
 	for _, r := range done.Servers {
 		rows[r.SourceName] = r
 	}
-	for _, name := range []string{"Slack", "linear", "memory", "proj", "fetch"} {
+	for _, name := range []string{"Slack", "linear", "memory", "proj", "fetch", "search", "svc"} {
 		if rows[name].Result != "added" {
 			t.Errorf("%s: got %+v, want added", name, rows[name])
 		}
 	}
 	if r := rows["Slack"]; r.Name != "slack" || r.Secrets["SLACK_BOT_TOKEN"] != "mcp/slack-slack-bot-token" || !slices.Contains(r.Env, "SLACK_TEAM_ID") {
 		t.Errorf("Slack: got %+v, want slack with SLACK_BOT_TOKEN stored as a secret and SLACK_TEAM_ID plain", r)
+	}
+	// Headers: a key goes to the store (after its scheme word for
+	// Authorization), the rest is plain; a reserved header skips the server.
+	if r := rows["search"]; r.HeaderSecrets["X-Api-Key"] != "mcp/search-x-api-key" || !slices.Equal(r.Headers, []string{"X-Team"}) {
+		t.Errorf("search: got %+v, want X-Api-Key stored as a secret and X-Team plain", r)
+	}
+	if r := rows["svc"]; r.HeaderSecrets["Authorization"] != "Token mcp/svc-authorization" {
+		t.Errorf("svc: got %+v, want Authorization sent as Token and the stored key", r)
+	}
+	if r := rows["hop"]; r.Action != "skip" || !strings.Contains(r.Reason, "Host is set by") {
+		t.Errorf("hop (a Host header): got %+v, want skipped", r)
+	}
+	if out := mustRun(t, e, "mcp", "show", "imp", "svc"); !strings.Contains(out, "Authorization: secret Token mcp/svc-authorization") {
+		t.Errorf("mcp show imp svc: got %q, want its header secret", out)
 	}
 	if r := rows["evil"]; r.Result == "added" || !strings.Contains(r.Error, "which the agents of profile imp can write") {
 		t.Errorf("evil (a command in the workspace): got %+v, want refused as mcp add refuses it", r)
@@ -124,7 +145,8 @@ func TestMCPImport(t *testing.T) {
 		t.Errorf("old (SSE): got %+v, want skipped", r)
 	}
 	keys := keysOf()
-	if !strings.Contains(keys, "slack-slack-bot-token") || !strings.Contains(keys, "linear-linear-api-key") || strings.Contains(keys, "leak") {
+	if !strings.Contains(keys, "slack-slack-bot-token") || !strings.Contains(keys, "linear-linear-api-key") || !strings.Contains(keys, "search-x-api-key") ||
+		!strings.Contains(keys, "svc-authorization") || strings.Contains(keys, "leak") {
 		t.Errorf("keychain list: got %s, want the two imported secrets and nothing of leak", keys)
 	}
 
@@ -159,7 +181,7 @@ func TestMCPImport(t *testing.T) {
 	// No secret in Ringlet's files but the credential store, in any
 	// output, or in the audit log; the shell's secret nowhere at all.
 	assertNoLeak(t, "the MCP answers", raw, slackKey)
-	assertNoLeak(t, "audit.db", dbBytes(t, filepath.Join(e.StateDir(), "audit.db")), slackKey, linearKey, shellSecret)
+	assertNoLeak(t, "audit.db", dbBytes(t, filepath.Join(e.StateDir(), "audit.db")), slackKey, linearKey, shellSecret, searchKey, svcKey)
 	for _, dir := range []string{e.ConfigDir(), e.StateDir(), filepath.Join(e.DataHome, "ringlet")} {
 		filepath.WalkDir(dir, func(p string, de fs.DirEntry, err error) error {
 			if err != nil || !de.Type().IsRegular() {
@@ -168,10 +190,10 @@ func TestMCPImport(t *testing.T) {
 			data, _ := os.ReadFile(p)
 			assertNoLeak(t, p, data, shellSecret)
 			if de.Name() != "credentials.toml" {
-				assertNoLeak(t, p, data, slackKey, linearKey)
+				assertNoLeak(t, p, data, slackKey, linearKey, searchKey, svcKey)
 			}
 			return nil
 		})
 	}
-	e.AssertNoSecret(slackKey, linearKey, shellSecret, e.Token())
+	e.AssertNoSecret(slackKey, linearKey, shellSecret, searchKey, svcKey, e.Token())
 }

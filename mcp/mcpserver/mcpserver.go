@@ -104,6 +104,18 @@ type Config struct {
 	Pins map[string]string `json:"pins,omitempty"`
 	// Approved is when 'ringlet mcp approve' last re-pinned the tools.
 	Approved *time.Time `json:"approved,omitempty"`
+	// Headers are sent to an HTTP server with every request: plain
+	// values, kept in Ringlet's files and shown by 'mcp show --json'. A
+	// key goes in HeaderSecrets. Names are in canonical form.
+	Headers map[string]string `json:"headers,omitempty"`
+	// HeaderSecrets maps a header sent to an HTTP server to the stored
+	// key that is its value: "PROVIDER/ALIAS", or "SCHEME PROVIDER/ALIAS"
+	// for a value the key follows ("Token mcp/linear" sends "Token <key>").
+	// The key is read from the credential store at each request and never
+	// reaches Ringlet's files, logs, listings or the audit log, which name
+	// the header and the reference alone; what the server answers has it
+	// redacted.
+	HeaderSecrets map[string]string `json:"header_secrets,omitempty"`
 }
 
 // Networks of a sandboxed stdio server.
@@ -146,6 +158,9 @@ func (c *Config) Validate() error {
 		}
 	}
 	if err := c.validateEnv(); err != nil {
+		return err
+	}
+	if err := c.validateHeaders(); err != nil {
 		return err
 	}
 	if c.URL != "" && (len(c.ReadOnly)+len(c.ReadWrite) > 0 || c.Network != "" || c.NoSandbox) {
@@ -284,11 +299,18 @@ type EnvChange struct {
 	UnsetEnv     []string          `json:"unset_env,omitempty"`
 	Secrets      map[string]string `json:"secrets,omitempty"`
 	UnsetSecrets []string          `json:"unset_secrets,omitempty"`
+	// The headers of an HTTP server, the same way: plain, and secrets
+	// ("[SCHEME ]PROVIDER/ALIAS").
+	Headers            map[string]string `json:"headers,omitempty"`
+	UnsetHeaders       []string          `json:"unset_headers,omitempty"`
+	HeaderSecrets      map[string]string `json:"header_secrets,omitempty"`
+	UnsetHeaderSecrets []string          `json:"unset_header_secrets,omitempty"`
 }
 
 // Empty reports whether ch changes nothing.
 func (ch EnvChange) Empty() bool {
-	return len(ch.Env)+len(ch.UnsetEnv)+len(ch.Secrets)+len(ch.UnsetSecrets) == 0
+	return len(ch.Env)+len(ch.UnsetEnv)+len(ch.Secrets)+len(ch.UnsetSecrets)+
+		len(ch.Headers)+len(ch.UnsetHeaders)+len(ch.HeaderSecrets)+len(ch.UnsetHeaderSecrets) == 0
 }
 
 // Apply changes c's variables; c.Validate checks the result.
@@ -329,7 +351,7 @@ func (ch EnvChange) Apply(c *Config) error {
 	if len(c.Secrets) == 0 {
 		c.Secrets = nil
 	}
-	return nil
+	return ch.applyHeaders(c)
 }
 
 // EnvNames are the names of the variables given to the server besides
@@ -430,6 +452,8 @@ func (c Config) Clone() Config {
 	c.Pins = maps.Clone(c.Pins)
 	c.Env = maps.Clone(c.Env)
 	c.Secrets = maps.Clone(c.Secrets)
+	c.Headers = maps.Clone(c.Headers)
+	c.HeaderSecrets = maps.Clone(c.HeaderSecrets)
 	if c.Approved != nil {
 		t := *c.Approved
 		c.Approved = &t

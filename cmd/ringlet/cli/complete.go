@@ -81,9 +81,12 @@ func (a *app) completeArgs(root *cobra.Command) {
 	mcpSet := find("mcp", "set")
 	for _, c := range []*cobra.Command{mcpAdd, mcpSet} {
 		mustFlag(c.RegisterFlagCompletionFunc("secret", a.completeSecretFlag))
+		mustFlag(c.RegisterFlagCompletionFunc("header-secret", a.completeSecretFlag))
 	}
 	mustFlag(mcpSet.RegisterFlagCompletionFunc("unset-env", a.completeServerVars(false)))
 	mustFlag(mcpSet.RegisterFlagCompletionFunc("unset-secret", a.completeServerVars(true)))
+	mustFlag(mcpSet.RegisterFlagCompletionFunc("unset-header", a.completeServerHeaders(false)))
+	mustFlag(mcpSet.RegisterFlagCompletionFunc("unset-header-secret", a.completeServerHeaders(true)))
 
 	find("profiles", "create").ValidArgsFunction = nthArg(0, a.completeAgents)
 
@@ -254,10 +257,15 @@ func (a *app) completeSecretFlag(cmd *cobra.Command, _ []string, toComplete stri
 	if !ok {
 		return nil, cobra.ShellCompDirectiveNoFileComp | cobra.ShellCompDirectiveNoSpace
 	}
+	// --header-secret 'NAME=SCHEME PROVIDER/ALIAS': the key follows the word.
+	prefix := name + "="
+	if scheme, rest, ok := strings.Cut(ref, " "); ok {
+		prefix, ref = prefix+scheme+" ", rest
+	}
 	var out []cobra.Completion
 	for _, e := range a.storedKeys(cmd.Context()) {
 		if r := e.Ref().String(); strings.HasPrefix(r, ref) {
-			out = append(out, cobra.CompletionWithDesc(name+"="+r, e.Backend))
+			out = append(out, cobra.CompletionWithDesc(prefix+r, e.Backend))
 		}
 	}
 	return out, cobra.ShellCompDirectiveNoFileComp
@@ -283,6 +291,34 @@ func (a *app) completeServerVars(secret bool) cobra.CompletionFunc {
 			}
 			for _, n := range slices.Sorted(maps.Keys(vars)) {
 				if strings.HasPrefix(n, toComplete) {
+					out = append(out, n)
+				}
+			}
+		}
+		return out, cobra.ShellCompDirectiveNoFileComp
+	}
+}
+
+// completeServerHeaders completes the plain headers (or the secret ones)
+// of the HTTP server that PROFILE NAME names.
+func (a *app) completeServerHeaders(secret bool) cobra.CompletionFunc {
+	return func(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+		if len(args) < 2 {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		var servers []mcpserver.Status
+		a.askDaemon(cmd.Context(), func(ctx context.Context, c *client.Client) { servers, _ = c.MCPServers(ctx, args[0]) })
+		var out []cobra.Completion
+		for _, s := range servers {
+			if s.Name != args[1] {
+				continue
+			}
+			hs := s.Headers
+			if secret {
+				hs = s.HeaderSecrets
+			}
+			for _, n := range slices.Sorted(maps.Keys(hs)) {
+				if strings.HasPrefix(strings.ToLower(n), strings.ToLower(toComplete)) {
 					out = append(out, n)
 				}
 			}

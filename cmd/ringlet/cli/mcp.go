@@ -158,7 +158,7 @@ func (a *app) mcpStdio(cmd *cobra.Command, admin bool) error {
 
 func (a *app) mcpAddCmd() *cobra.Command {
 	var timeout, serverURL, credential, network string
-	var ro, rw, envs, secrets []string
+	var ro, rw, envs, secrets, headers, headerSecrets []string
 	var noSandbox bool
 	cmd := &cobra.Command{
 		Use:   "add PROFILE NAME (-- COMMAND [ARGS...] | --url URL)",
@@ -193,13 +193,25 @@ PROVIDER ALIAS'; a bare ALIAS is mcp/ALIAS): read when the server starts
 and put only in that process's environment, inside its sandbox; Ringlet's
 files, listings, logs and audit log name the variable and the reference,
 never the value, and the value is redacted from what the server answers.
-PATH and HOME cannot be replaced. 'ringlet mcp set' changes them later.`,
+PATH and HOME cannot be replaced. 'ringlet mcp set' changes them later.
+
+An HTTP server (--url) that takes an API key in a header gets --header
+NAME=VALUE (a plain value, kept in Ringlet's files) or --header-secret
+NAME=PROVIDER/ALIAS (a stored key, read at each request; Ringlet's files,
+listings, logs and audit log name the header and the reference, and the key
+is redacted from what the server answers). --header-secret
+'Authorization=Token PROVIDER/ALIAS' sends the word, a space and the key.
+Headers of HTTP itself and of the MCP protocol (Host, Content-Length,
+Connection, Mcp-Session-Id ...) cannot be given, nor Authorization together
+with --credential (which sends Authorization: Bearer).`,
 		Example: `  ringlet keychain set github work       # the token, read without echo
   ringlet mcp add work github --network host --secret GITHUB_PERSONAL_ACCESS_TOKEN=github/work -- github-mcp-server stdio
   ringlet mcp add work fs --ro /usr/local/lib/node_modules -- node /usr/local/lib/node_modules/@modelcontextprotocol/server-filesystem/dist/index.js ~/src/app
   ringlet mcp add work everything --network host --timeout 2m -- npx -y @modelcontextprotocol/server-everything
   ringlet mcp add work legacy --no-sandbox -- /opt/legacy/mcp-server
-  ringlet mcp add work tracker --url https://mcp.example.com/mcp`,
+  ringlet mcp add work tracker --url https://mcp.example.com/mcp
+  ringlet mcp add work search --url https://mcp.example.com/mcp --header-secret X-API-Key=mcp/search
+  ringlet mcp add work svc --url https://svc.example.com/mcp --header-secret 'Authorization=Token mcp/svc' --header X-Team=infra`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if serverURL != "" {
 				if cmd.ArgsLenAtDash() >= 0 || len(args) != 2 {
@@ -231,10 +243,19 @@ PATH and HOME cannot be replaced. 'ringlet mcp set' changes them later.`,
 			if err != nil {
 				return err
 			}
+			headerMap, err := headerFlags("--header", headers)
+			if err != nil {
+				return err
+			}
+			headerSecretMap, err := headerFlags("--header-secret", headerSecrets)
+			if err != nil {
+				return err
+			}
 			req := api.MCPServerRequest{Profile: p, Name: args[1], Command: args[2:], URL: serverURL, Timeout: timeout, Credential: credential,
-				Env: envMap, Secrets: secretMap, ReadOnly: ro, ReadWrite: rw, Network: network, NoSandbox: noSandbox}
+				Env: envMap, Secrets: secretMap, Headers: headerMap, HeaderSecrets: headerSecretMap, ReadOnly: ro, ReadWrite: rw, Network: network, NoSandbox: noSandbox}
 			c := mcpserver.Config{Name: req.Name, Command: req.Command, URL: req.URL, Credential: credential,
-				Env: maps.Clone(envMap), Secrets: maps.Clone(secretMap), ReadOnly: ro, ReadWrite: rw, Network: network, NoSandbox: noSandbox}
+				Env: maps.Clone(envMap), Secrets: maps.Clone(secretMap), Headers: maps.Clone(headerMap), HeaderSecrets: maps.Clone(headerSecretMap),
+				ReadOnly: ro, ReadWrite: rw, Network: network, NoSandbox: noSandbox}
 			if timeout != "" {
 				if c.Timeout, err = time.ParseDuration(timeout); err != nil {
 					return usagef("--timeout must be a duration such as 60s")
@@ -266,6 +287,9 @@ PATH and HOME cannot be replaced. 'ringlet mcp set' changes them later.`,
 			if v := variables(got.Config); v != "" {
 				fmt.Fprintf(a.stdio.Out, "  variables: %s\n", v)
 			}
+			if h := headerList(got.Config); h != "" {
+				fmt.Fprintf(a.stdio.Out, "  headers: %s\n", h)
+			}
 			return nil
 		},
 	}
@@ -273,6 +297,8 @@ PATH and HOME cannot be replaced. 'ringlet mcp set' changes them later.`,
 	cmd.Flags().StringArrayVar(&secrets, "secret", nil, "for a stdio server: NAME=PROVIDER/ALIAS, a stored key it gets in NAME when it starts (repeatable)")
 	cmd.Flags().StringVar(&timeout, "timeout", "", "refuse a tool call the server has not answered within this long (default 60s)")
 	cmd.Flags().StringVar(&serverURL, "url", "", "the endpoint of a streamable HTTP MCP server, instead of a command")
+	cmd.Flags().StringArrayVar(&headers, "header", nil, "for --url: NAME=VALUE, a plain header sent with every request (repeatable; not for keys)")
+	cmd.Flags().StringArrayVar(&headerSecrets, "header-secret", nil, "for --url: NAME=[SCHEME ]PROVIDER/ALIAS, a stored key sent in header NAME (repeatable)")
 	cmd.Flags().StringVar(&credential, "credential", "", "for --url: a stored key (provider/alias) the gateway sends as Authorization: Bearer; the agent never sees it")
 	cmd.Flags().StringArrayVar(&ro, "ro", nil, "for a stdio server: a host path it may read (repeatable)")
 	cmd.Flags().StringArrayVar(&rw, "rw", nil, "for a stdio server: a host path it may read and write (repeatable)")
@@ -320,6 +346,40 @@ func envFlags(flag string, kvs []string) (map[string]string, error) {
 		out[name] = v
 	}
 	return out, nil
+}
+
+// headerFlags parses repeated NAME=VALUE header flags; a name given
+// twice (in any case) is refused.
+func headerFlags(flag string, kvs []string) (map[string]string, error) {
+	if len(kvs) == 0 {
+		return nil, nil
+	}
+	out := map[string]string{}
+	for _, kv := range kvs {
+		name, v, err := mcpserver.ParseHeader(flag, kv)
+		if err != nil {
+			return nil, usageError{err}
+		}
+		if _, ok := out[name]; ok {
+			return nil, usagef("%s %s is given twice", flag, name)
+		}
+		out[name] = v
+	}
+	return out, nil
+}
+
+// headerList names an HTTP server's headers for a listing: a plain one
+// as NAME, a secret as NAME=<[SCHEME ]PROVIDER/ALIAS>, never a value.
+func headerList(c mcpserver.Config) string {
+	var out []string
+	for _, name := range c.HeaderNames() {
+		if ref, ok := c.HeaderSecrets[name]; ok {
+			out = append(out, name+"=<"+ref+">")
+		} else {
+			out = append(out, name)
+		}
+	}
+	return strings.Join(out, " ")
 }
 
 // variables names a server's variables for a listing: a plain one as
@@ -408,7 +468,11 @@ tool: visible, changed (hidden until 'ringlet mcp approve') or invalid
 				if target == "" {
 					target = strings.Join(s.Command, " ")
 				}
-				t.row(s.Name, state, fmt.Sprintf("%d/%d", visible, len(s.Tools)), sandboxOf(s.Config), orDefault(variables(s.Config), "-"), target)
+				vars := variables(s.Config)
+				if s.URL != "" {
+					vars = headerList(s.Config) // an HTTP server's are its headers
+				}
+				t.row(s.Name, state, fmt.Sprintf("%d/%d", visible, len(s.Tools)), sandboxOf(s.Config), orDefault(vars, "-"), target)
 			}
 			if err := t.flush(); err != nil {
 				return err
@@ -469,6 +533,15 @@ sandbox reads of yours besides the system, as a start now would find it.`,
 			if s.URL != "" {
 				t.row("url", s.URL)
 				t.row("credential", s.Credential)
+				label := "headers"
+				for _, name := range s.HeaderNames() {
+					if ref, ok := s.HeaderSecrets[name]; ok {
+						t.row(label, name+": secret "+ref)
+					} else {
+						t.row(label, name+": "+printable(s.Headers[name]))
+					}
+					label = ""
+				}
 			} else {
 				t.row("command", strings.Join(s.Command, " "))
 				t.row("sandbox", sandboxOf(s.Config))
@@ -506,11 +579,11 @@ sandbox reads of yours besides the system, as a start now would find it.`,
 }
 
 func (a *app) mcpSetCmd() *cobra.Command {
-	var envs, unsetEnv, secrets, unsetSecrets []string
+	var envs, unsetEnv, secrets, unsetSecrets, headers, unsetHeaders, headerSecrets, unsetHeaderSecrets []string
 	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "set PROFILE NAME [--env NAME=VALUE] [--unset-env NAME] [--secret NAME=PROVIDER/ALIAS] [--unset-secret NAME]",
-		Short: "Change the variables and secrets of a profile's stdio MCP server",
+		Use:   "set PROFILE NAME [--env NAME=VALUE] [--unset-env NAME] [--secret NAME=PROVIDER/ALIAS] [--unset-secret NAME] [--header NAME=VALUE] [--unset-header NAME] [--header-secret NAME=[SCHEME ]PROVIDER/ALIAS] [--unset-header-secret NAME]",
+		Short: "Change the variables and secrets of a stdio MCP server, or the headers of an HTTP one",
 		Long: `Change what a stdio MCP server gets in its environment: plain variables
 (--env, --unset-env) and secrets from Ringlet's credential store (--secret
 NAME=PROVIDER/ALIAS, a bare ALIAS being mcp/ALIAS; --unset-secret). Unsets
@@ -518,10 +591,16 @@ apply first, then sets; a plain variable does not become a secret (or back)
 unless it is unset in the same command. A secret must be stored already
 ('ringlet keychain set'). A running server is stopped and started again
 with its new environment; the change is audited (mcp.update) by names and
-references, never a value.`,
+references, never a value.
+
+An HTTP server's headers change the same way: --header NAME=VALUE and
+--unset-header NAME for plain values, --header-secret NAME=[SCHEME
+]PROVIDER/ALIAS and --unset-header-secret NAME for stored keys. Its
+connection is made again with the new headers.`,
 		Example: `  ringlet mcp set work github --secret GITHUB_PERSONAL_ACCESS_TOKEN=github/other
   ringlet mcp set work github --env GITHUB_TOOLSETS=repos,issues --unset-env DEBUG
-  ringlet mcp set work github --unset-secret GITHUB_PERSONAL_ACCESS_TOKEN`,
+  ringlet mcp set work github --unset-secret GITHUB_PERSONAL_ACCESS_TOKEN
+  ringlet mcp set work search --header-secret X-API-Key=mcp/search-2 --unset-header X-Debug`,
 		Args: exactArgs(2, "PROFILE NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			p, err := mcpServerArgs(args)
@@ -541,8 +620,20 @@ references, never a value.`,
 				}
 			}
 			ch.UnsetEnv, ch.UnsetSecrets = unsetEnv, unsetSecrets
+			if ch.Headers, err = headerFlags("--header", headers); err != nil {
+				return err
+			}
+			if ch.HeaderSecrets, err = headerFlags("--header-secret", headerSecrets); err != nil {
+				return err
+			}
+			for _, n := range append(append([]string{}, unsetHeaders...), unsetHeaderSecrets...) {
+				if _, err := mcpserver.CheckHeaderName(n); err != nil {
+					return usageError{err}
+				}
+			}
+			ch.UnsetHeaders, ch.UnsetHeaderSecrets = unsetHeaders, unsetHeaderSecrets
 			if ch.Empty() {
-				return usagef("%s needs --env, --unset-env, --secret or --unset-secret", cmd.CommandPath())
+				return usagef("%s needs --env, --unset-env, --secret or --unset-secret (a stdio server), or --header, --unset-header, --header-secret or --unset-header-secret (an HTTP server)", cmd.CommandPath())
 			}
 			c, err := a.ensureDaemon(cmd.Context())
 			if err != nil {
@@ -555,6 +646,11 @@ references, never a value.`,
 			if asJSON {
 				return writeJSONOut(a.stdio.Out, got)
 			}
+			if got.URL != "" {
+				fmt.Fprintf(a.stdio.Out, "changed MCP server %s of profile %s; it is connected again with its new headers\n", got.Name, p)
+				fmt.Fprintf(a.stdio.Out, "  headers: %s\n", orDefault(headerList(got), "none"))
+				return nil
+			}
 			fmt.Fprintf(a.stdio.Out, "changed MCP server %s of profile %s; a run of it restarts with its new environment\n", got.Name, p)
 			fmt.Fprintf(a.stdio.Out, "  variables: %s\n", orDefault(variables(got), "none"))
 			return nil
@@ -564,6 +660,10 @@ references, never a value.`,
 	cmd.Flags().StringArrayVar(&unsetEnv, "unset-env", nil, "NAME: remove a plain variable (repeatable)")
 	cmd.Flags().StringArrayVar(&secrets, "secret", nil, "NAME=PROVIDER/ALIAS: give a stored key in NAME (repeatable)")
 	cmd.Flags().StringArrayVar(&unsetSecrets, "unset-secret", nil, "NAME: stop giving a secret (repeatable)")
+	cmd.Flags().StringArrayVar(&headers, "header", nil, "NAME=VALUE: send a plain header to an HTTP server (repeatable; not for keys)")
+	cmd.Flags().StringArrayVar(&unsetHeaders, "unset-header", nil, "NAME: stop sending a plain header (repeatable)")
+	cmd.Flags().StringArrayVar(&headerSecrets, "header-secret", nil, "NAME=[SCHEME ]PROVIDER/ALIAS: send a stored key in header NAME (repeatable)")
+	cmd.Flags().StringArrayVar(&unsetHeaderSecrets, "unset-header-secret", nil, "NAME: stop sending a secret header (repeatable)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the server as stored, as JSON")
 	return cmd
 }

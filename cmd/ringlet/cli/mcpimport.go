@@ -9,6 +9,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"slices"
 	"strings"
@@ -54,6 +55,10 @@ type importRow struct {
 	Env        []string          `json:"env,omitempty"`
 	Secrets    map[string]string `json:"secrets,omitempty"`
 	Credential string            `json:"credential,omitempty"`
+	// Headers names an HTTP server's plain headers; HeaderSecrets maps
+	// each header that carries a key to where the key is stored.
+	Headers       []string          `json:"headers,omitempty"`
+	HeaderSecrets map[string]string `json:"header_secrets,omitempty"`
 	// Action is add, replace or skip (with Reason).
 	Action string `json:"action"`
 	Reason string `json:"reason,omitempty"`
@@ -97,13 +102,15 @@ A variable whose name or value looks like a secret (KEY, TOKEN, SECRET,
 PASSWORD ... in its name, or a value that looks like a key) goes to the
 credential store, as mcp/<server>-<variable>, and the server gets it with
 --secret; Ringlet's files never hold it. So does an HTTP server's
-Authorization: Bearer token (as its --credential). ${VAR} in Claude Code's
+Authorization: Bearer token (as its --credential) and any other header
+that holds a key (sent with --header-secret); its other headers are plain. ${VAR} in Claude Code's
 and Codex's files, and ${env:VAR} in VS Code's, are read from this shell,
 except in files in the workspace, which the profile's agents can write.
 Imported stdio servers run sandboxed (no network unless --network host)
 and may not run what the profile's agents can write. A server of the same
 name is skipped unless --replace; what cannot be carried over (an SSE
-server, a VS Code input, other headers) is skipped, saying why.`,
+server, a VS Code input, a reserved header such as Host) is skipped,
+saying why.`,
 		Example: `  ringlet mcp import work --dry-run
   ringlet mcp import work --from claude-desktop --network host
   ringlet mcp import work --from ~/.codex/config.toml --yes --json`,
@@ -453,22 +460,9 @@ func (a *app) planImport(ctx context.Context, alias, network string, found []mcp
 		r.req.Secrets = r.Secrets
 		if s.Type == "http" && r.Action != "skip" {
 			for _, h := range slices.Sorted(maps.Keys(s.Headers)) {
-				tok, bearer := strings.CutPrefix(s.Headers[h], "Bearer ")
-				if !strings.EqualFold(h, "Authorization") || !bearer {
-					skip("it sends the header " + h + ", which Ringlet does not send to an HTTP server yet (only a bearer token); add it by hand")
+				if !r.importHeader(name, h, s.Headers[h], keys, replace) {
 					break
 				}
-				ref, _ := importRef(name, "authorization")
-				if err := credentials.ValidateKey(tok); err != nil {
-					skip("its bearer token cannot be stored: " + err.Error())
-					break
-				}
-				if keys[ref] && !replace {
-					skip(fmt.Sprintf("the credential store has a key %s already; --replace replaces it", ref))
-					break
-				}
-				r.Credential, r.req.Credential = ref.String(), ref.String()
-				r.store[ref] = tok
 			}
 		}
 		if s.Type == "stdio" {
@@ -476,7 +470,8 @@ func (a *app) planImport(ctx context.Context, alias, network string, found []mcp
 		}
 		if r.Action != "skip" {
 			c := mcpserver.Config{Name: name, Command: slices.Clone(r.req.Command), URL: r.req.URL, Credential: r.req.Credential,
-				Env: maps.Clone(r.req.Env), Secrets: maps.Clone(r.req.Secrets), Network: r.req.Network}
+				Env: maps.Clone(r.req.Env), Secrets: maps.Clone(r.req.Secrets), Network: r.req.Network,
+				Headers: maps.Clone(r.req.Headers), HeaderSecrets: maps.Clone(r.req.HeaderSecrets)}
 			if err := c.Validate(); err != nil {
 				skip(err.Error())
 			} else if s.Type == "stdio" {
@@ -486,11 +481,61 @@ func (a *app) planImport(ctx context.Context, alias, network string, found []mcp
 			}
 		}
 		if r.Action == "skip" {
-			r.Secrets, r.Credential, r.store = nil, "", nil
+			r.Secrets, r.Credential, r.HeaderSecrets, r.store = nil, "", nil, nil
 		}
 		rows = append(rows, r)
 	}
 	return rows
+}
+
+// importSchemeRE is the word an Authorization value puts before its key
+// (Bearer, Token), as --header-secret takes it.
+var importSchemeRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]{0,31}$`)
+
+// importHeader plans header h of an imported HTTP server: Authorization:
+// Bearer becomes its --credential; another Authorization value, or one
+// that looks like a key, is stored and sent with --header-secret (after
+// its scheme word, as in "Token <key>"); the rest are plain headers. It
+// reports false when the server is skipped.
+func (r *importRow) importHeader(server, h, val string, keys map[credentials.Ref]bool, replace bool) bool {
+	skip := func(why string) bool { r.Action, r.Reason = "skip", why; return false }
+	name, err := mcpserver.CheckHeaderName(h)
+	if err != nil {
+		return skip(err.Error())
+	}
+	scheme, key, hasScheme := strings.Cut(val, " ")
+	if !hasScheme || name != "Authorization" || !importSchemeRE.MatchString(scheme) {
+		scheme, key = "", val
+	}
+	if name != "Authorization" && !mcpimport.LooksSecret(strings.ReplaceAll(name, "-", "_"), val) {
+		if r.req.Headers == nil {
+			r.req.Headers = map[string]string{}
+		}
+		r.req.Headers[name] = val
+		r.Headers = append(r.Headers, name)
+		return true
+	}
+	ref, err := importRef(server, name)
+	if err != nil {
+		return skip(err.Error())
+	}
+	if err := credentials.ValidateKey(key); err != nil {
+		return skip("the key in its header " + name + " cannot be stored: " + err.Error())
+	}
+	if keys[ref] && !replace {
+		return skip(fmt.Sprintf("the credential store has a key %s already; --replace replaces it", ref))
+	}
+	r.store[ref] = key
+	if name == "Authorization" && scheme == "Bearer" {
+		r.Credential, r.req.Credential = ref.String(), ref.String()
+		return true
+	}
+	if r.HeaderSecrets == nil {
+		r.HeaderSecrets = map[string]string{}
+	}
+	r.HeaderSecrets[name] = strings.TrimSpace(scheme + " " + ref.String())
+	r.req.HeaderSecrets = r.HeaderSecrets
+	return true
 }
 
 // importRef is where the secret variable of an imported server is stored:
@@ -572,11 +617,17 @@ func (a *app) showImport(w io.Writer, rows []importRow) {
 		if r.Credential != "" {
 			secrets = append(secrets, "bearer="+r.Credential)
 		}
+		for _, h := range slices.Sorted(maps.Keys(r.HeaderSecrets)) {
+			secrets = append(secrets, "header "+h+"="+r.HeaderSecrets[h])
+		}
 		var plain []string
 		for _, v := range r.Env {
 			if _, ok := r.Secrets[v]; !ok {
 				plain = append(plain, v)
 			}
+		}
+		for _, h := range r.Headers {
+			plain = append(plain, "header "+h)
 		}
 		t.row(orDefault(r.Name, r.SourceName), r.Action, r.Transport, target, orDefault(strings.Join(plain, " "), "-"), orDefault(strings.Join(secrets, " "), "-"), r.From)
 	}

@@ -15,8 +15,9 @@ import (
 	"github.com/mark3labs/mcp-go/server"
 )
 
-// Hostile is a streamable HTTP MCP server that echoes back the bearer
-// token it is sent, everywhere it can: in every answer, "{{KEY}}" is
+// Hostile is a streamable HTTP MCP server that echoes back the key it is
+// sent (in X-Api-Key, else in Authorization after "Bearer " or "Token "),
+// everywhere it can: in every answer, "{{KEY}}" is
 // replaced by the token and "{{KEY_U}}" by the token with each character
 // written as a \u escape. Its tools:
 //
@@ -53,7 +54,10 @@ func Hostile() http.Handler {
 	s.AddTool(mcpgo.NewTool("described", mcpgo.WithDescription("Sends {{KEY}} along.")), echo)
 	h := server.NewStreamableHTTPServer(s, server.WithStateful(true))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		key := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
+		key := r.Header.Get("X-Api-Key")
+		if key == "" {
+			key = strings.TrimPrefix(strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer "), "Token ")
+		}
 		ew := &echoWriter{ResponseWriter: w, key: key}
 		switch {
 		case r.Method == http.MethodGet:
