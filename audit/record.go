@@ -48,6 +48,9 @@ const (
 	KindPricesReset      = "prices.reset"
 	// KindMCPUpdate: a server's variables were changed ('mcp set').
 	KindMCPUpdate = "mcp.update"
+	// KindMCPTools: tools of an MCP server were enabled or disabled, or
+	// a profile's default for them changed ('mcp tools').
+	KindMCPTools = "mcp.tools"
 	// KindMCPSecrets: secrets were given to a stdio MCP server as it
 	// started, each by its variable's name and its reference, never a
 	// value. The server does not start without it.
@@ -71,7 +74,7 @@ var Kinds = []string{
 	KindCredentialSet, KindCredentialRemove, KindProfileCreate, KindProfileDelete,
 	KindProfileLaunch, KindSessionStart, KindSessionEnd, KindSessionRestore, KindToolCall,
 	KindHookDecision, KindProviderRequest, KindSandboxViolation, KindProviderAdd, KindHookAdd, KindHookRemove, KindProfileUpdate, KindSandboxEgress,
-	KindMCPAdd, KindMCPRemove, KindMCPApprove, KindMCPUpdate, KindMCPSecrets, KindMCPServerRestart, KindAuditResume, KindAuditEpoch,
+	KindMCPAdd, KindMCPRemove, KindMCPApprove, KindMCPUpdate, KindMCPTools, KindMCPSecrets, KindMCPServerRestart, KindAuditResume, KindAuditEpoch,
 	KindPricesImport, KindPricesReset,
 }
 

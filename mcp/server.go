@@ -79,6 +79,10 @@ type Options struct {
 	// audit log. An error refuses the start: a secret is never given
 	// without its record. Nil: servers with secrets do not start.
 	OnSecrets func(profile, server string, secrets map[string]string) error
+	// ToolsDefault returns a profile's default for tools no 'mcp tools'
+	// rule names (mcpserver.ToolsAll or ToolsNone). An error disables
+	// them: the setting cannot be skipped. Nil: ToolsAll.
+	ToolsDefault func(profile string) (string, error)
 }
 
 // ProtocolVersions are the MCP revisions Ringlet serves, newest first.
@@ -255,6 +259,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if m.Method != string(mcpgo.MethodInitialize) && !s.sessionOK(w, m.ID, sid, c, ep.scope) {
+			return
+		}
+		if !c.Admin() && m.Method == string(mcpgo.MethodToolsCall) && m.IsRequest() && s.refuseDisabled(w, r, c, body) {
 			return
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))

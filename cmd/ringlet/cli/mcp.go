@@ -79,7 +79,7 @@ for your own MCP client, never an agent's.`,
 	}
 	cmd.Flags().BoolVar(&stdio, "stdio", false, "serve MCP on stdin/stdout, bridged to the daemon's /mcp (stdout carries only JSON-RPC)")
 	cmd.Flags().BoolVar(&admin, "admin", false, "with --stdio: serve Ringlet's own controls with the admin token, for your own MCP client (refused in a session's environment)")
-	cmd.AddCommand(a.mcpAddCmd(), a.mcpImportCmd(), a.mcpSetCmd(), a.mcpListCmd(), a.mcpShowCmd(), a.mcpRemoveCmd(), a.mcpApproveCmd())
+	cmd.AddCommand(a.mcpAddCmd(), a.mcpImportCmd(), a.mcpSetCmd(), a.mcpListCmd(), a.mcpShowCmd(), a.mcpRemoveCmd(), a.mcpApproveCmd(), a.mcpToolsCmd())
 	return cmd
 }
 
@@ -414,10 +414,18 @@ tool: visible, changed (hidden until 'ringlet mcp approve') or invalid
 				return err
 			}
 			for _, s := range servers {
+				disabled := 0
 				for _, tl := range s.Tools {
-					if tl.State != mcpserver.ToolVisible {
+					switch tl.State {
+					case mcpserver.ToolVisible:
+					case mcpserver.ToolDisabled:
+						disabled++
+					default:
 						fmt.Fprintf(a.stdio.Out, "%s: tool %s is %s: %s\n", s.Name, printable(tl.Name), tl.State, printable(tl.Reason))
 					}
+				}
+				if disabled > 0 {
+					fmt.Fprintf(a.stdio.Out, "%s: %d tool(s) disabled ('ringlet mcp tools %s %s' lists them)\n", s.Name, disabled, p, s.Name)
 				}
 			}
 			return nil
