@@ -23,7 +23,10 @@ func (s *Server) toolsDefault(profile string) string {
 		s.log.Error("could not read the profile's MCP tools default; its tools are disabled", "profile", profile, "err", err)
 		return mcpserver.ToolsNone
 	}
-	if mcpserver.CheckToolsDefault(d) != nil {
+	switch {
+	case d == "":
+		return mcpserver.ToolsAll
+	case mcpserver.CheckToolsDefault(d) != nil:
 		return mcpserver.ToolsNone
 	}
 	return d

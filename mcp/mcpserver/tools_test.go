@@ -1,0 +1,79 @@
+package mcpserver
+
+import (
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestToolEnabled(t *testing.T) {
+	t.Parallel()
+	c := Config{Tools: []ToolRule{{Pattern: "write_*"}, {Pattern: "write_note", Enabled: true}, {Pattern: "read_[ab]"}}}
+	for _, tc := range []struct {
+		tool, def string
+		want      bool
+		by, rule  string
+	}{
+		{"read_file", "", true, ByDefault, ""},
+		{"read_file", ToolsAll, true, ByDefault, ""},
+		{"read_file", ToolsNone, false, ByDefault, ""},
+		{"read_file", "garbled", false, ByDefault, ""},
+		{"write_file", ToolsAll, false, ByRule, "write_*"},
+		{"write_note", ToolsNone, true, ByRule, "write_note"},
+		{"read_a", ToolsAll, false, ByRule, "read_[ab]"},
+	} {
+		on, by, rule := c.ToolEnabled(tc.tool, tc.def)
+		if on != tc.want || by != tc.by || rule != tc.rule {
+			t.Errorf("%s (default %q): got %v %s %q, want %v %s %q", tc.tool, tc.def, on, by, rule, tc.want, tc.by, tc.rule)
+		}
+	}
+}
+
+func TestToolChange(t *testing.T) {
+	t.Parallel()
+	c := Config{Tools: []ToolRule{{Pattern: "a"}, {Pattern: "b", Enabled: true}}}
+	// A pattern given again moves last; disables apply before enables.
+	if err := (ToolChange{Enable: []string{"a"}, Disable: []string{"*"}}).Apply(&c); err != nil {
+		t.Fatal(err)
+	}
+	want := []ToolRule{{Pattern: "b", Enabled: true}, {Pattern: "*"}, {Pattern: "a", Enabled: true}}
+	if !slices.Equal(c.Tools, want) {
+		t.Errorf("rules: got %+v, want %+v", c.Tools, want)
+	}
+	if on, _, _ := c.ToolEnabled("a", ToolsAll); !on {
+		t.Error("a: got disabled, want enabled (the enable came after --disable '*')")
+	}
+	if err := (ToolChange{Reset: true}).Apply(&c); err != nil || c.Tools != nil {
+		t.Errorf("reset: got %+v, %v, want no rules", c.Tools, err)
+	}
+	for _, tc := range []struct {
+		ch   ToolChange
+		want string
+	}{
+		{ToolChange{}, "nothing to change"},
+		{ToolChange{Enable: []string{"[a"}}, "invalid tool pattern"},
+		{ToolChange{Enable: []string{""}}, "invalid tool pattern"},
+		{ToolChange{Disable: []string{"a/b"}}, "invalid tool pattern"},
+		{ToolChange{Disable: []string{strings.Repeat("x", 129)}}, "invalid tool pattern"},
+		{ToolChange{Enable: []string{"x"}, Disable: []string{"x"}}, "both enabled and disabled"},
+	} {
+		c := Config{}
+		if err := tc.ch.Apply(&c); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%+v: got %v, want an error with %q", tc.ch, err, tc.want)
+		}
+	}
+	bad := Config{Name: "fs", Command: []string{"x"}, Tools: []ToolRule{{Pattern: "a"}, {Pattern: "a", Enabled: true}}}
+	if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), "twice") {
+		t.Errorf("a stored pattern twice: got %v, want refused", err)
+	}
+}
+
+func TestFirstLine(t *testing.T) {
+	t.Parallel()
+	if got := FirstLine("  Read a file.\nMore text"); got != "Read a file." {
+		t.Errorf("got %q", got)
+	}
+	if got := FirstLine("evil\x1b[31mred\ttab"); strings.ContainsAny(got, "\x1b\t") {
+		t.Errorf("control characters kept: %q", got)
+	}
+}
