@@ -46,7 +46,9 @@ func disabledReason(profile, server, tool, exposed, by, rule string) string {
 // stored definitions, not a running server.
 func (h *hub) disabled(exposed string) (reason string, ok bool) {
 	server, tool, found := strings.Cut(exposed, "__")
-	if !found || h.srv.opts.Store == nil {
+	// A name no server could list is mcp-go's to refuse as unknown: the
+	// reason quotes the name in a command the user may copy.
+	if !found || !toolNameRE.MatchString(tool) || h.srv.opts.Store == nil {
 		return "", false
 	}
 	cfgs, err := h.srv.opts.Store.List(h.profile)

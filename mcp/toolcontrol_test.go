@@ -112,3 +112,20 @@ func TestToolControl(t *testing.T) {
 		t.Errorf("profile b: got %v", got)
 	}
 }
+
+// TestDisabledNameNotEchoed: a call whose name no server could list is
+// refused as unknown, never quoted in a command the user may copy.
+func TestDisabledNameNotEchoed(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, func(o *Options) {
+		o.ToolsDefault = func(string) (string, error) { return mcpserver.ToolsNone, nil }
+	})
+	w.addServer("a", "up", upstreamCommand(t))
+	c := w.ready(t, "a1")
+	if m := c.call("tools/call", map[string]any{"name": "up__x; rm -rf ~", "arguments": map[string]any{}}); m.Error == nil || strings.Contains(string(m.Result), "rm -rf") {
+		t.Errorf("got %s %+v, want a JSON-RPC error for an unknown tool", m.Result, m.Error)
+	}
+	if r := c.tool("up__echo", map[string]any{}); !r.IsError || !strings.Contains(r.text(), "--enable echo") {
+		t.Errorf("a valid name off by default: got %v %q", r.IsError, r.text())
+	}
+}

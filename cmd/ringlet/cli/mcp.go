@@ -40,7 +40,8 @@ session of the profile first uses MCP, with only PATH, HOME (the
 profile's) and LANG in its environment, and the variables and secrets it
 was given with --env and --secret ('mcp add', 'mcp set'). The first time Ringlet sees a tool
 it pins a hash of its definition; if the server later changes the tool, it
-is hidden until 'ringlet mcp approve'.
+is hidden until 'ringlet mcp approve'. 'ringlet mcp tools' chooses which
+tools the profile's sessions are served (--enable, --disable, --default).
 
 'ringlet mcp --stdio' is an MCP server on stdin/stdout for clients that
 only spawn stdio servers, bridged to the daemon's /mcp. It serves the
@@ -58,6 +59,7 @@ for your own MCP client, never an agent's.`,
 		Example: `  ringlet mcp add work fs -- npx -y @modelcontextprotocol/server-filesystem ~/src/app
   ringlet mcp list work
   ringlet mcp approve work fs
+  ringlet mcp tools work fs --disable 'write_*'
   ringlet mcp remove work fs
 
   # Give a sandboxed Claude Code its session's MCP tools:
