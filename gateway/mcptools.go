@@ -41,7 +41,7 @@ func (g *mcpGateway) toolsView(ctx context.Context, alias, name string) (api.MCP
 	if err != nil {
 		return api.MCPTools{}, err
 	}
-	out := api.MCPTools{Profile: alias, Server: name, Default: g.srv.ToolsDefaultOf(alias), Rules: st.Config.Tools, State: st.State, Error: st.Error, Tools: st.Tools}
+	out := api.MCPTools{Profile: alias, Server: name, Default: g.srv.ToolsDefaultOf(alias), Rules: st.ToolRules, State: st.State, Error: st.Error, Tools: st.Tools}
 	if out.Rules == nil {
 		out.Rules = []mcpserver.ToolRule{}
 	}

@@ -68,6 +68,12 @@ func TestMCPToolsREST(t *testing.T) {
 		}
 	}
 
+	// mcp list carries the rules beside the tools' states.
+	_, text = w.rest(t, testToken, "GET", "/api/mcp/servers?profile=work", "")
+	var list api.MCPServerList
+	if err := json.Unmarshal([]byte(text), &list); err != nil || len(list.Servers) != 1 || len(list.Servers[0].ToolRules) != 2 || len(list.Servers[0].Tools) == 0 {
+		t.Errorf("GET /api/mcp/servers: got %s, want the two rules and the tools", text)
+	}
 	// A session of the profile neither sees nor calls the disabled tool.
 	sessID, tok := w.session(t, "work")
 	c := w.connect(t, tok)

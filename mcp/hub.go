@@ -240,11 +240,11 @@ func (h *hub) publish() {
 	// The rules of 'mcp tools' as stored now (an upstream keeps the
 	// definition it started with); unreadable, every tool is disabled.
 	rules := map[string]mcpserver.Config{}
-	def := h.srv.toolsDefault(h.profile)
+	toolsDefault := h.srv.toolsDefault(h.profile)
 	if h.srv.opts.Store != nil {
 		cfgs, err := h.srv.opts.Store.List(h.profile)
 		if err != nil {
-			def = mcpserver.ToolsNone
+			toolsDefault = mcpserver.ToolsNone
 		}
 		for _, c := range cfgs {
 			rules[c.Name] = c
@@ -272,11 +272,11 @@ func (h *hub) publish() {
 		}
 		cfg, ok := rules[u.cfg.Name]
 		if !ok {
-			cfg = mcpserver.Config{Tools: []mcpserver.ToolRule{{Pattern: "*"}}}
+			cfg = mcpserver.Config{ToolRules: []mcpserver.ToolRule{{Pattern: "*"}}}
 		}
 		for _, t := range list {
 			ts := mcpserver.ToolStatus{Name: t.Name, Description: mcpserver.FirstLine(t.Description)}
-			ts.Enabled, ts.By, ts.Rule = cfg.ToolEnabled(t.Name, def)
+			ts.Enabled, ts.By, ts.Rule = cfg.ToolEnabled(t.Name, toolsDefault)
 			exposed, err := exposedName(u.cfg.Name, t.Name)
 			var def mcpgo.Tool
 			if err == nil {

@@ -76,6 +76,12 @@ func TestMCPToolControl(t *testing.T) {
 	if text, isErr := r.text(4); isErr || text != "Echo: still here" {
 		t.Errorf("echo: got %v %q", isErr, text)
 	}
+	if out := mustRun(t, e, "mcp", "show", "work", "everything"); !strings.Contains(out, "-get-* -nothing-*") {
+		t.Errorf("mcp show: got %q, want the rules in order", out)
+	}
+	if out := mustRun(t, e, "mcp", "list", "work"); !strings.Contains(out, "tool(s) disabled ('ringlet mcp tools work everything' lists them)") {
+		t.Errorf("mcp list: got %q, want the disabled tools counted", out)
+	}
 	// Completion: profiles, servers, and the tools the daemon knows.
 	for _, tc := range []struct {
 		args []string

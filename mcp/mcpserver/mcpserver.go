@@ -104,11 +104,11 @@ type Config struct {
 	Pins map[string]string `json:"pins,omitempty"`
 	// Approved is when 'ringlet mcp approve' last re-pinned the tools.
 	Approved *time.Time `json:"approved,omitempty"`
-	// Tools are 'ringlet mcp tools --enable/--disable', in the order
+	// ToolRules are 'ringlet mcp tools --enable/--disable', in the order
 	// given: the last rule whose pattern matches a tool decides whether
 	// sessions see it; a tool no rule matches follows the profile's
 	// default (ToolsAll or ToolsNone).
-	Tools []ToolRule `json:"tools,omitempty"`
+	ToolRules []ToolRule `json:"tool_rules,omitempty"`
 }
 
 // Networks of a sandboxed stdio server.
@@ -196,7 +196,7 @@ func (c *Config) Validate() error {
 	if n > maxArgvBytes {
 		return fmt.Errorf("the command is longer than %d KiB", maxArgvBytes>>10)
 	}
-	if err := validateToolRules(c.Tools); err != nil {
+	if err := validateToolRules(c.ToolRules); err != nil {
 		return err
 	}
 	if c.Timeout == 0 {
@@ -448,7 +448,7 @@ func (c Config) Clone() Config {
 	c.Pins = maps.Clone(c.Pins)
 	c.Env = maps.Clone(c.Env)
 	c.Secrets = maps.Clone(c.Secrets)
-	c.Tools = slices.Clone(c.Tools)
+	c.ToolRules = slices.Clone(c.ToolRules)
 	if c.Approved != nil {
 		t := *c.Approved
 		c.Approved = &t

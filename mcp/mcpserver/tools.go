@@ -74,9 +74,9 @@ func validateToolRules(rules []ToolRule) error {
 // profile's default def (ByDefault). A default that is not ToolsAll or
 // empty (ToolsNone, or one that could not be read) disables.
 func (c Config) ToolEnabled(tool, def string) (enabled bool, by, rule string) {
-	for i := len(c.Tools) - 1; i >= 0; i-- {
-		if ok, _ := path.Match(c.Tools[i].Pattern, tool); ok {
-			return c.Tools[i].Enabled, ByRule, c.Tools[i].Pattern
+	for i := len(c.ToolRules) - 1; i >= 0; i-- {
+		if ok, _ := path.Match(c.ToolRules[i].Pattern, tool); ok {
+			return c.ToolRules[i].Enabled, ByRule, c.ToolRules[i].Pattern
 		}
 	}
 	return def == "" || def == ToolsAll, ByDefault, ""
@@ -119,7 +119,7 @@ func (ch ToolChange) Apply(c *Config) error {
 	if ch.Empty() {
 		return errors.New("nothing to change: give --enable, --disable or --reset")
 	}
-	rules := slices.Clone(c.Tools)
+	rules := slices.Clone(c.ToolRules)
 	if ch.Reset {
 		rules = nil
 	}
@@ -136,7 +136,7 @@ func (ch ToolChange) Apply(c *Config) error {
 	if len(rules) == 0 {
 		rules = nil
 	}
-	c.Tools = rules
+	c.ToolRules = rules
 	return nil
 }
 

@@ -8,7 +8,7 @@ import (
 
 func TestToolEnabled(t *testing.T) {
 	t.Parallel()
-	c := Config{Tools: []ToolRule{{Pattern: "write_*"}, {Pattern: "write_note", Enabled: true}, {Pattern: "read_[ab]"}}}
+	c := Config{ToolRules: []ToolRule{{Pattern: "write_*"}, {Pattern: "write_note", Enabled: true}, {Pattern: "read_[ab]"}}}
 	for _, tc := range []struct {
 		tool, def string
 		want      bool
@@ -31,20 +31,20 @@ func TestToolEnabled(t *testing.T) {
 
 func TestToolChange(t *testing.T) {
 	t.Parallel()
-	c := Config{Tools: []ToolRule{{Pattern: "a"}, {Pattern: "b", Enabled: true}}}
+	c := Config{ToolRules: []ToolRule{{Pattern: "a"}, {Pattern: "b", Enabled: true}}}
 	// A pattern given again moves last; disables apply before enables.
 	if err := (ToolChange{Enable: []string{"a"}, Disable: []string{"*"}}).Apply(&c); err != nil {
 		t.Fatal(err)
 	}
 	want := []ToolRule{{Pattern: "b", Enabled: true}, {Pattern: "*"}, {Pattern: "a", Enabled: true}}
-	if !slices.Equal(c.Tools, want) {
-		t.Errorf("rules: got %+v, want %+v", c.Tools, want)
+	if !slices.Equal(c.ToolRules, want) {
+		t.Errorf("rules: got %+v, want %+v", c.ToolRules, want)
 	}
 	if on, _, _ := c.ToolEnabled("a", ToolsAll); !on {
 		t.Error("a: got disabled, want enabled (the enable came after --disable '*')")
 	}
-	if err := (ToolChange{Reset: true}).Apply(&c); err != nil || c.Tools != nil {
-		t.Errorf("reset: got %+v, %v, want no rules", c.Tools, err)
+	if err := (ToolChange{Reset: true}).Apply(&c); err != nil || c.ToolRules != nil {
+		t.Errorf("reset: got %+v, %v, want no rules", c.ToolRules, err)
 	}
 	for _, tc := range []struct {
 		ch   ToolChange
@@ -62,7 +62,7 @@ func TestToolChange(t *testing.T) {
 			t.Errorf("%+v: got %v, want an error with %q", tc.ch, err, tc.want)
 		}
 	}
-	bad := Config{Name: "fs", Command: []string{"x"}, Tools: []ToolRule{{Pattern: "a"}, {Pattern: "a", Enabled: true}}}
+	bad := Config{Name: "fs", Command: []string{"x"}, ToolRules: []ToolRule{{Pattern: "a"}, {Pattern: "a", Enabled: true}}}
 	if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), "twice") {
 		t.Errorf("a stored pattern twice: got %v, want refused", err)
 	}

@@ -494,6 +494,9 @@ sandbox reads of yours besides the system, as a start now would find it.`,
 					label = ""
 				}
 			}
+			if len(s.Tools) > 0 || len(s.ToolRules) > 0 {
+				t.row("tool rules", toolRules(s.ToolRules)+" ('ringlet mcp tools "+p+" "+s.Name+"' lists them)")
+			}
 			if r := s.Runtime; r != nil {
 				t.row("runs", r.Program)
 				label := "found as"

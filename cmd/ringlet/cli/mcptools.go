@@ -116,15 +116,7 @@ func (a *app) printMCPTools(out api.MCPTools) {
 	}
 	fmt.Fprintf(w, "MCP server %s of profile %s: %s; default %s", out.Server, out.Profile, out.State, out.Default)
 	if len(out.Rules) > 0 {
-		rules := make([]string, 0, len(out.Rules))
-		for _, r := range out.Rules {
-			sign := "-"
-			if r.Enabled {
-				sign = "+"
-			}
-			rules = append(rules, sign+r.Pattern)
-		}
-		fmt.Fprintf(w, "; rules %s", strings.Join(rules, " "))
+		fmt.Fprintf(w, "; rules %s", toolRules(out.Rules))
 	}
 	fmt.Fprintln(w)
 	if out.Error != "" {
@@ -151,4 +143,21 @@ func (a *app) printMCPTools(out api.MCPTools) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", printable(t.Name), state, printable(why), printable(t.Description))
 	}
 	_ = tw.Flush() // the terminal went away: nothing to do
+}
+
+// toolRules shows a server's rules in order: +PATTERN enables, -PATTERN
+// disables.
+func toolRules(rules []mcpserver.ToolRule) string {
+	if len(rules) == 0 {
+		return "no rules (the profile's default)"
+	}
+	out := make([]string, 0, len(rules))
+	for _, r := range rules {
+		sign := "-"
+		if r.Enabled {
+			sign = "+"
+		}
+		out = append(out, sign+printable(r.Pattern))
+	}
+	return strings.Join(out, " ")
 }
