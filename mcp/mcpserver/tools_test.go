@@ -77,3 +77,31 @@ func TestFirstLine(t *testing.T) {
 		t.Errorf("control characters kept: %q", got)
 	}
 }
+
+// FuzzToolRules: any pattern either is refused or, once stored, decides
+// consistently: a tool matched by the last rule follows that rule.
+func FuzzToolRules(f *testing.F) {
+	for _, s := range []string{"write_*", "[a-", "*", "read_[!x]", "a\\", "é*", ""} {
+		f.Add(s, "write_file", true)
+	}
+	f.Fuzz(func(t *testing.T, pattern, tool string, enable bool) {
+		ch := ToolChange{Disable: []string{pattern}}
+		if enable {
+			ch = ToolChange{Enable: []string{pattern}}
+		}
+		c := Config{Name: "fs", Command: []string{"x"}}
+		if err := ch.Apply(&c); err != nil {
+			return
+		}
+		if err := c.Validate(); err != nil {
+			t.Fatalf("a change Apply took does not validate: %v", err)
+		}
+		on, by, rule := c.ToolEnabled(tool, ToolsAll)
+		if by == ByRule && (on != enable || rule != pattern) {
+			t.Fatalf("%q on %q: got %v by %s %q, want %v", pattern, tool, on, by, rule, enable)
+		}
+		if by == ByDefault && !on {
+			t.Fatalf("%q on %q: disabled by the default all", pattern, tool)
+		}
+	})
+}
