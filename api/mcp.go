@@ -70,3 +70,35 @@ type MCPApproved struct {
 // unset and to set. The answer is the
 // server as stored (mcpserver.Config); a run of it restarts.
 type MCPServerChange = mcpserver.EnvChange
+
+// MCPToolsChange is the body of PATCH
+// /api/mcp/servers/{profile}/{name}/tools: tools to enable and disable,
+// by name or glob. The answer is an MCPTools.
+type MCPToolsChange = mcpserver.ToolChange
+
+// MCPTools is the answer to GET and PATCH
+// /api/mcp/servers/{profile}/{name}/tools: the server's tools as sessions
+// see them, each enabled or disabled, and why.
+type MCPTools struct {
+	Profile string `json:"profile"`
+	Server  string `json:"server"`
+	// Default is the profile's default for tools no rule names: all or
+	// none.
+	Default string               `json:"default"`
+	Rules   []mcpserver.ToolRule `json:"rules"`
+	// State and Error are the server's (its tools are known once it ran).
+	State string                 `json:"state"`
+	Error string                 `json:"error,omitempty"`
+	Tools []mcpserver.ToolStatus `json:"tools"`
+	// Unmatched are the patterns of the change that match none of the
+	// server's current tools: stored all the same.
+	Unmatched []string `json:"unmatched,omitempty"`
+}
+
+// MCPToolsDefault is the body and answer of PUT
+// /api/mcp/tools-default/{profile}: the profile's default for tools no
+// rule names.
+type MCPToolsDefault struct {
+	Profile string `json:"profile,omitempty"`
+	Default string `json:"default"`
+}

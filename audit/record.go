@@ -48,6 +48,9 @@ const (
 	KindPricesReset      = "prices.reset"
 	// KindMCPUpdate: a server's variables or headers were changed ('mcp set').
 	KindMCPUpdate = "mcp.update"
+	// KindMCPTools: tools of an MCP server were enabled or disabled, or
+	// a profile's default for them changed ('mcp tools').
+	KindMCPTools = "mcp.tools"
 	// KindMCPSecrets: secrets were given to a stdio MCP server as it
 	// started, each by its variable's name and its reference (detail
 	// secrets), or are sent to an HTTP server in headers as the gateway
@@ -73,7 +76,7 @@ var Kinds = []string{
 	KindCredentialSet, KindCredentialRemove, KindProfileCreate, KindProfileDelete,
 	KindProfileLaunch, KindSessionStart, KindSessionEnd, KindSessionRestore, KindToolCall,
 	KindHookDecision, KindProviderRequest, KindSandboxViolation, KindProviderAdd, KindHookAdd, KindHookRemove, KindProfileUpdate, KindSandboxEgress,
-	KindMCPAdd, KindMCPRemove, KindMCPApprove, KindMCPUpdate, KindMCPSecrets, KindMCPServerRestart, KindAuditResume, KindAuditEpoch,
+	KindMCPAdd, KindMCPRemove, KindMCPApprove, KindMCPUpdate, KindMCPTools, KindMCPSecrets, KindMCPServerRestart, KindAuditResume, KindAuditEpoch,
 	KindPricesImport, KindPricesReset,
 }
 

@@ -349,6 +349,27 @@ func (c *Client) ApproveMCPServer(ctx context.Context, profile, name string) (ap
 	return out, c.Do(ctx, http.MethodPost, "/api/mcp/servers/"+seg(profile)+"/"+seg(name)+"/approve", nil, &out)
 }
 
+// MCPTools is GET /api/mcp/servers/{profile}/{name}/tools: the server's
+// tools and whether each is enabled (the server is started if needed).
+func (c *Client) MCPTools(ctx context.Context, profile, name string) (api.MCPTools, error) {
+	var out api.MCPTools
+	return out, c.Do(ctx, http.MethodGet, "/api/mcp/servers/"+seg(profile)+"/"+seg(name)+"/tools", nil, &out)
+}
+
+// SetMCPTools is PATCH /api/mcp/servers/{profile}/{name}/tools: enable
+// and disable tools by name or glob.
+func (c *Client) SetMCPTools(ctx context.Context, profile, name string, ch api.MCPToolsChange) (api.MCPTools, error) {
+	var out api.MCPTools
+	return out, c.Do(ctx, http.MethodPatch, "/api/mcp/servers/"+seg(profile)+"/"+seg(name)+"/tools", ch, &out)
+}
+
+// SetMCPToolsDefault is PUT /api/mcp/tools-default/{profile}: all or
+// none for the tools no rule names.
+func (c *Client) SetMCPToolsDefault(ctx context.Context, profile, def string) (api.MCPToolsDefault, error) {
+	var out api.MCPToolsDefault
+	return out, c.Do(ctx, http.MethodPut, "/api/mcp/tools-default/"+seg(profile), api.MCPToolsDefault{Default: def}, &out)
+}
+
 // Prices is GET /api/prices: the price table in effect, the entries whose
 // model matches glob (path.Match) at provider ("" for any).
 func (c *Client) Prices(ctx context.Context, glob, provider string) (api.PriceList, error) {

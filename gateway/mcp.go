@@ -53,6 +53,9 @@ type mcpGateway struct {
 type mcpOptions struct {
 	Store    *mcp.Store
 	Profiles *profile.Store
+	// CatalogDir holds the catalogs a profile is validated against when
+	// its MCP tools default changes.
+	CatalogDir string
 	// Keys are where HTTP upstreams' credentials come from.
 	Keys KeyStore
 	// Launch builds the sandboxes of stdio upstreams; StateDir holds the
@@ -93,6 +96,10 @@ func newMCPGateway(o mcpOptions) *mcpGateway {
 		Version: version.Get().Version,
 		Logger:  o.Log.With("component", "mcp"),
 		OnFault: g.fault,
+		ToolsDefault: func(alias string) (string, error) {
+			p, err := o.Profiles.Get(alias)
+			return p.MCPToolsDefault, err
+		},
 		OnSecrets: func(profile, server string, secrets map[string]string) error {
 			return g.o.Rec.record(context.Background(), audit.Record{Kind: audit.KindMCPSecrets, Profile: profile, Actor: audit.ActorDaemon,
 				Target: server, Decision: audit.Allow, Detail: audit.DetailJSON(map[string]any{"secrets": secrets})})
@@ -179,6 +186,7 @@ func (g *mcpGateway) handleMCP(w http.ResponseWriter, r *http.Request) {
 	case sessionCaller:
 		caller.Profile, caller.Session = c.sess.Profile.Alias, c.sess.ID
 		caller.API, caller.Vet, caller.Valid = g.sessionTools(c), g.vet(c.sess), c.sess.ctx
+		caller.Refused = g.refused(c.sess)
 	default:
 		panic("gateway: /mcp was reached by " + c.kind.String())
 	}

@@ -232,6 +232,9 @@ func (s *Server) routes() []route {
 		{del, "/api/mcp/servers/{profile}/{name}", byAdmin, onTCP, refuseAdmin, limited(s.mcp.handleMCPRemove)},
 		{patch, "/api/mcp/servers/{profile}/{name}", byAdmin, onTCP, refuseAdmin, limited(s.mcp.handleMCPSet)},
 		{post, "/api/mcp/servers/{profile}/{name}/approve", byAdmin, onTCP, refuseAdmin, limited(s.mcp.handleMCPApprove)},
+		{get, "/api/mcp/servers/{profile}/{name}/tools", byAdmin, onTCP, refuseAdmin, limited(s.mcp.handleMCPTools)},
+		{patch, "/api/mcp/servers/{profile}/{name}/tools", byAdmin, onTCP, refuseAdmin, limited(s.mcp.handleMCPToolsSet)},
+		{put, "/api/mcp/tools-default/{profile}", byAdmin, onTCP, refuseAdmin, limited(s.mcp.handleMCPToolsDefault)},
 	}
 
 	// The reads of the audit log. A session's tools read its own records

@@ -276,7 +276,7 @@ func New(opts Options) (*Server, error) {
 		ShutdownTimeout: opts.ShutdownTimeout})
 	s.hooks = &hooks{o: hooksOptions{Store: opts.Hooks, Profiles: opts.Profiles, Sessions: s.sessions, MCPStore: opts.MCPStore,
 		Rec: s.rec, Log: s.log, Bodies: s.bodies}}
-	s.mcp = newMCPGateway(mcpOptions{Store: opts.MCPStore, Profiles: opts.Profiles, Keys: opts.Keys, Launch: opts.Launch, StateDir: opts.StateDir,
+	s.mcp = newMCPGateway(mcpOptions{Store: opts.MCPStore, Profiles: opts.Profiles, CatalogDir: opts.CatalogDir, Keys: opts.Keys, Launch: opts.Launch, StateDir: opts.StateDir,
 		Path: opts.MCPPath, Hooks: s.hooks, Rec: s.rec, Metrics: s.metrics, Life: s.life, Log: s.log,
 		// Admin tools call the daemon's routes; a session's tools are its
 		// routes of the table.

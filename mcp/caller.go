@@ -26,6 +26,10 @@ type Caller struct {
 	// and audits the decision. It must fail closed. Nil for the admin
 	// token, which has no upstream tools.
 	Vet func(ctx context.Context, tool string, input json.RawMessage) Verdict
+	// Refused audits a call refused before any hook ran (its tool is
+	// disabled with 'ringlet mcp tools'), with the reason. Nil for the
+	// admin token.
+	Refused func(ctx context.Context, tool string, input json.RawMessage, reason string)
 	// Valid is done once the credential stops working (a session token
 	// revoked or expired, the admin token rotated): the MCP sessions it
 	// holds are ended then. Nil means it never stops.

@@ -238,6 +238,19 @@ func (h *hub) publish() {
 	var tools []server.ServerTool
 	published := map[string]string{}
 	report := map[string][]mcpserver.ToolStatus{}
+	// The rules of 'mcp tools' as stored now (an upstream keeps the
+	// definition it started with); unreadable, every tool is disabled.
+	rules := map[string]mcpserver.Config{}
+	toolsDefault := h.srv.toolsDefault(h.profile)
+	if h.srv.opts.Store != nil {
+		cfgs, err := h.srv.opts.Store.List(h.profile)
+		if err != nil {
+			toolsDefault = mcpserver.ToolsNone
+		}
+		for _, c := range cfgs {
+			rules[c.Name] = c
+		}
+	}
 	for _, u := range h.upstreams() {
 		// A server that ran keeps its tools listed while it restarts: a
 		// call gets told why it cannot be served.
@@ -258,8 +271,13 @@ func (h *hub) publish() {
 			}
 			continue
 		}
+		cfg, ok := rules[u.cfg.Name]
+		if !ok {
+			cfg = mcpserver.Config{ToolRules: []mcpserver.ToolRule{{Pattern: "*"}}}
+		}
 		for _, t := range list {
-			ts := mcpserver.ToolStatus{Name: t.Name}
+			ts := mcpserver.ToolStatus{Name: t.Name, Description: mcpserver.FirstLine(t.Description)}
+			ts.Enabled, ts.By, ts.Rule = cfg.ToolEnabled(t.Name, toolsDefault)
 			exposed, err := exposedName(u.cfg.Name, t.Name)
 			var def mcpgo.Tool
 			if err == nil {
@@ -274,6 +292,9 @@ func (h *hub) publish() {
 			case pins[t.Name] != t.hash:
 				ts.State = mcpserver.ToolChanged
 				ts.Reason = fmt.Sprintf("changed since it was approved; hidden until 'ringlet mcp approve %s %s'", h.profile, u.cfg.Name)
+			case !ts.Enabled:
+				ts.State = mcpserver.ToolDisabled
+				ts.Reason = disabledReason(h.profile, u.cfg.Name, t.Name, exposed, ts.By, ts.Rule)
 			default:
 				ts.State = mcpserver.ToolVisible
 				published[exposed] = t.hash

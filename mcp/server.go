@@ -85,6 +85,10 @@ type Options struct {
 	// error refuses the connection. Nil: servers with header secrets are
 	// not connected.
 	OnHeaderSecrets func(profile, server string, headers map[string]string) error
+	// ToolsDefault returns a profile's default for tools no 'mcp tools'
+	// rule names (mcpserver.ToolsAll or ToolsNone). An error disables
+	// them: the setting cannot be skipped. Nil: ToolsAll.
+	ToolsDefault func(profile string) (string, error)
 }
 
 // ProtocolVersions are the MCP revisions Ringlet serves, newest first.
@@ -261,6 +265,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if m.Method != string(mcpgo.MethodInitialize) && !s.sessionOK(w, m.ID, sid, c, ep.scope) {
+			return
+		}
+		if !c.Admin() && m.Method == string(mcpgo.MethodToolsCall) && m.IsRequest() && s.refuseDisabled(w, r, c, body) {
 			return
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))

@@ -45,7 +45,7 @@ func propertyNames(pattern string) mcpgo.PropertyOption {
 	return func(schema map[string]any) { schema["propertyNames"] = map[string]any{"pattern": pattern} }
 }
 
-const adminInstructions = `Ringlet's controls: profiles (an agent bound to a provider, model and workspace), their sessions, pre-tool-use hooks that can refuse tool calls, the tamper-evident audit log and token usage. Reads are safe; profiles_delete, sessions_revoke, hooks_remove and mcp_servers_set change things at once and are audited. No tool returns a key.`
+const adminInstructions = `Ringlet's controls: profiles (an agent bound to a provider, model and workspace), their sessions, pre-tool-use hooks that can refuse tool calls, the tamper-evident audit log and token usage. Reads are safe; profiles_delete, sessions_revoke, hooks_remove, mcp_servers_set, mcp_tools_set and mcp_tools_default change things at once and are audited. No tool returns a key.`
 
 const sessionInstructions = `Ringlet session tools: read-only facts about this session (its profile, expiry, audit records and token usage), plus the tools of the profile's MCP servers, named <server>__<tool>. Every call to those is checked by the profile's hooks first; a refused call returns an error result with the reason.`
 
@@ -236,6 +236,46 @@ func adminTools() []server.ServerTool {
 				body := mcpserver.EnvChange{Env: a.Env, UnsetEnv: a.UnsetEnv, Secrets: a.Secrets, UnsetSecrets: a.UnsetSecrets,
 					Headers: a.Headers, UnsetHeaders: a.UnsetHeaders, HeaderSecrets: a.HeaderSecrets, UnsetHeaderSecrets: a.UnsetHeaderSecrets}
 				return "PATCH", "/api/mcp/servers/" + url.PathEscape(a.Profile) + "/" + url.PathEscape(a.Name), body
+			})},
+		{Tool: mcpgo.NewTool("mcp_tools_list",
+			mcpgo.WithDescription("List the tools of a profile's MCP server as its sessions see them: each tool's name, the first line of its description, whether it is enabled or disabled and why (the profile's default, or a rule), and the server's rules. Starts the server if it has not run."),
+			mcpgo.WithString("profile", mcpgo.Required(), mcpgo.Description("Profile alias."), mcpgo.Pattern(aliasPattern)),
+			mcpgo.WithString("name", mcpgo.Required(), mcpgo.Description("The server's name (mcp_servers_list shows them)."), mcpgo.Pattern(serverPattern)),
+			annotate("List an MCP server's tools", true, false, true), strict()),
+			Handler: apiTool(func(a struct {
+				Profile string `json:"profile"`
+				Name    string `json:"name"`
+			}) (string, string, any) {
+				return "GET", "/api/mcp/servers/" + url.PathEscape(a.Profile) + "/" + url.PathEscape(a.Name) + "/tools", nil
+			})},
+		{Tool: mcpgo.NewTool("mcp_tools_set",
+			mcpgo.WithDescription("Enable or disable tools of a profile's MCP server by name or glob ('write_*'). A disabled tool is not listed to the profile's sessions and a call to it is refused. Disables apply first, then enables; the last rule that matches a tool decides, else the profile's default (mcp_tools_default). reset removes the server's rules first. Returns the tools with their state, and the patterns that match no current tool (stored all the same)."),
+			mcpgo.WithString("profile", mcpgo.Required(), mcpgo.Description("Profile alias."), mcpgo.Pattern(aliasPattern)),
+			mcpgo.WithString("name", mcpgo.Required(), mcpgo.Description("The server's name (mcp_servers_list shows them)."), mcpgo.Pattern(serverPattern)),
+			mcpgo.WithArray("enable", mcpgo.Description("Tool names or globs to enable."), mcpgo.Items(map[string]any{"type": "string", "minLength": 1, "maxLength": 128})),
+			mcpgo.WithArray("disable", mcpgo.Description("Tool names or globs to disable."), mcpgo.Items(map[string]any{"type": "string", "minLength": 1, "maxLength": 128})),
+			mcpgo.WithBoolean("reset", mcpgo.Description("Remove the server's rules first: every tool follows the profile's default.")),
+			annotate("Enable or disable MCP tools", false, false, true), strict()),
+			Handler: apiTool(func(a struct {
+				Profile string   `json:"profile"`
+				Name    string   `json:"name"`
+				Enable  []string `json:"enable,omitempty"`
+				Disable []string `json:"disable,omitempty"`
+				Reset   bool     `json:"reset,omitempty"`
+			}) (string, string, any) {
+				body := mcpserver.ToolChange{Enable: a.Enable, Disable: a.Disable, Reset: a.Reset}
+				return "PATCH", "/api/mcp/servers/" + url.PathEscape(a.Profile) + "/" + url.PathEscape(a.Name) + "/tools", body
+			})},
+		{Tool: mcpgo.NewTool("mcp_tools_default",
+			mcpgo.WithDescription("Set a profile's default for the tools of its MCP servers that no rule names: all (served) or none (disabled until enabled with mcp_tools_set). Its sessions see the change at once."),
+			mcpgo.WithString("profile", mcpgo.Required(), mcpgo.Description("Profile alias."), mcpgo.Pattern(aliasPattern)),
+			mcpgo.WithString("default", mcpgo.Required(), mcpgo.Description("all or none."), mcpgo.Enum(mcpserver.ToolsAll, mcpserver.ToolsNone)),
+			annotate("Set the MCP tools default", false, false, true), strict()),
+			Handler: apiTool(func(a struct {
+				Profile string `json:"profile"`
+				Default string `json:"default"`
+			}) (string, string, any) {
+				return "PUT", "/api/mcp/tools-default/" + url.PathEscape(a.Profile), map[string]string{"default": a.Default}
 			})},
 		{Tool: mcpgo.NewTool("keychain_list",
 			mcpgo.WithDescription("List the provider keys Ringlet stores, by name only (provider/alias, backend, status, dates). No tool ever returns a key."),

@@ -109,6 +109,10 @@ func TestAdminToolsAreREST(t *testing.T) {
 		{"mcp_servers_list", map[string]any{"profile": "work"}, "GET", "/api/mcp/servers?profile=work", ""},
 		{"mcp_servers_set", map[string]any{"profile": "work", "name": "gh", "env": map[string]any{"DEBUG": "1"}, "secrets": map[string]any{"GITHUB_TOKEN": "github/work"}, "unset_secrets": []string{"OLD"}},
 			"PATCH", "/api/mcp/servers/work/gh", `{"env":{"DEBUG":"1"},"secrets":{"GITHUB_TOKEN":"github/work"},"unset_secrets":["OLD"]}`},
+		{"mcp_tools_list", map[string]any{"profile": "work", "name": "gh"}, "GET", "/api/mcp/servers/work/gh/tools", ""},
+		{"mcp_tools_set", map[string]any{"profile": "work", "name": "gh", "disable": []string{"write_*"}, "enable": []string{"write_note"}},
+			"PATCH", "/api/mcp/servers/work/gh/tools", `{"enable":["write_note"],"disable":["write_*"]}`},
+		{"mcp_tools_default", map[string]any{"profile": "work", "default": "none"}, "PUT", "/api/mcp/tools-default/work", `{"default":"none"}`},
 	} {
 		t.Run(tc.tool, func(t *testing.T) {
 			before := len(w.apiCalls())

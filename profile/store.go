@@ -62,6 +62,10 @@ type Profile struct {
 	MaxMemory int64     `toml:"max_memory,omitempty" json:"max_memory,omitempty"`
 	TmpSize   int64     `toml:"tmp_size,omitempty" json:"tmp_size,omitempty"`
 	Created   time.Time `toml:"created" json:"created"`
+	// MCPToolsDefault is whether the tools of the profile's MCP servers
+	// that no 'ringlet mcp tools' rule names are served: "all" (empty:
+	// the default) or "none" (each only once enabled).
+	MCPToolsDefault string `toml:"mcp_tools_default,omitempty" json:"mcp_tools_default,omitempty"`
 }
 
 // forget drops what was parsed of alias's file: file times are coarse (a
@@ -168,6 +172,11 @@ func (p *Profile) Validate(c *Catalog) error {
 	}
 	if !a.Supports(prov) {
 		return fmt.Errorf("agent %s speaks %s, but provider %s speaks %s", a.ID, strings.Join(a.Formats, "/"), prov.ID, prov.Format)
+	}
+	switch p.MCPToolsDefault {
+	case "", "all", "none":
+	default:
+		return fmt.Errorf("invalid MCP tools default %q; accepted values: all, none", p.MCPToolsDefault)
 	}
 	if p.Endpoint != "" {
 		if _, ok := prov.Endpoints[p.Endpoint]; !ok {

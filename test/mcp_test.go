@@ -452,6 +452,10 @@ type nodeResult struct {
 			Progress float64 `json:"progress"`
 			Total    float64 `json:"total"`
 		} `json:"progress"`
+		// Of an exec step: what the command printed, and whether
+		// notifications/tools/list_changed came after it.
+		Stdout      string `json:"stdout"`
+		ListChanged bool   `json:"listChanged"`
 	} `json:"steps"`
 }
 
@@ -511,8 +515,8 @@ func TestMCPWithTheOfficialSDK(t *testing.T) {
 	if admin.ProtocolVersion != "2025-11-25" || !strings.HasPrefix(admin.SessionID, "rmcp_") {
 		t.Errorf("admin connection: version %q, session %q", admin.ProtocolVersion, admin.SessionID)
 	}
-	if len(admin.Steps[0].Tools) != 15 || !slices.Contains(admin.Steps[0].Tools, "sessions_revoke") {
-		t.Errorf("admin tools: got %v, want the 15 controls", admin.Steps[0].Tools)
+	if len(admin.Steps[0].Tools) != 18 || !slices.Contains(admin.Steps[0].Tools, "sessions_revoke") {
+		t.Errorf("admin tools: got %v, want the 18 controls", admin.Steps[0].Tools)
 	}
 	if text, isErr := admin.text(1); isErr || !strings.Contains(text, `"alias":"work"`) {
 		t.Errorf("profiles_list: got %v %q", isErr, text)

@@ -15,7 +15,8 @@ func TestCloneSharesNothing(t *testing.T) {
 	c := Config{Name: "fs", Command: []string{"a"}, ReadOnly: []string{"/r"}, ReadWrite: []string{"/w"},
 		Shims: map[string]string{"s": "t"}, Pins: map[string]string{"tool": "h"}, Approved: &now,
 		Env: map[string]string{"MODE": "x"}, Secrets: map[string]string{"TOKEN": "mcp/t"},
-		Headers: map[string]string{"X-Mode": "x"}, HeaderSecrets: map[string]string{"X-Api-Key": "mcp/t"}}
+		Headers: map[string]string{"X-Mode": "x"}, HeaderSecrets: map[string]string{"X-Api-Key": "mcp/t"},
+		ToolRules: []ToolRule{{Pattern: "write_*"}}}
 	got := c.Clone()
 	if !reflect.DeepEqual(got, c) {
 		t.Fatalf("Clone: got %+v, want %+v", got, c)

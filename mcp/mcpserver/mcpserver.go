@@ -116,6 +116,11 @@ type Config struct {
 	// the header and the reference alone; what the server answers has it
 	// redacted.
 	HeaderSecrets map[string]string `json:"header_secrets,omitempty"`
+	// ToolRules are 'ringlet mcp tools --enable/--disable', in the order
+	// given: the last rule whose pattern matches a tool decides whether
+	// sessions see it; a tool no rule matches follows the profile's
+	// default (ToolsAll or ToolsNone).
+	ToolRules []ToolRule `json:"tool_rules,omitempty"`
 }
 
 // Networks of a sandboxed stdio server.
@@ -205,6 +210,9 @@ func (c *Config) Validate() error {
 	}
 	if n > maxArgvBytes {
 		return fmt.Errorf("the command is longer than %d KiB", maxArgvBytes>>10)
+	}
+	if err := validateToolRules(c.ToolRules); err != nil {
+		return err
 	}
 	if c.Timeout == 0 {
 		c.Timeout = DefaultCallTimeout
@@ -416,6 +424,9 @@ const (
 	ToolVisible = "visible" // served to the profile's sessions
 	ToolChanged = "changed" // differs from its pin: hidden until approved
 	ToolInvalid = "invalid" // cannot be served (name or schema)
+	// ToolDisabled: turned off with 'ringlet mcp tools' (or by the
+	// profile's default): not listed, and a call is refused.
+	ToolDisabled = "disabled"
 )
 
 // Status is an upstream server as 'ringlet mcp list' shows it.
@@ -439,6 +450,13 @@ type ToolStatus struct {
 	Exposed string `json:"exposed,omitempty"` // <server>__<tool>
 	State   string `json:"state"`
 	Reason  string `json:"reason,omitempty"`
+	// Description is the first line of the tool's description.
+	Description string `json:"description,omitempty"`
+	// Enabled is whether 'mcp tools' lets sessions see it; By says why:
+	// ByDefault (the profile's default) or ByRule (Rule, a pattern).
+	Enabled bool   `json:"enabled"`
+	By      string `json:"by,omitempty"`
+	Rule    string `json:"rule,omitempty"`
 }
 
 // Clone returns a copy of c that shares no slice, map or pointer with it,
@@ -454,6 +472,7 @@ func (c Config) Clone() Config {
 	c.Secrets = maps.Clone(c.Secrets)
 	c.Headers = maps.Clone(c.Headers)
 	c.HeaderSecrets = maps.Clone(c.HeaderSecrets)
+	c.ToolRules = slices.Clone(c.ToolRules)
 	if c.Approved != nil {
 		t := *c.Approved
 		c.Approved = &t

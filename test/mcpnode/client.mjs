@@ -4,11 +4,16 @@
 //   {"stdio": {"command": "...", "args": [...]}}     a stdio server (ringlet mcp --stdio), env from this process
 //   "steps": [{"list": true}, {"call": "tool", "args": {...}, "progress": true}]
 //   (with "progress", the call asks for progress and the step lists what came)
+//   {"exec": ["/path/to/ringlet", "mcp", "tools", ...]} runs a command while
+//   connected and waits (up to 20s) for notifications/tools/list_changed;
+//   the step says whether one came and what the command printed.
 // It prints one JSON object: the negotiated version, the session id and
 // each step's result or error.
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
+import { ToolListChangedNotificationSchema } from "@modelcontextprotocol/sdk/types.js";
+import { execFileSync } from "node:child_process";
 
 const plan = JSON.parse(process.argv[2]);
 const transport = plan.stdio
@@ -18,6 +23,8 @@ const transport = plan.stdio
     });
 const client = new Client({ name: "ringlet-e2e", version: "1.0.0" });
 const out = { steps: [] };
+let listChanged = 0;
+client.setNotificationHandler(ToolListChangedNotificationSchema, () => { listChanged++; });
 try {
   await client.connect(transport);
   out.protocolVersion = transport.protocolVersion ?? null;
@@ -28,6 +35,14 @@ try {
       if (step.list) {
         const r = await client.listTools();
         out.steps.push({ tools: r.tools.map((t) => t.name).sort() });
+      } else if (step.exec) {
+        const before = listChanged;
+        const stdout = execFileSync(step.exec[0], step.exec.slice(1), { encoding: "utf8" });
+        const deadline = Date.now() + 20000;
+        while (listChanged === before && Date.now() < deadline) {
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        out.steps.push({ stdout, listChanged: listChanged > before });
       } else if (step.call) {
         const progress = [];
         const opts = step.progress ? { onprogress: (p) => progress.push(p) } : undefined;

@@ -100,6 +100,15 @@ func (a *app) completeArgs(root *cobra.Command) {
 	for _, c := range []*cobra.Command{find("mcp", "remove"), find("mcp", "approve"), find("mcp", "show"), mcpSet} {
 		c.ValidArgsFunction = profileThen(a, a.completeMCPServers)
 	}
+	mcpTools := find("mcp", "tools")
+	mcpTools.ValidArgsFunction = profileThen(a, a.completeMCPServers)
+	for _, f := range []string{"enable", "disable"} {
+		mustFlag(mcpTools.RegisterFlagCompletionFunc(f, a.completeMCPTools))
+	}
+	mustFlag(mcpTools.RegisterFlagCompletionFunc("default", fixed(
+		cobra.CompletionWithDesc("all", "every tool is served unless disabled (the default)"),
+		cobra.CompletionWithDesc("none", "a tool is served only once enabled"),
+	)))
 	find("keychain", "set").ValidArgsFunction = a.completeKeychainSet
 	find("keychain", "remove").ValidArgsFunction = a.completeKeychainRemove
 }
@@ -248,6 +257,33 @@ func (a *app) completeMCPServers(ctx context.Context, args []string, toComplete 
 		}
 	}
 	return out
+}
+
+// completeMCPTools completes --enable/--disable with the tools of the
+// server named by the arguments, as the running daemon knows them (no
+// server is started for it).
+func (a *app) completeMCPTools(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+	if len(args) != 2 {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	var servers []mcpserver.Status
+	a.askDaemon(cmd.Context(), func(ctx context.Context, c *client.Client) { servers, _ = c.MCPServers(ctx, args[0]) })
+	var out []cobra.Completion
+	for _, s := range servers {
+		if s.Name != args[1] {
+			continue
+		}
+		for _, t := range s.Tools {
+			if strings.HasPrefix(t.Name, toComplete) {
+				state := "disabled"
+				if t.Enabled {
+					state = "enabled"
+				}
+				out = append(out, cobra.CompletionWithDesc(t.Name, state+": "+completionDesc(t.Description)))
+			}
+		}
+	}
+	return out, cobra.ShellCompDirectiveNoFileComp
 }
 
 // completeSecretFlag completes --secret NAME=PROVIDER/ALIAS: after the

@@ -40,7 +40,8 @@ session of the profile first uses MCP, with only PATH, HOME (the
 profile's) and LANG in its environment, and the variables and secrets it
 was given with --env and --secret ('mcp add', 'mcp set'). The first time Ringlet sees a tool
 it pins a hash of its definition; if the server later changes the tool, it
-is hidden until 'ringlet mcp approve'.
+is hidden until 'ringlet mcp approve'. 'ringlet mcp tools' chooses which
+tools the profile's sessions are served (--enable, --disable, --default).
 
 'ringlet mcp --stdio' is an MCP server on stdin/stdout for clients that
 only spawn stdio servers, bridged to the daemon's /mcp. It serves the
@@ -58,6 +59,7 @@ for your own MCP client, never an agent's.`,
 		Example: `  ringlet mcp add work fs -- npx -y @modelcontextprotocol/server-filesystem ~/src/app
   ringlet mcp list work
   ringlet mcp approve work fs
+  ringlet mcp tools work fs --disable 'write_*'
   ringlet mcp remove work fs
 
   # Give a sandboxed Claude Code its session's MCP tools:
@@ -79,7 +81,7 @@ for your own MCP client, never an agent's.`,
 	}
 	cmd.Flags().BoolVar(&stdio, "stdio", false, "serve MCP on stdin/stdout, bridged to the daemon's /mcp (stdout carries only JSON-RPC)")
 	cmd.Flags().BoolVar(&admin, "admin", false, "with --stdio: serve Ringlet's own controls with the admin token, for your own MCP client (refused in a session's environment)")
-	cmd.AddCommand(a.mcpAddCmd(), a.mcpImportCmd(), a.mcpSetCmd(), a.mcpListCmd(), a.mcpShowCmd(), a.mcpRemoveCmd(), a.mcpApproveCmd())
+	cmd.AddCommand(a.mcpAddCmd(), a.mcpImportCmd(), a.mcpSetCmd(), a.mcpListCmd(), a.mcpShowCmd(), a.mcpRemoveCmd(), a.mcpApproveCmd(), a.mcpToolsCmd())
 	return cmd
 }
 
@@ -478,10 +480,18 @@ tool: visible, changed (hidden until 'ringlet mcp approve') or invalid
 				return err
 			}
 			for _, s := range servers {
+				disabled := 0
 				for _, tl := range s.Tools {
-					if tl.State != mcpserver.ToolVisible {
+					switch tl.State {
+					case mcpserver.ToolVisible:
+					case mcpserver.ToolDisabled:
+						disabled++
+					default:
 						fmt.Fprintf(a.stdio.Out, "%s: tool %s is %s: %s\n", s.Name, printable(tl.Name), tl.State, printable(tl.Reason))
 					}
+				}
+				if disabled > 0 {
+					fmt.Fprintf(a.stdio.Out, "%s: %d tool(s) disabled ('ringlet mcp tools %s %s' lists them)\n", s.Name, disabled, p, s.Name)
 				}
 			}
 			return nil
@@ -556,6 +566,9 @@ sandbox reads of yours besides the system, as a start now would find it.`,
 					}
 					label = ""
 				}
+			}
+			if len(s.Tools) > 0 || len(s.ToolRules) > 0 {
+				t.row("tool rules", toolRules(s.ToolRules)+" ('ringlet mcp tools "+p+" "+s.Name+"' lists them)")
 			}
 			if r := s.Runtime; r != nil {
 				t.row("runs", r.Program)

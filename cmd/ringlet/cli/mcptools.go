@@ -1,0 +1,163 @@
+package cli
+
+import (
+	"fmt"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/neullabs/ringlet/api"
+	"github.com/neullabs/ringlet/mcp/mcpserver"
+)
+
+func (a *app) mcpToolsCmd() *cobra.Command {
+	var enable, disable []string
+	var def string
+	var reset, asJSON bool
+	cmd := &cobra.Command{
+		Use:   "tools PROFILE [SERVER] [--enable NAME|GLOB] [--disable NAME|GLOB] [--default all|none]",
+		Short: "List an MCP server's tools, and enable or disable them",
+		Long: `List the tools of a profile's MCP server as its sessions see them: each
+tool's name, the first line of its description, and whether it is enabled
+or disabled and why (the profile's default, or a rule). The server is
+started if it has not run, so that its tools are known.
+
+--enable and --disable take tool names or globs ('write_*', as Go's
+path.Match reads them; quote them from the shell) and are repeatable. A
+disabled tool is absent from the profile's sessions' tools/list (they are
+told the list changed) and a call to it is refused with the reason,
+audited as tool.call (deny). The last rule that matches a tool decides;
+in one command the disables apply first, then the enables, so
+'--disable "*" --enable read_file' leaves only read_file. A pattern that
+matches none of the server's current tools is stored all the same (a tool
+the server adds later follows it), and the command says so. --reset
+removes the server's rules first.
+
+--default sets the profile's default for tools no rule names: all (every
+tool is served: the default) or none (a tool is served only once enabled).
+It needs no SERVER. Every change is audited (mcp.tools).`,
+		Example: `  ringlet mcp tools work fs
+  ringlet mcp tools work fs --disable 'write_*' --disable move_file
+  ringlet mcp tools work fs --enable write_note
+  ringlet mcp tools work --default none
+  ringlet mcp tools work fs --enable read_file --enable 'list_*'
+  ringlet mcp tools work fs --reset --json`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 && def != "" && len(enable)+len(disable) == 0 && !reset {
+				return nil
+			}
+			return exactArgs(2, "PROFILE SERVER")(cmd, args)
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p, err := profileArg(args)
+			if err != nil {
+				return err
+			}
+			if len(args) == 2 {
+				if p, err = mcpServerArgs(args); err != nil {
+					return err
+				}
+			}
+			if def != "" {
+				if err := mcpserver.CheckToolsDefault(def); err != nil {
+					return usageError{err}
+				}
+			}
+			ch := api.MCPToolsChange{Enable: enable, Disable: disable, Reset: reset}
+			if err := ch.Check(); err != nil {
+				return usageError{err}
+			}
+			c, err := a.ensureDaemon(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if def != "" {
+				got, err := c.SetMCPToolsDefault(cmd.Context(), p, def)
+				if err != nil {
+					return err
+				}
+				if len(args) == 1 {
+					if asJSON {
+						return writeJSONOut(a.stdio.Out, got)
+					}
+					fmt.Fprintf(a.stdio.Out, "the tools of profile %s's MCP servers that no rule names are now %s\n", p, map[string]string{"all": "served (default all)", "none": "disabled until enabled (default none)"}[got.Default])
+					return nil
+				}
+			}
+			var out api.MCPTools
+			if ch.Empty() {
+				out, err = c.MCPTools(cmd.Context(), p, args[1])
+			} else {
+				out, err = c.SetMCPTools(cmd.Context(), p, args[1], ch)
+			}
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return writeJSONOut(a.stdio.Out, out)
+			}
+			a.printMCPTools(out)
+			return nil
+		},
+	}
+	cmd.Flags().StringArrayVar(&enable, "enable", nil, "NAME|GLOB: serve the matching tools (repeatable)")
+	cmd.Flags().StringArrayVar(&disable, "disable", nil, "NAME|GLOB: hide the matching tools and refuse calls to them (repeatable)")
+	cmd.Flags().BoolVar(&reset, "reset", false, "remove the server's rules first: every tool follows the profile's default")
+	cmd.Flags().StringVar(&def, "default", "", "all|none: the profile's default for tools no rule names")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the tools as JSON")
+	return cmd
+}
+
+func (a *app) printMCPTools(out api.MCPTools) {
+	w := a.stdio.Out
+	for _, p := range out.Unmatched {
+		fmt.Fprintf(a.stdio.Err, "note: %q matches none of %s's current tools; stored all the same\n", p, out.Server)
+	}
+	fmt.Fprintf(w, "MCP server %s of profile %s: %s; default %s", out.Server, out.Profile, out.State, out.Default)
+	if len(out.Rules) > 0 {
+		fmt.Fprintf(w, "; rules %s", toolRules(out.Rules))
+	}
+	fmt.Fprintln(w)
+	if out.Error != "" {
+		fmt.Fprintf(w, "  error: %s\n", out.Error)
+	}
+	if len(out.Tools) == 0 {
+		fmt.Fprintln(w, "  no tools known (the server has not listed any)")
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "TOOL\tSTATE\tWHY\tDESCRIPTION")
+	for _, t := range out.Tools {
+		state := "disabled"
+		if t.Enabled {
+			state = "enabled"
+		}
+		if t.State == mcpserver.ToolChanged || t.State == mcpserver.ToolInvalid {
+			state += " (" + t.State + ")"
+		}
+		why := t.By
+		if t.By == mcpserver.ByRule {
+			why = "explicit: " + t.Rule
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", printable(t.Name), state, printable(why), printable(t.Description))
+	}
+	_ = tw.Flush() // the terminal went away: nothing to do
+}
+
+// toolRules shows a server's rules in order: +PATTERN enables, -PATTERN
+// disables.
+func toolRules(rules []mcpserver.ToolRule) string {
+	if len(rules) == 0 {
+		return "no rules (the profile's default)"
+	}
+	out := make([]string, 0, len(rules))
+	for _, r := range rules {
+		sign := "-"
+		if r.Enabled {
+			sign = "+"
+		}
+		out = append(out, sign+printable(r.Pattern))
+	}
+	return strings.Join(out, " ")
+}

@@ -1,0 +1,170 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"path"
+	"slices"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/neullabs/ringlet/api"
+	"github.com/neullabs/ringlet/audit"
+	"github.com/neullabs/ringlet/hook"
+	"github.com/neullabs/ringlet/mcp"
+	"github.com/neullabs/ringlet/mcp/mcpserver"
+	"github.com/neullabs/ringlet/profile"
+)
+
+// refused audits a call to a disabled tool as a hook's refusal is
+// audited: tool.call, deny, with the reason. The call is refused whether
+// or not the record is written.
+func (g *mcpGateway) refused(sess *session) func(context.Context, string, json.RawMessage, string) {
+	return func(ctx context.Context, tool string, input json.RawMessage, reason string) {
+		err := g.o.Rec.record(ctx, audit.Record{Kind: audit.KindToolCall, Profile: sess.Profile.Alias, Session: sess.ID, Actor: sess.tokenID,
+			Target: tool, Decision: audit.Deny, BytesIn: int64(len(input)),
+			Detail: audit.DetailJSON(map[string]any{"event": hook.PreToolUse, "hooks": 0, "reason": reason, "via": "mcp", "disabled": true})})
+		if err != nil {
+			g.o.Log.Error("could not record a refused call to a disabled MCP tool", "profile", sess.Profile.Alias, "tool", tool, "err", err)
+		}
+	}
+}
+
+// toolsView is a server's tools as 'mcp tools' shows them; the server is
+// started if it has not run, within the CLI client's deadline.
+func (g *mcpGateway) toolsView(ctx context.Context, alias, name string) (api.MCPTools, error) {
+	ctx, cancel := context.WithTimeout(ctx, 25*time.Second)
+	defer cancel()
+	st, err := g.srv.Tools(ctx, alias, name)
+	if err != nil {
+		return api.MCPTools{}, err
+	}
+	out := api.MCPTools{Profile: alias, Server: name, Default: g.srv.ToolsDefaultOf(alias), Rules: st.ToolRules, State: st.State, Error: st.Error, Tools: st.Tools}
+	if out.Rules == nil {
+		out.Rules = []mcpserver.ToolRule{}
+	}
+	return out, nil
+}
+
+// handleMCPTools lists a server's tools with their state.
+func (g *mcpGateway) handleMCPTools(w http.ResponseWriter, r *http.Request) {
+	alias, name, ok := g.serverParams(w, r)
+	if !ok {
+		return
+	}
+	out, err := g.toolsView(r.Context(), alias, name)
+	if err != nil {
+		mcpError(w, g.o.Log, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// handleMCPToolsSet enables and disables tools of a server. The change is
+// audited (mcp.tools) before it is stored; sessions see it at once.
+func (g *mcpGateway) handleMCPToolsSet(w http.ResponseWriter, r *http.Request) {
+	alias, name, ok := g.serverParams(w, r)
+	if !ok {
+		return
+	}
+	var ch api.MCPToolsChange
+	if !decodeJSON(w, r, &ch) {
+		return
+	}
+	if ch.Empty() {
+		writeError(w, http.StatusBadRequest, "invalid_mcp_tools", "nothing to change: give --enable, --disable or --reset")
+		return
+	}
+	if err := ch.Check(); err != nil {
+		writeError(w, http.StatusBadRequest, "invalid_mcp_tools", err.Error())
+		return
+	}
+	cfgs, err := g.o.Store.List(alias)
+	if err != nil {
+		mcpError(w, g.o.Log, err)
+		return
+	}
+	i := slices.IndexFunc(cfgs, func(c mcpserver.Config) bool { return c.Name == name })
+	if i < 0 {
+		writeError(w, http.StatusNotFound, "not_found", "profile "+alias+" has no MCP server "+name+" ('ringlet mcp list "+alias+"' shows them)")
+		return
+	}
+	c := cfgs[i]
+	err = ch.Apply(&c)
+	if err == nil {
+		err = c.Validate()
+	}
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "invalid_mcp_tools", err.Error())
+		return
+	}
+	if !g.o.Rec.recordOr503(w, r, audit.Record{Kind: audit.KindMCPTools, Profile: alias, Actor: audit.ActorAdmin, Target: name, Decision: audit.Allow,
+		Detail: audit.DetailJSON(map[string]any{"enable": ch.Enable, "disable": ch.Disable, "reset": ch.Reset})}) {
+		return
+	}
+	if _, err := g.srv.SetTools(alias, name, ch); err != nil {
+		_ = g.o.Rec.record(r.Context(), audit.Record{Kind: audit.KindMCPTools, Profile: alias, Actor: audit.ActorAdmin, Target: name, Decision: audit.Error,
+			Detail: audit.DetailJSON(map[string]any{"error": err.Error()})})
+		mcpError(w, g.o.Log, err)
+		return
+	}
+	g.o.Log.Info("MCP tools changed", "profile", alias, "server", name, "enabled", len(ch.Enable), "disabled", len(ch.Disable))
+	out, err := g.toolsView(r.Context(), alias, name)
+	if err != nil {
+		mcpError(w, g.o.Log, err)
+		return
+	}
+	if out.State == mcp.StateRunning || len(out.Tools) > 0 {
+		for _, p := range append(slices.Clone(ch.Disable), ch.Enable...) {
+			if !slices.ContainsFunc(out.Tools, func(t mcpserver.ToolStatus) bool { m, _ := path.Match(p, t.Name); return m }) {
+				out.Unmatched = append(out.Unmatched, p)
+			}
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// handleMCPToolsDefault sets a profile's default for the tools no rule
+// names: all, or none until enabled. Audited (mcp.tools) first.
+func (g *mcpGateway) handleMCPToolsDefault(w http.ResponseWriter, r *http.Request) {
+	alias := chi.URLParam(r, "profile")
+	if !knownProfile(w, g.o.Log, g.o.Profiles, alias) {
+		return
+	}
+	var req api.MCPToolsDefault
+	if !decodeJSON(w, r, &req) {
+		return
+	}
+	if err := mcpserver.CheckToolsDefault(req.Default); err != nil || req.Default == "" {
+		writeError(w, http.StatusBadRequest, "invalid_mcp_tools", "invalid MCP tools default "+`"`+req.Default+`"`+"; accepted values: all, none")
+		return
+	}
+	if req.Profile != "" && req.Profile != alias {
+		writeError(w, http.StatusBadRequest, "invalid_mcp_tools", "the body names profile "+req.Profile+", the path "+alias)
+		return
+	}
+	cat, err := profile.LoadCatalog(g.o.CatalogDir)
+	if err != nil {
+		profileError(w, g.o.Log, err)
+		return
+	}
+	if !g.o.Rec.recordOr503(w, r, audit.Record{Kind: audit.KindMCPTools, Profile: alias, Actor: audit.ActorAdmin, Decision: audit.Allow,
+		Detail: audit.DetailJSON(map[string]any{"default": req.Default})}) {
+		return
+	}
+	stored := req.Default
+	if stored == mcpserver.ToolsAll {
+		stored = ""
+	}
+	if _, err := g.o.Profiles.Update(cat, alias, func(p *profile.Profile) { p.MCPToolsDefault = stored }); err != nil {
+		_ = g.o.Rec.record(r.Context(), audit.Record{Kind: audit.KindMCPTools, Profile: alias, Actor: audit.ActorAdmin, Decision: audit.Error,
+			Detail: audit.DetailJSON(map[string]any{"error": err.Error()})})
+		profileError(w, g.o.Log, err)
+		return
+	}
+	g.srv.Republish(alias)
+	g.o.Log.Info("MCP tools default changed", "profile", alias, "default", req.Default)
+	writeJSON(w, http.StatusOK, api.MCPToolsDefault{Profile: alias, Default: req.Default})
+}

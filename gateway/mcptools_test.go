@@ -1,0 +1,127 @@
+package gateway
+
+import (
+	"encoding/json"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/neullabs/ringlet/api"
+	"github.com/neullabs/ringlet/audit"
+	"github.com/neullabs/ringlet/mcp/mcpserver"
+)
+
+func TestMCPToolsREST(t *testing.T) {
+	bin := buildTestServer(t)
+	w := newMCPWorld(t)
+	rec := filepath.Join(w.home, "received")
+	body, _ := json.Marshal(api.MCPServerRequest{Profile: "work", Name: "up", Command: []string{bin, "-record", rec}})
+	if status, text := w.rest(t, testToken, "POST", "/api/mcp/servers", string(body)); status != http.StatusCreated {
+		t.Fatalf("POST /api/mcp/servers: %d %s", status, text)
+	}
+	tools := func(text string) api.MCPTools {
+		t.Helper()
+		var out api.MCPTools
+		if err := json.Unmarshal([]byte(text), &out); err != nil {
+			t.Fatalf("answer %s: %v", text, err)
+		}
+		return out
+	}
+	state := func(out api.MCPTools, name string) mcpserver.ToolStatus {
+		for _, tl := range out.Tools {
+			if tl.Name == name {
+				return tl
+			}
+		}
+		t.Fatalf("no tool %s in %+v", name, out.Tools)
+		return mcpserver.ToolStatus{}
+	}
+	status, text := w.rest(t, testToken, "GET", "/api/mcp/servers/work/up/tools", "")
+	if got := tools(text); status != 200 || got.Default != "all" || !state(got, "echo").Enabled || state(got, "echo").By != mcpserver.ByDefault {
+		t.Fatalf("GET tools: got %d %s, want echo enabled by default", status, text)
+	}
+	status, text = w.rest(t, testToken, "PATCH", "/api/mcp/servers/work/up/tools", `{"disable":["ec*","nothing_*"]}`)
+	got := tools(text)
+	if status != 200 || state(got, "echo").Enabled || state(got, "echo").Rule != "ec*" || !slices.Equal(got.Unmatched, []string{"nothing_*"}) {
+		t.Errorf("PATCH disable: got %d %s, want echo disabled by ec* and nothing_* unmatched", status, text)
+	}
+	for _, tc := range []struct {
+		method, path, body string
+		status             int
+	}{
+		{"PATCH", "/api/mcp/servers/work/up/tools", `{}`, 400},
+		{"PATCH", "/api/mcp/servers/work/up/tools", `{"enable":["[x"]}`, 400},
+		{"PATCH", "/api/mcp/servers/work/up/tools", `{"enable":["a"],"disable":["a"]}`, 400},
+		{"PATCH", "/api/mcp/servers/work/up/tools", `{"enable":["a"],"extra":1}`, 400},
+		{"PATCH", "/api/mcp/servers/work/nope/tools", `{"enable":["a"]}`, 404},
+		{"PATCH", "/api/mcp/servers/nope/up/tools", `{"enable":["a"]}`, 404},
+		{"GET", "/api/mcp/servers/work/nope/tools", "", 404},
+		{"PUT", "/api/mcp/tools-default/work", `{"default":"some"}`, 400},
+		{"PUT", "/api/mcp/tools-default/work", `{}`, 400},
+		{"PUT", "/api/mcp/tools-default/nope", `{"default":"none"}`, 404},
+	} {
+		if got, body := w.rest(t, testToken, tc.method, tc.path, tc.body); got != tc.status {
+			t.Errorf("%s %s %s: got %d, want %d (%s)", tc.method, tc.path, tc.body, got, tc.status, body)
+		}
+	}
+
+	// mcp list carries the rules beside the tools' states.
+	_, text = w.rest(t, testToken, "GET", "/api/mcp/servers?profile=work", "")
+	var list api.MCPServerList
+	if err := json.Unmarshal([]byte(text), &list); err != nil || len(list.Servers) != 1 || len(list.Servers[0].ToolRules) != 2 || len(list.Servers[0].Tools) == 0 {
+		t.Errorf("GET /api/mcp/servers: got %s, want the two rules and the tools", text)
+	}
+	// A session of the profile neither sees nor calls the disabled tool.
+	sessID, tok := w.session(t, "work")
+	c := w.connect(t, tok)
+	if names := toolNames(t, c); slices.Contains(names, "up__echo") || !slices.Contains(names, "up__slow") {
+		t.Errorf("session tools: got %v, want up__slow and not up__echo", names)
+	}
+	text, isErr := callTool(t, c, "up__echo", map[string]any{"text": "hi"})
+	if !isErr || !strings.Contains(text, `disabled by the rule "ec*"`) {
+		t.Errorf("call to a disabled tool: got %v %q", isErr, text)
+	}
+	if data, _ := os.ReadFile(rec); strings.Contains(string(data), "tools/call") {
+		t.Errorf("the upstream received a call to a disabled tool: %s", data)
+	}
+	recs, _, err := audit.Query(t.Context(), w.auditPath, audit.Filter{Session: sessID, Kinds: []string{audit.KindToolCall}, Limit: 10})
+	if err != nil || len(recs) != 1 || recs[0].Decision != audit.Deny || recs[0].Target != "up__echo" || !strings.Contains(string(recs[0].Detail), `"disabled":true`) {
+		t.Errorf("tool.call records: got %+v, %v, want one deny of up__echo, disabled", recs, err)
+	}
+
+	// Default none: only what is enabled is served.
+	if status, text := w.rest(t, testToken, "PUT", "/api/mcp/tools-default/work", `{"default":"none"}`); status != 200 {
+		t.Fatalf("PUT default: %d %s", status, text)
+	}
+	if status, text := w.rest(t, testToken, "PATCH", "/api/mcp/servers/work/up/tools", `{"enable":["slow"]}`); status != 200 {
+		t.Fatalf("PATCH enable: %d %s", status, text)
+	}
+	names := toolNames(t, c)
+	var upstream []string
+	for _, n := range names {
+		if strings.HasPrefix(n, "up__") {
+			upstream = append(upstream, n)
+		}
+	}
+	if !slices.Equal(upstream, []string{"up__slow"}) {
+		t.Errorf("default none, slow enabled: got %v, want [up__slow]", upstream)
+	}
+	p, err := w.s.profiles.o.Profiles.Get("work")
+	if err != nil || p.MCPToolsDefault != "none" {
+		t.Errorf("profile: got %q, %v, want mcp_tools_default none", p.MCPToolsDefault, err)
+	}
+	changes, _, _ := audit.Query(t.Context(), w.auditPath, audit.Filter{Kinds: []string{audit.KindMCPTools}, Limit: 10})
+	if len(changes) != 3 {
+		t.Errorf("mcp.tools records: got %d, want 3 (disable, default, enable)", len(changes))
+	}
+	// Changes are the admin's: a session token is refused.
+	if got, _ := w.rest(t, tok, "PATCH", "/api/mcp/servers/work/up/tools", `{"enable":["echo"]}`); got != http.StatusUnauthorized {
+		t.Errorf("session token on PATCH tools: got %d, want 401", got)
+	}
+	if got, _ := w.rest(t, tok, "PUT", "/api/mcp/tools-default/work", `{"default":"all"}`); got != http.StatusUnauthorized {
+		t.Errorf("session token on PUT tools-default: got %d, want 401", got)
+	}
+}

@@ -1,0 +1,175 @@
+package mcp
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+
+	mcpgo "github.com/mark3labs/mcp-go/mcp"
+
+	"github.com/neullabs/ringlet/mcp/mcpserver"
+)
+
+// toolsDefault is profile's default for tools no rule names; one that
+// cannot be read is ToolsNone (fail closed).
+func (s *Server) toolsDefault(profile string) string {
+	if s.opts.ToolsDefault == nil {
+		return mcpserver.ToolsAll
+	}
+	d, err := s.opts.ToolsDefault(profile)
+	if err != nil {
+		s.log.Error("could not read the profile's MCP tools default; its tools are disabled", "profile", profile, "err", err)
+		return mcpserver.ToolsNone
+	}
+	switch {
+	case d == "":
+		return mcpserver.ToolsAll
+	case mcpserver.CheckToolsDefault(d) != nil:
+		return mcpserver.ToolsNone
+	}
+	return d
+}
+
+// disabledReason is what a session is told of a disabled tool.
+func disabledReason(profile, server, tool, exposed, by, rule string) string {
+	why := "by the profile's default (mcp tools default none)"
+	if by == mcpserver.ByRule {
+		why = fmt.Sprintf("by the rule %q", rule)
+	}
+	return fmt.Sprintf("%s is disabled %s; the user can enable it with 'ringlet mcp tools %s %s --enable %s'", exposed, why, profile, server, tool)
+}
+
+// disabled reports whether exposed (<server>__<tool>) names a tool of one
+// of the profile's servers that is disabled, and why. It needs only the
+// stored definitions, not a running server.
+func (h *hub) disabled(exposed string) (reason string, ok bool) {
+	server, tool, found := strings.Cut(exposed, "__")
+	// A name no server could list is mcp-go's to refuse as unknown: the
+	// reason quotes the name in a command the user may copy.
+	if !found || !toolNameRE.MatchString(tool) || h.srv.opts.Store == nil {
+		return "", false
+	}
+	cfgs, err := h.srv.opts.Store.List(h.profile)
+	if err != nil {
+		return "the profile's MCP servers could not be read; refused", true
+	}
+	for _, c := range cfgs {
+		if c.Name != server {
+			continue
+		}
+		on, by, rule := c.ToolEnabled(tool, h.srv.toolsDefault(h.profile))
+		if on {
+			return "", false
+		}
+		return disabledReason(h.profile, server, tool, exposed, by, rule), true
+	}
+	return "", false
+}
+
+// refuseDisabled answers a tools/call of a disabled tool itself, as a
+// tool error like a hook's refusal, audited through the caller, and
+// reports whether it did. The tool is not served, so mcp-go would only
+// say it does not exist.
+func (s *Server) refuseDisabled(w http.ResponseWriter, r *http.Request, c *Caller, body []byte) bool {
+	var call struct {
+		ID     json.RawMessage `json:"id"`
+		Params struct {
+			Name      string          `json:"name"`
+			Arguments json.RawMessage `json:"arguments"`
+		} `json:"params"`
+	}
+	if json.Unmarshal(body, &call) != nil || call.Params.Name == "" {
+		return false // mcp-go answers what it cannot decode
+	}
+	h, err := s.hub(c.Profile)
+	if err != nil {
+		return false
+	}
+	reason, refused := h.disabled(call.Params.Name)
+	if !refused {
+		return false
+	}
+	if c.Refused != nil {
+		args, err := finalArgs(call.Params.Arguments)
+		if err != nil {
+			args = nil
+		}
+		c.Refused(r.Context(), call.Params.Name, args, reason)
+	}
+	out, err := json.Marshal(struct {
+		JSONRPC string                `json:"jsonrpc"`
+		ID      json.RawMessage       `json:"id"`
+		Result  *mcpgo.CallToolResult `json:"result"`
+	}{"2.0", call.ID, mcpgo.NewToolResultError(reason)})
+	if err != nil {
+		return false
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(append(out, '\n')) // the client went away: nothing to do
+	return true
+}
+
+// Tools reports a server's tools with their state, starting it if it is
+// not running so that they are known; a server that cannot start is
+// reported with none and its error.
+func (s *Server) Tools(ctx context.Context, profile, name string) (mcpserver.Status, error) {
+	if s.opts.Store == nil {
+		return mcpserver.Status{}, errNoStore
+	}
+	h, err := s.hub(profile)
+	if err != nil {
+		return mcpserver.Status{}, err
+	}
+	u := h.upstream(name)
+	if u == nil {
+		return mcpserver.Status{}, notFound(profile, name)
+	}
+	_ = u.ensure(ctx, false) // its state says how it went
+	h.publish()
+	return s.serverStatus(profile, name)
+}
+
+func (s *Server) serverStatus(profile, name string) (mcpserver.Status, error) {
+	all, err := s.Servers(profile)
+	if err != nil {
+		return mcpserver.Status{}, err
+	}
+	for _, st := range all {
+		if st.Name == name {
+			return st, nil
+		}
+	}
+	return mcpserver.Status{}, notFound(profile, name)
+}
+
+// ToolsDefaultOf is profile's tools default as the gateway applies it.
+func (s *Server) ToolsDefaultOf(profile string) string { return s.toolsDefault(profile) }
+
+// SetTools changes a server's tool rules. Sessions see the change at
+// once (tools/list_changed); the server is not restarted.
+func (s *Server) SetTools(profile, name string, ch mcpserver.ToolChange) (mcpserver.Config, error) {
+	if s.opts.Store == nil {
+		return mcpserver.Config{}, errNoStore
+	}
+	changed, err := s.opts.Store.Change(profile, name, ch.Apply)
+	if err != nil {
+		return mcpserver.Config{}, err
+	}
+	s.Republish(profile)
+	changed.Pins = nil
+	return changed, nil
+}
+
+// Republish serves a profile's tools again after their rules or the
+// profile's default changed.
+func (s *Server) Republish(profile string) {
+	s.mu.Lock()
+	h := s.hubs[profile]
+	s.mu.Unlock()
+	if h != nil {
+		h.reload()
+	}
+}
