@@ -32,7 +32,7 @@ func TestOpenCodeHookUnreachable(t *testing.T) {
 	s := w.startSession("oc")
 	plugin, err := os.ReadFile(filepath.Join(w.unsandboxedHome("oc"), ".config", "opencode-ringlet", "plugin", "ringlet.js"))
 	if err != nil || !strings.Contains(string(plugin), strconv.Quote(ringletBin)) {
-		t.Fatalf("Ringlet's OpenCode plugin in the profile's HOME: got %.200q (%v), want one that runs %s", plugin, err, ringletBin)
+		t.Errorf("Ringlet's OpenCode plugin in the profile's HOME: got %.200q (%v), want one that runs %s", plugin, err, ringletBin)
 	}
 	// OpenCode waits at start for npm to put its plugin package into each
 	// config directory once a plugin is configured; the user's own (here

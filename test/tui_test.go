@@ -1,6 +1,7 @@
 package test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -450,15 +451,22 @@ func openCodeToolCall(t *testing.T, w *tuiWorld, m *tmuxTerm, session, hookID st
 	// error (Ringlet's reason) goes to the model as the tool's result.
 	m.WaitText("$ rm victim.txt")
 	reason := fmt.Sprintf("hook %s refused the call (exit 1)", hookID)
-	if _, ok := w.fake.WaitFor(t.Context(), func(reqs []fakeprovider.Request) bool {
+	ctx, cancel := context.WithTimeout(t.Context(), tuiTimeout)
+	defer cancel()
+	var tr toolResult
+	if _, ok := w.fake.WaitFor(ctx, func(reqs []fakeprovider.Request) bool {
 		for _, r := range reqs {
-			if tr, ok := toolResultOf(r.Body); ok && tr.IsError && strings.Contains(tr.Text, reason) {
+			var ok bool
+			if tr, ok = toolResultOf(r.Body); ok {
 				return true
 			}
 		}
 		return false
 	}); !ok {
-		t.Fatalf("the provider got no tool_result with the refusal %q\n%s", reason, m.Screen())
+		t.Fatalf("the provider got no tool_result within %s\n%s", tuiTimeout, m.Screen())
+	}
+	if !tr.IsError || !strings.Contains(tr.Text, reason) {
+		t.Errorf("tool_result: got %+v, want is_error with %q", tr, reason)
 	}
 	if _, err := os.Stat(w.victim); err != nil {
 		t.Errorf("the file the refused call would delete: %v; want it kept", err)
