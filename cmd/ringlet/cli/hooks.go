@@ -26,8 +26,8 @@ func (a *app) hooksCmd() *cobra.Command {
 		Use:   "hooks",
 		Short: "Guard tool calls with shell hooks that can refuse them",
 		Long: `A pre-tool-use hook runs before every tool call an agent of the profile
-makes (Claude Code's own Bash, Write and Edit included, and every tool
-called through Ringlet's MCP gateway). It runs as /bin/sh -c in the
+makes (Claude Code's, Codex's and OpenCode's own tools included, and every
+tool called through Ringlet's MCP gateway). It runs as /bin/sh -c in the
 profile's HOME with a minimal environment:
 
   PATH, LANG, HOME (the profile's), RINGLET_EVENT, RINGLET_PROFILE,
@@ -245,7 +245,8 @@ func (a *app) hooksExportCmd() *cobra.Command {
 // hookAdapterCmd is what agents run as their own hook. Claude Code runs
 // `ringlet hook claude-pre-tool-use` before every tool call (Ringlet
 // writes it into the profile's .claude/settings.json), Codex `ringlet
-// hook codex-pre-tool-use` (in the profile's .codex/config.toml).
+// hook codex-pre-tool-use` (in the profile's .codex/config.toml), and
+// Ringlet's OpenCode plugin `ringlet hook opencode-pre-tool-use`.
 func (a *app) hookAdapterCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "hook",
