@@ -5,7 +5,8 @@
 // 'profiles create' (whether the workspace is trusted).
 //
 // For Codex it also installs Ringlet's hook adapter as Codex's own
-// PreToolUse hook, so that Codex's tools (its shell, apply_patch, MCP
+// PreToolUse hook, and for OpenCode a plugin whose tool.execute.before
+// asks the same adapter, so that their tools (shell, file edits, MCP
 // tools) are checked against the profile's hooks, as Claude Code's are
 // (package hook writes Claude Code's).
 //
@@ -21,6 +22,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 
 	"github.com/pelletier/go-toml/v2"
@@ -44,8 +46,8 @@ type Home struct {
 }
 
 // Prepare writes what the agent of p needs in h, the HOME of a session
-// of p: Claude Code's .claude.json, Codex's config.toml. Other agents get
-// nothing.
+// of p: Claude Code's .claude.json, Codex's config.toml, OpenCode's
+// Ringlet plugin. Other agents get nothing.
 func Prepare(h Home, p profile.Profile) error {
 	trusted := trustedPaths(p)
 	seen := h.Seen
@@ -61,6 +63,109 @@ func Prepare(h Home, p profile.Profile) error {
 			return err
 		}
 		return Codex(filepath.Join(h.Dir, ".codex"), filepath.Join(seen, ".codex"), adapter, trusted)
+	case "opencode":
+		return OpenCode(h.Dir, h.Ringlet)
+	}
+	return nil
+}
+
+// maxOpenCodePlugin bounds the plugin file Ringlet reads back.
+const maxOpenCodePlugin = 1 << 20
+
+// OpenCode writes Ringlet's OpenCode plugin (hook.OpenCodePlugin) into
+// home, the HOME of an OpenCode session, at hook.OpenCodePluginDir, which
+// the catalog names in OPENCODE_CONFIG_DIR: whatever the agent left in
+// that file is replaced, so it cannot durably disable the plugin or
+// change it. The plugin asks Ringlet's pre-tool-use hooks about every
+// tool call OpenCode makes.
+func OpenCode(home, ringlet string) error {
+	src, err := hook.OpenCodePlugin(ringlet)
+	if err != nil {
+		return err
+	}
+	dir := filepath.Join(home, filepath.FromSlash(hook.OpenCodePluginDir))
+	if err := ensureDirs(home, filepath.FromSlash(filepath.Dir(hook.OpenCodePluginDir))); err != nil {
+		return err
+	}
+	if err := privatefile.Rewrite(dir, hook.OpenCodePluginFile, maxOpenCodePlugin, func([]byte) ([]byte, error) {
+		return src, nil
+	}); err != nil {
+		return err
+	}
+	for _, d := range []string{".config/opencode", filepath.Dir(hook.OpenCodePluginDir)} {
+		if err := openCodeDeps(home, filepath.FromSlash(d)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// openCodePluginPackage is the package OpenCode installs with npm into
+// each of its config directories, for plugins to import; Ringlet's does
+// not.
+const openCodePluginPackage = "@opencode-ai/plugin"
+
+// openCodeDeps marks OpenCode's config directory rel in home as having
+// its dependencies: a node_modules directory and a package-lock.json
+// whose root lists openCodePluginPackage. Once a config has a plugin,
+// OpenCode waits at start for npm to install that package into each
+// config directory that lacks it, which a sandbox that reaches only
+// Ringlet never lets finish: OpenCode would not start.
+func openCodeDeps(home, rel string) error {
+	if err := ensureDirs(home, filepath.Join(rel, "node_modules")); err != nil {
+		return err
+	}
+	dir := filepath.Join(home, rel)
+	return privatefile.Rewrite(dir, "package-lock.json", maxOpenCodePlugin, func(old []byte) ([]byte, error) {
+		lock, err := jsonObject(filepath.Join(dir, "package-lock.json"), old)
+		if err != nil {
+			lock = map[string]any{} // npm's file, not the user's: start it again
+		}
+		pkgs, _ := lock["packages"].(map[string]any)
+		if pkgs == nil {
+			pkgs = map[string]any{}
+		}
+		root, _ := pkgs[""].(map[string]any)
+		if root == nil {
+			root = map[string]any{}
+		}
+		deps, _ := root["dependencies"].(map[string]any)
+		if deps == nil {
+			deps = map[string]any{}
+		}
+		if _, ok := deps[openCodePluginPackage]; ok && err == nil {
+			return old, nil
+		}
+		deps[openCodePluginPackage] = "*"
+		root["dependencies"], pkgs[""], lock["packages"] = deps, root, pkgs
+		out, merr := json.MarshalIndent(lock, "", "  ")
+		if merr != nil {
+			return nil, merr
+		}
+		return append(out, '\n'), nil
+	})
+}
+
+// ensureDirs makes the directories of rel, a path inside home, through an
+// os.Root on home: a symbolic link the agent planted on the way is
+// refused, not followed.
+func ensureDirs(home, rel string) error {
+	root, err := os.OpenRoot(home)
+	if err != nil {
+		return fmt.Errorf("the HOME: %w", privatefile.WithoutPath(err))
+	}
+	defer root.Close()
+	if err := root.MkdirAll(rel, privatefile.DirMode); err != nil {
+		return fmt.Errorf("%s in the HOME: %w", rel, privatefile.WithoutPath(err))
+	}
+	for p := rel; p != "." && p != string(filepath.Separator); p = filepath.Dir(p) {
+		fi, err := root.Lstat(p)
+		if err != nil {
+			return fmt.Errorf("%s in the HOME: %w", p, privatefile.WithoutPath(err))
+		}
+		if !fi.IsDir() {
+			return fmt.Errorf("%s in the HOME is not a directory; remove it", p)
+		}
 	}
 	return nil
 }

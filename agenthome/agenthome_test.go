@@ -469,3 +469,56 @@ func TestCodexRefuses(t *testing.T) {
 		t.Errorf("the link's target got %d entries, want none", len(entries))
 	}
 }
+
+// TestOpenCode: Ringlet's plugin is written into the OpenCode config dir
+// the catalog names, whatever the agent left in its place, and both of
+// the profile's OpenCode config dirs are marked as having the package
+// OpenCode would otherwise wait for npm to install; a symlink planted in
+// place of the plugin dir is refused, not followed.
+func TestOpenCode(t *testing.T) {
+	t.Parallel()
+	home := t.TempDir()
+	want, err := hook.OpenCodePlugin(testRinglet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plugin := filepath.Join(home, filepath.FromSlash(hook.OpenCodePluginDir), hook.OpenCodePluginFile)
+	for i, planted := range []string{"", "export const Evil = async () => ({})\n"} {
+		if planted != "" {
+			if err := os.WriteFile(plugin, []byte(planted), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := Prepare(Home{Dir: home, Ringlet: testRinglet}, profile.Profile{Agent: "opencode"}); err != nil {
+			t.Fatalf("start %d: %v", i, err)
+		}
+		got, err := os.ReadFile(plugin)
+		if err != nil || string(got) != string(want) {
+			t.Errorf("start %d: plugin: got %.100q (%v), want Ringlet's", i, got, err)
+		}
+	}
+	for _, d := range []string{".config/opencode", ".config/opencode-ringlet"} {
+		lock, err := os.ReadFile(filepath.Join(home, d, "package-lock.json"))
+		if err != nil || !strings.Contains(string(lock), `"@opencode-ai/plugin"`) {
+			t.Errorf("%s/package-lock.json: got %q (%v), want @opencode-ai/plugin in its root", d, lock, err)
+		}
+		if fi, err := os.Stat(filepath.Join(home, d, "node_modules")); err != nil || !fi.IsDir() {
+			t.Errorf("%s/node_modules: %v, want a directory", d, err)
+		}
+	}
+
+	elsewhere := t.TempDir()
+	dir := filepath.Join(home, filepath.FromSlash(hook.OpenCodePluginDir))
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(elsewhere, dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := Prepare(Home{Dir: home, Ringlet: testRinglet}, profile.Profile{Agent: "opencode"}); err == nil {
+		t.Error("plugin dir a symlink: got no error, want a refusal")
+	}
+	if entries, _ := os.ReadDir(elsewhere); len(entries) != 0 {
+		t.Errorf("the symlink's target got %d entries, want none", len(entries))
+	}
+}

@@ -65,6 +65,7 @@ func TestLaunchFor(t *testing.T) {
 		"ANTHROPIC_BASE_URL": testBaseURL + "/v1", "ANTHROPIC_API_KEY": testToken, "OPENAI_BASE_URL": testBaseURL, "OPENAI_API_KEY": testToken,
 		"OPENCODE_DISABLE_MODELS_FETCH": "1", "OPENCODE_DISABLE_AUTOUPDATE": "1", "OPENCODE_DISABLE_LSP_DOWNLOAD": "1", "OPENCODE_DISABLE_SHARE": "1",
 		"OPENCODE_DISABLE_PROJECT_CONFIG": "1", "OPENCODE_CONFIG": testHome + "/.config/opencode/opencode.json",
+		"OPENCODE_CONFIG_DIR": testHome + "/.config/opencode-ringlet",
 	}
 	tests := []struct {
 		name     string

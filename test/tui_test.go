@@ -1,7 +1,9 @@
 package test
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -379,8 +381,9 @@ func newCodexTUIWorld(t *testing.T) *tuiWorld {
 // fresh profile, in its sandbox: started with `profiles run` (or
 // `--remote` and `terminal attach`) it reaches its prompt, answers with
 // the fake provider's text through Ringlet's proxy (Anthropic Messages,
-// the profile's model, the key added by the daemon), and /exit ends
-// ringlet with OpenCode's exit code.
+// the profile's model, the key added by the daemon), shows the refusal
+// of a pre-tool-use hook that keeps its bash tool from deleting a file
+// (openCodeToolCall), and /exit ends ringlet with OpenCode's exit code.
 func TestOpenCodeTUI(t *testing.T) {
 	t.Parallel()
 	requireNode(t)
@@ -393,6 +396,7 @@ func TestOpenCodeTUI(t *testing.T) {
 			t.Parallel()
 			w := newTUIWorld(t, nodeBin(t, "opencode"))
 			key := w.newProfile("opencode", "octui", "fake", "--model", "claude-sonnet-4-5", "--workspace", w.work)
+			hookID := addHook(t, w.e, "octui", `echo "$RINGLET_TOOL_INPUT" | grep -qv "rm "`)
 			m, id := w.agentTerm(t, "octui", remote)
 			m.WaitText("Ask anything")
 			m.Type("say hi")
@@ -413,6 +417,7 @@ func TestOpenCodeTUI(t *testing.T) {
 			if !asked {
 				t.Errorf("the provider got %d requests, none for the profile's model claude-sonnet-4-5", len(reqs))
 			}
+			openCodeToolCall(t, w, m, id, hookID)
 
 			m.Type("/exit")
 			m.WaitMatch(regexp.MustCompile(`┃\s+/exit`))
@@ -426,5 +431,47 @@ func TestOpenCodeTUI(t *testing.T) {
 			assertNoKey(t, "the terminal", []byte(m.Screen()), key)
 			w.assertNoKeyLeak(t, key)
 		})
+	}
+}
+
+// openCodeToolCall has OpenCode, at its prompt in m, run the shell
+// command the fake provider asks for, which deletes the victim file and
+// which hook hookID refuses: Ringlet's plugin in OpenCode blocks it, the
+// reason goes back to the model as the tool's error, the file stays, and
+// the audit log has the refusal.
+func openCodeToolCall(t *testing.T, w *tuiWorld, m *tmuxTerm, session, hookID string) {
+	t.Helper()
+	cmd := "rm victim.txt"
+	w.fake.ToolUse.Store(&cmd)
+	defer w.fake.ToolUse.Store(nil)
+	m.Type("delete victim.txt")
+	m.WaitMatch(regexp.MustCompile(`┃\s+delete victim.txt`))
+	m.Keys("Enter")
+	// OpenCode's terminal shows a failed shell call as its command; the
+	// error (Ringlet's reason) goes to the model as the tool's result.
+	m.WaitText("$ rm victim.txt")
+	reason := fmt.Sprintf("hook %s refused the call (exit 1)", hookID)
+	ctx, cancel := context.WithTimeout(t.Context(), tuiTimeout)
+	defer cancel()
+	var tr toolResult
+	if _, ok := w.fake.WaitFor(ctx, func(reqs []fakeprovider.Request) bool {
+		for _, r := range reqs {
+			var ok bool
+			if tr, ok = toolResultOf(r.Body); ok {
+				return true
+			}
+		}
+		return false
+	}); !ok {
+		t.Fatalf("the provider got no tool_result within %s\n%s", tuiTimeout, m.Screen())
+	}
+	if !tr.IsError || !strings.Contains(tr.Text, reason) {
+		t.Errorf("tool_result: got %+v, want is_error with %q", tr, reason)
+	}
+	if _, err := os.Stat(w.victim); err != nil {
+		t.Errorf("the file the refused call would delete: %v; want it kept", err)
+	}
+	if got := checkToolAudit(t, w.e, "octui", session, hookID, "deny"); got != reason {
+		t.Errorf("audited reason: got %q, want %q", got, reason)
 	}
 }

@@ -26,8 +26,8 @@ func (a *app) hooksCmd() *cobra.Command {
 		Use:   "hooks",
 		Short: "Guard tool calls with shell hooks that can refuse them",
 		Long: `A pre-tool-use hook runs before every tool call an agent of the profile
-makes (Claude Code's own Bash, Write and Edit included, and every tool
-called through Ringlet's MCP gateway). It runs as /bin/sh -c in the
+makes (Claude Code's, Codex's and OpenCode's own tools included, and every
+tool called through Ringlet's MCP gateway). It runs as /bin/sh -c in the
 profile's HOME with a minimal environment:
 
   PATH, LANG, HOME (the profile's), RINGLET_EVENT, RINGLET_PROFILE,
@@ -245,7 +245,8 @@ func (a *app) hooksExportCmd() *cobra.Command {
 // hookAdapterCmd is what agents run as their own hook. Claude Code runs
 // `ringlet hook claude-pre-tool-use` before every tool call (Ringlet
 // writes it into the profile's .claude/settings.json), Codex `ringlet
-// hook codex-pre-tool-use` (in the profile's .codex/config.toml).
+// hook codex-pre-tool-use` (in the profile's .codex/config.toml), and
+// Ringlet's OpenCode plugin `ringlet hook opencode-pre-tool-use`.
 func (a *app) hookAdapterCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "hook",
@@ -299,6 +300,32 @@ It finds the daemon and the session like claude-pre-tool-use.`,
 		Example: `  echo '{"hook_event_name":"PostToolUse","tool_name":"Bash","tool_input":{"command":"ls"},"tool_response":{"stdout":"a"}}' | ringlet hook claude-post-tool-use`,
 		RunE:    a.claudeHookRun("Claude Code", hook.PostToolUse),
 	})
+	cmd.AddCommand(&cobra.Command{
+		Use:   "opencode-pre-tool-use",
+		Short: "OpenCode tool.execute.before: ask Ringlet whether the tool call may run",
+		Long: `Reads the tool call that Ringlet's OpenCode plugin passes on stdin
+({"tool", "sessionID", "callID", "args"}), asks the daemon to run the
+profile's pre-tool-use hooks with the session token, and exits 0 to allow
+or 2 with the reason on stderr to refuse; the plugin then throws the
+reason, and OpenCode refuses the call. If the daemon cannot be asked, it
+refuses.
+
+OpenCode's own tools take Claude Code's names and key spelling (bash is
+Bash with command; write is Write with file_path and content; edit is Edit
+with file_path, old_string and new_string); other tools keep OpenCode's
+name and arguments. It finds the daemon and the session like
+claude-pre-tool-use.`,
+		Args:    cobra.NoArgs,
+		Example: `  echo '{"tool":"bash","args":{"command":"ls"}}' | ringlet hook opencode-pre-tool-use`,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			reason, allow := a.openCodeToolUse(cmd.Context())
+			if allow {
+				return nil
+			}
+			fmt.Fprintln(a.stdio.Err, reason)
+			return exitCode(2)
+		},
+	})
 	return cmd
 }
 
@@ -343,6 +370,45 @@ func (a *app) claudeToolUse(ctx context.Context, agent, event string) (reason st
 	if err := json.Unmarshal(data, &ev); err != nil || ev.ToolName == "" {
 		return blocked + "the hook event from " + agent + " is not valid JSON with a tool_name", false
 	}
+	check := api.HookCheck{Event: event, ToolName: ev.ToolName, ToolInput: ev.ToolInput}
+	if event == hook.PostToolUse {
+		check.ToolOutput = ev.ToolResponse
+	}
+	return a.checkToolUse(ctx, check)
+}
+
+// openCodeToolUse answers the tool call that Ringlet's OpenCode plugin
+// passes on stdin ({"tool", "sessionID", "callID", "args"}) through the
+// daemon, its tool and arguments named as hooks see them
+// (hook.OpenCodeEvent).
+func (a *app) openCodeToolUse(ctx context.Context) (reason string, allow bool) {
+	const blocked = "ringlet: blocked: "
+	data, err := io.ReadAll(io.LimitReader(a.stdio.In, hook.MaxToolOutput+1<<20))
+	if err != nil {
+		return blocked + "could not read the tool call from OpenCode", false
+	}
+	var call struct {
+		Tool string          `json:"tool"`
+		Args json.RawMessage `json:"args"`
+	}
+	if err := json.Unmarshal(data, &call); err != nil {
+		return blocked + "the tool call from OpenCode is not valid JSON with a tool", false
+	}
+	name, input, err := hook.OpenCodeEvent(call.Tool, call.Args)
+	if err != nil {
+		return blocked + "the tool call from OpenCode could not be read: " + err.Error(), false
+	}
+	return a.checkToolUse(ctx, api.HookCheck{Event: hook.PreToolUse, ToolName: name, ToolInput: input})
+}
+
+// checkToolUse asks the daemon of the session in the environment to run
+// the profile's hooks of check.Event on check.
+func (a *app) checkToolUse(ctx context.Context, check api.HookCheck) (reason string, allow bool) {
+	event := check.Event
+	blocked := "ringlet: blocked: "
+	if event == hook.PostToolUse {
+		blocked = "ringlet: refused the result: "
+	}
 	sess, _ := a.agentSessionFromEnv()
 	base, tok := a.getenv("RINGLET_HOOK_URL"), sess.Token
 	if base == "" {
@@ -350,10 +416,6 @@ func (a *app) claudeToolUse(ctx context.Context, agent, event string) (reason st
 	}
 	if base == "" || !strings.HasPrefix(tok, api.SessionTokenPrefix) {
 		return blocked + "no Ringlet session in the environment (RINGLET_SESSION_URL and RINGLET_SESSION_TOKEN, from 'ringlet profiles env' or 'ringlet profiles run')", false
-	}
-	check := api.HookCheck{Event: event, ToolName: ev.ToolName, ToolInput: ev.ToolInput}
-	if event == hook.PostToolUse {
-		check.ToolOutput = ev.ToolResponse
 	}
 	if _, err := url.Parse(base + "/session/hooks/check"); err != nil {
 		return blocked + "invalid Ringlet address", false
