@@ -83,10 +83,10 @@ func (a *app) completeArgs(root *cobra.Command) {
 		mustFlag(c.RegisterFlagCompletionFunc("secret", a.completeSecretFlag))
 		mustFlag(c.RegisterFlagCompletionFunc("header-secret", a.completeSecretFlag))
 	}
-	mustFlag(mcpSet.RegisterFlagCompletionFunc("unset-env", a.completeServerVars(false)))
-	mustFlag(mcpSet.RegisterFlagCompletionFunc("unset-secret", a.completeServerVars(true)))
-	mustFlag(mcpSet.RegisterFlagCompletionFunc("unset-header", a.completeServerHeaders(false)))
-	mustFlag(mcpSet.RegisterFlagCompletionFunc("unset-header-secret", a.completeServerHeaders(true)))
+	mustFlag(mcpSet.RegisterFlagCompletionFunc("unset-env", a.completeServerNames(func(s mcpserver.Status) map[string]string { return s.Env }, false)))
+	mustFlag(mcpSet.RegisterFlagCompletionFunc("unset-secret", a.completeServerNames(func(s mcpserver.Status) map[string]string { return s.Secrets }, false)))
+	mustFlag(mcpSet.RegisterFlagCompletionFunc("unset-header", a.completeServerNames(func(s mcpserver.Status) map[string]string { return s.Headers }, true)))
+	mustFlag(mcpSet.RegisterFlagCompletionFunc("unset-header-secret", a.completeServerNames(func(s mcpserver.Status) map[string]string { return s.HeaderSecrets }, true)))
 
 	find("profiles", "create").ValidArgsFunction = nthArg(0, a.completeAgents)
 
@@ -307,9 +307,10 @@ func (a *app) completeSecretFlag(cmd *cobra.Command, _ []string, toComplete stri
 	return out, cobra.ShellCompDirectiveNoFileComp
 }
 
-// completeServerVars completes the plain variables (or the secrets) of
-// the server that PROFILE NAME names.
-func (a *app) completeServerVars(secret bool) cobra.CompletionFunc {
+// completeServerNames completes the names in one of the maps (variables,
+// secrets, headers) of the server that PROFILE NAME names; fold matches
+// without case, as header names are.
+func (a *app) completeServerNames(of func(mcpserver.Status) map[string]string, fold bool) cobra.CompletionFunc {
 	return func(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
 		if len(args) < 2 {
 			return nil, cobra.ShellCompDirectiveNoFileComp
@@ -321,40 +322,8 @@ func (a *app) completeServerVars(secret bool) cobra.CompletionFunc {
 			if s.Name != args[1] {
 				continue
 			}
-			vars := s.Env
-			if secret {
-				vars = s.Secrets
-			}
-			for _, n := range slices.Sorted(maps.Keys(vars)) {
-				if strings.HasPrefix(n, toComplete) {
-					out = append(out, n)
-				}
-			}
-		}
-		return out, cobra.ShellCompDirectiveNoFileComp
-	}
-}
-
-// completeServerHeaders completes the plain headers (or the secret ones)
-// of the HTTP server that PROFILE NAME names.
-func (a *app) completeServerHeaders(secret bool) cobra.CompletionFunc {
-	return func(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
-		if len(args) < 2 {
-			return nil, cobra.ShellCompDirectiveNoFileComp
-		}
-		var servers []mcpserver.Status
-		a.askDaemon(cmd.Context(), func(ctx context.Context, c *client.Client) { servers, _ = c.MCPServers(ctx, args[0]) })
-		var out []cobra.Completion
-		for _, s := range servers {
-			if s.Name != args[1] {
-				continue
-			}
-			hs := s.Headers
-			if secret {
-				hs = s.HeaderSecrets
-			}
-			for _, n := range slices.Sorted(maps.Keys(hs)) {
-				if strings.HasPrefix(strings.ToLower(n), strings.ToLower(toComplete)) {
+			for _, n := range slices.Sorted(maps.Keys(of(s))) {
+				if strings.HasPrefix(n, toComplete) || fold && strings.HasPrefix(strings.ToLower(n), strings.ToLower(toComplete)) {
 					out = append(out, n)
 				}
 			}

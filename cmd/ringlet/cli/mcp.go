@@ -333,32 +333,22 @@ func (a *app) resolveServer(ctx context.Context, req *api.MCPServerRequest, c mc
 // envFlags parses repeated NAME=VALUE flags; a name given twice is
 // refused.
 func envFlags(flag string, kvs []string) (map[string]string, error) {
-	if len(kvs) == 0 {
-		return nil, nil
-	}
-	out := map[string]string{}
-	for _, kv := range kvs {
-		name, v, err := mcpserver.ParseEnv(flag, kv)
-		if err != nil {
-			return nil, usageError{err}
-		}
-		if _, ok := out[name]; ok {
-			return nil, usagef("%s %s is given twice", flag, name)
-		}
-		out[name] = v
-	}
-	return out, nil
+	return pairFlags(flag, kvs, mcpserver.ParseEnv)
 }
 
 // headerFlags parses repeated NAME=VALUE header flags; a name given
-// twice (in any case) is refused.
+// twice (in any case: ParseHeader returns the canonical name) is refused.
 func headerFlags(flag string, kvs []string) (map[string]string, error) {
+	return pairFlags(flag, kvs, mcpserver.ParseHeader)
+}
+
+func pairFlags(flag string, kvs []string, parse func(flag, kv string) (string, string, error)) (map[string]string, error) {
 	if len(kvs) == 0 {
 		return nil, nil
 	}
 	out := map[string]string{}
 	for _, kv := range kvs {
-		name, v, err := mcpserver.ParseHeader(flag, kv)
+		name, v, err := parse(flag, kv)
 		if err != nil {
 			return nil, usageError{err}
 		}
