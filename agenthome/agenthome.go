@@ -24,6 +24,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/pelletier/go-toml/v2"
 
@@ -94,6 +95,55 @@ func OpenCode(home, ringlet string) error {
 	}
 	for _, d := range []string{".config/opencode", filepath.Dir(hook.OpenCodePluginDir)} {
 		if err := openCodeDeps(home, filepath.FromSlash(d)); err != nil {
+			return err
+		}
+	}
+	return keepOnly(home, filepath.FromSlash(filepath.Dir(hook.OpenCodePluginDir)), map[string][]string{
+		"plugin": {hook.OpenCodePluginFile}, "node_modules": nil, "package-lock.json": nil})
+}
+
+// keepOnly removes from the directory rel of home (Ringlet's own, which
+// the agent can write in its HOME) every entry keep does not name, and
+// from each kept directory whose list is not nil every entry that list
+// does not name. OpenCode loads its OPENCODE_CONFIG_DIR last, plugins
+// and opencode.json alike: a plugin the agent left beside Ringlet's would
+// run after it and could change the arguments Ringlet's judged, and a
+// config there could undo Ringlet's settings. Nothing is followed out of
+// home (os.Root).
+func keepOnly(home, rel string, keep map[string][]string) error {
+	root, err := os.OpenRoot(home)
+	if err != nil {
+		return fmt.Errorf("the HOME: %w", privatefile.WithoutPath(err))
+	}
+	defer root.Close()
+	clean := func(dir string, keep func(string) bool) error {
+		f, err := root.Open(dir)
+		if err != nil {
+			return fmt.Errorf("%s in the HOME: %w", dir, privatefile.WithoutPath(err))
+		}
+		names, err := f.Readdirnames(-1)
+		_ = f.Close() // read only
+		if err != nil {
+			return fmt.Errorf("%s in the HOME: %w", dir, privatefile.WithoutPath(err))
+		}
+		for _, n := range names {
+			if keep(n) {
+				continue
+			}
+			if err := root.RemoveAll(filepath.Join(dir, n)); err != nil {
+				return fmt.Errorf("%s in the HOME: %w", filepath.Join(dir, n), privatefile.WithoutPath(err))
+			}
+		}
+		return nil
+	}
+	if err := clean(rel, func(n string) bool { _, ok := keep[n]; return ok }); err != nil {
+		return err
+	}
+	for dir, names := range keep {
+		if names == nil {
+			continue
+		}
+		if err := clean(filepath.Join(rel, dir), func(n string) bool { return slices.Contains(names, n) }); err != nil {
 			return err
 		}
 	}

@@ -2,6 +2,8 @@ package agenthome
 
 import (
 	"encoding/json"
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -507,6 +509,33 @@ func TestOpenCode(t *testing.T) {
 		}
 	}
 
+	// What the agent leaves in Ringlet's own config dir is gone at the next
+	// start: OpenCode loads that dir last, so a plugin there would run after
+	// Ringlet's and a config there would override Ringlet's settings.
+	own := filepath.Join(home, ".config", "opencode-ringlet")
+	planted := []string{"plugin/zzz.js", "plugin/a.ts", "plugins/x.js", "opencode.json", "opencode.jsonc", "agent/evil.md"}
+	for _, f := range planted {
+		writeTestFile(t, filepath.Join(own, filepath.FromSlash(f)), "planted")
+	}
+	userOwn := filepath.Join(home, ".config", "opencode", "plugin", "mine.js")
+	writeTestFile(t, userOwn, "the user's")
+	if err := Prepare(Home{Dir: home, Ringlet: testRinglet}, profile.Profile{Agent: "opencode"}); err != nil {
+		t.Fatalf("start with planted files: %v", err)
+	}
+	for _, f := range planted {
+		if _, err := os.Lstat(filepath.Join(own, filepath.FromSlash(f))); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("%s in Ringlet's OpenCode dir after a start: %v, want removed", f, err)
+		}
+	}
+	for _, f := range []string{"plugin/" + hook.OpenCodePluginFile, "package-lock.json", "node_modules"} {
+		if _, err := os.Lstat(filepath.Join(own, filepath.FromSlash(f))); err != nil {
+			t.Errorf("%s in Ringlet's OpenCode dir after a start: %v, want kept", f, err)
+		}
+	}
+	if _, err := os.Stat(userOwn); err != nil {
+		t.Errorf("a plugin in .config/opencode: %v, want left alone (not Ringlet's dir)", err)
+	}
+
 	elsewhere := t.TempDir()
 	dir := filepath.Join(home, filepath.FromSlash(hook.OpenCodePluginDir))
 	if err := os.RemoveAll(dir); err != nil {
@@ -520,5 +549,15 @@ func TestOpenCode(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(elsewhere); len(entries) != 0 {
 		t.Errorf("the symlink's target got %d entries, want none", len(entries))
+	}
+}
+
+func writeTestFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
 	}
 }
