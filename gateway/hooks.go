@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -263,7 +264,7 @@ func (hk *hooks) check(ctx context.Context, sess *session, req api.HookCheck, vi
 	}
 	if err := hk.o.Rec.record(ctx, audit.Record{Kind: audit.KindToolCall, Profile: sess.Profile.Alias, Session: sess.ID, Actor: sess.tokenID,
 		Target: req.ToolName, Decision: decision, Duration: time.Since(start), BytesIn: int64(len(req.ToolInput)),
-		Detail: audit.DetailJSON(map[string]any{"event": req.Event, "hooks": len(ran), "reason": final.Reason, "via": via})}); err != nil {
+		Detail: toolCallDetail(req.Event, len(ran), final.Reason, via)}); err != nil {
 		return hook.Decision{Allow: false, Reason: "refused: the tool call could not be recorded in the audit log"}, hooks
 	}
 	return final, hooks
@@ -331,4 +332,19 @@ func (hk *hooks) agentWritable(p profile.Profile) []string {
 		}
 	}
 	return out
+}
+
+// toolCallDetail is the detail of a tool.call record, as
+// audit.DetailJSON writes {"event", "hooks", "reason", "via"}, without
+// reflection when its strings are plain (every call through the MCP
+// gateway writes one).
+func toolCallDetail(event string, hooks int, reason, via string) json.RawMessage {
+	if !plainJSON(event) || !plainJSON(reason) || !plainJSON(via) {
+		return audit.DetailJSON(map[string]any{"event": event, "hooks": hooks, "reason": reason, "via": via})
+	}
+	b := make([]byte, 0, 64+len(event)+len(reason))
+	b = append(append(append(b, `{"event":"`...), event...), `","hooks":`...)
+	b = strconv.AppendInt(b, int64(hooks), 10)
+	b = append(append(append(b, `,"reason":"`...), reason...), `","via":"`...)
+	return append(append(b, via...), `"}`...)
 }

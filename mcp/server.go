@@ -267,11 +267,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if m.Method != string(mcpgo.MethodInitialize) && !s.sessionOK(w, m.ID, sid, c, ep.scope) {
 			return
 		}
-		if !c.Admin() && m.Method == string(mcpgo.MethodToolsCall) && m.IsRequest() && s.refuseDisabled(w, r, c, body) {
+		if !c.Admin() && m.Method == string(mcpgo.MethodToolsCall) && m.IsRequest() && s.refuseDisabled(w, r, c, m, body) {
 			return
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		r.ContentLength = int64(len(body))
+		// An answer of nothing but the response goes as one JSON body,
+		// even in a session mcp-go would stream to (answerWriter).
+		aw := &answerWriter{ResponseWriter: w}
+		defer aw.finish()
+		w = aw
 	case http.MethodGet, http.MethodDelete:
 		if !s.sessionOK(w, nil, sid, c, ep.scope) {
 			return

@@ -9,6 +9,7 @@ import (
 
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
 
+	"github.com/neullabs/ringlet/mcp/jsonrpc"
 	"github.com/neullabs/ringlet/mcp/mcpserver"
 )
 
@@ -59,7 +60,12 @@ func (h *hub) disabled(exposed string) (reason string, ok bool) {
 		if c.Name != server {
 			continue
 		}
-		on, by, rule := c.ToolEnabled(tool, h.srv.toolsDefault(h.profile))
+		// The profile's default is read only when no rule decides: it
+		// reads the profile, on the path of every call.
+		on, by, rule := c.ToolEnabled(tool, mcpserver.ToolsAll)
+		if by == mcpserver.ByDefault {
+			on, by, rule = c.ToolEnabled(tool, h.srv.toolsDefault(h.profile))
+		}
 		if on {
 			return "", false
 		}
@@ -72,37 +78,39 @@ func (h *hub) disabled(exposed string) (reason string, ok bool) {
 // tool error like a hook's refusal, audited through the caller, and
 // reports whether it did. The tool is not served, so mcp-go would only
 // say it does not exist.
-func (s *Server) refuseDisabled(w http.ResponseWriter, r *http.Request, c *Caller, body []byte) bool {
-	var call struct {
-		ID     json.RawMessage `json:"id"`
-		Params struct {
-			Name      string          `json:"name"`
-			Arguments json.RawMessage `json:"arguments"`
-		} `json:"params"`
-	}
-	if json.Unmarshal(body, &call) != nil || call.Params.Name == "" {
+func (s *Server) refuseDisabled(w http.ResponseWriter, r *http.Request, c *Caller, m *jsonrpc.Message, body []byte) bool {
+	// The name as jsonrpc.Check decoded it: on the path of every call,
+	// the body is not decoded again unless the call is refused.
+	var name string
+	if json.Unmarshal(m.Params.Name, &name) != nil || name == "" {
 		return false // mcp-go answers what it cannot decode
 	}
 	h, err := s.hub(c.Profile)
 	if err != nil {
 		return false
 	}
-	reason, refused := h.disabled(call.Params.Name)
+	reason, refused := h.disabled(name)
 	if !refused {
 		return false
 	}
 	if c.Refused != nil {
+		var call struct {
+			Params struct {
+				Arguments json.RawMessage `json:"arguments"`
+			} `json:"params"`
+		}
+		_ = json.Unmarshal(body, &call) // jsonrpc.Check decoded the same body
 		args, err := finalArgs(call.Params.Arguments)
 		if err != nil {
 			args = nil
 		}
-		c.Refused(r.Context(), call.Params.Name, args, reason)
+		c.Refused(r.Context(), name, args, reason)
 	}
 	out, err := json.Marshal(struct {
 		JSONRPC string                `json:"jsonrpc"`
 		ID      json.RawMessage       `json:"id"`
 		Result  *mcpgo.CallToolResult `json:"result"`
-	}{"2.0", call.ID, mcpgo.NewToolResultError(reason)})
+	}{"2.0", m.ID, mcpgo.NewToolResultError(reason)})
 	if err != nil {
 		return false
 	}

@@ -13,7 +13,7 @@ import (
 	"github.com/neullabs/ringlet/mcp/mcpserver"
 )
 
-type refusal struct{ Tool, Reason string }
+type refusal struct{ Tool, Args, Reason string }
 
 func TestToolControl(t *testing.T) {
 	t.Parallel()
@@ -27,9 +27,9 @@ func TestToolControl(t *testing.T) {
 		}
 	})
 	var refused []refusal
-	w.callers["a1"].Refused = func(_ context.Context, tool string, _ json.RawMessage, reason string) {
+	w.callers["a1"].Refused = func(_ context.Context, tool string, args json.RawMessage, reason string) {
 		mu.Lock()
-		refused = append(refused, refusal{tool, reason})
+		refused = append(refused, refusal{tool, string(args), reason})
 		mu.Unlock()
 	}
 	rec := filepath.Join(w.homes["a"], "rec")
@@ -48,7 +48,7 @@ func TestToolControl(t *testing.T) {
 	if got := c.toolNames(); !slices.Equal(got, want) {
 		t.Errorf("after --disable 's*' hang: got %v, want %v", got, want)
 	}
-	r := c.tool("up__slow", map[string]any{})
+	r := c.tool("up__slow", map[string]any{"ms": 1})
 	if !r.IsError || !strings.Contains(r.text(), `up__slow is disabled by the rule "s*"`) || !strings.Contains(r.text(), "ringlet mcp tools a up --enable slow") {
 		t.Errorf("call to a disabled tool: got %v %q, want an error naming the rule and the fix", r.IsError, r.text())
 	}
@@ -58,8 +58,8 @@ func TestToolControl(t *testing.T) {
 	mu.Lock()
 	got := slices.Clone(refused)
 	mu.Unlock()
-	if len(got) != 1 || got[0].Tool != "up__slow" || !strings.Contains(got[0].Reason, "disabled") {
-		t.Errorf("refusals audited: got %+v, want one of up__slow", got)
+	if len(got) != 1 || got[0].Tool != "up__slow" || got[0].Args != `{"ms":1}` || !strings.Contains(got[0].Reason, "disabled") {
+		t.Errorf("refusals audited: got %+v, want one of up__slow with its arguments", got)
 	}
 	st := toolState(w.status("a", "up"), "slow")
 	if st.State != mcpserver.ToolDisabled || st.Enabled || st.By != mcpserver.ByRule || st.Rule != "s*" {

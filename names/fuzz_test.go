@@ -1,40 +1,40 @@
 package names
 
 import (
+	"regexp"
 	"strings"
 	"testing"
 )
 
-// nameOK is Check's rule written out by hand, to check the regexp
-// against: 1 to 64 bytes of [a-z0-9._-], the first one [a-z0-9].
-func nameOK(s string) bool {
-	if len(s) < 1 || len(s) > 64 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case 'a' <= c && c <= 'z', '0' <= c && c <= '9':
-		case i > 0 && (c == '.' || c == '_' || c == '-'):
-		default:
-			return false
-		}
-	}
-	return true
-}
+// patternRE is Pattern anchored: the rule as larger patterns (provider/
+// alias, JSON schemas) use it, which Valid's loop must agree with.
+var patternRE = regexp.MustCompile(`^` + Pattern + `$`)
 
-// FuzzCheck: Check agrees with the rule written out by hand.
+// FuzzCheck: Check and Valid agree with Pattern.
 func FuzzCheck(f *testing.F) {
-	for _, s := range []string{"a", "work-2", "-x", "A", strings.Repeat("a", 65)} {
+	for _, s := range []string{"a", "work-2", "-x", "A", strings.Repeat("a", 64), strings.Repeat("a", 65), "a\n", "é", "x.y_z-0"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, name string) {
 		err := Check("provider", name)
-		if want := nameOK(name); (err == nil) != want {
+		if want := patternRE.MatchString(name); (err == nil) != want {
 			t.Fatalf("Check(%q): got %v, want accepted %v", name, err, want)
 		}
 		if Valid(name) != (err == nil) {
 			t.Fatalf("Valid(%q) disagrees with Check", name)
+		}
+	})
+}
+
+func BenchmarkValid(b *testing.B) {
+	b.Run("loop", func(b *testing.B) {
+		for b.Loop() {
+			Valid("my-profile_2")
+		}
+	})
+	b.Run("regexp", func(b *testing.B) {
+		for b.Loop() {
+			patternRE.MatchString("my-profile_2")
 		}
 	})
 }

@@ -49,6 +49,10 @@ type Message struct {
 	Method string          `json:"method"`
 	Params struct {
 		Meta map[string]json.RawMessage `json:"_meta"`
+		// Name is params.name as written (a tools/call's tool), raw so
+		// that a message of another method whose name is not a string
+		// still decodes.
+		Name json.RawMessage `json:"name"`
 	} `json:"params"`
 }
 
