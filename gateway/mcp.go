@@ -187,6 +187,7 @@ func (g *mcpGateway) handleMCP(w http.ResponseWriter, r *http.Request) {
 		caller.Profile, caller.Session = c.sess.Profile.Alias, c.sess.ID
 		caller.API, caller.Vet, caller.Valid = g.sessionTools(c), g.vet(c.sess), c.sess.ctx
 		caller.Refused = g.refused(c.sess)
+		caller.Access = g.access(c.sess)
 	default:
 		panic("gateway: /mcp was reached by " + c.kind.String())
 	}

@@ -270,6 +270,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if !c.Admin() && m.Method == string(mcpgo.MethodToolsCall) && m.IsRequest() && s.refuseDisabled(w, r, c, body) {
 			return
 		}
+		if !c.Admin() && m.IsRequest() && (m.Method == string(mcpgo.MethodResourcesSubscribe) || m.Method == string(mcpgo.MethodResourcesUnsubscribe)) {
+			s.subscribe(w, r, c, sid, m, body)
+			return
+		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		r.ContentLength = int64(len(body))
 	case http.MethodGet, http.MethodDelete:
