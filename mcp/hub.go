@@ -63,8 +63,14 @@ func newHub(s *Server, profile string) *hub {
 	hooks := &server.Hooks{}
 	hooks.AddBeforeListTools(func(ctx context.Context, _ any, _ *mcpgo.ListToolsRequest) { h.ensureAll(ctx) })
 	// What a session is told it may use depends on what the upstreams
-	// offer: they are started (as a listing would) before it is told.
-	hooks.AddBeforeInitialize(func(ctx context.Context, _ any, _ *mcpgo.InitializeRequest) { h.ensureAll(ctx) })
+	// offer: they are started (as a listing would) before it is told, for
+	// a while: a client gives up on a connection that does not
+	// initialize, and one slow server must not cost it all the others.
+	hooks.AddBeforeInitialize(func(ctx context.Context, _ any, _ *mcpgo.InitializeRequest) {
+		ctx, cancel := context.WithTimeout(ctx, min(s.opts.StartTimeout, initWait))
+		defer cancel()
+		h.ensureAll(ctx)
+	})
 	hooks.AddAfterInitialize(func(_ context.Context, _ any, _ *mcpgo.InitializeRequest, res *mcpgo.InitializeResult) {
 		h.capabilities(res)
 	})

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 	"unicode"
 
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
@@ -213,9 +214,13 @@ func sameJSON(la, lb int, at func(int) (any, any)) bool {
 	return true
 }
 
+// initWait bounds how long initialize waits for the upstreams to start.
+const initWait = 10 * time.Second
+
 // capabilities adjusts what initialize tells a session: resources and
 // prompts only when a served upstream offers them, subscriptions only
-// when one takes them.
+// when one takes them. While a server is still starting what it offers
+// is not known, and both are told (a session is told only once).
 func (h *hub) capabilities(res *mcpgo.InitializeResult) {
 	h.mu.Lock()
 	p := h.catalog
@@ -223,12 +228,18 @@ func (h *hub) capabilities(res *mcpgo.InitializeResult) {
 	if p == nil {
 		p = &publishedCatalog{}
 	}
-	if !p.offersResources {
+	unknown := false
+	for _, u := range h.upstreams() {
+		if state, _, _, _ := u.snapshot(); state == StateIdle || state == StateStarting {
+			unknown = true
+		}
+	}
+	if !p.offersResources && !unknown {
 		res.Capabilities.Resources = nil
 	} else if res.Capabilities.Resources != nil {
 		res.Capabilities.Resources.Subscribe = p.subscribe
 	}
-	if !p.offersPrompts {
+	if !p.offersPrompts && !unknown {
 		res.Capabilities.Prompts = nil
 	}
 }
