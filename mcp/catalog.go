@@ -29,13 +29,15 @@ type catalog struct {
 	// offers says which it declared (resources, prompts), even with
 	// none listed yet; subscribe that it takes resources/subscribe.
 	offersResources, offersPrompts, subscribe bool
+	// completions: it offers completion/complete.
+	completions bool
 }
 
 // listCatalog lists the resources, templates and prompts of a server
 // that declared them. A server whose listing fails keeps its tools: what
 // it could not list is absent, and the failure is logged.
 func (u *upstream) listCatalog(ctx context.Context, c *conn, caps mcpgo.ServerCapabilities) catalog {
-	var cat catalog
+	cat := catalog{completions: caps.Completions != nil}
 	warn := func(what string, err error) {
 		u.hub.srv.log.Warn("MCP server "+what+" could not be listed", "profile", u.hub.profile, "server", u.cfg.Name, "err", u.redact(err.Error()))
 	}

@@ -92,6 +92,9 @@ func newHub(s *Server, profile string) *hub {
 		// capabilities); set here so that mcp-go serves the methods.
 		server.WithResourceCapabilities(true, true),
 		server.WithPromptCapabilities(true),
+		server.WithCompletions(),
+		server.WithPromptCompletionProvider(completer{h}),
+		server.WithResourceCompletionProvider(completer{h}),
 		server.WithRecovery(),
 		server.WithHooks(s.sessionHooks(hooks, func() string { return "profile:" + profile })),
 		server.WithInstructions(sessionInstructions),
@@ -290,7 +293,7 @@ func (h *hub) publish() {
 			rules[c.Name] = c
 		}
 	}
-	cp := &publishedCatalog{servers: map[string]bool{}}
+	cp := &publishedCatalog{servers: map[string]bool{}, promptOf: map[string]promptRef{}}
 	for _, u := range h.upstreams() {
 		// A server that ran keeps its tools listed while it restarts: a
 		// call gets told why it cannot be served.

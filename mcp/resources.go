@@ -84,7 +84,13 @@ type publishedCatalog struct {
 	// servers maps each server whose resources are served to whether it
 	// takes subscriptions.
 	servers map[string]bool
+	// promptOf maps each served prompt to its server and own name.
+	promptOf map[string]promptRef
+	// completions: a served server offers completion/complete.
+	completions bool
 }
+
+type promptRef struct{ server, own string }
 
 // addCatalog adds the resources, templates and prompts of u to p.
 // Invalid ones are left out and logged.
@@ -99,6 +105,7 @@ func (h *hub) addCatalog(p *publishedCatalog, u *upstream, cat catalog) {
 		p.servers[srv] = cat.subscribe
 	}
 	p.offersPrompts = p.offersPrompts || cat.offersPrompts
+	p.completions = p.completions || cat.completions
 	seen := map[string]bool{}
 	for _, r := range cat.resources {
 		uri, err := exposedURI(srv, r.URI)
@@ -143,6 +150,7 @@ func (h *hub) addCatalog(p *publishedCatalog, u *upstream, cat catalog) {
 		}
 		names[name] = true
 		own := pr.Name
+		p.promptOf[name] = promptRef{server: srv, own: own}
 		pr.Name = name
 		p.prompts = append(p.prompts, server.ServerPrompt{Prompt: pr, Handler: h.getPrompt(u, own)})
 	}
@@ -241,6 +249,9 @@ func (h *hub) capabilities(res *mcpgo.InitializeResult) {
 	}
 	if !p.offersPrompts && !unknown {
 		res.Capabilities.Prompts = nil
+	}
+	if !p.completions && !unknown {
+		res.Capabilities.Completions = nil
 	}
 }
 

@@ -80,7 +80,8 @@ func TestResourcesAndPromptsAggregated(t *testing.T) {
 		Capabilities map[string]json.RawMessage `json:"capabilities"`
 	}
 	json.Unmarshal(res, &init)
-	if string(init.Capabilities["resources"]) != `{"subscribe":true,"listChanged":true}` || string(init.Capabilities["prompts"]) != `{"listChanged":true}` {
+	if string(init.Capabilities["resources"]) != `{"subscribe":true,"listChanged":true}` || string(init.Capabilities["prompts"]) != `{"listChanged":true}` ||
+		string(init.Capabilities["completions"]) != `{}` {
 		t.Errorf("capabilities: got %s", res)
 	}
 
@@ -185,6 +186,42 @@ func TestResourcesCapabilitiesOnlyWhenOffered(t *testing.T) {
 	}
 	if _, ok := init.Capabilities["prompts"]; ok {
 		t.Errorf("capabilities: got prompts in %s", res)
+	}
+	if _, ok := init.Capabilities["completions"]; ok {
+		t.Errorf("capabilities: got completions in %s", res)
+	}
+}
+
+// TestCompletionsForwarded: completion/complete of a served prompt's or
+// template's argument is asked of its server under the server's own
+// names, with its credentials redacted; of anything else, refused.
+func TestCompletionsForwarded(t *testing.T) {
+	t.Parallel()
+	sw := newSecretWorld(t)
+	sw.add(t, "gh", nil, map[string]string{"env": "github/work"}, "-resources", "1")
+	c := sw.ready(t, "a1")
+	complete := func(ref map[string]any) rpcMsg {
+		return c.call("completion/complete", map[string]any{"ref": ref, "argument": map[string]any{"name": "name", "value": "A"}})
+	}
+	for _, tc := range []struct {
+		ref  map[string]any
+		want string
+	}{
+		{map[string]any{"type": "ref/prompt", "name": "gh__greet"}, "prompt:greet name=A"},
+		{map[string]any{"type": "ref/resource", "uri": "gh+test://env/{name}"}, "resource:test://env/{name} name=A"},
+	} {
+		m := complete(tc.ref)
+		if m.Error != nil || !strings.Contains(string(m.Result), `"Ann"`) || !strings.Contains(string(m.Result), tc.want) || strings.Contains(string(m.Result), envCanary) {
+			t.Errorf("complete %v: got %s %+v, want Ann and %q, the secret redacted", tc.ref, m.Result, m.Error, tc.want)
+		}
+	}
+	for _, ref := range []map[string]any{
+		{"type": "ref/prompt", "name": "greet"}, {"type": "ref/prompt", "name": "gh__nope"},
+		{"type": "ref/resource", "uri": "test://env/{name}"}, {"type": "ref/resource", "uri": "gh+test://doc/{x}"},
+	} {
+		if m := complete(ref); m.Error == nil {
+			t.Errorf("complete %v: got %s, want an error", ref, m.Result)
+		}
 	}
 }
 

@@ -107,6 +107,7 @@ func TestMCPResourcesAndPrompts(t *testing.T) {
 		map[string]any{"subscribe": "ev1+demo://resource/static/document/features.md"},
 		map[string]any{"call": "ev1__toggle-subscriber-updates"},
 		map[string]any{"awaitUpdate": "ev1+demo://resource/static/document/features.md"},
+		map[string]any{"complete": map[string]any{"type": "ref/prompt", "name": "ev2__completable-prompt"}, "argument": map[string]any{"name": "department", "value": "E"}},
 	}})
 	raw, _ := json.Marshal(out)
 	if _, ok := out.Capabilities["resources"]; !ok {
@@ -170,6 +171,12 @@ func TestMCPResourcesAndPrompts(t *testing.T) {
 	}
 	if got := string(out.step(t, 15)); !strings.Contains(got, `"updated":true`) {
 		t.Errorf("subscription: got %s, want an update of the subscribed resource", got)
+	}
+	if got := string(out.step(t, 16)); !strings.Contains(got, `"Engineering"`) {
+		t.Errorf("completion of a prompt's argument: got %s, want server-everything's departments", got)
+	}
+	if _, ok := out.Capabilities["completions"]; !ok {
+		t.Errorf("capabilities: got %v, want completions", out.Capabilities)
 	}
 
 	// The hook saw own's reads and gets, told their kind, and nothing it

@@ -10,6 +10,7 @@
 //   {"resources": true} lists every page of resources ({uris, pages});
 //   {"templates": true} the resource templates; {"prompts": true} the prompts;
 //   {"read": "uri"} reads a resource; {"prompt": "name", "args": {...}} gets a prompt;
+//   {"complete": ref, "argument": {name, value}} asks completion/complete;
 //   {"subscribe": "uri"} subscribes; {"awaitUpdate": "uri"} waits (up to 20s)
 //   for notifications/resources/updated of uri.
 // It prints one JSON object: the negotiated version, the session id and
@@ -65,6 +66,9 @@ try {
       } else if (step.prompt) {
         const r = await client.getPrompt({ name: step.prompt, arguments: step.args ?? {} });
         out.steps.push({ messages: r.messages });
+      } else if (step.complete) {
+        const r = await client.complete({ ref: step.complete, argument: step.argument });
+        out.steps.push({ values: r.completion.values });
       } else if (step.subscribe) {
         await client.subscribeResource({ uri: step.subscribe });
         out.steps.push({ subscribed: true });

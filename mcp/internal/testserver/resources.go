@@ -19,7 +19,8 @@ import (
 //
 // and the tools add_doc (adds test://doc/<n>, so the server says
 // resources/list_changed) and touch (says resources/updated for "uri").
-// The server takes subscriptions.
+// The server takes subscriptions, and completes the arguments of the
+// prompt and template (see completions).
 func addResources(s *server.MCPServer, count int) {
 	doc := func(i int) server.ServerResource {
 		uri := fmt.Sprintf("test://doc/%d", i)
@@ -61,4 +62,25 @@ func addResources(s *server.MCPServer, count int) {
 		s.SendNotificationToAllClients(string(mcpgo.MethodNotificationResourceUpdated), map[string]any{"uri": req.GetString("uri", "")})
 		return mcpgo.NewToolResultText("touched"), nil
 	})
+}
+
+// completions suggests, for any argument, "Ann", "Bob" and the variable
+// "env" of its environment if set, and what it was asked (prompt:NAME or
+// resource:URI, arg=VALUE).
+type completions struct{}
+
+func (completions) CompletePromptArgument(_ context.Context, name string, arg mcpgo.CompleteArgument, _ mcpgo.CompleteContext) (*mcpgo.Completion, error) {
+	return suggest("prompt:"+name, arg), nil
+}
+
+func (completions) CompleteResourceArgument(_ context.Context, uri string, arg mcpgo.CompleteArgument, _ mcpgo.CompleteContext) (*mcpgo.Completion, error) {
+	return suggest("resource:"+uri, arg), nil
+}
+
+func suggest(ref string, arg mcpgo.CompleteArgument) *mcpgo.Completion {
+	values := []string{"Ann", "Bob", ref + " " + arg.Name + "=" + arg.Value}
+	if v := os.Getenv("env"); v != "" {
+		values = append(values, v)
+	}
+	return &mcpgo.Completion{Values: values}
 }

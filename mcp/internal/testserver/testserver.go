@@ -78,7 +78,8 @@ func Run(args []string) int {
 	}
 	var opts []server.ServerOption
 	if *resources > 0 {
-		opts = append(opts, server.WithResourceCapabilities(true, true), server.WithPromptCapabilities(true))
+		opts = append(opts, server.WithResourceCapabilities(true, true), server.WithPromptCapabilities(true), server.WithCompletions(),
+			server.WithPromptCompletionProvider(completions{}), server.WithResourceCompletionProvider(completions{}))
 	}
 	if *page > 0 {
 		opts = append(opts, server.WithPaginationLimit(*page))
