@@ -100,6 +100,10 @@ func newMCPGateway(o mcpOptions) *mcpGateway {
 			p, err := o.Profiles.Get(alias)
 			return p.MCPToolsDefault, err
 		},
+		ToolSearch: func(alias string) (bool, error) {
+			p, err := o.Profiles.Get(alias)
+			return p.MCPToolSearch, err
+		},
 		OnSecrets: func(profile, server string, secrets map[string]string) error {
 			return g.o.Rec.record(context.Background(), audit.Record{Kind: audit.KindMCPSecrets, Profile: profile, Actor: audit.ActorDaemon,
 				Target: server, Decision: audit.Allow, Detail: audit.DetailJSON(map[string]any{"secrets": secrets})})

@@ -53,9 +53,13 @@ type hub struct {
 	catalog *publishedCatalog
 	// subs are the sessions' resource subscriptions.
 	subs subscriptions
+	// search indexes the served upstream tools, for search_tools and
+	// call_tool.
+	search *searchIndex
 
 	pubMu     sync.Mutex // serialises publish
 	published map[string]string
+	searching bool // the published tools are the search meta-tools
 }
 
 func newHub(s *Server, profile string) *hub {
@@ -365,10 +369,19 @@ func (h *hub) publish() {
 	h.report = report
 	h.mu.Unlock()
 	h.serveCatalog(cp)
-	if h.published != nil && maps.Equal(published, h.published) {
+	search := h.srv.toolSearch(h.profile)
+	if h.published != nil && maps.Equal(published, h.published) && search == h.searching {
 		return
 	}
-	h.published = published
+	h.published, h.searching = published, search
+	h.mu.Lock()
+	h.search = newSearchIndex(tools)
+	h.mu.Unlock()
+	if search {
+		// The upstream tools are reached through call_tool alone.
+		h.ep.mcp.SetTools(append(sessionTools(), h.searchTools()...)...)
+		return
+	}
 	h.ep.mcp.SetTools(append(sessionTools(), tools...)...)
 }
 
