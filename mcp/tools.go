@@ -47,7 +47,7 @@ func propertyNames(pattern string) mcpgo.PropertyOption {
 
 const adminInstructions = `Ringlet's controls: profiles (an agent bound to a provider, model and workspace), their sessions, pre-tool-use hooks that can refuse tool calls, the tamper-evident audit log and token usage. Reads are safe; profiles_delete, sessions_revoke, hooks_remove, mcp_servers_set, mcp_tools_set and mcp_tools_default change things at once and are audited. No tool returns a key.`
 
-const sessionInstructions = `Ringlet session tools: read-only facts about this session (its profile, expiry, audit records and token usage), plus the tools of the profile's MCP servers, named <server>__<tool>. Every call to those is checked by the profile's hooks first; a refused call returns an error result with the reason.`
+const sessionInstructions = `Ringlet session tools: read-only facts about this session (its profile, expiry, audit records and token usage), plus the tools of the profile's MCP servers, named <server>__<tool> (or, when search_tools is offered, found with it and run with call_tool), and their resources (<server>+<uri>) and prompts (<server>__<prompt>). Every call, read and get is checked by the profile's hooks first; a refused one returns an error with the reason.`
 
 func timeProp(name, what string) mcpgo.ToolOption {
 	return mcpgo.WithString(name, mcpgo.Description(what+": YYYY-MM-DD, RFC 3339 (2026-05-01T12:00:00Z) or a duration ago (30m, 24h, 7d)."), mcpgo.Pattern(timePattern))
