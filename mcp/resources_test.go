@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -304,4 +305,28 @@ func TestResourceSubscriptions(t *testing.T) {
 		data, _ := os.ReadFile(rec)
 		return strings.Contains(string(data), `"method":"resources/unsubscribe"`)
 	})
+}
+
+// TestSubscriptionsBounded: a session cannot hold more subscriptions than
+// the bound, however many URIs a template matches.
+func TestSubscriptionsBounded(t *testing.T) {
+	t.Parallel()
+	var s subscriptions
+	for i := range maxSubscriptions {
+		if _, ok := s.add("s1", "a+test://env/"+strconv.Itoa(i)); !ok {
+			t.Fatalf("subscription %d refused", i)
+		}
+	}
+	if _, ok := s.add("s1", "a+test://env/more"); ok {
+		t.Error("a subscription past the bound: got it, want refused")
+	}
+	if first, ok := s.add("s1", "a+test://env/7"); !ok || first {
+		t.Errorf("the same subscription again: got first %v ok %v, want held", first, ok)
+	}
+	if first, ok := s.add("s2", "a+test://env/more"); !ok || !first {
+		t.Errorf("another session: got first %v ok %v, want its first", first, ok)
+	}
+	if last := s.remove("s1", nil); len(last) != maxSubscriptions {
+		t.Errorf("ending s1: got %d URIs no session holds, want %d", len(last), maxSubscriptions)
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"sync"
 
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
@@ -32,12 +33,20 @@ func (s *subscriptions) holders(uri string) []string {
 	return out
 }
 
+// maxSubscriptions bounds one session's subscriptions: a template matches
+// without end, and each subscription is kept and may reach a server.
+const maxSubscriptions = 1000
+
 // add records sid's subscription to uri and reports whether it is the
-// first of the profile's sessions to hold it.
-func (s *subscriptions) add(sid, uri string) bool {
+// first of the profile's sessions to hold it; ok is false when the
+// session holds as many as it may.
+func (s *subscriptions) add(sid, uri string) (first, ok bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	first := true
+	if held := s.bySession[sid]; len(held) >= maxSubscriptions && !held[uri] {
+		return false, false
+	}
+	first = true
 	for _, uris := range s.bySession {
 		if uris[uri] {
 			first = false
@@ -50,7 +59,7 @@ func (s *subscriptions) add(sid, uri string) bool {
 		s.bySession[sid] = map[string]bool{}
 	}
 	s.bySession[sid][uri] = true
-	return first
+	return first, true
 }
 
 // remove drops sid's subscriptions to uris (all of them when uris is nil)
@@ -161,7 +170,12 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request, c *Caller, si
 		jsonrpc.WriteError(w, http.StatusOK, codeMethodNotFound, m.ID, "the MCP server "+u.cfg.Name+" does not take resource subscriptions")
 		return
 	}
-	if h.subs.add(sid, p.URI) {
+	first, ok := h.subs.add(sid, p.URI)
+	if !ok {
+		jsonrpc.WriteError(w, http.StatusOK, jsonrpc.CodeInvalidParams, m.ID, "this session holds the most resource subscriptions it may ("+strconv.Itoa(maxSubscriptions)+"); unsubscribe from some first")
+		return
+	}
+	if first {
 		if _, err := u.request(r.Context(), string(mcpgo.MethodResourcesSubscribe), map[string]any{"uri": own}); err != nil {
 			h.subs.remove(sid, []string{p.URI})
 			jsonrpc.WriteError(w, http.StatusOK, -32603, m.ID, p.URI+": "+u.redact(err.Error()))
