@@ -100,5 +100,15 @@ type MCPTools struct {
 // rule names.
 type MCPToolsDefault struct {
 	Profile string `json:"profile,omitempty"`
-	Default string `json:"default"`
+	// Default is all or none; empty in a request leaves it.
+	Default string `json:"default,omitempty"`
+	// Search is on (sessions are served search_tools and call_tool
+	// instead of every upstream tool) or off; empty in a request leaves it.
+	Search string `json:"search,omitempty"`
 }
+
+// Values of MCPToolsDefault.Search.
+const (
+	SearchOn  = "on"
+	SearchOff = "off"
+)

@@ -61,6 +61,12 @@ const (
 	// call got no answer in time, it could not be reached or started) and
 	// is restarted after a backoff.
 	KindMCPServerRestart = "mcp.server_restart"
+	// KindMCPResourceRead: a session read an upstream MCP server's
+	// resource (resources/read), with the decision and the answer's size.
+	KindMCPResourceRead = "mcp.resource_read"
+	// KindMCPPromptGet: a session got an upstream MCP server's prompt
+	// (prompts/get), with the decision and the answer's size.
+	KindMCPPromptGet = "mcp.prompt_get"
 	// KindAuditResume ends a spell during which the log could not be
 	// written: since when, why, and what was refused meanwhile.
 	KindAuditResume = "audit.resume"
@@ -76,7 +82,7 @@ var Kinds = []string{
 	KindCredentialSet, KindCredentialRemove, KindProfileCreate, KindProfileDelete,
 	KindProfileLaunch, KindSessionStart, KindSessionEnd, KindSessionRestore, KindToolCall,
 	KindHookDecision, KindProviderRequest, KindSandboxViolation, KindProviderAdd, KindHookAdd, KindHookRemove, KindProfileUpdate, KindSandboxEgress,
-	KindMCPAdd, KindMCPRemove, KindMCPApprove, KindMCPUpdate, KindMCPTools, KindMCPSecrets, KindMCPServerRestart, KindAuditResume, KindAuditEpoch,
+	KindMCPAdd, KindMCPRemove, KindMCPApprove, KindMCPUpdate, KindMCPTools, KindMCPSecrets, KindMCPServerRestart, KindMCPResourceRead, KindMCPPromptGet, KindAuditResume, KindAuditEpoch,
 	KindPricesImport, KindPricesReset,
 }
 

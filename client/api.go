@@ -365,9 +365,9 @@ func (c *Client) SetMCPTools(ctx context.Context, profile, name string, ch api.M
 
 // SetMCPToolsDefault is PUT /api/mcp/tools-default/{profile}: all or
 // none for the tools no rule names.
-func (c *Client) SetMCPToolsDefault(ctx context.Context, profile, def string) (api.MCPToolsDefault, error) {
+func (c *Client) SetMCPToolsDefault(ctx context.Context, profile, def, search string) (api.MCPToolsDefault, error) {
 	var out api.MCPToolsDefault
-	return out, c.Do(ctx, http.MethodPut, "/api/mcp/tools-default/"+seg(profile), api.MCPToolsDefault{Default: def}, &out)
+	return out, c.Do(ctx, http.MethodPut, "/api/mcp/tools-default/"+seg(profile), api.MCPToolsDefault{Default: def, Search: search}, &out)
 }
 
 // Prices is GET /api/prices: the price table in effect, the entries whose

@@ -224,12 +224,40 @@ func (hk *hooks) handleHookCheck(w http.ResponseWriter, r *http.Request) {
 // gateway). It also returns the profile's hooks, as it read them.
 func (hk *hooks) check(ctx context.Context, sess *session, req api.HookCheck, via string) (hook.Decision, []hook.Hook) {
 	start := time.Now()
+	ev := hook.Event{Event: req.Event, Profile: sess.Profile.Alias, Session: sess.ID, ToolName: req.ToolName, ToolInput: req.ToolInput, ToolOutput: req.ToolOutput}
+	final, ran, hooks, ok := hk.evaluate(ctx, sess, ev)
+	if !ok {
+		return final, hooks
+	}
+	if req.Event == hook.PostToolUse && ran == 0 {
+		// The call itself was recorded before it ran; after it, only a
+		// hook that judged its result adds anything.
+		return final, hooks
+	}
+	decision := audit.Allow
+	if !final.Allow {
+		decision = audit.Deny
+	}
+	if err := hk.o.Rec.record(ctx, audit.Record{Kind: audit.KindToolCall, Profile: sess.Profile.Alias, Session: sess.ID, Actor: sess.tokenID,
+		Target: req.ToolName, Decision: decision, Duration: time.Since(start), BytesIn: int64(len(req.ToolInput)),
+		Detail: toolCallDetail(req.Event, ran, final.Reason, via)}); err != nil {
+		return hook.Decision{Allow: false, Reason: "refused: the tool call could not be recorded in the audit log"}, hooks
+	}
+	return final, hooks
+}
+
+// evaluate runs the hooks of sess's profile that match ev and audits each
+// decision. It returns the final decision, how many hooks ran and the
+// profile's hooks as it read them; !ok means the decision is a refusal
+// that needs no further record (the hooks could not be read, or a
+// decision could not be recorded).
+func (hk *hooks) evaluate(ctx context.Context, sess *session, ev hook.Event) (final hook.Decision, nran int, hooks []hook.Hook, ok bool) {
 	hooks, err := hk.o.Store.List(sess.Profile.Alias)
 	if err != nil {
-		return hook.Decision{Allow: false, Reason: "ringlet could not read the profile's hooks; refused"}, nil
+		return hook.Decision{Allow: false, Reason: "ringlet could not read the profile's hooks; refused"}, 0, nil, false
 	}
-	ev := hook.Event{Event: req.Event, Profile: sess.Profile.Alias, Session: sess.ID, ToolName: req.ToolName, ToolInput: req.ToolInput, ToolOutput: req.ToolOutput}
-	final := hook.Decision{Allow: true}
+	req := ev
+	final = hook.Decision{Allow: true}
 	var ran []hook.Decision
 	// When no hook runs, nothing needs their HOME nor the list of what the
 	// agents can write (which reads the profile and its MCP servers).
@@ -247,27 +275,17 @@ func (hk *hooks) check(ctx context.Context, sess *session, req api.HookCheck, vi
 		if !d.Allow {
 			decision = audit.Deny
 		}
+		detail := map[string]any{"hook": d.HookID, "event": req.Event, "reason": d.Reason}
+		if req.Kind != "" {
+			detail["kind"] = req.Kind
+		}
 		if err := hk.o.Rec.record(ctx, audit.Record{Kind: audit.KindHookDecision, Profile: sess.Profile.Alias, Session: sess.ID, Actor: sess.tokenID,
 			Target: req.ToolName, Decision: decision, Status: int64(d.ExitCode), Duration: d.Duration,
-			Detail: audit.DetailJSON(map[string]any{"hook": d.HookID, "event": req.Event, "reason": d.Reason})}); err != nil {
-			return hook.Decision{Allow: false, Reason: "refused: the hook decision could not be recorded in the audit log"}, hooks
+			Detail: audit.DetailJSON(detail)}); err != nil {
+			return hook.Decision{Allow: false, Reason: "refused: the hook decision could not be recorded in the audit log"}, len(ran), hooks, false
 		}
 	}
-	if req.Event == hook.PostToolUse && len(ran) == 0 {
-		// The call itself was recorded before it ran; after it, only a
-		// hook that judged its result adds anything.
-		return final, hooks
-	}
-	decision := audit.Allow
-	if !final.Allow {
-		decision = audit.Deny
-	}
-	if err := hk.o.Rec.record(ctx, audit.Record{Kind: audit.KindToolCall, Profile: sess.Profile.Alias, Session: sess.ID, Actor: sess.tokenID,
-		Target: req.ToolName, Decision: decision, Duration: time.Since(start), BytesIn: int64(len(req.ToolInput)),
-		Detail: toolCallDetail(req.Event, len(ran), final.Reason, via)}); err != nil {
-		return hook.Decision{Allow: false, Reason: "refused: the tool call could not be recorded in the audit log"}, hooks
-	}
-	return final, hooks
+	return final, len(ran), hooks, true
 }
 
 // reachable refuses (400) a hook whose command names a path the

@@ -100,6 +100,10 @@ func newMCPGateway(o mcpOptions) *mcpGateway {
 			p, err := o.Profiles.Get(alias)
 			return p.MCPToolsDefault, err
 		},
+		ToolSearch: func(alias string) (bool, error) {
+			p, err := o.Profiles.Get(alias)
+			return p.MCPToolSearch, err
+		},
 		OnSecrets: func(profile, server string, secrets map[string]string) error {
 			return g.o.Rec.record(context.Background(), audit.Record{Kind: audit.KindMCPSecrets, Profile: profile, Actor: audit.ActorDaemon,
 				Target: server, Decision: audit.Allow, Detail: audit.DetailJSON(map[string]any{"secrets": secrets})})
@@ -187,6 +191,7 @@ func (g *mcpGateway) handleMCP(w http.ResponseWriter, r *http.Request) {
 		caller.Profile, caller.Session = c.sess.Profile.Alias, c.sess.ID
 		caller.API, caller.Vet, caller.Valid = g.sessionTools(c), g.vet(c.sess), c.sess.ctx
 		caller.Refused = g.refused(c.sess)
+		caller.Access = g.access(c.sess)
 	default:
 		panic("gateway: /mcp was reached by " + c.kind.String())
 	}

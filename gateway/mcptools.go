@@ -137,8 +137,16 @@ func (g *mcpGateway) handleMCPToolsDefault(w http.ResponseWriter, r *http.Reques
 	if !decodeJSON(w, r, &req) {
 		return
 	}
-	if err := mcpserver.CheckToolsDefault(req.Default); err != nil || req.Default == "" {
+	if req.Default == "" && req.Search == "" {
+		writeError(w, http.StatusBadRequest, "invalid_mcp_tools", "give default (all or none), search (on or off), or both")
+		return
+	}
+	if err := mcpserver.CheckToolsDefault(req.Default); err != nil {
 		writeError(w, http.StatusBadRequest, "invalid_mcp_tools", "invalid MCP tools default "+`"`+req.Default+`"`+"; accepted values: all, none")
+		return
+	}
+	if req.Search != "" && req.Search != api.SearchOn && req.Search != api.SearchOff {
+		writeError(w, http.StatusBadRequest, "invalid_mcp_tools", "invalid MCP tool search "+`"`+req.Search+`"`+"; accepted values: on, off")
 		return
 	}
 	if req.Profile != "" && req.Profile != alias {
@@ -150,21 +158,43 @@ func (g *mcpGateway) handleMCPToolsDefault(w http.ResponseWriter, r *http.Reques
 		profileError(w, g.o.Log, err)
 		return
 	}
+	detail := map[string]any{}
+	if req.Default != "" {
+		detail["default"] = req.Default
+	}
+	if req.Search != "" {
+		detail["search"] = req.Search
+	}
 	if !g.o.Rec.recordOr503(w, r, audit.Record{Kind: audit.KindMCPTools, Profile: alias, Actor: audit.ActorAdmin, Decision: audit.Allow,
-		Detail: audit.DetailJSON(map[string]any{"default": req.Default})}) {
+		Detail: audit.DetailJSON(detail)}) {
 		return
 	}
 	stored := req.Default
 	if stored == mcpserver.ToolsAll {
 		stored = ""
 	}
-	if _, err := g.o.Profiles.Update(cat, alias, func(p *profile.Profile) { p.MCPToolsDefault = stored }); err != nil {
+	updated, err := g.o.Profiles.Update(cat, alias, func(p *profile.Profile) {
+		if req.Default != "" {
+			p.MCPToolsDefault = stored
+		}
+		if req.Search != "" {
+			p.MCPToolSearch = req.Search == api.SearchOn
+		}
+	})
+	if err != nil {
 		_ = g.o.Rec.record(r.Context(), audit.Record{Kind: audit.KindMCPTools, Profile: alias, Actor: audit.ActorAdmin, Decision: audit.Error,
 			Detail: audit.DetailJSON(map[string]any{"error": err.Error()})})
 		profileError(w, g.o.Log, err)
 		return
 	}
 	g.srv.Republish(alias)
-	g.o.Log.Info("MCP tools default changed", "profile", alias, "default", req.Default)
-	writeJSON(w, http.StatusOK, api.MCPToolsDefault{Profile: alias, Default: req.Default})
+	g.o.Log.Info("MCP tools default changed", "profile", alias, "default", req.Default, "search", req.Search)
+	out := api.MCPToolsDefault{Profile: alias, Default: updated.MCPToolsDefault, Search: api.SearchOff}
+	if out.Default == "" {
+		out.Default = mcpserver.ToolsAll
+	}
+	if updated.MCPToolSearch {
+		out.Search = api.SearchOn
+	}
+	writeJSON(w, http.StatusOK, out)
 }

@@ -161,6 +161,12 @@ type Event struct {
 	ToolInput json.RawMessage `json:"tool_input"`
 	// ToolOutput is the tool's result, for post-tool-use hooks only.
 	ToolOutput json.RawMessage `json:"tool_output,omitempty"`
+	// Kind is what the MCP gateway is asked for when it is not a tool
+	// call: "resource" (resources/read: tool_name is the resource's URI
+	// as the session knows it, tool_input {"uri": the server's own URI})
+	// or "prompt" (prompts/get: tool_name <server>__<prompt>, tool_input
+	// {"name", "arguments"}). Absent for a tool call.
+	Kind string `json:"kind,omitempty"`
 }
 
 // Decision is the outcome of one hook, or of all of them.
@@ -382,6 +388,9 @@ func run(ctx context.Context, h Hook, ev Event, env Env) Decision {
 		"RINGLET_SESSION=" + ev.Session,
 		"RINGLET_TOOL_NAME=" + ev.ToolName,
 		"RINGLET_TOOL_INPUT=" + string(input),
+	}
+	if ev.Kind != "" {
+		cmd.Env = append(cmd.Env, "RINGLET_TOOL_KIND="+ev.Kind)
 	}
 	if ev.Event == PostToolUse && len(ev.ToolOutput) <= MaxInput && bytes.IndexByte(ev.ToolOutput, 0) < 0 {
 		// Larger outputs are on stdin only: one environment string may

@@ -26,6 +26,12 @@ type Caller struct {
 	// and audits the decision. It must fail closed. Nil for the admin
 	// token, which has no upstream tools.
 	Vet func(ctx context.Context, tool string, input json.RawMessage) Verdict
+	// Access runs the profile's policy on a session's resources/read or
+	// prompts/get of an upstream server, as Vet does on a tool call: the
+	// pre-tool-use hooks (their input says the kind) and the audit
+	// record. It must fail closed. Nil for the admin token; a nil Access
+	// refuses every read.
+	Access func(ctx context.Context, a Access) AccessVerdict
 	// Refused audits a call refused before any hook ran (its tool is
 	// disabled with 'ringlet mcp tools'), with the reason. Nil for the
 	// admin token.

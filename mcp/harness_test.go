@@ -40,6 +40,16 @@ type world struct {
 	faults []Fault
 	deny   string
 	after  func(context.Context, json.RawMessage) Verdict // post-tool-use, when set
+	// accessed are the resources/read and prompts/get vetted, and done
+	// what each was told of how it went.
+	accessed []Access
+	done     []accessDone
+}
+
+type accessDone struct {
+	Name   string
+	Output string
+	Err    string
 }
 
 type apiCall struct {
@@ -84,9 +94,9 @@ func newWorld(t *testing.T, opts ...func(*Options)) *world {
 	t.Cleanup(w.srv.Close)
 	w.callers = map[string]*Caller{
 		"admin": {Binding: "bind-admin", API: w.fakeAPI("")},
-		"a1":    {Binding: "bind-a1", Profile: "a", Session: "s_a1", API: w.fakeAPI("s_a1"), Vet: w.vet("s_a1")},
-		"a2":    {Binding: "bind-a2", Profile: "a", Session: "s_a2", API: w.fakeAPI("s_a2"), Vet: w.vet("s_a2")},
-		"b1":    {Binding: "bind-b1", Profile: "b", Session: "s_b1", API: w.fakeAPI("s_b1"), Vet: w.vet("s_b1")},
+		"a1":    {Binding: "bind-a1", Profile: "a", Session: "s_a1", API: w.fakeAPI("s_a1"), Vet: w.vet("s_a1"), Access: w.access},
+		"a2":    {Binding: "bind-a2", Profile: "a", Session: "s_a2", API: w.fakeAPI("s_a2"), Vet: w.vet("s_a2"), Access: w.access},
+		"b1":    {Binding: "bind-b1", Profile: "b", Session: "s_b1", API: w.fakeAPI("s_b1"), Vet: w.vet("s_b1"), Access: w.access},
 	}
 	w.h = http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		c := w.callers[strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")]
@@ -133,6 +143,37 @@ func (w *world) vet(session string) func(context.Context, string, json.RawMessag
 		}
 		return Verdict{Allow: true, After: w.after}
 	}
+}
+
+// access records what it vetted and how it went; it denies while deny is
+// set, and withholds the answer while after refuses.
+func (w *world) access(_ context.Context, a Access) AccessVerdict {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.accessed = append(w.accessed, a)
+	if w.deny != "" {
+		return AccessVerdict{Reason: w.deny}
+	}
+	after := w.after
+	return AccessVerdict{Allow: true, Done: func(ctx context.Context, out json.RawMessage, err error) Verdict {
+		d := accessDone{Name: a.Name, Output: string(out)}
+		if err != nil {
+			d.Err = err.Error()
+		}
+		w.mu.Lock()
+		w.done = append(w.done, d)
+		w.mu.Unlock()
+		if after != nil && err == nil {
+			return after(ctx, out)
+		}
+		return Verdict{Allow: true}
+	}}
+}
+
+func (w *world) accesses() ([]Access, []accessDone) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]Access(nil), w.accessed...), append([]accessDone(nil), w.done...)
 }
 
 // faultsOf returns the faults reported for profile p's server name.

@@ -48,15 +48,42 @@ type hub struct {
 	order  []string
 	loaded bool
 	report map[string][]mcpserver.ToolStatus
+	// catalog is the resources, templates and prompts served; nil until
+	// first published.
+	catalog *publishedCatalog
+	// subs are the sessions' resource subscriptions.
+	subs subscriptions
+	// search indexes the served upstream tools, for search_tools and
+	// call_tool.
+	search *searchIndex
 
 	pubMu     sync.Mutex // serialises publish
 	published map[string]string
+	searching bool // the published tools are the search meta-tools
 }
 
 func newHub(s *Server, profile string) *hub {
 	h := &hub{srv: s, profile: profile, ups: map[string]*upstream{}}
 	hooks := &server.Hooks{}
 	hooks.AddBeforeListTools(func(ctx context.Context, _ any, _ *mcpgo.ListToolsRequest) { h.ensureAll(ctx) })
+	// What a session is told it may use depends on what the upstreams
+	// offer: they are started (as a listing would) before it is told, for
+	// a while: a client gives up on a connection that does not
+	// initialize, and one slow server must not cost it all the others.
+	hooks.AddBeforeInitialize(func(ctx context.Context, _ any, _ *mcpgo.InitializeRequest) {
+		ctx, cancel := context.WithTimeout(ctx, min(s.opts.StartTimeout, initWait))
+		defer cancel()
+		h.ensureAll(ctx)
+	})
+	hooks.AddAfterInitialize(func(_ context.Context, _ any, _ *mcpgo.InitializeRequest, res *mcpgo.InitializeResult) {
+		h.capabilities(res)
+	})
+	hooks.AddBeforeListResources(func(ctx context.Context, _ any, _ *mcpgo.ListResourcesRequest) { h.ensureAll(ctx) })
+	hooks.AddBeforeListResourceTemplates(func(ctx context.Context, _ any, _ *mcpgo.ListResourceTemplatesRequest) { h.ensureAll(ctx) })
+	hooks.AddBeforeListPrompts(func(ctx context.Context, _ any, _ *mcpgo.ListPromptsRequest) { h.ensureAll(ctx) })
+	hooks.AddBeforeReadResource(func(ctx context.Context, _ any, _ *mcpgo.ReadResourceRequest) { h.ensureOnce(ctx) })
+	hooks.AddBeforeGetPrompt(func(ctx context.Context, _ any, _ *mcpgo.GetPromptRequest) { h.ensureOnce(ctx) })
+	hooks.AddOnUnregisterSession(func(_ context.Context, cs server.ClientSession) { h.unsubscribeSession(cs.SessionID()) })
 	hooks.AddBeforeCallTool(func(ctx context.Context, _ any, req *mcpgo.CallToolRequest) {
 		// A client may call a tool it remembers without listing first.
 		if strings.Contains(req.Params.Name, "__") && h.ep.mcp.GetTool(req.Params.Name) == nil {
@@ -65,6 +92,13 @@ func newHub(s *Server, profile string) *hub {
 	})
 	m := server.NewMCPServer("ringlet", s.opts.Version,
 		server.WithToolCapabilities(true),
+		// Told to a session only when an upstream offers them (see
+		// capabilities); set here so that mcp-go serves the methods.
+		server.WithResourceCapabilities(true, true),
+		server.WithPromptCapabilities(true),
+		server.WithCompletions(),
+		server.WithPromptCompletionProvider(completer{h}),
+		server.WithResourceCompletionProvider(completer{h}),
 		server.WithRecovery(),
 		server.WithHooks(s.sessionHooks(hooks, func() string { return "profile:" + profile })),
 		server.WithInstructions(sessionInstructions),
@@ -222,6 +256,18 @@ func (h *hub) ensureAll(ctx context.Context) {
 	h.publish()
 }
 
+// ensureOnce starts the upstreams, as ensureAll, if nothing was
+// published yet: a client may read a resource it remembers without
+// listing first.
+func (h *hub) ensureOnce(ctx context.Context) {
+	h.mu.Lock()
+	published := h.catalog != nil
+	h.mu.Unlock()
+	if !published {
+		h.ensureAll(ctx)
+	}
+}
+
 // doneCtx is already cancelled: ensure with it only kicks off a start.
 var doneCtx = func() context.Context {
 	ctx, cancel := context.WithCancel(context.Background())
@@ -251,11 +297,19 @@ func (h *hub) publish() {
 			rules[c.Name] = c
 		}
 	}
+	cp := &publishedCatalog{servers: map[string]bool{}, promptOf: map[string]promptRef{}}
 	for _, u := range h.upstreams() {
 		// A server that ran keeps its tools listed while it restarts: a
 		// call gets told why it cannot be served.
 		state, _, _, list := u.snapshot()
-		if state == stateStopped || len(list) == 0 {
+		if state == stateStopped {
+			continue
+		}
+		u.mu.Lock()
+		cat := u.catalog
+		u.mu.Unlock()
+		if len(list) == 0 {
+			h.addCatalog(cp, u, cat)
 			continue
 		}
 		seen := make(map[string]string, len(list))
@@ -275,6 +329,10 @@ func (h *hub) publish() {
 		if !ok {
 			cfg = mcpserver.Config{ToolRules: []mcpserver.ToolRule{{Pattern: "*"}}}
 		}
+		// A server with a tool changed since it was approved is not
+		// trusted with the model's context: its resources and prompts
+		// are hidden with the tool.
+		suspect := false
 		for _, t := range list {
 			ts := mcpserver.ToolStatus{Name: t.Name, Description: mcpserver.FirstLine(t.Description)}
 			ts.Enabled, ts.By, ts.Rule = cfg.ToolEnabled(t.Name, toolsDefault)
@@ -290,6 +348,7 @@ func (h *hub) publish() {
 			case published[exposed] != "":
 				ts.State, ts.Reason = mcpserver.ToolInvalid, "the server lists this name twice"
 			case pins[t.Name] != t.hash:
+				suspect = true
 				ts.State = mcpserver.ToolChanged
 				ts.Reason = fmt.Sprintf("changed since it was approved; hidden until 'ringlet mcp approve %s %s'", h.profile, u.cfg.Name)
 			case !ts.Enabled:
@@ -302,14 +361,27 @@ func (h *hub) publish() {
 			}
 			report[u.cfg.Name] = append(report[u.cfg.Name], ts)
 		}
+		if !suspect {
+			h.addCatalog(cp, u, cat)
+		}
 	}
 	h.mu.Lock()
 	h.report = report
 	h.mu.Unlock()
-	if h.published != nil && maps.Equal(published, h.published) {
+	h.serveCatalog(cp)
+	search := h.srv.toolSearch(h.profile)
+	if h.published != nil && maps.Equal(published, h.published) && search == h.searching {
 		return
 	}
-	h.published = published
+	h.published, h.searching = published, search
+	h.mu.Lock()
+	h.search = newSearchIndex(tools)
+	h.mu.Unlock()
+	if search {
+		// The upstream tools are reached through call_tool alone.
+		h.ep.mcp.SetTools(append(sessionTools(), h.searchTools()...)...)
+		return
+	}
 	h.ep.mcp.SetTools(append(sessionTools(), tools...)...)
 }
 

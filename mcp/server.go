@@ -89,6 +89,10 @@ type Options struct {
 	// rule names (mcpserver.ToolsAll or ToolsNone). An error disables
 	// them: the setting cannot be skipped. Nil: ToolsAll.
 	ToolsDefault func(profile string) (string, error)
+	// ToolSearch returns whether a profile's sessions are served the
+	// search_tools and call_tool meta-tools instead of every upstream
+	// tool. An error, or nil: not.
+	ToolSearch func(profile string) (bool, error)
 }
 
 // ProtocolVersions are the MCP revisions Ringlet serves, newest first.
@@ -268,6 +272,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if !c.Admin() && m.Method == string(mcpgo.MethodToolsCall) && m.IsRequest() && s.refuseDisabled(w, r, c, m, body) {
+			return
+		}
+		if !c.Admin() && m.IsRequest() && (m.Method == string(mcpgo.MethodResourcesSubscribe) || m.Method == string(mcpgo.MethodResourcesUnsubscribe)) {
+			s.subscribe(w, r, c, sid, m, body)
 			return
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))

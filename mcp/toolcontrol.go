@@ -33,6 +33,20 @@ func (s *Server) toolsDefault(profile string) string {
 	return d
 }
 
+// toolSearch is whether profile's sessions get the search meta-tools;
+// one that cannot be read is off (every served tool is listed instead).
+func (s *Server) toolSearch(profile string) bool {
+	if s.opts.ToolSearch == nil {
+		return false
+	}
+	on, err := s.opts.ToolSearch(profile)
+	if err != nil {
+		s.log.Error("could not read the profile's MCP tool search setting; listing every tool", "profile", profile, "err", err)
+		return false
+	}
+	return on
+}
+
 // disabledReason is what a session is told of a disabled tool.
 func disabledReason(profile, server, tool, exposed, by, rule string) string {
 	why := "by the profile's default (mcp tools default none)"

@@ -47,7 +47,7 @@ func propertyNames(pattern string) mcpgo.PropertyOption {
 
 const adminInstructions = `Ringlet's controls: profiles (an agent bound to a provider, model and workspace), their sessions, pre-tool-use hooks that can refuse tool calls, the tamper-evident audit log and token usage. Reads are safe; profiles_delete, sessions_revoke, hooks_remove, mcp_servers_set, mcp_tools_set and mcp_tools_default change things at once and are audited. No tool returns a key.`
 
-const sessionInstructions = `Ringlet session tools: read-only facts about this session (its profile, expiry, audit records and token usage), plus the tools of the profile's MCP servers, named <server>__<tool>. Every call to those is checked by the profile's hooks first; a refused call returns an error result with the reason.`
+const sessionInstructions = `Ringlet session tools: read-only facts about this session (its profile, expiry, audit records and token usage), plus the tools of the profile's MCP servers, named <server>__<tool> (or, when search_tools is offered, found with it and run with call_tool), and their resources (<server>+<uri>) and prompts (<server>__<prompt>). Every call, read and get is checked by the profile's hooks first; a refused one returns an error with the reason.`
 
 func timeProp(name, what string) mcpgo.ToolOption {
 	return mcpgo.WithString(name, mcpgo.Description(what+": YYYY-MM-DD, RFC 3339 (2026-05-01T12:00:00Z) or a duration ago (30m, 24h, 7d)."), mcpgo.Pattern(timePattern))
@@ -267,15 +267,23 @@ func adminTools() []server.ServerTool {
 				return "PATCH", "/api/mcp/servers/" + url.PathEscape(a.Profile) + "/" + url.PathEscape(a.Name) + "/tools", body
 			})},
 		{Tool: mcpgo.NewTool("mcp_tools_default",
-			mcpgo.WithDescription("Set a profile's default for the tools of its MCP servers that no rule names: all (served) or none (disabled until enabled with mcp_tools_set). Its sessions see the change at once."),
+			mcpgo.WithDescription("Set a profile's default for the tools of its MCP servers that no rule names: all (served) or none (disabled until enabled with mcp_tools_set); and whether its sessions get search_tools and call_tool instead of every tool (search on or off). Give default, search or both. Its sessions see the change at once."),
 			mcpgo.WithString("profile", mcpgo.Required(), mcpgo.Description("Profile alias."), mcpgo.Pattern(aliasPattern)),
-			mcpgo.WithString("default", mcpgo.Required(), mcpgo.Description("all or none."), mcpgo.Enum(mcpserver.ToolsAll, mcpserver.ToolsNone)),
+			mcpgo.WithString("default", mcpgo.Description("all or none."), mcpgo.Enum(mcpserver.ToolsAll, mcpserver.ToolsNone)),
+			mcpgo.WithString("search", mcpgo.Description("on: sessions find the servers' tools with search_tools and run them with call_tool; off (the default): every tool is listed."), mcpgo.Enum("on", "off")),
 			annotate("Set the MCP tools default", false, false, true), strict()),
 			Handler: apiTool(func(a struct {
 				Profile string `json:"profile"`
 				Default string `json:"default"`
+				Search  string `json:"search"`
 			}) (string, string, any) {
-				return "PUT", "/api/mcp/tools-default/" + url.PathEscape(a.Profile), map[string]string{"default": a.Default}
+				body := map[string]string{}
+				for k, v := range map[string]string{"default": a.Default, "search": a.Search} {
+					if v != "" {
+						body[k] = v
+					}
+				}
+				return "PUT", "/api/mcp/tools-default/" + url.PathEscape(a.Profile), body
 			})},
 		{Tool: mcpgo.NewTool("keychain_list",
 			mcpgo.WithDescription("List the provider keys Ringlet stores, by name only (provider/alias, backend, status, dates). No tool ever returns a key."),

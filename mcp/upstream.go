@@ -121,7 +121,10 @@ type upstream struct {
 	// server restarts, so that a call meanwhile is told why it cannot be
 	// served rather than that the tool does not exist.
 	tools []upstreamTool
-	ids   atomic.Int64
+	// catalog is what the last run offers besides tools; dropped when a
+	// run ends, since a resource is read from a running server only.
+	catalog catalog
+	ids     atomic.Int64
 
 	// given is what credentials the server was sent, to redact from what
 	// it answers.
@@ -141,7 +144,9 @@ type conn struct {
 	tr      transport.Interface
 	stderr  *tail
 	started time.Time
-	exited  chan struct{} // closed once the process has been waited for (or an HTTP connection closed)
+	caps    mcpgo.ServerCapabilities // what it declared at initialize
+	catalog catalog                  // what it listed then
+	exited  chan struct{}            // closed once the process has been waited for (or an HTTP connection closed)
 	once    sync.Once
 	exitErr error
 }
@@ -257,6 +262,7 @@ func (u *upstream) start() {
 		u.state = StateFailed
 	default:
 		u.state, u.conn, u.tools, u.lastErr = StateRunning, c, tools, ""
+		u.catalog = c.catalog
 	}
 	close(u.startDone)
 	u.mu.Unlock()
@@ -280,7 +286,7 @@ func (u *upstream) failLocked(reason, msg string, ran time.Duration) *Fault {
 	}
 	u.failures++
 	wait := backoff(u.failures)
-	u.state, u.lastErr, u.conn = StateRestarting, msg, nil
+	u.state, u.lastErr, u.conn, u.catalog = StateRestarting, msg, nil, catalog{}
 	u.retryAt = time.Now().Add(wait)
 	return &Fault{Profile: u.hub.profile, Server: u.cfg.Name, Reason: reason, Error: msg, Failures: u.failures, RetryIn: wait}
 }
@@ -352,7 +358,7 @@ func (u *upstream) stop() {
 	u.cancel()
 	u.mu.Lock()
 	c := u.conn
-	u.state, u.conn, u.tools = stateStopped, nil, nil
+	u.state, u.conn, u.tools, u.catalog = stateStopped, nil, nil, catalog{}
 	u.mu.Unlock()
 	if c != nil {
 		u.hub.srv.stopConn(c)
@@ -395,6 +401,12 @@ func (u *upstream) launch() (*conn, []upstreamTool, error) {
 		switch n.Method {
 		case string(mcpgo.MethodNotificationToolsListChanged):
 			u.relist(c)
+		case string(mcpgo.MethodNotificationResourcesListChanged), string(mcpgo.MethodNotificationPromptsListChanged):
+			u.relistCatalog(c)
+		case string(mcpgo.MethodNotificationResourceUpdated):
+			if uri, ok := n.Params.AdditionalFields["uri"].(string); ok {
+				u.hub.resourceUpdated(u, uri)
+			}
 		case "notifications/progress":
 			tok, _ := n.Params.AdditionalFields["progressToken"].(string)
 			if relay, ok := u.progress.Load(tok); ok {
@@ -421,6 +433,8 @@ func (u *upstream) launch() (*conn, []upstreamTool, error) {
 	if err != nil {
 		return fail(fmt.Errorf("initialize: %w", timeoutHint(err, srv.opts.StartTimeout)))
 	}
+	c.caps = res.Capabilities
+	c.catalog = u.listCatalog(ctx, c, res.Capabilities)
 	if res.Capabilities.Tools == nil {
 		return c, nil, nil
 	}

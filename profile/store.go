@@ -66,6 +66,10 @@ type Profile struct {
 	// that no 'ringlet mcp tools' rule names are served: "all" (empty:
 	// the default) or "none" (each only once enabled).
 	MCPToolsDefault string `toml:"mcp_tools_default,omitempty" json:"mcp_tools_default,omitempty"`
+	// MCPToolSearch serves the profile's sessions the search_tools and
+	// call_tool meta-tools instead of every upstream tool ('ringlet mcp
+	// tools PROFILE --search on').
+	MCPToolSearch bool `toml:"mcp_tool_search,omitempty" json:"mcp_tool_search,omitempty"`
 }
 
 // forget drops what was parsed of alias's file: file times are coarse (a

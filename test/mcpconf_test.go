@@ -107,20 +107,32 @@ func authProxy(t *testing.T, d *daemon, token string) string {
 }
 
 // TestMCPConformance runs the official MCP conformance suite's server
-// scenarios against /mcp with the admin token and with a session token.
-// Every scenario must pass except those in conformance-baseline.yml, which
-// need what Ringlet does not offer (resources, prompts, logging,
-// completions) or the suite's own test tools; the file says why for each.
+// scenarios against /mcp with the admin token and with a session token
+// whose profile aggregates server-everything. Every scenario must pass
+// except those in the token's baseline (conformance-baseline.yml,
+// conformance-baseline-session.yml), which need what Ringlet does not
+// offer (logging, completions; resources and prompts for the admin token)
+// or the fixed names of the suite's own test server; the files say why.
 func TestMCPConformance(t *testing.T) {
 	t.Parallel()
 	node22(t)
 	e, d := newMCPEnv(t)
-	for _, who := range []struct{ name, token string }{{"admin token", e.Token()}, {"session token", mcpSessionToken(t, e, "work")}} {
+	// The session's profile aggregates the reference server, so that its
+	// resources and prompts are what the suite lists.
+	modules, err := filepath.Abs(filepath.Join(mcpNodeDir, "node_modules"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustRun(t, e, "mcp", "add", "work", "everything", "--ro", modules, "--", "node", filepath.Join(modules, "@modelcontextprotocol", "server-everything", "dist", "index.js"), "stdio")
+	for _, who := range []struct{ name, token, baseline string }{
+		{"admin token", e.Token(), "conformance-baseline.yml"},
+		{"session token", mcpSessionToken(t, e, "work"), "conformance-baseline-session.yml"},
+	} {
 		t.Run(who.name, func(t *testing.T) {
 			base := authProxy(t, d, who.token)
 			out := t.TempDir()
 			stdout, stderr, code := runNode22(t, e, 3*time.Minute, "conformance", "server", "--url", base+"/mcp", "--suite", "all",
-				"--expected-failures", "conformance-baseline.yml", "-o", out)
+				"--expected-failures", who.baseline, "-o", out)
 			if code != 0 {
 				t.Fatalf("conformance server: exit %d, want 0 (only the baseline's scenarios may fail)\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
 			}
@@ -132,7 +144,11 @@ func TestMCPConformance(t *testing.T) {
 					passed[name] = true
 				}
 			}
-			for _, want := range []string{"server-initialize", "ping", "tools-list", "server-sse-multiple-streams", "dns-rebinding-protection"} {
+			wants := []string{"server-initialize", "ping", "tools-list", "server-sse-multiple-streams", "dns-rebinding-protection"}
+			if who.name == "session token" {
+				wants = append(wants, "resources-list", "prompts-list")
+			}
+			for _, want := range wants {
 				if !passed[want] {
 					t.Errorf("scenario %s: not reported as passed\nstdout:\n%s", want, stdout)
 				}

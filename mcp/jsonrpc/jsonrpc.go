@@ -65,7 +65,7 @@ func (m *Message) IsRequest() bool { return m.Method != "" && len(m.ID) > 0 && s
 // another case: a message must write them exactly.
 var rpcNames = strictjson.Checker{Exact: map[string][]string{
 	"":             {"jsonrpc", "id", "method", "params", "result", "error"},
-	"params":       {"name", "arguments", "_meta", "cursor", "protocolVersion", "capabilities", "clientInfo"},
+	"params":       {"name", "arguments", "_meta", "cursor", "protocolVersion", "capabilities", "clientInfo", "uri"},
 	"params._meta": {"progressToken"},
 	"error":        {"code", "message", "data"},
 }}

@@ -109,6 +109,10 @@ func (a *app) completeArgs(root *cobra.Command) {
 		cobra.CompletionWithDesc("all", "every tool is served unless disabled (the default)"),
 		cobra.CompletionWithDesc("none", "a tool is served only once enabled"),
 	)))
+	mustFlag(mcpTools.RegisterFlagCompletionFunc("search", fixed(
+		cobra.CompletionWithDesc("on", "sessions get search_tools and call_tool instead of every tool"),
+		cobra.CompletionWithDesc("off", "every served tool is listed (the default)"),
+	)))
 	find("keychain", "set").ValidArgsFunction = a.completeKeychainSet
 	find("keychain", "remove").ValidArgsFunction = a.completeKeychainRemove
 }

@@ -13,10 +13,10 @@ import (
 
 func (a *app) mcpToolsCmd() *cobra.Command {
 	var enable, disable []string
-	var def string
+	var def, search string
 	var reset, asJSON bool
 	cmd := &cobra.Command{
-		Use:   "tools PROFILE [SERVER] [--enable NAME|GLOB] [--disable NAME|GLOB] [--default all|none]",
+		Use:   "tools PROFILE [SERVER] [--enable NAME|GLOB] [--disable NAME|GLOB] [--default all|none] [--search on|off]",
 		Short: "List an MCP server's tools, and enable or disable them",
 		Long: `List the tools of a profile's MCP server as its sessions see them: each
 tool's name, the first line of its description, and whether it is enabled
@@ -36,15 +36,23 @@ removes the server's rules first.
 
 --default sets the profile's default for tools no rule names: all (every
 tool is served: the default) or none (a tool is served only once enabled).
-It needs no SERVER. Every change is audited (mcp.tools).`,
+It needs no SERVER. Every change is audited (mcp.tools).
+
+--search on serves the profile's sessions two tools instead of every
+tool of its servers: search_tools (keywords in, the best matching served
+tools out, with their input schemas) and call_tool (runs one by name,
+through the same hooks, audit and rules as a direct call), so that a
+large tool set does not fill the agent's context. --search off (the
+default) lists every served tool. It needs no SERVER.`,
 		Example: `  ringlet mcp tools work fs
   ringlet mcp tools work fs --disable 'write_*' --disable move_file
   ringlet mcp tools work fs --enable write_note
   ringlet mcp tools work --default none
+  ringlet mcp tools work --search on
   ringlet mcp tools work fs --enable read_file --enable 'list_*'
   ringlet mcp tools work fs --reset --json`,
 		Args: func(cmd *cobra.Command, args []string) error {
-			if len(args) == 1 && def != "" && len(enable)+len(disable) == 0 && !reset {
+			if len(args) == 1 && (def != "" || search != "") && len(enable)+len(disable) == 0 && !reset {
 				return nil
 			}
 			return exactArgs(2, "PROFILE SERVER")(cmd, args)
@@ -64,6 +72,9 @@ It needs no SERVER. Every change is audited (mcp.tools).`,
 					return usageError{err}
 				}
 			}
+			if search != "" && search != api.SearchOn && search != api.SearchOff {
+				return usageError{fmt.Errorf("invalid --search %q; accepted values: on, off", search)}
+			}
 			ch := api.MCPToolsChange{Enable: enable, Disable: disable, Reset: reset}
 			if err := ch.Check(); err != nil {
 				return usageError{err}
@@ -72,8 +83,8 @@ It needs no SERVER. Every change is audited (mcp.tools).`,
 			if err != nil {
 				return err
 			}
-			if def != "" {
-				got, err := c.SetMCPToolsDefault(cmd.Context(), p, def)
+			if def != "" || search != "" {
+				got, err := c.SetMCPToolsDefault(cmd.Context(), p, def, search)
 				if err != nil {
 					return err
 				}
@@ -81,7 +92,12 @@ It needs no SERVER. Every change is audited (mcp.tools).`,
 					if asJSON {
 						return writeJSONOut(a.stdio.Out, got)
 					}
-					fmt.Fprintf(a.stdio.Out, "the tools of profile %s's MCP servers that no rule names are now %s\n", p, map[string]string{"all": "served (default all)", "none": "disabled until enabled (default none)"}[got.Default])
+					if def != "" {
+						fmt.Fprintf(a.stdio.Out, "the tools of profile %s's MCP servers that no rule names are now %s\n", p, map[string]string{"all": "served (default all)", "none": "disabled until enabled (default none)"}[got.Default])
+					}
+					if search != "" {
+						fmt.Fprintf(a.stdio.Out, "profile %s's sessions %s\n", p, map[string]string{api.SearchOn: "now find its MCP servers' tools with search_tools and run them with call_tool (search on)", api.SearchOff: "are now served every tool of its MCP servers (search off)"}[got.Search])
+					}
 					return nil
 				}
 			}
@@ -105,6 +121,7 @@ It needs no SERVER. Every change is audited (mcp.tools).`,
 	cmd.Flags().StringArrayVar(&disable, "disable", nil, "NAME|GLOB: hide the matching tools and refuse calls to them (repeatable)")
 	cmd.Flags().BoolVar(&reset, "reset", false, "remove the server's rules first: every tool follows the profile's default")
 	cmd.Flags().StringVar(&def, "default", "", "all|none: the profile's default for tools no rule names")
+	cmd.Flags().StringVar(&search, "search", "", "on|off: serve search_tools and call_tool instead of every tool")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the tools as JSON")
 	return cmd
 }

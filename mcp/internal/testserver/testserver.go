@@ -40,7 +40,9 @@ import (
 // -record appends every line the server receives to a file; -env writes
 // its environment and -pid its process id to a file; -bad-tool adds a tool
 // whose name breaks MCP's rules; -desc is echo's first description; -die
-// exits at once; -hang never answers.
+// exits at once; -hang never answers; -resources N adds N resources, a
+// template and a prompt (see addResources); -page N answers lists N
+// items a page.
 func Run(args []string) int {
 	fs := flag.NewFlagSet("mcp-test-server", flag.ContinueOnError)
 	record := fs.String("record", "", "")
@@ -50,6 +52,8 @@ func Run(args []string) int {
 	die := fs.Bool("die", false, "")
 	hang := fs.Bool("hang", false, "")
 	pidFile := fs.String("pid", "", "")
+	resources := fs.Int("resources", 0, "")
+	page := fs.Int("page", 0, "")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -72,7 +76,18 @@ func Run(args []string) int {
 	if *hang {
 		time.Sleep(time.Hour)
 	}
-	s := New(*desc)
+	var opts []server.ServerOption
+	if *resources > 0 {
+		opts = append(opts, server.WithResourceCapabilities(true, true), server.WithPromptCapabilities(true), server.WithCompletions(),
+			server.WithPromptCompletionProvider(completions{}), server.WithResourceCompletionProvider(completions{}))
+	}
+	if *page > 0 {
+		opts = append(opts, server.WithPaginationLimit(*page))
+	}
+	s := New(*desc, opts...)
+	if *resources > 0 {
+		addResources(s, *resources)
+	}
 	s.AddTool(mcpgo.NewTool("crash"), func(ctx context.Context, req mcpgo.CallToolRequest) (*mcpgo.CallToolResult, error) {
 		fmt.Fprintln(os.Stderr, "boom")
 		os.Exit(3)
@@ -141,8 +156,8 @@ func echo(ctx context.Context, req mcpgo.CallToolRequest) (*mcpgo.CallToolResult
 
 // New is the server with the tools echo (described by desc), slow and
 // set_desc, for any transport.
-func New(desc string) *server.MCPServer {
-	s := server.NewMCPServer("test-upstream", "1.0.0", server.WithToolCapabilities(true))
+func New(desc string, opts ...server.ServerOption) *server.MCPServer {
+	s := server.NewMCPServer("test-upstream", "1.0.0", append([]server.ServerOption{server.WithToolCapabilities(true)}, opts...)...)
 	echoTool := func(d string) mcpgo.Tool {
 		return mcpgo.NewTool("echo", mcpgo.WithDescription(d), mcpgo.WithString("text", mcpgo.Description("What to echo.")))
 	}

@@ -1,0 +1,201 @@
+package mcp
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/mark3labs/mcp-go/client/transport"
+	mcpgo "github.com/mark3labs/mcp-go/mcp"
+)
+
+// Limits of an upstream's resources and prompts.
+const (
+	maxResources = 1000 // resources, templates and prompts of one upstream, each
+	// maxAnswer bounds one resources/read or prompts/get answer, as the
+	// message limit bounds a tool's result.
+	maxAnswer = maxLine
+)
+
+// catalog is what an upstream offers besides tools, as it listed it (with
+// its credentials redacted): the resources, resource templates and
+// prompts, and whether it takes resource subscriptions.
+type catalog struct {
+	resources []mcpgo.Resource
+	templates []mcpgo.ResourceTemplate
+	prompts   []mcpgo.Prompt
+	// offers says which it declared (resources, prompts), even with
+	// none listed yet; subscribe that it takes resources/subscribe.
+	offersResources, offersPrompts, subscribe bool
+	// completions: it offers completion/complete.
+	completions bool
+}
+
+// listCatalog lists the resources, templates and prompts of a server
+// that declared them. A server whose listing fails keeps its tools: what
+// it could not list is absent, and the failure is logged.
+func (u *upstream) listCatalog(ctx context.Context, c *conn, caps mcpgo.ServerCapabilities) catalog {
+	cat := catalog{completions: caps.Completions != nil}
+	warn := func(what string, err error) {
+		u.hub.srv.log.Warn("MCP server "+what+" could not be listed", "profile", u.hub.profile, "server", u.cfg.Name, "err", u.redact(err.Error()))
+	}
+	if caps.Resources != nil {
+		cat.offersResources, cat.subscribe = true, caps.Resources.Subscribe
+		if err := listInto(ctx, u, c, string(mcpgo.MethodResourcesList), "resources", &cat.resources); err != nil {
+			warn("resources", err)
+		}
+		if err := listInto(ctx, u, c, string(mcpgo.MethodResourcesTemplatesList), "resourceTemplates", &cat.templates); err != nil {
+			warn("resource templates", err)
+		}
+	}
+	if caps.Prompts != nil {
+		cat.offersPrompts = true
+		if err := listInto(ctx, u, c, string(mcpgo.MethodPromptsList), "prompts", &cat.prompts); err != nil {
+			warn("prompts", err)
+		}
+	}
+	return cat
+}
+
+// listInto reads every page of a list method into out: each item redacted,
+// then decoded. On an error out is left empty.
+func listInto[T any](ctx context.Context, u *upstream, c *conn, method, key string, out *[]T) error {
+	*out = nil
+	var items []T
+	cursor := ""
+	for range maxListPages {
+		params := map[string]any{}
+		if cursor != "" {
+			params["cursor"] = cursor
+		}
+		resp, err := c.tr.SendRequest(ctx, transport.JSONRPCRequest{JSONRPC: mcpgo.JSONRPC_VERSION,
+			ID: mcpgo.NewRequestId("ringlet-" + strconv.FormatInt(u.ids.Add(1), 10)), Method: method, Params: params})
+		if err != nil {
+			return err
+		}
+		if resp.Error != nil {
+			return fmt.Errorf("error %d: %s", resp.Error.Code, u.redact(resp.Error.Message))
+		}
+		var page struct {
+			NextCursor string `json:"nextCursor"`
+		}
+		var raw map[string]json.RawMessage
+		if err := json.Unmarshal(resp.Result, &raw); err != nil {
+			return fmt.Errorf("invalid %s answer: %w", method, err)
+		}
+		if err := json.Unmarshal(resp.Result, &page); err != nil {
+			return fmt.Errorf("invalid %s answer: %w", method, err)
+		}
+		var list []json.RawMessage
+		if err := json.Unmarshal(raw[key], &list); err != nil && len(raw[key]) > 0 {
+			return fmt.Errorf("invalid %s answer: %w", method, err)
+		}
+		for _, r := range list {
+			// What a server says about a resource or prompt reaches the
+			// model, like a tool's description.
+			clean, err := u.redactJSON(r)
+			if err != nil {
+				return fmt.Errorf("invalid %s item: %w", method, err)
+			}
+			var item T
+			if err := json.Unmarshal(clean, &item); err != nil {
+				return fmt.Errorf("invalid %s item: %w", method, err)
+			}
+			items = append(items, item)
+		}
+		if len(items) > maxResources {
+			return fmt.Errorf("the server lists more than %d %s", maxResources, key)
+		}
+		if page.NextCursor == "" {
+			*out = items
+			return nil
+		}
+		cursor = page.NextCursor
+	}
+	return fmt.Errorf("%s did not end within %d pages", method, maxListPages)
+}
+
+// relistCatalog re-reads what c offers after the server said its
+// resources or prompts changed.
+func (u *upstream) relistCatalog(c *conn) {
+	srv := u.hub.srv
+	srv.spawn(func() {
+		ctx, cancel := context.WithTimeout(srv.ctx, srv.opts.StartTimeout)
+		defer cancel()
+		u.mu.Lock()
+		caps := c.caps
+		u.mu.Unlock()
+		cat := u.listCatalog(ctx, c, caps)
+		u.mu.Lock()
+		current := u.conn == c
+		if current {
+			u.catalog = cat
+		}
+		u.mu.Unlock()
+		if current {
+			u.hub.publish()
+		}
+	})
+}
+
+// upstreamError is an error the server answered (not one of reaching it).
+type upstreamError struct {
+	code int
+	msg  string
+}
+
+func (e *upstreamError) Error() string { return e.msg }
+
+// request sends one request (resources/read, prompts/get, ...) to the
+// server, starting it if needed, and returns its result with the
+// server's credentials redacted. It ends a run that does not answer in
+// time, as a tool call does.
+func (u *upstream) request(ctx context.Context, method string, params any) (json.RawMessage, error) {
+	ctx, cancel := context.WithTimeoutCause(ctx, u.cfg.Timeout, errCallTimeout)
+	defer cancel()
+	for attempt := 0; ; attempt++ {
+		if err := u.ensure(ctx, true); err != nil {
+			if context.Cause(ctx) == errCallTimeout {
+				return nil, fmt.Errorf("the server did not start within %s", u.cfg.Timeout)
+			}
+			return nil, err
+		}
+		u.mu.Lock()
+		c := u.conn
+		u.mu.Unlock()
+		if c == nil {
+			return nil, errors.New("the server is not running")
+		}
+		resp, err := c.tr.SendRequest(ctx, transport.JSONRPCRequest{JSONRPC: mcpgo.JSONRPC_VERSION,
+			ID: mcpgo.NewRequestId("ringlet-" + strconv.FormatInt(u.ids.Add(1), 10)), Method: method, Params: params})
+		switch {
+		case err == nil:
+			if resp.Error != nil {
+				return nil, &upstreamError{code: resp.Error.Code, msg: u.redact(resp.Error.Message)}
+			}
+			if len(resp.Result) > maxAnswer {
+				return nil, fmt.Errorf("the server's answer is larger than the %d-byte limit; withheld", maxAnswer)
+			}
+			clean, err := u.redactJSON(resp.Result)
+			if err != nil {
+				return nil, fmt.Errorf("the server's answer could not be checked for its credentials; withheld: %w", err)
+			}
+			return clean, nil
+		case context.Cause(ctx) == errCallTimeout:
+			u.endRun(c, FaultTimeout, fmt.Sprintf("no answer to %s within %s", method, u.cfg.Timeout), "")
+			return nil, fmt.Errorf("no answer within %s; the server was stopped and is restarting", u.cfg.Timeout)
+		case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+			return nil, err
+		case errors.Is(err, transport.ErrSessionTerminated) && attempt == 0:
+			u.drop(c)
+			continue
+		case c.cmd == nil && isTransportError(err):
+			u.endRun(c, FaultUnreachable, err.Error(), "")
+			return nil, errors.New(u.redact(err.Error()))
+		default:
+			return nil, errors.New(u.redact(err.Error()))
+		}
+	}
+}

@@ -1,0 +1,348 @@
+package mcp
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode"
+
+	mcpgo "github.com/mark3labs/mcp-go/mcp"
+	"github.com/mark3labs/mcp-go/server"
+)
+
+// Kinds of Access.
+const (
+	AccessResource = "resource" // resources/read
+	AccessPrompt   = "prompt"   // prompts/get
+)
+
+// Access is a session reading an upstream's resource or getting one of
+// its prompts: what the profile's policy judges and the audit records.
+type Access struct {
+	Kind   string // AccessResource or AccessPrompt
+	Server string // the upstream server
+	// Name is what the session asked for: the exposed URI
+	// (<server>+<uri>) or prompt name (<server>__<prompt>).
+	Name string
+	// Input is what is sent to the server: {"uri": ...} or {"name": ...,
+	// "arguments": ...}, in its final form.
+	Input json.RawMessage
+}
+
+// AccessVerdict is the outcome of vetting an Access.
+type AccessVerdict struct {
+	Allow  bool
+	Reason string
+	// Done is told how an allowed access went: the server's answer (its
+	// JSON, redacted) or its error. It writes the access's record and may
+	// withhold the answer (a post-tool-use hook, or a record that cannot
+	// be written). Required when Allow: an access that cannot be recorded
+	// is refused.
+	Done func(ctx context.Context, output json.RawMessage, err error) Verdict
+}
+
+// uriSep joins a server's name to an upstream URI: <server>+<uri>. A
+// server name holds no '+', so the first one always ends it, and what
+// follows is the server's own URI, unchanged: a server cannot name
+// another's resources. The result is still a URI (a scheme may hold '+').
+const uriSep = "+"
+
+// maxURI bounds an upstream's resource URI or URI template.
+const maxURI = 8192
+
+// exposedURI is how a session sees an upstream resource URI (or URI
+// template).
+func exposedURI(srv, uri string) (string, error) {
+	if uri == "" || len(uri) > maxURI {
+		return "", fmt.Errorf("the resource URI %q is empty or longer than %d bytes", uri, maxURI)
+	}
+	if strings.IndexFunc(uri, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0 {
+		return "", fmt.Errorf("the resource URI %q holds a space or control character", uri)
+	}
+	return srv + uriSep + uri, nil
+}
+
+// upstreamURI is the server's own URI of an exposed one of srv.
+func upstreamURI(srv, exposed string) (string, bool) {
+	return strings.CutPrefix(exposed, srv+uriSep)
+}
+
+// published is what publish serves besides tools, and the servers whose
+// resources are served.
+type publishedCatalog struct {
+	resources []server.ServerResource
+	templates []server.ServerResourceTemplate
+	prompts   []server.ServerPrompt
+	// key is a digest of the lists, to tell sessions only of changes.
+	key string
+	// offersResources, offersPrompts and subscribe say what the served
+	// servers declared: the capabilities a session is told of.
+	offersResources, offersPrompts, subscribe bool
+	// servers maps each server whose resources are served to whether it
+	// takes subscriptions.
+	servers map[string]bool
+	// promptOf maps each served prompt to its server and own name.
+	promptOf map[string]promptRef
+	// completions: a served server offers completion/complete.
+	completions bool
+}
+
+type promptRef struct{ server, own string }
+
+// addCatalog adds the resources, templates and prompts of u to p.
+// Invalid ones are left out and logged.
+func (h *hub) addCatalog(p *publishedCatalog, u *upstream, cat catalog) {
+	srv := u.cfg.Name
+	skip := func(what string, err error) {
+		h.srv.log.Warn("MCP server "+what+" left out", "profile", h.profile, "server", srv, "err", err)
+	}
+	if cat.offersResources {
+		p.offersResources = true
+		p.subscribe = p.subscribe || cat.subscribe
+		p.servers[srv] = cat.subscribe
+	}
+	p.offersPrompts = p.offersPrompts || cat.offersPrompts
+	p.completions = p.completions || cat.completions
+	seen := map[string]bool{}
+	for _, r := range cat.resources {
+		uri, err := exposedURI(srv, r.URI)
+		if err == nil && seen[uri] {
+			err = errors.New("the server lists " + r.URI + " twice")
+		}
+		if err != nil {
+			skip("resource", err)
+			continue
+		}
+		seen[uri] = true
+		r.URI, r.Name = uri, srv+"__"+r.Name
+		p.resources = append(p.resources, server.ServerResource{Resource: r, Handler: h.readResource(u)})
+	}
+	for _, t := range cat.templates {
+		if t.URITemplate == nil || t.URITemplate.Template == nil {
+			skip("resource template", errors.New("it has no uriTemplate"))
+			continue
+		}
+		uri, err := exposedURI(srv, t.URITemplate.Raw())
+		tmpl := &mcpgo.URITemplate{}
+		if err == nil {
+			quoted, _ := json.Marshal(uri)
+			err = tmpl.UnmarshalJSON(quoted)
+		}
+		if err != nil {
+			skip("resource template", err)
+			continue
+		}
+		t.URITemplate, t.Name = tmpl, srv+"__"+t.Name
+		p.templates = append(p.templates, server.ServerResourceTemplate{Template: t, Handler: server.ResourceTemplateHandlerFunc(h.readResource(u))})
+	}
+	names := map[string]bool{}
+	for _, pr := range cat.prompts {
+		name, err := exposedName(srv, pr.Name)
+		if err == nil && names[name] {
+			err = errors.New("the server lists the prompt " + pr.Name + " twice")
+		}
+		if err != nil {
+			skip("prompt", err)
+			continue
+		}
+		names[name] = true
+		own := pr.Name
+		p.promptOf[name] = promptRef{server: srv, own: own}
+		pr.Name = name
+		p.prompts = append(p.prompts, server.ServerPrompt{Prompt: pr, Handler: h.getPrompt(u, own)})
+	}
+}
+
+// serveCatalog hands p to mcp-go when it differs from what is served;
+// mcp-go tells the sessions the lists changed.
+func (h *hub) serveCatalog(p *publishedCatalog) {
+	var key strings.Builder
+	for _, r := range p.resources {
+		b, _ := json.Marshal(r.Resource)
+		key.Write(b)
+	}
+	key.WriteByte(0)
+	for _, t := range p.templates {
+		b, _ := json.Marshal(t.Template)
+		key.Write(b)
+	}
+	key.WriteByte(0)
+	for _, pr := range p.prompts {
+		b, _ := json.Marshal(pr.Prompt)
+		key.Write(b)
+	}
+	p.key = key.String()
+	h.mu.Lock()
+	old := h.catalog
+	h.catalog = p
+	h.mu.Unlock()
+	if old != nil && old.key == p.key {
+		return
+	}
+	// Each of these tells the sessions its list changed, so only those
+	// that did are set.
+	if old == nil || !sameResources(old.resources, p.resources) {
+		h.ep.mcp.SetResources(p.resources...)
+	}
+	if old == nil || !sameTemplates(old.templates, p.templates) {
+		h.ep.mcp.SetResourceTemplates(p.templates...)
+	}
+	if old == nil || !samePrompts(old.prompts, p.prompts) {
+		h.ep.mcp.SetPrompts(p.prompts...)
+	}
+}
+
+func sameResources(a, b []server.ServerResource) bool {
+	return sameJSON(len(a), len(b), func(i int) (any, any) { return a[i].Resource, b[i].Resource })
+}
+
+func sameTemplates(a, b []server.ServerResourceTemplate) bool {
+	return sameJSON(len(a), len(b), func(i int) (any, any) { return a[i].Template, b[i].Template })
+}
+
+func samePrompts(a, b []server.ServerPrompt) bool {
+	return sameJSON(len(a), len(b), func(i int) (any, any) { return a[i].Prompt, b[i].Prompt })
+}
+
+func sameJSON(la, lb int, at func(int) (any, any)) bool {
+	if la != lb {
+		return false
+	}
+	for i := range la {
+		x, y := at(i)
+		bx, _ := json.Marshal(x)
+		by, _ := json.Marshal(y)
+		if string(bx) != string(by) {
+			return false
+		}
+	}
+	return true
+}
+
+// initWait bounds how long initialize waits for the upstreams to start.
+const initWait = 10 * time.Second
+
+// capabilities adjusts what initialize tells a session: resources and
+// prompts only when a served upstream offers them, subscriptions only
+// when one takes them. While a server is still starting what it offers
+// is not known, and both are told (a session is told only once).
+func (h *hub) capabilities(res *mcpgo.InitializeResult) {
+	h.mu.Lock()
+	p := h.catalog
+	h.mu.Unlock()
+	if p == nil {
+		p = &publishedCatalog{}
+	}
+	unknown := false
+	for _, u := range h.upstreams() {
+		if state, _, _, _ := u.snapshot(); state == StateIdle || state == StateStarting {
+			unknown = true
+		}
+	}
+	if !p.offersResources && !unknown {
+		res.Capabilities.Resources = nil
+	} else if res.Capabilities.Resources != nil {
+		res.Capabilities.Resources.Subscribe = p.subscribe
+	}
+	if !p.offersPrompts && !unknown {
+		res.Capabilities.Prompts = nil
+	}
+	if !p.completions && !unknown {
+		res.Capabilities.Completions = nil
+	}
+}
+
+// readResource is the handler of an upstream's resources and templates.
+func (h *hub) readResource(u *upstream) server.ResourceHandlerFunc {
+	return func(ctx context.Context, req mcpgo.ReadResourceRequest) ([]mcpgo.ResourceContents, error) {
+		srv := u.cfg.Name
+		uri, ok := upstreamURI(srv, req.Params.URI)
+		if !ok {
+			return nil, fmt.Errorf("%s is not a resource of %s", req.Params.URI, srv)
+		}
+		raw, err := h.access(ctx, u, Access{Kind: AccessResource, Server: srv, Name: req.Params.URI}, string(mcpgo.MethodResourcesRead), map[string]any{"uri": uri})
+		if err != nil {
+			return nil, err
+		}
+		res, err := mcpgo.ParseReadResourceResult(&raw)
+		if err != nil {
+			return nil, fmt.Errorf("%s: its answer is not a resources/read result: %v", srv, err)
+		}
+		// The contents name the URIs the session knows.
+		for i, c := range res.Contents {
+			switch c := c.(type) {
+			case mcpgo.TextResourceContents:
+				c.URI = srv + uriSep + c.URI
+				res.Contents[i] = c
+			case mcpgo.BlobResourceContents:
+				c.URI = srv + uriSep + c.URI
+				res.Contents[i] = c
+			}
+		}
+		return res.Contents, nil
+	}
+}
+
+// getPrompt is the handler of one upstream prompt.
+func (h *hub) getPrompt(u *upstream, prompt string) server.PromptHandlerFunc {
+	return func(ctx context.Context, req mcpgo.GetPromptRequest) (*mcpgo.GetPromptResult, error) {
+		params := map[string]any{"name": prompt}
+		if len(req.Params.Arguments) > 0 {
+			params["arguments"] = req.Params.Arguments
+		}
+		raw, err := h.access(ctx, u, Access{Kind: AccessPrompt, Server: u.cfg.Name, Name: req.Params.Name}, string(mcpgo.MethodPromptsGet), params)
+		if err != nil {
+			return nil, err
+		}
+		res, err := mcpgo.ParseGetPromptResult(&raw)
+		if err != nil {
+			return nil, fmt.Errorf("%s: its answer is not a prompts/get result: %v", u.cfg.Name, err)
+		}
+		return res, nil
+	}
+}
+
+// access runs a resources/read or prompts/get through the profile's
+// policy, as a tool call is: the caller's Access vets it (hooks, audit)
+// before a byte reaches the server, and is told how it went (the record,
+// with the answer's size) before the answer reaches the session.
+func (h *hub) access(ctx context.Context, u *upstream, a Access, method string, params map[string]any) (json.RawMessage, error) {
+	c := CallerFrom(ctx)
+	if c == nil || c.scope() != h.ep.scope || c.Access == nil {
+		return nil, fmt.Errorf("%s belongs to another profile", a.Name)
+	}
+	input, err := json.Marshal(params)
+	if err != nil {
+		return nil, fmt.Errorf("%s: the request could not be encoded: %v", a.Name, err)
+	}
+	a.Input = input
+	v := c.Access(ctx, a)
+	if !v.Allow {
+		reason := v.Reason
+		if reason == "" {
+			reason = "a Ringlet hook refused this " + a.Kind
+		}
+		return nil, errors.New(reason)
+	}
+	if v.Done == nil {
+		return nil, fmt.Errorf("%s: it could not be recorded in the audit log; refused", a.Name)
+	}
+	raw, err := u.request(ctx, method, json.RawMessage(input))
+	if err != nil {
+		err = fmt.Errorf("%s: %s", a.Name, u.redact(err.Error()))
+	}
+	if done := v.Done(ctx, raw, err); !done.Allow {
+		reason := done.Reason
+		if reason == "" {
+			reason = "a Ringlet post-tool-use hook withheld this " + a.Kind
+		}
+		return nil, errors.New(reason)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return raw, nil
+}
