@@ -139,7 +139,11 @@ func (h *hub) reload() {
 
 // renew replaces the upstream name with a fresh one of the same
 // definition: a run of it is stopped and started again.
-func (h *hub) renew(name string) {
+func (h *hub) renew(name string) { h.renewStart(name, false) }
+
+// renewStart is renew; with start, the new upstream is started even if
+// the old one was not running.
+func (h *hub) renewStart(name string, start bool) {
 	h.mu.Lock()
 	old := h.ups[name]
 	if old == nil {
@@ -152,7 +156,7 @@ func (h *hub) renew(name string) {
 	state, _, _, _ := old.snapshot()
 	old.stop()
 	h.publish()
-	if state == StateRunning || state == StateStarting {
+	if start || state == StateRunning || state == StateStarting {
 		h.srv.spawn(func() {
 			ctx, cancel := context.WithTimeout(u.ctx, h.srv.opts.StartTimeout+time.Second)
 			defer cancel()
@@ -388,6 +392,11 @@ func (h *hub) forward(u *upstream, tool, exposed string) server.ToolHandlerFunc 
 			if res, err = u.redactResult(res); err != nil {
 				return mcpgo.NewToolResultError(fmt.Sprintf("%s: its result could not be checked for the server's credential; withheld", exposed)), nil
 			}
+		}
+		if errors.Is(err, ErrNeedsAuth) {
+			// Nothing was called: a JSON-RPC error, naming the command
+			// that fixes it, rather than a tool's failure.
+			return nil, err
 		}
 		if err != nil {
 			failed := mcpgo.NewToolResultError(u.redact(fmt.Sprintf("%s: %v", exposed, err)))

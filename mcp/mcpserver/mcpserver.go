@@ -139,6 +139,23 @@ func ValidateName(name string) error {
 
 var credentialRE = regexp.MustCompile(`^` + names.Pattern + `/` + names.Pattern + `$`)
 
+// SendsAuthorization reports whether the server is sent an Authorization
+// header of the user's own (--credential, --header or --header-secret):
+// an OAuth token from 'mcp auth' is then not sent.
+func (c *Config) SendsAuthorization() bool {
+	if c.Credential != "" {
+		return true
+	}
+	for _, m := range []map[string]string{c.Headers, c.HeaderSecrets} {
+		for name := range m {
+			if strings.EqualFold(name, "Authorization") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // Validate checks a definition and fills the default timeout.
 func (c *Config) Validate() error {
 	if err := ValidateName(c.Name); err != nil {
