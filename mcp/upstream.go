@@ -449,7 +449,16 @@ func (u *upstream) launch() (*conn, []upstreamTool, error) {
 	init.Params.ProtocolVersion = upstreamProto
 	init.Params.ClientInfo = mcpgo.Implementation{Name: "ringlet", Version: srv.opts.Version}
 	res, err := c.client.Initialize(ctx, init)
+	if err != nil && isAuthRequired(err) && c.oauth != nil && c.oauth.Unreachable() == nil {
+		// The server refused a token that has not expired (revoked, or
+		// its clock differs): it is refreshed, and asked once more.
+		c.oauth.Invalidate()
+		res, err = c.client.Initialize(ctx, init)
+	}
 	if err != nil {
+		if e := c.refreshUnreachable(err); e != nil {
+			err = e
+		}
 		return fail(fmt.Errorf("initialize: %w", timeoutHint(err, srv.opts.StartTimeout)))
 	}
 	if res.Capabilities.Tools == nil {
@@ -524,7 +533,20 @@ func (u *upstream) oauthTokens() (*oauthTokens, error) {
 		return nil, nil
 	}
 	store := oauth.NewTokenStore(keys, rec, u.given.add)
-	return &oauthTokens{store: store, config: oauth.Config(rec, store, oauth.HTTPClient(outbound.Transport()))}, nil
+	return &oauthTokens{store: store, config: oauth.Config(rec, store, store.Client(outbound.Transport()))}, nil
+}
+
+// refreshUnreachable is, for err an authorization-required error of run
+// c, why the refresh behind it got no answer from the authorization
+// server; nil when err is another error or the refresh was refused.
+func (c *conn) refreshUnreachable(err error) error {
+	if c.oauth == nil || !isAuthRequired(err) {
+		return nil
+	}
+	if e := c.oauth.Unreachable(); e != nil {
+		return fmt.Errorf("the OAuth token could not be refreshed: its authorization server did not answer (%w)", e)
+	}
+	return nil
 }
 
 // headers returns what sets the headers of an HTTP server on each request
@@ -922,6 +944,13 @@ func (u *upstream) call(ctx context.Context, tool string, args json.RawMessage, 
 		case errors.Is(err, transport.ErrSessionTerminated) && attempt == 0:
 			u.drop(c)
 			continue
+		case c.refreshUnreachable(err) != nil:
+			// Not a refusal: the token could not be refreshed for now.
+			// The run ends and the server is tried again after a
+			// backoff, as for a server that cannot be reached.
+			msg := u.redact(c.refreshUnreachable(err).Error())
+			u.endRun(c, FaultUnreachable, msg, tool)
+			return nil, errors.New(msg + "; it is restarting")
 		case isAuthRequired(err) && attempt == 0 && c.oauth != nil:
 			// The server refused the token before its expiry (revoked,
 			// or its clock differs): it is refreshed, and the call sent

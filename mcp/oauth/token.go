@@ -24,6 +24,9 @@ type TokenStore struct {
 	mu    sync.Mutex
 	rec   *Record
 	stale bool
+	// unreachable is how the last request of Client failed to get an
+	// answer from the authorization server (nil: it got one).
+	unreachable error
 }
 
 // NewTokenStore returns the store of rec's token.
@@ -86,6 +89,41 @@ func (s *TokenStore) Invalidate() {
 	s.mu.Lock()
 	s.stale = true
 	s.mu.Unlock()
+}
+
+// Client is the HTTP client of the requests that refresh s's token
+// (HTTPClient's checks and bounds). It notes whether the last of them
+// got no answer from the authorization server, or a 5xx: mcp-go reports
+// every failed refresh as "authorization required", and only a refusal
+// means the user must authorize again (Unreachable tells them apart).
+func (s *TokenStore) Client(base http.RoundTripper) *http.Client {
+	return HTTPClient(noting{next: base, s: s})
+}
+
+type noting struct {
+	next http.RoundTripper
+	s    *TokenStore
+}
+
+func (n noting) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := n.next.RoundTrip(r)
+	failed := err
+	if err == nil && resp.StatusCode >= 500 {
+		failed = fmt.Errorf("%s answered %s", r.URL.Redacted(), resp.Status)
+	}
+	n.s.mu.Lock()
+	n.s.unreachable = failed
+	n.s.mu.Unlock()
+	return resp, err
+}
+
+// Unreachable is why the last request of a refresh got no answer from
+// the authorization server (or a 5xx); nil when it got one, a refusal
+// included.
+func (s *TokenStore) Unreachable() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.unreachable
 }
 
 // Config is the OAuthHandler configuration that sends rec's token and
