@@ -155,6 +155,18 @@ func TestMCPOAuth(t *testing.T) {
 		t.Fatalf("demo__greet through Ringlet after mcp auth: got %+v", r)
 	}
 
+	// Not a key of the user's: keychain list leaves it out, and removing
+	// or replacing it by hand is refused with the command to use.
+	for _, args := range [][]string{{"keychain", "list"}, {"keychain", "list", "--json"}} {
+		if out := mustRun(t, e, args...); strings.Contains(out, "mcp-oauth") {
+			t.Errorf("%v: got %q, want the OAuth record left out", args, out)
+		}
+	}
+	if _, stderr, code := e.Run("keychain", "remove", "mcp-oauth", "demo.work"); code == 0 || !strings.Contains(stderr, "'ringlet mcp auth work demo' (or --revoke to remove it)") ||
+		strings.Count(strings.TrimSpace(stderr), "\n") != 0 {
+		t.Errorf("keychain remove mcp-oauth demo.work: exit %d, stderr %q; want refused in one line naming 'ringlet mcp auth work demo'", code, stderr)
+	}
+
 	// The tokens: in the credential store, nowhere else.
 	access := storedAccessToken(t, e)
 	logs, _ := os.ReadFile(e.LogFile())
@@ -177,6 +189,23 @@ func TestMCPOAuth(t *testing.T) {
 	}
 	if !steps["start"] || !steps["authorized"] {
 		t.Errorf("mcp.auth records: got %+v, want start and authorized, by server", recs)
+	}
+
+	// The token expires and there is no refresh token (the demo issues
+	// none): once the server is restarted ('mcp set'), it needs
+	// authorization again. A call gets a JSON-RPC error naming the
+	// command, not a silent failure or "tool not found", and mcp list
+	// says so with the fix.
+	expireStoredToken(t, e)
+	mustRun(t, e, "mcp", "set", "work", "demo", "--header", "X-Ringlet-Test=1")
+	if !waitFor(20*time.Second, func() bool {
+		r = call()
+		return len(r.Steps) == 2 && strings.Contains(r.Steps[1].Error, "run 'ringlet mcp auth work demo'")
+	}) {
+		t.Fatalf("demo__greet once the token is refused: got %+v (%s), want a JSON-RPC error naming 'ringlet mcp auth work demo'", r, resultText(r))
+	}
+	if out := mustRun(t, e, "mcp", "list", "work"); !strings.Contains(out, "needs-auth") || !strings.Contains(out, "ringlet mcp auth work demo") {
+		t.Errorf("mcp list once the token is refused: got %q, want needs-auth with the fix", out)
 	}
 
 	auth()
@@ -224,4 +253,53 @@ func storedAccessToken(t *testing.T, e *env) string {
 		t.Fatalf("stored record: %v, access token %q", err, rec.Token.AccessToken)
 	}
 	return rec.Token.AccessToken
+}
+
+// resultText is the text of the results of r's steps, for a failure.
+func resultText(r nodeResult) string {
+	var b strings.Builder
+	for _, s := range r.Steps {
+		if s.Result != nil {
+			for _, c := range s.Result.Content {
+				b.WriteString(c.Text + " ")
+			}
+		}
+	}
+	return b.String()
+}
+
+// expireStoredToken makes the token 'mcp auth' stored in the file
+// credential store an expired one without a refresh token.
+func expireStoredToken(t *testing.T, e *env) {
+	t.Helper()
+	path := filepath.Join(e.ConfigDir(), "credentials.toml")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	re := regexp.MustCompile(`(['"]?demo\.work['"]?\s*=\s*['"])([A-Za-z0-9_-]+)(['"])`)
+	m := re.FindSubmatch(data)
+	if m == nil {
+		t.Fatalf("credentials.toml holds no mcp-oauth demo.work record")
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(string(m[2]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rec map[string]any
+	if err := json.Unmarshal(raw, &rec); err != nil {
+		t.Fatal(err)
+	}
+	tok, _ := rec["token"].(map[string]any)
+	if tok == nil {
+		t.Fatalf("stored record has no token")
+	}
+	tok["expires_at"] = "2001-01-01T00:00:00Z"
+	delete(tok, "refresh_token")
+	raw, _ = json.Marshal(rec)
+	enc := base64.RawURLEncoding.EncodeToString(raw)
+	data = re.ReplaceAll(data, []byte("${1}"+enc+"${3}"))
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
 }
