@@ -330,3 +330,22 @@ func TestChangeServerSameToolsRebinds(t *testing.T) {
 		}
 	}
 }
+
+// TestOAuthRecordIsNoKey: an OAuth record cannot be given to a server as
+// a key (--credential, --secret, --header-secret): the whole record,
+// refresh token and client secret, would be sent.
+func TestOAuthRecordIsNoKey(t *testing.T) {
+	t.Parallel()
+	if mcpserver.OAuthProvider != oauth.Provider {
+		t.Fatalf("mcpserver.OAuthProvider %q, oauth.Provider %q: want the same", mcpserver.OAuthProvider, oauth.Provider)
+	}
+	for name, c := range map[string]mcpserver.Config{
+		"credential":    {Name: "docs", URL: "https://mcp.example.com/mcp", Credential: "mcp-oauth/docs.work"},
+		"secret":        {Name: "gh", Command: []string{"x"}, Secrets: map[string]string{"TOKEN": "mcp-oauth/docs.work"}},
+		"header secret": {Name: "docs", URL: "https://mcp.example.com/mcp", HeaderSecrets: map[string]string{"X-Key": "mcp-oauth/docs.work"}},
+	} {
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "is the OAuth authorization of an MCP server") {
+			t.Errorf("%s: got %v, want it refused", name, err)
+		}
+	}
+}
