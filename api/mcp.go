@@ -1,6 +1,8 @@
 package api
 
 import (
+	"time"
+
 	"github.com/neullabs/ringlet/mcp/mcpserver"
 	"github.com/neullabs/ringlet/toolchain"
 )
@@ -112,3 +114,58 @@ const (
 	SearchOn  = "on"
 	SearchOff = "off"
 )
+
+// MCPAuthRequest is the body of POST
+// /api/mcp/servers/{profile}/{name}/auth: start an OAuth authorization
+// of an HTTP server ('mcp auth').
+type MCPAuthRequest struct {
+	// ClientID is a client the user registered with the authorization
+	// server; without one Ringlet registers itself dynamically.
+	ClientID string `json:"client_id,omitempty"`
+	// ClientSecret names the secret of that client in the credential
+	// store (provider/alias), for a confidential client.
+	ClientSecret string   `json:"client_secret,omitempty"`
+	Scopes       []string `json:"scopes,omitempty"`
+	// Port of the loopback redirect; 0 for any free one.
+	Port int `json:"port,omitempty"`
+	// Timeout is how long the browser has to come back (a duration; 5m
+	// when empty).
+	Timeout string `json:"timeout,omitempty"`
+}
+
+// MCPAuthFlow is the answer to POST .../auth: the URL to open in the
+// user's browser, and the loopback address it comes back to.
+type MCPAuthFlow struct {
+	Profile          string    `json:"profile"`
+	Server           string    `json:"server"`
+	AuthorizationURL string    `json:"authorization_url"`
+	RedirectURI      string    `json:"redirect_uri"`
+	Expires          time.Time `json:"expires"`
+}
+
+// MCPAuthStatus is the answer to GET and DELETE .../auth: whether the
+// server is authorized, and how, never a token.
+type MCPAuthStatus struct {
+	Profile string `json:"profile"`
+	Server  string `json:"server"`
+	URL     string `json:"url"`
+	// State is the server's, as 'mcp list' shows it (needs-auth when it
+	// asks for an authorization it has not got).
+	State      string `json:"state"`
+	Authorized bool   `json:"authorized"`
+	// Pending: an authorization is waiting for the browser.
+	Pending      bool       `json:"pending,omitempty"`
+	Issuer       string     `json:"issuer,omitempty"`
+	ClientID     string     `json:"client_id,omitempty"`
+	Registered   bool       `json:"registered,omitempty"`
+	Scopes       []string   `json:"scopes,omitempty"`
+	AuthorizedAt *time.Time `json:"authorized_at,omitempty"`
+	Expires      *time.Time `json:"expires,omitempty"`
+	Refreshable  bool       `json:"refreshable,omitempty"`
+	// Error says how the last authorization failed, with what to do.
+	Error string `json:"error,omitempty"`
+	// Revoked (DELETE): the tokens were sent to the revocation endpoint;
+	// RevokeError says why that failed (they were deleted all the same).
+	Revoked     bool   `json:"revoked,omitempty"`
+	RevokeError string `json:"revoke_error,omitempty"`
+}

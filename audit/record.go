@@ -48,6 +48,11 @@ const (
 	KindPricesReset      = "prices.reset"
 	// KindMCPUpdate: a server's variables or headers were changed ('mcp set').
 	KindMCPUpdate = "mcp.update"
+	// KindMCPAuth: an OAuth authorization of an HTTP MCP server ('mcp
+	// auth') was started, ended (authorized or failed) or revoked; the
+	// detail names the step, the authorization server and the scopes,
+	// never a token.
+	KindMCPAuth = "mcp.auth"
 	// KindMCPTools: tools of an MCP server were enabled or disabled, or
 	// a profile's default for them changed ('mcp tools').
 	KindMCPTools = "mcp.tools"
@@ -82,7 +87,7 @@ var Kinds = []string{
 	KindCredentialSet, KindCredentialRemove, KindProfileCreate, KindProfileDelete,
 	KindProfileLaunch, KindSessionStart, KindSessionEnd, KindSessionRestore, KindToolCall,
 	KindHookDecision, KindProviderRequest, KindSandboxViolation, KindProviderAdd, KindHookAdd, KindHookRemove, KindProfileUpdate, KindSandboxEgress,
-	KindMCPAdd, KindMCPRemove, KindMCPApprove, KindMCPUpdate, KindMCPTools, KindMCPSecrets, KindMCPServerRestart, KindMCPResourceRead, KindMCPPromptGet, KindAuditResume, KindAuditEpoch,
+	KindMCPAdd, KindMCPRemove, KindMCPApprove, KindMCPUpdate, KindMCPTools, KindMCPSecrets, KindMCPAuth, KindMCPServerRestart, KindMCPResourceRead, KindMCPPromptGet, KindAuditResume, KindAuditEpoch,
 	KindPricesImport, KindPricesReset,
 }
 

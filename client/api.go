@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/coder/websocket"
 
@@ -414,4 +415,29 @@ func (c *Client) ImportPrices(ctx context.Context, name string, data []byte, dry
 func (c *Client) ResetPrices(ctx context.Context) (api.PricesReset, error) {
 	var out api.PricesReset
 	return out, c.Do(ctx, http.MethodDelete, "/api/prices/import", nil, &out)
+}
+
+// StartMCPAuth is POST /api/mcp/servers/{profile}/{name}/auth: start an
+// OAuth authorization; the answer is the URL for the user's browser.
+func (c *Client) StartMCPAuth(ctx context.Context, profile, name string, req api.MCPAuthRequest) (api.MCPAuthFlow, error) {
+	var out api.MCPAuthFlow
+	return out, c.Do(ctx, http.MethodPost, "/api/mcp/servers/"+seg(profile)+"/"+seg(name)+"/auth", req, &out)
+}
+
+// MCPAuthStatus is GET /api/mcp/servers/{profile}/{name}/auth; with wait
+// above zero, an authorization waiting for the browser is waited for that
+// long (the daemon bounds it) before the answer.
+func (c *Client) MCPAuthStatus(ctx context.Context, profile, name string, wait time.Duration) (api.MCPAuthStatus, error) {
+	var out api.MCPAuthStatus
+	q := ""
+	if wait > 0 {
+		q = "?" + url.Values{"wait": {wait.String()}}.Encode()
+	}
+	return out, c.Do(ctx, http.MethodGet, "/api/mcp/servers/"+seg(profile)+"/"+seg(name)+"/auth"+q, nil, &out)
+}
+
+// RevokeMCPAuth is DELETE /api/mcp/servers/{profile}/{name}/auth.
+func (c *Client) RevokeMCPAuth(ctx context.Context, profile, name string) (api.MCPAuthStatus, error) {
+	var out api.MCPAuthStatus
+	return out, c.Do(ctx, http.MethodDelete, "/api/mcp/servers/"+seg(profile)+"/"+seg(name)+"/auth", nil, &out)
 }

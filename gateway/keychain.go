@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/go-chi/chi/v5"
@@ -12,6 +13,7 @@ import (
 	"github.com/neullabs/ringlet/api"
 	"github.com/neullabs/ringlet/audit"
 	"github.com/neullabs/ringlet/credentials"
+	"github.com/neullabs/ringlet/mcp/oauth"
 )
 
 // KeyStore is the credential store as the gateway uses it. Nothing here
@@ -49,10 +51,28 @@ func (kc *keychain) handleKeychainList(w http.ResponseWriter, r *http.Request) {
 		keychainError(w, kc.o.Log, err)
 		return
 	}
+	// The OAuth authorizations of MCP servers are no keys of the user's
+	// to set or remove by hand: 'mcp auth --status' shows them.
+	entries = slices.DeleteFunc(entries, func(e credentials.Entry) bool { return e.Provider == oauth.Provider })
 	if entries == nil {
 		entries = []credentials.Entry{}
 	}
 	writeJSON(w, http.StatusOK, api.KeychainList{Entries: entries})
+}
+
+// refuseOAuth refuses to set or remove by hand an OAuth authorization of
+// an MCP server: 'mcp auth' keeps it whole (the tokens, the client, the
+// URL it is bound to), and --revoke also revokes it at the server.
+func refuseOAuth(w http.ResponseWriter, ref credentials.Ref) bool {
+	if ref.Provider != oauth.Provider {
+		return false
+	}
+	cmd := "'ringlet mcp auth PROFILE SERVER' (or --revoke to remove it)"
+	if server, profile, ok := strings.Cut(ref.Alias, "."); ok && oauth.Ref(profile, server) == ref {
+		cmd = fmt.Sprintf("'ringlet mcp auth %s %s' (or --revoke to remove it)", profile, server)
+	}
+	writeError(w, http.StatusBadRequest, "oauth_record", fmt.Sprintf("%s is the OAuth authorization of an MCP server, kept by 'ringlet mcp auth': use %s", ref, cmd))
+	return true
 }
 
 func keychainRef(w http.ResponseWriter, r *http.Request) (credentials.Ref, bool) {
@@ -66,7 +86,7 @@ func keychainRef(w http.ResponseWriter, r *http.Request) (credentials.Ref, bool)
 
 func (kc *keychain) handleKeychainSet(w http.ResponseWriter, r *http.Request) {
 	ref, ok := keychainRef(w, r)
-	if !ok {
+	if !ok || refuseOAuth(w, ref) {
 		return
 	}
 	var body api.KeySet
@@ -92,7 +112,7 @@ func (kc *keychain) handleKeychainSet(w http.ResponseWriter, r *http.Request) {
 
 func (kc *keychain) handleKeychainRemove(w http.ResponseWriter, r *http.Request) {
 	ref, ok := keychainRef(w, r)
-	if !ok {
+	if !ok || refuseOAuth(w, ref) {
 		return
 	}
 	if !kc.o.Rec.recordOr503(w, r, audit.Record{Kind: audit.KindCredentialRemove, Actor: audit.ActorAdmin, Target: ref.String(), Decision: audit.Allow}) {

@@ -247,3 +247,31 @@ func TestKeychainRESTNeedsToken(t *testing.T) {
 		t.Errorf("got %d keys stored by an unauthenticated request, want 0", len(store.keys))
 	}
 }
+
+// TestKeychainRESTHidesOAuthRecords: the OAuth authorizations 'mcp auth'
+// keeps are not listed as keys, and setting or removing one by hand is
+// refused with the command that does it.
+func TestKeychainRESTHidesOAuthRecords(t *testing.T) {
+	t.Parallel()
+	store := &kcFakeStore{keys: map[credentials.Ref]string{
+		{Provider: "mcp-oauth", Alias: "docs.work"}: "record",
+		{Provider: "anthropic", Alias: "work"}:      "sk-ant",
+	}}
+	var log bytes.Buffer
+	h, tok := kcServer(t, store, &log)
+	w := kcDo(h, tok, "GET", "/api/keychain", "")
+	var got struct{ Entries []credentials.Entry }
+	if err := json.Unmarshal(w.Body.Bytes(), &got); err != nil || len(got.Entries) != 1 || got.Entries[0].Provider != "anthropic" {
+		t.Errorf("list: got %s, want anthropic/work only", w.Body)
+	}
+	for _, method := range []string{"DELETE", "PUT"} {
+		w := kcDo(h, tok, method, "/api/keychain/mcp-oauth/docs.work", `{"key":"planted"}`)
+		var e api.ErrorAnswer
+		if err := json.Unmarshal(w.Body.Bytes(), &e); err != nil || w.Code != http.StatusBadRequest || !strings.Contains(e.Error.Message, "'ringlet mcp auth work docs' (or --revoke to remove it)") {
+			t.Errorf("%s mcp-oauth/docs.work: got %d %s, want 400 naming 'ringlet mcp auth work docs'", method, w.Code, w.Body)
+		}
+	}
+	if store.keys[credentials.Ref{Provider: "mcp-oauth", Alias: "docs.work"}] != "record" {
+		t.Error("the record was changed")
+	}
+}

@@ -47,6 +47,8 @@ type mcpGateway struct {
 
 	toolsOnce sync.Once
 	tools     http.Handler // the session tools' routes (onTools)
+
+	auth authFlows // 'mcp auth' waiting for the browser
 }
 
 // mcpOptions configure the MCP gateway.
@@ -92,10 +94,11 @@ func newMCPGateway(o mcpOptions) *mcpGateway {
 			}
 			return k.Reveal(), nil
 		},
-		Path:    o.Path,
-		Version: version.Get().Version,
-		Logger:  o.Log.With("component", "mcp"),
-		OnFault: g.fault,
+		Path:      o.Path,
+		OAuthKeys: o.Keys,
+		Version:   version.Get().Version,
+		Logger:    o.Log.With("component", "mcp"),
+		OnFault:   g.fault,
 		ToolsDefault: func(alias string) (string, error) {
 			p, err := o.Profiles.Get(alias)
 			return p.MCPToolsDefault, err
@@ -158,12 +161,24 @@ func (g *mcpGateway) launchFor(alias string) (mcp.Launch, error) {
 // servers it started and waits for them.
 func (g *mcpGateway) run(ctx context.Context) error {
 	defer g.lease.Release()
+	defer g.auth.cancelAll()
 	return g.srv.Run(ctx)
 }
 
 // forgetProfile stops a deleted profile's upstream servers and removes
 // their definitions.
 func (g *mcpGateway) forgetProfile(alias string) {
+	var cfgs []mcpserver.Config
+	if g.o.Store != nil {
+		cfgs, _ = g.o.Store.List(alias) // none listed: none to forget
+	}
+	{
+		for _, c := range cfgs {
+			if c.URL != "" {
+				g.forgetAuth(alias, c.Name)
+			}
+		}
+	}
 	if err := g.srv.ForgetProfile(alias); err != nil {
 		g.o.Log.Error("could not remove the profile's MCP servers", "profile", alias, "err", err)
 	}
@@ -561,6 +576,7 @@ func (g *mcpGateway) handleMCPRemove(w http.ResponseWriter, r *http.Request) {
 		mcpError(w, g.o.Log, err)
 		return
 	}
+	g.forgetAuth(alias, name)
 	g.o.Log.Info("MCP server removed", "profile", alias, "server", name)
 	writeJSON(w, http.StatusOK, removed)
 }

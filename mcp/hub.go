@@ -58,8 +58,17 @@ type hub struct {
 	search *searchIndex
 
 	pubMu     sync.Mutex // serialises publish
-	published map[string]string
+	published map[string]publishedTool
 	searching bool // the published tools are the search meta-tools
+}
+
+// publishedTool is what a served tool's handler is bound to: the tool as
+// pinned and the upstream (the run of a definition) it calls. A server
+// renewed with the same tools is a new upstream: its handlers must be
+// served anew, or calls would go to the stopped one.
+type publishedTool struct {
+	hash string
+	up   *upstream
 }
 
 func newHub(s *Server, profile string) *hub {
@@ -139,14 +148,17 @@ func (h *hub) reload() {
 		if u == nil || !u.cfg.Created.Equal(c.Created) || !equalArgv(u.cfg.Command, c.Command) || u.cfg.URL != c.URL || u.cfg.Timeout != c.Timeout ||
 			!maps.Equal(u.cfg.Env, c.Env) || !maps.Equal(u.cfg.Secrets, c.Secrets) ||
 			!maps.Equal(u.cfg.Headers, c.Headers) || !maps.Equal(u.cfg.HeaderSecrets, c.HeaderSecrets) {
+			nu := newUpstream(h, c)
 			if u != nil {
 				// Its environment changed ('mcp set'): a run with the old
-				// one is stopped below, and started again with the new.
-				if state, _, _, _ := u.snapshot(); state == StateRunning || state == StateStarting {
+				// one is stopped below, and started again with the new,
+				// its tools listed meanwhile as for any restart.
+				if state, _, _, tools := u.snapshot(); state == StateRunning || state == StateStarting {
 					restart = append(restart, c.Name)
+					nu.tools = tools
 				}
 			}
-			u = newUpstream(h, c)
+			u = nu
 		}
 		h.ups[c.Name] = u
 		h.order = append(h.order, c.Name)
@@ -173,7 +185,11 @@ func (h *hub) reload() {
 
 // renew replaces the upstream name with a fresh one of the same
 // definition: a run of it is stopped and started again.
-func (h *hub) renew(name string) {
+func (h *hub) renew(name string) { h.renewStart(name, false) }
+
+// renewStart is renew; with start, the new upstream is started even if
+// the old one was not running.
+func (h *hub) renewStart(name string, start bool) {
 	h.mu.Lock()
 	old := h.ups[name]
 	if old == nil {
@@ -181,12 +197,16 @@ func (h *hub) renew(name string) {
 		return
 	}
 	u := newUpstream(h, old.cfg)
+	state, _, _, tools := old.snapshot()
+	// Its tools stay listed while it restarts, as for any restart: a call
+	// meanwhile waits for the new run, or is told why there is none (it
+	// needs authorization).
+	u.tools = tools
 	h.ups[name] = u
 	h.mu.Unlock()
-	state, _, _, _ := old.snapshot()
 	old.stop()
 	h.publish()
-	if state == StateRunning || state == StateStarting {
+	if start || state == StateRunning || state == StateStarting {
 		h.srv.spawn(func() {
 			ctx, cancel := context.WithTimeout(u.ctx, h.srv.opts.StartTimeout+time.Second)
 			defer cancel()
@@ -282,7 +302,7 @@ func (h *hub) publish() {
 	h.pubMu.Lock()
 	defer h.pubMu.Unlock()
 	var tools []server.ServerTool
-	published := map[string]string{}
+	published := map[string]publishedTool{}
 	report := map[string][]mcpserver.ToolStatus{}
 	// The rules of 'mcp tools' as stored now (an upstream keeps the
 	// definition it started with); unreadable, every tool is disabled.
@@ -345,7 +365,7 @@ func (h *hub) publish() {
 			switch {
 			case err != nil:
 				ts.State, ts.Reason = mcpserver.ToolInvalid, err.Error()
-			case published[exposed] != "":
+			case published[exposed].hash != "":
 				ts.State, ts.Reason = mcpserver.ToolInvalid, "the server lists this name twice"
 			case pins[t.Name] != t.hash:
 				suspect = true
@@ -356,7 +376,7 @@ func (h *hub) publish() {
 				ts.Reason = disabledReason(h.profile, u.cfg.Name, t.Name, exposed, ts.By, ts.Rule)
 			default:
 				ts.State = mcpserver.ToolVisible
-				published[exposed] = t.hash
+				published[exposed] = publishedTool{hash: t.hash, up: u}
 				tools = append(tools, server.ServerTool{Tool: def, Handler: h.forward(u, t.Name, exposed)})
 			}
 			report[u.cfg.Name] = append(report[u.cfg.Name], ts)
@@ -460,6 +480,11 @@ func (h *hub) forward(u *upstream, tool, exposed string) server.ToolHandlerFunc 
 			if res, err = u.redactResult(res); err != nil {
 				return mcpgo.NewToolResultError(fmt.Sprintf("%s: its result could not be checked for the server's credential; withheld", exposed)), nil
 			}
+		}
+		if errors.Is(err, ErrNeedsAuth) {
+			// Nothing was called: a JSON-RPC error, naming the command
+			// that fixes it, rather than a tool's failure.
+			return nil, err
 		}
 		if err != nil {
 			failed := mcpgo.NewToolResultError(u.redact(fmt.Sprintf("%s: %v", exposed, err)))

@@ -82,6 +82,24 @@ func (s *Server) ChangeServer(profile, name string, change func(*mcpserver.Confi
 	return changed, nil
 }
 
+// Reconnect ends the current run of a server and connects to it again,
+// now: after 'mcp auth' stored a new authorization (or --revoke removed
+// it), so that the run uses what the credential store holds now.
+func (s *Server) Reconnect(profile, name string) error {
+	if s.opts.Store == nil {
+		return errNoStore
+	}
+	h, err := s.hub(profile)
+	if err != nil {
+		return err
+	}
+	if h.upstream(name) == nil {
+		return notFound(profile, name)
+	}
+	h.renewStart(name, true)
+	return nil
+}
+
 // RemoveServer stops and forgets an upstream server.
 func (s *Server) RemoveServer(profile, name string) (mcpserver.Config, error) {
 	if s.opts.Store == nil {

@@ -30,6 +30,7 @@ import (
 
 	"github.com/neullabs/ringlet/mcp/jsonrpc"
 	"github.com/neullabs/ringlet/mcp/mcpserver"
+	"github.com/neullabs/ringlet/mcp/oauth"
 )
 
 // Launch is where a profile's upstream servers run.
@@ -60,6 +61,10 @@ type Options struct {
 	// Credential returns the key stored under provider/alias, for HTTP
 	// servers added with --credential. Nil means none can be used.
 	Credential func(ref string) (string, error)
+	// OAuthKeys is where the OAuth authorizations of HTTP servers are
+	// kept ('mcp auth'): the token of one is sent to it and refreshed.
+	// Nil means none is sent.
+	OAuthKeys oauth.Keys
 	// Version is the server version reported to clients.
 	Version string
 	// MaxBody bounds one posted message. Default jsonrpc.DefaultMaxBody.

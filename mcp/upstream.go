@@ -28,9 +28,11 @@ import (
 	"github.com/mark3labs/mcp-go/client/transport"
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
 
+	"github.com/neullabs/ringlet/credentials"
 	"github.com/neullabs/ringlet/internal/child"
 	"github.com/neullabs/ringlet/internal/outbound"
 	"github.com/neullabs/ringlet/mcp/mcpserver"
+	"github.com/neullabs/ringlet/mcp/oauth"
 	"github.com/neullabs/ringlet/sandbox"
 	"github.com/neullabs/ringlet/toolchain"
 )
@@ -45,8 +47,27 @@ const (
 	// a call, or could not be reached); it is restarted after a backoff
 	// and its tools stay listed meanwhile.
 	StateRestarting = "restarting"
-	stateStopped    = "stopped" // removed or shutting down
+	// StateNeedsAuth: an HTTP server that asked for authorization it has
+	// not got (no token, or one the server refused and that could not be
+	// refreshed); 'ringlet mcp auth' fixes it. It is not retried until
+	// then.
+	StateNeedsAuth = "needs-auth"
+	stateStopped   = "stopped" // removed or shutting down
 )
+
+// ErrNeedsAuth is the error of a call to a server in StateNeedsAuth.
+var ErrNeedsAuth = errors.New("the MCP server needs authorization")
+
+// needsAuth says which command fixes a server in StateNeedsAuth.
+func (u *upstream) needsAuth() error {
+	return fmt.Errorf("%w: MCP server %s of profile %s asks for authorization; run 'ringlet mcp auth %s %s'", ErrNeedsAuth, u.cfg.Name, u.hub.profile, u.hub.profile, u.cfg.Name)
+}
+
+// isAuthRequired reports whether err is an HTTP server's 401, or mcp-go
+// finding no token it can send (none, or its refresh failed).
+func isAuthRequired(err error) bool {
+	return errors.Is(err, transport.ErrOAuthAuthorizationRequired) || errors.Is(err, transport.ErrAuthorizationRequired)
+}
 
 // Fault is an upstream server failing: its run ended against its will, or
 // it could not start. The gateway audits each one.
@@ -72,6 +93,7 @@ const (
 	FaultTimeout     = "timeout"     // a call got no answer in time: the run was ended
 	FaultUnreachable = "unreachable" // an HTTP server could not be reached
 	FaultStart       = "start"       // it could not start (or exited while starting)
+	FaultAuth        = "auth"        // an HTTP server asked for authorization it has not got
 )
 
 // Limits of an upstream.
@@ -139,7 +161,10 @@ type upstream struct {
 
 // conn is one run of an upstream: its process and MCP client.
 type conn struct {
-	cmd     *exec.Cmd
+	cmd *exec.Cmd
+	// oauth holds the OAuth token of an HTTP server authorized with
+	// 'mcp auth' (nil for others).
+	oauth   *oauth.TokenStore
 	client  *client.Client
 	tr      transport.Interface
 	stderr  *tail
@@ -186,6 +211,9 @@ func (u *upstream) ensure(ctx context.Context, patient bool) error {
 		case stateStopped:
 			u.mu.Unlock()
 			return errors.New("the server was removed")
+		case StateNeedsAuth:
+			u.mu.Unlock()
+			return u.needsAuth()
 		case StateStarting:
 			ch := u.startDone
 			u.mu.Unlock()
@@ -257,6 +285,9 @@ func (u *upstream) start() {
 	switch {
 	case u.state == stateStopped:
 		stop = err == nil
+	case err != nil && isAuthRequired(err):
+		u.state, u.lastErr, u.conn, u.failures = StateNeedsAuth, strings.TrimPrefix(u.needsAuth().Error(), ErrNeedsAuth.Error()+": "), nil, 0
+		fault = &Fault{Profile: u.hub.profile, Server: u.cfg.Name, Reason: FaultAuth, Error: u.lastErr}
 	case err != nil:
 		fault = u.failLocked(FaultStart, u.redact(err.Error()), 0)
 		u.state = StateFailed
@@ -430,7 +461,16 @@ func (u *upstream) launch() (*conn, []upstreamTool, error) {
 	init.Params.ProtocolVersion = upstreamProto
 	init.Params.ClientInfo = mcpgo.Implementation{Name: "ringlet", Version: srv.opts.Version}
 	res, err := c.client.Initialize(ctx, init)
+	if err != nil && isAuthRequired(err) && c.oauth != nil && c.oauth.Unreachable() == nil {
+		// The server refused a token that has not expired (revoked, or
+		// its clock differs): it is refreshed, and asked once more.
+		c.oauth.Invalidate()
+		res, err = c.client.Initialize(ctx, init)
+	}
 	if err != nil {
+		if e := c.refreshUnreachable(err); e != nil {
+			err = e
+		}
 		return fail(fmt.Errorf("initialize: %w", timeoutHint(err, srv.opts.StartTimeout)))
 	}
 	c.caps = res.Capabilities
@@ -463,11 +503,64 @@ func (u *upstream) dial() (*conn, error) {
 	if headers != nil {
 		opts = append(opts, transport.WithHTTPHeaderFunc(headers))
 	}
+	tokens, err := u.oauthTokens()
+	if err != nil {
+		return nil, err
+	}
+	if tokens != nil {
+		opts = append(opts, transport.WithHTTPOAuth(tokens.config))
+	}
 	tr, err := transport.NewStreamableHTTP(u.cfg.URL, opts...)
 	if err != nil {
 		return nil, err
 	}
-	return &conn{tr: tr, stderr: &tail{}, exited: make(chan struct{}), started: time.Now()}, nil
+	c := &conn{tr: tr, stderr: &tail{}, exited: make(chan struct{}), started: time.Now()}
+	if tokens != nil {
+		c.oauth = tokens.store
+	}
+	return c, nil
+}
+
+type oauthTokens struct {
+	store  *oauth.TokenStore
+	config transport.OAuthConfig
+}
+
+// oauthTokens is the authorization 'mcp auth' stored for the server, if
+// any, as mcp-go's OAuth handler takes it: the token is sent on each
+// request and refreshed before it expires, each refreshed token written
+// back to the credential store. A record made for another URL (the
+// server was removed and added again elsewhere) is never used. Every
+// token is redacted from all the server says.
+func (u *upstream) oauthTokens() (*oauthTokens, error) {
+	keys := u.hub.srv.opts.OAuthKeys
+	if keys == nil || u.cfg.SendsAuthorization() {
+		return nil, nil
+	}
+	rec, err := oauth.Load(keys, u.hub.profile, u.cfg.Name)
+	switch {
+	case errors.Is(err, credentials.ErrNotFound):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("read the server's authorization from the credential store: %w", err)
+	case rec.URL != u.cfg.URL:
+		return nil, nil
+	}
+	store := oauth.NewTokenStore(keys, rec, u.given.add)
+	return &oauthTokens{store: store, config: oauth.Config(rec, store, store.Client(outbound.Transport()))}, nil
+}
+
+// refreshUnreachable is, for err an authorization-required error of run
+// c, why the refresh behind it got no answer from the authorization
+// server; nil when err is another error or the refresh was refused.
+func (c *conn) refreshUnreachable(err error) error {
+	if c.oauth == nil || !isAuthRequired(err) {
+		return nil
+	}
+	if e := c.oauth.Unreachable(); e != nil {
+		return fmt.Errorf("the OAuth token could not be refreshed: its authorization server did not answer (%w)", e)
+	}
+	return nil
 }
 
 // headers returns what sets the headers of an HTTP server on each request
@@ -865,6 +958,22 @@ func (u *upstream) call(ctx context.Context, tool string, args json.RawMessage, 
 		case errors.Is(err, transport.ErrSessionTerminated) && attempt == 0:
 			u.drop(c)
 			continue
+		case c.refreshUnreachable(err) != nil:
+			// Not a refusal: the token could not be refreshed for now.
+			// The run ends and the server is tried again after a
+			// backoff, as for a server that cannot be reached.
+			msg := u.redact(c.refreshUnreachable(err).Error())
+			u.endRun(c, FaultUnreachable, msg, tool)
+			return nil, errors.New(msg + "; it is restarting")
+		case isAuthRequired(err) && attempt == 0 && c.oauth != nil:
+			// The server refused the token before its expiry (revoked,
+			// or its clock differs): it is refreshed, and the call sent
+			// once more.
+			c.oauth.Invalidate()
+			continue
+		case isAuthRequired(err):
+			u.lostAuth(c, tool)
+			return nil, u.needsAuth()
 		case c.cmd == nil && isTransportError(err):
 			// The HTTP server cannot be reached: its run ends and it is
 			// tried again after a backoff.
@@ -874,6 +983,27 @@ func (u *upstream) call(ctx context.Context, tool string, args json.RawMessage, 
 			return nil, errors.New(u.redact(err.Error()))
 		}
 	}
+}
+
+// lostAuth ends run c of a server that refused its token and has none
+// it can refresh: it waits in StateNeedsAuth for 'mcp auth'.
+func (u *upstream) lostAuth(c *conn, tool string) {
+	u.mu.Lock()
+	current := u.conn == c && u.state == StateRunning
+	if current {
+		u.state, u.conn, u.failures = StateNeedsAuth, nil, 0
+		u.lastErr = strings.TrimPrefix(u.needsAuth().Error(), ErrNeedsAuth.Error()+": ")
+	}
+	msg := u.lastErr
+	u.mu.Unlock()
+	if !current {
+		return
+	}
+	srv := u.hub.srv
+	srv.log.Warn("MCP server needs authorization", "profile", u.hub.profile, "server", u.cfg.Name)
+	u.report(Fault{Profile: u.hub.profile, Server: u.cfg.Name, Reason: FaultAuth, Error: msg, Tool: tool})
+	srv.spawn(func() { srv.stopConn(c) })
+	u.hub.publish()
 }
 
 // isTransportError reports whether err means the server could not be

@@ -38,6 +38,20 @@ const (
 // mcp import' stores the secrets it finds.
 const SecretProvider = "mcp"
 
+// OAuthProvider is the provider of the OAuth authorizations 'mcp auth'
+// keeps in the credential store (mcp/oauth.Provider): records of tokens
+// and a client, never a key to give a server by name.
+const OAuthProvider = "mcp-oauth"
+
+// checkNotOAuth refuses a reference to an OAuth record: given as a key,
+// the whole record (refresh token, client secret) would go to the server.
+func checkNotOAuth(what, ref string) error {
+	if strings.HasPrefix(ref, OAuthProvider+"/") {
+		return fmt.Errorf("%s %q is the OAuth authorization of an MCP server, not a key to give one; 'ringlet mcp auth' sends its token", what, ref)
+	}
+	return nil
+}
+
 // envNameRE is a variable name as POSIX shells write it.
 var envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,127}$`)
 
@@ -139,6 +153,23 @@ func ValidateName(name string) error {
 
 var credentialRE = regexp.MustCompile(`^` + names.Pattern + `/` + names.Pattern + `$`)
 
+// SendsAuthorization reports whether the server is sent an Authorization
+// header of the user's own (--credential, --header or --header-secret):
+// an OAuth token from 'mcp auth' is then not sent.
+func (c *Config) SendsAuthorization() bool {
+	if c.Credential != "" {
+		return true
+	}
+	for _, m := range []map[string]string{c.Headers, c.HeaderSecrets} {
+		for name := range m {
+			if strings.EqualFold(name, "Authorization") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // Validate checks a definition and fills the default timeout.
 func (c *Config) Validate() error {
 	if err := ValidateName(c.Name); err != nil {
@@ -160,6 +191,9 @@ func (c *Config) Validate() error {
 		}
 		if !credentialRE.MatchString(c.Credential) {
 			return fmt.Errorf("invalid --credential %q: want <provider>/<alias>", c.Credential)
+		}
+		if err := checkNotOAuth("--credential", c.Credential); err != nil {
+			return err
 		}
 	}
 	if err := c.validateEnv(); err != nil {
@@ -254,6 +288,9 @@ func SecretRef(s string) (string, error) {
 	}
 	if !credentialRE.MatchString(s) {
 		return "", fmt.Errorf("invalid secret reference %q: want <provider>/<alias> or <alias> (a key stored with 'ringlet keychain set')", s)
+	}
+	if err := checkNotOAuth("secret", s); err != nil {
+		return "", err
 	}
 	return s, nil
 }

@@ -97,7 +97,7 @@ func (a *app) completeArgs(root *cobra.Command) {
 		c.ValidArgsFunction = nthArg(0, a.completeTerminals)
 	}
 	find("hooks", "remove").ValidArgsFunction = profileThen(a, a.completeHooks)
-	for _, c := range []*cobra.Command{find("mcp", "remove"), find("mcp", "approve"), find("mcp", "show"), mcpSet} {
+	for _, c := range []*cobra.Command{find("mcp", "remove"), find("mcp", "approve"), find("mcp", "show"), find("mcp", "auth"), mcpSet} {
 		c.ValidArgsFunction = profileThen(a, a.completeMCPServers)
 	}
 	mcpTools := find("mcp", "tools")

@@ -61,6 +61,9 @@ for your own MCP client, never an agent's.`,
   ringlet mcp approve work fs
   ringlet mcp tools work fs --disable 'write_*'
   ringlet mcp remove work fs
+  # A remote server behind OAuth:
+  ringlet mcp add work linear --url https://mcp.linear.app/mcp
+  ringlet mcp auth work linear
 
   # Give a sandboxed Claude Code its session's MCP tools:
   ringlet profiles run work -- mcp add ringlet -- ringlet mcp --stdio
@@ -81,7 +84,7 @@ for your own MCP client, never an agent's.`,
 	}
 	cmd.Flags().BoolVar(&stdio, "stdio", false, "serve MCP on stdin/stdout, bridged to the daemon's /mcp (stdout carries only JSON-RPC)")
 	cmd.Flags().BoolVar(&admin, "admin", false, "with --stdio: serve Ringlet's own controls with the admin token, for your own MCP client (refused in a session's environment)")
-	cmd.AddCommand(a.mcpAddCmd(), a.mcpImportCmd(), a.mcpSetCmd(), a.mcpListCmd(), a.mcpShowCmd(), a.mcpRemoveCmd(), a.mcpApproveCmd(), a.mcpToolsCmd())
+	cmd.AddCommand(a.mcpAddCmd(), a.mcpImportCmd(), a.mcpSetCmd(), a.mcpListCmd(), a.mcpShowCmd(), a.mcpRemoveCmd(), a.mcpApproveCmd(), a.mcpToolsCmd(), a.mcpAuthCmd())
 	return cmd
 }
 
