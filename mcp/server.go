@@ -89,6 +89,38 @@ type Options struct {
 	// rule names (mcpserver.ToolsAll or ToolsNone). An error disables
 	// them: the setting cannot be skipped. Nil: ToolsAll.
 	ToolsDefault func(profile string) (string, error)
+	// OnPin is told of each pin taken without an approval (a server's
+	// first start, or pins of an older version moved), for the audit log,
+	// before it is stored; an error stores nothing and the tools stay
+	// hidden. Nil: not recorded.
+	OnPin func(PinEvent) error
+	// OnToolsChanged is told once of each change a server made to what
+	// was approved (its tools hidden until 'ringlet mcp approve'), for
+	// the audit log. Nil: not recorded.
+	OnToolsChanged func(ToolsChanged) error
+}
+
+// Reasons of a PinEvent.
+const (
+	PinFirst    = "first_start" // trust on first use
+	PinMigrated = "migrated"    // pins of an older version, by tool name
+)
+
+// PinEvent is a server pinned without an approval.
+type PinEvent struct {
+	Profile, Server string
+	Reason          string
+	Identity        mcpserver.Identity
+	// Tools are the names pinned (none when only the identity was).
+	Tools []string
+}
+
+// ToolsChanged is a server serving what was not approved.
+type ToolsChanged struct {
+	Profile, Server string
+	Diff            mcpserver.PinDiff
+	// Hidden are the tools hidden until approved.
+	Hidden []string
 }
 
 // ProtocolVersions are the MCP revisions Ringlet serves, newest first.
@@ -121,6 +153,8 @@ type Server struct {
 	closed bool
 
 	held atomic.Int64 // sessions registered in mcp-go, every endpoint
+
+	digests digests // of the programs upstream servers run
 }
 
 // New returns a Server; Run or Close ends it.
@@ -267,7 +301,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if m.Method != string(mcpgo.MethodInitialize) && !s.sessionOK(w, m.ID, sid, c, ep.scope) {
 			return
 		}
-		if !c.Admin() && m.Method == string(mcpgo.MethodToolsCall) && m.IsRequest() && s.refuseDisabled(w, r, c, body) {
+		if !c.Admin() && m.Method == string(mcpgo.MethodToolsCall) && m.IsRequest() && (s.refuseDisabled(w, r, c, body) || s.refusePending(w, r, c, body)) {
 			return
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
