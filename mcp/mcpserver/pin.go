@@ -239,6 +239,10 @@ func changedTool(name string, was, now PinnedTool) ToolDiff {
 		t.Fields = append(t.Fields, f.name)
 		diffs = append(diffs, f.name+":\n"+UnifiedDiff(f.was, f.now))
 	}
+	if len(t.Fields) == 0 {
+		// The same fields, hashed otherwise (by another version).
+		t.Fields = []string{"definition"}
+	}
 	t.Diff = strings.Join(diffs, "")
 	return t
 }
@@ -386,8 +390,8 @@ func Approve(pinned Pin, observed Pin, tools []string) (Pin, error) {
 		return observed, nil
 	}
 	d := Diff(pinned, observed)
-	if d.Identity != nil {
-		return Pin{}, &ApproveError{fmt.Sprintf("the server's program changed (now %s, was %s): approve the server whole, without --tool", d.Identity.After, d.Identity.Before)}
+	if err := d.CheckApprove(tools); err != nil {
+		return Pin{}, err
 	}
 	out := *pinned.Clone()
 	if out.Tools == nil {
@@ -404,11 +408,27 @@ func Approve(pinned Pin, observed Pin, tools []string) (Pin, error) {
 			}
 		case slices.Contains(d.Removed, name):
 			delete(out.Tools, name)
-		default:
-			return Pin{}, &ApproveError{fmt.Sprintf("tool %s has no change to approve (changed: %s)", name, pendingNames(d))}
 		}
 	}
 	return out, nil
+}
+
+// CheckApprove says whether an approval of the named tools (none: all)
+// can be made of d: each must have a change, and a new identity is
+// approved whole.
+func (d PinDiff) CheckApprove(tools []string) error {
+	if len(tools) == 0 {
+		return nil
+	}
+	if d.Identity != nil {
+		return &ApproveError{fmt.Sprintf("the server's program changed (now %s, was %s): approve the server whole, without --tool", d.Identity.After, d.Identity.Before)}
+	}
+	for _, name := range tools {
+		if !slices.ContainsFunc(d.Tools, func(t ToolDiff) bool { return t.Name == name }) && !slices.Contains(d.Removed, name) {
+			return &ApproveError{fmt.Sprintf("tool %s has no change to approve (changed: %s)", name, pendingNames(d))}
+		}
+	}
+	return nil
 }
 
 // ApproveError is an approval of what cannot be approved so.
