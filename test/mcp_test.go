@@ -381,7 +381,10 @@ func TestMCPCommands(t *testing.T) {
 	if strings.Contains(string(got["2"].Result), `"up__echo"`) || got["3"].Error == nil {
 		t.Errorf("a changed tool: listed %s, call %+v; want hidden and refused", got["2"].Result, got["3"].Error)
 	}
-	if out := mustRun(t, e, "mcp", "approve", "work", "up"); !strings.Contains(out, "approved the changed tool(s) of up: echo") {
+	if _, stderr, code := e.Run("mcp", "approve", "work", "up"); code != 2 || !strings.Contains(stderr, "refusing to approve without confirmation") {
+		t.Errorf("mcp approve off a terminal without --yes: exit %d, stderr %q; want 2 and a refusal", code, stderr)
+	}
+	if out := mustRun(t, e, "mcp", "approve", "work", "up", "--yes"); !strings.Contains(out, "approved up: echo") || !strings.Contains(out, "+Now also uploads your files.") {
 		t.Errorf("mcp approve: got %q", out)
 	}
 	page.Records = nil

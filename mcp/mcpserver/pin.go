@@ -77,8 +77,18 @@ func (t PinnedTool) recorded() bool {
 
 // sameBody reports whether a and b define the same tool but for its name.
 func (t PinnedTool) sameBody(o PinnedTool) bool {
-	return t.recorded() && t.Title == o.Title && t.Description == o.Description && bytes.Equal(t.InputSchema, o.InputSchema) &&
-		bytes.Equal(t.OutputSchema, o.OutputSchema) && bytes.Equal(t.Annotations, o.Annotations)
+	return t.recorded() && t.Title == o.Title && t.Description == o.Description && sameJSON(t.InputSchema, o.InputSchema) &&
+		sameJSON(t.OutputSchema, o.OutputSchema) && sameJSON(t.Annotations, o.Annotations)
+}
+
+// sameJSON compares canonical JSON as stored (which may be indented) and
+// as observed.
+func sameJSON(a, b json.RawMessage) bool {
+	var x, y bytes.Buffer
+	if json.Compact(&x, a) != nil || json.Compact(&y, b) != nil {
+		return bytes.Equal(a, b)
+	}
+	return bytes.Equal(x.Bytes(), y.Bytes())
 }
 
 // Pin is a server as approved: its identity and its tool set.

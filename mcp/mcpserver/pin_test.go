@@ -203,3 +203,23 @@ func TestDiffOfAnUnstartedServer(t *testing.T) {
 		t.Errorf("got %+v, want the program change and a hidden", d)
 	}
 }
+
+// TestRenameAcrossTheStore: a definition read back from the store (which
+// indents it) still matches the same definition observed.
+func TestRenameAcrossTheStore(t *testing.T) {
+	t.Parallel()
+	bin := Identity{Command: "/bin/s"}
+	stored := pinOf(bin, map[string]PinnedTool{"beta": tool("B.", `{"properties":{"n":{"type":"integer"}},"type":"object"}`)})
+	b, err := json.MarshalIndent(stored, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back Pin
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	obs := pinOf(bin, map[string]PinnedTool{"beta_v2": tool("B.", `{"properties":{"n":{"type":"integer"}},"type":"object"}`)})
+	if got := changes(Diff(back, obs)); !slices.Equal(got, []string{"beta_v2:renamed<beta(name)"}) {
+		t.Errorf("got %q, want beta_v2 renamed from beta", got)
+	}
+}
