@@ -575,6 +575,9 @@ sandbox reads of yours besides the system, as a start now would find it.`,
 					t.row("path first", strings.Join(r.Path, ":"))
 				}
 			}
+			if s.Pin != nil && s.Pin.Identity != nil {
+				t.row("pinned", printable(s.Pin.Identity.String())+" ('ringlet mcp approve "+p+" "+s.Name+" --dry-run' shows what changed)")
+			}
 			t.row("timeout", s.Timeout.String())
 			t.row("tools", strconv.Itoa(len(s.Tools)))
 			return t.flush()
