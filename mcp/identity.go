@@ -123,10 +123,17 @@ type digestEntry struct {
 	sum      string
 }
 
-const maxDigestCache = 256
+const (
+	maxDigestCache = 256
+	// maxDigestSize bounds what is read of one program: more (a sparse
+	// file planted where a script was) is pinned by path alone.
+	maxDigestSize = 1 << 30
+)
 
 func (d *digests) digest(path string) (string, error) {
-	f, err := os.Open(path)
+	// Non-blocking, so that a FIFO planted where a program was cannot
+	// hold the daemon up: it is refused below as not a regular file.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return "", err
 	}
@@ -137,6 +144,9 @@ func (d *digests) digest(path string) (string, error) {
 	}
 	if !fi.Mode().IsRegular() {
 		return "", fmt.Errorf("%s is not a regular file", path)
+	}
+	if fi.Size() > maxDigestSize {
+		return "", fmt.Errorf("%s is larger than %d bytes", path, maxDigestSize)
 	}
 	st, _ := fi.Sys().(*syscall.Stat_t)
 	key := digestEntry{size: fi.Size(), mtime: fi.ModTime()}
@@ -150,7 +160,7 @@ func (d *digests) digest(path string) (string, error) {
 	}
 	d.mu.Unlock()
 	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
+	if _, err := io.Copy(h, io.LimitReader(f, maxDigestSize)); err != nil {
 		return "", err
 	}
 	key.sum = "sha256:" + hex.EncodeToString(h.Sum(nil))

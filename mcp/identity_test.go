@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -50,5 +51,19 @@ func TestIdentity(t *testing.T) {
 	}
 	if gone := d.identityOf(filepath.Join(dir, "missing"), nil, dir); gone.Digest != "" || gone.Note == "" {
 		t.Errorf("a missing program: got %+v, want no digest and a note", gone)
+	}
+}
+
+// TestIdentityOfAFIFO: a FIFO planted where a program was does not hold
+// the daemon up; it is pinned without a digest, as a note says.
+func TestIdentityOfAFIFO(t *testing.T) {
+	t.Parallel()
+	p := filepath.Join(t.TempDir(), "srv")
+	if err := syscall.Mkfifo(p, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	var d digests
+	if id := d.identityOf(p, nil, "/"); id.Digest != "" || !strings.Contains(id.Note, "not a regular file") {
+		t.Errorf("got %+v, want no digest and a note", id)
 	}
 }

@@ -247,6 +247,12 @@ func TestMCPPinning(t *testing.T) {
 	if _, stderr, code := e.Run("mcp", "approve", "work", "pin", "--json"); code != 2 || !strings.Contains(stderr, "--dry-run") {
 		t.Errorf("approve --json without --yes or --dry-run: exit %d, stderr %q", code, stderr)
 	}
+	// A disabled tool pending approval is hidden as pending; approved, it
+	// stays disabled.
+	mustRun(t, e, "mcp", "tools", "work", "pin", "--disable", "beta_v2")
+	pinnedStates(t, e, "work", "pin", mcpserver.ToolChanged, mcpserver.ChangeRenamed, "beta_v2")
+	mustRun(t, e, "mcp", "approve", "work", "pin", "--yes")
+	pinnedStates(t, e, "work", "pin", mcpserver.ToolDisabled, "", "beta_v2")
 
 	// Audited: the first pin, each change once, each approval.
 	pins := auditRecords(t, e, "mcp.pin")
@@ -258,7 +264,7 @@ func TestMCPPinning(t *testing.T) {
 		t.Errorf("audit of the changes: got %+v, want each change with the rename last", changed)
 	}
 	approvals := auditRecords(t, e, "mcp.approve")
-	if len(approvals) != 3 || !strings.Contains(mustJSON(approvals[2].Detail), `"approved":["gamma"]`) {
+	if len(approvals) != 4 || !strings.Contains(mustJSON(approvals[3].Detail), `"approved":["gamma"]`) {
 		t.Errorf("audit of the approvals: got %+v", approvals)
 	}
 	for _, kind := range []string{"mcp.pin", "mcp.tools.changed", "mcp.approve"} {
@@ -321,4 +327,64 @@ func TestMCPPinAgainstTheSandbox(t *testing.T) {
 			t.Errorf("a server changed before its first start was pinned on first use: %+v", p)
 		}
 	}
+}
+
+// TestMCPPinUpgrade: a store of the version that pinned each tool's hash
+// by name loads in a new daemon, and at the server's next start its pins
+// become the tool set: a tool with its old hash stays approved, one whose
+// hash differs is hidden as changed, and nothing pinned is lost. The
+// move is audited (mcp.pin, migrated).
+func TestMCPPinUpgrade(t *testing.T) {
+	t.Parallel()
+	e, d := newMCPEnv(t)
+	dir := filepath.Join(e.Root, "pinsrv")
+	script, toolsFile := pinServer(t, dir, []map[string]any{pinAlpha, pinBeta})
+	mustRun(t, e, "mcp", "add", "work", "pin", "--rw", dir, "--", script, toolsFile)
+	mustRun(t, e, "mcp", "tools", "work", "pin") // its first start pins it
+	d.Signal(os.Interrupt)
+	d.Wait()
+
+	// The store as the older version wrote it: hashes by name, no pin.
+	path := filepath.Join(e.ConfigDir(), "mcp", "work.json")
+	var file struct {
+		Version int              `json:"version"`
+		Servers []map[string]any `json:"servers"`
+	}
+	b, err := os.ReadFile(path)
+	if err != nil || json.Unmarshal(b, &file) != nil || len(file.Servers) != 1 {
+		t.Fatalf("the store: %v, %s", err, b)
+	}
+	pin := file.Servers[0]["pin"].(map[string]any)["tools"].(map[string]any)
+	file.Servers[0]["pins"] = map[string]string{
+		"alpha":  pin["alpha"].(map[string]any)["hash"].(string),
+		"beta":   "sha256:" + strings.Repeat("0", 64), // changed since
+		"relist": pin["relist"].(map[string]any)["hash"].(string),
+		"write":  pin["write"].(map[string]any)["hash"].(string),
+	}
+	delete(file.Servers[0], "pin")
+	if b, err = json.Marshal(file); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	e.StartDaemon()
+	mustRun(t, e, "mcp", "tools", "work", "pin")
+	pinnedStates(t, e, "work", "pin", mcpserver.ToolVisible, "", "alpha", "relist", "write")
+	pinnedStates(t, e, "work", "pin", mcpserver.ToolChanged, mcpserver.ChangeChanged, "beta")
+	shown := approveDiff(t, e, "work", "pin")
+	if got := diffChanges(shown.Diff); !slices.Equal(got, []string{"beta:changed"}) || shown.Diff.Identity != nil ||
+		!strings.Contains(shown.Diff.Tools[0].Diff, "was not kept") {
+		t.Errorf("the diff after the upgrade: got %v (%+v), want beta changed with its old definition unknown", got, shown.Diff)
+	}
+	var migrated bool
+	for _, p := range auditRecords(t, e, "mcp.pin") {
+		migrated = migrated || p.Detail["reason"] == "migrated"
+	}
+	if !migrated {
+		t.Errorf("audit of the upgrade: got %+v, want an mcp.pin migrated", auditRecords(t, e, "mcp.pin"))
+	}
+	mustRun(t, e, "mcp", "approve", "work", "pin", "--yes")
+	pinnedStates(t, e, "work", "pin", mcpserver.ToolVisible, "", "alpha", "beta", "relist", "write")
 }
