@@ -244,6 +244,9 @@ func TestMCPPinning(t *testing.T) {
 	if ren := approveDiff(t, e, "work", "pin"); !slices.Equal(diffChanges(ren.Diff), []string{"beta_v2:renamed<beta"}) {
 		t.Errorf("the rename's diff: got %v", diffChanges(ren.Diff))
 	}
+	if out := mustRun(t, e, "__complete", "mcp", "approve", "work", "pin", "--tool", "be"); !strings.Contains(out, "beta_v2\trenamed") {
+		t.Errorf("completion of --tool: got %q, want the renamed tool", out)
+	}
 	if _, stderr, code := e.Run("mcp", "approve", "work", "pin", "--json"); code != 2 || !strings.Contains(stderr, "--dry-run") {
 		t.Errorf("approve --json without --yes or --dry-run: exit %d, stderr %q", code, stderr)
 	}
