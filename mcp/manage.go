@@ -22,12 +22,12 @@ func (s *Server) pinDiff(profile string, u *upstream) (mcpserver.Pin, mcpserver.
 		return mcpserver.Pin{}, mcpserver.PinDiff{}, errNoStore
 	}
 	var ps pinStore = s.opts.Store
-	obs := u.observed()
+	obs, digest := u.observed()
 	pinned, err := ps.observe(profile, u.cfg.Name, obs, s.opts.OnPin)
 	if err != nil {
 		return mcpserver.Pin{}, mcpserver.PinDiff{}, err
 	}
-	return obs, mcpserver.Diff(pinned, obs), nil
+	return obs, mcpserver.DiffDigest(pinned, obs, digest), nil
 }
 
 // Servers reports a profile's upstream servers and their tools.

@@ -123,7 +123,10 @@ type upstream struct {
 	tools []upstreamTool
 	// identity is that of the run that listed tools.
 	identity mcpserver.Identity
-	ids      atomic.Int64
+	// obs is tools and identity as a pin holds them, and its digest,
+	// made once per listing (nil until asked).
+	obs *observation
+	ids atomic.Int64
 
 	// given is what credentials the server was sent, to redact from what
 	// it answers.
@@ -260,7 +263,7 @@ func (u *upstream) start() {
 		fault = u.failLocked(FaultStart, u.redact(err.Error()), 0)
 		u.state = StateFailed
 	default:
-		u.state, u.conn, u.tools, u.identity, u.lastErr = StateRunning, c, tools, c.identity, ""
+		u.state, u.conn, u.tools, u.identity, u.lastErr, u.obs = StateRunning, c, tools, c.identity, "", nil
 	}
 	close(u.startDone)
 	u.mu.Unlock()
@@ -356,7 +359,7 @@ func (u *upstream) stop() {
 	u.cancel()
 	u.mu.Lock()
 	c := u.conn
-	u.state, u.conn, u.tools = stateStopped, nil, nil
+	u.state, u.conn, u.tools, u.obs = stateStopped, nil, nil, nil
 	u.mu.Unlock()
 	if c != nil {
 		u.hub.srv.stopConn(c)
@@ -370,16 +373,26 @@ func (u *upstream) snapshot() (state, lastErr string, retryAt time.Time, tools [
 	return u.state, u.lastErr, u.retryAt, u.tools
 }
 
-// observed is what the upstream's last run serves, as a pin would hold it.
-func (u *upstream) observed() mcpserver.Pin {
+// observation is what a run serves, as a pin would hold it.
+type observation struct {
+	pin    mcpserver.Pin
+	digest string
+}
+
+// observed is what the upstream's last run serves, as a pin would hold
+// it, with its digest; callers must not change it.
+func (u *upstream) observed() (mcpserver.Pin, string) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	id := u.identity
-	p := mcpserver.Pin{Identity: &id, ToolsPinned: true, Tools: make(map[string]mcpserver.PinnedTool, len(u.tools))}
-	for _, t := range u.tools {
-		p.Tools[t.Name] = t.pinned()
+	if u.obs == nil {
+		id := u.identity
+		p := mcpserver.Pin{Identity: &id, ToolsPinned: true, Tools: make(map[string]mcpserver.PinnedTool, len(u.tools))}
+		for _, t := range u.tools {
+			p.Tools[t.Name] = t.pinned()
+		}
+		u.obs = &observation{pin: p, digest: p.Digest()}
 	}
-	return p
+	return u.obs.pin, u.obs.digest
 }
 
 // failuresInARow is the count 'mcp list' shows for a server not running.
@@ -794,7 +807,7 @@ func (u *upstream) relist(c *conn) {
 		u.mu.Lock()
 		current := u.conn == c
 		if current && err == nil {
-			u.tools = tools
+			u.tools, u.obs = tools, nil
 		}
 		u.mu.Unlock()
 		if !current {

@@ -187,8 +187,11 @@ func (d PinDiff) Hidden(observed Pin) []string {
 // Diff compares what a server serves now with its pin. A pin whose tools
 // were never seen (a server added but not yet started) counts every tool
 // as added; one without an identity takes observed's.
-func Diff(pinned Pin, observed Pin) PinDiff {
-	d := PinDiff{Tools: []ToolDiff{}, Removed: []string{}, Observed: observed.Digest()}
+func Diff(pinned Pin, observed Pin) PinDiff { return DiffDigest(pinned, observed, observed.Digest()) }
+
+// DiffDigest is Diff with observed's digest already made.
+func DiffDigest(pinned Pin, observed Pin, digest string) PinDiff {
+	d := PinDiff{Tools: []ToolDiff{}, Removed: []string{}, Observed: digest}
 	if pinned.Identity != nil && observed.Identity != nil && !pinned.Identity.Same(*observed.Identity) {
 		d.Identity = &IdentityChange{Before: *pinned.Identity, After: *observed.Identity}
 	}
