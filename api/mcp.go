@@ -57,14 +57,30 @@ type MCPServerList struct {
 	Servers []mcpserver.Status `json:"servers"`
 }
 
+// MCPApproveRequest is the body of POST
+// /api/mcp/servers/{profile}/{name}/approve (none: approve everything).
+type MCPApproveRequest struct {
+	// Tools approves only these tools' changes (a removed tool's name
+	// drops its pin); none approves the server whole.
+	Tools []string `json:"tools,omitempty"`
+	// DryRun only shows the diff.
+	DryRun bool `json:"dry_run,omitempty"`
+	// Observed is the diff's observed of a dry run: the approval is
+	// refused (409) if the server serves anything else by then.
+	Observed string `json:"observed,omitempty"`
+}
+
 // MCPApproved is the answer to POST
-// /api/mcp/servers/{profile}/{name}/approve: the tools whose changed
-// definitions were approved, and how many the server has.
+// /api/mcp/servers/{profile}/{name}/approve: how the server differed
+// from what was approved, the tools (and removed tools) whose changes
+// were approved (none for a dry run), and how many tools it lists.
 type MCPApproved struct {
-	Approved []string `json:"approved"`
-	Profile  string   `json:"profile"`
-	Server   string   `json:"server"`
-	Tools    int      `json:"tools"`
+	Approved []string          `json:"approved"`
+	Profile  string            `json:"profile"`
+	Server   string            `json:"server"`
+	Tools    int               `json:"tools"`
+	DryRun   bool              `json:"dry_run,omitempty"`
+	Diff     mcpserver.PinDiff `json:"diff"`
 }
 
 // MCPServerChange is the body of PATCH /api/mcp/servers/{profile}/{name}:

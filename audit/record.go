@@ -72,6 +72,14 @@ const (
 	// KindMCPPromptGet: a session got an upstream MCP server's prompt
 	// (prompts/get), with the decision and the answer's size.
 	KindMCPPromptGet = "mcp.prompt_get"
+	// KindMCPPin: an MCP server was pinned without an approval: at its
+	// first start (trust on first use: its program and tools), or pins of
+	// an older version were moved into the whole-server form.
+	KindMCPPin = "mcp.pin"
+	// KindMCPToolsChanged: an MCP server serves what was not approved (a
+	// tool added, changed, renamed or removed, or another program): the
+	// tools it touches are hidden until 'ringlet mcp approve'.
+	KindMCPToolsChanged = "mcp.tools.changed"
 	// KindAuditResume ends a spell during which the log could not be
 	// written: since when, why, and what was refused meanwhile.
 	KindAuditResume = "audit.resume"
@@ -87,7 +95,7 @@ var Kinds = []string{
 	KindCredentialSet, KindCredentialRemove, KindProfileCreate, KindProfileDelete,
 	KindProfileLaunch, KindSessionStart, KindSessionEnd, KindSessionRestore, KindToolCall,
 	KindHookDecision, KindProviderRequest, KindSandboxViolation, KindProviderAdd, KindHookAdd, KindHookRemove, KindProfileUpdate, KindSandboxEgress,
-	KindMCPAdd, KindMCPRemove, KindMCPApprove, KindMCPUpdate, KindMCPTools, KindMCPSecrets, KindMCPAuth, KindMCPServerRestart, KindMCPResourceRead, KindMCPPromptGet, KindAuditResume, KindAuditEpoch,
+	KindMCPAdd, KindMCPRemove, KindMCPApprove, KindMCPUpdate, KindMCPTools, KindMCPSecrets, KindMCPAuth, KindMCPServerRestart, KindMCPResourceRead, KindMCPPromptGet, KindMCPPin, KindMCPToolsChanged, KindAuditResume, KindAuditEpoch,
 	KindPricesImport, KindPricesReset,
 }
 

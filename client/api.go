@@ -344,10 +344,12 @@ func (c *Client) SetMCPServer(ctx context.Context, profile, name string, ch api.
 	return got, c.Do(ctx, http.MethodPatch, "/api/mcp/servers/"+seg(profile)+"/"+seg(name), ch, &got)
 }
 
-// ApproveMCPServer is POST /api/mcp/servers/{profile}/{name}/approve.
-func (c *Client) ApproveMCPServer(ctx context.Context, profile, name string) (api.MCPApproved, error) {
+// ApproveMCPServer is POST /api/mcp/servers/{profile}/{name}/approve:
+// show (req.DryRun) or approve how a server differs from what was
+// approved.
+func (c *Client) ApproveMCPServer(ctx context.Context, profile, name string, req api.MCPApproveRequest) (api.MCPApproved, error) {
 	var out api.MCPApproved
-	return out, c.Do(ctx, http.MethodPost, "/api/mcp/servers/"+seg(profile)+"/"+seg(name)+"/approve", nil, &out)
+	return out, c.Do(ctx, http.MethodPost, "/api/mcp/servers/"+seg(profile)+"/"+seg(name)+"/approve", req, &out)
 }
 
 // MCPTools is GET /api/mcp/servers/{profile}/{name}/tools: the server's

@@ -101,8 +101,10 @@ func TestTypedCalls(t *testing.T) {
 			return c.CheckHooks(ctx, api.HookCheck{Event: "pre-tool-use", ToolName: "Bash", ToolInput: json.RawMessage(`{"command":"ls"}`)})
 		}, `{"allow":false,"reason":"no","exit_code":1}`, "POST", "/session/hooks/check", `{"event":"pre-tool-use","tool_name":"Bash","tool_input":{"command":"ls"}}`, "",
 			func(v any) bool { d := v.(hook.Decision); return !d.Allow && d.Reason == "no" }},
-		{"approve MCP server", func(ctx context.Context, c *Client) (any, error) { return c.ApproveMCPServer(ctx, "work", "fs") },
-			`{"approved":["read"],"profile":"work","server":"fs","tools":3}`, "POST", "/api/mcp/servers/work/fs/approve", "", "",
+		{"approve MCP server", func(ctx context.Context, c *Client) (any, error) {
+			return c.ApproveMCPServer(ctx, "work", "fs", api.MCPApproveRequest{Tools: []string{"read"}, Observed: "sha256:1"})
+		},
+			`{"approved":["read"],"profile":"work","server":"fs","tools":3}`, "POST", "/api/mcp/servers/work/fs/approve", `{"tools":["read"],"observed":"sha256:1"}`, "",
 			func(v any) bool { a := v.(api.MCPApproved); return a.Tools == 3 && len(a.Approved) == 1 }},
 		{"start terminal", func(ctx context.Context, c *Client) (any, error) {
 			return c.StartTerminal(ctx, "s_1", api.TerminalStart{Cols: 80, Rows: 24})

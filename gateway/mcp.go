@@ -111,6 +111,8 @@ func newMCPGateway(o mcpOptions) *mcpGateway {
 			return g.o.Rec.record(context.Background(), audit.Record{Kind: audit.KindMCPSecrets, Profile: profile, Actor: audit.ActorDaemon,
 				Target: server, Decision: audit.Allow, Detail: audit.DetailJSON(map[string]any{"secrets": secrets})})
 		},
+		OnPin:          g.pinned,
+		OnToolsChanged: g.toolsChanged,
 		OnHeaderSecrets: func(profile, server string, headers map[string]string) error {
 			return g.o.Rec.record(context.Background(), audit.Record{Kind: audit.KindMCPSecrets, Profile: profile, Actor: audit.ActorDaemon,
 				Target: server, Decision: audit.Allow, Detail: audit.DetailJSON(map[string]any{"headers": headers})})
@@ -131,6 +133,41 @@ func (g *mcpGateway) fault(f mcp.Fault) {
 	}
 	_ = g.o.Rec.record(context.Background(), audit.Record{Kind: audit.KindMCPServerRestart, Profile: f.Profile, Actor: audit.ActorDaemon,
 		Target: f.Server, Decision: audit.Error, Detail: audit.DetailJSON(detail)})
+}
+
+// pinned audits a server pinned without an approval; the pin is not
+// stored without its record.
+func (g *mcpGateway) pinned(e mcp.PinEvent) error {
+	return g.o.Rec.record(context.Background(), audit.Record{Kind: audit.KindMCPPin, Profile: e.Profile, Actor: audit.ActorDaemon,
+		Target: e.Server, Decision: audit.Allow, Detail: audit.DetailJSON(map[string]any{"reason": e.Reason, "identity": e.Identity, "tools": e.Tools})})
+}
+
+// toolsChanged audits a server serving what was not approved: by name
+// and identity (its program's path and digest), never its variables.
+func (g *mcpGateway) toolsChanged(c mcp.ToolsChanged) error {
+	return g.o.Rec.record(context.Background(), audit.Record{Kind: audit.KindMCPToolsChanged, Profile: c.Profile, Actor: audit.ActorDaemon,
+		Target: c.Server, Decision: audit.Deny, Detail: audit.DetailJSON(pinSummary(c.Diff, map[string]any{"hidden": c.Hidden}))})
+}
+
+// pinSummary is what the audit log keeps of a diff: what changed, by
+// name, without the definitions.
+func pinSummary(d mcpserver.PinDiff, into map[string]any) map[string]any {
+	added, changed, renamed := []string{}, []string{}, []string{}
+	for _, t := range d.Tools {
+		switch t.Change {
+		case mcpserver.ChangeAdded:
+			added = append(added, t.Name)
+		case mcpserver.ChangeRenamed:
+			renamed = append(renamed, t.From+" -> "+t.Name)
+		default:
+			changed = append(changed, t.Name)
+		}
+	}
+	into["added"], into["changed"], into["renamed"], into["removed"], into["observed"] = added, changed, renamed, d.Removed, d.Observed
+	if d.Identity != nil {
+		into["identity"] = d.Identity
+	}
+	return into
 }
 
 // launchFor is where a profile's upstream servers run: HOME is the
@@ -581,39 +618,92 @@ func (g *mcpGateway) handleMCPRemove(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, removed)
 }
 
-// handleMCPApprove re-pins a server's current tools, showing again those
-// hidden because they changed. What is approved is audited first.
+// handleMCPApprove shows how a server differs from what was approved
+// and approves it: all of it, or the named tools. With dry_run it only
+// shows; with observed, it approves only if the server serves exactly
+// what was shown then. What is approved is audited first.
 func (g *mcpGateway) handleMCPApprove(w http.ResponseWriter, r *http.Request) {
 	alias, name, ok := g.serverParams(w, r)
 	if !ok {
 		return
 	}
+	var req api.MCPApproveRequest
+	if r.ContentLength != 0 && !decodeJSON(w, r, &req) {
+		return
+	}
+	for _, t := range req.Tools {
+		if !validToolName(t) {
+			writeError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("invalid tool name %q: 1 to 128 letters, digits, '_', '-', '.'", t))
+			return
+		}
+	}
 	// Within the CLI client's 30s: a server that is slower to start
 	// answers 504 and can be approved once it runs.
 	ctx, cancel := context.WithTimeout(r.Context(), 25*time.Second)
 	defer cancel()
-	current, changed, err := g.srv.Pending(ctx, alias, name)
+	observed, diff, err := g.srv.Pending(ctx, alias, name)
 	if err != nil {
 		mcpError(w, g.o.Log, err)
 		return
 	}
-	if changed == nil {
-		changed = []string{}
-	}
-	hashes := map[string]string{}
-	for _, t := range changed {
-		hashes[t] = current[t]
-	}
-	if !g.o.Rec.recordOr503(w, r, audit.Record{Kind: audit.KindMCPApprove, Profile: alias, Actor: audit.ActorAdmin, Target: name, Decision: audit.Allow,
-		Detail: audit.DetailJSON(map[string]any{"changed": changed, "hashes": hashes, "tools": len(current)})}) {
+	out := api.MCPApproved{Profile: alias, Server: name, Tools: len(observed.Tools), Diff: diff, DryRun: req.DryRun, Approved: []string{}}
+	if req.DryRun {
+		writeJSON(w, http.StatusOK, out)
 		return
 	}
-	if err := g.srv.Approve(alias, name, current); err != nil {
+	if req.Observed != "" && req.Observed != diff.Observed {
+		writeError(w, http.StatusConflict, "changed", fmt.Sprintf("MCP server %s changed again since its diff was shown; run 'ringlet mcp approve %s %s' again", name, alias, name))
+		return
+	}
+	// What the approval takes: the named tools, else every change.
+	approved := req.Tools
+	if len(approved) == 0 {
+		approved = approvedNames(diff)
+	}
+	if err := diff.CheckApprove(req.Tools); err != nil {
+		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
+		return
+	}
+	detail := pinSummary(diff, map[string]any{"approved": approved, "tools": len(observed.Tools)})
+	if !g.o.Rec.recordOr503(w, r, audit.Record{Kind: audit.KindMCPApprove, Profile: alias, Actor: audit.ActorAdmin, Target: name, Decision: audit.Allow,
+		Detail: audit.DetailJSON(detail)}) {
+		return
+	}
+	if err := g.srv.Approve(alias, name, observed, req.Tools); err != nil {
+		_ = g.o.Rec.record(r.Context(), audit.Record{Kind: audit.KindMCPApprove, Profile: alias, Actor: audit.ActorAdmin, Target: name, Decision: audit.Error,
+			Detail: audit.DetailJSON(map[string]any{"error": err.Error()})}) // the refusal is answered either way
+		var ae *mcpserver.ApproveError
+		if errors.As(err, &ae) {
+			writeError(w, http.StatusBadRequest, "bad_request", err.Error())
+			return
+		}
 		mcpError(w, g.o.Log, err)
 		return
 	}
-	g.o.Log.Info("MCP server tools approved", "profile", alias, "server", name, "changed", len(changed))
-	writeJSON(w, http.StatusOK, api.MCPApproved{Approved: changed, Profile: alias, Server: name, Tools: len(current)})
+	g.o.Log.Info("MCP server approved", "profile", alias, "server", name, "approved", len(approved))
+	out.Approved = approved
+	writeJSON(w, http.StatusOK, out)
+}
+
+// approvedNames are the tools an approval of the whole diff takes.
+func approvedNames(d mcpserver.PinDiff) []string {
+	out := []string{}
+	for _, t := range d.Tools {
+		out = append(out, t.Name)
+	}
+	return append(out, d.Removed...)
+}
+
+func validToolName(s string) bool {
+	if s == "" || len(s) > 128 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-' || r == '.') {
+			return false
+		}
+	}
+	return true
 }
 
 // sessionTools answers the session tools of c, a session caller of /mcp,

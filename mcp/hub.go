@@ -60,6 +60,9 @@ type hub struct {
 	pubMu     sync.Mutex // serialises publish
 	published map[string]publishedTool
 	searching bool // the published tools are the search meta-tools
+	// announced is, per server, the observation whose change was last
+	// told to OnToolsChanged: each change is recorded once.
+	announced map[string]string
 }
 
 // publishedTool is what a served tool's handler is bound to: the tool as
@@ -155,7 +158,7 @@ func (h *hub) reload() {
 				// its tools listed meanwhile as for any restart.
 				if state, _, _, tools := u.snapshot(); state == StateRunning || state == StateStarting {
 					restart = append(restart, c.Name)
-					nu.tools = tools
+					nu.tools, nu.identity = tools, u.listedBy()
 				}
 			}
 			u = nu
@@ -183,6 +186,15 @@ func (h *hub) reload() {
 	}
 }
 
+// listedBy is the identity of the run that listed u's tools: tools
+// carried over to a new upstream keep it, or they would be judged as
+// another program's until the new run lists them.
+func (u *upstream) listedBy() mcpserver.Identity {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.identity
+}
+
 // renew replaces the upstream name with a fresh one of the same
 // definition: a run of it is stopped and started again.
 func (h *hub) renew(name string) { h.renewStart(name, false) }
@@ -201,7 +213,7 @@ func (h *hub) renewStart(name string, start bool) {
 	// Its tools stay listed while it restarts, as for any restart: a call
 	// meanwhile waits for the new run, or is told why there is none (it
 	// needs authorization).
-	u.tools = tools
+	u.tools, u.identity = tools, old.listedBy()
 	h.ups[name] = u
 	h.mu.Unlock()
 	old.stop()
@@ -332,11 +344,7 @@ func (h *hub) publish() {
 			h.addCatalog(cp, u, cat)
 			continue
 		}
-		seen := make(map[string]string, len(list))
-		for _, t := range list {
-			seen[t.Name] = t.hash
-		}
-		pins, err := h.srv.pins(h.profile, u.cfg.Name, seen)
+		obs, diff, err := h.srv.pinDiff(h.profile, u)
 		if err != nil {
 			// Without a pin nothing is served: the check cannot be skipped.
 			h.srv.log.Error("could not pin MCP tools; hiding them", "profile", h.profile, "server", u.cfg.Name, "err", err)
@@ -345,6 +353,16 @@ func (h *hub) publish() {
 			}
 			continue
 		}
+		pending := map[string]string{} // tool -> what changed
+		for _, name := range diff.Hidden(obs) {
+			pending[name] = mcpserver.ChangeIdentity
+		}
+		if diff.Identity == nil {
+			for _, t := range diff.Tools {
+				pending[t.Name] = t.Change
+			}
+		}
+		h.announce(u.cfg.Name, obs, diff)
 		cfg, ok := rules[u.cfg.Name]
 		if !ok {
 			cfg = mcpserver.Config{ToolRules: []mcpserver.ToolRule{{Pattern: "*"}}}
@@ -367,10 +385,10 @@ func (h *hub) publish() {
 				ts.State, ts.Reason = mcpserver.ToolInvalid, err.Error()
 			case published[exposed].hash != "":
 				ts.State, ts.Reason = mcpserver.ToolInvalid, "the server lists this name twice"
-			case pins[t.Name] != t.hash:
+			case pending[t.Name] != "":
 				suspect = true
-				ts.State = mcpserver.ToolChanged
-				ts.Reason = fmt.Sprintf("changed since it was approved; hidden until 'ringlet mcp approve %s %s'", h.profile, u.cfg.Name)
+				ts.State, ts.Change = mcpserver.ToolChanged, pending[t.Name]
+				ts.Reason = pendingReason(h.profile, u.cfg.Name, ts.Change)
 			case !ts.Enabled:
 				ts.State = mcpserver.ToolDisabled
 				ts.Reason = disabledReason(h.profile, u.cfg.Name, t.Name, exposed, ts.By, ts.Rule)
@@ -403,6 +421,39 @@ func (h *hub) publish() {
 		return
 	}
 	h.ep.mcp.SetTools(append(sessionTools(), tools...)...)
+}
+
+// pendingReason says why a tool is hidden until approved.
+func pendingReason(profile, server, change string) string {
+	why := map[string]string{
+		mcpserver.ChangeAdded:    "new since the server was approved",
+		mcpserver.ChangeChanged:  "changed since it was approved",
+		mcpserver.ChangeRenamed:  "looks like an approved tool renamed",
+		mcpserver.ChangeIdentity: "the server's program changed since it was approved",
+	}[change]
+	return fmt.Sprintf("%s; hidden until 'ringlet mcp approve %s %s'", why, profile, server)
+}
+
+// announce tells OnToolsChanged of a server's change once (under pubMu).
+// One that cannot be recorded is told again at the next publish; its
+// tools stay hidden either way.
+func (h *hub) announce(server string, obs mcpserver.Pin, diff mcpserver.PinDiff) {
+	if diff.Empty() {
+		delete(h.announced, server)
+		return
+	}
+	if h.announced[server] == diff.Observed || h.srv.opts.OnToolsChanged == nil {
+		return
+	}
+	err := h.srv.opts.OnToolsChanged(ToolsChanged{Profile: h.profile, Server: server, Diff: diff, Hidden: diff.Hidden(obs)})
+	if err != nil {
+		h.srv.log.Error("could not record an MCP server's changed tools", "profile", h.profile, "server", server, "err", err)
+		return
+	}
+	if h.announced == nil {
+		h.announced = map[string]string{}
+	}
+	h.announced[server] = diff.Observed
 }
 
 // definition is the tool as a session sees it: renamed, with the
@@ -574,7 +625,7 @@ func (h *hub) status(cfgs []mcpserver.Config) []mcpserver.Status {
 			continue
 		}
 		st := mcpserver.Status{Config: cfg, State: state, Error: lastErr, Tools: report[u.cfg.Name], Failures: u.failuresInARow()}
-		st.Pins = nil
+		st.Config = shown(st.Config)
 		if state == StateFailed || state == StateRestarting {
 			t := retryAt.UTC().Truncate(time.Second)
 			st.RetryAt = &t

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
-	"slices"
 	"time"
 
 	"github.com/neullabs/ringlet/mcp/mcpserver"
@@ -16,11 +14,20 @@ import (
 
 var errNoStore = errors.New("this daemon has no MCP server store")
 
-func (s *Server) pins(profile, name string, seen map[string]string) (map[string]string, error) {
+// pinDiff pins what nothing pins yet of u's last run (see
+// Store.observe) and compares the rest with the pin: what u serves now,
+// and how it differs from what was approved.
+func (s *Server) pinDiff(profile string, u *upstream) (mcpserver.Pin, mcpserver.PinDiff, error) {
 	if s.opts.Store == nil {
-		return nil, errNoStore
+		return mcpserver.Pin{}, mcpserver.PinDiff{}, errNoStore
 	}
-	return s.opts.Store.pin(profile, name, seen)
+	var ps pinStore = s.opts.Store
+	obs, digest := u.observed()
+	pinned, err := ps.observe(profile, u.cfg.Name, obs, s.opts.OnPin)
+	if err != nil {
+		return mcpserver.Pin{}, mcpserver.PinDiff{}, err
+	}
+	return obs, mcpserver.DiffDigest(pinned, obs, digest), nil
 }
 
 // Servers reports a profile's upstream servers and their tools.
@@ -49,6 +56,12 @@ func (s *Server) AddServer(profile string, c mcpserver.Config) (mcpserver.Config
 	if s.opts.Store == nil {
 		return mcpserver.Config{}, errNoStore
 	}
+	c.Pin = nil
+	if id, ok := s.identity(profile, c); ok {
+		// Pinned now, so that a program changed before the first start
+		// (by whoever can write it) is a change too.
+		c.Pin = &mcpserver.Pin{Identity: &id}
+	}
 	added, err := s.opts.Store.Add(profile, c)
 	if err != nil {
 		return mcpserver.Config{}, err
@@ -56,7 +69,41 @@ func (s *Server) AddServer(profile string, c mcpserver.Config) (mcpserver.Config
 	if h, err := s.hub(profile); err == nil {
 		h.reload()
 	}
-	return added, nil
+	return shown(added), nil
+}
+
+// shown is c as answers show it: its pin by identity alone (the pinned
+// definitions are for 'mcp approve' to diff).
+func shown(c mcpserver.Config) mcpserver.Config {
+	c.Pins = nil
+	if c.Pin != nil {
+		c.Pin = &mcpserver.Pin{Identity: c.Pin.Identity, ToolsPinned: c.Pin.ToolsPinned}
+	}
+	return c
+}
+
+// identity is c's identity as a start now would find it; not ok when it
+// cannot be found (its first start pins it then).
+func (s *Server) identity(profile string, c mcpserver.Config) (mcpserver.Identity, bool) {
+	if c.URL != "" {
+		return mcpserver.Identity{URL: c.URL}, true
+	}
+	if len(c.Command) == 0 || s.opts.Launch == nil {
+		return mcpserver.Identity{}, false
+	}
+	where, err := s.opts.Launch(profile)
+	if err != nil {
+		return mcpserver.Identity{}, false
+	}
+	bin, _, err := resolveProgram(c, s.opts.Path)
+	if err != nil {
+		return mcpserver.Identity{}, false
+	}
+	dir := where.Dir
+	if c.NoSandbox {
+		dir = where.UnsandboxedDir
+	}
+	return s.digests.identityOf(bin, c.Command[1:], dir), true
 }
 
 // ChangeServer changes a stored upstream server (its environment); a run
@@ -78,7 +125,7 @@ func (s *Server) ChangeServer(profile, name string, change func(*mcpserver.Confi
 			h.renew(name)
 		}
 	}
-	changed.Pins = nil
+	changed = shown(changed)
 	return changed, nil
 }
 
@@ -112,53 +159,43 @@ func (s *Server) RemoveServer(profile, name string) (mcpserver.Config, error) {
 	if h, err := s.hub(profile); err == nil {
 		h.reload()
 	}
-	removed.Pins = nil
+	removed = shown(removed)
 	return removed, nil
 }
 
-// Pending starts the server if needed and returns the hashes of its
-// current tools and the names of those that differ from their pins (new
-// tools are pinned on first sight and never pending).
-func (s *Server) Pending(ctx context.Context, profile, name string) (current map[string]string, changed []string, err error) {
+// Pending starts the server if needed and returns what it serves now
+// and how that differs from what was approved.
+func (s *Server) Pending(ctx context.Context, profile, name string) (mcpserver.Pin, mcpserver.PinDiff, error) {
 	if s.opts.Store == nil {
-		return nil, nil, errNoStore
+		return mcpserver.Pin{}, mcpserver.PinDiff{}, errNoStore
 	}
 	h, err := s.hub(profile)
 	if err != nil {
-		return nil, nil, err
+		return mcpserver.Pin{}, mcpserver.PinDiff{}, err
 	}
 	u := h.upstream(name)
 	if u == nil {
-		return nil, nil, notFound(profile, name)
+		return mcpserver.Pin{}, mcpserver.PinDiff{}, notFound(profile, name)
 	}
 	if err := u.ensure(ctx, false); err != nil {
-		return nil, nil, fmt.Errorf("MCP server %s is not running, so its tools cannot be approved: %w", name, err)
+		return mcpserver.Pin{}, mcpserver.PinDiff{}, fmt.Errorf("MCP server %s is not running, so its tools cannot be approved: %w", name, err)
 	}
-	_, _, _, tools := u.snapshot()
-	current = map[string]string{}
-	for _, t := range tools {
-		current[t.Name] = t.hash
-	}
-	pins, err := s.pins(profile, name, current)
-	if err != nil {
-		return nil, nil, err
-	}
-	for tool, hash := range current {
-		if pins[tool] != hash {
-			changed = append(changed, tool)
-		}
-	}
-	slices.Sort(changed)
-	return current, changed, nil
+	return s.pinDiff(profile, u)
 }
 
-// Approve pins exactly the given hashes, which Pending returned and the
-// gateway audited: a tool that changed again since stays hidden.
-func (s *Server) Approve(profile, name string, current map[string]string) error {
+// Approve pins observed, which Pending returned and the gateway showed
+// and audited: all of it, or only the named tools (mcpserver.Approve).
+// What the server changed since stays hidden. Sessions are told
+// (tools/list_changed) of the tools that appear.
+func (s *Server) Approve(profile, name string, observed mcpserver.Pin, tools []string) error {
 	if s.opts.Store == nil {
 		return errNoStore
 	}
-	if err := s.opts.Store.approve(profile, name, maps.Clone(current)); err != nil {
+	var ps pinStore = s.opts.Store
+	err := ps.approve(profile, name, func(cur mcpserver.Pin) (mcpserver.Pin, error) {
+		return mcpserver.Approve(cur, observed, tools)
+	})
+	if err != nil {
 		return err
 	}
 	h, err := s.hub(profile)

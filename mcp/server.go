@@ -98,6 +98,38 @@ type Options struct {
 	// search_tools and call_tool meta-tools instead of every upstream
 	// tool. An error, or nil: not.
 	ToolSearch func(profile string) (bool, error)
+	// OnPin is told of each pin taken without an approval (a server's
+	// first start, or pins of an older version moved), for the audit log,
+	// before it is stored; an error stores nothing and the tools stay
+	// hidden. Nil: not recorded.
+	OnPin func(PinEvent) error
+	// OnToolsChanged is told once of each change a server made to what
+	// was approved (its tools hidden until 'ringlet mcp approve'), for
+	// the audit log. Nil: not recorded.
+	OnToolsChanged func(ToolsChanged) error
+}
+
+// Reasons of a PinEvent.
+const (
+	PinFirst    = "first_start" // trust on first use
+	PinMigrated = "migrated"    // pins of an older version, by tool name
+)
+
+// PinEvent is a server pinned without an approval.
+type PinEvent struct {
+	Profile, Server string
+	Reason          string
+	Identity        mcpserver.Identity
+	// Tools are the names pinned (none when only the identity was).
+	Tools []string
+}
+
+// ToolsChanged is a server serving what was not approved.
+type ToolsChanged struct {
+	Profile, Server string
+	Diff            mcpserver.PinDiff
+	// Hidden are the tools hidden until approved.
+	Hidden []string
 }
 
 // ProtocolVersions are the MCP revisions Ringlet serves, newest first.
@@ -130,6 +162,8 @@ type Server struct {
 	closed bool
 
 	held atomic.Int64 // sessions registered in mcp-go, every endpoint
+
+	digests digests // of the programs upstream servers run
 }
 
 // New returns a Server; Run or Close ends it.
@@ -276,7 +310,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if m.Method != string(mcpgo.MethodInitialize) && !s.sessionOK(w, m.ID, sid, c, ep.scope) {
 			return
 		}
-		if !c.Admin() && m.Method == string(mcpgo.MethodToolsCall) && m.IsRequest() && s.refuseDisabled(w, r, c, m, body) {
+		if !c.Admin() && m.Method == string(mcpgo.MethodToolsCall) && m.IsRequest() && (s.refuseDisabled(w, r, c, m, body) || s.refusePending(w, r, c, m, body)) {
 			return
 		}
 		if !c.Admin() && m.IsRequest() && (m.Method == string(mcpgo.MethodResourcesSubscribe) || m.Method == string(mcpgo.MethodResourcesUnsubscribe)) {

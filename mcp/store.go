@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/neullabs/ringlet/internal/perprofile"
@@ -50,6 +51,7 @@ func (s *Store) Add(profile string, c mcpserver.Config) (mcpserver.Config, error
 			return nil, fmt.Errorf("profile %s has %d MCP servers, the most it may have", profile, maxServers)
 		}
 		c.Created = time.Now().UTC().Truncate(time.Second)
+		// Pin is the identity Server.AddServer found, never a caller's.
 		c.Pins, c.Approved = nil, nil
 		return append(servers, c), nil
 	})
@@ -106,49 +108,98 @@ func notFound(profile, name string) error {
 // errUnchanged ends an Update that has nothing to write.
 var errUnchanged = errors.New("unchanged")
 
-// pin records the hashes of tools seen for the first time and returns the
-// server's pins after that. Tools already pinned keep their pin, changed
-// or not: only approve replaces a pin.
-func (s *Store) pin(profile, name string, seen map[string]string) (map[string]string, error) {
-	var pins map[string]string
+// pinStore keeps what each server was approved as. The daemon's is
+// Store; the interface is all pinning needs of it.
+type pinStore interface {
+	// observe pins what nothing pins yet (see Store.observe) and returns
+	// the server's pin.
+	observe(profile, name string, obs mcpserver.Pin, record func(PinEvent) error) (mcpserver.Pin, error)
+	// approve replaces a server's pin with what apply makes of it.
+	approve(profile, name string, apply func(mcpserver.Pin) (mcpserver.Pin, error)) error
+}
+
+// observe pins, of what a server serves now (obs), what nothing pins
+// yet: its identity if it has none (a server added by an older version),
+// and its tools at its first start if its identity is the one pinned
+// when it was added (trust on first use). Pins of an older version (each
+// tool's hash by name) become the tool set: a tool whose definition has
+// that hash is pinned with it, any other keeps only the hash, so that it
+// shows as changed. record is told of each pin taken so, before it is
+// stored; its error stores nothing. The server's pin is returned.
+func (s *Store) observe(profile, name string, obs mcpserver.Pin, record func(PinEvent) error) (mcpserver.Pin, error) {
+	var out mcpserver.Pin
 	err := s.files.Update(profile, func(servers []mcpserver.Config) ([]mcpserver.Config, error) {
 		for i := range servers {
-			if servers[i].Name != name {
+			c := &servers[i]
+			if c.Name != name {
 				continue
 			}
-			pins = servers[i].Pins
-			added := false
-			for tool, h := range seen {
-				if _, ok := pins[tool]; !ok {
-					if pins == nil {
-						pins = map[string]string{}
+			p := c.Pin.Clone()
+			if p == nil {
+				p = &mcpserver.Pin{}
+			}
+			out = *p
+			var ev *PinEvent
+			if p.Identity == nil && obs.Identity != nil {
+				id := *obs.Identity
+				p.Identity = &id
+				ev = &PinEvent{Profile: profile, Server: name, Reason: PinFirst, Identity: id}
+			}
+			if !p.ToolsPinned {
+				switch {
+				case len(c.Pins) > 0:
+					p.Tools = map[string]mcpserver.PinnedTool{}
+					for tool, h := range c.Pins {
+						if t, ok := obs.Tools[tool]; ok && t.Hash == h {
+							p.Tools[tool] = t
+						} else {
+							p.Tools[tool] = mcpserver.PinnedTool{Hash: h}
+						}
 					}
-					pins[tool], added = h, true
+					p.ToolsPinned = true
+					ev = &PinEvent{Profile: profile, Server: name, Reason: PinMigrated, Identity: *p.Identity, Tools: slices.Sorted(maps.Keys(p.Tools))}
+				case p.Identity != nil && obs.Identity != nil && p.Identity.Same(*obs.Identity):
+					p.Tools, p.ToolsPinned = maps.Clone(obs.Tools), true
+					ev = &PinEvent{Profile: profile, Server: name, Reason: PinFirst, Identity: *p.Identity, Tools: slices.Sorted(maps.Keys(p.Tools))}
 				}
 			}
-			if !added {
+			if ev == nil {
 				return nil, errUnchanged
 			}
-			servers[i].Pins = pins
+			if record != nil {
+				if err := record(*ev); err != nil {
+					return nil, fmt.Errorf("the audit record of the pin could not be written: %w", err)
+				}
+			}
+			c.Pin, c.Pins, out = p, nil, *p.Clone()
 			return servers, nil
 		}
 		return nil, notFound(profile, name)
 	})
 	if err != nil && !errors.Is(err, errUnchanged) {
-		return nil, err
+		return mcpserver.Pin{}, err
 	}
-	return maps.Clone(pins), nil
+	return out, nil
 }
 
-// approve replaces a server's pins with current.
-func (s *Store) approve(profile, name string, current map[string]string) error {
+// approve replaces a server's pin with apply's answer.
+func (s *Store) approve(profile, name string, apply func(mcpserver.Pin) (mcpserver.Pin, error)) error {
 	return s.files.Update(profile, func(servers []mcpserver.Config) ([]mcpserver.Config, error) {
 		for i := range servers {
-			if servers[i].Name == name {
-				now := time.Now().UTC().Truncate(time.Second)
-				servers[i].Pins, servers[i].Approved = maps.Clone(current), &now
-				return servers, nil
+			if servers[i].Name != name {
+				continue
 			}
+			cur := servers[i].Pin.Clone()
+			if cur == nil {
+				cur = &mcpserver.Pin{}
+			}
+			next, err := apply(*cur)
+			if err != nil {
+				return nil, err
+			}
+			now := time.Now().UTC().Truncate(time.Second)
+			servers[i].Pin, servers[i].Pins, servers[i].Approved = next.Clone(), nil, &now
+			return servers, nil
 		}
 		return nil, notFound(profile, name)
 	})

@@ -181,7 +181,7 @@ func (s *Server) SetTools(profile, name string, ch mcpserver.ToolChange) (mcpser
 		return mcpserver.Config{}, err
 	}
 	s.Republish(profile)
-	changed.Pins = nil
+	changed = shown(changed)
 	return changed, nil
 }
 

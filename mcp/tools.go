@@ -45,7 +45,7 @@ func propertyNames(pattern string) mcpgo.PropertyOption {
 	return func(schema map[string]any) { schema["propertyNames"] = map[string]any{"pattern": pattern} }
 }
 
-const adminInstructions = `Ringlet's controls: profiles (an agent bound to a provider, model and workspace), their sessions, pre-tool-use hooks that can refuse tool calls, the tamper-evident audit log and token usage. Reads are safe; profiles_delete, sessions_revoke, hooks_remove, mcp_servers_set, mcp_tools_set and mcp_tools_default change things at once and are audited. No tool returns a key.`
+const adminInstructions = `Ringlet's controls: profiles (an agent bound to a provider, model and workspace), their sessions, pre-tool-use hooks that can refuse tool calls, the tamper-evident audit log and token usage. Reads are safe; profiles_delete, sessions_revoke, hooks_remove, mcp_servers_set, mcp_servers_approve, mcp_tools_set and mcp_tools_default change things at once and are audited. No tool returns a key.`
 
 const sessionInstructions = `Ringlet session tools: read-only facts about this session (its profile, expiry, audit records and token usage), plus the tools of the profile's MCP servers, named <server>__<tool> (or, when search_tools is offered, found with it and run with call_tool), and their resources (<server>+<uri>) and prompts (<server>__<prompt>). Every call, read and get is checked by the profile's hooks first; a refused one returns an error with the reason.`
 
@@ -284,6 +284,29 @@ func adminTools() []server.ServerTool {
 					}
 				}
 				return "PUT", "/api/mcp/tools-default/" + url.PathEscape(a.Profile), body
+			})},
+		{Tool: mcpgo.NewTool("mcp_servers_approve",
+			mcpgo.WithDescription("Show how a profile's MCP server differs from what was approved (its program, and each tool added, removed, renamed-looking or changed, with a diff), and approve it. Tools touched by a change are hidden from the profile's sessions until approved. With dry_run, only shows; pass the answer's diff.observed as observed to approve exactly what was shown. tools approves only those tools' changes (a changed program is approved whole). Starts the server if it has not run."),
+			mcpgo.WithString("profile", mcpgo.Required(), mcpgo.Description("Profile alias."), mcpgo.Pattern(aliasPattern)),
+			mcpgo.WithString("name", mcpgo.Required(), mcpgo.Description("The server's name (mcp_servers_list shows them)."), mcpgo.Pattern(serverPattern)),
+			mcpgo.WithBoolean("dry_run", mcpgo.Description("Only show the diff. Default false.")),
+			mcpgo.WithArray("tools", mcpgo.Description("Approve only these tools' changes; default: all of them."), mcpgo.Items(map[string]any{"type": "string", "pattern": toolNameRE.String()})),
+			mcpgo.WithString("observed", mcpgo.Description("diff.observed of a dry run: refuse if the server changed since."), mcpgo.Pattern(`^sha256:[0-9a-f]{64}$`)),
+			annotate("Approve an MCP server's changes", false, false, true), strict()),
+			Handler: apiTool(func(a struct {
+				Profile  string   `json:"profile"`
+				Name     string   `json:"name"`
+				DryRun   bool     `json:"dry_run,omitempty"`
+				Tools    []string `json:"tools,omitempty"`
+				Observed string   `json:"observed,omitempty"`
+			}) (string, string, any) {
+				// api.MCPApproveRequest, which this package does not import.
+				body := struct {
+					Tools    []string `json:"tools,omitempty"`
+					DryRun   bool     `json:"dry_run,omitempty"`
+					Observed string   `json:"observed,omitempty"`
+				}{a.Tools, a.DryRun, a.Observed}
+				return "POST", "/api/mcp/servers/" + url.PathEscape(a.Profile) + "/" + url.PathEscape(a.Name) + "/approve", body
 			})},
 		{Tool: mcpgo.NewTool("keychain_list",
 			mcpgo.WithDescription("List the provider keys Ringlet stores, by name only (provider/alias, backend, status, dates). No tool ever returns a key."),

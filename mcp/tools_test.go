@@ -113,6 +113,9 @@ func TestAdminToolsAreREST(t *testing.T) {
 		{"mcp_tools_set", map[string]any{"profile": "work", "name": "gh", "disable": []string{"write_*"}, "enable": []string{"write_note"}},
 			"PATCH", "/api/mcp/servers/work/gh/tools", `{"enable":["write_note"],"disable":["write_*"]}`},
 		{"mcp_tools_default", map[string]any{"profile": "work", "default": "none"}, "PUT", "/api/mcp/tools-default/work", `{"default":"none"}`},
+		{"mcp_servers_approve", map[string]any{"profile": "work", "name": "gh", "tools": []string{"read_file"}, "observed": "sha256:" + strings.Repeat("0", 64)},
+			"POST", "/api/mcp/servers/work/gh/approve", `{"tools":["read_file"],"observed":"sha256:` + strings.Repeat("0", 64) + `"}`},
+		{"mcp_servers_approve", map[string]any{"profile": "work", "name": "gh", "dry_run": true}, "POST", "/api/mcp/servers/work/gh/approve", `{"dry_run":true}`},
 	} {
 		t.Run(tc.tool, func(t *testing.T) {
 			before := len(w.apiCalls())

@@ -146,7 +146,12 @@ type upstream struct {
 	// catalog is what the last run offers besides tools; dropped when a
 	// run ends, since a resource is read from a running server only.
 	catalog catalog
-	ids     atomic.Int64
+	// identity is that of the run that listed tools.
+	identity mcpserver.Identity
+	// obs is tools and identity as a pin holds them, and its digest,
+	// made once per listing (nil until asked).
+	obs *observation
+	ids atomic.Int64
 
 	// given is what credentials the server was sent, to redact from what
 	// it answers.
@@ -174,6 +179,8 @@ type conn struct {
 	exited  chan struct{}            // closed once the process has been waited for (or an HTTP connection closed)
 	once    sync.Once
 	exitErr error
+	// identity is what runs, as pinned (see mcpserver.Identity).
+	identity mcpserver.Identity
 }
 
 func (c *conn) markExited() { c.once.Do(func() { close(c.exited) }) }
@@ -292,7 +299,7 @@ func (u *upstream) start() {
 		fault = u.failLocked(FaultStart, u.redact(err.Error()), 0)
 		u.state = StateFailed
 	default:
-		u.state, u.conn, u.tools, u.lastErr = StateRunning, c, tools, ""
+		u.state, u.conn, u.tools, u.identity, u.lastErr, u.obs = StateRunning, c, tools, c.identity, "", nil
 		u.catalog = c.catalog
 	}
 	close(u.startDone)
@@ -389,7 +396,7 @@ func (u *upstream) stop() {
 	u.cancel()
 	u.mu.Lock()
 	c := u.conn
-	u.state, u.conn, u.tools, u.catalog = stateStopped, nil, nil, catalog{}
+	u.state, u.conn, u.tools, u.catalog, u.obs = stateStopped, nil, nil, catalog{}, nil
 	u.mu.Unlock()
 	if c != nil {
 		u.hub.srv.stopConn(c)
@@ -401,6 +408,28 @@ func (u *upstream) snapshot() (state, lastErr string, retryAt time.Time, tools [
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	return u.state, u.lastErr, u.retryAt, u.tools
+}
+
+// observation is what a run serves, as a pin would hold it.
+type observation struct {
+	pin    mcpserver.Pin
+	digest string
+}
+
+// observed is what the upstream's last run serves, as a pin would hold
+// it, with its digest; callers must not change it.
+func (u *upstream) observed() (mcpserver.Pin, string) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.obs == nil {
+		id := u.identity
+		p := mcpserver.Pin{Identity: &id, ToolsPinned: true, Tools: make(map[string]mcpserver.PinnedTool, len(u.tools))}
+		for _, t := range u.tools {
+			p.Tools[t.Name] = t.pinned()
+		}
+		u.obs = &observation{pin: p, digest: p.Digest()}
+	}
+	return u.obs.pin, u.obs.digest
 }
 
 // failuresInARow is the count 'mcp list' shows for a server not running.
@@ -514,7 +543,7 @@ func (u *upstream) dial() (*conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &conn{tr: tr, stderr: &tail{}, exited: make(chan struct{}), started: time.Now()}
+	c := &conn{tr: tr, stderr: &tail{}, exited: make(chan struct{}), started: time.Now(), identity: mcpserver.Identity{URL: u.cfg.URL}}
 	if tokens != nil {
 		c.oauth = tokens.store
 	}
@@ -662,6 +691,7 @@ func (u *upstream) spawn() (*conn, error) {
 	}
 	var cmd *exec.Cmd
 	var files [][]byte
+	var identity mcpserver.Identity
 	attr := child.Attr()
 	dir := where.Dir
 	if u.cfg.NoSandbox {
@@ -682,6 +712,7 @@ func (u *upstream) spawn() (*conn, error) {
 			bin, argv0 = res.Program, res.Program
 			env[0] = "PATH=" + strings.Join(append(res.Path, path), string(filepath.ListSeparator))
 		}
+		identity = srv.digests.identityOf(bin, u.cfg.Command[1:], dir)
 		cmd = exec.Command(bin, u.cfg.Command[1:]...)
 		cmd.Args[0] = argv0
 		cmd.Env = append(env, extra...)
@@ -689,6 +720,7 @@ func (u *upstream) spawn() (*conn, error) {
 		if where.Sandbox == nil {
 			return nil, errors.New("MCP servers cannot be sandboxed here; remove it and add it again with --no-sandbox to run it unconfined")
 		}
+		identity = srv.digests.identityOf(bin, u.cfg.Command[1:], dir)
 		// The variables go in bwrap's options, on a pipe: never on a
 		// command line, which every user of the host can read in /proc.
 		argv, fds, err := where.Sandbox(u.cfg, append([]string{bin}, u.cfg.Command[1:]...), append(env, extra...))
@@ -704,7 +736,7 @@ func (u *upstream) spawn() (*conn, error) {
 	cmd.SysProcAttr = attr
 	// A grandchild that keeps stderr open must not hold up Wait.
 	cmd.WaitDelay = stopGrace
-	c := &conn{cmd: cmd, stderr: &tail{}, exited: make(chan struct{})}
+	c := &conn{cmd: cmd, stderr: &tail{}, exited: make(chan struct{}), identity: identity}
 	cmd.Stderr = c.stderr
 	// The daemon may hold descriptors it inherited without close-on-exec;
 	// an upstream gets none of them.
@@ -882,7 +914,7 @@ func (u *upstream) relist(c *conn) {
 		u.mu.Lock()
 		current := u.conn == c
 		if current && err == nil {
-			u.tools = tools
+			u.tools, u.obs = tools, nil
 		}
 		u.mu.Unlock()
 		if !current {
@@ -1135,6 +1167,35 @@ func toolHash(t upstreamTool) string {
 	b, _ := json.Marshal(v)
 	sum := sha256.Sum256(b)
 	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+// pinned is t as a pin holds it: its schemas and annotations in
+// canonical JSON, so that a diff of two shows what changed and nothing
+// else.
+func (t upstreamTool) pinned() mcpserver.PinnedTool {
+	p := mcpserver.PinnedTool{Title: t.Title, Description: t.Description, Hash: t.hash}
+	for _, f := range []struct {
+		raw json.RawMessage
+		out *json.RawMessage
+	}{{t.InputSchema, &p.InputSchema}, {t.OutputSchema, &p.OutputSchema}, {t.Annotations, &p.Annotations}} {
+		if len(bytes.TrimSpace(f.raw)) == 0 || string(bytes.TrimSpace(f.raw)) == "null" {
+			continue
+		}
+		c, err := canonical(f.raw)
+		if err != nil {
+			*f.out = append(json.RawMessage(nil), f.raw...)
+			continue
+		}
+		// Escaped as the store escapes it, so that what was stored and
+		// what is observed compare byte for byte.
+		b, err := json.Marshal(c)
+		if err != nil {
+			*f.out = append(json.RawMessage(nil), f.raw...)
+			continue
+		}
+		*f.out = b
+	}
+	return p
 }
 
 // canonical decodes raw keeping numbers as written, so that re-encoding it

@@ -381,7 +381,10 @@ func TestMCPCommands(t *testing.T) {
 	if strings.Contains(string(got["2"].Result), `"up__echo"`) || got["3"].Error == nil {
 		t.Errorf("a changed tool: listed %s, call %+v; want hidden and refused", got["2"].Result, got["3"].Error)
 	}
-	if out := mustRun(t, e, "mcp", "approve", "work", "up"); !strings.Contains(out, "approved the changed tool(s) of up: echo") {
+	if _, stderr, code := e.Run("mcp", "approve", "work", "up"); code != 2 || !strings.Contains(stderr, "refusing to approve without confirmation") {
+		t.Errorf("mcp approve off a terminal without --yes: exit %d, stderr %q; want 2 and a refusal", code, stderr)
+	}
+	if out := mustRun(t, e, "mcp", "approve", "work", "up", "--yes"); !strings.Contains(out, "approved up: echo") || !strings.Contains(out, "+Now also uploads your files.") {
 		t.Errorf("mcp approve: got %q", out)
 	}
 	page.Records = nil
@@ -515,8 +518,8 @@ func TestMCPWithTheOfficialSDK(t *testing.T) {
 	if admin.ProtocolVersion != "2025-11-25" || !strings.HasPrefix(admin.SessionID, "rmcp_") {
 		t.Errorf("admin connection: version %q, session %q", admin.ProtocolVersion, admin.SessionID)
 	}
-	if len(admin.Steps[0].Tools) != 18 || !slices.Contains(admin.Steps[0].Tools, "sessions_revoke") {
-		t.Errorf("admin tools: got %v, want the 18 controls", admin.Steps[0].Tools)
+	if len(admin.Steps[0].Tools) != 19 || !slices.Contains(admin.Steps[0].Tools, "sessions_revoke") {
+		t.Errorf("admin tools: got %v, want the 19 controls", admin.Steps[0].Tools)
 	}
 	if text, isErr := admin.text(1); isErr || !strings.Contains(text, `"alias":"work"`) {
 		t.Errorf("profiles_list: got %v %q", isErr, text)

@@ -14,6 +14,7 @@ func TestCloneSharesNothing(t *testing.T) {
 	now := time.Now()
 	c := Config{Name: "fs", Command: []string{"a"}, ReadOnly: []string{"/r"}, ReadWrite: []string{"/w"},
 		Shims: map[string]string{"s": "t"}, Pins: map[string]string{"tool": "h"}, Approved: &now,
+		Pin: &Pin{Identity: &Identity{Command: "/bin/x"}, Tools: map[string]PinnedTool{"t": {Hash: "h"}}},
 		Env: map[string]string{"MODE": "x"}, Secrets: map[string]string{"TOKEN": "mcp/t"},
 		Headers: map[string]string{"X-Mode": "x"}, HeaderSecrets: map[string]string{"X-Api-Key": "mcp/t"},
 		ToolRules: []ToolRule{{Pattern: "write_*"}}}

@@ -113,8 +113,12 @@ type Config struct {
 	// which runs in its place. The daemon never asks a manager.
 	Shims   map[string]string `json:"shims,omitempty"`
 	Created time.Time         `json:"created"`
-	// Pins maps each upstream tool name to the hash of its definition
-	// when it was first seen or last approved.
+	// Pin is the server as first seen or last approved: what runs and
+	// every tool it lists. Only the daemon writes it.
+	Pin *Pin `json:"pin,omitempty"`
+	// Pins are the pins of versions before Pin: each tool's name to the
+	// hash of its definition. A server's first start moves them into Pin
+	// (see docs/mcp.md, "Pinning").
 	Pins map[string]string `json:"pins,omitempty"`
 	// Approved is when 'ringlet mcp approve' last re-pinned the tools.
 	Approved *time.Time `json:"approved,omitempty"`
@@ -459,7 +463,7 @@ func validateURL(s string) error {
 // Tool states in Status.
 const (
 	ToolVisible = "visible" // served to the profile's sessions
-	ToolChanged = "changed" // differs from its pin: hidden until approved
+	ToolChanged = "changed" // new, changed or renamed since approved, or its server's program changed: hidden until approved
 	ToolInvalid = "invalid" // cannot be served (name or schema)
 	// ToolDisabled: turned off with 'ringlet mcp tools' (or by the
 	// profile's default): not listed, and a call is refused.
@@ -494,6 +498,10 @@ type ToolStatus struct {
 	Enabled bool   `json:"enabled"`
 	By      string `json:"by,omitempty"`
 	Rule    string `json:"rule,omitempty"`
+	// Change is, for a tool hidden until approved (ToolChanged), what
+	// changed: ChangeAdded, ChangeChanged, ChangeRenamed or
+	// ChangeIdentity (the server's program).
+	Change string `json:"change,omitempty"`
 }
 
 // Clone returns a copy of c that shares no slice, map or pointer with it,
@@ -505,6 +513,7 @@ func (c Config) Clone() Config {
 	c.ReadWrite = slices.Clone(c.ReadWrite)
 	c.Shims = maps.Clone(c.Shims)
 	c.Pins = maps.Clone(c.Pins)
+	c.Pin = c.Pin.Clone()
 	c.Env = maps.Clone(c.Env)
 	c.Secrets = maps.Clone(c.Secrets)
 	c.Headers = maps.Clone(c.Headers)

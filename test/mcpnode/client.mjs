@@ -6,7 +6,11 @@
 //   (with "progress", the call asks for progress and the step lists what came)
 //   {"exec": ["/path/to/ringlet", "mcp", "tools", ...]} runs a command while
 //   connected and waits (up to 20s) for notifications/tools/list_changed;
-//   the step says whether one came and what the command printed.
+//   the step says whether one came and what the command printed; with
+//   "wait": false it does not wait.
+//   {"awaitListChanged": true} waits (up to 20s) for a
+//   notifications/tools/list_changed that came since the step before it
+//   began, and says whether one did.
 //   {"resources": true} lists every page of resources ({uris, pages});
 //   {"templates": true} the resource templates; {"prompts": true} the prompts;
 //   {"read": "uri"} reads a resource; {"prompt": "name", "args": {...}} gets a prompt;
@@ -39,9 +43,17 @@ try {
   out.sessionId = transport.sessionId ?? null;
   out.instructions = client.getInstructions() ?? null;
   out.capabilities = client.getServerCapabilities() ?? null;
+  let prevStart = listChanged;
   for (const step of plan.steps ?? []) {
+    const start = listChanged;
     try {
-      if (step.list) {
+      if (step.awaitListChanged) {
+        const deadline = Date.now() + 20000;
+        while (listChanged === prevStart && Date.now() < deadline) {
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        out.steps.push({ listChanged: listChanged > prevStart });
+      } else if (step.list) {
         const r = await client.listTools();
         out.steps.push({ tools: r.tools.map((t) => t.name).sort() });
       } else if (step.resources) {
@@ -81,7 +93,7 @@ try {
       } else if (step.exec) {
         const before = listChanged;
         const stdout = execFileSync(step.exec[0], step.exec.slice(1), { encoding: "utf8" });
-        const deadline = Date.now() + 20000;
+        const deadline = step.wait === false ? 0 : Date.now() + 20000;
         while (listChanged === before && Date.now() < deadline) {
           await new Promise((r) => setTimeout(r, 50));
         }
@@ -95,6 +107,7 @@ try {
     } catch (e) {
       out.steps.push({ error: String(e?.message ?? e) });
     }
+    prevStart = start;
   }
 } catch (e) {
   out.connectError = String(e?.message ?? e);

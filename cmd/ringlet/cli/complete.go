@@ -105,6 +105,7 @@ func (a *app) completeArgs(root *cobra.Command) {
 	for _, f := range []string{"enable", "disable"} {
 		mustFlag(mcpTools.RegisterFlagCompletionFunc(f, a.completeMCPTools))
 	}
+	mustFlag(find("mcp", "approve").RegisterFlagCompletionFunc("tool", a.completeChangedTools))
 	mustFlag(mcpTools.RegisterFlagCompletionFunc("default", fixed(
 		cobra.CompletionWithDesc("all", "every tool is served unless disabled (the default)"),
 		cobra.CompletionWithDesc("none", "a tool is served only once enabled"),
@@ -284,6 +285,25 @@ func (a *app) completeMCPTools(cmd *cobra.Command, args []string, toComplete str
 					state = "enabled"
 				}
 				out = append(out, cobra.CompletionWithDesc(t.Name, state+": "+completionDesc(t.Description)))
+			}
+		}
+	}
+	return out, cobra.ShellCompDirectiveNoFileComp
+}
+
+// completeChangedTools completes 'mcp approve --tool': the server's
+// tools hidden until approved.
+func (a *app) completeChangedTools(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+	if len(args) != 2 {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	var servers []mcpserver.Status
+	a.askDaemon(cmd.Context(), func(ctx context.Context, c *client.Client) { servers, _ = c.MCPServers(ctx, args[0]) })
+	var out []cobra.Completion
+	for _, s := range servers {
+		for _, t := range s.Tools {
+			if s.Name == args[1] && t.State == mcpserver.ToolChanged && strings.HasPrefix(t.Name, toComplete) {
+				out = append(out, cobra.CompletionWithDesc(t.Name, t.Change+": "+completionDesc(t.Description)))
 			}
 		}
 	}

@@ -1,9 +1,11 @@
 package cli
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"maps"
 	"net/http"
@@ -15,6 +17,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 
 	"github.com/neullabs/ringlet/api"
 	"github.com/neullabs/ringlet/client"
@@ -575,6 +578,9 @@ sandbox reads of yours besides the system, as a start now would find it.`,
 					t.row("path first", strings.Join(r.Path, ":"))
 				}
 			}
+			if s.Pin != nil && s.Pin.Identity != nil {
+				t.row("pinned", printable(s.Pin.Identity.String())+" ('ringlet mcp approve "+p+" "+s.Name+" --dry-run' shows what changed)")
+			}
 			t.row("timeout", s.Timeout.String())
 			t.row("tools", strconv.Itoa(len(s.Tools)))
 			return t.flush()
@@ -700,35 +706,133 @@ func (a *app) mcpRemoveCmd() *cobra.Command {
 }
 
 func (a *app) mcpApproveCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "approve PROFILE SERVER",
-		Short: "Trust an MCP server's tools as they are now, showing again those that changed",
-		Long: `Pin the current definition (name, description, schemas, annotations) of
-every tool of a server. Tools hidden because the server changed them since
-they were first seen appear again. The approval, with the tools it
-changed, is recorded in the audit log.`,
-		Example: "  ringlet mcp approve work fs",
-		Args:    exactArgs(2, "PROFILE SERVER"),
+	var tools []string
+	var yes, dryRun, asJSON bool
+	cmd := &cobra.Command{
+		Use:   "approve PROFILE SERVER [--tool NAME]... [--dry-run] [--yes] [--json]",
+		Short: "Show what an MCP server changed since it was approved, and approve it",
+		Long: `A server is pinned as a whole: the program that runs (its path and the
+SHA-256 of its file, and of the script an interpreter runs; an HTTP
+server's URL) and every tool it lists (name, title, description, input and
+output schemas, annotations), as first seen or last approved. A tool added,
+removed, renamed or changed, or the same tools served by another program,
+is a change: the tools it touches (for another program, all of them) are
+hidden from the profile's sessions and a call to them is refused until
+approved here.
+
+approve shows the change: the program before and after, each tool added,
+removed, renamed-looking (the definition of a removed tool under a new
+name) or changed, with a compact diff of the fields that changed. On a
+terminal it then asks; otherwise it refuses without --yes. --tool approves
+only the named tools (repeatable; a removed tool's name drops its pin); a
+changed program is approved whole. --dry-run only shows. --json prints the
+structured diff (with --dry-run, or with --yes to approve). The approval is
+refused if the server changes again between the diff shown and the
+answer. Sessions see the approved tools at once (tools/list_changed).
+Each approval is audited (mcp.approve).`,
+		Example: `  ringlet mcp approve work fs
+  ringlet mcp approve work fs --dry-run --json
+  ringlet mcp approve work fs --tool read_file --yes`,
+		Args: exactArgs(2, "PROFILE SERVER"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			p, err := mcpServerArgs(args)
 			if err != nil {
 				return err
 			}
+			if asJSON && !yes && !dryRun {
+				return usagef("--json needs --dry-run (show the diff) or --yes (approve it)")
+			}
 			c, err := a.ensureDaemon(cmd.Context())
 			if err != nil {
 				return err
 			}
-			out, err := c.ApproveMCPServer(cmd.Context(), p, args[1])
+			shown, err := c.ApproveMCPServer(cmd.Context(), p, args[1], api.MCPApproveRequest{DryRun: true})
 			if err != nil {
 				return err
 			}
-			if len(out.Approved) == 0 {
-				fmt.Fprintf(a.stdio.Out, "no tool of %s had changed; its %d tool(s) stay pinned\n", args[1], out.Tools)
+			if dryRun || shown.Diff.Empty() {
+				if asJSON {
+					return writeJSONOut(a.stdio.Out, shown)
+				}
+				if shown.Diff.Empty() {
+					fmt.Fprintf(a.stdio.Out, "%s serves what was approved: its program and its %d tool(s) are unchanged\n", args[1], shown.Tools)
+					return nil
+				}
+				showPinDiff(a.stdio.Out, shown)
+				fmt.Fprintln(a.stdio.Out, "dry run: nothing was approved")
 				return nil
 			}
-			fmt.Fprintf(a.stdio.Out, "approved the changed tool(s) of %s: %s\n", args[1], strings.Join(out.Approved, ", "))
+			if err := shown.Diff.CheckApprove(tools); err != nil {
+				return usageError{err}
+			}
+			if !yes {
+				f, ok := a.stdio.In.(*os.File)
+				if !ok || !term.IsTerminal(int(f.Fd())) {
+					return usagef("refusing to approve without confirmation: not a terminal; see the diff with --dry-run, then pass --yes")
+				}
+				showPinDiff(a.stdio.Err, shown)
+				what := "these changes"
+				if len(tools) > 0 {
+					what = "the changes of " + strings.Join(tools, ", ")
+				}
+				fmt.Fprintf(a.stdio.Err, "Approve %s of %s for profile %s? [y/N] ", what, args[1], p)
+				line, _ := bufio.NewReader(f).ReadString('\n')
+				if ans := strings.ToLower(strings.TrimSpace(line)); ans != "y" && ans != "yes" {
+					return errors.New("nothing was approved")
+				}
+			}
+			out, err := c.ApproveMCPServer(cmd.Context(), p, args[1], api.MCPApproveRequest{Tools: tools, Observed: shown.Diff.Observed})
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return writeJSONOut(a.stdio.Out, out)
+			}
+			if yes {
+				showPinDiff(a.stdio.Out, out)
+			}
+			what := slices.Clone(out.Approved)
+			if out.Diff.Identity != nil {
+				what = append([]string{"its program " + out.Diff.Identity.After.String()}, what...)
+			}
+			fmt.Fprintf(a.stdio.Out, "approved %s: %s\n", args[1], printable(strings.Join(what, ", ")))
 			return nil
 		},
+	}
+	cmd.Flags().StringArrayVar(&tools, "tool", nil, "approve only this tool's change (repeatable)")
+	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "approve without asking")
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "show the diff only")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the structured diff and answer as JSON")
+	return cmd
+}
+
+// showPinDiff prints how a server differs from what was approved.
+func showPinDiff(w io.Writer, a api.MCPApproved) {
+	d := a.Diff
+	if d.Identity != nil {
+		fmt.Fprintf(w, "program of %s changed: all its tools are hidden until approved\n  was: %s\n  now: %s\n",
+			a.Server, printable(d.Identity.Before.String()), printable(d.Identity.After.String()))
+		if d.Identity.After.Note != "" {
+			fmt.Fprintf(w, "  note: %s\n", printable(d.Identity.After.Note))
+		}
+	}
+	for _, t := range d.Tools {
+		switch t.Change {
+		case mcpserver.ChangeRenamed:
+			fmt.Fprintf(w, "renamed? %s -> %s (the same definition under a new name)\n", printable(t.From), printable(t.Name))
+		case mcpserver.ChangeAdded:
+			fmt.Fprintf(w, "added: %s\n", printable(t.Name))
+		default:
+			fmt.Fprintf(w, "changed: %s (%s)\n", printable(t.Name), strings.Join(t.Fields, ", "))
+		}
+		if t.Diff != "" {
+			for _, l := range strings.Split(strings.TrimSuffix(t.Diff, "\n"), "\n") {
+				fmt.Fprintf(w, "    %s\n", printable(l))
+			}
+		}
+	}
+	for _, r := range d.Removed {
+		fmt.Fprintf(w, "removed: %s\n", printable(r))
 	}
 }
 
