@@ -67,6 +67,9 @@ type part struct {
 	// norm (wholeFile) gives the content to compare and keep: Ringlet's
 	// own additions taken out; nil means none, as if there were no file.
 	norm func([]byte) ([]byte, error)
+	// skip (wholeDir) are directories in it that hold the agent's data,
+	// not code, relative to it.
+	skip []string
 }
 
 // shellFiles are the files a shell reads at start in a HOME: Claude
@@ -95,7 +98,10 @@ func parts(agent string) []part {
 			part{path: ".claude/settings.local.json", kind: wholeFile},
 			part{path: ".claude/.claude.json", kind: jsonKeys, keys: []string{"mcpServers",
 				"projects.*.mcpServers", "projects.*.enabledMcpjsonServers", "projects.*.enableAllProjectMcpServers"}})
-		for _, d := range []string{"plugins", "skills", "commands", "agents"} {
+		// plugins/store holds what each plugin keeps (JSON data that
+		// Claude Code writes at every start), not plugins.
+		out = append(out, part{path: ".claude/plugins", kind: wholeDir, skip: []string{"store"}})
+		for _, d := range []string{"skills", "commands", "agents"} {
 			out = append(out, part{path: ".claude/" + d, kind: wholeDir})
 		}
 	case "codex":
@@ -289,6 +295,9 @@ func (p part) read(root *os.Root) (map[string][]byte, []string, error) {
 		n := 0
 		err := walkRoot(root, rel, func(r string, de fs.DirEntry) error {
 			name := filepath.ToSlash(r)
+			if slices.ContainsFunc(p.skip, func(s string) bool { return strings.HasPrefix(name, p.path+"/"+s+"/") }) {
+				return nil
+			}
 			if !de.Type().IsRegular() {
 				odd = append(odd, name)
 				return nil
