@@ -201,7 +201,7 @@ func Snapshot(home, agent string) (Approved, error) {
 			return Approved{}, err
 		}
 		if len(odd) > 0 {
-			return Approved{}, fmt.Errorf("%s in the HOME is not a regular file (a symbolic link?); Ringlet approves no such file: replace it with the file itself or remove it", odd[0])
+			return Approved{}, fmt.Errorf("%s in the HOME is a symbolic link, not a regular file or larger than %d bytes; Ringlet approves no such file: replace it with the file itself or remove it", odd[0], maxItem)
 		}
 		for k, v := range items {
 			total += len(v)
@@ -239,6 +239,26 @@ func LoadApproved(dir, agent string) (Approved, error) {
 		a.Items = map[string][]byte{}
 	}
 	return a, nil
+}
+
+// Differs names the items of the code-running configuration of a's agent
+// in home that differ from a, without changing anything: what Reset
+// would reset, for the record that must be written before it.
+func Differs(home string, a Approved) ([]string, error) {
+	root, err := os.OpenRoot(home)
+	if err != nil {
+		return nil, fmt.Errorf("the HOME: %w", privatefile.WithoutPath(err))
+	}
+	defer root.Close()
+	var items []string
+	for _, p := range parts(a.Agent) {
+		got, err := p.reset(root, a.Items, nil)
+		if err != nil {
+			return items, err
+		}
+		items = append(items, got...)
+	}
+	return items, nil
 }
 
 // Reset puts the code-running configuration of a's agent in home back to
@@ -347,7 +367,8 @@ func oddIf(odd bool, name string) []string {
 	return nil
 }
 
-// reset puts p back to approved in root; q takes what differs.
+// reset puts p back to approved in root; q takes what differs. With no q
+// it only names what differs.
 func (p part) reset(root *os.Root, approved map[string][]byte, q *aside) ([]string, error) {
 	cur, odd, err := p.read(root)
 	if err != nil {
@@ -365,7 +386,7 @@ func (p part) reset(root *os.Root, approved map[string][]byte, q *aside) ([]stri
 	}
 	if len(odd) > 0 && (p.kind == jsonKeys || p.kind == tomlKeys) {
 		// The agent's state is in that file too: not removed, refused.
-		return nil, fmt.Errorf("%s in the HOME is a symbolic link or not a regular file; Ringlet does not follow it: remove it", p.path)
+		return nil, fmt.Errorf("%s in the HOME is a symbolic link, not a regular file or larger than %d bytes; Ringlet does not follow or read it: remove it", p.path, maxItem)
 	}
 	differ := slices.Clone(odd)
 	for name, v := range cur {
@@ -382,6 +403,9 @@ func (p part) reset(root *os.Root, approved map[string][]byte, q *aside) ([]stri
 		return nil, nil
 	}
 	slices.Sort(differ)
+	if q == nil {
+		return differ, nil
+	}
 	switch p.kind {
 	case wholeFile, wholeDir:
 		for _, name := range differ {
@@ -574,7 +598,9 @@ func readItem(root *os.Root, rel string) (data []byte, ok, odd bool, err error) 
 		return nil, false, false, nil
 	case err != nil:
 		return nil, false, false, fmt.Errorf("%s in the HOME: %w", rel, privatefile.WithoutPath(err))
-	case !fi.Mode().IsRegular():
+	case !fi.Mode().IsRegular(), fi.Size() > maxItem:
+		// Not a file Ringlet reads, nor approves: odd, removed by a
+		// reset rather than refusing every session until then.
 		return nil, false, true, nil
 	}
 	data, ok, err = privatefile.ReadInRoot(root, rel, maxItem)
@@ -662,6 +688,8 @@ func (q *aside) file(root *os.Root, name string) error {
 			return fmt.Errorf("%s in the HOME: %w", name, privatefile.WithoutPath(err))
 		}
 		return privatefile.Create(dst+".symlink", []byte(target+"\n"))
+	case fi.Mode().IsRegular() && fi.Size() > maxItem:
+		return privatefile.Create(dst+".toolarge", fmt.Appendf(nil, "%d bytes, removed unread\n", fi.Size()))
 	case fi.Mode().IsRegular():
 		data, _, err := privatefile.ReadInRoot(root, rel, maxItem)
 		if err != nil {

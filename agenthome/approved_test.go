@@ -268,3 +268,27 @@ func TestNoApprovalResetsEverything(t *testing.T) {
 		t.Errorf(".claude.json: got %v %v, want it kept", m, err)
 	}
 }
+
+// TestResetOversized: a file too large to read in a place Ringlet resets
+// is removed (a note kept aside), rather than refusing every session.
+func TestResetOversized(t *testing.T) {
+	t.Parallel()
+	home, state := t.TempDir(), t.TempDir()
+	big := filepath.Join(home, ".claude", "plugins", "big.js")
+	if err := os.MkdirAll(filepath.Dir(big), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(big, make([]byte, maxItem+1), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	items, moved, err := Reset(home, Approved{Agent: "claude", Items: map[string][]byte{}}, filepath.Join(state, "q"))
+	if err != nil || !slices.Equal(items, []string{".claude/plugins/big.js"}) {
+		t.Fatalf("got %q %v, want the big file reset", items, err)
+	}
+	if _, err := os.Lstat(big); !os.IsNotExist(err) {
+		t.Errorf("the big file: got %v, want it removed", err)
+	}
+	if _, err := os.Stat(filepath.Join(moved, "home", ".claude", "plugins", "big.js.toolarge")); err != nil {
+		t.Errorf("quarantine note: %v", err)
+	}
+}

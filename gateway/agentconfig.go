@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"path/filepath"
+	"slices"
 
 	"github.com/go-chi/chi/v5"
 
@@ -32,11 +33,26 @@ func resetAgentConfig(ctx context.Context, rec *recorder, store *profile.Store, 
 	if err != nil {
 		return "", err
 	}
-	items, moved, rerr := agenthome.Reset(home, approved, filepath.Join(dir, "quarantine"))
-	if len(items) == 0 && rerr == nil {
+	planned, err := agenthome.Differs(home, approved)
+	if err != nil {
+		return "", fmt.Errorf("the %s config in its HOME: %w", p.Agent, err)
+	}
+	if len(planned) == 0 {
 		return "", nil
 	}
-	detail := map[string]any{"items": items, "quarantine": moved}
+	// Recorded before anything changes: a reset the log cannot hold is
+	// not done, and the session is refused.
+	if err := rec.record(ctx, audit.Record{Kind: audit.KindAgentConfigReset, Profile: p.Alias, Actor: actor, Target: p.Agent, Decision: audit.Allow,
+		Detail: audit.DetailJSON(map[string]any{"items": planned})}); err != nil {
+		return "", err
+	}
+	items, moved, rerr := agenthome.Reset(home, approved, filepath.Join(dir, "quarantine"))
+	// Where the agent's version went, and anything that changed
+	// meanwhile (another session of the profile) or went wrong.
+	detail := map[string]any{"quarantine": moved}
+	if extra := slices.DeleteFunc(slices.Clone(items), func(it string) bool { return slices.Contains(planned, it) }); len(extra) > 0 {
+		detail["items"] = extra
+	}
 	decision := audit.Allow
 	if rerr != nil {
 		detail["error"] = rerr.Error()

@@ -90,14 +90,24 @@ func TestPlantedClaudeConfigResetAtNextRun(t *testing.T) {
 		t.Errorf("settings.json still holds the planted command: %s", data)
 	}
 	recs, _ := queryRecords(t, w.e, "--kind", "agent.config.reset")
-	if len(recs) != 1 {
-		t.Fatalf("agent.config.reset records: got %d, want 1", len(recs))
+	if len(recs) != 2 {
+		t.Fatalf("agent.config.reset records: got %d, want 2 (what is reset, then where it went)", len(recs))
 	}
-	d := recs[0].detail(t)
-	if items, _ := json.Marshal(d["items"]); !strings.Contains(string(items), ".claude/settings.json") || strings.Contains(string(recs[0].Detail), plantedMark) {
-		t.Errorf("record detail: got %s, want settings.json named and no value", recs[0].Detail)
+	var planned, done map[string]any
+	for _, r := range recs {
+		if strings.Contains(string(r.Detail), plantedMark) {
+			t.Errorf("record detail: got %s, want no value", r.Detail)
+		}
+		if d := r.detail(t); d["quarantine"] != nil {
+			done = d
+		} else {
+			planned = d
+		}
 	}
-	moved, _ := d["quarantine"].(string)
+	if items, _ := json.Marshal(planned["items"]); !strings.Contains(string(items), ".claude/settings.json") {
+		t.Errorf("the record before the reset: got %v, want settings.json named", planned)
+	}
+	moved, _ := done["quarantine"].(string)
 	if data, err := os.ReadFile(filepath.Join(moved, "home", ".claude", "settings.json")); err != nil || !strings.Contains(string(data), plantedMark) {
 		t.Errorf("the agent's version aside: got %q %v, want the planted settings", data, err)
 	}
