@@ -115,3 +115,30 @@ func TestPlantedClaudeConfigResetAtNextRun(t *testing.T) {
 		t.Errorf("quarantine %s is inside the sandboxed HOME", moved)
 	}
 }
+
+// TestProfilesConfigApproveCLI: 'profiles config approve' as a user meets
+// it: help with examples, the profile completed, one clear line for a
+// missing argument or an unknown profile, the items as JSON.
+func TestProfilesConfigApproveCLI(t *testing.T) {
+	t.Parallel()
+	w := newProxyWorld(t)
+	w.newProfile("claude", "cc", "fake")
+	if out := mustRun(t, w.e, "profiles", "config", "approve", "--help"); !strings.Contains(out, "Examples:") || !strings.Contains(out, "ringlet profiles config approve work") {
+		t.Errorf("--help: got %q, want examples", out)
+	}
+	if out := mustRun(t, w.e, "__complete", "profiles", "config", "approve", ""); !strings.Contains(out, "cc") {
+		t.Errorf("completion: got %q, want the profile cc", out)
+	}
+	stdout, stderr, code := w.e.Run("profiles", "config", "approve")
+	checkOneLineError(t, stdout, stderr, code, []int{2}, "ALIAS")
+	stdout, stderr, code = w.e.Run("profiles", "config", "approve", "nope")
+	checkOneLineError(t, stdout, stderr, code, []int{1}, "nope")
+	var out struct {
+		Profile string   `json:"profile"`
+		Agent   string   `json:"agent"`
+		Items   []string `json:"items"`
+	}
+	if err := json.Unmarshal([]byte(mustRun(t, w.e, "profiles", "config", "approve", "cc", "--json")), &out); err != nil || out.Profile != "cc" || out.Agent != "claude" || out.Items == nil {
+		t.Errorf("--json: got %+v %v, want profile cc, agent claude, items", out, err)
+	}
+}
