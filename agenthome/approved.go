@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -67,8 +68,8 @@ type part struct {
 	// norm (wholeFile) gives the content to compare and keep: Ringlet's
 	// own additions taken out; nil means none, as if there were no file.
 	norm func([]byte) ([]byte, error)
-	// skip (wholeDir) are directories in it that hold the agent's data,
-	// not code, relative to it.
+	// skip (wholeDir) are patterns (path.Match) of the entries right in
+	// it that hold the agent's data, not code.
 	skip []string
 }
 
@@ -99,8 +100,10 @@ func parts(agent string) []part {
 			part{path: ".claude/.claude.json", kind: jsonKeys, keys: []string{"mcpServers",
 				"projects.*.mcpServers", "projects.*.enabledMcpjsonServers", "projects.*.enableAllProjectMcpServers"}})
 		// plugins/store holds what each plugin keeps (JSON data that
-		// Claude Code writes at every start), not plugins.
-		out = append(out, part{path: ".claude/plugins", kind: wholeDir, skip: []string{"store"}})
+		// Claude Code writes at every start), the *-cache.json files
+		// what it last fetched (install counts, the catalog); plugins
+		// themselves are installed_plugins.json and cache/.
+		out = append(out, part{path: ".claude/plugins", kind: wholeDir, skip: []string{"store", "*-cache.json"}})
 		for _, d := range []string{"skills", "commands", "agents"} {
 			out = append(out, part{path: ".claude/" + d, kind: wholeDir})
 		}
@@ -315,7 +318,8 @@ func (p part) read(root *os.Root) (map[string][]byte, []string, error) {
 		n := 0
 		err := walkRoot(root, rel, func(r string, de fs.DirEntry) error {
 			name := filepath.ToSlash(r)
-			if slices.ContainsFunc(p.skip, func(s string) bool { return strings.HasPrefix(name, p.path+"/"+s+"/") }) {
+			first, _, _ := strings.Cut(strings.TrimPrefix(name, p.path+"/"), "/")
+			if slices.ContainsFunc(p.skip, func(pat string) bool { ok, _ := path.Match(pat, first); return ok }) {
 				return nil
 			}
 			if !de.Type().IsRegular() {
