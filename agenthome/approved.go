@@ -724,6 +724,9 @@ func (q *aside) flushKeys() error {
 	return privatefile.WriteJSON(filepath.Join(q.dir, "keys.json"), q.keys)
 }
 
+// maxDescribed is how many files Describe names.
+const maxDescribed = 5
+
 // Describe is the items of a reset for a person, in one short line: the
 // files, and for keys the file and the key's first part.
 func Describe(items []string) string {
@@ -738,6 +741,10 @@ func Describe(items []string) string {
 		if !slices.Contains(out, name) {
 			out = append(out, name)
 		}
+	}
+	// One line: a plugin directory can hold many files.
+	if len(out) > maxDescribed {
+		out = append(out[:maxDescribed], fmt.Sprintf("%d more", len(out)-maxDescribed))
 	}
 	return strings.Join(out, ", ")
 }

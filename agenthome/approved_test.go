@@ -296,3 +296,19 @@ func TestResetOversized(t *testing.T) {
 		t.Errorf("quarantine note: %v", err)
 	}
 }
+
+func TestDescribe(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		items []string
+		want  string
+	}{
+		{[]string{".bashrc"}, "~/.bashrc"},
+		{[]string{keyItem(".claude/.claude.json", []string{"mcpServers"}), keyItem(".claude/.claude.json", []string{"projects", "/w", "mcpServers"})}, "~/.claude/.claude.json (mcpServers), ~/.claude/.claude.json (projects)"},
+		{[]string{"a", "b", "c", "d", "e", "f", "g"}, "~/a, ~/b, ~/c, ~/d, ~/e, 2 more"},
+	} {
+		if got := Describe(tc.items); got != tc.want {
+			t.Errorf("Describe(%q): got %q, want %q", tc.items, got, tc.want)
+		}
+	}
+}
