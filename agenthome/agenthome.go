@@ -15,6 +15,10 @@
 // left; a symbolic link is refused, never followed
 // (privatefile.Rewrite); and nothing written there is a secret: the
 // agent gets its session token in its environment, never a key.
+//
+// In a sandboxed HOME, the parts of the agent's config that run code
+// are also kept as the user approved them (approved.go): Snapshot at
+// approval, Differs and Reset at every sandboxed session start.
 package agenthome
 
 import (

@@ -91,3 +91,39 @@ func FuzzCodex(f *testing.F) {
 		}
 	})
 }
+
+// FuzzReset feeds the config files an agent could leave where Ringlet
+// resets what runs code: whatever Reset accepts, it leaves the approved
+// items exactly (a second Reset finds nothing to do).
+func FuzzReset(f *testing.F) {
+	for _, s := range []string{"", "{}", "null", `{"mcpServers":{"x":{"command":"y"}},"projects":{"/w":{"mcpServers":1}}}`,
+		`{"hooks":{"Stop":[{"hooks":[{"command":"x"}]}]}}`, "mcp_servers = 1\nnotify = [\"x\"]\n", "[profiles.a]\nnotify = [1.5]\n", "{", "[]", `{"n":1e400}`} {
+		f.Add([]byte(s))
+	}
+	approved := map[string]Approved{
+		"claude": {Agent: "claude", Items: map[string][]byte{
+			".claude/settings.json": []byte(`{"model":"x"}`), keyItem(".claude/.claude.json", []string{"mcpServers"}): []byte(`{"mine":{"command":"m","n":1}}`)}},
+		"codex": {Agent: "codex", Items: map[string][]byte{keyItem(".codex/config.toml", []string{"notify"}): []byte(`["a",1]`)}},
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		for agent, a := range approved {
+			home := t.TempDir()
+			for _, rel := range []string{".claude/settings.json", ".claude/.claude.json", ".codex/config.toml"} {
+				p := filepath.Join(home, rel)
+				if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(p, data, 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			q := filepath.Join(t.TempDir(), "q")
+			if _, _, err := Reset(home, a, q); err != nil {
+				continue
+			}
+			if items, _, err := Reset(home, a, q); err != nil || len(items) != 0 {
+				t.Fatalf("%s: second reset got %q %v, want nothing (input %q)", agent, items, err, data)
+			}
+		}
+	})
+}

@@ -90,6 +90,19 @@ type Connected struct {
 	// Files are the configuration files written: the sandboxed HOME's,
 	// then the unsandboxed HOME's.
 	Files []string `json:"files"`
+	// Warnings are what the user should know, one sentence each (what
+	// the agent had changed in its config and was put back first).
+	Warnings []string `json:"warnings,omitempty"`
+}
+
+// ConfigApproved is the answer to POST /api/profiles/{alias}/config/approve:
+// the parts of the agent's config in the profile's sandboxed HOME that
+// run code, approved as they are (files, and keys as "file#[key path]";
+// never their values).
+type ConfigApproved struct {
+	Profile string   `json:"profile"`
+	Agent   string   `json:"agent"`
+	Items   []string `json:"items"`
 }
 
 // ProviderRequest is the body of POST /api/providers.

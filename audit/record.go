@@ -87,6 +87,14 @@ const (
 	// new-epoch): the database did not match its anchor, and the record
 	// says how and why it was accepted.
 	KindAuditEpoch = "audit.epoch"
+	// KindAgentConfigReset: at a sandboxed session's start, parts of the
+	// agent's config that run code (named, never their values) differed
+	// from what the user approved and were put back, the agent's version
+	// moved aside.
+	KindAgentConfigReset = "agent.config.reset"
+	// KindAgentConfigApprove: the user approved the code-running parts of
+	// a profile's agent config as they are in its sandboxed HOME.
+	KindAgentConfigApprove = "agent.config.approve"
 )
 
 // Kinds lists every kind, for validation and completion.
@@ -96,7 +104,7 @@ var Kinds = []string{
 	KindProfileLaunch, KindSessionStart, KindSessionEnd, KindSessionRestore, KindToolCall,
 	KindHookDecision, KindProviderRequest, KindSandboxViolation, KindProviderAdd, KindHookAdd, KindHookRemove, KindProfileUpdate, KindSandboxEgress,
 	KindMCPAdd, KindMCPRemove, KindMCPApprove, KindMCPUpdate, KindMCPTools, KindMCPSecrets, KindMCPAuth, KindMCPServerRestart, KindMCPResourceRead, KindMCPPromptGet, KindMCPPin, KindMCPToolsChanged, KindAuditResume, KindAuditEpoch,
-	KindPricesImport, KindPricesReset,
+	KindPricesImport, KindPricesReset, KindAgentConfigReset, KindAgentConfigApprove,
 }
 
 // Decisions.

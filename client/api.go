@@ -122,6 +122,13 @@ func (c *Client) Connect(ctx context.Context, alias string, req api.ConnectReque
 	return out, c.Do(ctx, http.MethodPost, "/api/profiles/"+seg(alias)+"/connect", req, &out)
 }
 
+// ApproveConfig is POST /api/profiles/{alias}/config/approve: the agent's
+// code-running config in the sandboxed HOME approved as it is.
+func (c *Client) ApproveConfig(ctx context.Context, alias string) (api.ConfigApproved, error) {
+	var out api.ConfigApproved
+	return out, c.Do(ctx, http.MethodPost, "/api/profiles/"+seg(alias)+"/config/approve", nil, &out)
+}
+
 // AddProvider is POST /api/providers.
 func (c *Client) AddProvider(ctx context.Context, req api.ProviderRequest) (api.ProviderAdded, error) {
 	var p api.ProviderAdded

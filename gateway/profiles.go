@@ -244,6 +244,13 @@ func (pr *profiles) handleProfileCreate(w http.ResponseWriter, r *http.Request) 
 			}
 		}
 	}
+	// What the agent's config holds now is what the user set up: the
+	// first approval of what of it runs code.
+	if _, err := approveAgentConfig(pr.o.Profiles, created); err != nil {
+		pr.o.Log.Error("could not approve the agent config", "profile", created.Alias, "err", err)
+		writeError(w, http.StatusInternalServerError, "internal", "profile created, but its agent config could not be approved: "+err.Error())
+		return
+	}
 	pr.o.Log.Info("profile created", "profile", created.Alias, "agent", created.Agent, "provider", created.Provider)
 	keys, _ := pr.o.Keys.List()
 	w.Header().Set("Location", "/api/profiles/"+created.Alias)
@@ -444,6 +451,17 @@ func (pr *profiles) handleProfileConnect(w http.ResponseWriter, r *http.Request)
 		return
 	}
 	out := api.Connected{Profile: alias, Agent: agent, Server: agentconfig.Server}
+	// Connect approves the sandboxed HOME's config with Ringlet's server
+	// in it, so what the agent changed there since the last approval is
+	// put back first, not approved with it.
+	note, err := resetAgentConfig(r.Context(), pr.o.Rec, pr.o.Profiles, p, pr.o.Profiles.Home(alias), audit.ActorAdmin)
+	if err != nil {
+		writeError(w, http.StatusConflict, "connect_failed", err.Error())
+		return
+	}
+	if note != "" {
+		out.Warnings = append(out.Warnings, note)
+	}
 	for _, t := range targets {
 		var path string
 		switch agent {
@@ -461,6 +479,10 @@ func (pr *profiles) handleProfileConnect(w http.ResponseWriter, r *http.Request)
 			return
 		}
 		out.Files = append(out.Files, path)
+	}
+	if _, err := approveAgentConfig(pr.o.Profiles, p); err != nil {
+		writeError(w, http.StatusConflict, "connect_failed", "connected, but the agent config could not be approved: "+err.Error())
+		return
 	}
 	pr.o.Log.Info("profile connected", "profile", alias, "agent", agent)
 	writeJSON(w, http.StatusOK, out)

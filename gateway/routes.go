@@ -191,6 +191,7 @@ func (s *Server) routes() []route {
 		{del, "/api/profiles/{alias}", byAdmin, onTCP, refuseAdmin, limited(s.profiles.handleProfileDelete)},
 		{patch, "/api/profiles/{alias}", byAdmin, onTCP, refuseAdmin, limited(s.profiles.handleProfileUpdate)},
 		{post, "/api/profiles/{alias}/connect", byAdmin, onTCP, refuseAdmin, limited(s.profiles.handleProfileConnect)},
+		{post, "/api/profiles/{alias}/config/approve", byAdmin, onTCP, refuseAdmin, limited(s.profiles.handleConfigApprove)},
 		{get, "/api/providers/", byAdmin, onTCP, refuseAdmin, limited(s.catalogs.handleProviderList)},
 		{post, "/api/providers/", byAdmin, onTCP, refuseAdmin, limited(s.catalogs.handleProviderAdd)},
 		{get, "/api/providers/{id}", byAdmin, onTCP, refuseAdmin, limited(s.catalogs.handleProviderGet)},

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -56,15 +57,18 @@ type session struct {
 	// durable sessions are kept in the store across restarts; saved is
 	// the last use the store has (unix ns), keyHMAC the HMAC of the key
 	// it started with.
-	durable  bool
-	saved    atomic.Int64
-	keyHMAC  string
-	tokenID  string // HMAC of the token: matchable in the audit, not usable
-	ctx      context.Context
-	cancel   context.CancelCauseFunc
-	timerMu  sync.Mutex
-	expiry   timer // ends the session when it expires, streams and all
-	requests atomic.Int64
+	durable bool
+	saved   atomic.Int64
+	keyHMAC string
+	tokenID string // HMAC of the token: matchable in the audit, not usable
+	// configReset tells the user what of the agent's config was put
+	// back to what they approved at its start ("" when nothing).
+	configReset string
+	ctx         context.Context
+	cancel      context.CancelCauseFunc
+	timerMu     sync.Mutex
+	expiry      timer // ends the session when it expires, streams and all
+	requests    atomic.Int64
 	// Sandboxed sessions run their agent in a sandbox, with Home as
 	// their HOME; the others with the profile's unsandboxed HOME.
 	Sandboxed bool
@@ -327,6 +331,17 @@ func (ss *sessions) startOf(ctx context.Context, parts profileParts, t terms, ac
 	if err := ss.o.Profiles.EnsureHomeDirs(home, agent.HomeDirs); err != nil {
 		return nil, "", err
 	}
+	var resetNote string
+	if sandboxed {
+		// The agent could write this HOME in an earlier session: what
+		// of its config runs code is put back to what the user approved,
+		// and recorded, before Ringlet writes its own parts and before
+		// the agent starts.
+		var err error
+		if resetNote, err = resetAgentConfig(ctx, ss.o.Rec, ss.o.Profiles, p, home, actor); err != nil {
+			return nil, "", fmt.Errorf("profile %s: %w", alias, err)
+		}
+	}
 	if p.Agent == "claude" {
 		// Kept current at every session: a profile created before the
 		// ringlet binary moved, or before Ringlet wrote the hook, still
@@ -371,7 +386,7 @@ func (ss *sessions) startOf(ctx context.Context, parts profileParts, t terms, ac
 	now := ss.clock.Now().UTC()
 	sess := &session{ID: "s_" + id, Profile: p, Provider: prov, Agent: agent, base: base, key: key, hash: sha256.Sum256([]byte(tok)), Created: now,
 		Deadline: now.Add(ttl), idle: max(t.idle, 0), clock: ss.clock, durable: t.durable, launch: t.launch, Sandboxed: sandboxed, Home: home,
-		tokenID: ss.o.HMAC.Sum(tok), keyHMAC: ss.o.HMAC.Sum(key.Reveal())}
+		tokenID: ss.o.HMAC.Sum(tok), keyHMAC: ss.o.HMAC.Sum(key.Reveal()), configReset: resetNote}
 	sess.lastUsed.Store(now.UnixNano())
 	sess.saved.Store(now.UnixNano())
 	sess.ctx, sess.cancel = context.WithCancelCause(context.Background())
@@ -401,6 +416,14 @@ func (ss *sessions) startOf(ctx context.Context, parts profileParts, t terms, ac
 		ss.keep(sess)
 	}
 	return sess, tok, nil
+}
+
+// warnings are the launch's warnings and the session's own.
+func (sess *session) warnings(launch []string) []string {
+	if sess.configReset != "" {
+		return append(slices.Clone(launch), sess.configReset)
+	}
+	return launch
 }
 
 // keyGeneration counts the changes of a stored key that this daemon made.
@@ -577,7 +600,7 @@ func (ss *sessions) startLaunch(w http.ResponseWriter, r *http.Request, alias st
 	}
 	sess.launchedIn.Store(plan.Workspace)
 	w.Header().Set("Location", "/api/sessions/"+sess.ID)
-	writeJSON(w, http.StatusCreated, api.SessionStarted{SessionInfo: sess.info(), Token: tok, BaseURL: baseURL, Launch: l, Socket: socket, Home: sess.Home, Warnings: a.Warnings})
+	writeJSON(w, http.StatusCreated, api.SessionStarted{SessionInfo: sess.info(), Token: tok, BaseURL: baseURL, Launch: l, Socket: socket, Home: sess.Home, Warnings: sess.warnings(a.Warnings)})
 }
 
 func (ss *sessions) handleSessionStart(w http.ResponseWriter, r *http.Request) {
@@ -639,7 +662,7 @@ func (ss *sessions) handleSessionStart(w http.ResponseWriter, r *http.Request) {
 	}
 	launch := sess.Agent.LaunchFor(sess.Profile, sess.Provider, baseURL, tok, home, sess.Sandboxed).WithSession(sessionVars(sess, baseURL, tok))
 	w.Header().Set("Location", "/api/sessions/"+sess.ID)
-	writeJSON(w, http.StatusCreated, api.SessionStarted{SessionInfo: sess.info(), Token: tok, BaseURL: baseURL, Launch: launch, Socket: socket, Home: sess.Home})
+	writeJSON(w, http.StatusCreated, api.SessionStarted{SessionInfo: sess.info(), Token: tok, BaseURL: baseURL, Launch: launch, Socket: socket, Home: sess.Home, Warnings: sess.warnings(nil)})
 }
 
 // sessionVars are the variables that tell Ringlet's own commands, run by

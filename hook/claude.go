@@ -98,6 +98,11 @@ func claudeSettings(path string, data []byte, ringlet string) ([]byte, error) {
 // maxSettings bounds the settings.json Ringlet reads.
 const maxSettings = 1 << 20
 
+// IsClaudeEntry reports whether e, a matcher group of Claude Code's
+// hooks, is one Ringlet writes (InstallClaude), whatever ringlet path it
+// names.
+func IsClaudeEntry(e any) bool { return isRingletEntry(e) }
+
 func isRingletEntry(e any) bool {
 	return groupRuns(e, func(c string) bool {
 		c = strings.TrimSuffix(c, claudeFailClosed)

@@ -154,6 +154,11 @@ func (s *Store) UnsandboxedHome(alias string) string {
 	return filepath.Join(s.homeRoot, alias, "home-unsandboxed")
 }
 
+// StateDir is the profile's own directory, which holds its HOMEs and
+// what Ringlet keeps of them that no sandbox binds: the agent config the
+// user approved, and what was reset aside (package agenthome).
+func (s *Store) StateDir(alias string) string { return filepath.Join(s.homeRoot, alias) }
+
 // HookHome is the HOME and working directory of the profile's hooks,
 // which run on the host: a directory no agent or sandbox can write, kept
 // empty by Ringlet unless a hook writes there itself.

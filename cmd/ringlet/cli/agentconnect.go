@@ -71,6 +71,9 @@ default). The change is recorded in the audit log as profile.update.`,
 			for _, f := range out.Files {
 				fmt.Fprintf(a.stdio.Out, "  wrote %s\n", f)
 			}
+			for _, w := range out.Warnings {
+				fmt.Fprintln(a.stdio.Err, "ringlet: "+w)
+			}
 			return nil
 		},
 	}

@@ -45,7 +45,7 @@ only ever gets a session token, which the daemon swaps for the key.`,
   ringlet profiles inspect work --json
   ringlet profiles delete work --yes --purge-key`,
 	}
-	cmd.AddCommand(a.profilesCreateCmd(), a.profilesListCmd(), a.profilesInspectCmd(), a.profilesDeleteCmd(), a.profilesEnvCmd(), a.profilesRunCmd(), a.profilesSetCmd())
+	cmd.AddCommand(a.profilesCreateCmd(), a.profilesListCmd(), a.profilesInspectCmd(), a.profilesDeleteCmd(), a.profilesEnvCmd(), a.profilesRunCmd(), a.profilesSetCmd(), a.profilesConfigCmd())
 	return cmd
 }
 
