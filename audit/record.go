@@ -68,6 +68,16 @@ const (
 	// new-epoch): the database did not match its anchor, and the record
 	// says how and why it was accepted.
 	KindAuditEpoch = "audit.epoch"
+	// KindBudgetSet records a change to a profile's budgets ('ringlet
+	// budgets set|clear', profiles create|set --budget).
+	KindBudgetSet = "budget.set"
+	// KindBudgetRefused is a provider request or tool call refused
+	// because a budget could not take it; the detail names the budget and
+	// the cap, and a streamed answer cut at a cap is one too.
+	KindBudgetRefused = "budget.refused"
+	// KindBudgetExhausted is a budget whose cap was reached, and what was
+	// done about it (the session killed, or its requests refused).
+	KindBudgetExhausted = "budget.exhausted"
 )
 
 // Kinds lists every kind, for validation and completion.
@@ -77,7 +87,7 @@ var Kinds = []string{
 	KindProfileLaunch, KindSessionStart, KindSessionEnd, KindSessionRestore, KindToolCall,
 	KindHookDecision, KindProviderRequest, KindSandboxViolation, KindProviderAdd, KindHookAdd, KindHookRemove, KindProfileUpdate, KindSandboxEgress,
 	KindMCPAdd, KindMCPRemove, KindMCPApprove, KindMCPUpdate, KindMCPTools, KindMCPSecrets, KindMCPServerRestart, KindAuditResume, KindAuditEpoch,
-	KindPricesImport, KindPricesReset,
+	KindPricesImport, KindPricesReset, KindBudgetSet, KindBudgetRefused, KindBudgetExhausted,
 }
 
 // Decisions.

@@ -207,6 +207,11 @@ func (s *Server) routes() []route {
 		{post, "/api/prices/import", byAdmin, onTCP, refuseAdmin, limitBody(maxPriceImport, 60*time.Second)(http.HandlerFunc(s.prices.handleImport))},
 		{del, "/api/prices/import", byAdmin, onTCP, refuseAdmin, limited(s.prices.handleReset)},
 
+		// Budgets: a profile's caps and what is left of them.
+		{get, "/api/budgets/{profile}", byAdmin, onTCP, refuseAdmin, limited(s.budgets.handleGet)},
+		{put, "/api/budgets/{profile}", byAdmin, onTCP, refuseAdmin, limited(s.budgets.handleSet)},
+		{del, "/api/budgets/{profile}", byAdmin, onTCP, refuseAdmin, limited(s.budgets.handleClear)},
+
 		// A session's own view of itself: what a client that runs for a
 		// session ('ringlet mcp --stdio') checks its token with.
 		{get, "/session", bySession, onTCP | onSocket, refuseSession, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/pelletier/go-toml/v2"
 
+	"github.com/neullabs/ringlet/budget"
 	"github.com/neullabs/ringlet/credentials"
 	"github.com/neullabs/ringlet/names"
 	"github.com/neullabs/ringlet/privatefile"
@@ -66,6 +67,9 @@ type Profile struct {
 	// that no 'ringlet mcp tools' rule names are served: "all" (empty:
 	// the default) or "none" (each only once enabled).
 	MCPToolsDefault string `toml:"mcp_tools_default,omitempty" json:"mcp_tools_default,omitempty"`
+	// Budget caps what each session of the profile, and the profile per
+	// day, week and month (UTC), may spend (docs/budgets.md). Zero: none.
+	Budget budget.Budget `toml:"budget,omitempty" json:"budget,omitzero"`
 }
 
 // forget drops what was parsed of alias's file: file times are coarse (a
@@ -168,6 +172,9 @@ func (p *Profile) Validate(c *Catalog) error {
 	}
 	prov, err := c.Provider(p.Provider)
 	if err != nil {
+		return err
+	}
+	if err := p.Budget.Validate(); err != nil {
 		return err
 	}
 	if !a.Supports(prov) {

@@ -1,0 +1,256 @@
+package test
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/neullabs/ringlet/test/fakeprovider"
+)
+
+// budgetState is one entry of 'budgets show --json'.
+type budgetState struct {
+	Key   string `json:"key"`
+	Spent struct {
+		USD          float64 `json:"usd"`
+		InputTokens  int64   `json:"input_tokens"`
+		OutputTokens int64   `json:"output_tokens"`
+		Requests     int64   `json:"requests"`
+	} `json:"spent"`
+	Reserved struct {
+		OutputTokens int64 `json:"output_tokens"`
+	} `json:"reserved"`
+	Remaining struct {
+		OutputTokens int64 `json:"output_tokens"`
+	} `json:"remaining"`
+}
+
+func budgetStates(t *testing.T, e *env, alias string) map[string]budgetState {
+	t.Helper()
+	var v struct {
+		States []budgetState `json:"states"`
+	}
+	out := mustRun(t, e, "budgets", "show", alias, "--json")
+	if err := json.Unmarshal([]byte(out), &v); err != nil {
+		t.Fatalf("budgets show --json: %v in %q", err, out)
+	}
+	m := map[string]budgetState{}
+	for _, s := range v.States {
+		m[s.Key] = s
+	}
+	return m
+}
+
+func messages(maxTokens int, stream bool) string {
+	return fmt.Sprintf(`{"model":"fake-model","max_tokens":%d,"stream":%t,"messages":[{"role":"user","content":"hi"}]}`, maxTokens, stream)
+}
+
+// budgetRecords are the budget records of a session.
+func budgetRecords(t *testing.T, e *env, session, kind string) []sessionRecord {
+	t.Helper()
+	var out []sessionRecord
+	for _, r := range sessionRecords(t, e, session) {
+		if r.Kind == kind {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// TestBudgetSessionCap sets a per-session output budget with the refuse
+// action: the request that would pass it is refused before it reaches
+// the provider, in Anthropic's error shape with Ringlet's code naming the
+// budget, and audited; the session lives on and a request that fits
+// passes; 'budgets show' and 'sessions inspect' show the spend, which a
+// daemon restart does not forget.
+func TestBudgetSessionCap(t *testing.T) {
+	t.Parallel()
+	w := newProxyWorld(t)
+	w.newProfile("generic", "capped", "fake", "--command", "true")
+	mustRun(t, w.e, "budgets", "set", "capped", "--session", "output=100", "--on-exhaust", "refuse")
+	w.fake.Usage.Store(&fakeprovider.Usage{Input: 10, Output: 60})
+	s := w.startSession("capped")
+
+	if status, _, body := w.send(t, "POST", "/v1/messages", anthropicHeaders(s.Token), messages(64, false)); status != 200 {
+		t.Fatalf("first request: got %d %s, want 200", status, body)
+	}
+	before := len(w.fake.Requests())
+	status, h, body := w.send(t, "POST", "/v1/messages", anthropicHeaders(s.Token), messages(64, false))
+	if status != http.StatusBadRequest {
+		t.Fatalf("request past the cap: got %d %s, want 400", status, body)
+	}
+	if n := len(w.fake.Requests()); n != before {
+		t.Fatalf("the refused request reached the provider (%d requests, want %d)", n, before)
+	}
+	var ans struct {
+		Type  string `json:"type"`
+		Error struct {
+			Type    string `json:"type"`
+			Message string `json:"message"`
+			Ringlet struct {
+				Code, Budget, Cap string
+			} `json:"ringlet"`
+		} `json:"error"`
+	}
+	if err := json.Unmarshal(body, &ans); err != nil || ans.Type != "error" || ans.Error.Type != "invalid_request_error" ||
+		ans.Error.Ringlet.Code != "budget_exhausted" || ans.Error.Ringlet.Budget != "session/"+s.ID || ans.Error.Ringlet.Cap != "output_tokens" ||
+		!strings.Contains(ans.Error.Message, "ringlet budgets set") || h.Get("X-Ringlet-Budget") != "session/"+s.ID {
+		t.Fatalf("refusal: got %s (%v), want Anthropic's error shape naming session/%s and its output cap", body, err, s.ID)
+	}
+	refused := budgetRecords(t, w.e, s.ID, "budget.refused")
+	if len(refused) != 1 || refused[0].Target != "session/"+s.ID || refused[0].Detail["cap"] != "output_tokens" || refused[0].Decision != "deny" {
+		t.Fatalf("budget.refused records: got %+v, want one naming the session's output cap", refused)
+	}
+	// Refuse, not kill: a request that fits still passes.
+	if status, _, body := w.send(t, "POST", "/v1/messages", anthropicHeaders(s.Token), messages(30, false)); status != 200 {
+		t.Fatalf("request within the cap after a refusal: got %d %s, want 200", status, body)
+	}
+	st := budgetStates(t, w.e, "capped")["session/"+s.ID]
+	if st.Spent.OutputTokens != 120 || st.Spent.Requests != 2 || st.Reserved.OutputTokens != 0 || st.Remaining.OutputTokens != 0 {
+		t.Fatalf("budgets show: got %+v, want 120 output tokens spent by 2 requests, none reserved, none left", st)
+	}
+	var info struct {
+		Budget *budgetState `json:"budget"`
+	}
+	if err := json.Unmarshal([]byte(mustRun(t, w.e, "sessions", "inspect", s.ID, "--json")), &info); err != nil || info.Budget == nil || info.Budget.Spent.OutputTokens != 120 {
+		t.Fatalf("sessions inspect: got %+v (%v), want the budget with 120 output tokens spent", info.Budget, err)
+	}
+	if out := mustRun(t, w.e, "sessions", "inspect", s.ID); !strings.Contains(out, "budget output_tokens") || !strings.Contains(out, "120 spent") {
+		t.Fatalf("sessions inspect: got %q, want the budget's spend", out)
+	}
+
+	// A restart does not lift it: the spend is read back from the audit
+	// log.
+	w.restart(t, false)
+	if st := budgetStates(t, w.e, "capped")["session/"+s.ID]; st.Spent.OutputTokens != 120 || st.Spent.Requests != 2 {
+		t.Fatalf("after a restart: got %+v, want the 120 output tokens and 2 requests spent before", st)
+	}
+	if status, _, body := w.send(t, "POST", "/v1/messages", anthropicHeaders(s.Token), messages(1, false)); status != http.StatusBadRequest {
+		t.Fatalf("after a restart, a request past the cap: got %d %s, want 400", status, body)
+	}
+}
+
+// TestBudgetKillOpenAI exhausts a day budget of a profile on an OpenAI
+// provider with the default action: the refusal is OpenAI's 429
+// insufficient_quota, and the session is ended (its next request is
+// refused as a dead token's), recorded with the budget as the reason.
+func TestBudgetKillOpenAI(t *testing.T) {
+	t.Parallel()
+	w := newProxyWorld(t)
+	w.newProfile("generic", "oa", "fakeoa", "--command", "true", "--budget-day", "output=100")
+	w.fake.Usage.Store(&fakeprovider.Usage{Input: 10, Output: 60})
+	s := w.startSession("oa")
+	chat := `{"model":"fake-model","max_tokens":64,"messages":[{"role":"user","content":"hi"}]}`
+	if status, _, body := w.send(t, "POST", "/chat/completions", openaiHeaders(s.Token), chat); status != 200 {
+		t.Fatalf("first request: got %d %s, want 200", status, body)
+	}
+	status, _, body := w.send(t, "POST", "/chat/completions", openaiHeaders(s.Token), chat)
+	var ans struct {
+		Error struct {
+			Type, Code, Message string
+			Ringlet             struct{ Code, Budget string }
+		} `json:"error"`
+	}
+	if err := json.Unmarshal(body, &ans); status != http.StatusTooManyRequests || err != nil || ans.Error.Type != "insufficient_quota" ||
+		ans.Error.Code != "insufficient_quota" || ans.Error.Ringlet.Budget != "profile/oa/day" {
+		t.Fatalf("request past the day's cap: got %d %s, want 429 insufficient_quota naming profile/oa/day", status, body)
+	}
+	if !waitFor(10*time.Second, func() bool {
+		st, _ := w.proxyStatus(t, s.Token)
+		return st == http.StatusUnauthorized
+	}) {
+		t.Fatal("the session was not ended after its budget was exhausted (default action kill)")
+	}
+	if reason := endReason(t, w.e, s.ID); !strings.Contains(reason, "profile/oa/day") {
+		t.Fatalf("session.end reason: got %q, want the budget", reason)
+	}
+	// The day's budget covers the profile's next session too.
+	s2 := w.startSession("oa")
+	if status, _, body := w.send(t, "POST", "/chat/completions", openaiHeaders(s2.Token), chat); status != http.StatusTooManyRequests {
+		t.Fatalf("a new session of the profile: got %d %s, want 429 (the day's budget is spent)", status, body)
+	}
+}
+
+// TestBudgetStreamCut: a stream whose usage, as the provider reports it,
+// passes a cap is cut at the next event boundary with an error event in
+// Anthropic's stream format, and charged what was reported.
+func TestBudgetStreamCut(t *testing.T) {
+	t.Parallel()
+	w := newProxyWorld(t)
+	w.newProfile("generic", "st", "fake", "--command", "true")
+	mustRun(t, w.e, "budgets", "set", "st", "--session", "input=5000", "--on-exhaust", "refuse")
+	// The body is a few hundred bytes: the estimate fits, the reported
+	// input does not.
+	w.fake.Usage.Store(&fakeprovider.Usage{Input: 90000, Output: 5})
+	w.fake.TextEvents.Store(50)
+	s := w.startSession("st")
+	resp := w.open(t, t.Context(), "POST", "/v1/messages", anthropicHeaders(s.Token), messages(64, true))
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	body := string(raw)
+	if resp.StatusCode != 200 || !strings.Contains(body, "event: error") || !strings.Contains(body, "budget_exhausted") ||
+		strings.Contains(body, "message_stop") || strings.Contains(body, "text_delta") {
+		t.Fatalf("stream past the cap: got %d %q, want it cut after message_start with an error event", resp.StatusCode, body)
+	}
+	// Every event but the last is whole.
+	events := strings.Split(strings.TrimSuffix(body, "\n\n"), "\n\n")
+	if last := events[len(events)-1]; !strings.HasPrefix(last, "event: error\ndata: {") {
+		t.Fatalf("last event: got %q, want the error event alone", last)
+	}
+	if !strings.HasPrefix(events[0], "event: message_start") {
+		t.Fatalf("first event: got %q, want message_start", events[0])
+	}
+	w.waitRecords(t, s.ID, 1)
+	if recs := budgetRecords(t, w.e, s.ID, "budget.refused"); len(recs) != 1 || recs[0].Detail["request"] != "stream" {
+		t.Fatalf("budget.refused: got %+v, want one for the stream", recs)
+	}
+	if st := budgetStates(t, w.e, "st")["session/"+s.ID]; st.Spent.InputTokens != 90000 {
+		t.Fatalf("spent: got %+v, want the 90000 input tokens reported", st)
+	}
+}
+
+// TestBudgetUSDNeedsPrice: a USD budget on a profile whose model has no
+// price is refused at 'budgets set' with the fix; once the price is
+// imported it is taken, and requests are charged in USD.
+func TestBudgetUSDNeedsPrice(t *testing.T) {
+	t.Parallel()
+	w := newProxyWorld(t)
+	const model = "claude-sonnet-4-5-20250929"
+	w.newProfile("generic", "usd", "fake", "--command", "true", "--model", model)
+	_, stderr, code := w.e.Run("budgets", "set", "usd", "--day", "usd=1")
+	if code == 0 || !strings.Contains(stderr, "has no price") || !strings.Contains(stderr, "ringlet prices import") {
+		t.Fatalf("budgets set usd on an unpriced model: exit %d, stderr %q; want a refusal naming the fix", code, stderr)
+	}
+	mustRun(t, w.e, "prices", "import", "../provider/testdata/prices/litellm.json")
+	mustRun(t, w.e, "budgets", "set", "usd", "--day", "usd=1")
+	w.fake.Usage.Store(&fakeprovider.Usage{Input: 1000, Output: 200})
+	s := w.startSession("usd")
+	body := `{"model":"` + model + `","max_tokens":64,"messages":[{"role":"user","content":"hi"}]}`
+	if status, _, b := w.send(t, "POST", "/v1/messages", anthropicHeaders(s.Token), body); status != 200 {
+		t.Fatalf("request: got %d %s, want 200", status, b)
+	}
+	if st := budgetStates(t, w.e, "usd")["profile/usd/day"]; st.Spent.USD <= 0 || st.Spent.Requests != 1 {
+		t.Fatalf("day budget: got %+v, want the request charged in USD", st)
+	}
+	// Bad input: one line, non-zero.
+	for _, args := range [][]string{
+		{"budgets", "set", "usd", "--day", "usd=-1"},
+		{"budgets", "set", "usd", "--day", "cats=2"},
+		{"budgets", "set", "usd"},
+		{"budgets", "set", "usd", "--day", "runtime=1h"},
+		{"budgets", "clear", "usd", "--period", "year"},
+		{"budgets", "show", "nosuch"},
+	} {
+		if _, stderr, code := w.e.Run(args...); code == 0 || strings.Count(strings.TrimSpace(stderr), "\n") > 1 {
+			t.Errorf("ringlet %s: exit %d, stderr %q; want one line and a non-zero exit", strings.Join(args, " "), code, stderr)
+		}
+	}
+	mustRun(t, w.e, "budgets", "clear", "usd")
+	if out := mustRun(t, w.e, "budgets", "show", "usd"); !strings.Contains(out, "no budget") {
+		t.Fatalf("after clear: got %q, want no budget", out)
+	}
+}
