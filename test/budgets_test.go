@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -252,5 +253,50 @@ func TestBudgetUSDNeedsPrice(t *testing.T) {
 	mustRun(t, w.e, "budgets", "clear", "usd")
 	if out := mustRun(t, w.e, "budgets", "show", "usd"); !strings.Contains(out, "no budget") {
 		t.Fatalf("after clear: got %q, want no budget", out)
+	}
+}
+
+// TestBudgetToolCalls caps a session's MCP tool calls through the
+// gateway, set with the admin MCP tool budgets_set: the call past the cap
+// is refused with the budget named, before it reaches the upstream server,
+// and audited; budgets_show shows the spend.
+func TestBudgetToolCalls(t *testing.T) {
+	requireMCPNode(t)
+	t.Parallel()
+	e, d := newMCPEnv(t)
+	modules, err := filepath.Abs(filepath.Join(mcpNodeDir, "node_modules", "@modelcontextprotocol"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustRun(t, e, "mcp", "add", "work", "everything", "--ro", filepath.Dir(modules), "--",
+		"node", filepath.Join(modules, "server-everything", "dist", "index.js"), "stdio")
+	url := d.URL + "/mcp"
+	admin := runSDK(t, e, e.Token(), map[string]any{"url": url, "steps": []any{
+		map[string]any{"call": "budgets_set", "args": map[string]any{"profile": "work", "period": "session", "tool_calls": 2, "on_exhaust": "refuse"}},
+	}})
+	if text, isErr := admin.text(0); isErr || !strings.Contains(text, `"tool_calls":2`) {
+		t.Fatalf("budgets_set: got %v %q, want the budget set", isErr, text)
+	}
+	tok := mcpSessionToken(t, e, "work")
+	echo := func(msg string) any {
+		return map[string]any{"call": "everything__echo", "args": map[string]any{"message": msg}}
+	}
+	r := runSDK(t, e, tok, map[string]any{"url": url, "steps": []any{echo("one"), echo("two"), echo("three")}})
+	for i, want := range []string{"Echo: one", "Echo: two"} {
+		if text, isErr := r.text(i); isErr || text != want {
+			t.Fatalf("call %d: got %v %q, want %q", i+1, isErr, text, want)
+		}
+	}
+	if text, isErr := r.text(2); !isErr || !strings.Contains(text, "budget session/") || !strings.Contains(text, "tool_calls cap 2 reached") {
+		t.Fatalf("call past the cap: got %v %q, want refused naming the session's tool_calls budget", isErr, text)
+	}
+	if out := mustRun(t, e, "audit", "query", "--kind", "budget.refused", "--json"); !strings.Contains(out, "tool.call everything__echo") {
+		t.Fatalf("audit: got %s, want the refused tool call", out)
+	}
+	show := runSDK(t, e, e.Token(), map[string]any{"url": url, "steps": []any{
+		map[string]any{"call": "budgets_show", "args": map[string]any{"profile": "work"}},
+	}})
+	if text, isErr := show.text(0); isErr || !strings.Contains(text, `"requests":0,"tool_calls":2`) {
+		t.Fatalf("budgets_show: got %v %q, want the spend of 2 tool calls", isErr, text)
 	}
 }
