@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -299,4 +300,48 @@ func TestBudgetToolCalls(t *testing.T) {
 	if text, isErr := show.text(0); isErr || !strings.Contains(text, `"requests":0,"tool_calls":2`) {
 		t.Fatalf("budgets_show: got %v %q, want the spend of 2 tool calls", isErr, text)
 	}
+}
+
+// TestBudgetMetrics: what is left of each budget is a gauge per budget
+// and cap, which promtool accepts.
+func TestBudgetMetrics(t *testing.T) {
+	t.Parallel()
+	w := newProxyWorld(t)
+	w.newProfile("generic", "met", "fake", "--command", "true", "--budget-day", "requests=10", "--budget-session", "output=1000")
+	w.fake.Usage.Store(&fakeprovider.Usage{Input: 10, Output: 60})
+	s := w.startSession("met")
+	if status, _, body := w.send(t, "POST", "/v1/messages", anthropicHeaders(s.Token), messages(64, false)); status != 200 {
+		t.Fatalf("request: got %d %s, want 200", status, body)
+	}
+	status, _, body := w.d.MustGet(t, "/metrics", w.e.Token(), nil)
+	if status != http.StatusOK {
+		t.Fatalf("/metrics: got %d", status)
+	}
+	for _, want := range []string{
+		`ringlet_budget_remaining{budget="profile/met/day",cap="requests",profile="met"} 9`,
+		`ringlet_budget_remaining{budget="session/` + s.ID + `",cap="output_tokens",profile="met"} 940`,
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics: no %s in\n%s", want, grepLines(string(body), "ringlet_budget"))
+		}
+	}
+	promtool, err := exec.LookPath("promtool")
+	if err != nil {
+		t.Fatal("promtool is not on PATH (prometheus package)")
+	}
+	cmd := exec.CommandContext(t.Context(), promtool, "check", "metrics")
+	cmd.Stdin = strings.NewReader(string(body))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("promtool check metrics: %v\n%s", err, out)
+	}
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
