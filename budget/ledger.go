@@ -137,9 +137,14 @@ type Refusal struct {
 	// Limit, Spent and Reserved are that cap's values; Want what the
 	// request needed.
 	Limit, Spent, Reserved, Want float64
+	// Why, when set, says why in place of the sums.
+	Why string
 }
 
 func (r *Refusal) Error() string {
+	if r.Why != "" {
+		return "budget " + r.Scope.Key() + ": " + r.Why
+	}
 	return fmt.Sprintf("budget %s: %s cap %s reached (spent %s, reserved by requests in flight %s, this request needs up to %s)",
 		r.Scope.Key(), r.Cap, num(r.Limit), num(r.Spent), num(r.Reserved), num(r.Want))
 }

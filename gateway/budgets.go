@@ -218,6 +218,17 @@ func (b *budgets) admit(w http.ResponseWriter, r *http.Request, sess *session, b
 	if h.est.Model == "" {
 		h.est.Model = sess.Profile.Model
 	}
+	if _, priced := prices.Lookup(sess.Provider.ID, h.est.Model); !priced {
+		// An agent chooses the model of each request: one the table does
+		// not price would pass a USD cap uncounted.
+		for _, a := range accts {
+			if st := b.ledger.State(a); st.Limits.USD > 0 {
+				b.refuse(w, r, sess, pb, &budget.Refusal{Scope: a.Scope, Cap: "usd",
+					Why: "model " + strconv.Quote(h.est.Model) + " has no price, so a request for it cannot be counted against this USD cap; add its price ('ringlet prices import FILE', or prices.toml)"}, "provider.request")
+				return nil, false
+			}
+		}
+	}
 	want := h.amount(sess.Provider.ID, h.est.Model, provider.Usage{Input: h.est.Input, Output: h.est.Output})
 	res, ref := b.ledger.Reserve(accts, want)
 	if ref != nil {

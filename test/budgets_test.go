@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -238,6 +239,13 @@ func TestBudgetUSDNeedsPrice(t *testing.T) {
 	if st := budgetStates(t, w.e, "usd")["profile/usd/day"]; st.Spent.USD <= 0 || st.Spent.Requests != 1 {
 		t.Fatalf("day budget: got %+v, want the request charged in USD", st)
 	}
+	// A request for a model without a price cannot pass the USD cap
+	// uncounted: refused, not forwarded.
+	before := len(w.fake.Requests())
+	status, _, b := w.send(t, "POST", "/v1/messages", anthropicHeaders(s.Token), `{"model":"unpriced-model","max_tokens":64,"messages":[{"role":"user","content":"hi"}]}`)
+	if status != http.StatusBadRequest || !strings.Contains(string(b), "has no price") || len(w.fake.Requests()) != before {
+		t.Fatalf("request for an unpriced model under a USD cap: got %d %s, want 400 naming the missing price, not forwarded", status, b)
+	}
 	// Bad input: one line, non-zero.
 	for _, args := range [][]string{
 		{"budgets", "set", "usd", "--day", "usd=-1"},
@@ -344,4 +352,52 @@ func grepLines(s, sub string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// TestBudgetConcurrentStreams: 32 clients stream through one session at
+// once against its output cap, each until it is refused: what they spend
+// together stays within the cap (the provider keeps to max_tokens, so the
+// bound on the overshoot is 0), and the requests that fit are admitted.
+func TestBudgetConcurrentStreams(t *testing.T) {
+	t.Parallel()
+	w := newProxyWorld(t)
+	w.newProfile("generic", "many", "fake", "--command", "true")
+	const limit = 20 * 64
+	mustRun(t, w.e, "budgets", "set", "many", "--session", fmt.Sprintf("output=%d", limit), "--on-exhaust", "refuse")
+	w.fake.Usage.Store(&fakeprovider.Usage{Input: 10, Output: 60})
+	s := w.startSession("many")
+	var mu sync.Mutex
+	admitted := 0
+	var wg sync.WaitGroup
+	for range 32 {
+		wg.Go(func() {
+			for {
+				resp := w.open(t, t.Context(), "POST", "/v1/messages", anthropicHeaders(s.Token), messages(64, true))
+				raw, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(raw), "budget_exhausted") {
+						t.Errorf("refusal: got %d %s, want 400 budget_exhausted", resp.StatusCode, raw)
+					}
+					return
+				}
+				if !strings.Contains(string(raw), "message_stop") {
+					t.Errorf("admitted stream: got %q, want it whole", raw)
+					return
+				}
+				mu.Lock()
+				admitted++
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	st := budgetStates(t, w.e, "many")["session/"+s.ID]
+	if st.Spent.OutputTokens > limit || st.Reserved.OutputTokens != 0 {
+		t.Fatalf("32 concurrent streams: spent %d output tokens (reserved %d) against a cap of %d, want at most the cap and nothing reserved", st.Spent.OutputTokens, st.Reserved.OutputTokens, limit)
+	}
+	if admitted < limit/64 || int64(admitted)*60 != st.Spent.OutputTokens {
+		t.Fatalf("admitted %d streams, spent %d: want at least %d admitted, each charged its 60 tokens", admitted, st.Spent.OutputTokens, limit/64)
+	}
+	t.Logf("32 concurrent streams: %d admitted, %d of %d output tokens spent", admitted, st.Spent.OutputTokens, limit)
 }
