@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -51,6 +52,31 @@ type budgets struct {
 	o      budgetsOptions
 	ledger *budget.Ledger
 	prices priceCache
+	// killed remembers the sessions a budget ended, by their token's
+	// SHA-256, so the proxy answers their agent's next requests with the
+	// budget's refusal (which agents show and stop at) rather than a 401
+	// (which Claude Code retries). At most maxKilled are kept.
+	killedMu sync.Mutex
+	killed   map[[32]byte]killedSession
+	killedQ  [][32]byte
+}
+
+// killedSession is what the proxy answers a session a budget ended with.
+type killedSession struct {
+	ref    *budget.Refusal
+	format string
+}
+
+const maxKilled = 1024
+
+// endedBy returns the refusal of the budget that ended the session of
+// tok, if one did.
+func (b *budgets) endedBy(tok string) (killedSession, bool) {
+	h := sha256.Sum256([]byte(tok))
+	b.killedMu.Lock()
+	defer b.killedMu.Unlock()
+	k, ok := b.killed[h]
+	return k, ok
 }
 
 type budgetsOptions struct {
@@ -296,7 +322,7 @@ func (b *budgets) refuse(w http.ResponseWriter, r *http.Request, sess *session, 
 	}
 	b.record(r.Context(), sess, audit.KindBudgetRefused, ref, what, pb.Action())
 	if pb.Action() == budget.ActionKill {
-		b.kill(sess, ref.Error())
+		b.kill(sess, ref)
 	}
 }
 
@@ -323,17 +349,31 @@ func (b *budgets) exhausted(sess *session, a *budget.Account, action string) {
 		return
 	}
 	if a.Scope.Period == budget.PeriodSession {
-		b.kill(sess, ref.Error())
+		b.kill(sess, ref)
 		return
 	}
 	for _, s := range b.o.Sessions.list() {
 		if s.Profile.Alias == a.Scope.Profile {
-			b.kill(s, ref.Error())
+			b.kill(s, ref)
 		}
 	}
 }
 
-func (b *budgets) kill(sess *session, why string) {
+func (b *budgets) kill(sess *session, ref *budget.Refusal) {
+	why := ref.Error()
+	b.killedMu.Lock()
+	if b.killed == nil {
+		b.killed = map[[32]byte]killedSession{}
+	}
+	if _, ok := b.killed[sess.hash]; !ok {
+		if len(b.killedQ) >= maxKilled {
+			delete(b.killed, b.killedQ[0])
+			b.killedQ = b.killedQ[1:]
+		}
+		b.killedQ = append(b.killedQ, sess.hash)
+	}
+	b.killed[sess.hash] = killedSession{ref: ref, format: sess.Provider.Format}
+	b.killedMu.Unlock()
 	if err := b.o.Killer.KillSession(context.Background(), sess.ID, audit.ActorDaemon, why); err != nil {
 		b.o.Log.Warn("budget: could not end the session", "session", sess.ID, "err", err)
 	}
@@ -440,7 +480,7 @@ func (b *budgets) toolCall(ctx context.Context, sess *session, tool string) (don
 	}
 	b.record(ctx, sess, audit.KindBudgetRefused, ref, "tool.call "+tool, pb.Action())
 	if pb.Action() == budget.ActionKill {
-		b.kill(sess, ref.Error())
+		b.kill(sess, ref)
 	}
 	return nil, "Ringlet refused the tool call: " + ref.Error() + " (" + BudgetErrorCode + ")", false
 }

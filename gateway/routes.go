@@ -391,6 +391,14 @@ func (s *Server) refuse(w http.ResponseWriter, r *http.Request, c caller, allowe
 		reason = d.reason
 	}
 	s.authFailed(reason, r, c.tok)
+	if d.realm == refuseProxy.realm && c.tok != "" {
+		// A session a budget ended: its agent is told why, in its
+		// provider's error shape, and stops rather than retrying.
+		if k, ok := s.budgets.endedBy(c.tok); ok {
+			writeBudgetError(w, k.format, k.ref)
+			return
+		}
+	}
 	if d.realm != "" {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="`+d.realm+`"`)
 	}

@@ -1,6 +1,7 @@
 package test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -139,8 +140,9 @@ func TestBudgetSessionCap(t *testing.T) {
 
 // TestBudgetKillOpenAI exhausts a day budget of a profile on an OpenAI
 // provider with the default action: the refusal is OpenAI's 429
-// insufficient_quota, and the session is ended (its next request is
-// refused as a dead token's), recorded with the budget as the reason.
+// insufficient_quota, and the session is ended, recorded with the budget
+// as the reason; its token's next request is answered with the same
+// refusal (which agents show and stop at), not a 401 they retry.
 func TestBudgetKillOpenAI(t *testing.T) {
 	t.Parallel()
 	w := newProxyWorld(t)
@@ -162,14 +164,16 @@ func TestBudgetKillOpenAI(t *testing.T) {
 		ans.Error.Code != "insufficient_quota" || ans.Error.Ringlet.Budget != "profile/oa/day" {
 		t.Fatalf("request past the day's cap: got %d %s, want 429 insufficient_quota naming profile/oa/day", status, body)
 	}
-	if !waitFor(10*time.Second, func() bool {
-		st, _ := w.proxyStatus(t, s.Token)
-		return st == http.StatusUnauthorized
-	}) {
-		t.Fatal("the session was not ended after its budget was exhausted (default action kill)")
-	}
 	if reason := endReason(t, w.e, s.ID); !strings.Contains(reason, "profile/oa/day") {
-		t.Fatalf("session.end reason: got %q, want the budget", reason)
+		t.Fatalf("session.end reason: got %q, want the budget (default action kill)", reason)
+	}
+	if _, _, code := w.e.Run("sessions", "inspect", s.ID); code == 0 {
+		t.Fatal("sessions inspect: the session a budget ended is still live")
+	}
+	before := len(w.fake.Requests())
+	if status, _, body := w.send(t, "POST", "/chat/completions", openaiHeaders(s.Token), chat); status != http.StatusTooManyRequests ||
+		!strings.Contains(string(body), "profile/oa/day") || len(w.fake.Requests()) != before {
+		t.Fatalf("the ended session's next request: got %d %s, want the budget's 429, not forwarded", status, body)
 	}
 	// The day's budget covers the profile's next session too.
 	s2 := w.startSession("oa")
@@ -400,4 +404,43 @@ func TestBudgetConcurrentStreams(t *testing.T) {
 		t.Fatalf("admitted %d streams, spent %d: want at least %d admitted, each charged its 60 tokens", admitted, st.Spent.OutputTokens, limit/64)
 	}
 	t.Logf("32 concurrent streams: %d admitted, %d of %d output tokens spent", admitted, st.Spent.OutputTokens, limit)
+}
+
+// TestBudgetClaudeCode: the real Claude Code (-p) whose session's budget
+// cannot take its request stops at once with Ringlet's message, not a
+// retry loop or a login prompt, and the request never reaches the
+// provider.
+func TestBudgetClaudeCode(t *testing.T) {
+	t.Parallel()
+	requireNode(t)
+	bin := claudeBin(t)
+	w := newProxyWorld(t)
+	key := w.newProfile("claude", "cc", "fake", "--model", "claude-sonnet-4-5", "--budget-session", "output=10")
+	s := w.startSession("cc")
+	cenv := clientEnv(t, s, t.TempDir(), key, claudeOffline...)
+	ctx, cancel := context.WithTimeout(t.Context(), 40*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "-p", "say hi", "--output-format", "json")
+	cmd.Dir, cmd.Env, cmd.WaitDelay = t.TempDir(), cenv, 5*time.Second
+	var out, errb strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	if ctx.Err() != nil {
+		var seen []string
+		for _, r := range sessionRecords(t, w.e, s.ID) {
+			seen = append(seen, fmt.Sprintf("%s %s %d %v", r.Kind, r.Target, r.Status, r.Detail))
+		}
+		t.Fatalf("claude -p did not stop within 90s: stdout %q stderr %q; records:\n%s", out.String(), errb.String(), strings.Join(seen, "\n"))
+	}
+	var res claudeResult
+	_ = json.Unmarshal([]byte(out.String()), &res) // checked below
+	if err == nil && !res.IsError || !strings.Contains(out.String()+errb.String(), "Ringlet refused the request: budget session/"+s.ID) {
+		t.Fatalf("claude -p under an exhausted budget: exit %v, stdout %q, stderr %q; want an error showing Ringlet's budget message", err, out.String(), errb.String())
+	}
+	for _, r := range w.fake.Requests() {
+		if r.Key == key && strings.Contains(r.Path, "/v1/messages") && !strings.Contains(r.Path, "count_tokens") {
+			t.Fatalf("a Messages request reached the provider: %s", r.Path)
+		}
+	}
+	t.Logf("claude -p showed: %s", strings.TrimSpace(res.Result))
 }
