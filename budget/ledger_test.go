@@ -191,3 +191,22 @@ func TestGrow(t *testing.T) {
 		t.Fatalf("state = %+v, want 1200 spent, none reserved, exhausted", st)
 	}
 }
+
+func FuzzParse(f *testing.F) {
+	for _, s := range []string{"usd=5", "input=2M,output=200k", "runtime=2h", "tools=1,requests=9", "usd=1e308", "output=9223372036854775807k", ",", "=="} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, spec string) {
+		l, err := Parse(spec)
+		if err != nil {
+			return
+		}
+		if err := l.Validate(); err != nil || l.IsZero() {
+			t.Fatalf("Parse(%q) = %+v, which Validate refuses (%v) or caps nothing", spec, l, err)
+		}
+		again, err := Parse(l.String())
+		if err != nil || again != l {
+			t.Fatalf("Parse(%q).String() = %q does not read back: %+v, %v", spec, l.String(), again, err)
+		}
+	})
+}

@@ -25,8 +25,12 @@ type Estimate struct {
 	Output int64
 }
 
-// EstimateRequest estimates a request body.
+// EstimateRequest estimates a request body. A request without a body (a
+// GET of the model list) asks for no tokens.
 func EstimateRequest(body []byte) Estimate {
+	if len(body) == 0 {
+		return Estimate{}
+	}
 	var v struct {
 		Model               string `json:"model"`
 		MaxTokens           *int64 `json:"max_tokens"`

@@ -263,6 +263,22 @@ func TestBudgetUSDNeedsPrice(t *testing.T) {
 			t.Errorf("ringlet %s: exit %d, stderr %q; want one line and a non-zero exit", strings.Join(args, " "), code, stderr)
 		}
 	}
+	// Completion of the new arguments and flags.
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"budgets", "show", "us"}, "usd"},
+		{[]string{"budgets", "set", "usd", "--on-exhaust", ""}, "refuse"},
+		{[]string{"budgets", "set", "usd", "--day", "usd=1,"}, "usd=1,output="},
+		{[]string{"budgets", "clear", "usd", "--period", ""}, "month"},
+		{[]string{"profiles", "set", "usd", "--budget-stream", ""}, "finish"},
+		{[]string{"profiles", "run", "usd", "--budget", ""}, "runtime="},
+	} {
+		if out := mustRun(t, w.e, append([]string{"__complete"}, tc.args...)...); !strings.Contains(out, tc.want) {
+			t.Errorf("completion of %v: got %q, want %s", tc.args, out, tc.want)
+		}
+	}
 	mustRun(t, w.e, "budgets", "clear", "usd")
 	if out := mustRun(t, w.e, "budgets", "show", "usd"); !strings.Contains(out, "no budget") {
 		t.Fatalf("after clear: got %q, want no budget", out)
