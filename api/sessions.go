@@ -3,6 +3,7 @@ package api
 import (
 	"time"
 
+	"github.com/neullabs/ringlet/budget"
 	"github.com/neullabs/ringlet/profile"
 )
 
@@ -34,6 +35,9 @@ type SessionRequest struct {
 	// /api/sessions/{id}/plan hands out or POST
 	// /api/sessions/{id}/terminal runs.
 	Launch *LaunchRequest `json:"launch,omitempty"`
+	// Budget caps what this session may spend, under its profile's
+	// budgets ('profiles run --budget'; docs/budgets.md).
+	Budget *budget.Limits `json:"budget,omitempty"`
 }
 
 // LaunchRequest is what only the launcher of an agent knows: where it
@@ -78,6 +82,10 @@ type SessionInfo struct {
 	// Sandboxed says whether the session was started for an agent in a
 	// sandbox ('profiles run') or without one ('profiles env').
 	Sandboxed bool `json:"sandboxed"`
+	// Budget is the state of the session's own budget (its profile's
+	// per-session caps and its own): spent, reserved, remaining. Only in
+	// GET /api/sessions/{id}, for a session that has one.
+	Budget *budget.State `json:"budget,omitempty"`
 	// Durable sessions outlive a restart of the daemon: those it holds
 	// nothing for but their token ('profiles env').
 	Durable bool `json:"durable"`

@@ -95,6 +95,16 @@ const (
 	// KindAgentConfigApprove: the user approved the code-running parts of
 	// a profile's agent config as they are in its sandboxed HOME.
 	KindAgentConfigApprove = "agent.config.approve"
+	// KindBudgetSet records a change to a profile's budgets ('ringlet
+	// budgets set|clear', profiles create|set --budget).
+	KindBudgetSet = "budget.set"
+	// KindBudgetRefused is a provider request or tool call refused
+	// because a budget could not take it; the detail names the budget and
+	// the cap, and a streamed answer cut at a cap is one too.
+	KindBudgetRefused = "budget.refused"
+	// KindBudgetExhausted is a budget whose cap was reached, and what was
+	// done about it (the session killed, or its requests refused).
+	KindBudgetExhausted = "budget.exhausted"
 )
 
 // Kinds lists every kind, for validation and completion.
@@ -104,7 +114,7 @@ var Kinds = []string{
 	KindProfileLaunch, KindSessionStart, KindSessionEnd, KindSessionRestore, KindToolCall,
 	KindHookDecision, KindProviderRequest, KindSandboxViolation, KindProviderAdd, KindHookAdd, KindHookRemove, KindProfileUpdate, KindSandboxEgress,
 	KindMCPAdd, KindMCPRemove, KindMCPApprove, KindMCPUpdate, KindMCPTools, KindMCPSecrets, KindMCPAuth, KindMCPServerRestart, KindMCPResourceRead, KindMCPPromptGet, KindMCPPin, KindMCPToolsChanged, KindAuditResume, KindAuditEpoch,
-	KindPricesImport, KindPricesReset, KindAgentConfigReset, KindAgentConfigApprove,
+	KindPricesImport, KindPricesReset, KindAgentConfigReset, KindAgentConfigApprove, KindBudgetSet, KindBudgetRefused, KindBudgetExhausted,
 }
 
 // Decisions.

@@ -423,3 +423,37 @@ func OpenSessions(ctx context.Context, path string) ([]Record, error) {
 	}
 	return out, nil
 }
+
+// ToolCalls counts the tool calls through the MCP gateway that f matches
+// and that were let through (tool.call records of a pre-tool-use check
+// via mcp, allowed): what a tool-call budget has spent.
+func ToolCalls(ctx context.Context, path string, f Filter) (int64, error) {
+	db, err := OpenReader(path)
+	if err != nil {
+		return 0, err
+	}
+	defer db.Close()
+	where := []string{"kind = ?", "decision = ?", "json_extract(detail, '$.via') = 'mcp'", "json_extract(detail, '$.event') = 'pre-tool-use'"}
+	args := []any{KindToolCall, Allow}
+	if !f.Since.IsZero() {
+		where, args = append(where, "time_ns >= ?"), append(args, f.Since.UnixNano())
+	}
+	if f.Profile != "" {
+		where, args = append(where, "profile = ?"), append(args, f.Profile)
+	}
+	if f.Session != "" {
+		where, args = append(where, "session = ?"), append(args, f.Session)
+	}
+	stmt, err := prepareBound(db, `SELECT count(*) FROM records WHERE `+strings.Join(where, " AND "), args)
+	if err != nil {
+		return 0, fmt.Errorf("count tool calls: %w", Describe(err))
+	}
+	defer stmt.Close()
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	if !stmt.Step() {
+		return 0, fmt.Errorf("count tool calls: %w", Describe(stmt.Err()))
+	}
+	return stmt.ColumnInt64(0), nil
+}

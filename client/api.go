@@ -450,3 +450,24 @@ func (c *Client) RevokeMCPAuth(ctx context.Context, profile, name string) (api.M
 	var out api.MCPAuthStatus
 	return out, c.Do(ctx, http.MethodDelete, "/api/mcp/servers/"+seg(profile)+"/"+seg(name)+"/auth", nil, &out)
 }
+
+// Budgets is GET /api/budgets/{profile}: the profile's budgets and what
+// is left of them.
+func (c *Client) Budgets(ctx context.Context, profile string) (api.BudgetView, error) {
+	var out api.BudgetView
+	return out, c.Do(ctx, http.MethodGet, "/api/budgets/"+url.PathEscape(profile), nil, &out)
+}
+
+// SetBudgets is PUT /api/budgets/{profile}.
+func (c *Client) SetBudgets(ctx context.Context, profile string, req api.BudgetRequest) (api.BudgetView, error) {
+	var out api.BudgetView
+	return out, c.Do(ctx, http.MethodPut, "/api/budgets/"+url.PathEscape(profile), req, &out)
+}
+
+// ClearBudgets is DELETE /api/budgets/{profile}: the budgets of periods
+// (all when none) are removed.
+func (c *Client) ClearBudgets(ctx context.Context, profile string, periods []string) (api.BudgetView, error) {
+	q := url.Values{"period": periods}
+	var out api.BudgetView
+	return out, c.Do(ctx, http.MethodDelete, "/api/budgets/"+url.PathEscape(profile)+"?"+q.Encode(), nil, &out)
+}

@@ -53,6 +53,9 @@ type mcpGateway struct {
 
 // mcpOptions configure the MCP gateway.
 type mcpOptions struct {
+	// Budgets counts a session's upstream tool calls against its tool-call
+	// budgets; nil: none.
+	Budgets  *budgets
 	Store    *mcp.Store
 	Profiles *profile.Store
 	// CatalogDir holds the catalogs a profile is validated against when
@@ -279,7 +282,16 @@ func (g *mcpGateway) adminAPI(outer *http.Request) http.Handler {
 // call when a record cannot be written.
 func (g *mcpGateway) vet(sess *session) func(context.Context, string, json.RawMessage) mcp.Verdict {
 	return func(ctx context.Context, tool string, input json.RawMessage) mcp.Verdict {
+		charge := func(bool) {}
+		if g.o.Budgets != nil {
+			done, reason, ok := g.o.Budgets.toolCall(ctx, sess, tool)
+			if !ok {
+				return mcp.Verdict{Allow: false, Reason: reason}
+			}
+			charge = done
+		}
 		d, hooks := g.o.Hooks.check(ctx, sess, api.HookCheck{Event: hook.PreToolUse, ToolName: tool, ToolInput: input}, "mcp")
+		charge(d.Allow)
 		v := mcp.Verdict{Allow: d.Allow, Reason: d.Reason}
 		if d.Allow && slices.ContainsFunc(hooks, func(h hook.Hook) bool { return h.Event == hook.PostToolUse && h.Matches(hook.PostToolUse, tool) }) {
 			v.After = func(ctx context.Context, output json.RawMessage) mcp.Verdict {

@@ -268,7 +268,7 @@ func TestMCPAdminToolsAreTheRESTAPI(t *testing.T) {
 	w := newMCPWorld(t)
 	c := w.connect(t, testToken)
 	names := toolNames(t, c)
-	want := []string{"audit_query", "audit_verify", "hooks_add", "hooks_list", "hooks_remove", "keychain_list", "mcp_servers_approve", "mcp_servers_list", "mcp_servers_set", "mcp_tools_default", "mcp_tools_list", "mcp_tools_set",
+	want := []string{"audit_query", "audit_verify", "budgets_clear", "budgets_set", "budgets_show", "hooks_add", "hooks_list", "hooks_remove", "keychain_list", "mcp_servers_approve", "mcp_servers_list", "mcp_servers_set", "mcp_tools_default", "mcp_tools_list", "mcp_tools_set",
 		"profiles_create", "profiles_delete", "profiles_inspect", "profiles_list", "sessions_list", "sessions_revoke", "usage_summary"}
 	if !slices.Equal(names, want) {
 		t.Fatalf("admin tools: got %v, want %v", names, want)
@@ -301,7 +301,8 @@ func TestMCPAdminToolsAreTheRESTAPI(t *testing.T) {
 		name string
 		args map[string]any
 	}{{"keychain_list", nil}, {"profiles_list", nil}, {"profiles_inspect", map[string]any{"alias": "work"}}, {"sessions_list", nil},
-		{"audit_query", map[string]any{"limit": 1000}}, {"usage_summary", nil}, {"hooks_list", map[string]any{"profile": "work"}}} {
+		{"audit_query", map[string]any{"limit": 1000}}, {"usage_summary", nil}, {"hooks_list", map[string]any{"profile": "work"}},
+		{"budgets_show", map[string]any{"profile": "work"}}} {
 		text, _ := callTool(t, c, tool.name, tool.args)
 		if strings.Contains(text, "sk-secret-key-of-") || strings.Contains(text, "rlt_") {
 			t.Errorf("%s returned a key or token: %s", tool.name, text)

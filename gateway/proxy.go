@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/neullabs/ringlet/audit"
+	"github.com/neullabs/ringlet/budget"
 	"github.com/neullabs/ringlet/internal/outbound"
 	"github.com/neullabs/ringlet/profile"
 	"github.com/neullabs/ringlet/provider"
@@ -156,6 +157,9 @@ type proxyOptions struct {
 	// HeaderTimeout one whose headers have not come this long after it was
 	// forwarded (504). 0: no limit.
 	IdleTimeout, HeaderTimeout time.Duration
+	// Budgets reserves a request's worst case against the budgets that
+	// cover it before it is forwarded; nil: no budgets.
+	Budgets *budgets
 	// Writable reports from memory whether the audit log can be written
 	// now; nil with the log off. Requests are refused before they are
 	// forwarded while it cannot.
@@ -208,6 +212,11 @@ type proxyState struct {
 	// response header timeout; headerTimedOut says it did.
 	headerTimer    *time.Timer
 	headerTimedOut atomic.Bool
+
+	// hold is the request's reservation against its budgets; nil when
+	// none covers it. cut is set once a streamed answer passed a cap.
+	hold *budgetHold
+	cut  *budgetCut
 
 	reqBody bytes.Reader
 	mb      meteredBody
@@ -458,6 +467,8 @@ type meteredBody struct {
 	idle  time.Duration
 	timer *time.Timer
 	whole bool // read whole by modifyResponse; wholeBody finishes it
+	// endsLine says the last byte handed to the client was a newline.
+	endsLine bool
 }
 
 func (b *meteredBody) Read(p []byte) (int, error) {
@@ -492,6 +503,12 @@ func (b *meteredBody) Read(p []byte) (int, error) {
 			// Process may return a slice of buf itself; copy out what is
 			// left so buf can go back to the pool.
 			b.out = append(b.out[:0], b.red.Process(b.buf[:n])...)
+			if h := b.st.hold; h != nil && b.st.streaming && b.st.cut == nil {
+				b.checkBudget(h)
+			}
+		}
+		if b.st.cut != nil && b.cutAt(err != nil) {
+			break
 		}
 		if err == io.EOF {
 			b.eof = true
@@ -507,7 +524,58 @@ func (b *meteredBody) Read(p []byte) (int, error) {
 	n := copy(p, b.out)
 	b.out = b.out[n:]
 	b.st.bytesOut += int64(n)
+	if n > 0 {
+		b.endsLine = p[n-1] == '\n'
+	}
 	return n, nil
+}
+
+// checkBudget grows the request's reservation to the usage its stream
+// reported so far; when that passes a cap and the budget's stream
+// policy is cut, the stream is marked to end at its next event
+// boundary.
+func (b *meteredBody) checkBudget(h *budgetHold) {
+	ref := b.p.o.Budgets.grow(h, b.st, b.meter.Usage())
+	if ref == nil || h.policy != budget.StreamCut {
+		return
+	}
+	b.st.cut = &budgetCut{ref}
+	b.p.o.Budgets.record(b.st.ctx, b.st.sess, audit.KindBudgetRefused, ref, "stream", h.action)
+}
+
+// cutAt ends a stream marked to be cut at the first event boundary in
+// what is left to send (or at once when what was sent ended at one, or
+// the provider's stream ended): what follows is dropped, the error event
+// takes its place, and the answer ends there. It reports whether it cut.
+func (b *meteredBody) cutAt(upstreamEnded bool) bool {
+	at := -1
+	switch {
+	case b.st.bytesOut == 0 && len(b.out) == 0:
+		at = 0
+	case b.endsLine && len(b.out) > 0 && b.out[0] == '\n':
+		at = 1
+	default:
+		if i := bytes.Index(b.out, []byte("\n\n")); i >= 0 {
+			at = i + 2
+		}
+	}
+	if at < 0 && !upstreamEnded {
+		return false
+	}
+	prefix := []byte(nil)
+	if at < 0 {
+		// The provider ended mid-event: close it so the error event
+		// stands alone.
+		at, prefix = len(b.out), []byte("\n\n")
+	}
+	b.out = append(append(b.out[:at], prefix...), budgetCutEvent(b.st.sess.Provider.Format, b.st.cut.ref)...)
+	b.eof = true
+	b.resp.Trailer = nil
+	if b.st.err == nil {
+		b.st.err = *b.st.cut
+	}
+	b.st.cancel(*b.st.cut)
+	return true
 }
 
 func (b *meteredBody) Close() error {
@@ -734,6 +802,9 @@ func (p *proxy) recordProvider(st *proxyState) {
 			TokensIn: st.usage.Input, TokensOut: st.usage.Output, TokensCacheRead: st.usage.CacheRead, TokensCacheWrite: st.usage.CacheWrite,
 			Detail: detail.json(),
 		})
+		if st.hold != nil {
+			p.o.Budgets.settle(st.hold, st, model)
+		}
 		label := p.modelLabels.label(model)
 		m := p.o.Metrics
 		m.providerRequests.WithLabelValues(st.sess.Provider.ID, statusLabel(st.status), label).Inc()
@@ -826,6 +897,12 @@ func (p *proxy) handleProxy(w http.ResponseWriter, r *http.Request) {
 	if p.auditRefuses(w) {
 		return
 	}
+	var bh *budgetHold
+	if p.o.Budgets != nil {
+		if bh, ok = p.o.Budgets.admit(w, r, sess, body.bytes()); !ok {
+			return
+		}
+	}
 	sess.requests.Add(1)
 	ctx, cancel := context.WithCancelCause(r.Context())
 	defer cancel(nil)
@@ -833,7 +910,12 @@ func (p *proxy) handleProxy(w http.ResponseWriter, r *http.Request) {
 	stop := context.AfterFunc(sess.ctx, func() { cancel(errSessionEnded) })
 	defer stop()
 	ps := p.shared(sess)
-	st := &proxyState{sess: sess, ps: ps, secrets: ps.secrets, target: target, body: body.bytes(), start: time.Now(), ctx: ctx, client: r.Context(), cancel: cancel, method: r.Method}
+	st := &proxyState{sess: sess, ps: ps, secrets: ps.secrets, target: target, body: body.bytes(), start: time.Now(), ctx: ctx, client: r.Context(), cancel: cancel, method: r.Method, hold: bh}
+	if bh != nil {
+		// Settled when the request is recorded; this gives the hold back
+		// on any path that ends without a record (settling is once).
+		defer p.o.Budgets.settle(bh, st, "")
+	}
 	if d := p.o.HeaderTimeout; d > 0 {
 		// The idle timeout covers the answer once it has begun; this
 		// covers the wait for it, which a provider that accepts the

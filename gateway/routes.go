@@ -208,6 +208,11 @@ func (s *Server) routes() []route {
 		{post, "/api/prices/import", byAdmin, onTCP, refuseAdmin, limitBody(maxPriceImport, 60*time.Second)(http.HandlerFunc(s.prices.handleImport))},
 		{del, "/api/prices/import", byAdmin, onTCP, refuseAdmin, limited(s.prices.handleReset)},
 
+		// Budgets: a profile's caps and what is left of them.
+		{get, "/api/budgets/{profile}", byAdmin, onTCP, refuseAdmin, limited(s.budgets.handleGet)},
+		{put, "/api/budgets/{profile}", byAdmin, onTCP, refuseAdmin, limited(s.budgets.handleSet)},
+		{del, "/api/budgets/{profile}", byAdmin, onTCP, refuseAdmin, limited(s.budgets.handleClear)},
+
 		// A session's own view of itself: what a client that runs for a
 		// session ('ringlet mcp --stdio') checks its token with.
 		{get, "/session", bySession, onTCP | onSocket, refuseSession, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -390,6 +395,14 @@ func (s *Server) refuse(w http.ResponseWriter, r *http.Request, c caller, allowe
 		reason = d.reason
 	}
 	s.authFailed(reason, r, c.tok)
+	if d.realm == refuseProxy.realm && c.tok != "" {
+		// A session a budget ended: its agent is told why, in its
+		// provider's error shape, and stops rather than retrying.
+		if k, ok := s.budgets.endedBy(c.tok); ok {
+			writeBudgetError(w, k.format, k.ref)
+			return
+		}
+	}
 	if d.realm != "" {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="`+d.realm+`"`)
 	}

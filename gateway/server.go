@@ -29,6 +29,7 @@ import (
 
 	"github.com/neullabs/ringlet/api"
 	"github.com/neullabs/ringlet/audit"
+	"github.com/neullabs/ringlet/budget"
 	"github.com/neullabs/ringlet/hook"
 	"github.com/neullabs/ringlet/launch"
 	"github.com/neullabs/ringlet/mcp"
@@ -187,6 +188,7 @@ type Server struct {
 	keychain  *keychain
 	audit     *auditReader
 	prices    *prices
+	budgets   *budgets
 	// bodies is what the request bodies the proxy and hook checks hold
 	// may take at once.
 	bodies *bodyBudget
@@ -269,14 +271,27 @@ func New(opts Options) (*Server, error) {
 		Socket: func(sess *session) http.Handler { return s.socketHandler(sess) },
 		Touch:  func() { s.lastActivity.Store(time.Now().UnixNano()) },
 		Store:  opts.SessionStore, TTL: opts.SessionTTL, Idle: opts.SessionIdle, RestartGrace: opts.SessionRestartGrace})
-	s.proxy = newProxy(proxyOptions{Rec: s.rec, Metrics: s.metrics, Log: s.log, Bodies: s.bodies,
+	// The kill switch ('sessions kill') takes the place of sessionEnder
+	// here once it is built.
+	s.budgets = newBudgets(budgetsOptions{Profiles: opts.Profiles, Sessions: s.sessions, Rec: s.rec, Log: s.log, AuditPath: opts.AuditPath,
+		CatalogDir: opts.CatalogDir, PricesFile: opts.PricesFile, Killer: sessionEnder{s.sessions}})
+	s.sessions.budgetEnded = s.budgets.forget
+	s.sessions.budgetState = func(ctx context.Context, sess *session) *budget.State {
+		st, ok, err := s.budgets.sessionState(ctx, sess)
+		if err != nil || !ok {
+			return nil
+		}
+		return &st
+	}
+	s.metrics.reg.MustRegister(budgetCollector{s.budgets})
+	s.proxy = newProxy(proxyOptions{Rec: s.rec, Metrics: s.metrics, Log: s.log, Bodies: s.bodies, Budgets: s.budgets,
 		IdleTimeout: opts.ProxyIdleTimeout, HeaderTimeout: opts.ProxyResponseHeaderTimeout, Writable: opts.AuditWritable})
 	s.egress = &egress{rec: s.rec, life: s.life}
 	s.terminals = newTerminals(terminalsOptions{Sessions: s.sessions, StateDir: opts.StateDir, Rec: s.rec, Life: s.life, Log: s.log,
 		ShutdownTimeout: opts.ShutdownTimeout})
 	s.hooks = &hooks{o: hooksOptions{Store: opts.Hooks, Profiles: opts.Profiles, Sessions: s.sessions, MCPStore: opts.MCPStore,
 		Rec: s.rec, Log: s.log, Bodies: s.bodies}}
-	s.mcp = newMCPGateway(mcpOptions{Store: opts.MCPStore, Profiles: opts.Profiles, CatalogDir: opts.CatalogDir, Keys: opts.Keys, Launch: opts.Launch, StateDir: opts.StateDir,
+	s.mcp = newMCPGateway(mcpOptions{Budgets: s.budgets, Store: opts.MCPStore, Profiles: opts.Profiles, CatalogDir: opts.CatalogDir, Keys: opts.Keys, Launch: opts.Launch, StateDir: opts.StateDir,
 		Path: opts.MCPPath, Hooks: s.hooks, Rec: s.rec, Metrics: s.metrics, Life: s.life, Log: s.log,
 		// Admin tools call the daemon's routes; a session's tools are its
 		// routes of the table.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/neullabs/ringlet/api"
 	"github.com/neullabs/ringlet/audit"
+	"github.com/neullabs/ringlet/budget"
 	"github.com/neullabs/ringlet/credentials"
 	"github.com/neullabs/ringlet/names"
 	"github.com/neullabs/ringlet/profile"
@@ -82,6 +83,8 @@ type terms struct {
 	durable bool
 	// launch: a session of 'profiles run' (see session.launch).
 	launch bool
+	// budget is the session's own budget.
+	budget budget.Limits
 }
 
 // expiresAt is when the session ends unless it is used first: its
@@ -195,7 +198,7 @@ func saveGrain(idle time.Duration) time.Duration { return min(time.Minute, idle/
 func (s *session) stored() sessionstore.Session {
 	return sessionstore.Session{ID: s.ID, TokenSHA256: hex.EncodeToString(s.hash[:]), TokenID: s.tokenID, Profile: s.Profile.Alias,
 		ProfileCreated: s.Profile.Created, Provider: s.Provider.ID, BaseURL: s.base.String(), KeyRef: s.Profile.CredentialRef().String(),
-		KeyHMAC: s.keyHMAC, Sandboxed: s.Sandboxed, Created: s.Created, Deadline: s.Deadline, IdleSeconds: int64(s.idle / time.Second),
+		KeyHMAC: s.keyHMAC, Sandboxed: s.Sandboxed, Created: s.Created, Deadline: s.Deadline, IdleSeconds: int64(s.idle / time.Second), Budget: s.budget,
 		LastUsed: time.Unix(0, s.lastUsed.Load()).UTC(), Requests: s.requests.Load()}
 }
 
@@ -383,7 +386,7 @@ type keyRead struct {
 // live on: it expired, or its profile or key is not the one it started
 // with.
 func (ss *sessions) revive(st sessionstore.Session, now time.Time, keys map[credentials.Ref]keyRead) (*session, string) {
-	sess := &session{ID: st.ID, Created: st.Created, Deadline: st.Deadline, idle: time.Duration(st.IdleSeconds) * time.Second,
+	sess := &session{ID: st.ID, Created: st.Created, Deadline: st.Deadline, idle: time.Duration(st.IdleSeconds) * time.Second, budget: st.Budget,
 		clock: ss.clock, tokenID: st.TokenID, Sandboxed: st.Sandboxed, durable: !st.Launch, launch: st.Launch, keyHMAC: st.KeyHMAC}
 	sess.lastUsed.Store(st.LastUsed.UnixNano())
 	sess.saved.Store(st.LastUsed.UnixNano())

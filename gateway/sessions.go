@@ -25,6 +25,7 @@ import (
 	"github.com/neullabs/ringlet/agenthome"
 	"github.com/neullabs/ringlet/api"
 	"github.com/neullabs/ringlet/audit"
+	"github.com/neullabs/ringlet/budget"
 	"github.com/neullabs/ringlet/credentials"
 	"github.com/neullabs/ringlet/hook"
 	"github.com/neullabs/ringlet/launch"
@@ -95,6 +96,9 @@ type session struct {
 	// session.end recorded) once.
 	endMu sync.Mutex
 	ended bool
+	// budget is the session's own budget, set at its start (tightening
+	// its profile's per-session budget; budgets.go).
+	budget budget.Limits
 }
 
 func (s *session) workspace() string {
@@ -224,6 +228,11 @@ type sessions struct {
 	// keptSockets says a graceful stop kept a session whose sandbox is
 	// bound to a socket directory, which must outlive this daemon.
 	keptSockets atomic.Bool
+	// budgetEnded drops the budget account of a session that ended;
+	// budgetState is a session's budget as 'sessions inspect' shows it
+	// (budgets.go). Nil in tests that run sessions alone.
+	budgetEnded func(*session)
+	budgetState func(context.Context, *session) *budget.State
 }
 
 // sessionsOptions configure the sessions.
@@ -386,7 +395,7 @@ func (ss *sessions) startOf(ctx context.Context, parts profileParts, t terms, ac
 	now := ss.clock.Now().UTC()
 	sess := &session{ID: "s_" + id, Profile: p, Provider: prov, Agent: agent, base: base, key: key, hash: sha256.Sum256([]byte(tok)), Created: now,
 		Deadline: now.Add(ttl), idle: max(t.idle, 0), clock: ss.clock, durable: t.durable, launch: t.launch, Sandboxed: sandboxed, Home: home,
-		tokenID: ss.o.HMAC.Sum(tok), keyHMAC: ss.o.HMAC.Sum(key.Reveal()), configReset: resetNote}
+		tokenID: ss.o.HMAC.Sum(tok), keyHMAC: ss.o.HMAC.Sum(key.Reveal()), configReset: resetNote, budget: t.budget}
 	sess.lastUsed.Store(now.UnixNano())
 	sess.saved.Store(now.UnixNano())
 	sess.ctx, sess.cancel = context.WithCancelCause(context.Background())
@@ -507,6 +516,9 @@ func (ss *sessions) finish(sess *session) {
 	sess.cancel(errSessionEnded)
 	sess.stopTimer()
 	ss.forget(sess)
+	if ss.budgetEnded != nil {
+		ss.budgetEnded(sess)
+	}
 	ss.closeSocket(sess, false)
 	sess.releasePlan()
 	ss.o.Metrics.sessions.Set(float64(ss.count()))
@@ -547,7 +559,7 @@ func (ss *sessions) handleSessionPlan(w http.ResponseWriter, r *http.Request) {
 // startLaunch starts a session for a launch of the profile's agent and
 // prepares that launch (launch.Builder): what the sandbox would refuse is
 // refused before the session starts.
-func (ss *sessions) startLaunch(w http.ResponseWriter, r *http.Request, alias string, ttl time.Duration, req api.LaunchRequest) {
+func (ss *sessions) startLaunch(w http.ResponseWriter, r *http.Request, alias string, ttl time.Duration, req api.LaunchRequest, own budget.Limits) {
 	parts, err := ss.parts(alias)
 	if err != nil {
 		profileError(w, ss.o.Log, err)
@@ -561,7 +573,7 @@ func (ss *sessions) startLaunch(w http.ResponseWriter, r *http.Request, alias st
 	}
 	// Its launcher holds it, or the daemon's terminal: no idle timeout,
 	// and it ends with its agent, or with the daemon.
-	sess, tok, err := ss.startOf(r.Context(), parts, terms{ttl: ttl, sandboxed: a.Sandboxed(), launch: true, seenHome: a.HomePath()}, audit.ActorAdmin)
+	sess, tok, err := ss.startOf(r.Context(), parts, terms{ttl: ttl, sandboxed: a.Sandboxed(), launch: true, seenHome: a.HomePath(), budget: own}, audit.ActorAdmin)
 	if err != nil {
 		profileError(w, ss.o.Log, err)
 		return
@@ -626,17 +638,30 @@ func (ss *sessions) handleSessionStart(w http.ResponseWriter, r *http.Request) {
 		}
 		idle = d
 	}
+	if body.Budget != nil {
+		if err := body.Budget.Validate(); err != nil || body.Budget.IsZero() {
+			writeError(w, http.StatusBadRequest, "invalid_budget", "budget: every cap must be a positive number, and one at least set")
+			return
+		}
+	}
 	if body.Launch != nil {
 		if body.Sandbox || body.Socket || body.Home != "" || body.BaseURL != "" || body.Idle != "" {
 			writeError(w, http.StatusBadRequest, "bad_request", "a launch decides its session's sandbox, socket, HOME, base URL and idle timeout; send none of them with it")
 			return
 		}
-		ss.startLaunch(w, r, body.Profile, ttl, *body.Launch)
+		var own budget.Limits
+		if body.Budget != nil {
+			own = *body.Budget
+		}
+		ss.startLaunch(w, r, body.Profile, ttl, *body.Launch, own)
 		return
 	}
 	// No launcher holds it: it idles out, and unless the daemon serves
 	// a socket for it, it is kept across restarts.
 	t := terms{ttl: ttl, idle: idle, sandboxed: body.Sandbox || body.Socket || body.Home != "", durable: !body.Socket, seenHome: body.Home}
+	if body.Budget != nil {
+		t.budget = *body.Budget
+	}
 	sess, tok, err := ss.startFor(r.Context(), body.Profile, t, audit.ActorAdmin)
 	if err != nil {
 		profileError(w, ss.o.Log, err)
@@ -698,7 +723,11 @@ func (ss *sessions) find(w http.ResponseWriter, r *http.Request) *session {
 
 func (ss *sessions) handleSessionGet(w http.ResponseWriter, r *http.Request) {
 	if sess := ss.find(w, r); sess != nil {
-		writeJSON(w, http.StatusOK, sess.info())
+		info := sess.info()
+		if ss.budgetState != nil {
+			info.Budget = ss.budgetState(r.Context(), sess)
+		}
+		writeJSON(w, http.StatusOK, info)
 	}
 }
 

@@ -45,7 +45,7 @@ func propertyNames(pattern string) mcpgo.PropertyOption {
 	return func(schema map[string]any) { schema["propertyNames"] = map[string]any{"pattern": pattern} }
 }
 
-const adminInstructions = `Ringlet's controls: profiles (an agent bound to a provider, model and workspace), their sessions, pre-tool-use hooks that can refuse tool calls, the tamper-evident audit log and token usage. Reads are safe; profiles_delete, sessions_revoke, hooks_remove, mcp_servers_set, mcp_servers_approve, mcp_tools_set and mcp_tools_default change things at once and are audited. No tool returns a key.`
+const adminInstructions = `Ringlet's controls: profiles (an agent bound to a provider, model and workspace), their sessions, pre-tool-use hooks that can refuse tool calls, the tamper-evident audit log, token usage and budgets. Reads are safe; profiles_delete, sessions_revoke, hooks_remove, mcp_servers_set, mcp_servers_approve, mcp_tools_set, mcp_tools_default, budgets_set and budgets_clear change things at once and are audited. No tool returns a key.`
 
 const sessionInstructions = `Ringlet session tools: read-only facts about this session (its profile, expiry, audit records and token usage), plus the tools of the profile's MCP servers, named <server>__<tool> (or, when search_tools is offered, found with it and run with call_tool), and their resources (<server>+<uri>) and prompts (<server>__<prompt>). Every call, read and get is checked by the profile's hooks first; a refused one returns an error with the reason.`
 
@@ -158,6 +158,62 @@ func adminTools() []server.ServerTool {
 			mcpgo.WithString("by", mcpgo.Description("Grouping, default day."), mcpgo.Enum("day", "model", "profile")),
 			annotate("Summarise usage", true, false, true), strict()),
 			Handler: apiTool(func(a usageArgs) (string, string, any) { return "GET", "/api/usage" + a.encode(), nil })},
+		{Tool: mcpgo.NewTool("budgets_show",
+			mcpgo.WithDescription("Show a profile's budgets (caps per session, and per day, week and month in UTC) and the state of each: spent, reserved by requests in flight, remaining."),
+			mcpgo.WithString("profile", mcpgo.Required(), mcpgo.Description("Profile alias."), mcpgo.Pattern(aliasPattern)),
+			annotate("Show budgets", true, false, true), strict()),
+			Handler: apiTool(func(a struct {
+				Profile string `json:"profile"`
+			}) (string, string, any) {
+				return "GET", "/api/budgets/" + url.PathEscape(a.Profile), nil
+			})},
+		{Tool: mcpgo.NewTool("budgets_set",
+			mcpgo.WithDescription("Set the caps of one period of a profile's budgets (replacing that period's caps; the other periods stay), and what happens when a budget is exhausted. A request that would pass a cap is refused before it reaches the provider. A USD cap needs a price for the profile's model. Omit every cap to change only on_exhaust or stream."),
+			mcpgo.WithString("profile", mcpgo.Required(), mcpgo.Description("Profile alias."), mcpgo.Pattern(aliasPattern)),
+			mcpgo.WithString("period", mcpgo.Description("What the caps cover: each session of the profile, or the profile per day, week or month (UTC)."), mcpgo.Enum("session", "day", "week", "month")),
+			mcpgo.WithNumber("usd", mcpgo.Description("USD cap."), mcpgo.Min(0)),
+			mcpgo.WithInteger("input_tokens", mcpgo.Description("Input token cap (cache reads and writes included)."), mcpgo.Min(0)),
+			mcpgo.WithInteger("output_tokens", mcpgo.Description("Output token cap."), mcpgo.Min(0)),
+			mcpgo.WithInteger("requests", mcpgo.Description("Provider request cap."), mcpgo.Min(0)),
+			mcpgo.WithInteger("tool_calls", mcpgo.Description("Cap on MCP tool calls through Ringlet."), mcpgo.Min(0)),
+			mcpgo.WithString("runtime", mcpgo.Description("Wall-clock cap of a session, e.g. 2h or 90m (period session only)."), mcpgo.Pattern(`^([0-9]{1,6}(h|m|s))+$`)),
+			mcpgo.WithString("on_exhaust", mcpgo.Description("kill (the default: the session ends) or refuse (its requests are refused)."), mcpgo.Enum("kill", "refuse")),
+			mcpgo.WithString("stream", mcpgo.Description("A streamed answer that passes a cap: cut (the default) or finish."), mcpgo.Enum("cut", "finish")),
+			annotate("Set a budget", false, false, true), strict()),
+			Handler: apiTool(func(a struct {
+				Profile      string  `json:"profile"`
+				Period       string  `json:"period"`
+				USD          float64 `json:"usd,omitempty"`
+				InputTokens  int64   `json:"input_tokens,omitempty"`
+				OutputTokens int64   `json:"output_tokens,omitempty"`
+				Requests     int64   `json:"requests,omitempty"`
+				ToolCalls    int64   `json:"tool_calls,omitempty"`
+				Runtime      string  `json:"runtime,omitempty"`
+				OnExhaust    string  `json:"on_exhaust,omitempty"`
+				Stream       string  `json:"stream,omitempty"`
+			}) (string, string, any) {
+				body := map[string]any{"on_exhaust": a.OnExhaust, "stream": a.Stream}
+				if a.Period != "" {
+					limits := map[string]any{"usd": a.USD, "input_tokens": a.InputTokens, "output_tokens": a.OutputTokens,
+						"requests": a.Requests, "tool_calls": a.ToolCalls}
+					if a.Runtime != "" {
+						limits["runtime"] = a.Runtime
+					}
+					body["limits"] = map[string]any{a.Period: limits}
+				}
+				return "PUT", "/api/budgets/" + url.PathEscape(a.Profile), body
+			})},
+		{Tool: mcpgo.NewTool("budgets_clear",
+			mcpgo.WithDescription("Remove a profile's budgets: one period's, or all of them."),
+			mcpgo.WithString("profile", mcpgo.Required(), mcpgo.Description("Profile alias."), mcpgo.Pattern(aliasPattern)),
+			mcpgo.WithString("period", mcpgo.Description("Only this period's budget; all when omitted."), mcpgo.Enum("session", "day", "week", "month")),
+			annotate("Clear budgets", false, true, true), strict()),
+			Handler: apiTool(func(a struct {
+				Profile string `json:"profile"`
+				Period  string `json:"period"`
+			}) (string, string, any) {
+				return "DELETE", "/api/budgets/" + url.PathEscape(a.Profile) + query("period", a.Period), nil
+			})},
 		{Tool: mcpgo.NewTool("hooks_list",
 			mcpgo.WithDescription("List a profile's hooks in the order they run: id, event, tool-name match, timeout and shell command."),
 			mcpgo.WithString("profile", mcpgo.Required(), mcpgo.Description("Profile alias."), mcpgo.Pattern(aliasPattern)),

@@ -19,6 +19,7 @@ import (
 
 	"github.com/pelletier/go-toml/v2"
 
+	"github.com/neullabs/ringlet/budget"
 	"github.com/neullabs/ringlet/credentials"
 	"github.com/neullabs/ringlet/names"
 	"github.com/neullabs/ringlet/privatefile"
@@ -70,6 +71,9 @@ type Profile struct {
 	// call_tool meta-tools instead of every upstream tool ('ringlet mcp
 	// tools PROFILE --search on').
 	MCPToolSearch bool `toml:"mcp_tool_search,omitempty" json:"mcp_tool_search,omitempty"`
+	// Budget caps what each session of the profile, and the profile per
+	// day, week and month (UTC), may spend (docs/budgets.md). Zero: none.
+	Budget budget.Budget `toml:"budget,omitempty" json:"budget,omitzero"`
 }
 
 // forget drops what was parsed of alias's file: file times are coarse (a
@@ -177,6 +181,9 @@ func (p *Profile) Validate(c *Catalog) error {
 	}
 	prov, err := c.Provider(p.Provider)
 	if err != nil {
+		return err
+	}
+	if err := p.Budget.Validate(); err != nil {
 		return err
 	}
 	if !a.Supports(prov) {

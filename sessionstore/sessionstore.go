@@ -20,6 +20,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/neullabs/ringlet/budget"
 	"github.com/neullabs/ringlet/names"
 	"github.com/neullabs/ringlet/privatefile"
 )
@@ -60,6 +61,9 @@ type Session struct {
 	// not every request's, so it may lag behind (see the gateway).
 	LastUsed time.Time `json:"last_used"`
 	Requests int64     `json:"requests"`
+	// Budget is the session's own budget (set at its start), kept so a
+	// restart does not lift it.
+	Budget budget.Limits `json:"budget,omitzero"`
 	// Launch marks a session of 'profiles run' that a graceful stop kept
 	// because its launcher held it: the next daemon admits it only while
 	// that launcher holds it again, within its grace.

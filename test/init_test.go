@@ -84,6 +84,9 @@ func TestInitNonInteractive(t *testing.T) {
 		t.Error("init printed the key")
 	}
 	checkInitProfile(t, e, "claude", ws)
+	if out := mustRun(t, e, "budgets", "show", "claude"); !strings.Contains(out, "has no budget") {
+		t.Errorf("budgets show after init --yes: got %q, want none (budgets are opt-in)", out)
+	}
 
 	// Again: the profile exists; nothing is overwritten.
 	_, stderr, code = e.RunInput(key, "init", "--yes", "--workspace", ws, "--key-stdin")
@@ -145,6 +148,8 @@ func TestInitInteractive(t *testing.T) {
 	answer("Profile name [claude]: ", "work")
 	// The current directory is the default workspace.
 	answer("Workspace (the agent may change everything in it) ["+ws+"]: ", "")
+	// A budget is offered, none by default.
+	answer("Daily budget, e.g. output=2M,requests=2000 (Enter: none): ", "requests=500")
 	answer("Key for anthropic/work (input hidden): ", key)
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
@@ -166,4 +171,7 @@ func TestInitInteractive(t *testing.T) {
 		t.Errorf("the key was echoed on the terminal:\n%s", s)
 	}
 	checkInitProfile(t, e, "work", ws)
+	if out := mustRun(t, e, "budgets", "show", "work"); !strings.Contains(out, "day      requests=500") {
+		t.Errorf("budgets show after init: got %q, want the daily budget answered", out)
+	}
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/neullabs/ringlet/budget"
 	"github.com/neullabs/ringlet/config"
 )
 
@@ -43,6 +44,8 @@ type app struct {
 	ran      bool // set once a command's RunE starts: later errors are not usage errors
 	notified bool // the "started the daemon" line was printed
 	remote   bool // profiles run --remote
+	// runBudget is profiles run --budget.
+	runBudget *budget.Limits
 }
 
 // usageError marks an error in how the command was invoked (exit 2).
@@ -124,7 +127,7 @@ Exit codes: 0 success, 1 error, 2 usage error.`,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	a.helpShowsSettings(root)
-	root.AddCommand(a.daemonCmd(), a.configCmd(), a.keychainCmd(), a.auditCmd(), a.profilesCmd(), a.providersCmd(), a.agentsCmd(), a.sessionsCmd(), a.usageCmd(), a.pricesCmd(), a.hooksCmd(), a.hookAdapterCmd(), a.mcpCmd(), a.connectCmd(), a.sandboxCmd(), a.terminalCmd(), a.initCmd(), a.doctorCmd(), a.versionCmd(), a.apiCmd())
+	root.AddCommand(a.daemonCmd(), a.configCmd(), a.keychainCmd(), a.auditCmd(), a.profilesCmd(), a.providersCmd(), a.agentsCmd(), a.sessionsCmd(), a.usageCmd(), a.pricesCmd(), a.budgetsCmd(), a.hooksCmd(), a.hookAdapterCmd(), a.mcpCmd(), a.connectCmd(), a.sandboxCmd(), a.terminalCmd(), a.initCmd(), a.doctorCmd(), a.versionCmd(), a.apiCmd())
 	strictGroups(root)
 	a.completeArgs(root)
 	a.completeProfiles(root)

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/neullabs/ringlet/api"
+	"github.com/neullabs/ringlet/budget"
 	"github.com/neullabs/ringlet/credentials"
 	"github.com/neullabs/ringlet/names"
 	"github.com/neullabs/ringlet/profile"
@@ -23,8 +24,8 @@ import (
 
 // initFlags are `ringlet init`'s answers given up front.
 type initFlags struct {
-	agent, provider, alias, workspace string
-	keyStdin, skipKey, yes            bool
+	agent, provider, alias, workspace, budget string
+	keyStdin, skipKey, yes                    bool
 }
 
 func (a *app) initCmd() *cobra.Command {
@@ -37,7 +38,9 @@ func (a *app) initCmd() *cobra.Command {
   2. starts the daemon and says where keys will be kept and why (the OS
      keyring, or a 0600 file when no Secret Service is reachable),
   3. stores the provider key (read without echo) unless one is stored,
-  4. creates the profile, with the workspace the agent may change,
+  4. creates the profile, with the workspace the agent may change, and
+     a daily budget if you want one (none by default; see 'ringlet
+     budgets --help'),
   5. checks that the sandbox works here,
 and prints the command that runs the agent.
 
@@ -60,6 +63,8 @@ input with --key-stdin (or --skip-key to store it later).`,
 	fl.BoolVar(&f.keyStdin, "key-stdin", false, "read the provider key from standard input")
 	fl.BoolVar(&f.skipKey, "skip-key", false, "do not store a key now")
 	fl.BoolVarP(&f.yes, "yes", "y", false, "ask nothing: take the flags and the defaults")
+	fl.StringVar(&f.budget, "budget", "", "a daily budget for the profile, e.g. output=2M,requests=2000 (default: none)")
+	mustFlag(cmd.RegisterFlagCompletionFunc("budget", completeBudgetSpec))
 	mustFlag(cmd.RegisterFlagCompletionFunc("agent", func(*cobra.Command, []string, string) ([]cobra.Completion, cobra.ShellCompDirective) {
 		cat, err := profile.LoadCatalog(a.paths.ConfigDir)
 		if err != nil {
@@ -179,6 +184,18 @@ func (a *app) runInit(ctx context.Context, f initFlags) error {
 			return err
 		}
 	}
+	spec := f.budget
+	if spec == "" && q.tty {
+		if spec, err = q.ask("Daily budget, e.g. output=2M,requests=2000 (Enter: none)", ""); err != nil {
+			return err
+		}
+	}
+	var daily budget.Limits
+	if strings.TrimSpace(spec) != "" {
+		if daily, err = budget.Parse(spec); err != nil {
+			return usageError{fmt.Errorf("budget: %w", err)}
+		}
+	}
 	if ws, err = paths.ExpandHome(ws); err != nil {
 		return err
 	}
@@ -242,6 +259,12 @@ func (a *app) runInit(ctx context.Context, f initFlags) error {
 		view.Key = "stored"
 	}
 	fmt.Fprintf(out, "created profile %s (%s via %s, workspace %s); key: %s\n", view.Alias, view.Agent, view.Provider, ws, view.Key)
+	if !daily.IsZero() {
+		if _, err := c.SetBudgets(ctx, alias, api.BudgetRequest{Limits: map[string]budget.Limits{budget.PeriodDay: daily}}); err != nil {
+			return fmt.Errorf("profile %s was created without its budget: %w", alias, err)
+		}
+		fmt.Fprintf(out, "daily budget: %s ('ringlet budgets show %s')\n", daily, alias)
+	}
 
 	// 5. The sandbox.
 	sandboxOK := true

@@ -54,6 +54,7 @@ func (a *app) profilesCreateCmd() *cobra.Command {
 	var command string
 	var skipKey bool
 	var lim limitFlags
+	var bf budgetFlags
 	cmd := &cobra.Command{
 		Use:   "create AGENT ALIAS --provider ID",
 		Short: "Create a profile (asks for the provider key if it is not stored yet)",
@@ -150,9 +151,15 @@ what runs, and refuses a shim whose manager cannot name the program.`,
 					return fmt.Errorf("%w (or pass --skip-key and store it later with 'ringlet keychain set %s %s')", err, ref.Provider, ref.Alias)
 				}
 			}
+			if _, _, err := bf.request(cmd.Flags()); err != nil {
+				return err
+			}
 			view, err := c.CreateProfile(cmd.Context(), req)
 			if err != nil {
 				return err
+			}
+			if err := setProfileBudgets(cmd, c, req.Alias, &bf); err != nil {
+				return fmt.Errorf("profile %s was created without a budget: %w", req.Alias, err)
 			}
 			if key != "" {
 				if _, err := c.SetKey(cmd.Context(), ref, key); err != nil {
@@ -183,6 +190,7 @@ what runs, and refuses a shim whose manager cannot name the program.`,
 	f.StringArrayVar(&req.Protect, "protect", nil, "a path in the workspace to keep read-only in the sandbox besides the defaults, e.g. .github/workflows/ (repeatable; '/' at the end for a directory)")
 	f.StringArrayVar(&req.Unprotect, "unprotect", nil, "a default protected path the sandboxed agent may write, e.g. .vscode/ (repeatable)")
 	lim.register(cmd)
+	bf.register(cmd, "budget-")
 	mustFlag(cmd.RegisterFlagCompletionFunc("provider", a.completeProviders))
 	return cmd
 }
@@ -699,6 +707,12 @@ the daemon when none runs: the sessions it kept while stopped are its.`,
 			t.row("deadline", s.Deadline.Format(time.RFC3339))
 			t.row("idle timeout", orDefault(s.Idle, "none"))
 			t.row("kept across restarts", strconv.FormatBool(s.Durable))
+			if s.Budget != nil {
+				// spent / reserved / remaining of each capped field.
+				for _, r := range budgetRows(*s.Budget) {
+					t.row("budget "+r[0], r[2]+" spent, "+r[3]+" reserved, "+r[4]+" left of "+r[1])
+				}
+			}
 			return t.flush()
 		},
 	}
@@ -972,6 +986,7 @@ func (a *app) profilesSetCmd() *cobra.Command {
 	var ro, rw, allowHosts, protect, unprotect []string
 	var allowGit, trust bool
 	var lim limitFlags
+	var bf budgetFlags
 	cmd := &cobra.Command{
 		Use:   "set ALIAS [flags]",
 		Short: "Change a profile's model, workspace, endpoint or sandbox settings",
@@ -993,7 +1008,7 @@ keep the settings they started with.`,
 			var u api.ProfileUpdate
 			fl := cmd.Flags()
 			if fl.NFlag() == 0 {
-				return usagef("nothing to change: pass at least one of --model, --workspace, --endpoint, --network, --ro, --rw, --allow-git-config, --trust-workspace, --allow-host, --protect, --unprotect, --max-procs, --max-memory, --tmp-size")
+				return usagef("nothing to change: pass at least one of --model, --workspace, --endpoint, --network, --ro, --rw, --allow-git-config, --trust-workspace, --allow-host, --protect, --unprotect, --max-procs, --max-memory, --tmp-size, --budget-*")
 			}
 			if fl.Changed("model") {
 				u.Model = &model
@@ -1095,11 +1110,15 @@ keep the settings they started with.`,
 			if err != nil {
 				return err
 			}
-			v, err := c.UpdateProfile(cmd.Context(), alias, u)
-			if err != nil {
+			if u != (api.ProfileUpdate{}) {
+				if _, err := c.UpdateProfile(cmd.Context(), alias, u); err != nil {
+					return err
+				}
+			}
+			if err := setProfileBudgets(cmd, c, alias, &bf); err != nil {
 				return err
 			}
-			fmt.Fprintf(a.stdio.Out, "updated profile %s\n", v.Alias)
+			fmt.Fprintf(a.stdio.Out, "updated profile %s\n", alias)
 			return nil
 		},
 	}
@@ -1116,6 +1135,7 @@ keep the settings they started with.`,
 	f.StringArrayVar(&protect, "protect", nil, "workspace paths kept read-only besides the defaults ('/' at the end for a directory; repeatable; replaces the list; '' clears it)")
 	f.StringArrayVar(&unprotect, "unprotect", nil, "default protected paths the sandboxed agent may write (repeatable; replaces the list; '' clears it)")
 	lim.register(cmd)
+	bf.register(cmd, "budget-")
 	return cmd
 }
 

@@ -19,12 +19,14 @@ import (
 	"golang.org/x/term"
 
 	"github.com/neullabs/ringlet/api"
+	"github.com/neullabs/ringlet/budget"
 	"github.com/neullabs/ringlet/names"
 	"github.com/neullabs/ringlet/sandbox"
 )
 
 func (a *app) profilesRunCmd() *cobra.Command {
 	var noSandbox, remote bool
+	var budgetSpec string
 	cmd := &cobra.Command{
 		Use:   "run ALIAS [-- AGENT-ARGS...]",
 		Short: "Run the profile's agent in the sandbox, attached to this terminal",
@@ -51,7 +53,8 @@ back in time, or it refuses the session (revoked meanwhile), run stops the
 agent and says why. A --remote agent ends with the daemon.`,
 		Example: `  ringlet profiles run work
   ringlet profiles run work -- -p "fix the failing test"
-  ringlet profiles run bot --no-sandbox`,
+  ringlet profiles run bot --no-sandbox
+  ringlet profiles run work --budget usd=1,runtime=30m -- -p "fix the failing test"`,
 		Args: argsBetween(1, -1, "ALIAS [-- AGENT-ARGS...]"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := names.Check("profile", args[0]); err != nil {
@@ -61,6 +64,13 @@ agent and says why. A --remote agent ends with the daemon.`,
 				return usagef("--remote runs the agent in the sandbox; it cannot be combined with --no-sandbox")
 			}
 			a.remote = remote
+			if cmd.Flags().Changed("budget") {
+				l, err := budget.Parse(budgetSpec)
+				if err != nil {
+					return usageError{fmt.Errorf("--budget: %w", err)}
+				}
+				a.runBudget = &l
+			}
 			code, err := a.runProfile(cmd.Context(), args[0], args[1:], noSandbox)
 			if err != nil {
 				return err
@@ -73,6 +83,8 @@ agent and says why. A --remote agent ends with the daemon.`,
 	}
 	cmd.Flags().BoolVar(&noSandbox, "no-sandbox", false, "run the agent WITHOUT a sandbox, with your privileges (warned and audited)")
 	cmd.Flags().BoolVar(&remote, "remote", false, "let the daemon run the agent under a pseudo-terminal; attach with 'ringlet terminal attach'")
+	cmd.Flags().StringVar(&budgetSpec, "budget", "", "this session's own budget, under the profile's (e.g. usd=1,output=100k,runtime=30m; see 'ringlet budgets --help')")
+	mustFlag(cmd.RegisterFlagCompletionFunc("budget", completeBudgetSpec))
 	return cmd
 }
 
@@ -91,7 +103,7 @@ func (a *app) runProfile(ctx context.Context, alias string, extra []string, noSa
 	}
 	st, err := c.StartSession(ctx, api.SessionRequest{Profile: alias, Launch: &api.LaunchRequest{
 		Dir: dir, Args: extra, Path: a.getenv("PATH"), Home: a.getenv("HOME"), Term: a.getenv("TERM"), Lang: a.getenv("LANG"), NoSandbox: noSandbox,
-		Shims: shims}})
+		Shims: shims}, Budget: a.runBudget})
 	if err != nil {
 		return 0, err
 	}

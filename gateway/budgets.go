@@ -1,0 +1,717 @@
+package gateway
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/neullabs/ringlet/api"
+	"github.com/neullabs/ringlet/audit"
+	"github.com/neullabs/ringlet/budget"
+	"github.com/neullabs/ringlet/profile"
+	"github.com/neullabs/ringlet/provider"
+)
+
+// sessionKiller ends a session at once because a budget that covers it is
+// exhausted. who is the actor recorded, why the reason.
+//
+// It is the seam for the kill switch ('ringlet sessions kill'): until that
+// is wired here, sessionEnder ends the session as a revoke does (token
+// refused, streams cut, session.end recorded) but leaves its sandbox to
+// exit on its own once it can reach nothing.
+type sessionKiller interface {
+	KillSession(ctx context.Context, id, who, why string) error
+}
+
+// sessionEnder is the sessionKiller until the kill switch takes over: it
+// ends the session whatever the audit log says (the session.end record
+// waits for the log when it cannot be written now).
+type sessionEnder struct{ ss *sessions }
+
+func (e sessionEnder) KillSession(ctx context.Context, id, who, why string) error {
+	if _, ok := e.ss.end(ctx, id, why, who); !ok {
+		return fmt.Errorf("no live session %s", id)
+	}
+	return nil
+}
+
+// budgets enforces the budgets of profiles and sessions: it reserves a
+// request's worst case before the proxy forwards it, settles the
+// reservation with the usage of the answer, and answers /api/budgets.
+type budgets struct {
+	o      budgetsOptions
+	ledger *budget.Ledger
+	prices priceCache
+	// killed remembers the sessions a budget ended, by their token's
+	// SHA-256, so the proxy answers their agent's next requests with the
+	// budget's refusal (which agents show and stop at) rather than a 401
+	// (which Claude Code retries). At most maxKilled are kept.
+	killedMu sync.Mutex
+	killed   map[[32]byte]killedSession
+	killedQ  [][32]byte
+}
+
+// killedSession is what the proxy answers a session a budget ended with.
+type killedSession struct {
+	ref    *budget.Refusal
+	format string
+}
+
+const maxKilled = 1024
+
+// endedBy returns the refusal of the budget that ended the session of
+// tok, if one did.
+func (b *budgets) endedBy(tok string) (killedSession, bool) {
+	h := sha256.Sum256([]byte(tok))
+	b.killedMu.Lock()
+	defer b.killedMu.Unlock()
+	k, ok := b.killed[h]
+	return k, ok
+}
+
+type budgetsOptions struct {
+	Profiles   *profile.Store
+	Sessions   *sessions
+	Rec        *recorder
+	Log        *slog.Logger
+	AuditPath  string // "" with the audit log off: spend starts at 0 after a restart
+	CatalogDir string
+	PricesFile string
+	// Killer ends sessions whose budget is exhausted when its action is
+	// kill.
+	Killer sessionKiller
+}
+
+func newBudgets(o budgetsOptions) *budgets {
+	b := &budgets{o: o}
+	b.prices = priceCache{catalogDir: o.CatalogDir, file: o.PricesFile}
+	b.ledger = budget.NewLedger(b.load)
+	return b
+}
+
+// load is the ledger's truth: what a scope spent so far, from the audit
+// log's usage (its hourly summary and the records since), priced with the
+// table in effect now.
+func (b *budgets) load(ctx context.Context, s budget.Scope) (budget.Amount, error) {
+	if b.o.AuditPath == "" {
+		return budget.Amount{}, nil
+	}
+	f := audit.Filter{Profile: s.Profile, Session: s.Session, Since: s.Since}
+	prices, err := b.prices.get()
+	if err != nil {
+		return budget.Amount{}, err
+	}
+	rows, err := audit.UsageReport(ctx, b.o.AuditPath, f, "profile", prices.Cost)
+	if err != nil {
+		return budget.Amount{}, err
+	}
+	var a budget.Amount
+	for _, r := range rows {
+		a.Requests += r.Requests
+		a.InputTokens += r.Input + r.CacheRead + r.CacheWrite
+		a.OutputTokens += r.Output
+		if r.CostUSD != nil {
+			a.USD += *r.CostUSD
+		}
+	}
+	if a.ToolCalls, err = audit.ToolCalls(ctx, b.o.AuditPath, f); err != nil {
+		return budget.Amount{}, err
+	}
+	return a, nil
+}
+
+// profileBudget is the budgets of alias as its file says now (the
+// store re-reads a file only when it changed). A file that cannot be
+// read is an error, not the absence of a budget.
+func (b *budgets) profileBudget(alias string) (budget.Budget, error) {
+	p, err := b.o.Profiles.Get(alias)
+	if err != nil {
+		return budget.Budget{}, err
+	}
+	return p.Budget, nil
+}
+
+// sessionLimits are the caps of one session: the profile's per-session
+// budget, tightened by the session's own (set at its start).
+func sessionLimits(pb budget.Limits, own budget.Limits) budget.Limits {
+	tight := func(a, b int64) int64 {
+		if a == 0 || b != 0 && b < a {
+			return b
+		}
+		return a
+	}
+	l := pb
+	if own.USD > 0 && (l.USD == 0 || own.USD < l.USD) {
+		l.USD = own.USD
+	}
+	l.InputTokens = tight(l.InputTokens, own.InputTokens)
+	l.OutputTokens = tight(l.OutputTokens, own.OutputTokens)
+	l.Requests = tight(l.Requests, own.Requests)
+	l.ToolCalls = tight(l.ToolCalls, own.ToolCalls)
+	l.Runtime = budget.Duration(tight(int64(l.Runtime), int64(own.Runtime)))
+	return l
+}
+
+// covering returns the accounts of every budget that covers a request of
+// sess now, and the profile's budget; none when no budget covers it.
+func (b *budgets) covering(ctx context.Context, sess *session, now time.Time) ([]*budget.Account, budget.Budget, budget.Limits, error) {
+	pb, err := b.profileBudget(sess.Profile.Alias)
+	if err != nil {
+		return nil, pb, budget.Limits{}, err
+	}
+	sl := sessionLimits(pb.Session, sess.budget)
+	if pb.IsZero() && sl.IsZero() {
+		return nil, pb, sl, nil
+	}
+	var accts []*budget.Account
+	if !sl.IsZero() {
+		a, err := b.ledger.Account(ctx, budget.Scope{Profile: sess.Profile.Alias, Session: sess.ID, Period: budget.PeriodSession}, sl)
+		if err != nil {
+			return nil, pb, sl, err
+		}
+		accts = append(accts, a)
+	}
+	for _, period := range budget.Periods[1:] {
+		l := *pb.Of(period)
+		if l.IsZero() {
+			continue
+		}
+		a, err := b.ledger.Account(ctx, budget.Scope{Profile: sess.Profile.Alias, Period: period, Since: budget.PeriodStart(period, now)}, l)
+		if err != nil {
+			return nil, pb, sl, err
+		}
+		accts = append(accts, a)
+	}
+	return accts, pb, sl, nil
+}
+
+// budgetHold is a proxied request's reservation.
+type budgetHold struct {
+	res    *budget.Reservation
+	est    provider.Estimate
+	prices *provider.Prices
+	policy string // the stream policy
+	action string
+	grown  *budget.Refusal // set when a streamed answer passed a cap
+}
+
+// amount is what usage costs at the session's provider.
+func (h *budgetHold) amount(prov, model string, u provider.Usage) budget.Amount {
+	a := budget.Amount{Requests: 1, InputTokens: u.Input + u.CacheRead + u.CacheWrite, OutputTokens: u.Output}
+	if usd, ok := h.prices.Cost(prov, model, u.Input, u.Output, u.CacheRead, u.CacheWrite); ok {
+		a.USD = usd
+	}
+	return a
+}
+
+// admit reserves the worst case of a request of sess with body against
+// every budget that covers it. A request no budget covers gets a nil
+// hold. A refused one is answered here, in the wire format of the
+// session's provider, and false returned.
+func (b *budgets) admit(w http.ResponseWriter, r *http.Request, sess *session, body []byte) (*budgetHold, bool) {
+	now := time.Now()
+	accts, pb, sl, err := b.covering(r.Context(), sess, now)
+	if err != nil {
+		b.o.Log.Error("budget: could not read the spend so far", "profile", sess.Profile.Alias, "session", sess.ID, "err", err)
+		writeError(w, http.StatusServiceUnavailable, "budget_unavailable", "refused: the spend of this session's budgets could not be read ("+rootCause(err)+")")
+		return nil, false
+	}
+	if accts == nil && sl.Runtime == 0 {
+		return nil, true
+	}
+	if sl.Runtime > 0 && now.Sub(sess.Created) >= time.Duration(sl.Runtime) {
+		ref := &budget.Refusal{Scope: budget.Scope{Profile: sess.Profile.Alias, Session: sess.ID, Period: budget.PeriodSession}, Cap: "runtime",
+			Limit: time.Duration(sl.Runtime).Seconds(), Spent: now.Sub(sess.Created).Seconds()}
+		b.refuse(w, r, sess, pb, ref, "provider.request")
+		return nil, false
+	}
+	prices, err := b.prices.get()
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, "bad_prices", "refused: the price table could not be read, so the request cannot be priced against its budget ("+err.Error()+")")
+		return nil, false
+	}
+	h := &budgetHold{est: provider.EstimateRequest(body), prices: prices, policy: pb.StreamPolicy(), action: pb.Action()}
+	if h.est.Model == "" {
+		h.est.Model = sess.Profile.Model
+	}
+	if _, priced := prices.Lookup(sess.Provider.ID, h.est.Model); !priced {
+		// An agent chooses the model of each request: one the table does
+		// not price would pass a USD cap uncounted.
+		for _, a := range accts {
+			if st := b.ledger.State(a); st.Limits.USD > 0 {
+				b.refuse(w, r, sess, pb, &budget.Refusal{Scope: a.Scope, Cap: "usd",
+					Why: "model " + strconv.Quote(h.est.Model) + " has no price, so a request for it cannot be counted against this USD cap; add its price ('ringlet prices import FILE', or prices.toml)"}, "provider.request")
+				return nil, false
+			}
+		}
+	}
+	want := h.amount(sess.Provider.ID, h.est.Model, provider.Usage{Input: h.est.Input, Output: h.est.Output})
+	res, ref := b.ledger.Reserve(accts, want)
+	if ref != nil {
+		b.refuse(w, r, sess, pb, ref, "provider.request")
+		return nil, false
+	}
+	h.res = res
+	return h, true
+}
+
+// settle replaces a request's reservation with what it spent. An answer
+// that did not end cleanly is charged conservatively: its input as
+// estimated when the provider reported none, and at least as many output
+// tokens as a third of the bytes it sent.
+func (b *budgets) settle(h *budgetHold, st *proxyState, model string) {
+	if h == nil {
+		return
+	}
+	u := st.usage
+	switch {
+	case st.status >= 400 && u.Input+u.Output == 0:
+		// The provider refused the request: no tokens.
+	case !u.Complete && (st.err != nil || h.grown != nil):
+		if u.Input+u.CacheRead+u.CacheWrite == 0 {
+			u.Input = h.est.Input
+		}
+		u.Output = max(u.Output, st.bytesOut/3)
+	}
+	if model == "" {
+		model = h.est.Model
+	}
+	spent := h.amount(st.sess.Provider.ID, model, u)
+	for _, a := range h.res.Settle(spent) {
+		b.exhausted(st.sess, a, h.action)
+	}
+}
+
+// grow raises the hold to the usage an answer reported so far while it
+// streams; it reports the refusal once the usage passes a cap.
+func (b *budgets) grow(h *budgetHold, st *proxyState, u provider.Usage) *budget.Refusal {
+	model := u.Model
+	if model == "" {
+		model = h.est.Model
+	}
+	to := h.amount(st.sess.Provider.ID, model, u)
+	// Never below what was reserved for the answer as a whole.
+	held := h.amount(st.sess.Provider.ID, h.est.Model, provider.Usage{Input: h.est.Input, Output: h.est.Output})
+	to.USD, to.InputTokens, to.OutputTokens = max(to.USD, held.USD), max(to.InputTokens, held.InputTokens), max(to.OutputTokens, held.OutputTokens)
+	ref := h.res.Grow(to)
+	if ref != nil && h.grown == nil {
+		h.grown = ref
+	}
+	return ref
+}
+
+// refuse answers a request a budget refused, in the provider's own error
+// shape, records the refusal and, when the budget's action is kill,
+// ends the session.
+func (b *budgets) refuse(w http.ResponseWriter, r *http.Request, sess *session, pb budget.Budget, ref *budget.Refusal, what string) {
+	if w != nil {
+		writeBudgetError(w, sess.Provider.Format, ref)
+		if f, ok := w.(http.Flusher); ok {
+			f.Flush()
+		}
+	}
+	b.record(r.Context(), sess, audit.KindBudgetRefused, ref, what, pb.Action())
+	if pb.Action() == budget.ActionKill {
+		b.kill(sess, ref)
+	}
+}
+
+// record writes a budget.refused or budget.exhausted record (which the
+// event stream carries too).
+func (b *budgets) record(ctx context.Context, sess *session, kind string, ref *budget.Refusal, what, action string) {
+	err := b.o.Rec.record(ctx, audit.Record{Kind: kind, Profile: sess.Profile.Alias, Session: sess.ID, Actor: sess.tokenID,
+		Target: ref.Scope.Key(), Decision: audit.Deny,
+		Detail: audit.DetailJSON(map[string]any{"budget": ref.Scope.Key(), "period": ref.Scope.Period, "cap": ref.Cap, "limit": ref.Limit,
+			"spent": ref.Spent, "reserved": ref.Reserved, "want": ref.Want, "request": what, "action": action})})
+	if err != nil {
+		b.o.Log.Error("could not record a budget refusal", "budget", ref.Scope.Key(), "err", err)
+	}
+}
+
+// exhausted acts on an account whose cap was reached: recorded, and with
+// the kill action every session it covers is ended.
+func (b *budgets) exhausted(sess *session, a *budget.Account, action string) {
+	st := b.ledger.State(a)
+	ref := &budget.Refusal{Scope: a.Scope, Cap: exhaustedCap(st)}
+	ref.Limit, ref.Spent = capValues(st, ref.Cap)
+	b.record(context.Background(), sess, audit.KindBudgetExhausted, ref, "settle", action)
+	if action != budget.ActionKill {
+		return
+	}
+	if a.Scope.Period == budget.PeriodSession {
+		b.kill(sess, ref)
+		return
+	}
+	for _, s := range b.o.Sessions.list() {
+		if s.Profile.Alias == a.Scope.Profile {
+			b.kill(s, ref)
+		}
+	}
+}
+
+func (b *budgets) kill(sess *session, ref *budget.Refusal) {
+	why := ref.Error()
+	b.killedMu.Lock()
+	if b.killed == nil {
+		b.killed = map[[32]byte]killedSession{}
+	}
+	if _, ok := b.killed[sess.hash]; !ok {
+		if len(b.killedQ) >= maxKilled {
+			delete(b.killed, b.killedQ[0])
+			b.killedQ = b.killedQ[1:]
+		}
+		b.killedQ = append(b.killedQ, sess.hash)
+	}
+	b.killed[sess.hash] = killedSession{ref: ref, format: sess.Provider.Format}
+	b.killedMu.Unlock()
+	if err := b.o.Killer.KillSession(context.Background(), sess.ID, audit.ActorDaemon, why); err != nil {
+		b.o.Log.Warn("budget: could not end the session", "session", sess.ID, "err", err)
+	}
+}
+
+func exhaustedCap(st budget.State) string {
+	l, s := st.Limits, st.Spent
+	switch {
+	case l.USD > 0 && s.USD >= l.USD:
+		return "usd"
+	case l.InputTokens > 0 && s.InputTokens >= l.InputTokens:
+		return "input_tokens"
+	case l.OutputTokens > 0 && s.OutputTokens >= l.OutputTokens:
+		return "output_tokens"
+	case l.Requests > 0 && s.Requests >= l.Requests:
+		return "requests"
+	}
+	return "tool_calls"
+}
+
+func capValues(st budget.State, c string) (float64, float64) {
+	switch c {
+	case "usd":
+		return st.Limits.USD, st.Spent.USD
+	case "input_tokens":
+		return float64(st.Limits.InputTokens), float64(st.Spent.InputTokens)
+	case "output_tokens":
+		return float64(st.Limits.OutputTokens), float64(st.Spent.OutputTokens)
+	case "requests":
+		return float64(st.Limits.Requests), float64(st.Spent.Requests)
+	}
+	return float64(st.Limits.ToolCalls), float64(st.Spent.ToolCalls)
+}
+
+// BudgetErrorCode is the Ringlet error code of a request a budget
+// refused, in every wire format.
+const BudgetErrorCode = "budget_exhausted"
+
+// writeBudgetError answers a refused request as its provider answers a
+// request it will not serve for lack of credit, so the agent shows the
+// message and does not retry: Anthropic's 400 invalid_request_error (as
+// for "credit balance too low"), OpenAI's 429 insufficient_quota (which
+// Codex and the OpenAI SDKs do not retry).
+func writeBudgetError(w http.ResponseWriter, format string, ref *budget.Refusal) {
+	msg := "Ringlet refused the request: " + ref.Error() + ". Raise it with 'ringlet budgets set', or wait for the period to end."
+	w.Header().Set("X-Ringlet-Error", BudgetErrorCode)
+	w.Header().Set("X-Ringlet-Budget", ref.Scope.Key())
+	ringlet := map[string]any{"code": BudgetErrorCode, "budget": ref.Scope.Key(), "cap": ref.Cap}
+	if format == provider.FormatAnthropic {
+		writeJSON(w, http.StatusBadRequest, map[string]any{"type": "error",
+			"error": map[string]any{"type": "invalid_request_error", "message": msg, "ringlet": ringlet}})
+		return
+	}
+	writeJSON(w, http.StatusTooManyRequests, map[string]any{
+		"error": map[string]any{"message": msg, "type": "insufficient_quota", "code": "insufficient_quota", "param": nil, "ringlet": ringlet}})
+}
+
+// budgetCutEvent is the SSE event that ends a streamed answer cut at a
+// cap, in the wire format's error event.
+func budgetCutEvent(format string, ref *budget.Refusal) []byte {
+	msg := strconv.Quote("Ringlet cut the answer: " + ref.Error() + ". Raise it with 'ringlet budgets set'.")
+	ringlet := `{"code":"` + BudgetErrorCode + `","budget":` + strconv.Quote(ref.Scope.Key()) + `,"cap":"` + ref.Cap + `"}`
+	if format == provider.FormatAnthropic {
+		return []byte("event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"invalid_request_error\",\"message\":" + msg + ",\"ringlet\":" + ringlet + "}}\n\n")
+	}
+	return []byte("event: error\ndata: {\"type\":\"error\",\"error\":{\"message\":" + msg + ",\"type\":\"insufficient_quota\",\"code\":\"insufficient_quota\",\"ringlet\":" + ringlet + "}}\n\n")
+}
+
+// budgetCut is why a streamed answer was cut.
+type budgetCut struct{ ref *budget.Refusal }
+
+func (e budgetCut) Error() string { return "cut at a budget's cap: " + e.ref.Error() }
+
+// toolCall reserves one tool call of sess against its budgets; the call
+// is charged by done(true) once it is let through (done(false) gives the
+// reservation back). Refused, it returns the reason for the agent.
+func (b *budgets) toolCall(ctx context.Context, sess *session, tool string) (done func(allowed bool), reason string, ok bool) {
+	now := time.Now()
+	accts, pb, sl, err := b.covering(ctx, sess, now)
+	if err != nil {
+		return nil, "refused: the spend of this session's budgets could not be read", false
+	}
+	var ref *budget.Refusal
+	switch {
+	case sl.Runtime > 0 && now.Sub(sess.Created) >= time.Duration(sl.Runtime):
+		ref = &budget.Refusal{Scope: budget.Scope{Profile: sess.Profile.Alias, Session: sess.ID, Period: budget.PeriodSession}, Cap: "runtime",
+			Limit: time.Duration(sl.Runtime).Seconds(), Spent: now.Sub(sess.Created).Seconds()}
+	case accts == nil:
+		return func(bool) {}, "", true
+	default:
+		var res *budget.Reservation
+		res, ref = b.ledger.Reserve(accts, budget.Amount{ToolCalls: 1})
+		if ref == nil {
+			return func(allowed bool) {
+				var spent budget.Amount
+				if allowed {
+					spent.ToolCalls = 1
+				}
+				for _, a := range res.Settle(spent) {
+					b.exhausted(sess, a, pb.Action())
+				}
+			}, "", true
+		}
+	}
+	b.record(ctx, sess, audit.KindBudgetRefused, ref, "tool.call "+tool, pb.Action())
+	if pb.Action() == budget.ActionKill {
+		b.kill(sess, ref)
+	}
+	return nil, "Ringlet refused the tool call: " + ref.Error() + " (" + BudgetErrorCode + ")", false
+}
+
+// states are the accounts of the budgets of alias (and of its live
+// sessions), loaded if need be.
+func (b *budgets) states(ctx context.Context, alias string) ([]budget.State, error) {
+	pb, err := b.profileBudget(alias)
+	if err != nil {
+		return nil, err
+	}
+	out := []budget.State{}
+	now := time.Now()
+	for _, period := range budget.Periods[1:] {
+		if l := *pb.Of(period); !l.IsZero() {
+			a, err := b.ledger.Account(ctx, budget.Scope{Profile: alias, Period: period, Since: budget.PeriodStart(period, now)}, l)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, b.ledger.State(a))
+		}
+	}
+	for _, s := range b.o.Sessions.list() {
+		if s.Profile.Alias != alias {
+			continue
+		}
+		st, ok, err := b.sessionState(ctx, s)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			out = append(out, st)
+		}
+	}
+	return out, nil
+}
+
+// sessionState is the account of sess's own budget, if it has one.
+func (b *budgets) sessionState(ctx context.Context, sess *session) (budget.State, bool, error) {
+	pb, err := b.profileBudget(sess.Profile.Alias)
+	if err != nil {
+		return budget.State{}, false, err
+	}
+	sl := sessionLimits(pb.Session, sess.budget)
+	if sl.IsZero() {
+		return budget.State{}, false, nil
+	}
+	a, err := b.ledger.Account(ctx, budget.Scope{Profile: sess.Profile.Alias, Session: sess.ID, Period: budget.PeriodSession}, sl)
+	if err != nil {
+		return budget.State{}, false, err
+	}
+	return b.ledger.State(a), true, nil
+}
+
+// forget drops the account of a session that ended.
+func (b *budgets) forget(sess *session) {
+	b.ledger.Forget(budget.Scope{Session: sess.ID, Period: budget.PeriodSession})
+}
+
+// checkPrices refuses a USD budget on a profile whose model has no price:
+// its requests would be counted against token budgets only.
+func (b *budgets) checkPrices(p profile.Profile, bud budget.Budget) error {
+	usd := false
+	for _, period := range budget.Periods {
+		usd = usd || bud.Of(period).USD > 0
+	}
+	if !usd {
+		return nil
+	}
+	if p.Model == "" {
+		return fmt.Errorf("a USD budget needs the profile's model to price its requests; set one with 'ringlet profiles set %s --model MODEL', or cap tokens instead (input=, output=)", p.Alias)
+	}
+	prices, err := b.prices.get()
+	if err != nil {
+		return err
+	}
+	if _, ok := prices.Lookup(p.Provider, p.Model); !ok {
+		return fmt.Errorf("model %s of provider %s has no price, so a USD budget cannot count its requests; add its price ('ringlet prices import FILE', or a [models] entry in prices.toml) or cap tokens instead (input=, output=)", p.Model, p.Provider)
+	}
+	return nil
+}
+
+// handleGet answers GET /api/budgets/{profile}: the budgets and their
+// state.
+func (b *budgets) handleGet(w http.ResponseWriter, r *http.Request) {
+	alias := chi.URLParam(r, "profile")
+	if !knownProfile(w, b.o.Log, b.o.Profiles, alias) {
+		return
+	}
+	b.answer(w, r, alias, http.StatusOK)
+}
+
+func (b *budgets) answer(w http.ResponseWriter, r *http.Request, alias string, status int) {
+	states, err := b.states(r.Context(), alias)
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, "budget_unavailable", "the spend could not be read: "+rootCause(err))
+		return
+	}
+	pb, _ := b.profileBudget(alias) // read by states just now
+	writeJSON(w, status, api.BudgetView{Profile: alias, Budget: pb, OnExhaust: pb.Action(), Stream: pb.StreamPolicy(), States: states})
+}
+
+// handleSet answers PUT /api/budgets/{profile}: sets the caps of the
+// periods the request names (the others stay) and the actions.
+func (b *budgets) handleSet(w http.ResponseWriter, r *http.Request) {
+	alias := chi.URLParam(r, "profile")
+	var req api.BudgetRequest
+	if !decodeJSON(w, r, &req) {
+		return
+	}
+	p, err := b.o.Profiles.Get(alias)
+	if err != nil {
+		profileError(w, b.o.Log, err)
+		return
+	}
+	nb, err := req.Apply(p.Budget)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "invalid_budget", err.Error())
+		return
+	}
+	if err := b.checkPrices(p, nb); err != nil {
+		writeError(w, http.StatusBadRequest, "unpriced_model", err.Error())
+		return
+	}
+	b.store(w, r, p, nb)
+}
+
+// handleClear answers DELETE /api/budgets/{profile}: removes the budgets
+// of the periods named by ?period= (all when none).
+func (b *budgets) handleClear(w http.ResponseWriter, r *http.Request) {
+	alias := chi.URLParam(r, "profile")
+	p, err := b.o.Profiles.Get(alias)
+	if err != nil {
+		profileError(w, b.o.Log, err)
+		return
+	}
+	nb := p.Budget
+	periods := r.URL.Query()["period"]
+	if len(periods) == 0 {
+		nb = budget.Budget{}
+	}
+	for _, period := range periods {
+		l := nb.Of(period)
+		if l == nil {
+			writeError(w, http.StatusBadRequest, "invalid_budget", "period "+strconv.Quote(period)+": want session, day, week or month")
+			return
+		}
+		*l = budget.Limits{}
+	}
+	b.store(w, r, p, nb)
+}
+
+func (b *budgets) store(w http.ResponseWriter, r *http.Request, p profile.Profile, nb budget.Budget) {
+	if !b.o.Rec.recordOr503(w, r, audit.Record{Kind: audit.KindBudgetSet, Profile: p.Alias, Actor: audit.ActorAdmin, Decision: audit.Allow,
+		Detail: audit.DetailJSON(nb)}) {
+		return
+	}
+	cat, err := profile.LoadCatalog(b.o.CatalogDir)
+	if err == nil {
+		_, err = b.o.Profiles.Update(cat, p.Alias, func(p *profile.Profile) { p.Budget = nb })
+	}
+	if err != nil {
+		profileError(w, b.o.Log, err)
+		return
+	}
+	b.answer(w, r, p.Alias, http.StatusOK)
+}
+
+// priceCache is the price table, read again when one of its files
+// changes (prices.toml, the imported table).
+type priceCache struct {
+	catalogDir, file string
+	mu               sync.Mutex
+	stamp            [2]fileStamp
+	p                *provider.Prices
+}
+
+type fileStamp struct {
+	mod  time.Time
+	size int64
+	ok   bool
+}
+
+func stampOf(path string) fileStamp {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fileStamp{}
+	}
+	return fileStamp{fi.ModTime(), fi.Size(), true}
+}
+
+func (c *priceCache) get() (*provider.Prices, error) {
+	st := [2]fileStamp{stampOf(filepath.Join(c.catalogDir, "prices.toml")), stampOf(c.file)}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.p != nil && st == c.stamp {
+		return c.p, nil
+	}
+	p, err := provider.LoadPrices(c.catalogDir, c.file)
+	if err != nil {
+		return nil, fmt.Errorf("read the price table: %w", err)
+	}
+	c.p, c.stamp = p, st
+	return p, nil
+}
+
+// budgetCollector reports what is left of every budget the ledger holds,
+// per cap, read at each scrape.
+type budgetCollector struct{ b *budgets }
+
+var budgetRemainingDesc = prometheus.NewDesc("ringlet_budget_remaining",
+	"What is left of a budget's cap (spent and reserved taken off), per budget and cap; USD for usd, else a count.",
+	[]string{"budget", "profile", "cap"}, nil)
+
+func (c budgetCollector) Describe(ch chan<- *prometheus.Desc) { ch <- budgetRemainingDesc }
+
+func (c budgetCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, st := range c.b.ledger.States() {
+		for _, v := range []struct {
+			name     string
+			lim, rem float64
+		}{
+			{"usd", st.Limits.USD, st.Remaining.USD},
+			{"input_tokens", float64(st.Limits.InputTokens), float64(st.Remaining.InputTokens)},
+			{"output_tokens", float64(st.Limits.OutputTokens), float64(st.Remaining.OutputTokens)},
+			{"requests", float64(st.Limits.Requests), float64(st.Remaining.Requests)},
+			{"tool_calls", float64(st.Limits.ToolCalls), float64(st.Remaining.ToolCalls)},
+		} {
+			if v.lim > 0 {
+				ch <- prometheus.MustNewConstMetric(budgetRemainingDesc, prometheus.GaugeValue, v.rem, st.Key, st.Profile, v.name)
+			}
+		}
+	}
+}
