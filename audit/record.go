@@ -68,6 +68,14 @@ const (
 	// new-epoch): the database did not match its anchor, and the record
 	// says how and why it was accepted.
 	KindAuditEpoch = "audit.epoch"
+	// KindSessionKilled: a session was killed ('sessions kill', the admin
+	// MCP tool, an exhausted budget): who, why, and what was ended (its
+	// sandbox's processes, its remote terminal, its profile's stdio MCP
+	// servers). Its session.end follows.
+	KindSessionKilled = "session.killed"
+	// KindRateLimited: a request or tool call of a session was refused
+	// by a rate limit of its profile (which limit, and when to retry).
+	KindRateLimited = "rate.limited"
 )
 
 // Kinds lists every kind, for validation and completion.
@@ -77,7 +85,7 @@ var Kinds = []string{
 	KindProfileLaunch, KindSessionStart, KindSessionEnd, KindSessionRestore, KindToolCall,
 	KindHookDecision, KindProviderRequest, KindSandboxViolation, KindProviderAdd, KindHookAdd, KindHookRemove, KindProfileUpdate, KindSandboxEgress,
 	KindMCPAdd, KindMCPRemove, KindMCPApprove, KindMCPUpdate, KindMCPTools, KindMCPSecrets, KindMCPServerRestart, KindAuditResume, KindAuditEpoch,
-	KindPricesImport, KindPricesReset,
+	KindPricesImport, KindPricesReset, KindSessionKilled, KindRateLimited,
 }
 
 // Decisions.

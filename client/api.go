@@ -415,3 +415,17 @@ func (c *Client) ResetPrices(ctx context.Context) (api.PricesReset, error) {
 	var out api.PricesReset
 	return out, c.Do(ctx, http.MethodDelete, "/api/prices/import", nil, &out)
 }
+
+// KillSession is POST /api/sessions/{id}/kill: the session is killed,
+// its agent's processes and its profile's stdio MCP servers with it.
+func (c *Client) KillSession(ctx context.Context, id string, req api.SessionKill) (api.SessionsKilled, error) {
+	var out api.SessionsKilled
+	return out, c.Do(ctx, http.MethodPost, "/api/sessions/"+seg(id)+"/kill", req, &out)
+}
+
+// KillSessions is POST /api/sessions/kill: every live session of
+// req.Profile, or every one with req.All, is killed.
+func (c *Client) KillSessions(ctx context.Context, req api.SessionKill) (api.SessionsKilled, error) {
+	var out api.SessionsKilled
+	return out, c.Do(ctx, http.MethodPost, "/api/sessions/kill", req, &out)
+}

@@ -201,6 +201,10 @@ func (g *mcpGateway) handleMCP(w http.ResponseWriter, r *http.Request) {
 	g.srv.ServeHTTP(w, r.WithContext(mcp.WithCaller(ctx, caller)))
 }
 
+// killServers kills the running stdio servers of a profile whose session
+// was killed; they start again at the next use.
+func (g *mcpGateway) killServers(profile string) int { return g.srv.KillServers(profile) }
+
 // adminAPI runs admin tools through the daemon's own routes, with the
 // token, Host and peer of the MCP request, so they are validated, audited
 // and refused exactly like the same REST call.
@@ -212,8 +216,10 @@ func (g *mcpGateway) adminAPI(outer *http.Request) http.Handler {
 		r.Host, r.RemoteAddr = host, remote
 		r.Header.Set("Authorization", authz)
 		// The context still holds chi's routing state of the /mcp request;
-		// the router would take this request for a sub-route of it.
-		api.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), chi.RouteCtxKey, nil)))
+		// the router would take this request for a sub-route of it. A kill
+		// is recorded as the MCP tool's.
+		ctx := context.WithValue(context.WithValue(r.Context(), chi.RouteCtxKey, nil), viaMCPKey{}, true)
+		api.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
 

@@ -173,6 +173,8 @@ func (s *Server) routes() []route {
 		{del, "/api/sessions/{id}", byAdmin, onTCP, refuseAdmin, limited(s.sessions.handleSessionRevoke)},
 		{post, "/api/sessions/prune", byAdmin, onTCP, refuseAdmin, limited(s.sessions.handleSessionPrune)},
 		{post, "/api/sessions/revoke", byAdmin, onTCP, refuseAdmin, limited(s.sessions.handleSessionRevokeAll)},
+		{post, "/api/sessions/kill", byAdmin, onTCP, refuseAdmin, limited(s.handleSessionKillAll)},
+		{post, "/api/sessions/{id}/kill", byAdmin, onTCP, refuseAdmin, limited(s.handleSessionKill)},
 		{post, "/api/sessions/{id}/plan", byAdmin, onTCP, refuseAdmin, limited(s.sessions.handleSessionPlan)},
 		{post, "/api/sessions/{id}/lease", byAdmin, onTCP, refuseAdmin, limited(s.sessions.handleSessionLease)},
 		{post, "/api/sessions/{id}/terminal", byAdmin, onTCP, refuseAdmin, limited(s.terminals.handleTerminalStart)},

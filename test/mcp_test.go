@@ -515,8 +515,8 @@ func TestMCPWithTheOfficialSDK(t *testing.T) {
 	if admin.ProtocolVersion != "2025-11-25" || !strings.HasPrefix(admin.SessionID, "rmcp_") {
 		t.Errorf("admin connection: version %q, session %q", admin.ProtocolVersion, admin.SessionID)
 	}
-	if len(admin.Steps[0].Tools) != 18 || !slices.Contains(admin.Steps[0].Tools, "sessions_revoke") {
-		t.Errorf("admin tools: got %v, want the 18 controls", admin.Steps[0].Tools)
+	if len(admin.Steps[0].Tools) != 19 || !slices.Contains(admin.Steps[0].Tools, "sessions_kill") {
+		t.Errorf("admin tools: got %v, want the 19 controls", admin.Steps[0].Tools)
 	}
 	if text, isErr := admin.text(1); isErr || !strings.Contains(text, `"alias":"work"`) {
 		t.Errorf("profiles_list: got %v %q", isErr, text)

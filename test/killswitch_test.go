@@ -1,0 +1,329 @@
+//go:build linux
+
+package test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// killAgent is the agent stand-in of the kill switch's tests, run by
+// python3 inside the sandbox: it writes its token where the test finds
+// it, leaves a child process behind (the whole tree must go), opens a
+// streaming provider request and an MCP call that would last minutes, and
+// writes a file when each is open.
+const killAgent = `
+import json, os, subprocess, sys, threading, urllib.request
+out, tag = sys.argv[1], sys.argv[2]
+tok, base, url = os.environ["ANTHROPIC_API_KEY"], os.environ["ANTHROPIC_BASE_URL"], os.environ["RINGLET_SESSION_URL"]
+def mark(name, text=""):
+    with open(os.path.join(out, tag + "." + name), "w") as f:
+        f.write(text)
+subprocess.Popen(["/bin/sh", "-c", "sleep 600; :", tag])
+def stream():
+    body = json.dumps({"model": "m", "max_tokens": 8, "stream": True, "messages": [{"role": "user", "content": "hi"}]}).encode()
+    req = urllib.request.Request(base + "/v1/messages", data=body, headers={"x-api-key": tok, "content-type": "application/json", "anthropic-version": "2023-06-01"})
+    with urllib.request.urlopen(req) as r:
+        r.readline()
+        mark("stream")
+        r.read()
+def call(msg, sid=None):
+    h = {"Authorization": "Bearer " + tok, "content-type": "application/json", "accept": "application/json, text/event-stream"}
+    if sid:
+        h["Mcp-Session-Id"] = sid
+    return urllib.request.urlopen(urllib.request.Request(url + "/mcp", data=json.dumps(msg).encode(), headers=h))
+def tool():
+    r = call({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "k", "version": "1"}}})
+    sid = r.headers["Mcp-Session-Id"]
+    r.read()
+    call({"jsonrpc": "2.0", "method": "notifications/initialized"}, sid).read()
+    mark("mcp")
+    call({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "slow__slow", "arguments": {"ms": 600000}}}, sid).read()
+mark("token", tok)
+ts = [threading.Thread(target=stream), threading.Thread(target=tool)]
+for t in ts:
+    t.start()
+for t in ts:
+    t.join()
+`
+
+// killRecord is an audit record as the kill tests read it.
+type killRecord struct {
+	Kind    string         `json:"kind"`
+	Profile string         `json:"profile"`
+	Session string         `json:"session"`
+	Actor   string         `json:"actor"`
+	Detail  map[string]any `json:"detail"`
+}
+
+func (w *sbWorld) records(t *testing.T, kind string) []killRecord {
+	t.Helper()
+	out := w.mustRun(t, "audit", "query", "--json", "--limit", "1000", "--kind", kind)
+	var page struct{ Records []killRecord }
+	if err := json.Unmarshal([]byte(out), &page); err != nil {
+		t.Fatalf("audit query: %v; got %.300q", err, out)
+	}
+	return page.Records
+}
+
+// pidNamespace is the inode of a process's PID namespace, 0 when it is
+// gone.
+func pidNamespace(pid int) uint64 {
+	fi, err := os.Stat("/proc/" + strconv.Itoa(pid) + "/ns/pid")
+	if err != nil {
+		return 0
+	}
+	return fi.Sys().(*syscall.Stat_t).Ino
+}
+
+// inNamespace are the live (not zombie) processes of PID namespace ns.
+func inNamespace(ns uint64) []int {
+	entries, _ := os.ReadDir("/proc")
+	var out []int
+	for _, de := range entries {
+		pid, err := strconv.Atoi(de.Name())
+		if err != nil || pidGone(pid) {
+			continue
+		}
+		if pidNamespace(pid) == ns {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+// startKillAgent runs killAgent under 'profiles run p' and waits until
+// its stream and MCP call are open. It returns the launcher, the
+// session's id and token, and the PID namespace of its sandbox.
+func startKillAgent(t *testing.T, w *sbWorld, tag string) (*exec.Cmd, string, string, uint64) {
+	t.Helper()
+	writeFile(t, filepath.Join(w.ws, "agent.py"), killAgent, 0o644)
+	launcher := w.e.command(context.Background(), ringletBin, "profiles", "run", "p", "--", "-c", `exec python3 agent.py "$@"`, "sh", w.ws, tag)
+	var stderr lockedBuffer
+	launcher.Stderr = &stderr
+	if err := launcher.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		launcher.Process.Signal(syscall.SIGCONT)
+		launcher.Process.Kill()
+		launcher.Wait()
+	})
+	var tok string
+	if !waitFor(runTimeout, func() bool {
+		data, _ := os.ReadFile(filepath.Join(w.ws, tag+".token"))
+		tok = string(data)
+		_, e1 := os.Stat(filepath.Join(w.ws, tag+".stream"))
+		_, e2 := os.Stat(filepath.Join(w.ws, tag+".mcp"))
+		return tok != "" && e1 == nil && e2 == nil && len(markedProcesses("sleep 600; :")) > 0
+	}) {
+		t.Fatalf("the agent did not open its stream and MCP call; launcher stderr:\n%s", stderr.String())
+	}
+	var sessions []struct{ ID, Profile string }
+	if err := json.Unmarshal([]byte(w.mustRun(t, "sessions", "list", "--json")), &sessions); err != nil || len(sessions) != 1 {
+		t.Fatalf("sessions list: got %+v (%v), want the run's one session", sessions, err)
+	}
+	var ns uint64
+	for _, pid := range markedProcesses(tag) {
+		if n := pidNamespace(pid); n != 0 && n != pidNamespace(os.Getpid()) {
+			ns = n
+		}
+	}
+	if ns == 0 {
+		t.Fatal("found no process of the agent's sandbox")
+	}
+	return launcher, sessions[0].ID, tok, ns
+}
+
+// TestKillSwitch: 'ringlet sessions kill' of a sandboxed 'profiles run'
+// session whose launcher does nothing (stopped with SIGSTOP: it ignores
+// every signal and message) ends everything at once: the sandbox's whole
+// process tree is gone when the command returns (checked in /proc by its
+// PID namespace), the agent's stream is cut at the provider, a stream and
+// an MCP call of the same token from outside end, the profile's stdio MCP
+// server is killed, the token is refused, and the audit log has one
+// session.killed record with who and why, and its session.end.
+func TestKillSwitch(t *testing.T) {
+	requireSandbox(t)
+	t.Parallel()
+	w := newSBWorld(t, nil)
+	bin := buildMCPTestServer(t)
+	w.mustRun(t, "mcp", "add", "p", "slow", "--", bin)
+	// Streams last minutes unless cut.
+	w.fake.TextEvents.Store(100000)
+	w.fake.EventDelay.Store(50 * time.Millisecond)
+	tag := "ringlet-kill-" + sbRandomHex(4)
+	launcher, id, tok, ns := startKillAgent(t, w, tag)
+	if !waitFor(runTimeout, func() bool { return len(markedProcesses(bin)) > 0 }) {
+		t.Fatal("the MCP server does not run")
+	}
+
+	// From outside, with the same token: a stream and an MCP call.
+	body := `{"model":"m","max_tokens":8,"stream":true,"messages":[{"role":"user","content":"hi"}]}`
+	req, _ := http.NewRequest("POST", w.d.URL+"/proxy/v1/messages", strings.NewReader(body))
+	req.Header.Set("x-api-key", tok)
+	req.Header.Set("content-type", "application/json")
+	req.Header.Set("anthropic-version", "2023-06-01")
+	resp, err := longClient.Do(req)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("outside stream: %v %v", resp, err)
+	}
+	defer resp.Body.Close()
+	streamEnded := make(chan string, 1)
+	go func() {
+		data, _ := io.ReadAll(resp.Body)
+		streamEnded <- string(data)
+	}()
+	sid := mcpOpen(t, w.d.URL, tok)
+	callDone := make(chan string, 1)
+	go func() {
+		status, answer, err := mcpPost(w.d.URL, tok, sid, stdioCall(2, "slow__slow", map[string]any{"ms": 600000}))
+		callDone <- fmt.Sprintf("%d %s %v", status, answer, err)
+	}()
+
+	// The launcher stops answering anything.
+	if err := launcher.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	stdout, stderr, code := w.e.Run("sessions", "kill", id, "--reason", "runaway test", "--json")
+	if code != 0 {
+		t.Fatalf("sessions kill: exit %d, stderr %q", code, stderr)
+	}
+	// Nothing of the sandbox is left when the command returns.
+	if left := inNamespace(ns); len(left) > 0 {
+		t.Errorf("processes of the killed sandbox still there: %v", left)
+	}
+	var out struct {
+		Sessions []struct {
+			ID, Sandbox, By, Reason string
+			MCPServers              int `json:"mcp_servers"`
+		}
+	}
+	if err := json.Unmarshal([]byte(stdout), &out); err != nil || len(out.Sessions) != 1 || out.Sessions[0].ID != id ||
+		out.Sessions[0].Sandbox != "killed" || out.Sessions[0].By != "cli" || out.Sessions[0].MCPServers != 1 {
+		t.Errorf("sessions kill --json: got %s (%v), want session %s, sandbox killed, by cli, 1 MCP server", stdout, err, id)
+	}
+	if !waitFor(endDeadline, func() bool { return len(markedProcesses(bin)) == 0 }) {
+		t.Errorf("the profile's MCP server outlived the kill: %v", markedProcesses(bin))
+	}
+	select {
+	case got := <-streamEnded:
+		if strings.Contains(got, "message_stop") {
+			t.Errorf("the outside stream ran to its end; want it cut")
+		}
+	case <-time.After(endDeadline):
+		t.Error("the outside stream is still open after the kill")
+	}
+	// The agent's own stream was cut at the provider.
+	if !waitFor(endDeadline, func() bool {
+		for _, r := range w.fake.Requests() {
+			if r.Key == w.key && strings.Contains(string(r.Body), `"stream":true`) && r.Cancelled.IsZero() {
+				return false
+			}
+		}
+		return true
+	}) {
+		t.Error("a stream at the provider outlived the kill")
+	}
+	status, _, _ := w.d.MustDo(t, "POST", "/proxy/v1/messages", tok, body)
+	if status != http.StatusUnauthorized {
+		t.Errorf("the killed session's token: got %d, want 401", status)
+	}
+	killed := 0
+	for _, r := range w.records(t, "session.killed") {
+		if r.Session == id {
+			killed++
+			if r.Actor != "admin" || r.Detail["by"] != "cli" || r.Detail["reason"] != "runaway test" || r.Detail["sandbox"] != "killed" {
+				t.Errorf("session.killed: got %+v, want by cli, reason, sandbox killed", r)
+			}
+		}
+	}
+	if killed != 1 {
+		t.Errorf("session.killed records of %s: got %d, want 1", id, killed)
+	}
+	ended := false
+	for _, r := range w.records(t, "session.end") {
+		ended = ended || (r.Session == id && r.Detail["reason"] == "killed: runaway test")
+	}
+	if !ended {
+		t.Errorf("no session.end of %s saying it was killed", id)
+	}
+	// Let go, the launcher hears it and exits, saying why.
+	launcher.Process.Signal(syscall.SIGCONT)
+	exited := make(chan error, 1)
+	go func() { exited <- launcher.Wait() }()
+	select {
+	case err := <-exited:
+		if err == nil {
+			t.Error("the launcher of a killed session exited 0")
+		}
+	case <-time.After(endDeadline):
+		t.Error("the launcher did not exit after its session was killed")
+	}
+	select {
+	case got := <-callDone:
+		if strings.Contains(got, "slept") {
+			t.Errorf("the outside MCP call ran to its end: %s", got)
+		}
+	case <-time.After(endDeadline):
+		t.Error("the outside MCP call is still in flight after the kill")
+	}
+	w.e.AssertNoSecret(w.key)
+}
+
+// longClient has no timeout: the kill, not the client, must end what it
+// holds (the tests bound their waits themselves).
+var longClient = &http.Client{}
+
+// mcpPost posts one JSON-RPC message to /mcp with a session token and
+// returns the answer's status and body.
+func mcpPost(base, tok, sid, msg string) (int, string, error) {
+	req, _ := http.NewRequest("POST", base+"/mcp", strings.NewReader(msg))
+	req.Header.Set("Authorization", "Bearer "+tok)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	if sid != "" {
+		req.Header.Set("Mcp-Session-Id", sid)
+	}
+	resp, err := longClient.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(data) + " sid=" + resp.Header.Get("Mcp-Session-Id"), err
+}
+
+// mcpOpen initializes an MCP session at /mcp and returns its id.
+func mcpOpen(t *testing.T, base, tok string) string {
+	t.Helper()
+	req, _ := http.NewRequest("POST", base+"/mcp", strings.NewReader(stdioInit))
+	req.Header.Set("Authorization", "Bearer "+tok)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	sid := resp.Header.Get("Mcp-Session-Id")
+	if resp.StatusCode != http.StatusOK || sid == "" {
+		t.Fatalf("MCP initialize: got %d, session %q", resp.StatusCode, sid)
+	}
+	if status, body, err := mcpPost(base, tok, sid, stdioInitialized); err != nil || status >= 300 {
+		t.Fatalf("MCP initialized: got %d %s %v", status, body, err)
+	}
+	return sid
+}
