@@ -429,3 +429,21 @@ func (c *Client) KillSessions(ctx context.Context, req api.SessionKill) (api.Ses
 	var out api.SessionsKilled
 	return out, c.Do(ctx, http.MethodPost, "/api/sessions/kill", req, &out)
 }
+
+// RateLimits is GET /api/profiles/{alias}/ratelimits.
+func (c *Client) RateLimits(ctx context.Context, alias string) (api.RateLimits, error) {
+	var out api.RateLimits
+	return out, c.Do(ctx, http.MethodGet, "/api/profiles/"+seg(alias)+"/ratelimits", nil, &out)
+}
+
+// SetRateLimits is PATCH /api/profiles/{alias}/ratelimits.
+func (c *Client) SetRateLimits(ctx context.Context, alias string, u api.RateLimitsUpdate) (api.RateLimits, error) {
+	var out api.RateLimits
+	return out, c.Do(ctx, http.MethodPatch, "/api/profiles/"+seg(alias)+"/ratelimits", u, &out)
+}
+
+// ClearRateLimits is DELETE /api/profiles/{alias}/ratelimits.
+func (c *Client) ClearRateLimits(ctx context.Context, alias string) (api.RateLimits, error) {
+	var out api.RateLimits
+	return out, c.Do(ctx, http.MethodDelete, "/api/profiles/"+seg(alias)+"/ratelimits", nil, &out)
+}

@@ -51,6 +51,8 @@ type mcpGateway struct {
 
 // mcpOptions configure the MCP gateway.
 type mcpOptions struct {
+	// Paces are the profiles' rate limits; nil: none.
+	Paces    *rateLimits
 	Store    *mcp.Store
 	Profiles *profile.Store
 	// CatalogDir holds the catalogs a profile is validated against when
@@ -187,6 +189,7 @@ func (g *mcpGateway) handleMCP(w http.ResponseWriter, r *http.Request) {
 		caller.Profile, caller.Session = c.sess.Profile.Alias, c.sess.ID
 		caller.API, caller.Vet, caller.Valid = g.sessionTools(c), g.vet(c.sess), c.sess.ctx
 		caller.Refused = g.refused(c.sess)
+		caller.Admit = g.admit(c.sess)
 	default:
 		panic("gateway: /mcp was reached by " + c.kind.String())
 	}
@@ -199,6 +202,21 @@ func (g *mcpGateway) handleMCP(w http.ResponseWriter, r *http.Request) {
 	stopClosing := context.AfterFunc(g.o.Life.closing, func() { cancel(errors.New("daemon stopping")) })
 	defer stopClosing()
 	g.srv.ServeHTTP(w, r.WithContext(mcp.WithCaller(ctx, caller)))
+}
+
+// admit paces a session's MCP tool calls by its profile's rate limits.
+func (g *mcpGateway) admit(sess *session) func(context.Context, string) (time.Duration, string) {
+	if g.o.Paces == nil {
+		return nil
+	}
+	return func(ctx context.Context, tool string) (time.Duration, string) {
+		r := g.o.Paces.admit(sess, paceToolCalls)
+		if r == nil {
+			return 0, ""
+		}
+		g.o.Paces.refused(ctx, sess, r, tool)
+		return r.retry, r.message()
+	}
 }
 
 // killServers kills the running stdio servers of a profile whose session

@@ -160,6 +160,13 @@ type proxyOptions struct {
 	// now; nil with the log off. Requests are refused before they are
 	// forwarded while it cannot.
 	Writable func() error
+	// Paces enforces the profiles' rate limits; nil: none.
+	Paces *rateLimits
+	// Killer kills a session (the kill switch), for a budget whose
+	// exhaust action is kill.
+	Killer interface {
+		KillSession(ctx context.Context, id, who, why string) error
+	}
 }
 
 func newProxy(o proxyOptions) *proxy {
@@ -734,6 +741,9 @@ func (p *proxy) recordProvider(st *proxyState) {
 			TokensIn: st.usage.Input, TokensOut: st.usage.Output, TokensCacheRead: st.usage.CacheRead, TokensCacheWrite: st.usage.CacheWrite,
 			Detail: detail.json(),
 		})
+		if p.o.Paces != nil {
+			p.o.Paces.spend(st.sess, st.usage.Input+st.usage.Output)
+		}
 		label := p.modelLabels.label(model)
 		m := p.o.Metrics
 		m.providerRequests.WithLabelValues(st.sess.Provider.ID, statusLabel(st.status), label).Inc()
@@ -787,6 +797,13 @@ func (p *proxy) handleProxy(w http.ResponseWriter, r *http.Request) {
 	}
 	if p.auditRefuses(w) {
 		return
+	}
+	if p.o.Paces != nil {
+		if refusal := p.o.Paces.admit(sess, paceRequests); refusal != nil {
+			p.o.Paces.refused(r.Context(), sess, refusal, target.Path)
+			writeRateLimited(w, sess.Provider.Format, refusal)
+			return
+		}
 	}
 	if r.ContentLength > MaxProxyBody {
 		writeError(w, http.StatusRequestEntityTooLarge, "body_too_large", fmt.Sprintf("request body is larger than the %d-byte limit", MaxProxyBody))

@@ -270,6 +270,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if !c.Admin() && m.Method == string(mcpgo.MethodToolsCall) && m.IsRequest() && s.refuseDisabled(w, r, c, body) {
 			return
 		}
+		if !c.Admin() && m.Method == string(mcpgo.MethodToolsCall) && m.IsRequest() && refusePaced(w, r, c, m.ID, body) {
+			return
+		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		r.ContentLength = int64(len(body))
 	case http.MethodGet, http.MethodDelete:

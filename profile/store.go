@@ -66,6 +66,9 @@ type Profile struct {
 	// that no 'ringlet mcp tools' rule names are served: "all" (empty:
 	// the default) or "none" (each only once enabled).
 	MCPToolsDefault string `toml:"mcp_tools_default,omitempty" json:"mcp_tools_default,omitempty"`
+	// RateLimits pace the profile's sessions ('ringlet ratelimits'); nil
+	// is none.
+	RateLimits *RateLimits `toml:"rate_limits,omitempty" json:"rate_limits,omitempty"`
 }
 
 // forget drops what was parsed of alias's file: file times are coarse (a
@@ -161,6 +164,11 @@ func (s *Store) path(alias string) string { return filepath.Join(s.dir, alias+".
 func (p *Profile) Validate(c *Catalog) error {
 	if err := names.Check("profile", p.Alias); err != nil {
 		return err
+	}
+	if p.RateLimits != nil {
+		if err := p.RateLimits.Validate(); err != nil {
+			return err
+		}
 	}
 	a, err := c.Agent(p.Agent)
 	if err != nil {
