@@ -66,9 +66,9 @@ type rateLimits struct {
 	mu       sync.Mutex
 	sessions map[string]*pacer // by session id
 	profiles map[string]*pacer // by alias
-	// noted paces the audit records of refusals: one per session and
-	// second, with the count of those not recorded since.
-	noted map[string]*refusalNote
+	// noted paces the audit records of refusals: one per session, kind
+	// and second, with the count of those not recorded since.
+	noted map[string]*[paceKinds]refusalNote
 }
 
 type refusalNote struct {
@@ -78,7 +78,7 @@ type refusalNote struct {
 
 func newRateLimits(c clock, limits func(string) *profile.RateLimits, rec *recorder, m *metrics) *rateLimits {
 	return &rateLimits{clock: c, limits: limits, rec: rec, metrics: m,
-		sessions: map[string]*pacer{}, profiles: map[string]*pacer{}, noted: map[string]*refusalNote{}}
+		sessions: map[string]*pacer{}, profiles: map[string]*pacer{}, noted: map[string]*[paceKinds]refusalNote{}}
 }
 
 // pacers returns the session's and its profile's buckets, made on first
@@ -207,16 +207,18 @@ func (rl *rateLimits) spend(sess *session, tokens int64) {
 	}
 }
 
-// refused counts and records a refusal, the record paced per session.
+// refused counts and records a refusal, the record paced per session
+// and kind.
 func (rl *rateLimits) refused(ctx context.Context, sess *session, r *paceRefusal, target string) {
 	rl.metrics.rateLimited.WithLabelValues(sess.Profile.Alias, r.scope, r.kind.String()).Inc()
 	now := rl.clock.Now()
 	rl.mu.Lock()
-	n := rl.noted[sess.ID]
-	if n == nil {
-		n = &refusalNote{}
-		rl.noted[sess.ID] = n
+	notes := rl.noted[sess.ID]
+	if notes == nil {
+		notes = &[paceKinds]refusalNote{}
+		rl.noted[sess.ID] = notes
 	}
+	n := &notes[r.kind]
 	if !n.last.IsZero() && now.Sub(n.last) < time.Second {
 		n.skipped++
 		rl.mu.Unlock()

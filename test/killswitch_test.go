@@ -327,3 +327,86 @@ func mcpOpen(t *testing.T, base, tok string) string {
 	}
 	return sid
 }
+
+// TestKillSwitchScopes: --profile kills that profile's sessions only,
+// --all the rest; without --yes and off a terminal nothing is killed; the
+// admin MCP tool kills and is recorded as such; a plain revoke of a
+// 'profiles run' session now stops its agent too.
+func TestKillSwitchScopes(t *testing.T) {
+	requireSandbox(t)
+	t.Parallel()
+	w := newSBWorld(t, nil)
+	start := func(alias string) string {
+		var s struct{ ID string }
+		if err := json.Unmarshal([]byte(w.mustRun(t, "profiles", "env", alias, "--json")), &s); err != nil || s.ID == "" {
+			t.Fatalf("profiles env %s: %v", alias, err)
+		}
+		return s.ID
+	}
+	p1, p2, q1 := start("p"), start("p"), start("q")
+	if _, stderr, code := w.e.Run("sessions", "kill", "--profile", "p"); code == 0 || !strings.Contains(stderr, "--yes") {
+		t.Errorf("kill --profile without --yes off a terminal: exit %d, stderr %q; want refused, naming --yes", code, stderr)
+	}
+	if _, stderr, code := w.e.Run("sessions", "kill"); code == 0 || !strings.Contains(stderr, "--all") {
+		t.Errorf("kill with nothing: exit %d, stderr %q; want a usage error", code, stderr)
+	}
+	live := func() map[string]bool {
+		var ss []struct{ ID string }
+		json.Unmarshal([]byte(w.mustRun(t, "sessions", "list", "--json")), &ss)
+		m := map[string]bool{}
+		for _, s := range ss {
+			m[s.ID] = true
+		}
+		return m
+	}
+	if l := live(); !l[p1] || !l[p2] || !l[q1] {
+		t.Fatalf("a refused kill killed: live %v", l)
+	}
+	w.mustRun(t, "sessions", "kill", "--profile", "p", "--yes", "--reason", "scope")
+	if l := live(); l[p1] || l[p2] || !l[q1] {
+		t.Errorf("after kill --profile p: live %v, want only %s", l, q1)
+	}
+	// The admin MCP tool.
+	got := stdioAdmin(t, w.e, nil, stdioInit, stdioInitialized, stdioCall(2, "sessions_kill", map[string]any{"all": true, "reason": "from mcp"}))
+	if text, isErr := callText(t, got["2"]); isErr || !strings.Contains(text, q1) {
+		t.Errorf("sessions_kill all: got %q (error %v), want %s killed", text, isErr, q1)
+	}
+	if l := live(); len(l) != 0 {
+		t.Errorf("after sessions_kill all: live %v, want none", l)
+	}
+	by := map[string]string{}
+	for _, r := range w.records(t, "session.killed") {
+		by[r.Session] = fmt.Sprint(r.Detail["by"], "/", r.Detail["reason"])
+	}
+	if want := map[string]string{p1: "cli/scope", p2: "cli/scope", q1: "mcp/from mcp"}; fmt.Sprint(by) != fmt.Sprint(want) {
+		t.Errorf("session.killed by session: got %v, want %v", by, want)
+	}
+
+	// A revoke of a 'profiles run' session: its launcher stops the agent.
+	tag := "ringlet-revoke-" + sbRandomHex(4)
+	launcher := w.e.command(context.Background(), ringletBin, "profiles", "run", "p", "--", "-c", `exec /bin/sh -c 'sleep 600; :' "$1"`, "sh", tag)
+	if err := launcher.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { launcher.Process.Kill(); launcher.Wait() }()
+	var id string
+	if !waitFor(runTimeout, func() bool {
+		for s := range live() {
+			id = s
+		}
+		return id != "" && len(markedProcesses("sleep 600; :")) > 0
+	}) {
+		t.Fatal("the agent did not start")
+	}
+	w.mustRun(t, "sessions", "revoke", id)
+	exited := make(chan error, 1)
+	go func() { exited <- launcher.Wait() }()
+	select {
+	case <-exited:
+	case <-time.After(endDeadline):
+		t.Error("the agent of a revoked 'profiles run' session still runs")
+	}
+	if !waitFor(endDeadline, func() bool { return len(markedProcesses(tag)) == 0 }) {
+		t.Errorf("processes of the revoked session's agent: %v", markedProcesses(tag))
+	}
+}
