@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/neullabs/ringlet/test/fakeprovider"
 )
 
 // killAgent is the agent stand-in of the kill switch's tests, run by
@@ -408,5 +410,49 @@ func TestKillSwitchScopes(t *testing.T) {
 	}
 	if !waitFor(endDeadline, func() bool { return len(markedProcesses(tag)) == 0 }) {
 		t.Errorf("processes of the revoked session's agent: %v", markedProcesses(tag))
+	}
+}
+
+// TestClaudeCodeKilled: the real Claude Code, in its sandbox on a tmux
+// terminal, is killed in the middle of a streamed answer: ringlet exits,
+// saying why, no process of its sandbox is left, and the kill is
+// recorded with its sandbox killed.
+func TestClaudeCodeKilled(t *testing.T) {
+	t.Parallel()
+	requireNode(t)
+	w := newTUIWorld(t, claudeBin(t))
+	w.newProfile("claude", "tui", "fake", "--model", "claude-sonnet-4-5", "--workspace", w.work, "--trust-workspace")
+	m, id := w.agentTerm(t, "tui", false)
+	m.WaitMatch(claudePrompt)
+	var ns uint64
+	// Claude Code's processes, not another test's: in this workspace.
+	for _, pid := range markedProcesses("claude") {
+		cwd, _ := os.Readlink("/proc/" + strconv.Itoa(pid) + "/cwd")
+		if n := pidNamespace(pid); n != 0 && n != pidNamespace(os.Getpid()) && cwd == w.work {
+			ns = n
+		}
+	}
+	if ns == 0 {
+		t.Fatal("found no process of Claude Code's sandbox")
+	}
+	// An answer that streams for minutes.
+	w.fake.TextEvents.Store(100000)
+	w.fake.EventDelay.Store(50 * time.Millisecond)
+	m.Type("say hi")
+	m.WaitText("❯ say hi")
+	m.Keys("Enter")
+	m.WaitText(fakeprovider.Delta(3))
+	stdout := mustRun(t, w.e, "sessions", "kill", id, "--yes", "--reason", "mid-answer", "--json")
+	if !strings.Contains(stdout, `"sandbox": "killed"`) {
+		t.Errorf("sessions kill --json: got %s, want the sandbox killed", stdout)
+	}
+	if left := inNamespace(ns); len(left) > 0 {
+		t.Errorf("processes of Claude Code's sandbox after the kill: %v", left)
+	}
+	if status := m.ExitStatus(); status == 0 {
+		t.Errorf("ringlet's exit status after the kill: got 0\n%s", m.Screen())
+	}
+	if !strings.Contains(m.Screen(), "killed: mid-answer") {
+		t.Errorf("the terminal does not say the session was killed:\n%s", m.Screen())
 	}
 }
