@@ -456,3 +456,38 @@ func TestClaudeCodeKilled(t *testing.T) {
 		t.Errorf("the terminal does not say the session was killed:\n%s", m.Screen())
 	}
 }
+
+// TestKillSwitchRemote: a --remote agent, the daemon's child, is killed
+// with its sandbox.
+func TestKillSwitchRemote(t *testing.T) {
+	requireSandbox(t)
+	t.Parallel()
+	w := newSBWorld(t, nil)
+	tag := "ringlet-remote-" + sbRandomHex(4)
+	out := w.mustRun(t, "profiles", "run", "p", "--remote", "--", "-c", `exec /bin/sh -c 'sleep 600; :' "$1"`, "sh", tag)
+	var id string
+	if _, err := fmt.Sscanf(out[strings.Index(out, "session ")+len("session "):], "%s", &id); err != nil {
+		t.Fatalf("profiles run --remote: %q", out)
+	}
+	var ns uint64
+	// The agent itself (not bwrap, whose command line holds the tag too):
+	// its forwarder has connected to the session socket by then.
+	if !waitFor(runTimeout, func() bool {
+		for _, pid := range markedProcesses(tag) {
+			cmdline, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+			if n := pidNamespace(pid); n != 0 && n != pidNamespace(os.Getpid()) && strings.HasPrefix(string(cmdline), "/bin/sh\x00") {
+				ns = n
+			}
+		}
+		return ns != 0
+	}) {
+		t.Fatal("the remote agent did not start")
+	}
+	stdout := w.mustRun(t, "sessions", "kill", id, "--json")
+	if !strings.Contains(stdout, `"sandbox": "killed"`) || !strings.Contains(stdout, `"terminal": true`) {
+		t.Errorf("sessions kill --json: got %s, want the sandbox and the terminal killed\n%s", stdout, w.d.Stderr())
+	}
+	if left := inNamespace(ns); len(left) > 0 {
+		t.Errorf("processes of the remote agent's sandbox after the kill: %v", left)
+	}
+}
