@@ -106,6 +106,42 @@ type SessionRevokeAll struct {
 	Profile string `json:"profile,omitempty"`
 }
 
+// SessionKill is the body of POST /api/sessions/{id}/kill and, with
+// Profile or All, of POST /api/sessions/kill (one of them is required, so
+// an empty body kills nothing). Reason is recorded in session.killed; Via
+// says who asks through the admin token: "cli" from 'ringlet sessions
+// kill', "" (api) from anyone else.
+type SessionKill struct {
+	Profile string `json:"profile,omitempty"`
+	All     bool   `json:"all,omitempty"`
+	Reason  string `json:"reason,omitempty"`
+	Via     string `json:"via,omitempty"`
+}
+
+// MaxKillReason bounds SessionKill.Reason, in bytes.
+const MaxKillReason = 500
+
+// SessionsKilled answers a kill: the sessions killed and what each kill
+// ended.
+type SessionsKilled struct {
+	Sessions []KilledSession `json:"sessions"`
+}
+
+// KilledSession is one session killed: its token refused, its streams
+// and MCP calls cut, its sandbox's process tree gone (Sandbox: "killed";
+// "none" when it had no sandbox the daemon could find, whose agent its
+// launcher stops; or why killing it failed), its profile's stdio MCP
+// servers stopped (MCPServers), within Took.
+type KilledSession struct {
+	SessionInfo
+	Reason     string `json:"reason"`
+	By         string `json:"by"`
+	Sandbox    string `json:"sandbox"`
+	Terminal   bool   `json:"terminal,omitempty"`
+	MCPServers int    `json:"mcp_servers"`
+	Took       string `json:"took"`
+}
+
 // SessionsEnded answers POST /api/sessions/prune and /revoke: the
 // sessions ended (with dry_run, those that would be), each with why.
 type SessionsEnded struct {
@@ -208,6 +244,10 @@ type LeaseEvent struct {
 	Restarting   bool  `json:"restarting,omitempty"`
 	GraceSeconds int64 `json:"grace_seconds,omitempty"`
 	// Ended: the session is over (its agent exited, it was revoked,
-	// expired, or the daemon stopped without keeping it).
-	Ended bool `json:"ended,omitempty"`
+	// expired, or the daemon stopped without keeping it); Reason says
+	// why, and Killed that it was killed ('sessions kill'): the launcher
+	// stops its agent at once (an ended one, after a grace).
+	Ended  bool   `json:"ended,omitempty"`
+	Killed bool   `json:"killed,omitempty"`
+	Reason string `json:"reason,omitempty"`
 }

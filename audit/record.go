@@ -105,6 +105,14 @@ const (
 	// KindBudgetExhausted is a budget whose cap was reached, and what was
 	// done about it (the session killed, or its requests refused).
 	KindBudgetExhausted = "budget.exhausted"
+	// KindSessionKilled: a session was killed ('sessions kill', the admin
+	// MCP tool, an exhausted budget): who, why, and what was ended (its
+	// sandbox's processes, its remote terminal, its profile's stdio MCP
+	// servers). Its session.end follows.
+	KindSessionKilled = "session.killed"
+	// KindRateLimited: a request or tool call of a session was refused
+	// by a rate limit of its profile (which limit, and when to retry).
+	KindRateLimited = "rate.limited"
 )
 
 // Kinds lists every kind, for validation and completion.
@@ -114,7 +122,7 @@ var Kinds = []string{
 	KindProfileLaunch, KindSessionStart, KindSessionEnd, KindSessionRestore, KindToolCall,
 	KindHookDecision, KindProviderRequest, KindSandboxViolation, KindProviderAdd, KindHookAdd, KindHookRemove, KindProfileUpdate, KindSandboxEgress,
 	KindMCPAdd, KindMCPRemove, KindMCPApprove, KindMCPUpdate, KindMCPTools, KindMCPSecrets, KindMCPAuth, KindMCPServerRestart, KindMCPResourceRead, KindMCPPromptGet, KindMCPPin, KindMCPToolsChanged, KindAuditResume, KindAuditEpoch,
-	KindPricesImport, KindPricesReset, KindAgentConfigReset, KindAgentConfigApprove, KindBudgetSet, KindBudgetRefused, KindBudgetExhausted,
+	KindPricesImport, KindPricesReset, KindAgentConfigReset, KindAgentConfigApprove, KindBudgetSet, KindBudgetRefused, KindBudgetExhausted, KindSessionKilled, KindRateLimited,
 }
 
 // Decisions.

@@ -471,3 +471,35 @@ func (c *Client) ClearBudgets(ctx context.Context, profile string, periods []str
 	var out api.BudgetView
 	return out, c.Do(ctx, http.MethodDelete, "/api/budgets/"+url.PathEscape(profile)+"?"+q.Encode(), nil, &out)
 }
+
+// KillSession is POST /api/sessions/{id}/kill: the session is killed,
+// its agent's processes and its profile's stdio MCP servers with it.
+func (c *Client) KillSession(ctx context.Context, id string, req api.SessionKill) (api.SessionsKilled, error) {
+	var out api.SessionsKilled
+	return out, c.Do(ctx, http.MethodPost, "/api/sessions/"+seg(id)+"/kill", req, &out)
+}
+
+// KillSessions is POST /api/sessions/kill: every live session of
+// req.Profile, or every one with req.All, is killed.
+func (c *Client) KillSessions(ctx context.Context, req api.SessionKill) (api.SessionsKilled, error) {
+	var out api.SessionsKilled
+	return out, c.Do(ctx, http.MethodPost, "/api/sessions/kill", req, &out)
+}
+
+// RateLimits is GET /api/profiles/{alias}/ratelimits.
+func (c *Client) RateLimits(ctx context.Context, alias string) (api.RateLimits, error) {
+	var out api.RateLimits
+	return out, c.Do(ctx, http.MethodGet, "/api/profiles/"+seg(alias)+"/ratelimits", nil, &out)
+}
+
+// SetRateLimits is PATCH /api/profiles/{alias}/ratelimits.
+func (c *Client) SetRateLimits(ctx context.Context, alias string, u api.RateLimitsUpdate) (api.RateLimits, error) {
+	var out api.RateLimits
+	return out, c.Do(ctx, http.MethodPatch, "/api/profiles/"+seg(alias)+"/ratelimits", u, &out)
+}
+
+// ClearRateLimits is DELETE /api/profiles/{alias}/ratelimits.
+func (c *Client) ClearRateLimits(ctx context.Context, alias string) (api.RateLimits, error) {
+	var out api.RateLimits
+	return out, c.Do(ctx, http.MethodDelete, "/api/profiles/"+seg(alias)+"/ratelimits", nil, &out)
+}

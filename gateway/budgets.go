@@ -23,26 +23,10 @@ import (
 )
 
 // sessionKiller ends a session at once because a budget that covers it is
-// exhausted. who is the actor recorded, why the reason.
-//
-// It is the seam for the kill switch ('ringlet sessions kill'): until that
-// is wired here, sessionEnder ends the session as a revoke does (token
-// refused, streams cut, session.end recorded) but leaves its sandbox to
-// exit on its own once it can reach nothing.
+// exhausted: the kill switch (Server.KillSession, kill.go). who is who
+// asked (KilledByBudget), why the reason.
 type sessionKiller interface {
 	KillSession(ctx context.Context, id, who, why string) error
-}
-
-// sessionEnder is the sessionKiller until the kill switch takes over: it
-// ends the session whatever the audit log says (the session.end record
-// waits for the log when it cannot be written now).
-type sessionEnder struct{ ss *sessions }
-
-func (e sessionEnder) KillSession(ctx context.Context, id, who, why string) error {
-	if _, ok := e.ss.end(ctx, id, why, who); !ok {
-		return fmt.Errorf("no live session %s", id)
-	}
-	return nil
 }
 
 // budgets enforces the budgets of profiles and sessions: it reserves a
@@ -374,7 +358,7 @@ func (b *budgets) kill(sess *session, ref *budget.Refusal) {
 	}
 	b.killed[sess.hash] = killedSession{ref: ref, format: sess.Provider.Format}
 	b.killedMu.Unlock()
-	if err := b.o.Killer.KillSession(context.Background(), sess.ID, audit.ActorDaemon, why); err != nil {
+	if err := b.o.Killer.KillSession(context.Background(), sess.ID, KilledByBudget, why); err != nil {
 		b.o.Log.Warn("budget: could not end the session", "session", sess.ID, "err", err)
 	}
 }

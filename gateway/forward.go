@@ -109,6 +109,10 @@ func (ss *sessions) serveSocket(sess *session, dir string) (string, error) {
 		srv: &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10,
 			BaseContext: func(net.Listener) context.Context {
 				return context.WithValue(sess.ctx, sourceKey{}, "session socket "+sess.ID)
+			},
+			ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+				ss.learnTree(sess, c)
+				return ctx
 			}}}
 	ss.sockMu.Lock()
 	ss.sockets[sess.ID] = sk
@@ -159,7 +163,10 @@ func (ss *sessions) closeSocket(sess *session, keepDir bool) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	if err := sk.srv.Shutdown(ctx); err != nil {
+	if sess.wasKilled() {
+		// Not one more byte: every connection closes now.
+		sk.srv.Close()
+	} else if err := sk.srv.Shutdown(ctx); err != nil {
 		sk.srv.Close()
 	}
 	<-sk.done
@@ -168,4 +175,27 @@ func (ss *sessions) closeSocket(sess *session, keepDir bool) {
 		return
 	}
 	os.RemoveAll(sk.dir)
+}
+
+// learnTree notes the sandbox of the first process that connects to the
+// session's socket from a PID namespace of its own: the forwarder, which
+// connects once before it starts the agent. The kernel names that
+// process, so neither the launcher nor the agent can name another.
+func (ss *sessions) learnTree(sess *session, c net.Conn) {
+	if sess.tree.Load() != nil {
+		return
+	}
+	t, err := sandbox.PeerTree(c)
+	if err != nil {
+		ss.o.Log.Warn("could not find the sandbox of a session socket's peer; the kill switch may leave its agent to its launcher", "session", sess.ID, "err", err)
+		return
+	}
+	if t == nil {
+		return
+	}
+	// Whoever ends the session takes it once the socket's accept loop
+	// has stopped (closeSocket waits for it), so it is never left behind.
+	if !sess.tree.CompareAndSwap(nil, t) {
+		t.Close()
+	}
 }

@@ -58,7 +58,8 @@ func (ss *sessions) handleSessionLease(w http.ResponseWriter, r *http.Request) {
 		// Ends nothing if the launcher ended the session first.
 		ss.end(context.WithoutCancel(r.Context()), sess.ID, LeaseReason, audit.ActorDaemon)
 	case <-sess.ctx.Done():
-		ev := api.LeaseEvent{Ended: true}
+		why, killed := sess.endedBecause()
+		ev := api.LeaseEvent{Ended: true, Killed: killed, Reason: why}
 		if errors.Is(context.Cause(sess.ctx), errDaemonStopping) {
 			ev = api.LeaseEvent{Restarting: true, GraceSeconds: int64(ss.o.RestartGrace / time.Second)}
 		}

@@ -55,7 +55,9 @@ type mcpGateway struct {
 type mcpOptions struct {
 	// Budgets counts a session's upstream tool calls against its tool-call
 	// budgets; nil: none.
-	Budgets  *budgets
+	Budgets *budgets
+	// Paces are the profiles' rate limits; nil: none.
+	Paces *rateLimits
 	Store    *mcp.Store
 	Profiles *profile.Store
 	// CatalogDir holds the catalogs a profile is validated against when
@@ -247,6 +249,7 @@ func (g *mcpGateway) handleMCP(w http.ResponseWriter, r *http.Request) {
 		caller.API, caller.Vet, caller.Valid = g.sessionTools(c), g.vet(c.sess), c.sess.ctx
 		caller.Refused = g.refused(c.sess)
 		caller.Access = g.access(c.sess)
+		caller.Admit = g.admit(c.sess)
 	default:
 		panic("gateway: /mcp was reached by " + c.kind.String())
 	}
@@ -261,6 +264,25 @@ func (g *mcpGateway) handleMCP(w http.ResponseWriter, r *http.Request) {
 	g.srv.ServeHTTP(w, r.WithContext(mcp.WithCaller(ctx, caller)))
 }
 
+// admit paces a session's MCP tool calls by its profile's rate limits.
+func (g *mcpGateway) admit(sess *session) func(context.Context, string) (time.Duration, string) {
+	if g.o.Paces == nil {
+		return nil
+	}
+	return func(ctx context.Context, tool string) (time.Duration, string) {
+		r := g.o.Paces.admit(sess, paceToolCalls)
+		if r == nil {
+			return 0, ""
+		}
+		g.o.Paces.refused(ctx, sess, r, tool)
+		return r.retry, r.message()
+	}
+}
+
+// killServers kills the running stdio servers of a profile whose session
+// was killed; they start again at the next use.
+func (g *mcpGateway) killServers(profile string) int { return g.srv.KillServers(profile) }
+
 // adminAPI runs admin tools through the daemon's own routes, with the
 // token, Host and peer of the MCP request, so they are validated, audited
 // and refused exactly like the same REST call.
@@ -272,8 +294,10 @@ func (g *mcpGateway) adminAPI(outer *http.Request) http.Handler {
 		r.Host, r.RemoteAddr = host, remote
 		r.Header.Set("Authorization", authz)
 		// The context still holds chi's routing state of the /mcp request;
-		// the router would take this request for a sub-route of it.
-		api.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), chi.RouteCtxKey, nil)))
+		// the router would take this request for a sub-route of it. A kill
+		// is recorded as the MCP tool's.
+		ctx := context.WithValue(context.WithValue(r.Context(), chi.RouteCtxKey, nil), viaMCPKey{}, true)
+		api.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
 

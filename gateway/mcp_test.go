@@ -269,7 +269,7 @@ func TestMCPAdminToolsAreTheRESTAPI(t *testing.T) {
 	c := w.connect(t, testToken)
 	names := toolNames(t, c)
 	want := []string{"audit_query", "audit_verify", "budgets_clear", "budgets_set", "budgets_show", "hooks_add", "hooks_list", "hooks_remove", "keychain_list", "mcp_servers_approve", "mcp_servers_list", "mcp_servers_set", "mcp_tools_default", "mcp_tools_list", "mcp_tools_set",
-		"profiles_create", "profiles_delete", "profiles_inspect", "profiles_list", "sessions_list", "sessions_revoke", "usage_summary"}
+		"profiles_create", "profiles_delete", "profiles_inspect", "profiles_list", "sessions_kill", "sessions_list", "sessions_revoke", "usage_summary"}
 	if !slices.Equal(names, want) {
 		t.Fatalf("admin tools: got %v, want %v", names, want)
 	}

@@ -30,6 +30,9 @@ type metrics struct {
 	providerSeconds  *prometheus.HistogramVec
 	providerTTFB     *prometheus.HistogramVec
 	tokens           *prometheus.CounterVec
+
+	sessionsKilled *prometheus.CounterVec
+	rateLimited    *prometheus.CounterVec
 }
 
 var authFailureReasons = []string{"missing", "malformed", "invalid", "query_token", "invalid_session"}
@@ -81,6 +84,15 @@ func newMetrics() *metrics {
 	m.tokens = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "ringlet_provider_tokens_total", Help: "Tokens reported by providers, by profile, model and type (input, output, cache_read, cache_write).",
 	}, []string{"profile", "model", "type"})
+	m.sessionsKilled = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "ringlet_sessions_killed_total", Help: "Sessions killed (the kill switch), by who killed them: cli, api, mcp or budget.",
+	}, []string{"by"})
+	m.rateLimited = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "ringlet_rate_limited_total", Help: "Requests and tool calls refused by a rate limit, by profile, scope (session or profile) and limit (requests, tokens, tool_calls).",
+	}, []string{"profile", "scope", "limit"})
+	for _, by := range []string{"cli", "api", "mcp", "budget"} {
+		m.sessionsKilled.WithLabelValues(by)
+	}
 	for _, r := range authFailureReasons {
 		m.authFailures.WithLabelValues(r)
 	}
@@ -95,7 +107,7 @@ func newMetrics() *metrics {
 	})
 	build.Set(1)
 	m.reg.MustRegister(m.requests, m.duration, m.inFlight, m.authFailures, m.guardDenials, m.rotations, m.streams, build,
-		m.sessions, m.providerRequests, m.providerSeconds, m.providerTTFB, m.tokens,
+		m.sessions, m.providerRequests, m.providerSeconds, m.providerTTFB, m.tokens, m.sessionsKilled, m.rateLimited,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)

@@ -164,6 +164,8 @@ type proxyOptions struct {
 	// now; nil with the log off. Requests are refused before they are
 	// forwarded while it cannot.
 	Writable func() error
+	// Paces enforces the profiles' rate limits; nil: none.
+	Paces *rateLimits
 }
 
 func newProxy(o proxyOptions) *proxy {
@@ -805,6 +807,9 @@ func (p *proxy) recordProvider(st *proxyState) {
 		if st.hold != nil {
 			p.o.Budgets.settle(st.hold, st, model)
 		}
+		if p.o.Paces != nil {
+			p.o.Paces.spend(st.sess, st.usage.Input+st.usage.Output)
+		}
 		label := p.modelLabels.label(model)
 		m := p.o.Metrics
 		m.providerRequests.WithLabelValues(st.sess.Provider.ID, statusLabel(st.status), label).Inc()
@@ -858,6 +863,13 @@ func (p *proxy) handleProxy(w http.ResponseWriter, r *http.Request) {
 	}
 	if p.auditRefuses(w) {
 		return
+	}
+	if p.o.Paces != nil {
+		if refusal := p.o.Paces.admit(sess, paceRequests); refusal != nil {
+			p.o.Paces.refused(r.Context(), sess, refusal, target.Path)
+			writeRateLimited(w, sess.Provider.Format, refusal)
+			return
+		}
 	}
 	if r.ContentLength > MaxProxyBody {
 		writeError(w, http.StatusRequestEntityTooLarge, "body_too_large", fmt.Sprintf("request body is larger than the %d-byte limit", MaxProxyBody))

@@ -192,6 +192,8 @@ type Server struct {
 	// bodies is what the request bodies the proxy and hook checks hold
 	// may take at once.
 	bodies *bodyBudget
+	// paces are the profiles' rate limits, on the proxy and MCP paths.
+	paces *rateLimits
 }
 
 // life is what the parts of the daemon share of its lifetime: closing
@@ -271,10 +273,15 @@ func New(opts Options) (*Server, error) {
 		Socket: func(sess *session) http.Handler { return s.socketHandler(sess) },
 		Touch:  func() { s.lastActivity.Store(time.Now().UnixNano()) },
 		Store:  opts.SessionStore, TTL: opts.SessionTTL, Idle: opts.SessionIdle, RestartGrace: opts.SessionRestartGrace})
-	// The kill switch ('sessions kill') takes the place of sessionEnder
-	// here once it is built.
+	s.paces = newRateLimits(s.sessions.clock, func(alias string) *profile.RateLimits {
+		p, err := opts.Profiles.Get(alias)
+		if err != nil {
+			return nil
+		}
+		return p.RateLimits
+	}, s.rec, s.metrics)
 	s.budgets = newBudgets(budgetsOptions{Profiles: opts.Profiles, Sessions: s.sessions, Rec: s.rec, Log: s.log, AuditPath: opts.AuditPath,
-		CatalogDir: opts.CatalogDir, PricesFile: opts.PricesFile, Killer: sessionEnder{s.sessions}})
+		CatalogDir: opts.CatalogDir, PricesFile: opts.PricesFile, Killer: s})
 	s.sessions.budgetEnded = s.budgets.forget
 	s.sessions.budgetState = func(ctx context.Context, sess *session) *budget.State {
 		st, ok, err := s.budgets.sessionState(ctx, sess)
@@ -285,14 +292,15 @@ func New(opts Options) (*Server, error) {
 	}
 	s.metrics.reg.MustRegister(budgetCollector{s.budgets})
 	s.proxy = newProxy(proxyOptions{Rec: s.rec, Metrics: s.metrics, Log: s.log, Bodies: s.bodies, Budgets: s.budgets,
-		IdleTimeout: opts.ProxyIdleTimeout, HeaderTimeout: opts.ProxyResponseHeaderTimeout, Writable: opts.AuditWritable})
+		IdleTimeout: opts.ProxyIdleTimeout, HeaderTimeout: opts.ProxyResponseHeaderTimeout, Writable: opts.AuditWritable,
+		Paces: s.paces})
 	s.egress = &egress{rec: s.rec, life: s.life}
 	s.terminals = newTerminals(terminalsOptions{Sessions: s.sessions, StateDir: opts.StateDir, Rec: s.rec, Life: s.life, Log: s.log,
 		ShutdownTimeout: opts.ShutdownTimeout})
 	s.hooks = &hooks{o: hooksOptions{Store: opts.Hooks, Profiles: opts.Profiles, Sessions: s.sessions, MCPStore: opts.MCPStore,
 		Rec: s.rec, Log: s.log, Bodies: s.bodies}}
 	s.mcp = newMCPGateway(mcpOptions{Budgets: s.budgets, Store: opts.MCPStore, Profiles: opts.Profiles, CatalogDir: opts.CatalogDir, Keys: opts.Keys, Launch: opts.Launch, StateDir: opts.StateDir,
-		Path: opts.MCPPath, Hooks: s.hooks, Rec: s.rec, Metrics: s.metrics, Life: s.life, Log: s.log,
+		Path: opts.MCPPath, Hooks: s.hooks, Rec: s.rec, Paces: s.paces, Metrics: s.metrics, Life: s.life, Log: s.log,
 		// Admin tools call the daemon's routes; a session's tools are its
 		// routes of the table.
 		API: s.Handler, Tools: func() http.Handler { return s.router(onTools, nil) }})

@@ -30,6 +30,7 @@ import (
 	"github.com/neullabs/ringlet/hook"
 	"github.com/neullabs/ringlet/launch"
 	"github.com/neullabs/ringlet/profile"
+	"github.com/neullabs/ringlet/sandbox"
 )
 
 // errSessionEnded cancels the streams of a session that was revoked or
@@ -93,12 +94,32 @@ type session struct {
 	plan                   *launch.Plan
 	planTaken, planGivenUp bool
 	// endMu orders the ends of the session: it is ended (and its
-	// session.end recorded) once.
-	endMu sync.Mutex
-	ended bool
+	// session.end recorded) once, for endWhy; killed when it was killed
+	// (kill.go), which its launcher hears.
+	endMu  sync.Mutex
+	ended  bool
+	endWhy string
+	killed bool
+	// tree is its sandbox's process tree, once its forwarder has
+	// connected to its socket (sandbox.PeerTree); the kill switch ends it.
+	tree atomic.Pointer[sandbox.Tree]
 	// budget is the session's own budget, set at its start (tightening
 	// its profile's per-session budget; budgets.go).
 	budget budget.Limits
+}
+
+// wasKilled reports whether the session was killed (kill.go).
+func (s *session) wasKilled() bool {
+	s.endMu.Lock()
+	defer s.endMu.Unlock()
+	return s.killed
+}
+
+// endedBecause says why the session ended and whether it was killed.
+func (s *session) endedBecause() (string, bool) {
+	s.endMu.Lock()
+	defer s.endMu.Unlock()
+	return s.endWhy, s.killed
 }
 
 func (s *session) workspace() string {
@@ -470,7 +491,7 @@ func (ss *sessions) end(ctx context.Context, id, reason, actor string) (*session
 		sess.endMu.Unlock()
 		return nil, false
 	}
-	sess.ended = true
+	sess.ended, sess.endWhy = true, reason
 	sess.endMu.Unlock()
 	ss.finish(sess)
 	rec := sessionEnd(sess, reason, actor)
@@ -497,7 +518,7 @@ func (ss *sessions) revoke(ctx context.Context, id, reason, actor string) (*sess
 		sess.endMu.Unlock()
 		return sess, err
 	}
-	sess.ended = true
+	sess.ended, sess.endWhy = true, reason
 	sess.endMu.Unlock()
 	ss.finish(sess)
 	return sess, nil
@@ -521,6 +542,9 @@ func (ss *sessions) finish(sess *session) {
 	}
 	ss.closeSocket(sess, false)
 	sess.releasePlan()
+	if t := sess.tree.Swap(nil); t != nil {
+		t.Close()
+	}
 	ss.o.Metrics.sessions.Set(float64(ss.count()))
 	ss.o.Touch()
 }

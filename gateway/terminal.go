@@ -271,6 +271,25 @@ func (tm *terminals) handleTerminalKill(w http.ResponseWriter, r *http.Request) 
 	writeJSON(w, http.StatusOK, t.info())
 }
 
+// kill ends the remote agent of a session that was killed, if it has one,
+// as 'terminal kill' does, and waits for it (bounded). It reports whether
+// there was one.
+func (tm *terminals) kill(id string) bool {
+	tm.mu.Lock()
+	t := tm.byID[id]
+	tm.mu.Unlock()
+	if t == nil {
+		return false
+	}
+	syscall.Kill(-t.cmd.Process.Pid, syscall.SIGKILL)
+	select {
+	case <-t.done:
+	case <-time.After(killWait):
+		tm.o.Log.Warn("a killed session's remote agent did not exit after SIGKILL", "session", id)
+	}
+	return true
+}
+
 // stopAll ends every remote agent when the daemon stops, as
 // 'terminal kill' does: SIGKILL to bwrap's process group, which takes the
 // sandbox with it (--die-with-parent, its own PID namespace). Each one's

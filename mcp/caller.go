@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"time"
 )
 
 // Caller is who an MCP request comes from, as the gateway authenticated it.
@@ -36,6 +37,10 @@ type Caller struct {
 	// disabled with 'ringlet mcp tools'), with the reason. Nil for the
 	// admin token.
 	Refused func(ctx context.Context, tool string, input json.RawMessage, reason string)
+	// Admit paces tool calls (the profile's rate limits): "" admits the
+	// call; else it is refused with a JSON-RPC error saying why, and
+	// Retry-After. It counts and records its refusals. Nil: no limit.
+	Admit func(ctx context.Context, tool string) (retry time.Duration, refused string)
 	// Valid is done once the credential stops working (a session token
 	// revoked or expired, the admin token rotated): the MCP sessions it
 	// holds are ended then. Nil means it never stops.

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
+	"syscall"
 	"time"
 
 	"github.com/neullabs/ringlet/mcp/mcpserver"
@@ -224,4 +226,29 @@ func (s *Server) ForgetProfile(profile string) error {
 		return nil
 	}
 	return s.opts.Store.DeleteProfile(profile)
+}
+
+// KillServers ends at once the running stdio servers of a profile, for
+// the kill switch: each one's process group gets SIGKILL, and it starts
+// again when a session of the profile next calls it. Its calls in flight
+// fail. It returns how many it ended.
+func (s *Server) KillServers(profile string) int {
+	s.mu.Lock()
+	h := s.hubs[profile]
+	s.mu.Unlock()
+	if h == nil {
+		return 0
+	}
+	var conns []*conn
+	for _, u := range h.upstreams() {
+		if c := u.reset(); c != nil {
+			conns = append(conns, c)
+		}
+	}
+	var wg sync.WaitGroup
+	for _, c := range conns {
+		wg.Go(func() { s.endConn(c, []syscall.Signal{syscall.SIGKILL}) })
+	}
+	wg.Wait()
+	return len(conns)
 }

@@ -317,6 +317,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			s.subscribe(w, r, c, sid, m, body)
 			return
 		}
+		if !c.Admin() && m.Method == string(mcpgo.MethodToolsCall) && m.IsRequest() && refusePaced(w, r, c, m.ID, body) {
+			return
+		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		r.ContentLength = int64(len(body))
 		// An answer of nothing but the response goes as one JSON body,

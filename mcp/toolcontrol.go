@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/http"
+	"strconv"
 	"strings"
 
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
@@ -194,4 +196,27 @@ func (s *Server) Republish(profile string) {
 	if h != nil {
 		h.reload()
 	}
+}
+
+// refusePaced refuses a tool call that the profile's rate limits do not
+// admit now (Caller.Admit): a JSON-RPC error, CodeRateLimited, whose data
+// says when to retry, and Retry-After. It reports whether it answered.
+func refusePaced(w http.ResponseWriter, r *http.Request, c *Caller, id json.RawMessage, body []byte) bool {
+	if c.Admit == nil {
+		return false
+	}
+	var call struct {
+		Params struct {
+			Name string `json:"name"`
+		} `json:"params"`
+	}
+	_ = json.Unmarshal(body, &call) // checked already (jsonrpc.Check); a call with no name is still a call
+	retry, why := c.Admit(r.Context(), call.Params.Name)
+	if why == "" {
+		return false
+	}
+	secs := max(1, int64(math.Ceil(retry.Seconds())))
+	w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
+	jsonrpc.WriteErrorData(w, http.StatusOK, jsonrpc.CodeRateLimited, id, why, map[string]any{"retry_after_seconds": secs, "ringlet_code": "ringlet_rate_limited"})
+	return true
 }

@@ -45,7 +45,7 @@ func propertyNames(pattern string) mcpgo.PropertyOption {
 	return func(schema map[string]any) { schema["propertyNames"] = map[string]any{"pattern": pattern} }
 }
 
-const adminInstructions = `Ringlet's controls: profiles (an agent bound to a provider, model and workspace), their sessions, pre-tool-use hooks that can refuse tool calls, the tamper-evident audit log, token usage and budgets. Reads are safe; profiles_delete, sessions_revoke, hooks_remove, mcp_servers_set, mcp_servers_approve, mcp_tools_set, mcp_tools_default, budgets_set and budgets_clear change things at once and are audited. No tool returns a key.`
+const adminInstructions = `Ringlet's controls: profiles (an agent bound to a provider, model and workspace), their sessions, pre-tool-use hooks that can refuse tool calls, the tamper-evident audit log, token usage and budgets. Reads are safe; profiles_delete, sessions_revoke, sessions_kill, hooks_remove, mcp_servers_set, mcp_servers_approve, mcp_tools_set, mcp_tools_default, budgets_set and budgets_clear change things at once and are audited. No tool returns a key.`
 
 const sessionInstructions = `Ringlet session tools: read-only facts about this session (its profile, expiry, audit records and token usage), plus the tools of the profile's MCP servers, named <server>__<tool> (or, when search_tools is offered, found with it and run with call_tool), and their resources (<server>+<uri>) and prompts (<server>__<prompt>). Every call, read and get is checked by the profile's hooks first; a refused one returns an error with the reason.`
 
@@ -133,6 +133,32 @@ func adminTools() []server.ServerTool {
 				ID string `json:"id"`
 			}) (string, string, any) {
 				return "DELETE", "/api/sessions/" + url.PathEscape(a.ID), nil
+			})},
+		{Tool: mcpgo.NewTool("sessions_kill",
+			mcpgo.WithDescription("The kill switch: kill a session (id), every session of a profile, or all of them (all: true). Each session's token is refused, its provider streams and MCP calls are cut, its sandbox's whole process tree and remote terminal are killed, and its profile's running stdio MCP servers are killed; one session.killed audit record says it was this tool, and why."),
+			mcpgo.WithString("id", mcpgo.Description("One session's id, e.g. s_0123456789abcdef (sessions_list shows them)."), mcpgo.Pattern(sessionPattern)),
+			mcpgo.WithString("profile", mcpgo.Description("Kill every live session of this profile."), mcpgo.Pattern(aliasPattern)),
+			mcpgo.WithBoolean("all", mcpgo.Description("Kill every live session. Default false."), mcpgo.DefaultBool(false)),
+			mcpgo.WithString("reason", mcpgo.Description("Why, for the audit log: one line."), mcpgo.MaxLength(500), mcpgo.Pattern(`^[^\r\n]*$`)),
+			annotate("Kill sessions", false, true, true), strict()),
+			Handler: apiTool(func(a struct {
+				ID      string `json:"id"`
+				Profile string `json:"profile,omitempty"`
+				All     bool   `json:"all,omitempty"`
+				Reason  string `json:"reason,omitempty"`
+			}) (string, string, any) {
+				if a.ID != "" {
+					return "POST", "/api/sessions/" + url.PathEscape(a.ID) + "/kill", struct {
+						Profile string `json:"profile,omitempty"`
+						All     bool   `json:"all,omitempty"`
+						Reason  string `json:"reason,omitempty"`
+					}{a.Profile, a.All, a.Reason}
+				}
+				return "POST", "/api/sessions/kill", struct {
+					Profile string `json:"profile,omitempty"`
+					All     bool   `json:"all,omitempty"`
+					Reason  string `json:"reason,omitempty"`
+				}{a.Profile, a.All, a.Reason}
 			})},
 		{Tool: mcpgo.NewTool("audit_query",
 			mcpgo.WithDescription("Query the audit log, newest first: every daemon start, session, tool call, hook decision, provider request and configuration change. Pass next_cursor from a previous answer as cursor for the next page."),

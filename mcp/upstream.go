@@ -1268,3 +1268,17 @@ func (t *tail) lastLine() string {
 	}
 	return l
 }
+
+// reset takes the current run of a stdio server away, for the caller to
+// kill: the server is idle again, and starts at its next use. It returns
+// nil when no process runs.
+func (u *upstream) reset() *conn {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	c := u.conn
+	if c == nil || c.cmd == nil || u.state != StateRunning {
+		return nil
+	}
+	u.state, u.conn = StateIdle, nil
+	return c
+}

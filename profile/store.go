@@ -74,6 +74,9 @@ type Profile struct {
 	// Budget caps what each session of the profile, and the profile per
 	// day, week and month (UTC), may spend (docs/budgets.md). Zero: none.
 	Budget budget.Budget `toml:"budget,omitempty" json:"budget,omitzero"`
+	// RateLimits pace the profile's sessions ('ringlet ratelimits'); nil
+	// is none.
+	RateLimits *RateLimits `toml:"rate_limits,omitempty" json:"rate_limits,omitempty"`
 }
 
 // forget drops what was parsed of alias's file: file times are coarse (a
@@ -174,6 +177,11 @@ func (s *Store) path(alias string) string { return filepath.Join(s.dir, alias+".
 func (p *Profile) Validate(c *Catalog) error {
 	if err := names.Check("profile", p.Alias); err != nil {
 		return err
+	}
+	if p.RateLimits != nil {
+		if err := p.RateLimits.Validate(); err != nil {
+			return err
+		}
 	}
 	a, err := c.Agent(p.Agent)
 	if err != nil {

@@ -31,6 +31,9 @@ const (
 	CodeParseError     = -32700
 	CodeInvalidRequest = -32600
 	CodeInvalidParams  = -32602
+	// CodeRateLimited: a rate limit refused the request; the error's data
+	// says when to retry (JSON-RPC leaves -32000 to -32099 to servers).
+	CodeRateLimited = -32029
 )
 
 // Error is a message refused before it reached the MCP server.
@@ -204,4 +207,27 @@ func WriteError(w http.ResponseWriter, status, code int, id json.RawMessage, msg
 	h.Set("Content-Length", strconv.Itoa(len(body)+1))
 	w.WriteHeader(status)
 	w.Write(append(body, '\n'))
+}
+
+// WriteErrorData is WriteError with the error's data member.
+func WriteErrorData(w http.ResponseWriter, status, code int, id json.RawMessage, msg string, data any) {
+	if len(id) == 0 {
+		id = json.RawMessage("null")
+	}
+	type details struct {
+		Code    int    `json:"code"`
+		Message string `json:"message"`
+		Data    any    `json:"data,omitempty"`
+	}
+	body, _ := json.Marshal(struct {
+		JSONRPC string          `json:"jsonrpc"`
+		ID      json.RawMessage `json:"id"`
+		Error   details         `json:"error"`
+	}{"2.0", id, details{code, msg, data}}) // data is the caller's plain values
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Length", strconv.Itoa(len(body)+1))
+	w.WriteHeader(status)
+	_, _ = w.Write(append(body, '\n')) // the client may be gone
 }

@@ -90,7 +90,7 @@ func (a *app) completeArgs(root *cobra.Command) {
 
 	find("profiles", "create").ValidArgsFunction = nthArg(0, a.completeAgents)
 
-	for _, c := range []*cobra.Command{find("sessions", "inspect"), find("sessions", "revoke")} {
+	for _, c := range []*cobra.Command{find("sessions", "inspect"), find("sessions", "revoke"), find("sessions", "kill")} {
 		c.ValidArgsFunction = nthArg(0, a.completeSessions)
 	}
 	for _, c := range []*cobra.Command{find("terminal", "info"), find("terminal", "attach"), find("terminal", "kill")} {

@@ -632,7 +632,7 @@ func (a *app) agentsCmd() *cobra.Command {
 func (a *app) sessionsCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "sessions",
-		Short: "List, inspect, prune and revoke agent sessions",
+		Short: "List, inspect, prune, revoke and kill agent sessions",
 		Long: `A session is the credential scope of one agent run: its token works only
 on the provider proxy of its profile, never on the admin API. Revoking it
 takes effect at once, open streams included.
@@ -645,7 +645,8 @@ the daemon when none runs: the sessions it kept while stopped are its.`,
 		Example: `  ringlet sessions list
   ringlet sessions prune --dry-run
   ringlet sessions revoke s_1a2b3c4d5e6f7a8b
-  ringlet sessions revoke --all --profile work --yes`,
+  ringlet sessions revoke --all --profile work --yes
+  ringlet sessions kill s_1a2b3c4d5e6f7a8b --reason "runaway loop"`,
 	}
 	var asJSON bool
 	list := &cobra.Command{
@@ -717,7 +718,7 @@ the daemon when none runs: the sessions it kept while stopped are its.`,
 		},
 	}
 	inspect.Flags().BoolVar(&inspectJSON, "json", false, "print JSON")
-	cmd.AddCommand(list, inspect, a.sessionsPruneCmd(), a.sessionsRevokeCmd())
+	cmd.AddCommand(list, inspect, a.sessionsPruneCmd(), a.sessionsRevokeCmd(), a.sessionsKillCmd())
 	return cmd
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -162,10 +163,11 @@ func (a *app) runProfile(ctx context.Context, alias string, extra []string, noSa
 	if err := lease.HoldTrees(plan.Trees); err != nil {
 		return 0, err
 	}
+	stop := stopper{stop: hold.stop, hard: hold.stopHard}
 	if in, out, ok := a.terminals(); ok && plan.Sandbox {
-		exit, err = runOnPTY(in, out, plan.Argv, hold.stop, plan.Files)
+		exit, err = runOnPTY(in, out, plan.Argv, stop, plan.Files)
 	} else {
-		exit, err = a.runAttached(ctx, plan.Argv, plan.Env, plan.Dir, hold.stop, plan.Files...)
+		exit, err = a.runAttached(ctx, plan.Argv, plan.Env, plan.Dir, stop, plan.Files...)
 	}
 	if why := hold.stopped(); why != "" && err == nil {
 		return exit, fmt.Errorf("%s; the agent was stopped (start it again with 'ringlet profiles run %s')", why, alias)
@@ -186,7 +188,7 @@ func orDefault(v, d string) string {
 // runAttached runs argv on this terminal, forwarding SIGINT, SIGTERM and
 // SIGHUP, and returns its exit code; it stops argv when stop closes. fds
 // are passed on pipes as descriptors 3, 4, ...
-func (a *app) runAttached(ctx context.Context, argv, env []string, dir string, stop <-chan struct{}, fds ...[]byte) (int, error) {
+func (a *app) runAttached(ctx context.Context, argv, env []string, dir string, stop stopper, fds ...[]byte) (int, error) {
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = env
 	if env == nil {
@@ -258,6 +260,7 @@ func forwardAndRun(ctx context.Context, socket string, port int, argv []string, 
 			conns.Go(func() { relay(c, socket) })
 		}
 	})
+	helloDaemon(ctx, socket, port)
 	path, err := exec.LookPath(argv[0])
 	if err != nil {
 		ln.Close()
@@ -293,16 +296,24 @@ func forwardAndRun(ctx context.Context, socket string, port int, argv []string, 
 		return 127, err
 	}
 	defer ln.Close()
-	return waitForwarding(cmd, sigs, nil)
+	return waitForwarding(cmd, sigs, stopper{})
+}
+
+// stopper says when an agent must stop (stop closes), and whether at
+// once (hard: its session was killed).
+type stopper struct {
+	stop <-chan struct{}
+	hard func() bool
 }
 
 // waitForwarding waits for a started child, passing it the signals that
 // arrive on sigs, and returns its exit code (128+N when a signal killed
 // it), as a shell would. When stop closes, the child gets SIGTERM, and
-// SIGKILL if it is still there stopGrace later: bubblewrap dies of either,
-// and its sandbox with it (--die-with-parent).
-func waitForwarding(cmd *exec.Cmd, sigs <-chan os.Signal, stop <-chan struct{}) (int, error) {
+// SIGKILL if it is still there stopGrace later (at once when hard):
+// bubblewrap dies of either, and its sandbox with it (--die-with-parent).
+func waitForwarding(cmd *exec.Cmd, sigs <-chan os.Signal, st stopper) (int, error) {
 	done := make(chan struct{})
+	stop := st.stop
 	var fwd sync.WaitGroup
 	fwd.Go(func() {
 		var kill <-chan time.Time
@@ -312,6 +323,10 @@ func waitForwarding(cmd *exec.Cmd, sigs <-chan os.Signal, stop <-chan struct{}) 
 				_ = cmd.Process.Signal(s) // it may have exited already
 			case <-stop:
 				stop = nil
+				if st.hard != nil && st.hard() {
+					_ = cmd.Process.Kill() // it may have exited already
+					continue
+				}
 				_ = cmd.Process.Signal(syscall.SIGTERM)
 				t := time.NewTimer(stopGrace)
 				defer t.Stop()
@@ -334,6 +349,28 @@ func waitForwarding(cmd *exec.Cmd, sigs <-chan os.Signal, stop <-chan struct{}) 
 		return exitErr.ExitCode(), nil
 	}
 	return 0, err
+}
+
+// helloDaemon makes one request to the session socket before the agent
+// starts, answered once the daemon has learnt this sandbox's PID namespace
+// from the connection (the kernel names the peer), for the kill switch: the
+// preflight, which takes no token. A daemon not there is the agent's first
+// request's problem, as before.
+func helloDaemon(ctx context.Context, socket string, port int) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", socket)
+	}, DisableKeepAlives: true}
+	defer tr.CloseIdleConnections()
+	req, err := http.NewRequestWithContext(ctx, http.MethodHead, "http://"+net.JoinHostPort("127.0.0.1", strconv.Itoa(port))+"/proxy/", nil)
+	if err != nil {
+		return
+	}
+	if resp, err := tr.RoundTrip(req); err == nil {
+		resp.Body.Close()
+	}
 }
 
 func relay(c net.Conn, socket string) {
@@ -376,7 +413,7 @@ const stopGrace = 5 * time.Second
 // The agent inside never holds the user's real terminal, so nothing it
 // does (TIOCSTI included) can type into the user's shell, and it still
 // gets Ctrl-C as SIGINT and window-size changes as SIGWINCH.
-func runOnPTY(in, out *os.File, argv []string, stop <-chan struct{}, fds [][]byte) (int, error) {
+func runOnPTY(in, out *os.File, argv []string, stop stopper, fds [][]byte) (int, error) {
 	master, slave, err := pty.Open()
 	if err != nil {
 		return 0, fmt.Errorf("open a pseudo-terminal: %w", err)

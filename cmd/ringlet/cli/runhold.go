@@ -27,6 +27,7 @@ type runHold struct {
 	c     *client.Client // the daemon that holds it now
 	lease *client.Lease
 	why   string // why the agent was stopped
+	hard  bool   // it must stop at once (SIGKILL): its session was killed
 
 	stop chan struct{} // closed when the agent must stop
 	quit chan struct{} // closed by release
@@ -87,13 +88,16 @@ func (h *runHold) watch(ctx context.Context) {
 		h.mu.Lock()
 		events := h.lease.Events
 		h.mu.Unlock()
-		var restarting, ended bool
+		var restarting, ended, killed bool
 		var grace time.Duration
+		var reason string
 		for ev := range events {
 			if ev.Restarting {
 				restarting, grace = true, time.Duration(ev.GraceSeconds)*time.Second
 			}
-			ended = ended || ev.Ended
+			if ev.Ended {
+				ended, killed, reason = true, ev.Killed, ev.Reason
+			}
 		}
 		select {
 		case <-h.quit:
@@ -101,8 +105,16 @@ func (h *runHold) watch(ctx context.Context) {
 		default:
 		}
 		if ended {
-			// Over while the daemon runs (revoked, expired): the agent's
-			// requests are refused from now on, as they always were.
+			// Over while the daemon runs (revoked, expired, killed): an
+			// agent left running would only meet refusals, so it is
+			// stopped, at once when the session was killed. (A sandbox's
+			// processes the daemon kills itself; this is what stops an
+			// agent run with --no-sandbox.)
+			why := "session " + h.id + " ended"
+			if reason != "" {
+				why += " (" + reason + ")"
+			}
+			h.stopAgentNow(why, killed)
 			return
 		}
 		why := "the daemon stopped without keeping session " + h.id + " (killed or crashed?)"
@@ -176,13 +188,24 @@ func (h *runHold) rehold(ctx context.Context, grace time.Duration) (*client.Leas
 }
 
 // stopAgent records why and closes stop, once.
-func (h *runHold) stopAgent(why string) {
+func (h *runHold) stopAgent(why string) { h.stopAgentNow(why, false) }
+
+// stopAgentNow is stopAgent, with SIGKILL rather than SIGTERM first when
+// hard.
+func (h *runHold) stopAgentNow(why string, hard bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.why == "" {
-		h.why = why
+		h.why, h.hard = why, hard
 		close(h.stop)
 	}
+}
+
+// stopHard reports whether the agent must stop at once.
+func (h *runHold) stopHard() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.hard
 }
 
 // daemonPID is the pid the daemon's state file names, 0 when none.

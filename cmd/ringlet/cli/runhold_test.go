@@ -73,19 +73,30 @@ func TestRunHold(t *testing.T) {
 		}
 	})
 
-	t.Run("ended: the agent is left alone", func(t *testing.T) {
-		t.Parallel()
-		c, _ := leaseDaemon(t, `{"held":true}`+"\n"+`{"ended":true}`+"\n", false)
-		h, err := noDaemonApp(t).holdRun(t.Context(), c, "s_1")
-		if err != nil {
-			t.Fatal(err)
-		}
-		within(t, "the watch to return", h.done)
-		if why := h.stopped(); why != "" {
-			t.Errorf("stopped: got %q, want the agent left alone", why)
-		}
-		h.release()
-	})
+	// A session ended while its agent runs (revoked, expired) leaves
+	// nothing for the agent but refusals: it is stopped, with a grace;
+	// a killed one at once.
+	for _, tc := range []struct {
+		name, event, why string
+		hard             bool
+	}{
+		{"ended: the agent is stopped", `{"ended":true,"reason":"revoked"}`, "session s_1 ended (revoked)", false},
+		{"killed: the agent is stopped at once", `{"ended":true,"killed":true,"reason":"killed: loop"}`, "session s_1 ended (killed: loop)", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c, _ := leaseDaemon(t, `{"held":true}`+"\n"+tc.event+"\n", false)
+			h, err := noDaemonApp(t).holdRun(t.Context(), c, "s_1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			within(t, "the agent to be stopped", h.stop)
+			if why, hard := h.stopped(), h.stopHard(); why != tc.why || hard != tc.hard {
+				t.Errorf("stopped: got %q (at once %v), want %q (at once %v)", why, hard, tc.why, tc.hard)
+			}
+			h.release()
+		})
+	}
 
 	t.Run("restarting, no daemon comes back: the agent stops", func(t *testing.T) {
 		t.Parallel()

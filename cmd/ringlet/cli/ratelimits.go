@@ -1,0 +1,148 @@
+package cli
+
+import (
+	"strconv"
+
+	"github.com/spf13/cobra"
+
+	"github.com/neullabs/ringlet/api"
+	"github.com/neullabs/ringlet/names"
+	"github.com/neullabs/ringlet/profile"
+)
+
+// rateLimitFlags are the flags of 'ratelimits set', one per limit.
+var rateLimitFlags = []struct {
+	name, help string
+	field      func(*api.RateLimitsUpdate) **int64
+	value      func(profile.RateLimits) int64
+}{
+	{"session-requests", "provider requests a minute, per session", func(u *api.RateLimitsUpdate) **int64 { return &u.SessionRequests }, func(l profile.RateLimits) int64 { return l.SessionRequests }},
+	{"session-tokens", "input and output tokens a minute, per session", func(u *api.RateLimitsUpdate) **int64 { return &u.SessionTokens }, func(l profile.RateLimits) int64 { return l.SessionTokens }},
+	{"session-tool-calls", "MCP tool calls a minute, per session", func(u *api.RateLimitsUpdate) **int64 { return &u.SessionToolCalls }, func(l profile.RateLimits) int64 { return l.SessionToolCalls }},
+	{"profile-requests", "provider requests a minute, all sessions of the profile together", func(u *api.RateLimitsUpdate) **int64 { return &u.ProfileRequests }, func(l profile.RateLimits) int64 { return l.ProfileRequests }},
+	{"profile-tokens", "input and output tokens a minute, all sessions together", func(u *api.RateLimitsUpdate) **int64 { return &u.ProfileTokens }, func(l profile.RateLimits) int64 { return l.ProfileTokens }},
+	{"profile-tool-calls", "MCP tool calls a minute, all sessions together", func(u *api.RateLimitsUpdate) **int64 { return &u.ProfileToolCalls }, func(l profile.RateLimits) int64 { return l.ProfileToolCalls }},
+}
+
+func (a *app) rateLimitsCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "ratelimits",
+		Short: "Pace a profile's sessions: requests, tokens and tool calls a minute",
+		Long: `Rate limits pace a profile's agents, per session and for the profile as a
+whole, each a minute (a token bucket that refills continuously, a minute's
+worth at most). Before a provider request is forwarded, or an MCP tool
+call reaches its server, the daemon takes it from the session's and the
+profile's buckets; when one is empty the request is refused with 429,
+Retry-After and the provider's own error body (an MCP tool call with a
+JSON-RPC error), so the agent waits and retries. Tokens are what the
+provider reports at the end of each answer: a session over its tokens a
+minute waits until the debt is paid off. Refusals are audited
+(rate.limited), counted (ringlet_rate_limited_total) and on the event
+stream. Changes apply from the next request, live sessions included.`,
+		Example: `  ringlet ratelimits set work --session-requests 60 --profile-tokens 400000
+  ringlet ratelimits show work --json
+  ringlet ratelimits clear work`,
+	}
+	var asJSON bool
+	show := &cobra.Command{
+		Use:     "show PROFILE",
+		Short:   "Show a profile's rate limits",
+		Example: "  ringlet ratelimits show work\n  ringlet ratelimits show work --json",
+		Args:    exactArgs(1, "PROFILE"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := names.Check("profile", args[0]); err != nil {
+				return usageError{err}
+			}
+			c, err := a.ensureDaemon(cmd.Context())
+			if err != nil {
+				return err
+			}
+			out, err := c.RateLimits(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			return a.printRateLimits(out, asJSON)
+		},
+	}
+	show.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	var setJSON bool
+	vals := make([]int64, len(rateLimitFlags))
+	set := &cobra.Command{
+		Use:   "set PROFILE --session-requests N ...",
+		Short: "Set some of a profile's rate limits (0 removes one)",
+		Example: `  ringlet ratelimits set work --session-requests 60
+  ringlet ratelimits set work --profile-tokens 400000 --session-tool-calls 30 --json`,
+		Args: exactArgs(1, "PROFILE"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := names.Check("profile", args[0]); err != nil {
+				return usageError{err}
+			}
+			var u api.RateLimitsUpdate
+			for i, f := range rateLimitFlags {
+				if !cmd.Flags().Changed(f.name) {
+					continue
+				}
+				if vals[i] < 0 || vals[i] > profile.MaxRateLimit {
+					return usagef("--%s must be from 0 (no limit) to %d a minute", f.name, profile.MaxRateLimit)
+				}
+				*f.field(&u) = &vals[i]
+			}
+			if u.IsZero() {
+				return usagef("nothing to set: pass at least one of --session-requests, --session-tokens, --session-tool-calls, --profile-requests, --profile-tokens, --profile-tool-calls")
+			}
+			c, err := a.ensureDaemon(cmd.Context())
+			if err != nil {
+				return err
+			}
+			out, err := c.SetRateLimits(cmd.Context(), args[0], u)
+			if err != nil {
+				return err
+			}
+			return a.printRateLimits(out, setJSON)
+		},
+	}
+	for i, f := range rateLimitFlags {
+		set.Flags().Int64Var(&vals[i], f.name, 0, f.help+" (0: none)")
+	}
+	set.Flags().BoolVar(&setJSON, "json", false, "print the limits as JSON")
+	var clearJSON bool
+	clear := &cobra.Command{
+		Use:     "clear PROFILE",
+		Short:   "Remove every rate limit of a profile",
+		Example: "  ringlet ratelimits clear work",
+		Args:    exactArgs(1, "PROFILE"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := names.Check("profile", args[0]); err != nil {
+				return usageError{err}
+			}
+			c, err := a.ensureDaemon(cmd.Context())
+			if err != nil {
+				return err
+			}
+			out, err := c.ClearRateLimits(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			return a.printRateLimits(out, clearJSON)
+		},
+	}
+	clear.Flags().BoolVar(&clearJSON, "json", false, "print the limits as JSON")
+	cmd.AddCommand(show, set, clear)
+	return cmd
+}
+
+func (a *app) printRateLimits(out api.RateLimits, asJSON bool) error {
+	if asJSON {
+		return writeJSONOut(a.stdio.Out, out)
+	}
+	t := newTable(a.stdio.Out)
+	t.row("LIMIT", "PER MINUTE")
+	for _, f := range rateLimitFlags {
+		v := "none"
+		if n := f.value(out.RateLimits); n > 0 {
+			v = strconv.FormatInt(n, 10)
+		}
+		t.row(f.name, v)
+	}
+	return t.flush()
+}
