@@ -341,7 +341,8 @@ func requestTools(reqs []fakeprovider.Request) map[string]bool {
 // TestClaudeCodeMCPHookupInSandbox follows docs/mcp.md with the real
 // Claude Code in its sandbox: `profiles run box -- mcp add ringlet --
 // ringlet mcp --stdio` writes the server into the sandboxed HOME's
-// config, `mcp list` finds it connected from inside, and a turn tells
+// config, `profiles config approve box` keeps it, `mcp list` finds it
+// connected from inside, and a turn tells
 // the model of the session's tools (mcp__ringlet__up__echo) and of none
 // of Ringlet's controls.
 func TestClaudeCodeMCPHookupInSandbox(t *testing.T) {
@@ -352,6 +353,9 @@ func TestClaudeCodeMCPHookupInSandbox(t *testing.T) {
 
 	out := mustRun(t, w.e, "profiles", "run", "box", "--", "mcp", "add", "ringlet", "--", "ringlet", "mcp", "--stdio")
 	t.Logf("claude mcp add: %s", out)
+	// An MCP server in Claude Code's config is code it runs at start: the
+	// next sandboxed start resets it unless approved (docs/mcp.md).
+	mustRun(t, w.e, "profiles", "config", "approve", "box")
 	if out := mustRun(t, w.e, "profiles", "run", "box", "--", "mcp", "list"); !strings.Contains(out, "ringlet: ringlet mcp --stdio") || !strings.Contains(out, "Connected") {
 		t.Fatalf("claude mcp list in the sandbox: got %q, want ringlet connected", out)
 	}
