@@ -452,17 +452,12 @@ const BudgetErrorCode = "budget_exhausted"
 // for "credit balance too low"), OpenAI's 429 insufficient_quota (which
 // Codex and the OpenAI SDKs do not retry).
 func writeBudgetError(w http.ResponseWriter, format string, ref *budget.Refusal) {
-	msg := "Ringlet refused the request: " + ref.Error() + ". Raise it with 'ringlet budgets set', or wait for the period to end."
-	w.Header().Set("X-Ringlet-Error", BudgetErrorCode)
-	w.Header().Set("X-Ringlet-Budget", ref.Scope.Key())
-	ringlet := map[string]any{"code": BudgetErrorCode, "budget": ref.Scope.Key(), "cap": ref.Cap}
-	if format == provider.FormatAnthropic {
-		writeJSON(w, http.StatusBadRequest, map[string]any{"type": "error",
-			"error": map[string]any{"type": "invalid_request_error", "message": msg, "ringlet": ringlet}})
-		return
-	}
-	writeJSON(w, http.StatusTooManyRequests, map[string]any{
-		"error": map[string]any{"message": msg, "type": "insufficient_quota", "code": "insufficient_quota", "param": nil, "ringlet": ringlet}})
+	writeWireRefusal(w, format, wireRefusal{code: BudgetErrorCode,
+		ringlet:         map[string]any{"budget": ref.Scope.Key(), "cap": ref.Cap},
+		message:         "Ringlet refused the request: " + ref.Error() + ". Raise it with 'ringlet budgets set', or wait for the period to end.",
+		header:          map[string]string{"X-Ringlet-Budget": ref.Scope.Key()},
+		anthropicStatus: http.StatusBadRequest, anthropicType: "invalid_request_error",
+		openAIStatus: http.StatusTooManyRequests, openAIType: "insufficient_quota", openAICode: "insufficient_quota"})
 }
 
 // budgetCutEvent is the SSE event that ends a streamed answer cut at a
