@@ -222,7 +222,9 @@ func (r *Reservation) Grow(to Amount) *Refusal {
 }
 
 // Settle replaces the reservation with what the request spent, once, and
-// returns the accounts it left exhausted (a cap reached).
+// returns the accounts this settle exhausted: those whose cap it reached.
+// An account already exhausted is not returned again, so the settles of
+// requests still in flight when it was do not report it once more.
 func (r *Reservation) Settle(spent Amount) []*Account {
 	r.l.mu.Lock()
 	defer r.l.mu.Unlock()
@@ -232,9 +234,10 @@ func (r *Reservation) Settle(spent Amount) []*Account {
 	r.done = true
 	var exhausted []*Account
 	for _, a := range r.accts {
+		was := a.exhausted()
 		a.reserved = a.reserved.sub(r.held)
 		a.spent = a.spent.add(spent)
-		if a.exhausted() {
+		if !was && a.exhausted() {
 			exhausted = append(exhausted, a)
 		}
 	}

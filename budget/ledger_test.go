@@ -210,3 +210,30 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestSettleReportsTheCrossingOnce: of the requests in flight when a cap
+// is reached, only the settle that reached it reports the account; the
+// others, settled past the cap, do not report it again.
+func TestSettleReportsTheCrossingOnce(t *testing.T) {
+	t.Parallel()
+	l := NewLedger(nil)
+	day, _ := l.Account(t.Context(), Scope{Period: PeriodDay, Profile: "p", Since: PeriodStart(PeriodDay, time.Now())}, Limits{OutputTokens: 100})
+	var held []*Reservation
+	for range 3 {
+		r, ref := l.Reserve([]*Account{day}, Amount{OutputTokens: 10})
+		if ref != nil {
+			t.Fatalf("reservation refused: %v", ref)
+		}
+		held = append(held, r)
+	}
+	var reported []int
+	for i, r := range held {
+		// Each answer used more than it was estimated to.
+		if ex := r.Settle(Amount{OutputTokens: 60}); len(ex) != 0 {
+			reported = append(reported, i)
+		}
+	}
+	if len(reported) != 1 || reported[0] != 1 {
+		t.Fatalf("settles that reported the account exhausted: %v, want only the second (the one that reached the cap)", reported)
+	}
+}

@@ -272,7 +272,7 @@ func (b *budgets) settle(h *budgetHold, st *proxyState, model string) {
 	}
 	spent := h.amount(st.sess.Provider.ID, model, u)
 	for _, a := range h.res.Settle(spent) {
-		b.exhausted(st.sess, a, h.action)
+		b.exhausted(context.Background(), st.sess, a, h.action)
 	}
 }
 
@@ -306,7 +306,7 @@ func (b *budgets) refuse(w http.ResponseWriter, r *http.Request, sess *session, 
 	}
 	b.record(r.Context(), sess, audit.KindBudgetRefused, ref, what, pb.Action())
 	if pb.Action() == budget.ActionKill {
-		b.kill(sess, ref)
+		b.kill(r.Context(), sess, ref)
 	}
 }
 
@@ -323,8 +323,9 @@ func (b *budgets) record(ctx context.Context, sess *session, kind string, ref *b
 }
 
 // exhausted acts on an account whose cap was reached: recorded, and with
-// the kill action every session it covers is ended.
-func (b *budgets) exhausted(sess *session, a *budget.Account, action string) {
+// the kill action every session it covers is ended (after the request of
+// ctx answered, when it holds killsAfter).
+func (b *budgets) exhausted(ctx context.Context, sess *session, a *budget.Account, action string) {
 	st := b.ledger.State(a)
 	ref := &budget.Refusal{Scope: a.Scope, Cap: exhaustedCap(st)}
 	ref.Limit, ref.Spent = capValues(st, ref.Cap)
@@ -333,17 +334,66 @@ func (b *budgets) exhausted(sess *session, a *budget.Account, action string) {
 		return
 	}
 	if a.Scope.Period == budget.PeriodSession {
-		b.kill(sess, ref)
+		b.kill(ctx, sess, ref)
 		return
 	}
 	for _, s := range b.o.Sessions.list() {
 		if s.Profile.Alias == a.Scope.Profile {
-			b.kill(s, ref)
+			b.kill(ctx, s, ref)
 		}
 	}
 }
 
-func (b *budgets) kill(sess *session, ref *budget.Refusal) {
+// kill ends sess for the budget of ref: at once, or, when ctx holds
+// killsAfter, once the request of ctx answered.
+func (b *budgets) kill(ctx context.Context, sess *session, ref *budget.Refusal) {
+	if k, ok := ctx.Value(killsAfterKey{}).(*killsAfter); ok && k.add(func() { b.killNow(sess, ref) }) {
+		return
+	}
+	b.killNow(sess, ref)
+}
+
+// killsAfter holds the kills that a request's budget asked for while it
+// was served, to run once it answered: the MCP tool call that reaches a
+// tool-call cap runs, and its answer reaches the agent, before the kill
+// cancels the session's requests and closes its socket.
+type killsAfter struct {
+	mu   sync.Mutex
+	fns  []func()
+	done bool
+}
+
+type killsAfterKey struct{}
+
+// withKillsAfter returns ctx holding a killsAfter, and what runs its
+// kills (any added later run at once).
+func withKillsAfter(ctx context.Context) (context.Context, func()) {
+	k := &killsAfter{}
+	return context.WithValue(ctx, killsAfterKey{}, k), k.run
+}
+
+// add keeps fn for run; false once run has run.
+func (k *killsAfter) add(fn func()) bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.done {
+		return false
+	}
+	k.fns = append(k.fns, fn)
+	return true
+}
+
+func (k *killsAfter) run() {
+	k.mu.Lock()
+	fns := k.fns
+	k.fns, k.done = nil, true
+	k.mu.Unlock()
+	for _, fn := range fns {
+		fn()
+	}
+}
+
+func (b *budgets) killNow(sess *session, ref *budget.Refusal) {
 	why := ref.Error()
 	b.killedMu.Lock()
 	if b.killed == nil {
@@ -402,17 +452,12 @@ const BudgetErrorCode = "budget_exhausted"
 // for "credit balance too low"), OpenAI's 429 insufficient_quota (which
 // Codex and the OpenAI SDKs do not retry).
 func writeBudgetError(w http.ResponseWriter, format string, ref *budget.Refusal) {
-	msg := "Ringlet refused the request: " + ref.Error() + ". Raise it with 'ringlet budgets set', or wait for the period to end."
-	w.Header().Set("X-Ringlet-Error", BudgetErrorCode)
-	w.Header().Set("X-Ringlet-Budget", ref.Scope.Key())
-	ringlet := map[string]any{"code": BudgetErrorCode, "budget": ref.Scope.Key(), "cap": ref.Cap}
-	if format == provider.FormatAnthropic {
-		writeJSON(w, http.StatusBadRequest, map[string]any{"type": "error",
-			"error": map[string]any{"type": "invalid_request_error", "message": msg, "ringlet": ringlet}})
-		return
-	}
-	writeJSON(w, http.StatusTooManyRequests, map[string]any{
-		"error": map[string]any{"message": msg, "type": "insufficient_quota", "code": "insufficient_quota", "param": nil, "ringlet": ringlet}})
+	writeWireRefusal(w, format, wireRefusal{code: BudgetErrorCode,
+		ringlet:         map[string]any{"budget": ref.Scope.Key(), "cap": ref.Cap},
+		message:         "Ringlet refused the request: " + ref.Error() + ". Raise it with 'ringlet budgets set', or wait for the period to end.",
+		header:          map[string]string{"X-Ringlet-Budget": ref.Scope.Key()},
+		anthropicStatus: http.StatusBadRequest, anthropicType: "invalid_request_error",
+		openAIStatus: http.StatusTooManyRequests, openAIType: "insufficient_quota", openAICode: "insufficient_quota"})
 }
 
 // budgetCutEvent is the SSE event that ends a streamed answer cut at a
@@ -457,14 +502,14 @@ func (b *budgets) toolCall(ctx context.Context, sess *session, tool string) (don
 					spent.ToolCalls = 1
 				}
 				for _, a := range res.Settle(spent) {
-					b.exhausted(sess, a, pb.Action())
+					b.exhausted(ctx, sess, a, pb.Action())
 				}
 			}, "", true
 		}
 	}
 	b.record(ctx, sess, audit.KindBudgetRefused, ref, "tool.call "+tool, pb.Action())
 	if pb.Action() == budget.ActionKill {
-		b.kill(sess, ref)
+		b.kill(ctx, sess, ref)
 	}
 	return nil, "Ringlet refused the tool call: " + ref.Error() + " (" + BudgetErrorCode + ")", false
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/neullabs/ringlet/api"
 	"github.com/neullabs/ringlet/internal/strictjson"
+	"github.com/neullabs/ringlet/provider"
 )
 
 func writeError(w http.ResponseWriter, status int, code, message string) {
@@ -31,6 +32,45 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	h.Set("Content-Length", strconv.Itoa(len(data)+1))
 	w.WriteHeader(status)
 	w.Write(append(data, '\n'))
+}
+
+// wireRefusal is a provider request Ringlet refuses (a budget, a rate
+// limit), answered in the wire format of the session's provider so that
+// its agent shows the message and acts as on the provider's own error:
+// OpenAI's shape for an OpenAI-format provider, Anthropic's for every
+// other. Both carry error.ringlet ({"code":..., and what ringlet holds})
+// and the header X-Ringlet-Error with that code.
+type wireRefusal struct {
+	code    string         // Ringlet's code: error.ringlet.code, X-Ringlet-Error
+	ringlet map[string]any // the rest of error.ringlet
+	message string
+	header  map[string]string // more headers
+	// Anthropic's status and error type; OpenAI's status, error type and
+	// code.
+	anthropicStatus int
+	anthropicType   string
+	openAIStatus    int
+	openAIType      string
+	openAICode      string
+}
+
+func writeWireRefusal(w http.ResponseWriter, format string, e wireRefusal) {
+	ringlet := map[string]any{"code": e.code}
+	for k, v := range e.ringlet {
+		ringlet[k] = v
+	}
+	h := w.Header()
+	h.Set("X-Ringlet-Error", e.code)
+	for k, v := range e.header {
+		h.Set(k, v)
+	}
+	if format == provider.FormatOpenAI {
+		writeJSON(w, e.openAIStatus, map[string]any{
+			"error": map[string]any{"message": e.message, "type": e.openAIType, "code": e.openAICode, "param": nil, "ringlet": ringlet}})
+		return
+	}
+	writeJSON(w, e.anthropicStatus, map[string]any{"type": "error",
+		"error": map[string]any{"type": e.anthropicType, "message": e.message, "ringlet": ringlet}})
 }
 
 // limitBody caps request bodies at max bytes: a declared Content-Length

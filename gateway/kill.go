@@ -101,12 +101,9 @@ func (s *Server) kill(ctx context.Context, id, who, why string) (api.KilledSessi
 	}
 	out.Terminal = s.terminals.kill(sess.ID)
 	out.MCPServers = s.mcp.killServers(sess.Profile.Alias)
-	// The rest of an end: timers, the store, the plan's lease, the gauge.
-	sess.stopTimer()
-	ss.forget(sess)
-	sess.releasePlan()
-	ss.o.Metrics.sessions.Set(float64(ss.count()))
-	ss.o.Touch()
+	// The rest of an end, as for every other (its sandbox's tree was
+	// taken above).
+	ss.release(sess)
 	took := time.Since(start)
 	out.Took = took.String()
 	s.metrics.sessionsKilled.WithLabelValues(who).Inc()

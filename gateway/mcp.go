@@ -57,7 +57,7 @@ type mcpOptions struct {
 	// budgets; nil: none.
 	Budgets *budgets
 	// Paces are the profiles' rate limits; nil: none.
-	Paces *rateLimits
+	Paces    *rateLimits
 	Store    *mcp.Store
 	Profiles *profile.Store
 	// CatalogDir holds the catalogs a profile is validated against when
@@ -261,6 +261,16 @@ func (g *mcpGateway) handleMCP(w http.ResponseWriter, r *http.Request) {
 	defer stop()
 	stopClosing := context.AfterFunc(g.o.Life.closing, func() { cancel(errors.New("daemon stopping")) })
 	defer stopClosing()
+	// A budget that a tool call exhausts ends the session once the call
+	// ran and its answer went out, not under it (which would cut the
+	// call that fits the cap).
+	ctx, killsAfter := withKillsAfter(ctx)
+	defer func() {
+		if f, ok := w.(http.Flusher); ok {
+			f.Flush()
+		}
+		killsAfter()
+	}()
 	g.srv.ServeHTTP(w, r.WithContext(mcp.WithCaller(ctx, caller)))
 }
 

@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"math"
 	"net/http"
@@ -16,7 +15,6 @@ import (
 	"github.com/neullabs/ringlet/api"
 	"github.com/neullabs/ringlet/audit"
 	"github.com/neullabs/ringlet/profile"
-	"github.com/neullabs/ringlet/provider"
 )
 
 // The paces a profile may set (profile.RateLimits), each per minute.
@@ -235,25 +233,21 @@ func (rl *rateLimits) refused(ctx context.Context, sess *session, r *paceRefusal
 		Decision: audit.Deny, Status: http.StatusTooManyRequests, Detail: audit.DetailJSON(detail)}) // refused either way
 }
 
+// RateLimitErrorCode is the Ringlet error code of a provider request a
+// rate limit refused, in every wire format.
+const RateLimitErrorCode = "ringlet_rate_limited"
+
 // writeRateLimited answers a provider request a limit refused as its
-// provider would (429, Retry-After, the provider's error body), with
+// provider would (429, Retry-After, the provider's rate-limit error), with
 // Ringlet's code in it, so that the agent waits and retries.
 func writeRateLimited(w http.ResponseWriter, format string, r *paceRefusal) {
-	h := w.Header()
-	h.Set("Retry-After", strconv.FormatInt(r.retryAfter(), 10))
-	h.Set("Content-Type", "application/json")
-	h.Set("Cache-Control", "no-store")
-	var body any
-	if format == provider.FormatOpenAI {
-		body = map[string]any{"error": map[string]any{"message": r.message(), "type": r.kind.String(), "param": nil, "code": "rate_limit_exceeded",
-			"ringlet_code": "ringlet_rate_limited"}}
-	} else {
-		body = map[string]any{"type": "error", "error": map[string]any{"type": "rate_limit_error", "message": r.message(),
-			"ringlet_code": "ringlet_rate_limited"}}
-	}
-	data, _ := json.Marshal(body) // maps of strings and numbers
-	w.WriteHeader(http.StatusTooManyRequests)
-	_, _ = w.Write(data) // the client may be gone
+	retry := r.retryAfter()
+	writeWireRefusal(w, format, wireRefusal{code: RateLimitErrorCode,
+		ringlet:         map[string]any{"limit": r.kind.String(), "scope": r.scope, "retry_after_seconds": retry},
+		message:         r.message(),
+		header:          map[string]string{"Retry-After": strconv.FormatInt(retry, 10)},
+		anthropicStatus: http.StatusTooManyRequests, anthropicType: "rate_limit_error",
+		openAIStatus: http.StatusTooManyRequests, openAIType: r.kind.String(), openAICode: "rate_limit_exceeded"})
 }
 
 // handleRateLimitsGet shows a profile's rate limits.

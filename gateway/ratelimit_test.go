@@ -12,6 +12,7 @@ import (
 
 	"github.com/neullabs/ringlet/api"
 	"github.com/neullabs/ringlet/audit"
+	"github.com/neullabs/ringlet/budget"
 	"github.com/neullabs/ringlet/provider"
 )
 
@@ -51,10 +52,11 @@ func limited(t *testing.T, resp *http.Response) (bool, string) {
 		Type  string
 		Error struct {
 			Type, Message string
-			RingletCode   string `json:"ringlet_code"`
+			Ringlet       struct{ Code string }
 		}
 	}
-	if err := json.Unmarshal([]byte(body), &e); err != nil || e.Type != "error" || e.Error.Type != "rate_limit_error" || e.Error.RingletCode != "ringlet_rate_limited" {
+	if err := json.Unmarshal([]byte(body), &e); err != nil || e.Type != "error" || e.Error.Type != "rate_limit_error" || e.Error.Ringlet.Code != RateLimitErrorCode ||
+		resp.Header.Get("X-Ringlet-Error") != RateLimitErrorCode {
 		t.Errorf("429 body: got %s, want Anthropic's rate_limit_error with Ringlet's code", body)
 	}
 	return true, resp.Header.Get("Retry-After")
@@ -176,5 +178,44 @@ func TestWriteRateLimitedOpenAI(t *testing.T) {
 	if err := json.Unmarshal(rec.Body.Bytes(), &e); err != nil || rec.Code != 429 || rec.Header().Get("Retry-After") != "2" || e.Error.Code != "rate_limit_exceeded" ||
 		!strings.Contains(e.Error.Message, "60 requests a minute") {
 		t.Errorf("got %d, Retry-After %q, body %s; want 429, 2, OpenAI's rate_limit_exceeded", rec.Code, rec.Header().Get("Retry-After"), rec.Body)
+	}
+}
+
+// TestWireRefusalsShareOneShape: a budget's refusal and a rate limit's,
+// in either wire format, carry Ringlet's code at error.ringlet.code and
+// in X-Ringlet-Error, within the provider's own error body.
+func TestWireRefusalsShareOneShape(t *testing.T) {
+	ref := &budget.Refusal{Scope: budget.Scope{Period: budget.PeriodSession, Session: "s_1"}, Cap: "requests", Limit: 1, Spent: 1, Want: 1}
+	pace := &paceRefusal{kind: paceRequests, scope: "session", limit: 60, retry: time.Second}
+	for _, tc := range []struct {
+		name, format, code, errType string
+		status                      int
+		write                       func(http.ResponseWriter, string)
+	}{
+		{"budget/anthropic", provider.FormatAnthropic, BudgetErrorCode, "invalid_request_error", 400, func(w http.ResponseWriter, f string) { writeBudgetError(w, f, ref) }},
+		{"budget/openai", provider.FormatOpenAI, BudgetErrorCode, "insufficient_quota", 429, func(w http.ResponseWriter, f string) { writeBudgetError(w, f, ref) }},
+		{"ratelimit/anthropic", provider.FormatAnthropic, RateLimitErrorCode, "rate_limit_error", 429, func(w http.ResponseWriter, f string) { writeRateLimited(w, f, pace) }},
+		{"ratelimit/openai", provider.FormatOpenAI, RateLimitErrorCode, "requests", 429, func(w http.ResponseWriter, f string) { writeRateLimited(w, f, pace) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := httptest.NewRecorder()
+			tc.write(rec, tc.format)
+			var e struct {
+				Type  string
+				Error struct {
+					Type, Message string
+					Ringlet       struct{ Code string }
+				}
+			}
+			wantTop := "error"
+			if tc.format == provider.FormatOpenAI {
+				wantTop = ""
+			}
+			if err := json.Unmarshal(rec.Body.Bytes(), &e); err != nil || rec.Code != tc.status || e.Type != wantTop || e.Error.Type != tc.errType ||
+				e.Error.Message == "" || e.Error.Ringlet.Code != tc.code || rec.Header().Get("X-Ringlet-Error") != tc.code {
+				t.Errorf("got %d, X-Ringlet-Error %q, %s; want %d, %s with error.type %s and error.ringlet.code %s",
+					rec.Code, rec.Header().Get("X-Ringlet-Error"), rec.Body, tc.status, tc.format, tc.errType, tc.code)
+			}
+		})
 	}
 }

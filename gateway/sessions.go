@@ -535,12 +535,20 @@ func (ss *sessions) get(id string) *session {
 func (ss *sessions) finish(sess *session) {
 	ss.remove(sess.ID)
 	sess.cancel(errSessionEnded)
+	ss.closeSocket(sess, false)
+	ss.release(sess)
+}
+
+// release is the rest of every end, a kill's too, once the session has
+// left the table and its streams and socket are cut: its timers, the
+// store, its budget account, the plan's lease, its sandbox's pidfd and
+// the gauge.
+func (ss *sessions) release(sess *session) {
 	sess.stopTimer()
 	ss.forget(sess)
 	if ss.budgetEnded != nil {
 		ss.budgetEnded(sess)
 	}
-	ss.closeSocket(sess, false)
 	sess.releasePlan()
 	if t := sess.tree.Swap(nil); t != nil {
 		t.Close()

@@ -513,6 +513,11 @@ func (h *hub) forward(u *upstream, tool, exposed string) server.ToolHandlerFunc 
 			}
 			return mcpgo.NewToolResultError(reason), nil
 		}
+		if ctx.Err() != nil {
+			// The caller ended while the hooks ran (a kill): nothing is
+			// forwarded.
+			return nil, context.Cause(ctx)
+		}
 		// With post-tool-use hooks, nothing of the upstream's own text may
 		// reach the client before they judged it: progress goes without
 		// its message.

@@ -250,6 +250,12 @@ func (u *upstream) ensure(ctx context.Context, patient bool) error {
 				return fmt.Errorf("the server could not start (%s); the next attempt is in %s", lastErr, roundWait(wait))
 			}
 		}
+		if err := ctx.Err(); err != nil {
+			// A caller that is gone (a killed session's call, whose
+			// servers the kill just stopped) starts nothing.
+			u.mu.Unlock()
+			return err
+		}
 		u.state, u.startDone = StateStarting, make(chan struct{})
 		ch := u.startDone
 		u.mu.Unlock()
