@@ -8,8 +8,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/neullabs/ringlet/mcp/mcpserver"
 )
 
 // resourceURIs lists the resources a client sees, following cursors.
@@ -328,5 +331,87 @@ func TestSubscriptionsBounded(t *testing.T) {
 	}
 	if last := s.remove("s1", nil); len(last) != maxSubscriptions {
 		t.Errorf("ending s1: got %d URIs no session holds, want %d", len(last), maxSubscriptions)
+	}
+}
+
+// copyProgram copies the test binary (which serves as the upstream) to a
+// file of the test's own, that the test may then change.
+func copyProgram(t *testing.T) string {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(exe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "upstream")
+	if err := os.WriteFile(path, data, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestToollessServerPinned: a server of resources and prompts alone is
+// checked as any: a program replaced since it was added serves nothing
+// and is announced as changed, and a tool an approved one adds later
+// waits for approval.
+func TestToollessServerPinned(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	var changed []ToolsChanged
+	w := newWorld(t, func(o *Options) {
+		o.OnToolsChanged = func(tc ToolsChanged) error {
+			mu.Lock()
+			defer mu.Unlock()
+			changed = append(changed, tc)
+			return nil
+		}
+	})
+	exe := copyProgram(t)
+	argv := upstreamCommand(t, "-resources", "1", "-no-tools")
+	argv[0] = exe
+	w.addServer("a", "swapped", argv)
+	w.addServer("a", "plain", upstreamCommand(t, "-resources", "1", "-no-tools"))
+	// The program is replaced after it was added.
+	f, err := os.OpenFile(exe, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write([]byte{0}); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+
+	c := w.ready(t, "a1")
+	if got, want := c.resourceURIs("resources/list", "resources", "uri"), []string{"plain+test://doc/1"}; !slices.Equal(got, want) {
+		t.Errorf("resources: got %q, want %q (none of the replaced program)", got, want)
+	}
+	if _, _, m := c.read("swapped+test://doc/1"); m.Error == nil {
+		t.Error("read from a replaced program: got a result, want an error")
+	}
+	if got := c.resourceURIs("prompts/list", "prompts", "name"); slices.ContainsFunc(got, func(n string) bool { return strings.HasPrefix(n, "swapped__") }) {
+		t.Errorf("prompts: got %q, want none of the replaced program", got)
+	}
+	mu.Lock()
+	announced := slices.ContainsFunc(changed, func(tc ToolsChanged) bool { return tc.Server == "swapped" && tc.Diff.Identity != nil })
+	mu.Unlock()
+	if !announced {
+		t.Errorf("changes announced: got %+v, want the replaced program's", changed)
+	}
+
+	// The approved server grows a tool: it is not trusted on first use.
+	if m := c.call("prompts/get", map[string]any{"name": "plain__add_tool"}); m.Error != nil {
+		t.Fatalf("add_tool: %+v", m.Error)
+	}
+	waitFor(t, 10*time.Second, "the late tool to be seen", func() bool {
+		return toolState(w.status("a", "plain"), "late").State != ""
+	})
+	if ts := toolState(w.status("a", "plain"), "late"); ts.State != mcpserver.ToolChanged || ts.Change != mcpserver.ChangeAdded {
+		t.Errorf("late tool: got %+v, want it added and waiting for approval", ts)
+	}
+	if slices.Contains(c.toolNames(), "plain__late") {
+		t.Error("a tool added later is listed before approval")
 	}
 }
