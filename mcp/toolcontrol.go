@@ -109,19 +109,7 @@ func (s *Server) refuseDisabled(w http.ResponseWriter, r *http.Request, c *Calle
 	if !refused {
 		return false
 	}
-	if c.Refused != nil {
-		var call struct {
-			Params struct {
-				Arguments json.RawMessage `json:"arguments"`
-			} `json:"params"`
-		}
-		_ = json.Unmarshal(body, &call) // jsonrpc.Check decoded the same body
-		args, err := finalArgs(call.Params.Arguments)
-		if err != nil {
-			args = nil
-		}
-		c.Refused(r.Context(), name, args, reason)
-	}
+	auditRefused(r.Context(), c, name, callArguments(body), reason)
 	out, err := json.Marshal(struct {
 		JSONRPC string                `json:"jsonrpc"`
 		ID      json.RawMessage       `json:"id"`
@@ -219,4 +207,30 @@ func refusePaced(w http.ResponseWriter, r *http.Request, c *Caller, id json.RawM
 	w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
 	jsonrpc.WriteErrorData(w, http.StatusOK, jsonrpc.CodeRateLimited, id, why, map[string]any{"retry_after_seconds": secs, "ringlet_code": "ringlet_rate_limited"})
 	return true
+}
+
+// auditRefused has the caller audit a call of tool name refused before
+// any server saw it, with its arguments as they would have been sent
+// (none if they cannot be read).
+func auditRefused(ctx context.Context, c *Caller, name string, rawArgs json.RawMessage, reason string) {
+	if c == nil || c.Refused == nil {
+		return
+	}
+	args, err := finalArgs(rawArgs)
+	if err != nil {
+		args = nil
+	}
+	c.Refused(ctx, name, args, reason)
+}
+
+// callArguments is params.arguments of a tools/call body that
+// jsonrpc.Check decoded already; nil if absent.
+func callArguments(body []byte) json.RawMessage {
+	var call struct {
+		Params struct {
+			Arguments json.RawMessage `json:"arguments"`
+		} `json:"params"`
+	}
+	_ = json.Unmarshal(body, &call) // jsonrpc.Check decoded the same body
+	return call.Params.Arguments
 }
