@@ -415,3 +415,49 @@ func TestToollessServerPinned(t *testing.T) {
 		t.Error("a tool added later is listed before approval")
 	}
 }
+
+// TestResourcesPaced: resources/read, prompts/get and completion/complete
+// are paced as tool calls by the profile's rate limits: each asks Admit
+// under what it reads, and one not admitted is a rate-limit error that
+// reaches neither the policy nor the server.
+func TestResourcesPaced(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	rec := filepath.Join(t.TempDir(), "one.log")
+	w.addServer("a", "one", upstreamCommand(t, "-resources", "1", "-record", rec))
+	var mu sync.Mutex
+	var admitted []string
+	w.callers["a1"].Admit = func(_ context.Context, name string) (time.Duration, string) {
+		mu.Lock()
+		defer mu.Unlock()
+		admitted = append(admitted, name)
+		return 30 * time.Second, "rate limit reached"
+	}
+	c := w.ready(t, "a1")
+	for _, tc := range []struct {
+		method string
+		params map[string]any
+	}{
+		{"resources/read", map[string]any{"uri": "one+test://doc/1"}},
+		{"prompts/get", map[string]any{"name": "one__greet", "arguments": map[string]string{"name": "Ann"}}},
+		{"completion/complete", map[string]any{"ref": map[string]any{"type": "ref/prompt", "name": "one__greet"}, "argument": map[string]any{"name": "name", "value": "A"}}},
+	} {
+		if m := c.call(tc.method, tc.params); m.Error == nil || m.Error.Code != -32029 {
+			t.Errorf("%s past the limit: got %s %+v, want a rate-limit error", tc.method, m.Result, m.Error)
+		}
+	}
+	mu.Lock()
+	if want := []string{"one+test://doc/1", "one__greet", "one__greet"}; !slices.Equal(admitted, want) {
+		t.Errorf("admitted: got %q, want %q", admitted, want)
+	}
+	mu.Unlock()
+	if accessed, _ := w.accesses(); len(accessed) != 0 {
+		t.Errorf("the policy saw a refused read: %+v", accessed)
+	}
+	data, _ := os.ReadFile(rec) // what the server received; nothing if absent
+	for _, method := range []string{"resources/read", "prompts/get", "completion/complete"} {
+		if strings.Contains(string(data), method) {
+			t.Errorf("the server received a %s past the limit", method)
+		}
+	}
+}

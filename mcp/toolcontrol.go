@@ -1,6 +1,7 @@
 package mcp
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -186,20 +187,40 @@ func (s *Server) Republish(profile string) {
 	}
 }
 
-// refusePaced refuses a tool call that the profile's rate limits do not
-// admit now (Caller.Admit): a JSON-RPC error, CodeRateLimited, whose data
+// paced reports whether a request of method is paced as a tool call by
+// the profile's rate limits: a call, and a read of what a server serves
+// besides tools, each of which reaches the server as one.
+func paced(method string) bool {
+	switch mcpgo.MCPMethod(method) {
+	case mcpgo.MethodToolsCall, mcpgo.MethodResourcesRead, mcpgo.MethodPromptsGet, mcpgo.MethodCompletionComplete:
+		return true
+	}
+	return false
+}
+
+// refusePaced refuses a tool call (or a request paced as one, see paced)
+// that the profile's rate limits do not admit now (Caller.Admit): a JSON-RPC error, CodeRateLimited, whose data
 // says when to retry, and Retry-After. It reports whether it answered.
 func refusePaced(w http.ResponseWriter, r *http.Request, c *Caller, id json.RawMessage, body []byte) bool {
 	if c.Admit == nil {
 		return false
 	}
+	// What is called: a tool or prompt by name, a resource by URI, a
+	// completion by what it completes.
 	var call struct {
 		Params struct {
 			Name string `json:"name"`
+			URI  string `json:"uri"`
+			Ref  struct {
+				Name string `json:"name"`
+				URI  string `json:"uri"`
+			} `json:"ref"`
 		} `json:"params"`
 	}
 	_ = json.Unmarshal(body, &call) // checked already (jsonrpc.Check); a call with no name is still a call
-	retry, why := c.Admit(r.Context(), call.Params.Name)
+	p := call.Params
+	name := cmp.Or(p.Name, p.URI, p.Ref.Name, p.Ref.URI)
+	retry, why := c.Admit(r.Context(), name)
 	if why == "" {
 		return false
 	}
