@@ -57,7 +57,7 @@ type mcpOptions struct {
 	// budgets; nil: none.
 	Budgets *budgets
 	// Paces are the profiles' rate limits; nil: none.
-	Paces *rateLimits
+	Paces    *rateLimits
 	Store    *mcp.Store
 	Profiles *profile.Store
 	// CatalogDir holds the catalogs a profile is validated against when
