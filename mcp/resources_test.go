@@ -400,6 +400,17 @@ func TestToollessServerPinned(t *testing.T) {
 	if !announced {
 		t.Errorf("changes announced: got %+v, want the replaced program's", changed)
 	}
+	// Approved, the new program's resources are served.
+	current, diff, err := w.srv.Pending(t.Context(), "a", "swapped")
+	if err != nil || diff.Identity == nil {
+		t.Fatalf("Pending: got %+v, %v; want the program changed", diff, err)
+	}
+	if err := w.srv.Approve("a", "swapped", current, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := c.resourceURIs("resources/list", "resources", "uri"); !slices.Contains(got, "swapped+test://doc/1") {
+		t.Errorf("resources after approve: got %q, want the approved program's", got)
+	}
 
 	// The approved server grows a tool: it is not trusted on first use.
 	if m := c.call("prompts/get", map[string]any{"name": "plain__add_tool"}); m.Error != nil {
@@ -459,5 +470,19 @@ func TestResourcesPaced(t *testing.T) {
 		if strings.Contains(string(data), method) {
 			t.Errorf("the server received a %s past the limit", method)
 		}
+	}
+}
+
+// TestPromptGetCrash: a server that exits while answering a prompts/get
+// is told apart as a tool call's would be: the error says it exited and
+// is restarting.
+func TestPromptGetCrash(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	w.addServer("a", "up", upstreamCommand(t, "-resources", "1", "-no-tools"))
+	c := w.ready(t, "a1")
+	m := c.call("prompts/get", map[string]any{"name": "up__crash"})
+	if m.Error == nil || !strings.Contains(m.Error.Message, "the server exited during the call") || !strings.Contains(m.Error.Message, "it is restarting") {
+		t.Errorf("prompts/get of a crashing server: got %s %+v, want an error saying it exited and is restarting", m.Result, m.Error)
 	}
 }

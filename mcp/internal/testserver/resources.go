@@ -59,6 +59,12 @@ func addResources(s *server.MCPServer, count int, tools bool) {
 				s.AddTool(mcpgo.NewTool("late"), echo)
 				return mcpgo.NewGetPromptResult("added", nil), nil
 			})
+		s.AddPrompt(mcpgo.NewPrompt("crash", mcpgo.WithPromptDescription("Exits the server.")),
+			func(ctx context.Context, req mcpgo.GetPromptRequest) (*mcpgo.GetPromptResult, error) {
+				fmt.Fprintln(os.Stderr, "boom")
+				os.Exit(3)
+				return nil, nil
+			})
 		return
 	}
 	next := count

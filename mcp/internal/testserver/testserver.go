@@ -43,7 +43,8 @@ import (
 // exits at once; -hang never answers; -resources N adds N resources, a
 // template and a prompt (see addResources); -page N answers lists N
 // items a page; -no-tools serves the -resources alone, no tool, and a
-// prompt add_tool that adds the tool late.
+// prompt add_tool that adds the tool late
+// and a prompt crash that exits.
 func Run(args []string) int {
 	fs := flag.NewFlagSet("mcp-test-server", flag.ContinueOnError)
 	record := fs.String("record", "", "")
