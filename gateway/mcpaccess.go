@@ -17,7 +17,8 @@ import (
 // kind) before the server is asked; then, once it answered, the
 // post-tool-use hooks and one record with the decision and the answer's
 // size. A refusal is recorded at once. What cannot be recorded is
-// refused (withheld, once the server answered).
+// refused (withheld, once the server answered). The session's budgets
+// count it as a tool call, and refuse it as one.
 func (g *mcpGateway) access(sess *session) func(context.Context, mcp.Access) mcp.AccessVerdict {
 	return func(ctx context.Context, a mcp.Access) mcp.AccessVerdict {
 		start := time.Now()
@@ -31,8 +32,19 @@ func (g *mcpGateway) access(sess *session) func(context.Context, mcp.Access) mcp
 				Detail: audit.DetailJSON(map[string]any{"server": a.Server, "hooks": hooks, "reason": reason, "via": "mcp"})})
 		}
 		const unrecorded = "refused: the read could not be recorded in the audit log"
+		// A read reaches the server as a tool call does, and is counted
+		// as one against the session's budgets (tool_calls, runtime).
+		charge := func(bool) {}
+		if g.o.Budgets != nil {
+			done, reason, ok := g.o.Budgets.toolCall(ctx, sess, a.Name)
+			if !ok {
+				return mcp.AccessVerdict{Reason: reason}
+			}
+			charge = done
+		}
 		ev := hook.Event{Event: hook.PreToolUse, Profile: sess.Profile.Alias, Session: sess.ID, ToolName: a.Name, ToolInput: a.Input, Kind: a.Kind}
 		d, ran, hooks, ok := g.o.Hooks.evaluate(ctx, sess, ev)
+		charge(ok && d.Allow)
 		if !ok {
 			return mcp.AccessVerdict{Reason: d.Reason}
 		}

@@ -170,32 +170,22 @@ func (u *upstream) request(ctx context.Context, method string, params any) (json
 		}
 		resp, err := c.tr.SendRequest(ctx, transport.JSONRPCRequest{JSONRPC: mcpgo.JSONRPC_VERSION,
 			ID: mcpgo.NewRequestId("ringlet-" + strconv.FormatInt(u.ids.Add(1), 10)), Method: method, Params: params})
-		switch {
-		case err == nil:
-			if resp.Error != nil {
-				return nil, &upstreamError{code: resp.Error.Code, msg: u.redact(resp.Error.Message)}
+		if err != nil {
+			if retry, err := u.requestFailed(ctx, c, err, attempt, method, ""); !retry {
+				return nil, err
 			}
-			if len(resp.Result) > maxAnswer {
-				return nil, fmt.Errorf("the server's answer is larger than the %d-byte limit; withheld", maxAnswer)
-			}
-			clean, err := u.redactJSON(resp.Result)
-			if err != nil {
-				return nil, fmt.Errorf("the server's answer could not be checked for its credentials; withheld: %w", err)
-			}
-			return clean, nil
-		case context.Cause(ctx) == errCallTimeout:
-			u.endRun(c, FaultTimeout, fmt.Sprintf("no answer to %s within %s", method, u.cfg.Timeout), "")
-			return nil, fmt.Errorf("no answer within %s; the server was stopped and is restarting", u.cfg.Timeout)
-		case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
-			return nil, err
-		case errors.Is(err, transport.ErrSessionTerminated) && attempt == 0:
-			u.drop(c)
 			continue
-		case c.cmd == nil && isTransportError(err):
-			u.endRun(c, FaultUnreachable, err.Error(), "")
-			return nil, errors.New(u.redact(err.Error()))
-		default:
-			return nil, errors.New(u.redact(err.Error()))
 		}
+		if resp.Error != nil {
+			return nil, &upstreamError{code: resp.Error.Code, msg: u.redact(resp.Error.Message)}
+		}
+		if len(resp.Result) > maxAnswer {
+			return nil, fmt.Errorf("the server's answer is larger than the %d-byte limit; withheld", maxAnswer)
+		}
+		clean, err := u.redactJSON(resp.Result)
+		if err != nil {
+			return nil, fmt.Errorf("the server's answer could not be checked for its credentials; withheld: %w", err)
+		}
+		return clean, nil
 	}
 }

@@ -338,12 +338,14 @@ func (h *hub) publish() {
 			continue
 		}
 		u.mu.Lock()
-		cat := u.catalog
+		cat, listed := u.catalog, u.identity != mcpserver.Identity{}
 		u.mu.Unlock()
-		if len(list) == 0 {
-			h.addCatalog(cp, u, cat)
-			continue
+		if !listed {
+			continue // no run listed anything yet: nothing to serve or pin
 		}
+		// A server of resources and prompts alone is checked as any:
+		// its program is pinned, and so is its empty tool set, so that a
+		// tool it adds later waits for approval.
 		obs, diff, err := h.srv.pinDiff(h.profile, u)
 		if err != nil {
 			// Without a pin nothing is served: the check cannot be skipped.
@@ -399,7 +401,8 @@ func (h *hub) publish() {
 			}
 			report[u.cfg.Name] = append(report[u.cfg.Name], ts)
 		}
-		if !suspect {
+		// Nor is a program that is not the one approved.
+		if !suspect && diff.Identity == nil {
 			h.addCatalog(cp, u, cat)
 		}
 	}

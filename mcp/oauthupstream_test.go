@@ -1,10 +1,12 @@
 package mcp
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -12,6 +14,7 @@ import (
 	"time"
 
 	"github.com/mark3labs/mcp-go/client/transport"
+	mcpgo "github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
 
 	"github.com/neullabs/ringlet/credentials"
@@ -36,9 +39,15 @@ type oauthUpstream struct {
 	refreshes []url.Values
 }
 
-func newOAuthUpstream(t *testing.T) *oauthUpstream {
+func newOAuthUpstream(t *testing.T, opts ...server.ServerOption) *oauthUpstream {
 	u := &oauthUpstream{valid: map[string]bool{"access-0": true}}
-	u.h = server.NewStreamableHTTPServer(testserver.New("Echo behind OAuth."), server.WithStateful(true))
+	s := testserver.New("Echo behind OAuth.", opts...)
+	if len(opts) > 0 {
+		s.AddResource(mcpgo.NewResource("test://doc/1", "doc 1"), func(ctx context.Context, req mcpgo.ReadResourceRequest) ([]mcpgo.ResourceContents, error) {
+			return []mcpgo.ResourceContents{mcpgo.TextResourceContents{URI: req.Params.URI, Text: "doc 1"}}, nil
+		})
+	}
+	u.h = server.NewStreamableHTTPServer(s, server.WithStateful(true))
 	u.ts = httptest.NewServer(http.HandlerFunc(u.serve))
 	t.Cleanup(func() {
 		u.ts.CloseClientConnections()
@@ -155,9 +164,9 @@ func (k *testKeys) Remove(r credentials.Ref) (credentials.Entry, error) {
 
 // oauthWorld is a world whose profile a has server docs behind OAuth,
 // authorized with access-0 (valid for an hour) and refresh-0.
-func oauthWorld(t *testing.T) (*world, *oauthUpstream, *testKeys) {
+func oauthWorld(t *testing.T, opts ...server.ServerOption) (*world, *oauthUpstream, *testKeys) {
 	t.Helper()
-	up := newOAuthUpstream(t)
+	up := newOAuthUpstream(t, opts...)
 	keys := &testKeys{m: map[credentials.Ref]string{}}
 	rec := &oauth.Record{Profile: "a", Server: "docs", URL: up.url(), Issuer: up.ts.URL, ClientID: "ringlet-client",
 		ResourceMetadata: up.ts.URL + "/.well-known/oauth-protected-resource/mcp",
@@ -347,5 +356,51 @@ func TestOAuthRecordIsNoKey(t *testing.T) {
 		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "is the OAuth authorization of an MCP server") {
 			t.Errorf("%s: got %v, want it refused", name, err)
 		}
+	}
+}
+
+// TestOAuthUpstreamResourceRead: a resources/read meets a refused token
+// as a tool call does: refreshed and sent once more; refused for good,
+// the server needs authorization, the error names the command, and its
+// resources are no longer listed.
+func TestOAuthUpstreamResourceRead(t *testing.T) {
+	t.Parallel()
+	w, up, _ := oauthWorld(t, server.WithResourceCapabilities(false, true))
+	c := w.ready(t, "a1")
+	if got := c.resourceURIs("resources/list", "resources", "uri"); !slices.Equal(got, []string{"docs+test://doc/1"}) {
+		t.Fatalf("resources: got %q", got)
+	}
+	up.revoke()
+	if text, _, m := c.read("docs+test://doc/1"); m.Error != nil || text != "doc 1" {
+		t.Fatalf("read after the token was refused: got %q %+v, want it refreshed and read", text, m.Error)
+	}
+	if n := up.refreshCount(); n != 1 {
+		t.Errorf("refreshed %d times, want once", n)
+	}
+	up.revoke()
+	up.setMode("refuse")
+	_, _, m := c.read("docs+test://doc/1")
+	if m.Error == nil || !strings.Contains(m.Error.Message, "run 'ringlet mcp auth a docs'") {
+		t.Errorf("read with the refresh refused: got %+v, want an error naming 'ringlet mcp auth a docs'", m.Error)
+	}
+	if st := w.status("a", "docs"); st.State != StateNeedsAuth {
+		t.Errorf("state: got %s (%s), want needs-auth", st.State, st.Error)
+	}
+}
+
+// TestOAuthUpstreamNeedsAuthHidesResources: a server that lost its
+// authorization in a tool call no longer lists its resources.
+func TestOAuthUpstreamNeedsAuthHidesResources(t *testing.T) {
+	t.Parallel()
+	w, up, _ := oauthWorld(t, server.WithResourceCapabilities(false, true))
+	c := w.ready(t, "a1")
+	if got := c.resourceURIs("resources/list", "resources", "uri"); !slices.Equal(got, []string{"docs+test://doc/1"}) {
+		t.Fatalf("resources: got %q", got)
+	}
+	up.revoke()
+	up.setMode("refuse")
+	needsAuthError(t, c, "docs__echo")
+	if got := c.resourceURIs("resources/list", "resources", "uri"); len(got) != 0 {
+		t.Errorf("resources of a server that needs authorization: got %q, want none", got)
 	}
 }

@@ -48,19 +48,7 @@ func (s *Server) refusePending(w http.ResponseWriter, r *http.Request, c *Caller
 	if !refused {
 		return false
 	}
-	if c.Refused != nil {
-		var call struct {
-			Params struct {
-				Arguments json.RawMessage `json:"arguments"`
-			} `json:"params"`
-		}
-		_ = json.Unmarshal(body, &call) // jsonrpc.Check decoded the same body
-		args, err := finalArgs(call.Params.Arguments)
-		if err != nil {
-			args = nil
-		}
-		c.Refused(r.Context(), name, args, reason)
-	}
+	auditRefused(r.Context(), c, name, callArguments(body), reason)
 	jsonrpc.WriteError(w, http.StatusOK, jsonrpc.CodeInvalidParams, m.ID, reason)
 	return true
 }

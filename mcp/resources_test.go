@@ -8,8 +8,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/neullabs/ringlet/mcp/mcpserver"
 )
 
 // resourceURIs lists the resources a client sees, following cursors.
@@ -328,5 +331,158 @@ func TestSubscriptionsBounded(t *testing.T) {
 	}
 	if last := s.remove("s1", nil); len(last) != maxSubscriptions {
 		t.Errorf("ending s1: got %d URIs no session holds, want %d", len(last), maxSubscriptions)
+	}
+}
+
+// copyProgram copies the test binary (which serves as the upstream) to a
+// file of the test's own, that the test may then change.
+func copyProgram(t *testing.T) string {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(exe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "upstream")
+	if err := os.WriteFile(path, data, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestToollessServerPinned: a server of resources and prompts alone is
+// checked as any: a program replaced since it was added serves nothing
+// and is announced as changed, and a tool an approved one adds later
+// waits for approval.
+func TestToollessServerPinned(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	var changed []ToolsChanged
+	w := newWorld(t, func(o *Options) {
+		o.OnToolsChanged = func(tc ToolsChanged) error {
+			mu.Lock()
+			defer mu.Unlock()
+			changed = append(changed, tc)
+			return nil
+		}
+	})
+	exe := copyProgram(t)
+	argv := upstreamCommand(t, "-resources", "1", "-no-tools")
+	argv[0] = exe
+	w.addServer("a", "swapped", argv)
+	w.addServer("a", "plain", upstreamCommand(t, "-resources", "1", "-no-tools"))
+	// The program is replaced after it was added.
+	f, err := os.OpenFile(exe, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write([]byte{0}); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+
+	c := w.ready(t, "a1")
+	if got, want := c.resourceURIs("resources/list", "resources", "uri"), []string{"plain+test://doc/1"}; !slices.Equal(got, want) {
+		t.Errorf("resources: got %q, want %q (none of the replaced program)", got, want)
+	}
+	if _, _, m := c.read("swapped+test://doc/1"); m.Error == nil {
+		t.Error("read from a replaced program: got a result, want an error")
+	}
+	if got := c.resourceURIs("prompts/list", "prompts", "name"); slices.ContainsFunc(got, func(n string) bool { return strings.HasPrefix(n, "swapped__") }) {
+		t.Errorf("prompts: got %q, want none of the replaced program", got)
+	}
+	mu.Lock()
+	announced := slices.ContainsFunc(changed, func(tc ToolsChanged) bool { return tc.Server == "swapped" && tc.Diff.Identity != nil })
+	mu.Unlock()
+	if !announced {
+		t.Errorf("changes announced: got %+v, want the replaced program's", changed)
+	}
+	// Approved, the new program's resources are served.
+	current, diff, err := w.srv.Pending(t.Context(), "a", "swapped")
+	if err != nil || diff.Identity == nil {
+		t.Fatalf("Pending: got %+v, %v; want the program changed", diff, err)
+	}
+	if err := w.srv.Approve("a", "swapped", current, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := c.resourceURIs("resources/list", "resources", "uri"); !slices.Contains(got, "swapped+test://doc/1") {
+		t.Errorf("resources after approve: got %q, want the approved program's", got)
+	}
+
+	// The approved server grows a tool: it is not trusted on first use.
+	if m := c.call("prompts/get", map[string]any{"name": "plain__add_tool"}); m.Error != nil {
+		t.Fatalf("add_tool: %+v", m.Error)
+	}
+	waitFor(t, 10*time.Second, "the late tool to be seen", func() bool {
+		return toolState(w.status("a", "plain"), "late").State != ""
+	})
+	if ts := toolState(w.status("a", "plain"), "late"); ts.State != mcpserver.ToolChanged || ts.Change != mcpserver.ChangeAdded {
+		t.Errorf("late tool: got %+v, want it added and waiting for approval", ts)
+	}
+	if slices.Contains(c.toolNames(), "plain__late") {
+		t.Error("a tool added later is listed before approval")
+	}
+}
+
+// TestResourcesPaced: resources/read, prompts/get and completion/complete
+// are paced as tool calls by the profile's rate limits: each asks Admit
+// under what it reads, and one not admitted is a rate-limit error that
+// reaches neither the policy nor the server.
+func TestResourcesPaced(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	rec := filepath.Join(t.TempDir(), "one.log")
+	w.addServer("a", "one", upstreamCommand(t, "-resources", "1", "-record", rec))
+	var mu sync.Mutex
+	var admitted []string
+	w.callers["a1"].Admit = func(_ context.Context, name string) (time.Duration, string) {
+		mu.Lock()
+		defer mu.Unlock()
+		admitted = append(admitted, name)
+		return 30 * time.Second, "rate limit reached"
+	}
+	c := w.ready(t, "a1")
+	for _, tc := range []struct {
+		method string
+		params map[string]any
+	}{
+		{"resources/read", map[string]any{"uri": "one+test://doc/1"}},
+		{"prompts/get", map[string]any{"name": "one__greet", "arguments": map[string]string{"name": "Ann"}}},
+		{"completion/complete", map[string]any{"ref": map[string]any{"type": "ref/prompt", "name": "one__greet"}, "argument": map[string]any{"name": "name", "value": "A"}}},
+	} {
+		if m := c.call(tc.method, tc.params); m.Error == nil || m.Error.Code != -32029 {
+			t.Errorf("%s past the limit: got %s %+v, want a rate-limit error", tc.method, m.Result, m.Error)
+		}
+	}
+	mu.Lock()
+	if want := []string{"one+test://doc/1", "one__greet", "one__greet"}; !slices.Equal(admitted, want) {
+		t.Errorf("admitted: got %q, want %q", admitted, want)
+	}
+	mu.Unlock()
+	if accessed, _ := w.accesses(); len(accessed) != 0 {
+		t.Errorf("the policy saw a refused read: %+v", accessed)
+	}
+	data, _ := os.ReadFile(rec) // what the server received; nothing if absent
+	for _, method := range []string{"resources/read", "prompts/get", "completion/complete"} {
+		if strings.Contains(string(data), method) {
+			t.Errorf("the server received a %s past the limit", method)
+		}
+	}
+}
+
+// TestPromptGetCrash: a server that exits while answering a prompts/get
+// is told apart as a tool call's would be: the error says it exited and
+// is restarting.
+func TestPromptGetCrash(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	w.addServer("a", "up", upstreamCommand(t, "-resources", "1", "-no-tools"))
+	c := w.ready(t, "a1")
+	m := c.call("prompts/get", map[string]any{"name": "up__crash"})
+	if m.Error == nil || !strings.Contains(m.Error.Message, "the server exited during the call") || !strings.Contains(m.Error.Message, "it is restarting") {
+		t.Errorf("prompts/get of a crashing server: got %s %+v, want an error saying it exited and is restarting", m.Result, m.Error)
 	}
 }

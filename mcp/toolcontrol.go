@@ -1,6 +1,7 @@
 package mcp
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -109,19 +110,7 @@ func (s *Server) refuseDisabled(w http.ResponseWriter, r *http.Request, c *Calle
 	if !refused {
 		return false
 	}
-	if c.Refused != nil {
-		var call struct {
-			Params struct {
-				Arguments json.RawMessage `json:"arguments"`
-			} `json:"params"`
-		}
-		_ = json.Unmarshal(body, &call) // jsonrpc.Check decoded the same body
-		args, err := finalArgs(call.Params.Arguments)
-		if err != nil {
-			args = nil
-		}
-		c.Refused(r.Context(), name, args, reason)
-	}
+	auditRefused(r.Context(), c, name, callArguments(body), reason)
 	out, err := json.Marshal(struct {
 		JSONRPC string                `json:"jsonrpc"`
 		ID      json.RawMessage       `json:"id"`
@@ -198,25 +187,71 @@ func (s *Server) Republish(profile string) {
 	}
 }
 
-// refusePaced refuses a tool call that the profile's rate limits do not
-// admit now (Caller.Admit): a JSON-RPC error, CodeRateLimited, whose data
+// paced reports whether a request of method is paced as a tool call by
+// the profile's rate limits: a call, and a read of what a server serves
+// besides tools, each of which reaches the server as one.
+func paced(method string) bool {
+	switch mcpgo.MCPMethod(method) {
+	case mcpgo.MethodToolsCall, mcpgo.MethodResourcesRead, mcpgo.MethodPromptsGet, mcpgo.MethodCompletionComplete:
+		return true
+	}
+	return false
+}
+
+// refusePaced refuses a tool call (or a request paced as one, see paced)
+// that the profile's rate limits do not admit now (Caller.Admit): a JSON-RPC error, CodeRateLimited, whose data
 // says when to retry, and Retry-After. It reports whether it answered.
 func refusePaced(w http.ResponseWriter, r *http.Request, c *Caller, id json.RawMessage, body []byte) bool {
 	if c.Admit == nil {
 		return false
 	}
+	// What is called: a tool or prompt by name, a resource by URI, a
+	// completion by what it completes.
 	var call struct {
 		Params struct {
 			Name string `json:"name"`
+			URI  string `json:"uri"`
+			Ref  struct {
+				Name string `json:"name"`
+				URI  string `json:"uri"`
+			} `json:"ref"`
 		} `json:"params"`
 	}
 	_ = json.Unmarshal(body, &call) // checked already (jsonrpc.Check); a call with no name is still a call
-	retry, why := c.Admit(r.Context(), call.Params.Name)
+	p := call.Params
+	name := cmp.Or(p.Name, p.URI, p.Ref.Name, p.Ref.URI)
+	retry, why := c.Admit(r.Context(), name)
 	if why == "" {
 		return false
 	}
 	secs := max(1, int64(math.Ceil(retry.Seconds())))
 	w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
-	jsonrpc.WriteErrorData(w, http.StatusOK, jsonrpc.CodeRateLimited, id, why, map[string]any{"retry_after_seconds": secs, "ringlet_code": "ringlet_rate_limited"})
+	jsonrpc.WriteErrorData(w, http.StatusOK, jsonrpc.CodeRateLimited, id, why, map[string]any{"retry_after_seconds": secs, "ringlet": map[string]any{"code": "ringlet_rate_limited"}})
 	return true
+}
+
+// auditRefused has the caller audit a call of tool name refused before
+// any server saw it, with its arguments as they would have been sent
+// (none if they cannot be read).
+func auditRefused(ctx context.Context, c *Caller, name string, rawArgs json.RawMessage, reason string) {
+	if c == nil || c.Refused == nil {
+		return
+	}
+	args, err := finalArgs(rawArgs)
+	if err != nil {
+		args = nil
+	}
+	c.Refused(ctx, name, args, reason)
+}
+
+// callArguments is params.arguments of a tools/call body that
+// jsonrpc.Check decoded already; nil if absent.
+func callArguments(body []byte) json.RawMessage {
+	var call struct {
+		Params struct {
+			Arguments json.RawMessage `json:"arguments"`
+		} `json:"params"`
+	}
+	_ = json.Unmarshal(body, &call) // jsonrpc.Check decoded the same body
+	return call.Params.Arguments
 }

@@ -228,14 +228,14 @@ func (h *hub) handleCallTool(ctx context.Context, req mcpgo.CallToolRequest) (*m
 	ix := h.index()
 	i, ok := ix.byName[a.Name]
 	if !ok {
-		if reason, refused := h.disabled(a.Name); refused {
-			if c := CallerFrom(ctx); c != nil && c.Refused != nil {
-				args, err := finalArgs(a.Arguments)
-				if err != nil {
-					args = nil
-				}
-				c.Refused(ctx, a.Name, args, reason)
-			}
+		// Refused as a tools/call of it would be: disabled, or hidden
+		// until approved.
+		reason, refused := h.disabled(a.Name)
+		if !refused {
+			reason, refused = h.pending(a.Name)
+		}
+		if refused {
+			auditRefused(ctx, CallerFrom(ctx), a.Name, a.Arguments, reason)
 			return mcpgo.NewToolResultError(reason), nil
 		}
 		return mcpgo.NewToolResultError("no tool " + a.Name + " is served; search_tools finds them"), nil

@@ -1,12 +1,16 @@
 package mcp
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
@@ -169,4 +173,41 @@ func BenchmarkToolSearch(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestCallToolOfPendingTool: call_tool of a tool hidden until approved is
+// refused as a tools/call of it is, saying how to approve it, and
+// audited as refused; the server does not see it.
+func TestCallToolOfPendingTool(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, func(o *Options) {
+		o.ToolSearch = func(p string) (bool, error) { return true, nil }
+	})
+	var mu sync.Mutex
+	var refused []string
+	w.callers["a1"].Refused = func(_ context.Context, tool string, args json.RawMessage, reason string) {
+		mu.Lock()
+		refused = append(refused, tool+" "+string(args)+": "+reason)
+		mu.Unlock()
+	}
+	rec := filepath.Join(w.homes["a"], "rec")
+	w.addServer("a", "up", upstreamCommand(t, "-record", rec))
+	c := w.ready(t, "a1")
+	if r := c.tool("call_tool", map[string]any{"name": "up__set_desc", "arguments": map[string]any{"desc": "Now does something else."}}); r.IsError {
+		t.Fatal(r.text())
+	}
+	waitFor(t, 10*time.Second, "echo to be hidden", func() bool { return toolState(w.status("a", "up"), "echo").State == mcpserver.ToolChanged })
+	before := len(recorded(t, rec))
+	r := c.tool("call_tool", map[string]any{"name": "up__echo", "arguments": map[string]any{"text": "hi"}})
+	if !r.IsError || !strings.Contains(r.text(), "ringlet mcp approve a up") {
+		t.Errorf("call_tool of a changed tool: got %v %q, want refused saying how to approve", r.IsError, r.text())
+	}
+	if n := len(recorded(t, rec)); n != before {
+		t.Error("the upstream received a call to a hidden tool")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(refused) != 1 || !strings.HasPrefix(refused[0], `up__echo {"text":"hi"}: `) || !strings.Contains(refused[0], "ringlet mcp approve a up") {
+		t.Errorf("audited refusals: got %q, want up__echo's with its arguments and reason", refused)
+	}
 }

@@ -967,59 +967,75 @@ func (u *upstream) call(ctx context.Context, tool string, args json.RawMessage, 
 		req.Params.RawArguments = args
 		req.Params.Meta = meta
 		res, err := c.client.CallTool(ctx, req)
-		switch {
-		case err == nil:
+		if err == nil {
 			return res, nil
-		case context.Cause(ctx) == errCallTimeout:
-			// A server that does not answer may answer nothing more (a
-			// stdio server that hung answers no later call either): its
-			// run ends and it is restarted.
-			msg := fmt.Sprintf("no answer to %s within %s", tool, u.cfg.Timeout)
-			u.endRun(c, FaultTimeout, msg, tool)
-			return nil, fmt.Errorf("no answer within %s; the server was stopped and is restarting", u.cfg.Timeout)
-		case errors.Is(err, context.DeadlineExceeded):
-			return nil, fmt.Errorf("no answer within %s", u.cfg.Timeout)
-		case errors.Is(err, transport.ErrTransportClosed):
-			if c.cmd != nil {
-				// An exit is reported by the process watcher, which
-				// restarts the server.
-				select {
-				case <-c.exited:
-					return nil, fmt.Errorf("the server exited during the call (%s); it is restarting", u.redact(c.describeExit().Error()))
-				case <-time.After(stopGrace):
-				}
-			}
-			if u.endRun(c, FaultCrash, "it closed its connection during a call", tool) || !c.hasExited() {
-				return nil, errors.New("the server closed its connection during the call; it is restarting")
-			}
-			return nil, errors.New("the server was stopped during the call; it is restarting")
-		case errors.Is(err, transport.ErrSessionTerminated) && attempt == 0:
-			u.drop(c)
-			continue
-		case c.refreshUnreachable(err) != nil:
-			// Not a refusal: the token could not be refreshed for now.
-			// The run ends and the server is tried again after a
-			// backoff, as for a server that cannot be reached.
-			msg := u.redact(c.refreshUnreachable(err).Error())
-			u.endRun(c, FaultUnreachable, msg, tool)
-			return nil, errors.New(msg + "; it is restarting")
-		case isAuthRequired(err) && attempt == 0 && c.oauth != nil:
-			// The server refused the token before its expiry (revoked,
-			// or its clock differs): it is refreshed, and the call sent
-			// once more.
-			c.oauth.Invalidate()
-			continue
-		case isAuthRequired(err):
-			u.lostAuth(c, tool)
-			return nil, u.needsAuth()
-		case c.cmd == nil && isTransportError(err):
-			// The HTTP server cannot be reached: its run ends and it is
-			// tried again after a backoff.
-			u.endRun(c, FaultUnreachable, err.Error(), tool)
-			return nil, errors.New(u.redact(err.Error()))
-		default:
-			return nil, errors.New(u.redact(err.Error()))
 		}
+		if retry, err := u.requestFailed(ctx, c, err, attempt, tool, tool); !retry {
+			return nil, err
+		}
+	}
+}
+
+// requestFailed decides what an error of a request to run c (a tool call,
+// or another request such as resources/read) means, for the loops that
+// send them: whether to send it once more (retry), or else the error to
+// answer. what names the request in the fault reported; tool is the tool
+// called, if any. A run that does not answer in time, that closed its
+// connection, that cannot be reached or whose token was refused for good
+// ends here, as it would for any request.
+func (u *upstream) requestFailed(ctx context.Context, c *conn, err error, attempt int, what, tool string) (retry bool, _ error) {
+	switch {
+	case context.Cause(ctx) == errCallTimeout:
+		// A server that does not answer may answer nothing more (a
+		// stdio server that hung answers no later call either): its
+		// run ends and it is restarted.
+		msg := fmt.Sprintf("no answer to %s within %s", what, u.cfg.Timeout)
+		u.endRun(c, FaultTimeout, msg, tool)
+		return false, fmt.Errorf("no answer within %s; the server was stopped and is restarting", u.cfg.Timeout)
+	case errors.Is(err, context.DeadlineExceeded):
+		return false, fmt.Errorf("no answer within %s", u.cfg.Timeout)
+	case errors.Is(err, context.Canceled):
+		return false, err // the client went away: the run is not at fault
+	case errors.Is(err, transport.ErrTransportClosed):
+		if c.cmd != nil {
+			// An exit is reported by the process watcher, which
+			// restarts the server.
+			select {
+			case <-c.exited:
+				return false, fmt.Errorf("the server exited during the call (%s); it is restarting", u.redact(c.describeExit().Error()))
+			case <-time.After(stopGrace):
+			}
+		}
+		if u.endRun(c, FaultCrash, "it closed its connection during a call", tool) || !c.hasExited() {
+			return false, errors.New("the server closed its connection during the call; it is restarting")
+		}
+		return false, errors.New("the server was stopped during the call; it is restarting")
+	case errors.Is(err, transport.ErrSessionTerminated) && attempt == 0:
+		u.drop(c)
+		return true, nil
+	case c.refreshUnreachable(err) != nil:
+		// Not a refusal: the token could not be refreshed for now.
+		// The run ends and the server is tried again after a
+		// backoff, as for a server that cannot be reached.
+		msg := u.redact(c.refreshUnreachable(err).Error())
+		u.endRun(c, FaultUnreachable, msg, tool)
+		return false, errors.New(msg + "; it is restarting")
+	case isAuthRequired(err) && attempt == 0 && c.oauth != nil:
+		// The server refused the token before its expiry (revoked,
+		// or its clock differs): it is refreshed, and the request
+		// sent once more.
+		c.oauth.Invalidate()
+		return true, nil
+	case isAuthRequired(err):
+		u.lostAuth(c, tool)
+		return false, u.needsAuth()
+	case c.cmd == nil && isTransportError(err):
+		// The HTTP server cannot be reached: its run ends and it is
+		// tried again after a backoff.
+		u.endRun(c, FaultUnreachable, err.Error(), tool)
+		return false, errors.New(u.redact(err.Error()))
+	default:
+		return false, errors.New(u.redact(err.Error()))
 	}
 }
 
@@ -1029,7 +1045,9 @@ func (u *upstream) lostAuth(c *conn, tool string) {
 	u.mu.Lock()
 	current := u.conn == c && u.state == StateRunning
 	if current {
-		u.state, u.conn, u.failures = StateNeedsAuth, nil, 0
+		// Its resources and prompts are dropped, as when any run ends:
+		// they are read from a running server only.
+		u.state, u.conn, u.failures, u.catalog = StateNeedsAuth, nil, 0, catalog{}
 		u.lastErr = strings.TrimPrefix(u.needsAuth().Error(), ErrNeedsAuth.Error()+": ")
 	}
 	msg := u.lastErr

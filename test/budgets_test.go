@@ -319,8 +319,16 @@ func TestBudgetToolCalls(t *testing.T) {
 	if text, isErr := r.text(2); !isErr || !strings.Contains(text, "budget session/") || !strings.Contains(text, "tool_calls cap 2 reached") {
 		t.Fatalf("call past the cap: got %v %q, want refused naming the session's tool_calls budget", isErr, text)
 	}
-	if out := mustRun(t, e, "audit", "query", "--kind", "budget.refused", "--json"); !strings.Contains(out, "tool.call everything__echo") {
-		t.Fatalf("audit: got %s, want the refused tool call", out)
+	// A resource read is a tool call to the budget: refused past the cap.
+	read := runSDKPlan(t, e, tok, map[string]any{"url": url, "steps": []any{
+		map[string]any{"read": "everything+demo://resource/static/document/features.md"},
+	}})
+	if msg := string(read.Steps[0]["error"]); !strings.Contains(msg, "tool_calls cap 2 reached") {
+		t.Fatalf("read past the cap: got error %q (read: %v), want refused naming the tool_calls budget", msg, read.Steps[0]["contents"] != nil)
+	}
+	if out := mustRun(t, e, "audit", "query", "--kind", "budget.refused", "--json"); !strings.Contains(out, "tool.call everything__echo") ||
+		!strings.Contains(out, "tool.call everything+demo://resource/static/document/features.md") {
+		t.Fatalf("audit: got %s, want the refused tool call and read", out)
 	}
 	show := runSDK(t, e, e.Token(), map[string]any{"url": url, "steps": []any{
 		map[string]any{"call": "budgets_show", "args": map[string]any{"profile": "work"}},

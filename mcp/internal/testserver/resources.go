@@ -21,7 +21,7 @@ import (
 // resources/list_changed) and touch (says resources/updated for "uri").
 // The server takes subscriptions, and completes the arguments of the
 // prompt and template (see completions).
-func addResources(s *server.MCPServer, count int) {
+func addResources(s *server.MCPServer, count int, tools bool) {
 	doc := func(i int) server.ServerResource {
 		uri := fmt.Sprintf("test://doc/%d", i)
 		return server.ServerResource{
@@ -52,6 +52,21 @@ func addResources(s *server.MCPServer, count int) {
 			}
 			return mcpgo.NewGetPromptResult("greeting", []mcpgo.PromptMessage{mcpgo.NewPromptMessage(mcpgo.RoleUser, mcpgo.NewTextContent(text))}), nil
 		})
+	if !tools {
+		// A server of resources and prompts alone, that can grow a tool.
+		s.AddPrompt(mcpgo.NewPrompt("add_tool", mcpgo.WithPromptDescription("Adds the tool late.")),
+			func(ctx context.Context, req mcpgo.GetPromptRequest) (*mcpgo.GetPromptResult, error) {
+				s.AddTool(mcpgo.NewTool("late"), echo)
+				return mcpgo.NewGetPromptResult("added", nil), nil
+			})
+		s.AddPrompt(mcpgo.NewPrompt("crash", mcpgo.WithPromptDescription("Exits the server.")),
+			func(ctx context.Context, req mcpgo.GetPromptRequest) (*mcpgo.GetPromptResult, error) {
+				fmt.Fprintln(os.Stderr, "boom")
+				os.Exit(3)
+				return nil, nil
+			})
+		return
+	}
 	next := count
 	s.AddTool(mcpgo.NewTool("add_doc"), func(ctx context.Context, req mcpgo.CallToolRequest) (*mcpgo.CallToolResult, error) {
 		next++

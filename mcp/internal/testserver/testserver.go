@@ -42,7 +42,9 @@ import (
 // whose name breaks MCP's rules; -desc is echo's first description; -die
 // exits at once; -hang never answers; -resources N adds N resources, a
 // template and a prompt (see addResources); -page N answers lists N
-// items a page.
+// items a page; -no-tools serves the -resources alone, no tool, and a
+// prompt add_tool that adds the tool late
+// and a prompt crash that exits.
 func Run(args []string) int {
 	fs := flag.NewFlagSet("mcp-test-server", flag.ContinueOnError)
 	record := fs.String("record", "", "")
@@ -54,6 +56,7 @@ func Run(args []string) int {
 	pidFile := fs.String("pid", "", "")
 	resources := fs.Int("resources", 0, "")
 	page := fs.Int("page", 0, "")
+	noTools := fs.Bool("no-tools", false, "")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -84,9 +87,17 @@ func Run(args []string) int {
 	if *page > 0 {
 		opts = append(opts, server.WithPaginationLimit(*page))
 	}
+	if *noTools {
+		s := server.NewMCPServer("test-upstream", "1.0.0", append([]server.ServerOption{server.WithToolCapabilities(true)}, opts...)...)
+		addResources(s, *resources, false)
+		if err := server.NewStdioServer(s).Listen(context.Background(), os.Stdin, os.Stdout); err != nil && err != io.EOF && err != context.Canceled {
+			fmt.Fprintln(os.Stderr, err)
+		}
+		return 0
+	}
 	s := New(*desc, opts...)
 	if *resources > 0 {
-		addResources(s, *resources)
+		addResources(s, *resources, true)
 	}
 	s.AddTool(mcpgo.NewTool("crash"), func(ctx context.Context, req mcpgo.CallToolRequest) (*mcpgo.CallToolResult, error) {
 		fmt.Fprintln(os.Stderr, "boom")
