@@ -223,6 +223,9 @@ func (hk *hooks) handleHookCheck(w http.ResponseWriter, r *http.Request) {
 		cancel(nil)
 	}()
 	d, _ := hk.check(ctx, sess, req, "agent")
+	if !d.Allow && sess.ctx.Err() != nil {
+		d.Reason = "refused: " + context.Cause(sess.ctx).Error() + " while its hooks ran"
+	}
 	writeJSON(w, http.StatusOK, d)
 }
 
