@@ -214,7 +214,18 @@ func (hk *hooks) handleHookCheck(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad_request", "event must be pre-tool-use or post-tool-use")
 		return
 	}
-	d, _ := hk.check(r.Context(), sess, req, "agent")
+	// The hooks run no longer than the session: a kill (or any end)
+	// cancels them, and the check is refused, as an MCP call's are.
+	ctx, cancel := context.WithCancelCause(r.Context())
+	stop := context.AfterFunc(sess.ctx, func() { cancel(context.Cause(sess.ctx)) })
+	defer func() {
+		stop()
+		cancel(nil)
+	}()
+	d, _ := hk.check(ctx, sess, req, "agent")
+	if !d.Allow && sess.ctx.Err() != nil {
+		d.Reason = "refused: " + context.Cause(sess.ctx).Error() + " while its hooks ran"
+	}
 	writeJSON(w, http.StatusOK, d)
 }
 
