@@ -447,17 +447,20 @@ func capValues(st budget.State, c string) (float64, float64) {
 const BudgetErrorCode = "budget_exhausted"
 
 // writeBudgetError answers a refused request as its provider answers a
-// request it will not serve for lack of credit, so the agent shows the
-// message and does not retry: Anthropic's 400 invalid_request_error (as
-// for "credit balance too low"), OpenAI's 429 insufficient_quota (which
-// Codex and the OpenAI SDKs do not retry).
+// request it will not serve, so the agent shows the message and does not
+// retry: 400 invalid_request_error in both formats (Anthropic's answer
+// when the credit balance is too low). Codex stops at a 400 and prints
+// its body, the message with it; at OpenAI's 429 insufficient_quota it
+// stopped too but printed only its own "Quota exceeded", and the OpenAI
+// SDKs retry a 429. x-should-retry: false tells the Anthropic and OpenAI
+// SDKs not to retry whatever the status.
 func writeBudgetError(w http.ResponseWriter, format string, ref *budget.Refusal) {
 	writeWireRefusal(w, format, wireRefusal{code: BudgetErrorCode,
 		ringlet:         map[string]any{"budget": ref.Scope.Key(), "cap": ref.Cap},
 		message:         "Ringlet refused the request: " + ref.Error() + ". Raise it with 'ringlet budgets set', or wait for the period to end.",
-		header:          map[string]string{"X-Ringlet-Budget": ref.Scope.Key()},
+		header:          map[string]string{"X-Ringlet-Budget": ref.Scope.Key(), "X-Should-Retry": "false"},
 		anthropicStatus: http.StatusBadRequest, anthropicType: "invalid_request_error",
-		openAIStatus: http.StatusTooManyRequests, openAIType: "insufficient_quota", openAICode: "insufficient_quota"})
+		openAIStatus: http.StatusBadRequest, openAIType: "invalid_request_error", openAICode: BudgetErrorCode})
 }
 
 // budgetCutEvent is the SSE event that ends a streamed answer cut at a
@@ -468,7 +471,7 @@ func budgetCutEvent(format string, ref *budget.Refusal) []byte {
 	if format == provider.FormatAnthropic {
 		return []byte("event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"invalid_request_error\",\"message\":" + msg + ",\"ringlet\":" + ringlet + "}}\n\n")
 	}
-	return []byte("event: error\ndata: {\"type\":\"error\",\"error\":{\"message\":" + msg + ",\"type\":\"insufficient_quota\",\"code\":\"insufficient_quota\",\"ringlet\":" + ringlet + "}}\n\n")
+	return []byte("event: error\ndata: {\"type\":\"error\",\"error\":{\"message\":" + msg + ",\"type\":\"invalid_request_error\",\"code\":\"" + BudgetErrorCode + "\",\"ringlet\":" + ringlet + "}}\n\n")
 }
 
 // budgetCut is why a streamed answer was cut.

@@ -193,7 +193,7 @@ func TestWireRefusalsShareOneShape(t *testing.T) {
 		write                       func(http.ResponseWriter, string)
 	}{
 		{"budget/anthropic", provider.FormatAnthropic, BudgetErrorCode, "invalid_request_error", 400, func(w http.ResponseWriter, f string) { writeBudgetError(w, f, ref) }},
-		{"budget/openai", provider.FormatOpenAI, BudgetErrorCode, "insufficient_quota", 429, func(w http.ResponseWriter, f string) { writeBudgetError(w, f, ref) }},
+		{"budget/openai", provider.FormatOpenAI, BudgetErrorCode, "invalid_request_error", 400, func(w http.ResponseWriter, f string) { writeBudgetError(w, f, ref) }},
 		{"ratelimit/anthropic", provider.FormatAnthropic, RateLimitErrorCode, "rate_limit_error", 429, func(w http.ResponseWriter, f string) { writeRateLimited(w, f, pace) }},
 		{"ratelimit/openai", provider.FormatOpenAI, RateLimitErrorCode, "requests", 429, func(w http.ResponseWriter, f string) { writeRateLimited(w, f, pace) }},
 	} {
@@ -215,6 +215,9 @@ func TestWireRefusalsShareOneShape(t *testing.T) {
 				e.Error.Message == "" || e.Error.Ringlet.Code != tc.code || rec.Header().Get("X-Ringlet-Error") != tc.code {
 				t.Errorf("got %d, X-Ringlet-Error %q, %s; want %d, %s with error.type %s and error.ringlet.code %s",
 					rec.Code, rec.Header().Get("X-Ringlet-Error"), rec.Body, tc.status, tc.format, tc.errType, tc.code)
+			}
+			if tc.code == BudgetErrorCode && rec.Header().Get("X-Should-Retry") != "false" {
+				t.Errorf("budget refusal: X-Should-Retry %q, want false (the SDKs retry otherwise)", rec.Header().Get("X-Should-Retry"))
 			}
 		})
 	}

@@ -11,10 +11,11 @@ import (
 )
 
 // TestBudgetCodex: the real Codex `exec` whose session's budget cannot
-// take its request stops at once and does not retry: the refusal is
-// OpenAI's 429 insufficient_quota, which Codex treats as a spent quota
-// (it prints "Quota exceeded"), not as a rate limit it retries. The
-// request never reaches the provider, and the audit names the budget.
+// take its request stops at once and does not retry, showing Ringlet's
+// message: the refusal is a 400 invalid_request_error, which Codex
+// prints with its body (at OpenAI's 429 insufficient_quota it printed
+// only its own "Quota exceeded"). The request never reaches the provider,
+// and the audit names the budget.
 func TestBudgetCodex(t *testing.T) {
 	t.Parallel()
 	requireNode(t)
@@ -23,8 +24,8 @@ func TestBudgetCodex(t *testing.T) {
 	key := w.newProfile("codex", "cxb", "fakeoa", "--model", "gpt-5.5", "--budget-session", "output=10")
 	s := w.startSession("cxb")
 	cenv := clientEnv(t, s, w.unsandboxedHome("cxb"), key)
-	// Codex retries a 429 it takes for a rate limit with backoff, several
-	// times: a run that has not stopped in 60s retries.
+	// Codex retries what it takes for a rate limit or a passing failure
+	// with backoff: a run that has not stopped in 60s retries.
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, append(slices.Clone(s.Launch.Args), codexArgs("say hi")...)...)
@@ -36,12 +37,10 @@ func TestBudgetCodex(t *testing.T) {
 	if ctx.Err() != nil {
 		t.Fatalf("codex exec did not stop within 60s (%d budget.refused records: it retries): stdout %q stderr %q", len(refused), out.String(), errb.String())
 	}
-	// Codex shows its own text for OpenAI's insufficient_quota, not the
-	// body's message; the budget is named by 'sessions'/'audit' and by the
-	// refusal's X-Ringlet-Budget header.
+	// Codex prints a 400's body: Ringlet's message, naming the budget.
 	all := out.String() + errb.String()
-	if err == nil || !strings.Contains(all, "Quota exceeded") {
-		t.Fatalf("codex exec under an exhausted budget: exit %v, stdout %q, stderr %q; want a failure showing the quota is spent", err, out.String(), errb.String())
+	if err == nil || !strings.Contains(all, "Ringlet refused the request") || !strings.Contains(all, "session/"+s.ID) {
+		t.Fatalf("codex exec under an exhausted budget: exit %v, stdout %q, stderr %q; want a failure showing Ringlet's refusal naming session/%s", err, out.String(), errb.String(), s.ID)
 	}
 	if len(refused) > 0 && refused[0].Target != "session/"+s.ID {
 		t.Fatalf("budget.refused: got %+v, want the session's budget named", refused[0])

@@ -139,9 +139,9 @@ func TestBudgetSessionCap(t *testing.T) {
 }
 
 // TestBudgetKillOpenAI exhausts a day budget of a profile on an OpenAI
-// provider with the default action: the refusal is OpenAI's 429
-// insufficient_quota, and the session is ended, recorded with the budget
-// as the reason; its token's next request is answered with the same
+// provider with the default action: the refusal is a 400
+// invalid_request_error (budget_exhausted), and the session is ended,
+// recorded with the budget as the reason; its token's next request is answered with the same
 // refusal (which agents show and stop at), not a 401 they retry.
 func TestBudgetKillOpenAI(t *testing.T) {
 	t.Parallel()
@@ -160,9 +160,9 @@ func TestBudgetKillOpenAI(t *testing.T) {
 			Ringlet             struct{ Code, Budget string }
 		} `json:"error"`
 	}
-	if err := json.Unmarshal(body, &ans); status != http.StatusTooManyRequests || err != nil || ans.Error.Type != "insufficient_quota" ||
-		ans.Error.Code != "insufficient_quota" || ans.Error.Ringlet.Budget != "profile/oa/day" {
-		t.Fatalf("request past the day's cap: got %d %s, want 429 insufficient_quota naming profile/oa/day", status, body)
+	if err := json.Unmarshal(body, &ans); status != http.StatusBadRequest || err != nil || ans.Error.Type != "invalid_request_error" ||
+		ans.Error.Code != "budget_exhausted" || ans.Error.Ringlet.Budget != "profile/oa/day" {
+		t.Fatalf("request past the day's cap: got %d %s, want 400 invalid_request_error budget_exhausted naming profile/oa/day", status, body)
 	}
 	if reason := endReason(t, w.e, s.ID); !strings.Contains(reason, "profile/oa/day") {
 		t.Fatalf("session.end reason: got %q, want the budget (default action kill)", reason)
@@ -171,14 +171,14 @@ func TestBudgetKillOpenAI(t *testing.T) {
 		t.Fatal("sessions inspect: the session a budget ended is still live")
 	}
 	before := len(w.fake.Requests())
-	if status, _, body := w.send(t, "POST", "/chat/completions", openaiHeaders(s.Token), chat); status != http.StatusTooManyRequests ||
+	if status, _, body := w.send(t, "POST", "/chat/completions", openaiHeaders(s.Token), chat); status != http.StatusBadRequest ||
 		!strings.Contains(string(body), "profile/oa/day") || len(w.fake.Requests()) != before {
-		t.Fatalf("the ended session's next request: got %d %s, want the budget's 429, not forwarded", status, body)
+		t.Fatalf("the ended session's next request: got %d %s, want the budget's 400, not forwarded", status, body)
 	}
 	// The day's budget covers the profile's next session too.
 	s2 := w.startSession("oa")
-	if status, _, body := w.send(t, "POST", "/chat/completions", openaiHeaders(s2.Token), chat); status != http.StatusTooManyRequests {
-		t.Fatalf("a new session of the profile: got %d %s, want 429 (the day's budget is spent)", status, body)
+	if status, _, body := w.send(t, "POST", "/chat/completions", openaiHeaders(s2.Token), chat); status != http.StatusBadRequest {
+		t.Fatalf("a new session of the profile: got %d %s, want 400 (the day's budget is spent)", status, body)
 	}
 }
 
