@@ -8,6 +8,9 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/neullabs/ringlet/api"
+	"github.com/neullabs/ringlet/profile"
 )
 
 // TestRateLimits: limits set with 'ringlet ratelimits' refuse, before
@@ -107,7 +110,14 @@ func TestRateLimits(t *testing.T) {
 	if !strings.Contains(string(metrics), `ringlet_rate_limited_total{limit="requests",profile="p",scope="session"} 1`) {
 		t.Error("ringlet_rate_limited_total does not count the refused request")
 	}
-	w.mustRun(t, "ratelimits", "clear", "p")
+	var shown api.RateLimits
+	if err := json.Unmarshal([]byte(w.mustRun(t, "ratelimits", "show", "p", "--json")), &shown); err != nil || shown.Profile != "p" || shown.SessionRequests != 1 {
+		t.Errorf("ratelimits show --json: got %+v (%v), want profile p with session_requests 1", shown, err)
+	}
+	var cleared api.RateLimits
+	if err := json.Unmarshal([]byte(w.mustRun(t, "ratelimits", "clear", "p", "--json")), &cleared); err != nil || cleared.Profile != "p" || cleared.RateLimits != (profile.RateLimits{}) {
+		t.Errorf("ratelimits clear --json: got %+v (%v), want profile p with no limits", cleared, err)
+	}
 	if resp, got := post(); resp.StatusCode != http.StatusOK {
 		t.Errorf("after clear: got %d %s, want 200", resp.StatusCode, got)
 	}

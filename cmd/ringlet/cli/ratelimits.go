@@ -1,11 +1,13 @@
 package cli
 
 import (
+	"context"
 	"strconv"
 
 	"github.com/spf13/cobra"
 
 	"github.com/neullabs/ringlet/api"
+	"github.com/neullabs/ringlet/client"
 	"github.com/neullabs/ringlet/names"
 	"github.com/neullabs/ringlet/profile"
 )
@@ -43,28 +45,10 @@ stream. Changes apply from the next request, live sessions included.`,
   ringlet ratelimits show work --json
   ringlet ratelimits clear work`,
 	}
-	var asJSON bool
-	show := &cobra.Command{
-		Use:     "show PROFILE",
-		Short:   "Show a profile's rate limits",
-		Example: "  ringlet ratelimits show work\n  ringlet ratelimits show work --json",
-		Args:    exactArgs(1, "PROFILE"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := names.Check("profile", args[0]); err != nil {
-				return usageError{err}
-			}
-			c, err := a.ensureDaemon(cmd.Context())
-			if err != nil {
-				return err
-			}
-			out, err := c.RateLimits(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			return a.printRateLimits(out, asJSON)
-		},
-	}
-	show.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	show := a.rateLimitsReadCmd("show PROFILE", "Show a profile's rate limits", "  ringlet ratelimits show work\n  ringlet ratelimits show work --json", "print JSON",
+		func(ctx context.Context, c *client.Client, alias string) (api.RateLimits, error) {
+			return c.RateLimits(ctx, alias)
+		})
 	var setJSON bool
 	vals := make([]int64, len(rateLimitFlags))
 	set := &cobra.Command{
@@ -105,28 +89,10 @@ stream. Changes apply from the next request, live sessions included.`,
 		set.Flags().Int64Var(&vals[i], f.name, 0, f.help+" (0: none)")
 	}
 	set.Flags().BoolVar(&setJSON, "json", false, "print the limits as JSON")
-	var clearJSON bool
-	clear := &cobra.Command{
-		Use:     "clear PROFILE",
-		Short:   "Remove every rate limit of a profile",
-		Example: "  ringlet ratelimits clear work",
-		Args:    exactArgs(1, "PROFILE"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := names.Check("profile", args[0]); err != nil {
-				return usageError{err}
-			}
-			c, err := a.ensureDaemon(cmd.Context())
-			if err != nil {
-				return err
-			}
-			out, err := c.ClearRateLimits(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			return a.printRateLimits(out, clearJSON)
-		},
-	}
-	clear.Flags().BoolVar(&clearJSON, "json", false, "print the limits as JSON")
+	clear := a.rateLimitsReadCmd("clear PROFILE", "Remove every rate limit of a profile", "  ringlet ratelimits clear work", "print the limits as JSON",
+		func(ctx context.Context, c *client.Client, alias string) (api.RateLimits, error) {
+			return c.ClearRateLimits(ctx, alias)
+		})
 	cmd.AddCommand(show, set, clear)
 	return cmd
 }
@@ -145,4 +111,32 @@ func (a *app) printRateLimits(out api.RateLimits, asJSON bool) error {
 		t.row(f.name, v)
 	}
 	return t.flush()
+}
+
+// rateLimitsReadCmd is 'ratelimits show' or 'clear': one profile's limits,
+// as call answers them, printed (--json: as JSON).
+func (a *app) rateLimitsReadCmd(use, short, example, jsonHelp string, call func(context.Context, *client.Client, string) (api.RateLimits, error)) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:     use,
+		Short:   short,
+		Example: example,
+		Args:    exactArgs(1, "PROFILE"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := names.Check("profile", args[0]); err != nil {
+				return usageError{err}
+			}
+			c, err := a.ensureDaemon(cmd.Context())
+			if err != nil {
+				return err
+			}
+			out, err := call(cmd.Context(), c, args[0])
+			if err != nil {
+				return err
+			}
+			return a.printRateLimits(out, asJSON)
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, jsonHelp)
+	return cmd
 }
