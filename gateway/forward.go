@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"sync"
 	"syscall"
 	"time"
 
@@ -62,7 +63,7 @@ func (ss *sessions) openSocket(sess *session) (string, error) {
 // sandbox binds it read-only, so nothing in it is the agent's; whatever is
 // at the socket's name (the old socket) is replaced.
 func (ss *sessions) adoptSocket(sess *session, dir string) error {
-	if ss.o.SocketDir == "" || filepath.Dir(dir) != ss.o.SocketDir || !socketDirName.MatchString(filepath.Base(dir)) {
+	if ss.o.SocketDir == "" || filepath.Dir(dir) != ss.o.SocketDir || !socketDirName().MatchString(filepath.Base(dir)) {
 		return errors.New("not a session socket directory of this daemon's")
 	}
 	if err := privateDir(dir); err != nil {
@@ -77,7 +78,7 @@ func (ss *sessions) adoptSocket(sess *session, dir string) error {
 }
 
 // socketDirName is the name of a session's socket directory.
-var socketDirName = regexp.MustCompile(`^ringlet-[0-9a-f]{12}$`)
+var socketDirName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^ringlet-[0-9a-f]{12}$`) })
 
 // privateDir checks that dir is a directory (not a symbolic link) of this
 // user's that no one else may enter.

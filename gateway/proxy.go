@@ -684,7 +684,7 @@ func (p *proxy) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 	writeError(w, st.status, code, msg+" ("+st.sess.Provider.ID+")")
 }
 
-var modelLabelRE = regexp.MustCompile(`^[A-Za-z0-9._:/@-]{1,80}$`)
+var modelLabelRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9._:/@-]{1,80}$`) })
 
 // maxModelLabels bounds the model label values of the provider metrics:
 // the model comes from the request when the answer names none, so a
@@ -699,7 +699,7 @@ type modelLabels struct {
 }
 
 func (m *modelLabels) label(model string) string {
-	if !modelLabelRE.MatchString(model) {
+	if !modelLabelRE().MatchString(model) {
 		return "other"
 	}
 	m.mu.Lock()

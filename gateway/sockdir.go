@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/neullabs/ringlet/privatefile"
 )
@@ -30,7 +31,7 @@ import (
 // socketRootRecord is the file in the state dir that names the directory.
 const socketRootRecord = "sockets"
 
-var socketRootName = regexp.MustCompile(`^ringlet-sockets-[0-9a-f]{12}$`)
+var socketRootName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^ringlet-sockets-[0-9a-f]{12}$`) })
 
 // SocketRoot is the directory of a daemon's session sockets.
 type SocketRoot struct {
@@ -119,7 +120,7 @@ func recordedSocketRoot(record string, log *slog.Logger) (string, error) {
 		return "", fmt.Errorf("read %s: %w", record, err)
 	}
 	dir := strings.TrimSpace(string(data))
-	if !filepath.IsAbs(dir) || filepath.Clean(dir) != dir || !socketRootName.MatchString(filepath.Base(dir)) {
+	if !filepath.IsAbs(dir) || filepath.Clean(dir) != dir || !socketRootName().MatchString(filepath.Base(dir)) {
 		log.Warn("ignoring a session socket record that names no socket directory of Ringlet's", "record", record)
 		return "", nil
 	}

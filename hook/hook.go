@@ -244,7 +244,7 @@ func NamesAgentWritable(shell string, trees []string) string {
 	}
 	// /home/me/proj-link/check.sh, with proj-link a link to the workspace:
 	// each absolute path in the text, resolved as far as it exists.
-	for _, m := range absPathRE.FindAllStringSubmatch(shell, maxPathsChecked) {
+	for _, m := range absPathRE().FindAllStringSubmatch(shell, maxPathsChecked) {
 		p := m[1]
 		real := resolveExisting(filepath.Clean(p))
 		if real == filepath.Clean(p) {
@@ -260,7 +260,7 @@ func NamesAgentWritable(shell string, trees []string) string {
 // absPathRE finds absolute paths in a command's text: a '/' that starts a
 // word (or follows = or a quote) up to the next character no path name in
 // a shell word holds unquoted.
-var absPathRE = regexp.MustCompile(`(?:^|[\s='"(:])(/[^\s'"();|&<>$` + "`" + `]*)`)
+var absPathRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`(?:^|[\s='"(:])(/[^\s'"();|&<>$` + "`" + `]*)`) })
 
 // maxPathsChecked bounds the paths a command's text is searched for.
 const maxPathsChecked = 64

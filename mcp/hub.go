@@ -21,11 +21,11 @@ import (
 
 // toolNameRE is the MCP 2025-11-25 rule for tool names: 1 to 128 ASCII
 // letters, digits, '_', '-' and '.'.
-var toolNameRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,128}$`)
+var toolNameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9_.-]{1,128}$`) })
 
 // exposedName is how a session sees an upstream tool: <server>__<tool>.
 func exposedName(srv, tool string) (string, error) {
-	if !toolNameRE.MatchString(tool) {
+	if !toolNameRE().MatchString(tool) {
 		return "", fmt.Errorf("the tool name %q breaks MCP's naming rules (1 to 128 letters, digits, '_', '-', '.')", tool)
 	}
 	name := srv + "__" + tool

@@ -19,11 +19,15 @@ import (
 
 // interpreterRE matches the programs that run a script named on their
 // command line; the script is what the server is.
-var interpreterRE = regexp.MustCompile(`^(node|nodejs|bun|deno|python|python[23](\.[0-9]+)?|pypy3?|ruby|perl|php|bash|sh|dash|zsh)$`)
+var interpreterRE = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^(node|nodejs|bun|deno|python|python[23](\.[0-9]+)?|pypy3?|ruby|perl|php|bash|sh|dash|zsh)$`)
+})
 
 // launcherRE matches the programs that fetch a package and run it: what
 // they run is chosen when they run, not named by a file.
-var launcherRE = regexp.MustCompile(`^(npx|bunx|pnpx|uvx|pipx|npm|pnpm|yarn|uv|docker|podman)$`)
+var launcherRE = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^(npx|bunx|pnpx|uvx|pipx|npm|pnpm|yarn|uv|docker|podman)$`)
+})
 
 // resolveProgram is what a stdio server's start runs, found as spawn
 // finds it: the program, and for a --no-sandbox server the program a
@@ -55,7 +59,7 @@ func (d *digests) identityOf(bin string, args []string, dir string) mcpserver.Id
 	}
 	base := filepath.Base(bin)
 	switch {
-	case interpreterRE.MatchString(base):
+	case interpreterRE().MatchString(base):
 		script, why := scriptArg(base, args)
 		if script == "" {
 			id.Note = join(id.Note, why)
@@ -68,7 +72,7 @@ func (d *digests) identityOf(bin string, args []string, dir string) mcpserver.Id
 		if id.ScriptDigest, err = d.digest(id.Script); err != nil {
 			id.Note = join(id.Note, "the script could not be read: "+err.Error())
 		}
-	case launcherRE.MatchString(base):
+	case launcherRE().MatchString(base):
 		id.Note = join(id.Note, base+" fetches what it runs: its files are not digested, only its command line; pin the package's version (name@1.2.3)")
 	}
 	return id

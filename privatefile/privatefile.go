@@ -24,6 +24,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -207,7 +208,7 @@ func RemoveStaleTemps(path string) error {
 
 // tempName matches the names createTemp makes: "." + base + ".tmp-" and
 // 16 hex digits.
-var tempName = regexp.MustCompile(`^\..+\.tmp-[0-9a-f]{16}$`)
+var tempName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^\..+\.tmp-[0-9a-f]{16}$`) })
 
 // maxSweepDepth bounds how deep SweepStaleTemps looks.
 const maxSweepDepth = 3
@@ -247,7 +248,7 @@ func SweepStaleTemps(dir string, olderThan time.Duration) (int, error) {
 			}
 			return nil
 		}
-		if !de.Type().IsRegular() || !tempName.MatchString(de.Name()) {
+		if !de.Type().IsRegular() || !tempName().MatchString(de.Name()) {
 			return nil
 		}
 		fi, err := de.Info()

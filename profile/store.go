@@ -251,12 +251,14 @@ func (p *Profile) Validate(c *Catalog) error {
 	return nil
 }
 
-var hostRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,62})?(\.[a-z0-9]([a-z0-9-]{0,62})?)*(:[0-9]{1,5})?$`)
+var hostRE = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,62})?(\.[a-z0-9]([a-z0-9-]{0,62})?)*(:[0-9]{1,5})?$`)
+})
 
 // CheckAllowHost checks an --allow-host entry: a lower-case host name
 // (not an IP address: egress is allowed by name), optionally with a port.
 func CheckAllowHost(h string) error {
-	if !hostRE.MatchString(h) || len(h) > 260 {
+	if !hostRE().MatchString(h) || len(h) > 260 {
 		return fmt.Errorf("invalid --allow-host %q: want a lower-case host name such as github.com, optionally with :port", h)
 	}
 	host := h

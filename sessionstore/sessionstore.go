@@ -78,10 +78,10 @@ type Session struct {
 }
 
 var (
-	idPattern   = regexp.MustCompile(`^s_[0-9a-f]{16}$`)
-	hashPattern = regexp.MustCompile(`^[0-9a-f]{64}$`)
+	idPattern   = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^s_[0-9a-f]{16}$`) })
+	hashPattern = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[0-9a-f]{64}$`) })
 	// sockDirPattern is the name of a session's socket directory.
-	sockDirPattern = regexp.MustCompile(`^ringlet-[0-9a-f]{12}$`)
+	sockDirPattern = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^ringlet-[0-9a-f]{12}$`) })
 )
 
 // maxIdle bounds IdleSeconds: the longest a session may live.
@@ -90,9 +90,9 @@ const maxIdle = 720 * time.Hour
 // Validate reports what makes s a record no daemon wrote.
 func (s Session) Validate() error {
 	switch {
-	case !idPattern.MatchString(s.ID):
+	case !idPattern().MatchString(s.ID):
 		return fmt.Errorf("session id %q is not of the form s_ and 16 hex digits", s.ID)
-	case !hashPattern.MatchString(s.TokenSHA256):
+	case !hashPattern().MatchString(s.TokenSHA256):
 		return fmt.Errorf("session %s: token_sha256 is not 64 lower-case hex digits", s.ID)
 	case s.TokenID == "" || s.KeyHMAC == "" || s.BaseURL == "":
 		return fmt.Errorf("session %s: token_id, key_hmac and base_url are required", s.ID)
@@ -110,7 +110,7 @@ func (s Session) Validate() error {
 		return fmt.Errorf("session %s: workspace and socket_dir belong to a launch", s.ID)
 	case s.Workspace != "" && (!filepath.IsAbs(s.Workspace) || filepath.Clean(s.Workspace) != s.Workspace):
 		return fmt.Errorf("session %s: workspace is not a clean absolute path", s.ID)
-	case s.SocketDir != "" && (!filepath.IsAbs(s.SocketDir) || filepath.Clean(s.SocketDir) != s.SocketDir || !sockDirPattern.MatchString(filepath.Base(s.SocketDir))):
+	case s.SocketDir != "" && (!filepath.IsAbs(s.SocketDir) || filepath.Clean(s.SocketDir) != s.SocketDir || !sockDirPattern().MatchString(filepath.Base(s.SocketDir))):
 		return fmt.Errorf("session %s: socket_dir is not a session socket directory", s.ID)
 	}
 	provider, alias, ok := strings.Cut(s.KeyRef, "/")

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -49,12 +50,12 @@ var (
 	// pyenv, rbenv, nodenv, goenv, ...:
 	//   export PYENV_ROOT="/home/u/.pyenv"
 	//   exec "/home/u/.pyenv/libexec/pyenv" exec "$program" "$@"
-	envExecRE = regexp.MustCompile(`(?m)^\s*exec\s+"([^"\n]+)"\s+exec\s+"\$program"`)
-	envRootRE = regexp.MustCompile(`(?m)^\s*export\s+([A-Z]+_ROOT)="([^"\n]*)"`)
+	envExecRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`(?m)^\s*exec\s+"([^"\n]+)"\s+exec\s+"\$program"`) })
+	envRootRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`(?m)^\s*export\s+([A-Z]+_ROOT)="([^"\n]*)"`) })
 	// asdf: exec /home/u/.asdf/bin/asdf exec "node" "$@", or exec asdf exec ...
-	asdfExecRE = regexp.MustCompile(`(?m)^\s*exec\s+"?([^"\s]*asdf)"?\s+exec\s`)
+	asdfExecRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`(?m)^\s*exec\s+"?([^"\s]*asdf)"?\s+exec\s`) })
 	// mise in its script mode: exec mise x -- node "$@"
-	miseExecRE = regexp.MustCompile(`(?m)^\s*exec\s+"?([^"\s]*mise)"?\s+(x|exec)\s`)
+	miseExecRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`(?m)^\s*exec\s+"?([^"\s]*mise)"?\s+(x|exec)\s`) })
 )
 
 // DetectShim reports whether p is a version manager's shim, and whose.
@@ -106,16 +107,16 @@ func DetectShim(p string) (Shim, bool) {
 	}
 	head := readHead(real, 8<<10)
 	switch {
-	case envExecRE.Match(head):
-		bin := string(envExecRE.FindSubmatch(head)[1])
+	case envExecRE().Match(head):
+		bin := string(envExecRE().FindSubmatch(head)[1])
 		s.Manager, s.command = filepath.Base(bin), []string{bin, "which", s.Tool}
-		for _, m := range envRootRE.FindAllSubmatch(head, -1) {
+		for _, m := range envRootRE().FindAllSubmatch(head, -1) {
 			s.env = append(s.env, string(m[1])+"="+string(m[2]))
 		}
-	case asdfExecRE.Match(head):
-		s.Manager, s.command = "asdf", []string{string(asdfExecRE.FindSubmatch(head)[1]), "which", s.Tool}
-	case miseExecRE.Match(head):
-		s.Manager, s.command = "mise", []string{string(miseExecRE.FindSubmatch(head)[1]), "which", s.Tool}
+	case asdfExecRE().Match(head):
+		s.Manager, s.command = "asdf", []string{string(asdfExecRE().FindSubmatch(head)[1]), "which", s.Tool}
+	case miseExecRE().Match(head):
+		s.Manager, s.command = "mise", []string{string(miseExecRE().FindSubmatch(head)[1]), "which", s.Tool}
 	default:
 		// A shims directory of a manager this does not know: still not
 		// something a sandbox can run.

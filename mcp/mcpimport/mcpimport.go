@@ -19,6 +19,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/pelletier/go-toml/v2"
 
@@ -319,7 +320,7 @@ func finish(s Server, getenv Getenv, expand expander) Server {
 
 type expander func(string, Getenv) (string, error)
 
-var claudeVarRE = regexp.MustCompile(`\$\{([^}]*)\}`)
+var claudeVarRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`\$\{([^}]*)\}`) })
 
 // claudeExpand expands ${VAR} and ${VAR:-default}, as Claude Code does in
 // .mcp.json.
@@ -356,7 +357,7 @@ func expandWith(s string, lookup func(string) (string, error)) (string, error) {
 		return s, nil
 	}
 	var firstErr error
-	out := claudeVarRE.ReplaceAllStringFunc(s, func(m string) string {
+	out := claudeVarRE().ReplaceAllStringFunc(s, func(m string) string {
 		v, err := lookup(m[2 : len(m)-1])
 		if err != nil && firstErr == nil {
 			firstErr = err
@@ -432,7 +433,7 @@ func scanJSONC(data []byte, step func(out, data []byte, i int) ([]byte, int, err
 }
 
 // serverNameRE is what mcpserver.ValidateName accepts.
-var serverNameRE = regexp.MustCompile(`^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$`)
+var serverNameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$`) })
 
 // RingletName is name as a Ringlet server name: lower case, '_', '.' and
 // spaces as '-', nothing else but letters, digits and '-', at most 32.
@@ -453,11 +454,13 @@ func RingletName(name string) (string, bool) {
 	if len(out) > 32 {
 		out = strings.TrimRight(out[:32], "-")
 	}
-	return out, serverNameRE.MatchString(out)
+	return out, serverNameRE().MatchString(out)
 }
 
 // secretNameRE matches a variable's name that says it holds a secret.
-var secretNameRE = regexp.MustCompile(`(?i)(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|AUTH|COOKIE|PRIVATE|SESSION|SIGNATURE|(^|_)(PAT|PWD|PASS|DSN|CERT)(_|$))`)
+var secretNameRE = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`(?i)(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|AUTH|COOKIE|PRIVATE|SESSION|SIGNATURE|(^|_)(PAT|PWD|PASS|DSN|CERT)(_|$))`)
+})
 
 // keyPrefixes begin the keys of well-known services.
 var keyPrefixes = []string{"sk-", "sk_", "pk_live_", "rk_live_", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "glpat-", "xoxa-", "xoxb-", "xoxp-", "xapp-",
@@ -467,7 +470,7 @@ var keyPrefixes = []string{"sk-", "sk_", "pk_live_", "rk_live_", "ghp_", "gho_",
 // looks like it holds a secret: such values go to the credential store.
 // In doubt it says yes: a plain value kept as a secret costs nothing.
 func LooksSecret(name, value string) bool {
-	if secretNameRE.MatchString(name) {
+	if secretNameRE().MatchString(name) {
 		return true
 	}
 	for _, p := range keyPrefixes {

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 )
 
 // Limits of the headers of an HTTP server.
@@ -17,13 +18,13 @@ const (
 )
 
 // headerNameRE is a field name as HTTP defines it (a token), kept short.
-var headerNameRE = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$")
+var headerNameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$") })
 
 // schemeRE is the word a --header-secret value may put before the key
 // (Bearer, Token, Key): one token, so the header's value is always that
 // word, one space and the key as stored, and nothing of the key is
 // computed or reformatted.
-var schemeRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]{0,31}$`)
+var schemeRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]{0,31}$`) })
 
 // reservedHeaders are the headers --header and --header-secret may not
 // set: those of the connection and the message (which the HTTP client
@@ -37,7 +38,7 @@ var reservedHeaders = []string{"Accept", "Connection", "Content-Encoding", "Cont
 // CheckHeaderName checks the name of a header sent to an HTTP server and
 // returns its canonical form (x-api-key is X-Api-Key).
 func CheckHeaderName(name string) (string, error) {
-	if !headerNameRE.MatchString(name) {
+	if !headerNameRE().MatchString(name) {
 		return "", fmt.Errorf("invalid header name %q: use letters, digits and '-', at most 128", name)
 	}
 	c := http.CanonicalHeaderKey(name)
@@ -66,7 +67,7 @@ func ParseHeader(flag, kv string) (name, value string, err error) {
 func HeaderSecretRef(v string) (scheme, ref string, err error) {
 	ref = v
 	if before, after, ok := strings.Cut(v, " "); ok {
-		if !schemeRE.MatchString(before) {
+		if !schemeRE().MatchString(before) {
 			return "", "", fmt.Errorf("invalid header secret %q: want PROVIDER/ALIAS or SCHEME PROVIDER/ALIAS, SCHEME one word such as Token", v)
 		}
 		scheme, ref = before, after

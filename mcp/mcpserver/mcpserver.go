@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/neullabs/ringlet/internal/outbound"
@@ -53,7 +54,7 @@ func checkNotOAuth(what, ref string) error {
 }
 
 // envNameRE is a variable name as POSIX shells write it.
-var envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,127}$`)
+var envNameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,127}$`) })
 
 // ReservedEnv are the variables Ringlet sets for every stdio server and
 // that --env and --secret may not replace: PATH is the one the server was
@@ -65,7 +66,7 @@ var ReservedEnv = []string{"PATH", "HOME"}
 // serverNameRE is what <server> in <server>__<tool> may be. No
 // underscore, so the first "__" of an exposed name always ends the server
 // name, and short, so the exposed name stays within 128 characters.
-var serverNameRE = regexp.MustCompile(`^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$`)
+var serverNameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$`) })
 
 // Config is one upstream MCP server of a profile, as the daemon stores it
 // and as the API takes and shows it.
@@ -149,13 +150,13 @@ const (
 
 // ValidateName checks <server>.
 func ValidateName(name string) error {
-	if !serverNameRE.MatchString(name) {
+	if !serverNameRE().MatchString(name) {
 		return fmt.Errorf("invalid MCP server name %q: use 1 to 32 lower-case letters, digits and '-', starting and ending with a letter or digit", name)
 	}
 	return nil
 }
 
-var credentialRE = regexp.MustCompile(`^` + names.Pattern + `/` + names.Pattern + `$`)
+var credentialRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^` + names.Pattern + `/` + names.Pattern + `$`) })
 
 // SendsAuthorization reports whether the server is sent an Authorization
 // header of the user's own (--credential, --header or --header-secret):
@@ -193,7 +194,7 @@ func (c *Config) Validate() error {
 		if c.URL == "" {
 			return errors.New("--credential is for HTTP servers (--url); a stdio server gets no keys")
 		}
-		if !credentialRE.MatchString(c.Credential) {
+		if !credentialRE().MatchString(c.Credential) {
 			return fmt.Errorf("invalid --credential %q: want <provider>/<alias>", c.Credential)
 		}
 		if err := checkNotOAuth("--credential", c.Credential); err != nil {
@@ -275,7 +276,7 @@ func ParseEnv(flag, kv string) (name, value string, err error) {
 
 // CheckEnvName checks the name of a variable given to a server.
 func CheckEnvName(name string) error {
-	if !envNameRE.MatchString(name) {
+	if !envNameRE().MatchString(name) {
 		return fmt.Errorf("invalid variable name %q: use letters, digits and '_', not starting with a digit, at most 128", name)
 	}
 	if slices.Contains(ReservedEnv, name) {
@@ -290,7 +291,7 @@ func SecretRef(s string) (string, error) {
 	if !strings.Contains(s, "/") && names.Valid(s) {
 		return SecretProvider + "/" + s, nil
 	}
-	if !credentialRE.MatchString(s) {
+	if !credentialRE().MatchString(s) {
 		return "", fmt.Errorf("invalid secret reference %q: want <provider>/<alias> or <alias> (a key stored with 'ringlet keychain set')", s)
 	}
 	if err := checkNotOAuth("secret", s); err != nil {

@@ -274,21 +274,26 @@ func probe(ctx context.Context, client *http.Client, server string) (prm string,
 	}
 	base, _ := url.Parse(server)
 	for _, h := range resp.Header.Values("WWW-Authenticate") {
-		if m := resourceMetadataRE.FindStringSubmatch(h); m != nil && prm == "" {
+		if m := resourceMetadataRE().FindStringSubmatch(h); m != nil && prm == "" {
 			if u, err := url.Parse(m[1]); err == nil && strings.EqualFold(u.Scheme, base.Scheme) && strings.EqualFold(u.Host, base.Host) {
 				prm = m[1]
 			}
 		}
-		if m := scopeRE.FindStringSubmatch(h); m != nil && scopes == nil {
+		if m := scopeRE().FindStringSubmatch(h); m != nil && scopes == nil {
 			scopes = strings.Fields(m[1])
 		}
 	}
 	return prm, scopes, nil
 }
 
+// Compiled on first use: a bounded repetition of 1,000 compiles to a
+// program of thousands of instructions, which took 14-18 ms of every
+// command's start (the CLI and the daemon are one binary, and package
+// variables are initialised before main). The same holds, smaller, for
+// the other package-level patterns of Ringlet (docs/performance.md).
 var (
-	resourceMetadataRE = regexp.MustCompile(`(?i)\bresource_metadata\s*=\s*"([^"]{1,1000})"`)
-	scopeRE            = regexp.MustCompile(`(?i)\bscope\s*=\s*"([^"]{0,1000})"`)
+	resourceMetadataRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`(?i)\bresource_metadata\s*=\s*"([^"]{1,1000})"`) })
+	scopeRE            = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`(?i)\bscope\s*=\s*"([^"]{0,1000})"`) })
 )
 
 // checkMetadata refuses an authorization server whose endpoints Ringlet

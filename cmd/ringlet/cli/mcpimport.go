@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
@@ -490,7 +491,7 @@ func (a *app) planImport(ctx context.Context, alias, network string, found []mcp
 
 // importSchemeRE is the word an Authorization value puts before its key
 // (Bearer, Token), as --header-secret takes it.
-var importSchemeRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]{0,31}$`)
+var importSchemeRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]{0,31}$`) })
 
 // importHeader plans header h of an imported HTTP server: Authorization:
 // Bearer becomes its --credential; another Authorization value, or one
@@ -504,7 +505,7 @@ func (r *importRow) importHeader(server, h, val string, keys map[credentials.Ref
 		return skip(err.Error())
 	}
 	scheme, key, hasScheme := strings.Cut(val, " ")
-	if !hasScheme || name != "Authorization" || !importSchemeRE.MatchString(scheme) {
+	if !hasScheme || name != "Authorization" || !importSchemeRE().MatchString(scheme) {
 		scheme, key = "", val
 	}
 	if name != "Authorization" && !mcpimport.LooksSecret(strings.ReplaceAll(name, "-", "_"), val) {
