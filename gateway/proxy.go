@@ -12,7 +12,6 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -684,7 +683,23 @@ func (p *proxy) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 	writeError(w, st.status, code, msg+" ("+st.sess.Provider.ID+")")
 }
 
-var modelLabelRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9._:/@-]{1,80}$`) })
+// validModelLabel reports whether a model name may be a metric label:
+// 1 to 80 of A-Z a-z 0-9 . _ : / @ - (the pattern `^[A-Za-z0-9._:/@-]{1,80}$`,
+// checked by a loop: it runs on every proxied request, and the regexp
+// took part of every start to compile; FuzzValidModelLabel holds the two
+// equal).
+func validModelLabel(s string) bool {
+	if len(s) < 1 || len(s) > 80 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || strings.IndexByte("._:/@-", c) >= 0) {
+			return false
+		}
+	}
+	return true
+}
 
 // maxModelLabels bounds the model label values of the provider metrics:
 // the model comes from the request when the answer names none, so a
@@ -699,7 +714,7 @@ type modelLabels struct {
 }
 
 func (m *modelLabels) label(model string) string {
-	if !modelLabelRE().MatchString(model) {
+	if !validModelLabel(model) {
 		return "other"
 	}
 	m.mu.Lock()

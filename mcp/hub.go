@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,13 +18,28 @@ import (
 	"github.com/neullabs/ringlet/mcp/mcpserver"
 )
 
-// toolNameRE is the MCP 2025-11-25 rule for tool names: 1 to 128 ASCII
-// letters, digits, '_', '-' and '.'.
-var toolNameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9_.-]{1,128}$`) })
+// toolNamePattern is the MCP 2025-11-25 rule for tool names: 1 to 128
+// ASCII letters, digits, '_', '-' and '.'. validToolName checks it without
+// a regexp (compiling it took part of every start; FuzzValidToolName
+// holds the two equal).
+const toolNamePattern = `^[A-Za-z0-9_.-]{1,128}$`
+
+func validToolName(s string) bool {
+	if len(s) < 1 || len(s) > 128 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '_' || c == '.' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
 
 // exposedName is how a session sees an upstream tool: <server>__<tool>.
 func exposedName(srv, tool string) (string, error) {
-	if !toolNameRE().MatchString(tool) {
+	if !validToolName(tool) {
 		return "", fmt.Errorf("the tool name %q breaks MCP's naming rules (1 to 128 letters, digits, '_', '-', '.')", tool)
 	}
 	name := srv + "__" + tool

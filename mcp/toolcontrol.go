@@ -66,7 +66,7 @@ func (h *hub) disabled(exposed string) (reason string, ok bool) {
 	server, tool, found := strings.Cut(exposed, "__")
 	// A name no server could list is mcp-go's to refuse as unknown: the
 	// reason quotes the name in a command the user may copy.
-	if !found || !toolNameRE().MatchString(tool) || h.srv.opts.Store == nil {
+	if !found || !validToolName(tool) || h.srv.opts.Store == nil {
 		return "", false
 	}
 	cfgs, err := h.srv.opts.Store.List(h.profile)

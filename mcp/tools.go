@@ -372,7 +372,7 @@ func adminTools() []server.ServerTool {
 			mcpgo.WithString("profile", mcpgo.Required(), mcpgo.Description("Profile alias."), mcpgo.Pattern(aliasPattern)),
 			mcpgo.WithString("name", mcpgo.Required(), mcpgo.Description("The server's name (mcp_servers_list shows them)."), mcpgo.Pattern(serverPattern)),
 			mcpgo.WithBoolean("dry_run", mcpgo.Description("Only show the diff. Default false.")),
-			mcpgo.WithArray("tools", mcpgo.Description("Approve only these tools' changes; default: all of them."), mcpgo.Items(map[string]any{"type": "string", "pattern": toolNameRE().String()})),
+			mcpgo.WithArray("tools", mcpgo.Description("Approve only these tools' changes; default: all of them."), mcpgo.Items(map[string]any{"type": "string", "pattern": toolNamePattern})),
 			mcpgo.WithString("observed", mcpgo.Description("diff.observed of a dry run: refuse if the server changed since."), mcpgo.Pattern(`^sha256:[0-9a-f]{64}$`)),
 			annotate("Approve an MCP server's changes", false, false, true), strict()),
 			Handler: apiTool(func(a struct {
