@@ -17,7 +17,10 @@ import (
 )
 
 // BenchmarkDaemonFirstProxied times a start of the daemon to the first
-// proxied answer, beside a bare ReverseProxy process started the same way:
+// proxied answer, beside a bare ReverseProxy process started the same way
+// and the durable-record floor (the bare proxy that opens an SQLite
+// database and commits one row per request before answering, as
+// 'benchproxy floor'; its database is kept from one start to the next):
 // exec, then the ~1 KB chat POST retried until the fake provider's answer
 // comes back through the proxy. The daemon starts with a profile and a
 // live session a previous daemon left (as after a restart or an idle
@@ -107,8 +110,9 @@ func BenchmarkDaemonFirstProxied(b *testing.B) {
 		return d, cpu, rss(b, cmd.Process.Pid)
 	}
 
-	var rReady, bReady, rCPU, bCPU []time.Duration
-	var rRSS, bRSS []int
+	var rReady, bReady, fReady, rCPU, bCPU, fCPU []time.Duration
+	var rRSS, bRSS, fRSS []int
+	floorDB := filepath.Join(b.TempDir(), "floor.db")
 	b.ResetTimer()
 	for range b.N {
 		d, c, m := firstAnswer(daemon(), "http://"+daemonAddr+"/proxy")
@@ -116,17 +120,28 @@ func BenchmarkDaemonFirstProxied(b *testing.B) {
 		bareAddr := listenAddr(b)
 		d, c, m = firstAnswer(exec.Command(benchproxy, "bare", bareAddr, "http://"+upAddr), "http://"+bareAddr)
 		bReady, bCPU, bRSS = append(bReady, d), append(bCPU, c), append(bRSS, m)
+		floorAddr := listenAddr(b)
+		d, c, m = firstAnswer(exec.Command(benchproxy, "floor", floorAddr, "http://"+upAddr, floorDB), "http://"+floorAddr)
+		fReady, fCPU, fRSS = append(fReady, d), append(fCPU, c), append(fRSS, m)
 	}
 	b.StopTimer()
 	rc, bc := median(rCPU), median(bCPU)
 	b.ReportMetric(float64(rc.Microseconds())/1000, "ringlet-cpu-ms")
 	b.ReportMetric(float64(bc.Microseconds())/1000, "bare-cpu-ms")
 	b.ReportMetric(float64(rc)/float64(bc), "cpu-ratio")
+	fc := median(fCPU)
+	b.ReportMetric(float64(fc.Microseconds())/1000, "floor-cpu-ms")
+	b.ReportMetric(float64(rc)/float64(fc), "cpu-floor-ratio")
 	rd, bd := median(rReady), median(bReady)
 	rm, bm := float64(median(rRSS))/1024, float64(median(bRSS))/1024
 	b.ReportMetric(float64(rd.Microseconds())/1000, "ringlet-first-ms")
 	b.ReportMetric(float64(bd.Microseconds())/1000, "bare-first-ms")
 	b.ReportMetric(float64(rd)/float64(bd), "first-ratio")
+	fd, fm := median(fReady), float64(median(fRSS))/1024
+	b.ReportMetric(float64(fd.Microseconds())/1000, "floor-first-ms")
+	b.ReportMetric(float64(rd)/float64(fd), "first-floor-ratio")
+	b.ReportMetric(fm, "floor-rss-MiB")
+	b.ReportMetric(rm/fm, "rss-floor-ratio")
 	b.ReportMetric(rm, "ringlet-rss-MiB")
 	b.ReportMetric(bm, "bare-rss-MiB")
 	b.ReportMetric(rm/bm, "rss-ratio")

@@ -31,7 +31,7 @@ func build(b *testing.B) (ringlet, bare string) {
 		if buildErr != nil {
 			return
 		}
-		for _, t := range [][2]string{{"ringlet", "../../cmd/ringlet"}, {"bareserver", "./bareserver"}, {"benchproxy", "./benchproxy"}} {
+		for _, t := range [][2]string{{"ringlet", "../../cmd/ringlet"}, {"bareserver", "./bareserver"}, {"benchproxy", "./benchproxy"}, {"benchcli", "./benchcli"}} {
 			// As make build builds ringlet: a static binary, which neither
 			// loads nor maps libc.
 			cmd := exec.Command("go", "build", "-trimpath", "-o", filepath.Join(binDir, t[0]), t[1])
