@@ -94,6 +94,7 @@ bench: deps
 	$(GO) test -run '^$$' -bench 'ProxyMemory' -benchtime 1x -count 1 ./test/bench
 	$(GO) test -run '^$$' -bench 'ProxyProcess' -benchtime 4000x -count 1 ./test/bench
 	$(GO) test -run '^$$' -bench 'KillSwitch' -benchtime 10x -count 1 ./test/bench
+	$(GO) test -run '^$$' -bench 'CLIRoundTrip' -benchtime 20x -count 1 ./test/bench
 
 # A short run of every fuzz target; `go test -fuzz` on one for longer.
 fuzz:
