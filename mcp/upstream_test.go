@@ -324,17 +324,19 @@ func TestUpstreamCallTimeout(t *testing.T) {
 
 func TestHangingUpstreamStartTimesOut(t *testing.T) {
 	t.Parallel()
-	w := newWorld(t, func(o *Options) { o.StartTimeout = time.Second })
+	// 3s, not less: under -race on a loaded machine, starting a Go
+	// program can take over a second, and up gets the same timeout.
+	w := newWorld(t, func(o *Options) { o.StartTimeout = 3 * time.Second })
 	w.addServer("a", "hang", upstreamCommand(t, "-hang"))
 	w.addServer("a", "up", upstreamCommand(t))
 	c := w.client(t, "a1")
 	c.initialize("2025-11-25")
-	// up gets the same 1s to start, which a busy machine may not give it
+	// up gets the same 3s to start, which a busy machine may not give it
 	// the first time: it is retried (after its backoff) by later listings,
 	// none of which hang holds up for longer than the start timeout.
 	waitFor(t, 30*time.Second, "up's tools to be listed despite hang", func() bool { return slices.Contains(c.toolNames(), "up__echo") })
-	waitFor(t, 10*time.Second, "hang to fail", func() bool { return w.status("a", "hang").State != StateStarting })
-	if st := w.status("a", "hang"); st.State != StateFailed || !strings.Contains(st.Error, "no answer within 1s") {
+	waitFor(t, 20*time.Second, "hang to fail", func() bool { return w.status("a", "hang").State != StateStarting })
+	if st := w.status("a", "hang"); st.State != StateFailed || !strings.Contains(st.Error, "no answer within 3s") {
 		t.Errorf("hang: got %q %q, want failed with a timeout", st.State, st.Error)
 	}
 }
