@@ -139,6 +139,12 @@ type Config struct {
 	// sessions see it; a tool no rule matches follows the profile's
 	// default (ToolsAll or ToolsNone).
 	ToolRules []ToolRule `json:"tool_rules,omitempty"`
+	// Resources and Prompts are 'ringlet mcp tools --resources/--prompts':
+	// SwitchOn or SwitchOff serves or hides all of the server's resources
+	// (and resource templates), or prompts; empty follows the profile's
+	// default as a tool no rule names does.
+	Resources string `json:"resources,omitempty"`
+	Prompts   string `json:"prompts,omitempty"`
 }
 
 // Networks of a sandboxed stdio server.
@@ -251,6 +257,11 @@ func (c *Config) Validate() error {
 	}
 	if err := validateToolRules(c.ToolRules); err != nil {
 		return err
+	}
+	for _, s := range []string{c.Resources, c.Prompts} {
+		if s != "" && s != SwitchOn && s != SwitchOff {
+			return fmt.Errorf("invalid resources/prompts setting %q; accepted values: on, off", s)
+		}
 	}
 	if c.Timeout == 0 {
 		c.Timeout = DefaultCallTimeout
