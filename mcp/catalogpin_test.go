@@ -62,6 +62,9 @@ func TestCatalogPinned(t *testing.T) {
 		t.Errorf("refusals audited: got %q, want the get and the read", refusedAccess)
 	}
 	mu.Unlock()
+	if got := w.status("a", "one").PendingItems; len(got) != 2 || got[0] != (mcpserver.PendingItem{Kind: mcpserver.KindPrompt, Name: "greet", Change: mcpserver.ChangeChanged}) {
+		t.Errorf("mcp list: got pending %+v, want the prompt and the resource", got)
+	}
 	// Tools are untouched by a change of prompts.
 	if !slices.Contains(c.toolNames(), "one__echo") {
 		t.Error("a tool of the server was hidden by a prompt's change")

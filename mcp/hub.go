@@ -2,12 +2,14 @@ package mcp
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -638,7 +640,7 @@ func finalArgs(raw json.RawMessage) (json.RawMessage, error) {
 func (h *hub) status(cfgs []mcpserver.Config) []mcpserver.Status {
 	h.load()
 	h.mu.Lock()
-	report := h.report
+	report, hidden := h.report, h.hiddenItems
 	h.mu.Unlock()
 	stored := map[string]mcpserver.Config{}
 	for _, c := range cfgs {
@@ -660,6 +662,12 @@ func (h *hub) status(cfgs []mcpserver.Config) []mcpserver.Status {
 		if st.Tools == nil {
 			st.Tools = []mcpserver.ToolStatus{}
 		}
+		for k, change := range hidden[u.cfg.Name] {
+			st.PendingItems = append(st.PendingItems, mcpserver.PendingItem{Kind: k.Kind, Name: k.Name, Change: change})
+		}
+		slices.SortFunc(st.PendingItems, func(a, b mcpserver.PendingItem) int {
+			return cmp.Or(strings.Compare(a.Kind, b.Kind), strings.Compare(a.Name, b.Name))
+		})
 		out = append(out, st)
 	}
 	return out

@@ -60,6 +60,9 @@ func TestMCPCatalogPinned(t *testing.T) {
 	if e, ok := out.Steps[1]["error"]; !ok || !strings.Contains(string(e), "changed since it was approved") {
 		t.Errorf("get of the changed prompt: got %v, want refused", out.Steps[1])
 	}
+	if stdout := mustRun(t, e, "mcp", "list", "work"); !strings.Contains(stdout, "own: prompt greet is changed: hidden until 'ringlet mcp approve work own'") {
+		t.Errorf("mcp list: got %q, want the hidden prompt named", stdout)
+	}
 	stdout, stderr, code := e.Run("mcp", "approve", "work", "own", "--dry-run")
 	if code != 0 || !strings.Contains(stdout, "changed prompt: greet (description)") {
 		t.Errorf("approve --dry-run: exit %d, %q %q; want the prompt's change shown", code, stdout, stderr)

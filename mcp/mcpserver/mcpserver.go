@@ -494,6 +494,19 @@ type Status struct {
 	// reads besides the system, found as it would be at a start now.
 	Runtime *toolchain.Resolution `json:"runtime,omitempty"`
 	Tools   []ToolStatus          `json:"tools"`
+	// PendingItems are its prompts, resources and resource templates
+	// hidden until approved (added or changed since), as the last check
+	// found them.
+	PendingItems []PendingItem `json:"pending_items,omitempty"`
+}
+
+// PendingItem is a prompt, resource or resource template hidden until
+// approved: its kind (KindPrompt, KindResource, KindTemplate), its name
+// (or URI, or URI template) as the server lists it, and the change.
+type PendingItem struct {
+	Kind   string `json:"kind"`
+	Name   string `json:"name"`
+	Change string `json:"change"`
 }
 
 // ToolStatus is one tool of an upstream server.

@@ -489,6 +489,9 @@ tool: visible, changed (hidden until 'ringlet mcp approve') or invalid
 				if disabled > 0 {
 					fmt.Fprintf(a.stdio.Out, "%s: %d tool(s) disabled ('ringlet mcp tools %s %s' lists them)\n", s.Name, disabled, p, s.Name)
 				}
+				for _, i := range s.PendingItems {
+					fmt.Fprintf(a.stdio.Out, "%s: %s %s is %s: hidden until 'ringlet mcp approve %s %s'\n", s.Name, i.Kind, printable(i.Name), i.Change, p, s.Name)
+				}
 			}
 			return nil
 		},

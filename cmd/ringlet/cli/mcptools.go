@@ -102,7 +102,7 @@ default) lists every served tool. It needs no SERVER.`,
 						return writeJSONOut(a.stdio.Out, got)
 					}
 					if def != "" {
-						fmt.Fprintf(a.stdio.Out, "the tools of profile %s's MCP servers that no rule names are now %s\n", p, map[string]string{"all": "served (default all)", "none": "disabled until enabled (default none)"}[got.Default])
+						fmt.Fprintf(a.stdio.Out, "the tools of profile %s's MCP servers that no rule names are now %s\n", p, map[string]string{"all": "served (default all)", "none": "disabled until enabled, as are their resources and prompts unless switched on (default none)"}[got.Default])
 					}
 					if search != "" {
 						fmt.Fprintf(a.stdio.Out, "profile %s's sessions %s\n", p, map[string]string{api.SearchOn: "now find its MCP servers' tools with search_tools and run them with call_tool (search on)", api.SearchOff: "are now served every tool of its MCP servers (search off)"}[got.Search])
