@@ -1,6 +1,7 @@
 package api
 
 import (
+	"slices"
 	"time"
 
 	"github.com/neullabs/ringlet/mcp/mcpserver"
@@ -63,6 +64,11 @@ type MCPApproveRequest struct {
 	// Tools approves only these tools' changes (a removed tool's name
 	// drops its pin); none approves the server whole.
 	Tools []string `json:"tools,omitempty"`
+	// Prompts and Resources approve only these prompts' (by name) and
+	// resources' or resource templates' (by URI or URI template)
+	// changes; with Tools, all of those named.
+	Prompts   []string `json:"prompts,omitempty"`
+	Resources []string `json:"resources,omitempty"`
 	// DryRun only shows the diff.
 	DryRun bool `json:"dry_run,omitempty"`
 	// Observed is the diff's observed of a dry run: the approval is
@@ -70,10 +76,24 @@ type MCPApproveRequest struct {
 	Observed string `json:"observed,omitempty"`
 }
 
+// Selection is what the request approves, as mcpserver.Approve names
+// it: tools by name, prompt:NAME, resource:URI; none: everything.
+func (r MCPApproveRequest) Selection() []string {
+	out := slices.Clone(r.Tools)
+	for _, p := range r.Prompts {
+		out = append(out, mcpserver.KindPrompt+":"+p)
+	}
+	for _, u := range r.Resources {
+		out = append(out, mcpserver.KindResource+":"+u)
+	}
+	return out
+}
+
 // MCPApproved is the answer to POST
 // /api/mcp/servers/{profile}/{name}/approve: how the server differed
 // from what was approved, the tools (and removed tools) whose changes
-// were approved (none for a dry run), and how many tools it lists.
+// were approved, with prompts as prompt:NAME and resources as
+// resource:URI (none for a dry run), and how many tools it lists.
 type MCPApproved struct {
 	Approved []string          `json:"approved"`
 	Profile  string            `json:"profile"`
@@ -108,9 +128,21 @@ type MCPTools struct {
 	State string                 `json:"state"`
 	Error string                 `json:"error,omitempty"`
 	Tools []mcpserver.ToolStatus `json:"tools"`
+	// Resources (with resource templates) and Prompts say whether the
+	// server's are offered to sessions, and why.
+	Resources MCPCatalogState `json:"resources"`
+	Prompts   MCPCatalogState `json:"prompts"`
 	// Unmatched are the patterns of the change that match none of the
 	// server's current tools: stored all the same.
 	Unmatched []string `json:"unmatched,omitempty"`
+}
+
+// MCPCatalogState is whether a server's resources or prompts are
+// offered: By is "explicit" ('mcp tools --resources/--prompts on|off')
+// or "default" (the profile's tools default).
+type MCPCatalogState struct {
+	Enabled bool   `json:"enabled"`
+	By      string `json:"by"`
 }
 
 // MCPToolsDefault is the body and answer of PUT

@@ -73,12 +73,14 @@ const (
 	// (prompts/get), with the decision and the answer's size.
 	KindMCPPromptGet = "mcp.prompt_get"
 	// KindMCPPin: an MCP server was pinned without an approval: at its
-	// first start (trust on first use: its program and tools), or pins of
-	// an older version were moved into the whole-server form.
+	// first start (trust on first use: its program, tools, prompts and
+	// resources), or pins of an older version were moved into the
+	// whole-server form, or gained the server's prompts and resources.
 	KindMCPPin = "mcp.pin"
 	// KindMCPToolsChanged: an MCP server serves what was not approved (a
-	// tool added, changed, renamed or removed, or another program): the
-	// tools it touches are hidden until 'ringlet mcp approve'.
+	// tool, prompt or resource added, changed, renamed or removed, or
+	// another program): what it touches is hidden until 'ringlet mcp
+	// approve'.
 	KindMCPToolsChanged = "mcp.tools.changed"
 	// KindAuditResume ends a spell during which the log could not be
 	// written: since when, why, and what was refused meanwhile.

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/prometheus/client_golang/prometheus"
@@ -144,7 +145,8 @@ func (g *mcpGateway) fault(f mcp.Fault) {
 // stored without its record.
 func (g *mcpGateway) pinned(e mcp.PinEvent) error {
 	return g.o.Rec.record(context.Background(), audit.Record{Kind: audit.KindMCPPin, Profile: e.Profile, Actor: audit.ActorDaemon,
-		Target: e.Server, Decision: audit.Allow, Detail: audit.DetailJSON(map[string]any{"reason": e.Reason, "identity": e.Identity, "tools": e.Tools})})
+		Target: e.Server, Decision: audit.Allow, Detail: audit.DetailJSON(map[string]any{"reason": e.Reason, "identity": e.Identity, "tools": e.Tools,
+			"prompts": e.Prompts, "resources": e.Resources, "templates": e.Templates})})
 }
 
 // toolsChanged audits a server serving what was not approved: by name
@@ -171,6 +173,15 @@ func pinSummary(d mcpserver.PinDiff, into map[string]any) map[string]any {
 	into["added"], into["changed"], into["renamed"], into["removed"], into["observed"] = added, changed, renamed, d.Removed, d.Observed
 	if d.Identity != nil {
 		into["identity"] = d.Identity
+	}
+	if len(d.Items) > 0 {
+		// Prompts, resources and templates by kind and name, without
+		// their text.
+		items := make([]map[string]string, 0, len(d.Items))
+		for _, i := range d.Items {
+			items = append(items, map[string]string{"kind": i.Kind, "name": i.Name, "change": i.Change})
+		}
+		into["items"] = items
 	}
 	return into
 }
@@ -248,6 +259,7 @@ func (g *mcpGateway) handleMCP(w http.ResponseWriter, r *http.Request) {
 		caller.Profile, caller.Session = c.sess.Profile.Alias, c.sess.ID
 		caller.API, caller.Vet, caller.Valid = g.sessionTools(c), g.vet(c.sess), c.sess.ctx
 		caller.Refused = g.refused(c.sess)
+		caller.RefusedAccess = g.refusedAccess(c.sess)
 		caller.Access = g.access(c.sess)
 		caller.Admit = g.admit(c.sess)
 	default:
@@ -677,12 +689,19 @@ func (g *mcpGateway) handleMCPApprove(w http.ResponseWriter, r *http.Request) {
 	if r.ContentLength != 0 && !decodeJSON(w, r, &req) {
 		return
 	}
-	for _, t := range req.Tools {
+	for _, t := range append(slices.Clone(req.Tools), req.Prompts...) {
 		if !validToolName(t) {
-			writeError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("invalid tool name %q: 1 to 128 letters, digits, '_', '-', '.'", t))
+			writeError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("invalid tool or prompt name %q: 1 to 128 letters, digits, '_', '-', '.'", t))
 			return
 		}
 	}
+	for _, u := range req.Resources {
+		if u == "" || len(u) > 8192 || strings.ContainsFunc(u, unicode.IsControl) {
+			writeError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("invalid resource URI %q", u))
+			return
+		}
+	}
+	sel := req.Selection()
 	// Within the CLI client's 30s: a server that is slower to start
 	// answers 504 and can be approved once it runs.
 	ctx, cancel := context.WithTimeout(r.Context(), 25*time.Second)
@@ -702,11 +721,11 @@ func (g *mcpGateway) handleMCPApprove(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// What the approval takes: the named tools, else every change.
-	approved := req.Tools
+	approved := sel
 	if len(approved) == 0 {
 		approved = approvedNames(diff)
 	}
-	if err := diff.CheckApprove(req.Tools); err != nil {
+	if err := diff.CheckApprove(sel); err != nil {
 		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
 		return
 	}
@@ -715,7 +734,7 @@ func (g *mcpGateway) handleMCPApprove(w http.ResponseWriter, r *http.Request) {
 		Detail: audit.DetailJSON(detail)}) {
 		return
 	}
-	if err := g.srv.Approve(alias, name, observed, req.Tools); err != nil {
+	if err := g.srv.Approve(alias, name, observed, sel); err != nil {
 		_ = g.o.Rec.record(r.Context(), audit.Record{Kind: audit.KindMCPApprove, Profile: alias, Actor: audit.ActorAdmin, Target: name, Decision: audit.Error,
 			Detail: audit.DetailJSON(map[string]any{"error": err.Error()})}) // the refusal is answered either way
 		var ae *mcpserver.ApproveError
@@ -737,7 +756,11 @@ func approvedNames(d mcpserver.PinDiff) []string {
 	for _, t := range d.Tools {
 		out = append(out, t.Name)
 	}
-	return append(out, d.Removed...)
+	out = append(out, d.Removed...)
+	for _, i := range d.Items {
+		out = append(out, i.Ref())
+	}
+	return out
 }
 
 func validToolName(s string) bool {

@@ -69,3 +69,34 @@ func TestMCPAccessRecordedOrRefused(t *testing.T) {
 		t.Errorf("access with the log down: got %+v, want refused naming the audit log", v)
 	}
 }
+
+// TestMCPRefusedAccessRecorded: a read or get refused before any hook
+// ran (its server's resources or prompts are off, or it changed since
+// approved) is recorded as a refused read or get, with the reason.
+func TestMCPRefusedAccessRecorded(t *testing.T) {
+	t.Parallel()
+	w := newAuditFailWorld(t)
+	sess, _, err := w.s.sessions.start(t.Context(), "work", 0, audit.ActorAdmin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := w.s.mcp.refusedAccess(sess)
+	for _, a := range []mcp.Access{
+		{Kind: mcp.AccessResource, Server: "fs", Name: "fs+file:///a.md"},
+		{Kind: mcp.AccessPrompt, Server: "git", Name: "git__review"},
+	} {
+		before := w.aud.count()
+		refused(t.Context(), a, "turned off")
+		w.aud.mu.Lock()
+		recs := append([]audit.Record(nil), w.aud.recs[before:]...)
+		w.aud.mu.Unlock()
+		want := audit.KindMCPResourceRead
+		if a.Kind == mcp.AccessPrompt {
+			want = audit.KindMCPPromptGet
+		}
+		if len(recs) != 1 || recs[0].Kind != want || recs[0].Decision != audit.Deny || recs[0].Target != a.Name || recs[0].Session != sess.ID ||
+			!strings.Contains(string(recs[0].Detail), `"reason":"turned off"`) || !strings.Contains(string(recs[0].Detail), `"server":"`+a.Server+`"`) {
+			t.Errorf("%s: got %+v, want one %s deny record with the reason", a.Name, recs, want)
+		}
+	}
+}

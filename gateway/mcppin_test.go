@@ -34,8 +34,12 @@ func TestMCPApproveREST(t *testing.T) {
 	}{
 		{testToken, `{"observed":"sha256:` + strings.Repeat("0", 64) + `"}`, http.StatusConflict, "changed again since its diff was shown"},
 		{testToken, `{"tools":["echo"]}`, http.StatusBadRequest, "echo has no change to approve"},
-		{testToken, `{"tools":["bad name"]}`, http.StatusBadRequest, "invalid tool name"},
+		{testToken, `{"tools":["bad name"]}`, http.StatusBadRequest, "invalid tool or prompt name"},
 		{testToken, `{"tool":["echo"]}`, http.StatusBadRequest, "unknown field"},
+		{testToken, `{"prompts":["greet"]}`, http.StatusBadRequest, "prompt:greet has no change to approve"},
+		{testToken, `{"resources":["test://doc/1"]}`, http.StatusBadRequest, "resource:test://doc/1 has no change to approve"},
+		{testToken, `{"prompts":["bad name"]}`, http.StatusBadRequest, "invalid tool or prompt name"},
+		{testToken, `{"resources":["a\u0000b"]}`, http.StatusBadRequest, "invalid resource URI"},
 		{sessTok, `{"dry_run":true}`, http.StatusUnauthorized, ""},
 		{testToken, `{"observed":"` + shown.Diff.Observed + `"}`, http.StatusOK, `"approved":[]`},
 		{testToken, ``, http.StatusOK, `"approved":[]`},

@@ -32,6 +32,23 @@ func (g *mcpGateway) refused(sess *session) func(context.Context, string, json.R
 	}
 }
 
+// refusedAccess audits a resources/read or prompts/get refused before
+// any hook ran, as refused does a tool call: its server's resources or
+// prompts are turned off, or it changed since approved.
+func (g *mcpGateway) refusedAccess(sess *session) func(context.Context, mcp.Access, string) {
+	return func(ctx context.Context, a mcp.Access, reason string) {
+		kind := audit.KindMCPResourceRead
+		if a.Kind == mcp.AccessPrompt {
+			kind = audit.KindMCPPromptGet
+		}
+		err := g.o.Rec.record(ctx, audit.Record{Kind: kind, Profile: sess.Profile.Alias, Session: sess.ID, Actor: sess.tokenID,
+			Target: a.Name, Decision: audit.Deny, Detail: audit.DetailJSON(map[string]any{"server": a.Server, "hooks": 0, "reason": reason, "via": "mcp", "disabled": true})})
+		if err != nil {
+			g.o.Log.Error("could not record a refused MCP "+a.Kind, "profile", sess.Profile.Alias, "name", a.Name, "err", err)
+		}
+	}
+}
+
 // toolsView is a server's tools as 'mcp tools' shows them; the server is
 // started if it has not run, within the CLI client's deadline.
 func (g *mcpGateway) toolsView(ctx context.Context, alias, name string) (api.MCPTools, error) {
@@ -41,7 +58,10 @@ func (g *mcpGateway) toolsView(ctx context.Context, alias, name string) (api.MCP
 	if err != nil {
 		return api.MCPTools{}, err
 	}
-	out := api.MCPTools{Profile: alias, Server: name, Default: g.srv.ToolsDefaultOf(alias), Rules: st.ToolRules, State: st.State, Error: st.Error, Tools: st.Tools}
+	def := g.srv.ToolsDefaultOf(alias)
+	out := api.MCPTools{Profile: alias, Server: name, Default: def, Rules: st.ToolRules, State: st.State, Error: st.Error, Tools: st.Tools}
+	out.Resources.Enabled, out.Resources.By = st.CatalogEnabled(mcpserver.KindResource, def)
+	out.Prompts.Enabled, out.Prompts.By = st.CatalogEnabled(mcpserver.KindPrompt, def)
 	if out.Rules == nil {
 		out.Rules = []mcpserver.ToolRule{}
 	}
@@ -74,7 +94,7 @@ func (g *mcpGateway) handleMCPToolsSet(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if ch.Empty() {
-		writeError(w, http.StatusBadRequest, "invalid_mcp_tools", "nothing to change: give --enable, --disable or --reset")
+		writeError(w, http.StatusBadRequest, "invalid_mcp_tools", mcpserver.NothingToChange)
 		return
 	}
 	if err := ch.Check(); err != nil {
@@ -101,7 +121,7 @@ func (g *mcpGateway) handleMCPToolsSet(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !g.o.Rec.recordOr503(w, r, audit.Record{Kind: audit.KindMCPTools, Profile: alias, Actor: audit.ActorAdmin, Target: name, Decision: audit.Allow,
-		Detail: audit.DetailJSON(map[string]any{"enable": ch.Enable, "disable": ch.Disable, "reset": ch.Reset})}) {
+		Detail: audit.DetailJSON(map[string]any{"enable": ch.Enable, "disable": ch.Disable, "reset": ch.Reset, "resources": ch.Resources, "prompts": ch.Prompts})}) {
 		return
 	}
 	if _, err := g.srv.SetTools(alias, name, ch); err != nil {

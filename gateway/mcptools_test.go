@@ -48,11 +48,24 @@ func TestMCPToolsREST(t *testing.T) {
 	if status != 200 || state(got, "echo").Enabled || state(got, "echo").Rule != "ec*" || !slices.Equal(got.Unmatched, []string{"nothing_*"}) {
 		t.Errorf("PATCH disable: got %d %s, want echo disabled by ec* and nothing_* unmatched", status, text)
 	}
+	// Its resources and prompts: the profile's default, then switched.
+	if got.Resources.By != mcpserver.ByDefault || !got.Resources.Enabled || got.Prompts.By != mcpserver.ByDefault {
+		t.Errorf("resources and prompts at first: got %+v %+v, want enabled by default", got.Resources, got.Prompts)
+	}
+	status, text = w.rest(t, testToken, "PATCH", "/api/mcp/servers/work/up/tools", `{"resources":"off","prompts":"on"}`)
+	if got := tools(text); status != 200 || got.Resources.Enabled || got.Resources.By != mcpserver.ByRule || !got.Prompts.Enabled || got.Prompts.By != mcpserver.ByRule {
+		t.Errorf("PATCH resources off, prompts on: got %d %s", status, text)
+	}
+	status, text = w.rest(t, testToken, "PATCH", "/api/mcp/servers/work/up/tools", `{"resources":"default","prompts":"default"}`)
+	if got := tools(text); status != 200 || !got.Resources.Enabled || got.Resources.By != mcpserver.ByDefault || got.Prompts.By != mcpserver.ByDefault {
+		t.Errorf("PATCH back to default: got %d %s", status, text)
+	}
 	for _, tc := range []struct {
 		method, path, body string
 		status             int
 	}{
 		{"PATCH", "/api/mcp/servers/work/up/tools", `{}`, 400},
+		{"PATCH", "/api/mcp/servers/work/up/tools", `{"resources":"maybe"}`, 400},
 		{"PATCH", "/api/mcp/servers/work/up/tools", `{"enable":["[x"]}`, 400},
 		{"PATCH", "/api/mcp/servers/work/up/tools", `{"enable":["a"],"disable":["a"]}`, 400},
 		{"PATCH", "/api/mcp/servers/work/up/tools", `{"enable":["a"],"extra":1}`, 400},
@@ -114,8 +127,8 @@ func TestMCPToolsREST(t *testing.T) {
 		t.Errorf("profile: got %q, %v, want mcp_tools_default none", p.MCPToolsDefault, err)
 	}
 	changes, _, _ := audit.Query(t.Context(), w.auditPath, audit.Filter{Kinds: []string{audit.KindMCPTools}, Limit: 10})
-	if len(changes) != 3 {
-		t.Errorf("mcp.tools records: got %d, want 3 (disable, default, enable)", len(changes))
+	if len(changes) != 5 {
+		t.Errorf("mcp.tools records: got %d, want 5 (disable, resources/prompts twice, default, enable)", len(changes))
 	}
 	// Changes are the admin's: a session token is refused.
 	if got, _ := w.rest(t, tok, "PATCH", "/api/mcp/servers/work/up/tools", `{"enable":["echo"]}`); got != http.StatusUnauthorized {

@@ -37,6 +37,11 @@ type Caller struct {
 	// disabled with 'ringlet mcp tools'), with the reason. Nil for the
 	// admin token.
 	Refused func(ctx context.Context, tool string, input json.RawMessage, reason string)
+	// RefusedAccess audits a resources/read or prompts/get refused
+	// before any hook ran (its server's resources or prompts are turned
+	// off, or it changed since approved), with the reason. Nil for the
+	// admin token.
+	RefusedAccess func(ctx context.Context, a Access, reason string)
 	// Admit paces tool calls (the profile's rate limits): "" admits the
 	// call; else it is refused with a JSON-RPC error saying why, and
 	// Retry-After. It counts and records its refusals. Nil: no limit.

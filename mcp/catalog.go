@@ -9,6 +9,8 @@ import (
 
 	"github.com/mark3labs/mcp-go/client/transport"
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
+
+	"github.com/neullabs/ringlet/mcp/mcpserver"
 )
 
 // Limits of an upstream's resources and prompts.
@@ -31,13 +33,16 @@ type catalog struct {
 	offersResources, offersPrompts, subscribe bool
 	// completions: it offers completion/complete.
 	completions bool
+	// known: a run listed it (an empty catalog of a server not running
+	// is not known, and is neither pinned nor compared with its pin).
+	known bool
 }
 
 // listCatalog lists the resources, templates and prompts of a server
 // that declared them. A server whose listing fails keeps its tools: what
 // it could not list is absent, and the failure is logged.
 func (u *upstream) listCatalog(ctx context.Context, c *conn, caps mcpgo.ServerCapabilities) catalog {
-	cat := catalog{completions: caps.Completions != nil}
+	cat := catalog{completions: caps.Completions != nil, known: true}
 	warn := func(what string, err error) {
 		u.hub.srv.log.Warn("MCP server "+what+" could not be listed", "profile", u.hub.profile, "server", u.cfg.Name, "err", u.redact(err.Error()))
 	}
@@ -117,6 +122,31 @@ func listInto[T any](ctx context.Context, u *upstream, c *conn, method, key stri
 	return fmt.Errorf("%s did not end within %d pages", method, maxListPages)
 }
 
+// pinned is the catalog as a pin holds it: prompts by name, resources by
+// URI, templates by URI template (what a resource holds is not pinned).
+func (cat catalog) pinned() (prompts, resources, templates map[string]mcpserver.PinnedItem) {
+	prompts = make(map[string]mcpserver.PinnedItem, len(cat.prompts))
+	for _, p := range cat.prompts {
+		var args json.RawMessage
+		if len(p.Arguments) > 0 {
+			args, _ = json.Marshal(p.Arguments) // strings and bools only
+		}
+		prompts[p.Name] = mcpserver.PinnedItem{Title: p.Title, Description: p.Description, Arguments: args}
+	}
+	resources = make(map[string]mcpserver.PinnedItem, len(cat.resources))
+	for _, r := range cat.resources {
+		resources[r.URI] = mcpserver.PinnedItem{Name: r.Name, Title: r.Title, Description: r.Description, MIMEType: r.MIMEType}
+	}
+	templates = make(map[string]mcpserver.PinnedItem, len(cat.templates))
+	for _, t := range cat.templates {
+		if t.URITemplate == nil || t.URITemplate.Template == nil {
+			continue // never served (addCatalog)
+		}
+		templates[t.URITemplate.Raw()] = mcpserver.PinnedItem{Name: t.Name, Title: t.Title, Description: t.Description, MIMEType: t.MIMEType}
+	}
+	return prompts, resources, templates
+}
+
 // relistCatalog re-reads what c offers after the server said its
 // resources or prompts changed.
 func (u *upstream) relistCatalog(c *conn) {
@@ -131,7 +161,7 @@ func (u *upstream) relistCatalog(c *conn) {
 		u.mu.Lock()
 		current := u.conn == c
 		if current {
-			u.catalog = cat
+			u.catalog, u.obs = cat, nil
 		}
 		u.mu.Unlock()
 		if current {
@@ -152,7 +182,9 @@ func (e *upstreamError) Error() string { return e.msg }
 // server, starting it if needed, and returns its result with the
 // server's credentials redacted. It ends a run that does not answer in
 // time, as a tool call does.
-func (u *upstream) request(ctx context.Context, method string, params any) (json.RawMessage, error) {
+// ok says whether what is asked is served of the run judged (see
+// upstream.admit).
+func (u *upstream) request(ctx context.Context, method string, params any, ok func(*judgement) bool) (json.RawMessage, error) {
 	ctx, cancel := context.WithTimeoutCause(ctx, u.cfg.Timeout, errCallTimeout)
 	defer cancel()
 	for attempt := 0; ; attempt++ {
@@ -167,6 +199,9 @@ func (u *upstream) request(ctx context.Context, method string, params any) (json
 		u.mu.Unlock()
 		if c == nil {
 			return nil, errors.New("the server is not running")
+		}
+		if err := u.admit(c, ok); err != nil {
+			return nil, err
 		}
 		resp, err := c.tr.SendRequest(ctx, transport.JSONRPCRequest{JSONRPC: mcpgo.JSONRPC_VERSION,
 			ID: mcpgo.NewRequestId("ringlet-" + strconv.FormatInt(u.ids.Add(1), 10)), Method: method, Params: params})

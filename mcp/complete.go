@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
 )
@@ -72,7 +73,16 @@ func (c completer) complete(ctx context.Context, srv string, ref map[string]any,
 	if len(cctx.Arguments) > 0 {
 		params["context"] = cctx
 	}
-	raw, err := u.request(ctx, string(mcpgo.MethodCompletionComplete), params)
+	// Completion of what a judged run serves: a prompt, or a template.
+	served := func(j *judgement) bool {
+		if ref["type"] == "ref/prompt" {
+			name, _ := ref["name"].(string)
+			return j.prompts[name]
+		}
+		uri, _ := ref["uri"].(string)
+		return slices.ContainsFunc(j.templates, func(t *mcpgo.URITemplate) bool { return t.Raw() == uri })
+	}
+	raw, err := u.request(ctx, string(mcpgo.MethodCompletionComplete), params, served)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %s", srv, u.redact(err.Error()))
 	}

@@ -2,11 +2,13 @@ package mcp
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -62,6 +64,9 @@ type hub struct {
 	order  []string
 	loaded bool
 	report map[string][]mcpserver.ToolStatus
+	// hiddenItems are, per server, its prompts, resources and templates
+	// hidden until approved, as the last publish found them.
+	hiddenItems map[string]map[mcpserver.ItemKey]string
 	// catalog is the resources, templates and prompts served; nil until
 	// first published.
 	catalog *publishedCatalog
@@ -344,6 +349,7 @@ func (h *hub) publish() {
 		}
 	}
 	cp := &publishedCatalog{servers: map[string]bool{}, promptOf: map[string]promptRef{}}
+	hiddenItems := map[string]map[mcpserver.ItemKey]string{}
 	for _, u := range h.upstreams() {
 		// A server that ran keeps its tools listed while it restarts: a
 		// call gets told why it cannot be served.
@@ -360,13 +366,20 @@ func (h *hub) publish() {
 		// A server of resources and prompts alone is checked as any:
 		// its program is pinned, and so is its empty tool set, so that a
 		// tool it adds later waits for approval.
-		obs, diff, err := h.srv.pinDiff(h.profile, u)
+		o := u.observation()
+		obs := o.pin
+		j := &judgement{obs: o, tools: map[string]bool{}, prompts: map[string]bool{}, resources: map[string]bool{}}
+		// What is judged here is all a call, read or get may reach of
+		// this run (upstream.admit), whatever the outcome: kept once
+		// complete, since calls read it.
+		diff, err := h.srv.pinDiffOf(h.profile, u.cfg.Name, o)
 		if err != nil {
 			// Without a pin nothing is served: the check cannot be skipped.
 			h.srv.log.Error("could not pin MCP tools; hiding them", "profile", h.profile, "server", u.cfg.Name, "err", err)
 			for _, t := range list {
 				report[u.cfg.Name] = append(report[u.cfg.Name], mcpserver.ToolStatus{Name: t.Name, State: mcpserver.ToolInvalid, Reason: "its pin could not be stored: " + err.Error()})
 			}
+			u.judge(j)
 			continue
 		}
 		pending := map[string]string{} // tool -> what changed
@@ -381,7 +394,7 @@ func (h *hub) publish() {
 		h.announce(u.cfg.Name, obs, diff)
 		cfg, ok := rules[u.cfg.Name]
 		if !ok {
-			cfg = mcpserver.Config{ToolRules: []mcpserver.ToolRule{{Pattern: "*"}}}
+			cfg = mcpserver.Config{ToolRules: []mcpserver.ToolRule{{Pattern: "*"}}, Resources: mcpserver.SwitchOn, Prompts: mcpserver.SwitchOn}
 		}
 		// A server with a tool changed since it was approved is not
 		// trusted with the model's context: its resources and prompts
@@ -410,18 +423,26 @@ func (h *hub) publish() {
 				ts.Reason = disabledReason(h.profile, u.cfg.Name, t.Name, exposed, ts.By, ts.Rule)
 			default:
 				ts.State = mcpserver.ToolVisible
+				j.tools[t.Name] = true
 				published[exposed] = publishedTool{hash: t.hash, up: u}
 				tools = append(tools, server.ServerTool{Tool: def, Handler: h.forward(u, t.Name, exposed)})
 			}
 			report[u.cfg.Name] = append(report[u.cfg.Name], ts)
 		}
-		// Nor is a program that is not the one approved.
+		// Nor is a program that is not the one approved; of one that is,
+		// a prompt or resource changed since it was approved is hidden,
+		// and its prompts and resources are served only as enabled.
 		if !suspect && diff.Identity == nil {
-			h.addCatalog(cp, u, cat)
+			view := catalogView{hidden: diff.HiddenItems()}
+			hiddenItems[u.cfg.Name] = view.hidden
+			view.resources, _ = cfg.CatalogEnabled(mcpserver.KindResource, toolsDefault)
+			view.prompts, _ = cfg.CatalogEnabled(mcpserver.KindPrompt, toolsDefault)
+			h.addCatalog(cp, u, cat, view, j)
 		}
+		u.judge(j)
 	}
 	h.mu.Lock()
-	h.report = report
+	h.report, h.hiddenItems = report, hiddenItems
 	h.mu.Unlock()
 	h.serveCatalog(cp)
 	search := h.srv.toolSearch(h.profile)
@@ -633,7 +654,7 @@ func finalArgs(raw json.RawMessage) (json.RawMessage, error) {
 func (h *hub) status(cfgs []mcpserver.Config) []mcpserver.Status {
 	h.load()
 	h.mu.Lock()
-	report := h.report
+	report, hidden := h.report, h.hiddenItems
 	h.mu.Unlock()
 	stored := map[string]mcpserver.Config{}
 	for _, c := range cfgs {
@@ -655,6 +676,12 @@ func (h *hub) status(cfgs []mcpserver.Config) []mcpserver.Status {
 		if st.Tools == nil {
 			st.Tools = []mcpserver.ToolStatus{}
 		}
+		for k, change := range hidden[u.cfg.Name] {
+			st.PendingItems = append(st.PendingItems, mcpserver.PendingItem{Kind: k.Kind, Name: k.Name, Change: change})
+		}
+		slices.SortFunc(st.PendingItems, func(a, b mcpserver.PendingItem) int {
+			return cmp.Or(strings.Compare(a.Kind, b.Kind), strings.Compare(a.Name, b.Name))
+		})
 		out = append(out, st)
 	}
 	return out

@@ -23,13 +23,22 @@ func (s *Server) pinDiff(profile string, u *upstream) (mcpserver.Pin, mcpserver.
 	if s.opts.Store == nil {
 		return mcpserver.Pin{}, mcpserver.PinDiff{}, errNoStore
 	}
-	var ps pinStore = s.opts.Store
-	obs, digest := u.observed()
-	pinned, err := ps.observe(profile, u.cfg.Name, obs, s.opts.OnPin)
-	if err != nil {
-		return mcpserver.Pin{}, mcpserver.PinDiff{}, err
+	o := u.observation()
+	diff, err := s.pinDiffOf(profile, u.cfg.Name, o)
+	return o.pin, diff, err
+}
+
+// pinDiffOf is pinDiff of the observation o of server name.
+func (s *Server) pinDiffOf(profile, name string, o *observation) (mcpserver.PinDiff, error) {
+	if s.opts.Store == nil {
+		return mcpserver.PinDiff{}, errNoStore
 	}
-	return obs, mcpserver.DiffDigest(pinned, obs, digest), nil
+	var ps pinStore = s.opts.Store
+	pinned, err := ps.observe(profile, name, o.pin, s.opts.OnPin)
+	if err != nil {
+		return mcpserver.PinDiff{}, err
+	}
+	return mcpserver.DiffDigest(pinned, o.pin, o.digest), nil
 }
 
 // Servers reports a profile's upstream servers and their tools.

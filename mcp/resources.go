@@ -5,12 +5,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
 
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
+
+	"github.com/neullabs/ringlet/mcp/mcpserver"
 )
 
 // Kinds of Access.
@@ -92,12 +95,27 @@ type publishedCatalog struct {
 
 type promptRef struct{ server, own string }
 
-// addCatalog adds the resources, templates and prompts of u to p.
-// Invalid ones are left out and logged.
-func (h *hub) addCatalog(p *publishedCatalog, u *upstream, cat catalog) {
+// catalogView is what publish serves of a server's catalog: whether its
+// resources (and templates) and its prompts are enabled, and the items
+// hidden until approved.
+type catalogView struct {
+	resources, prompts bool
+	hidden             map[mcpserver.ItemKey]string
+}
+
+// addCatalog adds the resources, templates and prompts of u to p, as
+// view allows, and records in j what it served. Invalid ones are left
+// out and logged.
+func (h *hub) addCatalog(p *publishedCatalog, u *upstream, cat catalog, view catalogView, j *judgement) {
 	srv := u.cfg.Name
 	skip := func(what string, err error) {
 		h.srv.log.Warn("MCP server "+what+" left out", "profile", h.profile, "server", srv, "err", err)
+	}
+	if !view.resources {
+		cat.resources, cat.templates, cat.offersResources, cat.subscribe = nil, nil, false, false
+	}
+	if !view.prompts {
+		cat.prompts, cat.offersPrompts = nil, false
 	}
 	if cat.offersResources {
 		p.offersResources = true
@@ -105,9 +123,12 @@ func (h *hub) addCatalog(p *publishedCatalog, u *upstream, cat catalog) {
 		p.servers[srv] = cat.subscribe
 	}
 	p.offersPrompts = p.offersPrompts || cat.offersPrompts
-	p.completions = p.completions || cat.completions
+	p.completions = p.completions || (cat.completions && (view.resources || view.prompts))
 	seen := map[string]bool{}
 	for _, r := range cat.resources {
+		if view.hidden[mcpserver.ItemKey{Kind: mcpserver.KindResource, Name: r.URI}] != "" {
+			continue
+		}
 		uri, err := exposedURI(srv, r.URI)
 		if err == nil && seen[uri] {
 			err = errors.New("the server lists " + r.URI + " twice")
@@ -117,12 +138,16 @@ func (h *hub) addCatalog(p *publishedCatalog, u *upstream, cat catalog) {
 			continue
 		}
 		seen[uri] = true
+		j.resources[r.URI] = true
 		r.URI, r.Name = uri, srv+"__"+r.Name
 		p.resources = append(p.resources, server.ServerResource{Resource: r, Handler: h.readResource(u)})
 	}
 	for _, t := range cat.templates {
 		if t.URITemplate == nil || t.URITemplate.Template == nil {
 			skip("resource template", errors.New("it has no uriTemplate"))
+			continue
+		}
+		if view.hidden[mcpserver.ItemKey{Kind: mcpserver.KindTemplate, Name: t.URITemplate.Raw()}] != "" {
 			continue
 		}
 		uri, err := exposedURI(srv, t.URITemplate.Raw())
@@ -135,11 +160,15 @@ func (h *hub) addCatalog(p *publishedCatalog, u *upstream, cat catalog) {
 			skip("resource template", err)
 			continue
 		}
+		j.templates = append(j.templates, t.URITemplate)
 		t.URITemplate, t.Name = tmpl, srv+"__"+t.Name
 		p.templates = append(p.templates, server.ServerResourceTemplate{Template: t, Handler: server.ResourceTemplateHandlerFunc(h.readResource(u))})
 	}
 	names := map[string]bool{}
 	for _, pr := range cat.prompts {
+		if view.hidden[mcpserver.ItemKey{Kind: mcpserver.KindPrompt, Name: pr.Name}] != "" {
+			continue
+		}
 		name, err := exposedName(srv, pr.Name)
 		if err == nil && names[name] {
 			err = errors.New("the server lists the prompt " + pr.Name + " twice")
@@ -150,6 +179,7 @@ func (h *hub) addCatalog(p *publishedCatalog, u *upstream, cat catalog) {
 		}
 		names[name] = true
 		own := pr.Name
+		j.prompts[own] = true
 		p.promptOf[name] = promptRef{server: srv, own: own}
 		pr.Name = name
 		p.prompts = append(p.prompts, server.ServerPrompt{Prompt: pr, Handler: h.getPrompt(u, own)})
@@ -263,7 +293,10 @@ func (h *hub) readResource(u *upstream) server.ResourceHandlerFunc {
 		if !ok {
 			return nil, fmt.Errorf("%s is not a resource of %s", req.Params.URI, srv)
 		}
-		raw, err := h.access(ctx, u, Access{Kind: AccessResource, Server: srv, Name: req.Params.URI}, string(mcpgo.MethodResourcesRead), map[string]any{"uri": uri})
+		served := func(j *judgement) bool {
+			return j.resources[uri] || slices.ContainsFunc(j.templates, func(t *mcpgo.URITemplate) bool { return t.Regexp().MatchString(uri) })
+		}
+		raw, err := h.access(ctx, u, Access{Kind: AccessResource, Server: srv, Name: req.Params.URI}, string(mcpgo.MethodResourcesRead), map[string]any{"uri": uri}, served)
 		if err != nil {
 			return nil, err
 		}
@@ -293,7 +326,8 @@ func (h *hub) getPrompt(u *upstream, prompt string) server.PromptHandlerFunc {
 		if len(req.Params.Arguments) > 0 {
 			params["arguments"] = req.Params.Arguments
 		}
-		raw, err := h.access(ctx, u, Access{Kind: AccessPrompt, Server: u.cfg.Name, Name: req.Params.Name}, string(mcpgo.MethodPromptsGet), params)
+		raw, err := h.access(ctx, u, Access{Kind: AccessPrompt, Server: u.cfg.Name, Name: req.Params.Name}, string(mcpgo.MethodPromptsGet), params,
+			func(j *judgement) bool { return j.prompts[prompt] })
 		if err != nil {
 			return nil, err
 		}
@@ -309,7 +343,7 @@ func (h *hub) getPrompt(u *upstream, prompt string) server.PromptHandlerFunc {
 // policy, as a tool call is: the caller's Access vets it (hooks, audit)
 // before a byte reaches the server, and is told how it went (the record,
 // with the answer's size) before the answer reaches the session.
-func (h *hub) access(ctx context.Context, u *upstream, a Access, method string, params map[string]any) (json.RawMessage, error) {
+func (h *hub) access(ctx context.Context, u *upstream, a Access, method string, params map[string]any, served func(*judgement) bool) (json.RawMessage, error) {
 	c := CallerFrom(ctx)
 	if c == nil || c.scope() != h.ep.scope || c.Access == nil {
 		return nil, fmt.Errorf("%s belongs to another profile", a.Name)
@@ -330,7 +364,7 @@ func (h *hub) access(ctx context.Context, u *upstream, a Access, method string, 
 	if v.Done == nil {
 		return nil, fmt.Errorf("%s: it could not be recorded in the audit log; refused", a.Name)
 	}
-	raw, err := u.request(ctx, method, json.RawMessage(input))
+	raw, err := u.request(ctx, method, json.RawMessage(input), served)
 	if err != nil {
 		err = fmt.Errorf("%s: %s", a.Name, u.redact(err.Error()))
 	}

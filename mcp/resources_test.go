@@ -263,9 +263,22 @@ func TestResourcesFollowTheServer(t *testing.T) {
 	if r := c.tool("one__add_doc", map[string]any{}); r.IsError {
 		t.Fatalf("add_doc: %s", r.text())
 	}
-	waitFor(t, 10*time.Second, "the new resource", func() bool {
-		return slices.Contains(c.resourceURIs("resources/list", "resources", "uri"), "one+test://doc/2")
+	// A resource added is a change of what was approved: served once
+	// approved.
+	waitFor(t, 10*time.Second, "the new resource seen", func() bool {
+		_, diff, err := w.srv.Pending(t.Context(), "a", "one")
+		return err == nil && len(diff.Items) == 1
 	})
+	if slices.Contains(c.resourceURIs("resources/list", "resources", "uri"), "one+test://doc/2") {
+		t.Error("a resource added is listed before approval")
+	}
+	obs, _, _ := w.srv.Pending(t.Context(), "a", "one")
+	if err := w.srv.Approve("a", "one", obs, nil); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(c.resourceURIs("resources/list", "resources", "uri"), "one+test://doc/2") {
+		t.Error("an approved resource is not listed")
+	}
 	if r := c.tool("one__set_desc", map[string]any{"desc": "Now does something else."}); r.IsError {
 		t.Fatalf("set_desc: %s", r.text())
 	}

@@ -113,6 +113,9 @@ type Options struct {
 const (
 	PinFirst    = "first_start" // trust on first use
 	PinMigrated = "migrated"    // pins of an older version, by tool name
+	// PinCatalog: the prompts and resources of a server whose pin (of a
+	// version that pinned tools alone) had none.
+	PinCatalog = "catalog_first_seen"
 )
 
 // PinEvent is a server pinned without an approval.
@@ -122,6 +125,9 @@ type PinEvent struct {
 	Identity        mcpserver.Identity
 	// Tools are the names pinned (none when only the identity was).
 	Tools []string
+	// Prompts (names), Resources (URIs) and Templates (URI templates)
+	// pinned with them, or alone (PinCatalog).
+	Prompts, Resources, Templates []string
 }
 
 // ToolsChanged is a server serving what was not approved.
@@ -311,6 +317,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if !c.Admin() && m.Method == string(mcpgo.MethodToolsCall) && m.IsRequest() && (s.refuseDisabled(w, r, c, m, body) || s.refusePending(w, r, c, m, body)) {
+			return
+		}
+		if !c.Admin() && m.IsRequest() && (m.Method == string(mcpgo.MethodResourcesRead) || m.Method == string(mcpgo.MethodPromptsGet)) && s.refuseAccess(w, r, c, m, body) {
 			return
 		}
 		if !c.Admin() && m.IsRequest() && (m.Method == string(mcpgo.MethodResourcesSubscribe) || m.Method == string(mcpgo.MethodResourcesUnsubscribe)) {

@@ -163,6 +163,18 @@ func (s *Store) observe(profile, name string, obs mcpserver.Pin, record func(Pin
 					ev = &PinEvent{Profile: profile, Server: name, Reason: PinFirst, Identity: *p.Identity, Tools: slices.Sorted(maps.Keys(p.Tools))}
 				}
 			}
+			// Prompts, resources and templates seen for the first time (at
+			// the first start, or by a pin of a version that pinned tools
+			// alone) are pinned as the tools are: if the program is the
+			// one pinned.
+			if !p.CatalogPinned && obs.CatalogPinned && p.Identity != nil && obs.Identity != nil && p.Identity.Same(*obs.Identity) {
+				p.CatalogPinned = true
+				p.Prompts, p.Resources, p.Templates = maps.Clone(obs.Prompts), maps.Clone(obs.Resources), maps.Clone(obs.Templates)
+				if ev == nil {
+					ev = &PinEvent{Profile: profile, Server: name, Reason: PinCatalog, Identity: *p.Identity}
+				}
+				ev.Prompts, ev.Resources, ev.Templates = slices.Sorted(maps.Keys(p.Prompts)), slices.Sorted(maps.Keys(p.Resources)), slices.Sorted(maps.Keys(p.Templates))
+			}
 			if ev == nil {
 				return nil, errUnchanged
 			}

@@ -176,7 +176,8 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request, c *Caller, si
 		return
 	}
 	if first {
-		if _, err := u.request(r.Context(), string(mcpgo.MethodResourcesSubscribe), map[string]any{"uri": own}); err != nil {
+		served := func(j *judgement) bool { return j.resources[own] || len(j.templates) > 0 }
+		if _, err := u.request(r.Context(), string(mcpgo.MethodResourcesSubscribe), map[string]any{"uri": own}, served); err != nil {
 			h.subs.remove(sid, []string{p.URI})
 			jsonrpc.WriteError(w, http.StatusOK, -32603, m.ID, p.URI+": "+u.redact(err.Error()))
 			return
@@ -195,7 +196,9 @@ func (h *hub) upstreamUnsubscribe(uri string) {
 	h.srv.spawn(func() {
 		ctx, cancel := context.WithTimeout(u.ctx, h.srv.opts.StartTimeout)
 		defer cancel()
-		_, _ = u.request(ctx, string(mcpgo.MethodResourcesUnsubscribe), map[string]any{"uri": own}) // its subscription ends with its run otherwise
+		// An unsubscribe tells the server nothing of the session's.
+		always := func(*judgement) bool { return true }
+		_, _ = u.request(ctx, string(mcpgo.MethodResourcesUnsubscribe), map[string]any{"uri": own}, always) // its subscription ends with its run otherwise
 	})
 }
 

@@ -331,21 +331,25 @@ func adminTools() []server.ServerTool {
 				return "GET", "/api/mcp/servers/" + url.PathEscape(a.Profile) + "/" + url.PathEscape(a.Name) + "/tools", nil
 			})},
 		{Tool: mcpgo.NewTool("mcp_tools_set",
-			mcpgo.WithDescription("Enable or disable tools of a profile's MCP server by name or glob ('write_*'). A disabled tool is not listed to the profile's sessions and a call to it is refused. Disables apply first, then enables; the last rule that matches a tool decides, else the profile's default (mcp_tools_default). reset removes the server's rules first. Returns the tools with their state, and the patterns that match no current tool (stored all the same)."),
+			mcpgo.WithDescription("Enable or disable tools of a profile's MCP server by name or glob ('write_*'), and turn its resources or prompts on or off. A disabled tool is not listed to the profile's sessions and a call to it is refused. Disables apply first, then enables; the last rule that matches a tool decides, else the profile's default (mcp_tools_default). reset removes the server's rules first. Returns the tools with their state, and the patterns that match no current tool (stored all the same)."),
 			mcpgo.WithString("profile", mcpgo.Required(), mcpgo.Description("Profile alias."), mcpgo.Pattern(aliasPattern)),
 			mcpgo.WithString("name", mcpgo.Required(), mcpgo.Description("The server's name (mcp_servers_list shows them)."), mcpgo.Pattern(serverPattern)),
 			mcpgo.WithArray("enable", mcpgo.Description("Tool names or globs to enable."), mcpgo.Items(map[string]any{"type": "string", "minLength": 1, "maxLength": 128})),
 			mcpgo.WithArray("disable", mcpgo.Description("Tool names or globs to disable."), mcpgo.Items(map[string]any{"type": "string", "minLength": 1, "maxLength": 128})),
 			mcpgo.WithBoolean("reset", mcpgo.Description("Remove the server's rules first: every tool follows the profile's default.")),
+			mcpgo.WithString("resources", mcpgo.Description("on or off: offer or hide all of the server's resources and resource templates; default: follow the profile's default (none hides them)."), mcpgo.Enum(mcpserver.SwitchOn, mcpserver.SwitchOff, mcpserver.SwitchDefault)),
+			mcpgo.WithString("prompts", mcpgo.Description("on or off: offer or hide all of the server's prompts; default: follow the profile's default (none hides them)."), mcpgo.Enum(mcpserver.SwitchOn, mcpserver.SwitchOff, mcpserver.SwitchDefault)),
 			annotate("Enable or disable MCP tools", false, false, true), strict()),
 			Handler: apiTool(func(a struct {
-				Profile string   `json:"profile"`
-				Name    string   `json:"name"`
-				Enable  []string `json:"enable,omitempty"`
-				Disable []string `json:"disable,omitempty"`
-				Reset   bool     `json:"reset,omitempty"`
+				Profile   string   `json:"profile"`
+				Name      string   `json:"name"`
+				Enable    []string `json:"enable,omitempty"`
+				Disable   []string `json:"disable,omitempty"`
+				Reset     bool     `json:"reset,omitempty"`
+				Resources string   `json:"resources,omitempty"`
+				Prompts   string   `json:"prompts,omitempty"`
 			}) (string, string, any) {
-				body := mcpserver.ToolChange{Enable: a.Enable, Disable: a.Disable, Reset: a.Reset}
+				body := mcpserver.ToolChange{Enable: a.Enable, Disable: a.Disable, Reset: a.Reset, Resources: a.Resources, Prompts: a.Prompts}
 				return "PATCH", "/api/mcp/servers/" + url.PathEscape(a.Profile) + "/" + url.PathEscape(a.Name) + "/tools", body
 			})},
 		{Tool: mcpgo.NewTool("mcp_tools_default",
@@ -368,26 +372,32 @@ func adminTools() []server.ServerTool {
 				return "PUT", "/api/mcp/tools-default/" + url.PathEscape(a.Profile), body
 			})},
 		{Tool: mcpgo.NewTool("mcp_servers_approve",
-			mcpgo.WithDescription("Show how a profile's MCP server differs from what was approved (its program, and each tool added, removed, renamed-looking or changed, with a diff), and approve it. Tools touched by a change are hidden from the profile's sessions until approved. With dry_run, only shows; pass the answer's diff.observed as observed to approve exactly what was shown. tools approves only those tools' changes (a changed program is approved whole). Starts the server if it has not run."),
+			mcpgo.WithDescription("Show how a profile's MCP server differs from what was approved (its program, and each tool added, removed, renamed-looking or changed, with a diff), and approve it. Tools touched by a change are hidden from the profile's sessions until approved. With dry_run, only shows; pass the answer's diff.observed as observed to approve exactly what was shown. tools, prompts and resources approve only those changes (a changed program is approved whole). Prompts, resources and resource templates are pinned as tools are (not what a resource holds). Starts the server if it has not run."),
 			mcpgo.WithString("profile", mcpgo.Required(), mcpgo.Description("Profile alias."), mcpgo.Pattern(aliasPattern)),
 			mcpgo.WithString("name", mcpgo.Required(), mcpgo.Description("The server's name (mcp_servers_list shows them)."), mcpgo.Pattern(serverPattern)),
 			mcpgo.WithBoolean("dry_run", mcpgo.Description("Only show the diff. Default false.")),
 			mcpgo.WithArray("tools", mcpgo.Description("Approve only these tools' changes; default: all of them."), mcpgo.Items(map[string]any{"type": "string", "pattern": toolNamePattern})),
+			mcpgo.WithArray("prompts", mcpgo.Description("Approve only these prompts' changes (by the server's own name)."), mcpgo.Items(map[string]any{"type": "string", "pattern": toolNamePattern})),
+			mcpgo.WithArray("resources", mcpgo.Description("Approve only these resources' or resource templates' changes (by the server's own URI or URI template)."), mcpgo.Items(map[string]any{"type": "string", "minLength": 1, "maxLength": maxURI})),
 			mcpgo.WithString("observed", mcpgo.Description("diff.observed of a dry run: refuse if the server changed since."), mcpgo.Pattern(`^sha256:[0-9a-f]{64}$`)),
 			annotate("Approve an MCP server's changes", false, false, true), strict()),
 			Handler: apiTool(func(a struct {
-				Profile  string   `json:"profile"`
-				Name     string   `json:"name"`
-				DryRun   bool     `json:"dry_run,omitempty"`
-				Tools    []string `json:"tools,omitempty"`
-				Observed string   `json:"observed,omitempty"`
+				Profile   string   `json:"profile"`
+				Name      string   `json:"name"`
+				DryRun    bool     `json:"dry_run,omitempty"`
+				Tools     []string `json:"tools,omitempty"`
+				Prompts   []string `json:"prompts,omitempty"`
+				Resources []string `json:"resources,omitempty"`
+				Observed  string   `json:"observed,omitempty"`
 			}) (string, string, any) {
 				// api.MCPApproveRequest, which this package does not import.
 				body := struct {
-					Tools    []string `json:"tools,omitempty"`
-					DryRun   bool     `json:"dry_run,omitempty"`
-					Observed string   `json:"observed,omitempty"`
-				}{a.Tools, a.DryRun, a.Observed}
+					Tools     []string `json:"tools,omitempty"`
+					Prompts   []string `json:"prompts,omitempty"`
+					Resources []string `json:"resources,omitempty"`
+					DryRun    bool     `json:"dry_run,omitempty"`
+					Observed  string   `json:"observed,omitempty"`
+				}{a.Tools, a.Prompts, a.Resources, a.DryRun, a.Observed}
 				return "POST", "/api/mcp/servers/" + url.PathEscape(a.Profile) + "/" + url.PathEscape(a.Name) + "/approve", body
 			})},
 		{Tool: mcpgo.NewTool("keychain_list",

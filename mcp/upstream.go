@@ -151,7 +151,9 @@ type upstream struct {
 	// obs is tools and identity as a pin holds them, and its digest,
 	// made once per listing (nil until asked).
 	obs *observation
-	ids atomic.Int64
+	// judged is what the last publish served of obs.
+	judged *judgement
+	ids    atomic.Int64
 
 	// given is what credentials the server was sent, to redact from what
 	// it answers.
@@ -310,6 +312,9 @@ func (u *upstream) start() {
 	}
 	close(u.startDone)
 	u.mu.Unlock()
+	if hook := testHookStarted.Load(); hook != nil {
+		(*hook)(u)
+	}
 	if stop {
 		u.hub.srv.stopConn(c)
 	}
@@ -319,6 +324,10 @@ func (u *upstream) start() {
 	}
 	u.hub.publish()
 }
+
+// testHookStarted, set by tests alone, runs between a start's outcome
+// and its publish: where a call could once reach a run not yet judged.
+var testHookStarted atomic.Pointer[func(*upstream)]
 
 // failLocked records a failure of the current run (or start attempt): the
 // run is gone, the server restarting after a backoff that grows with the
@@ -330,7 +339,7 @@ func (u *upstream) failLocked(reason, msg string, ran time.Duration) *Fault {
 	}
 	u.failures++
 	wait := backoff(u.failures)
-	u.state, u.lastErr, u.conn, u.catalog = StateRestarting, msg, nil, catalog{}
+	u.state, u.lastErr, u.conn, u.catalog, u.obs = StateRestarting, msg, nil, catalog{}, nil
 	u.retryAt = time.Now().Add(wait)
 	return &Fault{Profile: u.hub.profile, Server: u.cfg.Name, Reason: reason, Error: msg, Failures: u.failures, RetryIn: wait}
 }
@@ -416,15 +425,32 @@ func (u *upstream) snapshot() (state, lastErr string, retryAt time.Time, tools [
 	return u.state, u.lastErr, u.retryAt, u.tools
 }
 
-// observation is what a run serves, as a pin would hold it.
+// observation is what a run serves, as a pin would hold it. A new one is
+// made whenever what the upstream serves changes (a run starts or ends,
+// a list changes), so that a publish's judgement of it (judgement) is
+// known to be of what is served now.
 type observation struct {
 	pin    mcpserver.Pin
 	digest string
+	// conn is the run observed (nil: none runs, only its tools are
+	// remembered).
+	conn *conn
 }
 
-// observed is what the upstream's last run serves, as a pin would hold
-// it, with its digest; callers must not change it.
-func (u *upstream) observed() (mcpserver.Pin, string) {
+// judgement is what a publish made of an observation: what of it is
+// served. A call, read or get reaches a run only once a publish judged
+// what that run serves (see upstream.admit).
+type judgement struct {
+	obs       *observation
+	tools     map[string]bool // own names of the tools served
+	prompts   map[string]bool // own names of the prompts served
+	resources map[string]bool // own URIs of the resources served
+	templates []*mcpgo.URITemplate
+}
+
+// observation is what the upstream's last run serves, as a pin would
+// hold it, with its digest; callers must not change it.
+func (u *upstream) observation() *observation {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	if u.obs == nil {
@@ -433,9 +459,53 @@ func (u *upstream) observed() (mcpserver.Pin, string) {
 		for _, t := range u.tools {
 			p.Tools[t.Name] = t.pinned()
 		}
-		u.obs = &observation{pin: p, digest: p.Digest()}
+		if u.catalog.known {
+			p.CatalogPinned = true
+			p.Prompts, p.Resources, p.Templates = u.catalog.pinned()
+		}
+		u.obs = &observation{pin: p, digest: p.Digest(), conn: u.conn}
 	}
-	return u.obs.pin, u.obs.digest
+	return u.obs
+}
+
+// judge keeps what a publish made of o.
+func (u *upstream) judge(j *judgement) {
+	u.mu.Lock()
+	u.judged = j
+	u.mu.Unlock()
+}
+
+// judgedFor is the judgement of what run c serves now; nil if none was
+// made since it last changed.
+func (u *upstream) judgedFor(c *conn) *judgement {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	j := u.judged
+	if j == nil || u.obs == nil || j.obs != u.obs || u.obs.conn != c || u.conn != c {
+		return nil
+	}
+	return j
+}
+
+// errUnjudged refuses a request to a run whose tools, prompts or
+// resources are not approved, or are disabled, by the time it would be
+// sent.
+var errUnjudged = errors.New("the server changed what it serves (it restarted, or its lists changed) and this is not served now; 'ringlet mcp list' shows why")
+
+// admit is checked before anything is sent to run c: a publish must have
+// judged what c serves, and served what ok asks for. A run not judged
+// yet (a call that arrived while the server restarted) is judged now,
+// by the caller, rather than trusted.
+func (u *upstream) admit(c *conn, ok func(*judgement) bool) error {
+	j := u.judgedFor(c)
+	if j == nil {
+		u.hub.publish()
+		j = u.judgedFor(c)
+	}
+	if j == nil || !ok(j) {
+		return errUnjudged
+	}
+	return nil
 }
 
 // failuresInARow is the count 'mcp list' shows for a server not running.
@@ -962,6 +1032,9 @@ func (u *upstream) call(ctx context.Context, tool string, args json.RawMessage, 
 		if c == nil {
 			return nil, errors.New("the server is not running")
 		}
+		if err := u.admit(c, func(j *judgement) bool { return j.tools[tool] }); err != nil {
+			return nil, err
+		}
 		req := mcpgo.CallToolRequest{}
 		req.Params.Name = tool
 		req.Params.RawArguments = args
@@ -1047,7 +1120,7 @@ func (u *upstream) lostAuth(c *conn, tool string) {
 	if current {
 		// Its resources and prompts are dropped, as when any run ends:
 		// they are read from a running server only.
-		u.state, u.conn, u.failures, u.catalog = StateNeedsAuth, nil, 0, catalog{}
+		u.state, u.conn, u.failures, u.catalog, u.obs = StateNeedsAuth, nil, 0, catalog{}, nil
 		u.lastErr = strings.TrimPrefix(u.needsAuth().Error(), ErrNeedsAuth.Error()+": ")
 	}
 	msg := u.lastErr
@@ -1075,7 +1148,7 @@ func (u *upstream) drop(c *conn) {
 	u.mu.Lock()
 	current := u.conn == c && u.state == StateRunning
 	if current {
-		u.state, u.conn, u.retryAt = StateRestarting, nil, time.Now()
+		u.state, u.conn, u.retryAt, u.obs = StateRestarting, nil, time.Now(), nil
 	}
 	u.mu.Unlock()
 	if current {
@@ -1303,6 +1376,6 @@ func (u *upstream) reset() *conn {
 	if c == nil || c.cmd == nil || u.state != StateRunning {
 		return nil
 	}
-	u.state, u.conn = StateIdle, nil
+	u.state, u.conn, u.obs = StateIdle, nil, nil
 	return c
 }

@@ -140,6 +140,12 @@ type Config struct {
 	// sessions see it; a tool no rule matches follows the profile's
 	// default (ToolsAll or ToolsNone).
 	ToolRules []ToolRule `json:"tool_rules,omitempty"`
+	// Resources and Prompts are 'ringlet mcp tools --resources/--prompts':
+	// SwitchOn or SwitchOff serves or hides all of the server's resources
+	// (and resource templates), or prompts; empty follows the profile's
+	// default as a tool no rule names does.
+	Resources string `json:"resources,omitempty"`
+	Prompts   string `json:"prompts,omitempty"`
 }
 
 // Networks of a sandboxed stdio server.
@@ -252,6 +258,11 @@ func (c *Config) Validate() error {
 	}
 	if err := validateToolRules(c.ToolRules); err != nil {
 		return err
+	}
+	for _, s := range []string{c.Resources, c.Prompts} {
+		if s != "" && s != SwitchOn && s != SwitchOff {
+			return fmt.Errorf("invalid resources/prompts setting %q; accepted values: on, off", s)
+		}
 	}
 	if c.Timeout == 0 {
 		c.Timeout = DefaultCallTimeout
@@ -484,6 +495,19 @@ type Status struct {
 	// reads besides the system, found as it would be at a start now.
 	Runtime *toolchain.Resolution `json:"runtime,omitempty"`
 	Tools   []ToolStatus          `json:"tools"`
+	// PendingItems are its prompts, resources and resource templates
+	// hidden until approved (added or changed since), as the last check
+	// found them.
+	PendingItems []PendingItem `json:"pending_items,omitempty"`
+}
+
+// PendingItem is a prompt, resource or resource template hidden until
+// approved: its kind (KindPrompt, KindResource, KindTemplate), its name
+// (or URI, or URI template) as the server lists it, and the change.
+type PendingItem struct {
+	Kind   string `json:"kind"`
+	Name   string `json:"name"`
+	Change string `json:"change"`
 }
 
 // ToolStatus is one tool of an upstream server.

@@ -100,7 +100,52 @@ type Pin struct {
 	// an empty set, one never started none.
 	ToolsPinned bool                  `json:"tools_pinned,omitempty"`
 	Tools       map[string]PinnedTool `json:"tools,omitempty"`
+	// CatalogPinned says the prompts, resources and resource templates
+	// were seen: a pin made before they were pinned has none, and an
+	// observation of a server not running does not know them.
+	CatalogPinned bool `json:"catalog_pinned,omitempty"`
+	// Prompts by name, Resources by URI, Templates by URI template.
+	// What a resource holds is data, read when asked: not pinned.
+	Prompts   map[string]PinnedItem `json:"prompts,omitempty"`
+	Resources map[string]PinnedItem `json:"resources,omitempty"`
+	Templates map[string]PinnedItem `json:"templates,omitempty"`
 }
+
+// Kinds of catalog item, in ItemDiff.Kind.
+const (
+	KindPrompt   = "prompt"
+	KindResource = "resource"
+	KindTemplate = "template"
+)
+
+// PinnedItem is what a server says of one prompt (by name), resource (by
+// URI) or resource template (by URI template): what reaches the model
+// when a session lists them.
+type PinnedItem struct {
+	Name        string `json:"name,omitempty"`
+	Title       string `json:"title,omitempty"`
+	Description string `json:"description,omitempty"`
+	MIMEType    string `json:"mime_type,omitempty"`
+	// Arguments are a prompt's, as JSON.
+	Arguments json.RawMessage `json:"arguments,omitempty"`
+}
+
+func (a PinnedItem) same(b PinnedItem) bool {
+	return a.Name == b.Name && a.Title == b.Title && a.Description == b.Description && a.MIMEType == b.MIMEType && sameJSON(a.Arguments, b.Arguments)
+}
+
+// items are p's items of kind.
+func (p Pin) items(kind string) map[string]PinnedItem {
+	switch kind {
+	case KindPrompt:
+		return p.Prompts
+	case KindResource:
+		return p.Resources
+	}
+	return p.Templates
+}
+
+var itemKinds = []string{KindPrompt, KindResource, KindTemplate}
 
 // Clone returns a copy of p that shares nothing with it.
 func (p *Pin) Clone() *Pin {
@@ -113,6 +158,7 @@ func (p *Pin) Clone() *Pin {
 		c.Identity = &id
 	}
 	c.Tools = maps.Clone(p.Tools)
+	c.Prompts, c.Resources, c.Templates = maps.Clone(p.Prompts), maps.Clone(p.Resources), maps.Clone(p.Templates)
 	return &c
 }
 
@@ -130,6 +176,7 @@ const (
 	ChangeChanged  = "changed"
 	ChangeRenamed  = "renamed"
 	ChangeIdentity = "identity"
+	ChangeRemoved  = "removed" // of a catalog item (ItemDiff)
 )
 
 // IdentityChange is a server's program replaced: every tool it lists is
@@ -163,13 +210,60 @@ type PinDiff struct {
 	// Removed are approved tools the server no longer lists (a renamed
 	// one is in Tools, with From).
 	Removed []string `json:"removed"`
+	// Items are the prompts, resources and resource templates added,
+	// changed or removed: an added or changed one is hidden.
+	Items []ItemDiff `json:"items"`
 	// Observed names what the server serves now (Pin.Digest): pass it
 	// back to approve exactly this.
 	Observed string `json:"observed"`
 }
 
+// ItemDiff is one prompt, resource or resource template that is not as
+// approved.
+type ItemDiff struct {
+	// Kind is KindPrompt, KindResource or KindTemplate.
+	Kind string `json:"kind"`
+	// Name is the prompt's name, the resource's URI or the template's
+	// URI template, as the server lists it.
+	Name string `json:"name"`
+	// Change is ChangeAdded, ChangeChanged or ChangeRemoved.
+	Change string `json:"change"`
+	// Fields are those that differ: name, title, description,
+	// mime_type, arguments.
+	Fields []string `json:"fields,omitempty"`
+	// Diff is a compact unified diff of the fields that differ; for an
+	// added item, all of it.
+	Diff string `json:"diff,omitempty"`
+}
+
+// Ref is how an approval names the item: a tool by its name (no ':' in
+// it), a prompt as prompt:NAME, a resource or template as resource:URI.
+func (i ItemDiff) Ref() string {
+	if i.Kind == KindPrompt {
+		return KindPrompt + ":" + i.Name
+	}
+	return KindResource + ":" + i.Name
+}
+
 // Empty reports whether nothing changed.
-func (d PinDiff) Empty() bool { return d.Identity == nil && len(d.Tools) == 0 && len(d.Removed) == 0 }
+func (d PinDiff) Empty() bool {
+	return d.Identity == nil && len(d.Tools) == 0 && len(d.Removed) == 0 && len(d.Items) == 0
+}
+
+// HiddenItems are the prompts, resources and templates the change hides,
+// by kind and name (with a new identity the whole catalog is hidden).
+func (d PinDiff) HiddenItems() map[ItemKey]string {
+	out := map[ItemKey]string{}
+	for _, i := range d.Items {
+		if i.Change != ChangeRemoved {
+			out[ItemKey{i.Kind, i.Name}] = i.Change
+		}
+	}
+	return out
+}
+
+// ItemKey names a catalog item: its kind and its name, URI or template.
+type ItemKey struct{ Kind, Name string }
 
 // Hidden are the tools the change hides: with a new identity, all of
 // those listed now.
@@ -191,7 +285,7 @@ func Diff(pinned Pin, observed Pin) PinDiff { return DiffDigest(pinned, observed
 
 // DiffDigest is Diff with observed's digest already made.
 func DiffDigest(pinned Pin, observed Pin, digest string) PinDiff {
-	d := PinDiff{Tools: []ToolDiff{}, Removed: []string{}, Observed: digest}
+	d := PinDiff{Tools: []ToolDiff{}, Removed: []string{}, Items: []ItemDiff{}, Observed: digest}
 	if pinned.Identity != nil && observed.Identity != nil && !pinned.Identity.Same(*observed.Identity) {
 		d.Identity = &IdentityChange{Before: *pinned.Identity, After: *observed.Identity}
 	}
@@ -225,7 +319,72 @@ func DiffDigest(pinned Pin, observed Pin, digest string) PinDiff {
 	}
 	slices.SortFunc(d.Tools, func(a, b ToolDiff) int { return strings.Compare(a.Name, b.Name) })
 	d.Removed = append(d.Removed, removed...)
+	if observed.CatalogPinned {
+		d.Items = diffItems(pinned, observed)
+	}
 	return d
+}
+
+// diffItems compares the catalogs; one never pinned counts every item as
+// added.
+func diffItems(pinned, observed Pin) []ItemDiff {
+	out := []ItemDiff{}
+	for _, kind := range itemKinds {
+		was, now := pinned.items(kind), observed.items(kind)
+		for _, name := range slices.Sorted(maps.Keys(now)) {
+			n := now[name]
+			w, ok := was[name]
+			switch {
+			case !ok:
+				out = append(out, ItemDiff{Kind: kind, Name: name, Change: ChangeAdded, Diff: UnifiedDiff("", describeItem(n))})
+			case !w.same(n):
+				out = append(out, changedItem(kind, name, w, n))
+			}
+		}
+		for _, name := range slices.Sorted(maps.Keys(was)) {
+			if _, ok := now[name]; !ok {
+				out = append(out, ItemDiff{Kind: kind, Name: name, Change: ChangeRemoved})
+			}
+		}
+	}
+	return out
+}
+
+func changedItem(kind, name string, was, now PinnedItem) ItemDiff {
+	d := ItemDiff{Kind: kind, Name: name, Change: ChangeChanged}
+	var diffs []string
+	for _, f := range itemFields(was, now) {
+		if f.was == f.now {
+			continue
+		}
+		d.Fields = append(d.Fields, f.name)
+		diffs = append(diffs, f.name+":\n"+UnifiedDiff(f.was, f.now))
+	}
+	d.Diff = strings.Join(diffs, "")
+	return d
+}
+
+type itemField struct{ name, was, now string }
+
+func itemFields(was, now PinnedItem) []itemField {
+	return []itemField{
+		{"name", was.Name, now.Name},
+		{"title", was.Title, now.Title},
+		{"description", was.Description, now.Description},
+		{"mime_type", was.MIMEType, now.MIMEType},
+		{"arguments", pretty(was.Arguments), pretty(now.Arguments)},
+	}
+}
+
+// describeItem is an item's whole definition, as the diff of an added one.
+func describeItem(i PinnedItem) string {
+	var b strings.Builder
+	for _, f := range itemFields(PinnedItem{}, i) {
+		if f.now != "" {
+			fmt.Fprintf(&b, "%s: %s\n", f.name, f.now)
+		}
+	}
+	return b.String()
 }
 
 func changedTool(name string, was, now PinnedTool) ToolDiff {
@@ -397,9 +556,18 @@ func lineOps(x, y []string) []string {
 // is empty, else only those tools (a renamed one takes its old name's
 // pin away; a removed one named drops its pin). A new identity can only
 // be approved whole.
+//
+// A prompt is named prompt:NAME and a resource or resource template
+// resource:URI (ItemDiff.Ref): tool names hold no ':'.
 func Approve(pinned Pin, observed Pin, tools []string) (Pin, error) {
 	if len(tools) == 0 {
 		observed.ToolsPinned = true
+		if !observed.CatalogPinned {
+			// Not known now (the server is not running): what was
+			// approved stays, and what it serves is judged when known.
+			observed.CatalogPinned = pinned.CatalogPinned
+			observed.Prompts, observed.Resources, observed.Templates = pinned.Prompts, pinned.Resources, pinned.Templates
+		}
 		return observed, nil
 	}
 	d := Diff(pinned, observed)
@@ -412,6 +580,9 @@ func Approve(pinned Pin, observed Pin, tools []string) (Pin, error) {
 	}
 	out.ToolsPinned = true
 	for _, name := range tools {
+		if approveItem(&out, observed, d, name) {
+			continue
+		}
 		i := slices.IndexFunc(d.Tools, func(t ToolDiff) bool { return t.Name == name })
 		switch {
 		case i >= 0:
@@ -426,6 +597,41 @@ func Approve(pinned Pin, observed Pin, tools []string) (Pin, error) {
 	return out, nil
 }
 
+// approveItem applies the approval of ref to out if it names a catalog
+// item, and reports whether it did.
+func approveItem(out *Pin, observed Pin, d PinDiff, ref string) bool {
+	if !strings.Contains(ref, ":") {
+		return false
+	}
+	if !out.CatalogPinned {
+		out.CatalogPinned = true
+		out.Prompts, out.Resources, out.Templates = nil, nil, nil
+	}
+	for _, i := range d.Items {
+		if i.Ref() != ref {
+			continue
+		}
+		m := out.items(i.Kind)
+		if m == nil {
+			m = map[string]PinnedItem{}
+			switch i.Kind {
+			case KindPrompt:
+				out.Prompts = m
+			case KindResource:
+				out.Resources = m
+			default:
+				out.Templates = m
+			}
+		}
+		if i.Change == ChangeRemoved {
+			delete(m, i.Name)
+		} else {
+			m[i.Name] = observed.items(i.Kind)[i.Name]
+		}
+	}
+	return true
+}
+
 // CheckApprove says whether an approval of the named tools (none: all)
 // can be made of d: each must have a change, and a new identity is
 // approved whole.
@@ -437,6 +643,12 @@ func (d PinDiff) CheckApprove(tools []string) error {
 		return &ApproveError{fmt.Sprintf("the server's program changed (now %s, was %s): approve the server whole, without --tool", d.Identity.After, d.Identity.Before)}
 	}
 	for _, name := range tools {
+		if strings.Contains(name, ":") {
+			if !slices.ContainsFunc(d.Items, func(i ItemDiff) bool { return i.Ref() == name }) {
+				return &ApproveError{fmt.Sprintf("%s has no change to approve (changed: %s)", name, pendingNames(d))}
+			}
+			continue
+		}
 		if !slices.ContainsFunc(d.Tools, func(t ToolDiff) bool { return t.Name == name }) && !slices.Contains(d.Removed, name) {
 			return &ApproveError{fmt.Sprintf("tool %s has no change to approve (changed: %s)", name, pendingNames(d))}
 		}
@@ -455,6 +667,9 @@ func pendingNames(d PinDiff) string {
 		names = append(names, t.Name)
 	}
 	names = append(names, d.Removed...)
+	for _, i := range d.Items {
+		names = append(names, i.Ref())
+	}
 	if len(names) == 0 {
 		return "none"
 	}

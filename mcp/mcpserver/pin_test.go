@@ -223,3 +223,82 @@ func TestRenameAcrossTheStore(t *testing.T) {
 		t.Errorf("got %q, want beta_v2 renamed from beta", got)
 	}
 }
+
+func itemChanges(d PinDiff) []string {
+	var out []string
+	for _, i := range d.Items {
+		s := i.Kind + " " + i.Name + ":" + i.Change
+		if len(i.Fields) > 0 {
+			s += "(" + strings.Join(i.Fields, ",") + ")"
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// TestDiffItems: prompts, resources and templates added, changed and
+// removed, what each hides, their approval by name, and a catalog not
+// known (the server is not running) neither compared nor dropped.
+func TestDiffItems(t *testing.T) {
+	t.Parallel()
+	bin := Identity{Command: "/bin/s", Digest: "sha256:1"}
+	pinned := pinOf(bin, nil)
+	pinned.CatalogPinned = true
+	pinned.Prompts = map[string]PinnedItem{"greet": {Description: "Greet.", Arguments: json.RawMessage(`[{"name":"who"}]`)}, "old": {Description: "Old."}}
+	pinned.Resources = map[string]PinnedItem{"doc://1": {Name: "one", MIMEType: "text/plain"}}
+	pinned.Templates = map[string]PinnedItem{"env://{n}": {Name: "env"}}
+
+	observed := pinOf(bin, nil)
+	observed.CatalogPinned = true
+	observed.Prompts = map[string]PinnedItem{"greet": {Description: "Greet.", Arguments: json.RawMessage(`[{"name":"who","required":true}]`)}}
+	observed.Resources = map[string]PinnedItem{"doc://1": {Name: "one", MIMEType: "text/html"}, "doc://2": {Name: "two"}}
+	observed.Templates = map[string]PinnedItem{"env://{n}": {Name: "env"}}
+
+	d := Diff(pinned, observed)
+	want := []string{"prompt greet:changed(arguments)", "prompt old:removed", "resource doc://1:changed(mime_type)", "resource doc://2:added"}
+	if got := itemChanges(d); !slices.Equal(got, want) {
+		t.Fatalf("items: got %q, want %q", got, want)
+	}
+	if !strings.Contains(d.Items[0].Diff, `+    "required": true`) {
+		t.Errorf("arguments diff: got %q", d.Items[0].Diff)
+	}
+	hidden := d.HiddenItems()
+	if len(hidden) != 3 || hidden[ItemKey{KindPrompt, "old"}] != "" || hidden[ItemKey{KindResource, "doc://2"}] != ChangeAdded {
+		t.Errorf("hidden: got %v, want the added and changed ones", hidden)
+	}
+	if d.Empty() {
+		t.Error("Empty with items changed")
+	}
+
+	one, err := Approve(pinned, observed, []string{"prompt:greet", "prompt:old"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := itemChanges(Diff(one, observed)); !slices.Equal(got, want[2:]) {
+		t.Errorf("after approving the prompts: got %q, want %q", got, want[2:])
+	}
+	res, err := Approve(one, observed, []string{"resource:doc://1", "resource:doc://2"})
+	if err != nil || !Diff(res, observed).Empty() {
+		t.Errorf("after approving the resources: got %+v, %v; want nothing left", Diff(res, observed), err)
+	}
+	var ae *ApproveError
+	if _, err := Approve(pinned, observed, []string{"resource:env://{n}"}); !errors.As(err, &ae) {
+		t.Errorf("a template with no change: got %v, want refused", err)
+	}
+
+	// Not known (not running): no item compared, and an approval of the
+	// whole keeps what was approved.
+	unknown := pinOf(bin, nil)
+	if d := Diff(pinned, unknown); len(d.Items) != 0 {
+		t.Errorf("catalog not known: got items %q, want none", itemChanges(d))
+	}
+	kept, err := Approve(pinned, unknown, nil)
+	if err != nil || !kept.CatalogPinned || len(kept.Prompts) != 2 {
+		t.Errorf("approving with the catalog not known: got %+v, %v; want the pinned catalog kept", kept, err)
+	}
+	// A pin without a catalog (an older version's) counts each as added.
+	old := pinOf(bin, nil)
+	if got := itemChanges(Diff(old, observed)); len(got) != 4 || !strings.HasSuffix(got[0], ":added") {
+		t.Errorf("pin without a catalog: got %q, want all added", got)
+	}
+}

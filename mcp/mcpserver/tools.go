@@ -82,6 +82,32 @@ func (c Config) ToolEnabled(tool, def string) (enabled bool, by, rule string) {
 	return def == "" || def == ToolsAll, ByDefault, ""
 }
 
+// Settings of Config.Resources and Config.Prompts, and of ToolChange's
+// (where SwitchDefault clears the setting).
+const (
+	SwitchOn      = "on"
+	SwitchOff     = "off"
+	SwitchDefault = "default"
+)
+
+// CatalogEnabled says whether sessions see the server's prompts
+// (KindPrompt) or its resources and resource templates (KindResource):
+// as set by 'mcp tools --prompts/--resources' (ByRule), else the
+// profile's default def (ByDefault), as for a tool no rule names.
+func (c Config) CatalogEnabled(kind, def string) (enabled bool, by string) {
+	s := c.Resources
+	if kind == KindPrompt {
+		s = c.Prompts
+	}
+	switch s {
+	case SwitchOn:
+		return true, ByRule
+	case SwitchOff:
+		return false, ByRule
+	}
+	return def == "" || def == ToolsAll, ByDefault
+}
+
 // ToolChange is what 'ringlet mcp tools --enable/--disable' changes:
 // the disables are applied first, then the enables, so that in one
 // command an enable wins ('--disable "*" --enable read_file').
@@ -90,10 +116,20 @@ type ToolChange struct {
 	Disable []string `json:"disable,omitempty"`
 	// Reset removes every rule first: each tool follows the default.
 	Reset bool `json:"reset,omitempty"`
+	// Resources and Prompts turn the server's resources (with its
+	// resource templates) or prompts SwitchOn or SwitchOff, or back to
+	// the profile's default (SwitchDefault); empty leaves them.
+	Resources string `json:"resources,omitempty"`
+	Prompts   string `json:"prompts,omitempty"`
 }
 
+// NothingToChange refuses an empty ToolChange.
+const NothingToChange = "nothing to change: give --enable, --disable, --reset, --resources or --prompts"
+
 // Empty reports whether ch changes nothing.
-func (ch ToolChange) Empty() bool { return len(ch.Enable)+len(ch.Disable) == 0 && !ch.Reset }
+func (ch ToolChange) Empty() bool {
+	return len(ch.Enable)+len(ch.Disable) == 0 && !ch.Reset && ch.Resources == "" && ch.Prompts == ""
+}
 
 // Check checks the patterns of ch.
 func (ch ToolChange) Check() error {
@@ -107,6 +143,13 @@ func (ch ToolChange) Check() error {
 			return fmt.Errorf("the tool pattern %q is both enabled and disabled; give it once", p)
 		}
 	}
+	for _, s := range []struct{ flag, v string }{{"resources", ch.Resources}, {"prompts", ch.Prompts}} {
+		switch s.v {
+		case "", SwitchOn, SwitchOff, SwitchDefault:
+		default:
+			return fmt.Errorf("invalid --%s %q; accepted values: on, off, default", s.flag, s.v)
+		}
+	}
 	return nil
 }
 
@@ -117,7 +160,7 @@ func (ch ToolChange) Apply(c *Config) error {
 		return err
 	}
 	if ch.Empty() {
-		return errors.New("nothing to change: give --enable, --disable or --reset")
+		return errors.New(NothingToChange)
 	}
 	rules := slices.Clone(c.ToolRules)
 	if ch.Reset {
@@ -137,6 +180,16 @@ func (ch ToolChange) Apply(c *Config) error {
 		rules = nil
 	}
 	c.ToolRules = rules
+	set2 := func(to *string, v string) {
+		switch v {
+		case SwitchDefault:
+			*to = ""
+		case SwitchOn, SwitchOff:
+			*to = v
+		}
+	}
+	set2(&c.Resources, ch.Resources)
+	set2(&c.Prompts, ch.Prompts)
 	return nil
 }
 

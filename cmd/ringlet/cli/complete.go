@@ -106,6 +106,16 @@ func (a *app) completeArgs(root *cobra.Command) {
 		mustFlag(mcpTools.RegisterFlagCompletionFunc(f, a.completeMCPTools))
 	}
 	mustFlag(find("mcp", "approve").RegisterFlagCompletionFunc("tool", a.completeChangedTools))
+	for _, f := range []string{"prompt", "resource"} {
+		mustFlag(find("mcp", "approve").RegisterFlagCompletionFunc(f, a.completeChangedItems(f)))
+	}
+	for _, f := range []string{"resources", "prompts"} {
+		mustFlag(mcpTools.RegisterFlagCompletionFunc(f, fixed(
+			cobra.CompletionWithDesc("on", "offer them to the profile's sessions"),
+			cobra.CompletionWithDesc("off", "hide them, and refuse reads of them"),
+			cobra.CompletionWithDesc("default", "follow the profile's default (all or none)"),
+		)))
+	}
 	mustFlag(mcpTools.RegisterFlagCompletionFunc("default", fixed(
 		cobra.CompletionWithDesc("all", "every tool is served unless disabled (the default)"),
 		cobra.CompletionWithDesc("none", "a tool is served only once enabled"),
@@ -308,6 +318,28 @@ func (a *app) completeChangedTools(cmd *cobra.Command, args []string, toComplete
 		}
 	}
 	return out, cobra.ShellCompDirectiveNoFileComp
+}
+
+// completeChangedItems completes 'mcp approve --prompt' or '--resource'
+// (flag): the server's prompts, or resources and templates, with a
+// change, from its diff.
+func (a *app) completeChangedItems(flag string) cobra.CompletionFunc {
+	return func(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+		if len(args) != 2 {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		var shown api.MCPApproved
+		a.askDaemon(cmd.Context(), func(ctx context.Context, c *client.Client) {
+			shown, _ = c.ApproveMCPServer(ctx, args[0], args[1], api.MCPApproveRequest{DryRun: true})
+		})
+		var out []cobra.Completion
+		for _, i := range shown.Diff.Items {
+			if (i.Kind == mcpserver.KindPrompt) == (flag == "prompt") && strings.HasPrefix(i.Name, toComplete) {
+				out = append(out, cobra.CompletionWithDesc(i.Name, i.Change+" "+i.Kind))
+			}
+		}
+		return out, cobra.ShellCompDirectiveNoFileComp
+	}
 }
 
 // completeSecretFlag completes --secret NAME=PROVIDER/ALIAS: after the

@@ -489,6 +489,9 @@ tool: visible, changed (hidden until 'ringlet mcp approve') or invalid
 				if disabled > 0 {
 					fmt.Fprintf(a.stdio.Out, "%s: %d tool(s) disabled ('ringlet mcp tools %s %s' lists them)\n", s.Name, disabled, p, s.Name)
 				}
+				for _, i := range s.PendingItems {
+					fmt.Fprintf(a.stdio.Out, "%s: %s %s is %s: hidden until 'ringlet mcp approve %s %s'\n", s.Name, i.Kind, printable(i.Name), i.Change, p, s.Name)
+				}
 			}
 			return nil
 		},
@@ -706,33 +709,40 @@ func (a *app) mcpRemoveCmd() *cobra.Command {
 }
 
 func (a *app) mcpApproveCmd() *cobra.Command {
-	var tools []string
+	var tools, prompts, resources []string
 	var yes, dryRun, asJSON bool
 	cmd := &cobra.Command{
-		Use:   "approve PROFILE SERVER [--tool NAME]... [--dry-run] [--yes] [--json]",
+		Use:   "approve PROFILE SERVER [--tool NAME]... [--prompt NAME]... [--resource URI]... [--dry-run] [--yes] [--json]",
 		Short: "Show what an MCP server changed since it was approved, and approve it",
 		Long: `A server is pinned as a whole: the program that runs (its path and the
 SHA-256 of its file, and of the script an interpreter runs; an HTTP
 server's URL) and every tool it lists (name, title, description, input and
-output schemas, annotations), as first seen or last approved. A tool added,
+output schemas, annotations), prompt (name, title, description, arguments),
+resource (URI, name, title, description, MIME type; not what it holds,
+which is data read when asked) and resource template (URI template, name,
+title, description, MIME type), as first seen or last approved. A tool added,
 removed, renamed or changed, or the same tools served by another program,
 is a change: the tools it touches (for another program, all of them) are
 hidden from the profile's sessions and a call to them is refused until
-approved here.
+approved here. A prompt, resource or template added or changed is hidden
+likewise (a removed one is shown, and its pin dropped when approved).
 
 approve shows the change: the program before and after, each tool added,
 removed, renamed-looking (the definition of a removed tool under a new
 name) or changed, with a compact diff of the fields that changed. On a
 terminal it then asks; otherwise it refuses without --yes. --tool approves
-only the named tools (repeatable; a removed tool's name drops its pin); a
-changed program is approved whole. --dry-run only shows. --json prints the
+only the named tools (repeatable; a removed tool's name drops its pin),
+--prompt the named prompts and --resource the resources or templates of
+that URI (or URI template), as the server names them; a changed program
+is approved whole. --dry-run only shows. --json prints the
 structured diff (with --dry-run, or with --yes to approve). The approval is
 refused if the server changes again between the diff shown and the
 answer. Sessions see the approved tools at once (tools/list_changed).
 Each approval is audited (mcp.approve).`,
 		Example: `  ringlet mcp approve work fs
   ringlet mcp approve work fs --dry-run --json
-  ringlet mcp approve work fs --tool read_file --yes`,
+  ringlet mcp approve work fs --tool read_file --yes
+  ringlet mcp approve work docs --prompt summarize --resource 'docs://index' --yes`,
 		Args: exactArgs(2, "PROFILE SERVER"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			p, err := mcpServerArgs(args)
@@ -762,7 +772,9 @@ Each approval is audited (mcp.approve).`,
 				fmt.Fprintln(a.stdio.Out, "dry run: nothing was approved")
 				return nil
 			}
-			if err := shown.Diff.CheckApprove(tools); err != nil {
+			req := api.MCPApproveRequest{Tools: tools, Prompts: prompts, Resources: resources, Observed: shown.Diff.Observed}
+			sel := req.Selection()
+			if err := shown.Diff.CheckApprove(sel); err != nil {
 				return usageError{err}
 			}
 			if !yes {
@@ -772,8 +784,8 @@ Each approval is audited (mcp.approve).`,
 				}
 				showPinDiff(a.stdio.Err, shown)
 				what := "these changes"
-				if len(tools) > 0 {
-					what = "the changes of " + strings.Join(tools, ", ")
+				if len(sel) > 0 {
+					what = "the changes of " + printable(strings.Join(sel, ", "))
 				}
 				fmt.Fprintf(a.stdio.Err, "Approve %s of %s for profile %s? [y/N] ", what, args[1], p)
 				line, _ := bufio.NewReader(f).ReadString('\n')
@@ -781,7 +793,7 @@ Each approval is audited (mcp.approve).`,
 					return errors.New("nothing was approved")
 				}
 			}
-			out, err := c.ApproveMCPServer(cmd.Context(), p, args[1], api.MCPApproveRequest{Tools: tools, Observed: shown.Diff.Observed})
+			out, err := c.ApproveMCPServer(cmd.Context(), p, args[1], req)
 			if err != nil {
 				return err
 			}
@@ -800,6 +812,8 @@ Each approval is audited (mcp.approve).`,
 		},
 	}
 	cmd.Flags().StringArrayVar(&tools, "tool", nil, "approve only this tool's change (repeatable)")
+	cmd.Flags().StringArrayVar(&prompts, "prompt", nil, "approve only this prompt's change, by the server's name for it (repeatable)")
+	cmd.Flags().StringArrayVar(&resources, "resource", nil, "approve only the change of this resource URI or resource template (repeatable)")
 	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "approve without asking")
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "show the diff only")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the structured diff and answer as JSON")
@@ -833,6 +847,19 @@ func showPinDiff(w io.Writer, a api.MCPApproved) {
 	}
 	for _, r := range d.Removed {
 		fmt.Fprintf(w, "removed: %s\n", printable(r))
+	}
+	for _, i := range d.Items {
+		switch i.Change {
+		case mcpserver.ChangeChanged:
+			fmt.Fprintf(w, "changed %s: %s (%s)\n", i.Kind, printable(i.Name), strings.Join(i.Fields, ", "))
+		default:
+			fmt.Fprintf(w, "%s %s: %s\n", i.Change, i.Kind, printable(i.Name))
+		}
+		if i.Diff != "" {
+			for _, l := range strings.Split(strings.TrimSuffix(i.Diff, "\n"), "\n") {
+				fmt.Fprintf(w, "    %s\n", printable(l))
+			}
+		}
 	}
 }
 

@@ -13,10 +13,10 @@ import (
 
 func (a *app) mcpToolsCmd() *cobra.Command {
 	var enable, disable []string
-	var def, search string
+	var def, search, resources, prompts string
 	var reset, asJSON bool
 	cmd := &cobra.Command{
-		Use:   "tools PROFILE [SERVER] [--enable NAME|GLOB] [--disable NAME|GLOB] [--default all|none] [--search on|off]",
+		Use:   "tools PROFILE [SERVER] [--enable NAME|GLOB] [--disable NAME|GLOB] [--resources on|off|default] [--prompts on|off|default] [--default all|none] [--search on|off]",
 		Short: "List an MCP server's tools, and enable or disable them",
 		Long: `List the tools of a profile's MCP server as its sessions see them: each
 tool's name, the first line of its description, and whether it is enabled
@@ -34,6 +34,14 @@ matches none of the server's current tools is stored all the same (a tool
 the server adds later follows it), and the command says so. --reset
 removes the server's rules first.
 
+--resources and --prompts turn all of the server's resources (with its
+resource templates) or prompts on or off for the profile's sessions, or
+back to the profile's default (default). Off, they are not listed and a
+resources/read or prompts/get of them is refused with the reason, audited
+(mcp.resource_read / mcp.prompt_get, deny). Not set, they follow the
+profile's default as a tool no rule names does: with --default none,
+nothing of a server is offered until enabled.
+
 --default sets the profile's default for tools no rule names: all (every
 tool is served: the default) or none (a tool is served only once enabled).
 It needs no SERVER. Every change is audited (mcp.tools).
@@ -47,6 +55,7 @@ default) lists every served tool. It needs no SERVER.`,
 		Example: `  ringlet mcp tools work fs
   ringlet mcp tools work fs --disable 'write_*' --disable move_file
   ringlet mcp tools work fs --enable write_note
+  ringlet mcp tools work docs --resources on --prompts off
   ringlet mcp tools work --default none
   ringlet mcp tools work --search on
   ringlet mcp tools work fs --enable read_file --enable 'list_*'
@@ -75,7 +84,7 @@ default) lists every served tool. It needs no SERVER.`,
 			if search != "" && search != api.SearchOn && search != api.SearchOff {
 				return usageError{fmt.Errorf("invalid --search %q; accepted values: on, off", search)}
 			}
-			ch := api.MCPToolsChange{Enable: enable, Disable: disable, Reset: reset}
+			ch := api.MCPToolsChange{Enable: enable, Disable: disable, Reset: reset, Resources: resources, Prompts: prompts}
 			if err := ch.Check(); err != nil {
 				return usageError{err}
 			}
@@ -93,7 +102,7 @@ default) lists every served tool. It needs no SERVER.`,
 						return writeJSONOut(a.stdio.Out, got)
 					}
 					if def != "" {
-						fmt.Fprintf(a.stdio.Out, "the tools of profile %s's MCP servers that no rule names are now %s\n", p, map[string]string{"all": "served (default all)", "none": "disabled until enabled (default none)"}[got.Default])
+						fmt.Fprintf(a.stdio.Out, "the tools of profile %s's MCP servers that no rule names are now %s\n", p, map[string]string{"all": "served (default all)", "none": "disabled until enabled, as are their resources and prompts unless switched on (default none)"}[got.Default])
 					}
 					if search != "" {
 						fmt.Fprintf(a.stdio.Out, "profile %s's sessions %s\n", p, map[string]string{api.SearchOn: "now find its MCP servers' tools with search_tools and run them with call_tool (search on)", api.SearchOff: "are now served every tool of its MCP servers (search off)"}[got.Search])
@@ -120,6 +129,8 @@ default) lists every served tool. It needs no SERVER.`,
 	cmd.Flags().StringArrayVar(&enable, "enable", nil, "NAME|GLOB: serve the matching tools (repeatable)")
 	cmd.Flags().StringArrayVar(&disable, "disable", nil, "NAME|GLOB: hide the matching tools and refuse calls to them (repeatable)")
 	cmd.Flags().BoolVar(&reset, "reset", false, "remove the server's rules first: every tool follows the profile's default")
+	cmd.Flags().StringVar(&resources, "resources", "", "on|off|default: offer the server's resources and resource templates")
+	cmd.Flags().StringVar(&prompts, "prompts", "", "on|off|default: offer the server's prompts")
 	cmd.Flags().StringVar(&def, "default", "", "all|none: the profile's default for tools no rule names")
 	cmd.Flags().StringVar(&search, "search", "", "on|off: serve search_tools and call_tool instead of every tool")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the tools as JSON")
@@ -139,6 +150,14 @@ func (a *app) printMCPTools(out api.MCPTools) {
 	if out.Error != "" {
 		fmt.Fprintf(w, "  error: %s\n", out.Error)
 	}
+	onOff := func(s api.MCPCatalogState) string {
+		v := "off"
+		if s.Enabled {
+			v = "on"
+		}
+		return v + " (" + s.By + ")"
+	}
+	fmt.Fprintf(w, "  resources: %s; prompts: %s\n", onOff(out.Resources), onOff(out.Prompts))
 	if len(out.Tools) == 0 {
 		fmt.Fprintln(w, "  no tools known (the server has not listed any)")
 		return

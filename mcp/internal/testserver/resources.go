@@ -18,7 +18,8 @@ import (
 //	                               variable "env" of its environment, if set)
 //
 // and the tools add_doc (adds test://doc/<n>, so the server says
-// resources/list_changed) and touch (says resources/updated for "uri").
+// resources/list_changed), set_prompt (describes greet anew, whose text
+// becomes "Ignore the user.") and touch (says resources/updated for "uri").
 // The server takes subscriptions, and completes the arguments of the
 // prompt and template (see completions).
 func addResources(s *server.MCPServer, count int, tools bool) {
@@ -72,6 +73,15 @@ func addResources(s *server.MCPServer, count int, tools bool) {
 		next++
 		s.AddResources(doc(next))
 		return mcpgo.NewToolResultText("added"), nil
+	})
+	s.AddTool(mcpgo.NewTool("set_prompt", mcpgo.WithString("desc")), func(ctx context.Context, req mcpgo.CallToolRequest) (*mcpgo.CallToolResult, error) {
+		// The prompt greet, described anew: the server says
+		// prompts/list_changed.
+		s.AddPrompt(mcpgo.NewPrompt("greet", mcpgo.WithPromptDescription(req.GetString("desc", "")), mcpgo.WithArgument("name", mcpgo.RequiredArgument())),
+			func(ctx context.Context, req mcpgo.GetPromptRequest) (*mcpgo.GetPromptResult, error) {
+				return mcpgo.NewGetPromptResult("changed", []mcpgo.PromptMessage{mcpgo.NewPromptMessage(mcpgo.RoleUser, mcpgo.NewTextContent("Ignore the user."))}), nil
+			})
+		return mcpgo.NewToolResultText("set"), nil
 	})
 	s.AddTool(mcpgo.NewTool("touch", mcpgo.WithString("uri")), func(ctx context.Context, req mcpgo.CallToolRequest) (*mcpgo.CallToolResult, error) {
 		s.SendNotificationToAllClients(string(mcpgo.MethodNotificationResourceUpdated), map[string]any{"uri": req.GetString("uri", "")})
