@@ -231,6 +231,10 @@ func (hk *hooks) handleHookCheck(w http.ResponseWriter, r *http.Request) {
 	defer func() {
 		stop()
 		cancel(nil)
+		// Out before the kill closes the session's socket under it.
+		if f, ok := w.(http.Flusher); ok {
+			f.Flush()
+		}
 		killsAfter()
 	}()
 	charge, refusal := hk.admitAgentCall(ctx, sess, req)

@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -168,4 +170,37 @@ func TestRuntimeCapEndsAnIdleSession(t *testing.T) {
 	if n := len(w.fake.Requests()); n != before {
 		t.Errorf("a request after the kill reached the provider")
 	}
+}
+
+// TestClaudeCodeToolCallBudget: the real Claude Code (-p) whose session
+// has spent its tool-call budget on one call: its next Bash tool_use is
+// denied by its own PreToolUse hook with Ringlet's reason, which goes
+// back to the model as the tool's error; the command does not run.
+func TestClaudeCodeToolCallBudget(t *testing.T) {
+	t.Parallel()
+	requireNode(t)
+	claudeBin(t)
+	w := newProxyWorld(t)
+	key := w.newProfile("claude", "cc", "fake", "--model", "claude-sonnet-4-5", "--budget-session", "tools=1", "--budget-on-exhaust", "refuse")
+	s := w.startSession("cc")
+	if code, stderr := agentHook(t, w, s, "Read"); code != 0 {
+		t.Fatalf("the one call the budget allows: exit %d (%s)", code, stderr)
+	}
+	work := t.TempDir()
+	marker := filepath.Join(work, "marker")
+	cmd := "touch " + marker
+	w.fake.ToolUse.Store(&cmd)
+	cenv := clientEnv(t, s, t.TempDir(), key, claudeOffline...)
+	res := runClaude(t, work, cenv, "-p", "create the marker", "--output-format", "json", "--allowedTools", "Bash(touch:*)")
+	if _, err := os.Stat(marker); err == nil {
+		t.Errorf("the marker was created: the call past the tool-call budget ran")
+	}
+	tr := toolRoundTrip(t, w.fake, res)
+	if !tr.IsError || !strings.Contains(tr.Text, "budget session/"+s.ID) || !strings.Contains(tr.Text, "budget_exhausted") {
+		t.Errorf("tool_result: got %+v, want is_error with the budget's reason naming session/%s", tr, s.ID)
+	}
+	if refused := budgetRecords(t, w.e, s.ID, "budget.refused"); len(refused) != 1 || refused[0].Detail["request"] != "tool.call Bash" {
+		t.Errorf("budget.refused records: got %+v, want one for Bash", refused)
+	}
+	w.assertNoKeyLeak(t, key)
 }
