@@ -1,7 +1,9 @@
 package gateway
 
 import (
+	"context"
 	"encoding/json"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -10,6 +12,7 @@ import (
 	"github.com/neullabs/ringlet/api"
 	"github.com/neullabs/ringlet/audit"
 	"github.com/neullabs/ringlet/hook"
+	"github.com/neullabs/ringlet/sandbox"
 )
 
 // agentCheck posts one of the agent's own hook checks (its PreToolUse,
@@ -204,5 +207,39 @@ func TestRuntimeCapOfTheSessionsOwnBudget(t *testing.T) {
 	w.clock.Advance(10 * time.Second)
 	if w.admitted(t, st.Token) {
 		t.Errorf("after its own runtime cap: session still admitted")
+	}
+}
+
+// TestAgentCallThatReachesTheCapIsAnsweredOverTheSocket: a sandboxed
+// agent asks through its session socket; the call that reaches its
+// tool-call cap (kill action) is answered "allow" before the kill closes
+// that socket, and the session is killed after.
+func TestAgentCallThatReachesTheCapIsAnsweredOverTheSocket(t *testing.T) {
+	w := rlWorld(t)
+	w.setBudgets(t, "work", `{"limits":{"session":{"tool_calls":1}}}`)
+	st := w.envSession(t, "work", `,"socket":true`)
+	if st.Socket == "" {
+		t.Fatal("no session socket")
+	}
+	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", st.Socket)
+	}}}
+	req, _ := http.NewRequestWithContext(t.Context(), "POST", "http://127.0.0.1:"+itoaInt(sandbox.ForwarderPort)+"/session/hooks/check",
+		strings.NewReader(`{"event":"pre-tool-use","tool_name":"Bash","tool_input":{"command":"ls"}}`))
+	req.Header.Set("Authorization", "Bearer "+st.Token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatalf("the call that reaches the cap: %v, want its answer before the kill", err)
+	}
+	var d hook.Decision
+	decode(t, resp, http.StatusOK, &d)
+	if !d.Allow {
+		t.Errorf("the call that reaches the cap: got %+v, want allowed", d)
+	}
+	// The kill follows the answer.
+	waitUntil(t, "the session killed after the answer", func() bool { return len(w.audit.kind(audit.KindSessionKilled)) > 0 })
+	if killed := w.audit.kind(audit.KindSessionKilled); len(killed) != 1 || killed[0].Session != st.ID {
+		t.Errorf("session.killed: got %+v, want one for %s", killed, st.ID)
 	}
 }
