@@ -81,7 +81,7 @@ what runs, and refuses a shim whose manager cannot name the program.`,
   printf '%s' "$KEY" | ringlet profiles create codex oa --provider openai --model gpt-4.1
   ringlet profiles create generic bot --provider openai --command 'python agent.py'
   ringlet profiles create generic sh --provider anthropic --command 'sh -c "echo hi there"'
-  ringlet profiles create claude capped --provider anthropic --budget-day usd=20 --rate-session-requests 60`,
+  ringlet profiles create claude capped --provider anthropic --budget-day output=2M --rate-session-requests 60`,
 		Args: exactArgs(2, "AGENT ALIAS"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			req.Agent, req.Alias = args[0], args[1]
