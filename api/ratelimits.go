@@ -37,3 +37,21 @@ func (u RateLimitsUpdate) Apply(l *profile.RateLimits) {
 
 // IsZero reports whether u changes nothing.
 func (u RateLimitsUpdate) IsZero() bool { return u == RateLimitsUpdate{} }
+
+// RateLimitState is one rate limit that paces a session, as 'sessions
+// inspect' shows it (GET /api/sessions/{id}).
+type RateLimitState struct {
+	// Scope is "session" (this session's own bucket) or "profile" (the
+	// bucket all sessions of its profile share).
+	Scope string `json:"scope"`
+	// Limit is what it paces: requests, tokens or tool_calls.
+	Limit     string `json:"limit"`
+	PerMinute int64  `json:"per_minute"`
+	// Available is what the bucket holds now, up to PerMinute: what may
+	// pass at once. Negative while tokens are in debt.
+	Available float64 `json:"available"`
+	// Throttled counts the refusals by this bucket since it was made
+	// (the session's start, or the last change of the profile's limits):
+	// this session's for scope session, all sessions' for scope profile.
+	Throttled int64 `json:"throttled"`
+}

@@ -86,6 +86,9 @@ type SessionInfo struct {
 	// per-session caps and its own): spent, reserved, remaining. Only in
 	// GET /api/sessions/{id}, for a session that has one.
 	Budget *budget.State `json:"budget,omitempty"`
+	// RateLimits are the rate limits that pace the session, with the
+	// state of each. Only in GET /api/sessions/{id}.
+	RateLimits []RateLimitState `json:"rate_limits,omitempty"`
 	// Durable sessions outlive a restart of the daemon: those it holds
 	// nothing for but their token ('profiles env').
 	Durable bool `json:"durable"`

@@ -424,16 +424,19 @@ func OpenSessions(ctx context.Context, path string) ([]Record, error) {
 	return out, nil
 }
 
-// ToolCalls counts the tool calls through the MCP gateway that f matches
-// and that were let through (tool.call records of a pre-tool-use check
-// via mcp, allowed): what a tool-call budget has spent.
+// ToolCalls counts the tool calls that f matches and that were let
+// through: those through the MCP gateway (tool.call records of a
+// pre-tool-use check via mcp, allowed) and the agents' own calls that
+// their hook adapter asked about and the budgets counted ("counted":
+// true; a call to the gateway's tools is counted there, not twice):
+// what a tool-call budget has spent.
 func ToolCalls(ctx context.Context, path string, f Filter) (int64, error) {
 	db, err := OpenReader(path)
 	if err != nil {
 		return 0, err
 	}
 	defer db.Close()
-	where := []string{"kind = ?", "decision = ?", "json_extract(detail, '$.via') = 'mcp'", "json_extract(detail, '$.event') = 'pre-tool-use'"}
+	where := []string{"kind = ?", "decision = ?", "(json_extract(detail, '$.via') = 'mcp' OR json_extract(detail, '$.counted') = 1)", "json_extract(detail, '$.event') = 'pre-tool-use'"}
 	args := []any{KindToolCall, Allow}
 	if !f.Since.IsZero() {
 		where, args = append(where, "time_ns >= ?"), append(args, f.Since.UnixNano())

@@ -179,6 +179,90 @@ func (b *budgets) covering(ctx context.Context, sess *session, now time.Time) ([
 	return accts, pb, sl, nil
 }
 
+// now is the time by the sessions' clock, which their start and runtime
+// are read on.
+func (b *budgets) now() time.Time { return b.clock().Now() }
+
+func (b *budgets) clock() clock {
+	if b.o.Sessions != nil && b.o.Sessions.clock != nil {
+		return b.o.Sessions.clock
+	}
+	return realClock{}
+}
+
+// runtimeRefusal is the refusal of sess's runtime cap in sl, if it has
+// passed at now.
+func runtimeRefusal(sess *session, sl budget.Limits, now time.Time) *budget.Refusal {
+	if sl.Runtime <= 0 || now.Sub(sess.Created) < time.Duration(sl.Runtime) {
+		return nil
+	}
+	return &budget.Refusal{Scope: budget.Scope{Profile: sess.Profile.Alias, Session: sess.ID, Period: budget.PeriodSession}, Cap: "runtime",
+		Limit: time.Duration(sl.Runtime).Seconds(), Spent: now.Sub(sess.Created).Seconds()}
+}
+
+// watchRuntime arms the timer that acts when sess reaches its runtime
+// cap (its profile's per-session budget, tightened by its own), so an
+// idle session over its runtime ends then, not at its next request. It
+// runs when a session joins the table (started or restored) and again
+// for each live session of a profile whose budgets change. A cap
+// written into the profile's file by hand is seen at the session's next
+// request (as before) or when the timer fires.
+func (b *budgets) watchRuntime(sess *session) {
+	c := b.clock()
+	var limit time.Duration
+	if pb, err := b.profileBudget(sess.Profile.Alias); err != nil {
+		// Its requests are refused (503) while the file cannot be read;
+		// the session's own cap still holds.
+		b.o.Log.Warn("budget: could not read the profile's runtime cap", "profile", sess.Profile.Alias, "session", sess.ID, "err", err)
+		limit = time.Duration(sess.budget.Runtime)
+	} else {
+		limit = time.Duration(sessionLimits(pb.Session, sess.budget).Runtime)
+	}
+	sess.timerMu.Lock()
+	defer sess.timerMu.Unlock()
+	if sess.runtimeCap != nil {
+		sess.runtimeCap.Stop()
+		sess.runtimeCap = nil
+	}
+	if limit <= 0 || sess.ctx.Err() != nil {
+		return
+	}
+	left := sess.Created.Add(limit).Sub(c.Now())
+	if left > 0 {
+		sess.runtimeOver.Store(false)
+	} else if sess.runtimeOver.Load() {
+		return // acted on already
+	}
+	sess.runtimeCap = c.AfterFunc(max(left, 0), func() { b.runtimeReached(sess) })
+}
+
+// runtimeReached acts on a session whose runtime cap's timer fired: when
+// the cap (as the profile has it now) has passed, one budget.exhausted
+// record, and with the kill action the kill switch; with refuse, every
+// request and tool call of the session is refused from then on (they
+// check the cap too). A cap raised meanwhile arms the timer again.
+func (b *budgets) runtimeReached(sess *session) {
+	if sess.ctx.Err() != nil {
+		return
+	}
+	pb, err := b.profileBudget(sess.Profile.Alias)
+	if err != nil {
+		b.o.Log.Warn("budget: could not read the profile's runtime cap", "profile", sess.Profile.Alias, "session", sess.ID, "err", err)
+	}
+	ref := runtimeRefusal(sess, sessionLimits(pb.Session, sess.budget), b.now())
+	if ref == nil {
+		b.watchRuntime(sess)
+		return
+	}
+	if !sess.runtimeOver.CompareAndSwap(false, true) {
+		return
+	}
+	b.record(context.Background(), sess, audit.KindBudgetExhausted, ref, "runtime timer", pb.Action())
+	if pb.Action() == budget.ActionKill {
+		b.killNow(sess, ref)
+	}
+}
+
 // budgetHold is a proxied request's reservation.
 type budgetHold struct {
 	res    *budget.Reservation
@@ -203,7 +287,7 @@ func (h *budgetHold) amount(prov, model string, u provider.Usage) budget.Amount 
 // hold. A refused one is answered here, in the wire format of the
 // session's provider, and false returned.
 func (b *budgets) admit(w http.ResponseWriter, r *http.Request, sess *session, body []byte) (*budgetHold, bool) {
-	now := time.Now()
+	now := b.now()
 	accts, pb, sl, err := b.covering(r.Context(), sess, now)
 	if err != nil {
 		b.o.Log.Error("budget: could not read the spend so far", "profile", sess.Profile.Alias, "session", sess.ID, "err", err)
@@ -213,9 +297,7 @@ func (b *budgets) admit(w http.ResponseWriter, r *http.Request, sess *session, b
 	if accts == nil && sl.Runtime == 0 {
 		return nil, true
 	}
-	if sl.Runtime > 0 && now.Sub(sess.Created) >= time.Duration(sl.Runtime) {
-		ref := &budget.Refusal{Scope: budget.Scope{Profile: sess.Profile.Alias, Session: sess.ID, Period: budget.PeriodSession}, Cap: "runtime",
-			Limit: time.Duration(sl.Runtime).Seconds(), Spent: now.Sub(sess.Created).Seconds()}
+	if ref := runtimeRefusal(sess, sl, now); ref != nil {
 		b.refuse(w, r, sess, pb, ref, "provider.request")
 		return nil, false
 	}
@@ -483,16 +565,14 @@ func (e budgetCut) Error() string { return "cut at a budget's cap: " + e.ref.Err
 // is charged by done(true) once it is let through (done(false) gives the
 // reservation back). Refused, it returns the reason for the agent.
 func (b *budgets) toolCall(ctx context.Context, sess *session, tool string) (done func(allowed bool), reason string, ok bool) {
-	now := time.Now()
+	now := b.now()
 	accts, pb, sl, err := b.covering(ctx, sess, now)
 	if err != nil {
 		return nil, "refused: the spend of this session's budgets could not be read", false
 	}
 	var ref *budget.Refusal
-	switch {
-	case sl.Runtime > 0 && now.Sub(sess.Created) >= time.Duration(sl.Runtime):
-		ref = &budget.Refusal{Scope: budget.Scope{Profile: sess.Profile.Alias, Session: sess.ID, Period: budget.PeriodSession}, Cap: "runtime",
-			Limit: time.Duration(sl.Runtime).Seconds(), Spent: now.Sub(sess.Created).Seconds()}
+	switch ref = runtimeRefusal(sess, sl, now); {
+	case ref != nil:
 	case accts == nil:
 		return func(bool) {}, "", true
 	default:
@@ -677,6 +757,13 @@ func (b *budgets) store(w http.ResponseWriter, r *http.Request, p profile.Profil
 	if err != nil {
 		profileError(w, b.o.Log, err)
 		return
+	}
+	// A runtime cap set, changed or removed applies to the live sessions'
+	// timers at once.
+	for _, s := range b.o.Sessions.list() {
+		if s.Profile.Alias == p.Alias {
+			b.watchRuntime(s)
+		}
 	}
 	b.answer(w, r, p.Alias, http.StatusOK)
 }

@@ -9,10 +9,12 @@ import (
 	"net/http"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/neullabs/ringlet/agentconfig"
 	"github.com/neullabs/ringlet/api"
 	"github.com/neullabs/ringlet/audit"
 	"github.com/neullabs/ringlet/hook"
@@ -42,6 +44,11 @@ type hooksOptions struct {
 	// Bodies is the budget of request bodies, which checks carrying a
 	// tool's result share with the proxy.
 	Bodies *bodyBudget
+	// Paces and Budgets count the agent's own tool calls (checks on the
+	// hook route) against the tool-call rate limits and budgets; nil in
+	// tests that run hooks alone.
+	Paces   *rateLimits
+	Budgets *budgets
 }
 
 func hookError(w http.ResponseWriter, log *slog.Logger, err error) {
@@ -218,22 +225,85 @@ func (hk *hooks) handleHookCheck(w http.ResponseWriter, r *http.Request) {
 	// cancels them, and the check is refused, as an MCP call's are.
 	ctx, cancel := context.WithCancelCause(r.Context())
 	stop := context.AfterFunc(sess.ctx, func() { cancel(context.Cause(sess.ctx)) })
+	// A budget this call exhausts (kill action) ends the session once the
+	// agent has its answer, which says why.
+	ctx, killsAfter := withKillsAfter(ctx)
 	defer func() {
 		stop()
 		cancel(nil)
+		// Out before the kill closes the session's socket under it.
+		if f, ok := w.(http.Flusher); ok {
+			f.Flush()
+		}
+		killsAfter()
 	}()
-	d, _ := hk.check(ctx, sess, req, "agent")
+	charge, refusal := hk.admitAgentCall(ctx, sess, req)
+	if refusal != "" {
+		writeJSON(w, http.StatusOK, hook.Decision{Allow: false, Reason: refusal})
+		return
+	}
+	d, _ := hk.check(ctx, sess, req, "agent", charge != nil)
+	if charge != nil {
+		charge(d.Allow)
+	}
 	if !d.Allow && sess.ctx.Err() != nil {
 		d.Reason = "refused: " + context.Cause(sess.ctx).Error() + " while its hooks ran"
 	}
 	writeJSON(w, http.StatusOK, d)
 }
 
+// admitAgentCall counts one of the agent's own tool calls, asked about on
+// the hook route before it runs, against the session's tool-call rate
+// limits and budgets: it takes the call from the buckets and reserves it
+// (charge, nil when nothing counts it, settles the reservation once the
+// hooks decided), or returns the refusal the agent shows.
+//
+// A call counts once. A tool of Ringlet's own MCP gateway reaches the
+// agent's hook first and the gateway next, which paces, reserves and
+// charges it (mcpGateway.vet): the hook route leaves it alone. Every
+// other call the agent makes (its shell, its edits, an MCP server it
+// reaches directly) passes only here. A post-tool-use check counts
+// nothing: the call was counted before it ran.
+func (hk *hooks) admitAgentCall(ctx context.Context, sess *session, req api.HookCheck) (charge func(allowed bool), refusal string) {
+	if req.Event != hook.PreToolUse || gatewayTool(sess.Profile.Agent, req.ToolName) {
+		return nil, ""
+	}
+	if hk.o.Paces != nil {
+		if r := hk.o.Paces.admit(sess, paceToolCalls); r != nil {
+			hk.o.Paces.refused(ctx, sess, r, req.ToolName)
+			return nil, r.message() + " (" + RateLimitErrorCode + ")"
+		}
+	}
+	if hk.o.Budgets == nil {
+		return nil, ""
+	}
+	done, reason, ok := hk.o.Budgets.toolCall(ctx, sess, req.ToolName)
+	if !ok {
+		return nil, reason
+	}
+	return done, ""
+}
+
+// gatewayTool reports whether tool, as a session's agent names it in
+// its hook event, is a tool of Ringlet's own MCP gateway, which Ringlet
+// writes into the agent's config as the server agentconfig.Server:
+// Claude Code and Codex name its tools mcp__ringlet__<tool>, OpenCode
+// ringlet_<tool>.
+func gatewayTool(agent, tool string) bool {
+	if agent == "opencode" {
+		return strings.HasPrefix(tool, agentconfig.Server+"_")
+	}
+	return strings.HasPrefix(tool, "mcp__"+agentconfig.Server+"__")
+}
+
 // check runs the hooks of sess's profile on a tool call and audits each
 // decision and the call. via says who asked: "agent" (its own hook
 // adapter, e.g. Claude Code's PreToolUse) or "mcp" (a call through the MCP
-// gateway). It also returns the profile's hooks, as it read them.
-func (hk *hooks) check(ctx context.Context, sess *session, req api.HookCheck, via string) (hook.Decision, []hook.Hook) {
+// gateway); counted marks an agent's call that its budgets count (the
+// tool.call record then says "counted": true, which a restart's reload
+// of the spend reads). It also returns the profile's hooks, as it read
+// them.
+func (hk *hooks) check(ctx context.Context, sess *session, req api.HookCheck, via string, counted bool) (hook.Decision, []hook.Hook) {
 	start := time.Now()
 	ev := hook.Event{Event: req.Event, Profile: sess.Profile.Alias, Session: sess.ID, ToolName: req.ToolName, ToolInput: req.ToolInput, ToolOutput: req.ToolOutput}
 	final, ran, hooks, ok := hk.evaluate(ctx, sess, ev)
@@ -249,9 +319,13 @@ func (hk *hooks) check(ctx context.Context, sess *session, req api.HookCheck, vi
 	if !final.Allow {
 		decision = audit.Deny
 	}
+	detail := toolCallDetail(req.Event, ran, final.Reason, via)
+	if counted {
+		detail = audit.DetailJSON(map[string]any{"event": req.Event, "hooks": ran, "reason": final.Reason, "via": via, "counted": true})
+	}
 	if err := hk.o.Rec.record(ctx, audit.Record{Kind: audit.KindToolCall, Profile: sess.Profile.Alias, Session: sess.ID, Actor: sess.tokenID,
 		Target: req.ToolName, Decision: decision, Duration: time.Since(start), BytesIn: int64(len(req.ToolInput)),
-		Detail: toolCallDetail(req.Event, ran, final.Reason, via)}); err != nil {
+		Detail: detail}); err != nil {
 		return hook.Decision{Allow: false, Reason: "refused: the tool call could not be recorded in the audit log"}, hooks
 	}
 	return final, hooks

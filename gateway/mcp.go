@@ -336,12 +336,12 @@ func (g *mcpGateway) vet(sess *session) func(context.Context, string, json.RawMe
 			}
 			charge = done
 		}
-		d, hooks := g.o.Hooks.check(ctx, sess, api.HookCheck{Event: hook.PreToolUse, ToolName: tool, ToolInput: input}, "mcp")
+		d, hooks := g.o.Hooks.check(ctx, sess, api.HookCheck{Event: hook.PreToolUse, ToolName: tool, ToolInput: input}, "mcp", false)
 		charge(d.Allow)
 		v := mcp.Verdict{Allow: d.Allow, Reason: d.Reason}
 		if d.Allow && slices.ContainsFunc(hooks, func(h hook.Hook) bool { return h.Event == hook.PostToolUse && h.Matches(hook.PostToolUse, tool) }) {
 			v.After = func(ctx context.Context, output json.RawMessage) mcp.Verdict {
-				d, _ := g.o.Hooks.check(ctx, sess, api.HookCheck{Event: hook.PostToolUse, ToolName: tool, ToolInput: input, ToolOutput: output}, "mcp")
+				d, _ := g.o.Hooks.check(ctx, sess, api.HookCheck{Event: hook.PostToolUse, ToolName: tool, ToolInput: input, ToolOutput: output}, "mcp", false)
 				return mcp.Verdict{Allow: d.Allow, Reason: d.Reason}
 			}
 		}

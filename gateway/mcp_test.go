@@ -269,7 +269,7 @@ func TestMCPAdminToolsAreTheRESTAPI(t *testing.T) {
 	c := w.connect(t, testToken)
 	names := toolNames(t, c)
 	want := []string{"audit_query", "audit_verify", "budgets_clear", "budgets_set", "budgets_show", "hooks_add", "hooks_list", "hooks_remove", "keychain_list", "mcp_servers_approve", "mcp_servers_list", "mcp_servers_set", "mcp_tools_default", "mcp_tools_list", "mcp_tools_set",
-		"profiles_create", "profiles_delete", "profiles_inspect", "profiles_list", "sessions_kill", "sessions_list", "sessions_revoke", "usage_summary"}
+		"profiles_create", "profiles_delete", "profiles_inspect", "profiles_list", "ratelimits_clear", "ratelimits_set", "ratelimits_show", "sessions_kill", "sessions_list", "sessions_revoke", "usage_summary"}
 	if !slices.Equal(names, want) {
 		t.Fatalf("admin tools: got %v, want %v", names, want)
 	}
@@ -639,5 +639,34 @@ func TestMCPServerHeadersREST(t *testing.T) {
 	if len(recs) != 2 || !strings.Contains(details, `"X-Api-Key":"local/work"`) || !strings.Contains(details, `"Authorization":"Token local/other"`) ||
 		!strings.Contains(details, `"X-Debug"`) || strings.Contains(details, plain) {
 		t.Errorf("mcp.add and mcp.update records: got %s, want the headers' names and references, no plain value", details)
+	}
+}
+
+// The admin tools ratelimits_show/set/clear call the ratelimits routes:
+// a limit set is shown and applies, one out of range is refused, clear
+// removes them all.
+func TestRateLimitsAdminTools(t *testing.T) {
+	w := newMCPWorld(t)
+	c := w.connect(t, testToken)
+	if text, isErr := callTool(t, c, "ratelimits_set", map[string]any{"profile": "work", "session_tool_calls": 3, "profile_requests": 60}); isErr ||
+		!strings.Contains(text, `"session_tool_calls":3`) || !strings.Contains(text, `"profile_requests":60`) {
+		t.Fatalf("ratelimits_set: got %v %s, want both limits set", isErr, text)
+	}
+	// Omitted limits stay; 0 removes one.
+	if text, isErr := callTool(t, c, "ratelimits_set", map[string]any{"profile": "work", "profile_requests": 0}); isErr ||
+		!strings.Contains(text, `"session_tool_calls":3`) || strings.Contains(text, "profile_requests") {
+		t.Fatalf("ratelimits_set 0: got %v %s, want profile_requests removed and session_tool_calls kept", isErr, text)
+	}
+	if text, isErr := callTool(t, c, "ratelimits_set", map[string]any{"profile": "work", "session_tokens": 2_000_000_000}); !isErr || !strings.Contains(text, "session_tokens") {
+		t.Errorf("ratelimits_set over the maximum: got %v %s, want an error naming session_tokens", isErr, text)
+	}
+	if text, isErr := callTool(t, c, "ratelimits_show", map[string]any{"profile": "work"}); isErr || !strings.Contains(text, `"session_tool_calls":3`) {
+		t.Errorf("ratelimits_show: got %v %s, want session_tool_calls 3", isErr, text)
+	}
+	if text, isErr := callTool(t, c, "ratelimits_clear", map[string]any{"profile": "work"}); isErr || strings.Contains(text, "session_tool_calls") {
+		t.Errorf("ratelimits_clear: got %v %s, want no limit", isErr, text)
+	}
+	if text, _ := callTool(t, c, "ratelimits_show", map[string]any{"profile": "work"}); strings.Contains(text, "session_tool_calls") {
+		t.Errorf("ratelimits_show after clear: got %s, want no limit", text)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -36,6 +37,8 @@ func (k paceKind) String() string {
 // the limit a minute, with a minute's worth as the burst.
 type pacer struct {
 	lim [paceKinds]*rate.Limiter
+	// throttled counts the refusals by each bucket ('sessions inspect').
+	throttled [paceKinds]atomic.Int64
 }
 
 func newPacer(limits [paceKinds]int64) *pacer {
@@ -209,6 +212,11 @@ func (rl *rateLimits) spend(sess *session, tokens int64) {
 // and kind.
 func (rl *rateLimits) refused(ctx context.Context, sess *session, r *paceRefusal, target string) {
 	rl.metrics.rateLimited.WithLabelValues(sess.Profile.Alias, r.scope, r.kind.String()).Inc()
+	sp, pp := rl.pacers(sess)
+	if r.scope == "profile" {
+		sp = pp
+	}
+	sp.throttled[r.kind].Add(1)
 	now := rl.clock.Now()
 	rl.mu.Lock()
 	notes := rl.noted[sess.ID]
@@ -231,6 +239,28 @@ func (rl *rateLimits) refused(ctx context.Context, sess *session, r *paceRefusal
 	}
 	_ = rl.rec.record(ctx, audit.Record{Kind: audit.KindRateLimited, Profile: sess.Profile.Alias, Session: sess.ID, Actor: sess.tokenID, Target: target,
 		Decision: audit.Deny, Status: http.StatusTooManyRequests, Detail: audit.DetailJSON(detail)}) // refused either way
+}
+
+// state is every rate limit that paces sess, with what its bucket holds
+// now and how often it refused ('sessions inspect').
+func (rl *rateLimits) state(sess *session) []api.RateLimitState {
+	now := rl.clock.Now()
+	sp, pp := rl.pacers(sess)
+	var out []api.RateLimitState
+	for _, s := range []struct {
+		p    *pacer
+		name string
+	}{{sp, "session"}, {pp, "profile"}} {
+		for k := range paceKinds {
+			l := s.p.lim[k]
+			if l == nil {
+				continue
+			}
+			out = append(out, api.RateLimitState{Scope: s.name, Limit: k.String(), PerMinute: int64(l.Burst()),
+				Available: math.Floor(l.TokensAt(now)*100) / 100, Throttled: s.p.throttled[k].Load()})
+		}
+	}
+	return out
 }
 
 // RateLimitErrorCode is the Ringlet error code of a provider request a

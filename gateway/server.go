@@ -290,6 +290,8 @@ func New(opts Options) (*Server, error) {
 		}
 		return &st
 	}
+	s.sessions.rateState = s.paces.state
+	s.sessions.budgetStarted = s.budgets.watchRuntime
 	s.metrics.reg.MustRegister(budgetCollector{s.budgets})
 	s.proxy = newProxy(proxyOptions{Rec: s.rec, Metrics: s.metrics, Log: s.log, Bodies: s.bodies, Budgets: s.budgets,
 		IdleTimeout: opts.ProxyIdleTimeout, HeaderTimeout: opts.ProxyResponseHeaderTimeout, Writable: opts.AuditWritable,
@@ -298,7 +300,7 @@ func New(opts Options) (*Server, error) {
 	s.terminals = newTerminals(terminalsOptions{Sessions: s.sessions, StateDir: opts.StateDir, Rec: s.rec, Life: s.life, Log: s.log,
 		ShutdownTimeout: opts.ShutdownTimeout})
 	s.hooks = &hooks{o: hooksOptions{Store: opts.Hooks, Profiles: opts.Profiles, Sessions: s.sessions, MCPStore: opts.MCPStore,
-		Rec: s.rec, Log: s.log, Bodies: s.bodies}}
+		Rec: s.rec, Log: s.log, Bodies: s.bodies, Paces: s.paces, Budgets: s.budgets}}
 	s.mcp = newMCPGateway(mcpOptions{Budgets: s.budgets, Store: opts.MCPStore, Profiles: opts.Profiles, CatalogDir: opts.CatalogDir, Keys: opts.Keys, Launch: opts.Launch, StateDir: opts.StateDir,
 		Path: opts.MCPPath, Hooks: s.hooks, Rec: s.rec, Paces: s.paces, Metrics: s.metrics, Life: s.life, Log: s.log,
 		// Admin tools call the daemon's routes; a session's tools are its

@@ -144,6 +144,9 @@ func (s *session) stopTimer() {
 	if s.regrace != nil {
 		s.regrace.Stop()
 	}
+	if s.runtimeCap != nil {
+		s.runtimeCap.Stop()
+	}
 }
 
 // begin marks a request of the session that the gate admitted: it
@@ -346,6 +349,7 @@ func (ss *sessions) restore(ctx context.Context, open map[string]bool) []string 
 				sess.awaiting.Store(st.Launch)
 				ss.arm(sess)
 				ss.add(sess)
+				ss.watch(sess)
 				if st.Launch {
 					// Kept for this restart only: it ends with its
 					// agent, or with this daemon unless it is kept again.

@@ -70,6 +70,11 @@ type session struct {
 	cancel      context.CancelCauseFunc
 	timerMu     sync.Mutex
 	expiry      timer // ends the session when it expires, streams and all
+	// runtimeCap fires when the session reaches the runtime cap of its
+	// budget (budgets.watchRuntime); nil without one.
+	runtimeCap timer
+	// runtimeOver is set once the timer found the cap passed.
+	runtimeOver atomic.Bool
 	requests    atomic.Int64
 	// Sandboxed sessions run their agent in a sandbox, with Home as
 	// their HOME; the others with the profile's unsandboxed HOME.
@@ -254,6 +259,11 @@ type sessions struct {
 	// (budgets.go). Nil in tests that run sessions alone.
 	budgetEnded func(*session)
 	budgetState func(context.Context, *session) *budget.State
+	// rateState is the state of the rate limits that pace a session
+	// (ratelimit.go); budgetStarted watches a session's runtime cap
+	// (budgets.go). Nil in tests that run sessions alone.
+	rateState     func(*session) []api.RateLimitState
+	budgetStarted func(*session)
 }
 
 // sessionsOptions configure the sessions.
@@ -434,6 +444,7 @@ func (ss *sessions) startOf(ctx context.Context, parts profileParts, t terms, ac
 	// finds nothing and liveSession still refuses the expired token.
 	ss.arm(sess)
 	ss.add(sess)
+	ss.watch(sess)
 	ss.o.Metrics.sessions.Set(float64(ss.count()))
 	if ss.keyGeneration(p.CredentialRef()) != gen {
 		// The key was replaced or removed while this session started,
@@ -528,6 +539,14 @@ func (ss *sessions) get(id string) *session {
 	ss.mu.RLock()
 	defer ss.mu.RUnlock()
 	return ss.sessionTable.byID[id]
+}
+
+// watch arms what watches a session that joined the table: its runtime
+// cap's timer.
+func (ss *sessions) watch(sess *session) {
+	if ss.budgetStarted != nil {
+		ss.budgetStarted(sess)
+	}
 }
 
 // finish takes an ended session out: its token stops working and
@@ -758,6 +777,9 @@ func (ss *sessions) handleSessionGet(w http.ResponseWriter, r *http.Request) {
 		info := sess.info()
 		if ss.budgetState != nil {
 			info.Budget = ss.budgetState(r.Context(), sess)
+		}
+		if ss.rateState != nil {
+			info.RateLimits = ss.rateState(sess)
 		}
 		writeJSON(w, http.StatusOK, info)
 	}

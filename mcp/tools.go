@@ -45,9 +45,15 @@ func propertyNames(pattern string) mcpgo.PropertyOption {
 	return func(schema map[string]any) { schema["propertyNames"] = map[string]any{"pattern": pattern} }
 }
 
-const adminInstructions = `Ringlet's controls: profiles (an agent bound to a provider, model and workspace), their sessions, pre-tool-use hooks that can refuse tool calls, the tamper-evident audit log, token usage and budgets. Reads are safe; profiles_delete, sessions_revoke, sessions_kill, hooks_remove, mcp_servers_set, mcp_servers_approve, mcp_tools_set, mcp_tools_default, budgets_set and budgets_clear change things at once and are audited. No tool returns a key.`
+const adminInstructions = `Ringlet's controls: profiles (an agent bound to a provider, model and workspace), their sessions, pre-tool-use hooks that can refuse tool calls, the tamper-evident audit log, token usage, budgets and rate limits. Reads are safe; profiles_delete, sessions_revoke, sessions_kill, hooks_remove, mcp_servers_set, mcp_servers_approve, mcp_tools_set, mcp_tools_default, budgets_set, budgets_clear, ratelimits_set and ratelimits_clear change things at once and are audited. No tool returns a key.`
 
 const sessionInstructions = `Ringlet session tools: read-only facts about this session (its profile, expiry, audit records and token usage), plus the tools of the profile's MCP servers, named <server>__<tool> (or, when search_tools is offered, found with it and run with call_tool), and their resources (<server>+<uri>) and prompts (<server>__<prompt>). Every call, read and get is checked by the profile's hooks first; a refused one returns an error with the reason.`
+
+// rateProp is a rate limit's argument: a count a minute, 0 for none (the
+// daemon refuses one over profile.MaxRateLimit).
+func rateProp(name, what string) mcpgo.ToolOption {
+	return mcpgo.WithInteger(name, mcpgo.Description(what+" 0 removes it."), mcpgo.Min(0))
+}
 
 func timeProp(name, what string) mcpgo.ToolOption {
 	return mcpgo.WithString(name, mcpgo.Description(what+": YYYY-MM-DD, RFC 3339 (2026-05-01T12:00:00Z) or a duration ago (30m, 24h, 7d)."), mcpgo.Pattern(timePattern))
@@ -201,7 +207,7 @@ func adminTools() []server.ServerTool {
 			mcpgo.WithInteger("input_tokens", mcpgo.Description("Input token cap (cache reads and writes included)."), mcpgo.Min(0)),
 			mcpgo.WithInteger("output_tokens", mcpgo.Description("Output token cap."), mcpgo.Min(0)),
 			mcpgo.WithInteger("requests", mcpgo.Description("Provider request cap."), mcpgo.Min(0)),
-			mcpgo.WithInteger("tool_calls", mcpgo.Description("Cap on MCP tool calls through Ringlet."), mcpgo.Min(0)),
+			mcpgo.WithInteger("tool_calls", mcpgo.Description("Cap on tool calls: the agent's own (asked about by its Ringlet hook) and those through Ringlet's MCP gateway, each counted once."), mcpgo.Min(0)),
 			mcpgo.WithString("runtime", mcpgo.Description("Wall-clock cap of a session, e.g. 2h or 90m (period session only)."), mcpgo.Pattern(`^([0-9]{1,6}(h|m|s))+$`)),
 			mcpgo.WithString("on_exhaust", mcpgo.Description("kill (the default: the session ends) or refuse (its requests are refused)."), mcpgo.Enum("kill", "refuse")),
 			mcpgo.WithString("stream", mcpgo.Description("A streamed answer that passes a cap: cut (the default) or finish."), mcpgo.Enum("cut", "finish")),
@@ -239,6 +245,52 @@ func adminTools() []server.ServerTool {
 				Period  string `json:"period"`
 			}) (string, string, any) {
 				return "DELETE", "/api/budgets/" + url.PathEscape(a.Profile) + query("period", a.Period), nil
+			})},
+		{Tool: mcpgo.NewTool("ratelimits_show",
+			mcpgo.WithDescription("Show a profile's rate limits: provider requests, tokens and tool calls a minute, per session and for all its sessions together (0 or absent: none)."),
+			mcpgo.WithString("profile", mcpgo.Required(), mcpgo.Description("Profile alias."), mcpgo.Pattern(aliasPattern)),
+			annotate("Show rate limits", true, false, true), strict()),
+			Handler: apiTool(func(a struct {
+				Profile string `json:"profile"`
+			}) (string, string, any) {
+				return "GET", "/api/profiles/" + url.PathEscape(a.Profile) + "/ratelimits", nil
+			})},
+		{Tool: mcpgo.NewTool("ratelimits_set",
+			mcpgo.WithDescription("Set some of a profile's rate limits, a minute each (0 removes one; those omitted stay). A request or tool call over a limit is refused with a retry time (429 and Retry-After for provider requests) until its bucket refills. Applies to live sessions from their next request."),
+			mcpgo.WithString("profile", mcpgo.Required(), mcpgo.Description("Profile alias."), mcpgo.Pattern(aliasPattern)),
+			rateProp("session_requests", "Provider requests a minute, per session."),
+			rateProp("session_tokens", "Input and output tokens a minute, per session."),
+			rateProp("session_tool_calls", "Tool calls a minute, per session (the agent's own and through Ringlet's MCP gateway)."),
+			rateProp("profile_requests", "Provider requests a minute, all sessions of the profile together."),
+			rateProp("profile_tokens", "Input and output tokens a minute, all sessions together."),
+			rateProp("profile_tool_calls", "Tool calls a minute, all sessions together."),
+			annotate("Set rate limits", false, false, true), strict()),
+			Handler: apiTool(func(a struct {
+				Profile          string `json:"profile"`
+				SessionRequests  *int64 `json:"session_requests,omitempty"`
+				SessionTokens    *int64 `json:"session_tokens,omitempty"`
+				SessionToolCalls *int64 `json:"session_tool_calls,omitempty"`
+				ProfileRequests  *int64 `json:"profile_requests,omitempty"`
+				ProfileTokens    *int64 `json:"profile_tokens,omitempty"`
+				ProfileToolCalls *int64 `json:"profile_tool_calls,omitempty"`
+			}) (string, string, any) {
+				body := map[string]*int64{"session_requests": a.SessionRequests, "session_tokens": a.SessionTokens, "session_tool_calls": a.SessionToolCalls,
+					"profile_requests": a.ProfileRequests, "profile_tokens": a.ProfileTokens, "profile_tool_calls": a.ProfileToolCalls}
+				for k, v := range body {
+					if v == nil {
+						delete(body, k)
+					}
+				}
+				return "PATCH", "/api/profiles/" + url.PathEscape(a.Profile) + "/ratelimits", body
+			})},
+		{Tool: mcpgo.NewTool("ratelimits_clear",
+			mcpgo.WithDescription("Remove every rate limit of a profile."),
+			mcpgo.WithString("profile", mcpgo.Required(), mcpgo.Description("Profile alias."), mcpgo.Pattern(aliasPattern)),
+			annotate("Clear rate limits", false, true, true), strict()),
+			Handler: apiTool(func(a struct {
+				Profile string `json:"profile"`
+			}) (string, string, any) {
+				return "DELETE", "/api/profiles/" + url.PathEscape(a.Profile) + "/ratelimits", nil
 			})},
 		{Tool: mcpgo.NewTool("hooks_list",
 			mcpgo.WithDescription("List a profile's hooks in the order they run: id, event, tool-name match, timeout and shell command."),

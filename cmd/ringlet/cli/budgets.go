@@ -20,8 +20,10 @@ const budgetSpecHelp = `A budget is caps written NAME=VALUE, comma-separated, an
   input=2M       input tokens (cache reads and writes included)
   output=200k    output tokens
   requests=100   provider requests
-  tools=50       MCP tool calls through Ringlet's gateway
-  runtime=2h     wall-clock time since the session started (sessions only)`
+  tools=50       tool calls: the agent's own (through its Ringlet hook) and MCP
+                 tools through Ringlet's gateway, each counted once
+  runtime=2h     wall-clock time since the session started (sessions only;
+                 a timer acts on it when it passes)`
 
 // budgetFlags are the budget flags of 'budgets set' and of 'profiles
 // create|set' (there with prefix "budget-").

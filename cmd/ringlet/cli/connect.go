@@ -107,6 +107,27 @@ func (a *app) ensureDaemon(ctx context.Context) (*client.Client, error) {
 	return a.daemonClient()
 }
 
+// callDaemon runs call against the running daemon at once, without the
+// probe ensureDaemon sends first: one round trip instead of two, for
+// commands whose latency matters ('sessions kill'). Only when nothing
+// answers (the request never reached a daemon) is one started, as
+// ensureDaemon does, and call run again.
+func (a *app) callDaemon(ctx context.Context, call func(*client.Client) error) error {
+	c, err := a.daemonClient()
+	if err == nil {
+		if err = call(c); !errors.Is(err, client.ErrNotRunning) {
+			return err
+		}
+	}
+	if !errors.Is(err, client.ErrNotRunning) {
+		return err
+	}
+	if c, err = a.ensureDaemon(ctx); err != nil {
+		return err
+	}
+	return call(c)
+}
+
 // startBackground starts `ringlet daemon --detached` in a new session and
 // waits until it reports ready (or why it could not start) on a pipe.
 func (a *app) startBackground(ctx context.Context, stayAlive bool, extra []string) (api.DaemonState, error) {

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/neullabs/ringlet/api"
+	"github.com/neullabs/ringlet/client"
 	"github.com/neullabs/ringlet/names"
 )
 
@@ -63,13 +64,13 @@ On a terminal --profile and --all ask first; scripts pass --yes.`,
 				}
 			}
 			req := api.SessionKill{Profile: prof, All: all, Reason: reason, Via: "cli"}
-			c, err := a.ensureDaemon(ctx)
-			if err != nil {
-				return err
-			}
 			var out api.SessionsKilled
 			if len(args) == 1 {
-				out, err = c.KillSession(ctx, args[0], req)
+				// The kill is the only request: no probe before it.
+				err := a.callDaemon(ctx, func(c *client.Client) (err error) {
+					out, err = c.KillSession(ctx, args[0], req)
+					return err
+				})
 				if err != nil {
 					return err
 				}
@@ -79,6 +80,10 @@ On a terminal --profile and --all ask first; scripts pass --yes.`,
 				f, ok := a.stdio.In.(*os.File)
 				if !ok || !term.IsTerminal(int(f.Fd())) {
 					return usagef("refusing to kill sessions without confirmation: pass --yes")
+				}
+				c, err := a.ensureDaemon(ctx)
+				if err != nil {
+					return err
 				}
 				live, err := c.Sessions(ctx)
 				if err != nil {
@@ -106,7 +111,10 @@ On a terminal --profile and --all ask first; scripts pass --yes.`,
 					return errors.New("not killed")
 				}
 			}
-			out, err = c.KillSessions(ctx, req)
+			err := a.callDaemon(ctx, func(c *client.Client) (err error) {
+				out, err = c.KillSessions(ctx, req)
+				return err
+			})
 			if err != nil {
 				return err
 			}

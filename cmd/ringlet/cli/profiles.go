@@ -55,6 +55,7 @@ func (a *app) profilesCreateCmd() *cobra.Command {
 	var skipKey bool
 	var lim limitFlags
 	var bf budgetFlags
+	var rf rateLimitFlagSet
 	cmd := &cobra.Command{
 		Use:   "create AGENT ALIAS --provider ID",
 		Short: "Create a profile (asks for the provider key if it is not stored yet)",
@@ -79,7 +80,8 @@ what runs, and refuses a shim whose manager cannot name the program.`,
   ringlet profiles create claude work --provider anthropic --workspace ~/src/app --trust-workspace
   printf '%s' "$KEY" | ringlet profiles create codex oa --provider openai --model gpt-4.1
   ringlet profiles create generic bot --provider openai --command 'python agent.py'
-  ringlet profiles create generic sh --provider anthropic --command 'sh -c "echo hi there"'`,
+  ringlet profiles create generic sh --provider anthropic --command 'sh -c "echo hi there"'
+  ringlet profiles create claude capped --provider anthropic --budget-day output=2M --rate-session-requests 60`,
 		Args: exactArgs(2, "AGENT ALIAS"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			req.Agent, req.Alias = args[0], args[1]
@@ -154,12 +156,18 @@ what runs, and refuses a shim whose manager cannot name the program.`,
 			if _, _, err := bf.request(cmd.Flags()); err != nil {
 				return err
 			}
+			if _, _, err := rf.update(cmd); err != nil {
+				return err
+			}
 			view, err := c.CreateProfile(cmd.Context(), req)
 			if err != nil {
 				return err
 			}
 			if err := setProfileBudgets(cmd, c, req.Alias, &bf); err != nil {
 				return fmt.Errorf("profile %s was created without a budget: %w", req.Alias, err)
+			}
+			if err := setProfileRateLimits(cmd, c, req.Alias, &rf); err != nil {
+				return fmt.Errorf("profile %s was created without rate limits: %w", req.Alias, err)
 			}
 			if key != "" {
 				if _, err := c.SetKey(cmd.Context(), ref, key); err != nil {
@@ -191,6 +199,7 @@ what runs, and refuses a shim whose manager cannot name the program.`,
 	f.StringArrayVar(&req.Unprotect, "unprotect", nil, "a default protected path the sandboxed agent may write, e.g. .vscode/ (repeatable)")
 	lim.register(cmd)
 	bf.register(cmd, "budget-")
+	rf.register(cmd, "rate-")
 	mustFlag(cmd.RegisterFlagCompletionFunc("provider", a.completeProviders))
 	return cmd
 }
@@ -714,6 +723,10 @@ the daemon when none runs: the sessions it kept while stopped are its.`,
 					t.row("budget "+r[0], r[2]+" spent, "+r[3]+" reserved, "+r[4]+" left of "+r[1])
 				}
 			}
+			for _, l := range s.RateLimits {
+				// What its bucket holds now, of a minute's worth.
+				t.row("rate limit "+l.Scope+" "+l.Limit, fmt.Sprintf("%s left of %d a minute, throttled %d", strconv.FormatFloat(l.Available, 'f', -1, 64), l.PerMinute, l.Throttled))
+			}
 			return t.flush()
 		},
 	}
@@ -988,6 +1001,7 @@ func (a *app) profilesSetCmd() *cobra.Command {
 	var allowGit, trust bool
 	var lim limitFlags
 	var bf budgetFlags
+	var rf rateLimitFlagSet
 	cmd := &cobra.Command{
 		Use:   "set ALIAS [flags]",
 		Short: "Change a profile's model, workspace, endpoint or sandbox settings",
@@ -999,7 +1013,8 @@ keep the settings they started with.`,
   ringlet profiles set work --allow-git-config=false
   ringlet profiles set work --trust-workspace
   ringlet profiles set work --protect .github/workflows/ --unprotect .vscode/
-  ringlet profiles set work --max-procs 512 --max-memory 4G --tmp-size 2G`,
+  ringlet profiles set work --max-procs 512 --max-memory 4G --tmp-size 2G
+  ringlet profiles set work --budget-session tools=200 --rate-session-tool-calls 30`,
 		Args: exactArgs(1, "ALIAS"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			alias := args[0]
@@ -1009,7 +1024,7 @@ keep the settings they started with.`,
 			var u api.ProfileUpdate
 			fl := cmd.Flags()
 			if fl.NFlag() == 0 {
-				return usagef("nothing to change: pass at least one of --model, --workspace, --endpoint, --network, --ro, --rw, --allow-git-config, --trust-workspace, --allow-host, --protect, --unprotect, --max-procs, --max-memory, --tmp-size, --budget-*")
+				return usagef("nothing to change: pass at least one of --model, --workspace, --endpoint, --network, --ro, --rw, --allow-git-config, --trust-workspace, --allow-host, --protect, --unprotect, --max-procs, --max-memory, --tmp-size, --budget-*, --rate-*")
 			}
 			if fl.Changed("model") {
 				u.Model = &model
@@ -1107,6 +1122,12 @@ keep the settings they started with.`,
 			if fl.Changed("tmp-size") {
 				u.TmpSize = &tmp
 			}
+			if _, _, err := bf.request(fl); err != nil {
+				return err
+			}
+			if _, _, err := rf.update(cmd); err != nil {
+				return err
+			}
 			c, err := a.ensureDaemon(cmd.Context())
 			if err != nil {
 				return err
@@ -1117,6 +1138,9 @@ keep the settings they started with.`,
 				}
 			}
 			if err := setProfileBudgets(cmd, c, alias, &bf); err != nil {
+				return err
+			}
+			if err := setProfileRateLimits(cmd, c, alias, &rf); err != nil {
 				return err
 			}
 			fmt.Fprintf(a.stdio.Out, "updated profile %s\n", alias)
@@ -1137,6 +1161,7 @@ keep the settings they started with.`,
 	f.StringArrayVar(&unprotect, "unprotect", nil, "default protected paths the sandboxed agent may write (repeatable; replaces the list; '' clears it)")
 	lim.register(cmd)
 	bf.register(cmd, "budget-")
+	rf.register(cmd, "rate-")
 	return cmd
 }
 
