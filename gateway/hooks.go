@@ -231,6 +231,9 @@ func (hk *hooks) handleHookCheck(w http.ResponseWriter, r *http.Request) {
 	defer func() {
 		stop()
 		cancel(nil)
+		// The body's share back before the agent has the answer (it may
+		// send its next check at once).
+		hold.release()
 		// Out before the kill closes the session's socket under it.
 		if f, ok := w.(http.Flusher); ok {
 			f.Flush()

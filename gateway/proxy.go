@@ -48,8 +48,9 @@ type bodyBudget struct {
 
 // bodyHold is one request's share of the budget.
 type bodyHold struct {
-	b *bodyBudget
-	n int64
+	b    *bodyBudget
+	n    int64
+	done bool
 }
 
 // hold reserves room for r's body: its declared length, or max while the
@@ -79,8 +80,12 @@ func (h *bodyHold) shrink(n int64) {
 	}
 }
 
-// release gives the share back.
+// release gives the share back; a second call does nothing.
 func (h *bodyHold) release() {
+	if h.b == nil || h.done {
+		return
+	}
+	h.done = true
 	h.b.held.Add(-h.n)
 	h.b.burst.released(&h.b.held)
 }
