@@ -1,0 +1,181 @@
+package audit
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+)
+
+// Trace and span ids have the sizes of W3C trace context (and so of
+// OpenTelemetry): 16 and 8 random bytes, lower-case hex.
+const (
+	TraceIDLen = 32
+	SpanIDLen  = 16
+)
+
+// NewTraceID returns a random trace id.
+func NewTraceID() string { return randomHex(TraceIDLen / 2) }
+
+// NewSpanID returns a random span id.
+func NewSpanID() string { return randomHex(SpanIDLen / 2) }
+
+func randomHex(n int) string {
+	var b [16]byte
+	_, _ = rand.Read(b[:n]) // crypto/rand.Read never fails (Go 1.24)
+	return hex.EncodeToString(b[:n])
+}
+
+// ValidTraceID reports whether s is a trace id: 32 lower-case hex digits,
+// not all zero (W3C's invalid id).
+func ValidTraceID(s string) bool { return validHexID(s, TraceIDLen) }
+
+// ValidSpanID reports whether s is a span id: 16 lower-case hex digits,
+// not all zero.
+func ValidSpanID(s string) bool { return validHexID(s, SpanIDLen) }
+
+func validHexID(s string, n int) bool {
+	if len(s) != n {
+		return false
+	}
+	zero := true
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+		zero = zero && c == '0'
+	}
+	return !zero
+}
+
+// TraceToolUse is a tool_use (Anthropic) or function call (OpenAI) a
+// provider answered with, as its provider.request record's detail holds
+// it under "tool_uses": the id on the wire, the tool's name, a digest of
+// its input (never the input) and the span the gateway gave it.
+type TraceToolUse struct {
+	ID          string `json:"id"`
+	Name        string `json:"name"`
+	InputDigest string `json:"input_digest,omitempty"`
+	SpanID      string `json:"span_id"`
+}
+
+// TraceNode is one span of a trace: a record, or a tool_use that its
+// provider request's record names.
+type TraceNode struct {
+	SpanID       string `json:"span_id"`
+	ParentSpanID string `json:"parent_span_id,omitempty"`
+	// Kind is the record's kind, or "tool_use".
+	Kind    string        `json:"kind"`
+	Link    string        `json:"link,omitempty"`
+	Record  *Record       `json:"record,omitempty"`
+	ToolUse *TraceToolUse `json:"tool_use,omitempty"`
+	// CostUSD prices a provider request's tokens (absent when its model
+	// has no price).
+	CostUSD  *float64     `json:"cost_usd,omitempty"`
+	Children []*TraceNode `json:"children,omitempty"`
+}
+
+// Trace is the tree of one trace's records.
+type Trace struct {
+	TraceID string       `json:"trace_id"`
+	Records int          `json:"records"`
+	CostUSD float64      `json:"cost_usd"`
+	Roots   []*TraceNode `json:"roots"`
+}
+
+// KindToolUse is the kind of a TraceNode that is a tool_use.
+const KindToolUse = "tool_use"
+
+// ErrNoTrace means no record has the trace id or sequence number asked for.
+var ErrNoTrace = errors.New("no such trace")
+
+// ReadTrace returns the tree of the trace named by ref: a trace id, or
+// the sequence number of one of its records. cost prices provider
+// requests; nil leaves them unpriced. The trace's records are at most
+// MaxLimit.
+func ReadTrace(ctx context.Context, path, ref string, cost CostFunc) (Trace, error) {
+	id := ref
+	if !ValidTraceID(ref) {
+		seq, err := strconv.ParseInt(ref, 10, 64)
+		if err != nil || seq < 1 {
+			return Trace{}, fmt.Errorf("invalid trace %q: give a trace id (32 hex digits) or a record's number", ref)
+		}
+		recs, _, err := Query(ctx, path, Filter{Before: seq + 1, Limit: 1})
+		if err != nil {
+			return Trace{}, err
+		}
+		if len(recs) == 0 || recs[0].Seq != seq {
+			return Trace{}, fmt.Errorf("%w: no record %d", ErrNoTrace, seq)
+		}
+		if recs[0].TraceID == "" {
+			return Trace{}, fmt.Errorf("%w: record %d belongs to no trace (written before traces, or outside any session)", ErrNoTrace, seq)
+		}
+		id = recs[0].TraceID
+	}
+	recs, _, err := Query(ctx, path, Filter{Trace: id, Limit: MaxLimit})
+	if err != nil {
+		return Trace{}, err
+	}
+	if len(recs) == 0 {
+		return Trace{}, fmt.Errorf("%w: no record has trace id %s", ErrNoTrace, id)
+	}
+	return BuildTrace(id, recs, cost), nil
+}
+
+// BuildTrace makes the tree of a trace's records (in any order): each
+// record under the span its parent names, the tool_uses a provider
+// request's record names under it. A record whose parent is not in the
+// trace is a root.
+func BuildTrace(id string, recs []Record, cost CostFunc) Trace {
+	sort.Slice(recs, func(i, j int) bool { return recs[i].Seq < recs[j].Seq })
+	t := Trace{TraceID: id, Records: len(recs)}
+	nodes := map[string]*TraceNode{}
+	var order []*TraceNode
+	for i := range recs {
+		r := &recs[i]
+		n := &TraceNode{SpanID: r.SpanID, ParentSpanID: r.ParentSpanID, Kind: r.Kind, Link: r.Link, Record: r}
+		if r.Kind == KindProviderRequest {
+			var d struct {
+				Provider string         `json:"provider"`
+				Model    string         `json:"model"`
+				ToolUses []TraceToolUse `json:"tool_uses"`
+			}
+			_ = json.Unmarshal(r.Detail, &d) // a detail that is not the gateway's names no tool_uses
+			if cost != nil {
+				if usd, ok := cost(d.Provider, d.Model, r.TokensIn, r.TokensOut, r.TokensCacheRead, r.TokensCacheWrite); ok {
+					n.CostUSD = &usd
+					t.CostUSD += usd
+				}
+			}
+			for j := range d.ToolUses {
+				u := d.ToolUses[j]
+				if u.SpanID == "" {
+					continue
+				}
+				un := &TraceNode{SpanID: u.SpanID, ParentSpanID: r.SpanID, Kind: KindToolUse, Link: LinkCarried, ToolUse: &u}
+				order = append(order, un)
+				nodes[u.SpanID] = un
+			}
+		}
+		order = append(order, n)
+		if r.SpanID != "" {
+			nodes[r.SpanID] = n
+		}
+	}
+	for _, n := range order {
+		if p := nodes[n.ParentSpanID]; n.ParentSpanID != "" && p != nil && p != n {
+			p.Children = append(p.Children, n)
+		} else {
+			t.Roots = append(t.Roots, n)
+		}
+	}
+	if t.Roots == nil {
+		t.Roots = []*TraceNode{}
+	}
+	return t
+}
