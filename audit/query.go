@@ -27,8 +27,8 @@ type Filter struct {
 	Session  string
 	Decision string
 	Trace    string // a trace id: only its records
-	Limit    int   // default 100, at most 10000
-	Before   int64 // cursor: only records with seq < Before; 0 means from the newest
+	Limit    int    // default 100, at most 10000
+	Before   int64  // cursor: only records with seq < Before; 0 means from the newest
 }
 
 // DefaultLimit and MaxLimit bound a query's page.

@@ -174,8 +174,8 @@ type Record struct {
 	SpanID       string `json:"span_id,omitempty"`
 	ParentSpanID string `json:"parent_span_id,omitempty"`
 	Link         string `json:"link,omitempty"`
-	PrevHash         string          `json:"prev_hash,omitempty"`
-	Hash             string          `json:"hash,omitempty"`
+	PrevHash     string `json:"prev_hash,omitempty"`
+	Hash         string `json:"hash,omitempty"`
 }
 
 // Sanitize makes every text field valid UTF-8 so that what is stored,

@@ -274,7 +274,7 @@ CREATE INDEX IF NOT EXISTS records_time ON records(time_ns);
 `
 
 // traceMigration adds the trace columns to a log created before they
-// existed; its records keep '' there, which hash as they did. Plain SQL
+// existed; its records keep ” there, which hash as they did. Plain SQL
 // (PostgreSQL's ALTER TABLE ADD COLUMN is the same).
 const traceMigration = `
 ALTER TABLE records ADD COLUMN trace_id TEXT NOT NULL DEFAULT '';
