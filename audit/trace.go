@@ -99,6 +99,12 @@ var ErrNoTrace = errors.New("no such trace")
 // requests; nil leaves them unpriced. The trace's records are at most
 // MaxLimit.
 func ReadTrace(ctx context.Context, path, ref string, cost CostFunc) (Trace, error) {
+	return ReadSessionTrace(ctx, path, ref, "", cost)
+}
+
+// ReadSessionTrace is ReadTrace of only session's records (every
+// record's for ""): what a session may see of a trace.
+func ReadSessionTrace(ctx context.Context, path, ref, session string, cost CostFunc) (Trace, error) {
 	id := ref
 	if !ValidTraceID(ref) {
 		seq, err := strconv.ParseInt(ref, 10, 64)
@@ -109,7 +115,7 @@ func ReadTrace(ctx context.Context, path, ref string, cost CostFunc) (Trace, err
 		if err != nil {
 			return Trace{}, err
 		}
-		if len(recs) == 0 || recs[0].Seq != seq {
+		if len(recs) == 0 || recs[0].Seq != seq || session != "" && recs[0].Session != session {
 			return Trace{}, fmt.Errorf("%w: no record %d", ErrNoTrace, seq)
 		}
 		if recs[0].TraceID == "" {
@@ -117,7 +123,7 @@ func ReadTrace(ctx context.Context, path, ref string, cost CostFunc) (Trace, err
 		}
 		id = recs[0].TraceID
 	}
-	recs, _, err := Query(ctx, path, Filter{Trace: id, Limit: MaxLimit})
+	recs, _, err := Query(ctx, path, Filter{Trace: id, Session: session, Limit: MaxLimit})
 	if err != nil {
 		return Trace{}, err
 	}

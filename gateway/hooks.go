@@ -235,10 +235,17 @@ func (hk *hooks) handleHookCheck(w http.ResponseWriter, r *http.Request) {
 // gateway). It also returns the profile's hooks, as it read them.
 func (hk *hooks) check(ctx context.Context, sess *session, req api.HookCheck, via string) (hook.Decision, []hook.Hook) {
 	start := time.Now()
+	if via == "agent" && len(req.ToolUseID) <= 256 {
+		ctx = withSpan(ctx, hk.o.Rec.traces.agentCheck(sess, req.ToolUseID))
+	}
 	ev := hook.Event{Event: req.Event, Profile: sess.Profile.Alias, Session: sess.ID, ToolName: req.ToolName, ToolInput: req.ToolInput, ToolOutput: req.ToolOutput}
 	final, ran, hooks, ok := hk.evaluate(ctx, sess, ev)
 	if !ok {
 		return final, hooks
+	}
+	detail := toolCallDetail(req.Event, ran, final.Reason, via)
+	if req.ToolUseID != "" && len(req.ToolUseID) <= 256 {
+		detail = audit.DetailJSON(map[string]any{"event": req.Event, "hooks": ran, "reason": final.Reason, "via": via, "tool_use_id": req.ToolUseID})
 	}
 	if req.Event == hook.PostToolUse && ran == 0 {
 		// The call itself was recorded before it ran; after it, only a
@@ -251,8 +258,11 @@ func (hk *hooks) check(ctx context.Context, sess *session, req api.HookCheck, vi
 	}
 	if err := hk.o.Rec.record(ctx, audit.Record{Kind: audit.KindToolCall, Profile: sess.Profile.Alias, Session: sess.ID, Actor: sess.tokenID,
 		Target: req.ToolName, Decision: decision, Duration: time.Since(start), BytesIn: int64(len(req.ToolInput)),
-		Detail: toolCallDetail(req.Event, ran, final.Reason, via)}); err != nil {
+		Detail: detail}); err != nil {
 		return hook.Decision{Allow: false, Reason: "refused: the tool call could not be recorded in the audit log"}, hooks
+	}
+	if via == "agent" && final.Allow && req.Event == hook.PreToolUse {
+		hk.o.Rec.traces.agentAllowed(sess, req.ToolUseID)
 	}
 	return final, hooks
 }
