@@ -216,6 +216,12 @@ func Query(ctx context.Context, path string, f Filter) ([]Record, int64, error) 
 	}
 	if f.Trace != "" {
 		add("trace_id = ?", f.Trace)
+		// The trace's time, from its id: the time index finds its
+		// records (there is no index of trace ids).
+		if since, until := TraceWindow(f.Trace); !since.IsZero() {
+			add("time_ns >= ?", since.UnixNano())
+			add("time_ns < ?", until.UnixNano())
+		}
 	}
 	if f.Before > 0 {
 		add("seq < ?", f.Before)

@@ -3,6 +3,7 @@ package audit
 import (
 	"encoding/json"
 	"testing"
+	"time"
 )
 
 func TestBuildTrace(t *testing.T) {
@@ -44,6 +45,13 @@ func TestIDs(t *testing.T) {
 	}
 	if id := NewSpanID(); !ValidSpanID(id) {
 		t.Errorf("span id %q", id)
+	}
+	since, until := TraceWindow(NewTraceID())
+	if now := time.Now(); now.Before(since) || !now.Before(until) {
+		t.Errorf("a new trace's window %s..%s does not hold now", since, until)
+	}
+	if s, _ := TraceWindow("short"); !s.IsZero() {
+		t.Error("a short id has a window")
 	}
 	for _, bad := range []string{"", "00000000000000000000000000000000", "ABCDEF0123456789ABCDEF0123456789", "xyz"} {
 		if ValidTraceID(bad) {

@@ -351,7 +351,7 @@ func (g *mcpGateway) vet(sess *session) func(context.Context, string, json.RawMe
 // refused with a JSON-RPC error, and refused is true.
 func (g *mcpGateway) bypassed(ctx context.Context, sess *session, tool string, link mcpLink) (v mcp.Verdict, refused bool) {
 	t := g.o.Rec.traces
-	if t == nil || t.off || sess.Agent.ID != "claude" || link.allowed {
+	if t == nil || t.off.Load() || sess.Agent.ID != "claude" || link.allowed {
 		return mcp.Verdict{}, false
 	}
 	strict := t.strict(sess.Profile.Alias)

@@ -271,7 +271,7 @@ func New(opts Options) (*Server, error) {
 	// The one place the parts are wired together, each with what its
 	// job needs.
 	s.rec = &recorder{audit: opts.Audit, bus: s.bus, log: s.log, traces: newTraces(s.metrics.hookBypass)}
-	s.rec.traces.off = opts.NoTraces
+	s.rec.traces.off.Store(opts.NoTraces)
 	s.rec.traces.strict = func(alias string) bool {
 		if opts.Profiles == nil {
 			return false

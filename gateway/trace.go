@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -20,7 +21,7 @@ import (
 // the record (its trace, span and parent ids, chained like its other
 // fields).
 type traces struct {
-	off bool // correlation off: benchmarks compare with it
+	off atomic.Bool // correlation off: benchmarks compare with it
 	mu  sync.Mutex
 	// bySession is keyed by session id; a session's state is dropped at
 	// its session.end.
@@ -97,7 +98,7 @@ func (t *traces) state(session string) *sessionTraces {
 // its own. At a session's end it returns the hook.bypass records of the
 // tool calls that never reached a hook, to be written first.
 func (t *traces) stamp(ctx context.Context, r *audit.Record) []audit.Record {
-	if t == nil || t.off || r.TraceID != "" {
+	if t == nil || t.off.Load() || r.TraceID != "" {
 		return nil
 	}
 	if sp, ok := ctx.Value(spanKey{}).(spanCtx); ok {
@@ -173,7 +174,7 @@ type reqTrace struct {
 // records of those calls that never reached a hook the profile's agent
 // should have asked.
 func (t *traces) request(sess *session, body []byte) (*reqTrace, []audit.Record) {
-	if t == nil || t.off {
+	if t == nil || t.off.Load() {
 		return nil, nil
 	}
 	rt := &reqTrace{t: t, session: sess.ID, span: audit.NewSpanID()}
@@ -249,7 +250,7 @@ func (rt *reqTrace) stampRequest(r *audit.Record) {
 // the tool_use_id it carries): under its tool call, or under the
 // session's current turn when the id is not one Ringlet saw.
 func (t *traces) agentCheck(sess *session, toolUseID string) spanCtx {
-	if t == nil || t.off {
+	if t == nil || t.off.Load() {
 		return spanCtx{}
 	}
 	t.mu.Lock()
@@ -271,7 +272,7 @@ func (t *traces) agentCheck(sess *session, toolUseID string) spanCtx {
 // agentAllowed marks the tool call of toolUseID as allowed by the
 // profile's hooks, asked by the agent before it ran it.
 func (t *traces) agentAllowed(sess *session, toolUseID string) {
-	if t == nil || t.off || toolUseID == "" {
+	if t == nil || t.off.Load() || toolUseID == "" {
 		return
 	}
 	t.mu.Lock()
@@ -297,7 +298,7 @@ type mcpLink struct {
 // the session not yet linked, of a matching name and the same arguments
 // digest, within mcpLinkWindow (inferred).
 func (t *traces) mcpCall(sess *session, toolUseID, tool string, args []byte) mcpLink {
-	if t == nil || t.off {
+	if t == nil || t.off.Load() {
 		return mcpLink{}
 	}
 	digest := ""

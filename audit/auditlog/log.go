@@ -283,9 +283,6 @@ ALTER TABLE records ADD COLUMN parent_span_id TEXT NOT NULL DEFAULT '';
 ALTER TABLE records ADD COLUMN link TEXT NOT NULL DEFAULT '';
 `
 
-// traceIndex finds a trace's records.
-const traceIndex = `CREATE INDEX IF NOT EXISTS records_trace ON records(trace_id) WHERE trace_id != '';`
-
 const insertSQL = `INSERT INTO records (seq, time_ns, kind, profile, session, actor, target, decision,
 	status, duration_ns, bytes_in, bytes_out, tokens_in, tokens_out, tokens_cache_read, tokens_cache_write,
 	detail, prev_hash, hash, trace_id, span_id, parent_span_id, link) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`
@@ -306,9 +303,6 @@ func (l *Log) init() error {
 			_ = l.db.Exec("ROLLBACK") // the migration's error is returned
 			return fmt.Errorf("add the trace columns: %w", err)
 		}
-	}
-	if err := l.db.Exec(traceIndex); err != nil {
-		return err
 	}
 	var err error
 	if l.insert, _, err = l.db.Prepare(insertSQL); err != nil {

@@ -14,7 +14,7 @@ func TestTraceColumnsMigrate(t *testing.T) {
 	t.Parallel()
 	path := logWith(t, 3)
 	// The schema of a log from before traces.
-	rawExec(t, path, `DROP INDEX records_trace; ALTER TABLE records DROP COLUMN trace_id; ALTER TABLE records DROP COLUMN span_id;
+	rawExec(t, path, `ALTER TABLE records DROP COLUMN trace_id; ALTER TABLE records DROP COLUMN span_id;
 		ALTER TABLE records DROP COLUMN parent_span_id; ALTER TABLE records DROP COLUMN link;`)
 	db, err := audit.OpenReader(path)
 	if err != nil {

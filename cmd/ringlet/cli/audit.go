@@ -169,6 +169,7 @@ control characters escaped. With more records than --limit, the last line
 	fl.StringVar(&db, "db", "", "read this database instead of the daemon's")
 	mustFlag(cmd.RegisterFlagCompletionFunc("kind", completeKinds))
 	mustFlag(cmd.RegisterFlagCompletionFunc("decision", cobra.FixedCompletions([]string{"allow", "deny", "error"}, cobra.ShellCompDirectiveNoFileComp)))
+	mustFlag(cmd.RegisterFlagCompletionFunc("trace", cobra.NoFileCompletions))
 	return cmd
 }
 

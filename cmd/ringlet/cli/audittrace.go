@@ -35,7 +35,8 @@ marked inferred. The database is read directly, as 'audit query' does.`,
 		Example: `  ringlet audit trace 1234
   ringlet audit trace 4bf92f3577b34da6a3ce929d0e0e4736 --json
   ringlet audit query --trace 4bf92f3577b34da6a3ce929d0e0e4736`,
-		Args: exactArgs(1, "TRACE-ID|RECORD"),
+		Args:              exactArgs(1, "TRACE-ID|RECORD"),
+		ValidArgsFunction: cobra.NoFileCompletions,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			path, err := a.auditDB(db)
 			if err != nil {
