@@ -65,7 +65,7 @@ func TestAuditTraceLinksATurn(t *testing.T) {
 	srv := httptest.NewServer(fake)
 	t.Cleanup(srv.Close)
 	bin := buildMCPTestServer(t)
-	e.StartDaemon()
+	d := e.StartDaemon()
 	mustRun(t, e, "providers", "add", "fake", "--base-url", srv.URL, "--format", "anthropic", "--auth", "x-api-key")
 	if _, stderr, code := e.RunInput(key, "profiles", "create", "claude", "work", "--provider", "fake"); code != 0 {
 		t.Fatalf("profiles create: exit %d, stderr %q", code, stderr)
@@ -170,6 +170,17 @@ func TestAuditTraceLinksATurn(t *testing.T) {
 	}
 	if q := mustRun(t, e, "audit", "query", "--trace", traceID, "--json"); strings.Count(q, `"seq"`) < 6 {
 		t.Errorf("audit query --trace: %s, want the trace's records", q)
+	}
+
+	// Bad references: one line saying what to give, non-zero.
+	for ref, want := range map[string]int{"nope": 2, "99999": 1, "00000000000000000000000000000001": 1} {
+		_, stderr, code := e.Run("audit", "trace", ref)
+		if code != want || strings.Count(strings.TrimSpace(stderr), "\n") != 0 || stderr == "" {
+			t.Errorf("audit trace %s: exit %d, stderr %q; want %d and one line", ref, code, stderr, want)
+		}
+	}
+	if st, _, body := d.MustGet(t, "/api/audit/traces/"+traceID, e.Token(), nil); st != 200 || !strings.Contains(string(body), toolUseID) {
+		t.Errorf("GET /api/audit/traces/%s: %d %s", traceID, st, body)
 	}
 
 	// An MCP call that no PreToolUse check allowed: flagged by default.
