@@ -29,4 +29,8 @@ type HookCheck struct {
 	ToolInput json.RawMessage `json:"tool_input"`
 	// ToolOutput is the tool's result, for post-tool-use.
 	ToolOutput json.RawMessage `json:"tool_output,omitempty"`
+	// ToolUseID is the id of the model's tool_use the agent asks about
+	// (Claude Code's hook input carries it): it places the check in the
+	// turn's trace and marks that tool_use as checked.
+	ToolUseID string `json:"tool_use_id,omitempty"`
 }

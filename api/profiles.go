@@ -25,6 +25,9 @@ type ProfileRequest struct {
 	MaxProcs  int   `json:"max_procs,omitempty"`
 	MaxMemory int64 `json:"max_memory,omitempty"`
 	TmpSize   int64 `json:"tmp_size,omitempty"`
+	// StrictHooks refuses a Claude Code session's MCP calls that no
+	// PreToolUse check allowed (docs/audit.md, "Hook bypass").
+	StrictHooks bool `json:"strict_hooks,omitempty"`
 }
 
 // ProfileUpdate is the body of PATCH /api/profiles/{alias}: the fields to
@@ -45,6 +48,8 @@ type ProfileUpdate struct {
 	MaxProcs  *int   `json:"max_procs,omitempty"`
 	MaxMemory *int64 `json:"max_memory,omitempty"`
 	TmpSize   *int64 `json:"tmp_size,omitempty"`
+	// StrictHooks turns strict hooks on or off.
+	StrictHooks *bool `json:"strict_hooks,omitempty"`
 }
 
 // ProfileView is a profile as the API shows it: where its key is, never

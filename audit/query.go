@@ -26,8 +26,9 @@ type Filter struct {
 	Profile  string
 	Session  string
 	Decision string
-	Limit    int   // default 100, at most 10000
-	Before   int64 // cursor: only records with seq < Before; 0 means from the newest
+	Trace    string // a trace id: only its records
+	Limit    int    // default 100, at most 10000
+	Before   int64  // cursor: only records with seq < Before; 0 means from the newest
 }
 
 // DefaultLimit and MaxLimit bound a query's page.
@@ -102,6 +103,11 @@ func ParseFilter(q url.Values, now time.Time, loc *time.Location) (Filter, error
 			f.Profile = v
 		case "session":
 			f.Session = v
+		case "trace":
+			if !ValidTraceID(v) {
+				return Filter{}, fmt.Errorf("invalid trace %q: want 32 lower-case hex digits (a trace id, as 'ringlet audit trace' prints)", v)
+			}
+			f.Trace = v
 		case "decision":
 			if v != Allow && v != Deny && v != Error {
 				return Filter{}, fmt.Errorf("invalid decision %q; accepted values: allow, deny, error", v)
@@ -118,7 +124,7 @@ func ParseFilter(q url.Values, now time.Time, loc *time.Location) (Filter, error
 				err = errors.New("cursor must be a positive record number")
 			}
 		default:
-			return Filter{}, fmt.Errorf("unknown filter %q; filters: since, until, kind, profile, session, decision, limit, cursor", key)
+			return Filter{}, fmt.Errorf("unknown filter %q; filters: since, until, kind, profile, session, decision, trace, limit, cursor", key)
 		}
 		if err != nil {
 			if strings.HasPrefix(err.Error(), "strconv.") {
@@ -134,7 +140,33 @@ func ParseFilter(q url.Values, now time.Time, loc *time.Location) (Filter, error
 }
 
 const selectCols = `seq, time_ns, kind, profile, session, actor, target, decision, status, duration_ns,
-	bytes_in, bytes_out, tokens_in, tokens_out, tokens_cache_read, tokens_cache_write, detail, prev_hash, hash`
+	bytes_in, bytes_out, tokens_in, tokens_out, tokens_cache_read, tokens_cache_write, detail, prev_hash, hash,
+	trace_id, span_id, parent_span_id, link`
+
+// selectColsOld reads a log no daemon has opened since the trace columns
+// were added (a reader does not migrate): its records have no trace.
+const selectColsOld = `seq, time_ns, kind, profile, session, actor, target, decision, status, duration_ns,
+	bytes_in, bytes_out, tokens_in, tokens_out, tokens_cache_read, tokens_cache_write, detail, prev_hash, hash,
+	'', '', '', ''`
+
+// HasTraceColumns reports whether the records table has the trace
+// columns (a log written by this version of Ringlet).
+func HasTraceColumns(db *sqlite3.Conn) bool {
+	s, _, err := db.Prepare("SELECT trace_id, span_id, parent_span_id, link FROM records LIMIT 0")
+	if err != nil {
+		return false
+	}
+	s.Close()
+	return true
+}
+
+// columns is what a reader selects from db.
+func columns(db *sqlite3.Conn) string {
+	if HasTraceColumns(db) {
+		return selectCols
+	}
+	return selectColsOld
+}
 
 // OpenReader opens the database read-only; it may be read while a daemon
 // writes it.
@@ -182,6 +214,15 @@ func Query(ctx context.Context, path string, f Filter) ([]Record, int64, error) 
 	if f.Decision != "" {
 		add("decision = ?", f.Decision)
 	}
+	if f.Trace != "" {
+		add("trace_id = ?", f.Trace)
+		// The trace's time, from its id: the time index finds its
+		// records (there is no index of trace ids).
+		if since, until := TraceWindow(f.Trace); !since.IsZero() {
+			add("time_ns >= ?", since.UnixNano())
+			add("time_ns < ?", until.UnixNano())
+		}
+	}
 	if f.Before > 0 {
 		add("seq < ?", f.Before)
 	}
@@ -195,7 +236,7 @@ func Query(ctx context.Context, path string, f Filter) ([]Record, int64, error) 
 	if limit <= 0 {
 		limit = DefaultLimit
 	}
-	sql := "SELECT " + selectCols + " FROM records"
+	sql := "SELECT " + columns(db) + " FROM records"
 	if len(where) > 0 {
 		sql += " WHERE " + strings.Join(where, " AND ")
 	}
@@ -257,6 +298,10 @@ func scan(s *sqlite3.Stmt) Record {
 		TokensCacheWrite: s.ColumnInt64(15),
 		PrevHash:         hex.EncodeToString(s.ColumnRawBlob(17)),
 		Hash:             hex.EncodeToString(s.ColumnRawBlob(18)),
+		TraceID:          s.ColumnText(19),
+		SpanID:           s.ColumnText(20),
+		ParentSpanID:     s.ColumnText(21),
+		Link:             s.ColumnText(22),
 	}
 	if d := s.ColumnText(16); d != "" {
 		r.Detail = json.RawMessage(d)

@@ -83,7 +83,7 @@ func TestParseFilter(t *testing.T) {
 		{name: "last value wins", query: "profile=a&profile=b", want: Filter{Limit: DefaultLimit, Profile: "b"}},
 		{name: "limit 1", query: "limit=1", want: Filter{Limit: 1}},
 		{name: "limit max", query: "limit=10000", want: Filter{Limit: MaxLimit}},
-		{name: "unknown parameter", query: "order=asc", wantErr: `unknown filter "order"; filters: since, until, kind, profile, session, decision, limit, cursor`},
+		{name: "unknown parameter", query: "order=asc", wantErr: `unknown filter "order"; filters: since, until, kind, profile, session, decision, trace, limit, cursor`},
 		{name: "unknown kind", query: "kind=tool.call,tool.cal", wantErr: `unknown kind "tool.cal"; kinds: daemon.start,`},
 		{name: "bad decision", query: "decision=maybe", wantErr: `invalid decision "maybe"; accepted values: allow, deny, error`},
 		{name: "decision case", query: "decision=Allow", wantErr: `invalid decision "Allow"`},

@@ -115,6 +115,12 @@ const (
 	// KindRateLimited: a request or tool call of a session was refused
 	// by a rate limit of its profile (which limit, and when to retry).
 	KindRateLimited = "rate.limited"
+	// KindHookBypass: a tool call that did not go through the profile's
+	// pre-tool-use hooks as the agent said it would: an MCP tools/call of
+	// a Claude Code session with no PreToolUse allow for its tool_use_id,
+	// or a provider answer's tool_use that never reached a hook. Denied
+	// under the profile's strict hooks, allowed and flagged otherwise.
+	KindHookBypass = "hook.bypass"
 )
 
 // Kinds lists every kind, for validation and completion.
@@ -124,7 +130,7 @@ var Kinds = []string{
 	KindProfileLaunch, KindSessionStart, KindSessionEnd, KindSessionRestore, KindToolCall,
 	KindHookDecision, KindProviderRequest, KindSandboxViolation, KindProviderAdd, KindHookAdd, KindHookRemove, KindProfileUpdate, KindSandboxEgress,
 	KindMCPAdd, KindMCPRemove, KindMCPApprove, KindMCPUpdate, KindMCPTools, KindMCPSecrets, KindMCPAuth, KindMCPServerRestart, KindMCPResourceRead, KindMCPPromptGet, KindMCPPin, KindMCPToolsChanged, KindAuditResume, KindAuditEpoch,
-	KindPricesImport, KindPricesReset, KindAgentConfigReset, KindAgentConfigApprove, KindBudgetSet, KindBudgetRefused, KindBudgetExhausted, KindSessionKilled, KindRateLimited,
+	KindPricesImport, KindPricesReset, KindAgentConfigReset, KindAgentConfigApprove, KindBudgetSet, KindBudgetRefused, KindBudgetExhausted, KindSessionKilled, KindRateLimited, KindHookBypass,
 }
 
 // Decisions.
@@ -160,15 +166,25 @@ type Record struct {
 	TokensCacheRead  int64           `json:"tokens_cache_read,omitempty"`
 	TokensCacheWrite int64           `json:"tokens_cache_write,omitempty"`
 	Detail           json.RawMessage `json:"detail,omitempty"`
-	PrevHash         string          `json:"prev_hash,omitempty"`
-	Hash             string          `json:"hash,omitempty"`
+	// TraceID, SpanID and ParentSpanID place the record in the causal
+	// trace of an agent turn (W3C trace context sizes: 32 and 16 lower-case
+	// hex digits; an empty parent is a trace's root). Link says how the
+	// parent was found: LinkCarried (an id on the wire) or LinkInferred
+	// (by session, tool, arguments and time). Records written before
+	// traces existed have none.
+	TraceID      string `json:"trace_id,omitempty"`
+	SpanID       string `json:"span_id,omitempty"`
+	ParentSpanID string `json:"parent_span_id,omitempty"`
+	Link         string `json:"link,omitempty"`
+	PrevHash     string `json:"prev_hash,omitempty"`
+	Hash         string `json:"hash,omitempty"`
 }
 
 // Sanitize makes every text field valid UTF-8 so that what is stored,
 // hashed and printed is the same string. Control characters are kept as
 // data; printers escape them.
 func (r *Record) Sanitize() {
-	for _, p := range []*string{&r.Kind, &r.Profile, &r.Session, &r.Actor, &r.Target, &r.Decision} {
+	for _, p := range []*string{&r.Kind, &r.Profile, &r.Session, &r.Actor, &r.Target, &r.Decision, &r.TraceID, &r.SpanID, &r.ParentSpanID, &r.Link} {
 		if !utf8.ValidString(*p) {
 			*p = strings.ToValidUTF8(*p, "\uFFFD")
 		}
@@ -186,6 +202,9 @@ func (r *Record) Sanitize() {
 // Canonical is the byte encoding that a record's hash covers: every field
 // but the hashes, in a fixed order, integers as 8 big-endian bytes and
 // strings length-prefixed, so no two different records encode the same.
+// The trace fields follow the detail, behind a tag, only when one is set:
+// a record without them (every record written before they existed)
+// encodes as it always did, so old logs still verify.
 func (r *Record) Canonical() []byte {
 	b := make([]byte, 0, 256+len(r.Detail))
 	b = append(b, "ringlet-audit-v1"...)
@@ -208,8 +227,26 @@ func (r *Record) Canonical() []byte {
 	u(r.TokensCacheRead)
 	u(r.TokensCacheWrite)
 	s(string(r.Detail))
+	if r.HasTrace() {
+		b = append(b, "trace"...)
+		s(r.TraceID)
+		s(r.SpanID)
+		s(r.ParentSpanID)
+		s(r.Link)
+	}
 	return b
 }
+
+// HasTrace reports whether any trace field is set.
+func (r *Record) HasTrace() bool {
+	return r.TraceID != "" || r.SpanID != "" || r.ParentSpanID != "" || r.Link != ""
+}
+
+// How a record's parent span was found.
+const (
+	LinkCarried  = "carried"  // an id the agent or provider sent (tool_use_id, call_id)
+	LinkInferred = "inferred" // session, tool name, arguments digest and time window
+)
 
 // ChainHash is SHA-256(prev || canonical(r)): the hash of r chained to
 // the record before it (Genesis for the first).

@@ -86,6 +86,23 @@ func TestChainHashGolden(t *testing.T) {
 	}
 }
 
+// TestTraceFieldsCanonical: a record with trace fields hashes them, and
+// moving a value from one trace field to the next changes the encoding.
+func TestTraceFieldsCanonical(t *testing.T) {
+	t.Parallel()
+	a := Record{Time: time.Unix(0, 1).UTC(), Kind: KindToolCall, TraceID: "ab", SpanID: "c"}
+	b := Record{Time: time.Unix(0, 1).UTC(), Kind: KindToolCall, TraceID: "a", SpanID: "bc"}
+	if bytes.Equal(a.Canonical(), b.Canonical()) {
+		t.Error("trace ids split differently encode the same")
+	}
+	c := Record{Time: time.Unix(0, 1).UTC(), Kind: KindToolCall, Detail: json.RawMessage(`{"x":1}`)}
+	d := c
+	d.Link = LinkInferred
+	if bytes.Equal(c.Canonical(), d.Canonical()) {
+		t.Error("a record with a link encodes as one without")
+	}
+}
+
 func TestCanonicalFieldsAreCovered(t *testing.T) {
 	t.Parallel()
 	base := Record{Time: time.Unix(0, 1).UTC(), Kind: KindToolCall}
@@ -107,6 +124,10 @@ func TestCanonicalFieldsAreCovered(t *testing.T) {
 		"TokensCacheRead":  func(r *Record) { r.TokensCacheRead++ },
 		"TokensCacheWrite": func(r *Record) { r.TokensCacheWrite++ },
 		"Detail":           func(r *Record) { r.Detail = json.RawMessage(`{}`) },
+		"TraceID":          func(r *Record) { r.TraceID += "x" },
+		"SpanID":           func(r *Record) { r.SpanID += "x" },
+		"ParentSpanID":     func(r *Record) { r.ParentSpanID += "x" },
+		"Link":             func(r *Record) { r.Link += "x" },
 	}
 	for name, edit := range edits {
 		t.Run(name, func(t *testing.T) {

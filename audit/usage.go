@@ -399,7 +399,7 @@ func OpenSessions(ctx context.Context, path string) ([]Record, error) {
 		return nil, err
 	}
 	defer db.Close()
-	stmt, _, err := db.Prepare(`SELECT ` + selectCols + ` FROM records WHERE kind = ? AND session != ''
+	stmt, _, err := db.Prepare(`SELECT ` + columns(db) + ` FROM records WHERE kind = ? AND session != ''
 		AND session NOT IN (SELECT session FROM records WHERE kind = ?) ORDER BY seq`)
 	if err != nil {
 		return nil, fmt.Errorf("find open sessions: %w", Describe(err))

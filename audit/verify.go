@@ -163,7 +163,7 @@ func VerifyWith(path string, opts VerifyOptions) (VerifyResult, error) {
 		total = max(tip-last, 0)
 		opts.Progress(0, total)
 	}
-	stmt, _, err := db.Prepare("SELECT " + selectCols + " FROM records WHERE seq > ? ORDER BY seq")
+	stmt, _, err := db.Prepare("SELECT " + columns(db) + " FROM records WHERE seq > ? ORDER BY seq")
 	if err != nil {
 		return res, fmt.Errorf("read audit log: %w", Describe(err))
 	}
@@ -295,7 +295,7 @@ func tipSeq(db *sqlite3.Conn) (int64, error) {
 
 // anchoredEpochs returns the epochs the anchor names up to record seq.
 func anchoredEpochs(db *sqlite3.Conn, a Anchor, seq int64) ([]EpochInfo, error) {
-	stmt, _, err := db.Prepare("SELECT " + selectCols + " FROM records WHERE seq = ?")
+	stmt, _, err := db.Prepare("SELECT " + columns(db) + " FROM records WHERE seq = ?")
 	if err != nil {
 		return nil, err
 	}

@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/go-chi/chi/v5"
+
 	"github.com/neullabs/ringlet/api"
 	"github.com/neullabs/ringlet/audit"
 	"github.com/neullabs/ringlet/provider"
@@ -44,15 +46,22 @@ type recorder struct {
 	laterMu sync.Mutex
 	later   []audit.Record
 	waiting atomic.Int64
+	// traces gives each record its place in its session's traces; nil:
+	// records have none.
+	traces *traces
 }
 
 // record writes r to the audit log before the action it describes goes
 // ahead. With the log off, the record is only streamed. Records that
 // waited (recordLater) are written first.
 func (c *recorder) record(ctx context.Context, r audit.Record) error {
+	if r.Time.IsZero() {
+		r.Time = time.Now().UTC()
+	}
+	first := c.traces.stamp(ctx, &r)
 	if c.audit == nil {
-		if r.Time.IsZero() {
-			r.Time = time.Now().UTC()
+		for _, f := range first {
+			c.bus.publish(f)
 		}
 		c.bus.publish(r)
 		return nil
@@ -60,6 +69,13 @@ func (c *recorder) record(ctx context.Context, r audit.Record) error {
 	ctx = context.WithoutCancel(ctx)
 	if c.waiting.Load() > 0 {
 		c.flushLater(ctx)
+	}
+	for _, f := range first {
+		// A finding about tool calls past (hook.bypass at a session's
+		// end): its loss does not stop the record it came with.
+		if _, err := c.audit.Append(ctx, f); err != nil {
+			c.log.Error("audit record not written", "kind", f.Kind, "err", err)
+		}
 	}
 	_, err := c.audit.Append(ctx, r)
 	if err != nil {
@@ -76,6 +92,10 @@ const maxLater = 4096
 // though the log could not be written (a forced session end), to be
 // written before the next record that goes through.
 func (c *recorder) recordLater(r audit.Record) {
+	if r.Time.IsZero() {
+		r.Time = time.Now().UTC()
+	}
+	_ = c.traces.stamp(context.Background(), &r) // a forced end's findings wait for none
 	c.laterMu.Lock()
 	defer c.laterMu.Unlock()
 	if len(c.later) >= maxLater {
@@ -160,6 +180,33 @@ func (ar *auditReader) handleAuditQuery(w http.ResponseWriter, r *http.Request) 
 		out.NextCursor = &c
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// handleTrace answers GET /api/audit/traces/{id}: the tree of a trace,
+// named by its id or the number of one of its records; a session's own
+// route (/audit/traces/{id}) shows only its own records of it.
+func (ar *auditReader) handleTrace(w http.ResponseWriter, r *http.Request) {
+	ref := chi.URLParam(r, "id")
+	session := ""
+	if c := callerFrom(r.Context()); c.kind == sessionCaller && c.sess != nil {
+		session = c.sess.ID
+	}
+	prices, err := provider.LoadPrices(ar.catalogDir, ar.pricesFile)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "bad_prices", err.Error())
+		return
+	}
+	t, err := audit.ReadSessionTrace(r.Context(), ar.path, ref, session, prices.Cost)
+	switch {
+	case errors.Is(err, audit.ErrNoTrace):
+		writeError(w, http.StatusNotFound, "not_found", err.Error())
+	case err != nil && strings.HasPrefix(err.Error(), "invalid trace"):
+		writeError(w, http.StatusBadRequest, "bad_filter", err.Error())
+	case err != nil:
+		writeError(w, http.StatusServiceUnavailable, "audit_unavailable", err.Error())
+	default:
+		writeJSON(w, http.StatusOK, t)
+	}
 }
 
 func (ar *auditReader) handleAuditVerify(w http.ResponseWriter, r *http.Request) {

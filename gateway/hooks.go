@@ -308,6 +308,9 @@ func gatewayTool(agent, tool string) bool {
 // them.
 func (hk *hooks) check(ctx context.Context, sess *session, req api.HookCheck, via string, counted bool) (hook.Decision, []hook.Hook) {
 	start := time.Now()
+	if via == "agent" && len(req.ToolUseID) <= 256 {
+		ctx = withSpan(ctx, hk.o.Rec.traces.agentCheck(sess, req.ToolUseID))
+	}
 	ev := hook.Event{Event: req.Event, Profile: sess.Profile.Alias, Session: sess.ID, ToolName: req.ToolName, ToolInput: req.ToolInput, ToolOutput: req.ToolOutput}
 	final, ran, hooks, ok := hk.evaluate(ctx, sess, ev)
 	if !ok {
@@ -323,13 +326,23 @@ func (hk *hooks) check(ctx context.Context, sess *session, req api.HookCheck, vi
 		decision = audit.Deny
 	}
 	detail := toolCallDetail(req.Event, ran, final.Reason, via)
-	if counted {
-		detail = audit.DetailJSON(map[string]any{"event": req.Event, "hooks": ran, "reason": final.Reason, "via": via, "counted": true})
+	if useID := req.ToolUseID != "" && len(req.ToolUseID) <= 256; useID || counted {
+		m := map[string]any{"event": req.Event, "hooks": ran, "reason": final.Reason, "via": via}
+		if useID {
+			m["tool_use_id"] = req.ToolUseID
+		}
+		if counted {
+			m["counted"] = true
+		}
+		detail = audit.DetailJSON(m)
 	}
 	if err := hk.o.Rec.record(ctx, audit.Record{Kind: audit.KindToolCall, Profile: sess.Profile.Alias, Session: sess.ID, Actor: sess.tokenID,
 		Target: req.ToolName, Decision: decision, Duration: time.Since(start), BytesIn: int64(len(req.ToolInput)),
 		Detail: detail}); err != nil {
 		return hook.Decision{Allow: false, Reason: "refused: the tool call could not be recorded in the audit log"}, hooks
+	}
+	if via == "agent" && final.Allow && req.Event == hook.PreToolUse {
+		hk.o.Rec.traces.agentAllowed(sess, req.ToolUseID)
 	}
 	return final, hooks
 }

@@ -336,6 +336,12 @@ func (g *mcpGateway) vet(sess *session) func(context.Context, string, json.RawMe
 			}
 			charge = done
 		}
+		link := g.o.Rec.traces.mcpCall(sess, mcp.ToolUseID(ctx), tool, input)
+		ctx = withSpan(ctx, link.sp)
+		if v, refused := g.bypassed(ctx, sess, tool, link); refused {
+			charge(false)
+			return v
+		}
 		d, hooks := g.o.Hooks.check(ctx, sess, api.HookCheck{Event: hook.PreToolUse, ToolName: tool, ToolInput: input}, "mcp", false)
 		charge(d.Allow)
 		v := mcp.Verdict{Allow: d.Allow, Reason: d.Reason}
@@ -347,6 +353,48 @@ func (g *mcpGateway) vet(sess *session) func(context.Context, string, json.RawMe
 		}
 		return v
 	}
+}
+
+// bypassed checks that an MCP call of a Claude Code session was allowed
+// by the PreToolUse check of its tool_use (Claude Code asks Ringlet's
+// hooks before each tool call, MCP tools too; some paths, such as
+// subagents, are known to skip it). A call with none is recorded
+// (hook.bypass) and counted; under the profile's strict hooks it is
+// refused with a JSON-RPC error, and refused is true.
+func (g *mcpGateway) bypassed(ctx context.Context, sess *session, tool string, link mcpLink) (v mcp.Verdict, refused bool) {
+	t := g.o.Rec.traces
+	if t == nil || t.off.Load() || sess.Agent.ID != "claude" || link.allowed {
+		return mcp.Verdict{}, false
+	}
+	strict := t.strict(sess.Profile.Alias)
+	why := "no tool_use of the model's answers matches this call"
+	detail := map[string]any{"seen_by": "mcp", "strict": strict}
+	if link.use != nil {
+		why = "the model's tool_use " + link.use.ID + " for it never passed Claude Code's PreToolUse check"
+		detail["tool_use_id"] = link.use.ID
+	}
+	detail["reason"] = why
+	decision := audit.Allow
+	if strict {
+		decision = audit.Deny
+		// The refusal is the call's record: it takes the call's place
+		// under its tool_use.
+		sp := link.sp
+		sp.owner = audit.KindHookBypass
+		ctx = withSpan(ctx, sp)
+	}
+	t.count("mcp", decision)
+	err := g.o.Rec.record(ctx, audit.Record{Kind: audit.KindHookBypass, Profile: sess.Profile.Alias, Session: sess.ID, Actor: sess.tokenID,
+		Target: tool, Decision: decision, Detail: audit.DetailJSON(detail)})
+	if !strict {
+		if err != nil {
+			return mcp.Verdict{Allow: false, Reason: "refused: the tool call could not be recorded in the audit log"}, true
+		}
+		return mcp.Verdict{}, false
+	}
+	return mcp.Verdict{Allow: false, Protocol: true, Reason: "ringlet: refused: profile " + sess.Profile.Alias + " has strict hooks and this MCP call of " + tool +
+		" was not allowed by a PreToolUse check (" + why + "). Run the tool from the agent so its hook sees it, or turn strict hooks off: ringlet profiles set " +
+		sess.Profile.Alias + " --strict-hooks=false"}, true
 }
 
 func mcpError(w http.ResponseWriter, log *slog.Logger, err error) {

@@ -89,12 +89,16 @@ func BenchmarkMCPToolCall(b *testing.B) {
 	rTP := throughput(2*time.Second, ringlet, func(c *client.Client) { call(c, "up__echo") })
 	n := max(b.N, 400)
 	// Alternate in rounds so drift in the machine hits all alike.
-	var d1, b1, r1, k1 []time.Duration
+	var d1, b1, r1, k1, o1 []time.Duration
 	for round := 0; round < n; round += 50 {
 		d1 = append(d1, latencies(50, func() { call(direct[0], "echo") })...)
 		b1 = append(b1, latencies(50, func() { call(bare[0], "echo") })...)
 		r1 = append(r1, latencies(50, func() { call(ringlet[0], "up__echo") })...)
 		k1 = append(k1, latencies(50, func() { call(hooked[0], "up__echo") })...)
+		// The same calls with correlation off: what tracing costs.
+		s.rec.traces.off.Store(true)
+		o1 = append(o1, latencies(50, func() { call(ringlet[0], "up__echo") })...)
+		s.rec.traces.off.Store(false)
 	}
 	if _, err := hooks.Add(hook.Hook{Profile: "work", Event: hook.PreToolUse, Shell: "/bin/true"}); err != nil {
 		b.Fatal(err)
@@ -104,7 +108,8 @@ func BenchmarkMCPToolCall(b *testing.B) {
 	if n := failed.Load(); n > 0 {
 		b.Fatalf("%d calls failed", n)
 	}
-	dp, bp, rp, kp, hp := medianOf(d1), medianOf(b1), medianOf(r1), medianOf(k1), medianOf(h1)
+	dp, bp, rp, kp, hp, op := medianOf(d1), medianOf(b1), medianOf(r1), medianOf(k1), medianOf(h1), medianOf(o1)
+	b.ReportMetric(float64(rp)/float64(op), "tracing-on/off-p50")
 	b.ReportMetric(float64(dp.Microseconds()), "direct-p50-µs")
 	b.ReportMetric(float64((bp - dp).Microseconds()), "bare-added-p50-µs")
 	b.ReportMetric(float64((rp - dp).Microseconds()), "added-p50-µs")

@@ -268,7 +268,7 @@ func TestMCPAdminToolsAreTheRESTAPI(t *testing.T) {
 	w := newMCPWorld(t)
 	c := w.connect(t, testToken)
 	names := toolNames(t, c)
-	want := []string{"audit_query", "audit_verify", "budgets_clear", "budgets_set", "budgets_show", "hooks_add", "hooks_list", "hooks_remove", "keychain_list", "mcp_servers_approve", "mcp_servers_list", "mcp_servers_set", "mcp_tools_default", "mcp_tools_list", "mcp_tools_set",
+	want := []string{"audit_query", "audit_trace", "audit_verify", "budgets_clear", "budgets_set", "budgets_show", "hooks_add", "hooks_list", "hooks_remove", "keychain_list", "mcp_servers_approve", "mcp_servers_list", "mcp_servers_set", "mcp_tools_default", "mcp_tools_list", "mcp_tools_set",
 		"profiles_create", "profiles_delete", "profiles_inspect", "profiles_list", "ratelimits_clear", "ratelimits_set", "ratelimits_show", "sessions_kill", "sessions_list", "sessions_revoke", "usage_summary"}
 	if !slices.Equal(names, want) {
 		t.Fatalf("admin tools: got %v, want %v", names, want)
@@ -315,7 +315,7 @@ func TestMCPSessionSeesOnlyItself(t *testing.T) {
 	workID, workTok := w.session(t, "work")
 	otherID, _ := w.session(t, "other")
 	c := w.connect(t, workTok)
-	if got := toolNames(t, c); !slices.Equal(got, []string{"session_audit", "session_info", "session_usage"}) {
+	if got := toolNames(t, c); !slices.Equal(got, []string{"session_audit", "session_info", "session_trace", "session_usage"}) {
 		t.Errorf("session tools: got %v", got)
 	}
 	text, isErr := callTool(t, c, "session_info", nil)

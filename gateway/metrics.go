@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/neullabs/ringlet/audit"
 	"github.com/neullabs/ringlet/version"
 )
 
@@ -33,6 +34,7 @@ type metrics struct {
 
 	sessionsKilled *prometheus.CounterVec
 	rateLimited    *prometheus.CounterVec
+	hookBypass     *prometheus.CounterVec
 }
 
 var authFailureReasons = []string{"missing", "malformed", "invalid", "query_token", "invalid_session"}
@@ -90,6 +92,13 @@ func newMetrics() *metrics {
 	m.rateLimited = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "ringlet_rate_limited_total", Help: "Requests and tool calls refused by a rate limit, by profile, scope (session or profile) and limit (requests, tokens, tool_calls).",
 	}, []string{"profile", "scope", "limit"})
+	m.hookBypass = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "ringlet_hook_bypass_total", Help: "Tool calls that did not pass the agent's pre-tool-use check (hook.bypass records), by where it showed (mcp, provider, session.end) and decision (allow: flagged; deny: strict hooks).",
+	}, []string{"seen_by", "decision"})
+	for _, w := range []string{"mcp", "provider", "session.end"} {
+		m.hookBypass.WithLabelValues(w, audit.Allow)
+	}
+	m.hookBypass.WithLabelValues("mcp", audit.Deny)
 	for _, by := range []string{"cli", "api", "mcp", "budget"} {
 		m.sessionsKilled.WithLabelValues(by)
 	}
@@ -107,7 +116,7 @@ func newMetrics() *metrics {
 	})
 	build.Set(1)
 	m.reg.MustRegister(m.requests, m.duration, m.inFlight, m.authFailures, m.guardDenials, m.rotations, m.streams, build,
-		m.sessions, m.providerRequests, m.providerSeconds, m.providerTTFB, m.tokens, m.sessionsKilled, m.rateLimited,
+		m.sessions, m.providerRequests, m.providerSeconds, m.providerTTFB, m.tokens, m.sessionsKilled, m.rateLimited, m.hookBypass,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)

@@ -80,6 +80,9 @@ func (pr *profiles) handleProfileUpdate(w http.ResponseWriter, r *http.Request) 
 		if u.TrustWorkspace != nil {
 			p.TrustWorkspace = *u.TrustWorkspace
 		}
+		if u.StrictHooks != nil {
+			p.StrictHooks = *u.StrictHooks
+		}
 		if u.AllowHosts != nil {
 			p.AllowHosts = *u.AllowHosts
 		}
@@ -213,7 +216,7 @@ func (pr *profiles) handleProfileCreate(w http.ResponseWriter, r *http.Request) 
 	p := profile.Profile{Alias: req.Alias, Agent: req.Agent, Provider: req.Provider, Model: req.Model, Workspace: req.Workspace, Endpoint: req.Endpoint, Command: req.Command,
 		Network: req.Network, ReadOnly: req.ReadOnly, ReadWrite: req.ReadWrite, AllowGitConfig: req.AllowGitConfig, TrustWorkspace: req.TrustWorkspace, AllowHosts: req.AllowHosts,
 		Protect: req.Protect, Unprotect: req.Unprotect,
-		MaxProcs: req.MaxProcs, MaxMemory: req.MaxMemory, TmpSize: req.TmpSize}
+		MaxProcs: req.MaxProcs, MaxMemory: req.MaxMemory, TmpSize: req.TmpSize, StrictHooks: req.StrictHooks}
 	if err := p.Validate(cat); err != nil {
 		profileError(w, pr.o.Log, err)
 		return
@@ -224,7 +227,7 @@ func (pr *profiles) handleProfileCreate(w http.ResponseWriter, r *http.Request) 
 	}
 	if !pr.o.Rec.recordOr503(w, r, audit.Record{Kind: audit.KindProfileCreate, Profile: p.Alias, Actor: audit.ActorAdmin, Target: p.Agent + "@" + p.Provider, Decision: audit.Allow,
 		Detail: audit.DetailJSON(map[string]any{"agent": p.Agent, "provider": p.Provider, "model": p.Model, "workspace": p.Workspace, "network": p.Network, "ro": p.ReadOnly, "rw": p.ReadWrite, "allow_git_config": p.AllowGitConfig, "trust_workspace": p.TrustWorkspace, "allow_hosts": p.AllowHosts,
-			"protect": p.Protect, "unprotect": p.Unprotect, "max_procs": p.MaxProcs, "max_memory": p.MaxMemory, "tmp_size": p.TmpSize})}) {
+			"protect": p.Protect, "unprotect": p.Unprotect, "max_procs": p.MaxProcs, "max_memory": p.MaxMemory, "tmp_size": p.TmpSize, "strict_hooks": p.StrictHooks})}) {
 		return
 	}
 	created, err := pr.o.Profiles.Create(cat, p)

@@ -223,6 +223,9 @@ type proxyState struct {
 	// none covers it. cut is set once a streamed answer passed a cap.
 	hold *budgetHold
 	cut  *budgetCut
+	// rt is the request's place in its session's traces; nil with
+	// correlation off.
+	rt *reqTrace
 
 	reqBody bytes.Reader
 	mb      meteredBody
@@ -379,6 +382,9 @@ func (p *proxy) modifyResponse(resp *http.Response) error {
 	ct := resp.Header.Get("Content-Type")
 	st.streaming = strings.HasPrefix(strings.ToLower(ct), "text/event-stream")
 	st.meter.Reset(ct)
+	if st.rt != nil {
+		st.meter.Tools = st.rt.add
+	}
 	st.red.Reset(st.secrets)
 	mb := &st.mb
 	*mb = meteredBody{rc: resp.Body, resp: resp, st: st, p: p, meter: &st.meter, red: &st.red, idle: p.o.IdleTimeout}
@@ -746,11 +752,17 @@ type providerDetail struct {
 	Provider string `json:"provider"`
 	Stream   bool   `json:"stream"`
 	TTFBNs   int64  `json:"ttfb_ns"`
+	// ToolUses are the tool calls the answer asked for, each with the
+	// span the trace gives it (docs/audit.md, "Traces").
+	ToolUses []audit.TraceToolUse `json:"tool_uses,omitempty"`
 }
 
 // json is audit.DetailJSON(d), without reflection where every string of d
 // is plain: printable ASCII that encoding/json writes as it is.
 func (d *providerDetail) json() json.RawMessage {
+	if len(d.ToolUses) > 0 {
+		return audit.DetailJSON(d)
+	}
 	for _, s := range [...]string{d.Error, d.Method, d.Model, d.Provider} {
 		if !plainJSON(s) {
 			return audit.DetailJSON(d)
@@ -817,13 +829,18 @@ func (p *proxy) recordProvider(st *proxyState) {
 			detail.Error = st.secrets.RedactString(st.why())
 			detail.Complete = false
 		}
-		st.recordErr = p.o.Rec.record(context.Background(), audit.Record{
+		if st.rt != nil {
+			detail.ToolUses = st.rt.uses
+		}
+		rec := audit.Record{
 			Kind: audit.KindProviderRequest, Profile: st.sess.Profile.Alias, Session: st.sess.ID, Actor: st.sess.tokenID,
 			Target: st.target.Path, Decision: decision, Status: int64(st.status), Duration: dur,
 			BytesIn: int64(len(st.body)), BytesOut: st.bytesOut,
 			TokensIn: st.usage.Input, TokensOut: st.usage.Output, TokensCacheRead: st.usage.CacheRead, TokensCacheWrite: st.usage.CacheWrite,
-			Detail: detail.json(),
-		})
+		}
+		st.rt.stampRequest(&rec)
+		rec.Detail = detail.json()
+		st.recordErr = p.o.Rec.record(context.Background(), rec)
 		if st.hold != nil {
 			p.o.Budgets.settle(st.hold, st, model)
 		}
@@ -943,6 +960,13 @@ func (p *proxy) handleProxy(w http.ResponseWriter, r *http.Request) {
 	defer stop()
 	ps := p.shared(sess)
 	st := &proxyState{sess: sess, ps: ps, secrets: ps.secrets, target: target, body: body.bytes(), start: time.Now(), ctx: ctx, client: r.Context(), cancel: cancel, method: r.Method, hold: bh}
+	var bypass []audit.Record
+	st.rt, bypass = p.o.Rec.traces.request(sess, st.body)
+	for _, b := range bypass {
+		// What this request shows about the turn before: a finding, not
+		// the request's own record; the request goes ahead regardless.
+		_ = p.o.Rec.record(r.Context(), b)
+	}
 	if bh != nil {
 		// Settled when the request is recorded; this gives the hold back
 		// on any path that ends without a record (settling is once).

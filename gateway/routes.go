@@ -259,13 +259,17 @@ func (s *Server) routes() []route {
 			route{every, "/api/audit/*", byAdmin, onTCP, refuseAdmin, limited(auditOff)},
 			route{every, "/api/usage", byAdmin, onTCP, refuseAdmin, limited(auditOff)},
 			route{get, "/audit", bySession, onTools, refuseTool, auditOff},
+			route{get, "/audit/traces/{id}", bySession, onTools, refuseTool, auditOff},
 			route{get, "/usage", bySession, onTools, refuseTool, auditOff})
 	}
 	return append(rs,
 		route{get, "/api/audit", byAdmin, onTCP, refuseAdmin, limited(s.audit.handleAuditQuery)},
 		route{get, "/api/audit/verify", byAdmin, onTCP, refuseAdmin, limited(s.audit.handleAuditVerify)},
+		route{get, "/api/audit/traces/{id}", byAdmin, onTCP, refuseAdmin, limited(s.audit.handleTrace)},
 		route{get, "/api/usage", byAdmin, onTCP, refuseAdmin, limited(s.audit.handleUsage)},
 		route{get, "/audit", bySession, onTools, refuseTool, ownSession(http.HandlerFunc(s.audit.handleAuditQuery))},
+		// A session's view of a trace holds only its own records.
+		route{get, "/audit/traces/{id}", bySession, onTools, refuseTool, http.HandlerFunc(s.audit.handleTrace)},
 		route{get, "/usage", bySession, onTools, refuseTool, ownSession(http.HandlerFunc(s.audit.handleUsage))})
 }
 

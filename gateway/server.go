@@ -20,6 +20,7 @@ import (
 	"net/http"
 	"os"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -131,6 +132,9 @@ type Options struct {
 	// again; 0 means DefaultRestartGrace, a negative value ends such
 	// sessions at the stop instead.
 	SessionRestartGrace time.Duration
+	// NoTraces turns correlation off: records get no trace ids (the
+	// benchmarks' baseline).
+	NoTraces bool
 	// MCPPath is the PATH upstream MCP servers run with.
 	MCPPath string
 
@@ -266,7 +270,22 @@ func New(opts Options) (*Server, error) {
 	}
 	// The one place the parts are wired together, each with what its
 	// job needs.
-	s.rec = &recorder{audit: opts.Audit, bus: s.bus, log: s.log}
+	s.rec = &recorder{audit: opts.Audit, bus: s.bus, log: s.log, traces: newTraces(s.metrics.hookBypass)}
+	s.rec.traces.off.Store(opts.NoTraces)
+	s.rec.traces.strict = func(alias string) bool {
+		if opts.Profiles == nil {
+			return false
+		}
+		p, err := opts.Profiles.Get(alias)
+		return err == nil && p.StrictHooks
+	}
+	s.rec.traces.hooked = func(alias, agent string) bool {
+		if agent != "claude" || opts.Hooks == nil {
+			return false
+		}
+		hs, err := opts.Hooks.List(alias)
+		return err == nil && slices.ContainsFunc(hs, func(h hook.Hook) bool { return h.Event == hook.PreToolUse })
+	}
 	s.sessions = newSessions(sessionsOptions{Profiles: opts.Profiles, Keys: opts.Keys, CatalogDir: opts.CatalogDir, Executable: opts.Executable,
 		HMAC: opts.HMAC, Launch: opts.Launch, SocketDir: opts.SocketDir, Rec: s.rec, Metrics: s.metrics, Life: s.life, Log: s.log,
 		// A session socket serves that session's routes of the table.

@@ -75,6 +75,23 @@ type Verdict struct {
 	// to the client: the profile's post-tool-use hooks. It must fail
 	// closed; a refusal replaces the result with the reason, as an error.
 	After func(ctx context.Context, output json.RawMessage) Verdict
+	// Protocol makes a refusal a JSON-RPC error (its Reason the message)
+	// instead of a tool result marked isError: a refusal of policy the
+	// user must change, not one the model should work around.
+	Protocol bool
+}
+
+// ToolUseIDMeta is the _meta member in which Claude Code sends, with an
+// MCP tools/call, the id of the tool_use it makes the call for.
+const ToolUseIDMeta = "claudecode/toolUseId"
+
+type toolUseKey struct{}
+
+// ToolUseID is the agent's tool_use id of the tools/call being vetted
+// (from its _meta), "" when it carried none.
+func ToolUseID(ctx context.Context) string {
+	s, _ := ctx.Value(toolUseKey{}).(string)
+	return s
 }
 
 type callerKey struct{}

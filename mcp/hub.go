@@ -543,11 +543,19 @@ func (h *hub) forward(u *upstream, tool, exposed string) server.ToolHandlerFunc 
 		if err != nil {
 			return mcpgo.NewToolResultError(err.Error()), nil
 		}
+		if m := req.Params.Meta; m != nil {
+			if id, ok := m.AdditionalFields[ToolUseIDMeta].(string); ok && id != "" && len(id) <= 256 {
+				ctx = context.WithValue(ctx, toolUseKey{}, id)
+			}
+		}
 		v := c.Vet(ctx, exposed, args)
 		if !v.Allow {
 			reason := v.Reason
 			if reason == "" {
 				reason = "a Ringlet hook refused this tool call"
+			}
+			if v.Protocol {
+				return nil, errors.New(reason)
 			}
 			return mcpgo.NewToolResultError(reason), nil
 		}

@@ -147,7 +147,7 @@ func TestAudiencesApart(t *testing.T) {
 		t.Errorf("admin tools: got %v, want %v", adminNames, want)
 	}
 	sessNames := sess.toolNames()
-	if want := []string{"session_audit", "session_info", "session_usage"}; !slices.Equal(sessNames, want) {
+	if want := []string{"session_audit", "session_info", "session_trace", "session_usage"}; !slices.Equal(sessNames, want) {
 		t.Errorf("session tools: got %v, want %v", sessNames, want)
 	}
 	for _, name := range adminNames {

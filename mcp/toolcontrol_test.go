@@ -35,7 +35,7 @@ func TestToolControl(t *testing.T) {
 	rec := filepath.Join(w.homes["a"], "rec")
 	w.addServer("a", "up", upstreamCommand(t, "-record", rec))
 	c := w.ready(t, "a1")
-	all := []string{"session_audit", "session_info", "session_usage", "up__crash", "up__echo", "up__getenv", "up__hang", "up__probe", "up__progress", "up__set_desc", "up__slow"}
+	all := []string{"session_audit", "session_info", "session_trace", "session_usage", "up__crash", "up__echo", "up__getenv", "up__hang", "up__probe", "up__progress", "up__set_desc", "up__slow"}
 	if got := c.toolNames(); !slices.Equal(got, all) {
 		t.Fatalf("default all: got %v, want %v", got, all)
 	}
@@ -44,7 +44,7 @@ func TestToolControl(t *testing.T) {
 	if _, err := w.srv.SetTools("a", "up", mcpserver.ToolChange{Disable: []string{"s*", "hang"}}); err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"session_audit", "session_info", "session_usage", "up__crash", "up__echo", "up__getenv", "up__probe", "up__progress"}
+	want := []string{"session_audit", "session_info", "session_trace", "session_usage", "up__crash", "up__echo", "up__getenv", "up__probe", "up__progress"}
 	if got := c.toolNames(); !slices.Equal(got, want) {
 		t.Errorf("after --disable 's*' hang: got %v, want %v", got, want)
 	}
@@ -77,7 +77,7 @@ func TestToolControl(t *testing.T) {
 	if _, err := w.srv.SetTools("a", "up", mcpserver.ToolChange{Enable: []string{"echo", "nothing_*"}}); err != nil {
 		t.Fatal(err)
 	}
-	want = []string{"session_audit", "session_info", "session_usage", "up__echo"}
+	want = []string{"session_audit", "session_info", "session_trace", "session_usage", "up__echo"}
 	if got := c.toolNames(); !slices.Equal(got, want) {
 		t.Errorf("default none with echo enabled: got %v, want %v", got, want)
 	}
@@ -104,11 +104,11 @@ func TestToolControl(t *testing.T) {
 	def, defErr = mcpserver.ToolsAll, errors.New("profile file unreadable")
 	mu.Unlock()
 	w.srv.Republish("a")
-	if got := c.toolNames(); !slices.Equal(got, []string{"session_audit", "session_info", "session_usage"}) {
+	if got := c.toolNames(); !slices.Equal(got, []string{"session_audit", "session_info", "session_trace", "session_usage"}) {
 		t.Errorf("with an unreadable default: got %v, want only the session tools", got)
 	}
 	// Another profile is untouched by a's rules.
-	if got := w.ready(t, "b1").toolNames(); !slices.Equal(got, []string{"session_audit", "session_info", "session_usage"}) {
+	if got := w.ready(t, "b1").toolNames(); !slices.Equal(got, []string{"session_audit", "session_info", "session_trace", "session_usage"}) {
 		t.Errorf("profile b: got %v", got)
 	}
 }

@@ -178,6 +178,15 @@ func adminTools() []server.ServerTool {
 			mcpgo.WithString("cursor", mcpgo.Description("next_cursor of the previous page."), mcpgo.Pattern(cursorPattern)),
 			annotate("Query the audit log", true, false, true), strict()),
 			Handler: apiTool(func(a auditArgs) (string, string, any) { return "GET", "/api/audit" + a.encode(), nil })},
+		{Tool: mcpgo.NewTool("audit_trace",
+			mcpgo.WithDescription("Show the causal tree of one agent turn: the provider request (model, tokens, cost), the tool calls its answer asked for (name, input digest), the hook decisions and tool calls made for each, what the sandbox did meanwhile, and the next request carrying the results. Name it by trace id or by the number of one of its records."),
+			mcpgo.WithString("trace", mcpgo.Required(), mcpgo.Description("A trace id (32 hex digits) or a record number."), mcpgo.Pattern(traceRefPattern)),
+			annotate("Trace an agent turn", true, false, true), strict()),
+			Handler: apiTool(func(a struct {
+				Trace string `json:"trace"`
+			}) (string, string, any) {
+				return "GET", "/api/audit/traces/" + url.PathEscape(a.Trace), nil
+			})},
 		{Tool: mcpgo.NewTool("audit_verify",
 			mcpgo.WithDescription("Verify the audit log's hash chain and anchor: reports whether any record was edited, removed, reordered or cut off, and the first bad record if so."),
 			annotate("Verify the audit log", true, false, true), strict()),
@@ -480,6 +489,15 @@ func sessionTools() []server.ServerTool {
 			Handler: apiTool(func(a sessionAuditArgs) (string, string, any) {
 				return "GET", "/audit" + auditArgs{Since: a.Since, Until: a.Until, Kind: a.Kind, Decision: a.Decision, Limit: a.Limit, Cursor: a.Cursor}.encode(), nil
 			})},
+		{Tool: mcpgo.NewTool("session_trace",
+			mcpgo.WithDescription("Show the causal tree of one of this session's turns: the provider request, the tool calls its answer asked for, the hook decisions and tool calls for each, and the next request. Only this session's records are shown."),
+			mcpgo.WithString("trace", mcpgo.Required(), mcpgo.Description("A trace id (32 hex digits, a record's trace_id) or the number of one of this session's records."), mcpgo.Pattern(traceRefPattern)),
+			annotate("Trace a turn of this session", true, false, true), strict()),
+			Handler: apiTool(func(a struct {
+				Trace string `json:"trace"`
+			}) (string, string, any) {
+				return "GET", "/audit/traces/" + url.PathEscape(a.Trace), nil
+			})},
 		{Tool: mcpgo.NewTool("session_usage",
 			mcpgo.WithDescription("Sum this session's provider token usage and cost, grouped by day or model."),
 			timeProp("since", "Only usage at or after this time"),
@@ -491,6 +509,9 @@ func sessionTools() []server.ServerTool {
 			})},
 	}
 }
+
+// traceRefPattern is a trace id or a record number.
+const traceRefPattern = `^([0-9a-f]{32}|[1-9][0-9]{0,18})$`
 
 type auditArgs struct {
 	Since    string   `json:"since"`

@@ -31,7 +31,7 @@ func TestToolSearchMode(t *testing.T) {
 	})
 	w.addServer("a", "up", upstreamCommand(t))
 	c := w.ready(t, "a1")
-	if got, want := c.toolNames(), []string{"session_info", "session_audit", "session_usage", "search_tools", "call_tool"}; !sameSet(got, want) {
+	if got, want := c.toolNames(), []string{"session_info", "session_audit", "session_trace", "session_usage", "search_tools", "call_tool"}; !sameSet(got, want) {
 		t.Fatalf("tools in search mode: got %q, want %q", got, want)
 	}
 	r := c.tool("search_tools", map[string]any{"query": "echo the arguments back"})

@@ -74,14 +74,14 @@ func TestUpstreamToolsPerProfile(t *testing.T) {
 	w.addServer("a", "up", upstreamCommand(t, "-record", rec))
 	a := w.client(t, "a1")
 	a.initialize("2025-11-25")
-	want := []string{"session_audit", "session_info", "session_usage", "up__crash", "up__echo", "up__getenv", "up__hang", "up__probe", "up__progress", "up__set_desc", "up__slow"}
+	want := []string{"session_audit", "session_info", "session_trace", "session_usage", "up__crash", "up__echo", "up__getenv", "up__hang", "up__probe", "up__progress", "up__set_desc", "up__slow"}
 	if got := a.toolNames(); !slices.Equal(got, want) {
 		t.Errorf("profile a's tools: got %v, want %v", got, want)
 	}
 	// Profile b has no upstream: it sees none of a's tools and cannot call them.
 	b := w.client(t, "b1")
 	b.initialize("2025-11-25")
-	if got := b.toolNames(); !slices.Equal(got, []string{"session_audit", "session_info", "session_usage"}) {
+	if got := b.toolNames(); !slices.Equal(got, []string{"session_audit", "session_info", "session_trace", "session_usage"}) {
 		t.Errorf("profile b's tools: got %v, want only its session tools", got)
 	}
 	if m := b.call("tools/call", map[string]any{"name": "up__echo", "arguments": map[string]any{"text": "from b"}}); m.Error == nil {

@@ -71,6 +71,11 @@ type Profile struct {
 	// call_tool meta-tools instead of every upstream tool ('ringlet mcp
 	// tools PROFILE --search on').
 	MCPToolSearch bool `toml:"mcp_tool_search,omitempty" json:"mcp_tool_search,omitempty"`
+	// StrictHooks refuses an MCP tool call of a Claude Code session that
+	// no PreToolUse check allowed under its tool_use_id (the agent's own
+	// hook was skipped); without it such a call is allowed and recorded
+	// as hook.bypass (docs/audit.md, "Hook bypass").
+	StrictHooks bool `toml:"strict_hooks,omitempty" json:"strict_hooks,omitempty"`
 	// Budget caps what each session of the profile, and the profile per
 	// day, week and month (UTC), may spend (docs/budgets.md). Zero: none.
 	Budget budget.Budget `toml:"budget,omitempty" json:"budget,omitzero"`

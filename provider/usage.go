@@ -45,6 +45,11 @@ type Meter struct {
 	overflow bool
 	event    string // current SSE event name
 	u        Usage
+	// Tools, when set, is given each tool call of the answer as soon as
+	// it is whole (ToolUse), before the bytes that end it are passed on.
+	// Nil: tool calls are not looked for.
+	Tools func(ToolUse)
+	ts    toolScan
 }
 
 // NewMeter returns a meter for a response with the given Content-Type.
@@ -55,7 +60,7 @@ func NewMeter(contentType string) *Meter {
 }
 
 // Reset makes m what NewMeter(contentType) returns, for a caller that
-// keeps its meter in a struct of its own.
+// keeps its meter in a struct of its own. Tools is cleared too.
 func (m *Meter) Reset(contentType string) {
 	*m = Meter{sse: strings.HasPrefix(strings.ToLower(strings.TrimSpace(contentType)), "text/event-stream")}
 }
@@ -107,7 +112,13 @@ func (m *Meter) Usage() Usage {
 			m.u = u
 			m.u.Complete = true
 		}
+		if m.Tools != nil {
+			m.answerToolUses(m.buf)
+		}
 		m.buf = nil
+	}
+	if m.sse && m.Tools != nil {
+		m.endTools()
 	}
 	return m.u
 }
@@ -127,6 +138,9 @@ func (m *Meter) line(l []byte) {
 func (m *Meter) data(d []byte) {
 	if bytes.Equal(d, []byte("[DONE]")) {
 		m.u.Complete = true
+		if m.Tools != nil {
+			m.endTools()
+		}
 		return
 	}
 	if len(d) == 0 || d[0] != '{' {
@@ -139,6 +153,9 @@ func (m *Meter) data(d []byte) {
 	typ := ev.Type
 	if typ == "" {
 		typ = m.event
+	}
+	if m.Tools != nil {
+		m.toolData(typ, d, ev.Choices)
 	}
 	switch typ {
 	case "message_start": // Anthropic

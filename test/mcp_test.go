@@ -518,8 +518,8 @@ func TestMCPWithTheOfficialSDK(t *testing.T) {
 	if admin.ProtocolVersion != "2025-11-25" || !strings.HasPrefix(admin.SessionID, "rmcp_") {
 		t.Errorf("admin connection: version %q, session %q", admin.ProtocolVersion, admin.SessionID)
 	}
-	if len(admin.Steps[0].Tools) != 26 || !slices.Contains(admin.Steps[0].Tools, "sessions_revoke") {
-		t.Errorf("admin tools: got %v, want the 26 controls", admin.Steps[0].Tools)
+	if len(admin.Steps[0].Tools) != 27 || !slices.Contains(admin.Steps[0].Tools, "sessions_revoke") {
+		t.Errorf("admin tools: got %v, want the 27 controls", admin.Steps[0].Tools)
 	}
 	if text, isErr := admin.text(1); isErr || !strings.Contains(text, `"alias":"work"`) {
 		t.Errorf("profiles_list: got %v %q", isErr, text)

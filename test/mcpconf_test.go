@@ -196,8 +196,8 @@ func TestMCPInspectorCLI(t *testing.T) {
 
 	admin := e.Token()
 	v, out, code := inspect(t, admin, "--method", "tools/list")
-	if names := toolNames(v); code != 0 || len(names) != 26 || !slices.Contains(names, "profiles_list") {
-		t.Errorf("tools/list with the admin token: exit %d, tools %v, want 0 and the 26 controls\n%s", code, names, out)
+	if names := toolNames(v); code != 0 || len(names) != 27 || !slices.Contains(names, "profiles_list") {
+		t.Errorf("tools/list with the admin token: exit %d, tools %v, want 0 and the 27 controls\n%s", code, names, out)
 	}
 	v, out, code = inspect(t, admin, "--method", "tools/call", "--tool-name", "profiles_list")
 	if content, _ := json.Marshal(v["content"]); code != 0 || !strings.Contains(string(content), `\"alias\":\"work\"`) {
@@ -206,7 +206,7 @@ func TestMCPInspectorCLI(t *testing.T) {
 
 	sess := mcpSessionToken(t, e, "work")
 	v, out, code = inspect(t, sess, "--method", "tools/list")
-	if names := toolNames(v); code != 0 || !slices.Equal(names, []string{"session_audit", "session_info", "session_usage"}) {
+	if names := toolNames(v); code != 0 || !slices.Equal(names, []string{"session_audit", "session_info", "session_trace", "session_usage"}) {
 		t.Errorf("tools/list with a session token: exit %d, tools %v, want only the session's own\n%s", code, names, out)
 	}
 	if _, out, code = inspect(t, sess, "--method", "tools/call", "--tool-name", "profiles_list"); code == 0 {

@@ -264,14 +264,28 @@ CREATE TABLE IF NOT EXISTS records (
 	tokens_cache_write INTEGER NOT NULL DEFAULT 0,
 	detail             TEXT NOT NULL DEFAULT '',
 	prev_hash          BLOB NOT NULL,
-	hash               BLOB NOT NULL
+	hash               BLOB NOT NULL,
+	trace_id           TEXT NOT NULL DEFAULT '',
+	span_id            TEXT NOT NULL DEFAULT '',
+	parent_span_id     TEXT NOT NULL DEFAULT '',
+	link               TEXT NOT NULL DEFAULT ''
 ) STRICT;
 CREATE INDEX IF NOT EXISTS records_time ON records(time_ns);
 `
 
+// traceMigration adds the trace columns to a log created before they
+// existed; its records keep ” there, which hash as they did. Plain SQL
+// (PostgreSQL's ALTER TABLE ADD COLUMN is the same).
+const traceMigration = `
+ALTER TABLE records ADD COLUMN trace_id TEXT NOT NULL DEFAULT '';
+ALTER TABLE records ADD COLUMN span_id TEXT NOT NULL DEFAULT '';
+ALTER TABLE records ADD COLUMN parent_span_id TEXT NOT NULL DEFAULT '';
+ALTER TABLE records ADD COLUMN link TEXT NOT NULL DEFAULT '';
+`
+
 const insertSQL = `INSERT INTO records (seq, time_ns, kind, profile, session, actor, target, decision,
 	status, duration_ns, bytes_in, bytes_out, tokens_in, tokens_out, tokens_cache_read, tokens_cache_write,
-	detail, prev_hash, hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`
+	detail, prev_hash, hash, trace_id, span_id, parent_span_id, link) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`
 
 func (l *Log) init() error {
 	if err := l.db.BusyTimeout(10 * time.Second); err != nil {
@@ -283,6 +297,12 @@ func (l *Log) init() error {
 	}
 	if err := l.db.Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=" + sync + ";" + schema); err != nil {
 		return err
+	}
+	if !audit.HasTraceColumns(l.db) {
+		if err := l.db.Exec("BEGIN IMMEDIATE;" + traceMigration + "COMMIT;"); err != nil {
+			_ = l.db.Exec("ROLLBACK") // the migration's error is returned
+			return fmt.Errorf("add the trace columns: %w", err)
+		}
 	}
 	var err error
 	if l.insert, _, err = l.db.Prepare(insertSQL); err != nil {
@@ -633,6 +653,11 @@ func (l *Log) bindInsert(r *audit.Record, prev, h []byte) error {
 	}
 	if err := s.BindBlob(19, h); err != nil {
 		return err
+	}
+	for i, v := range []string{r.TraceID, r.SpanID, r.ParentSpanID, r.Link} {
+		if err := s.BindText(i+20, v); err != nil {
+			return err
+		}
 	}
 	return s.Exec()
 }

@@ -140,6 +140,10 @@ type Provider struct {
 	// conversation already ends with a tool result (then the answer is
 	// text, so agent loops end).
 	ToolUse atomic.Pointer[string]
+	// ToolName and ToolInput, when set, replace the Anthropic tool_use's
+	// name ("Bash") and input (raw JSON) of ToolUse: a call of an MCP
+	// tool (mcp__<server>__<tool>) with its arguments.
+	ToolName, ToolInput atomic.Pointer[string]
 	// Usage, when set, replaces DefaultUsage.
 	Usage atomic.Pointer[Usage]
 	// Gzip makes the fake compress an answer with gzip when the request
@@ -547,11 +551,18 @@ func (a *answer) messages() {
 	cmd, tool := a.wantsToolUse(b)
 	toolID := randomID("toolu_fake")
 	toolInput, _ := json.Marshal(map[string]string{"command": cmd})
+	toolName := "Bash"
+	if n := a.p.ToolName.Load(); n != nil {
+		toolName = *n
+	}
+	if in := a.p.ToolInput.Load(); in != nil {
+		toolInput = []byte(*in)
+	}
 	if !b.Stream {
 		content := []any{map[string]any{"type": "text", "text": AnswerText(n)}}
 		stop := "end_turn"
 		if tool {
-			content = []any{map[string]any{"type": "tool_use", "id": toolID, "name": "Bash", "input": json.RawMessage(toolInput)}}
+			content = []any{map[string]any{"type": "tool_use", "id": toolID, "name": toolName, "input": json.RawMessage(toolInput)}}
 			stop = "tool_use"
 		}
 		a.setUsage(u)
@@ -575,7 +586,7 @@ func (a *answer) messages() {
 	if tool {
 		stop = "tool_use"
 		ok = ok && a.event("content_block_start", map[string]any{"type": "content_block_start", "index": 0,
-			"content_block": map[string]any{"type": "tool_use", "id": toolID, "name": "Bash", "input": map[string]any{}}})
+			"content_block": map[string]any{"type": "tool_use", "id": toolID, "name": toolName, "input": map[string]any{}}})
 		ok = ok && a.event("ping", map[string]any{"type": "ping"})
 		// The input arrives as pieces of JSON text, split anywhere.
 		s := string(toolInput)

@@ -58,9 +58,10 @@ daemon writes); tail follows the daemon's live stream.`,
 		Example: `  ringlet audit query --since 2026-05-01 --profile work
   ringlet audit query --kind auth.failure --since 24h --json
   ringlet audit verify
+  ringlet audit trace 1234
   ringlet audit tail --kind credential.set`,
 	}
-	cmd.AddCommand(a.auditQueryCmd(), a.auditVerifyCmd(), a.auditTailCmd(), a.auditNewEpochCmd())
+	cmd.AddCommand(a.auditQueryCmd(), a.auditVerifyCmd(), a.auditTailCmd(), a.auditTraceCmd(), a.auditNewEpochCmd())
 	return cmd
 }
 
@@ -70,10 +71,10 @@ func completeKinds(cmd *cobra.Command, args []string, toComplete string) ([]stri
 
 func (a *app) auditQueryCmd() *cobra.Command {
 	var (
-		since, until, profile, session, decision, cursor, db string
-		kinds                                                []string
-		limit                                                int
-		asJSON, asCSV                                        bool
+		since, until, profile, session, decision, cursor, db, trace string
+		kinds                                                       []string
+		limit                                                       int
+		asJSON, asCSV                                               bool
 	)
 	cmd := &cobra.Command{
 		Use:   "query",
@@ -84,7 +85,8 @@ control characters escaped. With more records than --limit, the last line
 (or next_cursor in --json) gives the --cursor for the next page.`,
 		Example: `  ringlet audit query --since 2026-05-01 --profile work
   ringlet audit query --since 7d --kind credential.set,credential.remove --csv > changes.csv
-  ringlet audit query --decision deny --limit 20 --json`,
+  ringlet audit query --decision deny --limit 20 --json
+  ringlet audit query --trace 4bf92f3577b34da6a3ce929d0e0e4736`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if asJSON && asCSV {
@@ -101,6 +103,7 @@ control characters escaped. With more records than --limit, the last line
 			set("profile", "profile", profile)
 			set("session", "session", session)
 			set("decision", "decision", decision)
+			set("trace", "trace", trace)
 			set("cursor", "cursor", cursor)
 			q.Set("limit", strconv.Itoa(limit))
 			for _, k := range kinds {
@@ -158,6 +161,7 @@ control characters escaped. With more records than --limit, the last line
 	fl.StringSliceVar(&kinds, "kind", nil, "only these kinds (repeatable or comma-separated)")
 	fl.StringVar(&session, "session", "", "only this session")
 	fl.StringVar(&decision, "decision", "", "only allow, deny or error")
+	fl.StringVar(&trace, "trace", "", "only the records of this trace (its id; 'audit trace' prints its tree)")
 	fl.IntVar(&limit, "limit", audit.DefaultLimit, "at most this many records")
 	fl.StringVar(&cursor, "cursor", "", "continue after a previous page")
 	fl.BoolVar(&asJSON, "json", false, "print JSON")
@@ -165,6 +169,7 @@ control characters escaped. With more records than --limit, the last line
 	fl.StringVar(&db, "db", "", "read this database instead of the daemon's")
 	mustFlag(cmd.RegisterFlagCompletionFunc("kind", completeKinds))
 	mustFlag(cmd.RegisterFlagCompletionFunc("decision", cobra.FixedCompletions([]string{"allow", "deny", "error"}, cobra.ShellCompDirectiveNoFileComp)))
+	mustFlag(cmd.RegisterFlagCompletionFunc("trace", cobra.NoFileCompletions))
 	return cmd
 }
 

@@ -366,11 +366,12 @@ func (a *app) claudeToolUse(ctx context.Context, agent, event string) (reason st
 		ToolName      string          `json:"tool_name"`
 		ToolInput     json.RawMessage `json:"tool_input"`
 		ToolResponse  json.RawMessage `json:"tool_response"`
+		ToolUseID     string          `json:"tool_use_id"`
 	}
 	if err := json.Unmarshal(data, &ev); err != nil || ev.ToolName == "" {
 		return blocked + "the hook event from " + agent + " is not valid JSON with a tool_name", false
 	}
-	check := api.HookCheck{Event: event, ToolName: ev.ToolName, ToolInput: ev.ToolInput}
+	check := api.HookCheck{Event: event, ToolName: ev.ToolName, ToolInput: ev.ToolInput, ToolUseID: ev.ToolUseID}
 	if event == hook.PostToolUse {
 		check.ToolOutput = ev.ToolResponse
 	}

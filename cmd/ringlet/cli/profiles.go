@@ -194,6 +194,7 @@ what runs, and refuses a shim whose manager cannot name the program.`,
 	f.StringArrayVar(&req.ReadWrite, "rw", nil, "extra path bound read-write into the sandbox (repeatable)")
 	f.BoolVar(&req.AllowGitConfig, "allow-git-config", false, "let the sandboxed agent write .git/hooks and .git/config")
 	f.BoolVar(&req.TrustWorkspace, "trust-workspace", false, trustWorkspaceUsage)
+	f.BoolVar(&req.StrictHooks, "strict-hooks", false, strictHooksUsage)
 	f.StringArrayVar(&req.AllowHosts, "allow-host", nil, "a host the sandboxed agent may reach over HTTPS through Ringlet's CONNECT proxy (repeatable; host or host:port)")
 	f.StringArrayVar(&req.Protect, "protect", nil, "a path in the workspace to keep read-only in the sandbox besides the defaults, e.g. .github/workflows/ (repeatable; '/' at the end for a directory)")
 	f.StringArrayVar(&req.Unprotect, "unprotect", nil, "a default protected path the sandboxed agent may write, e.g. .vscode/ (repeatable)")
@@ -310,6 +311,7 @@ func (a *app) profilesInspectCmd() *cobra.Command {
 			t.row("allow_hosts", strings.Join(v.AllowHosts, " "))
 			t.row("allow_git_config", strconv.FormatBool(v.AllowGitConfig))
 			t.row("trust_workspace", strconv.FormatBool(v.TrustWorkspace))
+			t.row("strict_hooks", strconv.FormatBool(v.StrictHooks))
 			t.row("protected", strings.Join(v.Protected, " "))
 			t.row("max_procs", orDefault(nonZero(int64(v.MaxProcs), func(n int64) string { return strconv.FormatInt(n, 10) }), fmt.Sprintf("default (%d)", sandbox.DefaultProcs)))
 			t.row("max_memory", orDefault(nonZero(v.MaxMemory, fmtSize), "default ("+profile.FormatSize(sandbox.DefaultMemory)+")"))
@@ -998,7 +1000,7 @@ not.`,
 func (a *app) profilesSetCmd() *cobra.Command {
 	var model, workspace, endpoint, network string
 	var ro, rw, allowHosts, protect, unprotect []string
-	var allowGit, trust bool
+	var allowGit, trust, strictHooks bool
 	var lim limitFlags
 	var bf budgetFlags
 	var rf rateLimitFlagSet
@@ -1012,6 +1014,7 @@ keep the settings they started with.`,
   ringlet profiles set work --network none --ro /usr/share/dict
   ringlet profiles set work --allow-git-config=false
   ringlet profiles set work --trust-workspace
+  ringlet profiles set work --strict-hooks
   ringlet profiles set work --protect .github/workflows/ --unprotect .vscode/
   ringlet profiles set work --max-procs 512 --max-memory 4G --tmp-size 2G
   ringlet profiles set work --budget-session tools=200 --rate-session-tool-calls 30`,
@@ -1024,7 +1027,7 @@ keep the settings they started with.`,
 			var u api.ProfileUpdate
 			fl := cmd.Flags()
 			if fl.NFlag() == 0 {
-				return usagef("nothing to change: pass at least one of --model, --workspace, --endpoint, --network, --ro, --rw, --allow-git-config, --trust-workspace, --allow-host, --protect, --unprotect, --max-procs, --max-memory, --tmp-size, --budget-*, --rate-*")
+				return usagef("nothing to change: pass at least one of --model, --workspace, --endpoint, --network, --ro, --rw, --allow-git-config, --trust-workspace, --strict-hooks, --allow-host, --protect, --unprotect, --max-procs, --max-memory, --tmp-size, --budget-*, --rate-*")
 			}
 			if fl.Changed("model") {
 				u.Model = &model
@@ -1069,6 +1072,9 @@ keep the settings they started with.`,
 			}
 			if fl.Changed("trust-workspace") {
 				u.TrustWorkspace = &trust
+			}
+			if fl.Changed("strict-hooks") {
+				u.StrictHooks = &strictHooks
 			}
 			if fl.Changed("allow-host") {
 				hosts := []string{}
@@ -1156,6 +1162,7 @@ keep the settings they started with.`,
 	f.StringArrayVar(&rw, "rw", nil, "extra read-write path (repeatable; replaces the list)")
 	f.BoolVar(&allowGit, "allow-git-config", false, "let the sandboxed agent write .git/hooks and .git/config")
 	f.BoolVar(&trust, "trust-workspace", false, trustWorkspaceUsage)
+	f.BoolVar(&strictHooks, "strict-hooks", false, strictHooksUsage+"; --strict-hooks=false turns it off")
 	f.StringArrayVar(&allowHosts, "allow-host", nil, "hosts the sandboxed agent may reach over HTTPS (repeatable; replaces the list; '' clears it)")
 	f.StringArrayVar(&protect, "protect", nil, "workspace paths kept read-only besides the defaults ('/' at the end for a directory; repeatable; replaces the list; '' clears it)")
 	f.StringArrayVar(&unprotect, "unprotect", nil, "default protected paths the sandboxed agent may write (repeatable; replaces the list; '' clears it)")
@@ -1164,6 +1171,9 @@ keep the settings they started with.`,
 	rf.register(cmd, "rate-")
 	return cmd
 }
+
+// strictHooksUsage is the help of --strict-hooks.
+const strictHooksUsage = "refuse an MCP tool call of a Claude Code session that no PreToolUse check allowed under its tool_use_id (default: allow it and record hook.bypass)"
 
 // trustWorkspaceUsage is the help of --trust-workspace.
 const trustWorkspaceUsage = "tell the agent you trust the workspace's files, so Claude Code and Codex do not ask (needs --workspace)"
