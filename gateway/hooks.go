@@ -42,6 +42,9 @@ type hooksOptions struct {
 	// Bodies is the budget of request bodies, which checks carrying a
 	// tool's result share with the proxy.
 	Bodies *bodyBudget
+	// Auth holds the admin token, which is taken out of what a hook
+	// writes before the agent or the audit log sees it.
+	Auth *authenticator
 }
 
 func hookError(w http.ResponseWriter, log *slog.Logger, err error) {
@@ -281,12 +284,20 @@ func (hk *hooks) evaluate(ctx context.Context, sess *session, ev hook.Event) (fi
 			final, ran = hook.Evaluate(ctx, hooks, ev, env)
 		}
 	}
-	for _, d := range ran {
+	for i, d := range ran {
+		d.Reason = hk.scrub(sess, d.Reason)
+		ran[i] = d
 		decision := audit.Allow
 		if !d.Allow {
 			decision = audit.Deny
 		}
 		detail := map[string]any{"hook": d.HookID, "event": req.Event, "reason": d.Reason}
+		if !d.Allow {
+			// Which hook refused, in words a reader can act on: its
+			// command and exit code (the record's status) beside its
+			// first line of stderr (reason).
+			detail["command"] = hk.commandOf(sess, hooks, d.HookID)
+		}
 		if req.Kind != "" {
 			detail["kind"] = req.Kind
 		}
@@ -295,6 +306,9 @@ func (hk *hooks) evaluate(ctx context.Context, sess *session, ev hook.Event) (fi
 			Detail: audit.DetailJSON(detail)}); err != nil {
 			return hook.Decision{Allow: false, Reason: "refused: the hook decision could not be recorded in the audit log"}, len(ran), hooks, false
 		}
+	}
+	if !final.Allow {
+		final.Reason = explainDenial(sess.Profile.Alias, hook.Decision{Allow: false, HookID: final.HookID, ExitCode: final.ExitCode, Reason: hk.scrub(sess, final.Reason)}, hk.commandOf(sess, hooks, final.HookID))
 	}
 	return final, len(ran), hooks, true
 }
