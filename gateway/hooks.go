@@ -45,6 +45,8 @@ type hooksOptions struct {
 	// Auth holds the admin token, which is taken out of what a hook
 	// writes before the agent or the audit log sees it.
 	Auth *authenticator
+	// Metrics counts and times every hook run.
+	Metrics *securityMetrics
 }
 
 func hookError(w http.ResponseWriter, log *slog.Logger, err error) {
@@ -285,6 +287,9 @@ func (hk *hooks) evaluate(ctx context.Context, sess *session, ev hook.Event) (fi
 		}
 	}
 	for i, d := range ran {
+		if hk.o.Metrics != nil {
+			hk.o.Metrics.hookRan(sess.Profile.Alias, d.HookID, req.Event, d.Allow, d.Duration)
+		}
 		d.Reason = hk.scrub(sess, d.Reason)
 		ran[i] = d
 		decision := audit.Allow

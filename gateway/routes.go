@@ -441,16 +441,27 @@ func (s *Server) Handler() http.Handler {
 // address. CONNECT goes first, before the guard and any route: its Host
 // is the target, by definition not this daemon, and it names no path.
 func (s *Server) socketHandler(sess *session) *chi.Mux {
-	var connect http.Handler
+	var connect, plain http.Handler
 	for _, rt := range s.routes() {
 		if rt.on&onSocket != 0 && rt.pattern == tunnel {
 			connect = s.gate(rt, onSocket, sess, rt.h)
+			// A plain-HTTP proxy request is the same caller asking for
+			// the same thing, without TLS: it is refused and recorded.
+			plain = s.gate(rt, onSocket, sess, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				s.egress.handlePlain(w, r, sessionOf(r))
+			}))
 		}
 	}
 	tunnels := func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.Method == http.MethodConnect && connect != nil {
 				connect.ServeHTTP(w, r)
+				return
+			}
+			if r.URL.IsAbs() && plain != nil {
+				// A proxy request for another host (the sandbox's
+				// HTTP_PROXY points here): refused and recorded.
+				plain.ServeHTTP(w, r)
 				return
 			}
 			next.ServeHTTP(w, r)
