@@ -16,6 +16,7 @@ import (
 	"github.com/neullabs/ringlet/api"
 	"github.com/neullabs/ringlet/audit"
 	"github.com/neullabs/ringlet/hook"
+	"github.com/neullabs/ringlet/launch"
 	"github.com/neullabs/ringlet/mcp"
 	"github.com/neullabs/ringlet/names"
 	"github.com/neullabs/ringlet/privatefile"
@@ -47,6 +48,10 @@ type hooksOptions struct {
 	Auth *authenticator
 	// Metrics counts and times every hook run.
 	Metrics *securityMetrics
+	// AuditPath is the audit log 'hooks test' replays ("" when off);
+	// Launch builds the sandbox it runs hooks in.
+	AuditPath string
+	Launch    *launch.Builder
 }
 
 func hookError(w http.ResponseWriter, log *slog.Logger, err error) {

@@ -231,6 +231,7 @@ func (s *Server) routes() []route {
 		{del, "/api/hooks/{profile}/{id}", byAdmin, onTCP, refuseAdmin, limited(s.hooks.handleHookRemove)},
 		{post, "/api/hooks/{profile}/import", byAdmin, onTCP, refuseAdmin, limited(s.hooks.handleHookImport)},
 		{get, "/api/hooks/{profile}/export", byAdmin, onTCP, refuseAdmin, limited(s.hooks.handleHookExport)},
+		{post, "/api/hooks/{profile}/test", byAdmin, onTCP, refuseAdmin, limited(s.hooks.handleHookTest)},
 
 		// The MCP gateway: the admin token sees Ringlet's controls, a
 		// session token its profile's tools (handleMCP).
