@@ -18,7 +18,7 @@ import (
 
 // maxReplayCalls bounds the tool calls one 'hooks test' replays; past it
 // the answer says it was cut short (the newest calls are the ones kept).
-const maxReplayCalls = 100_000
+const maxReplayCalls = 20_000
 
 // maxNotReplayable bounds the calls listed as not replayable; the count
 // says how many there were.
