@@ -148,3 +148,25 @@ func TestMCPAndHookSeries(t *testing.T) {
 		t.Errorf("lint: %v %v", problems, err)
 	}
 }
+
+// TestProxyRequestForTheForwarder: an absolute-form request for the
+// forwarder's own address (a client that sends even its NO_PROXY
+// requests to the proxy) is served as any, not refused as egress.
+func TestProxyRequestForTheForwarder(t *testing.T) {
+	t.Parallel()
+	w := newMCPWorld(t)
+	sess, tok, err := w.s.sessions.start(t.Context(), "work", 0, audit.ActorAdmin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := httptest.NewRequest(http.MethodGet, "http://127.0.0.1:8765/session", nil)
+	r.Header.Set("Authorization", "Bearer "+tok)
+	rec := httptest.NewRecorder()
+	w.s.socketHandler(sess).ServeHTTP(rec, r)
+	if rec.Code == http.StatusForbidden || strings.Contains(rec.Body.String(), "egress_denied") {
+		t.Errorf("GET http://127.0.0.1:8765/session through the proxy: got %d %s, want it served", rec.Code, rec.Body)
+	}
+	if n := testutil.ToFloat64(w.s.metrics.security.violations.WithLabelValues("work", "plain_http")); n != 0 {
+		t.Errorf("violations: got %v, want none", n)
+	}
+}

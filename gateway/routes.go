@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -437,6 +438,13 @@ func (s *Server) Handler() http.Handler {
 		newHostGuard(int(s.port.Load()), s.opts.ListenHost, s.guardDenied).middleware)
 }
 
+// forwarderHost reports whether host is the forwarder's own address in
+// the sandbox.
+func forwarderHost(host string) bool {
+	port := strconv.Itoa(sandbox.ForwarderPort)
+	return host == "127.0.0.1:"+port || strings.EqualFold(host, "localhost:"+port)
+}
+
 // socketHandler serves the session socket of sess: its routes of the
 // table, for its token only, behind the Host guard for the forwarder's
 // address. CONNECT goes first, before the guard and any route: its Host
@@ -459,9 +467,11 @@ func (s *Server) socketHandler(sess *session) *chi.Mux {
 				connect.ServeHTTP(w, r)
 				return
 			}
-			if r.URL.IsAbs() && plain != nil {
+			if r.URL.IsAbs() && plain != nil && !forwarderHost(r.URL.Host) {
 				// A proxy request for another host (the sandbox's
-				// HTTP_PROXY points here): refused and recorded.
+				// HTTP_PROXY points here): refused and recorded. One for
+				// the forwarder itself (a client that sends even its
+				// NO_PROXY requests to the proxy) is served as any.
 				plain.ServeHTTP(w, r)
 				return
 			}
