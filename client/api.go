@@ -503,3 +503,9 @@ func (c *Client) ClearRateLimits(ctx context.Context, alias string) (api.RateLim
 	var out api.RateLimits
 	return out, c.Do(ctx, http.MethodDelete, "/api/profiles/"+seg(alias)+"/ratelimits", nil, &out)
 }
+
+// TestHooks is POST /api/hooks/{profile}/test.
+func (c *Client) TestHooks(ctx context.Context, profile string, req api.HookTest) (api.HookTestResult, error) {
+	var out api.HookTestResult
+	return out, c.Do(ctx, http.MethodPost, "/api/hooks/"+url.PathEscape(profile)+"/test", req, &out)
+}

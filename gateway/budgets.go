@@ -398,10 +398,17 @@ func (b *budgets) record(ctx context.Context, sess *session, kind string, ref *b
 	err := b.o.Rec.record(ctx, audit.Record{Kind: kind, Profile: sess.Profile.Alias, Session: sess.ID, Actor: sess.tokenID,
 		Target: ref.Scope.Key(), Decision: audit.Deny,
 		Detail: audit.DetailJSON(map[string]any{"budget": ref.Scope.Key(), "period": ref.Scope.Period, "cap": ref.Cap, "limit": ref.Limit,
-			"spent": ref.Spent, "reserved": ref.Reserved, "want": ref.Want, "request": what, "action": action})})
+			"spent": ref.Spent, "reserved": ref.Reserved, "want": ref.Want, "request": what, "action": action,
+			// What the refused side was told, and what changes it.
+			"reason": ref.Error(), "change": budgetChange(sess.Profile.Alias)})})
 	if err != nil {
 		b.o.Log.Error("could not record a budget refusal", "budget", ref.Scope.Key(), "err", err)
 	}
+}
+
+// budgetChange says how a user lifts a budget's refusal.
+func budgetChange(alias string) string {
+	return "Raise it with 'ringlet budgets set " + alias + "' (see 'ringlet budgets show " + alias + "'), or wait for the period to end"
 }
 
 // exhausted acts on an account whose cap was reached: recorded, and with
@@ -594,7 +601,7 @@ func (b *budgets) toolCall(ctx context.Context, sess *session, tool string) (don
 	if pb.Action() == budget.ActionKill {
 		b.kill(ctx, sess, ref)
 	}
-	return nil, "Ringlet refused the tool call: " + ref.Error() + " (" + BudgetErrorCode + ")", false
+	return nil, "Ringlet refused the tool call: " + ref.Error() + ". " + budgetChange(sess.Profile.Alias) + " (" + BudgetErrorCode + ")", false
 }
 
 // states are the accounts of the budgets of alias (and of its live

@@ -15,8 +15,9 @@ import (
 // egress tunnels a provider-network sandbox to the hosts its profile
 // allows (--allow-host), and to nothing else.
 type egress struct {
-	rec  *recorder
-	life *life
+	rec     *recorder
+	life    *life
+	metrics *securityMetrics
 }
 
 // handleConnect is the HTTP CONNECT proxy on a session socket: the only
@@ -40,11 +41,14 @@ func (e *egress) handleConnect(w http.ResponseWriter, r *http.Request, sess *ses
 		}
 	}
 	rec := audit.Record{Profile: sess.Profile.Alias, Session: sess.ID, Actor: sess.tokenID, Target: target}
+	e.metrics.egressTried(sess.Profile.Alias, target, allowed, "egress")
 	if !allowed {
+		how := "allow it with 'ringlet profiles set " + sess.Profile.Alias + " --allow-host " + host + "'"
 		rec.Kind, rec.Decision, rec.Status = audit.KindSandboxViolation, audit.Deny, http.StatusForbidden
-		rec.Detail = audit.DetailJSON(map[string]any{"reason": "egress to a host the profile does not allow"})
+		rec.Detail = audit.DetailJSON(map[string]any{"reason": "egress to a host the profile does not allow", "change": how})
+		// Refused whether or not it is recorded.
 		_ = e.rec.record(r.Context(), rec)
-		writeError(w, http.StatusForbidden, "egress_denied", "the sandbox may not reach "+target+"; allow it with 'ringlet profiles set "+sess.Profile.Alias+" --allow-host "+host+"'")
+		writeError(w, http.StatusForbidden, "egress_denied", "Ringlet refused: the sandbox of profile "+sess.Profile.Alias+" may not reach "+target+"; "+how)
 		return
 	}
 	rec.Kind, rec.Decision = audit.KindSandboxEgress, audit.Allow
@@ -74,6 +78,26 @@ func (e *egress) handleConnect(w http.ResponseWriter, r *http.Request, sess *ses
 		defer e.life.streams.Done()
 		splice(sess.ctx, conn, buf.Reader, up)
 	}()
+}
+
+// handlePlain refuses a plain-HTTP proxy request (absolute-form, as a
+// program sends to its HTTP_PROXY): the sandbox reaches other hosts only
+// by HTTPS through CONNECT, to the hosts its profile allows. The attempt
+// is recorded, so a reviewer sees what the agent tried, where without
+// the proxy variables it would only have failed to resolve the name.
+func (e *egress) handlePlain(w http.ResponseWriter, r *http.Request, sess *session) {
+	target := strings.ToLower(r.URL.Host)
+	if r.URL.Port() == "" {
+		target = net.JoinHostPort(strings.ToLower(r.URL.Hostname()), "80")
+	}
+	target = clip(target)
+	e.metrics.egressTried(sess.Profile.Alias, target, false, "plain_http")
+	how := "the sandbox reaches other hosts only by HTTPS, to hosts allowed with 'ringlet profiles set " + sess.Profile.Alias + " --allow-host HOST'"
+	// Refused whether or not it is recorded.
+	_ = e.rec.record(r.Context(), audit.Record{Kind: audit.KindSandboxViolation, Profile: sess.Profile.Alias, Session: sess.ID, Actor: sess.tokenID,
+		Target: target, Decision: audit.Deny, Status: http.StatusForbidden,
+		Detail: audit.DetailJSON(map[string]any{"reason": "plain-HTTP request through the sandbox's proxy", "method": clip(r.Method), "change": how})})
+	writeError(w, http.StatusForbidden, "egress_denied", "Ringlet refused: the sandbox of profile "+sess.Profile.Alias+" may not reach http://"+target+"; "+how)
 }
 
 // splice copies both ways until either side closes or the session ends.

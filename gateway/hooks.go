@@ -18,6 +18,7 @@ import (
 	"github.com/neullabs/ringlet/api"
 	"github.com/neullabs/ringlet/audit"
 	"github.com/neullabs/ringlet/hook"
+	"github.com/neullabs/ringlet/launch"
 	"github.com/neullabs/ringlet/mcp"
 	"github.com/neullabs/ringlet/names"
 	"github.com/neullabs/ringlet/privatefile"
@@ -49,6 +50,15 @@ type hooksOptions struct {
 	// tests that run hooks alone.
 	Paces   *rateLimits
 	Budgets *budgets
+	// Auth holds the admin token, which is taken out of what a hook
+	// writes before the agent or the audit log sees it.
+	Auth *authenticator
+	// Metrics counts and times every hook run.
+	Metrics *securityMetrics
+	// AuditPath is the audit log 'hooks test' replays ("" when off);
+	// Launch builds the sandbox it runs hooks in.
+	AuditPath string
+	Launch    *launch.Builder
 }
 
 func hookError(w http.ResponseWriter, log *slog.Logger, err error) {
@@ -371,12 +381,23 @@ func (hk *hooks) evaluate(ctx context.Context, sess *session, ev hook.Event) (fi
 			final, ran = hook.Evaluate(ctx, hooks, ev, env)
 		}
 	}
-	for _, d := range ran {
+	for i, d := range ran {
+		if hk.o.Metrics != nil {
+			hk.o.Metrics.hookRan(sess.Profile.Alias, d.HookID, req.Event, d.Allow, d.Duration)
+		}
+		d.Reason = hk.scrub(sess, d.Reason)
+		ran[i] = d
 		decision := audit.Allow
 		if !d.Allow {
 			decision = audit.Deny
 		}
 		detail := map[string]any{"hook": d.HookID, "event": req.Event, "reason": d.Reason}
+		if !d.Allow {
+			// Which hook refused, in words a reader can act on: its
+			// command and exit code (the record's status) beside its
+			// first line of stderr (reason).
+			detail["command"] = hk.commandOf(sess, hooks, d.HookID)
+		}
 		if req.Kind != "" {
 			detail["kind"] = req.Kind
 		}
@@ -385,6 +406,9 @@ func (hk *hooks) evaluate(ctx context.Context, sess *session, ev hook.Event) (fi
 			Detail: audit.DetailJSON(detail)}); err != nil {
 			return hook.Decision{Allow: false, Reason: "refused: the hook decision could not be recorded in the audit log"}, len(ran), hooks, false
 		}
+	}
+	if !final.Allow {
+		final.Reason = explainDenial(sess.Profile.Alias, hook.Decision{Allow: false, HookID: final.HookID, ExitCode: final.ExitCode, Reason: hk.scrub(sess, final.Reason)}, hk.commandOf(sess, hooks, final.HookID))
 	}
 	return final, len(ran), hooks, true
 }

@@ -144,6 +144,7 @@ func (g *mcpGateway) fault(f mcp.Fault) {
 // pinned audits a server pinned without an approval; the pin is not
 // stored without its record.
 func (g *mcpGateway) pinned(e mcp.PinEvent) error {
+	g.o.Metrics.security.pinChange(e.Profile, e.Server, "pinned")
 	return g.o.Rec.record(context.Background(), audit.Record{Kind: audit.KindMCPPin, Profile: e.Profile, Actor: audit.ActorDaemon,
 		Target: e.Server, Decision: audit.Allow, Detail: audit.DetailJSON(map[string]any{"reason": e.Reason, "identity": e.Identity, "tools": e.Tools,
 			"prompts": e.Prompts, "resources": e.Resources, "templates": e.Templates})})
@@ -152,6 +153,7 @@ func (g *mcpGateway) pinned(e mcp.PinEvent) error {
 // toolsChanged audits a server serving what was not approved: by name
 // and identity (its program's path and digest), never its variables.
 func (g *mcpGateway) toolsChanged(c mcp.ToolsChanged) error {
+	g.o.Metrics.security.pinChange(c.Profile, c.Server, "changed")
 	return g.o.Rec.record(context.Background(), audit.Record{Kind: audit.KindMCPToolsChanged, Profile: c.Profile, Actor: audit.ActorDaemon,
 		Target: c.Server, Decision: audit.Deny, Detail: audit.DetailJSON(pinSummary(c.Diff, map[string]any{"hidden": c.Hidden}))})
 }
@@ -332,6 +334,7 @@ func (g *mcpGateway) vet(sess *session) func(context.Context, string, json.RawMe
 		if g.o.Budgets != nil {
 			done, reason, ok := g.o.Budgets.toolCall(ctx, sess, tool)
 			if !ok {
+				g.o.Metrics.security.mcpCall(sess.Profile.Alias, tool, "budget")
 				return mcp.Verdict{Allow: false, Reason: reason}
 			}
 			charge = done
@@ -344,6 +347,11 @@ func (g *mcpGateway) vet(sess *session) func(context.Context, string, json.RawMe
 		}
 		d, hooks := g.o.Hooks.check(ctx, sess, api.HookCheck{Event: hook.PreToolUse, ToolName: tool, ToolInput: input}, "mcp", false)
 		charge(d.Allow)
+		decision := "allow"
+		if !d.Allow {
+			decision = "deny"
+		}
+		g.o.Metrics.security.mcpCall(sess.Profile.Alias, tool, decision)
 		v := mcp.Verdict{Allow: d.Allow, Reason: d.Reason}
 		if d.Allow && slices.ContainsFunc(hooks, func(h hook.Hook) bool { return h.Event == hook.PostToolUse && h.Matches(hook.PostToolUse, tool) }) {
 			v.After = func(ctx context.Context, output json.RawMessage) mcp.Verdict {

@@ -127,7 +127,7 @@ func BenchmarkMCPToolCall(b *testing.B) {
 
 // benchRinglet is a daemon with profiles work and hooked whose MCP server
 // "up" is url, with the audit log on and no hook.
-func benchRinglet(b *testing.B, url string) (*Server, *httptest.Server, *hook.Store) {
+func benchRinglet(b testing.TB, url string) (*Server, *httptest.Server, *hook.Store) {
 	b.Helper()
 	configDir, dataDir := b.TempDir(), b.TempDir()
 	cat, err := profile.LoadCatalog(configDir)
@@ -183,7 +183,7 @@ func benchRinglet(b *testing.B, url string) (*Server, *httptest.Server, *hook.St
 
 // benchClients are n initialized mcp-go clients of url, each with its own
 // MCP session and connections.
-func benchClients(b *testing.B, url, tok string, n int) []*client.Client {
+func benchClients(b testing.TB, url, tok string, n int) []*client.Client {
 	b.Helper()
 	var out []*client.Client
 	for range n {

@@ -381,7 +381,7 @@ func TestMCPUpstreamThroughHooks(t *testing.T) {
 		t.Fatal(err)
 	}
 	text, isErr = callTool(t, c, "up__echo", map[string]any{"text": "rm -rf /"})
-	if !isErr || text != "no rm -rf, please" {
+	if !isErr || !strings.HasPrefix(text, "no rm -rf, please [refused by Ringlet hook ") {
 		t.Errorf("denied call: got %v %q, want the hook's reason as an error result", isErr, text)
 	}
 	data, _ := os.ReadFile(rec)

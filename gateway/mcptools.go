@@ -23,6 +23,7 @@ import (
 // or not the record is written.
 func (g *mcpGateway) refused(sess *session) func(context.Context, string, json.RawMessage, string) {
 	return func(ctx context.Context, tool string, input json.RawMessage, reason string) {
+		g.o.Metrics.security.mcpCall(sess.Profile.Alias, tool, "refused")
 		err := g.o.Rec.record(ctx, audit.Record{Kind: audit.KindToolCall, Profile: sess.Profile.Alias, Session: sess.ID, Actor: sess.tokenID,
 			Target: tool, Decision: audit.Deny, BytesIn: int64(len(input)),
 			Detail: audit.DetailJSON(map[string]any{"event": hook.PreToolUse, "hooks": 0, "reason": reason, "via": "mcp", "disabled": true})})

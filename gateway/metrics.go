@@ -35,6 +35,8 @@ type metrics struct {
 	sessionsKilled *prometheus.CounterVec
 	rateLimited    *prometheus.CounterVec
 	hookBypass     *prometheus.CounterVec
+
+	security *securityMetrics
 }
 
 var authFailureReasons = []string{"missing", "malformed", "invalid", "query_token", "invalid_session"}
@@ -115,6 +117,8 @@ func newMetrics() *metrics {
 		ConstLabels: prometheus.Labels{"version": v.Version, "revision": v.Short(), "goversion": v.GoVersion},
 	})
 	build.Set(1)
+	m.security = newSecurityMetrics()
+	m.reg.MustRegister(m.security.collectors()...)
 	m.reg.MustRegister(m.requests, m.duration, m.inFlight, m.authFailures, m.guardDenials, m.rotations, m.streams, build,
 		m.sessions, m.providerRequests, m.providerSeconds, m.providerTTFB, m.tokens, m.sessionsKilled, m.rateLimited, m.hookBypass,
 		collectors.NewGoCollector(),

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -231,6 +232,7 @@ func (s *Server) routes() []route {
 		{del, "/api/hooks/{profile}/{id}", byAdmin, onTCP, refuseAdmin, limited(s.hooks.handleHookRemove)},
 		{post, "/api/hooks/{profile}/import", byAdmin, onTCP, refuseAdmin, limited(s.hooks.handleHookImport)},
 		{get, "/api/hooks/{profile}/export", byAdmin, onTCP, refuseAdmin, limited(s.hooks.handleHookExport)},
+		{post, "/api/hooks/{profile}/test", byAdmin, onTCP, refuseAdmin, limited(s.hooks.handleHookTest)},
 
 		// The MCP gateway: the admin token sees Ringlet's controls, a
 		// session token its profile's tools (handleMCP).
@@ -440,21 +442,41 @@ func (s *Server) Handler() http.Handler {
 		newHostGuard(int(s.port.Load()), s.opts.ListenHost, s.guardDenied).middleware)
 }
 
+// forwarderHost reports whether host is the forwarder's own address in
+// the sandbox.
+func forwarderHost(host string) bool {
+	port := strconv.Itoa(sandbox.ForwarderPort)
+	return host == "127.0.0.1:"+port || strings.EqualFold(host, "localhost:"+port)
+}
+
 // socketHandler serves the session socket of sess: its routes of the
 // table, for its token only, behind the Host guard for the forwarder's
 // address. CONNECT goes first, before the guard and any route: its Host
 // is the target, by definition not this daemon, and it names no path.
 func (s *Server) socketHandler(sess *session) *chi.Mux {
-	var connect http.Handler
+	var connect, plain http.Handler
 	for _, rt := range s.routes() {
 		if rt.on&onSocket != 0 && rt.pattern == tunnel {
 			connect = s.gate(rt, onSocket, sess, rt.h)
+			// A plain-HTTP proxy request is the same caller asking for
+			// the same thing, without TLS: it is refused and recorded.
+			plain = s.gate(rt, onSocket, sess, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				s.egress.handlePlain(w, r, sessionOf(r))
+			}))
 		}
 	}
 	tunnels := func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.Method == http.MethodConnect && connect != nil {
 				connect.ServeHTTP(w, r)
+				return
+			}
+			if r.URL.IsAbs() && plain != nil && !forwarderHost(r.URL.Host) {
+				// A proxy request for another host (the sandbox's
+				// HTTP_PROXY points here): refused and recorded. One for
+				// the forwarder itself (a client that sends even its
+				// NO_PROXY requests to the proxy) is served as any.
+				plain.ServeHTTP(w, r)
 				return
 			}
 			next.ServeHTTP(w, r)

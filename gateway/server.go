@@ -315,11 +315,12 @@ func New(opts Options) (*Server, error) {
 	s.proxy = newProxy(proxyOptions{Rec: s.rec, Metrics: s.metrics, Log: s.log, Bodies: s.bodies, Budgets: s.budgets,
 		IdleTimeout: opts.ProxyIdleTimeout, HeaderTimeout: opts.ProxyResponseHeaderTimeout, Writable: opts.AuditWritable,
 		Paces: s.paces})
-	s.egress = &egress{rec: s.rec, life: s.life}
+	s.egress = &egress{rec: s.rec, life: s.life, metrics: s.metrics.security}
 	s.terminals = newTerminals(terminalsOptions{Sessions: s.sessions, StateDir: opts.StateDir, Rec: s.rec, Life: s.life, Log: s.log,
 		ShutdownTimeout: opts.ShutdownTimeout})
 	s.hooks = &hooks{o: hooksOptions{Store: opts.Hooks, Profiles: opts.Profiles, Sessions: s.sessions, MCPStore: opts.MCPStore,
-		Rec: s.rec, Log: s.log, Bodies: s.bodies, Paces: s.paces, Budgets: s.budgets}}
+		Rec: s.rec, Log: s.log, Bodies: s.bodies, Paces: s.paces, Budgets: s.budgets, Auth: s.auth, Metrics: s.metrics.security,
+		AuditPath: opts.AuditPath, Launch: opts.Launch}}
 	s.mcp = newMCPGateway(mcpOptions{Budgets: s.budgets, Store: opts.MCPStore, Profiles: opts.Profiles, CatalogDir: opts.CatalogDir, Keys: opts.Keys, Launch: opts.Launch, StateDir: opts.StateDir,
 		Path: opts.MCPPath, Hooks: s.hooks, Rec: s.rec, Paces: s.paces, Metrics: s.metrics, Life: s.life, Log: s.log,
 		// Admin tools call the daemon's routes; a session's tools are its

@@ -194,6 +194,11 @@ type Env struct {
 	// one, or whose Home lies in one, is refused: what it would load is
 	// the agent's to choose.
 	AgentWritable []string
+	// Sandbox, when set, is the command line (a sandbox and its options,
+	// from package launch) the hook's shell runs under instead of the
+	// PID namespace Ringlet makes: 'hooks test' runs hooks this way,
+	// with no network and nothing writable to keep.
+	Sandbox []string
 }
 
 // DefaultPath is a hook's PATH unless Env.Path says otherwise.
@@ -362,7 +367,13 @@ func run(ctx context.Context, h Hook, ev Event, env Env) Decision {
 	attr, contained := child.Contained()
 	var cmd *exec.Cmd
 	var status *os.File
-	if contained {
+	if len(env.Sandbox) > 0 {
+		// The sandbox is its own PID namespace, killed with its first
+		// process; its group is killed as a hook's is.
+		contained = false
+		attr = &syscall.SysProcAttr{Setpgid: true}
+		cmd = exec.CommandContext(ctx, env.Sandbox[0], append(append([]string{}, env.Sandbox[1:]...), "/bin/sh", "-c", h.Shell)...)
+	} else if contained {
 		// The shell that runs the hook is not the namespace's first
 		// process: that one (containInit) waits for it, then tells on
 		// descriptor 3 how it ended and whether it left anything behind,

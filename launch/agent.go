@@ -260,11 +260,15 @@ func (b *Builder) Plan(a *Agent, s Session) (*Plan, error) {
 	for _, e := range s.Launch.Env {
 		env = append(env, e.Name+"="+e.Value)
 	}
-	if a.Socket() && len(a.p.AllowHosts) > 0 {
-		// HTTPS to the allowed hosts goes through the CONNECT proxy on the
-		// forwarder; the provider (plain http to the forwarder) does not.
+	if a.Socket() {
+		// Every host but the provider goes through the proxy on the
+		// forwarder: HTTPS by CONNECT, tunnelled to the hosts the profile
+		// allows; the rest, and plain HTTP, refused and recorded there, so
+		// that an attempt shows in the audit log instead of failing
+		// silently at DNS. The provider (plain http to the forwarder) is
+		// reached directly.
 		proxy := "http://127.0.0.1:" + strconv.Itoa(sandbox.ForwarderPort)
-		env = append(env, "HTTPS_PROXY="+proxy, "https_proxy="+proxy, "NO_PROXY=127.0.0.1,localhost", "no_proxy=127.0.0.1,localhost")
+		env = append(env, ProxyEnv(proxy)...)
 	}
 	// The profile's command line (a generic agent's --command 'python
 	// agent.py'), then the catalog's arguments, then the user's.
@@ -337,4 +341,11 @@ func agentFix(err error, p profile.Profile, command []string) error {
 		return fmt.Errorf("%w: start it with 'ringlet profiles run %s', which asks `%s` for the program, or run it with --no-sandbox", err, p.Alias, w)
 	}
 	return fmt.Errorf("%w: give the profile the program's own path (--command), or run it with --no-sandbox", err)
+}
+
+// ProxyEnv is the proxy variables of a provider-network sandbox, both
+// spellings, since programs read one or the other.
+func ProxyEnv(proxy string) []string {
+	return []string{"HTTPS_PROXY=" + proxy, "https_proxy=" + proxy, "HTTP_PROXY=" + proxy, "http_proxy=" + proxy,
+		"NO_PROXY=127.0.0.1,localhost", "no_proxy=127.0.0.1,localhost"}
 }

@@ -70,7 +70,7 @@ func TestAgentPlan(t *testing.T) {
 	}
 	opts := strings.Split(string(plan.Files[0]), "\x00")
 	for _, want := range [][]string{{"--setenv", "ANTHROPIC_API_KEY", tok}, {"--setenv", "HOME", "/home/me"}, {"--setenv", "TERM", "xterm"},
-		{"--setenv", "HTTPS_PROXY", "http://127.0.0.1:8765"}, {"--bind", w.home, "/home/me"}, {"--ro-bind", filepath.Dir(socket), sandbox.InsideSocketDir},
+		{"--setenv", "HTTPS_PROXY", "http://127.0.0.1:8765"}, {"--setenv", "http_proxy", "http://127.0.0.1:8765"}, {"--setenv", "NO_PROXY", "127.0.0.1,localhost"}, {"--bind", w.home, "/home/me"}, {"--ro-bind", filepath.Dir(socket), sandbox.InsideSocketDir},
 		// 'ringlet' on PATH is the daemon's binary, read-only.
 		{"--setenv", "PATH", sandbox.InsideBinDir + ":/usr/local/bin:/usr/bin:/bin"}, {"--ro-bind", ringlet, sandbox.InsideBinary}} {
 		if !containsRun(opts, want) {

@@ -169,3 +169,13 @@ func checkText(what, v string) error {
 	}
 	return nil
 }
+
+// HookReplay is the sandbox a hook runs in for 'ringlet hooks test', in
+// dir (the profile's hook HOME): see sandbox.ReplayArgs.
+func (b *Builder) HookReplay(dir string) ([]string, error) {
+	tool, err := bubblewrap()
+	if err != nil {
+		return nil, err
+	}
+	return sandbox.ReplayArgs(tool, dir)
+}

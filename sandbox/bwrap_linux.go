@@ -212,3 +212,18 @@ func Check(bwrap string) error {
 // BinDir is the directory, inside a sandbox whose policy names the ringlet
 // binary, that holds it: InsideBinDir, which holds nothing else.
 func BinDir(string) string { return InsideBinDir }
+
+// ReplayArgs is the sandbox 'ringlet hooks test' runs a hook in, with
+// the command to follow: the host's files as they are but read-only
+// (a hook reads what it reads when it judges a real call), /run hidden
+// (no daemon, keyring or session socket to talk to), no network, a PID
+// namespace that dies with its first process, and a throwaway TMPDIR.
+// Nothing the hook does there outlives it.
+func ReplayArgs(bwrap, dir string) ([]string, error) {
+	if err := CheckPath("the hook's directory", dir); err != nil {
+		return nil, err
+	}
+	return []string{bwrap, "--die-with-parent", "--unshare-all", "--new-session",
+		"--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/run",
+		"--setenv", "TMPDIR", "/dev/shm", "--chdir", dir, "--"}, nil
+}

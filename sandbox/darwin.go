@@ -51,3 +51,9 @@ func DisableUsernsSupported(string) bool { return false }
 // binary ringlet, that holds it: sandbox-exec shows files at their own
 // paths, so its own directory.
 func BinDir(ringlet string) string { return filepath.Dir(ringlet) }
+
+// ReplayArgs is not available on macOS yet: 'hooks test --input' needs
+// bubblewrap.
+func ReplayArgs(string, string) ([]string, error) {
+	return nil, errors.New("'hooks test --input' runs hooks in a bubblewrap sandbox, on Linux only")
+}

@@ -27,3 +27,6 @@ func DisableUsernsSupported(string) bool { return false }
 // BinDir is the ringlet binary's own directory: there is no sandbox to
 // show it elsewhere on this platform.
 func BinDir(ringlet string) string { return filepath.Dir(ringlet) }
+
+// ReplayArgs is not available on this platform.
+func ReplayArgs(string, string) ([]string, error) { return nil, errUnsupported }

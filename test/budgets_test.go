@@ -316,7 +316,7 @@ func TestBudgetToolCalls(t *testing.T) {
 			t.Fatalf("call %d: got %v %q, want %q", i+1, isErr, text, want)
 		}
 	}
-	if text, isErr := r.text(2); !isErr || !strings.Contains(text, "budget session/") || !strings.Contains(text, "tool_calls cap 2 reached") {
+	if text, isErr := r.text(2); !isErr || !strings.Contains(text, "budget session/") || !strings.Contains(text, "tool_calls cap 2 reached") || !strings.Contains(text, "'ringlet budgets set work'") {
 		t.Fatalf("call past the cap: got %v %q, want refused naming the session's tool_calls budget", isErr, text)
 	}
 	// A resource read is a tool call to the budget: refused past the cap.
@@ -327,8 +327,9 @@ func TestBudgetToolCalls(t *testing.T) {
 		t.Fatalf("read past the cap: got error %q (read: %v), want refused naming the tool_calls budget", msg, read.Steps[0]["contents"] != nil)
 	}
 	if out := mustRun(t, e, "audit", "query", "--kind", "budget.refused", "--json"); !strings.Contains(out, "tool.call everything__echo") ||
-		!strings.Contains(out, "tool.call everything+demo://resource/static/document/features.md") {
-		t.Fatalf("audit: got %s, want the refused tool call and read", out)
+		!strings.Contains(out, "tool.call everything+demo://resource/static/document/features.md") ||
+		!strings.Contains(out, `"change": "Raise it with 'ringlet budgets set work'`) || !strings.Contains(out, `"reason": "budget session/`) {
+		t.Fatalf("audit: got %s, want the refused tool call and read, each with its reason and how to change it", out)
 	}
 	show := runSDK(t, e, e.Token(), map[string]any{"url": url, "steps": []any{
 		map[string]any{"call": "budgets_show", "args": map[string]any{"profile": "work"}},

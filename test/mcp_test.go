@@ -308,7 +308,7 @@ func TestMCPCommands(t *testing.T) {
 	mustRun(t, e, "hooks", "add", "work", "--on", "pre-tool-use", "--match", "^up__",
 		"--shell", `echo "$RINGLET_TOOL_INPUT" | grep -qv "rm -rf" || { echo "refused: no rm -rf" >&2; exit 1; }`)
 	got = stdioBridge(t, e, work, stdioInit, stdioInitialized, stdioCall(2, "up__echo", map[string]string{"text": "rm -rf /"}))
-	if text, isErr := callText(t, got["2"]); !isErr || text != "refused: no rm -rf" {
+	if text, isErr := callText(t, got["2"]); !isErr || !strings.HasPrefix(text, "refused: no rm -rf [refused by Ringlet hook ") {
 		t.Errorf("denied call: got %v %q, want the hook's reason as an error result", isErr, text)
 	}
 	if data, _ := os.ReadFile(rec); strings.Contains(string(data), "rm -rf") {
@@ -322,7 +322,7 @@ func TestMCPCommands(t *testing.T) {
 	got = stdioBridge(t, e, work, stdioInit, stdioInitialized,
 		stdioCall(2, "up__echo", map[string]string{"text": "hello from stdio"}),
 		stdioCall(3, "up__echo", map[string]string{"text": "plain"}))
-	if text, isErr := callText(t, got["2"]); !isErr || text != "withheld: the result names stdio" {
+	if text, isErr := callText(t, got["2"]); !isErr || !strings.HasPrefix(text, "withheld: the result names stdio [refused by Ringlet hook ") {
 		t.Errorf("a result a post-tool-use hook refuses: got %v %q, want the hook's reason as an error result", isErr, text)
 	}
 	if text, isErr := callText(t, got["3"]); isErr || text != `{"text":"plain"}` {
@@ -606,7 +606,7 @@ func TestMCPWithTheOfficialSDK(t *testing.T) {
 	denied := runSDK(t, e, workTok, map[string]any{"url": url, "steps": []any{
 		map[string]any{"call": "everything__echo", "args": map[string]any{"message": "rm -rf /"}},
 	}})
-	if text, isErr := denied.text(0); !isErr || text != "refused by a ringlet hook" {
+	if text, isErr := denied.text(0); !isErr || !strings.HasPrefix(text, "refused by a ringlet hook [refused by Ringlet hook ") {
 		t.Errorf("denied call: got %v %q", isErr, text)
 	}
 	data, err := os.ReadFile(rec)

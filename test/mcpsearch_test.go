@@ -52,7 +52,7 @@ func TestMCPToolSearch(t *testing.T) {
 	if text, isErr := r.text(2); isErr || text != "Echo: via search" {
 		t.Errorf("call_tool everything__echo: got %v %q", isErr, text)
 	}
-	if text, isErr := r.text(3); !isErr || text != "refused by a ringlet hook" {
+	if text, isErr := r.text(3); !isErr || !strings.HasPrefix(text, "refused by a ringlet hook [refused by Ringlet hook ") {
 		t.Errorf("call_tool refused by the hook: got %v %q", isErr, text)
 	}
 	if _, isErr := r.text(4); !isErr {

@@ -51,9 +51,10 @@ Name a script by its absolute path: the hook runs in the profile's HOME.`,
   ringlet hooks add work --on pre-tool-use --match '^Bash$' --shell ~/bin/check.sh --timeout 5s
   ringlet hooks add work --on post-tool-use --shell 'grep -qv "BEGIN PRIVATE KEY"'
   ringlet hooks list work
-  ringlet hooks export work > hooks.json && ringlet hooks import other hooks.json`,
+  ringlet hooks export work > hooks.json && ringlet hooks import other hooks.json
+  ringlet hooks test work --hook hooks.json --since 7d`,
 	}
-	cmd.AddCommand(a.hooksAddCmd(), a.hooksListCmd(), a.hooksRemoveCmd(), a.hooksImportCmd(), a.hooksExportCmd())
+	cmd.AddCommand(a.hooksAddCmd(), a.hooksListCmd(), a.hooksRemoveCmd(), a.hooksImportCmd(), a.hooksExportCmd(), a.hooksTestCmd())
 	return cmd
 }
 
