@@ -113,6 +113,12 @@ const (
 	// KindRateLimited: a request or tool call of a session was refused
 	// by a rate limit of its profile (which limit, and when to retry).
 	KindRateLimited = "rate.limited"
+	// KindDashboardLogin: a browser exchanged a one-time code ('ringlet
+	// ui') for a dashboard login; KindDashboardLogout: it logged out.
+	// Codes that did not work are auth.failure records (reason
+	// login_code).
+	KindDashboardLogin  = "dashboard.login"
+	KindDashboardLogout = "dashboard.logout"
 )
 
 // Kinds lists every kind, for validation and completion.
@@ -123,6 +129,7 @@ var Kinds = []string{
 	KindHookDecision, KindProviderRequest, KindSandboxViolation, KindProviderAdd, KindHookAdd, KindHookRemove, KindProfileUpdate, KindSandboxEgress,
 	KindMCPAdd, KindMCPRemove, KindMCPApprove, KindMCPUpdate, KindMCPTools, KindMCPSecrets, KindMCPAuth, KindMCPServerRestart, KindMCPResourceRead, KindMCPPromptGet, KindMCPPin, KindMCPToolsChanged, KindAuditResume, KindAuditEpoch,
 	KindPricesImport, KindPricesReset, KindAgentConfigReset, KindAgentConfigApprove, KindBudgetSet, KindBudgetRefused, KindBudgetExhausted, KindSessionKilled, KindRateLimited,
+	KindDashboardLogin, KindDashboardLogout,
 }
 
 // Decisions.

@@ -503,3 +503,9 @@ func (c *Client) ClearRateLimits(ctx context.Context, alias string) (api.RateLim
 	var out api.RateLimits
 	return out, c.Do(ctx, http.MethodDelete, "/api/profiles/"+seg(alias)+"/ratelimits", nil, &out)
 }
+
+// UICode is POST /api/ui/code: a one-time code that opens the dashboard.
+func (c *Client) UICode(ctx context.Context) (api.UILoginCode, error) {
+	var out api.UILoginCode
+	return out, c.Do(ctx, http.MethodPost, "/api/ui/code", nil, &out)
+}

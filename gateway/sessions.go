@@ -71,6 +71,8 @@ type session struct {
 	timerMu     sync.Mutex
 	expiry      timer // ends the session when it expires, streams and all
 	requests    atomic.Int64
+	// acts is what its records said of it, for the dashboard.
+	acts activity
 	// Sandboxed sessions run their agent in a sandbox, with Home as
 	// their HOME; the others with the profile's unsandboxed HOME.
 	Sandboxed bool
