@@ -43,10 +43,11 @@ type ui struct {
 }
 
 // dashboardHeaders puts the dashboard's security headers on every answer
-// under /ui and on /, refusals by the Host guard and the gate included.
+// a browser asks for: under /ui, / and /favicon.ico, refusals by the Host
+// guard and the gate included.
 func dashboardHeaders(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if p := r.URL.Path; p == "/" || p == "/ui" || strings.HasPrefix(p, "/ui/") {
+		if p := r.URL.Path; p == "/" || p == "/favicon.ico" || p == "/ui" || strings.HasPrefix(p, "/ui/") {
 			dashboard.Headers(w.Header())
 		}
 		next.ServeHTTP(w, r)
@@ -102,6 +103,9 @@ func (u *ui) handleLogin(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, "audit_unavailable", "the login could not be recorded in the audit log, so it was refused")
 		return
 	}
+	// Not Secure: the dashboard is plain HTTP on loopback, where a Secure
+	// cookie would never be sent back.
+	//nolint:gosec // G124: see above
 	http.SetCookie(w, &http.Cookie{Name: dashboard.CookieName, Value: cookie, Path: "/", Expires: end, MaxAge: int(time.Until(end).Seconds()),
 		HttpOnly: true, SameSite: http.SameSiteStrictMode})
 	w.WriteHeader(http.StatusNoContent)
@@ -112,6 +116,7 @@ func (u *ui) handleLogout(w http.ResponseWriter, r *http.Request) {
 	u.logins.End(callerFrom(r.Context()).tok)
 	// The login is over whether or not this is written.
 	_ = u.rec.record(r.Context(), audit.Record{Kind: audit.KindDashboardLogout, Actor: audit.ActorAdmin, Decision: audit.Allow})
+	//nolint:gosec // G124: not Secure on plain-HTTP loopback (handleLogin)
 	http.SetCookie(w, &http.Cookie{Name: dashboard.CookieName, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode})
 	http.Redirect(w, r, "/ui/", http.StatusSeeOther)
 }
