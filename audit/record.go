@@ -121,6 +121,12 @@ const (
 	// or a provider answer's tool_use that never reached a hook. Denied
 	// under the profile's strict hooks, allowed and flagged otherwise.
 	KindHookBypass = "hook.bypass"
+	// KindDashboardLogin: a browser exchanged a one-time code ('ringlet
+	// ui') for a dashboard login; KindDashboardLogout: it logged out.
+	// Codes that did not work are auth.failure records (reason
+	// login_code).
+	KindDashboardLogin  = "dashboard.login"
+	KindDashboardLogout = "dashboard.logout"
 )
 
 // Kinds lists every kind, for validation and completion.
@@ -131,6 +137,7 @@ var Kinds = []string{
 	KindHookDecision, KindProviderRequest, KindSandboxViolation, KindProviderAdd, KindHookAdd, KindHookRemove, KindProfileUpdate, KindSandboxEgress,
 	KindMCPAdd, KindMCPRemove, KindMCPApprove, KindMCPUpdate, KindMCPTools, KindMCPSecrets, KindMCPAuth, KindMCPServerRestart, KindMCPResourceRead, KindMCPPromptGet, KindMCPPin, KindMCPToolsChanged, KindAuditResume, KindAuditEpoch,
 	KindPricesImport, KindPricesReset, KindAgentConfigReset, KindAgentConfigApprove, KindBudgetSet, KindBudgetRefused, KindBudgetExhausted, KindSessionKilled, KindRateLimited, KindHookBypass,
+	KindDashboardLogin, KindDashboardLogout,
 }
 
 // Decisions.

@@ -509,3 +509,9 @@ func (c *Client) TestHooks(ctx context.Context, profile string, req api.HookTest
 	var out api.HookTestResult
 	return out, c.Do(ctx, http.MethodPost, "/api/hooks/"+url.PathEscape(profile)+"/test", req, &out)
 }
+
+// UICode is POST /api/ui/code: a one-time code that opens the dashboard.
+func (c *Client) UICode(ctx context.Context) (api.UILoginCode, error) {
+	var out api.UILoginCode
+	return out, c.Do(ctx, http.MethodPost, "/api/ui/code", nil, &out)
+}

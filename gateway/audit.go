@@ -29,6 +29,7 @@ type Auditor interface {
 // audit log calls it after each commit.
 func (s *Server) PublishRecords(recs []audit.Record) {
 	for _, r := range recs {
+		s.ui.observe(r)
 		s.bus.publish(r)
 	}
 }
@@ -40,7 +41,11 @@ func (s *Server) PublishRecords(recs []audit.Record) {
 type recorder struct {
 	audit Auditor // nil: the log is off
 	bus   *eventBus
-	log   *slog.Logger
+	// observe sees every record before it is streamed (the dashboard's
+	// view of sessions), when the log is off; with the log on, the log
+	// calls PublishRecords.
+	observe func(audit.Record)
+	log     *slog.Logger
 	// later holds records that wait for the audit log (recordLater);
 	// waiting is its length, read without the lock.
 	laterMu sync.Mutex
@@ -62,6 +67,9 @@ func (c *recorder) record(ctx context.Context, r audit.Record) error {
 	if c.audit == nil {
 		for _, f := range first {
 			c.bus.publish(f)
+		}
+		if c.observe != nil {
+			c.observe(r)
 		}
 		c.bus.publish(r)
 		return nil

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/neullabs/ringlet/dashboard"
 	"github.com/neullabs/ringlet/token"
 )
 
@@ -85,6 +86,9 @@ const (
 	// (browsers' WebSocket API cannot set headers): the admin token, on
 	// the routes only the admin reaches.
 	fromSubprotocol
+	// fromCookie is the dashboard's login cookie, on the dashboard's
+	// routes, which read nothing else.
+	fromCookie
 )
 
 // credential extracts the one token of a request from the carriers in
@@ -98,11 +102,27 @@ const (
 //     environment; the proxy never forwards it). Otherwise Authorization
 //     decides, and must be "Bearer TOKEN"; otherwise the subprotocol
 //     pair, which must be exactly "bearer, TOKEN".
-//   - Query strings and cookies are never read; a token in the query is
-//     named as the reason, so the client learns where to put it.
+//   - The dashboard's login cookie is read only where from is fromCookie
+//     alone (the dashboard's routes), and must be sent once. No other
+//     cookie is ever read.
+//   - Query strings are never read; a token in the query is named as the
+//     reason, so the client learns where to put it.
 //
 // reason names what was wrong when ok is false.
 func credential(r *http.Request, from carrier) (tok, reason string, ok bool) {
+	if from == fromCookie {
+		var found []string
+		for _, c := range r.CookiesNamed(dashboard.CookieName) {
+			found = append(found, c.Value)
+		}
+		switch {
+		case len(found) > 1:
+			return "", "malformed", false
+		case len(found) == 1 && found[0] != "":
+			return found[0], "", true
+		}
+		return "", "missing", false
+	}
 	var key []string
 	if from&fromAPIKey != 0 {
 		key = r.Header.Values("X-Api-Key")

@@ -607,6 +607,28 @@ func (b *budgets) toolCall(ctx context.Context, sess *session, tool string) (don
 // states are the accounts of the budgets of alias (and of its live
 // sessions), loaded if need be.
 func (b *budgets) states(ctx context.Context, alias string) ([]budget.State, error) {
+	out, err := b.profileStates(ctx, alias)
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range b.o.Sessions.list() {
+		if s.Profile.Alias != alias {
+			continue
+		}
+		st, ok, err := b.sessionState(ctx, s)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			out = append(out, st)
+		}
+	}
+	return out, nil
+}
+
+// profileStates are the accounts of the budgets of alias by period (its
+// sessions' own are not among them), loaded if need be.
+func (b *budgets) profileStates(ctx context.Context, alias string) ([]budget.State, error) {
 	pb, err := b.profileBudget(alias)
 	if err != nil {
 		return nil, err
@@ -620,18 +642,6 @@ func (b *budgets) states(ctx context.Context, alias string) ([]budget.State, err
 				return nil, err
 			}
 			out = append(out, b.ledger.State(a))
-		}
-	}
-	for _, s := range b.o.Sessions.list() {
-		if s.Profile.Alias != alias {
-			continue
-		}
-		st, ok, err := b.sessionState(ctx, s)
-		if err != nil {
-			return nil, err
-		}
-		if ok {
-			out = append(out, st)
 		}
 	}
 	return out, nil

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/neullabs/ringlet/api"
+	"github.com/neullabs/ringlet/dashboard"
 )
 
 // callerKind is what a request's credential made of it.
@@ -20,6 +21,9 @@ const (
 	// sessionCaller holds a live session token: an agent of the session's
 	// profile, or its sandbox through the session's socket.
 	sessionCaller
+	// browser holds a live dashboard login cookie ('ringlet ui'): the
+	// user, in a browser, on the dashboard's routes only.
+	browser
 )
 
 func (k callerKind) String() string {
@@ -28,6 +32,8 @@ func (k callerKind) String() string {
 		return "admin"
 	case sessionCaller:
 		return "session"
+	case browser:
+		return "browser"
 	}
 	return "nobody"
 }
@@ -42,6 +48,8 @@ type caller struct {
 	tok  string
 	gen  *tokenGen // admin: the generation of the token, which ends on rotation
 	sess *session  // sessionCaller: the live session
+	// login is a browser's dashboard login; its context ends with it.
+	login *dashboard.Login
 	// reason says why the caller is nobody (a ringlet_auth_failures_total
 	// reason).
 	reason string
@@ -55,6 +63,14 @@ func (s *Server) callerOf(r *http.Request, from carrier) caller {
 	tok, reason, ok := credential(r, from)
 	if !ok {
 		return caller{reason: reason}
+	}
+	if from == fromCookie {
+		// A dashboard route: the login cookie is its only credential,
+		// looked up as nothing else.
+		if l, ok := s.logins.Check(tok); ok {
+			return caller{kind: browser, tok: tok, login: l}
+		}
+		return caller{tok: tok, reason: "invalid"}
 	}
 	if strings.HasPrefix(tok, api.SessionTokenPrefix) {
 		if sess := s.sessions.liveSession(r.Context(), tok); sess != nil {

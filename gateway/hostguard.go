@@ -52,7 +52,14 @@ func (g *hostGuard) middleware(next http.Handler) http.Handler {
 			return
 		}
 		if origins, ok := r.Header["Origin"]; ok {
-			if len(origins) != 1 || !g.origins[strings.ToLower(origins[0])] {
+			// A browser sends "Origin: null" with a form its page posts
+			// under Referrer-Policy: no-referrer (the dashboard's), and
+			// says where the form came from in Sec-Fetch-Site, which no
+			// page can set: null is the daemon's own page only beside
+			// same-origin (an opaque origin, a sandboxed frame or a data:
+			// URL, is never same-origin).
+			ownNull := len(origins) == 1 && origins[0] == "null" && r.Header.Get("Sec-Fetch-Site") == "same-origin"
+			if !ownNull && (len(origins) != 1 || !g.origins[strings.ToLower(origins[0])]) {
 				g.onDeny("origin", r)
 				writeError(w, http.StatusForbidden, "forbidden_origin", "cross-origin requests are not allowed")
 				return

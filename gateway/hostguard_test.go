@@ -34,6 +34,12 @@ func TestHostGuard(t *testing.T) {
 		{name: "own origin localhost", host: testHost, header: http.Header{"Origin": {"http://localhost:8765"}}},
 		{name: "own origin upper case", host: testHost, header: http.Header{"Origin": {"HTTP://LOCALHOST:8765"}}},
 		{name: "null origin", host: testHost, header: http.Header{"Origin": {"null"}}, code: "forbidden_origin", reason: "origin"},
+		// The dashboard's own form posts under no-referrer: null, beside
+		// same-origin, and nothing else.
+		{name: "null origin, same-origin", host: testHost, header: http.Header{"Origin": {"null"}, "Sec-Fetch-Site": {"same-origin"}}},
+		{name: "null origin, same-site", host: testHost, header: http.Header{"Origin": {"null"}, "Sec-Fetch-Site": {"same-site"}}, code: "forbidden_origin", reason: "origin"},
+		{name: "null origin, cross-site", host: testHost, header: http.Header{"Origin": {"null"}, "Sec-Fetch-Site": {"cross-site"}}, code: "forbidden_origin", reason: "origin"},
+		{name: "two null origins, same-origin", host: testHost, header: http.Header{"Origin": {"null", "null"}, "Sec-Fetch-Site": {"same-origin"}}, code: "forbidden_origin", reason: "origin"},
 		{name: "empty origin", host: testHost, header: http.Header{"Origin": {""}}, code: "forbidden_origin", reason: "origin"},
 		{name: "https origin", host: testHost, header: http.Header{"Origin": {"https://127.0.0.1:8765"}}, code: "forbidden_origin", reason: "origin"},
 		{name: "origin on another port", host: testHost, header: http.Header{"Origin": {"http://127.0.0.1:3000"}}, code: "forbidden_origin", reason: "origin"},

@@ -8,6 +8,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/neullabs/ringlet/dashboard"
 	"github.com/neullabs/ringlet/sandbox"
 )
 
@@ -26,8 +27,12 @@ const (
 	bySocket
 	// byAnonymous admits a request that carries no credential at all (a
 	// wrong one is still refused, and recorded): only the proxy's
-	// preflight, which answers everyone alike and reveals nothing.
+	// preflight, which answers everyone alike and reveals nothing, and
+	// the dashboard's login page, its login and its static files.
 	byAnonymous
+	// byBrowser admits a live dashboard login cookie, and nothing else:
+	// the dashboard's pages. Never beside another caller.
+	byBrowser
 )
 
 func (w who) admits(c caller) bool {
@@ -36,6 +41,8 @@ func (w who) admits(c caller) bool {
 		return w&byAdmin != 0
 	case sessionCaller:
 		return w&bySession != 0
+	case browser:
+		return w&byBrowser != 0
 	}
 	return w&byAnonymous != 0 && c.reason == "missing"
 }
@@ -43,8 +50,16 @@ func (w who) admits(c caller) bool {
 // carriers are where a route reads a token from: the places every kind of
 // caller it admits may use. Admin-only routes read Authorization and the
 // WebSocket subprotocol pair, session-only routes Authorization and
-// X-Api-Key, and a route both reach (/mcp) Authorization alone.
+// X-Api-Key, and a route both reach (/mcp) Authorization alone. The
+// dashboard's pages read the login cookie alone, and a route only the
+// anonymous reach reads nothing.
 func (w who) carriers() carrier {
+	switch {
+	case w&byBrowser != 0:
+		return fromCookie
+	case w == byAnonymous:
+		return 0
+	}
 	c := fromAuthorization | fromAPIKey | fromSubprotocol
 	if w&byAdmin != 0 {
 		c &= fromAuthorization | fromSubprotocol
@@ -100,6 +115,8 @@ type refusal struct {
 	realm  string
 	reason string
 	msg    string
+	// page answers with the dashboard's sign-in page (still a 401).
+	page bool
 }
 
 var (
@@ -111,6 +128,8 @@ var (
 	// A session socket answers every caller it does not admit alike.
 	refuseSocket = refusal{reason: "invalid_session", msg: "this socket serves one session; its token is required"}
 	refuseTool   = refusal{reason: "invalid_session", msg: "a session's tools serve only that session"}
+	// A dashboard page without a login: a page that says how to get one.
+	refuseBrowser = refusal{page: true}
 )
 
 // routes is the route table: every route of every surface, with who may
@@ -251,6 +270,20 @@ func (s *Server) routes() []route {
 		{get, "/api/mcp/servers/{profile}/{name}/tools", byAdmin, onTCP, refuseAdmin, limited(s.mcp.handleMCPTools)},
 		{patch, "/api/mcp/servers/{profile}/{name}/tools", byAdmin, onTCP, refuseAdmin, limited(s.mcp.handleMCPToolsSet)},
 		{put, "/api/mcp/tools-default/{profile}", byAdmin, onTCP, refuseAdmin, limited(s.mcp.handleMCPToolsDefault)},
+
+		// The dashboard (dashboard.go): pages for a browser signed in with
+		// a login cookie, which 'ringlet ui' gets a one-time code for.
+		// Changes take a same-origin request (sameOrigin) besides.
+		{post, "/api/ui/code", byAdmin, onTCP, refuseAdmin, limited(s.ui.handleCode)},
+		{get, "/", byAnonymous, onTCP, refuseAdmin, http.RedirectHandler("/ui/", http.StatusSeeOther)},
+		{get, "/ui/login", byAnonymous, onTCP, refuseAdmin, http.HandlerFunc(s.ui.handleLoginPage)},
+		{post, "/ui/login", byAnonymous, onTCP, refuseAdmin, sameOrigin(limited(s.ui.handleLogin))},
+		{get, "/ui/assets/*", byAnonymous, onTCP, refuseAdmin, dashboard.Assets("/ui/assets/")},
+		{get, "/ui/", byBrowser, onTCP, refuseBrowser, http.HandlerFunc(s.ui.handleNow)},
+		{get, "/ui/now/sessions", byBrowser, onTCP, refuseBrowser, http.HandlerFunc(s.ui.handleSessionRows)},
+		{get, "/ui/events", byBrowser, onTCP, refuseBrowser, http.HandlerFunc(s.ui.handleEvents)},
+		{post, "/ui/sessions/{id}/kill", byBrowser, onTCP, refuseBrowser, sameOrigin(limited(s.ui.handleKill))},
+		{post, "/ui/logout", byBrowser, onTCP, refuseBrowser, sameOrigin(limited(s.ui.handleLogout))},
 	}
 
 	// The reads of the audit log. A session's tools read its own records
@@ -414,6 +447,10 @@ func (s *Server) refuse(w http.ResponseWriter, r *http.Request, c caller, allowe
 			return
 		}
 	}
+	if d.page {
+		dashboard.RenderRefused(w, http.StatusUnauthorized)
+		return
+	}
 	if d.realm != "" {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="`+d.realm+`"`)
 	}
@@ -438,7 +475,7 @@ func (s *Server) refuse(w http.ResponseWriter, r *http.Request, c caller, allowe
 // and unknown paths included, needs a token.
 func (s *Server) Handler() http.Handler {
 	// metrics wraps recoverer so a panic is counted as the 500 it answers.
-	return s.router(onTCP, nil, s.metrics.middleware, s.recoverer, s.activity,
+	return s.router(onTCP, nil, dashboardHeaders, s.metrics.middleware, s.recoverer, s.activity,
 		newHostGuard(int(s.port.Load()), s.opts.ListenHost, s.guardDenied).middleware)
 }
 

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/neullabs/ringlet/api"
 	"github.com/neullabs/ringlet/audit"
+	"github.com/neullabs/ringlet/dashboard"
 	"github.com/neullabs/ringlet/sandbox"
 	"github.com/neullabs/ringlet/token"
 )
@@ -36,6 +38,21 @@ func apiKey(tok string) func(*http.Request) {
 
 func never(who) bool { return false }
 
+func cookie(v string) func(*http.Request) {
+	return func(r *http.Request) { r.AddCookie(&http.Cookie{Name: dashboard.CookieName, Value: v}) }
+}
+
+// testLogin is the cookie of a new dashboard login of s.
+func testLogin(t *testing.T, s *Server) string {
+	t.Helper()
+	code, _ := s.logins.NewCode()
+	c, _, err := s.logins.Exchange(code)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 // routeWorld is a server, full (profiles, keys and live sessions) or bare
 // (nothing stored), and the tokens of each kind of caller.
 type routeWorld struct {
@@ -47,6 +64,8 @@ type routeWorld struct {
 	socket, sibling, foreign  string
 	revoked, expired, garbage string
 	sock                      *session
+	// login is a live dashboard login cookie, loggedOut one that ended.
+	login, loggedOut string
 }
 
 func newRouteWorlds(t *testing.T) []*routeWorld {
@@ -74,6 +93,11 @@ func newRouteWorlds(t *testing.T) []*routeWorld {
 
 	bare := &routeWorld{name: "bare", s: newTestServer(t, testPort), host: testHost,
 		garbage: "not-a-token", revoked: api.SessionTokenPrefix + "revoked", expired: api.SessionTokenPrefix + "expired"}
+	for _, rw := range []*routeWorld{w, bare} {
+		rw.login = testLogin(t, rw.s)
+		rw.loggedOut = testLogin(t, rw.s)
+		rw.s.logins.End(rw.loggedOut)
+	}
 	return []*routeWorld{w, bare}
 }
 
@@ -92,12 +116,21 @@ func (w *routeWorld) tcpCallers() []testCaller {
 		{"admin token in the query", func(r *http.Request) { r.URL.RawQuery = "token=" + testToken }, never},
 		{"revoked session token", bearer(w.revoked), never},
 		{"expired session token", bearer(w.expired), never},
+		// The dashboard's login cookie opens the dashboard's pages and
+		// nothing else; no token of the API is a login cookie. Elsewhere
+		// no cookie is read: whoever sends one is anonymous.
+		{"dashboard login cookie", cookie(w.login), admits(byBrowser | byAnonymous)},
+		{"dashboard login cookie that logged out", cookie(w.loggedOut), admits(byAnonymous)},
+		{"dashboard login cookie twice", func(r *http.Request) { cookie(w.login)(r); cookie(w.login)(r) }, admits(byAnonymous)},
+		{"admin token as a cookie", cookie(testToken), admits(byAnonymous)},
+		{"login cookie as a bearer token", bearer(w.login), never},
 	}
 	if w.socket != "" {
 		cs = append(cs,
 			testCaller{"session token of profile work", bearer(w.socket), admits(bySession)},
 			testCaller{"session token as x-api-key", apiKey(w.socket), func(x who) bool { return x&bySession != 0 && x&byAdmin == 0 }},
 			testCaller{"session token of profile other", bearer(w.foreign), admits(bySession)},
+			testCaller{"session token as a cookie", cookie(w.socket), admits(byAnonymous)},
 			testCaller{"two Authorization headers", func(r *http.Request) {
 				r.Header.Add("Authorization", "Bearer "+w.socket)
 				r.Header.Add("Authorization", "Bearer "+w.socket)
@@ -137,7 +170,7 @@ func targets(rt route) []string {
 	}
 	p := strings.ReplaceAll(pathParam.ReplaceAllString(rt.pattern, "x"), "*", "x")
 	out := []string{p}
-	if q := strings.TrimSuffix(p, "/"); q != p {
+	if q := strings.TrimSuffix(p, "/"); q != p && q != "" {
 		out = append(out, q)
 	}
 	return out
@@ -222,6 +255,9 @@ func checkTable(t *testing.T, table []route) {
 		if rt.who == 0 {
 			t.Errorf("route %s: got no callers, want who to name the callers it admits", id)
 		}
+		if rt.who&byBrowser != 0 && (rt.who != byBrowser || rt.on != onTCP || rt.deny != refuseBrowser) {
+			t.Errorf("route %s: a dashboard page admits its login alone, on the TCP listener, refused with the sign-in page; got who %b on %b", id, rt.who, rt.on)
+		}
 		if rt.who&bySocket != 0 && rt.on != onSocket {
 			t.Errorf("route %s: bySocket off a session socket would admit anyone; want it on onSocket only", id)
 		}
@@ -285,6 +321,13 @@ func (w *routeWorld) try(t *testing.T, h http.Handler, rt route, c testCaller, h
 	for _, method := range methods(rt) {
 		for _, target := range targets(rt) {
 			req := httptest.NewRequest(method, target, strings.NewReader(""))
+			if rt.pattern == "/ui/events" {
+				// A stream: admitted, it would never end; a request whose
+				// client has gone ends it at once.
+				ctx, cancel := context.WithCancel(req.Context())
+				cancel()
+				req = req.WithContext(ctx)
+			}
 			if method == http.MethodConnect {
 				req.Host = target
 			} else if host != "" {
@@ -297,11 +340,19 @@ func (w *routeWorld) try(t *testing.T, h http.Handler, rt route, c testCaller, h
 				// POST /api/daemon/rotate-token did its job.
 				w.s.auth.set(token.FromString(testToken))
 			}
+			if w.s.logins.Live() == 0 {
+				// The rotation ended the dashboard's logins too.
+				w.login = testLogin(t, w.s)
+			}
 			var body struct {
 				Error struct{ Code string } `json:"error"`
 			}
 			_ = json.Unmarshal(rec.Body.Bytes(), &body)
 			refused := rec.Code == http.StatusUnauthorized && body.Error.Code == "unauthorized"
+			if rt.who&byBrowser != 0 {
+				// A dashboard page refuses with the sign-in page.
+				refused = rec.Code == http.StatusUnauthorized && strings.Contains(rec.Body.String(), "ringlet ui")
+			}
 			switch {
 			case want && rec.Code == http.StatusUnauthorized:
 				t.Errorf("%s %s (route %s %s) as %s: got 401 %s, want the route to admit it", method, target, rt.method, rt.pattern, c.name, rec.Body)

@@ -31,6 +31,7 @@ import (
 	"github.com/neullabs/ringlet/api"
 	"github.com/neullabs/ringlet/audit"
 	"github.com/neullabs/ringlet/budget"
+	"github.com/neullabs/ringlet/dashboard"
 	"github.com/neullabs/ringlet/hook"
 	"github.com/neullabs/ringlet/launch"
 	"github.com/neullabs/ringlet/mcp"
@@ -198,6 +199,9 @@ type Server struct {
 	bodies *bodyBudget
 	// paces are the profiles' rate limits, on the proxy and MCP paths.
 	paces *rateLimits
+	// logins are the dashboard's browser logins, which ui answers.
+	logins *dashboard.Logins
+	ui     *ui
 }
 
 // life is what the parts of the daemon share of its lifetime: closing
@@ -332,6 +336,10 @@ func New(opts Options) (*Server, error) {
 	s.keychain = &keychain{o: keychainOptions{Keys: opts.Keys, Sessions: s.sessions, Rec: s.rec, Log: s.log}}
 	s.audit = &auditReader{path: opts.AuditPath, catalogDir: opts.CatalogDir, pricesFile: opts.PricesFile, log: s.log}
 	s.prices = &prices{catalogDir: opts.CatalogDir, file: opts.PricesFile, rec: s.rec, log: s.log}
+	s.logins = dashboard.NewLogins(nil)
+	s.ui = &ui{logins: s.logins, sessions: s.sessions, budgets: s.budgets, bus: s.bus, life: s.life, rec: s.rec, log: s.log,
+		kill: s.kill, refused: s.authFailed}
+	s.rec.observe = s.ui.observe
 	s.metrics.reg.MustRegister(opts.Collectors...)
 	s.lastActivity.Store(time.Now().UnixNano())
 	return s, nil
@@ -756,6 +764,8 @@ func (s *Server) handleRotate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.auth.set(t)
+	// What the old token let in goes with it: the dashboard's logins.
+	s.logins.EndAll()
 	s.metrics.rotations.Inc()
 	s.log.Info("token rotated", "file", s.opts.TokenFile)
 	writeJSON(w, http.StatusOK, api.TokenRotated{Rotated: true, TokenFile: s.opts.TokenFile})

@@ -76,6 +76,8 @@ type session struct {
 	// runtimeOver is set once the timer found the cap passed.
 	runtimeOver atomic.Bool
 	requests    atomic.Int64
+	// acts is what its records said of it, for the dashboard.
+	acts activity
 	// Sandboxed sessions run their agent in a sandbox, with Home as
 	// their HOME; the others with the profile's unsandboxed HOME.
 	Sandboxed bool

@@ -123,6 +123,17 @@ func TestDependencies(t *testing.T) {
 				}
 			}
 
+			// The browser tests' driver is a test dependency of the
+			// module, never part of the binary.
+			if bin := pkgs[module+"/cmd/ringlet"]; bin == nil {
+				t.Fatalf("package %s/cmd/ringlet is not in the module any more: update this test", module)
+			} else {
+				for _, dep := range bin.Deps {
+					if under(dep, "github.com/chromedp") {
+						t.Errorf("the ringlet binary links %s (%s), want the browser driver in tests only", dep, chain(pkgs, module+"/cmd/ringlet", dep))
+					}
+				}
+			}
 			for _, dep := range pkgs[cliPkg].Deps {
 				if why, bad := cliMustNotLink[dep]; bad {
 					t.Errorf("%s depends on %s (%s), want it not to: %s", cliPkg, dep, chain(pkgs, cliPkg, dep), why)

@@ -127,7 +127,7 @@ Exit codes: 0 success, 1 error, 2 usage error.`,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	a.helpShowsSettings(root)
-	root.AddCommand(a.daemonCmd(), a.configCmd(), a.keychainCmd(), a.auditCmd(), a.profilesCmd(), a.providersCmd(), a.agentsCmd(), a.sessionsCmd(), a.usageCmd(), a.pricesCmd(), a.budgetsCmd(), a.rateLimitsCmd(), a.hooksCmd(), a.hookAdapterCmd(), a.mcpCmd(), a.connectCmd(), a.sandboxCmd(), a.terminalCmd(), a.initCmd(), a.doctorCmd(), a.versionCmd(), a.apiCmd())
+	root.AddCommand(a.daemonCmd(), a.configCmd(), a.keychainCmd(), a.auditCmd(), a.profilesCmd(), a.providersCmd(), a.agentsCmd(), a.sessionsCmd(), a.usageCmd(), a.pricesCmd(), a.budgetsCmd(), a.rateLimitsCmd(), a.hooksCmd(), a.hookAdapterCmd(), a.mcpCmd(), a.connectCmd(), a.sandboxCmd(), a.terminalCmd(), a.initCmd(), a.doctorCmd(), a.versionCmd(), a.apiCmd(), a.uiCmd())
 	strictGroups(root)
 	a.completeArgs(root)
 	a.completeProfiles(root)

@@ -1,0 +1,13 @@
+package api
+
+import "time"
+
+// UILoginCode answers POST /api/ui/code: a one-time code that opens the
+// dashboard once, until Expires. Path is where a browser exchanges it:
+// the daemon's base URL and Path open the dashboard (the code is in the
+// URL's fragment, which a browser never sends to a server).
+type UILoginCode struct {
+	Code    string    `json:"code"`
+	Expires time.Time `json:"expires"`
+	Path    string    `json:"path"`
+}

@@ -1,0 +1,209 @@
+package dashboard
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Defaults of Logins.
+const (
+	// CodeTTL is how long a login code may be exchanged: long enough
+	// for a browser to open, short enough that a code seen later (in a
+	// process list, a shell history) is worthless.
+	CodeTTL = 60 * time.Second
+	// IdleTTL ends a login no request renewed for that long.
+	IdleTTL = 30 * time.Minute
+	// MaxTTL ends a login that long after it began, whatever its use.
+	MaxTTL = 12 * time.Hour
+	// maxCodes bounds the codes waiting to be exchanged and maxLogins
+	// the live logins: past them the oldest go.
+	maxCodes  = 16
+	maxLogins = 64
+)
+
+// CodePrefix and CookiePrefix begin every login code and login cookie, so
+// neither can be mistaken for the other or for a token of the API.
+const (
+	CodePrefix   = "rlc_"
+	CookiePrefix = "rlu_"
+	// CookieName is the login cookie's name.
+	CookieName = "ringlet_ui"
+)
+
+// ErrBadCode is Exchange's answer to a code that is unknown, used or
+// expired: the three are not told apart.
+var ErrBadCode = errors.New("this login link is not valid (used or expired); run 'ringlet ui' again")
+
+// Logins are the dashboard's login codes and the logins they became. Only
+// SHA-256 hashes of codes and cookies are held: what is in memory cannot
+// be replayed. The zero value is not usable; use NewLogins.
+type Logins struct {
+	now func() time.Time
+
+	mu     sync.Mutex
+	codes  map[[32]byte]time.Time // hash of a code: when it expires
+	logins map[[32]byte]*Login
+}
+
+// Login is one browser's login: a cookie, valid until it idles out, its
+// absolute expiry passes, it logs out, or the admin token is rotated.
+type Login struct {
+	created  time.Time
+	lastUsed time.Time
+	// ctx ends with the login: a stream it opened closes.
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+// Context ends when the login ends (logout, rotation, absolute expiry).
+func (l *Login) Context() context.Context { return l.ctx }
+
+// NewLogins returns an empty set of logins on clock now (time.Now when
+// nil).
+func NewLogins(now func() time.Time) *Logins {
+	if now == nil {
+		now = time.Now
+	}
+	return &Logins{now: now, codes: map[[32]byte]time.Time{}, logins: map[[32]byte]*Login{}}
+}
+
+// NewCode returns a one-time login code and when it expires.
+func (ls *Logins) NewCode() (string, time.Time) {
+	code := CodePrefix + random()
+	now := ls.now()
+	exp := now.Add(CodeTTL)
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	ls.pruneLocked(now)
+	if len(ls.codes) >= maxCodes {
+		var oldest [32]byte
+		first := true
+		for h, e := range ls.codes {
+			if first || e.Before(ls.codes[oldest]) {
+				oldest, first = h, false
+			}
+		}
+		delete(ls.codes, oldest)
+	}
+	ls.codes[sha256.Sum256([]byte(code))] = exp
+	return code, exp
+}
+
+// Exchange spends code, once, for a new login: it returns the login's
+// cookie value and its absolute expiry.
+func (ls *Logins) Exchange(code string) (string, time.Time, error) {
+	if !strings.HasPrefix(code, CodePrefix) {
+		return "", time.Time{}, ErrBadCode
+	}
+	h := sha256.Sum256([]byte(code))
+	now := ls.now()
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	exp, ok := ls.codes[h]
+	delete(ls.codes, h)
+	if !ok || !now.Before(exp) {
+		return "", time.Time{}, ErrBadCode
+	}
+	ls.pruneLocked(now)
+	if len(ls.logins) >= maxLogins {
+		var oldest [32]byte
+		var first *Login
+		for k, l := range ls.logins {
+			if first == nil || l.created.Before(first.created) {
+				oldest, first = k, l
+			}
+		}
+		first.cancel()
+		delete(ls.logins, oldest)
+	}
+	cookie := CookiePrefix + random()
+	end := now.Add(MaxTTL)
+	ctx, cancel := context.WithDeadline(context.Background(), end)
+	ls.logins[sha256.Sum256([]byte(cookie))] = &Login{created: now, lastUsed: now, ctx: ctx, cancel: cancel}
+	return cookie, end, nil
+}
+
+// Check returns the live login of cookie and renews its idle expiry.
+func (ls *Logins) Check(cookie string) (*Login, bool) {
+	if !strings.HasPrefix(cookie, CookiePrefix) {
+		return nil, false
+	}
+	h := sha256.Sum256([]byte(cookie))
+	now := ls.now()
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	l, ok := ls.logins[h]
+	if !ok {
+		return nil, false
+	}
+	if l.expired(now) {
+		l.cancel()
+		delete(ls.logins, h)
+		return nil, false
+	}
+	l.lastUsed = now
+	return l, true
+}
+
+// End ends the login of cookie (logout).
+func (ls *Logins) End(cookie string) {
+	h := sha256.Sum256([]byte(cookie))
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	if l, ok := ls.logins[h]; ok {
+		l.cancel()
+		delete(ls.logins, h)
+	}
+}
+
+// EndAll ends every login and forgets every code: the admin token was
+// rotated, and what it let in goes with it.
+func (ls *Logins) EndAll() {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	for h, l := range ls.logins {
+		l.cancel()
+		delete(ls.logins, h)
+	}
+	clear(ls.codes)
+}
+
+// Live is the number of live logins.
+func (ls *Logins) Live() int {
+	now := ls.now()
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	ls.pruneLocked(now)
+	return len(ls.logins)
+}
+
+func (l *Login) expired(now time.Time) bool {
+	return !now.Before(l.lastUsed.Add(IdleTTL)) || !now.Before(l.created.Add(MaxTTL))
+}
+
+func (ls *Logins) pruneLocked(now time.Time) {
+	for h, e := range ls.codes {
+		if !now.Before(e) {
+			delete(ls.codes, h)
+		}
+	}
+	for h, l := range ls.logins {
+		if l.expired(now) {
+			l.cancel()
+			delete(ls.logins, h)
+		}
+	}
+}
+
+// random is 32 bytes from crypto/rand, base64url.
+func random() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails (it panics instead)
+	return base64.RawURLEncoding.EncodeToString(b)
+}

@@ -1,0 +1,114 @@
+package dashboard
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+type clock struct{ t time.Time }
+
+func (c *clock) now() time.Time          { return c.t }
+func (c *clock) advance(d time.Duration) { c.t = c.t.Add(d) }
+
+func TestLogins(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		// run acts on a fresh set, with a code just issued; it returns
+		// the error of the exchange and whether the login then checks.
+		run  func(ls *Logins, c *clock, code string) (error, bool)
+		want error
+		live bool
+	}{
+		{"fresh code", func(ls *Logins, _ *clock, code string) (error, bool) { return exchange(ls, code) }, nil, true},
+		{"code used twice", func(ls *Logins, _ *clock, code string) (error, bool) {
+			_, _, _ = ls.Exchange(code)
+			return exchange(ls, code)
+		}, ErrBadCode, false},
+		{"code expired", func(ls *Logins, c *clock, code string) (error, bool) {
+			c.advance(CodeTTL)
+			return exchange(ls, code)
+		}, ErrBadCode, false},
+		{"code just before expiry", func(ls *Logins, c *clock, code string) (error, bool) {
+			c.advance(CodeTTL - time.Second)
+			return exchange(ls, code)
+		}, nil, true},
+		{"forged code", func(ls *Logins, _ *clock, _ string) (error, bool) { return exchange(ls, CodePrefix+"forged") }, ErrBadCode, false},
+		{"a cookie is no code", func(ls *Logins, _ *clock, code string) (error, bool) {
+			cookie, _, _ := ls.Exchange(code)
+			return exchange(ls, cookie)
+		}, ErrBadCode, false},
+		{"rotation forgets codes", func(ls *Logins, _ *clock, code string) (error, bool) {
+			ls.EndAll()
+			return exchange(ls, code)
+		}, ErrBadCode, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c := &clock{t: time.Unix(1_800_000_000, 0)}
+			ls := NewLogins(c.now)
+			code, exp := ls.NewCode()
+			if !strings.HasPrefix(code, CodePrefix) || !exp.Equal(c.t.Add(CodeTTL)) {
+				t.Fatalf("NewCode: got %q expiring %v, want the prefix and %v", code, exp, c.t.Add(CodeTTL))
+			}
+			err, live := tc.run(ls, c, code)
+			if !errors.Is(err, tc.want) || live != tc.live {
+				t.Errorf("got err %v, live %v; want err %v, live %v", err, live, tc.want, tc.live)
+			}
+		})
+	}
+}
+
+func exchange(ls *Logins, code string) (error, bool) {
+	cookie, _, err := ls.Exchange(code)
+	if err != nil {
+		return err, false
+	}
+	_, ok := ls.Check(cookie)
+	return nil, ok
+}
+
+func TestLoginExpiry(t *testing.T) {
+	t.Parallel()
+	c := &clock{t: time.Unix(1_800_000_000, 0)}
+	ls := NewLogins(c.now)
+	login := func() string {
+		code, _ := ls.NewCode()
+		cookie, _, err := ls.Exchange(code)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cookie
+	}
+	idle, busy, out := login(), login(), login()
+	l, _ := ls.Check(out)
+	ls.End(out)
+	if _, ok := ls.Check(out); ok || l.Context().Err() == nil {
+		t.Error("a logged-out cookie still checks, or its context runs")
+	}
+	// busy is used every 20 minutes; idle not.
+	for elapsed := time.Duration(0); elapsed < MaxTTL-20*time.Minute; elapsed += 20 * time.Minute {
+		c.advance(20 * time.Minute)
+		if _, ok := ls.Check(busy); !ok {
+			t.Fatalf("a login used every 20 minutes ended after %v, want it to last %v", elapsed+20*time.Minute, MaxTTL)
+		}
+	}
+	if _, ok := ls.Check(idle); ok {
+		t.Errorf("a login idle for %v still checks", IdleTTL)
+	}
+	c.advance(20 * time.Minute)
+	if _, ok := ls.Check(busy); ok {
+		t.Errorf("a login past its absolute expiry (%v) still checks", MaxTTL)
+	}
+	b := login()
+	bl, _ := ls.Check(b)
+	ls.EndAll()
+	if _, ok := ls.Check(b); ok || bl.Context().Err() == nil {
+		t.Error("EndAll left a login")
+	}
+	if _, ok := ls.Check("rlu_" + strings.Repeat("A", 43)); ok {
+		t.Error("a made-up cookie checks")
+	}
+}
