@@ -1,6 +1,7 @@
 package test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -209,9 +211,7 @@ func claudeTUISession(t *testing.T, remote bool) {
 	if _, err := os.Stat(w.victim); err != nil {
 		t.Errorf("the file the refused call would delete: %v; want it kept", err)
 	}
-	if reason := checkToolAudit(t, w.e, "tui", id, hookID, "deny"); !strings.Contains(m.Screen(), reason) {
-		t.Errorf("the terminal does not show the audited reason %q:\n%s", reason, m.Screen())
-	}
+	refusalShown(t, w.fake, m, checkToolAudit(t, w.e, "tui", id, hookID, "deny"))
 
 	m.Type("/exit")
 	m.WaitText("❯ /exit")
@@ -349,9 +349,7 @@ func codexToolCalls(t *testing.T, w *tuiWorld, m *tmuxTerm, session, hookID stri
 	if _, err := os.Stat(w.victim); err != nil {
 		t.Errorf("the file the refused call would delete: %v; want it kept", err)
 	}
-	if reason := checkToolAudit(t, w.e, "cxtui", session, hookID, "deny"); !strings.Contains(m.Screen(), reason) {
-		t.Errorf("the terminal does not show the audited reason %q:\n%s", reason, m.Screen())
-	}
+	refusalShown(t, w.fake, m, checkToolAudit(t, w.e, "cxtui", session, hookID, "deny"))
 
 	made := filepath.Join(w.work, "made-by-codex")
 	cmd = "touch made-by-codex"
@@ -471,7 +469,35 @@ func openCodeToolCall(t *testing.T, w *tuiWorld, m *tmuxTerm, session, hookID st
 	if _, err := os.Stat(w.victim); err != nil {
 		t.Errorf("the file the refused call would delete: %v; want it kept", err)
 	}
-	if got := checkToolAudit(t, w.e, "octui", session, hookID, "deny"); got != reason {
-		t.Errorf("audited reason: got %q, want %q", got, reason)
+	got := checkToolAudit(t, w.e, "octui", session, hookID, "deny")
+	if !strings.HasPrefix(got, reason+" [") {
+		t.Errorf("audited reason: got %q, want it to begin with %q and explain the hook", got, reason)
+	}
+	// OpenCode's terminal shows the failed command, not its error.
+	refusalShown(t, w.fake, nil, got)
+}
+
+// refusalShown checks where a hook's refusal, as audited (reason), went:
+// its first part ("hook ID refused the call (exit N)") is on the agent's
+// terminal, and the whole of it, with the hook's command and how to
+// change it, reached the model as the tool's result. (A terminal wraps
+// or clips the long explanation as it likes.) m is nil for an agent
+// whose terminal does not show a refused call's error.
+func refusalShown(t *testing.T, fake *fakeprovider.Provider, m *tmuxTerm, reason string) {
+	t.Helper()
+	first, _, explained := strings.Cut(reason, " [")
+	if !explained {
+		t.Errorf("audited reason %q: want the hook's explanation in brackets after its first part", reason)
+	}
+	if m != nil && !strings.Contains(m.Screen(), first) {
+		t.Errorf("the terminal does not show the refusal %q:\n%s", first, m.Screen())
+	}
+	var q bytes.Buffer
+	enc := json.NewEncoder(&q)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(reason) // a string always encodes
+	want := bytes.TrimSuffix(bytes.TrimSpace(q.Bytes()), []byte(`"`))[1:]
+	if !slices.ContainsFunc(fake.Requests(), func(r fakeprovider.Request) bool { return bytes.Contains(r.Body, want) }) {
+		t.Errorf("no request to the provider carries the audited reason %q as the tool's result", reason)
 	}
 }
