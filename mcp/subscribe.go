@@ -10,6 +10,7 @@ import (
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
 
 	"github.com/neullabs/ringlet/mcp/jsonrpc"
+	"github.com/neullabs/ringlet/mcp/mcpserver"
 )
 
 // subscriptions are the sessions' resource subscriptions, by exposed URI.
@@ -156,6 +157,9 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request, c *Caller, si
 			h.upstreamUnsubscribe(uri)
 		}
 		writeResult(w, m.ID)
+		return
+	}
+	if s.refuseHeld(w, r, c, m.ID, Access{Kind: AccessResource, Name: p.URI, Method: m.Method}, mcpserver.KindResource) {
 		return
 	}
 	u, own := h.resolveResource(p.URI)
