@@ -258,7 +258,7 @@ func TestCatalogItemControl(t *testing.T) {
 		{"read", "resources/read", map[string]any{"uri": "one+test://doc/2"}, "--enable-resource test://doc/2"},
 		{"read through a disabled template", "resources/read", map[string]any{"uri": "one+test://env/HOME"}, `one+test://env/HOME matches no served resource template: one+test://env/{name} is not offered: it is disabled by the rule "test://env/{*}"`},
 		{"completion of a prompt", "completion/complete", map[string]any{"ref": map[string]any{"type": "ref/prompt", "name": "one__greet"}, "argument": map[string]any{"name": "name", "value": "A"}}, "--enable-prompt greet"},
-		{"completion of a template", "completion/complete", map[string]any{"ref": map[string]any{"type": "ref/resource", "uri": "one+test://env/{name}"}, "argument": map[string]any{"name": "name", "value": "A"}}, "--enable-resource 'test://env/{name}'"},
+		{"completion of a template", "completion/complete", map[string]any{"ref": map[string]any{"type": "ref/resource", "uri": "one+test://env/{name}"}, "argument": map[string]any{"name": "name", "value": "A"}}, `--enable-resource "test://env/{name}"`},
 		{"subscribe", "resources/subscribe", map[string]any{"uri": "one+test://doc/2"}, "--enable-resource test://doc/2"},
 	} {
 		if m := c.call(tc.method, tc.params); m.Error == nil || !strings.Contains(m.Error.Message, tc.want) {

@@ -187,7 +187,7 @@ func heldReason(it mcpserver.ItemStatus, exposed string) string {
 	if it.State == mcpserver.ToolVisible {
 		return ""
 	}
-	if it.Kind == mcpserver.KindTemplate {
+	if it.Kind == mcpserver.KindTemplate && it.Exposed != exposed {
 		// The reason names the template; say what was asked too.
 		return exposed + " matches no served resource template: " + it.Reason
 	}

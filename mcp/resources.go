@@ -155,12 +155,16 @@ func itemDisabledReason(profile, srv, kind, name, exposed, by, rule string) stri
 }
 
 // shellWord quotes s for a POSIX shell when it holds more than letters,
-// digits and _.-:/@%+=,
+// digits and _.-:/@%+=, (in double quotes, as the command that holds it
+// is quoted in single ones, unless s holds what they would expand).
 func shellWord(s string) string {
 	if s != "" && strings.IndexFunc(s, func(r rune) bool {
 		return !(r < 0x80 && (unicode.IsLetter(r) || unicode.IsDigit(r) || strings.ContainsRune("_.-:/@%+=,", r)))
 	}) < 0 {
 		return s
+	}
+	if !strings.ContainsAny(s, "$`\\\"!") {
+		return `"` + s + `"`
 	}
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
