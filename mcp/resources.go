@@ -197,6 +197,7 @@ func (h *hub) heldItems(srv string, cat catalog, change string) []mcpserver.Item
 // state. Invalid ones are left out and logged.
 func (h *hub) addCatalog(p *publishedCatalog, u *upstream, cat catalog, view catalogView, j *judgement) []mcpserver.ItemStatus {
 	srv := u.cfg.Name
+	j.resourceRules = mcpserver.Config{ResourceRules: view.cfg.ResourceRules}
 	var items []mcpserver.ItemStatus
 	skip := func(what string, err error) {
 		h.srv.log.Warn("MCP server "+what+" left out", "profile", h.profile, "server", srv, "err", err)
@@ -399,6 +400,9 @@ func (h *hub) readResource(u *upstream) server.ResourceHandlerFunc {
 			return nil, fmt.Errorf("%s is not a resource of %s", req.Params.URI, srv)
 		}
 		served := func(j *judgement) bool {
+			if r, ok := j.resourceRules.ResourceRuleOf(uri); ok && !r.Enabled {
+				return false
+			}
 			return j.resources[uri] || slices.ContainsFunc(j.templates, func(t *mcpgo.URITemplate) bool { return t.Regexp().MatchString(uri) })
 		}
 		raw, err := h.access(ctx, u, Access{Kind: AccessResource, Server: srv, Name: req.Params.URI}, string(mcpgo.MethodResourcesRead), map[string]any{"uri": uri}, served)

@@ -180,7 +180,12 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request, c *Caller, si
 		return
 	}
 	if first {
-		served := func(j *judgement) bool { return j.resources[own] || len(j.templates) > 0 }
+		served := func(j *judgement) bool {
+			if r, ok := j.resourceRules.ResourceRuleOf(own); ok && !r.Enabled {
+				return false
+			}
+			return j.resources[own] || len(j.templates) > 0
+		}
 		if _, err := u.request(r.Context(), string(mcpgo.MethodResourcesSubscribe), map[string]any{"uri": own}, served); err != nil {
 			h.subs.remove(sid, []string{p.URI})
 			jsonrpc.WriteError(w, http.StatusOK, -32603, m.ID, p.URI+": "+u.redact(err.Error()))

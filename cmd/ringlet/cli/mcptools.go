@@ -165,7 +165,7 @@ default) lists every served tool. It needs no SERVER.`,
 func (a *app) printMCPTools(out api.MCPTools) {
 	w := a.stdio.Out
 	for _, p := range out.Unmatched {
-		fmt.Fprintf(a.stdio.Err, "note: %q matches nothing %s offers now; stored all the same\n", p, out.Server)
+		fmt.Fprintf(a.stdio.Err, "note: %q matches none of %s's current tools, prompts or resources; stored all the same\n", p, out.Server)
 	}
 	fmt.Fprintf(w, "MCP server %s of profile %s: %s; default %s", out.Server, out.Profile, out.State, out.Default)
 	if len(out.Rules) > 0 {
