@@ -132,8 +132,16 @@ type MCPTools struct {
 	// server's are offered to sessions, and why.
 	Resources MCPCatalogState `json:"resources"`
 	Prompts   MCPCatalogState `json:"prompts"`
+	// PromptRules and ResourceRules are the server's rules of single
+	// prompts and resources ('mcp tools --enable-prompt ...').
+	PromptRules   []mcpserver.ToolRule `json:"prompt_rules"`
+	ResourceRules []mcpserver.ToolRule `json:"resource_rules"`
+	// Items are the server's prompts, resources and resource templates,
+	// each enabled, disabled or hidden until approved, and why.
+	Items []mcpserver.ItemStatus `json:"items"`
 	// Unmatched are the patterns of the change that match none of the
-	// server's current tools: stored all the same.
+	// server's current tools (prompts, resources and templates, for their
+	// patterns): stored all the same.
 	Unmatched []string `json:"unmatched,omitempty"`
 }
 

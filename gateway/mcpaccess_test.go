@@ -84,6 +84,7 @@ func TestMCPRefusedAccessRecorded(t *testing.T) {
 	for _, a := range []mcp.Access{
 		{Kind: mcp.AccessResource, Server: "fs", Name: "fs+file:///a.md"},
 		{Kind: mcp.AccessPrompt, Server: "git", Name: "git__review"},
+		{Kind: mcp.AccessPrompt, Server: "git", Name: "git__review", Method: "completion/complete"},
 	} {
 		before := w.aud.count()
 		refused(t.Context(), a, "turned off")
@@ -95,7 +96,8 @@ func TestMCPRefusedAccessRecorded(t *testing.T) {
 			want = audit.KindMCPPromptGet
 		}
 		if len(recs) != 1 || recs[0].Kind != want || recs[0].Decision != audit.Deny || recs[0].Target != a.Name || recs[0].Session != sess.ID ||
-			!strings.Contains(string(recs[0].Detail), `"reason":"turned off"`) || !strings.Contains(string(recs[0].Detail), `"server":"`+a.Server+`"`) {
+			!strings.Contains(string(recs[0].Detail), `"reason":"turned off"`) || !strings.Contains(string(recs[0].Detail), `"server":"`+a.Server+`"`) ||
+			strings.Contains(string(recs[0].Detail), `"method"`) != (a.Method != "") {
 			t.Errorf("%s: got %+v, want one %s deny record with the reason", a.Name, recs, want)
 		}
 	}

@@ -35,15 +35,20 @@ func (g *mcpGateway) refused(sess *session) func(context.Context, string, json.R
 
 // refusedAccess audits a resources/read or prompts/get refused before
 // any hook ran, as refused does a tool call: its server's resources or
-// prompts are turned off, or it changed since approved.
+// prompts are turned off, it is disabled, or it changed since approved;
+// a completion or subscription of it likewise, its method in the detail.
 func (g *mcpGateway) refusedAccess(sess *session) func(context.Context, mcp.Access, string) {
 	return func(ctx context.Context, a mcp.Access, reason string) {
 		kind := audit.KindMCPResourceRead
 		if a.Kind == mcp.AccessPrompt {
 			kind = audit.KindMCPPromptGet
 		}
+		detail := map[string]any{"server": a.Server, "hooks": 0, "reason": reason, "via": "mcp", "disabled": true}
+		if a.Method != "" {
+			detail["method"] = a.Method // completion/complete, resources/subscribe
+		}
 		err := g.o.Rec.record(ctx, audit.Record{Kind: kind, Profile: sess.Profile.Alias, Session: sess.ID, Actor: sess.tokenID,
-			Target: a.Name, Decision: audit.Deny, Detail: audit.DetailJSON(map[string]any{"server": a.Server, "hooks": 0, "reason": reason, "via": "mcp", "disabled": true})})
+			Target: a.Name, Decision: audit.Deny, Detail: audit.DetailJSON(detail)})
 		if err != nil {
 			g.o.Log.Error("could not record a refused MCP "+a.Kind, "profile", sess.Profile.Alias, "name", a.Name, "err", err)
 		}
@@ -60,11 +65,17 @@ func (g *mcpGateway) toolsView(ctx context.Context, alias, name string) (api.MCP
 		return api.MCPTools{}, err
 	}
 	def := g.srv.ToolsDefaultOf(alias)
-	out := api.MCPTools{Profile: alias, Server: name, Default: def, Rules: st.ToolRules, State: st.State, Error: st.Error, Tools: st.Tools}
+	out := api.MCPTools{Profile: alias, Server: name, Default: def, Rules: st.ToolRules, State: st.State, Error: st.Error, Tools: st.Tools,
+		PromptRules: st.PromptRules, ResourceRules: st.ResourceRules, Items: st.Items}
 	out.Resources.Enabled, out.Resources.By = st.CatalogEnabled(mcpserver.KindResource, def)
 	out.Prompts.Enabled, out.Prompts.By = st.CatalogEnabled(mcpserver.KindPrompt, def)
-	if out.Rules == nil {
-		out.Rules = []mcpserver.ToolRule{}
+	for _, r := range []*[]mcpserver.ToolRule{&out.Rules, &out.PromptRules, &out.ResourceRules} {
+		if *r == nil {
+			*r = []mcpserver.ToolRule{}
+		}
+	}
+	if out.Items == nil {
+		out.Items = []mcpserver.ItemStatus{}
 	}
 	return out, nil
 }
@@ -122,7 +133,8 @@ func (g *mcpGateway) handleMCPToolsSet(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !g.o.Rec.recordOr503(w, r, audit.Record{Kind: audit.KindMCPTools, Profile: alias, Actor: audit.ActorAdmin, Target: name, Decision: audit.Allow,
-		Detail: audit.DetailJSON(map[string]any{"enable": ch.Enable, "disable": ch.Disable, "reset": ch.Reset, "resources": ch.Resources, "prompts": ch.Prompts})}) {
+		Detail: audit.DetailJSON(map[string]any{"enable": ch.Enable, "disable": ch.Disable, "reset": ch.Reset, "resources": ch.Resources, "prompts": ch.Prompts,
+			"enable_prompts": ch.EnablePrompts, "disable_prompts": ch.DisablePrompts, "enable_resources": ch.EnableResources, "disable_resources": ch.DisableResources})}) {
 		return
 	}
 	if _, err := g.srv.SetTools(alias, name, ch); err != nil {
@@ -131,7 +143,8 @@ func (g *mcpGateway) handleMCPToolsSet(w http.ResponseWriter, r *http.Request) {
 		mcpError(w, g.o.Log, err)
 		return
 	}
-	g.o.Log.Info("MCP tools changed", "profile", alias, "server", name, "enabled", len(ch.Enable), "disabled", len(ch.Disable))
+	g.o.Log.Info("MCP tools changed", "profile", alias, "server", name, "enabled", len(ch.Enable)+len(ch.EnablePrompts)+len(ch.EnableResources),
+		"disabled", len(ch.Disable)+len(ch.DisablePrompts)+len(ch.DisableResources))
 	out, err := g.toolsView(r.Context(), alias, name)
 	if err != nil {
 		mcpError(w, g.o.Log, err)
@@ -140,6 +153,23 @@ func (g *mcpGateway) handleMCPToolsSet(w http.ResponseWriter, r *http.Request) {
 	if out.State == mcp.StateRunning || len(out.Tools) > 0 {
 		for _, p := range append(slices.Clone(ch.Disable), ch.Enable...) {
 			if !slices.ContainsFunc(out.Tools, func(t mcpserver.ToolStatus) bool { m, _ := path.Match(p, t.Name); return m }) {
+				out.Unmatched = append(out.Unmatched, p)
+			}
+		}
+	}
+	if out.State == mcp.StateRunning || len(out.Items) > 0 {
+		for _, p := range append(slices.Clone(ch.DisablePrompts), ch.EnablePrompts...) {
+			if !slices.ContainsFunc(out.Items, func(t mcpserver.ItemStatus) bool {
+				m, _ := path.Match(p, t.Name)
+				return m && t.Kind == mcpserver.KindPrompt
+			}) {
+				out.Unmatched = append(out.Unmatched, p)
+			}
+		}
+		for _, p := range append(slices.Clone(ch.DisableResources), ch.EnableResources...) {
+			if !slices.ContainsFunc(out.Items, func(t mcpserver.ItemStatus) bool {
+				return t.Kind != mcpserver.KindPrompt && mcpserver.ResourceMatch(p, t.Name)
+			}) {
 				out.Unmatched = append(out.Unmatched, p)
 			}
 		}

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	mcpgo "github.com/mark3labs/mcp-go/mcp"
+
 	"github.com/neullabs/ringlet/api"
 	"github.com/neullabs/ringlet/audit"
 	"github.com/neullabs/ringlet/mcp/mcpserver"
@@ -136,5 +138,60 @@ func TestMCPToolsREST(t *testing.T) {
 	}
 	if got, _ := w.rest(t, tok, "PUT", "/api/mcp/tools-default/work", `{"default":"all"}`); got != http.StatusUnauthorized {
 		t.Errorf("session token on PUT tools-default: got %d, want 401", got)
+	}
+}
+
+// TestMCPItemsREST: PATCH .../tools disables single prompts and
+// resources; the answer lists each with its state and the patterns that
+// match nothing; the change is audited with its lists; a session is
+// refused a disabled prompt, and the refusal is recorded.
+func TestMCPItemsREST(t *testing.T) {
+	bin := buildTestServer(t)
+	w := newMCPWorld(t)
+	body, _ := json.Marshal(api.MCPServerRequest{Profile: "work", Name: "up", Command: []string{bin, "-resources", "2"}})
+	if status, text := w.rest(t, testToken, "POST", "/api/mcp/servers", string(body)); status != http.StatusCreated {
+		t.Fatalf("POST /api/mcp/servers: %d %s", status, text)
+	}
+	status, text := w.rest(t, testToken, "PATCH", "/api/mcp/servers/work/up/tools", `{"disable_prompts":["greet"],"disable_resources":["test://doc/2","nothing://*"]}`)
+	var out api.MCPTools
+	if err := json.Unmarshal([]byte(text), &out); err != nil || status != 200 {
+		t.Fatalf("PATCH: %d %s", status, text)
+	}
+	got := map[string]string{}
+	for _, it := range out.Items {
+		got[it.Kind+" "+it.Name] = it.State + " " + it.By
+	}
+	for k, want := range map[string]string{
+		"prompt greet":               "disabled explicit",
+		"resource test://doc/1":      "visible default",
+		"resource test://doc/2":      "disabled explicit",
+		"template test://env/{name}": "visible default",
+	} {
+		if got[k] != want {
+			t.Errorf("%s: got %q, want %q (items %+v)", k, got[k], want, out.Items)
+		}
+	}
+	if !slices.Equal(out.Unmatched, []string{"nothing://*"}) || len(out.PromptRules) != 1 || len(out.ResourceRules) != 2 {
+		t.Errorf("unmatched and rules: got %q %+v %+v, want nothing://* unmatched, 1 prompt rule, 2 resource rules", out.Unmatched, out.PromptRules, out.ResourceRules)
+	}
+	changes, _, _ := audit.Query(t.Context(), w.auditPath, audit.Filter{Kinds: []string{audit.KindMCPTools}, Limit: 1})
+	if len(changes) != 1 || !strings.Contains(string(changes[0].Detail), `"disable_prompts":["greet"]`) || !strings.Contains(string(changes[0].Detail), `"disable_resources":["test://doc/2","nothing://*"]`) {
+		t.Errorf("mcp.tools record: got %+v, want the prompt and resource lists", changes)
+	}
+	for _, bad := range []string{`{"enable_resources":["a b"]}`, `{"disable_prompts":["a/b"]}`, `{"enable_prompts":["x"],"disable_prompts":["x"]}`} {
+		if status, text := w.rest(t, testToken, "PATCH", "/api/mcp/servers/work/up/tools", bad); status != 400 {
+			t.Errorf("PATCH %s: got %d %s, want 400", bad, status, text)
+		}
+	}
+	sessID, tok := w.session(t, "work")
+	c := w.connect(t, tok)
+	req := mcpgo.GetPromptRequest{}
+	req.Params.Name, req.Params.Arguments = "up__greet", map[string]string{"name": "x"}
+	if _, err := c.GetPrompt(t.Context(), req); err == nil || !strings.Contains(err.Error(), "--enable-prompt greet") {
+		t.Errorf("get of the disabled prompt: got %v, want refused naming --enable-prompt greet", err)
+	}
+	recs, _, err := audit.Query(t.Context(), w.auditPath, audit.Filter{Session: sessID, Kinds: []string{audit.KindMCPPromptGet}, Limit: 10})
+	if err != nil || len(recs) != 1 || recs[0].Decision != audit.Deny || recs[0].Target != "up__greet" || !strings.Contains(string(recs[0].Detail), `"disabled":true`) {
+		t.Errorf("mcp.prompt_get records: got %+v, %v, want one deny of up__greet", recs, err)
 	}
 }

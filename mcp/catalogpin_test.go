@@ -213,3 +213,103 @@ func TestCatalogControl(t *testing.T) {
 		t.Errorf("read with resources off: got %+v, want refused naming the switch", m.Error)
 	}
 }
+
+// TestCatalogItemControl: single prompts, resources and templates are
+// disabled by name, URI or glob: each is absent from its list while the
+// rest stay, and a get, read, completion or subscription of it is
+// refused with the command that enables it, audited; a URI matched only
+// by a disabled template is refused alike (not "not found"); a rule that
+// names a URI refuses a read of it through an enabled template.
+func TestCatalogItemControl(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	var refused []string
+	w := newWorld(t)
+	w.callers["a1"].RefusedAccess = func(_ context.Context, a Access, reason string) {
+		mu.Lock()
+		refused = append(refused, a.Kind+" "+a.Name+" "+a.Method+": "+reason)
+		mu.Unlock()
+	}
+	// Of a server without tools, which has two prompts.
+	w.addServer("a", "one", upstreamCommand(t, "-resources", "2", "-no-tools"))
+	c := w.ready(t, "a1")
+	if got := c.resourceURIs("prompts/list", "prompts", "name"); !slices.Contains(got, "one__greet") {
+		t.Fatalf("prompts at first: got %q, want one__greet", got)
+	}
+	if _, err := w.srv.SetTools("a", "one", mcpserver.ToolChange{DisablePrompts: []string{"greet"},
+		DisableResources: []string{"test://doc/2", "test://env/{*}"}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := c.resourceURIs("prompts/list", "prompts", "name"); slices.Contains(got, "one__greet") || !slices.Contains(got, "one__add_tool") {
+		t.Errorf("prompts: got %q, want greet gone and add_tool kept", got)
+	}
+	if got, want := c.resourceURIs("resources/list", "resources", "uri"), []string{"one+test://doc/1"}; !slices.Equal(got, want) {
+		t.Errorf("resources: got %q, want %q", got, want)
+	}
+	if got := c.resourceURIs("resources/templates/list", "resourceTemplates", "uriTemplate"); len(got) != 0 {
+		t.Errorf("templates: got %q, want none", got)
+	}
+	for _, tc := range []struct {
+		what, method string
+		params       map[string]any
+		want         string
+	}{
+		{"get", "prompts/get", map[string]any{"name": "one__greet", "arguments": map[string]any{"name": "x"}}, `disabled by the rule "greet"; the user can enable it with 'ringlet mcp tools a one --enable-prompt greet'`},
+		{"read", "resources/read", map[string]any{"uri": "one+test://doc/2"}, "--enable-resource test://doc/2"},
+		{"read through a disabled template", "resources/read", map[string]any{"uri": "one+test://env/HOME"}, `one+test://env/HOME matches no served resource template: one+test://env/{name} is not offered: it is disabled by the rule "test://env/{*}"`},
+		{"completion of a prompt", "completion/complete", map[string]any{"ref": map[string]any{"type": "ref/prompt", "name": "one__greet"}, "argument": map[string]any{"name": "name", "value": "A"}}, "--enable-prompt greet"},
+		{"completion of a template", "completion/complete", map[string]any{"ref": map[string]any{"type": "ref/resource", "uri": "one+test://env/{name}"}, "argument": map[string]any{"name": "name", "value": "A"}}, `--enable-resource "test://env/{name}"`},
+		{"subscribe", "resources/subscribe", map[string]any{"uri": "one+test://doc/2"}, "--enable-resource test://doc/2"},
+	} {
+		if m := c.call(tc.method, tc.params); m.Error == nil || !strings.Contains(m.Error.Message, tc.want) {
+			t.Errorf("%s: got %+v, want refused with %q", tc.what, m.Error, tc.want)
+		}
+	}
+	if text, _, m := c.read("one+test://doc/1"); m.Error != nil || text != "doc 1" {
+		t.Errorf("read of the enabled resource: got %q %+v", text, m.Error)
+	}
+	mu.Lock()
+	if len(refused) != 6 {
+		t.Errorf("refusals audited: got %d %q, want 6", len(refused), refused)
+	}
+	mu.Unlock()
+	states := map[string]string{}
+	for _, it := range w.status("a", "one").Items {
+		states[it.Kind+" "+it.Name] = it.State + " " + it.By + " " + it.Rule
+	}
+	for k, want := range map[string]string{
+		"prompt greet":               "disabled explicit greet",
+		"prompt add_tool":            "visible default ",
+		"resource test://doc/1":      "visible default ",
+		"resource test://doc/2":      "disabled explicit test://doc/2",
+		"template test://env/{name}": "disabled explicit test://env/{*}",
+	} {
+		if states[k] != want {
+			t.Errorf("mcp tools: %s: got %q, want %q", k, states[k], want)
+		}
+	}
+
+	// The template back, but one URI under it named by a rule.
+	if _, err := w.srv.SetTools("a", "one", mcpserver.ToolChange{EnableResources: []string{"test://env/{*}"}, DisableResources: []string{"test://env/SECRET*"}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := c.resourceURIs("resources/templates/list", "resourceTemplates", "uriTemplate"); !slices.Equal(got, []string{"one+test://env/{name}"}) {
+		t.Errorf("templates once enabled: got %q", got)
+	}
+	if _, _, m := c.read("one+test://env/HOME"); m.Error != nil {
+		t.Errorf("read through the enabled template: got %+v", m.Error)
+	}
+	if _, _, m := c.read("one+test://env/SECRET_TOKEN"); m.Error == nil || !strings.Contains(m.Error.Message, `disabled by the rule "test://env/SECRET*"`) {
+		t.Errorf("read of a URI a rule disables, through an enabled template: got %+v, want refused", m.Error)
+	}
+	// The server's switch off: a rule of an item still enables it.
+	if _, err := w.srv.SetTools("a", "one", mcpserver.ToolChange{Reset: true, Prompts: mcpserver.SwitchOff, EnablePrompts: []string{"greet"}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := c.resourceURIs("prompts/list", "prompts", "name"); !slices.Equal(got, []string{"one__greet"}) {
+		t.Errorf("prompts off but greet enabled: got %q, want only greet", got)
+	}
+	if m := c.call("prompts/get", map[string]any{"name": "one__add_tool"}); m.Error == nil || !strings.Contains(m.Error.Message, "with '--prompts off'") || !strings.Contains(m.Error.Message, "--enable-prompt add_tool") {
+		t.Errorf("get of a prompt the switch hides: got %+v", m.Error)
+	}
+}

@@ -67,6 +67,9 @@ type hub struct {
 	// hiddenItems are, per server, its prompts, resources and templates
 	// hidden until approved, as the last publish found them.
 	hiddenItems map[string]map[mcpserver.ItemKey]string
+	// items are, per server, its prompts, resources and templates with
+	// their state, as the last publish found them.
+	items map[string][]mcpserver.ItemStatus
 	// catalog is the resources, templates and prompts served; nil until
 	// first published.
 	catalog *publishedCatalog
@@ -350,6 +353,7 @@ func (h *hub) publish() {
 	}
 	cp := &publishedCatalog{servers: map[string]bool{}, promptOf: map[string]promptRef{}}
 	hiddenItems := map[string]map[mcpserver.ItemKey]string{}
+	items := map[string][]mcpserver.ItemStatus{}
 	for _, u := range h.upstreams() {
 		// A server that ran keeps its tools listed while it restarts: a
 		// call gets told why it cannot be served.
@@ -433,16 +437,16 @@ func (h *hub) publish() {
 		// a prompt or resource changed since it was approved is hidden,
 		// and its prompts and resources are served only as enabled.
 		if !suspect && diff.Identity == nil {
-			view := catalogView{hidden: diff.HiddenItems()}
+			view := catalogView{cfg: cfg, def: toolsDefault, hidden: diff.HiddenItems()}
 			hiddenItems[u.cfg.Name] = view.hidden
-			view.resources, _ = cfg.CatalogEnabled(mcpserver.KindResource, toolsDefault)
-			view.prompts, _ = cfg.CatalogEnabled(mcpserver.KindPrompt, toolsDefault)
-			h.addCatalog(cp, u, cat, view, j)
+			items[u.cfg.Name] = h.addCatalog(cp, u, cat, view, j)
+		} else {
+			items[u.cfg.Name] = h.heldItems(u.cfg.Name, cat, mcpserver.ChangeIdentity)
 		}
 		u.judge(j)
 	}
 	h.mu.Lock()
-	h.report, h.hiddenItems = report, hiddenItems
+	h.report, h.hiddenItems, h.items = report, hiddenItems, items
 	h.mu.Unlock()
 	h.serveCatalog(cp)
 	search := h.srv.toolSearch(h.profile)
@@ -662,7 +666,7 @@ func finalArgs(raw json.RawMessage) (json.RawMessage, error) {
 func (h *hub) status(cfgs []mcpserver.Config) []mcpserver.Status {
 	h.load()
 	h.mu.Lock()
-	report, hidden := h.report, h.hiddenItems
+	report, hidden, items := h.report, h.hiddenItems, h.items
 	h.mu.Unlock()
 	stored := map[string]mcpserver.Config{}
 	for _, c := range cfgs {
@@ -684,6 +688,7 @@ func (h *hub) status(cfgs []mcpserver.Config) []mcpserver.Status {
 		if st.Tools == nil {
 			st.Tools = []mcpserver.ToolStatus{}
 		}
+		st.Items = items[u.cfg.Name]
 		for k, change := range hidden[u.cfg.Name] {
 			st.PendingItems = append(st.PendingItems, mcpserver.PendingItem{Kind: k.Kind, Name: k.Name, Change: change})
 		}

@@ -1,6 +1,7 @@
 package mcp
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -33,6 +34,9 @@ type Access struct {
 	// Input is what is sent to the server: {"uri": ...} or {"name": ...,
 	// "arguments": ...}, in its final form.
 	Input json.RawMessage
+	// Method is what was refused when it is not the read or get itself:
+	// completion/complete, resources/subscribe.
+	Method string
 }
 
 // AccessVerdict is the outcome of vetting an Access.
@@ -95,49 +99,132 @@ type publishedCatalog struct {
 
 type promptRef struct{ server, own string }
 
-// catalogView is what publish serves of a server's catalog: whether its
-// resources (and templates) and its prompts are enabled, and the items
-// hidden until approved.
+// catalogView is what publish serves of a server's catalog: its stored
+// definition (whose prompt and resource rules, and switches, say which
+// items are enabled), the profile's default, and the items hidden until
+// approved.
 type catalogView struct {
-	resources, prompts bool
-	hidden             map[mcpserver.ItemKey]string
+	cfg    mcpserver.Config
+	def    string
+	hidden map[mcpserver.ItemKey]string
+}
+
+// itemStatus is the state of one item of srv in view: hidden until
+// approved, disabled, or visible (to be checked further by the caller).
+func (h *hub) itemStatus(srv string, view catalogView, kind, name, exposed, description string) mcpserver.ItemStatus {
+	st := mcpserver.ItemStatus{Kind: kind, ToolStatus: mcpserver.ToolStatus{Name: name, Exposed: exposed, Description: mcpserver.FirstLine(description)}}
+	st.Enabled, st.By, st.Rule = view.cfg.ItemEnabled(kind, name, view.def)
+	switch {
+	case view.hidden[mcpserver.ItemKey{Kind: kind, Name: name}] != "":
+		st.State, st.Change = mcpserver.ToolChanged, view.hidden[mcpserver.ItemKey{Kind: kind, Name: name}]
+		st.Reason = itemPendingReason(cmp.Or(exposed, name), st.Change, h.profile, srv)
+	case !st.Enabled:
+		st.State = mcpserver.ToolDisabled
+		st.Reason = itemDisabledReason(h.profile, srv, kind, name, cmp.Or(exposed, name), st.By, st.Rule)
+	default:
+		st.State = mcpserver.ToolVisible
+	}
+	return st
+}
+
+// itemPendingReason says why an item is hidden until approved.
+func itemPendingReason(exposed, change, profile, srv string) string {
+	why := map[string]string{
+		mcpserver.ChangeAdded:    "new since the server was approved",
+		mcpserver.ChangeChanged:  "changed since it was approved",
+		mcpserver.ChangeIdentity: "the server's program or tools changed since they were approved",
+	}[change]
+	return fmt.Sprintf("%s is not offered: %s; hidden until 'ringlet mcp approve %s %s'", exposed, cmp.Or(why, change), profile, srv)
+}
+
+// itemDisabledReason is what a session is told of a disabled prompt,
+// resource or resource template, with the command that enables it.
+func itemDisabledReason(profile, srv, kind, name, exposed, by, rule string) string {
+	what, flag, item := "prompts", "--prompts", "--enable-prompt"
+	if kind != mcpserver.KindPrompt {
+		what, flag, item = "resources", "--resources", "--enable-resource"
+	}
+	enable := fmt.Sprintf("'ringlet mcp tools %s %s %s %s'", profile, srv, item, shellWord(name))
+	switch by {
+	case mcpserver.ByRule:
+		return fmt.Sprintf("%s is not offered: it is disabled by the rule %q; the user can enable it with %s", exposed, rule, enable)
+	case mcpserver.BySwitch:
+		return fmt.Sprintf("%s is not offered: the %s of MCP server %s are disabled with '%s off'; the user can enable them with 'ringlet mcp tools %s %s %s on', or this one with %s", exposed, what, srv, flag, profile, srv, flag, enable)
+	}
+	return fmt.Sprintf("%s is not offered: the %s of MCP server %s are disabled by the profile's default (mcp tools default none); the user can enable them with 'ringlet mcp tools %s %s %s on', or this one with %s", exposed, what, srv, profile, srv, flag, enable)
+}
+
+// shellWord quotes s for a POSIX shell when it holds more than letters,
+// digits and _.-:/@%+=, (in double quotes, as the command that holds it
+// is quoted in single ones, unless s holds what they would expand).
+func shellWord(s string) string {
+	if s != "" && strings.IndexFunc(s, func(r rune) bool {
+		return !(r < 0x80 && (unicode.IsLetter(r) || unicode.IsDigit(r) || strings.ContainsRune("_.-:/@%+=,", r)))
+	}) < 0 {
+		return s
+	}
+	if !strings.ContainsAny(s, "$`\\\"!") {
+		return `"` + s + `"`
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// heldItems are the items of a catalog none of which is served: the
+// server is not trusted with the model's context (a tool or its program
+// changed since approved), each with that reason.
+func (h *hub) heldItems(srv string, cat catalog, change string) []mcpserver.ItemStatus {
+	var out []mcpserver.ItemStatus
+	add := func(kind, name, desc string) {
+		out = append(out, mcpserver.ItemStatus{Kind: kind, ToolStatus: mcpserver.ToolStatus{Name: name, Description: mcpserver.FirstLine(desc),
+			State: mcpserver.ToolChanged, Change: change, Reason: itemPendingReason(name, change, h.profile, srv)}})
+	}
+	for _, pr := range cat.prompts {
+		add(mcpserver.KindPrompt, pr.Name, pr.Description)
+	}
+	for _, r := range cat.resources {
+		add(mcpserver.KindResource, r.URI, r.Description)
+	}
+	for _, t := range cat.templates {
+		if t.URITemplate != nil && t.URITemplate.Template != nil {
+			add(mcpserver.KindTemplate, t.URITemplate.Raw(), t.Description)
+		}
+	}
+	return out
 }
 
 // addCatalog adds the resources, templates and prompts of u to p, as
-// view allows, and records in j what it served. Invalid ones are left
-// out and logged.
-func (h *hub) addCatalog(p *publishedCatalog, u *upstream, cat catalog, view catalogView, j *judgement) {
+// view allows, records in j what it served, and returns each with its
+// state. Invalid ones are left out and logged.
+func (h *hub) addCatalog(p *publishedCatalog, u *upstream, cat catalog, view catalogView, j *judgement) []mcpserver.ItemStatus {
 	srv := u.cfg.Name
+	j.resourceRules = mcpserver.Config{ResourceRules: view.cfg.ResourceRules}
+	var items []mcpserver.ItemStatus
 	skip := func(what string, err error) {
 		h.srv.log.Warn("MCP server "+what+" left out", "profile", h.profile, "server", srv, "err", err)
 	}
-	if !view.resources {
-		cat.resources, cat.templates, cat.offersResources, cat.subscribe = nil, nil, false, false
-	}
-	if !view.prompts {
-		cat.prompts, cat.offersPrompts = nil, false
-	}
-	if cat.offersResources {
-		p.offersResources = true
-		p.subscribe = p.subscribe || cat.subscribe
-		p.servers[srv] = cat.subscribe
-	}
-	p.offersPrompts = p.offersPrompts || cat.offersPrompts
-	p.completions = p.completions || (cat.completions && (view.resources || view.prompts))
+	// A server's resources (prompts) are offered when switched on, or
+	// when one of them is served (enabled by a rule of its own).
+	resourcesOn, _ := view.cfg.CatalogEnabled(mcpserver.KindResource, view.def)
+	promptsOn, _ := view.cfg.CatalogEnabled(mcpserver.KindPrompt, view.def)
+	servedResources, servedPrompts := false, false
 	seen := map[string]bool{}
 	for _, r := range cat.resources {
-		if view.hidden[mcpserver.ItemKey{Kind: mcpserver.KindResource, Name: r.URI}] != "" {
-			continue
-		}
 		uri, err := exposedURI(srv, r.URI)
 		if err == nil && seen[uri] {
 			err = errors.New("the server lists " + r.URI + " twice")
 		}
 		if err != nil {
 			skip("resource", err)
+			items = append(items, mcpserver.ItemStatus{Kind: mcpserver.KindResource, ToolStatus: mcpserver.ToolStatus{Name: r.URI, State: mcpserver.ToolInvalid, Reason: err.Error()}})
 			continue
 		}
 		seen[uri] = true
+		st := h.itemStatus(srv, view, mcpserver.KindResource, r.URI, uri, r.Description)
+		items = append(items, st)
+		if st.State != mcpserver.ToolVisible {
+			continue
+		}
+		servedResources = true
 		j.resources[r.URI] = true
 		r.URI, r.Name = uri, srv+"__"+r.Name
 		p.resources = append(p.resources, server.ServerResource{Resource: r, Handler: h.readResource(u)})
@@ -147,10 +234,8 @@ func (h *hub) addCatalog(p *publishedCatalog, u *upstream, cat catalog, view cat
 			skip("resource template", errors.New("it has no uriTemplate"))
 			continue
 		}
-		if view.hidden[mcpserver.ItemKey{Kind: mcpserver.KindTemplate, Name: t.URITemplate.Raw()}] != "" {
-			continue
-		}
-		uri, err := exposedURI(srv, t.URITemplate.Raw())
+		raw := t.URITemplate.Raw()
+		uri, err := exposedURI(srv, raw)
 		tmpl := &mcpgo.URITemplate{}
 		if err == nil {
 			quoted, _ := json.Marshal(uri)
@@ -158,32 +243,53 @@ func (h *hub) addCatalog(p *publishedCatalog, u *upstream, cat catalog, view cat
 		}
 		if err != nil {
 			skip("resource template", err)
+			items = append(items, mcpserver.ItemStatus{Kind: mcpserver.KindTemplate, ToolStatus: mcpserver.ToolStatus{Name: raw, State: mcpserver.ToolInvalid, Reason: err.Error()}})
 			continue
 		}
+		st := h.itemStatus(srv, view, mcpserver.KindTemplate, raw, uri, t.Description)
+		items = append(items, st)
+		if st.State != mcpserver.ToolVisible {
+			continue
+		}
+		servedResources = true
 		j.templates = append(j.templates, t.URITemplate)
 		t.URITemplate, t.Name = tmpl, srv+"__"+t.Name
 		p.templates = append(p.templates, server.ServerResourceTemplate{Template: t, Handler: server.ResourceTemplateHandlerFunc(h.readResource(u))})
 	}
 	names := map[string]bool{}
 	for _, pr := range cat.prompts {
-		if view.hidden[mcpserver.ItemKey{Kind: mcpserver.KindPrompt, Name: pr.Name}] != "" {
-			continue
-		}
 		name, err := exposedName(srv, pr.Name)
 		if err == nil && names[name] {
 			err = errors.New("the server lists the prompt " + pr.Name + " twice")
 		}
 		if err != nil {
 			skip("prompt", err)
+			items = append(items, mcpserver.ItemStatus{Kind: mcpserver.KindPrompt, ToolStatus: mcpserver.ToolStatus{Name: pr.Name, State: mcpserver.ToolInvalid, Reason: err.Error()}})
 			continue
 		}
 		names[name] = true
+		st := h.itemStatus(srv, view, mcpserver.KindPrompt, pr.Name, name, pr.Description)
+		items = append(items, st)
+		if st.State != mcpserver.ToolVisible {
+			continue
+		}
+		servedPrompts = true
 		own := pr.Name
 		j.prompts[own] = true
 		p.promptOf[name] = promptRef{server: srv, own: own}
 		pr.Name = name
 		p.prompts = append(p.prompts, server.ServerPrompt{Prompt: pr, Handler: h.getPrompt(u, own)})
 	}
+	offersResources := cat.offersResources && (resourcesOn || servedResources)
+	offersPrompts := cat.offersPrompts && (promptsOn || servedPrompts)
+	if offersResources {
+		p.offersResources = true
+		p.subscribe = p.subscribe || cat.subscribe
+		p.servers[srv] = cat.subscribe
+	}
+	p.offersPrompts = p.offersPrompts || offersPrompts
+	p.completions = p.completions || (cat.completions && (offersResources || offersPrompts))
+	return items
 }
 
 // serveCatalog hands p to mcp-go when it differs from what is served;
@@ -294,6 +400,9 @@ func (h *hub) readResource(u *upstream) server.ResourceHandlerFunc {
 			return nil, fmt.Errorf("%s is not a resource of %s", req.Params.URI, srv)
 		}
 		served := func(j *judgement) bool {
+			if r, ok := j.resourceRules.ResourceRuleOf(uri); ok && !r.Enabled {
+				return false
+			}
 			return j.resources[uri] || slices.ContainsFunc(j.templates, func(t *mcpgo.URITemplate) bool { return t.Regexp().MatchString(uri) })
 		}
 		raw, err := h.access(ctx, u, Access{Kind: AccessResource, Server: srv, Name: req.Params.URI}, string(mcpgo.MethodResourcesRead), map[string]any{"uri": uri}, served)

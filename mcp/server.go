@@ -319,7 +319,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if !c.Admin() && m.Method == string(mcpgo.MethodToolsCall) && m.IsRequest() && (s.refuseDisabled(w, r, c, m, body) || s.refusePending(w, r, c, m, body)) {
 			return
 		}
-		if !c.Admin() && m.IsRequest() && (m.Method == string(mcpgo.MethodResourcesRead) || m.Method == string(mcpgo.MethodPromptsGet)) && s.refuseAccess(w, r, c, m, body) {
+		if !c.Admin() && m.IsRequest() && (m.Method == string(mcpgo.MethodResourcesRead) || m.Method == string(mcpgo.MethodPromptsGet) || m.Method == string(mcpgo.MethodCompletionComplete)) && s.refuseAccess(w, r, c, m, body) {
 			return
 		}
 		if !c.Admin() && m.IsRequest() && (m.Method == string(mcpgo.MethodResourcesSubscribe) || m.Method == string(mcpgo.MethodResourcesUnsubscribe)) {

@@ -10,6 +10,7 @@ import (
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
 
 	"github.com/neullabs/ringlet/mcp/jsonrpc"
+	"github.com/neullabs/ringlet/mcp/mcpserver"
 )
 
 // subscriptions are the sessions' resource subscriptions, by exposed URI.
@@ -158,6 +159,9 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request, c *Caller, si
 		writeResult(w, m.ID)
 		return
 	}
+	if s.refuseHeld(w, r, c, m.ID, Access{Kind: AccessResource, Name: p.URI, Method: m.Method}, mcpserver.KindResource) {
+		return
+	}
 	u, own := h.resolveResource(p.URI)
 	if u == nil {
 		jsonrpc.WriteError(w, http.StatusOK, mcpgo.RESOURCE_NOT_FOUND, m.ID, "no MCP server of this profile lists the resource "+p.URI+"; resources/list shows them")
@@ -176,7 +180,12 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request, c *Caller, si
 		return
 	}
 	if first {
-		served := func(j *judgement) bool { return j.resources[own] || len(j.templates) > 0 }
+		served := func(j *judgement) bool {
+			if r, ok := j.resourceRules.ResourceRuleOf(own); ok && !r.Enabled {
+				return false
+			}
+			return j.resources[own] || len(j.templates) > 0
+		}
 		if _, err := u.request(r.Context(), string(mcpgo.MethodResourcesSubscribe), map[string]any{"uri": own}, served); err != nil {
 			h.subs.remove(sid, []string{p.URI})
 			jsonrpc.WriteError(w, http.StatusOK, -32603, m.ID, p.URI+": "+u.redact(err.Error()))

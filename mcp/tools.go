@@ -392,25 +392,34 @@ func adminTools() []server.ServerTool {
 				return "GET", "/api/mcp/servers/" + url.PathEscape(a.Profile) + "/" + url.PathEscape(a.Name) + "/tools", nil
 			})},
 		{Tool: mcpgo.NewTool("mcp_tools_set",
-			mcpgo.WithDescription("Enable or disable tools of a profile's MCP server by name or glob ('write_*'), and turn its resources or prompts on or off. A disabled tool is not listed to the profile's sessions and a call to it is refused. Disables apply first, then enables; the last rule that matches a tool decides, else the profile's default (mcp_tools_default). reset removes the server's rules first. Returns the tools with their state, and the patterns that match no current tool (stored all the same)."),
+			mcpgo.WithDescription("Enable or disable tools of a profile's MCP server by name or glob ('write_*'), its prompts by name or glob, and its resources and resource templates by URI, URI template or glob ('file:///docs/*', where * also matches '/'); and turn all its resources or prompts on or off. A disabled item is not listed to the profile's sessions and a call, read or get of it is refused. Disables apply first, then enables; the last rule that matches an item decides, else (prompts, resources) the server's switch, else the profile's default (mcp_tools_default). reset removes the server's rules first. Returns the tools, prompts and resources with their state, and the patterns that match nothing current (stored all the same)."),
 			mcpgo.WithString("profile", mcpgo.Required(), mcpgo.Description("Profile alias."), mcpgo.Pattern(aliasPattern)),
 			mcpgo.WithString("name", mcpgo.Required(), mcpgo.Description("The server's name (mcp_servers_list shows them)."), mcpgo.Pattern(serverPattern)),
 			mcpgo.WithArray("enable", mcpgo.Description("Tool names or globs to enable."), mcpgo.Items(map[string]any{"type": "string", "minLength": 1, "maxLength": 128})),
 			mcpgo.WithArray("disable", mcpgo.Description("Tool names or globs to disable."), mcpgo.Items(map[string]any{"type": "string", "minLength": 1, "maxLength": 128})),
-			mcpgo.WithBoolean("reset", mcpgo.Description("Remove the server's rules first: every tool follows the profile's default.")),
+			mcpgo.WithArray("enable_prompts", mcpgo.Description("Prompt names or globs to enable."), mcpgo.Items(map[string]any{"type": "string", "minLength": 1, "maxLength": 128})),
+			mcpgo.WithArray("disable_prompts", mcpgo.Description("Prompt names or globs to disable."), mcpgo.Items(map[string]any{"type": "string", "minLength": 1, "maxLength": 128})),
+			mcpgo.WithArray("enable_resources", mcpgo.Description("Resource URIs, URI templates or globs to enable."), mcpgo.Items(map[string]any{"type": "string", "minLength": 1, "maxLength": 1024})),
+			mcpgo.WithArray("disable_resources", mcpgo.Description("Resource URIs, URI templates or globs to disable."), mcpgo.Items(map[string]any{"type": "string", "minLength": 1, "maxLength": 1024})),
+			mcpgo.WithBoolean("reset", mcpgo.Description("Remove the server's tool, prompt and resource rules first: each follows the server's switches and the profile's default.")),
 			mcpgo.WithString("resources", mcpgo.Description("on or off: offer or hide all of the server's resources and resource templates; default: follow the profile's default (none hides them)."), mcpgo.Enum(mcpserver.SwitchOn, mcpserver.SwitchOff, mcpserver.SwitchDefault)),
 			mcpgo.WithString("prompts", mcpgo.Description("on or off: offer or hide all of the server's prompts; default: follow the profile's default (none hides them)."), mcpgo.Enum(mcpserver.SwitchOn, mcpserver.SwitchOff, mcpserver.SwitchDefault)),
 			annotate("Enable or disable MCP tools", false, false, true), strict()),
 			Handler: apiTool(func(a struct {
-				Profile   string   `json:"profile"`
-				Name      string   `json:"name"`
-				Enable    []string `json:"enable,omitempty"`
-				Disable   []string `json:"disable,omitempty"`
-				Reset     bool     `json:"reset,omitempty"`
-				Resources string   `json:"resources,omitempty"`
-				Prompts   string   `json:"prompts,omitempty"`
+				Profile          string   `json:"profile"`
+				Name             string   `json:"name"`
+				Enable           []string `json:"enable,omitempty"`
+				Disable          []string `json:"disable,omitempty"`
+				EnablePrompts    []string `json:"enable_prompts,omitempty"`
+				DisablePrompts   []string `json:"disable_prompts,omitempty"`
+				EnableResources  []string `json:"enable_resources,omitempty"`
+				DisableResources []string `json:"disable_resources,omitempty"`
+				Reset            bool     `json:"reset,omitempty"`
+				Resources        string   `json:"resources,omitempty"`
+				Prompts          string   `json:"prompts,omitempty"`
 			}) (string, string, any) {
-				body := mcpserver.ToolChange{Enable: a.Enable, Disable: a.Disable, Reset: a.Reset, Resources: a.Resources, Prompts: a.Prompts}
+				body := mcpserver.ToolChange{Enable: a.Enable, Disable: a.Disable, EnablePrompts: a.EnablePrompts, DisablePrompts: a.DisablePrompts,
+					EnableResources: a.EnableResources, DisableResources: a.DisableResources, Reset: a.Reset, Resources: a.Resources, Prompts: a.Prompts}
 				return "PATCH", "/api/mcp/servers/" + url.PathEscape(a.Profile) + "/" + url.PathEscape(a.Name) + "/tools", body
 			})},
 		{Tool: mcpgo.NewTool("mcp_tools_default",

@@ -115,6 +115,8 @@ func TestAdminToolsAreREST(t *testing.T) {
 		{"mcp_tools_list", map[string]any{"profile": "work", "name": "gh"}, "GET", "/api/mcp/servers/work/gh/tools", ""},
 		{"mcp_tools_set", map[string]any{"profile": "work", "name": "gh", "disable": []string{"write_*"}, "enable": []string{"write_note"}},
 			"PATCH", "/api/mcp/servers/work/gh/tools", `{"enable":["write_note"],"disable":["write_*"]}`},
+		{"mcp_tools_set", map[string]any{"profile": "work", "name": "docs", "disable_prompts": []string{"review_*"}, "enable_resources": []string{"file:///docs/*"}},
+			"PATCH", "/api/mcp/servers/work/docs/tools", `{"disable_prompts":["review_*"],"enable_resources":["file:///docs/*"]}`},
 		{"mcp_tools_default", map[string]any{"profile": "work", "default": "none"}, "PUT", "/api/mcp/tools-default/work", `{"default":"none"}`},
 		{"mcp_servers_approve", map[string]any{"profile": "work", "name": "gh", "tools": []string{"read_file"}, "observed": "sha256:" + strings.Repeat("0", 64)},
 			"POST", "/api/mcp/servers/work/gh/approve", `{"tools":["read_file"],"observed":"sha256:` + strings.Repeat("0", 64) + `"}`},

@@ -446,6 +446,9 @@ type judgement struct {
 	prompts   map[string]bool // own names of the prompts served
 	resources map[string]bool // own URIs of the resources served
 	templates []*mcpgo.URITemplate
+	// resourceRules are the server's resource rules as published: a URI
+	// one of them disables is not served through a template either.
+	resourceRules mcpserver.Config
 }
 
 // observation is what the upstream's last run serves, as a pin would

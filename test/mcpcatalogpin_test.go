@@ -146,3 +146,89 @@ func TestMCPCatalogNone(t *testing.T) {
 		t.Errorf("--resources maybe: exit %d, %q; want a usage error", code, stderr)
 	}
 }
+
+// TestMCPCatalogItems: 'mcp tools --disable-prompt NAME' hides that
+// prompt alone from the official SDK client while the other stays;
+// '--disable-resource GLOB' hides the resources and the template it
+// matches; a get, a read and a read through the disabled template are
+// refused with the command that enables them, audited; 'mcp tools'
+// lists each item with its state (text and --json); a bad pattern is one
+// clear line.
+func TestMCPCatalogItems(t *testing.T) {
+	requireMCPNode(t)
+	requireSandbox(t)
+	t.Parallel()
+	bin := buildMCPTestServer(t)
+	e, d := newMCPEnv(t)
+	// A server without tools: its prompts include greet and add_tool.
+	mustRun(t, e, "mcp", "add", "work", "own", "--", bin, "-resources", "3", "-no-tools")
+	var view struct {
+		Items []mcpserver.ItemStatus `json:"items"`
+	}
+	if err := json.Unmarshal([]byte(mustRun(t, e, "mcp", "tools", "work", "own", "--disable-prompt", "greet", "--disable-resource", "test://doc/[23]",
+		"--disable-resource", "test://env/{name}", "--json")), &view); err != nil {
+		t.Fatal(err)
+	}
+	states := map[string]string{}
+	for _, it := range view.Items {
+		states[it.Kind+" "+it.Name] = it.State
+	}
+	for k, want := range map[string]string{"prompt greet": "disabled", "prompt add_tool": "visible", "resource test://doc/1": "visible",
+		"resource test://doc/2": "disabled", "resource test://doc/3": "disabled", "template test://env/{name}": "disabled"} {
+		if states[k] != want {
+			t.Errorf("mcp tools --json: %s: got %q, want %q (%+v)", k, states[k], want, view.Items)
+		}
+	}
+	text := mustRun(t, e, "mcp", "tools", "work", "own")
+	for _, want := range []string{"prompt rules -greet", "resource rules -test://doc/[23] -test://env/{name}", "KIND", "explicit: greet", "test://env/{name}"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("mcp tools: got %q, want %q in it", text, want)
+		}
+	}
+	tok := mcpSessionToken(t, e, "work")
+	out := runSDKPlan(t, e, tok, map[string]any{"url": d.URL + "/mcp", "steps": []any{
+		map[string]any{"prompts": true},
+		map[string]any{"resources": true},
+		map[string]any{"templates": true},
+		map[string]any{"prompt": "own__greet", "args": map[string]any{"name": "Ann"}},
+		map[string]any{"read": "own+test://doc/2"},
+		map[string]any{"read": "own+test://env/HOME"},
+		map[string]any{"read": "own+test://doc/1"},
+	}})
+	if got := promptNames(t, out, 0); slices.Contains(got, "own__greet") || !slices.Contains(got, "own__add_tool") {
+		t.Errorf("prompts: got %q, want own__add_tool and not own__greet (disabled)", got)
+	}
+	var list struct {
+		URIs []string `json:"uris"`
+	}
+	json.Unmarshal(out.step(t, 1), &list)
+	if !slices.Equal(list.URIs, []string{"own+test://doc/1"}) {
+		t.Errorf("resources: got %q, want doc/1 alone", list.URIs)
+	}
+	list.URIs = nil
+	json.Unmarshal(out.step(t, 2), &list)
+	if len(list.URIs) != 0 {
+		t.Errorf("templates: got %q, want none", list.URIs)
+	}
+	for i, want := range map[int]string{
+		3: "ringlet mcp tools work own --enable-prompt greet",
+		4: `disabled by the rule \"test://doc/[23]\"`,
+		5: "matches no served resource template",
+	} {
+		if e, ok := out.Steps[i]["error"]; !ok || !strings.Contains(string(e), want) {
+			t.Errorf("step %d: got %s, want refused with %q", i, out.Steps[i], want)
+		}
+	}
+	if got := string(out.step(t, 6)); !strings.Contains(got, "doc 1") {
+		t.Errorf("read of the enabled resource: got %s", got)
+	}
+	if refused := queryAll(t, e, 100, "--kind", "mcp.resource_read", "--decision", "deny"); len(refused) != 2 {
+		t.Errorf("refused reads audited: got %+v, want 2", refused)
+	}
+	if refused := queryAll(t, e, 100, "--kind", "mcp.prompt_get", "--decision", "deny"); len(refused) != 1 || refused[0].Target != "own__greet" {
+		t.Errorf("refused get audited: got %+v", refused)
+	}
+	if _, stderr, code := e.Run("mcp", "tools", "work", "own", "--disable-resource", "file:///a b"); code != 2 || !strings.Contains(stderr, "invalid resource pattern") || strings.Count(strings.TrimSpace(stderr), "\n") != 0 {
+		t.Errorf("--disable-resource with a space: exit %d, %q; want one usage line", code, stderr)
+	}
+}

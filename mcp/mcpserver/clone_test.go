@@ -17,7 +17,8 @@ func TestCloneSharesNothing(t *testing.T) {
 		Pin: &Pin{Identity: &Identity{Command: "/bin/x"}, Tools: map[string]PinnedTool{"t": {Hash: "h"}}},
 		Env: map[string]string{"MODE": "x"}, Secrets: map[string]string{"TOKEN": "mcp/t"},
 		Headers: map[string]string{"X-Mode": "x"}, HeaderSecrets: map[string]string{"X-Api-Key": "mcp/t"},
-		ToolRules: []ToolRule{{Pattern: "write_*"}}}
+		ToolRules:   []ToolRule{{Pattern: "write_*"}},
+		PromptRules: []ToolRule{{Pattern: "review"}}, ResourceRules: []ToolRule{{Pattern: "file:///*"}}}
 	got := c.Clone()
 	if !reflect.DeepEqual(got, c) {
 		t.Fatalf("Clone: got %+v, want %+v", got, c)

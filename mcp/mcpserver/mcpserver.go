@@ -146,6 +146,14 @@ type Config struct {
 	// default as a tool no rule names does.
 	Resources string `json:"resources,omitempty"`
 	Prompts   string `json:"prompts,omitempty"`
+	// PromptRules and ResourceRules are 'ringlet mcp tools
+	// --enable-prompt/--disable-prompt' and
+	// '--enable-resource/--disable-resource', in the order given: the
+	// last rule that matches a prompt's name (or a resource's URI, or a
+	// template's URI template) decides; one no rule names follows the
+	// switch above, then the profile's default (Config.ItemEnabled).
+	PromptRules   []ToolRule `json:"prompt_rules,omitempty"`
+	ResourceRules []ToolRule `json:"resource_rules,omitempty"`
 }
 
 // Networks of a sandboxed stdio server.
@@ -256,7 +264,8 @@ func (c *Config) Validate() error {
 	if n > maxArgvBytes {
 		return fmt.Errorf("the command is longer than %d KiB", maxArgvBytes>>10)
 	}
-	if err := validateToolRules(c.ToolRules); err != nil {
+	if err := errors.Join(validateToolRules(c.ToolRules), validateRules("prompt", c.PromptRules, CheckPromptPattern),
+		validateRules("resource", c.ResourceRules, CheckResourcePattern)); err != nil {
 		return err
 	}
 	for _, s := range []string{c.Resources, c.Prompts} {
@@ -495,6 +504,9 @@ type Status struct {
 	// reads besides the system, found as it would be at a start now.
 	Runtime *toolchain.Resolution `json:"runtime,omitempty"`
 	Tools   []ToolStatus          `json:"tools"`
+	// Items are its prompts, resources and resource templates with their
+	// state, as the last check found them (as Tools are its tools).
+	Items []ItemStatus `json:"items,omitempty"`
 	// PendingItems are its prompts, resources and resource templates
 	// hidden until approved (added or changed since), as the last check
 	// found them.
@@ -508,6 +520,16 @@ type PendingItem struct {
 	Kind   string `json:"kind"`
 	Name   string `json:"name"`
 	Change string `json:"change"`
+}
+
+// ItemStatus is one prompt, resource or resource template of an
+// upstream server: its Kind (KindPrompt, KindResource, KindTemplate),
+// then as a tool's status, Name being the prompt's name, the resource's
+// URI or the template's URI template as the server lists it, and
+// Exposed what sessions see.
+type ItemStatus struct {
+	Kind string `json:"kind"`
+	ToolStatus
 }
 
 // ToolStatus is one tool of an upstream server.
@@ -544,6 +566,8 @@ func (c Config) Clone() Config {
 	c.Headers = maps.Clone(c.Headers)
 	c.HeaderSecrets = maps.Clone(c.HeaderSecrets)
 	c.ToolRules = slices.Clone(c.ToolRules)
+	c.PromptRules = slices.Clone(c.PromptRules)
+	c.ResourceRules = slices.Clone(c.ResourceRules)
 	if c.Approved != nil {
 		t := *c.Approved
 		c.Approved = &t

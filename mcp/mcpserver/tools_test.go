@@ -105,3 +105,92 @@ func FuzzToolRules(f *testing.F) {
 		}
 	})
 }
+
+func TestResourceMatch(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		pattern, uri string
+		want         bool
+	}{
+		{"file:///docs/a.md", "file:///docs/a.md", true},
+		{"file:///docs/*", "file:///docs/a/b.md", true}, // '*' crosses '/'
+		{"file:///docs/*", "file:///doc", false},
+		{"test://static/resource/?", "test://static/resource/1", true},
+		{"test://static/resource/?", "test://static/resource/12", false},
+		{"test://static/resource/[12]", "test://static/resource/2", true},
+		{"test://static/resource/[!12]", "test://static/resource/2", false},
+		{"test://static/resource/*", "test://static/resource/{id}", true},
+		{"a.b", "axb", false}, // '.' is itself
+		{`\*`, "*", true},
+		{`\*`, "x", false},
+	} {
+		if got := ResourceMatch(tc.pattern, tc.uri); got != tc.want {
+			t.Errorf("ResourceMatch(%q, %q): got %v, want %v", tc.pattern, tc.uri, got, tc.want)
+		}
+	}
+	for _, bad := range []string{"", "a b", "x[", `x\`, "[]", "a\nb", strings.Repeat("x", 1025)} {
+		if err := CheckResourcePattern(bad); err == nil {
+			t.Errorf("CheckResourcePattern(%q): got nil, want an error", bad)
+		}
+	}
+}
+
+func TestItemEnabled(t *testing.T) {
+	t.Parallel()
+	c := Config{Prompts: SwitchOff, PromptRules: []ToolRule{{Pattern: "simple_prompt", Enabled: true}},
+		ResourceRules: []ToolRule{{Pattern: "test://static/*"}, {Pattern: "test://static/resource/1", Enabled: true}}}
+	for _, tc := range []struct {
+		kind, name, def string
+		want            bool
+		by, rule        string
+	}{
+		{KindPrompt, "simple_prompt", ToolsAll, true, ByRule, "simple_prompt"},
+		{KindPrompt, "complex_prompt", ToolsAll, false, BySwitch, ""},
+		{KindResource, "test://static/resource/2", ToolsAll, false, ByRule, "test://static/*"},
+		{KindResource, "test://static/resource/1", ToolsNone, true, ByRule, "test://static/resource/1"},
+		{KindTemplate, "test://static/resource/{id}", ToolsAll, false, ByRule, "test://static/*"},
+		{KindResource, "test://other", ToolsAll, true, ByDefault, ""},
+		{KindResource, "test://other", ToolsNone, false, ByDefault, ""},
+	} {
+		on, by, rule := c.ItemEnabled(tc.kind, tc.name, tc.def)
+		if on != tc.want || by != tc.by || rule != tc.rule {
+			t.Errorf("%s %s (default %q): got %v %s %q, want %v %s %q", tc.kind, tc.name, tc.def, on, by, rule, tc.want, tc.by, tc.rule)
+		}
+	}
+}
+
+func TestToolChangeItems(t *testing.T) {
+	t.Parallel()
+	c := Config{ToolRules: []ToolRule{{Pattern: "a"}}}
+	ch := ToolChange{DisablePrompts: []string{"*"}, EnablePrompts: []string{"simple_prompt"}, DisableResources: []string{"test://static/*"}}
+	if err := ch.Apply(&c); err != nil {
+		t.Fatal(err)
+	}
+	if want := []ToolRule{{Pattern: "*"}, {Pattern: "simple_prompt", Enabled: true}}; !slices.Equal(c.PromptRules, want) {
+		t.Errorf("prompt rules: got %+v, want %+v", c.PromptRules, want)
+	}
+	if want := []ToolRule{{Pattern: "test://static/*"}}; !slices.Equal(c.ResourceRules, want) {
+		t.Errorf("resource rules: got %+v, want %+v", c.ResourceRules, want)
+	}
+	if len(c.ToolRules) != 1 {
+		t.Errorf("tool rules: got %+v, want them unchanged", c.ToolRules)
+	}
+	if err := c.Validate(); err != nil && strings.Contains(err.Error(), "pattern") {
+		t.Errorf("Validate: %v", err)
+	}
+	if err := (ToolChange{Reset: true}).Apply(&c); err != nil || c.ToolRules != nil || c.PromptRules != nil || c.ResourceRules != nil {
+		t.Errorf("reset: got %+v %+v %+v, %v, want no rules", c.ToolRules, c.PromptRules, c.ResourceRules, err)
+	}
+	for _, tc := range []struct {
+		ch   ToolChange
+		want string
+	}{
+		{ToolChange{EnablePrompts: []string{"a/b"}}, "invalid prompt pattern"},
+		{ToolChange{DisableResources: []string{"file:///a b"}}, "invalid resource pattern"},
+		{ToolChange{EnableResources: []string{"x"}, DisableResources: []string{"x"}}, "both enabled and disabled"},
+	} {
+		if err := tc.ch.Apply(&Config{}); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%+v: got %v, want %q", tc.ch, err, tc.want)
+		}
+	}
+}

@@ -104,6 +104,8 @@ func (a *app) completeArgs(root *cobra.Command) {
 	mcpTools.ValidArgsFunction = profileThen(a, a.completeMCPServers)
 	for _, f := range []string{"enable", "disable"} {
 		mustFlag(mcpTools.RegisterFlagCompletionFunc(f, a.completeMCPTools))
+		mustFlag(mcpTools.RegisterFlagCompletionFunc(f+"-prompt", a.completeMCPItems(false)))
+		mustFlag(mcpTools.RegisterFlagCompletionFunc(f+"-resource", a.completeMCPItems(true)))
 	}
 	mustFlag(find("mcp", "approve").RegisterFlagCompletionFunc("tool", a.completeChangedTools))
 	for _, f := range []string{"prompt", "resource"} {
@@ -299,6 +301,37 @@ func (a *app) completeMCPTools(cmd *cobra.Command, args []string, toComplete str
 		}
 	}
 	return out, cobra.ShellCompDirectiveNoFileComp
+}
+
+// completeMCPItems completes --enable-prompt/--disable-prompt (or, for
+// resources, --enable-resource/--disable-resource) with the server's
+// prompts (its resources' URIs and templates' URI templates), as the
+// running daemon knows them.
+func (a *app) completeMCPItems(resources bool) cobra.CompletionFunc {
+	return func(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+		if len(args) != 2 {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		var servers []mcpserver.Status
+		a.askDaemon(cmd.Context(), func(ctx context.Context, c *client.Client) { servers, _ = c.MCPServers(ctx, args[0]) })
+		var out []cobra.Completion
+		for _, s := range servers {
+			if s.Name != args[1] {
+				continue
+			}
+			for _, it := range s.Items {
+				if (it.Kind != mcpserver.KindPrompt) != resources || !strings.HasPrefix(it.Name, toComplete) {
+					continue
+				}
+				state := "disabled"
+				if it.Enabled {
+					state = "enabled"
+				}
+				out = append(out, cobra.CompletionWithDesc(it.Name, it.Kind+", "+state+": "+completionDesc(it.Description)))
+			}
+		}
+		return out, cobra.ShellCompDirectiveNoFileComp
+	}
 }
 
 // completeChangedTools completes 'mcp approve --tool': the server's
