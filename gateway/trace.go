@@ -137,7 +137,6 @@ func (t *traces) stamp(ctx context.Context, r *audit.Record) []audit.Record {
 		return nil
 	}
 	t.mu.Lock()
-	defer t.mu.Unlock()
 	st := t.state(r.Session)
 	r.SpanID = audit.NewSpanID()
 	if st.trace == "" {
@@ -154,17 +153,26 @@ func (t *traces) stamp(ctx context.Context, r *audit.Record) []audit.Record {
 		}
 	}
 	if r.Kind != audit.KindSessionEnd {
+		t.mu.Unlock()
 		return nil
 	}
-	var out []audit.Record
-	if st.agent != "" && t.hooked(st.profile, st.agent) {
-		for _, id := range st.order {
-			if u := st.uses[id]; u != nil && !u.checked {
-				out = append(out, t.bypassRecord(r.Profile, r.Session, u, "session.end", audit.Allow))
-			}
+	var open []*tracedUse
+	for _, id := range st.order {
+		if u := st.uses[id]; u != nil && !u.checked {
+			open = append(open, u)
 		}
 	}
+	profile, agent := st.profile, st.agent
 	delete(t.bySession, r.Session)
+	t.mu.Unlock()
+	// The hooks are read outside the lock every session shares.
+	if len(open) == 0 || agent == "" || !t.hooked(profile, agent) {
+		return nil
+	}
+	out := make([]audit.Record, 0, len(open))
+	for _, u := range open {
+		out = append(out, t.bypassRecord(r.Profile, r.Session, u, "session.end", audit.Allow))
+	}
 	return out
 }
 
@@ -201,27 +209,38 @@ func (t *traces) request(sess *session, body []byte) (*reqTrace, []audit.Record)
 		return nil, nil
 	}
 	rt := &reqTrace{t: t, session: sess.ID, span: audit.NewSpanID()}
+	// The body is scanned, and the hooks read, outside the lock every
+	// session shares; only when the session has tool calls outstanding.
 	t.mu.Lock()
-	defer t.mu.Unlock()
 	st := t.state(sess.ID)
 	st.profile, st.agent = sess.Profile.Alias, sess.Agent.ID
-	var bypass []audit.Record
-	if len(st.uses) > 0 {
-		hooked := t.hooked(sess.Profile.Alias, sess.Agent.ID)
+	open := len(st.uses) > 0
+	t.mu.Unlock()
+	var ids []string
+	hooked := false
+	if open {
 		provider.ToolResultIDs(body, func(id string) bool {
-			u := st.uses[id]
-			if u == nil {
-				return true
-			}
-			if rt.trace == "" {
-				rt.trace, rt.parent, rt.link = u.trace, u.SpanID, audit.LinkCarried
-			}
-			if hooked && !u.checked {
-				bypass = append(bypass, t.bypassRecord(sess.Profile.Alias, sess.ID, u, "provider", audit.Allow))
-			}
-			st.forget(id)
+			ids = append(ids, id)
 			return true
 		})
+		hooked = len(ids) > 0 && t.hooked(sess.Profile.Alias, sess.Agent.ID)
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	st = t.state(sess.ID)
+	var bypass []audit.Record
+	for _, id := range ids {
+		u := st.uses[id]
+		if u == nil {
+			continue
+		}
+		if rt.trace == "" {
+			rt.trace, rt.parent, rt.link = u.trace, u.SpanID, audit.LinkCarried
+		}
+		if hooked && !u.checked {
+			bypass = append(bypass, t.bypassRecord(sess.Profile.Alias, sess.ID, u, "provider", audit.Allow))
+		}
+		st.forget(id)
 	}
 	if rt.trace == "" {
 		rt.trace = audit.NewTraceID()

@@ -1,10 +1,13 @@
 package gateway
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"slices"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/neullabs/ringlet/api"
 	"github.com/neullabs/ringlet/audit"
@@ -120,5 +123,53 @@ func TestHookCheckBoundToItsToolUse(t *testing.T) {
 	}
 	if want := []string{"toolu_other_tool", "toolu_other_input", "toolu_post"}; !slices.Equal(flagged, want) {
 		t.Errorf("hook.bypass of %q, want %q", flagged, want)
+	}
+}
+
+// TestTracesReadHooksOutsideTheLock: while one session's request or end
+// waits on its profile's hooks being read, another session's records are
+// placed (the hooks are not read under the lock all sessions share).
+func TestTracesReadHooksOutsideTheLock(t *testing.T) {
+	t.Parallel()
+	for _, step := range []string{"request", "session.end"} {
+		t.Run(step, func(t *testing.T) {
+			tr := newTraces(nil)
+			entered, release := make(chan struct{}), make(chan struct{})
+			var once sync.Once
+			tr.hooked = func(string, string) bool {
+				once.Do(func() { close(entered); <-release })
+				return true
+			}
+			slow := &session{ID: "slow", Profile: profile.Profile{Alias: "work"}, Agent: profile.Agent{ID: "claude"}}
+			other := &session{ID: "other", Profile: profile.Profile{Alias: "work"}, Agent: profile.Agent{ID: "claude"}}
+			rt, _ := tr.request(slow, []byte(`{}`))
+			rt.add(provider.ToolUse{ID: "toolu_1", Name: "Bash"})
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				if step == "request" {
+					_, _ = tr.request(slow, []byte(`{"tool_use_id":"toolu_1"}`))
+					return
+				}
+				end := audit.Record{Kind: audit.KindSessionEnd, Session: "slow"}
+				tr.stamp(context.Background(), &end)
+			}()
+			<-entered
+			placed := make(chan struct{})
+			go func() {
+				defer close(placed)
+				_, _ = tr.request(other, []byte(`{}`))
+				r := audit.Record{Kind: audit.KindToolCall, Session: "other"}
+				tr.stamp(context.Background(), &r)
+			}()
+			select {
+			case <-placed:
+			case <-time.After(30 * time.Second):
+				t.Error("another session's records waited for this session's hooks to be read")
+			}
+			close(release)
+			<-done
+			<-placed
+		})
 	}
 }
