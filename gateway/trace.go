@@ -280,6 +280,27 @@ func (rt *reqTrace) add(u provider.ToolUse) {
 	st.order = append(st.order, u.ID)
 }
 
+// cut forgets the tool calls of an answer that did not end as its format
+// says (cut at a budget's cap, interrupted, failed): the agent runs none
+// of them, so none is a hook bypass. They stay in the request's record.
+func (rt *reqTrace) cut() {
+	if rt == nil || len(rt.uses) == 0 {
+		return
+	}
+	t := rt.t
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	st := t.bySession[rt.session]
+	if st == nil {
+		return
+	}
+	for _, u := range rt.uses {
+		if tu := st.uses[u.ID]; tu != nil && tu.SpanID == u.SpanID {
+			st.forget(u.ID)
+		}
+	}
+}
+
 // stampRequest gives the provider.request record its place.
 func (rt *reqTrace) stampRequest(r *audit.Record) {
 	if rt == nil {
