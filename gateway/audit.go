@@ -80,9 +80,11 @@ func (c *recorder) record(ctx context.Context, r audit.Record) error {
 	}
 	for _, f := range first {
 		// A finding about tool calls past (hook.bypass at a session's
-		// end): its loss does not stop the record it came with.
+		// end): its failure does not stop the record it came with; it
+		// waits for the log instead.
 		if _, err := c.audit.Append(ctx, f); err != nil {
 			c.log.Error("audit record not written", "kind", f.Kind, "err", err)
+			c.wait(f)
 		}
 	}
 	_, err := c.audit.Append(ctx, r)
@@ -103,7 +105,19 @@ func (c *recorder) recordLater(r audit.Record) {
 	if r.Time.IsZero() {
 		r.Time = time.Now().UTC()
 	}
-	_ = c.traces.stamp(context.Background(), &r) // a forced end's findings wait for none
+	// A forced end's findings (hook.bypass) wait before it, as record
+	// writes them.
+	for _, f := range c.traces.stamp(context.Background(), &r) {
+		c.wait(f)
+	}
+	c.wait(r)
+}
+
+// wait queues r for the audit log, within maxLater.
+func (c *recorder) wait(r audit.Record) {
+	if r.Time.IsZero() {
+		r.Time = time.Now().UTC()
+	}
 	c.laterMu.Lock()
 	defer c.laterMu.Unlock()
 	if len(c.later) >= maxLater {

@@ -250,6 +250,12 @@ func (hk *hooks) handleHookCheck(w http.ResponseWriter, r *http.Request) {
 		}
 		killsAfter()
 	}()
+	// Placed (and its tool call marked checked) before a rate limit or a
+	// budget can refuse it: the agent still sends the refused call's
+	// result back, which is no hook bypass.
+	if len(req.ToolUseID) <= 256 {
+		ctx = withSpan(ctx, hk.o.Rec.traces.agentCheck(sess, req))
+	}
 	charge, refusal := hk.admitAgentCall(ctx, sess, req)
 	if refusal != "" {
 		writeJSON(w, http.StatusOK, hook.Decision{Allow: false, Reason: refusal})
@@ -283,14 +289,14 @@ func (hk *hooks) admitAgentCall(ctx context.Context, sess *session, req api.Hook
 	}
 	if hk.o.Paces != nil {
 		if r := hk.o.Paces.admit(sess, paceToolCalls); r != nil {
-			hk.o.Paces.refused(ctx, sess, r, req.ToolName)
+			hk.o.Paces.refused(ownedBy(ctx, audit.KindRateLimited), sess, r, req.ToolName)
 			return nil, r.message() + " (" + RateLimitErrorCode + ")"
 		}
 	}
 	if hk.o.Budgets == nil {
 		return nil, ""
 	}
-	done, reason, ok := hk.o.Budgets.toolCall(ctx, sess, req.ToolName)
+	done, reason, ok := hk.o.Budgets.toolCall(ownedBy(ctx, audit.KindBudgetRefused), sess, req.ToolName)
 	if !ok {
 		return nil, reason
 	}
@@ -318,9 +324,6 @@ func gatewayTool(agent, tool string) bool {
 // them.
 func (hk *hooks) check(ctx context.Context, sess *session, req api.HookCheck, via string, counted bool) (hook.Decision, []hook.Hook) {
 	start := time.Now()
-	if via == "agent" && len(req.ToolUseID) <= 256 {
-		ctx = withSpan(ctx, hk.o.Rec.traces.agentCheck(sess, req.ToolUseID))
-	}
 	ev := hook.Event{Event: req.Event, Profile: sess.Profile.Alias, Session: sess.ID, ToolName: req.ToolName, ToolInput: req.ToolInput, ToolOutput: req.ToolOutput}
 	final, ran, hooks, ok := hk.evaluate(ctx, sess, ev)
 	if !ok {
@@ -351,8 +354,8 @@ func (hk *hooks) check(ctx context.Context, sess *session, req api.HookCheck, vi
 		Detail: detail}); err != nil {
 		return hook.Decision{Allow: false, Reason: "refused: the tool call could not be recorded in the audit log"}, hooks
 	}
-	if via == "agent" && final.Allow && req.Event == hook.PreToolUse {
-		hk.o.Rec.traces.agentAllowed(sess, req.ToolUseID)
+	if sp, ok := spanOf(ctx); ok && via == "agent" && final.Allow {
+		hk.o.Rec.traces.agentAllowed(sess, sp)
 	}
 	return final, hooks
 }

@@ -831,6 +831,9 @@ func (p *proxy) recordProvider(st *proxyState) {
 		}
 		if st.rt != nil {
 			detail.ToolUses = st.rt.uses
+			if !detail.Complete {
+				st.rt.cut()
+			}
 		}
 		rec := audit.Record{
 			Kind: audit.KindProviderRequest, Profile: st.sess.Profile.Alias, Session: st.sess.ID, Actor: st.sess.tokenID,

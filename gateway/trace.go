@@ -9,7 +9,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/neullabs/ringlet/agentconfig"
+	"github.com/neullabs/ringlet/api"
 	"github.com/neullabs/ringlet/audit"
+	"github.com/neullabs/ringlet/hook"
 	"github.com/neullabs/ringlet/provider"
 )
 
@@ -68,6 +71,9 @@ type tracedUse struct {
 type spanCtx struct {
 	trace, span, parent, link string
 	owner                     string
+	// use is the id of the tool call an agent's pre-tool-use check was
+	// matched to (agentCheck).
+	use string
 }
 
 type spanKey struct{}
@@ -76,6 +82,23 @@ func withSpan(ctx context.Context, sp spanCtx) context.Context {
 	if sp.trace == "" {
 		return ctx
 	}
+	return context.WithValue(ctx, spanKey{}, sp)
+}
+
+// spanOf is the action span of ctx, if any.
+func spanOf(ctx context.Context) (spanCtx, bool) {
+	sp, ok := ctx.Value(spanKey{}).(spanCtx)
+	return sp, ok
+}
+
+// ownedBy is ctx with its span taken by the record of kind (a refusal
+// that stands in for the call's own record).
+func ownedBy(ctx context.Context, kind string) context.Context {
+	sp, ok := spanOf(ctx)
+	if !ok {
+		return ctx
+	}
+	sp.owner = kind
 	return context.WithValue(ctx, spanKey{}, sp)
 }
 
@@ -114,7 +137,6 @@ func (t *traces) stamp(ctx context.Context, r *audit.Record) []audit.Record {
 		return nil
 	}
 	t.mu.Lock()
-	defer t.mu.Unlock()
 	st := t.state(r.Session)
 	r.SpanID = audit.NewSpanID()
 	if st.trace == "" {
@@ -131,17 +153,26 @@ func (t *traces) stamp(ctx context.Context, r *audit.Record) []audit.Record {
 		}
 	}
 	if r.Kind != audit.KindSessionEnd {
+		t.mu.Unlock()
 		return nil
 	}
-	var out []audit.Record
-	if st.agent != "" && t.hooked(st.profile, st.agent) {
-		for _, id := range st.order {
-			if u := st.uses[id]; u != nil && !u.checked {
-				out = append(out, t.bypassRecord(r.Profile, r.Session, u, "session.end", audit.Allow))
-			}
+	var open []*tracedUse
+	for _, id := range st.order {
+		if u := st.uses[id]; u != nil && !u.checked {
+			open = append(open, u)
 		}
 	}
+	profile, agent := st.profile, st.agent
 	delete(t.bySession, r.Session)
+	t.mu.Unlock()
+	// The hooks are read outside the lock every session shares.
+	if len(open) == 0 || agent == "" || !t.hooked(profile, agent) {
+		return nil
+	}
+	out := make([]audit.Record, 0, len(open))
+	for _, u := range open {
+		out = append(out, t.bypassRecord(r.Profile, r.Session, u, "session.end", audit.Allow))
+	}
 	return out
 }
 
@@ -178,27 +209,38 @@ func (t *traces) request(sess *session, body []byte) (*reqTrace, []audit.Record)
 		return nil, nil
 	}
 	rt := &reqTrace{t: t, session: sess.ID, span: audit.NewSpanID()}
+	// The body is scanned, and the hooks read, outside the lock every
+	// session shares; only when the session has tool calls outstanding.
 	t.mu.Lock()
-	defer t.mu.Unlock()
 	st := t.state(sess.ID)
 	st.profile, st.agent = sess.Profile.Alias, sess.Agent.ID
-	var bypass []audit.Record
-	if len(st.uses) > 0 {
-		hooked := t.hooked(sess.Profile.Alias, sess.Agent.ID)
+	open := len(st.uses) > 0
+	t.mu.Unlock()
+	var ids []string
+	hooked := false
+	if open {
 		provider.ToolResultIDs(body, func(id string) bool {
-			u := st.uses[id]
-			if u == nil {
-				return true
-			}
-			if rt.trace == "" {
-				rt.trace, rt.parent, rt.link = u.trace, u.SpanID, audit.LinkCarried
-			}
-			if hooked && !u.checked {
-				bypass = append(bypass, t.bypassRecord(sess.Profile.Alias, sess.ID, u, "provider", audit.Allow))
-			}
-			st.forget(id)
+			ids = append(ids, id)
 			return true
 		})
+		hooked = len(ids) > 0 && t.hooked(sess.Profile.Alias, sess.Agent.ID)
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	st = t.state(sess.ID)
+	var bypass []audit.Record
+	for _, id := range ids {
+		u := st.uses[id]
+		if u == nil {
+			continue
+		}
+		if rt.trace == "" {
+			rt.trace, rt.parent, rt.link = u.trace, u.SpanID, audit.LinkCarried
+		}
+		if hooked && !u.checked {
+			bypass = append(bypass, t.bypassRecord(sess.Profile.Alias, sess.ID, u, "provider", audit.Allow))
+		}
+		st.forget(id)
 	}
 	if rt.trace == "" {
 		rt.trace = audit.NewTraceID()
@@ -238,6 +280,27 @@ func (rt *reqTrace) add(u provider.ToolUse) {
 	st.order = append(st.order, u.ID)
 }
 
+// cut forgets the tool calls of an answer that did not end as its format
+// says (cut at a budget's cap, interrupted, failed): the agent runs none
+// of them, so none is a hook bypass. They stay in the request's record.
+func (rt *reqTrace) cut() {
+	if rt == nil || len(rt.uses) == 0 {
+		return
+	}
+	t := rt.t
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	st := t.bySession[rt.session]
+	if st == nil {
+		return
+	}
+	for _, u := range rt.uses {
+		if tu := st.uses[u.ID]; tu != nil && tu.SpanID == u.SpanID {
+			st.forget(u.ID)
+		}
+	}
+}
+
 // stampRequest gives the provider.request record its place.
 func (rt *reqTrace) stampRequest(r *audit.Record) {
 	if rt == nil {
@@ -248,17 +311,28 @@ func (rt *reqTrace) stampRequest(r *audit.Record) {
 
 // agentCheck places an agent's hook check (Claude Code's PreToolUse, by
 // the tool_use_id it carries): under its tool call, or under the
-// session's current turn when the id is not one Ringlet saw.
-func (t *traces) agentCheck(sess *session, toolUseID string) spanCtx {
+// session's current turn when the id is not one Ringlet saw or the check
+// does not name that call (another tool, other input: inferred). A
+// pre-tool-use check marks its call checked (hook.bypass is not raised
+// for it), whether the hooks then allow it, deny it or Ringlet refuses
+// it first (a rate limit, a budget); the span's use is then its id.
+func (t *traces) agentCheck(sess *session, req api.HookCheck) spanCtx {
 	if t == nil || t.off.Load() {
 		return spanCtx{}
+	}
+	digest := ""
+	if req.ToolUseID != "" {
+		digest = provider.ArgsDigest(req.ToolInput) // outside the lock
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	st := t.state(sess.ID)
 	sp := spanCtx{span: audit.NewSpanID(), owner: audit.KindToolCall}
-	if u := st.uses[toolUseID]; toolUseID != "" && u != nil {
-		u.checked = true
+	if u := st.uses[req.ToolUseID]; req.ToolUseID != "" && u != nil && checkNames(u, req.ToolName, digest) {
+		if req.Event == hook.PreToolUse {
+			u.checked = true
+			sp.use = u.ID
+		}
 		sp.trace, sp.parent, sp.link = u.trace, u.SpanID, audit.LinkCarried
 		return sp
 	}
@@ -269,15 +343,28 @@ func (t *traces) agentCheck(sess *session, toolUseID string) spanCtx {
 	return sp
 }
 
-// agentAllowed marks the tool call of toolUseID as allowed by the
-// profile's hooks, asked by the agent before it ran it.
-func (t *traces) agentAllowed(sess *session, toolUseID string) {
-	if t == nil || t.off.Load() || toolUseID == "" {
+// checkNames reports whether a hook check of tool with input of digest
+// names the tool call u: the same tool (a tool of Ringlet's MCP gateway
+// by its name or its mcp__ringlet__ form) and, when u's input was read,
+// the same input.
+func checkNames(u *tracedUse, tool, digest string) bool {
+	gw := "mcp__" + agentconfig.Server + "__"
+	if u.Name != tool && u.Name != gw+tool && gw+u.Name != tool {
+		return false
+	}
+	return u.InputDigest == "" || u.InputDigest == digest
+}
+
+// agentAllowed marks the tool call a pre-tool-use check was matched to
+// (sp.use, from agentCheck) as allowed by the profile's hooks, asked by
+// the agent before it ran it.
+func (t *traces) agentAllowed(sess *session, sp spanCtx) {
+	if t == nil || t.off.Load() || sp.use == "" {
 		return
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if u := t.state(sess.ID).uses[toolUseID]; u != nil {
+	if u := t.state(sess.ID).uses[sp.use]; u != nil {
 		u.hooked = true
 	}
 }

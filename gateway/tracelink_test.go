@@ -5,7 +5,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/neullabs/ringlet/api"
 	"github.com/neullabs/ringlet/audit"
+	"github.com/neullabs/ringlet/hook"
 	"github.com/neullabs/ringlet/profile"
 	"github.com/neullabs/ringlet/provider"
 )
@@ -29,7 +31,7 @@ func TestTracesBypassAndLinks(t *testing.T) {
 	rt.add(provider.ToolUse{ID: "toolu_skipped", Name: "mcp__ringlet__up__echo", InputDigest: provider.ArgsDigest([]byte(`{"text":"hi"}`))})
 	rt.add(provider.ToolUse{ID: "toolu_open", Name: "Read", InputDigest: provider.ArgsDigest([]byte(`{}`))})
 
-	sp := tr.agentCheck(sess, "toolu_checked")
+	sp := tr.agentCheck(sess, api.HookCheck{Event: hook.PreToolUse, ToolUseID: "toolu_checked", ToolName: "Bash", ToolInput: []byte(`{"command":"ls"}`)})
 	if sp.trace != rt.trace || sp.parent != rt.uses[0].SpanID || sp.link != audit.LinkCarried {
 		t.Errorf("agent check: %+v, want under toolu_checked, carried", sp)
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"unicode/utf8"
 )
 
 // ToolUse is a tool call a provider answered with: an Anthropic tool_use
@@ -21,8 +22,21 @@ type ToolUse struct {
 // digest); a longer one gets no digest.
 const maxToolInput = 1 << 20
 
-// maxToolUses bounds the tool calls read from one answer.
+// maxToolUses bounds the tool calls read from one answer, and the ones
+// open (started, not yet ended) at once.
 const maxToolUses = 128
+
+// maxPendingInput bounds the input of open tool calls kept by one answer
+// all together; a call whose input does not fit gets no digest.
+const maxPendingInput = 4 << 20
+
+// maxToolName and maxToolID bound what is kept of a tool call's name
+// (clipped) and id (a longer one is not read: no request can carry it
+// back, see ToolResultIDs).
+const (
+	maxToolName = 128
+	maxToolID   = 256
+)
 
 // ArgsDigest is "sha256:" and the first 16 bytes of SHA-256, hex, of a
 // tool's input in one canonical form (compact, object members sorted,
@@ -59,6 +73,8 @@ type toolScan struct {
 	// OpenAI Chat: tool calls by choice index and call index.
 	calls map[[2]int]*pendingTool
 	order [][2]int
+	// pending is the input held by the open calls, within maxPendingInput.
+	pending int
 }
 
 type pendingTool struct {
@@ -67,15 +83,37 @@ type pendingTool struct {
 	overflow bool
 }
 
-func (p *pendingTool) add(s string) {
+// add appends s to p's input, within maxToolInput for p and
+// maxPendingInput for all the calls ts holds open.
+func (ts *toolScan) add(p *pendingTool, s string) {
 	if p.overflow {
 		return
 	}
-	if len(p.input)+len(s) > maxToolInput {
-		p.overflow, p.input = true, nil
+	if len(p.input)+len(s) > maxToolInput || ts.pending+len(s) > maxPendingInput {
+		ts.drop(p)
+		p.overflow = true
 		return
 	}
+	ts.pending += len(s)
 	p.input = append(p.input, s...)
+}
+
+// drop lets go of p's input (p is done or overflowed).
+func (ts *toolScan) drop(p *pendingTool) {
+	ts.pending -= len(p.input)
+	p.input = nil
+}
+
+// clipName is name within maxToolName bytes, cut at a character's start.
+func clipName(name string) string {
+	if len(name) <= maxToolName {
+		return name
+	}
+	i := maxToolName
+	for i > 0 && !utf8.RuneStart(name[i]) {
+		i--
+	}
+	return name[:i]
 }
 
 func (p *pendingTool) use() ToolUse {
@@ -87,11 +125,14 @@ func (p *pendingTool) use() ToolUse {
 }
 
 // emit hands u to the meter's Tools, within maxToolUses per answer.
+// A name is clipped to maxToolName; a call with an id longer than
+// maxToolID is not read.
 func (m *Meter) emit(u ToolUse) {
-	if u.ID == "" || m.ts.found >= maxToolUses {
+	if u.ID == "" || len(u.ID) > maxToolID || m.ts.found >= maxToolUses {
 		return
 	}
 	m.ts.found++
+	u.Name = clipName(u.Name)
 	m.Tools(u)
 }
 
@@ -170,27 +211,35 @@ func (m *Meter) anthropicTool(typ string, d []byte) {
 	}
 	switch typ {
 	case "content_block_start":
-		if b := ev.ContentBlock; b != nil && b.Type == "tool_use" && b.ID != "" {
+		if b := ev.ContentBlock; b != nil && b.Type == "tool_use" && b.ID != "" && len(b.ID) <= maxToolID {
 			if m.ts.blocks == nil {
 				m.ts.blocks = map[int]*pendingTool{}
 			}
-			p := &pendingTool{id: b.ID, name: b.Name}
+			old := m.ts.blocks[ev.Index]
+			if old != nil {
+				m.ts.drop(old)
+			} else if len(m.ts.blocks) >= maxToolUses || m.ts.found+len(m.ts.blocks) >= maxToolUses {
+				return // no more can be emitted: none is kept open
+			}
+			p := &pendingTool{id: b.ID, name: clipName(b.Name)}
 			if in := bytes.TrimSpace(b.Input); len(in) > 0 && !bytes.Equal(in, []byte("{}")) {
-				p.add(string(in)) // streamed input is empty here; a whole one is kept
+				m.ts.add(p, string(in)) // streamed input is empty here; a whole one is kept
 			}
 			m.ts.blocks[ev.Index] = p
 		}
 	case "content_block_delta":
 		if p := m.ts.blocks[ev.Index]; p != nil && ev.Delta != nil {
-			p.add(ev.Delta.PartialJSON)
+			m.ts.add(p, ev.Delta.PartialJSON)
 		}
 	case "content_block_stop":
 		if p := m.ts.blocks[ev.Index]; p != nil {
 			delete(m.ts.blocks, ev.Index)
+			u := p.use()
 			if len(p.input) == 0 && !p.overflow {
-				p.input = []byte("{}")
+				u.InputDigest = ArgsDigest([]byte("{}"))
 			}
-			m.emit(p.use())
+			m.ts.drop(p)
+			m.emit(u)
 		}
 	}
 }
@@ -223,10 +272,11 @@ func (m *Meter) chatTool(choices json.RawMessage) {
 				if tc.ID != "" {
 					p.id = tc.ID
 				}
-				if tc.Function.Name != "" {
-					p.name += tc.Function.Name
+				if tc.Function.Name != "" && len(p.name) <= maxToolName {
+					// Kept one byte past the limit at most: clipName cuts it.
+					p.name += tc.Function.Name[:min(len(tc.Function.Name), maxToolName+1-len(p.name))]
 				}
-				p.add(tc.Function.Arguments)
+				m.ts.add(p, tc.Function.Arguments)
 			}
 		}
 		if c.FinishReason != nil && *c.FinishReason != "" {
@@ -245,7 +295,9 @@ func (m *Meter) flushChat(choice int) {
 		}
 		if p := m.ts.calls[k]; p != nil {
 			delete(m.ts.calls, k)
-			m.emit(p.use())
+			u := p.use()
+			m.ts.drop(p)
+			m.emit(u)
 		}
 	}
 	m.ts.order = keep

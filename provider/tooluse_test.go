@@ -1,6 +1,8 @@
 package provider
 
 import (
+	"fmt"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -127,11 +129,19 @@ func FuzzToolScan(f *testing.F) {
 	f.Add("text/event-stream", "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":1,\"content_block\":{\"type\":\"tool_use\",\"id\":\"toolu_B\",\"name\":\"read\"}}\n\ndata: {\"type\":\"content_block_stop\",\"index\":1}\n\n", 3)
 	f.Add("application/json", `{"content":[{"type":"tool_use","id":"t","name":"n","input":{}}],"tool_use_id":"x"}`, 5)
 	f.Add("text/event-stream", "data: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"id\":\"c\"}]},\"finish_reason\":\"x\"}]}\n\ndata: [DONE]\n", 2)
+	long := strings.Repeat("x", 300)
+	f.Add("text/event-stream", "data: {\"type\":\"content_block_start\",\"index\":1,\"content_block\":{\"type\":\"tool_use\",\"id\":\"t\",\"name\":\""+long+"\"}}\n\ndata: {\"type\":\"content_block_start\",\"index\":2,\"content_block\":{\"type\":\"tool_use\",\"id\":\""+long+"\",\"name\":\"n\"}}\n\ndata: {\"type\":\"content_block_stop\",\"index\":1}\n\ndata: {\"type\":\"content_block_stop\",\"index\":2}\n\n", 7)
+	f.Add("text/event-stream", "data: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"id\":\"c\",\"function\":{\"name\":\""+long+"\"}}]}}]}\n\ndata: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"name\":\""+long+"\"}}]}}]}\n\ndata: [DONE]\n", 11)
 	f.Fuzz(func(t *testing.T, ct, body string, n int) {
 		if n < 1 {
 			n = 1
 		}
 		whole := meterTools(t, ct, body, len(body)+1)
+		for _, u := range whole {
+			if len(u.Name) > maxToolName || len(u.ID) > maxToolID {
+				t.Errorf("tool call of a %d-byte id and %d-byte name, want at most %d and %d", len(u.ID), len(u.Name), maxToolID, maxToolName)
+			}
+		}
 		chunked := meterTools(t, ct, body, n)
 		if !slices.Equal(whole, chunked) {
 			t.Errorf("in chunks of %d: %+v; at once: %+v", n, chunked, whole)
@@ -149,5 +159,84 @@ func FuzzToolScan(f *testing.F) {
 			}
 			return true
 		})
+	})
+}
+
+// heapGrowth is how much more heap is live after feed than before it,
+// while keep (what feed filled) is still reachable.
+func heapGrowth(feed func() any) int64 {
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	keep := feed()
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	runtime.KeepAlive(keep)
+	return int64(after.HeapAlloc) - int64(before.HeapAlloc)
+}
+
+// TestToolScanBoundsHostileAnswer: whatever a provider answers, the
+// tool-call scanner keeps a bounded number of calls open, a bounded
+// amount of their input, and short names and ids.
+func TestToolScanBoundsHostileAnswer(t *testing.T) {
+	const bound = 12 << 20
+	t.Run("anthropic blocks left open", func(t *testing.T) {
+		// 600 tool_use blocks started and never stopped, the first 100
+		// with 256 KiB of input each (25 MiB unbounded).
+		big := strings.Repeat("a", 256<<10)
+		var m *Meter
+		grew := heapGrowth(func() any {
+			m = NewMeter("text/event-stream")
+			m.Tools = func(ToolUse) {}
+			for i := range 600 {
+				_, _ = fmt.Fprintf(m, "data: {\"type\":\"content_block_start\",\"index\":%d,\"content_block\":{\"type\":\"tool_use\",\"id\":\"toolu_%d\",\"name\":\"n\"}}\n\n", i, i)
+				if i < 100 {
+					_, _ = fmt.Fprintf(m, "data: {\"type\":\"content_block_delta\",\"index\":%d,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"%s\"}}\n\n", i, big)
+				}
+			}
+			return m
+		})
+		if n := len(m.ts.blocks); n > maxToolUses {
+			t.Errorf("%d tool_use blocks held open, want at most %d", n, maxToolUses)
+		}
+		if m.ts.pending > maxPendingInput {
+			t.Errorf("%d bytes of input held, want at most %d", m.ts.pending, maxPendingInput)
+		}
+		if grew > bound {
+			t.Errorf("heap grew by %d bytes, want at most %d", grew, bound)
+		}
+	})
+	t.Run("chat name grown chunk by chunk", func(t *testing.T) {
+		// 20 chunks each adding 1 MiB to one call's name.
+		part := strings.Repeat("n", 1<<20)
+		var got []ToolUse
+		grew := heapGrowth(func() any {
+			m := NewMeter("text/event-stream")
+			m.Tools = func(u ToolUse) { got = append(got, u) }
+			_, _ = m.Write([]byte("data: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"id\":\"call_A\",\"function\":{\"name\":\"\"}}]}}]}\n\n"))
+			for range 20 {
+				_, _ = fmt.Fprintf(m, "data: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"name\":\"%s\"}}]}}]}\n\n", part)
+			}
+			_, _ = m.Write([]byte("data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"tool_calls\"}]}\n\n"))
+			return got
+		})
+		if len(got) != 1 || len(got[0].Name) != maxToolName || got[0].ID != "call_A" {
+			t.Fatalf("got %d calls, name of %d bytes, want call_A with its name clipped to %d", len(got), len(got[0].Name), maxToolName)
+		}
+		if grew > bound {
+			t.Errorf("heap grew by %d bytes, want at most %d", grew, bound)
+		}
+	})
+	t.Run("long ids and names", func(t *testing.T) {
+		long := strings.Repeat("x", maxToolID+1)
+		name := strings.Repeat("é", maxToolName) // 2 bytes each
+		body := `{"content":[{"type":"tool_use","id":"` + long + `","name":"a","input":{}},{"type":"tool_use","id":"toolu_B","name":"` + name + `","input":{}}]}`
+		got := meterTools(t, "application/json", body, len(body))
+		if len(got) != 1 || got[0].ID != "toolu_B" {
+			t.Fatalf("got %+v, want toolu_B alone (an id over %d bytes is not read)", got, maxToolID)
+		}
+		if n := got[0].Name; len(n) != maxToolName || !utf8.ValidString(n) {
+			t.Errorf("name of %d bytes (valid UTF-8 %v), want %d", len(n), utf8.ValidString(n), maxToolName)
+		}
 	})
 }
