@@ -11,3 +11,11 @@ type UILoginCode struct {
 	Expires time.Time `json:"expires"`
 	Path    string    `json:"path"`
 }
+
+// UILogin answers POST /ui/login (the dashboard's own script): the
+// login's page key, which opens its data and changes beside the login
+// cookie, until Expires.
+type UILogin struct {
+	Key     string    `json:"key"`
+	Expires time.Time `json:"expires"`
+}

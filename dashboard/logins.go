@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/base64"
 	"errors"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -32,9 +34,16 @@ const (
 const (
 	CodePrefix   = "rlc_"
 	CookiePrefix = "rlu_"
-	// CookieName is the login cookie's name.
-	CookieName = "ringlet_ui"
+	// KeyPrefix begins every page key.
+	KeyPrefix = "rlk_"
+	// KeyHeader carries a login's page key on every request for data.
+	KeyHeader = "X-Ringlet-UI"
 )
+
+// CookieName is the login cookie's name on the daemon of port: two
+// daemons of one machine (ports differ) keep their logins apart, since a
+// browser does not tell cookies apart by port.
+func CookieName(port int) string { return "ringlet_ui_" + strconv.Itoa(port) }
 
 // ErrBadCode is Exchange's answer to a code that is unknown, used or
 // expired: the three are not told apart.
@@ -51,11 +60,21 @@ type Logins struct {
 	logins map[[32]byte]*Login
 }
 
-// Login is one browser's login: a cookie, valid until it idles out, its
-// absolute expiry passes, it logs out, or the admin token is rotated.
+// Login is one browser's login: a cookie and a page key, valid until it
+// idles out, its absolute expiry passes, it logs out, or the admin token
+// is rotated.
+//
+// The cookie alone opens only the pages' shells, which carry no data:
+// a browser sends it to every server of 127.0.0.1 whatever the port, so
+// any listener of this machine the user browses gets it. The page key
+// is what opens data and changes. It is answered to the login's script,
+// which keeps it in sessionStorage (kept apart per origin, port
+// included) and sends it in KeyHeader; no other origin can read it.
 type Login struct {
 	created  time.Time
 	lastUsed time.Time
+	// key is the SHA-256 hash of the page key.
+	key [32]byte
 	// ctx ends with the login: a stream it opened closes.
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -96,10 +115,10 @@ func (ls *Logins) NewCode() (string, time.Time) {
 }
 
 // Exchange spends code, once, for a new login: it returns the login's
-// cookie value and its absolute expiry.
-func (ls *Logins) Exchange(code string) (string, time.Time, error) {
+// cookie value, its page key and its absolute expiry.
+func (ls *Logins) Exchange(code string) (cookie, key string, end time.Time, err error) {
 	if !strings.HasPrefix(code, CodePrefix) {
-		return "", time.Time{}, ErrBadCode
+		return "", "", time.Time{}, ErrBadCode
 	}
 	h := sha256.Sum256([]byte(code))
 	now := ls.now()
@@ -108,7 +127,7 @@ func (ls *Logins) Exchange(code string) (string, time.Time, error) {
 	exp, ok := ls.codes[h]
 	delete(ls.codes, h)
 	if !ok || !now.Before(exp) {
-		return "", time.Time{}, ErrBadCode
+		return "", "", time.Time{}, ErrBadCode
 	}
 	ls.pruneLocked(now)
 	if len(ls.logins) >= maxLogins {
@@ -122,11 +141,17 @@ func (ls *Logins) Exchange(code string) (string, time.Time, error) {
 		first.cancel()
 		delete(ls.logins, oldest)
 	}
-	cookie := CookiePrefix + random()
-	end := now.Add(MaxTTL)
+	cookie, key = CookiePrefix+random(), KeyPrefix+random()
+	end = now.Add(MaxTTL)
 	ctx, cancel := context.WithDeadline(context.Background(), end)
-	ls.logins[sha256.Sum256([]byte(cookie))] = &Login{created: now, lastUsed: now, ctx: ctx, cancel: cancel}
-	return cookie, end, nil
+	ls.logins[sha256.Sum256([]byte(cookie))] = &Login{created: now, lastUsed: now, key: sha256.Sum256([]byte(key)), ctx: ctx, cancel: cancel}
+	return cookie, key, end, nil
+}
+
+// Keyed reports whether key is the login's page key, in constant time.
+func (l *Login) Keyed(key string) bool {
+	h := sha256.Sum256([]byte(key))
+	return strings.HasPrefix(key, KeyPrefix) && subtle.ConstantTimeCompare(h[:], l.key[:]) == 1
 }
 
 // Check returns the live login of cookie and renews its idle expiry.

@@ -24,7 +24,7 @@ func TestLogins(t *testing.T) {
 	}{
 		{"fresh code", func(ls *Logins, _ *clock, code string) (error, bool) { return exchange(ls, code) }, nil, true},
 		{"code used twice", func(ls *Logins, _ *clock, code string) (error, bool) {
-			_, _, _ = ls.Exchange(code)
+			_, _, _, _ = ls.Exchange(code)
 			return exchange(ls, code)
 		}, ErrBadCode, false},
 		{"code expired", func(ls *Logins, c *clock, code string) (error, bool) {
@@ -37,7 +37,7 @@ func TestLogins(t *testing.T) {
 		}, nil, true},
 		{"forged code", func(ls *Logins, _ *clock, _ string) (error, bool) { return exchange(ls, CodePrefix+"forged") }, ErrBadCode, false},
 		{"a cookie is no code", func(ls *Logins, _ *clock, code string) (error, bool) {
-			cookie, _, _ := ls.Exchange(code)
+			cookie, _, _, _ := ls.Exchange(code)
 			return exchange(ls, cookie)
 		}, ErrBadCode, false},
 		{"rotation forgets codes", func(ls *Logins, _ *clock, code string) (error, bool) {
@@ -62,7 +62,7 @@ func TestLogins(t *testing.T) {
 }
 
 func exchange(ls *Logins, code string) (error, bool) {
-	cookie, _, err := ls.Exchange(code)
+	cookie, _, _, err := ls.Exchange(code)
 	if err != nil {
 		return err, false
 	}
@@ -76,7 +76,7 @@ func TestLoginExpiry(t *testing.T) {
 	ls := NewLogins(c.now)
 	login := func() string {
 		code, _ := ls.NewCode()
-		cookie, _, err := ls.Exchange(code)
+		cookie, _, _, err := ls.Exchange(code)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -110,5 +110,34 @@ func TestLoginExpiry(t *testing.T) {
 	}
 	if _, ok := ls.Check("rlu_" + strings.Repeat("A", 43)); ok {
 		t.Error("a made-up cookie checks")
+	}
+}
+
+// TestLoginKey: a login's page key is its own: another login's key, the
+// cookie, a made-up key and none are not it.
+func TestLoginKey(t *testing.T) {
+	t.Parallel()
+	ls := NewLogins(nil)
+	code, _ := ls.NewCode()
+	cookie, key, _, err := ls.Exchange(code)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, _ = ls.NewCode()
+	_, other, _, err := ls.Exchange(code)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, ok := ls.Check(cookie)
+	if !ok {
+		t.Fatal("the login is not live")
+	}
+	if !strings.HasPrefix(key, KeyPrefix) || !l.Keyed(key) {
+		t.Errorf("its own key %q: want it to open the login", key)
+	}
+	for _, bad := range []string{other, cookie, "", KeyPrefix, KeyPrefix + "x", strings.TrimPrefix(key, KeyPrefix)} {
+		if l.Keyed(bad) {
+			t.Errorf("key %q: want it refused", bad)
+		}
 	}
 }
