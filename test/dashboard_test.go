@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -258,9 +259,14 @@ func TestDashboard(t *testing.T) {
 		t.Fatalf("cookies after login: got %d, want 1", len(cookies))
 	}
 	ck := cookies[0]
-	if ck.Name != "ringlet_ui" || !ck.HTTPOnly || ck.SameSite != network.CookieSameSiteStrict || ck.Path != "/" || ck.Domain != "127.0.0.1" {
-		t.Errorf("login cookie: got %s HttpOnly=%v SameSite=%s Path=%s Domain=%s, want ringlet_ui, HttpOnly, Strict, /, host-only 127.0.0.1",
-			ck.Name, ck.HTTPOnly, ck.SameSite, ck.Path, ck.Domain)
+	cookieName := "ringlet_ui_" + w.d.Addr[strings.LastIndex(w.d.Addr, ":")+1:]
+	if ck.Name != cookieName || !ck.HTTPOnly || ck.SameSite != network.CookieSameSiteStrict || ck.Path != "/" || ck.Domain != "127.0.0.1" {
+		t.Errorf("login cookie: got %s HttpOnly=%v SameSite=%s Path=%s Domain=%s, want %s, HttpOnly, Strict, /, host-only 127.0.0.1",
+			ck.Name, ck.HTTPOnly, ck.SameSite, ck.Path, ck.Domain, cookieName)
+	}
+	// The page key: in this origin's sessionStorage, not in the cookie.
+	if key := eval[string](b, ctx, "the page key", `sessionStorage.getItem('ringlet-ui-key') || ''`); !strings.HasPrefix(key, "rlk_") || strings.Contains(ck.Value, key) {
+		t.Errorf("page key in sessionStorage: got %q, want rlk_... apart from the cookie", key)
 	}
 	if strings.Contains(eval[string](b, ctx, "document.cookie", `document.cookie`), ck.Value) {
 		t.Error("the page's scripts can read the login cookie")
@@ -329,10 +335,28 @@ func TestDashboard(t *testing.T) {
 	}
 	b.shot(ctx, "now-live")
 
+	// The cookie replayed by a plain client (as any server of 127.0.0.1
+	// the browser visits receives it), with a forged Sec-Fetch-Site but
+	// without the page key: the shell and nothing else.
+	id := w.sessionID(t, "p")
+	for _, r := range []struct{ method, path string }{
+		{http.MethodGet, "/ui/now/sessions"}, {http.MethodGet, "/ui/events"},
+		{http.MethodPost, "/ui/sessions/" + id + "/kill"}, {http.MethodPost, "/ui/logout"},
+	} {
+		if code, body := replay(t, r.method, base+r.path, cookieName, ck.Value); code != http.StatusUnauthorized || strings.Contains(body, id) {
+			t.Errorf("the cookie replayed without the key: %s %s: got %d, want 401 and nothing of the session", r.method, r.path, code)
+		}
+	}
+	if code, body := replay(t, http.MethodGet, base+"/ui/", cookieName, ck.Value); code != http.StatusOK || strings.Contains(body, id) || strings.Contains(body, "model=") {
+		t.Errorf("the cookie replayed on the Now page: got %d, want its shell with no session in it:\n%s", code, body)
+	}
+	if w.sessionID(t, "p") != id {
+		t.Fatal("the replayed cookie killed the session")
+	}
+
 	// A page on another port of localhost: same site as the daemon, so
 	// the SameSite cookie goes along; it must still read and change
 	// nothing.
-	id := w.sessionID(t, "p")
 	evil := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, _ *http.Request) {
 		rw.Header().Set("Content-Type", "text/html")
 		fmt.Fprintf(rw, `<!doctype html><title>evil</title>
@@ -341,6 +365,7 @@ func TestDashboard(t *testing.T) {
 <iframe name="sink"></iframe><iframe name="sink2"></iframe><iframe id="frame" src="%[1]s/ui/"></iframe>
 <script>
 window.result = 'pending';
+window.key = sessionStorage.getItem('ringlet-ui-key');
 fetch(%[3]q, {credentials: 'include'}).then(r => r.text()).then(t => { window.result = 'read ' + t.length; }, () => { window.result = 'blocked'; });
 document.getElementById('f').submit();
 document.getElementById('g').submit();
@@ -352,6 +377,9 @@ document.getElementById('g').submit();
 	b.poll(ctx, "its fetch", `window.result !== 'pending'`)
 	if result := eval[string](b, ctx, "its result", `window.result`); result != "blocked" {
 		t.Errorf("a cross-site page's fetch of the dashboard: got %q, want blocked", result)
+	}
+	if key := eval[any](b, ctx, "its sessionStorage", `window.key`); key != nil {
+		t.Errorf("a page on another port read the page key: %v", key)
 	}
 	// Both posts and the frame reached the daemon and were refused.
 	if !waitFor(browserTimeout, func() bool { return len(w.records(t, "auth.failure")) >= denied+3 }) {
@@ -387,9 +415,9 @@ document.getElementById('g').submit();
 	b.shot(ctx, "now-after-kill")
 
 	// Logout ends the login: the cookie opens nothing any more.
-	b.click(ctx, "log out", `form.logout button`)
+	b.click(ctx, "log out", `#logout`)
 	b.waitText(ctx, "signed out", "not signed in")
-	if code := getWithCookie(t, base+"/ui/now/sessions", ck.Value); code != http.StatusUnauthorized {
+	if code, _ := replay(t, http.MethodGet, base+"/ui/", cookieName, ck.Value); code != http.StatusUnauthorized {
 		t.Errorf("the logged-out cookie: got %d, want 401", code)
 	}
 
@@ -435,17 +463,23 @@ func (w *sbWorld) sessionID(t *testing.T, alias string) string {
 	return ""
 }
 
-func getWithCookie(t *testing.T, url, cookie string) int {
+// replay sends the login cookie as a client that is not the dashboard's
+// page would: with Sec-Fetch-Site and Origin forged to the daemon's own,
+// without the page key. It returns the status and the body.
+func replay(t *testing.T, method, url, name, cookie string) (int, string) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, url, nil)
+	req, err := http.NewRequest(method, url, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.AddCookie(&http.Cookie{Name: "ringlet_ui", Value: cookie})
+	req.AddCookie(&http.Cookie{Name: name, Value: cookie})
+	req.Header.Set("Sec-Fetch-Site", "same-origin")
+	req.Header.Set("Origin", url[:strings.Index(url, "/ui")])
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp.Body.Close()
-	return resp.StatusCode
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body) // a short read shows in the assertions
+	return resp.StatusCode, string(body)
 }
