@@ -24,9 +24,10 @@ your browser. The daemon starts if it is not running.
 
 The link carries a one-time code in its fragment (after #), which a
 browser never sends anywhere: the page exchanges it, once, within a
-minute, for a login cookie that only the dashboard reads. The login ends
-after 30 minutes without use, 12 hours after it began, on 'Log out', and
-on 'ringlet daemon rotate-token'. The admin token never reaches the page.
+minute, for a login: a cookie and a page key that only the dashboard's
+own page holds. The login ends after 30 minutes without use, 12 hours
+after it began, on 'Log out', and on 'ringlet daemon rotate-token'. The
+admin token never reaches the page.
 
 The browser is $BROWSER when set, else xdg-open (Linux) or open (macOS).
 With --no-browser the link is printed instead, to open yourself (on
