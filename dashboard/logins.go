@@ -56,8 +56,16 @@ type Logins struct {
 	now func() time.Time
 
 	mu     sync.Mutex
-	codes  map[[32]byte]time.Time // hash of a code: when it expires
+	codes  map[[32]byte]*pending // by hash of a code, until it expires
 	logins map[[32]byte]*Login
+}
+
+// pending is a login code: when it expires, and done, closed when it is
+// used (it stays, used, until it expires, so Wait can tell).
+type pending struct {
+	exp  time.Time
+	used bool
+	done chan struct{}
 }
 
 // Login is one browser's login: a cookie and a page key, valid until it
@@ -89,7 +97,7 @@ func NewLogins(now func() time.Time) *Logins {
 	if now == nil {
 		now = time.Now
 	}
-	return &Logins{now: now, codes: map[[32]byte]time.Time{}, logins: map[[32]byte]*Login{}}
+	return &Logins{now: now, codes: map[[32]byte]*pending{}, logins: map[[32]byte]*Login{}}
 }
 
 // NewCode returns a one-time login code and when it expires.
@@ -103,15 +111,37 @@ func (ls *Logins) NewCode() (string, time.Time) {
 	if len(ls.codes) >= maxCodes {
 		var oldest [32]byte
 		first := true
-		for h, e := range ls.codes {
-			if first || e.Before(ls.codes[oldest]) {
+		for h, p := range ls.codes {
+			if first || p.exp.Before(ls.codes[oldest].exp) {
 				oldest, first = h, false
 			}
 		}
 		delete(ls.codes, oldest)
 	}
-	ls.codes[sha256.Sum256([]byte(code))] = exp
+	ls.codes[sha256.Sum256([]byte(code))] = &pending{exp: exp, done: make(chan struct{})}
 	return code, exp
+}
+
+// Wait waits until code is used (true) or expires, is forgotten or ctx
+// ends (false): 'ringlet ui' removes the file that carried it then.
+func (ls *Logins) Wait(ctx context.Context, code string) bool {
+	ls.mu.Lock()
+	p := ls.codes[sha256.Sum256([]byte(code))]
+	ls.mu.Unlock()
+	if p == nil {
+		return false
+	}
+	t := time.NewTimer(p.exp.Sub(ls.now()))
+	defer t.Stop()
+	select {
+	case <-p.done:
+		return true
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	return p.used
 }
 
 // Exchange spends code, once, for a new login: it returns the login's
@@ -124,11 +154,12 @@ func (ls *Logins) Exchange(code string) (cookie, key string, end time.Time, err 
 	now := ls.now()
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
-	exp, ok := ls.codes[h]
-	delete(ls.codes, h)
-	if !ok || !now.Before(exp) {
+	p, ok := ls.codes[h]
+	if !ok || p.used || !now.Before(p.exp) {
 		return "", "", time.Time{}, ErrBadCode
 	}
+	p.used = true
+	close(p.done)
 	ls.pruneLocked(now)
 	if len(ls.logins) >= maxLogins {
 		var oldest [32]byte
@@ -213,8 +244,8 @@ func (l *Login) expired(now time.Time) bool {
 }
 
 func (ls *Logins) pruneLocked(now time.Time) {
-	for h, e := range ls.codes {
-		if !now.Before(e) {
+	for h, p := range ls.codes {
+		if !now.Before(p.exp) {
 			delete(ls.codes, h)
 		}
 	}

@@ -82,6 +82,18 @@ func (u *ui) handleCode(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, api.UILoginCode{Code: code, Expires: exp.UTC(), Path: "/ui/login#code=" + code})
 }
 
+// handleCodeWait answers when a login code is used or expires (POST
+// /api/ui/code/wait): 'ringlet ui' then removes the file that carried it
+// to the browser.
+func (u *ui) handleCodeWait(w http.ResponseWriter, r *http.Request) {
+	var req api.UICodeWait
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096)).Decode(&req); err != nil || req.Code == "" {
+		writeError(w, http.StatusBadRequest, "bad_request", `the body is {"code": "rlc_..."}, a code of POST /api/ui/code`)
+		return
+	}
+	writeJSON(w, http.StatusOK, api.UICodeWaited{Used: u.logins.Wait(r.Context(), req.Code)})
+}
+
 func (u *ui) handleLoginPage(w http.ResponseWriter, _ *http.Request) {
 	dashboard.RenderLogin(w)
 }

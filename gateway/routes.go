@@ -283,6 +283,7 @@ func (s *Server) routes() []route {
 		// a login cookie, which 'ringlet ui' gets a one-time code for.
 		// Changes take a same-origin request (sameOrigin) besides.
 		{post, "/api/ui/code", byAdmin, onTCP, refuseAdmin, limited(s.ui.handleCode)},
+		{post, "/api/ui/code/wait", byAdmin, onTCP, refuseAdmin, http.HandlerFunc(s.ui.handleCodeWait)},
 		{get, "/", byAnonymous, onTCP, refuseAdmin, http.RedirectHandler("/ui/", http.StatusSeeOther)},
 		{get, "/ui/login", byAnonymous, onTCP, refuseAdmin, http.HandlerFunc(s.ui.handleLoginPage)},
 		{post, "/ui/login", byAnonymous, onTCP, refuseAdmin, sameOrigin(limited(s.ui.handleLogin))},

@@ -5,6 +5,7 @@ package test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -482,4 +483,73 @@ func replay(t *testing.T, method, url, name, cookie string) (int, string) {
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body) // a short read shows in the assertions
 	return resp.StatusCode, string(body)
+}
+
+// TestDashboardBrowserFile: 'ringlet ui' gives the browser a private file
+// that sends it on to the link, never the link itself: the one-time code
+// is in no command line (/proc/PID/cmdline is readable by every user).
+// Chromium follows the file to the dashboard, signed in; the command
+// then says so and removes the file.
+func TestDashboardBrowserFile(t *testing.T) {
+	requireChromium(t)
+	e := newEnv(t)
+	d := e.StartDaemon()
+	argvFile := filepath.Join(e.Root, "browser-argv")
+	script := filepath.Join(e.Root, "fake-browser")
+	writeFile(t, script, "#!/bin/sh\nprintf '%s\\n' \"$0\" \"$@\" > "+argvFile+".tmp && mv "+argvFile+".tmp "+argvFile+"\n", 0o755)
+	e.ExtraEnv = append(e.ExtraEnv, "BROWSER="+script)
+	cmd := e.command(context.Background(), ringletBin, "ui")
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill() // ended already when the test passed
+		<-exited
+	})
+	if !waitFor(browserTimeout, func() bool { _, err := os.Stat(argvFile); return err == nil }) {
+		t.Fatalf("ringlet ui did not start the browser; it said:\n%s", out.String())
+	}
+	data, err := os.ReadFile(argvFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	argv := strings.Split(strings.TrimSpace(string(data)), "\n")
+	if strings.Contains(string(data), "rlc_") || strings.Contains(string(data), "code=") || len(argv) != 2 {
+		t.Fatalf("the browser's argv: got %q, want the script and one file, no login code", argv)
+	}
+	page := argv[1]
+	if filepath.Dir(page) != filepath.Join(e.StateDir(), "ui") {
+		t.Errorf("the login file: got %s, want it in %s", page, filepath.Join(e.StateDir(), "ui"))
+	}
+	for path, want := range map[string]os.FileMode{page: 0o600, filepath.Dir(page): 0o700} {
+		if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != want {
+			t.Errorf("%s: got %v (%v), want mode %04o", path, fi.Mode().Perm(), err, want)
+		}
+	}
+	if body, err := os.ReadFile(page); err != nil || !strings.Contains(string(body), "/ui/login#code=rlc_") {
+		t.Errorf("the login file: got %q (%v), want the link", body, err)
+	}
+
+	b := newBrowser(t, "http://"+d.Addr)
+	b.run(b.ctx, "open the login file", chromedp.Navigate("file://"+page))
+	b.waitText(b.ctx, "the dashboard, signed in, with its data", "No live sessions")
+	if loc := eval[string](b, b.ctx, "location", `location.href`); loc != "http://"+d.Addr+"/ui/" {
+		t.Errorf("after the login file: at %s, want http://%s/ui/", loc, d.Addr)
+	}
+	select {
+	case err := <-exited:
+		exited <- err // for the cleanup
+		if err != nil || !strings.Contains(out.String(), "signed in") {
+			t.Errorf("ringlet ui: got %v, said:\n%s\nwant it to say the browser signed in", err, out.String())
+		}
+	case <-time.After(browserTimeout):
+		t.Fatalf("ringlet ui did not end after the browser signed in; it said:\n%s", out.String())
+	}
+	if _, err := os.Stat(page); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the login file after sign-in: got %v, want it removed", err)
+	}
 }
