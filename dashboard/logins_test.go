@@ -141,3 +141,36 @@ func TestLoginKey(t *testing.T) {
 		}
 	}
 }
+
+// TestCodeWait: Wait answers true once the code is used (before or while
+// it waits), false for a code that expires unused or was never issued.
+func TestCodeWait(t *testing.T) {
+	t.Parallel()
+	ls := NewLogins(nil)
+	if ls.Wait(t.Context(), CodePrefix+"never-issued") {
+		t.Error("a code never issued: got used")
+	}
+	used, _ := ls.NewCode()
+	if _, _, _, err := ls.Exchange(used); err != nil {
+		t.Fatal(err)
+	}
+	if !ls.Wait(t.Context(), used) {
+		t.Error("a code used before the wait: got unused")
+	}
+	waiting, _ := ls.NewCode()
+	got := make(chan bool)
+	go func() { got <- ls.Wait(t.Context(), waiting) }()
+	if _, _, _, err := ls.Exchange(waiting); err != nil {
+		t.Fatal(err)
+	}
+	if !<-got {
+		t.Error("a code used during the wait: got unused")
+	}
+	c := &clock{t: time.Unix(1_800_000_000, 0)}
+	expiring := NewLogins(c.now)
+	code, exp := expiring.NewCode()
+	c.t = exp // the wait's timer is due at once on this clock
+	if expiring.Wait(t.Context(), code) {
+		t.Error("an expired code: got used")
+	}
+}
