@@ -179,32 +179,36 @@ func (ls *Logins) Exchange(code string) (cookie, key string, end time.Time, err 
 	return cookie, key, end, nil
 }
 
-// Keyed reports whether key is the login's page key, in constant time.
-func (l *Login) Keyed(key string) bool {
+// keyed reports whether key is the login's page key, in constant time.
+func (l *Login) keyed(key string) bool {
 	h := sha256.Sum256([]byte(key))
 	return strings.HasPrefix(key, KeyPrefix) && subtle.ConstantTimeCompare(h[:], l.key[:]) == 1
 }
 
-// Check returns the live login of cookie and renews its idle expiry.
-func (ls *Logins) Check(cookie string) (*Login, bool) {
+// Check returns the live login of cookie and whether key is its page
+// key. Only a use with the key renews its idle expiry: the cookie alone,
+// replayed by whichever server received it, does not keep a login alive.
+func (ls *Logins) Check(cookie, key string) (l *Login, keyed, ok bool) {
 	if !strings.HasPrefix(cookie, CookiePrefix) {
-		return nil, false
+		return nil, false, false
 	}
 	h := sha256.Sum256([]byte(cookie))
 	now := ls.now()
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
-	l, ok := ls.logins[h]
+	l, ok = ls.logins[h]
 	if !ok {
-		return nil, false
+		return nil, false, false
 	}
 	if l.expired(now) {
 		l.cancel()
 		delete(ls.logins, h)
-		return nil, false
+		return nil, false, false
 	}
-	l.lastUsed = now
-	return l, true
+	if keyed = l.keyed(key); keyed {
+		l.lastUsed = now
+	}
+	return l, keyed, true
 }
 
 // End ends the login of cookie (logout).

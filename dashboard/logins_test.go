@@ -66,49 +66,77 @@ func exchange(ls *Logins, code string) (error, bool) {
 	if err != nil {
 		return err, false
 	}
-	_, ok := ls.Check(cookie)
+	_, _, ok := ls.Check(cookie, "")
 	return nil, ok
+}
+
+// TestLoginCookieAloneDoesNotRenew: a login used by its cookie without
+// its key (replayed by a server that received the cookie) is not kept
+// alive: it idles out as if unused.
+func TestLoginCookieAloneDoesNotRenew(t *testing.T) {
+	t.Parallel()
+	c := &clock{t: time.Unix(1_800_000_000, 0)}
+	ls := NewLogins(c.now)
+	code, _ := ls.NewCode()
+	cookie, key, _, err := ls.Exchange(code)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.advance(IdleTTL - 10*time.Minute)
+	if _, keyed, ok := ls.Check(cookie, ""); keyed || !ok {
+		t.Fatalf("the cookie alone: got keyed %v, live %v; want unkeyed and live", keyed, ok)
+	}
+	c.advance(15 * time.Minute)
+	if _, _, ok := ls.Check(cookie, key); ok {
+		t.Errorf("a login used only by its cookie for %v still checks, want it idled out", IdleTTL+5*time.Minute)
+	}
 }
 
 func TestLoginExpiry(t *testing.T) {
 	t.Parallel()
 	c := &clock{t: time.Unix(1_800_000_000, 0)}
 	ls := NewLogins(c.now)
+	keys := map[string]string{}
 	login := func() string {
 		code, _ := ls.NewCode()
-		cookie, _, _, err := ls.Exchange(code)
+		cookie, key, _, err := ls.Exchange(code)
 		if err != nil {
 			t.Fatal(err)
 		}
+		keys[cookie] = key
 		return cookie
 	}
+	check := func(cookie string) (*Login, bool) {
+		l, _, ok := ls.Check(cookie, keys[cookie])
+		return l, ok
+	}
 	idle, busy, out := login(), login(), login()
-	l, _ := ls.Check(out)
+	l, _ := check(out)
 	ls.End(out)
-	if _, ok := ls.Check(out); ok || l.Context().Err() == nil {
+	if _, ok := check(out); ok || l.Context().Err() == nil {
 		t.Error("a logged-out cookie still checks, or its context runs")
 	}
 	// busy is used every 20 minutes; idle not.
 	for elapsed := time.Duration(0); elapsed < MaxTTL-20*time.Minute; elapsed += 20 * time.Minute {
 		c.advance(20 * time.Minute)
-		if _, ok := ls.Check(busy); !ok {
+		if _, ok := check(busy); !ok {
 			t.Fatalf("a login used every 20 minutes ended after %v, want it to last %v", elapsed+20*time.Minute, MaxTTL)
 		}
 	}
-	if _, ok := ls.Check(idle); ok {
+	if _, ok := check(idle); ok {
 		t.Errorf("a login idle for %v still checks", IdleTTL)
 	}
 	c.advance(20 * time.Minute)
-	if _, ok := ls.Check(busy); ok {
+	if _, ok := check(busy); ok {
 		t.Errorf("a login past its absolute expiry (%v) still checks", MaxTTL)
 	}
 	b := login()
-	bl, _ := ls.Check(b)
+	bl, _ := check(b)
 	ls.EndAll()
-	if _, ok := ls.Check(b); ok || bl.Context().Err() == nil {
+	if _, ok := check(b); ok || bl.Context().Err() == nil {
 		t.Error("EndAll left a login")
 	}
-	if _, ok := ls.Check("rlu_" + strings.Repeat("A", 43)); ok {
+	if _, ok := check("rlu_" + strings.Repeat("A", 43)); ok {
 		t.Error("a made-up cookie checks")
 	}
 }
@@ -128,15 +156,11 @@ func TestLoginKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, ok := ls.Check(cookie)
-	if !ok {
-		t.Fatal("the login is not live")
-	}
-	if !strings.HasPrefix(key, KeyPrefix) || !l.Keyed(key) {
+	if _, keyed, ok := ls.Check(cookie, key); !strings.HasPrefix(key, KeyPrefix) || !keyed || !ok {
 		t.Errorf("its own key %q: want it to open the login", key)
 	}
 	for _, bad := range []string{other, cookie, "", KeyPrefix, KeyPrefix + "x", strings.TrimPrefix(key, KeyPrefix)} {
-		if l.Keyed(bad) {
+		if _, keyed, ok := ls.Check(cookie, bad); keyed || !ok {
 			t.Errorf("key %q: want it refused", bad)
 		}
 	}

@@ -70,9 +70,12 @@ func (s *Server) callerOf(r *http.Request, from carrier) caller {
 		}
 		// A dashboard route: the login cookie is its only credential,
 		// looked up as nothing else.
-		if l, ok := s.logins.Check(tok); ok {
-			keys := r.Header.Values(dashboard.KeyHeader)
-			return caller{kind: browser, tok: tok, login: l, keyed: len(keys) == 1 && l.Keyed(keys[0])}
+		key := ""
+		if keys := r.Header.Values(dashboard.KeyHeader); len(keys) == 1 {
+			key = keys[0]
+		}
+		if l, keyed, ok := s.logins.Check(tok, key); ok {
+			return caller{kind: browser, tok: tok, login: l, keyed: keyed}
 		}
 		return caller{tok: tok, reason: "invalid"}
 	}

@@ -354,6 +354,17 @@ func TestDashboard(t *testing.T) {
 	if w.sessionID(t, "p") != id {
 		t.Fatal("the replayed cookie killed the session")
 	}
+	// Another tab of this browser: the cookie, but not the page key
+	// (sessionStorage is per tab and per origin). It says so, and shows
+	// nothing of the session.
+	tab, cancelTab := chromedp.NewContext(ctx)
+	b.watch(tab, base) // opens the tab (not under a deadline, which would close it)
+	b.run(tab, "a tab with the cookie alone", chromedp.Navigate(base+"/ui/"))
+	b.waitText(tab, "a tab without the key", "This tab is not signed in")
+	if text := eval[string](b, tab, "its text", `document.body.innerText`); strings.Contains(text, id) || strings.Contains(text, "model=") {
+		t.Errorf("a tab without the page key shows the session:\n%s", text)
+	}
+	cancelTab()
 
 	// A page on another port of localhost: same site as the daemon, so
 	// the SameSite cookie goes along; it must still read and change
