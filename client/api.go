@@ -515,3 +515,12 @@ func (c *Client) UICode(ctx context.Context) (api.UILoginCode, error) {
 	var out api.UILoginCode
 	return out, c.Do(ctx, http.MethodPost, "/api/ui/code", nil, &out)
 }
+
+// UICodeWait is POST /api/ui/code/wait: it returns when code is used
+// (true) or expires (false), within a minute (longer than the client's
+// usual timeout: ctx bounds it).
+func (c *Client) UICodeWait(ctx context.Context, code string) (bool, error) {
+	var out api.UICodeWaited
+	err := c.do(ctx, c.patient(), http.MethodPost, "/api/ui/code/wait", api.UICodeWait{Code: code}, &out)
+	return out.Used, err
+}

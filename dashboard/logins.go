@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/base64"
 	"errors"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -32,9 +34,16 @@ const (
 const (
 	CodePrefix   = "rlc_"
 	CookiePrefix = "rlu_"
-	// CookieName is the login cookie's name.
-	CookieName = "ringlet_ui"
+	// KeyPrefix begins every page key.
+	KeyPrefix = "rlk_"
+	// KeyHeader carries a login's page key on every request for data.
+	KeyHeader = "X-Ringlet-UI"
 )
+
+// CookieName is the login cookie's name on the daemon of port: two
+// daemons of one machine (ports differ) keep their logins apart, since a
+// browser does not tell cookies apart by port.
+func CookieName(port int) string { return "ringlet_ui_" + strconv.Itoa(port) }
 
 // ErrBadCode is Exchange's answer to a code that is unknown, used or
 // expired: the three are not told apart.
@@ -47,15 +56,33 @@ type Logins struct {
 	now func() time.Time
 
 	mu     sync.Mutex
-	codes  map[[32]byte]time.Time // hash of a code: when it expires
+	codes  map[[32]byte]*pending // by hash of a code, until it expires
 	logins map[[32]byte]*Login
 }
 
-// Login is one browser's login: a cookie, valid until it idles out, its
-// absolute expiry passes, it logs out, or the admin token is rotated.
+// pending is a login code: when it expires, and done, closed when it is
+// used (it stays, used, until it expires, so Wait can tell).
+type pending struct {
+	exp  time.Time
+	used bool
+	done chan struct{}
+}
+
+// Login is one browser's login: a cookie and a page key, valid until it
+// idles out, its absolute expiry passes, it logs out, or the admin token
+// is rotated.
+//
+// The cookie alone opens only the pages' shells, which carry no data:
+// a browser sends it to every server of 127.0.0.1 whatever the port, so
+// any listener of this machine the user browses gets it. The page key
+// is what opens data and changes. It is answered to the login's script,
+// which keeps it in sessionStorage (kept apart per origin, port
+// included) and sends it in KeyHeader; no other origin can read it.
 type Login struct {
 	created  time.Time
 	lastUsed time.Time
+	// key is the SHA-256 hash of the page key.
+	key [32]byte
 	// ctx ends with the login: a stream it opened closes.
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -70,7 +97,7 @@ func NewLogins(now func() time.Time) *Logins {
 	if now == nil {
 		now = time.Now
 	}
-	return &Logins{now: now, codes: map[[32]byte]time.Time{}, logins: map[[32]byte]*Login{}}
+	return &Logins{now: now, codes: map[[32]byte]*pending{}, logins: map[[32]byte]*Login{}}
 }
 
 // NewCode returns a one-time login code and when it expires.
@@ -84,32 +111,55 @@ func (ls *Logins) NewCode() (string, time.Time) {
 	if len(ls.codes) >= maxCodes {
 		var oldest [32]byte
 		first := true
-		for h, e := range ls.codes {
-			if first || e.Before(ls.codes[oldest]) {
+		for h, p := range ls.codes {
+			if first || p.exp.Before(ls.codes[oldest].exp) {
 				oldest, first = h, false
 			}
 		}
 		delete(ls.codes, oldest)
 	}
-	ls.codes[sha256.Sum256([]byte(code))] = exp
+	ls.codes[sha256.Sum256([]byte(code))] = &pending{exp: exp, done: make(chan struct{})}
 	return code, exp
 }
 
+// Wait waits until code is used (true) or expires, is forgotten or ctx
+// ends (false): 'ringlet ui' removes the file that carried it then.
+func (ls *Logins) Wait(ctx context.Context, code string) bool {
+	ls.mu.Lock()
+	p := ls.codes[sha256.Sum256([]byte(code))]
+	ls.mu.Unlock()
+	if p == nil {
+		return false
+	}
+	t := time.NewTimer(p.exp.Sub(ls.now()))
+	defer t.Stop()
+	select {
+	case <-p.done:
+		return true
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	return p.used
+}
+
 // Exchange spends code, once, for a new login: it returns the login's
-// cookie value and its absolute expiry.
-func (ls *Logins) Exchange(code string) (string, time.Time, error) {
+// cookie value, its page key and its absolute expiry.
+func (ls *Logins) Exchange(code string) (cookie, key string, end time.Time, err error) {
 	if !strings.HasPrefix(code, CodePrefix) {
-		return "", time.Time{}, ErrBadCode
+		return "", "", time.Time{}, ErrBadCode
 	}
 	h := sha256.Sum256([]byte(code))
 	now := ls.now()
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
-	exp, ok := ls.codes[h]
-	delete(ls.codes, h)
-	if !ok || !now.Before(exp) {
-		return "", time.Time{}, ErrBadCode
+	p, ok := ls.codes[h]
+	if !ok || p.used || !now.Before(p.exp) {
+		return "", "", time.Time{}, ErrBadCode
 	}
+	p.used = true
+	close(p.done)
 	ls.pruneLocked(now)
 	if len(ls.logins) >= maxLogins {
 		var oldest [32]byte
@@ -122,33 +172,43 @@ func (ls *Logins) Exchange(code string) (string, time.Time, error) {
 		first.cancel()
 		delete(ls.logins, oldest)
 	}
-	cookie := CookiePrefix + random()
-	end := now.Add(MaxTTL)
+	cookie, key = CookiePrefix+random(), KeyPrefix+random()
+	end = now.Add(MaxTTL)
 	ctx, cancel := context.WithDeadline(context.Background(), end)
-	ls.logins[sha256.Sum256([]byte(cookie))] = &Login{created: now, lastUsed: now, ctx: ctx, cancel: cancel}
-	return cookie, end, nil
+	ls.logins[sha256.Sum256([]byte(cookie))] = &Login{created: now, lastUsed: now, key: sha256.Sum256([]byte(key)), ctx: ctx, cancel: cancel}
+	return cookie, key, end, nil
 }
 
-// Check returns the live login of cookie and renews its idle expiry.
-func (ls *Logins) Check(cookie string) (*Login, bool) {
+// keyed reports whether key is the login's page key, in constant time.
+func (l *Login) keyed(key string) bool {
+	h := sha256.Sum256([]byte(key))
+	return strings.HasPrefix(key, KeyPrefix) && subtle.ConstantTimeCompare(h[:], l.key[:]) == 1
+}
+
+// Check returns the live login of cookie and whether key is its page
+// key. Only a use with the key renews its idle expiry: the cookie alone,
+// replayed by whichever server received it, does not keep a login alive.
+func (ls *Logins) Check(cookie, key string) (l *Login, keyed, ok bool) {
 	if !strings.HasPrefix(cookie, CookiePrefix) {
-		return nil, false
+		return nil, false, false
 	}
 	h := sha256.Sum256([]byte(cookie))
 	now := ls.now()
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
-	l, ok := ls.logins[h]
+	l, ok = ls.logins[h]
 	if !ok {
-		return nil, false
+		return nil, false, false
 	}
 	if l.expired(now) {
 		l.cancel()
 		delete(ls.logins, h)
-		return nil, false
+		return nil, false, false
 	}
-	l.lastUsed = now
-	return l, true
+	if keyed = l.keyed(key); keyed {
+		l.lastUsed = now
+	}
+	return l, keyed, true
 }
 
 // End ends the login of cookie (logout).
@@ -188,8 +248,8 @@ func (l *Login) expired(now time.Time) bool {
 }
 
 func (ls *Logins) pruneLocked(now time.Time) {
-	for h, e := range ls.codes {
-		if !now.Before(e) {
+	for h, p := range ls.codes {
+		if !now.Before(p.exp) {
 			delete(ls.codes, h)
 		}
 	}

@@ -74,9 +74,11 @@ type page struct {
 	Body       any
 }
 
-// RenderNow writes the Now page.
-func RenderNow(w http.ResponseWriter, p NowPage) {
-	render(w, http.StatusOK, "now", page{Title: "Now", Nav: "now", Body: p})
+// RenderNow writes the Now page's shell: a page's shell carries no data
+// (the login cookie alone opens it), and its script fetches the data
+// with the login's page key.
+func RenderNow(w http.ResponseWriter) {
+	render(w, http.StatusOK, "now", page{Title: "Now", Nav: "now"})
 }
 
 // RenderSessionRows writes the rows of the Now page's table alone: what

@@ -10,7 +10,6 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/neullabs/ringlet/dashboard"
 	"github.com/neullabs/ringlet/token"
 )
 
@@ -102,25 +101,14 @@ const (
 //     environment; the proxy never forwards it). Otherwise Authorization
 //     decides, and must be "Bearer TOKEN"; otherwise the subprotocol
 //     pair, which must be exactly "bearer, TOKEN".
-//   - The dashboard's login cookie is read only where from is fromCookie
-//     alone (the dashboard's routes), and must be sent once. No other
-//     cookie is ever read.
+//   - No cookie is ever read here: the dashboard's login cookie is read
+//     by loginCookie, only on the dashboard's routes (fromCookie).
 //   - Query strings are never read; a token in the query is named as the
 //     reason, so the client learns where to put it.
 //
 // reason names what was wrong when ok is false.
 func credential(r *http.Request, from carrier) (tok, reason string, ok bool) {
 	if from == fromCookie {
-		var found []string
-		for _, c := range r.CookiesNamed(dashboard.CookieName) {
-			found = append(found, c.Value)
-		}
-		switch {
-		case len(found) > 1:
-			return "", "malformed", false
-		case len(found) == 1 && found[0] != "":
-			return found[0], "", true
-		}
 		return "", "missing", false
 	}
 	var key []string
@@ -177,4 +165,20 @@ var authMessages = map[string]string{
 	"query_token":     "tokens in query strings are not accepted; send Authorization: Bearer <token> instead",
 	"invalid":         "invalid token; read the current one from the http_token file in ringlet's config directory",
 	"invalid_session": "this session token is not valid (revoked or expired); start a new session",
+}
+
+// loginCookie reads the dashboard's login cookie, named name, which must
+// be sent once.
+func loginCookie(r *http.Request, name string) (tok, reason string, ok bool) {
+	var found []string
+	for _, c := range r.CookiesNamed(name) {
+		found = append(found, c.Value)
+	}
+	switch {
+	case len(found) > 1:
+		return "", "malformed", false
+	case len(found) == 1 && found[0] != "":
+		return found[0], "", true
+	}
+	return "", "missing", false
 }

@@ -50,6 +50,9 @@ type caller struct {
 	sess *session  // sessionCaller: the live session
 	// login is a browser's dashboard login; its context ends with it.
 	login *dashboard.Login
+	// keyed: the browser sent its login's page key too
+	// (dashboard.KeyHeader), which only the dashboard's own pages have.
+	keyed bool
 	// reason says why the caller is nobody (a ringlet_auth_failures_total
 	// reason).
 	reason string
@@ -60,17 +63,25 @@ type caller struct {
 // api.SessionTokenPrefix is a session token and is only ever looked up as
 // one; any other is compared with the admin token.
 func (s *Server) callerOf(r *http.Request, from carrier) caller {
+	if from == fromCookie {
+		tok, reason, ok := loginCookie(r, s.cookieName())
+		if !ok {
+			return caller{reason: reason}
+		}
+		// A dashboard route: the login cookie is its only credential,
+		// looked up as nothing else.
+		key := ""
+		if keys := r.Header.Values(dashboard.KeyHeader); len(keys) == 1 {
+			key = keys[0]
+		}
+		if l, keyed, ok := s.logins.Check(tok, key); ok {
+			return caller{kind: browser, tok: tok, login: l, keyed: keyed}
+		}
+		return caller{tok: tok, reason: "invalid"}
+	}
 	tok, reason, ok := credential(r, from)
 	if !ok {
 		return caller{reason: reason}
-	}
-	if from == fromCookie {
-		// A dashboard route: the login cookie is its only credential,
-		// looked up as nothing else.
-		if l, ok := s.logins.Check(tok); ok {
-			return caller{kind: browser, tok: tok, login: l}
-		}
-		return caller{tok: tok, reason: "invalid"}
 	}
 	if strings.HasPrefix(tok, api.SessionTokenPrefix) {
 		if sess := s.sessions.liveSession(r.Context(), tok); sess != nil {
@@ -107,3 +118,6 @@ func sessionOf(r *http.Request) *session {
 	}
 	return c.sess
 }
+
+// cookieName is the name of this daemon's dashboard login cookie.
+func (s *Server) cookieName() string { return dashboard.CookieName(int(s.port.Load())) }

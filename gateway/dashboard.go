@@ -40,6 +40,9 @@ type ui struct {
 	// code that did not work as an authentication failure.
 	kill    func(ctx context.Context, id, who, why string) (api.KilledSession, error)
 	refused func(reason string, r *http.Request, tok string)
+	// cookie is the login cookie's name (dashboard.CookieName of the
+	// daemon's port).
+	cookie func() string
 }
 
 // dashboardHeaders puts the dashboard's security headers on every answer
@@ -79,20 +82,34 @@ func (u *ui) handleCode(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, api.UILoginCode{Code: code, Expires: exp.UTC(), Path: "/ui/login#code=" + code})
 }
 
+// handleCodeWait answers when a login code is used or expires (POST
+// /api/ui/code/wait): 'ringlet ui' then removes the file that carried it
+// to the browser.
+func (u *ui) handleCodeWait(w http.ResponseWriter, r *http.Request) {
+	var req api.UICodeWait
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096)).Decode(&req); err != nil || req.Code == "" {
+		writeError(w, http.StatusBadRequest, "bad_request", `the body is {"code": "rlc_..."}, a code of POST /api/ui/code`)
+		return
+	}
+	writeJSON(w, http.StatusOK, api.UICodeWaited{Used: u.logins.Wait(r.Context(), req.Code)})
+}
+
 func (u *ui) handleLoginPage(w http.ResponseWriter, _ *http.Request) {
 	dashboard.RenderLogin(w)
 }
 
-// handleLogin exchanges a one-time code (form field code) for a login
-// cookie: HttpOnly, SameSite=Strict, Path=/, no Domain (host-only), for
-// the login's absolute lifetime; the daemon holds its state.
+// handleLogin exchanges a one-time code (form field code) for a login: a
+// cookie (HttpOnly, SameSite=Strict, Path=/, no Domain: host-only, for
+// the login's absolute lifetime) and, in the answer's body
+// (api.UILogin), the page key the login's script keeps in sessionStorage
+// and sends in dashboard.KeyHeader. The daemon holds the login's state.
 func (u *ui) handleLogin(w http.ResponseWriter, r *http.Request) {
 	if err := r.ParseForm(); err != nil {
 		writeError(w, http.StatusBadRequest, "bad_request", "the login takes a form with one field, code")
 		return
 	}
 	code := r.PostForm.Get("code")
-	cookie, end, err := u.logins.Exchange(code)
+	cookie, key, end, err := u.logins.Exchange(code)
 	if err != nil {
 		u.refused("login_code", r, code)
 		writeError(w, http.StatusUnauthorized, "bad_code", err.Error())
@@ -106,9 +123,9 @@ func (u *ui) handleLogin(w http.ResponseWriter, r *http.Request) {
 	// Not Secure: the dashboard is plain HTTP on loopback, where a Secure
 	// cookie would never be sent back.
 	//nolint:gosec // G124: see above
-	http.SetCookie(w, &http.Cookie{Name: dashboard.CookieName, Value: cookie, Path: "/", Expires: end, MaxAge: int(time.Until(end).Seconds()),
+	http.SetCookie(w, &http.Cookie{Name: u.cookie(), Value: cookie, Path: "/", Expires: end, MaxAge: int(time.Until(end).Seconds()),
 		HttpOnly: true, SameSite: http.SameSiteStrictMode})
-	w.WriteHeader(http.StatusNoContent)
+	writeJSON(w, http.StatusOK, api.UILogin{Key: key, Expires: end.UTC()})
 }
 
 // handleLogout ends the browser's login and drops its cookie.
@@ -117,12 +134,14 @@ func (u *ui) handleLogout(w http.ResponseWriter, r *http.Request) {
 	// The login is over whether or not this is written.
 	_ = u.rec.record(r.Context(), audit.Record{Kind: audit.KindDashboardLogout, Actor: audit.ActorAdmin, Decision: audit.Allow})
 	//nolint:gosec // G124: not Secure on plain-HTTP loopback (handleLogin)
-	http.SetCookie(w, &http.Cookie{Name: dashboard.CookieName, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode})
-	http.Redirect(w, r, "/ui/", http.StatusSeeOther)
+	http.SetCookie(w, &http.Cookie{Name: u.cookie(), Value: "", Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode})
+	w.WriteHeader(http.StatusNoContent)
 }
 
-func (u *ui) handleNow(w http.ResponseWriter, r *http.Request) {
-	dashboard.RenderNow(w, u.now(r.Context()))
+// handleNow is the Now page's shell: no data (its script fetches the
+// rows with the page key), so the cookie alone opens it.
+func (u *ui) handleNow(w http.ResponseWriter, _ *http.Request) {
+	dashboard.RenderNow(w)
 }
 
 func (u *ui) handleSessionRows(w http.ResponseWriter, r *http.Request) {
@@ -140,7 +159,7 @@ func (u *ui) handleKill(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "the session could not be killed: "+err.Error(), http.StatusInternalServerError)
 		return
 	}
-	http.Redirect(w, r, "/ui/", http.StatusSeeOther)
+	w.WriteHeader(http.StatusNoContent)
 }
 
 // handleEvents tells a page when a session changed, as server-sent

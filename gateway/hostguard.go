@@ -9,7 +9,9 @@ import (
 
 // hostGuard refuses requests that a web page could have made: a Host that
 // is not one of the daemon's own names (DNS rebinding: evil.example
-// resolving to 127.0.0.1) and any cross-site Origin or Sec-Fetch-Site.
+// resolving to 127.0.0.1) and any cross-site Origin or Sec-Fetch-Site
+// (but a top-level navigation to the dashboard's login page:
+// loginNavigation).
 // It runs before authentication so a browser cannot even probe for a valid
 // token, and the daemon never sends CORS headers, so a browser will not
 // hand a page the answer to a request that got through.
@@ -67,6 +69,11 @@ func (g *hostGuard) middleware(next http.Handler) http.Handler {
 		}
 		switch r.Header.Get("Sec-Fetch-Site") {
 		case "", "same-origin", "none":
+		case "cross-site", "same-site":
+			if loginNavigation(r) {
+				break
+			}
+			fallthrough
 		default:
 			// same-site is refused too: a page on another localhost port
 			// is same-site with the daemon but must not reach it.
@@ -76,4 +83,18 @@ func (g *hostGuard) middleware(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// loginNavigation is a browser opening the dashboard's login page as a
+// top-level page from another site: from the file:// page 'ringlet ui'
+// gives the browser (so the one-time code is in no command line), which
+// is cross-site to every server. The login page is static, anonymous and
+// carries no data; its script posts the code from the daemon's own
+// origin, which the guard checks as any request. A page that sends a
+// browser there learns nothing (it cannot read a navigation's answer),
+// and without a code of the admin's it signs no one in.
+func loginNavigation(r *http.Request) bool {
+	_, origin := r.Header["Origin"]
+	return r.Method == http.MethodGet && r.URL.Path == "/ui/login" && !origin &&
+		r.Header.Get("Sec-Fetch-Mode") == "navigate" && r.Header.Get("Sec-Fetch-Dest") == "document"
 }

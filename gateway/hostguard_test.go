@@ -157,3 +157,50 @@ func TestNewHostGuardHosts(t *testing.T) {
 		})
 	}
 }
+
+// TestHostGuardLoginNavigation: a cross-site or same-site page may open
+// the dashboard's login page as a top-level page (the file:// page of
+// 'ringlet ui' does) and nothing else: no other path, no fetch, no frame,
+// no POST, nothing with an Origin.
+func TestHostGuardLoginNavigation(t *testing.T) {
+	t.Parallel()
+	nav := http.Header{"Sec-Fetch-Site": {"cross-site"}, "Sec-Fetch-Mode": {"navigate"}, "Sec-Fetch-Dest": {"document"}}
+	with := func(k, v string) http.Header {
+		h := nav.Clone()
+		h.Set(k, v)
+		return h
+	}
+	tests := []struct {
+		name, method, path string
+		header             http.Header
+		ok                 bool
+	}{
+		{"login page, cross-site", http.MethodGet, "/ui/login", nav, true},
+		{"login page, same-site", http.MethodGet, "/ui/login", with("Sec-Fetch-Site", "same-site"), true},
+		{"login page with an Origin", http.MethodGet, "/ui/login", with("Origin", "null"), false},
+		{"login page fetched", http.MethodGet, "/ui/login", with("Sec-Fetch-Mode", "cors"), false},
+		{"login page in a frame", http.MethodGet, "/ui/login", with("Sec-Fetch-Dest", "iframe"), false},
+		{"login posted", http.MethodPost, "/ui/login", nav, false},
+		{"the Now page", http.MethodGet, "/ui/", nav, false},
+		{"the API", http.MethodGet, "/api/version", nav, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			_, h := newTestHandler(t)
+			r := newRequest(tt.method, tt.path, nil)
+			r.Host = testHost
+			r.Header.Del("Authorization") // a browser's navigation carries none
+			for k, v := range tt.header {
+				r.Header[k] = v
+			}
+			resp := serve(t, h, r)
+			if tt.ok && resp.StatusCode != http.StatusOK {
+				t.Errorf("status: got %d, want 200 (body %s)", resp.StatusCode, readBody(t, resp))
+			}
+			if !tt.ok {
+				assertError(t, resp, http.StatusForbidden, "forbidden_origin")
+			}
+		})
+	}
+}

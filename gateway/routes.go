@@ -30,9 +30,17 @@ const (
 	// preflight, which answers everyone alike and reveals nothing, and
 	// the dashboard's login page, its login and its static files.
 	byAnonymous
-	// byBrowser admits a live dashboard login cookie, and nothing else:
-	// the dashboard's pages. Never beside another caller.
+	// byBrowser admits a live dashboard login cookie sent with its page
+	// key (dashboard.KeyHeader), and nothing else: what the dashboard's
+	// pages fetch (rendered rows, the event stream) and every change.
+	// Never beside another caller.
 	byBrowser
+	// byPage admits a live dashboard login cookie, key or not: the
+	// shells of the dashboard's pages, which carry no data (their
+	// script fetches it with the key). The cookie reaches every server
+	// of 127.0.0.1 the browser visits, whatever its port; the key does
+	// not. Never beside another caller.
+	byPage
 )
 
 func (w who) admits(c caller) bool {
@@ -42,7 +50,7 @@ func (w who) admits(c caller) bool {
 	case sessionCaller:
 		return w&bySession != 0
 	case browser:
-		return w&byBrowser != 0
+		return w&byPage != 0 || w&byBrowser != 0 && c.keyed
 	}
 	return w&byAnonymous != 0 && c.reason == "missing"
 }
@@ -55,7 +63,7 @@ func (w who) admits(c caller) bool {
 // anonymous reach reads nothing.
 func (w who) carriers() carrier {
 	switch {
-	case w&byBrowser != 0:
+	case w&(byBrowser|byPage) != 0:
 		return fromCookie
 	case w == byAnonymous:
 		return 0
@@ -275,11 +283,12 @@ func (s *Server) routes() []route {
 		// a login cookie, which 'ringlet ui' gets a one-time code for.
 		// Changes take a same-origin request (sameOrigin) besides.
 		{post, "/api/ui/code", byAdmin, onTCP, refuseAdmin, limited(s.ui.handleCode)},
+		{post, "/api/ui/code/wait", byAdmin, onTCP, refuseAdmin, http.HandlerFunc(s.ui.handleCodeWait)},
 		{get, "/", byAnonymous, onTCP, refuseAdmin, http.RedirectHandler("/ui/", http.StatusSeeOther)},
 		{get, "/ui/login", byAnonymous, onTCP, refuseAdmin, http.HandlerFunc(s.ui.handleLoginPage)},
 		{post, "/ui/login", byAnonymous, onTCP, refuseAdmin, sameOrigin(limited(s.ui.handleLogin))},
 		{get, "/ui/assets/*", byAnonymous, onTCP, refuseAdmin, dashboard.Assets("/ui/assets/")},
-		{get, "/ui/", byBrowser, onTCP, refuseBrowser, http.HandlerFunc(s.ui.handleNow)},
+		{get, "/ui/", byPage, onTCP, refuseBrowser, http.HandlerFunc(s.ui.handleNow)},
 		{get, "/ui/now/sessions", byBrowser, onTCP, refuseBrowser, http.HandlerFunc(s.ui.handleSessionRows)},
 		{get, "/ui/events", byBrowser, onTCP, refuseBrowser, http.HandlerFunc(s.ui.handleEvents)},
 		{post, "/ui/sessions/{id}/kill", byBrowser, onTCP, refuseBrowser, sameOrigin(limited(s.ui.handleKill))},

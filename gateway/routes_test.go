@@ -38,19 +38,23 @@ func apiKey(tok string) func(*http.Request) {
 
 func never(who) bool { return false }
 
-func cookie(v string) func(*http.Request) {
-	return func(r *http.Request) { r.AddCookie(&http.Cookie{Name: dashboard.CookieName, Value: v}) }
+func cookie(s *Server, v string) func(*http.Request) {
+	return func(r *http.Request) { r.AddCookie(&http.Cookie{Name: s.cookieName(), Value: v}) }
 }
 
-// testLogin is the cookie of a new dashboard login of s.
-func testLogin(t *testing.T, s *Server) string {
+func uiKey(v string) func(*http.Request) {
+	return func(r *http.Request) { r.Header.Add(dashboard.KeyHeader, v) }
+}
+
+// testLogin is the cookie and page key of a new dashboard login of s.
+func testLogin(t *testing.T, s *Server) (cookie, key string) {
 	t.Helper()
 	code, _ := s.logins.NewCode()
-	c, _, err := s.logins.Exchange(code)
+	c, k, _, err := s.logins.Exchange(code)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return c
+	return c, k
 }
 
 // routeWorld is a server, full (profiles, keys and live sessions) or bare
@@ -66,6 +70,8 @@ type routeWorld struct {
 	sock                      *session
 	// login is a live dashboard login cookie, loggedOut one that ended.
 	login, loggedOut string
+	// key is login's page key, otherKey the key of another live login.
+	key, otherKey string
 }
 
 func newRouteWorlds(t *testing.T) []*routeWorld {
@@ -94,9 +100,10 @@ func newRouteWorlds(t *testing.T) []*routeWorld {
 	bare := &routeWorld{name: "bare", s: newTestServer(t, testPort), host: testHost,
 		garbage: "not-a-token", revoked: api.SessionTokenPrefix + "revoked", expired: api.SessionTokenPrefix + "expired"}
 	for _, rw := range []*routeWorld{w, bare} {
-		rw.login = testLogin(t, rw.s)
-		rw.loggedOut = testLogin(t, rw.s)
+		rw.login, rw.key = testLogin(t, rw.s)
+		rw.loggedOut, _ = testLogin(t, rw.s)
 		rw.s.logins.End(rw.loggedOut)
+		_, rw.otherKey = testLogin(t, rw.s)
 	}
 	return []*routeWorld{w, bare}
 }
@@ -104,6 +111,7 @@ func newRouteWorlds(t *testing.T) []*routeWorld {
 // tcpCallers are every kind of caller of the TCP listener.
 func (w *routeWorld) tcpCallers() []testCaller {
 	admits := func(k who) func(who) bool { return func(x who) bool { return x&k != 0 } }
+	cookie := func(v string) func(*http.Request) { return cookie(w.s, v) }
 	cs := []testCaller{
 		{"admin token", bearer(testToken), admits(byAdmin)},
 		// The subprotocol pair carries the admin token where only the
@@ -119,7 +127,15 @@ func (w *routeWorld) tcpCallers() []testCaller {
 		// The dashboard's login cookie opens the dashboard's pages and
 		// nothing else; no token of the API is a login cookie. Elsewhere
 		// no cookie is read: whoever sends one is anonymous.
-		{"dashboard login cookie", cookie(w.login), admits(byBrowser | byAnonymous)},
+		// The cookie alone opens only the pages' shells (byPage): it
+		// reaches every server of 127.0.0.1 the browser visits. Data and
+		// changes (byBrowser) need its page key beside it.
+		{"dashboard login cookie", cookie(w.login), admits(byPage | byAnonymous)},
+		{"dashboard login cookie and its key", func(r *http.Request) { cookie(w.login)(r); uiKey(w.key)(r) }, admits(byBrowser | byPage | byAnonymous)},
+		{"dashboard login cookie and another login's key", func(r *http.Request) { cookie(w.login)(r); uiKey(w.otherKey)(r) }, admits(byPage | byAnonymous)},
+		{"dashboard login cookie and its key twice", func(r *http.Request) { cookie(w.login)(r); uiKey(w.key)(r); uiKey(w.key)(r) }, admits(byPage | byAnonymous)},
+		{"dashboard page key alone", uiKey(w.key), admits(byAnonymous)},
+		{"dashboard page key as the cookie", cookie(w.key), admits(byAnonymous)},
 		{"dashboard login cookie that logged out", cookie(w.loggedOut), admits(byAnonymous)},
 		{"dashboard login cookie twice", func(r *http.Request) { cookie(w.login)(r); cookie(w.login)(r) }, admits(byAnonymous)},
 		{"admin token as a cookie", cookie(testToken), admits(byAnonymous)},
@@ -255,7 +271,7 @@ func checkTable(t *testing.T, table []route) {
 		if rt.who == 0 {
 			t.Errorf("route %s: got no callers, want who to name the callers it admits", id)
 		}
-		if rt.who&byBrowser != 0 && (rt.who != byBrowser || rt.on != onTCP || rt.deny != refuseBrowser) {
+		if rt.who&(byBrowser|byPage) != 0 && (rt.who != byBrowser && rt.who != byPage || rt.on != onTCP || rt.deny != refuseBrowser) {
 			t.Errorf("route %s: a dashboard page admits its login alone, on the TCP listener, refused with the sign-in page; got who %b on %b", id, rt.who, rt.on)
 		}
 		if rt.who&bySocket != 0 && rt.on != onSocket {
@@ -342,14 +358,15 @@ func (w *routeWorld) try(t *testing.T, h http.Handler, rt route, c testCaller, h
 			}
 			if w.s.logins.Live() == 0 {
 				// The rotation ended the dashboard's logins too.
-				w.login = testLogin(t, w.s)
+				w.login, w.key = testLogin(t, w.s)
+				_, w.otherKey = testLogin(t, w.s)
 			}
 			var body struct {
 				Error struct{ Code string } `json:"error"`
 			}
 			_ = json.Unmarshal(rec.Body.Bytes(), &body)
 			refused := rec.Code == http.StatusUnauthorized && body.Error.Code == "unauthorized"
-			if rt.who&byBrowser != 0 {
+			if rt.who&(byBrowser|byPage) != 0 {
 				// A dashboard page refuses with the sign-in page.
 				refused = rec.Code == http.StatusUnauthorized && strings.Contains(rec.Body.String(), "ringlet ui")
 			}

@@ -5,7 +5,9 @@ package test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -258,9 +260,14 @@ func TestDashboard(t *testing.T) {
 		t.Fatalf("cookies after login: got %d, want 1", len(cookies))
 	}
 	ck := cookies[0]
-	if ck.Name != "ringlet_ui" || !ck.HTTPOnly || ck.SameSite != network.CookieSameSiteStrict || ck.Path != "/" || ck.Domain != "127.0.0.1" {
-		t.Errorf("login cookie: got %s HttpOnly=%v SameSite=%s Path=%s Domain=%s, want ringlet_ui, HttpOnly, Strict, /, host-only 127.0.0.1",
-			ck.Name, ck.HTTPOnly, ck.SameSite, ck.Path, ck.Domain)
+	cookieName := "ringlet_ui_" + w.d.Addr[strings.LastIndex(w.d.Addr, ":")+1:]
+	if ck.Name != cookieName || !ck.HTTPOnly || ck.SameSite != network.CookieSameSiteStrict || ck.Path != "/" || ck.Domain != "127.0.0.1" {
+		t.Errorf("login cookie: got %s HttpOnly=%v SameSite=%s Path=%s Domain=%s, want %s, HttpOnly, Strict, /, host-only 127.0.0.1",
+			ck.Name, ck.HTTPOnly, ck.SameSite, ck.Path, ck.Domain, cookieName)
+	}
+	// The page key: in this origin's sessionStorage, not in the cookie.
+	if key := eval[string](b, ctx, "the page key", `sessionStorage.getItem('ringlet-ui-key') || ''`); !strings.HasPrefix(key, "rlk_") || strings.Contains(ck.Value, key) {
+		t.Errorf("page key in sessionStorage: got %q, want rlk_... apart from the cookie", key)
 	}
 	if strings.Contains(eval[string](b, ctx, "document.cookie", `document.cookie`), ck.Value) {
 		t.Error("the page's scripts can read the login cookie")
@@ -329,10 +336,39 @@ func TestDashboard(t *testing.T) {
 	}
 	b.shot(ctx, "now-live")
 
+	// The cookie replayed by a plain client (as any server of 127.0.0.1
+	// the browser visits receives it), with a forged Sec-Fetch-Site but
+	// without the page key: the shell and nothing else.
+	id := w.sessionID(t, "p")
+	for _, r := range []struct{ method, path string }{
+		{http.MethodGet, "/ui/now/sessions"}, {http.MethodGet, "/ui/events"},
+		{http.MethodPost, "/ui/sessions/" + id + "/kill"}, {http.MethodPost, "/ui/logout"},
+	} {
+		if code, body := replay(t, r.method, base+r.path, cookieName, ck.Value); code != http.StatusUnauthorized || strings.Contains(body, id) {
+			t.Errorf("the cookie replayed without the key: %s %s: got %d, want 401 and nothing of the session", r.method, r.path, code)
+		}
+	}
+	if code, body := replay(t, http.MethodGet, base+"/ui/", cookieName, ck.Value); code != http.StatusOK || strings.Contains(body, id) || strings.Contains(body, "model=") {
+		t.Errorf("the cookie replayed on the Now page: got %d, want its shell with no session in it:\n%s", code, body)
+	}
+	if w.sessionID(t, "p") != id {
+		t.Fatal("the replayed cookie killed the session")
+	}
+	// Another tab of this browser: the cookie, but not the page key
+	// (sessionStorage is per tab and per origin). It says so, and shows
+	// nothing of the session.
+	tab, cancelTab := chromedp.NewContext(ctx)
+	b.watch(tab, base) // opens the tab (not under a deadline, which would close it)
+	b.run(tab, "a tab with the cookie alone", chromedp.Navigate(base+"/ui/"))
+	b.waitText(tab, "a tab without the key", "This tab is not signed in")
+	if text := eval[string](b, tab, "its text", `document.body.innerText`); strings.Contains(text, id) || strings.Contains(text, "model=") {
+		t.Errorf("a tab without the page key shows the session:\n%s", text)
+	}
+	cancelTab()
+
 	// A page on another port of localhost: same site as the daemon, so
 	// the SameSite cookie goes along; it must still read and change
 	// nothing.
-	id := w.sessionID(t, "p")
 	evil := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, _ *http.Request) {
 		rw.Header().Set("Content-Type", "text/html")
 		fmt.Fprintf(rw, `<!doctype html><title>evil</title>
@@ -341,6 +377,7 @@ func TestDashboard(t *testing.T) {
 <iframe name="sink"></iframe><iframe name="sink2"></iframe><iframe id="frame" src="%[1]s/ui/"></iframe>
 <script>
 window.result = 'pending';
+window.key = sessionStorage.getItem('ringlet-ui-key');
 fetch(%[3]q, {credentials: 'include'}).then(r => r.text()).then(t => { window.result = 'read ' + t.length; }, () => { window.result = 'blocked'; });
 document.getElementById('f').submit();
 document.getElementById('g').submit();
@@ -352,6 +389,9 @@ document.getElementById('g').submit();
 	b.poll(ctx, "its fetch", `window.result !== 'pending'`)
 	if result := eval[string](b, ctx, "its result", `window.result`); result != "blocked" {
 		t.Errorf("a cross-site page's fetch of the dashboard: got %q, want blocked", result)
+	}
+	if key := eval[any](b, ctx, "its sessionStorage", `window.key`); key != nil {
+		t.Errorf("a page on another port read the page key: %v", key)
 	}
 	// Both posts and the frame reached the daemon and were refused.
 	if !waitFor(browserTimeout, func() bool { return len(w.records(t, "auth.failure")) >= denied+3 }) {
@@ -387,9 +427,9 @@ document.getElementById('g').submit();
 	b.shot(ctx, "now-after-kill")
 
 	// Logout ends the login: the cookie opens nothing any more.
-	b.click(ctx, "log out", `form.logout button`)
+	b.click(ctx, "log out", `#logout`)
 	b.waitText(ctx, "signed out", "not signed in")
-	if code := getWithCookie(t, base+"/ui/now/sessions", ck.Value); code != http.StatusUnauthorized {
+	if code, _ := replay(t, http.MethodGet, base+"/ui/", cookieName, ck.Value); code != http.StatusUnauthorized {
 		t.Errorf("the logged-out cookie: got %d, want 401", code)
 	}
 
@@ -435,17 +475,92 @@ func (w *sbWorld) sessionID(t *testing.T, alias string) string {
 	return ""
 }
 
-func getWithCookie(t *testing.T, url, cookie string) int {
+// replay sends the login cookie as a client that is not the dashboard's
+// page would: with Sec-Fetch-Site and Origin forged to the daemon's own,
+// without the page key. It returns the status and the body.
+func replay(t *testing.T, method, url, name, cookie string) (int, string) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, url, nil)
+	req, err := http.NewRequest(method, url, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.AddCookie(&http.Cookie{Name: "ringlet_ui", Value: cookie})
+	req.AddCookie(&http.Cookie{Name: name, Value: cookie})
+	req.Header.Set("Sec-Fetch-Site", "same-origin")
+	req.Header.Set("Origin", url[:strings.Index(url, "/ui")])
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp.Body.Close()
-	return resp.StatusCode
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body) // a short read shows in the assertions
+	return resp.StatusCode, string(body)
+}
+
+// TestDashboardBrowserFile: 'ringlet ui' gives the browser a private file
+// that sends it on to the link, never the link itself: the one-time code
+// is in no command line (/proc/PID/cmdline is readable by every user).
+// Chromium follows the file to the dashboard, signed in; the command
+// then says so and removes the file.
+func TestDashboardBrowserFile(t *testing.T) {
+	requireChromium(t)
+	e := newEnv(t)
+	d := e.StartDaemon()
+	argvFile := filepath.Join(e.Root, "browser-argv")
+	script := filepath.Join(e.Root, "fake-browser")
+	writeFile(t, script, "#!/bin/sh\nprintf '%s\\n' \"$0\" \"$@\" > "+argvFile+".tmp && mv "+argvFile+".tmp "+argvFile+"\n", 0o755)
+	e.ExtraEnv = append(e.ExtraEnv, "BROWSER="+script)
+	cmd := e.command(context.Background(), ringletBin, "ui")
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill() // ended already when the test passed
+		<-exited
+	})
+	if !waitFor(browserTimeout, func() bool { _, err := os.Stat(argvFile); return err == nil }) {
+		t.Fatalf("ringlet ui did not start the browser; it said:\n%s", out.String())
+	}
+	data, err := os.ReadFile(argvFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	argv := strings.Split(strings.TrimSpace(string(data)), "\n")
+	if strings.Contains(string(data), "rlc_") || strings.Contains(string(data), "code=") || len(argv) != 2 {
+		t.Fatalf("the browser's argv: got %q, want the script and one file, no login code", argv)
+	}
+	page := argv[1]
+	if filepath.Dir(page) != filepath.Join(e.StateDir(), "ui") {
+		t.Errorf("the login file: got %s, want it in %s", page, filepath.Join(e.StateDir(), "ui"))
+	}
+	for path, want := range map[string]os.FileMode{page: 0o600, filepath.Dir(page): 0o700} {
+		if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != want {
+			t.Errorf("%s: got %v (%v), want mode %04o", path, fi.Mode().Perm(), err, want)
+		}
+	}
+	if body, err := os.ReadFile(page); err != nil || !strings.Contains(string(body), "/ui/login#code=rlc_") {
+		t.Errorf("the login file: got %q (%v), want the link", body, err)
+	}
+
+	b := newBrowser(t, "http://"+d.Addr)
+	b.run(b.ctx, "open the login file", chromedp.Navigate("file://"+page))
+	b.waitText(b.ctx, "the dashboard, signed in, with its data", "No live sessions")
+	if loc := eval[string](b, b.ctx, "location", `location.href`); loc != "http://"+d.Addr+"/ui/" {
+		t.Errorf("after the login file: at %s, want http://%s/ui/", loc, d.Addr)
+	}
+	select {
+	case err := <-exited:
+		exited <- err // for the cleanup
+		if err != nil || !strings.Contains(out.String(), "signed in") {
+			t.Errorf("ringlet ui: got %v, said:\n%s\nwant it to say the browser signed in", err, out.String())
+		}
+	case <-time.After(browserTimeout):
+		t.Fatalf("ringlet ui did not end after the browser signed in; it said:\n%s", out.String())
+	}
+	if _, err := os.Stat(page); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the login file after sign-in: got %v, want it removed", err)
+	}
 }

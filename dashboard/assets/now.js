@@ -1,20 +1,17 @@
 // Keeps the Now page's table current: the daemon's event stream says
 // when a session changed, and the rows are fetched again, rendered by
 // the daemon (every value in them already escaped as text). No polling.
+// Every request carries the login's page key (ui.js).
 'use strict';
 (function () {
   var rows = document.getElementById('sessions');
   var live = document.getElementById('live');
-  if (!rows) {
+  if (!rows || !window.ringlet.signedIn) {
     return;
   }
   var src = rows.getAttribute('data-src');
   var busy = false;
   var again = false;
-
-  function signedOut() {
-    location.assign('/ui/');
-  }
 
   function refresh() {
     if (busy) {
@@ -22,12 +19,8 @@
       return;
     }
     busy = true;
-    fetch(src, { credentials: 'same-origin', cache: 'no-store' }).then(function (r) {
-      if (r.status === 401) {
-        signedOut();
-        return null;
-      }
-      return r.ok ? r.text() : null;
+    window.ringlet.request(src).then(function (r) {
+      return r !== null && r.ok ? r.text() : null;
     }).then(function (html) {
       if (html !== null) {
         rows.innerHTML = html;
@@ -41,22 +34,32 @@
     });
   }
 
-  var events = new EventSource('/ui/events');
-  events.addEventListener('open', function () {
-    live.textContent = 'live';
-    refresh(); // what changed while it was not connected
-  });
-  events.addEventListener('sessions', refresh);
-  events.addEventListener('end', function () {
-    events.close();
-    signedOut();
-  });
-  events.addEventListener('error', function () {
-    if (events.readyState === EventSource.CLOSED) {
-      // Refused: the login ended.
-      signedOut();
+  // Kill: the button of a row names its session.
+  rows.addEventListener('click', function (e) {
+    var button = e.target.closest('button[data-kill]');
+    if (!button) {
       return;
     }
-    live.textContent = 'reconnecting…';
+    button.disabled = true;
+    window.ringlet.post('/ui/sessions/' + encodeURIComponent(button.getAttribute('data-kill')) + '/kill').then(function (r) {
+      if (r !== null && !r.ok) {
+        button.disabled = false;
+        live.textContent = 'the session could not be killed';
+      }
+      refresh();
+    }, function () {
+      button.disabled = false;
+    });
+  });
+
+  window.ringlet.stream('/ui/events', {
+    open: function () {
+      live.textContent = 'live';
+      refresh(); // what changed while it was not connected
+    },
+    sessions: refresh,
+    error: function () {
+      live.textContent = 'reconnecting…';
+    }
   });
 })();
