@@ -127,7 +127,7 @@ func (hk *hooks) runInput(w http.ResponseWriter, ctx context.Context, alias stri
 	decide := func(hooks []hook.Hook) hook.Decision {
 		d, _ := hook.Evaluate(ctx, hooks, ev, env)
 		if !d.Allow {
-			d.Reason = explainDenial(alias, hook.Decision{HookID: d.HookID, ExitCode: d.ExitCode, Reason: hk.scrub(nil, d.Reason)}, hk.commandOf(nil, hooks, d.HookID))
+			d.Reason = explainDenial(alias, hook.Decision{HookID: d.HookID, ExitCode: d.ExitCode, Reason: hk.scrub(nil, alias, d.Reason)}, hk.commandOf(nil, alias, hooks, d.HookID))
 		}
 		return d
 	}
