@@ -75,7 +75,7 @@ func newSecurityMetrics() *securityMetrics {
 	return &securityMetrics{
 		mcpCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ringlet_mcp_tool_calls_total",
-			Help: "MCP tool calls through the gateway, by profile, server, tool and decision (allow, deny by a hook, budget, refused: disabled or awaiting approval).",
+			Help: "MCP tool calls through the gateway, by profile, server, tool and decision (allow, deny by a hook, budget, strict: not passed by a PreToolUse check under strict hooks, rate_limited, refused: disabled or awaiting approval).",
 		}, []string{"profile", "server", "tool", "decision"}),
 		hookDecisions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ringlet_hook_decisions_total",

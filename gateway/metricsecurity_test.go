@@ -138,6 +138,25 @@ func TestMCPAndHookSeries(t *testing.T) {
 			t.Errorf("ringlet_mcp_tool_calls_total{work,up,%s,%s}: got %v, want %v", c.tool, c.decision, got, c.want)
 		}
 	}
+	// A call past the profile's rate limit is counted as rate_limited.
+	resp, err := ts.Client().Do(func() *http.Request {
+		r, _ := http.NewRequest(http.MethodPatch, ts.URL+"/api/profiles/work/ratelimits", strings.NewReader(`{"session_tool_calls":1}`))
+		r.Header.Set("Authorization", "Bearer "+testToken)
+		r.Header.Set("Content-Type", "application/json")
+		return r
+	}())
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("set the rate limit: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	for range 2 {
+		req := mcpgo.CallToolRequest{}
+		req.Params.Name, req.Params.Arguments = "up__echo", map[string]any{"text": "hi"}
+		_, _ = c.CallTool(t.Context(), req) // the second is refused
+	}
+	if got := testutil.ToFloat64(m.mcpCalls.WithLabelValues("work", "up", "echo", "rate_limited")); got != 1 {
+		t.Errorf("ringlet_mcp_tool_calls_total{work,up,echo,rate_limited}: got %v, want 1", got)
+	}
 	if got := testutil.ToFloat64(m.hookDecisions.WithLabelValues("work", guard.ID, hook.PreToolUse, "deny")); got != 1 {
 		t.Errorf("ringlet_hook_decisions_total{work,%s,pre-tool-use,deny}: got %v, want 1", guard.ID, got)
 	}

@@ -208,6 +208,7 @@ func refusePaced(w http.ResponseWriter, r *http.Request, c *Caller, id json.RawM
 	// What is called: a tool or prompt by name, a resource by URI, a
 	// completion by what it completes.
 	var call struct {
+		Method string `json:"method"`
 		Params struct {
 			Name string `json:"name"`
 			URI  string `json:"uri"`
@@ -220,7 +221,7 @@ func refusePaced(w http.ResponseWriter, r *http.Request, c *Caller, id json.RawM
 	_ = json.Unmarshal(body, &call) // checked already (jsonrpc.Check); a call with no name is still a call
 	p := call.Params
 	name := cmp.Or(p.Name, p.URI, p.Ref.Name, p.Ref.URI)
-	retry, why := c.Admit(r.Context(), name)
+	retry, why := c.Admit(r.Context(), call.Method, name)
 	if why == "" {
 		return false
 	}
