@@ -256,3 +256,26 @@ func callArguments(body []byte) json.RawMessage {
 	_ = json.Unmarshal(body, &call) // jsonrpc.Check decoded the same body
 	return call.Params.Arguments
 }
+
+// KnownTool reports whether exposed (<server>__<tool>) is a tool one of
+// the profile's servers listed when last published, served or not.
+func (s *Server) KnownTool(profile, exposed string) bool {
+	s.mu.Lock()
+	h := s.hubs[profile]
+	s.mu.Unlock()
+	if h == nil {
+		return false
+	}
+	server, _, ok := strings.Cut(exposed, "__")
+	if !ok {
+		return false
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, ts := range h.report[server] {
+		if ts.Exposed == exposed {
+			return true
+		}
+	}
+	return false
+}
