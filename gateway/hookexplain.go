@@ -69,24 +69,28 @@ func explainDenial(alias string, d hook.Decision, command string) string {
 
 // commandOf is the command of hook id as a denial shows it (shownCommand),
 // scrubbed: a command may hold what scrub takes out; "" when no hook has id.
-func (hk *hooks) commandOf(sess *session, hooks []hook.Hook, id string) string {
+func (hk *hooks) commandOf(sess *session, alias string, hooks []hook.Hook, id string) string {
 	for _, h := range hooks {
 		if h.ID == id {
-			return shownCommand(hk.scrub(sess, h.Shell))
+			return shownCommand(hk.scrub(sess, alias, h.Shell))
 		}
 	}
 	return ""
 }
 
 // scrub takes out of text a hook wrote (its stderr) every form of the
-// session's provider key and the daemon's admin token, before the agent or
-// the audit log sees it: a hook runs as the user and can read both.
-func (hk *hooks) scrub(sess *session, text string) string {
+// session's provider key, the daemon's admin token and what profile
+// alias's MCP servers were given, before the agent or the audit log sees
+// it: a hook runs as the user and can read them all.
+func (hk *hooks) scrub(sess *session, alias, text string) string {
 	if text == "" {
 		return text
 	}
 	if sess != nil && !sess.key.IsZero() {
 		text = provider.RedactString(text, sess.key.Reveal())
+	}
+	if hk.o.MCPRedact != nil {
+		text = hk.o.MCPRedact(alias, text)
 	}
 	if hk.o.Auth != nil {
 		text = redactAdminToken(hk.o.Auth, text)
@@ -94,9 +98,12 @@ func (hk *hooks) scrub(sess *session, text string) string {
 	return text
 }
 
-// redactAdminToken replaces each run of 64 hex digits that is the admin
-// token (compared by hash, as authentication does) with [redacted].
+// redactAdminToken replaces the admin token (64 hex digits, compared by
+// hash as authentication does, in either case) wherever it appears in
+// text, also inside a longer run of hex digits ("%20" before it, another
+// hex word after it), with [redacted].
 func redactAdminToken(a *authenticator, text string) string {
+	const n = 64
 	isHex := func(c byte) bool { return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F' }
 	var out strings.Builder
 	last := 0
@@ -109,12 +116,17 @@ func redactAdminToken(a *authenticator, text string) string {
 		for j < len(text) && isHex(text[j]) {
 			j++
 		}
-		if j-i == 64 {
-			if _, ok := a.check(strings.ToLower(text[i:j])); ok {
-				out.WriteString(text[last:i])
+		// Every window of n digits in the run [i, j); the text is a
+		// hook's bounded output.
+		for k := i; k+n <= j; {
+			if _, ok := a.check(strings.ToLower(text[k : k+n])); ok {
+				out.WriteString(text[last:k])
 				out.WriteString(provider.Redacted)
-				last = j
+				last = k + n
+				k += n
+				continue
 			}
+			k++
 		}
 		i = j
 	}

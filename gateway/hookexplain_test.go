@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/neullabs/ringlet/audit"
+	"github.com/neullabs/ringlet/token"
 )
 
 // TestHookDenialExplained: a hook's refusal tells the agent and the audit
@@ -21,7 +22,7 @@ func TestHookDenialExplained(t *testing.T) {
 	// The hook can read the key and the token as any program of the
 	// user's; here it prints both, after its own words.
 	canary := filepath.Join(t.TempDir(), "canary")
-	if err := os.WriteFile(canary, []byte("no rm here sk-ant-test-work and "+testToken+"\nsecond line\n"), 0o600); err != nil {
+	if err := os.WriteFile(canary, []byte("no rm here sk-ant-test-work and "+testToken+" url=%20"+strings.ToUpper(testToken)+"ab\nsecond line\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	shell := `cat ` + canary + ` >&2; exit 3 # ` + strings.Repeat("x", maxShownCommand)
@@ -31,7 +32,7 @@ func TestHookDenialExplained(t *testing.T) {
 	if d.Allow {
 		t.Fatal("Allow: got true, want the hook's refusal")
 	}
-	for _, want := range []string{"no rm here [redacted] and [redacted]", "hook " + h.ID, "(cat " + canary + " >&2; exit 3 # xxx", "exit 3", "profile work",
+	for _, want := range []string{"no rm here [redacted] and [redacted] url=%20[redacted]ab", "hook " + h.ID, "(cat " + canary + " >&2; exit 3 # xxx", "exit 3", "profile work",
 		"'ringlet hooks list work'", "'ringlet hooks test work --hook FILE'", "'ringlet hooks remove work " + h.ID + "'"} {
 		if !strings.Contains(d.Reason, want) {
 			t.Errorf("the agent's reason: got %q, want it to hold %q", d.Reason, want)
@@ -46,7 +47,7 @@ func TestHookDenialExplained(t *testing.T) {
 	if err := json.Unmarshal(last.Detail, &detail); err != nil {
 		t.Fatal(err)
 	}
-	if last.Status != 3 || detail["hook"] != h.ID || detail["reason"] != "no rm here [redacted] and [redacted]" || !strings.HasPrefix(fmt.Sprint(detail["command"]), "cat "+canary) {
+	if last.Status != 3 || detail["hook"] != h.ID || detail["reason"] != "no rm here [redacted] and [redacted] url=%20[redacted]ab" || !strings.HasPrefix(fmt.Sprint(detail["command"]), "cat "+canary) {
 		t.Errorf("hook.decision: got status %d, detail %s; want exit 3, the hook's id, its command and the redacted first line", last.Status, last.Detail)
 	}
 	calls := w.audit.kind(audit.KindToolCall)
@@ -57,11 +58,34 @@ func TestHookDenialExplained(t *testing.T) {
 	defer w.audit.mu.Unlock()
 	for _, r := range w.audit.recs {
 		b, _ := json.Marshal(r)
-		if strings.Contains(string(b), "sk-ant-test-work") || strings.Contains(string(b), testToken) {
+		if strings.Contains(string(b), "sk-ant-test-work") || strings.Contains(strings.ToLower(string(b)), testToken) {
 			t.Errorf("audit record %s holds the key or the admin token: %s", r.Kind, b)
 		}
 	}
+	if w.s.hooks.o.MCPRedact == nil {
+		t.Error("the hooks' scrub is not given the MCP servers' redactor")
+	}
 	if strings.Contains(d.Reason, shell) {
 		t.Errorf("the agent's reason: got %q, want the command clipped to %d bytes", d.Reason, maxShownCommand)
+	}
+}
+
+// TestRedactAdminToken: the admin token is found inside a longer run of
+// hex digits and in upper case, back to back, and nothing else is taken.
+func TestRedactAdminToken(t *testing.T) {
+	t.Parallel()
+	a := newAuthenticator(token.FromString(testToken))
+	other := strings.Repeat("ab", 32)
+	for in, want := range map[string]string{
+		testToken:                                "[redacted]",
+		"%20" + testToken:                        "%20[redacted]",
+		"a" + strings.ToUpper(testToken) + "f0":  "a[redacted]f0",
+		testToken + testToken:                    "[redacted][redacted]",
+		"x" + other + " " + testToken[:63] + "y": "x" + other + " " + testToken[:63] + "y",
+		other + testToken + other:                other + "[redacted]" + other,
+	} {
+		if got := redactAdminToken(a, in); got != want {
+			t.Errorf("redactAdminToken(%q): got %q, want %q", in, got, want)
+		}
 	}
 }

@@ -53,6 +53,9 @@ type hooksOptions struct {
 	// Auth holds the admin token, which is taken out of what a hook
 	// writes before the agent or the audit log sees it.
 	Auth *authenticator
+	// MCPRedact takes out of text what the profile's MCP servers were
+	// given (mcp.Server.Redact); set once the MCP gateway is built.
+	MCPRedact func(profile, text string) string
 	// Metrics counts and times every hook run.
 	Metrics *securityMetrics
 	// AuditPath is the audit log 'hooks test' replays ("" when off);
@@ -388,7 +391,7 @@ func (hk *hooks) evaluate(ctx context.Context, sess *session, ev hook.Event) (fi
 		if hk.o.Metrics != nil {
 			hk.o.Metrics.hookRan(sess.Profile.Alias, d.HookID, req.Event, d.Allow, d.Duration)
 		}
-		d.Reason = hk.scrub(sess, d.Reason)
+		d.Reason = hk.scrub(sess, sess.Profile.Alias, d.Reason)
 		ran[i] = d
 		decision := audit.Allow
 		if !d.Allow {
@@ -399,7 +402,7 @@ func (hk *hooks) evaluate(ctx context.Context, sess *session, ev hook.Event) (fi
 			// Which hook refused, in words a reader can act on: its
 			// command and exit code (the record's status) beside its
 			// first line of stderr (reason).
-			detail["command"] = hk.commandOf(sess, hooks, d.HookID)
+			detail["command"] = hk.commandOf(sess, sess.Profile.Alias, hooks, d.HookID)
 		}
 		if req.Kind != "" {
 			detail["kind"] = req.Kind
@@ -411,7 +414,7 @@ func (hk *hooks) evaluate(ctx context.Context, sess *session, ev hook.Event) (fi
 		}
 	}
 	if !final.Allow {
-		final.Reason = explainDenial(sess.Profile.Alias, hook.Decision{Allow: false, HookID: final.HookID, ExitCode: final.ExitCode, Reason: hk.scrub(sess, final.Reason)}, hk.commandOf(sess, hooks, final.HookID))
+		final.Reason = explainDenial(sess.Profile.Alias, hook.Decision{Allow: false, HookID: final.HookID, ExitCode: final.ExitCode, Reason: hk.scrub(sess, sess.Profile.Alias, final.Reason)}, hk.commandOf(sess, sess.Profile.Alias, hooks, final.HookID))
 	}
 	return final, len(ran), hooks, true
 }

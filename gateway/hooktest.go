@@ -119,7 +119,7 @@ func (hk *hooks) runInput(w http.ResponseWriter, ctx context.Context, alias stri
 		writeError(w, http.StatusServiceUnavailable, "sandbox_unavailable", "this daemon cannot build sandboxes; hooks are only run on an input inside one")
 		return nil, false
 	}
-	if env.Sandbox, err = hk.o.Launch.HookReplay(env.Home); err != nil {
+	if env.Sandbox, env.SandboxFiles, err = hk.o.Launch.HookReplay(env.Home); err != nil {
 		writeError(w, http.StatusServiceUnavailable, "sandbox_unavailable", "hooks run on an input only in a sandbox, and none can be built here: "+err.Error())
 		return nil, false
 	}
@@ -127,7 +127,7 @@ func (hk *hooks) runInput(w http.ResponseWriter, ctx context.Context, alias stri
 	decide := func(hooks []hook.Hook) hook.Decision {
 		d, _ := hook.Evaluate(ctx, hooks, ev, env)
 		if !d.Allow {
-			d.Reason = explainDenial(alias, hook.Decision{HookID: d.HookID, ExitCode: d.ExitCode, Reason: hk.scrub(nil, d.Reason)}, hk.commandOf(nil, hooks, d.HookID))
+			d.Reason = explainDenial(alias, hook.Decision{HookID: d.HookID, ExitCode: d.ExitCode, Reason: hk.scrub(nil, alias, d.Reason)}, hk.commandOf(nil, alias, hooks, d.HookID))
 		}
 		return d
 	}

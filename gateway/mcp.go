@@ -289,16 +289,19 @@ func (g *mcpGateway) handleMCP(w http.ResponseWriter, r *http.Request) {
 }
 
 // admit paces a session's MCP tool calls by its profile's rate limits.
-func (g *mcpGateway) admit(sess *session) func(context.Context, string) (time.Duration, string) {
+func (g *mcpGateway) admit(sess *session) func(context.Context, string, string) (time.Duration, string) {
 	if g.o.Paces == nil {
 		return nil
 	}
-	return func(ctx context.Context, tool string) (time.Duration, string) {
+	return func(ctx context.Context, method, tool string) (time.Duration, string) {
 		r := g.o.Paces.admit(sess, paceToolCalls)
 		if r == nil {
 			return 0, ""
 		}
 		g.o.Paces.refused(ctx, sess, r, tool)
+		if method == "tools/call" {
+			g.o.Metrics.security.mcpCall(sess.Profile.Alias, tool, "rate_limited")
+		}
 		return r.retry, r.message()
 	}
 }
@@ -343,6 +346,11 @@ func (g *mcpGateway) vet(sess *session) func(context.Context, string, json.RawMe
 		ctx = withSpan(ctx, link.sp)
 		if v, refused := g.bypassed(ctx, sess, tool, link); refused {
 			charge(false)
+			decision := "strict"
+			if !v.Protocol {
+				decision = "refused" // its record could not be written
+			}
+			g.o.Metrics.security.mcpCall(sess.Profile.Alias, tool, decision)
 			return v
 		}
 		d, hooks := g.o.Hooks.check(ctx, sess, api.HookCheck{Event: hook.PreToolUse, ToolName: tool, ToolInput: input}, "mcp", false)

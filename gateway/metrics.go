@@ -39,7 +39,7 @@ type metrics struct {
 	security *securityMetrics
 }
 
-var authFailureReasons = []string{"missing", "malformed", "invalid", "query_token", "invalid_session"}
+var authFailureReasons = []string{"missing", "malformed", "invalid", "query_token", "invalid_session", "login_code"}
 
 func newMetrics() *metrics {
 	m := &metrics{
@@ -89,7 +89,7 @@ func newMetrics() *metrics {
 		Name: "ringlet_provider_tokens_total", Help: "Tokens reported by providers, by profile, model and type (input, output, cache_read, cache_write).",
 	}, []string{"profile", "model", "type"})
 	m.sessionsKilled = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "ringlet_sessions_killed_total", Help: "Sessions killed (the kill switch), by who killed them: cli, api, mcp or budget.",
+		Name: "ringlet_sessions_killed_total", Help: "Sessions killed (the kill switch), by who killed them: cli, api, mcp, budget or dashboard.",
 	}, []string{"by"})
 	m.rateLimited = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "ringlet_rate_limited_total", Help: "Requests and tool calls refused by a rate limit, by profile, scope (session or profile) and limit (requests, tokens, tool_calls).",
@@ -101,7 +101,7 @@ func newMetrics() *metrics {
 		m.hookBypass.WithLabelValues(w, audit.Allow)
 	}
 	m.hookBypass.WithLabelValues("mcp", audit.Deny)
-	for _, by := range []string{"cli", "api", "mcp", "budget"} {
+	for _, by := range []string{"cli", "api", "mcp", "budget", KilledByDashboard} {
 		m.sessionsKilled.WithLabelValues(by)
 	}
 	for _, r := range authFailureReasons {

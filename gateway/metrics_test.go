@@ -33,6 +33,9 @@ func TestMetricsEndpoint(t *testing.T) {
 		`ringlet_auth_failures_total{reason="missing"} 2`,
 		`ringlet_build_info{`,
 		`ringlet_http_requests_in_flight 1`,
+		// Every label value a path can give, there from the start.
+		`ringlet_sessions_killed_total{by="dashboard"} 0`,
+		`ringlet_auth_failures_total{reason="login_code"} 0`,
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("metrics: want a line with %q, got:\n%s", want, grepLines(body, "ringlet_"))

@@ -13,7 +13,10 @@ import (
 // names, hosts a sandbox tries, hook ids) are bounded: the first
 // boundedValues distinct values of a label keep their names, the rest
 // are counted as "other", so no one can grow the daemon's series without
-// end.
+// end. An agent does not choose which keep their names: a tool is named
+// only when the profile's servers list it (known), a host only when the
+// profile allows it, each bounded per profile; anything else is "other"
+// from the start.
 const (
 	boundedValues   = 100
 	maxLabelValue   = 80
@@ -68,14 +71,33 @@ type securityMetrics struct {
 	egress        *prometheus.CounterVec
 	violations    *prometheus.CounterVec
 
-	profiles, servers, tools, hooks, hosts *boundedLabel
+	profiles, servers, hooks *boundedLabel
+
+	// known reports whether a tool (<server>__<tool>) is one the
+	// profile's servers list; nil: none is.
+	known func(profile, name string) bool
+
+	mu           sync.Mutex
+	tools, hosts map[string]*boundedLabel // per profile
+}
+
+// perProfile is profile's bounded label in m, made on first use.
+func (m *securityMetrics) perProfile(labels map[string]*boundedLabel, profile string, max int) *boundedLabel {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	b := labels[profile]
+	if b == nil {
+		b = newBoundedLabel(max)
+		labels[profile] = b
+	}
+	return b
 }
 
 func newSecurityMetrics() *securityMetrics {
 	return &securityMetrics{
 		mcpCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ringlet_mcp_tool_calls_total",
-			Help: "MCP tool calls through the gateway, by profile, server, tool and decision (allow, deny by a hook, budget, refused: disabled or awaiting approval).",
+			Help: "MCP tool calls through the gateway, by profile, server, tool and decision (allow, deny by a hook, budget, strict: not passed by a PreToolUse check under strict hooks, rate_limited, refused: disabled or awaiting approval).",
 		}, []string{"profile", "server", "tool", "decision"}),
 		hookDecisions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ringlet_hook_decisions_total",
@@ -100,9 +122,9 @@ func newSecurityMetrics() *securityMetrics {
 		}, []string{"profile", "kind"}),
 		profiles: newBoundedLabel(boundedValues),
 		servers:  newBoundedLabel(boundedValues),
-		tools:    newBoundedLabel(2 * boundedValues),
 		hooks:    newBoundedLabel(boundedValues),
-		hosts:    newBoundedLabel(boundedValues),
+		tools:    map[string]*boundedLabel{},
+		hosts:    map[string]*boundedLabel{},
 	}
 }
 
@@ -110,13 +132,16 @@ func (m *securityMetrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{m.mcpCalls, m.hookDecisions, m.hookSeconds, m.pinChanges, m.egress, m.violations}
 }
 
-// mcpCall counts a tool call named <server>__<tool>.
+// mcpCall counts a tool call named <server>__<tool>: server and tool are
+// "other" unless the profile's servers list it.
 func (m *securityMetrics) mcpCall(profile, name, decision string) {
-	server, tool, ok := strings.Cut(name, "__")
-	if !ok {
-		server, tool = "", name
+	server, tool := otherLabelValue, otherLabelValue
+	if m.known != nil && m.known(profile, name) {
+		server, tool, _ = strings.Cut(name, "__")
+		server = m.servers.value(server)
+		tool = m.perProfile(m.tools, profile, 2*boundedValues).value(tool)
 	}
-	m.mcpCalls.WithLabelValues(m.profiles.value(profile), m.servers.value(server), m.tools.value(tool), decision).Inc()
+	m.mcpCalls.WithLabelValues(m.profiles.value(profile), server, tool, decision).Inc()
 }
 
 func (m *securityMetrics) hookRan(profile, hookID, event string, allow bool, d time.Duration) {
@@ -134,13 +159,15 @@ func (m *securityMetrics) pinChange(profile, server, change string) {
 }
 
 // egressTried counts a sandbox's attempt to reach host; a refused one is
-// also a violation of the given kind.
+// also a violation of the given kind, and its host is "other" (the
+// sandbox.violation record names it): only the profile's allowed hosts
+// are labels.
 func (m *securityMetrics) egressTried(profile, host string, allowed bool, kind string) {
 	p := m.profiles.value(profile)
 	if allowed {
-		m.egress.WithLabelValues(p, m.hosts.value(host), "allowed").Inc()
+		m.egress.WithLabelValues(p, m.perProfile(m.hosts, profile, boundedValues).value(host), "allowed").Inc()
 		return
 	}
-	m.egress.WithLabelValues(p, m.hosts.value(host), "refused").Inc()
+	m.egress.WithLabelValues(p, otherLabelValue, "refused").Inc()
 	m.violations.WithLabelValues(p, kind).Inc()
 }

@@ -10,6 +10,7 @@ import (
 
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/neullabs/ringlet/audit"
@@ -79,8 +80,11 @@ func TestEgressRefusedCountedAndRecorded(t *testing.T) {
 		t.Errorf("sandbox.violation records: got %v, want evil.example:443 and plain.example:80 refused, each saying how to change it", got)
 	}
 	m := w.s.metrics.security
-	if v := testutil.ToFloat64(m.egress.WithLabelValues("work", "evil.example:443", "refused")); v != 1 {
-		t.Errorf("ringlet_sandbox_egress_total{host=evil.example:443,refused}: got %v, want 1", v)
+	if v := testutil.ToFloat64(m.egress.WithLabelValues("work", otherLabelValue, "refused")); v != 2 {
+		t.Errorf("ringlet_sandbox_egress_total{host=other,refused}: got %v, want 2 (evil.example and plain.example: a refused host is no label)", v)
+	}
+	if body := metricsText(t, m.egress); strings.Contains(body, "evil.example") {
+		t.Errorf("ringlet_sandbox_egress_total has a refused host as a label:\n%s", body)
 	}
 	if v := testutil.ToFloat64(m.violations.WithLabelValues("work", "plain_http")); v != 1 {
 		t.Errorf("ringlet_sandbox_violations_total{kind=plain_http}: got %v, want 1", v)
@@ -91,11 +95,11 @@ func TestEgressRefusedCountedAndRecorded(t *testing.T) {
 		r.Host = host
 		do(r)
 	}
-	if n := testutil.CollectAndCount(m.egress); n > boundedValues+1 {
-		t.Errorf("ringlet_sandbox_egress_total series after %d hosts: got %d, want at most %d and other", 2*boundedValues+2, n, boundedValues)
+	if n := testutil.CollectAndCount(m.egress); n != 1 {
+		t.Errorf("ringlet_sandbox_egress_total series after %d refused hosts: got %d, want 1 (other)", 2*boundedValues+2, n)
 	}
-	if v := testutil.ToFloat64(m.egress.WithLabelValues("work", otherLabelValue, "refused")); v < boundedValues {
-		t.Errorf("hosts past the cap: got %v counted as other, want at least %d", v, boundedValues)
+	if v := testutil.ToFloat64(m.egress.WithLabelValues("work", otherLabelValue, "refused")); v != 2*boundedValues+2 {
+		t.Errorf("refused hosts: got %v counted as other, want %d", v, 2*boundedValues+2)
 	}
 }
 
@@ -138,6 +142,38 @@ func TestMCPAndHookSeries(t *testing.T) {
 			t.Errorf("ringlet_mcp_tool_calls_total{work,up,%s,%s}: got %v, want %v", c.tool, c.decision, got, c.want)
 		}
 	}
+	// A call past the profile's rate limit is counted as rate_limited.
+	resp, err := ts.Client().Do(func() *http.Request {
+		r, _ := http.NewRequest(http.MethodPatch, ts.URL+"/api/profiles/work/ratelimits", strings.NewReader(`{"session_tool_calls":1}`))
+		r.Header.Set("Authorization", "Bearer "+testToken)
+		r.Header.Set("Content-Type", "application/json")
+		return r
+	}())
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("set the rate limit: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	for range 2 {
+		req := mcpgo.CallToolRequest{}
+		req.Params.Name, req.Params.Arguments = "up__echo", map[string]any{"text": "hi"}
+		_, _ = c.CallTool(t.Context(), req) // the second is refused
+	}
+	if got := testutil.ToFloat64(m.mcpCalls.WithLabelValues("work", "up", "echo", "rate_limited")); got != 1 {
+		t.Errorf("ringlet_mcp_tool_calls_total{work,up,echo,rate_limited}: got %v, want 1", got)
+	}
+	// A name no server of the profile lists is "other": an agent cannot
+	// take the labels' places with made-up tools.
+	for _, name := range []string{"up__junk", "junkserver__x", "nounderscores"} {
+		req := mcpgo.CallToolRequest{}
+		req.Params.Name = name
+		_, _ = c.CallTool(t.Context(), req) // refused by the rate limit
+	}
+	if got := testutil.ToFloat64(m.mcpCalls.WithLabelValues("work", otherLabelValue, otherLabelValue, "rate_limited")); got != 3 {
+		t.Errorf("ringlet_mcp_tool_calls_total{work,other,other,rate_limited}: got %v, want 3 (the unknown tools)", got)
+	}
+	if body := metricsText(t, m.mcpCalls); strings.Contains(body, "junk") || strings.Contains(body, "nounderscores") {
+		t.Errorf("ringlet_mcp_tool_calls_total has a made-up tool's name as a label:\n%s", body)
+	}
 	if got := testutil.ToFloat64(m.hookDecisions.WithLabelValues("work", guard.ID, hook.PreToolUse, "deny")); got != 1 {
 		t.Errorf("ringlet_hook_decisions_total{work,%s,pre-tool-use,deny}: got %v, want 1", guard.ID, got)
 	}
@@ -169,4 +205,25 @@ func TestProxyRequestForTheForwarder(t *testing.T) {
 	if n := testutil.ToFloat64(w.s.metrics.security.violations.WithLabelValues("work", "plain_http")); n != 0 {
 		t.Errorf("violations: got %v, want none", n)
 	}
+}
+
+// metricsText is c's series in the text format.
+func metricsText(t *testing.T, c prometheus.Collector) string {
+	t.Helper()
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(c)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				b.WriteString(l.GetName() + "=" + l.GetValue() + " ")
+			}
+			b.WriteString("\n")
+		}
+	}
+	return b.String()
 }

@@ -330,6 +330,8 @@ func New(opts Options) (*Server, error) {
 		// Admin tools call the daemon's routes; a session's tools are its
 		// routes of the table.
 		API: s.Handler, Tools: func() http.Handler { return s.router(onTools, nil) }})
+	s.hooks.o.MCPRedact = s.mcp.srv.Redact
+	s.metrics.security.known = s.mcp.srv.KnownTool
 	s.profiles = &profiles{o: profilesOptions{Profiles: opts.Profiles, Keys: opts.Keys, CatalogDir: opts.CatalogDir, Executable: opts.Executable,
 		Launch: opts.Launch, Sessions: s.sessions, Hooks: opts.Hooks, MCP: s.mcp, Rec: s.rec, Log: s.log}}
 	s.catalogs = &catalogs{dir: opts.CatalogDir, rec: s.rec, log: s.log}

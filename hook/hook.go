@@ -199,6 +199,9 @@ type Env struct {
 	// PID namespace Ringlet makes: 'hooks test' runs hooks this way,
 	// with no network and nothing writable to keep.
 	Sandbox []string
+	// SandboxFiles are what the Sandbox reads on descriptors 3, 4, ...
+	// (its seccomp filter), each through a pipe.
+	SandboxFiles [][]byte
 }
 
 // DefaultPath is a hook's PATH unless Env.Path says otherwise.
@@ -367,12 +370,23 @@ func run(ctx context.Context, h Hook, ev Event, env Env) Decision {
 	attr, contained := child.Contained()
 	var cmd *exec.Cmd
 	var status *os.File
+	var feed []*os.File // write ends of the pipes to SandboxFiles
 	if len(env.Sandbox) > 0 {
 		// The sandbox is its own PID namespace, killed with its first
 		// process; its group is killed as a hook's is.
 		contained = false
 		attr = &syscall.SysProcAttr{Setpgid: true}
 		cmd = exec.CommandContext(ctx, env.Sandbox[0], append(append([]string{}, env.Sandbox[1:]...), "/bin/sh", "-c", h.Shell)...)
+		for range env.SandboxFiles {
+			r, w, err := os.Pipe()
+			if err != nil {
+				return deny(-1, "hook %s could not start (%v); refused", h.ID, err)
+			}
+			defer r.Close()
+			defer w.Close()
+			cmd.ExtraFiles = append(cmd.ExtraFiles, r)
+			feed = append(feed, w)
+		}
 	} else if contained {
 		// The shell that runs the hook is not the namespace's first
 		// process: that one (containInit) waits for it, then tells on
@@ -448,6 +462,16 @@ func run(ctx context.Context, h Hook, ev Event, env Env) Decision {
 	if contained {
 		cmd.ExtraFiles[0].Close() // the child has its copy
 	}
+	var feeding sync.WaitGroup
+	for i, w := range feed {
+		cmd.ExtraFiles[i].Close() // the child has its copy
+		feeding.Go(func() {
+			// A write fails only when the sandbox closed its end: it
+			// then fails to start, and the hook is refused for that.
+			_, _ = w.Write(env.SandboxFiles[i])
+			w.Close()
+		})
+	}
 	pid := cmd.Process.Pid
 	waited := make(chan struct{})
 	var watcher sync.WaitGroup
@@ -461,6 +485,7 @@ func run(ctx context.Context, h Hook, ev Event, env Env) Decision {
 	err = cmd.Wait()
 	close(waited)
 	watcher.Wait()
+	feeding.Wait()
 	// Anything still in the group now was left behind by the hook.
 	leftover := syscall.Kill(-pid, 0) == nil
 	syscall.Kill(-pid, syscall.SIGKILL)

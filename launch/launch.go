@@ -171,11 +171,12 @@ func checkText(what, v string) error {
 }
 
 // HookReplay is the sandbox a hook runs in for 'ringlet hooks test', in
-// dir (the profile's hook HOME): see sandbox.ReplayArgs.
-func (b *Builder) HookReplay(dir string) ([]string, error) {
+// dir (the profile's hook HOME), and what it reads on descriptors 3, ...:
+// see sandbox.ReplayArgs.
+func (b *Builder) HookReplay(dir string) ([]string, [][]byte, error) {
 	tool, err := bubblewrap()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	return sandbox.ReplayArgs(tool, dir)
 }

@@ -42,10 +42,11 @@ type Caller struct {
 	// off, or it changed since approved), with the reason. Nil for the
 	// admin token.
 	RefusedAccess func(ctx context.Context, a Access, reason string)
-	// Admit paces tool calls (the profile's rate limits): "" admits the
+	// Admit paces tool calls (the profile's rate limits), with the
+	// request's method (tools/call, resources/read, ...): "" admits the
 	// call; else it is refused with a JSON-RPC error saying why, and
 	// Retry-After. It counts and records its refusals. Nil: no limit.
-	Admit func(ctx context.Context, tool string) (retry time.Duration, refused string)
+	Admit func(ctx context.Context, method, tool string) (retry time.Duration, refused string)
 	// Valid is done once the credential stops working (a session token
 	// revoked or expired, the admin token rotated): the MCP sessions it
 	// holds are ended then. Nil means it never stops.

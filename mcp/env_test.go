@@ -210,3 +210,24 @@ func TestUpstreamEditedDefinitionCannotReplacePath(t *testing.T) {
 		t.Errorf("the server ran with the edited PATH (pid file: %v)", err)
 	}
 }
+
+// TestServerRedact: what a profile's servers were given (a --secret
+// value here) is redacted by Server.Redact for that profile, in its
+// encoded forms too, and not for another profile.
+func TestServerRedact(t *testing.T) {
+	t.Parallel()
+	sw := newSecretWorld(t)
+	sw.add(t, "gh", nil, map[string]string{"GITHUB_TOKEN": "github/work"})
+	if got := sw.srv.Redact("a", "x "+envCanary); got != "x "+envCanary {
+		t.Fatalf("before the server started: got %q, want the text as it is (nothing given yet)", got)
+	}
+	sw.ready(t, "a1")
+	for _, in := range []string{"x " + envCanary + " y", "x " + hex.EncodeToString([]byte(envCanary)) + " y", "x%20" + envCanary + "%20y"} {
+		if got := sw.srv.Redact("a", in); strings.Contains(got, envCanary) || strings.Contains(got, hex.EncodeToString([]byte(envCanary))) || !strings.Contains(got, "[redacted]") {
+			t.Errorf("Redact(a, %q): got %q, want the secret redacted", in, got)
+		}
+	}
+	if got := sw.srv.Redact("b", "x "+envCanary); got != "x "+envCanary {
+		t.Errorf("Redact(b): got %q, want another profile's text untouched", got)
+	}
+}

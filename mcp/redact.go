@@ -75,6 +75,23 @@ func (u *upstream) redact(s string) string {
 	return s
 }
 
+// Redact removes from text every credential the profile's MCP servers
+// were given (their --secret and header secret values, credentials and
+// OAuth tokens), as their answers have them removed: for what a hook
+// writes, which runs as the user and can read them.
+func (s *Server) Redact(profile, text string) string {
+	s.mu.Lock()
+	h := s.hubs[profile]
+	s.mu.Unlock()
+	if h == nil || text == "" {
+		return text
+	}
+	for _, u := range h.upstreams() {
+		text = u.redact(text)
+	}
+	return text
+}
+
 // redactJSON redacts a JSON value from the server: every string in it,
 // member names included, is decoded, redacted and encoded again, so a key
 // written with JSON escapes is caught too. A value that has no escape and

@@ -451,7 +451,7 @@ func TestResourcesPaced(t *testing.T) {
 	w.addServer("a", "one", upstreamCommand(t, "-resources", "1", "-record", rec))
 	var mu sync.Mutex
 	var admitted []string
-	w.callers["a1"].Admit = func(_ context.Context, name string) (time.Duration, string) {
+	w.callers["a1"].Admit = func(_ context.Context, _, name string) (time.Duration, string) {
 		mu.Lock()
 		defer mu.Unlock()
 		admitted = append(admitted, name)

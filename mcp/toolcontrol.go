@@ -208,6 +208,7 @@ func refusePaced(w http.ResponseWriter, r *http.Request, c *Caller, id json.RawM
 	// What is called: a tool or prompt by name, a resource by URI, a
 	// completion by what it completes.
 	var call struct {
+		Method string `json:"method"`
 		Params struct {
 			Name string `json:"name"`
 			URI  string `json:"uri"`
@@ -220,7 +221,7 @@ func refusePaced(w http.ResponseWriter, r *http.Request, c *Caller, id json.RawM
 	_ = json.Unmarshal(body, &call) // checked already (jsonrpc.Check); a call with no name is still a call
 	p := call.Params
 	name := cmp.Or(p.Name, p.URI, p.Ref.Name, p.Ref.URI)
-	retry, why := c.Admit(r.Context(), name)
+	retry, why := c.Admit(r.Context(), call.Method, name)
 	if why == "" {
 		return false
 	}
@@ -254,4 +255,27 @@ func callArguments(body []byte) json.RawMessage {
 	}
 	_ = json.Unmarshal(body, &call) // jsonrpc.Check decoded the same body
 	return call.Params.Arguments
+}
+
+// KnownTool reports whether exposed (<server>__<tool>) is a tool one of
+// the profile's servers listed when last published, served or not.
+func (s *Server) KnownTool(profile, exposed string) bool {
+	s.mu.Lock()
+	h := s.hubs[profile]
+	s.mu.Unlock()
+	if h == nil {
+		return false
+	}
+	server, _, ok := strings.Cut(exposed, "__")
+	if !ok {
+		return false
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, ts := range h.report[server] {
+		if ts.Exposed == exposed {
+			return true
+		}
+	}
+	return false
 }

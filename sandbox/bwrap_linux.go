@@ -214,16 +214,28 @@ func Check(bwrap string) error {
 func BinDir(string) string { return InsideBinDir }
 
 // ReplayArgs is the sandbox 'ringlet hooks test' runs a hook in, with
-// the command to follow: the host's files as they are but read-only
-// (a hook reads what it reads when it judges a real call), /run hidden
-// (no daemon, keyring or session socket to talk to), no network, a PID
-// namespace that dies with its first process, and a throwaway TMPDIR.
-// Nothing the hook does there outlives it.
-func ReplayArgs(bwrap, dir string) ([]string, error) {
+// the command to follow, and what it reads on descriptors 3, ... (its
+// seccomp filter, ReplayFilter): the host's files as they are but
+// read-only (a hook reads what it reads when it judges a real call), /run
+// hidden (no daemon, keyring or session socket), /tmp, /var/tmp and
+// /dev/shm empty and thrown away, no network, no unix socket (the filter:
+// a read-only mount does not stop a connect(), and sockets live in $HOME
+// and elsewhere too), a PID namespace that dies with its first process,
+// and a throwaway TMPDIR. A hook that reads a file under /tmp sees none
+// there (its HOME, dir, is kept). Nothing the hook does there outlives it or
+// reaches another process.
+func ReplayArgs(bwrap, dir string) ([]string, [][]byte, error) {
 	if err := CheckPath("the hook's directory", dir); err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	filter, err := ReplayFilter()
+	if err != nil {
+		return nil, nil, err
 	}
 	return []string{bwrap, "--die-with-parent", "--unshare-all", "--new-session",
 		"--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/run",
-		"--setenv", "TMPDIR", "/dev/shm", "--chdir", dir, "--"}, nil
+		"--tmpfs", "/tmp", "--tmpfs", "/var/tmp", "--tmpfs", "/dev/shm",
+		// The hook's HOME again, should it lie in one of those.
+		"--ro-bind", dir, dir,
+		"--seccomp", "3", "--setenv", "TMPDIR", "/dev/shm", "--chdir", dir, "--"}, [][]byte{filter}, nil
 }

@@ -80,6 +80,13 @@ var (
 	// surface no agent needs.
 	allowedSocketFamilies = []uint64{unix.AF_UNIX, unix.AF_INET, unix.AF_INET6, unix.AF_NETLINK}
 
+	// replaySocketFamilies are those of the sandbox 'hooks test' runs a
+	// hook in (ReplayArgs): no AF_UNIX. Its network namespace cuts IP, but
+	// a unix socket on the host's files is connect()ed whatever the mount
+	// (a session's egress socket, X11, tmux, ssh-agent); socketpair, which
+	// reaches nobody else, stays allowed.
+	replaySocketFamilies = []uint64{unix.AF_INET, unix.AF_INET6, unix.AF_NETLINK}
+
 	// ttyInjection are the ioctls that type into a terminal (TIOCSTI) or
 	// paste a console's selection into it (TIOCLINUX).
 	ttyInjection = []uint32{unix.TIOCSTI, unix.TIOCLINUX}
@@ -90,8 +97,9 @@ func errnoAction(errno unix.Errno) seccomp.Action {
 	return seccomp.ActionErrno | seccomp.Action(errno)
 }
 
-// seccompPolicy is the blocklist for the architecture info.
-func seccompPolicy(info *arch.Info) seccomp.Policy {
+// seccompPolicy is the blocklist for the architecture info, with the
+// socket families a sandbox may open.
+func seccompPolicy(info *arch.Info, families []uint64) seccomp.Policy {
 	present := func(names []string) []string {
 		var out []string
 		for _, n := range names {
@@ -133,19 +141,19 @@ func seccompPolicy(info *arch.Info) seccomp.Policy {
 				{Name: "personality", Conditions: notIn(0, allowedPersonalities)},
 			}, ioctl...)},
 			{Action: errnoAction(unix.EAFNOSUPPORT), NamesWithCondtions: []seccomp.NameWithConditions{
-				{Name: "socket", Conditions: notIn(0, allowedSocketFamilies)},
+				{Name: "socket", Conditions: notIn(0, families)},
 			}},
 		},
 	}
 }
 
 // seccompProgram assembles the filter for the running architecture.
-func seccompProgram() ([]bpf.Instruction, error) {
+func seccompProgram(families []uint64) ([]bpf.Instruction, error) {
 	info, err := arch.GetInfo(runtime.GOARCH)
 	if err != nil {
 		return nil, fmt.Errorf("no seccomp filter for %s: %w", runtime.GOARCH, err)
 	}
-	pol := seccompPolicy(info)
+	pol := seccompPolicy(info, families)
 	prog, err := pol.Assemble()
 	if err != nil {
 		return nil, fmt.Errorf("assemble the seccomp filter: %w", err)
@@ -162,8 +170,14 @@ func seccompProgram() ([]bpf.Instruction, error) {
 	return append(guard, prog...), nil
 }
 
-var seccompOnce = sync.OnceValues(func() ([]byte, error) {
-	prog, err := seccompProgram()
+var (
+	seccompOnce       = sync.OnceValues(func() ([]byte, error) { return compileFilter(allowedSocketFamilies) })
+	replaySeccompOnce = sync.OnceValues(func() ([]byte, error) { return compileFilter(replaySocketFamilies) })
+)
+
+// compileFilter is the filter, as struct sock_filter bytes.
+func compileFilter(families []uint64) ([]byte, error) {
+	prog, err := seccompProgram(families)
 	if err != nil {
 		return nil, err
 	}
@@ -182,11 +196,18 @@ var seccompOnce = sync.OnceValues(func() ([]byte, error) {
 		}{ins.Op, ins.Jt, ins.Jf, ins.K})
 	}
 	return b.Bytes(), nil
-})
+}
 
 // SeccompFilter returns the compiled filter (an array of struct
 // sock_filter) that bwrap --seccomp loads into every sandbox.
 func SeccompFilter() ([]byte, error) {
 	b, err := seccompOnce()
+	return bytes.Clone(b), err
+}
+
+// ReplayFilter returns the filter of the sandbox 'hooks test' runs a hook
+// in: SeccompFilter's, and no unix sockets either.
+func ReplayFilter() ([]byte, error) {
+	b, err := replaySeccompOnce()
 	return bytes.Clone(b), err
 }

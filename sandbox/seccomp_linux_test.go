@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"bytes"
 	"encoding/binary"
 	"runtime"
 	"testing"
@@ -26,7 +27,7 @@ func TestSeccompNames(t *testing.T) {
 				t.Errorf("%s: got no system call %q, want every blocked call known (or marked x86-only)", a, n)
 			}
 		}
-		pol := seccompPolicy(info)
+		pol := seccompPolicy(info, allowedSocketFamilies)
 		for _, g := range pol.Syscalls {
 			for _, n := range g.Names {
 				if _, ok := info.SyscallNames[n]; !ok {
@@ -61,7 +62,7 @@ func TestSeccompFilter(t *testing.T) {
 	if err != nil {
 		t.Skipf("no seccomp filter for %s", runtime.GOARCH)
 	}
-	prog, err := seccompProgram()
+	prog, err := seccompProgram(allowedSocketFamilies)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,5 +173,52 @@ func TestSeccompFilterBytes(t *testing.T) {
 	a[0] ^= 0xff
 	if a[0] == b[0] {
 		t.Error("SeccompFilter returned shared bytes; a caller could change the filter of later sandboxes")
+	}
+}
+
+// TestReplayFilter: the sandbox 'hooks test' runs a hook in refuses unix
+// sockets (which reach the host's sockets whatever the mounts) and keeps
+// the rest of the agent's filter; socketpair, which reaches nobody, works.
+func TestReplayFilter(t *testing.T) {
+	t.Parallel()
+	info, err := arch.GetInfo(runtime.GOARCH)
+	if err != nil {
+		t.Skipf("no seccomp filter for %s", runtime.GOARCH)
+	}
+	prog, err := seccompProgram(replaySocketFamilies)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vm, err := bpf.NewVM(prog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	noFamily := uint32(seccomp.ActionErrno) | uint32(unix.EAFNOSUPPORT)
+	native := uint32(info.ID)
+	for _, c := range []struct {
+		name string
+		nr   string
+		args []uint64
+		want uint32
+	}{
+		{"socket AF_UNIX", "socket", []uint64{unix.AF_UNIX, unix.SOCK_STREAM}, noFamily},
+		{"socket AF_UNIX, upper bits set", "socket", []uint64{1<<32 | unix.AF_UNIX}, noFamily},
+		{"socket AF_INET", "socket", []uint64{unix.AF_INET}, uint32(seccomp.ActionAllow)},
+		{"socket AF_VSOCK", "socket", []uint64{unix.AF_VSOCK}, noFamily},
+		{"socketpair AF_UNIX", "socketpair", []uint64{unix.AF_UNIX}, uint32(seccomp.ActionAllow)},
+		{"mount", "mount", nil, uint32(seccomp.ActionErrno) | uint32(unix.EPERM)},
+	} {
+		got, err := vm.Run(seccompData(info.SyscallNames[c.nr], native, c.args...))
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if uint32(got) != c.want {
+			t.Errorf("%s: got action %#x, want %#x", c.name, uint32(got), c.want)
+		}
+	}
+	a, _ := ReplayFilter()
+	b, _ := SeccompFilter()
+	if len(a) == 0 || bytes.Equal(a, b) {
+		t.Error("ReplayFilter is empty or the agent's filter; want one that refuses AF_UNIX")
 	}
 }

@@ -2,10 +2,14 @@ package test
 
 import (
 	"encoding/json"
+	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // hrResult is what 'hooks test --json' prints.
@@ -168,7 +172,7 @@ func TestHooksDenialAndReplay(t *testing.T) {
 	input := `{"tool_name":"Bash","tool_input":{"command":"rm -rf /"}}`
 	r, code = hrTest(t, e, input, "work", "--input", "-", "--hook", writer, "--json")
 	if code != 0 || r.Input == nil || r.Input.Current.Allow || !strings.Contains(r.Input.Current.Reason, "hook "+guardID) || r.Input.Flip ||
-		r.Input.Candidate == nil || r.Input.Candidate.Allow || !strings.Contains(r.Input.Candidate.Reason, "Read-only file system") {
+		r.Input.Candidate == nil || r.Input.Candidate.Allow || !strings.Contains(r.Input.Candidate.Reason, "cannot touch") {
 		t.Errorf("hooks test --input with a writing hook: exit %d, %+v; want 0 (both deny), the guard's refusal and the candidate refused for it cannot write; candidate %+v", code, r.Input, r.Input.Candidate)
 	}
 	if _, err := os.Stat(marker); err == nil {
@@ -199,4 +203,86 @@ func TestHooksDenialAndReplay(t *testing.T) {
 		}
 	}
 	e.AssertNoSecret(key)
+}
+
+// TestHooksTestSockets: a hook run by 'hooks test --input' reaches no
+// unix socket of the host: not one under /tmp (where a session's egress
+// socket, X11 and tmux live), not one in the user's HOME, not one in the
+// hook's own HOME, which the replay sandbox shows (only the seccomp
+// filter stops that one); and what it writes under /tmp is not the host's.
+func TestHooksTestSockets(t *testing.T) {
+	requireBwrap(t)
+	t.Parallel()
+	e := newEnv(t)
+	e.StartDaemon()
+	mustRun(t, e, "providers", "add", "local", "--base-url", "http://127.0.0.1:9", "--format", "anthropic", "--auth", "x-api-key")
+	if _, stderr, code := e.RunInput("sk-ant-x", "profiles", "create", "claude", "work", "--provider", "local"); code != 0 {
+		t.Fatalf("profiles create: exit %d, stderr %q", code, stderr)
+	}
+	tmp, err := os.MkdirTemp("/tmp", "hts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(tmp) })
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	hookHome := filepath.Join(e.DataHome, "ringlet", "profiles", "work", "hook-home")
+	// The hook's HOME is made on the first 'hooks test'.
+	if _, _, code := e.RunInput(`{"tool_name":"Bash","tool_input":{}}`, "hooks", "test", "work", "--input", "-", "--json"); code != 0 {
+		t.Fatalf("hooks test: exit %d", code)
+	}
+	if fi, err := os.Stat(hookHome); err != nil || !fi.IsDir() {
+		t.Fatalf("the hook's HOME is not at %s: %v", hookHome, err)
+	}
+	socks := map[string]*net.UnixListener{}
+	for _, p := range []string{filepath.Join(tmp, "s"), filepath.Join(e.Home, "s"), filepath.Join(hookHome, "s")} {
+		l, err := net.ListenUnix("unix", &net.UnixAddr{Name: p, Net: "unix"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { l.Close() })
+		if err := os.Chmod(p, 0o777); err != nil {
+			t.Fatal(err)
+		}
+		socks[p] = l
+	}
+	marker := filepath.Join(tmp, "marker")
+	input := `{"tool_name":"Bash","tool_input":{"command":"ls"}}`
+	for p, l := range socks {
+		connect := `python3 -c 'import socket,sys
+try: s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(b"x")
+except OSError as e: sys.exit("connect: %s" % e)' ` + p
+		hooks := filepath.Join(t.TempDir(), "hooks.json")
+		b, _ := json.Marshal([]hkHook{{Event: "pre-tool-use", Shell: "mkdir -p " + tmp + " && touch " + marker + "; " + connect + " && exit 0; exit 5"}})
+		if err := os.WriteFile(hooks, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		r, code := hrTest(t, e, input, "work", "--input", "-", "--hook", hooks, "--json")
+		if r.Input == nil || r.Input.Candidate == nil || r.Input.Candidate.Allow || code != 3 {
+			t.Errorf("hooks test --input with a hook connecting to %s: exit %d, %+v; want 3 (allow -> deny: it cannot connect)", p, code, r.Input)
+		} else if !strings.HasPrefix(r.Input.Candidate.Reason, "connect: ") {
+			t.Errorf("hook connecting to %s: refused for %q, want the connect's error", p, r.Input.Candidate.Reason)
+		}
+		// The hook has ended: a connection it made waits in the backlog.
+		raw, err := l.SyscallConn()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var aerr error
+		if err := raw.Control(func(fd uintptr) {
+			var nfd int
+			if nfd, _, aerr = unix.Accept(int(fd)); aerr == nil {
+				unix.Close(nfd)
+			}
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if !errors.Is(aerr, unix.EAGAIN) {
+			t.Errorf("the listener on %s: accept gave %v, want EAGAIN (no connection from the hook)", p, aerr)
+		}
+	}
+	if _, err := os.Stat(marker); err == nil {
+		t.Errorf("%s exists: a hook run by 'hooks test' wrote to the host's /tmp", marker)
+	}
 }

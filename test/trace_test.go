@@ -202,6 +202,10 @@ func TestAuditTraceLinksATurn(t *testing.T) {
 	if q := mustRun(t, e, "audit", "query", "--kind", "hook.bypass", "--decision", "deny", "--json"); !strings.Contains(q, `"strict": true`) {
 		t.Errorf("hook.bypass deny record: %s", q)
 	}
+	if status, _, body := d.MustGet(t, "/metrics", e.Token(), nil); status != http.StatusOK ||
+		!strings.Contains(string(body), `ringlet_mcp_tool_calls_total{decision="strict",profile="work",server="up",tool="echo"} 1`) {
+		t.Errorf("/metrics after the strict refusal: %d, want ringlet_mcp_tool_calls_total{decision=strict,...,tool=echo} 1 in:\n%s", status, body)
+	}
 	if out := mustRun(t, e, "audit", "verify"); !strings.Contains(out, "is intact") {
 		t.Errorf("audit verify after traced records: %s", out)
 	}
