@@ -436,8 +436,12 @@ func ToolCalls(ctx context.Context, path string, f Filter) (int64, error) {
 		return 0, err
 	}
 	defer db.Close()
-	where := []string{"kind = ?", "decision = ?", "(json_extract(detail, '$.via') = 'mcp' OR json_extract(detail, '$.counted') = 1)", "json_extract(detail, '$.event') = 'pre-tool-use'"}
-	args := []any{KindToolCall, Allow}
+	// An MCP resource read or prompt get that passed its hooks was charged
+	// as a tool call too; its record, written after the answer, says so
+	// ("counted": true) whatever the answer was.
+	where := []string{"((kind = ? AND decision = ? AND (json_extract(detail, '$.via') = 'mcp' OR json_extract(detail, '$.counted') = 1) AND json_extract(detail, '$.event') = 'pre-tool-use')" +
+		" OR (kind IN (?, ?) AND json_extract(detail, '$.counted') = 1))"}
+	args := []any{KindToolCall, Allow, KindMCPResourceRead, KindMCPPromptGet}
 	if !f.Since.IsZero() {
 		where, args = append(where, "time_ns >= ?"), append(args, f.Since.UnixNano())
 	}

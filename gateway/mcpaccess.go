@@ -26,10 +26,16 @@ func (g *mcpGateway) access(sess *session) func(context.Context, mcp.Access) mcp
 		if a.Kind == mcp.AccessPrompt {
 			kind = audit.KindMCPPromptGet
 		}
-		record := func(ctx context.Context, decision, reason string, out, hooks int) error {
+		// counted: the read passed its hooks and was charged as a tool
+		// call; a restart's reload of the spend (audit.ToolCalls) reads it.
+		record := func(ctx context.Context, decision, reason string, out, hooks int, counted bool) error {
+			d := map[string]any{"server": a.Server, "hooks": hooks, "reason": reason, "via": "mcp"}
+			if counted {
+				d["counted"] = true
+			}
 			return g.o.Rec.record(ctx, audit.Record{Kind: kind, Profile: sess.Profile.Alias, Session: sess.ID, Actor: sess.tokenID,
 				Target: a.Name, Decision: decision, Duration: time.Since(start), BytesIn: int64(len(a.Input)), BytesOut: int64(out),
-				Detail: audit.DetailJSON(map[string]any{"server": a.Server, "hooks": hooks, "reason": reason, "via": "mcp"})})
+				Detail: audit.DetailJSON(d)})
 		}
 		const unrecorded = "refused: the read could not be recorded in the audit log"
 		// A read reaches the server as a tool call does, and is counted
@@ -49,7 +55,7 @@ func (g *mcpGateway) access(sess *session) func(context.Context, mcp.Access) mcp
 			return mcp.AccessVerdict{Reason: d.Reason}
 		}
 		if !d.Allow {
-			if err := record(ctx, audit.Deny, d.Reason, 0, ran); err != nil {
+			if err := record(ctx, audit.Deny, d.Reason, 0, ran, false); err != nil {
 				return mcp.AccessVerdict{Reason: unrecorded}
 			}
 			return mcp.AccessVerdict{Reason: d.Reason}
@@ -70,7 +76,7 @@ func (g *mcpGateway) access(sess *session) func(context.Context, mcp.Access) mcp
 					decision, reason, v = audit.Deny, pd.Reason, mcp.Verdict{Reason: pd.Reason}
 				}
 			}
-			if err := record(ctx, decision, reason, len(out), n); err != nil {
+			if err := record(ctx, decision, reason, len(out), n, true); err != nil {
 				return mcp.Verdict{Reason: unrecorded}
 			}
 			return v

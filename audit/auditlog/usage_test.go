@@ -206,3 +206,36 @@ func countRows(t *testing.T, path, table string) int64 {
 	}
 	return stmt.ColumnInt64(0)
 }
+
+// TestToolCallsCountsChargedReads: the spend of tool calls a restart
+// reloads counts the calls the budgets charged: MCP tool calls, the
+// agent's own calls marked counted, and MCP resource reads and prompt
+// gets that passed their hooks (marked counted, whatever the answer),
+// but not refused ones nor a call a gateway tool's hook check saw first.
+func TestToolCallsCountsChargedReads(t *testing.T) {
+	path := dbPath(t)
+	l := openLog(t, Options{Path: path})
+	recs := []audit.Record{
+		{Kind: audit.KindToolCall, Decision: audit.Allow, Detail: audit.DetailJSON(map[string]any{"event": "pre-tool-use", "via": "mcp"})},
+		{Kind: audit.KindToolCall, Decision: audit.Allow, Detail: audit.DetailJSON(map[string]any{"event": "pre-tool-use", "via": "agent"})},
+		{Kind: audit.KindToolCall, Decision: audit.Allow, Detail: audit.DetailJSON(map[string]any{"event": "pre-tool-use", "via": "agent", "counted": true})},
+		{Kind: audit.KindToolCall, Decision: audit.Deny, Detail: audit.DetailJSON(map[string]any{"event": "pre-tool-use", "via": "mcp"})},
+		{Kind: audit.KindMCPResourceRead, Decision: audit.Error, Detail: audit.DetailJSON(map[string]any{"via": "mcp", "counted": true})},
+		{Kind: audit.KindMCPPromptGet, Decision: audit.Allow, Detail: audit.DetailJSON(map[string]any{"via": "mcp", "counted": true})},
+		{Kind: audit.KindMCPPromptGet, Decision: audit.Deny, Detail: audit.DetailJSON(map[string]any{"via": "mcp"})},
+		{Kind: audit.KindMCPResourceRead, Decision: audit.Allow, Detail: audit.DetailJSON(map[string]any{"via": "mcp"})},
+	}
+	for i, r := range recs {
+		r.Profile, r.Session, r.Target = "work", "s1", fmt.Sprintf("t%d", i)
+		if _, err := l.Append(t.Context(), r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, err := audit.ToolCalls(t.Context(), path, audit.Filter{Profile: "work"})
+	if err != nil || n != 4 {
+		t.Errorf("ToolCalls: got %d, %v; want 4 (an MCP call, a counted agent call, a counted read and a counted get)", n, err)
+	}
+	if n, err := audit.ToolCalls(t.Context(), path, audit.Filter{Profile: "other"}); err != nil || n != 0 {
+		t.Errorf("ToolCalls of another profile: got %d, %v; want 0", n, err)
+	}
+}
