@@ -406,20 +406,11 @@ func adminTools() []server.ServerTool {
 			mcpgo.WithString("prompts", mcpgo.Description("on or off: offer or hide all of the server's prompts; default: follow the profile's default (none hides them)."), mcpgo.Enum(mcpserver.SwitchOn, mcpserver.SwitchOff, mcpserver.SwitchDefault)),
 			annotate("Enable or disable MCP tools", false, false, true), strict()),
 			Handler: apiTool(func(a struct {
-				Profile          string   `json:"profile"`
-				Name             string   `json:"name"`
-				Enable           []string `json:"enable,omitempty"`
-				Disable          []string `json:"disable,omitempty"`
-				EnablePrompts    []string `json:"enable_prompts,omitempty"`
-				DisablePrompts   []string `json:"disable_prompts,omitempty"`
-				EnableResources  []string `json:"enable_resources,omitempty"`
-				DisableResources []string `json:"disable_resources,omitempty"`
-				Reset            bool     `json:"reset,omitempty"`
-				Resources        string   `json:"resources,omitempty"`
-				Prompts          string   `json:"prompts,omitempty"`
+				Profile string `json:"profile"`
+				Name    string `json:"name"`
+				mcpserver.ToolChange
 			}) (string, string, any) {
-				body := mcpserver.ToolChange{Enable: a.Enable, Disable: a.Disable, EnablePrompts: a.EnablePrompts, DisablePrompts: a.DisablePrompts,
-					EnableResources: a.EnableResources, DisableResources: a.DisableResources, Reset: a.Reset, Resources: a.Resources, Prompts: a.Prompts}
+				body := a.ToolChange
 				return "PATCH", "/api/mcp/servers/" + url.PathEscape(a.Profile) + "/" + url.PathEscape(a.Name) + "/tools", body
 			})},
 		{Tool: mcpgo.NewTool("mcp_tools_default",

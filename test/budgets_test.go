@@ -362,15 +362,7 @@ func TestBudgetMetrics(t *testing.T) {
 			t.Errorf("/metrics: no %s in\n%s", want, grepLines(string(body), "ringlet_budget"))
 		}
 	}
-	promtool, err := exec.LookPath("promtool")
-	if err != nil {
-		t.Fatal("promtool is not on PATH (prometheus package)")
-	}
-	cmd := exec.CommandContext(t.Context(), promtool, "check", "metrics")
-	cmd.Stdin = strings.NewReader(string(body))
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Errorf("promtool check metrics: %v\n%s", err, out)
-	}
+	promtoolCheck(t, body)
 }
 
 func grepLines(s, sub string) string {

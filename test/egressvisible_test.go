@@ -2,10 +2,8 @@ package test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"strings"
 	"testing"
 )
@@ -93,23 +91,4 @@ echo "proxy=$HTTPS_PROXY $https_proxy $HTTP_PROXY $http_proxy no=$NO_PROXY"
 func stringOf(v any) string {
 	s, _ := v.(string)
 	return s
-}
-
-// promtoolCheck runs `promtool check metrics` on a /metrics body.
-func promtoolCheck(t *testing.T, body []byte) {
-	t.Helper()
-	promtool, err := exec.LookPath("promtool")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("promtool is not on PATH; CI must install it (prometheus package)")
-		}
-		t.Skip("promtool is not on PATH; install Prometheus to run this check (it is required when CI=true)")
-	}
-	ctx, cancel := context.WithTimeout(t.Context(), runTimeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, promtool, "check", "metrics")
-	cmd.Stdin = bytes.NewReader(body)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Errorf("promtool check metrics: %v\n%s", err, out)
-	}
 }

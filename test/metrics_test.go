@@ -29,6 +29,12 @@ func TestMetricsPromtool(t *testing.T) {
 		}
 	}
 
+	promtoolCheck(t, body)
+}
+
+// promtoolCheck runs `promtool check metrics` on a /metrics body.
+func promtoolCheck(t *testing.T, body []byte) {
+	t.Helper()
 	promtool, err := exec.LookPath("promtool")
 	if err != nil {
 		if os.Getenv("CI") == "true" {

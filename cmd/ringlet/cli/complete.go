@@ -276,20 +276,29 @@ func (a *app) completeMCPServers(ctx context.Context, args []string, toComplete 
 	return out
 }
 
+// mcpServerArg is the status of the server that args (PROFILE SERVER)
+// name, as the running daemon knows it (no server is started for it):
+// none when args are not those two or the daemon does not know it.
+func (a *app) mcpServerArg(cmd *cobra.Command, args []string) []mcpserver.Status {
+	if len(args) != 2 {
+		return nil
+	}
+	var servers []mcpserver.Status
+	a.askDaemon(cmd.Context(), func(ctx context.Context, c *client.Client) { servers, _ = c.MCPServers(ctx, args[0]) })
+	for _, s := range servers {
+		if s.Name == args[1] {
+			return []mcpserver.Status{s}
+		}
+	}
+	return nil
+}
+
 // completeMCPTools completes --enable/--disable with the tools of the
 // server named by the arguments, as the running daemon knows them (no
 // server is started for it).
 func (a *app) completeMCPTools(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
-	if len(args) != 2 {
-		return nil, cobra.ShellCompDirectiveNoFileComp
-	}
-	var servers []mcpserver.Status
-	a.askDaemon(cmd.Context(), func(ctx context.Context, c *client.Client) { servers, _ = c.MCPServers(ctx, args[0]) })
 	var out []cobra.Completion
-	for _, s := range servers {
-		if s.Name != args[1] {
-			continue
-		}
+	for _, s := range a.mcpServerArg(cmd, args) {
 		for _, t := range s.Tools {
 			if strings.HasPrefix(t.Name, toComplete) {
 				state := "disabled"
@@ -309,16 +318,8 @@ func (a *app) completeMCPTools(cmd *cobra.Command, args []string, toComplete str
 // running daemon knows them.
 func (a *app) completeMCPItems(resources bool) cobra.CompletionFunc {
 	return func(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
-		if len(args) != 2 {
-			return nil, cobra.ShellCompDirectiveNoFileComp
-		}
-		var servers []mcpserver.Status
-		a.askDaemon(cmd.Context(), func(ctx context.Context, c *client.Client) { servers, _ = c.MCPServers(ctx, args[0]) })
 		var out []cobra.Completion
-		for _, s := range servers {
-			if s.Name != args[1] {
-				continue
-			}
+		for _, s := range a.mcpServerArg(cmd, args) {
 			for _, it := range s.Items {
 				if (it.Kind != mcpserver.KindPrompt) != resources || !strings.HasPrefix(it.Name, toComplete) {
 					continue
