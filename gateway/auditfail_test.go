@@ -28,11 +28,13 @@ import (
 )
 
 // faultyAuditor keeps records in memory and refuses them all while down,
-// as an audit log on a full disk does; Writable says so too.
+// as an audit log on a full disk does; Writable says so too. While
+// failKind is set it refuses only records of that kind.
 type faultyAuditor struct {
-	mu   sync.Mutex
-	down bool
-	recs []audit.Record
+	mu       sync.Mutex
+	down     bool
+	failKind string
+	recs     []audit.Record
 }
 
 var errAuditDown = errors.New("the disk holding the audit log is full; free space to resume")
@@ -40,11 +42,22 @@ var errAuditDown = errors.New("the disk holding the audit log is full; free spac
 func (a *faultyAuditor) Append(_ context.Context, r audit.Record) (audit.Record, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.down {
+	if a.down || a.failKind != "" && r.Kind == a.failKind {
 		return audit.Record{}, &audit.UnavailableError{Reason: errAuditDown}
 	}
 	a.recs = append(a.recs, r)
 	return r, nil
+}
+
+// kinds is the kinds of the records kept, in order, comma-separated.
+func (a *faultyAuditor) kinds() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var k []string
+	for _, r := range a.recs {
+		k = append(k, r.Kind)
+	}
+	return strings.Join(k, ",")
 }
 
 func (a *faultyAuditor) Writable() error {

@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,34 +13,6 @@ import (
 	"github.com/neullabs/ringlet/profile"
 	"github.com/neullabs/ringlet/provider"
 )
-
-// bypassAuditor fails to write hook.bypass records while failing is set.
-type bypassAuditor struct {
-	mu      sync.Mutex
-	failing bool
-	down    bool
-	recs    []audit.Record
-}
-
-func (a *bypassAuditor) Append(_ context.Context, r audit.Record) (audit.Record, error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.down || a.failing && r.Kind == audit.KindHookBypass {
-		return audit.Record{}, &audit.UnavailableError{Reason: errAuditDown}
-	}
-	a.recs = append(a.recs, r)
-	return r, nil
-}
-
-func (a *bypassAuditor) kinds() string {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	var k []string
-	for _, r := range a.recs {
-		k = append(k, r.Kind)
-	}
-	return strings.Join(k, ",")
-}
 
 // TestBypassFindingsWait: the hook.bypass findings of a session's end
 // are not lost when the log cannot take them: recorded later (a forced
@@ -51,25 +22,25 @@ func TestBypassFindingsWait(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
 		name string
-		end  func(c *recorder, a *bypassAuditor, end audit.Record)
+		end  func(c *recorder, a *faultyAuditor, end audit.Record)
 		want string
 	}{
-		{"forced end", func(c *recorder, a *bypassAuditor, end audit.Record) {
+		{"forced end", func(c *recorder, a *faultyAuditor, end audit.Record) {
 			a.down = true
 			c.recordLater(end)
 			a.down = false
 		}, "hook.bypass,session.end,tool.call"},
-		{"failed write", func(c *recorder, a *bypassAuditor, end audit.Record) {
-			a.failing = true
+		{"failed write", func(c *recorder, a *faultyAuditor, end audit.Record) {
+			a.failKind = audit.KindHookBypass
 			if err := c.record(context.Background(), end); err != nil {
 				t.Fatal(err)
 			}
-			a.failing = false
+			a.failKind = ""
 		}, "session.end,hook.bypass,tool.call"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			a := &bypassAuditor{}
+			a := &faultyAuditor{}
 			tr := newTraces(nil)
 			tr.hooked = func(string, string) bool { return true }
 			c := &recorder{audit: a, bus: newEventBus(), log: slog.New(slog.DiscardHandler), traces: tr}
