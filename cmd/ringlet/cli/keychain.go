@@ -177,8 +177,7 @@ process listings.`,
 func (a *app) readKey(r credentials.Ref, fromStdin bool) (string, error) {
 	var key string
 	if f, ok := a.stdio.In.(*os.File); ok && term.IsTerminal(int(f.Fd())) && !fromStdin {
-		fmt.Fprintf(a.stdio.Err, "Key for %s (input hidden): ", r)
-		b, err := term.ReadPassword(int(f.Fd()))
+		b, err := readHidden(int(f.Fd()), func() { fmt.Fprintf(a.stdio.Err, "Key for %s (input hidden): ", r) })
 		fmt.Fprintln(a.stdio.Err)
 		if err != nil {
 			return "", fmt.Errorf("read the key from the terminal: %w", err)
