@@ -53,6 +53,12 @@ type Agent struct {
 	Formats []string          `toml:"formats" json:"formats"`
 	Env     map[string]string `toml:"env,omitempty" json:"env,omitempty"`
 	Args    []string          `toml:"args,omitempty" json:"args,omitempty"`
+	// JSONEnv are variables whose value is a JSON object built from
+	// templates (OpenCode's OPENCODE_CONFIG_CONTENT): each member's value
+	// is filled and the object encoded, so a model name cannot break out of
+	// its string; a member that needs a missing model is left out, and a
+	// variable with no member left is not set.
+	JSONEnv map[string]map[string]string `toml:"json_env,omitempty" json:"json_env,omitempty"`
 	// SandboxArgs follow Args when the agent runs in Ringlet's sandbox,
 	// and only then (Codex's own sandbox, which cannot nest in it, off).
 	SandboxArgs []string `toml:"sandbox_args,omitempty" json:"sandbox_args,omitempty"`

@@ -1,6 +1,7 @@
 package profile
 
 import (
+	"encoding/json"
 	"sort"
 	"strings"
 
@@ -78,6 +79,22 @@ func (a Agent) LaunchFor(p Profile, prov Provider, baseURL, token, home string, 
 		if fv, ok := fill(v); ok {
 			env[k] = fv
 		}
+	}
+	for name, members := range a.JSONEnv {
+		obj := map[string]string{}
+		for k, v := range members {
+			if fv, ok := fill(v); ok {
+				obj[k] = fv
+			}
+		}
+		if len(obj) == 0 {
+			continue
+		}
+		b, err := json.Marshal(obj)
+		if err != nil {
+			continue // a map of strings always encodes
+		}
+		env[name] = string(b)
 	}
 	l := Launch{Command: a.Command}
 	if len(p.Command) > 0 {

@@ -1,6 +1,7 @@
 package profile
 
 import (
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -155,22 +156,28 @@ func TestLaunchFor(t *testing.T) {
 		},
 		{
 			name: "opencode on anthropic", agent: "opencode", provider: "anthropic",
-			profile:  Profile{Model: "claude-sonnet-4-5"},
-			wantCmd:  []string{"opencode"},
-			wantArgs: []string{"-m", "anthropic/claude-sonnet-4-5"},
-			wantEnv:  opencodeEnv,
+			profile: Profile{Model: "claude-sonnet-4-5"},
+			wantCmd: []string{"opencode"},
+			wantEnv: withEnv(opencodeEnv, "OPENCODE_CONFIG_CONTENT", `{"model":"anthropic/claude-sonnet-4-5"}`),
 		},
 		{
-			name: "opencode on openrouter without a model drops -m", agent: "opencode", provider: "openrouter",
+			name: "opencode on openrouter without a model sets no inline config", agent: "opencode", provider: "openrouter",
 			wantCmd: []string{"opencode"},
-			wantEnv: opencodeEnv,
+			wantEnv: withEnv(opencodeEnv, "OPENCODE_CONFIG_CONTENT", ""),
 		},
 		{
 			name: "opencode with a template-like model", agent: "opencode", provider: "openai",
-			profile:  Profile{Model: "{format}{token}"},
-			wantCmd:  []string{"opencode"},
-			wantArgs: []string{"-m", "openai/{format}{token}"},
-			wantEnv:  opencodeEnv,
+			profile: Profile{Model: "{format}{token}"},
+			wantCmd: []string{"opencode"},
+			wantEnv: withEnv(opencodeEnv, "OPENCODE_CONFIG_CONTENT", `{"model":"openai/{format}{token}"}`),
+		},
+		{
+			// A model with quotes stays inside its JSON string: it cannot
+			// add a plugin or an MCP server to OpenCode's config.
+			name: "opencode with a model that tries to break out of the inline config", agent: "opencode", provider: "anthropic",
+			profile: Profile{Model: `x","plugin":["file:///tmp/evil.js`},
+			wantCmd: []string{"opencode"},
+			wantEnv: withEnv(opencodeEnv, "OPENCODE_CONFIG_CONTENT", `{"model":"anthropic/x\",\"plugin\":[\"file:///tmp/evil.js"}`),
 		},
 		{
 			name: "codex with a template-like model", agent: "codex", provider: "openai",
@@ -287,4 +294,12 @@ func TestWithSession(t *testing.T) {
 			checkToken(t, l)
 		})
 	}
+}
+
+// withEnv is env with name set to value; an empty value checks the
+// variable is absent (envMap gives "" for a missing name).
+func withEnv(env map[string]string, name, value string) map[string]string {
+	out := maps.Clone(env)
+	out[name] = value
+	return out
 }

@@ -233,18 +233,30 @@ func TestConnectOpenCode(t *testing.T) {
 	}
 	tools := func(tool string) string { return "ringlet_" + tool }
 
-	// In the sandbox. ('profiles run' puts the catalog's -m first, which
-	// 'opencode mcp list' refuses: a run shows the tools instead.)
+	// In the sandbox: any subcommand goes after what the catalog gives
+	// (the model is in OPENCODE_CONFIG_CONTENT, not a -m that only its
+	// TUI and 'run' take), and a run asks for the profile's model.
 	// OpenCode takes more than the CLI's usual 30 s to start on a loaded
 	// machine.
-	w.fake.Reset()
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()
+	out, err := w.e.command(ctx, ringletBin, "profiles", "run", "oc", "--", "mcp", "list").CombinedOutput()
+	if err != nil {
+		t.Fatalf("profiles run oc -- mcp list: %v\n%s", err, out)
+	}
+	listed(t, "in the sandbox", string(out))
+	w.fake.Reset()
 	run := w.e.command(ctx, ringletBin, "profiles", "run", "oc", "--", "run", "say hi")
 	if out, err := run.CombinedOutput(); err != nil {
 		t.Fatalf("profiles run oc -- run: %v\n%s", err, out)
 	}
-	assertSessionTools(t, "in the sandbox", w.fake.Requests(), tools)
+	reqs := w.fake.Requests()
+	assertSessionTools(t, "in the sandbox", reqs, tools)
+	if !slices.ContainsFunc(reqs, func(r fakeprovider.Request) bool {
+		return strings.Contains(string(r.Body), `"model":"claude-sonnet-4-5"`)
+	}) {
+		t.Errorf("profiles run oc -- run: no request asked for the profile's model claude-sonnet-4-5")
+	}
 
 	// With profiles env, in a HOME of the user's: OPENCODE_CONFIG names
 	// the profile's unsandboxed file.
