@@ -15,6 +15,7 @@
 package launch
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -178,5 +179,8 @@ func (b *Builder) HookReplay(dir string) ([]string, [][]byte, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	return sandbox.ReplayArgs(tool, dir)
+	if b.opts.Executable == "" {
+		return nil, nil, errors.New("the ringlet binary is unknown: it restricts the sandbox a hook is replayed in")
+	}
+	return sandbox.ReplayArgs(tool, b.opts.Executable, dir)
 }

@@ -222,10 +222,17 @@ func BinDir(string) string { return InsideBinDir }
 // a read-only mount does not stop a connect(), and sockets live in $HOME
 // and elsewhere too), a PID namespace that dies with its first process,
 // and a throwaway TMPDIR. A hook that reads a file under /tmp sees none
-// there (its HOME, dir, is kept). Nothing the hook does there outlives it or
-// reaches another process.
-func ReplayArgs(bwrap, dir string) ([]string, [][]byte, error) {
+// there (its HOME, dir, is kept). The ringlet binary self, bound at
+// InsideBinary, runs first ('ringlet sandbox landlock'): it restricts
+// writes with Landlock to those throwaway directories and /dev, and execs
+// the hook, because a read-only mount does not stop a process opening a
+// FIFO or a device for writing. Nothing the hook does there outlives it
+// or reaches another process.
+func ReplayArgs(bwrap, self, dir string) ([]string, [][]byte, error) {
 	if err := CheckPath("the hook's directory", dir); err != nil {
+		return nil, nil, err
+	}
+	if err := CheckPath("the ringlet binary", self); err != nil {
 		return nil, nil, err
 	}
 	filter, err := ReplayFilter()
@@ -237,5 +244,7 @@ func ReplayArgs(bwrap, dir string) ([]string, [][]byte, error) {
 		"--tmpfs", "/tmp", "--tmpfs", "/var/tmp", "--tmpfs", "/dev/shm",
 		// The hook's HOME again, should it lie in one of those.
 		"--ro-bind", dir, dir,
-		"--seccomp", "3", "--setenv", "TMPDIR", "/dev/shm", "--chdir", dir, "--"}, [][]byte{filter}, nil
+		"--ro-bind", self, InsideBinary,
+		"--seccomp", "3", "--setenv", "TMPDIR", "/dev/shm", "--chdir", dir, "--",
+		InsideBinary, "sandbox", "landlock", "--rw", "/tmp", "--rw", "/var/tmp", "--rw", "/dev", "--"}, [][]byte{filter}, nil
 }

@@ -54,6 +54,6 @@ func BinDir(ringlet string) string { return filepath.Dir(ringlet) }
 
 // ReplayArgs is not available on macOS yet: 'hooks test --input' needs
 // bubblewrap.
-func ReplayArgs(string, string) ([]string, [][]byte, error) {
+func ReplayArgs(string, string, string) ([]string, [][]byte, error) {
 	return nil, nil, errors.New("'hooks test --input' runs hooks in a bubblewrap sandbox, on Linux only")
 }

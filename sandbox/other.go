@@ -29,4 +29,4 @@ func DisableUsernsSupported(string) bool { return false }
 func BinDir(ringlet string) string { return filepath.Dir(ringlet) }
 
 // ReplayArgs is not available on this platform.
-func ReplayArgs(string, string) ([]string, [][]byte, error) { return nil, nil, errUnsupported }
+func ReplayArgs(string, string, string) ([]string, [][]byte, error) { return nil, nil, errUnsupported }

@@ -286,3 +286,63 @@ except OSError as e: sys.exit("connect: %s" % e)' ` + p
 		t.Errorf("%s exists: a hook run by 'hooks test' wrote to the host's /tmp", marker)
 	}
 }
+
+// TestHooksTestFIFO: a hook run by 'hooks test --input' cannot write
+// into a FIFO it can see (the replay sandbox shows the host's files
+// read-only, and a read-only mount does not stop opening a FIFO for
+// writing; Landlock does), so it reaches no process listening on one.
+func TestHooksTestFIFO(t *testing.T) {
+	requireBwrap(t)
+	t.Parallel()
+	e := newEnv(t)
+	e.StartDaemon()
+	mustRun(t, e, "providers", "add", "local", "--base-url", "http://127.0.0.1:9", "--format", "anthropic", "--auth", "x-api-key")
+	if _, stderr, code := e.RunInput("sk-ant-x", "profiles", "create", "claude", "work", "--provider", "local"); code != 0 {
+		t.Fatalf("profiles create: exit %d, stderr %q", code, stderr)
+	}
+	input := `{"tool_name":"Bash","tool_input":{"command":"ls"}}`
+	// The hook's HOME is made on the first 'hooks test'.
+	if _, _, code := e.RunInput(input, "hooks", "test", "work", "--input", "-", "--json"); code != 0 {
+		t.Fatalf("hooks test: exit %d", code)
+	}
+	// Not under /tmp, /var/tmp, /run or /dev, which the replay sandbox
+	// replaces with its own: the user's real HOME (root's in CI).
+	home, err := os.UserHomeDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err := os.MkdirTemp(home, "ringlet-fifo-test-")
+	if err != nil {
+		skipUnlessCI(t, "no directory outside /tmp to put a FIFO in: "+err.Error())
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	fifo := filepath.Join(dir, "pipe")
+	if err := unix.Mkfifo(fifo, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(fifo, 0o666); err != nil { // past the umask
+		t.Fatal(err)
+	}
+	// A reader is there, so a writer's open would not block.
+	rd, err := os.OpenFile(fifo, os.O_RDONLY|unix.O_NONBLOCK, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Close()
+	hooks := filepath.Join(t.TempDir(), "hooks.json")
+	b, _ := json.Marshal([]hkHook{{Event: "pre-tool-use", Shell: "echo from-the-replay > " + fifo + " && exit 0; echo 'write refused' >&2; exit 5"}})
+	if err := os.WriteFile(hooks, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r, code := hrTest(t, e, input, "work", "--input", "-", "--hook", hooks, "--json")
+	if r.Input == nil || r.Input.Candidate == nil || r.Input.Candidate.Allow || code != 3 {
+		t.Errorf("hooks test --input with a hook writing to a FIFO: exit %d, %+v; want 3 (allow -> deny: it cannot write)", code, r.Input)
+	}
+	buf := make([]byte, 64)
+	if n, err := rd.Read(buf); n > 0 {
+		t.Errorf("the FIFO's reader got %q from a hook run by 'hooks test' (err %v)", buf[:n], err)
+	}
+}

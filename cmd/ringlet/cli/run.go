@@ -237,7 +237,7 @@ func (a *app) sandboxCmd() *cobra.Command {
 	}
 	fwd.Flags().StringVar(&socket, "socket", sandbox.InsideSocket, "the session socket")
 	fwd.Flags().IntVar(&port, "port", sandbox.ForwarderPort, "the port to listen on, on 127.0.0.1")
-	cmd.AddCommand(fwd, a.sandboxCheckCmd(), a.sandboxSyscallsCmd(), a.sandboxRlimitCmd())
+	cmd.AddCommand(fwd, a.sandboxCheckCmd(), a.sandboxSyscallsCmd(), a.sandboxRlimitCmd(), a.sandboxLandlockCmd())
 	return cmd
 }
 
