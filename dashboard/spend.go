@@ -347,7 +347,7 @@ func (s Spend) Plot() SpendPlot {
 	}
 	idx := map[string]int{}
 	for i, r := range s.Series {
-		ps := PlotSeries{Label: r.Label(), Name: r.Name, USD: make([]*float64, len(s.Buckets)), Input: make([]int64, len(s.Buckets)), Output: make([]int64, len(s.Buckets))}
+		ps := PlotSeries{Label: clipLabel(r.Label()), Name: r.Name, USD: make([]*float64, len(s.Buckets)), Input: make([]int64, len(s.Buckets)), Output: make([]int64, len(s.Buckets))}
 		for j := range ps.USD {
 			ps.USD[j] = new(float64)
 		}
@@ -365,6 +365,16 @@ func (s Spend) Plot() SpendPlot {
 		ps.USD[j] = r.USD
 	}
 	return p
+}
+
+// clipLabel bounds a legend's label (an agent chooses model names); the
+// table and the CSV keep the whole name.
+func clipLabel(s string) string {
+	const most = 120
+	if len(s) <= most {
+		return s
+	}
+	return strings.ToValidUTF8(s[:most], "") + "…"
 }
 
 // RenderSpend writes the Spend page's shell (no data: its script

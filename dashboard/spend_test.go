@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/neullabs/ringlet/audit"
 )
@@ -165,5 +166,20 @@ func TestVendoredFiles(t *testing.T) {
 	}
 	if n != 3 {
 		t.Errorf("SHA256SUMS lists %d files, want uPlot's script, stylesheet and license", n)
+	}
+}
+
+// TestSpendLabelClipped: a model name of any length is a legend label
+// of at most 120 bytes and an ellipsis; the table keeps it whole.
+func TestSpendLabelClipped(t *testing.T) {
+	t.Parallel()
+	long := strings.Repeat("é", 500)
+	s := NewSpend(SpendQuery{By: "model", Bucket: "day", Range: "7d"}, time.Now(),
+		[]audit.SeriesRow{{Bucket: audit.BucketStart("day", time.Now()), UsageRow: audit.UsageRow{Key: long, Requests: 1}}}, nil)
+	if l := s.Plot().Series[0].Label; len(l) > 120+len("…") || !strings.HasSuffix(l, "…") || !utf8.ValidString(l) {
+		t.Errorf("label: got %d bytes, want at most 123, valid UTF-8, ending in …", len(l))
+	}
+	if s.Table()[1][1] != long {
+		t.Error("the table clipped the name, want it whole")
 	}
 }
