@@ -16,7 +16,7 @@ BINDIR  ?= $(PREFIX)/bin
 # dist/ with SHA256SUMS.
 PLATFORMS ?= linux/amd64 linux/arm64 darwin/amd64 darwin/arm64
 
-.PHONY: all build install dist run test deps node-deps check lint tidy bench fuzz clean
+.PHONY: all build install dist run test deps node-deps dashboard-vendor check lint tidy bench fuzz clean
 
 all: build
 
@@ -59,6 +59,22 @@ node-deps: test/node/node_modules/.package-lock.json test/mcpnode/node_modules/.
 
 test/%/node_modules/.package-lock.json: test/%/package-lock.json
 	npm ci --prefix test/$* --no-audit --no-fund
+
+# The dashboard's third-party files (uPlot), refreshed from npm at the
+# version pinned in dashboard/npm/package-lock.json (npm ci checks each
+# package against the lock's integrity hash) and checked against
+# dashboard/assets/vendor/SHA256SUMS. The copies are committed and
+# embedded in the binary: building, running and CI need no network. To
+# move to a new version: change dashboard/npm/package.json, run
+# 'npm install --prefix dashboard/npm --ignore-scripts', then
+# 'make dashboard-vendor SUMS=update' and review the diff.
+DASH_VENDOR := dashboard/assets/vendor
+dashboard-vendor:
+	npm ci --prefix dashboard/npm --ignore-scripts --no-audit --no-fund
+	cp dashboard/npm/node_modules/uplot/dist/uPlot.iife.min.js dashboard/npm/node_modules/uplot/dist/uPlot.min.css $(DASH_VENDOR)/
+	cp dashboard/npm/node_modules/uplot/LICENSE $(DASH_VENDOR)/uPlot.LICENSE
+	@if [ '$(SUMS)' = update ]; then cd $(DASH_VENDOR) && sha256sum uPlot.iife.min.js uPlot.min.css uPlot.LICENSE > SHA256SUMS; fi
+	cd $(DASH_VENDOR) && sha256sum -c SHA256SUMS
 
 check:
 	@test -z "$$(gofmt -l .)" || { echo "gofmt needed on:"; gofmt -l .; exit 1; }

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -121,6 +123,87 @@ func UsageReport(ctx context.Context, path string, f Filter, by string, cost Cos
 	default:
 		return nil, fmt.Errorf("invalid by %q: want day, model or profile", by)
 	}
+	g, err := usageSums(ctx, path, f, func(timeNs int64, profile, model string) string { return usageKeyOf(by, timeNs, profile, model) })
+	if err != nil {
+		return nil, err
+	}
+	return g.rows(cost), nil
+}
+
+// Buckets of a usage series: the periods of the budgets (UTC), and hours.
+var SeriesBuckets = []string{"hour", "day", "week", "month"}
+
+// SeriesRow is the usage of one series (a profile or a model) in one
+// bucket of time.
+type SeriesRow struct {
+	Bucket time.Time `json:"bucket"` // the bucket's start, UTC
+	UsageRow
+}
+
+// BucketStart is the start of the bucket (hour, day, week from Monday or
+// month, UTC) that holds t: the periods budgets are counted in.
+func BucketStart(bucket string, t time.Time) time.Time {
+	t = t.UTC()
+	switch bucket {
+	case "hour":
+		return t.Truncate(time.Hour)
+	case "week":
+		d := time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
+		return d.AddDate(0, 0, -((int(d.Weekday()) + 6) % 7))
+	case "month":
+		return time.Date(t.Year(), t.Month(), 1, 0, 0, 0, 0, time.UTC)
+	}
+	return time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
+}
+
+// UsageSeries sums provider.request records that match f by bucket of
+// time (SeriesBuckets) and by profile or model ("by"): the rows of a plot
+// over time, oldest bucket first, then by key. It reads what UsageReport
+// reads (the hourly summary, and records only for partial hours and the
+// summary's tail), so its cost does not grow with the log: f.Since at a
+// whole hour reads no record but the tail's.
+func UsageSeries(ctx context.Context, path string, f Filter, bucket, by string, cost CostFunc) ([]SeriesRow, error) {
+	if !slices.Contains(SeriesBuckets, bucket) {
+		return nil, fmt.Errorf("invalid bucket %q: want hour, day, week or month", bucket)
+	}
+	if by != "model" && by != "profile" {
+		return nil, fmt.Errorf("invalid by %q: want model or profile", by)
+	}
+	// The key is the bucket's start in seconds, a NUL, then the name: the
+	// first NUL splits it, whatever the name (an agent's choice) holds.
+	g, err := usageSums(ctx, path, f, func(timeNs int64, profile, model string) string {
+		name := profile
+		if by == "model" {
+			name = model
+		}
+		return strconv.FormatInt(BucketStart(bucket, time.Unix(0, timeNs)).Unix(), 10) + "\x00" + name
+	})
+	if err != nil {
+		return nil, err
+	}
+	rows := g.rows(cost)
+	out := make([]SeriesRow, 0, len(rows))
+	for _, r := range rows {
+		at, name, _ := strings.Cut(r.Key, "\x00")
+		sec, err := strconv.ParseInt(at, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("usage series: bad bucket %q", at)
+		}
+		r.Key = name
+		out = append(out, SeriesRow{Bucket: time.Unix(sec, 0).UTC(), UsageRow: r})
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		if !out[i].Bucket.Equal(out[j].Bucket) {
+			return out[i].Bucket.Before(out[j].Bucket)
+		}
+		return out[i].Key < out[j].Key
+	})
+	return out, nil
+}
+
+// usageSums reads the usage of f grouped by key (see UsageReport for what
+// it reads).
+func usageSums(ctx context.Context, path string, f Filter, key func(timeNs int64, profile, model string) string) (usageGroups, error) {
 	db, err := OpenReader(path)
 	if err != nil {
 		return nil, err
@@ -138,10 +221,7 @@ func UsageReport(ctx context.Context, path string, f Filter, by string, cost Cos
 	}
 	g := usageGroups{}
 	if !summarised {
-		if err := usageFromRecords(ctx, db, f, by, 0, 0, false, g); err != nil {
-			return nil, err
-		}
-		return g.rows(cost), nil
+		return g, usageFromRecords(ctx, db, f, key, 0, 0, false, g)
 	}
 	// Whole hours [loH, hiH) come from the summary.
 	loH, hiH := int64(math.MinInt64/UsageHour), int64(math.MaxInt64/UsageHour)
@@ -153,34 +233,31 @@ func UsageReport(ctx context.Context, path string, f Filter, by string, cost Cos
 	}
 	if loH >= hiH {
 		// Within one hour: the records are few.
-		if err := usageFromRecords(ctx, db, f, by, 0, 0, false, g); err != nil {
-			return nil, err
-		}
-		return g.rows(cost), nil
+		return g, usageFromRecords(ctx, db, f, key, 0, 0, false, g)
 	}
-	if err := usageFromSummary(ctx, db, f, by, loH, hiH, g); err != nil {
+	if err := usageFromSummary(ctx, db, f, key, loH, hiH, g); err != nil {
 		return nil, err
 	}
 	// The partial hours at the ends, up to the summary's last record.
 	if !f.Since.IsZero() && f.Since.UnixNano() < loH*UsageHour {
 		e := f
 		e.Until = time.Unix(0, loH*UsageHour)
-		if err := usageFromRecords(ctx, db, e, by, 0, through, true, g); err != nil {
+		if err := usageFromRecords(ctx, db, e, key, 0, through, true, g); err != nil {
 			return nil, err
 		}
 	}
 	if !f.Until.IsZero() && hiH*UsageHour < f.Until.UnixNano() {
 		e := f
 		e.Since = time.Unix(0, hiH*UsageHour)
-		if err := usageFromRecords(ctx, db, e, by, 0, through, true, g); err != nil {
+		if err := usageFromRecords(ctx, db, e, key, 0, through, true, g); err != nil {
 			return nil, err
 		}
 	}
 	// Records after the summary's last, whatever their time.
-	if err := usageFromRecords(ctx, db, f, by, through, 0, false, g); err != nil {
+	if err := usageFromRecords(ctx, db, f, key, through, 0, false, g); err != nil {
 		return nil, err
 	}
-	return g.rows(cost), nil
+	return g, nil
 }
 
 func floorDiv(a, b int64) int64 {
@@ -210,7 +287,7 @@ func usageThrough(db *sqlite3.Conn) (through int64, summarised bool, err error) 
 	return stmt.ColumnInt64(0), true, nil
 }
 
-func usageFromSummary(ctx context.Context, db *sqlite3.Conn, f Filter, by string, loH, hiH int64, g usageGroups) error {
+func usageFromSummary(ctx context.Context, db *sqlite3.Conn, f Filter, key func(int64, string, string) string, loH, hiH int64, g usageGroups) error {
 	where := []string{"hour >= ?", "hour < ?"}
 	args := []any{loH, hiH}
 	if f.Profile != "" {
@@ -229,7 +306,7 @@ func usageFromSummary(ctx context.Context, db *sqlite3.Conn, f Filter, by string
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		k := usageKeyOf(by, stmt.ColumnInt64(0)*UsageHour, stmt.ColumnText(1), stmt.ColumnText(2))
+		k := key(stmt.ColumnInt64(0)*UsageHour, stmt.ColumnText(1), stmt.ColumnText(2))
 		g.add(k, stmt.ColumnText(3), stmt.ColumnText(2), stmt.ColumnInt64(4), stmt.ColumnInt64(5), stmt.ColumnInt64(6), stmt.ColumnInt64(7), stmt.ColumnInt64(8))
 	}
 	if err := stmt.Err(); err != nil {
@@ -240,7 +317,7 @@ func usageFromSummary(ctx context.Context, db *sqlite3.Conn, f Filter, by string
 
 // usageFromRecords adds the provider.request records that match f and
 // have after < seq (when after > 0) and seq <= upTo (when bounded).
-func usageFromRecords(ctx context.Context, db *sqlite3.Conn, f Filter, by string, after, upTo int64, bounded bool, g usageGroups) error {
+func usageFromRecords(ctx context.Context, db *sqlite3.Conn, f Filter, key func(int64, string, string) string, after, upTo int64, bounded bool, g usageGroups) error {
 	where := []string{"kind = ?"}
 	args := []any{KindProviderRequest}
 	if after > 0 {
@@ -272,7 +349,7 @@ func usageFromRecords(ctx context.Context, db *sqlite3.Conn, f Filter, by string
 			return err
 		}
 		prov, model := UsageKey(stmt.ColumnRawText(2))
-		k := usageKeyOf(by, stmt.ColumnInt64(0), stmt.ColumnText(1), model)
+		k := key(stmt.ColumnInt64(0), stmt.ColumnText(1), model)
 		g.add(k, prov, model, 1, stmt.ColumnInt64(3), stmt.ColumnInt64(4), stmt.ColumnInt64(5), stmt.ColumnInt64(6))
 	}
 	if err := stmt.Err(); err != nil {

@@ -163,7 +163,8 @@ func (u *ui) handleKill(w http.ResponseWriter, r *http.Request) {
 }
 
 // handleEvents tells a page when a session changed, as server-sent
-// events (event "sessions", no data: the page fetches its rows again),
+// events (event "sessions", no data: the page fetches its rows again;
+// event "usage" when a provider request was recorded: the Spend page's),
 // from the daemon's event stream. It ends with an "end" event when the
 // login ends (logout, rotate-token, expiry), and when the daemon stops or
 // the reader falls behind (the page reconnects).
@@ -189,17 +190,21 @@ func (u *ui) handleEvents(w http.ResponseWriter, r *http.Request) {
 	for {
 		select {
 		case data := <-sub.ch:
-			changed := aboutSession(data)
-			// Many records at once (a busy agent) make one event.
+			changed, spent := aboutEvent(data)
+			// Many records at once (a busy agent) make one event of each.
 			for drained := false; !drained; {
 				select {
 				case more := <-sub.ch:
-					changed = changed || aboutSession(more)
+					c, sp := aboutEvent(more)
+					changed, spent = changed || c, spent || sp
 				default:
 					drained = true
 				}
 			}
 			if changed && !send("event: sessions\ndata:\n\n") {
+				return
+			}
+			if spent && !send("event: usage\ndata:\n\n") {
 				return
 			}
 		case <-sub.slow:
@@ -215,13 +220,18 @@ func (u *ui) handleEvents(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// aboutSession reports whether an event (an audit record as JSON) is
-// about a session.
-func aboutSession(data []byte) bool {
+// aboutEvent reports whether an event (an audit record as JSON) is
+// about a session, and whether it is a provider request (usage changed:
+// the Spend page's event).
+func aboutEvent(data []byte) (session, usage bool) {
 	var e struct {
 		Session string `json:"session"`
+		Kind    string `json:"kind"`
 	}
-	return json.Unmarshal(data, &e) == nil && e.Session != ""
+	if json.Unmarshal(data, &e) != nil {
+		return false, false
+	}
+	return e.Session != "", e.Kind == audit.KindProviderRequest
 }
 
 // now is the Now page: the live sessions, newest first.

@@ -91,6 +91,7 @@ func TestDashboardLogin(t *testing.T) {
 		for _, r := range []struct{ method, path string }{
 			{http.MethodGet, "/ui/now/sessions"}, {http.MethodGet, "/ui/events"},
 			{http.MethodPost, "/ui/sessions/nope/kill"}, {http.MethodPost, "/ui/logout"},
+			{http.MethodGet, "/ui/spend/plot"}, {http.MethodGet, "/ui/spend/table"}, {http.MethodGet, "/ui/spend/csv"},
 		} {
 			if rec := do(r.method, r.path, withCookie(hdr), ""); rec.Code != http.StatusUnauthorized {
 				t.Errorf("%s %s with the cookie and key %q: got %d, want 401", r.method, r.path, hdr.Get(dashboard.KeyHeader), rec.Code)
@@ -99,6 +100,12 @@ func TestDashboardLogin(t *testing.T) {
 	}
 	if rec := do(http.MethodGet, "/ui/now/sessions", keyed(http.Header{}), ""); rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), "No live sessions") {
 		t.Errorf("the rows with the key: got %d %s, want 200", rec.Code, rec.Body)
+	}
+	if rec := do(http.MethodGet, "/ui/spend", withCookie(http.Header{}), ""); rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), "By model") {
+		t.Errorf("the Spend page's shell: got %d, want 200 with the page", rec.Code)
+	}
+	if rec := do(http.MethodGet, "/ui/spend/plot?bucket=hour&range=365d", keyed(http.Header{}), ""); rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), "30 days") {
+		t.Errorf("a plot of a year by the hour: got %d %s, want 400 saying why", rec.Code, rec.Body)
 	}
 	for _, hdr := range []http.Header{{}, {"Sec-Fetch-Site": {"none"}}} {
 		if rec := do(http.MethodPost, "/ui/logout", keyed(hdr), ""); rec.Code != http.StatusForbidden {

@@ -291,6 +291,10 @@ func (s *Server) routes() []route {
 		{get, "/ui/", byPage, onTCP, refuseBrowser, http.HandlerFunc(s.ui.handleNow)},
 		{get, "/ui/now/sessions", byBrowser, onTCP, refuseBrowser, http.HandlerFunc(s.ui.handleSessionRows)},
 		{get, "/ui/events", byBrowser, onTCP, refuseBrowser, http.HandlerFunc(s.ui.handleEvents)},
+		{get, "/ui/spend", byPage, onTCP, refuseBrowser, http.HandlerFunc(s.ui.handleSpend)},
+		{get, "/ui/spend/plot", byBrowser, onTCP, refuseBrowser, limited(s.ui.handleSpendPlot)},
+		{get, "/ui/spend/table", byBrowser, onTCP, refuseBrowser, limited(s.ui.handleSpendTable)},
+		{get, "/ui/spend/csv", byBrowser, onTCP, refuseBrowser, limited(s.ui.handleSpendCSV)},
 		{post, "/ui/sessions/{id}/kill", byBrowser, onTCP, refuseBrowser, sameOrigin(limited(s.ui.handleKill))},
 		{post, "/ui/logout", byBrowser, onTCP, refuseBrowser, sameOrigin(limited(s.ui.handleLogout))},
 	}

@@ -103,7 +103,35 @@ func BenchmarkUsage(b *testing.B) {
 			sum, scan = append(sum, t1.Sub(t0)), append(scan, t2.Sub(t1))
 		}
 	}
+	// The dashboard's Spend plot (audit.UsageSeries, by model per day and
+	// by profile per hour over 7 days, as the page asks) against the full
+	// scan of the same records.
+	var series, seriesScan []time.Duration
+	week := audit.Filter{Since: audit.BucketStart("day", now.AddDate(0, 0, -7))}
+	for range usageRounds {
+		for _, q := range [][2]string{{"day", "model"}, {"hour", "profile"}} {
+			t0 := time.Now()
+			rows, err := audit.UsageSeries(b.Context(), path, week, q[0], q[1], cost)
+			t1 := time.Now()
+			want, err2 := audit.UsageFullScan(b.Context(), path, week, q[1], cost)
+			t2 := time.Now()
+			if err != nil || err2 != nil || len(rows) == 0 || len(want) == 0 {
+				b.Fatal(err, err2)
+			}
+			series, seriesScan = append(series, t1.Sub(t0)), append(seriesScan, t2.Sub(t1))
+		}
+	}
 	b.StopTimer()
+	reportSpread(b, "series-ms", series)
+	reportSpread(b, "series-fullscan-ms", seriesScan)
+	sr := make([]float64, len(series))
+	for i := range series {
+		sr[i] = float64(seriesScan[i]) / float64(series[i])
+	}
+	slices.Sort(sr)
+	b.ReportMetric(sr[len(sr)/2], "series-speedup-p50")
+	b.ReportMetric(sr[0], "series-speedup-min")
+	b.ReportMetric(sr[len(sr)-1], "series-speedup-max")
 	reportSpread(b, "summary-ms", sum)
 	reportSpread(b, "fullscan-ms", scan)
 	ratios := make([]float64, len(sum))

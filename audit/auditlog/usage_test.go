@@ -85,6 +85,84 @@ func checkUsage(t *testing.T, path string) {
 	}
 }
 
+// checkAllSeries is checkSeries of every filter.
+func checkAllSeries(t *testing.T, path string) {
+	t.Helper()
+	for name, f := range usageFilters() {
+		checkSeries(t, path, name, f)
+	}
+}
+
+// checkSeries compares each bucket of every usage series with the full
+// scan of that bucket's records alone.
+func checkSeries(t *testing.T, path, name string, f audit.Filter) {
+	t.Helper()
+	next := map[string]func(time.Time) time.Time{
+		"hour":  func(b time.Time) time.Time { return b.Add(time.Hour) },
+		"day":   func(b time.Time) time.Time { return b.AddDate(0, 0, 1) },
+		"week":  func(b time.Time) time.Time { return b.AddDate(0, 0, 7) },
+		"month": func(b time.Time) time.Time { return b.AddDate(0, 1, 0) },
+	}
+	for _, bucket := range audit.SeriesBuckets {
+		for _, by := range []string{"model", "profile"} {
+			got, err := audit.UsageSeries(t.Context(), path, f, bucket, by, usageCost)
+			if err != nil {
+				t.Fatalf("%s series by %s per %s: %v", name, by, bucket, err)
+			}
+			byBucket := map[time.Time][]audit.UsageRow{}
+			var order []time.Time
+			for i, r := range got {
+				if i > 0 && !got[i-1].Bucket.Before(r.Bucket) && (!got[i-1].Bucket.Equal(r.Bucket) || got[i-1].Key >= r.Key) {
+					t.Errorf("%s series by %s per %s: row %d out of order", name, by, bucket, i)
+				}
+				if !audit.BucketStart(bucket, r.Bucket).Equal(r.Bucket) {
+					t.Errorf("%s series per %s: bucket %v is not a %s's start", name, bucket, r.Bucket, bucket)
+				}
+				if _, ok := byBucket[r.Bucket]; !ok {
+					order = append(order, r.Bucket)
+				}
+				byBucket[r.Bucket] = append(byBucket[r.Bucket], r.UsageRow)
+			}
+			// Every record is in some bucket: the buckets add up to the report.
+			total, err := audit.UsageReport(t.Context(), path, f, by, usageCost)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var n, want int64
+			for _, r := range got {
+				n += r.Requests
+			}
+			for _, r := range total {
+				want += r.Requests
+			}
+			if n != want {
+				t.Errorf("%s series by %s per %s: %d requests in the buckets, want %d", name, by, bucket, n, want)
+			}
+			// The first, last and middle buckets (each a full scan: all of
+			// them would take minutes under -race).
+			if len(order) > 5 {
+				order = []time.Time{order[0], order[1], order[len(order)/2], order[len(order)-2], order[len(order)-1]}
+			}
+			for _, b := range order {
+				e := f
+				if e.Since.IsZero() || e.Since.Before(b) {
+					e.Since = b
+				}
+				if end := next[bucket](b); e.Until.IsZero() || end.Before(e.Until) {
+					e.Until = end
+				}
+				want, err := audit.UsageFullScan(t.Context(), path, e, by, usageCost)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !usageEqual(byBucket[b], want) {
+					t.Errorf("%s series by %s per %s, bucket %v:\ngot  %s\nwant %s", name, by, bucket, b, usageString(byBucket[b]), usageString(want))
+				}
+			}
+		}
+	}
+}
+
 func usageEqual(a, b []audit.UsageRow) bool {
 	if len(a) != len(b) {
 		return false
@@ -127,6 +205,7 @@ func TestUsageSummaryMatchesFullScan(t *testing.T) {
 		t.Fatal("usage_hours is empty after the commits, want the summary")
 	}
 	checkUsage(t, path)
+	checkAllSeries(t, path)
 }
 
 // A log written without the summary (by an older Ringlet) is summarised
@@ -178,6 +257,7 @@ func TestUsageSummaryBehind(t *testing.T) {
 	rawExec(t, path, `DELETE FROM usage_hours`)
 	rebuildUsageThrough(t, path, through)
 	checkUsage(t, path)
+	checkAllSeries(t, path)
 	openLog(t, Options{Path: path})
 	checkUsage(t, path)
 }
