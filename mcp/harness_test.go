@@ -312,7 +312,8 @@ func messages(t *testing.T, rec *httptest.ResponseRecorder) []rpcMsg {
 	t.Helper()
 	var datas [][]byte
 	if strings.HasPrefix(rec.Header().Get("Content-Type"), "text/event-stream") {
-		stdiobridge.ReadEvents(bytes.NewReader(rec.Body.Bytes()), func(d []byte) { datas = append(datas, append([]byte(nil), d...)) })
+		// A recorded body cannot fail to be read.
+		_ = stdiobridge.ReadEvents(bytes.NewReader(rec.Body.Bytes()), func(d []byte) { datas = append(datas, append([]byte(nil), d...)) })
 	} else if len(bytes.TrimSpace(rec.Body.Bytes())) > 0 {
 		datas = append(datas, rec.Body.Bytes())
 	}

@@ -6,11 +6,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -115,7 +117,11 @@ func stdioAdmin(t *testing.T, e *env, extraEnv []string, msgs ...string) map[str
 // stdioBridgeArgs is stdioBridge with ringlet's arguments.
 func stdioBridgeArgs(t *testing.T, e *env, args, extraEnv []string, msgs ...string) map[string]rpcLine {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
+	// A message unanswered this long is lost (hangReport); the context
+	// ends the bridge if the report cannot.
+	hang := time.NewTimer(90 * time.Second)
+	defer hang.Stop()
+	ctx, cancel := context.WithTimeout(t.Context(), 120*time.Second)
 	defer cancel()
 	cmd := e.command(ctx, ringletBin, args...)
 	cmd.Env = append(cmd.Env, extraEnv...)
@@ -172,8 +178,9 @@ func stdioBridgeArgs(t *testing.T, e *env, args, extraEnv []string, msgs ...stri
 					t.Fatalf("mcp --stdio closed stdout before answering %s; stderr %s", head.ID, stderr.String())
 				}
 				take(line)
-			case <-ctx.Done():
-				t.Fatalf("no answer to %s from mcp --stdio; stderr %s", head.ID, stderr.String())
+			case <-hang.C:
+				before := stderr.String()
+				t.Fatalf("no answer to %s from mcp --stdio; stderr %s\n%s", head.ID, before, hangReport(e, cmd, &stderr, got))
 			}
 		}
 	}
@@ -185,7 +192,44 @@ func stdioBridgeArgs(t *testing.T, e *env, args, extraEnv []string, msgs ...stri
 		t.Fatalf("mcp --stdio: %v; stderr %s", err, stderr.String())
 	}
 	e.transcript.WriteString(stderr.String())
+	if strings.Contains(stderr.String(), "did not answer a request") {
+		// The client was told, but an answer was lost on the way.
+		t.Errorf("mcp --stdio: the daemon left a request unanswered; stderr %s", stderr.String())
+		for _, d := range e.daemons {
+			t.Logf("daemon (pid %d) log:\n%s", d.Pid, d.stderr.String())
+		}
+	}
 	return got
+}
+
+// hangReport is what can be learnt of a bridge that answered nothing:
+// the answers it gave, and the goroutines of the bridge and of the
+// daemons, which SIGQUIT (sent to all at once, so that none has moved on
+// when the others write theirs) makes them write and exit, after the
+// daemons' logs.
+func hangReport(e *env, bridge *exec.Cmd, bridgeErr *lockedBuffer, got map[string]rpcLine) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "answers so far: %v\n", slices.Sorted(maps.Keys(got)))
+	for _, d := range e.daemons {
+		if !d.exited() {
+			_ = d.cmd.Process.Signal(syscall.SIGQUIT) // one that exited meanwhile has nothing to say
+		}
+	}
+	_ = bridge.Process.Signal(syscall.SIGQUIT) // likewise
+	_ = bridge.Wait()                          // it ends on SIGQUIT, or is killed after WaitDelay
+	fmt.Fprintf(&b, "--- mcp --stdio (pid %d) after SIGQUIT:\n%s\n", bridge.Process.Pid, bridgeErr.String())
+	for _, d := range e.daemons {
+		select {
+		case <-d.done:
+		case <-time.After(exitTimeout):
+		}
+		log := d.stderr.String()
+		if len(log) > 512<<10 {
+			log = "…" + log[len(log)-512<<10:]
+		}
+		fmt.Fprintf(&b, "--- daemon (pid %d) log, and its goroutines after SIGQUIT:\n%s\n", d.Pid, log)
+	}
+	return b.String()
 }
 
 const stdioInit = `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"e2e","version":"1"}}}`

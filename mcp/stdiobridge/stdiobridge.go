@@ -178,7 +178,10 @@ func (b *Bridge) request(ctx context.Context, method string, body []byte) (*http
 	return req, nil
 }
 
-// post sends one message and writes every message of the answer.
+// post sends one message and writes every message of the answer. A
+// request is always answered: when the daemon's answer holds no response
+// (an error status, an empty or cut body, a stream that ends without
+// it), the client is told so with an error rather than left waiting.
 func (b *Bridge) post(ctx context.Context, line []byte, msg *jsonrpc.Message) {
 	id := msg.ID
 	if !msg.IsRequest() {
@@ -200,41 +203,70 @@ func (b *Bridge) post(ctx context.Context, line []byte, msg *jsonrpc.Message) {
 		b.session = resp.Header.Get(server.HeaderKeySessionID)
 		b.mu.Unlock()
 	}
-	wrote, refusal := b.relay(resp, msg.Method == string(mcpgo.MethodInitialize))
-	if !wrote && len(id) > 0 && resp.StatusCode >= 300 {
-		b.write(rpcError(id, -32603, daemonError(resp.StatusCode, refusal)))
+	a := b.relay(resp, msg.Method == string(mcpgo.MethodInitialize))
+	if len(id) == 0 || a.answered {
+		return
 	}
+	if resp.StatusCode >= 300 {
+		b.write(rpcError(id, -32603, daemonError(resp.StatusCode, a.refusal)))
+		return
+	}
+	why := "its answer held no response"
+	if a.err != nil {
+		why = "its answer was cut: " + a.err.Error()
+	}
+	b.Log.Warn("the Ringlet daemon did not answer a request", "method", msg.Method, "status", resp.StatusCode,
+		"content_type", resp.Header.Get("Content-Type"), "messages", a.messages, "err", a.err)
+	b.write(rpcError(id, -32603, fmt.Sprintf("the Ringlet daemon did not answer this request (HTTP %d): %s; send it again", resp.StatusCode, why)))
+}
+
+// answer is what relay made of the daemon's answer to a POST.
+type answer struct {
+	messages int  // JSON-RPC messages written
+	answered bool // one of them was a response (the POST's own)
+	// refusal is the daemon's own error body of an answer with an error
+	// status and no message.
+	refusal []byte
+	err     error // the body could not be read to its end
 }
 
 // relay writes the JSON-RPC messages of an answer: a JSON body or SSE
-// events. It reports whether it wrote any, and else the daemon's own
-// error body, if any.
-func (b *Bridge) relay(resp *http.Response, initialize bool) (wrote bool, refusal []byte) {
+// events.
+func (b *Bridge) relay(resp *http.Response, initialize bool) (a answer) {
 	ct, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
 	emit := func(data []byte) {
 		if initialize {
 			b.noteVersion(data)
 		}
-		if isRPCMessage(data) {
-			b.write(data)
-			wrote = true
-		} else {
+		if !isRPCMessage(data) {
 			b.Log.Warn("ignored a message from the daemon that is not JSON-RPC", "bytes", len(data))
+			return
 		}
+		b.write(data)
+		a.messages++
+		// On a POST's answer, the one message without a method is the
+		// response to it; the others are the server's notifications and
+		// requests.
+		a.answered = a.answered || !hasMethod(data)
 	}
 	switch ct {
 	case "text/event-stream":
-		ReadEvents(resp.Body, emit)
+		a.err = ReadEvents(resp.Body, emit)
 	case "application/json":
 		data, err := io.ReadAll(io.LimitReader(resp.Body, maxLine))
-		if err == nil && len(bytes.TrimSpace(data)) > 0 {
+		if err != nil {
+			a.err = err
+			return a
+		}
+		if len(bytes.TrimSpace(data)) > 0 {
 			if !isRPCMessage(data) && resp.StatusCode >= 300 {
-				return false, data
+				a.refusal = data
+				return a
 			}
 			emit(data)
 		}
 	}
-	return wrote, nil
+	return a
 }
 
 // noteVersion keeps the negotiated protocol version for later requests.
@@ -265,7 +297,7 @@ func (b *Bridge) listen(ctx context.Context) {
 		if err == nil {
 			if resp.StatusCode == http.StatusOK {
 				wait = time.Second
-				ReadEvents(resp.Body, func(data []byte) {
+				_ = ReadEvents(resp.Body, func(data []byte) { // a cut stream is opened again
 					if isRPCMessage(data) {
 						b.write(data)
 					}
@@ -288,8 +320,8 @@ func (b *Bridge) listen(ctx context.Context) {
 
 // ReadEvents calls emit with the data of each server-sent event of r
 // (lines of one event joined by newlines), as the bridge reads /mcp's
-// streams.
-func ReadEvents(r io.Reader, emit func([]byte)) {
+// streams, and returns what ended r other than its end.
+func ReadEvents(r io.Reader, emit func([]byte)) error {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), maxLine)
 	var data []byte
@@ -309,9 +341,23 @@ func ReadEvents(r io.Reader, emit func([]byte)) {
 			data = append(data, v...)
 		}
 	}
+	if err := sc.Err(); err != nil {
+		// An event cut short is not emitted.
+		return err
+	}
 	if len(data) > 0 {
 		emit(data)
 	}
+	return nil
+}
+
+// hasMethod reports whether a JSON-RPC message is a request or a
+// notification rather than a response.
+func hasMethod(data []byte) bool {
+	var m struct {
+		Method *string `json:"method"`
+	}
+	return json.Unmarshal(data, &m) == nil && m.Method != nil
 }
 
 func isRPCMessage(data []byte) bool {
