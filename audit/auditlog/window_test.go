@@ -1,0 +1,99 @@
+package auditlog
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/neullabs/ringlet/audit"
+)
+
+// windowTestRecords is the size of the log TestQueryWindowBounded pages
+// through (RINGLET_TEST_WINDOW_RECORDS overrides it).
+const windowTestRecords = 1_000_000
+
+// TestQueryWindowBounded pages a log of a million records the way the
+// dashboard's audit view does and holds each page's work (SQLite's
+// steps) to what the page looks at, not to the size of the log: the
+// first page, a page filtered by profile, by kind and by free text that
+// match nothing in the window, and the next page. The same filter over
+// the whole log (what Query does) costs the log's size: the measure
+// would catch a page that scans it all.
+func TestQueryWindowBounded(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes a log of a million records")
+	}
+	n := windowTestRecords
+	if v, err := strconv.Atoi(os.Getenv("RINGLET_TEST_WINDOW_RECORDS")); err == nil && v > 0 {
+		n = v
+	}
+	path := filepath.Join(t.TempDir(), "audit.db")
+	fillLog(t, path, n, time.Now())
+	const scan, limit = 20_000, 100
+	// stepsPerRow bounds SQLite's steps for each record a page looks at
+	// (its columns read, its conditions checked): 5 to 35 measured, 28 a
+	// record returned.
+	const stepsPerRow = 200
+
+	first, err := audit.QueryWindow(t.Context(), path, audit.Filter{Limit: limit}, scan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(first.Records) != limit || first.Records[0].Seq != int64(n) || first.Next != int64(n-limit+1) {
+		t.Fatalf("first page: got %d records from %d, next %d; want %d from %d, next %d", len(first.Records), first.Records[0].Seq, first.Next, limit, n, n-limit+1)
+	}
+	if first.Steps > stepsPerRow*(limit+1) {
+		t.Errorf("first page: got %d steps, want at most %d (it reads %d records)", first.Steps, stepsPerRow*(limit+1), limit+1)
+	}
+	t.Logf("first page: %d steps", first.Steps)
+
+	for _, f := range []audit.Filter{
+		{Profile: "nosuch"},
+		{Kinds: []string{audit.KindHookDecision}},
+		{Text: "no such text"},
+		{Profile: "p3", Since: time.Now().Add(-24 * time.Hour)},
+	} {
+		f.Limit = limit
+		w, err := audit.QueryWindow(t.Context(), path, f, scan)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if w.To-w.From+1 > scan || w.Steps > stepsPerRow*scan {
+			t.Errorf("%+v: looked at %d..%d in %d steps; want at most %d records and %d steps", f, w.From, w.To, w.Steps, scan, stepsPerRow*scan)
+		}
+		if len(w.Records) < limit && w.Next != w.From {
+			t.Errorf("%+v: a short page's next cursor is %d, want %d (where it stopped looking)", f, w.Next, w.From)
+		}
+		// The next page goes on below it, as far again.
+		g := f
+		g.Before = w.Next
+		w2, err := audit.QueryWindow(t.Context(), path, g, scan)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if w2.To != w.Next-1 || w2.Steps > stepsPerRow*scan {
+			t.Errorf("%+v: the next page looked at %d..%d in %d steps; want from %d, at most %d steps", f, w2.From, w2.To, w2.Steps, w.Next-1, stepsPerRow*scan)
+		}
+		plan, err := audit.WindowPlan(path, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(plan, "USING INTEGER PRIMARY KEY (rowid>? AND rowid<?)") || strings.Contains(plan, "TEMP B-TREE") || strings.Contains(plan, "records_time") {
+			t.Errorf("%+v: the plan is\n%s\nwant a walk of a range of the table by its key, no sort, not the time index", f, plan)
+		}
+		t.Logf("%+v: %d records, %d steps", f, len(w.Records), w.Steps)
+	}
+
+	// What the window saves: the same rare filter over the whole log.
+	all, err := audit.QueryWindow(t.Context(), path, audit.Filter{Profile: "nosuch", Limit: limit}, int64(n))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("the whole log: %d steps", all.Steps)
+	if all.Steps < 10*stepsPerRow*limit || all.Steps < n {
+		t.Errorf("the whole log (%d records) took %d steps: the measure does not see a full scan", n, all.Steps)
+	}
+}
