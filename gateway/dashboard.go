@@ -164,6 +164,7 @@ func (u *ui) handleKill(w http.ResponseWriter, r *http.Request) {
 
 // handleEvents tells a page when a session changed, as server-sent
 // events (event "sessions", no data: the page fetches its rows again),
+// and when records were written (event "audit"),
 // from the daemon's event stream. It ends with an "end" event when the
 // login ends (logout, rotate-token, expiry), and when the daemon stops or
 // the reader falls behind (the page reconnects).
@@ -200,6 +201,10 @@ func (u *ui) handleEvents(w http.ResponseWriter, r *http.Request) {
 				}
 			}
 			if changed && !send("event: sessions\ndata:\n\n") {
+				return
+			}
+			// Records were written: the Audit page's newest page.
+			if !send("event: audit\ndata:\n\n") {
 				return
 			}
 		case <-sub.slow:
