@@ -18,7 +18,7 @@ import (
 // auditScan is how many records a page of the dashboard's Audit page
 // looks at, at most (audit.QueryWindow): a rare filter's page may hold
 // few records, and the next goes on below.
-const auditScan = 50_000
+const auditScan = 20_000
 
 // auditPageMost bounds a page of the Audit page.
 const auditPageMost = 500

@@ -3,6 +3,7 @@ package auditlog
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -96,4 +97,49 @@ func TestQueryWindowBounded(t *testing.T) {
 	if all.Steps < 10*stepsPerRow*limit || all.Steps < n {
 		t.Errorf("the whole log (%d records) took %d steps: the measure does not see a full scan", n, all.Steps)
 	}
+}
+
+// BenchmarkAuditPage times a page of the dashboard's Audit page over a
+// log of a million records (RINGLET_BENCH_USAGE_RECORDS overrides it):
+// the newest page and a page filtered by a profile no record has, by
+// audit.QueryWindow (20,000 records looked at, at most, as the dashboard
+// does), each round beside the same page by audit.Query (what
+// /api/audit answers), which walks the log until the page is full.
+func BenchmarkAuditPage(b *testing.B) {
+	n := usageBenchRecords
+	if v, err := strconv.Atoi(os.Getenv("RINGLET_BENCH_USAGE_RECORDS")); err == nil && v > 0 {
+		n = v
+	}
+	path := filepath.Join(b.TempDir(), "audit.db")
+	fillLog(b, path, n, time.Now())
+	b.ResetTimer()
+	for _, c := range []struct {
+		name string
+		f    audit.Filter
+	}{{"newest", audit.Filter{Limit: 100}}, {"rare-profile", audit.Filter{Profile: "nosuch", Limit: 100}}} {
+		var win, query []time.Duration
+		for range usageRounds {
+			t0 := time.Now()
+			if _, err := audit.QueryWindow(b.Context(), path, c.f, 20_000); err != nil {
+				b.Fatal(err)
+			}
+			t1 := time.Now()
+			if _, _, err := audit.Query(b.Context(), path, c.f); err != nil {
+				b.Fatal(err)
+			}
+			win, query = append(win, t1.Sub(t0)), append(query, time.Since(t1))
+		}
+		reportSpread(b, c.name+"-window-ms", win)
+		reportSpread(b, c.name+"-query-ms", query)
+		ratios := make([]float64, len(win))
+		for i := range win {
+			ratios[i] = float64(query[i]) / float64(win[i])
+		}
+		slices.Sort(ratios)
+		b.ReportMetric(ratios[len(ratios)/2], c.name+"-speedup-p50")
+		b.ReportMetric(ratios[0], c.name+"-speedup-min")
+		b.ReportMetric(ratios[len(ratios)-1], c.name+"-speedup-max")
+	}
+	b.ReportMetric(float64(n), "records")
+	b.ReportMetric(0, "ns/op")
 }
