@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/ncruces/go-sqlite3"
 )
@@ -49,6 +50,15 @@ func QueryWindow(ctx context.Context, path string, f Filter, most int64) (Window
 		}
 		hi = tip + 1
 	}
+	if !f.Until.IsZero() {
+		// Start at the newest record before until, found by the time
+		// index, not by looking through every record after it.
+		last, err := lastBefore(db, f.Until)
+		if err != nil {
+			return Window{}, fmt.Errorf("read audit log: %w", Describe(err))
+		}
+		hi = min(hi, last+1)
+	}
 	lo := max(hi-max(most, 1), 1)
 	f.Before = hi
 	sql, args, limit := windowSQL(db, f, lo)
@@ -75,8 +85,57 @@ func QueryWindow(ctx context.Context, path string, f Filter, most int64) (Window
 		w.From = w.Next
 	case lo > 1:
 		w.Next = lo
+		if !f.Since.IsZero() {
+			// Nothing older matches when the records below are older
+			// than since.
+			before, err := timeAt(db, lo-1)
+			if err != nil {
+				return Window{}, fmt.Errorf("read audit log: %w", Describe(err))
+			}
+			if before < f.Since.Add(-timeSlack).UnixNano() {
+				w.Next = 0
+			}
+		}
+	}
+	if w.From > w.To {
+		w.From, w.To = 0, 0
 	}
 	return w, nil
+}
+
+// timeSlack is how far out of order by time records may be: a record
+// takes its time before it waits for its commit, and writers commit in
+// turn. QueryWindow looks this much beyond a time bound.
+const timeSlack = time.Minute
+
+// lastBefore is the highest sequence number of the records written
+// before t (0 if none): the newest by the time index, and the highest
+// number among the records near it in time.
+func lastBefore(db *sqlite3.Conn, t time.Time) (int64, error) {
+	stmt, err := prepareBound(db, `SELECT max(seq) FROM records WHERE time_ns < ? AND time_ns >= (
+		SELECT time_ns FROM records WHERE time_ns < ? ORDER BY time_ns DESC LIMIT 1) - ?`,
+		[]any{t.UnixNano(), t.UnixNano(), int64(timeSlack)})
+	if err != nil {
+		return 0, err
+	}
+	defer stmt.Close()
+	if !stmt.Step() {
+		return 0, stmt.Err()
+	}
+	return stmt.ColumnInt64(0), nil
+}
+
+// timeAt is the time of record seq, as stored (0 if there is none).
+func timeAt(db *sqlite3.Conn, seq int64) (int64, error) {
+	stmt, err := prepareBound(db, `SELECT time_ns FROM records WHERE seq = ?`, []any{seq})
+	if err != nil {
+		return 0, err
+	}
+	defer stmt.Close()
+	if !stmt.Step() {
+		return 0, stmt.Err()
+	}
+	return stmt.ColumnInt64(0), nil
 }
 
 // windowSQL is the query of f among the records from lo up to f.Before,

@@ -32,7 +32,8 @@ func TestQueryWindowBounded(t *testing.T) {
 		n = v
 	}
 	path := filepath.Join(t.TempDir(), "audit.db")
-	fillLog(t, path, n, time.Now())
+	end := time.Now()
+	fillLog(t, path, n, end)
 	const scan, limit = 20_000, 100
 	// stepsPerRow bounds SQLite's steps for each record a page looks at
 	// (its columns read, its conditions checked): 5 to 35 measured, 28 a
@@ -86,6 +87,26 @@ func TestQueryWindowBounded(t *testing.T) {
 			t.Errorf("%+v: the plan is\n%s\nwant a walk of a range of the table by its key, no sort, not the time index", f, plan)
 		}
 		t.Logf("%+v: %d records, %d steps", f, len(w.Records), w.Steps)
+	}
+
+	// A time range: the first page starts at until (by the time index),
+	// and a page stops the paging when the records below are older than
+	// since.
+	until := end.AddDate(0, 0, -30)
+	w, err := audit.QueryWindow(t.Context(), path, audit.Filter{Until: until, Limit: limit}, scan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(w.Records) != limit || !w.Records[0].Time.Before(until) || w.Records[0].Seq < int64(n/2-n/100) || w.Steps > stepsPerRow*(limit+1) {
+		t.Errorf("until 30 days ago: got %d records from %d (%s) in %d steps; want %d from about record %d, before %s, at most %d steps",
+			len(w.Records), w.Records[0].Seq, w.Records[0].Time, w.Steps, limit, n/2, until, stepsPerRow*(limit+1))
+	}
+	w, err = audit.QueryWindow(t.Context(), path, audit.Filter{Since: end.Add(-time.Hour), Kinds: []string{audit.KindHookDecision}, Limit: limit}, scan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(w.Records) != 0 || w.Next != 0 {
+		t.Errorf("since an hour ago, a kind no record has: got %d records, next %d; want none and no next page (older records are older than since)", len(w.Records), w.Next)
 	}
 
 	// What the window saves: the same rare filter over the whole log.
