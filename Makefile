@@ -105,6 +105,7 @@ bench: deps
 	$(GO) test -run '^$$' -bench 'Append' -benchtime 50000x -count 1 ./audit/auditlog
 	$(GO) test -run '^$$' -bench 'ToolSearch' -count 3 ./mcp
 	$(GO) test -run '^$$' -bench 'Usage' -benchtime 1x -count 1 ./audit/auditlog
+	$(GO) test -run '^$$' -bench 'AuditPage' -benchtime 1x -count 1 ./audit/auditlog
 	$(GO) test -run '^$$' -bench 'AdminScale' -benchtime 1x -count 1 ./test/bench
 	$(GO) test -run '^$$' -bench 'Startup|FirstRequest|FirstProxied' -benchtime 15x -count 1 ./test/bench
 	$(GO) test -run '^$$' -bench 'ProxyMemory' -benchtime 1x -count 1 ./test/bench

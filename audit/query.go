@@ -27,8 +27,13 @@ type Filter struct {
 	Session  string
 	Decision string
 	Trace    string // a trace id: only its records
-	Limit    int    // default 100, at most 10000
-	Before   int64  // cursor: only records with seq < Before; 0 means from the newest
+	// Text is free text: only records that hold it (ASCII letters in
+	// either case) in their kind, profile, session, actor, target,
+	// decision, trace id or detail. The log holds no secret values
+	// (credentials appear only as HMACs), so every field may be searched.
+	Text   string
+	Limit  int   // default 100, at most 10000
+	Before int64 // cursor: only records with seq < Before; 0 means from the newest
 }
 
 // DefaultLimit and MaxLimit bound a query's page.
@@ -188,22 +193,23 @@ func OpenReader(path string) (*sqlite3.Conn, error) {
 	return db, nil
 }
 
-// Query returns the records that match f, newest first, and the cursor
-// for the next page (0 when there is none).
-func Query(ctx context.Context, path string, f Filter) ([]Record, int64, error) {
-	db, err := OpenReader(path)
-	if err != nil {
-		return nil, 0, err
-	}
-	defer db.Close()
+// where is f as the conditions of a query of the records table, and
+// their arguments. noTimeIndex keeps the time conditions off the time
+// index (a unary +), so that a query bounded by sequence numbers walks
+// its range of the table and nothing else.
+func (f Filter) where(noTimeIndex bool) ([]string, []any) {
 	var where []string
 	var args []any
 	add := func(cond string, v any) { where = append(where, cond); args = append(args, v) }
+	tcol := "time_ns"
+	if noTimeIndex {
+		tcol = "+time_ns"
+	}
 	if !f.Since.IsZero() {
-		add("time_ns >= ?", f.Since.UnixNano())
+		add(tcol+" >= ?", f.Since.UnixNano())
 	}
 	if !f.Until.IsZero() {
-		add("time_ns < ?", f.Until.UnixNano())
+		add(tcol+" < ?", f.Until.UnixNano())
 	}
 	if f.Profile != "" {
 		add("profile = ?", f.Profile)
@@ -219,8 +225,8 @@ func Query(ctx context.Context, path string, f Filter) ([]Record, int64, error) 
 		// The trace's time, from its id: the time index finds its
 		// records (there is no index of trace ids).
 		if since, until := TraceWindow(f.Trace); !since.IsZero() {
-			add("time_ns >= ?", since.UnixNano())
-			add("time_ns < ?", until.UnixNano())
+			add(tcol+" >= ?", since.UnixNano())
+			add(tcol+" < ?", until.UnixNano())
 		}
 	}
 	if f.Before > 0 {
@@ -232,6 +238,22 @@ func Query(ctx context.Context, path string, f Filter) ([]Record, int64, error) 
 			args = append(args, k)
 		}
 	}
+	if f.Text != "" {
+		add("instr(lower(kind||char(31)||profile||char(31)||session||char(31)||actor||char(31)||target||char(31)||decision||char(31)||trace_id||char(31)||detail), ?) > 0",
+			strings.ToLower(f.Text))
+	}
+	return where, args
+}
+
+// Query returns the records that match f, newest first, and the cursor
+// for the next page (0 when there is none).
+func Query(ctx context.Context, path string, f Filter) ([]Record, int64, error) {
+	db, err := OpenReader(path)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer db.Close()
+	where, args := f.where(false)
 	limit := f.Limit
 	if limit <= 0 {
 		limit = DefaultLimit

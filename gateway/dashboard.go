@@ -165,6 +165,7 @@ func (u *ui) handleKill(w http.ResponseWriter, r *http.Request) {
 // handleEvents tells a page when a session changed, as server-sent
 // events (event "sessions", no data: the page fetches its rows again;
 // event "usage" when a provider request was recorded: the Spend page's),
+// and when records were written (event "audit"),
 // from the daemon's event stream. It ends with an "end" event when the
 // login ends (logout, rotate-token, expiry), and when the daemon stops or
 // the reader falls behind (the page reconnects).
@@ -205,6 +206,11 @@ func (u *ui) handleEvents(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 			if spent && !send("event: usage\ndata:\n\n") {
+				return
+			}
+
+			// Records were written: the Audit page's newest page.
+			if !send("event: audit\ndata:\n\n") {
 				return
 			}
 		case <-sub.slow:

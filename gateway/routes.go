@@ -297,6 +297,8 @@ func (s *Server) routes() []route {
 		{get, "/ui/spend/csv", byBrowser, onTCP, refuseBrowser, limited(s.ui.handleSpendCSV)},
 		{post, "/ui/sessions/{id}/kill", byBrowser, onTCP, refuseBrowser, sameOrigin(limited(s.ui.handleKill))},
 		{post, "/ui/logout", byBrowser, onTCP, refuseBrowser, sameOrigin(limited(s.ui.handleLogout))},
+		// The Audit page (dashaudit.go); its data with the reads below.
+		{get, "/ui/audit", byPage, onTCP, refuseBrowser, http.HandlerFunc(s.uiAudit.handlePage)},
 	}
 
 	// The reads of the audit log. A session's tools read its own records
@@ -308,7 +310,8 @@ func (s *Server) routes() []route {
 			route{every, "/api/usage", byAdmin, onTCP, refuseAdmin, limited(auditOff)},
 			route{get, "/audit", bySession, onTools, refuseTool, auditOff},
 			route{get, "/audit/traces/{id}", bySession, onTools, refuseTool, auditOff},
-			route{get, "/usage", bySession, onTools, refuseTool, auditOff})
+			route{get, "/usage", bySession, onTools, refuseTool, auditOff},
+			route{every, "/ui/audit/*", byBrowser, onTCP, refuseBrowser, auditOffPage})
 	}
 	return append(rs,
 		route{get, "/api/audit", byAdmin, onTCP, refuseAdmin, limited(s.audit.handleAuditQuery)},
@@ -318,7 +321,11 @@ func (s *Server) routes() []route {
 		route{get, "/audit", bySession, onTools, refuseTool, ownSession(http.HandlerFunc(s.audit.handleAuditQuery))},
 		// A session's view of a trace holds only its own records.
 		route{get, "/audit/traces/{id}", bySession, onTools, refuseTool, http.HandlerFunc(s.audit.handleTrace)},
-		route{get, "/usage", bySession, onTools, refuseTool, ownSession(http.HandlerFunc(s.audit.handleUsage))})
+		route{get, "/usage", bySession, onTools, refuseTool, ownSession(http.HandlerFunc(s.audit.handleUsage))},
+		route{get, "/ui/audit/records", byBrowser, onTCP, refuseBrowser, http.HandlerFunc(s.uiAudit.handleRecords)},
+		route{get, "/ui/audit/traces/{id}", byBrowser, onTCP, refuseBrowser, http.HandlerFunc(s.uiAudit.handleTrace)},
+		route{get, "/ui/audit/verify", byBrowser, onTCP, refuseBrowser, http.HandlerFunc(s.uiAudit.handleVerify)},
+		route{post, "/ui/audit/verify", byBrowser, onTCP, refuseBrowser, sameOrigin(limited(s.uiAudit.handleVerify))})
 }
 
 // preflight answers an agent's HEAD of its base URL: 200, no body, the

@@ -192,6 +192,7 @@ type Server struct {
 	catalogs  *catalogs
 	keychain  *keychain
 	audit     *auditReader
+	uiAudit   *uiAudit
 	prices    *prices
 	budgets   *budgets
 	// bodies is what the request bodies the proxy and hook checks hold
@@ -337,6 +338,7 @@ func New(opts Options) (*Server, error) {
 	s.catalogs = &catalogs{dir: opts.CatalogDir, rec: s.rec, log: s.log}
 	s.keychain = &keychain{o: keychainOptions{Keys: opts.Keys, Sessions: s.sessions, Rec: s.rec, Log: s.log}}
 	s.audit = &auditReader{path: opts.AuditPath, catalogDir: opts.CatalogDir, pricesFile: opts.PricesFile, log: s.log}
+	s.uiAudit = &uiAudit{reader: s.audit}
 	s.prices = &prices{catalogDir: opts.CatalogDir, file: opts.PricesFile, rec: s.rec, log: s.log}
 	s.logins = dashboard.NewLogins(nil)
 	s.ui = &ui{cookie: s.cookieName, logins: s.logins, sessions: s.sessions, budgets: s.budgets, bus: s.bus, life: s.life, rec: s.rec, log: s.log,

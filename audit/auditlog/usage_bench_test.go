@@ -26,7 +26,7 @@ const usageBenchRecords = 1_000_000
 // and all, in one transaction: far faster than Append, which commits and
 // anchors each batch. Nine records in ten are provider requests, spread
 // over 60 days, 20 profiles, 400 sessions and 6 models.
-func fillLog(b *testing.B, path string, n int, end time.Time) {
+func fillLog(b testing.TB, path string, n int, end time.Time) {
 	l, err := Open(Options{Path: path})
 	if err != nil {
 		b.Fatal(err)
