@@ -98,13 +98,21 @@ func TestToolCallCapKillsAfterTheLastCall(t *testing.T) {
 	if res, err := c.CallTool(t.Context(), req); err == nil && !res.IsError {
 		t.Errorf("call after the kill: got %+v, want refused", res)
 	}
-	recs, _, err := audit.Query(t.Context(), w.auditPath, audit.Filter{Session: id, Kinds: []string{audit.KindToolCall, audit.KindBudgetExhausted, audit.KindSessionKilled}, Limit: 100})
-	if err != nil {
-		t.Fatal(err)
-	}
-	count := map[string]int{}
-	for _, r := range recs {
-		count[r.Kind+"/"+r.Decision]++
+	// The kill takes the session out of the table first and records
+	// itself once its servers are stopped: its record is waited for.
+	var count map[string]int
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		recs, _, err := audit.Query(t.Context(), w.auditPath, audit.Filter{Session: id, Kinds: []string{audit.KindToolCall, audit.KindBudgetExhausted, audit.KindSessionKilled}, Limit: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		count = map[string]int{}
+		for _, r := range recs {
+			count[r.Kind+"/"+r.Decision]++
+		}
+		if count[audit.KindSessionKilled+"/"+audit.Allow] > 0 || time.Now().After(deadline) {
+			break
+		}
 	}
 	if count[audit.KindToolCall+"/"+audit.Allow] != 2 || count[audit.KindBudgetExhausted+"/"+audit.Deny] != 1 || count[audit.KindSessionKilled+"/"+audit.Allow] != 1 {
 		t.Errorf("audit: got %v, want 2 allowed tool calls, 1 budget.exhausted, 1 session.killed", count)

@@ -303,7 +303,9 @@ func (h *hub) ensureAll(ctx context.Context) {
 		case StateIdle, StateStarting:
 			wg.Go(func() { _ = u.ensure(ctx, false) }) // its state says how it went
 		case StateFailed, StateRestarting:
-			_ = u.ensure(doneCtx, false) // its state says how it went
+			// Started again once its backoff has passed, but not waited
+			// for: a failed server holds up no listing.
+			u.kick()
 		}
 	}
 	wg.Wait()
@@ -321,13 +323,6 @@ func (h *hub) ensureOnce(ctx context.Context) {
 		h.ensureAll(ctx)
 	}
 }
-
-// doneCtx is already cancelled: ensure with it only kicks off a start.
-var doneCtx = func() context.Context {
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	return ctx
-}()
 
 // publish serves the visible tools of the running upstreams. A tool seen
 // for the first time is pinned; one that no longer matches its pin is

@@ -258,15 +258,9 @@ func (u *upstream) ensure(ctx context.Context, patient bool) error {
 			u.mu.Unlock()
 			return err
 		}
-		u.state, u.startDone = StateStarting, make(chan struct{})
-		ch := u.startDone
-		u.mu.Unlock()
-		if !u.hub.srv.spawn(u.start) {
-			u.mu.Lock()
-			u.state = stateStopped
-			close(u.startDone)
-			u.mu.Unlock()
-			return errClosed
+		ch, err := u.beginLocked()
+		if err != nil {
+			return err
 		}
 		select {
 		case <-ch:
@@ -274,6 +268,35 @@ func (u *upstream) ensure(ctx context.Context, patient bool) error {
 			return ctx.Err()
 		}
 	}
+}
+
+// kick starts a failed or restarting upstream whose backoff has passed
+// and does not wait for the attempt. Unlike ensure with an ended
+// context (a caller that is gone, which starts nothing), it is how a
+// listing retries a server that could not start.
+func (u *upstream) kick() {
+	u.mu.Lock()
+	if (u.state == StateFailed || u.state == StateRestarting) && time.Until(u.retryAt) <= 0 {
+		_, _ = u.beginLocked() // its state says how it went
+		return
+	}
+	u.mu.Unlock()
+}
+
+// beginLocked begins a start attempt and returns what is closed when it
+// ends. u.mu is held on entry and released.
+func (u *upstream) beginLocked() (<-chan struct{}, error) {
+	u.state, u.startDone = StateStarting, make(chan struct{})
+	ch := u.startDone
+	u.mu.Unlock()
+	if !u.hub.srv.spawn(u.start) {
+		u.mu.Lock()
+		u.state = stateStopped
+		close(u.startDone)
+		u.mu.Unlock()
+		return nil, errClosed
+	}
+	return ch, nil
 }
 
 // roundWait rounds a wait for a message, never down to zero.

@@ -195,11 +195,15 @@ func TestBrokenUpstreamLeavesOthersAlone(t *testing.T) {
 	if r := c.tool("good__echo", map[string]any{}); r.IsError {
 		t.Errorf("good__echo: %s", r.text())
 	}
-	bad := w.status("a", "bad")
-	if bad.State != StateFailed || !strings.Contains(bad.Error, "exited with status 1") || !strings.Contains(bad.Error, "cannot start: no config") || bad.RetryAt == nil {
+	// A listing after the backoff (500ms) starts a failed server again:
+	// it is failed, or starting once more, with its last attempt's error.
+	failed := func(st mcpserver.Status) bool {
+		return st.State == StateFailed && st.RetryAt != nil || st.State == StateStarting
+	}
+	if bad := w.status("a", "bad"); !failed(bad) || !strings.Contains(bad.Error, "exited with status 1") || !strings.Contains(bad.Error, "cannot start: no config") {
 		t.Errorf("bad: got state %q error %q, want failed with its exit status and stderr", bad.State, bad.Error)
 	}
-	if m := w.status("a", "missing"); m.State != StateFailed || !strings.Contains(m.Error, "/nonexistent/mcp-server") {
+	if m := w.status("a", "missing"); !failed(m) || !strings.Contains(m.Error, "/nonexistent/mcp-server") {
 		t.Errorf("missing: got state %q error %q, want failed naming the command", m.State, m.Error)
 	}
 	if g := w.status("a", "good"); g.State != StateRunning || toolState(g, "echo").State != mcpserver.ToolVisible {
@@ -334,11 +338,37 @@ func TestHangingUpstreamStartTimesOut(t *testing.T) {
 	// up gets the same 3s to start, which a busy machine may not give it
 	// the first time: it is retried (after its backoff) by later listings,
 	// none of which hang holds up for longer than the start timeout.
-	waitFor(t, 30*time.Second, "up's tools to be listed despite hang", func() bool { return slices.Contains(c.toolNames(), "up__echo") })
+	last := ""
+	waitFor(t, 30*time.Second, "up's tools to be listed despite hang", func() bool {
+		if slices.Contains(c.toolNames(), "up__echo") {
+			return true
+		}
+		// What up went through, shown only if this fails.
+		if st := w.status("a", "up"); st.State+" "+st.Error != last {
+			last = st.State + " " + st.Error
+			t.Logf("up: %s", last)
+		}
+		return false
+	})
 	waitFor(t, 20*time.Second, "hang to fail", func() bool { return w.status("a", "hang").State != StateStarting })
 	if st := w.status("a", "hang"); st.State != StateFailed || !strings.Contains(st.Error, "no answer within 3s") {
 		t.Errorf("hang: got %q %q, want failed with a timeout", st.State, st.Error)
 	}
+}
+
+// TestFailedStartRetriedByListing: a server whose first start failed is
+// started again by a listing once its backoff has passed, and its tools
+// are then listed; a listing does not wait for the attempt.
+func TestFailedStartRetriedByListing(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	w.addServer("a", "up", upstreamCommand(t, "-die-once", filepath.Join(t.TempDir(), "started")))
+	c := w.client(t, "a1")
+	c.initialize("2025-11-25") // its first start, which fails
+	if st := w.status("a", "up"); st.State != StateFailed {
+		t.Fatalf("up after its first start: got %q %q, want %q", st.State, st.Error, StateFailed)
+	}
+	waitFor(t, 30*time.Second, "a listing to start up again and list its tools", func() bool { return slices.Contains(c.toolNames(), "up__echo") })
 }
 
 func TestRemoveAndCloseStopUpstreams(t *testing.T) {

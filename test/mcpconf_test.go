@@ -3,6 +3,7 @@ package test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -134,7 +135,8 @@ func TestMCPConformance(t *testing.T) {
 			stdout, stderr, code := runNode22(t, e, 3*time.Minute, "conformance", "server", "--url", base+"/mcp", "--suite", "all",
 				"--expected-failures", who.baseline, "-o", out)
 			if code != 0 {
-				t.Fatalf("conformance server: exit %d, want 0 (only the baseline's scenarios may fail)\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+				t.Fatalf("conformance server: exit %d, want 0 (only the baseline's scenarios may fail)\nstdout:\n%s\nstderr:\n%s\nfailed checks:\n%s",
+					code, stdout, stderr, failedChecks(t, out, filepath.Join(mcpNodeDir, who.baseline)))
 			}
 			// The applicable scenarios ran and passed, one by one.
 			passed := map[string]bool{}
@@ -157,6 +159,65 @@ func TestMCPConformance(t *testing.T) {
 		})
 	}
 }
+
+// failedChecks reports the failed checks, with their error message and
+// details, of every scenario the conformance suite saved under dir (one
+// server-<scenario>-<time>/checks.json each) that is not in the baseline
+// file: the suite prints only their names, and a failure must say why.
+func failedChecks(t *testing.T, dir, baseline string) string {
+	t.Helper()
+	expected := map[string]bool{}
+	if b, err := os.ReadFile(baseline); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if name, ok := strings.CutPrefix(strings.TrimSpace(line), "- "); ok {
+				expected[strings.TrimSpace(name)] = true
+			}
+		}
+	}
+	paths, err := filepath.Glob(filepath.Join(dir, "*", "checks.json"))
+	if err != nil || len(paths) == 0 {
+		return fmt.Sprintf("(no checks.json under %s: %v)", dir, err)
+	}
+	slices.Sort(paths)
+	var b strings.Builder
+	for _, p := range paths {
+		scenario := filepath.Base(filepath.Dir(p))
+		if m := resultDirRE.FindStringSubmatch(scenario); m != nil {
+			scenario = m[1]
+		}
+		if expected[scenario] {
+			continue
+		}
+		raw, err := os.ReadFile(p)
+		if err != nil {
+			fmt.Fprintf(&b, "%s: %v\n", scenario, err)
+			continue
+		}
+		var checks []struct {
+			ID           string          `json:"id"`
+			Status       string          `json:"status"`
+			ErrorMessage string          `json:"errorMessage"`
+			Details      json.RawMessage `json:"details"`
+		}
+		if err := json.Unmarshal(raw, &checks); err != nil {
+			fmt.Fprintf(&b, "%s: %v\n%s\n", scenario, err, raw)
+			continue
+		}
+		for _, c := range checks {
+			if c.Status == "FAILURE" {
+				fmt.Fprintf(&b, "%s: check %s: %s (details: %s)\n", scenario, c.ID, c.ErrorMessage, c.Details)
+			}
+		}
+	}
+	if b.Len() == 0 {
+		return "(none outside the baseline)"
+	}
+	return b.String()
+}
+
+// resultDirRE names a scenario's result directory: server-<scenario>-<ISO
+// time with '-' for ':' and '.'>.
+var resultDirRE = regexp.MustCompile(`^server-(.+)-\d{4}-\d{2}-\d{2}T[\d-]+Z$`)
 
 // lastLine is the last line of s without terminal colours.
 func lastLine(s string) string {
@@ -211,5 +272,45 @@ func TestMCPInspectorCLI(t *testing.T) {
 	}
 	if _, out, code = inspect(t, sess, "--method", "tools/call", "--tool-name", "profiles_list"); code == 0 {
 		t.Errorf("tools/call profiles_list with a session token: exit 0, want a failure\n%s", out)
+	}
+}
+
+// TestFailedChecks: a conformance failure names each unexpected failed
+// check with its message and details, and leaves out the baseline's.
+func TestFailedChecks(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	write := func(name, body string) {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Join(dir, name), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name, "checks.json"), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("server-server-initialize-2026-12-06T06-32-27-815Z",
+		`[{"id":"server-initialize","status":"FAILURE","errorMessage":"Failed to initialize: HTTP 503"}]`)
+	write("server-ping-2026-12-06T06-32-28-001Z", `[{"id":"ping","status":"SUCCESS"}]`)
+	write("server-prompts-list-2026-12-06T06-32-28-101Z", `[{"id":"prompts-list","status":"FAILURE","errorMessage":"expected"}]`)
+	write("server-tools-list-2026-12-06T06-32-28-201Z",
+		`[{"id":"tools-list","status":"FAILURE","errorMessage":"no tools","details":{"count":0}}]`)
+	baseline := filepath.Join(t.TempDir(), "baseline.yml")
+	if err := os.WriteFile(baseline, []byte("server:\n  # why\n  - prompts-list\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got := failedChecks(t, dir, baseline)
+	for _, want := range []string{
+		"server-initialize: check server-initialize: Failed to initialize: HTTP 503",
+		`tools-list: check tools-list: no tools (details: {"count":0})`,
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("failedChecks: got\n%s\nwant a line %q", got, want)
+		}
+	}
+	for _, not := range []string{"ping", "prompts-list", "expected"} {
+		if strings.Contains(got, not) {
+			t.Errorf("failedChecks: got\n%s\nwant nothing of %q (passed or in the baseline)", got, not)
+		}
 	}
 }

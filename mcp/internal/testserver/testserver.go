@@ -40,7 +40,8 @@ import (
 // -record appends every line the server receives to a file; -env writes
 // its environment and -pid its process id to a file; -bad-tool adds a tool
 // whose name breaks MCP's rules; -desc is echo's first description; -die
-// exits at once; -hang never answers; -resources N adds N resources, a
+// exits at once; -die-once FILE exits at once unless FILE is there, and
+// creates it (so only its first start fails); -hang never answers; -resources N adds N resources, a
 // template and a prompt (see addResources); -page N answers lists N
 // items a page; -no-tools serves the -resources alone, no tool, and a
 // prompt add_tool that adds the tool late
@@ -52,6 +53,7 @@ func Run(args []string) int {
 	badTool := fs.Bool("bad-tool", false, "")
 	desc := fs.String("desc", "Echo the arguments back.", "")
 	die := fs.Bool("die", false, "")
+	dieOnce := fs.String("die-once", "", "")
 	hang := fs.Bool("hang", false, "")
 	pidFile := fs.String("pid", "", "")
 	resources := fs.Int("resources", 0, "")
@@ -75,6 +77,13 @@ func Run(args []string) int {
 	if *die {
 		fmt.Fprintln(os.Stderr, "cannot start: no config")
 		return 1
+	}
+	if *dieOnce != "" {
+		if f, err := os.OpenFile(*dieOnce, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600); err == nil {
+			f.Close()
+			fmt.Fprintln(os.Stderr, "cannot start: first start")
+			return 1
+		}
 	}
 	if *hang {
 		time.Sleep(time.Hour)
