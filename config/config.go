@@ -35,7 +35,7 @@ type Config struct {
 type OTelConfig struct {
 	Endpoint string `toml:"endpoint"`
 	Protocol string `toml:"protocol"`
-	// Headers names credentials, never values: NAME=<provider>/<alias>,
+	// Headers names credentials, never values: NAME=[SCHEME ]<provider>/<alias>,
 	// comma-separated; the daemon reads the values from the credential
 	// store when it starts.
 	Headers string `toml:"headers"`
@@ -185,7 +185,7 @@ var Keys = []Key{
 	},
 	{
 		Name:  "otel.headers",
-		Help:  "headers sent to the collector, each NAME=<provider>/<alias> naming a stored credential ('ringlet keys add'), comma-separated; the value is read from the credential store when the daemon starts",
+		Help:  "headers sent to the collector, each NAME=[SCHEME ]<provider>/<alias> naming a stored credential ('ringlet keychain set otel NAME'), comma-separated; the value is read from the credential store when the daemon starts",
 		def:   func(Paths) string { return "" },
 		field: func(c *Config) *string { return &c.OTel.Headers },
 		check: func(v string) error { _, err := ParseOTelHeaders(v); return err },

@@ -11,11 +11,21 @@ import (
 	"github.com/neullabs/ringlet/credentials"
 )
 
-// OTelHeader is one header of otel.headers: its name and the credential
-// that holds its value.
+// OTelHeader is one header of otel.headers: its name, the credential
+// that holds its value, and a scheme word sent before it (Bearer, Token),
+// as 'mcp add --header-secret' takes it.
 type OTelHeader struct {
-	Name string
-	Ref  credentials.Ref
+	Name   string
+	Scheme string
+	Ref    credentials.Ref
+}
+
+// Value is the header's value given the credential's.
+func (h OTelHeader) Value(secret string) string {
+	if h.Scheme == "" {
+		return secret
+	}
+	return h.Scheme + " " + secret
 }
 
 // ParseOTelEndpoint reads otel.endpoint: an http or https URL with a host
@@ -31,7 +41,7 @@ func ParseOTelEndpoint(v string) (*url.URL, error) {
 		return nil, fmt.Errorf("the scheme must be http or https; %s", want)
 	}
 	if u.User != nil {
-		return nil, errors.New("a URL may not carry a user or password: store the credential ('ringlet keys add') and name it in otel.headers")
+		return nil, errors.New("a URL may not carry a user or password: store it ('ringlet keychain set otel NAME') and name it in otel.headers")
 	}
 	if u.RawQuery != "" || u.ForceQuery || u.Fragment != "" {
 		return nil, errors.New("a URL with a query or fragment is not an OTLP endpoint; " + want)
@@ -42,8 +52,8 @@ func ParseOTelEndpoint(v string) (*url.URL, error) {
 	return u, nil
 }
 
-// ParseOTelHeaders reads otel.headers: NAME=<provider>/<alias>, comma
-// separated, each name a valid HTTP header name given once.
+// ParseOTelHeaders reads otel.headers: NAME=[SCHEME ]<provider>/<alias>,
+// comma separated, each name a valid HTTP header name given once.
 func ParseOTelHeaders(v string) ([]OTelHeader, error) {
 	if v == "" {
 		return nil, nil
@@ -54,6 +64,13 @@ func ParseOTelHeaders(v string) ([]OTelHeader, error) {
 		if !ok || !validHeaderName(name) {
 			return nil, fmt.Errorf("want NAME=<provider>/<alias>, such as Authorization=otel/collector, got %q", part)
 		}
+		scheme := ""
+		if sc, rest, ok := strings.Cut(ref, " "); ok {
+			if !validHeaderName(sc) {
+				return nil, fmt.Errorf("header %s: want [SCHEME ]<provider>/<alias>, such as Bearer otel/collector", name)
+			}
+			scheme, ref = sc, rest
+		}
 		r, err := credentials.ParseRef(ref)
 		if err != nil {
 			return nil, fmt.Errorf("header %s: %w", name, err)
@@ -61,7 +78,7 @@ func ParseOTelHeaders(v string) ([]OTelHeader, error) {
 		if slices.ContainsFunc(out, func(h OTelHeader) bool { return strings.EqualFold(h.Name, name) }) {
 			return nil, fmt.Errorf("header %s is given twice", name)
 		}
-		out = append(out, OTelHeader{Name: name, Ref: r})
+		out = append(out, OTelHeader{Name: name, Scheme: scheme, Ref: r})
 	}
 	return out, nil
 }

@@ -96,8 +96,10 @@ func (e *Exporter) span(r *audit.Record, sc trace.SpanContext, attrs []attribute
 			name, kind = "tools/call "+r.Target, trace.SpanKindServer
 			attrs = append(attrs, attribute.String("mcp.method.name", "tools/call"))
 		}
-		if d.ToolUse != "" {
-			attrs = append(attrs, attribute.String("gen_ai.tool.call.id", d.ToolUse))
+		if id := d.ToolUse; id != "" {
+			attrs = append(attrs, attribute.String("gen_ai.tool.call.id", id))
+		} else if id := e.uses.ids[r.ParentSpanID]; id != "" {
+			attrs = append(attrs, attribute.String("gen_ai.tool.call.id", id))
 		}
 	case audit.KindHookDecision:
 		name = "hook " + r.Target
@@ -117,6 +119,7 @@ func (e *Exporter) span(r *audit.Record, sc trace.SpanContext, attrs []attribute
 		if !ok {
 			continue
 		}
+		e.uses.add(u.SpanID, u.ID)
 		ua := []attribute.KeyValue{
 			attribute.String("gen_ai.operation.name", "execute_tool"),
 			attribute.String("gen_ai.tool.name", u.Name),

@@ -42,6 +42,10 @@ const (
 	DefaultQueue         = 4096
 	DefaultBatch         = 512
 	DefaultExportTimeout = 10 * time.Second
+	// DefaultLinger is how long the worker waits for more records before
+	// it sends a batch that is not full: one export call per record
+	// would cost the machine more than the records are worth.
+	DefaultLinger = 500 * time.Millisecond
 	// errorInterval is how often a failing export is logged.
 	errorInterval = time.Minute
 )
@@ -61,7 +65,9 @@ type Options struct {
 	// export call. ExportTimeout bounds one call of each exporter.
 	Queue, Batch  int
 	ExportTimeout time.Duration
-	Logger        *slog.Logger
+	// Linger is how long a batch that is not full waits for more.
+	Linger time.Duration
+	Logger *slog.Logger
 }
 
 // Exporter queues committed audit records and exports them.
@@ -80,6 +86,7 @@ type Exporter struct {
 	spans   *collect[sdktrace.ReadOnlySpan]
 	logs    *collect[sdklog.Record]
 	ids     *fixedIDs
+	uses    toolUses
 	dropped *prometheus.CounterVec
 	errs    errorLog
 }
@@ -100,6 +107,9 @@ func New(opts Options) (*Exporter, error) {
 	}
 	if opts.Batch <= 0 {
 		opts.Batch = DefaultBatch
+	}
+	if opts.Linger <= 0 {
+		opts.Linger = DefaultLinger
 	}
 	if opts.ExportTimeout <= 0 {
 		opts.ExportTimeout = DefaultExportTimeout
@@ -203,18 +213,22 @@ func (e *Exporter) run() {
 			return
 		}
 		batch = append(batch[:0], r)
+		linger := time.NewTimer(e.opts.Linger)
 	more:
 		for len(batch) < e.opts.Batch {
 			select {
 			case r, ok := <-e.queue:
 				if !ok {
-					break more
+					break more // shutting down: what is queued goes now
 				}
 				batch = append(batch, r)
-			default:
+			case <-linger.C:
+				break more
+			case <-e.stop:
 				break more
 			}
 		}
+		linger.Stop()
 		select {
 		case <-e.stop:
 			e.dropped.WithLabelValues("export_failed").Add(float64(len(batch) + len(e.queue)))
@@ -280,12 +294,14 @@ func (c *collect[T]) take() []T {
 	return out
 }
 
-type spanCollector struct{ c *collect[sdktrace.ReadOnlySpan] }
+type spanCollector struct {
+	c *collect[sdktrace.ReadOnlySpan]
+}
 
 func (spanCollector) OnStart(context.Context, sdktrace.ReadWriteSpan) {}
-func (s spanCollector) OnEnd(sp sdktrace.ReadOnlySpan)              { s.c.add(sp) }
-func (spanCollector) Shutdown(context.Context) error                { return nil }
-func (spanCollector) ForceFlush(context.Context) error              { return nil }
+func (s spanCollector) OnEnd(sp sdktrace.ReadOnlySpan)                { s.c.add(sp) }
+func (spanCollector) Shutdown(context.Context) error                  { return nil }
+func (spanCollector) ForceFlush(context.Context) error                { return nil }
 
 type logCollector struct{ c *collect[sdklog.Record] }
 
@@ -321,6 +337,32 @@ func (f *fixedIDs) NewSpanID(context.Context, trace.TraceID) trace.SpanID {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.span
+}
+
+// toolUses remembers the tool calls provider answers asked for, by the
+// span each got, so the tool.call records under them (which carry no id
+// of their own) get gen_ai.tool.call.id. Only the worker uses it; the
+// oldest go first past maxToolUses.
+type toolUses struct {
+	ids   map[string]string
+	order []string
+}
+
+const maxToolUses = 4096
+
+func (u *toolUses) add(span, id string) {
+	if u.ids == nil {
+		u.ids = map[string]string{}
+	}
+	if _, ok := u.ids[span]; ok {
+		return
+	}
+	if len(u.order) >= maxToolUses {
+		delete(u.ids, u.order[0])
+		u.order = u.order[1:]
+	}
+	u.ids[span] = id
+	u.order = append(u.order, span)
 }
 
 // errorLog logs a failing export once per errorInterval, with how many

@@ -4,6 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -55,7 +58,7 @@ func turn(canary string) []audit.Record {
 				"tool_uses": []audit.TraceToolUse{{ID: "toolu_1", Name: "mcp__ringlet__up__echo", InputDigest: "sha256:abc", SpanID: useA}}})},
 		{Seq: 2, Time: t0.Add(2 * time.Second), Kind: audit.KindToolCall, Profile: "work", Session: "s1", Target: "up__echo", Decision: audit.Allow,
 			TraceID: traceA, SpanID: callA, ParentSpanID: useA, Link: audit.LinkCarried,
-			Detail: audit.DetailJSON(map[string]any{"via": "mcp", "tool_use_id": "toolu_1", "hooks": 1, "reason": canary})},
+			Detail: audit.DetailJSON(map[string]any{"via": "mcp", "hooks": 1, "reason": canary})},
 		{Seq: 3, Time: t0.Add(2 * time.Second), Kind: audit.KindHookDecision, Profile: "work", Session: "s1", Target: "up__echo", Decision: audit.Deny,
 			TraceID: traceA, SpanID: hookA, ParentSpanID: callA, Link: audit.LinkCarried,
 			Detail: audit.DetailJSON(map[string]any{"hook": "h_1", "exit_code": 2, "stderr": canary})},
@@ -71,7 +74,9 @@ func newTest(t *testing.T, content string) (*Exporter, *tracetest.InMemoryExport
 	t.Helper()
 	spans, logs := tracetest.NewInMemoryExporter(), &logSink{}
 	e, err := New(Options{Spans: keptSpans{spans}, Logs: logs, Content: content, Version: "v9",
-		Cost: func(p, m string, in, out, _, _ int64) (float64, bool) { return float64(in+out) / 1000, p == "anthropic" }})
+		Cost: func(p, m string, in, out, _, _ int64) (float64, bool) {
+			return float64(in+out) / 1000, p == "anthropic"
+		}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,13 +161,13 @@ func dump(spans *tracetest.InMemoryExporter, logs *logSink) string {
 	for _, s := range spans.GetSpans() {
 		fmt.Fprintln(&b, s.Name)
 		for _, a := range s.Attributes {
-			fmt.Fprintln(&b, a.Key, a.Value.Emit())
+			fmt.Fprintln(&b, a.Key, a.Value.String())
 		}
 	}
 	for _, l := range logs.got {
-		fmt.Fprintln(&b, l.Body().Emit())
+		fmt.Fprintln(&b, l.Body().String())
 		l.WalkAttributes(func(a attribute.KeyValue) bool {
-			fmt.Fprintln(&b, a.Key, a.Value.Emit())
+			fmt.Fprintln(&b, a.Key, a.Value.String())
 			return true
 		})
 	}
@@ -279,5 +284,50 @@ func TestNewRefusesBadOptions(t *testing.T) {
 	}
 	if _, err := New(Options{Spans: tracetest.NewInMemoryExporter(), Logs: &logSink{}, Content: "all"}); err == nil {
 		t.Error("content all: no error")
+	}
+}
+
+// TestOTLPHTTPHeaders: the OTLP/HTTP exporters send to the endpoint's
+// /v1/traces and /v1/logs, under its path, with the configured headers.
+func TestOTLPHTTPHeaders(t *testing.T) {
+	type hit struct{ path, auth string }
+	hits := make(chan hit, 8)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits <- hit{r.URL.Path, r.Header.Get("Authorization")}
+		w.Header().Set("Content-Type", "application/x-protobuf")
+	}))
+	defer srv.Close()
+	u, err := url.Parse(srv.URL + "/otlp/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	spans, logs, err := NewOTLP(t.Context(), Collector{Endpoint: u, Protocol: ProtocolHTTP, Headers: map[string]string{"Authorization": "Bearer s3cret"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := New(Options{Spans: spans, Logs: logs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Export(turn("x")[:1])
+	if err := e.Shutdown(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	close(hits)
+	got := map[string]string{}
+	for h := range hits {
+		got[h.path] = h.auth
+	}
+	for _, p := range []string{"/otlp/v1/traces", "/otlp/v1/logs"} {
+		if got[p] != "Bearer s3cret" {
+			t.Errorf("%s: Authorization %q, want the header (got %v)", p, got[p], got)
+		}
+	}
+}
+
+func TestNewOTLPUnknownProtocol(t *testing.T) {
+	u, _ := url.Parse("http://127.0.0.1:4318")
+	if _, _, err := NewOTLP(t.Context(), Collector{Endpoint: u, Protocol: "udp"}); err == nil {
+		t.Error("protocol udp: no error")
 	}
 }
