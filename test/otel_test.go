@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -360,4 +361,55 @@ func otelDropped(t *testing.T, w *proxyWorld) float64 {
 		t.Fatalf("/metrics: no ringlet_otel_dropped_total")
 	}
 	return sum
+}
+
+// TestOTelHeadersFromKeychain: otel.headers names a stored credential;
+// the daemon sends its value (after the scheme word) to the collector
+// and writes it nowhere: not in the config file, its log or an error. A
+// credential it cannot read stops it from starting, with one line that
+// says what to do.
+func TestOTelHeadersFromKeychain(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	auth := make(chan string, 64)
+	col := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case auth <- r.URL.Path + " " + r.Header.Get("Authorization"):
+		default:
+		}
+		w.Header().Set("Content-Type", "application/x-protobuf")
+	}))
+	t.Cleanup(col.Close)
+	mustRun(t, e, "config", "set", "otel.endpoint", col.URL+"/otlp")
+	mustRun(t, e, "config", "set", "otel.headers", "Authorization=Bearer otel/collector")
+	_, stderr, code := e.Run("daemon", "--listen", fmt.Sprintf("127.0.0.1:%d", freePort(t)))
+	// In the foreground the daemon logs to stderr too; its error is the
+	// line that ringlet prints.
+	if code == 0 || !strings.Contains(stderr, "\nringlet: otel.headers: header Authorization names credential otel/collector, which could not be read; store it with 'ringlet keychain set otel collector' or unset otel.headers\n") {
+		t.Fatalf("daemon with a missing header credential: exit %d, stderr %q; want one line naming the credential and what to do", code, stderr)
+	}
+	mustRun(t, e, "config", "unset", "otel.headers")
+	d := e.StartDaemon()
+	secret := proxyCanary("otel")
+	if _, stderr, code := e.RunInput(secret, "keychain", "set", "otel", "collector"); code != 0 {
+		t.Fatalf("keychain set: exit %d, %s", code, stderr)
+	}
+	d.Signal(syscall.SIGTERM)
+	d.Wait()
+	mustRun(t, e, "config", "set", "otel.headers", "Authorization=Bearer otel/collector")
+	d = e.StartDaemon()
+	want := "/otlp/v1/logs Bearer " + secret
+	seen := []string{}
+	mustWait(t, 30*time.Second, "the daemon.start record at the collector with the header", func() bool {
+		select {
+		case got := <-auth:
+			seen = append(seen, got)
+			return got == want
+		default:
+			return false
+		}
+	}, func() string { return fmt.Sprintf("%d requests, none with the header\n%s", len(seen), d.Stderr()) })
+	d.Signal(syscall.SIGTERM)
+	d.Wait()
+	e.AssertNoSecret(secret)
 }
