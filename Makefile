@@ -93,10 +93,17 @@ lint: bin/golangci-lint
 tidy:
 	$(GO) mod tidy -diff
 	$(GO) -C tools mod tidy -diff
+	$(GO) -C tools/otelcol mod tidy -diff
 
 # Lint, tidy and the dependency test (internal/deptest) run with the rest.
-test: deps node-deps check lint tidy
-	$(GO) test -race -count=1 -timeout 20m ./...
+test: deps node-deps check lint tidy bin/otelcol
+	RINGLET_OTELCOL=$(CURDIR)/bin/otelcol $(GO) test -race -count=1 -timeout 20m ./...
+
+# The OpenTelemetry Collector the export tests send to (test/otel_test.go),
+# from tools/otelcol: a module of its own, so the collector's
+# dependencies stay out of Ringlet's go.mod.
+bin/otelcol: tools/otelcol/go.mod tools/otelcol/go.sum tools/otelcol/main.go
+	$(GO) -C tools/otelcol build -o ../../bin/otelcol .
 
 # Each benchmark measures its baseline in the same run and prints the ratio.
 bench: deps

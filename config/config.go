@@ -27,6 +27,19 @@ type Config struct {
 	Audit       AuditConfig       `toml:"audit"`
 	Proxy       ProxyConfig       `toml:"proxy"`
 	Sessions    SessionsConfig    `toml:"sessions"`
+	OTel        OTelConfig        `toml:"otel"`
+}
+
+// OTelConfig is the [otel] table: OpenTelemetry export of the audit
+// trail (docs/telemetry.md). Off while Endpoint is empty.
+type OTelConfig struct {
+	Endpoint string `toml:"endpoint"`
+	Protocol string `toml:"protocol"`
+	// Headers names credentials, never values: NAME=[SCHEME ]<provider>/<alias>,
+	// comma-separated; the daemon reads the values from the credential
+	// store when it starts.
+	Headers string `toml:"headers"`
+	Content string `toml:"content"`
 }
 
 // SessionsConfig is the [sessions] table.
@@ -156,6 +169,34 @@ var Keys = []Key{
 		field: func(c *Config) *string { return &c.Sessions.RestartGrace },
 		check: func(v string) error { _, err := parseRestartGrace(v); return err },
 	},
+	{
+		Name:  "otel.endpoint",
+		Help:  "export the audit trail as OpenTelemetry traces and logs to this OTLP collector (http:// or https:// URL; empty = off)",
+		def:   func(Paths) string { return "" },
+		field: func(c *Config) *string { return &c.OTel.Endpoint },
+		check: func(v string) error { _, err := ParseOTelEndpoint(v); return err },
+	},
+	{
+		Name:    "otel.protocol",
+		Help:    "OTLP over http (protobuf; the URL's path is the base of /v1/traces and /v1/logs) or grpc",
+		Allowed: []string{"http", "grpc"},
+		def:     func(Paths) string { return "http" },
+		field:   func(c *Config) *string { return &c.OTel.Protocol },
+	},
+	{
+		Name:  "otel.headers",
+		Help:  "headers sent to the collector, each NAME=[SCHEME ]<provider>/<alias> naming a stored credential ('ringlet keychain set otel NAME'), comma-separated; the value is read from the credential store when the daemon starts",
+		def:   func(Paths) string { return "" },
+		field: func(c *Config) *string { return &c.OTel.Headers },
+		check: func(v string) error { _, err := ParseOTelHeaders(v); return err },
+	},
+	{
+		Name:    "otel.content",
+		Help:    "digests: spans and logs carry the audit records' fields and sha256 digests and sizes of their details; full: the details too",
+		Allowed: []string{"digests", "full"},
+		def:     func(Paths) string { return "digests" },
+		field:   func(c *Config) *string { return &c.OTel.Content },
+	},
 }
 
 // The defaults of sessions.idle_timeout and sessions.max_ttl. A session
@@ -238,6 +279,9 @@ func (c *Config) Validate() error {
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	if err := c.checkOTel(); err != nil {
 		return err
 	}
 	if idle, ttl := c.SessionIdle(), c.SessionMaxTTL(); idle > ttl {

@@ -257,6 +257,10 @@ func TestKeys(t *testing.T) {
 		"sessions.idle_timeout":         "2h",
 		"sessions.max_ttl":              "12h",
 		"sessions.restart_grace":        "2m",
+		"otel.endpoint":                 "",
+		"otel.protocol":                 "http",
+		"otel.headers":                  "",
+		"otel.content":                  "digests",
 	}
 	if len(Keys) != len(defaults) {
 		t.Errorf("Keys: got %d keys, want %d", len(Keys), len(defaults))
@@ -267,6 +271,15 @@ func TestKeys(t *testing.T) {
 			def := k.Default(p)
 			if want, ok := defaults[k.Name]; !ok || def != want {
 				t.Errorf("Default: got %q, want %q", def, want)
+			}
+			if def == "" {
+				// Off by default (otel.endpoint, otel.headers): unset is
+				// the default, and a bad value is refused.
+				var c Config
+				if err := k.Set(&c, "\x00not valid"); err == nil {
+					t.Errorf("Set of an invalid value: got nil error, want one")
+				}
+				return
 			}
 			// Every default is itself a valid value.
 			if err := k.ValidateValue(def); err != nil {

@@ -25,12 +25,21 @@ type Auditor interface {
 	Append(ctx context.Context, r audit.Record) (audit.Record, error)
 }
 
-// PublishRecords streams committed records to /api/events subscribers; the
-// audit log calls it after each commit.
+// RecordExporter sends committed records elsewhere (package otelexport):
+// Export must return at once, whatever happens to them.
+type RecordExporter interface {
+	Export(recs []audit.Record)
+}
+
+// PublishRecords streams committed records to /api/events subscribers
+// and the exporter; the audit log calls it after each commit.
 func (s *Server) PublishRecords(recs []audit.Record) {
 	for _, r := range recs {
 		s.ui.observe(r)
 		s.bus.publish(r)
+	}
+	if s.rec.export != nil {
+		s.rec.export.Export(recs)
 	}
 }
 
@@ -54,6 +63,9 @@ type recorder struct {
 	// traces gives each record its place in its session's traces; nil:
 	// records have none.
 	traces *traces
+	// export receives the records streamed with the log off (with it
+	// on, PublishRecords gives it those committed).
+	export RecordExporter
 }
 
 // record writes r to the audit log before the action it describes goes
@@ -72,6 +84,9 @@ func (c *recorder) record(ctx context.Context, r audit.Record) error {
 			c.observe(r)
 		}
 		c.bus.publish(r)
+		if c.export != nil {
+			c.export.Export(append(first, r))
+		}
 		return nil
 	}
 	ctx = context.WithoutCancel(ctx)

@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -83,7 +84,13 @@ func newProxySetup(b testing.TB, upstream http.Handler, format, auth string) *be
 	if _, err := keys.Set(credentials.Ref{Provider: "fake", Alias: "bench"}, credentials.NewSecret(benchnet.Key)); err != nil {
 		b.Fatal(err)
 	}
-	log, err := auditlog.Open(auditlog.Options{Path: dir + "/audit.db"})
+	// Committed records go where the daemon sends them (PublishRecords).
+	var published atomic.Pointer[Server]
+	log, err := auditlog.Open(auditlog.Options{Path: dir + "/audit.db", OnCommit: func(recs []audit.Record) {
+		if s := published.Load(); s != nil {
+			s.PublishRecords(recs)
+		}
+	}})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -94,6 +101,7 @@ func newProxySetup(b testing.TB, upstream http.Handler, format, auth string) *be
 	if err != nil {
 		b.Fatal(err)
 	}
+	published.Store(s)
 	ln := httptest.NewUnstartedServer(nil)
 	s.port.Store(int64(ln.Listener.Addr().(*net.TCPAddr).Port))
 	ln.Config.Handler = s.Handler()

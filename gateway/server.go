@@ -67,6 +67,9 @@ type Options struct {
 	ShutdownTimeout time.Duration
 	// Collectors are extra metrics to serve on /metrics.
 	Collectors []prometheus.Collector
+	// Export receives every committed record (OpenTelemetry export,
+	// docs/telemetry.md); it must not block. Nil: none.
+	Export RecordExporter
 	// Logger receives the daemon's log. Default: discard.
 	Logger *slog.Logger
 
@@ -275,7 +278,7 @@ func New(opts Options) (*Server, error) {
 	}
 	// The one place the parts are wired together, each with what its
 	// job needs.
-	s.rec = &recorder{audit: opts.Audit, bus: s.bus, log: s.log, traces: newTraces(s.metrics.hookBypass)}
+	s.rec = &recorder{audit: opts.Audit, bus: s.bus, log: s.log, traces: newTraces(s.metrics.hookBypass), export: opts.Export}
 	s.rec.traces.off.Store(opts.NoTraces)
 	s.rec.traces.strict = func(alias string) bool {
 		if opts.Profiles == nil {

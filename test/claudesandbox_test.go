@@ -35,6 +35,13 @@ func requireBwrap(t *testing.T) {
 // Code first on PATH, where `profiles run` looks for the agent.
 func sandboxWorld(t *testing.T) (w *proxyWorld, key, work string) {
 	t.Helper()
+	return sandboxWorldConfig(t)
+}
+
+// sandboxWorldConfig is sandboxWorld with config keys set (key, value,
+// ...) before the daemon starts.
+func sandboxWorldConfig(t *testing.T, keyValues ...string) (w *proxyWorld, key, work string) {
+	t.Helper()
 	requireNode(t)
 	requireBwrap(t)
 	// Symbolic links resolved: `profiles run` binds the program's
@@ -44,7 +51,7 @@ func sandboxWorld(t *testing.T) (w *proxyWorld, key, work string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w = newProxyWorld(t)
+	w = newProxyWorldConfig(t, keyValues...)
 	work = t.TempDir()
 	key = w.newProfile("claude", "box", "fake", "--model", "claude-sonnet-4-5", "--workspace", work)
 	w.e.ExtraEnv = append(w.e.ExtraEnv, "PATH="+binDir+string(os.PathListSeparator)+os.Getenv("PATH"))

@@ -23,6 +23,7 @@ const (
 	auditWriter = module + "/audit/auditlog"
 	keyStores   = module + "/credentials/keystore"
 	sessStore   = module + "/sessionstore"
+	otelExport  = module + "/otelexport"
 )
 
 // cliMustNotLink are what the CLI may not depend on, even indirectly: it
@@ -34,6 +35,7 @@ var cliMustNotLink = map[string]string{
 	auditWriter: "the daemon is the only writer of the audit log (the CLI may read it with package audit)",
 	keyStores:   "the daemon is the only writer of the credential store",
 	sessStore:   "the daemon keeps the sessions across restarts; the CLI asks it (GET /api/sessions)",
+	otelExport:  "the daemon exports the audit trail over OpenTelemetry",
 }
 
 // daemonOnly are opened by the daemon's wiring and by no other package's

@@ -36,8 +36,10 @@ import (
 	"github.com/neullabs/ringlet/hook"
 	"github.com/neullabs/ringlet/launch"
 	"github.com/neullabs/ringlet/mcp"
+	"github.com/neullabs/ringlet/otelexport"
 	"github.com/neullabs/ringlet/privatefile"
 	"github.com/neullabs/ringlet/profile"
+	"github.com/neullabs/ringlet/provider"
 	"github.com/neullabs/ringlet/sandbox"
 	"github.com/neullabs/ringlet/sessionstore"
 	"github.com/neullabs/ringlet/token"
@@ -157,7 +159,22 @@ func (Daemon) Run(ctx context.Context, o cli.DaemonOptions) (err error) {
 		log        *auditlog.Log
 		auditor    gateway.Auditor
 		collectors []prometheus.Collector
+		export     gateway.RecordExporter
 	)
+	// Started before the audit log opens, so that it stops after the
+	// log's last record (defers run last in, first out).
+	if exporter, err := startOTel(ctx, cfg, keys, paths, logger); err != nil {
+		return err
+	} else if exporter != nil {
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), otelFlush)
+			defer cancel()
+			if err := exporter.Shutdown(sctx); err != nil {
+				logger.Warn("OpenTelemetry export: not all records were sent before the daemon stopped", "err", err)
+			}
+		}()
+		export, collectors = exporter, exporter.Collectors()
+	}
 	if auditPath != "" {
 		log, err = auditlog.Open(auditlog.Options{Path: auditPath, Sync: cfg.AuditSync(), Logger: logger, OnCommit: func(recs []audit.Record) {
 			if srv != nil {
@@ -183,7 +200,8 @@ func (Daemon) Run(ctx context.Context, o cli.DaemonOptions) (err error) {
 			stopRun()
 			runDone.Wait()
 		}()
-		auditor, collectors = log, log.Metrics().Collectors()
+		auditor = log
+		collectors = append(collectors, log.Metrics().Collectors()...)
 	} else {
 		logger.Warn("the audit log is off (--no-audit-log): actions are not recorded")
 	}
@@ -226,6 +244,7 @@ func (Daemon) Run(ctx context.Context, o cli.DaemonOptions) (err error) {
 		AuditPath:           auditPath,
 		HMAC:                keyed,
 		Collectors:          collectors,
+		Export:              export,
 		Keys:                keys,
 		Token:               tok,
 		TokenFile:           paths.TokenFile(),
@@ -312,6 +331,50 @@ func (Daemon) Run(ctx context.Context, o cli.DaemonOptions) (err error) {
 	mcpDone.Wait()
 	logger.Info("daemon stopped", "reason", reason)
 	return err
+}
+
+// otelFlush bounds how long a stopping daemon waits for the collector.
+const otelFlush = 5 * time.Second
+
+// startOTel starts the OpenTelemetry export that otel.endpoint asks for
+// (nil when it is unset), with the values of otel.headers read from the
+// credential store now: they are in no file, argument or log.
+func startOTel(ctx context.Context, cfg *config.Config, keys *keystore.Store, paths config.Paths, logger *slog.Logger) (*otelexport.Exporter, error) {
+	if cfg.OTel.Endpoint == "" {
+		return nil, nil
+	}
+	endpoint, err := config.ParseOTelEndpoint(cfg.OTel.Endpoint)
+	if err != nil {
+		return nil, fmt.Errorf("otel.endpoint: %w", err)
+	}
+	refs, err := config.ParseOTelHeaders(cfg.OTel.Headers)
+	if err != nil {
+		return nil, fmt.Errorf("otel.headers: %w", err)
+	}
+	headers := make(map[string]string, len(refs))
+	for _, h := range refs {
+		v, err := keys.Get(h.Ref)
+		if err != nil || v.IsZero() {
+			return nil, fmt.Errorf("otel.headers: header %s names credential %s, which could not be read; store it with 'ringlet keychain set %s %s' or unset otel.headers", h.Name, h.Ref, h.Ref.Provider, h.Ref.Alias)
+		}
+		headers[h.Name] = h.Value(v.Reveal())
+	}
+	spans, logs, err := otelexport.NewOTLP(ctx, otelexport.Collector{Endpoint: endpoint, Protocol: cfg.OTelProtocol(), Headers: headers})
+	if err != nil {
+		return nil, err
+	}
+	// Prices as they are now; a provider request whose model has none
+	// goes unpriced.
+	var cost audit.CostFunc
+	if prices, err := provider.LoadPrices(paths.ConfigDir, paths.PricesFile()); err == nil {
+		cost = prices.Cost
+	}
+	e, err := otelexport.New(otelexport.Options{Spans: spans, Logs: logs, Content: cfg.OTelContent(), Version: version.Get().Version, Cost: cost, Logger: logger})
+	if err != nil {
+		return nil, err
+	}
+	logger.Info("OpenTelemetry export on", "endpoint", endpoint.Redacted(), "protocol", cfg.OTelProtocol(), "content", cfg.OTelContent(), "headers", len(headers))
+	return e, nil
 }
 
 // sessionIdle is sessions.idle_timeout as the gateway takes it: negative
