@@ -2,6 +2,7 @@ package otelexport
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net/url"
@@ -14,6 +15,7 @@ import (
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	sdklog "go.opentelemetry.io/otel/sdk/log"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"google.golang.org/grpc/credentials"
 )
 
 // Protocols (otel.protocol).
@@ -38,9 +40,12 @@ type Collector struct {
 	Timeout  time.Duration
 }
 
-// NewOTLP builds the OTLP exporters of traces and logs for c. Every
-// setting is explicit, so the OTEL_EXPORTER_OTLP_* variables of the
-// daemon's environment change nothing that the config says.
+// NewOTLP builds the OTLP exporters of traces and logs for c. The
+// address, headers, timeout, retries and transport security are set
+// explicitly, so the OTEL_EXPORTER_OTLP_* variables of the daemon's
+// environment change none of them: an https endpoint is TLS with the
+// system's roots whatever OTEL_EXPORTER_OTLP_INSECURE, _ENDPOINT or
+// _CERTIFICATE say (only _COMPRESSION is still read).
 func NewOTLP(ctx context.Context, c Collector) (sdktrace.SpanExporter, sdklog.Exporter, error) {
 	if c.Endpoint == nil {
 		return nil, nil, errors.New("otel export: no endpoint")
@@ -65,6 +70,9 @@ func NewOTLP(ctx context.Context, c Collector) (sdktrace.SpanExporter, sdklog.Ex
 		if insecure {
 			topts = append(topts, otlptracehttp.WithInsecure())
 			lopts = append(lopts, otlploghttp.WithInsecure())
+		} else {
+			topts = append(topts, otlptracehttp.WithTLSClientConfig(systemTLS()))
+			lopts = append(lopts, otlploghttp.WithTLSClientConfig(systemTLS()))
 		}
 		spans, err := otlptracehttp.New(ctx, topts...)
 		if err != nil {
@@ -84,6 +92,13 @@ func NewOTLP(ctx context.Context, c Collector) (sdktrace.SpanExporter, sdklog.Ex
 		if insecure {
 			topts = append(topts, otlptracegrpc.WithInsecure())
 			lopts = append(lopts, otlploggrpc.WithInsecure())
+		} else {
+			// WithEndpoint alone keeps the insecure flag the environment
+			// set (OTEL_EXPORTER_OTLP_INSECURE, or an http:// in
+			// OTEL_EXPORTER_OTLP_ENDPOINT): the header credential would go
+			// out in clear text. TLS is said here.
+			topts = append(topts, otlptracegrpc.WithTLSCredentials(credentials.NewTLS(systemTLS())))
+			lopts = append(lopts, otlploggrpc.WithTLSCredentials(credentials.NewTLS(systemTLS())))
 		}
 		spans, err := otlptracegrpc.New(ctx, topts...)
 		if err != nil {
@@ -97,3 +112,8 @@ func NewOTLP(ctx context.Context, c Collector) (sdktrace.SpanExporter, sdklog.Ex
 	}
 	return nil, nil, fmt.Errorf("otel export: unknown protocol %q", c.Protocol)
 }
+
+// systemTLS is TLS 1.2 or later with the system's roots (no
+// OTEL_EXPORTER_OTLP_CERTIFICATE or client certificate from the
+// environment).
+func systemTLS() *tls.Config { return &tls.Config{MinVersion: tls.VersionTLS12} }
