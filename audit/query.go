@@ -240,9 +240,20 @@ func (f Filter) where(noTimeIndex bool) ([]string, []any) {
 	}
 	if f.Text != "" {
 		add("instr(lower(kind||char(31)||profile||char(31)||session||char(31)||actor||char(31)||target||char(31)||decision||char(31)||trace_id||char(31)||detail), ?) > 0",
-			strings.ToLower(f.Text))
+			asciiLower(f.Text))
 	}
 	return where, args
+}
+
+// asciiLower lowers A-Z only, as SQLite's lower() does: a needle
+// lowered further (Ä to ä) would never match what lower() left as it was.
+func asciiLower(s string) string {
+	return strings.Map(func(r rune) rune {
+		if 'A' <= r && r <= 'Z' {
+			return r + ('a' - 'A')
+		}
+		return r
+	}, s)
 }
 
 // Query returns the records that match f, newest first, and the cursor
