@@ -17,6 +17,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/neullabs/ringlet/audit"
 	"github.com/neullabs/ringlet/budget"
@@ -793,6 +794,25 @@ func plainJSON(s string) bool {
 	return true
 }
 
+// maxModelLen bounds the model name a provider.request record keeps: the
+// agent chooses it (the request's model, or a hostile upstream's answer),
+// and every reader repeats it (usage tables, the Spend page's rows and
+// CSV, OTLP span names).
+const maxModelLen = 256
+
+// clipModel is model cut to maxModelLen bytes at a UTF-8 boundary, with
+// "…" to say so.
+func clipModel(model string) string {
+	if len(model) <= maxModelLen {
+		return model
+	}
+	cut := maxModelLen - len("…")
+	for cut > 0 && !utf8.RuneStart(model[cut]) {
+		cut--
+	}
+	return model[:cut] + "…"
+}
+
 // statusLabels are the status codes as metric label values, made once.
 var statusLabels = func() (l [600]string) {
 	for i := range l {
@@ -821,6 +841,7 @@ func (p *proxy) recordProvider(st *proxyState) {
 			// costs more than the rest of the record.
 			model = provider.RequestModel(st.body)
 		}
+		model = clipModel(model)
 		decision := audit.Allow
 		detail := providerDetail{Complete: st.usage.Complete || !st.streaming && st.err == nil, Method: st.method, Model: model,
 			Provider: st.sess.Provider.ID, Stream: st.streaming, TTFBNs: st.ttfb.Nanoseconds()}
