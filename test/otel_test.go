@@ -139,7 +139,7 @@ func (s *otlpSink) spans(t *testing.T) (spans []otlpSpan, logs int) {
 type collector struct {
 	grpc, http string // host:port
 	cmd        *exec.Cmd
-	out        *bytes.Buffer
+	out        *lockedBuffer
 }
 
 func startCollector(t *testing.T, sink *otlpSink) *collector {
@@ -148,7 +148,7 @@ func startCollector(t *testing.T, sink *otlpSink) *collector {
 	srv := httptest.NewServer(sink)
 	t.Cleanup(srv.Close)
 	ports := freePorts(t, 2)
-	c := &collector{grpc: "127.0.0.1:" + strconv.Itoa(ports[0]), http: "127.0.0.1:" + strconv.Itoa(ports[1]), out: &bytes.Buffer{}}
+	c := &collector{grpc: "127.0.0.1:" + strconv.Itoa(ports[0]), http: "127.0.0.1:" + strconv.Itoa(ports[1]), out: &lockedBuffer{}}
 	conf := fmt.Sprintf(`receivers:
   otlp:
     protocols:
