@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -17,13 +18,16 @@ var templateFS embed.FS
 //go:embed assets
 var assetFS embed.FS
 
-// templates are parsed once; a template that does not parse is a bug
-// caught by every test.
-var templates = template.Must(template.New("").Funcs(template.FuncMap{
-	"ago":  ago,
-	"usd":  func(v float64) string { return fmt.Sprintf("$%.4f", v) },
-	"when": func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05Z") },
-}).ParseFS(templateFS, "templates/*.html"))
+// templates are parsed once, at the first page served (not at start:
+// every command of the binary would pay for them); a template that does
+// not parse is a bug caught by every test.
+var templates = sync.OnceValue(func() *template.Template {
+	return template.Must(template.New("").Funcs(template.FuncMap{
+		"ago":  ago,
+		"usd":  func(v float64) string { return fmt.Sprintf("$%.4f", v) },
+		"when": func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05Z") },
+	}).ParseFS(templateFS, "templates/*.html"))
+})
 
 // CSP admits scripts, styles, images and connections from the daemon
 // itself only: no inline script or style (so markup an agent smuggled
@@ -103,7 +107,7 @@ func RenderRefused(w http.ResponseWriter, status int) {
 // clean 500 and not half a page.
 func render(w http.ResponseWriter, status int, name string, data any) {
 	var buf bytes.Buffer
-	if err := templates.ExecuteTemplate(&buf, name, data); err != nil {
+	if err := templates().ExecuteTemplate(&buf, name, data); err != nil {
 		http.Error(w, "the page could not be rendered", http.StatusInternalServerError)
 		return
 	}
