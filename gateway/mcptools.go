@@ -18,15 +18,21 @@ import (
 	"github.com/neullabs/ringlet/profile"
 )
 
-// refused audits a call to a disabled tool as a hook's refusal is
-// audited: tool.call, deny, with the reason. The call is refused whether
-// or not the record is written.
-func (g *mcpGateway) refused(sess *session) func(context.Context, string, json.RawMessage, string) {
-	return func(ctx context.Context, tool string, input json.RawMessage, reason string) {
+// refused audits a call refused before any hook ran as a hook's refusal
+// is audited: tool.call, deny, with the reason, and "disabled": true for a
+// disabled tool or "unapproved": true for one hidden until approved. The
+// call is refused whether or not the record is written.
+func (g *mcpGateway) refused(sess *session) func(context.Context, string, json.RawMessage, string, bool) {
+	return func(ctx context.Context, tool string, input json.RawMessage, reason string, unapproved bool) {
 		g.o.Metrics.security.mcpCall(sess.Profile.Alias, tool, "refused")
+		detail := map[string]any{"event": hook.PreToolUse, "hooks": 0, "reason": reason, "via": "mcp", "disabled": true}
+		if unapproved {
+			delete(detail, "disabled")
+			detail["unapproved"] = true
+		}
 		err := g.o.Rec.record(ctx, audit.Record{Kind: audit.KindToolCall, Profile: sess.Profile.Alias, Session: sess.ID, Actor: sess.tokenID,
 			Target: tool, Decision: audit.Deny, BytesIn: int64(len(input)),
-			Detail: audit.DetailJSON(map[string]any{"event": hook.PreToolUse, "hooks": 0, "reason": reason, "via": "mcp", "disabled": true})})
+			Detail: audit.DetailJSON(detail)})
 		if err != nil {
 			g.o.Log.Error("could not record a refused call to a disabled MCP tool", "profile", sess.Profile.Alias, "tool", tool, "err", err)
 		}

@@ -33,10 +33,11 @@ type Caller struct {
 	// record. It must fail closed. Nil for the admin token; a nil Access
 	// refuses every read.
 	Access func(ctx context.Context, a Access) AccessVerdict
-	// Refused audits a call refused before any hook ran (its tool is
-	// disabled with 'ringlet mcp tools'), with the reason. Nil for the
-	// admin token.
-	Refused func(ctx context.Context, tool string, input json.RawMessage, reason string)
+	// Refused audits a call refused before any hook ran, with the
+	// reason: its tool is disabled with 'ringlet mcp tools', or (when
+	// unapproved) it changed since approved and is hidden until 'ringlet
+	// mcp approve'. Nil for the admin token.
+	Refused func(ctx context.Context, tool string, input json.RawMessage, reason string, unapproved bool)
 	// RefusedAccess audits a resources/read or prompts/get refused
 	// before any hook ran (its server's resources or prompts are turned
 	// off, or it changed since approved), with the reason. Nil for the

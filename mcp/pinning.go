@@ -52,7 +52,7 @@ func (s *Server) refusePending(w http.ResponseWriter, r *http.Request, c *Caller
 	if !refused {
 		return false
 	}
-	auditRefused(r.Context(), c, name, callArguments(body), reason)
+	auditRefused(r.Context(), c, name, callArguments(body), reason, true)
 	jsonrpc.WriteError(w, http.StatusOK, jsonrpc.CodeInvalidParams, m.ID, reason)
 	return true
 }

@@ -110,7 +110,7 @@ func (s *Server) refuseDisabled(w http.ResponseWriter, r *http.Request, c *Calle
 	if !refused {
 		return false
 	}
-	auditRefused(r.Context(), c, name, callArguments(body), reason)
+	auditRefused(r.Context(), c, name, callArguments(body), reason, false)
 	out, err := json.Marshal(struct {
 		JSONRPC string                `json:"jsonrpc"`
 		ID      json.RawMessage       `json:"id"`
@@ -234,7 +234,7 @@ func refusePaced(w http.ResponseWriter, r *http.Request, c *Caller, id json.RawM
 // auditRefused has the caller audit a call of tool name refused before
 // any server saw it, with its arguments as they would have been sent
 // (none if they cannot be read).
-func auditRefused(ctx context.Context, c *Caller, name string, rawArgs json.RawMessage, reason string) {
+func auditRefused(ctx context.Context, c *Caller, name string, rawArgs json.RawMessage, reason string, unapproved bool) {
 	if c == nil || c.Refused == nil {
 		return
 	}
@@ -242,7 +242,7 @@ func auditRefused(ctx context.Context, c *Caller, name string, rawArgs json.RawM
 	if err != nil {
 		args = nil
 	}
-	c.Refused(ctx, name, args, reason)
+	c.Refused(ctx, name, args, reason, unapproved)
 }
 
 // callArguments is params.arguments of a tools/call body that

@@ -27,7 +27,7 @@ func TestToolControl(t *testing.T) {
 		}
 	})
 	var refused []refusal
-	w.callers["a1"].Refused = func(_ context.Context, tool string, args json.RawMessage, reason string) {
+	w.callers["a1"].Refused = func(_ context.Context, tool string, args json.RawMessage, reason string, _ bool) {
 		mu.Lock()
 		refused = append(refused, refusal{tool, string(args), reason})
 		mu.Unlock()

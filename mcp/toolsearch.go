@@ -231,11 +231,13 @@ func (h *hub) handleCallTool(ctx context.Context, req mcpgo.CallToolRequest) (*m
 		// Refused as a tools/call of it would be: disabled, or hidden
 		// until approved.
 		reason, refused := h.disabled(a.Name)
+		unapproved := false
 		if !refused {
 			reason, refused = h.pending(a.Name)
+			unapproved = refused
 		}
 		if refused {
-			auditRefused(ctx, CallerFrom(ctx), a.Name, a.Arguments, reason)
+			auditRefused(ctx, CallerFrom(ctx), a.Name, a.Arguments, reason, unapproved)
 			return mcpgo.NewToolResultError(reason), nil
 		}
 		return mcpgo.NewToolResultError("no tool " + a.Name + " is served; search_tools finds them"), nil

@@ -185,7 +185,7 @@ func TestCallToolOfPendingTool(t *testing.T) {
 	})
 	var mu sync.Mutex
 	var refused []string
-	w.callers["a1"].Refused = func(_ context.Context, tool string, args json.RawMessage, reason string) {
+	w.callers["a1"].Refused = func(_ context.Context, tool string, args json.RawMessage, reason string, _ bool) {
 		mu.Lock()
 		refused = append(refused, tool+" "+string(args)+": "+reason)
 		mu.Unlock()

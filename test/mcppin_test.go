@@ -224,6 +224,12 @@ func TestMCPPinning(t *testing.T) {
 	if got["3"].Error == nil || !strings.Contains(got["3"].Error.Message, "program changed") {
 		t.Errorf("a call after the swap: got %+v, want a JSON-RPC error saying the program changed", got["3"])
 	}
+	// Audited as refused until approved, not as disabled.
+	if recs := auditOf(t, e, "work", "tool.call"); !slices.ContainsFunc(recs, func(r sessionRecord) bool {
+		return r.Target == "pin__beta" && r.Decision == "deny" && r.Detail["unapproved"] == true && r.Detail["disabled"] == nil
+	}) {
+		t.Errorf("audit after the refused call: got %+v, want a tool.call deny of pin__beta marked unapproved, not disabled", recs)
+	}
 	swap := approveDiff(t, e, "work", "pin")
 	if id := swap.Diff.Identity; id == nil || id.Before.Digest != firstDigest || id.After.Digest != fileDigest(t, script) || id.After.Command != script || len(swap.Diff.Tools) != 0 {
 		t.Errorf("the swap's diff: got %+v, want the digest before and after and no tool change", swap.Diff)
