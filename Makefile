@@ -87,7 +87,7 @@ bin/golangci-lint: tools/go.mod tools/go.sum
 	$(GO) -C tools build -o ../bin/golangci-lint github.com/golangci/golangci-lint/v2/cmd/golangci-lint
 
 lint: bin/golangci-lint
-	bin/golangci-lint run ./...
+	bin/golangci-lint run --allow-parallel-runners ./...
 
 # go mod tidy must have nothing to change, here or in tools/.
 tidy:
