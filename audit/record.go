@@ -127,6 +127,13 @@ const (
 	// login_code).
 	KindDashboardLogin  = "dashboard.login"
 	KindDashboardLogout = "dashboard.logout"
+	// KindToolResult: what an upstream MCP server answered to a
+	// session's allowed tools/call, written when the answer came back
+	// and before it goes to the agent: its size (bytes_out), how long
+	// the upstream took, and its status (detail "status": ok, is_error,
+	// rpc_error with its "code", upstream_error, timeout, canceled);
+	// never its content. A child of the call's tool.call in its trace.
+	KindToolResult = "tool.result"
 )
 
 // Kinds lists every kind, for validation and completion.
@@ -137,7 +144,7 @@ var Kinds = []string{
 	KindHookDecision, KindProviderRequest, KindSandboxViolation, KindProviderAdd, KindHookAdd, KindHookRemove, KindProfileUpdate, KindSandboxEgress,
 	KindMCPAdd, KindMCPRemove, KindMCPApprove, KindMCPUpdate, KindMCPTools, KindMCPSecrets, KindMCPAuth, KindMCPServerRestart, KindMCPResourceRead, KindMCPPromptGet, KindMCPPin, KindMCPToolsChanged, KindAuditResume, KindAuditEpoch,
 	KindPricesImport, KindPricesReset, KindAgentConfigReset, KindAgentConfigApprove, KindBudgetSet, KindBudgetRefused, KindBudgetExhausted, KindSessionKilled, KindRateLimited, KindHookBypass,
-	KindDashboardLogin, KindDashboardLogout,
+	KindDashboardLogin, KindDashboardLogout, KindToolResult,
 }
 
 // Decisions.

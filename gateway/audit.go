@@ -66,6 +66,9 @@ type recorder struct {
 	// export receives the records streamed with the log off (with it
 	// on, PublishRecords gives it those committed).
 	export RecordExporter
+	// noResults leaves out the tool.result records of MCP calls: the
+	// benchmarks measure what they cost with it.
+	noResults atomic.Bool
 }
 
 // record writes r to the audit log before the action it describes goes

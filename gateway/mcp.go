@@ -361,6 +361,9 @@ func (g *mcpGateway) vet(sess *session) func(context.Context, string, json.RawMe
 		}
 		g.o.Metrics.security.mcpCall(sess.Profile.Alias, tool, decision)
 		v := mcp.Verdict{Allow: d.Allow, Reason: d.Reason}
+		if d.Allow {
+			v.Done = g.resulted(sess, tool, link.sp)
+		}
 		if d.Allow && slices.ContainsFunc(hooks, func(h hook.Hook) bool { return h.Event == hook.PostToolUse && h.Matches(hook.PostToolUse, tool) }) {
 			v.After = func(ctx context.Context, output json.RawMessage) mcp.Verdict {
 				d, _ := g.o.Hooks.check(ctx, sess, api.HookCheck{Event: hook.PostToolUse, ToolName: tool, ToolInput: input, ToolOutput: output}, "mcp", false)
@@ -368,6 +371,29 @@ func (g *mcpGateway) vet(sess *session) func(context.Context, string, json.RawMe
 			}
 		}
 		return v
+	}
+}
+
+// resulted records what the upstream answered to an allowed tool call
+// (tool.result): a child of the call's span, with the answer's size and
+// status, never its content. It is written before the answer goes on,
+// as every record is before what it describes; one that cannot be
+// written withholds the answer.
+func (g *mcpGateway) resulted(sess *session, tool string, sp spanCtx) func(context.Context, mcp.Outcome) error {
+	if g.o.Rec.noResults.Load() {
+		return nil
+	}
+	return func(ctx context.Context, o mcp.Outcome) error {
+		decision := audit.Allow
+		if o.Status != mcp.ResultOK {
+			decision = audit.Error
+		}
+		detail := map[string]any{"via": "mcp", "status": o.Status}
+		if o.Code != 0 {
+			detail["code"] = o.Code
+		}
+		return g.o.Rec.record(withSpan(ctx, sp), audit.Record{Kind: audit.KindToolResult, Profile: sess.Profile.Alias, Session: sess.ID,
+			Actor: sess.tokenID, Target: tool, Decision: decision, Duration: o.Duration, BytesOut: int64(o.Bytes), Detail: audit.DetailJSON(detail)})
 	}
 }
 

@@ -154,7 +154,13 @@ func benchRinglet(b testing.TB, url string) (*Server, *httptest.Server, *hook.St
 			b.Fatal(err)
 		}
 	}
-	log, err := auditlog.Open(auditlog.Options{Path: filepath.Join(b.TempDir(), "audit.db")})
+	// Committed records go where the daemon sends them (PublishRecords).
+	var published atomic.Pointer[Server]
+	log, err := auditlog.Open(auditlog.Options{Path: filepath.Join(b.TempDir(), "audit.db"), OnCommit: func(recs []audit.Record) {
+		if s := published.Load(); s != nil {
+			s.PublishRecords(recs)
+		}
+	}})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -166,6 +172,7 @@ func benchRinglet(b testing.TB, url string) (*Server, *httptest.Server, *hook.St
 	if err != nil {
 		b.Fatal(err)
 	}
+	published.Store(s)
 	ts := httptest.NewUnstartedServer(nil)
 	_, port, _ := net.SplitHostPort(ts.Listener.Addr().String())
 	p, _ := strconv.Atoi(port)

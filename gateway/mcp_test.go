@@ -420,6 +420,44 @@ func TestMCPUpstreamThroughHooks(t *testing.T) {
 	if err := json.Unmarshal([]byte(text), &list); err != nil || len(list.Servers) != 1 || list.Servers[0].State != mcp.StateRunning {
 		t.Errorf("GET /api/mcp/servers: got %+v, %v", list, err)
 	}
+	// What came back is recorded under each allowed call, never for a
+	// denied one: the echo's size and ok; a server that dies, an error.
+	if _, isErr := callTool(t, c, "up__crash", map[string]any{}); !isErr {
+		t.Error("crash: got a result, want an error")
+	}
+	recs, _, err = audit.Query(t.Context(), w.auditPath, audit.Filter{Session: workID, Kinds: []string{audit.KindToolCall, audit.KindToolResult}, Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := map[string]audit.Record{}
+	var results []audit.Record
+	for _, r := range recs {
+		if r.Kind == audit.KindToolCall {
+			calls[r.SpanID] = r
+		} else {
+			results = append(results, r)
+		}
+	}
+	slices.SortFunc(results, func(a, b audit.Record) int { return int(a.Seq - b.Seq) })
+	if len(results) != 2 {
+		t.Fatalf("tool.result records: %+v, want 2 (echo, crash)", results)
+	}
+	for i, want := range []struct{ tool, status, decision string }{{"up__echo", "ok", audit.Allow}, {"up__crash", "upstream_error", audit.Error}} {
+		r := results[i]
+		var d struct{ Status string }
+		_ = json.Unmarshal(r.Detail, &d) // checked below
+		call, ok := calls[r.ParentSpanID]
+		if r.Target != want.tool || d.Status != want.status || r.Decision != want.decision || !ok || call.Decision != audit.Allow ||
+			r.TraceID != call.TraceID || r.Seq < call.Seq || r.Link != audit.LinkCarried {
+			t.Errorf("result %d: %+v (detail %s), want %s %s under its allowed tool.call", i, r, r.Detail, want.tool, want.status)
+		}
+		if want.status == "ok" && r.BytesOut < int64(len(`{"text":"hello"}`)) {
+			t.Errorf("echo's result: %d bytes", r.BytesOut)
+		}
+		if strings.Contains(string(r.Detail), "hello") {
+			t.Errorf("the result's content was recorded: %s", r.Detail)
+		}
+	}
 }
 
 // rest sends a REST request with tok and returns the status and body.

@@ -1,12 +1,16 @@
 package gateway
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	mcpgo "github.com/mark3labs/mcp-go/mcp"
+	"github.com/mark3labs/mcp-go/server"
 
 	"github.com/neullabs/ringlet/audit"
 	"github.com/neullabs/ringlet/otelexport"
@@ -77,5 +81,84 @@ func BenchmarkProxyOTelExport(b *testing.B) {
 	b.ReportMetric(us(pOff), "off-p50-µs")
 	b.ReportMetric(us(pOn), "on-p50-µs")
 	b.ReportMetric(float64(pOn)/float64(pOff), "on/off-p50")
+	b.ReportMetric(0, "ns/op")
+}
+
+// BenchmarkMCPOTelExport: the cost of OpenTelemetry export, and of the
+// tool.result record, on MCP tools/call. One client calls an echo tool
+// through one daemon's /mcp (audit log, traces and metrics on) in rounds
+// of 50, alternating: export to a local OTLP/HTTP collector off, on, and
+// off without tool.result records. Reported: p50 of each, the ratio
+// export on/off (target at most 1.05) and tool.result's added p50.
+func BenchmarkMCPOTelExport(b *testing.B) {
+	upstream := server.NewMCPServer("echo", "1", server.WithToolCapabilities(false))
+	upstream.AddTool(mcpgo.NewTool("echo", mcpgo.WithString("text")), func(ctx context.Context, req mcpgo.CallToolRequest) (*mcpgo.CallToolResult, error) {
+		return mcpgo.NewToolResultText(string(req.Params.RawArguments)), nil
+	})
+	up := httptest.NewServer(server.NewStreamableHTTPServer(upstream))
+	b.Cleanup(func() { up.CloseClientConnections(); up.Close() })
+	s, ts, _ := benchRinglet(b, up.URL+"/mcp")
+	_, tok, err := s.sessions.start(context.Background(), "work", 0, audit.ActorAdmin)
+	if err != nil {
+		b.Fatal(err)
+	}
+	c := benchClients(b, ts.URL+"/mcp", tok, 1)[0]
+	var got atomic.Int64
+	col := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got.Add(1)
+		w.Header().Set("Content-Type", "application/x-protobuf")
+	}))
+	b.Cleanup(col.Close)
+	u, _ := url.Parse(col.URL)
+	spans, logs, err := otelexport.NewOTLP(b.Context(), otelexport.Collector{Endpoint: u, Protocol: otelexport.ProtocolHTTP})
+	if err != nil {
+		b.Fatal(err)
+	}
+	e, err := otelexport.New(otelexport.Options{Spans: spans, Logs: logs})
+	if err != nil {
+		b.Fatal(err)
+	}
+	sw := &switchedExport{e: e}
+	s.rec.export = sw
+	var failed atomic.Int64
+	call := func() {
+		req := mcpgo.CallToolRequest{}
+		req.Params.Name, req.Params.Arguments = "up__echo", map[string]any{"text": "hello"}
+		if res, err := c.CallTool(context.Background(), req); err != nil || res.IsError {
+			failed.Add(1)
+		}
+	}
+	for range 20 { // warm every way
+		sw.on.Store(false)
+		call()
+		sw.on.Store(true)
+		call()
+	}
+	n := max(b.N, 400)
+	var onL, offL, noResL []time.Duration
+	b.ResetTimer()
+	for round := 0; round < n; round += 50 {
+		sw.on.Store(false)
+		offL = append(offL, latencies(50, call)...)
+		sw.on.Store(true)
+		onL = append(onL, latencies(50, call)...)
+		sw.on.Store(false)
+		s.rec.noResults.Store(true)
+		noResL = append(noResL, latencies(50, call)...)
+		s.rec.noResults.Store(false)
+	}
+	b.StopTimer()
+	if n := failed.Load(); n > 0 {
+		b.Fatalf("%d calls failed", n)
+	}
+	if err := e.Shutdown(b.Context()); err != nil || got.Load() == 0 {
+		b.Fatalf("nothing reached the collector (%v)", err)
+	}
+	pOn, pOff, pNoRes := medianOf(onL), medianOf(offL), medianOf(noResL)
+	b.ReportMetric(us(pOff), "off-p50-µs")
+	b.ReportMetric(us(pOn), "on-p50-µs")
+	b.ReportMetric(float64(pOn)/float64(pOff), "on/off-p50")
+	b.ReportMetric(us(pOff-pNoRes), "result-record-added-p50-µs")
+	b.ReportMetric(float64(pOff)/float64(pNoRes), "result-record-ratio")
 	b.ReportMetric(0, "ns/op")
 }

@@ -81,6 +81,11 @@ type Verdict struct {
 	// instead of a tool result marked isError: a refusal of policy the
 	// user must change, not one the model should work around.
 	Protocol bool
+	// Done, when set, is told what the upstream answered to an allowed
+	// call (size and status, never the content) before the answer goes
+	// on; an error withholds the result (its record could not be
+	// written).
+	Done func(ctx context.Context, o Outcome) error
 }
 
 // ToolUseIDMeta is the _meta member in which Claude Code sends, with an

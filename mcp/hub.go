@@ -567,7 +567,9 @@ func (h *hub) forward(u *upstream, tool, exposed string) server.ToolHandlerFunc 
 		// reach the client before they judged it: progress goes without
 		// its message.
 		relay, relayed := progressRelay(ctx, req, v.After == nil)
+		began := time.Now()
 		res, err := u.call(ctx, tool, args, relay)
+		took := time.Since(began)
 		if relayed != nil && relayed.Load() {
 			// mcp-go's streamable server writes a notification from a
 			// goroutine of its own and drops one that goroutine still
@@ -580,6 +582,17 @@ func (h *hub) forward(u *upstream, tool, exposed string) server.ToolHandlerFunc 
 			// reaches the hooks or the client.
 			if res, err = u.redactResult(res); err != nil {
 				return mcpgo.NewToolResultError(fmt.Sprintf("%s: its result could not be checked for the server's credential; withheld", exposed)), nil
+			}
+		}
+		if v.Done != nil {
+			o := outcomeOf(res, err, took)
+			if err == nil {
+				if b, merr := json.Marshal(res); merr == nil {
+					o.Bytes = len(b)
+				}
+			}
+			if derr := v.Done(ctx, o); derr != nil {
+				return mcpgo.NewToolResultError(fmt.Sprintf("%s: its result could not be recorded in the audit log; withheld", exposed)), nil
 			}
 		}
 		if errors.Is(err, ErrNeedsAuth) {

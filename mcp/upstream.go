@@ -1048,7 +1048,7 @@ func (u *upstream) call(ctx context.Context, tool string, args json.RawMessage, 
 	for attempt := 0; ; attempt++ {
 		if err := u.ensure(ctx, true); err != nil {
 			if context.Cause(ctx) == errCallTimeout {
-				return nil, fmt.Errorf("the server did not start within the call's %s", u.cfg.Timeout)
+				return nil, &callError{status: ResultTimeout, err: fmt.Errorf("the server did not start within the call's %s", u.cfg.Timeout)}
 			}
 			return nil, err
 		}
@@ -1069,8 +1069,9 @@ func (u *upstream) call(ctx context.Context, tool string, args json.RawMessage, 
 		if err == nil {
 			return res, nil
 		}
+		status, code := failure(ctx, err)
 		if retry, err := u.requestFailed(ctx, c, err, attempt, tool, tool); !retry {
-			return nil, err
+			return nil, &callError{status: status, code: code, err: err}
 		}
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"slices"
+	"strconv"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -33,6 +35,13 @@ var plainDetail = map[string]bool{
 func (e *Exporter) build(r *audit.Record) {
 	attrs := e.recordAttrs(r)
 	var sc trace.SpanContext
+	if c := e.open.take(r); c != nil {
+		// An MCP call's result: its numbers go on the call's span, which
+		// ends now; its log record is in that span.
+		c.finish(r)
+		e.log(r, c.sp.SpanContext(), attrs)
+		return
+	}
 	if tid, sid, ok := ids(r.TraceID, r.SpanID); ok {
 		sc = trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid, TraceFlags: trace.FlagsSampled})
 		e.span(r, sc, attrs)
@@ -110,7 +119,12 @@ func (e *Exporter) span(r *audit.Record, sc trace.SpanContext, attrs []attribute
 	if r.Decision == audit.Deny || r.Decision == audit.Error {
 		sp.SetStatus(codes.Error, r.Decision)
 	}
-	sp.End(trace.WithTimestamp(end))
+	if r.Kind == audit.KindToolCall && d.Via == "mcp" && r.Decision == audit.Allow {
+		// It ends with its tool.result (openCalls).
+		e.open.add(r.SpanID, sp, end)
+	} else {
+		sp.End(trace.WithTimestamp(end))
+	}
 	// The tool calls the answer asked for: the agent runs each, under
 	// the request; their hook checks and MCP calls are their children.
 	// The span marks the answer's end: when the tool ran shows in them.
@@ -231,4 +245,126 @@ func (e *Exporter) log(r *audit.Record, sc trace.SpanContext, attrs []attribute.
 		ctx = trace.ContextWithSpanContext(ctx, sc)
 	}
 	e.logger.Emit(ctx, rec)
+}
+
+// maxOpenCalls bounds the MCP calls whose span waits for its result;
+// openCallAge is how long one waits. Past either, the span ends without
+// its result (ringlet.result.status "unknown").
+const (
+	maxOpenCalls = 1024
+	openCallAge  = 15 * time.Minute
+)
+
+// openCalls are the spans of allowed MCP tools/calls, kept open until
+// their tool.result record comes, so the span covers the upstream's work
+// and carries what it answered. Only the worker uses them.
+type openCalls struct {
+	calls map[string]*openCall
+	order []string
+}
+
+type openCall struct {
+	sp trace.Span
+	at time.Time // the tool.call record's time
+}
+
+func (o *openCalls) add(span string, sp trace.Span, at time.Time) {
+	if o.calls == nil {
+		o.calls = map[string]*openCall{}
+	}
+	if o.calls[span] != nil {
+		o.end(span, time.Time{}) // the same span twice: the first ends
+	}
+	for len(o.order) >= maxOpenCalls {
+		o.end(o.order[0], time.Time{})
+	}
+	o.calls[span] = &openCall{sp: sp, at: at}
+	o.order = append(o.order, span)
+}
+
+// take is the open call r is the result of, removed, or nil.
+func (o *openCalls) take(r *audit.Record) *openCall {
+	if r.Kind != audit.KindToolResult || r.ParentSpanID == "" {
+		return nil
+	}
+	c := o.calls[r.ParentSpanID]
+	if c != nil {
+		o.forget(r.ParentSpanID)
+	}
+	return c
+}
+
+func (o *openCalls) forget(span string) {
+	delete(o.calls, span)
+	if i := slices.Index(o.order, span); i >= 0 {
+		o.order = slices.Delete(o.order, i, i+1)
+	}
+}
+
+// end ends the span of a call whose result did not come (by now, or at
+// shutdown when now is zero).
+func (o *openCalls) end(span string, now time.Time) {
+	c := o.calls[span]
+	o.forget(span)
+	if c == nil {
+		return
+	}
+	c.sp.SetAttributes(attribute.String("ringlet.result.status", "unknown"))
+	at := c.at
+	if !now.IsZero() {
+		at = now
+	}
+	c.sp.End(trace.WithTimestamp(at))
+}
+
+// expire ends the calls older than openCallAge; all of them with all.
+func (o *openCalls) expire(now time.Time, all bool) {
+	for len(o.order) > 0 {
+		c := o.calls[o.order[0]]
+		if c != nil && !all && now.Sub(c.at) < openCallAge {
+			return
+		}
+		o.end(o.order[0], time.Time{})
+	}
+}
+
+// finish puts a tool.result's numbers on its call's span and ends it:
+// ringlet.result.bytes and .status, and for a failure error.type (the
+// OpenTelemetry MCP conventions: "tool_error" for a result marked
+// isError, the JSON-RPC error code for an error answer) with the span's
+// status Error.
+func (c *openCall) finish(r *audit.Record) {
+	var d struct {
+		Status string `json:"status"`
+		Code   int64  `json:"code"`
+	}
+	_ = json.Unmarshal(r.Detail, &d) // a detail that is not the gateway's names nothing
+	a := []attribute.KeyValue{attribute.Int64("ringlet.result.bytes", r.BytesOut), attribute.String("ringlet.result.status", d.Status),
+		attribute.Int64("ringlet.result.duration_ns", int64(r.Duration))}
+	errType := ""
+	switch d.Status {
+	case "ok":
+	case "is_error":
+		errType = "tool_error"
+	case "rpc_error":
+		errType = "rpc_error"
+		if d.Code != 0 {
+			errType = strconv.FormatInt(d.Code, 10)
+			a = append(a, attribute.Int64("rpc.jsonrpc.error_code", d.Code))
+		}
+	default:
+		errType = d.Status
+	}
+	if errType != "" {
+		a = append(a, attribute.String("error.type", errType))
+	}
+	c.sp.SetAttributes(a...)
+	if errType != "" {
+		c.sp.SetStatus(codes.Error, errType)
+	}
+	end := r.Time
+	if end.Before(c.at) {
+		end = c.at
+	}
+	c.sp.End(trace.WithTimestamp(end))
 }

@@ -87,6 +87,7 @@ type Exporter struct {
 	logs    *collect[sdklog.Record]
 	ids     *fixedIDs
 	uses    toolUses
+	open    openCalls
 	dropped *prometheus.CounterVec
 	errs    errorLog
 }
@@ -210,6 +211,13 @@ func (e *Exporter) run() {
 	for {
 		r, ok := <-e.queue
 		if !ok {
+			// The calls still waiting for their result go as they are.
+			e.open.expire(time.Time{}, true)
+			if spans := e.spans.take(); len(spans) > 0 {
+				ctx, cancel := context.WithTimeout(context.Background(), e.opts.ExportTimeout)
+				_ = e.opts.Spans.ExportSpans(ctx, spans) // shutting down: nothing to retry
+				cancel()
+			}
 			return
 		}
 		batch = append(batch[:0], r)
@@ -246,6 +254,7 @@ func (e *Exporter) send(batch []audit.Record) {
 	for i := range batch {
 		e.build(&batch[i])
 	}
+	e.open.expire(time.Now(), false)
 	spans, logs := e.spans.take(), e.logs.take()
 	ctx, cancel := context.WithTimeout(context.Background(), e.opts.ExportTimeout)
 	defer cancel()

@@ -331,3 +331,60 @@ func TestNewOTLPUnknownProtocol(t *testing.T) {
 		t.Error("protocol udp: no error")
 	}
 }
+
+// A tools/call span ends with its tool.result: it lasts until the result
+// and carries its size and status; an error answer is error.type.
+func TestToolCallSpanCarriesItsResult(t *testing.T) {
+	e, spans, logs := newTest(t, ContentDigests)
+	recs := turn("x")[:2]
+	t0 := recs[1].Time
+	res := audit.Record{Seq: 3, Time: t0.Add(3 * time.Second), Kind: audit.KindToolResult, Profile: "work", Session: "s1", Target: "up__echo",
+		Decision: audit.Error, BytesOut: 1234, Duration: 3 * time.Second, TraceID: traceA, SpanID: "3333333333333333", ParentSpanID: callA,
+		Link: audit.LinkCarried, Detail: audit.DetailJSON(map[string]any{"via": "mcp", "status": "rpc_error", "code": -32603})}
+	// A second call that is denied ends at once; a third's result never
+	// comes: it ends at shutdown, as unknown.
+	denied := recs[1]
+	denied.Seq, denied.SpanID, denied.Decision, denied.Target = 4, "4444444444444444", audit.Deny, "up__other"
+	lost := recs[1]
+	lost.Seq, lost.SpanID, lost.Target = 5, "5555555555555555", "up__lost"
+	e.Export(append(recs, res, denied, lost))
+	if err := e.Shutdown(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	byName := map[string]tracetest.SpanStub{}
+	for _, s := range spans.GetSpans() {
+		byName[s.Name] = s
+	}
+	s, ok := byName["tools/call up__echo"]
+	if !ok {
+		t.Fatalf("no tools/call span: %v", byName)
+	}
+	a := attrs(s.Attributes)
+	for k, v := range map[string]any{"ringlet.result.bytes": int64(1234), "ringlet.result.status": "rpc_error", "error.type": "-32603",
+		"rpc.jsonrpc.error_code": int64(-32603)} {
+		if got := a[k].AsInterface(); fmt.Sprint(got) != fmt.Sprint(v) {
+			t.Errorf("%s = %v, want %v", k, got, v)
+		}
+	}
+	if s.Status.Code.String() != "Error" || s.EndTime.Sub(s.StartTime) != 3*time.Second {
+		t.Errorf("span status %v, lasts %s; want Error, 3s", s.Status, s.EndTime.Sub(s.StartTime))
+	}
+	if _, ok := byName["tool.result up__echo"]; ok {
+		t.Error("the result got a span of its own")
+	}
+	if d := byName["tools/call up__other"]; d.Name == "" || attrs(d.Attributes)["ringlet.result.status"].AsString() != "" {
+		t.Errorf("denied call: %+v", d)
+	}
+	if l := byName["tools/call up__lost"]; attrs(l.Attributes)["ringlet.result.status"].AsString() != "unknown" {
+		t.Errorf("call without result: %v", l.Attributes)
+	}
+	var resultLog bool
+	for _, l := range logs.got {
+		if l.EventName() == "ringlet.audit.tool.result" {
+			resultLog = l.SpanID().String() == callA
+		}
+	}
+	if !resultLog {
+		t.Error("the tool.result log record is not in its call's span")
+	}
+}

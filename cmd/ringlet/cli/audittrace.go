@@ -7,6 +7,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -119,6 +120,14 @@ func traceLine(n *audit.TraceNode) string {
 			b.WriteString(" via " + v)
 		}
 		fmt.Fprintf(&b, " in %d B", r.BytesIn)
+	case audit.KindToolResult:
+		if st := str("status"); st != "" {
+			b.WriteString(" " + st)
+		}
+		if c, ok := d["code"].(float64); ok {
+			fmt.Fprintf(&b, " code %d", int64(c))
+		}
+		fmt.Fprintf(&b, " out %d B in %s", r.BytesOut, r.Duration.Round(time.Microsecond))
 	case audit.KindHookDecision:
 		if h := str("hook"); h != "" {
 			b.WriteString(" hook " + h)
