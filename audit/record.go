@@ -159,6 +159,9 @@ const (
 	ActorAdmin  = "admin"  // the daemon's admin token
 	ActorCLI    = "cli"    // someone at the command line with no daemon running: 'ringlet audit new-epoch'
 	ActorDaemon = "daemon" // the daemon itself
+	// ActorDashboard is the user in the dashboard ('ringlet ui'): a
+	// browser's login, which the admin token opened.
+	ActorDashboard = "dashboard"
 )
 
 // Record is one audit event. Seq, PrevHash and Hash are set by the log.

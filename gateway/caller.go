@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/neullabs/ringlet/api"
+	"github.com/neullabs/ringlet/audit"
 	"github.com/neullabs/ringlet/dashboard"
 )
 
@@ -121,3 +122,13 @@ func sessionOf(r *http.Request) *session {
 
 // cookieName is the name of this daemon's dashboard login cookie.
 func (s *Server) cookieName() string { return dashboard.CookieName(int(s.port.Load())) }
+
+// actorOf is who an admin route's audit record names: the dashboard when
+// a browser's login asked (the dashboard's routes share the API's
+// handlers), else the admin token.
+func actorOf(r *http.Request) string {
+	if callerFrom(r.Context()).kind == browser {
+		return audit.ActorDashboard
+	}
+	return audit.ActorAdmin
+}

@@ -126,7 +126,7 @@ func (hk *hooks) handleHookAdd(w http.ResponseWriter, r *http.Request) {
 	if !hk.reachable(w, h, "") {
 		return
 	}
-	if !hk.o.Rec.recordOr503(w, r, audit.Record{Kind: audit.KindHookAdd, Profile: req.Profile, Actor: audit.ActorAdmin, Target: h.Event, Decision: audit.Allow,
+	if !hk.o.Rec.recordOr503(w, r, audit.Record{Kind: audit.KindHookAdd, Profile: req.Profile, Actor: actorOf(r), Target: h.Event, Decision: audit.Allow,
 		Detail: audit.DetailJSON(map[string]any{"shell": h.Shell, "match": h.Match, "timeout": h.Timeout.String()})}) {
 		return
 	}
@@ -144,14 +144,14 @@ func (hk *hooks) handleHookRemove(w http.ResponseWriter, r *http.Request) {
 	if !knownProfile(w, hk.o.Log, hk.o.Profiles, alias) {
 		return
 	}
-	if !hk.o.Rec.recordOr503(w, r, audit.Record{Kind: audit.KindHookRemove, Profile: alias, Actor: audit.ActorAdmin, Target: id, Decision: audit.Allow}) {
+	if !hk.o.Rec.recordOr503(w, r, audit.Record{Kind: audit.KindHookRemove, Profile: alias, Actor: actorOf(r), Target: id, Decision: audit.Allow}) {
 		return
 	}
 	removed, err := hk.o.Store.Remove(alias, id)
 	if err != nil {
 		// The record above said allow; say it did not happen (as a
 		// failed profile create does).
-		_ = hk.o.Rec.record(r.Context(), audit.Record{Kind: audit.KindHookRemove, Profile: alias, Actor: audit.ActorAdmin, Target: id, Decision: audit.Error,
+		_ = hk.o.Rec.record(r.Context(), audit.Record{Kind: audit.KindHookRemove, Profile: alias, Actor: actorOf(r), Target: id, Decision: audit.Error,
 			Detail: audit.DetailJSON(map[string]any{"error": err.Error()})})
 		hookError(w, hk.o.Log, err)
 		return
@@ -179,7 +179,7 @@ func (hk *hooks) handleHookImport(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if !hk.o.Rec.recordOr503(w, r, audit.Record{Kind: audit.KindHookAdd, Profile: alias, Actor: audit.ActorAdmin, Target: "import", Decision: audit.Allow,
+	if !hk.o.Rec.recordOr503(w, r, audit.Record{Kind: audit.KindHookAdd, Profile: alias, Actor: actorOf(r), Target: "import", Decision: audit.Allow,
 		Detail: audit.DetailJSON(map[string]any{"count": len(in)})}) {
 		return
 	}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"slices"
 	"strings"
 
 	"github.com/go-chi/chi/v5"
@@ -46,14 +45,13 @@ type keychainOptions struct {
 }
 
 func (kc *keychain) handleKeychainList(w http.ResponseWriter, r *http.Request) {
-	entries, err := kc.o.Keys.List()
+	// The OAuth authorizations of MCP servers are no keys of the user's
+	// to set or remove by hand: 'mcp auth --status' shows them.
+	entries, err := kc.entries()
 	if err != nil {
 		keychainError(w, kc.o.Log, err)
 		return
 	}
-	// The OAuth authorizations of MCP servers are no keys of the user's
-	// to set or remove by hand: 'mcp auth --status' shows them.
-	entries = slices.DeleteFunc(entries, func(e credentials.Entry) bool { return e.Provider == oauth.Provider })
 	if entries == nil {
 		entries = []credentials.Entry{}
 	}
@@ -97,7 +95,7 @@ func (kc *keychain) handleKeychainSet(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid_key", err.Error())
 		return
 	}
-	if !kc.o.Rec.recordOr503(w, r, audit.Record{Kind: audit.KindCredentialSet, Actor: audit.ActorAdmin, Target: ref.String(), Decision: audit.Allow}) {
+	if !kc.o.Rec.recordOr503(w, r, audit.Record{Kind: audit.KindCredentialSet, Actor: actorOf(r), Target: ref.String(), Decision: audit.Allow}) {
 		return
 	}
 	e, err := kc.o.Keys.Set(ref, credentials.NewSecret(body.Key))
@@ -115,7 +113,7 @@ func (kc *keychain) handleKeychainRemove(w http.ResponseWriter, r *http.Request)
 	if !ok || refuseOAuth(w, ref) {
 		return
 	}
-	if !kc.o.Rec.recordOr503(w, r, audit.Record{Kind: audit.KindCredentialRemove, Actor: audit.ActorAdmin, Target: ref.String(), Decision: audit.Allow}) {
+	if !kc.o.Rec.recordOr503(w, r, audit.Record{Kind: audit.KindCredentialRemove, Actor: actorOf(r), Target: ref.String(), Decision: audit.Allow}) {
 		return
 	}
 	e, err := kc.o.Keys.Remove(ref)
@@ -134,7 +132,7 @@ func (kc *keychain) recordFailure(r *http.Request, kind string, ref credentials.
 	if errors.Is(err, credentials.ErrNotFound) {
 		status = http.StatusNotFound
 	}
-	_ = kc.o.Rec.record(r.Context(), audit.Record{Kind: kind, Actor: audit.ActorAdmin, Target: ref.String(), Decision: audit.Error, Status: status,
+	_ = kc.o.Rec.record(r.Context(), audit.Record{Kind: kind, Actor: actorOf(r), Target: ref.String(), Decision: audit.Error, Status: status,
 		Detail: audit.DetailJSON(map[string]any{"error": err.Error()})})
 }
 

@@ -297,6 +297,16 @@ func (s *Server) routes() []route {
 		{get, "/ui/spend/csv", byBrowser, onTCP, refuseBrowser, limited(s.ui.handleSpendCSV)},
 		{post, "/ui/sessions/{id}/kill", byBrowser, onTCP, refuseBrowser, sameOrigin(limited(s.ui.handleKill))},
 		{post, "/ui/logout", byBrowser, onTCP, refuseBrowser, sameOrigin(limited(s.ui.handleLogout))},
+		// The Hooks and keys page: its changes are the API's handlers
+		// (hooks.go, keychain.go), which record the dashboard as actor.
+		{get, "/ui/hooks", byPage, onTCP, refuseBrowser, http.HandlerFunc(handleHooksPage)},
+		{get, "/ui/hooks/list", byBrowser, onTCP, refuseBrowser, limited(s.hooks.handleUIHookList)},
+		{post, "/ui/hooks/add", byBrowser, onTCP, refuseBrowser, sameOrigin(limited(s.hooks.handleHookAdd))},
+		{del, "/ui/hooks/{profile}/{id}", byBrowser, onTCP, refuseBrowser, sameOrigin(limited(s.hooks.handleHookRemove))},
+		{post, "/ui/hooks/{profile}/test", byBrowser, onTCP, refuseBrowser, sameOrigin(limited(s.hooks.handleHookTest))},
+		{get, "/ui/keys/list", byBrowser, onTCP, refuseBrowser, limited(s.keychain.handleUIKeyList)},
+		{post, "/ui/keys/{provider}/{alias}", byBrowser, onTCP, refuseBrowser, sameOrigin(limited(s.keychain.handleKeychainSet))},
+		{del, "/ui/keys/{provider}/{alias}", byBrowser, onTCP, refuseBrowser, sameOrigin(limited(s.keychain.handleKeychainRemove))},
 		// The Audit page (dashaudit.go); its data with the reads below.
 		{get, "/ui/audit", byPage, onTCP, refuseBrowser, http.HandlerFunc(s.uiAudit.handlePage)},
 	}

@@ -46,6 +46,7 @@ window.ringlet = (function () {
     return fetch(path, {
       method: opts.method || 'GET',
       headers: headers,
+      body: opts.body,
       credentials: 'same-origin',
       cache: 'no-store',
       redirect: 'error'
@@ -60,6 +61,21 @@ window.ringlet = (function () {
 
   function post(path) {
     return request(path, { method: 'POST' });
+  }
+
+  // send sends value as JSON (the body the API's handlers take).
+  function send(method, path, value) {
+    return request(path, { method: method, headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(value) });
+  }
+
+  // problem is the message of an API error answer ({"error": {"message"}}),
+  // as text, or what to say when there is none.
+  function problem(r, otherwise) {
+    return r.json().then(function (v) {
+      return v && v.error && typeof v.error.message === 'string' ? v.error.message : otherwise;
+    }, function () {
+      return otherwise;
+    });
   }
 
   // stream reads the server-sent events of path with the page key
@@ -147,5 +163,5 @@ window.ringlet = (function () {
       signedOut();
     }
   }
-  return { signedIn: !!key, request: request, post: post, stream: stream };
+  return { signedIn: !!key, request: request, post: post, send: send, problem: problem, stream: stream };
 })();
