@@ -331,6 +331,9 @@ func TestOTelExportClaudeTurn(t *testing.T) {
 				_, _, body := w.d.MustGet(t, "/metrics", w.e.Token(), nil)
 				return grepLines(string(body), "ringlet_otel")
 			})
+			// The metrics with the export's series pass promtool.
+			_, _, body := w.d.MustGet(t, "/metrics", w.e.Token(), nil)
+			promtoolCheck(t, body)
 		})
 	}
 }
