@@ -8,9 +8,14 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
 	"github.com/neullabs/ringlet/api"
@@ -63,6 +68,46 @@ func TestDashboardMCP(t *testing.T) {
 
 	b := newBrowser(t, base)
 	ctx := b.ctx
+	// Every CSP violation and console error of the tab (as in
+	// TestDashboardSpend).
+	var mu sync.Mutex
+	var complaints []string
+	err := chromedp.Listen(ctx, func(ev any) {
+		var msg string
+		switch e := ev.(type) {
+		case *log.EventEntryAdded:
+			if e.Entry.Level == log.EntryLevelError || e.Entry.Source == log.EntrySourceSecurity || e.Entry.Source == log.EntrySourceViolation {
+				msg = fmt.Sprintf("log %s/%s: %s %s", e.Entry.Source, e.Entry.Level, e.Entry.Text, e.Entry.URL)
+			}
+		case *runtime.EventConsoleAPICalled:
+			if e.Type == runtime.ConsoleAPICalledTypeError || e.Type == runtime.ConsoleAPICalledTypeWarning {
+				msg = fmt.Sprintf("console %s: %d args", e.Type, len(e.Args))
+			}
+		case *runtime.EventExceptionThrown:
+			msg = fmt.Sprintf("exception: %s %s:%d", e.ExceptionDetails.Text, e.ExceptionDetails.URL, e.ExceptionDetails.LineNumber)
+		}
+		if msg != "" {
+			mu.Lock()
+			complaints = append(complaints, msg)
+			mu.Unlock()
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for what, call := range map[string]func() error{
+		"log.enable":     func() error { _, err := chromedp.Call(ctx, log.Enable, cdp.Empty{}); return err },
+		"runtime.enable": func() error { _, err := chromedp.Call(ctx, runtime.Enable, cdp.Empty{}); return err },
+		"the page's CSP listener": func() error {
+			_, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: `window.cspViolations = [];
+document.addEventListener('securitypolicyviolation', e => window.cspViolations.push(e.violatedDirective + ' ' + e.blockedURI));`})
+			return err
+		},
+	} {
+		if err := call(); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
 	b.run(ctx, "log in", chromedp.Navigate(strings.TrimSpace(mustRun(t, e, "ui", "--no-browser"))))
 	b.waitText(ctx, "logged in", "Live sessions")
 	b.click(ctx, "the MCP link", `nav a[href="/ui/mcp"]`)
@@ -162,6 +207,38 @@ func TestDashboardMCP(t *testing.T) {
 	markup("after approval")
 	b.shot(ctx, "mcp-approved")
 
+	// Enable takes the same path back.
+	b.click(ctx, "enable beta", `section[data-profile="work"] article[data-server="pin"] tr[data-tool="beta"] button.toggle[data-enable="true"]`)
+	b.poll(ctx, "beta enabled", `(document.querySelector('section[data-profile="work"] article[data-server="pin"] tr[data-tool="beta"] .tool-state') || {}).innerText.startsWith('visible')`)
+	if st, on := toolState(tools("work", "pin"), "beta"); st != mcpserver.ToolVisible || !on {
+		t.Errorf("mcp tools after Enable: beta %s (enabled %v), want visible", st, on)
+	}
+	if recs := auditRecords(t, e, "mcp.tools"); len(recs) != 2 || recs[0].Detail["by"] != "dashboard" || fmt.Sprint(recs[0].Detail["enable"]) != "[beta]" {
+		t.Errorf("the mcp.tools records after Enable: got %+v, want enable [beta] by dashboard", recs)
+	}
+
+	// No CSP violation, no console error, on the page the whole time.
+	if v := eval[[]string](b, ctx, "CSP violations", `window.cspViolations`); len(v) != 0 {
+		t.Errorf("CSP violations on the MCP page: %q", v)
+	}
+	mu.Lock()
+	if len(complaints) != 0 {
+		t.Errorf("chromium reported on the dashboard: %q", complaints)
+	}
+	mu.Unlock()
+
+	// An approval of a diff other than the server's now is refused,
+	// with the page key and from the page itself.
+	eval[bool](b, ctx, "a stale approval", `(window.ringlet.post('/ui/mcp/servers/work/pin/approve?observed=sha256:stale').then(r => r.text().then(t => { window.stale = [r.status, t]; })), true)`)
+	b.poll(ctx, "its answer", `window.stale !== undefined`)
+	stale := eval[[]any](b, ctx, "its answer", `window.stale`)
+	if len(stale) != 2 || stale[0] != float64(http.StatusConflict) || !strings.Contains(fmt.Sprint(stale[1]), "changed again since its diff was shown") {
+		t.Errorf("approve with a stale diff: got %v, want 409 saying it changed again", stale)
+	}
+	if n := len(auditRecords(t, e, "mcp.approve")); n != 1 {
+		t.Errorf("mcp.approve records after the stale approval: %d, want 1", n)
+	}
+
 	// The cookie without the page key: the shell, nothing else, and no
 	// change.
 	cks, err := chromedp.Call(ctx, network.GetCookies, network.GetCookiesParams{URLs: []string{base}})
@@ -205,8 +282,8 @@ Promise.all([
 	if st, on := toolState(tools("other", "plain"), "beta"); st != mcpserver.ToolVisible || !on {
 		t.Errorf("plain's beta after the cross-site page: %s (enabled %v), want untouched", st, on)
 	}
-	if n := len(auditRecords(t, e, "mcp.tools")); n != 1 {
-		t.Errorf("mcp.tools records after the cookie replays and the cross-site page: %d, want the one change the page made", n)
+	if n := len(auditRecords(t, e, "mcp.tools")); n != 2 {
+		t.Errorf("mcp.tools records after the cookie replays and the cross-site page: %d, want the two changes the page made", n)
 	}
 
 	// Every answer to the browser had the dashboard's headers.
