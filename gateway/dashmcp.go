@@ -116,7 +116,9 @@ func (g *mcpGateway) uiServer(w http.ResponseWriter, r *http.Request) (alias, na
 }
 
 // handleUITool enables or disables one tool (query: tool, the tool's
-// name as the server lists it; enable, true or false) through the path
+// name as the server lists it; enable, true or false; kind, tool (the
+// default), prompt, resource or template: a prompt's name, a resource's
+// URI or a template's URI template in tool) through the path
 // 'ringlet mcp tools' and PATCH /api/mcp/servers/.../tools take
 // (setTools), audited with by: dashboard. The name is a rule's pattern
 // with its glob characters escaped: it names that tool alone.
@@ -132,10 +134,30 @@ func (g *mcpGateway) handleUITool(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var ch api.MCPToolsChange
-	if enable == "true" {
-		ch.Enable = []string{globQuote(tool)}
-	} else {
-		ch.Disable = []string{globQuote(tool)}
+	rule := []string{globQuote(tool)}
+	on := enable == "true"
+	switch q.Get("kind") {
+	case "", "tool":
+		if on {
+			ch.Enable = rule
+		} else {
+			ch.Disable = rule
+		}
+	case mcpserver.KindPrompt:
+		if on {
+			ch.EnablePrompts = rule
+		} else {
+			ch.DisablePrompts = rule
+		}
+	case mcpserver.KindResource, mcpserver.KindTemplate:
+		if on {
+			ch.EnableResources = rule
+		} else {
+			ch.DisableResources = rule
+		}
+	default:
+		dashboard.RenderMCPError(w, http.StatusBadRequest, "kind is tool, prompt, resource or template")
+		return
 	}
 	if _, err := g.setTools(r.Context(), alias, name, ch, ChangedByDashboard); err != nil {
 		f := mcpFailOf(g.o.Log, err)

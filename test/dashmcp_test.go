@@ -44,6 +44,8 @@ func TestDashboardMCP(t *testing.T) {
 	plainDir := filepath.Join(e.Root, "plainsrv")
 	plainScript, plainTools := pinServer(t, plainDir, []map[string]any{pinBeta})
 	mustRun(t, e, "mcp", "add", "other", "plain", "--no-sandbox", "--", plainScript, plainTools)
+	// A server with prompts, resources and a resource template.
+	mustRun(t, e, "mcp", "add", "other", "res", "--no-sandbox", "--", buildMCPTestServer(t), "-resources", "1")
 	tools := func(profile, server string) api.MCPTools {
 		t.Helper()
 		var out api.MCPTools
@@ -65,6 +67,7 @@ func TestDashboardMCP(t *testing.T) {
 		t.Fatalf("mcp tools work pin: %+v", st)
 	}
 	tools("other", "plain")
+	tools("other", "res")
 
 	b := newBrowser(t, base)
 	ctx := b.ctx
@@ -112,7 +115,7 @@ document.addEventListener('securitypolicyviolation', e => window.cspViolations.p
 	b.waitText(ctx, "logged in", "Live sessions")
 	b.click(ctx, "the MCP link", `nav a[href="/ui/mcp"]`)
 	b.poll(ctx, "the stream", `document.getElementById('live').textContent === 'live'`)
-	b.poll(ctx, "the servers", `document.querySelectorAll('#servers article.mcp-server').length === 2`)
+	b.poll(ctx, "the servers", `document.querySelectorAll('#servers article.mcp-server').length === 3`)
 	b.shot(ctx, "mcp")
 
 	type serverView struct {
@@ -217,6 +220,33 @@ document.addEventListener('securitypolicyviolation', e => window.cspViolations.p
 		t.Errorf("the mcp.tools records after Enable: got %+v, want enable [beta] by dashboard", recs)
 	}
 
+	// A prompt and a resource template, disabled from the page as
+	// 'mcp tools --disable-prompt/--disable-resource' would.
+	itemState := func(kind, name string) (string, bool) {
+		for _, it := range tools("other", "res").Items {
+			if it.Kind == kind && it.Name == name {
+				return it.State, it.Enabled
+			}
+		}
+		return "absent", false
+	}
+	for _, it := range []struct{ kind, name string }{{"prompt", "greet"}, {"template", "test://env/{name}"}} {
+		if st, on := itemState(it.kind, it.name); st != mcpserver.ToolVisible || !on {
+			t.Fatalf("%s %s before: %s (enabled %v), want visible", it.kind, it.name, st, on)
+		}
+		sel := fmt.Sprintf(`section[data-profile="other"] article[data-server="res"] tr[data-kind=%q][data-item=%q]`, it.kind, it.name)
+		b.click(ctx, "disable "+it.name, sel+` button.toggle`)
+		b.poll(ctx, it.name+" disabled", `(document.querySelector('`+sel+` .tool-state') || {innerText: ''}).innerText.startsWith('disabled')`)
+		if st, on := itemState(it.kind, it.name); st != mcpserver.ToolDisabled || on {
+			t.Errorf("mcp tools after disabling %s %s: %s (enabled %v), want disabled", it.kind, it.name, st, on)
+		}
+	}
+	if recs := auditRecords(t, e, "mcp.tools"); len(recs) != 4 || recs[1].Detail["by"] != "dashboard" || fmt.Sprint(recs[1].Detail["disable_prompts"]) != "[greet]" ||
+		fmt.Sprint(recs[0].Detail["disable_resources"]) != `[test://env/\{name\}]` && fmt.Sprint(recs[0].Detail["disable_resources"]) != "[test://env/{name}]" {
+		t.Errorf("the mcp.tools records of the prompt and template: got %+v", recs[:min(2, len(recs))])
+	}
+	b.shot(ctx, "mcp-items")
+
 	// No CSP violation, no console error, on the page the whole time.
 	if v := eval[[]string](b, ctx, "CSP violations", `window.cspViolations`); len(v) != 0 {
 		t.Errorf("CSP violations on the MCP page: %q", v)
@@ -282,8 +312,8 @@ Promise.all([
 	if st, on := toolState(tools("other", "plain"), "beta"); st != mcpserver.ToolVisible || !on {
 		t.Errorf("plain's beta after the cross-site page: %s (enabled %v), want untouched", st, on)
 	}
-	if n := len(auditRecords(t, e, "mcp.tools")); n != 2 {
-		t.Errorf("mcp.tools records after the cookie replays and the cross-site page: %d, want the two changes the page made", n)
+	if n := len(auditRecords(t, e, "mcp.tools")); n != 4 {
+		t.Errorf("mcp.tools records after the cookie replays and the cross-site page: %d, want the four changes the page made", n)
 	}
 
 	// Every answer to the browser had the dashboard's headers.

@@ -80,6 +80,9 @@
     }
     if (b.classList.contains('toggle')) {
       var q = new URLSearchParams({ tool: b.getAttribute('data-tool'), enable: b.getAttribute('data-enable') });
+      if (b.hasAttribute('data-kind')) {
+        q.set('kind', b.getAttribute('data-kind'));
+      }
       change(b, serverPath(b) + '/tools?' + q.toString());
     } else if (b.classList.contains('approve')) {
       change(b, serverPath(b) + '/approve?' + new URLSearchParams({ observed: b.getAttribute('data-observed') }).toString());
