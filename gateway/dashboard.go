@@ -165,7 +165,8 @@ func (u *ui) handleKill(w http.ResponseWriter, r *http.Request) {
 // handleEvents tells a page when a session changed, as server-sent
 // events (event "sessions", no data: the page fetches its rows again;
 // event "usage" when a provider request was recorded: the Spend page's),
-// and when records were written (event "audit"),
+// when records were written (event "audit") and when an MCP server's
+// record was (event "mcp": the MCP page's),
 // from the daemon's event stream. It ends with an "end" event when the
 // login ends (logout, rotate-token, expiry), and when the daemon stops or
 // the reader falls behind (the page reconnects).
@@ -192,12 +193,14 @@ func (u *ui) handleEvents(w http.ResponseWriter, r *http.Request) {
 		select {
 		case data := <-sub.ch:
 			changed, spent := aboutEvent(data)
+			mcpChanged := aboutMCP(data)
 			// Many records at once (a busy agent) make one event of each.
 			for drained := false; !drained; {
 				select {
 				case more := <-sub.ch:
 					c, sp := aboutEvent(more)
 					changed, spent = changed || c, spent || sp
+					mcpChanged = mcpChanged || aboutMCP(more)
 				default:
 					drained = true
 				}
@@ -211,6 +214,9 @@ func (u *ui) handleEvents(w http.ResponseWriter, r *http.Request) {
 
 			// Records were written: the Audit page's newest page.
 			if !send("event: audit\ndata:\n\n") {
+				return
+			}
+			if mcpChanged && !send("event: mcp\ndata:\n\n") {
 				return
 			}
 		case <-sub.slow:
@@ -238,6 +244,16 @@ func aboutEvent(data []byte) (session, usage bool) {
 		return false, false
 	}
 	return e.Session != "", e.Kind == audit.KindProviderRequest
+}
+
+// aboutMCP reports whether an event is an MCP server's record (mcp.*:
+// pinned, changed, approved, its tools set, restarted...): the MCP
+// page's event "mcp".
+func aboutMCP(data []byte) bool {
+	var e struct {
+		Kind string `json:"kind"`
+	}
+	return json.Unmarshal(data, &e) == nil && strings.HasPrefix(e.Kind, "mcp.")
 }
 
 // now is the Now page: the live sessions, newest first.

@@ -440,17 +440,42 @@ func (g *mcpGateway) bypassed(ctx context.Context, sess *session, tool string, l
 }
 
 func mcpError(w http.ResponseWriter, log *slog.Logger, err error) {
+	f := mcpFailOf(log, err)
+	writeError(w, f.status, f.code, f.msg)
+}
+
+// mcpFail is a refusal of an MCP operation as the REST API answers it:
+// its status, code and message.
+type mcpFail struct {
+	status    int
+	code, msg string
+}
+
+func (e *mcpFail) Error() string { return e.msg }
+
+// mcpFailOf is err as the REST API answers it: an *mcpFail as itself,
+// an error of the MCP gateway by what it is.
+func mcpFailOf(log *slog.Logger, err error) *mcpFail {
+	var f *mcpFail
 	switch {
+	case errors.As(err, &f):
+		return f
 	case errors.Is(err, mcp.ErrNotFound):
-		writeError(w, http.StatusNotFound, "not_found", err.Error())
+		return &mcpFail{http.StatusNotFound, "not_found", err.Error()}
 	case errors.Is(err, mcp.ErrExists):
-		writeError(w, http.StatusConflict, "exists", err.Error())
+		return &mcpFail{http.StatusConflict, "exists", err.Error()}
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
-		writeError(w, http.StatusGatewayTimeout, "timeout", err.Error())
+		return &mcpFail{http.StatusGatewayTimeout, "timeout", err.Error()}
 	default:
 		log.Error("MCP server operation failed", "err", err)
-		writeError(w, http.StatusInternalServerError, "internal", err.Error())
+		return &mcpFail{http.StatusInternalServerError, "internal", err.Error()}
 	}
+}
+
+// auditFail is an action refused because its record could not be
+// written, as writeAuditError answers it.
+func auditFail(err error) *mcpFail {
+	return &mcpFail{http.StatusServiceUnavailable, "audit_unavailable", "refused: the action could not be recorded in the audit log (" + rootCause(err) + ")"}
 }
 
 func (g *mcpGateway) handleMCPList(w http.ResponseWriter, r *http.Request) {
@@ -779,36 +804,45 @@ func (g *mcpGateway) handleMCPApprove(w http.ResponseWriter, r *http.Request) {
 	if r.ContentLength != 0 && !decodeJSON(w, r, &req) {
 		return
 	}
+	out, err := g.approve(r.Context(), alias, name, req, "")
+	if err != nil {
+		mcpError(w, g.o.Log, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// approve is the one path that shows and approves a server's changes,
+// for the REST API and the dashboard alike (handleMCPApprove); by names
+// who asked in its audit record when it is not the API ("dashboard").
+// A refusal is an *mcpFail, or an error of the MCP gateway (mcpFailOf).
+func (g *mcpGateway) approve(ctx context.Context, alias, name string, req api.MCPApproveRequest, by string) (api.MCPApproved, error) {
 	for _, t := range append(slices.Clone(req.Tools), req.Prompts...) {
 		if !validToolName(t) {
-			writeError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("invalid tool or prompt name %q: 1 to 128 letters, digits, '_', '-', '.'", t))
-			return
+			return api.MCPApproved{}, &mcpFail{http.StatusBadRequest, "bad_request", fmt.Sprintf("invalid tool or prompt name %q: 1 to 128 letters, digits, '_', '-', '.'", t)}
 		}
 	}
 	for _, u := range req.Resources {
 		if u == "" || len(u) > 8192 || strings.ContainsFunc(u, unicode.IsControl) {
-			writeError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("invalid resource URI %q", u))
-			return
+			return api.MCPApproved{}, &mcpFail{http.StatusBadRequest, "bad_request", fmt.Sprintf("invalid resource URI %q", u)}
 		}
 	}
 	sel := req.Selection()
 	// Within the CLI client's 30s: a server that is slower to start
 	// answers 504 and can be approved once it runs.
-	ctx, cancel := context.WithTimeout(r.Context(), 25*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 25*time.Second)
 	defer cancel()
 	observed, diff, err := g.srv.Pending(ctx, alias, name)
 	if err != nil {
-		mcpError(w, g.o.Log, err)
-		return
+		return api.MCPApproved{}, err
 	}
 	out := api.MCPApproved{Profile: alias, Server: name, Tools: len(observed.Tools), Diff: diff, DryRun: req.DryRun, Approved: []string{}}
 	if req.DryRun {
-		writeJSON(w, http.StatusOK, out)
-		return
+		return out, nil
 	}
 	if req.Observed != "" && req.Observed != diff.Observed {
-		writeError(w, http.StatusConflict, "changed", fmt.Sprintf("MCP server %s changed again since its diff was shown; run 'ringlet mcp approve %s %s' again", name, alias, name))
-		return
+		return api.MCPApproved{}, &mcpFail{http.StatusConflict, "changed",
+			fmt.Sprintf("MCP server %s changed again since its diff was shown; run 'ringlet mcp approve %s %s' again", name, alias, name)}
 	}
 	// What the approval takes: the named tools, else every change.
 	approved := sel
@@ -816,28 +850,32 @@ func (g *mcpGateway) handleMCPApprove(w http.ResponseWriter, r *http.Request) {
 		approved = approvedNames(diff)
 	}
 	if err := diff.CheckApprove(sel); err != nil {
-		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
-		return
+		return api.MCPApproved{}, &mcpFail{http.StatusBadRequest, "bad_request", err.Error()}
 	}
 	detail := pinSummary(diff, map[string]any{"approved": approved, "tools": len(observed.Tools)})
-	if !g.o.Rec.recordOr503(w, r, audit.Record{Kind: audit.KindMCPApprove, Profile: alias, Actor: audit.ActorAdmin, Target: name, Decision: audit.Allow,
-		Detail: audit.DetailJSON(detail)}) {
-		return
+	if by != "" {
+		detail["by"] = by
+	}
+	if err := g.o.Rec.record(ctx, audit.Record{Kind: audit.KindMCPApprove, Profile: alias, Actor: audit.ActorAdmin, Target: name, Decision: audit.Allow,
+		Detail: audit.DetailJSON(detail)}); err != nil {
+		return api.MCPApproved{}, auditFail(err)
 	}
 	if err := g.srv.Approve(alias, name, observed, sel); err != nil {
-		_ = g.o.Rec.record(r.Context(), audit.Record{Kind: audit.KindMCPApprove, Profile: alias, Actor: audit.ActorAdmin, Target: name, Decision: audit.Error,
-			Detail: audit.DetailJSON(map[string]any{"error": err.Error()})}) // the refusal is answered either way
+		failed := map[string]any{"error": err.Error()}
+		if by != "" {
+			failed["by"] = by
+		}
+		_ = g.o.Rec.record(ctx, audit.Record{Kind: audit.KindMCPApprove, Profile: alias, Actor: audit.ActorAdmin, Target: name, Decision: audit.Error,
+			Detail: audit.DetailJSON(failed)}) // the refusal is answered either way
 		var ae *mcpserver.ApproveError
 		if errors.As(err, &ae) {
-			writeError(w, http.StatusBadRequest, "bad_request", err.Error())
-			return
+			return api.MCPApproved{}, &mcpFail{http.StatusBadRequest, "bad_request", err.Error()}
 		}
-		mcpError(w, g.o.Log, err)
-		return
+		return api.MCPApproved{}, err
 	}
-	g.o.Log.Info("MCP server approved", "profile", alias, "server", name, "approved", len(approved))
+	g.o.Log.Info("MCP server approved", "profile", alias, "server", name, "approved", len(approved), "by", by)
 	out.Approved = approved
-	writeJSON(w, http.StatusOK, out)
+	return out, nil
 }
 
 // approvedNames are the tools an approval of the whole diff takes.

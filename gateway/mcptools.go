@@ -111,23 +111,33 @@ func (g *mcpGateway) handleMCPToolsSet(w http.ResponseWriter, r *http.Request) {
 	if !decodeJSON(w, r, &ch) {
 		return
 	}
-	if ch.Empty() {
-		writeError(w, http.StatusBadRequest, "invalid_mcp_tools", mcpserver.NothingToChange)
-		return
-	}
-	if err := ch.Check(); err != nil {
-		writeError(w, http.StatusBadRequest, "invalid_mcp_tools", err.Error())
-		return
-	}
-	cfgs, err := g.o.Store.List(alias)
+	out, err := g.setTools(r.Context(), alias, name, ch, "")
 	if err != nil {
 		mcpError(w, g.o.Log, err)
 		return
 	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// setTools is the one path that changes a server's tool rules, for the
+// REST API and the dashboard alike: checked, audited (mcp.tools; by names
+// who asked when it is not the API, such as "dashboard") before it is
+// stored. A refusal is an *mcpFail, or an error of the MCP gateway
+// (mcpFailOf).
+func (g *mcpGateway) setTools(ctx context.Context, alias, name string, ch api.MCPToolsChange, by string) (api.MCPTools, error) {
+	if ch.Empty() {
+		return api.MCPTools{}, &mcpFail{http.StatusBadRequest, "invalid_mcp_tools", mcpserver.NothingToChange}
+	}
+	if err := ch.Check(); err != nil {
+		return api.MCPTools{}, &mcpFail{http.StatusBadRequest, "invalid_mcp_tools", err.Error()}
+	}
+	cfgs, err := g.o.Store.List(alias)
+	if err != nil {
+		return api.MCPTools{}, err
+	}
 	i := slices.IndexFunc(cfgs, func(c mcpserver.Config) bool { return c.Name == name })
 	if i < 0 {
-		writeError(w, http.StatusNotFound, "not_found", "profile "+alias+" has no MCP server "+name+" ('ringlet mcp list "+alias+"' shows them)")
-		return
+		return api.MCPTools{}, &mcpFail{http.StatusNotFound, "not_found", "profile " + alias + " has no MCP server " + name + " ('ringlet mcp list " + alias + "' shows them)"}
 	}
 	c := cfgs[i]
 	err = ch.Apply(&c)
@@ -135,26 +145,31 @@ func (g *mcpGateway) handleMCPToolsSet(w http.ResponseWriter, r *http.Request) {
 		err = c.Validate()
 	}
 	if err != nil {
-		writeError(w, http.StatusBadRequest, "invalid_mcp_tools", err.Error())
-		return
+		return api.MCPTools{}, &mcpFail{http.StatusBadRequest, "invalid_mcp_tools", err.Error()}
 	}
-	if !g.o.Rec.recordOr503(w, r, audit.Record{Kind: audit.KindMCPTools, Profile: alias, Actor: audit.ActorAdmin, Target: name, Decision: audit.Allow,
-		Detail: audit.DetailJSON(map[string]any{"enable": ch.Enable, "disable": ch.Disable, "reset": ch.Reset, "resources": ch.Resources, "prompts": ch.Prompts,
-			"enable_prompts": ch.EnablePrompts, "disable_prompts": ch.DisablePrompts, "enable_resources": ch.EnableResources, "disable_resources": ch.DisableResources})}) {
-		return
+	detail := map[string]any{"enable": ch.Enable, "disable": ch.Disable, "reset": ch.Reset, "resources": ch.Resources, "prompts": ch.Prompts,
+		"enable_prompts": ch.EnablePrompts, "disable_prompts": ch.DisablePrompts, "enable_resources": ch.EnableResources, "disable_resources": ch.DisableResources}
+	if by != "" {
+		detail["by"] = by
+	}
+	if err := g.o.Rec.record(ctx, audit.Record{Kind: audit.KindMCPTools, Profile: alias, Actor: audit.ActorAdmin, Target: name, Decision: audit.Allow,
+		Detail: audit.DetailJSON(detail)}); err != nil {
+		return api.MCPTools{}, auditFail(err)
 	}
 	if _, err := g.srv.SetTools(alias, name, ch); err != nil {
-		_ = g.o.Rec.record(r.Context(), audit.Record{Kind: audit.KindMCPTools, Profile: alias, Actor: audit.ActorAdmin, Target: name, Decision: audit.Error,
-			Detail: audit.DetailJSON(map[string]any{"error": err.Error()})})
-		mcpError(w, g.o.Log, err)
-		return
+		failed := map[string]any{"error": err.Error()}
+		if by != "" {
+			failed["by"] = by
+		}
+		_ = g.o.Rec.record(ctx, audit.Record{Kind: audit.KindMCPTools, Profile: alias, Actor: audit.ActorAdmin, Target: name, Decision: audit.Error,
+			Detail: audit.DetailJSON(failed)}) // the failure is answered either way
+		return api.MCPTools{}, err
 	}
 	g.o.Log.Info("MCP tools changed", "profile", alias, "server", name, "enabled", len(ch.Enable)+len(ch.EnablePrompts)+len(ch.EnableResources),
-		"disabled", len(ch.Disable)+len(ch.DisablePrompts)+len(ch.DisableResources))
-	out, err := g.toolsView(r.Context(), alias, name)
+		"disabled", len(ch.Disable)+len(ch.DisablePrompts)+len(ch.DisableResources), "by", by)
+	out, err := g.toolsView(ctx, alias, name)
 	if err != nil {
-		mcpError(w, g.o.Log, err)
-		return
+		return api.MCPTools{}, err
 	}
 	if out.State == mcp.StateRunning || len(out.Tools) > 0 {
 		for _, p := range append(slices.Clone(ch.Disable), ch.Enable...) {
@@ -180,7 +195,7 @@ func (g *mcpGateway) handleMCPToolsSet(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	writeJSON(w, http.StatusOK, out)
+	return out, nil
 }
 
 // handleMCPToolsDefault sets a profile's default for the tools no rule

@@ -309,6 +309,11 @@ func (s *Server) routes() []route {
 		{del, "/ui/keys/{provider}/{alias}", byBrowser, onTCP, refuseBrowser, sameOrigin(limited(s.keychain.handleKeychainRemove))},
 		// The Audit page (dashaudit.go); its data with the reads below.
 		{get, "/ui/audit", byPage, onTCP, refuseBrowser, http.HandlerFunc(s.uiAudit.handlePage)},
+		// The MCP page (dashmcp.go): its changes take the REST API's path.
+		{get, "/ui/mcp", byPage, onTCP, refuseBrowser, http.HandlerFunc(s.mcp.handleUIPage)},
+		{get, "/ui/mcp/servers", byBrowser, onTCP, refuseBrowser, limited(s.mcp.handleUIServers)},
+		{post, "/ui/mcp/servers/{profile}/{name}/tools", byBrowser, onTCP, refuseBrowser, sameOrigin(limited(s.mcp.handleUITool))},
+		{post, "/ui/mcp/servers/{profile}/{name}/approve", byBrowser, onTCP, refuseBrowser, sameOrigin(limited(s.mcp.handleUIApprove))},
 	}
 
 	// The reads of the audit log. A session's tools read its own records
