@@ -3,7 +3,6 @@ package dashboard
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -96,7 +95,7 @@ func NewTraceView(t audit.Trace) TraceView {
 	items = func(nodes []*audit.TraceNode) []TraceItem {
 		out := make([]TraceItem, 0, len(nodes))
 		for _, n := range nodes {
-			it := TraceItem{Text: traceText(n), Children: items(n.Children)}
+			it := TraceItem{Text: n.Describe(), Children: items(n.Children)}
 			if n.Record != nil {
 				it.Seq, it.Deny = n.Record.Seq, n.Record.Decision == audit.Deny
 			}
@@ -110,47 +109,6 @@ func NewTraceView(t audit.Trace) TraceView {
 // RenderTrace writes a trace's tree.
 func RenderTrace(w http.ResponseWriter, v TraceView) {
 	render(w, http.StatusOK, "trace", v)
-}
-
-// traceText is one span in words, as 'ringlet audit trace' prints it.
-func traceText(n *audit.TraceNode) string {
-	var b strings.Builder
-	if u := n.ToolUse; u != nil {
-		fmt.Fprintf(&b, "tool_use %s (%s)", u.Name, u.ID)
-		if u.InputDigest != "" {
-			b.WriteString(" input " + u.InputDigest)
-		}
-		return b.String()
-	}
-	r := n.Record
-	b.WriteString(r.Kind)
-	if r.Target != "" {
-		b.WriteString(" " + r.Target)
-	}
-	var d map[string]any
-	_ = json.Unmarshal(r.Detail, &d) // a detail that is not an object adds nothing
-	str := func(k string) string { s, _ := d[k].(string); return s }
-	switch r.Kind {
-	case audit.KindProviderRequest:
-		if m := str("model"); m != "" {
-			b.WriteString(" model " + m)
-		}
-		fmt.Fprintf(&b, " tokens %d in / %d out", r.TokensIn+r.TokensCacheRead+r.TokensCacheWrite, r.TokensOut)
-		if n.CostUSD != nil {
-			fmt.Fprintf(&b, " $%.4f", *n.CostUSD)
-		}
-	case audit.KindHookDecision:
-		if h := str("hook"); h != "" {
-			b.WriteString(" hook " + h)
-		}
-		if rs := str("reason"); rs != "" {
-			b.WriteString(": " + rs)
-		}
-	}
-	if r.Decision != "" && r.Decision != audit.Allow {
-		b.WriteString(" (" + r.Decision + ")")
-	}
-	return b.String()
 }
 
 // VerifyView is the audit log's integrity as the Audit page shows it.
