@@ -19,7 +19,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 )
 
@@ -68,6 +72,73 @@ type browser struct {
 	shots     string
 	mu        sync.Mutex
 	responses map[string]network.Headers // URL: headers
+	// complaints: what chromium reported (watchComplaints), under mu.
+	complaints []string
+}
+
+// watchComplaints records, from now on, what the tab complains of: a
+// CSP violation (a securitypolicyviolation listener installed before any
+// of the page's scripts, into window.cspViolations), and chromium's
+// console errors and warnings, exceptions and security log entries.
+// checkComplaints fails the test for any of them.
+func (b *browser) watchComplaints(t *testing.T) {
+	t.Helper()
+	err := chromedp.Listen(b.ctx, func(ev any) {
+		var msg string
+		switch e := ev.(type) {
+		case *log.EventEntryAdded:
+			if e.Entry.Level == log.EntryLevelError || e.Entry.Source == log.EntrySourceSecurity || e.Entry.Source == log.EntrySourceViolation {
+				msg = fmt.Sprintf("log %s/%s: %s %s", e.Entry.Source, e.Entry.Level, e.Entry.Text, e.Entry.URL)
+			}
+		case *runtime.EventConsoleAPICalled:
+			if e.Type == runtime.ConsoleAPICalledTypeError || e.Type == runtime.ConsoleAPICalledTypeWarning {
+				msg = fmt.Sprintf("console %s: %d args", e.Type, len(e.Args))
+				for _, a := range e.Args {
+					msg += " " + string(a.Value) + a.Description
+				}
+			}
+		case *runtime.EventExceptionThrown:
+			msg = fmt.Sprintf("exception: %s %s:%d", e.ExceptionDetails.Text, e.ExceptionDetails.URL, e.ExceptionDetails.LineNumber)
+			if e.ExceptionDetails.Exception != nil {
+				msg += " " + e.ExceptionDetails.Exception.Description
+			}
+		}
+		if msg != "" {
+			b.mu.Lock()
+			b.complaints = append(b.complaints, msg)
+			b.mu.Unlock()
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for what, call := range map[string]func() error{
+		"log.enable":     func() error { _, err := chromedp.Call(b.ctx, log.Enable, cdp.Empty{}); return err },
+		"runtime.enable": func() error { _, err := chromedp.Call(b.ctx, runtime.Enable, cdp.Empty{}); return err },
+		"the page's CSP listener": func() error {
+			_, err := chromedp.Call(b.ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: `window.cspViolations = [];
+document.addEventListener('securitypolicyviolation', e => window.cspViolations.push(e.violatedDirective + ' ' + e.blockedURI));`})
+			return err
+		},
+	} {
+		if err := call(); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+}
+
+// checkComplaints fails the test for every CSP violation the current page
+// saw and everything chromium complained of since watchComplaints.
+func (b *browser) checkComplaints(t *testing.T, pageName string) {
+	t.Helper()
+	if v := eval[[]string](b, b.ctx, "CSP violations", `window.cspViolations`); len(v) != 0 {
+		t.Errorf("CSP violations on the %s page: %q", pageName, v)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.complaints) != 0 {
+		t.Errorf("chromium reported on the dashboard: %q", b.complaints)
+	}
 }
 
 func newBrowser(t *testing.T, daemonBase string) *browser {

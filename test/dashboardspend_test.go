@@ -12,15 +12,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 
 	cdpbrowser "github.com/chromedp/cdproto/browser"
-	"github.com/chromedp/cdproto/cdp"
-	"github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/network"
-	"github.com/chromedp/cdproto/page"
-	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
 	"github.com/neullabs/ringlet/test/fakeprovider"
@@ -65,57 +60,10 @@ func TestDashboardSpend(t *testing.T) {
 
 	b := newBrowser(t, base)
 	ctx := b.ctx
-	// Every CSP violation and console error of the tab: from the page
-	// (a securitypolicyviolation listener installed before any of its
-	// scripts) and from chromium's console and log.
-	var mu sync.Mutex
-	var complaints []string
-	err := chromedp.Listen(ctx, func(ev any) {
-		var msg string
-		switch e := ev.(type) {
-		case *log.EventEntryAdded:
-			if e.Entry.Level == log.EntryLevelError || e.Entry.Source == log.EntrySourceSecurity || e.Entry.Source == log.EntrySourceViolation {
-				msg = fmt.Sprintf("log %s/%s: %s %s", e.Entry.Source, e.Entry.Level, e.Entry.Text, e.Entry.URL)
-			}
-		case *runtime.EventConsoleAPICalled:
-			if e.Type == runtime.ConsoleAPICalledTypeError || e.Type == runtime.ConsoleAPICalledTypeWarning {
-				msg = fmt.Sprintf("console %s: %d args", e.Type, len(e.Args))
-				for _, a := range e.Args {
-					msg += " " + string(a.Value) + a.Description
-				}
-			}
-		case *runtime.EventExceptionThrown:
-			msg = fmt.Sprintf("exception: %s %s:%d", e.ExceptionDetails.Text, e.ExceptionDetails.URL, e.ExceptionDetails.LineNumber)
-			if e.ExceptionDetails.Exception != nil {
-				msg += " " + e.ExceptionDetails.Exception.Description
-			}
-		}
-		if msg != "" {
-			mu.Lock()
-			complaints = append(complaints, msg)
-			mu.Unlock()
-		}
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	b.watchComplaints(t)
 	downloads := t.TempDir()
-	for what, call := range map[string]func() error{
-		"log.enable":     func() error { _, err := chromedp.Call(ctx, log.Enable, cdp.Empty{}); return err },
-		"runtime.enable": func() error { _, err := chromedp.Call(ctx, runtime.Enable, cdp.Empty{}); return err },
-		"the page's CSP listener": func() error {
-			_, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: `window.cspViolations = [];
-document.addEventListener('securitypolicyviolation', e => window.cspViolations.push(e.violatedDirective + ' ' + e.blockedURI));`})
-			return err
-		},
-		"downloads": func() error {
-			_, err := chromedp.CallBrowser(ctx, cdpbrowser.SetDownloadBehavior, cdpbrowser.SetDownloadBehaviorParams{Behavior: cdpbrowser.SetDownloadBehaviorBehaviorAllow, DownloadPath: downloads})
-			return err
-		},
-	} {
-		if err := call(); err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
+	if _, err := chromedp.CallBrowser(ctx, cdpbrowser.SetDownloadBehavior, cdpbrowser.SetDownloadBehaviorParams{Behavior: cdpbrowser.SetDownloadBehaviorBehaviorAllow, DownloadPath: downloads}); err != nil {
+		t.Fatalf("downloads: %v", err)
 	}
 
 	b.run(ctx, "open the link", chromedp.Navigate(strings.TrimSpace(mustRun(t, w.e, "ui", "--no-browser"))))
@@ -242,14 +190,7 @@ document.addEventListener('securitypolicyviolation', e => window.cspViolations.p
 	}
 
 	// No CSP violation, no console error, on the page the whole time.
-	if v := eval[[]string](b, ctx, "CSP violations", `window.cspViolations`); len(v) != 0 {
-		t.Errorf("CSP violations on the Spend page: %q", v)
-	}
-	mu.Lock()
-	if len(complaints) != 0 {
-		t.Errorf("chromium reported on the dashboard: %q", complaints)
-	}
-	mu.Unlock()
+	b.checkComplaints(t, "Spend")
 
 	// The cookie replayed without the page key: the shell, and nothing of
 	// the plots, tables or CSV.

@@ -8,14 +8,9 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 
-	"github.com/chromedp/cdproto/cdp"
-	"github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/network"
-	"github.com/chromedp/cdproto/page"
-	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
 	"github.com/neullabs/ringlet/api"
@@ -71,46 +66,7 @@ func TestDashboardMCP(t *testing.T) {
 
 	b := newBrowser(t, base)
 	ctx := b.ctx
-	// Every CSP violation and console error of the tab (as in
-	// TestDashboardSpend).
-	var mu sync.Mutex
-	var complaints []string
-	err := chromedp.Listen(ctx, func(ev any) {
-		var msg string
-		switch e := ev.(type) {
-		case *log.EventEntryAdded:
-			if e.Entry.Level == log.EntryLevelError || e.Entry.Source == log.EntrySourceSecurity || e.Entry.Source == log.EntrySourceViolation {
-				msg = fmt.Sprintf("log %s/%s: %s %s", e.Entry.Source, e.Entry.Level, e.Entry.Text, e.Entry.URL)
-			}
-		case *runtime.EventConsoleAPICalled:
-			if e.Type == runtime.ConsoleAPICalledTypeError || e.Type == runtime.ConsoleAPICalledTypeWarning {
-				msg = fmt.Sprintf("console %s: %d args", e.Type, len(e.Args))
-			}
-		case *runtime.EventExceptionThrown:
-			msg = fmt.Sprintf("exception: %s %s:%d", e.ExceptionDetails.Text, e.ExceptionDetails.URL, e.ExceptionDetails.LineNumber)
-		}
-		if msg != "" {
-			mu.Lock()
-			complaints = append(complaints, msg)
-			mu.Unlock()
-		}
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for what, call := range map[string]func() error{
-		"log.enable":     func() error { _, err := chromedp.Call(ctx, log.Enable, cdp.Empty{}); return err },
-		"runtime.enable": func() error { _, err := chromedp.Call(ctx, runtime.Enable, cdp.Empty{}); return err },
-		"the page's CSP listener": func() error {
-			_, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: `window.cspViolations = [];
-document.addEventListener('securitypolicyviolation', e => window.cspViolations.push(e.violatedDirective + ' ' + e.blockedURI));`})
-			return err
-		},
-	} {
-		if err := call(); err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-	}
+	b.watchComplaints(t)
 	b.run(ctx, "log in", chromedp.Navigate(strings.TrimSpace(mustRun(t, e, "ui", "--no-browser"))))
 	b.waitText(ctx, "logged in", "Live sessions")
 	b.click(ctx, "the MCP link", `nav a[href="/ui/mcp"]`)
@@ -248,14 +204,7 @@ document.addEventListener('securitypolicyviolation', e => window.cspViolations.p
 	b.shot(ctx, "mcp-items")
 
 	// No CSP violation, no console error, on the page the whole time.
-	if v := eval[[]string](b, ctx, "CSP violations", `window.cspViolations`); len(v) != 0 {
-		t.Errorf("CSP violations on the MCP page: %q", v)
-	}
-	mu.Lock()
-	if len(complaints) != 0 {
-		t.Errorf("chromium reported on the dashboard: %q", complaints)
-	}
-	mu.Unlock()
+	b.checkComplaints(t, "MCP")
 
 	// An approval of a diff other than the server's now is refused,
 	// with the page key and from the page itself.
