@@ -117,6 +117,11 @@ type Provider struct {
 	TextEvents atomic.Int64
 	// EventDelay is the pause before every SSE event but the first.
 	EventDelay Duration
+	// EventGate, when set, is received from before every SSE event but
+	// the first (after EventDelay): a test that sends on it only once it
+	// has read the previous event proves each event is passed on before
+	// the next one is written, with no clock involved.
+	EventGate atomic.Pointer[chan struct{}]
 	// DieAfter, when > 0, makes a stream end abruptly after that many
 	// SSE events: the connection is closed without the end of the body.
 	DieAfter atomic.Int64
@@ -863,12 +868,28 @@ func (a *answer) flush() bool {
 func (a *answer) pause() bool {
 	d := a.p.EventDelay.Load()
 	if a.events == 0 || d <= 0 {
-		return a.alive()
+		return a.alive() && a.gate()
 	}
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C:
+		return a.gate()
+	case <-a.r.Context().Done():
+		a.cancelled()
+		return false
+	}
+}
+
+// gate waits for EventGate, when one is set, before every event but the
+// first, and reports false when the request ended meanwhile.
+func (a *answer) gate() bool {
+	g := a.p.EventGate.Load()
+	if g == nil || a.events == 0 {
+		return true
+	}
+	select {
+	case <-*g:
 		return true
 	case <-a.r.Context().Done():
 		a.cancelled()
