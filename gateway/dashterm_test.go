@@ -101,6 +101,23 @@ func TestDashboardTerminalSocket(t *testing.T) {
 		<-term.done
 	})
 
+	// The page's shell: the cookie opens it, with the dashboard's CSP.
+	for _, withCookie := range []bool{false, true} {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, ts.URL+"/ui/terminal/"+sess.ID, nil)
+		if withCookie {
+			req.Header.Set("Cookie", dashboard.CookieName(int(s.port.Load()))+"="+cookie)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		want := map[bool]int{false: http.StatusUnauthorized, true: http.StatusOK}[withCookie]
+		if resp.StatusCode != want || resp.Header.Get("Content-Security-Policy") != dashboard.CSP {
+			t.Errorf("the terminal page, cookie %v: got %d, CSP %q, want %d and the dashboard's CSP", withCookie, resp.StatusCode, resp.Header.Get("Content-Security-Policy"), want)
+		}
+	}
+
 	url := strings.Replace(ts.URL, "http://", "ws://", 1) + "/ui/terminal/" + sess.ID + "/attach"
 	dial := func(url, origin string, protos ...string) (*websocket.Conn, *http.Response, error) {
 		h := http.Header{"Cookie": {dashboard.CookieName(int(s.port.Load())) + "=" + cookie}}
@@ -158,7 +175,11 @@ func TestDashboardTerminalSocket(t *testing.T) {
 	}
 	// The login ends: so does the socket.
 	s.logins.End(cookie)
-	if _, _, err := c.Read(ctx); websocket.CloseStatus(err) != websocket.StatusPolicyViolation || !strings.Contains(err.Error(), "login ended") {
-		t.Errorf("after logout: got %v, want closed because the login ended", err)
+	var closed error
+	for closed == nil {
+		_, _, closed = c.Read(ctx) // the rest of cat's echo, then the close
+	}
+	if websocket.CloseStatus(closed) != websocket.StatusPolicyViolation || !strings.Contains(closed.Error(), "login ended") {
+		t.Errorf("after logout: got %v, want closed because the login ended", closed)
 	}
 }
