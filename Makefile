@@ -60,7 +60,7 @@ node-deps: test/node/node_modules/.package-lock.json test/mcpnode/node_modules/.
 test/%/node_modules/.package-lock.json: test/%/package-lock.json
 	npm ci --prefix test/$* --no-audit --no-fund
 
-# The dashboard's third-party files (uPlot), refreshed from npm at the
+# The dashboard's third-party files (uPlot, xterm.js and its fit addon), refreshed from npm at the
 # version pinned in dashboard/npm/package-lock.json (npm ci checks each
 # package against the lock's integrity hash) and checked against
 # dashboard/assets/vendor/SHA256SUMS. The copies are committed and
@@ -73,7 +73,12 @@ dashboard-vendor:
 	npm ci --prefix dashboard/npm --ignore-scripts --no-audit --no-fund
 	cp dashboard/npm/node_modules/uplot/dist/uPlot.iife.min.js dashboard/npm/node_modules/uplot/dist/uPlot.min.css $(DASH_VENDOR)/
 	cp dashboard/npm/node_modules/uplot/LICENSE $(DASH_VENDOR)/uPlot.LICENSE
-	@if [ '$(SUMS)' = update ]; then cd $(DASH_VENDOR) && sha256sum uPlot.iife.min.js uPlot.min.css uPlot.LICENSE > SHA256SUMS; fi
+	cp dashboard/npm/node_modules/@xterm/xterm/lib/xterm.js dashboard/npm/node_modules/@xterm/xterm/css/xterm.css $(DASH_VENDOR)/
+	cp dashboard/npm/node_modules/@xterm/xterm/LICENSE $(DASH_VENDOR)/xterm.LICENSE
+	cp dashboard/npm/node_modules/@xterm/addon-fit/lib/addon-fit.js $(DASH_VENDOR)/
+	cp dashboard/npm/node_modules/@xterm/addon-fit/LICENSE $(DASH_VENDOR)/addon-fit.LICENSE
+	@if [ '$(SUMS)' = update ]; then cd $(DASH_VENDOR) && sha256sum uPlot.iife.min.js uPlot.min.css uPlot.LICENSE \
+		xterm.js xterm.css xterm.LICENSE addon-fit.js addon-fit.LICENSE > SHA256SUMS; fi
 	cd $(DASH_VENDOR) && sha256sum -c SHA256SUMS
 
 check:

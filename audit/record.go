@@ -134,6 +134,10 @@ const (
 	// rpc_error with its "code", upstream_error, timeout, canceled);
 	// never its content. A child of the call's tool.call in its trace.
 	KindToolResult = "tool.result"
+	// KindTerminalAttach: a viewer attached to a remote agent's terminal
+	// ('terminal attach', actor admin; the dashboard's terminal page,
+	// actor dashboard), written before it sees or types anything.
+	KindTerminalAttach = "terminal.attach"
 )
 
 // Kinds lists every kind, for validation and completion.
@@ -144,7 +148,7 @@ var Kinds = []string{
 	KindHookDecision, KindProviderRequest, KindSandboxViolation, KindProviderAdd, KindHookAdd, KindHookRemove, KindProfileUpdate, KindSandboxEgress,
 	KindMCPAdd, KindMCPRemove, KindMCPApprove, KindMCPUpdate, KindMCPTools, KindMCPSecrets, KindMCPAuth, KindMCPServerRestart, KindMCPResourceRead, KindMCPPromptGet, KindMCPPin, KindMCPToolsChanged, KindAuditResume, KindAuditEpoch,
 	KindPricesImport, KindPricesReset, KindAgentConfigReset, KindAgentConfigApprove, KindBudgetSet, KindBudgetRefused, KindBudgetExhausted, KindSessionKilled, KindRateLimited, KindHookBypass,
-	KindDashboardLogin, KindDashboardLogout, KindToolResult,
+	KindDashboardLogin, KindDashboardLogout, KindToolResult, KindTerminalAttach,
 }
 
 // Decisions.

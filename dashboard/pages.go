@@ -65,6 +65,9 @@ type SessionRow struct {
 	// LastAction is the last audit record of the session, as one line.
 	LastAction     string
 	LastActionTime time.Time
+	// Terminal: the session's agent runs under the daemon's terminal
+	// ('profiles run --remote'); the row links to its terminal page.
+	Terminal bool
 }
 
 // NowPage is the Now page: the live sessions.

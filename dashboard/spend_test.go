@@ -164,8 +164,8 @@ func TestVendoredFiles(t *testing.T) {
 		}
 		n++
 	}
-	if n != 3 {
-		t.Errorf("SHA256SUMS lists %d files, want uPlot's script, stylesheet and license", n)
+	if n != 8 {
+		t.Errorf("SHA256SUMS lists %d files, want uPlot's and xterm.js's script, stylesheet and license, and the fit addon's script and license", n)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/neullabs/ringlet/dashboard"
 	"github.com/neullabs/ringlet/token"
 )
 
@@ -146,6 +147,38 @@ func credential(r *http.Request, from carrier) (tok, reason string, ok bool) {
 		return "", "query_token", false
 	}
 	return "", "missing", false
+}
+
+// pageProtocol is the WebSocket subprotocol a dashboard page opens a
+// terminal with: the pair "ringlet-page, KEY" carries the login's page
+// key, which a browser's WebSocket cannot send in dashboard.KeyHeader.
+// The daemon answers with the name alone, never the key.
+const pageProtocol = "ringlet-page"
+
+// pageKey is the page key of a dashboard request: the one
+// dashboard.KeyHeader, or, on a WebSocket handshake (and only there),
+// the subprotocol pair "ringlet-page, KEY". Anything else (two headers, a
+// header and the pair, another list, the pair on a plain request, a key
+// in the query) is no key, which the data routes refuse (byBrowser). The
+// subprotocols are read only when no header was sent.
+func pageKey(r *http.Request) (key string, ok bool) {
+	keys := r.Header.Values(dashboard.KeyHeader)
+	protos := subprotocols(r)
+	switch {
+	case len(keys) == 1 && len(protos) == 0:
+		return keys[0], keys[0] != ""
+	case len(keys) != 0:
+		return "", false
+	}
+	if len(protos) != 2 || protos[0] != pageProtocol || protos[1] == "" || !isWebSocket(r) {
+		return "", false
+	}
+	return protos[1], true
+}
+
+// isWebSocket reports whether r asks to become a WebSocket.
+func isWebSocket(r *http.Request) bool {
+	return r.Method == http.MethodGet && strings.EqualFold(r.Header.Get("Upgrade"), "websocket")
 }
 
 func subprotocols(r *http.Request) []string {

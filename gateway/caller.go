@@ -70,11 +70,8 @@ func (s *Server) callerOf(r *http.Request, from carrier) caller {
 			return caller{reason: reason}
 		}
 		// A dashboard route: the login cookie is its only credential,
-		// looked up as nothing else.
-		key := ""
-		if keys := r.Header.Values(dashboard.KeyHeader); len(keys) == 1 {
-			key = keys[0]
-		}
+		// looked up as nothing else, with the page key (pageKey).
+		key, _ := pageKey(r)
 		if l, keyed, ok := s.logins.Check(tok, key); ok {
 			return caller{kind: browser, tok: tok, login: l, keyed: keyed}
 		}

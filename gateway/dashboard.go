@@ -43,6 +43,9 @@ type ui struct {
 	// cookie is the login cookie's name (dashboard.CookieName of the
 	// daemon's port).
 	cookie func() string
+	// hasTerminal reports whether a session has a remote terminal
+	// (terminals.has): its row links to the terminal page.
+	hasTerminal func(id string) bool
 }
 
 // dashboardHeaders puts the dashboard's security headers on every answer
@@ -268,6 +271,7 @@ func (u *ui) now(ctx context.Context) dashboard.NowPage {
 		row := dashboard.SessionRow{ID: info.ID, Profile: info.Profile, Agent: info.Agent, Provider: info.Provider, Started: info.Created,
 			Sandboxed: info.Sandboxed, Requests: info.Requests}
 		sess.acts.fill(&row)
+		row.Terminal = u.hasTerminal(info.ID)
 		if st, ok, err := u.budgets.sessionState(ctx, sess); err == nil && ok {
 			row.BudgetLeft = append(row.BudgetLeft, budgetLeft(st)...)
 		}

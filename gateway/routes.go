@@ -297,6 +297,10 @@ func (s *Server) routes() []route {
 		{get, "/ui/spend/csv", byBrowser, onTCP, refuseBrowser, limited(s.ui.handleSpendCSV)},
 		{post, "/ui/sessions/{id}/kill", byBrowser, onTCP, refuseBrowser, sameOrigin(limited(s.ui.handleKill))},
 		{post, "/ui/logout", byBrowser, onTCP, refuseBrowser, sameOrigin(limited(s.ui.handleLogout))},
+		// The terminal page of a remote agent (dashterm.go): its socket is
+		// the API's viewer, with the page key in the subprotocol.
+		{get, "/ui/terminal/{id}", byPage, onTCP, refuseBrowser, http.HandlerFunc(handleTerminalPage)},
+		{get, "/ui/terminal/{id}/attach", byBrowser, onTCP, refuseBrowser, http.HandlerFunc(s.terminals.handleUIAttach)},
 		// The Hooks and keys page: its changes are the API's handlers
 		// (hooks.go, keychain.go), which record the dashboard as actor.
 		{get, "/ui/hooks", byPage, onTCP, refuseBrowser, http.HandlerFunc(handleHooksPage)},

@@ -344,7 +344,7 @@ func New(opts Options) (*Server, error) {
 	s.uiAudit = &uiAudit{reader: s.audit}
 	s.prices = &prices{catalogDir: opts.CatalogDir, file: opts.PricesFile, rec: s.rec, log: s.log}
 	s.logins = dashboard.NewLogins(nil)
-	s.ui = &ui{cookie: s.cookieName, logins: s.logins, sessions: s.sessions, budgets: s.budgets, bus: s.bus, life: s.life, rec: s.rec, log: s.log,
+	s.ui = &ui{hasTerminal: s.terminals.has, cookie: s.cookieName, logins: s.logins, sessions: s.sessions, budgets: s.budgets, bus: s.bus, life: s.life, rec: s.rec, log: s.log,
 		kill: s.kill, refused: s.authFailed}
 	s.rec.observe = s.ui.observe
 	s.metrics.reg.MustRegister(opts.Collectors...)

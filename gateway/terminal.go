@@ -321,18 +321,29 @@ var termSignals = map[string]syscall.Signal{"INT": syscall.SIGINT, "TERM": sysca
 
 // handleTerminalAttach is the WebSocket a viewer attaches with: binary
 // frames carry terminal bytes both ways, text frames carry JSON control
-// messages. The scrollback is sent first.
+// messages. The scrollback is sent first. The CLI attaches with the admin
+// token ("bearer, TOKEN"), the dashboard's terminal page with its login
+// ("ringlet-page, KEY", handleUIAttach); the answer names the protocol
+// alone. websocket.Accept refuses an Origin that is not the daemon's own
+// (the Host guard has already): a page elsewhere cannot attach.
 func (tm *terminals) handleTerminalAttach(w http.ResponseWriter, r *http.Request) {
 	t := tm.find(w, r)
 	if t == nil {
 		return
 	}
-	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{"bearer"}})
+	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{"bearer", pageProtocol}})
 	if err != nil {
 		return
 	}
 	tm.o.Life.streams.Add(1)
 	defer tm.o.Life.streams.Done()
+	// Every viewer is on record before it sees or types anything; one
+	// that cannot be is sent away.
+	if err := tm.o.Rec.record(r.Context(), audit.Record{Kind: audit.KindTerminalAttach, Profile: t.sess.Profile.Alias, Session: t.sess.ID,
+		Actor: actorOf(r), Target: t.sess.Profile.Agent, Decision: audit.Allow, Detail: audit.DetailJSON(map[string]any{"remote": r.RemoteAddr})}); err != nil {
+		c.Close(websocket.StatusTryAgainLater, "refused: the attach could not be recorded in the audit log")
+		return
+	}
 	c.SetReadLimit(1 << 20)
 	v := &termViewer{ch: make(chan []byte, viewerBuffer), slow: make(chan struct{})}
 	t.mu.Lock()
@@ -420,7 +431,9 @@ func (tm *terminals) handleTerminalAttach(w http.ResponseWriter, r *http.Request
 			c.CloseNow()
 			return
 		case <-ctx.Done():
-			c.Close(websocket.StatusPolicyViolation, "token rotated")
+			// The admin token was rotated, or the dashboard's login
+			// ended (handleUIAttach).
+			c.Close(websocket.StatusPolicyViolation, endedBy(ctx))
 			return
 		case <-tm.o.Life.closing.Done():
 			c.Close(websocket.StatusGoingAway, "daemon shutting down")

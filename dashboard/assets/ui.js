@@ -140,6 +140,15 @@ window.ringlet = (function () {
     connect();
   }
 
+  // socket opens a WebSocket to path on this origin. A browser's
+  // WebSocket sends no headers of a page's own: the page key goes as the
+  // subprotocol pair "ringlet-page, KEY" (never in the address), and the
+  // daemon answers with the name alone.
+  function socket(path) {
+    var scheme = location.protocol === 'https:' ? 'wss://' : 'ws://';
+    return new WebSocket(scheme + location.host + path, ['ringlet-page', key || '']);
+  }
+
   document.addEventListener('DOMContentLoaded', function () {
     var logout = document.getElementById('logout');
     if (logout) {
@@ -163,5 +172,5 @@ window.ringlet = (function () {
       signedOut();
     }
   }
-  return { signedIn: !!key, request: request, post: post, send: send, problem: problem, stream: stream };
+  return { signedIn: !!key, request: request, post: post, send: send, problem: problem, stream: stream, socket: socket };
 })();
