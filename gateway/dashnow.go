@@ -47,20 +47,17 @@ type nowQuery struct {
 // first, ties by ID (descending), so the order is total and stable while
 // sessions come and go.
 type nowKey struct {
-	created time.Time
+	created int64 // unix ns
 	id      string
 }
 
 // cmpNow orders a before b when a comes first on the page.
 func cmpNow(a, b nowKey) int {
-	if c := b.created.Compare(a.created); c != 0 {
-		return c
-	}
-	return cmp.Compare(b.id, a.id)
+	return cmp.Or(cmp.Compare(b.created, a.created), cmp.Compare(b.id, a.id))
 }
 
 func (k nowKey) String() string {
-	return strconv.FormatInt(k.created.UnixNano(), 10) + "." + k.id
+	return strconv.FormatInt(k.created, 10) + "." + k.id
 }
 
 func parseNowKey(s string) (*nowKey, error) {
@@ -69,7 +66,7 @@ func parseNowKey(s string) (*nowKey, error) {
 	if !ok || err != nil || id == "" || len(s) > 200 {
 		return nil, errors.New("the cursor is not one of this page's; go back to the first page")
 	}
-	return &nowKey{created: time.Unix(0, n), id: id}, nil
+	return &nowKey{created: n, id: id}, nil
 }
 
 // parseNowQuery reads a page's query; what does not parse is an error
@@ -108,33 +105,30 @@ func parseNowQuery(v url.Values) (nowQuery, error) {
 
 func (q nowQuery) filtered() bool { return q.profile != "" || q.state != "" || q.text != "" }
 
-// nowEntry is what the page's filter and sums need of a live session.
+// nowEntry is a live session in the page's order: small, as every
+// session the filter keeps is sorted.
 type nowEntry struct {
-	key       nowKey
-	sess      *session
-	sandboxed bool
-	usd       float64
-	priced    bool
-	last      time.Time
+	key  nowKey
+	sess *session
 }
 
-// matches reports whether the filter keeps e.
-func (q nowQuery) matches(e *nowEntry, now time.Time) bool {
-	s := e.sess
+// matches reports whether the filter keeps s, whose last record was at
+// last.
+func (q nowQuery) matches(s *session, last, now time.Time) bool {
 	if q.profile != "" && s.Profile.Alias != q.profile {
 		return false
 	}
 	switch q.state {
 	case "sandboxed":
-		if !e.sandboxed {
+		if !s.Sandboxed {
 			return false
 		}
 	case "unsandboxed":
-		if e.sandboxed {
+		if s.Sandboxed {
 			return false
 		}
 	case "active", "idle":
-		if active := now.Sub(e.last) < nowActive; active != (q.state == "active") {
+		if active := now.Sub(last) < nowActive; active != (q.state == "active") {
 			return false
 		}
 	}
@@ -169,10 +163,9 @@ func (u *ui) nowSelect(q nowQuery, now time.Time) ([]*session, dashboard.NowPage
 			// Its timer ends it; until then it is not shown.
 			continue
 		}
-		e := nowEntry{key: nowKey{created: s.Created, id: s.ID}, sess: s, sandboxed: s.Sandboxed}
-		e.usd, e.priced, e.last = s.acts.spend()
+		usd, priced, last := s.acts.spend()
 		sum.Live++
-		if e.sandboxed {
+		if s.Sandboxed {
 			sum.Sandboxed++
 		}
 		p := profiles[s.Profile.Alias]
@@ -181,13 +174,13 @@ func (u *ui) nowSelect(q nowQuery, now time.Time) ([]*session, dashboard.NowPage
 			profiles[s.Profile.Alias] = p
 		}
 		p.Sessions++
-		if e.priced {
-			sum.USD += e.usd
+		if priced {
+			sum.USD += usd
 			sum.Priced = true
-			p.USD += e.usd
+			p.USD += usd
 		}
-		if q.matches(&e, now) {
-			matching = append(matching, e)
+		if q.matches(s, last, now) {
+			matching = append(matching, nowEntry{key: nowKey{created: s.Created.UnixNano(), id: s.ID}, sess: s})
 		}
 	}
 	for _, p := range profiles {

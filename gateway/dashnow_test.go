@@ -106,7 +106,7 @@ func (w *nowWorld) order(keep func(api.SessionStarted) bool, ended map[string]bo
 		}
 	}
 	slices.SortFunc(ss, func(a, b api.SessionStarted) int {
-		return cmpNow(nowKey{a.Created, a.ID}, nowKey{b.Created, b.ID})
+		return cmpNow(nowKey{a.Created.UnixNano(), a.ID}, nowKey{b.Created.UnixNano(), b.ID})
 	})
 	ids := make([]string, len(ss))
 	for i, s := range ss {
