@@ -63,8 +63,8 @@
     }
   }
 
-  // load fetches the visible page.
-  function load() {
+  // refresh fetches the visible page.
+  function refresh() {
     if (busy) {
       again = true;
       return;
@@ -83,7 +83,7 @@
       busy = false;
       if (again) {
         again = false;
-        load();
+        refresh();
       }
     });
   }
@@ -99,14 +99,14 @@
     setTimeout(function () {
       requestAnimationFrame(function () {
         pending = false;
-        load();
+        refresh();
       });
     }, Math.max(0, last + EVERY - Date.now()));
   }
 
   function first() {
     cursor = '';
-    load();
+    refresh();
   }
 
   form.addEventListener('submit', function (e) {
@@ -128,7 +128,7 @@
       var before = b.getAttribute('data-before');
       cursor = before === '' ? '' : 'before=' + before;
     }
-    load();
+    refresh();
   });
 
   // A profile of the summary: its sessions.
@@ -152,7 +152,7 @@
         button.disabled = false;
         live.textContent = 'the session could not be killed';
       }
-      load();
+      refresh();
     }, function () {
       button.disabled = false;
     });
@@ -161,7 +161,7 @@
   window.ringlet.stream('/ui/events', {
     open: function () {
       live.textContent = 'live';
-      load(); // what changed while it was not connected
+      refresh(); // what changed while it was not connected
     },
     sessions: changed,
     error: function () {
