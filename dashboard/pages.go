@@ -25,6 +25,7 @@ var templates = sync.OnceValue(func() *template.Template {
 	return template.Must(template.New("").Funcs(template.FuncMap{
 		"ago":  ago,
 		"usd":  func(v float64) string { return fmt.Sprintf("$%.4f", v) },
+		"sub":  func(a, b int) int { return a - b },
 		"when": func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05Z") },
 	}).ParseFS(templateFS, "templates/*.html"))
 })
@@ -70,10 +71,44 @@ type SessionRow struct {
 	Terminal bool
 }
 
-// NowPage is the Now page: the live sessions.
+// NowPage is a page of the Now page's table, with the summary of every
+// live session: the daemon pages and sums, so a browser never receives
+// more rows than one page holds, however many sessions are live.
 type NowPage struct {
 	Sessions []SessionRow
 	Now      time.Time
+	// Summary is over every live session, whatever the filter.
+	Summary NowSummary
+	// Filtered: a filter is set; Matching is how many live sessions it
+	// matches (all of them when none is set), From and To the positions
+	// of this page's rows among them (1-based; 0 when none).
+	Filtered bool
+	Matching int
+	From, To int
+	// Newer and Older are the cursors of the pages before and after
+	// this one ("" when there is none); a newer page that is the first
+	// page has no cursor: NewerFirst says so.
+	Newer, Older string
+	NewerFirst   bool
+}
+
+// NowSummary sums every live session: the Now page's counts.
+type NowSummary struct {
+	Live, Sandboxed int
+	// USD is what their requests cost, where they could be priced.
+	USD    float64
+	Priced bool
+	// Profiles are the profiles with the most live sessions, most first;
+	// OtherProfiles counts the profiles left out.
+	Profiles      []ProfileSum
+	OtherProfiles int
+}
+
+// ProfileSum is one profile's share of the live sessions.
+type ProfileSum struct {
+	Profile  string
+	Sessions int
+	USD      float64
 }
 
 type page struct {
@@ -88,10 +123,17 @@ func RenderNow(w http.ResponseWriter) {
 	render(w, http.StatusOK, "now", page{Title: "Now", Nav: "now"})
 }
 
-// RenderSessionRows writes the rows of the Now page's table alone: what
-// the page fetches when the event stream says a session changed.
+// RenderSessionRows writes a page of the Now page's table: the summary,
+// the page's rows and its pager, which the page's script puts in place.
+// It fetches them again when the event stream says a session changed.
 func RenderSessionRows(w http.ResponseWriter, p NowPage) {
-	render(w, http.StatusOK, "rows", p)
+	render(w, http.StatusOK, "nowpage", p)
+}
+
+// RenderNowError writes a refusal of the Now page's rows (a filter or
+// cursor that does not parse) as text.
+func RenderNowError(w http.ResponseWriter, status int, msg string) {
+	render(w, status, "auditerror", msg)
 }
 
 // RenderLogin writes the login page, whose script exchanges the code in

@@ -13,7 +13,8 @@ func TestRowsAreText(t *testing.T) {
 	t.Parallel()
 	evil := `<script>alert(1)</script>"><img src=x onerror=alert(2)>`
 	rec := httptest.NewRecorder()
-	RenderSessionRows(rec, NowPage{Now: time.Now(), Sessions: []SessionRow{{ID: "s_1", Profile: "p", Agent: evil, LastAction: "provider.request " + evil}}})
+	RenderSessionRows(rec, NowPage{Now: time.Now(), Sessions: []SessionRow{{ID: "s_1", Profile: "p", Agent: evil, LastAction: "provider.request " + evil}},
+		Summary: NowSummary{Live: 1, Profiles: []ProfileSum{{Profile: evil, Sessions: 1}}}, Older: evil})
 	body := rec.Body.String()
 	for _, bad := range []string{"<script>", "<img"} {
 		if strings.Contains(body, bad) {

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -147,8 +146,16 @@ func (u *ui) handleNow(w http.ResponseWriter, _ *http.Request) {
 	dashboard.RenderNow(w)
 }
 
+// handleSessionRows answers a page of the Now page's table (nowQuery:
+// profile, state, q, after or before, limit) with the summary of every
+// live session.
 func (u *ui) handleSessionRows(w http.ResponseWriter, r *http.Request) {
-	dashboard.RenderSessionRows(w, u.now(r.Context()))
+	q, err := parseNowQuery(r.URL.Query())
+	if err != nil {
+		dashboard.RenderNowError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	dashboard.RenderSessionRows(w, u.now(r.Context(), q))
 }
 
 // handleKill is the kill switch of the Now page's Kill button.
@@ -259,14 +266,13 @@ func aboutMCP(data []byte) bool {
 	return json.Unmarshal(data, &e) == nil && strings.HasPrefix(e.Kind, "mcp.")
 }
 
-// now is the Now page: the live sessions, newest first.
-func (u *ui) now(ctx context.Context) dashboard.NowPage {
-	page := dashboard.NowPage{Now: time.Now(), Sessions: []dashboard.SessionRow{}}
+// now is a page of the Now page: the live sessions q keeps, newest
+// first (nowSelect), and the summary of all. Only the page's rows read
+// their budgets.
+func (u *ui) now(ctx context.Context, q nowQuery) dashboard.NowPage {
+	picked, page := u.nowSelect(q, time.Now())
 	profileLeft := map[string][]string{}
-	for _, sess := range u.sessions.list() {
-		if !u.sessions.live(ctx, sess) {
-			continue
-		}
+	for _, sess := range picked {
 		info := sess.info()
 		row := dashboard.SessionRow{ID: info.ID, Profile: info.Profile, Agent: info.Agent, Provider: info.Provider, Started: info.Created,
 			Sandboxed: info.Sandboxed, Requests: info.Requests}
@@ -287,7 +293,6 @@ func (u *ui) now(ctx context.Context) dashboard.NowPage {
 		row.BudgetLeft = append(row.BudgetLeft, left...)
 		page.Sessions = append(page.Sessions, row)
 	}
-	sort.Slice(page.Sessions, func(i, j int) bool { return page.Sessions[i].Started.After(page.Sessions[j].Started) })
 	return page
 }
 

@@ -1,31 +1,85 @@
-// Keeps the Now page's table current: the daemon's event stream says
-// when a session changed, and the rows are fetched again, rendered by
-// the daemon (every value in them already escaped as text). No polling.
-// Every request carries the login's page key (ui.js).
+// Keeps the Now page's table current: a page of sessions at a time, with
+// the summary of all, rendered by the daemon (every value in them
+// already escaped as text), which filters, counts and pages: the browser
+// never holds more than a page of rows. The daemon's event stream says
+// when a session changed; the visible page is fetched again, at most
+// once a second however many events come (a pending flag and the next
+// animation frame, no polling). Every request carries the login's page
+// key (ui.js).
 'use strict';
 (function () {
   var rows = document.getElementById('sessions');
+  var summary = document.getElementById('now-summary');
+  var pager = document.getElementById('now-pager');
+  var form = document.getElementById('now-filters');
   var live = document.getElementById('live');
   if (!rows || !window.ringlet.signedIn) {
     return;
   }
   var src = rows.getAttribute('data-src');
+  var cursor = ''; // '' the first page, else 'after=...' or 'before=...'
   var busy = false;
   var again = false;
+  var pending = false; // a refresh is due for the events seen
+  var last = 0; // when the last load started (ms)
+  var EVERY = 1000; // the least time between refreshes of events
 
+  function query() {
+    var q = new URLSearchParams();
+    new FormData(form).forEach(function (v, k) {
+      if (v !== '') {
+        q.set(k, v);
+      }
+    });
+    if (cursor !== '') {
+      var i = cursor.indexOf('=');
+      q.set(cursor.slice(0, i), cursor.slice(i + 1));
+    }
+    return q;
+  }
+
+  // put puts a page's parts in place; the focus stays on the pager's
+  // button it was on.
+  function put(html) {
+    var t = document.createElement('template');
+    t.innerHTML = html;
+    var parts = {};
+    t.content.querySelectorAll('[data-part]').forEach(function (e) {
+      parts[e.getAttribute('data-part')] = e;
+    });
+    if (!parts.rows) {
+      summary.innerHTML = html; // the daemon's refusal, escaped as text
+      return;
+    }
+    var focused = document.activeElement && pager.contains(document.activeElement) ? document.activeElement.id : '';
+    summary.replaceChildren.apply(summary, Array.prototype.slice.call(parts.summary.childNodes));
+    rows.replaceChildren.apply(rows, Array.prototype.slice.call(parts.rows.childNodes));
+    pager.replaceChildren.apply(pager, Array.prototype.slice.call(parts.pager.childNodes));
+    if (focused !== '') {
+      var b = document.getElementById(focused) || pager.querySelector('button');
+      if (b) {
+        b.focus();
+      }
+    }
+  }
+
+  // refresh fetches the visible page.
   function refresh() {
     if (busy) {
       again = true;
       return;
     }
     busy = true;
-    window.ringlet.request(src).then(function (r) {
-      return r !== null && r.ok ? r.text() : null;
+    last = Date.now();
+    window.ringlet.request(src + '?' + query().toString()).then(function (r) {
+      return r === null ? null : r.text();
     }).then(function (html) {
       if (html !== null) {
-        rows.innerHTML = html;
+        put(html);
       }
-    }).catch(function () {}).finally(function () {
+    }).catch(function () {
+      live.textContent = 'the daemon did not answer';
+    }).finally(function () {
       busy = false;
       if (again) {
         again = false;
@@ -33,6 +87,58 @@
       }
     });
   }
+
+  // changed: a session changed. The page is fetched again once, in the
+  // first animation frame at least EVERY ms after the last load; events
+  // meanwhile are folded into it.
+  function changed() {
+    if (pending) {
+      return;
+    }
+    pending = true;
+    setTimeout(function () {
+      requestAnimationFrame(function () {
+        pending = false;
+        refresh();
+      });
+    }, Math.max(0, last + EVERY - Date.now()));
+  }
+
+  function first() {
+    cursor = '';
+    refresh();
+  }
+
+  form.addEventListener('submit', function (e) {
+    e.preventDefault();
+    first();
+  });
+  form.addEventListener('reset', function () {
+    setTimeout(first, 0); // after the fields are cleared
+  });
+
+  pager.addEventListener('click', function (e) {
+    var b = e.target.closest('button');
+    if (!b) {
+      return;
+    }
+    if (b.hasAttribute('data-after')) {
+      cursor = 'after=' + b.getAttribute('data-after');
+    } else if (b.hasAttribute('data-before')) {
+      var before = b.getAttribute('data-before');
+      cursor = before === '' ? '' : 'before=' + before;
+    }
+    refresh();
+  });
+
+  // A profile of the summary: its sessions.
+  summary.addEventListener('click', function (e) {
+    var b = e.target.closest('button[data-profile]');
+    if (b) {
+      form.elements.profile.value = b.getAttribute('data-profile');
+      first();
+    }
+  });
 
   // Kill: the button of a row names its session.
   rows.addEventListener('click', function (e) {
@@ -57,7 +163,7 @@
       live.textContent = 'live';
       refresh(); // what changed while it was not connected
     },
-    sessions: refresh,
+    sessions: changed,
     error: function () {
       live.textContent = 'reconnecting…';
     }
