@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	mcpgo "github.com/mark3labs/mcp-go/mcp"
+
 	"github.com/neullabs/ringlet/api"
 	"github.com/neullabs/ringlet/audit"
 	"github.com/neullabs/ringlet/credentials"
@@ -596,5 +598,84 @@ func TestProxyClientHangsUpAfterTheEnd(t *testing.T) {
 				t.Errorf("record: decision %s, detail %s; want complete %v", rec.Decision, rec.Detail, tt.complete)
 			}
 		})
+	}
+}
+
+// kindRefuser passes records to the audit log except, while refuse is
+// set, those of that kind, which it refuses as a full disk would.
+type kindRefuser struct {
+	Auditor
+	refuse atomic.Pointer[string]
+}
+
+func (k *kindRefuser) Append(ctx context.Context, r audit.Record) (audit.Record, error) {
+	if kind := k.refuse.Load(); kind != nil && r.Kind == *kind {
+		return audit.Record{}, &audit.UnavailableError{Reason: errAuditDown}
+	}
+	return k.Auditor.Append(ctx, r)
+}
+
+// TestToolResultWithheldWhenAuditFails: an upstream's answer to a tool
+// call whose tool.result record cannot be written never reaches the
+// agent (fail closed, as for every record): the agent gets an error that
+// says why, and the next call, once the log takes records again, is
+// answered and recorded.
+func TestToolResultWithheldWhenAuditFails(t *testing.T) {
+	bin := buildTestServer(t)
+	var k kindRefuser
+	w := newMCPWorldWith(t, func(o *Options) {
+		k.Auditor = o.Audit
+		o.Audit = &k
+	})
+	body, _ := json.Marshal(api.MCPServerRequest{Profile: "work", Name: "up", Command: []string{bin}})
+	if status, text := w.rest(t, testToken, "POST", "/api/mcp/servers", string(body)); status != http.StatusCreated {
+		t.Fatalf("POST /api/mcp/servers: %d %s", status, text)
+	}
+	id, tok := w.session(t, "work")
+	c := w.connect(t, tok)
+	const canary = "ringlet-canary-result-7f3a"
+	kind := audit.KindToolResult
+	k.refuse.Store(&kind)
+	req := mcpgo.CallToolRequest{}
+	req.Params.Name, req.Params.Arguments = "up__echo", map[string]any{"text": canary}
+	res, err := c.CallTool(t.Context(), req)
+	var got string
+	if res != nil {
+		raw, _ := json.Marshal(res)
+		got = string(raw)
+	}
+	if err == nil && (res == nil || !res.IsError) {
+		t.Fatalf("tools/call with tool.result refused: got %s, want an error", got)
+	}
+	if strings.Contains(got, canary) || err != nil && strings.Contains(err.Error(), canary) {
+		t.Errorf("the upstream's answer reached the agent although its record was refused: %s %v", got, err)
+	}
+	msg := got
+	if err != nil {
+		msg = err.Error()
+	}
+	t.Logf("refused: %s", msg)
+	if !strings.Contains(msg, "audit") {
+		t.Errorf("refusal %q: want it to say the audit log could not record", msg)
+	}
+	// The log takes records again: the same call is answered and both of
+	// its records are there.
+	k.refuse.Store(nil)
+	if text, isErr := callTool(t, c, "up__echo", map[string]any{"text": canary}); isErr || !strings.Contains(text, canary) {
+		t.Errorf("tools/call after the log recovered: got %v %q", isErr, text)
+	}
+	recs, _, err := audit.Query(t.Context(), w.auditPath, audit.Filter{Session: id, Kinds: []string{audit.KindToolCall, audit.KindToolResult}, Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kinds []string
+	for _, r := range recs {
+		kinds = append(kinds, r.Kind+":"+string(r.Decision))
+	}
+	// Newest first: the second call has both records; the refused call's
+	// tool.call was written before the upstream ran, its tool.result is
+	// missing.
+	if want := "tool.result:allow,tool.call:allow,tool.call:allow"; strings.Join(kinds, ",") != want {
+		t.Errorf("records: %s, want %s", strings.Join(kinds, ","), want)
 	}
 }
