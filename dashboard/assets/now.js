@@ -13,6 +13,8 @@
   var pager = document.getElementById('now-pager');
   var form = document.getElementById('now-filters');
   var live = document.getElementById('live');
+  var status = document.getElementById('now-status');
+  var heading = document.getElementById('now-h');
   if (!rows || !window.ringlet.signedIn) {
     return;
   }
@@ -38,8 +40,32 @@
     return q;
   }
 
+  // refocus is where the keyboard was among the rows, kept across a
+  // refresh: the session and the control (a Kill button is disabled, and
+  // so loses the focus, before its row goes).
+  var refocus = null;
+
+  function rowFocus(control) {
+    var tr = control.closest('tr[data-session]');
+    return tr ? { id: tr.getAttribute('data-session'), sel: control.matches('a.terminal') ? 'a.terminal' : 'button.kill' } : null;
+  }
+
+  // focusRow puts the focus back on the same control of the same session,
+  // else (its row is gone) on the heading: never on the page's body, and
+  // never on another session's Kill button, which a second Enter would
+  // press.
+  function focusRow(f) {
+    var c = null;
+    rows.querySelectorAll('tr[data-session]').forEach(function (r) {
+      if (r.getAttribute('data-session') === f.id) {
+        c = r.querySelector(f.sel);
+      }
+    });
+    (c || heading).focus();
+  }
+
   // put puts a page's parts in place; the focus stays on the pager's
-  // button it was on.
+  // button or the row's control it was on.
   function put(html) {
     var t = document.createElement('template');
     t.innerHTML = html;
@@ -52,6 +78,8 @@
       return;
     }
     var focused = document.activeElement && pager.contains(document.activeElement) ? document.activeElement.id : '';
+    var inRows = refocus || (document.activeElement && rows.contains(document.activeElement) ? rowFocus(document.activeElement) : null);
+    refocus = null;
     summary.replaceChildren.apply(summary, Array.prototype.slice.call(parts.summary.childNodes));
     rows.replaceChildren.apply(rows, Array.prototype.slice.call(parts.rows.childNodes));
     pager.replaceChildren.apply(pager, Array.prototype.slice.call(parts.pager.childNodes));
@@ -60,6 +88,8 @@
       if (b) {
         b.focus();
       }
+    } else if (inRows) {
+      focusRow(inRows);
     }
   }
 
@@ -146,11 +176,16 @@
     if (!button) {
       return;
     }
+    var id = button.getAttribute('data-kill');
+    var keyboard = document.activeElement === button ? rowFocus(button) : null;
     button.disabled = true;
-    window.ringlet.post('/ui/sessions/' + encodeURIComponent(button.getAttribute('data-kill')) + '/kill').then(function (r) {
+    window.ringlet.post('/ui/sessions/' + encodeURIComponent(id) + '/kill').then(function (r) {
       if (r !== null && !r.ok) {
         button.disabled = false;
         live.textContent = 'the session could not be killed';
+      } else if (r !== null) {
+        status.textContent = 'Session ' + id + ' killed.';
+        refocus = keyboard;
       }
       refresh();
     }, function () {
