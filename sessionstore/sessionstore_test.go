@@ -490,6 +490,38 @@ func TestMigrateCrash(t *testing.T) {
 			}
 		})
 	}
+	t.Run("a write fails midway", func(t *testing.T) {
+		t.Parallel()
+		state := filepath.Join(t.TempDir(), "state")
+		legacy, dir := filepath.Join(state, "sessions.json"), filepath.Join(state, "sessions")
+		legacyFile(t, legacy, want...)
+		// A directory where the last session's file goes: renaming onto
+		// it fails, after the others were written.
+		blocker := filepath.Join(dir, want[2].ID+".json")
+		if err := os.MkdirAll(filepath.Join(blocker, "x"), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		f, _ := newDir(dir, legacy)
+		if got, err := f.Load(t.Context()); err == nil {
+			t.Fatalf("Load with a write failing: got %+v and no error, want one", got)
+		}
+		if _, err := os.Stat(legacy); err != nil {
+			t.Fatalf("the old file after a failed migration: %v, want it kept", err)
+		}
+		if err := f.Put(t.Context(), sample(3)); err == nil {
+			t.Errorf("Put before the migration is done: got nil error, want one")
+		}
+		if err := os.RemoveAll(blocker); err != nil {
+			t.Fatal(err)
+		}
+		got, err := f.Load(t.Context())
+		if err != nil || len(got) != len(want) || got[2] != want[2] {
+			t.Fatalf("Load once the write works: got %+v, %v; want the %d sessions of the old file", got, err, len(want))
+		}
+		if _, err := os.Lstat(legacy); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("the old file: got %v, want it removed", err)
+		}
+	})
 	for _, first := range []string{"Delete", "Put"} {
 		t.Run(first+" before Load", func(t *testing.T) {
 			t.Parallel()
@@ -596,4 +628,45 @@ func FuzzLoad(f *testing.F) {
 			t.Fatalf("reloaded: got %d sessions, %v; want %d", len(back), err, len(got))
 		}
 	})
+}
+
+// TestConcurrent: Puts and Deletes of different sessions from many
+// goroutines at once each land; the store ends as the last of each
+// session's calls left it.
+func TestConcurrent(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "sessions")
+	f, _ := newDir(dir, "")
+	const workers, each = 8, 6
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := range each {
+				s := sample(w*each + i)
+				for step := range 3 {
+					s.Requests = int64(step)
+					if err := f.Put(t.Context(), s); err != nil {
+						t.Error(err)
+					}
+				}
+				if i%2 == 1 {
+					if err := f.Delete(t.Context(), s.ID); err != nil {
+						t.Error(err)
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	again, _ := newDir(dir, "")
+	got, err := again.Load(t.Context())
+	if err != nil || len(got) != workers*each/2 {
+		t.Fatalf("Load: got %d sessions, %v; want %d", len(got), err, workers*each/2)
+	}
+	for _, s := range got {
+		var n int
+		if _, err := fmt.Sscanf(s.ID, "s_%x", &n); err != nil || (n-1)%2 != 0 || s.Requests != 2 {
+			t.Errorf("session %s at step %d: want only the even ones kept, each at its last step (2)", s.ID, s.Requests)
+		}
+	}
 }
