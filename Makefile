@@ -124,6 +124,7 @@ bench: deps
 	$(GO) test -run '^$$' -bench 'ProxyProcess' -benchtime 4000x -count 1 ./test/bench
 	$(GO) test -run '^$$' -bench 'KillSwitch' -benchtime 10x -count 1 ./test/bench
 	$(GO) test -run '^$$' -bench 'CLIRoundTrip' -benchtime 20x -count 1 ./test/bench
+	$(GO) test -run '^$$' -bench 'SessionStorePut' -benchtime 1x -count 1 ./sessionstore
 
 # A short run of every fuzz target; `go test -fuzz` on one for longer.
 fuzz:

@@ -63,9 +63,13 @@ func (p Paths) StateFile() string { return filepath.Join(p.StateDir, "daemon.jso
 // LockFile is held by the running daemon so only one runs per user.
 func (p Paths) LockFile() string { return filepath.Join(p.StateDir, "daemon.lock") }
 
-// SessionsFile keeps the sessions that outlive a restart of the daemon
-// (package sessionstore).
-func (p Paths) SessionsFile() string { return filepath.Join(p.StateDir, "sessions.json") }
+// SessionsDir keeps the sessions that outlive a restart of the daemon,
+// one file each (package sessionstore).
+func (p Paths) SessionsDir() string { return filepath.Join(p.StateDir, "sessions") }
+
+// LegacySessionsFile is where earlier versions kept those sessions, all
+// in one file; the store moves them into SessionsDir on its first use.
+func (p Paths) LegacySessionsFile() string { return filepath.Join(p.StateDir, "sessions.json") }
 
 // PricesFile is the price table 'ringlet prices import' stored, over the
 // embedded one.

@@ -80,7 +80,7 @@ func withParts(t testing.TB, o Options) Options {
 		o.Executable = "/usr/local/bin/ringlet"
 	}
 	if o.SessionStore == nil {
-		o.SessionStore = sessionstore.NewFile(filepath.Join(dir, "state", "sessions.json"))
+		o.SessionStore = sessionstore.NewDir(filepath.Join(dir, "state", "sessions"), sessionstore.Options{})
 	}
 	return o
 }

@@ -103,7 +103,7 @@ func TestRunSessionSurvivesRestart(t *testing.T) {
 		}
 		if edit != nil {
 			edit(&stored[0])
-			if err := sessionstore.NewFile(dirs.storePath()).Put(t.Context(), stored[0]); err != nil {
+			if err := sessionstore.NewDir(dirs.storePath(), sessionstore.Options{}).Put(t.Context(), stored[0]); err != nil {
 				t.Fatal(err)
 			}
 		}

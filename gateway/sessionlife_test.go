@@ -161,7 +161,10 @@ func shortTempDir(t *testing.T) string {
 	return d
 }
 
-func (d slDirs) storePath() string { return filepath.Join(d.state, "sessions.json") }
+func (d slDirs) storePath() string { return filepath.Join(d.state, "sessions") }
+
+// storeFile is the file of the stored session id.
+func (d slDirs) storeFile(id string) string { return filepath.Join(d.storePath(), id+".json") }
 
 // newSlWorld starts a daemon on dirs, its clock at now (zero: the fake
 // clock's start).
@@ -172,13 +175,14 @@ func newSlWorld(t *testing.T, d slDirs, a *hkAuditor, now time.Time) *slWorld {
 		t.Fatal(err)
 	}
 	w := &slWorld{clock: newFakeClock(), audit: a, dirs: d, keys: keys, prof: profile.NewStore(d.config, d.data), log: &bytes.Buffer{}}
+	logger := slog.New(slog.NewTextHandler(w.log, nil))
 	if !now.IsZero() {
 		w.clock.now = now
 	}
 	w.s, err = New(withParts(t, Options{
 		Token: token.FromString(testToken), TokenFile: filepath.Join(d.config, "http_token"), Profiles: w.prof, CatalogDir: d.config,
 		Keys: keys, Launch: launch.New(launch.Options{}), Hooks: hook.NewStore(d.config), Audit: a, StateDir: d.state,
-		SessionStore: sessionstore.NewFile(d.storePath()), Logger: slog.New(slog.NewTextHandler(w.log, nil)), SocketDir: d.sockets,
+		SessionStore: sessionstore.NewDir(d.storePath(), sessionstore.Options{Log: logger}), Logger: logger, SocketDir: d.sockets,
 	}))
 	if err != nil {
 		t.Fatalf("New: %v", err)
@@ -214,10 +218,10 @@ func (w *slWorld) admitted(t *testing.T, tok string) bool {
 	return resp.StatusCode != http.StatusUnauthorized
 }
 
-// stored reads the store file as it is on disk.
+// stored reads the store as it is on disk.
 func (w *slWorld) stored(t *testing.T) []sessionstore.Session {
 	t.Helper()
-	ss, err := sessionstore.NewFile(w.dirs.storePath()).Load(t.Context())
+	ss, err := sessionstore.NewDir(w.dirs.storePath(), sessionstore.Options{Log: slog.New(slog.DiscardHandler)}).Load(t.Context())
 	if err != nil {
 		t.Fatalf("load the store: %v", err)
 	}
@@ -364,7 +368,7 @@ func TestSessionStoreHoldsHashes(t *testing.T) {
 	if got[0].TokenSHA256 != hex.EncodeToString(h[:]) || got[0].KeyRef != "local/work" || got[0].IdleSeconds != 7200 {
 		t.Errorf("stored: got %+v, want the token's SHA-256, key local/work and idle 7200s", got[0])
 	}
-	data, err := os.ReadFile(w.dirs.storePath())
+	data, err := os.ReadFile(w.dirs.storeFile(st.ID))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -373,18 +377,21 @@ func TestSessionStoreHoldsHashes(t *testing.T) {
 			t.Errorf("the store file holds a secret (%d bytes of it), want none", len(secret))
 		}
 	}
-	fi, err := os.Stat(w.dirs.storePath())
+	fi, err := os.Stat(w.dirs.storeFile(st.ID))
 	if err != nil || fi.Mode().Perm() != 0o600 {
 		t.Errorf("store file mode: got %v (%v), want 0600", fi.Mode().Perm(), err)
 	}
+	if fi, err := os.Stat(w.dirs.storePath()); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Errorf("store directory mode: got %v (%v), want 0700", fi.Mode().Perm(), err)
+	}
 	// The store is written at the start and the end, not at every request.
-	before, _ := os.Stat(w.dirs.storePath())
+	before, _ := os.Stat(w.dirs.storeFile(st.ID))
 	for range 3 {
 		if !w.admitted(t, st.Token) {
 			t.Fatal("a request was refused")
 		}
 	}
-	after, _ := os.Stat(w.dirs.storePath())
+	after, _ := os.Stat(w.dirs.storeFile(st.ID))
 	if !os.SameFile(before, after) {
 		t.Errorf("the store was replaced by requests within a minute, want it left alone")
 	}
@@ -491,7 +498,7 @@ func TestRestoreSessions(t *testing.T) {
 			if !w1.admitted(t, st.Token) {
 				t.Fatal("before the restart: the token was refused")
 			}
-			kept, err := os.ReadFile(dirs.storePath())
+			kept, err := os.ReadFile(dirs.storeFile(st.ID))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -504,7 +511,7 @@ func TestRestoreSessions(t *testing.T) {
 				t.Fatalf("stop: kept %d sessions, want %d", n, want)
 			}
 			if tt.revoked {
-				if err := os.WriteFile(dirs.storePath(), kept, 0o600); err != nil {
+				if err := os.WriteFile(dirs.storeFile(st.ID), kept, 0o600); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -584,42 +591,61 @@ func TestRestoreKeepsCoarseRenewals(t *testing.T) {
 	}
 }
 
-// TestRestoreRefusesUnsafeStore: a store file that is not safe or not
-// valid restores nothing, says why in the log, and is replaced by the
-// next write.
+// TestRestoreRefusesUnsafeStore: a stored session's file that is not safe
+// or not valid restores nothing of that session, and says why in the log;
+// the other sessions are restored. A store directory that is not safe
+// restores nothing.
 func TestRestoreRefusesUnsafeStore(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
-		name   string
-		spoil  func(t *testing.T, path string)
+		name string
+		// spoil spoils the store of dirs, in which id's file is.
+		spoil func(t *testing.T, dirs slDirs, id string)
+		// whole: the whole store is refused, not one session.
+		whole  bool
 		logged string
 	}{
-		{"readable by others", func(t *testing.T, path string) {
-			if err := os.Chmod(path, 0o644); err != nil {
+		{"readable by others", func(t *testing.T, dirs slDirs, id string) {
+			if err := os.Chmod(dirs.storeFile(id), 0o644); err != nil {
 				t.Fatal(err)
 			}
-		}, "group or others can access it"},
-		{"a symbolic link", func(t *testing.T, path string) {
-			real := path + ".real"
+		}, false, "group or others can access it"},
+		{"a symbolic link", func(t *testing.T, dirs slDirs, id string) {
+			path := dirs.storeFile(id)
+			real := filepath.Join(dirs.state, "elsewhere.json")
 			if err := os.Rename(path, real); err != nil {
 				t.Fatal(err)
 			}
 			if err := os.Symlink(real, path); err != nil {
 				t.Fatal(err)
 			}
-		}, "symbolic link"},
-		{"not JSON", func(t *testing.T, path string) {
-			if err := os.WriteFile(path, []byte("{\"version\":1,\"sessions\":["), 0o600); err != nil {
+		}, false, "symbolic link"},
+		{"not JSON", func(t *testing.T, dirs slDirs, id string) {
+			if err := os.WriteFile(dirs.storeFile(id), []byte(`{"version":1,"id":`), 0o600); err != nil {
 				t.Fatal(err)
 			}
-		}, "not valid JSON"},
-		{"a field no daemon writes", func(t *testing.T, path string) {
-			data, _ := os.ReadFile(path)
+		}, false, "not valid JSON"},
+		{"a field no daemon writes", func(t *testing.T, dirs slDirs, id string) {
+			data, _ := os.ReadFile(dirs.storeFile(id))
 			data = bytes.Replace(data, []byte(`"sandboxed"`), []byte(`"token": "x", "sandboxed"`), 1)
-			if err := os.WriteFile(path, data, 0o600); err != nil {
+			if err := os.WriteFile(dirs.storeFile(id), data, 0o600); err != nil {
 				t.Fatal(err)
 			}
-		}, "unknown field"},
+		}, false, "unknown field"},
+		{"a directory others can enter", func(t *testing.T, dirs slDirs, _ string) {
+			if err := os.Chmod(dirs.storePath(), 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}, true, "group or others can access it"},
+		{"a directory that is a symbolic link", func(t *testing.T, dirs slDirs, _ string) {
+			real := filepath.Join(dirs.state, "elsewhere")
+			if err := os.Rename(dirs.storePath(), real); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(real, dirs.storePath()); err != nil {
+				t.Fatal(err)
+			}
+		}, true, "symbolic link"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -627,20 +653,23 @@ func TestRestoreRefusesUnsafeStore(t *testing.T) {
 			dirs, a := newSlDirs(t), &hkAuditor{}
 			w1 := newSlWorld(t, dirs, a, time.Time{})
 			st := w1.envSession(t, "work", "")
+			other := w1.envSession(t, "work", "")
 			w1.stop()
-			tt.spoil(t, dirs.storePath())
+			tt.spoil(t, dirs, st.ID)
 			w2 := newSlWorld(t, dirs, a, time.Time{})
 			w2.s.RestoreSessions(t.Context(), openIn(a))
 			if w2.admitted(t, st.Token) {
 				t.Fatal("a token from a spoiled store was admitted, want 401")
 			}
-			if log := w2.log.String(); !strings.Contains(log, "refusing the stored sessions") || !strings.Contains(log, tt.logged) {
-				t.Errorf("log: got %s, want it to refuse the store and say %q", log, tt.logged)
+			refusal := "refusing a stored session"
+			if tt.whole {
+				refusal = "refusing the stored sessions"
 			}
-			// The next session replaces the file with a sound one.
-			next := w2.envSession(t, "work", "")
-			if got := w2.stored(t); len(got) != 1 || got[0].ID != next.ID {
-				t.Errorf("store after the next start: got %+v, want only %s", got, next.ID)
+			if log := w2.log.String(); !strings.Contains(log, refusal) || !strings.Contains(log, tt.logged) {
+				t.Errorf("log: got %s, want %q saying %q", log, refusal, tt.logged)
+			}
+			if got := w2.admitted(t, other.Token); got == tt.whole {
+				t.Errorf("the other session admitted: got %v, want %v", got, !tt.whole)
 			}
 		})
 	}

@@ -146,7 +146,7 @@ func Create(path string, data []byte) error {
 		// A file system without hard links: create in place.
 		return createInPlace(path, data)
 	}
-	return syncDir(dir)
+	return SyncDir(dir)
 }
 
 func createInPlace(path string, data []byte) error {
@@ -158,7 +158,7 @@ func createInPlace(path string, data []byte) error {
 		os.Remove(path)
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	return syncDir(filepath.Dir(path))
+	return SyncDir(filepath.Dir(path))
 }
 
 // WriteAtomic replaces the file at path with data: a temporary file with
@@ -180,7 +180,7 @@ func WriteAtomic(path string, data []byte, perm fs.FileMode) error {
 		os.Remove(name)
 		return fmt.Errorf("replace %s: %w", path, WithoutPath(err))
 	}
-	return syncDir(dir)
+	return SyncDir(dir)
 }
 
 // RemoveStaleTemps deletes temporary files that WriteAtomic left beside
@@ -288,7 +288,9 @@ func writeSync(f *os.File, data []byte) error {
 	return WithoutPath(errors.Join(werr, serr, cerr))
 }
 
-func syncDir(dir string) error {
+// SyncDir syncs the directory dir, so that the files created, renamed
+// or removed in it stay so after a crash.
+func SyncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return fmt.Errorf("sync directory %s: %w", dir, WithoutPath(err))

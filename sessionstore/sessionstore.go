@@ -4,20 +4,49 @@
 // HMAC of the key the session started with, never the key.
 //
 // The daemon declares the store it needs as a small interface (Load, Put,
-// Delete); File is the one it uses on a laptop, a JSON file of mode 0600
-// in the state directory, replaced atomically on every change. Nothing
-// here assumes a file: a team daemon can keep the same records in a
-// database table, one row per session.
+// Delete); Dir is the one it uses on a laptop. Nothing here assumes a
+// file: a team daemon can keep the same records in a database table, one
+// row per session.
+//
+// Dir keeps one JSON file per session, of mode 0600, in a directory of
+// mode 0700: a Put writes that session's file (a temporary file, synced,
+// renamed over it, the directory synced) and a Delete unlinks it and syncs
+// the directory. A change to one session therefore costs the same with
+// ten sessions stored or a thousand, where the single file it replaces was
+// rewritten whole on every start, end and renewal of any session (starting
+// n sessions wrote O(n²) bytes). Crash safety is rename's: a daemon killed
+// at any point leaves each session's file old or new, and no write
+// touches another session's file. One file per session was chosen over an
+// append-only journal because it needs no compaction, no checksums and no
+// recovery pass (the file system's rename is the commit), it maps one to
+// one onto the row of a table, and a spoiled file costs only its own
+// session. Its price is a Load that reads one small file per session,
+// once, when the daemon starts.
+//
+// The single file of earlier versions (sessions.json) is migrated on the
+// store's first use: its sessions are written to the directory, which is
+// synced, and only then is the file removed. A crash in between leaves
+// the file, and the next start migrates it again (the same records); no
+// Put or Delete runs before the migration is done, so a session deleted
+// later cannot come back from the old file.
 package sessionstore
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"hash/maphash"
+	"io/fs"
+	"log/slog"
+	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/neullabs/ringlet/budget"
@@ -120,70 +149,169 @@ func (s Session) Validate() error {
 	return nil
 }
 
-// fileVersion is the format of the file; another is refused.
+// fileVersion is the format of a session's file; another is refused.
 const fileVersion = 1
 
-// fileContent is the file as written.
-type fileContent struct {
+// sessionFile is a session's file as written: its format, then the
+// session's fields.
+type sessionFile struct {
+	Version int `json:"version"`
+	Session
+}
+
+// maxSessionSize bounds a session's file: a record is well under 2 KiB.
+const maxSessionSize = 64 << 10
+
+// legacyVersion is the format of the single file of earlier versions.
+const legacyVersion = 1
+
+// legacyContent is the single file of earlier versions.
+type legacyContent struct {
 	Version  int       `json:"version"`
 	Sessions []Session `json:"sessions"`
 }
 
-// maxFileSize bounds the file: some thousands of sessions.
-const maxFileSize = 8 << 20
+// maxLegacySize bounds the single file of earlier versions.
+const maxLegacySize = 8 << 20
 
-// File keeps the sessions in one JSON file of mode 0600, in a 0700
-// directory, replaced atomically (privatefile.WriteAtomic): a daemon
-// killed while it writes leaves the old file or the new, never a mix.
-// Every change writes the whole file; it holds the live sessions that
-// outlive the daemon's process, a handful.
-type File struct {
-	path string
-	mu   sync.Mutex
-	// sessions is what the file should hold. A write that failed is
-	// tried again with the next change, which carries it.
-	sessions map[string]Session
+// Options are what a Dir needs besides its directory.
+type Options struct {
+	// Legacy is the single file of earlier versions, whose sessions move
+	// into the directory on the store's first use; "" for none.
+	Legacy string
+	// Log hears of the files Load refuses or skips (nil: slog.Default()).
+	Log *slog.Logger
 }
 
-// NewFile returns the store of the file at path. Nothing is read until
-// Load.
-func NewFile(path string) *File {
-	return &File{path: path, sessions: map[string]Session{}}
+// lockStripes is how many locks the writes of the sessions share.
+const lockStripes = 64
+
+// Dir keeps each session in its own file of mode 0600, named by its id,
+// in a directory of mode 0700 (see the package doc).
+type Dir struct {
+	dir    string
+	legacy string
+	log    *slog.Logger
+
+	// readyMu guards ready: the directory checked (or made) and the
+	// legacy file migrated, done once before the first Load, Put or
+	// Delete and tried again after a failure.
+	readyMu sync.Mutex
+	ready   bool
+
+	// locks serialise the writes of one session, so that a Put and a
+	// Delete of it land in the order they were called; the writes of
+	// other sessions run beside them. A session's lock is
+	// locks[hash(id) % lockStripes].
+	seed  maphash.Seed
+	locks [lockStripes]sync.Mutex
 }
 
-// Path is the file.
-func (f *File) Path() string { return f.path }
+// NewDir returns the store of the directory dir. Nothing is read or
+// written until its first use.
+func NewDir(dir string, o Options) *Dir {
+	log := o.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Dir{dir: dir, legacy: o.Legacy, log: log, seed: maphash.MakeSeed()}
+}
 
-// Load reads the file: no file is no sessions. A file that is not safe
-// (a symbolic link, not the user's, readable by others) or not valid is
-// an error, and the store then holds no sessions: the next change
-// replaces the file, so a token it cannot vouch for is never admitted.
-func (f *File) Load(_ context.Context) ([]Session, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.sessions = map[string]Session{}
-	var c fileContent
-	found, err := privatefile.ReadJSON(f.path, maxFileSize, &c)
+// Path is the directory.
+func (d *Dir) Path() string { return d.dir }
+
+// file is the path of the file of the session id.
+func (d *Dir) file(id string) string { return filepath.Join(d.dir, id+".json") }
+
+func (d *Dir) lock(id string) *sync.Mutex {
+	return &d.locks[maphash.String(d.seed, id)%lockStripes]
+}
+
+// prepare makes the directory when it is missing, refuses it when it is
+// not safe, and migrates the legacy file, once.
+func (d *Dir) prepare() error {
+	d.readyMu.Lock()
+	defer d.readyMu.Unlock()
+	if d.ready {
+		return nil
+	}
+	if err := privatefile.EnsureDir(filepath.Dir(d.dir)); err != nil {
+		return err
+	}
+	if err := os.Mkdir(d.dir, privatefile.DirMode); err != nil && !errors.Is(err, fs.ErrExist) { //nolint:gosec // G703: the daemon's own state directory, not outside input
+		return fmt.Errorf("create directory %s: %w", d.dir, privatefile.WithoutPath(err))
+	}
+	if err := checkDir(d.dir); err != nil {
+		return err
+	}
+	if err := d.migrate(); err != nil {
+		return err
+	}
+	d.ready = true
+	return nil
+}
+
+// checkDir refuses a directory that is a symbolic link, not the user's,
+// or open to group or others: whoever can write it can plant a session,
+// and whoever can list it learns the ids.
+func checkDir(dir string) error {
+	fi, err := os.Lstat(dir) //nolint:gosec // G703: the daemon's own state directory, not outside input
 	if err != nil {
-		return nil, err
+		return fmt.Errorf("check directory %s: %w", dir, privatefile.WithoutPath(err))
 	}
-	if !found {
-		return nil, nil
+	switch {
+	case fi.Mode()&fs.ModeSymlink != 0:
+		return fmt.Errorf("refusing %s: it is a symbolic link; remove it (its sessions end)", dir)
+	case !fi.IsDir():
+		return fmt.Errorf("refusing %s: it is not a directory; remove it (its sessions end)", dir)
 	}
-	out, err := check(c)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w; remove it (its sessions end)", f.path, err)
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Geteuid() {
+		return fmt.Errorf("refusing %s: it is owned by uid %d, not you; remove it (its sessions end)", dir, st.Uid)
 	}
-	for _, s := range out {
-		f.sessions[s.ID] = s
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		return fmt.Errorf("refusing %s: group or others can access it (mode %04o); remove it (its sessions end)", dir, perm)
 	}
-	return out, nil
+	return nil
 }
 
-// check validates the content of a file.
-func check(c fileContent) ([]Session, error) {
-	if c.Version != fileVersion {
-		return nil, fmt.Errorf("format version %d, want %d", c.Version, fileVersion)
+// migrate moves the sessions of the legacy file into the directory: each
+// is written and synced there before the file is removed, so a crash
+// between the steps leaves the file to migrate again. A legacy file that
+// is not safe or not valid admits nothing, as it did before: it is
+// removed, with a line in the log that says why.
+func (d *Dir) migrate() error {
+	if d.legacy == "" {
+		return nil
+	}
+	var c legacyContent
+	found, err := privatefile.ReadJSON(d.legacy, maxLegacySize, &c)
+	if err == nil && !found {
+		return nil
+	}
+	var ss []Session
+	if err == nil {
+		ss, err = checkLegacy(c)
+	}
+	if err != nil {
+		d.log.Error("refusing the stored sessions of the old sessions file: none is restored, and the file is removed", "file", d.legacy, "err", err)
+		return removeSynced(d.legacy)
+	}
+	for _, s := range ss {
+		if err := d.write(s); err != nil {
+			return fmt.Errorf("move the sessions of %s to %s: %w", d.legacy, d.dir, err)
+		}
+	}
+	if err := removeSynced(d.legacy); err != nil {
+		return fmt.Errorf("remove %s once its sessions are in %s: %w", d.legacy, d.dir, err)
+	}
+	d.log.Info("moved the stored sessions to one file each", "from", d.legacy, "to", d.dir, "count", len(ss))
+	return nil
+}
+
+// checkLegacy validates the content of the legacy file.
+func checkLegacy(c legacyContent) ([]Session, error) {
+	if c.Version != legacyVersion {
+		return nil, fmt.Errorf("format version %d, want %d", c.Version, legacyVersion)
 	}
 	ids := map[string]bool{}
 	hashes := map[string]bool{}
@@ -199,47 +327,156 @@ func check(c fileContent) ([]Session, error) {
 	return c.Sessions, nil
 }
 
-// Put stores sessions, replacing those with the same id, in one write.
-func (f *File) Put(_ context.Context, sessions ...Session) error {
+// removeSynced removes the file at path, when there is one, and syncs its
+// directory so that the removal outlives a crash.
+func removeSynced(path string) error {
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) { //nolint:gosec // G703: the legacy file in the daemon's state directory
+		return fmt.Errorf("remove %s: %w", path, privatefile.WithoutPath(err))
+	}
+	return privatefile.SyncDir(filepath.Dir(path))
+}
+
+// Load reads the stored sessions, oldest first. A missing directory is no
+// sessions; one that is not safe is an error, and no session is admitted.
+// A file that is not safe (a symbolic link, not the user's, readable by
+// others) or not a valid session, and two files of one token, are refused
+// with one line each in the log and left for the user to remove; the
+// other sessions load. A temporary file that a killed write left is not
+// read (the daemon sweeps it at its start).
+func (d *Dir) Load(_ context.Context) ([]Session, error) {
+	if err := d.prepare(); err != nil {
+		return nil, err
+	}
+	entries, err := os.ReadDir(d.dir)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", d.dir, privatefile.WithoutPath(err))
+	}
+	var out []Session
+	byHash := map[string][]int{}
+	for _, e := range entries {
+		path := filepath.Join(d.dir, e.Name())
+		id, ok := strings.CutSuffix(e.Name(), ".json")
+		if !ok || !idPattern().MatchString(id) {
+			if strings.HasPrefix(e.Name(), ".") && strings.Contains(e.Name(), ".tmp-") {
+				d.log.Info("not reading a temporary file that a killed write left", "file", path)
+			} else {
+				d.log.Warn("not reading a file that is not a stored session", "file", path)
+			}
+			continue
+		}
+		s, err := d.read(id)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // deleted since the listing
+		}
+		if err != nil {
+			d.log.Warn("refusing a stored session: it is not restored; remove its file", "file", path, "err", err)
+			continue
+		}
+		byHash[s.TokenSHA256] = append(byHash[s.TokenSHA256], len(out))
+		out = append(out, s)
+	}
+	kept := out[:0:0]
+	for i, s := range out {
+		if same := byHash[s.TokenSHA256]; len(same) > 1 {
+			d.log.Warn("refusing a stored session: another stored session has its token; remove their files", "file", d.file(s.ID), "sessions", len(same))
+			continue
+		}
+		kept = append(kept, out[i])
+	}
+	sort.Slice(kept, func(i, j int) bool {
+		if !kept[i].Created.Equal(kept[j].Created) {
+			return kept[i].Created.Before(kept[j].Created)
+		}
+		return kept[i].ID < kept[j].ID
+	})
+	return kept, nil
+}
+
+// read reads and checks the file of the session id.
+func (d *Dir) read(id string) (Session, error) {
+	data, err := privatefile.Read(d.file(id), maxSessionSize)
+	if err != nil {
+		return Session{}, err
+	}
+	var f sessionFile
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&f); err != nil {
+		return Session{}, fmt.Errorf("not valid JSON (%v)", err)
+	}
+	if dec.More() {
+		return Session{}, errors.New("not valid JSON (data after the value)")
+	}
+	if f.Version != fileVersion {
+		return Session{}, fmt.Errorf("format version %d, want %d", f.Version, fileVersion)
+	}
+	if f.ID != id {
+		return Session{}, fmt.Errorf("it holds session %q, not the %s its name says", f.ID, id)
+	}
+	if err := f.Validate(); err != nil {
+		return Session{}, err
+	}
+	return f.Session, nil
+}
+
+// Put stores sessions, replacing those with the same id: each in its own
+// file, whole or not at all, whatever the others do.
+func (d *Dir) Put(_ context.Context, sessions ...Session) error {
 	for _, s := range sessions {
 		if err := s.Validate(); err != nil {
 			return err
 		}
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for _, s := range sessions {
-		f.sessions[s.ID] = s
+	if err := d.prepare(); err != nil {
+		return fmt.Errorf("keep the sessions: %w", err)
 	}
-	return f.write()
+	var errs []error
+	for _, s := range sessions {
+		mu := d.lock(s.ID)
+		mu.Lock()
+		err := d.write(s)
+		mu.Unlock()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("keep session %s: %w", s.ID, err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
-// Delete forgets the sessions with ids, in one write.
-func (f *File) Delete(_ context.Context, ids ...string) error {
+// write replaces the file of s (temporary file, sync, rename, directory
+// sync).
+func (d *Dir) write(s Session) error {
+	data, err := json.MarshalIndent(sessionFile{Version: fileVersion, Session: s}, "", "  ")
+	if err != nil {
+		return err
+	}
+	return privatefile.WriteAtomic(d.file(s.ID), append(data, '\n'), privatefile.FileMode)
+}
+
+// Delete forgets the sessions with ids: their files are removed, then the
+// directory synced once. An id of no stored session is no error.
+func (d *Dir) Delete(_ context.Context, ids ...string) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
+	if err := d.prepare(); err != nil {
+		return fmt.Errorf("forget the sessions: %w", err)
+	}
+	var errs []error
 	for _, id := range ids {
-		delete(f.sessions, id)
-	}
-	return f.write()
-}
-
-func (f *File) write() error {
-	c := fileContent{Version: fileVersion, Sessions: make([]Session, 0, len(f.sessions))}
-	for _, s := range f.sessions {
-		c.Sessions = append(c.Sessions, s)
-	}
-	sort.Slice(c.Sessions, func(i, j int) bool {
-		if !c.Sessions[i].Created.Equal(c.Sessions[j].Created) {
-			return c.Sessions[i].Created.Before(c.Sessions[j].Created)
+		if !idPattern().MatchString(id) {
+			continue // never stored: Put refuses such an id
 		}
-		return c.Sessions[i].ID < c.Sessions[j].ID
-	})
-	if err := privatefile.WriteJSON(f.path, c); err != nil {
-		return fmt.Errorf("keep the sessions: %w", err)
+		mu := d.lock(id)
+		mu.Lock()
+		err := os.Remove(d.file(id))
+		mu.Unlock()
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, fmt.Errorf("forget session %s: %w", id, privatefile.WithoutPath(err)))
+		}
 	}
-	return nil
+	if err := privatefile.SyncDir(d.dir); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
 }

@@ -197,7 +197,7 @@ func TestRunSurvivesRestart(t *testing.T) {
 	}
 
 	w.stopDaemon(t, false)
-	data, err := os.ReadFile(w.e.sessionsFile())
+	data, err := os.ReadFile(w.e.sessionFile(r.id))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -69,8 +69,12 @@ func endReason(t *testing.T, e *env, id string) string {
 	return ""
 }
 
-// sessionsFile is where the daemon keeps the sessions that outlive it.
-func (e *env) sessionsFile() string { return filepath.Join(e.StateDir(), "sessions.json") }
+// sessionsDir is where the daemon keeps the sessions that outlive it, a
+// file each.
+func (e *env) sessionsDir() string { return filepath.Join(e.StateDir(), "sessions") }
+
+// sessionFile is the file of the stored session id.
+func (e *env) sessionFile(id string) string { return filepath.Join(e.sessionsDir(), id+".json") }
 
 // assertNotInStateDir fails t if any file under the state dir holds one of
 // the values (the daemon's log included, when detached).
@@ -107,12 +111,15 @@ func TestSessionsSurviveRestart(t *testing.T) {
 	if status, reached := w.proxyStatus(t, s.Token); status != http.StatusOK || !reached {
 		t.Fatalf("before the restart: got %d (reached the provider: %v), want 200 from the provider", status, reached)
 	}
-	fi, err := os.Lstat(w.e.sessionsFile())
+	fi, err := os.Lstat(w.e.sessionFile(s.ID))
 	if err != nil {
-		t.Fatalf("sessions file: %v, want one", err)
+		t.Fatalf("the session's file: %v, want one", err)
 	}
 	if fi.Mode().Perm() != 0o600 || !fi.Mode().IsRegular() {
-		t.Fatalf("sessions file: got %v, want a regular file of mode 0600", fi.Mode())
+		t.Fatalf("the session's file: got %v, want a regular file of mode 0600", fi.Mode())
+	}
+	if fi, err := os.Lstat(w.e.sessionsDir()); err != nil || fi.Mode().Perm() != 0o700 || !fi.IsDir() {
+		t.Fatalf("sessions directory: got %v (%v), want a directory of mode 0700", fi.Mode(), err)
 	}
 
 	for _, kill := range []bool{false, true} {
@@ -227,31 +234,19 @@ func TestKeyChangedWhileStopped(t *testing.T) {
 // editStored rewrites the stored session id while the daemon is down.
 func editStored(t *testing.T, e *env, id string, edit func(map[string]any)) {
 	t.Helper()
-	data, err := os.ReadFile(e.sessionsFile())
+	data, err := os.ReadFile(e.sessionFile(id))
 	if err != nil {
+		t.Fatalf("session %s is not stored: %v", id, err)
+	}
+	var s map[string]any
+	if err := json.Unmarshal(data, &s); err != nil {
 		t.Fatal(err)
 	}
-	var file struct {
-		Version  int              `json:"version"`
-		Sessions []map[string]any `json:"sessions"`
-	}
-	if err := json.Unmarshal(data, &file); err != nil {
+	edit(s)
+	if data, err = json.Marshal(s); err != nil {
 		t.Fatal(err)
 	}
-	found := false
-	for _, s := range file.Sessions {
-		if s["id"] == id {
-			edit(s)
-			found = true
-		}
-	}
-	if !found {
-		t.Fatalf("session %s is not in the sessions file", id)
-	}
-	if data, err = json.Marshal(file); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(e.sessionsFile(), data, 0o600); err != nil {
+	if err := os.WriteFile(e.sessionFile(id), data, 0o600); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -343,25 +338,33 @@ func TestExpiredAndIdleSessionsEnd(t *testing.T) {
 	}
 }
 
-// TestUnsafeSessionsFileRefused: a sessions file that others can read,
-// or a symbolic link, is refused with a log line that says why, and no
-// session of it is admitted.
+// TestUnsafeSessionsFileRefused: a stored session's file that others can
+// read, or a symbolic link, is refused with a log line that says why, and
+// that session is not admitted; the other stored sessions are. A sessions
+// directory others can enter admits none.
 func TestUnsafeSessionsFileRefused(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
 		name, logged string
-		spoil        func(t *testing.T, path string)
+		whole        bool
+		spoil        func(t *testing.T, e *env, id string)
 	}{
-		{"readable by others", "group or others can access it", func(t *testing.T, path string) {
-			if err := os.Chmod(path, 0o644); err != nil {
+		{"readable by others", "group or others can access it", false, func(t *testing.T, e *env, id string) {
+			if err := os.Chmod(e.sessionFile(id), 0o644); err != nil {
 				t.Fatal(err)
 			}
 		}},
-		{"a symbolic link", "symbolic link", func(t *testing.T, path string) {
-			if err := os.Rename(path, path+".moved"); err != nil {
+		{"a symbolic link", "symbolic link", false, func(t *testing.T, e *env, id string) {
+			path, moved := e.sessionFile(id), filepath.Join(e.StateDir(), "moved.json")
+			if err := os.Rename(path, moved); err != nil {
 				t.Fatal(err)
 			}
-			if err := os.Symlink(path+".moved", path); err != nil {
+			if err := os.Symlink(moved, path); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"a directory others can enter", "group or others can access it", true, func(t *testing.T, e *env, _ string) {
+			if err := os.Chmod(e.sessionsDir(), 0o755); err != nil {
 				t.Fatal(err)
 			}
 		}},
@@ -371,15 +374,23 @@ func TestUnsafeSessionsFileRefused(t *testing.T) {
 			w := newProxyWorld(t)
 			w.newProfile("generic", "p1", "fake", "--command", "true")
 			s := w.startSession("p1")
+			other := w.startSession("p1")
 			w.d.Signal(syscall.SIGTERM)
 			w.d.Wait()
-			tc.spoil(t, w.e.sessionsFile())
+			tc.spoil(t, w.e, s.ID)
 			w.d = w.e.StartDaemon("--listen", w.d.Addr)
 			if status, reached := w.proxyStatus(t, s.Token); status != http.StatusUnauthorized || reached {
 				t.Errorf("a session of a refused file: got %d (reached the provider: %v), want 401", status, reached)
 			}
-			if log := w.d.Stderr(); !strings.Contains(log, "refusing the stored sessions") || !strings.Contains(log, tc.logged) {
-				t.Errorf("daemon log: got %s, want a line refusing the file that says %q", log, tc.logged)
+			refusal, want := "refusing a stored session", http.StatusOK
+			if tc.whole {
+				refusal, want = "refusing the stored sessions", http.StatusUnauthorized
+			}
+			if log := w.d.Stderr(); !strings.Contains(log, refusal) || !strings.Contains(log, tc.logged) {
+				t.Errorf("daemon log: got %s, want a line %q that says %q", log, refusal, tc.logged)
+			}
+			if status, _ := w.proxyStatus(t, other.Token); status != want {
+				t.Errorf("the other stored session: got %d, want %d", status, want)
 			}
 			// The session is over in the audit log too.
 			if got := endReason(t, w.e, s.ID); !strings.HasPrefix(got, "lost") {
@@ -387,6 +398,69 @@ func TestUnsafeSessionsFileRefused(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSessionsMigrateFromOneFile: the sessions an earlier version kept in
+// one file (sessions.json) are admitted by this one, which moves them
+// into a file each and removes the old file.
+func TestSessionsMigrateFromOneFile(t *testing.T) {
+	t.Parallel()
+	w := newProxyWorld(t)
+	w.newProfile("generic", "p1", "fake", "--command", "true")
+	a, b := w.startSession("p1"), w.startSession("p1")
+	w.d.Signal(syscall.SIGTERM)
+	w.d.Wait()
+	// What an earlier version left: the same records, in one file.
+	var old struct {
+		Version  int               `json:"version"`
+		Sessions []json.RawMessage `json:"sessions"`
+	}
+	old.Version = 1
+	for _, id := range []string{a.ID, b.ID} {
+		data, err := os.ReadFile(w.e.sessionFile(id))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rec map[string]any
+		if err := json.Unmarshal(data, &rec); err != nil {
+			t.Fatal(err)
+		}
+		delete(rec, "version")
+		old.Sessions = append(old.Sessions, mustMarshal(t, rec))
+	}
+	if err := os.RemoveAll(w.e.sessionsDir()); err != nil {
+		t.Fatal(err)
+	}
+	legacy := filepath.Join(w.e.StateDir(), "sessions.json")
+	if err := os.WriteFile(legacy, mustMarshal(t, old), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	w.d = w.e.StartDaemon("--listen", w.d.Addr)
+	for _, s := range []string{a.Token, b.Token} {
+		if status, reached := w.proxyStatus(t, s); status != http.StatusOK || !reached {
+			t.Errorf("a session of the old file: got %d (reached the provider: %v), want 200", status, reached)
+		}
+	}
+	if _, err := os.Lstat(legacy); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the old file: got %v, want it removed", err)
+	}
+	for _, id := range []string{a.ID, b.ID} {
+		if fi, err := os.Lstat(w.e.sessionFile(id)); err != nil || fi.Mode().Perm() != 0o600 {
+			t.Errorf("the file of %s: got %v, %v; want one of mode 0600", id, fi, err)
+		}
+	}
+	if log := w.d.Stderr(); !strings.Contains(log, "moved the stored sessions") {
+		t.Errorf("daemon log: got %s, want a line saying the sessions moved", log)
+	}
+}
+
+func mustMarshal(t *testing.T, v any) []byte {
+	t.Helper()
+	data, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
 }
 
 // TestSandboxCannotReachSessionsFile: the sandboxed agent sees nothing of
@@ -403,7 +477,7 @@ func TestSandboxCannotReachSessionsFile(t *testing.T) {
 	if err := json.Unmarshal([]byte(w.mustRun(t, "profiles", "env", "p", "--json")), &env); err != nil {
 		t.Fatal(err)
 	}
-	file := filepath.Join(w.e.StateDir(), "sessions.json")
+	file := w.e.sessionFile(env.ID)
 	before, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
@@ -446,9 +520,8 @@ exit 0`, "probe", w.e.StateDir(), file, goFile)
 		return runID != ""
 	})
 	if ok {
-		data, err := os.ReadFile(file)
-		if err != nil || bytes.Contains(data, []byte(runID)) {
-			t.Errorf("sessions file while the run lives: %v; holds the run's session: %v, want only the env session", err, bytes.Contains(data, []byte(runID)))
+		if _, err := os.Lstat(w.e.sessionFile(runID)); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("the run's session while it lives: stored (%v), want only the env session kept", err)
 		}
 	}
 	writeFile(t, goFile, "go", 0o644)

@@ -252,7 +252,7 @@ func (Daemon) Run(ctx context.Context, o cli.DaemonOptions) (err error) {
 		StayAlive:           o.StayAlive,
 		IdleTimeout:         idle,
 		Logger:              logger,
-		SessionStore:        sessionstore.NewFile(paths.SessionsFile()),
+		SessionStore:        sessionstore.NewDir(paths.SessionsDir(), sessionstore.Options{Legacy: paths.LegacySessionsFile(), Log: logger}),
 		SessionTTL:          cfg.SessionMaxTTL(),
 		SessionIdle:         sessionIdle(cfg),
 		SessionRestartGrace: restartGrace(cfg),
