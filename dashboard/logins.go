@@ -86,9 +86,13 @@ type Login struct {
 	// ctx ends with the login: a stream it opened closes.
 	ctx    context.Context
 	cancel context.CancelFunc
+	// idle ends the login when its idle expiry passes, so that a stream
+	// it opened (a terminal) closes then, not only at the next Check.
+	idle *time.Timer
 }
 
-// Context ends when the login ends (logout, rotation, absolute expiry).
+// Context ends when the login ends (logout, rotation, idle or absolute
+// expiry).
 func (l *Login) Context() context.Context { return l.ctx }
 
 // NewLogins returns an empty set of logins on clock now (time.Now when
@@ -175,8 +179,44 @@ func (ls *Logins) Exchange(code string) (cookie, key string, end time.Time, err 
 	cookie, key = CookiePrefix+random(), KeyPrefix+random()
 	end = now.Add(MaxTTL)
 	ctx, cancel := context.WithDeadline(context.Background(), end)
-	ls.logins[sha256.Sum256([]byte(cookie))] = &Login{created: now, lastUsed: now, key: sha256.Sum256([]byte(key)), ctx: ctx, cancel: cancel}
+	ch := sha256.Sum256([]byte(cookie))
+	l := &Login{created: now, lastUsed: now, key: sha256.Sum256([]byte(key)), ctx: ctx, cancel: cancel}
+	// Set under ls.mu, which idleOut takes first.
+	l.idle = time.AfterFunc(IdleTTL, func() { ls.idleOut(ch) })
+	ls.logins[ch] = l
 	return cookie, key, end, nil
+}
+
+// idleOut ends the login of cookie hash h if its idle expiry has passed
+// on ls's clock, and else waits for the expiry again.
+func (ls *Logins) idleOut(h [32]byte) {
+	now := ls.now()
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	l, ok := ls.logins[h]
+	if !ok {
+		return
+	}
+	if l.expired(now) {
+		l.cancel()
+		delete(ls.logins, h)
+		return
+	}
+	l.idle.Reset(max(l.lastUsed.Add(IdleTTL).Sub(now), time.Second))
+}
+
+// Touch renews the idle expiry of l, a live login whose page key came
+// with the stream it keeps using (a terminal's input), and reports
+// whether l is still live.
+func (ls *Logins) Touch(l *Login) bool {
+	now := ls.now()
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	if l.ctx.Err() != nil || l.expired(now) {
+		return false
+	}
+	l.lastUsed = now
+	return true
 }
 
 // keyed reports whether key is the login's page key, in constant time.

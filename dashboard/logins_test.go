@@ -1,6 +1,7 @@
 package dashboard
 
 import (
+	"crypto/sha256"
 	"errors"
 	"strings"
 	"testing"
@@ -196,5 +197,52 @@ func TestCodeWait(t *testing.T) {
 	c.t = exp // the wait's timer is due at once on this clock
 	if expiring.Wait(t.Context(), code) {
 		t.Error("an expired code: got used")
+	}
+}
+
+// TestLoginIdleEndsStreams: a login's context ends when its idle expiry
+// passes, without another request to notice (a terminal it opened closes
+// then), and a stream's own use (Touch: a terminal's input) renews it.
+func TestLoginIdleEndsStreams(t *testing.T) {
+	t.Parallel()
+	c := &clock{t: time.Unix(1_800_000_000, 0)}
+	ls := NewLogins(c.now)
+	open := func() (*Login, [32]byte) {
+		code, _ := ls.NewCode()
+		cookie, key, _, err := ls.Exchange(code)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, _, ok := ls.Check(cookie, key)
+		if !ok {
+			t.Fatal("a new login does not check")
+		}
+		t.Cleanup(func() { l.idle.Stop() })
+		return l, sha256.Sum256([]byte(cookie))
+	}
+	idle, idleH := open()
+	typing, typingH := open()
+	for range 3 { // 60 minutes, typing every 20
+		c.advance(20 * time.Minute)
+		if !ls.Touch(typing) {
+			t.Fatal("Touch: a live login reported ended")
+		}
+		// The timer fires (here, by hand: its real wait is IdleTTL).
+		ls.idleOut(idleH)
+		ls.idleOut(typingH)
+	}
+	if idle.Context().Err() == nil {
+		t.Errorf("a login idle for an hour: its context still runs (a terminal it opened stays open)")
+	}
+	if typing.Context().Err() != nil {
+		t.Errorf("a login whose terminal is typed into every 20 minutes ended")
+	}
+	if ls.Touch(idle) {
+		t.Error("Touch renewed a login that had idled out")
+	}
+	c.advance(IdleTTL)
+	ls.idleOut(typingH)
+	if typing.Context().Err() == nil {
+		t.Error("a login idle after its last input still runs")
 	}
 }

@@ -82,7 +82,7 @@ func parseNowQuery(v url.Values) (nowQuery, error) {
 	if s := v.Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 || n > nowMaxRows {
-			return q, errors.New("rows is a number from 1 to " + strconv.Itoa(nowMaxRows))
+			return q, errors.New("limit is a number from 1 to " + strconv.Itoa(nowMaxRows))
 		}
 		q.limit = n
 	}

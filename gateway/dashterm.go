@@ -26,7 +26,9 @@ func handleTerminalPage(w http.ResponseWriter, r *http.Request) {
 // /ui/terminal/{id}/attach): the same viewer as 'terminal attach'
 // (handleTerminalAttach), for a browser whose login cookie came with its
 // page key in the subprotocol pair "ringlet-page, KEY" (pageKey). It
-// ends when the login does.
+// ends when the login does (logout, rotation, idle or absolute expiry);
+// what the viewer types renews the login's idle expiry, as a keyed
+// request does.
 func (tm *terminals) handleUIAttach(w http.ResponseWriter, r *http.Request) {
 	login := callerFrom(r.Context()).login
 	ctx, cancel := context.WithCancelCause(r.Context())
@@ -35,7 +37,7 @@ func (tm *terminals) handleUIAttach(w http.ResponseWriter, r *http.Request) {
 		stop()
 		cancel(nil)
 	}()
-	tm.handleTerminalAttach(w, r.WithContext(ctx))
+	tm.attach(w, r.WithContext(ctx), func() { tm.o.Logins.Touch(login) })
 }
 
 // has reports whether session id has a remote terminal: the Now page

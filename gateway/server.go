@@ -324,8 +324,9 @@ func New(opts Options) (*Server, error) {
 		IdleTimeout: opts.ProxyIdleTimeout, HeaderTimeout: opts.ProxyResponseHeaderTimeout, Writable: opts.AuditWritable,
 		Paces: s.paces})
 	s.egress = &egress{rec: s.rec, life: s.life, metrics: s.metrics.security}
+	s.logins = dashboard.NewLogins(nil)
 	s.terminals = newTerminals(terminalsOptions{Sessions: s.sessions, StateDir: opts.StateDir, Rec: s.rec, Life: s.life, Log: s.log,
-		ShutdownTimeout: opts.ShutdownTimeout})
+		ShutdownTimeout: opts.ShutdownTimeout, Logins: s.logins})
 	s.hooks = &hooks{o: hooksOptions{Store: opts.Hooks, Profiles: opts.Profiles, Sessions: s.sessions, MCPStore: opts.MCPStore,
 		Rec: s.rec, Log: s.log, Bodies: s.bodies, Paces: s.paces, Budgets: s.budgets, Auth: s.auth, Metrics: s.metrics.security,
 		AuditPath: opts.AuditPath, Launch: opts.Launch}}
@@ -343,7 +344,6 @@ func New(opts Options) (*Server, error) {
 	s.audit = &auditReader{path: opts.AuditPath, catalogDir: opts.CatalogDir, pricesFile: opts.PricesFile, log: s.log}
 	s.uiAudit = &uiAudit{reader: s.audit}
 	s.prices = &prices{catalogDir: opts.CatalogDir, file: opts.PricesFile, rec: s.rec, log: s.log}
-	s.logins = dashboard.NewLogins(nil)
 	s.ui = &ui{hasTerminal: s.terminals.has, cookie: s.cookieName, logins: s.logins, sessions: s.sessions, budgets: s.budgets, bus: s.bus, life: s.life, rec: s.rec, log: s.log,
 		kill: s.kill, refused: s.authFailed}
 	s.rec.observe = s.ui.observe

@@ -20,6 +20,7 @@ import (
 
 	"github.com/neullabs/ringlet/api"
 	"github.com/neullabs/ringlet/audit"
+	"github.com/neullabs/ringlet/dashboard"
 	"github.com/neullabs/ringlet/sandbox"
 )
 
@@ -67,6 +68,9 @@ type terminalsOptions struct {
 	Log      *slog.Logger
 	// ShutdownTimeout bounds how long stopAll waits for the agents.
 	ShutdownTimeout time.Duration
+	// Logins are the dashboard's: a terminal page's input renews its
+	// login (handleUIAttach).
+	Logins *dashboard.Logins
 }
 
 func newTerminals(o terminalsOptions) *terminals {
@@ -327,6 +331,12 @@ var termSignals = map[string]syscall.Signal{"INT": syscall.SIGINT, "TERM": sysca
 // alone. websocket.Accept refuses an Origin that is not the daemon's own
 // (the Host guard has already): a page elsewhere cannot attach.
 func (tm *terminals) handleTerminalAttach(w http.ResponseWriter, r *http.Request) {
+	tm.attach(w, r, nil)
+}
+
+// attach is handleTerminalAttach; typed, when not nil, is called on each
+// input the viewer sends.
+func (tm *terminals) attach(w http.ResponseWriter, r *http.Request, typed func()) {
 	t := tm.find(w, r)
 	if t == nil {
 		return
@@ -342,6 +352,11 @@ func (tm *terminals) handleTerminalAttach(w http.ResponseWriter, r *http.Request
 	if err := tm.o.Rec.record(r.Context(), audit.Record{Kind: audit.KindTerminalAttach, Profile: t.sess.Profile.Alias, Session: t.sess.ID,
 		Actor: actorOf(r), Target: t.sess.Profile.Agent, Decision: audit.Allow, Detail: audit.DetailJSON(map[string]any{"remote": r.RemoteAddr})}); err != nil {
 		c.Close(websocket.StatusTryAgainLater, "refused: the attach could not be recorded in the audit log")
+		return
+	}
+	// A login that ended meanwhile sees nothing, not even the scrollback.
+	if r.Context().Err() != nil {
+		c.Close(websocket.StatusNormalClosure, endedBy(r.Context()))
 		return
 	}
 	c.SetReadLimit(1 << 20)
@@ -380,6 +395,9 @@ func (tm *terminals) handleTerminalAttach(w http.ResponseWriter, r *http.Request
 			typ, data, err := c.Read(context.WithoutCancel(ctx))
 			if err != nil {
 				return
+			}
+			if typed != nil {
+				typed()
 			}
 			if typ == websocket.MessageBinary {
 				_, _ = t.pty.Write(data) // fails only once the agent has gone

@@ -161,14 +161,15 @@ func TestMCPConformance(t *testing.T) {
 				failed := failedScenarios(t, out, baseline)
 				report := fmt.Sprintf("conformance server: exit %d, want 0 (only the baseline's scenarios may fail)\nstdout:\n%s\nstderr:\n%s\nfailed checks:\n%s\nproxy errors:\n%s",
 					code, stdout, stderr, failedChecksText(failed), proxyErrs.String())
-				if len(failed) == 0 || !onlyCutConnections(failed) {
+				if len(failed) == 0 || !onlyCutConnections(failed) || daemonCutRE.MatchString(proxyErrs.String()+d.stderr.String()) {
 					t.Fatal(report)
 				}
 				// A scenario whose only failure is its HTTP client's
 				// connection ending early (undici: "terminated", "fetch
-				// failed") ran into the test's transport, not a verdict on
-				// the protocol: it runs once more, alone, and must pass then.
-				// The first run is logged whole either way.
+				// failed") while the proxy saw the daemon neither end an
+				// answer early nor panic ran into the test's transport, not
+				// a verdict on the protocol: it runs once more, alone, and
+				// must pass then. The first run is logged whole either way.
 				t.Logf("retrying scenarios that failed on a cut connection only; first run:\n%s", report)
 				for _, f := range failed {
 					if retried[f.Scenario] {
@@ -293,6 +294,10 @@ func onlyCutConnections(failed []failedCheck) bool {
 	return true
 }
 
+// daemonCutRE is what the proxy logs when the daemon, not the proxy,
+// ended a connection early, and what a handler's panic logs.
+var daemonCutRE = regexp.MustCompile(`unexpected EOF|connection reset by peer|: EOF\b|http: panic serving`)
+
 var cutConnectionRE = regexp.MustCompile(`^(Error: |Failed: |Failed to initialize: )?(terminated|fetch failed|other side closed|socket hang up|read ECONNRESET)$`)
 
 // resultDirRE names a scenario's result directory: server-<scenario>-<ISO
@@ -416,6 +421,18 @@ func TestFailedChecks(t *testing.T) {
 		}
 		if got := onlyCutConnections(f); got != tc.want {
 			t.Errorf("onlyCutConnections(%q) = %v, want %v", tc.msgs, got, tc.want)
+		}
+	}
+	// The daemon ending an answer early is never retried.
+	for line, want := range map[string]bool{
+		"proxy 09:22:30.1 httputil: ReverseProxy read error during body copy: unexpected EOF":                                                      true,
+		"proxy 09:22:30.1 http: proxy error: read tcp 127.0.0.1:1->127.0.0.1:2: read: connection reset by peer":                                    true,
+		"proxy 09:22:30.1 http: proxy error: EOF":                                                                                                  true,
+		"2026/12/06 http: panic serving 127.0.0.1:3: boom":                                                                                         true,
+		"proxy 09:22:30.1 httputil: ReverseProxy read error during body copy: read tcp 127.0.0.1:1->127.0.0.1:2: use of closed network connection": false,
+	} {
+		if got := daemonCutRE.MatchString(line); got != want {
+			t.Errorf("daemonCutRE.MatchString(%q) = %v, want %v", line, got, want)
 		}
 	}
 	// A scenario whose results are missing is not a cut connection.
