@@ -18,6 +18,87 @@ import (
 	"github.com/neullabs/ringlet/test/fakeprovider"
 )
 
+// tracedWorld is what the dashboard's Audit and accessibility tests
+// share: a daemon whose two claude profiles (work, other) use a fake
+// provider, with an MCP server (up) and a pre-tool-use hook on work, a
+// live session of work (profiles env), and one traced turn of it, as
+// TestAuditTraceLinksATurn makes one: a provider answer with a tool_use
+// of tracedTool, the agent's check, and the MCP call (which also makes
+// the server's tools known).
+type tracedWorld struct {
+	e         *env
+	d         *daemon
+	fake      *fakeprovider.Provider
+	sess      hkSession
+	toolUseID string // the traced turn's
+	t         *testing.T
+}
+
+// tracedTool is the tool the traced turn calls.
+const tracedTool = "mcp__ringlet__up__echo"
+
+// newTracedWorld builds a tracedWorld whose traced turn asks for model
+// (JSON); name tags its provider key.
+func newTracedWorld(t *testing.T, name, model string) *tracedWorld {
+	t.Helper()
+	e := newEnv(t)
+	key := proxyCanary(name)
+	fake := fakeprovider.New(key)
+	srv := httptest.NewServer(fake)
+	t.Cleanup(srv.Close)
+	bin := buildMCPTestServer(t)
+	w := &tracedWorld{e: e, d: e.StartDaemon(), fake: fake, t: t}
+	mustRun(t, e, "providers", "add", "fake", "--base-url", srv.URL, "--format", "anthropic", "--auth", "x-api-key")
+	for _, p := range []string{"work", "other"} {
+		if _, stderr, code := e.RunInput(key, "profiles", "create", "claude", p, "--provider", "fake"); code != 0 {
+			t.Fatalf("profiles create %s: exit %d, stderr %q", p, code, stderr)
+		}
+	}
+	mustRun(t, e, "mcp", "add", "work", "up", "--no-sandbox", "--", bin)
+	mustRun(t, e, "hooks", "add", "work", "--on", "pre-tool-use", "--shell", "exit 0")
+	if err := json.Unmarshal([]byte(mustRun(t, e, "profiles", "env", "work", "--json")), &w.sess); err != nil {
+		t.Fatal(err)
+	}
+	cmd, tool, input := "x", tracedTool, `{"text":"hi"}`
+	fake.ToolUse.Store(&cmd)
+	fake.ToolName.Store(&tool)
+	fake.ToolInput.Store(&input)
+	answer := w.post(`{"model":` + model + `,"max_tokens":10,"stream":true,"messages":[{"role":"user","content":"echo hi"}]}`)
+	if w.toolUseID = toolUseIDRE.FindString(answer); w.toolUseID == "" {
+		t.Fatalf("no tool_use in the answer: %s", answer)
+	}
+	event := `{"session_id":"x","hook_event_name":"PreToolUse","tool_use_id":"` + w.toolUseID + `","tool_name":"` + tool + `","tool_input":` + input + `}`
+	if stderr, code := hkClaude(t, e, w.sess, event, ringletBin, "hook", "claude-pre-tool-use"); code != 0 {
+		t.Fatalf("hook claude-pre-tool-use: exit %d, stderr %q", code, stderr)
+	}
+	got := stdioBridge(t, e, []string{"RINGLET_SESSION_TOKEN=" + w.sess.Token}, stdioInit, stdioInitialized, stdioCall(2, "up__echo", map[string]string{"text": "hi"}))
+	if text, isErr := callText(t, got["2"]); isErr || !strings.Contains(text, "hi") {
+		t.Fatalf("tools/call up__echo: %q (error %v)", text, isErr)
+	}
+	return w
+}
+
+// post sends body to the session's /v1/messages and returns the answer,
+// failing the test unless it is a 200.
+func (w *tracedWorld) post(body string) string {
+	t := w.t
+	t.Helper()
+	req, _ := http.NewRequest("POST", w.sess.BaseURL+"/v1/messages", strings.NewReader(body))
+	req.Header.Set("x-api-key", w.sess.Token)
+	req.Header.Set("anthropic-version", "2023-06-01")
+	req.Header.Set("content-type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body) // a short read shows in the status check
+	if resp.StatusCode != 200 {
+		t.Fatalf("POST /v1/messages: %d %s", resp.StatusCode, b)
+	}
+	return string(b)
+}
+
 // evilTool is a tool name an agent's provider answer chose: markup.
 const evilTool = `<img src=x onerror="window.pwned=3">mcp__x<script>window.pwned=4</script>`
 
@@ -31,65 +112,12 @@ const evilTool = `<img src=x onerror="window.pwned=3">mcp__x<script>window.pwned
 // when a record was edited in the database.
 func TestDashboardAudit(t *testing.T) {
 	requireChromium(t)
-	e := newEnv(t)
-	key := proxyCanary("dashaudit")
-	fake := fakeprovider.New(key)
-	srv := httptest.NewServer(fake)
-	t.Cleanup(srv.Close)
-	bin := buildMCPTestServer(t)
-	d := e.StartDaemon()
-	base := "http://" + d.Addr
-	mustRun(t, e, "providers", "add", "fake", "--base-url", srv.URL, "--format", "anthropic", "--auth", "x-api-key")
-	for _, p := range []string{"work", "other"} {
-		if _, stderr, code := e.RunInput(key, "profiles", "create", "claude", p, "--provider", "fake"); code != 0 {
-			t.Fatalf("profiles create %s: exit %d, stderr %q", p, code, stderr)
-		}
-	}
-	mustRun(t, e, "mcp", "add", "work", "up", "--no-sandbox", "--", bin)
-	mustRun(t, e, "hooks", "add", "work", "--on", "pre-tool-use", "--shell", "exit 0")
-	var sess hkSession
-	if err := json.Unmarshal([]byte(mustRun(t, e, "profiles", "env", "work", "--json")), &sess); err != nil {
-		t.Fatal(err)
-	}
-	post := func(body string) string {
-		t.Helper()
-		req, _ := http.NewRequest("POST", sess.BaseURL+"/v1/messages", strings.NewReader(body))
-		req.Header.Set("x-api-key", sess.Token)
-		req.Header.Set("anthropic-version", "2023-06-01")
-		req.Header.Set("content-type", "application/json")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body) // a short read shows in the status check
-		if resp.StatusCode != 200 {
-			t.Fatalf("POST /v1/messages: %d %s", resp.StatusCode, b)
-		}
-		return string(b)
-	}
 	modelJSON, _ := json.Marshal(evilModel)
-	model := string(modelJSON)
-
-	// A traced turn, as TestAuditTraceLinksATurn makes one, asking for a
-	// model whose name is markup.
-	cmd, name, input := "x", "mcp__ringlet__up__echo", `{"text":"hi"}`
-	fake.ToolUse.Store(&cmd)
-	fake.ToolName.Store(&name)
-	fake.ToolInput.Store(&input)
-	answer := post(`{"model":` + model + `,"max_tokens":10,"stream":true,"messages":[{"role":"user","content":"echo hi"}]}`)
-	toolUseID := toolUseIDRE.FindString(answer)
-	if toolUseID == "" {
-		t.Fatalf("no tool_use in the answer: %s", answer)
-	}
-	event := `{"session_id":"x","hook_event_name":"PreToolUse","tool_use_id":"` + toolUseID + `","tool_name":"` + name + `","tool_input":` + input + `}`
-	if stderr, code := hkClaude(t, e, sess, event, ringletBin, "hook", "claude-pre-tool-use"); code != 0 {
-		t.Fatalf("hook claude-pre-tool-use: exit %d, stderr %q", code, stderr)
-	}
-	got := stdioBridge(t, e, []string{"RINGLET_SESSION_TOKEN=" + sess.Token}, stdioInit, stdioInitialized, stdioCall(2, "up__echo", map[string]string{"text": "hi"}))
-	if text, isErr := callText(t, got["2"]); isErr || !strings.Contains(text, "hi") {
-		t.Fatalf("tools/call up__echo: %q (error %v)", text, isErr)
-	}
+	// A traced turn asking for a model whose name is markup.
+	w := newTracedWorld(t, "dashaudit", string(modelJSON))
+	e, d, fake, post := w.e, w.d, w.fake, w.post
+	base := "http://" + d.Addr
+	name, toolUseID := tracedTool, w.toolUseID
 	// A second turn whose tool_use names a tool with markup.
 	evilName := evilTool
 	fake.ToolName.Store(&evilName)

@@ -6,9 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -18,8 +15,6 @@ import (
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/chromedp"
-
-	"github.com/neullabs/ringlet/test/fakeprovider"
 )
 
 // axeTags are the rule sets the dashboard is held to: WCAG 2.0 and 2.1,
@@ -52,62 +47,8 @@ type a11yWorld struct {
 
 func newA11yWorld(t *testing.T) *a11yWorld {
 	t.Helper()
-	e := newEnv(t)
-	key := proxyCanary("a11y")
-	fake := fakeprovider.New(key)
-	srv := httptest.NewServer(fake)
-	t.Cleanup(srv.Close)
-	bin := buildMCPTestServer(t)
-	d := e.StartDaemon()
-	mustRun(t, e, "providers", "add", "fake", "--base-url", srv.URL, "--format", "anthropic", "--auth", "x-api-key")
-	for _, p := range []string{"work", "other"} {
-		if _, stderr, code := e.RunInput(key, "profiles", "create", "claude", p, "--provider", "fake"); code != 0 {
-			t.Fatalf("profiles create %s: exit %d, stderr %q", p, code, stderr)
-		}
-	}
-	mustRun(t, e, "mcp", "add", "work", "up", "--no-sandbox", "--", bin)
-	mustRun(t, e, "hooks", "add", "work", "--on", "pre-tool-use", "--match", "Bash", "--shell", "exit 0")
-	var sess hkSession
-	if err := json.Unmarshal([]byte(mustRun(t, e, "profiles", "env", "work", "--json")), &sess); err != nil {
-		t.Fatal(err)
-	}
-	post := func(body string) string {
-		t.Helper()
-		req, _ := http.NewRequest("POST", sess.BaseURL+"/v1/messages", strings.NewReader(body))
-		req.Header.Set("x-api-key", sess.Token)
-		req.Header.Set("anthropic-version", "2023-06-01")
-		req.Header.Set("content-type", "application/json")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body) // a short read shows in the status check
-		if resp.StatusCode != 200 {
-			t.Fatalf("POST /v1/messages: %d %s", resp.StatusCode, b)
-		}
-		return string(b)
-	}
-	// A traced turn, as TestDashboardAudit makes one: a tool_use, the
-	// agent's check, the MCP call (which makes the server's tools known).
-	cmd, name, in := "x", "mcp__ringlet__up__echo", `{"text":"hi"}`
-	fake.ToolUse.Store(&cmd)
-	fake.ToolName.Store(&name)
-	fake.ToolInput.Store(&in)
-	answer := post(`{"model":"claude-test","max_tokens":10,"stream":true,"messages":[{"role":"user","content":"echo hi"}]}`)
-	toolUseID := toolUseIDRE.FindString(answer)
-	if toolUseID == "" {
-		t.Fatalf("no tool_use in the answer: %s", answer)
-	}
-	event := `{"session_id":"x","hook_event_name":"PreToolUse","tool_use_id":"` + toolUseID + `","tool_name":"` + name + `","tool_input":` + in + `}`
-	if stderr, code := hkClaude(t, e, sess, event, ringletBin, "hook", "claude-pre-tool-use"); code != 0 {
-		t.Fatalf("hook claude-pre-tool-use: exit %d, stderr %q", code, stderr)
-	}
-	got := stdioBridge(t, e, []string{"RINGLET_SESSION_TOKEN=" + sess.Token}, stdioInit, stdioInitialized, stdioCall(2, "up__echo", map[string]string{"text": "hi"}))
-	if text, isErr := callText(t, got["2"]); isErr || !strings.Contains(text, "hi") {
-		t.Fatalf("tools/call up__echo: %q (error %v)", text, isErr)
-	}
-	return &a11yWorld{e: e, base: "http://" + d.Addr, session: sess.ID}
+	w := newTracedWorld(t, "a11y", `"claude-test"`)
+	return &a11yWorld{e: w.e, base: "http://" + w.d.Addr, session: w.sess.ID}
 }
 
 // a11yPage is a dashboard page in the state a user sees it: ready is true
