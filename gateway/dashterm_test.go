@@ -12,6 +12,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/creack/pty"
 
+	"github.com/neullabs/ringlet/audit"
 	"github.com/neullabs/ringlet/dashboard"
 	"github.com/neullabs/ringlet/profile"
 	"github.com/neullabs/ringlet/sandbox"
@@ -181,5 +182,82 @@ func TestDashboardTerminalSocket(t *testing.T) {
 	}
 	if websocket.CloseStatus(closed) != websocket.StatusPolicyViolation || !strings.Contains(closed.Error(), "login ended") {
 		t.Errorf("after logout: got %v, want closed because the login ended", closed)
+	}
+}
+
+// TestTerminalAttachRefusedWhenAuditFails: a viewer whose terminal.attach
+// record cannot be written is sent away (1013, try again later) before a
+// byte of the scrollback reaches it; once the log takes records again the
+// same attach gets the scrollback.
+func TestTerminalAttachRefusedWhenAuditFails(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	k := &kindRefuser{Auditor: &recordingAuditor{}}
+	s, ts := newLiveServer(t, Options{Audit: k})
+	code, _ := s.logins.NewCode()
+	cookie, key, _, err := s.logins.Exchange(code)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const scrollback = "ringlet-scrollback-5c1e"
+	cmd := exec.Command("sh", "-c", "echo "+scrollback+"; exec cat")
+	f, err := startOnPTY(cmd, &pty.Winsize{Cols: 80, Rows: 24})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess := &session{ID: "s_0123456789abcdef", Profile: profile.Profile{Alias: "p", Agent: "sh"}}
+	term := &terminal{sess: sess, cmd: cmd, pty: f, started: time.Now(), viewers: map[*termViewer]struct{}{}, done: make(chan struct{}),
+		lease: sandbox.NewLease(t.TempDir())}
+	s.terminals.mu.Lock()
+	s.terminals.byID[sess.ID] = term
+	s.terminals.mu.Unlock()
+	go s.terminals.run(term)
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill() // the test is over
+		<-term.done
+	})
+	// The scrollback holds the line before anyone attaches.
+	for {
+		term.mu.Lock()
+		held := strings.Contains(string(term.scroll), scrollback)
+		term.mu.Unlock()
+		if held {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatal("the terminal's scrollback never held its first line")
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+
+	url := strings.Replace(ts.URL, "http://", "ws://", 1) + "/ui/terminal/" + sess.ID + "/attach"
+	attach := func() (got []byte, closed error) {
+		h := http.Header{"Cookie": {dashboard.CookieName(int(s.port.Load())) + "=" + cookie}, "Origin": {ts.URL}}
+		c, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPHeader: h, Subprotocols: []string{pageProtocol, key}})
+		if err != nil {
+			t.Fatalf("attach: %v", err)
+		}
+		defer c.CloseNow()
+		for !strings.Contains(string(got), scrollback) {
+			_, b, err := c.Read(ctx)
+			if err != nil {
+				return got, err
+			}
+			got = append(got, b...)
+		}
+		return got, nil
+	}
+
+	kind := audit.KindTerminalAttach
+	k.refuse.Store(&kind)
+	got, closed := attach()
+	if len(got) != 0 || websocket.CloseStatus(closed) != websocket.StatusTryAgainLater {
+		t.Errorf("attach with terminal.attach refused: got %q and %v; want no byte and a close with %d", got, closed, websocket.StatusTryAgainLater)
+	}
+	k.refuse.Store(nil)
+	if got, closed := attach(); closed != nil {
+		t.Errorf("attach once the log takes records: got %q and %v; want the scrollback", got, closed)
 	}
 }

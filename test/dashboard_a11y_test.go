@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -312,13 +313,38 @@ func TestDashboardAccessibility(t *testing.T) {
 	// so, and the focus is not dropped on the page's body.
 	b.run(ctx, "open now", chromedp.Navigate(w.base+"/ui/"))
 	b.poll(ctx, "the session", `!!document.querySelector('#sessions tr[data-session] button.kill') && document.getElementById('live').textContent === 'live'`)
+	// A refresh is in flight when the kill's answer comes, its page still
+	// holding the row (its answer held here until the kill is done): the
+	// focus must not land on the dead session's Kill button, which the
+	// next Enter would press; that old page is dropped for the one asked
+	// after the kill.
+	eval[bool](b, ctx, "hold the answer of a refresh", `(() => {
+		window.focusLog = [];
+		document.addEventListener('focusin', e => window.focusLog.push(e.target.matches('button.kill') ? 'a Kill button' : (e.target.id || e.target.tagName)));
+		window.released = new Promise(r => { window.release = r; });
+		const f = window.fetch;
+		let held = false;
+		window.fetch = function (u) {
+			const p = f.apply(this, arguments);
+			if (held || !String(u).includes('/ui/now/sessions')) return p;
+			held = true;
+			return p.then(r => { window.heldAnswer = true; return window.released.then(() => r); });
+		};
+		document.getElementById('now-filters').requestSubmit();
+		return true;
+	})()`)
+	b.poll(ctx, "the held refresh answered", `window.heldAnswer === true`)
 	b.tabTo(ctx, "the Kill button", `#sessions button.kill`)
 	b.press(ctx, "Enter", 13)
-	b.waitText(ctx, "the row is gone", "No live sessions")
 	b.poll(ctx, "the kill is announced", `[...document.querySelectorAll('[role=status]')].some(e => e.textContent.includes('killed'))`)
+	eval[bool](b, ctx, "release the old page", `(() => { window.focusLog = []; window.release(); return true; })()`)
+	b.waitText(ctx, "the row is gone", "No live sessions")
 	// The focus goes to the heading: not lost on the body, and not on
 	// another session's Kill button, which a second Enter would press.
 	b.poll(ctx, "the focus on the heading after the kill", `document.activeElement && document.activeElement.id === 'now-h'`)
+	if log := eval[[]string](b, ctx, "where the focus went after the kill", `window.focusLog`); slices.Contains(log, "a Kill button") {
+		t.Errorf("after the kill the focus went to %v; want never a Kill button", log)
+	}
 	b.checkAxe(t, ctx, src, "now-after-kill")
 	b.shot(ctx, "a11y-now-after-kill")
 	if id := w.e.sessionIDOf(t, "work"); id != "" {

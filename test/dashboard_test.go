@@ -475,6 +475,39 @@ document.getElementById('g').submit();
 	b.run(ctx, "back to the dashboard", chromedp.Navigate(base+"/ui/"))
 	b.waitText(ctx, "still logged in after the cross-site page", "model=")
 
+	// The rows' answer is put in the page only when it is a page of rows,
+	// or the daemon's refusal (400, its one line escaped): markup of any
+	// other answer (a proxy's error page, a broken download) is not.
+	eval[bool](b, ctx, "a cursor of markup", `(() => {
+		const n = document.createElement('button');
+		n.setAttribute('data-after', '<b id="injected">x</b>');
+		document.getElementById('now-pager').append(n);
+		n.click();
+		return true;
+	})()`)
+	b.waitText(ctx, "the daemon's refusal", "go back to the first page")
+	for _, answer := range []string{
+		`new Response('<b id="injected">x</b>', {status: 502, headers: {'Content-Type': 'text/html'}})`,
+		`new Response('<b id="injected">x</b>', {status: 200, headers: {'Content-Type': 'text/plain'}})`,
+	} {
+		eval[bool](b, ctx, "an answer not of the daemon", `(() => {
+			const f = window.fetch;
+			window.fetch = function (u) {
+				if (!String(u).includes('/ui/now/sessions')) return f.apply(this, arguments);
+				window.fetch = f;
+				return Promise.resolve(`+answer+`);
+			};
+			document.getElementById('now-filters').requestSubmit();
+			return true;
+		})()`)
+		b.waitText(ctx, "what the page says of it", "reload the page")
+		if n := eval[int](b, ctx, "markup of the answer", `document.querySelectorAll('#injected').length`); n != 0 {
+			t.Errorf("%s: %d elements of its markup in the page; want none", answer, n)
+		}
+		eval[bool](b, ctx, "the rows again", `(document.getElementById('now-filters').requestSubmit(), true)`)
+		b.poll(ctx, "the summary again", `document.getElementById('now-summary').innerText.includes('1 live session')`)
+	}
+
 	// Kill it from its row: the agent's processes go, the launcher ends.
 	// Clicked in the page: the rows may be replaced under a click from
 	// outside.

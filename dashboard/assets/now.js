@@ -5,7 +5,9 @@
 // when a session changed; the visible page is fetched again, at most
 // once a second however many events come (a pending flag and the next
 // animation frame, no polling). Every request carries the login's page
-// key (ui.js).
+// key (ui.js). Only the filter applied (submitted, cleared, or a
+// profile of the summary) is asked for, and only the answer to the
+// latest ask is shown.
 'use strict';
 (function () {
   var rows = document.getElementById('sessions');
@@ -25,14 +27,25 @@
   var pending = false; // a refresh is due for the events seen
   var last = 0; // when the last load started (ms)
   var EVERY = 1000; // the least time between refreshes of events
+  var asked = 0; // the sequence number of the latest refresh asked for
 
-  function query() {
-    var q = new URLSearchParams();
+  // applied is the filter last applied (submit, reset, a profile of the
+  // summary): what is typed but not submitted stays out of every query.
+  var applied = new URLSearchParams();
+
+  function apply() {
+    applied = new URLSearchParams();
     new FormData(form).forEach(function (v, k) {
       if (v !== '') {
-        q.set(k, v);
+        applied.set(k, v);
       }
     });
+  }
+
+  apply(); // what the page opened with
+
+  function query() {
+    var q = new URLSearchParams(applied);
     if (cursor !== '') {
       var i = cursor.indexOf('=');
       q.set(cursor.slice(0, i), cursor.slice(i + 1));
@@ -42,8 +55,10 @@
 
   // refocus is where the keyboard was among the rows, kept across a
   // refresh: the session and the control (a Kill button is disabled, and
-  // so loses the focus, before its row goes).
-  var refocus = null;
+  // so loses the focus, before its row goes). It is for the first page
+  // asked for after the kill (seq above after), never an older one that
+  // still holds the killed row.
+  var refocus = null; // {f: rowFocus, after: seq}
 
   function rowFocus(control) {
     var tr = control.closest('tr[data-session]');
@@ -64,22 +79,40 @@
     (c || heading).focus();
   }
 
-  // put puts a page's parts in place; the focus stays on the pager's
-  // button or the row's control it was on.
-  function put(html) {
+  // focusProfile puts the focus back on the summary's button of profile
+  // p, else (the profile has no session left) on the heading.
+  function focusProfile(p) {
+    var c = null;
+    summary.querySelectorAll('button[data-profile]').forEach(function (b) {
+      if (b.getAttribute('data-profile') === p) {
+        c = b;
+      }
+    });
+    (c || heading).focus();
+  }
+
+  // put puts a page's parts (the answer to request seq) in place; the
+  // focus stays on the pager's button, the summary's profile or the
+  // row's control it was on.
+  function put(html, seq) {
     var t = document.createElement('template');
     t.innerHTML = html;
     var parts = {};
     t.content.querySelectorAll('[data-part]').forEach(function (e) {
       parts[e.getAttribute('data-part')] = e;
     });
-    if (!parts.rows) {
-      summary.innerHTML = html; // the daemon's refusal, escaped as text
+    if (!parts.rows || !parts.summary || !parts.pager) {
+      summary.textContent = 'The daemon answered something else than a page of sessions; reload the page.';
       return;
     }
-    var focused = document.activeElement && pager.contains(document.activeElement) ? document.activeElement.id : '';
-    var inRows = refocus || (document.activeElement && rows.contains(document.activeElement) ? rowFocus(document.activeElement) : null);
-    refocus = null;
+    var active = document.activeElement;
+    var focused = active && pager.contains(active) ? active.id : '';
+    var profile = active && summary.contains(active) && active.matches('button[data-profile]') ? active.getAttribute('data-profile') : null;
+    var inRows = active && rows.contains(active) ? rowFocus(active) : null;
+    if (refocus && seq > refocus.after) {
+      inRows = refocus.f || inRows;
+      refocus = null;
+    }
     summary.replaceChildren.apply(summary, Array.prototype.slice.call(parts.summary.childNodes));
     rows.replaceChildren.apply(rows, Array.prototype.slice.call(parts.rows.childNodes));
     pager.replaceChildren.apply(pager, Array.prototype.slice.call(parts.pager.childNodes));
@@ -88,24 +121,45 @@
       if (b) {
         b.focus();
       }
+    } else if (profile !== null) {
+      focusProfile(profile);
     } else if (inRows) {
       focusRow(inRows);
     }
   }
 
-  // refresh fetches the visible page.
+  // refresh fetches the visible page. Each ask has a number: an answer
+  // to an older ask than the latest (the filter, the page or the
+  // sessions changed since) is dropped, and the latest one fetched.
   function refresh() {
+    asked++;
     if (busy) {
       again = true;
       return;
     }
     busy = true;
     last = Date.now();
+    var seq = asked;
     window.ringlet.request(src + '?' + query().toString()).then(function (r) {
-      return r === null ? null : r.text();
-    }).then(function (html) {
-      if (html !== null) {
-        put(html);
+      if (r === null || seq < asked) {
+        return null;
+      }
+      var html = /^text\/html(;|$)/.test(r.headers.get('Content-Type') || '');
+      if (html && (r.ok || r.status === 400)) {
+        return r.text().then(function (text) {
+          return { ok: r.ok, text: text };
+        });
+      }
+      summary.textContent = 'The daemon could not show the sessions (' + r.status + '); reload the page.';
+      return null;
+    }).then(function (a) {
+      if (a === null || seq < asked) {
+        return;
+      }
+      if (a.ok) {
+        put(a.text, seq);
+      } else {
+        summary.innerHTML = a.text; // the daemon's refusal, one line escaped as text
       }
     }).catch(function () {
       live.textContent = 'the daemon did not answer';
@@ -134,7 +188,9 @@
     }, Math.max(0, last + EVERY - Date.now()));
   }
 
+  // first applies the form's filter and shows its first page.
   function first() {
+    apply();
     cursor = '';
     refresh();
   }
@@ -185,7 +241,7 @@
         live.textContent = 'the session could not be killed';
       } else if (r !== null) {
         status.textContent = 'Session ' + id + ' killed.';
-        refocus = keyboard;
+        refocus = { f: keyboard, after: asked };
       }
       refresh();
     }, function () {
