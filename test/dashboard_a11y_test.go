@@ -291,6 +291,18 @@ func TestDashboardAccessibility(t *testing.T) {
 			stop = "#terminal textarea"
 		}
 		b.checkTabOrder(t, ctx, p.name, stop)
+		if p.name == "terminal" {
+			// No keyboard trap (WCAG 2.1.2): Tab stays with the program,
+			// Esc then Tab moves the focus out of the terminal.
+			inTerminal := `!!document.activeElement && !!document.activeElement.closest('#terminal')`
+			b.press(ctx, "Tab", 9)
+			if !eval[bool](b, ctx, "the focus after Tab", inTerminal) {
+				t.Errorf("terminal: Tab left the terminal; want it sent to the program")
+			}
+			b.press(ctx, "Escape", 27)
+			b.press(ctx, "Tab", 9)
+			b.poll(ctx, "Esc then Tab leaves the terminal", "!("+inTerminal+")")
+		}
 	}
 
 	// Audit from the keyboard: open a record, show its trace, close it.

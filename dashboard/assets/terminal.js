@@ -58,6 +58,23 @@
     fontSize: 14,
     scrollback: 5000
   });
+  // Tab belongs to the program in the terminal (completion), so the
+  // keyboard needs another way out: Esc then Tab (or Shift+Tab) moves
+  // the focus on, as in CodeMirror. The Esc still reaches the program.
+  var leaving = false;
+  term.attachCustomKeyEventHandler(function (e) {
+    if (e.type !== 'keydown') {
+      return true;
+    }
+    if (e.key === 'Tab' && leaving && !e.ctrlKey && !e.altKey && !e.metaKey) {
+      leaving = false;
+      return false; // xterm leaves it to the browser: the focus moves
+    }
+    if (e.key !== 'Shift') {
+      leaving = e.key === 'Escape';
+    }
+    return true;
+  });
   var fit = new window.FitAddon.FitAddon();
   term.loadAddon(fit);
   term.open(el);
