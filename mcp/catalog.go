@@ -157,11 +157,14 @@ func (u *upstream) relistCatalog(c *conn) {
 		u.mu.Lock()
 		caps := c.caps
 		u.mu.Unlock()
+		seq := u.lists.Add(1)
 		cat := u.listCatalog(ctx, c, caps)
 		u.mu.Lock()
-		current := u.conn == c
+		// Not when another run started, or a listing that started later
+		// has already answered (upstream.lists).
+		current := u.conn == c && seq > u.catalogListed
 		if current {
-			u.catalog, u.obs = cat, nil
+			u.catalog, u.obs, u.catalogListed = cat, nil, seq
 		}
 		u.mu.Unlock()
 		if current {

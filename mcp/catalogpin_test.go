@@ -37,7 +37,7 @@ func TestCatalogPinned(t *testing.T) {
 	if r := c.tool("one__add_doc", map[string]any{}); r.IsError {
 		t.Fatalf("add_doc: %s", r.text())
 	}
-	waitFor(t, 10*time.Second, "both changes seen", func() bool {
+	waitFor(t, time.Minute, "both changes seen", func() bool {
 		_, diff, err := w.srv.Pending(t.Context(), "a", "one")
 		return err == nil && len(diff.Items) == 2
 	})

@@ -154,6 +154,13 @@ type upstream struct {
 	// judged is what the last publish served of obs.
 	judged *judgement
 	ids    atomic.Int64
+	// lists numbers the listings a list_changed notification starts, in
+	// the order they start; toolsListed and catalogListed are the numbers
+	// of the listings in tools and catalog. Two notifications close
+	// together start two listings that may answer out of order: the one
+	// that started first must not overwrite the newer one.
+	lists                      atomic.Uint64
+	toolsListed, catalogListed uint64
 
 	// given is what credentials the server was sent, to redact from what
 	// it answers.
@@ -1012,15 +1019,16 @@ func (u *upstream) relist(c *conn) {
 	srv.spawn(func() {
 		ctx, cancel := context.WithTimeout(srv.ctx, srv.opts.StartTimeout)
 		defer cancel()
+		seq := u.lists.Add(1)
 		tools, err := u.listTools(ctx, c)
 		u.mu.Lock()
-		current := u.conn == c
+		current := u.conn == c && seq > u.toolsListed
 		if current && err == nil {
-			u.tools, u.obs = tools, nil
+			u.tools, u.obs, u.toolsListed = tools, nil, seq
 		}
 		u.mu.Unlock()
 		if !current {
-			return
+			return // another run, or a newer listing already applied
 		}
 		if err != nil {
 			srv.log.Warn("MCP server tools could not be listed again", "profile", u.hub.profile, "server", u.cfg.Name, "err", u.redact(err.Error()))
