@@ -6,13 +6,16 @@ import (
 	"io/fs"
 	"net"
 	"os"
+	"os/exec"
 	"os/user"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // checkOneLineError asserts the shape of every failure: the wanted exit
@@ -48,6 +51,25 @@ func writeFile(t *testing.T, path, content string, mode os.FileMode) {
 	// WriteFile's mode is subject to the umask.
 	if err := os.Chmod(path, mode); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// waitExecutable waits until the program just written at path runs (with
+// args): while another test's fork has not yet reached its exec, the
+// child holds the write descriptor it inherited, and exec of path fails
+// with ETXTBSY ("text file busy"). Any other failure ends the test.
+func waitExecutable(t *testing.T, path string, args ...string) {
+	t.Helper()
+	deadline := time.Now().Add(runTimeout)
+	for {
+		out, err := exec.Command(path, args...).CombinedOutput()
+		if err == nil {
+			return
+		}
+		if !errors.Is(err, syscall.ETXTBSY) || time.Now().After(deadline) {
+			t.Fatalf("%s %v: %v\n%s", path, args, err, out)
+		}
+		runtime.Gosched()
 	}
 }
 

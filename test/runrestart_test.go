@@ -214,6 +214,7 @@ func TestRunSurvivesRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	writeFile(t, upgraded, string(bin), 0o755)
+	waitExecutable(t, upgraded, "version")
 	w.e.Binary = upgraded
 	w.d = w.e.StartDaemon("--listen", w.d.Addr)
 	if got := r.ask(t, 2); got != "200" {
