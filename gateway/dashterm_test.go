@@ -85,22 +85,8 @@ func TestDashboardTerminalSocket(t *testing.T) {
 	}
 	// A terminal running cat, as 'profiles run --remote' would run an
 	// agent.
-	cmd := exec.Command("cat")
-	f, err := startOnPTY(cmd, &pty.Winsize{Cols: 80, Rows: 24})
-	if err != nil {
-		t.Fatal(err)
-	}
 	sess := &session{ID: "s_0123456789abcdef", Profile: profile.Profile{Alias: "p", Agent: "sh"}}
-	term := &terminal{sess: sess, cmd: cmd, pty: f, started: time.Now(), viewers: map[*termViewer]struct{}{}, done: make(chan struct{}),
-		lease: sandbox.NewLease(t.TempDir())}
-	s.terminals.mu.Lock()
-	s.terminals.byID[sess.ID] = term
-	s.terminals.mu.Unlock()
-	go s.terminals.run(term)
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill() // the test is over
-		<-term.done
-	})
+	startTestTerminal(t, s, sess, exec.Command("cat"))
 
 	// The page's shell: the cookie opens it, with the dashboard's CSP.
 	for _, withCookie := range []bool{false, true} {
@@ -201,22 +187,8 @@ func TestTerminalAttachRefusedWhenAuditFails(t *testing.T) {
 		t.Fatal(err)
 	}
 	const scrollback = "ringlet-scrollback-5c1e"
-	cmd := exec.Command("sh", "-c", "echo "+scrollback+"; exec cat")
-	f, err := startOnPTY(cmd, &pty.Winsize{Cols: 80, Rows: 24})
-	if err != nil {
-		t.Fatal(err)
-	}
 	sess := &session{ID: "s_0123456789abcdef", Profile: profile.Profile{Alias: "p", Agent: "sh"}}
-	term := &terminal{sess: sess, cmd: cmd, pty: f, started: time.Now(), viewers: map[*termViewer]struct{}{}, done: make(chan struct{}),
-		lease: sandbox.NewLease(t.TempDir())}
-	s.terminals.mu.Lock()
-	s.terminals.byID[sess.ID] = term
-	s.terminals.mu.Unlock()
-	go s.terminals.run(term)
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill() // the test is over
-		<-term.done
-	})
+	term := startTestTerminal(t, s, sess, exec.Command("sh", "-c", "echo "+scrollback+"; exec cat"))
 	// The scrollback holds the line before anyone attaches.
 	for {
 		term.mu.Lock()
@@ -260,4 +232,26 @@ func TestTerminalAttachRefusedWhenAuditFails(t *testing.T) {
 	if got, closed := attach(); closed != nil {
 		t.Errorf("attach once the log takes records: got %q and %v; want the scrollback", got, closed)
 	}
+}
+
+// startTestTerminal runs cmd under a pseudo-terminal as sess's remote
+// terminal in s, as 'profiles run --remote' runs an agent; the test's
+// end kills it.
+func startTestTerminal(t *testing.T, s *Server, sess *session, cmd *exec.Cmd) *terminal {
+	t.Helper()
+	f, err := startOnPTY(cmd, &pty.Winsize{Cols: 80, Rows: 24})
+	if err != nil {
+		t.Fatal(err)
+	}
+	term := &terminal{sess: sess, cmd: cmd, pty: f, started: time.Now(), viewers: map[*termViewer]struct{}{}, done: make(chan struct{}),
+		lease: sandbox.NewLease(t.TempDir())}
+	s.terminals.mu.Lock()
+	s.terminals.byID[sess.ID] = term
+	s.terminals.mu.Unlock()
+	go s.terminals.run(term)
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill() // the test is over
+		<-term.done
+	})
+	return term
 }
