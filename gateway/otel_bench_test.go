@@ -18,8 +18,9 @@ import (
 
 // switchedExport passes records to the exporter while on.
 type switchedExport struct {
-	on atomic.Bool
-	e  *otelexport.Exporter
+	on  atomic.Bool
+	e   *otelexport.Exporter
+	got *atomic.Int64 // requests the collector received
 }
 
 func (s *switchedExport) Export(recs []audit.Record) {
@@ -28,16 +29,10 @@ func (s *switchedExport) Export(recs []audit.Record) {
 	}
 }
 
-// BenchmarkProxyOTelExport: the cost of OpenTelemetry export on the
-// provider proxy. One client sends the benchmark's requests through one
-// daemon (audit log, traces and metrics on) with the export of its
-// records to a local OTLP/HTTP collector on and off, alternating in
-// rounds of 50. Reported: p50 of each and the ratio on/off. Target: at
-// most 1.05.
-func BenchmarkProxyOTelExport(b *testing.B) {
-	n := max(b.N, 400)
-	bs := newBenchSetup(b, 0)
-	var got atomic.Int64
+// newSwitchedExport is an exporter (off until switched on) to a local
+// OTLP/HTTP collector that counts what reaches it.
+func newSwitchedExport(b *testing.B) *switchedExport {
+	got := new(atomic.Int64)
 	col := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got.Add(1)
 		w.Header().Set("Content-Type", "application/x-protobuf")
@@ -52,7 +47,27 @@ func BenchmarkProxyOTelExport(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	sw := &switchedExport{e: e}
+	return &switchedExport{e: e, got: got}
+}
+
+// shutdown flushes the exporter and fails unless something reached the
+// collector.
+func (s *switchedExport) shutdown(b *testing.B) {
+	if err := s.e.Shutdown(b.Context()); err != nil || s.got.Load() == 0 {
+		b.Fatalf("nothing reached the collector (%v)", err)
+	}
+}
+
+// BenchmarkProxyOTelExport: the cost of OpenTelemetry export on the
+// provider proxy. One client sends the benchmark's requests through one
+// daemon (audit log, traces and metrics on) with the export of its
+// records to a local OTLP/HTTP collector on and off, alternating in
+// rounds of 50. Reported: p50 of each and the ratio on/off. Target: at
+// most 1.05.
+func BenchmarkProxyOTelExport(b *testing.B) {
+	n := max(b.N, 400)
+	bs := newBenchSetup(b, 0)
+	sw := newSwitchedExport(b)
 	bs.srv.rec.export = sw
 	post := func() {
 		if err := bs.bench.Post(bs.ringlet); err != nil {
@@ -74,9 +89,7 @@ func BenchmarkProxyOTelExport(b *testing.B) {
 		onL = append(onL, latencies(50, post)...)
 	}
 	b.StopTimer()
-	if err := e.Shutdown(b.Context()); err != nil || got.Load() == 0 {
-		b.Fatalf("nothing reached the collector (%v)", err)
-	}
+	sw.shutdown(b)
 	pOn, pOff := medianOf(onL), medianOf(offL)
 	b.ReportMetric(us(pOff), "off-p50-µs")
 	b.ReportMetric(us(pOn), "on-p50-µs")
@@ -103,22 +116,7 @@ func BenchmarkMCPOTelExport(b *testing.B) {
 		b.Fatal(err)
 	}
 	c := benchClients(b, ts.URL+"/mcp", tok, 1)[0]
-	var got atomic.Int64
-	col := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got.Add(1)
-		w.Header().Set("Content-Type", "application/x-protobuf")
-	}))
-	b.Cleanup(col.Close)
-	u, _ := url.Parse(col.URL)
-	spans, logs, err := otelexport.NewOTLP(b.Context(), otelexport.Collector{Endpoint: u, Protocol: otelexport.ProtocolHTTP})
-	if err != nil {
-		b.Fatal(err)
-	}
-	e, err := otelexport.New(otelexport.Options{Spans: spans, Logs: logs})
-	if err != nil {
-		b.Fatal(err)
-	}
-	sw := &switchedExport{e: e}
+	sw := newSwitchedExport(b)
 	s.rec.export = sw
 	var failed atomic.Int64
 	call := func() {
@@ -151,9 +149,7 @@ func BenchmarkMCPOTelExport(b *testing.B) {
 	if n := failed.Load(); n > 0 {
 		b.Fatalf("%d calls failed", n)
 	}
-	if err := e.Shutdown(b.Context()); err != nil || got.Load() == 0 {
-		b.Fatalf("nothing reached the collector (%v)", err)
-	}
+	sw.shutdown(b)
 	pOn, pOff, pNoRes := medianOf(onL), medianOf(offL), medianOf(noResL)
 	b.ReportMetric(us(pOff), "off-p50-µs")
 	b.ReportMetric(us(pOn), "on-p50-µs")
