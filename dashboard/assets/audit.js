@@ -17,8 +17,6 @@
   var src = records.getAttribute('data-src');
   var cursors = []; // the cursors of the pages newer than this one
   var cursor = ''; // this page's cursor ('' the newest)
-  var busy = false;
-  var again = false;
 
   function filter() {
     var q = new URLSearchParams();
@@ -30,18 +28,14 @@
     return q;
   }
 
-  // load fetches the page at cursor with the form's filter.
-  function load() {
-    if (busy) {
-      again = true;
-      return;
-    }
-    busy = true;
+  // load fetches the page at cursor with the form's filter
+  // (ringlet.serial: one at a time).
+  var load = window.ringlet.serial(function () {
     var q = filter();
     if (cursor !== '') {
       q.set('cursor', cursor);
     }
-    window.ringlet.request(src + '?' + q.toString()).then(function (r) {
+    return window.ringlet.request(src + '?' + q.toString()).then(function (r) {
       if (r === null) {
         return null;
       }
@@ -67,14 +61,8 @@
       });
     }).catch(function () {
       status.textContent = 'The daemon did not answer.';
-    }).finally(function () {
-      busy = false;
-      if (again) {
-        again = false;
-        load();
-      }
     });
-  }
+  });
 
   // atHead: the newest page with no filter, which new records join.
   function atHead() {

@@ -15,32 +15,18 @@
     return;
   }
 
-  // loader fetches el's list again (one at a time; a change meanwhile
-  // fetches once more).
+  // loader fetches el's list again (ringlet.serial: one at a time; a
+  // change meanwhile fetches once more).
   function loader(el) {
-    var busy = false;
-    var again = false;
-    function load() {
-      if (busy) {
-        again = true;
-        return;
-      }
-      busy = true;
-      ringlet.request(el.getAttribute('data-src')).then(function (r) {
+    return ringlet.serial(function () {
+      return ringlet.request(el.getAttribute('data-src')).then(function (r) {
         return r !== null ? r.text() : null;
       }).then(function (html) {
         if (html !== null) {
           el.innerHTML = html;
         }
-      }).catch(function () {}).finally(function () {
-        busy = false;
-        if (again) {
-          again = false;
-          load();
-        }
-      });
-    }
-    return load;
+      }).catch(function () {});
+    });
   }
   var loadHooks = loader(hookList);
   var loadKeys = loader(keyList);

@@ -13,16 +13,10 @@
     return;
   }
   var src = servers.getAttribute('data-src');
-  var busy = false;
-  var again = false;
 
-  function load() {
-    if (busy) {
-      again = true;
-      return;
-    }
-    busy = true;
-    window.ringlet.request(src).then(function (r) {
+  // load fetches the servers again (ringlet.serial: one at a time).
+  var load = window.ringlet.serial(function () {
+    return window.ringlet.request(src).then(function (r) {
       if (r === null) {
         return null;
       }
@@ -35,14 +29,8 @@
       });
     }).catch(function () {
       status.textContent = 'The daemon did not answer.';
-    }).finally(function () {
-      busy = false;
-      if (again) {
-        again = false;
-        load();
-      }
     });
-  }
+  });
 
   function serverPath(b) {
     return '/ui/mcp/servers/' + encodeURIComponent(b.getAttribute('data-profile')) + '/' +

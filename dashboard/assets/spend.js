@@ -22,8 +22,6 @@
   var metricNames = { usd: 'cost (USD)', input: 'input tokens', output: 'output tokens' };
   var plots = {};
   var data = {};
-  var busy = false;
-  var again = false;
 
   function value(name) {
     return document.getElementById(name).value;
@@ -111,25 +109,16 @@
     });
   }
 
-  function refresh() {
-    if (busy) {
-      again = true;
-      return;
-    }
-    busy = true;
-    Promise.all(sections().map(load)).then(function () {
+  // refresh fetches every plot and table again (ringlet.serial: one
+  // round at a time).
+  var refresh = window.ringlet.serial(function () {
+    return Promise.all(sections().map(load)).then(function () {
       status.textContent = '';
       document.body.setAttribute('data-spend-loaded', String(Number(document.body.getAttribute('data-spend-loaded') || '0') + 1));
     }, function (e) {
       status.textContent = 'The spend could not be read: ' + e.message;
-    }).finally(function () {
-      busy = false;
-      if (again) {
-        again = false;
-        refresh();
-      }
     });
-  }
+  });
 
   controls.addEventListener('change', function (e) {
     if (e.target.id === 'spend-metric') {

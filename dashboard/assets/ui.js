@@ -172,5 +172,28 @@ window.ringlet = (function () {
       signedOut();
     }
   }
-  return { signedIn: !!key, request: request, post: post, send: send, problem: problem, stream: stream, socket: socket };
+  // serial makes load (which returns a promise) run one at a time: a
+  // call while it runs makes it run once more afterwards, however many
+  // calls came meanwhile. The pages fetch their data again this way on
+  // each event, without piling requests up.
+  function serial(load) {
+    var busy = false;
+    var again = false;
+    function run() {
+      if (busy) {
+        again = true;
+        return;
+      }
+      busy = true;
+      Promise.resolve().then(load).finally(function () {
+        busy = false;
+        if (again) {
+          again = false;
+          run();
+        }
+      });
+    }
+    return run;
+  }
+  return { signedIn: !!key, request: request, post: post, send: send, problem: problem, stream: stream, socket: socket, serial: serial };
 })();
