@@ -456,9 +456,9 @@ type killsAfterKey struct{}
 
 // withKillsAfter returns ctx holding a killsAfter, and what runs its
 // kills (any added later run at once).
-func withKillsAfter(ctx context.Context) (context.Context, func()) {
+func withKillsAfter(ctx context.Context) (context.Context, *killsAfter) {
 	k := &killsAfter{}
-	return context.WithValue(ctx, killsAfterKey{}, k), k.run
+	return context.WithValue(ctx, killsAfterKey{}, k), k
 }
 
 // add keeps fn for run; false once run has run.
@@ -472,11 +472,20 @@ func (k *killsAfter) add(fn func()) bool {
 	return true
 }
 
-func (k *killsAfter) run() {
+// run runs the kills added so far, after first, which is called only when
+// there is one: first flushes the answer out before the kill closes the
+// socket under it. Flushing every answer instead would make net/http send
+// each one chunked, its end in a write of its own, and an MCP client that
+// closes the body at the JSON's end before that write arrives cannot
+// reuse its connection: a new TCP connection for about every other call.
+func (k *killsAfter) run(first func()) {
 	k.mu.Lock()
 	fns := k.fns
 	k.fns, k.done = nil, true
 	k.mu.Unlock()
+	if len(fns) > 0 {
+		first()
+	}
 	for _, fn := range fns {
 		fn()
 	}

@@ -247,11 +247,12 @@ func (hk *hooks) handleHookCheck(w http.ResponseWriter, r *http.Request) {
 		// The body's share back before the agent has the answer (it may
 		// send its next check at once).
 		hold.release()
-		// Out before the kill closes the session's socket under it.
-		if f, ok := w.(http.Flusher); ok {
-			f.Flush()
-		}
-		killsAfter()
+		// Out before a kill closes the session's socket under it.
+		killsAfter.run(func() {
+			if f, ok := w.(http.Flusher); ok {
+				f.Flush()
+			}
+		})
 	}()
 	// Placed (and its tool call marked checked) before a rate limit or a
 	// budget can refuse it: the agent still sends the refused call's

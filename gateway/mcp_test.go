@@ -1,16 +1,20 @@
 package gateway
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"maps"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -706,5 +710,59 @@ func TestRateLimitsAdminTools(t *testing.T) {
 	}
 	if text, _ := callTool(t, c, "ratelimits_show", map[string]any{"profile": "work"}); strings.Contains(text, "session_tool_calls") {
 		t.Errorf("ratelimits_show after clear: got %s, want no limit", text)
+	}
+}
+
+// TestMCPAnswersReuseTheConnection: a tools/call answer goes as one body
+// with its length, so that a client which stops reading at the JSON's
+// end (mcp-go's does) can reuse its connection. Flushing every answer
+// made it chunked with its end in a later write, and such a client
+// opened a new connection for about every other call.
+func TestMCPAnswersReuseTheConnection(t *testing.T) {
+	bin := buildTestServer(t)
+	w := newMCPWorld(t)
+	body, _ := json.Marshal(api.MCPServerRequest{Profile: "work", Name: "up", Command: []string{bin}})
+	if status, text := w.rest(t, testToken, "POST", "/api/mcp/servers", string(body)); status != http.StatusCreated {
+		t.Fatalf("POST /api/mcp/servers: %d %s", status, text)
+	}
+	_, tok := w.session(t, "work")
+	var dials atomic.Int64
+	tr := &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		dials.Add(1)
+		return (&net.Dialer{}).DialContext(ctx, network, addr)
+	}}
+	t.Cleanup(tr.CloseIdleConnections)
+	c, err := client.NewStreamableHttpClient(w.ts.URL+"/mcp", transport.WithHTTPHeaders(map[string]string{"Authorization": "Bearer " + tok}),
+		transport.WithHTTPBasicClient(&http.Client{Transport: tr}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if err := c.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Initialize(t.Context(), mcpgo.InitializeRequest{}); err != nil {
+		t.Fatalf("initialize: %v", err)
+	}
+	if text, isErr := callTool(t, c, "up__echo", map[string]any{"text": "warm"}); isErr {
+		t.Fatalf("echo: %s", text)
+	}
+	before := dials.Load()
+	for i := range 20 {
+		if text, isErr := callTool(t, c, "up__echo", map[string]any{"text": strconv.Itoa(i)}); isErr || text != `{"text":"`+strconv.Itoa(i)+`"}` {
+			t.Fatalf("echo %d: got %v %q", i, isErr, text)
+		}
+	}
+	if n := dials.Load() - before; n != 0 {
+		t.Errorf("20 sequential tools/calls opened %d new connections, want 0", n)
+	}
+
+	// The same answer read by hand: a length, not chunks.
+	sid := c.GetSessionId()
+	resp := mcpPost(t, w, map[string]string{"Authorization": "Bearer " + tok, "Mcp-Session-Id": sid, "Mcp-Protocol-Version": "2025-11-25"},
+		`{"jsonrpc":"2.0","id":99,"method":"tools/call","params":{"name":"up__echo","arguments":{"text":"x"}}}`)
+	got, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK || resp.ContentLength != int64(len(got)) || len(resp.TransferEncoding) != 0 {
+		t.Errorf("tools/call answer: status %d, length %d, transfer encoding %v, %d bytes %q; want 200 with its length", resp.StatusCode, resp.ContentLength, resp.TransferEncoding, len(got), got)
 	}
 }
