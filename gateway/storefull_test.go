@@ -13,8 +13,10 @@ import (
 // TestSessionStoreFull: with the session store's file system full (a real
 // one: a small tmpfs filled up), a durable session still starts and
 // works; the daemon logs that it cannot keep it across restarts, and each
-// renewal and the stop that could not be saved; nothing is left in the
-// store, and the next daemon does not admit the session.
+// renewal and the stop that could not be saved; nothing of it is left in
+// the store, and the next daemon, started on the full disk, does not admit
+// it. A session kept before the disk filled keeps the file of its start
+// and is admitted again.
 func TestSessionStoreFull(t *testing.T) {
 	mnt, ok := fulldisk.Dir(t, 256<<10)
 	if !ok {
@@ -23,6 +25,7 @@ func TestSessionStoreFull(t *testing.T) {
 	dirs, a := newSlDirs(t), &hkAuditor{}
 	dirs.state = filepath.Join(mnt, "state")
 	w := newSlWorld(t, dirs, a, time.Time{})
+	before := w.envSession(t, "other", "")
 	fulldisk.Fill(t, mnt)
 
 	st := w.envSession(t, "work", "")
@@ -32,8 +35,8 @@ func TestSessionStoreFull(t *testing.T) {
 	w.clock.Advance(2 * time.Minute)
 	w.admitted(t, st.Token)
 	w.s.sessions.renewals.wait()
-	if n := w.stop(); n != 1 {
-		t.Errorf("stop: kept %d, want 1 (it tried)", n)
+	if n := w.stop(); n != 2 {
+		t.Errorf("stop: kept %d, want 2 (it tried)", n)
 	}
 	for _, want := range []string{
 		"could not keep a session across restarts; it ends when the daemon stops",
@@ -51,13 +54,16 @@ func TestSessionStoreFull(t *testing.T) {
 	if err != nil && !os.IsNotExist(err) {
 		t.Fatal(err)
 	}
-	if len(entries) != 0 {
-		t.Errorf("store directory: got %d entries (%v), want none: no partial or temporary file", len(entries), entries)
+	if len(entries) != 1 || entries[0].Name() != before.ID+".json" {
+		t.Errorf("store directory: got %v, want only the file of %s: no partial or temporary file", entries, before.ID)
 	}
 
 	w2 := newSlWorld(t, dirs, a, st.Created.Add(5*time.Minute))
 	w2.s.RestoreSessions(t.Context(), openIn(a))
 	if w2.admitted(t, st.Token) {
 		t.Errorf("after the restart: admitted a session the full store never kept")
+	}
+	if !w2.admitted(t, before.Token) {
+		t.Errorf("after the restart: refused the session kept before the disk filled; log:\n%s", w2.log)
 	}
 }
