@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/neullabs/ringlet/api"
@@ -162,10 +163,11 @@ func (ss *sessions) begin(sess *session) func() {
 }
 
 // used renews the session at each authenticated request. The store hears
-// of it coarsely, at most every saveGrain: a daemon killed (kill -9) loses
-// that much of the renewal, so the session may end that much early after
-// the restart; one that stops gracefully saves every session's last use
-// (keepAll).
+// of it coarsely, at most every saveGrain, and off the request's path
+// (renewals): a daemon killed (kill -9) loses that much of the renewal,
+// and the write not yet made, so the session may end that much early
+// after the restart, never later; one that stops gracefully saves every
+// session's last use (stopAll).
 func (ss *sessions) used(sess *session) {
 	now := ss.clock.Now()
 	sess.lastUsed.Store(now.UnixNano())
@@ -176,8 +178,103 @@ func (ss *sessions) used(sess *session) {
 	if now.UnixNano()-saved < int64(saveGrain(sess.idle)) || !sess.saved.CompareAndSwap(saved, now.UnixNano()) {
 		return
 	}
-	if err := ss.put(sess); err != nil {
-		ss.o.Log.Warn("could not save a session's renewal; after a restart it may end early", "session", sess.ID, "err", err)
+	ss.renewals.mark(sess, ss.writeRenewals)
+}
+
+// renewals are the durable sessions whose renewal the store has yet to
+// hear of. A request only marks its session; one writer, started when
+// the first is marked and gone once none is, writes each marked session
+// once with its last use at the time of the write, so renewals that pile
+// up while the disk syncs cost one write per session. The sessions own
+// the writer: a graceful stop waits for it (stopAll).
+type renewals struct {
+	mu      sync.Mutex
+	pending map[*session]struct{}
+	// done is closed when the writer running now returns; nil while
+	// none runs.
+	done chan struct{}
+	// stopped: the daemon stops, and saves every session itself.
+	stopped bool
+	// spawn runs the writer: in its own goroutine (nil). The benchmark's
+	// baseline runs it on the request's path, as renewals were written
+	// before.
+	spawn func(func())
+}
+
+// mark has sess written by the writer, which it starts unless one runs.
+func (r *renewals) mark(sess *session, write func(done chan struct{})) {
+	r.mu.Lock()
+	if r.stopped {
+		r.mu.Unlock()
+		return
+	}
+	if r.pending == nil {
+		r.pending = map[*session]struct{}{}
+	}
+	r.pending[sess] = struct{}{}
+	if r.done != nil {
+		r.mu.Unlock()
+		return
+	}
+	done := make(chan struct{})
+	r.done = done
+	spawn := r.spawn
+	r.mu.Unlock()
+	if spawn == nil {
+		go write(done)
+		return
+	}
+	spawn(func() { write(done) })
+}
+
+// next hands the writer the sessions marked since it last asked; when
+// there are none it is done.
+func (r *renewals) next(done chan struct{}) map[*session]struct{} {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	batch := r.pending
+	r.pending = nil
+	if len(batch) == 0 {
+		r.done = nil
+		close(done)
+	}
+	return batch
+}
+
+// wait returns once no writer runs: every renewal marked before it was
+// called is written (or refused: its session ended).
+func (r *renewals) wait() {
+	r.mu.Lock()
+	done := r.done
+	r.mu.Unlock()
+	if done != nil {
+		<-done
+	}
+}
+
+// stop drops the pending renewals and starts no writer any more: the
+// daemon stops and saves every session itself (stopAll). A writer still
+// running leaves out the sessions ended meanwhile (put); wait for it.
+func (r *renewals) stop() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.stopped = true
+	r.pending = nil
+}
+
+// writeRenewals is the writer: it writes the marked sessions until none
+// is left. A failed write is logged, once per failure.
+func (ss *sessions) writeRenewals(done chan struct{}) {
+	for {
+		batch := ss.renewals.next(done)
+		if len(batch) == 0 {
+			return
+		}
+		for sess := range batch {
+			if err := ss.put(sess); err != nil {
+				ss.o.Log.Warn("could not save a session's renewal; after a restart it may end early", "session", sess.ID, "err", err)
+			}
+		}
 	}
 }
 
@@ -232,6 +329,10 @@ func (ss *sessions) forget(sess *session) {
 // (adoptSocket), and its launcher hears that the daemon restarts
 // (handleSessionLease). It returns how many were kept.
 func (ss *sessions) stopAll(reason string) int {
+	// Each durable session's last use is saved below, with the rest of
+	// it; the writer of renewals, ended sessions left out, is waited for.
+	ss.renewals.stop()
+	defer ss.renewals.wait()
 	var kept []sessionstore.Session
 	for _, sess := range ss.list() {
 		launch := ss.keepsLaunch(sess)

@@ -122,7 +122,7 @@ type slWorld struct {
 
 type slDirs struct{ config, data, state, sockets string }
 
-func newSlDirs(t *testing.T) slDirs {
+func newSlDirs(t testing.TB) slDirs {
 	t.Helper()
 	d := slDirs{config: t.TempDir(), data: t.TempDir(), state: filepath.Join(t.TempDir(), "state"), sockets: shortTempDir(t)}
 	cat, err := profile.LoadCatalog(d.config)
@@ -151,7 +151,7 @@ func newSlDirs(t *testing.T) slDirs {
 
 // shortTempDir is a temporary directory with a path short enough for the
 // Unix sockets in it (108 bytes).
-func shortTempDir(t *testing.T) string {
+func shortTempDir(t testing.TB) string {
 	t.Helper()
 	d, err := os.MkdirTemp("", "rl")
 	if err != nil {
@@ -168,7 +168,7 @@ func (d slDirs) storeFile(id string) string { return filepath.Join(d.storePath()
 
 // newSlWorld starts a daemon on dirs, its clock at now (zero: the fake
 // clock's start).
-func newSlWorld(t *testing.T, d slDirs, a *hkAuditor, now time.Time) *slWorld {
+func newSlWorld(t testing.TB, d slDirs, a *hkAuditor, now time.Time) *slWorld {
 	t.Helper()
 	keys, err := keystore.Open(keystore.Options{Dir: d.config, Backend: credentials.BackendFile})
 	if err != nil {
@@ -573,6 +573,7 @@ func TestRestoreKeepsCoarseRenewals(t *testing.T) {
 	st := w1.envSession(t, "work", "")
 	w1.clock.Advance(90 * time.Minute)
 	w1.admitted(t, st.Token) // saved: a minute and more since the last save
+	w1.s.sessions.renewals.wait()
 	w1.clock.Advance(30 * time.Second)
 	w1.admitted(t, st.Token) // not saved: within a minute of the last
 	saved := w1.stored(t)

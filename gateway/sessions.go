@@ -266,6 +266,8 @@ type sessions struct {
 	// (budgets.go). Nil in tests that run sessions alone.
 	rateState     func(*session) []api.RateLimitState
 	budgetStarted func(*session)
+	// renewals writes the renewals of durable sessions to the store.
+	renewals renewals
 }
 
 // sessionsOptions configure the sessions.

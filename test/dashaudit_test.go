@@ -11,7 +11,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 	"github.com/ncruces/go-sqlite3"
 
@@ -256,38 +255,18 @@ func TestDashboardAudit(t *testing.T) {
 	}
 	b.shot(ctx, "audit-hostile")
 
-	// The cookie without the page key: the shell, and no record.
-	cks, err := chromedp.Call(ctx, network.GetCookies, network.GetCookiesParams{URLs: []string{base}})
-	if err != nil || len(cks.Cookies) != 1 {
-		t.Fatalf("cookies: %v %v", cks, err)
-	}
-	ck := cks.Cookies[0]
-	for _, r := range []struct{ method, path string }{
-		{http.MethodGet, "/ui/audit/records"}, {http.MethodGet, "/ui/audit/records?kind=provider.request"},
-		{http.MethodGet, "/ui/audit/traces/" + firstReq.TraceID}, {http.MethodGet, "/ui/audit/verify"}, {http.MethodPost, "/ui/audit/verify"},
-	} {
-		if code, body := replay(t, r.method, base+r.path, ck.Name, ck.Value); code != http.StatusUnauthorized || strings.Contains(body, firstReq.TraceID) || strings.Contains(body, "intact") {
-			t.Errorf("the cookie without the key: %s %s: got %d, want 401 and nothing of the log", r.method, r.path, code)
-		}
-	}
-	if code, body := replay(t, http.MethodGet, base+"/ui/audit", ck.Name, ck.Value); code != http.StatusOK || strings.Contains(body, firstReq.TraceID) || strings.Contains(body, "data-seq") {
-		t.Errorf("the cookie on the Audit page: got %d, want its shell with no record:\n%s", code, body)
-	}
-	// A page on another port of localhost reads nothing.
-	evil := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, _ *http.Request) {
-		rw.Header().Set("Content-Type", "text/html")
-		fmt.Fprintf(rw, `<!doctype html><title>evil</title><script>
-window.result = [];
-Promise.all([%[1]q, %[2]q, %[3]q].map(u => fetch(u, {credentials: 'include'}).then(r => r.text()).then(t => 'read ' + t.length, () => 'blocked')))
-  .then(rs => { window.result = rs; });
-</script>`, base+"/ui/audit/records", base+"/ui/audit/verify", base+"/ui/audit/traces/"+firstReq.TraceID)
-	}))
-	t.Cleanup(evil.Close)
-	b.run(ctx, "the cross-site page", chromedp.Navigate(evil.URL))
-	b.poll(ctx, "its fetches", `window.result.length === 3`)
-	if res := eval[[]string](b, ctx, "their results", `window.result`); fmt.Sprint(res) != "[blocked blocked blocked]" {
-		t.Errorf("a cross-site page's fetches of the Audit page's data: got %v, want all blocked", res)
-	}
+	// The cookie without the page key: the shell, and no record. A page
+	// on another port of localhost reads nothing.
+	checkOutsiders(t, b, ctx, base, outsiders{page: "/ui/audit", name: "the Audit page",
+		data: []dashRoute{
+			{http.MethodGet, "/ui/audit/records"}, {http.MethodGet, "/ui/audit/records?kind=provider.request"},
+			{http.MethodGet, "/ui/audit/traces/" + firstReq.TraceID}, {http.MethodGet, "/ui/audit/verify"}, {http.MethodPost, "/ui/audit/verify"},
+		},
+		hidden: []string{firstReq.TraceID, "intact"}, shellHidden: []string{"data-seq"},
+		fetches: []crossFetch{
+			{method: http.MethodGet, path: "/ui/audit/records"}, {method: http.MethodGet, path: "/ui/audit/verify"},
+			{method: http.MethodGet, path: "/ui/audit/traces/" + firstReq.TraceID},
+		}})
 
 	// A record edited in the database: the whole-chain check says so,
 	// prominently, and it stays said.

@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -666,5 +667,105 @@ func TestDashboardBrowserFile(t *testing.T) {
 	}
 	if _, err := os.Stat(page); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("the login file after sign-in: got %v, want it removed", err)
+	}
+}
+
+// dashRoute is a request for a dashboard page's data or a change.
+type dashRoute struct{ method, path string }
+
+// crossFetch is a request that a page on another port of localhost makes
+// with the login cookie: a read (a CORS fetch, whose answer it would
+// see), which must be blocked, or a send (no-cors: it never sees the
+// answer), whose effect the caller checks.
+type crossFetch struct {
+	method, path, body string
+	send               bool
+	// guessKey sends a guessed page key along with a read.
+	guessKey bool
+}
+
+// outsiders is what one dashboard page must give to those who hold the
+// login cookie but not the page key.
+type outsiders struct {
+	// page is the page's path, name its name in messages.
+	page, name string
+	// data are its data and change routes.
+	data []dashRoute
+	// hidden is in no answer to the cookie replayed without the key;
+	// shellHidden, besides, not in the page's shell.
+	hidden, shellHidden []string
+	// fetches are what the page on another port tries.
+	fetches []crossFetch
+}
+
+// checkOutsiders: the login cookie (the only cookie of base) replayed by
+// a plain client without the page key gets 401 and none of o.hidden from
+// each data route, and the page's shell (200) with none of it; a page on
+// another port of localhost (same site as the daemon, so the SameSite
+// cookie goes along) has each of its reads blocked and does not read the
+// page key. What its sends would have changed, the caller checks.
+func checkOutsiders(t *testing.T, b *browser, ctx context.Context, base string, o outsiders) {
+	t.Helper()
+	cks, err := chromedp.Call(ctx, network.GetCookies, network.GetCookiesParams{URLs: []string{base}})
+	if err != nil || len(cks.Cookies) != 1 {
+		t.Fatalf("cookies: got %v, %v; want the login's", cks, err)
+	}
+	ck := cks.Cookies[0]
+	leaks := func(body string, hidden []string) bool {
+		return slices.ContainsFunc(hidden, func(h string) bool { return strings.Contains(body, h) })
+	}
+	for _, r := range o.data {
+		if code, body := replay(t, r.method, base+r.path, ck.Name, ck.Value); code != http.StatusUnauthorized || leaks(body, o.hidden) {
+			t.Errorf("the cookie without the key: %s %s: got %d %.200q, want 401 and nothing of %q", r.method, r.path, code, body, o.hidden)
+		}
+	}
+	if code, body := replay(t, http.MethodGet, base+o.page, ck.Name, ck.Value); code != http.StatusOK || leaks(body, o.hidden) || leaks(body, o.shellHidden) {
+		t.Errorf("the cookie on %s: got %d, want its shell with nothing of %q %q:\n%s", o.name, code, o.hidden, o.shellHidden, body)
+	}
+
+	type jsFetch struct {
+		URL    string `json:"u"`
+		Method string `json:"m"`
+		Body   string `json:"b"`
+		Send   bool   `json:"send"`
+		Guess  bool   `json:"guess"`
+	}
+	var fs []jsFetch
+	for _, f := range o.fetches {
+		fs = append(fs, jsFetch{URL: base + f.path, Method: f.method, Body: f.body, Send: f.send, Guess: f.guessKey})
+	}
+	fsJSON, err := json.Marshal(fs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	evil := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, _ *http.Request) {
+		rw.Header().Set("Content-Type", "text/html")
+		fmt.Fprintf(rw, `<!doctype html><title>evil</title><script>
+window.results = null;
+window.key = sessionStorage.getItem('ringlet-ui-key');
+Promise.all(%s.map(f => {
+  const o = {method: f.m, credentials: 'include'};
+  if (f.b) o.body = f.b;
+  if (f.send) {
+    o.mode = 'no-cors';
+    if (f.b) o.headers = {'Content-Type': 'text/plain'};
+    return fetch(f.u, o).then(() => 'sent', () => 'blocked');
+  }
+  if (f.guess) o.headers = {'X-Ringlet-UI': 'rlk_guess'};
+  return fetch(f.u, o).then(r => r.text()).then(t => 'read ' + t.slice(0, 40), () => 'blocked');
+})).then(rs => { window.results = rs; });
+</script>`, fsJSON)
+	}))
+	t.Cleanup(evil.Close)
+	b.run(ctx, "the cross-site page", chromedp.Navigate(evil.URL))
+	b.poll(ctx, "its fetches", fmt.Sprintf(`window.results !== null && window.results.length === %d`, len(fs)))
+	res := eval[[]string](b, ctx, "their results", `window.results`)
+	for i, f := range o.fetches {
+		if !f.send && res[i] != "blocked" {
+			t.Errorf("a cross-site page's read of %s's data, %s %s: got %q, want blocked", o.name, f.method, f.path, res[i])
+		}
+	}
+	if key := eval[any](b, ctx, "its sessionStorage", `window.key`); key != nil {
+		t.Errorf("a page on another port read the page key: %v", key)
 	}
 }

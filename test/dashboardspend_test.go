@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -15,7 +14,6 @@ import (
 	"testing"
 
 	cdpbrowser "github.com/chromedp/cdproto/browser"
-	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
 	"github.com/neullabs/ringlet/test/fakeprovider"
@@ -193,40 +191,19 @@ func TestDashboardSpend(t *testing.T) {
 	b.checkComplaints(t, "Spend")
 
 	// The cookie replayed without the page key: the shell, and nothing of
-	// the plots, tables or CSV.
-	cookies, err := chromedp.Call(ctx, network.GetCookies, network.GetCookiesParams{URLs: []string{base}})
-	if err != nil || len(cookies.Cookies) != 1 {
-		t.Fatalf("cookies: got %v, %v; want the login's", cookies, err)
-	}
-	ck := cookies.Cookies[0]
-	for _, p := range []string{"/ui/spend/plot?by=model", "/ui/spend/table?by=model", "/ui/spend/csv?by=model", "/ui/spend/csv?by=profile"} {
-		if code, body := replay(t, http.MethodGet, base+p, ck.Name, ck.Value); code != http.StatusUnauthorized || strings.Contains(body, "HYPERLINK") || strings.Contains(body, "alpha") {
-			t.Errorf("the cookie without the key: GET %s: got %d, want 401 and no usage", p, code)
-		}
-	}
-	if code, body := replay(t, http.MethodGet, base+"/ui/spend", ck.Name, ck.Value); code != http.StatusOK || strings.Contains(body, "HYPERLINK") || strings.Contains(body, "alpha") {
-		t.Errorf("the cookie on the Spend page's shell: got %d, want 200 with no usage in it", code)
-	}
-
-	// A page on another port of localhost reads nothing.
-	evil := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, _ *http.Request) {
-		rw.Header().Set("Content-Type", "text/html")
-		fmt.Fprintf(rw, `<!doctype html><title>evil</title><script>
-window.results = [];
-window.key = sessionStorage.getItem('ringlet-ui-key');
-Promise.all([%q, %q, %q].map(u => fetch(u, {credentials: 'include', headers: {'X-Ringlet-UI': 'rlk_guess'}})
-  .then(r => r.text()).then(t => 'read ' + t.slice(0, 40), () => 'blocked'))).then(r => { window.results = r; });
-</script>`, base+"/ui/spend/plot?by=model", base+"/ui/spend/csv?by=model", base+"/ui/spend/table?by=profile")
-	}))
-	t.Cleanup(evil.Close)
-	b.run(ctx, "the cross-site page", chromedp.Navigate(evil.URL))
-	b.poll(ctx, "its fetches", `window.results.length === 3`)
-	if r := eval[[]string](b, ctx, "their results", `window.results`); fmt.Sprint(r) != "[blocked blocked blocked]" {
-		t.Errorf("a cross-site page's fetches of the Spend page's data: got %q, want all blocked", r)
-	}
-	if key := eval[any](b, ctx, "its sessionStorage", `window.key`); key != nil {
-		t.Errorf("a page on another port read the page key: %v", key)
-	}
+	// the plots, tables or CSV. A page on another port of localhost
+	// reads nothing, even with a page key guessed.
+	checkOutsiders(t, b, ctx, base, outsiders{page: "/ui/spend", name: "the Spend page",
+		data: []dashRoute{
+			{http.MethodGet, "/ui/spend/plot?by=model"}, {http.MethodGet, "/ui/spend/table?by=model"},
+			{http.MethodGet, "/ui/spend/csv?by=model"}, {http.MethodGet, "/ui/spend/csv?by=profile"},
+		},
+		hidden: []string{"HYPERLINK", "alpha"},
+		fetches: []crossFetch{
+			{method: http.MethodGet, path: "/ui/spend/plot?by=model", guessKey: true},
+			{method: http.MethodGet, path: "/ui/spend/csv?by=model", guessKey: true},
+			{method: http.MethodGet, path: "/ui/spend/table?by=profile", guessKey: true},
+		}})
 
 	// Every answer of the daemon had the dashboard's headers.
 	b.mu.Lock()

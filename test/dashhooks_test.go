@@ -11,7 +11,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
 	"github.com/neullabs/ringlet/test/fakeprovider"
@@ -150,42 +149,19 @@ func TestDashboardHooks(t *testing.T) {
 
 	// The cookie without the page key, and a page on another port: no
 	// list, no change.
-	cks, err := chromedp.Call(ctx, network.GetCookies, network.GetCookiesParams{URLs: []string{base}})
-	if err != nil || len(cks.Cookies) != 1 {
-		t.Fatalf("cookies: %v %v", cks, err)
-	}
-	ck := cks.Cookies[0]
-	for _, r := range []struct{ method, path string }{
-		{http.MethodGet, "/ui/hooks/list"}, {http.MethodGet, "/ui/keys/list"}, {http.MethodPost, "/ui/hooks/add"},
-		{http.MethodDelete, "/ui/hooks/work/" + id}, {http.MethodPost, "/ui/hooks/work/test"},
-		{http.MethodPost, "/ui/keys/fake/work"}, {http.MethodDelete, "/ui/keys/fake/work"},
-	} {
-		if code, body := replay(t, r.method, base+r.path, ck.Name, ck.Value); code != http.StatusUnauthorized || strings.Contains(body, id) || strings.Contains(body, "fake") {
-			t.Errorf("the cookie without the key: %s %s: got %d %q, want 401 and nothing", r.method, r.path, code, body)
-		}
-	}
-	if code, body := replay(t, http.MethodGet, base+"/ui/hooks", ck.Name, ck.Value); code != http.StatusOK || strings.Contains(body, id) || strings.Contains(body, "data-hook") {
-		t.Errorf("the cookie on the Hooks and keys page: got %d, want its shell with no hook:\n%s", code, body)
-	}
-	evil := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, _ *http.Request) {
-		rw.Header().Set("Content-Type", "text/html")
-		fmt.Fprintf(rw, `<!doctype html><title>evil</title><script>
-const base = %[1]q;
-const read = u => fetch(base + u, {credentials: 'include'}).then(r => r.text()).then(t => 'read ' + t.length, () => 'blocked');
-const send = (m, u, b) => fetch(base + u, {method: m, credentials: 'include', mode: 'no-cors', headers: {'Content-Type': 'text/plain'}, body: b}).then(() => 'sent', () => 'blocked');
-window.result = [];
-Promise.all([read('/ui/hooks/list'), read('/ui/keys/list'),
-  send('POST', '/ui/hooks/add', '{"profile":"work","event":"pre-tool-use","shell":"exit 0"}'),
-  send('POST', '/ui/keys/fake/work', '{"key":"sk-ant-evil-0123456789"}'),
-  send('DELETE', '/ui/hooks/work/%[2]s', '')]).then(rs => { window.result = rs; });
-</script>`, base, id)
-	}))
-	t.Cleanup(evil.Close)
-	b.run(ctx, "the cross-site page", chromedp.Navigate(evil.URL))
-	b.poll(ctx, "its fetches", `window.result.length === 5`)
-	if res := eval[[]string](b, ctx, "their results", `window.result`); res[0] != "blocked" || res[1] != "blocked" {
-		t.Errorf("a cross-site page reading the lists: got %v, want blocked", res)
-	}
+	checkOutsiders(t, b, ctx, base, outsiders{page: "/ui/hooks", name: "the Hooks and keys page",
+		data: []dashRoute{
+			{http.MethodGet, "/ui/hooks/list"}, {http.MethodGet, "/ui/keys/list"}, {http.MethodPost, "/ui/hooks/add"},
+			{http.MethodDelete, "/ui/hooks/work/" + id}, {http.MethodPost, "/ui/hooks/work/test"},
+			{http.MethodPost, "/ui/keys/fake/work"}, {http.MethodDelete, "/ui/keys/fake/work"},
+		},
+		hidden: []string{id, "fake"}, shellHidden: []string{"data-hook"},
+		fetches: []crossFetch{
+			{method: http.MethodGet, path: "/ui/hooks/list"}, {method: http.MethodGet, path: "/ui/keys/list"},
+			{method: http.MethodPost, path: "/ui/hooks/add", body: `{"profile":"work","event":"pre-tool-use","shell":"exit 0"}`, send: true},
+			{method: http.MethodPost, path: "/ui/keys/fake/work", body: `{"key":"sk-ant-evil-0123456789"}`, send: true},
+			{method: http.MethodDelete, path: "/ui/hooks/work/" + id, send: true},
+		}})
 	if hs := hooksList(); len(hs) != 1 || hs[0].ID != id {
 		t.Errorf("hooks after the cookie and the cross-site page: %+v, want the one hook, unchanged", hs)
 	}

@@ -4,13 +4,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
-	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
 	"github.com/neullabs/ringlet/api"
@@ -219,42 +217,20 @@ func TestDashboardMCP(t *testing.T) {
 	}
 
 	// The cookie without the page key: the shell, nothing else, and no
-	// change.
-	cks, err := chromedp.Call(ctx, network.GetCookies, network.GetCookiesParams{URLs: []string{base}})
-	if err != nil || len(cks.Cookies) != 1 {
-		t.Fatalf("cookies: %v %v", cks, err)
-	}
-	ck := cks.Cookies[0]
-	for _, r := range []struct{ method, path string }{
-		{http.MethodGet, "/ui/mcp/servers"},
-		{http.MethodPost, "/ui/mcp/servers/work/pin/tools?tool=alpha&enable=false"},
-		{http.MethodPost, "/ui/mcp/servers/work/pin/approve?observed=x"},
-	} {
-		if code, body := replay(t, r.method, base+r.path, ck.Name, ck.Value); code != http.StatusUnauthorized || strings.Contains(body, "alpha") {
-			t.Errorf("the cookie without the key: %s %s: got %d, want 401 and nothing", r.method, r.path, code)
-		}
-	}
-	if code, body := replay(t, http.MethodGet, base+"/ui/mcp", ck.Name, ck.Value); code != http.StatusOK || strings.Contains(body, "alpha") || strings.Contains(body, "data-tool") {
-		t.Errorf("the cookie on the MCP page: got %d, want its shell with no server:\n%s", code, body)
-	}
-	// A page on another port of localhost: nothing read, nothing changed.
-	evil := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, _ *http.Request) {
-		rw.Header().Set("Content-Type", "text/html")
-		fmt.Fprintf(rw, `<!doctype html><title>evil</title><script>
-window.result = [];
-Promise.all([
-  fetch(%[1]q, {credentials: 'include'}).then(r => r.text()).then(t => 'read ' + t.length, () => 'blocked'),
-  fetch(%[2]q, {method: 'POST', credentials: 'include', mode: 'no-cors'}).then(() => 'sent', () => 'blocked'),
-  fetch(%[3]q, {method: 'POST', credentials: 'include'}).then(r => 'read ' + r.status, () => 'blocked'),
-]).then(rs => { window.result = rs; });
-</script>`, base+"/ui/mcp/servers", base+"/ui/mcp/servers/work/pin/tools?tool=alpha&enable=false", base+"/ui/mcp/servers/other/plain/tools?tool=beta&enable=false")
-	}))
-	t.Cleanup(evil.Close)
-	b.run(ctx, "the cross-site page", chromedp.Navigate(evil.URL))
-	b.poll(ctx, "its fetches", `window.result.length === 3`)
-	if res := eval[[]string](b, ctx, "their results", `window.result`); res[0] != "blocked" || res[2] != "blocked" {
-		t.Errorf("a cross-site page's reads of the MCP page's data: got %v, want blocked", res)
-	}
+	// change. A page on another port of localhost: nothing read, nothing
+	// changed.
+	checkOutsiders(t, b, ctx, base, outsiders{page: "/ui/mcp", name: "the MCP page",
+		data: []dashRoute{
+			{http.MethodGet, "/ui/mcp/servers"},
+			{http.MethodPost, "/ui/mcp/servers/work/pin/tools?tool=alpha&enable=false"},
+			{http.MethodPost, "/ui/mcp/servers/work/pin/approve?observed=x"},
+		},
+		hidden: []string{"alpha"}, shellHidden: []string{"data-tool"},
+		fetches: []crossFetch{
+			{method: http.MethodGet, path: "/ui/mcp/servers"},
+			{method: http.MethodPost, path: "/ui/mcp/servers/work/pin/tools?tool=alpha&enable=false", send: true},
+			{method: http.MethodPost, path: "/ui/mcp/servers/other/plain/tools?tool=beta&enable=false"},
+		}})
 	if st, on := toolState(tools("work", "pin"), "alpha"); st != mcpserver.ToolVisible || !on {
 		t.Errorf("alpha after the cross-site page: %s (enabled %v), want untouched", st, on)
 	}

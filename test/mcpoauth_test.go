@@ -3,9 +3,12 @@ package test
 import (
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,12 +24,12 @@ import (
 // authorization server (demoInMemoryOAuthProvider: discovery, dynamic
 // client registration, PKCE, no refresh tokens) on another.
 type oauthDemo struct {
-	t                 *testing.T
+	*portServer
 	mcpPort, authPort int
-	cmd               *exec.Cmd
 }
 
-func startOAuthDemo(t *testing.T, mcpPort, authPort int) *oauthDemo {
+// startOAuthDemo starts the SDK's example on two free ports.
+func startOAuthDemo(t *testing.T) *oauthDemo {
 	t.Helper()
 	script, err := filepath.Abs(filepath.Join(mcpNodeDir, "node_modules", "@modelcontextprotocol", "sdk", "dist", "esm", "examples", "server", "simpleStreamableHttp.js"))
 	if err != nil {
@@ -35,31 +38,45 @@ func startOAuthDemo(t *testing.T, mcpPort, authPort int) *oauthDemo {
 	if _, err := os.Stat(script); err != nil {
 		t.Fatalf("the MCP SDK's example server is not installed in test/mcpnode: %v", err)
 	}
-	d := &oauthDemo{t: t, mcpPort: mcpPort, authPort: authPort}
-	d.cmd = exec.Command("node", script, "--oauth")
-	d.cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "MCP_PORT=" + strconv.Itoa(mcpPort), "MCP_AUTH_PORT=" + strconv.Itoa(authPort)}
-	var out lockedBuffer
-	d.cmd.Stdout, d.cmd.Stderr = &out, &out
-	if err := d.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(d.stop)
-	if !waitFor(30*time.Second, func() bool {
-		return strings.Contains(out.String(), "listening on port "+strconv.Itoa(mcpPort)) && strings.Contains(out.String(), "listening on port "+strconv.Itoa(authPort))
-	}) {
-		t.Fatalf("the SDK's OAuth example server did not start:\n%s", out.String())
-	}
+	d := &oauthDemo{}
+	onFreePorts(t, 2, func(ports []int) error {
+		d.mcpPort, d.authPort = ports[0], ports[1]
+		cmd := exec.Command("node", script, "--oauth")
+		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "MCP_PORT=" + strconv.Itoa(d.mcpPort), "MCP_AUTH_PORT=" + strconv.Itoa(d.authPort)}
+		d.portServer = startPortServer(t, cmd)
+		return d.ready(30*time.Second, "EADDRINUSE", func(out string) bool {
+			return strings.Contains(out, "listening on port "+strconv.Itoa(d.mcpPort)) && strings.Contains(out, "listening on port "+strconv.Itoa(d.authPort))
+		})
+	})
 	return d
 }
 
-func (d *oauthDemo) stop() {
-	if d.cmd.Process != nil {
-		_ = d.cmd.Process.Kill() // a test server; already gone is fine
-		_ = d.cmd.Wait()
+// errPortTaken says a port was taken between onFreePorts's check and the
+// bind of the server it was given to.
+var errPortTaken = errors.New("a port was taken before the server bound it")
+
+// onFreePorts runs start with n distinct loopback ports that were free a
+// moment ago. The servers started so (the SDK's example, the collector)
+// bind their ports themselves and cannot be handed a listener that holds
+// them, so a parallel test can take a port in between: start then stops
+// what it started and returns errPortTaken, and runs again with fresh
+// ports, up to five times.
+func onFreePorts(t *testing.T, n int, start func(ports []int) error) {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		err := start(freePorts(t, n))
+		if err == nil {
+			return
+		}
+		if !errors.Is(err, errPortTaken) || attempt == 5 {
+			t.Fatal(err)
+		}
+		t.Logf("%v; again with fresh ports", err)
 	}
 }
 
-// freePorts returns n distinct free loopback ports.
+// freePorts returns n distinct loopback ports that were free a moment
+// ago (see onFreePorts).
 func freePorts(t *testing.T, n int) []int {
 	var out []int
 	var lns []net.Listener
@@ -77,6 +94,101 @@ func freePorts(t *testing.T, n int) []int {
 	return out
 }
 
+// TestOnFreePortsTakenPort: a port taken between the check and the
+// server's own bind (here by the test itself, before the first start)
+// stops that server and starts the next on fresh ports, which serves.
+func TestOnFreePortsTakenPort(t *testing.T) {
+	t.Parallel()
+	requireNode(t)
+	var tried [][]int
+	var s *portServer
+	onFreePorts(t, 1, func(ports []int) error {
+		tried = append(tried, ports)
+		if len(tried) == 1 {
+			ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(ports[0]))
+			if err != nil {
+				t.Fatalf("take the port: %v", err)
+			}
+			t.Cleanup(func() { ln.Close() })
+		}
+		s = startPortServer(t, exec.Command("node", "-e", `require('http').createServer((q, r) => r.end('up')).listen(`+strconv.Itoa(ports[0])+`, '127.0.0.1', () => console.log('serving'))`))
+		return s.ready(30*time.Second, "EADDRINUSE", func(out string) bool { return strings.Contains(out, "serving") })
+	})
+	if len(tried) != 2 || tried[0][0] == tried[1][0] {
+		t.Fatalf("ports tried: %v, want two starts on different ports", tried)
+	}
+	resp, err := http.Get("http://127.0.0.1:" + strconv.Itoa(tried[1][0]))
+	if err != nil {
+		t.Fatalf("the server started on the fresh port: %v", err)
+	}
+	defer resp.Body.Close()
+	if body, _ := io.ReadAll(resp.Body); string(body) != "up" {
+		t.Errorf("the server on the fresh port: got %q, want up", body)
+	}
+}
+
+// portServer is a server program a test runs on ports it was given, its
+// output kept; exited is closed once it has exited.
+type portServer struct {
+	cmd    *exec.Cmd
+	out    *lockedBuffer
+	exited chan struct{}
+}
+
+// startPortServer starts cmd, stopped when the test ends.
+func startPortServer(t *testing.T, cmd *exec.Cmd) *portServer {
+	t.Helper()
+	s := &portServer{cmd: cmd, out: &lockedBuffer{}, exited: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = s.out, s.out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		_ = cmd.Wait() // how it exited is in its output
+		close(s.exited)
+	}()
+	t.Cleanup(s.stop)
+	return s
+}
+
+// stop ends the server, if it still runs, and waits for it.
+func (s *portServer) stop() {
+	_ = s.cmd.Process.Kill() // a test server; already gone is fine
+	<-s.exited
+}
+
+func (s *portServer) hasExited() bool {
+	select {
+	case <-s.exited:
+		return true
+	default:
+		return false
+	}
+}
+
+// ready waits until the server's output says it serves (ready). Output
+// that holds taken (its error for an address in use) stops it and returns
+// errPortTaken; so does its exit with that error.
+func (s *portServer) ready(d time.Duration, taken string, ready func(out string) bool) error {
+	var up bool
+	waitFor(d, func() bool {
+		up = ready(s.out.String())
+		return up || strings.Contains(s.out.String(), taken) || s.hasExited()
+	})
+	switch out := s.out.String(); {
+	case up:
+		return nil
+	case strings.Contains(out, taken):
+		s.stop()
+		return fmt.Errorf("%w (%s):\n%s", errPortTaken, strings.Join(s.cmd.Args, " "), out)
+	case s.hasExited():
+		return fmt.Errorf("%s exited before it served:\n%s", strings.Join(s.cmd.Args, " "), out)
+	default:
+		s.stop()
+		return fmt.Errorf("%s did not serve within %s:\n%s", strings.Join(s.cmd.Args, " "), d, out)
+	}
+}
+
 // TestMCPOAuth authorizes Ringlet with the SDK's real authorization
 // server: a server that asks for OAuth is needs-auth in mcp list, with the
 // fix; 'mcp auth' discovers the authorization server, registers Ringlet,
@@ -87,8 +199,8 @@ func freePorts(t *testing.T, n int) []int {
 func TestMCPOAuth(t *testing.T) {
 	t.Parallel()
 	requireNode(t)
-	ports := freePorts(t, 2)
-	startOAuthDemo(t, ports[0], ports[1])
+	demo := startOAuthDemo(t)
+	ports := []int{demo.mcpPort, demo.authPort}
 	e, d := newMCPEnv(t)
 	server := fmt.Sprintf("http://localhost:%d/mcp", ports[0])
 	mustRun(t, e, "mcp", "add", "work", "demo", "--url", server, "--timeout", "20s")

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -137,9 +136,8 @@ func (s *otlpSink) spans(t *testing.T) (spans []otlpSpan, logs int) {
 // collector is a running OpenTelemetry Collector: OTLP in over gRPC and
 // HTTP on free ports, out to sink.
 type collector struct {
+	*portServer
 	grpc, http string // host:port
-	cmd        *exec.Cmd
-	out        *lockedBuffer
 }
 
 func startCollector(t *testing.T, sink *otlpSink) *collector {
@@ -147,9 +145,10 @@ func startCollector(t *testing.T, sink *otlpSink) *collector {
 	bin := requireOtelcol(t)
 	srv := httptest.NewServer(sink)
 	t.Cleanup(srv.Close)
-	ports := freePorts(t, 2)
-	c := &collector{grpc: "127.0.0.1:" + strconv.Itoa(ports[0]), http: "127.0.0.1:" + strconv.Itoa(ports[1]), out: &lockedBuffer{}}
-	conf := fmt.Sprintf(`receivers:
+	c := &collector{}
+	onFreePorts(t, 2, func(ports []int) error {
+		c.grpc, c.http = "127.0.0.1:"+strconv.Itoa(ports[0]), "127.0.0.1:"+strconv.Itoa(ports[1])
+		conf := fmt.Sprintf(`receivers:
   otlp:
     protocols:
       grpc:
@@ -173,33 +172,16 @@ service:
       receivers: [otlp]
       exporters: [otlphttp]
 `, c.grpc, c.http, srv.URL)
-	path := filepath.Join(t.TempDir(), "otelcol.yaml")
-	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	c.cmd = exec.Command(bin, "--config", "file:"+path)
-	c.cmd.Stdout, c.cmd.Stderr = c.out, c.out
-	if err := c.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.stop)
-	for _, addr := range []string{c.grpc, c.http} {
-		mustWait(t, 60*time.Second, "the collector listening on "+addr, func() bool {
-			conn, err := net.DialTimeout("tcp", addr, time.Second)
-			if err == nil {
-				conn.Close()
-			}
-			return err == nil
-		}, c.out.String)
-	}
+		path := filepath.Join(t.TempDir(), "otelcol.yaml")
+		if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		c.portServer = startPortServer(t, exec.Command(bin, "--config", "file:"+path))
+		// Its receivers listen once it says so; with a port taken it
+		// says that and exits.
+		return c.ready(60*time.Second, "address already in use", func(out string) bool { return strings.Contains(out, "Everything is ready") })
+	})
 	return c
-}
-
-func (c *collector) stop() {
-	if c.cmd.ProcessState == nil {
-		_ = c.cmd.Process.Kill() // the collector is ours to end
-		_ = c.cmd.Wait()         // exits from the kill
-	}
 }
 
 // mustWait is waitFor, failing t with detail when the deadline passes.
