@@ -61,7 +61,7 @@ func (x *baseline) insert(r audit.Record) error {
 	if err := x.db.Exec("BEGIN IMMEDIATE"); err != nil {
 		return err
 	}
-	for j, v := range []any{r.Seq, r.Time.UnixNano(), r.Kind, r.Profile, r.Session, r.Actor, r.Target, r.Decision, r.Status, int64(r.Duration), r.BytesIn, r.BytesOut, r.TokensIn, r.TokensOut, r.TokensCacheRead, r.TokensCacheWrite, string(r.Detail), h, h} {
+	for j, v := range []any{r.Seq, r.Time.UnixNano(), r.Kind, r.Profile, r.Session, r.Actor, r.Target, r.Decision, r.Status, int64(r.Duration), r.BytesIn, r.BytesOut, r.TokensIn, r.TokensOut, r.TokensCacheRead, r.TokensCacheWrite, string(r.Detail), h, h, r.TraceID, r.SpanID, r.ParentSpanID, r.Link} {
 		switch v := v.(type) {
 		case int64:
 			x.ins.BindInt64(j+1, v)
