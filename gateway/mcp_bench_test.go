@@ -29,13 +29,16 @@ import (
 	"github.com/neullabs/ringlet/mcp"
 	"github.com/neullabs/ringlet/mcp/mcpserver"
 	"github.com/neullabs/ringlet/profile"
+	"github.com/neullabs/ringlet/test/bench/benchnet"
 	"github.com/neullabs/ringlet/token"
 )
 
 // BenchmarkMCPToolCall measures tools/call of an echo tool on an mcp-go
 // server over streamable HTTP, directly, through a bare
-// httputil.ReverseProxy and through Ringlet's /mcp (auth, audit log and
-// metrics on), side by side in the same run: the p50 latency at
+// httputil.ReverseProxy, through the durable-record floor (that proxy
+// committing a SQLite row before forwarding and one before answering)
+// and through Ringlet's /mcp (auth, audit log and metrics on), side by
+// side in the same run: the p50 latency at
 // concurrency 1, the throughput at concurrency 32, the same calls in a
 // profile whose hooks match other tools, and the cost of one /bin/true
 // pre-tool-use hook. Targets: Ringlet's added p50 at most 1.5x the bare
@@ -51,6 +54,15 @@ func BenchmarkMCPToolCall(b *testing.B) {
 	upURL, _ := url.Parse(up.URL)
 	bareProxy := httptest.NewServer(&httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) { pr.SetURL(upURL) }})
 	b.Cleanup(func() { bareProxy.CloseClientConnections(); bareProxy.Close() })
+	// The durable-record floor: the bare proxy committing one SQLite row
+	// before forwarding and one before answering, the two records Ringlet
+	// makes durable per call.
+	floor, err := benchnet.NewMCPFloor(upURL, filepath.Join(b.TempDir(), "floor.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	floorProxy := httptest.NewServer(floor)
+	b.Cleanup(func() { floorProxy.CloseClientConnections(); floorProxy.Close(); floor.Close() })
 
 	s, ts, hooks := benchRinglet(b, up.URL+"/mcp")
 	// Profile hooked has the same server and hooks for other tools only,
@@ -72,6 +84,7 @@ func BenchmarkMCPToolCall(b *testing.B) {
 	}
 	direct := benchClients(b, up.URL+"/mcp", "", 32)
 	bare := benchClients(b, bareProxy.URL+"/mcp", "", 32)
+	floored := benchClients(b, floorProxy.URL+"/mcp", "", 1)
 	ringlet := benchClients(b, ts.URL+"/mcp", tok, 32)
 	hooked := benchClients(b, ts.URL+"/mcp", hookedTok, 1)
 	var failed atomic.Int64
@@ -89,10 +102,11 @@ func BenchmarkMCPToolCall(b *testing.B) {
 	rTP := throughput(2*time.Second, ringlet, func(c *client.Client) { call(c, "up__echo") })
 	n := max(b.N, 400)
 	// Alternate in rounds so drift in the machine hits all alike.
-	var d1, b1, r1, k1, o1 []time.Duration
+	var d1, b1, f1, r1, k1, o1 []time.Duration
 	for round := 0; round < n; round += 50 {
 		d1 = append(d1, latencies(50, func() { call(direct[0], "echo") })...)
 		b1 = append(b1, latencies(50, func() { call(bare[0], "echo") })...)
+		f1 = append(f1, latencies(50, func() { call(floored[0], "echo") })...)
 		r1 = append(r1, latencies(50, func() { call(ringlet[0], "up__echo") })...)
 		k1 = append(k1, latencies(50, func() { call(hooked[0], "up__echo") })...)
 		// The same calls with correlation off: what tracing costs.
@@ -108,12 +122,14 @@ func BenchmarkMCPToolCall(b *testing.B) {
 	if n := failed.Load(); n > 0 {
 		b.Fatalf("%d calls failed", n)
 	}
-	dp, bp, rp, kp, hp, op := medianOf(d1), medianOf(b1), medianOf(r1), medianOf(k1), medianOf(h1), medianOf(o1)
+	dp, bp, fp, rp, kp, hp, op := medianOf(d1), medianOf(b1), medianOf(f1), medianOf(r1), medianOf(k1), medianOf(h1), medianOf(o1)
 	b.ReportMetric(float64(rp)/float64(op), "tracing-on/off-p50")
 	b.ReportMetric(float64(dp.Microseconds()), "direct-p50-µs")
 	b.ReportMetric(float64((bp - dp).Microseconds()), "bare-added-p50-µs")
 	b.ReportMetric(float64((rp - dp).Microseconds()), "added-p50-µs")
 	b.ReportMetric(float64(rp-dp)/float64(bp-dp), "added-ratio-to-bare")
+	b.ReportMetric(float64((fp - dp).Microseconds()), "floor-added-p50-µs")
+	b.ReportMetric(float64(rp-dp)/float64(fp-dp), "added-ratio-to-floor")
 	b.ReportMetric(dTP, "direct-c32-calls/s")
 	b.ReportMetric(rTP, "ringlet-c32-calls/s")
 	b.ReportMetric(bTP/dTP, "bare-c32-share")
@@ -121,8 +137,8 @@ func BenchmarkMCPToolCall(b *testing.B) {
 	b.ReportMetric(float64(kp)/float64(rp), "unmatched-hooks-ratio")
 	b.ReportMetric(float64((hp - rp).Microseconds()), "hook-added-p50-µs")
 	b.ReportMetric(0, "ns/op")
-	b.Logf("p50 at concurrency 1: direct %s, bare proxy +%s, ringlet +%s (%.2fx the bare proxy's), with hooks for other tools %s (%.3fx); at 32: direct %.0f calls/s, bare %.0f%%, ringlet %.0f%%; one /bin/true hook adds %s",
-		dp, bp-dp, rp-dp, float64(rp-dp)/float64(bp-dp), kp, float64(kp)/float64(rp), dTP, 100*bTP/dTP, 100*rTP/dTP, hp-rp)
+	b.Logf("p50 at concurrency 1: direct %s, bare proxy +%s, durable-record floor +%s, ringlet +%s (%.2fx the bare proxy's, %.2fx the floor's), with hooks for other tools %s (%.3fx); at 32: direct %.0f calls/s, bare %.0f%%, ringlet %.0f%%; one /bin/true hook adds %s",
+		dp, bp-dp, fp-dp, rp-dp, float64(rp-dp)/float64(bp-dp), float64(rp-dp)/float64(fp-dp), kp, float64(kp)/float64(rp), dTP, 100*bTP/dTP, 100*rTP/dTP, hp-rp)
 }
 
 // benchRinglet is a daemon with profiles work and hooked whose MCP server

@@ -102,9 +102,13 @@ type Log struct {
 	hashAt *sqlite3.Stmt
 	// Prepared once: parsing them on every commit cost a fifth of it.
 	begin, commitTx, rollback *sqlite3.Stmt
-	// The usage summary's (usage.go), and the through_seq it last saved.
+	// The usage summary's (usage.go): the through_seq it last saved, the
+	// sums of the provider.request records committed since (not yet in
+	// the summary), and how far through_seq may trail the tip.
 	usageUpsert, usageThrough *sqlite3.Stmt
 	usageSaved                int64
+	usagePending              usageSums
+	usageLag                  int64
 }
 
 type pending struct {
@@ -182,7 +186,7 @@ func open(opts Options, newEpoch bool) (*Log, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open audit log %s: %w", opts.Path, audit.Describe(err))
 	}
-	l := &Log{opts: opts, db: db, metrics: newMetrics(), batch: make([]*pending, 0, maxBatch)}
+	l := &Log{opts: opts, db: db, metrics: newMetrics(), batch: make([]*pending, 0, maxBatch), usageLag: usageLagMax}
 	l.idle.L = &l.mu
 	l.health.init(l.metrics, opts.Logger)
 	if err := l.init(); err != nil {
@@ -533,7 +537,6 @@ func (l *Log) write(batch []*pending) (recs []audit.Record, err error) {
 		}
 		return nil, nil
 	}
-	var usage usageSums
 	for i := range recs {
 		r := &recs[i]
 		seq++
@@ -544,20 +547,18 @@ func (l *Log) write(batch []*pending) (recs []audit.Record, err error) {
 			return nil, l.describe(err)
 		}
 		prev = h
-		if r.Kind == audit.KindProviderRequest {
-			if usage == nil {
-				usage = usageSums{}
-			}
-			usage.add(r)
-		}
 	}
-	// The usage summary moves in the same transaction as the records. A
-	// commit without a provider request need not move through_seq (no
-	// record it holds is summarised), and skips it, up to a bounded lag:
-	// readers scan the records after through_seq.
-	saved := usage != nil || seq-l.usageSaved >= usageLagMax
+	// The usage summary moves with the records it sums, in the same
+	// transaction, but only every usageLag records: readers add the
+	// records after through_seq from the records themselves, so the
+	// summary may trail, and writing it on every commit would add two
+	// pages (usage_hours and usage_state) to each provider request's.
+	// The sums of the records committed since wait in memory; a crash
+	// loses only them, and the next Open sums those records again.
+	saved := seq-l.usageSaved >= l.usageLag
 	if saved {
-		if err := l.saveUsage(usage, seq); err != nil {
+		sums := l.usagePending.with(recs)
+		if err := l.saveUsage(sums, seq); err != nil {
 			return nil, l.describe(err)
 		}
 	}
@@ -567,6 +568,9 @@ func (l *Log) write(batch []*pending) (recs []audit.Record, err error) {
 	l.lastSeq, l.lastHash = seq, prev
 	if saved {
 		l.usageSaved = seq
+		l.usagePending = nil
+	} else {
+		l.usagePending = l.usagePending.add(recs)
 	}
 	// The anchor is written after the commit: a crash in between leaves it
 	// behind the database, which verify accepts; the reverse would look

@@ -8,13 +8,14 @@ import (
 )
 
 // The usage summary: the provider.request records' counts and tokens
-// summed by hour, profile, session, provider and model, updated in the
-// transaction that commits the records, so that a usage report reads a few
-// thousand rows instead of every record (audit.UsageReport).
-// Every provider.request record up to usage_state.through_seq is in it and
-// none after; commits without one move through_seq only every
-// usageLagMax records. A log written by a Ringlet without the summary is
-// caught up when opened. Plain SQL (ON CONFLICT is
+// summed by hour, profile, session, provider and model, so that a usage
+// report reads a few thousand rows instead of every record
+// (audit.UsageReport). Every provider.request record up to
+// usage_state.through_seq is in it and none after. It moves in the
+// transaction of a commit once every usageLagMax records, with the sums of
+// the records committed since; a report reads the records after
+// through_seq. A log written by a Ringlet without the summary, or whose
+// writer stopped before moving it, is caught up when opened. Plain SQL (ON CONFLICT is
 // PostgreSQL's too); records are taken in seq order.
 const usageSchema = `
 CREATE TABLE IF NOT EXISTS usage_hours (
@@ -54,7 +55,32 @@ type usageKey struct {
 // usageSums adds up records by usageKey.
 type usageSums map[usageKey]*[5]int64
 
-func (u usageSums) add(r *audit.Record) {
+// add adds the provider.request records among recs to u (made if nil)
+// and returns it.
+func (u usageSums) add(recs []audit.Record) usageSums {
+	for i := range recs {
+		if recs[i].Kind == audit.KindProviderRequest {
+			if u == nil {
+				u = usageSums{}
+			}
+			u.addOne(&recs[i])
+		}
+	}
+	return u
+}
+
+// with is u and the provider.request records among recs, in a new map:
+// u is left as it is until the transaction that saves the sum commits.
+func (u usageSums) with(recs []audit.Record) usageSums {
+	sum := make(usageSums, len(u)+1)
+	for k, v := range u {
+		c := *v
+		sum[k] = &c
+	}
+	return sum.add(recs)
+}
+
+func (u usageSums) addOne(r *audit.Record) {
 	if r.Kind != audit.KindProviderRequest {
 		return
 	}
@@ -111,7 +137,8 @@ func (l *Log) saveUsage(sums usageSums, through int64) error {
 }
 
 // usageLagMax bounds how far through_seq may trail the log's tip: the
-// records a usage report reads besides the summary.
+// records a usage report reads besides the summary, and the records whose
+// sums wait in memory.
 const usageLagMax = 1024
 
 // usageProgressEvery is how many records catching up the summary reads
@@ -173,7 +200,7 @@ func (l *Log) catchUpUsage(tip int64) (err error) {
 		seq := stmt.ColumnInt64(0)
 		r := audit.Record{Kind: audit.KindProviderRequest, Time: time.Unix(0, stmt.ColumnInt64(1)), Profile: stmt.ColumnText(2), Session: stmt.ColumnText(3),
 			Detail: stmt.ColumnRawText(4), TokensIn: stmt.ColumnInt64(5), TokensOut: stmt.ColumnInt64(6), TokensCacheRead: stmt.ColumnInt64(7), TokensCacheWrite: stmt.ColumnInt64(8)}
-		sums.add(&r)
+		sums.addOne(&r)
 		if total > usageProgressEvery && seq >= next {
 			l.opts.Logger.Info("summarising the audit log's usage", "done", seq-through, "of", total)
 			next = seq + usageProgressEvery

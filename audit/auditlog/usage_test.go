@@ -200,12 +200,55 @@ func TestUsageSummaryMatchesFullScan(t *testing.T) {
 	t.Parallel()
 	path := dbPath(t)
 	l := openLog(t, Options{Path: path})
+	l.usageLag = 37 // the summary moves many times within these records
 	usageRecords(t, l, rand.New(rand.NewPCG(1, 2)), 600)
 	if n := countRows(t, path, "usage_hours"); n == 0 {
 		t.Fatal("usage_hours is empty after the commits, want the summary")
 	}
+	if through := usageThroughSeq(t, path); through == 0 || through == 600 {
+		t.Fatalf("through_seq %d after 600 records, want it moved and trailing the tip", through)
+	}
 	checkUsage(t, path)
 	checkAllSeries(t, path)
+}
+
+// The summary is not written by every commit: it trails the log until
+// usageLag records have been committed (the reports still count every
+// record), and a writer that stops before moving it leaves the records
+// after through_seq to the next Open, which sums them.
+func TestUsageSummaryTrailsTheLog(t *testing.T) {
+	t.Parallel()
+	path := dbPath(t)
+	l, err := Open(Options{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	usageRecords(t, l, rand.New(rand.NewPCG(9, 10)), 120)
+	if through, n := usageThroughSeq(t, path), countRows(t, path, "usage_hours"); through != 0 || n != 0 {
+		t.Errorf("through_seq %d and %d summary rows after 120 records, want 0 and 0 (the summary trails by up to %d)", through, n, usageLagMax)
+	}
+	checkUsage(t, path)
+	l.Close()
+	openLog(t, Options{Path: path})
+	if through := usageThroughSeq(t, path); through != 120 {
+		t.Errorf("through_seq %d after Open, want 120", through)
+	}
+	checkUsage(t, path)
+}
+
+func usageThroughSeq(t *testing.T, path string) int64 {
+	t.Helper()
+	c := rawConn(t, path)
+	defer c.Close()
+	stmt, _, err := c.Prepare(`SELECT through_seq FROM usage_state`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stmt.Close()
+	if !stmt.Step() {
+		t.Fatal(stmt.Err())
+	}
+	return stmt.ColumnInt64(0)
 }
 
 // A log written without the summary (by an older Ringlet) is summarised

@@ -27,6 +27,21 @@ type Floor struct {
 	ins *sqlite3.Stmt
 	// BEGIN and COMMIT are prepared once, as Ringlet's audit log does.
 	begin, commit *sqlite3.Stmt
+	// before commits a row before forwarding too (NewMCPFloor).
+	before bool
+}
+
+// NewMCPFloor is the durable-record floor of an MCP gateway: Floor that
+// also commits a row before forwarding each request, as Ringlet commits a
+// tools/call's tool.call record before the call goes upstream and its
+// tool.result record before the answer goes back. A request whose first
+// row cannot be committed is not forwarded (502).
+func NewMCPFloor(upstream *url.URL, dbPath string) (*Floor, error) {
+	f, err := NewFloor(upstream, dbPath)
+	if err == nil {
+		f.before = true
+	}
+	return f, err
 }
 
 // NewFloor opens (creating) the SQLite database at dbPath and returns the
@@ -62,21 +77,32 @@ func NewFloor(upstream *url.URL, dbPath string) (*Floor, error) {
 type floorStart struct{}
 
 func (f *Floor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	f.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), floorStart{}, time.Now())))
+	start := time.Now()
+	if f.before {
+		if err := f.commitRow(r, 0, 0); err != nil {
+			http.Error(w, "record not written", http.StatusBadGateway)
+			return
+		}
+	}
+	f.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), floorStart{}, start)))
 }
 
 // record commits the request's row; an answer whose row cannot be
 // committed is not passed on (ReverseProxy answers 502).
 func (f *Floor) record(resp *http.Response) error {
 	start, _ := resp.Request.Context().Value(floorStart{}).(time.Time)
+	return f.commitRow(resp.Request, resp.StatusCode, time.Since(start))
+}
+
+// commitRow commits one row about r in a transaction of its own.
+func (f *Floor) commitRow(r *http.Request, status int, took time.Duration) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.exec(f.begin); err != nil {
 		return err
 	}
-	r := resp.Request
 	err := errors.Join(f.ins.BindInt64(1, time.Now().UnixNano()), f.ins.BindText(2, r.Method), f.ins.BindText(3, r.URL.Path),
-		f.ins.BindInt64(4, int64(resp.StatusCode)), f.ins.BindInt64(5, r.ContentLength), f.ins.BindInt64(6, int64(time.Since(start))))
+		f.ins.BindInt64(4, int64(status)), f.ins.BindInt64(5, r.ContentLength), f.ins.BindInt64(6, int64(took)))
 	if err == nil {
 		err = f.exec(f.ins)
 	}
