@@ -476,6 +476,13 @@ func OpenSessions(ctx context.Context, path string) ([]Record, error) {
 		return nil, err
 	}
 	defer db.Close()
+	return OpenSessionsIn(ctx, db)
+}
+
+// OpenSessionsIn is OpenSessions on a connection to the database that is
+// already open, such as the audit log's own: a second connection costs
+// the daemon's start more than the query.
+func OpenSessionsIn(ctx context.Context, db *sqlite3.Conn) ([]Record, error) {
 	stmt, _, err := db.Prepare(`SELECT ` + columns(db) + ` FROM records WHERE kind = ? AND session != ''
 		AND session NOT IN (SELECT session FROM records WHERE kind = ?) ORDER BY seq`)
 	if err != nil {

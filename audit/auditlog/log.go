@@ -56,6 +56,9 @@ type Options struct {
 	// Logger hears when the log stops and starts being writable. Default:
 	// discard.
 	Logger *slog.Logger
+	// FindOpenSessions has Open read the session.start records that have
+	// no session.end (OpenSessions), on the log's own connection.
+	FindOpenSessions bool
 }
 
 // Log appends records in group commits: callers wait until their own
@@ -109,6 +112,8 @@ type Log struct {
 	usageSaved                int64
 	usagePending              usageSums
 	usageLag                  int64
+
+	openSessions []audit.Record // found at open (Options.FindOpenSessions)
 }
 
 type pending struct {
@@ -212,6 +217,12 @@ func open(opts Options, newEpoch bool) (*Log, error) {
 	if err := l.catchUpUsage(seq); err != nil {
 		l.closeDB()
 		return nil, fmt.Errorf("open audit log %s: summarise usage: %w", opts.Path, audit.Describe(err))
+	}
+	if opts.FindOpenSessions {
+		if l.openSessions, err = audit.OpenSessionsIn(context.Background(), l.db); err != nil {
+			l.closeDB()
+			return nil, fmt.Errorf("open audit log %s: %w", opts.Path, err)
+		}
 	}
 	if l.files, err = watchFiles(opts.Path); err != nil {
 		l.closeDB()
@@ -339,6 +350,11 @@ func (l *Log) closeDB() {
 
 // Path is the database file.
 func (l *Log) Path() string { return l.opts.Path }
+
+// OpenSessions returns the session.start records that had no
+// session.end when the log was opened with Options.FindOpenSessions, as
+// audit.OpenSessions finds them; nil without that option.
+func (l *Log) OpenSessions() []audit.Record { return l.openSessions }
 
 // Metrics returns the log's Prometheus collectors.
 func (l *Log) Metrics() *Metrics { return l.metrics }

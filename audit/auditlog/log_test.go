@@ -355,3 +355,44 @@ func TestOpenInvalidSync(t *testing.T) {
 		t.Errorf("Open with sync %q: got %v, want an error listing the accepted values", "sometimes", err)
 	}
 }
+
+// TestOpenFindsOpenSessions: with FindOpenSessions, Open reads the
+// sessions started and not ended, as audit.OpenSessions does on its own
+// connection; without it, none.
+func TestOpenFindsOpenSessions(t *testing.T) {
+	path := dbPath(t)
+	l := openLog(t, Options{Path: path})
+	for _, r := range []audit.Record{
+		{Kind: audit.KindSessionStart, Profile: "work", Session: "s1", Actor: audit.ActorDaemon, Decision: audit.Allow},
+		{Kind: audit.KindSessionStart, Profile: "work", Session: "s2", Actor: audit.ActorDaemon, Decision: audit.Allow},
+		{Kind: audit.KindSessionEnd, Profile: "work", Session: "s1", Actor: audit.ActorDaemon, Decision: audit.Allow},
+		{Kind: audit.KindSessionStart, Profile: "home", Session: "s3", Actor: audit.ActorDaemon, Decision: audit.Allow},
+	} {
+		if _, err := l.Append(t.Context(), r); err != nil {
+			t.Fatalf("Append: %v", err)
+		}
+	}
+	l.Close()
+
+	want, err := audit.OpenSessions(t.Context(), path)
+	if err != nil {
+		t.Fatalf("audit.OpenSessions: %v", err)
+	}
+	if len(want) != 2 || want[0].Session != "s2" || want[1].Session != "s3" {
+		t.Fatalf("audit.OpenSessions: got %v, want s2 and s3", want)
+	}
+	without := openLog(t, Options{Path: path})
+	if got := without.OpenSessions(); got != nil {
+		t.Errorf("without FindOpenSessions: got %v, want none", got)
+	}
+	without.Close()
+	got := openLog(t, Options{Path: path, FindOpenSessions: true}).OpenSessions()
+	if len(got) != len(want) {
+		t.Fatalf("with FindOpenSessions: got %d sessions, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if got[i].Seq != want[i].Seq || got[i].Session != want[i].Session || got[i].Profile != want[i].Profile || got[i].Hash != want[i].Hash {
+			t.Errorf("with FindOpenSessions, session %d: got %+v, want %+v", i, got[i], want[i])
+		}
+	}
+}

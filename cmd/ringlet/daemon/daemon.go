@@ -176,7 +176,10 @@ func (Daemon) Run(ctx context.Context, o cli.DaemonOptions) (err error) {
 		export, collectors = exporter, exporter.Collectors()
 	}
 	if auditPath != "" {
-		log, err = auditlog.Open(auditlog.Options{Path: auditPath, Sync: cfg.AuditSync(), Logger: logger, OnCommit: func(recs []audit.Record) {
+		// The open sessions are read on the log's connection as it opens:
+		// no record of a session is written before they are handled
+		// below, so they are those the log shows after daemon.start too.
+		log, err = auditlog.Open(auditlog.Options{Path: auditPath, Sync: cfg.AuditSync(), Logger: logger, FindOpenSessions: true, OnCommit: func(recs []audit.Record) {
 			if srv != nil {
 				srv.PublishRecords(recs)
 			}
@@ -278,10 +281,7 @@ func (Daemon) Run(ctx context.Context, o cli.DaemonOptions) (err error) {
 		// the log shows live among them. Any other it did not end (it
 		// crashed or was killed: it keeps 'profiles run' sessions only at
 		// a graceful stop) is over now, and the log says so.
-		open, err := audit.OpenSessions(ctx, auditPath)
-		if err != nil {
-			return fmt.Errorf("refusing to start: %w", err)
-		}
+		open := log.OpenSessions()
 		live := make(map[string]bool, len(open))
 		for _, r := range open {
 			live[r.Session] = true
