@@ -336,7 +336,7 @@ func (h *hub) publish() {
 	// The rules of 'mcp tools' as stored now (an upstream keeps the
 	// definition it started with); unreadable, every tool is disabled.
 	rules := map[string]mcpserver.Config{}
-	toolsDefault := h.srv.toolsDefault(h.profile)
+	toolsDefault := h.srv.toolsDefault(context.Background(), h.profile)
 	if h.srv.opts.Store != nil {
 		cfgs, err := h.srv.opts.Store.List(h.profile)
 		if err != nil {
