@@ -327,7 +327,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			s.subscribe(w, r, c, sid, m, body)
 			return
 		}
-		if !c.Admin() && m.IsRequest() && paced(m.Method) && refusePaced(w, r, c, m.ID, body) {
+		if !c.Admin() && m.IsRequest() && paced(m.Method) && refusePaced(w, r, c, m, body) {
 			return
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))

@@ -198,14 +198,32 @@ func paced(method string) bool {
 // refusePaced refuses a tool call (or a request paced as one, see paced)
 // that the profile's rate limits do not admit now (Caller.Admit): a JSON-RPC error, CodeRateLimited, whose data
 // says when to retry, and Retry-After. It reports whether it answered.
-func refusePaced(w http.ResponseWriter, r *http.Request, c *Caller, id json.RawMessage, body []byte) bool {
+func refusePaced(w http.ResponseWriter, r *http.Request, c *Caller, m *jsonrpc.Message, body []byte) bool {
 	if c.Admit == nil {
 		return false
 	}
-	// What is called: a tool or prompt by name, a resource by URI, a
-	// completion by what it completes.
+	retry, why := c.Admit(r.Context(), m.Method, pacedName(m, body))
+	if why == "" {
+		return false
+	}
+	secs := max(1, int64(math.Ceil(retry.Seconds())))
+	w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
+	jsonrpc.WriteErrorData(w, http.StatusOK, jsonrpc.CodeRateLimited, m.ID, why, map[string]any{"retry_after_seconds": secs, "ringlet": map[string]any{"code": "ringlet_rate_limited"}})
+	return true
+}
+
+// pacedName is what a paced request calls: a tool or prompt by name, a
+// resource by URI, a completion by what it completes. A tools/call's
+// name is the one jsonrpc.Check decoded already: on the path of every
+// call, the body is not decoded again.
+func pacedName(m *jsonrpc.Message, body []byte) string {
+	if m.Method == string(mcpgo.MethodToolsCall) {
+		var name string
+		if json.Unmarshal(m.Params.Name, &name) == nil && name != "" {
+			return name
+		}
+	}
 	var call struct {
-		Method string `json:"method"`
 		Params struct {
 			Name string `json:"name"`
 			URI  string `json:"uri"`
@@ -217,15 +235,7 @@ func refusePaced(w http.ResponseWriter, r *http.Request, c *Caller, id json.RawM
 	}
 	_ = json.Unmarshal(body, &call) // checked already (jsonrpc.Check); a call with no name is still a call
 	p := call.Params
-	name := cmp.Or(p.Name, p.URI, p.Ref.Name, p.Ref.URI)
-	retry, why := c.Admit(r.Context(), call.Method, name)
-	if why == "" {
-		return false
-	}
-	secs := max(1, int64(math.Ceil(retry.Seconds())))
-	w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
-	jsonrpc.WriteErrorData(w, http.StatusOK, jsonrpc.CodeRateLimited, id, why, map[string]any{"retry_after_seconds": secs, "ringlet": map[string]any{"code": "ringlet_rate_limited"}})
-	return true
+	return cmp.Or(p.Name, p.URI, p.Ref.Name, p.Ref.URI)
 }
 
 // auditRefused has the caller audit a call of tool name refused before
