@@ -117,8 +117,8 @@ func (b *budgets) load(ctx context.Context, s budget.Scope) (budget.Amount, erro
 // profileBudget is the budgets of alias as its file says now (the
 // store re-reads a file only when it changed). A file that cannot be
 // read is an error, not the absence of a budget.
-func (b *budgets) profileBudget(alias string) (budget.Budget, error) {
-	p, err := b.o.Profiles.Get(alias)
+func (b *budgets) profileBudget(ctx context.Context, alias string) (budget.Budget, error) {
+	p, err := profileNow(ctx, b.o.Profiles, alias)
 	if err != nil {
 		return budget.Budget{}, err
 	}
@@ -149,7 +149,7 @@ func sessionLimits(pb budget.Limits, own budget.Limits) budget.Limits {
 // covering returns the accounts of every budget that covers a request of
 // sess now, and the profile's budget; none when no budget covers it.
 func (b *budgets) covering(ctx context.Context, sess *session, now time.Time) ([]*budget.Account, budget.Budget, budget.Limits, error) {
-	pb, err := b.profileBudget(sess.Profile.Alias)
+	pb, err := b.profileBudget(ctx, sess.Profile.Alias)
 	if err != nil {
 		return nil, pb, budget.Limits{}, err
 	}
@@ -210,7 +210,7 @@ func runtimeRefusal(sess *session, sl budget.Limits, now time.Time) *budget.Refu
 func (b *budgets) watchRuntime(sess *session) {
 	c := b.clock()
 	var limit time.Duration
-	if pb, err := b.profileBudget(sess.Profile.Alias); err != nil {
+	if pb, err := b.profileBudget(context.Background(), sess.Profile.Alias); err != nil {
 		// Its requests are refused (503) while the file cannot be read;
 		// the session's own cap still holds.
 		b.o.Log.Warn("budget: could not read the profile's runtime cap", "profile", sess.Profile.Alias, "session", sess.ID, "err", err)
@@ -245,7 +245,7 @@ func (b *budgets) runtimeReached(sess *session) {
 	if sess.ctx.Err() != nil {
 		return
 	}
-	pb, err := b.profileBudget(sess.Profile.Alias)
+	pb, err := b.profileBudget(context.Background(), sess.Profile.Alias)
 	if err != nil {
 		b.o.Log.Warn("budget: could not read the profile's runtime cap", "profile", sess.Profile.Alias, "session", sess.ID, "err", err)
 	}
@@ -638,7 +638,7 @@ func (b *budgets) states(ctx context.Context, alias string) ([]budget.State, err
 // profileStates are the accounts of the budgets of alias by period (its
 // sessions' own are not among them), loaded if need be.
 func (b *budgets) profileStates(ctx context.Context, alias string) ([]budget.State, error) {
-	pb, err := b.profileBudget(alias)
+	pb, err := b.profileBudget(ctx, alias)
 	if err != nil {
 		return nil, err
 	}
@@ -658,7 +658,7 @@ func (b *budgets) profileStates(ctx context.Context, alias string) ([]budget.Sta
 
 // sessionState is the account of sess's own budget, if it has one.
 func (b *budgets) sessionState(ctx context.Context, sess *session) (budget.State, bool, error) {
-	pb, err := b.profileBudget(sess.Profile.Alias)
+	pb, err := b.profileBudget(ctx, sess.Profile.Alias)
 	if err != nil {
 		return budget.State{}, false, err
 	}
@@ -717,7 +717,7 @@ func (b *budgets) answer(w http.ResponseWriter, r *http.Request, alias string, s
 		writeError(w, http.StatusServiceUnavailable, "budget_unavailable", "the spend could not be read: "+rootCause(err))
 		return
 	}
-	pb, _ := b.profileBudget(alias) // read by states just now
+	pb, _ := b.profileBudget(r.Context(), alias) // read by states just now
 	writeJSON(w, status, api.BudgetView{Profile: alias, Budget: pb, OnExhaust: pb.Action(), Stream: pb.StreamPolicy(), States: states})
 }
 

@@ -105,8 +105,8 @@ func newMCPGateway(o mcpOptions) *mcpGateway {
 		Version:   version.Get().Version,
 		Logger:    o.Log.With("component", "mcp"),
 		OnFault:   g.fault,
-		ToolsDefault: func(alias string) (string, error) {
-			p, err := o.Profiles.Get(alias)
+		ToolsDefault: func(ctx context.Context, alias string) (string, error) {
+			p, err := profileNow(ctx, o.Profiles, alias)
 			return p.MCPToolsDefault, err
 		},
 		ToolSearch: func(alias string) (bool, error) {
@@ -264,6 +264,9 @@ func (g *mcpGateway) handleMCP(w http.ResponseWriter, r *http.Request) {
 		caller.RefusedAccess = g.refusedAccess(c.sess)
 		caller.Access = g.access(c.sess)
 		caller.Admit = g.admit(c.sess)
+		// The tool control and the budgets of a call read the profile
+		// once between them.
+		r = r.WithContext(withProfileSnap(r.Context(), c.sess.Profile.Alias))
 	default:
 		panic("gateway: /mcp was reached by " + c.kind.String())
 	}

@@ -87,7 +87,7 @@ func (u *ui) spend(ctx context.Context, q dashboard.SpendQuery, now time.Time) (
 				continue
 			}
 			// A profile removed since has no budget to draw.
-			pb, err := u.budgets.profileBudget(t.Name)
+			pb, err := u.budgets.profileBudget(context.Background(), t.Name)
 			if err != nil {
 				continue
 			}

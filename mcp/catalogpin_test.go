@@ -161,7 +161,7 @@ func TestCatalogControl(t *testing.T) {
 	var mu sync.Mutex
 	var refusedAccess []string
 	w := newWorld(t, func(o *Options) {
-		o.ToolsDefault = func(string) (string, error) { return mcpserver.ToolsNone, nil }
+		o.ToolsDefault = func(context.Context, string) (string, error) { return mcpserver.ToolsNone, nil }
 	})
 	w.callers["a1"].RefusedAccess = func(_ context.Context, a Access, reason string) {
 		mu.Lock()

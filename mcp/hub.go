@@ -336,7 +336,7 @@ func (h *hub) publish() {
 	// The rules of 'mcp tools' as stored now (an upstream keeps the
 	// definition it started with); unreadable, every tool is disabled.
 	rules := map[string]mcpserver.Config{}
-	toolsDefault := h.srv.toolsDefault(h.profile)
+	toolsDefault := h.srv.toolsDefault(context.Background(), h.profile)
 	if h.srv.opts.Store != nil {
 		cfgs, err := h.srv.opts.Store.List(h.profile)
 		if err != nil {
@@ -584,11 +584,19 @@ func (h *hub) forward(u *upstream, tool, exposed string) server.ToolHandlerFunc 
 				return mcpgo.NewToolResultError(fmt.Sprintf("%s: its result could not be checked for the server's credential; withheld", exposed)), nil
 			}
 		}
+		var out json.RawMessage // the result as the post-tool-use hooks judge it
 		if v.Done != nil {
 			o := outcomeOf(res, err, took)
-			if err == nil {
+			switch {
+			case err != nil:
+			case v.After != nil:
+				// Encoded once, for its size and for the hooks.
 				if b, merr := json.Marshal(res); merr == nil {
-					o.Bytes = len(b)
+					out, o.Bytes = b, len(b)
+				}
+			default:
+				if n, merr := jsonSize(res); merr == nil {
+					o.Bytes = n
 				}
 			}
 			if derr := v.Done(ctx, o); derr != nil {
@@ -609,9 +617,11 @@ func (h *hub) forward(u *upstream, tool, exposed string) server.ToolHandlerFunc 
 			res = failed
 		}
 		if v.After != nil {
-			out, err := json.Marshal(res)
-			if err != nil {
-				return mcpgo.NewToolResultError(fmt.Sprintf("%s: its result could not be encoded for the post-tool-use hooks; withheld", exposed)), nil
+			if out == nil {
+				var merr error
+				if out, merr = json.Marshal(res); merr != nil {
+					return mcpgo.NewToolResultError(fmt.Sprintf("%s: its result could not be encoded for the post-tool-use hooks; withheld", exposed)), nil
+				}
 			}
 			if after := v.After(ctx, out); !after.Allow {
 				reason := after.Reason
@@ -623,6 +633,25 @@ func (h *hub) forward(u *upstream, tool, exposed string) server.ToolHandlerFunc 
 		}
 		return res, nil
 	}
+}
+
+// jsonSize is the length of json.Marshal(v) without keeping the
+// encoding: the audit record of a result wants only its size, and a
+// large result is not copied once more for it.
+func jsonSize(v any) (int, error) {
+	var n byteCount
+	if err := json.NewEncoder(&n).Encode(v); err != nil {
+		return 0, err
+	}
+	return int(n) - 1, nil // Encode ends the value with a newline
+}
+
+// byteCount counts what is written to it.
+type byteCount int
+
+func (c *byteCount) Write(p []byte) (int, error) {
+	*c += byteCount(len(p))
+	return len(p), nil
 }
 
 // progressRelay returns, for a call whose client asked for progress, what

@@ -171,7 +171,7 @@ func (h *hub) heldBack(ctx context.Context, srv, kind, own, exposed string) stri
 	// Nothing the server listed names it: its switch (or the profile's
 	// default) may still hold back all of its kind; else it is unknown.
 	if on, by := cfg.CatalogEnabled(kind, mcpserver.ToolsAll); !on || by == mcpserver.ByDefault {
-		if on, by = cfg.CatalogEnabled(kind, h.srv.toolsDefault(h.profile)); !on {
+		if on, by = cfg.CatalogEnabled(kind, h.srv.toolsDefault(context.Background(), h.profile)); !on {
 			if by == mcpserver.ByRule {
 				by = mcpserver.BySwitch
 			}

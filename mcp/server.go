@@ -92,8 +92,9 @@ type Options struct {
 	OnHeaderSecrets func(profile, server string, headers map[string]string) error
 	// ToolsDefault returns a profile's default for tools no 'mcp tools'
 	// rule names (mcpserver.ToolsAll or ToolsNone). An error disables
-	// them: the setting cannot be skipped. Nil: ToolsAll.
-	ToolsDefault func(profile string) (string, error)
+	// them: the setting cannot be skipped. Nil: ToolsAll. ctx is the
+	// request's when a request asks.
+	ToolsDefault func(ctx context.Context, profile string) (string, error)
 	// ToolSearch returns whether a profile's sessions are served the
 	// search_tools and call_tool meta-tools instead of every upstream
 	// tool. An error, or nil: not.
@@ -326,7 +327,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			s.subscribe(w, r, c, sid, m, body)
 			return
 		}
-		if !c.Admin() && m.IsRequest() && paced(m.Method) && refusePaced(w, r, c, m.ID, body) {
+		if !c.Admin() && m.IsRequest() && paced(m.Method) && refusePaced(w, r, c, m, body) {
 			return
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))

@@ -36,6 +36,24 @@ func NewStore(configDir string) *Store {
 // List returns a profile's servers in the order they were added.
 func (s *Store) List(profile string) ([]mcpserver.Config, error) { return s.files.List(profile) }
 
+// toolRules decides tool of profile's server by the server's 'mcp
+// tools' rules (mcpserver.Config.ToolEnabled with the default ToolsAll);
+// found is false when the profile has no such server. On the path of
+// every tool call, the stored definitions are read in place rather than
+// copied.
+func (s *Store) toolRules(profile, server, tool string) (on bool, by, rule string, found bool, err error) {
+	err = s.files.View(profile, func(cfgs []mcpserver.Config) {
+		for _, c := range cfgs {
+			if c.Name == server {
+				on, by, rule = c.ToolEnabled(tool, mcpserver.ToolsAll)
+				found = true
+				return
+			}
+		}
+	})
+	return on, by, rule, found, err
+}
+
 // Add validates c and appends it to the profile's servers.
 func (s *Store) Add(profile string, c mcpserver.Config) (mcpserver.Config, error) {
 	if err := c.Validate(); err != nil {

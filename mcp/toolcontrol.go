@@ -18,11 +18,11 @@ import (
 
 // toolsDefault is profile's default for tools no rule names; one that
 // cannot be read is ToolsNone (fail closed).
-func (s *Server) toolsDefault(profile string) string {
+func (s *Server) toolsDefault(ctx context.Context, profile string) string {
 	if s.opts.ToolsDefault == nil {
 		return mcpserver.ToolsAll
 	}
-	d, err := s.opts.ToolsDefault(profile)
+	d, err := s.opts.ToolsDefault(ctx, profile)
 	if err != nil {
 		s.log.Error("could not read the profile's MCP tools default; its tools are disabled", "profile", profile, "err", err)
 		return mcpserver.ToolsNone
@@ -62,33 +62,28 @@ func disabledReason(profile, server, tool, exposed, by, rule string) string {
 // disabled reports whether exposed (<server>__<tool>) names a tool of one
 // of the profile's servers that is disabled, and why. It needs only the
 // stored definitions, not a running server.
-func (h *hub) disabled(exposed string) (reason string, ok bool) {
+func (h *hub) disabled(ctx context.Context, exposed string) (reason string, ok bool) {
 	server, tool, found := strings.Cut(exposed, "__")
 	// A name no server could list is mcp-go's to refuse as unknown: the
 	// reason quotes the name in a command the user may copy.
 	if !found || !validToolName(tool) || h.srv.opts.Store == nil {
 		return "", false
 	}
-	cfgs, err := h.srv.opts.Store.List(h.profile)
-	if err != nil {
+	on, by, rule, found, err := h.srv.opts.Store.toolRules(h.profile, server, tool)
+	switch {
+	case err != nil:
 		return "the profile's MCP servers could not be read; refused", true
+	case !found:
+		return "", false
+	case by == mcpserver.ByDefault:
+		// No rule names the tool: the profile's default decides, read
+		// only then (it reads the profile, on the path of every call).
+		on, rule = mcpserver.DefaultEnables(h.srv.toolsDefault(ctx, h.profile)), ""
 	}
-	for _, c := range cfgs {
-		if c.Name != server {
-			continue
-		}
-		// The profile's default is read only when no rule decides: it
-		// reads the profile, on the path of every call.
-		on, by, rule := c.ToolEnabled(tool, mcpserver.ToolsAll)
-		if by == mcpserver.ByDefault {
-			on, by, rule = c.ToolEnabled(tool, h.srv.toolsDefault(h.profile))
-		}
-		if on {
-			return "", false
-		}
-		return disabledReason(h.profile, server, tool, exposed, by, rule), true
+	if on {
+		return "", false
 	}
-	return "", false
+	return disabledReason(h.profile, server, tool, exposed, by, rule), true
 }
 
 // refuseDisabled answers a tools/call of a disabled tool itself, as a
@@ -106,7 +101,7 @@ func (s *Server) refuseDisabled(w http.ResponseWriter, r *http.Request, c *Calle
 	if err != nil {
 		return false
 	}
-	reason, refused := h.disabled(name)
+	reason, refused := h.disabled(r.Context(), name)
 	if !refused {
 		return false
 	}
@@ -159,7 +154,9 @@ func (s *Server) serverStatus(profile, name string) (mcpserver.Status, error) {
 }
 
 // ToolsDefaultOf is profile's tools default as the gateway applies it.
-func (s *Server) ToolsDefaultOf(profile string) string { return s.toolsDefault(profile) }
+func (s *Server) ToolsDefaultOf(profile string) string {
+	return s.toolsDefault(context.Background(), profile)
+}
 
 // SetTools changes a server's tool rules. Sessions see the change at
 // once (tools/list_changed); the server is not restarted.
@@ -201,14 +198,32 @@ func paced(method string) bool {
 // refusePaced refuses a tool call (or a request paced as one, see paced)
 // that the profile's rate limits do not admit now (Caller.Admit): a JSON-RPC error, CodeRateLimited, whose data
 // says when to retry, and Retry-After. It reports whether it answered.
-func refusePaced(w http.ResponseWriter, r *http.Request, c *Caller, id json.RawMessage, body []byte) bool {
+func refusePaced(w http.ResponseWriter, r *http.Request, c *Caller, m *jsonrpc.Message, body []byte) bool {
 	if c.Admit == nil {
 		return false
 	}
-	// What is called: a tool or prompt by name, a resource by URI, a
-	// completion by what it completes.
+	retry, why := c.Admit(r.Context(), m.Method, pacedName(m, body))
+	if why == "" {
+		return false
+	}
+	secs := max(1, int64(math.Ceil(retry.Seconds())))
+	w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
+	jsonrpc.WriteErrorData(w, http.StatusOK, jsonrpc.CodeRateLimited, m.ID, why, map[string]any{"retry_after_seconds": secs, "ringlet": map[string]any{"code": "ringlet_rate_limited"}})
+	return true
+}
+
+// pacedName is what a paced request calls: a tool or prompt by name, a
+// resource by URI, a completion by what it completes. A tools/call's
+// name is the one jsonrpc.Check decoded already: on the path of every
+// call, the body is not decoded again.
+func pacedName(m *jsonrpc.Message, body []byte) string {
+	if m.Method == string(mcpgo.MethodToolsCall) {
+		var name string
+		if json.Unmarshal(m.Params.Name, &name) == nil && name != "" {
+			return name
+		}
+	}
 	var call struct {
-		Method string `json:"method"`
 		Params struct {
 			Name string `json:"name"`
 			URI  string `json:"uri"`
@@ -220,15 +235,7 @@ func refusePaced(w http.ResponseWriter, r *http.Request, c *Caller, id json.RawM
 	}
 	_ = json.Unmarshal(body, &call) // checked already (jsonrpc.Check); a call with no name is still a call
 	p := call.Params
-	name := cmp.Or(p.Name, p.URI, p.Ref.Name, p.Ref.URI)
-	retry, why := c.Admit(r.Context(), call.Method, name)
-	if why == "" {
-		return false
-	}
-	secs := max(1, int64(math.Ceil(retry.Seconds())))
-	w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
-	jsonrpc.WriteErrorData(w, http.StatusOK, jsonrpc.CodeRateLimited, id, why, map[string]any{"retry_after_seconds": secs, "ringlet": map[string]any{"code": "ringlet_rate_limited"}})
-	return true
+	return cmp.Or(p.Name, p.URI, p.Ref.Name, p.Ref.URI)
 }
 
 // auditRefused has the caller audit a call of tool name refused before

@@ -20,7 +20,7 @@ func TestToolControl(t *testing.T) {
 	var mu sync.Mutex
 	def, defErr := mcpserver.ToolsAll, error(nil)
 	w := newWorld(t, func(o *Options) {
-		o.ToolsDefault = func(string) (string, error) {
+		o.ToolsDefault = func(context.Context, string) (string, error) {
 			mu.Lock()
 			defer mu.Unlock()
 			return def, defErr
@@ -118,7 +118,7 @@ func TestToolControl(t *testing.T) {
 func TestDisabledNameNotEchoed(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t, func(o *Options) {
-		o.ToolsDefault = func(string) (string, error) { return mcpserver.ToolsNone, nil }
+		o.ToolsDefault = func(context.Context, string) (string, error) { return mcpserver.ToolsNone, nil }
 	})
 	w.addServer("a", "up", upstreamCommand(t))
 	c := w.ready(t, "a1")

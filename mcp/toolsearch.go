@@ -230,7 +230,7 @@ func (h *hub) handleCallTool(ctx context.Context, req mcpgo.CallToolRequest) (*m
 	if !ok {
 		// Refused as a tools/call of it would be: disabled, or hidden
 		// until approved.
-		reason, refused := h.disabled(a.Name)
+		reason, refused := h.disabled(ctx, a.Name)
 		unapproved := false
 		if !refused {
 			reason, refused = h.pending(a.Name)

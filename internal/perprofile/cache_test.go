@@ -2,6 +2,7 @@ package perprofile
 
 import (
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -22,9 +23,16 @@ func set(t *testing.T, s *Store[item], items ...item) {
 	}
 }
 
+// list is List's answer, checked against what View shows.
 func list(t *testing.T, s *Store[item]) ([]item, error) {
 	t.Helper()
-	return s.List("work")
+	items, err := s.List("work")
+	var viewed []item
+	verr := s.View("work", func(it []item) { viewed = slices.Clone(it) })
+	if (err == nil) != (verr == nil) || !slices.Equal(items, viewed) {
+		t.Errorf("View: got %v (err %v), want List's %v (err %v)", viewed, verr, items, err)
+	}
+	return items, err
 }
 
 // kept reports whether the store holds profile work's items in memory.

@@ -69,11 +69,34 @@ func (s *Store[T]) Path(profile string) string { return filepath.Join(s.dir, pro
 
 // List returns profile's items; none when it has no file.
 func (s *Store[T]) List(profile string) ([]T, error) {
+	var out []T
+	err := s.View(profile, func(items []T) { out = cloneItems(items) })
+	return out, err
+}
+
+// View calls read with profile's items, validated as List's are, without
+// copying them: for a reader on the path of every tool call. read runs
+// under the store's lock and must neither change the items nor keep
+// them, nor anything of theirs that a change could reach (their maps
+// and slices). It is not called when the file cannot be read.
+func (s *Store[T]) View(profile string, read func(items []T)) error {
 	if err := names.Check("profile", profile); err != nil {
-		return nil, err
+		return err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	items, err := s.load(profile)
+	if err != nil {
+		return err
+	}
+	read(items)
+	return nil
+}
+
+// load returns profile's items from the cache when its file has not
+// changed, else from the file; s.mu is held. What it returns is the
+// cache's own.
+func (s *Store[T]) load(profile string) ([]T, error) {
 	path := s.Path(profile)
 	fi, err := os.Lstat(path)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -83,7 +106,7 @@ func (s *Store[T]) List(profile string) ([]T, error) {
 	if err == nil {
 		if st, ok := privatefile.StampOfInfo(fi); ok {
 			if c, ok := s.cache[profile]; ok && c.stamp == st {
-				return cloneItems(c.items), nil
+				return c.items, nil
 			}
 		}
 	}
@@ -94,7 +117,7 @@ func (s *Store[T]) List(profile string) ([]T, error) {
 		return items, err
 	}
 	if st, ok := privatefile.StampOfInfo(fi); ok && start.Sub(st.Changed()) > racyWindow {
-		s.cache[profile] = cached[T]{items: cloneItems(items), stamp: st}
+		s.cache[profile] = cached[T]{items: items, stamp: st}
 	}
 	return items, nil
 }

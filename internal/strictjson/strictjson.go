@@ -50,6 +50,11 @@ func Check(data []byte) error { return Checker{}.Check(data) }
 // reports what it cannot parse.
 func (c Checker) Check(data []byte) error {
 	s := &scanner{data: data, c: c}
+	// The first levels' lists start in the scanner's own arrays: a
+	// message of a few small objects (a JSON-RPC call, on the path of
+	// every request) is checked without growing them.
+	s.path = s.pathBuf[:0]
+	s.seen = s.seenBuf[:0]
 	for p := range c.Exact {
 		if p == "" {
 			continue
@@ -75,6 +80,10 @@ type scanner struct {
 	exactDepth int
 	path       []segment
 	seen       [][][]byte // member names per nesting level, reused
+
+	pathBuf  [8]segment
+	seenBuf  [4][][]byte
+	namesBuf [4][8][]byte
 }
 
 // segment is one step of a path: a member name, or an array index.
@@ -168,7 +177,11 @@ func (s *scanner) object(level int) error {
 		exact = s.c.Exact[s.where()]
 	}
 	for len(s.seen) <= level {
-		s.seen = append(s.seen, nil)
+		var names [][]byte
+		if n := len(s.seen); n < len(s.namesBuf) {
+			names = s.namesBuf[n][:0]
+		}
+		s.seen = append(s.seen, names)
 	}
 	seen := s.seen[level][:0]
 	var many map[string][]byte // folded name -> name, once the object is large

@@ -165,8 +165,12 @@ func (c Config) ToolEnabled(tool, def string) (enabled bool, by, rule string) {
 			return c.ToolRules[i].Enabled, ByRule, c.ToolRules[i].Pattern
 		}
 	}
-	return def == "" || def == ToolsAll, ByDefault, ""
+	return DefaultEnables(def), ByDefault, ""
 }
+
+// DefaultEnables reports whether the profile's tools default def serves
+// a tool no rule names.
+func DefaultEnables(def string) bool { return def == "" || def == ToolsAll }
 
 // Settings of Config.Resources and Config.Prompts, and of ToolChange's
 // (where SwitchDefault clears the setting).
