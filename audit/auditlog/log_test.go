@@ -167,6 +167,10 @@ func TestAppendDoesNotWaitForOnCommit(t *testing.T) {
 		<-release
 		got.Add(int64(len(recs)))
 	}})
+	// Released before openLog's cleanup closes the log, should the test
+	// fail while OnCommit holds its batch.
+	unblock := sync.OnceFunc(func() { close(release) })
+	t.Cleanup(unblock)
 	done := make(chan error, 1)
 	go func() {
 		_, err := l.Append(context.Background(), testRecord(0))
@@ -176,7 +180,7 @@ func TestAppendDoesNotWaitForOnCommit(t *testing.T) {
 	if err := within(t, "Append to return while OnCommit holds its batch", done); err != nil {
 		t.Fatalf("Append: %v", err)
 	}
-	close(release)
+	unblock()
 	if err := l.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
