@@ -801,6 +801,7 @@ type priceCache struct {
 	mu               sync.Mutex
 	stamp            [2]fileStamp
 	p                *provider.Prices
+	checked          time.Time // when get last looked at the files
 }
 
 type fileStamp struct {
@@ -817,10 +818,14 @@ func stampOf(path string) fileStamp {
 	return fileStamp{fi.ModTime(), fi.Size(), true}
 }
 
+// get is the price table as its files are now: budgets price every
+// request, and refuse one whose price cannot be read, with it.
 func (c *priceCache) get() (*provider.Prices, error) {
+	now := time.Now()
 	st := [2]fileStamp{stampOf(filepath.Join(c.catalogDir, "prices.toml")), stampOf(c.file)}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.checked = now
 	if c.p != nil && st == c.stamp {
 		return c.p, nil
 	}
@@ -830,6 +835,25 @@ func (c *priceCache) get() (*provider.Prices, error) {
 	}
 	c.p, c.stamp = p, st
 	return p, nil
+}
+
+// displayRecheck is how long a table read for display only (recent) is
+// used before its files are looked at again.
+const displayRecheck = time.Second
+
+// recent is the price table for display only (the Now page's spend of
+// each session, which prices every committed provider record): the table
+// get last read, if it looked at the files less than displayRecheck ago;
+// else get's. Two stat calls per record cost more than the rest of what
+// the dashboard does with it. Budgets keep pricing with get.
+func (c *priceCache) recent() (*provider.Prices, error) {
+	c.mu.Lock()
+	p, fresh := c.p, time.Since(c.checked) < displayRecheck
+	c.mu.Unlock()
+	if p != nil && fresh {
+		return p, nil
+	}
+	return c.get()
 }
 
 // budgetCollector reports what is left of every budget the ledger holds,

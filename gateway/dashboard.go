@@ -332,7 +332,7 @@ func (u *ui) observe(r audit.Record) {
 	var usd float64
 	priced := false
 	if r.Kind == audit.KindProviderRequest && r.TokensIn+r.TokensOut+r.TokensCacheRead+r.TokensCacheWrite > 0 {
-		if prices, err := u.budgets.prices.get(); err == nil {
+		if prices, err := u.budgets.prices.recent(); err == nil {
 			usd, priced = prices.Cost(sess.Provider.ID, d.Model, r.TokensIn, r.TokensOut, r.TokensCacheRead, r.TokensCacheWrite)
 		}
 	}

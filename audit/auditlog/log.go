@@ -38,6 +38,10 @@ const (
 // maxBatch bounds the records committed in one transaction.
 const maxBatch = 1000
 
+// defaultDeliveryQueue bounds the committed batches that wait for
+// OnCommit: at most that many times maxBatch records in memory.
+const defaultDeliveryQueue = 64
+
 func unavailable(reason error) error { return &audit.UnavailableError{Reason: reason} }
 
 // ErrClosed means the log has been closed.
@@ -47,9 +51,17 @@ var ErrClosed = errors.New("the audit log is closed")
 type Options struct {
 	Path string // the database file; its directory is created 0700
 	Sync string // SyncNormal (default) or SyncFull
-	// OnCommit receives every committed batch, in order, after the callers
-	// have been released. It must not block.
+	// OnCommit receives every committed batch, in order, on a goroutine
+	// of the log's own (deliver), not on a committing caller's: an Append
+	// returns once its record is committed, whatever OnCommit is doing.
+	// Up to deliveryQueue batches wait for it; past that, commits wait
+	// (nothing is dropped). Close returns after its last call. It should
+	// not block: while it does, later batches wait, and then commits.
 	OnCommit func([]audit.Record)
+	// deliveryQueue is how many committed batches may wait for OnCommit;
+	// 0 is defaultDeliveryQueue, -1 none (tests: every commit then waits
+	// until OnCommit has taken its batch).
+	deliveryQueue int
 	// CheckInterval is how often Run looks at the log's files and file
 	// system for what makes it unwritable. Default 250ms.
 	CheckInterval time.Duration
@@ -92,6 +104,11 @@ type Log struct {
 	batch   []*pending // the leader's; reused
 
 	closeOnce sync.Once
+
+	// Committed batches on their way to OnCommit (nil without one), and
+	// deliver's end, which Close waits for.
+	delivery  chan []audit.Record
+	delivered chan struct{}
 
 	// The leader's: the last record this log committed or found at open,
 	// which the database must still hold at the next commit.
@@ -243,7 +260,34 @@ func open(opts Options, newEpoch bool) (*Log, error) {
 			return nil, err
 		}
 	}
+	if opts.OnCommit != nil {
+		n := opts.deliveryQueue
+		switch {
+		case n == 0:
+			n = defaultDeliveryQueue
+		case n < 0:
+			n = 0
+		}
+		l.delivery, l.delivered = make(chan []audit.Record, n), make(chan struct{})
+		go l.deliver() // Close waits for it
+	}
 	return l, nil
+}
+
+// deliver hands committed batches to OnCommit in commit order, off the
+// committing callers' goroutines: at concurrency 1 the leader is the
+// caller itself, whose answer would otherwise wait for every observer
+// (the dashboard, /api/events, the OpenTelemetry export). It returns once
+// Close has closed the queue and the last batch was delivered.
+func (l *Log) deliver() {
+	defer close(l.delivered)
+	for recs := range l.delivery {
+		func() {
+			// A notification hook: its failure must not stop the log.
+			defer func() { _ = recover() }()
+			l.opts.OnCommit(recs)
+		}()
+	}
 }
 
 // ensureFile creates the database file with mode 0600 before SQLite opens
@@ -442,7 +486,8 @@ func release(p *pending, err error) (audit.Record, error) {
 }
 
 // Close stops accepting records, lets the records already waiting be
-// committed, and closes the database. Run must have returned.
+// committed, waits until OnCommit has had every committed batch, and
+// closes the database. Run must have returned.
 func (l *Log) Close() error {
 	l.closeOnce.Do(func() {
 		l.mu.Lock()
@@ -451,6 +496,11 @@ func (l *Log) Close() error {
 			l.idle.Wait()
 		}
 		l.mu.Unlock()
+		// No commit is in progress nor can start: the last batch is queued.
+		if l.delivery != nil {
+			close(l.delivery)
+			<-l.delivered
+		}
 		l.anchor.close()
 		l.closeDB()
 	})
@@ -493,12 +543,9 @@ func (l *Log) commit(batch []*pending) {
 		}
 		p.done <- nil
 	}
-	if l.opts.OnCommit != nil && len(recs) > 0 {
-		// A notification hook: its failure must not stop the log.
-		func() {
-			defer func() { _ = recover() }()
-			l.opts.OnCommit(recs)
-		}()
+	if l.delivery != nil && len(recs) > 0 {
+		// Waits only while the queue is full: back-pressure, not loss.
+		l.delivery <- recs
 	}
 }
 

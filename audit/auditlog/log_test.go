@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -83,7 +84,8 @@ func TestAppendConcurrent(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	// Close waits for the last commit, so every OnCommit call has returned.
+	// Close waits for the last commit and its delivery, so every OnCommit
+	// call has returned.
 	if err := l.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
@@ -152,9 +154,45 @@ func TestAppendCanceled(t *testing.T) {
 	mustVerifyOK(t, path, ok)
 }
 
-// TestCloseDrainsQueue holds a leader inside OnCommit (which must not
-// block in production; here it is the only way to pause commits) so
-// that records are queued, not yet committed, when Close is called.
+// TestAppendDoesNotWaitForOnCommit: an Append returns once its record is
+// committed, while OnCommit still holds its batch; the batch is delivered
+// all the same, and Close waits for that.
+func TestAppendDoesNotWaitForOnCommit(t *testing.T) {
+	t.Parallel()
+	path := dbPath(t)
+	blocked, release := make(chan struct{}), make(chan struct{})
+	var got atomic.Int64
+	l := openLog(t, Options{Path: path, OnCommit: func(recs []audit.Record) {
+		close(blocked)
+		<-release
+		got.Add(int64(len(recs)))
+	}})
+	// Released before openLog's cleanup closes the log, should the test
+	// fail while OnCommit holds its batch.
+	unblock := sync.OnceFunc(func() { close(release) })
+	t.Cleanup(unblock)
+	done := make(chan error, 1)
+	go func() {
+		_, err := l.Append(context.Background(), testRecord(0))
+		done <- err
+	}()
+	within(t, "OnCommit to be called", blocked)
+	if err := within(t, "Append to return while OnCommit holds its batch", done); err != nil {
+		t.Fatalf("Append: %v", err)
+	}
+	unblock()
+	if err := l.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if n := got.Load(); n != 1 {
+		t.Errorf("records delivered to OnCommit before Close returned: got %d, want 1", n)
+	}
+}
+
+// TestCloseDrainsQueue holds OnCommit (which should not block in
+// production; here it is the only way to pause commits) with no room to
+// queue a batch for it, so that a leader waits to hand its batch over and
+// records are queued, not yet committed, when Close is called.
 func TestCloseDrainsQueue(t *testing.T) {
 	t.Parallel()
 	const n = 50
@@ -163,7 +201,7 @@ func TestCloseDrainsQueue(t *testing.T) {
 	var once sync.Once
 	var mu sync.Mutex
 	var committed []int64
-	l := openLog(t, Options{Path: path, OnCommit: func(recs []audit.Record) {
+	l := openLog(t, Options{Path: path, deliveryQueue: -1, OnCommit: func(recs []audit.Record) {
 		once.Do(func() { close(blocked); <-release })
 		mu.Lock()
 		defer mu.Unlock()
@@ -171,19 +209,23 @@ func TestCloseDrainsQueue(t *testing.T) {
 			committed = append(committed, r.Seq)
 		}
 	}})
-	// The first record's commit blocks in OnCommit, on the goroutine of
-	// the caller that leads it; the others wait behind it.
-	first := make(chan error, 1)
+	// The first record's batch blocks in OnCommit; its Append returns.
+	if _, err := l.Append(context.Background(), testRecord(0)); err != nil {
+		t.Fatalf("first Append: %v", err)
+	}
+	within(t, "OnCommit to hold the first batch", blocked)
+	// The second is committed, and its leader waits to hand it over.
+	second := make(chan error, 1)
 	go func() {
-		_, err := l.Append(context.Background(), testRecord(0))
-		first <- err
+		_, err := l.Append(context.Background(), testRecord(1))
+		second <- err
 	}()
-	within(t, "the leader to call OnCommit", blocked)
+	waitFor(t, "the second record to be committed", func() bool { return len(allRecords(t, path)) == 2 })
 
 	errs := make(chan error, n)
 	for i := range n {
 		go func() {
-			_, err := l.Append(context.Background(), testRecord(i))
+			_, err := l.Append(context.Background(), testRecord(i+2))
 			errs <- err
 		}()
 	}
@@ -196,12 +238,12 @@ func TestCloseDrainsQueue(t *testing.T) {
 		defer l.mu.Unlock()
 		return l.closed
 	})
-	if _, err := l.Append(t.Context(), testRecord(n)); !errors.Is(err, ErrClosed) {
+	if _, err := l.Append(t.Context(), testRecord(n+2)); !errors.Is(err, ErrClosed) {
 		t.Errorf("Append during Close: got %v, want an error matching ErrClosed", err)
 	}
 	close(release)
-	if err := within(t, "the first Append to return", first); err != nil {
-		t.Errorf("first Append: %v", err)
+	if err := within(t, "the second Append to return", second); err != nil {
+		t.Errorf("second Append: %v", err)
 	}
 	for range n {
 		if err := within(t, "a queued Append to return", errs); err != nil {
@@ -211,14 +253,16 @@ func TestCloseDrainsQueue(t *testing.T) {
 	if err := within(t, "Close to return", closed); err != nil {
 		t.Errorf("Close: %v", err)
 	}
-	want := make([]int64, n+1)
+	want := make([]int64, n+2)
 	for i := range want {
 		want[i] = int64(i + 1)
 	}
+	mu.Lock()
+	defer mu.Unlock()
 	if !slices.Equal(committed, want) {
-		t.Errorf("OnCommit: got seqs %v, want 1..%d in order", committed, n+1)
+		t.Errorf("OnCommit: got seqs %v, want 1..%d in order", committed, n+2)
 	}
-	mustVerifyOK(t, path, n+1)
+	mustVerifyOK(t, path, n+2)
 }
 
 // TestAppendRacingClose closes the log while writers keep appending: every
