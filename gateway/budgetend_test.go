@@ -3,6 +3,7 @@ package gateway
 import (
 	"encoding/json"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -116,5 +117,33 @@ func TestToolCallCapKillsAfterTheLastCall(t *testing.T) {
 	}
 	if count[audit.KindToolCall+"/"+audit.Allow] != 2 || count[audit.KindBudgetExhausted+"/"+audit.Deny] != 1 || count[audit.KindSessionKilled+"/"+audit.Allow] != 1 {
 		t.Errorf("audit: got %v, want 2 allowed tool calls, 1 budget.exhausted, 1 session.killed", count)
+	}
+}
+
+// TestKillsAfterFlushFirst: the kills a request's budget asked for run
+// once it answered, after first (the flush that puts the answer out
+// before a kill closes the socket under it), and first runs only when a
+// kill waits (a flushed answer goes chunked). A kill asked for after
+// that runs at once.
+func TestKillsAfterFlushFirst(t *testing.T) {
+	var got []string
+	_, k := withKillsAfter(t.Context())
+	k.run(func() { got = append(got, "flush") })
+	if len(got) != 0 {
+		t.Fatalf("no kill waiting: got %v, want no flush", got)
+	}
+
+	_, k = withKillsAfter(t.Context())
+	for _, name := range []string{"kill a", "kill b"} {
+		if !k.add(func() { got = append(got, name) }) {
+			t.Fatalf("add %s before run: refused", name)
+		}
+	}
+	k.run(func() { got = append(got, "flush") })
+	if want := []string{"flush", "kill a", "kill b"}; !slices.Equal(got, want) {
+		t.Errorf("run: got %v, want %v", got, want)
+	}
+	if k.add(func() { got = append(got, "late") }) {
+		t.Errorf("add after run: kept, want refused (the caller kills at once)")
 	}
 }

@@ -191,6 +191,10 @@ func newSlWorld(t testing.TB, d slDirs, a *hkAuditor, now time.Time) *slWorld {
 	w.s.sessions.clock = w.clock
 	w.s.port.Store(testPort)
 	t.Cleanup(w.s.life.stop)
+	// The renewal writer a request started may still be writing to the
+	// store: waited for before the test's directories are removed (their
+	// cleanups run after this one), as a graceful stop waits for it.
+	t.Cleanup(w.s.sessions.renewals.wait)
 	w.h = w.s.Handler()
 	return w
 }

@@ -362,3 +362,39 @@ func TestToolCallsCountsChargedReads(t *testing.T) {
 		t.Errorf("ToolCalls of another profile: got %d, %v; want 0", n, err)
 	}
 }
+
+// A commit that would move the summary and fails (here a trigger refuses
+// the move) leaves the sums waiting in memory as they were: the next
+// commit that moves it adds them, and every report, before and after a
+// reopen, is still the full scan's.
+func TestUsageSummaryFailedMove(t *testing.T) {
+	t.Parallel()
+	path := dbPath(t)
+	l := openLog(t, Options{Path: path})
+	l.usageLag = 10
+	rng := rand.New(rand.NewPCG(11, 12))
+	usageRecords(t, l, rng, 25)
+	rawExec(t, path, `CREATE TRIGGER refuse_move BEFORE UPDATE ON usage_state BEGIN SELECT RAISE(ABORT, 'injected'); END`)
+	failed := 0
+	for i := 0; failed == 0 && i < 20; i++ {
+		r := audit.Record{Time: usageBase.Add(time.Duration(i) * time.Hour), Kind: audit.KindProviderRequest, Profile: "p1", Session: "s1", Actor: "tok",
+			Target: "/v1/messages", Decision: audit.Allow, TokensIn: 1000 + int64(i), TokensOut: 7,
+			Detail: audit.DetailJSON(map[string]any{"provider": "anthropic", "model": "gpt-5"})}
+		if _, err := l.Append(t.Context(), r); err != nil {
+			failed++
+		}
+	}
+	if failed == 0 {
+		t.Fatal("no commit failed with the summary's move refused")
+	}
+	checkUsage(t, path)
+	rawExec(t, path, `DROP TRIGGER refuse_move`)
+	usageRecords(t, l, rng, 30)
+	if through := usageThroughSeq(t, path); through <= 25 {
+		t.Fatalf("through_seq %d, want it moved again past the failed commit", through)
+	}
+	checkUsage(t, path)
+	l.Close()
+	openLog(t, Options{Path: path})
+	checkUsage(t, path)
+}
