@@ -114,10 +114,12 @@ func TestOnFreePortsTakenPort(t *testing.T) {
 		s = startPortServer(t, exec.Command("node", "-e", `require('http').createServer((q, r) => r.end('up')).listen(`+strconv.Itoa(ports[0])+`, '127.0.0.1', () => console.log('serving'))`))
 		return s.ready(30*time.Second, "EADDRINUSE", func(out string) bool { return strings.Contains(out, "serving") })
 	})
-	if len(tried) != 2 || tried[0][0] == tried[1][0] {
-		t.Fatalf("ports tried: %v, want two starts on different ports", tried)
+	// At least two: another test may take a fresh port too.
+	last := tried[len(tried)-1][0]
+	if len(tried) < 2 || tried[0][0] == last {
+		t.Fatalf("ports tried: %v, want a start on another port after the first", tried)
 	}
-	resp, err := http.Get("http://127.0.0.1:" + strconv.Itoa(tried[1][0]))
+	resp, err := http.Get("http://127.0.0.1:" + strconv.Itoa(last))
 	if err != nil {
 		t.Fatalf("the server started on the fresh port: %v", err)
 	}
