@@ -282,6 +282,7 @@ func open(opts Options, newEpoch bool) (*Log, error) {
 func (l *Log) deliver() {
 	defer close(l.delivered)
 	for recs := range l.delivery {
+		l.metrics.deliveryDepth.Dec()
 		func() {
 			// A notification hook: its failure must not stop the log.
 			defer func() { _ = recover() }()
@@ -545,6 +546,9 @@ func (l *Log) commit(batch []*pending) {
 	}
 	if l.delivery != nil && len(recs) > 0 {
 		// Waits only while the queue is full: back-pressure, not loss.
+		// Counted before the send, so that a commit waiting for room
+		// shows as one more than the queue holds.
+		l.metrics.deliveryDepth.Inc()
 		l.delivery <- recs
 	}
 }
@@ -736,6 +740,7 @@ type Metrics struct {
 	commitSeconds prometheus.Histogram
 	failures      prometheus.Counter
 	queueDepth    prometheus.Gauge
+	deliveryDepth prometheus.Gauge
 	healthy       prometheus.Gauge
 }
 
@@ -758,6 +763,9 @@ func newMetrics() *Metrics {
 		queueDepth: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "ringlet_audit_queue_depth", Help: "Audit records waiting for a commit.",
 		}),
+		deliveryDepth: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "ringlet_audit_delivery_queue_batches", Help: "Committed audit batches waiting for the daemon's observers (the dashboard, /api/events, the OpenTelemetry export); when the queue is full, the next commit waits.",
+		}),
 		healthy: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "ringlet_audit_writable", Help: "1 while the audit log can be written, 0 while it cannot (a failed commit, its files replaced, its file system read-only or full) and actions are refused.",
 		}),
@@ -770,5 +778,5 @@ func newMetrics() *Metrics {
 
 // Collectors lists the collectors to register.
 func (m *Metrics) Collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.written, m.batchSize, m.commitSeconds, m.failures, m.queueDepth, m.healthy}
+	return []prometheus.Collector{m.written, m.batchSize, m.commitSeconds, m.failures, m.queueDepth, m.deliveryDepth, m.healthy}
 }

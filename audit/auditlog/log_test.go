@@ -162,8 +162,9 @@ func TestAppendDoesNotWaitForOnCommit(t *testing.T) {
 	path := dbPath(t)
 	blocked, release := make(chan struct{}), make(chan struct{})
 	var got atomic.Int64
+	first := sync.OnceFunc(func() { close(blocked) })
 	l := openLog(t, Options{Path: path, OnCommit: func(recs []audit.Record) {
-		close(blocked)
+		first()
 		<-release
 		got.Add(int64(len(recs)))
 	}})
@@ -180,12 +181,25 @@ func TestAppendDoesNotWaitForOnCommit(t *testing.T) {
 	if err := within(t, "Append to return while OnCommit holds its batch", done); err != nil {
 		t.Fatalf("Append: %v", err)
 	}
+	// Two more commits queue behind the held batch, and the metric
+	// counts them.
+	for i := 1; i <= 2; i++ {
+		if _, err := l.Append(context.Background(), testRecord(i)); err != nil {
+			t.Fatalf("Append %d: %v", i, err)
+		}
+	}
+	if n := metric(t, l.Metrics(), "ringlet_audit_delivery_queue_batches"); n != 2 {
+		t.Errorf("ringlet_audit_delivery_queue_batches while OnCommit holds a batch: got %v, want 2", n)
+	}
 	unblock()
 	if err := l.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
-	if n := got.Load(); n != 1 {
-		t.Errorf("records delivered to OnCommit before Close returned: got %d, want 1", n)
+	if n := got.Load(); n != 3 {
+		t.Errorf("records delivered to OnCommit before Close returned: got %d, want 3", n)
+	}
+	if n := metric(t, l.Metrics(), "ringlet_audit_delivery_queue_batches"); n != 0 {
+		t.Errorf("ringlet_audit_delivery_queue_batches after Close: got %v, want 0", n)
 	}
 }
 
