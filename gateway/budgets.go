@@ -491,6 +491,15 @@ func (k *killsAfter) run(first func()) {
 	}
 }
 
+// answerThenRun is run with first flushing the handler's answer w.
+func (k *killsAfter) answerThenRun(w http.ResponseWriter) {
+	k.run(func() {
+		if f, ok := w.(http.Flusher); ok {
+			f.Flush()
+		}
+	})
+}
+
 func (b *budgets) killNow(sess *session, ref *budget.Refusal) {
 	why := ref.Error()
 	b.killedMu.Lock()

@@ -282,11 +282,7 @@ func (g *mcpGateway) handleMCP(w http.ResponseWriter, r *http.Request) {
 	// ran and its answer went out, not under it (which would cut the
 	// call that fits the cap).
 	ctx, killsAfter := withKillsAfter(ctx)
-	defer killsAfter.run(func() {
-		if f, ok := w.(http.Flusher); ok {
-			f.Flush()
-		}
-	})
+	defer killsAfter.answerThenRun(w)
 	g.srv.ServeHTTP(w, r.WithContext(mcp.WithCaller(ctx, caller)))
 }
 
