@@ -26,6 +26,14 @@ type gatedStore struct {
 	puts    []sessionstore.Session
 }
 
+// gateStore puts a gatedStore that holds every Put at its gate in front
+// of w's session store.
+func gateStore(w *slWorld) *gatedStore {
+	g := &gatedStore{SessionStore: w.s.sessions.o.Store, entered: make(chan sessionstore.Session, 8), gate: make(chan struct{})}
+	w.s.sessions.o.Store = g
+	return g
+}
+
 func (g *gatedStore) Put(ctx context.Context, ss ...sessionstore.Session) error {
 	for _, s := range ss {
 		if g.entered != nil {
@@ -71,8 +79,7 @@ func TestRenewalOffTheRequestPath(t *testing.T) {
 	t.Parallel()
 	w := newSlWorld(t, newSlDirs(t), &hkAuditor{}, time.Time{})
 	st := w.envSession(t, "work", "")
-	g := &gatedStore{SessionStore: w.s.sessions.o.Store, entered: make(chan sessionstore.Session, 8), gate: make(chan struct{})}
-	w.s.sessions.o.Store = g
+	g := gateStore(w)
 
 	w.clock.Advance(2 * time.Minute)
 	// Answered with the renewal's write held at the gate: a request
@@ -194,8 +201,7 @@ func TestStopSavesPendingRenewals(t *testing.T) {
 	t.Parallel()
 	w := newSlWorld(t, newSlDirs(t), &hkAuditor{}, time.Time{})
 	st := w.envSession(t, "work", "")
-	g := &gatedStore{SessionStore: w.s.sessions.o.Store, entered: make(chan sessionstore.Session, 8), gate: make(chan struct{})}
-	w.s.sessions.o.Store = g
+	g := gateStore(w)
 	sess := w.s.sessions.get(st.ID)
 	w.clock.Advance(2 * time.Minute)
 	w.admitted(t, st.Token)
