@@ -3,7 +3,6 @@ package test
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -80,20 +79,10 @@ func newTracedWorld(t *testing.T, name, model string) *tracedWorld {
 // post sends body to the session's /v1/messages and returns the answer,
 // failing the test unless it is a 200.
 func (w *tracedWorld) post(body string) string {
-	t := w.t
-	t.Helper()
-	req, _ := http.NewRequest("POST", w.sess.BaseURL+"/v1/messages", strings.NewReader(body))
-	req.Header.Set("x-api-key", w.sess.Token)
-	req.Header.Set("anthropic-version", "2023-06-01")
-	req.Header.Set("content-type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body) // a short read shows in the status check
-	if resp.StatusCode != 200 {
-		t.Fatalf("POST /v1/messages: %d %s", resp.StatusCode, b)
+	w.t.Helper()
+	code, b := postMessages(w.t, w.sess.BaseURL, w.sess.Token, body)
+	if code != 200 {
+		w.t.Fatalf("POST /v1/messages: %d %s", code, b)
 	}
 	return string(b)
 }

@@ -3,7 +3,6 @@ package test
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -52,17 +51,8 @@ func TestDashboardHooks(t *testing.T) {
 		if err := json.Unmarshal([]byte(mustRun(t, e, "profiles", "env", "work", "--json")), &sess); err != nil {
 			t.Fatal(err)
 		}
-		req, _ := http.NewRequest("POST", sess.BaseURL+"/v1/messages", strings.NewReader(`{"model":"claude-test","max_tokens":8,"messages":[{"role":"user","content":"hi"}]}`))
-		req.Header.Set("x-api-key", sess.Token)
-		req.Header.Set("anthropic-version", "2023-06-01")
-		req.Header.Set("content-type", "application/json")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		_, _ = io.Copy(io.Discard, resp.Body) // only the status matters
-		return resp.StatusCode
+		code, _ := postMessages(t, sess.BaseURL, sess.Token, `{"model":"claude-test","max_tokens":8,"messages":[{"role":"user","content":"hi"}]}`)
+		return code
 	}
 	if code := ask(); code == http.StatusOK {
 		t.Fatalf("a request with the profile's first key: got 200, want the fake to refuse it")

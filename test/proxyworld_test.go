@@ -179,6 +179,28 @@ func anthropicHeaders(tok string) http.Header {
 	return http.Header{"X-Api-Key": {tok}, "Anthropic-Version": {proxyAnthropicVersion}, "Content-Type": {"application/json"}}
 }
 
+// postMessages sends body to a session's /v1/messages (baseURL is its
+// base_url) as an Anthropic SDK would, and returns the status and the
+// whole answer.
+func postMessages(t *testing.T, baseURL, tok, body string) (int, []byte) {
+	t.Helper()
+	req, err := http.NewRequest("POST", baseURL+"/v1/messages", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header = anthropicHeaders(tok)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("POST /v1/messages: read the answer: %v", err)
+	}
+	return resp.StatusCode, b
+}
+
 // openaiHeaders are the headers an OpenAI SDK sends with tok.
 func openaiHeaders(tok string) http.Header {
 	return http.Header{"Authorization": {"Bearer " + tok}, "Content-Type": {"application/json"}}

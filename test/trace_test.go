@@ -2,7 +2,6 @@ package test
 
 import (
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -83,18 +82,9 @@ func TestAuditTraceLinksATurn(t *testing.T) {
 
 	post := func(body string) string {
 		t.Helper()
-		req, _ := http.NewRequest("POST", sess.BaseURL+"/v1/messages", strings.NewReader(body))
-		req.Header.Set("x-api-key", sess.Token)
-		req.Header.Set("anthropic-version", "2023-06-01")
-		req.Header.Set("content-type", "application/json")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode != 200 {
-			t.Fatalf("POST /v1/messages: %d %s", resp.StatusCode, b)
+		code, b := postMessages(t, sess.BaseURL, sess.Token, body)
+		if code != 200 {
+			t.Fatalf("POST /v1/messages: %d %s", code, b)
 		}
 		return string(b)
 	}
