@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -441,6 +442,74 @@ func (e *env) AssertNoSecret(values ...string) {
 // freePort returns a loopback TCP port that was free a moment ago.
 func freePort(t *testing.T) int {
 	t.Helper()
+	return ports.take(t)
+}
+
+// ports hands out loopback ports for servers a test starts by number
+// (daemons, demo servers). A port the kernel picked for "127.0.0.1:0" and
+// that was closed again is the next one it gives to someone else's
+// outbound connection or ":0" listener, so a server started on it a moment
+// later could find it taken. These ports come from below the kernel's
+// ephemeral range, which it never picks by itself, and none is handed out
+// twice in this process.
+var ports portPicker
+
+type portPicker struct {
+	mu     sync.Mutex
+	given  map[int]bool
+	lo, hi int // the range [lo, hi) to pick from; hi == 0 until read
+}
+
+func (p *portPicker) take(t *testing.T) int {
+	t.Helper()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.hi == 0 {
+		p.given = map[int]bool{}
+		p.lo, p.hi = belowEphemeral()
+	}
+	if p.hi-p.lo < 1000 {
+		return kernelPort(t)
+	}
+	for range 200 {
+		port := p.lo + rand.IntN(p.hi-p.lo)
+		if p.given[port] {
+			continue
+		}
+		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		if err != nil {
+			continue // another process has it
+		}
+		l.Close()
+		p.given[port] = true
+		return port
+	}
+	t.Fatalf("no free loopback port in [%d, %d) after 200 tries", p.lo, p.hi)
+	return 0
+}
+
+// belowEphemeral is the port range below the kernel's ephemeral ports
+// (net.ipv4.ip_local_port_range), leaving the well-known ports alone.
+func belowEphemeral() (lo, hi int) {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 0, 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) != 2 {
+		return 0, 0
+	}
+	first, err := strconv.Atoi(f[0])
+	if err != nil {
+		return 0, 0
+	}
+	return 10000, first
+}
+
+// kernelPort is a port the kernel picked, for machines whose ephemeral
+// range leaves no room below it.
+func kernelPort(t *testing.T) int {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -610,4 +679,31 @@ func (l *lockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// TestFreePortsOutsideEphemeral: the ports handed out are distinct, free
+// and below the kernel's ephemeral range, so no ":0" listener or outbound
+// connection on the host is given one of them meanwhile.
+func TestFreePortsOutsideEphemeral(t *testing.T) {
+	t.Parallel()
+	lo, hi := belowEphemeral()
+	if hi-lo < 1000 {
+		t.Skipf("the ephemeral range starts at %d: no room below it, ports come from the kernel", hi)
+	}
+	seen := map[int]bool{}
+	for range 50 {
+		p := freePort(t)
+		if p < lo || p >= hi {
+			t.Fatalf("port %d, want one in [%d, %d)", p, lo, hi)
+		}
+		if seen[p] {
+			t.Fatalf("port %d handed out twice", p)
+		}
+		seen[p] = true
+		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
+		if err != nil {
+			t.Fatalf("port %d is not free: %v", p, err)
+		}
+		l.Close()
+	}
 }

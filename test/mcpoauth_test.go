@@ -76,20 +76,12 @@ func onFreePorts(t *testing.T, n int, start func(ports []int) error) {
 }
 
 // freePorts returns n distinct loopback ports that were free a moment
-// ago (see onFreePorts).
+// ago (see onFreePorts and portPicker).
 func freePorts(t *testing.T, n int) []int {
-	var out []int
-	var lns []net.Listener
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		lns = append(lns, ln)
-		out = append(out, ln.Addr().(*net.TCPAddr).Port)
-	}
-	for _, ln := range lns {
-		ln.Close()
+	t.Helper()
+	out := make([]int, n)
+	for i := range out {
+		out[i] = freePort(t)
 	}
 	return out
 }
