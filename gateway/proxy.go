@@ -228,6 +228,9 @@ type proxyState struct {
 	// correlation off.
 	rt *reqTrace
 
+	// pctx is ctx carrying the state to the ReverseProxy's hooks
+	// (context.WithValue, without its allocation).
+	pctx    proxyCtx
 	reqBody bytes.Reader
 	mb      meteredBody
 	meter   provider.Meter
@@ -257,6 +260,20 @@ func (p *proxy) shared(sess *session) *proxySession {
 }
 
 type proxyStateKey struct{}
+
+// proxyCtx is a proxied request's context: its Value of proxyStateKey{}
+// is the request's state.
+type proxyCtx struct {
+	context.Context
+	st *proxyState
+}
+
+func (c *proxyCtx) Value(key any) any {
+	if _, ok := key.(proxyStateKey); ok {
+		return c.st
+	}
+	return c.Context.Value(key)
+}
 
 // idleTimeoutError cuts an answer that sent nothing for proxy.idle_timeout.
 type idleTimeoutError struct{ d time.Duration }
@@ -415,7 +432,11 @@ func (p *proxy) modifyResponse(resp *http.Response) error {
 		st.whole.mb = mb
 		resp.Body = &st.whole
 		resp.ContentLength = int64(len(body))
-		resp.Header["Content-Length"] = []string{strconv.Itoa(len(body))}
+		if cl := resp.Header["Content-Length"]; len(cl) == 1 {
+			cl[0] = strconv.Itoa(len(body)) // the response's own slice
+		} else {
+			resp.Header["Content-Length"] = []string{strconv.Itoa(len(body))}
+		}
 		// Recorded before any of it goes out: if the record cannot be
 		// written, the client gets a 503 (from proxyError), not a cut
 		// answer.
@@ -762,11 +783,11 @@ type providerDetail struct {
 // is plain: printable ASCII that encoding/json writes as it is.
 func (d *providerDetail) json() json.RawMessage {
 	if len(d.ToolUses) > 0 {
-		return audit.DetailJSON(d)
+		return d.reflectJSON()
 	}
 	for _, s := range [...]string{d.Error, d.Method, d.Model, d.Provider} {
 		if !plainJSON(s) {
-			return audit.DetailJSON(d)
+			return d.reflectJSON()
 		}
 	}
 	b := make([]byte, 0, 96+len(d.Error)+len(d.Model))
@@ -780,6 +801,14 @@ func (d *providerDetail) json() json.RawMessage {
 	b = strconv.AppendBool(append(b, `,"stream":`...), d.Stream)
 	b = strconv.AppendInt(append(b, `,"ttfb_ns":`...), d.TTFBNs, 10)
 	return append(b, '}')
+}
+
+// reflectJSON is audit.DetailJSON(d) of a copy, so that d itself does not
+// escape (and its caller's detail stays on the stack) when json takes
+// the plain path.
+func (d *providerDetail) reflectJSON() json.RawMessage {
+	c := *d
+	return audit.DetailJSON(&c)
 }
 
 // plainJSON reports whether encoding/json writes s as it is between its
@@ -1006,6 +1035,6 @@ func (p *proxy) handleProxy(w http.ResponseWriter, r *http.Request) {
 		})
 		defer st.headerTimer.Stop()
 	}
-	ctx = context.WithValue(ctx, proxyStateKey{}, st)
-	p.rp.ServeHTTP(finalOnly{w}, r.WithContext(ctx))
+	st.pctx = proxyCtx{Context: ctx, st: st}
+	p.rp.ServeHTTP(finalOnly{w}, r.WithContext(&st.pctx))
 }
