@@ -123,8 +123,9 @@ func CleanProxyPath(escaped string) (string, error) {
 
 // upstreamURL joins a checked path to the base and verifies the result
 // still points at the base's host and under its path.
-func upstreamURL(base *url.URL, path, rawQuery string) (*url.URL, error) {
-	u, err := url.Parse(base.String() + path)
+// baseString is base.String(), which a session keeps (baseURL).
+func upstreamURL(base *url.URL, baseString, path, rawQuery string) (*url.URL, error) {
+	u, err := url.Parse(baseString + path)
 	if err != nil || u.Scheme != base.Scheme || u.Host != base.Host || u.User != nil ||
 		!strings.HasPrefix(u.EscapedPath(), base.EscapedPath()+"/") {
 		return nil, errors.New("the path does not stay under the provider's base URL")
@@ -226,7 +227,8 @@ type proxyState struct {
 	cut  *budgetCut
 	// rt is the request's place in its session's traces; nil with
 	// correlation off.
-	rt *reqTrace
+	rt  *reqTrace
+	rtv reqTrace // what rt points to when set
 
 	// pctx is ctx carrying the state to the ReverseProxy's hooks
 	// (context.WithValue, without its allocation).
@@ -946,7 +948,7 @@ func (p *proxy) handleProxy(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad_path", err.Error())
 		return
 	}
-	target, err := upstreamURL(sess.base, rest, r.URL.RawQuery)
+	target, err := upstreamURL(sess.base, sess.baseString(), rest, r.URL.RawQuery)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "bad_path", err.Error())
 		return
@@ -1014,7 +1016,7 @@ func (p *proxy) handleProxy(w http.ResponseWriter, r *http.Request) {
 	ps := p.shared(sess)
 	st := &proxyState{sess: sess, ps: ps, secrets: ps.secrets, target: target, body: body.bytes(), start: time.Now(), ctx: ctx, client: r.Context(), cancel: cancel, method: r.Method, hold: bh}
 	var bypass []audit.Record
-	st.rt, bypass = p.o.Rec.traces.request(sess, st.body)
+	st.rt, bypass = p.o.Rec.traces.request(&st.rtv, sess, st.body)
 	for _, b := range bypass {
 		// What this request shows about the turn before: a finding, not
 		// the request's own record; the request goes ahead regardless.

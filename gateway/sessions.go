@@ -46,6 +46,7 @@ type session struct {
 	Provider profile.Provider
 	Agent    profile.Agent
 	base     *url.URL
+	baseStr  atomic.Pointer[string] // base.String(), once made (baseString)
 	key      credentials.Secret
 	hash     [32]byte
 	Created  time.Time
@@ -197,6 +198,17 @@ func (t *sessionTable) count() int {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	return len(t.byID)
+}
+
+// baseString is s.base.String(), made once: the proxy joins every
+// request's path to it.
+func (s *session) baseString() string {
+	if p := s.baseStr.Load(); p != nil {
+		return *p
+	}
+	v := s.base.String()
+	s.baseStr.Store(&v)
+	return v
 }
 
 // lookup finds the live session of a token. The map is keyed by the
