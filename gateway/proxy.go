@@ -233,6 +233,7 @@ type proxyState struct {
 	// pctx is ctx carrying the state to the ReverseProxy's hooks
 	// (context.WithValue, without its allocation).
 	pctx    proxyCtx
+	w       finalOnly // the client's writer as ReverseProxy gets it
 	reqBody bytes.Reader
 	mb      meteredBody
 	meter   provider.Meter
@@ -1038,5 +1039,6 @@ func (p *proxy) handleProxy(w http.ResponseWriter, r *http.Request) {
 		defer st.headerTimer.Stop()
 	}
 	st.pctx = proxyCtx{Context: ctx, st: st}
-	p.rp.ServeHTTP(finalOnly{w}, r.WithContext(&st.pctx))
+	st.w = finalOnly{w} // in st: a finalOnly{w} of its own would be boxed
+	p.rp.ServeHTTP(&st.w, r.WithContext(&st.pctx))
 }
