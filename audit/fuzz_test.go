@@ -3,6 +3,7 @@ package audit
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/json"
 	"net/url"
 	"slices"
 	"testing"
@@ -106,6 +107,43 @@ func FuzzCanonical(f *testing.F) {
 		// predecessor has another hash.
 		if bytes.Equal(ChainHash(ha, &ra), ChainHash(hb, &ra)) != bytes.Equal(ha, hb) {
 			t.Fatalf("chain hash does not depend on the previous hash")
+		}
+	})
+}
+
+// FuzzUsageKey holds UsageKey (and DetailModel), which walk a detail
+// without decoding it where they can, to what json.Unmarshal of it into
+// the two fields gives.
+func FuzzUsageKey(f *testing.F) {
+	for _, s := range []string{
+		`{"complete":true,"method":"POST","model":"claude-x","provider":"anthropic","stream":false,"ttfb_ns":12}`,
+		`{"model":"a","model":"b","Provider":"p"}`,
+		`{"MODEL":"m","PROVIDER":null,"x":[1,{"model":"no"}],"y":"\"}"}`,
+		`{"model":1,"provider":true}`,
+		`{"model":"caf\u00e9","provider":"p\\q"}`,
+		`{"mod\u0065l":"m"}`,
+		"{\"model\":\"\xff\"}",
+		` { "model" : "m" , "provider" : "p" } `,
+		`[{"model":"m"}]`,
+		`{"model":"m"`,
+		`null`,
+		`{}`,
+		``,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, detail []byte) {
+		var want struct {
+			Provider string `json:"provider"`
+			Model    string `json:"model"`
+		}
+		_ = json.Unmarshal(detail, &want)
+		p, m := UsageKey(detail)
+		if p != want.Provider || m != want.Model {
+			t.Fatalf("UsageKey(%q): got (%q, %q), want (%q, %q)", detail, p, m, want.Provider, want.Model)
+		}
+		if m := DetailModel(detail); m != want.Model {
+			t.Fatalf("DetailModel(%q): got %q, want %q", detail, m, want.Model)
 		}
 	})
 }

@@ -227,35 +227,40 @@ func (r *Record) Sanitize() {
 // a record without them (every record written before they existed)
 // encodes as it always did, so old logs still verify.
 func (r *Record) Canonical() []byte {
-	b := make([]byte, 0, 256+len(r.Detail))
+	return r.appendCanonical(make([]byte, 0, 256+len(r.Detail)))
+}
+
+// appendCanonical appends Canonical's encoding of r to b. It is written
+// out without closures or conversions so that a caller's stack buffer
+// stays on the stack: the chain hash of every commit goes through it.
+func (r *Record) appendCanonical(b []byte) []byte {
 	b = append(b, "ringlet-audit-v1"...)
-	u := func(v int64) { b = binary.BigEndian.AppendUint64(b, uint64(v)) }
-	s := func(v string) { u(int64(len(v))); b = append(b, v...) }
-	u(r.Seq)
-	u(r.Time.UnixNano())
-	s(r.Kind)
-	s(r.Profile)
-	s(r.Session)
-	s(r.Actor)
-	s(r.Target)
-	s(r.Decision)
-	u(r.Status)
-	u(int64(r.Duration))
-	u(r.BytesIn)
-	u(r.BytesOut)
-	u(r.TokensIn)
-	u(r.TokensOut)
-	u(r.TokensCacheRead)
-	u(r.TokensCacheWrite)
-	s(string(r.Detail))
+	b = binary.BigEndian.AppendUint64(b, uint64(r.Seq))
+	b = binary.BigEndian.AppendUint64(b, uint64(r.Time.UnixNano()))
+	b = appendCanonicalString(b, r.Kind)
+	b = appendCanonicalString(b, r.Profile)
+	b = appendCanonicalString(b, r.Session)
+	b = appendCanonicalString(b, r.Actor)
+	b = appendCanonicalString(b, r.Target)
+	b = appendCanonicalString(b, r.Decision)
+	for _, v := range [...]int64{r.Status, int64(r.Duration), r.BytesIn, r.BytesOut, r.TokensIn, r.TokensOut, r.TokensCacheRead, r.TokensCacheWrite} {
+		b = binary.BigEndian.AppendUint64(b, uint64(v))
+	}
+	b = binary.BigEndian.AppendUint64(b, uint64(len(r.Detail)))
+	b = append(b, r.Detail...)
 	if r.HasTrace() {
 		b = append(b, "trace"...)
-		s(r.TraceID)
-		s(r.SpanID)
-		s(r.ParentSpanID)
-		s(r.Link)
+		b = appendCanonicalString(b, r.TraceID)
+		b = appendCanonicalString(b, r.SpanID)
+		b = appendCanonicalString(b, r.ParentSpanID)
+		b = appendCanonicalString(b, r.Link)
 	}
 	return b
+}
+
+// appendCanonicalString appends v length-prefixed.
+func appendCanonicalString(b []byte, v string) []byte {
+	return append(binary.BigEndian.AppendUint64(b, uint64(len(v))), v...)
 }
 
 // HasTrace reports whether any trace field is set.
@@ -272,10 +277,10 @@ const (
 // ChainHash is SHA-256(prev || canonical(r)): the hash of r chained to
 // the record before it (Genesis for the first).
 func ChainHash(prev []byte, r *Record) []byte {
-	h := sha256.New()
-	h.Write(prev)
-	h.Write(r.Canonical())
-	return h.Sum(nil)
+	// Most records fit the stack buffer; a larger one grows on the heap.
+	var buf [1024]byte
+	sum := sha256.Sum256(r.appendCanonical(append(buf[:0], prev...)))
+	return sum[:]
 }
 
 // Genesis is the hash the first record of a log is chained to.

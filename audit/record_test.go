@@ -84,6 +84,13 @@ func TestChainHashGolden(t *testing.T) {
 	if got := hex.EncodeToString(ChainHash(Genesis(), &r)); got != want {
 		t.Errorf("chainHash of the reference record: got %s, want %s", got, want)
 	}
+	// The same with trace fields (the value the encoding gave before it
+	// was written without closures).
+	r.TraceID, r.SpanID, r.ParentSpanID, r.Link = "6a3b5c00aabbccddeeff001122334455", "0011223344556677", "8899aabbccddeeff", LinkCarried
+	const wantTrace = "7bdfcb856c5639e93cff0fb31842fe63589c565c42b802f38cba5768d7550259"
+	if got := hex.EncodeToString(ChainHash(Genesis(), &r)); got != wantTrace {
+		t.Errorf("chainHash of the reference record with trace fields: got %s, want %s", got, wantTrace)
+	}
 }
 
 // TestTraceFieldsCanonical: a record with trace fields hashes them, and
@@ -198,5 +205,31 @@ func TestDetailJSON(t *testing.T) {
 				t.Errorf("DetailJSON: got %q, want %q", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestChainHashAllocations: the chain hash runs in every commit; its
+// encoding stays on the stack, so a record costs one allocation (the
+// hash it returns). The ceiling leaves room for a runtime that boxes
+// differently; the closures it replaced made it four.
+func TestChainHashAllocations(t *testing.T) {
+	r := Record{Seq: 1, Time: time.Unix(1, 0), Kind: KindProviderRequest, Profile: "work", Session: "s-1",
+		Target: "/v1/messages", Decision: Allow, Detail: json.RawMessage(`{"complete":true,"method":"POST","model":"m","provider":"p","stream":false,"ttfb_ns":1}`),
+		TraceID: "6a3b5c00aabbccddeeff001122334455", SpanID: "0011223344556677"}
+	prev := Genesis()
+	if n := testing.AllocsPerRun(100, func() { ChainHash(prev, &r) }); n > 2 {
+		t.Errorf("ChainHash: got %v allocations, want at most 2", n)
+	}
+}
+
+// TestUsageKeyAllocations: the usage key of a plain detail costs its two
+// strings; json.Unmarshal made six.
+func TestUsageKeyAllocations(t *testing.T) {
+	d := json.RawMessage(`{"complete":true,"method":"POST","model":"claude-x","provider":"anthropic","stream":false,"ttfb_ns":12}`)
+	if n := testing.AllocsPerRun(100, func() { UsageKey(d) }); n > 3 {
+		t.Errorf("UsageKey: got %v allocations, want at most 3", n)
+	}
+	if p, m := UsageKey(d); p != "anthropic" || m != "claude-x" {
+		t.Errorf("UsageKey: got (%q, %q), want (anthropic, claude-x)", p, m)
 	}
 }

@@ -26,7 +26,13 @@ const (
 // (TraceWindow) instead of an index of its own, which would cost every
 // record's commit.
 func NewTraceID() string {
-	return fmt.Sprintf("%08x", uint32(time.Now().Unix())) + randomHex(12)
+	// fmt.Sprintf("%08x", second) + randomHex(12), in one allocation.
+	var b [TraceIDLen]byte
+	var raw [16]byte
+	binary.BigEndian.PutUint32(raw[:4], uint32(time.Now().Unix()))
+	randomBytes(raw[4:16])
+	hex.Encode(b[:], raw[:])
+	return string(b[:])
 }
 
 // TraceLifetime bounds how long after its start a trace's records are
@@ -56,13 +62,23 @@ func NewSpanID() string { return randomHex(SpanIDLen / 2) }
 // path.
 func randomHex(n int) string {
 	var b [16]byte
-	for i := 0; i < n; i += 8 {
-		binary.LittleEndian.PutUint64(b[i:], rand.Uint64()) //nolint:gosec // G404: ids name spans, they guard nothing
-	}
+	randomBytes(b[:n])
 	if n == SpanIDLen/2 && b[0]|b[1]|b[2]|b[3]|b[4]|b[5]|b[6]|b[7] == 0 {
 		b[7] = 1 // all zero is W3C's invalid id
 	}
-	return hex.EncodeToString(b[:n])
+	var h [32]byte
+	hex.Encode(h[:], b[:n])
+	return string(h[:2*n])
+}
+
+// randomBytes fills b from the runtime's generator, 8 bytes at a time
+// (the last word in part).
+func randomBytes(b []byte) {
+	for i := 0; i < len(b); i += 8 {
+		var w [8]byte
+		binary.LittleEndian.PutUint64(w[:], rand.Uint64()) //nolint:gosec // G404: ids name spans, they guard nothing
+		copy(b[i:], w[:])
+	}
 }
 
 // ValidTraceID reports whether s is a trace id: 32 lower-case hex digits,

@@ -37,12 +37,145 @@ const UsageHour = int64(time.Hour)
 // besides its hour, profile and session: the provider and the model named
 // in its detail.
 func UsageKey(detail json.RawMessage) (provider, model string) {
+	if p, m, ok := plainUsageKey(detail); ok {
+		return string(p), string(m)
+	}
 	var d struct {
 		Provider string `json:"provider"`
 		Model    string `json:"model"`
 	}
 	_ = json.Unmarshal(detail, &d) // a detail without them is counted under ""
 	return d.Provider, d.Model
+}
+
+// DetailModel is UsageKey's model alone.
+func DetailModel(detail json.RawMessage) string {
+	if _, m, ok := plainUsageKey(detail); ok {
+		return string(m)
+	}
+	_, m := UsageKey(detail)
+	return m
+}
+
+// plainUsageKey is UsageKey without json.Unmarshal's allocations (it runs
+// on every provider request's commit): a walk over the detail's
+// top-level members that yields what json.Unmarshal would, or ok false
+// where a member name or one of the two values carries an escape or a
+// byte outside printable ASCII (encoding/json folds and replaces those
+// in ways a byte compare does not), for json.Unmarshal to decode.
+// FuzzUsageKey holds the two equal.
+func plainUsageKey(b []byte) (provider, model []byte, ok bool) {
+	if !json.Valid(b) {
+		return nil, nil, true // json.Unmarshal fails and sets neither
+	}
+	i := skipJSONSpace(b, 0)
+	if b[i] != '{' {
+		return nil, nil, true // not an object: no member is set
+	}
+	i = skipJSONSpace(b, i+1)
+	if b[i] == '}' {
+		return nil, nil, true
+	}
+	for {
+		// b is valid JSON, so a member name begins at i.
+		key, end, plain := plainJSONString(b, i)
+		if !plain {
+			return nil, nil, false
+		}
+		i = skipJSONSpace(b, skipJSONSpace(b, end)+1) // past the ':'
+		var dst *[]byte
+		switch {
+		case equalFoldASCII(key, "provider"):
+			dst = &provider
+		case equalFoldASCII(key, "model"):
+			dst = &model
+		}
+		if dst != nil && b[i] == '"' {
+			v, vend, plain := plainJSONString(b, i)
+			if !plain {
+				return nil, nil, false
+			}
+			*dst, i = v, vend // a later duplicate wins, as in json.Unmarshal
+		} else {
+			// Any other value leaves a string field as it is.
+			i = skipJSONValue(b, i)
+		}
+		i = skipJSONSpace(b, i)
+		if b[i] == '}' {
+			return provider, model, true
+		}
+		i = skipJSONSpace(b, i+1) // past the ','
+	}
+}
+
+// plainJSONString returns the contents of the string that begins at
+// b[i] (a '"') and the index after it; plain is false when they hold an
+// escape or a byte outside printable ASCII.
+func plainJSONString(b []byte, i int) (s []byte, end int, plain bool) {
+	for j := i + 1; j < len(b); j++ {
+		switch c := b[j]; {
+		case c == '"':
+			return b[i+1 : j], j + 1, true
+		case c == '\\' || c < 0x20 || c >= 0x7f:
+			return nil, 0, false
+		}
+	}
+	return nil, 0, false
+}
+
+// skipJSONValue returns the index after the value that begins at b[i],
+// in a b known to be valid JSON.
+func skipJSONValue(b []byte, i int) int {
+	depth := 0
+	for ; i < len(b); i++ {
+		switch b[i] {
+		case '"':
+			for i++; b[i] != '"'; i++ {
+				if b[i] == '\\' {
+					i++
+				}
+			}
+			if depth == 0 {
+				return i + 1
+			}
+		case '{', '[':
+			depth++
+		case '}', ']':
+			if depth == 0 {
+				return i // the end of the enclosing object
+			}
+			depth--
+			if depth == 0 {
+				return i + 1
+			}
+		case ',', ' ', '\t', '\n', '\r':
+			if depth == 0 {
+				return i // the end of a number or literal
+			}
+		}
+	}
+	return i
+}
+
+func skipJSONSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// equalFoldASCII reports whether b is name (lower-case ASCII letters)
+// with any of its letters in upper case.
+func equalFoldASCII(b []byte, name string) bool {
+	if len(b) != len(name) {
+		return false
+	}
+	for i := range b {
+		if c := b[i]; c != name[i] && c+('a'-'A') != name[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // usageGroups sums usage by (key, provider, model) before pricing, so

@@ -92,7 +92,9 @@ func (c *recorder) record(ctx context.Context, r audit.Record) error {
 		}
 		return nil
 	}
-	ctx = context.WithoutCancel(ctx)
+	if ctx.Done() != nil { // a context that cannot end needs no detaching
+		ctx = context.WithoutCancel(ctx)
+	}
 	if c.waiting.Load() > 0 {
 		c.flushLater(ctx)
 	}

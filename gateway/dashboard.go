@@ -324,19 +324,15 @@ func (u *ui) observe(r audit.Record) {
 	if sess == nil {
 		return
 	}
-	var d struct {
-		Model    string `json:"model"`
-		Provider string `json:"provider"`
-	}
-	_ = json.Unmarshal(r.Detail, &d) // a detail of another shape names no model
+	model := audit.DetailModel(r.Detail) // a detail of another shape names no model
 	var usd float64
 	priced := false
 	if r.Kind == audit.KindProviderRequest && r.TokensIn+r.TokensOut+r.TokensCacheRead+r.TokensCacheWrite > 0 {
 		if prices, err := u.budgets.prices.recent(); err == nil {
-			usd, priced = prices.Cost(sess.Provider.ID, d.Model, r.TokensIn, r.TokensOut, r.TokensCacheRead, r.TokensCacheWrite)
+			usd, priced = prices.Cost(sess.Provider.ID, model, r.TokensIn, r.TokensOut, r.TokensCacheRead, r.TokensCacheWrite)
 		}
 	}
-	sess.acts.add(r, d.Model, usd, priced)
+	sess.acts.add(r, model, usd, priced)
 }
 
 // activity is what a session's records said of it: its spend and its
@@ -346,21 +342,30 @@ type activity struct {
 	tokensIn, tokensOut int64
 	usd                 float64
 	priced              bool
-	last                string
-	lastTime            time.Time
+	// last is the last action's parts; its line is made when a page
+	// shows it (line), not for every record.
+	last     lastAction
+	lastTime time.Time
+}
+
+type lastAction struct{ kind, target, model, decision string }
+
+// line is the line the Now page shows for an action.
+func (l lastAction) line() string {
+	line := l.kind
+	if l.target != "" {
+		line += " " + l.target
+	}
+	if l.model != "" {
+		line += " model=" + strconv.Quote(l.model)
+	}
+	if l.decision != "" && l.decision != audit.Allow {
+		line += " (" + l.decision + ")"
+	}
+	return clipAction(line)
 }
 
 func (a *activity) add(r audit.Record, model string, usd float64, priced bool) {
-	line := r.Kind
-	if r.Target != "" {
-		line += " " + r.Target
-	}
-	if model != "" {
-		line += " model=" + strconv.Quote(model)
-	}
-	if r.Decision != "" && r.Decision != audit.Allow {
-		line += " (" + r.Decision + ")"
-	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.tokensIn += r.TokensIn + r.TokensCacheRead + r.TokensCacheWrite
@@ -369,14 +374,14 @@ func (a *activity) add(r audit.Record, model string, usd float64, priced bool) {
 		a.usd += usd
 		a.priced = true
 	}
-	a.last, a.lastTime = clipAction(line), r.Time
+	a.last, a.lastTime = lastAction{r.Kind, r.Target, model, r.Decision}, r.Time
 }
 
 func (a *activity) fill(row *dashboard.SessionRow) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	row.TokensIn, row.TokensOut, row.USD, row.Priced = a.tokensIn, a.tokensOut, a.usd, a.priced
-	row.LastAction, row.LastActionTime = a.last, a.lastTime
+	row.LastAction, row.LastActionTime = a.last.line(), a.lastTime
 }
 
 // clipAction bounds a last action (agents choose model and tool names).

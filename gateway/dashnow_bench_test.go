@@ -42,7 +42,7 @@ func BenchmarkNowPage(b *testing.B) {
 			sess := &session{ID: id, Profile: profile.Profile{Alias: alias, Agent: "claude", Provider: "local"}, Provider: profile.Provider{ID: "local"},
 				hash: sha256.Sum256([]byte(id)), Created: now, Deadline: now.Add(24 * time.Hour), clock: s.sessions.clock, Sandboxed: i%3 == 0}
 			sess.ctx, sess.cancel = context.WithCancelCause(context.Background())
-			sess.acts.usd, sess.acts.priced, sess.acts.last, sess.acts.lastTime = 0.01, true, `provider.request model="m"`, now
+			sess.acts.usd, sess.acts.priced, sess.acts.last, sess.acts.lastTime = 0.01, true, lastAction{kind: "provider.request", model: "m"}, now
 			s.sessions.add(sess)
 		}
 		code, _ := s.logins.NewCode()

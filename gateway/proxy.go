@@ -123,8 +123,9 @@ func CleanProxyPath(escaped string) (string, error) {
 
 // upstreamURL joins a checked path to the base and verifies the result
 // still points at the base's host and under its path.
-func upstreamURL(base *url.URL, path, rawQuery string) (*url.URL, error) {
-	u, err := url.Parse(base.String() + path)
+// baseString is base.String(), which a session keeps (baseURL).
+func upstreamURL(base *url.URL, baseString, path, rawQuery string) (*url.URL, error) {
+	u, err := url.Parse(baseString + path)
 	if err != nil || u.Scheme != base.Scheme || u.Host != base.Host || u.User != nil ||
 		!strings.HasPrefix(u.EscapedPath(), base.EscapedPath()+"/") {
 		return nil, errors.New("the path does not stay under the provider's base URL")
@@ -226,8 +227,13 @@ type proxyState struct {
 	cut  *budgetCut
 	// rt is the request's place in its session's traces; nil with
 	// correlation off.
-	rt *reqTrace
+	rt  *reqTrace
+	rtv reqTrace // what rt points to when set
 
+	// pctx is ctx carrying the state to the ReverseProxy's hooks
+	// (context.WithValue, without its allocation).
+	pctx    proxyCtx
+	w       finalOnly // the client's writer as ReverseProxy gets it
 	reqBody bytes.Reader
 	mb      meteredBody
 	meter   provider.Meter
@@ -257,6 +263,20 @@ func (p *proxy) shared(sess *session) *proxySession {
 }
 
 type proxyStateKey struct{}
+
+// proxyCtx is a proxied request's context: its Value of proxyStateKey{}
+// is the request's state.
+type proxyCtx struct {
+	context.Context
+	st *proxyState
+}
+
+func (c *proxyCtx) Value(key any) any {
+	if _, ok := key.(proxyStateKey); ok {
+		return c.st
+	}
+	return c.Context.Value(key)
+}
 
 // idleTimeoutError cuts an answer that sent nothing for proxy.idle_timeout.
 type idleTimeoutError struct{ d time.Duration }
@@ -415,7 +435,11 @@ func (p *proxy) modifyResponse(resp *http.Response) error {
 		st.whole.mb = mb
 		resp.Body = &st.whole
 		resp.ContentLength = int64(len(body))
-		resp.Header["Content-Length"] = []string{strconv.Itoa(len(body))}
+		if cl := resp.Header["Content-Length"]; len(cl) == 1 {
+			cl[0] = strconv.Itoa(len(body)) // the response's own slice
+		} else {
+			resp.Header["Content-Length"] = []string{strconv.Itoa(len(body))}
+		}
 		// Recorded before any of it goes out: if the record cannot be
 		// written, the client gets a 503 (from proxyError), not a cut
 		// answer.
@@ -762,11 +786,11 @@ type providerDetail struct {
 // is plain: printable ASCII that encoding/json writes as it is.
 func (d *providerDetail) json() json.RawMessage {
 	if len(d.ToolUses) > 0 {
-		return audit.DetailJSON(d)
+		return d.reflectJSON()
 	}
 	for _, s := range [...]string{d.Error, d.Method, d.Model, d.Provider} {
 		if !plainJSON(s) {
-			return audit.DetailJSON(d)
+			return d.reflectJSON()
 		}
 	}
 	b := make([]byte, 0, 96+len(d.Error)+len(d.Model))
@@ -780,6 +804,14 @@ func (d *providerDetail) json() json.RawMessage {
 	b = strconv.AppendBool(append(b, `,"stream":`...), d.Stream)
 	b = strconv.AppendInt(append(b, `,"ttfb_ns":`...), d.TTFBNs, 10)
 	return append(b, '}')
+}
+
+// reflectJSON is audit.DetailJSON(d) of a copy, so that d itself does not
+// escape (and its caller's detail stays on the stack) when json takes
+// the plain path.
+func (d *providerDetail) reflectJSON() json.RawMessage {
+	c := *d
+	return audit.DetailJSON(&c)
 }
 
 // plainJSON reports whether encoding/json writes s as it is between its
@@ -917,7 +949,7 @@ func (p *proxy) handleProxy(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad_path", err.Error())
 		return
 	}
-	target, err := upstreamURL(sess.base, rest, r.URL.RawQuery)
+	target, err := upstreamURL(sess.base, sess.baseString(), rest, r.URL.RawQuery)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "bad_path", err.Error())
 		return
@@ -985,7 +1017,7 @@ func (p *proxy) handleProxy(w http.ResponseWriter, r *http.Request) {
 	ps := p.shared(sess)
 	st := &proxyState{sess: sess, ps: ps, secrets: ps.secrets, target: target, body: body.bytes(), start: time.Now(), ctx: ctx, client: r.Context(), cancel: cancel, method: r.Method, hold: bh}
 	var bypass []audit.Record
-	st.rt, bypass = p.o.Rec.traces.request(sess, st.body)
+	st.rt, bypass = p.o.Rec.traces.request(&st.rtv, sess, st.body)
 	for _, b := range bypass {
 		// What this request shows about the turn before: a finding, not
 		// the request's own record; the request goes ahead regardless.
@@ -1006,6 +1038,7 @@ func (p *proxy) handleProxy(w http.ResponseWriter, r *http.Request) {
 		})
 		defer st.headerTimer.Stop()
 	}
-	ctx = context.WithValue(ctx, proxyStateKey{}, st)
-	p.rp.ServeHTTP(finalOnly{w}, r.WithContext(ctx))
+	st.pctx = proxyCtx{Context: ctx, st: st}
+	st.w = finalOnly{w} // in st: a finalOnly{w} of its own would be boxed
+	p.rp.ServeHTTP(&st.w, r.WithContext(&st.pctx))
 }

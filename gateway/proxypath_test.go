@@ -124,7 +124,7 @@ func TestUpstreamURL(t *testing.T) {
 			if err != nil {
 				t.Fatalf("ParseBaseURL(%q): %v", tt.base, err)
 			}
-			u, err := upstreamURL(base, tt.path, tt.query)
+			u, err := upstreamURL(base, base.String(), tt.path, tt.query)
 			if tt.want == "" {
 				if err == nil {
 					t.Fatalf("upstreamURL(%q, %q): got %s, want an error", tt.base, tt.path, u)
@@ -173,7 +173,7 @@ func FuzzCleanProxyPath(f *testing.F) {
 				t.Fatal(err)
 			}
 			prefix := base.Path + "/"
-			u, err := upstreamURL(base, p, "")
+			u, err := upstreamURL(base, base.String(), p, "")
 			if err != nil {
 				if plainPath(p) {
 					t.Fatalf("upstreamURL(%s, %q): got error %v for a plain accepted path", b, p, err)

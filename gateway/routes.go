@@ -459,7 +459,8 @@ func (s *Server) gate(rt route, on surface, sock *session, next http.Handler) ht
 			// A use of the session, which renews it (the tools'
 			// requests are part of the /mcp request that began). An
 			// anonymous caller (the preflight) has none.
-			defer s.sessions.begin(c.sess)()
+			s.sessions.begin(c.sess)
+			defer s.sessions.finished(c.sess)
 		}
 		next.ServeHTTP(w, r)
 	})

@@ -152,14 +152,17 @@ func (s *session) stopTimer() {
 
 // begin marks a request of the session that the gate admitted: it
 // renews the session, which does not idle out while the request runs.
-// The returned func marks its end, the session's last use.
-func (ss *sessions) begin(sess *session) func() {
+// finished marks its end, the session's last use (a method rather than a
+// returned closure: it runs on every request).
+func (ss *sessions) begin(sess *session) {
 	sess.inFlight.Add(1)
 	ss.used(sess)
-	return func() {
-		sess.lastUsed.Store(ss.clock.Now().UnixNano())
-		sess.inFlight.Add(-1)
-	}
+}
+
+// finished marks the end of a request that begin marked.
+func (ss *sessions) finished(sess *session) {
+	sess.lastUsed.Store(ss.clock.Now().UnixNano())
+	sess.inFlight.Add(-1)
 }
 
 // used renews the session at each authenticated request. The store hears

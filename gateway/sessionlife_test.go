@@ -304,17 +304,16 @@ func TestSlidingExpiry(t *testing.T) {
 			w := newSlWorld(t, newSlDirs(t), a, time.Time{})
 			st := w.envSession(t, "work", tt.body)
 			sess := w.s.sessions.get(st.ID)
-			var done func()
 			for i, s := range tt.steps {
 				w.clock.Advance(s.advance)
 				if s.use && !w.admitted(t, st.Token) {
 					t.Fatalf("step %d: a request with the token was refused, want it admitted", i)
 				}
 				if s.hold {
-					done = w.s.sessions.begin(sess)
+					w.s.sessions.begin(sess)
 				}
 				if s.release {
-					done()
+					w.s.sessions.finished(sess)
 				}
 				// The timer ended it, or did not: the table says which,
 				// without a request that would renew it.

@@ -46,6 +46,7 @@ type session struct {
 	Provider profile.Provider
 	Agent    profile.Agent
 	base     *url.URL
+	baseStr  atomic.Pointer[string] // base.String(), once made (baseString)
 	key      credentials.Secret
 	hash     [32]byte
 	Created  time.Time
@@ -199,10 +200,23 @@ func (t *sessionTable) count() int {
 	return len(t.byID)
 }
 
+// baseString is s.base.String(), made once: the proxy joins every
+// request's path to it.
+func (s *session) baseString() string {
+	if p := s.baseStr.Load(); p != nil {
+		return *p
+	}
+	v := s.base.String()
+	s.baseStr.Store(&v)
+	return v
+}
+
 // lookup finds the live session of a token. The map is keyed by the
 // token's SHA-256, so a lookup reveals nothing about other tokens.
 func (t *sessionTable) lookup(tok string) *session {
-	h := sha256.Sum256([]byte(tok))
+	// A token of the usual size is copied to the stack, not the heap.
+	var buf [128]byte
+	h := sha256.Sum256(append(buf[:0], tok...))
 	t.mu.RLock()
 	s := t.byHash[h]
 	t.mu.RUnlock()

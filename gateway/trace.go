@@ -203,12 +203,17 @@ type reqTrace struct {
 // whose results its body carries back (the first one found is its
 // parent), or in a trace of its own. It also returns the hook.bypass
 // records of those calls that never reached a hook the profile's agent
-// should have asked.
-func (t *traces) request(sess *session, body []byte) (*reqTrace, []audit.Record) {
+// should have asked. The request's place is kept in into when it is not
+// nil (the proxy's per-request state, one allocation for all of it).
+func (t *traces) request(into *reqTrace, sess *session, body []byte) (*reqTrace, []audit.Record) {
 	if t == nil || t.off.Load() {
 		return nil, nil
 	}
-	rt := &reqTrace{t: t, session: sess.ID, span: audit.NewSpanID()}
+	rt := into
+	if rt == nil {
+		rt = new(reqTrace)
+	}
+	*rt = reqTrace{t: t, session: sess.ID, span: audit.NewSpanID()}
 	// The body is scanned, and the hooks read, outside the lock every
 	// session shares; only when the session has tool calls outstanding.
 	t.mu.Lock()

@@ -50,7 +50,7 @@ func TestHookRefusalIsNoBypass(t *testing.T) {
 			tr.hooked = func(string, string) bool { return true }
 			st := w.envSession(t, "work", "")
 			sess := w.s.sessions.get(st.ID)
-			rt, _ := tr.request(sess, []byte(`{}`))
+			rt, _ := tr.request(nil, sess, []byte(`{}`))
 			digest := provider.ArgsDigest([]byte(`{"command":"ls"}`))
 			rt.add(provider.ToolUse{ID: "toolu_1", Name: "Bash", InputDigest: digest})
 			rt.add(provider.ToolUse{ID: "toolu_2", Name: "Bash", InputDigest: digest})
@@ -60,7 +60,7 @@ func TestHookRefusalIsNoBypass(t *testing.T) {
 			if d := w.checkUse(t, st.Token, "toolu_2"); d.Allow {
 				t.Fatal("second call: allowed, want refused")
 			}
-			_, bypass := tr.request(sess, []byte(`{"messages":[{"content":[{"type":"tool_result","tool_use_id":"toolu_1"},{"type":"tool_result","tool_use_id":"toolu_2"}]}]}`))
+			_, bypass := tr.request(nil, sess, []byte(`{"messages":[{"content":[{"type":"tool_result","tool_use_id":"toolu_1"},{"type":"tool_result","tool_use_id":"toolu_2"}]}]}`))
 			if len(bypass) != 0 {
 				t.Errorf("hook.bypass for a call Ringlet refused: %+v", bypass)
 			}
@@ -80,7 +80,7 @@ func TestHookCheckBoundToItsToolUse(t *testing.T) {
 	tr := newTraces(nil)
 	tr.hooked = func(string, string) bool { return true }
 	sess := &session{ID: "s1", Profile: profile.Profile{Alias: "work"}, Agent: profile.Agent{ID: "claude"}}
-	rt, _ := tr.request(sess, []byte(`{}`))
+	rt, _ := tr.request(nil, sess, []byte(`{}`))
 	bash := provider.ArgsDigest([]byte(`{"command":"rm -rf ~"}`))
 	rt.add(provider.ToolUse{ID: "toolu_other_tool", Name: "Bash", InputDigest: bash})
 	rt.add(provider.ToolUse{ID: "toolu_other_input", Name: "Bash", InputDigest: bash})
@@ -111,7 +111,7 @@ func TestHookCheckBoundToItsToolUse(t *testing.T) {
 	if l := tr.mcpCall(sess, "toolu_other_tool", "up__echo", []byte(`{"text":"hi"}`)); l.allowed {
 		t.Error("an MCP call under a tool_use checked as another tool: allowed")
 	}
-	_, bypass := tr.request(sess, []byte(`{"messages":[{"content":[`+
+	_, bypass := tr.request(nil, sess, []byte(`{"messages":[{"content":[`+
 		`{"tool_use_id":"toolu_other_tool"},{"tool_use_id":"toolu_other_input"},{"tool_use_id":"toolu_post"},{"tool_use_id":"toolu_ok"},{"tool_use_id":"toolu_mcp"},{"tool_use_id":"toolu_nodigest"}]}]}`))
 	var flagged []string
 	for _, r := range bypass {
@@ -142,13 +142,13 @@ func TestTracesReadHooksOutsideTheLock(t *testing.T) {
 			}
 			slow := &session{ID: "slow", Profile: profile.Profile{Alias: "work"}, Agent: profile.Agent{ID: "claude"}}
 			other := &session{ID: "other", Profile: profile.Profile{Alias: "work"}, Agent: profile.Agent{ID: "claude"}}
-			rt, _ := tr.request(slow, []byte(`{}`))
+			rt, _ := tr.request(nil, slow, []byte(`{}`))
 			rt.add(provider.ToolUse{ID: "toolu_1", Name: "Bash"})
 			done := make(chan struct{})
 			go func() {
 				defer close(done)
 				if step == "request" {
-					_, _ = tr.request(slow, []byte(`{"tool_use_id":"toolu_1"}`))
+					_, _ = tr.request(nil, slow, []byte(`{"tool_use_id":"toolu_1"}`))
 					return
 				}
 				end := audit.Record{Kind: audit.KindSessionEnd, Session: "slow"}
@@ -158,7 +158,7 @@ func TestTracesReadHooksOutsideTheLock(t *testing.T) {
 			placed := make(chan struct{})
 			go func() {
 				defer close(placed)
-				_, _ = tr.request(other, []byte(`{}`))
+				_, _ = tr.request(nil, other, []byte(`{}`))
 				r := audit.Record{Kind: audit.KindToolCall, Session: "other"}
 				tr.stamp(context.Background(), &r)
 			}()

@@ -45,7 +45,7 @@ func TestBypassFindingsWait(t *testing.T) {
 			tr.hooked = func(string, string) bool { return true }
 			c := &recorder{audit: a, bus: newEventBus(), log: slog.New(slog.DiscardHandler), traces: tr}
 			sess := &session{ID: "s1", Profile: profile.Profile{Alias: "work"}, Agent: profile.Agent{ID: "claude"}}
-			rt, _ := tr.request(sess, []byte(`{}`))
+			rt, _ := tr.request(nil, sess, []byte(`{}`))
 			rt.add(provider.ToolUse{ID: "toolu_1", Name: "Bash"})
 			tc.end(c, a, audit.Record{Kind: audit.KindSessionEnd, Session: "s1", Profile: "work"})
 			if err := c.record(context.Background(), audit.Record{Kind: audit.KindToolCall, Profile: "work"}); err != nil {

@@ -23,7 +23,7 @@ func TestTracesBypassAndLinks(t *testing.T) {
 	tr.hooked = func(alias, agent string) bool { return agent == "claude" }
 	sess := &session{ID: "s1", Profile: profile.Profile{Alias: "work"}, Agent: profile.Agent{ID: "claude"}}
 
-	rt, bypass := tr.request(sess, []byte(`{"messages":[{"role":"user","content":"hi"}]}`))
+	rt, bypass := tr.request(nil, sess, []byte(`{"messages":[{"role":"user","content":"hi"}]}`))
 	if len(bypass) != 0 || rt.parent != "" || !audit.ValidTraceID(rt.trace) {
 		t.Fatalf("first request: %+v %v, want a new root trace", rt, bypass)
 	}
@@ -49,7 +49,7 @@ func TestTracesBypassAndLinks(t *testing.T) {
 		t.Errorf("egress: %+v, want under the latest open tool call", egress)
 	}
 
-	next, bypass := tr.request(sess, []byte(`{"messages":[{"content":[{"type":"tool_result","tool_use_id":"toolu_checked"},{"type":"tool_result","tool_use_id":"toolu_skipped"}]}]}`))
+	next, bypass := tr.request(nil, sess, []byte(`{"messages":[{"content":[{"type":"tool_result","tool_use_id":"toolu_checked"},{"type":"tool_result","tool_use_id":"toolu_skipped"}]}]}`))
 	if next.trace != rt.trace || next.parent != rt.uses[0].SpanID || next.link != audit.LinkCarried {
 		t.Errorf("next request: %+v, want under the first result's tool_use", next)
 	}
@@ -68,9 +68,9 @@ func TestTracesBypassAndLinks(t *testing.T) {
 
 	// A profile whose agent is not expected to ask: no findings.
 	codex := &session{ID: "s2", Profile: profile.Profile{Alias: "work"}, Agent: profile.Agent{ID: "codex"}}
-	rt2, _ := tr.request(codex, []byte(`{}`))
+	rt2, _ := tr.request(nil, codex, []byte(`{}`))
 	rt2.add(provider.ToolUse{ID: "call_1", Name: "exec"})
-	if _, bypass := tr.request(codex, []byte(`{"input":[{"type":"function_call_output","call_id":"call_1"}]}`)); len(bypass) != 0 {
+	if _, bypass := tr.request(nil, codex, []byte(`{"input":[{"type":"function_call_output","call_id":"call_1"}]}`)); len(bypass) != 0 {
 		t.Errorf("codex session: %+v, want no bypass", bypass)
 	}
 

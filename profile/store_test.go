@@ -332,3 +332,17 @@ func TestEnsureHomeDirs(t *testing.T) {
 		t.Error("a directory outside HOME: got no error, want one")
 	}
 }
+
+// TestStorePathIsJoin: path concatenates where it can; what it gives is
+// still what filepath.Join gives.
+func TestStorePathIsJoin(t *testing.T) {
+	t.Parallel()
+	for _, dir := range []string{"/", "/etc/ringlet/", "rel/../cfg", ".", ""} {
+		s := NewStore(dir, dir)
+		for _, alias := range []string{"work", "", ".", "..", "a/b", "../x", "a..b", "-x"} {
+			if got, want := s.path(alias), filepath.Join(s.dir, alias+".toml"); got != want {
+				t.Errorf("path(%q) under %q: got %q, want %q", alias, s.dir, got, want)
+			}
+		}
+	}
+}

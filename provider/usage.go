@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"strings"
+	"sync"
 )
 
 // Wire formats.
@@ -41,7 +42,8 @@ const maxLine = 4 << 20
 // fails and never holds data back; Usage is valid after the last Write.
 type Meter struct {
 	sse      bool
-	buf      []byte // partial SSE line, or the JSON body
+	buf      []byte  // partial SSE line, or the JSON body
+	bodyBuf  *[]byte // from jsonBodies, holding buf's array; Usage returns it
 	overflow bool
 	event    string // current SSE event name
 	u        Usage
@@ -65,14 +67,26 @@ func (m *Meter) Reset(contentType string) {
 	*m = Meter{sse: strings.HasPrefix(strings.ToLower(strings.TrimSpace(contentType)), "text/event-stream")}
 }
 
+// jsonBodies are the buffers that JSON bodies are gathered in until Usage
+// reads them: every non-streamed answer needs one, for as long as it
+// takes to arrive. Only buffers of up to maxPooledBody go back, so the
+// pool never pins a large answer's memory (and the GC empties it).
+var jsonBodies = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
+
+const maxPooledBody = 64 << 10
+
 // Write feeds the next bytes of the body.
 func (m *Meter) Write(p []byte) (int, error) {
 	n := len(p)
 	if !m.sse {
 		if !m.overflow {
 			if len(m.buf)+len(p) > maxLine {
-				m.overflow, m.buf = true, nil
+				m.overflow, m.buf, m.bodyBuf = true, nil, nil
 			} else {
+				if m.bodyBuf == nil && len(m.buf) == 0 && len(p) > 0 {
+					m.bodyBuf = jsonBodies.Get().(*[]byte)
+					m.buf = (*m.bodyBuf)[:0]
+				}
 				m.buf = append(m.buf, p...)
 			}
 		}
@@ -115,7 +129,13 @@ func (m *Meter) Usage() Usage {
 		if m.Tools != nil {
 			m.answerToolUses(m.buf)
 		}
-		m.buf = nil
+		// Nothing read from the body refers to it: the usage's and the
+		// tool calls' strings are copies.
+		if m.bodyBuf != nil && cap(m.buf) <= maxPooledBody {
+			*m.bodyBuf = m.buf[:0]
+			jsonBodies.Put(m.bodyBuf)
+		}
+		m.buf, m.bodyBuf = nil, nil
 	}
 	if m.sse && m.Tools != nil {
 		m.endTools()

@@ -2,6 +2,7 @@ package provider
 
 import (
 	"bytes"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -429,4 +430,38 @@ func FuzzMeter(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestMeterJSONBufferReused: the buffer a JSON body is gathered in goes
+// back to its pool after Usage, and the next body starts empty in it.
+// The allocation count is a ceiling, not a timing: the meter's own
+// copy of the body was one more per answer.
+func TestMeterJSONBufferReused(t *testing.T) {
+	answer := func(in int) []byte {
+		return []byte(`{"model":"claude-x","content":[{"type":"text","text":"` + strings.Repeat("x", 900) +
+			`"}],"usage":{"input_tokens":` + strconv.Itoa(in) + `,"output_tokens":2}}`)
+	}
+	var m Meter
+	for _, in := range []int{10, 20, 30} {
+		m.Reset("application/json")
+		body := answer(in)
+		_, _ = m.Write(body[:100])
+		_, _ = m.Write(body[100:])
+		if u := m.Usage(); u.Input != int64(in) || u.Model != "claude-x" || !u.Complete {
+			t.Fatalf("answer %d: got %+v, want %d input tokens of claude-x, complete", in, u, in)
+		}
+	}
+	if raceEnabled {
+		return // the pool drops buffers at random under -race
+	}
+	body := answer(40)
+	n := testing.AllocsPerRun(100, func() {
+		m.Reset("application/json")
+		_, _ = m.Write(body)
+		m.Usage()
+	})
+	// answerUsage's: its wire body, the usage and the model's string.
+	if n > 3 {
+		t.Errorf("a JSON answer's usage: got %v allocations, want at most 3", n)
+	}
 }

@@ -8,6 +8,7 @@ package auditlog
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -609,7 +610,12 @@ func (l *Log) write(batch []*pending) (recs []audit.Record, err error) {
 		seq++
 		r.Seq = seq
 		h := audit.ChainHash(prev, r)
-		r.PrevHash, r.Hash = hex.EncodeToString(prev), hex.EncodeToString(h)
+		if i > 0 {
+			r.PrevHash = recs[i-1].Hash // hexHash(prev): prev is that record's hash
+		} else {
+			r.PrevHash = hexHash(prev)
+		}
+		r.Hash = hexHash(h)
 		if err := l.bindInsert(r, prev, h); err != nil {
 			return nil, l.describe(err)
 		}
@@ -682,6 +688,16 @@ func (l *Log) readTip() (int64, []byte, error) {
 	seq := l.tip.ColumnInt64(0)
 	h := append([]byte(nil), l.tip.ColumnRawBlob(1)...)
 	return seq, h, nil
+}
+
+// hexHash is hex.EncodeToString(h) in one allocation instead of two:
+// every record of every commit takes two.
+func hexHash(h []byte) string {
+	var buf [2 * sha256.Size]byte
+	if len(h) > sha256.Size {
+		return hex.EncodeToString(h)
+	}
+	return string(buf[:hex.Encode(buf[:], h)])
 }
 
 // recordHash is the hash of record seq in hex, "" if there is none.
