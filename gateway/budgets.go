@@ -447,12 +447,18 @@ func (b *budgets) kill(ctx context.Context, sess *session, ref *budget.Refusal) 
 // tool-call cap runs, and its answer reaches the agent, before the kill
 // cancels the session's requests and closes its socket.
 type killsAfter struct {
-	mu   sync.Mutex
-	fns  []func()
-	done bool
+	mu    sync.Mutex
+	fns   []func()
+	done  bool
+	timer *time.Timer
 }
 
 type killsAfterKey struct{}
+
+// answerWait bounds how long a kill waits, once its request's handler
+// returned, for the answer to be written to its end: an agent that does
+// not read the end of its answer does not hold its kill off.
+const answerWait = 5 * time.Second
 
 // withKillsAfter returns ctx holding a killsAfter, and what runs its
 // kills (any added later run at once).
@@ -472,6 +478,31 @@ func (k *killsAfter) add(fn func()) bool {
 	return true
 }
 
+// pending reports whether a kill waits; with none, the request is done
+// with killsAfter (a kill added later runs at once).
+func (k *killsAfter) pending() bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if len(k.fns) == 0 {
+		k.done = true
+	}
+	return len(k.fns) > 0
+}
+
+// fire runs the kills that wait, once; any added later run at once.
+func (k *killsAfter) fire() {
+	k.mu.Lock()
+	fns := k.fns
+	k.fns, k.done = nil, true
+	if k.timer != nil {
+		k.timer.Stop()
+	}
+	k.mu.Unlock()
+	for _, fn := range fns {
+		fn()
+	}
+}
+
 // run runs the kills added so far, after first, which is called only when
 // there is one: first flushes the answer out before the kill closes the
 // socket under it. Flushing every answer instead would make net/http send
@@ -479,20 +510,33 @@ func (k *killsAfter) add(fn func()) bool {
 // closes the body at the JSON's end before that write arrives cannot
 // reuse its connection: a new TCP connection for about every other call.
 func (k *killsAfter) run(first func()) {
-	k.mu.Lock()
-	fns := k.fns
-	k.fns, k.done = nil, true
-	k.mu.Unlock()
-	if len(fns) > 0 {
+	if k.pending() {
 		first()
 	}
-	for _, fn := range fns {
-		fn()
-	}
+	k.fire()
 }
 
-// answerThenRun is run with first flushing the handler's answer w.
-func (k *killsAfter) answerThenRun(w http.ResponseWriter) {
+// answerThenRun runs the kills once the handler's answer w is out. On a
+// session's socket, whose connections a kill closes at once, a flush is
+// not enough: an answer net/http sends chunked ends in a write made only
+// after the handler returns, and a client that misses it has lost the
+// answer (fetch's res.json() fails). There the kills wait until the
+// connection's answer is written to its end (afterAnswer), or answerWait.
+func (k *killsAfter) answerThenRun(ctx context.Context, w http.ResponseWriter) {
+	if a, ok := ctx.Value(afterAnswerKey{}).(*afterAnswer); ok {
+		k.mu.Lock()
+		waits := len(k.fns) > 0
+		if waits {
+			k.timer = time.AfterFunc(answerWait, k.fire)
+		} else {
+			k.done = true
+		}
+		k.mu.Unlock()
+		if waits {
+			a.later(k.fire)
+		}
+		return
+	}
 	k.run(func() {
 		if f, ok := w.(http.Flusher); ok {
 			f.Flush()

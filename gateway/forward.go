@@ -106,6 +106,7 @@ func (ss *sessions) serveSocket(sess *session, dir string) (string, error) {
 		return "", err
 	}
 	handler := ss.o.Socket(sess)
+	var conns sync.Map // net.Conn -> *afterAnswer
 	sk := &sessionSocket{dir: dir, path: path, done: make(chan struct{}),
 		srv: &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10,
 			BaseContext: func(net.Listener) context.Context {
@@ -113,7 +114,22 @@ func (ss *sessions) serveSocket(sess *session, dir string) (string, error) {
 			},
 			ConnContext: func(ctx context.Context, c net.Conn) context.Context {
 				ss.learnTree(sess, c)
-				return ctx
+				a := &afterAnswer{}
+				conns.Store(c, a)
+				return context.WithValue(ctx, afterAnswerKey{}, a)
+			},
+			// An answer is written to its end once its connection is
+			// idle (or gone): what waited for it runs then.
+			ConnState: func(c net.Conn, st http.ConnState) {
+				if st != http.StateIdle && st != http.StateClosed && st != http.StateHijacked {
+					return
+				}
+				if a, ok := conns.Load(c); ok {
+					a.(*afterAnswer).run()
+				}
+				if st != http.StateIdle {
+					conns.Delete(c)
+				}
 			}}}
 	ss.sockMu.Lock()
 	ss.sockets[sess.ID] = sk
@@ -198,5 +214,35 @@ func (ss *sessions) learnTree(sess *session, c net.Conn) {
 	// has stopped (closeSocket waits for it), so it is never left behind.
 	if !sess.tree.CompareAndSwap(nil, t) {
 		t.Close()
+	}
+}
+
+// afterAnswer holds what waits, on one connection of a session's socket,
+// for the answer being written on it to reach its end: the kills its
+// request's budget asked for (killsAfter.answerThenRun), which close the
+// connection. They run when net/http is done with the answer: the
+// connection idle, closed or hijacked.
+type afterAnswer struct {
+	mu  sync.Mutex
+	fns []func()
+}
+
+type afterAnswerKey struct{}
+
+// later keeps fn until the answer is written.
+func (a *afterAnswer) later(fn func()) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.fns = append(a.fns, fn)
+}
+
+// run runs what waited, once.
+func (a *afterAnswer) run() {
+	a.mu.Lock()
+	fns := a.fns
+	a.fns = nil
+	a.mu.Unlock()
+	for _, fn := range fns {
+		fn()
 	}
 }

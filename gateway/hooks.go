@@ -248,7 +248,7 @@ func (hk *hooks) handleHookCheck(w http.ResponseWriter, r *http.Request) {
 		// send its next check at once).
 		hold.release()
 		// Out before a kill closes the session's socket under it.
-		killsAfter.answerThenRun(w)
+		killsAfter.answerThenRun(ctx, w)
 	}()
 	// Placed (and its tool call marked checked) before a rate limit or a
 	// budget can refuse it: the agent still sends the refused call's

@@ -282,7 +282,7 @@ func (g *mcpGateway) handleMCP(w http.ResponseWriter, r *http.Request) {
 	// ran and its answer went out, not under it (which would cut the
 	// call that fits the cap).
 	ctx, killsAfter := withKillsAfter(ctx)
-	defer killsAfter.answerThenRun(w)
+	defer killsAfter.answerThenRun(ctx, w)
 	g.srv.ServeHTTP(w, r.WithContext(mcp.WithCaller(ctx, caller)))
 }
 

@@ -281,13 +281,18 @@ func (ss *sessions) writeRenewals(done chan struct{}) {
 	}
 }
 
-// put writes sess to the store while it lives. Under its endMu, so that
-// a session that ends meanwhile is taken out after this write, never put
-// back by it (forget runs once ended is set).
+// put writes sess to the store while it lives. Under its storeMu, so
+// that a session that ends meanwhile is taken out after this write, never
+// put back by it (forget runs once ended is set, and waits for the
+// write). Not under endMu: a kill, revoke or end that waited for a store
+// write (a disk that hangs) would not cut the session at once.
 func (ss *sessions) put(sess *session) error {
+	sess.storeMu.Lock()
+	defer sess.storeMu.Unlock()
 	sess.endMu.Lock()
-	defer sess.endMu.Unlock()
-	if sess.ended {
+	ended := sess.ended
+	sess.endMu.Unlock()
+	if ended {
 		return nil
 	}
 	return ss.o.Store.Put(context.Background(), sess.stored())
@@ -319,6 +324,8 @@ func (ss *sessions) forget(sess *session) {
 	if !sess.durable {
 		return
 	}
+	sess.storeMu.Lock()
+	defer sess.storeMu.Unlock()
 	if err := ss.o.Store.Delete(context.Background(), sess.ID); err != nil {
 		ss.o.Log.Error("could not take an ended session out of the store; the next start refuses it by the audit log", "session", sess.ID, "err", err)
 	}
@@ -343,13 +350,17 @@ func (ss *sessions) stopAll(reason string) int {
 			ss.end(context.Background(), sess.ID, reason, audit.ActorDaemon)
 			continue
 		}
+		// A write of its renewal in progress lands before the one below.
+		sess.storeMu.Lock()
 		sess.endMu.Lock()
 		if sess.ended {
 			sess.endMu.Unlock()
+			sess.storeMu.Unlock()
 			continue
 		}
 		sess.ended = true
 		sess.endMu.Unlock()
+		sess.storeMu.Unlock()
 		ss.remove(sess.ID)
 		st := sess.stored()
 		if launch {

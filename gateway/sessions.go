@@ -108,6 +108,11 @@ type session struct {
 	ended  bool
 	endWhy string
 	killed bool
+	// storeMu orders the session's writes to the store (put, forget,
+	// stopAll's keep), so that none lands after a later one. It is never
+	// taken under endMu: an end must not wait for the disk before it
+	// cuts the session.
+	storeMu sync.Mutex
 	// tree is its sandbox's process tree, once its forwarder has
 	// connected to its socket (sandbox.PeerTree); the kill switch ends it.
 	tree atomic.Pointer[sandbox.Tree]

@@ -57,7 +57,10 @@ type Options struct {
 	// returns once its record is committed, whatever OnCommit is doing.
 	// Up to deliveryQueue batches wait for it; past that, commits wait
 	// (nothing is dropped). Close returns after its last call. It should
-	// not block: while it does, later batches wait, and then commits.
+	// not block: while it does, later batches wait, and then commits. It
+	// must not Append, nor wait for anything that does (a lock held
+	// around an Append): with the queue full, that Append's commit waits
+	// for OnCommit, which waits for it. Close must not be called from it.
 	OnCommit func([]audit.Record)
 	// deliveryQueue is how many committed batches may wait for OnCommit;
 	// 0 is defaultDeliveryQueue, -1 none (tests: every commit then waits

@@ -173,7 +173,17 @@ func (l *Log) catchUpUsage(tip int64) (err error) {
 	if err != nil {
 		return err
 	}
-	if through >= tip {
+	if through > tip {
+		// The summary counts records the log no longer holds: its tail
+		// was cut and then accepted with a new epoch. It is summed again
+		// from the records there are; kept, it would count the lost
+		// records and miss the new ones up to its through_seq.
+		if err := l.db.Exec(`DELETE FROM usage_hours; UPDATE usage_state SET through_seq = 0 WHERE id = 1`); err != nil {
+			return err
+		}
+		through = 0
+	}
+	if through == tip {
 		l.usageSaved = through
 		return l.db.Exec("COMMIT")
 	}
