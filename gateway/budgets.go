@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -451,6 +452,8 @@ type killsAfter struct {
 	fns   []func()
 	done  bool
 	timer *time.Timer
+	// bounded is set once the answer's writes have a deadline.
+	bounded atomic.Bool
 }
 
 type killsAfterKey struct{}
@@ -477,6 +480,57 @@ func (k *killsAfter) add(fn func()) bool {
 	k.fns = append(k.fns, fn)
 	return true
 }
+
+// waiting reports whether a kill waits for the answer.
+func (k *killsAfter) waiting() bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return len(k.fns) > 0
+}
+
+// bound gives the answer's writes to w at most answerWait from now once a
+// kill waits for them, so that an agent that does not read the answer of
+// the call that reached its cap does not hold its kill off: the write
+// fails, the handler returns and the kill runs. net/http clears the
+// deadline when the request is done, so a connection that lives on is
+// not affected.
+func (k *killsAfter) bound(w http.ResponseWriter) {
+	if k.bounded.Load() || !k.waiting() || k.bounded.Swap(true) {
+		return
+	}
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(answerWait))
+}
+
+// writer is w, its writes bounded (bound) once a kill waits for them.
+func (k *killsAfter) writer(w http.ResponseWriter) http.ResponseWriter {
+	return &killBoundWriter{ResponseWriter: w, k: k}
+}
+
+// killBoundWriter is killsAfter.writer's ResponseWriter.
+type killBoundWriter struct {
+	http.ResponseWriter
+	k *killsAfter
+}
+
+func (b *killBoundWriter) WriteHeader(code int) {
+	b.k.bound(b.ResponseWriter)
+	b.ResponseWriter.WriteHeader(code)
+}
+
+func (b *killBoundWriter) Write(p []byte) (int, error) {
+	b.k.bound(b.ResponseWriter)
+	return b.ResponseWriter.Write(p)
+}
+
+func (b *killBoundWriter) Flush() {
+	b.k.bound(b.ResponseWriter)
+	if f, ok := b.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// Unwrap is for http.ResponseController.
+func (b *killBoundWriter) Unwrap() http.ResponseWriter { return b.ResponseWriter }
 
 // pending reports whether a kill waits; with none, the request is done
 // with killsAfter (a kill added later runs at once).
@@ -523,6 +577,7 @@ func (k *killsAfter) run(first func()) {
 // answer (fetch's res.json() fails). There the kills wait until the
 // connection's answer is written to its end (afterAnswer), or answerWait.
 func (k *killsAfter) answerThenRun(ctx context.Context, w http.ResponseWriter) {
+	k.bound(w)
 	if a, ok := ctx.Value(afterAnswerKey{}).(*afterAnswer); ok {
 		k.mu.Lock()
 		waits := len(k.fns) > 0

@@ -1,13 +1,18 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/mark3labs/mcp-go/client"
 	"github.com/mark3labs/mcp-go/client/transport"
@@ -18,64 +23,97 @@ import (
 	"github.com/neullabs/ringlet/sandbox"
 )
 
+// capWorld is an MCP world whose profile work has an upstream with an
+// echo tool and a session tool-call cap of 2 (kill action).
+// The upstream's program is bin.
+func capWorld(t *testing.T) (w *mcpWorld, bin string) {
+	bin = buildTestServer(t)
+	w = newMCPWorld(t)
+	body, _ := json.Marshal(api.MCPServerRequest{Profile: "work", Name: "up", Command: []string{bin}})
+	if status, text := w.rest(t, testToken, "POST", "/api/mcp/servers", string(body)); status != http.StatusCreated {
+		t.Fatalf("POST /api/mcp/servers: %d %s", status, text)
+	}
+	w.setBudget(t, "work", budget.Budget{Session: budget.Limits{ToolCalls: 2}, OnExhaust: budget.ActionKill})
+	return w, bin
+}
+
+// capCall is a session of a capWorld, reached over via ("tcp" or
+// "socket"), that made its first tool call: the next one reaches the cap.
+type capCall struct {
+	id, tok, base string
+	dial          func(ctx context.Context) (net.Conn, error)
+	hc            *http.Client
+	mcpSession    string
+}
+
+func newCapCall(t *testing.T, w *mcpWorld, via string) *capCall {
+	t.Helper()
+	id, tok := w.session(t, "work")
+	cc := &capCall{id: id, tok: tok, base: w.ts.URL}
+	cc.dial = func(ctx context.Context) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "tcp", strings.TrimPrefix(w.ts.URL, "http://"))
+	}
+	if via == "socket" {
+		path, err := w.s.sessions.openSocket(w.s.sessions.get(id))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cc.base = "http://127.0.0.1:" + itoaInt(sandbox.ForwarderPort)
+		cc.dial = func(ctx context.Context) (net.Conn, error) { return (&net.Dialer{}).DialContext(ctx, "unix", path) }
+	}
+	tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) { return cc.dial(ctx) }}
+	t.Cleanup(tr.CloseIdleConnections)
+	cc.hc = &http.Client{Transport: tr}
+	c, err := client.NewStreamableHttpClient(cc.base+"/mcp", transport.WithHTTPHeaders(map[string]string{"Authorization": "Bearer " + tok}),
+		transport.WithHTTPBasicClient(cc.hc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if err := c.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Initialize(t.Context(), mcpgo.InitializeRequest{}); err != nil {
+		t.Fatalf("initialize: %v", err)
+	}
+	if text, isErr := callTool(t, c, "up__echo", map[string]any{"text": "first"}); isErr {
+		t.Fatalf("first call: %s", text)
+	}
+	cc.mcpSession = c.GetSessionId()
+	return cc
+}
+
+// request is the tools/call of the upstream's tool with args, as the
+// agent sends it.
+func (cc *capCall) request(t *testing.T, tool string, args map[string]any) *http.Request {
+	t.Helper()
+	msg, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": 77, "method": "tools/call",
+		"params": map[string]any{"name": "up__" + tool, "arguments": args}})
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, cc.base+"/mcp", strings.NewReader(string(msg)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range map[string]string{"Authorization": "Bearer " + cc.tok, "Content-Type": "application/json",
+		"Accept": "application/json, text/event-stream", "Mcp-Session-Id": cc.mcpSession, "Mcp-Protocol-Version": "2025-11-25"} {
+		req.Header.Set(k, v)
+	}
+	return req
+}
+
 // TestMCPAnswerBeforeKillIsWhole: the tools/call that reaches a session's
 // tool-call cap (kill action) is answered in full, to the end of its HTTP
 // message, before the kill: over TCP and over the session's socket (which
 // the kill closes with every connection on it), for an answer within
 // net/http's 2 KiB buffer and one past it (sent in chunks).
 func TestMCPAnswerBeforeKillIsWhole(t *testing.T) {
-	bin := buildTestServer(t)
-	w := newMCPWorld(t)
-	body, _ := json.Marshal(api.MCPServerRequest{Profile: "work", Name: "up", Command: []string{bin}})
-	if status, text := w.rest(t, testToken, "POST", "/api/mcp/servers", string(body)); status != http.StatusCreated {
-		t.Fatalf("POST /api/mcp/servers: %d %s", status, text)
-	}
-	w.setBudget(t, "work", budget.Budget{Session: budget.Limits{ToolCalls: 2}, OnExhaust: budget.ActionKill})
+	w, _ := capWorld(t)
 	for _, via := range []string{"tcp", "socket"} {
 		for _, size := range []int{10, 6000} {
 			t.Run(via+"/"+itoaInt(size), func(t *testing.T) {
-				id, tok := w.session(t, "work")
-				base, hc := w.ts.URL, http.DefaultClient
-				if via == "socket" {
-					path, err := w.s.sessions.openSocket(w.s.sessions.get(id))
-					if err != nil {
-						t.Fatal(err)
-					}
-					base = "http://127.0.0.1:" + itoaInt(sandbox.ForwarderPort)
-					tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-						return (&net.Dialer{}).DialContext(ctx, "unix", path)
-					}}
-					t.Cleanup(tr.CloseIdleConnections)
-					hc = &http.Client{Transport: tr}
-				}
-				c, err := client.NewStreamableHttpClient(base+"/mcp", transport.WithHTTPHeaders(map[string]string{"Authorization": "Bearer " + tok}),
-					transport.WithHTTPBasicClient(hc))
-				if err != nil {
-					t.Fatal(err)
-				}
-				t.Cleanup(func() { c.Close() })
-				if err := c.Start(t.Context()); err != nil {
-					t.Fatal(err)
-				}
-				if _, err := c.Initialize(t.Context(), mcpgo.InitializeRequest{}); err != nil {
-					t.Fatalf("initialize: %v", err)
-				}
-				if text, isErr := callTool(t, c, "up__echo", map[string]any{"text": "first"}); isErr {
-					t.Fatalf("first call: %s", text)
-				}
+				cc := newCapCall(t, w, via)
 				// The call that reaches the cap, read to the end of its message.
 				text := strings.Repeat("y", size)
-				msg, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": 77, "method": "tools/call",
-					"params": map[string]any{"name": "up__echo", "arguments": map[string]any{"text": text}}})
-				req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, base+"/mcp", strings.NewReader(string(msg)))
-				if err != nil {
-					t.Fatal(err)
-				}
-				for k, v := range map[string]string{"Authorization": "Bearer " + tok, "Content-Type": "application/json",
-					"Accept": "application/json, text/event-stream", "Mcp-Session-Id": c.GetSessionId(), "Mcp-Protocol-Version": "2025-11-25"} {
-					req.Header.Set(k, v)
-				}
-				resp, err := hc.Do(req)
+				resp, err := cc.hc.Do(cc.request(t, "echo", map[string]any{"text": text}))
 				if err != nil {
 					t.Fatalf("the call that reaches the cap: %v, want its answer", err)
 				}
@@ -87,8 +125,52 @@ func TestMCPAnswerBeforeKillIsWhole(t *testing.T) {
 				if resp.StatusCode != http.StatusOK || !strings.Contains(string(got), text) {
 					t.Errorf("the call that reaches the cap: got %d %.200s, want 200 with the echo", resp.StatusCode, got)
 				}
-				waitUntil(t, "the session killed after the answer", func() bool { return w.s.sessions.get(id) == nil })
+				waitUntil(t, "the session killed after the answer", func() bool { return w.s.sessions.get(cc.id) == nil })
 			})
 		}
+	}
+}
+
+// TestKillNotHeldByAnUnreadAnswer: an agent that sends the tools/call
+// reaching its kill cap and never reads the (large) answer does not keep
+// its session alive: the answer's writes give up after answerWait and the
+// kill runs, over TCP and over the session's socket.
+func TestKillNotHeldByAnUnreadAnswer(t *testing.T) {
+	w, bin := capWorld(t)
+	// The upstream's probe tool answers with this file's 8 MiB, more than
+	// both ends' socket buffers hold (beside its program: its sandbox
+	// lets it read there).
+	big := filepath.Join(filepath.Dir(bin), "big")
+	if err := os.WriteFile(big, bytes.Repeat([]byte("z"), 8<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, via := range []string{"tcp", "socket"} {
+		t.Run(via, func(t *testing.T) {
+			t.Parallel()
+			cc := newCapCall(t, w, via)
+			conn, err := cc.dial(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			// The smallest receive buffer, so that the kernel holds little of
+			// the answer for the agent.
+			if sc, ok := conn.(syscall.Conn); ok {
+				if raw, err := sc.SyscallConn(); err == nil {
+					_ = raw.Control(func(fd uintptr) { _ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+				}
+			}
+			if err := cc.request(t, "probe", map[string]any{"read": big}).Write(conn); err != nil {
+				t.Fatalf("send the call: %v", err)
+			}
+			// Not a byte of the answer is read.
+			deadline := time.Now().Add(60 * time.Second)
+			for w.s.sessions.get(cc.id) != nil {
+				if time.Now().After(deadline) {
+					t.Fatalf("the session is still live 60 s after the call that reached its cap, its answer unread: want it killed")
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		})
 	}
 }

@@ -283,7 +283,7 @@ func (g *mcpGateway) handleMCP(w http.ResponseWriter, r *http.Request) {
 	// call that fits the cap).
 	ctx, killsAfter := withKillsAfter(ctx)
 	defer killsAfter.answerThenRun(ctx, w)
-	g.srv.ServeHTTP(w, r.WithContext(mcp.WithCaller(ctx, caller)))
+	g.srv.ServeHTTP(killsAfter.writer(w), r.WithContext(mcp.WithCaller(ctx, caller)))
 }
 
 // admit paces a session's MCP tool calls by its profile's rate limits.
