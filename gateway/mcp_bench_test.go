@@ -84,7 +84,7 @@ func BenchmarkMCPToolCall(b *testing.B) {
 	}
 	direct := benchClients(b, up.URL+"/mcp", "", 32)
 	bare := benchClients(b, bareProxy.URL+"/mcp", "", 32)
-	floored := benchClients(b, floorProxy.URL+"/mcp", "", 1)
+	floored := benchClients(b, floorProxy.URL+"/mcp", "", 32)
 	ringlet := benchClients(b, ts.URL+"/mcp", tok, 32)
 	hooked := benchClients(b, ts.URL+"/mcp", hookedTok, 1)
 	var failed atomic.Int64
@@ -105,7 +105,7 @@ func BenchmarkMCPToolCall(b *testing.B) {
 		calls float64
 		cpu   time.Duration
 	}
-	var dRun, bRun, rRun run
+	var dRun, bRun, fRun, rRun run
 	phase := func(r *run, clients []*client.Client, tool string) {
 		const d = 500 * time.Millisecond
 		before := processCPU(b)
@@ -115,9 +115,10 @@ func BenchmarkMCPToolCall(b *testing.B) {
 	for range 4 {
 		phase(&dRun, direct, "echo")
 		phase(&bRun, bare, "echo")
+		phase(&fRun, floored, "echo")
 		phase(&rRun, ringlet, "up__echo")
 	}
-	dTP, bTP, rTP := dRun.calls/2, bRun.calls/2, rRun.calls/2
+	dTP, bTP, fTP, rTP := dRun.calls/2, bRun.calls/2, fRun.calls/2, rRun.calls/2
 	// CPU per call added to the direct call's, in µs.
 	addedCPU := func(r run) float64 {
 		return float64(r.cpu.Nanoseconds())/1000/r.calls - float64(dRun.cpu.Nanoseconds())/1000/dRun.calls
@@ -155,15 +156,18 @@ func BenchmarkMCPToolCall(b *testing.B) {
 	b.ReportMetric(dTP, "direct-c32-calls/s")
 	b.ReportMetric(rTP, "ringlet-c32-calls/s")
 	b.ReportMetric(bTP/dTP, "bare-c32-share")
+	b.ReportMetric(fTP/dTP, "floor-c32-share")
 	b.ReportMetric(rTP/dTP, "c32-share")
 	b.ReportMetric(addedCPU(bRun), "bare-c32-cpu-added-µs")
+	b.ReportMetric(addedCPU(fRun), "floor-c32-cpu-added-µs")
 	b.ReportMetric(addedCPU(rRun), "c32-cpu-added-µs")
 	b.ReportMetric(addedCPU(rRun)/addedCPU(bRun), "c32-cpu-ratio-to-bare")
+	b.ReportMetric(addedCPU(rRun)/addedCPU(fRun), "c32-cpu-ratio-to-floor")
 	b.ReportMetric(float64(kp)/float64(rp), "unmatched-hooks-ratio")
 	b.ReportMetric(float64((hp - rp).Microseconds()), "hook-added-p50-µs")
 	b.ReportMetric(0, "ns/op")
-	b.Logf("p50 at concurrency 1: direct %s, bare proxy +%s, durable-record floor +%s, ringlet +%s (%.2fx the bare proxy's, %.2fx the floor's), with hooks for other tools %s (%.3fx); at 32: direct %.0f calls/s, bare %.0f%%, ringlet %.0f%% (CPU per call added: bare %.0f µs, ringlet %.0f µs); one /bin/true hook adds %s",
-		dp, bp-dp, fp-dp, rp-dp, float64(rp-dp)/float64(bp-dp), float64(rp-dp)/float64(fp-dp), kp, float64(kp)/float64(rp), dTP, 100*bTP/dTP, 100*rTP/dTP, addedCPU(bRun), addedCPU(rRun), hp-rp)
+	b.Logf("p50 at concurrency 1: direct %s, bare proxy +%s, durable-record floor +%s, ringlet +%s (%.2fx the bare proxy's, %.2fx the floor's), with hooks for other tools %s (%.3fx); at 32: direct %.0f calls/s, bare %.0f%%, floor %.0f%%, ringlet %.0f%% (CPU per call added: bare %.0f µs, floor %.0f µs, ringlet %.0f µs); one /bin/true hook adds %s",
+		dp, bp-dp, fp-dp, rp-dp, float64(rp-dp)/float64(bp-dp), float64(rp-dp)/float64(fp-dp), kp, float64(kp)/float64(rp), dTP, 100*bTP/dTP, 100*fTP/dTP, 100*rTP/dTP, addedCPU(bRun), addedCPU(fRun), addedCPU(rRun), hp-rp)
 }
 
 // benchRinglet is a daemon with profiles work and hooked whose MCP server
