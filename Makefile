@@ -117,6 +117,7 @@ bench: deps
 	$(GO) test -run '^$$' -bench 'Append' -benchtime 50000x -count 1 ./audit/auditlog
 	$(GO) test -run '^$$' -bench 'RawCommit' -benchtime 3000x -count 3 ./audit/auditlog
 	$(GO) test -run '^$$' -bench 'ToolSearch' -count 3 ./mcp
+	$(GO) test -run '^$$' -bench 'View' -benchtime 300000x -count 3 ./internal/perprofile
 	$(GO) test -run '^$$' -bench 'Usage' -benchtime 1x -count 1 ./audit/auditlog
 	$(GO) test -run '^$$' -bench 'AuditPage' -benchtime 1x -count 1 ./audit/auditlog
 	$(GO) test -run '^$$' -bench 'AdminScale' -benchtime 1x -count 1 ./test/bench

@@ -37,13 +37,13 @@ import (
 // server over streamable HTTP, directly, through a bare
 // httputil.ReverseProxy, through the durable-record floor (that proxy
 // committing a SQLite row before forwarding and one before answering)
-// and through Ringlet's /mcp (auth, audit log and metrics on), side by
-// side in the same run: the p50 latency at
-// concurrency 1, the throughput at concurrency 32, the same calls in a
-// profile whose hooks match other tools, and the cost of one /bin/true
-// pre-tool-use hook. Targets: Ringlet's added p50 at most 1.5x the bare
-// proxy's; at least 35% of direct throughput at 32; hooks that do not
-// match the tool within 10% of no hooks.
+// and through Ringlet's /mcp (auth, audit log and metrics on), side by side
+// in the same run: the p50 latency at concurrency 1, the
+// throughput at concurrency 32 and the CPU per call each proxy adds
+// there, the same calls in a profile whose hooks match other tools, and
+// the cost of one /bin/true pre-tool-use hook. Targets: Ringlet's added
+// p50 at most 1.5x the bare proxy's; at least 35% of direct throughput
+// at 32; hooks that do not match the tool within 10% of no hooks.
 func BenchmarkMCPToolCall(b *testing.B) {
 	upstream := server.NewMCPServer("echo", "1", server.WithToolCapabilities(false))
 	upstream.AddTool(mcpgo.NewTool("echo", mcpgo.WithString("text")), func(ctx context.Context, req mcpgo.CallToolRequest) (*mcpgo.CallToolResult, error) {
@@ -84,7 +84,7 @@ func BenchmarkMCPToolCall(b *testing.B) {
 	}
 	direct := benchClients(b, up.URL+"/mcp", "", 32)
 	bare := benchClients(b, bareProxy.URL+"/mcp", "", 32)
-	floored := benchClients(b, floorProxy.URL+"/mcp", "", 1)
+	floored := benchClients(b, floorProxy.URL+"/mcp", "", 32)
 	ringlet := benchClients(b, ts.URL+"/mcp", tok, 32)
 	hooked := benchClients(b, ts.URL+"/mcp", hookedTok, 1)
 	var failed atomic.Int64
@@ -96,10 +96,33 @@ func BenchmarkMCPToolCall(b *testing.B) {
 		}
 	}
 	// Throughput first: its seconds also age the hooks file past the
-	// window in which a just-written file is read on every call.
-	dTP := throughput(2*time.Second, direct, func(c *client.Client) { call(c, "echo") })
-	bTP := throughput(2*time.Second, bare, func(c *client.Client) { call(c, "echo") })
-	rTP := throughput(2*time.Second, ringlet, func(c *client.Client) { call(c, "up__echo") })
+	// window in which a just-written file is read on every call. Each
+	// target runs 2 s in all, in four rounds of 500 ms, so that drift in
+	// the machine hits all alike, and the process's CPU time of each
+	// target's calls is summed (the clients' and the upstream's too: the
+	// direct calls' is what a proxy's is compared less).
+	type run struct {
+		calls float64
+		cpu   time.Duration
+	}
+	var dRun, bRun, fRun, rRun run
+	phase := func(r *run, clients []*client.Client, tool string) {
+		const d = 500 * time.Millisecond
+		before := processCPU(b)
+		r.calls += throughput(d, clients, func(c *client.Client) { call(c, tool) }) * d.Seconds()
+		r.cpu += processCPU(b) - before
+	}
+	for range 4 {
+		phase(&dRun, direct, "echo")
+		phase(&bRun, bare, "echo")
+		phase(&fRun, floored, "echo")
+		phase(&rRun, ringlet, "up__echo")
+	}
+	dTP, bTP, fTP, rTP := dRun.calls/2, bRun.calls/2, fRun.calls/2, rRun.calls/2
+	// CPU per call added to the direct call's, in µs.
+	addedCPU := func(r run) float64 {
+		return float64(r.cpu.Nanoseconds())/1000/r.calls - float64(dRun.cpu.Nanoseconds())/1000/dRun.calls
+	}
 	n := max(b.N, 400)
 	// Alternate in rounds so drift in the machine hits all alike.
 	var d1, b1, f1, r1, k1, o1 []time.Duration
@@ -133,12 +156,18 @@ func BenchmarkMCPToolCall(b *testing.B) {
 	b.ReportMetric(dTP, "direct-c32-calls/s")
 	b.ReportMetric(rTP, "ringlet-c32-calls/s")
 	b.ReportMetric(bTP/dTP, "bare-c32-share")
+	b.ReportMetric(fTP/dTP, "floor-c32-share")
 	b.ReportMetric(rTP/dTP, "c32-share")
+	b.ReportMetric(addedCPU(bRun), "bare-c32-cpu-added-µs")
+	b.ReportMetric(addedCPU(fRun), "floor-c32-cpu-added-µs")
+	b.ReportMetric(addedCPU(rRun), "c32-cpu-added-µs")
+	b.ReportMetric(addedCPU(rRun)/addedCPU(bRun), "c32-cpu-ratio-to-bare")
+	b.ReportMetric(addedCPU(rRun)/addedCPU(fRun), "c32-cpu-ratio-to-floor")
 	b.ReportMetric(float64(kp)/float64(rp), "unmatched-hooks-ratio")
 	b.ReportMetric(float64((hp - rp).Microseconds()), "hook-added-p50-µs")
 	b.ReportMetric(0, "ns/op")
-	b.Logf("p50 at concurrency 1: direct %s, bare proxy +%s, durable-record floor +%s, ringlet +%s (%.2fx the bare proxy's, %.2fx the floor's), with hooks for other tools %s (%.3fx); at 32: direct %.0f calls/s, bare %.0f%%, ringlet %.0f%%; one /bin/true hook adds %s",
-		dp, bp-dp, fp-dp, rp-dp, float64(rp-dp)/float64(bp-dp), float64(rp-dp)/float64(fp-dp), kp, float64(kp)/float64(rp), dTP, 100*bTP/dTP, 100*rTP/dTP, hp-rp)
+	b.Logf("p50 at concurrency 1: direct %s, bare proxy +%s, durable-record floor +%s, ringlet +%s (%.2fx the bare proxy's, %.2fx the floor's), with hooks for other tools %s (%.3fx); at 32: direct %.0f calls/s, bare %.0f%%, floor %.0f%%, ringlet %.0f%% (CPU per call added: bare %.0f µs, floor %.0f µs, ringlet %.0f µs); one /bin/true hook adds %s",
+		dp, bp-dp, fp-dp, rp-dp, float64(rp-dp)/float64(bp-dp), float64(rp-dp)/float64(fp-dp), kp, float64(kp)/float64(rp), dTP, 100*bTP/dTP, 100*fTP/dTP, 100*rTP/dTP, addedCPU(bRun), addedCPU(fRun), addedCPU(rRun), hp-rp)
 }
 
 // benchRinglet is a daemon with profiles work and hooked whose MCP server

@@ -180,3 +180,43 @@ func TestCacheHandsOutCopies(t *testing.T) {
 		got[0] = shared{}
 	}
 }
+
+// TestViewsOfKeptItemsRunTogether: a View of kept items does not wait for
+// another View still reading them, as the tool calls of many sessions of
+// one profile read the same files at once.
+func TestViewsOfKeptItemsRunTogether(t *testing.T) {
+	t.Parallel()
+	s := aged(t)
+	set(t, s, item{Name: "a"})
+	if _, err := list(t, s); err != nil || !kept(s) {
+		t.Fatalf("first List: err %v, kept %v; want the items kept", err, kept(s))
+	}
+	reading, release := make(chan struct{}), make(chan struct{})
+	first := make(chan error, 1)
+	go func() {
+		first <- s.View("work", func([]item) { close(reading); <-release })
+	}()
+	<-reading
+	type viewed struct {
+		items []item
+		err   error
+	}
+	second := make(chan viewed, 1)
+	go func() {
+		var v viewed
+		v.err = s.View("work", func(items []item) { v.items = slices.Clone(items) })
+		second <- v
+	}()
+	select {
+	case v := <-second:
+		if v.err != nil || len(v.items) != 1 || v.items[0].Name != "a" {
+			t.Errorf("second View: got %v, %v; want [{a 0}]", v.items, v.err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("a View of kept items waited for another View to finish")
+	}
+	close(release)
+	if err := <-first; err != nil {
+		t.Errorf("first View: %v", err)
+	}
+}

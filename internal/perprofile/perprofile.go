@@ -38,7 +38,9 @@ type Store[T any] struct {
 	dir  string // one <profile>.json per profile
 	key  string // the list's member name in the file ("hooks")
 	what string // what the items are, for messages ("hooks")
-	mu   sync.Mutex
+	// mu guards cache. Readers of a cached file hold it shared, so that
+	// the tool calls of many sessions do not queue behind one another.
+	mu sync.RWMutex
 	// cache holds what each profile's file held when it was last read,
 	// with the stat of that file; guarded by mu.
 	cache map[string]cached[T]
@@ -76,12 +78,24 @@ func (s *Store[T]) List(profile string) ([]T, error) {
 
 // View calls read with profile's items, validated as List's are, without
 // copying them: for a reader on the path of every tool call. read runs
-// under the store's lock and must neither change the items nor keep
-// them, nor anything of theirs that a change could reach (their maps
-// and slices). It is not called when the file cannot be read.
+// under the store's lock (shared with other readers) and must neither
+// change the items nor keep them, nor anything of theirs that a change
+// could reach (their maps and slices), nor call the store. It is not
+// called when the file cannot be read.
 func (s *Store[T]) View(profile string, read func(items []T)) error {
 	if err := names.Check("profile", profile); err != nil {
 		return err
+	}
+	// The stat that decides whether the kept items still hold is taken
+	// before any lock, so that concurrent calls do not wait on each
+	// other's system calls. A View that a change overlaps may see the
+	// items from before it, as it could if it had come a moment earlier;
+	// one that starts after the change sees it: the store's own writes
+	// forget the items under the exclusive lock before they write.
+	if fi, err := os.Lstat(s.Path(profile)); err == nil {
+		if st, ok := privatefile.StampOfInfo(fi); ok && s.viewKept(profile, st, read) {
+			return nil
+		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -91,6 +105,19 @@ func (s *Store[T]) View(profile string, read func(items []T)) error {
 	}
 	read(items)
 	return nil
+}
+
+// viewKept calls read with profile's kept items, under the shared lock,
+// if they came from a file whose stat was st; it reports whether it did.
+func (s *Store[T]) viewKept(profile string, st privatefile.Stamp, read func(items []T)) bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	c, ok := s.cache[profile]
+	if !ok || c.stamp != st {
+		return false
+	}
+	read(c.items)
+	return true
 }
 
 // load returns profile's items from the cache when its file has not
