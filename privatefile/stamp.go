@@ -43,3 +43,15 @@ func StampOfInfo(fi fs.FileInfo) (_ Stamp, ok bool) {
 
 // Changed is the later of the file's modification and change times.
 func (s Stamp) Changed() time.Time { return time.Unix(0, max(s.mtime, s.ctime)) }
+
+// RacyWindow: a file changed this recently may change again without its
+// times changing (file times tick coarsely: jiffies on Linux, whole
+// seconds on some file systems), so what was read of it is not kept
+// against its Stamp until it is older. As with git's racily clean index
+// entries, the cost is a read per use in the window after a change.
+const RacyWindow = 2 * time.Second
+
+// SettledAt reports whether what was read of the file from the time at
+// on may be kept against s: the file last changed more than RacyWindow
+// before.
+func (s Stamp) SettledAt(at time.Time) bool { return at.Sub(s.Changed()) > RacyWindow }

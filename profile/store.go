@@ -138,11 +138,20 @@ type Store struct {
 	// checked again.
 	mu     sync.Mutex
 	parsed map[string]parsedProfile
+	// now is the clock a parsed file's age is judged by (nil: time.Now):
+	// one changed within privatefile.RacyWindow of its read is not kept.
+	now func() time.Time
 }
 
 type parsedProfile struct {
 	stamp privatefile.Stamp
 	p     Profile
+	// data is what the file held when it was parsed, kept until the file
+	// is settled (privatefile.Stamp.SettledAt): till then each Get reads
+	// the file again and parses it only if it differs, since a change
+	// within the same tick of the file's times leaves its stamp as it was.
+	data    []byte
+	settled bool
 }
 
 // NewStore returns a store with profile files in configDir/profiles and
@@ -392,8 +401,12 @@ func (s *Store) Get(alias string) (Profile, error) {
 	s.mu.Lock()
 	c, ok := s.parsed[alias]
 	s.mu.Unlock()
-	if stamped && ok && c.stamp == stamp {
+	if stamped && ok && c.stamp == stamp && c.settled {
 		return c.p.clone(), nil
+	}
+	start := time.Now()
+	if s.now != nil {
+		start = s.now()
 	}
 	data, err := privatefile.Read(s.path(alias), 1<<20)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -401,6 +414,14 @@ func (s *Store) Get(alias string) (Profile, error) {
 	}
 	if err != nil {
 		return Profile{}, fmt.Errorf("profile %s: %w", alias, err)
+	}
+	settled := stamped && stamp.SettledAt(start)
+	if stamped && ok && c.stamp == stamp && bytes.Equal(data, c.data) {
+		// Changed lately, but not since it was parsed.
+		if settled {
+			s.keep(alias, parsedProfile{stamp: stamp, p: c.p, settled: true})
+		}
+		return c.p.clone(), nil
 	}
 	var p Profile
 	dec := toml.NewDecoder(bytes.NewReader(data))
@@ -410,14 +431,27 @@ func (s *Store) Get(alias string) (Profile, error) {
 	}
 	p.Alias = alias
 	if stamped {
-		s.mu.Lock()
-		if s.parsed == nil {
-			s.parsed = map[string]parsedProfile{}
+		// A file changed just before this read may change again within
+		// the same tick of its times, which its stamp would not show (a
+		// hand edit tightening the profile must reach the next request):
+		// until it is older, its contents are compared at each Get.
+		kept := parsedProfile{stamp: stamp, p: p.clone(), settled: settled}
+		if !settled {
+			kept.data = data
 		}
-		s.parsed[alias] = parsedProfile{stamp: stamp, p: p.clone()}
-		s.mu.Unlock()
+		s.keep(alias, kept)
 	}
 	return p, nil
+}
+
+// keep keeps what was parsed of alias's file.
+func (s *Store) keep(alias string, c parsedProfile) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.parsed == nil {
+		s.parsed = map[string]parsedProfile{}
+	}
+	s.parsed[alias] = c
 }
 
 // List reads every profile, sorted by alias.

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/neullabs/ringlet/privatefile"
 )
 
 type storeEnv struct {
@@ -344,5 +346,71 @@ func TestStorePathIsJoin(t *testing.T) {
 				t.Errorf("path(%q) under %q: got %q, want %q", alias, s.dir, got, want)
 			}
 		}
+	}
+}
+
+// TestStoreRacyFileReadAgain: a profile file changed within
+// privatefile.RacyWindow of its read may change again within the same
+// tick of its times, leaving its stamp as it was (simulated here by
+// giving the kept entry the edited file's stamp): the next Get still sees
+// the edit, as a hand edit tightening the profile must reach the next
+// request. Once the file is older, what was parsed of it is kept and its
+// contents are no longer read.
+func TestStoreRacyFileReadAgain(t *testing.T) {
+	t.Parallel()
+	e := newStoreEnv(t)
+	if _, err := e.store.Create(e.cat, Profile{Alias: "work", Agent: "claude", Provider: "anthropic", Model: "claude-sonnet-4-5", Workspace: t.TempDir()}); err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	file := filepath.Join(e.configDir, "profiles", "work.toml")
+	entry := func() parsedProfile {
+		e.store.mu.Lock()
+		defer e.store.mu.Unlock()
+		return e.store.parsed["work"]
+	}
+	if _, err := e.store.Get("work"); err != nil {
+		t.Fatal(err)
+	}
+	if c := entry(); c.settled || c.data == nil {
+		t.Fatalf("a profile file written just now: kept settled=%v with data=%v, want unsettled with its contents", c.settled, c.data != nil)
+	}
+	// An edit of the same size whose times did not tick.
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edited := strings.Replace(string(data), "claude-sonnet-4-5", "claude-sonnet-4-6", 1)
+	if edited == string(data) {
+		t.Fatalf("the profile file has no model to edit:\n%s", data)
+	}
+	if err := os.WriteFile(file, []byte(edited), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	st, ok := privatefile.StampOf(file)
+	if !ok {
+		t.Fatal("no stamp")
+	}
+	e.store.mu.Lock()
+	c := e.store.parsed["work"]
+	c.stamp = st
+	e.store.parsed["work"] = c
+	e.store.mu.Unlock()
+	p, err := e.store.Get("work")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Model != "claude-sonnet-4-6" {
+		t.Fatalf("after an edit that left the stamp as it was: model %q, want the edited claude-sonnet-4-6", p.Model)
+	}
+
+	// Older than the window: kept, its contents dropped.
+	e.store.now = func() time.Time { return time.Now().Add(time.Hour) }
+	for range 2 {
+		if p, err := e.store.Get("work"); err != nil || p.Model != "claude-sonnet-4-6" {
+			t.Fatalf("Get: %v, %v; want the edited model", p.Model, err)
+		}
+	}
+	if c := entry(); !c.settled || c.data != nil {
+		t.Fatalf("a profile file older than the racy window: kept settled=%v with data=%v, want settled without its contents", c.settled, c.data != nil)
 	}
 }

@@ -9,7 +9,7 @@ import (
 )
 
 // aged is a store whose clock runs an hour ahead, so that every file
-// it reads is old enough to be kept (see racyWindow).
+// it reads is old enough to be kept (see privatefile.RacyWindow).
 func aged(t *testing.T) *Store[item] {
 	s := New[item](t.TempDir(), "things", "things")
 	s.now = func() time.Time { return time.Now().Add(time.Hour) }
@@ -135,7 +135,7 @@ func TestCacheSeesChanges(t *testing.T) {
 	}
 }
 
-// TestCacheSkipsRacyFiles: a file changed within racyWindow of its read is
+// TestCacheSkipsRacyFiles: a file changed within privatefile.RacyWindow of its read is
 // read again at the next List rather than kept.
 func TestCacheSkipsRacyFiles(t *testing.T) {
 	t.Parallel()

@@ -53,13 +53,6 @@ type cached[T any] struct {
 	stamp privatefile.Stamp
 }
 
-// racyWindow: a file changed this recently may change again without its
-// times changing (file times tick coarsely: jiffies on Linux, whole
-// seconds on some file systems), so what it held is not kept until it is
-// older. As with git's racily clean index entries, the cost is a read
-// per List in the window after a change.
-const racyWindow = 2 * time.Second
-
 // New returns a store of files dir/<profile>.json whose list is the
 // member key; what names the items in messages.
 func New[T any](dir, key, what string) *Store[T] {
@@ -143,7 +136,7 @@ func (s *Store[T]) load(profile string) ([]T, error) {
 	if err != nil || fi == nil {
 		return items, err
 	}
-	if st, ok := privatefile.StampOfInfo(fi); ok && start.Sub(st.Changed()) > racyWindow {
+	if st, ok := privatefile.StampOfInfo(fi); ok && st.SettledAt(start) {
 		s.cache[profile] = cached[T]{items: items, stamp: st}
 	}
 	return items, nil
