@@ -458,3 +458,29 @@ func TestReadOnlyFileSystemNamed(t *testing.T) {
 		t.Errorf("Writable: got %v, want the read-only file system named", err)
 	}
 }
+
+// The checks before every commit stat the database and its log: they
+// allocate nothing (os.Stat or syscall.Stat would allocate the path as a
+// C string each time), and a replaced log is still found.
+func TestCommitCheckAllocations(t *testing.T) {
+	path := dbPath(t)
+	l := openLog(t, Options{Path: path})
+	appendN(t, l, 1)
+	if got := testing.AllocsPerRun(100, func() {
+		if err := l.files.checkCommit(); err != nil {
+			t.Fatal(err)
+		}
+	}); got != 0 {
+		t.Errorf("checkCommit: got %v allocations, want 0", got)
+	}
+	w, err := watchFiles(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(path+"-wal", path+"-wal.moved"); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.checkCommit(); err == nil || !strings.Contains(err.Error(), "write-ahead log") {
+		t.Errorf("checkCommit with the log moved away: got %v, want the log deleted or moved", err)
+	}
+}
