@@ -143,6 +143,7 @@ type Store struct {
 type parsedProfile struct {
 	stamp privatefile.Stamp
 	p     Profile
+	path  string // s.path of its alias
 }
 
 // NewStore returns a store with profile files in configDir/profiles and
@@ -388,14 +389,23 @@ func (s *Store) Get(alias string) (Profile, error) {
 	if err := names.Check("profile", alias); err != nil {
 		return Profile{}, err
 	}
-	stamp, stamped := privatefile.StampOf(s.path(alias))
+	// The path of a profile parsed before is the one kept with it (Get is
+	// on every proxied request's path, and the join allocates); the
+	// entry is looked up again after the stamp, which must come first.
+	s.mu.Lock()
+	path := s.parsed[alias].path
+	s.mu.Unlock()
+	if path == "" {
+		path = s.path(alias)
+	}
+	stamp, stamped := privatefile.StampOf(path)
 	s.mu.Lock()
 	c, ok := s.parsed[alias]
 	s.mu.Unlock()
 	if stamped && ok && c.stamp == stamp {
 		return c.p.clone(), nil
 	}
-	data, err := privatefile.Read(s.path(alias), 1<<20)
+	data, err := privatefile.Read(path, 1<<20)
 	if errors.Is(err, fs.ErrNotExist) {
 		return Profile{}, fmt.Errorf("no profile %q ('ringlet profiles list' shows them): %w", alias, ErrNotFound)
 	}
@@ -406,7 +416,7 @@ func (s *Store) Get(alias string) (Profile, error) {
 	dec := toml.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&p); err != nil {
-		return Profile{}, fmt.Errorf("profile file %s is not valid: %v", s.path(alias), err)
+		return Profile{}, fmt.Errorf("profile file %s is not valid: %v", path, err)
 	}
 	p.Alias = alias
 	if stamped {
@@ -414,7 +424,7 @@ func (s *Store) Get(alias string) (Profile, error) {
 		if s.parsed == nil {
 			s.parsed = map[string]parsedProfile{}
 		}
-		s.parsed[alias] = parsedProfile{stamp: stamp, p: p.clone()}
+		s.parsed[alias] = parsedProfile{stamp: stamp, p: p.clone(), path: path}
 		s.mu.Unlock()
 	}
 	return p, nil
