@@ -191,6 +191,8 @@ type proxySession struct {
 	keyValue  []string
 	// live are the session's requests in flight, cancelled when it ends.
 	live liveRequests
+	// targets are the upstream URLs of its latest requests.
+	targets upstreamTargets
 }
 
 // acceptIdentity is the Accept-Encoding of every forwarded request; shared
@@ -203,7 +205,8 @@ type proxyState struct {
 	sess      *session
 	ps        *proxySession
 	secrets   *provider.Secrets // ps.secrets
-	target    *url.URL
+	target    *url.URL          // &targetv
+	targetv   url.URL
 	body      []byte
 	start     time.Time
 	bytesOut  int64
@@ -958,8 +961,9 @@ func (p *proxy) handleProxy(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad_path", err.Error())
 		return
 	}
-	target, err := upstreamURL(sess.base, sess.baseString(), rest, r.URL.RawQuery)
-	if err != nil {
+	ps := p.shared(sess)
+	var target url.URL
+	if err := ps.targets.get(sess, rest, r.URL.RawQuery, &target); err != nil {
 		writeError(w, http.StatusBadRequest, "bad_path", err.Error())
 		return
 	}
@@ -1020,8 +1024,8 @@ func (p *proxy) handleProxy(w http.ResponseWriter, r *http.Request) {
 	sess.requests.Add(1)
 	ctx, cancel := context.WithCancelCause(r.Context())
 	defer cancel(nil)
-	ps := p.shared(sess)
-	st := &proxyState{sess: sess, ps: ps, secrets: ps.secrets, target: target, body: body.bytes(), start: time.Now(), ctx: ctx, client: r.Context(), cancel: cancel, method: r.Method, hold: bh}
+	st := &proxyState{sess: sess, ps: ps, secrets: ps.secrets, targetv: target, body: body.bytes(), start: time.Now(), ctx: ctx, client: r.Context(), cancel: cancel, method: r.Method, hold: bh}
+	st.target = &st.targetv
 	// A revoked session's streams end at once.
 	ps.live.add(st)
 	defer ps.live.remove(st)
