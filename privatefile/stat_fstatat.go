@@ -27,7 +27,7 @@ func stat(path string, st *syscall.Stat_t, nofollow bool) error {
 	if nofollow {
 		flags = atSymlinkNofollow
 	}
-	_, _, e := syscall.Syscall6(sysFstatat, uintptr(dirfd), uintptr(unsafe.Pointer(&buf[0])), uintptr(unsafe.Pointer(st)), uintptr(flags), 0, 0)
+	_, _, e := syscall.Syscall6(sysFstatat, uintptr(dirfd), uintptr(unsafe.Pointer(&buf[0])), uintptr(unsafe.Pointer(st)), uintptr(flags), 0, 0) //nolint:gosec // G103: syscall.fstatat's call, with a stack buffer for its C string
 	if e != 0 {
 		return e
 	}
