@@ -189,6 +189,10 @@ type proxySession struct {
 	// nothing changes in place.
 	keyHeader string
 	keyValue  []string
+	// live are the session's requests in flight, cancelled when it ends.
+	live liveRequests
+	// targets are the upstream URLs of its latest requests.
+	targets upstreamTargets
 }
 
 // acceptIdentity is the Accept-Encoding of every forwarded request; shared
@@ -201,7 +205,8 @@ type proxyState struct {
 	sess      *session
 	ps        *proxySession
 	secrets   *provider.Secrets // ps.secrets
-	target    *url.URL
+	target    *url.URL          // &targetv
+	targetv   url.URL
 	body      []byte
 	start     time.Time
 	bytesOut  int64
@@ -229,6 +234,10 @@ type proxyState struct {
 	// correlation off.
 	rt  *reqTrace
 	rtv reqTrace // what rt points to when set
+	// livePrev and liveNext link the state into its session's
+	// liveRequests while inLive.
+	livePrev, liveNext *proxyState
+	inLive             bool
 
 	// pctx is ctx carrying the state to the ReverseProxy's hooks
 	// (context.WithValue, without its allocation).
@@ -257,7 +266,10 @@ func (p *proxy) shared(sess *session) *proxySession {
 	}
 	v, loaded := p.perSession.LoadOrStore(sess, ps)
 	if !loaded {
-		context.AfterFunc(sess.ctx, func() { p.perSession.Delete(sess) })
+		context.AfterFunc(sess.ctx, func() {
+			p.perSession.Delete(sess)
+			ps.live.end()
+		})
 	}
 	return v.(*proxySession)
 }
@@ -949,8 +961,9 @@ func (p *proxy) handleProxy(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad_path", err.Error())
 		return
 	}
-	target, err := upstreamURL(sess.base, sess.baseString(), rest, r.URL.RawQuery)
-	if err != nil {
+	ps := p.shared(sess)
+	var target url.URL
+	if err := ps.targets.get(sess, rest, r.URL.RawQuery, &target); err != nil {
 		writeError(w, http.StatusBadRequest, "bad_path", err.Error())
 		return
 	}
@@ -1011,11 +1024,11 @@ func (p *proxy) handleProxy(w http.ResponseWriter, r *http.Request) {
 	sess.requests.Add(1)
 	ctx, cancel := context.WithCancelCause(r.Context())
 	defer cancel(nil)
+	st := &proxyState{sess: sess, ps: ps, secrets: ps.secrets, targetv: target, body: body.bytes(), start: time.Now(), ctx: ctx, client: r.Context(), cancel: cancel, method: r.Method, hold: bh}
+	st.target = &st.targetv
 	// A revoked session's streams end at once.
-	stop := context.AfterFunc(sess.ctx, func() { cancel(errSessionEnded) })
-	defer stop()
-	ps := p.shared(sess)
-	st := &proxyState{sess: sess, ps: ps, secrets: ps.secrets, target: target, body: body.bytes(), start: time.Now(), ctx: ctx, client: r.Context(), cancel: cancel, method: r.Method, hold: bh}
+	ps.live.add(st)
+	defer ps.live.remove(st)
 	var bypass []audit.Record
 	st.rt, bypass = p.o.Rec.traces.request(&st.rtv, sess, st.body)
 	for _, b := range bypass {

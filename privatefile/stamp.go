@@ -2,7 +2,6 @@ package privatefile
 
 import (
 	"io/fs"
-	"os"
 	"syscall"
 	"time"
 )
@@ -22,12 +21,16 @@ type Stamp struct {
 
 // StampOf returns path's Stamp (not following a symbolic link); ok is
 // false when there is none to take.
+// It allocates nothing for a path under 512 bytes: the profiles' check
+// takes one on every proxied request.
 func StampOf(path string) (_ Stamp, ok bool) {
-	fi, err := os.Lstat(path)
-	if err != nil {
+	var st syscall.Stat_t
+	if err := Lstat(path, &st); err != nil {
 		return Stamp{}, false
 	}
-	return StampOfInfo(fi)
+	// What StampOfInfo makes of os.Lstat's FileInfo, without the FileInfo.
+	return Stamp{dev: uint64(st.Dev), ino: st.Ino, size: uint64(st.Size), uid: uint64(st.Uid), mode: fileMode(uint32(st.Mode)),
+		mtime: mtimeNs(&st), ctime: ctimeNs(&st)}, true
 }
 
 // StampOfInfo returns the Stamp of what an Lstat returned; ok is false

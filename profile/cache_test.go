@@ -93,3 +93,25 @@ func TestProfileCloneCopiesEverySlice(t *testing.T) {
 		}
 	}
 }
+
+// A profile served from memory costs the copy it returns and nothing
+// more: no path built, no FileInfo (every proxied request reads its
+// profile).
+func TestStoreGetAllocations(t *testing.T) {
+	e := newStoreEnv(t)
+	if _, err := e.store.Create(e.cat, Profile{Alias: "work", Agent: "claude", Provider: "anthropic", Model: "model-a", Workspace: t.TempDir()}); err != nil {
+		t.Fatal(err)
+	}
+	p, err := e.store.Get("work")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := testing.AllocsPerRun(100, func() { _ = p.clone() })
+	if got := testing.AllocsPerRun(100, func() {
+		if _, err := e.store.Get("work"); err != nil {
+			t.Fatal(err)
+		}
+	}); got > want {
+		t.Errorf("Get of a cached profile: got %v allocations, want at most %v (its copy's)", got, want)
+	}
+}

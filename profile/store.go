@@ -146,6 +146,7 @@ type Store struct {
 type parsedProfile struct {
 	stamp privatefile.Stamp
 	p     Profile
+	path  string // s.path of its alias
 	// data is what the file held when it was parsed, kept until the file
 	// is settled (privatefile.Stamp.SettledAt): till then each Get reads
 	// the file again and parses it only if it differs, since a change
@@ -397,7 +398,16 @@ func (s *Store) Get(alias string) (Profile, error) {
 	if err := names.Check("profile", alias); err != nil {
 		return Profile{}, err
 	}
-	stamp, stamped := privatefile.StampOf(s.path(alias))
+	// The path of a profile parsed before is the one kept with it (Get is
+	// on every proxied request's path, and the join allocates); the
+	// entry is looked up again after the stamp, which must come first.
+	s.mu.Lock()
+	path := s.parsed[alias].path
+	s.mu.Unlock()
+	if path == "" {
+		path = s.path(alias)
+	}
+	stamp, stamped := privatefile.StampOf(path)
 	s.mu.Lock()
 	c, ok := s.parsed[alias]
 	s.mu.Unlock()
@@ -408,7 +418,7 @@ func (s *Store) Get(alias string) (Profile, error) {
 	if s.now != nil {
 		start = s.now()
 	}
-	data, err := privatefile.Read(s.path(alias), 1<<20)
+	data, err := privatefile.Read(path, 1<<20)
 	if errors.Is(err, fs.ErrNotExist) {
 		return Profile{}, fmt.Errorf("no profile %q ('ringlet profiles list' shows them): %w", alias, ErrNotFound)
 	}
@@ -419,7 +429,7 @@ func (s *Store) Get(alias string) (Profile, error) {
 	if stamped && ok && c.stamp == stamp && bytes.Equal(data, c.data) {
 		// Changed lately, but not since it was parsed.
 		if settled {
-			s.keep(alias, parsedProfile{stamp: stamp, p: c.p, settled: true})
+			s.keep(alias, parsedProfile{stamp: stamp, p: c.p, path: path, settled: true})
 		}
 		return c.p.clone(), nil
 	}
@@ -427,7 +437,7 @@ func (s *Store) Get(alias string) (Profile, error) {
 	dec := toml.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&p); err != nil {
-		return Profile{}, fmt.Errorf("profile file %s is not valid: %v", s.path(alias), err)
+		return Profile{}, fmt.Errorf("profile file %s is not valid: %v", path, err)
 	}
 	p.Alias = alias
 	if stamped {
@@ -435,7 +445,7 @@ func (s *Store) Get(alias string) (Profile, error) {
 		// the same tick of its times, which its stamp would not show (a
 		// hand edit tightening the profile must reach the next request):
 		// until it is older, its contents are compared at each Get.
-		kept := parsedProfile{stamp: stamp, p: p.clone(), settled: settled}
+		kept := parsedProfile{stamp: stamp, p: p.clone(), path: path, settled: settled}
 		if !settled {
 			kept.data = data
 		}

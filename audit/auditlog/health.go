@@ -14,6 +14,7 @@ import (
 	"github.com/ncruces/go-sqlite3"
 
 	"github.com/neullabs/ringlet/audit"
+	"github.com/neullabs/ringlet/privatefile"
 )
 
 // fault is why the log cannot be written, and since when.
@@ -354,7 +355,7 @@ func watchFiles(db string) (*watchedFiles, error) {
 	w := &watchedFiles{paths: [3]string{db, db + "-wal", db + "-shm"}}
 	for i, p := range w.paths {
 		var st syscall.Stat_t
-		if err := syscall.Stat(p, &st); err != nil {
+		if err := privatefile.Stat(p, &st); err != nil {
 			return nil, fmt.Errorf("audit log %s: %w", p, err)
 		}
 		w.ids[i] = fileID{uint64(st.Dev), uint64(st.Ino)}
@@ -379,7 +380,7 @@ func (w *watchedFiles) checkFirst(n int) error {
 	defer w.mu.Unlock()
 	for i, p := range w.paths[:n] {
 		var st syscall.Stat_t
-		if err := syscall.Stat(p, &st); err != nil {
+		if err := privatefile.Stat(p, &st); err != nil {
 			if errors.Is(err, syscall.ENOENT) {
 				return fmt.Errorf("the %s %s was deleted or moved while it was being written", watchedNames[i], p)
 			}

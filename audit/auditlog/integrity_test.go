@@ -458,3 +458,52 @@ func TestReadOnlyFileSystemNamed(t *testing.T) {
 		t.Errorf("Writable: got %v, want the read-only file system named", err)
 	}
 }
+
+// The checks before every commit stat the database and its log: they
+// allocate nothing (os.Stat or syscall.Stat would allocate the path as a
+// C string each time), and a replaced log is still found.
+func TestCommitCheckAllocations(t *testing.T) {
+	path := dbPath(t)
+	l := openLog(t, Options{Path: path})
+	appendN(t, l, 1)
+	if got := testing.AllocsPerRun(100, func() {
+		if err := l.files.checkCommit(); err != nil {
+			t.Fatal(err)
+		}
+	}); got != 0 {
+		t.Errorf("checkCommit: got %v allocations, want 0", got)
+	}
+	w, err := watchFiles(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(path+"-wal", path+"-wal.moved"); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.checkCommit(); err == nil || !strings.Contains(err.Error(), "write-ahead log") {
+		t.Errorf("checkCommit with the log moved away: got %v, want the log deleted or moved", err)
+	}
+}
+
+// A record's detail is bound as it is: its length costs no allocation
+// (string(r.Detail) would copy every detail longer than 32 bytes).
+func TestBindInsertDetailAllocations(t *testing.T) {
+	l := openLog(t, Options{Path: dbPath(t)})
+	prev, h := make([]byte, 32), make([]byte, 32)
+	seq := int64(1 << 40)
+	bind := func(detail []byte) func() {
+		return func() {
+			rec := testRecord(1)
+			rec.Seq, rec.Detail = seq, detail
+			seq++
+			if err := l.bindInsert(&rec, prev, h); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	short := testing.AllocsPerRun(50, bind([]byte(`{}`)))
+	long := testing.AllocsPerRun(50, bind([]byte(`{"text":"`+strings.Repeat("x", 2000)+`"}`)))
+	if long > short {
+		t.Errorf("binding a 2 KB detail: got %v allocations, want no more than a 2-byte one's %v", long, short)
+	}
+}

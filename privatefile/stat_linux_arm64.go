@@ -1,0 +1,5 @@
+package privatefile
+
+import "syscall"
+
+const sysFstatat = syscall.SYS_FSTATAT
