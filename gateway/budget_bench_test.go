@@ -38,6 +38,7 @@ func (bs *benchSetup) budgetedSession(b testing.TB, alias string, bud budget.Bud
 	if err := copyKey(o, alias); err != nil {
 		b.Fatal(err)
 	}
+	benchnet.Settle(b, o.CatalogDir)
 	sess, tok, err := bs.srv.sessions.start(context.Background(), alias, time.Hour, audit.ActorAdmin)
 	if err != nil {
 		b.Fatal(err)

@@ -74,6 +74,7 @@ func BenchmarkMCPToolCall(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+	benchnet.Settle(b, s.opts.CatalogDir)
 	_, tok, err := s.sessions.start(context.Background(), "work", 0, audit.ActorAdmin)
 	if err != nil {
 		b.Fatal(err)

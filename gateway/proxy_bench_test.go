@@ -102,6 +102,7 @@ func newProxySetup(b testing.TB, upstream http.Handler, format, auth string) *be
 		b.Fatal(err)
 	}
 	published.Store(s)
+	benchnet.Settle(b, dir)
 	ln := httptest.NewUnstartedServer(nil)
 	s.port.Store(int64(ln.Listener.Addr().(*net.TCPAddr).Port))
 	ln.Config.Handler = s.Handler()

@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 // A profile read once is served from memory until its file changes; any
@@ -102,6 +103,8 @@ func TestStoreGetAllocations(t *testing.T) {
 	if _, err := e.store.Create(e.cat, Profile{Alias: "work", Agent: "claude", Provider: "anthropic", Model: "model-a", Workspace: t.TempDir()}); err != nil {
 		t.Fatal(err)
 	}
+	// Judged long after its write: a file changed lately is read again.
+	e.store.now = func() time.Time { return time.Now().Add(time.Hour) }
 	p, err := e.store.Get("work")
 	if err != nil {
 		t.Fatal(err)

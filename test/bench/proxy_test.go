@@ -80,6 +80,7 @@ func newProxyWorld(b *testing.B) *proxyWorld {
 	waitReady(b, "http://"+daemonAddr+"/api/version", filepath.Join(home, ".config", "ringlet", "http_token"))
 	run("", "providers", "add", "fake", "--base-url", "http://"+upAddr, "--format", "anthropic", "--auth", "x-api-key")
 	run(benchnet.Key, "profiles", "create", "generic", "bench", "--provider", "fake", "--command", "true")
+	benchnet.Settle(b, filepath.Join(home, ".config", "ringlet"))
 	var sess struct{ Token string }
 	if err := json.Unmarshal([]byte(run("", "profiles", "env", "bench", "--json")), &sess); err != nil || sess.Token == "" {
 		b.Fatalf("profiles env --json: %v", err)
