@@ -2,7 +2,6 @@ package auditlog
 
 import (
 	"context"
-	"errors"
 	"runtime"
 	"slices"
 	"sync"
@@ -148,34 +147,12 @@ func TestCloseRacingAppendDelivers(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var acked sync.Map
-		var wg sync.WaitGroup
-		started := make(chan struct{}, 8)
-		for range 8 {
-			wg.Go(func() {
-				for i := 0; ; i++ {
-					r, err := l.Append(context.Background(), testRecord(i))
-					if err != nil {
-						if !errors.Is(err, audit.ErrUnavailable) {
-							t.Errorf("Append: got %v, want an error matching ErrUnavailable", err)
-						}
-						return
-					}
-					acked.Store(r.Seq, true)
-					if i == 0 {
-						started <- struct{}{}
-					}
-				}
-			})
-		}
-		for range 8 {
-			<-started
-		}
+		w := appendUntilClosed(t, l, 8)
 		if err := l.Close(); err != nil {
 			t.Fatal(err)
 		}
 		delivered := got.get() // Close returned: OnCommit is done
-		wg.Wait()
+		w.wg.Wait()
 		if s := got.get(); len(s) != len(delivered) {
 			t.Fatalf("iteration %d: OnCommit called after Close returned (%d records, then %d)", iter, len(delivered), len(s))
 		}
@@ -186,11 +163,6 @@ func TestCloseRacingAppendDelivers(t *testing.T) {
 		if !slices.Equal(delivered, oneTo(res.LastSeq)) {
 			t.Fatalf("iteration %d: OnCommit had %d records, the log holds 1..%d: want the same, in order", iter, len(delivered), res.LastSeq)
 		}
-		acked.Range(func(k, _ any) bool {
-			if seq := k.(int64); seq > res.LastSeq {
-				t.Errorf("iteration %d: record %d was acknowledged but the log ends at %d", iter, seq, res.LastSeq)
-			}
-			return true
-		})
+		w.checkStored(t, iter, res.LastSeq)
 	}
 }

@@ -289,32 +289,10 @@ func TestAppendRacingClose(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var acked sync.Map
-		var wg sync.WaitGroup
-		started := make(chan struct{}, 4)
-		for range 4 {
-			wg.Go(func() {
-				for i := 0; ; i++ {
-					r, err := l.Append(context.Background(), testRecord(i))
-					if err != nil {
-						if !errors.Is(err, audit.ErrUnavailable) {
-							t.Errorf("Append: got %v, want an error matching ErrUnavailable", err)
-						}
-						return
-					}
-					acked.Store(r.Seq, true)
-					if i == 0 {
-						started <- struct{}{}
-					}
-				}
-			})
-		}
-		for range 4 {
-			<-started
-		}
+		w := appendUntilClosed(t, l, 4)
 		l.Close()
 		done := make(chan struct{})
-		go func() { wg.Wait(); close(done) }()
+		go func() { w.wg.Wait(); close(done) }()
 		select {
 		case <-done:
 		case <-time.After(10 * time.Second):
@@ -324,13 +302,55 @@ func TestAppendRacingClose(t *testing.T) {
 		if !res.OK {
 			t.Fatalf("iteration %d: Verify: %s", iter, res.Problem)
 		}
-		acked.Range(func(k, _ any) bool {
-			if seq := k.(int64); seq > res.LastSeq {
-				t.Errorf("iteration %d: record %d was acknowledged but the log ends at %d", iter, seq, res.LastSeq)
+		w.checkStored(t, iter, res.LastSeq)
+	}
+}
+
+// closeRacers are writers appending to a log until it is closed.
+type closeRacers struct {
+	acked sync.Map // seq -> true: the records an Append acknowledged
+	wg    sync.WaitGroup
+}
+
+// appendUntilClosed starts n writers that append to l until an Append
+// fails (with ErrUnavailable, or the test fails), and returns once each
+// has had one record acknowledged.
+func appendUntilClosed(t *testing.T, l *Log, n int) *closeRacers {
+	w := &closeRacers{}
+	started := make(chan struct{}, n)
+	for range n {
+		w.wg.Go(func() {
+			for i := 0; ; i++ {
+				r, err := l.Append(context.Background(), testRecord(i))
+				if err != nil {
+					if !errors.Is(err, audit.ErrUnavailable) {
+						t.Errorf("Append: got %v, want an error matching ErrUnavailable", err)
+					}
+					return
+				}
+				w.acked.Store(r.Seq, true)
+				if i == 0 {
+					started <- struct{}{}
+				}
 			}
-			return true
 		})
 	}
+	for range n {
+		<-started
+	}
+	return w
+}
+
+// checkStored fails the test for any acknowledged record past last, the
+// log's last.
+func (w *closeRacers) checkStored(t *testing.T, iter int, last int64) {
+	t.Helper()
+	w.acked.Range(func(k, _ any) bool {
+		if seq := k.(int64); seq > last {
+			t.Errorf("iteration %d: record %d was acknowledged but the log ends at %d", iter, seq, last)
+		}
+		return true
+	})
 }
 
 func TestReopenContinuesChain(t *testing.T) {
