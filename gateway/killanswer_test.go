@@ -14,10 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mark3labs/mcp-go/client"
-	"github.com/mark3labs/mcp-go/client/transport"
-	mcpgo "github.com/mark3labs/mcp-go/mcp"
-
 	"github.com/neullabs/ringlet/api"
 	"github.com/neullabs/ringlet/budget"
 	"github.com/neullabs/ringlet/sandbox"
@@ -64,18 +60,7 @@ func newCapCall(t *testing.T, w *mcpWorld, via string) *capCall {
 	tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) { return cc.dial(ctx) }}
 	t.Cleanup(tr.CloseIdleConnections)
 	cc.hc = &http.Client{Transport: tr}
-	c, err := client.NewStreamableHttpClient(cc.base+"/mcp", transport.WithHTTPHeaders(map[string]string{"Authorization": "Bearer " + tok}),
-		transport.WithHTTPBasicClient(cc.hc))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	if err := c.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Initialize(t.Context(), mcpgo.InitializeRequest{}); err != nil {
-		t.Fatalf("initialize: %v", err)
-	}
+	c := connectVia(t, cc.base, tok, cc.hc)
 	if text, isErr := callTool(t, c, "up__echo", map[string]any{"text": "first"}); isErr {
 		t.Fatalf("first call: %s", text)
 	}

@@ -104,7 +104,18 @@ func (w *mcpWorld) session(t *testing.T, alias string) (string, string) {
 // connect returns an initialized mcp-go client for tok.
 func (w *mcpWorld) connect(t *testing.T, tok string) *client.Client {
 	t.Helper()
-	c, err := client.NewStreamableHttpClient(w.ts.URL+"/mcp", transport.WithHTTPHeaders(map[string]string{"Authorization": "Bearer " + tok}))
+	return connectVia(t, w.ts.URL, tok, nil)
+}
+
+// connectVia returns an initialized mcp-go client of base's /mcp for
+// tok, through hc (nil: http.DefaultClient).
+func connectVia(t *testing.T, base, tok string, hc *http.Client) *client.Client {
+	t.Helper()
+	opts := []transport.StreamableHTTPCOption{transport.WithHTTPHeaders(map[string]string{"Authorization": "Bearer " + tok})}
+	if hc != nil {
+		opts = append(opts, transport.WithHTTPBasicClient(hc))
+	}
+	c, err := client.NewStreamableHttpClient(base+"/mcp", opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -732,18 +743,7 @@ func TestMCPAnswersReuseTheConnection(t *testing.T) {
 		return (&net.Dialer{}).DialContext(ctx, network, addr)
 	}}
 	t.Cleanup(tr.CloseIdleConnections)
-	c, err := client.NewStreamableHttpClient(w.ts.URL+"/mcp", transport.WithHTTPHeaders(map[string]string{"Authorization": "Bearer " + tok}),
-		transport.WithHTTPBasicClient(&http.Client{Transport: tr}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	if err := c.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Initialize(t.Context(), mcpgo.InitializeRequest{}); err != nil {
-		t.Fatalf("initialize: %v", err)
-	}
+	c := connectVia(t, w.ts.URL, tok, &http.Client{Transport: tr})
 	if text, isErr := callTool(t, c, "up__echo", map[string]any{"text": "warm"}); isErr {
 		t.Fatalf("echo: %s", text)
 	}
