@@ -627,10 +627,7 @@ func TestToolResultWithheldWhenAuditFails(t *testing.T) {
 		k.Auditor = o.Audit
 		o.Audit = &k
 	})
-	body, _ := json.Marshal(api.MCPServerRequest{Profile: "work", Name: "up", Command: []string{bin}})
-	if status, text := w.rest(t, testToken, "POST", "/api/mcp/servers", string(body)); status != http.StatusCreated {
-		t.Fatalf("POST /api/mcp/servers: %d %s", status, text)
-	}
+	w.addUp(t, bin)
 	id, tok := w.session(t, "work")
 	c := w.connect(t, tok)
 	const canary = "ringlet-canary-result-7f3a"

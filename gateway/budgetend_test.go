@@ -1,8 +1,6 @@
 package gateway
 
 import (
-	"encoding/json"
-	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -10,7 +8,6 @@ import (
 
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
 
-	"github.com/neullabs/ringlet/api"
 	"github.com/neullabs/ringlet/audit"
 	"github.com/neullabs/ringlet/budget"
 	"github.com/neullabs/ringlet/profile"
@@ -74,10 +71,7 @@ func TestKilledSessionDropsItsBudget(t *testing.T) {
 func TestToolCallCapKillsAfterTheLastCall(t *testing.T) {
 	bin := buildTestServer(t)
 	w := newMCPWorld(t)
-	body, _ := json.Marshal(api.MCPServerRequest{Profile: "work", Name: "up", Command: []string{bin}})
-	if status, text := w.rest(t, testToken, "POST", "/api/mcp/servers", string(body)); status != http.StatusCreated {
-		t.Fatalf("POST /api/mcp/servers: %d %s", status, text)
-	}
+	w.addUp(t, bin)
 	w.setBudget(t, "work", budget.Budget{Session: budget.Limits{ToolCalls: 2}, OnExhaust: budget.ActionKill})
 	id, tok := w.session(t, "work")
 	c := w.connect(t, tok)

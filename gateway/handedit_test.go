@@ -2,14 +2,12 @@ package gateway
 
 import (
 	"encoding/json"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/neullabs/ringlet/api"
 	"github.com/neullabs/ringlet/hook"
 )
 
@@ -22,10 +20,7 @@ import (
 func TestMCPCallSeesHandEdits(t *testing.T) {
 	bin := buildTestServer(t)
 	w := newMCPWorld(t)
-	body, _ := json.Marshal(api.MCPServerRequest{Profile: "work", Name: "up", Command: []string{bin}})
-	if status, text := w.rest(t, testToken, "POST", "/api/mcp/servers", string(body)); status != http.StatusCreated {
-		t.Fatalf("POST /api/mcp/servers: %d %s", status, text)
-	}
+	w.addUp(t, bin)
 	configDir := filepath.Dir(filepath.Dir(w.hooks.Path("work")))
 	profilePath := filepath.Join(configDir, "profiles", "work.toml")
 	serversPath := filepath.Join(configDir, "mcp", "work.json")

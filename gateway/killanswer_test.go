@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/neullabs/ringlet/api"
 	"github.com/neullabs/ringlet/budget"
 	"github.com/neullabs/ringlet/sandbox"
 )
@@ -25,10 +24,7 @@ import (
 func capWorld(t *testing.T) (w *mcpWorld, bin string) {
 	bin = buildTestServer(t)
 	w = newMCPWorld(t)
-	body, _ := json.Marshal(api.MCPServerRequest{Profile: "work", Name: "up", Command: []string{bin}})
-	if status, text := w.rest(t, testToken, "POST", "/api/mcp/servers", string(body)); status != http.StatusCreated {
-		t.Fatalf("POST /api/mcp/servers: %d %s", status, text)
-	}
+	w.addUp(t, bin)
 	w.setBudget(t, "work", budget.Budget{Session: budget.Limits{ToolCalls: 2}, OnExhaust: budget.ActionKill})
 	return w, bin
 }

@@ -101,6 +101,15 @@ func (w *mcpWorld) session(t *testing.T, alias string) (string, string) {
 	return sess.ID, tok
 }
 
+// addUp adds the MCP server "up" of profile work, the program bin.
+func (w *mcpWorld) addUp(t *testing.T, bin string) {
+	t.Helper()
+	body, _ := json.Marshal(api.MCPServerRequest{Profile: "work", Name: "up", Command: []string{bin}})
+	if status, text := w.rest(t, testToken, "POST", "/api/mcp/servers", string(body)); status != http.StatusCreated {
+		t.Fatalf("POST /api/mcp/servers: %d %s", status, text)
+	}
+}
+
 // connect returns an initialized mcp-go client for tok.
 func (w *mcpWorld) connect(t *testing.T, tok string) *client.Client {
 	t.Helper()
@@ -732,10 +741,7 @@ func TestRateLimitsAdminTools(t *testing.T) {
 func TestMCPAnswersReuseTheConnection(t *testing.T) {
 	bin := buildTestServer(t)
 	w := newMCPWorld(t)
-	body, _ := json.Marshal(api.MCPServerRequest{Profile: "work", Name: "up", Command: []string{bin}})
-	if status, text := w.rest(t, testToken, "POST", "/api/mcp/servers", string(body)); status != http.StatusCreated {
-		t.Fatalf("POST /api/mcp/servers: %d %s", status, text)
-	}
+	w.addUp(t, bin)
 	_, tok := w.session(t, "work")
 	var dials atomic.Int64
 	tr := &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {

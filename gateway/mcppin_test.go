@@ -15,10 +15,7 @@ import (
 func TestMCPApproveREST(t *testing.T) {
 	bin := buildTestServer(t)
 	w := newMCPWorld(t)
-	body, _ := json.Marshal(api.MCPServerRequest{Profile: "work", Name: "up", Command: []string{bin}})
-	if status, text := w.rest(t, testToken, "POST", "/api/mcp/servers", string(body)); status != http.StatusCreated {
-		t.Fatalf("POST /api/mcp/servers: %d %s", status, text)
-	}
+	w.addUp(t, bin)
 	const path = "/api/mcp/servers/work/up/approve"
 	status, text := w.rest(t, testToken, "POST", path, `{"dry_run":true}`)
 	var shown api.MCPApproved
