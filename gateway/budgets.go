@@ -597,6 +597,10 @@ func (k *killsAfter) answerThenRun(ctx context.Context, w http.ResponseWriter) {
 			f.Flush()
 		}
 	})
+	// The kills ran here, before net/http writes the answer's last chunk;
+	// they may have taken longer than the deadline set above (a sandbox
+	// slow to die, every session of a profile). That write has its own.
+	k.bound(w)
 }
 
 func (b *budgets) killNow(sess *session, ref *budget.Refusal) {
