@@ -452,15 +452,17 @@ type killsAfter struct {
 	fns   []func()
 	done  bool
 	timer *time.Timer
-	// bounded is set once the answer's writes have a deadline.
-	bounded atomic.Bool
+	// waits is set once a kill waits: from then on each write of the
+	// answer has a deadline (bound).
+	waits atomic.Bool
 }
 
 type killsAfterKey struct{}
 
 // answerWait bounds how long a kill waits, once its request's handler
-// returned, for the answer to be written to its end: an agent that does
-// not read the end of its answer does not hold its kill off.
+// returned, for the answer to be written to its end, and how long each
+// write of the answer may take once a kill waits: an agent that does not
+// read its answer does not hold its kill off.
 const answerWait = 5 * time.Second
 
 // withKillsAfter returns ctx holding a killsAfter, and what runs its
@@ -478,24 +480,22 @@ func (k *killsAfter) add(fn func()) bool {
 		return false
 	}
 	k.fns = append(k.fns, fn)
+	k.waits.Store(true)
 	return true
 }
 
-// waiting reports whether a kill waits for the answer.
-func (k *killsAfter) waiting() bool {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	return len(k.fns) > 0
-}
-
-// bound gives the answer's writes to w at most answerWait from now once a
-// kill waits for them, so that an agent that does not read the answer of
-// the call that reached its cap does not hold its kill off: the write
-// fails, the handler returns and the kill runs. net/http clears the
-// deadline when the request is done, so a connection that lives on is
-// not affected.
+// bound gives the write to w about to be made at most answerWait from
+// now once a kill waits for the answer, so that an agent that does not
+// read the answer of the call that reached its cap does not hold its
+// kill off: the write fails, the handler returns and the kill runs. The
+// deadline is set again at each write, not once: the kill is queued when
+// the call is let through, before the upstream runs, and a call that
+// streams its progress may take longer than answerWait to its result,
+// which an agent that reads must have whole. net/http clears the deadline
+// when the request is done, so a connection that lives on is not
+// affected.
 func (k *killsAfter) bound(w http.ResponseWriter) {
-	if k.bounded.Load() || !k.waiting() || k.bounded.Swap(true) {
+	if !k.waits.Load() {
 		return
 	}
 	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(answerWait))
@@ -597,6 +597,10 @@ func (k *killsAfter) answerThenRun(ctx context.Context, w http.ResponseWriter) {
 			f.Flush()
 		}
 	})
+	// The kills ran here, before net/http writes the answer's last chunk;
+	// they may have taken longer than the deadline set above (a sandbox
+	// slow to die, every session of a profile). That write has its own.
+	k.bound(w)
 }
 
 func (b *budgets) killNow(sess *session, ref *budget.Refusal) {

@@ -155,3 +155,39 @@ func TestKillNotHeldByAnUnreadAnswer(t *testing.T) {
 		})
 	}
 }
+
+// TestMCPStreamedAnswerBeforeKillIsWhole: the tools/call that reaches a
+// session's tool-call cap (kill action) and streams its progress before a
+// result that comes later than answerWait, to an agent that reads all of
+// it, is answered whole before the kill: the kill is queued when the call
+// is let through, before the upstream runs, so a deadline on the answer's
+// writes counted from its first event would cut the result of a call that
+// fits the cap.
+func TestMCPStreamedAnswerBeforeKillIsWhole(t *testing.T) {
+	w, _ := capWorld(t)
+	for _, via := range []string{"tcp", "socket"} {
+		t.Run(via, func(t *testing.T) {
+			t.Parallel()
+			cc := newCapCall(t, w, via)
+			msg, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": 78, "method": "tools/call",
+				"params": map[string]any{"name": "up__progress", "arguments": map[string]any{"steps": 2, "ms": (answerWait + time.Second).Milliseconds()},
+					"_meta": map[string]any{"progressToken": "tok-78"}}})
+			req := cc.request(t, "progress", nil)
+			req.Body = io.NopCloser(bytes.NewReader(msg))
+			req.ContentLength = int64(len(msg))
+			resp, err := cc.hc.Do(req)
+			if err != nil {
+				t.Fatalf("the call that reaches the cap: %v, want its answer", err)
+			}
+			got, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err != nil {
+				t.Fatalf("the streamed answer of the call that reaches the cap (%d bytes read: %.300s): %v, want it whole", len(got), got, err)
+			}
+			if !strings.Contains(string(got), "notifications/progress") || !strings.Contains(string(got), `"result"`) || !strings.Contains(string(got), "tok-78") {
+				t.Errorf("the call that reaches the cap: got %d %.400s, want its progress and then its result", resp.StatusCode, got)
+			}
+			waitUntil(t, "the session killed after the answer", func() bool { return w.s.sessions.get(cc.id) == nil })
+		})
+	}
+}

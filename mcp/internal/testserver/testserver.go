@@ -36,6 +36,7 @@ import (
 //	            a JSON-RPC error, or on stderr as it exits ("as")
 //	progress    sends "steps" notifications/progress for the call's
 //	            progress token (if it has one), then answers with the token
+//	            (after "ms" milliseconds, if given)
 //
 // -record appends every line the server receives to a file; -env writes
 // its environment and -pid its process id to a file; -bad-tool adds a tool
@@ -215,7 +216,7 @@ func New(desc string, opts ...server.ServerOption) *server.MCPServer {
 		}
 		return mcpgo.NewToolResultText(strings.Join(out, "\n")), nil
 	})
-	s.AddTool(mcpgo.NewTool("progress", mcpgo.WithNumber("steps")), func(ctx context.Context, req mcpgo.CallToolRequest) (*mcpgo.CallToolResult, error) {
+	s.AddTool(mcpgo.NewTool("progress", mcpgo.WithNumber("steps"), mcpgo.WithNumber("ms")), func(ctx context.Context, req mcpgo.CallToolRequest) (*mcpgo.CallToolResult, error) {
 		var tok any
 		if req.Params.Meta != nil {
 			tok = req.Params.Meta.ProgressToken
@@ -230,6 +231,11 @@ func New(desc string, opts ...server.ServerOption) *server.MCPServer {
 			// of its own, so the answer could overtake them; a pause lets
 			// them out first, as from a server that writes in order.
 			time.Sleep(100 * time.Millisecond)
+		}
+		// A long call that reported its progress.
+		select {
+		case <-time.After(time.Duration(req.GetFloat("ms", 0)) * time.Millisecond):
+		case <-ctx.Done():
 		}
 		return mcpgo.NewToolResultText(fmt.Sprint(tok)), nil
 	})
