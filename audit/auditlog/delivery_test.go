@@ -56,17 +56,7 @@ func TestDeliveryQueueFull(t *testing.T) {
 	}})
 	unblock := sync.OnceFunc(func() { close(release) })
 	t.Cleanup(unblock)
-	var wg sync.WaitGroup
-	for w := range writers {
-		wg.Go(func() {
-			for i := range each {
-				if _, err := l.Append(context.Background(), testRecord(w*each+i)); err != nil {
-					t.Errorf("writer %d, Append %d: %v", w, i, err)
-					return
-				}
-			}
-		})
-	}
+	wg := appendFrom(t, l, writers, each)
 	within(t, "OnCommit to hold a batch", blocked)
 	// The queue's batches, and one more: a leader waiting for room.
 	waitFor(t, "a commit to wait for room in the delivery queue", func() bool {
@@ -99,17 +89,7 @@ func TestOnCommitPanics(t *testing.T) {
 		got.add(recs)
 		panic("an observer failed")
 	}})
-	var wg sync.WaitGroup
-	for w := range writers {
-		wg.Go(func() {
-			for i := range each {
-				if _, err := l.Append(context.Background(), testRecord(w*each+i)); err != nil {
-					t.Errorf("writer %d, Append %d: %v", w, i, err)
-					return
-				}
-			}
-		})
-	}
+	wg := appendFrom(t, l, writers, each)
 	wg.Wait()
 	if err := l.Writable(); err != nil {
 		t.Errorf("Writable after OnCommit panicked: %v, want nil", err)
@@ -138,15 +118,12 @@ func TestCloseRacingAppendDelivers(t *testing.T) {
 		var got seqsFrom
 		// A slow observer, so that batches still wait for it when Close
 		// is called.
-		l, err := Open(Options{Path: path, deliveryQueue: 1 + iter%3, OnCommit: func(recs []audit.Record) {
+		l := openLog(t, Options{Path: path, deliveryQueue: 1 + iter%3, OnCommit: func(recs []audit.Record) {
 			for range 100 {
 				runtime.Gosched()
 			}
 			got.add(recs)
 		}})
-		if err != nil {
-			t.Fatal(err)
-		}
 		w := appendUntilClosed(t, l, 8)
 		if err := l.Close(); err != nil {
 			t.Fatal(err)
@@ -165,4 +142,21 @@ func TestCloseRacingAppendDelivers(t *testing.T) {
 		}
 		w.checkStored(t, iter, res.LastSeq)
 	}
+}
+
+// appendFrom starts writers goroutines, each appending each records to l
+// (testRecord(w*each+i) for writer w), and returns what waits for them.
+func appendFrom(t *testing.T, l *Log, writers, each int) *sync.WaitGroup {
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			for i := range each {
+				if _, err := l.Append(context.Background(), testRecord(w*each+i)); err != nil {
+					t.Errorf("writer %d, Append %d: %v", w, i, err)
+					return
+				}
+			}
+		})
+	}
+	return &wg
 }

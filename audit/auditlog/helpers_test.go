@@ -110,6 +110,29 @@ func rawConn(t testing.TB, path string) *sqlite3.Conn {
 	return db
 }
 
+// queryInt is the integer the query sql returns (its first column of its
+// first row) on c.
+func queryInt(t testing.TB, c *sqlite3.Conn, sql string) int64 {
+	t.Helper()
+	stmt, _, err := c.Prepare(sql)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stmt.Close()
+	if !stmt.Step() {
+		t.Fatalf("%s: no row (%v)", sql, stmt.Err())
+	}
+	return stmt.ColumnInt64(0)
+}
+
+// rawInt is queryInt on a direct connection closed before it returns.
+func rawInt(t testing.TB, path, sql string) int64 {
+	t.Helper()
+	c := rawConn(t, path)
+	defer c.Close()
+	return queryInt(t, c, sql)
+}
+
 // rawExec runs sql on a direct connection that is closed before it returns.
 func rawExec(t testing.TB, path, sql string) {
 	t.Helper()

@@ -219,10 +219,7 @@ func TestUsageSummaryMatchesFullScan(t *testing.T) {
 func TestUsageSummaryTrailsTheLog(t *testing.T) {
 	t.Parallel()
 	path := dbPath(t)
-	l, err := Open(Options{Path: path})
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := openLog(t, Options{Path: path})
 	usageRecords(t, l, rand.New(rand.NewPCG(9, 10)), 120)
 	if through, n := usageThroughSeq(t, path), countRows(t, path, "usage_hours"); through != 0 || n != 0 {
 		t.Errorf("through_seq %d and %d summary rows after 120 records, want 0 and 0 (the summary trails by up to %d)", through, n, usageLagMax)
@@ -238,17 +235,7 @@ func TestUsageSummaryTrailsTheLog(t *testing.T) {
 
 func usageThroughSeq(t *testing.T, path string) int64 {
 	t.Helper()
-	c := rawConn(t, path)
-	defer c.Close()
-	stmt, _, err := c.Prepare(`SELECT through_seq FROM usage_state`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stmt.Close()
-	if !stmt.Step() {
-		t.Fatal(stmt.Err())
-	}
-	return stmt.ColumnInt64(0)
+	return rawInt(t, path, `SELECT through_seq FROM usage_state`)
 }
 
 // A log written without the summary (by an older Ringlet) is summarised
@@ -256,10 +243,7 @@ func usageThroughSeq(t *testing.T, path string) int64 {
 func TestUsageSummaryBuiltAtOpen(t *testing.T) {
 	t.Parallel()
 	path := dbPath(t)
-	l, err := Open(Options{Path: path})
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := openLog(t, Options{Path: path})
 	usageRecords(t, l, rand.New(rand.NewPCG(3, 4)), 400)
 	l.Close()
 	rawExec(t, path, `DROP TABLE usage_hours; DROP TABLE usage_state`)
@@ -282,21 +266,11 @@ func TestUsageSummaryBuiltAtOpen(t *testing.T) {
 func TestUsageSummaryBehind(t *testing.T) {
 	t.Parallel()
 	path := dbPath(t)
-	l, err := Open(Options{Path: path})
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := openLog(t, Options{Path: path})
 	usageRecords(t, l, rand.New(rand.NewPCG(7, 8)), 400)
 	l.Close()
 	// As if the last 100 records had been written without the summary.
-	c := rawConn(t, path)
-	stmt, _, err := c.Prepare(`SELECT max(seq) - 100 FROM records`)
-	if err != nil || !stmt.Step() {
-		t.Fatal(err)
-	}
-	through := stmt.ColumnInt64(0)
-	stmt.Close()
-	c.Close()
+	through := rawInt(t, path, `SELECT max(seq) - 100 FROM records`)
 	rawExec(t, path, `DELETE FROM usage_hours`)
 	rebuildUsageThrough(t, path, through)
 	checkUsage(t, path)
@@ -317,17 +291,7 @@ func rebuildUsageThrough(t *testing.T, path string, seq int64) {
 
 func countRows(t *testing.T, path, table string) int64 {
 	t.Helper()
-	c := rawConn(t, path)
-	defer c.Close()
-	stmt, _, err := c.Prepare(`SELECT count(*) FROM ` + table)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stmt.Close()
-	if !stmt.Step() {
-		t.Fatal(stmt.Err())
-	}
-	return stmt.ColumnInt64(0)
+	return rawInt(t, path, `SELECT count(*) FROM `+table)
 }
 
 // TestToolCallsCountsChargedReads: the spend of tool calls a restart

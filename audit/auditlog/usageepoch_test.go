@@ -15,10 +15,7 @@ import (
 func TestUsageSummaryAfterTruncatedTailEpoch(t *testing.T) {
 	t.Parallel()
 	path := dbPath(t)
-	l, err := Open(Options{Path: path})
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := openLog(t, Options{Path: path})
 	l.usageLag = 37
 	rng := rand.New(rand.NewPCG(21, 22))
 	usageRecords(t, l, rng, 300)
@@ -52,10 +49,7 @@ func TestUsageSummaryAfterTruncatedTailEpoch(t *testing.T) {
 func TestUsageSummaryAfterEmptiedLogEpoch(t *testing.T) {
 	t.Parallel()
 	path := dbPath(t)
-	l, err := Open(Options{Path: path})
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := openLog(t, Options{Path: path})
 	usageRecords(t, l, rand.New(rand.NewPCG(23, 24)), 100)
 	l.Close()
 	openLog(t, Options{Path: path}).Close()

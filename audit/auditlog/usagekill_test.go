@@ -125,13 +125,5 @@ func recordCount(t *testing.T, path string) int64 {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	stmt, _, err := db.Prepare(`SELECT count(*) FROM records`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stmt.Close()
-	if !stmt.Step() {
-		t.Fatal(stmt.Err())
-	}
-	return stmt.ColumnInt64(0)
+	return queryInt(t, db, `SELECT count(*) FROM records`)
 }
