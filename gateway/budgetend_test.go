@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
@@ -114,30 +115,42 @@ func TestToolCallCapKillsAfterTheLastCall(t *testing.T) {
 	}
 }
 
-// TestKillsAfterFlushFirst: the kills a request's budget asked for run
-// once it answered, after first (the flush that puts the answer out
-// before a kill closes the socket under it), and first runs only when a
-// kill waits (a flushed answer goes chunked). A kill asked for after
-// that runs at once.
+// TestKillsAfterFlushFirst: over TCP the kills a request's budget asked
+// for run once it answered, after the flush that puts the answer out
+// before a kill closes the connection under it, and the answer is
+// flushed only when a kill waits (a flushed answer goes chunked). A kill
+// asked for after that runs at once.
 func TestKillsAfterFlushFirst(t *testing.T) {
 	var got []string
+	w := &flushLog{ResponseRecorder: httptest.NewRecorder(), got: &got}
 	_, k := withKillsAfter(t.Context())
-	k.run(func() { got = append(got, "flush") })
+	k.answerThenRun(t.Context(), w)
 	if len(got) != 0 {
 		t.Fatalf("no kill waiting: got %v, want no flush", got)
+	}
+	if k.add(func() { got = append(got, "late") }) {
+		t.Errorf("add after the answer, none waiting: kept, want refused (the caller kills at once)")
 	}
 
 	_, k = withKillsAfter(t.Context())
 	for _, name := range []string{"kill a", "kill b"} {
 		if !k.add(func() { got = append(got, name) }) {
-			t.Fatalf("add %s before run: refused", name)
+			t.Fatalf("add %s before the answer: refused", name)
 		}
 	}
-	k.run(func() { got = append(got, "flush") })
+	k.answerThenRun(t.Context(), w)
 	if want := []string{"flush", "kill a", "kill b"}; !slices.Equal(got, want) {
-		t.Errorf("run: got %v, want %v", got, want)
+		t.Errorf("answerThenRun: got %v, want %v", got, want)
 	}
 	if k.add(func() { got = append(got, "late") }) {
-		t.Errorf("add after run: kept, want refused (the caller kills at once)")
+		t.Errorf("add after the answer: kept, want refused (the caller kills at once)")
 	}
 }
+
+// flushLog notes each Flush in got.
+type flushLog struct {
+	*httptest.ResponseRecorder
+	got *[]string
+}
+
+func (f *flushLog) Flush() { *f.got = append(*f.got, "flush"); f.ResponseRecorder.Flush() }

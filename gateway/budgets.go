@@ -532,17 +532,6 @@ func (b *killBoundWriter) Flush() {
 // Unwrap is for http.ResponseController.
 func (b *killBoundWriter) Unwrap() http.ResponseWriter { return b.ResponseWriter }
 
-// pending reports whether a kill waits; with none, the request is done
-// with killsAfter (a kill added later runs at once).
-func (k *killsAfter) pending() bool {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if len(k.fns) == 0 {
-		k.done = true
-	}
-	return len(k.fns) > 0
-}
-
 // fire runs the kills that wait, once; any added later run at once.
 func (k *killsAfter) fire() {
 	k.mu.Lock()
@@ -557,20 +546,12 @@ func (k *killsAfter) fire() {
 	}
 }
 
-// run runs the kills added so far, after first, which is called only when
-// there is one: first flushes the answer out before the kill closes the
-// socket under it. Flushing every answer instead would make net/http send
-// each one chunked, its end in a write of its own, and an MCP client that
-// closes the body at the JSON's end before that write arrives cannot
-// reuse its connection: a new TCP connection for about every other call.
-func (k *killsAfter) run(first func()) {
-	if k.pending() {
-		first()
-	}
-	k.fire()
-}
-
-// answerThenRun runs the kills once the handler's answer w is out. On a
+// answerThenRun runs the kills once the handler's answer w is out; with
+// none waiting it only marks the request done (a kill added later runs at
+// once). Over TCP it flushes the answer first, and only then: flushing
+// every answer would make net/http send each one chunked, its end in a
+// write of its own, and an MCP client that closes the body at the JSON's
+// end before that write arrives cannot reuse its connection. On a
 // session's socket, whose connections a kill closes at once, a flush is
 // not enough: an answer net/http sends chunked ends in a write made only
 // after the handler returns, and a client that misses it has lost the
@@ -578,29 +559,31 @@ func (k *killsAfter) run(first func()) {
 // connection's answer is written to its end (afterAnswer), or answerWait.
 func (k *killsAfter) answerThenRun(ctx context.Context, w http.ResponseWriter) {
 	k.bound(w)
-	if a, ok := ctx.Value(afterAnswerKey{}).(*afterAnswer); ok {
-		k.mu.Lock()
-		waits := len(k.fns) > 0
-		if waits {
-			k.timer = time.AfterFunc(answerWait, k.fire)
-		} else {
-			k.done = true
-		}
-		k.mu.Unlock()
-		if waits {
-			a.later(k.fire)
-		}
-		return
+	a, onSocket := ctx.Value(afterAnswerKey{}).(*afterAnswer)
+	k.mu.Lock()
+	waits := len(k.fns) > 0
+	switch {
+	case !waits:
+		k.done = true
+	case onSocket:
+		k.timer = time.AfterFunc(answerWait, k.fire)
 	}
-	k.run(func() {
+	k.mu.Unlock()
+	switch {
+	case !waits:
+	case onSocket:
+		a.later(k.fire)
+	default:
 		if f, ok := w.(http.Flusher); ok {
 			f.Flush()
 		}
-	})
-	// The kills ran here, before net/http writes the answer's last chunk;
-	// they may have taken longer than the deadline set above (a sandbox
-	// slow to die, every session of a profile). That write has its own.
-	k.bound(w)
+		k.fire()
+		// The kills ran here, before net/http writes the answer's last
+		// chunk; they may have taken longer than the deadline set above
+		// (a sandbox slow to die, every session of a profile). That
+		// write has its own.
+		k.bound(w)
+	}
 }
 
 func (b *budgets) killNow(sess *session, ref *budget.Refusal) {
