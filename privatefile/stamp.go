@@ -28,9 +28,7 @@ func StampOf(path string) (_ Stamp, ok bool) {
 	if err := Lstat(path, &st); err != nil {
 		return Stamp{}, false
 	}
-	// What StampOfInfo makes of os.Lstat's FileInfo, without the FileInfo.
-	return Stamp{dev: uint64(st.Dev), ino: st.Ino, size: uint64(st.Size), uid: uint64(st.Uid), mode: fileMode(uint32(st.Mode)),
-		mtime: mtimeNs(&st), ctime: ctimeNs(&st)}, true
+	return stampOfStat(&st), true
 }
 
 // StampOfInfo returns the Stamp of what an Lstat returned; ok is false
@@ -40,8 +38,14 @@ func StampOfInfo(fi fs.FileInfo) (_ Stamp, ok bool) {
 	if !isUnix {
 		return Stamp{}, false
 	}
-	return Stamp{dev: uint64(st.Dev), ino: st.Ino, size: uint64(st.Size), uid: uint64(st.Uid), mode: fi.Mode(),
-		mtime: fi.ModTime().UnixNano(), ctime: ctimeNs(st)}, true
+	return stampOfStat(st), true
+}
+
+// stampOfStat is the Stamp of a stat: its mode as os reports it
+// (TestStampOfMatchesLstat holds the two equal).
+func stampOfStat(st *syscall.Stat_t) Stamp {
+	return Stamp{dev: uint64(st.Dev), ino: st.Ino, size: uint64(st.Size), uid: uint64(st.Uid), mode: fileMode(uint32(st.Mode)),
+		mtime: mtimeNs(st), ctime: ctimeNs(st)}
 }
 
 // Changed is the later of the file's modification and change times.

@@ -53,6 +53,10 @@ func TestStampOfMatchesLstat(t *testing.T) {
 		if !ok || got != want {
 			t.Errorf("StampOf(%s) = %+v, %v; want %+v", p, got, ok, want)
 		}
+		// Both come from the stat: its mode and time as os reads them.
+		if got.mode != fi.Mode() || got.mtime != fi.ModTime().UnixNano() {
+			t.Errorf("StampOf(%s): mode %v, mtime %d; os.Lstat says %v, %d", p, got.mode, got.mtime, fi.Mode(), fi.ModTime().UnixNano())
+		}
 	}
 	if _, ok := StampOf(filepath.Join(dir, "missing")); ok {
 		t.Error("StampOf of a missing file: got ok, want not")

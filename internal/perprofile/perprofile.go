@@ -85,10 +85,8 @@ func (s *Store[T]) View(profile string, read func(items []T)) error {
 	// items from before it, as it could if it had come a moment earlier;
 	// one that starts after the change sees it: the store's own writes
 	// forget the items under the exclusive lock before they write.
-	if fi, err := os.Lstat(s.Path(profile)); err == nil {
-		if st, ok := privatefile.StampOfInfo(fi); ok && s.viewKept(profile, st, read) {
-			return nil
-		}
+	if st, ok := privatefile.StampOf(s.Path(profile)); ok && s.viewKept(profile, st, read) {
+		return nil
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
