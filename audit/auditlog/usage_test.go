@@ -32,20 +32,28 @@ var usageBase = time.Date(2026, 5, 1, 22, 17, 31, 0, time.UTC)
 // of several profiles, sessions, providers and models, and other kinds.
 func usageRecords(t *testing.T, l *Log, rng *rand.Rand, n int) {
 	t.Helper()
-	models := []string{"claude-sonnet-4-5", "gpt-5", "free-model", ""}
 	for i := range n {
-		r := audit.Record{Time: usageBase.Add(time.Duration(rng.Int64N(int64(72 * time.Hour)))), Kind: audit.KindProviderRequest,
-			Profile: fmt.Sprintf("p%d", rng.IntN(3)), Session: fmt.Sprintf("s%d", rng.IntN(4)), Actor: "tok", Target: "/v1/messages", Decision: audit.Allow,
-			TokensIn: rng.Int64N(5000), TokensOut: rng.Int64N(2000), TokensCacheRead: rng.Int64N(100), TokensCacheWrite: rng.Int64N(50),
-			Detail: audit.DetailJSON(map[string]any{"provider": []string{"anthropic", "openai"}[rng.IntN(2)], "model": models[rng.IntN(len(models))]})}
-		if i%5 == 0 {
-			r = testRecord(i)
-			r.TokensIn = 99 // not a provider request: never counted
-		}
-		if _, err := l.Append(t.Context(), r); err != nil {
+		if _, err := l.Append(t.Context(), usageRecord(rng, i)); err != nil {
 			t.Fatalf("Append %d: %v", i, err)
 		}
 	}
+}
+
+// usageRecord is usageRecords' i-th record: a provider request of one of
+// several profiles, sessions, providers and models within about three
+// days, or (every fifth) another kind carrying tokens that must never be
+// counted.
+func usageRecord(rng *rand.Rand, i int) audit.Record {
+	if i%5 == 0 {
+		r := testRecord(i)
+		r.TokensIn = 99 // not a provider request: never counted
+		return r
+	}
+	models := []string{"claude-sonnet-4-5", "gpt-5", "free-model", ""}
+	return audit.Record{Time: usageBase.Add(time.Duration(rng.Int64N(int64(72 * time.Hour)))), Kind: audit.KindProviderRequest,
+		Profile: fmt.Sprintf("p%d", rng.IntN(3)), Session: fmt.Sprintf("s%d", rng.IntN(4)), Actor: "tok", Target: "/v1/messages", Decision: audit.Allow,
+		TokensIn: rng.Int64N(5000), TokensOut: rng.Int64N(2000), TokensCacheRead: rng.Int64N(100), TokensCacheWrite: rng.Int64N(50),
+		Detail: audit.DetailJSON(map[string]any{"provider": []string{"anthropic", "openai"}[rng.IntN(2)], "model": models[rng.IntN(len(models))]})}
 }
 
 // usageFilters are the reports compared: whole and partial hours, one

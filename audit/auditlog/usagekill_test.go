@@ -36,16 +36,8 @@ func TestUsageKilledWriterChild(t *testing.T) {
 	for w := range 8 {
 		go func() {
 			rng := rand.New(rand.NewPCG(seed, uint64(w)))
-			models := []string{"claude-sonnet-4-5", "gpt-5", "free-model", ""}
 			for i := 0; ; i++ {
-				r := audit.Record{Time: usageBase.Add(time.Duration(rng.Int64N(int64(72 * time.Hour)))), Kind: audit.KindProviderRequest,
-					Profile: fmt.Sprintf("p%d", rng.IntN(3)), Session: fmt.Sprintf("s%d", rng.IntN(4)), Actor: "tok", Target: "/v1/messages", Decision: audit.Allow,
-					TokensIn: rng.Int64N(5000), TokensOut: rng.Int64N(2000), TokensCacheRead: rng.Int64N(100), TokensCacheWrite: rng.Int64N(50),
-					Detail: audit.DetailJSON(map[string]any{"provider": []string{"anthropic", "openai"}[rng.IntN(2)], "model": models[rng.IntN(len(models))]})}
-				if i%5 == 0 {
-					r = testRecord(i)
-				}
-				if _, err := l.Append(context.Background(), r); err != nil {
+				if _, err := l.Append(context.Background(), usageRecord(rng, i)); err != nil {
 					fmt.Fprintln(os.Stderr, "append:", err)
 					os.Exit(4)
 				}
